@@ -1,0 +1,3 @@
+//! SeaORM entities, one file per catalog table.
+
+pub mod settings;

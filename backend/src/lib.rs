@@ -1,0 +1,21 @@
+//! The Sendense server as a library: the binary in `main.rs` is a thin shell
+//! over [`cli::run`], and tests drive [`api::router`] directly.
+//!
+//! Rooms:
+//! * [`api`]: HTTP routes, extractors, the error type and its mapping to the
+//!   shared error body, the WebSocket.
+//! * [`db`]: the catalog connection and its SeaORM entities.
+//! * [`telemetry`]: logging and live system health.
+//! * [`server`]: start-up, the listener and graceful shutdown.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod server;
+pub mod spa;
+pub mod state;
+pub mod telemetry;
+
+/// The server's version, as reported by the health endpoint and the cockpit.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,56 @@
+//! The one `Clone` application state every handler receives.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sea_orm::DatabaseConnection;
+use shared_types::health::SystemHealth;
+use shared_types::ws::ServerMessage;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::CatalogKind;
+
+/// How many events a slow WebSocket client may fall behind before it skips.
+const EVENT_BACKLOG: usize = 256;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub catalog_kind: CatalogKind,
+    pub started: Instant,
+    /// Every live event for WebSocket clients goes through this bus.
+    pub events: broadcast::Sender<ServerMessage>,
+    /// The most recent system health sample, for clients that just connected.
+    pub latest_health: watch::Receiver<Option<SystemHealth>>,
+    /// Cancelled when the server shuts down: long-lived tasks and sockets end.
+    pub shutdown: CancellationToken,
+    pub data_dir: Arc<std::path::PathBuf>,
+}
+
+impl AppState {
+    /// A state with a fresh event bus; returns the sender half of the health
+    /// channel for the sampler to feed.
+    pub fn new(
+        db: DatabaseConnection,
+        catalog_kind: CatalogKind,
+        data_dir: std::path::PathBuf,
+    ) -> (Self, watch::Sender<Option<SystemHealth>>) {
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let (health_tx, latest_health) = watch::channel(None);
+        let state = Self {
+            db,
+            catalog_kind,
+            started: Instant::now(),
+            events,
+            latest_health,
+            shutdown: CancellationToken::new(),
+            data_dir: Arc::new(data_dir),
+        };
+        (state, health_tx)
+    }
+
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}

@@ -1,0 +1,4 @@
+//! Logs and live system figures.
+
+pub mod logging;
+pub mod system;

@@ -1,0 +1,92 @@
+//! The app: router, shared state and the cockpit layout.
+
+use leptos::prelude::*;
+use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::hooks::use_location;
+use leptos_router::path;
+
+use crate::components::alerts::AlertStrip;
+use crate::components::bottom_nav::BottomNav;
+use crate::components::context_panel::ContextPanel;
+use crate::components::instrument_panel::InstrumentPanel;
+use crate::components::layout::{panels_overlay, provide_layout};
+use crate::components::status_bar::StatusBar;
+use crate::components::top_bar::TopBar;
+use crate::live::provide_live;
+use crate::pages::command::CommandPage;
+use crate::pages::not_found::NotFoundPage;
+use crate::pages::planned::PlannedPage;
+use crate::pages::systems::SystemsPage;
+use crate::pages::telemetry::TelemetryPage;
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_live();
+    view! {
+        <Router>
+            <Shell />
+        </Router>
+    }
+}
+
+#[component]
+fn Shell() -> impl IntoView {
+    let layout = provide_layout();
+    // On small screens an open overlay panel closes when the page changes.
+    let location = use_location();
+    Effect::new(move |prev: Option<String>| {
+        let path = location.pathname.get();
+        if prev.is_some_and(|p| p != path) {
+            layout.close_overlays();
+        }
+        path
+    });
+    let class = move || {
+        let mut c = String::from("cockpit");
+        if layout.left_open.get() {
+            c.push_str(" left-open");
+        }
+        if layout.right_open.get() {
+            c.push_str(" right-open");
+        }
+        c
+    };
+    view! {
+        <div class=class data-testid="cockpit">
+            <TopBar />
+            <AlertStrip />
+            <aside class="panel left" aria-label="Instrument panel" data-testid="instrument-panel">
+                <InstrumentPanel />
+            </aside>
+            <main class="main" id="main">
+                <Routes fallback=NotFoundPage>
+                    <Route path=path!("/") view=|| view! { <Redirect path="/command" /> } />
+                    <Route path=path!("/command") view=CommandPage />
+                    <Route path=path!("/flows") view=PlannedPage />
+                    <Route path=path!("/assets") view=PlannedPage />
+                    <Route path=path!("/recovery") view=PlannedPage />
+                    <Route path=path!("/telemetry") view=TelemetryPage />
+                    <Route path=path!("/repositories") view=PlannedPage />
+                    <Route path=path!("/platforms") view=PlannedPage />
+                    <Route path=path!("/schedules") view=PlannedPage />
+                    <Route path=path!("/policies") view=PlannedPage />
+                    <Route path=path!("/systems") view=SystemsPage />
+                </Routes>
+            </main>
+            <aside class="panel right" aria-label="Context panel" data-testid="context-panel-aside">
+                <ContextPanel />
+            </aside>
+            <div
+                class="panel-backdrop"
+                on:click=move |_| {
+                    if panels_overlay() {
+                        layout.left_open.set(false);
+                        layout.right_open.set(false);
+                    }
+                }
+            ></div>
+            <StatusBar />
+            <BottomNav />
+        </div>
+    }
+}

@@ -1,0 +1,166 @@
+//! Always-reachable actions: Emergency Stop, Alerts, global Search, user menu.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+
+use crate::components::alerts;
+use crate::components::modal::Modal;
+use crate::live::use_live;
+use crate::nav;
+
+#[component]
+pub fn QuickActions() -> impl IntoView {
+    view! {
+        <div class="quick-actions">
+            <GlobalSearch />
+            <AlertsButton />
+            <EmergencyStop />
+            <UserMenu />
+        </div>
+    }
+}
+
+#[component]
+fn EmergencyStop() -> impl IntoView {
+    let open = RwSignal::new(false);
+    view! {
+        <button class="emergency-stop" data-testid="emergency-stop" on:click=move |_| open.set(true)>
+            <span aria-hidden="true">"⏻"</span>
+            <span class="label">"EMERGENCY STOP"</span>
+        </button>
+        <Modal open=open title="Emergency Stop" testid="emergency-stop-dialog">
+            <p>
+                "Emergency Stop halts every running backup, restore and replication job at once, at the next "
+                "safe point, so no repository or replica is left half written."
+            </p>
+            <p class="muted" data-testid="emergency-stop-state">
+                "This server runs no jobs yet: there is nothing to stop."
+            </p>
+            <div class="modal-actions">
+                <button class="button" on:click=move |_| open.set(false)>"Close"</button>
+            </div>
+        </Modal>
+    }
+}
+
+#[component]
+fn AlertsButton() -> impl IntoView {
+    let live = use_live();
+    let list = Memo::new(move |_| alerts::current(&live));
+    let open = RwSignal::new(false);
+    view! {
+        <div class="dropdown">
+            <button
+                class="icon-button alerts-button"
+                data-testid="alerts-button"
+                aria-label="Alerts"
+                aria-expanded=move || open.get().to_string()
+                on:click=move |_| open.update(|o| *o = !*o)
+            >
+                <span aria-hidden="true">"⚠"</span>
+                <span class="label">"Alerts"</span>
+                <Show when=move || !list.get().is_empty()>
+                    <span class="badge" data-testid="alert-count">{move || list.get().len()}</span>
+                </Show>
+            </button>
+            <Show when=move || open.get()>
+                <div class="dropdown-panel" role="menu">
+                    <Show
+                        when=move || !list.get().is_empty()
+                        fallback=|| view! { <p class="muted">"No alerts in force."</p> }
+                    >
+                        <For each=move || list.get() key=|a| a.text.clone() let:a>
+                            <p class=format!("alert-line {}", a.level.class())>{a.text}</p>
+                        </For>
+                    </Show>
+                </div>
+            </Show>
+        </div>
+    }
+}
+
+#[component]
+fn GlobalSearch() -> impl IntoView {
+    let text = RwSignal::new(String::new());
+    let hits = Memo::new(move |_| nav::search(&text.get()));
+    let navigate = use_navigate();
+    // A Callback is Copy, so every closure below can hold it.
+    let go = Callback::new(move |path: &'static str| {
+        text.set(String::new());
+        navigate(path, Default::default());
+    });
+    view! {
+        <div class="search dropdown">
+            <input
+                type="search"
+                placeholder="Search…"
+                aria-label="Global search"
+                data-testid="global-search"
+                prop:value=move || text.get()
+                on:input=move |ev| text.set(event_target_value(&ev))
+                on:keydown=move |ev| {
+                    if ev.key() == "Enter" {
+                        if let Some(first) = hits.get_untracked().first() {
+                            go.run(first.path);
+                        }
+                    } else if ev.key() == "Escape" {
+                        text.set(String::new());
+                    }
+                }
+            />
+            <Show when=move || !text.get().trim().is_empty()>
+                <div class="dropdown-panel search-results" role="listbox">
+                    <Show
+                        when=move || !hits.get().is_empty()
+                        fallback=|| view! { <p class="muted">"Nothing matches."</p> }
+                    >
+                        {
+                            move || {
+                                hits.get()
+                                    .into_iter()
+                                    .map(|d| {
+                                        view! {
+                                            <button class="search-hit" role="option" on:mousedown=move |_| go.run(d.path)>
+                                                <span class="glyph">{d.glyph}</span>
+                                                <span>
+                                                    <strong>{d.label}</strong>
+                                                    <small>{d.purpose}</small>
+                                                </span>
+                                            </button>
+                                        }
+                                    })
+                                    .collect_view()
+                            }
+                        }
+                    </Show>
+                </div>
+            </Show>
+        </div>
+    }
+}
+
+#[component]
+fn UserMenu() -> impl IntoView {
+    let open = RwSignal::new(false);
+    let live = use_live();
+    view! {
+        <div class="dropdown">
+            <button
+                class="icon-button"
+                data-testid="user-menu"
+                aria-label="User menu"
+                on:click=move |_| open.update(|o| *o = !*o)
+            >
+                <span aria-hidden="true">"◉"</span>
+            </button>
+            <Show when=move || open.get()>
+                <div class="dropdown-panel" role="menu">
+                    <p><strong>"Sign-in is not enabled on this server yet."</strong></p>
+                    <p class="muted">
+                        "Sendense " {move || live.version.get().unwrap_or_else(|| "(version unknown)".into())}
+                    </p>
+                </div>
+            </Show>
+        </div>
+    }
+}

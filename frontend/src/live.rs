@@ -1,0 +1,185 @@
+//! The live link to the server: one WebSocket that reconnects by itself,
+//! falling back to polling `GET /api/v1/health` while the socket cannot be
+//! opened. Everything the shell shows about the server comes from here.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gloo_net::websocket::{futures::WebSocket, Message};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use shared_types::health::SystemHealth;
+use shared_types::ws::ServerMessage;
+
+/// State of the link, as the status bar shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// First connection attempt under way.
+    Connecting,
+    /// The WebSocket is open and messages arrive.
+    Live,
+    /// The WebSocket dropped; reconnecting. `polling` when the REST API
+    /// still answers.
+    Reconnecting { polling: bool },
+}
+
+impl LinkState {
+    pub fn label(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "CONNECTING",
+            LinkState::Live => "LIVE",
+            LinkState::Reconnecting { polling: true } => "POLLING",
+            LinkState::Reconnecting { polling: false } => "RECONNECTING",
+        }
+    }
+
+    /// `data-state` attribute value, stable for tests.
+    pub fn key(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Live => "live",
+            LinkState::Reconnecting { polling: true } => "polling",
+            LinkState::Reconnecting { polling: false } => "reconnecting",
+        }
+    }
+}
+
+/// One health sample as received, with the browser's clock at arrival.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub at_ms: f64,
+    pub health: SystemHealth,
+}
+
+/// How many samples the cockpit keeps (one a second: ten minutes).
+pub const HISTORY: usize = 600;
+
+/// Shared through context; every field is a signal.
+#[derive(Clone, Copy)]
+pub struct Live {
+    pub state: RwSignal<LinkState>,
+    pub version: RwSignal<Option<String>>,
+    pub uptime_seconds: RwSignal<Option<u64>>,
+    pub health: RwSignal<Option<SystemHealth>>,
+    pub catalog_ok: RwSignal<Option<bool>>,
+    /// Browser time (ms) of the last message from the server.
+    pub last_update_ms: RwSignal<Option<f64>>,
+    /// Messages received since the page loaded.
+    pub updates: RwSignal<u64>,
+    pub history: RwSignal<Vec<Sample>>,
+    /// Browser clock, ticking twice a second, for ages.
+    pub now_ms: RwSignal<f64>,
+}
+
+impl Live {
+    /// Milliseconds since the last update, if any arrived.
+    pub fn age_ms(&self) -> Option<f64> {
+        let now = self.now_ms.get();
+        self.last_update_ms.get().map(|t| (now - t).max(0.0))
+    }
+
+    /// Whether the link is live and fresh (an update in the last 3 s).
+    pub fn healthy(&self) -> bool {
+        self.state.get() == LinkState::Live && self.age_ms().is_some_and(|a| a < 3_000.0)
+    }
+}
+
+pub fn use_live() -> Live {
+    expect_context::<Live>()
+}
+
+/// Creates the live state, provides it as context and starts the link.
+pub fn provide_live() -> Live {
+    let live = Live {
+        state: RwSignal::new(LinkState::Connecting),
+        version: RwSignal::new(None),
+        uptime_seconds: RwSignal::new(None),
+        health: RwSignal::new(None),
+        catalog_ok: RwSignal::new(None),
+        last_update_ms: RwSignal::new(None),
+        updates: RwSignal::new(0),
+        history: RwSignal::new(Vec::new()),
+        now_ms: RwSignal::new(js_sys::Date::now()),
+    };
+    provide_context(live);
+
+    let now = live.now_ms;
+    gloo_timers::callback::Interval::new(500, move || now.set(js_sys::Date::now())).forget();
+
+    spawn_local(run(live));
+    spawn_local(async move {
+        if let Ok(h) = crate::api::health().await {
+            live.catalog_ok.set(Some(h.catalog.ok));
+            live.version.update(|v| {
+                v.get_or_insert(h.version);
+            });
+        }
+    });
+    live
+}
+
+fn ws_url() -> String {
+    let location = web_sys::window().expect("a browser window").location();
+    let scheme = if location.protocol().as_deref() == Ok("https:") { "wss" } else { "ws" };
+    let host = location.host().unwrap_or_default();
+    format!("{scheme}://{host}{}", shared_types::WS_PATH)
+}
+
+/// Connects, reads until the socket drops, waits, and connects again.
+async fn run(live: Live) {
+    let mut failures: u32 = 0;
+    loop {
+        if let Ok(socket) = WebSocket::open(&ws_url()) {
+            // Keep the write half alive: dropping both halves closes the socket.
+            let (_write, mut read) = socket.split();
+            while let Some(Ok(msg)) = read.next().await {
+                if let Message::Text(text) = msg {
+                    if let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) {
+                        failures = 0;
+                        receive(live, msg);
+                    }
+                }
+            }
+        }
+        failures = failures.saturating_add(1);
+        live.state.set(LinkState::Reconnecting { polling: false });
+        // While the socket stays down, see whether plain HTTP still answers.
+        if failures >= 3 {
+            if let Ok(h) = crate::api::health().await {
+                live.state.set(LinkState::Reconnecting { polling: true });
+                live.catalog_ok.set(Some(h.catalog.ok));
+                live.uptime_seconds.set(Some(h.uptime_seconds));
+                live.version.set(Some(h.version));
+                mark_update(live);
+            }
+        }
+        let backoff = Duration::from_millis(u64::from(250 * failures.min(8)));
+        gloo_timers::future::sleep(backoff).await;
+    }
+}
+
+fn mark_update(live: Live) {
+    live.last_update_ms.set(Some(js_sys::Date::now()));
+    live.updates.update(|n| *n += 1);
+}
+
+fn receive(live: Live, msg: ServerMessage) {
+    live.state.set(LinkState::Live);
+    match msg {
+        ServerMessage::Hello { version, uptime_seconds, .. } => {
+            live.version.set(Some(version));
+            live.uptime_seconds.set(Some(uptime_seconds));
+        }
+        ServerMessage::Heartbeat { uptime_seconds, health, .. } => {
+            live.uptime_seconds.set(Some(uptime_seconds));
+            live.history.update(|h| {
+                if h.len() >= HISTORY {
+                    h.remove(0);
+                }
+                h.push(Sample { at_ms: js_sys::Date::now(), health: health.clone() });
+            });
+            live.health.set(Some(health));
+        }
+    }
+    mark_update(live);
+}

@@ -1,0 +1,172 @@
+//! The navigation table: every destination of the cockpit, used by the top
+//! bar, the bottom bar on phones, global search and the context panel.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// COMMAND, FLOWS, ASSETS, RECOVERY, TELEMETRY.
+    Primary,
+    /// Repositories, Platforms, Schedules, Policies, Systems.
+    Secondary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination {
+    pub label: &'static str,
+    pub path: &'static str,
+    pub tier: Tier,
+    /// One glyph shown in the bottom bar and beside search results.
+    pub glyph: &'static str,
+    /// What the page is for, in one sentence.
+    pub purpose: &'static str,
+    /// What the page will hold; shown until its features ship.
+    pub holds: &'static [&'static str],
+}
+
+pub const DESTINATIONS: &[Destination] = &[
+    Destination {
+        label: "COMMAND",
+        path: "/command",
+        tier: Tier::Primary,
+        glyph: "◎",
+        purpose: "Mission control: the state of every protected machine and every running operation at a glance.",
+        holds: &[
+            "Fleet status: machines protected, needing attention, critical",
+            "Operations status: active, queued and paused flows, runs today",
+            "Platform distribution of protected machines",
+            "Live throughput gauge and storage efficiency (deduplication and compression)",
+            "Live activity feed",
+        ],
+    },
+    Destination {
+        label: "FLOWS",
+        path: "/flows",
+        tier: Tier::Primary,
+        glyph: "⇄",
+        purpose: "Backup and replication flows: what runs, what waits, and their live progress.",
+        holds: &[
+            "Flow cards with source → target, progress, throughput and ETA",
+            "Pause, inspect and stop each flow; Pause All and Emergency Stop",
+            "Flow details with the actions the flow's state allows",
+        ],
+    },
+    Destination {
+        label: "ASSETS",
+        path: "/assets",
+        tier: Tier::Primary,
+        glyph: "▤",
+        purpose: "Every virtual machine Sendense knows, by platform, with its protection status.",
+        holds: &[
+            "Discovered and managed machines per platform",
+            "Last backup age, restore point count and size per machine",
+            "Protection groups and machines not yet in a group",
+        ],
+    },
+    Destination {
+        label: "RECOVERY",
+        path: "/recovery",
+        tier: Tier::Primary,
+        glyph: "↺",
+        purpose: "Restore whole machines to any platform, recover single files, fail over to the standby site.",
+        holds: &[
+            "Recovery wizard: restore point → target → configuration → execution",
+            "File-level recovery straight from a restore point",
+            "Failover, test failover and rollback for replicated machines",
+        ],
+    },
+    Destination {
+        label: "TELEMETRY",
+        path: "/telemetry",
+        tier: Tier::Primary,
+        glyph: "∿",
+        purpose: "Health and performance of this server, live.",
+        holds: &["Throughput history of backup, restore and replication jobs", "Job outcomes over time"],
+    },
+    Destination {
+        label: "Repositories",
+        path: "/repositories",
+        tier: Tier::Secondary,
+        glyph: "▦",
+        purpose: "Where backups are stored: local directories, S3-compatible and Azure object storage.",
+        holds: &["Capacity, health and immutability of each repository", "Deduplication and compression per repository"],
+    },
+    Destination {
+        label: "Platforms",
+        path: "/platforms",
+        tier: Tier::Secondary,
+        glyph: "⌂",
+        purpose: "The hypervisors and clouds Sendense protects and restores to.",
+        holds: &["KVM/QEMU hosts and other platforms, with connection tests", "Discovery of their machines, disks and networks"],
+    },
+    Destination {
+        label: "Schedules",
+        path: "/schedules",
+        tier: Tier::Secondary,
+        glyph: "◷",
+        purpose: "When flows run.",
+        holds: &["Backup and replication schedules and their next runs"],
+    },
+    Destination {
+        label: "Policies",
+        path: "/policies",
+        tier: Tier::Secondary,
+        glyph: "§",
+        purpose: "Retention, encryption and immutability rules.",
+        holds: &["Retention (last, daily, weekly, monthly, yearly)", "Encryption keys and immutability windows"],
+    },
+    Destination {
+        label: "Systems",
+        path: "/systems",
+        tier: Tier::Secondary,
+        glyph: "⚙",
+        purpose: "This server: version, catalog, users and settings.",
+        holds: &["Users and roles, audit log", "Node appliances and licensing"],
+    },
+];
+
+pub fn primary() -> impl Iterator<Item = &'static Destination> {
+    DESTINATIONS.iter().filter(|d| d.tier == Tier::Primary)
+}
+
+pub fn secondary() -> impl Iterator<Item = &'static Destination> {
+    DESTINATIONS.iter().filter(|d| d.tier == Tier::Secondary)
+}
+
+/// The destination whose path is `path` or a prefix of it (`/` is COMMAND).
+pub fn for_path(path: &str) -> Option<&'static Destination> {
+    let path = if path == "/" { "/command" } else { path };
+    DESTINATIONS
+        .iter()
+        .find(|d| path == d.path || path.strip_prefix(d.path).is_some_and(|rest| rest.starts_with('/')))
+}
+
+/// Destinations matching a search text (label or purpose), best first.
+pub fn search(text: &str) -> Vec<&'static Destination> {
+    let needle = text.trim().to_lowercase();
+    if needle.is_empty() {
+        return Vec::new();
+    }
+    let mut by_label: Vec<_> = DESTINATIONS.iter().filter(|d| d.label.to_lowercase().contains(&needle)).collect();
+    let by_purpose = DESTINATIONS.iter().filter(|d| {
+        !d.label.to_lowercase().contains(&needle)
+            && (d.purpose.to_lowercase().contains(&needle) || d.holds.iter().any(|h| h.to_lowercase().contains(&needle)))
+    });
+    by_label.extend(by_purpose);
+    by_label
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_and_search_ranks_labels_first() {
+        assert_eq!(for_path("/").unwrap().label, "COMMAND");
+        assert_eq!(for_path("/flows/abc").unwrap().label, "FLOWS");
+        assert!(for_path("/flowsx").is_none());
+        let hits = search("repo");
+        assert_eq!(hits[0].label, "Repositories");
+        assert!(search("  ").is_empty());
+        assert_eq!(primary().count(), 5);
+        assert_eq!(secondary().count(), 5);
+    }
+}

@@ -1,0 +1,18 @@
+//! The catalog schema, one forward-only migration per file.
+//!
+//! Every migration must run on both SQLite (the embedded default) and
+//! PostgreSQL: use SeaQuery's schema builders, never backend-specific SQL.
+//! `tests/apply.rs` applies the whole list to a fresh database of each kind.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_settings;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_settings::Migration)]
+    }
+}
