@@ -1,1 +1,278 @@
-//! placeholder
+//! End-to-end harness: the real `sendense` binary on a free port with a
+//! temporary data directory, and Debian's Chromium driven through
+//! chromedriver (WebDriver).
+//!
+//! Prerequisites (the README's test command provides them): the server built
+//! at `target/debug/sendense` (or `SENDENSE_BIN`), the cockpit built into
+//! `dist/` (or `SENDENSE_WEB_DIR`), `/usr/bin/chromium` and
+//! `/usr/bin/chromedriver`. A missing one fails the test with a message
+//! saying how to get it.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// The workspace root (this crate's parent directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e lives in the workspace").to_path_buf()
+}
+
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("unable to find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn require_file(path: &Path, hint: &str) -> Result<()> {
+    if !path.exists() {
+        bail!("{} is missing - {hint}", path.display());
+    }
+    Ok(())
+}
+
+/// Prints a measured figure and appends it to `target/e2e-metrics.txt`,
+/// which the README's test command shows at the end of the run.
+pub fn metric(name: &str, value: impl std::fmt::Display) {
+    let line = format!("{name}={value}");
+    println!("METRIC {line}");
+    let path = workspace_root().join("target/e2e-metrics.txt");
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        use std::io::Write;
+        let _ = writeln!(file, "{line}");
+    }
+}
+
+/// A running `sendense serve`; stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Server {
+    pub port: u16,
+    pub data_dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn binary() -> Result<PathBuf> {
+        let bin = std::env::var_os("SENDENSE_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target/debug/sendense"));
+        require_file(&bin, "build it with `cargo build -p sendense` (scripts/test.sh does)")?;
+        Ok(bin)
+    }
+
+    pub fn web_dir() -> Result<PathBuf> {
+        let dir = std::env::var_os("SENDENSE_WEB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("dist"));
+        require_file(&dir.join("index.html"), "build the cockpit with scripts/build-web.sh (scripts/test.sh does)")?;
+        Ok(dir)
+    }
+
+    /// Starts a server on a free port with a fresh data directory.
+    pub fn start() -> Result<Self> {
+        let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
+        let log = data_dir.path().join("server.log");
+        let mut server = Self { port: free_port()?, data_dir, child: None, log };
+        server.launch()?;
+        Ok(server)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// (Re)starts the process on the same port and data directory, and waits
+    /// until the health endpoint answers.
+    pub fn launch(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(Self::binary()?)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(self.data_dir.path().join("data"))
+            .arg("--web-dir")
+            .arg(Self::web_dir()?)
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("unable to start the sendense binary")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = ureq::get(&self.url("/api/v1/health")).call() {
+                if resp.status() == 200 {
+                    return Ok(());
+                }
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!("the server exited ({status}) during start-up; log:\n{}", self.log_text());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not answer /api/v1/health within 30 s; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the process with SIGTERM and waits for it to exit (graceful shutdown).
+    pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else { bail!("the server is not running") };
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                bail!("the server did not stop within 15 s of SIGTERM; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// chromedriver plus one headless Chromium session.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    pub async fn start(width: u32, height: u32) -> Result<Self> {
+        let chromium = PathBuf::from("/usr/bin/chromium");
+        let chromedriver = PathBuf::from("/usr/bin/chromedriver");
+        let hint = "install Debian's chromium and chromium-driver (scripts/test.sh does)";
+        require_file(&chromium, hint)?;
+        require_file(&chromedriver, hint)?;
+
+        let port = free_port()?;
+        let mut driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("unable to start chromedriver")?;
+        // Drain chromedriver's stderr so it can never block on a full pipe.
+        if let Some(stderr) = driver.stderr.take() {
+            std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+        }
+        let profile = tempfile::Builder::new().prefix("sendense-chromium-").tempdir()?;
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--hide-scrollbars",
+                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--window-size={width},{height}"),
+                ]
+            }
+        });
+        let serde_json::Value::Object(caps) = caps else { unreachable!("a JSON object literal") };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await;
+            match attempt {
+                Ok(client) => break client,
+                Err(err) if Instant::now() > deadline => {
+                    let _ = driver.kill();
+                    bail!("unable to start a Chromium session through chromedriver: {err}");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        let browser = Self { client, driver, _profile: profile };
+        browser.resize(width, height).await?;
+        Ok(browser)
+    }
+
+    /// Sets the viewport (not the window) to exactly `width` x `height`.
+    pub async fn resize(&self, width: u32, height: u32) -> Result<()> {
+        self.client.set_window_size(width, height).await?;
+        let inner = self.client.execute("return [window.innerWidth, window.innerHeight]", vec![]).await?;
+        let (iw, ih) = (inner[0].as_u64().unwrap_or(0) as u32, inner[1].as_u64().unwrap_or(0) as u32);
+        if (iw, ih) != (width, height) {
+            self.client.set_window_size(width + (width - iw.min(width)), height + (height - ih.min(height))).await?;
+        }
+        Ok(())
+    }
+
+    /// The element with `data-testid`, waiting up to `timeout` for it.
+    pub async fn testid(&self, id: &str, timeout: Duration) -> Result<fantoccini::elements::Element> {
+        let css = format!("[data-testid='{id}']");
+        self.client
+            .wait()
+            .at_most(timeout)
+            .for_element(Locator::Css(&css))
+            .await
+            .with_context(|| format!("no element [data-testid='{id}'] appeared within {timeout:?}"))
+    }
+
+    /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout`.
+    pub async fn until<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await? {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("timed out after {timeout:?} waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a PNG under `target/e2e-screenshots/NAME.png`; returns its path.
+    pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        let dir = workspace_root().join("target/e2e-screenshots");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{name}.png"));
+        let png = self.client.screenshot().await?;
+        std::fs::write(&path, png)?;
+        Ok(path)
+    }
+
+    pub async fn close(mut self) -> Result<()> {
+        let result = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        result.map_err(Into::into)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}

@@ -11,4 +11,8 @@ mod pages;
 fn main() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(app::App);
+    // Lets tests and operators measure navigation → first render of the shell.
+    if let Some(perf) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = perf.mark("sendense-shell-mounted");
+    }
 }

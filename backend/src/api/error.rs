@@ -37,7 +37,7 @@ impl ApiError {
     pub fn route_not_found(path: &str) -> Self {
         ApiError::NotFound {
             code: "route_not_found",
-            message: format!("No API route matches '{path}'. The API's routes are listed in the documentation."),
+            message: format!("No API route matches '{path}'. Check the path and the API version (routes live under /api/v1)."),
         }
     }
 

@@ -63,3 +63,55 @@ fn source_text(err: &dyn std::error::Error) -> String {
     }
     deepest
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::post;
+    use axum::Router;
+    use http_body_util::BodyExt;
+    use shared_types::error::ErrorBody;
+    use tower::ServiceExt;
+
+    use super::ApiJson;
+
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Named {
+        name: String,
+    }
+
+    async fn call(content_type: Option<&str>, body: &'static str) -> (StatusCode, ErrorBody) {
+        let app = Router::new().route("/", post(|ApiJson(n): ApiJson<Named>| async move { ApiJson(n) }));
+        let mut req = Request::post("/");
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = app.oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody::new(0, "ok", "")))
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_a_400_naming_the_problem() {
+        let (status, err) = call(Some("application/json"), "{\"name\": ").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.code, "invalid_json");
+        assert!(err.message.contains("line 1"), "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn wrong_fields_and_missing_content_type_are_explained() {
+        let (status, err) = call(Some("application/json"), "{\"nom\": \"x\"}").await;
+        assert_eq!((status, err.code.as_str()), (StatusCode::BAD_REQUEST, "invalid_body"));
+        assert!(err.message.contains("name"), "{}", err.message);
+
+        let (status, err) = call(None, "{\"name\": \"x\"}").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(err.message.contains("Content-Type: application/json"), "{}", err.message);
+
+        let (status, err) = call(Some("application/json"), "{\"name\": \"x\"}").await;
+        assert_eq!((status, err.code.as_str()), (StatusCode::OK, "ok"));
+    }
+}

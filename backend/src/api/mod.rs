@@ -6,6 +6,8 @@ pub mod health;
 pub mod json;
 pub mod ws;
 
+use axum::extract::OriginalUri;
+use axum::http::Method;
 use axum::Router;
 
 pub use error::ApiError;
@@ -19,8 +21,8 @@ pub fn router() -> Router<AppState> {
     let v1 = Router::new()
         .merge(health::router())
         .merge(ws::router())
-        .fallback(|uri: axum::http::Uri| async move { ApiError::route_not_found(uri.path()) })
-        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+        .fallback(|OriginalUri(uri): OriginalUri| async move { ApiError::route_not_found(uri.path()) })
+        .method_not_allowed_fallback(|method: Method, OriginalUri(uri): OriginalUri| async move {
             ApiError::method_not_allowed(&method, uri.path())
         });
     Router::new().nest(shared_types::API_PREFIX, v1)

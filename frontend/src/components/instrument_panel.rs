@@ -34,7 +34,7 @@ pub fn InstrumentPanel() -> impl IntoView {
                 <Dial label="MEMORY" value=mem_pct testid="dial-mem" />
             </div>
             <Meter label="Memory" percent=mem_pct caption=mem_caption testid="meter-mem" />
-            <Meter label="Data directory" percent=disk_pct caption=disk_caption testid="meter-disk" />
+            <Meter label="Data dir" percent=disk_pct caption=disk_caption testid="meter-disk" />
             <dl class="facts">
                 <dt>"Cores"</dt>
                 <dd class="mono">{move || health.get().map(|h| h.cpu_cores.to_string()).unwrap_or_else(|| "—".into())}</dd>

@@ -12,7 +12,6 @@ use crate::nav;
 pub fn QuickActions() -> impl IntoView {
     view! {
         <div class="quick-actions">
-            <GlobalSearch />
             <AlertsButton />
             <EmergencyStop />
             <UserMenu />
@@ -25,7 +24,10 @@ fn EmergencyStop() -> impl IntoView {
     let open = RwSignal::new(false);
     view! {
         <button class="emergency-stop" data-testid="emergency-stop" on:click=move |_| open.set(true)>
-            <span aria-hidden="true">"⏻"</span>
+            <svg class="stop-icon" viewBox="0 0 16 16" aria-hidden="true">
+                <path d="M5 1h6l4 4v6l-4 4H5l-4-4V5z" />
+                <rect x="5" y="5" width="6" height="6" rx="0.5" />
+            </svg>
             <span class="label">"EMERGENCY STOP"</span>
         </button>
         <Modal open=open title="Emergency Stop" testid="emergency-stop-dialog">
@@ -80,7 +82,7 @@ fn AlertsButton() -> impl IntoView {
 }
 
 #[component]
-fn GlobalSearch() -> impl IntoView {
+pub fn GlobalSearch() -> impl IntoView {
     let text = RwSignal::new(String::new());
     let hits = Memo::new(move |_| nav::search(&text.get()));
     let navigate = use_navigate();

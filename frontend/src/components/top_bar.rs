@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use crate::components::layout::use_layout;
-use crate::components::quick_actions::QuickActions;
+use crate::components::quick_actions::{GlobalSearch, QuickActions};
 use crate::nav;
 
 #[component]
@@ -59,6 +59,7 @@ pub fn TopBar() -> impl IntoView {
                     }
                 })
                 .collect_view()}
+            <GlobalSearch />
         </nav>
     }
 }

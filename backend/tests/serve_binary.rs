@@ -1,0 +1,70 @@
+//! The real `sendense serve` process: refuses to start with a clear message
+//! when the port is taken or the data directory is unusable, and shuts down
+//! cleanly on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sendense");
+
+fn serve(listen: &str, data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", listen, "--data-dir"])
+        .arg(data_dir)
+        .arg("--web-dir")
+        .arg(data_dir.join("no-web"))
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null());
+    cmd
+}
+
+#[test]
+fn refuses_a_port_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve(&addr, dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use") && err.contains(&addr) && err.contains("--listen"), "{err}");
+}
+
+#[test]
+fn refuses_a_data_dir_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where a directory should be: not creatable, even for root.
+    let file = dir.path().join("occupied");
+    std::fs::write(&file, b"x").unwrap();
+    let out = serve("127.0.0.1:0", &file.join("data")).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("data directory") && err.contains("--data-dir"), "{err}");
+}
+
+#[test]
+fn rejects_an_unsupported_database_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve("127.0.0.1:0", dir.path()).env("DATABASE_URL", "mysql://db/x").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABASE_URL") && err.contains("mysql"), "{err}");
+}
+
+#[test]
+fn stops_cleanly_on_sigterm_and_keeps_its_catalog() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = serve(&format!("127.0.0.1:{port}"), dir.path()).stdout(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(dir.path().join("catalog.sqlite").is_file(), "catalog created in the data dir");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert!(stdout.contains(&format!("http://127.0.0.1:{port}/")), "URL printed: {stdout}");
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs Sendense: installs what is missing, builds the cockpit and the server
+# (release), then starts `sendense serve`. Flags are passed to `serve`
+# (--listen, --data-dir); SENDENSE_LISTEN and SENDENSE_DATA_DIR work too.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+need_apt qemu-utils
+need_web_tools
+build_web
+step "Building the server (release)"
+cargo build --release --locked -p sendense --quiet
+step "Starting the server (Ctrl-C stops it)"
+exec "$ROOT/target/release/sendense" serve --web-dir "$ROOT/dist" "$@"

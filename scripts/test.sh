@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test: native unit and integration tests (SQLite and a real
+# PostgreSQL), the wasm build, and the end-to-end suite in headless Chromium.
+# Installs what is missing first.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+need_apt qemu-utils chromium chromium-driver postgresql
+need_web_tools
+build_web
+step "Building the server (debug) for the end-to-end suite"
+cargo build --locked -p sendense --quiet
+step "Running the tests"
+rm -f "$ROOT/target/e2e-metrics.txt"
+status=0
+cargo test --locked --workspace --exclude sendense-frontend || status=$?
+if [ -f "$ROOT/target/e2e-metrics.txt" ]; then
+  step "Measured by the end-to-end suite"
+  cat "$ROOT/target/e2e-metrics.txt"
+fi
+exit "$status"
