@@ -23,4 +23,15 @@ pub struct ServeConfig {
     /// `postgres://user:pass@host/db` uses PostgreSQL.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+
+    /// Password of the `admin` user created on first start (when the catalog
+    /// has no user). Unset: a strong one is generated, logged once and
+    /// written to DATA_DIR/initial-admin-password.
+    #[arg(long, env = "SENDENSE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// How long a sign-in lasts, in minutes.
+    #[arg(long, env = "SENDENSE_SESSION_TTL_MINUTES", default_value_t = crate::state::DEFAULT_SESSION_TTL_MINUTES,
+          value_parser = clap::value_parser!(i64).range(1..=525_600))]
+    pub session_ttl_minutes: i64,
 }

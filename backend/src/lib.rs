@@ -4,11 +4,13 @@
 //! Rooms:
 //! * [`api`]: HTTP routes, extractors, the error type and its mapping to the
 //!   shared error body, the WebSocket.
+//! * [`auth`]: sign-in, sessions, roles, throttling and the audit log.
 //! * [`db`]: the catalog connection and its SeaORM entities.
 //! * [`telemetry`]: logging and live system health.
 //! * [`server`]: start-up, the listener and graceful shutdown.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

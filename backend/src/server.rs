@@ -14,10 +14,19 @@ use crate::state::AppState;
 
 /// The whole application: API first, then the cockpit for every other path.
 pub fn app(state: AppState, web_dir: &Path) -> Router {
-    crate::api::router().with_state(state).merge(crate::spa::router(web_dir))
+    crate::api::router(state).merge(crate::spa::router(web_dir))
 }
 
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // Signals first: a SIGTERM during start-up still ends in a clean stop.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        on_signal.cancel();
+    });
+
     prepare_data_dir(&config.data_dir)?;
     let listener = bind(&config).await?;
     let addr = listener.local_addr()?;
@@ -29,22 +38,20 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("unable to read the install id from the catalog")?;
     tracing::info!(catalog = kind.as_str(), %install_id, data_dir = %config.data_dir.display(), "catalog ready");
 
-    let (state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
-    let sampler = tokio::spawn(crate::telemetry::system::run_sampler(state.clone(), health_tx));
+    crate::auth::bootstrap::ensure_admin(&catalog, &config.data_dir, config.admin_password.as_deref()).await?;
 
-    let shutdown = state.shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        shutdown.cancel();
-    });
+    let (mut state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
+    state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
+    state.shutdown = shutdown;
+    let sampler = tokio::spawn(crate::telemetry::system::run_sampler(state.clone(), health_tx));
 
     // Printed on stdout for people and scripts; everything else goes to the log.
     println!("Sendense {} is running at http://{addr}/", crate::VERSION);
     tracing::info!(%addr, "listening");
 
     let done = state.shutdown.clone();
-    axum::serve(listener, app(state, &config.web_dir))
+    let service = app(state, &config.web_dir).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { done.cancelled().await })
         .await
         .context("the HTTP server failed")?;

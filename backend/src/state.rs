@@ -9,7 +9,11 @@ use shared_types::ws::ServerMessage;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::throttle::Throttle;
 use crate::db::CatalogKind;
+
+/// How long a sign-in lasts unless configured otherwise.
+pub const DEFAULT_SESSION_TTL_MINUTES: i64 = 12 * 60;
 
 /// How many events a slow WebSocket client may fall behind before it skips.
 const EVENT_BACKLOG: usize = 256;
@@ -26,6 +30,12 @@ pub struct AppState {
     /// Cancelled when the server shuts down: long-lived tasks and sockets end.
     pub shutdown: CancellationToken,
     pub data_dir: Arc<std::path::PathBuf>,
+    /// Failed sign-ins per username and address.
+    pub throttle: Arc<tokio::sync::Mutex<Throttle>>,
+    /// How long a sign-in lasts.
+    pub session_ttl: chrono::Duration,
+    /// Ids of sessions just ended, so their WebSockets close.
+    pub revocations: broadcast::Sender<Arc<Vec<String>>>,
 }
 
 impl AppState {
@@ -38,6 +48,7 @@ impl AppState {
     ) -> (Self, watch::Sender<Option<SystemHealth>>) {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let (health_tx, latest_health) = watch::channel(None);
+        let (revocations, _) = broadcast::channel(64);
         let state = Self {
             db,
             catalog_kind,
@@ -46,8 +57,18 @@ impl AppState {
             latest_health,
             shutdown: CancellationToken::new(),
             data_dir: Arc::new(data_dir),
+            throttle: Arc::default(),
+            session_ttl: chrono::Duration::minutes(DEFAULT_SESSION_TTL_MINUTES),
+            revocations,
         };
         (state, health_tx)
+    }
+
+    /// Tells open WebSockets that these sessions have ended.
+    pub fn revoked(&self, session_ids: Vec<String>) {
+        if !session_ids.is_empty() {
+            let _ = self.revocations.send(Arc::new(session_ids));
+        }
     }
 
     pub fn uptime_seconds(&self) -> u64 {

@@ -8,44 +8,14 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
-use sendense::db::{self, CatalogKind};
-use sendense::state::AppState;
 use shared_types::error::ErrorBody;
 use shared_types::health::HealthResponse;
 use shared_types::ws::ServerMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tower::ServiceExt;
 
-struct Fixture {
-    state: AppState,
-    health_tx: tokio::sync::watch::Sender<Option<shared_types::health::SystemHealth>>,
-    web: tempfile::TempDir,
-    _data: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let data = tempfile::tempdir().unwrap();
-    let (url, kind) = db::catalog_url(data.path(), None).unwrap();
-    let catalog = db::open(&url, kind).await.unwrap();
-    let (state, health_tx) = AppState::new(catalog, CatalogKind::Sqlite, data.path().to_path_buf());
-    let web = tempfile::tempdir().unwrap();
-    std::fs::write(web.path().join("index.html"), "<!DOCTYPE html><title>cockpit</title>").unwrap();
-    std::fs::write(web.path().join("app.js"), "console.log(1)").unwrap();
-    Fixture { state, health_tx, web, _data: data }
-}
-
-impl Fixture {
-    fn app(&self) -> axum::Router {
-        sendense::server::app(self.state.clone(), self.web.path())
-    }
-
-    async fn call(&self, req: Request<Body>) -> (StatusCode, String, Option<String>) {
-        let resp = self.app().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned(), ctype)
-    }
-}
+mod support;
+use support::fixture;
 
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
@@ -54,9 +24,9 @@ fn get(path: &str) -> Request<Body> {
 #[tokio::test]
 async fn health_reports_version_uptime_and_catalog() {
     let f = fixture().await;
-    let (status, body, _) = f.call(get("/api/v1/health")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let health: HealthResponse = serde_json::from_str(&body).unwrap();
+    let reply = f.call("GET", "/api/v1/health", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let health: HealthResponse = reply.json();
     assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
     assert!(health.catalog.ok);
     assert_eq!(health.catalog.backend, "sqlite");
@@ -65,30 +35,31 @@ async fn health_reports_version_uptime_and_catalog() {
 #[tokio::test]
 async fn unknown_api_paths_and_methods_answer_in_the_error_shape() {
     let f = fixture().await;
-    let (status, body, ctype) = f.call(get("/api/v1/no-such-thing")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(ctype.as_deref(), Some("application/json"));
-    let err: ErrorBody = serde_json::from_str(&body).unwrap();
+    let token = f.admin_token().await;
+    let reply = f.call("GET", "/api/v1/no-such-thing", Some(&token), None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.headers.get("content-type").unwrap(), "application/json");
+    let err: ErrorBody = reply.json();
     assert_eq!((err.status, err.code.as_str()), (404, "route_not_found"));
     assert!(err.message.contains("/api/v1/no-such-thing"), "{}", err.message);
 
-    let (status, body, _) = f.call(Request::delete("/api/v1/health").body(Body::empty()).unwrap()).await;
-    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    let err: ErrorBody = serde_json::from_str(&body).unwrap();
+    let reply = f.call("PUT", "/api/v1/auth/me", Some(&token), None).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    let err: ErrorBody = reply.json();
     assert_eq!(err.code, "method_not_allowed");
-    assert!(err.message.contains("DELETE"), "{}", err.message);
+    assert!(err.message.contains("PUT"), "{}", err.message);
 }
 
 #[tokio::test]
 async fn cockpit_deep_links_get_the_app_and_files_are_served() {
     let f = fixture().await;
     for path in ["/", "/flows", "/recovery/restore/abc"] {
-        let (status, body, _) = f.call(get(path)).await;
-        assert_eq!(status, StatusCode::OK, "{path}");
-        assert!(body.contains("<title>cockpit</title>"), "{path} did not return the app");
+        let reply = f.send(get(path)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert!(reply.body.contains("<title>cockpit</title>"), "{path} did not return the app");
     }
-    let (status, body, _) = f.call(get("/app.js")).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "console.log(1)"));
+    let reply = f.send(get("/app.js")).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "console.log(1)"));
 }
 
 #[tokio::test]
@@ -123,7 +94,10 @@ async fn websocket_greets_then_streams_heartbeats_and_closes_on_shutdown() {
     });
     let sampler = tokio::spawn(sendense::telemetry::system::run_sampler(f.state.clone(), f.health_tx.clone()));
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws")).await.unwrap();
+    let token = f.admin_token().await;
+    let mut request = format!("ws://{addr}/api/v1/ws").into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let hello: ServerMessage = serde_json::from_str(next(&mut ws).await.to_text().unwrap()).unwrap();
     assert!(matches!(hello, ServerMessage::Hello { ref version, .. } if version == env!("CARGO_PKG_VERSION")));
 

@@ -18,6 +18,26 @@ fn serve(listen: &str, data_dir: &std::path::Path) -> Command {
     cmd
 }
 
+fn health_ok(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.write_all(b"GET /api/v1/health HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200")
+}
+
+#[test]
+fn stops_cleanly_when_signalled_during_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = serve(&format!("127.0.0.1:{port}"), dir.path()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
 #[test]
 fn refuses_a_port_in_use() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -56,10 +76,15 @@ fn stops_cleanly_on_sigterm_and_keeps_its_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = serve(&format!("127.0.0.1:{port}"), dir.path()).stdout(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start listening");
+    while !health_ok(port) {
+        assert!(Instant::now() < deadline, "server did not answer /api/v1/health");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // First start with no SENDENSE_ADMIN_PASSWORD: a generated password, owner-only.
+    let file = dir.path().join("initial-admin-password");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim().len(), 24);
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");

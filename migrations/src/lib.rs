@@ -7,12 +7,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_settings;
+mod m20261121_000002_users_sessions_audit;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_settings::Migration)]
+        vec![
+            Box::new(m20261121_000001_settings::Migration),
+            Box::new(m20261121_000002_users_sessions_audit::Migration),
+        ]
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// `code` is stable and meant for programs (`not_found`, `invalid_json`, ...);
 /// `message` is meant for a person and says what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The HTTP status code, repeated so that a logged body stands alone.
     pub status: u16,
@@ -21,6 +22,7 @@ pub struct ErrorBody {
 
 /// One problem with one field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field's name or JSON path (`name`, `disks[2].size`).
     pub field: String,

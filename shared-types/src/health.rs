@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Answer of `GET /api/v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthResponse {
     /// The server's version (its crate version).
     pub version: String,
@@ -17,6 +18,7 @@ pub struct HealthResponse {
 
 /// Whether the catalog database answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogHealth {
     pub ok: bool,
     /// `sqlite` or `postgres`.
@@ -28,6 +30,7 @@ pub struct CatalogHealth {
 
 /// Live figures of the machine the server runs on, sampled once a second.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SystemHealth {
     /// Busy share of all cores since the previous sample, 0 to 100.
     pub cpu_percent: f32,

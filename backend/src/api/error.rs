@@ -18,6 +18,18 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String, details: Vec<FieldError> },
 
     #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+
+    #[error("{message}")]
+    Forbidden { message: String },
+
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
+
+    #[error("{message}")]
     MethodNotAllowed { message: String },
 
     #[error("{message}")]
@@ -49,10 +61,57 @@ impl ApiError {
         ApiError::BadRequest { code, message: message.into(), details: Vec::new() }
     }
 
+    /// A request field that failed validation.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::BadRequest {
+            code: "invalid_field",
+            message: format!("{field}: {message}"),
+            details: vec![FieldError { field: field.to_owned(), message }],
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::NotFound { code, message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict { code, message: message.into() }
+    }
+
+    pub fn sign_in_required() -> Self {
+        ApiError::Unauthorized {
+            code: "sign_in_required",
+            message: "Sign in first: send the session cookie or an 'Authorization: Bearer <token>' header \
+                      (POST /api/v1/auth/login gives one)."
+                .into(),
+        }
+    }
+
+    pub fn session_ended() -> Self {
+        ApiError::Unauthorized {
+            code: "session_ended",
+            message: "Your session has expired or was ended. Sign in again.".into(),
+        }
+    }
+
+    pub fn role_required(required: shared_types::auth::Role, user: &crate::auth::AuthUser) -> Self {
+        ApiError::Forbidden {
+            message: format!(
+                "This needs the {required} role; you are signed in as '{}' with the {} role. Ask an admin.",
+                user.username, user.role
+            ),
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -65,9 +124,12 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         let status = self.status().as_u16();
         match self {
-            ApiError::NotFound { code, message } | ApiError::Unavailable { code, message } => {
-                ErrorBody::new(status, *code, message.clone())
-            }
+            ApiError::NotFound { code, message }
+            | ApiError::Unavailable { code, message }
+            | ApiError::Unauthorized { code, message }
+            | ApiError::Conflict { code, message } => ErrorBody::new(status, *code, message.clone()),
+            ApiError::Forbidden { message } => ErrorBody::new(status, "forbidden", message.clone()),
+            ApiError::TooManyRequests { message, .. } => ErrorBody::new(status, "too_many_attempts", message.clone()),
             ApiError::BadRequest { code, message, details } => ErrorBody {
                 status,
                 code: (*code).to_owned(),
@@ -100,6 +162,10 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(err) = &self {
             tracing::error!(error = format!("{err:#}"), "request failed");
         }
-        (self.status(), Json(self.body())).into_response()
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let ApiError::TooManyRequests { retry_after_secs, .. } = &self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
+        }
+        response
     }
 }

@@ -3,17 +3,21 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use shared_types::health::{CatalogHealth, HealthResponse};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health))
 }
 
-/// 200 when the catalog answers, 503 (same body) when it does not.
+/// Version, uptime and catalog state: 200 when the catalog answers, 503
+/// (same body) when it does not. No sign-in needed.
+#[utoipa::path(get, path = "/health", tag = "system", security(()), responses(
+    (status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
     let ping = state.db.ping().await;
     let catalog = CatalogHealth {

@@ -1,29 +1,76 @@
 //! The HTTP API under `/api/v1`: one file per resource, each with its
-//! `router()`, merged here.
+//! `router()`, merged here with their OpenAPI descriptions. Every route sits
+//! behind the authentication layer (`crate::auth`).
 
+pub mod audit;
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod query;
+pub mod users;
 pub mod ws;
 
 use axum::extract::OriginalUri;
 use axum::http::Method;
-use axum::Router;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 pub use json::ApiJson;
+pub use query::ApiQuery;
 
 use crate::state::AppState;
 
-/// Every route below `/api/v1`. Unknown paths and wrong methods answer in the
-/// error shape, never with the cockpit's HTML.
-pub fn router() -> Router<AppState> {
-    let v1 = Router::new()
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sendense API", description = "VM backup, restore and replication."),
+    servers((url = "/api/v1")),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The routes below `/api/v1` (paths relative to it) and their OpenAPI document.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(audit::router())
         .merge(ws::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+/// Every route below `/api/v1`, behind authentication. Unknown paths and
+/// wrong methods answer in the error shape, never with the cockpit's HTML.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = routes();
+    let v1 = routes
+        .route("/openapi.json", get(move || async move { Json(doc) }))
         .fallback(|OriginalUri(uri): OriginalUri| async move { ApiError::route_not_found(uri.path()) })
         .method_not_allowed_fallback(|method: Method, OriginalUri(uri): OriginalUri| async move {
             ApiError::method_not_allowed(&method, uri.path())
         });
-    Router::new().nest(shared_types::API_PREFIX, v1)
+    Router::new()
+        .nest(shared_types::API_PREFIX, v1)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::middleware::authenticate))
+        .with_state(state)
 }

@@ -1,0 +1,61 @@
+//! Who may call what: one rule for every route under `/api/v1`.
+
+use axum::http::Method;
+use shared_types::auth::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No sign-in needed.
+    Public,
+    /// A session whose user has at least this role.
+    Signed(Role),
+}
+
+/// Routes open to everyone.
+const PUBLIC: &[(&str, &str)] = &[("GET", "/api/v1/health"), ("POST", "/api/v1/auth/login"), ("GET", "/api/v1/openapi.json")];
+
+/// Routes any signed-in user may call whatever the method.
+const SELF_SERVICE: &[(&str, &str)] = &[("POST", "/api/v1/auth/logout")];
+
+/// Path prefixes that only admins reach.
+const ADMIN_PREFIXES: &[&str] = &["/api/v1/users", "/api/v1/audit", "/api/v1/settings"];
+
+pub fn is_mutating(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+pub fn access(method: &Method, path: &str) -> Access {
+    let path = path.trim_end_matches('/');
+    let is = |list: &[(&str, &str)]| list.iter().any(|(m, p)| *m == method.as_str() && *p == path);
+    if is(PUBLIC) {
+        return Access::Public;
+    }
+    if is(SELF_SERVICE) {
+        return Access::Signed(Role::Viewer);
+    }
+    if ADMIN_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
+        return Access::Signed(Role::Admin);
+    }
+    if is_mutating(method) {
+        Access::Signed(Role::Operator)
+    } else {
+        Access::Signed(Role::Viewer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_deny_with_roles_by_method_and_prefix() {
+        assert_eq!(access(&Method::GET, "/api/v1/health"), Access::Public);
+        assert_eq!(access(&Method::POST, "/api/v1/health"), Access::Signed(Role::Operator));
+        assert_eq!(access(&Method::GET, "/api/v1/anything-new"), Access::Signed(Role::Viewer));
+        assert_eq!(access(&Method::DELETE, "/api/v1/anything-new/1"), Access::Signed(Role::Operator));
+        assert_eq!(access(&Method::GET, "/api/v1/users"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::GET, "/api/v1/users/"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::GET, "/api/v1/usersx"), Access::Signed(Role::Viewer));
+        assert_eq!(access(&Method::POST, "/api/v1/auth/logout"), Access::Signed(Role::Viewer));
+    }
+}

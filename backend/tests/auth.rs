@@ -1,0 +1,278 @@
+//! Sign-in, sessions, roles and the audit log, through the real router.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use futures_util::StreamExt;
+use sea_orm::{ActiveModelTrait, Set};
+use sendense::auth::session;
+use sendense::db::entities::sessions;
+use shared_types::audit::AuditPage;
+use shared_types::auth::{LoginResponse, Me, Role, User};
+use shared_types::error::ErrorBody;
+use support::{fixture, ADMIN_PASSWORD};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// Every (method, path) in the served OpenAPI document, with `{params}`
+/// filled in.
+async fn documented_routes(f: &support::Fixture) -> Vec<(String, String)> {
+    let reply = f.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "the OpenAPI document is public");
+    let doc: serde_json::Value = reply.json();
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let filled: String = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "00000000-0000-0000-0000-000000000000" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                routes.push((method.to_uppercase(), format!("/api/v1{filled}")));
+            }
+        }
+    }
+    assert!(routes.len() >= 9, "suspiciously few routes: {routes:?}");
+    routes
+}
+
+const PUBLIC: &[(&str, &str)] = &[("GET", "/api/v1/health"), ("POST", "/api/v1/auth/login")];
+/// Mutating routes a viewer may call.
+const VIEWER_MAY_MUTATE: &[(&str, &str)] = &[("POST", "/api/v1/auth/logout")];
+
+#[tokio::test]
+async fn every_route_needs_credentials_and_viewers_cannot_mutate() {
+    let f = fixture().await;
+    let (_, viewer) = f.user_with_role("vera", Role::Viewer).await;
+    let routes = documented_routes(&f).await;
+    for (method, path) in &routes {
+        let public = PUBLIC.iter().any(|(m, p)| m == method && p == path);
+        let anonymous = f.call(method, path, None, None).await;
+        if public {
+            assert_ne!(anonymous.status, StatusCode::UNAUTHORIZED, "{method} {path} should be public");
+            continue;
+        }
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{method} {path} without credentials");
+        let err: ErrorBody = anonymous.json();
+        assert_eq!(err.code, "sign_in_required", "{method} {path}");
+
+        let bogus = f.call(method, path, Some("not-a-real-token"), None).await;
+        assert_eq!(bogus.status, StatusCode::UNAUTHORIZED, "{method} {path} with a bogus token");
+
+        let mutating = method != "GET";
+        let allowed = VIEWER_MAY_MUTATE.iter().any(|(m, p)| m == method && p == path);
+        if mutating && !allowed {
+            let as_viewer = f.call(method, path, Some(&viewer), Some(serde_json::json!({}))).await;
+            assert_eq!(as_viewer.status, StatusCode::FORBIDDEN, "{method} {path} as a viewer: {}", as_viewer.body);
+            assert!(as_viewer.json::<ErrorBody>().message.contains("viewer"));
+        }
+    }
+    // Admin-only reads are refused to viewers too.
+    for path in ["/api/v1/users", "/api/v1/audit"] {
+        assert_eq!(f.call("GET", path, Some(&viewer), None).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    // An undocumented path is refused before it is looked up.
+    assert_eq!(f.call("POST", "/api/v1/not-yet-written", None, None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sign_in_gives_a_token_and_a_strict_httponly_cookie() {
+    let f = fixture().await;
+    let reply = f.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let login: LoginResponse = reply.json();
+    assert_eq!((login.user.username.as_str(), login.user.role), ("admin", Role::Admin));
+    assert!(login.expires_at > Utc::now() + chrono::Duration::hours(11));
+    let cookie = reply.headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.contains(&format!("sendense_session={}", login.token)));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+
+    // The cookie works like the bearer token.
+    let req = axum::http::Request::get("/api/v1/auth/me")
+        .header("cookie", format!("sendense_session={}", login.token))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let me = f.send(req).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json::<Me>().user.username, "admin");
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_throttled_without_revealing_users() {
+    let f = fixture().await;
+    let (_, _) = f.user_with_role("otto", Role::Operator).await;
+    let unknown = f.login("nobody", "whatever-password").await;
+    let wrong = f.login("admin", "wrong-password!").await;
+    assert_eq!((unknown.status, wrong.status), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(unknown.json::<ErrorBody>().message, wrong.json::<ErrorBody>().message, "same answer either way");
+
+    for _ in 0..4 {
+        assert_eq!(f.login("admin", "wrong-password!").await.status, StatusCode::UNAUTHORIZED);
+    }
+    // Five failures: now even the right password is refused for a while.
+    let locked = f.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{}", locked.body);
+    assert!(locked.headers.get("retry-after").is_some());
+    assert!(locked.json::<ErrorBody>().message.contains("Try again"));
+    // Other users are not locked out by it.
+    assert_eq!(f.login("otto", "otto-password").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logout_revokes_and_expired_tokens_are_refused() {
+    let f = fixture().await;
+    let token = f.admin_token().await;
+    assert_eq!(f.call("GET", "/api/v1/auth/me", Some(&token), None).await.status, StatusCode::OK);
+    let out = f.call("POST", "/api/v1/auth/logout", Some(&token), None).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(out.headers.get("set-cookie").unwrap().to_str().unwrap().contains("Max-Age=0"));
+    let after = f.call("GET", "/api/v1/auth/me", Some(&token), None).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(after.json::<ErrorBody>().code, "session_ended");
+
+    // A session whose expiry has passed.
+    let me = f.call("GET", "/api/v1/users", Some(&f.admin_token().await), None).await.json::<Vec<User>>();
+    let (expired, row) = session::create(&f.state.db, &me[0].id, chrono::Duration::hours(1), None).await.unwrap();
+    let mut active: sessions::ActiveModel = row.into();
+    active.expires_at = Set(Utc::now() - chrono::Duration::seconds(1));
+    active.update(&f.state.db).await.unwrap();
+    assert_eq!(f.call("GET", "/api/v1/auth/me", Some(&expired), None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn websocket_refuses_strangers_and_closes_when_the_session_ends() {
+    let f = fixture().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = f.app().into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected a 401 refusal, got {other:?}"),
+    }
+
+    let token = f.admin_token().await;
+    let mut request = format!("ws://{addr}/api/v1/ws").into_client_request().unwrap();
+    request.headers_mut().insert("cookie", format!("sendense_session={token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("signed-in socket opens");
+    let hello = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("\"hello\""));
+
+    assert_eq!(f.call("POST", "/api/v1/auth/logout", Some(&token), None).await.status, StatusCode::NO_CONTENT);
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("close within 5 s");
+        match msg {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 4401);
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn users_are_managed_by_admins_and_the_last_admin_stays() {
+    let f = fixture().await;
+    let admin = f.admin_token().await;
+    let users: Vec<User> = f.call("GET", "/api/v1/users", Some(&admin), None).await.json();
+    let admin_id = users.iter().find(|u| u.username == "admin").unwrap().id.clone();
+
+    // The last admin cannot be demoted, disabled or removed.
+    for body in [serde_json::json!({"role": "viewer"}), serde_json::json!({"disabled": true})] {
+        let r = f.call("PATCH", &format!("/api/v1/users/{admin_id}"), Some(&admin), Some(body)).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(r.json::<ErrorBody>().message.contains("last enabled admin"));
+    }
+    let r = f.call("DELETE", &format!("/api/v1/users/{admin_id}"), Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // Add an operator, promote to admin, disable: their session ends.
+    let (ops, ops_token) = f.user_with_role("olga", Role::Operator).await;
+    let r = f.call("PATCH", &format!("/api/v1/users/{}", ops.id), Some(&admin), Some(serde_json::json!({"role": "admin"}))).await;
+    assert_eq!((r.status, r.json::<User>().role), (StatusCode::OK, Role::Admin));
+    assert_eq!(f.call("GET", "/api/v1/users", Some(&ops_token), None).await.status, StatusCode::OK, "role applies at once");
+    let r = f.call("PATCH", &format!("/api/v1/users/{}", ops.id), Some(&admin), Some(serde_json::json!({"disabled": true}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(f.call("GET", "/api/v1/auth/me", Some(&ops_token), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(f.login("olga", "olga-password").await.status, StatusCode::UNAUTHORIZED, "disabled users cannot sign in");
+
+    // Reset a password: old sessions end, the new password works.
+    let (viewer, viewer_token) = f.user_with_role("vic", Role::Viewer).await;
+    let r = f
+        .call("POST", &format!("/api/v1/users/{}/password", viewer.id), Some(&admin), Some(serde_json::json!({"password": "a brand new password"})))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(f.call("GET", "/api/v1/auth/me", Some(&viewer_token), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(f.login("vic", "a brand new password").await.status, StatusCode::OK);
+
+    // Remove a user.
+    assert_eq!(f.call("DELETE", &format!("/api/v1/users/{}", viewer.id), Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(f.call("DELETE", &format!("/api/v1/users/{}", viewer.id), Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_a_person_can_act_on() {
+    let f = fixture().await;
+    let admin = f.admin_token().await;
+    let cases = [
+        (serde_json::json!({"username": "", "password": "long enough pw", "role": "viewer"}), 400, "username"),
+        (serde_json::json!({"username": "x".repeat(65), "password": "long enough pw", "role": "viewer"}), 400, "64"),
+        (serde_json::json!({"username": "bob", "password": "short", "role": "viewer"}), 400, "password"),
+        (serde_json::json!({"username": "bob", "password": "p".repeat(300), "role": "viewer"}), 400, "256"),
+        (serde_json::json!({"username": "bob", "password": "long enough pw", "role": "root"}), 400, "role"),
+        (serde_json::json!({"username": "admin", "password": "long enough pw", "role": "viewer"}), 409, "exists"),
+    ];
+    for (body, status, word) in cases {
+        let r = f.call("POST", "/api/v1/users", Some(&admin), Some(body.clone())).await;
+        assert_eq!(r.status.as_u16(), status, "{body}: {}", r.body);
+        let err: ErrorBody = r.json();
+        assert!(err.message.contains(word), "{body}: message {:?} should mention {word}", err.message);
+    }
+    for body in [
+        serde_json::json!({"username": "", "password": "x"}),
+        serde_json::json!({"username": "admin", "password": ""}),
+        serde_json::json!({"username": "a".repeat(1000), "password": "x"}),
+    ] {
+        let r = f.login_raw(body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+    }
+    // Disabling yourself is refused even when other admins exist.
+    let (other, _) = f.user_with_role("ada", Role::Admin).await;
+    let users: Vec<User> = f.call("GET", "/api/v1/users", Some(&admin), None).await.json();
+    let me = users.iter().find(|u| u.username == "admin").unwrap();
+    let r = f.call("PATCH", &format!("/api/v1/users/{}", me.id), Some(&admin), Some(serde_json::json!({"disabled": true}))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(!other.disabled);
+    let r = f.call("GET", "/api/v1/audit?limit=abc", Some(&admin), None).await;
+    assert_eq!((r.status, r.json::<ErrorBody>().code.as_str()), (StatusCode::BAD_REQUEST, "invalid_query"));
+}
+
+#[tokio::test]
+async fn mutating_actions_are_audited_with_who_what_and_result() {
+    let f = fixture().await;
+    let _ = f.login("admin", "wrong-password!").await;
+    let admin = f.admin_token().await;
+    let (_, viewer) = f.user_with_role("val", Role::Viewer).await;
+    let _ = f.call("POST", "/api/v1/users", Some(&viewer), Some(serde_json::json!({}))).await;
+
+    let page: AuditPage = f.call("GET", "/api/v1/audit?limit=50", Some(&admin), None).await.json();
+    let find = |action: &str, result: &str| {
+        page.entries.iter().find(|e| e.action == action && e.result == result).cloned()
+    };
+    let failed = find("auth.login", "denied").expect("failed sign-in audited");
+    assert_eq!(failed.actor.as_deref(), Some("admin"));
+    assert_eq!(failed.status, 401);
+    let created = find("user.create", "ok").expect("user creation audited");
+    assert_eq!((created.actor.as_deref(), created.target.as_str()), (Some("admin"), "val"));
+    let denied = page.entries.iter().find(|e| e.actor.as_deref() == Some("val") && e.status == 403).expect("denied attempt audited");
+    assert_eq!(denied.result, "denied");
+    assert!(page.total as usize >= page.entries.len() && page.entries.windows(2).all(|w| w[0].id > w[1].id));
+}
