@@ -46,6 +46,9 @@ pub fn metric(name: &str, value: impl std::fmt::Display) {
     }
 }
 
+/// The `admin` password every e2e server starts with.
+pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
+
 /// A running `sendense serve`; stopped (SIGTERM, then SIGKILL) on drop.
 pub struct Server {
     pub port: u16,
@@ -97,6 +100,7 @@ impl Server {
             .arg("--web-dir")
             .arg(Self::web_dir()?)
             .env_remove("DATABASE_URL")
+            .env("SENDENSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
@@ -119,6 +123,25 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Signs in through the API; returns the bearer token.
+    pub fn token(&self, username: &str, password: &str) -> Result<String> {
+        let mut resp = ureq::post(&self.url("/api/v1/auth/login"))
+            .send_json(serde_json::json!({"username": username, "password": password}))
+            .with_context(|| format!("signing in as {username}"))?;
+        let body: serde_json::Value = resp.body_mut().read_json()?;
+        Ok(body["token"].as_str().context("no token in the sign-in answer")?.to_owned())
+    }
+
+    /// Creates a user through the API as admin.
+    pub fn create_user(&self, username: &str, password: &str, role: &str) -> Result<()> {
+        let admin = self.token("admin", ADMIN_PASSWORD)?;
+        ureq::post(&self.url("/api/v1/users"))
+            .header("authorization", &format!("Bearer {admin}"))
+            .send_json(serde_json::json!({"username": username, "password": password, "role": role}))
+            .with_context(|| format!("creating user {username}"))?;
+        Ok(())
     }
 
     /// Stops the process with SIGTERM and waits for it to exit (graceful shutdown).
@@ -233,6 +256,16 @@ impl Browser {
             .for_element(Locator::Css(&css))
             .await
             .with_context(|| format!("no element [data-testid='{id}'] appeared within {timeout:?}"))
+    }
+
+    /// Signs in through the sign-in page and waits for the cockpit.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Result<()> {
+        self.testid("sign-in", Duration::from_secs(20)).await?;
+        self.testid("sign-in-username", Duration::from_secs(5)).await?.send_keys(username).await?;
+        self.testid("sign-in-password", Duration::from_secs(5)).await?.send_keys(password).await?;
+        self.testid("sign-in-submit", Duration::from_secs(5)).await?.click().await?;
+        self.testid("cockpit", Duration::from_secs(10)).await.with_context(|| format!("signing in as {username}"))?;
+        Ok(())
     }
 
     /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout`.

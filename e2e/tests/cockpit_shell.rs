@@ -35,7 +35,10 @@ async fn shell_navigation_live_health_and_reconnect() -> Result<()> {
     let mut server = Server::start()?;
     let browser = Browser::start(1440, 900).await?;
 
-    // The shell loads; time from navigation to first paint.
+    browser.client.goto(&server.url("/")).await?;
+    browser.sign_in("admin", e2e::ADMIN_PASSWORD).await?;
+
+    // The shell loads (signed in: the session cookie is kept); time to first render.
     let started = Instant::now();
     browser.client.goto(&server.url("/")).await?;
     browser.testid("cockpit", Duration::from_secs(20)).await?;
@@ -117,6 +120,11 @@ async fn screenshots_at_desktop_tablet_and_phone_sizes() -> Result<()> {
     for (name, width, height) in [("desktop", 1440, 900), ("tablet", 820, 1180), ("phone", 390, 844)] {
         let browser = Browser::start(width, height).await?;
         browser.client.goto(&server.url("/telemetry")).await?;
+        if name == "desktop" {
+            browser.testid("sign-in", Duration::from_secs(20)).await?;
+            browser.screenshot(&format!("sign-in-{name}-{width}x{height}")).await?;
+        }
+        browser.sign_in("admin", e2e::ADMIN_PASSWORD).await?;
         browser.testid("page-telemetry", Duration::from_secs(20)).await?;
         // Wait for live figures so the screenshot shows real data.
         browser

@@ -13,6 +13,10 @@ use crate::components::layout::{panels_overlay, provide_layout};
 use crate::components::status_bar::StatusBar;
 use crate::components::top_bar::TopBar;
 use crate::live::provide_live;
+use crate::pages::audit::AuditPage;
+use crate::pages::sign_in::SignInPage;
+use crate::pages::users::UsersPage;
+use crate::session::{provide_session, use_session};
 use crate::pages::command::CommandPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::planned::PlannedPage;
@@ -21,16 +25,26 @@ use crate::pages::telemetry::TelemetryPage;
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_live();
+    let session = provide_session();
+    let signed_in = Memo::new(move |_| session.user.with(|u| u.is_some()));
     view! {
         <Router>
-            <Shell />
+            {move || {
+                if !session.checked.get() {
+                    view! { <div class="splash">"Connecting to the server…"</div> }.into_any()
+                } else if signed_in.get() {
+                    view! { <Shell /> }.into_any()
+                } else {
+                    view! { <SignInPage /> }.into_any()
+                }
+            }}
         </Router>
     }
 }
 
 #[component]
 fn Shell() -> impl IntoView {
+    provide_live(use_session());
     let layout = provide_layout();
     // On small screens an open overlay panel closes when the page changes.
     let location = use_location();
@@ -71,6 +85,8 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/schedules") view=PlannedPage />
                     <Route path=path!("/policies") view=PlannedPage />
                     <Route path=path!("/systems") view=SystemsPage />
+                    <Route path=path!("/systems/users") view=UsersPage />
+                    <Route path=path!("/systems/audit") view=AuditPage />
                 </Routes>
             </main>
             <aside class="panel right" aria-label="Context panel" data-testid="context-panel-aside">

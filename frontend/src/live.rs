@@ -2,10 +2,12 @@
 //! falling back to polling `GET /api/v1/health` while the socket cannot be
 //! opened. Everything the shell shows about the server comes from here.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use gloo_net::websocket::{futures::WebSocket, Message};
+use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared_types::health::SystemHealth;
@@ -88,8 +90,9 @@ pub fn use_live() -> Live {
     expect_context::<Live>()
 }
 
-/// Creates the live state, provides it as context and starts the link.
-pub fn provide_live() -> Live {
+/// Creates the live state, provides it as context and starts the link. The
+/// link stops when the calling component is cleaned up (sign-out).
+pub fn provide_live(session: crate::session::Session) -> Live {
     let live = Live {
         state: RwSignal::new(LinkState::Connecting),
         version: RwSignal::new(None),
@@ -104,13 +107,20 @@ pub fn provide_live() -> Live {
     provide_context(live);
 
     let now = live.now_ms;
-    gloo_timers::callback::Interval::new(500, move || now.set(js_sys::Date::now())).forget();
+    let ticker = gloo_timers::callback::Interval::new(500, move || {
+        now.try_set(js_sys::Date::now());
+    });
+    // Dropped (and so cleared) with the component that provided the link.
+    StoredValue::new_local(ticker);
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stop = stopped.clone();
+    on_cleanup(move || stop.store(true, Ordering::Relaxed));
 
-    spawn_local(run(live));
+    spawn_local(run(live, session, stopped));
     spawn_local(async move {
         if let Ok(h) = crate::api::health().await {
-            live.catalog_ok.set(Some(h.catalog.ok));
-            live.version.update(|v| {
+            live.catalog_ok.try_set(Some(h.catalog.ok));
+            live.version.try_update(|v| {
                 v.get_or_insert(h.version);
             });
         }
@@ -125,24 +135,49 @@ fn ws_url() -> String {
     format!("{scheme}://{host}{}", shared_types::WS_PATH)
 }
 
-/// Connects, reads until the socket drops, waits, and connects again.
-async fn run(live: Live) {
+/// Close code the server sends when the session behind the socket ended.
+const CLOSE_SESSION_ENDED: u16 = 4401;
+
+/// Connects, reads until the socket drops, waits, and connects again, until
+/// `stopped` or the session ends.
+async fn run(live: Live, session: crate::session::Session, stopped: Arc<AtomicBool>) {
     let mut failures: u32 = 0;
-    loop {
+    while !stopped.load(Ordering::Relaxed) {
         if let Ok(socket) = WebSocket::open(&ws_url()) {
             // Keep the write half alive: dropping both halves closes the socket.
             let (_write, mut read) = socket.split();
-            while let Some(Ok(msg)) = read.next().await {
-                if let Message::Text(text) = msg {
-                    if let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) {
-                        failures = 0;
-                        receive(live, msg);
+            while let Some(msg) = read.next().await {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                match msg {
+                    Ok(Message::Text(text)) => {
+                        if let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) {
+                            failures = 0;
+                            receive(live, msg);
+                        }
                     }
+                    Ok(Message::Bytes(_)) => {}
+                    Err(WebSocketError::ConnectionClose(ev)) if ev.code == CLOSE_SESSION_ENDED => {
+                        session.ended("Your session has ended. Sign in again.");
+                        return;
+                    }
+                    Err(_) => break,
                 }
             }
         }
+        if stopped.load(Ordering::Relaxed) {
+            return;
+        }
         failures = failures.saturating_add(1);
         live.state.set(LinkState::Reconnecting { polling: false });
+        // A refused upgrade looks like any failure: ask whether we are still signed in.
+        if let Err(e) = crate::api::me().await {
+            if e.unauthorized() {
+                session.ended("Your session has ended. Sign in again.");
+                return;
+            }
+        }
         // While the socket stays down, see whether plain HTTP still answers.
         if failures >= 3 {
             if let Ok(h) = crate::api::health().await {

@@ -7,6 +7,7 @@ mod format;
 mod live;
 mod nav;
 mod pages;
+mod session;
 
 fn main() {
     console_error_panic_hook::set_once();

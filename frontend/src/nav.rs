@@ -118,8 +118,8 @@ pub const DESTINATIONS: &[Destination] = &[
         path: "/systems",
         tier: Tier::Secondary,
         glyph: "⚙",
-        purpose: "This server: version, catalog, users and settings.",
-        holds: &["Users and roles, audit log", "Node appliances and licensing"],
+        purpose: "This server: version, catalog, users and the audit log.",
+        holds: &["Node appliances and licensing"],
     },
 ];
 

@@ -1,7 +1,10 @@
 //! One file per page. Pages whose features have not shipped use `planned`.
 
+pub mod audit;
 pub mod command;
 pub mod not_found;
 pub mod planned;
+pub mod sign_in;
 pub mod systems;
 pub mod telemetry;
+pub mod users;

@@ -1,10 +1,23 @@
-//! Systems: facts about this server from `GET /api/v1/health`.
+//! Systems: this server (from `GET /api/v1/health`), users and the audit log.
 
 use leptos::prelude::*;
+use leptos_router::components::A;
 
 use crate::format::format_duration;
 use crate::nav;
 use crate::pages::planned::{PageHeader, PlannedList};
+
+/// Tabs shared by the Systems pages.
+#[component]
+pub fn SystemsTabs() -> impl IntoView {
+    view! {
+        <nav class="tabs" aria-label="Systems">
+            <A href="/systems" exact=true attr:class="tab" attr:data-testid="tab-server">"Server"</A>
+            <A href="/systems/users" attr:class="tab" attr:data-testid="tab-users">"Users"</A>
+            <A href="/systems/audit" attr:class="tab" attr:data-testid="tab-audit">"Audit log"</A>
+        </nav>
+    }
+}
 
 #[component]
 pub fn SystemsPage() -> impl IntoView {
@@ -13,6 +26,7 @@ pub fn SystemsPage() -> impl IntoView {
     view! {
         <section class="page" data-testid="page-systems">
             <PageHeader label=d.label purpose=d.purpose />
+            <SystemsTabs />
             <div class="card">
                 <h2>"SERVER"</h2>
                 <Transition fallback=|| view! { <p class="muted">"Asking the server…"</p> }>
