@@ -244,6 +244,17 @@ async fn bad_input_gets_a_4xx_a_person_can_act_on() {
         let r = f.login_raw(body.clone()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
     }
+    // Malformed JSON on a real endpoint: 400 naming the problem, in the error shape.
+    let req = axum::http::Request::post("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{\"username\": \"admin\", "))
+        .unwrap();
+    let r = f.send(req).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let err: ErrorBody = r.json();
+    assert_eq!(err.code, "invalid_json");
+    assert!(err.message.contains("EOF") || err.message.contains("line 1"), "{}", err.message);
+
     // Disabling yourself is refused even when other admins exist.
     let (other, _) = f.user_with_role("ada", Role::Admin).await;
     let users: Vec<User> = f.call("GET", "/api/v1/users", Some(&admin), None).await.json();
