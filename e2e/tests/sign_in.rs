@@ -55,7 +55,7 @@ async fn sign_in_user_menu_sign_out_and_viewer_limits() -> Result<()> {
     let why = stop.attr("title").await?.unwrap_or_default();
     ensure!(why.contains("operator") && why.contains("viewer"), "no reason given: {why:?}");
     browser.client.goto(&server.url("/systems/users")).await?;
-    let note = browser.testid("users-forbidden", Duration::from_secs(10)).await?.text().await?;
+    let note = browser.testid("role-required", Duration::from_secs(10)).await?.text().await?;
     ensure!(note.contains("admin"), "viewer's Users page says {note:?}");
     browser.screenshot("viewer-users-1440x900").await?;
 

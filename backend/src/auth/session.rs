@@ -90,15 +90,20 @@ pub async fn lookup(db: &DatabaseConnection, token: &str) -> Result<Option<(sess
     })
 }
 
-/// Ends one session.
-pub async fn revoke(db: &DatabaseConnection, session_id: &str) -> Result<(), DbErr> {
+/// Marks the live sessions matching `which` as revoked now.
+async fn revoke_where(db: &DatabaseConnection, which: sea_orm::sea_query::SimpleExpr) -> Result<(), DbErr> {
     sessions::Entity::update_many()
         .col_expr(sessions::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(sessions::Column::Id.eq(session_id))
+        .filter(which)
         .filter(sessions::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Ends one session.
+pub async fn revoke(db: &DatabaseConnection, session_id: &str) -> Result<(), DbErr> {
+    revoke_where(db, sessions::Column::Id.eq(session_id)).await
 }
 
 /// Ends every live session of a user; returns their ids.
@@ -108,12 +113,7 @@ pub async fn revoke_all_for_user(db: &DatabaseConnection, user_id: &str) -> Resu
         .filter(sessions::Column::RevokedAt.is_null())
         .all(db)
         .await?;
-    sessions::Entity::update_many()
-        .col_expr(sessions::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(sessions::Column::UserId.eq(user_id))
-        .filter(sessions::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
+    revoke_where(db, sessions::Column::UserId.eq(user_id)).await?;
     Ok(live.into_iter().map(|s| s.id).collect())
 }
 

@@ -9,5 +9,6 @@ pub mod layout;
 pub mod line_chart;
 pub mod modal;
 pub mod quick_actions;
+pub mod require_role;
 pub mod status_bar;
 pub mod top_bar;

@@ -7,7 +7,8 @@ use crate::api;
 use crate::nav;
 use crate::pages::planned::PageHeader;
 use crate::pages::systems::SystemsTabs;
-use crate::session::{needs, use_session};
+use crate::components::require_role::RequireRole;
+use crate::session::use_session;
 
 const PAGE: u64 = 50;
 
@@ -24,10 +25,7 @@ pub fn AuditPage() -> impl IntoView {
         <section class="page" data-testid="page-audit">
             <PageHeader label=d.label purpose=d.purpose />
             <SystemsTabs />
-            <Show
-                when=move || session.can(Role::Admin)
-                fallback=move || view! { <div class="card"><p class="muted">{needs(Role::Admin, session.user.get().as_ref())}</p></div> }
-            >
+            <RequireRole role=Role::Admin>
                 <div class="card">
                     <h2>"AUDIT LOG"</h2>
                     <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -64,7 +62,7 @@ pub fn AuditPage() -> impl IntoView {
                         })}
                     </Transition>
                 </div>
-            </Show>
+            </RequireRole>
         </section>
     }
 }

@@ -9,24 +9,19 @@ use crate::api;
 use crate::nav;
 use crate::pages::planned::PageHeader;
 use crate::pages::systems::SystemsTabs;
-use crate::session::{needs, use_session};
+use crate::components::require_role::RequireRole;
+use crate::session::use_session;
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let d = nav::for_path("/systems").expect("Systems is in the navigation table");
-    let session = use_session();
     view! {
         <section class="page" data-testid="page-users">
             <PageHeader label=d.label purpose=d.purpose />
             <SystemsTabs />
-            <Show
-                when=move || session.can(Role::Admin)
-                fallback=move || view! {
-                    <div class="card"><p class="muted" data-testid="users-forbidden">{needs(Role::Admin, session.user.get().as_ref())}</p></div>
-                }
-            >
+            <RequireRole role=Role::Admin>
                 <UserAdmin />
-            </Show>
+            </RequireRole>
         </section>
     }
 }
