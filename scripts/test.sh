@@ -7,8 +7,9 @@ cd "$ROOT"
 need_apt qemu-utils chromium chromium-driver postgresql
 need_web_tools
 build_web
-step "Building the server (debug) for the end-to-end suite"
-cargo build --locked -p sendense --quiet
+# cargo test builds target/debug/sendense for the backend's integration tests;
+# the end-to-end suite runs that same binary (a separate `cargo build` would
+# resolve other features and compile much of the tree twice).
 step "Running the tests"
 rm -f "$ROOT/target/e2e-metrics.txt"
 status=0
