@@ -12,6 +12,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod engine;
 pub mod server;
 pub mod spa;
 pub mod state;
