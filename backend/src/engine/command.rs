@@ -141,6 +141,14 @@ pub enum ImageCommand {
         #[command(flatten)]
         out_args: OutputArgs,
     },
+    /// Machine limits on an image (benchmark helper): read, BLAKE3, zstd -1 throughput, as JSON.
+    #[command(hide = true)]
+    Limits {
+        image: PathBuf,
+        /// Bytes of non-zero chunks to hash and compress.
+        #[arg(long, default_value_t = 512 << 20)]
+        sample: usize,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -350,6 +358,9 @@ pub fn run_image(cmd: ImageCommand) -> anyhow::Result<()> {
                 eprintln!("{line}");
             }
             eprintln!("restored {}/{} to {}", m.name, m.id, out.display());
+        }
+        ImageCommand::Limits { image, sample } => {
+            println!("{}", serde_json::to_string(&super::limits::measure(&image, sample)?)?);
         }
     }
     Ok(())

@@ -86,6 +86,7 @@ pub mod error;
 pub mod fixed_index;
 pub mod gc;
 pub mod lease;
+pub mod limits;
 pub mod local_repository;
 pub mod manifest;
 pub mod pack;
