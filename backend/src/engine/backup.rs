@@ -312,8 +312,17 @@ fn run_disk(
                 }
                 let lens: Vec<usize> = (first..first + n).map(|c| index_geom.chunk_range(c).1).collect();
                 let total: usize = lens.iter().sum();
-                let mut data = vec![0u8; total];
                 let (off, _) = index_geom.chunk_range(first);
+                if in_hole(file, off, total as u64, index_geom.size) {
+                    // Unallocated: zeros without reading them (empty data = all zero).
+                    Progress::add(&progress.bytes_read, total as u64);
+                    if batch_tx.send(Batch { first, lens, data: Vec::new() }).is_err() {
+                        return Ok(());
+                    }
+                    i += n;
+                    continue;
+                }
+                let mut data = vec![0u8; total];
                 file.read_exact_at(&mut data, off).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {
                         EngineError::ImageChanged { path: path.clone() }
@@ -366,6 +375,17 @@ fn run_disk(
     })
 }
 
+/// True when `[off, off+len)` lies in a hole of a sparse file (SEEK_DATA
+/// finds no data before its end). Any error or unsupported filesystem: false.
+fn in_hole(file: &File, off: u64, len: u64, size: u64) -> bool {
+    match rustix::fs::seek(file, rustix::fs::SeekFrom::Data(off)) {
+        Ok(next_data) => next_data >= off + len,
+        // ENXIO: no data after `off` at all.
+        Err(e) if e == rustix::io::Errno::NXIO => off + len <= size,
+        Err(_) => false,
+    }
+}
+
 impl FixedIndex {
     fn clone_geometry(&self) -> FixedIndex {
         FixedIndex { chunk_size: self.chunk_size, size: self.size, digests: Vec::new() }
@@ -379,6 +399,10 @@ fn process_batch(
     batch: Batch,
 ) -> Result<Vec<(usize, Outcome)>> {
     let mut out = Vec::with_capacity(batch.lens.len());
+    if batch.data.is_empty() {
+        out.extend((0..batch.lens.len()).map(|k| (batch.first + k, Outcome::Zero)));
+        return Ok(out);
+    }
     let mut pos = 0;
     for (k, &len) in batch.lens.iter().enumerate() {
         let raw = &batch.data[pos..pos + len];

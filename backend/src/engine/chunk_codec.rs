@@ -8,15 +8,41 @@ use super::digest::{Digest, Hasher};
 pub const FLAG_ZSTD: u8 = 1;
 pub const FLAG_ENCRYPTED: u8 = 2;
 
+/// Bytes compressed first to estimate whether the whole chunk is worth it.
+const PROBE: usize = 4096;
+
 /// Stored bytes and flags for a plain chunk.
 pub fn encode(raw: &[u8], digest: &Digest, crypt: Option<&CryptConfig>) -> Result<(Vec<u8>, u8), String> {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Compressor::new(1).map_err(|e| format!("zstd: {e}"))?);
+        }
+        encode_with(slot.as_mut().unwrap(), raw, digest, crypt)
+    })
+}
+
+fn encode_with(
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    raw: &[u8],
+    digest: &Digest,
+    crypt: Option<&CryptConfig>,
+) -> Result<(Vec<u8>, u8), String> {
     let mut flags = 0u8;
-    let compressed = zstd::bulk::compress(raw, 1).map_err(|e| format!("zstd: {e}"))?;
-    let body: Vec<u8> = if compressed.len() <= raw.len() - raw.len() / 8 {
-        flags |= FLAG_ZSTD;
-        compressed
-    } else {
-        raw.to_vec()
+    // Incompressible data (already compressed or encrypted in the guest) is
+    // recognised on a 4 KiB probe instead of compressing 64 KiB for nothing.
+    let worth_trying = raw.len() <= 2 * PROBE
+        || compressor.compress(&raw[..PROBE]).map(|c| c.len() < PROBE - PROBE / 16).unwrap_or(true);
+    let compressed = if worth_trying { Some(compressor.compress(raw).map_err(|e| format!("zstd: {e}"))?) } else { None };
+    let body: Vec<u8> = match compressed {
+        Some(c) if c.len() <= raw.len() - raw.len() / 8 => {
+            flags |= FLAG_ZSTD;
+            c
+        }
+        _ => raw.to_vec(),
     };
     match crypt {
         Some(c) => {

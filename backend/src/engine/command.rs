@@ -31,6 +31,9 @@ pub enum RepoCommand {
         /// Encrypt with a new key written to KEYFILE (mode 0600, outside the repository).
         #[arg(long, value_name = "KEYFILE")]
         encrypt: Option<PathBuf>,
+        /// Chunk size in bytes (default 65536; for measurements).
+        #[arg(long, default_value_t = super::datastore::DEFAULT_CHUNK_SIZE)]
+        chunk_size: u32,
     },
     /// Re-hash every chunk of every snapshot.
     Verify {
@@ -220,8 +223,8 @@ fn key(k: &KeyArg) -> Option<&Path> {
 
 pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
     match cmd {
-        RepoCommand::Init { dir, encrypt } => {
-            Datastore::init(&dir, encrypt.as_deref())?;
+        RepoCommand::Init { dir, encrypt, chunk_size } => {
+            Datastore::init_with(&dir, encrypt.as_deref(), chunk_size)?;
             match encrypt {
                 Some(k) => println!(
                     "created encrypted repository {} (key in {}: keep a copy, without it the backups are unreadable)",

@@ -48,6 +48,14 @@ impl Datastore {
     /// Create a repository in `path` (absent or an empty directory). With
     /// `key_file`, create a new key there (outside the repository).
     pub fn init(path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
+        Self::init_with(path, key_file, DEFAULT_CHUNK_SIZE)
+    }
+
+    /// [`Datastore::init`] with another chunk size (a power of two, 4 KiB to 16 MiB).
+    pub fn init_with(path: &Path, key_file: Option<&Path>, chunk_size: u32) -> Result<Datastore> {
+        if !chunk_size.is_power_of_two() || !(4096..=16 << 20).contains(&chunk_size) {
+            return Err(EngineError::Invalid(format!("chunk size {chunk_size} (a power of two, 4 KiB to 16 MiB)")));
+        }
         if path.join(CONFIG_KEY).exists() {
             return Err(EngineError::AlreadyExists { path: path.into() });
         }
@@ -68,8 +76,8 @@ impl Datastore {
         };
         let config = RepoConfig {
             sendense_repository: 1,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            pack_size: DEFAULT_PACK_SIZE,
+            chunk_size,
+            pack_size: DEFAULT_PACK_SIZE.max(chunk_size),
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             encryption: crypt.as_ref().map(|c| EncryptionConfig {
                 cipher: "aes-256-gcm+blake3-keyed".into(),

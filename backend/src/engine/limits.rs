@@ -23,7 +23,6 @@ pub struct Limits {
 pub fn measure(image: &Path, sample_limit: usize) -> Result<Limits> {
     let mut f = File::open(image).map_err(|e| EngineError::file(image, e))?;
     let mut buf = vec![0u8; 4 << 20];
-    let mut sample = Vec::new();
     let mut total = 0u64;
     let t = Instant::now();
     loop {
@@ -32,15 +31,25 @@ pub fn measure(image: &Path, sample_limit: usize) -> Result<Limits> {
             break;
         }
         total += n as u64;
+    }
+    let read_s = t.elapsed().as_secs_f64();
+    let mut f = File::open(image).map_err(|e| EngineError::file(image, e))?;
+    let mut sample = Vec::new();
+    loop {
+        let n = f.read(&mut buf).map_err(|e| EngineError::file(image, e))?;
+        if n == 0 {
+            break;
+        }
         if sample.len() < sample_limit {
             for c in buf[..n].chunks(65536) {
                 if !is_all_zero(c) && sample.len() < sample_limit {
                     sample.extend_from_slice(c);
                 }
             }
+        } else {
+            break;
         }
     }
-    let read_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut x = 0u8;
     for c in sample.chunks(65536) {
