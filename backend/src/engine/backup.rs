@@ -471,3 +471,25 @@ fn accept(writer: &mut Writer, index: &mut FixedIndex, results: Vec<(usize, Outc
     writer.stats.bytes_read = progress.bytes_read.load(std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn holes_are_found_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse.raw");
+        let f = File::create(&path).unwrap();
+        f.set_len(4 << 20).unwrap();
+        f.write_all_at(&[1u8; 65536], 1 << 20).unwrap();
+        f.sync_all().unwrap();
+        let f = File::open(&path).unwrap();
+        let size = 4 << 20;
+        assert!(in_hole(&f, 0, 65536, size));
+        assert!(!in_hole(&f, 1 << 20, 65536, size));
+        assert!(!in_hole(&f, (1 << 20) - 65536, 2 * 65536, size), "a run that reaches data is read");
+        assert!(in_hole(&f, 3 << 20, 65536, size), "after the last data (ENXIO)");
+    }
+}

@@ -18,6 +18,8 @@ pub struct Limits {
     pub blake3_mb_s: f64,
     pub zstd1_mb_s: f64,
     pub zstd1_ratio: f64,
+    /// (level, MB/s on one thread, ratio) for 64 KiB chunks.
+    pub zstd_levels: Vec<(i32, f64, f64)>,
 }
 
 pub fn measure(image: &Path, sample_limit: usize) -> Result<Limits> {
@@ -63,6 +65,17 @@ pub fn measure(image: &Path, sample_limit: usize) -> Result<Limits> {
         out += zstd::bulk::compress(c, 1).map(|v| v.len()).unwrap_or(c.len());
     }
     let zstd_s = t.elapsed().as_secs_f64();
+    let mut zstd_levels = Vec::new();
+    for level in [-1, 1, 2, 3] {
+        let mut c = zstd::bulk::Compressor::new(level).map_err(|e| EngineError::Pipeline(format!("zstd: {e}")))?;
+        let t = Instant::now();
+        let mut out = 0usize;
+        for chunk in sample.chunks(65536) {
+            out += c.compress(chunk).map(|v| v.len().min(chunk.len())).unwrap_or(chunk.len());
+        }
+        let s = t.elapsed().as_secs_f64();
+        zstd_levels.push((level, sample.len() as f64 / s / 1e6, sample.len() as f64 / out.max(1) as f64));
+    }
     let mb = |bytes: f64, s: f64| if s > 0.0 { bytes / s / 1e6 } else { 0.0 };
     Ok(Limits {
         read_bytes: total,
@@ -71,5 +84,6 @@ pub fn measure(image: &Path, sample_limit: usize) -> Result<Limits> {
         blake3_mb_s: mb(sample.len() as f64, blake_s),
         zstd1_mb_s: mb(sample.len() as f64, zstd_s),
         zstd1_ratio: if out > 0 { sample.len() as f64 / out as f64 } else { 0.0 },
+        zstd_levels,
     })
 }
