@@ -35,7 +35,12 @@ impl ChunkStore {
         let mut store = ChunkStore { repo, crypt, hasher, packs: Vec::new(), map: HashMap::new() };
         for obj in store.repo.list(pack::PACK_INDEX_PREFIX)? {
             let Some(id) = pack::id_from_key(&obj.key) else { continue };
-            let data = store.repo.get(&obj.key)?;
+            let data = match store.repo.get(&obj.key) {
+                Ok(d) => d,
+                // Removed by a concurrent GC between list and get: its pack is going too.
+                Err(EngineError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             let entries = pack::decode_index(&data)
                 .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
             store.add_pack(id, &entries);

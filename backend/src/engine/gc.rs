@@ -27,6 +27,10 @@ pub struct GcReport {
     pub stale_leases_removed: usize,
 }
 
+/// Filesystem timestamps come from a coarse clock (and object-store clocks
+/// from another host): the cutoff keeps this much slack below the GC start.
+pub const MTIME_SLACK: Duration = Duration::from_secs(1);
+
 pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
     let repo = ds.repo.as_ref();
     let _lock = Lease::acquire_gc(repo)?;
@@ -34,7 +38,7 @@ pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
     let start = SystemTime::now();
 
     // Cutoff: older than the grace period and than every live backup.
-    let mut cutoff = start.checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut cutoff = start.checked_sub(grace + MTIME_SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
     let mut pinned_indexes = HashSet::new();
     for (key, info) in lease::list_leases(repo)? {
         if key == GC_LOCK_KEY {
@@ -42,7 +46,7 @@ pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
         }
         match info {
             Some(l) if l.is_live() => {
-                cutoff = cutoff.min(l.started() - Duration::from_secs(1));
+                cutoff = cutoff.min(l.started() - MTIME_SLACK);
                 pinned_indexes.extend(l.pinned_indexes);
             }
             _ => {

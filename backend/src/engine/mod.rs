@@ -60,7 +60,8 @@
 //!   writing the manifest it checks that every pack it reused still exists;
 //!   if not (a GC decided just before the touch), it fails with no snapshot.
 //! * **GC** takes the exclusive `locks/gc.lock` (create-if-absent). Cutoff =
-//!   min(now − grace, start of the oldest live backup lease). Mark: every chunk
+//!   min(now − grace, start of the oldest live backup lease) − 1 s of slack
+//!   for coarse filesystem timestamps. Mark: every chunk
 //!   of every fixed index named by a manifest or a live lease (a manifest that
 //!   cannot be read aborts GC). Sweep: a pack whose chunks are all unmarked is
 //!   deleted (pack index first, then pack) only if its mtime, re-read just
@@ -68,7 +69,8 @@
 //!   (newer than its lease), packs it touched, and the parent it reuses are
 //!   never swept; orphans of crashed backups (packs without index, unused
 //!   fixed indexes, `tmp/` files) go once older than the cutoff. Packs that
-//!   are partly used are kept whole (repacking is not implemented).
+//!   are partly used are kept whole (repacking is not implemented). A backup
+//!   loading the chunk map skips a pack index that vanishes under it.
 //! * **Prune / forget** delete manifests only (chunks go at the next GC), and
 //!   never one whose `immutable_until` lies in the future ([`prune`]).
 //! * **Restore, verify, stats, random-access reads** take no lock: they only
