@@ -15,6 +15,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: REST API, WebSocket and the cockpit.
     Serve(ServeConfig),
+    /// Backup repositories: init, verify, gc, prune, stats.
+    #[command(subcommand)]
+    Repo(crate::engine::command::RepoCommand),
+    /// Disk images: backup and restore.
+    #[command(subcommand)]
+    Image(crate::engine::command::ImageCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -23,5 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(crate::server::serve(config))
         }
+        Command::Repo(cmd) => crate::engine::command::run_repo(cmd),
+        Command::Image(cmd) => crate::engine::command::run_image(cmd),
     }
 }

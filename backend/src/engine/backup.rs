@@ -1,0 +1,495 @@
+//! Backup of one or more disk images into a snapshot.
+//!
+//! Pipeline (bounded `sync_channel`s, so memory does not grow with the image):
+//! a reader thread reads runs of up to 16 consecutive chunks → hash/compress
+//! workers (one per core) detect zero chunks, digest, and compress+encrypt only
+//! chunks the store does not already hold → this thread (the writer) fills the
+//! fixed index and appends new chunks to an in-memory pack → an uploader
+//! thread writes each full pack and then its pack index, create-if-absent.
+//! Only after every pack, pack index and fixed index is durable is the
+//! manifest put (atomic replace), which makes the snapshot visible.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::changed_ranges;
+use super::chunk_codec;
+use super::chunk_store::ChunkStore;
+use super::datastore::Datastore;
+use super::digest::{is_all_zero, Digest};
+use super::error::{EngineError, Result};
+use super::fixed_index::{self, FixedIndex};
+use super::lease::Lease;
+use super::manifest::{self, BackupStats, DiskEntry, Manifest};
+use super::pack::{self, PackBuilder, PackEntry};
+use super::progress::Progress;
+use super::repository::Repository;
+
+/// One disk to back up.
+#[derive(Debug, Clone)]
+pub struct DiskSource {
+    /// Disk name inside the snapshot (`disk0`, ...).
+    pub name: String,
+    pub path: PathBuf,
+    /// Changed ranges since the parent snapshot (CBT); `None` reads everything.
+    pub changed_ranges: Option<Vec<(u64, u64)>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub name: String,
+    /// Parent snapshot id; `None` uses the latest snapshot of `name`.
+    pub parent: Option<String>,
+    pub immutable_days: Option<u32>,
+    pub workers: usize,
+}
+
+impl BackupOptions {
+    pub fn new(name: &str) -> Self {
+        BackupOptions {
+            name: name.into(),
+            parent: None,
+            immutable_days: None,
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        }
+    }
+}
+
+const RUN_CHUNKS: usize = 16;
+
+struct Batch {
+    first: usize,
+    lens: Vec<usize>,
+    data: Vec<u8>,
+}
+
+enum Outcome {
+    Zero,
+    Known(Digest),
+    New { digest: Digest, stored: Vec<u8>, flags: u8, raw_len: u32 },
+}
+
+struct PackJob {
+    data: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+struct Plan {
+    source: DiskSource,
+    file: File,
+    index: FixedIndex,
+    chunks: Vec<usize>,
+}
+
+pub fn backup(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progress: &Progress) -> Result<Manifest> {
+    let started = Instant::now();
+    if !manifest::valid_name(&opts.name) {
+        return Err(EngineError::Invalid(format!("snapshot name '{}' (use letters, digits, '.', '_', '-')", opts.name)));
+    }
+    if disks.is_empty() {
+        return Err(EngineError::Invalid("no disk to back up".into()));
+    }
+    let mut seen = HashSet::new();
+    for d in disks {
+        if !manifest::valid_name(&d.name) || !seen.insert(d.name.clone()) {
+            return Err(EngineError::Invalid(format!("disk name '{}' is invalid or repeated", d.name)));
+        }
+    }
+    let chunk_size = ds.config.chunk_size;
+    let parent = match &opts.parent {
+        Some(id) => Some(ds.load_manifest(&opts.name, id)?),
+        None => match ds.resolve(&opts.name, "latest") {
+            Ok(m) => Some(m),
+            Err(EngineError::NoSnapshots(_)) => None,
+            Err(e) => return Err(e),
+        },
+    };
+    let parent_label = parent.as_ref().map(|p| format!("{}/{}", p.name, p.id));
+
+    // Plan every disk before writing anything: bad input leaves the repository as it was.
+    let mut plans = Vec::new();
+    let mut pinned = Vec::new();
+    for d in disks {
+        let mut file = File::open(&d.path).map_err(|e| EngineError::file(&d.path, e))?;
+        let size = file.seek(SeekFrom::End(0)).map_err(|e| EngineError::file(&d.path, e))?;
+        let parent_disk = parent.as_ref().and_then(|p| p.disks.iter().find(|x| x.name == d.name && x.chunk_size == chunk_size));
+        let parent_index = match (parent_disk, &d.changed_ranges) {
+            (Some(pd), Some(_)) => {
+                let idx = ds.load_index(parent_label.as_deref().unwrap_or(""), &pd.index)?;
+                pinned.push(pd.index.clone());
+                Some(idx)
+            }
+            _ => None,
+        };
+        if let Some(ranges) = &d.changed_ranges {
+            let end = changed_ranges::extent(ranges);
+            if end > size {
+                return Err(EngineError::ImageTooShort { path: d.path.clone(), actual: size, claimed: end });
+            }
+        }
+        let (index, chunks) = match (parent_index, &d.changed_ranges) {
+            (Some(pidx), Some(ranges)) => {
+                let mut idx = FixedIndex::new(size, chunk_size);
+                let keep = pidx.digests.len().min(idx.digests.len());
+                idx.digests[..keep].copy_from_slice(&pidx.digests[..keep]);
+                let mut chunks = changed_ranges::chunks_touched(ranges, chunk_size);
+                // A size change re-reads the old last chunk and everything after it.
+                if pidx.size != size {
+                    let from = (pidx.size.min(size) / chunk_size as u64) as usize;
+                    chunks.extend(from..idx.digests.len());
+                    chunks.sort_unstable();
+                    chunks.dedup();
+                }
+                chunks.retain(|&c| c < idx.digests.len());
+                (idx, chunks)
+            }
+            _ => {
+                let idx = FixedIndex::new(size, chunk_size);
+                let n = idx.digests.len();
+                (idx, (0..n).collect())
+            }
+        };
+        plans.push(Plan { source: d.clone(), file, index, chunks });
+    }
+    for p in &plans {
+        let bytes: u64 = p.chunks.iter().map(|&c| p.index.chunk_range(c).1 as u64).sum();
+        Progress::add(&progress.bytes_total, bytes);
+    }
+
+    // From here on the repository is written: hold a backup lease first.
+    let repo: &dyn Repository = ds.repo.as_ref();
+    let lease = Lease::acquire_backup(repo, pinned)?;
+    let store = Arc::new(ds.load_chunk_store()?);
+    let touched: Arc<Mutex<HashMap<u32, bool>>> = Arc::default();
+
+    let (pack_tx, pack_rx) = sync_channel::<PackJob>(1);
+    let uploader = {
+        let repo = ds.repo.clone();
+        std::thread::Builder::new()
+            .name("sendense-upload".into())
+            .spawn(move || upload_packs(repo.as_ref(), pack_rx))
+            .map_err(|e| EngineError::Pipeline(format!("spawn uploader: {e}")))?
+    };
+    let mut writer = Writer {
+        pack: PackBuilder::default(),
+        pack_size: ds.config.pack_size as usize,
+        new_chunks: HashSet::new(),
+        pack_tx: Some(pack_tx),
+        stats: BackupStats::default(),
+    };
+
+    let mut result: Result<Vec<DiskEntry>> = Ok(Vec::new());
+    for plan in plans.iter_mut() {
+        match run_disk(ds, &store, &touched, plan, opts.workers.max(1), &mut writer, progress) {
+            Ok(()) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    // Flush the last pack and wait for every upload, even after an error.
+    if result.is_ok() {
+        if let Err(e) = writer.flush_pack() {
+            result = Err(e);
+        }
+    }
+    drop(writer.pack_tx.take());
+    let upload = uploader.join().map_err(|_| EngineError::Pipeline("uploader thread panicked".into()))?;
+    let bytes_uploaded = match (upload, &result) {
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(_)) => return Err(result.unwrap_err()),
+        (Ok(n), Ok(_)) => n,
+    };
+    writer.stats.bytes_written = bytes_uploaded;
+
+    // Packs we deduplicated against must still exist (see the GC rule in `engine`).
+    for (&p, &alive) in touched.lock().unwrap().iter() {
+        let key = pack::pack_key(&store.packs[p as usize]);
+        if alive && repo.stat(&key)?.is_none() {
+            return Err(EngineError::PackVanished { pack: store.packs[p as usize].to_hex() });
+        }
+    }
+
+    let mut entries = Vec::new();
+    for plan in &plans {
+        let body = plan.index.encode();
+        let key = fixed_index::index_key(&body);
+        if repo.put_if_absent(&key, &body)? {
+            writer.stats.bytes_written += body.len() as u64;
+        }
+        entries.push(DiskEntry { name: plan.source.name.clone(), size: plan.index.size, chunk_size, index: key });
+    }
+    let now = chrono::Utc::now();
+    let mut rnd = [0u8; 2];
+    getrandom::fill(&mut rnd).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
+    let id = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), hex::encode(rnd));
+    writer.stats.duration_ms = started.elapsed().as_millis() as u64;
+    let m = Manifest {
+        version: 1,
+        id: id.clone(),
+        name: opts.name.clone(),
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        parent: parent.as_ref().map(|p| p.id.clone()),
+        immutable_until: opts
+            .immutable_days
+            .filter(|&d| d > 0)
+            .map(|d| (now + chrono::Duration::days(d as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        disks: entries,
+        stats: writer.stats.clone(),
+    };
+    repo.put(&manifest::manifest_key(&m.name, &m.id), &serde_json::to_vec_pretty(&m).expect("serialize manifest"))?;
+    drop(lease);
+    Ok(m)
+}
+
+struct Writer {
+    pack: PackBuilder,
+    pack_size: usize,
+    new_chunks: HashSet<Digest>,
+    pack_tx: Option<SyncSender<PackJob>>,
+    stats: BackupStats,
+}
+
+impl Writer {
+    fn flush_pack(&mut self) -> Result<()> {
+        if self.pack.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::take(&mut self.pack);
+        let tx = self.pack_tx.as_ref().expect("uploader open");
+        tx.send(PackJob { data: full.data, entries: full.entries })
+            .map_err(|_| EngineError::Pipeline("uploader stopped".into()))
+    }
+}
+
+fn upload_packs(repo: &dyn Repository, rx: Receiver<PackJob>) -> Result<u64> {
+    let mut written = 0u64;
+    for job in rx {
+        let id = Digest(*blake3::hash(&job.data).as_bytes());
+        if repo.put_if_absent(&pack::pack_key(&id), &job.data)? {
+            written += job.data.len() as u64;
+        }
+        let idx = pack::encode_index(&job.entries);
+        if repo.put_if_absent(&pack::pack_index_key(&id), &idx)? {
+            written += idx.len() as u64;
+        }
+    }
+    Ok(written)
+}
+
+fn run_disk(
+    ds: &Datastore,
+    store: &Arc<ChunkStore>,
+    touched: &Arc<Mutex<HashMap<u32, bool>>>,
+    plan: &mut Plan,
+    workers: usize,
+    writer: &mut Writer,
+    progress: &Progress,
+) -> Result<()> {
+    let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
+    let (res_tx, res_rx) = sync_channel::<Result<Vec<(usize, Outcome)>>>(workers * 2);
+    let batch_rx = Arc::new(Mutex::new(batch_rx));
+    let index_geom = plan.index.clone_geometry();
+    let file = &plan.file;
+    let path = plan.source.path.clone();
+    let chunks = &plan.chunks;
+
+    std::thread::scope(|s| -> Result<()> {
+        let reader = s.spawn(move || -> Result<()> {
+            let mut i = 0;
+            while i < chunks.len() {
+                let first = chunks[i];
+                let mut n = 1;
+                while i + n < chunks.len() && n < RUN_CHUNKS && chunks[i + n] == first + n {
+                    n += 1;
+                }
+                let lens: Vec<usize> = (first..first + n).map(|c| index_geom.chunk_range(c).1).collect();
+                let total: usize = lens.iter().sum();
+                let (off, _) = index_geom.chunk_range(first);
+                if in_hole(file, off, total as u64, index_geom.size) {
+                    // Unallocated: zeros without reading them (empty data = all zero).
+                    Progress::add(&progress.bytes_read, total as u64);
+                    if batch_tx.send(Batch { first, lens, data: Vec::new() }).is_err() {
+                        return Ok(());
+                    }
+                    i += n;
+                    continue;
+                }
+                let mut data = vec![0u8; total];
+                file.read_exact_at(&mut data, off).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        EngineError::ImageChanged { path: path.clone() }
+                    } else {
+                        EngineError::file(&path, e)
+                    }
+                })?;
+                Progress::add(&progress.bytes_read, total as u64);
+                if batch_tx.send(Batch { first, lens, data }).is_err() {
+                    return Ok(()); // the writer stopped; its error is reported
+                }
+                i += n;
+            }
+            Ok(())
+        });
+        for _ in 0..workers {
+            let rx = batch_rx.clone();
+            let tx = res_tx.clone();
+            let store = store.clone();
+            let touched = touched.clone();
+            s.spawn(move || loop {
+                let batch = match rx.lock().unwrap().recv() {
+                    Ok(b) => b,
+                    Err(_) => return,
+                };
+                let out = process_batch(ds, &store, &touched, batch);
+                if tx.send(out).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(res_tx);
+        let written = {
+            let res_rx = res_rx;
+            let mut r = Ok(());
+            for batch in res_rx.iter() {
+                match batch.and_then(|b| accept(writer, &mut plan.index, b, progress)) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                }
+            }
+            r
+        };
+        let read = reader.join().map_err(|_| EngineError::Pipeline("reader thread panicked".into()))?;
+        read?;
+        written
+    })
+}
+
+/// True when `[off, off+len)` lies in a hole of a sparse file (SEEK_DATA
+/// finds no data before its end). Any error or unsupported filesystem: false.
+fn in_hole(file: &File, off: u64, len: u64, size: u64) -> bool {
+    match rustix::fs::seek(file, rustix::fs::SeekFrom::Data(off)) {
+        Ok(next_data) => next_data >= off + len,
+        // ENXIO: no data after `off` at all.
+        Err(e) if e == rustix::io::Errno::NXIO => off + len <= size,
+        Err(_) => false,
+    }
+}
+
+impl FixedIndex {
+    fn clone_geometry(&self) -> FixedIndex {
+        FixedIndex { chunk_size: self.chunk_size, size: self.size, digests: Vec::new() }
+    }
+}
+
+fn process_batch(
+    ds: &Datastore,
+    store: &ChunkStore,
+    touched: &Mutex<HashMap<u32, bool>>,
+    batch: Batch,
+) -> Result<Vec<(usize, Outcome)>> {
+    let mut out = Vec::with_capacity(batch.lens.len());
+    if batch.data.is_empty() {
+        out.extend((0..batch.lens.len()).map(|k| (batch.first + k, Outcome::Zero)));
+        return Ok(out);
+    }
+    let mut pos = 0;
+    for (k, &len) in batch.lens.iter().enumerate() {
+        let raw = &batch.data[pos..pos + len];
+        pos += len;
+        let n = batch.first + k;
+        if is_all_zero(raw) {
+            out.push((n, Outcome::Zero));
+            continue;
+        }
+        let digest = ds.hasher.digest(raw);
+        if let Some(loc) = store.map.get(&digest) {
+            // First use of a pack in this backup: refresh its time so GC spares
+            // it, and learn whether it still exists (held lock: one check per pack).
+            let mut t = touched.lock().unwrap();
+            let alive = match t.get(&loc.pack) {
+                Some(&a) => a,
+                None => {
+                    let a = store.repo.touch(&store.pack_key_of(loc))?;
+                    t.insert(loc.pack, a);
+                    a
+                }
+            };
+            if alive {
+                out.push((n, Outcome::Known(digest)));
+                continue;
+            }
+        }
+        let (stored, flags) = chunk_codec::encode(raw, &digest, ds.crypt.as_deref())
+            .map_err(|reason| EngineError::Pipeline(format!("chunk {digest}: {reason}")))?;
+        out.push((n, Outcome::New { digest, stored, flags, raw_len: len as u32 }));
+    }
+    Ok(out)
+}
+
+fn accept(writer: &mut Writer, index: &mut FixedIndex, results: Vec<(usize, Outcome)>, progress: &Progress) -> Result<()> {
+    for (n, outcome) in results {
+        match outcome {
+            Outcome::Zero => {
+                index.digests[n] = Digest::ZERO_CHUNK;
+                writer.stats.chunks_zero += 1;
+                Progress::add(&progress.chunks_zero, 1);
+            }
+            Outcome::Known(d) => {
+                index.digests[n] = d;
+                writer.stats.chunks_reused += 1;
+                Progress::add(&progress.chunks_reused, 1);
+            }
+            Outcome::New { digest, stored, flags, raw_len } => {
+                index.digests[n] = digest;
+                if writer.new_chunks.insert(digest) {
+                    writer.pack.add(digest, &stored, raw_len, flags);
+                    writer.stats.chunks_new += 1;
+                    writer.stats.bytes_new += raw_len as u64;
+                    Progress::add(&progress.chunks_new, 1);
+                    Progress::add(&progress.bytes_written, stored.len() as u64);
+                    if writer.pack.len() >= writer.pack_size {
+                        writer.flush_pack()?;
+                    }
+                } else {
+                    writer.stats.chunks_reused += 1;
+                    Progress::add(&progress.chunks_reused, 1);
+                }
+            }
+        }
+    }
+    writer.stats.bytes_read = progress.bytes_read.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn holes_are_found_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse.raw");
+        let f = File::create(&path).unwrap();
+        f.set_len(4 << 20).unwrap();
+        f.write_all_at(&[1u8; 65536], 1 << 20).unwrap();
+        f.sync_all().unwrap();
+        let f = File::open(&path).unwrap();
+        let size = 4 << 20;
+        assert!(in_hole(&f, 0, 65536, size));
+        assert!(!in_hole(&f, 1 << 20, 65536, size));
+        assert!(!in_hole(&f, (1 << 20) - 65536, 2 * 65536, size), "a run that reaches data is read");
+        assert!(in_hole(&f, 3 << 20, 65536, size), "after the last data (ENXIO)");
+    }
+}

@@ -1,0 +1,370 @@
+//! The engine's command-line front: `sendense repo ...` and `sendense image
+//! ...`. Parsing and presentation only (progress bar, tables); the work is in
+//! the engine modules. Commands run on plain threads: nothing here is async.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::backup::{self, BackupOptions, DiskSource};
+use super::datastore::Datastore;
+use super::progress::{peak_rss_bytes, Progress};
+use super::prune::{self, Decision, KeepRules};
+use super::{changed_ranges, gc, restore, stats, verify};
+
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// Key file of an encrypted repository.
+    #[arg(long, env = "SENDENSE_KEY_FILE")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create a repository in DIR (absent or empty).
+    Init {
+        dir: PathBuf,
+        /// Encrypt with a new key written to KEYFILE (mode 0600, outside the repository).
+        #[arg(long, value_name = "KEYFILE")]
+        encrypt: Option<PathBuf>,
+        /// Chunk size in bytes (default 65536; for measurements).
+        #[arg(long, default_value_t = super::datastore::DEFAULT_CHUNK_SIZE)]
+        chunk_size: u32,
+    },
+    /// Re-hash every chunk of every snapshot.
+    Verify {
+        dir: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+    },
+    /// Remove packs no snapshot references (mark and sweep with a grace period).
+    Gc {
+        dir: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        /// Only objects older than this are removed.
+        #[arg(long, default_value_t = 86400)]
+        grace_seconds: u64,
+    },
+    /// Apply retention rules (per snapshot name), then run `repo gc` to reclaim space.
+    Prune {
+        dir: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        /// Only this name (VM / image id).
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        keep_last: Option<usize>,
+        #[arg(long)]
+        keep_hourly: Option<usize>,
+        #[arg(long)]
+        keep_daily: Option<usize>,
+        #[arg(long)]
+        keep_weekly: Option<usize>,
+        #[arg(long)]
+        keep_monthly: Option<usize>,
+        #[arg(long)]
+        keep_yearly: Option<usize>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Logical and stored bytes, dedup and compression ratios.
+    Stats {
+        dir: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List snapshots.
+    Snapshots {
+        dir: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Delete one snapshot (refused inside its immutability window).
+    Forget {
+        dir: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        snapshot: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Back up a raw disk image; prints the snapshot id.
+    Backup {
+        #[arg(long)]
+        repo: PathBuf,
+        /// Snapshot name (VM or image id).
+        #[arg(long)]
+        id: String,
+        image: PathBuf,
+        /// JSON array of [offset, length] byte ranges changed since the previous snapshot.
+        #[arg(long, value_name = "FILE.json")]
+        changed_ranges: Option<PathBuf>,
+        /// Parent snapshot id (default: the latest of --id).
+        #[arg(long)]
+        parent: Option<String>,
+        /// Snapshot cannot be deleted or pruned for this many days.
+        #[arg(long)]
+        immutable_days: Option<u32>,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Restore a raw disk image (holes stay sparse).
+    Restore {
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        id: String,
+        /// `latest` or a snapshot id.
+        #[arg(long, default_value = "latest")]
+        snapshot: String,
+        /// Disk name inside the snapshot (default: the first).
+        #[arg(long)]
+        disk: Option<String>,
+        out: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        out_args: OutputArgs,
+    },
+    /// Machine limits on an image (benchmark helper): read, BLAKE3, zstd -1 throughput, as JSON.
+    #[command(hide = true)]
+    Limits {
+        image: PathBuf,
+        /// Bytes of non-zero chunks to hash and compress.
+        #[arg(long, default_value_t = 512 << 20)]
+        sample: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print a JSON line with counters, duration and peak RSS on stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Hash/compress worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+fn workers(o: &OutputArgs) -> usize {
+    o.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+}
+
+/// Draws a progress bar on stderr (when it is a terminal) until dropped.
+struct Bar {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Bar {
+    fn start(progress: Arc<Progress>, enabled: bool, verb: &'static str) -> Bar {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let pb = indicatif::ProgressBar::new(0);
+                pb.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}",
+                    )
+                    .unwrap()
+                    .progress_chars("=> "),
+                );
+                while !stop.load(Ordering::Relaxed) {
+                    let s = progress.snapshot();
+                    pb.set_length(s.bytes_total);
+                    pb.set_position(s.bytes_read);
+                    pb.set_message(format!(
+                        "{verb}: new {} reused {} zero {}",
+                        s.chunks_new, s.chunks_reused, s.chunks_zero
+                    ));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                pb.finish_and_clear();
+            })
+        });
+        Bar { stop, handle }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn key(k: &KeyArg) -> Option<&Path> {
+    k.key.as_deref()
+}
+
+pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
+    match cmd {
+        RepoCommand::Init { dir, encrypt, chunk_size } => {
+            Datastore::init_with(&dir, encrypt.as_deref(), chunk_size)?;
+            match encrypt {
+                Some(k) => println!(
+                    "created encrypted repository {} (key in {}: keep a copy, without it the backups are unreadable)",
+                    dir.display(),
+                    k.display()
+                ),
+                None => println!("created repository {}", dir.display()),
+            }
+        }
+        RepoCommand::Verify { dir, key: k } => {
+            let ds = Datastore::open(&dir, key(&k))?;
+            let progress = Progress::new();
+            let r = verify::verify(&ds, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2), &progress)?;
+            for e in &r.errors {
+                eprintln!("verify: {e}");
+            }
+            println!(
+                "verified {} snapshots, {} chunks ({} bytes): {}",
+                r.snapshots,
+                r.chunks_checked,
+                r.bytes_checked,
+                if r.errors.is_empty() { "ok".to_string() } else { format!("{} problems", r.errors.len()) }
+            );
+            if !r.errors.is_empty() {
+                anyhow::bail!("verify found {} problems in {}", r.errors.len(), dir.display());
+            }
+        }
+        RepoCommand::Gc { dir, key: k, grace_seconds } => {
+            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let r = gc::gc(&ds, Duration::from_secs(grace_seconds))?;
+            println!(
+                "gc: {} snapshots, {} chunks in use; removed {} packs ({} bytes), {} indexes, {} temp files, {} stale leases; kept {} packs ({} within the grace period, {} unreferenced bytes inside used packs)",
+                r.snapshots, r.chunks_marked, r.packs_removed, r.bytes_removed, r.indexes_removed,
+                r.temp_files_removed, r.stale_leases_removed, r.packs_kept, r.packs_in_grace,
+                r.bytes_unreferenced_in_kept_packs
+            );
+        }
+        RepoCommand::Prune { dir, key: k, id, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, dry_run } => {
+            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let rules = KeepRules {
+                last: keep_last,
+                hourly: keep_hourly,
+                daily: keep_daily,
+                weekly: keep_weekly,
+                monthly: keep_monthly,
+                yearly: keep_yearly,
+            };
+            let r = prune::prune(&ds, id.as_deref(), &rules, dry_run)?;
+            for (label, d) in &r.decisions {
+                let what = match d {
+                    Decision::Keep => "keep",
+                    Decision::Remove if dry_run => "would remove",
+                    Decision::Remove => "removed",
+                    Decision::KeepImmutable => "keep (immutable)",
+                };
+                println!("{what} {label}");
+            }
+        }
+        RepoCommand::Stats { dir, key: k, json } => {
+            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let s = stats::stats(&ds)?;
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!("snapshots          {}", s.snapshots);
+                println!("logical bytes      {}", s.logical_bytes);
+                println!("  in zero chunks   {}", s.zero_bytes);
+                println!("unique chunks      {} ({} bytes)", s.unique_chunks, s.unique_bytes);
+                println!("stored chunk bytes {}", s.unique_stored_bytes);
+                println!("pack bytes         {}", s.pack_bytes);
+                println!("repository bytes   {}", s.repository_bytes);
+                println!("dedup ratio        {:.2}", s.dedup_ratio);
+                println!("compression ratio  {:.2}", s.compression_ratio);
+            }
+        }
+        RepoCommand::Snapshots { dir, key: k, id } => {
+            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            for (name, sid) in ds.list_snapshots(id.as_deref())? {
+                let m = ds.load_manifest(&name, &sid)?;
+                let size: u64 = m.disks.iter().map(|d| d.size).sum();
+                println!(
+                    "{name} {sid} {} {size}{}",
+                    m.created,
+                    m.immutable_until.map(|u| format!(" immutable-until={u}")).unwrap_or_default()
+                );
+            }
+        }
+        RepoCommand::Forget { dir, key: k, id, snapshot } => {
+            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            prune::forget(&ds, &id, &snapshot)?;
+            println!("removed {id}/{snapshot} (run `sendense repo gc` to reclaim space)");
+        }
+    }
+    Ok(())
+}
+
+pub fn run_image(cmd: ImageCommand) -> anyhow::Result<()> {
+    match cmd {
+        ImageCommand::Backup { repo, id, image, changed_ranges: ranges, parent, immutable_days, key: k, out } => {
+            let ds = Datastore::open(&repo, key(&k))?;
+            let ranges = ranges.map(|p| changed_ranges::load(&p)).transpose()?;
+            let mut opts = BackupOptions::new(&id);
+            opts.parent = parent;
+            opts.immutable_days = immutable_days;
+            opts.workers = workers(&out);
+            let progress = Arc::new(Progress::new());
+            let bar = Bar::start(progress.clone(), !out.no_progress, "backup");
+            let disks = [DiskSource { name: "disk0".into(), path: image, changed_ranges: ranges }];
+            let m = backup::backup(&ds, &opts, &disks, &progress);
+            drop(bar);
+            let m = m?;
+            if out.stats {
+                let line = serde_json::json!({
+                    "snapshot": m.id, "stats": m.stats, "peak_rss_bytes": peak_rss_bytes(),
+                });
+                eprintln!("{line}");
+            }
+            println!("{}", m.id);
+        }
+        ImageCommand::Restore { repo, id, snapshot, disk, out, key: k, out_args } => {
+            let ds = Datastore::open(&repo, key(&k))?;
+            let progress = Arc::new(Progress::new());
+            let bar = Bar::start(progress.clone(), !out_args.no_progress, "restore");
+            let started = std::time::Instant::now();
+            let m = restore::restore(&ds, &id, &snapshot, disk.as_deref(), &out, workers(&out_args), &progress);
+            drop(bar);
+            let m = m?;
+            if out_args.stats {
+                let s = progress.snapshot();
+                let line = serde_json::json!({
+                    "snapshot": m.id, "bytes_written": s.bytes_written, "chunks_zero": s.chunks_zero,
+                    "duration_ms": started.elapsed().as_millis() as u64, "peak_rss_bytes": peak_rss_bytes(),
+                });
+                eprintln!("{line}");
+            }
+            eprintln!("restored {}/{} to {}", m.name, m.id, out.display());
+        }
+        ImageCommand::Limits { image, sample } => {
+            println!("{}", serde_json::to_string(&super::limits::measure(&image, sample)?)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! A repository opened for use: its `config.json`, the storage backend, the
+//! key (when encrypted) and the snapshot catalogue (manifests by name).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::chunk_store::ChunkStore;
+use super::crypto::CryptConfig;
+use super::digest::Hasher;
+use super::error::{EngineError, Result};
+use super::fixed_index::FixedIndex;
+use super::local_repository::{LocalRepository, TMP_DIR};
+use super::manifest::{self, Manifest};
+use super::repository::Repository;
+
+pub const CONFIG_KEY: &str = "config.json";
+/// 64 KiB: the qcow2 cluster and dirty-bitmap granularity; see `engine` docs.
+pub const DEFAULT_CHUNK_SIZE: u32 = 64 * 1024;
+pub const DEFAULT_PACK_SIZE: u32 = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncryptionConfig {
+    pub cipher: String,
+    /// Derived from the master key; proves a key file belongs here.
+    pub key_check: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoConfig {
+    pub sendense_repository: u32,
+    pub chunk_size: u32,
+    pub pack_size: u32,
+    pub created: String,
+    #[serde(default)]
+    pub encryption: Option<EncryptionConfig>,
+}
+
+pub struct Datastore {
+    pub repo: Arc<dyn Repository>,
+    pub config: RepoConfig,
+    pub crypt: Option<Arc<CryptConfig>>,
+    pub hasher: Hasher,
+}
+
+impl Datastore {
+    /// Create a repository in `path` (absent or an empty directory). With
+    /// `key_file`, create a new key there (outside the repository).
+    pub fn init(path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
+        Self::init_with(path, key_file, DEFAULT_CHUNK_SIZE)
+    }
+
+    /// [`Datastore::init`] with another chunk size (a power of two, 4 KiB to 16 MiB).
+    pub fn init_with(path: &Path, key_file: Option<&Path>, chunk_size: u32) -> Result<Datastore> {
+        if !chunk_size.is_power_of_two() || !(4096..=16 << 20).contains(&chunk_size) {
+            return Err(EngineError::Invalid(format!("chunk size {chunk_size} (a power of two, 4 KiB to 16 MiB)")));
+        }
+        if path.join(CONFIG_KEY).exists() {
+            return Err(EngineError::AlreadyExists { path: path.into() });
+        }
+        if let Some(k) = key_file {
+            let abs_k = absolute(k.parent().unwrap_or(Path::new(".")));
+            if abs_k.starts_with(absolute(path)) {
+                return Err(EngineError::Invalid(format!(
+                    "key file '{}' must not be inside the repository '{}'",
+                    k.display(),
+                    path.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(path.join(TMP_DIR)).map_err(|e| EngineError::file(path, e))?;
+        let crypt = match key_file {
+            Some(k) => Some(Arc::new(CryptConfig::create_key_file(k)?)),
+            None => None,
+        };
+        let config = RepoConfig {
+            sendense_repository: 1,
+            chunk_size,
+            pack_size: DEFAULT_PACK_SIZE.max(chunk_size),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            encryption: crypt.as_ref().map(|c| EncryptionConfig {
+                cipher: "aes-256-gcm+blake3-keyed".into(),
+                key_check: c.check_value().to_string(),
+            }),
+        };
+        let repo: Arc<dyn Repository> = Arc::new(LocalRepository::new(path));
+        repo.put(CONFIG_KEY, &serde_json::to_vec_pretty(&config).expect("serialize config"))?;
+        let hasher = hasher_for(crypt.as_deref());
+        Ok(Datastore { repo, config, crypt, hasher })
+    }
+
+    pub fn open(path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
+        let repo: Arc<dyn Repository> = Arc::new(LocalRepository::new(path));
+        Self::open_repo(repo, path, key_file)
+    }
+
+    /// Open for operations that never decode chunk contents (GC, prune,
+    /// stats, listing): an encrypted repository opens without its key, but a
+    /// key that is given is still checked.
+    pub fn open_metadata(path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
+        match Self::open(path, key_file) {
+            Err(EngineError::KeyMissing) => {
+                let repo: Arc<dyn Repository> = Arc::new(LocalRepository::new(path));
+                let config: RepoConfig = serde_json::from_slice(&repo.get(CONFIG_KEY)?).map_err(|e| {
+                    EngineError::NotARepository { path: path.into(), reason: format!("config.json: {e}") }
+                })?;
+                Ok(Datastore { repo, config, crypt: None, hasher: Hasher::plain() })
+            }
+            other => other,
+        }
+    }
+
+    pub fn open_repo(repo: Arc<dyn Repository>, path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
+        let body = match repo.get(CONFIG_KEY) {
+            Ok(b) => b,
+            Err(EngineError::NotFound { .. }) => {
+                return Err(EngineError::NotARepository { path: path.into(), reason: "missing".into() })
+            }
+            Err(e) => return Err(e),
+        };
+        let config: RepoConfig = serde_json::from_slice(&body)
+            .map_err(|e| EngineError::NotARepository { path: path.into(), reason: format!("config.json: {e}") })?;
+        let crypt = match (&config.encryption, key_file) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(EngineError::KeyNotNeeded),
+            (Some(_), None) => return Err(EngineError::KeyMissing),
+            (Some(enc), Some(k)) => {
+                let c = CryptConfig::load_key_file(k)?;
+                if c.check_value() != enc.key_check {
+                    return Err(EngineError::WrongKey { path: k.into() });
+                }
+                Some(Arc::new(c))
+            }
+        };
+        let hasher = hasher_for(crypt.as_deref());
+        Ok(Datastore { repo, config, crypt, hasher })
+    }
+
+    pub fn load_chunk_store(&self) -> Result<ChunkStore> {
+        ChunkStore::load(self.repo.clone(), self.crypt.clone(), self.hasher.clone())
+    }
+
+    /// All snapshots as (name, id), oldest first within a name.
+    pub fn list_snapshots(&self, name: Option<&str>) -> Result<Vec<(String, String)>> {
+        let prefix = match name {
+            Some(n) => format!("{}{n}/", manifest::SNAPSHOT_PREFIX),
+            None => manifest::SNAPSHOT_PREFIX.to_string(),
+        };
+        let mut out: Vec<_> =
+            self.repo.list(&prefix)?.iter().filter_map(|o| manifest::parse_manifest_key(&o.key)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    pub fn load_manifest(&self, name: &str, id: &str) -> Result<Manifest> {
+        let key = manifest::manifest_key(name, id);
+        let label = format!("{name}/{id}");
+        let body = match self.repo.get(&key) {
+            Ok(b) => b,
+            Err(EngineError::NotFound { .. }) => return Err(EngineError::SnapshotNotFound(label)),
+            Err(e) => return Err(e),
+        };
+        let m: Manifest = serde_json::from_slice(&body).map_err(|e| EngineError::CorruptManifest {
+            snapshot: label.clone(),
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        if m.id != id || m.name != name {
+            return Err(EngineError::CorruptManifest { snapshot: label, key, reason: "id or name mismatch".into() });
+        }
+        Ok(m)
+    }
+
+    /// `latest` or an id.
+    pub fn resolve(&self, name: &str, which: &str) -> Result<Manifest> {
+        if which == "latest" {
+            let all = self.list_snapshots(Some(name))?;
+            let (_, id) = all.last().ok_or_else(|| EngineError::NoSnapshots(name.to_string()))?;
+            self.load_manifest(name, id)
+        } else {
+            self.load_manifest(name, which)
+        }
+    }
+
+    pub fn load_index(&self, snapshot: &str, key: &str) -> Result<FixedIndex> {
+        let body = match self.repo.get(key) {
+            Ok(b) => b,
+            Err(EngineError::NotFound { .. }) => {
+                return Err(EngineError::CorruptIndex {
+                    snapshot: snapshot.into(),
+                    key: key.into(),
+                    reason: "index object is missing".into(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        FixedIndex::decode(&body).map_err(|reason| EngineError::CorruptIndex {
+            snapshot: snapshot.into(),
+            key: key.into(),
+            reason,
+        })
+    }
+}
+
+fn hasher_for(crypt: Option<&CryptConfig>) -> Hasher {
+    match crypt {
+        Some(c) => Hasher::keyed(c.id_key()),
+        None => Hasher::plain(),
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+}

@@ -1,0 +1,75 @@
+//! The progress hook: counters the pipeline bumps as bytes really move, read
+//! by whoever wants them (the CLI's progress bar, later the server's job
+//! telemetry) through [`Progress::snapshot`].
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+pub struct Progress {
+    started: Instant,
+    /// Bytes the operation will process (image bytes to read, or to restore).
+    pub bytes_total: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub chunks_new: AtomicU64,
+    pub chunks_reused: AtomicU64,
+    pub chunks_zero: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProgressSnapshot {
+    pub bytes_total: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub chunks_new: u64,
+    pub chunks_reused: u64,
+    pub chunks_zero: u64,
+    pub elapsed_secs: f64,
+    /// Bytes read per second since the start.
+    pub read_throughput: f64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Progress {
+            started: Instant::now(),
+            bytes_total: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            chunks_new: AtomicU64::new(0),
+            chunks_reused: AtomicU64::new(0),
+            chunks_zero: AtomicU64::new(0),
+        }
+    }
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let read = self.bytes_read.load(Relaxed);
+        ProgressSnapshot {
+            bytes_total: self.bytes_total.load(Relaxed),
+            bytes_read: read,
+            bytes_written: self.bytes_written.load(Relaxed),
+            chunks_new: self.chunks_new.load(Relaxed),
+            chunks_reused: self.chunks_reused.load(Relaxed),
+            chunks_zero: self.chunks_zero.load(Relaxed),
+            elapsed_secs: elapsed,
+            read_throughput: if elapsed > 0.0 { read as f64 / elapsed } else { 0.0 },
+        }
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,63 @@
+//! Repository statistics: logical bytes (sum of every snapshot's disk sizes),
+//! distinct chunk bytes, stored bytes, and the dedup and compression ratios.
+
+use std::collections::HashSet;
+
+use super::datastore::Datastore;
+use super::digest::Digest;
+use super::error::Result;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RepoStats {
+    pub snapshots: usize,
+    pub logical_bytes: u64,
+    /// Logical bytes in all-zero chunks (never stored).
+    pub zero_bytes: u64,
+    pub unique_chunks: u64,
+    /// Plain bytes of the distinct chunks referenced by snapshots.
+    pub unique_bytes: u64,
+    /// Stored (compressed/encrypted) bytes of those chunks.
+    pub unique_stored_bytes: u64,
+    pub pack_bytes: u64,
+    /// Everything in the repository: packs, indexes, manifests, config.
+    pub repository_bytes: u64,
+    /// logical / unique (zero chunks count as deduplicated).
+    pub dedup_ratio: f64,
+    /// unique / unique stored.
+    pub compression_ratio: f64,
+}
+
+pub fn stats(ds: &Datastore) -> Result<RepoStats> {
+    let store = ds.load_chunk_store()?;
+    let mut s = RepoStats::default();
+    let mut seen: HashSet<Digest> = HashSet::new();
+    for (name, id) in ds.list_snapshots(None)? {
+        let m = ds.load_manifest(&name, &id)?;
+        s.snapshots += 1;
+        for disk in &m.disks {
+            s.logical_bytes += disk.size;
+            let idx = ds.load_index(&format!("{name}/{id}"), &disk.index)?;
+            for (i, d) in idx.digests.iter().enumerate() {
+                if d.is_zero_marker() {
+                    s.zero_bytes += idx.chunk_range(i).1 as u64;
+                } else if seen.insert(*d) {
+                    if let Some(loc) = store.map.get(d) {
+                        s.unique_chunks += 1;
+                        s.unique_bytes += loc.raw_len as u64;
+                        s.unique_stored_bytes += loc.stored_len as u64;
+                    }
+                }
+            }
+        }
+    }
+    for o in ds.repo.list("")? {
+        if o.key.starts_with(super::pack::PACK_PREFIX) {
+            s.pack_bytes += o.size;
+        }
+        s.repository_bytes += o.size;
+    }
+    s.dedup_ratio = if s.unique_bytes > 0 { s.logical_bytes as f64 / s.unique_bytes as f64 } else { 0.0 };
+    s.compression_ratio =
+        if s.unique_stored_bytes > 0 { s.unique_bytes as f64 / s.unique_stored_bytes as f64 } else { 0.0 };
+    Ok(s)
+}

@@ -1,0 +1,88 @@
+//! Verify: for every snapshot, load its manifest and fixed indexes (checksums),
+//! then fetch, decrypt, decompress and re-hash every chunk they reference
+//! (each distinct chunk once, on all cores). Problems are collected, each
+//! naming the snapshot(s), the chunk digest and the pack, not stopping at the first.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::datastore::Datastore;
+use super::digest::Digest;
+use super::error::{EngineError, Result};
+use super::progress::Progress;
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub snapshots: usize,
+    pub chunks_checked: usize,
+    pub bytes_checked: u64,
+    pub errors: Vec<String>,
+}
+
+pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let store = ds.load_chunk_store()?;
+    // digest -> snapshots referencing it (indexes into `labels`)
+    let mut refs: HashMap<Digest, Vec<u32>> = HashMap::new();
+    let mut labels = Vec::new();
+    for (name, id) in ds.list_snapshots(None)? {
+        report.snapshots += 1;
+        let label = format!("{name}/{id}");
+        let m = match ds.load_manifest(&name, &id) {
+            Ok(m) => m,
+            Err(e) => {
+                report.errors.push(e.to_string());
+                continue;
+            }
+        };
+        let li = labels.len() as u32;
+        labels.push(label.clone());
+        for disk in &m.disks {
+            match ds.load_index(&label, &disk.index) {
+                Ok(idx) => {
+                    for d in idx.digests.iter().filter(|d| !d.is_zero_marker()) {
+                        let v = refs.entry(*d).or_default();
+                        if v.last() != Some(&li) {
+                            v.push(li);
+                        }
+                    }
+                }
+                Err(e) => report.errors.push(e.to_string()),
+            }
+        }
+    }
+    let mut todo: Vec<(Digest, Vec<u32>)> = refs.into_iter().collect();
+    // Read packs in order.
+    todo.sort_by_key(|(d, _)| store.map.get(d).map(|l| (l.pack, l.offset)));
+    let names = |v: &[u32]| v.iter().map(|&i| labels[i as usize].as_str()).collect::<Vec<_>>().join(", ");
+    let next = AtomicUsize::new(0);
+    let errors = Mutex::new(Vec::new());
+    let checked = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((d, snaps)) = todo.get(i) else { return };
+                let err = match store.read_chunk(d, "") {
+                    Ok(data) => {
+                        Progress::add(&progress.bytes_read, data.len() as u64);
+                        checked.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(EngineError::MissingChunk { .. }) => {
+                        format!("snapshot {}: chunk {d} is missing", names(snaps))
+                    }
+                    Err(e) => format!("snapshot {}: {e}", names(snaps)),
+                };
+                errors.lock().unwrap().push(err);
+            });
+        }
+    });
+    report.chunks_checked = checked.into_inner();
+    report.bytes_checked = progress.bytes_read.load(Ordering::Relaxed);
+    let mut errs = errors.into_inner().unwrap();
+    errs.sort();
+    report.errors.extend(errs);
+    Ok(report)
+}

@@ -1,0 +1,80 @@
+//! Garbage collection: orphans go, referenced chunks stay, and GC run again
+//! and again beside a running backup loses nothing.
+
+#[path = "engine_support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+fn pack_bytes(repo: &std::path::Path) -> u64 {
+    tree(repo).iter().filter(|(k, _)| k.starts_with("packs")).map(|(_, v)| v.0).sum()
+}
+
+#[test]
+fn gc_removes_only_unreferenced_packs_after_grace() {
+    let t = tempfile::tempdir().unwrap();
+    let (repo, a, b, out) = (t.path().join("repo"), t.path().join("a.raw"), t.path().join("b.raw"), t.path().join("o.raw"));
+    ok(&["repo", "init", p(&repo)]);
+    make_random_image(&a, 1, 20);
+    make_random_image(&b, 2, 20);
+    let sa = ok(&["image", "backup", "--repo", p(&repo), "--id", "a", p(&a), "--no-progress"]).trim().to_string();
+    ok(&["image", "backup", "--repo", p(&repo), "--id", "b", p(&b), "--no-progress"]);
+    let full = pack_bytes(&repo);
+    ok(&["repo", "forget", p(&repo), "--id", "a", "--snapshot", &sa]);
+    // Inside the grace period nothing goes.
+    let r = ok(&["repo", "gc", p(&repo)]);
+    assert!(r.contains("removed 0 packs"), "{r}");
+    assert_eq!(pack_bytes(&repo), full);
+    std::thread::sleep(Duration::from_millis(1200)); // past GC's timestamp slack
+    let r = ok(&["repo", "gc", p(&repo), "--grace-seconds", "0"]);
+    assert!(!r.contains("removed 0 packs"), "{r}");
+    assert!(pack_bytes(&repo) <= full / 2 + (8 << 20), "a's packs are gone: {} of {full}", pack_bytes(&repo));
+    ok(&["repo", "verify", p(&repo)]);
+    ok(&["image", "restore", "--repo", p(&repo), "--id", "b", p(&out), "--no-progress"]);
+    assert!(same_file(&out, &b));
+}
+
+#[test]
+fn gc_beside_a_running_backup_loses_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let (repo, img, out) = (t.path().join("repo"), t.path().join("img.raw"), t.path().join("o.raw"));
+    ok(&["repo", "init", p(&repo)]);
+    make_random_image(&img, 9, 160);
+    // Snapshot the image, then forget it: its packs are orphans the next
+    // backup will deduplicate against while GC wants to delete them.
+    let s = ok(&["image", "backup", "--repo", p(&repo), "--id", "old", p(&img), "--no-progress"]).trim().to_string();
+    ok(&["repo", "forget", p(&repo), "--id", "old", "--snapshot", &s]);
+    std::thread::sleep(Duration::from_millis(1200)); // the orphans are past GC's slack
+    // A changed copy: half of it new data, so the backup also writes new packs.
+    let img2 = t.path().join("img2.raw");
+    std::fs::copy(&img, &img2).unwrap();
+    let blocks: Vec<u64> = (0..160 * 16).filter(|b| b % 2 == 0).collect();
+    mutate(&img2, 5, &blocks);
+
+    for (name, image) in [("vm1", &img), ("vm2", &img2)] {
+        let mut child = bin()
+            .args(["image", "backup", "--repo", p(&repo), "--id", name, p(image), "--no-progress", "--workers", "1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut gc_runs = 0;
+        while child.try_wait().unwrap().is_none() {
+            let o = bin().args(["repo", "gc", p(&repo), "--grace-seconds", "0"]).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success() || err.contains("gc.lock"), "gc failed: {err}");
+            gc_runs += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "backup beside GC: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(gc_runs >= 2, "GC ran while the backup was running ({gc_runs})");
+        // And once more after the backup.
+        ok(&["repo", "gc", p(&repo), "--grace-seconds", "0"]);
+        ok(&["repo", "verify", p(&repo)]);
+        ok(&["image", "restore", "--repo", p(&repo), "--id", name, p(&out), "--no-progress"]);
+        assert!(same_file(&out, image), "{name} restores after GC");
+    }
+}
