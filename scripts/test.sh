@@ -13,7 +13,7 @@ build_web
 step "Running the tests"
 rm -f "$ROOT/target/e2e-metrics.txt"
 status=0
-cargo test --locked --workspace --exclude sendense-frontend || status=$?
+cargo test --locked --workspace --exclude sendense-frontend --no-fail-fast || status=$?
 if [ -f "$ROOT/target/e2e-metrics.txt" ]; then
   step "Measured by the end-to-end suite"
   cat "$ROOT/target/e2e-metrics.txt"

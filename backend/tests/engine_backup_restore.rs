@@ -2,7 +2,7 @@
 //! without changed ranges, zero chunks, dedup across images, sparse restore,
 //! and the random-access reader.
 
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use std::io::{Read, Seek, SeekFrom};

@@ -1,7 +1,7 @@
 //! Bad input: each case is an error naming the snapshot / chunk / file, exit
 //! status 1, and the repository left as it was.
 
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};

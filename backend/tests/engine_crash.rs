@@ -2,7 +2,7 @@
 //! no snapshot becomes visible, verify stays clean, GC removes the debris and
 //! the next backup succeeds and restores byte for byte.
 
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

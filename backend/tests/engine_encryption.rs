@@ -1,7 +1,7 @@
 //! Encrypted repositories: round trip, key never stored in clear, wrong or
 //! missing key refused with the repository left as it was.
 
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use support::*;

@@ -1,7 +1,7 @@
 //! Garbage collection: orphans go, referenced chunks stay, and GC run again
 //! and again beside a running backup loses nothing.
 
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Retention rules and immutability through the CLI.
 
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use support::*;

@@ -1,7 +1,7 @@
 //! Verify re-hashes every chunk: one flipped byte in a pack is reported with
 //! the snapshot and the chunk's digest.
 
-#[path = "engine_support.rs"]
+#[path = "engine_support/mod.rs"]
 mod support;
 
 use std::os::unix::fs::FileExt;
