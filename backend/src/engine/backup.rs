@@ -87,7 +87,30 @@ struct Plan {
     chunks: Vec<usize>,
 }
 
+/// How often a backup starts over when a garbage collection swept a pack it
+/// had reused (see the module docs: the final check refuses such a snapshot).
+const VANISHED_PACK_ATTEMPTS: usize = 5;
+
+/// Backs up `disks` as one snapshot. A GC running at the same time can sweep
+/// a pack between its decision and the backup's touch; the backup then
+/// writes no manifest and starts over (the source is still there, and the
+/// swept pack is no longer in the chunk map), at most
+/// [`VANISHED_PACK_ATTEMPTS`] times.
 pub fn backup(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progress: &Progress) -> Result<Manifest> {
+    let mut attempt = 1;
+    loop {
+        match backup_once(ds, opts, disks, progress) {
+            Err(EngineError::PackVanished { pack }) if attempt < VANISHED_PACK_ATTEMPTS => {
+                tracing::warn!(%pack, attempt, "a concurrent GC swept a pack this backup reused; starting over");
+                progress.reset_counters();
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progress: &Progress) -> Result<Manifest> {
     let started = Instant::now();
     if !manifest::valid_name(&opts.name) {
         return Err(EngineError::Invalid(format!("snapshot name '{}' (use letters, digits, '.', '_', '-')", opts.name)));

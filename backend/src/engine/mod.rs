@@ -58,7 +58,8 @@
 //!   chunk from a pack, it *touches* the pack (refreshes its mtime) and learns
 //!   whether it still exists; a vanished pack's chunks are stored anew. Before
 //!   writing the manifest it checks that every pack it reused still exists;
-//!   if not (a GC decided just before the touch), it fails with no snapshot.
+//!   if not (a GC decided just before the touch), that attempt writes no
+//!   snapshot and the backup starts over from the source (bounded retries).
 //! * **GC** takes the exclusive `locks/gc.lock` (create-if-absent). Cutoff =
 //!   min(now − grace, start of the oldest live backup lease) − 1 s of slack
 //!   for coarse filesystem timestamps. Mark: every chunk

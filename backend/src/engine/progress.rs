@@ -47,6 +47,14 @@ impl Progress {
             chunks_zero: AtomicU64::new(0),
         }
     }
+    /// Zeroes the counters (the clock keeps running): a retried operation
+    /// reports what its last attempt did.
+    pub fn reset_counters(&self) {
+        for c in [&self.bytes_total, &self.bytes_read, &self.bytes_written, &self.chunks_new, &self.chunks_reused, &self.chunks_zero] {
+            c.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
