@@ -146,6 +146,9 @@ async fn screenshots_at_desktop_tablet_and_phone_sizes() -> Result<()> {
         browser.client.goto(&server.url("/command")).await?;
         browser.testid("page-command", Duration::from_secs(20)).await?;
         browser.screenshot(&format!("command-{name}-{width}x{height}")).await?;
+        browser.client.goto(&server.url("/systems/users")).await?;
+        browser.testid("user-row-admin", Duration::from_secs(20)).await?;
+        browser.screenshot(&format!("users-{name}-{width}x{height}")).await?;
         browser.close().await?;
     }
     Ok(())

@@ -54,11 +54,6 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document, as served at `/api/v1/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().1
-}
-
 /// Every route below `/api/v1`, behind authentication. Unknown paths and
 /// wrong methods answer in the error shape, never with the cockpit's HTML.
 pub fn router(state: AppState) -> Router {
