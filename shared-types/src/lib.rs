@@ -8,6 +8,7 @@
 //! * [`audit`]: the audit log.
 //! * [`error`]: the one JSON body every failed request answers with.
 //! * [`health`]: `GET /api/v1/health` and the live system health figures.
+//! * [`platform`]: platforms, their discovered inventory and disk formats.
 //! * [`ws`]: the messages pushed on the `/api/v1/ws` WebSocket.
 //!
 //! The API is versioned by its path prefix ([`API_PREFIX`]); this crate's
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod platform;
 pub mod ws;
 
 /// Every REST route lives below this prefix.

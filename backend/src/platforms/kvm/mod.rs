@@ -1,0 +1,5 @@
+//! The KVM/QEMU connector: a host directory (see [`definition`]) with VM
+//! definitions and qcow2 disks, read through `qemu-nbd` with persistent dirty
+//! bitmaps for changed-block tracking.
+
+pub mod definition;
