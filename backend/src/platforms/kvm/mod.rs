@@ -2,4 +2,5 @@
 //! definitions and qcow2 disks, read through `qemu-nbd` with persistent dirty
 //! bitmaps for changed-block tracking.
 
+pub mod cbt;
 pub mod definition;
