@@ -10,14 +10,11 @@
 //! manifest put (atomic replace), which makes the snapshot visible.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::block_source::BlockSource;
 use super::changed_ranges;
 use super::chunk_codec;
 use super::chunk_store::ChunkStore;
@@ -32,13 +29,27 @@ use super::progress::Progress;
 use super::repository::Repository;
 
 /// One disk to back up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DiskSource {
     /// Disk name inside the snapshot (`disk0`, ...).
     pub name: String,
-    pub path: PathBuf,
+    pub source: Arc<dyn BlockSource>,
     /// Changed ranges since the parent snapshot (CBT); `None` reads everything.
     pub changed_ranges: Option<Vec<(u64, u64)>>,
+    /// The platform's changed-block-tracking token this read ends at; kept in
+    /// the manifest so the next incremental asks for changes since it.
+    pub cbt_token: Option<String>,
+}
+
+impl std::fmt::Debug for DiskSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskSource")
+            .field("name", &self.name)
+            .field("source", &self.source.label())
+            .field("changed_ranges", &self.changed_ranges.as_ref().map(|r| r.len()))
+            .field("cbt_token", &self.cbt_token)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -82,7 +93,6 @@ struct PackJob {
 
 struct Plan {
     source: DiskSource,
-    file: File,
     index: FixedIndex,
     chunks: Vec<usize>,
 }
@@ -139,8 +149,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
     let mut plans = Vec::new();
     let mut pinned = Vec::new();
     for d in disks {
-        let mut file = File::open(&d.path).map_err(|e| EngineError::file(&d.path, e))?;
-        let size = file.seek(SeekFrom::End(0)).map_err(|e| EngineError::file(&d.path, e))?;
+        let size = d.source.size();
         let parent_disk = parent.as_ref().and_then(|p| p.disks.iter().find(|x| x.name == d.name && x.chunk_size == chunk_size));
         let parent_index = match (parent_disk, &d.changed_ranges) {
             (Some(pd), Some(_)) => {
@@ -153,7 +162,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
         if let Some(ranges) = &d.changed_ranges {
             let end = changed_ranges::extent(ranges);
             if end > size {
-                return Err(EngineError::ImageTooShort { path: d.path.clone(), actual: size, claimed: end });
+                return Err(EngineError::ImageTooShort { path: d.source.label().into(), actual: size, claimed: end });
             }
         }
         let (index, chunks) = match (parent_index, &d.changed_ranges) {
@@ -178,7 +187,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
                 (idx, (0..n).collect())
             }
         };
-        plans.push(Plan { source: d.clone(), file, index, chunks });
+        plans.push(Plan { source: d.clone(), index, chunks });
     }
     for p in &plans {
         let bytes: u64 = p.chunks.iter().map(|&c| p.index.chunk_range(c).1 as u64).sum();
@@ -247,7 +256,13 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
         if repo.put_if_absent(&key, &body)? {
             writer.stats.bytes_written += body.len() as u64;
         }
-        entries.push(DiskEntry { name: plan.source.name.clone(), size: plan.index.size, chunk_size, index: key });
+        entries.push(DiskEntry {
+            name: plan.source.name.clone(),
+            size: plan.index.size,
+            chunk_size,
+            index: key,
+            cbt_token: plan.source.cbt_token.clone(),
+        });
     }
     let now = chrono::Utc::now();
     let mut rnd = [0u8; 2];
@@ -320,8 +335,7 @@ fn run_disk(
     let (res_tx, res_rx) = sync_channel::<Result<Vec<(usize, Outcome)>>>(workers * 2);
     let batch_rx = Arc::new(Mutex::new(batch_rx));
     let index_geom = plan.index.clone_geometry();
-    let file = &plan.file;
-    let path = plan.source.path.clone();
+    let source = plan.source.source.as_ref();
     let chunks = &plan.chunks;
 
     std::thread::scope(|s| -> Result<()> {
@@ -336,7 +350,7 @@ fn run_disk(
                 let lens: Vec<usize> = (first..first + n).map(|c| index_geom.chunk_range(c).1).collect();
                 let total: usize = lens.iter().sum();
                 let (off, _) = index_geom.chunk_range(first);
-                if in_hole(file, off, total as u64, index_geom.size) {
+                if source.is_hole(off, total as u64) {
                     // Unallocated: zeros without reading them (empty data = all zero).
                     Progress::add(&progress.bytes_read, total as u64);
                     if batch_tx.send(Batch { first, lens, data: Vec::new() }).is_err() {
@@ -346,13 +360,7 @@ fn run_disk(
                     continue;
                 }
                 let mut data = vec![0u8; total];
-                file.read_exact_at(&mut data, off).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        EngineError::ImageChanged { path: path.clone() }
-                    } else {
-                        EngineError::file(&path, e)
-                    }
-                })?;
+                source.read_exact_at(&mut data, off)?;
                 Progress::add(&progress.bytes_read, total as u64);
                 if batch_tx.send(Batch { first, lens, data }).is_err() {
                     return Ok(()); // the writer stopped; its error is reported
@@ -396,17 +404,6 @@ fn run_disk(
         read?;
         written
     })
-}
-
-/// True when `[off, off+len)` lies in a hole of a sparse file (SEEK_DATA
-/// finds no data before its end). Any error or unsupported filesystem: false.
-fn in_hole(file: &File, off: u64, len: u64, size: u64) -> bool {
-    match rustix::fs::seek(file, rustix::fs::SeekFrom::Data(off)) {
-        Ok(next_data) => next_data >= off + len,
-        // ENXIO: no data after `off` at all.
-        Err(e) if e == rustix::io::Errno::NXIO => off + len <= size,
-        Err(_) => false,
-    }
 }
 
 impl FixedIndex {
@@ -493,26 +490,4 @@ fn accept(writer: &mut Writer, index: &mut FixedIndex, results: Vec<(usize, Outc
     }
     writer.stats.bytes_read = progress.bytes_read.load(std::sync::atomic::Ordering::Relaxed);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::FileExt;
-
-    #[test]
-    fn holes_are_found_without_reading() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sparse.raw");
-        let f = File::create(&path).unwrap();
-        f.set_len(4 << 20).unwrap();
-        f.write_all_at(&[1u8; 65536], 1 << 20).unwrap();
-        f.sync_all().unwrap();
-        let f = File::open(&path).unwrap();
-        let size = 4 << 20;
-        assert!(in_hole(&f, 0, 65536, size));
-        assert!(!in_hole(&f, 1 << 20, 65536, size));
-        assert!(!in_hole(&f, (1 << 20) - 65536, 2 * 65536, size), "a run that reaches data is read");
-        assert!(in_hole(&f, 3 << 20, 65536, size), "after the last data (ENXIO)");
-    }
 }

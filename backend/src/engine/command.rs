@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::backup::{self, BackupOptions, DiskSource};
+use super::block_source::FileSource;
 use super::datastore::Datastore;
 use super::progress::{peak_rss_bytes, Progress};
 use super::prune::{self, Decision, KeepRules};
@@ -332,7 +333,8 @@ pub fn run_image(cmd: ImageCommand) -> anyhow::Result<()> {
             opts.workers = workers(&out);
             let progress = Arc::new(Progress::new());
             let bar = Bar::start(progress.clone(), !out.no_progress, "backup");
-            let disks = [DiskSource { name: "disk0".into(), path: image, changed_ranges: ranges }];
+            let source = std::sync::Arc::new(FileSource::open(&image)?);
+            let disks = [DiskSource { name: "disk0".into(), source, changed_ranges: ranges, cbt_token: None }];
             let m = backup::backup(&ds, &opts, &disks, &progress);
             drop(bar);
             let m = m?;

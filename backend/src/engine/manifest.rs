@@ -13,6 +13,11 @@ pub struct DiskEntry {
     pub chunk_size: u32,
     /// Key of the disk's fixed index object.
     pub index: String,
+    /// The platform's changed-block-tracking token the disk was read up to
+    /// (a KVM bitmap generation, an EBS snapshot id): the next incremental
+    /// asks the platform for changes since it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cbt_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

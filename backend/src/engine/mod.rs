@@ -78,6 +78,7 @@
 //!   read immutable objects; a chunk swept under them is reported as missing.
 
 pub mod backup;
+pub mod block_source;
 pub mod changed_ranges;
 pub mod chunk_codec;
 pub mod chunk_store;
