@@ -21,6 +21,12 @@ pub enum Command {
     /// Disk images: backup and restore.
     #[command(subcommand)]
     Image(crate::engine::command::ImageCommand),
+    /// Platform hosts: discovery.
+    #[command(subcommand)]
+    Host(crate::jobs::command::HostCommand),
+    /// VMs: backup and restore through a platform connector.
+    #[command(subcommand)]
+    Vm(crate::jobs::command::VmCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -31,5 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Repo(cmd) => crate::engine::command::run_repo(cmd),
         Command::Image(cmd) => crate::engine::command::run_image(cmd),
+        Command::Host(cmd) => crate::jobs::command::run_host(cmd),
+        Command::Vm(cmd) => crate::jobs::command::run_vm(cmd),
     }
 }

@@ -7,6 +7,7 @@
 //! * [`auth`]: sign-in, sessions, roles, throttling and the audit log.
 //! * [`db`]: the catalog connection and its SeaORM entities.
 //! * [`engine`]: the backup engine (chunk store, snapshots, GC, retention).
+//! * [`jobs`]: VM backup and restore, joining a platform and the engine.
 //! * [`platforms`]: platform connectors (KVM/QEMU) behind one trait.
 //! * [`telemetry`]: logging and live system health.
 //! * [`server`]: start-up, the listener and graceful shutdown.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod engine;
+pub mod jobs;
 pub mod platforms;
 pub mod server;
 pub mod spa;

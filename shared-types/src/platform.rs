@@ -155,7 +155,7 @@ pub struct NetworkInfo {
     pub cidr: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmInfo {
     /// The platform's stable id of the VM (a UUID on KVM and VMware).

@@ -59,6 +59,8 @@ pub struct BackupOptions {
     pub parent: Option<String>,
     pub immutable_days: Option<u32>,
     pub workers: usize,
+    /// The VM the disks belong to, recorded in the manifest.
+    pub vm: Option<shared_types::platform::VmInfo>,
 }
 
 impl BackupOptions {
@@ -67,6 +69,7 @@ impl BackupOptions {
             name: name.into(),
             parent: None,
             immutable_days: None,
+            vm: None,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         }
     }
@@ -281,6 +284,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
             .map(|d| (now + chrono::Duration::days(d as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         disks: entries,
         stats: writer.stats.clone(),
+        vm: opts.vm.clone(),
     };
     repo.put(&manifest::manifest_key(&m.name, &m.id), &serde_json::to_vec_pretty(&m).expect("serialize manifest"))?;
     drop(lease);
@@ -342,17 +346,23 @@ fn run_disk(
         let reader = s.spawn(move || -> Result<()> {
             let mut i = 0;
             while i < chunks.len() {
+                // A run: consecutive chunks that are all holes or all data.
                 let first = chunks[i];
+                let hole = |c: usize| {
+                    let (o, l) = index_geom.chunk_range(c);
+                    source.is_hole(o, l as u64)
+                };
+                let first_hole = hole(first);
                 let mut n = 1;
-                while i + n < chunks.len() && n < RUN_CHUNKS && chunks[i + n] == first + n {
+                while i + n < chunks.len() && n < RUN_CHUNKS && chunks[i + n] == first + n && hole(first + n) == first_hole {
                     n += 1;
                 }
                 let lens: Vec<usize> = (first..first + n).map(|c| index_geom.chunk_range(c).1).collect();
                 let total: usize = lens.iter().sum();
                 let (off, _) = index_geom.chunk_range(first);
-                if source.is_hole(off, total as u64) {
+                if first_hole {
                     // Unallocated: zeros without reading them (empty data = all zero).
-                    Progress::add(&progress.bytes_read, total as u64);
+                    Progress::add(&progress.bytes_skipped, total as u64);
                     if batch_tx.send(Batch { first, lens, data: Vec::new() }).is_err() {
                         return Ok(());
                     }
@@ -489,5 +499,6 @@ fn accept(writer: &mut Writer, index: &mut FixedIndex, results: Vec<(usize, Outc
         }
     }
     writer.stats.bytes_read = progress.bytes_read.load(std::sync::atomic::Ordering::Relaxed);
+    writer.stats.bytes_skipped = progress.bytes_skipped.load(std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }

@@ -168,18 +168,18 @@ pub struct OutputArgs {
     pub workers: Option<usize>,
 }
 
-fn workers(o: &OutputArgs) -> usize {
+pub(crate) fn workers(o: &OutputArgs) -> usize {
     o.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
 }
 
 /// Draws a progress bar on stderr (when it is a terminal) until dropped.
-struct Bar {
+pub(crate) struct Bar {
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Bar {
-    fn start(progress: Arc<Progress>, enabled: bool, verb: &'static str) -> Bar {
+    pub(crate) fn start(progress: Arc<Progress>, enabled: bool, verb: &'static str) -> Bar {
         let stop = Arc::new(AtomicBool::new(false));
         let handle = (enabled && std::io::stderr().is_terminal()).then(|| {
             let stop = stop.clone();
@@ -195,7 +195,7 @@ impl Bar {
                 while !stop.load(Ordering::Relaxed) {
                     let s = progress.snapshot();
                     pb.set_length(s.bytes_total);
-                    pb.set_position(s.bytes_read);
+                    pb.set_position(s.bytes_read + s.bytes_skipped);
                     pb.set_message(format!(
                         "{verb}: new {} reused {} zero {}",
                         s.chunks_new, s.chunks_reused, s.chunks_zero
@@ -218,7 +218,7 @@ impl Drop for Bar {
     }
 }
 
-fn key(k: &KeyArg) -> Option<&Path> {
+pub(crate) fn key(k: &KeyArg) -> Option<&Path> {
     k.key.as_deref()
 }
 

@@ -22,7 +22,11 @@ pub struct DiskEntry {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BackupStats {
+    /// Bytes really read from the source.
     pub bytes_read: u64,
+    /// Bytes known to be zeros (holes, unallocated clusters), not read.
+    #[serde(default)]
+    pub bytes_skipped: u64,
     pub chunks_new: u64,
     pub chunks_reused: u64,
     pub chunks_zero: u64,
@@ -49,6 +53,10 @@ pub struct Manifest {
     pub disks: Vec<DiskEntry>,
     #[serde(default)]
     pub stats: BackupStats,
+    /// The VM as the platform described it at backup time (CPU, memory,
+    /// firmware, NICs), so a restore can rebuild it on any platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<shared_types::platform::VmInfo>,
 }
 
 pub fn manifest_key(name: &str, id: &str) -> String {

@@ -9,7 +9,10 @@ pub struct Progress {
     started: Instant,
     /// Bytes the operation will process (image bytes to read, or to restore).
     pub bytes_total: AtomicU64,
+    /// Bytes really read from the source.
     pub bytes_read: AtomicU64,
+    /// Bytes known to be zeros (holes, unallocated clusters): done without reading.
+    pub bytes_skipped: AtomicU64,
     pub bytes_written: AtomicU64,
     pub chunks_new: AtomicU64,
     pub chunks_reused: AtomicU64,
@@ -20,12 +23,13 @@ pub struct Progress {
 pub struct ProgressSnapshot {
     pub bytes_total: u64,
     pub bytes_read: u64,
+    pub bytes_skipped: u64,
     pub bytes_written: u64,
     pub chunks_new: u64,
     pub chunks_reused: u64,
     pub chunks_zero: u64,
     pub elapsed_secs: f64,
-    /// Bytes read per second since the start.
+    /// Bytes done (read or skipped) per second since the start.
     pub read_throughput: f64,
 }
 
@@ -41,6 +45,7 @@ impl Progress {
             started: Instant::now(),
             bytes_total: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
+            bytes_skipped: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             chunks_new: AtomicU64::new(0),
             chunks_reused: AtomicU64::new(0),
@@ -50,7 +55,7 @@ impl Progress {
     /// Zeroes the counters (the clock keeps running): a retried operation
     /// reports what its last attempt did.
     pub fn reset_counters(&self) {
-        for c in [&self.bytes_total, &self.bytes_read, &self.bytes_written, &self.chunks_new, &self.chunks_reused, &self.chunks_zero] {
+        for c in [&self.bytes_total, &self.bytes_read, &self.bytes_skipped, &self.bytes_written, &self.chunks_new, &self.chunks_reused, &self.chunks_zero] {
             c.store(0, std::sync::atomic::Ordering::Relaxed);
         }
     }
@@ -61,15 +66,17 @@ impl Progress {
     pub fn snapshot(&self) -> ProgressSnapshot {
         let elapsed = self.started.elapsed().as_secs_f64();
         let read = self.bytes_read.load(Relaxed);
+        let done = read + self.bytes_skipped.load(Relaxed);
         ProgressSnapshot {
             bytes_total: self.bytes_total.load(Relaxed),
             bytes_read: read,
+            bytes_skipped: self.bytes_skipped.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
             chunks_new: self.chunks_new.load(Relaxed),
             chunks_reused: self.chunks_reused.load(Relaxed),
             chunks_zero: self.chunks_zero.load(Relaxed),
             elapsed_secs: elapsed,
-            read_throughput: if elapsed > 0.0 { read as f64 / elapsed } else { 0.0 },
+            read_throughput: if elapsed > 0.0 { done as f64 / elapsed } else { 0.0 },
         }
     }
 }

@@ -1,11 +1,110 @@
 //! Platform connectors: how Sendense sees VMs and reads and writes their
-//! disks. One module per platform behind the [`Platform`] trait.
+//! disks. One module per platform behind the [`Platform`] trait, so the jobs
+//! that back up, restore and replicate never know which platform they talk to.
 //!
 //! * [`kvm`]: KVM/QEMU hosts kept as a host directory.
 //! * [`tools`]: running `qemu-img` and friends with errors naming packages.
+//!
+//! The trait is blocking, like the engine it feeds (jobs run on threads;
+//! async callers use `spawn_blocking`). A connector for a remote API
+//! (VMware SOAP, AWS EBS direct APIs, Azure, Hyper-V WMI) implements it with a
+//! blocking client or its own runtime handle; callers do not change.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use shared_types::platform::{DiskFormat, Firmware, GuestOs, HostInventory, NicInfo, PlatformKind, PowerState, VmInfo};
+
+use crate::engine::block_source::BlockSource;
 
 pub mod error;
 pub mod kvm;
+pub mod nbd;
 pub mod tools;
 
 pub use error::{PlatformError, Result};
+
+/// One platform endpoint (a host, a vCenter, an AWS region).
+pub trait Platform: Send + Sync {
+    fn kind(&self) -> PlatformKind;
+    /// Everything on the endpoint: host facts, networks, VMs with their disks and NICs.
+    fn inventory(&self) -> Result<HostInventory>;
+    /// One VM by name or platform id; [`PlatformError::VmNotFound`] when it is gone.
+    fn vm(&self, vm: &str) -> Result<VmInfo>;
+    /// Opens one disk of a VM for a backup's read: a point-in-time source,
+    /// the ranges changed since `since` (the token of the previous backup of
+    /// this disk) when the platform can tell, and the token of this read.
+    fn open_disk(&self, vm: &str, disk: &str, since: Option<&str>) -> Result<DiskRead>;
+    /// Creates a VM from disk images (a restore or a replica).
+    fn create_vm(&self, spec: &NewVm) -> Result<VmInfo>;
+    /// Replaces the contents of one disk of an existing VM with an image.
+    fn write_disk(&self, vm: &str, disk: &str, image: &std::path::Path, image_format: DiskFormat) -> Result<()>;
+    fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo>;
+    /// Deletes a stopped VM and its disks.
+    fn delete_vm(&self, vm: &str) -> Result<()>;
+}
+
+/// What a new VM looks like.
+#[derive(Debug, Clone)]
+pub struct NewVm {
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub firmware: Firmware,
+    pub os: GuestOs,
+    pub role: Option<String>,
+    pub nics: Vec<NicInfo>,
+    pub disks: Vec<NewDisk>,
+    /// Power state once created (booting a guest is recorded, not emulated).
+    pub power: PowerState,
+}
+
+/// A disk of a new VM, from an image file.
+#[derive(Debug, Clone)]
+pub struct NewDisk {
+    pub name: String,
+    pub image: PathBuf,
+    pub image_format: DiskFormat,
+    /// Format on the platform (`None`: the platform's native format).
+    pub format: Option<DiskFormat>,
+}
+
+type Finisher = Box<dyn FnOnce(bool) -> Result<()> + Send>;
+
+/// A disk opened for a backup's read. Call [`DiskRead::finish`] with the
+/// backup's outcome: a failed backup keeps the changes for the next one.
+/// Dropped unfinished, it finishes as failed.
+pub struct DiskRead {
+    pub source: Arc<dyn BlockSource>,
+    /// Ranges changed since the requested token; `None`: read everything.
+    pub changed_ranges: Option<Vec<(u64, u64)>>,
+    /// Why this read is full, for the job log.
+    pub full_read_reason: Option<String>,
+    /// Pass as `since` to the next backup's `open_disk`.
+    pub token: Option<String>,
+    finisher: Option<Finisher>,
+}
+
+impl DiskRead {
+    pub fn new(source: Arc<dyn BlockSource>, finisher: Finisher) -> DiskRead {
+        DiskRead { source, changed_ranges: None, full_read_reason: None, token: None, finisher: Some(finisher) }
+    }
+
+    /// Ends the read; `success`: the backup that used it was committed.
+    pub fn finish(mut self, success: bool) -> Result<()> {
+        match self.finisher.take() {
+            Some(f) => f(success),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for DiskRead {
+    fn drop(&mut self) {
+        if let Some(f) = self.finisher.take() {
+            if let Err(e) = f(false) {
+                tracing::warn!(error = %e, "ending a disk read that was dropped");
+            }
+        }
+    }
+}

@@ -1,6 +1,11 @@
 //! The KVM/QEMU connector: a host directory (see [`definition`]) with VM
 //! definitions and qcow2 disks, read through `qemu-nbd` with persistent dirty
-//! bitmaps for changed-block tracking.
+//! bitmaps for changed-block tracking ([`cbt`]).
 
 pub mod cbt;
 pub mod definition;
+pub mod disk_read;
+pub mod host;
+pub mod qemu_img;
+
+pub use host::KvmHost;

@@ -1,0 +1,181 @@
+//! `sendense host ...` and `sendense vm ...`: discovery, VM backup and VM
+//! restore from the command line, on the same functions the server runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use shared_types::platform::{DiskFormat, NicInfo};
+
+use crate::engine::backup::BackupOptions;
+use crate::engine::command::{key, workers, Bar, KeyArg, OutputArgs};
+use crate::engine::datastore::Datastore;
+use crate::engine::progress::{peak_rss_bytes, Progress};
+use crate::platforms::kvm::KvmHost;
+use crate::platforms::Platform;
+
+use super::vm_backup::backup_vm;
+use super::vm_restore::{restore_vm, RestoreRequest};
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Discover a KVM host directory: VMs, disks, NICs, networks.
+    Inventory {
+        dir: PathBuf,
+        /// The inventory as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Back up every disk of a VM (incremental through change tracking when
+    /// the previous snapshot's token still matches); prints the snapshot id.
+    Backup {
+        /// KVM host directory.
+        #[arg(long)]
+        host: PathBuf,
+        /// VM name or uuid.
+        #[arg(long)]
+        vm: String,
+        #[arg(long)]
+        repo: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        /// Days during which the snapshot cannot be pruned or deleted.
+        #[arg(long)]
+        immutable_days: Option<u32>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Restore a VM from a snapshot as a new VM on a KVM host.
+    Restore {
+        #[arg(long)]
+        repo: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        /// Name of the backed-up VM.
+        #[arg(long)]
+        vm: String,
+        /// `latest` or a snapshot id.
+        #[arg(long, default_value = "latest")]
+        snapshot: String,
+        /// Target KVM host directory.
+        #[arg(long)]
+        to: PathBuf,
+        /// Name of the new VM (default: the original name).
+        #[arg(long = "as")]
+        new_name: Option<String>,
+        /// Disk format on the target: qcow2, vmdk, vhdx, vpc, raw.
+        #[arg(long, default_value = "qcow2")]
+        format: String,
+        /// Map a source network to a target one: SRC=DST (repeatable).
+        #[arg(long = "network", value_name = "SRC=DST")]
+        networks: Vec<String>,
+        /// Record the VM as running once created.
+        #[arg(long)]
+        power_on: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+pub fn run_host(cmd: HostCommand) -> anyhow::Result<()> {
+    match cmd {
+        HostCommand::Inventory { dir, json } => {
+            let host = KvmHost::open(&dir)?;
+            let inv = host.inventory()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inv)?);
+                return Ok(());
+            }
+            println!("host {} ({}), {} cores, {} MiB", inv.host.name, inv.host.address, inv.host.cpu_cores, inv.host.memory_mib);
+            for n in &inv.networks {
+                println!("  network {} bridge={} cidr={}", n.name, n.bridge.as_deref().unwrap_or("-"), n.cidr.as_deref().unwrap_or("-"));
+            }
+            for vm in &inv.vms {
+                println!("  vm {} [{:?}] {} vCPU {} MiB {:?} {:?} role={}", vm.name, vm.power, vm.vcpus, vm.memory_mib, vm.os, vm.firmware, vm.role.as_deref().unwrap_or("-"));
+                for d in &vm.disks {
+                    println!("    disk {} {} {} bytes ({} allocated) cbt={}", d.name, d.format.qemu_name(), d.capacity_bytes, d.allocated_bytes, d.cbt);
+                }
+                for n in &vm.nics {
+                    println!("    nic {} {} on {}", n.mac, n.model, n.network);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run_vm(cmd: VmCommand) -> anyhow::Result<()> {
+    match cmd {
+        VmCommand::Backup { host, vm, repo, key: k, immutable_days, json, out } => {
+            let host = KvmHost::open(&host)?;
+            let ds = Datastore::open(&repo, key(&k))?;
+            let mut opts = BackupOptions::new(&vm);
+            opts.workers = workers(&out);
+            opts.immutable_days = immutable_days;
+            let progress = Arc::new(Progress::new());
+            let bar = Bar::start(progress.clone(), !out.no_progress, "backup");
+            let report = backup_vm(&host, &vm, &ds, &opts, &progress);
+            drop(bar);
+            let report = report?;
+            if out.stats {
+                eprintln!("{}", serde_json::json!({ "peak_rss_bytes": peak_rss_bytes() }));
+            }
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for d in &report.disks {
+                    match &d.full_read_reason {
+                        None => eprintln!("{}: incremental, {} bytes changed", d.disk, d.changed_bytes),
+                        Some(r) => eprintln!("{}: full read ({r})", d.disk),
+                    }
+                }
+                eprintln!("read {} bytes, wrote {} bytes in {} ms", report.bytes_read, report.bytes_written, report.duration_ms);
+                println!("{}", report.snapshot);
+            }
+        }
+        VmCommand::Restore { repo, key: k, vm, snapshot, to, new_name, format, networks, power_on, out } => {
+            let target = KvmHost::open(&to)?;
+            let ds = Datastore::open(&repo, key(&k))?;
+            let format = DiskFormat::parse(&format)
+                .with_context(|| format!("unknown disk format '{format}' (use qcow2, vmdk, vhdx, vpc or raw)"))?;
+            let m = ds.resolve(&vm, &snapshot)?;
+            let Some(info) = m.vm.clone() else {
+                anyhow::bail!("snapshot {}/{} was not taken from a VM (no VM description): restore its disks with `sendense image restore`", m.name, m.id);
+            };
+            let mut nics: Vec<NicInfo> = info.nics.clone();
+            for spec in &networks {
+                let (src, dst) = spec.split_once('=').with_context(|| format!("--network '{spec}': expected SRC=DST"))?;
+                for nic in nics.iter_mut().filter(|n| n.network == src) {
+                    nic.network = dst.to_string();
+                }
+            }
+            let req = RestoreRequest {
+                source_vm: vm.clone(),
+                snapshot: m.id.clone(),
+                new_name: new_name.unwrap_or_else(|| info.name.clone()),
+                format: Some(format),
+                vcpus: info.vcpus,
+                memory_mib: info.memory_mib,
+                firmware: info.firmware,
+                os: info.os,
+                nics,
+                power_on,
+            };
+            let progress = Arc::new(Progress::new());
+            let bar = Bar::start(progress.clone(), !out.no_progress, "restore");
+            let created = restore_vm(&ds, &target, &req, target.dir(), workers(&out), &progress);
+            drop(bar);
+            let created = created?;
+            println!("restored {}/{} as VM {} ({}) on {}", m.name, m.id, created.name, created.id, target.name());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Opening a KVM disk for a backup's read: rotate its change tracking under
+//! the disk's lock ([`cbt::begin`]), export the point-in-time snapshot and the
+//! changes bitmap read-only with `qemu-nbd`, and read it through the NBD
+//! client: allocation map for holes, dirty bitmap for changed ranges, data.
+//! The finisher stops the export, then ends the rotation under the lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use shared_types::platform::DiskFormat;
+
+use crate::engine::block_source::{self, BlockSource};
+use crate::engine::{EngineError, Result as EngineResult};
+use crate::platforms::error::{PlatformError, Result};
+use crate::platforms::nbd::{QemuNbd, QemuNbdOptions};
+use crate::platforms::nbd::{self, NbdClient};
+use crate::platforms::DiskRead;
+
+use super::cbt::{self, Rotation};
+use super::definition::{self, DiskDefinition};
+use super::qemu_img;
+
+/// A disk exported by `qemu-nbd` and read through one NBD connection.
+pub struct NbdSource {
+    label: String,
+    size: u64,
+    /// Allocated ranges, sorted: everything else reads as zeros.
+    allocated: Vec<(u64, u64)>,
+    conn: Mutex<Option<(NbdClient, QemuNbd)>>,
+}
+
+impl NbdSource {
+    /// Stops the export (idempotent); reads after this fail.
+    fn close(&self) {
+        let taken = self.conn.lock().map(|mut c| c.take()).unwrap_or(None);
+        if let Some((client, server)) = taken {
+            let _ = client.disconnect();
+            if let Err(e) = server.close() {
+                tracing::warn!(disk = %self.label, error = %e, "stopping qemu-nbd");
+            }
+        }
+    }
+}
+
+impl BlockSource for NbdSource {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> EngineResult<()> {
+        let mut guard = self.conn.lock().map_err(|_| EngineError::Pipeline(format!("{}: reader poisoned", self.label)))?;
+        let (client, _) = guard.as_mut().ok_or_else(|| EngineError::Pipeline(format!("{}: the disk export was closed", self.label)))?;
+        client.read_at(buf, offset).map_err(|e| EngineError::Pipeline(format!("reading {} at {offset}: {e}", self.label)))
+    }
+
+    fn is_hole(&self, offset: u64, len: u64) -> bool {
+        block_source::hole_in(&self.allocated, offset, len)
+    }
+}
+
+/// Opens disk `d` of VM `vm` (image at `path`); `since`: the previous backup's token.
+pub fn open(vm: &str, d: &DiskDefinition, path: &Path, since: Option<&str>) -> Result<DiskRead> {
+    let label = format!("{vm}/{}", d.name);
+    if d.format != DiskFormat::Qcow2 {
+        // No dirty bitmaps outside qcow2: a full read of the live image.
+        qemu_img::expect_format(path, d.format)?;
+        let (source, _) = export(&label, path, d.format, None, None)?;
+        let closer = Arc::clone(&source);
+        let mut read = DiskRead::new(source, Box::new(move |_| {
+            closer.close();
+            Ok(())
+        }));
+        read.full_read_reason = Some(format!("{} disks have no change tracking", d.format.qemu_name()));
+        return Ok(read);
+    }
+
+    let rotation = {
+        let _lock = definition::disk_lock(path)?;
+        cbt::begin(path, since)?
+    };
+    let exported = export(&label, path, DiskFormat::Qcow2, Some(cbt::SNAPSHOT), rotation.changes.as_deref());
+    let (source, changed) = match exported {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = end(path, &rotation, false);
+            return Err(e);
+        }
+    };
+    let closer = Arc::clone(&source);
+    let image: PathBuf = path.into();
+    let ended = rotation.clone();
+    let mut read = DiskRead::new(source, Box::new(move |success| {
+        closer.close();
+        end(&image, &ended, success)
+    }));
+    read.token = Some(rotation.recording.clone());
+    read.changed_ranges = changed;
+    read.full_read_reason = rotation.full_read_reason.clone();
+    Ok(read)
+}
+
+fn end(image: &Path, rotation: &Rotation, success: bool) -> Result<()> {
+    let _lock = definition::disk_lock(image)?;
+    cbt::finish(image, rotation, success)
+}
+
+/// Exports `path` read-only (the snapshot `snapshot` of it, with the dirty
+/// bitmap `bitmap`), connects, and loads the allocation map and the changes.
+fn export(
+    label: &str,
+    path: &Path,
+    format: DiskFormat,
+    snapshot: Option<&str>,
+    bitmap: Option<&str>,
+) -> Result<(Arc<NbdSource>, Option<Vec<(u64, u64)>>)> {
+    // A running VM (or the lab's writer) may hold the image: share it.
+    let mut opts = QemuNbdOptions::new(format).read_only().force_share();
+    if let Some(name) = snapshot {
+        opts = opts.snapshot(name);
+    }
+    if let Some(name) = bitmap {
+        opts = opts.bitmap(name);
+    }
+    let nbd_err = |e: nbd::NbdError| PlatformError::Disk { path: path.into(), reason: e.to_string() };
+    let server = QemuNbd::start(path, &opts).map_err(nbd_err)?;
+    let bitmap_ctx = bitmap.map(nbd::bitmap_context);
+    let mut contexts = vec![nbd::BASE_ALLOCATION];
+    if let Some(c) = &bitmap_ctx {
+        contexts.push(c.as_str());
+    }
+    let mut client = server.connect(&contexts).map_err(nbd_err)?;
+    let size = client.size();
+    // Holes and extents that read as zeros are skipped without reading.
+    let extents = client.block_status(nbd::BASE_ALLOCATION, 0, size).map_err(nbd_err)?;
+    let allocated = nbd::ranges::ranges_where(&extents, |flags| flags & nbd::STATE_ZERO == 0);
+    let changed = match bitmap {
+        Some(b) => Some(nbd::dirty_ranges(&mut client, b).map_err(nbd_err)?),
+        None => None,
+    };
+    let source = Arc::new(NbdSource { label: label.into(), size, allocated, conn: Mutex::new(Some((client, server))) });
+    Ok((source, changed))
+}

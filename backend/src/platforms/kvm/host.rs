@@ -1,0 +1,242 @@
+//! A KVM host reached through its host directory: discovery, creating VMs
+//! from images in any format, power state, deletion, replacing a disk.
+
+use std::path::{Path, PathBuf};
+
+use shared_types::platform::{DiskFormat, DiskInfo, HostInfo, HostInventory, PlatformKind, PowerState, VmInfo};
+
+use crate::platforms::error::{PlatformError, Result};
+use crate::platforms::{DiskRead, NewVm, Platform};
+
+use super::definition::{self, DiskDefinition, HostDefinition, VmDefinition};
+use super::{cbt, disk_read, qemu_img};
+
+pub struct KvmHost {
+    dir: PathBuf,
+    def: HostDefinition,
+}
+
+impl KvmHost {
+    /// Adds a host: the directory must exist, be readable and hold a `host.json`.
+    pub fn open(dir: &Path) -> Result<KvmHost> {
+        let meta = std::fs::metadata(dir).map_err(|e| PlatformError::HostDir {
+            path: dir.into(),
+            reason: match e.kind() {
+                std::io::ErrorKind::NotFound => "does not exist".into(),
+                std::io::ErrorKind::PermissionDenied => "is not readable (permission denied)".into(),
+                _ => e.to_string(),
+            },
+        })?;
+        if !meta.is_dir() {
+            return Err(PlatformError::HostDir { path: dir.into(), reason: "is not a directory".into() });
+        }
+        std::fs::read_dir(dir).map_err(|e| PlatformError::HostDir { path: dir.into(), reason: format!("is not readable: {e}") })?;
+        let def = definition::read_host(dir)?;
+        Ok(KvmHost { dir: dir.to_path_buf(), def })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    /// The definition of a VM named `vm` or with uuid `vm`.
+    pub fn definition(&self, vm: &str) -> Result<VmDefinition> {
+        match definition::read_vm(&self.dir, vm) {
+            Err(PlatformError::VmNotFound(_)) => {
+                for name in definition::list_vms(&self.dir)? {
+                    let def = definition::read_vm(&self.dir, &name)?;
+                    if def.uuid == vm {
+                        return Ok(def);
+                    }
+                }
+                Err(PlatformError::VmNotFound(vm.into()))
+            }
+            other => other,
+        }
+    }
+
+    pub fn disk_file(&self, def: &VmDefinition, disk: &str) -> Result<(DiskDefinition, PathBuf)> {
+        let d = def
+            .disks
+            .iter()
+            .find(|d| d.name == disk)
+            .ok_or_else(|| PlatformError::DiskNotFound { vm: def.name.clone(), disk: disk.into() })?;
+        Ok((d.clone(), definition::disk_path(&self.dir, &def.name, d)))
+    }
+
+    fn vm_info(&self, def: &VmDefinition) -> Result<VmInfo> {
+        let mut disks = Vec::new();
+        for d in &def.disks {
+            let path = definition::disk_path(&self.dir, &def.name, d);
+            let info = qemu_img::info(&path, Some(d.format))?;
+            disks.push(DiskInfo {
+                name: d.name.clone(),
+                capacity_bytes: info.virtual_size,
+                allocated_bytes: info.actual_size,
+                format: d.format,
+                cbt: d.format == DiskFormat::Qcow2 && cbt::is_tracking(&info.bitmaps),
+            });
+        }
+        Ok(VmInfo {
+            id: def.uuid.clone(),
+            name: def.name.clone(),
+            vcpus: def.vcpus,
+            memory_mib: def.memory_mib,
+            power: def.power,
+            firmware: def.firmware,
+            os: def.os,
+            role: def.role.clone(),
+            disks,
+            nics: def.nics.clone(),
+        })
+    }
+
+    fn check_networks(&self, spec: &NewVm) -> Result<()> {
+        for nic in &spec.nics {
+            if !self.def.networks.iter().any(|n| n.name == nic.network) {
+                let known: Vec<&str> = self.def.networks.iter().map(|n| n.name.as_str()).collect();
+                return Err(PlatformError::Invalid(format!(
+                    "network '{}' does not exist on host '{}' (its networks: {})",
+                    nic.network,
+                    self.def.name,
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Platform for KvmHost {
+    fn kind(&self) -> PlatformKind {
+        PlatformKind::Kvm
+    }
+
+    fn inventory(&self) -> Result<HostInventory> {
+        let mut vms = Vec::new();
+        for name in definition::list_vms(&self.dir)? {
+            let def = definition::read_vm(&self.dir, &name)?;
+            vms.push(self.vm_info(&def)?);
+        }
+        Ok(HostInventory {
+            host: HostInfo {
+                name: self.def.name.clone(),
+                kind: PlatformKind::Kvm,
+                address: self.dir.display().to_string(),
+                cpu_cores: self.def.cpu_cores,
+                memory_mib: self.def.memory_mib,
+            },
+            networks: self.def.networks.clone(),
+            vms,
+        })
+    }
+
+    fn vm(&self, vm: &str) -> Result<VmInfo> {
+        self.vm_info(&self.definition(vm)?)
+    }
+
+    fn open_disk(&self, vm: &str, disk: &str, since: Option<&str>) -> Result<DiskRead> {
+        let def = self.definition(vm)?;
+        let (d, path) = self.disk_file(&def, disk)?;
+        disk_read::open(&def.name, &d, &path, since)
+    }
+
+    fn create_vm(&self, spec: &NewVm) -> Result<VmInfo> {
+        if !definition::valid_name(&spec.name) {
+            return Err(PlatformError::Invalid(format!("VM name '{}' (use letters, digits, '.', '_', '-')", spec.name)));
+        }
+        if spec.disks.is_empty() {
+            return Err(PlatformError::Invalid(format!("VM '{}' has no disk", spec.name)));
+        }
+        self.check_networks(spec)?;
+        let dir = definition::vm_dir(&self.dir, &spec.name);
+        if dir.exists() {
+            return Err(PlatformError::VmExists(spec.name.clone()));
+        }
+        // Build in a hidden directory, publish by rename: never half a VM.
+        let staging = self.dir.join(definition::VMS_DIR).join(format!(".creating-{}-{}", spec.name, uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&staging).map_err(|e| PlatformError::io(format!("creating {}", staging.display()), e))?;
+        let built = (|| -> Result<VmDefinition> {
+            let mut disks = Vec::new();
+            for nd in &spec.disks {
+                if !definition::valid_name(&nd.name) {
+                    return Err(PlatformError::Invalid(format!("disk name '{}'", nd.name)));
+                }
+                let format = nd.format.unwrap_or(DiskFormat::Qcow2);
+                let file = format!("{}.{}", nd.name, format.extension());
+                let dst = staging.join(&file);
+                qemu_img::expect_format(&nd.image, nd.image_format)?;
+                qemu_img::convert(&nd.image, nd.image_format, &dst, format)?;
+                if format == DiskFormat::Qcow2 {
+                    cbt::enable_tracking(&dst)?;
+                }
+                disks.push(DiskDefinition { name: nd.name.clone(), file, format, bus: "virtio".into() });
+            }
+            Ok(VmDefinition {
+                name: spec.name.clone(),
+                uuid: uuid::Uuid::new_v4().to_string(),
+                vcpus: spec.vcpus,
+                memory_mib: spec.memory_mib,
+                firmware: spec.firmware,
+                os: spec.os,
+                power: spec.power,
+                role: spec.role.clone(),
+                nics: spec.nics.clone(),
+                disks,
+            })
+        })();
+        let def = match built {
+            Ok(def) => def,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let body = serde_json::to_vec_pretty(&def).map_err(|e| PlatformError::Invalid(e.to_string()))?;
+        std::fs::write(staging.join(definition::VM_FILE), body)
+            .and_then(|_| std::fs::rename(&staging, &dir))
+            .map_err(|e| {
+                let _ = std::fs::remove_dir_all(&staging);
+                PlatformError::io(format!("publishing VM {}", dir.display()), e)
+            })?;
+        self.vm_info(&def)
+    }
+
+    fn write_disk(&self, vm: &str, disk: &str, image: &Path, image_format: DiskFormat) -> Result<()> {
+        let def = self.definition(vm)?;
+        let (d, path) = self.disk_file(&def, disk)?;
+        qemu_img::expect_format(image, image_format)?;
+        let _lock = definition::disk_lock(&path)?;
+        let tmp = path.with_extension(format!("{}.writing", d.format.extension()));
+        qemu_img::convert(image, image_format, &tmp, d.format).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })?;
+        if d.format == DiskFormat::Qcow2 {
+            cbt::enable_tracking(&tmp)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| PlatformError::io(format!("replacing {}", path.display()), e))
+    }
+
+    fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo> {
+        let mut def = self.definition(vm)?;
+        def.power = power;
+        definition::write_vm(&self.dir, &def)?;
+        self.vm_info(&def)
+    }
+
+    fn delete_vm(&self, vm: &str) -> Result<()> {
+        let def = self.definition(vm)?;
+        if def.power != PowerState::Stopped {
+            return Err(PlatformError::Invalid(format!("VM '{}' is not stopped: power it off before deleting it", def.name)));
+        }
+        let dir = definition::vm_dir(&self.dir, &def.name);
+        // Unpublish first (rename), then remove: a reader never sees half a VM.
+        let trash = self.dir.join(definition::VMS_DIR).join(format!(".deleting-{}-{}", def.name, uuid::Uuid::new_v4()));
+        std::fs::rename(&dir, &trash).map_err(|e| PlatformError::io(format!("deleting {}", dir.display()), e))?;
+        std::fs::remove_dir_all(&trash).map_err(|e| PlatformError::io(format!("deleting {}", trash.display()), e))
+    }
+}
