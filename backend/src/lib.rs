@@ -6,6 +6,7 @@
 //!   shared error body, the WebSocket.
 //! * [`auth`]: sign-in, sessions, roles, throttling and the audit log.
 //! * [`db`]: the catalog connection and its SeaORM entities.
+//! * [`platforms`]: platform connectors; [`platforms::nbd`] reads disks over NBD.
 //! * [`telemetry`]: logging and live system health.
 //! * [`server`]: start-up, the listener and graceful shutdown.
 
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod engine;
+pub mod platforms;
 pub mod server;
 pub mod spa;
 pub mod state;
