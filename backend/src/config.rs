@@ -34,4 +34,21 @@ pub struct ServeConfig {
     #[arg(long, env = "SENDENSE_SESSION_TTL_MINUTES", default_value_t = crate::state::DEFAULT_SESSION_TTL_MINUTES,
           value_parser = clap::value_parser!(i64).range(1..=525_600))]
     pub session_ttl_minutes: i64,
+
+    /// Create the demo lab (two KVM hosts with real VMs) in DATA_DIR/lab on
+    /// first start. `--demo-lab false` (or SENDENSE_DEMO_LAB=false) skips it.
+    #[arg(long, env = "SENDENSE_DEMO_LAB", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo_lab: bool,
+
+    /// Make demo-lab writes (logs, files, database pages) every this many
+    /// seconds while serving; 0 turns it off.
+    #[arg(long, env = "SENDENSE_LAB_ACTIVITY_SECONDS", default_value_t = 0)]
+    pub lab_activity_seconds: u64,
+}
+
+impl ServeConfig {
+    /// Where the demo lab lives.
+    pub fn lab_dir(&self) -> PathBuf {
+        self.data_dir.join("lab")
+    }
 }

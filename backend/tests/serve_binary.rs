@@ -14,6 +14,7 @@ fn serve(listen: &str, data_dir: &std::path::Path) -> Command {
         .arg("--web-dir")
         .arg(data_dir.join("no-web"))
         .env_remove("DATABASE_URL")
+        .env("SENDENSE_DEMO_LAB", "false")
         .stdin(Stdio::null());
     cmd
 }

@@ -101,6 +101,7 @@ impl Server {
             .arg(Self::web_dir()?)
             .env_remove("DATABASE_URL")
             .env("SENDENSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SENDENSE_DEMO_LAB", "false")
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()

@@ -3,6 +3,7 @@
 //! that back up, restore and replicate never know which platform they talk to.
 //!
 //! * [`kvm`]: KVM/QEMU hosts kept as a host directory.
+//! * [`nbd`]: the NBD client and `qemu-nbd` exports disks are read through.
 //! * [`tools`]: running `qemu-img` and friends with errors naming packages.
 //!
 //! The trait is blocking, like the engine it feeds (jobs run on threads;

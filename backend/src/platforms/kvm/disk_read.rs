@@ -78,15 +78,18 @@ pub fn open(vm: &str, d: &DiskDefinition, path: &Path, since: Option<&str>) -> R
         return Ok(read);
     }
 
-    let rotation = {
-        let _lock = definition::disk_lock(path)?;
-        cbt::begin(path, since)?
-    };
+    // The lock is held until the export has loaded the bitmap: a writer
+    // opening the image meanwhile would mark it in use (inconsistent).
+    let lock = definition::disk_lock(path)?;
+    let rotation = cbt::begin(path, since)?;
     let exported = export(&label, path, DiskFormat::Qcow2, Some(cbt::SNAPSHOT), rotation.changes.as_deref());
+    drop(lock);
     let (source, changed) = match exported {
         Ok(x) => x,
         Err(e) => {
-            let _ = end(path, &rotation, false);
+            if let Err(undo) = end(path, &rotation, false) {
+                tracing::warn!(disk = %label, error = %undo, "undoing the change-tracking rotation");
+            }
             return Err(e);
         }
     };

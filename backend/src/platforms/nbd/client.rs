@@ -43,6 +43,8 @@ impl std::fmt::Debug for NbdClient {
             .field("size", &self.negotiated.size)
             .field("read_only", &self.read_only())
             .field("contexts", &self.negotiated.contexts)
+            .field("block_size", &self.negotiated.block_size)
+            .field("structured_replies", &self.negotiated.structured_replies)
             .finish()
     }
 }
@@ -60,8 +62,14 @@ impl NbdClient {
     /// are left out: check [`has_context`](Self::has_context).
     pub fn connect_unix(socket: &Path, export: &str, meta_contexts: &[&str]) -> Result<NbdClient, NbdError> {
         let mut conn = Conn::open(socket)?;
-        for set in [std::os::unix::net::UnixStream::set_read_timeout, std::os::unix::net::UnixStream::set_write_timeout] {
-            set(conn.stream(), Some(DEFAULT_IO_TIMEOUT)).map_err(|source| NbdError::Connect { socket: socket.to_path_buf(), source })?;
+        for set in [
+            std::os::unix::net::UnixStream::set_read_timeout,
+            std::os::unix::net::UnixStream::set_write_timeout,
+        ] {
+            set(conn.stream(), Some(DEFAULT_IO_TIMEOUT)).map_err(|source| NbdError::Connect {
+                socket: socket.to_path_buf(),
+                source,
+            })?;
         }
         let negotiated = handshake::negotiate(&mut conn, export, meta_contexts)?;
         let max_payload = match negotiated.block_size {
@@ -70,7 +78,15 @@ impl NbdClient {
         };
         tracing::debug!(socket = %socket.display(), export, size = negotiated.size, flags = negotiated.transmission_flags,
             block_size = ?negotiated.block_size, contexts = ?negotiated.contexts, "NBD connected");
-        Ok(NbdClient { conn, export: export.to_string(), negotiated, max_payload, next_cookie: 1, poisoned: false, disconnected: false })
+        Ok(NbdClient {
+            conn,
+            export: export.to_string(),
+            negotiated,
+            max_payload,
+            next_cookie: 1,
+            poisoned: false,
+            disconnected: false,
+        })
     }
 
     /// Size of the export in bytes.
@@ -111,7 +127,11 @@ impl NbdClient {
         stream
             .set_read_timeout(timeout)
             .and_then(|_| stream.set_write_timeout(timeout))
-            .map_err(|source| NbdError::Io { socket: self.conn.socket.clone(), during: "setting the I/O timeout".into(), source })
+            .map_err(|source| NbdError::Io {
+                socket: self.conn.socket.clone(),
+                during: "setting the I/O timeout".into(),
+                source,
+            })
     }
 
     /// Fills `buf` with the export's bytes at `offset`.
@@ -129,7 +149,11 @@ impl NbdClient {
     /// Writes `data` to the export at `offset` (durable after [`flush`](Self::flush)).
     pub fn write_at(&mut self, data: &[u8], offset: u64) -> Result<(), NbdError> {
         if self.read_only() {
-            return Err(NbdError::ReadOnly { socket: self.conn.socket.clone(), export: self.export.clone(), op: "write" });
+            return Err(NbdError::ReadOnly {
+                socket: self.conn.socket.clone(),
+                export: self.export.clone(),
+                op: "write",
+            });
         }
         self.check_range("write", offset, data.len() as u64)?;
         let max = self.max_payload as usize;
@@ -185,7 +209,9 @@ impl NbdClient {
     /// the connection.
     pub fn disconnect(mut self) -> Result<(), NbdError> {
         if self.poisoned {
-            return Err(NbdError::Poisoned { socket: self.conn.socket.clone() });
+            return Err(NbdError::Poisoned {
+                socket: self.conn.socket.clone(),
+            });
         }
         if !self.read_only() && self.negotiated.transmission_flags & TFLAG_SEND_FLUSH != 0 {
             self.flush()?;
@@ -196,7 +222,11 @@ impl NbdClient {
     // ---- internals ----
 
     fn context_id(&self, name: &str) -> Option<u32> {
-        self.negotiated.contexts.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+        self.negotiated
+            .contexts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
     }
 
     fn check_range(&self, op: &'static str, offset: u64, len: u64) -> Result<(), NbdError> {
@@ -216,7 +246,9 @@ impl NbdClient {
     /// Runs one request; an I/O or protocol error poisons the connection.
     fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, NbdError>) -> Result<T, NbdError> {
         if self.poisoned || self.disconnected {
-            return Err(NbdError::Poisoned { socket: self.conn.socket.clone() });
+            return Err(NbdError::Poisoned {
+                socket: self.conn.socket.clone(),
+            });
         }
         let result = f(self);
         if let Err(NbdError::Io { .. } | NbdError::Protocol { .. }) = &result {
@@ -225,10 +257,18 @@ impl NbdClient {
         result
     }
 
-    fn send_request(&mut self, flags: u16, kind: u16, offset: u64, length: u32, data: Option<&[u8]>) -> Result<u64, NbdError> {
+    fn send_request(
+        &mut self,
+        flags: u16,
+        kind: u16,
+        offset: u64,
+        length: u32,
+        data: Option<&[u8]>,
+    ) -> Result<u64, NbdError> {
         let cookie = self.next_cookie;
         self.next_cookie = self.next_cookie.wrapping_add(1);
-        self.conn.write_all(&request(flags, kind, cookie, offset, length), "sending a request")?;
+        self.conn
+            .write_all(&request(flags, kind, cookie, offset, length), "sending a request")?;
         if let Some(data) = data {
             self.conn.write_all(data, "sending write data")?;
         }
@@ -237,7 +277,8 @@ impl NbdClient {
 
     fn send_disc(&mut self) -> Result<(), NbdError> {
         self.disconnected = true;
-        self.conn.write_all(&request(0, CMD_DISC, 0, 0, 0), "sending NBD_CMD_DISC")?;
+        self.conn
+            .write_all(&request(0, CMD_DISC, 0, 0, 0), "sending NBD_CMD_DISC")?;
         let _ = self.conn.stream().shutdown(std::net::Shutdown::Both);
         Ok(())
     }
@@ -267,24 +308,42 @@ impl NbdClient {
 
     fn check_cookie(&self, sent: u64, got: u64) -> Result<(), NbdError> {
         if sent != got {
-            return Err(self.conn.protocol(format!("reply for request {got} while waiting for request {sent}")));
+            return Err(self
+                .conn
+                .protocol(format!("reply for request {got} while waiting for request {sent}")));
         }
         Ok(())
     }
 
     fn command_error(&self, op: &'static str, offset: u64, errno: u32, message: String) -> NbdError {
-        NbdError::Command { socket: self.conn.socket.clone(), op, offset, errno, message }
+        NbdError::Command {
+            socket: self.conn.socket.clone(),
+            op,
+            offset,
+            errno,
+            message,
+        }
     }
 
     /// Reads the payload of an error chunk (`kind` has the error bit).
-    fn read_error_chunk(&mut self, kind: u16, length: u32, op: &'static str, offset: u64) -> Result<NbdError, NbdError> {
+    fn read_error_chunk(
+        &mut self,
+        kind: u16,
+        length: u32,
+        op: &'static str,
+        offset: u64,
+    ) -> Result<NbdError, NbdError> {
         let payload = self.conn.read_payload(length, "reading an error reply")?;
         let mut c = Cursor::new(&payload);
         let short = || self.conn.protocol("error reply chunk is too short");
         let errno = c.u32().ok_or_else(short)?;
         let msg_len = c.u16().ok_or_else(short)?;
         let message = String::from_utf8_lossy(c.take(msg_len as usize).ok_or_else(short)?).into_owned();
-        let at = if kind == REPLY_TYPE_ERROR_OFFSET { c.u64().ok_or_else(short)? } else { offset };
+        let at = if kind == REPLY_TYPE_ERROR_OFFSET {
+            c.u64().ok_or_else(short)?
+        } else {
+            offset
+        };
         Ok(self.command_error(op, at, errno, message))
     }
 
@@ -305,12 +364,15 @@ impl NbdClient {
                                 .ok_or_else(|| self.conn.protocol("OFFSET_DATA chunk shorter than its offset"))?;
                             let at = self.conn.read_u64("reading a data chunk")?;
                             let rel = self.relative(at, data_len, offset, len, "OFFSET_DATA")?;
-                            self.conn.read_exact(&mut buf[rel..rel + data_len as usize], "reading data")?;
+                            self.conn
+                                .read_exact(&mut buf[rel..rel + data_len as usize], "reading data")?;
                             covered += data_len;
                         }
                         REPLY_TYPE_OFFSET_HOLE => {
                             if length != 12 {
-                                return Err(self.conn.protocol(format!("OFFSET_HOLE chunk of {length} bytes, not 12")));
+                                return Err(self
+                                    .conn
+                                    .protocol(format!("OFFSET_HOLE chunk of {length} bytes, not 12")));
                             }
                             let at = self.conn.read_u64("reading a hole chunk")?;
                             let hole = u64::from(self.conn.read_u32("reading a hole chunk")?);
@@ -323,7 +385,11 @@ impl NbdClient {
                             let e = self.read_error_chunk(k, length, "read", offset)?;
                             error.get_or_insert(e);
                         }
-                        k => return Err(self.conn.protocol(format!("unexpected reply chunk type {k} ({length} bytes) to a read"))),
+                        k => {
+                            return Err(self
+                                .conn
+                                .protocol(format!("unexpected reply chunk type {k} ({length} bytes) to a read")))
+                        }
                     }
                     if flags & REPLY_FLAG_DONE != 0 {
                         break;
@@ -335,7 +401,9 @@ impl NbdClient {
             return Err(e);
         }
         if covered != len {
-            return Err(self.conn.protocol(format!("read reply covered {covered} of {len} bytes at offset {offset}")));
+            return Err(self.conn.protocol(format!(
+                "read reply covered {covered} of {len} bytes at offset {offset}"
+            )));
         }
         Ok(())
     }
@@ -383,7 +451,14 @@ impl NbdClient {
 
     /// One `NBD_CMD_BLOCK_STATUS` for `[offset, offset + len)`; appends the
     /// extents of context `id` and returns where they end.
-    fn block_status_one(&mut self, id: u32, context: &str, offset: u64, len: u64, out: &mut Vec<Extent>) -> Result<u64, NbdError> {
+    fn block_status_one(
+        &mut self,
+        id: u32,
+        context: &str,
+        offset: u64,
+        len: u64,
+        out: &mut Vec<Extent>,
+    ) -> Result<u64, NbdError> {
         let end = offset + len;
         let cookie = self.send_request(0, CMD_BLOCK_STATUS, offset, len as u32, None)?;
         let mut pos = offset;
@@ -391,8 +466,12 @@ impl NbdClient {
         let mut error = None;
         loop {
             match self.next_reply(cookie)? {
-                Reply::Simple { error: 0 } => return Err(self.conn.protocol("simple reply without error to block status")),
-                Reply::Simple { error: errno } => return Err(self.command_error("block status", offset, errno, String::new())),
+                Reply::Simple { error: 0 } => {
+                    return Err(self.conn.protocol("simple reply without error to block status"))
+                }
+                Reply::Simple { error: errno } => {
+                    return Err(self.command_error("block status", offset, errno, String::new()))
+                }
                 Reply::Chunk { flags, kind, length } => {
                     match kind {
                         REPLY_TYPE_BLOCK_STATUS => {
@@ -405,12 +484,23 @@ impl NbdClient {
                             if chunk_id == id {
                                 seen = true;
                                 while c.remaining() >= 8 && pos < end {
-                                    let (Some(ext_len), Some(ext_flags)) = (c.u32(), c.u32()) else { break };
+                                    let (Some(ext_len), Some(ext_flags)) = (c.u32(), c.u32()) else {
+                                        break;
+                                    };
                                     if ext_len == 0 {
-                                        return Err(self.conn.protocol(format!("zero-length extent in '{context}' at offset {pos}")));
+                                        return Err(self
+                                            .conn
+                                            .protocol(format!("zero-length extent in '{context}' at offset {pos}")));
                                     }
                                     let ext_len = u64::from(ext_len).min(end - pos);
-                                    push_merged(out, Extent { offset: pos, length: ext_len, flags: ext_flags });
+                                    push_merged(
+                                        out,
+                                        Extent {
+                                            offset: pos,
+                                            length: ext_len,
+                                            flags: ext_flags,
+                                        },
+                                    );
                                     pos += ext_len;
                                 }
                             }
@@ -420,7 +510,11 @@ impl NbdClient {
                             let e = self.read_error_chunk(k, length, "block status", offset)?;
                             error.get_or_insert(e);
                         }
-                        k => return Err(self.conn.protocol(format!("unexpected reply chunk type {k} to block status"))),
+                        k => {
+                            return Err(self
+                                .conn
+                                .protocol(format!("unexpected reply chunk type {k} to block status")))
+                        }
                     }
                     if flags & REPLY_FLAG_DONE != 0 {
                         break;
@@ -432,7 +526,9 @@ impl NbdClient {
             return Err(e);
         }
         if !seen || pos == offset {
-            return Err(self.conn.protocol(format!("block status reply has no extents for '{context}' at offset {offset}")));
+            return Err(self.conn.protocol(format!(
+                "block status reply has no extents for '{context}' at offset {offset}"
+            )));
         }
         Ok(pos)
     }
@@ -464,16 +560,56 @@ mod tests {
     #[test]
     fn adjacent_equal_extents_merge() {
         let mut v = Vec::new();
-        push_merged(&mut v, Extent { offset: 0, length: 10, flags: 1 });
-        push_merged(&mut v, Extent { offset: 10, length: 5, flags: 1 });
-        push_merged(&mut v, Extent { offset: 15, length: 5, flags: 0 });
-        push_merged(&mut v, Extent { offset: 20, length: 5, flags: 1 });
+        push_merged(
+            &mut v,
+            Extent {
+                offset: 0,
+                length: 10,
+                flags: 1,
+            },
+        );
+        push_merged(
+            &mut v,
+            Extent {
+                offset: 10,
+                length: 5,
+                flags: 1,
+            },
+        );
+        push_merged(
+            &mut v,
+            Extent {
+                offset: 15,
+                length: 5,
+                flags: 0,
+            },
+        );
+        push_merged(
+            &mut v,
+            Extent {
+                offset: 20,
+                length: 5,
+                flags: 1,
+            },
+        );
         assert_eq!(
             v,
             vec![
-                Extent { offset: 0, length: 15, flags: 1 },
-                Extent { offset: 15, length: 5, flags: 0 },
-                Extent { offset: 20, length: 5, flags: 1 },
+                Extent {
+                    offset: 0,
+                    length: 15,
+                    flags: 1
+                },
+                Extent {
+                    offset: 15,
+                    length: 5,
+                    flags: 0
+                },
+                Extent {
+                    offset: 20,
+                    length: 5,
+                    flags: 1
+                },
             ]
         );
     }

@@ -20,10 +20,17 @@ pub struct Conn {
 
 impl Conn {
     pub fn open(socket: &Path) -> Result<Conn, NbdError> {
-        let connect_err = |source| NbdError::Connect { socket: socket.to_path_buf(), source };
+        let connect_err = |source| NbdError::Connect {
+            socket: socket.to_path_buf(),
+            source,
+        };
         let writer = UnixStream::connect(socket).map_err(connect_err)?;
         let reader = writer.try_clone().map_err(connect_err)?;
-        Ok(Conn { socket: socket.to_path_buf(), reader: BufReader::with_capacity(64 * 1024, reader), writer })
+        Ok(Conn {
+            socket: socket.to_path_buf(),
+            reader: BufReader::with_capacity(64 * 1024, reader),
+            writer,
+        })
     }
 
     pub fn stream(&self) -> &UnixStream {
@@ -36,11 +43,18 @@ impl Conn {
             WouldBlock | TimedOut => std::io::Error::new(TimedOut, "the server did not answer within the I/O timeout"),
             _ => source,
         };
-        NbdError::Io { socket: self.socket.clone(), during: during.to_string(), source }
+        NbdError::Io {
+            socket: self.socket.clone(),
+            during: during.to_string(),
+            source,
+        }
     }
 
     pub fn protocol(&self, detail: impl Into<String>) -> NbdError {
-        NbdError::Protocol { socket: self.socket.clone(), detail: detail.into() }
+        NbdError::Protocol {
+            socket: self.socket.clone(),
+            detail: detail.into(),
+        }
     }
 
     pub fn read_exact(&mut self, buf: &mut [u8], during: &str) -> Result<(), NbdError> {
@@ -69,7 +83,9 @@ impl Conn {
     /// refusing absurd sizes instead of allocating them.
     pub fn read_payload(&mut self, len: u32, during: &str) -> Result<Vec<u8>, NbdError> {
         if len > MAX_META_PAYLOAD {
-            return Err(self.protocol(format!("{during}: payload of {len} bytes is larger than the {MAX_META_PAYLOAD} bytes allowed")));
+            return Err(self.protocol(format!(
+                "{during}: payload of {len} bytes is larger than the {MAX_META_PAYLOAD} bytes allowed"
+            )));
         }
         let mut v = vec![0u8; len as usize];
         self.read_exact(&mut v, during)?;
@@ -78,7 +94,8 @@ impl Conn {
 
     /// Reads and drops `len` bytes.
     pub fn skip(&mut self, len: u64, during: &str) -> Result<(), NbdError> {
-        let copied = std::io::copy(&mut (&mut self.reader).take(len), &mut std::io::sink()).map_err(|e| self.io_err(during, e))?;
+        let copied = std::io::copy(&mut (&mut self.reader).take(len), &mut std::io::sink())
+            .map_err(|e| self.io_err(during, e))?;
         if copied != len {
             return Err(self.io_err(during, std::io::ErrorKind::UnexpectedEof.into()));
         }

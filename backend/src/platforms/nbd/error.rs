@@ -16,7 +16,11 @@ pub enum NbdError {
     Connect { socket: PathBuf, source: io::Error },
 
     #[error("NBD connection to {socket} failed while {during}: {source}")]
-    Io { socket: PathBuf, during: String, source: io::Error },
+    Io {
+        socket: PathBuf,
+        during: String,
+        source: io::Error,
+    },
 
     #[error("the NBD server at {socket} broke the protocol: {detail}")]
     Protocol { socket: PathBuf, detail: String },
@@ -25,10 +29,20 @@ pub enum NbdError {
     Poisoned { socket: PathBuf },
 
     #[error("the NBD server at {socket} has no export named '{export}'{}", server_says(.message))]
-    ExportNotFound { socket: PathBuf, export: String, message: String },
+    ExportNotFound {
+        socket: PathBuf,
+        export: String,
+        message: String,
+    },
 
     #[error("the NBD server at {socket} refused {option} for export '{export}': {reason}{}", server_says(.message))]
-    OptionRefused { socket: PathBuf, export: String, option: &'static str, reason: String, message: String },
+    OptionRefused {
+        socket: PathBuf,
+        export: String,
+        option: &'static str,
+        reason: String,
+        message: String,
+    },
 
     #[error("the NBD server at {socket} does not support {what}")]
     Unsupported { socket: PathBuf, what: String },
@@ -37,18 +51,39 @@ pub enum NbdError {
     /// `qemu:dirty-bitmap:NAME`, the bitmap is not exported), or it was not
     /// asked for when connecting.
     #[error("meta context '{context}' is not available on export '{export}' at {socket}{}", context_hint(.context))]
-    ContextUnavailable { socket: PathBuf, export: String, context: String },
+    ContextUnavailable {
+        socket: PathBuf,
+        export: String,
+        context: String,
+    },
 
     // ---- transmission ----
     #[error("export '{export}' at {socket} is read-only: cannot {op}")]
-    ReadOnly { socket: PathBuf, export: String, op: &'static str },
+    ReadOnly {
+        socket: PathBuf,
+        export: String,
+        op: &'static str,
+    },
 
     #[error("{op} of {len} bytes at offset {offset} is outside export '{export}' ({size} bytes) at {socket}")]
-    OutOfRange { socket: PathBuf, export: String, op: &'static str, offset: u64, len: u64, size: u64 },
+    OutOfRange {
+        socket: PathBuf,
+        export: String,
+        op: &'static str,
+        offset: u64,
+        len: u64,
+        size: u64,
+    },
 
     /// The server carried out the request and answered with an error.
     #[error("the NBD server at {socket} failed {op} at offset {offset}: {}{}", crate::platforms::nbd::proto::errno_name(*.errno), server_says(.message))]
-    Command { socket: PathBuf, op: &'static str, offset: u64, errno: u32, message: String },
+    Command {
+        socket: PathBuf,
+        op: &'static str,
+        offset: u64,
+        errno: u32,
+        message: String,
+    },
 
     // ---- qemu-nbd ----
     #[error("qemu-nbd was not found on PATH (looked for '{program}'); install the Debian package qemu-utils")]
@@ -79,10 +114,18 @@ pub enum NbdError {
     QemuNbdFailed { disk: PathBuf, stderr: String },
 
     #[error("qemu-nbd serving disk {disk} has exited ({status}){}", stderr_tail(.stderr))]
-    QemuNbdExited { disk: PathBuf, status: String, stderr: String },
+    QemuNbdExited {
+        disk: PathBuf,
+        status: String,
+        stderr: String,
+    },
 
     #[error("qemu-nbd serving disk {disk} was not ready after {waited:?}{}", stderr_tail(.stderr))]
-    QemuNbdTimeout { disk: PathBuf, waited: Duration, stderr: String },
+    QemuNbdTimeout {
+        disk: PathBuf,
+        waited: Duration,
+        stderr: String,
+    },
 }
 
 impl NbdError {

@@ -36,7 +36,9 @@ struct OptReply {
 pub fn negotiate(conn: &mut Conn, export: &str, contexts: &[&str]) -> Result<Negotiated, NbdError> {
     let magic = conn.read_u64("reading the server greeting")?;
     if magic != NBDMAGIC {
-        return Err(conn.protocol(format!("the greeting {magic:#018x} is not NBDMAGIC: is this an NBD server?")));
+        return Err(conn.protocol(format!(
+            "the greeting {magic:#018x} is not NBDMAGIC: is this an NBD server?"
+        )));
     }
     let style = conn.read_u64("reading the server greeting")?;
     if style == OLDSTYLE_MAGIC {
@@ -65,11 +67,20 @@ pub fn negotiate(conn: &mut Conn, export: &str, contexts: &[&str]) -> Result<Neg
         set_meta_contexts(conn, export, contexts)?
     };
     let (size, transmission_flags, block_size) = go(conn, export)?;
-    Ok(Negotiated { size, transmission_flags, structured_replies, contexts, block_size })
+    Ok(Negotiated {
+        size,
+        transmission_flags,
+        structured_replies,
+        contexts,
+        block_size,
+    })
 }
 
 fn unsupported(conn: &Conn, what: &str) -> NbdError {
-    NbdError::Unsupported { socket: conn.socket.clone(), what: what.to_string() }
+    NbdError::Unsupported {
+        socket: conn.socket.clone(),
+        what: what.to_string(),
+    }
 }
 
 fn send_option(conn: &mut Conn, option: u32, data: &[u8]) -> Result<(), NbdError> {
@@ -102,7 +113,11 @@ fn read_opt_reply(conn: &mut Conn, option: u32) -> Result<OptReply, NbdError> {
 fn option_error(conn: &Conn, option: u32, export: &str, reply: &OptReply) -> NbdError {
     let message = String::from_utf8_lossy(&reply.payload).trim().to_string();
     if reply.kind == REP_ERR_UNKNOWN {
-        return NbdError::ExportNotFound { socket: conn.socket.clone(), export: export.to_string(), message };
+        return NbdError::ExportNotFound {
+            socket: conn.socket.clone(),
+            export: export.to_string(),
+            message,
+        };
     }
     NbdError::OptionRefused {
         socket: conn.socket.clone(),
@@ -142,7 +157,9 @@ fn set_meta_contexts(conn: &mut Conn, export: &str, queries: &[&str]) -> Result<
             REP_ACK => return Ok(selected),
             REP_META_CONTEXT => {
                 let mut c = Cursor::new(&reply.payload);
-                let id = c.u32().ok_or_else(|| conn.protocol("NBD_REP_META_CONTEXT shorter than its context id"))?;
+                let id = c
+                    .u32()
+                    .ok_or_else(|| conn.protocol("NBD_REP_META_CONTEXT shorter than its context id"))?;
                 let name = String::from_utf8_lossy(c.rest()).into_owned();
                 tracing::debug!(socket = %conn.socket.display(), %name, id, "meta context selected");
                 selected.push((name, id));

@@ -10,7 +10,7 @@
 //! * [`ranges`]: [`allocated_ranges`] (`base:allocation`) and
 //!   [`dirty_ranges`] (`qemu:dirty-bitmap:NAME`).
 //! * [`qemu_nbd`]: the `qemu-nbd` child process.
-//! * [`error`]: [`NbdError`].
+//! * [`error`]: the error type, [`NbdError`].
 //!
 //! Typical changed-block read:
 //!

@@ -32,6 +32,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Longest unix socket path (sun_path is 108 bytes with the NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// Format of the image file (`qemu-nbd --format`).
 pub use shared_types::platform::DiskFormat as ImageFormat;
 
 /// How to serve the disk; built with chained calls, e.g.
@@ -154,14 +155,25 @@ impl QemuNbd {
     /// Starts `qemu-nbd` for `disk` and waits until it accepts connections.
     pub fn start(disk: &Path, opts: &QemuNbdOptions) -> Result<QemuNbd, NbdError> {
         let disk_abs = fs::canonicalize(disk).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => NbdError::DiskNotFound { disk: disk.to_path_buf() },
-            _ => NbdError::InvalidRequest { disk: disk.to_path_buf(), reason: e.to_string() },
+            std::io::ErrorKind::NotFound => NbdError::DiskNotFound {
+                disk: disk.to_path_buf(),
+            },
+            _ => NbdError::InvalidRequest {
+                disk: disk.to_path_buf(),
+                reason: e.to_string(),
+            },
         })?;
         if opts.force_share && !opts.read_only {
-            return Err(NbdError::InvalidRequest { disk: disk_abs, reason: "force-share is only allowed on a read-only export".into() });
+            return Err(NbdError::InvalidRequest {
+                disk: disk_abs,
+                reason: "force-share is only allowed on a read-only export".into(),
+            });
         }
         if let Some(b) = opts.bitmaps.iter().find(|b| b.is_empty() || b.starts_with('-')) {
-            return Err(NbdError::InvalidRequest { disk: disk_abs, reason: format!("'{b}' is not a valid bitmap name") });
+            return Err(NbdError::InvalidRequest {
+                disk: disk_abs,
+                reason: format!("'{b}' is not a valid bitmap name"),
+            });
         }
         let base = opts.runtime_dir.clone().unwrap_or_else(std::env::temp_dir);
         let dir = private_dir(&base).map_err(|e| NbdError::InvalidRequest {
@@ -175,14 +187,22 @@ impl QemuNbd {
             let _ = fs::remove_dir_all(&dir);
             return Err(NbdError::InvalidRequest {
                 disk: disk_abs,
-                reason: format!("socket path {} is longer than {MAX_SOCKET_PATH} bytes; use a shorter runtime directory", socket.display()),
+                reason: format!(
+                    "socket path {} is longer than {MAX_SOCKET_PATH} bytes; use a shorter runtime directory",
+                    socket.display()
+                ),
             });
         }
         let cleanup = |e: NbdError| {
             let _ = fs::remove_dir_all(&dir);
             e
         };
-        let stderr = fs::File::create(&stderr_path).map_err(|source| cleanup(NbdError::Spawn { disk: disk_abs.clone(), source }))?;
+        let stderr = fs::File::create(&stderr_path).map_err(|source| {
+            cleanup(NbdError::Spawn {
+                disk: disk_abs.clone(),
+                source,
+            })
+        })?;
 
         let args = arguments(&disk_abs, opts, &socket, &pid_file);
         tracing::debug!(program = ?opts.program, ?args, "starting qemu-nbd");
@@ -194,11 +214,23 @@ impl QemuNbd {
             .spawn()
             .map_err(|source| {
                 cleanup(match source.kind() {
-                    std::io::ErrorKind::NotFound => NbdError::QemuNbdMissing { program: opts.program.to_string_lossy().into_owned() },
-                    _ => NbdError::Spawn { disk: disk_abs.clone(), source },
+                    std::io::ErrorKind::NotFound => NbdError::QemuNbdMissing {
+                        program: opts.program.to_string_lossy().into_owned(),
+                    },
+                    _ => NbdError::Spawn {
+                        disk: disk_abs.clone(),
+                        source,
+                    },
                 })
             })?;
-        let server = QemuNbd { disk: disk_abs, pid: child.id(), dir, socket, stderr_path, child: Mutex::new(Some(child)) };
+        let server = QemuNbd {
+            disk: disk_abs,
+            pid: child.id(),
+            dir,
+            socket,
+            stderr_path,
+            child: Mutex::new(Some(child)),
+        };
         server.wait_ready(&pid_file, opts)?;
         tracing::info!(disk = %server.disk.display(), socket = %server.socket.display(), pid = server.pid, "qemu-nbd serving");
         Ok(server)
@@ -228,7 +260,7 @@ impl QemuNbd {
     /// says so with its stderr.
     pub fn connect(&self, meta_contexts: &[&str]) -> Result<NbdClient, NbdError> {
         NbdClient::connect_unix(&self.socket, EXPORT_NAME, meta_contexts).map_err(|e| match e {
-            NbdError::Connect { .. } | NbdError::Io { .. } => match self.exit_status() {
+            NbdError::Connect { .. } | NbdError::Io { .. } => match self.exit_status_within(Duration::from_secs(2)) {
                 Some(status) => NbdError::QemuNbdExited {
                     disk: self.disk.clone(),
                     status: format!("{status}; it serves one connection unless started persistent"),
@@ -248,7 +280,11 @@ impl QemuNbd {
             Some((status, false)) if status.success() => Ok(()),
             Some((status, killed)) => Err(NbdError::QemuNbdExited {
                 disk: self.disk.clone(),
-                status: if killed { format!("killed after ignoring SIGTERM for {STOP_GRACE:?}") } else { status.to_string() },
+                status: if killed {
+                    format!("killed after ignoring SIGTERM for {STOP_GRACE:?}")
+                } else {
+                    status.to_string()
+                },
                 stderr: self.stderr(),
             }),
             None => Ok(()),
@@ -259,6 +295,19 @@ impl QemuNbd {
     /// joined with "; ".
     pub fn stderr(&self) -> String {
         clean_stderr(&fs::read(&self.stderr_path).unwrap_or_default())
+    }
+
+    /// The exit status if the child exits within `wait` (a server that
+    /// resets a connection is usually on its way out).
+    fn exit_status_within(&self, wait: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let status = self.exit_status();
+            if status.is_some() || Instant::now() >= deadline {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn exit_status(&self) -> Option<ExitStatus> {
@@ -303,13 +352,19 @@ impl QemuNbd {
                 self.stop();
                 return Err(classify_failure(&self.disk, opts, status, stderr));
             }
-            let written = fs::read_to_string(pid_file).ok().and_then(|s| s.trim().parse::<u32>().ok());
+            let written = fs::read_to_string(pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
             if written == Some(self.pid) {
                 return Ok(());
             }
             if started.elapsed() >= opts.ready_timeout {
                 self.stop();
-                return Err(NbdError::QemuNbdTimeout { disk: self.disk.clone(), waited: started.elapsed(), stderr: self.stderr() });
+                return Err(NbdError::QemuNbdTimeout {
+                    disk: self.disk.clone(),
+                    waited: started.elapsed(),
+                    stderr: self.stderr(),
+                });
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
@@ -336,7 +391,10 @@ fn arguments(disk: &Path, opts: &QemuNbdOptions, socket: &Path, pid_file: &Path)
     flag("pid-file", pid_file.as_os_str());
     flag("export-name", EXPORT_NAME.as_ref());
     if let Some(snapshot) = &opts.snapshot {
-        flag("load-snapshot", format!("snapshot.name={}", escape_opt(snapshot)).as_ref());
+        flag(
+            "load-snapshot",
+            format!("snapshot.name={}", escape_opt(snapshot)).as_ref(),
+        );
     }
     for b in &opts.bitmaps {
         flag("bitmap", b.as_ref());
@@ -357,7 +415,10 @@ fn arguments(disk: &Path, opts: &QemuNbdOptions, socket: &Path, pid_file: &Path)
         args.push("--persistent".into());
     }
     if opts.force_share {
-        let mut spec = OsString::from(format!("driver={},file.driver=file,file.filename=", opts.format.qemu_name()));
+        let mut spec = OsString::from(format!(
+            "driver={},file.driver=file,file.filename=",
+            opts.format.qemu_name()
+        ));
         spec.push(escape_opt_os(disk.as_os_str()));
         spec.push(",force-share=on,read-only=on");
         args.push("--image-opts".into());
@@ -408,18 +469,30 @@ fn classify_failure(disk: &Path, opts: &QemuNbdOptions, status: ExitStatus, stde
             .unwrap_or_default()
     };
     if stderr.contains("Bitmap '") && stderr.contains("not found") {
-        NbdError::BitmapNotFound { disk, bitmap: quoted_bitmap() }
+        NbdError::BitmapNotFound {
+            disk,
+            bitmap: quoted_bitmap(),
+        }
     } else if stderr.contains("Bitmap '") && stderr.contains("inconsistent") {
-        NbdError::BitmapInconsistent { disk, bitmap: quoted_bitmap() }
+        NbdError::BitmapInconsistent {
+            disk,
+            bitmap: quoted_bitmap(),
+        }
     } else if stderr.contains("Failed to load snapshot") {
         match (&opts.snapshot, stderr.contains("Can't find snapshot")) {
-            (Some(snapshot), true) => NbdError::SnapshotNotFound { disk, snapshot: snapshot.clone() },
+            (Some(snapshot), true) => NbdError::SnapshotNotFound {
+                disk,
+                snapshot: snapshot.clone(),
+            },
             _ => NbdError::QemuNbdFailed { disk, stderr },
         }
     } else if stderr.contains("lock") && stderr.contains("Is another process using the image") {
         NbdError::DiskLocked { disk }
     } else if stderr.is_empty() {
-        NbdError::QemuNbdFailed { disk, stderr: format!("it exited ({status}) without saying why") }
+        NbdError::QemuNbdFailed {
+            disk,
+            stderr: format!("it exited ({status}) without saying why"),
+        }
     } else {
         NbdError::QemuNbdFailed { disk, stderr }
     }
@@ -428,7 +501,10 @@ fn classify_failure(disk: &Path, opts: &QemuNbdOptions, status: ExitStatus, stde
 /// Makes a fresh 0700 directory under `base`.
 fn private_dir(base: &Path) -> std::io::Result<PathBuf> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = base.join(format!("sendense-nbd-{}-{n}-{nanos:x}", std::process::id()));
@@ -452,18 +528,29 @@ mod tests {
 
     #[test]
     fn stderr_prefixes_are_dropped() {
-        assert_eq!(clean_stderr(b"qemu-nbd: Bitmap 'x' is not found\n\n"), "Bitmap 'x' is not found");
+        assert_eq!(
+            clean_stderr(b"qemu-nbd: Bitmap 'x' is not found\n\n"),
+            "Bitmap 'x' is not found"
+        );
         assert_eq!(clean_stderr(b"qemu-nbd: a\nIs b?\n"), "a; Is b?");
     }
 
     #[test]
     fn force_share_uses_image_opts_and_read_only() {
         let opts = QemuNbdOptions::qcow2().read_only().force_share().bitmap("b1");
-        let args = arguments("/d/x,y.qcow2".as_ref(), &opts, "/s/nbd.sock".as_ref(), "/s/pid".as_ref());
+        let args = arguments(
+            "/d/x,y.qcow2".as_ref(),
+            &opts,
+            "/s/nbd.sock".as_ref(),
+            "/s/pid".as_ref(),
+        );
         let args: Vec<String> = args.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
         assert!(args.contains(&"--read-only".to_string()), "{args:?}");
         assert!(args.contains(&"--bitmap=b1".to_string()), "{args:?}");
-        assert_eq!(args.last().map(String::as_str), Some("driver=qcow2,file.driver=file,file.filename=/d/x,,y.qcow2,force-share=on,read-only=on"));
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some("driver=qcow2,file.driver=file,file.filename=/d/x,,y.qcow2,force-share=on,read-only=on")
+        );
         assert!(!args.iter().any(|a| a.starts_with("--format")), "{args:?}");
     }
 }

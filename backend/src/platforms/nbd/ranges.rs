@@ -41,10 +41,26 @@ mod tests {
     #[test]
     fn keeps_matching_extents_and_joins_neighbours() {
         let ext = [
-            Extent { offset: 0, length: 10, flags: 0 },
-            Extent { offset: 10, length: 10, flags: 2 },
-            Extent { offset: 20, length: 10, flags: 3 },
-            Extent { offset: 30, length: 10, flags: 0 },
+            Extent {
+                offset: 0,
+                length: 10,
+                flags: 0,
+            },
+            Extent {
+                offset: 10,
+                length: 10,
+                flags: 2,
+            },
+            Extent {
+                offset: 20,
+                length: 10,
+                flags: 3,
+            },
+            Extent {
+                offset: 30,
+                length: 10,
+                flags: 0,
+            },
         ];
         assert_eq!(ranges_where(&ext, |f| f & STATE_HOLE == 0), vec![(0, 20), (30, 10)]);
         assert_eq!(ranges_where(&ext, |f| f & 1 != 0), vec![(20, 10)]);
