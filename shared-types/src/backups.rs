@@ -1,0 +1,81 @@
+//! Backups (restore points): one snapshot of one VM in a repository. Thanks
+//! to deduplication every restore point is a full image; the chain only
+//! tells which restore point an incremental read its unchanged blocks from.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::jobs::BackupType;
+use crate::NamedRef;
+
+wire_enum! {
+    /// What is known about a restore point's data.
+    pub enum BackupStatus {
+        /// Written and committed; not verified since.
+        Available = "available",
+        /// Every chunk was re-read and matched its digest.
+        Verified = "verified",
+        /// A verify found missing or damaged chunks.
+        Corrupt = "corrupt",
+    }
+}
+
+/// One restore point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Backup {
+    pub id: String,
+    pub vm_context_id: String,
+    pub vm_name: String,
+    /// The job that wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub repository: NamedRef,
+    /// Snapshot name and id in the repository (`sendense snapshots` shows them).
+    pub snapshot_name: String,
+    pub snapshot_id: String,
+    /// The snapshot an incremental read its unchanged blocks from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_snapshot_id: Option<String>,
+    pub backup_type: BackupType,
+    pub status: BackupStatus,
+    /// Sum of the disks' sizes: what a restore writes.
+    pub logical_bytes: u64,
+    /// Bytes the backup read from the VM.
+    pub bytes_read: u64,
+    /// Bytes the backup added to the repository.
+    pub bytes_written: u64,
+    pub created_at: DateTime<Utc>,
+    /// Before this instant the restore point cannot be deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable_until: Option<DateTime<Utc>>,
+}
+
+impl Backup {
+    /// Whether the restore point is inside its immutability window at `now`.
+    pub fn is_immutable_at(&self, now: DateTime<Utc>) -> bool {
+        self.immutable_until.is_some_and(|u| u > now)
+    }
+}
+
+/// `GET /api/v1/backup/list`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupPage {
+    pub items: Vec<Backup>,
+    /// Restore points matching the filters, over every page.
+    pub total: u64,
+}
+
+/// `GET /api/v1/backup/chain?vm=`: a VM's restore points, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupChain {
+    pub vm_context_id: String,
+    pub vm_name: String,
+    pub backups: Vec<Backup>,
+    pub full_count: u64,
+    pub incremental_count: u64,
+    /// Sum of the restore points' bytes_written: what the chain costs in the repository.
+    pub bytes_written_total: u64,
+}

@@ -1,0 +1,170 @@
+//! Jobs: one run of work each (a backup, a restore, a verify...), with the
+//! bytes it really moved, throughput samples and log lines.
+//!
+//! Queued → running ⇄ paused → completed / failed / cancelled.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+wire_enum! {
+    /// What a job does.
+    pub enum JobKind {
+        Backup = "backup",
+        Restore = "restore",
+        Replication = "replication",
+        Verify = "verify",
+        Gc = "gc",
+    }
+}
+
+wire_enum! {
+    /// Where a job stands.
+    pub enum JobStatus {
+        Queued = "queued",
+        Running = "running",
+        Paused = "paused",
+        Completed = "completed",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
+wire_enum! {
+    /// How a backup reads its VM.
+    pub enum BackupType {
+        /// Every allocated block.
+        Full = "full",
+        /// Only the blocks changed since the previous restore point.
+        Incremental = "incremental",
+    }
+}
+
+wire_enum! {
+    /// Severity of a job log line.
+    pub enum LogLevel {
+        Debug = "debug",
+        Info = "info",
+        Warn = "warn",
+        Error = "error",
+    }
+}
+
+impl JobStatus {
+    /// Queued, running or paused.
+    pub fn is_active(self) -> bool {
+        matches!(self, JobStatus::Queued | JobStatus::Running | JobStatus::Paused)
+    }
+
+    /// Completed, failed or cancelled: nothing will change any more.
+    pub fn is_finished(self) -> bool {
+        !self.is_active()
+    }
+
+    pub const ACTIVE: [JobStatus; 3] = [JobStatus::Queued, JobStatus::Running, JobStatus::Paused];
+    pub const FINISHED: [JobStatus; 3] = [JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled];
+}
+
+/// A job as lists show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Job {
+    pub id: String,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    /// Set for backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_type: Option<BackupType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_name: Option<String>,
+    pub vm_context_id: String,
+    pub vm_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_id: Option<String>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Bytes the job expects to read (0 until known).
+    pub bytes_total: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// bytes_read / bytes_total in percent, when the total is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_percent: Option<f64>,
+    /// Why the job failed or was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Who asked for it (a username), or `schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// Percent done, when the total is known.
+    pub fn percent(bytes_done: u64, bytes_total: u64) -> Option<f64> {
+        (bytes_total > 0).then(|| (bytes_done as f64 * 100.0 / bytes_total as f64).min(100.0))
+    }
+}
+
+/// One throughput sample of a running job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobSample {
+    pub at: DateTime<Utc>,
+    /// Bytes read so far.
+    pub bytes_read: u64,
+    /// Bytes written so far.
+    pub bytes_written: u64,
+    /// Read throughput at that moment, bytes per second.
+    pub throughput_bps: u64,
+}
+
+/// One line of a job's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobLogLine {
+    pub at: DateTime<Utc>,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// `GET /api/v1/jobs/{id}`: the job, its throughput samples (oldest first)
+/// and its log (oldest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobDetails {
+    pub job: Job,
+    pub samples: Vec<JobSample>,
+    pub logs: Vec<JobLogLine>,
+}
+
+/// `GET /api/v1/jobs`, `GET /api/v1/flows/history`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobPage {
+    pub items: Vec<Job>,
+    /// Jobs matching the filters, over every page.
+    pub total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_split_into_active_and_finished() {
+        for s in JobStatus::ALL {
+            assert_ne!(s.is_active(), s.is_finished());
+            assert_eq!(JobStatus::ACTIVE.contains(s), s.is_active());
+            assert_eq!(JobStatus::FINISHED.contains(s), s.is_finished());
+        }
+        assert_eq!(Job::percent(50, 200), Some(25.0));
+        assert_eq!(Job::percent(5, 0), None);
+        assert_eq!(Job::percent(300, 200), Some(100.0));
+    }
+}

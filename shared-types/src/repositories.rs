@@ -1,0 +1,73 @@
+//! Repositories: where backups live (a local directory now; NFS/CIFS mounts,
+//! S3-compatible object storage and Azure Blob later), with capacity and the
+//! deduplication and compression the engine really achieved.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+wire_enum! {
+    /// Storage behind a repository.
+    pub enum RepositoryKind {
+        /// A directory on the server (also an NFS/CIFS mount).
+        Local = "local",
+    }
+}
+
+wire_enum! {
+    /// Whether the repository can be used.
+    pub enum RepositoryStatus {
+        Online = "online",
+        /// The directory is missing, unreadable or not a repository: see `error`.
+        Unavailable = "unavailable",
+    }
+}
+
+/// Filesystem capacity under the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Capacity {
+    pub total_bytes: u64,
+    /// Available to the server (excludes blocks reserved for root).
+    pub free_bytes: u64,
+    pub used_bytes: u64,
+}
+
+/// What the engine measured in the repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepositoryStats {
+    pub snapshots: u64,
+    /// Sum of every snapshot's disk sizes.
+    pub logical_bytes: u64,
+    /// Plain bytes of the distinct chunks.
+    pub unique_bytes: u64,
+    /// Stored (compressed, encrypted) bytes of those chunks.
+    pub stored_bytes: u64,
+    /// Everything in the repository: packs, indexes, manifests.
+    pub repository_bytes: u64,
+    /// logical / unique.
+    pub dedup_ratio: f64,
+    /// unique / stored.
+    pub compression_ratio: f64,
+}
+
+/// A repository with its capacity and statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Repository {
+    pub id: String,
+    pub name: String,
+    pub kind: RepositoryKind,
+    pub path: String,
+    pub status: RepositoryStatus,
+    /// Why the repository is unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Restore points the catalog holds in this repository.
+    pub backup_count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<RepositoryStats>,
+    pub created_at: DateTime<Utc>,
+}
