@@ -6,8 +6,11 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod helpers;
 mod m20261121_000001_settings;
 mod m20261121_000002_users_sessions_audit;
+mod m20261122_000001_inventory;
+mod m20261122_000002_protection;
 
 pub struct Migrator;
 
@@ -17,6 +20,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_settings::Migration),
             Box::new(m20261121_000002_users_sessions_audit::Migration),
+            Box::new(m20261122_000001_inventory::Migration),
+            Box::new(m20261122_000002_protection::Migration),
         ]
     }
 }

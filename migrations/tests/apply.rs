@@ -33,6 +33,131 @@ async fn apply_and_check(db: &DatabaseConnection) {
     assert_eq!(value, "42");
     // The primary key holds.
     assert!(db.execute(backend.build(&insert)).await.is_err(), "duplicate key accepted");
+
+    check_protection_schema(db).await;
+}
+
+fn insert(table: &str, values: &[(&str, SimpleExpr)]) -> InsertStatement {
+    Query::insert()
+        .into_table(Alias::new(table))
+        .columns(values.iter().map(|(c, _)| Alias::new(*c)))
+        .values_panic(values.iter().map(|(_, v)| v.clone()))
+        .to_owned()
+}
+
+fn now() -> SimpleExpr {
+    Expr::current_timestamp().into()
+}
+
+fn s(v: &str) -> SimpleExpr {
+    v.into()
+}
+
+async fn count(db: &DatabaseConnection, table: &str) -> i64 {
+    let backend = db.get_database_backend();
+    let q = Query::select().expr_as(Expr::cust("COUNT(*)"), Alias::new("n")).from(Alias::new(table)).to_owned();
+    let row = db.query_one(backend.build(&q)).await.expect("count").expect("a row");
+    row.try_get("", "n").expect("n")
+}
+
+/// The inventory and protection tables take a managed VM with its disk, a
+/// flow, a job with a sample and a log line, and a restore point; unique
+/// keys and foreign keys hold on both engines.
+async fn check_protection_schema(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let exec = |stmt: InsertStatement| {
+        let sql = backend.build(&stmt);
+        async move { db.execute(sql).await }
+    };
+    exec(insert(
+        "platforms",
+        &[("id", s("p1")), ("name", s("kvm-01")), ("kind", s("kvm")), ("address", s("/hosts/kvm-01")), ("status", s("online")),
+          ("created_at", now()), ("updated_at", now())],
+    ))
+    .await
+    .expect("insert platform");
+    let dup = insert(
+        "platforms",
+        &[("id", s("p2")), ("name", s("other")), ("kind", s("kvm")), ("address", s("/hosts/kvm-01")), ("status", s("online")),
+          ("created_at", now()), ("updated_at", now())],
+    );
+    assert!(exec(dup).await.is_err(), "the same host directory registered twice");
+    exec(insert("protection_groups", &[("id", s("g1")), ("name", s("prod")), ("created_at", now()), ("updated_at", now())]))
+        .await
+        .expect("insert group");
+    let vm = |id: &str, vm_id: &str| {
+        insert(
+            "vm_contexts",
+            &[("id", s(id)), ("platform_id", s("p1")), ("platform_vm_id", s(vm_id)), ("name", s("web-01")), ("vcpus", 2.into()),
+              ("memory_mib", 2048.into()), ("power", s("running")), ("os", s("linux")), ("firmware", s("bios")),
+              ("capacity_bytes", 10_737_418_240_i64.into()), ("group_id", s("g1")), ("status", s("active")),
+              ("created_at", now()), ("last_seen_at", now())],
+        )
+    };
+    exec(vm("v1", "uuid-1")).await.expect("insert vm context");
+    assert!(exec(vm("v2", "uuid-1")).await.is_err(), "one platform VM managed twice");
+    exec(insert(
+        "vm_disks",
+        &[("vm_context_id", s("v1")), ("name", s("disk0")), ("capacity_bytes", 1.into()), ("allocated_bytes", 1.into()),
+          ("format", s("qcow2")), ("cbt", true.into())],
+    ))
+    .await
+    .expect("insert disk");
+    exec(insert("repositories", &[("id", s("r1")), ("name", s("local")), ("kind", s("local")), ("path", s("/r")), ("created_at", now())]))
+        .await
+        .expect("insert repository");
+    exec(insert(
+        "flows",
+        &[("id", s("f1")), ("name", s("nightly")), ("kind", s("backup")), ("group_id", s("g1")), ("repository_id", s("r1")),
+          ("schedule", s("0 2 * * *")), ("retention", s("{}")), ("state", s("idle")), ("created_at", now()), ("updated_at", now())],
+    ))
+    .await
+    .expect("insert flow");
+    exec(insert("flow_vms", &[("flow_id", s("f1")), ("vm_context_id", s("v1"))])).await.expect("insert flow vm");
+    exec(insert(
+        "jobs",
+        &[("id", s("j1")), ("flow_id", s("f1")), ("vm_context_id", s("v1")), ("repository_id", s("r1")), ("kind", s("backup")),
+          ("backup_type", s("full")), ("status", s("completed")), ("created_at", now()), ("updated_at", now())],
+    ))
+    .await
+    .expect("insert job");
+    exec(insert(
+        "job_samples",
+        &[("job_id", s("j1")), ("at", now()), ("bytes_read", 1.into()), ("bytes_written", 1.into()), ("throughput_bps", 1.into())],
+    ))
+    .await
+    .expect("insert sample");
+    exec(insert("job_logs", &[("job_id", s("j1")), ("at", now()), ("level", s("info")), ("message", s("started"))]))
+        .await
+        .expect("insert log");
+    let backup = |id: &str| {
+        insert(
+            "backups",
+            &[("id", s(id)), ("vm_context_id", s("v1")), ("job_id", s("j1")), ("repository_id", s("r1")), ("snapshot_name", s("web-01")),
+              ("snapshot_id", s("20261122T020000Z-ab")), ("backup_type", s("full")), ("status", s("available")),
+              ("logical_bytes", 5.into()), ("created_at", now())],
+        )
+    };
+    exec(backup("b1")).await.expect("insert backup");
+    assert!(exec(backup("b2")).await.is_err(), "one snapshot recorded twice");
+
+    // A restore point keeps its VM's record: deleting the platform is refused.
+    let delete = |table: &str, id: &str| {
+        let stmt = Query::delete().from_table(Alias::new(table)).and_where(Expr::col(Alias::new("id")).eq(id)).to_owned();
+        let sql = backend.build(&stmt);
+        async move { db.execute(sql).await }
+    };
+    assert!(delete("platforms", "p1").await.is_err(), "a VM with restore points lost its record");
+    // Deleting a job keeps the restore point; deleting the restore point then the platform cascades.
+    delete("jobs", "j1").await.expect("delete job");
+    assert_eq!((count(db, "backups").await, count(db, "job_samples").await, count(db, "job_logs").await), (1, 0, 0));
+    delete("backups", "b1").await.expect("delete backup");
+    // A group with a flow cannot go.
+    assert!(delete("protection_groups", "g1").await.is_err(), "a flow lost its group");
+    delete("platforms", "p1").await.expect("delete platform");
+    for table in ["vm_contexts", "vm_disks", "flow_vms"] {
+        assert_eq!(count(db, table).await, 0, "{table} kept rows of a deleted platform");
+    }
 }
 
 #[tokio::test]
