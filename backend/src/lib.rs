@@ -5,6 +5,8 @@
 //! * [`api`]: HTTP routes, extractors, the error type and its mapping to the
 //!   shared error body, the WebSocket.
 //! * [`auth`]: sign-in, sessions, roles, throttling and the audit log.
+//! * [`catalog`]: catalog logic shared by the API and the job runner
+//!   (discovery, the managed-VM list, flows, repositories, restore points).
 //! * [`db`]: the catalog connection and its SeaORM entities.
 //! * [`engine`]: the backup engine (chunk store, snapshots, GC, retention).
 //! * [`jobs`]: VM backup and restore, joining a platform and the engine.
@@ -14,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -1,6 +1,20 @@
-//! SeaORM entities, one file per catalog table.
+//! SeaORM entities, one file per catalog table. Enum-like columns hold the
+//! words of the matching `shared_types` enums (`as_str` / `parse`).
 
 pub mod audit_log;
+pub mod backups;
+pub mod flow_vms;
+pub mod flows;
+pub mod job_logs;
+pub mod job_samples;
+pub mod jobs;
+pub mod networks;
+pub mod platforms;
+pub mod protection_groups;
+pub mod repositories;
 pub mod sessions;
 pub mod settings;
 pub mod users;
+pub mod vm_contexts;
+pub mod vm_disks;
+pub mod vm_nics;

@@ -1,0 +1,63 @@
+//! The catalog's logic shared by the API and the job runner: turning rows
+//! into API types, discovery (applying a platform's inventory to the managed
+//! VMs), the managed-VM list with its backup aggregates, flow schedules and
+//! state rules, repositories and recording restore points.
+//!
+//! Enum-like columns hold the words of the `shared_types` enums; a word this
+//! server does not know (written by a newer one) reads as a safe default.
+//! Unsigned API figures are stored in signed 64-bit columns (PostgreSQL has
+//! no unsigned types); [`to_i64`] and [`to_u64`] clamp at the boundary.
+
+pub mod backups;
+pub mod convert;
+pub mod flows;
+pub mod inventory;
+pub mod repositories;
+pub mod schedule;
+pub mod vm_list;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A unit enum's serde word (`PowerState::Running` → `running`).
+pub fn wire<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => {
+            tracing::error!(?other, "not a unit enum");
+            String::new()
+        }
+    }
+}
+
+/// The enum named by a stored word, if this server knows it.
+pub fn from_wire<T: DeserializeOwned>(word: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(word.to_owned())).ok()
+}
+
+pub fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A new row id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use shared_types::platform::PowerState;
+
+    #[test]
+    fn words_round_trip_and_unknown_words_are_none() {
+        assert_eq!(super::wire(&PowerState::Suspended), "suspended");
+        assert_eq!(super::from_wire::<PowerState>("running"), Some(PowerState::Running));
+        assert_eq!(super::from_wire::<PowerState>("hibernating"), None);
+        assert_eq!(super::to_i64(u64::MAX), i64::MAX);
+        assert_eq!(super::to_u64(-5), 0);
+    }
+}

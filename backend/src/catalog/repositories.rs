@@ -1,0 +1,103 @@
+//! Repositories in the catalog: the local one the server creates on first
+//! start, opening a repository's datastore, its capacity and engine stats.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use shared_types::repositories::{Capacity, Repository, RepositoryKind, RepositoryStats, RepositoryStatus};
+
+use super::new_id;
+use crate::db::entities::repositories;
+use crate::engine::datastore::{Datastore, CONFIG_KEY};
+
+/// Name of the repository every install has.
+pub const LOCAL_NAME: &str = "local";
+
+/// Where the local repository lives in the data directory.
+pub fn local_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("repos").join("local")
+}
+
+/// Creates the local repository (engine and catalog row) when the catalog
+/// has none by that name. Never re-creates one whose directory vanished:
+/// that shows as unavailable instead.
+pub async fn ensure_local(db: &DatabaseConnection, data_dir: &Path) -> anyhow::Result<repositories::Model> {
+    if let Some(row) = repositories::Entity::find().filter(repositories::Column::Name.eq(LOCAL_NAME)).one(db).await? {
+        return Ok(row);
+    }
+    let path = local_path(data_dir);
+    let init_path = path.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        if !init_path.join(CONFIG_KEY).exists() {
+            Datastore::init(&init_path, None)
+                .with_context(|| format!("unable to create the local repository in '{}'", init_path.display()))?;
+        }
+        Ok(())
+    })
+    .await??;
+    let row = repositories::ActiveModel {
+        id: Set(new_id()),
+        name: Set(LOCAL_NAME.to_owned()),
+        kind: Set(RepositoryKind::Local.as_str().to_owned()),
+        path: Set(path.display().to_string()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?;
+    tracing::info!(path = %path.display(), "created the local repository");
+    Ok(row)
+}
+
+/// Opens a repository's datastore for metadata work (listing, stats,
+/// forgetting snapshots). Blocking.
+pub fn open(row: &repositories::Model) -> crate::engine::Result<Datastore> {
+    Datastore::open_metadata(Path::new(&row.path), None)
+}
+
+/// A repository with live capacity and engine statistics (read on a
+/// blocking thread); a repository that cannot be read is reported
+/// unavailable with the reason, not as an error.
+pub async fn describe(row: repositories::Model, backup_count: u64) -> Repository {
+    let path = row.path.clone();
+    let probe = row.clone();
+    let measured = tokio::task::spawn_blocking(move || {
+        let capacity = rustix::fs::statvfs(Path::new(&path)).ok().map(|st| Capacity {
+            total_bytes: st.f_blocks * st.f_frsize,
+            free_bytes: st.f_bavail * st.f_frsize,
+            used_bytes: st.f_blocks.saturating_sub(st.f_bfree) * st.f_frsize,
+        });
+        let stats = open(&probe).and_then(|ds| crate::engine::stats::stats(&ds)).map(|s| RepositoryStats {
+            snapshots: s.snapshots as u64,
+            logical_bytes: s.logical_bytes,
+            unique_bytes: s.unique_bytes,
+            stored_bytes: s.unique_stored_bytes,
+            repository_bytes: s.repository_bytes,
+            dedup_ratio: s.dedup_ratio,
+            compression_ratio: s.compression_ratio,
+        });
+        (capacity, stats.map_err(|e| e.to_string()))
+    })
+    .await;
+    let (capacity, stats) = match measured {
+        Ok(m) => m,
+        Err(e) => (None, Err(format!("reading the repository stopped unexpectedly: {e}"))),
+    };
+    let (status, error, stats) = match stats {
+        Ok(s) => (RepositoryStatus::Online, None, Some(s)),
+        Err(e) => (RepositoryStatus::Unavailable, Some(e), None),
+    };
+    Repository {
+        kind: RepositoryKind::parse(&row.kind).unwrap_or(RepositoryKind::Local),
+        id: row.id,
+        name: row.name,
+        path: row.path,
+        status,
+        error,
+        backup_count,
+        capacity,
+        stats,
+        created_at: row.created_at,
+    }
+}

@@ -1,0 +1,30 @@
+//! `backups`: restore points, each one snapshot in a repository.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "backups")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub vm_context_id: String,
+    pub job_id: Option<String>,
+    pub repository_id: String,
+    pub snapshot_name: String,
+    pub snapshot_id: String,
+    pub parent_snapshot_id: Option<String>,
+    /// A `BackupType` word.
+    pub backup_type: String,
+    /// A `BackupStatus` word.
+    pub status: String,
+    pub logical_bytes: i64,
+    pub bytes_read: i64,
+    pub bytes_written: i64,
+    pub created_at: ChronoDateTimeUtc,
+    pub immutable_until: Option<ChronoDateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
