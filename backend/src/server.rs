@@ -39,6 +39,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(catalog = kind.as_str(), %install_id, data_dir = %config.data_dir.display(), "catalog ready");
 
     crate::auth::bootstrap::ensure_admin(&catalog, &config.data_dir, config.admin_password.as_deref()).await?;
+    crate::catalog::repositories::ensure_local(&catalog, &config.data_dir).await?;
 
     let (mut state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
     state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);

@@ -17,6 +17,11 @@ pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String, details: Vec<FieldError> },
 
+    /// Well-formed input that cannot be used: a host directory that is not
+    /// one, a cron pattern that does not parse, a reference to nothing.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String, details: Vec<FieldError> },
+
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
 
@@ -71,6 +76,25 @@ impl ApiError {
         }
     }
 
+    /// A field whose value is well-formed but unusable (422).
+    pub fn invalid_value(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::Unprocessable {
+            code: "invalid_value",
+            message: format!("{field}: {message}"),
+            details: vec![FieldError { field: field.to_owned(), message }],
+        }
+    }
+
+    /// Input that cannot be used, not tied to one field (422).
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unprocessable { code, message: message.into(), details: Vec::new() }
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unavailable { code, message: message.into() }
+    }
+
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::NotFound { code, message: message.into() }
     }
@@ -108,6 +132,7 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -130,7 +155,7 @@ impl ApiError {
             | ApiError::Conflict { code, message } => ErrorBody::new(status, *code, message.clone()),
             ApiError::Forbidden { message } => ErrorBody::new(status, "forbidden", message.clone()),
             ApiError::TooManyRequests { message, .. } => ErrorBody::new(status, "too_many_attempts", message.clone()),
-            ApiError::BadRequest { code, message, details } => ErrorBody {
+            ApiError::BadRequest { code, message, details } | ApiError::Unprocessable { code, message, details } => ErrorBody {
                 status,
                 code: (*code).to_owned(),
                 message: message.clone(),

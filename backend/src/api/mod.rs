@@ -4,11 +4,20 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backups;
+pub mod common;
+pub mod discovery;
 pub mod error;
+pub mod flows;
+pub mod groups;
 pub mod health;
+pub mod jobs;
 pub mod json;
+pub mod platforms;
 pub mod query;
+pub mod repositories;
 pub mod users;
+pub mod vms;
 pub mod ws;
 
 use axum::extract::OriginalUri;
@@ -51,6 +60,14 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(audit::router())
         .merge(ws::router())
+        .merge(platforms::router())
+        .merge(discovery::router())
+        .merge(vms::router())
+        .merge(groups::router())
+        .merge(flows::router())
+        .merge(backups::router())
+        .merge(repositories::router())
+        .merge(jobs::router())
         .split_for_parts()
 }
 

@@ -1,0 +1,172 @@
+//! `/api/v1/backup`: restore points: list with filters, one, a VM's chain,
+//! delete (refused inside the immutability window; the repository snapshot
+//! goes through the engine's forget, then the catalog row). Starting a
+//! backup belongs to the job runner.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Utc;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Deserialize;
+use shared_types::backups::{Backup, BackupChain, BackupPage, BackupStatus};
+use shared_types::error::ErrorBody;
+use shared_types::jobs::BackupType;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::common::{check_id, noted, page};
+use super::{vms, ApiError, ApiJson, ApiQuery};
+use crate::auth::audit::AuditNote;
+use crate::catalog::{convert, repositories as repo_logic};
+use crate::db::entities::{backups, repositories};
+use crate::engine::EngineError;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_backups))
+        .routes(routes!(backup_chain))
+        .routes(routes!(get_backup, delete_backup))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<backups::Model, ApiError> {
+    backups::Entity::find_by_id(id.to_owned()).one(&state.db).await?.ok_or_else(|| {
+        ApiError::not_found("backup_not_found", format!("No restore point has the id '{id}'. GET /api/v1/backup/list lists them."))
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct BackupQuery {
+    /// Only restore points of this VM (VM context id).
+    vm: Option<String>,
+    /// `full` or `incremental`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    backup_type: Option<BackupType>,
+    /// `available`, `verified` or `corrupt`.
+    status: Option<BackupStatus>,
+    /// Only restore points in this repository (id).
+    repository: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    limit: Option<u64>,
+    /// Items to skip (default 0).
+    offset: Option<u64>,
+}
+
+/// Restore points, newest first.
+#[utoipa::path(get, path = "/backup/list", tag = "backups", params(BackupQuery), responses(
+    (status = 200, body = BackupPage), (status = 400, body = ErrorBody)))]
+async fn list_backups(State(state): State<AppState>, ApiQuery(q): ApiQuery<BackupQuery>) -> Result<ApiJson<BackupPage>, ApiError> {
+    let (limit, offset) = page(q.limit, q.offset)?;
+    let mut find = backups::Entity::find();
+    if let Some(v) = q.vm {
+        find = find.filter(backups::Column::VmContextId.eq(v));
+    }
+    if let Some(t) = q.backup_type {
+        find = find.filter(backups::Column::BackupType.eq(t.as_str()));
+    }
+    if let Some(s) = q.status {
+        find = find.filter(backups::Column::Status.eq(s.as_str()));
+    }
+    if let Some(r) = q.repository {
+        find = find.filter(backups::Column::RepositoryId.eq(r));
+    }
+    let total = find.clone().count(&state.db).await?;
+    let rows = find
+        .order_by_desc(backups::Column::CreatedAt)
+        .order_by_desc(backups::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(&state.db)
+        .await?;
+    Ok(ApiJson(BackupPage { items: convert::backups(&state.db, rows).await?, total }))
+}
+
+#[utoipa::path(get, path = "/backup/{id}", tag = "backups", params(("id" = String, Path, description = "Restore point id")),
+    responses((status = 200, body = Backup), (status = 404, body = ErrorBody)))]
+async fn get_backup(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<Backup>, ApiError> {
+    let row = find(&state, &id).await?;
+    let mut out = convert::backups(&state.db, vec![row]).await?;
+    out.pop().map(ApiJson).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("backup row vanished")))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ChainQuery {
+    /// The VM (VM context id).
+    vm: String,
+}
+
+/// A VM's restore points, oldest first, with how many are full and incremental.
+#[utoipa::path(get, path = "/backup/chain", tag = "backups", params(ChainQuery), responses(
+    (status = 200, body = BackupChain), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn backup_chain(State(state): State<AppState>, ApiQuery(q): ApiQuery<ChainQuery>) -> Result<ApiJson<BackupChain>, ApiError> {
+    check_id("vm", &q.vm)?;
+    let vm = vms::find(&state.db, &q.vm).await?;
+    let rows = backups::Entity::find()
+        .filter(backups::Column::VmContextId.eq(vm.id.clone()))
+        .order_by_asc(backups::Column::CreatedAt)
+        .order_by_asc(backups::Column::Id)
+        .all(&state.db)
+        .await?;
+    let backups = convert::backups(&state.db, rows).await?;
+    let full_count = backups.iter().filter(|b| b.backup_type == BackupType::Full).count() as u64;
+    Ok(ApiJson(BackupChain {
+        vm_context_id: vm.id,
+        vm_name: vm.name,
+        full_count,
+        incremental_count: backups.len() as u64 - full_count,
+        bytes_written_total: backups.iter().map(|b| b.bytes_written).sum(),
+        backups,
+    }))
+}
+
+/// Deletes a restore point: its snapshot leaves the repository (the engine
+/// forgets its manifest; the chunks go at the next garbage collection), then
+/// the catalog row. Refused with 409 inside the immutability window.
+#[utoipa::path(delete, path = "/backup/{id}", tag = "backups", params(("id" = String, Path, description = "Restore point id")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let row = find(&state, &id).await?;
+    let label = format!("{}/{}", row.snapshot_name, row.snapshot_id);
+    if let Some(until) = row.immutable_until.filter(|u| *u > Utc::now()) {
+        return Err(immutable(&label, &until.to_rfc3339()));
+    }
+    let repo = repositories::Entity::find_by_id(row.repository_id.clone())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("repository {} of backup {} is not in the catalog", row.repository_id, row.id)))?;
+    let (name, snap) = (row.snapshot_name.clone(), row.snapshot_id.clone());
+    let repo_name = repo.name.clone();
+    let forgot = tokio::task::spawn_blocking(move || {
+        let ds = repo_logic::open(&repo)?;
+        crate::engine::prune::forget(&ds, &name, &snap)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("deleting snapshot {label}: {e}")))?;
+    match forgot {
+        Ok(()) => {}
+        Err(EngineError::SnapshotNotFound(_)) => {
+            tracing::warn!(snapshot = %label, repository = %repo_name, "snapshot already gone from the repository; removing the catalog row");
+        }
+        Err(EngineError::Immutable { until, .. }) => return Err(immutable(&label, &until)),
+        Err(e @ (EngineError::NotARepository { .. } | EngineError::File { .. } | EngineError::Object { .. })) => {
+            return Err(ApiError::unavailable(
+                "repository_unavailable",
+                format!("The repository '{repo_name}' cannot be written: {e}. Fix it, then delete again."),
+            ))
+        }
+        Err(e) => return Err(ApiError::Internal(anyhow::Error::new(e).context(format!("forgetting snapshot {label}")))),
+    }
+    backups::Entity::delete_by_id(row.id.clone()).exec(&state.db).await?;
+    Ok(noted(StatusCode::NO_CONTENT, AuditNote::new("backup.delete", label)))
+}
+
+fn immutable(label: &str, until: &str) -> ApiError {
+    ApiError::conflict(
+        "backup_immutable",
+        format!("The restore point {label} is immutable until {until}; it can be deleted after that."),
+    )
+}
