@@ -141,7 +141,7 @@ async fn add_platform(State(state): State<AppState>, ApiJson(req): ApiJson<AddPl
     }
     let (address, inv) = probe(req.kind, &req.address)
         .await
-        .map_err(|m| ApiError::invalid_value("address", format!("{m}. Check the path, or create the host with 'sendense lab'.")))?;
+        .map_err(|m| ApiError::invalid_value("address", format!("{m}. Check the path and try again.")))?;
     let kind = crate::catalog::wire(&req.kind);
     if let Some(existing) = platforms::Entity::find()
         .filter(platforms::Column::Kind.eq(kind.clone()))
