@@ -34,6 +34,10 @@ use shared_types::vms::{ProtectionStatus, VmContextPage, VmDetails, VmStatus};
 mod support;
 use support::{fixture, Fixture};
 
+// The migrations' throw-away PostgreSQL server, shared rather than copied.
+#[path = "../../migrations/tests/support/mod.rs"]
+mod pg;
+
 const VM1: &str = "11111111-1111-4111-8111-111111111111";
 const VM2: &str = "22222222-2222-4222-8222-222222222222";
 
@@ -82,14 +86,33 @@ struct Lab {
     f: Fixture,
     token: String,
     root: tempfile::TempDir,
+    backend: &'static str,
 }
 
 impl Lab {
+    /// On a fresh SQLite catalog.
     async fn new() -> Lab {
-        let f = fixture().await;
+        Lab::on(fixture().await, "SQLite").await
+    }
+
+    /// On a fresh database `name` of a running PostgreSQL server.
+    async fn postgres(cluster: &pg::PgCluster, name: &str) -> Lab {
+        use sea_orm::ConnectionTrait;
+        let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let url = format!("{}/{name}", cluster.url().trim_end_matches("/postgres"));
+        let data = tempfile::tempdir().unwrap();
+        let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
+        sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
+        let (state, health_tx) =
+            sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
+        Lab::on(Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }, "PostgreSQL").await
+    }
+
+    async fn on(f: Fixture, backend: &'static str) -> Lab {
         ensure_local(&f.state.db, f.data.path()).await.unwrap();
         let token = f.admin_token().await;
-        Lab { f, token, root: tempfile::tempdir().unwrap() }
+        Lab { f, token, root: tempfile::tempdir().unwrap(), backend }
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> support::Reply {
@@ -128,7 +151,10 @@ impl Lab {
 
 #[tokio::test]
 async fn adding_a_kvm_host_checks_its_directory_and_names_the_problem() {
-    let lab = Lab::new().await;
+    adding_a_kvm_host_checks_its_directory_and_names_the_problem_on(&Lab::new().await).await;
+}
+
+async fn adding_a_kvm_host_checks_its_directory_and_names_the_problem_on(lab: &Lab) {
     let missing = lab.root.path().join("no-such-host");
     let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": missing.display().to_string()}))).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
@@ -179,7 +205,10 @@ async fn adding_a_kvm_host_checks_its_directory_and_names_the_problem() {
 
 #[tokio::test]
 async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms() {
-    let lab = Lab::new().await;
+    discovery_and_bulk_add_are_idempotent_and_track_missing_vms_on(&Lab::new().await).await;
+}
+
+async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms_on(lab: &Lab) {
     let (p, dir) = lab.platform().await;
     let found: DiscoverVmsResponse =
         lab.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": p.id})), StatusCode::OK).await;
@@ -246,7 +275,10 @@ async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms() {
 
 #[tokio::test]
 async fn protection_groups_hold_each_vm_at_most_once() {
-    let lab = Lab::new().await;
+    protection_groups_hold_each_vm_at_most_once_on(&Lab::new().await).await;
+}
+
+async fn protection_groups_hold_each_vm_at_most_once_on(lab: &Lab) {
     let (_, web, db) = lab.managed().await;
     let g: GroupDetails = lab
         .ok("POST", "/api/v1/protection-groups", Some(json!({"name": "Production", "description": "prod", "vm_ids": [web]})), StatusCode::CREATED)
@@ -301,7 +333,10 @@ async fn protection_groups_hold_each_vm_at_most_once() {
 
 #[tokio::test]
 async fn flows_validate_their_input_and_follow_the_state_rule() {
-    let lab = Lab::new().await;
+    flows_validate_their_input_and_follow_the_state_rule_on(&Lab::new().await).await;
+}
+
+async fn flows_validate_their_input_and_follow_the_state_rule_on(lab: &Lab) {
     let (_, web, db) = lab.managed().await;
     let repo = lab.local_repo().await;
     let body = |name: &str, schedule: Value| {
@@ -477,7 +512,10 @@ fn uuid_like() -> String {
 
 #[tokio::test]
 async fn restore_points_list_chain_and_delete_through_the_engine() {
-    let lab = Lab::new().await;
+    restore_points_list_chain_and_delete_through_the_engine_on(&Lab::new().await).await;
+}
+
+async fn restore_points_list_chain_and_delete_through_the_engine_on(lab: &Lab) {
     let (_, web, db) = lab.managed().await;
     let repo = lab.local_repo().await;
     let work = lab.root.path().to_path_buf();
@@ -549,6 +587,18 @@ async fn restore_points_list_chain_and_delete_through_the_engine() {
     assert_eq!(one.id, repo.id);
 }
 
+/// The same scenarios on PostgreSQL (the scale-out catalog), each in its own database.
+#[tokio::test]
+async fn the_catalog_api_works_on_postgresql() {
+    let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
+    adding_a_kvm_host_checks_its_directory_and_names_the_problem_on(&Lab::postgres(&cluster, "hosts").await).await;
+    discovery_and_bulk_add_are_idempotent_and_track_missing_vms_on(&Lab::postgres(&cluster, "discovery").await).await;
+    protection_groups_hold_each_vm_at_most_once_on(&Lab::postgres(&cluster, "groups").await).await;
+    flows_validate_their_input_and_follow_the_state_rule_on(&Lab::postgres(&cluster, "flows").await).await;
+    restore_points_list_chain_and_delete_through_the_engine_on(&Lab::postgres(&cluster, "backups").await).await;
+    vm_context_list_with_ten_thousand_vms_on(&Lab::postgres(&cluster, "scale").await).await;
+}
+
 #[tokio::test]
 async fn a_viewer_reads_but_cannot_change_anything() {
     let lab = Lab::new().await;
@@ -604,8 +654,11 @@ async fn the_new_routes_are_in_the_openapi_document() {
 /// points, half in a group under a flow): prints the time; the target is < 200 ms.
 #[tokio::test]
 async fn vm_context_list_with_ten_thousand_vms() {
+    vm_context_list_with_ten_thousand_vms_on(&Lab::new().await).await;
+}
+
+async fn vm_context_list_with_ten_thousand_vms_on(lab: &Lab) {
     use sendense::db::entities::{backups, platforms, protection_groups, vm_contexts};
-    let lab = Lab::new().await;
     let db = &lab.f.state.db;
     let repo = lab.local_repo().await;
     let now = Utc::now();
@@ -684,7 +737,7 @@ async fn vm_context_list_with_ten_thousand_vms() {
         )
         .await;
     assert_eq!(flow.vm_count, 5000);
-    println!("inserted 10,000 VM contexts and 10,002 restore points in {} ms", started.elapsed().as_millis());
+    println!("{}: inserted 10,000 VM contexts and 10,002 restore points in {} ms", lab.backend, started.elapsed().as_millis());
 
     let mut report = Vec::new();
     for (label, path) in [
@@ -722,7 +775,7 @@ async fn vm_context_list_with_ten_thousand_vms() {
             assert!(times[2] < 200.0, "GET /api/v1/vm-contexts took {:.1} ms (median) with 10,000 VMs; the target is < 200 ms", times[2]);
         }
     }
-    println!("vm-contexts with 10,000 managed VMs (debug build, SQLite):");
+    println!("vm-contexts with 10,000 managed VMs (debug build, {}):", lab.backend);
     for line in report {
         println!("  {line}");
     }
