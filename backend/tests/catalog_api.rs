@@ -271,6 +271,13 @@ async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms_on(lab: &La
     assert_eq!(lab.call("GET", "/api/v1/vms/nope", None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(lab.call("GET", "/api/v1/vm-contexts?limit=0", None).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(lab.call("GET", "/api/v1/vm-contexts?protection=sort-of", None).await.status, StatusCode::BAD_REQUEST);
+    // A NUL character never reaches the catalog (PostgreSQL text cannot hold one).
+    for path in ["/api/v1/vm-contexts?platform=a%00b", "/api/v1/platforms/a%00b", "/api/v1/backup/list?vm=%00"] {
+        let reply = lab.call("GET", path, None).await;
+        assert_eq!((reply.status, err(&reply).code.as_str()), (StatusCode::BAD_REQUEST, "invalid_character"), "{path}");
+    }
+    let reply = lab.call("POST", "/api/v1/protection-groups", Some(json!({"name": "g", "description": "a\u{0}b"}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
 }
 
 #[tokio::test]

@@ -102,6 +102,9 @@ fn check_description(d: &Option<String>) -> Result<(), ApiError> {
         if d.chars().count() > DESCRIPTION_MAX {
             return Err(ApiError::invalid_field("description", format!("A description has at most {DESCRIPTION_MAX} characters.")));
         }
+        if d.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+            return Err(ApiError::invalid_field("description", "A description must not contain control characters."));
+        }
     }
     Ok(())
 }

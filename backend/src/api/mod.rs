@@ -71,6 +71,19 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// A NUL character (`%00`) in a path or query string: no id, name or
+/// filter holds one, and PostgreSQL text cannot store one.
+async fn reject_nul(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let uri = req.uri();
+    let has_nul = |s: &str| s.as_bytes().windows(3).any(|w| w == b"%00");
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        use axum::response::IntoResponse;
+        return ApiError::bad_request("invalid_character", "The path or query string contains a NUL character (%00); remove it.")
+            .into_response();
+    }
+    next.run(req).await
+}
+
 /// Every route below `/api/v1`, behind authentication. Unknown paths and
 /// wrong methods answer in the error shape, never with the cockpit's HTML.
 pub fn router(state: AppState) -> Router {
@@ -83,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         });
     Router::new()
         .nest(shared_types::API_PREFIX, v1)
+        .layer(axum::middleware::from_fn(reject_nul))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::middleware::authenticate))
         .with_state(state)
 }
