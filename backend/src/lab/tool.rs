@@ -28,7 +28,7 @@ where
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    if tool.starts_with('m') && !tool.starts_with("mk") {
+    if matches!(tool, "mcopy" | "mtype" | "mdir" | "mmd" | "mdel") {
         // mtools: images made by mkfs.vfat need no geometry check.
         cmd.env("MTOOLS_SKIP_CHECK", "1");
     }
