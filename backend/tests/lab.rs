@@ -476,3 +476,55 @@ fn an_activity_round_changes_files_and_exactly_the_blocks_the_bitmaps_count() {
     let ledger = ext4_cat(&share, paths::LEDGER);
     assert!(String::from_utf8_lossy(&ledger).lines().all(|l| l.split(',').count() == 7), "the ledger stays a CSV");
 }
+
+#[test]
+fn activity_skips_deleted_vms_and_names_a_missing_disk() {
+    let lab = lab();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lab");
+    // The definitions without the disks.
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(lab.dir.join("lab.json"), dir.join("lab.json")).unwrap();
+    for host in ["kvm-prod-01", "kvm-dr-01"] {
+        let from = lab.dir.join("hosts").join(host);
+        let to = dir.join("hosts").join(host);
+        std::fs::create_dir_all(to.join("vms")).unwrap();
+        std::fs::copy(from.join("host.json"), to.join("host.json")).unwrap();
+        for vm in definition::list_vms(&from).unwrap() {
+            std::fs::create_dir_all(to.join("vms").join(&vm)).unwrap();
+            std::fs::copy(from.join("vms").join(&vm).join("vm.json"), to.join("vms").join(&vm).join("vm.json")).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(dir.join("hosts/kvm-prod-01/vms/web-01")).unwrap();
+    let err = activity::round(&dir).unwrap_err().to_string();
+    let missing = dir.join("hosts/kvm-prod-01/vms/db-01/disk0.qcow2");
+    assert!(err.contains(&missing.display().to_string()) && err.contains("missing"), "{err}");
+    // With db-01 gone too, the next VM's disk is named; web-01 and db-01 are skipped, not errors.
+    for vm in ["db-01", "files-01", "app-01", "win-01"] {
+        std::fs::remove_dir_all(dir.join("hosts/kvm-prod-01/vms").join(vm)).unwrap();
+    }
+    let report = activity::round(&dir).unwrap();
+    let skipped: Vec<(&str, &str)> = report.vms.iter().map(|v| (v.vm.as_str(), v.skipped.as_deref().unwrap_or(""))).collect();
+    assert_eq!(skipped[0], ("web-01", "deleted from the host"));
+    assert_eq!(skipped[1], ("web-02", "stopped"));
+    assert_eq!(report.bytes_written, 0);
+}
+
+#[test]
+fn a_missing_tool_is_named_with_its_package_and_init_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Every tool the lab uses but mkswap (util-linux).
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["qemu-img", "qemu-io", "mkfs.ext4", "debugfs", "e2fsck", "mkfs.vfat", "mcopy", "mkntfs", "wimcapture", "wimapply"] {
+        let path = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().map(|d| Path::new(d).join(tool)).find(|p| p.exists()).unwrap();
+        std::os::unix::fs::symlink(path, bin.join(tool)).unwrap();
+    }
+    let dir = tmp.path().join("lab");
+    let out = Command::new(BIN).args(["lab", "init", "--dir"]).arg(&dir).env("PATH", &bin).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mkswap is not installed") && err.contains("apt-get install util-linux"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "init left {left:?} behind");
+}

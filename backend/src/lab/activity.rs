@@ -34,6 +34,7 @@ use super::manifest::{LabDisk, LabManifest, LabPartition};
 use super::rng::Rng;
 use super::{LabError, Result};
 use crate::platforms::kvm::definition;
+use crate::platforms::PlatformError;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActivityReport {
@@ -108,8 +109,16 @@ pub fn round_with(dir: &Path, rng: &mut Rng) -> Result<ActivityReport> {
     for host in &manifest.hosts {
         let host_dir = dir.join(&host.dir);
         for vm in &host.vms {
-            let def = definition::read_vm(&host_dir, &vm.name)?;
             let mut activity = VmActivity { host: host.name.clone(), vm: vm.name.clone(), role: vm.role.clone(), skipped: None, disks: Vec::new() };
+            let def = match definition::read_vm(&host_dir, &vm.name) {
+                Ok(def) => def,
+                Err(PlatformError::VmNotFound(_)) => {
+                    activity.skipped = Some("deleted from the host".into());
+                    vms.push(activity);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if def.power != PowerState::Running {
                 activity.skipped = Some(format!("{:?}", def.power).to_lowercase());
                 vms.push(activity);

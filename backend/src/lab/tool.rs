@@ -33,10 +33,23 @@ where
         cmd.env("MTOOLS_SKIP_CHECK", "1");
     }
     let mut child = cmd.spawn().map_err(|e| tools::spawn_error(tool, e))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input).map_err(|e| PlatformError::io(format!("writing to {tool}"), e))?;
-    }
+    // Feed stdin from another thread: a long script must not block on a
+    // full stdout pipe that nobody reads yet.
+    let feeder = match (stdin, child.stdin.take()) {
+        (Some(input), Some(mut pipe)) => {
+            let input = input.to_vec();
+            Some(std::thread::spawn(move || pipe.write_all(&input)))
+        }
+        _ => None,
+    };
     let out = child.wait_with_output().map_err(|e| PlatformError::io(format!("waiting for {tool}"), e))?;
+    if let Some(feeder) = feeder {
+        match feeder.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(PlatformError::io(format!("writing to {tool}"), e).into()),
+            Err(_) => return Err(PlatformError::Invalid(format!("writing to {tool}: the writer thread panicked")).into()),
+        }
+    }
     if out.status.success() {
         Ok(out)
     } else {
@@ -102,6 +115,10 @@ mod tests {
         assert!(String::from_utf8_lossy(&out).contains("lost+found"));
         let err = debugfs(&img, "cat /nope\n", false).unwrap_err().to_string();
         assert!(err.contains("/nope") && err.contains("not found"), "{err}");
+        // A script far larger than a pipe's buffer, with as much output.
+        let long = "ls -p /\n".repeat(20_000);
+        let out = debugfs(&img, &long, false).unwrap();
+        assert!(out.len() > 1 << 20, "{}", out.len());
     }
 
     #[test]
