@@ -354,7 +354,7 @@ fn dirty_bytes(image: &Path) -> u64 {
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
         if let Some(nodes) = v["return"].as_array() {
-            for node in nodes.iter().filter(|n| n["node-name"] == "d") {
+            if let Some(node) = nodes.iter().find(|n| n["node-name"] == "d") {
                 let bitmap = node["dirty-bitmaps"].as_array().unwrap().iter().find(|b| b["name"] == "sendense-1").expect("sendense-1 bitmap");
                 return bitmap["count"].as_u64().unwrap();
             }

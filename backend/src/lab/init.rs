@@ -360,6 +360,13 @@ mod tests {
         std::fs::write(lab.join(LAB_FILE), b"{}").unwrap();
         assert_eq!(plan(&lab, false).unwrap(), Plan::Keep);
         assert_eq!(plan(&lab, true).unwrap(), Plan::Replace);
+        // --force removes the lab's own files and nothing else.
+        std::fs::create_dir_all(lab.join("hosts/kvm-prod-01/vms")).unwrap();
+        std::fs::write(lab.join(INCOMPLETE_MARKER), b"").unwrap();
+        std::fs::write(lab.join("notes.txt"), b"mine").unwrap();
+        remove_lab(&lab).unwrap();
+        let left: Vec<_> = std::fs::read_dir(&lab).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["notes.txt"]);
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").unwrap();
         assert!(plan(&file, false).unwrap_err().to_string().contains("not a directory"));
