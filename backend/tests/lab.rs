@@ -258,9 +258,22 @@ fn filesystems_are_clean_and_hold_their_files() {
                     run("e2fsck", ["-fn".as_ref(), img.as_os_str()]);
                     let uuid = p.uuid.as_deref().unwrap();
                     assert!(probe.contains(&format!("UUID={uuid}")), "{probe}");
+                    if p.mount.as_deref() == Some("/") {
+                        // The guest's fstab mounts every filesystem of the VM by its UUID.
+                        let fstab = String::from_utf8(ext4_cat(&img, "/etc/fstab")).unwrap();
+                        let (_, lab_vm) = m.vm(&vm).unwrap();
+                        for q in lab_vm.disks.iter().flat_map(|d| &d.partitions).filter(|q| q.filesystem.is_some()) {
+                            let id = q.uuid.as_deref().unwrap();
+                            let id = if q.filesystem == Some(FsKind::Vfat) { format!("{}-{}", &id[..4], &id[4..]).to_uppercase() } else { id.to_string() };
+                            let mount = if q.filesystem == Some(FsKind::Swap) { "none" } else { q.mount.as_deref().unwrap() };
+                            assert!(fstab.lines().any(|l| l.starts_with(&format!("UUID={id} {mount} "))), "{vm}: {fstab}");
+                        }
+                    }
                 }
                 FsKind::Vfat => {
                     run("fsck.vfat", ["-n".as_ref(), img.as_os_str()]);
+                    let id = p.uuid.as_deref().unwrap().to_uppercase();
+                    assert!(probe.contains(&format!("UUID={}-{}", &id[..4], &id[4..])), "{probe}");
                 }
                 FsKind::Ntfs => {
                     run("ntfsfix", ["-n".as_ref(), img.as_os_str()]);

@@ -56,7 +56,6 @@ pub struct Guest {
     pub hostname: String,
     pub role: String,
     pub efi: bool,
-    pub windows: bool,
     pub now: DateTime<Utc>,
     pub nics: Vec<GuestNic>,
     pub mounts: Vec<GuestMount>,
@@ -72,6 +71,17 @@ pub struct GuestMount {
     pub mount: String,
     pub kind: FsKind,
     pub uuid: String,
+}
+
+impl GuestMount {
+    /// The UUID as blkid and fstab spell it (`ABCD-1234` for FAT).
+    pub fn fstab_uuid(&self) -> String {
+        if self.kind == FsKind::Vfat && self.uuid.len() == 8 {
+            format!("{}-{}", &self.uuid[..4], &self.uuid[4..]).to_uppercase()
+        } else {
+            self.uuid.clone()
+        }
+    }
 }
 
 /// A directory tree being filled (the source of `mkfs -d` and friends).
@@ -468,7 +478,7 @@ fn linux_root(g: &Guest, t: &mut Tree, rng: &mut Rng) -> Result<()> {
             (FsKind::Swap, _) => ("swap", "sw", 0),
             (FsKind::Ntfs, _) => ("ntfs-3g", "defaults", 0),
         };
-        let _ = writeln!(fstab, "UUID={} {:<15} {ty:<7} {opts:<15} 0       {pass}", m.uuid, if m.kind == FsKind::Swap { "none" } else { &m.mount });
+        let _ = writeln!(fstab, "UUID={} {:<15} {ty:<7} {opts:<15} 0       {pass}", m.fstab_uuid(), if m.kind == FsKind::Swap { "none" } else { &m.mount });
     }
     t.file("/etc/fstab", fstab)?;
     let mut ifaces = String::from("# This file describes the network interfaces available on your system\nsource /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n");
@@ -814,14 +824,15 @@ fn file_share(_g: &Guest, t: &mut Tree, rng: &mut Rng) -> Result<()> {
 
 // ----------------------------------------------------------------- EFI
 
-fn debian_esp(_g: &Guest, t: &mut Tree) -> Result<()> {
+fn debian_esp(g: &Guest, t: &mut Tree) -> Result<()> {
+    let root_uuid = g.mounts.iter().find(|m| m.mount == "/").map(|m| m.uuid.as_str()).unwrap_or_default();
     for (path, size) in [("/EFI/debian/shimx64.efi", 952_768), ("/EFI/debian/grubx64.efi", 2_605_440), ("/EFI/debian/mmx64.efi", 849_280), ("/EFI/debian/fbx64.efi", 86_600)] {
         t.file(path, program(path, PE, size))?;
     }
     t.file("/EFI/BOOT/BOOTX64.EFI", program("/EFI/debian/shimx64.efi", PE, 952_768))?;
     t.file("/EFI/BOOT/fbx64.efi", program("/EFI/debian/fbx64.efi", PE, 86_600))?;
     t.file("/EFI/debian/BOOTX64.CSV", "shimx64.efi,debian,,This is the boot entry for debian\n".encode_utf16().flat_map(|u| u.to_le_bytes()).collect::<Vec<u8>>())?;
-    t.file("/EFI/debian/grub.cfg", "search.fs_uuid 00000000-0000-0000-0000-000000000000 root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n")?;
+    t.file("/EFI/debian/grub.cfg", format!("search.fs_uuid {root_uuid} root hd0,gpt2\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n"))?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::Utc;
-use shared_types::platform::{DiskFormat, Firmware, GuestOs, NicInfo};
+use shared_types::platform::{DiskFormat, Firmware, NicInfo};
 use uuid::Uuid;
 
 use super::catalog::{self, Content, HostSpec, VmSpec};
@@ -207,7 +207,6 @@ fn build_vm(dir: &Path, host_rel: &str, host: &HostSpec, vm: &VmSpec, scratch: &
         hostname: vm.name.into(),
         role: vm.role.into(),
         efi: vm.firmware == Firmware::Uefi,
-        windows: vm.os == GuestOs::Windows,
         now,
         nics: vm
             .nics
