@@ -37,7 +37,6 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
     match cmd {
         LabCommand::Init { dir, force } => {
             let started = Instant::now();
-            println!("Building the demo lab in {}", dir.display());
             let outcome = init(&dir, &InitOptions { force }, &mut |line| println!("  {line}"))?;
             match outcome {
                 InitOutcome::Exists(m) => {

@@ -80,6 +80,7 @@ pub fn init(dir: &Path, options: &InitOptions, progress: &mut dyn FnMut(&str)) -
         }
         Plan::Build => {}
     }
+    progress(&format!("building the demo lab in {}", dir.display()));
     std::fs::create_dir_all(dir).map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
     let marker = dir.join(INCOMPLETE_MARKER);
     std::fs::write(&marker, b"lab init is building this lab\n").map_err(|e| LabError::io(format!("writing {}", marker.display()), e))?;
