@@ -27,16 +27,25 @@ use shared_types::platform::{Firmware, PowerState};
 const BIN: &str = env!("CARGO_BIN_EXE_sendense");
 
 struct Lab {
-    _tmp: tempfile::TempDir,
     dir: PathBuf,
 }
 
-/// The shared lab, built once.
+/// The shared lab, built once. A static is never dropped, so a small shell
+/// watcher removes the lab when this test process has exited.
 fn lab() -> &'static Lab {
     static LAB: OnceLock<Lab> = OnceLock::new();
     LAB.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("lab");
+        let tmp = tempfile::tempdir().unwrap().keep();
+        let script = format!("while kill -0 {} 2>/dev/null; do sleep 1; done; rm -rf \"$0\"", std::process::id());
+        Command::new("sh")
+            .args(["-c", &script])
+            .arg(&tmp)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let dir = tmp.join("lab");
         let started = Instant::now();
         let outcome = init(&dir, &InitOptions::default(), &mut |line| eprintln!("lab init: {line}")).unwrap();
         let seconds = started.elapsed().as_secs_f64();
@@ -45,7 +54,7 @@ fn lab() -> &'static Lab {
         let allocated: u64 = String::from_utf8_lossy(&du.stdout).split_whitespace().next().unwrap().parse().unwrap();
         metric(&format!("lab init: {seconds:.1} s wall time, {:.1} MiB on disk (du)", allocated as f64 / 1048576.0));
         assert!(allocated < 600 << 20, "the lab takes {allocated} bytes");
-        Lab { _tmp: tmp, dir }
+        Lab { dir }
     })
 }
 
