@@ -37,6 +37,8 @@ fn lab() -> &'static Lab {
     LAB.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap().keep();
         let script = format!("while kill -0 {} 2>/dev/null; do sleep 1; done; rm -rf \"$0\"", std::process::id());
+        // It outlives this process on purpose: nothing here waits for it.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .args(["-c", &script])
             .arg(&tmp)
