@@ -4,7 +4,7 @@
 # (--listen, --data-dir); SENDENSE_LISTEN and SENDENSE_DATA_DIR work too.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-need_apt qemu-utils
+need_apt qemu-utils e2fsprogs dosfstools mtools ntfs-3g wimtools
 need_web_tools
 build_web
 step "Building the server (release)"

@@ -27,6 +27,9 @@ pub enum Command {
     /// VMs: backup and restore through a platform connector.
     #[command(subcommand)]
     Vm(crate::jobs::command::VmCommand),
+    /// The demo lab: KVM hosts with real VMs to protect (init, activity).
+    #[command(subcommand)]
+    Lab(crate::lab::command::LabCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -39,5 +42,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(cmd) => crate::engine::command::run_image(cmd),
         Command::Host(cmd) => crate::jobs::command::run_host(cmd),
         Command::Vm(cmd) => crate::jobs::command::run_vm(cmd),
+        Command::Lab(cmd) => crate::lab::command::run(cmd),
     }
 }

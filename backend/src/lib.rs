@@ -11,6 +11,7 @@
 //! * [`engine`]: the backup engine (chunk store, snapshots, GC, retention).
 //! * [`jobs`]: VM backup and restore, joining a platform and the engine.
 //! * [`platforms`]: platform connectors (KVM/QEMU) behind one trait.
+//! * [`lab`]: the demo lab (KVM hosts with real VMs) and its activity.
 //! * [`telemetry`]: logging and live system health.
 //! * [`server`]: start-up, the listener and graceful shutdown.
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod db;
 pub mod engine;
 pub mod jobs;
+pub mod lab;
 pub mod platforms;
 pub mod server;
 pub mod spa;

@@ -45,6 +45,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
     state.shutdown = shutdown;
     let sampler = tokio::spawn(crate::telemetry::system::run_sampler(state.clone(), health_tx));
+    if config.demo_lab {
+        let every = (config.lab_activity_seconds > 0).then(|| std::time::Duration::from_secs(config.lab_activity_seconds));
+        crate::lab::background::spawn(config.lab_dir(), every, state.shutdown.clone());
+    }
 
     // Printed on stdout for people and scripts; everything else goes to the log.
     println!("Sendense {} is running at http://{addr}/", crate::VERSION);

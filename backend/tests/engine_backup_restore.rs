@@ -118,3 +118,47 @@ fn random_access_reader_reads_any_offset() {
     reader.read_to_end(&mut all).unwrap();
     assert_eq!(&all[..], &expect[12345..]);
 }
+
+#[test]
+fn a_paused_backup_holds_and_a_cancelled_one_leaves_no_snapshot() {
+    use sendense::engine::backup::{backup, BackupOptions, DiskSource};
+    use sendense::engine::block_source::FileSource;
+    use sendense::engine::progress::Progress;
+    use sendense::engine::EngineError;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let t = tempfile::tempdir().unwrap();
+    let (repo, img) = (t.path().join("repo"), t.path().join("d.raw"));
+    make_image(&img, 7, 64);
+    let ds = Arc::new(Datastore::init(&repo, None).unwrap());
+    let disks = vec![DiskSource { name: "disk0".into(), source: Arc::new(FileSource::open(&img).unwrap()), changed_ranges: None, cbt_token: None }];
+    let progress = Arc::new(Progress::new());
+    progress.control.pause();
+    let job = {
+        let (ds, progress, disks) = (ds.clone(), progress.clone(), disks.clone());
+        std::thread::spawn(move || backup(&ds, &BackupOptions::new("vm1"), &disks, &progress))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(progress.bytes_read.load(Ordering::Relaxed), 0, "paused before the first run: nothing read");
+    assert!(!job.is_finished());
+    progress.control.cancel();
+    assert!(matches!(job.join().unwrap(), Err(EngineError::Cancelled)));
+    assert!(ds.list_snapshots(None).unwrap().is_empty(), "a cancelled backup is not visible");
+
+    // Resumed after a pause, a backup completes and restores.
+    let progress = Arc::new(Progress::new());
+    progress.control.pause();
+    let job = {
+        let (ds, progress, disks) = (ds.clone(), progress.clone(), disks.clone());
+        std::thread::spawn(move || backup(&ds, &BackupOptions::new("vm1"), &disks, &progress))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    progress.control.resume();
+    let m = job.join().unwrap().unwrap();
+    let out = t.path().join("out.raw");
+    ok(&["image", "restore", "--repo", p(&repo), "--id", "vm1", "--snapshot", &m.id, p(&out)]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&img).unwrap());
+    ok(&["repo", "verify", p(&repo)]);
+}

@@ -296,3 +296,36 @@ fn bad_hosts_disks_and_vanished_vms_get_errors_that_name_them() {
     let inv = ok(&["host", "inventory", "--json", p(&host_dir2)]);
     assert!(inv.contains("\"vm1\"") && inv.contains("\"cbt\": true"), "{inv}");
 }
+
+#[test]
+fn an_inconsistent_bitmap_falls_back_to_a_full_read_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (host_dir, disk) = host_with_vm(dir.path(), "32M");
+    let host = KvmHost::open(&host_dir).unwrap();
+    let (_, ds) = repo(dir.path());
+    let opts = BackupOptions::new("vm1");
+    backup_vm(&host, "vm1", &ds, &opts, &Progress::new()).unwrap();
+    // A writer killed with SIGKILL leaves the persistent bitmaps marked in use.
+    let mut writer = Command::new("qemu-io")
+        .args(["-f", "qcow2", p(&disk)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sendense::platforms::kvm::qemu_img::info(&disk, None).unwrap().bitmaps.iter().any(|b| b.in_use) {
+        assert!(std::time::Instant::now() < deadline, "qemu-io never opened the image");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    let r = backup_vm(&host, "vm1", &ds, &opts, &Progress::new()).unwrap();
+    assert!(!r.disks[0].incremental);
+    let reason = r.disks[0].full_read_reason.clone().unwrap();
+    assert!(reason.contains("inconsistent"), "{reason}");
+    // Tracking starts over: the next backup is incremental again.
+    qemu_io(&disk, &["write -P 0x5a 4M 64k"]);
+    let next = backup_vm(&host, "vm1", &ds, &opts, &Progress::new()).unwrap();
+    assert!(next.disks[0].incremental, "{:?}", next.disks[0]);
+    assert_eq!(next.bytes_read, K64);
+}

@@ -94,3 +94,34 @@ fn stops_cleanly_on_sigterm_and_keeps_its_catalog() {
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     assert!(stdout.contains(&format!("http://127.0.0.1:{port}/")), "URL printed: {stdout}");
 }
+
+#[test]
+fn first_start_creates_the_demo_lab_and_a_restart_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = serve(&format!("127.0.0.1:{port}"), dir.path()).env("SENDENSE_DEMO_LAB", "true").spawn().unwrap();
+    let lab_file = dir.path().join("lab/lab.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while !lab_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(health_ok(port), "the server answers while the lab is built");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(lab_file.exists(), "serve made DATA_DIR/lab on first start");
+    let host = sendense::platforms::kvm::KvmHost::open(&dir.path().join("lab/hosts/kvm-prod-01")).unwrap();
+    use sendense::platforms::Platform;
+    assert!(host.inventory().unwrap().vms.len() >= 5);
+
+    // A second start finds the lab and leaves it as it was.
+    let before = std::fs::read(&lab_file).unwrap();
+    let mut child = serve(&format!("127.0.0.1:{port}"), dir.path()).env("SENDENSE_DEMO_LAB", "true").spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !health_ok(port) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read(&lab_file).unwrap(), before);
+}

@@ -50,6 +50,8 @@ pub enum EngineError {
     PackVanished { pack: String },
     #[error("another garbage collection holds the lock '{key}'")]
     GcLocked { key: String },
+    #[error("cancelled by an operator; no snapshot was written and the repository is unchanged")]
+    Cancelled,
     #[error("invalid argument: {0}")]
     Invalid(String),
     #[error("{0}")]

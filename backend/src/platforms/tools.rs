@@ -12,9 +12,11 @@ pub fn package_of(tool: &str) -> &'static str {
     match tool {
         "qemu-img" | "qemu-io" | "qemu-nbd" | "qemu-storage-daemon" => "qemu-utils",
         "mkfs.ext4" | "debugfs" | "e2fsck" => "e2fsprogs",
-        "mkfs.vfat" | "mkfs.fat" => "dosfstools",
-        "mcopy" | "mmd" | "mdel" => "mtools",
-        "mkntfs" | "ntfscp" => "ntfs-3g",
+        "mkfs.vfat" | "mkfs.fat" | "fsck.vfat" => "dosfstools",
+        "mcopy" | "mmd" | "mdel" | "mtype" | "mdir" => "mtools",
+        "mkntfs" | "ntfscp" | "ntfscat" | "ntfsls" | "ntfsinfo" | "ntfsfix" => "ntfs-3g",
+        "wimcapture" | "wimapply" => "wimtools",
+        "mkswap" | "partx" | "blkid" => "util-linux",
         "sfdisk" => "fdisk",
         _ => "the package that provides it",
     }

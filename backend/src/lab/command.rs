@@ -1,0 +1,109 @@
+//! The lab's command-line front: `sendense lab init` and `sendense lab
+//! activity`. Parsing and printing only; the work is in [`super::init`] and
+//! [`super::activity`].
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+
+use super::{activity, human, init, InitOptions, InitOutcome, LabError, LabManifest};
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Create the demo lab in DIR (new or empty): a production KVM host with
+    /// six VMs on real qcow2 disks, and an empty DR host.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Rebuild the lab already in DIR (its hosts and lab.json are replaced).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make guest-like writes to the running VMs of the lab in DIR.
+    Activity {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Rounds to run; 0 runs until interrupted.
+        #[arg(long, default_value_t = 1)]
+        rounds: u64,
+        /// Pause between rounds.
+        #[arg(long, default_value_t = 60)]
+        interval_seconds: u64,
+    },
+}
+
+pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
+    match cmd {
+        LabCommand::Init { dir, force } => {
+            let started = Instant::now();
+            let outcome = init(&dir, &InitOptions { force }, &mut |line| println!("  {line}"))?;
+            match outcome {
+                InitOutcome::Exists(m) => {
+                    println!("{} already holds a lab (made {} by Sendense {}): nothing to do; --force rebuilds it", dir.display(), m.created_at.format("%Y-%m-%d %H:%M UTC"), m.sendense_version);
+                }
+                InitOutcome::Created(m) => {
+                    print_summary(&m);
+                    println!("Lab ready in {:.1} s: {} of files, {} on disk", started.elapsed().as_secs_f64(), human(m.content_bytes), human(m.allocated_bytes));
+                }
+            }
+            Ok(())
+        }
+        LabCommand::Activity { dir, rounds, interval_seconds } => {
+            if interval_seconds == 0 && rounds != 1 {
+                return Err(LabError::Invalid("--interval-seconds must be at least 1 when running more than one round".into()).into());
+            }
+            let mut n = 0;
+            loop {
+                n += 1;
+                let report = activity::round(&dir)?;
+                print_report(n, &report);
+                if rounds != 0 && n >= rounds {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_secs(interval_seconds));
+            }
+        }
+    }
+}
+
+fn print_summary(m: &LabManifest) {
+    for host in &m.hosts {
+        println!("{} ({}, {})", host.name, host.role, host.dir);
+        for vm in &host.vms {
+            for disk in &vm.disks {
+                let parts: Vec<String> = disk
+                    .partitions
+                    .iter()
+                    .map(|p| format!("p{} {} {}", p.number, p.filesystem.map(|f| format!("{f:?}").to_lowercase()).unwrap_or_else(|| "-".into()), p.mount.as_deref().unwrap_or("")))
+                    .collect();
+                println!(
+                    "  {:<9} {:<12} {}  {:>9} virtual  {:>9} allocated  {:?}: {}",
+                    vm.name,
+                    vm.role,
+                    disk.name,
+                    human(disk.virtual_size),
+                    human(disk.allocated_bytes),
+                    disk.table,
+                    parts.join(", ")
+                );
+            }
+        }
+    }
+}
+
+fn print_report(n: u64, r: &activity::ActivityReport) {
+    println!("Round {n} ({}): {} written in {:.1} s", r.started_at.format("%H:%M:%S"), human(r.bytes_written), r.seconds);
+    for vm in &r.vms {
+        if let Some(why) = &vm.skipped {
+            println!("  {:<9} skipped ({why})", vm.vm);
+            continue;
+        }
+        for d in &vm.disks {
+            println!("  {:<9} {}  {:>9} in {} block(s) of 64 KiB, {} file change(s)", vm.vm, d.disk, human(d.bytes_written), d.blocks_written, d.changes.len());
+            for c in &d.changes {
+                println!("      p{} {:<9} {} ({})", c.partition, format!("{:?}", c.kind).to_lowercase(), c.path, human(c.bytes));
+            }
+        }
+    }
+}
