@@ -148,7 +148,7 @@ pub fn finish(image: &Path, rotation: &Rotation, success: bool) -> Result<()> {
 
 fn bitmap(image: &Path, ops: &[&str], name: &str) -> Result<()> {
     let mut args: Vec<&std::ffi::OsStr> = vec!["bitmap".as_ref()];
-    args.extend(ops.iter().map(|o| std::ffi::OsStr::new(o)));
+    args.extend(ops.iter().map(std::ffi::OsStr::new));
     args.extend([image.as_os_str(), name.as_ref()]);
     tools::run("qemu-img", args)?;
     Ok(())

@@ -111,6 +111,9 @@ fn end(image: &Path, rotation: &Rotation, success: bool) -> Result<()> {
     cbt::finish(image, rotation, success)
 }
 
+/// An open export and the changed ranges it reported (`None`: no bitmap).
+type Export = (Arc<NbdSource>, Option<Vec<(u64, u64)>>);
+
 /// Exports `path` read-only (the snapshot `snapshot` of it, with the dirty
 /// bitmap `bitmap`), connects, and loads the allocation map and the changes.
 fn export(
@@ -119,7 +122,7 @@ fn export(
     format: DiskFormat,
     snapshot: Option<&str>,
     bitmap: Option<&str>,
-) -> Result<(Arc<NbdSource>, Option<Vec<(u64, u64)>>)> {
+) -> Result<Export> {
     // A running VM (or the lab's writer) may hold the image: share it.
     let mut opts = QemuNbdOptions::new(format).read_only().force_share();
     if let Some(name) = snapshot {
