@@ -12,6 +12,7 @@
 //! * [`jobs`]: VM backup and restore, joining a platform and the engine.
 //! * [`platforms`]: platform connectors (KVM/QEMU) behind one trait.
 //! * [`lab`]: the demo lab (KVM hosts with real VMs) and its activity.
+//! * [`runner`]: the job queue, its limits, the scheduler and live job telemetry.
 //! * [`telemetry`]: logging and live system health.
 //! * [`server`]: start-up, the listener and graceful shutdown.
 
@@ -25,6 +26,7 @@ pub mod engine;
 pub mod jobs;
 pub mod lab;
 pub mod platforms;
+pub mod runner;
 pub mod server;
 pub mod spa;
 pub mod state;

@@ -43,7 +43,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let (mut state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
     state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
-    state.shutdown = shutdown;
+    // A signal stops everything the state started (the job runner included).
+    let stop_all = state.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stop_all.cancel();
+    });
     let sampler = tokio::spawn(crate::telemetry::system::run_sampler(state.clone(), health_tx));
     if config.demo_lab {
         let every = (config.lab_activity_seconds > 0).then(|| std::time::Duration::from_secs(config.lab_activity_seconds));

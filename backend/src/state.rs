@@ -36,6 +36,8 @@ pub struct AppState {
     pub session_ttl: chrono::Duration,
     /// Ids of sessions just ended, so their WebSockets close.
     pub revocations: broadcast::Sender<Arc<Vec<String>>>,
+    /// The job runner (queue, limits, pause / resume / stop).
+    pub runner: crate::runner::Runner,
 }
 
 impl AppState {
@@ -49,17 +51,20 @@ impl AppState {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let (health_tx, latest_health) = watch::channel(None);
         let (revocations, _) = broadcast::channel(64);
+        let shutdown = CancellationToken::new();
+        let runner = crate::runner::Runner::start(db.clone(), events.clone(), shutdown.clone(), crate::runner::Limits::default());
         let state = Self {
             db,
             catalog_kind,
             started: Instant::now(),
             events,
             latest_health,
-            shutdown: CancellationToken::new(),
+            shutdown,
             data_dir: Arc::new(data_dir),
             throttle: Arc::default(),
             session_ttl: chrono::Duration::minutes(DEFAULT_SESSION_TTL_MINUTES),
             revocations,
+            runner,
         };
         (state, health_tx)
     }

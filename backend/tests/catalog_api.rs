@@ -535,7 +535,7 @@ async fn restore_points_list_chain_and_delete_through_the_engine_on(lab: &Lab) {
     assert!(inc.parent.is_some(), "the second snapshot of a name has a parent");
     let db_conn = &lab.f.state.db;
     for (vm, m) in [(&web, &full), (&web, &inc), (&db, &locked)] {
-        record(db_conn, NewBackup { vm_context_id: vm, job_id: None, repository_id: &repo.id, manifest: m, immutable_days: 0 }).await.unwrap();
+        record(db_conn, NewBackup { vm_context_id: vm, job_id: None, repository_id: &repo.id, manifest: m, immutable_days: 0, backup_type: None }).await.unwrap();
     }
 
     let page: BackupPage = lab.ok("GET", "/api/v1/backup/list", None, StatusCode::OK).await;

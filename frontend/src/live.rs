@@ -215,6 +215,8 @@ fn receive(live: Live, msg: ServerMessage) {
             });
             live.health.set(Some(health));
         }
+        // Job and alert events: the pages that show them come with the job views.
+        _ => {}
     }
     mark_update(live);
 }

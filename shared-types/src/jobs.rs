@@ -152,6 +152,42 @@ pub struct JobPage {
     pub total: u64,
 }
 
+/// `POST /api/v1/backup/start`: back up these VMs now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StartBackupRequest {
+    /// VM context ids (1 to 500).
+    pub vm_ids: Vec<String>,
+    /// `incremental` (default: only what changed, where change tracking
+    /// allows) or `full` (read every allocated block).
+    #[serde(default = "default_backup_type")]
+    pub backup_type: BackupType,
+    /// Repository id; default: the local repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_id: Option<String>,
+    /// Higher runs first (-100 to 100, default 0).
+    #[serde(default)]
+    pub priority: i32,
+}
+
+fn default_backup_type() -> BackupType {
+    BackupType::Incremental
+}
+
+/// Jobs just queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueuedJobs {
+    pub jobs: Vec<Job>,
+}
+
+/// How many jobs an action on many jobs touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobsAffected {
+    pub count: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

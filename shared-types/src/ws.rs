@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::health::SystemHealth;
+use crate::jobs::{Job, JobLogLine};
 
 /// A message from the server to a connected client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +26,62 @@ pub enum ServerMessage {
         uptime_seconds: u64,
         health: SystemHealth,
     },
+    /// A job was queued, started, paused, resumed or finished.
+    JobUpdate { job: Job },
+    /// A running job's figures, at least twice a second, from the bytes the
+    /// engine really moved.
+    JobProgress(JobProgress),
+    /// A line of a job's log.
+    JobLog { job_id: String, line: JobLogLine },
+    /// Something an operator should look at (a failed job, ...).
+    Alert(Alert),
+}
+
+/// Live figures of one running job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobProgress {
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_id: Option<String>,
+    pub vm_name: String,
+    pub at: DateTime<Utc>,
+    /// Bytes the job will go through (read or skipped as holes).
+    pub bytes_total: u64,
+    /// Bytes gone through so far (read + skipped).
+    pub bytes_done: u64,
+    /// Bytes really read from the source.
+    pub bytes_read: u64,
+    /// Bytes written to the repository.
+    pub bytes_written: u64,
+    /// Over the last sample interval, bytes gone through per second.
+    pub throughput_bps: u64,
+    /// Seconds left at the recent pace; `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
+    pub paused: bool,
+}
+
+/// How bad an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSeverity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Alert {
+    pub id: String,
+    pub severity: AlertSeverity,
+    pub title: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
 }
 
 #[cfg(test)]

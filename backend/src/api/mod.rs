@@ -11,6 +11,7 @@ pub mod error;
 pub mod flows;
 pub mod groups;
 pub mod health;
+pub mod job_control;
 pub mod jobs;
 pub mod json;
 pub mod platforms;
@@ -68,6 +69,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(backups::router())
         .merge(repositories::router())
         .merge(jobs::router())
+        .merge(job_control::router())
         .split_for_parts()
 }
 

@@ -19,6 +19,8 @@ pub struct NewBackup<'a> {
     pub manifest: &'a Manifest,
     /// Days the restore point cannot be deleted (the flow's `immutable_days`).
     pub immutable_days: u32,
+    /// How the engine read the VM (`None`: incremental when the snapshot has a parent).
+    pub backup_type: Option<BackupType>,
 }
 
 /// Inserts the restore point of a committed snapshot. Incremental when the
@@ -40,7 +42,7 @@ pub async fn record(db: &impl ConnectionTrait, b: NewBackup<'_>) -> Result<backu
         snapshot_name: Set(m.name.clone()),
         snapshot_id: Set(m.id.clone()),
         parent_snapshot_id: Set(m.parent.clone()),
-        backup_type: Set(if m.parent.is_some() { BackupType::Incremental } else { BackupType::Full }.as_str().to_owned()),
+        backup_type: Set(b.backup_type.unwrap_or(if m.parent.is_some() { BackupType::Incremental } else { BackupType::Full }).as_str().to_owned()),
         status: Set(BackupStatus::Available.as_str().to_owned()),
         logical_bytes: Set(to_i64(m.disks.iter().map(|d| d.size).sum())),
         bytes_read: Set(to_i64(m.stats.bytes_read)),

@@ -35,10 +35,27 @@ pub struct VmBackupReport {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub duration_ms: u64,
+    /// The committed snapshot's manifest.
+    #[serde(skip)]
+    pub manifest: Manifest,
 }
 
-/// Backs up `vm` (name or platform id) into `ds` as a snapshot named after it.
+/// Backs up `vm` (name or platform id) into `ds` as a snapshot named after it,
+/// incremental where change tracking allows.
 pub fn backup_vm(platform: &dyn Platform, vm: &str, ds: &Datastore, opts: &BackupOptions, progress: &Progress) -> Result<VmBackupReport, JobError> {
+    backup_vm_with(platform, vm, ds, opts, false, progress)
+}
+
+/// [`backup_vm`]; `full`: read every allocated block even where change
+/// tracking could tell what changed (still stores only new chunks).
+pub fn backup_vm_with(
+    platform: &dyn Platform,
+    vm: &str,
+    ds: &Datastore,
+    opts: &BackupOptions,
+    full: bool,
+    progress: &Progress,
+) -> Result<VmBackupReport, JobError> {
     let info = platform.vm(vm)?;
     let _span = tracing::info_span!("vm_backup", vm = %info.name).entered();
     let parent: Option<Manifest> = match ds.resolve(&info.name, "latest") {
@@ -49,8 +66,12 @@ pub fn backup_vm(platform: &dyn Platform, vm: &str, ds: &Datastore, opts: &Backu
     let mut reads: Vec<DiskRead> = Vec::new();
     let mut reports = Vec::new();
     for disk in &info.disks {
-        let since = parent.as_ref().and_then(|p| p.disks.iter().find(|d| d.name == disk.name)).and_then(|d| d.cbt_token.clone());
+        let since = parent.as_ref().filter(|_| !full).and_then(|p| p.disks.iter().find(|d| d.name == disk.name)).and_then(|d| d.cbt_token.clone());
         let read = platform.open_disk(&info.name, &disk.name, since.as_deref())?;
+        let mut read = read;
+        if full && read.changed_ranges.is_none() {
+            read.full_read_reason = Some("a full backup was requested".into());
+        }
         let changed_bytes = read.changed_ranges.as_ref().map(|r| r.iter().map(|&(_, l)| l).sum()).unwrap_or(0);
         if let Some(reason) = &read.full_read_reason {
             tracing::info!(disk = %disk.name, reason = %reason, "full read");
@@ -96,11 +117,12 @@ pub fn backup_vm(platform: &dyn Platform, vm: &str, ds: &Datastore, opts: &Backu
     }
     Ok(VmBackupReport {
         vm: info.name,
-        snapshot: m.id,
-        parent: m.parent,
+        snapshot: m.id.clone(),
+        parent: m.parent.clone(),
         disks: reports,
         bytes_read: m.stats.bytes_read,
         bytes_written: m.stats.bytes_written,
         duration_ms: m.stats.duration_ms,
+        manifest: m,
     })
 }

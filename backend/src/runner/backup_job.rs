@@ -1,0 +1,283 @@
+//! One VM backup job: open the platform and the repository, run the engine on
+//! a blocking thread with the job's [`Progress`] while [`telemetry`] streams
+//! it, then record the restore point, apply the flow's retention, and settle
+//! the job row and the flow's state. A failure raises an alert.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+use shared_types::flow::FlowState;
+use shared_types::jobs::{BackupType, JobStatus, LogLevel};
+use shared_types::platform::PlatformKind;
+
+use super::{telemetry, Runner};
+use crate::catalog::backups::{record, NewBackup};
+use crate::catalog::{flows as flow_rules, from_wire, inventory, to_i64};
+use crate::db::entities::{backups, flows, jobs, platforms, repositories, vm_contexts};
+use crate::engine::backup::BackupOptions;
+use crate::engine::datastore::Datastore;
+use crate::engine::progress::Progress;
+use crate::engine::{prune, EngineError};
+use crate::jobs::vm_backup::{backup_vm_with, VmBackupReport};
+use crate::jobs::JobError;
+
+/// What the blocking part needs from the catalog.
+struct Plan {
+    platform_kind: PlatformKind,
+    platform_address: String,
+    vm_ref: String,
+    repository: repositories::Model,
+    flow: Option<flows::Model>,
+    full: bool,
+}
+
+pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, progress: Arc<Progress>) {
+    let db = runner.db().clone();
+    let job = match mark_running(&db, job).await {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "unable to start the job");
+            return;
+        }
+    };
+    telemetry::job_changed(runner, &job).await;
+    if let Some(flow) = &job.flow_id {
+        let _ = set_flow_state(&db, flow, FlowState::Running, None).await;
+    }
+
+    let outcome = match plan(&db, &job, &vm).await {
+        Ok(plan) => execute(runner, &job, &vm, plan, progress.clone()).await,
+        Err(message) => Err(message),
+    };
+    let (status, error, backup) = match outcome {
+        Ok((report, backup)) => {
+            telemetry::log(runner, &job.id, LogLevel::Info, format!(
+                "snapshot {} committed: read {} bytes, wrote {} bytes in {:.1} s",
+                report.snapshot, report.bytes_read, report.bytes_written, report.duration_ms as f64 / 1000.0
+            ))
+            .await;
+            (JobStatus::Completed, None, Some(backup))
+        }
+        Err(message) if progress.control.is_cancelled() => (JobStatus::Cancelled, Some(message), None),
+        Err(message) => (JobStatus::Failed, Some(message), None),
+    };
+    if let Some(e) = &error {
+        telemetry::log(runner, &job.id, if status == JobStatus::Failed { LogLevel::Error } else { LogLevel::Warn }, e.clone()).await;
+    }
+    let snap = progress.snapshot();
+    let job = match finish_row(&db, job, status, error.clone(), Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "unable to record the job's end");
+            return;
+        }
+    };
+    telemetry::job_changed(runner, &job).await;
+    if status == JobStatus::Failed {
+        telemetry::alert(runner, &job, &vm.name, error.as_deref().unwrap_or("failed")).await;
+    }
+    if let Some(flow) = &job.flow_id {
+        if let Err(e) = settle_flow(&db, flow).await {
+            tracing::error!(error = %e, "unable to settle the flow's state");
+        }
+    }
+    drop(backup);
+}
+
+async fn mark_running(db: &DatabaseConnection, job: jobs::Model) -> Result<jobs::Model, DbErr> {
+    let mut a: jobs::ActiveModel = job.into();
+    let now = Utc::now();
+    a.status = Set(JobStatus::Running.as_str().to_owned());
+    a.started_at = Set(Some(now));
+    a.updated_at = Set(now);
+    a.update(db).await
+}
+
+async fn plan(db: &DatabaseConnection, job: &jobs::Model, vm: &vm_contexts::Model) -> Result<Plan, String> {
+    let platform = platforms::Entity::find_by_id(vm.platform_id.clone())
+        .one(db)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the platform of VM '{}' was removed", vm.name))?;
+    let kind: PlatformKind = from_wire(&platform.kind).ok_or_else(|| format!("platform '{}' has an unknown kind", platform.name))?;
+    let repo_id = job.repository_id.clone().ok_or("the job names no repository")?;
+    let repository = repositories::Entity::find_by_id(repo_id.clone())
+        .one(db)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("repository '{repo_id}' was removed"))?;
+    let flow = match &job.flow_id {
+        Some(id) => flows::Entity::find_by_id(id.clone()).one(db).await.map_err(|e| e.to_string())?,
+        None => None,
+    };
+    let full = job.backup_type.as_deref().and_then(BackupType::parse) == Some(BackupType::Full);
+    Ok(Plan { platform_kind: kind, platform_address: platform.address, vm_ref: vm.platform_vm_id.clone(), repository, flow, full })
+}
+
+async fn execute(
+    runner: &Runner,
+    job: &jobs::Model,
+    vm: &vm_contexts::Model,
+    plan: Plan,
+    progress: Arc<Progress>,
+) -> Result<(VmBackupReport, backups::Model), String> {
+    let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), vm.name.clone(), progress.clone());
+    let repo_path = plan.repository.path.clone();
+    let immutable_days = plan.flow.as_ref().map(|f| f.immutable_days.max(0) as u32).unwrap_or(0);
+    let (kind, address, vm_ref, full) = (plan.platform_kind, plan.platform_address.clone(), plan.vm_ref.clone(), plan.full);
+    let p = progress.clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<VmBackupReport, JobError> {
+        let platform = inventory::connect(kind, &address)?;
+        let ds = Datastore::open(std::path::Path::new(&repo_path), None)?;
+        let mut opts = BackupOptions::new(&vm_ref);
+        opts.immutable_days = (immutable_days > 0).then_some(immutable_days);
+        backup_vm_with(platform.as_ref(), &vm_ref, &ds, &opts, full, &p)
+    })
+    .await;
+    sampler.abort();
+    let report = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(JobError::Engine(EngineError::Cancelled))) => return Err("stopped by an operator; no restore point was written".into()),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(e) => return Err(format!("the backup thread failed: {e}")),
+    };
+    for d in &report.disks {
+        let line = match &d.full_read_reason {
+            None => format!("{}: incremental, {} bytes changed since the previous restore point", d.disk, d.changed_bytes),
+            Some(r) => format!("{}: full read ({r})", d.disk),
+        };
+        telemetry::log(runner, &job.id, LogLevel::Info, line).await;
+    }
+    let all_incremental = report.disks.iter().all(|d| d.incremental);
+    let db = runner.db();
+    let backup = record(
+        db,
+        NewBackup {
+            vm_context_id: &vm.id,
+            job_id: Some(&job.id),
+            repository_id: &plan.repository.id,
+            manifest: &report.manifest,
+            immutable_days,
+            backup_type: Some(if all_incremental { BackupType::Incremental } else { BackupType::Full }),
+        },
+    )
+    .await
+    .map_err(|e| format!("the snapshot was committed but the catalog could not record it: {e}"))?;
+    if let Some(flow) = &plan.flow {
+        if let Err(e) = apply_retention(runner, job, flow, &plan.repository, &report.manifest.name).await {
+            telemetry::log(runner, &job.id, LogLevel::Warn, format!("retention not applied: {e}")).await;
+        }
+    }
+    Ok((report, backup))
+}
+
+/// Prunes the VM's snapshots by the flow's retention, then drops the catalog
+/// rows of the snapshots the engine removed (immutable ones are kept).
+async fn apply_retention(runner: &Runner, job: &jobs::Model, flow: &flows::Model, repo: &repositories::Model, name: &str) -> Result<(), String> {
+    let rules = flow_rules::keep_rules(&flow_rules::retention(flow));
+    let path = repo.path.clone();
+    let snapshot_name = name.to_string();
+    let result = tokio::task::spawn_blocking(move || -> Result<Vec<String>, EngineError> {
+        let ds = Datastore::open_metadata(std::path::Path::new(&path), None)?;
+        let r = prune::prune(&ds, Some(&snapshot_name), &rules, false)?;
+        Ok(r.decisions.into_iter().filter(|(_, d)| matches!(d, prune::Decision::Remove)).map(|(label, _)| label).collect())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    for label in &result {
+        let id = label.rsplit('/').next().unwrap_or(label);
+        backups::Entity::delete_many()
+            .filter(backups::Column::RepositoryId.eq(repo.id.clone()))
+            .filter(backups::Column::SnapshotName.eq(name))
+            .filter(backups::Column::SnapshotId.eq(id))
+            .exec(runner.db())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if !result.is_empty() {
+        telemetry::log(runner, &job.id, LogLevel::Info, format!("retention removed {} restore point(s): {}", result.len(), result.join(", "))).await;
+    }
+    Ok(())
+}
+
+/// Ends a job row with `status`; `bytes`: (total, read, written) when known.
+pub async fn finish_row(
+    db: &impl ConnectionTrait,
+    job: jobs::Model,
+    status: JobStatus,
+    error: Option<String>,
+    bytes: Option<(u64, u64, u64)>,
+) -> Result<jobs::Model, DbErr> {
+    let mut a: jobs::ActiveModel = job.into();
+    let now = Utc::now();
+    a.status = Set(status.as_str().to_owned());
+    a.error = Set(error);
+    a.finished_at = Set(Some(now));
+    a.updated_at = Set(now);
+    if let Some((total, read, written)) = bytes {
+        a.bytes_total = Set(to_i64(total));
+        a.bytes_read = Set(to_i64(read));
+        a.bytes_written = Set(to_i64(written));
+    }
+    a.update(db).await
+}
+
+pub async fn set_flow_state(db: &impl ConnectionTrait, flow_id: &str, state: FlowState, last_run: Option<chrono::DateTime<Utc>>) -> Result<(), DbErr> {
+    let Some(flow) = flows::Entity::find_by_id(flow_id.to_owned()).one(db).await? else { return Ok(()) };
+    if !flow.enabled && !state.is_active() {
+        return Ok(()); // a disabled flow stays disabled once its runs end
+    }
+    let mut a: flows::ActiveModel = flow.into();
+    a.state = Set(state.as_str().to_owned());
+    if let Some(at) = last_run {
+        a.last_run_at = Set(Some(at));
+    }
+    a.updated_at = Set(Utc::now());
+    a.update(db).await.map(|_| ())
+}
+
+/// A flow's state from its jobs: active while one is queued, running or
+/// paused; otherwise from the last run (healthy, warning when some VMs of
+/// that run failed, failed when all did).
+pub async fn settle_flow(db: &impl ConnectionTrait, flow_id: &str) -> Result<(), DbErr> {
+    let recent = jobs::Entity::find()
+        .filter(jobs::Column::FlowId.eq(flow_id))
+        .order_by_desc(jobs::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let statuses: Vec<JobStatus> = recent.iter().filter_map(|j| JobStatus::parse(&j.status)).collect();
+    let state = if statuses.contains(&JobStatus::Running) {
+        FlowState::Running
+    } else if statuses.contains(&JobStatus::Paused) {
+        FlowState::Paused
+    } else if statuses.contains(&JobStatus::Queued) {
+        FlowState::Queued
+    } else {
+        // The last run: jobs created within a minute of the newest one.
+        let newest = recent.first().map(|j| j.created_at);
+        let run: Vec<JobStatus> = recent
+            .iter()
+            .filter(|j| newest.is_some_and(|n| (n - j.created_at).num_seconds() < 60))
+            .filter_map(|j| JobStatus::parse(&j.status))
+            .collect();
+        let ok = run.iter().filter(|s| **s == JobStatus::Completed).count();
+        match (ok, run.len()) {
+            (_, 0) => FlowState::Idle,
+            (o, n) if o == n => FlowState::Healthy,
+            (0, _) => FlowState::Failed,
+            _ => FlowState::Warning,
+        }
+    };
+    let last_run = recent.iter().filter_map(|j| j.finished_at).max();
+    set_flow_state(db, flow_id, state, last_run).await
+}
+
+/// Settles every flow (after a restart).
+pub async fn settle_flows(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    for f in flows::Entity::find().all(db).await? {
+        settle_flow(db, &f.id).await?;
+    }
+    Ok(())
+}

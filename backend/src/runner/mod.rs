@@ -1,0 +1,371 @@
+//! The job runner: a queue of jobs in the catalog (`jobs` rows, status
+//! `queued`), started by priority then age within concurrency limits per
+//! repository and per platform, each run on a blocking thread with a
+//! [`Progress`] whose figures are streamed to the WebSocket and sampled into
+//! the catalog. Pause, resume and stop act on the engine at chunk-run
+//! boundaries; emergency stop cancels everything queued and running.
+//!
+//! * [`backup_job`]: one VM backup job, start to restore point and retention.
+//! * [`telemetry`]: progress → WebSocket events, job samples, log lines.
+//! * [`scheduler`]: fires flows on their cron schedule.
+//!
+//! After a restart no job stays running: [`Runner::recover`] marks the
+//! interrupted ones failed with the reason (their snapshots were never
+//! committed, so repository and catalog agree) and they can be run again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+use shared_types::jobs::{BackupType, JobKind, JobStatus};
+use shared_types::ws::ServerMessage;
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::catalog::new_id;
+use crate::db::entities::{jobs, vm_contexts};
+use crate::engine::progress::Progress;
+
+pub mod backup_job;
+pub mod scheduler;
+pub mod telemetry;
+
+/// How many jobs run at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub total: usize,
+    pub per_repository: usize,
+    pub per_platform: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Limits { total: cores.max(2), per_repository: 2, per_platform: 2 }
+    }
+}
+
+/// A job being worked on.
+struct Active {
+    progress: Arc<Progress>,
+    repository_id: Option<String>,
+    platform_id: String,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    events: broadcast::Sender<ServerMessage>,
+    wake: Notify,
+    active: Mutex<HashMap<String, Active>>,
+    limits: Limits,
+    shutdown: CancellationToken,
+}
+
+/// Handle to the runner; cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+/// Why a job could not be queued or controlled; the API maps these to 4xx.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("catalog: {0}")]
+    Db(#[from] sea_orm::DbErr),
+}
+
+/// A backup to queue.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    pub vm_context_id: String,
+    pub repository_id: String,
+    pub flow_id: Option<String>,
+    pub backup_type: BackupType,
+    pub priority: i32,
+    pub requested_by: Option<String>,
+}
+
+impl Runner {
+    /// Starts the dispatch loop (and the scheduler); stops with `shutdown`.
+    pub fn start(db: DatabaseConnection, events: broadcast::Sender<ServerMessage>, shutdown: CancellationToken, limits: Limits) -> Runner {
+        let runner = Runner {
+            inner: Arc::new(Inner { db, events, wake: Notify::new(), active: Mutex::default(), limits, shutdown }),
+        };
+        let r = runner.clone();
+        tokio::spawn(async move { r.dispatch_loop().await });
+        let r = runner.clone();
+        tokio::spawn(async move { scheduler::run(r).await });
+        runner
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub(crate) fn events(&self) -> &broadcast::Sender<ServerMessage> {
+        &self.inner.events
+    }
+
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Marks jobs a previous run of the server left running or paused as
+    /// failed (nothing of theirs was committed); returns how many.
+    pub async fn recover(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
+        let now = Utc::now();
+        let res = jobs::Entity::update_many()
+            .col_expr(jobs::Column::Status, sea_orm::sea_query::Expr::value(JobStatus::Failed.as_str()))
+            .col_expr(
+                jobs::Column::Error,
+                sea_orm::sea_query::Expr::value("interrupted by a server restart; nothing of it was committed, run it again"),
+            )
+            .col_expr(jobs::Column::FinishedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(jobs::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+            .filter(jobs::Column::Status.is_in([JobStatus::Running.as_str(), JobStatus::Paused.as_str()]))
+            .exec(db)
+            .await?;
+        if res.rows_affected > 0 {
+            tracing::warn!(jobs = res.rows_affected, "marked jobs interrupted by the restart as failed");
+        }
+        backup_job::settle_flows(db).await?;
+        Ok(res.rows_affected)
+    }
+
+    /// Queues a backup of one VM; refused while that VM has one queued or running.
+    pub async fn enqueue_backup(&self, req: BackupRequest) -> Result<jobs::Model, RunnerError> {
+        let db = &self.inner.db;
+        let vm = vm_contexts::Entity::find_by_id(req.vm_context_id.clone())
+            .one(db)
+            .await?
+            .ok_or_else(|| RunnerError::NotFound(format!("managed VM '{}' not found", req.vm_context_id)))?;
+        let busy = jobs::Entity::find()
+            .filter(jobs::Column::VmContextId.eq(vm.id.clone()))
+            .filter(jobs::Column::Kind.eq(JobKind::Backup.as_str()))
+            .filter(jobs::Column::Status.is_in(JobStatus::ACTIVE.map(|s| s.as_str())))
+            .one(db)
+            .await?;
+        if let Some(j) = busy {
+            return Err(RunnerError::Conflict(format!(
+                "VM '{}' is already being backed up (job {} is {}); wait for it or stop it first",
+                vm.name, j.id, j.status
+            )));
+        }
+        let now = Utc::now();
+        let job = jobs::ActiveModel {
+            id: Set(new_id()),
+            flow_id: Set(req.flow_id.clone()),
+            vm_context_id: Set(vm.id.clone()),
+            repository_id: Set(Some(req.repository_id.clone())),
+            kind: Set(JobKind::Backup.as_str().to_owned()),
+            backup_type: Set(Some(req.backup_type.as_str().to_owned())),
+            status: Set(JobStatus::Queued.as_str().to_owned()),
+            priority: Set(req.priority),
+            bytes_total: Set(0),
+            bytes_read: Set(0),
+            bytes_written: Set(0),
+            error: Set(None),
+            requested_by: Set(req.requested_by.clone()),
+            created_at: Set(now),
+            started_at: Set(None),
+            finished_at: Set(None),
+            updated_at: Set(now),
+        }
+        .insert(db)
+        .await?;
+        telemetry::job_changed(self, &job).await;
+        if let Some(flow) = &req.flow_id {
+            backup_job::set_flow_state(db, flow, shared_types::flow::FlowState::Queued, None).await?;
+        }
+        self.inner.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Pauses a running job at its next chunk-run boundary.
+    pub async fn pause(&self, job_id: &str) -> Result<jobs::Model, RunnerError> {
+        let job = self.job(job_id).await?;
+        let progress = self.progress_of(job_id);
+        match (JobStatus::parse(&job.status), progress) {
+            (Some(JobStatus::Running), Some(p)) => {
+                p.control.pause();
+                self.set_status(job, JobStatus::Paused).await
+            }
+            (Some(s), _) => Err(RunnerError::Conflict(format!("job {job_id} is {}: only a running job can be paused", s.as_str()))),
+            (None, _) => Err(RunnerError::Conflict(format!("job {job_id} has an unknown status"))),
+        }
+    }
+
+    pub async fn resume(&self, job_id: &str) -> Result<jobs::Model, RunnerError> {
+        let job = self.job(job_id).await?;
+        match (JobStatus::parse(&job.status), self.progress_of(job_id)) {
+            (Some(JobStatus::Paused), Some(p)) => {
+                p.control.resume();
+                self.set_status(job, JobStatus::Running).await
+            }
+            (Some(s), _) => Err(RunnerError::Conflict(format!("job {job_id} is {}: only a paused job can be resumed", s.as_str()))),
+            (None, _) => Err(RunnerError::Conflict(format!("job {job_id} has an unknown status"))),
+        }
+    }
+
+    /// Stops a job: a queued one is cancelled at once, a running or paused
+    /// one at its next chunk-run boundary (no snapshot is committed).
+    pub async fn stop(&self, job_id: &str, why: &str) -> Result<jobs::Model, RunnerError> {
+        let job = self.job(job_id).await?;
+        match JobStatus::parse(&job.status) {
+            Some(JobStatus::Queued) => {
+                let job = backup_job::finish_row(&self.inner.db, job, JobStatus::Cancelled, Some(why.to_string()), None).await?;
+                telemetry::job_changed(self, &job).await;
+                if let Some(flow) = &job.flow_id {
+                    backup_job::settle_flow(&self.inner.db, flow).await?;
+                }
+                Ok(job)
+            }
+            Some(JobStatus::Running | JobStatus::Paused) => {
+                if let Some(p) = self.progress_of(job_id) {
+                    p.control.cancel();
+                }
+                Ok(job)
+            }
+            Some(s) => Err(RunnerError::Conflict(format!("job {job_id} already ended ({})", s.as_str()))),
+            None => Err(RunnerError::Conflict(format!("job {job_id} has an unknown status"))),
+        }
+    }
+
+    /// Pauses every running job; returns how many.
+    pub async fn pause_all(&self) -> Result<usize, RunnerError> {
+        let ids: Vec<String> = self.active_ids();
+        let mut n = 0;
+        for id in ids {
+            if self.pause(&id).await.is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Cancels every queued job and stops every running or paused one.
+    pub async fn emergency_stop(&self, by: &str) -> Result<usize, RunnerError> {
+        let why = format!("emergency stop by {by}");
+        let queued = jobs::Entity::find().filter(jobs::Column::Status.eq(JobStatus::Queued.as_str())).all(&self.inner.db).await?;
+        let mut n = 0;
+        for j in queued {
+            if self.stop(&j.id, &why).await.is_ok() {
+                n += 1;
+            }
+        }
+        for id in self.active_ids() {
+            if self.stop(&id, &why).await.is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn active_ids(&self) -> Vec<String> {
+        self.inner.active.lock().map(|a| a.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    fn progress_of(&self, job_id: &str) -> Option<Arc<Progress>> {
+        self.inner.active.lock().ok()?.get(job_id).map(|a| a.progress.clone())
+    }
+
+    async fn job(&self, job_id: &str) -> Result<jobs::Model, RunnerError> {
+        jobs::Entity::find_by_id(job_id.to_owned())
+            .one(&self.inner.db)
+            .await?
+            .ok_or_else(|| RunnerError::NotFound(format!("job '{job_id}' not found")))
+    }
+
+    async fn set_status(&self, job: jobs::Model, status: JobStatus) -> Result<jobs::Model, RunnerError> {
+        let flow = job.flow_id.clone();
+        let mut a: jobs::ActiveModel = job.into();
+        a.status = Set(status.as_str().to_owned());
+        a.updated_at = Set(Utc::now());
+        let job = a.update(&self.inner.db).await?;
+        telemetry::job_changed(self, &job).await;
+        if let Some(flow) = flow {
+            let state = if status == JobStatus::Paused { shared_types::flow::FlowState::Paused } else { shared_types::flow::FlowState::Running };
+            backup_job::set_flow_state(&self.inner.db, &flow, state, None).await?;
+        }
+        Ok(job)
+    }
+
+    /// Starts queued jobs while slots are free; wakes on enqueue, on a job's
+    /// end, and every few seconds.
+    async fn dispatch_loop(self) {
+        if let Err(e) = Runner::recover(&self.inner.db).await {
+            tracing::error!(error = %e, "marking interrupted jobs");
+        }
+        loop {
+            if let Err(e) = self.dispatch().await {
+                tracing::error!(error = %e, "job dispatch");
+            }
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => {
+                    for id in self.active_ids() {
+                        if let Some(p) = self.progress_of(&id) {
+                            p.control.cancel();
+                        }
+                    }
+                    return;
+                }
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    async fn dispatch(&self) -> Result<(), sea_orm::DbErr> {
+        let queued = jobs::Entity::find()
+            .filter(jobs::Column::Status.eq(JobStatus::Queued.as_str()))
+            .order_by_desc(jobs::Column::Priority)
+            .order_by_asc(jobs::Column::CreatedAt)
+            .all(&self.inner.db)
+            .await?;
+        for job in queued {
+            let Some(vm) = vm_contexts::Entity::find_by_id(job.vm_context_id.clone()).one(&self.inner.db).await? else {
+                let job = backup_job::finish_row(&self.inner.db, job, JobStatus::Failed, Some("the managed VM was removed".into()), None).await?;
+                telemetry::job_changed(self, &job).await;
+                continue;
+            };
+            let progress = {
+                let Ok(mut active) = self.inner.active.lock() else { return Ok(()) };
+                if active.contains_key(&job.id) {
+                    continue; // started, not yet marked running
+                }
+                let l = self.inner.limits;
+                let same_repo = active.values().filter(|a| a.repository_id.is_some() && a.repository_id == job.repository_id).count();
+                let same_platform = active.values().filter(|a| a.platform_id == vm.platform_id).count();
+                if active.len() >= l.total || same_repo >= l.per_repository || same_platform >= l.per_platform {
+                    continue;
+                }
+                let progress = Arc::new(Progress::new());
+                active.insert(
+                    job.id.clone(),
+                    Active { progress: progress.clone(), repository_id: job.repository_id.clone(), platform_id: vm.platform_id.clone() },
+                );
+                progress
+            };
+            let runner = self.clone();
+            let span = tracing::info_span!("job", id = %job.id, vm = %vm.name);
+            tokio::spawn(
+                async move {
+                    let id = job.id.clone();
+                    backup_job::run(&runner, job, vm, progress).await;
+                    if let Ok(mut active) = runner.inner.active.lock() {
+                        active.remove(&id);
+                    }
+                    runner.inner.wake.notify_one();
+                }
+                .instrument(span),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! Fires backup flows on their cron schedule (UTC): every enabled flow with a
+//! schedule gets a backup job per VM when its next run time passes. A run
+//! missed while the server was down is not replayed; the next one fires.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use shared_types::flow::{FlowAction, FlowKind};
+use shared_types::jobs::BackupType;
+
+use super::{BackupRequest, Runner, RunnerError};
+use crate::catalog::{flows as flow_rules, schedule};
+use crate::db::entities::flows;
+
+/// How often schedules are looked at.
+const TICK: Duration = Duration::from_secs(15);
+
+pub async fn run(runner: Runner) {
+    let mut next: HashMap<String, DateTime<Utc>> = HashMap::new();
+    loop {
+        if let Err(e) = tick(&runner, &mut next, Utc::now()).await {
+            tracing::error!(error = %e, "flow scheduler");
+        }
+        tokio::select! {
+            _ = runner.shutdown_token().cancelled() => return,
+            _ = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+async fn tick(runner: &Runner, next: &mut HashMap<String, DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+    let due_flows = flows::Entity::find().filter(flows::Column::Enabled.eq(true)).all(runner.db()).await?;
+    next.retain(|id, _| due_flows.iter().any(|f| &f.id == id));
+    for flow in due_flows {
+        let Some(pattern) = flow.schedule.clone().filter(|p| !p.trim().is_empty()) else { continue };
+        let Some(&at) = next.get(&flow.id) else {
+            if let Some(at) = schedule::next_run(&pattern, now) {
+                next.insert(flow.id.clone(), at);
+            }
+            continue;
+        };
+        if at > now {
+            continue;
+        }
+        if let Some(at) = schedule::next_run(&pattern, now) {
+            next.insert(flow.id.clone(), at);
+        }
+        match run_flow(runner, &flow, "schedule").await {
+            Ok(n) => tracing::info!(flow = %flow.name, jobs = n, "scheduled run"),
+            Err(e) => tracing::warn!(flow = %flow.name, error = %e, "scheduled run skipped"),
+        }
+    }
+    Ok(())
+}
+
+/// Queues a backup job for every VM of a backup flow ("backup now" and the
+/// schedule); refused by the flow's state rule. Returns how many were queued.
+pub async fn run_flow(runner: &Runner, flow: &flows::Model, by: &str) -> Result<usize, RunnerError> {
+    if flow_rules::kind(flow) != FlowKind::Backup {
+        return Err(RunnerError::Conflict(format!("flow '{}' is not a backup flow", flow.name)));
+    }
+    flow_rules::check(flow, FlowAction::BackupNow).map_err(RunnerError::Conflict)?;
+    let vms = flow_rules::vm_ids(runner.db(), flow).await?;
+    if vms.is_empty() {
+        return Err(RunnerError::Conflict(format!("flow '{}' has no VMs to back up: add VMs to it or to its group", flow.name)));
+    }
+    let mut queued = 0;
+    for vm in vms {
+        let req = BackupRequest {
+            vm_context_id: vm,
+            repository_id: flow.repository_id.clone(),
+            flow_id: Some(flow.id.clone()),
+            backup_type: BackupType::Incremental,
+            priority: 0,
+            requested_by: Some(by.to_string()),
+        };
+        match runner.enqueue_backup(req).await {
+            Ok(_) => queued += 1,
+            Err(RunnerError::Conflict(msg)) => tracing::info!(flow = %flow.name, "{msg}"),
+            Err(e) => return Err(e),
+        }
+    }
+    if queued == 0 {
+        return Err(RunnerError::Conflict(format!("every VM of flow '{}' is already being backed up", flow.name)));
+    }
+    Ok(queued)
+}

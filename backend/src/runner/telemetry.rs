@@ -1,0 +1,119 @@
+//! What a job tells the world: state changes, live figures twice a second
+//! (from the engine's [`Progress`] counters, nothing estimated but the ETA),
+//! throughput samples and byte counts kept in the catalog every second, log
+//! lines, and alerts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use shared_types::jobs::{JobLogLine, LogLevel};
+use shared_types::ws::{Alert, AlertSeverity, JobProgress, ServerMessage};
+
+use super::Runner;
+use crate::catalog::{convert, new_id, to_i64};
+use crate::db::entities::{job_logs, job_samples, jobs};
+use crate::engine::progress::Progress;
+
+/// How often live figures go out.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Pushes the job as it now is.
+pub async fn job_changed(runner: &Runner, job: &jobs::Model) {
+    match convert::jobs(runner.db(), vec![job.clone()]).await {
+        Ok(mut v) => {
+            if let Some(job) = v.pop() {
+                let _ = runner.events().send(ServerMessage::JobUpdate { job });
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "describing a job for the WebSocket"),
+    }
+}
+
+/// Appends a line to the job's log (catalog and WebSocket).
+pub async fn log(runner: &Runner, job_id: &str, level: LogLevel, message: String) {
+    let at = Utc::now();
+    let row = job_logs::ActiveModel {
+        id: sea_orm::NotSet,
+        job_id: Set(job_id.to_owned()),
+        at: Set(at),
+        level: Set(level.as_str().to_owned()),
+        message: Set(message.clone()),
+    };
+    if let Err(e) = row.insert(runner.db()).await {
+        tracing::warn!(error = %e, "storing a job log line");
+    }
+    let _ = runner.events().send(ServerMessage::JobLog { job_id: job_id.to_owned(), line: JobLogLine { at, level, message } });
+}
+
+/// Raises an alert for a failed job.
+pub async fn alert(runner: &Runner, job: &jobs::Model, vm: &str, message: &str) {
+    let _ = runner.events().send(ServerMessage::Alert(Alert {
+        id: new_id(),
+        severity: AlertSeverity::Critical,
+        title: format!("Backup of {vm} failed"),
+        message: message.to_owned(),
+        at: Utc::now(),
+        job_id: Some(job.id.clone()),
+    }));
+}
+
+/// Streams `progress` until aborted: a [`JobProgress`] every
+/// [`PROGRESS_INTERVAL`], a catalog sample and byte counts every second.
+pub fn spawn_sampler(runner: Runner, job: jobs::Model, vm_name: String, progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = (Instant::now(), 0u64);
+        let mut tick = 0u64;
+        let mut interval = tokio::time::interval(PROGRESS_INTERVAL);
+        loop {
+            interval.tick().await;
+            tick += 1;
+            let s = progress.snapshot();
+            let done = s.bytes_read + s.bytes_skipped;
+            let now = Instant::now();
+            let dt = now.duration_since(last.0).as_secs_f64();
+            let rate = if dt > 0.0 { (done.saturating_sub(last.1)) as f64 / dt } else { 0.0 };
+            last = (now, done);
+            let remaining = s.bytes_total.saturating_sub(done);
+            let eta = (rate > 0.0).then(|| (remaining as f64 / rate).ceil() as u64);
+            let paused = progress.control.is_paused();
+            let _ = runner.events().send(ServerMessage::JobProgress(JobProgress {
+                job_id: job.id.clone(),
+                flow_id: job.flow_id.clone(),
+                vm_name: vm_name.clone(),
+                at: Utc::now(),
+                bytes_total: s.bytes_total,
+                bytes_done: done,
+                bytes_read: s.bytes_read,
+                bytes_written: s.bytes_written,
+                throughput_bps: rate as u64,
+                eta_seconds: if paused { None } else { eta },
+                paused,
+            }));
+            if tick % 2 == 0 {
+                let sample = job_samples::ActiveModel {
+                    id: sea_orm::NotSet,
+                    job_id: Set(job.id.clone()),
+                    at: Set(Utc::now()),
+                    bytes_read: Set(to_i64(s.bytes_read)),
+                    bytes_written: Set(to_i64(s.bytes_written)),
+                    throughput_bps: Set(rate as i64),
+                };
+                if let Err(e) = sample.insert(runner.db()).await {
+                    tracing::warn!(error = %e, "storing a job sample");
+                }
+                let update = jobs::Entity::update_many()
+                    .col_expr(jobs::Column::BytesTotal, sea_orm::sea_query::Expr::value(to_i64(s.bytes_total)))
+                    .col_expr(jobs::Column::BytesRead, sea_orm::sea_query::Expr::value(to_i64(s.bytes_read)))
+                    .col_expr(jobs::Column::BytesWritten, sea_orm::sea_query::Expr::value(to_i64(s.bytes_written)))
+                    .filter(jobs::Column::Id.eq(job.id.clone()))
+                    .exec(runner.db())
+                    .await;
+                if let Err(e) = update {
+                    tracing::warn!(error = %e, "updating a job's byte counts");
+                }
+            }
+        }
+    })
+}
