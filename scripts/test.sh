@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: native unit and integration tests (SQLite and a real
-# PostgreSQL), the wasm build, and the end-to-end suite in headless Chromium.
+# PostgreSQL), the wasm build, the end-to-end suite in headless Chromium, and
+# the API fuzzed from its OpenAPI document (scripts/api-fuzz.sh).
 # Installs what is missing first.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -14,6 +15,7 @@ step "Running the tests"
 rm -f "$ROOT/target/e2e-metrics.txt" "$ROOT/target/lab-metrics.txt"
 status=0
 cargo test --locked --workspace --exclude sendense-frontend --no-fail-fast || status=$?
+"$ROOT/scripts/api-fuzz.sh" "$ROOT/target/debug/sendense" || status=$?
 if [ -f "$ROOT/target/e2e-metrics.txt" ]; then
   step "Measured by the end-to-end suite"
   cat "$ROOT/target/e2e-metrics.txt"
