@@ -173,6 +173,18 @@ async fn a_backup_job_records_what_the_engine_moved_and_the_next_is_incremental(
     let jobs = env.start(&[&vms[0]], "full").await;
     let full = env.finished(&jobs[0].id).await;
     assert_eq!(full.job.bytes_read, (24 << 20) + 2 * K64, "a full backup reads every allocated block");
+
+    // Telemetry: today's figures are the jobs' own.
+    let perf: shared_types::telemetry::Performance = env.ok("GET", "/api/v1/telemetry/performance?minutes=5", None, StatusCode::OK).await;
+    assert_eq!(perf.jobs.completed_today, 3);
+    assert_eq!(perf.bytes_read_today, done.job.bytes_read + inc.job.bytes_read + full.job.bytes_read);
+    assert_eq!(perf.per_minute.len(), 5);
+    let sampled = done.samples.len() + inc.samples.len() + full.samples.len();
+    assert!(sampled == 0 || perf.peak_bps > 0, "samples were kept, so a peak shows");
+    let health: shared_types::telemetry::TelemetryHealth = env.ok("GET", "/api/v1/telemetry/health", None, StatusCode::OK).await;
+    assert!(health.catalog.ok && health.jobs.running == 0 && health.jobs.completed_today == 3);
+    let reply = env.call("GET", "/api/v1/telemetry/performance?minutes=0", None).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

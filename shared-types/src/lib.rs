@@ -17,6 +17,7 @@
 //! * [`jobs`]: jobs (one run of work each), their throughput samples and log.
 //! * [`backups`]: restore points and their chains.
 //! * [`repositories`]: where backups live, with capacity and efficiency.
+//! * [`telemetry`]: live server and job figures, throughput history.
 //! * [`ws`]: the messages pushed on the `/api/v1/ws` WebSocket.
 //!
 //! The API is versioned by its path prefix ([`API_PREFIX`]); this crate's
@@ -74,6 +75,7 @@ pub mod jobs;
 pub mod platform;
 pub mod repositories;
 pub mod vms;
+pub mod telemetry;
 pub mod ws;
 
 /// Checks the name of a thing a person names (a platform, group or flow):

@@ -13,6 +13,7 @@ pub mod groups;
 pub mod health;
 pub mod job_control;
 pub mod jobs;
+pub mod telemetry;
 pub mod json;
 pub mod platforms;
 pub mod query;
@@ -70,6 +71,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(repositories::router())
         .merge(jobs::router())
         .merge(job_control::router())
+        .merge(telemetry::router())
         .split_for_parts()
 }
 

@@ -1,0 +1,123 @@
+//! `GET /api/v1/telemetry/health` (server, catalog, system sample, job
+//! counts) and `GET /api/v1/telemetry/performance` (per-minute throughput
+//! from the jobs' samples, today's bytes and outcomes). Every figure comes
+//! from the catalog or the live sampler.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use serde::Deserialize;
+use shared_types::error::ErrorBody;
+use shared_types::health::CatalogHealth;
+use shared_types::jobs::JobStatus;
+use shared_types::telemetry::{JobCounts, MinuteThroughput, Performance, TelemetryHealth};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, ApiJson, ApiQuery};
+use crate::catalog::to_u64;
+use crate::db::entities::{job_samples, jobs};
+use crate::state::AppState;
+
+/// Longest window `performance` covers.
+const WINDOW_MAX_MINUTES: i64 = 24 * 60;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(performance))
+}
+
+fn midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.duration_trunc(Duration::days(1)).unwrap_or(now)
+}
+
+async fn job_counts(state: &AppState, now: DateTime<Utc>) -> Result<JobCounts, ApiError> {
+    let count = |status: JobStatus, since: Option<DateTime<Utc>>| {
+        let mut q = jobs::Entity::find().filter(jobs::Column::Status.eq(status.as_str()));
+        if let Some(t) = since {
+            q = q.filter(jobs::Column::FinishedAt.gte(t));
+        }
+        q.count(&state.db)
+    };
+    let today = Some(midnight(now));
+    Ok(JobCounts {
+        queued: count(JobStatus::Queued, None).await?,
+        running: count(JobStatus::Running, None).await?,
+        paused: count(JobStatus::Paused, None).await?,
+        completed_today: count(JobStatus::Completed, today).await?,
+        failed_today: count(JobStatus::Failed, today).await?,
+        cancelled_today: count(JobStatus::Cancelled, today).await?,
+    })
+}
+
+/// The server now: uptime, catalog, the latest system sample, jobs by state.
+#[utoipa::path(get, path = "/telemetry/health", tag = "telemetry", responses((status = 200, body = TelemetryHealth)))]
+async fn health(State(state): State<AppState>) -> Result<ApiJson<TelemetryHealth>, ApiError> {
+    let now = Utc::now();
+    let ping = state.db.ping().await;
+    let catalog = CatalogHealth { ok: ping.is_ok(), backend: state.catalog_kind.as_str().to_owned(), error: ping.err().map(|e| e.to_string()) };
+    let system = state.latest_health.borrow().clone();
+    Ok(ApiJson(TelemetryHealth { server_time: now, uptime_seconds: state.uptime_seconds(), catalog, system, jobs: job_counts(&state, now).await? }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PerformanceQuery {
+    /// Minutes of history, 1 to 1440 (default 60).
+    minutes: Option<i64>,
+}
+
+/// Throughput per minute over the window, today's bytes and job outcomes.
+#[utoipa::path(get, path = "/telemetry/performance", tag = "telemetry", params(PerformanceQuery),
+    responses((status = 200, body = Performance), (status = 400, body = ErrorBody)))]
+async fn performance(State(state): State<AppState>, ApiQuery(q): ApiQuery<PerformanceQuery>) -> Result<ApiJson<Performance>, ApiError> {
+    let minutes = q.minutes.unwrap_or(60);
+    if !(1..=WINDOW_MAX_MINUTES).contains(&minutes) {
+        return Err(ApiError::invalid_field("minutes", format!("use 1 to {WINDOW_MAX_MINUTES} minutes")));
+    }
+    let now = Utc::now();
+    let start = (now - Duration::minutes(minutes - 1)).duration_trunc(Duration::minutes(1)).unwrap_or(now);
+    let samples: Vec<(DateTime<Utc>, i64)> = job_samples::Entity::find()
+        .select_only()
+        .column(job_samples::Column::At)
+        .column(job_samples::Column::ThroughputBps)
+        .filter(job_samples::Column::At.gte(start))
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    // Sum the jobs' throughput per second, then average the seconds of each minute.
+    let mut per_second: BTreeMap<i64, u64> = BTreeMap::new();
+    for (at, bps) in &samples {
+        *per_second.entry(at.timestamp()).or_default() += to_u64(*bps);
+    }
+    let peak_bps = per_second.values().copied().max().unwrap_or(0);
+    let mut per_minute_sum: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    for (second, bps) in &per_second {
+        let e = per_minute_sum.entry(second - second.rem_euclid(60)).or_default();
+        e.0 += bps;
+        e.1 += 1;
+    }
+    let per_minute = (0..minutes)
+        .map(|i| {
+            let minute = start + Duration::minutes(i);
+            let (sum, n) = per_minute_sum.get(&minute.timestamp()).copied().unwrap_or((0, 0));
+            MinuteThroughput { minute, throughput_bps: if n > 0 { sum / n } else { 0 } }
+        })
+        .collect();
+    let today: Vec<(i64, i64)> = jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::BytesRead)
+        .column(jobs::Column::BytesWritten)
+        .filter(jobs::Column::CreatedAt.gte(midnight(now)))
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    Ok(ApiJson(Performance {
+        per_minute,
+        bytes_read_today: today.iter().map(|(r, _)| to_u64(*r)).sum(),
+        bytes_written_today: today.iter().map(|(_, w)| to_u64(*w)).sum(),
+        peak_bps,
+        jobs: job_counts(&state, now).await?,
+    }))
+}
