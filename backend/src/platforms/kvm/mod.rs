@@ -6,6 +6,7 @@ pub mod cbt;
 pub mod definition;
 pub mod disk_read;
 pub mod host;
+pub mod qcow2_header;
 pub mod qemu_img;
 
 pub use host::KvmHost;
