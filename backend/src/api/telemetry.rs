@@ -102,7 +102,7 @@ async fn performance(State(state): State<AppState>, ApiQuery(q): ApiQuery<Perfor
         .map(|i| {
             let minute = start + Duration::minutes(i);
             let (sum, n) = per_minute_sum.get(&minute.timestamp()).copied().unwrap_or((0, 0));
-            MinuteThroughput { minute, throughput_bps: if n > 0 { sum / n } else { 0 } }
+            MinuteThroughput { minute, throughput_bps: sum.checked_div(n).unwrap_or(0) }
         })
         .collect();
     let today: Vec<(i64, i64)> = jobs::Entity::find()

@@ -50,17 +50,17 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
         Ok(plan) => execute(runner, &job, &vm, plan, progress.clone()).await,
         Err(message) => Err(message),
     };
-    let (status, error, backup) = match outcome {
-        Ok((report, backup)) => {
+    let (status, error) = match outcome {
+        Ok((report, _restore_point)) => {
             telemetry::log(runner, &job.id, LogLevel::Info, format!(
                 "snapshot {} committed: read {} bytes, wrote {} bytes in {:.1} s",
                 report.snapshot, report.bytes_read, report.bytes_written, report.duration_ms as f64 / 1000.0
             ))
             .await;
-            (JobStatus::Completed, None, Some(backup))
+            (JobStatus::Completed, None)
         }
-        Err(message) if progress.control.is_cancelled() => (JobStatus::Cancelled, Some(message), None),
-        Err(message) => (JobStatus::Failed, Some(message), None),
+        Err(message) if progress.control.is_cancelled() => (JobStatus::Cancelled, Some(message)),
+        Err(message) => (JobStatus::Failed, Some(message)),
     };
     if let Some(e) = &error {
         telemetry::log(runner, &job.id, if status == JobStatus::Failed { LogLevel::Error } else { LogLevel::Warn }, e.clone()).await;
@@ -82,7 +82,6 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
             tracing::error!(error = %e, "unable to settle the flow's state");
         }
     }
-    drop(backup);
 }
 
 async fn mark_running(db: &DatabaseConnection, job: jobs::Model) -> Result<jobs::Model, DbErr> {
