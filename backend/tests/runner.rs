@@ -280,3 +280,38 @@ async fn a_restart_leaves_no_job_running() {
     let jobs = env.start(&[&vms[0]], "incremental").await;
     assert_eq!(env.finished(&jobs[0].id).await.job.status, JobStatus::Completed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_flow_runs_on_time_keeps_its_retention_and_turns_healthy() {
+    use shared_types::flow::{Flow, FlowState};
+    let (env, vms, dir) = Env::new(&["web-01"], 2).await;
+    let repo: Vec<shared_types::repositories::Repository> = env.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
+    let group: shared_types::groups::GroupDetails =
+        env.ok("POST", "/api/v1/protection-groups", Some(json!({"name": "web", "vm_ids": [vms[0]]})), StatusCode::CREATED).await;
+    let flow: Flow = env
+        .ok(
+            "POST",
+            "/api/v1/flows",
+            Some(json!({"name": "every-minute", "kind": "backup", "source": {"type": "group", "group_id": group.group.id},
+                        "repository_id": repo[0].id, "schedule": "* * * * *", "retention": {"keep_last": 1}})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let mut next = std::collections::HashMap::new();
+    let t0 = chrono::Utc::now();
+    let disk = definition::vm_dir(&dir, "web-01").join("disk0.qcow2");
+    for (round, at) in [t0, t0 + chrono::Duration::minutes(2), t0 + chrono::Duration::minutes(4)].into_iter().enumerate() {
+        sendense::runner::scheduler::tick(&env.f.state.runner, &mut next, at).await.unwrap();
+        let page: shared_types::jobs::JobPage = env.ok("GET", &format!("/api/v1/jobs?flow={}", flow.id), None, StatusCode::OK).await;
+        assert_eq!(page.total as usize, round, "the first look only plans; each later one fires once");
+        if let Some(j) = page.items.first() {
+            assert_eq!(j.requested_by.as_deref(), Some("schedule"));
+            env.finished(&j.id).await;
+        }
+        run("qemu-io", &["-f", "qcow2", "-c", &format!("write -P {} 0 64k", round + 1), disk.to_str().unwrap()]);
+    }
+    let after: shared_types::flow::FlowDetails = env.ok("GET", &format!("/api/v1/flows/{}", flow.id), None, StatusCode::OK).await;
+    assert_eq!(after.flow.state, FlowState::Healthy, "{after:?}");
+    let page: BackupPage = env.ok("GET", &format!("/api/v1/backup/list?vm={}", vms[0]), None, StatusCode::OK).await;
+    assert_eq!(page.items.len(), 1, "retention keep_last 1 left one restore point");
+}

@@ -30,7 +30,8 @@ pub async fn run(runner: Runner) {
     }
 }
 
-async fn tick(runner: &Runner, next: &mut HashMap<String, DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+/// One look at the schedules as of `now`; `next` remembers each flow's next run.
+pub async fn tick(runner: &Runner, next: &mut HashMap<String, DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
     let due_flows = flows::Entity::find().filter(flows::Column::Enabled.eq(true)).all(runner.db()).await?;
     next.retain(|id, _| due_flows.iter().any(|f| &f.id == id));
     for flow in due_flows {
