@@ -295,6 +295,9 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
                 println!("unique chunks      {} ({} bytes)", s.unique_chunks, s.unique_bytes);
                 println!("stored chunk bytes {}", s.unique_stored_bytes);
                 println!("pack bytes         {}", s.pack_bytes);
+                println!("pack index bytes   {}", s.pack_index_bytes);
+                println!("fixed index bytes  {}", s.index_bytes);
+                println!("manifest bytes     {}", s.manifest_bytes);
                 println!("repository bytes   {}", s.repository_bytes);
                 println!("dedup ratio        {:.2}", s.dedup_ratio);
                 println!("compression ratio  {:.2}", s.compression_ratio);
