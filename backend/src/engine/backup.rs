@@ -21,10 +21,11 @@ use std::time::Instant;
 use super::changed_ranges;
 use super::chunk_codec;
 use super::chunk_store::ChunkStore;
+use super::crypto::CryptConfig;
 use super::datastore::Datastore;
 use super::digest::{is_all_zero, Digest};
 use super::error::{EngineError, Result};
-use super::fixed_index::{self, FixedIndex};
+use super::fixed_index::FixedIndex;
 use super::lease::Lease;
 use super::manifest::{self, BackupStats, DiskEntry, Manifest};
 use super::pack::{self, PackBuilder, PackEntry};
@@ -194,9 +195,10 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
     let (pack_tx, pack_rx) = sync_channel::<PackJob>(1);
     let uploader = {
         let repo = ds.repo.clone();
+        let crypt = ds.crypt.clone();
         std::thread::Builder::new()
             .name("sendense-upload".into())
-            .spawn(move || upload_packs(repo.as_ref(), pack_rx))
+            .spawn(move || upload_packs(repo.as_ref(), crypt.as_deref(), pack_rx))
             .map_err(|e| EngineError::Pipeline(format!("spawn uploader: {e}")))?
     };
     let mut writer = Writer {
@@ -242,11 +244,8 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
 
     let mut entries = Vec::new();
     for plan in &plans {
-        let body = plan.index.encode();
-        let key = fixed_index::index_key(&body);
-        if repo.put_if_absent(&key, &body)? {
-            writer.stats.bytes_written += body.len() as u64;
-        }
+        let (key, written) = ds.put_index(&plan.index)?;
+        writer.stats.bytes_written += written;
         entries.push(DiskEntry { name: plan.source.name.clone(), size: plan.index.size, chunk_size, index: key });
     }
     let now = chrono::Utc::now();
@@ -267,7 +266,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
         disks: entries,
         stats: writer.stats.clone(),
     };
-    repo.put(&manifest::manifest_key(&m.name, &m.id), &serde_json::to_vec_pretty(&m).expect("serialize manifest"))?;
+    ds.put_manifest(&m)?;
     drop(lease);
     Ok(m)
 }
@@ -292,14 +291,14 @@ impl Writer {
     }
 }
 
-fn upload_packs(repo: &dyn Repository, rx: Receiver<PackJob>) -> Result<u64> {
+fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, rx: Receiver<PackJob>) -> Result<u64> {
     let mut written = 0u64;
     for job in rx {
         let id = Digest(*blake3::hash(&job.data).as_bytes());
         if repo.put_if_absent(&pack::pack_key(&id), &job.data)? {
             written += job.data.len() as u64;
         }
-        let idx = pack::encode_index(&job.entries);
+        let idx = pack::seal_index(&id, &job.entries, crypt)?;
         if repo.put_if_absent(&pack::pack_index_key(&id), &idx)? {
             written += idx.len() as u64;
         }

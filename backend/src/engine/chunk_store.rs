@@ -41,7 +41,7 @@ impl ChunkStore {
                 Err(EngineError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let entries = pack::decode_index(&data)
+            let entries = pack::open_index(&id, &data, store.crypt.as_deref())
                 .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
             store.add_pack(id, &entries);
         }

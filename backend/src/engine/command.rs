@@ -253,7 +253,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Gc { dir, key: k, grace_seconds } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             let r = gc::gc(&ds, Duration::from_secs(grace_seconds))?;
             println!(
                 "gc: {} snapshots, {} chunks in use; removed {} packs ({} bytes), {} indexes, {} temp files, {} stale leases; kept {} packs ({} within the grace period, {} unreferenced bytes inside used packs)",
@@ -263,7 +263,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             );
         }
         RepoCommand::Prune { dir, key: k, id, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, dry_run } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             let rules = KeepRules {
                 last: keep_last,
                 hourly: keep_hourly,
@@ -284,7 +284,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Stats { dir, key: k, json } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             let s = stats::stats(&ds)?;
             if json {
                 println!("{}", serde_json::to_string(&s)?);
@@ -304,7 +304,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Snapshots { dir, key: k, id } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             for (name, sid) in ds.list_snapshots(id.as_deref())? {
                 let m = ds.load_manifest(&name, &sid)?;
                 let size: u64 = m.disks.iter().map(|d| d.size).sum();
@@ -316,7 +316,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Forget { dir, key: k, id, snapshot } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             prune::forget(&ds, &id, &snapshot)?;
             println!("removed {id}/{snapshot} (run `sendense repo gc` to reclaim space)");
         }

@@ -97,6 +97,7 @@ pub mod progress;
 pub mod prune;
 pub mod repository;
 pub mod restore;
+pub mod sealed;
 pub mod snapshot_reader;
 pub mod stats;
 pub mod verify;
