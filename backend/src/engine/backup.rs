@@ -201,9 +201,11 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
             .spawn(move || upload_packs(repo.as_ref(), crypt.as_deref(), pack_rx))
             .map_err(|e| EngineError::Pipeline(format!("spawn uploader: {e}")))?
     };
+    let pack_size = ds.config.pack_size as usize;
     let mut writer = Writer {
-        pack: PackBuilder::default(),
-        pack_size: ds.config.pack_size as usize,
+        pack: PackBuilder::with_capacity(pack_size + chunk_size as usize),
+        pack_size,
+        chunk_size: chunk_size as usize,
         new_chunks: HashSet::new(),
         pack_tx: Some(pack_tx),
         stats: BackupStats::default(),
@@ -274,6 +276,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
 struct Writer {
     pack: PackBuilder,
     pack_size: usize,
+    chunk_size: usize,
     new_chunks: HashSet<Digest>,
     pack_tx: Option<SyncSender<PackJob>>,
     stats: BackupStats,
@@ -284,7 +287,7 @@ impl Writer {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let full = std::mem::take(&mut self.pack);
+        let full = std::mem::replace(&mut self.pack, PackBuilder::with_capacity(self.pack_size + self.chunk_size));
         let tx = self.pack_tx.as_ref().expect("uploader open");
         tx.send(PackJob { data: full.data, entries: full.entries })
             .map_err(|_| EngineError::Pipeline("uploader stopped".into()))
@@ -322,6 +325,9 @@ fn run_disk(
     let file = &plan.file;
     let path = plan.source.path.clone();
     let chunks = &plan.chunks;
+    // Read buffers go back to the reader: no zeroing or page faults per batch.
+    let spare: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    let spare = &spare;
 
     std::thread::scope(|s| -> Result<()> {
         let reader = s.spawn(move || -> Result<()> {
@@ -344,7 +350,8 @@ fn run_disk(
                     i += n;
                     continue;
                 }
-                let mut data = vec![0u8; total];
+                let mut data = spare.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+                data.resize(total, 0);
                 file.read_exact_at(&mut data, off).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {
                         EngineError::ImageChanged { path: path.clone() }
@@ -370,7 +377,13 @@ fn run_disk(
                     Ok(b) => b,
                     Err(_) => return,
                 };
-                let out = process_batch(ds, &store, &touched, batch);
+                let out = process_batch(ds, &store, &touched, &batch);
+                if batch.data.capacity() > 0 {
+                    let mut pool = spare.lock().unwrap_or_else(|e| e.into_inner());
+                    if pool.len() < workers * 2 + 2 {
+                        pool.push(batch.data);
+                    }
+                }
                 if tx.send(out).is_err() {
                     return;
                 }
@@ -418,7 +431,7 @@ fn process_batch(
     ds: &Datastore,
     store: &ChunkStore,
     touched: &Mutex<HashMap<u32, bool>>,
-    batch: Batch,
+    batch: &Batch,
 ) -> Result<Vec<(usize, Outcome)>> {
     let mut out = Vec::with_capacity(batch.lens.len());
     if batch.data.is_empty() {

@@ -106,6 +106,11 @@ pub struct PackBuilder {
 }
 
 impl PackBuilder {
+    /// Room for `bytes` up front: a pack grows to its full size without reallocating.
+    pub fn with_capacity(bytes: usize) -> PackBuilder {
+        PackBuilder { data: Vec::with_capacity(bytes), entries: Vec::new() }
+    }
+
     pub fn add(&mut self, digest: Digest, stored: &[u8], raw_len: u32, flags: u8) {
         self.entries.push(PackEntry {
             digest,
