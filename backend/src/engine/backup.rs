@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use super::changed_ranges;
 use super::chunk_codec;
+use super::chunk_dict::{self, Trainer};
 use super::chunk_store::ChunkStore;
 use super::crypto::CryptConfig;
 use super::datastore::Datastore;
@@ -190,6 +191,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
     let repo: &dyn Repository = ds.repo.as_ref();
     let lease = Lease::acquire_backup(repo, pinned)?;
     let store = Arc::new(ds.load_chunk_store()?);
+    let trainer = Trainer::new(chunk_dict::load(repo, ds.crypt.as_deref())?);
     let touched: Arc<Mutex<HashMap<u32, bool>>> = Arc::default();
 
     let (pack_tx, pack_rx) = sync_channel::<PackJob>(1);
@@ -213,7 +215,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
 
     let mut result: Result<Vec<DiskEntry>> = Ok(Vec::new());
     for plan in plans.iter_mut() {
-        match run_disk(ds, &store, &touched, plan, opts.workers.max(1), &mut writer, progress) {
+        match run_disk(ds, &store, &trainer, &touched, plan, opts.workers.max(1), &mut writer, progress) {
             Ok(()) => {}
             Err(e) => {
                 result = Err(e);
@@ -309,9 +311,11 @@ fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, rx: Receiver
     Ok(written)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_disk(
     ds: &Datastore,
     store: &Arc<ChunkStore>,
+    trainer: &Trainer,
     touched: &Arc<Mutex<HashMap<u32, bool>>>,
     plan: &mut Plan,
     workers: usize,
@@ -377,7 +381,7 @@ fn run_disk(
                     Ok(b) => b,
                     Err(_) => return,
                 };
-                let out = process_batch(ds, &store, &touched, &batch);
+                let out = process_batch(ds, &store, trainer, &touched, &batch);
                 if batch.data.capacity() > 0 {
                     let mut pool = spare.lock().unwrap_or_else(|e| e.into_inner());
                     if pool.len() < workers * 2 + 2 {
@@ -430,6 +434,7 @@ impl FixedIndex {
 fn process_batch(
     ds: &Datastore,
     store: &ChunkStore,
+    trainer: &Trainer,
     touched: &Mutex<HashMap<u32, bool>>,
     batch: &Batch,
 ) -> Result<Vec<(usize, Outcome)>> {
@@ -465,8 +470,12 @@ fn process_batch(
                 continue;
             }
         }
-        let (stored, flags) = chunk_codec::encode(raw, &digest, ds.crypt.as_deref())
+        let dict = trainer.current();
+        let (stored, flags) = chunk_codec::encode(raw, &digest, ds.crypt.as_deref(), dict)
             .map_err(|reason| EngineError::Pipeline(format!("chunk {digest}: {reason}")))?;
+        if dict.is_none() && flags & chunk_codec::FLAG_ZSTD != 0 {
+            trainer.offer(raw, ds.repo.as_ref(), ds.crypt.as_deref())?;
+        }
         out.push((n, Outcome::New { digest, stored, flags, raw_len: len as u32 }));
     }
     Ok(out)

@@ -80,6 +80,7 @@
 pub mod backup;
 pub mod changed_ranges;
 pub mod chunk_codec;
+pub mod chunk_dict;
 pub mod chunk_store;
 pub mod command;
 pub mod crypto;
