@@ -69,7 +69,16 @@ fn dictionary_is_trained_used_and_checked() {
     let err = fails(&["image", "restore", "--repo", p(&repo), "--id", "logs2", p(&out), "--no-progress"]);
     assert!(err.contains("dicts/chunks"), "{err}");
     assert!(!out.exists());
-    // A backup does not build on a damaged dictionary either.
+    // A backup does not build on a damaged dictionary either, nor replaces a
+    // missing one that stored chunks need.
+    let before = tree(&repo);
     let err = fails(&["image", "backup", "--repo", p(&repo), "--id", "logs3", p(&img2), "--no-progress"]);
     assert!(err.contains("dicts/chunks"), "{err}");
+    std::fs::remove_file(&dict).unwrap();
+    let err = fails(&["image", "backup", "--repo", p(&repo), "--id", "logs3", p(&img2), "--no-progress"]);
+    assert!(err.contains("dicts/chunks") && err.contains("missing"), "{err}");
+    assert!(!dict.exists());
+    let mut after = tree(&repo);
+    after.insert("dicts/chunks".into(), before[std::path::Path::new("dicts/chunks")].clone());
+    assert_eq!(before, after, "refused backups leave the repository as it was");
 }

@@ -191,7 +191,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
     let repo: &dyn Repository = ds.repo.as_ref();
     let lease = Lease::acquire_backup(repo, pinned)?;
     let store = Arc::new(ds.load_chunk_store()?);
-    let trainer = Trainer::new(chunk_dict::load(repo, ds.crypt.as_deref())?);
+    let trainer = Trainer::new(chunk_dict::load_for_backup(repo, ds.crypt.as_deref(), &store)?);
     let touched: Arc<Mutex<HashMap<u32, bool>>> = Arc::default();
 
     let (pack_tx, pack_rx) = sync_channel::<PackJob>(1);

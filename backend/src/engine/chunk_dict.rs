@@ -19,6 +19,8 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::chunk_codec::FLAG_DICT;
+use super::chunk_store::ChunkStore;
 use super::crypto::CryptConfig;
 use super::error::{EngineError, Result};
 use super::repository::Repository;
@@ -59,6 +61,24 @@ pub fn load(repo: &dyn Repository, crypt: Option<&CryptConfig>) -> Result<Option
         return Err(corrupt("not raw dictionary content".into()));
     }
     Ok(Some(ChunkDict::new(bytes)))
+}
+
+/// The dictionary for a backup. When it is missing although stored chunks
+/// were compressed with it, a new one must not take its place (those chunks
+/// would then decode against the wrong content): that is an error naming it.
+pub fn load_for_backup(
+    repo: &dyn Repository,
+    crypt: Option<&CryptConfig>,
+    store: &ChunkStore,
+) -> Result<Option<Arc<ChunkDict>>> {
+    let dict = load(repo, crypt)?;
+    if dict.is_none() && store.map.values().any(|l| l.flags & FLAG_DICT != 0) {
+        return Err(EngineError::CorruptDictionary {
+            key: DICT_KEY.into(),
+            reason: "missing, though stored chunks were compressed with it".into(),
+        });
+    }
+    Ok(dict)
 }
 
 /// Store `bytes` as the dictionary unless one exists; the one in force.
