@@ -285,10 +285,11 @@ fn bad_hosts_disks_and_vanished_vms_get_errors_that_name_them() {
     assert!(err.contains("does not exist"), "{err}");
 
     // qemu tools missing from PATH: the error names the Debian package.
+    // (Discovery reads qcow2 headers itself; a backup needs the tools.)
     let (host_dir2, _) = host_with_vm(&dir.path().join("second"), "32M");
     let out = engine_support::bin()
         .env("PATH", "/nonexistent")
-        .args(["host", "inventory", p(&host_dir2)])
+        .args(["vm", "backup", "--host", p(&host_dir2), "--vm", "vm1", "--repo", p(&repo_dir), "--no-progress"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -53,7 +53,7 @@ pub async fn ensure_local(db: &DatabaseConnection, data_dir: &Path) -> anyhow::R
 /// Opens a repository's datastore for metadata work (listing, stats,
 /// forgetting snapshots). Blocking.
 pub fn open(row: &repositories::Model) -> crate::engine::Result<Datastore> {
-    Datastore::open_metadata(Path::new(&row.path), None)
+    Datastore::open(Path::new(&row.path), None)
 }
 
 /// A repository with live capacity and engine statistics (read on a

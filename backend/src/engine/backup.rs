@@ -17,11 +17,13 @@ use std::time::Instant;
 use super::block_source::BlockSource;
 use super::changed_ranges;
 use super::chunk_codec;
+use super::chunk_dict::{self, Trainer};
 use super::chunk_store::ChunkStore;
+use super::crypto::CryptConfig;
 use super::datastore::Datastore;
 use super::digest::{is_all_zero, Digest};
 use super::error::{EngineError, Result};
-use super::fixed_index::{self, FixedIndex};
+use super::fixed_index::FixedIndex;
 use super::lease::Lease;
 use super::manifest::{self, BackupStats, DiskEntry, Manifest};
 use super::pack::{self, PackBuilder, PackEntry};
@@ -201,19 +203,23 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
     let repo: &dyn Repository = ds.repo.as_ref();
     let lease = Lease::acquire_backup(repo, pinned)?;
     let store = Arc::new(ds.load_chunk_store()?);
+    let trainer = Trainer::new(chunk_dict::load_for_backup(repo, ds.crypt.as_deref(), &store)?);
     let touched: Arc<Mutex<HashMap<u32, bool>>> = Arc::default();
 
     let (pack_tx, pack_rx) = sync_channel::<PackJob>(1);
     let uploader = {
         let repo = ds.repo.clone();
+        let crypt = ds.crypt.clone();
         std::thread::Builder::new()
             .name("sendense-upload".into())
-            .spawn(move || upload_packs(repo.as_ref(), pack_rx))
+            .spawn(move || upload_packs(repo.as_ref(), crypt.as_deref(), pack_rx))
             .map_err(|e| EngineError::Pipeline(format!("spawn uploader: {e}")))?
     };
+    let pack_size = ds.config.pack_size as usize;
     let mut writer = Writer {
-        pack: PackBuilder::default(),
-        pack_size: ds.config.pack_size as usize,
+        pack: PackBuilder::with_capacity(pack_size + chunk_size as usize),
+        pack_size,
+        chunk_size: chunk_size as usize,
         new_chunks: HashSet::new(),
         pack_tx: Some(pack_tx),
         stats: BackupStats::default(),
@@ -221,7 +227,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
 
     let mut result: Result<Vec<DiskEntry>> = Ok(Vec::new());
     for plan in plans.iter_mut() {
-        match run_disk(ds, &store, &touched, plan, opts.workers.max(1), &mut writer, progress) {
+        match run_disk(ds, &store, &trainer, &touched, plan, opts.workers.max(1), &mut writer, progress) {
             Ok(()) => {}
             Err(e) => {
                 result = Err(e);
@@ -254,11 +260,8 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
 
     let mut entries = Vec::new();
     for plan in &plans {
-        let body = plan.index.encode();
-        let key = fixed_index::index_key(&body);
-        if repo.put_if_absent(&key, &body)? {
-            writer.stats.bytes_written += body.len() as u64;
-        }
+        let (key, written) = ds.put_index(&plan.index)?;
+        writer.stats.bytes_written += written;
         entries.push(DiskEntry {
             name: plan.source.name.clone(),
             size: plan.index.size,
@@ -286,7 +289,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
         stats: writer.stats.clone(),
         vm: opts.vm.clone(),
     };
-    repo.put(&manifest::manifest_key(&m.name, &m.id), &serde_json::to_vec_pretty(&m).expect("serialize manifest"))?;
+    ds.put_manifest(&m)?;
     drop(lease);
     Ok(m)
 }
@@ -294,6 +297,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
 struct Writer {
     pack: PackBuilder,
     pack_size: usize,
+    chunk_size: usize,
     new_chunks: HashSet<Digest>,
     pack_tx: Option<SyncSender<PackJob>>,
     stats: BackupStats,
@@ -304,21 +308,21 @@ impl Writer {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let full = std::mem::take(&mut self.pack);
+        let full = std::mem::replace(&mut self.pack, PackBuilder::with_capacity(self.pack_size + self.chunk_size));
         let tx = self.pack_tx.as_ref().expect("uploader open");
         tx.send(PackJob { data: full.data, entries: full.entries })
             .map_err(|_| EngineError::Pipeline("uploader stopped".into()))
     }
 }
 
-fn upload_packs(repo: &dyn Repository, rx: Receiver<PackJob>) -> Result<u64> {
+fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, rx: Receiver<PackJob>) -> Result<u64> {
     let mut written = 0u64;
     for job in rx {
         let id = Digest(*blake3::hash(&job.data).as_bytes());
         if repo.put_if_absent(&pack::pack_key(&id), &job.data)? {
             written += job.data.len() as u64;
         }
-        let idx = pack::encode_index(&job.entries);
+        let idx = pack::seal_index(&id, &job.entries, crypt)?;
         if repo.put_if_absent(&pack::pack_index_key(&id), &idx)? {
             written += idx.len() as u64;
         }
@@ -326,9 +330,11 @@ fn upload_packs(repo: &dyn Repository, rx: Receiver<PackJob>) -> Result<u64> {
     Ok(written)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_disk(
     ds: &Datastore,
     store: &Arc<ChunkStore>,
+    trainer: &Trainer,
     touched: &Arc<Mutex<HashMap<u32, bool>>>,
     plan: &mut Plan,
     workers: usize,
@@ -341,6 +347,9 @@ fn run_disk(
     let index_geom = plan.index.clone_geometry();
     let source = plan.source.source.as_ref();
     let chunks = &plan.chunks;
+    // Read buffers go back to the reader: no zeroing or page faults per batch.
+    let spare: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    let spare = &spare;
 
     std::thread::scope(|s| -> Result<()> {
         let reader = s.spawn(move || -> Result<()> {
@@ -370,7 +379,8 @@ fn run_disk(
                     i += n;
                     continue;
                 }
-                let mut data = vec![0u8; total];
+                let mut data = spare.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+                data.resize(total, 0);
                 source.read_exact_at(&mut data, off)?;
                 Progress::add(&progress.bytes_read, total as u64);
                 if batch_tx.send(Batch { first, lens, data }).is_err() {
@@ -390,7 +400,13 @@ fn run_disk(
                     Ok(b) => b,
                     Err(_) => return,
                 };
-                let out = process_batch(ds, &store, &touched, batch);
+                let out = process_batch(ds, &store, trainer, &touched, &batch);
+                if batch.data.capacity() > 0 {
+                    let mut pool = spare.lock().unwrap_or_else(|e| e.into_inner());
+                    if pool.len() < workers * 2 + 2 {
+                        pool.push(batch.data);
+                    }
+                }
                 if tx.send(out).is_err() {
                     return;
                 }
@@ -426,8 +442,9 @@ impl FixedIndex {
 fn process_batch(
     ds: &Datastore,
     store: &ChunkStore,
+    trainer: &Trainer,
     touched: &Mutex<HashMap<u32, bool>>,
-    batch: Batch,
+    batch: &Batch,
 ) -> Result<Vec<(usize, Outcome)>> {
     let mut out = Vec::with_capacity(batch.lens.len());
     if batch.data.is_empty() {
@@ -461,8 +478,12 @@ fn process_batch(
                 continue;
             }
         }
-        let (stored, flags) = chunk_codec::encode(raw, &digest, ds.crypt.as_deref())
+        let dict = trainer.current();
+        let (stored, flags) = chunk_codec::encode(raw, &digest, ds.crypt.as_deref(), dict)
             .map_err(|reason| EngineError::Pipeline(format!("chunk {digest}: {reason}")))?;
+        if dict.is_none() && flags & chunk_codec::FLAG_ZSTD != 0 {
+            trainer.offer(raw, ds.repo.as_ref(), ds.crypt.as_deref())?;
+        }
         out.push((n, Outcome::New { digest, stored, flags, raw_len: len as u32 }));
     }
     Ok(out)

@@ -1,10 +1,12 @@
 //! The chunk store: every stored chunk's location, loaded from the pack
-//! indexes, and chunk reads (ranged GET from its pack, then decode and check).
+//! indexes, and chunk reads (ranged GET from its pack, then decode and check;
+//! the chunk dictionary is loaded on the first chunk that needs it).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::chunk_codec;
+use super::chunk_dict::{self, ChunkDict};
 use super::crypto::CryptConfig;
 use super::digest::{Digest, Hasher};
 use super::error::{EngineError, Result};
@@ -27,12 +29,13 @@ pub struct ChunkStore {
     pub hasher: Hasher,
     pub packs: Vec<Digest>,
     pub map: HashMap<Digest, ChunkLoc>,
+    dict: OnceLock<std::result::Result<Arc<ChunkDict>, String>>,
 }
 
 impl ChunkStore {
     /// Load every pack index. A corrupt pack index is an error naming it.
     pub fn load(repo: Arc<dyn Repository>, crypt: Option<Arc<CryptConfig>>, hasher: Hasher) -> Result<ChunkStore> {
-        let mut store = ChunkStore { repo, crypt, hasher, packs: Vec::new(), map: HashMap::new() };
+        let mut store = ChunkStore { repo, crypt, hasher, packs: Vec::new(), map: HashMap::new(), dict: OnceLock::new() };
         for obj in store.repo.list(pack::PACK_INDEX_PREFIX)? {
             let Some(id) = pack::id_from_key(&obj.key) else { continue };
             let data = match store.repo.get(&obj.key) {
@@ -41,7 +44,7 @@ impl ChunkStore {
                 Err(EngineError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let entries = pack::decode_index(&data)
+            let entries = pack::open_index(&id, &data, store.crypt.as_deref())
                 .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
             store.add_pack(id, &entries);
         }
@@ -85,12 +88,24 @@ impl ChunkStore {
             }
             Err(e) => return Err(e),
         };
-        chunk_codec::decode(&stored, loc.flags, loc.raw_len as usize, digest, self.crypt.as_deref(), &self.hasher)
-            .map_err(|reason| EngineError::CorruptChunk {
-                digest: digest.to_hex(),
-                pack: self.packs[loc.pack as usize].to_hex(),
-                offset: loc.offset,
-                reason,
-            })
+        let corrupt = |reason: String| EngineError::CorruptChunk {
+            digest: digest.to_hex(),
+            pack: self.packs[loc.pack as usize].to_hex(),
+            offset: loc.offset,
+            reason,
+        };
+        let dict = if loc.flags & chunk_codec::FLAG_DICT != 0 { Some(self.dict().map_err(corrupt)?) } else { None };
+        chunk_codec::decode(&stored, loc.flags, loc.raw_len as usize, digest, self.crypt.as_deref(), &self.hasher, dict)
+            .map_err(corrupt)
+    }
+
+    /// The repository's chunk dictionary (loaded once); `Err` names it and says why not.
+    fn dict(&self) -> std::result::Result<&ChunkDict, String> {
+        let loaded = self.dict.get_or_init(|| match chunk_dict::load(self.repo.as_ref(), self.crypt.as_deref()) {
+            Ok(Some(d)) => Ok(d),
+            Ok(None) => Err(format!("its dictionary '{}' is missing", chunk_dict::DICT_KEY)),
+            Err(e) => Err(e.to_string()),
+        });
+        loaded.as_deref().map_err(|e| e.clone())
     }
 }

@@ -254,7 +254,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Gc { dir, key: k, grace_seconds } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             let r = gc::gc(&ds, Duration::from_secs(grace_seconds))?;
             println!(
                 "gc: {} snapshots, {} chunks in use; removed {} packs ({} bytes), {} indexes, {} temp files, {} stale leases; kept {} packs ({} within the grace period, {} unreferenced bytes inside used packs)",
@@ -264,7 +264,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             );
         }
         RepoCommand::Prune { dir, key: k, id, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, dry_run } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             let rules = KeepRules {
                 last: keep_last,
                 hourly: keep_hourly,
@@ -285,7 +285,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Stats { dir, key: k, json } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             let s = stats::stats(&ds)?;
             if json {
                 println!("{}", serde_json::to_string(&s)?);
@@ -296,13 +296,16 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
                 println!("unique chunks      {} ({} bytes)", s.unique_chunks, s.unique_bytes);
                 println!("stored chunk bytes {}", s.unique_stored_bytes);
                 println!("pack bytes         {}", s.pack_bytes);
+                println!("pack index bytes   {}", s.pack_index_bytes);
+                println!("fixed index bytes  {}", s.index_bytes);
+                println!("manifest bytes     {}", s.manifest_bytes);
                 println!("repository bytes   {}", s.repository_bytes);
                 println!("dedup ratio        {:.2}", s.dedup_ratio);
                 println!("compression ratio  {:.2}", s.compression_ratio);
             }
         }
         RepoCommand::Snapshots { dir, key: k, id } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             for (name, sid) in ds.list_snapshots(id.as_deref())? {
                 let m = ds.load_manifest(&name, &sid)?;
                 let size: u64 = m.disks.iter().map(|d| d.size).sum();
@@ -314,7 +317,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Forget { dir, key: k, id, snapshot } => {
-            let ds = Datastore::open_metadata(&dir, key(&k))?;
+            let ds = Datastore::open(&dir, key(&k))?;
             prune::forget(&ds, &id, &snapshot)?;
             println!("removed {id}/{snapshot} (run `sendense repo gc` to reclaim space)");
         }

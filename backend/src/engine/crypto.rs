@@ -1,9 +1,11 @@
 //! Encryption: a 32-byte master key lives in a key file outside the
 //! repository (mode 0600, written by `repo init --encrypt KEYFILE`). From it
-//! BLAKE3 `derive_key` gives three independent keys: the AES-256-GCM chunk key,
-//! the keyed-BLAKE3 chunk-id key (digests reveal nothing about content), and
-//! a check value — the only key-derived thing stored in the repository, used
-//! to refuse a wrong key before anything is read or written.
+//! BLAKE3 `derive_key` gives four independent keys: the AES-256-GCM chunk key,
+//! the AES-256-GCM metadata key (fixed indexes, pack indexes, manifests, the
+//! chunk dictionary: [`super::sealed`]), the keyed-BLAKE3 chunk-id key
+//! (digests reveal nothing about content), and a check value — the only
+//! key-derived thing stored in the repository, used to refuse a wrong key
+//! before anything is read or written.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,6 +27,7 @@ struct KeyFile {
 
 pub struct CryptConfig {
     cipher: Aes256Gcm,
+    meta_cipher: Aes256Gcm,
     id_key: [u8; 32],
     check: String,
 }
@@ -32,10 +35,12 @@ pub struct CryptConfig {
 impl CryptConfig {
     pub fn from_master(master: &[u8; 32]) -> Self {
         let enc = blake3::derive_key("sendense 2026 chunk encryption key v1", master);
+        let meta = blake3::derive_key("sendense 2026 metadata encryption key v1", master);
         let id_key = blake3::derive_key("sendense 2026 chunk id key v1", master);
         let check = blake3::derive_key("sendense 2026 key check value v1", master);
         CryptConfig {
             cipher: Aes256Gcm::new_from_slice(&enc).expect("32-byte key"),
+            meta_cipher: Aes256Gcm::new_from_slice(&meta).expect("32-byte key"),
             id_key,
             check: hex::encode(check),
         }
@@ -77,26 +82,42 @@ impl CryptConfig {
     /// nonce || ciphertext+tag; the chunk digest is authenticated data, so a
     /// chunk cannot be swapped for another.
     pub fn encrypt(&self, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
-        let ct = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
-            .map_err(|_| EngineError::Pipeline("encryption failed".into()))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Ok(out)
+        seal_with(&self.cipher, plain, aad)
     }
 
     /// `None` when authentication fails (wrong key or altered bytes).
     pub fn decrypt(&self, data: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
-        if data.len() < NONCE_LEN + 16 {
-            return None;
-        }
-        let (nonce, ct) = data.split_at(NONCE_LEN);
-        self.cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).ok()
+        open_with(&self.cipher, data, aad)
     }
+
+    /// Like [`CryptConfig::encrypt`], with the metadata key.
+    pub fn encrypt_meta(&self, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        seal_with(&self.meta_cipher, plain, aad)
+    }
+
+    pub fn decrypt_meta(&self, data: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        open_with(&self.meta_cipher, data, aad)
+    }
+}
+
+fn seal_with(cipher: &Aes256Gcm, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
+        .map_err(|_| EngineError::Pipeline("encryption failed".into()))?;
+    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+fn open_with(cipher: &Aes256Gcm, data: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if data.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, ct) = data.split_at(NONCE_LEN);
+    cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).ok()
 }
 
 #[cfg(test)]
@@ -115,6 +136,7 @@ mod tests {
         let mut ct = a.encrypt(b"hello", b"aad").unwrap();
         assert_eq!(b.decrypt(&ct, b"aad").unwrap(), b"hello");
         assert!(b.decrypt(&ct, b"other").is_none());
+        assert!(b.decrypt_meta(&ct, b"aad").is_none(), "chunk and metadata keys differ");
         ct[14] ^= 1;
         assert!(b.decrypt(&ct, b"aad").is_none());
         assert!(CryptConfig::create_key_file(&p).is_err(), "never overwrite a key file");

@@ -10,10 +10,11 @@ use super::chunk_store::ChunkStore;
 use super::crypto::CryptConfig;
 use super::digest::Hasher;
 use super::error::{EngineError, Result};
-use super::fixed_index::FixedIndex;
+use super::fixed_index::{self, FixedIndex};
 use super::local_repository::{LocalRepository, TMP_DIR};
 use super::manifest::{self, Manifest};
 use super::repository::Repository;
+use super::sealed::{self, Kind};
 
 pub const CONFIG_KEY: &str = "config.json";
 /// 64 KiB: the qcow2 cluster and dirty-bitmap granularity; see `engine` docs.
@@ -95,22 +96,6 @@ impl Datastore {
         Self::open_repo(repo, path, key_file)
     }
 
-    /// Open for operations that never decode chunk contents (GC, prune,
-    /// stats, listing): an encrypted repository opens without its key, but a
-    /// key that is given is still checked.
-    pub fn open_metadata(path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
-        match Self::open(path, key_file) {
-            Err(EngineError::KeyMissing) => {
-                let repo: Arc<dyn Repository> = Arc::new(LocalRepository::new(path));
-                let config: RepoConfig = serde_json::from_slice(&repo.get(CONFIG_KEY)?).map_err(|e| {
-                    EngineError::NotARepository { path: path.into(), reason: format!("config.json: {e}") }
-                })?;
-                Ok(Datastore { repo, config, crypt: None, hasher: Hasher::plain() })
-            }
-            other => other,
-        }
-    }
-
     pub fn open_repo(repo: Arc<dyn Repository>, path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
         let body = match repo.get(CONFIG_KEY) {
             Ok(b) => b,
@@ -161,15 +146,30 @@ impl Datastore {
             Err(EngineError::NotFound { .. }) => return Err(EngineError::SnapshotNotFound(label)),
             Err(e) => return Err(e),
         };
-        let m: Manifest = serde_json::from_slice(&body).map_err(|e| EngineError::CorruptManifest {
-            snapshot: label.clone(),
-            key: key.clone(),
-            reason: e.to_string(),
-        })?;
+        let corrupt = |reason: String| EngineError::CorruptManifest { snapshot: label.clone(), key: key.clone(), reason };
+        // Sealed (and encrypted) in an encrypted repository, plain JSON otherwise.
+        let body = if self.crypt.is_some() || sealed::is_sealed(&body, Kind::Manifest) {
+            sealed::open(Kind::Manifest, &body, key.as_bytes(), self.crypt.as_deref()).map_err(corrupt)?
+        } else {
+            body
+        };
+        let m: Manifest = serde_json::from_slice(&body).map_err(|e| corrupt(e.to_string()))?;
         if m.id != id || m.name != name {
             return Err(EngineError::CorruptManifest { snapshot: label, key, reason: "id or name mismatch".into() });
         }
         Ok(m)
+    }
+
+    /// Write a manifest (atomic replace): plain JSON, or sealed and
+    /// encrypted (bound to its key) when the repository has a key.
+    pub fn put_manifest(&self, m: &Manifest) -> Result<()> {
+        let key = manifest::manifest_key(&m.name, &m.id);
+        let json = serde_json::to_vec_pretty(m).expect("serialize manifest");
+        let body = match self.crypt.as_deref() {
+            Some(c) => sealed::seal(Kind::Manifest, &json, key.as_bytes(), Some(c))?,
+            None => json,
+        };
+        self.repo.put(&key, &body)
     }
 
     /// `latest` or an id.
@@ -195,11 +195,22 @@ impl Datastore {
             }
             Err(e) => return Err(e),
         };
-        FixedIndex::decode(&body).map_err(|reason| EngineError::CorruptIndex {
-            snapshot: snapshot.into(),
-            key: key.into(),
-            reason,
-        })
+        let corrupt = |reason: String| EngineError::CorruptIndex { snapshot: snapshot.into(), key: key.into(), reason };
+        let index = FixedIndex::open(&body, self.crypt.as_deref()).map_err(corrupt)?;
+        // Content addressed: an object moved to another index's name is refused.
+        if fixed_index::index_key(&body) != key {
+            return Err(corrupt("content does not match the object name".into()));
+        }
+        Ok(index)
+    }
+
+    /// Store a fixed index (create-if-absent); its key and the bytes written
+    /// (0 when an identical object was already there).
+    pub fn put_index(&self, index: &FixedIndex) -> Result<(String, u64)> {
+        let body = index.seal(self.crypt.as_deref())?;
+        let key = fixed_index::index_key(&body);
+        let written = if self.repo.put_if_absent(&key, &body)? { body.len() as u64 } else { 0 };
+        Ok((key, written))
     }
 }
 

@@ -30,6 +30,8 @@ pub enum EngineError {
     CorruptIndex { snapshot: String, key: String, reason: String },
     #[error("pack index '{key}' is corrupt: {reason}")]
     CorruptPackIndex { key: String, reason: String },
+    #[error("chunk dictionary '{key}' is corrupt: {reason}")]
+    CorruptDictionary { key: String, reason: String },
     #[error("snapshot '{snapshot}': chunk {digest} is missing from the repository")]
     MissingChunk { snapshot: String, digest: String },
     #[error("chunk {digest} (pack {pack}, offset {offset}) is corrupt: {reason}")]

@@ -3,10 +3,16 @@
 //! reserved all-zero digest marks an all-zero chunk (never stored).
 //! Stored content-addressed as `indexes/<hh>/<blake3 of the object>`.
 //!
-//! Format: `SDFIDX01`, u32 chunk size, u32 reserved, u64 image size, u64
-//! count, count × 32-byte digests, BLAKE3 of all that (32 bytes).
+//! Plain encoding: `SDFIDX01`, u32 chunk size, u32 reserved, u64 image size,
+//! u64 count, count × 32-byte digests, BLAKE3 of all that (32 bytes). Stored
+//! sealed ([`sealed`], `SDFIDX02`: zstd, encrypted when the repository has a
+//! key); a plain `SDFIDX01` object (written before sealing existed) is still
+//! read in a repository without a key.
 
+use super::crypto::CryptConfig;
 use super::digest::Digest;
+use super::error::Result;
+use super::sealed::{self, Kind};
 
 pub const INDEX_PREFIX: &str = "indexes/";
 const MAGIC: &[u8; 8] = b"SDFIDX01";
@@ -72,6 +78,22 @@ impl FixedIndex {
     }
 }
 
+impl FixedIndex {
+    /// The object as stored.
+    pub fn seal(&self, crypt: Option<&CryptConfig>) -> Result<Vec<u8>> {
+        sealed::seal(Kind::FixedIndex, &self.encode(), b"", crypt)
+    }
+
+    /// From a stored object (sealed, or plain `SDFIDX01` without a key).
+    pub fn open(data: &[u8], crypt: Option<&CryptConfig>) -> Result<FixedIndex, String> {
+        if crypt.is_none() && data.starts_with(MAGIC) {
+            return FixedIndex::decode(data);
+        }
+        FixedIndex::decode(&sealed::open(Kind::FixedIndex, data, b"", crypt)?)
+    }
+}
+
+/// `indexes/<hh>/<BLAKE3 of the stored object>`.
 pub fn index_key(encoded: &[u8]) -> String {
     let h = blake3::hash(encoded).to_hex();
     format!("{INDEX_PREFIX}{}/{}", &h[..2], h)
@@ -94,5 +116,21 @@ mod tests {
         bad[40] ^= 1;
         assert_eq!(FixedIndex::decode(&bad).unwrap_err(), "checksum mismatch");
         assert!(index_key(&enc).starts_with(INDEX_PREFIX));
+    }
+
+    #[test]
+    fn sealed_is_small_and_legacy_plain_still_opens() {
+        let mut idx = FixedIndex::new(65536 * 1000, 65536);
+        idx.digests[7] = Digest([9; 32]);
+        let sealed = idx.seal(None).unwrap();
+        assert!(sealed.len() < 1000, "zero digests compress: {} bytes", sealed.len());
+        assert_eq!(FixedIndex::open(&sealed, None).unwrap(), idx);
+        assert_eq!(FixedIndex::open(&idx.encode(), None).unwrap(), idx);
+        let c = CryptConfig::from_master(&[5; 32]);
+        let enc = idx.seal(Some(&c)).unwrap();
+        assert!(!enc.windows(32).any(|w| w == [9; 32]));
+        assert_eq!(FixedIndex::open(&enc, Some(&c)).unwrap(), idx);
+        assert!(FixedIndex::open(&idx.encode(), Some(&c)).is_err(), "no plain index in an encrypted repository");
+        assert!(FixedIndex::open(&sealed[..sealed.len() / 2], None).unwrap_err().contains("truncated"));
     }
 }

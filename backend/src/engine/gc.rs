@@ -79,7 +79,7 @@ pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
         let Some(id) = pack::id_from_key(&obj.key) else { continue };
         let pkey = pack::pack_key(&id);
         indexed.insert(pkey.clone());
-        let entries = pack::decode_index(&repo.get(&obj.key)?)
+        let entries = pack::open_index(&id, &repo.get(&obj.key)?, ds.crypt.as_deref())
             .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
         let used = entries.iter().any(|e| marked.contains(&e.digest));
         let Some(&(size, _)) = packs.get(&pkey) else {

@@ -10,12 +10,24 @@
 //! ```text
 //! config.json                    chunk size, pack size, key check value (never the key)
 //! packs/<hh>/<pack-id>           chunks appended whole, id = BLAKE3 of the pack
-//! pack-index/<hh>/<pack-id>      digest -> (offset, stored len, plain len, flags)
-//! indexes/<hh>/<index-id>        one fixed index per disk per snapshot
-//! snapshots/<name>/<id>.json     manifests
+//! pack-index/<hh>/<pack-id>      digest -> (offset, stored len, plain len, flags)  [sealed]
+//! indexes/<hh>/<index-id>        one fixed index per disk per snapshot              [sealed]
+//! snapshots/<name>/<id>.json     manifests (JSON; sealed when encrypted)
+//! dicts/chunks                   the zstd dictionary for chunks, once trained      [sealed]
 //! locks/                         backup leases, gc.lock
 //! tmp/                           writes in flight (local backend)
 //! ```
+//!
+//! *Sealed* objects ([`sealed`]) are zstd-compressed (zero digests compress:
+//! the benchmark's 2 GiB disk, 35 % zeros, has a 685,491-byte fixed index
+//! instead of 1,048,640) and, when the repository has a key, AES-256-GCM
+//! encrypted with a metadata key and bound to their pack id or object key:
+//! an encrypted repository shows no digest, size or disk name in clear, only
+//! the snapshot names and ids in the manifest keys, object sizes and times,
+//! and the leases (pid, host, start). Reading any metadata (restore, verify,
+//! gc, prune, forget, stats, snapshots) then needs the key.
+//! Plain indexes of the first format (`SDFIDX01`, `SDPIDX01`) are still read
+//! in a repository without a key.
 //!
 //! # Chunks
 //!
@@ -25,11 +37,18 @@
 //! changed (4 MiB chunks, as in PBS, would store up to 64x). Digest: BLAKE3 of
 //! the plain chunk, keyed BLAKE3 when encrypted ([`digest`]). An all-zero chunk
 //! is never stored: the index holds the reserved zero digest. A chunk is zstd
-//! level 1 compressed when that saves at least 1/8, then AES-256-GCM encrypted
-//! (random nonce, digest as associated data) when the repository has a key
-//! ([`chunk_codec`], [`crypto`]). To avoid one object per 64 KiB, new chunks
-//! are appended into ~8 MiB packs ([`pack`]) written whole. Dedup is global:
-//! one chunk map for every disk, VM and snapshot ([`chunk_store`]).
+//! level 1 compressed when that saves at least 1/64 (a 4 KiB probe skips
+//! incompressible data), then AES-256-GCM encrypted (random nonce, digest as
+//! associated data) when the repository has a key ([`chunk_codec`],
+//! [`crypto`]). Once the repository has a chunk dictionary ([`chunk_dict`]:
+//! 16 KiB of content trained by the first backup from 32 compressible chunks,
+//! kept only if it saves at least 2 % on them), compression uses it as a
+//! prefix: 64 KiB chunks then compress like 1 MiB blocks (benchmark text:
+//! 4.58x -> 4.84x). Levels 2-4 are no better at 64 KiB and the lazy levels
+//! that are cost 4x the time, so level 1 stays. To avoid one object per
+//! 64 KiB, new chunks are appended into ~8 MiB packs ([`pack`]) written whole.
+//! Dedup is global: one chunk map for every disk, VM and snapshot
+//! ([`chunk_store`]).
 //!
 //! # Invariants
 //!
@@ -40,10 +59,16 @@
 //!   the fixed indexes, and only then the manifest. A snapshot is visible iff
 //!   its manifest exists, so a crash (kill -9 included) at any point leaves no
 //!   visible snapshot and only unreferenced objects, which GC removes.
-//! * **Content addressing.** Packs, pack indexes and fixed indexes are named
-//!   by the BLAKE3 of their bytes and written create-if-absent: never modified.
-//!   Manifests and fixed/pack indexes carry checksums or parse strictly, so a
-//!   truncated or corrupt one is an error naming it, never a silent restore.
+//! * **Content addressing.** Packs and fixed indexes are named by the BLAKE3
+//!   of their stored bytes (a pack index by its pack's id) and written
+//!   create-if-absent: never modified; a fixed index whose bytes do not match
+//!   its name is refused. Manifests, sealed objects and the plain encodings
+//!   inside them carry checksums or authentication tags and parse strictly, so
+//!   a truncated or corrupt one is an error naming it, never a silent restore.
+//! * **Dictionary.** `dicts/chunks` is written create-if-absent before any
+//!   pack that uses it (a losing concurrent trainer adopts the winner's), is
+//!   never modified or removed, and a chunk stored with it cannot be decoded
+//!   without it: a missing or damaged dictionary is an error naming it.
 //! * **Incremental forever.** With changed ranges, a backup copies the
 //!   parent's fixed index and re-reads only the chunks the ranges touch (plus
 //!   the tail if the size changed); every snapshot's index still lists every
@@ -71,7 +96,8 @@
 //!   never swept; orphans of crashed backups (packs without index, unused
 //!   fixed indexes, `tmp/` files) go once older than the cutoff. Packs that
 //!   are partly used are kept whole (repacking is not implemented). A backup
-//!   loading the chunk map skips a pack index that vanishes under it.
+//!   loading the chunk map skips a pack index that vanishes under it. GC
+//!   never touches `dicts/`.
 //! * **Prune / forget** delete manifests only (chunks go at the next GC), and
 //!   never one whose `immutable_until` lies in the future ([`prune`]).
 //! * **Restore, verify, stats, random-access reads** take no lock: they only
@@ -81,6 +107,7 @@ pub mod backup;
 pub mod block_source;
 pub mod changed_ranges;
 pub mod chunk_codec;
+pub mod chunk_dict;
 pub mod chunk_store;
 pub mod command;
 pub mod crypto;
@@ -98,6 +125,7 @@ pub mod progress;
 pub mod prune;
 pub mod repository;
 pub mod restore;
+pub mod sealed;
 pub mod snapshot_reader;
 pub mod stats;
 pub mod verify;

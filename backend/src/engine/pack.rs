@@ -6,10 +6,16 @@
 //! written after its pack; a pack without an index is an orphan of a crashed
 //! backup and garbage collection removes it.
 //!
-//! Pack index format: `SDPIDX01`, u32 count, count × (digest 32, offset u64,
-//! stored u32, plain u32, flags u8), BLAKE3 of all that (32 bytes).
+//! Pack index plain encoding: `SDPIDX01`, u32 count, count × (digest 32,
+//! offset u64, stored u32, plain u32, flags u8), BLAKE3 of all that (32
+//! bytes). Stored sealed ([`sealed`], `SDPIDX02`: zstd, encrypted when the
+//! repository has a key, bound to its pack id); a plain `SDPIDX01` object is
+//! still read in a repository without a key.
 
+use super::crypto::CryptConfig;
 use super::digest::Digest;
+use super::error::Result;
+use super::sealed::{self, Kind};
 
 pub const PACK_PREFIX: &str = "packs/";
 pub const PACK_INDEX_PREFIX: &str = "pack-index/";
@@ -79,6 +85,19 @@ pub fn decode_index(data: &[u8]) -> Result<Vec<PackEntry>, String> {
     Ok(out)
 }
 
+/// The pack index of pack `id` as stored.
+pub fn seal_index(id: &Digest, entries: &[PackEntry], crypt: Option<&CryptConfig>) -> Result<Vec<u8>> {
+    sealed::seal(Kind::PackIndex, &encode_index(entries), &id.0, crypt)
+}
+
+/// The entries of pack `id` from its stored index (sealed, or plain `SDPIDX01` without a key).
+pub fn open_index(id: &Digest, data: &[u8], crypt: Option<&CryptConfig>) -> Result<Vec<PackEntry>, String> {
+    if crypt.is_none() && data.starts_with(MAGIC) {
+        return decode_index(data);
+    }
+    decode_index(&sealed::open(Kind::PackIndex, data, &id.0, crypt)?)
+}
+
 /// Accumulates chunks for one pack in memory.
 #[derive(Default)]
 pub struct PackBuilder {
@@ -87,6 +106,11 @@ pub struct PackBuilder {
 }
 
 impl PackBuilder {
+    /// Room for `bytes` up front: a pack grows to its full size without reallocating.
+    pub fn with_capacity(bytes: usize) -> PackBuilder {
+        PackBuilder { data: Vec::with_capacity(bytes), entries: Vec::new() }
+    }
+
     pub fn add(&mut self, digest: Digest, stored: &[u8], raw_len: u32, flags: u8) {
         self.entries.push(PackEntry {
             digest,
@@ -121,5 +145,24 @@ mod tests {
         bad[20] ^= 1;
         assert_eq!(decode_index(&bad).unwrap_err(), "checksum mismatch");
         assert_eq!(b.entries[1].offset, 3);
+    }
+
+    #[test]
+    fn sealed_index_is_bound_to_its_pack() {
+        let mut b = PackBuilder::default();
+        for i in 0..100u8 {
+            b.add(Digest([i; 32]), &[i; 10], 65536, 1);
+        }
+        let id = Digest([7; 32]);
+        let plain = encode_index(&b.entries);
+        let s = seal_index(&id, &b.entries, None).unwrap();
+        assert!(s.len() < plain.len());
+        assert_eq!(open_index(&id, &s, None).unwrap(), b.entries);
+        assert_eq!(open_index(&id, &plain, None).unwrap(), b.entries, "legacy plain index");
+        let c = CryptConfig::from_master(&[6; 32]);
+        let e = seal_index(&id, &b.entries, Some(&c)).unwrap();
+        assert!(!e.windows(32).any(|w| w == [42; 32]));
+        assert_eq!(open_index(&id, &e, Some(&c)).unwrap(), b.entries);
+        assert!(open_index(&Digest([8; 32]), &e, Some(&c)).is_err(), "moved to another pack");
     }
 }

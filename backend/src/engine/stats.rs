@@ -19,6 +19,12 @@ pub struct RepoStats {
     /// Stored (compressed/encrypted) bytes of those chunks.
     pub unique_stored_bytes: u64,
     pub pack_bytes: u64,
+    /// Pack index objects (`pack-index/`).
+    pub pack_index_bytes: u64,
+    /// Fixed index objects (`indexes/`).
+    pub index_bytes: u64,
+    /// Manifests (`snapshots/`).
+    pub manifest_bytes: u64,
     /// Everything in the repository: packs, indexes, manifests, config.
     pub repository_bytes: u64,
     /// logical / unique (zero chunks count as deduplicated).
@@ -51,8 +57,15 @@ pub fn stats(ds: &Datastore) -> Result<RepoStats> {
         }
     }
     for o in ds.repo.list("")? {
-        if o.key.starts_with(super::pack::PACK_PREFIX) {
+        let k = o.key.as_str();
+        if k.starts_with(super::pack::PACK_PREFIX) {
             s.pack_bytes += o.size;
+        } else if k.starts_with(super::pack::PACK_INDEX_PREFIX) {
+            s.pack_index_bytes += o.size;
+        } else if k.starts_with(super::fixed_index::INDEX_PREFIX) {
+            s.index_bytes += o.size;
+        } else if k.starts_with(super::manifest::SNAPSHOT_PREFIX) {
+            s.manifest_bytes += o.size;
         }
         s.repository_bytes += o.size;
     }

@@ -178,7 +178,7 @@ async fn apply_retention(runner: &Runner, job: &jobs::Model, flow: &flows::Model
     let path = repo.path.clone();
     let snapshot_name = name.to_string();
     let result = tokio::task::spawn_blocking(move || -> Result<Vec<String>, EngineError> {
-        let ds = Datastore::open_metadata(std::path::Path::new(&path), None)?;
+        let ds = Datastore::open(std::path::Path::new(&path), None)?;
         let r = prune::prune(&ds, Some(&snapshot_name), &rules, false)?;
         Ok(r.decisions.into_iter().filter(|(_, d)| matches!(d, prune::Decision::Remove)).map(|(label, _)| label).collect())
     })
