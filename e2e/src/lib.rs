@@ -11,6 +11,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -192,8 +193,11 @@ impl Browser {
         require_file(&chromedriver, hint)?;
 
         let port = free_port()?;
+        // Its own process group: Chromium joins it, and dropping the browser
+        // ends the whole group, so no Chromium outlives a failed test.
         let mut driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -307,6 +311,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
