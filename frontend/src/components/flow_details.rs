@@ -81,37 +81,37 @@ fn FlowBody(id: String, target: RwSignal<Option<Inspect>>) -> impl IntoView {
         live.jobs_version.get();
         api::flow(fid.clone())
     });
-    // Jobs seen active while this view is open stay shown once they finish.
-    let watched = RwSignal::new(Vec::<String>::new());
-    Effect::new(move |_| {
-        if let Some(Ok(d)) = details.get() {
-            watched.update(|w| {
-                for j in &d.active_jobs {
-                    if !w.contains(&j.id) {
-                        w.push(j.id.clone());
-                    }
-                }
-            });
-        }
-    });
+    // Jobs of the newest run seen while this view is open stay shown once
+    // they finish; a new run replaces them.
+    let watched = StoredValue::new(Vec::<String>::new());
     view! {
         <Transition fallback=|| view! { <p class="muted">"Loading the flow…"</p> }>
             {move || details.get().map(|r| match r {
                 Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
-                Ok(d) => view! { <FlowView d=d watched=watched target=target /> }.into_any(),
+                Ok(d) => {
+                    watched.update_value(|w| {
+                        let active: Vec<String> = d.active_jobs.iter().map(|j| j.id.clone()).collect();
+                        if active.iter().any(|id| !w.contains(id)) {
+                            if !active.iter().any(|id| w.contains(id)) {
+                                w.clear();
+                            }
+                            w.extend(active.into_iter().filter(|id| !w.contains(id)).collect::<Vec<_>>());
+                        }
+                    });
+                    view! { <FlowView d=d watched=watched.get_value() target=target /> }.into_any()
+                }
             })}
         </Transition>
     }
 }
 
 #[component]
-fn FlowView(d: FlowDetails, watched: RwSignal<Vec<String>>, target: RwSignal<Option<Inspect>>) -> impl IntoView {
+fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspect>>) -> impl IntoView {
     let live = use_live();
     let flow = d.flow.clone();
     let mut all: Vec<Job> = d.active_jobs.clone();
     all.extend(d.recent_jobs.iter().cloned());
-    let w = watched.get_untracked();
-    let mut shown: Vec<Job> = all.iter().filter(|j| w.contains(&j.id) || j.status.is_active()).cloned().collect();
+    let mut shown: Vec<Job> = all.iter().filter(|j| watched.contains(&j.id)).cloned().collect();
     if shown.is_empty() {
         shown.extend(d.recent_jobs.first().cloned());
     }

@@ -29,7 +29,7 @@ pub fn ThroughputGraph(points: Signal<Vec<(f64, f64)>>, #[prop(into)] testid: St
             let (peak, _) = peak_avg(p);
             let y_max = ((peak / MIB) * 1.25).max(1.0).ceil();
             let series = [Series { name: "read", color: BLUE, points: p.iter().map(|(x, v)| (*x, v / MIB)).collect() }];
-            render_svg(&series, JOB_WINDOW_S, y_max, " MiB/s", (640, 200))
+            render_svg(&series, JOB_WINDOW_S, y_max, " MiB/s", (720, 190))
         })
     };
     let stats = move || points.with(|p| peak_avg(p));
