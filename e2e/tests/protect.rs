@@ -297,6 +297,8 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
         .context("no db-01 job")?
         .clone();
     let db_id = db_job["id"].as_str().context("job id")?.to_string();
+    // Chunks already in the pipeline finish; then nothing more is read.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let read_paused = server.get_json(&format!("/api/v1/jobs/{db_id}"))?["job"]["bytes_read"].as_u64().unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let read_later = server.get_json(&format!("/api/v1/jobs/{db_id}"))?["job"]["bytes_read"].as_u64().unwrap_or(0);
