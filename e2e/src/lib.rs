@@ -56,7 +56,13 @@ pub struct Server {
     pub data_dir: tempfile::TempDir,
     child: Option<Child>,
     pub log: PathBuf,
+    /// Whether the server creates the demo lab (SENDENSE_DEMO_LAB).
+    lab: bool,
 }
+
+/// Read-rate cap (bytes/s) the lab server's backups run at, so a test can
+/// watch a backup of a small lab VM move, pause it and stop it.
+pub const LAB_READ_LIMIT_BPS: u64 = 4 * 1024 * 1024;
 
 impl Server {
     pub fn binary() -> Result<PathBuf> {
@@ -79,9 +85,48 @@ impl Server {
     pub fn start() -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
         let log = data_dir.path().join("server.log");
-        let mut server = Self { port: free_port()?, data_dir, child: None, log };
+        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: false };
         server.launch()?;
         Ok(server)
+    }
+
+    /// Starts a server that creates the demo lab in DATA_DIR/lab, and waits
+    /// until the lab is complete (`lab.json` written). Its backups read at
+    /// most [`LAB_READ_LIMIT_BPS`].
+    pub fn start_with_lab() -> Result<Self> {
+        let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
+        let log = data_dir.path().join("server.log");
+        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: true };
+        server.launch()?;
+        let manifest = server.lab_dir().join("lab.json");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !manifest.exists() {
+            if Instant::now() > deadline {
+                bail!("the demo lab was not ready within 120 s; log:\n{}", server.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Ok(server)
+    }
+
+    /// The server's data directory (`--data-dir`).
+    pub fn data_path(&self) -> PathBuf {
+        self.data_dir.path().join("data")
+    }
+
+    /// Where the demo lab lives: DATA_DIR/lab.
+    pub fn lab_dir(&self) -> PathBuf {
+        self.data_path().join("lab")
+    }
+
+    /// `GET` a JSON document of the API as admin.
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        let token = self.token("admin", ADMIN_PASSWORD)?;
+        let mut resp = ureq::get(&self.url(path))
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .with_context(|| format!("GET {path}"))?;
+        Ok(resp.body_mut().read_json()?)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -102,7 +147,8 @@ impl Server {
             .arg(Self::web_dir()?)
             .env_remove("DATABASE_URL")
             .env("SENDENSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SENDENSE_DEMO_LAB", "false")
+            .env("SENDENSE_DEMO_LAB", if self.lab { "true" } else { "false" })
+            .env("SENDENSE_READ_LIMIT_BPS", if self.lab { LAB_READ_LIMIT_BPS.to_string() } else { "0".into() })
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()

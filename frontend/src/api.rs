@@ -101,3 +101,129 @@ pub async fn delete_user(id: String) -> Result<(), ApiError> {
 pub async fn audit(limit: u64, offset: u64) -> Result<AuditPage, ApiError> {
     json(Request::get(&format!("/api/v1/audit?limit={limit}&offset={offset}"))).await
 }
+
+// ---------- platforms, discovery, VMs, groups ----------
+
+use shared_types::discovery::{AddPlatformRequest, BulkAddRequest, BulkAddResponse, DiscoverVmsRequest, DiscoverVmsResponse, Platform};
+use shared_types::flow::{ActiveFlows, CreateFlowRequest, Flow, FlowDetails};
+use shared_types::groups::{CreateGroupRequest, GroupDetails, GroupVmsRequest, ProtectionGroup};
+use shared_types::jobs::{Job, JobDetails, JobPage, JobsAffected, QueuedJobs, StartBackupRequest};
+use shared_types::repositories::Repository;
+use shared_types::vms::VmContextPage;
+
+/// Path segments and query values come from the server's own ids; this
+/// keeps any other character from changing the URL's meaning.
+fn enc(s: &str) -> String {
+    js_sys::encode_uri_component(s).into()
+}
+
+async fn post_empty<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
+    json(Request::post(url)).await
+}
+
+pub async fn platforms() -> Result<Vec<Platform>, ApiError> {
+    json(Request::get("/api/v1/platforms")).await
+}
+
+pub async fn add_platform(req: AddPlatformRequest) -> Result<Platform, ApiError> {
+    json_with(Request::post("/api/v1/platforms"), &req).await
+}
+
+pub async fn discover_vms(platform_id: String) -> Result<DiscoverVmsResponse, ApiError> {
+    json_with(Request::post("/api/v1/discovery/discover-vms"), &DiscoverVmsRequest { platform_id }).await
+}
+
+pub async fn bulk_add(req: BulkAddRequest) -> Result<BulkAddResponse, ApiError> {
+    json_with(Request::post("/api/v1/discovery/bulk-add"), &req).await
+}
+
+pub async fn ungrouped_vms() -> Result<VmContextPage, ApiError> {
+    json(Request::get("/api/v1/discovery/ungrouped-vms?limit=1000")).await
+}
+
+pub async fn vm_contexts() -> Result<VmContextPage, ApiError> {
+    json(Request::get("/api/v1/vm-contexts?limit=1000")).await
+}
+
+pub async fn groups() -> Result<Vec<ProtectionGroup>, ApiError> {
+    json(Request::get("/api/v1/protection-groups")).await
+}
+
+pub async fn create_group(req: CreateGroupRequest) -> Result<GroupDetails, ApiError> {
+    json_with(Request::post("/api/v1/protection-groups"), &req).await
+}
+
+pub async fn add_to_group(group_id: String, vm_ids: Vec<String>) -> Result<GroupDetails, ApiError> {
+    json_with(Request::post(&format!("/api/v1/protection-groups/{}/vms", enc(&group_id))), &GroupVmsRequest { vm_ids }).await
+}
+
+// ---------- flows, jobs, repositories ----------
+
+pub async fn flows() -> Result<Vec<Flow>, ApiError> {
+    json(Request::get("/api/v1/flows")).await
+}
+
+pub async fn create_flow(req: CreateFlowRequest) -> Result<Flow, ApiError> {
+    json_with(Request::post("/api/v1/flows"), &req).await
+}
+
+pub async fn flow(id: String) -> Result<FlowDetails, ApiError> {
+    json(Request::get(&format!("/api/v1/flows/{}", enc(&id)))).await
+}
+
+pub async fn flows_active() -> Result<ActiveFlows, ApiError> {
+    json(Request::get("/api/v1/flows/active")).await
+}
+
+pub async fn flows_history(limit: u64) -> Result<JobPage, ApiError> {
+    json(Request::get(&format!("/api/v1/flows/history?limit={limit}"))).await
+}
+
+pub async fn run_flow(id: String) -> Result<JobsAffected, ApiError> {
+    post_empty(&format!("/api/v1/flows/{}/run", enc(&id))).await
+}
+
+/// `enable` or `disable`.
+pub async fn set_flow_enabled(id: String, enable: bool) -> Result<Flow, ApiError> {
+    let verb = if enable { "enable" } else { "disable" };
+    post_empty(&format!("/api/v1/flows/{}/{verb}", enc(&id))).await
+}
+
+pub async fn delete_flow(id: String) -> Result<(), ApiError> {
+    unit(Request::delete(&format!("/api/v1/flows/{}", enc(&id))).build().map_err(transport)?).await
+}
+
+pub async fn start_backup(req: StartBackupRequest) -> Result<QueuedJobs, ApiError> {
+    json_with(Request::post("/api/v1/backup/start"), &req).await
+}
+
+/// `GET /api/v1/jobs` with an already-encoded query (`vm=…&status=…`).
+pub async fn jobs(query: String) -> Result<JobPage, ApiError> {
+    json(Request::get(&format!("/api/v1/jobs?{query}"))).await
+}
+
+/// Newest jobs of one VM.
+pub async fn vm_jobs(vm_id: &str, limit: u64) -> Result<JobPage, ApiError> {
+    jobs(format!("vm={}&limit={limit}", enc(vm_id))).await
+}
+
+pub async fn job(id: String) -> Result<JobDetails, ApiError> {
+    json(Request::get(&format!("/api/v1/jobs/{}", enc(&id)))).await
+}
+
+/// `pause`, `resume` or `stop`.
+pub async fn job_action(id: String, action: &'static str) -> Result<Job, ApiError> {
+    post_empty(&format!("/api/v1/jobs/{}/{action}", enc(&id))).await
+}
+
+pub async fn pause_all() -> Result<JobsAffected, ApiError> {
+    post_empty("/api/v1/jobs/pause-all").await
+}
+
+pub async fn emergency_stop() -> Result<JobsAffected, ApiError> {
+    post_empty("/api/v1/jobs/emergency-stop").await
+}
+
+pub async fn repositories() -> Result<Vec<Repository>, ApiError> {
+    json(Request::get("/api/v1/repositories")).await
+}

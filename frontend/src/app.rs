@@ -13,7 +13,9 @@ use crate::components::layout::{panels_overlay, provide_layout};
 use crate::components::status_bar::StatusBar;
 use crate::components::top_bar::TopBar;
 use crate::live::provide_live;
+use crate::pages::assets::AssetsPage;
 use crate::pages::audit::AuditPage;
+use crate::pages::flows::FlowsPage;
 use crate::pages::sign_in::SignInPage;
 use crate::pages::users::UsersPage;
 use crate::session::{provide_session, use_session};
@@ -76,8 +78,8 @@ fn Shell() -> impl IntoView {
                 <Routes fallback=NotFoundPage>
                     <Route path=path!("/") view=|| view! { <Redirect path="/command" /> } />
                     <Route path=path!("/command") view=CommandPage />
-                    <Route path=path!("/flows") view=PlannedPage />
-                    <Route path=path!("/assets") view=PlannedPage />
+                    <Route path=path!("/flows") view=FlowsPage />
+                    <Route path=path!("/assets") view=AssetsPage />
                     <Route path=path!("/recovery") view=PlannedPage />
                     <Route path=path!("/telemetry") view=TelemetryPage />
                     <Route path=path!("/repositories") view=PlannedPage />

@@ -16,3 +16,14 @@ pub fn age(ms: f64) -> String {
         format_duration((ms / 1000.0) as u64)
     }
 }
+
+/// How long ago `at` was, from the browser clock `now_ms`: `12s ago`.
+pub fn ago(at: chrono::DateTime<chrono::Utc>, now_ms: f64) -> String {
+    let secs = ((now_ms - at.timestamp_millis() as f64) / 1000.0).max(0.0) as u64;
+    format!("{} ago", format_duration(secs))
+}
+
+/// `2026-11-22 01:25`
+pub fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
+}

@@ -11,7 +11,8 @@ use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared_types::health::SystemHealth;
-use shared_types::ws::ServerMessage;
+use shared_types::jobs::Job;
+use shared_types::ws::{Alert, JobProgress, ServerMessage};
 
 /// State of the link, as the status bar shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,33 @@ pub struct Live {
     pub history: RwSignal<Vec<Sample>>,
     /// Browser clock, ticking twice a second, for ages.
     pub now_ms: RwSignal<f64>,
+    /// Live figures of jobs, by job id, from `job_progress` events.
+    pub jobs: RwSignal<std::collections::HashMap<String, LiveJob>>,
+    /// Bumped on every `job_update`: lists of flows, jobs and VMs refetch.
+    pub jobs_version: RwSignal<u64>,
+    /// The newest state of each job announced by `job_update`.
+    pub job_states: RwSignal<std::collections::HashMap<String, Job>>,
+    /// Alerts the server raised (a failed job...), newest last.
+    pub server_alerts: RwSignal<Vec<Alert>>,
+}
+
+/// How much throughput history the cockpit keeps per job, in seconds.
+pub const JOB_WINDOW_S: f64 = 60.0;
+
+/// A job as the live link knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveJob {
+    pub progress: JobProgress,
+    /// `performance.now()` when the newest event arrived (for latency).
+    pub received_perf_ms: f64,
+    /// `(server time in ms since the epoch, bytes per second)`, oldest first,
+    /// the last [`JOB_WINDOW_S`] seconds.
+    pub history: Vec<(f64, f64)>,
+}
+
+/// `performance.now()`, or 0 outside a browser.
+pub fn perf_now() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0)
 }
 
 impl Live {
@@ -103,6 +131,10 @@ pub fn provide_live(session: crate::session::Session) -> Live {
         updates: RwSignal::new(0),
         history: RwSignal::new(Vec::new()),
         now_ms: RwSignal::new(js_sys::Date::now()),
+        jobs: RwSignal::new(Default::default()),
+        jobs_version: RwSignal::new(0),
+        job_states: RwSignal::new(Default::default()),
+        server_alerts: RwSignal::new(Vec::new()),
     };
     provide_context(live);
 
@@ -215,8 +247,36 @@ fn receive(live: Live, msg: ServerMessage) {
             });
             live.health.set(Some(health));
         }
-        // Job and alert events: the pages that show them come with the job views.
-        _ => {}
+        ServerMessage::JobProgress(p) => {
+            let received = perf_now();
+            let at = p.at.timestamp_millis() as f64;
+            live.jobs.update(|jobs| {
+                let entry = jobs.entry(p.job_id.clone()).or_insert_with(|| LiveJob {
+                    progress: p.clone(),
+                    received_perf_ms: received,
+                    history: Vec::new(),
+                });
+                entry.history.retain(|(t, _)| *t >= at - JOB_WINDOW_S * 1000.0);
+                entry.history.push((at, p.throughput_bps as f64));
+                entry.progress = p;
+                entry.received_perf_ms = received;
+            });
+        }
+        ServerMessage::JobUpdate { job } => {
+            live.job_states.update(|m| {
+                m.insert(job.id.clone(), job);
+            });
+            live.jobs_version.update(|v| *v += 1);
+        }
+        ServerMessage::JobLog { .. } => {}
+        ServerMessage::Alert(alert) => {
+            live.server_alerts.update(|a| {
+                if a.len() >= 20 {
+                    a.remove(0);
+                }
+                a.push(alert);
+            });
+        }
     }
     mark_update(live);
 }

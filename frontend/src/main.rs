@@ -4,6 +4,7 @@ mod api;
 mod app;
 mod components;
 mod format;
+mod job_view;
 mod live;
 mod nav;
 mod pages;

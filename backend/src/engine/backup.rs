@@ -355,6 +355,7 @@ fn run_disk(
         let reader = s.spawn(move || -> Result<()> {
             let mut i = 0;
             while i < chunks.len() {
+                progress.throttle();
                 progress.control.checkpoint()?;
                 // A run: consecutive chunks that are all holes or all data.
                 let first = chunks[i];

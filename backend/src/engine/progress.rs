@@ -66,6 +66,25 @@ impl Progress {
         }
     }
 
+    /// Holds the caller back while more bytes were read than the read-rate
+    /// cap allows. The cap comes from `SENDENSE_READ_LIMIT_BPS` (bytes per
+    /// second, unset or 0: none), read once; it lets demos and end-to-end
+    /// tests watch, pause and stop a backup of a small VM.
+    pub fn throttle(&self) {
+        static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let limit = *LIMIT.get_or_init(|| {
+            std::env::var("SENDENSE_READ_LIMIT_BPS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        });
+        if limit == 0 {
+            return;
+        }
+        let due = self.bytes_read.load(Relaxed) as f64 / limit as f64;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        if due > elapsed {
+            std::thread::sleep(std::time::Duration::from_secs_f64((due - elapsed).min(5.0)));
+        }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }

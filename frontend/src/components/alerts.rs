@@ -63,6 +63,17 @@ pub fn current(live: &Live) -> Vec<Alert> {
             out.push(Alert { level: Level::Caution, text: format!("Memory is {:.0}% used.", h.memory_percent()) });
         }
     }
+    // Alerts the server raised (a failed job...) in the last ten minutes.
+    let now = live.now_ms.get();
+    live.server_alerts.with(|alerts| {
+        for a in alerts.iter().rev().filter(|a| (now - a.at.timestamp_millis() as f64) < 600_000.0).take(3) {
+            let level = match a.severity {
+                shared_types::ws::AlertSeverity::Critical => Level::Warning,
+                _ => Level::Caution,
+            };
+            out.push(Alert { level, text: format!("{}: {}", a.title, a.message) });
+        }
+    });
     out.sort_by(|a, b| b.level.cmp(&a.level));
     out
 }

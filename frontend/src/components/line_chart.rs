@@ -23,7 +23,7 @@ pub fn render_svg(series: &[Series], window_s: f64, y_max: f64, y_unit: &str, si
         let chart = ChartBuilder::on(&root)
             .margin(8)
             .x_label_area_size(22)
-            .y_label_area_size(44)
+            .y_label_area_size(64)
             .build_cartesian_2d(-window_s..0.0, 0.0..y_max);
         let Ok(mut chart) = chart else { return String::new() };
         let unit = y_unit.to_owned();

@@ -4,7 +4,6 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use crate::components::alerts;
-use crate::components::modal::Modal;
 use crate::live::use_live;
 use crate::nav;
 use crate::session::{needs, use_session};
@@ -42,18 +41,7 @@ fn EmergencyStop() -> impl IntoView {
             </svg>
             <span class="label">"EMERGENCY STOP"</span>
         </button>
-        <Modal open=open title="Emergency Stop" testid="emergency-stop-dialog">
-            <p>
-                "Emergency Stop halts every running backup, restore and replication job at once, at the next "
-                "safe point, so no repository or replica is left half written."
-            </p>
-            <p class="muted" data-testid="emergency-stop-state">
-                "This server runs no jobs yet: there is nothing to stop."
-            </p>
-            <div class="modal-actions">
-                <button class="button" on:click=move |_| open.set(false)>"Close"</button>
-            </div>
-        </Modal>
+        <crate::components::job_controls::EmergencyStopDialog open=open />
     }
 }
 

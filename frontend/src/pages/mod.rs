@@ -1,7 +1,9 @@
 //! One file per page. Pages whose features have not shipped use `planned`.
 
+pub mod assets;
 pub mod audit;
 pub mod command;
+pub mod flows;
 pub mod not_found;
 pub mod planned;
 pub mod sign_in;

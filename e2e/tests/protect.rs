@@ -1,0 +1,351 @@
+//! Protect end to end, in a real browser against the real server with the
+//! demo lab: add the lab host (a bad path first), discover, bulk add, create
+//! a group and a backup flow, Backup Now and watch it in the FlowDetailsModal
+//! (progress and graph move; final bytes equal the catalog's), lab activity
+//! then an incremental that reads far less, pause and resume a running
+//! backup, Emergency Stop. Measures WebSocket event → DOM latency and saves
+//! screenshots of ASSETS, FLOWS and the modal at three sizes.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use e2e::{Browser, Server};
+use fantoccini::elements::Element;
+use fantoccini::Locator;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(10);
+const SIZES: &[(&str, u32, u32)] = &[("desktop-1440x900", 1440, 900), ("tablet-820x1180", 820, 1180), ("phone-390x844", 390, 844)];
+
+async fn click(b: &Browser, id: &str) -> Result<()> {
+    let el = b.testid(id, T).await?;
+    b.until(&format!("{id} enabled"), T, || {
+        let el = el.clone();
+        async move { Ok(el.is_enabled().await?.then_some(())) }
+    })
+    .await?;
+    el.click().await.with_context(|| format!("clicking {id}"))?;
+    Ok(())
+}
+
+async fn type_into(b: &Browser, id: &str, text: &str) -> Result<()> {
+    let el = b.testid(id, T).await?;
+    el.clear().await?;
+    el.send_keys(text).await?;
+    Ok(())
+}
+
+async fn attr(el: &Element, name: &str) -> Result<String> {
+    Ok(el.attr(name).await?.unwrap_or_default())
+}
+
+async fn num(el: &Element, name: &str) -> Result<u64> {
+    Ok(attr(el, name).await?.parse().unwrap_or(0))
+}
+
+/// The job panels in the open details view: (job id, progress element).
+async fn panels(b: &Browser) -> Result<Vec<(String, Element)>> {
+    let mut out = Vec::new();
+    for p in b.client.find_all(Locator::Css("[data-testid='job-panel']")).await? {
+        let id = attr(&p, "data-job-id").await?;
+        let progress = p.find(Locator::Css("[data-testid='job-progress']")).await?;
+        out.push((id, progress));
+    }
+    Ok(out)
+}
+
+async fn statuses(b: &Browser) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (_, p) in panels(b).await? {
+        out.push(attr(&p, "data-status").await?);
+    }
+    Ok(out)
+}
+
+async fn wait_all(b: &Browser, status: &str, timeout: Duration) -> Result<()> {
+    b.until(&format!("every job {status}"), timeout, || async {
+        let s = statuses(b).await?;
+        Ok((!s.is_empty() && s.iter().all(|x| x == status)).then_some(()))
+    })
+    .await
+}
+
+async fn graph_points(b: &Browser) -> Result<u64> {
+    let g = b.testid("throughput-graph", T).await?;
+    num(&g, "data-points").await
+}
+
+/// The UI's final figures of each shown job equal `GET /api/v1/jobs/{id}`.
+async fn check_bytes_match_catalog(b: &Browser, server: &Server) -> Result<Vec<Value>> {
+    let mut jobs = Vec::new();
+    for (id, p) in panels(b).await? {
+        let api = server.get_json(&format!("/api/v1/jobs/{id}"))?;
+        let job = &api["job"];
+        for (attr_name, field) in [("data-read", "bytes_read"), ("data-written", "bytes_written"), ("data-total", "bytes_total")] {
+            let shown = num(&p, attr_name).await?;
+            let stored = job[field].as_u64().context("job without bytes")?;
+            ensure!(shown == stored, "job {id}: the modal shows {attr_name}={shown}, GET /jobs/{id} says {field}={stored}");
+        }
+        jobs.push(job.clone());
+    }
+    ensure!(!jobs.is_empty(), "no job shown");
+    Ok(jobs)
+}
+
+/// Records, in the page, the delay from each job_progress event's arrival
+/// (and from the server's timestamp) to the DOM attribute change it causes.
+const OBSERVER: &str = r#"
+window.__sdLatency = window.__sdLatency || [];
+if (!window.__sdObserver) {
+  window.__sdObserver = new MutationObserver((muts) => {
+    const now = performance.now(), wall = Date.now();
+    for (const m of muts) {
+      const el = m.target;
+      if (el.dataset && el.dataset.recv && el.dataset.at) {
+        window.__sdLatency.push([now - Number(el.dataset.recv), wall - Number(el.dataset.at)]);
+      }
+    }
+  });
+  window.__sdObserver.observe(document.body, { attributes: true, subtree: true, attributeFilter: ['data-at'] });
+}
+return true;
+"#;
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn shoot_sizes(b: &Browser, server: &Server, path: &str, page: &str, name: &str, open_modal: Option<&str>) -> Result<()> {
+    for (size, w, h) in SIZES {
+        b.resize(*w, *h).await?;
+        b.client.goto(&server.url(path)).await?;
+        b.testid(page, Duration::from_secs(15)).await?;
+        if let Some(flow) = open_modal {
+            click(b, &format!("flow-inspect-{flow}")).await?;
+            b.testid("job-panel", T).await?;
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let p = b.screenshot(&format!("{name}-{size}")).await?;
+        println!("screenshot {}", p.display());
+    }
+    b.resize(1440, 900).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
+    let server = Server::start_with_lab()?;
+    let host = server.lab_dir().join("hosts/kvm-prod-01");
+    let browser = Browser::start(1440, 900).await?;
+    let b = &browser;
+    b.client.goto(&server.url("/assets")).await?;
+    b.sign_in("admin", e2e::ADMIN_PASSWORD).await?;
+    b.testid("no-vms", Duration::from_secs(15)).await?;
+
+    // + Add VMs: a wrong path is refused with the API's message; the lab host is added.
+    click(b, "add-vms-open").await?;
+    type_into(b, "platform-address", "/no/such/host").await?;
+    click(b, "platform-add").await?;
+    let err = b.testid("platform-error", T).await?.text().await?;
+    ensure!(err.contains("does not exist"), "bad path error: {err:?}");
+    type_into(b, "platform-address", &host.display().to_string()).await?;
+    click(b, "platform-add").await?;
+    b.until("the platform selected", T, || async {
+        let sel = b.testid("platform-select", T).await?;
+        Ok(sel.prop("value").await?.filter(|v| !v.is_empty()).map(|_| ()))
+    })
+    .await?;
+    let started = Instant::now();
+    click(b, "discover").await?;
+    let saw_working = b.client.find(Locator::Css("[data-testid='discover-working']")).await.is_ok();
+    b.testid("discovered-vms", T).await?;
+    e2e::metric("discovery_click_to_list_ms", started.elapsed().as_millis());
+    println!("discover working indicator seen: {saw_working}");
+    let summary = b.testid("discover-summary", T).await?.text().await?;
+    ensure!(summary.starts_with("6 VMs"), "discovery summary {summary:?}");
+    click(b, "bulk-add").await?;
+    let added = b.testid("bulk-add-result", T).await?.text().await?;
+    ensure!(added.contains("Added 6"), "bulk add said {added:?}");
+    click(b, "add-vms-done").await?;
+    b.testid("vm-row-app-01", T).await?;
+    let unprotected = b.testid("coverage-unprotected", T).await?.text().await?;
+    ensure!(unprotected == "6", "coverage unprotected {unprotected:?}");
+
+    // A group from two ungrouped VMs, then a backup flow (a bad schedule first).
+    click(b, "ungrouped-check-app-01").await?;
+    click(b, "ungrouped-check-web-01").await?;
+    type_into(b, "group-name", "prod-web").await?;
+    click(b, "group-create").await?;
+    click(b, "group-new-flow-prod-web").await?;
+    type_into(b, "flow-name", "nightly-web").await?;
+    type_into(b, "flow-schedule", "every night").await?;
+    click(b, "flow-create").await?;
+    let err = b.testid("flow-error", T).await?.text().await?;
+    println!("bad schedule refused: {err}");
+    type_into(b, "flow-schedule", "0 2 * * *").await?;
+    click(b, "flow-create").await?;
+    b.until("the flow modal closed", T, || async {
+        Ok(b.client.find(Locator::Css("[data-testid='create-flow']")).await.is_err().then_some(()))
+    })
+    .await?;
+
+    // FLOWS → Inspect → Backup now: progress and graph move over time.
+    b.client.goto(&server.url("/flows")).await?;
+    click(b, "flow-inspect-nightly-web").await?;
+    b.testid("flow-details", T).await?;
+    b.client.execute(OBSERVER, vec![]).await?;
+    click(b, "flow-action-backup_now").await?;
+    b.until("a running job with progress", Duration::from_secs(20), || async {
+        for (_, p) in panels(b).await? {
+            if attr(&p, "data-status").await? == "running" && num(&p, "data-done").await? > 0 {
+                return Ok(Some(()));
+            }
+        }
+        Ok(None)
+    })
+    .await?;
+    let first = panels(b).await?;
+    let (job0, p0) = first.first().context("no job panel")?.clone();
+    let done0 = num(&p0, "data-done").await?;
+    let points0 = graph_points(b).await?;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let p0 = panels(b).await?.into_iter().find(|(id, _)| *id == job0).context("job panel gone")?.1;
+    let done1 = num(&p0, "data-done").await?;
+    let points1 = graph_points(b).await?;
+    ensure!(done1 > done0, "progress did not move in 2 s: {done0} → {done1}");
+    ensure!(points1 > points0, "the graph did not grow in 2 s: {points0} → {points1} points");
+    let shot = b.screenshot("flow-details-running-desktop-1440x900").await?;
+    println!("screenshot {}", shot.display());
+    wait_all(b, "completed", Duration::from_secs(90)).await?;
+    let full = check_bytes_match_catalog(b, &server).await?;
+    let full_read: u64 = full.iter().map(|j| j["bytes_read"].as_u64().unwrap_or(0)).sum();
+
+    // WebSocket event → DOM latency, from the page's observer.
+    let lat = b.client.execute("return window.__sdLatency || []", vec![]).await?;
+    let (mut from_arrival, mut from_server): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for pair in lat.as_array().cloned().unwrap_or_default() {
+        from_arrival.push(pair[0].as_f64().unwrap_or(f64::NAN));
+        from_server.push(pair[1].as_f64().unwrap_or(f64::NAN));
+    }
+    ensure!(from_arrival.len() >= 3, "too few progress updates observed: {}", from_arrival.len());
+    e2e::metric("ws_progress_events_observed", from_arrival.len());
+    e2e::metric("ws_event_to_dom_p50_ms", format!("{:.1}", percentile(&mut from_arrival, 0.5)));
+    e2e::metric("ws_event_to_dom_p95_ms", format!("{:.1}", percentile(&mut from_arrival, 0.95)));
+    e2e::metric("server_emit_to_dom_p50_ms", format!("{:.1}", percentile(&mut from_server, 0.5)));
+    e2e::metric("server_emit_to_dom_p95_ms", format!("{:.1}", percentile(&mut from_server, 0.95)));
+    ensure!(percentile(&mut from_arrival, 0.95) < 100.0, "WebSocket → DOM p95 above 100 ms");
+
+    // Lab activity, then Backup now again: an incremental that reads far less.
+    let out = std::process::Command::new(Server::binary()?)
+        .args(["lab", "activity", "--dir"])
+        .arg(server.lab_dir())
+        .args(["--rounds", "1"])
+        .output()?;
+    ensure!(out.status.success(), "lab activity failed: {}", String::from_utf8_lossy(&out.stderr));
+    b.until("Backup now offered again", T, || async {
+        Ok(b.client.find(Locator::Css("[data-testid='flow-action-backup_now']")).await.is_ok().then_some(()))
+    })
+    .await?;
+    click(b, "flow-action-backup_now").await?;
+    b.until("the incremental run shown", Duration::from_secs(20), || async {
+        let ids: Vec<String> = panels(b).await?.into_iter().map(|(id, _)| id).collect();
+        Ok((ids.len() >= 2 && !ids.contains(&job0)).then_some(()))
+    })
+    .await?;
+    wait_all(b, "completed", Duration::from_secs(90)).await?;
+    let incr = check_bytes_match_catalog(b, &server).await?;
+    let incr_read: u64 = incr.iter().map(|j| j["bytes_read"].as_u64().unwrap_or(0)).sum();
+    for j in &incr {
+        ensure!(j["backup_type"] == "incremental", "second run is not incremental: {j}");
+    }
+    e2e::metric("full_bytes_read", full_read);
+    e2e::metric("incremental_bytes_read", incr_read);
+    ensure!(incr_read * 5 < full_read, "the incremental read {incr_read} bytes, the full {full_read}: not far less");
+    shoot_sizes(b, &server, "/flows", "page-flows", "flow-details", Some("nightly-web")).await?;
+
+    // Backup Now on one VM (full) from ASSETS; pause and resume it on FLOWS.
+    b.client.goto(&server.url("/assets")).await?;
+    click(b, "backup-now-db-01").await?;
+    click(b, "backup-type-full").await?;
+    let estimate = b.testid("start-backup-estimate", T).await?.text().await?;
+    println!("start-backup estimate: {estimate}");
+    click(b, "start-backup-submit").await?;
+    b.testid("backup-started", T).await?;
+    b.client.goto(&server.url("/flows")).await?;
+    b.testid("adhoc-card", Duration::from_secs(15)).await?;
+    b.until("the ad hoc job running", Duration::from_secs(20), || async {
+        let card = b.testid("adhoc-card", T).await?;
+        Ok((attr(&card, "data-state").await? == "running").then_some(()))
+    })
+    .await?;
+    let p = b.screenshot("flows-running-desktop-1440x900").await?;
+    println!("screenshot {}", p.display());
+    click(b, "card-pause").await?;
+    b.until("the job paused", Duration::from_secs(15), || async {
+        let card = b.testid("adhoc-card", T).await?;
+        Ok((attr(&card, "data-state").await? == "paused").then_some(()))
+    })
+    .await?;
+    let jobs = server.get_json("/api/v1/jobs?limit=20")?;
+    let db_job = jobs["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|j| j["vm_name"] == "db-01" && j["status"] == "paused"))
+        .context("no db-01 job")?
+        .clone();
+    let db_id = db_job["id"].as_str().context("job id")?.to_string();
+    // Chunks already in the pipeline finish; then nothing more is read.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let read_paused = server.get_json(&format!("/api/v1/jobs/{db_id}"))?["job"]["bytes_read"].as_u64().unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let read_later = server.get_json(&format!("/api/v1/jobs/{db_id}"))?["job"]["bytes_read"].as_u64().unwrap_or(0);
+    ensure!(read_later == read_paused, "a paused job kept reading: {read_paused} → {read_later}");
+    click(b, "card-resume").await?;
+    b.until("the job running again", Duration::from_secs(15), || async {
+        let card = b.testid("adhoc-card", T).await?;
+        Ok((attr(&card, "data-state").await? == "running").then_some(()))
+    })
+    .await?;
+    shoot_sizes(b, &server, "/flows", "page-flows", "flows", None).await?;
+
+    // Emergency Stop from the top bar: two fresh full backups (a bulk Backup
+    // Now from ASSETS) and whatever still runs stop at once.
+    b.client.goto(&server.url("/assets")).await?;
+    click(b, "vm-check-files-01").await?;
+    click(b, "vm-check-web-02").await?;
+    click(b, "backup-selected").await?;
+    click(b, "backup-type-full").await?;
+    click(b, "start-backup-submit").await?;
+    b.testid("backup-started", T).await?;
+    b.client.goto(&server.url("/flows")).await?;
+    b.until("the bulk backups running", Duration::from_secs(20), || async {
+        let jobs = server.get_json("/api/v1/jobs?status=running&limit=20")?;
+        Ok((jobs["total"].as_u64().unwrap_or(0) >= 2).then_some(()))
+    })
+    .await?;
+    click(b, "emergency-stop").await?;
+    click(b, "emergency-stop-confirm").await?;
+    let said = b.testid("emergency-stop-state", T).await?;
+    b.until("emergency stop done", T, || async { Ok(said.text().await?.starts_with("Stopped").then_some(())) }).await?;
+    let said = said.text().await?;
+    ensure!(said != "Stopped 0 job(s).", "emergency stop stopped nothing");
+    println!("emergency stop: {said}");
+    b.until("no job active", Duration::from_secs(20), || async {
+        let mut active = 0;
+        for s in ["queued", "running", "paused"] {
+            active += server.get_json(&format!("/api/v1/jobs?status={s}&limit=1"))?["total"].as_u64().unwrap_or(0);
+        }
+        Ok((active == 0).then_some(()))
+    })
+    .await?;
+    let cancelled = server.get_json("/api/v1/jobs?status=cancelled&limit=1")?["total"].as_u64().unwrap_or(0);
+    ensure!(cancelled >= 2, "expected the stopped jobs cancelled, {cancelled} are");
+    b.client.execute("document.querySelector('.modal-backdrop')?.click(); return true", vec![]).await?;
+
+    shoot_sizes(b, &server, "/assets", "page-assets", "assets", None).await?;
+    browser.close().await?;
+    Ok(())
+}

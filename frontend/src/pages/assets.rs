@@ -1,0 +1,180 @@
+//! ASSETS: every managed VM by platform with its protection (last backup
+//! age, restore points, size), Backup Now per VM or for a selection,
+//! coverage, + Add VMs, ungrouped VMs and protection groups.
+
+use std::collections::BTreeMap;
+
+use leptos::prelude::*;
+use shared_types::vms::{ProtectionStatus, VmContext};
+
+use crate::api;
+use crate::components::add_vms::AddVmsModal;
+use crate::components::create_flow::CreateFlowModal;
+use crate::components::flow_details::{FlowDetailsModal, Inspect};
+use crate::components::groups::{GroupsPanel, UngroupedPanel};
+use crate::components::start_backup::StartBackupModal;
+use crate::components::vm_cells::{LastBackup, Power, ProtectionPill};
+use crate::format::format_bytes;
+use crate::live::use_live;
+use crate::nav;
+use crate::pages::planned::PageHeader;
+use crate::session::use_session;
+
+#[component]
+pub fn AssetsPage() -> impl IntoView {
+    let d = nav::for_path("/assets").expect("ASSETS is in the navigation table");
+    let live = use_live();
+    let session = use_session();
+    let version = RwSignal::new(0u64);
+    let vms = LocalResource::new(move || {
+        version.get();
+        live.jobs_version.get();
+        api::vm_contexts()
+    });
+    let selected = RwSignal::new(Vec::<String>::new());
+    let backup_vms = RwSignal::new(Vec::<VmContext>::new());
+    let add_open = RwSignal::new(false);
+    let new_flow = RwSignal::new(None::<String>);
+    let inspect = RwSignal::new(None::<Inspect>);
+    let started = RwSignal::new(Vec::<String>::new());
+    let operator = move || session.can(shared_types::auth::Role::Operator);
+    let all = move || vms.get().and_then(|r| r.ok()).map(|p| p.items).unwrap_or_default();
+    let backup_selected = move |_| {
+        let chosen = selected.get_untracked();
+        backup_vms.set(all().into_iter().filter(|v| chosen.contains(&v.id)).collect());
+    };
+    let on_new_flow = move |g: Option<String>| new_flow.set(Some(g.unwrap_or_default()));
+    let on_started = move |ids: Vec<String>| {
+        selected.set(Vec::new());
+        started.set(ids);
+    };
+    view! {
+        <section class="page" data-testid="page-assets">
+            <PageHeader label=d.label purpose=d.purpose />
+            <Coverage vms=Signal::derive(all) />
+            <div class="toolbar">
+                <button class="button primary" data-testid="add-vms-open" disabled=move || !operator() on:click=move |_| add_open.set(true)>"+ Add VMs"</button>
+                <button class="button" data-testid="backup-selected" disabled=move || !operator() || selected.with(|s| s.is_empty()) on:click=backup_selected>
+                    {move || format!("Back up selected ({})", selected.with(|s| s.len()))}
+                </button>
+            </div>
+            {move || (!started.with(|s| s.is_empty())).then(|| {
+                let first = started.with(|s| s.first().cloned()).unwrap_or_default();
+                view! {
+                    <p class="notice operational" data-testid="backup-started">
+                        {format!("Backup queued for {} VM(s). ", started.with(|s| s.len()))}
+                        <button class="button small" data-testid="backup-started-inspect" on:click=move |_| inspect.set(Some(Inspect::Job(first.clone())))>"Inspect"</button>
+                    </p>
+                }
+            })}
+            <Transition fallback=|| view! { <p class="muted">"Loading the machines…"</p> }>
+                {move || vms.get().map(|r| match r {
+                    Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
+                    Ok(page) if page.items.is_empty() => view! {
+                        <div class="card empty" data-testid="no-vms">
+                            <p class="muted">"No VM is managed yet. Add a platform and bring its VMs under management with + Add VMs."</p>
+                        </div>
+                    }.into_any(),
+                    Ok(page) => {
+                        let mut by_platform: BTreeMap<String, Vec<VmContext>> = BTreeMap::new();
+                        for vm in page.items {
+                            by_platform.entry(vm.platform_name.clone()).or_default().push(vm);
+                        }
+                        by_platform.into_iter().map(|(platform, list)| view! {
+                            <PlatformTable platform=platform list=list selected=selected backup_vms=backup_vms />
+                        }).collect_view().into_any()
+                    }
+                })}
+            </Transition>
+            <div class="panel-grid two">
+                <UngroupedPanel version=version />
+                <GroupsPanel version=version on_new_flow=on_new_flow />
+            </div>
+            <AddVmsModal open=add_open on_added=move |_| version.update(|v| *v += 1) />
+            <StartBackupModal vms=backup_vms on_started=on_started />
+            <CreateFlowModal open=new_flow on_created=move |_| version.update(|v| *v += 1) />
+            <FlowDetailsModal target=inspect />
+        </section>
+    }
+}
+
+#[component]
+fn Coverage(vms: Signal<Vec<VmContext>>) -> impl IntoView {
+    let count = move |p: ProtectionStatus| vms.with(|v| v.iter().filter(|x| x.protection == p).count());
+    let total = move || vms.with(|v| v.len());
+    let points = move || vms.with(|v| v.iter().map(|x| x.backup_count).sum::<u64>());
+    let logical = move || vms.with(|v| v.iter().map(|x| x.backup_logical_bytes).sum::<u64>());
+    let written = move || vms.with(|v| v.iter().map(|x| x.backup_written_bytes).sum::<u64>());
+    let pct = move || if total() == 0 { 0.0 } else { count(ProtectionStatus::Protected) as f64 * 100.0 / total() as f64 };
+    view! {
+        <div class="stat-row" data-testid="coverage">
+            <div class="stat"><span class="stat-label">"MANAGED VMS"</span><span class="stat-value mono" data-testid="coverage-total">{total}</span></div>
+            <div class="stat operational"><span class="stat-label">"PROTECTED"</span><span class="stat-value mono" data-testid="coverage-protected">{move || count(ProtectionStatus::Protected)}</span></div>
+            <div class="stat caution"><span class="stat-label">"PARTIAL"</span><span class="stat-value mono" data-testid="coverage-partial">{move || count(ProtectionStatus::Partial)}</span></div>
+            <div class="stat warning"><span class="stat-label">"UNPROTECTED"</span><span class="stat-value mono" data-testid="coverage-unprotected">{move || count(ProtectionStatus::Unprotected)}</span></div>
+            <div class="stat"><span class="stat-label">"COVERAGE"</span><span class="stat-value mono">{move || format!("{:.0}%", pct())}</span>
+                <div class="progress-track"><div class="progress-fill operational" style:width=move || format!("{:.1}%", pct())></div></div></div>
+            <div class="stat"><span class="stat-label">"RESTORE POINTS"</span><span class="stat-value mono" data-testid="coverage-points">{points}</span>
+                <span class="muted small mono">{move || format!("{} logical · {} written", format_bytes(logical()), format_bytes(written()))}</span></div>
+        </div>
+    }
+}
+
+#[component]
+fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<String>>, backup_vms: RwSignal<Vec<VmContext>>) -> impl IntoView {
+    let live = use_live();
+    let session = use_session();
+    let operator = move || session.can(shared_types::auth::Role::Operator);
+    let ids: Vec<String> = list.iter().map(|v| v.id.clone()).collect();
+    let ids2 = ids.clone();
+    let all_selected = move || !ids.is_empty() && selected.with(|s| ids.iter().all(|i| s.contains(i)));
+    let protected = list.iter().filter(|v| v.protection == ProtectionStatus::Protected).count();
+    let kind = list.first().map(|v| v.platform_kind.label()).unwrap_or_default();
+    view! {
+        <div class="card" data-testid=format!("platform-{platform}")>
+            <div class="card-head">
+                <h2>{format!("{platform} · {kind}")}</h2>
+                <span class="muted small">{format!("{} VMs · {} protected", list.len(), protected)}</span>
+            </div>
+            <div class="table-wrap">
+                <table class="table vm-table">
+                    <thead><tr>
+                        <th><input type="checkbox" aria-label="Select all" prop:checked=all_selected
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                selected.update(|s| { s.retain(|x| !ids2.contains(x)); if on { s.extend(ids2.iter().cloned()); } });
+                            } /></th>
+                        <th>"VM"</th><th>"Power"</th><th class="hide-narrow">"CPU · memory · disk"</th><th>"Group"</th><th>"Protection"</th>
+                        <th>"Last backup"</th><th class="hide-narrow">"Restore points"</th><th></th>
+                    </tr></thead>
+                    <tbody>
+                        {list.into_iter().map(|vm| {
+                            let id = vm.id.clone();
+                            let id2 = vm.id.clone();
+                            let one = vm.clone();
+                            view! {
+                                <tr data-testid=format!("vm-row-{}", vm.name)>
+                                    <td><input type="checkbox" data-testid=format!("vm-check-{}", vm.name) prop:checked=move || selected.with(|s| s.contains(&id))
+                                        on:change=move |ev| {
+                                            let on = event_target_checked(&ev);
+                                            selected.update(|s| { s.retain(|x| x != &id2); if on { s.push(id2.clone()); } });
+                                        } /></td>
+                                    <td><span class="vm-name">{vm.name.clone()}</span>
+                                        {vm.role.clone().map(|r| view! { <span class="muted small">" " {r}</span> })}</td>
+                                    <td><Power p=vm.power /></td>
+                                    <td class="mono hide-narrow">{format!("{} vCPU · {} GiB · {}", vm.vcpus, vm.memory_mib / 1024, format_bytes(vm.capacity_bytes))}</td>
+                                    <td>{vm.group.as_ref().map(|g| g.name.clone()).unwrap_or_else(|| "—".into())}</td>
+                                    <td><ProtectionPill p=vm.protection /></td>
+                                    <td data-testid="vm-last-backup"><LastBackup at=vm.last_backup_at now=live.now_ms /></td>
+                                    <td class="mono hide-narrow" data-testid="vm-restore-points">{format!("{} · {}", vm.backup_count, format_bytes(vm.backup_logical_bytes))}</td>
+                                    <td><button class="button small" data-testid=format!("backup-now-{}", vm.name) disabled=move || !operator()
+                                        on:click=move |_| backup_vms.set(vec![one.clone()])>"Backup now"</button></td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </div>
+    }
+}

@@ -1,0 +1,141 @@
+//! FLOWS: what runs now as FlowCards (live from the WebSocket), every flow
+//! with its state and actions, recent runs; Pause All and Emergency Stop.
+
+use leptos::prelude::*;
+use shared_types::flow::FlowAction;
+
+use crate::api;
+use crate::components::act::{Act, ActError};
+use crate::components::create_flow::CreateFlowModal;
+use crate::components::flow_card::FlowCard;
+use crate::components::flow_details::{flow_state_class, FlowDetailsModal, Inspect, JobHistory};
+use crate::components::job_controls::{EmergencyStopButton, PauseAllButton};
+use crate::format::when;
+use crate::live::use_live;
+use crate::nav;
+use crate::pages::planned::PageHeader;
+
+#[component]
+pub fn FlowsPage() -> impl IntoView {
+    let d = nav::for_path("/flows").expect("FLOWS is in the navigation table");
+    let live = use_live();
+    let version = RwSignal::new(0u64);
+    let inspect = RwSignal::new(None::<Inspect>);
+    let new_flow = RwSignal::new(None::<String>);
+    let active = LocalResource::new(move || {
+        live.jobs_version.get();
+        version.get();
+        api::flows_active()
+    });
+    let flows = LocalResource::new(move || {
+        live.jobs_version.get();
+        version.get();
+        api::flows()
+    });
+    let history = LocalResource::new(move || {
+        live.jobs_version.get();
+        api::flows_history(15)
+    });
+    let repos = LocalResource::new(api::repositories);
+    let repo_name = move |id: Option<String>| -> String {
+        let list = repos.get().and_then(|r| r.ok()).unwrap_or_default();
+        id.and_then(|id| list.into_iter().find(|r| r.id == id).map(|r| r.name)).unwrap_or_else(|| "repository".into())
+    };
+    let act = Act::new();
+    view! {
+        <section class="page" data-testid="page-flows">
+            <PageHeader label=d.label purpose=d.purpose />
+            <div class="toolbar">
+                <button class="button primary" data-testid="flows-new-flow" on:click=move |_| new_flow.set(Some(String::new()))>"+ New backup flow"</button>
+                <span class="push"></span>
+                <PauseAllButton />
+                <EmergencyStopButton testid="flows-emergency-stop" />
+            </div>
+            <h2 class="section-title">"ACTIVE"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || active.get().map(|r| match r {
+                    Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
+                    Ok(a) if a.flows.is_empty() && a.adhoc_jobs.is_empty() => view! {
+                        <div class="card empty" data-testid="no-active-flows"><p class="muted">"Nothing is running, queued or paused."</p></div>
+                    }.into_any(),
+                    Ok(a) => view! {
+                        <div class="card-grid" data-testid="active-flows">
+                            {a.flows.into_iter().map(|af| {
+                                let id = af.flow.id.clone();
+                                let source = af.flow.group.as_ref().map(|g| format!("group {}", g.name)).unwrap_or_else(|| format!("{} VM(s)", af.flow.vm_count));
+                                view! {
+                                    <FlowCard kind=af.flow.kind.as_str().to_uppercase() name=af.flow.name.clone() source=source
+                                        target=af.flow.repository.name.clone() jobs=af.jobs testid=format!("flow-card-{}", af.flow.name)
+                                        on_inspect=move |_| inspect.set(Some(Inspect::Flow(id.clone()))) />
+                                }
+                            }).collect_view()}
+                            {a.adhoc_jobs.into_iter().map(|j| {
+                                let id = j.id.clone();
+                                let kind = format!("{} · AD HOC", j.kind.as_str().to_uppercase());
+                                let target = repo_name(j.repository_id.clone());
+                                view! {
+                                    <FlowCard kind=kind name=format!("Backup now: {}", j.vm_name) source=j.vm_name.clone()
+                                        target=target jobs=vec![j] testid="adhoc-card"
+                                        on_inspect=move |_| inspect.set(Some(Inspect::Job(id.clone()))) />
+                                }
+                            }).collect_view()}
+                        </div>
+                    }.into_any(),
+                })}
+            </Transition>
+            <h2 class="section-title">"ALL FLOWS"</h2>
+            <div class="card">
+                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || flows.get().map(|r| match r {
+                        Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
+                        Ok(list) if list.is_empty() => view! { <p class="muted" data-testid="no-flows">"No flow yet. Create one from a protection group on ASSETS, or with + New backup flow."</p> }.into_any(),
+                        Ok(list) => view! {
+                            <div class="table-wrap">
+                            <table class="table" data-testid="flows-table">
+                                <thead><tr><th>"Flow"</th><th>"Source → target"</th><th class="hide-narrow">"Schedule"</th><th>"State"</th><th class="hide-narrow">"Last run"</th><th></th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|f| {
+                                        let id = f.id.clone();
+                                        let run_id = f.id.clone();
+                                        let can_run = f.allowed_actions.contains(&FlowAction::BackupNow);
+                                        let source = f.group.as_ref().map(|g| format!("group {}", g.name)).unwrap_or_else(|| format!("{} VM(s)", f.vm_count));
+                                        view! {
+                                            <tr data-testid=format!("flow-row-{}", f.name)>
+                                                <td>{f.name.clone()}</td>
+                                                <td>{format!("{source} → {}", f.repository.name)}</td>
+                                                <td class="hide-narrow">{f.schedule_description.clone().unwrap_or_else(|| "manual".into())}</td>
+                                                <td><span class=format!("status-pill {}", flow_state_class(&f))>{f.state.label()}</span></td>
+                                                <td class="mono hide-narrow">{f.last_run_at.map(when).unwrap_or_else(|| "never".into())}</td>
+                                                <td class="actions">
+                                                    <button class="button small" data-testid=format!("flow-inspect-{}", f.name)
+                                                        on:click=move |_| inspect.set(Some(Inspect::Flow(id.clone())))>"Inspect"</button>
+                                                    {can_run.then(|| view! {
+                                                        <button class="button small primary" data-testid=format!("flow-run-{}", f.name) disabled=move || act.busy.get()
+                                                            on:click=move |_| act.run(api::run_flow(run_id.clone()), |_| {})>"Backup now"</button>
+                                                    })}
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            </div>
+                        }.into_any(),
+                    })}
+                </Transition>
+                <ActError act=act testid="flows-error" />
+            </div>
+            <h2 class="section-title">"RECENT RUNS"</h2>
+            <div class="card">
+                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || history.get().map(|r| match r {
+                        Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
+                        Ok(page) => view! { <JobHistory jobs=page.items /> }.into_any(),
+                    })}
+                </Transition>
+            </div>
+            <FlowDetailsModal target=inspect />
+            <CreateFlowModal open=new_flow on_created=move |_| version.update(|v| *v += 1) />
+        </section>
+    }
+}
