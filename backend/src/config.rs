@@ -44,6 +44,11 @@ pub struct ServeConfig {
     /// seconds while serving; 0 turns it off.
     #[arg(long, env = "SENDENSE_LAB_ACTIVITY_SECONDS", default_value_t = 0)]
     pub lab_activity_seconds: u64,
+
+    /// Cap on how fast a backup job reads its VM's disks, in bytes per second
+    /// (0: no cap), to spare production hosts.
+    #[arg(long, env = "SENDENSE_READ_LIMIT_BPS", default_value_t = 0)]
+    pub read_limit_bps: u64,
 }
 
 impl ServeConfig {

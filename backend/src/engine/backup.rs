@@ -355,7 +355,6 @@ fn run_disk(
         let reader = s.spawn(move || -> Result<()> {
             let mut i = 0;
             while i < chunks.len() {
-                progress.throttle();
                 progress.control.checkpoint()?;
                 // A run: consecutive chunks that are all holes or all data.
                 let first = chunks[i];
@@ -382,7 +381,9 @@ fn run_disk(
                 }
                 let mut data = spare.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
                 data.resize(total, 0);
+                let read_started = std::time::Instant::now();
                 source.read_exact_at(&mut data, off)?;
+                progress.pace(total as u64, read_started.elapsed());
                 Progress::add(&progress.bytes_read, total as u64);
                 if batch_tx.send(Batch { first, lens, data }).is_err() {
                     return Ok(()); // the writer stopped; its error is reported

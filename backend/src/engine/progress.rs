@@ -22,6 +22,8 @@ pub struct Progress {
     pub chunks_zero: AtomicU64,
     /// Pause, resume and cancel, obeyed at chunk-run boundaries.
     pub control: Control,
+    /// See [`Progress::set_read_limit`].
+    read_limit_bps: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,6 +58,7 @@ impl Progress {
             chunks_reused: AtomicU64::new(0),
             chunks_zero: AtomicU64::new(0),
             control: Control::default(),
+            read_limit_bps: AtomicU64::new(0),
         }
     }
     /// Zeroes the counters (the clock keeps running): a retried operation
@@ -66,22 +69,24 @@ impl Progress {
         }
     }
 
-    /// Holds the caller back while more bytes were read than the read-rate
-    /// cap allows. The cap comes from `SENDENSE_READ_LIMIT_BPS` (bytes per
-    /// second, unset or 0: none), read once; it lets demos and end-to-end
-    /// tests watch, pause and stop a backup of a small VM.
-    pub fn throttle(&self) {
-        static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let limit = *LIMIT.get_or_init(|| {
-            std::env::var("SENDENSE_READ_LIMIT_BPS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
-        });
-        if limit == 0 {
+    /// Caps how fast the source is read, in bytes per second (0: no cap):
+    /// a backup that must not load a production host, or a small demo VM
+    /// an operator wants to watch. Set before or during the operation.
+    pub fn set_read_limit(&self, bytes_per_second: u64) {
+        self.read_limit_bps.store(bytes_per_second, Relaxed);
+    }
+
+    /// Called by the reader after it read `bytes`: sleeps as long as those
+    /// bytes take at the cap, less the time the read itself took. Pacing
+    /// each read (not the whole run) means a resumed job does not burst.
+    pub fn pace(&self, bytes: u64, read_took: std::time::Duration) {
+        let limit = self.read_limit_bps.load(Relaxed);
+        if limit == 0 || bytes == 0 {
             return;
         }
-        let due = self.bytes_read.load(Relaxed) as f64 / limit as f64;
-        let elapsed = self.started.elapsed().as_secs_f64();
-        if due > elapsed {
-            std::thread::sleep(std::time::Duration::from_secs_f64((due - elapsed).min(5.0)));
+        let due = std::time::Duration::from_secs_f64(bytes as f64 / limit as f64);
+        if let Some(wait) = due.checked_sub(read_took) {
+            std::thread::sleep(wait.min(std::time::Duration::from_secs(5)));
         }
     }
 
@@ -169,6 +174,19 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::time::Duration;
+
+    #[test]
+    fn pace_holds_reads_to_the_cap() {
+        let p = Progress::new();
+        let t = std::time::Instant::now();
+        p.pace(1 << 20, Duration::ZERO);
+        assert!(t.elapsed() < Duration::from_millis(50), "no cap: no wait");
+        p.set_read_limit(4 << 20);
+        let t = std::time::Instant::now();
+        p.pace(1 << 20, Duration::from_millis(50));
+        let waited = t.elapsed();
+        assert!(waited >= Duration::from_millis(180) && waited < Duration::from_millis(400), "{waited:?}");
+    }
 
     #[test]
     fn checkpoint_waits_while_paused_and_fails_once_cancelled() {

@@ -60,6 +60,8 @@ struct Inner {
     wake: Notify,
     active: Mutex<HashMap<String, Active>>,
     limits: Limits,
+    /// Read cap given to every job that starts (bytes per second, 0: none).
+    read_limit_bps: std::sync::atomic::AtomicU64,
     shutdown: CancellationToken,
 }
 
@@ -95,13 +97,18 @@ impl Runner {
     /// Starts the dispatch loop (and the scheduler); stops with `shutdown`.
     pub fn start(db: DatabaseConnection, events: broadcast::Sender<ServerMessage>, shutdown: CancellationToken, limits: Limits) -> Runner {
         let runner = Runner {
-            inner: Arc::new(Inner { db, events, wake: Notify::new(), active: Mutex::default(), limits, shutdown }),
+            inner: Arc::new(Inner { db, events, wake: Notify::new(), active: Mutex::default(), limits, read_limit_bps: Default::default(), shutdown }),
         };
         let r = runner.clone();
         tokio::spawn(async move { r.dispatch_loop().await });
         let r = runner.clone();
         tokio::spawn(async move { scheduler::run(r).await });
         runner
+    }
+
+    /// Caps how fast jobs that start from now on read their sources.
+    pub fn set_read_limit(&self, bytes_per_second: u64) {
+        self.inner.read_limit_bps.store(bytes_per_second, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -346,6 +353,7 @@ impl Runner {
                     continue;
                 }
                 let progress = Arc::new(Progress::new());
+                progress.set_read_limit(self.inner.read_limit_bps.load(std::sync::atomic::Ordering::Relaxed));
                 active.insert(
                     job.id.clone(),
                     Active { progress: progress.clone(), repository_id: job.repository_id.clone(), platform_id: vm.platform_id.clone() },
