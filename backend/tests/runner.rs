@@ -154,6 +154,7 @@ async fn a_backup_job_records_what_the_engine_moved_and_the_next_is_incremental(
     assert_eq!(done.job.status, JobStatus::Completed, "{:?} {:?}", done.job.error, done.logs);
     assert_eq!(done.job.bytes_read, 24 << 20, "the job read the allocated data and nothing else");
     assert!(done.logs.iter().any(|l| l.message.contains("full read")), "{:?}", done.logs);
+    assert_eq!(done.job.backup_type, Some(shared_types::jobs::BackupType::Full), "asked incremental, read in full: the job says full");
     let page: BackupPage = env.ok("GET", &format!("/api/v1/backup/list?vm={}", vms[0]), None, StatusCode::OK).await;
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].bytes_read, done.job.bytes_read, "the restore point and the job agree");
@@ -165,6 +166,7 @@ async fn a_backup_job_records_what_the_engine_moved_and_the_next_is_incremental(
     let inc = env.finished(&jobs[0].id).await;
     assert_eq!(inc.job.status, JobStatus::Completed, "{:?}", inc.job.error);
     assert_eq!(inc.job.bytes_read, 3 * K64);
+    assert_eq!(inc.job.backup_type, Some(shared_types::jobs::BackupType::Incremental));
     let page: BackupPage = env.ok("GET", &format!("/api/v1/backup/list?vm={}", vms[0]), None, StatusCode::OK).await;
     assert_eq!(page.items.len(), 2);
     assert!(page.items.iter().any(|b| b.backup_type == shared_types::jobs::BackupType::Incremental && b.bytes_read == 3 * K64));

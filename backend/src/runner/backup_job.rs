@@ -50,8 +50,11 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
         Ok(plan) => execute(runner, &job, &vm, plan, progress.clone()).await,
         Err(message) => Err(message),
     };
+    let mut read_as = None;
     let (status, error) = match outcome {
         Ok((report, _restore_point)) => {
+            // The job shows how the VM was really read, not what was asked.
+            read_as = Some(if report.disks.iter().all(|d| d.incremental) { BackupType::Incremental } else { BackupType::Full });
             telemetry::log(runner, &job.id, LogLevel::Info, format!(
                 "snapshot {} committed: read {} bytes, wrote {} bytes in {:.1} s",
                 report.snapshot, report.bytes_read, report.bytes_written, report.duration_ms as f64 / 1000.0
@@ -66,6 +69,10 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
         telemetry::log(runner, &job.id, if status == JobStatus::Failed { LogLevel::Error } else { LogLevel::Warn }, e.clone()).await;
     }
     let snap = progress.snapshot();
+    let mut job = job;
+    if let Some(t) = read_as {
+        job.backup_type = Some(t.as_str().to_owned());
+    }
     let job = match finish_row(&db, job, status, error.clone(), Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
         Ok(j) => j,
         Err(e) => {
@@ -209,9 +216,11 @@ pub async fn finish_row(
     error: Option<String>,
     bytes: Option<(u64, u64, u64)>,
 ) -> Result<jobs::Model, DbErr> {
+    let backup_type = job.backup_type.clone();
     let mut a: jobs::ActiveModel = job.into();
     let now = Utc::now();
     a.status = Set(status.as_str().to_owned());
+    a.backup_type = Set(backup_type);
     a.error = Set(error);
     a.finished_at = Set(Some(now));
     a.updated_at = Set(now);
