@@ -34,6 +34,15 @@ struct Plan {
 
 pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, progress: Arc<Progress>) {
     let db = runner.db().clone();
+    // Stopped between dispatch and now (emergency stop): nothing to run.
+    match jobs::Entity::find_by_id(job.id.clone()).one(&db).await {
+        Ok(Some(current)) if current.status == JobStatus::Queued.as_str() => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "unable to read the job before starting it");
+            return;
+        }
+    }
     let job = match mark_running(&db, job).await {
         Ok(j) => j,
         Err(e) => {

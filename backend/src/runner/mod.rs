@@ -226,6 +226,10 @@ impl Runner {
         let job = self.job(job_id).await?;
         match JobStatus::parse(&job.status) {
             Some(JobStatus::Queued) => {
+                // Dispatched a moment ago but not yet marked running: stop that run too.
+                if let Some(p) = self.progress_of(job_id) {
+                    p.control.cancel();
+                }
                 let job = backup_job::finish_row(&self.inner.db, job, JobStatus::Cancelled, Some(why.to_string()), None).await?;
                 telemetry::job_changed(self, &job).await;
                 if let Some(flow) = &job.flow_id {
