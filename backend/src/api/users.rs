@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use shared_types::auth::{validate_password, validate_username, CreateUserRequest, Role, SetPasswordRequest, UpdateUserRequest, User};
@@ -11,6 +11,7 @@ use shared_types::error::ErrorBody;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::common::noted;
 use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::auth::{password, session, AuthUser};
@@ -22,12 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_users, create_user))
         .routes(routes!(update_user, delete_user))
         .routes(routes!(set_password))
-}
-
-fn noted(response: impl IntoResponse, note: AuditNote) -> Response {
-    let mut response = response.into_response();
-    response.extensions_mut().insert(note);
-    response
 }
 
 async fn find(state: &AppState, id: &str) -> Result<users::Model, ApiError> {
