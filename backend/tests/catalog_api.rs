@@ -22,7 +22,9 @@ use sendense::platforms::kvm::definition::{self, DiskDefinition, HostDefinition,
 use serde_json::{json, Value};
 use shared_types::auth::Role;
 use shared_types::backups::{Backup, BackupChain, BackupPage};
-use shared_types::discovery::{BulkAddResponse, DiscoverVmsResponse, Platform, PlatformTest};
+use shared_types::discovery::{BulkAddResponse, DiscoverVmsResponse, DiscoveryPhase, Platform, PlatformTest};
+use shared_types::overview::Overview;
+use shared_types::ws::ServerMessage;
 use shared_types::error::ErrorBody;
 use shared_types::flow::{ActiveFlows, Flow, FlowAction, FlowDetails, FlowState};
 use shared_types::groups::{GroupDetails, ProtectionGroup};
@@ -210,9 +212,21 @@ async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms() {
 
 async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms_on(lab: &Lab) {
     let (p, dir) = lab.platform().await;
+    let mut events = lab.f.state.events.subscribe();
     let found: DiscoverVmsResponse =
         lab.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": p.id})), StatusCode::OK).await;
     assert_eq!(found.vms.len(), 2);
+    // The discovery's progress went out on the WebSocket channel, in order.
+    let mut phases = Vec::new();
+    while let Ok(msg) = events.try_recv() {
+        if let ServerMessage::DiscoveryProgress(d) = msg {
+            assert_eq!(d.platform_id, p.id);
+            phases.push((d.phase, d.done, d.total));
+        }
+    }
+    assert_eq!(phases.first(), Some(&(DiscoveryPhase::Connecting, 0, 0)), "{phases:?}");
+    assert!(phases.contains(&(DiscoveryPhase::Reading, 0, 2)) && phases.contains(&(DiscoveryPhase::Reading, 2, 2)), "{phases:?}");
+    assert_eq!(&phases[phases.len() - 2..], &[(DiscoveryPhase::Applying, 2, 2), (DiscoveryPhase::Done, 2, 2)], "{phases:?}");
     assert!(found.vms.iter().all(|v| !v.managed && v.vm.disks[0].capacity_bytes == 4 << 20));
     let reply = lab.call("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": "nope"}))).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
@@ -594,6 +608,47 @@ async fn restore_points_list_chain_and_delete_through_the_engine_on(lab: &Lab) {
     assert_eq!(one.id, repo.id);
 }
 
+/// Maintenance takes a reason; while it lasts backups to the repository are
+/// refused with that reason, and the overview counts it; ending it lets
+/// backups start again.
+#[tokio::test]
+async fn a_repository_in_maintenance_refuses_new_backups() {
+    let lab = Lab::new().await;
+    let (_, web, _) = lab.managed().await;
+    let repo = lab.local_repo().await;
+    let path = format!("/api/v1/repositories/{}/maintenance", repo.id);
+    let reply = lab.call("PUT", &path, Some(json!({"enabled": true}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(err(&reply).message.contains("reason"), "{}", reply.body);
+    let reply = lab.call("PUT", &path, Some(json!({"enabled": true, "reason": "x".repeat(201)}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let reply = lab.call("PUT", "/api/v1/repositories/nope/maintenance", Some(json!({"enabled": true, "reason": "disk swap"}))).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+
+    let r: Repository = lab.ok("PUT", &path, Some(json!({"enabled": true, "reason": " disk swap "})), StatusCode::OK).await;
+    assert_eq!(r.status, RepositoryStatus::Maintenance);
+    let m = r.maintenance.expect("maintenance shown");
+    assert_eq!((m.reason.as_str(), m.by.as_deref()), ("disk swap", Some("admin")));
+    let reply = lab.call("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [web], "backup_type": "full"}))).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    let message = err(&reply).message;
+    assert!(message.contains("in maintenance (disk swap)") && message.contains("local"), "{message}");
+    let no_jobs: JobPage = lab.ok("GET", "/api/v1/jobs", None, StatusCode::OK).await;
+    assert_eq!(no_jobs.total, 0, "nothing was queued");
+    let o: Overview = lab.ok("GET", "/api/v1/telemetry/overview", None, StatusCode::OK).await;
+    assert_eq!((o.storage.repositories, o.storage.in_maintenance), (1, 1));
+    assert_eq!((o.fleet.total, o.fleet.attention), (2, 2), "managed but unprotected VMs need attention");
+
+    let r: Repository = lab.ok("PUT", &path, Some(json!({"enabled": false})), StatusCode::OK).await;
+    assert_eq!((r.status, r.maintenance), (RepositoryStatus::Online, None));
+    let reply = lab.call("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [web], "backup_type": "full"}))).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    lab.ok::<Value>("POST", "/api/v1/jobs/emergency-stop", None, StatusCode::OK).await;
+    let audit: shared_types::audit::AuditPage = lab.ok("GET", "/api/v1/audit?limit=500", None, StatusCode::OK).await;
+    let actions: Vec<&str> = audit.entries.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&"repository.maintenance.enter") && actions.contains(&"repository.maintenance.end"), "{actions:?}");
+}
+
 /// The same scenarios on PostgreSQL (the scale-out catalog), each in its own database.
 #[tokio::test]
 async fn the_catalog_api_works_on_postgresql() {
@@ -647,8 +702,8 @@ async fn the_new_routes_are_in_the_openapi_document() {
         "/platforms", "/platforms/test", "/platforms/{id}", "/platforms/{id}/rediscover", "/discovery/discover-vms", "/discovery/bulk-add",
         "/discovery/ungrouped-vms", "/vm-contexts", "/vm-contexts/{id}", "/vms", "/vms/{id}", "/protection-groups", "/protection-groups/{id}",
         "/protection-groups/{id}/vms", "/protection-groups/{id}/vms/{vm_id}", "/flows", "/flows/{id}", "/flows/{id}/enable",
-        "/flows/{id}/disable", "/flows/active", "/flows/history", "/repositories", "/repositories/{id}", "/backup/list", "/backup/{id}",
-        "/backup/chain", "/jobs", "/jobs/{id}",
+        "/flows/{id}/disable", "/flows/active", "/flows/history", "/repositories", "/repositories/{id}", "/repositories/{id}/maintenance",
+        "/backup/list", "/backup/{id}", "/backup/chain", "/jobs", "/jobs/{id}", "/telemetry/overview",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
@@ -782,6 +837,21 @@ async fn vm_context_list_with_ten_thousand_vms_on(lab: &Lab) {
             assert!(times[2] < 200.0, "GET /api/v1/vm-contexts took {:.1} ms (median) with 10,000 VMs; the target is < 200 ms", times[2]);
         }
     }
+    // The COMMAND overview files all 10,000: a third have restore points, and
+    // of those the half in the flow's group are protected (1 in 6).
+    let mut times = Vec::new();
+    let mut overview = None;
+    for _ in 0..5 {
+        let t = Instant::now();
+        overview = Some(lab.ok::<Overview>("GET", "/api/v1/telemetry/overview", None, StatusCode::OK).await);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let o = overview.unwrap();
+    assert_eq!((o.fleet.total, o.fleet.protected, o.fleet.critical, o.fleet.attention), (10_000, 1667, 0, 8333), "{:?}", o.fleet);
+    assert_eq!((o.platforms[0].vms, o.platforms[0].protected), (10_000, 1667));
+    assert_eq!(o.issues.len(), shared_types::overview::OVERVIEW_ISSUES_MAX);
+    report.push(format!("GET {:<45} {:<18} total {:>5}  median {:>7.1} ms  max {:>7.1} ms", "/api/v1/telemetry/overview", "fleet health", o.fleet.total, times[2], times[4]));
     println!("vm-contexts with 10,000 managed VMs (debug build, {}):", lab.backend);
     for line in report {
         println!("  {line}");

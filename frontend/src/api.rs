@@ -105,10 +105,11 @@ pub async fn audit(limit: u64, offset: u64) -> Result<AuditPage, ApiError> {
 // ---------- platforms, discovery, VMs, groups ----------
 
 use shared_types::discovery::{AddPlatformRequest, BulkAddRequest, BulkAddResponse, DiscoverVmsRequest, DiscoverVmsResponse, Platform};
-use shared_types::flow::{ActiveFlows, CreateFlowRequest, Flow, FlowDetails};
+use shared_types::flow::{ActiveFlows, CreateFlowRequest, Flow, FlowDetails, UpdateFlowRequest};
 use shared_types::groups::{CreateGroupRequest, GroupDetails, GroupVmsRequest, ProtectionGroup};
 use shared_types::jobs::{Job, JobDetails, JobPage, JobsAffected, QueuedJobs, StartBackupRequest};
-use shared_types::repositories::Repository;
+use shared_types::overview::Overview;
+use shared_types::repositories::{Repository, SetMaintenanceRequest};
 use shared_types::vms::VmContextPage;
 
 /// Path segments and query values come from the server's own ids; this
@@ -165,6 +166,10 @@ pub async fn flows() -> Result<Vec<Flow>, ApiError> {
 
 pub async fn create_flow(req: CreateFlowRequest) -> Result<Flow, ApiError> {
     json_with(Request::post("/api/v1/flows"), &req).await
+}
+
+pub async fn update_flow(id: String, req: UpdateFlowRequest) -> Result<Flow, ApiError> {
+    json_with(Request::patch(&format!("/api/v1/flows/{}", enc(&id))), &req).await
 }
 
 pub async fn flow(id: String) -> Result<FlowDetails, ApiError> {
@@ -226,4 +231,12 @@ pub async fn emergency_stop() -> Result<JobsAffected, ApiError> {
 
 pub async fn repositories() -> Result<Vec<Repository>, ApiError> {
     json(Request::get("/api/v1/repositories")).await
+}
+
+pub async fn set_maintenance(id: String, req: SetMaintenanceRequest) -> Result<Repository, ApiError> {
+    json_with(Request::put(&format!("/api/v1/repositories/{}/maintenance", enc(&id))), &req).await
+}
+
+pub async fn overview() -> Result<Overview, ApiError> {
+    json(Request::get("/api/v1/telemetry/overview")).await
 }

@@ -22,6 +22,7 @@ use crate::session::{provide_session, use_session};
 use crate::pages::command::CommandPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::planned::PlannedPage;
+use crate::pages::repositories::RepositoriesPage;
 use crate::pages::systems::SystemsPage;
 use crate::pages::telemetry::TelemetryPage;
 
@@ -82,7 +83,7 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/assets") view=AssetsPage />
                     <Route path=path!("/recovery") view=PlannedPage />
                     <Route path=path!("/telemetry") view=TelemetryPage />
-                    <Route path=path!("/repositories") view=PlannedPage />
+                    <Route path=path!("/repositories") view=RepositoriesPage />
                     <Route path=path!("/platforms") view=PlannedPage />
                     <Route path=path!("/schedules") view=PlannedPage />
                     <Route path=path!("/policies") view=PlannedPage />

@@ -12,7 +12,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared_types::health::SystemHealth;
 use shared_types::jobs::Job;
-use shared_types::ws::{Alert, JobProgress, ServerMessage};
+use shared_types::ws::{Alert, DiscoveryProgress, JobProgress, ServerMessage};
 
 /// State of the link, as the status bar shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,8 @@ pub struct Live {
     pub job_states: RwSignal<std::collections::HashMap<String, Job>>,
     /// Alerts the server raised (a failed job...), newest last.
     pub server_alerts: RwSignal<Vec<Alert>>,
+    /// The newest `discovery_progress` event.
+    pub discovery: RwSignal<Option<DiscoveryProgress>>,
 }
 
 /// How much throughput history the cockpit keeps per job, in seconds.
@@ -135,6 +137,7 @@ pub fn provide_live(session: crate::session::Session) -> Live {
         jobs_version: RwSignal::new(0),
         job_states: RwSignal::new(Default::default()),
         server_alerts: RwSignal::new(Vec::new()),
+        discovery: RwSignal::new(None),
     };
     provide_context(live);
 
@@ -269,6 +272,7 @@ fn receive(live: Live, msg: ServerMessage) {
             live.jobs_version.update(|v| *v += 1);
         }
         ServerMessage::JobLog { .. } => {}
+        ServerMessage::DiscoveryProgress(p) => live.discovery.set(Some(p)),
         ServerMessage::Alert(alert) => {
             live.server_alerts.update(|a| {
                 if a.len() >= 20 {

@@ -11,6 +11,7 @@ mod m20261121_000001_settings;
 mod m20261121_000002_users_sessions_audit;
 mod m20261122_000001_inventory;
 mod m20261122_000002_protection;
+mod m20261122_000003_repository_maintenance;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_users_sessions_audit::Migration),
             Box::new(m20261122_000001_inventory::Migration),
             Box::new(m20261122_000002_protection::Migration),
+            Box::new(m20261122_000003_repository_maintenance::Migration),
         ]
     }
 }

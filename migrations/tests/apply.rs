@@ -106,6 +106,12 @@ async fn check_protection_schema(db: &DatabaseConnection) {
     exec(insert("repositories", &[("id", s("r1")), ("name", s("local")), ("kind", s("local")), ("path", s("/r")), ("created_at", now())]))
         .await
         .expect("insert repository");
+    let maintenance = Query::update()
+        .table(Alias::new("repositories"))
+        .values([(Alias::new("maintenance_reason"), s("disk swap")), (Alias::new("maintenance_since"), now()), (Alias::new("maintenance_by"), s("admin"))])
+        .and_where(Expr::col(Alias::new("id")).eq("r1"))
+        .to_owned();
+    db.execute(backend.build(&maintenance)).await.expect("repository enters maintenance");
     exec(insert(
         "flows",
         &[("id", s("f1")), ("name", s("nightly")), ("kind", s("backup")), ("group_id", s("g1")), ("repository_id", s("r1")),

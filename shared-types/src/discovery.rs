@@ -144,3 +144,16 @@ pub struct BulkAddResponse {
 
 /// Most VMs one bulk add takes.
 pub const BULK_ADD_MAX: usize = 5000;
+
+wire_enum! {
+    /// Where a discovery is (pushed as `discovery_progress` on the WebSocket).
+    pub enum DiscoveryPhase {
+        Connecting = "connecting",
+        /// Reading VM definitions: `done` of `total`.
+        Reading = "reading",
+        /// Writing what was found into the catalog.
+        Applying = "applying",
+        Done = "done",
+        Failed = "failed",
+    }
+}

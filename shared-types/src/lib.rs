@@ -72,6 +72,7 @@ pub mod flow;
 pub mod groups;
 pub mod health;
 pub mod jobs;
+pub mod overview;
 pub mod platform;
 pub mod repositories;
 pub mod vms;

@@ -19,6 +19,9 @@ wire_enum! {
         Online = "online",
         /// The directory is missing, unreadable or not a repository: see `error`.
         Unavailable = "unavailable",
+        /// An operator took it out of service: new backups are refused and
+        /// queued ones wait until maintenance ends (see `maintenance`).
+        Maintenance = "maintenance",
     }
 }
 
@@ -63,6 +66,9 @@ pub struct Repository {
     /// Why the repository is unavailable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set while the repository is in maintenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
     /// Restore points the catalog holds in this repository.
     pub backup_count: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,3 +77,26 @@ pub struct Repository {
     pub stats: Option<RepositoryStats>,
     pub created_at: DateTime<Utc>,
 }
+
+/// Why and since when a repository is in maintenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Maintenance {
+    pub reason: String,
+    pub since: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// `PUT /api/v1/repositories/{id}/maintenance`: enter (with a reason) or end maintenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetMaintenanceRequest {
+    pub enabled: bool,
+    /// Required when entering maintenance, e.g. "disk replacement".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Longest maintenance reason, in characters.
+pub const MAINTENANCE_REASON_MAX: usize = 200;

@@ -35,6 +35,22 @@ pub enum ServerMessage {
     JobLog { job_id: String, line: JobLogLine },
     /// Something an operator should look at (a failed job, ...).
     Alert(Alert),
+    /// How far a running discovery of a platform has got.
+    DiscoveryProgress(DiscoveryProgress),
+}
+
+/// A discovery's phase and count of VM definitions read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiscoveryProgress {
+    pub platform_id: String,
+    pub platform_name: String,
+    pub phase: crate::discovery::DiscoveryPhase,
+    /// VM definitions read so far.
+    pub done: u64,
+    /// VM definitions found on the platform (0 while still connecting).
+    pub total: u64,
+    pub at: DateTime<Utc>,
 }
 
 /// Live figures of one running job.

@@ -11,8 +11,10 @@ use chrono::Utc;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde::Deserialize;
 use shared_types::discovery::{
-    AlreadyManaged, BulkAddRequest, BulkAddResponse, DiscoverVmsRequest, DiscoverVmsResponse, DiscoveredVm, BULK_ADD_MAX,
+    AlreadyManaged, BulkAddRequest, BulkAddResponse, DiscoverVmsRequest, DiscoverVmsResponse, DiscoveredVm, DiscoveryPhase,
+    BULK_ADD_MAX,
 };
+use shared_types::ws::{DiscoveryProgress, ServerMessage};
 use shared_types::error::ErrorBody;
 use shared_types::platform::PlatformKind;
 use shared_types::vms::{VmContextPage, VmStatus};
@@ -41,9 +43,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub async fn discover(state: &AppState, row: platform_rows::Model) -> Result<DiscoverVmsResponse, ApiError> {
     let started = Instant::now();
     let kind: PlatformKind = from_wire(&row.kind).unwrap_or(PlatformKind::Kvm);
-    let inv = match inventory::read(kind, row.address.clone()).await {
+    let progress = ProgressEvents::new(state, &row);
+    progress.send(DiscoveryPhase::Connecting, 0, 0);
+    let reading = progress.clone();
+    let last_sent = std::sync::Mutex::new(None::<Instant>);
+    let inv = match inventory::read_with_progress(kind, row.address.clone(), move |done, total| {
+        // At most every 100 ms, and always the first and the last count.
+        let Ok(mut last) = last_sent.lock() else { return };
+        if done == 0 || done == total || last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+            *last = Some(Instant::now());
+            reading.send(DiscoveryPhase::Reading, done as u64, total as u64);
+        }
+    })
+    .await
+    {
         Ok(inv) => inv,
         Err(m) => {
+            progress.send(DiscoveryPhase::Failed, 0, 0);
             let name = row.name.clone();
             inventory::record_failure(&state.db, row, &m).await?;
             return Err(ApiError::unavailable(
@@ -52,7 +68,10 @@ pub async fn discover(state: &AppState, row: platform_rows::Model) -> Result<Dis
             ));
         }
     };
+    let total = inv.vms.len() as u64;
+    progress.send(DiscoveryPhase::Applying, total, total);
     let (row, missing) = inventory::apply(&state.db, row, &inv).await?;
+    progress.send(DiscoveryPhase::Done, total, total);
     let managed = vm_contexts::Entity::find().filter(vm_contexts::Column::PlatformId.eq(row.id.clone())).all(&state.db).await?;
     let group_ids: Vec<String> = managed.iter().filter_map(|m| m.group_id.clone()).collect();
     let group_names: HashMap<String, String> = if group_ids.is_empty() {
@@ -91,7 +110,37 @@ pub async fn discover(state: &AppState, row: platform_rows::Model) -> Result<Dis
     })
 }
 
+/// Least time between two `discovery_progress` events of one discovery.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Sends a discovery's `discovery_progress` events on the WebSocket.
+#[derive(Clone)]
+struct ProgressEvents {
+    events: tokio::sync::broadcast::Sender<ServerMessage>,
+    platform_id: String,
+    platform_name: String,
+}
+
+impl ProgressEvents {
+    fn new(state: &AppState, row: &platform_rows::Model) -> Self {
+        ProgressEvents { events: state.events.clone(), platform_id: row.id.clone(), platform_name: row.name.clone() }
+    }
+
+    fn send(&self, phase: DiscoveryPhase, done: u64, total: u64) {
+        // No receiver (no cockpit open) is fine.
+        let _ = self.events.send(ServerMessage::DiscoveryProgress(DiscoveryProgress {
+            platform_id: self.platform_id.clone(),
+            platform_name: self.platform_name.clone(),
+            phase,
+            done,
+            total,
+            at: Utc::now(),
+        }));
+    }
+}
+
 /// Discovers a platform's VMs now; each says whether it is managed already.
+/// Progress is pushed on the WebSocket as `discovery_progress` events.
 #[utoipa::path(post, path = "/discovery/discover-vms", tag = "discovery", request_body = DiscoverVmsRequest, responses(
     (status = 200, body = DiscoverVmsResponse), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
     (status = 503, body = ErrorBody)))]

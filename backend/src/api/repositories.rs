@@ -4,20 +4,28 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
+use axum::response::Response;
+use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set};
 use shared_types::error::ErrorBody;
-use shared_types::repositories::Repository;
+use shared_types::repositories::{Repository, SetMaintenanceRequest, MAINTENANCE_REASON_MAX};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::common::noted;
 use super::{ApiError, ApiJson};
+use crate::auth::audit::AuditNote;
+use crate::auth::AuthUser;
 use crate::catalog::{repositories as repo_logic, to_u64};
 use crate::db::entities::{backups, repositories};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_repositories)).routes(routes!(get_repository))
+    OpenApiRouter::new()
+        .routes(routes!(list_repositories))
+        .routes(routes!(get_repository))
+        .routes(routes!(set_maintenance))
 }
 
 async fn counts(state: &AppState, ids: Vec<String>) -> Result<HashMap<String, i64>, ApiError> {
@@ -50,9 +58,54 @@ async fn list_repositories(State(state): State<AppState>) -> Result<ApiJson<Vec<
 #[utoipa::path(get, path = "/repositories/{id}", tag = "repositories", params(("id" = String, Path, description = "Repository id")),
     responses((status = 200, body = Repository), (status = 404, body = ErrorBody)))]
 async fn get_repository(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<Repository>, ApiError> {
-    let row = repositories::Entity::find_by_id(id.clone()).one(&state.db).await?.ok_or_else(|| {
-        ApiError::not_found("repository_not_found", format!("No repository has the id '{id}'. GET /api/v1/repositories lists them."))
-    })?;
+    let row = find(&state, &id).await?;
     let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().map(to_u64).unwrap_or(0);
     Ok(ApiJson(repo_logic::describe(row, n).await))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<repositories::Model, ApiError> {
+    repositories::Entity::find_by_id(id.to_owned()).one(&state.db).await?.ok_or_else(|| {
+        ApiError::not_found("repository_not_found", format!("No repository has the id '{id}'. GET /api/v1/repositories lists them."))
+    })
+}
+
+/// Enters maintenance (with a reason) or ends it. While in maintenance, new
+/// backups to the repository are refused (409) and queued ones wait; jobs
+/// already running finish.
+#[utoipa::path(put, path = "/repositories/{id}/maintenance", tag = "repositories", request_body = SetMaintenanceRequest,
+    params(("id" = String, Path, description = "Repository id")),
+    responses((status = 200, body = Repository), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_maintenance(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SetMaintenanceRequest>,
+) -> Result<Response, ApiError> {
+    let reason = req.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    let reason = match (req.enabled, reason) {
+        (true, None) => return Err(ApiError::invalid_field("reason", "say why the repository goes into maintenance (e.g. \"disk replacement\")")),
+        (true, Some(r)) if r.chars().count() > MAINTENANCE_REASON_MAX => {
+            return Err(ApiError::invalid_field("reason", format!("a reason has at most {MAINTENANCE_REASON_MAX} characters")))
+        }
+        (true, Some(r)) if r.chars().any(char::is_control) => {
+            return Err(ApiError::invalid_field("reason", "a reason is one line of text without control characters"))
+        }
+        (true, Some(r)) => Some(r.to_owned()),
+        (false, _) => None,
+    };
+    let row = find(&state, &id).await?;
+    let name = row.name.clone();
+    let mut active = row.into_active_model();
+    active.maintenance_since = Set(reason.as_ref().map(|_| Utc::now()));
+    active.maintenance_by = Set(reason.as_ref().map(|_| me.username.clone()));
+    active.maintenance_reason = Set(reason.clone());
+    let row = active.update(&state.db).await?;
+    // Jobs that waited for the end of maintenance may start now.
+    state.runner.wake();
+    let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().map(to_u64).unwrap_or(0);
+    let (action, target) = match &reason {
+        Some(r) => ("repository.maintenance.enter", format!("{name}: {r}")),
+        None => ("repository.maintenance.end", name),
+    };
+    Ok(noted(ApiJson(repo_logic::describe(row, n).await), AuditNote::new(action, target)))
 }

@@ -1,7 +1,9 @@
 //! `GET /api/v1/telemetry/health` (server, catalog, system sample, job
 //! counts) and `GET /api/v1/telemetry/performance` (per-minute throughput
-//! from the jobs' samples, today's bytes and outcomes). Every figure comes
-//! from the catalog or the live sampler.
+//! from the jobs' samples, today's bytes and outcomes) and
+//! `GET /api/v1/telemetry/overview` (the COMMAND page: fleet health, platform
+//! distribution, operations, throughput, storage efficiency). Every figure
+//! comes from the catalog, the repositories or the live sampler.
 
 use std::collections::BTreeMap;
 
@@ -12,20 +14,22 @@ use serde::Deserialize;
 use shared_types::error::ErrorBody;
 use shared_types::health::CatalogHealth;
 use shared_types::jobs::JobStatus;
+use shared_types::overview::{Overview, StorageTotals, ThroughputNow};
+use shared_types::repositories::RepositoryStatus;
 use shared_types::telemetry::{JobCounts, MinuteThroughput, Performance, TelemetryHealth};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, ApiQuery};
-use crate::catalog::to_u64;
-use crate::db::entities::{job_samples, jobs};
+use crate::catalog::{fleet, repositories as repo_logic, to_u64};
+use crate::db::entities::{job_samples, jobs, repositories};
 use crate::state::AppState;
 
 /// Longest window `performance` covers.
 const WINDOW_MAX_MINUTES: i64 = 24 * 60;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(performance))
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(performance)).routes(routes!(overview))
 }
 
 fn midnight(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -78,19 +82,9 @@ async fn performance(State(state): State<AppState>, ApiQuery(q): ApiQuery<Perfor
     }
     let now = Utc::now();
     let start = (now - Duration::minutes(minutes - 1)).duration_trunc(Duration::minutes(1)).unwrap_or(now);
-    let samples: Vec<(DateTime<Utc>, i64)> = job_samples::Entity::find()
-        .select_only()
-        .column(job_samples::Column::At)
-        .column(job_samples::Column::ThroughputBps)
-        .filter(job_samples::Column::At.gte(start))
-        .into_tuple()
-        .all(&state.db)
-        .await?;
+    let samples = samples_since(&state, start).await?;
     // Sum the jobs' throughput per second, then average the seconds of each minute.
-    let mut per_second: BTreeMap<i64, u64> = BTreeMap::new();
-    for (at, bps) in &samples {
-        *per_second.entry(at.timestamp()).or_default() += to_u64(*bps);
-    }
+    let per_second = per_second(&samples);
     let peak_bps = per_second.values().copied().max().unwrap_or(0);
     let mut per_minute_sum: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
     for (second, bps) in &per_second {
@@ -119,5 +113,100 @@ async fn performance(State(state): State<AppState>, ApiQuery(q): ApiQuery<Perfor
         bytes_written_today: today.iter().map(|(_, w)| to_u64(*w)).sum(),
         peak_bps,
         jobs: job_counts(&state, now).await?,
+    }))
+}
+
+async fn samples_since(state: &AppState, start: DateTime<Utc>) -> Result<Vec<(DateTime<Utc>, i64)>, ApiError> {
+    Ok(job_samples::Entity::find()
+        .select_only()
+        .column(job_samples::Column::At)
+        .column(job_samples::Column::ThroughputBps)
+        .filter(job_samples::Column::At.gte(start))
+        .into_tuple()
+        .all(&state.db)
+        .await?)
+}
+
+/// The jobs' throughput summed per second.
+fn per_second(samples: &[(DateTime<Utc>, i64)]) -> BTreeMap<i64, u64> {
+    let mut out: BTreeMap<i64, u64> = BTreeMap::new();
+    for (at, bps) in samples {
+        *out.entry(at.timestamp()).or_default() += to_u64(*bps);
+    }
+    out
+}
+
+/// Throughput now (each running job's latest sample of the last 3 s) and
+/// the peak second of today.
+async fn throughput(state: &AppState, now: DateTime<Utc>) -> Result<ThroughputNow, ApiError> {
+    let recent: Vec<(String, DateTime<Utc>, i64)> = job_samples::Entity::find()
+        .select_only()
+        .column(job_samples::Column::JobId)
+        .column(job_samples::Column::At)
+        .column(job_samples::Column::ThroughputBps)
+        .filter(job_samples::Column::At.gte(now - Duration::seconds(3)))
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let mut latest: BTreeMap<String, (DateTime<Utc>, i64)> = BTreeMap::new();
+    for (job, at, bps) in recent {
+        let e = latest.entry(job).or_insert((at, bps));
+        if at >= e.0 {
+            *e = (at, bps);
+        }
+    }
+    let running: Vec<String> = jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::Id)
+        .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let current_bps = running.iter().filter_map(|id| latest.get(id)).map(|(_, bps)| to_u64(*bps)).sum();
+    let peak_bps_today = per_second(&samples_since(state, midnight(now)).await?).values().copied().max().unwrap_or(0);
+    let limit = state.runner.read_limit();
+    Ok(ThroughputNow { current_bps, peak_bps_today, read_limit_bps: (limit > 0).then_some(limit) })
+}
+
+/// Storage efficiency over every repository that answers.
+async fn storage(state: &AppState) -> Result<StorageTotals, ApiError> {
+    let rows = repositories::Entity::find().all(&state.db).await?;
+    let mut t = StorageTotals { repositories: rows.len() as u64, ..Default::default() };
+    for row in rows {
+        let r = repo_logic::describe(row, 0).await;
+        match r.status {
+            RepositoryStatus::Unavailable => t.unavailable += 1,
+            RepositoryStatus::Maintenance => t.in_maintenance += 1,
+            RepositoryStatus::Online => {}
+        }
+        if let Some(s) = r.stats {
+            t.logical_bytes += s.logical_bytes;
+            t.unique_bytes += s.unique_bytes;
+            t.stored_bytes += s.stored_bytes;
+            t.repository_bytes += s.repository_bytes;
+        }
+    }
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    t.dedup_ratio = ratio(t.logical_bytes, t.unique_bytes);
+    t.compression_ratio = ratio(t.unique_bytes, t.stored_bytes);
+    t.savings_ratio = if t.logical_bytes == 0 { 0.0 } else { 1.0 - ratio(t.repository_bytes, t.logical_bytes) };
+    Ok(t)
+}
+
+/// Everything the COMMAND page shows: the fleet by health (the rule is
+/// `shared_types::overview::fleet_health`), VMs per platform, jobs by
+/// state, throughput now and today's peak, storage efficiency.
+#[utoipa::path(get, path = "/telemetry/overview", tag = "telemetry", responses((status = 200, body = Overview)))]
+async fn overview(State(state): State<AppState>) -> Result<ApiJson<Overview>, ApiError> {
+    let now = Utc::now();
+    let fleet = fleet::fleet(&state.db, now).await?;
+    Ok(ApiJson(Overview {
+        generated_at: now,
+        fleet: fleet.counts,
+        issues: fleet.issues,
+        platforms: fleet.platforms,
+        jobs: job_counts(&state, now).await?,
+        throughput: throughput(&state, now).await?,
+        storage: storage(&state).await?,
     }))
 }

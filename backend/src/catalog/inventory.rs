@@ -38,9 +38,20 @@ pub fn connect(kind: PlatformKind, address: &str) -> Result<Box<dyn Platform>, P
 /// The inventory of a platform, read on a blocking thread; the error is the
 /// connector's message, naming the host, VM or tool at fault.
 pub async fn read(kind: PlatformKind, address: String) -> Result<HostInventory, String> {
-    tokio::task::spawn_blocking(move || connect(kind, &address).and_then(|p| p.inventory()).map_err(|e| e.to_string()))
-        .await
-        .unwrap_or_else(|e| Err(format!("discovery stopped unexpectedly: {e}")))
+    read_with_progress(kind, address, |_, _| {}).await
+}
+
+/// [`read`], calling `progress(done, total)` as VM definitions are read.
+pub async fn read_with_progress(
+    kind: PlatformKind,
+    address: String,
+    progress: impl Fn(usize, usize) + Send + 'static,
+) -> Result<HostInventory, String> {
+    tokio::task::spawn_blocking(move || {
+        connect(kind, &address).and_then(|p| p.inventory_with_progress(&progress)).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("discovery stopped unexpectedly: {e}")))
 }
 
 /// Records a failed discovery on the platform.

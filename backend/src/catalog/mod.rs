@@ -10,6 +10,7 @@
 
 pub mod backups;
 pub mod convert;
+pub mod fleet;
 pub mod flows;
 pub mod inventory;
 pub mod repositories;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
-use shared_types::repositories::{Capacity, Repository, RepositoryKind, RepositoryStats, RepositoryStatus};
+use shared_types::repositories::{Capacity, Maintenance, Repository, RepositoryKind, RepositoryStats, RepositoryStatus};
 
 use super::new_id;
 use crate::db::entities::repositories;
@@ -43,6 +43,9 @@ pub async fn ensure_local(db: &DatabaseConnection, data_dir: &Path) -> anyhow::R
         kind: Set(RepositoryKind::Local.as_str().to_owned()),
         path: Set(path.display().to_string()),
         created_at: Set(Utc::now()),
+        maintenance_reason: Set(None),
+        maintenance_since: Set(None),
+        maintenance_by: Set(None),
     }
     .insert(db)
     .await?;
@@ -84,7 +87,9 @@ pub async fn describe(row: repositories::Model, backup_count: u64) -> Repository
         Ok(m) => m,
         Err(e) => (None, Err(format!("reading the repository stopped unexpectedly: {e}"))),
     };
+    let maintenance = maintenance(&row);
     let (status, error, stats) = match stats {
+        Ok(s) if maintenance.is_some() => (RepositoryStatus::Maintenance, None, Some(s)),
         Ok(s) => (RepositoryStatus::Online, None, Some(s)),
         Err(e) => (RepositoryStatus::Unavailable, Some(e), None),
     };
@@ -95,9 +100,29 @@ pub async fn describe(row: repositories::Model, backup_count: u64) -> Repository
         path: row.path,
         status,
         error,
+        maintenance,
         backup_count,
         capacity,
         stats,
         created_at: row.created_at,
     }
+}
+
+/// The repository's maintenance, when it is in maintenance.
+pub fn maintenance(row: &repositories::Model) -> Option<Maintenance> {
+    row.maintenance_reason.as_ref().map(|reason| Maintenance {
+        reason: reason.clone(),
+        since: row.maintenance_since.unwrap_or(row.created_at),
+        by: row.maintenance_by.clone(),
+    })
+}
+
+/// Why a backup to this repository cannot start now, if it cannot.
+pub fn refusal(row: &repositories::Model) -> Option<String> {
+    row.maintenance_reason.as_ref().map(|reason| {
+        format!(
+            "repository '{}' is in maintenance ({reason}); backups to it resume when an operator ends maintenance (PUT /api/v1/repositories/{}/maintenance)",
+            row.name, row.id
+        )
+    })
 }

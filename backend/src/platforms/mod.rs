@@ -29,7 +29,12 @@ pub use error::{PlatformError, Result};
 pub trait Platform: Send + Sync {
     fn kind(&self) -> PlatformKind;
     /// Everything on the endpoint: host facts, networks, VMs with their disks and NICs.
-    fn inventory(&self) -> Result<HostInventory>;
+    fn inventory(&self) -> Result<HostInventory> {
+        self.inventory_with_progress(&|_, _| {})
+    }
+    /// [`Platform::inventory`], calling `progress(done, total)` as VM
+    /// definitions are read (total known once they are listed).
+    fn inventory_with_progress(&self, progress: &dyn Fn(usize, usize)) -> Result<HostInventory>;
     /// One VM by name or platform id; [`PlatformError::VmNotFound`] when it is gone.
     fn vm(&self, vm: &str) -> Result<VmInfo>;
     /// Opens one disk of a VM for a backup's read: a point-in-time source,

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::catalog::new_id;
-use crate::db::entities::{jobs, vm_contexts};
+use crate::db::entities::{jobs, repositories, vm_contexts};
 use crate::engine::progress::Progress;
 
 pub mod backup_job;
@@ -111,6 +111,11 @@ impl Runner {
         self.inner.read_limit_bps.store(bytes_per_second, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The read cap each job gets, in bytes per second (0: none).
+    pub fn read_limit(&self) -> u64 {
+        self.inner.read_limit_bps.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn db(&self) -> &DatabaseConnection {
         &self.inner.db
     }
@@ -164,6 +169,13 @@ impl Runner {
                 vm.name, j.id, j.status
             )));
         }
+        let repo = repositories::Entity::find_by_id(req.repository_id.clone())
+            .one(db)
+            .await?
+            .ok_or_else(|| RunnerError::NotFound(format!("repository '{}' not found", req.repository_id)))?;
+        if let Some(why) = crate::catalog::repositories::refusal(&repo) {
+            return Err(RunnerError::Conflict(why));
+        }
         let now = Utc::now();
         let job = jobs::ActiveModel {
             id: Set(new_id()),
@@ -192,6 +204,11 @@ impl Runner {
         }
         self.inner.wake.notify_one();
         Ok(job)
+    }
+
+    /// Looks at the queue again (e.g. a repository left maintenance).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
     }
 
     /// Pauses a running job at its next chunk-run boundary.
@@ -339,7 +356,18 @@ impl Runner {
             .order_by_asc(jobs::Column::CreatedAt)
             .all(&self.inner.db)
             .await?;
+        // Queued jobs of a repository in maintenance wait for its end.
+        let waiting: std::collections::HashSet<String> = repositories::Entity::find()
+            .filter(repositories::Column::MaintenanceReason.is_not_null())
+            .all(&self.inner.db)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         for job in queued {
+            if job.repository_id.as_ref().is_some_and(|r| waiting.contains(r)) {
+                continue;
+            }
             let Some(vm) = vm_contexts::Entity::find_by_id(job.vm_context_id.clone()).one(&self.inner.db).await? else {
                 let job = backup_job::finish_row(&self.inner.db, job, JobStatus::Failed, Some("the managed VM was removed".into()), None).await?;
                 telemetry::job_changed(self, &job).await;

@@ -1,5 +1,6 @@
 //! "+ Add VMs" (seed 004): choose or add a platform → discover its VMs (with
-//! a working indicator) → select → bulk add, optionally into a group.
+//! the server's `discovery_progress` events as a progress bar) → select →
+//! bulk add, optionally into a group.
 
 use leptos::prelude::*;
 use shared_types::discovery::{AddPlatformRequest, BulkAddRequest, DiscoverVmsResponse};
@@ -8,6 +9,7 @@ use shared_types::platform::PlatformKind;
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::format::format_bytes;
+use crate::live::use_live;
 
 #[component]
 pub fn AddVmsModal(open: RwSignal<bool>, #[prop(into)] on_added: Callback<()>) -> impl IntoView {
@@ -133,6 +135,7 @@ fn AddVmsSteps(open: RwSignal<bool>, on_added: Callback<()>) -> impl IntoView {
                 <Show when=move || discover.busy.get()>
                     <span class="working" data-testid="discover-working"><span class="spinner"></span>"Discovering VMs on the platform…"</span>
                 </Show>
+                <DiscoveryBar platform=platform />
                 {move || found.with(|f| f.as_ref().map(|r| view! {
                     <span class="muted small" data-testid="discover-summary">{format!("{} VMs found in {} ms", r.vms.len(), r.duration_ms)}</span>
                 }))}
@@ -187,5 +190,37 @@ fn AddVmsSteps(open: RwSignal<bool>, on_added: Callback<()>) -> impl IntoView {
         <ActError act=bulk testid="bulk-add-error" />
         {move || result.get().map(|m| view! { <p class="notice operational" data-testid="bulk-add-result">{m}</p> })}
         <div class="modal-actions"><button class="button" data-testid="add-vms-done" on:click=move |_| open.set(false)>"Done"</button></div>
+    }
+}
+
+/// The newest discovery progress of the chosen platform, from the WebSocket.
+#[component]
+fn DiscoveryBar(platform: RwSignal<String>) -> impl IntoView {
+    use shared_types::discovery::DiscoveryPhase;
+    let live = use_live();
+    let progress = move || live.discovery.get().filter(|p| platform.with(|id| *id == p.platform_id));
+    move || {
+        progress().map(|p| {
+            let percent = if p.total > 0 { p.done as f64 * 100.0 / p.total as f64 } else { 0.0 };
+            let text = match p.phase {
+                DiscoveryPhase::Connecting => format!("Connecting to {}…", p.platform_name),
+                DiscoveryPhase::Reading => format!("Reading VM definitions: {} of {}", p.done, p.total),
+                DiscoveryPhase::Applying => format!("Recording {} VMs in the catalog…", p.total),
+                DiscoveryPhase::Done => format!("Discovered {} VMs", p.total),
+                DiscoveryPhase::Failed => "Discovery failed".to_string(),
+            };
+            let class = match p.phase {
+                DiscoveryPhase::Done => "operational",
+                DiscoveryPhase::Failed => "warning",
+                _ => "",
+            };
+            view! {
+                <div class="grow discovery-bar" data-testid="discovery-progress" data-phase=p.phase.as_str()
+                    data-done=p.done.to_string() data-total=p.total.to_string()>
+                    <div class="progress-track"><div class=format!("progress-fill {class}") style:width=format!("{percent:.1}%")></div></div>
+                    <div class="progress-caption"><span>{text}</span></div>
+                </div>
+            }
+        })
     }
 }

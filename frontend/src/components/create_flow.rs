@@ -1,8 +1,8 @@
-//! New backup flow: a group (or chosen VMs) → a repository, a cron
-//! schedule and retention; the server's validation errors shown inline.
+//! New or edited backup flow: a group (or chosen VMs) → a repository, a
+//! cron schedule and retention; the server's validation errors shown inline.
 
 use leptos::prelude::*;
-use shared_types::flow::{CreateFlowRequest, FlowKind, FlowSource, RetentionPolicy};
+use shared_types::flow::{CreateFlowRequest, Flow, FlowKind, FlowSource, RetentionPolicy, UpdateFlowRequest};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
@@ -19,27 +19,49 @@ pub fn CreateFlowModal(open: RwSignal<Option<String>>, #[prop(into)] on_created:
                         <h2>"NEW BACKUP FLOW"</h2>
                         <button class="icon-button" aria-label="Close" on:click=move |_| open.set(None)>"✕"</button>
                     </header>
-                    <div class="modal-body"><FlowForm group=group open=open on_created=on_created /></div>
+                    <div class="modal-body">
+                        <FlowForm group=group editing=None
+                            on_close=Callback::new(move |_| open.set(None))
+                            on_saved=Callback::new(move |_| { open.set(None); on_created.run(()); }) />
+                    </div>
                 </div>
             </div>
         })}
     }
 }
 
+fn number(n: Option<u32>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// The flow form: creates a flow, or with `editing` changes that flow
+/// (`PATCH`, only the fields that differ).
 #[component]
-fn FlowForm(group: String, open: RwSignal<Option<String>>, on_created: Callback<()>) -> impl IntoView {
+pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on_saved: Callback<()>) -> impl IntoView {
     let act = Act::new();
     let groups = LocalResource::new(api::groups);
     let repos = LocalResource::new(api::repositories);
     let vms = LocalResource::new(api::vm_contexts);
-    let name = RwSignal::new(String::new());
-    let source_group = RwSignal::new(group);
-    let chosen_vms = RwSignal::new(Vec::<String>::new());
-    let repo = RwSignal::new(String::new());
-    let schedule = RwSignal::new("0 2 * * *".to_string());
-    let keep_last = RwSignal::new("7".to_string());
-    let keep_daily = RwSignal::new(String::new());
-    let immutable = RwSignal::new("0".to_string());
+    let name = RwSignal::new(editing.as_ref().map(|f| f.name.clone()).unwrap_or_default());
+    let (initial_group, initial_vms) = match editing.as_ref().map(|f| &f.source) {
+        Some(FlowSource::Group { group_id }) => (group_id.clone(), Vec::new()),
+        Some(FlowSource::Vms { vm_ids }) => (String::new(), vm_ids.clone()),
+        None => (group, Vec::new()),
+    };
+    let source_group = RwSignal::new(initial_group);
+    let chosen_vms = RwSignal::new(initial_vms);
+    let repo = RwSignal::new(editing.as_ref().map(|f| f.repository.id.clone()).unwrap_or_default());
+    let schedule = RwSignal::new(match &editing {
+        Some(f) => f.schedule.clone().unwrap_or_default(),
+        None => "0 2 * * *".to_string(),
+    });
+    let keep_last = RwSignal::new(match &editing {
+        Some(f) => number(f.retention.keep_last),
+        None => "7".to_string(),
+    });
+    let keep_daily = RwSignal::new(editing.as_ref().map(|f| number(f.retention.keep_daily)).unwrap_or_default());
+    let immutable = RwSignal::new(editing.as_ref().map(|f| f.immutable_days.to_string()).unwrap_or_else(|| "0".into()));
+    let editing = StoredValue::new(editing);
     let local_error = RwSignal::new(None::<String>);
     Effect::new(move |_| {
         if let Some(Ok(r)) = repos.get() {
@@ -61,10 +83,12 @@ fn FlowForm(group: String, open: RwSignal<Option<String>>, on_created: Callback<
         ev.prevent_default();
         local_error.set(None);
         let parsed = (|| -> Result<CreateFlowRequest, String> {
+            // Rules the form does not show are kept as they are.
+            let kept = editing.with_value(|e| e.as_ref().map(|f| f.retention.clone())).unwrap_or_default();
             let retention = RetentionPolicy {
                 keep_last: count(&keep_last.get_untracked(), "Keep last")?,
                 keep_daily: count(&keep_daily.get_untracked(), "Keep daily")?,
-                ..Default::default()
+                ..kept
             };
             let source = match source_group.get_untracked() {
                 g if !g.is_empty() => FlowSource::Group { group_id: g },
@@ -82,12 +106,24 @@ fn FlowForm(group: String, open: RwSignal<Option<String>>, on_created: Callback<
                 enabled: None,
             })
         })();
-        match parsed {
-            Err(e) => local_error.set(Some(e)),
-            Ok(req) => act.run(api::create_flow(req), move |_| {
-                open.set(None);
-                on_created.run(());
-            }),
+        match (parsed, editing.get_value()) {
+            (Err(e), _) => local_error.set(Some(e)),
+            (Ok(req), None) => act.run(api::create_flow(req), move |_| on_saved.run(())),
+            (Ok(req), Some(old)) => {
+                let update = UpdateFlowRequest {
+                    name: (req.name != old.name).then(|| req.name.clone()),
+                    source: (req.source != old.source).then(|| req.source.clone()),
+                    repository_id: (req.repository_id != old.repository.id).then(|| req.repository_id.clone()),
+                    schedule: (req.schedule != old.schedule).then(|| req.schedule.clone()),
+                    retention: (req.retention != old.retention).then(|| req.retention.clone()),
+                    immutable_days: (req.immutable_days != old.immutable_days).then_some(req.immutable_days),
+                };
+                if update == UpdateFlowRequest::default() {
+                    local_error.set(Some("Nothing changed.".into()));
+                } else {
+                    act.run(api::update_flow(old.id.clone(), update), move |_| on_saved.run(()));
+                }
+            }
         }
     };
     view! {
@@ -145,8 +181,10 @@ fn FlowForm(group: String, open: RwSignal<Option<String>>, on_created: Callback<
             {move || local_error.get().map(|e| view! { <p class="notice warning" data-testid="flow-form-error">{e}</p> })}
             <ActError act=act testid="flow-error" />
             <div class="modal-actions">
-                <button class="button" type="button" on:click=move |_| open.set(None)>"Cancel"</button>
-                <button class="button primary" type="submit" data-testid="flow-create" disabled=move || act.busy.get()>"Create flow"</button>
+                <button class="button" type="button" data-testid="flow-cancel" on:click=move |_| on_close.run(())>"Cancel"</button>
+                <button class="button primary" type="submit" data-testid="flow-create" disabled=move || act.busy.get()>
+                    {move || if editing.with_value(Option::is_some) { "Save changes" } else { "Create flow" }}
+                </button>
             </div>
         </form>
     }

@@ -10,6 +10,7 @@ use shared_types::jobs::{Job, JobStatus};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::components::create_flow::FlowForm;
 use crate::components::job_panel::JobPanel;
 use crate::components::vm_cells::{ProtectionPill, LastBackup};
 use crate::format::{format_bytes, format_duration, when};
@@ -77,8 +78,11 @@ pub fn flow_state_class(flow: &Flow) -> &'static str {
 fn FlowBody(id: String, target: RwSignal<Option<Inspect>>) -> impl IntoView {
     let live = use_live();
     let fid = id.clone();
+    let refresh = RwSignal::new(0u32);
+    let editing = RwSignal::new(false);
     let details = LocalResource::new(move || {
         live.jobs_version.get();
+        refresh.get();
         api::flow(fid.clone())
     });
     // Jobs of the newest run seen while this view is open stay shown once
@@ -98,7 +102,20 @@ fn FlowBody(id: String, target: RwSignal<Option<Inspect>>) -> impl IntoView {
                             w.extend(active.into_iter().filter(|id| !w.contains(id)).collect::<Vec<_>>());
                         }
                     });
-                    view! { <FlowView d=d watched=watched.get_value() target=target /> }.into_any()
+                    if editing.get() {
+                        let on_saved = Callback::new(move |_| {
+                            editing.set(false);
+                            refresh.update(|n| *n += 1);
+                        });
+                        return view! {
+                            <h3 class="section-title">"EDIT FLOW"</h3>
+                            <div data-testid="edit-flow">
+                                <FlowForm group=String::new() editing=Some(d.flow) on_close=Callback::new(move |_| editing.set(false)) on_saved=on_saved />
+                            </div>
+                        }
+                        .into_any();
+                    }
+                    view! { <FlowView d=d watched=watched.get_value() target=target editing=editing /> }.into_any()
                 }
             })}
         </Transition>
@@ -106,7 +123,7 @@ fn FlowBody(id: String, target: RwSignal<Option<Inspect>>) -> impl IntoView {
 }
 
 #[component]
-fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspect>>) -> impl IntoView {
+fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspect>>, editing: RwSignal<bool>) -> impl IntoView {
     let live = use_live();
     let flow = d.flow.clone();
     let mut all: Vec<Job> = d.active_jobs.clone();
@@ -131,7 +148,7 @@ fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspec
             </div>
             <span class=format!("status-pill {}", flow_state_class(&flow)) data-testid="flow-state">{flow.state.label()}</span>
         </div>
-        <FlowActions flow=flow.clone() active=active target=target />
+        <FlowActions flow=flow.clone() active=active target=target editing=editing />
         <h3 class="section-title">"JOBS"</h3>
         {if shown.is_empty() {
             view! { <p class="muted" data-testid="no-jobs">"This flow has not run yet."</p> }.into_any()
@@ -166,7 +183,7 @@ fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspec
 /// Buttons for the actions the flow's state allows; job actions act on
 /// the flow's active jobs.
 #[component]
-fn FlowActions(flow: Flow, active: Vec<Job>, target: RwSignal<Option<Inspect>>) -> impl IntoView {
+fn FlowActions(flow: Flow, active: Vec<Job>, target: RwSignal<Option<Inspect>>, editing: RwSignal<bool>) -> impl IntoView {
     let session = use_session();
     let act = Act::new();
     let allowed = move || session.can(Role::Operator);
@@ -174,7 +191,6 @@ fn FlowActions(flow: Flow, active: Vec<Job>, target: RwSignal<Option<Inspect>>) 
     let buttons = flow
         .allowed_actions
         .iter()
-        .filter(|a| **a != FlowAction::Edit)
         .map(|action| {
             let action = *action;
             let id = flow.id.clone();
@@ -192,6 +208,7 @@ fn FlowActions(flow: Flow, active: Vec<Job>, target: RwSignal<Option<Inspect>>) 
                     FlowAction::Enable => act.run(api::set_flow_enabled(id, true), |_| {}),
                     FlowAction::Disable => act.run(api::set_flow_enabled(id, false), |_| {}),
                     FlowAction::Delete => act.run(api::delete_flow(id), move |_| target.set(None)),
+                    FlowAction::Edit => editing.set(true),
                     FlowAction::Pause | FlowAction::Resume | FlowAction::Stop => {
                         let verb = match action {
                             FlowAction::Pause => "pause",

@@ -14,6 +14,10 @@ pub struct Model {
     /// The directory of a local repository.
     pub path: String,
     pub created_at: ChronoDateTimeUtc,
+    /// Set while the repository is in maintenance (see `shared_types::repositories::Maintenance`).
+    pub maintenance_reason: Option<String>,
+    pub maintenance_since: Option<ChronoDateTimeUtc>,
+    pub maintenance_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

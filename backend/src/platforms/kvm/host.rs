@@ -118,11 +118,14 @@ impl Platform for KvmHost {
         PlatformKind::Kvm
     }
 
-    fn inventory(&self) -> Result<HostInventory> {
-        let mut vms = Vec::new();
-        for name in definition::list_vms(&self.dir)? {
-            let def = definition::read_vm(&self.dir, &name)?;
+    fn inventory_with_progress(&self, progress: &dyn Fn(usize, usize)) -> Result<HostInventory> {
+        let names = definition::list_vms(&self.dir)?;
+        progress(0, names.len());
+        let mut vms = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let def = definition::read_vm(&self.dir, name)?;
             vms.push(self.vm_info(&def)?);
+            progress(i + 1, names.len());
         }
         Ok(HostInventory {
             host: HostInfo {
