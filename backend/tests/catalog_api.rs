@@ -633,6 +633,18 @@ async fn a_repository_in_maintenance_refuses_new_backups() {
     assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
     let message = err(&reply).message;
     assert!(message.contains("in maintenance (disk swap)") && message.contains("local"), "{message}");
+    // A flow to it (Backup now, or its schedule) is refused with the same reason.
+    let flow: Flow = lab
+        .ok(
+            "POST",
+            "/api/v1/flows",
+            Some(json!({"name": "to-maintained", "kind": "backup", "source": {"type": "vms", "vm_ids": [web]}, "repository_id": repo.id})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let reply = lab.call("POST", &format!("/api/v1/flows/{}/run", flow.id), None).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    assert!(err(&reply).message.contains("in maintenance (disk swap)"), "{}", reply.body);
     let no_jobs: JobPage = lab.ok("GET", "/api/v1/jobs", None, StatusCode::OK).await;
     assert_eq!(no_jobs.total, 0, "nothing was queued");
     let o: Overview = lab.ok("GET", "/api/v1/telemetry/overview", None, StatusCode::OK).await;

@@ -2,9 +2,11 @@
 //! demo lab: add the lab host (a bad path first), discover, bulk add, create
 //! a group and a backup flow, Backup Now and watch it in the FlowDetailsModal
 //! (progress and graph move; final bytes equal the catalog's), lab activity
-//! then an incremental that reads far less, pause and resume a running
-//! backup, Emergency Stop. Measures WebSocket event → DOM latency and saves
-//! screenshots of ASSETS, FLOWS and the modal at three sizes.
+//! then an incremental that reads far less, edit the flow, the COMMAND page's
+//! figures equal the overview API's, a repository in maintenance refuses a
+//! backup, pause and resume a running backup, Emergency Stop. Measures
+//! WebSocket event → DOM latency and saves screenshots of COMMAND, ASSETS,
+//! FLOWS, Repositories and the modal at three sizes.
 
 use std::time::{Duration, Instant};
 
@@ -167,6 +169,10 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     println!("discover working indicator seen: {saw_working}");
     let summary = b.testid("discover-summary", T).await?.text().await?;
     ensure!(summary.starts_with("6 VMs"), "discovery summary {summary:?}");
+    // The server's discovery_progress events drove the progress bar to the end.
+    let bar = b.testid("discovery-progress", T).await?;
+    b.until("discovery progress done", T, || async { Ok((attr(&bar, "data-phase").await? == "done").then_some(())) }).await?;
+    ensure!(num(&bar, "data-done").await? == 6 && num(&bar, "data-total").await? == 6, "discovery progress did not count 6 of 6");
     click(b, "bulk-add").await?;
     let added = b.testid("bulk-add-result", T).await?.text().await?;
     ensure!(added.contains("Added 6"), "bulk add said {added:?}");
@@ -266,6 +272,66 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     e2e::metric("incremental_bytes_read", incr_read);
     ensure!(incr_read * 5 < full_read, "the incremental read {incr_read} bytes, the full {full_read}: not far less");
     shoot_sizes(b, &server, "/flows", "page-flows", "flow-details", Some("nightly-web")).await?;
+
+    // Edit the flow from its details: a new schedule, saved with PATCH.
+    b.client.goto(&server.url("/flows")).await?;
+    click(b, "flow-inspect-nightly-web").await?;
+    click(b, "flow-action-edit").await?;
+    b.testid("edit-flow", T).await?;
+    type_into(b, "flow-schedule", "30 3 * * *").await?;
+    click(b, "flow-create").await?;
+    b.until("the edited flow shown", T, || async {
+        Ok(b.client.find(Locator::Css("[data-testid='edit-flow']")).await.is_err().then_some(()))
+    })
+    .await?;
+    let flows = server.get_json("/api/v1/flows")?;
+    let edited = flows.as_array().and_then(|a| a.iter().find(|f| f["name"] == "nightly-web")).context("flow gone")?;
+    ensure!(edited["schedule"] == "30 3 * * *", "the schedule was not saved: {edited}");
+    let head = b.testid("flow-details-head", T).await?.text().await?;
+    ensure!(head.contains("03:30:00"), "the details do not show the next run at 03:30: {head:?}");
+
+    // COMMAND: every figure is the overview API's.
+    b.client.goto(&server.url("/command")).await?;
+    let o = server.get_json("/api/v1/telemetry/overview")?;
+    ensure!(o["fleet"]["protected"] == 2 && o["fleet"]["total"] == 6, "two of six VMs are protected: {}", o["fleet"]);
+    for (id, key) in [("fleet-protected", "protected"), ("fleet-attention", "attention"), ("fleet-critical", "critical")] {
+        let want = o["fleet"][key].as_u64().unwrap_or(u64::MAX);
+        let el = b.testid(id, Duration::from_secs(15)).await?;
+        b.until(id, T, || async { Ok((num(&el, "data-value").await.ok() == Some(want)).then_some(())) }).await?;
+    }
+    let done_today = o["jobs"]["completed_today"].as_u64().unwrap_or(0);
+    ensure!(done_today >= 4, "four backups completed today, the overview says {done_today}");
+    let el = b.testid("ops-today", T).await?;
+    b.until("jobs done today", T, || async { Ok((num(&el, "data-value").await.ok() == Some(done_today)).then_some(())) }).await?;
+    let dedup = b.testid("dedup-ratio", T).await?;
+    let shown: f64 = attr(&dedup, "data-value").await?.parse()?;
+    let api = o["storage"]["dedup_ratio"].as_f64().unwrap_or(0.0);
+    ensure!(api > 1.0 && (shown - api).abs() < 0.05, "dedup ratio shown {shown}, API {api}");
+    let lab_share = b.testid("platform-share-kvm-prod-01", T).await?;
+    ensure!(num(&lab_share, "data-vms").await? == 6, "platform distribution");
+    let feed = b.client.find_all(Locator::Css("[data-testid='feed-item']")).await?;
+    ensure!(feed.len() >= 4, "the activity feed shows {} items", feed.len());
+    shoot_sizes(b, &server, "/command", "page-command", "command", None).await?;
+
+    // A repository in maintenance refuses Backup Now with its reason; ending
+    // maintenance lets backups start again.
+    b.client.goto(&server.url("/repositories")).await?;
+    type_into(b, "repo-maintenance-reason", "disk swap").await?;
+    click(b, "repo-maintenance-enter").await?;
+    b.testid("repo-maintenance", T).await?;
+    shoot_sizes(b, &server, "/repositories", "page-repositories", "repositories", None).await?;
+    b.client.goto(&server.url("/assets")).await?;
+    click(b, "backup-now-web-02").await?;
+    click(b, "start-backup-submit").await?;
+    let refused = b.testid("start-backup-error", T).await?.text().await?;
+    ensure!(refused.contains("maintenance (disk swap)"), "backup to a repository in maintenance: {refused:?}");
+    b.client.goto(&server.url("/repositories")).await?;
+    click(b, "repo-maintenance-end").await?;
+    b.until("maintenance ended", T, || async {
+        let card = b.testid("repo-local", T).await?;
+        Ok((attr(&card, "data-status").await? == "online").then_some(()))
+    })
+    .await?;
 
     // Backup Now on one VM (full) from ASSETS; pause and resume it on FLOWS.
     b.client.goto(&server.url("/assets")).await?;

@@ -70,9 +70,11 @@ pub struct JobProgress {
     pub bytes_read: u64,
     /// Bytes written to the repository.
     pub bytes_written: u64,
-    /// Over the last sample interval, bytes gone through per second.
+    /// Over the last sample interval, bytes really read per second (skipped
+    /// holes are not throughput).
     pub throughput_bps: u64,
-    /// Seconds left at the recent pace; `None` when unknown.
+    /// Seconds left at the recent pace of `bytes_done` (holes skipped count
+    /// as progress); `None` when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta_seconds: Option<u64>,
     pub paused: bool,

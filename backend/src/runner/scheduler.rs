@@ -12,7 +12,7 @@ use shared_types::jobs::BackupType;
 
 use super::{BackupRequest, Runner, RunnerError};
 use crate::catalog::{flows as flow_rules, schedule};
-use crate::db::entities::flows;
+use crate::db::entities::{flows, repositories};
 
 /// How often schedules are looked at.
 const TICK: Duration = Duration::from_secs(15);
@@ -50,7 +50,12 @@ pub async fn tick(runner: &Runner, next: &mut HashMap<String, DateTime<Utc>>, no
         }
         match run_flow(runner, &flow, "schedule").await {
             Ok(n) => tracing::info!(flow = %flow.name, jobs = n, "scheduled run"),
-            Err(e) => tracing::warn!(flow = %flow.name, error = %e, "scheduled run skipped"),
+            Err(e) => {
+                tracing::warn!(flow = %flow.name, error = %e, "scheduled run skipped");
+                if let RunnerError::Conflict(why) = &e {
+                    super::telemetry::schedule_alert(runner, &flow.name, why);
+                }
+            }
         }
     }
     Ok(())
@@ -66,6 +71,13 @@ pub async fn run_flow(runner: &Runner, flow: &flows::Model, by: &str) -> Result<
     let vms = flow_rules::vm_ids(runner.db(), flow).await?;
     if vms.is_empty() {
         return Err(RunnerError::Conflict(format!("flow '{}' has no VMs to back up: add VMs to it or to its group", flow.name)));
+    }
+    let repo = repositories::Entity::find_by_id(flow.repository_id.clone())
+        .one(runner.db())
+        .await?
+        .ok_or_else(|| RunnerError::NotFound(format!("the repository of flow '{}' no longer exists", flow.name)))?;
+    if let Some(why) = crate::catalog::repositories::refusal(&repo) {
+        return Err(RunnerError::Conflict(why));
     }
     let mut queued = 0;
     for vm in vms {

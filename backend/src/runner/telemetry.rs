@@ -59,11 +59,25 @@ pub async fn alert(runner: &Runner, job: &jobs::Model, vm: &str, message: &str) 
     }));
 }
 
+/// Raises an alert for a scheduled run that could not start (e.g. its
+/// repository is in maintenance).
+pub fn schedule_alert(runner: &Runner, flow: &str, message: &str) {
+    let _ = runner.events().send(ServerMessage::Alert(Alert {
+        id: new_id(),
+        severity: AlertSeverity::Warning,
+        title: format!("Scheduled run of flow {flow} skipped"),
+        message: message.to_owned(),
+        at: Utc::now(),
+        job_id: None,
+    }));
+}
+
 /// Streams `progress` until aborted: a [`JobProgress`] every
 /// [`PROGRESS_INTERVAL`], a catalog sample and byte counts every second.
 pub fn spawn_sampler(runner: Runner, job: jobs::Model, vm_name: String, progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut last = (Instant::now(), 0u64);
+        // (when, bytes done, bytes read) at the previous tick.
+        let mut last = (Instant::now(), 0u64, 0u64);
         let mut tick = 0u64;
         let mut interval = tokio::time::interval(PROGRESS_INTERVAL);
         loop {
@@ -73,10 +87,13 @@ pub fn spawn_sampler(runner: Runner, job: jobs::Model, vm_name: String, progress
             let done = s.bytes_read + s.bytes_skipped;
             let now = Instant::now();
             let dt = now.duration_since(last.0).as_secs_f64();
-            let rate = if dt > 0.0 { (done.saturating_sub(last.1)) as f64 / dt } else { 0.0 };
-            last = (now, done);
+            let per_second = |now: u64, before: u64| if dt > 0.0 { now.saturating_sub(before) as f64 / dt } else { 0.0 };
+            // Throughput is what was really read; skipped holes only speed up progress.
+            let rate = per_second(s.bytes_read, last.2);
+            let progress_rate = per_second(done, last.1);
+            last = (now, done, s.bytes_read);
             let remaining = s.bytes_total.saturating_sub(done);
-            let eta = (rate > 0.0).then(|| (remaining as f64 / rate).ceil() as u64);
+            let eta = (progress_rate > 0.0).then(|| (remaining as f64 / progress_rate).ceil() as u64);
             let paused = progress.control.is_paused();
             let _ = runner.events().send(ServerMessage::JobProgress(JobProgress {
                 job_id: job.id.clone(),

@@ -18,6 +18,9 @@ use crate::job_view::{duration_s, status_class};
 use crate::live::use_live;
 use crate::session::{needs, use_session};
 
+/// Jobs of a flow queued within this many seconds belong to one run.
+const RUN_WINDOW_S: i64 = 5;
+
 /// What the details view shows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inspect {
@@ -130,7 +133,11 @@ fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspec
     all.extend(d.recent_jobs.iter().cloned());
     let mut shown: Vec<Job> = all.iter().filter(|j| watched.contains(&j.id)).cloned().collect();
     if shown.is_empty() {
-        shown.extend(d.recent_jobs.first().cloned());
+        // The newest run: its jobs were queued together (within a few seconds).
+        if let Some(newest) = d.recent_jobs.first() {
+            let t = newest.created_at;
+            shown.extend(d.recent_jobs.iter().filter(|j| (t - j.created_at).num_seconds().abs() <= RUN_WINDOW_S).cloned());
+        }
     }
     shown.sort_by(|a, b| a.vm_name.cmp(&b.vm_name));
     let active = d.active_jobs.clone();

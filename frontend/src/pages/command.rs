@@ -80,7 +80,7 @@ fn FleetPanel(o: Signal<Option<Overview>>) -> impl IntoView {
     view! {
         <div class="card" data-testid="fleet-status">
             <h2>"FLEET STATUS"</h2>
-            <div class="stat-row">
+            <div class="stat-row three">
                 <Stat label="PROTECTED" value=count(|o| o.fleet.protected) class="operational" testid="fleet-protected" />
                 <Stat label="ATTENTION" value=count(|o| o.fleet.attention) class="caution" testid="fleet-attention" />
                 <Stat label="CRITICAL" value=count(|o| o.fleet.critical) class="warning" testid="fleet-critical" />
@@ -100,7 +100,7 @@ fn FleetPanel(o: Signal<Option<Overview>>) -> impl IntoView {
                                 <li>
                                     <span class=format!("status-dot {class}")></span>
                                     <span class="vm-name">{i.vm.name.clone()}</span>
-                                    <span class="muted small">{format!(" · {} · {}", i.platform_name, i.reason)}</span>
+                                    <span class="muted small">{format!("{} · {}", i.reason, i.platform_name)}</span>
                                 </li>
                             }
                         }).collect_view()}
@@ -118,7 +118,7 @@ fn OperationsPanel(o: Signal<Option<Overview>>) -> impl IntoView {
     view! {
         <div class="card" data-testid="operations-status">
             <h2>"OPERATIONS STATUS"</h2>
-            <div class="stat-row">
+            <div class="stat-row four">
                 <Stat label="ACTIVE" value=count(|o| o.jobs.running) class="operational" testid="ops-active" />
                 <Stat label="QUEUED" value=count(|o| o.jobs.queued) class="caution" testid="ops-queued" />
                 <Stat label="PAUSED" value=count(|o| o.jobs.paused) class="caution" testid="ops-paused" />
