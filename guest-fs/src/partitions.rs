@@ -82,7 +82,12 @@ pub(crate) fn read_table(disk: &dyn ReadAt, whole_disk_fs: bool) -> Result<Table
     let size = disk.size();
     let whole = || Table {
         kind: TableKind::None,
-        entries: vec![TableEntry { number: None, start: 0, length: size, part_type: PartitionType::WholeDisk, label: None }],
+        // An empty disk has nothing to show.
+        entries: if size == 0 {
+            Vec::new()
+        } else {
+            vec![TableEntry { number: None, start: 0, length: size, part_type: PartitionType::WholeDisk, label: None }]
+        },
         warnings: Vec::new(),
     };
     if size < 512 {
