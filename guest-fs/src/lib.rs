@@ -48,6 +48,8 @@ mod disk;
 mod error;
 mod ext4;
 mod fat;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guest_fs;
 mod ntfs;
 mod partitions;
