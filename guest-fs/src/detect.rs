@@ -122,9 +122,14 @@ pub(crate) fn fat_kind(bs: &[u8]) -> Option<FsKind> {
         return None;
     }
     let total = if total16 != 0 { total16 } else { total32 };
-    let fat_size = if fat16_size != 0 { fat16_size } else { fat32_size };
+    let fat_size = if fat16_size != 0 {
+        fat16_size
+    } else {
+        fat32_size
+    };
     let root_sectors = (root_entries * 32).div_ceil(bytes_per_sector);
-    let meta = u64::from(reserved) + u64::from(fats) * u64::from(fat_size) + u64::from(root_sectors);
+    let meta =
+        u64::from(reserved) + u64::from(fats) * u64::from(fat_size) + u64::from(root_sectors);
     let data = u64::from(total).checked_sub(meta)?;
     let clusters = data / u64::from(sectors_per_cluster);
     Some(if clusters < 4085 {

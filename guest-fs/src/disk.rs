@@ -40,7 +40,10 @@ pub struct Disk {
 
 impl std::fmt::Debug for Disk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Disk").field("table", &self.table).field("partitions", &self.partitions).finish()
+        f.debug_struct("Disk")
+            .field("table", &self.table)
+            .field("partitions", &self.partitions)
+            .finish()
     }
 }
 
@@ -56,7 +59,8 @@ pub fn open(disk: Arc<dyn ReadAt>) -> Result<Disk> {
     let table = read_table(&*disk, fs_at_zero)?;
     let mut partitions = Vec::with_capacity(table.entries.len());
     for (index, e) in table.entries.into_iter().enumerate() {
-        let window = Window::new(disk.clone(), e.start, e.length).map_err(|err| Error::io("a partition", e.start, err))?;
+        let window = Window::new(disk.clone(), e.start, e.length)
+            .map_err(|err| Error::io("a partition", e.start, err))?;
         partitions.push(Partition {
             index,
             number: e.number,
@@ -67,7 +71,12 @@ pub fn open(disk: Arc<dyn ReadAt>) -> Result<Disk> {
             filesystem: detect(&window),
         });
     }
-    Ok(Disk { disk, table: table.kind, partitions, warnings: table.warnings })
+    Ok(Disk {
+        disk,
+        table: table.kind,
+        partitions,
+        warnings: table.warnings,
+    })
 }
 
 impl Disk {
@@ -88,16 +97,19 @@ impl Disk {
 
     /// Opens the filesystem of partition `index` read-only.
     pub fn filesystem(&self, index: usize) -> Result<Box<dyn GuestFs>> {
-        let p = self
-            .partitions
-            .get(index)
-            .ok_or(Error::NoSuchPartition { index, count: self.partitions.len() })?;
-        let window = Window::new(self.disk.clone(), p.start, p.length).map_err(|e| Error::io("a partition", p.start, e))?;
+        let p = self.partitions.get(index).ok_or(Error::NoSuchPartition {
+            index,
+            count: self.partitions.len(),
+        })?;
+        let window = Window::new(self.disk.clone(), p.start, p.length)
+            .map_err(|e| Error::io("a partition", p.start, e))?;
         Ok(match p.filesystem {
             k @ (FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4) => Box::new(ExtFs::open(k, window)?),
             FsKind::Ntfs => Box::new(NtfsFs::open(window)?),
-            k @ (FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32) => Box::new(FatFs::open(k, window)?),
-            k @ (FsKind::Swap | FsKind::Unknown) => return Err(Error::Unsupported { index, detected: k }),
+            FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32 => Box::new(FatFs::open(window)?),
+            k @ (FsKind::Swap | FsKind::Unknown) => {
+                return Err(Error::Unsupported { index, detected: k })
+            }
         })
     }
 }

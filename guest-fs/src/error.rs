@@ -35,7 +35,11 @@ pub enum Error {
     /// The filesystem's own structures are corrupt or unsupported; `message`
     /// is the parser's description.
     #[error("{fs} filesystem: {context}: {message}")]
-    Filesystem { fs: FsKind, context: String, message: String },
+    Filesystem {
+        fs: FsKind,
+        context: String,
+        message: String,
+    },
     /// The path does not exist in the guest filesystem.
     #[error("{path:?} does not exist")]
     NotFound { path: String },
@@ -59,14 +63,25 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(what: impl Into<String>, offset: u64, source: io::Error) -> Self {
-        Error::Io { what: what.into(), offset, source }
+        Error::Io {
+            what: what.into(),
+            offset,
+            source,
+        }
     }
 
     pub(crate) fn fs(fs: FsKind, context: impl Into<String>, message: impl ToString) -> Self {
-        Error::Filesystem { fs, context: context.into(), message: message.to_string() }
+        Error::Filesystem {
+            fs,
+            context: context.into(),
+            message: message.to_string(),
+        }
     }
 
     pub(crate) fn limit(what: impl Into<String>, limit: u64) -> Self {
-        Error::LimitExceeded { what: what.into(), limit }
+        Error::LimitExceeded {
+            what: what.into(),
+            limit,
+        }
     }
 }

@@ -21,8 +21,14 @@ use crate::worker::Worker;
 struct Source(Window);
 
 impl Ext4Read for Source {
-    fn read(&mut self, start_byte: u64, dst: &mut [u8]) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
-        self.0.read_exact_at(start_byte, dst).map_err(|e| Box::new(e) as _)
+    fn read(
+        &mut self,
+        start_byte: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+        self.0
+            .read_exact_at(start_byte, dst)
+            .map_err(|e| Box::new(e) as _)
     }
 }
 
@@ -43,9 +49,15 @@ pub(crate) struct ExtFs {
 
 fn err(kind: FsKind, path: &GuestPath, e: Ext4Error) -> Error {
     match e {
-        Ext4Error::NotFound => Error::NotFound { path: path.to_string() },
-        Ext4Error::NotADirectory => Error::NotADirectory { path: path.to_string() },
-        Ext4Error::IsADirectory | Ext4Error::IsASpecialFile => Error::NotAFile { path: path.to_string() },
+        Ext4Error::NotFound => Error::NotFound {
+            path: path.to_string(),
+        },
+        Ext4Error::NotADirectory => Error::NotADirectory {
+            path: path.to_string(),
+        },
+        Ext4Error::IsADirectory | Ext4Error::IsASpecialFile => Error::NotAFile {
+            path: path.to_string(),
+        },
         other => Error::fs(kind, path.to_string(), other),
     }
 }
@@ -53,10 +65,18 @@ fn err(kind: FsKind, path: &GuestPath, e: Ext4Error) -> Error {
 impl ExtFs {
     pub(crate) fn open(kind: FsKind, part: Window) -> Result<Self> {
         let worker = Worker::start(kind, move || {
-            let fs = Ext4::load(Box::new(Source(part))).map_err(|e| Error::fs(kind, "opening", e))?;
-            Ok(State { fs, files: HashMap::new(), next_id: 0 })
+            let fs =
+                Ext4::load(Box::new(Source(part))).map_err(|e| Error::fs(kind, "opening", e))?;
+            Ok(State {
+                fs,
+                files: HashMap::new(),
+                next_id: 0,
+            })
         })?;
-        Ok(ExtFs { kind, worker: Arc::new(worker) })
+        Ok(ExtFs {
+            kind,
+            worker: Arc::new(worker),
+        })
     }
 }
 
@@ -69,13 +89,19 @@ fn resolve(kind: FsKind, fs: &Ext4, path: &GuestPath) -> Result<Metadata> {
         abs.push('/');
         abs.push_str(c);
         let here = GuestPath::parse(&abs)?;
-        let md = fs.symlink_metadata(abs.as_str()).map_err(|e| err(kind, &here, e))?;
+        let md = fs
+            .symlink_metadata(abs.as_str())
+            .map_err(|e| err(kind, &here, e))?;
         if i + 1 < comps.len() {
             if md.is_symlink() {
-                return Err(Error::Symlink { path: here.to_string() });
+                return Err(Error::Symlink {
+                    path: here.to_string(),
+                });
             }
             if !md.is_dir() {
-                return Err(Error::NotADirectory { path: here.to_string() });
+                return Err(Error::NotADirectory {
+                    path: here.to_string(),
+                });
             }
         } else {
             return Ok(md);
@@ -111,7 +137,9 @@ fn to_entry(kind: FsKind, fs: &Ext4, name: String, abs: &str, md: &Metadata) -> 
     e.uid = Some(md.uid());
     e.gid = Some(md.gid());
     if ek == EntryKind::Symlink {
-        let target = fs.read_link(abs).map_err(|e| Error::fs(kind, format!("reading link {abs}"), e))?;
+        let target = fs
+            .read_link(abs)
+            .map_err(|e| Error::fs(kind, format!("reading link {abs}"), e))?;
         e.symlink_target = Some(String::from_utf8_lossy(target.as_ref()).into_owned());
     }
     Ok(e)
@@ -128,14 +156,21 @@ impl GuestFs for ExtFs {
         self.worker.call(move |s| {
             let md = resolve(kind, &s.fs, &dir)?;
             if md.is_symlink() {
-                return Err(Error::Symlink { path: dir.to_string() });
+                return Err(Error::Symlink {
+                    path: dir.to_string(),
+                });
             }
             if !md.is_dir() {
-                return Err(Error::NotADirectory { path: dir.to_string() });
+                return Err(Error::NotADirectory {
+                    path: dir.to_string(),
+                });
             }
             let abs = dir.as_absolute();
             let mut items = Vec::new();
-            for entry in s.fs.read_dir(abs.as_str()).map_err(|e| err(kind, &dir, e))? {
+            for entry in
+                s.fs.read_dir(abs.as_str())
+                    .map_err(|e| err(kind, &dir, e))?
+            {
                 let entry = entry.map_err(|e| err(kind, &dir, e))?;
                 let raw = entry.file_name();
                 let raw: &[u8] = raw.as_ref();
@@ -160,7 +195,13 @@ impl GuestFs for ExtFs {
         let path = path.clone();
         self.worker.call(move |s| {
             let md = resolve(kind, &s.fs, &path)?;
-            to_entry(kind, &s.fs, path.file_name().unwrap_or_default().to_string(), &path.as_absolute(), &md)
+            to_entry(
+                kind,
+                &s.fs,
+                path.file_name().unwrap_or_default().to_string(),
+                &path.as_absolute(),
+                &md,
+            )
         })
     }
 
@@ -170,21 +211,34 @@ impl GuestFs for ExtFs {
         let id = self.worker.call(move |s| {
             let md = resolve(kind, &s.fs, &path)?;
             if md.is_symlink() {
-                return Err(Error::Symlink { path: path.to_string() });
+                return Err(Error::Symlink {
+                    path: path.to_string(),
+                });
             }
             if !md.file_type().is_regular_file() {
-                return Err(Error::NotAFile { path: path.to_string() });
+                return Err(Error::NotAFile {
+                    path: path.to_string(),
+                });
             }
             if s.files.len() >= MAX_OPEN_FILES {
-                return Err(Error::limit("open files on this ext filesystem", MAX_OPEN_FILES as u64));
+                return Err(Error::limit(
+                    "open files on this ext filesystem",
+                    MAX_OPEN_FILES as u64,
+                ));
             }
-            let file = s.fs.open(path.as_absolute().as_str()).map_err(|e| err(kind, &path, e))?;
+            let file =
+                s.fs.open(path.as_absolute().as_str())
+                    .map_err(|e| err(kind, &path, e))?;
             let id = s.next_id;
             s.next_id += 1;
             s.files.insert(id, file);
             Ok(id)
         })?;
-        Ok(Box::new(ExtReader { kind, worker: self.worker.clone(), id }))
+        Ok(Box::new(ExtReader {
+            kind,
+            worker: self.worker.clone(),
+            id,
+        }))
     }
 }
 
@@ -206,9 +260,14 @@ impl Read for ExtReader {
         let data = self
             .worker
             .call(move |s| {
-                let file = s.files.get_mut(&id).ok_or_else(|| Error::Worker { fs: kind, reason: "file handle is closed".into() })?;
+                let file = s.files.get_mut(&id).ok_or_else(|| Error::Worker {
+                    fs: kind,
+                    reason: "file handle is closed".into(),
+                })?;
                 let mut tmp = vec![0u8; want];
-                let n = file.read_bytes(&mut tmp).map_err(|e| Error::fs(kind, "reading a file", e))?;
+                let n = file
+                    .read_bytes(&mut tmp)
+                    .map_err(|e| Error::fs(kind, "reading a file", e))?;
                 tmp.truncate(n.min(want));
                 Ok(tmp)
             })

@@ -53,7 +53,10 @@ pub fn exercise(image: Vec<u8>) -> Summary {
         let _ = fs.list(&GuestPath::root(), 1, 2);
         let _ = fs.stat(&GuestPath::parse("/missing/file").unwrap_or_default());
         let mut files = 0usize;
-        let limits = WalkLimits { max_depth: MAX_DEPTH, max_entries: MAX_ENTRIES };
+        let limits = WalkLimits {
+            max_depth: MAX_DEPTH,
+            max_entries: MAX_ENTRIES,
+        };
         let mut visit = |path: &GuestPath, e: &crate::Entry| {
             s.entries += 1;
             if fs.stat(path).is_err() {

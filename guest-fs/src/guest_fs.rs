@@ -56,7 +56,17 @@ pub struct Entry {
 
 impl Entry {
     pub(crate) fn new(name: String, kind: EntryKind) -> Self {
-        Entry { name, kind, size: 0, mtime: None, mode: None, uid: None, gid: None, attributes: None, symlink_target: None }
+        Entry {
+            name,
+            kind,
+            size: 0,
+            mtime: None,
+            mode: None,
+            uid: None,
+            gid: None,
+            attributes: None,
+            symlink_target: None,
+        }
     }
 }
 
@@ -104,19 +114,28 @@ pub(crate) fn paginate<H>(
     items.dedup_by(|a, b| a.0 == b.0);
     let total = items.len() as u64;
     let limit = limit.min(MAX_PAGE);
-    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(items.len());
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(items.len());
     let end = start.saturating_add(limit).min(items.len());
     let mut entries = Vec::with_capacity(end - start);
     for (name, handle) in items.drain(start..end) {
         entries.push(detail(name, handle)?);
     }
-    Ok(Listing { total, offset, entries })
+    Ok(Listing {
+        total,
+        offset,
+        entries,
+    })
 }
 
 /// Errors out once a directory yields more than [`MAX_DIR_ENTRIES`].
 pub(crate) fn check_dir_count(path: &GuestPath, count: usize) -> Result<()> {
     if count > MAX_DIR_ENTRIES {
-        return Err(Error::limit(format!("entries in directory {path}"), MAX_DIR_ENTRIES as u64));
+        return Err(Error::limit(
+            format!("entries in directory {path}"),
+            MAX_DIR_ENTRIES as u64,
+        ));
     }
     Ok(())
 }
@@ -132,24 +151,41 @@ pub struct WalkLimits {
 
 impl Default for WalkLimits {
     fn default() -> Self {
-        WalkLimits { max_depth: 64, max_entries: 10_000_000 }
+        WalkLimits {
+            max_depth: 64,
+            max_entries: 10_000_000,
+        }
     }
 }
 
 /// Page size [`walk`] reads directories with.
 const WALK_PAGE: usize = MAX_PAGE;
 
-/// Visits every entry below the directory `start`, depth first, in name
-/// order; `visit` gets each entry's path and description (directories before
-/// their content). Links are reported, never followed. Stops with
-/// [`Error::LimitExceeded`] past `limits`, and with the first error `visit`
-/// returns. Returns the number of entries visited.
+/// What [`walk`] went through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    /// Entries passed to the visitor.
+    pub visited: u64,
+    /// Entries left out because their name cannot be a path component
+    /// (contains `/`, NUL, a control character or `\`, or is `.`/`..`):
+    /// `(directory, name)`, the first 100 of them.
+    pub skipped: Vec<(GuestPath, String)>,
+    /// How many were left out in all.
+    pub skipped_count: u64,
+}
+
+/// Visits every entry below the directory `start`, depth first; each
+/// directory's entries come in name order, before the content of its
+/// subdirectories. `visit` gets each entry's path and description. Links
+/// are reported, never followed. Stops with [`Error::LimitExceeded`] past
+/// `limits`, and with the first error `visit` or the filesystem returns.
 pub fn walk(
     fs: &dyn GuestFs,
     start: &GuestPath,
     limits: WalkLimits,
     visit: &mut dyn FnMut(&GuestPath, &Entry) -> Result<()>,
-) -> Result<u64> {
+) -> Result<WalkStats> {
+    let mut stats = WalkStats::default();
     let mut visited = 0u64;
     // Each stack frame: a directory, its depth and the next offset to read.
     let mut stack: Vec<(GuestPath, usize, u64)> = vec![(start.clone(), 0, 0)];
@@ -161,13 +197,25 @@ pub fn walk(
         for entry in &page.entries {
             visited += 1;
             if visited > limits.max_entries {
-                return Err(Error::limit("entries visited by the walk", limits.max_entries));
+                return Err(Error::limit(
+                    "entries visited by the walk",
+                    limits.max_entries,
+                ));
             }
-            let path = dir.child(&entry.name)?;
+            let Ok(path) = dir.child(&entry.name) else {
+                stats.skipped_count += 1;
+                if stats.skipped.len() < 100 {
+                    stats.skipped.push((dir.clone(), entry.name.clone()));
+                }
+                continue;
+            };
             visit(&path, entry)?;
             if entry.kind == EntryKind::Dir {
                 if depth + 1 > limits.max_depth {
-                    return Err(Error::limit(format!("directory depth at {path}"), limits.max_depth as u64));
+                    return Err(Error::limit(
+                        format!("directory depth at {path}"),
+                        limits.max_depth as u64,
+                    ));
                 }
                 subdirs.push(path);
             }
@@ -180,5 +228,6 @@ pub fn walk(
             stack.push((sub, depth + 1, 0));
         }
     }
-    Ok(visited)
+    stats.visited = visited;
+    Ok(stats)
 }

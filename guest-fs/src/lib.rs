@@ -24,7 +24,7 @@
 //! * [`open`] reads the partition table (GPT, MBR with logical partitions,
 //!   or none) and detects each partition's filesystem by magic numbers.
 //! * [`Disk::filesystem`] opens ext2/3/4 (`ext4-view`), NTFS (`ntfs`) or
-//!   FAT (`fatfs`) behind one trait, [`GuestFs`]; [`walk`] traverses a tree.
+//!   FAT (parsed here, see `fat.rs`) behind one trait, [`GuestFs`]; [`walk`] traverses a tree.
 //!
 //! # Safety against hostile images
 //!
@@ -61,7 +61,10 @@ mod worker;
 pub use detect::FsKind;
 pub use disk::{open, Disk, Partition};
 pub use error::{Error, Result};
-pub use guest_fs::{walk, Entry, EntryKind, GuestFs, Listing, WalkLimits, WinAttributes, MAX_DIR_ENTRIES, MAX_PAGE};
+pub use guest_fs::{
+    walk, Entry, EntryKind, GuestFs, Listing, WalkLimits, WalkStats, WinAttributes,
+    MAX_DIR_ENTRIES, MAX_PAGE,
+};
 pub use partitions::{PartitionType, TableKind};
 pub use path::GuestPath;
 pub use read_at::{read_exact_at, FileDisk, MemDisk, ReadAt, Window};

@@ -13,7 +13,9 @@ use ntfs::{Ntfs, NtfsFile, NtfsReadSeek, NtfsTime};
 
 use crate::detect::FsKind;
 use crate::error::{Error, Result};
-use crate::guest_fs::{check_dir_count, paginate, Entry, EntryKind, GuestFs, Listing, WinAttributes};
+use crate::guest_fs::{
+    check_dir_count, paginate, Entry, EntryKind, GuestFs, Listing, WinAttributes,
+};
 use crate::path::GuestPath;
 use crate::pump::{self, CHUNK};
 use crate::read_at::Window;
@@ -46,12 +48,16 @@ impl NtfsFs {
         let worker = Worker::start(KIND, move || {
             let mut io = part;
             let mut ntfs = Ntfs::new(&mut io).map_err(|e| ferr("opening", e))?;
-            ntfs.read_upcase_table(&mut io).map_err(|e| ferr("reading the $UpCase table", e))?;
+            ntfs.read_upcase_table(&mut io)
+                .map_err(|e| ferr("reading the $UpCase table", e))?;
             let ntfs = Arc::new(ntfs);
             let _ = tx.send(ntfs.clone());
             Ok(State { ntfs, io })
         })?;
-        let ntfs = rx.recv().map_err(|_| Error::Worker { fs: KIND, reason: "opening failed".into() })?;
+        let ntfs = rx.recv().map_err(|_| Error::Worker {
+            fs: KIND,
+            reason: "opening failed".into(),
+        })?;
         Ok(NtfsFs { worker, ntfs, io })
     }
 }
@@ -72,31 +78,47 @@ fn win_attributes(f: NtfsFileAttributeFlags) -> WinAttributes {
 
 /// The file at `path`, entering only real directories (no reparse points).
 fn resolve<'n>(ntfs: &'n Ntfs, io: &mut Window, path: &GuestPath) -> Result<NtfsFile<'n>> {
-    let mut file = ntfs.root_directory(io).map_err(|e| ferr("reading the root directory", e))?;
+    let mut file = ntfs
+        .root_directory(io)
+        .map_err(|e| ferr("reading the root directory", e))?;
     let comps = path.components();
     let mut here = GuestPath::root();
     for name in comps {
         if !file.is_directory() {
-            return Err(Error::NotADirectory { path: here.to_string() });
+            return Err(Error::NotADirectory {
+                path: here.to_string(),
+            });
         }
         if is_reparse(&file)? {
-            return Err(Error::Symlink { path: here.to_string() });
+            return Err(Error::Symlink {
+                path: here.to_string(),
+            });
         }
         here = here.child(name)?;
-        let index = file.directory_index(io).map_err(|e| ferr(format!("reading directory {here}"), e))?;
+        let index = file
+            .directory_index(io)
+            .map_err(|e| ferr(format!("reading directory {here}"), e))?;
         let mut finder = index.finder();
         let entry = NtfsFileNameIndex::find(&mut finder, ntfs, io, name)
-            .ok_or_else(|| Error::NotFound { path: here.to_string() })?
+            .ok_or_else(|| Error::NotFound {
+                path: here.to_string(),
+            })?
             .map_err(|e| ferr(format!("looking up {here}"), e))?;
-        let next = entry.to_file(ntfs, io).map_err(|e| ferr(format!("reading the record of {here}"), e))?;
+        let next = entry
+            .to_file(ntfs, io)
+            .map_err(|e| ferr(format!("reading the record of {here}"), e))?;
         file = next;
     }
     Ok(file)
 }
 
 fn is_reparse(file: &NtfsFile<'_>) -> Result<bool> {
-    let info = file.info().map_err(|e| ferr("reading standard information", e))?;
-    Ok(info.file_attributes().contains(NtfsFileAttributeFlags::REPARSE_POINT))
+    let info = file
+        .info()
+        .map_err(|e| ferr("reading standard information", e))?;
+    Ok(info
+        .file_attributes()
+        .contains(NtfsFileAttributeFlags::REPARSE_POINT))
 }
 
 /// Size of the unnamed data stream (0 when there is none).
@@ -105,14 +127,18 @@ fn data_len(file: &NtfsFile<'_>, io: &mut Window) -> Result<u64> {
         None => Ok(0),
         Some(item) => {
             let item = item.map_err(|e| ferr("reading the data attribute", e))?;
-            let attr = item.to_attribute().map_err(|e| ferr("reading the data attribute", e))?;
+            let attr = item
+                .to_attribute()
+                .map_err(|e| ferr("reading the data attribute", e))?;
             Ok(attr.value_length())
         }
     }
 }
 
 fn describe(file: &NtfsFile<'_>, io: &mut Window, name: String) -> Result<Entry> {
-    let info = file.info().map_err(|e| ferr(format!("reading standard information of {name}"), e))?;
+    let info = file
+        .info()
+        .map_err(|e| ferr(format!("reading standard information of {name}"), e))?;
     let flags = info.file_attributes();
     let kind = if flags.contains(NtfsFileAttributeFlags::REPARSE_POINT) {
         EntryKind::Symlink
@@ -122,7 +148,11 @@ fn describe(file: &NtfsFile<'_>, io: &mut Window, name: String) -> Result<Entry>
         EntryKind::File
     };
     let mut e = Entry::new(name, kind);
-    e.size = if kind == EntryKind::File { data_len(file, io)? } else { 0 };
+    e.size = if kind == EntryKind::File {
+        data_len(file, io)?
+    } else {
+        0
+    };
     e.mtime = Some(unix_time(info.modification_time()));
     e.attributes = Some(win_attributes(flags));
     Ok(e)
@@ -140,12 +170,18 @@ impl GuestFs for NtfsFs {
             let io = &mut s.io;
             let file = resolve(&ntfs, io, &dir)?;
             if !file.is_directory() {
-                return Err(Error::NotADirectory { path: dir.to_string() });
+                return Err(Error::NotADirectory {
+                    path: dir.to_string(),
+                });
             }
             if is_reparse(&file)? {
-                return Err(Error::Symlink { path: dir.to_string() });
+                return Err(Error::Symlink {
+                    path: dir.to_string(),
+                });
             }
-            let index = file.directory_index(io).map_err(|e| ferr(format!("reading directory {dir}"), e))?;
+            let index = file
+                .directory_index(io)
+                .map_err(|e| ferr(format!("reading directory {dir}"), e))?;
             let mut entries = index.entries();
             let mut items = Vec::new();
             let mut seen = 0usize;
@@ -166,7 +202,9 @@ impl GuestFs for NtfsFs {
                 items.push((name, entry.file_reference()));
             }
             paginate(items, offset, limit, |name, reference| {
-                let file = reference.to_file(&ntfs, io).map_err(|e| ferr(format!("reading the record of {name}"), e))?;
+                let file = reference
+                    .to_file(&ntfs, io)
+                    .map_err(|e| ferr(format!("reading the record of {name}"), e))?;
                 describe(&file, io, name)
             })
         })
@@ -177,7 +215,11 @@ impl GuestFs for NtfsFs {
         self.worker.call(move |s| {
             let ntfs = s.ntfs.clone();
             let file = resolve(&ntfs, &mut s.io, &path)?;
-            describe(&file, &mut s.io, path.file_name().unwrap_or_default().to_string())
+            describe(
+                &file,
+                &mut s.io,
+                path.file_name().unwrap_or_default().to_string(),
+            )
         })
     }
 
@@ -188,18 +230,26 @@ impl GuestFs for NtfsFs {
         pump::spawn(KIND, path.to_string(), move |ready, sink| {
             let file = resolve(&ntfs, &mut io, &path)?;
             if file.is_directory() {
-                return Err(Error::NotAFile { path: path.to_string() });
+                return Err(Error::NotAFile {
+                    path: path.to_string(),
+                });
             }
             if is_reparse(&file)? {
-                return Err(Error::Symlink { path: path.to_string() });
+                return Err(Error::Symlink {
+                    path: path.to_string(),
+                });
             }
             let Some(item) = file.data(&mut io, "") else {
                 ready();
                 return Ok(());
             };
             let item = item.map_err(|e| ferr(format!("reading the data of {path}"), e))?;
-            let attr = item.to_attribute().map_err(|e| ferr(format!("reading the data of {path}"), e))?;
-            let mut value = attr.value(&mut io).map_err(|e| ferr(format!("reading the data of {path}"), e))?;
+            let attr = item
+                .to_attribute()
+                .map_err(|e| ferr(format!("reading the data of {path}"), e))?;
+            let mut value = attr
+                .value(&mut io)
+                .map_err(|e| ferr(format!("reading the data of {path}"), e))?;
             let mut left = value.len();
             ready();
             while left > 0 {
@@ -207,14 +257,20 @@ impl GuestFs for NtfsFs {
                 let mut buf = vec![0u8; want];
                 let mut filled = 0;
                 while filled < want {
-                    let n = value.read(&mut io, &mut buf[filled..]).map_err(|e| ferr(format!("reading {path}"), e))?;
+                    let n = value
+                        .read(&mut io, &mut buf[filled..])
+                        .map_err(|e| ferr(format!("reading {path}"), e))?;
                     if n == 0 {
                         break;
                     }
                     filled += n.min(want - filled);
                 }
                 if filled == 0 {
-                    return Err(Error::fs(KIND, format!("reading {path}"), "data ends before the recorded size"));
+                    return Err(Error::fs(
+                        KIND,
+                        format!("reading {path}"),
+                        "data ends before the recorded size",
+                    ));
                 }
                 buf.truncate(filled);
                 left -= filled as u64;

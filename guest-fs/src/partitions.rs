@@ -86,7 +86,13 @@ pub(crate) fn read_table(disk: &dyn ReadAt, whole_disk_fs: bool) -> Result<Table
         entries: if size == 0 {
             Vec::new()
         } else {
-            vec![TableEntry { number: None, start: 0, length: size, part_type: PartitionType::WholeDisk, label: None }]
+            vec![TableEntry {
+                number: None,
+                start: 0,
+                length: size,
+                part_type: PartitionType::WholeDisk,
+                label: None,
+            }]
         },
         warnings: Vec::new(),
     };
@@ -97,7 +103,9 @@ pub(crate) fn read_table(disk: &dyn ReadAt, whole_disk_fs: bool) -> Result<Table
     if mbr[510] != 0x55 || mbr[511] != 0xAA {
         return Ok(whole());
     }
-    let slots: Vec<&[u8]> = (0..4).map(|i| &mbr[446 + 16 * i..446 + 16 * (i + 1)]).collect();
+    let slots: Vec<&[u8]> = (0..4)
+        .map(|i| &mbr[446 + 16 * i..446 + 16 * (i + 1)])
+        .collect();
     if slots.iter().any(|s| s[4] == 0xEE) {
         return read_gpt(disk);
     }
@@ -115,14 +123,26 @@ pub(crate) fn read_table(disk: &dyn ReadAt, whole_disk_fs: bool) -> Result<Table
     Ok(table)
 }
 
-fn push_checked(entries: &mut Vec<TableEntry>, warnings: &mut Vec<String>, size: u64, mut entry: TableEntry) {
-    let name = entry.number.map_or_else(|| "whole disk".to_string(), |n| format!("partition {n}"));
+fn push_checked(
+    entries: &mut Vec<TableEntry>,
+    warnings: &mut Vec<String>,
+    size: u64,
+    mut entry: TableEntry,
+) {
+    let name = entry
+        .number
+        .map_or_else(|| "whole disk".to_string(), |n| format!("partition {n}"));
     if entry.start >= size || entry.length == 0 {
-        warnings.push(format!("{name} starts at byte {} beyond the disk end ({size} bytes) or is empty: ignored", entry.start));
+        warnings.push(format!(
+            "{name} starts at byte {} beyond the disk end ({size} bytes) or is empty: ignored",
+            entry.start
+        ));
         return;
     }
     if entry.start.saturating_add(entry.length) > size {
-        warnings.push(format!("{name} ends past the disk end ({size} bytes): cut to fit"));
+        warnings.push(format!(
+            "{name} ends past the disk end ({size} bytes): cut to fit"
+        ));
         entry.length = size - entry.start;
     }
     entries.push(entry);
@@ -148,7 +168,10 @@ fn read_mbr(disk: &dyn ReadAt, slots: &[&[u8]]) -> Result<Table> {
             if extended.is_none() {
                 extended = Some(lba);
             } else {
-                warnings.push(format!("partition {}: a second extended partition is ignored", i + 1));
+                warnings.push(format!(
+                    "partition {}: a second extended partition is ignored",
+                    i + 1
+                ));
             }
             continue;
         }
@@ -156,7 +179,10 @@ fn read_mbr(disk: &dyn ReadAt, slots: &[&[u8]]) -> Result<Table> {
             number: Some(i as u32 + 1),
             start: lba * 512,
             length: sectors * 512,
-            part_type: PartitionType::Mbr { byte: ty, name: mbr_type_name(ty) },
+            part_type: PartitionType::Mbr {
+                byte: ty,
+                name: mbr_type_name(ty),
+            },
             label: None,
         };
         push_checked(&mut entries, &mut warnings, size, entry);
@@ -164,13 +190,22 @@ fn read_mbr(disk: &dyn ReadAt, slots: &[&[u8]]) -> Result<Table> {
     if let Some(ext_lba) = extended {
         read_logical(disk, ext_lba, &mut entries, &mut warnings)?;
     }
-    Ok(Table { kind: TableKind::Mbr, entries, warnings })
+    Ok(Table {
+        kind: TableKind::Mbr,
+        entries,
+        warnings,
+    })
 }
 
 /// Follows the chain of extended boot records. Each one holds a logical
 /// partition (relative to itself) and a link to the next (relative to the
 /// extended partition). Loops and over-long chains end with a warning.
-fn read_logical(disk: &dyn ReadAt, ext_lba: u64, entries: &mut Vec<TableEntry>, warnings: &mut Vec<String>) -> Result<()> {
+fn read_logical(
+    disk: &dyn ReadAt,
+    ext_lba: u64,
+    entries: &mut Vec<TableEntry>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     let size = disk.size();
     let mut seen = HashSet::new();
     let mut ebr_lba = ext_lba;
@@ -180,13 +215,20 @@ fn read_logical(disk: &dyn ReadAt, ext_lba: u64, entries: &mut Vec<TableEntry>, 
             warnings.push("the chain of logical partitions loops or is too long: cut".to_string());
             return Ok(());
         }
-        let Some(offset) = ebr_lba.checked_mul(512).filter(|o| o.saturating_add(512) <= size) else {
-            warnings.push(format!("extended boot record at sector {ebr_lba} is beyond the disk end: chain cut"));
+        let Some(offset) = ebr_lba
+            .checked_mul(512)
+            .filter(|o| o.saturating_add(512) <= size)
+        else {
+            warnings.push(format!(
+                "extended boot record at sector {ebr_lba} is beyond the disk end: chain cut"
+            ));
             return Ok(());
         };
         let ebr = read(disk, "an extended boot record", offset, 512)?;
         if ebr[510] != 0x55 || ebr[511] != 0xAA {
-            warnings.push(format!("extended boot record at sector {ebr_lba} has no signature: chain cut"));
+            warnings.push(format!(
+                "extended boot record at sector {ebr_lba} has no signature: chain cut"
+            ));
             return Ok(());
         }
         let first = &ebr[446..462];
@@ -194,12 +236,17 @@ fn read_logical(disk: &dyn ReadAt, ext_lba: u64, entries: &mut Vec<TableEntry>, 
         let ty = first[4];
         let sectors = u64::from(le32(first, 12));
         if ty != 0 && sectors != 0 {
-            let start = ebr_lba.saturating_add(u64::from(le32(first, 8))).saturating_mul(512);
+            let start = ebr_lba
+                .saturating_add(u64::from(le32(first, 8)))
+                .saturating_mul(512);
             let entry = TableEntry {
                 number: Some(number),
                 start,
                 length: sectors * 512,
-                part_type: PartitionType::Mbr { byte: ty, name: mbr_type_name(ty) },
+                part_type: PartitionType::Mbr {
+                    byte: ty,
+                    name: mbr_type_name(ty),
+                },
                 label: None,
             };
             push_checked(entries, warnings, size, entry);
@@ -225,52 +272,78 @@ fn read_gpt(disk: &dyn ReadAt) -> Result<Table> {
     for sector in [512u64, 4096] {
         if size >= 2 * sector {
             if let Ok(mut t) = read_gpt_at(disk, sector, (size / sector - 1) * sector) {
-                t.warnings.push("the primary GPT header is damaged: the backup header was used".to_string());
+                t.warnings.push(
+                    "the primary GPT header is damaged: the backup header was used".to_string(),
+                );
                 return Ok(t);
             }
         }
     }
-    let reason = errors.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
-    Err(Error::PartitionTable { table: "GPT", reason })
+    let reason = errors
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(Error::PartitionTable {
+        table: "GPT",
+        reason,
+    })
 }
 
 fn gpt_err(reason: impl Into<String>) -> Error {
-    Error::PartitionTable { table: "GPT", reason: reason.into() }
+    Error::PartitionTable {
+        table: "GPT",
+        reason: reason.into(),
+    }
 }
 
 fn read_gpt_at(disk: &dyn ReadAt, sector: u64, header_at: u64) -> Result<Table> {
     let size = disk.size();
     if header_at.saturating_add(sector) > size {
-        return Err(gpt_err(format!("no header at byte {header_at}: the disk is too small")));
+        return Err(gpt_err(format!(
+            "no header at byte {header_at}: the disk is too small"
+        )));
     }
     let hdr = read(disk, "the GPT header", header_at, 512)?;
     if &hdr[0..8] != b"EFI PART" {
-        return Err(gpt_err(format!("no \"EFI PART\" signature at byte {header_at}")));
+        return Err(gpt_err(format!(
+            "no \"EFI PART\" signature at byte {header_at}"
+        )));
     }
     let header_size = le32(&hdr, 12) as usize;
     if !(92..=512).contains(&header_size) {
-        return Err(gpt_err(format!("header size {header_size} is not between 92 and 512")));
+        return Err(gpt_err(format!(
+            "header size {header_size} is not between 92 and 512"
+        )));
     }
     let mut h = hdr[..header_size].to_vec();
     let crc = le32(&h, 16);
     h[16..20].fill(0);
     if crc32fast::hash(&h) != crc {
-        return Err(gpt_err(format!("header checksum mismatch at byte {header_at}")));
+        return Err(gpt_err(format!(
+            "header checksum mismatch at byte {header_at}"
+        )));
     }
     let entries_lba = le64(&hdr, 72);
     let count = le32(&hdr, 80);
     let entry_size = le32(&hdr, 84);
     let entries_crc = le32(&hdr, 88);
     if count > MAX_GPT_ENTRIES {
-        return Err(gpt_err(format!("{count} entries (at most {MAX_GPT_ENTRIES} are read)")));
+        return Err(gpt_err(format!(
+            "{count} entries (at most {MAX_GPT_ENTRIES} are read)"
+        )));
     }
     if !(128..=4096).contains(&entry_size) || entry_size % 8 != 0 {
         return Err(gpt_err(format!("entry size {entry_size} is invalid")));
     }
     let array_len = u64::from(count) * u64::from(entry_size);
-    let array_at = entries_lba.checked_mul(sector).ok_or_else(|| gpt_err("entry array position overflows"))?;
+    let array_at = entries_lba
+        .checked_mul(sector)
+        .ok_or_else(|| gpt_err("entry array position overflows"))?;
     if array_at.saturating_add(array_len) > size {
-        return Err(gpt_err(format!("entry array ({array_len} bytes at byte {array_at}) is beyond the disk end")));
+        return Err(gpt_err(format!(
+            "entry array ({array_len} bytes at byte {array_at}) is beyond the disk end"
+        )));
     }
     let array = read(disk, "the GPT entry array", array_at, array_len as usize)?;
     if crc32fast::hash(&array) != entries_crc {
@@ -286,22 +359,35 @@ fn read_gpt_at(disk: &dyn ReadAt, sector: u64, header_at: u64) -> Result<Table> 
         let first = le64(e, 32);
         let last = le64(e, 40);
         if last < first {
-            warnings.push(format!("partition {}: last sector {last} before first {first}: ignored", i + 1));
+            warnings.push(format!(
+                "partition {}: last sector {last} before first {first}: ignored",
+                i + 1
+            ));
             continue;
         }
         let guid = guid_text(type_guid);
-        let name_units: Vec<u16> = (0..36).map(|k| le16(e, 56 + 2 * k)).take_while(|&u| u != 0).collect();
+        let name_units: Vec<u16> = (0..36)
+            .map(|k| le16(e, 56 + 2 * k))
+            .take_while(|&u| u != 0)
+            .collect();
         let label = String::from_utf16_lossy(&name_units);
         let entry = TableEntry {
             number: Some(i as u32 + 1),
             start: first.saturating_mul(sector),
             length: (last - first + 1).saturating_mul(sector),
-            part_type: PartitionType::Gpt { name: gpt_type_name(&guid), guid },
+            part_type: PartitionType::Gpt {
+                name: gpt_type_name(&guid),
+                guid,
+            },
             label: (!label.is_empty()).then_some(label),
         };
         push_checked(&mut entries, &mut warnings, size, entry);
     }
-    Ok(Table { kind: TableKind::Gpt, entries, warnings })
+    Ok(Table {
+        kind: TableKind::Gpt,
+        entries,
+        warnings,
+    })
 }
 
 /// The canonical text of a GPT GUID (mixed-endian on disk).

@@ -27,7 +27,10 @@ pub struct GuestPath {
 }
 
 fn invalid(path: &str, reason: &'static str) -> Error {
-    Error::InvalidPath { path: path.to_string(), reason }
+    Error::InvalidPath {
+        path: path.to_string(),
+        reason,
+    }
 }
 
 fn check_name(path: &str, name: &str) -> Result<()> {
@@ -41,7 +44,10 @@ fn check_name(path: &str, name: &str) -> Result<()> {
         return Err(invalid(path, "contains a control character"));
     }
     if name.contains('\\') {
-        return Err(invalid(path, "contains a backslash; use / as the separator"));
+        return Err(invalid(
+            path,
+            "contains a backslash; use / as the separator",
+        ));
     }
     Ok(())
 }
@@ -115,7 +121,9 @@ impl GuestPath {
     /// The parent directory (`None` for the root).
     pub fn parent(&self) -> Option<GuestPath> {
         let n = self.components.len().checked_sub(1)?;
-        Some(GuestPath { components: self.components[..n].to_vec() })
+        Some(GuestPath {
+            components: self.components[..n].to_vec(),
+        })
     }
 
     /// Number of components.
@@ -148,12 +156,26 @@ mod tests {
 
     #[test]
     fn normalises_and_rejects() {
-        assert_eq!(GuestPath::parse("/a//b/./c/").unwrap().as_relative(), "a/b/c");
+        assert_eq!(
+            GuestPath::parse("/a//b/./c/").unwrap().as_relative(),
+            "a/b/c"
+        );
         assert_eq!(GuestPath::parse("a/x/../b").unwrap().as_relative(), "a/b");
         assert!(GuestPath::parse("").unwrap().is_root());
         assert!(GuestPath::parse("/").unwrap().is_root());
-        for bad in ["../etc", "/a/../../b", "a/\0", "..", "a/b\\c", "a\u{1}b", "/../"] {
-            assert!(matches!(GuestPath::parse(bad), Err(Error::InvalidPath { .. })), "{bad:?} accepted");
+        for bad in [
+            "../etc",
+            "/a/../../b",
+            "a/\0",
+            "..",
+            "a/b\\c",
+            "a\u{1}b",
+            "/../",
+        ] {
+            assert!(
+                matches!(GuestPath::parse(bad), Err(Error::InvalidPath { .. })),
+                "{bad:?} accepted"
+            );
         }
         let long = "x".repeat(256);
         assert!(GuestPath::parse(&long).is_err());
@@ -161,6 +183,9 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a\0"] {
             assert!(root.child(bad).is_err(), "{bad:?} accepted as a child name");
         }
-        assert_eq!(root.child("x").unwrap().child("y").unwrap().to_string(), "/x/y");
+        assert_eq!(
+            root.child("x").unwrap().child("y").unwrap().to_string(),
+            "/x/y"
+        );
     }
 }

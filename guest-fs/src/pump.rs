@@ -34,33 +34,6 @@ impl Sink {
     pub(crate) fn send(&self, data: Vec<u8>) -> bool {
         self.tx.send(Msg::Data(data)).is_ok()
     }
-
-    /// Copies `src` to the reader in chunks until EOF. `Ok(false)` when the
-    /// reader went away.
-    pub(crate) fn copy_from(&self, src: &mut dyn Read) -> io::Result<bool> {
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            let mut filled = 0;
-            while filled < CHUNK {
-                match src.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n.min(CHUNK - filled),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if filled == 0 {
-                return Ok(true);
-            }
-            buf.truncate(filled);
-            if !self.send(buf) {
-                return Ok(false);
-            }
-            if filled < CHUNK {
-                return Ok(true);
-            }
-        }
-    }
 }
 
 /// Spawns `produce` on its own thread; returns the reading end once the
@@ -93,14 +66,28 @@ where
     std::thread::Builder::new()
         .name(format!("guest-fs {fs} reader"))
         .spawn(worker)
-        .map_err(|e| Error::Worker { fs, reason: format!("cannot start a reader thread: {e}") })?;
+        .map_err(|e| Error::Worker {
+            fs,
+            reason: format!("cannot start a reader thread: {e}"),
+        })?;
     match ready_rx.recv_timeout(STALL_TIMEOUT) {
-        Ok(Ok(())) => Ok(Box::new(PumpReader { fs, what, rx, buf: Vec::new(), pos: 0, done: false })),
+        Ok(Ok(())) => Ok(Box::new(PumpReader {
+            fs,
+            what,
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+            done: false,
+        })),
         Ok(Err(e)) => Err(e),
-        Err(RecvTimeoutError::Timeout) => Err(Error::Worker { fs, reason: format!("opening {what} timed out") }),
-        Err(RecvTimeoutError::Disconnected) => {
-            Err(Error::Worker { fs, reason: format!("opening {what}: the reader thread stopped (parser panic)") })
-        }
+        Err(RecvTimeoutError::Timeout) => Err(Error::Worker {
+            fs,
+            reason: format!("opening {what} timed out"),
+        }),
+        Err(RecvTimeoutError::Disconnected) => Err(Error::Worker {
+            fs,
+            reason: format!("opening {what}: the reader thread stopped (parser panic)"),
+        }),
     }
 }
 
@@ -125,12 +112,20 @@ impl Read for PumpReader {
                     self.pos = 0;
                 }
                 Ok(Msg::End) => self.done = true,
-                Ok(Msg::Failed(e)) => return Err(io::Error::other(format!("{} {}: {e}", self.fs, self.what))),
+                Ok(Msg::Failed(e)) => {
+                    return Err(io::Error::other(format!("{} {}: {e}", self.fs, self.what)))
+                }
                 Err(RecvTimeoutError::Timeout) => {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{} {}: reading stalled", self.fs, self.what)));
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("{} {}: reading stalled", self.fs, self.what),
+                    ));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(io::Error::other(format!("{} {}: the reader thread stopped (parser panic)", self.fs, self.what)));
+                    return Err(io::Error::other(format!(
+                        "{} {}: the reader thread stopped (parser panic)",
+                        self.fs, self.what
+                    )));
                 }
             }
         }

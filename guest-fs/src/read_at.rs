@@ -47,7 +47,9 @@ impl ReadAt for FileDisk {
         if offset >= self.size {
             return Ok(0);
         }
-        let max = usize::try_from(self.size - offset).unwrap_or(usize::MAX).min(buf.len());
+        let max = usize::try_from(self.size - offset)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         FileExt::read_at(&self.file, &mut buf[..max], offset)
     }
 }
@@ -61,8 +63,12 @@ impl ReadAt for MemDisk {
         self.0.len() as u64
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let Ok(start) = usize::try_from(offset) else { return Ok(0) };
-        let Some(src) = self.0.get(start..) else { return Ok(0) };
+        let Ok(start) = usize::try_from(offset) else {
+            return Ok(0);
+        };
+        let Some(src) = self.0.get(start..) else {
+            return Ok(0);
+        };
         let n = src.len().min(buf.len());
         buf[..n].copy_from_slice(&src[..n]);
         Ok(n)
@@ -84,7 +90,10 @@ pub fn read_exact_at(disk: &dyn ReadAt, mut offset: u64, mut buf: &mut [u8]) -> 
     while !buf.is_empty() {
         match disk.read_at(offset, buf) {
             Ok(0) => {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("disk ends before byte {offset}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("disk ends before byte {offset}"),
+                ));
             }
             Ok(n) => {
                 let n = n.min(buf.len());
@@ -110,7 +119,11 @@ pub struct Window {
 
 impl std::fmt::Debug for Window {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Window").field("start", &self.start).field("len", &self.len).field("pos", &self.pos).finish()
+        f.debug_struct("Window")
+            .field("start", &self.start)
+            .field("len", &self.len)
+            .field("pos", &self.pos)
+            .finish()
     }
 }
 
@@ -122,10 +135,18 @@ impl Window {
         if end.is_none_or(|end| end > disk.size()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("range {start}+{len} is outside the disk ({} bytes)", disk.size()),
+                format!(
+                    "range {start}+{len} is outside the disk ({} bytes)",
+                    disk.size()
+                ),
             ));
         }
-        Ok(Window { disk, start, len, pos: 0 })
+        Ok(Window {
+            disk,
+            start,
+            len,
+            pos: 0,
+        })
     }
 
     /// Length of the window in bytes.
@@ -144,7 +165,11 @@ impl Window {
         if end.is_none_or(|end| end > self.len) {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("read of {} bytes at {offset} goes past the end of the partition ({} bytes)", buf.len(), self.len),
+                format!(
+                    "read of {} bytes at {offset} goes past the end of the partition ({} bytes)",
+                    buf.len(),
+                    self.len
+                ),
             ));
         }
         read_exact_at(&*self.disk, self.start + offset, buf)
@@ -156,7 +181,9 @@ impl Read for Window {
         if self.pos >= self.len || buf.is_empty() {
             return Ok(0);
         }
-        let max = usize::try_from(self.len - self.pos).unwrap_or(usize::MAX).min(buf.len());
+        let max = usize::try_from(self.len - self.pos)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let n = self.disk.read_at(self.start + self.pos, &mut buf[..max])?;
         let n = n.min(max);
         self.pos += n as u64;
@@ -177,7 +204,10 @@ impl Seek for Window {
                 self.pos = p;
                 Ok(p)
             }
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek to a negative or overflowing position")),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek to a negative or overflowing position",
+            )),
         }
     }
 }

@@ -45,11 +45,20 @@ impl<S: 'static> Worker<S> {
                     job(&mut state);
                 }
             })
-            .map_err(|e| Error::Worker { fs, reason: format!("cannot start the thread: {e}") })?;
+            .map_err(|e| Error::Worker {
+                fs,
+                reason: format!("cannot start the thread: {e}"),
+            })?;
         match ready_rx.recv_timeout(STALL_TIMEOUT) {
-            Ok(Ok(())) => Ok(Worker { fs, tx: Mutex::new(tx) }),
+            Ok(Ok(())) => Ok(Worker {
+                fs,
+                tx: Mutex::new(tx),
+            }),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(Error::Worker { fs, reason: "opening the filesystem failed (parser panic or stall)".into() }),
+            Err(_) => Err(Error::Worker {
+                fs,
+                reason: "opening the filesystem failed (parser panic or stall)".into(),
+            }),
         }
     }
 
@@ -72,14 +81,18 @@ impl<S: 'static> Worker<S> {
         }
         match reply_rx.recv_timeout(STALL_TIMEOUT) {
             Ok(r) => r,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                Err(Error::Worker { fs: self.fs, reason: "the parser stalled (timeout)".into() })
-            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::Worker {
+                fs: self.fs,
+                reason: "the parser stalled (timeout)".into(),
+            }),
             Err(_) => Err(self.gone()),
         }
     }
 
     fn gone(&self) -> Error {
-        Error::Worker { fs: self.fs, reason: "the parser thread stopped after a panic on corrupt data".into() }
+        Error::Worker {
+            fs: self.fs,
+            reason: "the parser thread stopped after a panic on corrupt data".into(),
+        }
     }
 }

@@ -28,7 +28,11 @@ fn inputs() -> Vec<PathBuf> {
         let list = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         for e in list {
             let path = e.unwrap().path();
-            if path.is_file() && path.file_name().is_some_and(|n| n != ".gitkeep" && n != "README.md") {
+            if path.is_file()
+                && path
+                    .file_name()
+                    .is_some_and(|n| n != ".gitkeep" && n != "README.md")
+            {
                 files.push(path);
             }
         }
@@ -45,7 +49,10 @@ fn fuzz_inputs_never_panic_or_hang() {
         default_hook(info);
     }));
     let files = inputs();
-    assert!(files.iter().any(|f| f.to_string_lossy().contains("seeds")), "no seeds found in guest-fs/fuzz/seeds");
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().contains("seeds")),
+        "no seeds found in guest-fs/fuzz/seeds"
+    );
     for file in files {
         let data = std::fs::read(&file).unwrap();
         let before = PANICS.load(Ordering::SeqCst);
@@ -57,11 +64,20 @@ fn fuzz_inputs_never_panic_or_hang() {
             let _ = tx.send(summary);
         });
         match rx.recv_timeout(TIME_BOUND) {
-            Ok(summary) => println!("{name}: {:.2}s {summary:?}", started.elapsed().as_secs_f64()),
-            Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name}: no result within {TIME_BOUND:?} (hang)"),
+            Ok(summary) => println!(
+                "{name}: {:.2}s {summary:?}",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("{name}: no result within {TIME_BOUND:?} (hang)")
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{name}: the exercise panicked"),
         }
-        assert_eq!(PANICS.load(Ordering::SeqCst), before, "{name}: a panic happened (see above)");
+        assert_eq!(
+            PANICS.load(Ordering::SeqCst),
+            before,
+            "{name}: a panic happened (see above)"
+        );
     }
 }
 
@@ -84,20 +100,38 @@ fn write_fuzz_seeds() {
     let plain = dir.path().join("plain");
     std::fs::create_dir_all(&plain).unwrap();
     for e in ["hello.txt", "a"] {
-        let _ = std::process::Command::new("cp").arg("-r").arg(tree.join(e)).arg(&plain).status();
+        let _ = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(tree.join(e))
+            .arg(&plain)
+            .status();
     }
     std::os::unix::fs::symlink("a/b", tree.join("link")).unwrap();
 
     let ext = out.join("ext4.img");
     let _ = std::fs::remove_file(&ext);
-    run("mkfs.ext4", "e2fsprogs", &[&"-q", &"-F", &"-N", &"64", &"-E", &"root_owner=0:0", &"-d", &tree, &{
-        blank(&ext, 256 * 1024);
-        ext.clone()
-    }]);
+    run(
+        "mkfs.ext4",
+        "e2fsprogs",
+        &[
+            &"-q",
+            &"-F",
+            &"-N",
+            &"64",
+            &"-E",
+            &"root_owner=0:0",
+            &"-d",
+            &tree,
+            &{
+                blank(&ext, 256 * 1024);
+                ext.clone()
+            },
+        ],
+    );
     let fat12 = out.join("fat12.img");
     fat(&fat12, 128 * 1024, 12, &plain);
     let ntfs_img = out.join("ntfs.img");
-    ntfs(&ntfs_img, 2 * MIB, &plain, dir.path());
+    ntfs(&ntfs_img, MIB + 4096, &plain, dir.path());
 
     // MBR: the FAT12 image (128 KiB) as partition 1 at sector 64.
     let mbr = out.join("mbr-fat12.img");
@@ -108,8 +142,15 @@ fn write_fuzz_seeds() {
     let gpt = out.join("gpt-fat12.img");
     let size = 64 * 512 + 128 * 1024 + 34 * 512;
     blank(&gpt, size);
-    write_gpt(&gpt, size, &[("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7", 64, 64 + 255, "data")]);
+    write_gpt(
+        &gpt,
+        size,
+        &[("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7", 64, 64 + 255, "data")],
+    );
     place(&gpt, 64 * 512, &fat12);
-    let total: u64 = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let total: u64 = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
     println!("seeds in {}: {total} bytes", out.display());
 }

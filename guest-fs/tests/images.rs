@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use common::*;
 use guest_fs::{
-    open, walk, Disk, EntryKind, Error, FileDisk, FsKind, GuestFs, GuestPath, PartitionType, TableKind, WalkLimits,
+    open, walk, Disk, EntryKind, Error, FileDisk, FsKind, GuestFs, GuestPath, PartitionType,
+    TableKind, WalkLimits,
 };
 
 fn p(s: &str) -> GuestPath {
@@ -36,7 +37,12 @@ fn read_all(fs: &dyn GuestFs, path: &str, buf_size: usize) -> Vec<u8> {
 }
 
 fn names(fs: &dyn GuestFs, dir: &str) -> Vec<String> {
-    fs.list(&p(dir), 0, 1000).unwrap().entries.into_iter().map(|e| e.name).collect()
+    fs.list(&p(dir), 0, 1000)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
 }
 
 /// Checks the tree of `make_tree` (without links) on any filesystem.
@@ -44,7 +50,10 @@ fn check_tree(fs: &dyn GuestFs) {
     let root = fs.list(&GuestPath::root(), 0, 1000).unwrap();
     let root_names: Vec<&str> = root.entries.iter().map(|e| e.name.as_str()).collect();
     for want in ["docs", "empty", "hello.txt", "nested"] {
-        assert!(root_names.contains(&want), "{want} missing from {root_names:?}");
+        assert!(
+            root_names.contains(&want),
+            "{want} missing from {root_names:?}"
+        );
     }
     let mut sorted = root_names.clone();
     sorted.sort();
@@ -52,15 +61,28 @@ fn check_tree(fs: &dyn GuestFs) {
     assert_eq!(root.total as usize, root.entries.len());
 
     let hello = fs.stat(&p("/hello.txt")).unwrap();
-    assert_eq!((hello.kind, hello.size, hello.name.as_str()), (EntryKind::File, 12, "hello.txt"));
-    assert!(hello.mtime.is_some_and(|t| t > 1_000_000_000), "mtime {:?}", hello.mtime);
+    assert_eq!(
+        (hello.kind, hello.size, hello.name.as_str()),
+        (EntryKind::File, 12, "hello.txt")
+    );
+    assert!(
+        hello.mtime.is_some_and(|t| t > 1_000_000_000),
+        "mtime {:?}",
+        hello.mtime
+    );
     assert_eq!(read_all(fs, "hello.txt", 5), b"hello world\n");
 
     let data = fs.stat(&p("nested/deeper/data.bin")).unwrap();
     assert_eq!(data.size, 300_000);
     let want = pattern(300_000, 7);
-    assert!(read_all(fs, "/nested/deeper/data.bin", 7_001) == want, "data.bin differs");
-    assert!(read_all(fs, "nested/./deeper/../deeper/data.bin", 1 << 20) == want, "data.bin differs (big buffer)");
+    assert!(
+        read_all(fs, "/nested/deeper/data.bin", 7_001) == want,
+        "data.bin differs"
+    );
+    assert!(
+        read_all(fs, "nested/./deeper/../deeper/data.bin", 1 << 20) == want,
+        "data.bin differs (big buffer)"
+    );
 
     assert_eq!(fs.stat(&p("empty")).unwrap().size, 0);
     assert!(read_all(fs, "empty", 10).is_empty());
@@ -68,29 +90,72 @@ fn check_tree(fs: &dyn GuestFs) {
     assert_eq!(fs.stat(&p("nested/deeper")).unwrap().kind, EntryKind::Dir);
     assert_eq!(read_all(fs, "docs/readme.md", 4096), b"# readme\n");
 
-    assert!(matches!(fs.open_file(&p("nested")), Err(Error::NotAFile { .. })));
+    assert!(matches!(
+        fs.open_file(&p("nested")),
+        Err(Error::NotAFile { .. })
+    ));
     assert!(matches!(fs.stat(&p("nope")), Err(Error::NotFound { .. })));
-    assert!(matches!(fs.stat(&p("nested/nope/x")), Err(Error::NotFound { .. })));
-    assert!(matches!(fs.list(&p("hello.txt"), 0, 10), Err(Error::NotADirectory { .. })));
-    assert!(matches!(fs.stat(&p("hello.txt/x")), Err(Error::NotADirectory { .. })));
+    assert!(matches!(
+        fs.stat(&p("nested/nope/x")),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        fs.list(&p("hello.txt"), 0, 10),
+        Err(Error::NotADirectory { .. })
+    ));
+    assert!(matches!(
+        fs.stat(&p("hello.txt/x")),
+        Err(Error::NotADirectory { .. })
+    ));
 
     let mut seen = Vec::new();
-    walk(fs, &GuestPath::root(), WalkLimits::default(), &mut |path, e| {
-        seen.push((path.as_relative(), e.kind));
-        Ok(())
-    })
+    walk(
+        fs,
+        &GuestPath::root(),
+        WalkLimits::default(),
+        &mut |path, e| {
+            seen.push((path.as_relative(), e.kind));
+            Ok(())
+        },
+    )
     .unwrap();
-    for want in ["nested", "nested/deeper", "nested/deeper/data.bin", "docs/readme.md", "hello.txt"] {
-        assert!(seen.iter().any(|(s, _)| s == want), "walk missed {want}: {seen:?}");
+    for want in [
+        "nested",
+        "nested/deeper",
+        "nested/deeper/data.bin",
+        "docs/readme.md",
+        "hello.txt",
+    ] {
+        assert!(
+            seen.iter().any(|(s, _)| s == want),
+            "walk missed {want}: {seen:?}"
+        );
     }
-    assert!(seen.iter().all(|(s, _)| !s.starts_with('/') && !s.split('/').any(|c| c == ".." || c == ".")));
-    let too_shallow = WalkLimits { max_depth: 1, max_entries: 1000 };
-    assert!(matches!(walk(fs, &GuestPath::root(), too_shallow, &mut |_, _| Ok(())), Err(Error::LimitExceeded { .. })));
+    assert!(seen
+        .iter()
+        .all(|(s, _)| !s.starts_with('/') && !s.split('/').any(|c| c == ".." || c == ".")));
+    let too_shallow = WalkLimits {
+        max_depth: 1,
+        max_entries: 1000,
+    };
+    assert!(matches!(
+        walk(fs, &GuestPath::root(), too_shallow, &mut |_, _| Ok(())),
+        Err(Error::LimitExceeded { .. })
+    ));
 }
 
 #[test]
 fn path_traversal_is_rejected() {
-    for bad in ["../etc", "/a/../../b", "a/\0", "a/\0/b", "..", "/..", "a\\..\\b", "x\n"] {
+    for bad in [
+        "../etc",
+        "/a/../../b",
+        "a/\0",
+        "a/\0/b",
+        "..",
+        "/..",
+        "a\\..\\b",
+        "x\n",
+    ] {
         let err = GuestPath::parse(bad).unwrap_err();
         assert!(matches!(err, Error::InvalidPath { .. }), "{bad:?}: {err}");
         assert!(!err.to_string().is_empty());
@@ -111,7 +176,10 @@ fn ext4_whole_disk() {
     assert_eq!(disk.table(), TableKind::None);
     let parts = disk.partitions();
     assert_eq!(parts.len(), 1);
-    assert_eq!((parts[0].filesystem, parts[0].start, parts[0].length), (FsKind::Ext4, 0, 16 * MIB));
+    assert_eq!(
+        (parts[0].filesystem, parts[0].start, parts[0].length),
+        (FsKind::Ext4, 0, 16 * MIB)
+    );
     assert_eq!(parts[0].part_type, PartitionType::WholeDisk);
     let fs = disk.filesystem(0).unwrap();
     assert_eq!(fs.kind(), FsKind::Ext4);
@@ -119,22 +187,59 @@ fn ext4_whole_disk() {
 
     assert_eq!(
         names(&*fs, "/"),
-        ["abs-link", "dir-link", "docs", "empty", "hello.txt", "lost+found", "nested", "rel-link"]
+        [
+            "abs-link",
+            "dir-link",
+            "docs",
+            "empty",
+            "hello.txt",
+            "lost+found",
+            "nested",
+            "rel-link"
+        ]
     );
     let hello = fs.stat(&p("hello.txt")).unwrap();
     assert_eq!(hello.mode.map(|m| m & 0o170000), Some(0o100000));
     let rel = fs.stat(&p("rel-link")).unwrap();
-    assert_eq!((rel.kind, rel.symlink_target.as_deref()), (EntryKind::Symlink, Some("nested/deeper/data.bin")));
+    assert_eq!(
+        (rel.kind, rel.symlink_target.as_deref()),
+        (EntryKind::Symlink, Some("nested/deeper/data.bin"))
+    );
     let listed = fs.list(&GuestPath::root(), 0, 100).unwrap();
-    let abs = listed.entries.iter().find(|e| e.name == "abs-link").unwrap();
-    assert_eq!((abs.kind, abs.symlink_target.as_deref()), (EntryKind::Symlink, Some("/etc/passwd")));
+    let abs = listed
+        .entries
+        .iter()
+        .find(|e| e.name == "abs-link")
+        .unwrap();
+    assert_eq!(
+        (abs.kind, abs.symlink_target.as_deref()),
+        (EntryKind::Symlink, Some("/etc/passwd"))
+    );
     // Links are never followed: not to read, not to list, not on the way.
-    assert!(matches!(fs.open_file(&p("rel-link")), Err(Error::Symlink { .. })));
-    assert!(matches!(fs.open_file(&p("abs-link")), Err(Error::Symlink { .. })));
-    assert!(matches!(fs.list(&p("dir-link"), 0, 10), Err(Error::Symlink { .. })));
-    assert!(matches!(fs.stat(&p("dir-link/deeper")), Err(Error::Symlink { .. })));
-    assert!(matches!(fs.open_file(&p("dir-link/deeper/data.bin")), Err(Error::Symlink { .. })));
-    assert!(matches!(disk.filesystem(1), Err(Error::NoSuchPartition { index: 1, count: 1 })));
+    assert!(matches!(
+        fs.open_file(&p("rel-link")),
+        Err(Error::Symlink { .. })
+    ));
+    assert!(matches!(
+        fs.open_file(&p("abs-link")),
+        Err(Error::Symlink { .. })
+    ));
+    assert!(matches!(
+        fs.list(&p("dir-link"), 0, 10),
+        Err(Error::Symlink { .. })
+    ));
+    assert!(matches!(
+        fs.stat(&p("dir-link/deeper")),
+        Err(Error::Symlink { .. })
+    ));
+    assert!(matches!(
+        fs.open_file(&p("dir-link/deeper/data.bin")),
+        Err(Error::Symlink { .. })
+    ));
+    assert!(matches!(
+        disk.filesystem(1),
+        Err(Error::NoSuchPartition { index: 1, count: 1 })
+    ));
 }
 
 #[test]
@@ -143,7 +248,11 @@ fn ext4_large_directory_pages() {
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(tree.join("many")).unwrap();
     for i in 0..10_000 {
-        std::fs::write(tree.join(format!("many/file-{i:05}-{}", i * 7919 % 10_007)), i.to_string()).unwrap();
+        std::fs::write(
+            tree.join(format!("many/file-{i:05}-{}", i * 7919 % 10_007)),
+            i.to_string(),
+        )
+        .unwrap();
     }
     let img = dir.path().join("ext4.img");
     ext4(&img, 64 * MIB, &tree);
@@ -179,7 +288,11 @@ fn ext4_large_directory_pages() {
     println!(
         "ext4: page of 100 at offset 5000 of a 10000-entry directory: {:.1} ms ({} build)",
         took.as_secs_f64() * 1000.0,
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     let past = fs.list(&p("many"), 20_000, 100).unwrap();
     assert!(past.entries.is_empty() && past.total == 10_000);
@@ -217,7 +330,10 @@ fn ntfs_whole_disk() {
     let fs = disk.filesystem(0).unwrap();
     check_tree(&*fs);
     let root = names(&*fs, "/");
-    assert!(root.iter().all(|n| !n.starts_with('$')), "metadata files listed: {root:?}");
+    assert!(
+        root.iter().all(|n| !n.starts_with('$')),
+        "metadata files listed: {root:?}"
+    );
 }
 
 #[test]
@@ -240,7 +356,14 @@ fn mbr_with_logical_partitions() {
     blank(&disk_img, 48 * MIB);
     let s = |mib: u64| (mib * MIB / 512) as u32;
     write_mbr(&disk_img, &[(0x0C, s(1), s(8)), (0x0F, s(10), s(30))]);
-    write_ebr(&disk_img, u64::from(s(10)), 0x83, s(1), s(16), Some((s(19), s(10))));
+    write_ebr(
+        &disk_img,
+        u64::from(s(10)),
+        0x83,
+        s(1),
+        s(16),
+        Some((s(19), s(10))),
+    );
     write_ebr(&disk_img, u64::from(s(29)), 0x07, s(1), s(8), None);
     place(&disk_img, MIB, &fat_img);
     place(&disk_img, 11 * MIB, &ext_img);
@@ -249,7 +372,11 @@ fn mbr_with_logical_partitions() {
     let disk = open_image(&disk_img);
     assert_eq!(disk.table(), TableKind::Mbr);
     assert!(disk.warnings().is_empty(), "{:?}", disk.warnings());
-    let got: Vec<_> = disk.partitions().iter().map(|p| (p.index, p.number, p.start, p.length, p.filesystem)).collect();
+    let got: Vec<_> = disk
+        .partitions()
+        .iter()
+        .map(|p| (p.index, p.number, p.start, p.length, p.filesystem))
+        .collect();
     assert_eq!(
         got,
         [
@@ -258,7 +385,13 @@ fn mbr_with_logical_partitions() {
             (2, Some(6), 30 * MIB, 8 * MIB, FsKind::Ntfs),
         ]
     );
-    assert_eq!(disk.partitions()[1].part_type, PartitionType::Mbr { byte: 0x83, name: "Linux" });
+    assert_eq!(
+        disk.partitions()[1].part_type,
+        PartitionType::Mbr {
+            byte: 0x83,
+            name: "Linux"
+        }
+    );
 
     let fat_fs = disk.filesystem(0).unwrap();
     assert_eq!(read_all(&*fat_fs, "readme.md", 3), b"# readme\n");
@@ -288,9 +421,24 @@ fn gpt_partitions() {
         &disk_img,
         size,
         &[
-            ("c12a7328-f81f-11d2-ba4b-00a0c93ec93b", lba(1), lba(41) - 1, "EFI"),
-            ("0fc63daf-8483-4772-8e79-3d69d8477de4", lba(41), lba(57) - 1, "root"),
-            ("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7", lba(57), lba(65) - 1, "data"),
+            (
+                "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
+                lba(1),
+                lba(41) - 1,
+                "EFI",
+            ),
+            (
+                "0fc63daf-8483-4772-8e79-3d69d8477de4",
+                lba(41),
+                lba(57) - 1,
+                "root",
+            ),
+            (
+                "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7",
+                lba(57),
+                lba(65) - 1,
+                "data",
+            ),
         ],
     );
     place(&disk_img, MIB, &fat_img);
@@ -302,19 +450,36 @@ fn gpt_partitions() {
     let got: Vec<_> = disk
         .partitions()
         .iter()
-        .map(|p| (p.number, p.start, p.length, p.filesystem, p.label.clone().unwrap_or_default()))
+        .map(|p| {
+            (
+                p.number,
+                p.start,
+                p.length,
+                p.filesystem,
+                p.label.clone().unwrap_or_default(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
         [
             (Some(1), MIB, 40 * MIB, FsKind::Fat32, "EFI".to_string()),
-            (Some(2), 41 * MIB, 16 * MIB, FsKind::Ext4, "root".to_string()),
+            (
+                Some(2),
+                41 * MIB,
+                16 * MIB,
+                FsKind::Ext4,
+                "root".to_string()
+            ),
             (Some(3), 57 * MIB, 8 * MIB, FsKind::Ntfs, "data".to_string()),
         ]
     );
     match &disk.partitions()[0].part_type {
         PartitionType::Gpt { guid, name } => {
-            assert_eq!((guid.as_str(), *name), ("c12a7328-f81f-11d2-ba4b-00a0c93ec93b", "EFI system"))
+            assert_eq!(
+                (guid.as_str(), *name),
+                ("c12a7328-f81f-11d2-ba4b-00a0c93ec93b", "EFI system")
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -327,11 +492,18 @@ fn gpt_partitions() {
     write_at(&disk_img, 512 + 24, &[0xFF; 8]);
     let disk = open_image(&disk_img);
     assert_eq!(disk.partitions().len(), 3);
-    assert!(disk.warnings().iter().any(|w| w.contains("backup")), "{:?}", disk.warnings());
+    assert!(
+        disk.warnings().iter().any(|w| w.contains("backup")),
+        "{:?}",
+        disk.warnings()
+    );
     // Both damaged: an error, not a guess.
     write_at(&disk_img, size - 512 + 24, &[0xFF; 8]);
     let err = open(Arc::new(FileDisk::open(&disk_img).unwrap())).unwrap_err();
-    assert!(matches!(err, Error::PartitionTable { table: "GPT", .. }), "{err}");
+    assert!(
+        matches!(err, Error::PartitionTable { table: "GPT", .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -340,21 +512,38 @@ fn hostile_tables_give_errors_or_warnings() {
     let img = dir.path().join("disk.img");
     blank(&img, 4 * MIB);
     // An extended partition whose EBR links to itself, and a partition past the end.
-    write_mbr(&img, &[(0x05, 2048, 4096), (0x83, 8000, 1_000_000), (0x83, 900_000, 10)]);
+    write_mbr(
+        &img,
+        &[
+            (0x05, 2048, 4096),
+            (0x83, 8000, 1_000_000),
+            (0x83, 900_000, 10),
+        ],
+    );
     write_ebr(&img, 2048, 0x83, 1, 100, Some((0, 4096)));
     let disk = open_image(&img);
     assert_eq!(disk.table(), TableKind::Mbr);
     let w = disk.warnings().join("\n");
     assert!(w.contains("loops"), "{w}");
-    assert!(w.contains("cut to fit") && w.contains("beyond the disk end"), "{w}");
+    assert!(
+        w.contains("cut to fit") && w.contains("beyond the disk end"),
+        "{w}"
+    );
     let parts = disk.partitions();
     assert!(parts.iter().all(|p| p.start + p.length <= 4 * MIB));
     for part in parts {
-        assert!(matches!(disk.filesystem(part.index), Err(Error::Unsupported { .. })));
+        assert!(matches!(
+            disk.filesystem(part.index),
+            Err(Error::Unsupported { .. })
+        ));
     }
     // GPT entry array claimed beyond the disk end.
     blank(&img, 4 * MIB);
-    write_gpt(&img, 4 * MIB, &[("0fc63daf-8483-4772-8e79-3d69d8477de4", 2048, 4095, "x")]);
+    write_gpt(
+        &img,
+        4 * MIB,
+        &[("0fc63daf-8483-4772-8e79-3d69d8477de4", 2048, 4095, "x")],
+    );
     let mut hdr = std::fs::read(&img).unwrap()[512..1024].to_vec();
     hdr[72..80].copy_from_slice(&u64::MAX.to_le_bytes());
     hdr[16..20].fill(0);
@@ -375,6 +564,9 @@ fn hostile_tables_give_errors_or_warnings() {
     ext4(&img, 8 * MIB, &tree);
     write_at(&img, 1024 + 24, &[0xFF; 4]); // log block size
     let disk = open_image(&img);
-    let err = disk.filesystem(0).err().expect("corrupt superblock accepted");
+    let err = disk
+        .filesystem(0)
+        .err()
+        .expect("corrupt superblock accepted");
     assert!(err.to_string().contains("ext4"), "{err}");
 }

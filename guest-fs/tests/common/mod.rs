@@ -12,7 +12,8 @@ use std::process::Command;
 /// The full path of `tool`, or a panic naming the Debian package.
 pub fn tool(name: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
+    let dirs = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
     for d in dirs {
         let p = d.join(name);
         if p.is_file() {
@@ -72,7 +73,11 @@ fn sized(image: &Path, size: u64) {
 
 pub fn ext4(image: &Path, size: u64, tree: &Path) {
     sized(image, size);
-    run("mkfs.ext4", "e2fsprogs", &[&"-q", &"-F", &"-E", &"root_owner=0:0", &"-d", &tree, &image]);
+    run(
+        "mkfs.ext4",
+        "e2fsprogs",
+        &[&"-q", &"-F", &"-E", &"root_owner=0:0", &"-d", &tree, &image],
+    );
 }
 
 /// FAT of the given bits (12/16/32) with the tree copied by mcopy.
@@ -80,11 +85,18 @@ pub fn fat(image: &Path, size: u64, bits: u32, tree: &Path) {
     sized(image, size);
     let bits = bits.to_string();
     if bits == "32" {
-        run("mkfs.vfat", "dosfstools", &[&"-F", &bits, &"-s", &"1", &image]);
+        run(
+            "mkfs.vfat",
+            "dosfstools",
+            &[&"-F", &bits, &"-s", &"1", &image],
+        );
     } else {
         run("mkfs.vfat", "dosfstools", &[&"-F", &bits, &image]);
     }
-    let mut entries: Vec<PathBuf> = fs::read_dir(tree).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<PathBuf> = fs::read_dir(tree)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"-s", &"-i", &image];
     for e in &entries {
@@ -99,7 +111,11 @@ pub fn ntfs(image: &Path, size: u64, tree: &Path, scratch: &Path) {
     sized(image, size);
     run("mkntfs", "ntfs-3g", &[&"-Q", &"-F", &"-q", &image]);
     let wim = scratch.join("tree.wim");
-    run("wimcapture", "wimtools", &[&tree, &wim, &"--compress=none", &"--no-acls"]);
+    run(
+        "wimcapture",
+        "wimtools",
+        &[&tree, &wim, &"--compress=none", &"--no-acls"],
+    );
     run("wimapply", "wimtools", &[&wim, &"1", &image]);
     let _ = fs::remove_file(wim);
 }
@@ -137,7 +153,14 @@ pub fn write_mbr(disk: &Path, slots: &[MbrSlot]) {
 /// Writes an extended boot record at `lba`: a logical partition at
 /// `rel_start` sectors from the EBR, and a link to the next EBR
 /// (`next_rel`, relative to the extended partition's start).
-pub fn write_ebr(disk: &Path, lba: u64, ty: u8, rel_start: u32, count: u32, next: Option<(u32, u32)>) {
+pub fn write_ebr(
+    disk: &Path,
+    lba: u64,
+    ty: u8,
+    rel_start: u32,
+    count: u32,
+    next: Option<(u32, u32)>,
+) {
     let mut slots = vec![(ty, rel_start, count)];
     if let Some((rel, len)) = next {
         slots.push((0x05, rel, len));
@@ -152,7 +175,9 @@ pub fn write_at(disk: &Path, offset: u64, data: &[u8]) {
 
 fn guid_bytes(text: &str) -> [u8; 16] {
     let hex: String = text.chars().filter(|c| *c != '-').collect();
-    let b: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let b: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
     let mut g = [0u8; 16];
     g[0..4].copy_from_slice(&[b[3], b[2], b[1], b[0]]);
     g[4..6].copy_from_slice(&[b[5], b[4]]);
@@ -168,7 +193,10 @@ pub type GptPart<'a> = (&'a str, u64, u64, &'a str);
 /// (128 entries of 128 bytes) on a disk of `size` bytes.
 pub fn write_gpt(disk: &Path, size: u64, parts: &[GptPart]) {
     let sectors = size / 512;
-    write_mbr(disk, &[(0xEE, 1, (sectors - 1).min(u32::MAX as u64) as u32)]);
+    write_mbr(
+        disk,
+        &[(0xEE, 1, (sectors - 1).min(u32::MAX as u64) as u32)],
+    );
     let mut array = vec![0u8; 128 * 128];
     for (i, (ty, first, last, name)) in parts.iter().enumerate() {
         let e = &mut array[i * 128..(i + 1) * 128];
@@ -202,7 +230,11 @@ pub fn write_gpt(disk: &Path, size: u64, parts: &[GptPart]) {
     write_at(disk, 512, &header(1, sectors - 1, 2));
     write_at(disk, 1024, &array);
     write_at(disk, (sectors - 33) * 512, &array);
-    write_at(disk, (sectors - 1) * 512, &header(sectors - 1, 1, sectors - 33));
+    write_at(
+        disk,
+        (sectors - 1) * 512,
+        &header(sectors - 1, 1, sectors - 33),
+    );
 }
 
 /// Creates an empty disk file of `size` bytes.
