@@ -12,6 +12,7 @@
 //! * [`jobs`]: VM backup and restore, joining a platform and the engine.
 //! * [`platforms`]: platform connectors (KVM/QEMU) behind one trait.
 //! * [`lab`]: the demo lab (KVM hosts with real VMs) and its activity.
+//! * [`restore`]: file-level restore sessions on restore points (`guest-fs`).
 //! * [`runner`]: the job queue, its limits, the scheduler and live job telemetry.
 //! * [`telemetry`]: logging and live system health.
 //! * [`server`]: start-up, the listener and graceful shutdown.
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod jobs;
 pub mod lab;
 pub mod platforms;
+pub mod restore;
 pub mod runner;
 pub mod server;
 pub mod spa;

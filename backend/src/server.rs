@@ -51,6 +51,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         stop_all.cancel();
     });
     let sampler = tokio::spawn(crate::telemetry::system::run_sampler(state.clone(), health_tx));
+    // Idle file-level restore sessions close even when nobody asks.
+    let (sessions, stop) = (state.restore_sessions.clone(), state.shutdown.clone());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = every.tick() => { sessions.sweep(chrono::Utc::now()); }
+            }
+        }
+    });
     if config.demo_lab {
         let every = (config.lab_activity_seconds > 0).then(|| std::time::Duration::from_secs(config.lab_activity_seconds));
         crate::lab::background::spawn(config.lab_dir(), every, state.shutdown.clone());

@@ -38,6 +38,8 @@ pub struct AppState {
     pub revocations: broadcast::Sender<Arc<Vec<String>>>,
     /// The job runner (queue, limits, pause / resume / stop).
     pub runner: crate::runner::Runner,
+    /// Open file-level restore sessions.
+    pub restore_sessions: Arc<crate::restore::sessions::Sessions>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             session_ttl: chrono::Duration::minutes(DEFAULT_SESSION_TTL_MINUTES),
             revocations,
             runner,
+            restore_sessions: Arc::default(),
         };
         (state, health_tx)
     }

@@ -75,6 +75,7 @@ pub mod jobs;
 pub mod overview;
 pub mod platform;
 pub mod repositories;
+pub mod restore;
 pub mod vms;
 pub mod telemetry;
 pub mod ws;

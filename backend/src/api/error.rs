@@ -31,6 +31,10 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
 
+    /// Something that existed and is gone for good (an expired session).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
+
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
 
@@ -136,6 +140,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -152,7 +157,8 @@ impl ApiError {
             ApiError::NotFound { code, message }
             | ApiError::Unavailable { code, message }
             | ApiError::Unauthorized { code, message }
-            | ApiError::Conflict { code, message } => ErrorBody::new(status, *code, message.clone()),
+            | ApiError::Conflict { code, message }
+            | ApiError::Gone { code, message } => ErrorBody::new(status, *code, message.clone()),
             ApiError::Forbidden { message } => ErrorBody::new(status, "forbidden", message.clone()),
             ApiError::TooManyRequests { message, .. } => ErrorBody::new(status, "too_many_attempts", message.clone()),
             ApiError::BadRequest { code, message, details } | ApiError::Unprocessable { code, message, details } => ErrorBody {

@@ -18,6 +18,7 @@ pub mod json;
 pub mod platforms;
 pub mod query;
 pub mod repositories;
+pub mod restore;
 pub mod users;
 pub mod vms;
 pub mod ws;
@@ -72,6 +73,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(jobs::router())
         .merge(job_control::router())
         .merge(telemetry::router())
+        .merge(restore::router())
         .split_for_parts()
 }
 

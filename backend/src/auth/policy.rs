@@ -20,6 +20,10 @@ const SELF_SERVICE: &[(&str, &str)] = &[("POST", "/api/v1/auth/logout")];
 /// Path prefixes that only admins reach.
 const ADMIN_PREFIXES: &[&str] = &["/api/v1/users", "/api/v1/audit", "/api/v1/settings"];
 
+/// Path prefixes that need an operator even to read: file-level restore
+/// hands out the content of protected machines.
+const OPERATOR_PREFIXES: &[&str] = &["/api/v1/restore"];
+
 pub fn is_mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -36,7 +40,7 @@ pub fn access(method: &Method, path: &str) -> Access {
     if ADMIN_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
         return Access::Signed(Role::Admin);
     }
-    if is_mutating(method) {
+    if is_mutating(method) || OPERATOR_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
         Access::Signed(Role::Operator)
     } else {
         Access::Signed(Role::Viewer)

@@ -128,3 +128,14 @@ impl Seek for SnapshotReader {
         Ok(self.pos)
     }
 }
+
+/// File-level restore reads partition tables and filesystems through this.
+impl guest_fs::ReadAt for SnapshotReader {
+    fn size(&self) -> u64 {
+        self.index.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        SnapshotReader::read_at(self, offset, buf).map_err(std::io::Error::other)
+    }
+}

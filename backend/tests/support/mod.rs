@@ -22,6 +22,8 @@ pub struct Fixture {
 pub struct Reply {
     pub status: StatusCode,
     pub body: String,
+    /// The body as received (downloads).
+    pub bytes: Vec<u8>,
     pub headers: axum::http::HeaderMap,
 }
 
@@ -53,7 +55,7 @@ impl Fixture {
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Reply { status, body: String::from_utf8_lossy(&body).into_owned(), headers }
+        Reply { status, body: String::from_utf8_lossy(&body).into_owned(), bytes: body.to_vec(), headers }
     }
 
     /// A request with an optional bearer token and an optional JSON body.
