@@ -333,6 +333,41 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     })
     .await?;
 
+    // RECOVERY: browse web-01's newest restore point and read /etc/hostname
+    // through the download link, as the lab wrote it.
+    let points = server.get_json("/api/v1/backup/list?limit=50")?;
+    let point = points["items"].as_array().and_then(|a| a.iter().find(|p| p["vm_name"] == "web-01")).context("no web-01 restore point")?;
+    let point_id = point["id"].as_str().context("restore point id")?.to_string();
+    b.client.goto(&server.url("/recovery")).await?;
+    click(b, &format!("browse-{point_id}")).await?;
+    b.testid("file-browser", Duration::from_secs(15)).await?;
+    click(b, "open-disk0-p1").await?;
+    click(b, "open-etc").await?;
+    let row = b.testid("file-hostname", T).await?;
+    ensure!(num(&row, "data-size").await? == 7, "hostname size");
+    let link = b.testid("download-hostname", T).await?;
+    let href = attr(&link, "href").await?;
+    let got = b.client.execute("return fetch(arguments[0]).then(r => r.text())", vec![Value::String(href)]).await?;
+    ensure!(got == "web-01\n", "downloaded /etc/hostname: {got:?}");
+    shoot_sizes(b, &server, "/recovery", "page-recovery", "recovery", None).await?;
+    b.client.goto(&server.url("/recovery")).await?;
+    click(b, &format!("browse-{point_id}")).await?;
+    click(b, "open-disk0-p1").await?;
+    click(b, "open-etc").await?;
+    b.testid("file-hostname", T).await?;
+    let p = b.screenshot("file-browser-desktop-1440x900").await?;
+    println!("screenshot {}", p.display());
+    b.resize(390, 844).await?;
+    let p = b.screenshot("file-browser-phone-390x844").await?;
+    println!("screenshot {}", p.display());
+    b.resize(1440, 900).await?;
+    b.client.goto(&server.url("/repositories")).await?;
+    b.until("maintenance ended", T, || async {
+        let card = b.testid("repo-local", T).await?;
+        Ok((attr(&card, "data-status").await? == "online").then_some(()))
+    })
+    .await?;
+
     // Backup Now on one VM (full) from ASSETS; pause and resume it on FLOWS.
     b.client.goto(&server.url("/assets")).await?;
     click(b, "backup-now-db-01").await?;

@@ -240,3 +240,35 @@ pub async fn set_maintenance(id: String, req: SetMaintenanceRequest) -> Result<R
 pub async fn overview() -> Result<Overview, ApiError> {
     json(Request::get("/api/v1/telemetry/overview")).await
 }
+
+// ---------- restore points and file-level restore ----------
+
+use shared_types::backups::BackupPage;
+use shared_types::restore::{FileListing, Mount, MountRequest};
+
+/// Newest restore points first (`query` already encoded, e.g. `vm=…&limit=50`).
+pub async fn backups(query: String) -> Result<BackupPage, ApiError> {
+    json(Request::get(&format!("/api/v1/backup/list?{query}"))).await
+}
+
+pub async fn mount(backup_id: String) -> Result<Mount, ApiError> {
+    json_with(Request::post("/api/v1/restore/mount"), &MountRequest { backup_id }).await
+}
+
+pub async fn mounts() -> Result<Vec<Mount>, ApiError> {
+    json(Request::get("/api/v1/restore/mounts")).await
+}
+
+pub async fn unmount(id: String) -> Result<(), ApiError> {
+    unit(Request::delete(&format!("/api/v1/restore/{}", enc(&id))).build().map_err(transport)?).await
+}
+
+pub async fn files(mount_id: String, path: String, offset: u64, limit: u64) -> Result<FileListing, ApiError> {
+    json(Request::get(&format!("/api/v1/restore/{}/files?path={}&offset={offset}&limit={limit}", enc(&mount_id), enc(&path)))).await
+}
+
+/// The URL a link downloads a file (or a directory as tar) from; the
+/// session cookie authorises it.
+pub fn download_url(mount_id: &str, path: &str) -> String {
+    format!("/api/v1/restore/{}/download?path={}", enc(mount_id), enc(path))
+}

@@ -22,6 +22,7 @@ use crate::session::{provide_session, use_session};
 use crate::pages::command::CommandPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::planned::PlannedPage;
+use crate::pages::recovery::RecoveryPage;
 use crate::pages::repositories::RepositoriesPage;
 use crate::pages::systems::SystemsPage;
 use crate::pages::telemetry::TelemetryPage;
@@ -81,7 +82,7 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/command") view=CommandPage />
                     <Route path=path!("/flows") view=FlowsPage />
                     <Route path=path!("/assets") view=AssetsPage />
-                    <Route path=path!("/recovery") view=PlannedPage />
+                    <Route path=path!("/recovery") view=RecoveryPage />
                     <Route path=path!("/telemetry") view=TelemetryPage />
                     <Route path=path!("/repositories") view=RepositoriesPage />
                     <Route path=path!("/platforms") view=PlannedPage />

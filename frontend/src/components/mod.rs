@@ -15,6 +15,7 @@ pub mod top_bar;
 pub mod act;
 pub mod add_vms;
 pub mod create_flow;
+pub mod file_browser;
 pub mod flow_card;
 pub mod flow_details;
 pub mod groups;

@@ -6,6 +6,7 @@ pub mod command;
 pub mod flows;
 pub mod not_found;
 pub mod planned;
+pub mod recovery;
 pub mod repositories;
 pub mod sign_in;
 pub mod systems;
