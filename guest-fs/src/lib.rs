@@ -42,6 +42,7 @@
 //! * File content is streamed in 64 KiB chunks through bounded queues.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod detect;
 mod disk;

@@ -16,7 +16,9 @@ const MAX_LOGICAL: usize = 128;
 /// Which kind of table the disk has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableKind {
+    /// GUID partition table.
     Gpt,
+    /// DOS master boot record (with extended/logical partitions).
     Mbr,
     /// No table: the whole disk is one partition.
     None,
@@ -26,9 +28,19 @@ pub enum TableKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionType {
     /// An MBR type byte and its common name.
-    Mbr { byte: u8, name: &'static str },
+    Mbr {
+        /// The type byte.
+        byte: u8,
+        /// Its common name (`unknown` if not in the small built-in table).
+        name: &'static str,
+    },
     /// A GPT type GUID (lower-case, canonical text form) and its common name.
-    Gpt { guid: String, name: &'static str },
+    Gpt {
+        /// The type GUID.
+        guid: String,
+        /// Its common name (`unknown` if not in the small built-in table).
+        name: &'static str,
+    },
     /// No table.
     WholeDisk,
 }
@@ -43,6 +55,7 @@ pub struct TableEntry {
     pub start: u64,
     /// Length in bytes.
     pub length: u64,
+    /// The type recorded in the table.
     pub part_type: PartitionType,
     /// GPT partition name, if any.
     pub label: Option<String>,
@@ -51,7 +64,9 @@ pub struct TableEntry {
 /// The parsed table.
 #[derive(Debug, Clone)]
 pub struct Table {
+    /// The kind of table.
     pub kind: TableKind,
+    /// The partitions, in table order.
     pub entries: Vec<TableEntry>,
     /// Entries dropped or clamped because they did not fit the disk.
     pub warnings: Vec<String>,
