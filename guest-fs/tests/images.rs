@@ -582,13 +582,19 @@ struct Fat16 {
 fn fat16_layout(img: &Path, short: &[u8; 11]) -> Fat16 {
     let data = std::fs::read(img).unwrap();
     let le16 = |at: usize| u64::from(u16::from_le_bytes([data[at], data[at + 1]]));
-    let (bps, reserved, fats, root_entries, fat_size) = (le16(11), le16(14), u64::from(data[16]), le16(17), le16(22));
+    let (bps, reserved, fats, root_entries, fat_size) =
+        (le16(11), le16(14), u64::from(data[16]), le16(17), le16(22));
     let root = (reserved + fats * fat_size) * bps;
     let slot = (0..root_entries)
         .map(|i| root + i * 32)
         .find(|&at| &data[at as usize..at as usize + 11] == short)
         .expect("entry not in the root directory");
-    Fat16 { fat: reserved * bps, fat_bytes: fat_size * bps, entry: slot, first_cluster: le16(slot as usize + 26) as u16 }
+    Fat16 {
+        fat: reserved * bps,
+        fat_bytes: fat_size * bps,
+        entry: slot,
+        first_cluster: le16(slot as usize + 26) as u16,
+    }
 }
 
 fn read_err(fs: &dyn GuestFs, path: &str) -> String {
@@ -597,7 +603,9 @@ fn read_err(fs: &dyn GuestFs, path: &str) -> String {
         Err(e) => return e.to_string(),
     };
     let mut out = Vec::new();
-    r.read_to_end(&mut out).expect_err("a corrupt file was read without error").to_string()
+    r.read_to_end(&mut out)
+        .expect_err("a corrupt file was read without error")
+        .to_string()
 }
 
 #[test]
@@ -614,7 +622,11 @@ fn fat_corrupt_chains_give_errors() {
     let img = dir.path().join("fat.img");
     let set_fat = |cluster: u16, value: u16| {
         for copy in 0..2 {
-            write_at(&img, big.fat + copy * big.fat_bytes + 2 * u64::from(cluster), &value.to_le_bytes());
+            write_at(
+                &img,
+                big.fat + copy * big.fat_bytes + 2 * u64::from(cluster),
+                &value.to_le_bytes(),
+            );
         }
     };
     let fresh = || {
@@ -636,7 +648,11 @@ fn fat_corrupt_chains_give_errors() {
     fresh();
     set_fat(big.first_cluster, big.first_cluster);
     let mut out = Vec::new();
-    let n = fs_of().open_file(&p("big.bin")).unwrap().read_to_end(&mut out).unwrap();
+    let n = fs_of()
+        .open_file(&p("big.bin"))
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
     assert_eq!(n, 20_000);
     // A file or a directory starting outside the volume.
     fresh();
@@ -664,5 +680,8 @@ fn fat_corrupt_chains_give_errors() {
     write_at(&img, sub_at, &slots);
     set_fat(sub.first_cluster, sub.first_cluster);
     let e = fs_of().list(&p("sub"), 0, 10).unwrap_err();
-    assert!(matches!(e, Error::Filesystem { .. } | Error::LimitExceeded { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Filesystem { .. } | Error::LimitExceeded { .. }),
+        "{e}"
+    );
 }
