@@ -9,14 +9,23 @@ use crate::read_at::Window;
 /// What a partition holds, as far as magic numbers tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FsKind {
+    /// ext2 (no journal, no ext4 features).
     Ext2,
+    /// ext3 (journal, no ext4 features).
     Ext3,
+    /// ext4 (extents, 64-bit, flex_bg or inline data).
     Ext4,
+    /// NTFS.
     Ntfs,
+    /// FAT12 (fewer than 4085 clusters).
     Fat12,
+    /// FAT16 (fewer than 65525 clusters).
     Fat16,
+    /// FAT32.
     Fat32,
+    /// Linux swap space (not browsable).
     Swap,
+    /// Nothing recognised.
     Unknown,
 }
 

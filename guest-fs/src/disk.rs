@@ -23,6 +23,7 @@ pub struct Partition {
     pub start: u64,
     /// Length in bytes.
     pub length: u64,
+    /// The type recorded in the table.
     pub part_type: PartitionType,
     /// GPT partition name.
     pub label: Option<String>,

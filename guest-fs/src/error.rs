@@ -15,50 +15,98 @@ pub enum Error {
     /// The underlying disk could not be read.
     #[error("reading {what} at byte {offset} of the disk: {source}")]
     Io {
+        /// The structure being read.
         what: String,
+        /// Byte offset (on the disk, or in the partition for filesystem reads).
         offset: u64,
+        /// The reader's error.
         #[source]
         source: io::Error,
     },
     /// A path given by the caller was refused by the normaliser.
     #[error("invalid path {path:?}: {reason}")]
-    InvalidPath { path: String, reason: &'static str },
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// The partition table is present but malformed.
     #[error("partition table ({table}): {reason}")]
-    PartitionTable { table: &'static str, reason: String },
+    PartitionTable {
+        /// `GPT` or `MBR`.
+        table: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// `Disk::filesystem` was given an index that is not in `Disk::partitions`.
     #[error("no partition with index {index} (the disk has {count})")]
-    NoSuchPartition { index: usize, count: usize },
+    NoSuchPartition {
+        /// The index asked for.
+        index: usize,
+        /// How many partitions there are.
+        count: usize,
+    },
     /// The partition holds no filesystem this crate reads.
     #[error("partition {index} holds no filesystem this crate can read (detected: {detected})")]
-    Unsupported { index: usize, detected: FsKind },
+    Unsupported {
+        /// The partition index.
+        index: usize,
+        /// What detection found.
+        detected: FsKind,
+    },
     /// The filesystem's own structures are corrupt or unsupported; `message`
     /// is the parser's description.
     #[error("{fs} filesystem: {context}: {message}")]
     Filesystem {
+        /// The filesystem kind.
         fs: FsKind,
+        /// What was being done (often a path).
         context: String,
+        /// The parser's message.
         message: String,
     },
     /// The path does not exist in the guest filesystem.
     #[error("{path:?} does not exist")]
-    NotFound { path: String },
+    NotFound {
+        /// The guest path.
+        path: String,
+    },
     /// A directory was expected.
     #[error("{path:?} is not a directory")]
-    NotADirectory { path: String },
+    NotADirectory {
+        /// The guest path.
+        path: String,
+    },
     /// A regular file was expected.
     #[error("{path:?} is not a regular file")]
-    NotAFile { path: String },
+    NotAFile {
+        /// The guest path.
+        path: String,
+    },
     /// The path goes through (or ends at) a symbolic link or reparse point;
     /// links are never followed.
     #[error("{path:?} is a symbolic link (or reparse point); links are never followed")]
-    Symlink { path: String },
+    Symlink {
+        /// The guest path of the link.
+        path: String,
+    },
     /// A safety limit was hit (hostile or unusually large filesystem).
     #[error("{what}: more than {limit} (limit reached; the image may be corrupt)")]
-    LimitExceeded { what: String, limit: u64 },
+    LimitExceeded {
+        /// What was counted.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
     /// A background reader thread stopped, panicked or timed out.
     #[error("{fs} reader: {reason}")]
-    Worker { fs: FsKind, reason: String },
+    Worker {
+        /// The filesystem kind.
+        fs: FsKind,
+        /// What happened.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -280,9 +280,8 @@ impl Read for ExtReader {
 impl Drop for ExtReader {
     fn drop(&mut self) {
         let id = self.id;
-        let _ = self.worker.call(move |s| {
+        self.worker.post(move |s| {
             s.files.remove(&id);
-            Ok(())
         });
     }
 }

@@ -15,7 +15,9 @@ pub const MAX_PAGE: usize = 10_000;
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKind {
+    /// A directory.
     Dir,
+    /// A regular file.
     File,
     /// A symbolic link (ext) or reparse point (NTFS). Never followed.
     Symlink,
@@ -26,9 +28,13 @@ pub enum EntryKind {
 /// DOS/Windows attribute flags (NTFS, FAT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WinAttributes {
+    /// Read-only.
     pub read_only: bool,
+    /// Hidden.
     pub hidden: bool,
+    /// System file.
     pub system: bool,
+    /// Changed since the last backup (archive bit).
     pub archive: bool,
 }
 
@@ -38,6 +44,7 @@ pub struct Entry {
     /// The file name (names that are not UTF-8 are shown lossily and cannot
     /// be opened by path).
     pub name: String,
+    /// What it is.
     pub kind: EntryKind,
     /// Size in bytes (0 for directories).
     pub size: u64,
@@ -47,6 +54,7 @@ pub struct Entry {
     pub mode: Option<u32>,
     /// Owner, ext only.
     pub uid: Option<u32>,
+    /// Group, ext only.
     pub gid: Option<u32>,
     /// NTFS / FAT attribute flags.
     pub attributes: Option<WinAttributes>,
@@ -77,6 +85,7 @@ pub struct Listing {
     pub total: u64,
     /// Index of `entries[0]` in the sorted directory.
     pub offset: u64,
+    /// The entries of this page.
     pub entries: Vec<Entry>,
 }
 

@@ -16,7 +16,9 @@ const MAX_LOGICAL: usize = 128;
 /// Which kind of table the disk has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableKind {
+    /// GUID partition table.
     Gpt,
+    /// DOS master boot record (with extended/logical partitions).
     Mbr,
     /// No table: the whole disk is one partition.
     None,
@@ -26,9 +28,19 @@ pub enum TableKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionType {
     /// An MBR type byte and its common name.
-    Mbr { byte: u8, name: &'static str },
+    Mbr {
+        /// The type byte.
+        byte: u8,
+        /// Its common name (`unknown` if not in the small built-in table).
+        name: &'static str,
+    },
     /// A GPT type GUID (lower-case, canonical text form) and its common name.
-    Gpt { guid: String, name: &'static str },
+    Gpt {
+        /// The type GUID.
+        guid: String,
+        /// Its common name (`unknown` if not in the small built-in table).
+        name: &'static str,
+    },
     /// No table.
     WholeDisk,
 }
@@ -43,6 +55,7 @@ pub struct TableEntry {
     pub start: u64,
     /// Length in bytes.
     pub length: u64,
+    /// The type recorded in the table.
     pub part_type: PartitionType,
     /// GPT partition name, if any.
     pub label: Option<String>,
@@ -51,7 +64,9 @@ pub struct TableEntry {
 /// The parsed table.
 #[derive(Debug, Clone)]
 pub struct Table {
+    /// The kind of table.
     pub kind: TableKind,
+    /// The partitions, in table order.
     pub entries: Vec<TableEntry>,
     /// Entries dropped or clamped because they did not fit the disk.
     pub warnings: Vec<String>,
@@ -107,13 +122,17 @@ pub(crate) fn read_table(disk: &dyn ReadAt, whole_disk_fs: bool) -> Result<Table
         .map(|i| &mbr[446 + 16 * i..446 + 16 * (i + 1)])
         .collect();
     if slots.iter().any(|s| s[4] == 0xEE) {
-        return read_gpt(disk);
+        // Boot code of a partitionless FAT/NTFS volume may hold 0xEE there
+        // by chance: without a valid GPT, the volume wins.
+        return match read_gpt(disk) {
+            Err(_) if whole_disk_fs => Ok(whole()),
+            other => other,
+        };
     }
-    if whole_disk_fs {
-        return Ok(whole());
-    }
-    // A real MBR has boot flags 0x00/0x80 only.
-    if slots.iter().any(|s| s[0] != 0 && s[0] != 0x80) {
+    // A real MBR has boot flags 0x00/0x80 only; with a FAT or NTFS boot
+    // sector at byte 0, the table must also look sane to win over it.
+    let flags_ok = slots.iter().all(|s| s[0] == 0 || s[0] == 0x80);
+    if !flags_ok || (whole_disk_fs && !plausible_mbr(&slots, size)) {
         return Ok(whole());
     }
     let table = read_mbr(disk, &slots)?;
@@ -121,6 +140,21 @@ pub(crate) fn read_table(disk: &dyn ReadAt, whole_disk_fs: bool) -> Result<Table
         return Ok(whole());
     }
     Ok(table)
+}
+
+/// True when the four slots look like a partition table: at least one
+/// used slot, and every used slot inside the disk after sector 0. A FAT or
+/// NTFS boot sector's code at the same place almost never passes.
+fn plausible_mbr(slots: &[&[u8]], size: u64) -> bool {
+    let sectors = size / 512;
+    slots.iter().any(|s| s[4] != 0 && le32(s, 12) != 0)
+        && slots.iter().all(|s| {
+            let used = s[4] != 0 && le32(s, 12) != 0;
+            (s[0] == 0 || s[0] == 0x80)
+                && (!used
+                    || (le32(s, 8) >= 1
+                        && u64::from(le32(s, 8)) + u64::from(le32(s, 12)) <= sectors))
+        })
 }
 
 fn push_checked(
@@ -438,5 +472,52 @@ fn mbr_type_name(t: u8) -> &'static str {
         0xEF => "EFI system",
         0xFD => "Linux RAID",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::read_at::MemDisk;
+
+    use super::TableKind;
+
+    /// A FAT12 boot sector (1.44 MB floppy geometry) on a 4 MiB disk.
+    fn fat_boot_disk() -> Vec<u8> {
+        let mut d = vec![0u8; 4 << 20];
+        d[0] = 0xEB;
+        d[11..13].copy_from_slice(&512u16.to_le_bytes());
+        d[13] = 1;
+        d[14..16].copy_from_slice(&1u16.to_le_bytes());
+        d[16] = 2;
+        d[17..19].copy_from_slice(&224u16.to_le_bytes());
+        d[19..21].copy_from_slice(&2880u16.to_le_bytes());
+        d[22..24].copy_from_slice(&9u16.to_le_bytes());
+        d[510] = 0x55;
+        d[511] = 0xAA;
+        d
+    }
+
+    #[test]
+    fn boot_sector_at_zero_versus_a_real_table() {
+        // Boot code where the table would be: the volume is the whole disk.
+        let mut d = fat_boot_disk();
+        d[446..510].copy_from_slice(&[b'x'; 64]);
+        let disk = crate::open(Arc::new(MemDisk(d.clone()))).unwrap();
+        assert_eq!(disk.table(), TableKind::None);
+        // 0xEE by chance in that code, no GPT behind it: still the volume.
+        d[446 + 4] = 0xEE;
+        let disk = crate::open(Arc::new(MemDisk(d))).unwrap();
+        assert_eq!(disk.table(), TableKind::None);
+        // A boot loader that starts like a FAT boot sector, with a sane table.
+        let mut d = fat_boot_disk();
+        d[446] = 0x80;
+        d[446 + 4] = 0x83;
+        d[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+        d[446 + 12..446 + 16].copy_from_slice(&4096u32.to_le_bytes());
+        let disk = crate::open(Arc::new(MemDisk(d))).unwrap();
+        assert_eq!(disk.table(), TableKind::Mbr);
+        assert_eq!(disk.partitions()[0].start, 2048 * 512);
     }
 }

@@ -89,6 +89,16 @@ impl<S: 'static> Worker<S> {
         }
     }
 
+    /// Runs `f` on the thread without waiting for it (clean-up in `Drop`).
+    pub(crate) fn post<F>(&self, f: F)
+    where
+        F: FnOnce(&mut S) + Send + 'static,
+    {
+        if let Ok(tx) = self.tx.lock() {
+            let _ = tx.send(Box::new(f));
+        }
+    }
+
     fn gone(&self) -> Error {
         Error::Worker {
             fs: self.fs,

@@ -242,10 +242,7 @@ fn ext4_whole_disk() {
     ));
 }
 
-#[test]
-fn ext4_large_directory_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
+fn many_files(tree: &Path) {
     std::fs::create_dir_all(tree.join("many")).unwrap();
     for i in 0..10_000 {
         std::fs::write(
@@ -254,11 +251,11 @@ fn ext4_large_directory_pages() {
         )
         .unwrap();
     }
-    let img = dir.path().join("ext4.img");
-    ext4(&img, 64 * MIB, &tree);
-    let disk = open_image(&img);
-    let fs = disk.filesystem(0).unwrap();
+}
 
+/// Pages through the 10 000-entry directory `many` by 100: sorted, no
+/// duplicates, total right; prints the time of one page from the middle.
+fn check_large_dir(fs: &dyn GuestFs, label: &str) {
     let mut all = Vec::new();
     let mut offset = 0;
     loop {
@@ -286,7 +283,7 @@ fn ext4_large_directory_pages() {
     assert_eq!(page.entries[0].name, all[5_000]);
     assert_eq!(page.entries[0].size, 4);
     println!(
-        "ext4: page of 100 at offset 5000 of a 10000-entry directory: {:.1} ms ({} build)",
+        "{label}: page of 100 at offset 5000 of a 10000-entry directory: {:.1} ms ({} build)",
         took.as_secs_f64() * 1000.0,
         if cfg!(debug_assertions) {
             "debug"
@@ -296,6 +293,28 @@ fn ext4_large_directory_pages() {
     );
     let past = fs.list(&p("many"), 20_000, 100).unwrap();
     assert!(past.entries.is_empty() && past.total == 10_000);
+}
+
+#[test]
+fn ext4_large_directory_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    many_files(&tree);
+    let img = dir.path().join("ext4.img");
+    ext4(&img, 64 * MIB, &tree);
+    let disk = open_image(&img);
+    check_large_dir(&*disk.filesystem(0).unwrap(), "ext4");
+}
+
+#[test]
+fn ntfs_large_directory_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    many_files(&tree);
+    let img = dir.path().join("ntfs.img");
+    ntfs(&img, 64 * MIB, &tree, dir.path());
+    let disk = open_image(&img);
+    check_large_dir(&*disk.filesystem(0).unwrap(), "NTFS");
 }
 
 #[test]
@@ -569,4 +588,119 @@ fn hostile_tables_give_errors_or_warnings() {
         .err()
         .expect("corrupt superblock accepted");
     assert!(err.to_string().contains("ext4"), "{err}");
+}
+
+/// Geometry of a FAT16 image and the root entry of `short` (8.3, padded).
+struct Fat16 {
+    fat: u64,
+    fat_bytes: u64,
+    entry: u64,
+    first_cluster: u16,
+}
+
+fn fat16_layout(img: &Path, short: &[u8; 11]) -> Fat16 {
+    let data = std::fs::read(img).unwrap();
+    let le16 = |at: usize| u64::from(u16::from_le_bytes([data[at], data[at + 1]]));
+    let (bps, reserved, fats, root_entries, fat_size) =
+        (le16(11), le16(14), u64::from(data[16]), le16(17), le16(22));
+    let root = (reserved + fats * fat_size) * bps;
+    let slot = (0..root_entries)
+        .map(|i| root + i * 32)
+        .find(|&at| &data[at as usize..at as usize + 11] == short)
+        .expect("entry not in the root directory");
+    Fat16 {
+        fat: reserved * bps,
+        fat_bytes: fat_size * bps,
+        entry: slot,
+        first_cluster: le16(slot as usize + 26) as u16,
+    }
+}
+
+fn read_err(fs: &dyn GuestFs, path: &str) -> String {
+    let mut r = match fs.open_file(&p(path)) {
+        Ok(r) => r,
+        Err(e) => return e.to_string(),
+    };
+    let mut out = Vec::new();
+    r.read_to_end(&mut out)
+        .expect_err("a corrupt file was read without error")
+        .to_string()
+}
+
+#[test]
+fn fat_corrupt_chains_give_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("big.bin"), pattern(20_000, 1)).unwrap();
+    std::fs::write(tree.join("sub/x"), b"x").unwrap();
+    let clean = dir.path().join("clean.img");
+    fat(&clean, 16 * MIB, 16, &tree);
+    let big = fat16_layout(&clean, b"BIG     BIN");
+    let sub = fat16_layout(&clean, b"SUB        ");
+    let img = dir.path().join("fat.img");
+    let set_fat = |cluster: u16, value: u16| {
+        for copy in 0..2 {
+            write_at(
+                &img,
+                big.fat + copy * big.fat_bytes + 2 * u64::from(cluster),
+                &value.to_le_bytes(),
+            );
+        }
+    };
+    let fresh = || {
+        std::fs::copy(&clean, &img).unwrap();
+    };
+    let fs_of = || open_image(&img).filesystem(0).unwrap();
+
+    // The chain links to a cluster outside the volume.
+    fresh();
+    set_fat(big.first_cluster, 0xFFF0);
+    let e = read_err(&*fs_of(), "big.bin");
+    assert!(e.contains("invalid cluster"), "{e}");
+    // The chain ends before the recorded size.
+    fresh();
+    set_fat(big.first_cluster, 0xFFFF);
+    let e = read_err(&*fs_of(), "big.bin");
+    assert!(e.contains("ends before the file size"), "{e}");
+    // The chain loops: the size still bounds the read.
+    fresh();
+    set_fat(big.first_cluster, big.first_cluster);
+    let mut out = Vec::new();
+    let n = fs_of()
+        .open_file(&p("big.bin"))
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(n, 20_000);
+    // A file or a directory starting outside the volume.
+    fresh();
+    write_at(&img, big.entry + 26, &0xFFF0u16.to_le_bytes());
+    let e = read_err(&*fs_of(), "big.bin");
+    assert!(e.contains("invalid cluster"), "{e}");
+    write_at(&img, sub.entry + 26, &1u16.to_le_bytes());
+    let e = fs_of().list(&p("sub"), 0, 10).unwrap_err().to_string();
+    assert!(e.contains("invalid cluster"), "{e}");
+    // A directory whose chain loops and has no end marker: bounded.
+    fresh();
+    let fs_clean = fs_of();
+    assert_eq!(names(&*fs_clean, "sub"), ["x"]);
+    let data = std::fs::read(&img).unwrap();
+    let bps = u64::from(u16::from_le_bytes([data[11], data[12]]));
+    let spc = u64::from(data[13]);
+    let root_sectors = (u64::from(u16::from_le_bytes([data[17], data[18]])) * 32).div_ceil(bps);
+    let data_start = (big.fat + 2 * big.fat_bytes) + root_sectors * bps;
+    let sub_at = data_start + (u64::from(sub.first_cluster) - 2) * spc * bps;
+    let mut slots = vec![0u8; (spc * bps) as usize];
+    for (i, s) in slots.chunks_exact_mut(32).enumerate() {
+        s[0..11].copy_from_slice(format!("F{i:07}   ").as_bytes());
+        s[11] = 0x20;
+    }
+    write_at(&img, sub_at, &slots);
+    set_fat(sub.first_cluster, sub.first_cluster);
+    let e = fs_of().list(&p("sub"), 0, 10).unwrap_err();
+    assert!(
+        matches!(e, Error::Filesystem { .. } | Error::LimitExceeded { .. }),
+        "{e}"
+    );
 }
