@@ -2,7 +2,9 @@
 //! fixed index lists every chunk), so restore never replays a chain. All-zero
 //! chunks are not written: a fresh output file keeps them as holes. Workers
 //! (one per core) fetch, decrypt, decompress and re-hash chunks and write
-//! them with positioned writes, in any order.
+//! them with positioned writes, in any order. Workers obey the progress
+//! [`Control`](super::progress::Control) before every chunk: a paused
+//! restore holds still, a cancelled one removes its output.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, FileTypeExt};
@@ -97,6 +99,12 @@ fn write_chunks(
             s.spawn(|| {
                 let zeros = vec![0u8; index.chunk_size as usize];
                 while !stop.load(Ordering::Relaxed) {
+                    // Pause holds here, cancel ends the restore (the output is removed).
+                    if let Err(e) = progress.control.checkpoint() {
+                        stop.store(true, Ordering::Relaxed);
+                        first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        return;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= index.digests.len() {
                         return;

@@ -195,6 +195,9 @@ impl Runner {
             started_at: Set(None),
             finished_at: Set(None),
             updated_at: Set(now),
+            backup_id: Set(None),
+            target_platform_id: Set(None),
+            options: Set(None),
         }
         .insert(db)
         .await?;
