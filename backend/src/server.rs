@@ -44,6 +44,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let (mut state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
     state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
     state.runner.set_read_limit(config.read_limit_bps);
+    state.license_tier = config.license_tier;
     // A signal stops everything the state started (the job runner included).
     let stop_all = state.shutdown.clone();
     tokio::spawn(async move {

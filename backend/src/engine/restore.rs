@@ -139,3 +139,19 @@ fn write_chunks(
         None => Ok(()),
     }
 }
+
+/// Bytes of data a restore of every disk of a snapshot writes: the chunks
+/// that are not all zeros (a fresh output keeps the zeros as holes).
+pub fn allocated_bytes(ds: &Datastore, name: &str, which: &str) -> Result<u64> {
+    let m = ds.resolve(name, which)?;
+    let mut total = 0u64;
+    for d in &m.disks {
+        let (_, _, index) = open_disk(ds, &m.name, &m.id, Some(&d.name))?;
+        for (i, digest) in index.digests.iter().enumerate() {
+            if !digest.is_zero_marker() {
+                total += index.chunk_range(i).1 as u64;
+            }
+        }
+    }
+    Ok(total)
+}
