@@ -119,7 +119,9 @@ fn write_chunks(
                             Ok(())
                         }
                     } else {
+                        let t = std::time::Instant::now();
                         store.read_chunk(d, label).and_then(|data| {
+                            progress.pace(len as u64, t.elapsed());
                             Progress::add(&progress.bytes_written, data.len() as u64);
                             file.write_all_at(&data, off).map_err(|e| EngineError::file(out, e))
                         })
