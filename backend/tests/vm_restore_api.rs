@@ -157,8 +157,13 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
         let done = api.wait(&job.id, 180).await;
         assert_eq!(done["job"]["status"], "completed", "{}", done);
         let secs = t.elapsed().as_secs_f64();
-        let bytes = done["job"]["bytes_read"].as_u64().unwrap();
-        eprintln!("METRIC vm_restore_{format}_seconds={secs:.2} bytes={bytes} throughput_mb_s={:.1}", bytes as f64 / secs / 1e6);
+        let (data, logical) = (done["job"]["bytes_read"].as_u64().unwrap(), done["job"]["bytes_total"].as_u64().unwrap());
+        assert!(data > 0 && data <= logical, "{done}");
+        eprintln!(
+            "METRIC vm_restore_{format} seconds={secs:.2} data_bytes={data} logical_bytes={logical} data_mb_s={:.1} logical_mb_s={:.1}",
+            data as f64 / secs / 1e6,
+            logical as f64 / secs / 1e6
+        );
         let log: Vec<String> = done["logs"].as_array().map(|l| l.iter().filter_map(|x| x["message"].as_str().map(String::from)).collect()).unwrap_or_default();
         assert!(log.iter().any(|l| l.contains("created")) && log.iter().any(|l| l.contains("powered on")), "{log:?}");
         let def = vm_json(&dr_dir, name);
@@ -263,4 +268,42 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     assert!(taken.join("vm.json").exists(), "the VM that took the name stays");
     assert_eq!(vm_names(&dr_dir).len(), 3);
     let _ = restored;
+}
+
+#[tokio::test]
+async fn restore_and_license_routes_are_documented_and_refuse_malformed_bodies() {
+    let f = support::fixture().await;
+    let doc: Value = f.call("GET", "/api/v1/openapi.json", None, None).await.json();
+    for path in ["/restore/check", "/restore/start", "/license/features"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    for schema in ["RestoreVmRequest", "CompatibilityReport", "CompatibilityNote", "NoteSeverity", "LicenseFeatures", "LicenseTier", "LicenseFeature"] {
+        assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema} missing");
+    }
+    let token = f.admin_token().await;
+    let bad = [
+        json!({}),
+        json!({"backup_id": 1, "target_platform_id": "p", "name": "n"}),
+        json!({"backup_id": "b", "target_platform_id": "p", "name": "n", "surprise": true}),
+        json!({"backup_id": "b", "target_platform_id": "p", "name": "n", "disk_format": "ova"}),
+        json!({"backup_id": "b", "target_platform_id": "p", "name": "n", "network_mapping": ["lan"]}),
+        json!({"backup_id": "", "target_platform_id": "p", "name": "n"}),
+        json!({"backup_id": "b\u{0}", "target_platform_id": "p", "name": "n"}),
+        json!({"backup_id": "b", "target_platform_id": "p", "name": "n\u{7}"}),
+        json!({"backup_id": "b", "target_platform_id": "p", "name": "n"}),
+        json!([1, 2]),
+    ];
+    for path in ["/api/v1/restore/check", "/api/v1/restore/start"] {
+        for body in &bad {
+            let r = f.call("POST", path, Some(&token), Some(body.clone())).await;
+            assert!(r.status.is_client_error(), "POST {path} {body}: {} {}", r.status, r.body);
+            let e: ErrorBody = r.json();
+            assert!(!e.message.is_empty());
+        }
+    }
+    let viewer = f.user_with_role("watcher", shared_types::auth::Role::Viewer).await.1;
+    let r = f.call("POST", "/api/v1/restore/start", Some(&viewer), Some(json!({"backup_id": "b", "target_platform_id": "p", "name": "n"}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let lic: LicenseFeatures = f.call("GET", "/api/v1/license/features", Some(&viewer), None).await.json();
+    assert_eq!(lic.tier, LicenseTier::Enterprise);
 }

@@ -48,14 +48,13 @@ struct Prepared {
 struct PointFacts {
     vm: Option<VmInfo>,
     required_bytes: u64,
-    logical_bytes: u64,
 }
 
 fn read_point(repo: &str, name: &str, id: &str) -> Result<PointFacts, crate::engine::EngineError> {
     let ds = Datastore::open(Path::new(repo), None)?;
     let m = ds.resolve(name, id)?;
     let required_bytes = crate::engine::restore::allocated_bytes(&ds, name, id)?;
-    Ok(PointFacts { logical_bytes: m.disks.iter().map(|d| d.size).sum(), vm: m.vm, required_bytes })
+    Ok(PointFacts { vm: m.vm, required_bytes })
 }
 
 /// Throughput of earlier jobs in bytes per second: restores if any
@@ -194,7 +193,8 @@ async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<Prepared, A
     });
 
     let free = compatibility::free_bytes(Path::new(&target.address)).unwrap_or(0);
-    let hist = history(&state.db).await?.map(|(bps, from_restores)| (bps, if from_restores { point.logical_bytes } else { point.required_bytes }));
+    // Jobs count the data they really read (holes are skipped), so the rate applies to the data.
+    let hist = history(&state.db).await?.map(|(bps, _from_restores)| (bps, point.required_bytes));
     let mut report = compatibility::check(&Facts {
         source: &source,
         source_kind,

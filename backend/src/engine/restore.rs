@@ -4,7 +4,8 @@
 //! (one per core) fetch, decrypt, decompress and re-hash chunks and write
 //! them with positioned writes, in any order. Workers obey the progress
 //! [`Control`](super::progress::Control) before every chunk: a paused
-//! restore holds still, a cancelled one removes its output.
+//! restore holds still, a cancelled one removes its output. Progress counts
+//! stored chunks as read and all-zero chunks as skipped, like a backup.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, FileTypeExt};
@@ -113,6 +114,7 @@ fn write_chunks(
                     let (off, len) = index.chunk_range(i);
                     let r = if d.is_zero_marker() {
                         Progress::add(&progress.chunks_zero, 1);
+                        Progress::add(&progress.bytes_skipped, len as u64);
                         if write_zeros {
                             file.write_all_at(&zeros[..len], off).map_err(|e| EngineError::file(out, e))
                         } else {
@@ -123,10 +125,10 @@ fn write_chunks(
                         store.read_chunk(d, label).and_then(|data| {
                             progress.pace(len as u64, t.elapsed());
                             Progress::add(&progress.bytes_written, data.len() as u64);
+                            Progress::add(&progress.bytes_read, len as u64);
                             file.write_all_at(&data, off).map_err(|e| EngineError::file(out, e))
                         })
                     };
-                    Progress::add(&progress.bytes_read, len as u64);
                     if let Err(e) = r {
                         stop.store(true, Ordering::Relaxed);
                         first_err.lock().unwrap().get_or_insert(e);
