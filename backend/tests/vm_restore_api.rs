@@ -235,8 +235,9 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     let def = vm_json(&dr_dir, "web-01-restored");
     assert!(def["disks"][0]["file"].as_str().unwrap().ends_with(".raw"), "{def}");
 
-    // A restore stopped mid-way leaves no VM and no staging behind.
-    api.f.state.runner.set_read_limit(8 << 20);
+    // A restore paused, resumed, then stopped mid-way (stop, and emergency
+    // stop for a second one) leaves no VM and no staging behind.
+    api.f.state.runner.set_read_limit(4 << 20);
     let job: Job = api.ok("POST", "/api/v1/restore/start", Some(body("web-01-stopped", None)), StatusCode::ACCEPTED).await;
     let until = Instant::now() + Duration::from_secs(60);
     loop {
@@ -247,12 +248,28 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
         assert!(Instant::now() < until && j["job"]["status"] != "completed", "{}", j["job"]);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let paused: Job = api.ok("POST", &format!("/api/v1/jobs/{}/pause", job.id), None, StatusCode::OK).await;
+    assert_eq!(paused.status.as_str(), "paused");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let a: Value = api.ok("GET", &format!("/api/v1/jobs/{}", job.id), None, StatusCode::OK).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let b: Value = api.ok("GET", &format!("/api/v1/jobs/{}", job.id), None, StatusCode::OK).await;
+    assert_eq!(a["job"]["bytes_read"], b["job"]["bytes_read"], "a paused restore holds still");
+    assert_eq!(b["job"]["status"], "paused");
+    let resumed: Job = api.ok("POST", &format!("/api/v1/jobs/{}/resume", job.id), None, StatusCode::OK).await;
+    assert_eq!(resumed.status.as_str(), "running");
     let _: Job = api.ok("POST", &format!("/api/v1/jobs/{}/stop", job.id), None, StatusCode::OK).await;
     let done = api.wait(&job.id, 60).await;
-    api.f.state.runner.set_read_limit(0);
     assert_eq!(done["job"]["status"], "cancelled", "{done}");
     assert!(done["job"]["error"].as_str().unwrap().contains("no VM was left"), "{done}");
-    assert_eq!(vm_names(&dr_dir), vec!["web-01-restored".to_string(), "web-01-vmdk".to_string()], "nothing of the stopped restore on the target");
+    let second: Job = api.ok("POST", "/api/v1/restore/start", Some(body("web-01-emergency", None)), StatusCode::ACCEPTED).await;
+    let dup = api.refused("/api/v1/restore/start", body("web-01-emergency", None), StatusCode::CONFLICT, "conflict").await;
+    assert!(dup.contains("already"), "{dup}");
+    let _: Value = api.ok("POST", "/api/v1/jobs/emergency-stop", None, StatusCode::OK).await;
+    let done = api.wait(&second.id, 60).await;
+    assert_eq!(done["job"]["status"], "cancelled", "{done}");
+    api.f.state.runner.set_read_limit(0);
+    assert_eq!(vm_names(&dr_dir), vec!["web-01-restored".to_string(), "web-01-vmdk".to_string()], "nothing of the stopped restores on the target");
     let staging = api.f.data.path().join("staging");
     assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0, "staging emptied");
 
