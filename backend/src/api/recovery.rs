@@ -227,7 +227,7 @@ async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<Prepared, A
         memory_mib: source.memory_mib,
         firmware: source.firmware,
         os: source.os,
-        staging_dir: state.data_dir.join("staging"),
+        staging_dir: crate::runner::restore_job::staging_dir(&state.data_dir),
     };
     Ok(Prepared { backup, target, report, options, name_taken, license })
 }

@@ -243,9 +243,43 @@ fn plan_target(job: &jobs::Model) -> String {
         .unwrap_or_else(|| "the target".into())
 }
 
+/// Where restore jobs stage raw images, under the server's data directory.
+pub fn staging_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("staging")
+}
+
+/// Removes staging directories a previous run of the server left behind
+/// (restores it was running when it stopped); call before the runner
+/// starts. Returns how many were removed.
+pub fn clear_staging(data_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(staging_dir(data_dir)) else { return 0 };
+    let mut n = 0;
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("sendense-restore-") {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => n += 1,
+                Err(err) => tracing::warn!(path = %e.path().display(), error = %err, "removing a stale restore staging directory"),
+            }
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_staging_is_cleared_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = staging_dir(dir.path());
+        std::fs::create_dir_all(staging.join("sendense-restore-abc")).unwrap();
+        std::fs::write(staging.join("sendense-restore-abc/disk0.raw"), b"x").unwrap();
+        std::fs::write(staging.join("keep.txt"), b"x").unwrap();
+        assert_eq!(clear_staging(dir.path()), 1);
+        assert!(staging.join("keep.txt").exists() && !staging.join("sendense-restore-abc").exists());
+        assert_eq!(clear_staging(&dir.path().join("none")), 0);
+    }
 
     #[test]
     fn space_is_refused_with_both_numbers() {
