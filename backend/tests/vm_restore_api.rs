@@ -154,6 +154,7 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
         let t = Instant::now();
         let job: Job = api.ok("POST", "/api/v1/restore/start", Some(body(name, Some(format))), StatusCode::ACCEPTED).await;
         assert_eq!(job.kind.as_str(), "restore");
+        assert_eq!((job.backup_id.as_deref(), job.target_platform_id.as_deref()), (Some(backup.as_str()), Some(dr.id.as_str())));
         let done = api.wait(&job.id, 180).await;
         assert_eq!(done["job"]["status"], "completed", "{}", done);
         let secs = t.elapsed().as_secs_f64();
