@@ -49,6 +49,15 @@ pub struct ServeConfig {
     /// (0: no cap), to spare production hosts.
     #[arg(long, env = "SENDENSE_READ_LIMIT_BPS", default_value_t = 0)]
     pub read_limit_bps: u64,
+
+    /// Licence tier: `standard` (same-platform and file-level restore) or
+    /// `enterprise` (also cross-platform restore and replication).
+    #[arg(long, env = "SENDENSE_LICENSE_TIER", default_value = "enterprise", value_parser = parse_tier)]
+    pub license_tier: shared_types::recovery::LicenseTier,
+}
+
+fn parse_tier(s: &str) -> Result<shared_types::recovery::LicenseTier, String> {
+    shared_types::recovery::LicenseTier::parse(s).ok_or_else(|| format!("'{s}' is not a licence tier: use standard or enterprise"))
 }
 
 impl ServeConfig {

@@ -41,9 +41,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     crate::auth::bootstrap::ensure_admin(&catalog, &config.data_dir, config.admin_password.as_deref()).await?;
     crate::catalog::repositories::ensure_local(&catalog, &config.data_dir).await?;
 
+    // Restores interrupted by the last stop are failed by the runner's recovery; their staging goes here.
+    let stale = crate::runner::restore_job::clear_staging(&config.data_dir);
+    if stale > 0 {
+        tracing::warn!(directories = stale, "removed the staging of restores interrupted by the last stop");
+    }
     let (mut state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
     state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
     state.runner.set_read_limit(config.read_limit_bps);
+    state.license_tier = config.license_tier;
     // A signal stops everything the state started (the job runner included).
     let stop_all = state.shutdown.clone();
     tokio::spawn(async move {

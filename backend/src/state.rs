@@ -40,6 +40,8 @@ pub struct AppState {
     pub runner: crate::runner::Runner,
     /// Open file-level restore sessions.
     pub restore_sessions: Arc<crate::restore::sessions::Sessions>,
+    /// The licence tier (`--license-tier`): which restores are allowed.
+    pub license_tier: shared_types::recovery::LicenseTier,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             revocations,
             runner,
             restore_sessions: Arc::default(),
+            license_tier: shared_types::recovery::LicenseTier::Enterprise,
         };
         (state, health_tx)
     }

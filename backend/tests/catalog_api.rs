@@ -456,6 +456,9 @@ async fn flows_validate_their_input_and_follow_the_state_rule_on(lab: &Lab) {
         started_at: Set(Some(now)),
         finished_at: Set(None),
         updated_at: Set(now),
+        backup_id: Set(None),
+        target_platform_id: Set(None),
+        options: Set(None),
     }
     .insert(db_conn)
     .await

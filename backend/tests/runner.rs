@@ -272,6 +272,9 @@ async fn a_restart_leaves_no_job_running() {
         started_at: Set(Some(now)),
         finished_at: Set(None),
         updated_at: Set(now),
+        backup_id: Set(None),
+        target_platform_id: Set(None),
+        options: Set(None),
     };
     row.insert(&f.state.db).await.unwrap();
     assert_eq!(sendense::runner::Runner::recover(&f.state.db).await.unwrap(), 1);

@@ -12,6 +12,7 @@ mod m20261121_000002_users_sessions_audit;
 mod m20261122_000001_inventory;
 mod m20261122_000002_protection;
 mod m20261122_000003_repository_maintenance;
+mod m20261122_000004_restore_jobs;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_inventory::Migration),
             Box::new(m20261122_000002_protection::Migration),
             Box::new(m20261122_000003_repository_maintenance::Migration),
+            Box::new(m20261122_000004_restore_jobs::Migration),
         ]
     }
 }

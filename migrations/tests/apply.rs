@@ -53,6 +53,11 @@ fn s(v: &str) -> SimpleExpr {
     v.into()
 }
 
+async fn delete_row(db: &DatabaseConnection, table: &str, id: &str) {
+    let stmt = Query::delete().from_table(Alias::new(table)).and_where(Expr::col(Alias::new("id")).eq(id)).to_owned();
+    db.execute(db.get_database_backend().build(&stmt)).await.expect("delete row");
+}
+
 async fn count(db: &DatabaseConnection, table: &str) -> i64 {
     let backend = db.get_database_backend();
     let q = Query::select().expr_as(Expr::cust("COUNT(*)"), Alias::new("n")).from(Alias::new(table)).to_owned();
@@ -127,6 +132,31 @@ async fn check_protection_schema(db: &DatabaseConnection) {
     ))
     .await
     .expect("insert job");
+    // A restore job names its restore point, target platform and options.
+    exec(insert(
+        "jobs",
+        &[("id", s("j2")), ("vm_context_id", s("v1")), ("repository_id", s("r1")), ("kind", s("restore")), ("status", s("queued")),
+          ("backup_id", s("b1")), ("target_platform_id", s("p1")), ("options", s(r#"{"name":"web-01-restored","power_on":true}"#)),
+          ("created_at", now()), ("updated_at", now())],
+    ))
+    .await
+    .expect("insert restore job");
+    let progress = Query::update()
+        .table(Alias::new("jobs"))
+        .values([(Alias::new("status"), s("failed")), (Alias::new("options"), s(r#"{"name":"other"}"#)), (Alias::new("target_platform_id"), SimpleExpr::from(Option::<String>::None))])
+        .and_where(Expr::col(Alias::new("id")).eq("j2"))
+        .to_owned();
+    db.execute(backend.build(&progress)).await.expect("update restore job");
+    let row = db
+        .query_one(Statement::from_string(backend, "SELECT options, backup_id, target_platform_id FROM jobs WHERE id = 'j2'"))
+        .await
+        .expect("select restore job")
+        .expect("the restore job");
+    let options: String = row.try_get("", "options").expect("options");
+    let backup_id: Option<String> = row.try_get("", "backup_id").expect("backup_id");
+    let target: Option<String> = row.try_get("", "target_platform_id").expect("target_platform_id");
+    assert_eq!((options.as_str(), backup_id.as_deref(), target), (r#"{"name":"other"}"#, Some("b1"), None));
+    delete_row(db, "jobs", "j2").await;
     exec(insert(
         "job_samples",
         &[("job_id", s("j1")), ("at", now()), ("bytes_read", 1.into()), ("bytes_written", 1.into()), ("throughput_bps", 1.into())],

@@ -82,6 +82,12 @@ pub struct Job {
     pub vm_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_id: Option<String>,
+    /// Restores: the restore point restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// Restores: the platform the VM is created on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_platform_id: Option<String>,
     /// Higher runs first.
     pub priority: i32,
     /// Bytes the job expects to read (0 until known).

@@ -16,6 +16,8 @@
 //!   says which actions a state allows ([`flow::allowed_actions`]).
 //! * [`jobs`]: jobs (one run of work each), their throughput samples and log.
 //! * [`backups`]: restore points and their chains.
+//! * [`restore`]: file-level restore sessions.
+//! * [`recovery`]: full VM restore, its compatibility check, licence tiers.
 //! * [`repositories`]: where backups live, with capacity and efficiency.
 //! * [`telemetry`]: live server and job figures, throughput history.
 //! * [`ws`]: the messages pushed on the `/api/v1/ws` WebSocket.
@@ -74,6 +76,7 @@ pub mod health;
 pub mod jobs;
 pub mod overview;
 pub mod platform;
+pub mod recovery;
 pub mod repositories;
 pub mod restore;
 pub mod vms;

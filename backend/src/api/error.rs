@@ -28,6 +28,10 @@ pub enum ApiError {
     #[error("{message}")]
     Forbidden { message: String },
 
+    /// Forbidden for a stated reason (e.g. `license_required`).
+    #[error("{message}")]
+    ForbiddenCode { code: &'static str, message: String },
+
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
 
@@ -138,7 +142,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::ForbiddenCode { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -158,6 +162,7 @@ impl ApiError {
             | ApiError::Unavailable { code, message }
             | ApiError::Unauthorized { code, message }
             | ApiError::Conflict { code, message }
+            | ApiError::ForbiddenCode { code, message }
             | ApiError::Gone { code, message } => ErrorBody::new(status, *code, message.clone()),
             ApiError::Forbidden { message } => ErrorBody::new(status, "forbidden", message.clone()),
             ApiError::TooManyRequests { message, .. } => ErrorBody::new(status, "too_many_attempts", message.clone()),

@@ -15,8 +15,10 @@ pub mod job_control;
 pub mod jobs;
 pub mod telemetry;
 pub mod json;
+pub mod license;
 pub mod platforms;
 pub mod query;
+pub mod recovery;
 pub mod repositories;
 pub mod restore;
 pub mod users;
@@ -74,6 +76,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(job_control::router())
         .merge(telemetry::router())
         .merge(restore::router())
+        .merge(recovery::router())
+        .merge(license::router())
         .split_for_parts()
 }
 

@@ -90,6 +90,8 @@ pub fn job(m: jobs::Model, vms: &Names, flows: &Names) -> Job {
         vm_name: vms.get(&m.vm_context_id),
         vm_context_id: m.vm_context_id,
         repository_id: m.repository_id,
+        backup_id: m.backup_id,
+        target_platform_id: m.target_platform_id,
         priority: m.priority,
         bytes_total,
         bytes_read,

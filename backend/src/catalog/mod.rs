@@ -9,6 +9,7 @@
 //! no unsigned types); [`to_i64`] and [`to_u64`] clamp at the boundary.
 
 pub mod backups;
+pub mod compatibility;
 pub mod convert;
 pub mod fleet;
 pub mod flows;

@@ -2,7 +2,10 @@
 //! fixed index lists every chunk), so restore never replays a chain. All-zero
 //! chunks are not written: a fresh output file keeps them as holes. Workers
 //! (one per core) fetch, decrypt, decompress and re-hash chunks and write
-//! them with positioned writes, in any order.
+//! them with positioned writes, in any order. Workers obey the progress
+//! [`Control`](super::progress::Control) before every chunk: a paused
+//! restore holds still, a cancelled one removes its output. Progress counts
+//! stored chunks as read and all-zero chunks as skipped, like a backup.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, FileTypeExt};
@@ -97,6 +100,12 @@ fn write_chunks(
             s.spawn(|| {
                 let zeros = vec![0u8; index.chunk_size as usize];
                 while !stop.load(Ordering::Relaxed) {
+                    // Pause holds here, cancel ends the restore (the output is removed).
+                    if let Err(e) = progress.control.checkpoint() {
+                        stop.store(true, Ordering::Relaxed);
+                        first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        return;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= index.digests.len() {
                         return;
@@ -105,18 +114,21 @@ fn write_chunks(
                     let (off, len) = index.chunk_range(i);
                     let r = if d.is_zero_marker() {
                         Progress::add(&progress.chunks_zero, 1);
+                        Progress::add(&progress.bytes_skipped, len as u64);
                         if write_zeros {
                             file.write_all_at(&zeros[..len], off).map_err(|e| EngineError::file(out, e))
                         } else {
                             Ok(())
                         }
                     } else {
+                        let t = std::time::Instant::now();
                         store.read_chunk(d, label).and_then(|data| {
+                            progress.pace(len as u64, t.elapsed());
                             Progress::add(&progress.bytes_written, data.len() as u64);
+                            Progress::add(&progress.bytes_read, len as u64);
                             file.write_all_at(&data, off).map_err(|e| EngineError::file(out, e))
                         })
                     };
-                    Progress::add(&progress.bytes_read, len as u64);
                     if let Err(e) = r {
                         stop.store(true, Ordering::Relaxed);
                         first_err.lock().unwrap().get_or_insert(e);
@@ -130,4 +142,20 @@ fn write_chunks(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Bytes of data a restore of every disk of a snapshot writes: the chunks
+/// that are not all zeros (a fresh output keeps the zeros as holes).
+pub fn allocated_bytes(ds: &Datastore, name: &str, which: &str) -> Result<u64> {
+    let m = ds.resolve(name, which)?;
+    let mut total = 0u64;
+    for d in &m.disks {
+        let (_, _, index) = open_disk(ds, &m.name, &m.id, Some(&d.name))?;
+        for (i, digest) in index.digests.iter().enumerate() {
+            if !digest.is_zero_marker() {
+                total += index.chunk_range(i).1 as u64;
+            }
+        }
+    }
+    Ok(total)
 }

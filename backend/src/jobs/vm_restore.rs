@@ -31,8 +31,39 @@ pub struct RestoreRequest {
     pub power_on: bool,
 }
 
+/// What a caller can add to a restore: replacing a VM of the same name,
+/// and a log line per step (start, each disk, convert, VM created, powered on).
+pub struct RestoreHooks<'a> {
+    /// Delete a VM already named `new_name` on the target (after the disks
+    /// were restored, just before the new VM is created).
+    pub replace_existing: bool,
+    pub log: &'a (dyn Fn(String) + Sync),
+}
+
+impl Default for RestoreHooks<'_> {
+    fn default() -> Self {
+        RestoreHooks { replace_existing: false, log: &|_| {} }
+    }
+}
+
 /// Restores into `target`, staging raw images under `staging` (removed after).
 pub fn restore_vm(ds: &Datastore, target: &dyn Platform, req: &RestoreRequest, staging: &Path, workers: usize, progress: &Progress) -> Result<VmInfo, JobError> {
+    restore_vm_with(ds, target, req, staging, workers, progress, &RestoreHooks::default())
+}
+
+/// [`restore_vm`] with hooks. Whatever fails or is cancelled, no VM of this
+/// restore stays on the target: the platform publishes a VM only once its
+/// disks are converted, the VM is created stopped, and it is deleted again
+/// if the restore is cancelled or powering it on fails.
+pub fn restore_vm_with(
+    ds: &Datastore,
+    target: &dyn Platform,
+    req: &RestoreRequest,
+    staging: &Path,
+    workers: usize,
+    progress: &Progress,
+    hooks: &RestoreHooks<'_>,
+) -> Result<VmInfo, JobError> {
     let _span = tracing::info_span!("vm_restore", vm = %req.source_vm, to = %req.new_name).entered();
     let m = ds.resolve(&req.source_vm, &req.snapshot)?;
     let dir = tempfile::Builder::new()
@@ -40,11 +71,36 @@ pub fn restore_vm(ds: &Datastore, target: &dyn Platform, req: &RestoreRequest, s
         .tempdir_in(staging)
         .map_err(|e| JobError::Io { what: format!("staging directory in {}", staging.display()), source: e })?;
     let format = req.format.unwrap_or_else(|| target.kind().native_disk_format());
+    (hooks.log)(format!(
+        "restoring {}/{} ({} disk(s)) as '{}' in {} format, staging in {}",
+        m.name,
+        m.id,
+        m.disks.len(),
+        req.new_name,
+        format.qemu_name(),
+        dir.path().display()
+    ));
     let mut disks = Vec::new();
     for d in &m.disks {
         let raw = dir.path().join(format!("{}.raw", d.name));
+        let started = std::time::Instant::now();
         restore::restore(ds, &m.name, &m.id, Some(&d.name), &raw, workers, progress)?;
+        (hooks.log)(format!("{}: {} bytes restored from the repository in {:.1} s", d.name, d.size, started.elapsed().as_secs_f64()));
         disks.push(NewDisk { name: d.name.clone(), image: raw, image_format: DiskFormat::Raw, format: Some(format) });
+    }
+    progress.control.checkpoint()?;
+    if hooks.replace_existing {
+        match target.vm(&req.new_name) {
+            Ok(old) => {
+                if old.power != PowerState::Stopped {
+                    target.set_power(&req.new_name, PowerState::Stopped)?;
+                }
+                target.delete_vm(&req.new_name)?;
+                (hooks.log)(format!("replaced: the existing VM '{}' was deleted", req.new_name));
+            }
+            Err(crate::platforms::PlatformError::VmNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     let spec = NewVm {
         name: req.new_name.clone(),
@@ -55,7 +111,32 @@ pub fn restore_vm(ds: &Datastore, target: &dyn Platform, req: &RestoreRequest, s
         role: None,
         nics: req.nics.clone(),
         disks,
-        power: if req.power_on { PowerState::Running } else { PowerState::Stopped },
+        power: PowerState::Stopped,
     };
-    Ok(target.create_vm(&spec)?)
+    (hooks.log)(format!("converting {} disk(s) to {} on the target", spec.disks.len(), format.qemu_name()));
+    let started = std::time::Instant::now();
+    let created = target.create_vm(&spec)?;
+    (hooks.log)(format!("VM '{}' created (id {}) in {:.1} s", created.name, created.id, started.elapsed().as_secs_f64()));
+    let undo = |why: JobError| -> JobError {
+        if let Err(e) = target.delete_vm(&created.name) {
+            tracing::error!(error = %e, vm = %created.name, "removing a VM whose restore did not finish");
+            (hooks.log)(format!("the VM '{}' could not be removed: {e}", created.name));
+        } else {
+            (hooks.log)(format!("the VM '{}' was removed again: the restore did not finish", created.name));
+        }
+        why
+    };
+    if let Err(e) = progress.control.checkpoint() {
+        return Err(undo(e.into()));
+    }
+    if !req.power_on {
+        return Ok(created);
+    }
+    match target.set_power(&created.name, PowerState::Running) {
+        Ok(vm) => {
+            (hooks.log)(format!("VM '{}' powered on", vm.name));
+            Ok(vm)
+        }
+        Err(e) => Err(undo(e.into())),
+    }
 }

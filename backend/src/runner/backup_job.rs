@@ -100,7 +100,7 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
     }
 }
 
-async fn mark_running(db: &DatabaseConnection, job: jobs::Model) -> Result<jobs::Model, DbErr> {
+pub(super) async fn mark_running(db: &DatabaseConnection, job: jobs::Model) -> Result<jobs::Model, DbErr> {
     let mut a: jobs::ActiveModel = job.into();
     let now = Utc::now();
     a.status = Set(JobStatus::Running.as_str().to_owned());

@@ -6,6 +6,7 @@
 //! boundaries; emergency stop cancels everything queued and running.
 //!
 //! * [`backup_job`]: one VM backup job, start to restore point and retention.
+//! * [`restore_job`]: one full VM restore onto a target platform.
 //! * [`telemetry`]: progress → WebSocket events, job samples, log lines.
 //! * [`scheduler`]: fires flows on their cron schedule.
 //!
@@ -29,6 +30,7 @@ use crate::db::entities::{jobs, repositories, vm_contexts};
 use crate::engine::progress::Progress;
 
 pub mod backup_job;
+pub mod restore_job;
 pub mod scheduler;
 pub mod telemetry;
 
@@ -195,6 +197,9 @@ impl Runner {
             started_at: Set(None),
             finished_at: Set(None),
             updated_at: Set(now),
+            backup_id: Set(None),
+            target_platform_id: Set(None),
+            options: Set(None),
         }
         .insert(db)
         .await?;
@@ -202,6 +207,56 @@ impl Runner {
         if let Some(flow) = &req.flow_id {
             backup_job::set_flow_state(db, flow, shared_types::flow::FlowState::Queued, None).await?;
         }
+        self.inner.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Queues a full VM restore; refused while another restore to the same
+    /// target with the same VM name is queued or running.
+    pub async fn enqueue_restore(&self, req: restore_job::RestoreJobRequest) -> Result<jobs::Model, RunnerError> {
+        let db = &self.inner.db;
+        let active = jobs::Entity::find()
+            .filter(jobs::Column::Kind.eq(JobKind::Restore.as_str()))
+            .filter(jobs::Column::TargetPlatformId.eq(req.target_platform_id.clone()))
+            .filter(jobs::Column::Status.is_in(JobStatus::ACTIVE.map(|s| s.as_str())))
+            .all(db)
+            .await?;
+        for j in active {
+            let same = j.options.as_deref().and_then(|o| serde_json::from_str::<restore_job::RestoreOptions>(o).ok()).is_some_and(|o| o.name == req.options.name);
+            if same {
+                return Err(RunnerError::Conflict(format!(
+                    "a restore to '{}' on that platform is already {} (job {}); wait for it or stop it first",
+                    req.options.name, j.status, j.id
+                )));
+            }
+        }
+        let options = serde_json::to_string(&req.options).map_err(|e| RunnerError::Conflict(format!("restore options: {e}")))?;
+        let now = Utc::now();
+        let job = jobs::ActiveModel {
+            id: Set(new_id()),
+            flow_id: Set(None),
+            vm_context_id: Set(req.vm_context_id.clone()),
+            repository_id: Set(Some(req.repository_id.clone())),
+            kind: Set(JobKind::Restore.as_str().to_owned()),
+            backup_type: Set(None),
+            status: Set(JobStatus::Queued.as_str().to_owned()),
+            priority: Set(req.priority),
+            bytes_total: Set(0),
+            bytes_read: Set(0),
+            bytes_written: Set(0),
+            error: Set(None),
+            requested_by: Set(req.requested_by.clone()),
+            created_at: Set(now),
+            started_at: Set(None),
+            finished_at: Set(None),
+            updated_at: Set(now),
+            backup_id: Set(Some(req.backup_id.clone())),
+            target_platform_id: Set(Some(req.target_platform_id.clone())),
+            options: Set(Some(options)),
+        }
+        .insert(db)
+        .await?;
+        telemetry::job_changed(self, &job).await;
         self.inner.wake.notify_one();
         Ok(job)
     }
@@ -380,7 +435,9 @@ impl Runner {
                 }
                 let l = self.inner.limits;
                 let same_repo = active.values().filter(|a| a.repository_id.is_some() && a.repository_id == job.repository_id).count();
-                let same_platform = active.values().filter(|a| a.platform_id == vm.platform_id).count();
+                // A restore loads the platform it writes to.
+                let platform_id = job.target_platform_id.clone().unwrap_or_else(|| vm.platform_id.clone());
+                let same_platform = active.values().filter(|a| a.platform_id == platform_id).count();
                 if active.len() >= l.total || same_repo >= l.per_repository || same_platform >= l.per_platform {
                     continue;
                 }
@@ -388,7 +445,7 @@ impl Runner {
                 progress.set_read_limit(self.inner.read_limit_bps.load(std::sync::atomic::Ordering::Relaxed));
                 active.insert(
                     job.id.clone(),
-                    Active { progress: progress.clone(), repository_id: job.repository_id.clone(), platform_id: vm.platform_id.clone() },
+                    Active { progress: progress.clone(), repository_id: job.repository_id.clone(), platform_id },
                 );
                 progress
             };
@@ -397,7 +454,11 @@ impl Runner {
             tokio::spawn(
                 async move {
                     let id = job.id.clone();
-                    backup_job::run(&runner, job, vm, progress).await;
+                    if job.kind == JobKind::Restore.as_str() {
+                        restore_job::run(&runner, job, vm, progress).await;
+                    } else {
+                        backup_job::run(&runner, job, vm, progress).await;
+                    }
                     if let Ok(mut active) = runner.inner.active.lock() {
                         active.remove(&id);
                     }

@@ -49,10 +49,11 @@ pub async fn log(runner: &Runner, job_id: &str, level: LogLevel, message: String
 
 /// Raises an alert for a failed job.
 pub async fn alert(runner: &Runner, job: &jobs::Model, vm: &str, message: &str) {
+    let what = if job.kind == shared_types::jobs::JobKind::Restore.as_str() { "Restore" } else { "Backup" };
     let _ = runner.events().send(ServerMessage::Alert(Alert {
         id: new_id(),
         severity: AlertSeverity::Critical,
-        title: format!("Backup of {vm} failed"),
+        title: format!("{what} of {vm} failed"),
         message: message.to_owned(),
         at: Utc::now(),
         job_id: Some(job.id.clone()),

@@ -26,6 +26,12 @@ pub struct Model {
     pub started_at: Option<ChronoDateTimeUtc>,
     pub finished_at: Option<ChronoDateTimeUtc>,
     pub updated_at: ChronoDateTimeUtc,
+    /// Restore jobs: the restore point restored.
+    pub backup_id: Option<String>,
+    /// Restore jobs: the platform written to.
+    pub target_platform_id: Option<String>,
+    /// Restore jobs: their options as JSON text (`runner::restore_job::RestoreOptions`).
+    pub options: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
