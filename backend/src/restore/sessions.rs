@@ -331,7 +331,7 @@ impl Sessions {
     pub fn list(&self) -> Vec<Mount> {
         self.sweep(Utc::now());
         let mut all: Vec<Mount> = lock(&self.inner).open.values().map(|s| s.info()).collect();
-        all.sort_by(|a, b| a.opened_at.cmp(&b.opened_at));
+        all.sort_by_key(|m| m.opened_at);
         all
     }
 }
