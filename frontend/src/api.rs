@@ -272,3 +272,19 @@ pub async fn files(mount_id: String, path: String, offset: u64, limit: u64) -> R
 pub fn download_url(mount_id: &str, path: &str) -> String {
     format!("/api/v1/restore/{}/download?path={}", enc(mount_id), enc(path))
 }
+
+// ---------- full VM restore and licence ----------
+
+use shared_types::recovery::{CompatibilityReport, LicenseFeatures, RestoreVmRequest};
+
+pub async fn license_features() -> Result<LicenseFeatures, ApiError> {
+    json(Request::get("/api/v1/license/features")).await
+}
+
+pub async fn restore_check(req: RestoreVmRequest) -> Result<CompatibilityReport, ApiError> {
+    json_with(Request::post("/api/v1/restore/check"), &req).await
+}
+
+pub async fn restore_start(req: RestoreVmRequest) -> Result<Job, ApiError> {
+    json_with(Request::post("/api/v1/restore/start"), &req).await
+}

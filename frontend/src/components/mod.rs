@@ -10,6 +10,7 @@ pub mod line_chart;
 pub mod modal;
 pub mod quick_actions;
 pub mod require_role;
+pub mod restore_wizard;
 pub mod status_bar;
 pub mod top_bar;
 pub mod act;

@@ -10,6 +10,7 @@ use shared_types::restore::Mount;
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::file_browser::FileBrowserModal;
+use crate::components::restore_wizard::RestoreWizardModal;
 use crate::format::{format_bytes, when};
 use crate::nav;
 use crate::pages::planned::{PageHeader, PlannedList};
@@ -20,6 +21,7 @@ pub fn RecoveryPage() -> impl IntoView {
     let d = nav::for_path("/recovery").expect("RECOVERY is in the navigation table");
     let version = RwSignal::new(0u32);
     let browsing = RwSignal::new(None::<Mount>);
+    let restoring = RwSignal::new(None::<Backup>);
     // Closing the browser refreshes the sessions list (expiry times moved).
     Effect::new(move |was_open: Option<bool>| {
         let open = browsing.with(Option::is_some);
@@ -31,16 +33,17 @@ pub fn RecoveryPage() -> impl IntoView {
     view! {
         <section class="page" data-testid="page-recovery">
             <PageHeader label=d.label purpose=d.purpose />
-            <RestorePoints browsing=browsing version=version />
+            <RestorePoints browsing=browsing restoring=restoring version=version />
             <Sessions browsing=browsing version=version />
-            <PlannedList holds=&["Recovery wizard: restore point → target → configuration → execution", "Failover, test failover and rollback for replicated machines"] />
+            <PlannedList holds=&["Failover, test failover and rollback for replicated machines"] />
             <FileBrowserModal mount=browsing />
+            <RestoreWizardModal open=restoring />
         </section>
     }
 }
 
 #[component]
-fn RestorePoints(browsing: RwSignal<Option<Mount>>, version: RwSignal<u32>) -> impl IntoView {
+fn RestorePoints(browsing: RwSignal<Option<Mount>>, restoring: RwSignal<Option<Backup>>, version: RwSignal<u32>) -> impl IntoView {
     let points = LocalResource::new(move || {
         version.get();
         api::backups("limit=50".into())
@@ -60,7 +63,7 @@ fn RestorePoints(browsing: RwSignal<Option<Mount>>, version: RwSignal<u32>) -> i
                             <table class="table" data-testid="restore-points">
                                 <thead><tr><th>"VM"</th><th>"Taken"</th><th>"Type"</th><th class="hide-narrow">"Size"</th><th class="hide-narrow">"Repository"</th><th></th></tr></thead>
                                 <tbody>
-                                    {p.items.into_iter().map(|b| view! { <PointRow b=b browsing=browsing version=version /> }).collect_view()}
+                                    {p.items.into_iter().map(|b| view! { <PointRow b=b browsing=browsing restoring=restoring version=version /> }).collect_view()}
                                 </tbody>
                             </table>
                         </div>
@@ -72,12 +75,13 @@ fn RestorePoints(browsing: RwSignal<Option<Mount>>, version: RwSignal<u32>) -> i
 }
 
 #[component]
-fn PointRow(b: Backup, browsing: RwSignal<Option<Mount>>, version: RwSignal<u32>) -> impl IntoView {
+fn PointRow(b: Backup, browsing: RwSignal<Option<Mount>>, restoring: RwSignal<Option<Backup>>, version: RwSignal<u32>) -> impl IntoView {
     let session = use_session();
     let operator = move || session.can(Role::Operator);
     let title = move || if operator() { "Read its files".to_string() } else { needs(Role::Operator, session.user.get().as_ref()) };
     let act = Act::new();
     let id = b.id.clone();
+    let whole = b.clone();
     let open = move |_| {
         act.run(api::mount(id.clone()), move |m| {
             version.update(|v| *v += 1);
@@ -95,6 +99,8 @@ fn PointRow(b: Backup, browsing: RwSignal<Option<Mount>>, version: RwSignal<u32>
                 <button class="button small" data-testid=format!("browse-{}", b.id) title=title disabled=move || !operator() || act.busy.get() on:click=open>
                     {move || if act.busy.get() { "Opening…" } else { "Browse files" }}
                 </button>
+                <button class="button small primary" data-testid=format!("restore-{}", b.id) title=title disabled=move || !operator()
+                    on:click=move |_| restoring.set(Some(whole.clone()))>"Restore VM"</button>
                 <ActError act=act testid="browse-error" />
             </td>
         </tr>

@@ -1,0 +1,231 @@
+//! RecoveryWizard (seed 000 6.2): 1 restore point → 2 target → 3
+//! configuration (with the server's compatibility check) → 4 execution
+//! with live progress. Back and Cancel at every step. Formats the licence
+//! tier forbids are shown disabled with the reason, by the same rule the
+//! server enforces (`shared_types::recovery::required_feature`).
+
+use leptos::prelude::*;
+use shared_types::backups::Backup;
+use shared_types::jobs::Job;
+use shared_types::platform::{DiskFormat, PlatformKind};
+use shared_types::recovery::{required_feature, CompatibilityReport, LicenseTier, NoteSeverity, RestoreVmRequest};
+
+use crate::api;
+use crate::components::act::{Act, ActError};
+use crate::components::job_panel::JobPanel;
+use crate::format::{format_bytes, format_duration, when};
+
+const STEPS: [&str; 4] = ["RESTORE POINT", "TARGET", "CONFIGURATION", "EXECUTION"];
+
+/// Open while `open` holds the restore point to start from.
+#[component]
+pub fn RestoreWizardModal(open: RwSignal<Option<Backup>>) -> impl IntoView {
+    view! {
+        {move || open.get().map(|b| view! {
+            <div class="modal-backdrop">
+                <div class="modal wide" role="dialog" aria-modal="true" aria-label="Restore a VM" data-testid="restore-wizard"
+                    on:click=|ev| ev.stop_propagation()>
+                    <header class="modal-head">
+                        <h2>{format!("RESTORE · {}", b.vm_name)}</h2>
+                        <button class="icon-button" aria-label="Close" data-testid="wizard-close" on:click=move |_| open.set(None)>"✕"</button>
+                    </header>
+                    <div class="modal-body"><Wizard start=b open=open /></div>
+                </div>
+            </div>
+        })}
+    }
+}
+
+#[component]
+fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
+    let step = RwSignal::new(0usize);
+    let vm_id = start.vm_context_id.clone();
+    let points = LocalResource::new(move || api::backups(format!("vm={}&limit=100", vm_id)));
+    let platforms = LocalResource::new(api::platforms);
+    let license = LocalResource::new(api::license_features);
+    let vm_id = start.vm_context_id.clone();
+    let source_kind = LocalResource::new(move || {
+        let id = vm_id.clone();
+        async move { api::vm_contexts().await.map(|p| p.items.into_iter().find(|v| v.id == id).map(|v| v.platform_kind)) }
+    });
+    let point = RwSignal::new(start.id.clone());
+    let target = RwSignal::new(String::new());
+    let name = RwSignal::new(format!("{}-restored", start.vm_name));
+    let format = RwSignal::new(None::<DiskFormat>);
+    let power_on = RwSignal::new(false);
+    let overwrite = RwSignal::new(false);
+    let confirm = RwSignal::new(String::new());
+    let report = RwSignal::new(None::<CompatibilityReport>);
+    let job = RwSignal::new(None::<Job>);
+    let check = Act::new();
+    let run = Act::new();
+
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = platforms.get() {
+            if target.get_untracked().is_empty() {
+                // The DR host first when there is one: restores rarely go back onto production.
+                let pick = list.iter().find(|p| p.name.contains("dr")).or(list.first());
+                if let Some(p) = pick {
+                    target.set(p.id.clone());
+                }
+            }
+        }
+    });
+    let target_kind = move || platforms.get().and_then(|r| r.ok()).and_then(|l| l.into_iter().find(|p| p.id == target.get()).map(|p| p.kind));
+    let tier = move || license.get().and_then(|r| r.ok()).map(|l| l.tier);
+    // Why a format cannot be chosen, if it cannot.
+    let forbidden = move |f: DiskFormat| -> Option<String> {
+        let (Some(src), Some(dst), Some(tier)) = (source_kind.get().and_then(|r| r.ok()).flatten(), target_kind(), tier()) else { return None };
+        let need = required_feature(src, dst, f);
+        (!tier.allows(need)).then(|| format!("needs the {} licence tier (this server runs {})", LicenseTier::needed_for(need).label(), tier.label()))
+    };
+    let request = move || RestoreVmRequest {
+        backup_id: point.get_untracked(),
+        target_platform_id: target.get_untracked(),
+        name: name.get_untracked().trim().to_string(),
+        overwrite: overwrite.get_untracked(),
+        confirm_overwrite: overwrite.get_untracked().then(|| confirm.get_untracked()),
+        disk_format: format.get_untracked(),
+        network_mapping: Default::default(),
+        power_on: power_on.get_untracked(),
+    };
+    let run_check = move || {
+        report.set(None);
+        check.run(api::restore_check(request()), move |r| report.set(Some(r)));
+    };
+    let start_restore = move |_| {
+        run.run(api::restore_start(request()), move |j| {
+            job.set(Some(j));
+            step.set(3);
+        });
+    };
+    let back = move |_| step.update(|s| *s = s.saturating_sub(1));
+    let cancel = move |_| open.set(None);
+
+    view! {
+        <ol class="wizard-steps" data-testid="wizard-steps">
+            {STEPS.iter().enumerate().map(|(i, s)| view! {
+                <li class=move || match step.get() { n if n == i => "current", n if n > i => "done", _ => "" }>{format!("{} · {s}", i + 1)}</li>
+            }).collect_view()}
+        </ol>
+        // 1: restore point
+        <Show when=move || step.get() == 0>
+            <section class="step" data-testid="wizard-step-point">
+                <p class="muted small">"Which restore point of this VM to bring back."</p>
+                {move || points.get().map(|r| match r {
+                    Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
+                    Ok(p) => view! {
+                        <div class="check-list">
+                            {p.items.into_iter().map(|b| {
+                                let id = b.id.clone();
+                                let id2 = b.id.clone();
+                                view! {
+                                    <label class="check">
+                                        <input type="radio" name="restore-point" data-testid=format!("wizard-point-{}", b.id)
+                                            prop:checked=move || point.get() == id on:change=move |_| point.set(id2.clone()) />
+                                        {format!("{} · {} · {}", when(b.created_at), b.backup_type.as_str(), format_bytes(b.logical_bytes))}
+                                    </label>
+                                }
+                            }).collect_view()}
+                        </div>
+                    }.into_any(),
+                })}
+                <div class="modal-actions">
+                    <button class="button" on:click=cancel>"Cancel"</button>
+                    <button class="button primary" data-testid="wizard-next" on:click=move |_| step.set(1)>"Next"</button>
+                </div>
+            </section>
+        </Show>
+        // 2: target
+        <Show when=move || step.get() == 1>
+            <section class="step form-col" data-testid="wizard-step-target">
+                <label>"Target platform"
+                    <select data-testid="wizard-target" prop:value=move || target.get() on:change=move |ev| { target.set(event_target_value(&ev)); format.set(None); }>
+                        {move || platforms.get().and_then(|r| r.ok()).unwrap_or_default().into_iter().map(|p| view! {
+                            <option value=p.id.clone()>{format!("{} — {}", p.name, p.kind.label())}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <label>"Name of the restored VM"
+                    <input type="text" data-testid="wizard-name" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+                </label>
+                <fieldset class="radio-row" data-testid="wizard-formats">
+                    <legend>"Disk format"</legend>
+                    <label class="radio">
+                        <input type="radio" name="format" prop:checked=move || format.get().is_none() on:change=move |_| format.set(None) />
+                        {move || format!("Native ({})", target_kind().map(PlatformKind::native_disk_format).map(DiskFormat::qemu_name).unwrap_or("…"))}
+                    </label>
+                    {DiskFormat::ALL.into_iter().map(|f| view! {
+                        <label class="radio" title=move || forbidden(f).unwrap_or_default()>
+                            <input type="radio" name="format" data-testid=format!("wizard-format-{}", f.qemu_name())
+                                disabled=move || forbidden(f).is_some()
+                                prop:checked=move || format.get() == Some(f) on:change=move |_| format.set(Some(f)) />
+                            {f.qemu_name()}
+                            {move || forbidden(f).map(|r| view! { <span class="muted small">{format!(" — {r}")}</span> })}
+                        </label>
+                    }).collect_view()}
+                </fieldset>
+                <div class="modal-actions">
+                    <button class="button" on:click=cancel>"Cancel"</button>
+                    <button class="button" on:click=back>"Back"</button>
+                    <button class="button primary" data-testid="wizard-next"
+                        disabled=move || target.with(|t| t.is_empty()) || !RestoreVmRequest::valid_name(name.get().trim())
+                        on:click=move |_| { step.set(2); run_check(); }>"Next"</button>
+                </div>
+            </section>
+        </Show>
+        // 3: configuration and the server's check
+        <Show when=move || step.get() == 2>
+            <section class="step form-col" data-testid="wizard-step-config">
+                <label class="check"><input type="checkbox" data-testid="wizard-power-on" prop:checked=move || power_on.get()
+                    on:change=move |ev| power_on.set(event_target_checked(&ev)) />"Power on after the restore"</label>
+                <label class="check"><input type="checkbox" data-testid="wizard-overwrite" prop:checked=move || overwrite.get()
+                    on:change=move |ev| { overwrite.set(event_target_checked(&ev)); run_check(); } />"Replace a VM of that name on the target"</label>
+                <Show when=move || overwrite.get()>
+                    <label>{move || format!("Type {} to confirm replacing it", name.get().trim())}
+                        <input type="text" data-testid="wizard-confirm" prop:value=move || confirm.get() on:input=move |ev| confirm.set(event_target_value(&ev)) />
+                    </label>
+                </Show>
+                <p class="muted small">"NICs join the target network of the same name."</p>
+                <Show when=move || check.busy.get()>
+                    <span class="working"><span class="spinner"></span>"Checking compatibility with the target…"</span>
+                </Show>
+                <ActError act=check testid="wizard-check-error" />
+                {move || report.get().map(|r| view! {
+                    <div class="card" data-testid="wizard-report" data-ok=r.ok.to_string()>
+                        <dl class="facts">
+                            <dt>"Format written"</dt><dd class="mono">{r.target_format.qemu_name()}</dd>
+                            <dt>"Space needed / free"</dt><dd class="mono">{format!("{} / {}", format_bytes(r.required_bytes), format_bytes(r.free_bytes))}</dd>
+                            <dt>"Estimated time"</dt>
+                            <dd class="mono" data-testid="wizard-estimate">{r.estimated_seconds.map(format_duration).unwrap_or_else(|| "no earlier job to estimate from".into())}</dd>
+                        </dl>
+                        <ul class="issue-list">
+                            {r.notes.iter().map(|n| {
+                                let class = match n.severity { NoteSeverity::Blocker => "warning", NoteSeverity::Warning => "caution", NoteSeverity::Info => "operational" };
+                                view! { <li><span class=format!("status-dot {class}")></span><span class="small">{n.severity.as_str()}</span><span class="small">{n.message.clone()}</span></li> }
+                            }).collect_view()}
+                        </ul>
+                    </div>
+                })}
+                <ActError act=run testid="wizard-start-error" />
+                <div class="modal-actions">
+                    <button class="button" on:click=cancel>"Cancel"</button>
+                    <button class="button" on:click=back>"Back"</button>
+                    <button class="button primary" data-testid="wizard-start"
+                        disabled=move || run.busy.get() || check.busy.get() || !report.with(|r| r.as_ref().is_some_and(|r| r.ok))
+                        on:click=start_restore>"Start restore"</button>
+                </div>
+            </section>
+        </Show>
+        // 4: execution
+        <Show when=move || step.get() == 3>
+            <section class="step" data-testid="wizard-step-run">
+                {move || job.get().map(|j| view! { <JobPanel job=Signal::derive(move || j.clone()) /> })}
+                <p class="muted small">"Stop the restore from its panel; a stopped or failed restore leaves no VM on the target."</p>
+                <div class="modal-actions">
+                    <button class="button primary" data-testid="wizard-done" on:click=cancel>"Close"</button>
+                </div>
+            </section>
+        </Show>
+    }
+}
