@@ -361,6 +361,74 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let p = b.screenshot("file-browser-phone-390x844").await?;
     println!("screenshot {}", p.display());
     b.resize(1440, 900).await?;
+
+    // RecoveryWizard: the DR host added from + Add VMs, then web-01's restore
+    // point restored onto it as a VMware disk; the disk equals the restore
+    // point's image (qemu-img compare).
+    let dr = server.lab_dir().join("hosts/kvm-dr-01");
+    b.client.goto(&server.url("/assets")).await?;
+    click(b, "add-vms-open").await?;
+    type_into(b, "platform-address", &dr.display().to_string()).await?;
+    click(b, "platform-add").await?;
+    b.until("the DR host added", T, || async {
+        let platforms = server.get_json("/api/v1/platforms")?;
+        Ok((platforms.as_array().map(|a| a.len()).unwrap_or(0) == 2).then_some(()))
+    })
+    .await?;
+    click(b, "add-vms-done").await?;
+    b.client.goto(&server.url("/recovery")).await?;
+    click(b, &format!("restore-{point_id}")).await?;
+    b.testid("wizard-step-point", T).await?;
+    click(b, "wizard-next").await?;
+    b.testid("wizard-step-target", T).await?;
+    let target = b.testid("wizard-target", T).await?;
+    b.until("the DR host proposed", T, || async {
+        let v = target.prop("value").await?.unwrap_or_default();
+        let platforms = server.get_json("/api/v1/platforms")?;
+        let dr_id = platforms.as_array().and_then(|a| a.iter().find(|p| p["name"] == "kvm-dr-01")).map(|p| p["id"].as_str().unwrap_or("").to_string());
+        Ok((Some(v) == dr_id).then_some(()))
+    })
+    .await?;
+    type_into(b, "wizard-name", "web-01-vmware").await?;
+    click(b, "wizard-format-vmdk").await?;
+    click(b, "wizard-next").await?;
+    let report = b.testid("wizard-report", Duration::from_secs(20)).await?;
+    ensure!(attr(&report, "data-ok").await? == "true", "compatibility check: {}", report.text().await?);
+    let estimate = b.testid("wizard-estimate", T).await?.text().await?;
+    println!("restore estimate: {estimate}");
+    let p = b.screenshot("restore-wizard-desktop-1440x900").await?;
+    println!("screenshot {}", p.display());
+    click(b, "wizard-start").await?;
+    b.testid("wizard-step-run", T).await?;
+    let restore_job = b
+        .until("the restore job done", Duration::from_secs(120), || async {
+            let jobs = server.get_json("/api/v1/jobs?limit=20")?;
+            let job = jobs["items"].as_array().and_then(|a| a.iter().find(|j| j["kind"] == "restore")).cloned();
+            match job {
+                Some(j) if j["status"] == "completed" => Ok(Some(j)),
+                Some(j) if j["status"] == "failed" || j["status"] == "cancelled" => anyhow::bail!("the restore ended {j}"),
+                _ => Ok(None),
+            }
+        })
+        .await?;
+    e2e::metric("wizard_restore_bytes_read", restore_job["bytes_read"].as_u64().unwrap_or(0));
+    let image = server.data_path().join("restore-point.raw");
+    let out = std::process::Command::new(Server::binary()?)
+        .args(["image", "restore", "--no-progress", "--repo"])
+        .arg(server.data_path().join("repos/local"))
+        .args(["--id", point["snapshot_name"].as_str().unwrap_or(""), "--snapshot", point["snapshot_id"].as_str().unwrap_or("")])
+        .arg(&image)
+        .output()?;
+    ensure!(out.status.success(), "engine restore: {}", String::from_utf8_lossy(&out.stderr));
+    let vm_dir = dr.join("vms/web-01-vmware");
+    let disk = std::fs::read_dir(&vm_dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "vmdk"))
+        .context("no vmdk disk on the DR host")?;
+    let cmp = std::process::Command::new("qemu-img").arg("compare").arg(&image).arg(&disk).output()?;
+    ensure!(cmp.status.success(), "restored disk differs: {}", String::from_utf8_lossy(&cmp.stdout));
+    std::fs::remove_file(&image)?;
     b.client.goto(&server.url("/repositories")).await?;
     b.until("maintenance ended", T, || async {
         let card = b.testid("repo-local", T).await?;
