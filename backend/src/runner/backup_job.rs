@@ -34,23 +34,7 @@ struct Plan {
 
 pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, progress: Arc<Progress>) {
     let db = runner.db().clone();
-    // Stopped between dispatch and now (emergency stop): nothing to run.
-    match jobs::Entity::find_by_id(job.id.clone()).one(&db).await {
-        Ok(Some(current)) if current.status == JobStatus::Queued.as_str() => {}
-        Ok(_) => return,
-        Err(e) => {
-            tracing::error!(error = %e, "unable to read the job before starting it");
-            return;
-        }
-    }
-    let job = match mark_running(&db, job).await {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "unable to start the job");
-            return;
-        }
-    };
-    telemetry::job_changed(runner, &job).await;
+    let Some(job) = start(runner, job).await else { return };
     if let Some(flow) = &job.flow_id {
         let _ = set_flow_state(&db, flow, FlowState::Running, None).await;
     }
@@ -100,7 +84,30 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
     }
 }
 
-pub(super) async fn mark_running(db: &DatabaseConnection, job: jobs::Model) -> Result<jobs::Model, DbErr> {
+/// Marks a dispatched job running and announces it; `None` when it was
+/// stopped between dispatch and now (emergency stop) or cannot be read.
+pub(super) async fn start(runner: &Runner, job: jobs::Model) -> Option<jobs::Model> {
+    let db = runner.db();
+    match jobs::Entity::find_by_id(job.id.clone()).one(db).await {
+        Ok(Some(current)) if current.status == JobStatus::Queued.as_str() => {}
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::error!(error = %e, "unable to read the job before starting it");
+            return None;
+        }
+    }
+    let job = match mark_running(db, job).await {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "unable to start the job");
+            return None;
+        }
+    };
+    telemetry::job_changed(runner, &job).await;
+    Some(job)
+}
+
+async fn mark_running(db: &DatabaseConnection, job: jobs::Model) -> Result<jobs::Model, DbErr> {
     let mut a: jobs::ActiveModel = job.into();
     let now = Utc::now();
     a.status = Set(JobStatus::Running.as_str().to_owned());

@@ -178,31 +178,10 @@ impl Runner {
         if let Some(why) = crate::catalog::repositories::refusal(&repo) {
             return Err(RunnerError::Conflict(why));
         }
-        let now = Utc::now();
-        let job = jobs::ActiveModel {
-            id: Set(new_id()),
-            flow_id: Set(req.flow_id.clone()),
-            vm_context_id: Set(vm.id.clone()),
-            repository_id: Set(Some(req.repository_id.clone())),
-            kind: Set(JobKind::Backup.as_str().to_owned()),
-            backup_type: Set(Some(req.backup_type.as_str().to_owned())),
-            status: Set(JobStatus::Queued.as_str().to_owned()),
-            priority: Set(req.priority),
-            bytes_total: Set(0),
-            bytes_read: Set(0),
-            bytes_written: Set(0),
-            error: Set(None),
-            requested_by: Set(req.requested_by.clone()),
-            created_at: Set(now),
-            started_at: Set(None),
-            finished_at: Set(None),
-            updated_at: Set(now),
-            backup_id: Set(None),
-            target_platform_id: Set(None),
-            options: Set(None),
-        }
-        .insert(db)
-        .await?;
+        let mut row = queued_row(JobKind::Backup, &vm.id, &req.repository_id, req.priority, req.requested_by.clone());
+        row.flow_id = Set(req.flow_id.clone());
+        row.backup_type = Set(Some(req.backup_type.as_str().to_owned()));
+        let job = row.insert(db).await?;
         telemetry::job_changed(self, &job).await;
         if let Some(flow) = &req.flow_id {
             backup_job::set_flow_state(db, flow, shared_types::flow::FlowState::Queued, None).await?;
@@ -231,31 +210,11 @@ impl Runner {
             }
         }
         let options = serde_json::to_string(&req.options).map_err(|e| RunnerError::Conflict(format!("restore options: {e}")))?;
-        let now = Utc::now();
-        let job = jobs::ActiveModel {
-            id: Set(new_id()),
-            flow_id: Set(None),
-            vm_context_id: Set(req.vm_context_id.clone()),
-            repository_id: Set(Some(req.repository_id.clone())),
-            kind: Set(JobKind::Restore.as_str().to_owned()),
-            backup_type: Set(None),
-            status: Set(JobStatus::Queued.as_str().to_owned()),
-            priority: Set(req.priority),
-            bytes_total: Set(0),
-            bytes_read: Set(0),
-            bytes_written: Set(0),
-            error: Set(None),
-            requested_by: Set(req.requested_by.clone()),
-            created_at: Set(now),
-            started_at: Set(None),
-            finished_at: Set(None),
-            updated_at: Set(now),
-            backup_id: Set(Some(req.backup_id.clone())),
-            target_platform_id: Set(Some(req.target_platform_id.clone())),
-            options: Set(Some(options)),
-        }
-        .insert(db)
-        .await?;
+        let mut row = queued_row(JobKind::Restore, &req.vm_context_id, &req.repository_id, req.priority, req.requested_by.clone());
+        row.backup_id = Set(Some(req.backup_id.clone()));
+        row.target_platform_id = Set(Some(req.target_platform_id.clone()));
+        row.options = Set(Some(options));
+        let job = row.insert(db).await?;
         telemetry::job_changed(self, &job).await;
         self.inner.wake.notify_one();
         Ok(job)
@@ -468,5 +427,32 @@ impl Runner {
             );
         }
         Ok(())
+    }
+}
+
+/// A new queued job row of `kind`; callers set what is specific to it.
+fn queued_row(kind: JobKind, vm_context_id: &str, repository_id: &str, priority: i32, requested_by: Option<String>) -> jobs::ActiveModel {
+    let now = Utc::now();
+    jobs::ActiveModel {
+        id: Set(new_id()),
+        flow_id: Set(None),
+        vm_context_id: Set(vm_context_id.to_owned()),
+        repository_id: Set(Some(repository_id.to_owned())),
+        kind: Set(kind.as_str().to_owned()),
+        backup_type: Set(None),
+        status: Set(JobStatus::Queued.as_str().to_owned()),
+        priority: Set(priority),
+        bytes_total: Set(0),
+        bytes_read: Set(0),
+        bytes_written: Set(0),
+        error: Set(None),
+        requested_by: Set(requested_by),
+        created_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+        updated_at: Set(now),
+        backup_id: Set(None),
+        target_platform_id: Set(None),
+        options: Set(None),
     }
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use shared_types::jobs::{JobStatus, LogLevel};
 use shared_types::platform::{DiskFormat, Firmware, GuestOs, NicInfo, PlatformKind, VmInfo};
 
-use super::backup_job::{finish_row, mark_running};
+use super::backup_job::{finish_row, start};
 use super::{telemetry, Runner};
 use crate::catalog::compatibility::{filesystem_id, free_bytes, space_note};
 use crate::catalog::{from_wire, inventory};
@@ -73,22 +73,7 @@ struct Plan {
 
 pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, progress: Arc<Progress>) {
     let db = runner.db().clone();
-    match jobs::Entity::find_by_id(job.id.clone()).one(&db).await {
-        Ok(Some(current)) if current.status == JobStatus::Queued.as_str() => {}
-        Ok(_) => return,
-        Err(e) => {
-            tracing::error!(error = %e, "unable to read the job before starting it");
-            return;
-        }
-    }
-    let job = match mark_running(&db, job).await {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "unable to start the job");
-            return;
-        }
-    };
-    telemetry::job_changed(runner, &job).await;
+    let Some(job) = start(runner, job).await else { return };
     let started = std::time::Instant::now();
     let outcome = match plan(&db, &job).await {
         Ok(plan) => execute(runner, &job, &vm, plan, progress.clone()).await,
