@@ -121,3 +121,79 @@ pub struct FileListing {
     /// Sorted by name.
     pub entries: Vec<FileEntry>,
 }
+
+/// Most paths one file restore takes.
+pub const RESTORE_FILES_MAX_PATHS: usize = 1000;
+
+wire_enum! {
+    /// What a file restore does when the destination already holds a file
+    /// of the same name.
+    pub enum ConflictPolicy {
+        /// Leave the existing file and report it as skipped.
+        Skip = "skip",
+        /// Replace it with the restore point's version.
+        Overwrite = "overwrite",
+        /// Keep both: the restored copy gets a `.restored-YYYYMMDD-HHMMSS` suffix.
+        KeepBoth = "keep_both",
+    }
+}
+
+/// Where restored files go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FileRestoreDestination {
+    /// A directory on the Sendense server's host (absolute path; created if
+    /// missing). Each selected path lands under it by its name, directories
+    /// with everything inside.
+    HostDirectory { path: String },
+    /// Back into a VM's disk, into the filesystem of one of its volumes.
+    /// The VM must be powered off. `directory` is the directory inside that
+    /// volume; without it every file goes back to where it was.
+    VmDisk {
+        vm_id: String,
+        /// Volume id as a session names it (`disk0-p1`).
+        volume: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        directory: Option<String>,
+    },
+}
+
+/// `POST /api/v1/restore/{mount_id}/restore-files`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FileRestoreRequest {
+    /// Session paths of the files and directories to restore
+    /// (`/disk0-p1/etc/nginx`), all on the same volume.
+    pub paths: Vec<String>,
+    pub destination: FileRestoreDestination,
+    pub conflict: ConflictPolicy,
+}
+
+/// One path a file restore did not write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SkippedFile {
+    /// Session path.
+    pub path: String,
+    pub reason: String,
+}
+
+/// What a file restore wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileRestoreResult {
+    pub mount_id: String,
+    /// Where the files went, in words (`/srv/restore on the Sendense host`,
+    /// `web-01 disk0-p1:/etc`).
+    pub destination: String,
+    pub files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    /// Bytes of file data written.
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedFile>,
+    pub duration_ms: u64,
+}
