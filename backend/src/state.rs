@@ -40,6 +40,8 @@ pub struct AppState {
     pub runner: crate::runner::Runner,
     /// Open file-level restore sessions.
     pub restore_sessions: Arc<crate::restore::sessions::Sessions>,
+    /// Repository statistics, recomputed only when a repository changes.
+    pub repo_stats: Arc<crate::engine::stats::StatsCache>,
     /// The licence tier (`--license-tier`): which restores are allowed.
     pub license_tier: shared_types::recovery::LicenseTier,
 }
@@ -70,6 +72,7 @@ impl AppState {
             revocations,
             runner,
             restore_sessions: Arc::default(),
+            repo_stats: Arc::default(),
             license_tier: shared_types::recovery::LicenseTier::Enterprise,
         };
         (state, health_tx)

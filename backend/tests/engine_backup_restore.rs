@@ -9,6 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 use sendense::engine::datastore::Datastore;
 use sendense::engine::snapshot_reader::SnapshotReader;
+use sendense::engine::stats::StatsCache;
 use support::*;
 
 #[test]
@@ -82,6 +83,9 @@ fn dedup_across_two_images_and_names() {
     std::fs::copy(&a, &b).unwrap();
     mutate(&b, 6, &[1]); // b = a with one chunk changed
     ok(&["image", "backup", "--repo", p(&repo), "--id", "vm-a", p(&a), "--no-progress"]);
+    let cache = StatsCache::default();
+    let first = cache.stats(&repo, &Datastore::open(&repo, None).unwrap()).unwrap();
+    assert_eq!(first.logical_bytes, 8 << 20);
     let packs_a: u64 = tree(&repo).iter().filter(|(k, _)| k.starts_with("packs")).map(|(_, v)| v.0).sum();
     ok(&["image", "backup", "--repo", p(&repo), "--id", "vm-b", p(&b), "--no-progress"]);
     let packs_ab: u64 = tree(&repo).iter().filter(|(k, _)| k.starts_with("packs")).map(|(_, v)| v.0).sum();
@@ -89,6 +93,9 @@ fn dedup_across_two_images_and_names() {
     let stats: serde_json::Value = serde_json::from_str(&ok(&["repo", "stats", p(&repo), "--json"])).unwrap();
     assert_eq!(stats["logical_bytes"], 16 << 20);
     assert_eq!(stats["unique_bytes"], (8 << 20) + 65536);
+    // The cache sees the new snapshot: its key is the repository's objects.
+    let cached = cache.stats(&repo, &Datastore::open(&repo, None).unwrap()).unwrap();
+    assert_eq!((cached.snapshots, cached.logical_bytes, cached.unique_bytes), (2, 16 << 20, (8 << 20) + 65536));
 }
 
 #[test]

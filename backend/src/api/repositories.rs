@@ -50,7 +50,7 @@ async fn list_repositories(State(state): State<AppState>) -> Result<ApiJson<Vec<
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let n = counts.get(&r.id).copied().map(to_u64).unwrap_or(0);
-        out.push(repo_logic::describe(r, n).await);
+        out.push(repo_logic::describe(r, n, &state.repo_stats).await);
     }
     Ok(ApiJson(out))
 }
@@ -60,7 +60,7 @@ async fn list_repositories(State(state): State<AppState>) -> Result<ApiJson<Vec<
 async fn get_repository(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<Repository>, ApiError> {
     let row = find(&state, &id).await?;
     let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().map(to_u64).unwrap_or(0);
-    Ok(ApiJson(repo_logic::describe(row, n).await))
+    Ok(ApiJson(repo_logic::describe(row, n, &state.repo_stats).await))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<repositories::Model, ApiError> {
@@ -107,5 +107,5 @@ async fn set_maintenance(
         Some(r) => ("repository.maintenance.enter", format!("{name}: {r}")),
         None => ("repository.maintenance.end", name),
     };
-    Ok(noted(ApiJson(repo_logic::describe(row, n).await), AuditNote::new(action, target)))
+    Ok(noted(ApiJson(repo_logic::describe(row, n, &state.repo_stats).await), AuditNote::new(action, target)))
 }

@@ -2,6 +2,7 @@
 //! start, opening a repository's datastore, its capacity and engine stats.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -11,6 +12,7 @@ use shared_types::repositories::{Capacity, Maintenance, Repository, RepositoryKi
 use super::new_id;
 use crate::db::entities::repositories;
 use crate::engine::datastore::{Datastore, CONFIG_KEY};
+use crate::engine::stats::StatsCache;
 
 /// Name of the repository every install has.
 pub const LOCAL_NAME: &str = "local";
@@ -60,18 +62,19 @@ pub fn open(row: &repositories::Model) -> crate::engine::Result<Datastore> {
 }
 
 /// A repository with live capacity and engine statistics (read on a
-/// blocking thread); a repository that cannot be read is reported
+/// blocking thread, statistics cached until the repository changes); a repository that cannot be read is reported
 /// unavailable with the reason, not as an error.
-pub async fn describe(row: repositories::Model, backup_count: u64) -> Repository {
+pub async fn describe(row: repositories::Model, backup_count: u64, cache: &Arc<StatsCache>) -> Repository {
     let path = row.path.clone();
     let probe = row.clone();
+    let cache = Arc::clone(cache);
     let measured = tokio::task::spawn_blocking(move || {
         let capacity = rustix::fs::statvfs(Path::new(&path)).ok().map(|st| Capacity {
             total_bytes: st.f_blocks * st.f_frsize,
             free_bytes: st.f_bavail * st.f_frsize,
             used_bytes: st.f_blocks.saturating_sub(st.f_bfree) * st.f_frsize,
         });
-        let stats = open(&probe).and_then(|ds| crate::engine::stats::stats(&ds)).map(|s| RepositoryStats {
+        let stats = open(&probe).and_then(|ds| cache.stats(Path::new(&probe.path), &ds)).map(|s| RepositoryStats {
             snapshots: s.snapshots as u64,
             logical_bytes: s.logical_bytes,
             unique_bytes: s.unique_bytes,

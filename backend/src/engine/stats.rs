@@ -1,13 +1,17 @@
 //! Repository statistics: logical bytes (sum of every snapshot's disk sizes),
 //! distinct chunk bytes, stored bytes, and the dedup and compression ratios.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::datastore::Datastore;
 use super::digest::Digest;
 use super::error::Result;
+use super::repository::ObjectInfo;
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct RepoStats {
     pub snapshots: usize,
     pub logical_bytes: u64,
@@ -34,6 +38,11 @@ pub struct RepoStats {
 }
 
 pub fn stats(ds: &Datastore) -> Result<RepoStats> {
+    let objects = ds.repo.list("")?;
+    stats_of(ds, &objects)
+}
+
+fn stats_of(ds: &Datastore, objects: &[ObjectInfo]) -> Result<RepoStats> {
     let store = ds.load_chunk_store()?;
     let mut s = RepoStats::default();
     let mut seen: HashSet<Digest> = HashSet::new();
@@ -56,7 +65,7 @@ pub fn stats(ds: &Datastore) -> Result<RepoStats> {
             }
         }
     }
-    for o in ds.repo.list("")? {
+    for o in objects {
         let k = o.key.as_str();
         if k.starts_with(super::pack::PACK_PREFIX) {
             s.pack_bytes += o.size;
@@ -73,4 +82,41 @@ pub fn stats(ds: &Datastore) -> Result<RepoStats> {
     s.compression_ratio =
         if s.unique_stored_bytes > 0 { s.unique_bytes as f64 / s.unique_stored_bytes as f64 } else { 0.0 };
     Ok(s)
+}
+
+/// Statistics remembered per repository, recomputed only when its objects
+/// change: reading every index of every snapshot is the slow part, listing
+/// the objects (names and sizes) is cheap, so the listing is the key.
+#[derive(Debug, Default)]
+pub struct StatsCache {
+    entries: Mutex<HashMap<PathBuf, (u64, RepoStats)>>,
+}
+
+impl StatsCache {
+    /// The repository's statistics, from the cache when no object was
+    /// added, removed or resized since they were computed.
+    pub fn stats(&self, root: &Path, ds: &Datastore) -> Result<RepoStats> {
+        let objects = ds.repo.list("")?;
+        let key = fingerprint(&objects);
+        if let Some((k, s)) = self.lock().get(root) {
+            if *k == key {
+                return Ok(s.clone());
+            }
+        }
+        let s = stats_of(ds, &objects)?;
+        self.lock().insert(root.to_path_buf(), (key, s.clone()));
+        Ok(s)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (u64, RepoStats)>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn fingerprint(objects: &[ObjectInfo]) -> u64 {
+    let mut keys: Vec<(&str, u64)> = objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
+    keys.sort_unstable();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    keys.hash(&mut h);
+    h.finish()
 }
