@@ -363,3 +363,23 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// The bytes of `path` in partition `partition` (0-based) of a VM disk
+/// image as it is now, read with guest-fs from a raw copy (`qemu-img
+/// convert`), nothing mounted: what the guest would read.
+pub fn guest_file(disk: &Path, partition: usize, path: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir()?;
+    let raw = tmp.path().join("disk.raw");
+    let out = Command::new("qemu-img").args(["convert", "-U", "-O", "raw"]).arg(disk).arg(&raw).output()?;
+    if !out.status.success() {
+        bail!("qemu-img convert {}: {}", disk.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let image = guest_fs::FileDisk::open(&raw)?;
+    let d = guest_fs::open(Arc::new(image)).with_context(|| format!("partition table of {}", disk.display()))?;
+    let fs = d.filesystem(partition).with_context(|| format!("filesystem {partition} of {}", disk.display()))?;
+    let mut bytes = Vec::new();
+    fs.open_file(&guest_fs::GuestPath::parse(path)?)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}

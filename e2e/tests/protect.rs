@@ -19,6 +19,16 @@ use serde_json::Value;
 const T: Duration = Duration::from_secs(10);
 const SIZES: &[(&str, u32, u32)] = &[("desktop-1440x900", 1440, 900), ("tablet-820x1180", 820, 1180), ("phone-390x844", 390, 844)];
 
+/// web-01's home page, rewritten by every lab activity round.
+const WEB_INDEX: &str = "/var/www/html/index.html";
+
+/// The first qcow2 disk in a lab VM's directory.
+fn first_disk(vm_dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let mut disks: Vec<_> = std::fs::read_dir(vm_dir)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "qcow2")).collect();
+    disks.sort();
+    disks.into_iter().next().with_context(|| format!("no qcow2 disk in {}", vm_dir.display()))
+}
+
 async fn click(b: &Browser, id: &str) -> Result<()> {
     let el = b.testid(id, T).await?;
     b.until(&format!("{id} enabled"), T, || {
@@ -246,12 +256,18 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     ensure!(percentile(&mut from_arrival, 0.95) < 100.0, "WebSocket → DOM p95 above 100 ms");
 
     // Lab activity, then Backup now again: an incremental that reads far less.
+    // web-01's home page as the guest has it before and after the activity
+    // (the activity rewrites it): RECOVERY must give back the old one.
+    let web01_disk = first_disk(&host.join("vms/web-01"))?;
+    let index_before = e2e::guest_file(&web01_disk, 0, WEB_INDEX)?;
     let out = std::process::Command::new(Server::binary()?)
         .args(["lab", "activity", "--dir"])
         .arg(server.lab_dir())
         .args(["--rounds", "1"])
         .output()?;
     ensure!(out.status.success(), "lab activity failed: {}", String::from_utf8_lossy(&out.stderr));
+    let index_after = e2e::guest_file(&web01_disk, 0, WEB_INDEX)?;
+    ensure!(index_after != index_before, "the lab activity left {WEB_INDEX} of web-01 as it was");
     b.until("Backup now offered again", T, || async {
         Ok(b.client.find(Locator::Css("[data-testid='flow-action-backup_now']")).await.is_ok().then_some(()))
     })
@@ -361,6 +377,65 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let p = b.screenshot("file-browser-phone-390x844").await?;
     println!("screenshot {}", p.display());
     b.resize(1440, 900).await?;
+
+    // The older restore point (before the lab activity), opened from ASSETS:
+    // its home page is the old version, downloaded and restored (to a host
+    // directory and into the stopped web-02's disk) byte for byte.
+    let older = points["items"]
+        .as_array()
+        .and_then(|a| a.iter().filter(|p| p["vm_name"] == "web-01").nth(1))
+        .context("no second web-01 restore point")?;
+    let older_id = older["id"].as_str().context("restore point id")?.to_string();
+    b.client.goto(&server.url("/assets")).await?;
+    click(b, "restore-points-web-01").await?;
+    b.testid("vm-points", T).await?;
+    click(b, &format!("browse-{older_id}")).await?;
+    b.testid("file-browser", Duration::from_secs(15)).await?;
+    click(b, "open-disk0-p1").await?;
+    click(b, "open-var").await?;
+    click(b, "open-www").await?;
+    click(b, "open-html").await?;
+    let href = attr(&b.testid("download-index.html", T).await?, "href").await?;
+    let got = b.client.execute("return fetch(arguments[0]).then(r => r.text())", vec![Value::String(href)]).await?;
+    let old_text = String::from_utf8(index_before.clone())?;
+    ensure!(got == old_text.as_str(), "the older restore point's {WEB_INDEX} is not the version before the activity");
+    ensure!(got != String::from_utf8_lossy(&index_after).as_ref(), "the older restore point has the new home page");
+    click(b, "select-index.html").await?;
+    click(b, "restore-selected").await?;
+    let out_dir = tempfile::tempdir()?;
+    click(b, "dest-host").await?;
+    type_into(b, "dest-host-path", &out_dir.path().join("web-01-old").display().to_string()).await?;
+    click(b, "restore-files-start").await?;
+    let result = b.testid("restore-files-result", Duration::from_secs(30)).await?;
+    ensure!(num(&result, "data-files").await? == 1, "one file restored: {}", result.text().await?);
+    let restored = std::fs::read(out_dir.path().join("web-01-old/index.html"))?;
+    ensure!(restored == index_before, "the file restored to the host differs from the old version");
+    let p = b.screenshot("file-restore-desktop-1440x900").await?;
+    println!("screenshot {}", p.display());
+    // Back into a VM's disk: web-02 is stopped, its root volume takes the file.
+    click(b, "dest-vm").await?;
+    let web02 = server.get_json("/api/v1/vm-contexts")?["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["name"] == "web-02"))
+        .and_then(|v| v["id"].as_str().map(str::to_string))
+        .context("web-02 is not managed")?;
+    b.client
+        .execute(
+            "const s = document.querySelector(\"[data-testid='dest-vm-select']\"); s.value = arguments[0]; s.dispatchEvent(new Event('change')); return true",
+            vec![Value::String(web02)],
+        )
+        .await?;
+    type_into(b, "dest-directory", "/restored").await?;
+    click(b, "restore-files-start").await?;
+    b.until("restored into web-02", Duration::from_secs(60), || async {
+        let r = b.testid("restore-files-result", T).await?;
+        Ok(r.text().await?.contains("web-02").then_some(()))
+    })
+    .await?;
+    let in_guest = e2e::guest_file(&first_disk(&host.join("vms/web-02"))?, 0, "/restored/index.html")?;
+    ensure!(in_guest == index_before, "the file restored into web-02's disk differs from the old version");
+    click(b, "file-browser-close").await?;
+    click(b, "vm-points-close").await?;
 
     // RecoveryWizard: the DR host added from + Add VMs, then web-01's restore
     // point restored onto it as a VMware disk; the disk equals the restore

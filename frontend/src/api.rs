@@ -244,7 +244,7 @@ pub async fn overview() -> Result<Overview, ApiError> {
 // ---------- restore points and file-level restore ----------
 
 use shared_types::backups::BackupPage;
-use shared_types::restore::{FileListing, Mount, MountRequest};
+use shared_types::restore::{FileListing, FileRestoreRequest, FileRestoreResult, Mount, MountRequest};
 
 /// Newest restore points first (`query` already encoded, e.g. `vm=…&limit=50`).
 pub async fn backups(query: String) -> Result<BackupPage, ApiError> {
@@ -265,6 +265,11 @@ pub async fn unmount(id: String) -> Result<(), ApiError> {
 
 pub async fn files(mount_id: String, path: String, offset: u64, limit: u64) -> Result<FileListing, ApiError> {
     json(Request::get(&format!("/api/v1/restore/{}/files?path={}&offset={offset}&limit={limit}", enc(&mount_id), enc(&path)))).await
+}
+
+/// Restores selected files of a session to a host directory or into a VM's disk.
+pub async fn restore_files(mount_id: String, req: FileRestoreRequest) -> Result<FileRestoreResult, ApiError> {
+    json_with(Request::post(&format!("/api/v1/restore/{}/restore-files", enc(&mount_id))), &req).await
 }
 
 /// The URL a link downloads a file (or a directory as tar) from; the

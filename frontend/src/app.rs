@@ -10,6 +10,7 @@ use crate::components::bottom_nav::BottomNav;
 use crate::components::context_panel::ContextPanel;
 use crate::components::instrument_panel::InstrumentPanel;
 use crate::components::layout::{panels_overlay, provide_layout};
+use crate::components::restore_points::{provide_restore_hub, RestoreModals};
 use crate::components::status_bar::StatusBar;
 use crate::components::top_bar::TopBar;
 use crate::live::provide_live;
@@ -50,6 +51,7 @@ pub fn App() -> impl IntoView {
 fn Shell() -> impl IntoView {
     provide_live(use_session());
     let layout = provide_layout();
+    provide_restore_hub();
     // On small screens an open overlay panel closes when the page changes.
     let location = use_location();
     Effect::new(move |prev: Option<String>| {
@@ -107,6 +109,7 @@ fn Shell() -> impl IntoView {
             ></div>
             <StatusBar />
             <BottomNav />
+            <RestoreModals />
         </div>
     }
 }

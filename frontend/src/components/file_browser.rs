@@ -1,12 +1,14 @@
 //! FileBrowser (seed 001): a file-level restore session's volumes and
 //! directories, read from the restore point by the server. Breadcrumbs,
-//! pages of 200 entries, links shown with their target, and a download per
-//! file (a directory downloads as a tar archive).
+//! pages of 200 entries, links shown with their target, a download per
+//! file (a directory downloads as a tar archive), and a selection that is
+//! restored to a directory on the Sendense host or back into a VM's disk.
 
 use leptos::prelude::*;
 use shared_types::restore::{FileEntry, FileKind, FileListing, Mount};
 
 use crate::api;
+use crate::components::restore_files::RestoreFilesForm;
 use crate::format::{format_bytes, when};
 
 /// Entries per page.
@@ -54,6 +56,8 @@ fn FileBrowser(m: Mount) -> impl IntoView {
     let mount_id = StoredValue::new(m.id.clone());
     let path = RwSignal::new("/".to_string());
     let offset = RwSignal::new(0u64);
+    let selected = RwSignal::new(Vec::<String>::new());
+    let restoring = RwSignal::new(false);
     let listing = LocalResource::new(move || api::files(mount_id.get_value(), path.get(), offset.get(), PAGE));
     let go = move |p: String| {
         offset.set(0);
@@ -71,6 +75,7 @@ fn FileBrowser(m: Mount) -> impl IntoView {
         out
     };
     let volumes = m.volumes.clone();
+    let form_mount = m.clone();
     view! {
         <p class="muted small">
             {format!("Restore point of {} · session expires when idle (now {})", when(m.backup_created_at), when(m.expires_at))}
@@ -86,17 +91,27 @@ fn FileBrowser(m: Mount) -> impl IntoView {
                 view! { <button class="crumb" data-testid=format!("crumb-{target}") on:click=move |_| go(t.clone())>{label}</button> }
             }).collect_view()}
         </nav>
+        <Show when=move || selected.with(|s| !s.is_empty())>
+            <div class="toolbar selection-bar" data-testid="file-selection">
+                <span class="small" data-testid="file-selection-count">{move || format!("{} selected", selected.with(Vec::len))}</span>
+                <span class="muted small mono ellipsis">{move || selected.with(|s| s.join(", "))}</span>
+                <span class="grow"></span>
+                <button class="button small" data-testid="selection-clear" on:click=move |_| { selected.set(Vec::new()); restoring.set(false); }>"Clear"</button>
+                <button class="button small primary" data-testid="restore-selected" on:click=move |_| restoring.update(|r| *r = !*r)>"Restore selected…"</button>
+            </div>
+        </Show>
+        {move || restoring.get().then(|| view! { <RestoreFilesForm mount=form_mount.clone() paths=selected open=restoring /> })}
         <Transition fallback=|| view! { <p class="muted">"Reading the directory from the restore point…"</p> }>
             {move || listing.get().map(|r| match r {
                 Err(e) => view! { <p class="notice warning" data-testid="file-error">{e.message}</p> }.into_any(),
-                Ok(l) => view! { <Listing l=l mount_id=mount_id.get_value() go=Callback::new(go) offset=offset /> }.into_any(),
+                Ok(l) => view! { <Listing l=l mount_id=mount_id.get_value() go=Callback::new(go) offset=offset selected=selected /> }.into_any(),
             })}
         </Transition>
     }
 }
 
 #[component]
-fn Listing(l: FileListing, mount_id: String, go: Callback<String>, offset: RwSignal<u64>) -> impl IntoView {
+fn Listing(l: FileListing, mount_id: String, go: Callback<String>, offset: RwSignal<u64>, selected: RwSignal<Vec<String>>) -> impl IntoView {
     let total = l.total;
     let start = l.offset;
     let shown = l.entries.len() as u64;
@@ -117,9 +132,9 @@ fn Listing(l: FileListing, mount_id: String, go: Callback<String>, offset: RwSig
         </div>
         <div class="table-wrap scroll">
             <table class="table files" data-testid="file-list">
-                <thead><tr><th>"Name"</th><th>"Size"</th><th class="hide-narrow">"Modified"</th><th class="hide-narrow">"Mode"</th><th></th></tr></thead>
+                <thead><tr><th class="check"></th><th>"Name"</th><th>"Size"</th><th class="hide-narrow">"Modified"</th><th class="hide-narrow">"Mode"</th><th></th></tr></thead>
                 <tbody>
-                    {l.entries.into_iter().map(|e| view! { <Row e=e mount_id=mount_id.clone() go=go at_root=at_root /> }).collect_view()}
+                    {l.entries.into_iter().map(|e| view! { <Row e=e mount_id=mount_id.clone() go=go at_root=at_root selected=selected /> }).collect_view()}
                 </tbody>
             </table>
         </div>
@@ -127,7 +142,7 @@ fn Listing(l: FileListing, mount_id: String, go: Callback<String>, offset: RwSig
 }
 
 #[component]
-fn Row(e: FileEntry, mount_id: String, go: Callback<String>, at_root: bool) -> impl IntoView {
+fn Row(e: FileEntry, mount_id: String, go: Callback<String>, at_root: bool, selected: RwSignal<Vec<String>>) -> impl IntoView {
     let target = e.path.clone();
     let name = e.name.clone();
     let is_dir = e.kind == FileKind::Directory;
@@ -135,8 +150,21 @@ fn Row(e: FileEntry, mount_id: String, go: Callback<String>, at_root: bool) -> i
     let link = e.symlink_target.clone().map(|t| format!(" → {t}"));
     let detail = if e.attributes.is_empty() { mode_text(e.mode) } else { e.attributes.join(", ") };
     let download = (e.kind == FileKind::File).then(|| api::download_url(&mount_id, &e.path));
+    // Volumes themselves are not selectable: their files are.
+    let pick = (!at_root).then(|| {
+        let (p1, p2) = (e.path.clone(), e.path.clone());
+        view! {
+            <input type="checkbox" aria-label=format!("Select {}", e.name) data-testid=format!("select-{}", e.name)
+                prop:checked=move || selected.with(|s| s.contains(&p1))
+                on:change=move |ev| {
+                    let on = event_target_checked(&ev);
+                    selected.update(|s| { s.retain(|x| x != &p2); if on { s.push(p2.clone()); } });
+                } />
+        }
+    });
     view! {
         <tr data-testid=format!("file-{}", e.name) data-kind=e.kind.as_str() data-size=e.size.to_string()>
+            <td class="check">{pick}</td>
             <td>
                 <span class="file-glyph">{glyph(e.kind)}</span>
                 {if is_dir {

@@ -12,6 +12,7 @@ use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::create_flow::FlowForm;
 use crate::components::job_panel::JobPanel;
+use crate::components::restore_points::RestoreVmButton;
 use crate::components::vm_cells::{ProtectionPill, LastBackup};
 use crate::format::{format_bytes, format_duration, when};
 use crate::job_view::{duration_s, status_class};
@@ -165,7 +166,7 @@ fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspec
         <h3 class="section-title">"MACHINES"</h3>
         <div class="table-wrap">
             <table class="table" data-testid="flow-vms">
-                <thead><tr><th>"VM"</th><th>"Power"</th><th>"Protection"</th><th>"Last backup"</th><th>"Restore points"</th></tr></thead>
+                <thead><tr><th>"VM"</th><th>"Power"</th><th>"Protection"</th><th>"Last backup"</th><th>"Restore points"</th><th></th></tr></thead>
                 <tbody>
                     {d.vms.into_iter().map(|vm| {
                         let at = vm.last_backup_at;
@@ -176,6 +177,7 @@ fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspec
                                 <td><ProtectionPill p=vm.protection /></td>
                                 <td><LastBackup at=at now=live.now_ms /></td>
                                 <td class="mono">{format!("{} · {}", vm.backup_count, format_bytes(vm.backup_logical_bytes))}</td>
+                                <td><RestoreVmButton vm_id=vm.id.clone() vm_name=vm.name.clone() points=vm.backup_count /></td>
                             </tr>
                         }
                     }).collect_view()}

@@ -10,6 +10,8 @@ pub mod line_chart;
 pub mod modal;
 pub mod quick_actions;
 pub mod require_role;
+pub mod restore_files;
+pub mod restore_points;
 pub mod restore_wizard;
 pub mod status_bar;
 pub mod top_bar;

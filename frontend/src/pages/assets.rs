@@ -12,6 +12,7 @@ use crate::components::add_vms::AddVmsModal;
 use crate::components::create_flow::CreateFlowModal;
 use crate::components::flow_details::{FlowDetailsModal, Inspect};
 use crate::components::groups::{GroupsPanel, UngroupedPanel};
+use crate::components::restore_points::RestoreVmButton;
 use crate::components::start_backup::StartBackupModal;
 use crate::components::vm_cells::{LastBackup, Power, ProtectionPill};
 use crate::format::format_bytes;
@@ -167,8 +168,11 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                                     <td><ProtectionPill p=vm.protection /></td>
                                     <td data-testid="vm-last-backup"><LastBackup at=vm.last_backup_at now=live.now_ms /></td>
                                     <td class="mono hide-narrow" data-testid="vm-restore-points">{format!("{} · {}", vm.backup_count, format_bytes(vm.backup_logical_bytes))}</td>
-                                    <td><button class="button small" data-testid=format!("backup-now-{}", vm.name) disabled=move || !operator()
-                                        on:click=move |_| backup_vms.set(vec![one.clone()])>"Backup now"</button></td>
+                                    <td><span class="action-row">
+                                        <button class="button small" data-testid=format!("backup-now-{}", vm.name) disabled=move || !operator()
+                                            on:click=move |_| backup_vms.set(vec![one.clone()])>"Backup now"</button>
+                                        <RestoreVmButton vm_id=vm.id.clone() vm_name=vm.name.clone() points=vm.backup_count />
+                                    </span></td>
                                 </tr>
                             }
                         }).collect_view()}
