@@ -412,6 +412,10 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     ensure!(restored == index_before, "the file restored to the host differs from the old version");
     let p = b.screenshot("file-restore-desktop-1440x900").await?;
     println!("screenshot {}", p.display());
+    b.resize(820, 1180).await?;
+    let p = b.screenshot("file-restore-tablet-820x1180").await?;
+    println!("screenshot {}", p.display());
+    b.resize(1440, 900).await?;
     // Back into a VM's disk: web-02 is stopped, its root volume takes the file.
     click(b, "dest-vm").await?;
     let web02 = server.get_json("/api/v1/vm-contexts")?["items"]
