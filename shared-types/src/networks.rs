@@ -69,6 +69,28 @@ impl MappingPurpose {
     }
 }
 
+/// Why a NIC has no network on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unplaced {
+    /// Nothing maps its network (and no same-named network was allowed or found).
+    Unmapped,
+    /// Its network is mapped to this name, which the target does not have.
+    Missing(String),
+}
+
+/// The target network a NIC on `source_network` joins: the `mapped` one,
+/// which must exist among `target`'s networks; unmapped, the target's
+/// network of the same name only when `same_name_fallback` (a full VM
+/// restore allows it; a failover does not: every NIC must be mapped).
+pub fn place_nic<'t>(source_network: &str, mapped: Option<&str>, same_name_fallback: bool, target: &'t [NetworkInfo]) -> Result<&'t NetworkInfo, Unplaced> {
+    let find = |name: &str| target.iter().find(|n| n.name == name);
+    match mapped {
+        Some(to) => find(to).ok_or_else(|| Unplaced::Missing(to.to_owned())),
+        None if same_name_fallback => find(source_network).ok_or(Unplaced::Unmapped),
+        None => Err(Unplaced::Unmapped),
+    }
+}
+
 /// Checks a network name given in a request: not blank, at most
 /// [`NETWORK_NAME_MAX`] characters, no control characters.
 pub fn validate_network_name(name: &str) -> Result<(), String> {
@@ -627,6 +649,16 @@ mod tests {
         let r = recommend(&[net("lan", Some(10), Some("10.10.0.0/24"))], &[net("dmz", Some(20), Some("10.120.0.0/24"))], MappingPurpose::Failover);
         assert!(r.is_empty(), "{r:?}");
         assert!(recommend(&[], &[net("lan", None, None)], MappingPurpose::Failover).is_empty());
+    }
+
+    #[test]
+    fn nics_land_on_their_mapped_network_and_on_the_same_name_only_when_allowed() {
+        let target = [net("lan", None, None), net("dr-dmz", None, None)];
+        assert_eq!(place_nic("dmz", Some("dr-dmz"), false, &target).unwrap().name, "dr-dmz");
+        assert_eq!(place_nic("dmz", Some("gone"), true, &target), Err(Unplaced::Missing("gone".into())));
+        assert_eq!(place_nic("lan", None, true, &target).unwrap().name, "lan");
+        assert_eq!(place_nic("lan", None, false, &target), Err(Unplaced::Unmapped));
+        assert_eq!(place_nic("dmz", None, true, &target), Err(Unplaced::Unmapped));
     }
 
     #[test]

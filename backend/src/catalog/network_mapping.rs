@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use shared_types::networks::{
-    recommend, MappingPurpose, MappingScope, NetworkMapping, NicValidation, Recommendation, Topology, TopologyNetwork, TopologyPlatform,
-    ValidationReport, VmValidation,
+    place_nic, recommend, MappingPurpose, MappingScope, NetworkMapping, NicValidation, Recommendation, Topology, TopologyNetwork, TopologyPlatform,
+    Unplaced, ValidationReport, VmValidation,
 };
 use shared_types::platform::{NetworkInfo, PlatformKind};
 use shared_types::recovery::{CompatibilityNote, NoteSeverity};
@@ -192,8 +192,8 @@ pub fn check_vm(f: &VmFacts<'_>) -> VmValidation {
             ));
         }
         let mapped = f.mapping.get(net);
-        match mapped {
-            None => {
+        match place_nic(net, mapped.map(|(to, _)| to.as_str()), false, f.target_networks) {
+            Err(Unplaced::Unmapped) => {
                 let hint = match f.recommendations.iter().find(|r| r.source_network == net) {
                     Some(r) => format!("; recommended: '{}' ({})", r.target_network, r.reasons.join(", ")),
                     None => format!(" (its networks: {})", names(f.target_networks)),
@@ -203,15 +203,16 @@ pub fn check_vm(f: &VmFacts<'_>) -> VmValidation {
                     format!("{who} is on '{net}', which has no {purpose} mapping from '{src}' to '{tgt}': map '{net}' to a network of '{tgt}'{hint}"),
                 ));
             }
-            Some((to, _)) => match f.target_networks.iter().find(|n| &n.name == to) {
-                None => nic_issues.push(note(
-                    NoteSeverity::Blocker,
-                    format!(
-                        "{who} is on '{net}', mapped to '{to}', which '{tgt}' does not have (its networks: {}): map '{net}' again or rediscover '{tgt}'",
-                        names(f.target_networks)
-                    ),
-                )),
-                Some(target_net) => match f.purpose.admits(target_net) {
+            Err(Unplaced::Missing(to)) => nic_issues.push(note(
+                NoteSeverity::Blocker,
+                format!(
+                    "{who} is on '{net}', mapped to '{to}', which '{tgt}' does not have (its networks: {}): map '{net}' again or rediscover '{tgt}'",
+                    names(f.target_networks)
+                ),
+            )),
+            Ok(target_net) => {
+                let to = &target_net.name;
+                match f.purpose.admits(target_net) {
                     Err(why) => nic_issues.push(note(NoteSeverity::Blocker, format!("{who} is on '{net}', mapped to '{to}': {why}"))),
                     Ok(()) => {
                         if let (Some(s), MappingPurpose::Failover) = (source_net, f.purpose) {
@@ -233,8 +234,8 @@ pub fn check_vm(f: &VmFacts<'_>) -> VmValidation {
                             }
                         }
                     }
-                },
-            },
+                }
+            }
         }
         nics.push(NicValidation {
             index,
@@ -425,4 +426,114 @@ pub async fn topology(db: &impl ConnectionTrait) -> Result<Topology, DbErr> {
         .map(to_api)
         .collect();
     Ok(Topology { platforms, edges })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn platform(id: &str) -> platforms::Model {
+        let now = Utc::now();
+        platforms::Model {
+            id: id.into(),
+            name: id.into(),
+            kind: "kvm".into(),
+            address: format!("/hosts/{id}"),
+            status: "online".into(),
+            last_discovery_at: None,
+            last_error: None,
+            discovered_vms: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn vm(status: VmStatus) -> vm_contexts::Model {
+        let now = Utc::now();
+        vm_contexts::Model {
+            id: "v1".into(),
+            platform_id: "prod".into(),
+            platform_vm_id: "u1".into(),
+            name: "web-01".into(),
+            vcpus: 2,
+            memory_mib: 2048,
+            power: "running".into(),
+            os: "linux".into(),
+            firmware: "bios".into(),
+            role: None,
+            capacity_bytes: 1,
+            group_id: None,
+            status: status.as_str().into(),
+            created_at: now,
+            last_seen_at: now,
+        }
+    }
+
+    fn nic(id: i64, network: &str) -> vm_nics::Model {
+        vm_nics::Model { id, vm_context_id: "v1".into(), mac: format!("52:54:00:00:00:0{id}"), network: network.into(), model: "virtio".into() }
+    }
+
+    fn net(name: &str, vlan: Option<u16>, isolated: bool) -> NetworkInfo {
+        NetworkInfo { name: name.into(), vlan, isolated, ..Default::default() }
+    }
+
+    fn check(nics: &[vm_nics::Model], mapping: &[(&str, &str)], target_networks: &[NetworkInfo], purpose: MappingPurpose, status: VmStatus) -> VmValidation {
+        let (v, source, target) = (vm(status), platform("prod"), platform("dr"));
+        let source_networks = [net("lan", Some(10), false), net("dmz", Some(20), false)];
+        let mapping: HashMap<String, (String, MappingScope)> = mapping.iter().map(|(a, b)| (a.to_string(), (b.to_string(), MappingScope::Default))).collect();
+        let recommendations = recommend(&source_networks, target_networks, purpose);
+        check_vm(&VmFacts {
+            vm: &v,
+            nics,
+            source: &source,
+            source_networks: &source_networks,
+            target: &target,
+            target_networks,
+            mapping: &mapping,
+            purpose,
+            recommendations: &recommendations,
+        })
+    }
+
+    fn blockers(v: &VmValidation) -> Vec<&str> {
+        v.issues.iter().chain(v.nics.iter().flat_map(|n| &n.issues)).filter(|n| n.severity == NoteSeverity::Blocker).map(|n| n.message.as_str()).collect()
+    }
+
+    #[test]
+    fn a_mapping_to_a_network_the_target_lost_blocks_and_says_so() {
+        let target = [net("lan", Some(10), false)];
+        let v = check(&[nic(1, "lan"), nic(2, "dmz")], &[("lan", "lan"), ("dmz", "dr-dmz")], &target, MappingPurpose::Failover, VmStatus::Active);
+        assert!(!v.ok);
+        assert_eq!(v.nics[1].target_network.as_deref(), Some("dr-dmz"));
+        assert_eq!(blockers(&v), ["NIC 2 (52:54:00:00:00:02) of 'web-01' is on 'dmz', mapped to 'dr-dmz', which 'dr' does not have (its networks: lan): map 'dmz' again or rediscover 'dr'"]);
+    }
+
+    #[test]
+    fn a_network_that_changed_isolation_blocks_for_its_purpose() {
+        // Mapped while isolated, rediscovered with an uplink: a test must not use it.
+        let target = [net("sandbox", None, false)];
+        let v = check(&[nic(1, "lan")], &[("lan", "sandbox")], &target, MappingPurpose::Test, VmStatus::Active);
+        assert!(!v.ok);
+        assert!(blockers(&v)[0].contains("mapped to 'sandbox': 'sandbox' is not an isolated network"), "{v:?}");
+        let target = [net("lan", Some(10), true)];
+        let v = check(&[nic(1, "lan")], &[("lan", "lan")], &target, MappingPurpose::Failover, VmStatus::Active);
+        assert!(blockers(&v)[0].contains("unreachable"), "{v:?}");
+    }
+
+    #[test]
+    fn other_vlans_warn_missing_vms_warn_and_vms_without_nics_pass() {
+        let target = [net("lan", Some(110), false)];
+        let v = check(&[nic(1, "lan")], &[("lan", "lan")], &target, MappingPurpose::Failover, VmStatus::Missing);
+        assert!(v.ok, "{v:?}");
+        assert!(v.nics[0].issues.iter().any(|n| n.severity == NoteSeverity::Warning && n.message.contains("VLAN 10, 'lan' on VLAN 110")), "{v:?}");
+        assert!(v.issues.iter().any(|n| n.severity == NoteSeverity::Warning && n.message.contains("not found at the last discovery")), "{v:?}");
+        let v = check(&[], &[], &target, MappingPurpose::Failover, VmStatus::Active);
+        assert!(v.ok && v.nics.is_empty() && v.issues[0].message.contains("no NIC"), "{v:?}");
+        // A NIC on a network its own platform no longer reports: a warning; unmapped, it blocks naming what the target has.
+        let v = check(&[nic(1, "backup")], &[], &target, MappingPurpose::Failover, VmStatus::Active);
+        assert!(v.nics[0].issues.iter().any(|n| n.severity == NoteSeverity::Warning && n.message.contains("which 'prod' no longer reports")), "{v:?}");
+        assert!(blockers(&v)[0].ends_with("map 'backup' to a network of 'dr' (its networks: lan)"), "{v:?}");
+    }
 }
