@@ -52,7 +52,7 @@ fn host_dir(root: &Path, host: &str, vms: &[(&str, &str)]) -> PathBuf {
             name: host.into(),
             cpu_cores: 8,
             memory_mib: 16384,
-            networks: vec![NetworkInfo { name: "lan".into(), bridge: Some("br0".into()), cidr: Some("10.0.0.0/24".into()) }],
+            networks: vec![NetworkInfo { name: "lan".into(), bridge: Some("br0".into()), cidr: Some("10.0.0.0/24".into()), ..Default::default() }],
         },
     )
     .unwrap();

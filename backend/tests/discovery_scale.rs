@@ -23,7 +23,7 @@ async fn a_host_with_a_thousand_vms_is_discovered_in_under_five_seconds() {
     let host = root.path().join("big-host");
     definition::write_host(
         &host,
-        &HostDefinition { name: "kvm-big".into(), cpu_cores: 128, memory_mib: 1 << 20, networks: vec![NetworkInfo { name: "lan".into(), bridge: None, cidr: None }] },
+        &HostDefinition { name: "kvm-big".into(), cpu_cores: 128, memory_mib: 1 << 20, networks: vec![NetworkInfo { name: "lan".into(), bridge: None, cidr: None, ..Default::default() }] },
     )
     .unwrap();
     let template = root.path().join("template.qcow2");

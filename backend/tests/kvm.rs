@@ -39,7 +39,7 @@ fn host_with_vm(root: &Path, size: &str) -> (PathBuf, PathBuf) {
             name: "kvm-test".into(),
             cpu_cores: 4,
             memory_mib: 8192,
-            networks: vec![NetworkInfo { name: "lan".into(), bridge: Some("br0".into()), cidr: None }],
+            networks: vec![NetworkInfo { name: "lan".into(), bridge: Some("br0".into()), cidr: None, ..Default::default() }],
         },
     )
     .unwrap();
@@ -194,7 +194,7 @@ fn restore_creates_a_vm_in_every_disk_format() {
     let dr_dir = dir.path().join("dr");
     definition::write_host(
         &dr_dir,
-        &HostDefinition { name: "kvm-dr".into(), cpu_cores: 4, memory_mib: 8192, networks: vec![NetworkInfo { name: "lan".into(), bridge: None, cidr: None }] },
+        &HostDefinition { name: "kvm-dr".into(), cpu_cores: 4, memory_mib: 8192, networks: vec![NetworkInfo { name: "lan".into(), bridge: None, cidr: None, ..Default::default() }] },
     )
     .unwrap();
     let dr = KvmHost::open(&dr_dir).unwrap();

@@ -46,7 +46,7 @@ fn host(root: &Path, names: &[&str], mib: u64) -> PathBuf {
             name: "kvm-runner".into(),
             cpu_cores: 4,
             memory_mib: 8192,
-            networks: vec![NetworkInfo { name: "lan".into(), bridge: None, cidr: None }],
+            networks: vec![NetworkInfo { name: "lan".into(), bridge: None, cidr: None, ..Default::default() }],
         },
     )
     .unwrap();

@@ -13,6 +13,7 @@ mod m20261122_000001_inventory;
 mod m20261122_000002_protection;
 mod m20261122_000003_repository_maintenance;
 mod m20261122_000004_restore_jobs;
+mod m20261123_000001_network_mapping;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_protection::Migration),
             Box::new(m20261122_000003_repository_maintenance::Migration),
             Box::new(m20261122_000004_restore_jobs::Migration),
+            Box::new(m20261123_000001_network_mapping::Migration),
         ]
     }
 }

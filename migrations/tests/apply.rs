@@ -35,6 +35,7 @@ async fn apply_and_check(db: &DatabaseConnection) {
     assert!(db.execute(backend.build(&insert)).await.is_err(), "duplicate key accepted");
 
     check_protection_schema(db).await;
+    check_network_mapping_schema(db).await;
 }
 
 fn insert(table: &str, values: &[(&str, SimpleExpr)]) -> InsertStatement {
@@ -194,6 +195,54 @@ async fn check_protection_schema(db: &DatabaseConnection) {
     for table in ["vm_contexts", "vm_disks", "flow_vms"] {
         assert_eq!(count(db, table).await, 0, "{table} kept rows of a deleted platform");
     }
+}
+
+/// Networks take a VLAN and the isolated flag (false unless set); one
+/// network mapping per key, for the default of a platform pair (flow_id
+/// null) as for a flow; a platform's mappings go with it.
+async fn check_network_mapping_schema(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let exec = |stmt: InsertStatement| {
+        let sql = backend.build(&stmt);
+        async move { db.execute(sql).await }
+    };
+    for (id, name) in [("np1", "kvm-prod"), ("np2", "kvm-dr")] {
+        exec(insert(
+            "platforms",
+            &[("id", s(id)), ("name", s(name)), ("kind", s("kvm")), ("address", s(&format!("/hosts/{name}"))), ("status", s("online")),
+              ("created_at", now()), ("updated_at", now())],
+        ))
+        .await
+        .expect("insert platform");
+    }
+    exec(insert("networks", &[("platform_id", s("np1")), ("name", s("lan")), ("vlan", 10.into())])).await.expect("network with a VLAN");
+    exec(insert("networks", &[("platform_id", s("np2")), ("name", s("isolated")), ("isolated", true.into())])).await.expect("isolated network");
+    let row = db
+        .query_one(Statement::from_string(backend, "SELECT vlan, isolated FROM networks WHERE platform_id = 'np1' AND name = 'lan'"))
+        .await
+        .expect("select network")
+        .expect("the network");
+    let (vlan, isolated): (Option<i32>, bool) = (row.try_get("", "vlan").expect("vlan"), row.try_get("", "isolated").expect("isolated"));
+    assert_eq!((vlan, isolated), (Some(10), false), "isolated defaults to false");
+
+    let mapping = |id: &str, target: &str, purpose: &str, flow: Option<&str>| {
+        insert(
+            "network_mappings",
+            &[("id", s(id)), ("source_platform_id", s("np1")), ("source_network", s("lan")), ("target_platform_id", s("np2")),
+              ("target_network", s(target)), ("purpose", s(purpose)), ("flow_id", SimpleExpr::from(flow.map(str::to_owned))),
+              ("created_at", now()), ("created_by", s("admin"))],
+        )
+    };
+    exec(mapping("m1", "lan", "failover", None)).await.expect("default mapping");
+    assert!(exec(mapping("m2", "dmz", "failover", None)).await.is_err(), "two defaults for one source network");
+    exec(mapping("m3", "isolated", "test", None)).await.expect("a test mapping beside the failover one");
+    exec(mapping("m4", "dmz", "failover", Some("f9"))).await.expect("a flow's own mapping beside the default");
+    assert!(exec(mapping("m5", "lan", "failover", Some("f9"))).await.is_err(), "two mappings for one flow and source network");
+    exec(mapping("m6", "lan", "failover", Some("f8"))).await.expect("another flow's mapping");
+    assert_eq!(count(db, "network_mappings").await, 4);
+    delete_row(db, "platforms", "np2").await;
+    assert_eq!(count(db, "network_mappings").await, 0, "mappings of a deleted platform stayed");
+    delete_row(db, "platforms", "np1").await;
 }
 
 #[tokio::test]

@@ -18,6 +18,9 @@
 //! * [`backups`]: restore points and their chains.
 //! * [`restore`]: file-level restore sessions.
 //! * [`recovery`]: full VM restore, its compatibility check, licence tiers.
+//! * [`networks`]: network mapping for failover (per flow and per platform
+//!   pair, live or test), the recommendation rule ([`networks::recommend`]),
+//!   validation before a failover and the network topology.
 //! * [`repositories`]: where backups live, with capacity and efficiency.
 //! * [`telemetry`]: live server and job figures, throughput history.
 //! * [`ws`]: the messages pushed on the `/api/v1/ws` WebSocket.
@@ -74,6 +77,7 @@ pub mod flow;
 pub mod groups;
 pub mod health;
 pub mod jobs;
+pub mod networks;
 pub mod overview;
 pub mod platform;
 pub mod recovery;

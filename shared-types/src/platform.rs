@@ -144,7 +144,9 @@ pub struct HostInfo {
     pub memory_mib: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A network a platform offers. Older host files and clients leave out
+/// `vlan` and `isolated`: no VLAN known, not isolated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NetworkInfo {
     pub name: String,
@@ -153,7 +155,17 @@ pub struct NetworkInfo {
     pub bridge: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr: Option<String>,
+    /// 802.1Q VLAN id (1 to 4094) the network is tagged with, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// No uplink: nothing on it reaches another network. Test failovers
+    /// use only isolated networks; live failovers never do.
+    #[serde(default)]
+    pub isolated: bool,
 }
+
+/// Highest 802.1Q VLAN id (0 and 4095 are reserved).
+pub const VLAN_MAX: u16 = 4094;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -214,6 +226,16 @@ mod tests {
             assert_eq!(DiskFormat::parse(f.extension()), Some(f));
         }
         assert_eq!(DiskFormat::parse("ova"), None);
+    }
+
+    #[test]
+    fn networks_of_older_files_read_as_untagged_and_not_isolated() {
+        let n: NetworkInfo = serde_json::from_str(r#"{"name":"lan","bridge":"br-lan","cidr":"10.0.0.0/24"}"#).unwrap();
+        assert_eq!((n.vlan, n.isolated), (None, false));
+        let n: NetworkInfo = serde_json::from_str(r#"{"name":"iso","vlan":99,"isolated":true}"#).unwrap();
+        assert_eq!((n.vlan, n.isolated), (Some(99), true));
+        let json = serde_json::to_string(&NetworkInfo { name: "lan".into(), ..Default::default() }).unwrap();
+        assert_eq!(json, r#"{"name":"lan","isolated":false}"#);
     }
 
     #[test]

@@ -330,6 +330,7 @@ async fn delete_flow(State(state): State<AppState>, Path(id): Path<String>) -> R
     if done.rows_affected != 1 {
         return Err(ApiError::conflict("flow_changed", format!("The flow '{}' changed state meanwhile; reload and try again.", row.name)));
     }
+    crate::catalog::network_mapping::forget_flow(&state.db, &row.id).await?;
     Ok(noted(StatusCode::NO_CONTENT, AuditNote::new("flow.delete", row.name)))
 }
 

@@ -16,6 +16,8 @@ pub mod jobs;
 pub mod telemetry;
 pub mod json;
 pub mod license;
+pub mod network_mappings;
+pub mod networks;
 pub mod platforms;
 pub mod query;
 pub mod recovery;
@@ -78,6 +80,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(restore::router())
         .merge(recovery::router())
         .merge(license::router())
+        .merge(network_mappings::router())
+        .merge(networks::router())
         .split_for_parts()
 }
 

@@ -12,6 +12,7 @@ use axum::response::Response;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use shared_types::error::ErrorBody;
 use shared_types::jobs::{Job, JobKind, JobStatus};
+use shared_types::networks::place_nic;
 use shared_types::platform::{Firmware, GuestOs, HostInventory, NicInfo, PlatformKind, PowerState, VmInfo};
 use shared_types::recovery::{required_feature, CompatibilityNote, CompatibilityReport, LicenseTier, NoteSeverity, RestoreVmRequest};
 use utoipa_axum::router::OpenApiRouter;
@@ -152,10 +153,10 @@ async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<Prepared, A
     }
     let mut nics = Vec::new();
     for nic in &source.nics {
-        let to = match req.network_mapping.get(&nic.network) {
-            Some(to) => to.clone(),
-            None if has(&nic.network) => nic.network.clone(),
-            None => {
+        // The rule failover validation uses too, with the same-name fallback a restore allows.
+        let to = match place_nic(&nic.network, req.network_mapping.get(&nic.network).map(String::as_str), true, &inv.networks) {
+            Ok(to) => to.name.clone(),
+            Err(_) => {
                 return Err(ApiError::invalid_value(
                     "network_mapping",
                     format!(

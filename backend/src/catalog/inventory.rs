@@ -175,6 +175,8 @@ pub async fn apply(db: &DatabaseConnection, platform: platforms::Model, inv: &Ho
         name: Set(n.name.clone()),
         bridge: Set(n.bridge.clone()),
         cidr: Set(n.cidr.clone()),
+        vlan: Set(n.vlan.map(i32::from)),
+        isolated: Set(n.isolated),
         ..Default::default()
     });
     insert_batched(&txn, nets.collect()).await?;

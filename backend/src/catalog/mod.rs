@@ -1,7 +1,8 @@
 //! The catalog's logic shared by the API and the job runner: turning rows
 //! into API types, discovery (applying a platform's inventory to the managed
 //! VMs), the managed-VM list with its backup aggregates, flow schedules and
-//! state rules, repositories and recording restore points.
+//! state rules, repositories, recording restore points, and network
+//! mapping for failover (where each NIC lands on a target platform).
 //!
 //! Enum-like columns hold the words of the `shared_types` enums; a word this
 //! server does not know (written by a newer one) reads as a safe default.
@@ -14,6 +15,7 @@ pub mod convert;
 pub mod fleet;
 pub mod flows;
 pub mod inventory;
+pub mod network_mapping;
 pub mod repositories;
 pub mod schedule;
 pub mod vm_list;

@@ -79,8 +79,13 @@ pub enum Content {
     Empty,
 }
 
-fn net(name: &str, bridge: &str, cidr: &str) -> NetworkInfo {
-    NetworkInfo { name: name.into(), bridge: Some(bridge.into()), cidr: Some(cidr.into()) }
+fn net(name: &str, bridge: &str, cidr: &str, vlan: u16) -> NetworkInfo {
+    NetworkInfo { name: name.into(), bridge: Some(bridge.into()), cidr: Some(cidr.into()), vlan: Some(vlan), isolated: false }
+}
+
+/// The DR host's network for test failovers: a bridge with no uplink.
+fn isolated(name: &str, bridge: &str) -> NetworkInfo {
+    NetworkInfo { name: name.into(), bridge: Some(bridge.into()), cidr: None, vlan: None, isolated: true }
 }
 
 fn part(ptype: PartType, size: Option<u64>, name: &'static str, fs: Option<FsSpec>) -> PartitionSpec {
@@ -120,7 +125,7 @@ pub fn hosts() -> Vec<HostSpec> {
             role: "production",
             cpu_cores: 32,
             memory_mib: 256 * 1024,
-            networks: vec![net("lan", "br-lan", "10.10.0.0/24"), net("dmz", "br-dmz", "10.20.0.0/24"), net("storage", "br-storage", "10.30.0.0/24")],
+            networks: vec![net("lan", "br-lan", "10.10.0.0/24", 10), net("dmz", "br-dmz", "10.20.0.0/24", 20), net("storage", "br-storage", "10.30.0.0/24", 30)],
             vms: production_vms(),
         },
         HostSpec {
@@ -128,7 +133,14 @@ pub fn hosts() -> Vec<HostSpec> {
             role: "disaster-recovery",
             cpu_cores: 16,
             memory_mib: 128 * 1024,
-            networks: vec![net("lan", "br-lan", "10.110.0.0/24"), net("dmz", "br-dmz", "10.120.0.0/24"), net("storage", "br-storage", "10.130.0.0/24")],
+            // The same VLANs as production, other subnets, and an isolated
+            // network (no uplink) for test failovers.
+            networks: vec![
+                net("lan", "br-lan", "10.110.0.0/24", 10),
+                net("dmz", "br-dmz", "10.120.0.0/24", 20),
+                net("storage", "br-storage", "10.130.0.0/24", 30),
+                isolated("isolated", "br-isolated"),
+            ],
             vms: Vec::new(),
         },
     ]
@@ -263,6 +275,14 @@ mod tests {
         }
         assert_eq!(vms.iter().filter(|v| v.power == PowerState::Stopped).count(), 1);
         assert!(hosts[1].vms.is_empty());
+        // Every production network has a DR network of the same name and
+        // VLAN, and the DR host has one isolated network for tests.
+        for n in &hosts[0].networks {
+            assert!(!n.isolated && n.vlan.is_some(), "{}", n.name);
+            assert!(hosts[1].networks.iter().any(|d| d.name == n.name && d.vlan == n.vlan && d.cidr != n.cidr && !d.isolated), "{}", n.name);
+        }
+        let isolated: Vec<&str> = hosts[1].networks.iter().filter(|n| n.isolated).map(|n| n.name.as_str()).collect();
+        assert_eq!(isolated, ["isolated"]);
     }
 
     #[test]

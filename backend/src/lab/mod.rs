@@ -5,9 +5,10 @@
 //!
 //! ```text
 //! DIR/lab.json                      what was made (see [`manifest`])
-//! DIR/hosts/kvm-prod-01/host.json   production host: networks lan, dmz, storage
+//! DIR/hosts/kvm-prod-01/host.json   production host: networks lan, dmz, storage (VLANs 10, 20, 30)
 //! DIR/hosts/kvm-prod-01/vms/<vm>/   vm.json + qcow2 disks, six VMs
-//! DIR/hosts/kvm-dr-01/host.json     the DR site: an empty host
+//! DIR/hosts/kvm-dr-01/host.json     the DR site: an empty host; lan, dmz, storage on the same VLANs
+//!                                   in other subnets, and `isolated` (no uplink) for test failovers
 //! ```
 //!
 //! Every disk is a qcow2 image with a real partition table (MBR on BIOS VMs,

@@ -8,6 +8,7 @@ pub mod flows;
 pub mod job_logs;
 pub mod job_samples;
 pub mod jobs;
+pub mod network_mappings;
 pub mod networks;
 pub mod platforms;
 pub mod protection_groups;

@@ -11,6 +11,10 @@ pub struct Model {
     pub name: String,
     pub bridge: Option<String>,
     pub cidr: Option<String>,
+    /// 802.1Q VLAN id, when the platform reports one.
+    pub vlan: Option<i32>,
+    /// No uplink: for test failovers only.
+    pub isolated: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,11 +2,15 @@
 //! VMs: a host file, and a directory per VM with its definition and disks.
 //!
 //! ```text
-//! HOST/host.json            {"name", "cpu_cores", "memory_mib", "networks": [{"name", "bridge", "cidr"}]}
+//! HOST/host.json            {"name", "cpu_cores", "memory_mib", "networks": [{"name", "bridge", "cidr", "vlan", "isolated"}]}
 //! HOST/vms/<vm>/vm.json     the VM definition (below)
 //! HOST/vms/<vm>/<disk>.qcow2 its disks (any qemu-img format; `file` is relative to the VM directory)
 //! HOST/vms/<vm>/<disk>.lock  advisory lock held by whoever writes the disk (see `disk_lock`)
 //! ```
+//!
+//! A network's `vlan` (1 to 4094) and `isolated` (no uplink, for test
+//! failovers) are optional: older host files read as untagged and not
+//! isolated.
 //!
 //! Definitions are written atomically (temporary file + rename), so a reader
 //! never sees half a file.
@@ -14,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use shared_types::platform::{DiskFormat, Firmware, GuestOs, NetworkInfo, NicInfo, PowerState};
+use shared_types::platform::{DiskFormat, Firmware, GuestOs, NetworkInfo, NicInfo, PowerState, VLAN_MAX};
 
 use crate::platforms::error::{PlatformError, Result};
 
@@ -95,7 +99,16 @@ pub fn read_host(host: &Path) -> Result<HostDefinition> {
             _ => e.to_string(),
         },
     })?;
-    serde_json::from_slice(&body).map_err(|e| PlatformError::Definition { path, reason: e.to_string() })
+    let def: HostDefinition = serde_json::from_slice(&body).map_err(|e| PlatformError::Definition { path: path.clone(), reason: e.to_string() })?;
+    for n in &def.networks {
+        if let Some(vlan) = n.vlan.filter(|v| !(1..=VLAN_MAX).contains(v)) {
+            return Err(PlatformError::Definition {
+                path,
+                reason: format!("network '{}': {vlan} is not a VLAN id (1 to {VLAN_MAX}); correct or remove \"vlan\"", n.name),
+            });
+        }
+    }
+    Ok(def)
 }
 
 pub fn read_vm(host: &Path, vm: &str) -> Result<VmDefinition> {
@@ -216,5 +229,21 @@ mod tests {
         std::fs::write(dir.path().join(HOST_FILE), b"{").unwrap();
         let err = read_host(dir.path()).unwrap_err().to_string();
         assert!(err.contains("host.json"), "{err}");
+    }
+
+    #[test]
+    fn host_files_without_vlans_still_read_and_bad_vlans_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"name":"h","cpu_cores":2,"memory_mib":1024,"networks":[{"name":"lan","bridge":"br-lan","cidr":"10.0.0.0/24"}]}"#;
+        std::fs::write(dir.path().join(HOST_FILE), old).unwrap();
+        let h = read_host(dir.path()).unwrap();
+        assert_eq!((h.networks[0].vlan, h.networks[0].isolated), (None, false));
+        let tagged = r#"{"name":"h","cpu_cores":2,"memory_mib":1024,"networks":[{"name":"iso","vlan":99,"isolated":true}]}"#;
+        std::fs::write(dir.path().join(HOST_FILE), tagged).unwrap();
+        let h = read_host(dir.path()).unwrap();
+        assert_eq!((h.networks[0].vlan, h.networks[0].isolated), (Some(99), true));
+        std::fs::write(dir.path().join(HOST_FILE), tagged.replace("99", "5000")).unwrap();
+        let err = read_host(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("network 'iso': 5000 is not a VLAN id"), "{err}");
     }
 }
