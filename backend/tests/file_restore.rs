@@ -22,30 +22,7 @@ use shared_types::restore::{FileKind, FileListing, Mount};
 
 mod support;
 
-struct Api {
-    f: support::Fixture,
-    token: String,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> support::Reply {
-        self.f.call(method, path, Some(&self.token), body).await
-    }
-
-    async fn ok<T: serde::de::DeserializeOwned>(&self, method: &str, path: &str, body: Option<Value>, status: StatusCode) -> T {
-        let reply = self.call(method, path, body).await;
-        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
-        reply.json()
-    }
-
-    async fn error(&self, path: &str, status: StatusCode, code: &str) -> String {
-        let reply = self.call("GET", path, None).await;
-        assert_eq!(reply.status, status, "GET {path}: {}", reply.body);
-        let e: ErrorBody = reply.json();
-        assert_eq!(e.code, code, "GET {path}: {}", reply.body);
-        e.message
-    }
-}
+use support::api::Api;
 
 fn enc(s: &str) -> String {
     s.bytes()
@@ -63,8 +40,7 @@ async fn a_restore_point_is_browsed_and_downloaded_without_mounting() {
     // Sessions close after 4 idle seconds here, so expiry is tested too.
     f.state.restore_sessions = std::sync::Arc::new(Sessions::new(chrono::Duration::seconds(4)));
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
-    let token = f.admin_token().await;
-    let api = Api { f, token };
+    let api = Api::admin(f).await;
 
     // web-01 managed and backed up (full) by the job runner.
     let host = lab_dir.join("hosts/kvm-prod-01");

@@ -25,43 +25,7 @@ use shared_types::recovery::{CompatibilityReport, LicenseFeatures, LicenseTier, 
 
 mod support;
 
-struct Api {
-    f: support::Fixture,
-    token: String,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> support::Reply {
-        self.f.call(method, path, Some(&self.token), body).await
-    }
-
-    async fn ok<T: serde::de::DeserializeOwned>(&self, method: &str, path: &str, body: Option<Value>, status: StatusCode) -> T {
-        let reply = self.call(method, path, body).await;
-        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
-        reply.json()
-    }
-
-    /// A refused request: its status, code, and message.
-    async fn refused(&self, path: &str, body: Value, status: StatusCode, code: &str) -> String {
-        let reply = self.call("POST", path, Some(body.clone())).await;
-        assert_eq!(reply.status, status, "POST {path} {body}: {}", reply.body);
-        let e: ErrorBody = reply.json();
-        assert_eq!(e.code, code, "POST {path} {body}: {}", reply.body);
-        e.message
-    }
-
-    async fn wait(&self, job: &str, secs: u64) -> Value {
-        let until = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let j: Value = self.ok("GET", &format!("/api/v1/jobs/{job}"), None, StatusCode::OK).await;
-            match j["job"]["status"].as_str() {
-                Some("completed" | "failed" | "cancelled") => return j,
-                _ if Instant::now() > until => panic!("job {job} did not finish in {secs} s: {}", j["job"]),
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    }
-}
+use support::api::Api;
 
 fn vm_names(host: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(host.join("vms"))
@@ -87,8 +51,7 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
     let f = support::fixture().await;
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
-    let token = f.admin_token().await;
-    let mut api = Api { f, token };
+    let mut api = Api::admin(f).await;
 
     // Licence: the demo default is enterprise, everything enabled.
     let lic: LicenseFeatures = api.ok("GET", "/api/v1/license/features", None, StatusCode::OK).await;

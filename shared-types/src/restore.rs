@@ -124,6 +124,8 @@ pub struct FileListing {
 
 /// Most paths one file restore takes.
 pub const RESTORE_FILES_MAX_PATHS: usize = 1000;
+/// Most skipped entries a file restore's result lists.
+pub const RESTORE_FILES_SKIPPED_LISTED: usize = 1000;
 
 wire_enum! {
     /// What a file restore does when the destination already holds a file
@@ -193,7 +195,11 @@ pub struct FileRestoreResult {
     pub symlinks: u64,
     /// Bytes of file data written.
     pub bytes: u64,
+    /// What was not written and why: the first [`RESTORE_FILES_SKIPPED_LISTED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedFile>,
+    /// Entries not written in all (`skipped` may list fewer).
+    #[serde(default)]
+    pub skipped_total: u64,
     pub duration_ms: u64,
 }

@@ -2,7 +2,9 @@
 //! point (its partitions and filesystems read straight from the store),
 //! `GET /restore/{mount_id}/files?path=` lists a directory page by page,
 //! `GET /restore/{mount_id}/download?path=` streams a file or a directory
-//! (tar), `DELETE /restore/{mount_id}` closes, `GET /restore/mounts` lists.
+//! (tar), `POST /restore/{mount_id}/restore-files` writes selected files
+//! into a directory on the server's host or back into a VM's disk,
+//! `DELETE /restore/{mount_id}` closes, `GET /restore/mounts` lists.
 //! Sessions close by themselves when idle (`restore::sessions`).
 
 use std::time::Instant;
@@ -14,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
-use shared_types::error::ErrorBody;
-use shared_types::restore::{FileListing, Mount, MountRequest, FILES_PAGE_MAX};
+use shared_types::error::{ErrorBody, FieldError};
+use shared_types::platform::PlatformKind;
+use shared_types::restore::{FileListing, FileRestoreDestination, FileRestoreRequest, FileRestoreResult, Mount, MountRequest, FILES_PAGE_MAX, RESTORE_FILES_MAX_PATHS};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,8 +27,13 @@ use super::{ApiError, ApiJson, ApiQuery};
 use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
 use crate::catalog::new_id;
-use crate::db::entities::{backups, repositories, vm_contexts};
+use crate::catalog::from_wire;
+use crate::db::entities::{backups, platforms, repositories, vm_contexts};
+use crate::platforms::PlatformError;
+use crate::restore::file_restore::{self, FileRestoreError};
+use crate::restore::into_disk::{self, DiskDestination};
 use crate::restore::sessions::{self, ChannelWriter, Session, SessionError, Target};
+use crate::restore::to_directory;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -35,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_mount, close_mount))
         .routes(routes!(list_files))
         .routes(routes!(download))
+        .routes(routes!(restore_files))
 }
 
 impl From<SessionError> for ApiError {
@@ -58,6 +67,45 @@ impl From<SessionError> for ApiError {
                 G::Io { .. } => ApiError::unprocessable("restore_point_unreadable", format!("{m}; the restore point's data cannot be read, verify the repository")),
                 _ => ApiError::unprocessable("filesystem_unreadable", m),
             },
+        }
+    }
+}
+
+impl From<FileRestoreError> for ApiError {
+    fn from(e: FileRestoreError) -> Self {
+        use FileRestoreError as E;
+        let m = e.to_string();
+        let field = |code: &'static str, field: &str| ApiError::Unprocessable {
+            code,
+            message: m.clone(),
+            details: vec![FieldError { field: field.into(), message: m.clone() }],
+        };
+        match e {
+            E::Session(s) => s.into(),
+            E::NoPaths | E::TooManyPaths(_) => ApiError::BadRequest { code: "invalid_field", message: m.clone(), details: vec![FieldError { field: "paths".into(), message: m }] },
+            E::Traversal(_) | E::VolumeRoot(_) => ApiError::bad_request("invalid_path", m),
+            E::MixedVolumes(..) => ApiError::bad_request("mixed_volumes", m),
+            E::RelativeDestination(_) => ApiError::BadRequest { code: "invalid_field", message: m.clone(), details: vec![FieldError { field: "destination.path".into(), message: m }] },
+            E::BadDirectory(_) => ApiError::BadRequest { code: "invalid_field", message: m.clone(), details: vec![FieldError { field: "destination.directory".into(), message: m }] },
+            E::DestinationNotADirectory(_) => field("destination_not_a_directory", "destination.path"),
+            E::DestinationUnusable { .. } => field("destination_unusable", "destination.path"),
+            E::DirectoryIsAFile(_) => field("not_a_directory", "destination.directory"),
+            E::UnknownVolume { .. } => field("volume_not_found", "destination.volume"),
+            E::UnsupportedFilesystem { .. } => field("unsupported_filesystem", "destination.volume"),
+            E::VmRunning { .. } => ApiError::conflict("vm_running", m),
+            E::DiskBusy { .. } => ApiError::conflict("disk_in_use", m),
+            E::NeedsRepair { .. } => ApiError::conflict("filesystem_needs_repair", m),
+            E::NoSpace { .. } | E::Full(_) => ApiError::unprocessable("insufficient_space", m),
+            E::CheckFailed { .. } => ApiError::unprocessable("filesystem_check_failed", m),
+            E::Unsupported(_) => ApiError::unprocessable("unsupported", m),
+            E::Platform(PlatformError::VmNotFound(_)) => field("vm_not_found", "destination.vm_id"),
+            E::Platform(PlatformError::HostDir { .. }) => ApiError::unprocessable("platform_unreachable", m),
+            E::Platform(PlatformError::ToolMissing { .. }) => ApiError::unavailable("tool_missing", m),
+            E::Platform(p) => ApiError::Internal(anyhow::Error::new(p).context("file restore into a VM disk")),
+            E::Io { ref source, .. } if matches!(source.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => {
+                ApiError::unprocessable("permission_denied", format!("{m}; the Sendense server's user cannot write there"))
+            }
+            e @ E::Io { .. } => ApiError::Internal(anyhow::Error::new(e).context("file restore")),
         }
     }
 }
@@ -256,4 +304,80 @@ async fn download(State(state): State<AppState>, Path(mount_id): Path<String>, A
         headers.insert(header::CONTENT_LENGTH, n.into());
     }
     Ok(noted(response, AuditNote::new("restore.download", format!("{mount_id}:{}", q.path))))
+}
+
+/// Restores selected files and directories of a session (all on one
+/// volume) into a directory on the Sendense host, or into a volume of a
+/// powered-off VM's disk (nothing mounted; the disk is unchanged unless the
+/// filesystem checks clean afterwards). `conflict` decides what happens to
+/// names that exist; links are recreated, never followed.
+#[utoipa::path(post, path = "/restore/{mount_id}/restore-files", tag = "restore", params(("mount_id" = String, Path, description = "Session id")),
+    request_body = FileRestoreRequest,
+    responses((status = 200, body = FileRestoreResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn restore_files(State(state): State<AppState>, Path(mount_id): Path<String>, ApiJson(req): ApiJson<FileRestoreRequest>) -> Result<Response, ApiError> {
+    if req.paths.is_empty() {
+        return Err(FileRestoreError::NoPaths.into());
+    }
+    if req.paths.len() > RESTORE_FILES_MAX_PATHS {
+        return Err(FileRestoreError::TooManyPaths(req.paths.len()).into());
+    }
+    let session = state.restore_sessions.get(&mount_id)?;
+    let disk = match &req.destination {
+        FileRestoreDestination::HostDirectory { path } => {
+            if !path.starts_with('/') {
+                return Err(FileRestoreError::RelativeDestination(path.clone()).into());
+            }
+            None
+        }
+        FileRestoreDestination::VmDisk { vm_id, volume, directory } => {
+            check_id("destination.vm_id", vm_id)?;
+            let vm = vm_contexts::Entity::find_by_id(vm_id.clone()).one(&state.db).await?.ok_or_else(|| {
+                ApiError::invalid_value("destination.vm_id", format!("no managed VM has the id '{vm_id}' (GET /api/v1/vm-contexts lists them)"))
+            })?;
+            let platform = platforms::Entity::find_by_id(vm.platform_id.clone())
+                .one(&state.db)
+                .await?
+                .ok_or_else(|| ApiError::unprocessable("platform_gone", format!("the platform of VM '{}' is no longer in the catalog", vm.name)))?;
+            if from_wire::<PlatformKind>(&platform.kind) != Some(PlatformKind::Kvm) {
+                return Err(ApiError::unprocessable("unsupported", format!("files can be written into the disks of KVM VMs only; '{}' is on a {} platform", vm.name, platform.kind)));
+            }
+            Some(DiskDestination { host_dir: platform.address, vm: vm.platform_vm_id, volume: volume.clone(), directory: directory.clone() })
+        }
+    };
+    let staging = crate::runner::restore_job::staging_dir(&state.data_dir);
+    let (paths, conflict, destination) = (req.paths.clone(), req.conflict, req.destination.clone());
+    let id = mount_id.clone();
+    let span = tracing::info_span!("restore_files", mount = %mount_id, paths = paths.len(), conflict = conflict.as_str());
+    let result = tokio::task::spawn_blocking(move || -> Result<FileRestoreResult, FileRestoreError> {
+        let _span = span.entered();
+        let started = Instant::now();
+        let now = Utc::now();
+        let sel = file_restore::select(&session, &paths)?;
+        let (outcome, words) = match (&destination, disk) {
+            (FileRestoreDestination::HostDirectory { path }, _) => {
+                (to_directory::restore_to_directory(&sel, path, conflict, now)?, format!("{path} on the Sendense host"))
+            }
+            (_, Some(d)) => into_disk::restore_into_disk(&sel, &d, conflict, now, &staging)?,
+            (FileRestoreDestination::VmDisk { .. }, None) => unreachable!("a VM destination is resolved above"),
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(destination = %words, files = outcome.files, directories = outcome.directories, symlinks = outcome.symlinks,
+            bytes = outcome.bytes, skipped = outcome.skipped_total, duration_ms, "files restored");
+        Ok(FileRestoreResult {
+            mount_id: id,
+            destination: words,
+            files: outcome.files,
+            directories: outcome.directories,
+            symlinks: outcome.symlinks,
+            bytes: outcome.bytes,
+            skipped: outcome.skipped,
+            skipped_total: outcome.skipped_total,
+            duration_ms,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("file restore task stopped: {e}")))??;
+    let note = AuditNote::new("restore.files", format!("{mount_id}: {} path(s) to {}", req.paths.len(), result.destination));
+    Ok(noted(ApiJson(result), note))
 }

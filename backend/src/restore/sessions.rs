@@ -88,7 +88,7 @@ fn type_name(t: &PartitionType) -> String {
 }
 
 /// A volume id made only of characters a path component may hold.
-fn volume_id(disk: &str, partition: Option<u32>) -> String {
+pub fn volume_id(disk: &str, partition: Option<u32>) -> String {
     let disk: String = disk.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     match partition {
         Some(n) => format!("{disk}-p{n}"),

@@ -2,6 +2,8 @@
 //! (password [`ADMIN_PASSWORD`]), the app router, and request helpers.
 #![allow(dead_code)]
 
+pub mod api;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
