@@ -18,6 +18,9 @@
 //! * [`backups`]: restore points and their chains.
 //! * [`restore`]: file-level restore sessions.
 //! * [`recovery`]: full VM restore, its compatibility check, licence tiers.
+//! * [`replication`]: replication flows, their states and the rule that says
+//!   which actions a state allows ([`replication::transition`]), lag and RPO,
+//!   replica points, failover and rollback requests.
 //! * [`repositories`]: where backups live, with capacity and efficiency.
 //! * [`telemetry`]: live server and job figures, throughput history.
 //! * [`ws`]: the messages pushed on the `/api/v1/ws` WebSocket.
@@ -77,6 +80,7 @@ pub mod jobs;
 pub mod overview;
 pub mod platform;
 pub mod recovery;
+pub mod replication;
 pub mod repositories;
 pub mod restore;
 pub mod vms;
