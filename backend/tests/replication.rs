@@ -320,8 +320,9 @@ fn a_sync_killed_mid_copy_leaves_the_last_point_intact_and_the_next_sync_redoes_
 
     // The first full sync, killed, resumes.
     qemu_io(&lab.disk(), &["write -P 0x44 32M 48M".into()]);
-    let child = spawn_sync_child(tmp.path(), 16 * MIB);
-    kill_mid_sync(&lab, child, Duration::from_millis(1500));
+    // 48 MiB at 8 MiB/s: killed after it recorded its progress (every 2 s), before the end.
+    let child = spawn_sync_child(tmp.path(), 8 * MIB);
+    kill_mid_sync(&lab, child, Duration::from_millis(3500));
     let j: replica::SyncJournal = serde_json::from_slice(&std::fs::read(lab.replica_dir().join(replica::JOURNAL_FILE)).unwrap()).unwrap();
     assert_eq!(j.kind, SyncKind::Full);
     // The source keeps writing meanwhile, below and above the resume offset.

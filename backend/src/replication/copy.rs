@@ -177,7 +177,7 @@ pub fn clip(ranges: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u64)> {
         .iter()
         .filter_map(|&(o, l)| {
             let (s, e) = (o.max(from), (o + l).min(to));
-            (s < e).then_some((s, e - s))
+            (s < e).then(|| (s, e - s))
         })
         .collect()
 }
