@@ -467,7 +467,7 @@ fn failover_then_rollback_with_and_without_sync_back() {
     // Production writes on the replica; the source stays as it was.
     let source_at_failover = lab.replica_dir().with_file_name("source-at-failover.raw");
     snapshot_raw(&lab.disk(), &source_at_failover);
-    scatter(&lab.top(), &[1 * MIB, 12 * MIB, 60 * MIB], 0xb0);
+    scatter(&lab.top(), &[MIB, 12 * MIB, 60 * MIB], 0xb0);
     let rb = replication::rollback(&prod, &dr, &spec, true, &ctx).unwrap();
     assert_eq!(rb.bytes_changed_on_replica, 3 * K64);
     assert_eq!(rb.bytes_changed_on_source, 0);
@@ -598,4 +598,78 @@ fn a_replica_of_another_replication_or_a_foreign_vm_is_refused() {
     // Test failover and failover need a point; end_test without a test is harmless.
     let fresh = ReplicaSpec { id: "f3".into(), replica_name: "vm1-r3".into(), ..spec(3) };
     assert!(replication::test_failover(&dr, &fresh, None, &ctx).unwrap_err().to_string().contains("does not exist"));
+}
+
+#[test]
+fn the_demo_lab_replicates_to_the_dr_host_incrementally_and_fails_over() {
+    use sendense::lab::{self, InitOptions, InitOutcome};
+    let tmp = tempfile::tempdir().unwrap();
+    let lab_dir = tmp.path().join("lab");
+    let t = Instant::now();
+    let made = match lab::init(&lab_dir, &InitOptions { force: false }, &mut |_| {}).unwrap() {
+        InitOutcome::Created(m) => m,
+        InitOutcome::Exists(_) => panic!("a fresh directory holds no lab"),
+    };
+    eprintln!("lab init: {:.1} s", t.elapsed().as_secs_f64());
+    let prod_spec = made.hosts.iter().find(|h| h.role == "production").unwrap();
+    let dr_spec = made.hosts.iter().find(|h| h.role != "production").unwrap();
+    let prod = KvmHost::open(&lab_dir.join(&prod_spec.dir)).unwrap();
+    let dr = KvmHost::open(&lab_dir.join(&dr_spec.dir)).unwrap();
+    assert_eq!(dr.name(), "kvm-dr-01");
+    let (progress, log) = quiet();
+    let ctx = Ctx::new(&progress, &log);
+    let vms = prod.inventory().unwrap().vms;
+    let spec_of = |vm: &str| ReplicaSpec { id: format!("lab-{vm}"), source_vm: vm.into(), replica_name: replication::default_replica_name(vm), keep_points: 3 };
+    let disks_equal = |vm: &str, seq: u64| {
+        let sdef = prod.definition(vm).unwrap();
+        sdef.disks.iter().all(|d| {
+            let src = definition::disk_path(prod.dir(), vm, d);
+            let pt = definition::vm_dir(dr.dir(), &replication::default_replica_name(vm)).join(replica::point_name(&d.name, seq));
+            same(&src, &pt)
+        })
+    };
+
+    let (mut bytes, t) = (0, Instant::now());
+    for vm in &vms {
+        let r = replication::sync(&prod, &dr, &spec_of(&vm.name), &ctx).unwrap();
+        assert_eq!(r.kind, SyncKind::Full);
+        assert!(disks_equal(&vm.name, 1), "{}: point 1 equals the source", vm.name);
+        bytes += r.bytes_read;
+        metric(&format!("lab full sync: {:<8} {} disk(s) {:>6.1} MiB in {:>5} ms", vm.name, r.disks.len(), r.bytes_read as f64 / MIB as f64, r.duration_ms));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    metric(&format!("lab full sync: {} VMs, {} MiB read in {:.2} s = {:.0} MiB/s (debug build)", vms.len(), bytes / MIB, secs, bytes as f64 / MIB as f64 / secs));
+
+    let round = lab::round(&lab_dir).unwrap();
+    metric(&format!("lab replication: {:<8} {:>12} {:>12} {:>12} {:>12}", "vm", "activity B", "changed B", "read B", "written B"));
+    for vm in &vms {
+        let written: u64 = round.vms.iter().filter(|a| a.vm == vm.name).flat_map(|a| &a.disks).map(|d| d.bytes_written).sum();
+        let r = replication::sync(&prod, &dr, &spec_of(&vm.name), &ctx).unwrap();
+        assert_eq!(r.kind, SyncKind::Incremental, "{}", vm.name);
+        assert_eq!(r.bytes_changed, written, "{}: the sync's changed blocks are exactly what the round wrote", vm.name);
+        assert!(r.bytes_written + r.bytes_zeroed == written, "{}: {} + {} != {written}", vm.name, r.bytes_written, r.bytes_zeroed);
+        assert!(disks_equal(&vm.name, 2), "{}: point 2 equals the source", vm.name);
+        metric(&format!("lab replication: {:<8} {:>12} {:>12} {:>12} {:>12}", vm.name, written, r.bytes_changed, r.bytes_read, r.bytes_written + r.bytes_zeroed));
+    }
+
+    // web-01 fails over to the DR host, its networks mapped by name.
+    let web = vms.iter().find(|v| v.role.as_deref() == Some("web")).unwrap_or(&vms[0]);
+    let nets: Vec<NetworkMapping> = prod
+        .inventory()
+        .unwrap()
+        .networks
+        .iter()
+        .map(|n| NetworkMapping { source_network: n.name.clone(), target_network: n.name.clone() })
+        .collect();
+    let spec = spec_of(&web.name);
+    let fo = replication::failover(&prod, &dr, &spec, &FailoverOptions { network_mapping: nets, final_sync: true }, &ctx).unwrap();
+    assert_eq!(prod.vm(&web.name).unwrap().power, PowerState::Stopped);
+    let replica_vm = dr.vm(&spec.replica_name).unwrap();
+    assert_eq!(replica_vm.power, PowerState::Running);
+    assert_eq!(replica_vm.nics.iter().map(|n| n.network.clone()).collect::<Vec<_>>(), web.nics.iter().map(|n| n.network.clone()).collect::<Vec<_>>());
+    assert!(disks_equal(&web.name, fo.point));
+    metric(&format!("lab failover of {}: downtime {} ms, total {} ms", web.name, fo.downtime_ms, fo.duration_ms));
+    let rb = replication::rollback(&prod, &dr, &spec, true, &ctx).unwrap();
+    assert_eq!(rb.bytes_written, 0, "nothing ran on the replica: nothing goes back");
+    assert_eq!(prod.vm(&web.name).unwrap().power, PowerState::Running);
 }

@@ -234,9 +234,9 @@ pub struct Lag {
     pub rpo_missed: bool,
 }
 
-/// The lag rule: the RPO (the interval) is missed when `now - last_consistent
-/// > rpo`. Without a point yet, it is missed once the flow has existed
-/// longer than the RPO (it had an interval to make one).
+/// The lag rule: the RPO (the interval) is missed when
+/// `now - last_consistent > rpo`. Without a point yet, it is missed once the
+/// flow has existed longer than the RPO (it had an interval to make one).
 pub fn lag(now: DateTime<Utc>, last_consistent: Option<DateTime<Utc>>, created_at: DateTime<Utc>, rpo_seconds: u64) -> Lag {
     let age = |t: DateTime<Utc>| u64::try_from((now - t).num_seconds()).unwrap_or(0);
     match last_consistent {

@@ -105,7 +105,7 @@ pub fn is_tracking(bitmaps: &[BitmapInfo]) -> bool {
 /// consumer is gone). The caller holds the disk's lock.
 pub fn stop_tracking(image: &Path, tracker: &Tracker) -> Result<()> {
     let info = qemu_img::expect_format(image, shared_types::platform::DiskFormat::Qcow2)?;
-    if info.snapshots.iter().any(|s| *s == tracker.snapshot) {
+    if info.snapshots.contains(&tracker.snapshot) {
         snapshot(image, "-d", &tracker.snapshot)?;
     }
     for b in info.bitmaps.iter().filter(|b| tracker.generation(&b.name).is_some()) {
@@ -154,7 +154,7 @@ pub fn begin(image: &Path, since: Option<&str>) -> Result<Rotation> {
 /// [`begin`] for the consumer `tracker`.
 pub fn begin_for(image: &Path, tracker: &Tracker, since: Option<&str>) -> Result<Rotation> {
     let info = qemu_img::expect_format(image, shared_types::platform::DiskFormat::Qcow2)?;
-    if info.snapshots.iter().any(|s| *s == tracker.snapshot) {
+    if info.snapshots.contains(&tracker.snapshot) {
         tracing::warn!(image = %image.display(), snapshot = %tracker.snapshot, "removing the snapshot an interrupted read left");
         snapshot(image, "-d", &tracker.snapshot)?;
     }
