@@ -673,3 +673,50 @@ fn the_demo_lab_replicates_to_the_dr_host_incrementally_and_fails_over() {
     assert_eq!(rb.bytes_written, 0, "nothing ran on the replica: nothing goes back");
     assert_eq!(prod.vm(&web.name).unwrap().power, PowerState::Running);
 }
+
+#[test]
+fn a_paused_sync_holds_still_and_a_cancelled_one_resumes_or_is_redone() {
+    let lab = lab("256M");
+    qemu_io(&lab.disk(), &["write -P 0x44 32M 64M".into()]);
+    let (prod, dr) = (lab.prod(), lab.dr());
+    let log = |l: String| eprintln!("  log: {l}");
+    let progress = Progress::new();
+    progress.set_read_limit(32 * MIB);
+    let control = |progress: &Progress, pause_at: u64| {
+        while progress.snapshot().bytes_read < pause_at {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        progress.control.pause();
+        std::thread::sleep(Duration::from_millis(100));
+        let held = progress.snapshot().bytes_read;
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(progress.snapshot().bytes_read, held, "paused: no byte moves");
+        progress.control.cancel();
+    };
+    let err = std::thread::scope(|s| {
+        s.spawn(|| control(&progress, 40 * MIB));
+        replication::sync(&prod, &dr, &spec(3), &Ctx::new(&progress, &log)).unwrap_err()
+    });
+    assert!(err.is_cancelled(), "{err}");
+    assert!(lab.replica_dir().join(replica::JOURNAL_FILE).exists(), "a stopped first sync keeps its journal to resume");
+    let first = Progress::new();
+    let full = replication::sync(&prod, &dr, &spec(3), &Ctx::new(&first, &log)).unwrap();
+    assert!(full.disks[0].resumed_from.is_some(), "{:?}", full.disks[0]);
+    assert!(full.bytes_read < 64 * MIB, "resumed: {} B read", full.bytes_read);
+    assert!(same(&lab.disk(), &lab.point(1)));
+
+    // An incremental stopped mid-way: the replica is back at point 1 at once.
+    qemu_io(&lab.disk(), &["write -P 0x66 100M 64M".into()]);
+    let progress = Progress::new();
+    progress.set_read_limit(32 * MIB);
+    let err = std::thread::scope(|s| {
+        s.spawn(|| control(&progress, 8 * MIB));
+        replication::sync(&prod, &dr, &spec(3), &Ctx::new(&progress, &log)).unwrap_err()
+    });
+    assert!(err.is_cancelled());
+    assert!(!lab.replica_dir().join(replica::JOURNAL_FILE).exists());
+    assert!(!replica::has_own_data(&lab.top()).unwrap(), "the top was thrown away");
+    let redo = replication::sync(&prod, &dr, &spec(3), &Ctx::new(&Progress::new(), &log)).unwrap();
+    assert_eq!((redo.kind, redo.bytes_changed), (SyncKind::Incremental, 64 * MIB));
+    assert!(same(&lab.disk(), &lab.point(2)));
+}

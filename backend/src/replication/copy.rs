@@ -6,7 +6,8 @@
 //! [`BLOCK`]s (the qcow2 cluster and dirty-bitmap granularity):
 //! * [`Mode::Seed`] (an empty target): holes and zero blocks are skipped;
 //! * [`Mode::Changed`] (a target with older data): zero blocks and holes
-//!   are written as zeros (`NBD_CMD_WRITE_ZEROES`, no data sent);
+//!   are written as zeros (`NBD_CMD_WRITE_ZEROES`, no data sent) where the
+//!   target does not already read zeros;
 //! * [`Mode::Compare`]: the target's block is read too and only differing
 //!   blocks are written, so a full resync writes only real differences.
 //!
@@ -293,6 +294,11 @@ fn write_hole(dst: &mut NbdTarget, off: u64, len: u64, mode: Mode, progress: &Pr
             Progress::add(&progress.bytes_skipped, len);
             CopyStats { skipped: len, ..Default::default() }
         }
+        Mode::Changed if dst.is_hole(off, len) => {
+            // The target already reads zeros there.
+            Progress::add(&progress.bytes_skipped, len);
+            CopyStats { skipped: len, ..Default::default() }
+        }
         Mode::Changed => {
             Progress::add(&progress.bytes_skipped, len);
             dst.write_zeroes(off, len)?;
@@ -347,6 +353,7 @@ fn write_data(dst: &mut NbdTarget, off: u64, buf: &[u8], mode: Mode) -> Result<C
         let act = match mode {
             Mode::Seed if zero => Act::Skip,
             Mode::Seed => Act::Write,
+            Mode::Changed if zero && dst.is_hole(off + pos as u64, (end - pos) as u64) => Act::Skip,
             Mode::Changed if zero => Act::Zero,
             Mode::Changed => Act::Write,
             Mode::Compare => {
