@@ -156,6 +156,14 @@ pub(crate) fn sync_locked(source: &dyn Platform, replica: &mut Replica, spec: &R
                 (plan, JournalDisk { name: d.name.clone(), token: since.clone(), copied_upto: Some(x), write_limit: Some(window) })
             }
             (true, _, _) => {
+                // The old journal must stop vouching for this disk's top
+                // before the top is emptied.
+                if let Some(mut old) = replica.journal()? {
+                    for jd in old.disks.iter_mut().filter(|jd| jd.name == d.name) {
+                        (jd.token, jd.copied_upto, jd.write_limit) = (None, None, None);
+                    }
+                    replica.write_journal(&old)?;
+                }
                 replica.create_top(&d.name, None, d.size)?;
                 let reason = read.full_read_reason.clone().unwrap_or_else(|| "the first sync copies every allocated block".into());
                 let plan = Plan { name: d.name.clone(), size: d.size, kind: SyncKind::Full, reason: Some(reason), bytes_changed: d.size, resumed_from: None, first: vec![], rest: all, rest_mode: Mode::Seed };
