@@ -720,3 +720,59 @@ fn a_paused_sync_holds_still_and_a_cancelled_one_resumes_or_is_redone() {
     assert_eq!((redo.kind, redo.bytes_changed), (SyncKind::Incremental, 64 * MIB));
     assert!(same(&lab.disk(), &lab.point(2)));
 }
+
+#[test]
+fn an_interrupted_commit_and_an_interrupted_merge_are_finished_by_the_next_sync() {
+    use sendense::replication::copy::{self, Mode, NbdTarget};
+    let lab = lab("32M");
+    let (prod, dr) = (lab.prod(), lab.dr());
+    let (progress, log) = quiet();
+    let ctx = Ctx::new(&progress, &log);
+    let spec = spec(5);
+    replication::sync(&prod, &dr, &spec, &ctx).unwrap();
+
+    // A sync of point 2 that copied everything and died while committing:
+    // its top already renamed to the point file, the new top not made, the
+    // record not written, the source's read not ended.
+    scatter(&lab.disk(), &[2 * MIB, 20 * MIB], 0x31);
+    let state = replication::status(&dr, "vm1-replica").unwrap().unwrap();
+    let read = prod.open_disk_for("vm1", "disk0", state.disks[0].token.as_deref(), &spec.consumer()).unwrap();
+    let changed = read.changed_ranges.clone().unwrap();
+    assert_eq!(copy::total(&changed), 2 * K64);
+    let mut dst = NbdTarget::open(&lab.top()).unwrap();
+    copy::copy(read.source.as_ref(), &mut dst, &changed, Mode::Changed, &Progress::new(), &mut |_, _| Ok(())).unwrap();
+    dst.close().unwrap();
+    let journal = replica::SyncJournal {
+        seq: 2,
+        started_at: chrono::Utc::now(),
+        consistent_at: chrono::Utc::now(),
+        kind: SyncKind::Incremental,
+        committing: true,
+        bytes_copied: 2 * K64,
+        disks: vec![replica::JournalDisk { name: "disk0".into(), token: read.token.clone(), copied_upto: None, write_limit: None }],
+    };
+    std::fs::write(lab.replica_dir().join(replica::JOURNAL_FILE), serde_json::to_vec(&journal).unwrap()).unwrap();
+    std::fs::rename(lab.top(), lab.point(2)).unwrap();
+    std::mem::forget(read); // the process died: the read never ended
+
+    let next = replication::sync(&prod, &dr, &spec, &ctx).unwrap();
+    assert!(next.recovered.iter().any(|n| n.contains("point was finished")), "{:?}", next.recovered);
+    assert_eq!(next.point.seq, 3);
+    assert!(same(&lab.disk(), &lab.point(2)), "the finished point 2 holds the copied data");
+    assert_eq!((next.kind, next.bytes_changed), (SyncKind::Incremental, 0), "the committed token stays incremental");
+    assert!(same(&lab.disk(), &lab.point(3)));
+
+    // Dropping point 1 died mid-way: recorded, point 2's data merged into point 1's file, not renamed yet.
+    let p2 = lab.replica_dir().with_file_name("p2.raw");
+    snapshot_raw(&lab.point(2), &p2);
+    let mut state = replication::status(&dr, "vm1-replica").unwrap().unwrap();
+    state.points.remove(0);
+    std::fs::write(lab.replica_dir().join(replica::STATE_FILE), serde_json::to_vec(&state).unwrap()).unwrap();
+    run("qemu-img", &["commit", "-q", "-d", "-f", "qcow2", p(&lab.point(2))]);
+    let next = replication::sync(&prod, &dr, &spec, &ctx).unwrap();
+    assert!(next.recovered.iter().any(|n| n.contains("finished merging dropped point 1")), "{:?}", next.recovered);
+    assert!(!lab.point(1).exists());
+    assert_eq!(qemu_img::info(&lab.point(2), None).unwrap().backing, None);
+    assert!(same_as_raw(&lab.point(2), &p2), "point 2 reads as before");
+    assert!(same(&lab.disk(), &lab.point(next.point.seq)));
+}

@@ -165,7 +165,10 @@ pub(crate) fn sync_locked(source: &dyn Platform, replica: &mut Replica, spec: &R
                     replica.write_journal(&old)?;
                 }
                 replica.create_top(&d.name, None, d.size)?;
-                let reason = read.full_read_reason.clone().unwrap_or_else(|| "the first sync copies every allocated block".into());
+                let reason = match (&resume, &read.full_read_reason) {
+                    (Some(_), Some(why)) => format!("the interrupted first sync cannot resume ({why}): it starts over"),
+                    _ => "the first sync copies every allocated block".into(),
+                };
                 let plan = Plan { name: d.name.clone(), size: d.size, kind: SyncKind::Full, reason: Some(reason), bytes_changed: d.size, resumed_from: None, first: vec![], rest: all, rest_mode: Mode::Seed };
                 (plan, JournalDisk { name: d.name.clone(), token: read.token.clone(), copied_upto: Some(0), write_limit: Some(RESUME_WINDOW) })
             }
