@@ -306,9 +306,17 @@ fn kill_mid_sync(lab: &Lab, mut child: std::process::Child, after: Duration) {
     }
     std::thread::sleep(after);
     assert!(child.try_wait().unwrap().is_none(), "the child's sync finished before the kill: raise the data or lower the limit");
+    let pid = child.id();
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(journal.exists(), "killed mid-sync: the journal is still there");
+    // The killed process could not remove its qemu-nbd socket directories.
+    std::thread::sleep(Duration::from_millis(300));
+    for e in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&format!("sendense-nbd-{pid}-")) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 #[test]
