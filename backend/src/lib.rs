@@ -12,6 +12,8 @@
 //! * [`jobs`]: VM backup and restore, joining a platform and the engine.
 //! * [`platforms`]: platform connectors (KVM/QEMU) behind one trait.
 //! * [`lab`]: the demo lab (KVM hosts with real VMs) and its activity.
+//! * [`replication`]: replicas on a standby KVM host: syncs from changed
+//!   blocks, restore points, test failover, failover, rollback, cleanup.
 //! * [`restore`]: file-level restore sessions on restore points (`guest-fs`).
 //! * [`runner`]: the job queue, its limits, the scheduler and live job telemetry.
 //! * [`telemetry`]: logging and live system health.
@@ -27,6 +29,7 @@ pub mod engine;
 pub mod jobs;
 pub mod lab;
 pub mod platforms;
+pub mod replication;
 pub mod restore;
 pub mod runner;
 pub mod server;

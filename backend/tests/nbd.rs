@@ -251,6 +251,27 @@ fn writes_reach_the_image_and_a_read_only_export_refuses_them() {
 }
 
 #[test]
+fn write_zeroes_hides_backing_data_in_an_overlay_and_leaves_the_backing_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let base = qcow2(t.path(), "base.qcow2", 16 * MIB);
+    qemu_write(&base, &[(0x77, 0, 4 * MIB)]);
+    let top = t.path().join("top.qcow2");
+    run("qemu-img", &["create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", p(&top)]);
+    let server = QemuNbd::start(&top, &QemuNbdOptions::qcow2()).unwrap();
+    let mut nbd = server.connect(&[]).unwrap();
+    nbd.write_zeroes(MIB, 2 * MIB).unwrap();
+    let mut buf = vec![1u8; 4 * MIB as usize];
+    nbd.read_at(&mut buf, 0).unwrap();
+    assert!(buf[..MIB as usize].iter().all(|&b| b == 0x77) && buf[3 * MIB as usize..].iter().all(|&b| b == 0x77));
+    assert!(buf[MIB as usize..3 * MIB as usize].iter().all(|&b| b == 0), "the zeroed range reads as zeros");
+    nbd.disconnect().unwrap();
+    server.close().unwrap();
+    run("qemu-io", &["-r", "-f", "qcow2", "-c", "read -P 0x77 0 4M", p(&base)]);
+    let map = run("qemu-img", &["map", "--output=json", "-f", "qcow2", p(&top)]);
+    assert!(map.contains("\"zero\": true, \"data\": false"), "zero clusters, no data written: {map}");
+}
+
+#[test]
 fn bad_input_names_the_bitmap_snapshot_export_or_file() {
     let t = tempfile::tempdir().unwrap();
     let img = qcow2(t.path(), "disk.qcow2", 4 * MIB);

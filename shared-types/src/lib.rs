@@ -21,6 +21,9 @@
 //! * [`networks`]: network mapping for failover (per flow and per platform
 //!   pair, live or test), the recommendation rule ([`networks::recommend`]),
 //!   validation before a failover and the network topology.
+//! * [`replication`]: replication flows, their states and the rule that says
+//!   which actions a state allows ([`replication::transition`]), lag and RPO,
+//!   replica points, failover and rollback requests.
 //! * [`repositories`]: where backups live, with capacity and efficiency.
 //! * [`telemetry`]: live server and job figures, throughput history.
 //! * [`ws`]: the messages pushed on the `/api/v1/ws` WebSocket.
@@ -81,6 +84,7 @@ pub mod networks;
 pub mod overview;
 pub mod platform;
 pub mod recovery;
+pub mod replication;
 pub mod repositories;
 pub mod restore;
 pub mod vms;

@@ -41,6 +41,20 @@ pub trait Platform: Send + Sync {
     /// the ranges changed since `since` (the token of the previous backup of
     /// this disk) when the platform can tell, and the token of this read.
     fn open_disk(&self, vm: &str, disk: &str, since: Option<&str>) -> Result<DiskRead>;
+    /// [`Platform::open_disk`] for a consumer with change tracking of its
+    /// own (a replication flow, named by `consumer`): its tokens and a
+    /// backup's never invalidate each other. Platforms that cannot keep
+    /// separate tracking say so.
+    fn open_disk_for(&self, vm: &str, disk: &str, since: Option<&str>, consumer: &str) -> Result<DiskRead> {
+        let _ = (vm, disk, since);
+        Err(PlatformError::Invalid(format!("{} platforms cannot track changes for '{consumer}' separately", self.kind().label())))
+    }
+    /// Ends the change tracking of `consumer` on every disk of `vm` (the
+    /// replication was removed). Nothing to do where there is none.
+    fn stop_tracking(&self, vm: &str, consumer: &str) -> Result<()> {
+        let _ = (vm, consumer);
+        Ok(())
+    }
     /// Creates a VM from disk images (a restore or a replica).
     fn create_vm(&self, spec: &NewVm) -> Result<VmInfo>;
     /// Replaces the contents of one disk of an existing VM with an image.

@@ -19,7 +19,16 @@
 //!
 //! A crash at any point leaves at most extra bitmaps and the snapshot; the
 //! next [`begin`] repairs that the failure way (merge everything into the
-//! lowest generation), so no write is ever lost, at worst a full read.
+//! lowest generation), so no write is ever lost, at worst a full read. One
+//! exception keeps a committed read incremental: when the caller's token is
+//! the newest generation, the read that made it was committed before the
+//! crash (callers record a token only after committing), so the older
+//! generations are spent and are dropped instead of merged.
+//!
+//! Each consumer of a disk's changes has its own [`Tracker`]: its own
+//! bitmaps and its own snapshot. Backups use [`Tracker::backup`] (the names
+//! above); each replication flow uses [`Tracker::consumer`] with its id, so a
+//! backup and a replication of the same VM never rotate each other's tokens.
 
 use std::path::Path;
 
@@ -37,8 +46,48 @@ pub fn bitmap_name(generation: u64) -> String {
     format!("{BITMAP_PREFIX}{generation}")
 }
 
-fn generation(name: &str) -> Option<u64> {
-    name.strip_prefix(BITMAP_PREFIX)?.parse().ok()
+/// Whose changes: the names of one consumer's bitmaps and snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracker {
+    /// Bitmaps are `<prefix><generation>`.
+    prefix: String,
+    snapshot: String,
+}
+
+impl Tracker {
+    /// Backups: bitmaps `sendense-<n>`, snapshot [`SNAPSHOT`].
+    pub fn backup() -> Tracker {
+        Tracker { prefix: BITMAP_PREFIX.into(), snapshot: SNAPSHOT.into() }
+    }
+
+    /// Another consumer (a replication flow) named `id`: letters, digits and
+    /// `-`, starting with a letter. Bitmaps `sendense-<id>.<n>`, snapshot
+    /// `sendense-<id>`; a backup's [`Tracker::backup`] never reads them as its own.
+    pub fn consumer(id: &str) -> Result<Tracker> {
+        let ok = id.len() <= 100
+            && id.starts_with(|c: char| c.is_ascii_alphabetic())
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && id != "backup";
+        if !ok {
+            return Err(crate::platforms::PlatformError::Invalid(format!(
+                "change-tracking consumer '{id}' (use letters, digits and '-', starting with a letter)"
+            )));
+        }
+        Ok(Tracker { prefix: format!("{BITMAP_PREFIX}{id}."), snapshot: format!("{BITMAP_PREFIX}{id}") })
+    }
+
+    pub fn bitmap_name(&self, generation: u64) -> String {
+        format!("{}{generation}", self.prefix)
+    }
+
+    pub fn snapshot(&self) -> &str {
+        &self.snapshot
+    }
+
+    /// The generation of one of this tracker's bitmaps.
+    pub fn generation(&self, name: &str) -> Option<u64> {
+        name.strip_prefix(&self.prefix)?.parse().ok()
+    }
 }
 
 /// Starts tracking on a qcow2 disk that has no Sendense bitmap yet: adds the
@@ -47,14 +96,46 @@ pub fn enable_tracking(image: &Path) -> Result<()> {
     bitmap(image, &["--add", "--enable"], &bitmap_name(1))
 }
 
-/// Whether the disk has a Sendense bitmap recording writes.
+/// Whether the disk has a Sendense bitmap recording writes (for backups).
 pub fn is_tracking(bitmaps: &[BitmapInfo]) -> bool {
-    bitmaps.iter().any(|b| b.enabled && generation(&b.name).is_some())
+    bitmaps.iter().any(|b| b.enabled && Tracker::backup().generation(&b.name).is_some())
+}
+
+/// Removes every bitmap and the snapshot of `tracker` from `image` (the
+/// consumer is gone). The caller holds the disk's lock.
+pub fn stop_tracking(image: &Path, tracker: &Tracker) -> Result<()> {
+    let info = qemu_img::expect_format(image, shared_types::platform::DiskFormat::Qcow2)?;
+    if info.snapshots.contains(&tracker.snapshot) {
+        snapshot(image, "-d", &tracker.snapshot)?;
+    }
+    for b in info.bitmaps.iter().filter(|b| tracker.generation(&b.name).is_some()) {
+        bitmap(image, &["--remove"], &b.name)?;
+    }
+    Ok(())
+}
+
+/// Restarts `tracker` on `image` from now: its old bitmaps removed, a fresh
+/// recording generation added; returns its name, the token of "the disk as it
+/// is now" (a caller that just made a copy equal to the disk). The caller
+/// holds the disk's lock and nothing writes the image meanwhile.
+pub fn restart_tracking(image: &Path, tracker: &Tracker) -> Result<String> {
+    let info = qemu_img::expect_format(image, shared_types::platform::DiskFormat::Qcow2)?;
+    let mut last = 0;
+    for b in info.bitmaps.iter() {
+        if let Some(g) = tracker.generation(&b.name) {
+            last = last.max(g);
+            bitmap(image, &["--remove"], &b.name)?;
+        }
+    }
+    let name = tracker.bitmap_name(last + 1);
+    bitmap(image, &["--add", "--enable"], &name)?;
+    Ok(name)
 }
 
 /// What a backup's read of one disk is relative to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
+    pub tracker: Tracker,
     /// The disabled bitmap holding the changes to read (`None`: full read).
     pub changes: Option<String>,
     /// Why this read is full, when it is (for the job log).
@@ -67,13 +148,19 @@ pub struct Rotation {
 /// repairs what an interrupted backup left, snapshots, rotates. `since` is
 /// the token of the previous backup of this disk.
 pub fn begin(image: &Path, since: Option<&str>) -> Result<Rotation> {
+    begin_for(image, &Tracker::backup(), since)
+}
+
+/// [`begin`] for the consumer `tracker`.
+pub fn begin_for(image: &Path, tracker: &Tracker, since: Option<&str>) -> Result<Rotation> {
     let info = qemu_img::expect_format(image, shared_types::platform::DiskFormat::Qcow2)?;
-    if info.snapshots.iter().any(|s| s == SNAPSHOT) {
-        tracing::warn!(image = %image.display(), "removing the snapshot an interrupted backup left");
-        snapshot(image, "-d")?;
+    if info.snapshots.contains(&tracker.snapshot) {
+        tracing::warn!(image = %image.display(), snapshot = %tracker.snapshot, "removing the snapshot an interrupted read left");
+        snapshot(image, "-d", &tracker.snapshot)?;
     }
+    let bitmap_name = |g: u64| tracker.bitmap_name(g);
     let mut ours: Vec<(u64, &BitmapInfo)> =
-        info.bitmaps.iter().filter_map(|b| generation(&b.name).map(|g| (g, b))).collect();
+        info.bitmaps.iter().filter_map(|b| tracker.generation(&b.name).map(|g| (g, b))).collect();
     ours.sort_by_key(|(g, _)| *g);
 
     let mut reason = None;
@@ -85,8 +172,16 @@ pub fn begin(image: &Path, since: Option<&str>) -> Result<Rotation> {
         }
         reason = Some("the disk's change-tracking bitmap is inconsistent (the image was not closed cleanly)".to_string());
         current = None;
+    } else if ours.len() > 1 && ours.last().is_some_and(|(g, b)| b.enabled && since == Some(bitmap_name(*g).as_str())) {
+        // The read that made the caller's token (the newest generation) was
+        // committed, only its end did not run: the older generations are spent.
+        let (last, _) = ours[ours.len() - 1];
+        for (_, b) in &ours[..ours.len() - 1] {
+            bitmap(image, &["--remove"], &b.name)?;
+        }
+        current = Some((last, true));
     } else if ours.len() > 1 {
-        // An interrupted backup: fold every later generation into the first.
+        // An interrupted read: fold every later generation into the first.
         let (first, _) = ours[0];
         for (_, b) in &ours[1..] {
             merge_into(image, &b.name, &bitmap_name(first))?;
@@ -123,17 +218,17 @@ pub fn begin(image: &Path, since: Option<&str>) -> Result<Rotation> {
         }
     };
     let recording = bitmap_name(next);
-    snapshot(image, "-c")?;
+    snapshot(image, "-c", &tracker.snapshot)?;
     bitmap(image, &["--add", "--enable"], &recording)?;
     if let Some(old) = &changes {
         bitmap(image, &["--disable"], old)?;
     }
-    Ok(Rotation { changes, full_read_reason: reason, recording })
+    Ok(Rotation { tracker: tracker.clone(), changes, full_read_reason: reason, recording })
 }
 
 /// Ends a backup's read (the caller holds the disk's lock again).
 pub fn finish(image: &Path, rotation: &Rotation, success: bool) -> Result<()> {
-    snapshot(image, "-d")?;
+    snapshot(image, "-d", &rotation.tracker.snapshot)?;
     if let Some(old) = &rotation.changes {
         if success {
             bitmap(image, &["--remove"], old)?;
@@ -158,8 +253,8 @@ fn merge_into(image: &Path, source: &str, target: &str) -> Result<()> {
     bitmap(image, &["--merge", source], target)
 }
 
-fn snapshot(image: &Path, op: &str) -> Result<()> {
-    tools::run("qemu-img", [std::ffi::OsStr::new("snapshot"), op.as_ref(), SNAPSHOT.as_ref(), image.as_os_str()])?;
+fn snapshot(image: &Path, op: &str, name: &str) -> Result<()> {
+    tools::run("qemu-img", [std::ffi::OsStr::new("snapshot"), op.as_ref(), name.as_ref(), image.as_os_str()])?;
     Ok(())
 }
 
@@ -200,6 +295,50 @@ mod tests {
         assert!(r.full_read_reason.as_deref().unwrap().contains("sendense-7"));
         finish(&p, &r, true).unwrap();
         assert_eq!(bitmaps(&p), vec![("sendense-2".into(), true)]);
+    }
+
+    #[test]
+    fn a_read_committed_before_its_end_ran_stays_incremental() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = disk(dir.path());
+        enable_tracking(&p).unwrap();
+        // The caller committed with token sendense-2, then crashed before `finish`.
+        let r = begin(&p, Some("sendense-1")).unwrap();
+        assert_eq!(r.recording, "sendense-2");
+        let r = begin(&p, Some("sendense-2")).unwrap();
+        assert_eq!(r.changes.as_deref(), Some("sendense-2"), "the committed token is still good");
+        assert!(r.full_read_reason.is_none());
+        finish(&p, &r, true).unwrap();
+        assert_eq!(bitmaps(&p), vec![("sendense-3".into(), true)]);
+    }
+
+    #[test]
+    fn consumers_keep_their_own_bitmaps_and_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = disk(dir.path());
+        enable_tracking(&p).unwrap();
+        let repl = Tracker::consumer("repl-a1").unwrap();
+        assert!(Tracker::consumer("1x").is_err() && Tracker::consumer("a.b").is_err() && Tracker::consumer("backup").is_err());
+        let b = begin(&p, Some("sendense-1")).unwrap();
+        let r = begin_for(&p, &repl, None).unwrap();
+        assert_eq!(r.recording, "sendense-repl-a1.1");
+        assert_eq!(r.changes, None);
+        let snaps = qemu_img::info(&p, None).unwrap().snapshots;
+        assert_eq!(snaps, vec![SNAPSHOT.to_string(), "sendense-repl-a1".to_string()], "both reads hold their own snapshot");
+        finish(&p, &b, true).unwrap();
+        finish(&p, &r, true).unwrap();
+        assert_eq!(bitmaps(&p), vec![("sendense-2".into(), true), ("sendense-repl-a1.1".into(), true)]);
+        assert!(is_tracking(&qemu_img::info(&p, None).unwrap().bitmaps));
+        // Each token still holds for its own consumer.
+        let b = begin(&p, Some("sendense-2")).unwrap();
+        assert_eq!(b.changes.as_deref(), Some("sendense-2"));
+        finish(&p, &b, true).unwrap();
+        let r = begin_for(&p, &repl, Some("sendense-repl-a1.1")).unwrap();
+        assert_eq!(r.changes.as_deref(), Some("sendense-repl-a1.1"));
+        finish(&p, &r, true).unwrap();
+        assert_eq!(restart_tracking(&p, &repl).unwrap(), "sendense-repl-a1.3");
+        stop_tracking(&p, &repl).unwrap();
+        assert_eq!(bitmaps(&p), vec![("sendense-3".into(), true)], "stopping one consumer leaves the others");
     }
 
     #[test]

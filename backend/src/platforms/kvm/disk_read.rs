@@ -31,7 +31,7 @@ pub struct NbdSource {
 
 impl NbdSource {
     /// Stops the export (idempotent); reads after this fail.
-    fn close(&self) {
+    pub fn close(&self) {
         let taken = self.conn.lock().map(|mut c| c.take()).unwrap_or(None);
         if let Some((client, server)) = taken {
             let _ = client.disconnect();
@@ -64,6 +64,11 @@ impl BlockSource for NbdSource {
 
 /// Opens disk `d` of VM `vm` (image at `path`); `since`: the previous backup's token.
 pub fn open(vm: &str, d: &DiskDefinition, path: &Path, since: Option<&str>) -> Result<DiskRead> {
+    open_for(vm, d, path, since, &cbt::Tracker::backup())
+}
+
+/// [`open`] with the change tracking of `tracker` (see [`cbt::Tracker`]).
+pub fn open_for(vm: &str, d: &DiskDefinition, path: &Path, since: Option<&str>, tracker: &cbt::Tracker) -> Result<DiskRead> {
     let label = format!("{vm}/{}", d.name);
     if d.format != DiskFormat::Qcow2 {
         // No dirty bitmaps outside qcow2: a full read of the live image.
@@ -81,8 +86,8 @@ pub fn open(vm: &str, d: &DiskDefinition, path: &Path, since: Option<&str>) -> R
     // The lock is held until the export has loaded the bitmap: a writer
     // opening the image meanwhile would mark it in use (inconsistent).
     let lock = definition::disk_lock(path)?;
-    let rotation = cbt::begin(path, since)?;
-    let exported = export(&label, path, DiskFormat::Qcow2, Some(cbt::SNAPSHOT), rotation.changes.as_deref());
+    let rotation = cbt::begin_for(path, tracker, since)?;
+    let exported = export(&label, path, DiskFormat::Qcow2, Some(tracker.snapshot()), rotation.changes.as_deref());
     drop(lock);
     let (source, changed) = match exported {
         Ok(x) => x,
@@ -112,11 +117,13 @@ fn end(image: &Path, rotation: &Rotation, success: bool) -> Result<()> {
 }
 
 /// An open export and the changed ranges it reported (`None`: no bitmap).
-type Export = (Arc<NbdSource>, Option<Vec<(u64, u64)>>);
+pub type Export = (Arc<NbdSource>, Option<Vec<(u64, u64)>>);
 
 /// Exports `path` read-only (the snapshot `snapshot` of it, with the dirty
 /// bitmap `bitmap`), connects, and loads the allocation map and the changes.
-fn export(
+/// The image is shared (`force-share`): the caller makes sure nothing
+/// writes what it reads, or reads a point-in-time snapshot.
+pub fn export(
     label: &str,
     path: &Path,
     format: DiskFormat,

@@ -150,6 +150,24 @@ impl Platform for KvmHost {
         disk_read::open(&def.name, &d, &path, since)
     }
 
+    fn open_disk_for(&self, vm: &str, disk: &str, since: Option<&str>, consumer: &str) -> Result<DiskRead> {
+        let tracker = cbt::Tracker::consumer(consumer)?;
+        let def = self.definition(vm)?;
+        let (d, path) = self.disk_file(&def, disk)?;
+        disk_read::open_for(&def.name, &d, &path, since, &tracker)
+    }
+
+    fn stop_tracking(&self, vm: &str, consumer: &str) -> Result<()> {
+        let tracker = cbt::Tracker::consumer(consumer)?;
+        let def = self.definition(vm)?;
+        for d in def.disks.iter().filter(|d| d.format == DiskFormat::Qcow2) {
+            let path = definition::disk_path(&self.dir, &def.name, d);
+            let _lock = definition::disk_lock(&path)?;
+            cbt::stop_tracking(&path, &tracker)?;
+        }
+        Ok(())
+    }
+
     fn create_vm(&self, spec: &NewVm) -> Result<VmInfo> {
         if !definition::valid_name(&spec.name) {
             return Err(PlatformError::Invalid(format!("VM name '{}' (use letters, digits, '.', '_', '-')", spec.name)));

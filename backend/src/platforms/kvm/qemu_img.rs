@@ -20,6 +20,8 @@ pub struct ImageInfo {
     pub snapshots: Vec<String>,
     /// The qcow2 corrupt flag.
     pub corrupt: bool,
+    /// The backing file as the image names it (often relative to the image's directory).
+    pub backing: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,8 @@ struct RawInfo {
     snapshots: Vec<RawSnapshot>,
     #[serde(rename = "format-specific", default)]
     format_specific: Option<RawFormatSpecific>,
+    #[serde(rename = "backing-filename", default)]
+    backing_filename: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +103,7 @@ fn parse_info(json: &[u8]) -> std::result::Result<ImageInfo, String> {
         actual_size: raw.actual_size,
         snapshots: raw.snapshots.into_iter().map(|s| s.name).collect(),
         corrupt: q.corrupt,
+        backing: raw.backing_filename,
         bitmaps: q
             .bitmaps
             .into_iter()

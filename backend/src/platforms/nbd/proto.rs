@@ -49,6 +49,7 @@ pub const INFO_BLOCK_SIZE: u16 = 3;
 pub const TFLAG_HAS_FLAGS: u16 = 1 << 0;
 pub const TFLAG_READ_ONLY: u16 = 1 << 1;
 pub const TFLAG_SEND_FLUSH: u16 = 1 << 2;
+pub const TFLAG_SEND_WRITE_ZEROES: u16 = 1 << 6;
 
 // Requests.
 pub const REQUEST_MAGIC: u32 = 0x2560_9513;
@@ -56,6 +57,7 @@ pub const CMD_READ: u16 = 0;
 pub const CMD_WRITE: u16 = 1;
 pub const CMD_DISC: u16 = 2;
 pub const CMD_FLUSH: u16 = 3;
+pub const CMD_WRITE_ZEROES: u16 = 6;
 pub const CMD_BLOCK_STATUS: u16 = 7;
 
 // Replies.

@@ -1,0 +1,542 @@
+//! Test failover, end of test, live failover and rollback.
+//!
+//! * Test failover: a VM `<vm>-test` whose disks are new overlays on a
+//!   point's files, NICs on the isolated network, powered on. The replica's
+//!   files are never written (a point file is only a backing file here), so
+//!   ending the test is powering the test VM off and deleting its directory.
+//! * Failover: while the source runs, a sync (to shorten the downtime); the
+//!   source powered off; a final sync of what changed meanwhile; a dirty
+//!   bitmap added on each replica top (what production writes from now on);
+//!   NICs mapped; the replica powered on. Anything failing before the
+//!   replica is on is undone (the source powered on again).
+//! * Rollback with sync back: the replica powered off; the blocks its
+//!   failback bitmap lists, and those the source's own tracking lists since
+//!   its token (a source that ran meanwhile), copied from the replica to the
+//!   source; the source's tracking restarted and the replica's current state
+//!   made a point (the source and replica are equal); the source powered on.
+//!   Without sync back: the replica's tops thrown away (back at the failover
+//!   point, which the source's token still describes) and the source
+//!   powered on. A failed rollback powers the replica on again.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use shared_types::platform::{DiskFormat, PowerState};
+use shared_types::replication::{NetworkMapping, SyncKind};
+
+use crate::platforms::kvm::definition::{self, DiskDefinition, VmDefinition};
+use crate::platforms::kvm::{cbt, disk_read, KvmHost};
+use crate::platforms::{tools, Platform, PlatformError};
+
+use super::copy::{self, Mode, NbdTarget};
+use super::replica::{self, JournalDisk, Phase, PointRecord, Replica, SyncJournal, FAILBACK_BITMAP};
+use super::sync::{sync_locked, SyncReport};
+use super::{ms_since, network, test_vm_name, Ctx, ReplicaSpec, ReplicationError, Result};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestReport {
+    pub vm: String,
+    pub point: u64,
+    pub duration_ms: u64,
+}
+
+/// Starts a test VM from point `point` (`None`: the newest) on the target's
+/// isolated network. The replica is not touched.
+pub fn test_failover(target: &KvmHost, spec: &ReplicaSpec, point: Option<u64>, ctx: &Ctx) -> Result<TestReport> {
+    let started = Instant::now();
+    let mut replica = Replica::open(target, spec)?;
+    if replica.state.phase != Phase::Replicating {
+        return Err(ReplicationError::replica(&replica.name, format!("is {}: no test failover now", replica.state.phase.name())));
+    }
+    for n in replica.recover()?.notes {
+        ctx.say(n);
+    }
+    let point = match point {
+        Some(seq) => replica.point(seq).map(|p| p.seq).ok_or_else(|| ReplicationError::replica(&replica.name, format!("has no point {}", replica::point_id(seq))))?,
+        None => replica.latest().map(|p| p.seq).ok_or_else(|| ReplicationError::replica(&replica.name, "has no consistent point yet: replicate first"))?,
+    };
+    let vm = test_vm_name(&replica.state.source_vm);
+    if definition::vm_dir(target.dir(), &vm).exists() {
+        return Err(ReplicationError::replica(&replica.name, format!("a VM named '{vm}' already exists on the target: remove it, or run cleanup if a test left it")));
+    }
+    if network::ensure_isolated_network(target.dir())? {
+        ctx.say(format!("isolated network '{}' added on {}", shared_types::replication::ISOLATED_NETWORK, target.name()));
+    }
+    replica.state.phase = Phase::Testing { point, vm: vm.clone(), started_at: Utc::now() };
+    replica.save()?;
+    let made = make_test_vm(&replica, &vm, point).and_then(|_| Ok(target.set_power(&vm, PowerState::Running)?));
+    if let Err(e) = made {
+        if let Err(ce) = remove_test_vm(target, &vm) {
+            ctx.say(format!("the test VM '{vm}' could not be removed ({ce}): run cleanup"));
+            return Err(e);
+        }
+        replica.state.phase = Phase::Replicating;
+        replica.save()?;
+        return Err(e);
+    }
+    let report = TestReport { vm, point, duration_ms: ms_since(started) };
+    ctx.say(format!("test VM '{}' runs from {} on the isolated network ({} ms)", report.vm, replica::point_id(point), report.duration_ms));
+    Ok(report)
+}
+
+/// Overlays on point `point` in a hidden directory, published by rename.
+fn make_test_vm(replica: &Replica, vm: &str, point: u64) -> Result<()> {
+    let vms = replica.host_dir.join(definition::VMS_DIR);
+    let staging = vms.join(format!(".creating-{vm}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&staging).map_err(|e| ReplicationError::io(format!("creating {}", staging.display()), e))?;
+    let rdef = replica.vm_definition()?;
+    let mut disks = Vec::new();
+    for d in &replica.state.disks {
+        let file = format!("{}.qcow2", d.name);
+        // Relative to the overlay's directory: vms/<vm>/../<replica>/<point file>.
+        let backing = format!("../{}/{}", replica.name, replica::point_name(&d.name, point));
+        tools::run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", &backing, "-F", "qcow2", &staging.join(&file).display().to_string()])?;
+        disks.push(DiskDefinition { name: d.name.clone(), file, format: DiskFormat::Qcow2, bus: "virtio".into() });
+    }
+    let def = VmDefinition {
+        name: vm.into(),
+        uuid: uuid::Uuid::new_v4().to_string(),
+        vcpus: rdef.vcpus,
+        memory_mib: rdef.memory_mib,
+        firmware: rdef.firmware,
+        os: rdef.os,
+        power: PowerState::Stopped,
+        role: rdef.role.clone(),
+        nics: network::isolated_nics(&replica.state.source_nics),
+        disks,
+    };
+    let body = serde_json::to_vec_pretty(&def).map_err(|e| PlatformError::Invalid(e.to_string()))?;
+    std::fs::write(staging.join(definition::VM_FILE), body)
+        .and_then(|_| std::fs::rename(&staging, definition::vm_dir(&replica.host_dir, vm)))
+        .map_err(|e| {
+            let _ = std::fs::remove_dir_all(&staging);
+            ReplicationError::io(format!("publishing test VM {vm}"), e)
+        })
+}
+
+/// Powers the test VM off and deletes it with its overlays; removes what a
+/// test start left half made. True when something was removed.
+pub(crate) fn remove_test_vm(target: &KvmHost, vm: &str) -> Result<bool> {
+    let mut removed = false;
+    match target.vm(vm) {
+        Ok(info) => {
+            if info.power != PowerState::Stopped {
+                target.set_power(vm, PowerState::Stopped)?;
+            }
+            target.delete_vm(vm)?;
+            removed = true;
+        }
+        Err(PlatformError::VmNotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let vms = target.dir().join(definition::VMS_DIR);
+    if let Ok(entries) = std::fs::read_dir(&vms) {
+        let prefix = format!(".creating-{vm}-");
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                std::fs::remove_dir_all(entry.path()).map_err(|e| ReplicationError::io(format!("removing {}", entry.path().display()), e))?;
+                removed = true;
+            }
+        }
+    }
+    // A half-published VM directory (no vm.json) of the test VM.
+    let dir = definition::vm_dir(target.dir(), vm);
+    if dir.exists() && !dir.join(definition::VM_FILE).exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| ReplicationError::io(format!("removing {}", dir.display()), e))?;
+        removed = true;
+    }
+    Ok(removed)
+}
+
+/// Ends a test failover: the test VM powered off and deleted with its
+/// overlays. Nothing to end is not an error.
+pub fn end_test(target: &KvmHost, spec: &ReplicaSpec, ctx: &Ctx) -> Result<TestReport> {
+    let started = Instant::now();
+    let mut replica = Replica::open(target, spec)?;
+    let (vm, point) = match &replica.state.phase {
+        Phase::Testing { vm, point, .. } => (vm.clone(), *point),
+        Phase::Replicating => {
+            ctx.say("no test failover is running".into());
+            return Ok(TestReport { vm: test_vm_name(&replica.state.source_vm), point: 0, duration_ms: ms_since(started) });
+        }
+        other => return Err(ReplicationError::replica(&replica.name, format!("is {}, not testing", other.name()))),
+    };
+    remove_test_vm(target, &vm)?;
+    replica.state.phase = Phase::Replicating;
+    replica.save()?;
+    let report = TestReport { vm, point, duration_ms: ms_since(started) };
+    ctx.say(format!("test VM '{}' powered off and removed with its overlays ({} ms)", report.vm, report.duration_ms));
+    Ok(report)
+}
+
+#[derive(Debug, Clone)]
+pub struct FailoverOptions {
+    /// Every network of the source's NICs mapped to a target network.
+    pub network_mapping: Vec<NetworkMapping>,
+    /// Power the source off and copy its last changes first. False when
+    /// the source is unreachable: fail over to the newest point as it is.
+    pub final_sync: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailoverReport {
+    /// The point production runs from.
+    pub point: u64,
+    /// The sync made while the source still ran.
+    pub presync: Option<SyncReport>,
+    /// The sync made after the source was powered off.
+    pub final_sync: Option<SyncReport>,
+    pub source_powered_off: bool,
+    pub presync_ms: u64,
+    pub power_off_ms: u64,
+    pub final_sync_ms: u64,
+    pub power_on_ms: u64,
+    /// From the source going off to the replica coming on.
+    pub downtime_ms: u64,
+    pub duration_ms: u64,
+}
+
+/// Live failover: see the module docs. The replica keeps its points; the
+/// newest is marked as the failover point.
+pub fn failover(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, opts: &FailoverOptions, ctx: &Ctx) -> Result<FailoverReport> {
+    let started = Instant::now();
+    let mut replica = Replica::open(target, spec)?;
+    let resumed_was_running = match &replica.state.phase {
+        Phase::Replicating => None,
+        Phase::FailingOver { source_was_running, .. } => Some(*source_was_running),
+        Phase::Testing { vm, .. } => return Err(ReplicationError::replica(&replica.name, format!("test VM '{vm}' runs: end the test first"))),
+        other => return Err(ReplicationError::replica(&replica.name, format!("is {}: no failover now", other.name()))),
+    };
+    let networks = definition::read_host(target.dir())?.networks;
+    let nics = network::map_nics(&replica.state.source_nics, &opts.network_mapping, &networks).map_err(|m| ReplicationError::replica(&replica.name, m))?;
+    let mut report = FailoverReport {
+        point: 0,
+        presync: None,
+        final_sync: None,
+        source_powered_off: false,
+        presync_ms: 0,
+        power_off_ms: 0,
+        final_sync_ms: 0,
+        power_on_ms: 0,
+        downtime_ms: 0,
+        duration_ms: 0,
+    };
+    let mut downtime_from = None;
+    let mut was_running = resumed_was_running.unwrap_or(false);
+    let prepared = (|| -> Result<()> {
+        if opts.final_sync {
+            let vm = source.vm(&spec.source_vm)?;
+            if resumed_was_running.is_none() {
+                was_running = vm.power == PowerState::Running;
+            }
+            if vm.power == PowerState::Running && resumed_was_running.is_none() {
+                ctx.say("failover: syncing while the source still runs".into());
+                let t = Instant::now();
+                report.presync = Some(sync_locked(source, &mut replica, spec, &vm, ctx)?);
+                report.presync_ms = ms_since(t);
+            }
+            replica.state.phase = Phase::FailingOver { source_was_running: was_running, started_at: Utc::now() };
+            replica.save()?;
+            let t = Instant::now();
+            downtime_from = Some(t);
+            if vm.power != PowerState::Stopped {
+                source.set_power(&vm.name, PowerState::Stopped)?;
+                ctx.say(format!("failover: source '{}' powered off", vm.name));
+            }
+            report.source_powered_off = was_running;
+            report.power_off_ms = ms_since(t);
+            let t = Instant::now();
+            report.final_sync = Some(sync_locked(source, &mut replica, spec, &vm, ctx)?);
+            report.final_sync_ms = ms_since(t);
+        } else {
+            for n in replica.recover()?.notes {
+                ctx.say(n);
+            }
+            if replica.latest().is_none() {
+                return Err(ReplicationError::replica(&replica.name, "has no consistent point to fail over to"));
+            }
+            replica.state.phase = Phase::FailingOver { source_was_running: false, started_at: Utc::now() };
+            replica.save()?;
+            downtime_from = Some(Instant::now());
+            ctx.say("failover without a final sync: the source is left as it is; changes since the newest point are not on the replica".into());
+        }
+        for d in &replica.state.disks {
+            let top = replica.top(&d.name);
+            let has = crate::platforms::kvm::qemu_img::info(&top, Some(DiskFormat::Qcow2))?.bitmaps.iter().any(|b| b.name == FAILBACK_BITMAP);
+            if has {
+                bitmap(&top, "--remove")?;
+            }
+            bitmap(&top, "--add")?;
+        }
+        replica.set_nics(nics.clone())?;
+        let t = Instant::now();
+        target.set_power(&replica.name, PowerState::Running)?;
+        report.power_on_ms = ms_since(t);
+        Ok(())
+    })();
+    if let Err(e) = prepared {
+        ctx.say(format!("failover failed ({e}): undoing it"));
+        undo_failover(source, target, &mut replica, spec, was_running && opts.final_sync, ctx);
+        return Err(e);
+    }
+    let point = replica.latest().map(|p| p.seq).expect("a point exists");
+    if let Some(p) = replica.state.points.iter_mut().find(|p| p.seq == point) {
+        p.failover = true;
+    }
+    replica.state.phase = Phase::FailedOver { point, at: Utc::now(), source_powered_off: report.source_powered_off };
+    replica.save()?;
+    report.point = point;
+    report.downtime_ms = downtime_from.map_or(0, ms_since);
+    report.duration_ms = ms_since(started);
+    ctx.say(format!(
+        "failed over: replica '{}' runs from {} with its NICs mapped (downtime {} ms)",
+        replica.name,
+        replica::point_id(point),
+        report.downtime_ms
+    ));
+    Ok(report)
+}
+
+/// Puts things back as before a failover that did not finish: the replica
+/// off, unconnected, without the failback bitmap; the source on again if
+/// the failover powered it off. Best effort; what fails is logged.
+pub(crate) fn undo_failover(source: &dyn Platform, target: &KvmHost, replica: &mut Replica, spec: &ReplicaSpec, power_source_on: bool, ctx: &Ctx) {
+    let mut ok = true;
+    let mut step = |what: &str, r: Result<()>| {
+        if let Err(e) = r {
+            ok = false;
+            ctx.say(format!("undoing the failover: {what} failed: {e}"));
+        }
+    };
+    step("powering the replica off", target.set_power(&replica.name, PowerState::Stopped).map(|_| ()).map_err(Into::into));
+    step("disconnecting the replica's NICs", replica.set_nics(replica::unconnected(&replica.state.source_nics)));
+    for d in replica.state.disks.clone() {
+        let top = replica.top(&d.name);
+        let has = crate::platforms::kvm::qemu_img::info(&top, Some(DiskFormat::Qcow2)).map(|i| i.bitmaps.iter().any(|b| b.name == FAILBACK_BITMAP));
+        if let Ok(true) = has {
+            step("removing the failback bitmap", bitmap(&top, "--remove"));
+        }
+    }
+    if power_source_on {
+        step("powering the source on", source.set_power(&spec.source_vm, PowerState::Running).map(|_| ()).map_err(Into::into));
+    }
+    replica.state.phase = Phase::Replicating;
+    step("recording the replica's phase", replica.save());
+    if ok {
+        ctx.say("failover undone: the source runs as before, the replica is off".into());
+    }
+}
+
+fn bitmap(top: &std::path::Path, op: &str) -> Result<()> {
+    let mut args = vec!["bitmap".to_string(), op.to_string()];
+    if op == "--add" {
+        args.push("--enable".into());
+    }
+    args.push(top.display().to_string());
+    args.push(FAILBACK_BITMAP.into());
+    tools::run("qemu-img", &args)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RollbackReport {
+    pub sync_back: bool,
+    /// How the data went back: `incremental` (the two sides' change
+    /// tracking) or `compare` (every block compared).
+    pub kind: Option<SyncKind>,
+    /// Bytes the replica's failback bitmap listed.
+    pub bytes_changed_on_replica: u64,
+    /// Bytes the source's own tracking listed (it ran while failed over).
+    pub bytes_changed_on_source: u64,
+    pub bytes_read: u64,
+    /// Bytes written to the source (data and zeros).
+    pub bytes_written: u64,
+    /// With sync back: the point the replica's final state became.
+    pub point: Option<PointRecord>,
+    /// From the replica going off to the source coming on.
+    pub downtime_ms: u64,
+    pub duration_ms: u64,
+}
+
+/// Back to the source after a failover; see the module docs. Finishes a
+/// rollback that was interrupted (once the source holds its data, the
+/// choice made then stands).
+pub fn rollback(source: &KvmHost, target: &KvmHost, spec: &ReplicaSpec, sync_back: bool, ctx: &Ctx) -> Result<RollbackReport> {
+    let started = Instant::now();
+    let mut replica = Replica::open(target, spec)?;
+    let before = replica.state.phase.clone();
+    let (point, sync_back, data_done) = match &before {
+        Phase::FailedOver { point, .. } => (*point, sync_back, false),
+        Phase::RollingBack { point, sync_back: chosen, data_done: true } => {
+            if *chosen != sync_back {
+                ctx.say(format!("an interrupted rollback already {} the replica's changes: finishing that", if *chosen { "synced back" } else { "discarded" }));
+            }
+            (*point, *chosen, true)
+        }
+        Phase::RollingBack { point, .. } => (*point, sync_back, false),
+        other => return Err(ReplicationError::replica(&replica.name, format!("is {}, not failed over", other.name()))),
+    };
+    let (at, source_powered_off) = match &before {
+        Phase::FailedOver { at, source_powered_off, .. } => (*at, *source_powered_off),
+        _ => (Utc::now(), true),
+    };
+    let mut report = RollbackReport {
+        sync_back,
+        kind: None,
+        bytes_changed_on_replica: 0,
+        bytes_changed_on_source: 0,
+        bytes_read: 0,
+        bytes_written: 0,
+        point: None,
+        downtime_ms: 0,
+        duration_ms: 0,
+    };
+    replica.state.phase = Phase::RollingBack { point, sync_back, data_done };
+    replica.save()?;
+    let down = Instant::now();
+    let done = (|| -> Result<()> {
+        target.set_power(&replica.name, PowerState::Stopped)?;
+        ctx.say(format!("rollback: replica '{}' powered off", replica.name));
+        if !data_done {
+            if sync_back {
+                sync_back_data(source, &mut replica, spec, &mut report, ctx)?;
+            } else {
+                if replica.latest().map(|p| p.seq) != Some(point) {
+                    return Err(ReplicationError::replica(&replica.name, format!("its newest point is not the failover point {}", replica::point_id(point))));
+                }
+                replica.reset_tops()?;
+                ctx.say(format!("rollback: the replica's changes since the failover were discarded; it is back at {}", replica::point_id(point)));
+            }
+            replica.state.phase = Phase::RollingBack { point, sync_back, data_done: true };
+            replica.save()?;
+        }
+        source.set_power(&replica.state.source_vm, PowerState::Running)?;
+        Ok(())
+    })();
+    if let Err(e) = done {
+        // Production goes back onto the replica, its NICs still mapped. Its
+        // failback bitmap records from now: whatever went back to the source
+        // already is equal on both sides (the source's tracking restarted there).
+        ctx.say(format!("rollback failed ({e}): the replica is powered on again and keeps production"));
+        let again = (|| -> Result<()> {
+            for d in &replica.state.disks {
+                let top = replica.top(&d.name);
+                let has = crate::platforms::kvm::qemu_img::info(&top, Some(DiskFormat::Qcow2))?.bitmaps.iter().any(|b| b.name == FAILBACK_BITMAP);
+                if !has {
+                    bitmap(&top, "--add")?;
+                }
+            }
+            target.set_power(&replica.name, PowerState::Running)?;
+            Ok(())
+        })();
+        if let Err(pe) = again {
+            ctx.say(format!("the replica could not be powered on again: {pe}"));
+        }
+        let latest = replica.latest().map_or(point, |p| p.seq);
+        replica.state.phase = Phase::FailedOver { point: latest, at, source_powered_off };
+        replica.save()?;
+        return Err(e);
+    }
+    if let Err(e) = replica.set_nics(replica::unconnected(&replica.state.source_nics)) {
+        ctx.say(format!("the powered-off replica's NICs could not be disconnected: {e}"));
+    }
+    report.downtime_ms = ms_since(down);
+    replica.state.phase = Phase::Replicating;
+    replica.save()?;
+    report.duration_ms = ms_since(started);
+    ctx.say(format!("rolled back: '{}' runs on the source again, replication resumes ({} ms of downtime)", replica.state.source_vm, report.downtime_ms));
+    Ok(report)
+}
+
+/// Copies what changed on the replica since the failover (and on the source
+/// since its token) from the replica to the source, restarts the source's
+/// tracking and makes the replica's state a point.
+fn sync_back_data(source: &KvmHost, replica: &mut Replica, spec: &ReplicaSpec, report: &mut RollbackReport, ctx: &Ctx) -> Result<()> {
+    let tracker = cbt::Tracker::consumer(&spec.consumer())?;
+    let def = source.definition(&replica.state.source_vm).or_else(|_| source.definition(&replica.state.source_vm_id))?;
+    let seq = replica.state.next_seq;
+    let mut journal = SyncJournal {
+        seq,
+        started_at: Utc::now(),
+        consistent_at: Utc::now(),
+        kind: SyncKind::Incremental,
+        committing: false,
+        bytes_copied: 0,
+        disks: Vec::new(),
+    };
+    for d in replica.state.disks.clone() {
+        let (sd, src_path) = source.disk_file(&def, &d.name)?;
+        let top = replica.top(&d.name);
+        let label = format!("{}/{}", replica.name, d.name);
+        let _lock = definition::disk_lock(&src_path)?;
+        // What production wrote on the replica since the failover.
+        let (from, on_replica) = match disk_read::export(&label, &top, DiskFormat::Qcow2, None, Some(FAILBACK_BITMAP)) {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.say(format!("{}: the replica's failback bitmap is unusable ({e}): comparing every block", d.name));
+                (disk_read::export(&label, &top, DiskFormat::Qcow2, None, None)?.0, None)
+            }
+        };
+        // What the source wrote since its token (it ran during the failover).
+        let on_source = match (&d.token, sd.format) {
+            (Some(token), DiskFormat::Qcow2) => match disk_read::export(&format!("{}/{}", def.name, d.name), &src_path, DiskFormat::Qcow2, None, Some(token)) {
+                Ok((s, ranges)) => {
+                    s.close();
+                    ranges
+                }
+                Err(e) => {
+                    ctx.say(format!("{}: the source's change tracking since {token} is unusable ({e}): comparing every block", d.name));
+                    None
+                }
+            },
+            _ => None,
+        };
+        let (ranges, mode) = match (&on_replica, &on_source) {
+            (Some(a), Some(b)) => {
+                report.bytes_changed_on_replica += copy::total(a);
+                report.bytes_changed_on_source += copy::total(b);
+                if !b.is_empty() {
+                    ctx.say(format!("{}: the source changed {} bytes while failed over: the replica's data overwrites them", d.name, copy::total(b)));
+                }
+                (copy::union(a, b), Mode::Changed)
+            }
+            _ => (vec![(0, d.size)], Mode::Compare),
+        };
+        report.kind = Some(match (report.kind, mode) {
+            (Some(SyncKind::Compare), _) | (_, Mode::Compare) => SyncKind::Compare,
+            _ => SyncKind::Incremental,
+        });
+        crate::engine::progress::Progress::add(&ctx.progress.bytes_total, copy::total(&ranges));
+        if sd.format != DiskFormat::Qcow2 {
+            from.close();
+            return Err(ReplicationError::replica(&replica.name, format!("source disk {} is {}: writing back needs qcow2", d.name, sd.format.qemu_name())));
+        }
+        let mut dst = NbdTarget::open(&src_path)?;
+        let copied = copy::copy(from.as_ref(), &mut dst, &ranges, mode, ctx.progress, &mut |_, _| Ok(()));
+        from.close();
+        let closed = dst.close();
+        let s = copied?;
+        closed?;
+        report.bytes_read += s.read;
+        report.bytes_written += s.written + s.zeroed;
+        // The source now equals the replica: track from here.
+        let token = cbt::restart_tracking(&src_path, &tracker)?;
+        if let Some(rd) = replica.state.disks.iter_mut().find(|x| x.name == d.name) {
+            rd.token = Some(token.clone());
+        }
+        replica.save()?;
+        ctx.say(format!("{}: {} bytes written back to the source ({} sync back)", d.name, s.written + s.zeroed, if mode == Mode::Changed { "incremental" } else { "compare" }));
+        journal.disks.push(JournalDisk { name: d.name.clone(), token: Some(token), copied_upto: None, write_limit: None });
+        if let Err(e) = bitmap(&top, "--remove") {
+            if on_replica.is_some() {
+                return Err(e);
+            }
+        }
+    }
+    journal.kind = report.kind.unwrap_or(SyncKind::Incremental);
+    journal.bytes_copied = report.bytes_written;
+    replica.commit(&journal)?;
+    report.point = replica.point(seq).cloned();
+    ctx.say(format!("the replica's final state is point {} (equal to the source)", replica::point_id(seq)));
+    Ok(())
+}
