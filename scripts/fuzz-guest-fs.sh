@@ -10,9 +10,11 @@
 # fix the bug, then copy the input into guest-fs/fuzz/regressions/ so that
 # `cargo test -p guest-fs` replays it forever.
 #
-# Wall time on the 2-core build machine: fuzzing time plus about 5 minutes
-# from a clean tree (debug test build for the seeds ~2 min, instrumented
-# release build of the target ~2.5 min), about 15 seconds once built. A
+# Wall time on the 2-core build machine: fuzzing time plus about 5 to 7
+# minutes from a clean tree (debug test build for the seeds 2-4 min, none
+# after scripts/test.sh's `cargo test`, which builds the same binary;
+# instrumented release build of the target ~2 min), about 2 seconds once
+# built (replaying the corpus counts in the fuzzing time). A
 # 600 s run measured 15m22s from a clean tree (95 905 executions, ~160/s;
 # the speed falls from ~600/s as the corpus fills with 1 MiB NTFS images).
 # A panic inside the third-party `ntfs`/`ext4-view` parsers on guest-fs's
@@ -35,8 +37,11 @@ fi
 WORK="$ROOT/target/guest-fs-fuzz"
 mkdir -p "$WORK/corpus" "$WORK/fresh-seeds"
 step "Building seed images with the real tools"
-GUEST_FS_SEEDS="$WORK/fresh-seeds" cargo test -q -p guest-fs --test fuzz_corpus -- \
-  --ignored --exact write_fuzz_seeds >/dev/null
+# The package selection of scripts/test.sh's `cargo test`: the same features,
+# so after that run the generator is already built (`-p guest-fs` resolves
+# other features and recompiles guest-fs's dependencies, ~2 min here).
+GUEST_FS_SEEDS="$WORK/fresh-seeds" cargo test -q --locked --workspace --exclude sendense-frontend \
+  --test fuzz_corpus -- --ignored --exact write_fuzz_seeds >/dev/null
 cp -n "$WORK"/fresh-seeds/* "$ROOT"/guest-fs/fuzz/seeds/* "$WORK/corpus/" 2>/dev/null || true
 find "$ROOT/guest-fs/fuzz/regressions" -type f ! -name .gitkeep -exec cp -n {} "$WORK/corpus/" \;
 

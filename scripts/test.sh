@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # Runs every test: native unit and integration tests (SQLite and a real
 # PostgreSQL), the wasm build, the end-to-end suite in headless Chromium, and
-# the API fuzzed from its OpenAPI document (scripts/api-fuzz.sh).
+# the guest filesystem reader fuzzed for a bounded time (scripts/fuzz-guest-fs.sh)
+# and the API fuzzed from its OpenAPI document (scripts/api-fuzz.sh).
 # Installs what is missing first.
+#
+# SENDENSE_FUZZ_SECONDS: how long to fuzz guest-fs (default 60; 0 skips it).
+# A crash, hang or memory blow-up fails the run (the input is left in
+# guest-fs/fuzz/artifacts/). Cost on the 2-core build machine: warm, the
+# fuzzing time plus ~2 s (62 s for 60); cold, ~2 min more for the nightly
+# instrumented build of the fuzz target (the seed generator is the test
+# binary `cargo test` just built), plus the nightly toolchain and cargo-fuzz
+# when they are missing (a few minutes, once).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+fuzz_seconds="${SENDENSE_FUZZ_SECONDS:-60}"
+case "$fuzz_seconds" in
+  ''|*[!0-9]*) die "SENDENSE_FUZZ_SECONDS must be a whole number of seconds (0 skips fuzzing), not '$fuzz_seconds'" ;;
+esac
 need_apt qemu-utils e2fsprogs dosfstools mtools ntfs-3g wimtools chromium chromium-driver postgresql
 need_web_tools
 build_web
@@ -15,6 +28,18 @@ step "Running the tests"
 rm -f "$ROOT/target/e2e-metrics.txt" "$ROOT/target/lab-metrics.txt"
 status=0
 cargo test --locked --workspace --exclude sendense-frontend --no-fail-fast || status=$?
+if [ "$fuzz_seconds" -gt 0 ]; then
+  fuzz_log="$ROOT/target/guest-fs-fuzz.log"
+  step "Fuzzing guest-fs for ${fuzz_seconds}s (scripts/fuzz-guest-fs.sh, log in target/guest-fs-fuzz.log)"
+  if "$ROOT/scripts/fuzz-guest-fs.sh" "$fuzz_seconds" >"$fuzz_log" 2>&1; then
+    grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$fuzz_log" || true
+  else
+    status=1
+    tail -n 60 "$fuzz_log" >&2
+  fi
+else
+  step "Not fuzzing guest-fs (SENDENSE_FUZZ_SECONDS=0)"
+fi
 "$ROOT/scripts/api-fuzz.sh" "$ROOT/target/debug/sendense" || status=$?
 if [ -f "$ROOT/target/e2e-metrics.txt" ]; then
   step "Measured by the end-to-end suite"

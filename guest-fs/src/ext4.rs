@@ -238,42 +238,78 @@ impl GuestFs for ExtFs {
             kind,
             worker: self.worker.clone(),
             id,
+            buf: Vec::new(),
+            pos: 0,
+            eof: false,
         }))
     }
 }
 
-/// A file open on the worker, read one chunk per call.
+/// A file open on the worker. Each call to the worker fills a whole
+/// [`CHUNK`] (ext4-view reads at most one filesystem block per
+/// `read_bytes`), which later `read`s are served from: a caller reading
+/// 8 KiB at a time (`io::copy`, tar) costs one round trip per 64 KiB, not
+/// one per block.
 struct ExtReader {
     kind: FsKind,
     worker: Arc<Worker<State>>,
     id: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    /// The worker returned a short chunk: the file ends with `buf`.
+    eof: bool,
 }
 
-impl Read for ExtReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
+impl ExtReader {
+    /// The next chunk of the file from the worker (short only at the end).
+    fn fill(&mut self) -> io::Result<()> {
         let id = self.id;
         let kind = self.kind;
-        let want = buf.len().min(CHUNK);
-        let data = self
+        let mut chunk = std::mem::take(&mut self.buf);
+        let chunk = self
             .worker
             .call(move |s| {
                 let file = s.files.get_mut(&id).ok_or_else(|| Error::Worker {
                     fs: kind,
                     reason: "file handle is closed".into(),
                 })?;
-                let mut tmp = vec![0u8; want];
-                let n = file
-                    .read_bytes(&mut tmp)
-                    .map_err(|e| Error::fs(kind, "reading a file", e))?;
-                tmp.truncate(n.min(want));
-                Ok(tmp)
+                chunk.resize(CHUNK, 0);
+                let mut n = 0;
+                while n < CHUNK {
+                    let k = file
+                        .read_bytes(&mut chunk[n..])
+                        .map_err(|e| Error::fs(kind, "reading a file", e))?;
+                    if k == 0 {
+                        break;
+                    }
+                    n += k.min(CHUNK - n);
+                }
+                chunk.truncate(n);
+                Ok(chunk)
             })
             .map_err(io::Error::other)?;
-        buf[..data.len()].copy_from_slice(&data);
-        Ok(data.len())
+        self.eof = chunk.len() < CHUNK;
+        self.buf = chunk;
+        self.pos = 0;
+        Ok(())
+    }
+}
+
+impl Read for ExtReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.pos >= self.buf.len() {
+            if self.eof {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 

@@ -83,6 +83,12 @@ fn check_tree(fs: &dyn GuestFs) {
         read_all(fs, "nested/./deeper/../deeper/data.bin", 1 << 20) == want,
         "data.bin differs (big buffer)"
     );
+    // Ends exactly at a read chunk's end; 8 KiB is what io::copy and tar ask for.
+    let want = pattern(128 * 1024, 3);
+    assert!(
+        read_all(fs, "nested/deeper/two-chunks.bin", 8192) == want,
+        "two-chunks.bin differs"
+    );
 
     assert_eq!(fs.stat(&p("empty")).unwrap().size, 0);
     assert!(read_all(fs, "empty", 10).is_empty());

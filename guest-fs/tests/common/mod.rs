@@ -51,7 +51,8 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// The tree every filesystem gets: a small text file, an empty file, a
-/// 300 000-byte file (several read chunks) two levels down, and, when
+/// 300 000-byte file (several read chunks) and a file of exactly two
+/// 64 KiB read chunks two levels down, and, when
 /// `symlinks`, a relative and an absolute link plus a link to a directory.
 pub fn make_tree(root: &Path, symlinks: bool) {
     fs::create_dir_all(root.join("nested/deeper")).unwrap();
@@ -59,6 +60,11 @@ pub fn make_tree(root: &Path, symlinks: bool) {
     fs::write(root.join("hello.txt"), b"hello world\n").unwrap();
     fs::write(root.join("empty"), b"").unwrap();
     fs::write(root.join("nested/deeper/data.bin"), pattern(300_000, 7)).unwrap();
+    fs::write(
+        root.join("nested/deeper/two-chunks.bin"),
+        pattern(128 * 1024, 3),
+    )
+    .unwrap();
     fs::write(root.join("docs/readme.md"), b"# readme\n").unwrap();
     if symlinks {
         std::os::unix::fs::symlink("nested/deeper/data.bin", root.join("rel-link")).unwrap();
