@@ -508,6 +508,10 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let cmp = std::process::Command::new("qemu-img").arg("compare").arg(&image).arg(&disk).output()?;
     ensure!(cmp.status.success(), "restored disk differs: {}", String::from_utf8_lossy(&cmp.stdout));
     std::fs::remove_file(&image)?;
+    // RECOVERY lists the restore among its recent restores, completed.
+    b.client.goto(&server.url("/recovery")).await?;
+    let row = b.testid("restore-job", Duration::from_secs(15)).await?;
+    ensure!(attr(&row, "data-status").await? == "completed", "recent restores: {}", row.text().await?);
     b.client.goto(&server.url("/repositories")).await?;
     b.until("maintenance ended", T, || async {
         let card = b.testid("repo-local", T).await?;

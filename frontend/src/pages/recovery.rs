@@ -8,7 +8,10 @@ use shared_types::auth::Role;
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::restore_points::{use_restore_hub, RestorePointsTable};
-use crate::format::when;
+use crate::components::flow_details::{FlowDetailsModal, Inspect};
+use crate::format::{format_bytes, when};
+use crate::job_view::{duration_s, status_class};
+use crate::live::use_live;
 use crate::nav;
 use crate::pages::planned::{PageHeader, PlannedList};
 use crate::session::use_session;
@@ -24,9 +27,59 @@ pub fn RecoveryPage() -> impl IntoView {
                 <p class="muted small">"Browse files opens the restore point's disks straight from the repository: nothing is written or mounted."</p>
                 <RestorePointsTable query="limit=50" />
             </div>
+            <RecentRestores />
             <Sessions />
             <PlannedList holds=&["Failover, test failover and rollback for replicated machines"] />
         </section>
+    }
+}
+
+/// The newest full VM restores with their outcome, live as jobs change;
+/// Inspect opens the job with its progress and log.
+#[component]
+fn RecentRestores() -> impl IntoView {
+    let live = use_live();
+    let inspect = RwSignal::new(None::<Inspect>);
+    let jobs = LocalResource::new(move || {
+        live.jobs_version.get();
+        api::jobs("kind=restore&limit=10".into())
+    });
+    view! {
+        <div class="card">
+            <h2>"RECENT RESTORES"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading restores…"</p> }>
+                {move || jobs.get().map(|r| match r {
+                    Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
+                    Ok(p) if p.items.is_empty() => view! {
+                        <p class="muted small" data-testid="no-restores">"No VM has been restored yet: Restore VM on a restore point starts one."</p>
+                    }.into_any(),
+                    Ok(p) => view! {
+                        <div class="table-wrap">
+                            <table class="table" data-testid="recent-restores">
+                                <thead><tr><th>"Queued"</th><th>"VM"</th><th>"Status"</th><th class="hide-narrow">"Read"</th><th class="hide-narrow">"Written"</th><th class="hide-narrow">"Took"</th><th></th></tr></thead>
+                                <tbody>
+                                    {p.items.into_iter().map(|j| {
+                                        let id = j.id.clone();
+                                        view! {
+                                            <tr data-testid="restore-job" data-status=j.status.as_str()>
+                                                <td class="mono">{when(j.created_at)}</td>
+                                                <td>{j.vm_name.clone()}</td>
+                                                <td><span class=format!("status-pill {}", status_class(j.status))>{j.status.as_str()}</span></td>
+                                                <td class="mono hide-narrow">{format_bytes(j.bytes_read)}</td>
+                                                <td class="mono hide-narrow">{format_bytes(j.bytes_written)}</td>
+                                                <td class="mono hide-narrow">{duration_s(&j).map(|s| format!("{s:.1}s")).unwrap_or_else(|| "—".into())}</td>
+                                                <td><button class="button small" on:click=move |_| inspect.set(Some(Inspect::Job(id.clone())))>"Inspect"</button></td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                })}
+            </Transition>
+            <FlowDetailsModal target=inspect />
+        </div>
     }
 }
 
