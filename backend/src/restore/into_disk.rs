@@ -319,26 +319,6 @@ fn read_exact(disk: &NbdDisk, buf: &mut [u8], offset: u64) -> Result<()> {
     guest_fs::read_exact_at(disk, offset, buf).map_err(io(format!("reading the disk at byte {offset}")))
 }
 
-/// The data extents `(start, end)` of a file (holes skipped).
-fn data_extents(file: &File) -> std::io::Result<Vec<(u64, u64)>> {
-    use rustix::fs::{seek, SeekFrom};
-    let len = file.metadata()?.len();
-    let mut extents = Vec::new();
-    let mut pos = 0u64;
-    while pos < len {
-        let start = match seek(file, SeekFrom::Data(pos)) {
-            Ok(s) => s,
-            Err(rustix::io::Errno::NXIO) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let end = seek(file, SeekFrom::Hole(start)).map_err(std::io::Error::from)?.min(len);
-        if end > start {
-            extents.push((start, end));
-        }
-        pos = end.max(start + 1);
-    }
-    Ok(extents)
-}
 
 /// Writes the blocks of the edited partition `raw` that differ from the
 /// disk at `start` back into the disk. Only blocks holding data in `raw`
@@ -349,7 +329,7 @@ fn write_back(disk: &NbdDisk, start: u64, raw: &Path, undo: &Path) -> Result<u64
     let file = File::open(raw).map_err(io(format!("opening {}", raw.display())))?;
     let undo_file = OpenOptions::new().create_new(true).read(true).write(true).open(undo).map_err(io(format!("creating {}", undo.display())))?;
     let len = file.metadata().map_err(io(raw.display().to_string()))?.len();
-    let extents = data_extents(&file).map_err(io(format!("reading the extents of {}", raw.display())))?;
+    let extents = crate::lab::image::data_extents(&file).map_err(io(format!("reading the extents of {}", raw.display())))?;
     let (mut new, mut old) = (vec![0u8; BLOCK as usize], vec![0u8; BLOCK as usize]);
     let mut changed: Vec<(u64, u64)> = Vec::new();
     let mut last_block = None;
