@@ -459,6 +459,8 @@ async fn flows_validate_their_input_and_follow_the_state_rule_on(lab: &Lab) {
         backup_id: Set(None),
         target_platform_id: Set(None),
         options: Set(None),
+        replication_id: Set(None),
+        operation: Set(None),
     }
     .insert(db_conn)
     .await

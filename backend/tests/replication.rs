@@ -19,7 +19,8 @@ use sendense::platforms::kvm::{cbt, qemu_img, KvmHost};
 use sendense::platforms::Platform;
 use sendense::replication::{self, replica, Ctx, FailoverOptions, Phase, ReplicaSpec};
 use shared_types::platform::{DiskFormat, Firmware, GuestOs, NetworkInfo, NicInfo, PowerState};
-use shared_types::replication::{NetworkMapping, SyncKind, ISOLATED_NETWORK};
+use shared_types::networks::NetworkPair;
+use shared_types::replication::{SyncKind, ISOLATED_NETWORK};
 
 const K64: u64 = 65536;
 const MIB: u64 = 1 << 20;
@@ -170,10 +171,10 @@ fn quiet() -> (Progress, impl Fn(String) + Sync) {
     (Progress::new(), |l: String| eprintln!("  log: {l}"))
 }
 
-fn mapping() -> Vec<NetworkMapping> {
+fn mapping() -> Vec<NetworkPair> {
     vec![
-        NetworkMapping { source_network: "lan".into(), target_network: "lan".into() },
-        NetworkMapping { source_network: "dmz".into(), target_network: "dmz".into() },
+        NetworkPair { source_network: "lan".into(), target_network: "lan".into() },
+        NetworkPair { source_network: "dmz".into(), target_network: "dmz".into() },
     ]
 }
 
@@ -382,7 +383,7 @@ fn test_failover_leaves_the_replica_byte_identical_and_end_test_removes_everythi
     let before = digests(&lab.replica_dir());
 
     let t = Instant::now();
-    let test = replication::test_failover(&dr, &spec, Some(1), &ctx).unwrap();
+    let test = replication::test_failover(&dr, &spec, Some(1), &[], &ctx).unwrap();
     let start_ms = t.elapsed().as_millis();
     assert_eq!((test.vm.as_str(), test.point), ("vm1-test", 1));
     let dr = lab.dr(); // reopened: the isolated network was added
@@ -469,7 +470,7 @@ fn failover_then_rollback_with_and_without_sync_back() {
 
     // Illegal while failed over.
     assert!(replication::sync(&prod, &dr, &spec, &ctx).unwrap_err().to_string().contains("failed over"));
-    assert!(replication::test_failover(&dr, &spec, None, &ctx).is_err());
+    assert!(replication::test_failover(&dr, &spec, None, &[], &ctx).is_err());
     assert!(replication::failover(&prod, &dr, &spec, &opts, &ctx).is_err());
 
     // Production writes on the replica; the source stays as it was.
@@ -537,7 +538,7 @@ fn cleanup_removes_leftovers_undoes_a_crashed_failover_and_is_idempotent() {
     let before = digests(&lab.replica_dir());
 
     // A test left running, a half-made test VM, a temporary top, a stray failback bitmap.
-    replication::test_failover(&dr, &spec, None, &ctx).unwrap();
+    replication::test_failover(&dr, &spec, None, &[], &ctx).unwrap();
     let dr = lab.dr();
     std::fs::create_dir_all(lab.dr_dir.join("vms/.creating-vm1-test-1234")).unwrap();
     std::fs::write(lab.replica_dir().join("disk0.qcow2.new"), b"x").unwrap();
@@ -605,7 +606,7 @@ fn a_replica_of_another_replication_or_a_foreign_vm_is_refused() {
     assert!(err.contains("already exists"), "{err}");
     // Test failover and failover need a point; end_test without a test is harmless.
     let fresh = ReplicaSpec { id: "f3".into(), replica_name: "vm1-r3".into(), ..spec(3) };
-    assert!(replication::test_failover(&dr, &fresh, None, &ctx).unwrap_err().to_string().contains("does not exist"));
+    assert!(replication::test_failover(&dr, &fresh, None, &[], &ctx).unwrap_err().to_string().contains("does not exist"));
 }
 
 #[test]
@@ -662,12 +663,12 @@ fn the_demo_lab_replicates_to_the_dr_host_incrementally_and_fails_over() {
 
     // web-01 fails over to the DR host, its networks mapped by name.
     let web = vms.iter().find(|v| v.role.as_deref() == Some("web")).unwrap_or(&vms[0]);
-    let nets: Vec<NetworkMapping> = prod
+    let nets: Vec<NetworkPair> = prod
         .inventory()
         .unwrap()
         .networks
         .iter()
-        .map(|n| NetworkMapping { source_network: n.name.clone(), target_network: n.name.clone() })
+        .map(|n| NetworkPair { source_network: n.name.clone(), target_network: n.name.clone() })
         .collect();
     let spec = spec_of(&web.name);
     let fo = replication::failover(&prod, &dr, &spec, &FailoverOptions { network_mapping: nets, final_sync: true }, &ctx).unwrap();

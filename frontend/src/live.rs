@@ -273,6 +273,7 @@ fn receive(live: Live, msg: ServerMessage) {
         }
         ServerMessage::JobLog { .. } => {}
         ServerMessage::DiscoveryProgress(p) => live.discovery.set(Some(p)),
+        ServerMessage::ReplicationUpdate { .. } | ServerMessage::ReplicationRemoved { .. } => {}
         ServerMessage::Alert(alert) => {
             live.server_alerts.update(|a| {
                 if a.len() >= 20 {

@@ -14,6 +14,7 @@ mod m20261122_000002_protection;
 mod m20261122_000003_repository_maintenance;
 mod m20261122_000004_restore_jobs;
 mod m20261123_000001_network_mapping;
+mod m20261124_000001_replication;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_repository_maintenance::Migration),
             Box::new(m20261122_000004_restore_jobs::Migration),
             Box::new(m20261123_000001_network_mapping::Migration),
+            Box::new(m20261124_000001_replication::Migration),
         ]
     }
 }

@@ -24,21 +24,20 @@ use crate::vms::VmContext;
 wire_enum! {
     /// What a flow does.
     pub enum FlowKind {
-        /// VMs → a repository, on a schedule, with retention.
+        /// VMs → a repository, on a schedule, with retention. (Replication
+        /// flows have their own model: [`crate::replication`].)
         Backup = "backup",
-        /// A VM → a standby platform (not available yet).
-        Replication = "replication",
     }
 }
 
 wire_enum! {
-    /// Where a flow stands. `failed_over` and `testing` belong to replication flows.
+    /// Where a backup flow stands.
     pub enum FlowState {
         /// Never ran, or ran and nothing is known yet.
         Idle = "idle",
         /// A run waits for a slot.
         Queued = "queued",
-        /// A run is moving data (for a replication flow: replicating).
+        /// A run is moving data.
         Running = "running",
         /// A run is paused at a chunk boundary.
         Paused = "paused",
@@ -50,10 +49,6 @@ wire_enum! {
         Failed = "failed",
         /// The schedule is off; nothing runs until the flow is enabled.
         Disabled = "disabled",
-        /// Replication: production runs on the standby platform.
-        FailedOver = "failed_over",
-        /// Replication: a test failover is running beside production.
-        Testing = "testing",
     }
 }
 
@@ -61,7 +56,6 @@ wire_enum! {
     /// What a person can ask of a flow.
     pub enum FlowAction {
         BackupNow = "backup_now",
-        ReplicateNow = "replicate_now",
         Pause = "pause",
         Resume = "resume",
         Stop = "stop",
@@ -69,11 +63,6 @@ wire_enum! {
         Delete = "delete",
         Enable = "enable",
         Disable = "disable",
-        TestFailover = "test_failover",
-        LiveFailover = "live_failover",
-        EndTest = "end_test",
-        Rollback = "rollback",
-        Cleanup = "cleanup",
     }
 }
 
@@ -94,8 +83,6 @@ impl FlowState {
             FlowState::Warning => "Warning",
             FlowState::Failed => "Failed",
             FlowState::Disabled => "Disabled",
-            FlowState::FailedOver => "Failed over",
-            FlowState::Testing => "Testing",
         }
     }
 }
@@ -105,7 +92,6 @@ impl FlowAction {
     pub fn label(self) -> &'static str {
         match self {
             FlowAction::BackupNow => "Backup now",
-            FlowAction::ReplicateNow => "Replicate now",
             FlowAction::Pause => "Pause",
             FlowAction::Resume => "Resume",
             FlowAction::Stop => "Stop",
@@ -113,11 +99,6 @@ impl FlowAction {
             FlowAction::Delete => "Delete",
             FlowAction::Enable => "Enable",
             FlowAction::Disable => "Disable",
-            FlowAction::TestFailover => "Test failover",
-            FlowAction::LiveFailover => "Live failover",
-            FlowAction::EndTest => "End test",
-            FlowAction::Rollback => "Roll back",
-            FlowAction::Cleanup => "Clean up",
         }
     }
 }
@@ -127,22 +108,12 @@ impl FlowAction {
 pub fn allowed_actions(kind: FlowKind, state: FlowState) -> Vec<FlowAction> {
     use FlowAction::*;
     use FlowState::*;
-    let run_now = match kind {
-        FlowKind::Backup => BackupNow,
-        FlowKind::Replication => ReplicateNow,
-    };
     match (kind, state) {
         (_, Queued) => vec![Stop],
         (_, Running) => vec![Pause, Stop],
         (_, Paused) => vec![Resume, Stop],
         (_, Disabled) => vec![Enable, Edit, Delete],
-        (FlowKind::Backup, Idle | Healthy | Warning | Failed) => vec![run_now, Edit, Disable, Delete],
-        (FlowKind::Backup, FailedOver | Testing) => vec![Edit, Delete],
-        (FlowKind::Replication, Idle | Warning) => vec![run_now, TestFailover, Edit, Disable, Delete],
-        (FlowKind::Replication, Healthy) => vec![run_now, TestFailover, LiveFailover, Edit, Disable, Delete],
-        (FlowKind::Replication, Failed) => vec![run_now, Edit, Disable, Delete],
-        (FlowKind::Replication, FailedOver) => vec![Rollback, Cleanup],
-        (FlowKind::Replication, Testing) => vec![EndTest, Cleanup],
+        (FlowKind::Backup, Idle | Healthy | Warning | Failed) => vec![BackupNow, Edit, Disable, Delete],
     }
 }
 
@@ -157,9 +128,7 @@ pub fn refusal(flow_name: &str, kind: FlowKind, state: FlowState, action: FlowAc
         (FlowAction::Edit | FlowAction::Delete | FlowAction::Disable, s) if s.is_active() => {
             " Stop the run first, or wait for it to finish.".to_string()
         }
-        (FlowAction::BackupNow | FlowAction::ReplicateNow, FlowState::Disabled) => " Enable the flow first.".to_string(),
-        (FlowAction::BackupNow, _) if kind == FlowKind::Replication => " This is a replication flow: use replicate_now.".into(),
-        (FlowAction::ReplicateNow, _) if kind == FlowKind::Backup => " This is a backup flow: use backup_now.".into(),
+        (FlowAction::BackupNow, FlowState::Disabled) => " Enable the flow first.".to_string(),
         _ => String::new(),
     };
     let now = if allowed.is_empty() {
@@ -256,7 +225,7 @@ pub enum FlowSource {
 #[serde(deny_unknown_fields)]
 pub struct CreateFlowRequest {
     pub name: String,
-    /// Only `backup` for now.
+    /// `backup` (replication flows: `POST /api/v1/replication`).
     pub kind: FlowKind,
     pub source: FlowSource,
     /// Where the backups go.
@@ -402,19 +371,6 @@ mod tests {
         assert_eq!(b(FlowState::Running), vec![Pause, Stop]);
         assert_eq!(b(FlowState::Paused), vec![Resume, Stop]);
         assert_eq!(b(FlowState::Disabled), vec![Enable, Edit, Delete]);
-        assert!(!b(FlowState::Healthy).contains(&ReplicateNow));
-    }
-
-    #[test]
-    fn replication_flow_rules_follow_seed_003() {
-        use FlowAction::*;
-        let r = |s| allowed_actions(FlowKind::Replication, s);
-        assert_eq!(r(FlowState::Idle), vec![ReplicateNow, TestFailover, Edit, Disable, Delete]);
-        assert!(r(FlowState::Healthy).contains(&LiveFailover));
-        assert!(!r(FlowState::Idle).contains(&LiveFailover));
-        assert_eq!(r(FlowState::Running), vec![Pause, Stop]);
-        assert_eq!(r(FlowState::FailedOver), vec![Rollback, Cleanup]);
-        assert_eq!(r(FlowState::Testing), vec![EndTest, Cleanup]);
     }
 
     #[test]

@@ -85,9 +85,15 @@ pub struct Job {
     /// Restores: the restore point restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
-    /// Restores: the platform the VM is created on.
+    /// Restores: the platform the VM is created on; replication: the replica's platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_platform_id: Option<String>,
+    /// Replication jobs: the replication flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_id: Option<String>,
+    /// Replication jobs: what the job does (sync, failover...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<crate::replication::ReplicationOperation>,
     /// Higher runs first.
     pub priority: i32,
     /// Bytes the job expects to read (0 until known).

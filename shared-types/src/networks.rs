@@ -187,18 +187,24 @@ impl BulkMappingRequest {
         if self.mappings.len() > BULK_MAX {
             return Err(("mappings".into(), format!("Give at most {BULK_MAX} mappings per request.")));
         }
-        for (i, m) in self.mappings.iter().enumerate() {
-            validate_network_name(&m.source_network).map_err(|e| (format!("mappings[{i}].source_network"), e))?;
-            validate_network_name(&m.target_network).map_err(|e| (format!("mappings[{i}].target_network"), e))?;
-            if self.mappings[..i].iter().any(|o| o.source_network == m.source_network) {
-                return Err((
-                    format!("mappings[{i}].source_network"),
-                    format!("'{}' is mapped twice; a source network becomes one target network.", m.source_network),
-                ));
-            }
-        }
-        Ok(())
+        validate_pairs("mappings", &self.mappings)
     }
+}
+
+/// Checks pairs given in a request (`field[i]` names the bad one): a
+/// malformed name, or a source network given twice.
+pub fn validate_pairs(field: &str, pairs: &[NetworkPair]) -> Result<(), (String, String)> {
+    for (i, m) in pairs.iter().enumerate() {
+        validate_network_name(&m.source_network).map_err(|e| (format!("{field}[{i}].source_network"), e))?;
+        validate_network_name(&m.target_network).map_err(|e| (format!("{field}[{i}].target_network"), e))?;
+        if pairs[..i].iter().any(|o| o.source_network == m.source_network) {
+            return Err((
+                format!("{field}[{i}].source_network"),
+                format!("'{}' is mapped twice; a source network becomes one target network.", m.source_network),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `POST /api/v1/networks/bulk-mapping`

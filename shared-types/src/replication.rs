@@ -22,6 +22,18 @@
 //!                           failed ─ cleanup ─▶ cleaning_up ─ok─▶ healthy (idle without a point)
 //! ```
 //!
+//! The API (under `/api/v1`; reads for viewers, the rest for operators):
+//!
+//! * `GET/POST /replication`, `GET/PATCH/DELETE /replication/{id}`: flow CRUD
+//!   ([`CreateReplicationRequest`], [`UpdateReplicationRequest`],
+//!   [`ReplicationFlow`], [`ReplicationDetails`]).
+//! * `POST /replication/start`: create a flow and queue its initial sync.
+//! * `POST /replication/{id}/sync | pause | resume | test-failover | end-test
+//!   | failover | rollback | cleanup`: one action each, answered with
+//!   [`ReplicationAccepted`] (202), or 409 with [`refusal`]'s message.
+//! * `POST /replication/site-failover`: every flow of a protection group.
+//! * The WebSocket pushes `replication_update` on every change of a flow.
+//!
 //! A replica *point* is a consistent copy of the source at one moment; the
 //! flow's *lag* is the age of the newest point, and its recovery point
 //! objective (RPO) is missed when the lag exceeds the interval ([`lag`]).
@@ -29,6 +41,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::networks::{validate_pairs, NetworkPair};
 use crate::NamedRef;
 
 wire_enum! {
@@ -245,33 +258,6 @@ pub fn lag(now: DateTime<Utc>, last_consistent: Option<DateTime<Utc>>, created_a
     }
 }
 
-/// The network a source network becomes on the target at failover.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct NetworkMapping {
-    pub source_network: String,
-    pub target_network: String,
-}
-
-/// The target network for `source_network`, if the mapping names it.
-pub fn mapped_network<'a>(mapping: &'a [NetworkMapping], source_network: &str) -> Option<&'a str> {
-    mapping.iter().find(|m| m.source_network == source_network).map(|m| m.target_network.as_str())
-}
-
-/// Checks a mapping on its own: no source network twice, no blank names.
-pub fn validate_mapping(mapping: &[NetworkMapping]) -> Result<(), (String, String)> {
-    for (i, m) in mapping.iter().enumerate() {
-        if m.source_network.trim().is_empty() || m.target_network.trim().is_empty() {
-            return Err((format!("network_mapping[{i}]"), "Name both the source and the target network.".into()));
-        }
-        if mapping[..i].iter().any(|o| o.source_network == m.source_network) {
-            return Err((format!("network_mapping[{i}].source_network"), format!("'{}' is mapped twice.", m.source_network)));
-        }
-    }
-    Ok(())
-}
-
 /// Name of the network test VMs are attached to on the target: no uplink,
 /// nothing else on it, so a test VM never meets production.
 pub const ISOLATED_NETWORK: &str = "sendense-isolated";
@@ -300,24 +286,38 @@ fn check_keep(n: u32) -> Result<(), (String, String)> {
     Ok(())
 }
 
-/// `POST /api/v1/replications`
+/// Sync interval (the RPO) a flow gets when the request leaves it out: 15 minutes.
+pub const DEFAULT_INTERVAL_SECONDS: u64 = 900;
+/// Restore points a replica keeps when the request leaves it out.
+pub const DEFAULT_KEEP_POINTS: u32 = 7;
+
+/// `POST /api/v1/replication` (create) and `POST /api/v1/replication/start`
+/// (create and start the initial sync at once).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateReplicationRequest {
-    pub name: String,
     /// The managed VM (VM context id) to replicate.
     pub vm_id: String,
     /// The standby platform the replica lives on.
     pub target_platform_id: String,
+    /// Default: `<vm> to <target>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Sync every this many seconds; also the RPO the lag is judged by.
-    pub interval_seconds: u64,
+    /// Default [`DEFAULT_INTERVAL_SECONDS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
     /// Restore points the replica keeps (the oldest are merged away).
-    pub keep_points: u32,
-    /// Applied at failover; can be overridden then.
-    #[serde(default)]
-    pub network_mapping: Vec<NetworkMapping>,
-    /// Default true: syncs start at once. False: the flow is created paused.
+    /// Default [`DEFAULT_KEEP_POINTS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_points: Option<u32>,
+    /// The flow's own failover mappings (stored as network mappings of the
+    /// flow, over the platform pair's defaults).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_mapping: Vec<NetworkPair>,
+    /// Default true: the initial sync is queued at once. False: the flow
+    /// is created paused (`POST /replication/start` ignores it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
@@ -325,20 +325,22 @@ pub struct CreateReplicationRequest {
 impl CreateReplicationRequest {
     /// `Err((field, message))`.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        crate::validate_name("replication flow", &self.name).map_err(|m| ("name".to_string(), m))?;
+        if let Some(n) = &self.name {
+            crate::validate_name("replication flow", n).map_err(|m| ("name".to_string(), m))?;
+        }
         if self.vm_id.trim().is_empty() {
             return Err(("vm_id".into(), "Choose the VM to replicate.".into()));
         }
         if self.target_platform_id.trim().is_empty() {
             return Err(("target_platform_id".into(), "Choose the platform the replica lives on.".into()));
         }
-        check_interval(self.interval_seconds)?;
-        check_keep(self.keep_points)?;
-        validate_mapping(&self.network_mapping)
+        check_interval(self.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS))?;
+        check_keep(self.keep_points.unwrap_or(DEFAULT_KEEP_POINTS))?;
+        validate_pairs("network_mapping", &self.network_mapping)
     }
 }
 
-/// `PATCH /api/v1/replications/{id}`: fields left out stay as they are.
+/// `PATCH /api/v1/replication/{id}`: fields left out stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -349,8 +351,9 @@ pub struct UpdateReplicationRequest {
     pub interval_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_points: Option<u32>,
+    /// Replaces the flow's own failover mappings (an empty list removes them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_mapping: Option<Vec<NetworkMapping>>,
+    pub network_mapping: Option<Vec<NetworkPair>>,
 }
 
 impl UpdateReplicationRequest {
@@ -365,73 +368,29 @@ impl UpdateReplicationRequest {
             check_keep(k)?;
         }
         if let Some(m) = &self.network_mapping {
-            validate_mapping(m)?;
+            validate_pairs("network_mapping", m)?;
         }
         Ok(())
     }
 }
 
-/// `POST /api/v1/replications/{id}/actions`: one action, tagged by `action`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /api/v1/replication/{id}/test-failover`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ReplicationActionRequest {
-    ReplicateNow,
-    Pause,
-    Resume,
-    TestFailover {
-        /// The point to test (`None`: the newest).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        point_id: Option<String>,
-    },
-    EndTest,
-    Failover(FailoverRequest),
-    Rollback(RollbackRequest),
-    Cleanup,
+#[serde(deny_unknown_fields)]
+pub struct TestFailoverRequest {
+    /// The point to test (`rp-<n>`; `None`: the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_id: Option<String>,
 }
 
-impl ReplicationActionRequest {
-    pub fn action(&self) -> ReplicationAction {
-        use ReplicationAction as A;
-        match self {
-            ReplicationActionRequest::ReplicateNow => A::ReplicateNow,
-            ReplicationActionRequest::Pause => A::Pause,
-            ReplicationActionRequest::Resume => A::Resume,
-            ReplicationActionRequest::TestFailover { .. } => A::TestFailover,
-            ReplicationActionRequest::EndTest => A::EndTest,
-            ReplicationActionRequest::Failover(_) => A::Failover,
-            ReplicationActionRequest::Rollback(_) => A::Rollback,
-            ReplicationActionRequest::Cleanup => A::Cleanup,
-        }
-    }
-
-    /// Checks what the request carries against the source VM's name.
-    pub fn validate(&self, vm_name: &str) -> Result<(), (String, String)> {
-        match self {
-            ReplicationActionRequest::Failover(f) => {
-                check_confirmation(vm_name, &f.confirm).map_err(|m| ("confirm".to_string(), m))?;
-                if let Some(m) = &f.network_mapping {
-                    validate_mapping(m)?;
-                }
-                Ok(())
-            }
-            ReplicationActionRequest::Rollback(r) => check_confirmation(vm_name, &r.confirm).map_err(|m| ("confirm".to_string(), m)),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Live failover: production moves to the replica.
+/// `POST /api/v1/replication/{id}/failover`: production moves to the replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FailoverRequest {
     /// The source VM's name, typed by the person who asks.
     pub confirm: String,
-    /// Overrides the flow's mapping (`None`: the flow's). Every network a
-    /// NIC of the VM is on must be mapped to a network of the target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_mapping: Option<Vec<NetworkMapping>>,
     /// Default true: power the source off and copy its last changes first
     /// (no data lost). False when the source is unreachable: fail over to
     /// the newest point as it is.
@@ -439,7 +398,7 @@ pub struct FailoverRequest {
     pub final_sync: Option<bool>,
 }
 
-/// Rollback: production goes back to the source.
+/// `POST /api/v1/replication/{id}/rollback`: production goes back to the source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -449,6 +408,64 @@ pub struct RollbackRequest {
     /// True: copy what changed on the replica since the failover back to
     /// the source. False: discard it; the source runs as it was.
     pub sync_back: bool,
+}
+
+/// An action accepted: the flow in its new state and the job it runs (none
+/// for pause).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplicationAccepted {
+    pub flow: ReplicationFlow,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<crate::jobs::Job>,
+}
+
+wire_enum! {
+    /// What a site failover does to each flow of the group.
+    pub enum SiteFailoverMode {
+        /// Test failover of every flow: test VMs on isolated networks, production untouched.
+        Test = "test",
+        /// Live failover of every flow.
+        Live = "live",
+    }
+}
+
+/// `POST /api/v1/replication/site-failover`: fail over every replicated VM
+/// of a protection group at once (RECOVERY's emergency action).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SiteFailoverRequest {
+    pub group_id: String,
+    pub mode: SiteFailoverMode,
+    /// For `live`: the group's name, typed by the person who asks.
+    #[serde(default)]
+    pub confirm: String,
+    /// For `live`, as [`FailoverRequest::final_sync`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_sync: Option<bool>,
+}
+
+/// A flow a site failover did not start, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SiteFailoverRefusal {
+    pub flow: NamedRef,
+    pub reason: String,
+}
+
+/// `POST /api/v1/replication/site-failover`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SiteFailoverResult {
+    pub group: NamedRef,
+    pub mode: SiteFailoverMode,
+    /// Flows whose failover job was queued.
+    pub started: Vec<ReplicationAccepted>,
+    /// Flows of the group's VMs that could not start (state, networks).
+    pub refused: Vec<SiteFailoverRefusal>,
+    /// VMs of the group no replication flow covers.
+    pub unreplicated: Vec<NamedRef>,
 }
 
 wire_enum! {
@@ -513,7 +530,12 @@ pub struct ReplicationFlow {
     pub replica_vm_name: String,
     pub interval_seconds: u64,
     pub keep_points: u32,
-    pub network_mapping: Vec<NetworkMapping>,
+    /// The failover mapping in force (the flow's own over the platform
+    /// pair's defaults), for the source VM's networks.
+    pub network_mapping: Vec<NetworkPair>,
+    /// Why a live failover could not place the VM's NICs now (empty: ready).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_problems: Vec<String>,
     pub state: ReplicationState,
     /// Why the last action failed (state `failed`, or a failed rollback or end of test).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -530,19 +552,29 @@ pub struct ReplicationFlow {
     /// When the next scheduled sync starts (none while paused, testing or failed over).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_sync_at: Option<DateTime<Utc>>,
+    /// The job of the operation running now (queued, running or paused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_job_id: Option<String>,
+    /// The test VM's name while a test runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_vm_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-/// `GET /api/v1/replications/{id}`: the flow and its points, newest first.
+/// `GET /api/v1/replication/{id}`: the flow, its points (newest first) and its jobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplicationDetails {
     pub flow: ReplicationFlow,
     pub points: Vec<ReplicaPoint>,
-    /// The test VM's name while a test runs.
+    /// Bytes the replica's files take on the target host.
+    pub replica_bytes: u64,
+    /// The running operation's job, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_vm_name: Option<String>,
+    pub active_job: Option<crate::jobs::Job>,
+    /// The most recent finished jobs of the flow, newest first.
+    pub recent_jobs: Vec<crate::jobs::Job>,
 }
 
 #[cfg(test)]
@@ -637,45 +669,43 @@ mod tests {
     }
 
     #[test]
-    fn failover_needs_the_vm_name_and_a_sane_mapping() {
-        let req: ReplicationActionRequest = serde_json::from_str(
-            r#"{"action":"failover","confirm":"web-01","network_mapping":[{"source_network":"lan","target_network":"dr-lan"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(req.action(), A::Failover);
-        assert!(req.validate("web-01").is_ok());
-        assert_eq!(req.validate("db-01").unwrap_err().0, "confirm");
-        let ReplicationActionRequest::Failover(f) = &req else { panic!() };
-        assert_eq!(mapped_network(f.network_mapping.as_deref().unwrap(), "lan"), Some("dr-lan"));
-        assert_eq!(mapped_network(f.network_mapping.as_deref().unwrap(), "dmz"), None);
-        let twice = vec![
-            NetworkMapping { source_network: "lan".into(), target_network: "a".into() },
-            NetworkMapping { source_network: "lan".into(), target_network: "b".into() },
-        ];
-        assert_eq!(validate_mapping(&twice).unwrap_err().0, "network_mapping[1].source_network");
-        let rb: ReplicationActionRequest = serde_json::from_str(r#"{"action":"rollback","confirm":"web-01","sync_back":true}"#).unwrap();
-        assert_eq!(rb, ReplicationActionRequest::Rollback(RollbackRequest { confirm: "web-01".into(), sync_back: true }));
-        assert!(serde_json::from_str::<ReplicationActionRequest>(r#"{"action":"rollback","confirm":"x"}"#).is_err(), "sync_back is required");
-        let t: ReplicationActionRequest = serde_json::from_str(r#"{"action":"test_failover"}"#).unwrap();
-        assert_eq!(t, ReplicationActionRequest::TestFailover { point_id: None });
-        assert!(serde_json::from_str::<ReplicationActionRequest>(r#"{"action":"explode"}"#).is_err());
+    fn requests_carry_confirmations_and_defaults() {
+        let f: FailoverRequest = serde_json::from_str(r#"{"confirm":"web-01"}"#).unwrap();
+        assert!(check_confirmation("web-01", &f.confirm).is_ok() && f.final_sync.is_none());
+        assert!(check_confirmation("db-01", &f.confirm).unwrap_err().contains("'db-01'"));
+        assert!(serde_json::from_str::<FailoverRequest>(r#"{"confirm":"x","network_mapping":[]}"#).is_err());
+        let rb: RollbackRequest = serde_json::from_str(r#"{"confirm":"web-01","sync_back":true}"#).unwrap();
+        assert!(rb.sync_back);
+        assert!(serde_json::from_str::<RollbackRequest>(r#"{"confirm":"x"}"#).is_err(), "sync_back is required");
+        let t: TestFailoverRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(t.point_id, None);
+        let s: SiteFailoverRequest = serde_json::from_str(r#"{"group_id":"g","mode":"test"}"#).unwrap();
+        assert_eq!((s.mode, s.confirm.as_str()), (SiteFailoverMode::Test, ""));
     }
 
     #[test]
     fn create_and_update_requests_are_validated() {
         let ok = CreateReplicationRequest {
-            name: "web-01 to DR".into(),
+            name: Some("web-01 to DR".into()),
             vm_id: "vm1".into(),
             target_platform_id: "p2".into(),
-            interval_seconds: 900,
-            keep_points: 7,
+            interval_seconds: Some(900),
+            keep_points: Some(7),
             network_mapping: vec![],
             enabled: None,
         };
         assert!(ok.validate().is_ok());
-        assert_eq!(CreateReplicationRequest { interval_seconds: 5, ..ok.clone() }.validate().unwrap_err().0, "interval_seconds");
-        assert_eq!(CreateReplicationRequest { keep_points: 0, ..ok.clone() }.validate().unwrap_err().0, "keep_points");
-        assert_eq!(CreateReplicationRequest { name: " ".into(), ..ok.clone() }.validate().unwrap_err().0, "name");
+        let minimal: CreateReplicationRequest = serde_json::from_str(r#"{"vm_id":"vm1","target_platform_id":"p2"}"#).unwrap();
+        assert!(minimal.validate().is_ok(), "defaults are valid");
+        assert_eq!(CreateReplicationRequest { interval_seconds: Some(5), ..ok.clone() }.validate().unwrap_err().0, "interval_seconds");
+        assert_eq!(CreateReplicationRequest { keep_points: Some(0), ..ok.clone() }.validate().unwrap_err().0, "keep_points");
+        assert_eq!(CreateReplicationRequest { name: Some(" ".into()), ..ok.clone() }.validate().unwrap_err().0, "name");
+        let twice = vec![
+            NetworkPair { source_network: "lan".into(), target_network: "a".into() },
+            NetworkPair { source_network: "lan".into(), target_network: "b".into() },
+        ];
+        let err = CreateReplicationRequest { network_mapping: twice, ..ok.clone() }.validate().unwrap_err();
+        assert_eq!(err.0, "network_mapping[1].source_network");
         assert!(UpdateReplicationRequest::default().validate().is_ok());
         assert!(UpdateReplicationRequest { keep_points: Some(65), ..Default::default() }.validate().is_err());
         assert!(serde_json::from_str::<UpdateReplicationRequest>(r#"{"keep_points": 3, "bogus": 1}"#).is_err());

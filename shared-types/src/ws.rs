@@ -37,6 +37,10 @@ pub enum ServerMessage {
     Alert(Alert),
     /// How far a running discovery of a platform has got.
     DiscoveryProgress(DiscoveryProgress),
+    /// A replication flow changed (state, lag, points, settings), or was
+    /// created; `ReplicationRemoved` when deleted.
+    ReplicationUpdate { flow: Box<crate::replication::ReplicationFlow> },
+    ReplicationRemoved { id: String },
 }
 
 /// A discovery's phase and count of VM definitions read.

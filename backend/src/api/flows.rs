@@ -197,9 +197,6 @@ async fn list_flows(State(state): State<AppState>, ApiQuery(q): ApiQuery<FlowQue
     (status = 201, body = Flow), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_flow(State(state): State<AppState>, ApiJson(req): ApiJson<CreateFlowRequest>) -> Result<Response, ApiError> {
     validate_name("flow", &req.name).map_err(|m| ApiError::invalid_field("name", m))?;
-    if req.kind != FlowKind::Backup {
-        return Err(ApiError::invalid_value("kind", "Replication flows are not available yet; create a 'backup' flow."));
-    }
     let schedule = check_schedule(&req.schedule)?;
     let retention = check_retention(&req.retention)?;
     let immutable_days = check_immutable(req.immutable_days)?;

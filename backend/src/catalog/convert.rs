@@ -11,7 +11,7 @@ use shared_types::platform::{DiskFormat, DiskInfo, NetworkInfo, NicInfo};
 use shared_types::NamedRef;
 
 use super::to_u64;
-use crate::db::entities::{backups, flows, job_logs, job_samples, jobs, networks, repositories, vm_contexts, vm_disks, vm_nics};
+use crate::db::entities::{backups, flows, job_logs, job_samples, jobs, networks, replication_flows, repositories, vm_contexts, vm_disks, vm_nics};
 
 /// Names by id for one kind of object.
 #[derive(Debug, Default)]
@@ -58,6 +58,22 @@ impl Names {
         Ok(Names(rows.into_iter().collect()))
     }
 
+    /// Replication flow names for these ids.
+    pub async fn replications(db: &impl ConnectionTrait, ids: impl IntoIterator<Item = String>) -> Result<Names, DbErr> {
+        let ids = dedup(ids);
+        if ids.is_empty() {
+            return Ok(Names::default());
+        }
+        let rows: Vec<(String, String)> = replication_flows::Entity::find()
+            .select_only()
+            .columns([replication_flows::Column::Id, replication_flows::Column::Name])
+            .filter(replication_flows::Column::Id.is_in(ids))
+            .into_tuple()
+            .all(db)
+            .await?;
+        Ok(Names(rows.into_iter().collect()))
+    }
+
     /// Every repository's name (there are few).
     pub async fn repositories(db: &impl ConnectionTrait) -> Result<Names, DbErr> {
         let rows: Vec<(String, String)> = repositories::Entity::find()
@@ -77,6 +93,7 @@ fn dedup(ids: impl IntoIterator<Item = String>) -> Vec<String> {
     v
 }
 
+/// `flows`: names of backup flows and replication flows by id.
 pub fn job(m: jobs::Model, vms: &Names, flows: &Names) -> Job {
     let status = JobStatus::parse(&m.status).unwrap_or(JobStatus::Failed);
     let bytes_total = to_u64(m.bytes_total);
@@ -85,13 +102,15 @@ pub fn job(m: jobs::Model, vms: &Names, flows: &Names) -> Job {
         kind: JobKind::parse(&m.kind).unwrap_or(JobKind::Backup),
         status,
         backup_type: m.backup_type.as_deref().and_then(BackupType::parse),
-        flow_name: m.flow_id.as_deref().map(|f| flows.get(f)),
+        flow_name: m.flow_id.as_deref().or(m.replication_id.as_deref()).map(|f| flows.get(f)),
         flow_id: m.flow_id,
         vm_name: vms.get(&m.vm_context_id),
         vm_context_id: m.vm_context_id,
         repository_id: m.repository_id,
         backup_id: m.backup_id,
         target_platform_id: m.target_platform_id,
+        replication_id: m.replication_id,
+        operation: m.operation.as_deref().and_then(shared_types::replication::ReplicationOperation::parse),
         priority: m.priority,
         bytes_total,
         bytes_read,
@@ -109,7 +128,8 @@ pub fn job(m: jobs::Model, vms: &Names, flows: &Names) -> Job {
 /// Jobs with their VM and flow names, loaded once for the whole list.
 pub async fn jobs(db: &impl ConnectionTrait, rows: Vec<jobs::Model>) -> Result<Vec<Job>, DbErr> {
     let vms = Names::vms(db, rows.iter().map(|j| j.vm_context_id.clone())).await?;
-    let flows = Names::flows(db, rows.iter().filter_map(|j| j.flow_id.clone())).await?;
+    let mut flows = Names::flows(db, rows.iter().filter_map(|j| j.flow_id.clone())).await?;
+    flows.0.extend(Names::replications(db, rows.iter().filter_map(|j| j.replication_id.clone())).await?.0);
     Ok(rows.into_iter().map(|j| job(j, &vms, &flows)).collect())
 }
 

@@ -22,7 +22,8 @@ use std::time::Instant;
 
 use chrono::Utc;
 use shared_types::platform::{DiskFormat, PowerState};
-use shared_types::replication::{NetworkMapping, SyncKind};
+use shared_types::networks::NetworkPair;
+use shared_types::replication::SyncKind;
 
 use crate::platforms::kvm::definition::{self, DiskDefinition, VmDefinition};
 use crate::platforms::kvm::{cbt, disk_read, KvmHost};
@@ -40,9 +41,11 @@ pub struct TestReport {
     pub duration_ms: u64,
 }
 
-/// Starts a test VM from point `point` (`None`: the newest) on the target's
-/// isolated network. The replica is not touched.
-pub fn test_failover(target: &KvmHost, spec: &ReplicaSpec, point: Option<u64>, ctx: &Ctx) -> Result<TestReport> {
+/// Starts a test VM from point `point` (`None`: the newest), each NIC on the
+/// isolated network `test_mapping` names for its network or else on the
+/// target's first isolated network (made, without uplink, when it has
+/// none). The replica is not touched.
+pub fn test_failover(target: &KvmHost, spec: &ReplicaSpec, point: Option<u64>, test_mapping: &[NetworkPair], ctx: &Ctx) -> Result<TestReport> {
     let started = Instant::now();
     let mut replica = Replica::open(target, spec)?;
     if replica.state.phase != Phase::Replicating {
@@ -59,12 +62,16 @@ pub fn test_failover(target: &KvmHost, spec: &ReplicaSpec, point: Option<u64>, c
     if definition::vm_dir(target.dir(), &vm).exists() {
         return Err(ReplicationError::replica(&replica.name, format!("a VM named '{vm}' already exists on the target: remove it, or run cleanup if a test left it")));
     }
-    if network::ensure_isolated_network(target.dir())? {
+    let mut networks = definition::read_host(target.dir())?.networks;
+    if network::first_isolated(&networks).is_none() && network::ensure_isolated_network(target.dir())? {
         ctx.say(format!("isolated network '{}' added on {}", shared_types::replication::ISOLATED_NETWORK, target.name()));
+        networks = definition::read_host(target.dir())?.networks;
     }
+    let isolated = network::first_isolated(&networks).unwrap_or(shared_types::replication::ISOLATED_NETWORK).to_string();
+    let nics = network::test_nics(&replica.state.source_nics, test_mapping, &networks, &isolated).map_err(|m| ReplicationError::replica(&replica.name, m))?;
     replica.state.phase = Phase::Testing { point, vm: vm.clone(), started_at: Utc::now() };
     replica.save()?;
-    let made = make_test_vm(&replica, &vm, point).and_then(|_| Ok(target.set_power(&vm, PowerState::Running)?));
+    let made = make_test_vm(&replica, &vm, point, nics).and_then(|_| Ok(target.set_power(&vm, PowerState::Running)?));
     if let Err(e) = made {
         if let Err(ce) = remove_test_vm(target, &vm) {
             ctx.say(format!("the test VM '{vm}' could not be removed ({ce}): run cleanup"));
@@ -80,7 +87,7 @@ pub fn test_failover(target: &KvmHost, spec: &ReplicaSpec, point: Option<u64>, c
 }
 
 /// Overlays on point `point` in a hidden directory, published by rename.
-fn make_test_vm(replica: &Replica, vm: &str, point: u64) -> Result<()> {
+fn make_test_vm(replica: &Replica, vm: &str, point: u64, nics: Vec<shared_types::platform::NicInfo>) -> Result<()> {
     let vms = replica.host_dir.join(definition::VMS_DIR);
     let staging = vms.join(format!(".creating-{vm}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&staging).map_err(|e| ReplicationError::io(format!("creating {}", staging.display()), e))?;
@@ -102,7 +109,7 @@ fn make_test_vm(replica: &Replica, vm: &str, point: u64) -> Result<()> {
         os: rdef.os,
         power: PowerState::Stopped,
         role: rdef.role.clone(),
-        nics: network::isolated_nics(&replica.state.source_nics),
+        nics,
         disks,
     };
     let body = serde_json::to_vec_pretty(&def).map_err(|e| PlatformError::Invalid(e.to_string()))?;
@@ -172,7 +179,7 @@ pub fn end_test(target: &KvmHost, spec: &ReplicaSpec, ctx: &Ctx) -> Result<TestR
 #[derive(Debug, Clone)]
 pub struct FailoverOptions {
     /// Every network of the source's NICs mapped to a target network.
-    pub network_mapping: Vec<NetworkMapping>,
+    pub network_mapping: Vec<NetworkPair>,
     /// Power the source off and copy its last changes first. False when
     /// the source is unreachable: fail over to the newest point as it is.
     pub final_sync: bool,

@@ -454,5 +454,7 @@ fn queued_row(kind: JobKind, vm_context_id: &str, repository_id: &str, priority:
         backup_id: Set(None),
         target_platform_id: Set(None),
         options: Set(None),
+        replication_id: Set(None),
+        operation: Set(None),
     }
 }

@@ -74,7 +74,7 @@ pub fn flow_state_class(flow: &Flow) -> &'static str {
         Running | Healthy => "operational",
         Queued | Paused | Warning => "caution",
         Failed => "warning",
-        Idle | Disabled | FailedOver | Testing => "offline",
+        Idle | Disabled => "offline",
     }
 }
 
@@ -213,7 +213,7 @@ fn FlowActions(flow: Flow, active: Vec<Job>, target: RwSignal<Option<Inspect>>, 
                 let id = id.clone();
                 let active = active.clone();
                 match action {
-                    FlowAction::BackupNow | FlowAction::ReplicateNow => act.run(api::run_flow(id), |_| {}),
+                    FlowAction::BackupNow => act.run(api::run_flow(id), |_| {}),
                     FlowAction::Enable => act.run(api::set_flow_enabled(id, true), |_| {}),
                     FlowAction::Disable => act.run(api::set_flow_enabled(id, false), |_| {}),
                     FlowAction::Delete => act.run(api::delete_flow(id), move |_| target.set(None)),
@@ -240,7 +240,6 @@ fn FlowActions(flow: Flow, active: Vec<Job>, target: RwSignal<Option<Inspect>>, 
                             |_| {},
                         )
                     }
-                    _ => {}
                 }
             };
             view! {

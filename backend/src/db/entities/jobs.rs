@@ -32,6 +32,10 @@ pub struct Model {
     pub target_platform_id: Option<String>,
     /// Restore jobs: their options as JSON text (`runner::restore_job::RestoreOptions`).
     pub options: Option<String>,
+    /// Replication jobs: the replication flow.
+    pub replication_id: Option<String>,
+    /// Replication jobs: a `ReplicationOperation` word.
+    pub operation: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

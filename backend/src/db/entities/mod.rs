@@ -12,6 +12,7 @@ pub mod network_mappings;
 pub mod networks;
 pub mod platforms;
 pub mod protection_groups;
+pub mod replication_flows;
 pub mod repositories;
 pub mod sessions;
 pub mod settings;
