@@ -275,6 +275,8 @@ async fn a_restart_leaves_no_job_running() {
         backup_id: Set(None),
         target_platform_id: Set(None),
         options: Set(None),
+        replication_id: Set(None),
+        operation: Set(None),
     };
     row.insert(&f.state.db).await.unwrap();
     assert_eq!(sendense::runner::Runner::recover(&f.state.db).await.unwrap(), 1);
