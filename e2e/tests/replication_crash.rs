@@ -87,7 +87,8 @@ fn a_sync_killed_mid_way_resumes_and_the_last_point_stays_consistent() -> Result
     let started = server.expect(&token, "POST", "/api/v1/replication/start", Some(json!({"vm_id": vm, "target_platform_id": dr})), 201)?;
     let id = started["flow"]["id"].as_str().context("flow id")?.to_owned();
     let job = started["job"]["id"].as_str().context("job id")?.to_owned();
-    let read = kill_mid_job(&mut server, &token, &job, 6 << 20)?;
+    // Past a few journal checkpoints (every 2 s, at 4 MiB/s).
+    let read = kill_mid_job(&mut server, &token, &job, 16 << 20)?;
     ensure!(replica.join("sync.json").exists(), "the kill landed mid-sync: the journal is there");
     server.launch()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
@@ -102,8 +103,18 @@ fn a_sync_killed_mid_way_resumes_and_the_last_point_stays_consistent() -> Result
     ensure!(f["flow"]["state"] == "healthy" && f["flow"]["point_count"] == 1, "{}", f["flow"]);
     ensure!(!replica.join("sync.json").exists(), "the journal is gone once the sync finished");
     let resumed_read = j["job"]["bytes_read"].as_u64().unwrap_or(0);
+    let report: Value = j["logs"]
+        .as_array()
+        .context("logs")?
+        .iter()
+        .filter_map(|l| l["message"].as_str()?.strip_prefix("report "))
+        .find_map(|r| serde_json::from_str(r).ok())
+        .context("the sync's report in its log")?;
+    let resumed_from = report["disks"][0]["resumed_from"].as_u64().unwrap_or(0);
     metric("replication_crash_full_killed_after_bytes", read);
+    metric("replication_crash_full_resumed_from_offset", resumed_from);
     metric("replication_crash_full_resume_read_bytes", resumed_read);
+    ensure!(resumed_from > 0, "the full sync resumed instead of starting over: {report}");
     ensure!(same(&replica.join("disk0.rp-1.qcow2"), &source)?, "point 1 equals the source");
 
     // 2. Killed during an incremental sync: point 1 stays what it was.
