@@ -187,6 +187,29 @@ async fn a_lab_vm_is_replicated_tested_failed_over_and_rolled_back() {
     assert_eq!(flow.state, ReplicationState::Healthy);
     assert!(flow.point_count <= 3, "keeps at most keep_points: {}", flow.point_count);
 
+    // The interval schedule: two intervals later the RPO is missed (one
+    // warning) and the scheduler queues the sync that is due.
+    let mut events = api.f.state.events.subscribe();
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1300);
+    sendense::runner::replication_job::tick(&api.f.state.runner, later).await.unwrap();
+    sendense::runner::replication_job::tick(&api.f.state.runner, later).await.unwrap();
+    let mut alerts = Vec::new();
+    while let Ok(msg) = events.try_recv() {
+        if let shared_types::ws::ServerMessage::Alert(a) = msg {
+            alerts.push(a);
+        }
+    }
+    assert_eq!(alerts.len(), 1, "one alert per missed stretch: {alerts:?}");
+    let alert = &alerts[0];
+    assert!(alert.title.contains("missed its RPO") && alert.message.contains("600 s"), "{alert:?}");
+    let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{id}"), None, StatusCode::OK).await;
+    let queued = d.active_job.expect("the scheduler queued the due sync");
+    assert_eq!(queued.requested_by.as_deref(), Some("schedule"));
+    let j = api.wait(&queued.id, 180).await;
+    assert_eq!(j["job"]["status"], "completed", "{j}");
+    let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{id}"), None, StatusCode::OK).await;
+    assert!(!d.flow.lag.rpo_missed, "a new point: the lag is back under the RPO");
+
     // Deleting the flow removes the replica from the DR host.
     let reply = api.call("DELETE", &format!("/api/v1/replication/{id}"), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
