@@ -5,7 +5,8 @@
 //! its end; a live failover refused without network mappings and without the
 //! typed VM name, then done (replica equals the source, source off); a
 //! rollback with sync back; pause and resume; the state rule's refusals;
-//! bad input; deleting the flow removes the replica.
+//! bad input; deleting the flow removes the replica. On SQLite and on
+//! PostgreSQL.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,7 +22,12 @@ use shared_types::replication::{ReplicationAccepted, ReplicationDetails, Replica
 
 mod support;
 
+// The migrations' throw-away PostgreSQL server, shared rather than copied.
+#[path = "../../migrations/tests/support/mod.rs"]
+mod pg;
+
 use support::api::Api;
+use support::Fixture;
 
 fn vm_json(host: &Path, name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(host.join("vms").join(name).join("vm.json")).unwrap()).unwrap()
@@ -48,11 +54,28 @@ async fn done(api: &Api, flow: &str, action: &str, body: Value) -> (ReplicationF
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lab_vm_is_replicated_tested_failed_over_and_rolled_back() {
+    replicate_test_fail_over_and_roll_back(support::fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_works_on_postgresql() {
+    use sea_orm::ConnectionTrait;
+    let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
+    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
+    admin.execute_unprepared("CREATE DATABASE replication").await.unwrap();
+    let url = format!("{}/replication", cluster.url().trim_end_matches("/postgres"));
+    let data = tempfile::tempdir().unwrap();
+    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
+    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
+    let (state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
+    replicate_test_fail_over_and_roll_back(Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }).await;
+}
+
+async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let lab_dir = dir.path().join("lab");
     let lab_task = lab_dir.clone();
     tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
-    let f = support::fixture().await;
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
     let prod_dir = lab_dir.join("hosts/kvm-prod-01");
