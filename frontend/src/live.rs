@@ -137,6 +137,17 @@ impl Live {
         self.replications.update(|m| upsert_newer(m, flow));
     }
 
+    /// A flow from the answer to a request: the link may have announced a
+    /// later state of the same moment already, so only a strictly newer copy
+    /// (or a flow the store lacks) goes in.
+    pub fn offer_replication(&self, flow: ReplicationFlow) {
+        self.replications.update(|m| {
+            if m.get(&flow.id).is_none_or(|old| flow.updated_at > old.updated_at) {
+                m.insert(flow.id.clone(), flow);
+            }
+        });
+    }
+
     /// Seeds the store with a full list: flows missing from it are gone,
     /// flows the link announced since the list was read stay as announced.
     pub fn seed_replications(&self, list: Vec<ReplicationFlow>) {

@@ -169,7 +169,7 @@ fn ReplicationCards() -> impl IntoView {
             }
         >
             <div class="card-grid" data-testid="replication-cards">
-                <For each=move || flows.get() key=|f| (f.id.clone(), f.updated_at) let:flow>
+                <For each=move || flows.get() key=|f| (f.id.clone(), f.updated_at, f.state, f.point_count, f.active_job_id.clone(), f.last_consistent_at) let:flow>
                     <ReplicationCard flow=flow />
                 </For>
             </div>

@@ -80,7 +80,7 @@ pub fn ReplicationCard(flow: ReplicationFlow) -> impl IntoView {
                 <button class="button small" data-testid="repl-card-details" on:click=move |_| hub.details.set(Some(id.clone()))>"Details"</button>
                 {can_sync.then(|| view! {
                     <button class="button small primary" data-testid="repl-card-sync" title=title disabled=move || !operator() || act.busy.get()
-                        on:click=move |_| act.run(api::replication_action(sync_id.clone(), "sync"), move |a| live.put_replication(a.flow))>
+                        on:click=move |_| act.run(api::replication_action(sync_id.clone(), "sync"), move |a| live.offer_replication(a.flow))>
                         "Replicate now"
                     </button>
                 })}

@@ -62,7 +62,7 @@ pub fn ConfirmDialog(c: Confirming, open: RwSignal<Option<Confirming>>) -> impl 
     let submit = move |_| {
         let id = id.clone();
         let done = move |a: shared_types::replication::ReplicationAccepted| {
-            live.put_replication(a.flow);
+            live.offer_replication(a.flow);
             open.set(None);
         };
         match action {

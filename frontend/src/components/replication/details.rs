@@ -3,11 +3,12 @@
 //! placing the VM's NICs, the running job, the replica's points, recent
 //! jobs (each opens the job view), and only the buttons the flow's state
 //! allows. Dangerous actions open [`super::confirm::ConfirmDialog`].
+//! Settings (interval, points kept, name) and removal sit apart, folded.
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
 use shared_types::jobs::Job;
-use shared_types::replication::{ReplicaPoint, ReplicationAction, ReplicationFlow};
+use shared_types::replication::{ReplicaPoint, ReplicationAction, ReplicationFlow, UpdateReplicationRequest};
 
 use super::confirm::{ConfirmDialog, Confirming};
 use super::{interval_text, lag_text, live_lag, points_text, state_class, use_replication_hub};
@@ -66,11 +67,15 @@ fn DetailsBody(id: String, confirming: RwSignal<Option<Confirming>>) -> impl Int
         stored.get().or_else(|| details.get().and_then(|r| r.ok()).map(|d| d.flow))
     });
     let points = Signal::derive(move || details.get().and_then(|r| r.ok()).map(|d| d.points).unwrap_or_default());
+    let has_flow = Memo::new(move |_| flow.with(Option::is_some));
     view! {
-        {move || match (flow.get(), details.get()) {
-            (Some(f), _) => view! { <FlowHead flow=f points=points confirming=confirming /> }.into_any(),
-            (None, Some(Err(e))) => view! { <p class="notice warning" data-testid="repl-details-error">{e.message}</p> }.into_any(),
-            (None, _) => view! { <p class="muted">"Loading the replication flow…"</p> }.into_any(),
+        // Drawn again only when the flow changes, not on each read of the details.
+        {move || match flow.get() {
+            Some(f) => view! { <FlowHead flow=f points=points confirming=confirming /> }.into_any(),
+            None => match details.get() {
+                Some(Err(e)) => view! { <p class="notice warning" data-testid="repl-details-error">{e.message}</p> }.into_any(),
+                _ => view! { <p class="muted">"Loading the replication flow…"</p> }.into_any(),
+            },
         }}
         <Transition fallback=|| view! { <p class="muted">"Loading points and jobs…"</p> }>
             {move || details.get().and_then(|r| r.ok()).map(|d| {
@@ -87,7 +92,96 @@ fn DetailsBody(id: String, confirming: RwSignal<Option<Confirming>>) -> impl Int
                 }
             })}
         </Transition>
+        // Drawn once the flow is known, not again on each update (edits stay).
+        {move || has_flow.get().then(|| view! { <Settings flow=flow /> })}
     }
+}
+
+/// Interval, points kept and name (`PATCH`, only what changed), and
+/// removing the flow (with or without the replica's disks).
+#[component]
+fn Settings(flow: Memo<Option<ReplicationFlow>>) -> impl IntoView {
+    let live = use_live();
+    let hub = use_replication_hub();
+    let session = use_session();
+    let act = Act::new();
+    let operator = move || session.can(Role::Operator);
+    let Some(start) = flow.get_untracked() else { return ().into_any() };
+    let name = RwSignal::new(start.name.clone());
+    let interval = RwSignal::new(start.interval_seconds.to_string());
+    let keep = RwSignal::new(start.keep_points.to_string());
+    let remove_replica = RwSignal::new(true);
+    let arming = RwSignal::new(false);
+    let saved = RwSignal::new(false);
+    let id = start.id.clone();
+    let target = start.target_platform.name.clone();
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        saved.set(false);
+        let Some(now) = flow.get_untracked() else { return };
+        let (n, i, k) = (name.get_untracked().trim().to_string(), interval.get_untracked().trim().parse::<u64>().ok(), keep.get_untracked().trim().parse::<u32>().ok());
+        let req = UpdateReplicationRequest {
+            name: (n != now.name).then_some(n),
+            interval_seconds: i.filter(|i| *i != now.interval_seconds),
+            keep_points: k.filter(|k| *k != now.keep_points),
+            network_mapping: None,
+        };
+        if let Err((_, m)) = req.validate() {
+            act.error.set(Some(m));
+            return;
+        }
+        if req == UpdateReplicationRequest::default() {
+            act.error.set(Some("Nothing changed (interval in seconds, points a whole number).".into()));
+            return;
+        }
+        act.run(api::update_replication(now.id.clone(), req), move |f| {
+            live.offer_replication(f);
+            saved.set(true);
+        });
+    };
+    let remove = move |_| {
+        if !arming.get_untracked() {
+            arming.set(true);
+            return;
+        }
+        let id = id.clone();
+        let gone = id.clone();
+        act.run(api::delete_replication(id, remove_replica.get_untracked()), move |_| {
+            live.replications.update(|m| {
+                m.remove(&gone);
+            });
+            hub.details.set(None);
+        });
+    };
+    view! {
+        <details class="settings" data-testid="repl-settings">
+            <summary>"SETTINGS"</summary>
+            <form class="form-row" on:submit=save>
+                <label class="grow">"Name"
+                    <input type="text" data-testid="repl-edit-name" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+                </label>
+                <label>"Interval (s)"
+                    <input type="text" inputmode="numeric" size="7" data-testid="repl-edit-interval" prop:value=move || interval.get() on:input=move |ev| interval.set(event_target_value(&ev)) />
+                </label>
+                <label>"Keep points"
+                    <input type="text" inputmode="numeric" size="4" data-testid="repl-edit-keep" prop:value=move || keep.get() on:input=move |ev| keep.set(event_target_value(&ev)) />
+                </label>
+                <button class="button small primary" type="submit" data-testid="repl-edit-save" disabled=move || !operator() || act.busy.get()>"Save"</button>
+                {move || saved.get().then(|| view! { <span class="ok small">"Saved."</span> })}
+            </form>
+            <div class="form-row">
+                <label class="check">
+                    <input type="checkbox" data-testid="repl-remove-replica" prop:checked=move || remove_replica.get() on:change=move |ev| remove_replica.set(event_target_checked(&ev)) />
+                    {format!("Also delete the replica's disks on {target}")}
+                </label>
+                <button class="button small danger" data-testid="repl-remove" disabled=move || !operator() || act.busy.get() on:click=remove>
+                    {move || if arming.get() { "Click again to remove the flow" } else { "Remove flow" }}
+                </button>
+            </div>
+            <ActError act=act testid="repl-settings-error" />
+        </details>
+    }
+    .into_any()
 }
 
 #[component]
@@ -177,7 +271,7 @@ fn Actions(flow: ReplicationFlow, points: Signal<Vec<ReplicaPoint>>, confirming:
                     _ => None,
                 };
                 match verb {
-                    Some(verb) => act.run(api::replication_action(id, verb), move |a| live.put_replication(a.flow)),
+                    Some(verb) => act.run(api::replication_action(id, verb), move |a| live.offer_replication(a.flow)),
                     None => confirming.set(Some(Confirming { action, flow: flow.clone(), points: points.get_untracked() })),
                 }
             };

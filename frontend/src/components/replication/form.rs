@@ -94,7 +94,7 @@ fn ReplicationForm(vm: String) -> impl IntoView {
             return;
         }
         let close = move |flow| {
-            live.put_replication(flow);
+            live.offer_replication(flow);
             hub.create.set(None);
         };
         if start {

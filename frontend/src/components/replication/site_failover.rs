@@ -86,7 +86,7 @@ fn SiteFailoverDialog(open: RwSignal<bool>) -> impl IntoView {
         };
         act.run(api::site_failover(req), move |r| {
             for a in &r.started {
-                live.put_replication(a.flow.clone());
+                live.offer_replication(a.flow.clone());
             }
             result.set(Some(r));
         });
