@@ -83,7 +83,19 @@ async fn wait_attr(b: &Browser, id: &str, name: &str, want: &str, timeout: Durat
 async fn no_overflow(b: &Browser, what: &str) -> Result<()> {
     let v = b.client.execute("return [document.documentElement.scrollWidth, window.innerWidth]", vec![]).await?;
     let (scroll, inner) = (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0));
-    ensure!(scroll <= inner, "{what}: the page is {scroll} px wide in a {inner} px viewport");
+    if scroll > inner {
+        // Name the widest offenders, to fix them.
+        let who = b
+            .client
+            .execute(
+                "const w = window.innerWidth; return [...document.querySelectorAll('body *')]
+                   .filter(e => e.getBoundingClientRect().right > w + 0.5)
+                   .slice(0, 8).map(e => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')}[${e.dataset.testid || ''}] right=${e.getBoundingClientRect().right}`);",
+                vec![],
+            )
+            .await?;
+        anyhow::bail!("{what}: the page is {scroll} px wide in a {inner} px viewport; past the edge: {who}");
+    }
     Ok(())
 }
 
@@ -170,18 +182,27 @@ async fn replicate_test_failover_and_site_failover_from_the_cockpit() -> Result<
     let saw = std::cell::Cell::new(0u64);
     let (saw_ref, card_ref, server_ref, token_ref, id_ref) = (&saw, &card, &server, &token, &id);
     b.until("the card to show healthy with 1 point", Duration::from_secs(240), || async move {
-        let Ok(el) = b.client.find(Locator::Css(&format!("[data-testid='{card_ref}']"))).await else { return Ok(None) };
-        if let Ok(job) = el.find(Locator::Css("[data-testid='repl-card-job']")).await {
-            let done: u64 = job.attr("data-done").await?.unwrap_or_default().parse().unwrap_or(0);
-            if done > saw_ref.get() {
-                if saw_ref.get() == 0 {
-                    shoot(&b, "replication-card-syncing-desktop-1440x900").await?;
-                }
-                saw_ref.set(done);
-            }
+        // One read of the card in the page: it is drawn again as the flow changes.
+        let v = b
+            .client
+            .execute(
+                "const c = document.querySelector(`[data-testid='${arguments[0]}']`);
+                 if (!c) return null;
+                 const j = c.querySelector(`[data-testid='repl-card-job']`);
+                 return [c.dataset.state, c.dataset.points, j ? Number(j.dataset.done || 0) : 0];",
+                vec![json!(card_ref)],
+            )
+            .await?;
+        if v.is_null() {
+            return Ok(None);
         }
-        let state = el.attr("data-state").await?.unwrap_or_default();
-        let points = el.attr("data-points").await?.unwrap_or_default();
+        let (state, points, done) = (v[0].as_str().unwrap_or_default().to_owned(), v[1].as_str().unwrap_or_default().to_owned(), v[2].as_u64().unwrap_or(0));
+        if done > saw_ref.get() {
+            if saw_ref.get() == 0 {
+                shoot(b, "replication-card-syncing-desktop-1440x900").await?;
+            }
+            saw_ref.set(done);
+        }
         ensure!(state != "failed", "the initial sync failed: {}", server_ref.expect(token_ref, "GET", &format!("/api/v1/replication/{id_ref}"), None, 200)?["flow"]);
         Ok((state == "healthy" && points == "1").then_some(()))
     })

@@ -276,7 +276,7 @@ pub fn JobHistory(jobs: Vec<Job>) -> impl IntoView {
                         <tr data-job-id=j.id.clone()>
                             <td class="mono">{j.started_at.map(when).unwrap_or_else(|| "—".into())}</td>
                             <td>{j.vm_name.clone()}</td>
-                            <td>{j.backup_type.map(|t| t.as_str()).unwrap_or("—")}</td>
+                            <td>{j.backup_type.map(|t| t.as_str()).or(j.operation.map(|o| o.as_str())).unwrap_or("—")}</td>
                             <td><span class=format!("status-pill {}", status_class(j.status))>{j.status.as_str()}</span></td>
                             <td class="mono">{format_bytes(j.bytes_read)}</td>
                             <td class="mono">{format_bytes(j.bytes_written)}</td>

@@ -62,7 +62,7 @@ pub fn FlowsPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || active.get().map(|r| match r {
                     Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
-                    Ok(a) if a.flows.is_empty() && a.adhoc_jobs.is_empty() => view! {
+                    Ok(a) if a.flows.is_empty() && a.adhoc_jobs.iter().all(|j| j.replication_id.is_some()) => view! {
                         <div class="card empty" data-testid="no-active-flows"><p class="muted">"Nothing is running, queued or paused."</p></div>
                     }.into_any(),
                     Ok(a) => view! {
@@ -76,7 +76,8 @@ pub fn FlowsPage() -> impl IntoView {
                                         on_inspect=move |_| inspect.set(Some(Inspect::Flow(id.clone()))) />
                                 }
                             }).collect_view()}
-                            {a.adhoc_jobs.into_iter().map(|j| {
+                            // Replication jobs show on their flow's card below.
+                            {a.adhoc_jobs.into_iter().filter(|j| j.replication_id.is_none()).map(|j| {
                                 let id = j.id.clone();
                                 let kind = format!("{} · AD HOC", j.kind.as_str().to_uppercase());
                                 let target = repo_name(j.repository_id.clone());
