@@ -106,6 +106,17 @@ async fn shoot(b: &Browser, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Loads FLOWS at `w` x `h` and opens the flow's details from its card.
+async fn open_details(b: &Browser, server: &Server, card: &str, w: u32, h: u32) -> Result<()> {
+    b.resize(w, h).await?;
+    b.client.goto(&server.url("/flows")).await?;
+    b.testid(card, Duration::from_secs(15)).await?;
+    click(b, "repl-card-details").await?;
+    b.testid("repl-details", T).await?;
+    b.testid("repl-point-rp-1", T).await.context("point rp-1 in the points table")?;
+    Ok(())
+}
+
 async fn scroll_to(b: &Browser, id: &str) -> Result<()> {
     b.testid(id, T).await?;
     b.client
@@ -228,14 +239,16 @@ async fn replicate_test_failover_and_site_failover_from_the_cockpit() -> Result<
         scroll_to(&b, "dr-sites").await?;
         shoot(&b, &format!("replication-dr-site-healthy-{size}")).await?;
     }
-    b.resize(1440, 900).await?;
-    b.client.goto(&server.url("/flows")).await?;
 
     // Details: state, points, network problems, exactly the allowed actions.
-    click(&b, "repl-card-details").await?;
-    b.testid("repl-details", T).await?;
+    // Each size is loaded afresh (the cockpit lays out for the viewport it starts in);
+    // desktop last, where the test goes on.
+    for (size, w, h) in SIZES.iter().rev() {
+        open_details(b, &server, &card, *w, *h).await?;
+        no_overflow(&b, &format!("details at {size}")).await?;
+        shoot(&b, &format!("replication-details-{size}")).await?;
+    }
     wait_attr(&b, "repl-state", "data-state", "healthy", T).await?;
-    b.testid("repl-point-rp-1", T).await.context("point rp-1 in the points table")?;
     b.until("the actions", T, || async {
         let shown = shown_actions(&b).await?;
         Ok((shown == api_actions(flow)).then_some(()))
@@ -249,14 +262,16 @@ async fn replicate_test_failover_and_site_failover_from_the_cockpit() -> Result<
     ensure!(shown == problems, "the modal lists {shown} network problems, the API {problems}");
     ensure!(attr_of(&b, "repl-network-link", "href").await? == "/networks");
     b.testid("repl-job", T).await.context("the initial sync in recent jobs")?;
-    for (size, w, h) in SIZES {
-        b.resize(*w, *h).await?;
-        no_overflow(&b, &format!("details at {size}")).await?;
-        shoot(&b, &format!("replication-details-{size}")).await?;
-    }
-    b.resize(1440, 900).await?;
 
     // Live failover: seed 003's warning, the name typed, the server's refusal shown.
+    for (size, w, h) in SIZES.iter().filter(|s| s.1 != 1440) {
+        open_details(b, &server, &card, *w, *h).await?;
+        click(&b, "repl-action-failover").await?;
+        type_into(&b, "repl-confirm-name", "web-01").await?;
+        no_overflow(&b, &format!("failover confirmation at {size}")).await?;
+        shoot(&b, &format!("replication-live-failover-{size}")).await?;
+    }
+    open_details(b, &server, &card, 1440, 900).await?;
     click(&b, "repl-action-failover").await?;
     wait_attr(&b, "repl-confirm", "data-action", "failover", T).await?;
     let warning = text_of(&b, "repl-failover-warning").await?;
@@ -268,12 +283,7 @@ async fn replicate_test_failover_and_site_failover_from_the_cockpit() -> Result<
     ensure!(!submit.is_enabled().await?, "a wrong name keeps it disabled");
     type_into(&b, "repl-confirm-name", "web-01").await?;
     b.until("failover enabled by the typed name", T, || async { Ok(submit.is_enabled().await?.then_some(())) }).await?;
-    for (size, w, h) in SIZES {
-        b.resize(*w, *h).await?;
-        no_overflow(&b, &format!("failover confirmation at {size}")).await?;
-        shoot(&b, &format!("replication-live-failover-{size}")).await?;
-    }
-    b.resize(1440, 900).await?;
+    shoot(&b, "replication-live-failover-desktop-1440x900").await?;
     submit.click().await?;
     let refusal = text_of(&b, "repl-confirm-error").await?;
     ensure!(refusal.contains("web-01"), "the server's refusal is shown: {refusal:?}");
@@ -307,17 +317,17 @@ async fn replicate_test_failover_and_site_failover_from_the_cockpit() -> Result<
     ensure!(text_of(&b, "dr-test-vm").await?.contains(&test_vm), "the site shows the test VM");
     let count = b.client.find(Locator::Css(&format!("[data-testid='{site}'] [data-state='testing'][data-count]"))).await?;
     ensure!(count.attr("data-count").await?.as_deref() == Some("1"), "one replica testing on the site");
-    for (size, w, h) in SIZES {
+    for (size, w, h) in SIZES.iter().rev() {
         b.resize(*w, *h).await?;
+        b.client.goto(&server.url("/flows")).await?;
+        wait_attr(&b, "dr-replica-web-01", "data-state", "testing", Duration::from_secs(15)).await?;
         scroll_to(&b, "dr-sites").await?;
         no_overflow(&b, &format!("DR sites at {size}")).await?;
         shoot(&b, &format!("replication-dr-site-{size}")).await?;
     }
-    b.resize(1440, 900).await?;
 
     // End the test from the modal; the API says healthy again.
-    b.client.execute("window.scrollTo(0, 0)", vec![]).await?;
-    click(&b, "repl-card-details").await?;
+    open_details(b, &server, &card, 1440, 900).await?;
     click(&b, "repl-action-end_test").await?;
     wait_attr(&b, "repl-confirm", "data-action", "end_test", T).await?;
     ensure!(text_of(&b, "repl-confirm-text").await?.contains(&test_vm), "end test names the test VM");
@@ -345,24 +355,25 @@ async fn replicate_test_failover_and_site_failover_from_the_cockpit() -> Result<
     click(&b, "repl-details-close").await?;
 
     // RECOVERY: site failover of the group; live needs the group's name.
-    b.client.goto(&server.url("/recovery")).await?;
-    click(&b, "site-failover-open").await?;
-    b.testid("site-failover", T).await?;
-    b.until("web-01's flow in the preview", T, || async {
-        Ok(text_of(&b, "site-preview").await?.contains("kvm-dr-01").then_some(()))
-    })
-    .await?;
-    click(&b, "site-mode-live").await?;
-    let submit = b.testid("site-failover-submit", T).await?;
-    ensure!(!submit.is_enabled().await?, "live without the group's name is disabled");
-    type_into(&b, "site-confirm-name", "web-tier").await?;
-    b.until("site failover enabled", T, || async { Ok(submit.is_enabled().await?.then_some(())) }).await?;
-    for (size, w, h) in SIZES {
+    for (size, w, h) in SIZES.iter().rev() {
         b.resize(*w, *h).await?;
+        b.client.goto(&server.url("/recovery")).await?;
+        click(&b, "site-failover-open").await?;
+        b.testid("site-failover", T).await?;
+        b.until("web-01's flow in the preview", T, || async {
+            Ok(text_of(&b, "site-preview").await?.contains("kvm-dr-01").then_some(()))
+        })
+        .await?;
+        click(&b, "site-mode-live").await?;
+        let submit = b.testid("site-failover-submit", T).await?;
+        ensure!(!submit.is_enabled().await?, "live without the group's name is disabled");
+        type_into(&b, "site-confirm-name", "web-tie").await?;
+        ensure!(!submit.is_enabled().await?, "a wrong group name keeps it disabled");
+        type_into(&b, "site-confirm-name", "web-tier").await?;
+        b.until("site failover enabled", T, || async { Ok(submit.is_enabled().await?.then_some(())) }).await?;
         no_overflow(&b, &format!("site failover at {size}")).await?;
         shoot(&b, &format!("replication-site-failover-{size}")).await?;
     }
-    b.resize(1440, 900).await?;
     click(&b, "site-mode-test").await?;
     click(&b, "site-failover-submit").await?;
     let result = b.testid("site-result", Duration::from_secs(20)).await?;

@@ -95,9 +95,10 @@ pub fn ReplicationCard(flow: ReplicationFlow) -> impl IntoView {
 #[component]
 fn ActiveJobLine(job_id: String) -> impl IntoView {
     let live = use_live();
-    let jid = job_id.clone();
+    let job_id = StoredValue::new(job_id);
+    let jid = job_id.get_value();
     let progress = Memo::new(move |_| live.jobs.with(|m| m.get(&jid).cloned()));
-    let jid = job_id.clone();
+    let jid = job_id.get_value();
     let state = Memo::new(move |_| live.job_states.with(|m| m.get(&jid).map(|j| (j.status, j.operation))));
     let spark = Signal::derive(move || {
         let now = live.now_ms.get();
@@ -116,8 +117,12 @@ fn ActiveJobLine(job_id: String) -> impl IntoView {
         }
     };
     let operation = move || state.get().and_then(|(_, op)| op).map(|o| o.as_str().replace('_', " ")).unwrap_or_else(|| "job".into());
+    // The flow can be announced a moment before its job is marked finished:
+    // the job's own update then hides the line.
+    let finished = move || state.get().is_some_and(|(s, _)| s.is_finished());
     view! {
-        <div class="job-line" data-testid="repl-card-job" data-job-id=job_id.clone()
+        <Show when=move || !finished()>
+        <div class="job-line" data-testid="repl-card-job" data-job-id=job_id.get_value()
             data-done=move || progress.with(|p| p.as_ref().map(|p| p.progress.bytes_done).unwrap_or(0).to_string())>
             <div class="job-line-head">
                 <span class="small">{move || operation().to_uppercase()}</span>
@@ -132,5 +137,6 @@ fn ActiveJobLine(job_id: String) -> impl IntoView {
                 <span>"ETA " {move || progress.with(|p| p.as_ref().and_then(|p| p.progress.eta_seconds).map(format_duration).unwrap_or_else(|| "—".into()))}</span>
             </div>
         </div>
+        </Show>
     }
 }

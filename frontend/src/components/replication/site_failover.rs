@@ -194,7 +194,7 @@ fn SiteResult(r: SiteFailoverResult) -> impl IntoView {
     };
     let (started, refused, unreplicated) = (r.started.len(), r.refused.len(), r.unreplicated.len());
     view! {
-        <div data-testid="site-result" data-started=started.to_string() data-refused=refused.to_string()
+        <div class="site-result" data-testid="site-result" data-started=started.to_string() data-refused=refused.to_string()
             data-unreplicated=unreplicated.to_string()>
             <p>{format!("Site {mode} of group {}: {started} started, {refused} refused, {unreplicated} VM(s) not replicated.", r.group.name)}</p>
             <h3>"STARTED"</h3>
