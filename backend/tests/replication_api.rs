@@ -5,7 +5,8 @@
 //! its end; a live failover refused without network mappings and without the
 //! typed VM name, then done (replica equals the source, source off); a
 //! rollback with sync back; pause and resume; the state rule's refusals;
-//! bad input; deleting the flow removes the replica.
+//! bad input; deleting the flow removes the replica. On SQLite and on
+//! PostgreSQL.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,7 +22,12 @@ use shared_types::replication::{ReplicationAccepted, ReplicationDetails, Replica
 
 mod support;
 
+// The migrations' throw-away PostgreSQL server, shared rather than copied.
+#[path = "../../migrations/tests/support/mod.rs"]
+mod pg;
+
 use support::api::Api;
+use support::Fixture;
 
 fn vm_json(host: &Path, name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(host.join("vms").join(name).join("vm.json")).unwrap()).unwrap()
@@ -48,11 +54,28 @@ async fn done(api: &Api, flow: &str, action: &str, body: Value) -> (ReplicationF
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lab_vm_is_replicated_tested_failed_over_and_rolled_back() {
+    replicate_test_fail_over_and_roll_back(support::fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_works_on_postgresql() {
+    use sea_orm::ConnectionTrait;
+    let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
+    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
+    admin.execute_unprepared("CREATE DATABASE replication").await.unwrap();
+    let url = format!("{}/replication", cluster.url().trim_end_matches("/postgres"));
+    let data = tempfile::tempdir().unwrap();
+    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
+    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
+    let (state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
+    replicate_test_fail_over_and_roll_back(Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }).await;
+}
+
+async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let lab_dir = dir.path().join("lab");
     let lab_task = lab_dir.clone();
     tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
-    let f = support::fixture().await;
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
     let prod_dir = lab_dir.join("hosts/kvm-prod-01");
@@ -186,6 +209,29 @@ async fn a_lab_vm_is_replicated_tested_failed_over_and_rolled_back() {
     let (flow, _) = done(&api, &id, "resume", json!({})).await;
     assert_eq!(flow.state, ReplicationState::Healthy);
     assert!(flow.point_count <= 3, "keeps at most keep_points: {}", flow.point_count);
+
+    // The interval schedule: two intervals later the RPO is missed (one
+    // warning) and the scheduler queues the sync that is due.
+    let mut events = api.f.state.events.subscribe();
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1300);
+    sendense::runner::replication_job::tick(&api.f.state.runner, later).await.unwrap();
+    sendense::runner::replication_job::tick(&api.f.state.runner, later).await.unwrap();
+    let mut alerts = Vec::new();
+    while let Ok(msg) = events.try_recv() {
+        if let shared_types::ws::ServerMessage::Alert(a) = msg {
+            alerts.push(a);
+        }
+    }
+    assert_eq!(alerts.len(), 1, "one alert per missed stretch: {alerts:?}");
+    let alert = &alerts[0];
+    assert!(alert.title.contains("missed its RPO") && alert.message.contains("600 s"), "{alert:?}");
+    let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{id}"), None, StatusCode::OK).await;
+    let queued = d.active_job.expect("the scheduler queued the due sync");
+    assert_eq!(queued.requested_by.as_deref(), Some("schedule"));
+    let j = api.wait(&queued.id, 180).await;
+    assert_eq!(j["job"]["status"], "completed", "{j}");
+    let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{id}"), None, StatusCode::OK).await;
+    assert!(!d.flow.lag.rpo_missed, "a new point: the lag is back under the RPO");
 
     // Deleting the flow removes the replica from the DR host.
     let reply = api.call("DELETE", &format!("/api/v1/replication/{id}"), None).await;
