@@ -293,3 +293,59 @@ pub async fn restore_check(req: RestoreVmRequest) -> Result<CompatibilityReport,
 pub async fn restore_start(req: RestoreVmRequest) -> Result<Job, ApiError> {
     json_with(Request::post("/api/v1/restore/start"), &req).await
 }
+
+// Replication
+
+use shared_types::replication::{
+    CreateReplicationRequest, FailoverRequest, ReplicationAccepted, ReplicationDetails, ReplicationFlow, RollbackRequest,
+    SiteFailoverRequest, SiteFailoverResult, TestFailoverRequest, UpdateReplicationRequest,
+};
+
+pub async fn replications() -> Result<Vec<ReplicationFlow>, ApiError> {
+    json(Request::get("/api/v1/replication")).await
+}
+
+/// Creates a flow (`enabled: Some(false)`: paused, nothing queued).
+pub async fn create_replication(req: CreateReplicationRequest) -> Result<ReplicationFlow, ApiError> {
+    json_with(Request::post("/api/v1/replication"), &req).await
+}
+
+/// Creates a flow and queues its initial sync.
+pub async fn start_replication(req: CreateReplicationRequest) -> Result<ReplicationAccepted, ApiError> {
+    json_with(Request::post("/api/v1/replication/start"), &req).await
+}
+
+pub async fn replication(id: String) -> Result<ReplicationDetails, ApiError> {
+    json(Request::get(&format!("/api/v1/replication/{}", enc(&id)))).await
+}
+
+pub async fn update_replication(id: String, req: UpdateReplicationRequest) -> Result<ReplicationFlow, ApiError> {
+    json_with(Request::patch(&format!("/api/v1/replication/{}", enc(&id))), &req).await
+}
+
+/// `remove_replica`: also delete the replica's disks on the target.
+pub async fn delete_replication(id: String, remove_replica: bool) -> Result<(), ApiError> {
+    let url = format!("/api/v1/replication/{}?remove_replica={remove_replica}", enc(&id));
+    unit(Request::delete(&url).build().map_err(transport)?).await
+}
+
+/// `sync`, `pause`, `resume`, `end-test` or `cleanup`: the actions without a body.
+pub async fn replication_action(id: String, verb: &'static str) -> Result<ReplicationAccepted, ApiError> {
+    post_empty(&format!("/api/v1/replication/{}/{verb}", enc(&id))).await
+}
+
+pub async fn test_failover(id: String, req: TestFailoverRequest) -> Result<ReplicationAccepted, ApiError> {
+    json_with(Request::post(&format!("/api/v1/replication/{}/test-failover", enc(&id))), &req).await
+}
+
+pub async fn failover(id: String, req: FailoverRequest) -> Result<ReplicationAccepted, ApiError> {
+    json_with(Request::post(&format!("/api/v1/replication/{}/failover", enc(&id))), &req).await
+}
+
+pub async fn rollback(id: String, req: RollbackRequest) -> Result<ReplicationAccepted, ApiError> {
+    json_with(Request::post(&format!("/api/v1/replication/{}/rollback", enc(&id))), &req).await
+}
+
+pub async fn site_failover(req: SiteFailoverRequest) -> Result<SiteFailoverResult, ApiError> {
+    json_with(Request::post("/api/v1/replication/site-failover"), &req).await
+}

@@ -10,6 +10,7 @@ use crate::components::bottom_nav::BottomNav;
 use crate::components::context_panel::ContextPanel;
 use crate::components::instrument_panel::InstrumentPanel;
 use crate::components::layout::{panels_overlay, provide_layout};
+use crate::components::replication::{provide_replication_hub, ReplicationModals};
 use crate::components::restore_points::{provide_restore_hub, RestoreModals};
 use crate::components::status_bar::StatusBar;
 use crate::components::top_bar::TopBar;
@@ -52,6 +53,7 @@ fn Shell() -> impl IntoView {
     provide_live(use_session());
     let layout = provide_layout();
     provide_restore_hub();
+    provide_replication_hub();
     // On small screens an open overlay panel closes when the page changes.
     let location = use_location();
     Effect::new(move |prev: Option<String>| {
@@ -110,6 +112,7 @@ fn Shell() -> impl IntoView {
             <StatusBar />
             <BottomNav />
             <RestoreModals />
+            <ReplicationModals />
         </div>
     }
 }

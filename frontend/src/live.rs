@@ -12,6 +12,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared_types::health::SystemHealth;
 use shared_types::jobs::Job;
+use shared_types::replication::ReplicationFlow;
 use shared_types::ws::{Alert, DiscoveryProgress, JobProgress, ServerMessage};
 
 /// State of the link, as the status bar shows it.
@@ -82,6 +83,17 @@ pub struct Live {
     pub server_alerts: RwSignal<Vec<Alert>>,
     /// The newest `discovery_progress` event.
     pub discovery: RwSignal<Option<DiscoveryProgress>>,
+    /// Replication flows by id: seeded by `GET /replication` (see
+    /// [`crate::components::replication::provide_replication_hub`]), kept
+    /// current by `replication_update` and `replication_removed`.
+    pub replications: RwSignal<std::collections::BTreeMap<String, ReplicationFlow>>,
+    /// Whether `replications` has been seeded once.
+    pub replications_loaded: RwSignal<bool>,
+    /// Bumped on every `hello` (each new connection): what the link may have
+    /// missed while down is fetched again.
+    pub link_epoch: RwSignal<u64>,
+    /// Server clock minus browser clock, in ms (from `hello` and `heartbeat`).
+    pub server_skew_ms: RwSignal<f64>,
 }
 
 /// How much throughput history the cockpit keeps per job, in seconds.
@@ -114,6 +126,53 @@ impl Live {
     pub fn healthy(&self) -> bool {
         self.state.get() == LinkState::Live && self.age_ms().is_some_and(|a| a < 3_000.0)
     }
+
+    /// The server's clock now (browser clock corrected by the skew), ms since the epoch.
+    pub fn server_now_ms(&self) -> f64 {
+        self.now_ms.get() + self.server_skew_ms.get()
+    }
+
+    /// A flow as the server announced it; an older copy never replaces a newer one.
+    pub fn put_replication(&self, flow: ReplicationFlow) {
+        self.replications.update(|m| upsert_newer(m, flow));
+    }
+
+    /// A flow from the answer to a request: the link may have announced a
+    /// later state of the same moment already, so only a strictly newer copy
+    /// (or a flow the store lacks) goes in.
+    pub fn offer_replication(&self, flow: ReplicationFlow) {
+        self.replications.update(|m| {
+            if m.get(&flow.id).is_none_or(|old| flow.updated_at > old.updated_at) {
+                m.insert(flow.id.clone(), flow);
+            }
+        });
+    }
+
+    /// Seeds the store with a full list: flows missing from it are gone,
+    /// flows the link announced since the list was read stay as announced.
+    pub fn seed_replications(&self, list: Vec<ReplicationFlow>) {
+        self.replications.update(|m| {
+            let mut fresh = std::collections::BTreeMap::new();
+            for f in list {
+                let id = f.id.clone();
+                match m.remove(&id) {
+                    Some(old) if old.updated_at > f.updated_at => fresh.insert(id, old),
+                    _ => fresh.insert(id, f),
+                };
+            }
+            *m = fresh;
+        });
+        self.replications_loaded.set(true);
+    }
+}
+
+fn upsert_newer(m: &mut std::collections::BTreeMap<String, ReplicationFlow>, flow: ReplicationFlow) {
+    match m.get(&flow.id) {
+        Some(old) if old.updated_at > flow.updated_at => {}
+        _ => {
+            m.insert(flow.id.clone(), flow);
+        }
+    }
 }
 
 pub fn use_live() -> Live {
@@ -138,6 +197,10 @@ pub fn provide_live(session: crate::session::Session) -> Live {
         job_states: RwSignal::new(Default::default()),
         server_alerts: RwSignal::new(Vec::new()),
         discovery: RwSignal::new(None),
+        replications: RwSignal::new(Default::default()),
+        replications_loaded: RwSignal::new(false),
+        link_epoch: RwSignal::new(0),
+        server_skew_ms: RwSignal::new(0.0),
     };
     provide_context(live);
 
@@ -236,11 +299,18 @@ fn mark_update(live: Live) {
 fn receive(live: Live, msg: ServerMessage) {
     live.state.set(LinkState::Live);
     match msg {
-        ServerMessage::Hello { version, uptime_seconds, .. } => {
+        ServerMessage::Hello { version, uptime_seconds, server_time } => {
             live.version.set(Some(version));
             live.uptime_seconds.set(Some(uptime_seconds));
+            live.server_skew_ms.set(server_time.timestamp_millis() as f64 - js_sys::Date::now());
+            live.link_epoch.update(|e| *e += 1);
         }
-        ServerMessage::Heartbeat { uptime_seconds, health, .. } => {
+        ServerMessage::Heartbeat { uptime_seconds, health, server_time } => {
+            let skew = server_time.timestamp_millis() as f64 - js_sys::Date::now();
+            // Network delay jitters the estimate: follow real clock moves only.
+            if (skew - live.server_skew_ms.get_untracked()).abs() > 1_000.0 {
+                live.server_skew_ms.set(skew);
+            }
             live.uptime_seconds.set(Some(uptime_seconds));
             live.history.update(|h| {
                 if h.len() >= HISTORY {
@@ -273,7 +343,10 @@ fn receive(live: Live, msg: ServerMessage) {
         }
         ServerMessage::JobLog { .. } => {}
         ServerMessage::DiscoveryProgress(p) => live.discovery.set(Some(p)),
-        ServerMessage::ReplicationUpdate { .. } | ServerMessage::ReplicationRemoved { .. } => {}
+        ServerMessage::ReplicationUpdate { flow } => live.put_replication(*flow),
+        ServerMessage::ReplicationRemoved { id } => live.replications.update(|m| {
+            m.remove(&id);
+        }),
         ServerMessage::Alert(alert) => {
             live.server_alerts.update(|a| {
                 if a.len() >= 20 {

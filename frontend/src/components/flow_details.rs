@@ -1,7 +1,8 @@
 //! FlowDetailsModal (seed 003): the flow's machines with their last backup,
 //! its jobs with live progress and a 60 s throughput graph, the actions its
 //! state allows (`allowed_actions`, the same rule the server enforces) and
-//! its history of runs. Also opens on a single job started outside flows.
+//! its history of runs. Also opens on a single job started outside flows
+//! (or a job of a replication flow), with its log.
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
@@ -275,7 +276,7 @@ pub fn JobHistory(jobs: Vec<Job>) -> impl IntoView {
                         <tr data-job-id=j.id.clone()>
                             <td class="mono">{j.started_at.map(when).unwrap_or_else(|| "—".into())}</td>
                             <td>{j.vm_name.clone()}</td>
-                            <td>{j.backup_type.map(|t| t.as_str()).unwrap_or("—")}</td>
+                            <td>{j.backup_type.map(|t| t.as_str()).or(j.operation.map(|o| o.as_str())).unwrap_or("—")}</td>
                             <td><span class=format!("status-pill {}", status_class(j.status))>{j.status.as_str()}</span></td>
                             <td class="mono">{format_bytes(j.bytes_read)}</td>
                             <td class="mono">{format_bytes(j.bytes_written)}</td>
@@ -306,6 +307,7 @@ fn JobBody(id: String) -> impl IntoView {
                 Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
                 Ok(d) => {
                     let job = d.job.clone();
+                    let logs = d.logs.clone();
                     let status = job.status;
                     let id = job.id.clone();
                     let verbs: Vec<&'static str> = match status {
@@ -329,9 +331,31 @@ fn JobBody(id: String) -> impl IntoView {
                         </div>
                         <ActError act=act testid="job-action-error" />
                         <JobPanel job=Signal::derive(move || job.clone()) />
+                        <JobLog logs=logs />
                     }.into_any()
                 }
             })}
         </Transition>
     }
+}
+
+/// A job's log lines, oldest first.
+#[component]
+fn JobLog(logs: Vec<shared_types::jobs::JobLogLine>) -> impl IntoView {
+    if logs.is_empty() {
+        return view! { <p class="muted small">"No log line yet."</p> }.into_any();
+    }
+    view! {
+        <h3 class="section-title">"LOG"</h3>
+        <ol class="job-log mono small" data-testid="job-log">
+            {logs.into_iter().map(|l| view! {
+                <li class=format!("log-{}", l.level.as_str())>
+                    <span class="muted">{l.at.format("%H:%M:%S").to_string()}</span>
+                    <span class="log-level">{l.level.as_str()}</span>
+                    <span class="log-text">{l.message}</span>
+                </li>
+            }).collect_view()}
+        </ol>
+    }
+    .into_any()
 }

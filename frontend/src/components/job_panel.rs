@@ -44,7 +44,7 @@ pub fn JobPanel(job: Signal<Job>) -> impl IntoView {
         <div class="job-panel" data-testid="job-panel" data-job-id=move || id.get()>
             <div class="job-head">
                 <span class="job-vm">{move || current.with(|j| j.vm_name.clone())}</span>
-                <span class="muted small">{move || current.with(|j| j.backup_type.map(|t| t.as_str().to_uppercase()).unwrap_or_default())}</span>
+                <span class="muted small">{move || current.with(|j| j.backup_type.map(|t| t.as_str()).or(j.operation.map(|o| o.as_str())).map(|t| t.replace('_', " ").to_uppercase()).unwrap_or_default())}</span>
                 <span class=move || format!("status-pill {}", status_class(fig.with(|f| f.status))) data-testid="job-status">
                     {move || fig.with(|f| f.status.as_str().to_uppercase())}
                 </span>

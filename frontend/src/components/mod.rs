@@ -9,6 +9,7 @@ pub mod layout;
 pub mod line_chart;
 pub mod modal;
 pub mod quick_actions;
+pub mod replication;
 pub mod require_role;
 pub mod restore_files;
 pub mod restore_points;

@@ -1,6 +1,7 @@
 //! ASSETS: every managed VM by platform with its protection (last backup
-//! age, restore points, size), Backup Now per VM or for a selection,
-//! coverage, + Add VMs, ungrouped VMs and protection groups.
+//! age, restore points, size), Backup Now, Restore… and Replicate… per VM,
+//! Backup Now for a selection, coverage, + Add VMs, ungrouped VMs and
+//! protection groups.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use crate::components::add_vms::AddVmsModal;
 use crate::components::create_flow::CreateFlowModal;
 use crate::components::flow_details::{FlowDetailsModal, Inspect};
 use crate::components::groups::{GroupsPanel, UngroupedPanel};
+use crate::components::replication::{use_replication_hub, sorted_flows};
 use crate::components::restore_points::RestoreVmButton;
 use crate::components::start_backup::StartBackupModal;
 use crate::components::vm_cells::{LastBackup, Power, ProtectionPill};
@@ -172,6 +174,7 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                                         <button class="button small" data-testid=format!("backup-now-{}", vm.name) disabled=move || !operator()
                                             on:click=move |_| backup_vms.set(vec![one.clone()])>"Backup now"</button>
                                         <RestoreVmButton vm_id=vm.id.clone() vm_name=vm.name.clone() points=vm.backup_count />
+                                        <ReplicateButton vm_id=vm.id.clone() vm_name=vm.name.clone() />
                                     </span></td>
                                 </tr>
                             }
@@ -180,5 +183,24 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                 </table>
             </div>
         </div>
+    }
+}
+
+/// "Replication" opens the VM's replication flow; "Replicate…" the New
+/// replication form with the VM chosen.
+#[component]
+fn ReplicateButton(vm_id: String, vm_name: String) -> impl IntoView {
+    let live = use_live();
+    let hub = use_replication_hub();
+    let id = vm_id.clone();
+    let flow = Memo::new(move |_| sorted_flows(&live).into_iter().find(|f| f.source_vm.id == id).map(|f| f.id));
+    view! {
+        <button class="button small" data-testid=format!("replicate-{vm_name}")
+            on:click=move |_| match flow.get_untracked() {
+                Some(f) => hub.details.set(Some(f)),
+                None => hub.create.set(Some(vm_id.clone())),
+            }>
+            {move || if flow.with(Option::is_some) { "Replication" } else { "Replicate…" }}
+        </button>
     }
 }

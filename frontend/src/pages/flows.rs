@@ -1,5 +1,7 @@
-//! FLOWS: what runs now as FlowCards (live from the WebSocket), every flow
-//! with its state and actions, recent runs; Pause All and Emergency Stop.
+//! FLOWS: what runs now as FlowCards (live from the WebSocket), replication
+//! flows as cards and their DR sites (live from the link's store), every
+//! backup flow with its state and actions, recent runs; Pause All and
+//! Emergency Stop.
 
 use leptos::prelude::*;
 use shared_types::flow::FlowAction;
@@ -10,6 +12,9 @@ use crate::components::create_flow::CreateFlowModal;
 use crate::components::flow_card::FlowCard;
 use crate::components::flow_details::{flow_state_class, FlowDetailsModal, Inspect, JobHistory};
 use crate::components::job_controls::{EmergencyStopButton, PauseAllButton};
+use crate::components::replication::card::ReplicationCard;
+use crate::components::replication::sites::DrSites;
+use crate::components::replication::use_replication_hub;
 use crate::format::when;
 use crate::live::use_live;
 use crate::nav;
@@ -42,11 +47,13 @@ pub fn FlowsPage() -> impl IntoView {
         id.and_then(|id| list.into_iter().find(|r| r.id == id).map(|r| r.name)).unwrap_or_else(|| "repository".into())
     };
     let act = Act::new();
+    let repl = use_replication_hub();
     view! {
         <section class="page" data-testid="page-flows">
             <PageHeader label=d.label purpose=d.purpose />
             <div class="toolbar">
                 <button class="button primary" data-testid="flows-new-flow" on:click=move |_| new_flow.set(Some(String::new()))>"+ New backup flow"</button>
+                <button class="button primary" data-testid="flows-new-replication" on:click=move |_| repl.create.set(Some(String::new()))>"+ New replication"</button>
                 <span class="push"></span>
                 <PauseAllButton />
                 <EmergencyStopButton testid="flows-emergency-stop" />
@@ -55,7 +62,7 @@ pub fn FlowsPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || active.get().map(|r| match r {
                     Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
-                    Ok(a) if a.flows.is_empty() && a.adhoc_jobs.is_empty() => view! {
+                    Ok(a) if a.flows.is_empty() && a.adhoc_jobs.iter().all(|j| j.replication_id.is_some()) => view! {
                         <div class="card empty" data-testid="no-active-flows"><p class="muted">"Nothing is running, queued or paused."</p></div>
                     }.into_any(),
                     Ok(a) => view! {
@@ -69,7 +76,8 @@ pub fn FlowsPage() -> impl IntoView {
                                         on_inspect=move |_| inspect.set(Some(Inspect::Flow(id.clone()))) />
                                 }
                             }).collect_view()}
-                            {a.adhoc_jobs.into_iter().map(|j| {
+                            // Replication jobs show on their flow's card below.
+                            {a.adhoc_jobs.into_iter().filter(|j| j.replication_id.is_none()).map(|j| {
                                 let id = j.id.clone();
                                 let kind = format!("{} · AD HOC", j.kind.as_str().to_uppercase());
                                 let target = repo_name(j.repository_id.clone());
@@ -83,6 +91,10 @@ pub fn FlowsPage() -> impl IntoView {
                     }.into_any(),
                 })}
             </Transition>
+            <h2 class="section-title">"REPLICATION"</h2>
+            <ReplicationCards />
+            <h2 class="section-title">"DR SITES"</h2>
+            <DrSites />
             <h2 class="section-title">"ALL FLOWS"</h2>
             <div class="card">
                 <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -137,5 +149,31 @@ pub fn FlowsPage() -> impl IntoView {
             <FlowDetailsModal target=inspect />
             <CreateFlowModal open=new_flow on_created=move |_| version.update(|v| *v += 1) />
         </section>
+    }
+}
+
+/// One card per replication flow, live from the link's store: a card is
+/// drawn again only when its flow changes.
+#[component]
+fn ReplicationCards() -> impl IntoView {
+    let live = use_live();
+    let repl = use_replication_hub();
+    let flows = Memo::new(move |_| crate::components::replication::sorted_flows(&live));
+    view! {
+        <Show
+            when=move || live.replications_loaded.get() && flows.with(|f| !f.is_empty())
+            fallback=move || view! {
+                <div class="card empty" data-testid="no-replications">
+                    <p class="muted">{move || if live.replications_loaded.get() { "No replication flow yet: + New replication keeps a VM as a replica on a standby platform." } else { "Loading replication flows…" }}</p>
+                    <button class="button small" on:click=move |_| repl.create.set(Some(String::new()))>"+ New replication"</button>
+                </div>
+            }
+        >
+            <div class="card-grid" data-testid="replication-cards">
+                <For each=move || flows.get() key=|f| (f.id.clone(), f.updated_at, f.state, f.point_count, f.active_job_id.clone(), f.last_consistent_at) let:flow>
+                    <ReplicationCard flow=flow />
+                </For>
+            </div>
+        </Show>
     }
 }

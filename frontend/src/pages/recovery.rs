@@ -1,6 +1,7 @@
 //! RECOVERY center: restore points with file-level recovery (a session is
 //! opened on the server, which reads the restore point's filesystems from
-//! the store) and the open sessions.
+//! the store) and the open sessions; emergency actions (site failover of a
+//! protection group). Failover of one flow is in its details on FLOWS.
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
@@ -13,7 +14,8 @@ use crate::format::{format_bytes, when};
 use crate::job_view::{duration_s, status_class};
 use crate::live::use_live;
 use crate::nav;
-use crate::pages::planned::{PageHeader, PlannedList};
+use crate::components::replication::site_failover::EmergencyActions;
+use crate::pages::planned::PageHeader;
 use crate::session::use_session;
 
 #[component]
@@ -22,6 +24,7 @@ pub fn RecoveryPage() -> impl IntoView {
     view! {
         <section class="page" data-testid="page-recovery">
             <PageHeader label=d.label purpose=d.purpose />
+            <EmergencyActions />
             <div class="card">
                 <h2>"RESTORE POINTS"</h2>
                 <p class="muted small">"Browse files opens the restore point's disks straight from the repository: nothing is written or mounted."</p>
@@ -29,7 +32,6 @@ pub fn RecoveryPage() -> impl IntoView {
             </div>
             <RecentRestores />
             <Sessions />
-            <PlannedList holds=&["Failover, test failover and rollback for replicated machines"] />
         </section>
     }
 }
