@@ -100,7 +100,8 @@ async fn check_no_overflow(b: &Browser, label: &str) -> Result<()> {
         .client
         .execute(
             "const m = document.querySelector('main');
-             const wide = [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+             const edge = m.getBoundingClientRect().right;
+             const wide = [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > edge + 1)
                  .slice(0, 5).map(e => (e.dataset.testid || e.className || e.tagName) + ':' + Math.round(e.getBoundingClientRect().right));
              return [document.documentElement.scrollWidth, window.innerWidth, m.scrollWidth, m.clientWidth, wide.join(', ')];",
             vec![],
@@ -272,15 +273,27 @@ async fn network_mapping_from_recommendations_to_validation() -> Result<()> {
     ensure!(count(b, "[data-testid='validation-report']").await? == 0, "a report of another purpose is not kept");
     click(b, "purpose-failover").await?;
 
-    // Tablet: nothing scrolls sideways.
+    // Tablet, loaded at that size (the instrument panel open beside the page): nothing scrolls sideways.
     b.resize(820, 1180).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.client.goto(&server.url("/networks")).await?;
+    b.testid("page-networks", T).await?;
+    choose(b, "source-platform", &prod).await?;
+    choose(b, "target-platform", &dr).await?;
+    b.until("recommendations at 820", T, || async {
+        let row = b.testid("rec-row-storage", T).await?;
+        Ok((attr(&row, "data-recommended").await? == "storage").then_some(()))
+    })
+    .await?;
     click(b, "validate-run").await?;
     b.testid("validation-report", T).await?;
     check_no_overflow(b, "820x1180").await?;
     screenshots(b, "tablet-820x1180").await?;
-    b.resize(1440, 900).await?;
-    check_no_overflow(b, "1440x900").await?;
+    // Both side panels open leave the page 320 px: still nothing sideways.
+    click(b, "toggle-right").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    check_no_overflow(b, "820x1180, both panels open").await?;
+    let path = b.screenshot("networks-tablet-820x1180-panels-open").await?;
+    println!("screenshot {}", path.display());
     browser.close().await?;
     Ok(())
 }

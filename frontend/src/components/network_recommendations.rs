@@ -51,6 +51,17 @@ pub fn RecommendationsCard(route: NetRoute) -> impl IntoView {
         route.save.error.set(None);
         route.save.fields.set(Vec::new());
     });
+    // A mapping deleted or stored elsewhere on the page: an earlier refusal no longer applies.
+    Effect::new(move |_| {
+        route.version.track();
+        route.save.error.set(None);
+        route.save.fields.set(Vec::new());
+    });
+    let reset = move |_| {
+        edits.set(HashMap::new());
+        route.save.error.set(None);
+        route.save.fields.set(Vec::new());
+    };
     let order = move || route.source_platform().map(|p| p.networks.into_iter().map(|n| n.name).collect::<Vec<_>>()).unwrap_or_default();
     let pending = Memo::new(move |_| current.with(|r| r.as_ref().map(|r| pending_recommendations(&r.recommendations, &route.stored())).unwrap_or_default()));
     let changed = Memo::new(move |_| edits.with(|e| changed_rows(&order(), e, &route.stored())));
@@ -123,7 +134,7 @@ pub fn RecommendationsCard(route: NetRoute) -> impl IntoView {
                     on:click=move |_| send(changed.get_untracked())>
                     {move || match changed.with(Vec::len) { 0 => "No changes".to_string(), n => format!("Save {n} change{}", plural(n)) }}
                 </button>
-                <button class="button" data-testid="reset-rows" disabled=move || edits.with(|e| e.is_empty()) on:click=move |_| edits.set(HashMap::new())>"Reset"</button>
+                <button class="button" data-testid="reset-rows" disabled=move || edits.with(|e| e.is_empty()) && route.save.error.with(Option::is_none) on:click=reset>"Reset"</button>
                 <Show when=move || route.save.busy.get()>
                     <span class="working"><span class="spinner"></span>"Storing…"</span>
                 </Show>

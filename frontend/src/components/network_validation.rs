@@ -182,7 +182,7 @@ fn VmReport(vm: VmValidation) -> impl IntoView {
                         <div class="nic-row" class:blocked=blocked data-testid="validation-nic" data-vm=vm_name data-index=n.index
                             data-source=n.source_network.clone() data-target=n.target_network.clone().unwrap_or_default() data-blocked=blocked.to_string()>
                             <div class="nic-line">
-                                <span class="mono small muted">{format!("NIC {}", n.index)}</span>
+                                <span class="mono small muted">{format!("NIC {}", n.index + 1)}</span>
                                 <span class="mono small muted hide-narrow">{n.mac.clone()}</span>
                                 <span class="mono">{n.source_network.clone()}</span>
                                 <span class="muted">"→"</span>

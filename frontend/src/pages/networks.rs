@@ -85,7 +85,7 @@ fn RoutePicker(route: NetRoute) -> impl IntoView {
                     let id = p.id.clone();
                     view! {
                         <option value=p.id.clone() prop:selected=move || signal.get() == id>
-                            {format!("{} — {} ({} networks)", p.name, p.kind.label(), p.networks.len())}
+                            {format!("{} ({})", p.name, p.kind.label())}
                         </option>
                     }
                 }).collect_view()}
