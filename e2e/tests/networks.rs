@@ -101,8 +101,10 @@ async fn check_no_overflow(b: &Browser, label: &str) -> Result<()> {
         .execute(
             "const m = document.querySelector('main');
              const edge = m.getBoundingClientRect().right;
-             const wide = [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > edge + 1)
-                 .slice(0, 5).map(e => (e.dataset.testid || e.className || e.tagName) + ':' + Math.round(e.getBoundingClientRect().right));
+             const page = document.documentElement.scrollWidth > window.innerWidth;
+             const wide = [...document.querySelectorAll(page ? 'body *' : 'main *')]
+                 .filter(e => e.getBoundingClientRect().right > (page ? window.innerWidth : edge) + 0.5)
+                 .slice(0, 6).map(e => (e.dataset.testid || e.className || e.tagName) + ':' + e.getBoundingClientRect().right.toFixed(1));
              return [document.documentElement.scrollWidth, window.innerWidth, m.scrollWidth, m.clientWidth, wide.join(', ')];",
             vec![],
         )
@@ -114,7 +116,12 @@ async fn check_no_overflow(b: &Browser, label: &str) -> Result<()> {
 }
 
 async fn screenshots(b: &Browser, size: &str) -> Result<()> {
-    for (part, testid) in [("top", "page-networks"), ("recommendations", "network-recommendations"), ("validation", "network-validation")] {
+    for (part, testid) in [
+        ("top", "page-networks"),
+        ("mappings", "mapping-table"),
+        ("recommendations", "network-recommendations"),
+        ("validation", "network-validation"),
+    ] {
         b.client
             .execute(&format!("document.querySelector(\"[data-testid='{testid}']\").scrollIntoView({{block: 'start'}});"), vec![])
             .await?;
@@ -255,6 +262,8 @@ async fn network_mapping_from_recommendations_to_validation() -> Result<()> {
         let color = nic.find(Locator::Css(".sev-blocker")).await?.css_value("color").await?;
         ensure!(color.contains("252, 165, 165"), "a blocker is red, not {color}");
     }
+    let first = b.client.find_all(Locator::Css("[data-testid='validation-vm']")).await?;
+    ensure!(attr(&first[0], "data-ok").await? == "false", "blocked VMs are listed first");
     let vm_ok = css(b, "[data-testid='validation-vm'][data-vm='web-01']").await?;
     ensure!(attr(&vm_ok, "data-ok").await? == "true", "web-01 stays ready");
     ensure!(b.testid("validation-summary", T).await?.text().await?.starts_with("2 blockers"), "summary");

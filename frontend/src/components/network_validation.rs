@@ -148,18 +148,22 @@ fn Issues(notes: Vec<CompatibilityNote>) -> impl IntoView {
 #[component]
 fn Report(report: ValidationReport, stale: Signal<bool>) -> impl IntoView {
     let nics: usize = report.vms.iter().map(|v| v.nics.len()).sum();
+    let vm_count = report.vms.len();
     let summary = if report.ok {
-        format!("Ready: all {nics} NICs of {} VMs land on networks of {}.", report.vms.len(), report.target_platform.name)
+        format!("Ready: all {nics} NICs of {vm_count} VMs land on networks of {}.", report.target_platform.name)
     } else {
         format!("{} blocker{}: a {} to {} would not start.", report.blockers, if report.blockers == 1 { "" } else { "s" }, report.purpose, report.target_platform.name)
     };
+    // Blocked VMs first, each group in the request's order.
+    let mut vms = report.vms;
+    vms.sort_by_key(|v| v.ok);
     view! {
         <div class="validation-report" data-testid="validation-report" data-ok=report.ok.to_string() data-blockers=report.blockers>
             <p class=if report.ok { "notice operational" } else { "notice warning" } data-testid="validation-summary">{summary}</p>
             <Show when=move || stale.get()>
                 <p class="notice caution" data-testid="validation-stale">"The mappings changed since this check: validate again."</p>
             </Show>
-            {report.vms.into_iter().map(|vm| view! { <VmReport vm=vm /> }).collect_view()}
+            {vms.into_iter().map(|vm| view! { <VmReport vm=vm /> }).collect_view()}
         </div>
     }
 }
