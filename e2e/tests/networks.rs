@@ -267,6 +267,7 @@ async fn network_mapping_from_recommendations_to_validation() -> Result<()> {
     let vm_ok = css(b, "[data-testid='validation-vm'][data-vm='web-01']").await?;
     ensure!(attr(&vm_ok, "data-ok").await? == "true", "web-01 stays ready");
     ensure!(b.testid("validation-summary", T).await?.text().await?.starts_with("2 blockers"), "summary");
+    check_no_overflow(b, "1440x900").await?;
     screenshots(b, "desktop-1440x900").await?;
 
     // Test purpose: the DR host's only isolated network is recommended for every network.
