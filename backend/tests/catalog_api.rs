@@ -381,7 +381,9 @@ async fn flows_validate_their_input_and_follow_the_state_rule_on(lab: &Lab) {
     assert_eq!((reply.status, err(&reply).details[0].field.as_str()), (StatusCode::BAD_REQUEST, "retention.keep_last"));
     let mut replication = body("x", json!(null));
     replication["kind"] = json!("replication");
-    assert_eq!(lab.call("POST", "/api/v1/flows", Some(replication)).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let reply = lab.call("POST", "/api/v1/flows", Some(replication)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "replication flows live at /api/v1/replication: {}", reply.body);
+    assert!(err(&reply).message.contains("expected `backup`"), "{}", reply.body);
     let mut ghost = body("x", json!(null));
     ghost["source"] = json!({"type": "vms", "vm_ids": ["ghost"]});
     assert_eq!(lab.call("POST", "/api/v1/flows", Some(ghost)).await.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -210,6 +210,62 @@ impl Server {
         }
     }
 
+    /// Kills the process with SIGKILL (a crash: nothing is flushed or
+    /// finished) and waits for it to be gone.
+    pub fn kill(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else { bail!("the server is not running") };
+        child.kill().context("sending SIGKILL")?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// A request to the API as `token`: the status and the JSON body (4xx
+    /// and 5xx are answers, not errors).
+    pub fn call(&self, token: &str, method: &str, path: &str, body: Option<serde_json::Value>) -> Result<(u16, serde_json::Value)> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let auth = format!("Bearer {token}");
+        let url = self.url(path);
+        let mut resp = match (method, body) {
+            ("GET", _) => agent.get(&url).header("authorization", &auth).call(),
+            ("DELETE", _) => agent.delete(&url).header("authorization", &auth).call(),
+            (m, b) => {
+                let b = b.unwrap_or_else(|| serde_json::json!({}));
+                match m {
+                    "PATCH" => agent.patch(&url).header("authorization", &auth).send_json(b),
+                    _ => agent.post(&url).header("authorization", &auth).send_json(b),
+                }
+            }
+        }
+        .with_context(|| format!("{method} {path}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// [`Server::call`] that must answer `status`; the body.
+    pub fn expect(&self, token: &str, method: &str, path: &str, body: Option<serde_json::Value>, status: u16) -> Result<serde_json::Value> {
+        let (got, value) = self.call(token, method, path, body)?;
+        if got != status {
+            bail!("{method} {path}: expected {status}, got {got}: {value}");
+        }
+        Ok(value)
+    }
+
+    /// Waits up to `timeout` for job `id` to end; the job with its log.
+    pub fn wait_job(&self, token: &str, id: &str, timeout: Duration) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let j = self.expect(token, "GET", &format!("/api/v1/jobs/{id}"), None, 200)?;
+            if matches!(j["job"]["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
+                return Ok(j);
+            }
+            if Instant::now() > deadline {
+                bail!("job {id} did not end within {timeout:?}: {}", j["job"]);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

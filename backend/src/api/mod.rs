@@ -21,6 +21,7 @@ pub mod networks;
 pub mod platforms;
 pub mod query;
 pub mod recovery;
+pub mod replication;
 pub mod repositories;
 pub mod restore;
 pub mod users;
@@ -82,6 +83,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(license::router())
         .merge(network_mappings::router())
         .merge(networks::router())
+        .merge(replication::router())
         .split_for_parts()
 }
 

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, DatabaseConnection, Set, TransactionTrait};
 use serde::Deserialize;
 use shared_types::error::{ErrorBody, FieldError};
 use shared_types::networks::{BulkMappingRequest, BulkMappingResult, CreateNetworkMappingRequest, MappingPurpose, NetworkMapping};
@@ -244,10 +244,18 @@ async fn delete_mapping(State(state): State<AppState>, Path(id): Path<String>) -
     (status = 200, body = BulkMappingResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn bulk_mapping(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJson<BulkMappingRequest>) -> Result<Response, ApiError> {
     req.validate().map_err(|(field, m)| ApiError::invalid_field(&field, m))?;
+    let (result, text) = store_bulk(&state.db, &me.username, &req).await?;
+    Ok(noted(ApiJson(result), AuditNote::new("network_mapping.bulk", text)))
+}
+
+/// Stores a validated bulk request (see [`bulk_mapping`]); returns the
+/// result and a line for the audit log. Replication flows store the
+/// mapping given at creation through this too.
+pub async fn store_bulk(db: &DatabaseConnection, username: &str, req: &BulkMappingRequest) -> Result<(BulkMappingResult, String), ApiError> {
     let flow_id = req.flow_id.as_deref();
-    let (source, target) = endpoints(&state.db, &req.source_platform_id, &req.target_platform_id, flow_id).await?;
-    let source_networks = network_mapping::networks_of(&state.db, &source.id).await?;
-    let target_networks = network_mapping::networks_of(&state.db, &target.id).await?;
+    let (source, target) = endpoints(db, &req.source_platform_id, &req.target_platform_id, flow_id).await?;
+    let source_networks = network_mapping::networks_of(db, &source.id).await?;
+    let target_networks = network_mapping::networks_of(db, &target.id).await?;
     let problems: Vec<FieldError> = req
         .mappings
         .iter()
@@ -267,7 +275,7 @@ async fn bulk_mapping(State(state): State<AppState>, me: AuthUser, ApiJson(req):
         return Err(ApiError::Unprocessable { code: "invalid_mappings", message, details: problems });
     }
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = db.begin().await?;
     let (mut created, mut replaced) = (0u32, 0u32);
     let mut rows = Vec::with_capacity(req.mappings.len());
     for m in &req.mappings {
@@ -288,7 +296,7 @@ async fn bulk_mapping(State(state): State<AppState>, me: AuthUser, ApiJson(req):
             purpose: Set(req.purpose.as_str().to_owned()),
             flow_id: Set(req.flow_id.clone()),
             created_at: Set(now),
-            created_by: Set(Some(me.username.clone())),
+            created_by: Set(Some(username.to_owned())),
         }
         .insert(&txn)
         .await
@@ -312,5 +320,5 @@ async fn bulk_mapping(State(state): State<AppState>, me: AuthUser, ApiJson(req):
         created,
         replaced
     );
-    Ok(noted(ApiJson(BulkMappingResult { mappings: rows, created, replaced }), AuditNote::new("network_mapping.bulk", text)))
+    Ok((BulkMappingResult { mappings: rows, created, replaced }, text))
 }

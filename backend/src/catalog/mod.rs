@@ -1,8 +1,9 @@
 //! The catalog's logic shared by the API and the job runner: turning rows
 //! into API types, discovery (applying a platform's inventory to the managed
 //! VMs), the managed-VM list with its backup aggregates, flow schedules and
-//! state rules, repositories, recording restore points, and network
-//! mapping for failover (where each NIC lands on a target platform).
+//! state rules, repositories, recording restore points, network mapping
+//! for failover (where each NIC lands on a target platform), and
+//! replication flows.
 //!
 //! Enum-like columns hold the words of the `shared_types` enums; a word this
 //! server does not know (written by a newer one) reads as a safe default.
@@ -16,6 +17,7 @@ pub mod fleet;
 pub mod flows;
 pub mod inventory;
 pub mod network_mapping;
+pub mod replication;
 pub mod repositories;
 pub mod schedule;
 pub mod vm_list;

@@ -29,7 +29,7 @@ use shared_types::vms::VmStatus;
 use shared_types::NamedRef;
 
 use super::{convert, from_wire, to_u64};
-use crate::db::entities::{flows, network_mappings, networks, platforms, vm_contexts, vm_nics};
+use crate::db::entities::{flows, network_mappings, networks, platforms, replication_flows, vm_contexts, vm_nics};
 
 /// Rows per `IN` list.
 const BATCH: usize = 500;
@@ -96,7 +96,8 @@ pub async fn platform(db: &impl ConnectionTrait, id: &str) -> Result<platforms::
 /// Whether a flow of that id exists. Mappings name flows without a foreign
 /// key; this is the one place that says what a flow id may be.
 pub async fn flow_exists(db: &impl ConnectionTrait, flow_id: &str) -> Result<bool, DbErr> {
-    Ok(flows::Entity::find_by_id(flow_id.to_owned()).count(db).await? > 0)
+    Ok(flows::Entity::find_by_id(flow_id.to_owned()).count(db).await? > 0
+        || replication_flows::Entity::find_by_id(flow_id.to_owned()).count(db).await? > 0)
 }
 
 /// Removes a deleted flow's own mappings; the defaults stay.

@@ -7,6 +7,8 @@
 //!
 //! * [`backup_job`]: one VM backup job, start to restore point and retention.
 //! * [`restore_job`]: one full VM restore onto a target platform.
+//! * [`replication_job`]: replication flow actions (sync, test failover,
+//!   failover, rollback, cleanup), their interval schedule and RPO alerts.
 //! * [`telemetry`]: progress → WebSocket events, job samples, log lines.
 //! * [`scheduler`]: fires flows on their cron schedule.
 //!
@@ -30,6 +32,7 @@ use crate::db::entities::{jobs, repositories, vm_contexts};
 use crate::engine::progress::Progress;
 
 pub mod backup_job;
+pub mod replication_job;
 pub mod restore_job;
 pub mod scheduler;
 pub mod telemetry;
@@ -266,6 +269,7 @@ impl Runner {
                 if let Some(flow) = &job.flow_id {
                     backup_job::settle_flow(&self.inner.db, flow).await?;
                 }
+                replication_job::unqueued(self, &job).await?;
                 Ok(job)
             }
             Some(JobStatus::Running | JobStatus::Paused) => {
@@ -344,6 +348,9 @@ impl Runner {
         if let Err(e) = Runner::recover(&self.inner.db).await {
             tracing::error!(error = %e, "marking interrupted jobs");
         }
+        if let Err(e) = replication_job::recover(&self.inner.db, &self.inner.events).await {
+            tracing::error!(error = %e, "settling replication flows after a restart");
+        }
         loop {
             if let Err(e) = self.dispatch().await {
                 tracing::error!(error = %e, "job dispatch");
@@ -415,6 +422,8 @@ impl Runner {
                     let id = job.id.clone();
                     if job.kind == JobKind::Restore.as_str() {
                         restore_job::run(&runner, job, vm, progress).await;
+                    } else if job.kind == JobKind::Replication.as_str() {
+                        replication_job::run(&runner, job, vm, progress).await;
                     } else {
                         backup_job::run(&runner, job, vm, progress).await;
                     }

@@ -1,5 +1,7 @@
 //! Fires backup flows on their cron schedule (UTC): every enabled flow with a
-//! schedule gets a backup job per VM when its next run time passes. A run
+//! schedule gets a backup job per VM when its next run time passes. Each
+//! tick also queues the replication syncs that are due
+//! ([`super::replication_job::tick`]). A run
 //! missed while the server was down is not replayed; the next one fires.
 
 use std::collections::HashMap;
@@ -22,6 +24,9 @@ pub async fn run(runner: Runner) {
     loop {
         if let Err(e) = tick(&runner, &mut next, Utc::now()).await {
             tracing::error!(error = %e, "flow scheduler");
+        }
+        if let Err(e) = super::replication_job::tick(&runner, Utc::now()).await {
+            tracing::error!(error = %e, "replication scheduler");
         }
         tokio::select! {
             _ = runner.shutdown_token().cancelled() => return,

@@ -1,0 +1,241 @@
+//! Replication flows through the API on the real demo lab and real qemu
+//! tools: web-01 (production host) replicated to the DR host by the job
+//! runner; the first sync full, the next after lab activity incremental and
+//! of about the activity's size; a test failover on the isolated network and
+//! its end; a live failover refused without network mappings and without the
+//! typed VM name, then done (replica equals the source, source off); a
+//! rollback with sync back; pause and resume; the state rule's refusals;
+//! bad input; deleting the flow removes the replica. On SQLite and on
+//! PostgreSQL.
+
+use std::path::Path;
+use std::process::Command;
+
+use axum::http::StatusCode;
+use sendense::catalog::repositories::ensure_local;
+use sendense::lab::{self, InitOptions};
+use serde_json::{json, Value};
+use shared_types::discovery::Platform;
+use shared_types::error::ErrorBody;
+use shared_types::networks::Recommendations;
+use shared_types::replication::{ReplicationAccepted, ReplicationDetails, ReplicationFlow, ReplicationState, SyncKind};
+
+mod support;
+
+// The migrations' throw-away PostgreSQL server, shared rather than copied.
+#[path = "../../migrations/tests/support/mod.rs"]
+mod pg;
+
+use support::api::Api;
+use support::Fixture;
+
+fn vm_json(host: &Path, name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(host.join("vms").join(name).join("vm.json")).unwrap()).unwrap()
+}
+
+/// The guest-visible contents of two images are equal.
+fn same_image(a: &Path, b: &Path) -> bool {
+    Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(a).arg(b).status().unwrap().success()
+}
+
+async fn act(api: &Api, flow: &str, action: &str, body: Value) -> ReplicationAccepted {
+    api.ok("POST", &format!("/api/v1/replication/{flow}/{action}"), Some(body), StatusCode::ACCEPTED).await
+}
+
+/// Runs an action and waits for its job; the flow afterwards.
+async fn done(api: &Api, flow: &str, action: &str, body: Value) -> (ReplicationFlow, Value) {
+    let a = act(api, flow, action, body).await;
+    let job = a.job.unwrap_or_else(|| panic!("{action} runs a job"));
+    let j = api.wait(&job.id, 180).await;
+    assert_eq!(j["job"]["status"], "completed", "{action}: {}", j);
+    let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{flow}"), None, StatusCode::OK).await;
+    (d.flow, j)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_vm_is_replicated_tested_failed_over_and_rolled_back() {
+    replicate_test_fail_over_and_roll_back(support::fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_works_on_postgresql() {
+    use sea_orm::ConnectionTrait;
+    let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
+    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
+    admin.execute_unprepared("CREATE DATABASE replication").await.unwrap();
+    let url = format!("{}/replication", cluster.url().trim_end_matches("/postgres"));
+    let data = tempfile::tempdir().unwrap();
+    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
+    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
+    let (state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
+    replicate_test_fail_over_and_roll_back(Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }).await;
+}
+
+async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let lab_task = lab_dir.clone();
+    tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
+    ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    let api = Api::admin(f).await;
+    let prod_dir = lab_dir.join("hosts/kvm-prod-01");
+    let dr_dir = lab_dir.join("hosts/kvm-dr-01");
+    let prod: Platform = api.add_kvm_host(&prod_dir).await;
+    let dr: Platform = api.add_kvm_host(&dr_dir).await;
+    let _: Value = api.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": dr.id})), StatusCode::OK).await;
+    let ids = api.manage(&prod, &["web-01"]).await;
+    let vm = ids[0].clone();
+
+    // Bad input: named problems, nothing stored.
+    let e = api.refused("/api/v1/replication", json!({"vm_id": "nope", "target_platform_id": dr.id}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    assert!(e.contains("vm_id") && e.contains("nope"), "{e}");
+    let e = api.refused("/api/v1/replication", json!({"vm_id": vm, "target_platform_id": prod.id}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    assert!(e.contains("standby host"), "{e}");
+    api.refused("/api/v1/replication", json!({"vm_id": vm, "target_platform_id": dr.id, "interval_seconds": 5}), StatusCode::BAD_REQUEST, "invalid_field").await;
+    api.refused("/api/v1/replication", json!({"vm_id": vm, "target_platform_id": dr.id, "bogus": 1}), StatusCode::BAD_REQUEST, "invalid_body").await;
+    let none: Vec<ReplicationFlow> = api.ok("GET", "/api/v1/replication", None, StatusCode::OK).await;
+    assert!(none.is_empty());
+
+    // Start: the initial full sync runs as a job.
+    let started: ReplicationAccepted = api.ok(
+        "POST",
+        "/api/v1/replication/start",
+        Some(json!({"vm_id": vm, "target_platform_id": dr.id, "interval_seconds": 600, "keep_points": 3})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = started.flow.id.clone();
+    assert_eq!(started.flow.state, ReplicationState::Syncing);
+    assert_eq!(started.flow.name, "web-01 to kvm-dr-01");
+    let job = started.job.expect("the initial sync job");
+    assert_eq!(job.replication_id.as_deref(), Some(id.as_str()));
+    let j = api.wait(&job.id, 180).await;
+    assert_eq!(j["job"]["status"], "completed", "{j}");
+    let api_again = api.refused("/api/v1/replication", json!({"vm_id": vm, "target_platform_id": dr.id}), StatusCode::CONFLICT, "already_replicated").await;
+    assert!(api_again.contains("web-01-replica"), "{api_again}");
+    let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{id}"), None, StatusCode::OK).await;
+    assert_eq!(d.flow.state, ReplicationState::Healthy, "{:?}", d.flow.failure_reason);
+    assert_eq!((d.flow.point_count, d.points.len()), (1, 1));
+    let full = d.flow.last_sync.clone().expect("a sync summary");
+    assert_eq!(full.kind, SyncKind::Full);
+    assert!(full.bytes_read > 1_000_000 && full.bytes_written > 0, "{full:?}");
+    assert!(d.replica_bytes > 0 && !d.flow.lag.rpo_missed && d.flow.next_sync_at.is_some());
+    assert!(d.recent_jobs.iter().any(|j| j.id == job.id));
+    let replica = dr_dir.join("vms/web-01-replica");
+    assert!(replica.join("vm.json").exists());
+    assert_eq!(vm_json(&dr_dir, "web-01-replica")["power"], "stopped");
+
+    // Lab activity, then an incremental sync of only what changed.
+    let activity = tokio::task::spawn_blocking({
+        let lab_dir = lab_dir.clone();
+        move || lab::activity::round(&lab_dir).unwrap()
+    })
+    .await
+    .unwrap();
+    let web_written: u64 = activity.vms.iter().filter(|v| v.vm == "web-01").map(|v| v.bytes_written()).sum();
+    assert!(web_written > 0, "the lab activity wrote to web-01");
+    let (flow, _) = done(&api, &id, "sync", json!({})).await;
+    let inc = flow.last_sync.clone().unwrap();
+    assert_eq!(inc.kind, SyncKind::Incremental);
+    assert!(inc.bytes_read >= web_written && inc.bytes_read < full.bytes_read / 2, "activity {web_written} B, incremental {inc:?}, full {full:?}");
+    assert_eq!(flow.point_count, 2);
+    println!("METRIC replication full read={} written={}; incremental changed={} read={} written={} (activity wrote {web_written})",
+        full.bytes_read, full.bytes_written, inc.bytes_changed, inc.bytes_read, inc.bytes_written);
+
+    // No mapping yet: the flow says why a failover cannot go, and it is refused.
+    assert!(!flow.network_problems.is_empty(), "unmapped NICs are named");
+    let e = api.refused(&format!("/api/v1/replication/{id}/failover"), json!({"confirm": "web-01"}), StatusCode::UNPROCESSABLE_ENTITY, "network_mapping_incomplete").await;
+    assert!(e.contains("web-01"), "{e}");
+    let e = api.refused(&format!("/api/v1/replication/{id}/rollback"), json!({"confirm": "web-01", "sync_back": true}), StatusCode::CONFLICT, "invalid_state").await;
+    assert!(e.contains("not failed over"), "{e}");
+
+    // Test failover: a test VM on the DR host's isolated network; the replica untouched.
+    let before_top = std::fs::metadata(replica.join("disk0.qcow2")).unwrap().modified().unwrap();
+    let (flow, _) = done(&api, &id, "test-failover", json!({})).await;
+    assert_eq!(flow.state, ReplicationState::Testing);
+    let test_vm = flow.test_vm_name.clone().expect("the test VM's name");
+    let tvm = vm_json(&dr_dir, &test_vm);
+    assert_eq!(tvm["power"], "running");
+    let host: Value = serde_json::from_slice(&std::fs::read(dr_dir.join("host.json")).unwrap()).unwrap();
+    let isolated: Vec<&str> = host["networks"].as_array().unwrap().iter().filter(|n| n["isolated"] == true).filter_map(|n| n["name"].as_str()).collect();
+    assert!(tvm["nics"].as_array().unwrap().iter().all(|n| isolated.contains(&n["network"].as_str().unwrap())), "{tvm} on {isolated:?}");
+    assert_eq!(vm_json(&prod_dir, "web-01")["power"], "running", "the source is untouched by a test");
+    let e = api.refused(&format!("/api/v1/replication/{id}/sync"), json!({}), StatusCode::CONFLICT, "invalid_state").await;
+    assert!(e.contains("end the test"), "{e}");
+    let (flow, _) = done(&api, &id, "end-test", json!({})).await;
+    assert_eq!(flow.state, ReplicationState::Healthy);
+    assert!(!dr_dir.join("vms").join(&test_vm).exists(), "the test VM and its overlay are gone");
+    assert_eq!(std::fs::metadata(replica.join("disk0.qcow2")).unwrap().modified().unwrap(), before_top, "the replica was not written");
+
+    // Map the networks with the recommendations, then fail over for real.
+    let rec: Recommendations = api
+        .ok("GET", &format!("/api/v1/networks/recommendations?source_platform_id={}&target_platform_id={}", prod.id, dr.id), None, StatusCode::OK)
+        .await;
+    let pairs: Vec<Value> = rec.recommendations.iter().map(|r| json!({"source_network": r.source_network, "target_network": r.target_network})).collect();
+    let _: Value = api
+        .ok("PATCH", &format!("/api/v1/replication/{id}"), Some(json!({"network_mapping": pairs})), StatusCode::OK)
+        .await;
+    let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{id}"), None, StatusCode::OK).await;
+    assert!(d.flow.network_problems.is_empty(), "{:?}", d.flow.network_problems);
+    let reply = api.call("POST", &format!("/api/v1/replication/{id}/failover"), Some(json!({"confirm": "web-02"}))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    let e: ErrorBody = reply.json();
+    assert_eq!(e.details[0].field, "confirm");
+    let (flow, j) = done(&api, &id, "failover", json!({"confirm": "web-01"})).await;
+    assert_eq!(flow.state, ReplicationState::FailedOver, "{:?}", flow.failure_reason);
+    assert_eq!(vm_json(&prod_dir, "web-01")["power"], "stopped");
+    assert_eq!(vm_json(&dr_dir, "web-01-replica")["power"], "running");
+    let src_disk = prod_dir.join("vms/web-01/disk0.qcow2");
+    assert!(same_image(&replica.join("disk0.qcow2"), &src_disk), "the replica equals the source at the failover point");
+    let log = j["logs"].as_array().unwrap().iter().filter_map(|l| l["message"].as_str()).collect::<Vec<_>>().join("\n");
+    assert!(log.contains("downtime"), "{log}");
+    let e = api.refused(&format!("/api/v1/replication/{id}/sync"), json!({}), StatusCode::CONFLICT, "invalid_state").await;
+    assert!(e.contains("roll back first"), "{e}");
+    let reply = api.call("DELETE", &format!("/api/v1/replication/{id}"), None).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "production on the replica: no delete");
+
+    // Rollback with the replica's changes synced back.
+    let (flow, _) = done(&api, &id, "rollback", json!({"confirm": "web-01", "sync_back": true})).await;
+    assert_eq!(flow.state, ReplicationState::Healthy, "{:?}", flow.failure_reason);
+    assert_eq!(vm_json(&prod_dir, "web-01")["power"], "running");
+    assert_eq!(vm_json(&dr_dir, "web-01-replica")["power"], "stopped");
+    assert!(same_image(&replica.join("disk0.qcow2"), &src_disk), "source and replica equal after the rollback");
+
+    // Pause and resume.
+    let p = act(&api, &id, "pause", json!({})).await;
+    assert!(p.job.is_none() && p.flow.state == ReplicationState::Paused && p.flow.next_sync_at.is_none());
+    let e = api.refused(&format!("/api/v1/replication/{id}/sync"), json!({}), StatusCode::CONFLICT, "invalid_state").await;
+    assert!(e.contains("resume"), "{e}");
+    let (flow, _) = done(&api, &id, "resume", json!({})).await;
+    assert_eq!(flow.state, ReplicationState::Healthy);
+    assert!(flow.point_count <= 3, "keeps at most keep_points: {}", flow.point_count);
+
+    // The interval schedule: two intervals later the RPO is missed (one
+    // warning) and the scheduler queues the sync that is due.
+    let mut events = api.f.state.events.subscribe();
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1300);
+    sendense::runner::replication_job::tick(&api.f.state.runner, later).await.unwrap();
+    sendense::runner::replication_job::tick(&api.f.state.runner, later).await.unwrap();
+    let mut alerts = Vec::new();
+    while let Ok(msg) = events.try_recv() {
+        if let shared_types::ws::ServerMessage::Alert(a) = msg {
+            alerts.push(a);
+        }
+    }
+    assert_eq!(alerts.len(), 1, "one alert per missed stretch: {alerts:?}");
+    let alert = &alerts[0];
+    assert!(alert.title.contains("missed its RPO") && alert.message.contains("600 s"), "{alert:?}");
+    let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{id}"), None, StatusCode::OK).await;
+    let queued = d.active_job.expect("the scheduler queued the due sync");
+    assert_eq!(queued.requested_by.as_deref(), Some("schedule"));
+    let j = api.wait(&queued.id, 180).await;
+    assert_eq!(j["job"]["status"], "completed", "{j}");
+    let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{id}"), None, StatusCode::OK).await;
+    assert!(!d.flow.lag.rpo_missed, "a new point: the lag is back under the RPO");
+
+    // Deleting the flow removes the replica from the DR host.
+    let reply = api.call("DELETE", &format!("/api/v1/replication/{id}"), None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert!(!replica.exists(), "the replica is gone");
+    api.error(&format!("/api/v1/replication/{id}"), StatusCode::NOT_FOUND, "replication_not_found").await;
+}

@@ -1,0 +1,147 @@
+//! Reliability: the server is killed (SIGKILL) in the middle of a
+//! replication sync, twice, with the real binary and the demo lab.
+//!
+//! 1. During the first (full) sync: after the restart the flow says the sync
+//!    was interrupted, the job is failed, and the next sync (which the server
+//!    queues at once) resumes it and makes point 1, equal to the source.
+//! 2. During an incremental sync of 24 MiB written to the source: after the
+//!    restart the replica's point 1 still equals the source as it was before
+//!    the write (the interrupted delta never touched it), and the next sync
+//!    makes point 2, equal to the source now.
+//!
+//! Syncs read at the lab server's read limit (4 MiB/s), so there is time to
+//! kill one while it moves.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use e2e::{metric, Server, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+
+fn qemu_img(args: &[&str]) -> Result<bool> {
+    Ok(Command::new("qemu-img").args(args).status().context("running qemu-img")?.success())
+}
+
+/// The guest-visible contents of two images are equal.
+fn same(a: &Path, b: &Path) -> Result<bool> {
+    qemu_img(&["compare", "-q", "-U", &a.display().to_string(), &b.display().to_string()])
+}
+
+/// Kills the server once the running job `job` has read `at_least` bytes.
+fn kill_mid_job(server: &mut Server, token: &str, job: &str, at_least: u64) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = server.expect(token, "GET", &format!("/api/v1/jobs/{job}"), None, 200)?;
+        let read = j["job"]["bytes_read"].as_u64().unwrap_or(0);
+        match j["job"]["status"].as_str() {
+            Some("running") if read >= at_least => {
+                server.kill()?;
+                return Ok(read);
+            }
+            Some("completed" | "failed" | "cancelled") => bail!("the job ended before it could be killed: {}", j["job"]),
+            _ if Instant::now() > deadline => bail!("the job did not get going: {}", j["job"]),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn flow(server: &Server, token: &str, id: &str) -> Result<Value> {
+    server.expect(token, "GET", &format!("/api/v1/replication/{id}"), None, 200)
+}
+
+/// The sync that finishes the interrupted one: the one the server queued
+/// itself after the restart (a flow interrupted mid-sync is due at once),
+/// or one asked for now. Its job, ended.
+fn next_sync(server: &Server, token: &str, id: &str) -> Result<Value> {
+    let f = flow(server, token, id)?;
+    let job = match f["flow"]["active_job_id"].as_str() {
+        Some(j) => j.to_owned(),
+        None => server.expect(token, "POST", &format!("/api/v1/replication/{id}/sync"), None, 202)?["job"]["id"].as_str().context("job")?.to_owned(),
+    };
+    server.wait_job(token, &job, Duration::from_secs(180))
+}
+
+#[test]
+fn a_sync_killed_mid_way_resumes_and_the_last_point_stays_consistent() -> Result<()> {
+    let mut server = Server::start_with_lab()?;
+    let token = server.token("admin", ADMIN_PASSWORD)?;
+    let hosts = server.lab_dir().join("hosts");
+    let platform = |dir: PathBuf| -> Result<String> {
+        let p = server.expect(&token, "POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": dir.display().to_string()})), 201)?;
+        let id = p["id"].as_str().context("platform id")?.to_owned();
+        server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": id})), 200)?;
+        Ok(id)
+    };
+    let prod = platform(hosts.join("kvm-prod-01"))?;
+    let dr = platform(hosts.join("kvm-dr-01"))?;
+    let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;
+    let web = found["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-01").context("web-01 in the lab")?;
+    let added = server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": prod, "vm_ids": [web["vm"]["id"]]})), 200)?;
+    let vm = added["added"][0]["id"].as_str().context("managed id")?.to_owned();
+    let source = hosts.join("kvm-prod-01/vms/web-01/disk0.qcow2");
+    let replica = hosts.join("kvm-dr-01/vms/web-01-replica");
+
+    // 1. Killed during the first, full sync.
+    let started = server.expect(&token, "POST", "/api/v1/replication/start", Some(json!({"vm_id": vm, "target_platform_id": dr})), 201)?;
+    let id = started["flow"]["id"].as_str().context("flow id")?.to_owned();
+    let job = started["job"]["id"].as_str().context("job id")?.to_owned();
+    // Past a few journal checkpoints (every 2 s, at 4 MiB/s).
+    let read = kill_mid_job(&mut server, &token, &job, 16 << 20)?;
+    ensure!(replica.join("sync.json").exists(), "the kill landed mid-sync: the journal is there");
+    server.launch()?;
+    let token = server.token("admin", ADMIN_PASSWORD)?;
+    let f = flow(&server, &token, &id)?;
+    ensure!(f["flow"]["point_count"] == 0, "no point yet after the killed first sync: {}", f["flow"]);
+    ensure!(f["flow"]["failure_reason"].as_str().unwrap_or("").contains("interrupted by a server restart"), "{}", f["flow"]);
+    let j = server.expect(&token, "GET", &format!("/api/v1/jobs/{job}"), None, 200)?;
+    ensure!(j["job"]["status"] == "failed", "the killed job is failed: {}", j["job"]);
+    let j = next_sync(&server, &token, &id)?;
+    ensure!(j["job"]["status"] == "completed", "{j}");
+    let f = flow(&server, &token, &id)?;
+    ensure!(f["flow"]["state"] == "healthy" && f["flow"]["point_count"] == 1, "{}", f["flow"]);
+    ensure!(!replica.join("sync.json").exists(), "the journal is gone once the sync finished");
+    let resumed_read = j["job"]["bytes_read"].as_u64().unwrap_or(0);
+    let report: Value = j["logs"]
+        .as_array()
+        .context("logs")?
+        .iter()
+        .filter_map(|l| l["message"].as_str()?.strip_prefix("report "))
+        .find_map(|r| serde_json::from_str(r).ok())
+        .context("the sync's report in its log")?;
+    let resumed_from = report["disks"][0]["resumed_from"].as_u64().unwrap_or(0);
+    metric("replication_crash_full_killed_after_bytes", read);
+    metric("replication_crash_full_resumed_from_offset", resumed_from);
+    metric("replication_crash_full_resume_read_bytes", resumed_read);
+    ensure!(resumed_from > 0, "the full sync resumed instead of starting over: {report}");
+    ensure!(same(&replica.join("disk0.rp-1.qcow2"), &source)?, "point 1 equals the source");
+
+    // 2. Killed during an incremental sync: point 1 stays what it was.
+    let before = server.data_dir.path().join("before.qcow2");
+    ensure!(qemu_img(&["convert", "-U", "-O", "qcow2", &source.display().to_string(), &before.display().to_string()])?);
+    let info = Command::new("qemu-img").args(["info", "-U", "--output=json"]).arg(&source).output()?;
+    let size = serde_json::from_slice::<Value>(&info.stdout)?["virtual-size"].as_u64().context("virtual size")?;
+    let offset = size - (64 << 20);
+    let write = Command::new("qemu-io").args(["-f", "qcow2", "-c", &format!("write -P 0x5a {offset} 24M")]).arg(&source).output()?;
+    ensure!(write.status.success(), "qemu-io: {}", String::from_utf8_lossy(&write.stderr));
+    let inc = server.expect(&token, "POST", &format!("/api/v1/replication/{id}/sync"), None, 202)?;
+    let inc_job = inc["job"]["id"].as_str().context("job")?.to_owned();
+    kill_mid_job(&mut server, &token, &inc_job, 4 << 20)?;
+    ensure!(replica.join("sync.json").exists(), "the kill landed mid-sync: the journal is there");
+    ensure!(same(&replica.join("disk0.rp-1.qcow2"), &before)?, "point 1 is untouched by the interrupted sync");
+    server.launch()?;
+    let token = server.token("admin", ADMIN_PASSWORD)?;
+    let f = flow(&server, &token, &id)?;
+    ensure!(f["flow"]["point_count"] == 1, "back at point 1: {}", f["flow"]);
+    let j = next_sync(&server, &token, &id)?;
+    ensure!(j["job"]["status"] == "completed", "{j}");
+    let f = flow(&server, &token, &id)?;
+    ensure!(f["flow"]["point_count"] == 2, "{}", f["flow"]);
+    ensure!(f["flow"]["last_sync"]["kind"] == "incremental", "the redone sync is incremental: {}", f["flow"]["last_sync"]);
+    ensure!(f["flow"]["last_sync"]["bytes_changed"].as_u64().unwrap_or(0) >= 24 << 20, "{}", f["flow"]["last_sync"]);
+    ensure!(same(&replica.join("disk0.rp-2.qcow2"), &source)?, "point 2 equals the source");
+    ensure!(same(&replica.join("disk0.rp-1.qcow2"), &before)?, "point 1 still equals the source before the write");
+    server.stop()?;
+    Ok(())
+}

@@ -1,0 +1,558 @@
+#!/usr/bin/env python3
+"""Replication benchmark driver (run through scripts/bench-replication.sh).
+
+Workload (made once, kept in --workdir): a 2 GiB raw disk from the standard
+generator (/work/shared/bench/mkimage.py, seed 20250601: 35% holes, 35% log
+text, 30% random, in 1 MiB extents), converted to a qcow2 with the Sendense
+backup bitmap (as the demo lab's disks) and kept as a pristine copy. Two KVM
+host directories: "prod" with the VM (one NIC on `lan`) and "dr" with the
+same `lan` network and an isolated network (`isolated: true`), so the
+failover mapping is lan -> lan.
+
+Then `sendense serve` (fresh data directory, SQLite catalog, no demo lab) on
+a free port; through the API: add both hosts, discover, manage the VM, map
+lan -> lan. Each run starts from the pristine disk and, in this order:
+  full        POST /replication/start, wait for the job: the full sync
+  ref-full    `qemu-img convert -O qcow2` of the same source disk to a new file
+  incr x R    2% of the disk changed with guest-like writes through qemu
+              (`qemu-io`, so the qcow2 dirty bitmaps see them; the blocks are
+              mutate.py's: 64 KiB, scattered, seeded), POST /replication/{id}/sync,
+              wait; then `qemu-img convert` of the whole disk again (what a
+              tool without change tracking copies)
+  test        POST .../test-failover, wait; POST .../end-test, wait
+  failover    0.2% changed on the source, POST .../failover {"confirm": vm},
+              wait (pre-sync while the source runs, power off, final sync,
+              replica on: the report's downtime)
+  rollback    0.5% written on the running replica's disk (through qemu-io),
+              POST .../rollback {"sync_back": true}, wait
+  delete      DELETE /replication/{id} (the replica goes)
+Times are the job's wall time (started_at to finished_at, the server's
+clock), the engine's own duration_ms from the job's `report` log line, and
+the client's time from the request to the job's completion. The page cache
+is warm for the syncs and for the reference copies alike. Medians over
+--runs (and rounds). The first run also compares the replica with the source
+(`qemu-img compare`) after the full sync, the first incremental and the
+rollback.
+"""
+import argparse
+import datetime
+import http.client
+import importlib.util
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+MiB = 1 << 20
+DISK_SIZE = 2 << 30
+SEED = 20250601
+PASSWORD = "bench-replication-admin-password"
+VM = "bench-vm"
+REPLICA = f"{VM}-replica"
+INCR_PERCENT = 2.0
+FAILOVER_PERCENT = 0.2
+REPLICA_PERCENT = 0.5
+# Bumped when the workload changes: an older one in --workdir is made again.
+WORKLOAD_VERSION = 1
+
+# (key, target, higher is better, what); ratios in the JSON are "> 1 is better than the target".
+TARGETS = {
+    "full_sync_vs_qemu_img": (0.5, True, "full sync speed / qemu-img convert speed"),
+    "incr_written_vs_changed": (1.1, False, "incremental bytes written / bytes changed"),
+    "incr_time_vs_recopy": (0.25, False, "incremental sync time / full re-copy time"),
+    "failover_downtime_ms": (2000.0, False, "live failover downtime (report)"),
+    "test_failover_ms": (2000.0, False, "test failover start, request to test VM running"),
+}
+
+
+def die(msg):
+    sys.exit(f"bench-replication: {msg}")
+
+
+def sh(cmd, capture=False, input=None):
+    r = subprocess.run(cmd, input=input, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        die(f"{' '.join(cmd[:6])}{' ...' if len(cmd) > 6 else ''} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
+    return r
+
+
+def warm(*paths):
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(8 * MiB):
+                pass
+
+
+def load_module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---------------------------------------------------------------- workload
+
+def make_workload(w, tools):
+    stamp = os.path.join(w, "workload.json")
+    if os.path.exists(stamp):
+        wl = json.load(open(stamp))
+        if wl.get("version") == WORKLOAD_VERSION and os.path.exists(wl["pristine"]):
+            return wl
+    print(f"making the workload in {w} ...", file=sys.stderr)
+    t0 = time.perf_counter()
+    raw = os.path.join(w, "disk.raw")
+    if not os.path.exists(raw):  # made under another name first: a disk.raw is complete
+        sh([sys.executable, os.path.join(tools, "mkimage.py"), str(SEED), str(DISK_SIZE), raw + ".part"])
+        os.rename(raw + ".part", raw)
+    pristine = os.path.join(w, "disk0.pristine.qcow2")
+    sh(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, pristine])
+    sh(["qemu-img", "bitmap", "--add", "--enable", pristine, "sendense-1"])
+    wl = {"version": WORKLOAD_VERSION, "raw": raw, "pristine": pristine,
+          "prod": os.path.join(w, "hosts", "prod"), "dr": os.path.join(w, "hosts", "dr"),
+          "allocated": os.stat(raw).st_blocks * 512, "seconds": round(time.perf_counter() - t0, 1)}
+    json.dump(wl, open(stamp, "w"))
+    return wl
+
+
+def reset_hosts(wl):
+    """The prod host with the pristine VM, running; an empty dr host. Called before each run."""
+    prod, dr = wl["prod"], wl["dr"]
+    vm_dir = os.path.join(prod, "vms", VM)
+    shutil.rmtree(os.path.join(prod, "vms"), ignore_errors=True)
+    shutil.rmtree(os.path.join(dr, "vms"), ignore_errors=True)
+    os.makedirs(vm_dir)
+    os.makedirs(os.path.join(dr, "vms"))
+    disk = os.path.join(vm_dir, "disk0.qcow2")
+    sh(["cp", "--sparse=always", wl["pristine"], disk])
+    # Flushed now: else the sync's first `qemu-img snapshot` pays for writing this copy out (about 1 s).
+    fd = os.open(disk, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    lan = {"name": "lan", "bridge": "br0", "cidr": "10.0.0.0/24"}
+    json.dump({"name": "bench-prod", "cpu_cores": 16, "memory_mib": 65536, "networks": [lan]},
+              open(os.path.join(prod, "host.json"), "w"))
+    json.dump({"name": "bench-dr", "cpu_cores": 16, "memory_mib": 65536,
+               "networks": [dict(lan, bridge="br-dr"), {"name": "isolated", "isolated": True}]},
+              open(os.path.join(dr, "host.json"), "w"))
+    json.dump({"name": VM, "uuid": "7c2e8d2f-3b66-4d8f-8e6f-1c4d5e6f7a81", "vcpus": 2, "memory_mib": 2048,
+               "firmware": "uefi", "os": "linux", "power": "running",
+               "nics": [{"mac": "52:54:00:12:34:57", "network": "lan", "model": "virtio"}],
+               "disks": [{"name": "disk0", "file": "disk0.qcow2", "format": "qcow2", "bus": "virtio"}]},
+              open(os.path.join(vm_dir, "vm.json"), "w"))
+    return disk
+
+
+def guest_writes(mutate, image, percent, seed):
+    """Writes `percent` of `image` through qemu (so its dirty bitmaps record them), in mutate.py's
+    blocks (64 KiB, scattered, chosen by `seed`), one qemu-io call. Returns (bytes, seconds)."""
+    block = mutate.BLOCK
+    nblocks = DISK_SIZE // block
+    n = round(nblocks * percent / 100.0)
+    rng = random.Random(seed)
+    blocks = sorted(rng.sample(range(nblocks), n))
+    cmds = []
+    for off, length in mutate.merged_ranges(blocks):
+        cmds += ["-c", f"write -q -P {1 + rng.randrange(255)} {off} {length}"]
+    t = time.perf_counter()
+    sh(["qemu-io", "-f", "qcow2"] + cmds + [image])
+    return n * block, time.perf_counter() - t
+
+
+def same_image(a, b):
+    return subprocess.run(["qemu-img", "compare", "-q", "-U", a, b]).returncode == 0
+
+
+def qemu_img_copy(src, out):
+    """The reference: `qemu-img convert -O qcow2` of the source disk to a new file (timed)."""
+    if os.path.exists(out):
+        os.remove(out)
+    warm(src)
+    t = time.perf_counter()
+    sh(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2", src, out])
+    secs = time.perf_counter() - t
+    os.remove(out)
+    return secs
+
+
+# ---------------------------------------------------------------- API
+
+class Api:
+    def __init__(self, port):
+        self.port = port
+        self.token = None
+        self.conn = None
+
+    def call(self, method, path, body=None, want=200):
+        headers = {}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["content-type"] = "application/json"
+        for attempt in (0, 1):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+                self.conn.request(method, "/api/v1" + path, body=data, headers=headers)
+                r = self.conn.getresponse()
+                raw = r.read()
+                break
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self.conn = None
+                if attempt:
+                    raise
+        if r.status != want:
+            die(f"{method} {path} -> {r.status}, expected {want}: {raw[:2000].decode(errors='replace')}")
+        return json.loads(raw) if raw else None
+
+    def wait_job(self, job, limit=1800):
+        until = time.time() + limit
+        while True:
+            j = self.call("GET", f"/jobs/{job}")
+            s = j["job"]["status"]
+            if s == "completed":
+                return j
+            if s in ("failed", "cancelled"):
+                log = "\n  ".join(f"{l['at']} {l['level']}: {l['message']}" for l in j["logs"])
+                die(f"job {job} ({j['job'].get('operation')}) {s}: {j['job'].get('error')}\n  {log}")
+            if time.time() > until:
+                die(f"job {job} did not finish in {limit} s")
+            time.sleep(0.02)
+
+
+def ts(s):
+    """An RFC 3339 time of the API (any fraction length) as a datetime."""
+    m = re.match(r"(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", s)
+    if not m:
+        die(f"unexpected time {s!r}")
+    frac = (m.group(2) or ".0")[:7]
+    return datetime.datetime.fromisoformat(m.group(1) + frac + ("+00:00" if m.group(3) == "Z" else m.group(3)))
+
+
+class Action:
+    """A finished replication job: client time, job wall time, the engine's report."""
+
+    def __init__(self, details, client_s):
+        job = details["job"]
+        self.job = job
+        self.client_s = client_s
+        self.wall_s = (ts(job["finished_at"]) - ts(job["started_at"])).total_seconds()
+        self.queued_s = (ts(job["started_at"]) - ts(job["created_at"])).total_seconds()
+        reports = [l["message"][len("report "):] for l in details["logs"] if l["message"].startswith("report ")]
+        if not reports:
+            die(f"job {job['id']} ({job.get('operation')}) logged no report line")
+        self.report = json.loads(reports[-1])
+        self.summary = [l["message"] for l in details["logs"] if l["level"] == "info"][-1:]
+
+
+def act(api, path, body, want=202):
+    t = time.perf_counter()
+    accepted = api.call("POST", path, body, want=want)
+    if not accepted.get("job"):
+        die(f"POST {path} ran no job: {accepted}")
+    details = api.wait_job(accepted["job"]["id"])
+    return accepted, Action(details, time.perf_counter() - t)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_server(exe, w):
+    data = os.path.join(w, "data")
+    shutil.rmtree(data, ignore_errors=True)
+    os.makedirs(data)
+    port = free_port()
+    env = dict(os.environ, SENDENSE_ADMIN_PASSWORD=PASSWORD, SENDENSE_DEMO_LAB="false",
+               RUST_LOG=os.environ.get("RUST_LOG", "info"))
+    log = open(os.path.join(w, "server.log"), "w")
+    proc = subprocess.Popen([exe, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
+                             "--web-dir", os.path.join(w, "no-cockpit")], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    api = Api(port)
+    until = time.time() + 60
+    while True:
+        if proc.poll() is not None:
+            die(f"the server exited ({proc.returncode}); see {log.name}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/api/v1/health")
+            if c.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        if time.time() > until:
+            proc.kill()
+            die(f"the server did not answer in 60 s; see {log.name}")
+        time.sleep(0.1)
+    api.token = api.call("POST", "/auth/login", {"username": "admin", "password": PASSWORD})["token"]
+    return proc, api
+
+
+def stop_server(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------- one run
+
+def one_run(api, ids, wl, mutate, run, rounds, check, w):
+    src = reset_hosts(wl)
+    replica_top = os.path.join(wl["dr"], "vms", REPLICA, "disk0.qcow2")
+    ref_out = os.path.join(w, "ref-copy.qcow2")
+    res = {"incr": []}
+
+    warm(src)
+    started, full = act(api, "/replication/start", {"vm_id": ids["vm"], "target_platform_id": ids["dr"],
+                                                     "interval_seconds": 7 * 24 * 3600, "keep_points": 16}, want=201)
+    flow = started["flow"]["id"]
+    if full.report["kind"] != "full":
+        die(f"the first sync was {full.report['kind']}, not full: {full.summary}")
+    res["full"] = {"client_s": full.client_s, "wall_s": full.wall_s, "engine_s": full.report["duration_ms"] / 1000,
+                   "queued_s": full.queued_s, "read": full.report["bytes_read"], "written": full.report["bytes_written"],
+                   "zeroed": full.report["bytes_zeroed"]}
+    if check and not same_image(replica_top, src):
+        die("after the full sync the replica differs from the source")
+    res["full"]["ref_s"] = qemu_img_copy(src, ref_out)
+
+    for r in range(rounds):
+        changed, write_s = guest_writes(mutate, src, INCR_PERCENT, 1000 * (run + 1) + r)
+        warm(src)
+        _, inc = act(api, f"/replication/{flow}/sync", {})
+        rep = inc.report
+        if rep["kind"] != "incremental":
+            die(f"round {r + 1}: the sync after guest writes was {rep['kind']}, not incremental: {inc.summary} {rep['disks']}")
+        row = {"changed": changed, "write_s": write_s, "bytes_changed": rep["bytes_changed"], "read": rep["bytes_read"],
+               "written": rep["bytes_written"] + rep["bytes_zeroed"], "client_s": inc.client_s, "wall_s": inc.wall_s,
+               "engine_s": rep["duration_ms"] / 1000}
+        if check and r == 0 and not same_image(replica_top, src):
+            die("after an incremental sync the replica differs from the source")
+        row["ref_s"] = qemu_img_copy(src, ref_out)
+        res["incr"].append(row)
+
+    _, test = act(api, f"/replication/{flow}/test-failover", {})
+    flow_now = api.call("GET", f"/replication/{flow}")["flow"]
+    if flow_now["state"] != "testing":
+        die(f"after the test failover the flow is {flow_now['state']}")
+    _, end = act(api, f"/replication/{flow}/end-test", {})
+    res["test"] = {"client_s": test.client_s, "wall_s": test.wall_s, "engine_s": test.report["duration_ms"] / 1000}
+    res["end_test"] = {"client_s": end.client_s, "wall_s": end.wall_s, "engine_s": end.report["duration_ms"] / 1000}
+
+    fo_changed, _ = guest_writes(mutate, src, FAILOVER_PERCENT, 5000 + run)
+    _, fo = act(api, f"/replication/{flow}/failover", {"confirm": VM})
+    rep = fo.report
+    res["failover"] = {k: rep[k] / 1000 for k in ("presync_ms", "power_off_ms", "final_sync_ms", "power_on_ms", "downtime_ms", "duration_ms")}
+    res["failover"].update({"client_s": fo.client_s, "wall_s": fo.wall_s, "changed": fo_changed,
+                            "presync_read": (rep.get("presync") or {}).get("bytes_read", 0),
+                            "final_read": (rep.get("final_sync") or {}).get("bytes_read", 0)})
+    vm = json.load(open(os.path.join(wl["dr"], "vms", REPLICA, "vm.json")))
+    if vm["power"] != "running":
+        die(f"after the failover the replica is {vm['power']}")
+
+    rb_changed, _ = guest_writes(mutate, replica_top, REPLICA_PERCENT, 7000 + run)
+    _, rb = act(api, f"/replication/{flow}/rollback", {"confirm": VM, "sync_back": True})
+    rep = rb.report
+    res["rollback"] = {"client_s": rb.client_s, "wall_s": rb.wall_s, "engine_s": rep["duration_ms"] / 1000,
+                       "downtime_s": rep["downtime_ms"] / 1000, "changed": rb_changed,
+                       "changed_on_replica": rep["bytes_changed_on_replica"], "written": rep["bytes_written"], "kind": rep.get("kind")}
+    if check and not same_image(replica_top, src):
+        die("after the rollback with sync back the source differs from the replica")
+    api.call("DELETE", f"/replication/{flow}", want=204)
+    if os.path.exists(os.path.dirname(replica_top)):
+        die("deleting the flow left the replica on the dr host")
+    return res
+
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sendense", required=True)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="incremental syncs per run")
+    ap.add_argument("--workdir", default="/var/tmp/sendense-bench-replication")
+    ap.add_argument("--tools", default=os.environ.get("SENDENSE_BENCH_TOOLS", "/work/shared/bench"),
+                    help="directory of mkimage.py and mutate.py")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--target", action="append", default=[], metavar="KEY=VALUE",
+                    help=f"override a target ({', '.join(TARGETS)})")
+    ap.add_argument("--keep", action="store_true", help="keep the server's data directory")
+    a = ap.parse_args()
+    targets = {k: v[0] for k, v in TARGETS.items()}
+    for t in a.target:
+        k, _, v = t.partition("=")
+        if k not in targets:
+            die(f"--target {t}: unknown key (known: {', '.join(targets)})")
+        targets[k] = float(v)
+    w = os.path.abspath(a.workdir)
+    os.makedirs(w, exist_ok=True)
+    mutate = load_module(os.path.join(a.tools, "mutate.py"), "mutate")
+    wl = make_workload(w, a.tools)
+    reset_hosts(wl)
+
+    proc, api = start_server(os.path.abspath(a.sendense), w)
+    rows = []
+    try:
+        prod = api.call("POST", "/platforms", {"kind": "kvm", "address": wl["prod"]}, want=201)
+        dr = api.call("POST", "/platforms", {"kind": "kvm", "address": wl["dr"]}, want=201)
+        api.call("POST", "/discovery/discover-vms", {"platform_id": dr["id"]})
+        found = api.call("POST", "/discovery/discover-vms", {"platform_id": prod["id"]})
+        vm = next(v for v in found["vms"] if v["vm"]["name"] == VM)
+        added = api.call("POST", "/discovery/bulk-add", {"platform_id": prod["id"], "vm_ids": [vm["vm"]["id"]]})
+        ids = {"vm": added["added"][0]["id"], "prod": prod["id"], "dr": dr["id"]}
+        # The failover mapping of the platform pair: lan -> lan.
+        api.call("POST", "/networks/bulk-mapping", {"source_platform_id": prod["id"], "target_platform_id": dr["id"],
+                                                   "mappings": [{"source_network": "lan", "target_network": "lan"}]},
+                 want=200)
+        for run in range(a.runs):
+            print(f"run {run + 1}/{a.runs} ...", file=sys.stderr)
+            rows.append(one_run(api, ids, wl, mutate, run, a.rounds, run == 0, w))
+    finally:
+        stop_server(proc)
+        if not a.keep:
+            shutil.rmtree(os.path.join(w, "data"), ignore_errors=True)
+        for f in ("ref-copy.qcow2",):
+            if os.path.exists(os.path.join(w, f)):
+                os.remove(os.path.join(w, f))
+
+    full = {k: med([r["full"][k] for r in rows]) for k in rows[0]["full"]}
+    incs = [i for r in rows for i in r["incr"]]
+    inc = {k: med([i[k] for i in incs]) for k in incs[0]}
+    test = {k: med([r["test"][k] for r in rows]) for k in rows[0]["test"]}
+    end = {k: med([r["end_test"][k] for r in rows]) for k in rows[0]["end_test"]}
+    fo = {k: med([r["failover"][k] for r in rows]) for k in rows[0]["failover"]}
+    rb = {k: med([r["rollback"][k] for r in rows]) for k in rows[0]["rollback"] if k != "kind"}
+
+    # Ratios per sample (a sync and its reference ran back to back, under the
+    # same load), then their median: steadier than a ratio of medians on a busy machine.
+    per = {
+        "full_sync_vs_qemu_img": [r["full"]["ref_s"] / r["full"]["wall_s"] for r in rows],
+        "incr_written_vs_changed": [i["written"] / i["changed"] for i in incs],
+        "incr_time_vs_recopy": [i["wall_s"] / i["ref_s"] for i in incs],
+    }
+    m = {k: med(v) for k, v in per.items()}
+    m["failover_downtime_ms"] = fo["downtime_ms"] * 1000
+    m["test_failover_ms"] = test["client_s"] * 1000
+
+    print()
+    print(f"workload: {DISK_SIZE >> 30} GiB disk (mkimage.py seed {SEED}: 35% holes, 35% text, 30% random; "
+          f"{wl['allocated'] / MiB:.0f} MiB allocated) as qcow2 on a KVM host directory, replicated to a second one; "
+          f"medians of {a.runs} runs ({a.rounds} incremental rounds each), warm page cache, {os.cpu_count()} cores, "
+          f"other builds running on the machine: times are noisy")
+    hdr = f"{'measure':<52} {'median':>10} {'unit':<6} {'target':>10} {'vs tgt':>6}  runs"
+    print(hdr)
+    print("-" * len(hdr))
+
+    def line(label, v, unit, fmt="%.2f", vals=(), key=None):
+        t, ratio = "", ""
+        if key:
+            tgt = targets[key]
+            higher = TARGETS[key][1]
+            t = f">= {tgt:g}" if higher else f"<= {tgt:g}"
+            ratio = f"{(v / tgt if higher else tgt / max(v, 1e-9)):.2f}"
+        print(f"{label:<52} {fmt % v:>10} {unit:<6} {t:>10} {ratio:>6}  {' '.join(fmt % x for x in vals)}")
+
+    mb = lambda b: b / 1e6  # noqa: E731
+    line("full sync: job wall time", full["wall_s"], "s", vals=[r["full"]["wall_s"] for r in rows])
+    line("  engine duration_ms", full["engine_s"], "s", vals=[r["full"]["engine_s"] for r in rows])
+    line("  client, request to done", full["client_s"], "s", vals=[r["full"]["client_s"] for r in rows])
+    line("  bytes read", mb(full["read"]), "MB", "%.0f", [mb(r["full"]["read"]) for r in rows])
+    line("  bytes written (+ zeroed)", mb(full["written"] + full["zeroed"]), "MB", "%.0f",
+         [mb(r["full"]["written"] + r["full"]["zeroed"]) for r in rows])
+    line("  throughput, bytes read / job wall time", mb(full["read"]) / full["wall_s"], "MB/s", "%.0f",
+         [mb(r["full"]["read"]) / r["full"]["wall_s"] for r in rows])
+    line("  throughput, bytes read / engine time", mb(full["read"]) / full["engine_s"], "MB/s", "%.0f",
+         [mb(r["full"]["read"]) / r["full"]["engine_s"] for r in rows])
+    line("reference: qemu-img convert -O qcow2 (same disk)", full["ref_s"], "s", vals=[r["full"]["ref_s"] for r in rows])
+    line("full sync speed vs qemu-img convert (median of runs)", m["full_sync_vs_qemu_img"], "x",
+         vals=per["full_sync_vs_qemu_img"], key="full_sync_vs_qemu_img")
+    line(f"incremental ({INCR_PERCENT:g}% in 64 KiB blocks): bytes changed", mb(inc["changed"]), "MB", "%.1f",
+         [mb(i["changed"]) for i in incs])
+    line("  bytes the change tracking listed", mb(inc["bytes_changed"]), "MB", "%.1f", [mb(i["bytes_changed"]) for i in incs])
+    line("  bytes read", mb(inc["read"]), "MB", "%.1f", [mb(i["read"]) for i in incs])
+    line("  bytes written (+ zeroed)", mb(inc["written"]), "MB", "%.1f", [mb(i["written"]) for i in incs])
+    line("  written / changed", m["incr_written_vs_changed"], "x", vals=per["incr_written_vs_changed"], key="incr_written_vs_changed")
+    line("  job wall time", inc["wall_s"], "s", vals=[i["wall_s"] for i in incs])
+    line("  engine duration_ms", inc["engine_s"], "s", vals=[i["engine_s"] for i in incs])
+    line("  client, request to done", inc["client_s"], "s", vals=[i["client_s"] for i in incs])
+    line("reference: full re-copy (qemu-img convert)", inc["ref_s"], "s", vals=[i["ref_s"] for i in incs])
+    line("incremental time / full re-copy time (median)", m["incr_time_vs_recopy"], "x", "%.3f",
+         vals=per["incr_time_vs_recopy"], key="incr_time_vs_recopy")
+    line("test failover start: client, request to running", test["client_s"] * 1000, "ms", "%.0f",
+         [r["test"]["client_s"] * 1000 for r in rows], key="test_failover_ms")
+    line("  job wall time", test["wall_s"] * 1000, "ms", "%.0f", [r["test"]["wall_s"] * 1000 for r in rows])
+    line("  engine duration_ms", test["engine_s"] * 1000, "ms", "%.0f", [r["test"]["engine_s"] * 1000 for r in rows])
+    line("end test: client, request to done", end["client_s"] * 1000, "ms", "%.0f", [r["end_test"]["client_s"] * 1000 for r in rows])
+    line("  job wall time", end["wall_s"] * 1000, "ms", "%.0f", [r["end_test"]["wall_s"] * 1000 for r in rows])
+    line("  engine duration_ms", end["engine_s"] * 1000, "ms", "%.0f", [r["end_test"]["engine_s"] * 1000 for r in rows])
+    line(f"live failover ({FAILOVER_PERCENT:g}% changed before): downtime", fo["downtime_ms"] * 1000, "ms", "%.0f",
+         [r["failover"]["downtime_ms"] * 1000 for r in rows], key="failover_downtime_ms")
+    for k, label in (("presync_ms", "pre-sync (source running)"), ("power_off_ms", "source power off"),
+                     ("final_sync_ms", "final sync (source off)"), ("power_on_ms", "replica power on"),
+                     ("duration_ms", "engine duration_ms"), ("wall_s", "job wall time"), ("client_s", "client, request to done")):
+        line(f"  {label}", fo[k] * 1000, "ms", "%.0f", [r["failover"][k] * 1000 for r in rows])
+    line("  pre-sync bytes read", mb(fo["presync_read"]), "MB", "%.1f", [mb(r["failover"]["presync_read"]) for r in rows])
+    line("  final sync bytes read", mb(fo["final_read"]), "MB", "%.1f", [mb(r["failover"]["final_read"]) for r in rows])
+    line(f"rollback, sync back ({REPLICA_PERCENT:g}% on the replica): downtime", rb["downtime_s"] * 1000, "ms", "%.0f",
+         [r["rollback"]["downtime_s"] * 1000 for r in rows])
+    line("  bytes the replica's failback bitmap listed", mb(rb["changed_on_replica"]), "MB", "%.1f",
+         [mb(r["rollback"]["changed_on_replica"]) for r in rows])
+    line("  bytes written to the source", mb(rb["written"]), "MB", "%.1f", [mb(r["rollback"]["written"]) for r in rows])
+    line("  engine duration_ms", rb["engine_s"] * 1000, "ms", "%.0f", [r["rollback"]["engine_s"] * 1000 for r in rows])
+    line("  job wall time", rb["wall_s"] * 1000, "ms", "%.0f", [r["rollback"]["wall_s"] * 1000 for r in rows])
+    print(f"rollback kind: {', '.join(sorted({str(r['rollback']['kind']) for r in rows}))}; "
+          f"bytes written on the replica before it: {mb(rows[0]['rollback']['changed']):.1f} MB")
+
+    out = {}
+    missed = []
+    for k, (_, higher, _) in TARGETS.items():
+        tgt = targets[k]
+        ratio = m[k] / tgt if higher else tgt / max(m[k], 1e-9)
+        out[f"{k}_vs_target"] = round(ratio, 2)
+        if ratio < 1:
+            missed.append(k)
+    out.update({
+        "full_sync_vs_qemu_img": round(m["full_sync_vs_qemu_img"], 3),
+        "incr_written_vs_changed": round(m["incr_written_vs_changed"], 3),
+        "incr_time_vs_recopy": round(m["incr_time_vs_recopy"], 4),
+        "full_sync_mb_s": round(mb(full["read"]) / full["wall_s"]),
+        "full_sync_s": round(full["wall_s"], 2),
+        "qemu_img_convert_s": round(full["ref_s"], 2),
+        "incr_sync_s": round(inc["wall_s"], 3),
+        "incr_recopy_s": round(inc["ref_s"], 2),
+        "test_failover_ms": round(test["client_s"] * 1000),
+        "end_test_ms": round(end["client_s"] * 1000),
+        "failover_downtime_ms": round(fo["downtime_ms"] * 1000),
+        "failover_ms": round(fo["duration_ms"] * 1000),
+        "rollback_downtime_ms": round(rb["downtime_s"] * 1000),
+        "rollback_ms": round(rb["engine_s"] * 1000),
+    })
+    out["targets_missed"] = missed
+    print(json.dumps(out))
+    if a.check and missed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
