@@ -329,6 +329,11 @@ pub async fn delete_network_mapping(id: String) -> Result<(), ApiError> {
     unit(Request::delete(&format!("/api/v1/network-mappings/{}", enc(&id))).build().map_err(transport)?).await
 }
 
+/// Replication flows (their ids scope failover mappings).
+pub async fn replication_flows() -> Result<Vec<shared_types::replication::ReplicationFlow>, ApiError> {
+    json(Request::get("/api/v1/replication")).await
+}
+
 /// Where every NIC of the VMs lands on the target, and what blocks a failover.
 pub async fn validate_networks(req: ValidateRequest) -> Result<ValidationReport, ApiError> {
     json_with(Request::post("/api/v1/networks/validate"), &req).await

@@ -28,7 +28,8 @@ pub struct NetRoute {
     pub topology: Memo<Option<Topology>>,
     /// Why the topology could not be read.
     pub topology_error: Memo<Option<ApiError>>,
-    /// Flow id → name, for scopes.
+    /// Flows a mapping may belong to, (id, label): the replication flows
+    /// of the chosen pair, then every other flow by name.
     pub flow_names: Memo<Vec<(String, String)>>,
     /// Storing mappings (bulk requests).
     pub save: Act,
@@ -50,12 +51,24 @@ impl NetRoute {
         });
         let topology_error = Memo::new(move |_| resource.get().and_then(|r| r.err()));
         let flows = LocalResource::new(api::flows);
+        let replications = LocalResource::new(api::replication_flows);
+        let source = RwSignal::new(String::new());
+        let target = RwSignal::new(String::new());
         let flow_names = Memo::new(move |_| {
-            flows.get().and_then(|r| r.ok()).map(|l| l.into_iter().map(|f| (f.id, f.name)).collect()).unwrap_or_default()
+            let (s, t) = (source.get(), target.get());
+            let mut out: Vec<(String, String)> = Vec::new();
+            let mut others: Vec<(String, String)> = Vec::new();
+            for r in replications.get().and_then(|r| r.ok()).unwrap_or_default() {
+                let entry = (r.id, format!("replication {}", r.name));
+                if r.source_platform.id == s && r.target_platform.id == t { out.push(entry) } else { others.push(entry) }
+            }
+            others.extend(flows.get().and_then(|r| r.ok()).unwrap_or_default().into_iter().map(|f| (f.id, format!("{} {}", f.kind.as_str(), f.name))));
+            out.extend(others);
+            out
         });
         NetRoute {
-            source: RwSignal::new(String::new()),
-            target: RwSignal::new(String::new()),
+            source,
+            target,
             purpose: RwSignal::new(MappingPurpose::Failover),
             scope: RwSignal::new(None),
             version,
@@ -110,7 +123,7 @@ impl NetRoute {
     pub fn scope_label(self, flow_id: Option<&str>) -> String {
         match flow_id {
             None => "default".into(),
-            Some(id) => self.flow_names.with(|f| f.iter().find(|(fid, _)| fid == id).map(|(_, n)| format!("flow {n}"))).unwrap_or_else(|| format!("flow {id}")),
+            Some(id) => self.flow_names.with(|f| f.iter().find(|(fid, _)| fid == id).map(|(_, n)| n.clone())).unwrap_or_else(|| format!("flow {id}")),
         }
     }
 

@@ -119,7 +119,7 @@ fn RoutePicker(route: NetRoute) -> impl IntoView {
                         <option value="" prop:selected=move || route.scope.get().is_none()>"Default of the platform pair"</option>
                         {move || route.flow_names.get().into_iter().map(|(id, name)| {
                             let mine = id.clone();
-                            view! { <option value=id prop:selected=move || route.scope.get().as_deref() == Some(mine.as_str())>{format!("Flow {name}")}</option> }
+                            view! { <option value=id prop:selected=move || route.scope.get().as_deref() == Some(mine.as_str())>{format!("Flow: {name}")}</option> }
                         }).collect_view()}
                     </select>
                     {field_note("flow_id")}
