@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared_types::audit::AuditPage;
 use shared_types::auth::{CreateUserRequest, LoginRequest, LoginResponse, Me, SetPasswordRequest, UpdateUserRequest, User};
-use shared_types::error::ErrorBody;
+use shared_types::error::{ErrorBody, FieldError};
 use shared_types::health::HealthResponse;
 
 /// A failed call: the server's error body, or a transport problem.
@@ -15,11 +15,18 @@ pub struct ApiError {
     /// HTTP status; 0 when the server could not be reached.
     pub status: u16,
     pub message: String,
+    /// The fields the server named (`mappings[2].target_network`), if any.
+    pub details: Vec<FieldError>,
 }
 
 impl ApiError {
     pub fn unauthorized(&self) -> bool {
         self.status == 401
+    }
+
+    /// A problem that names no field.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), details: Vec::new() }
     }
 }
 
@@ -30,7 +37,7 @@ impl std::fmt::Display for ApiError {
 }
 
 fn transport(e: gloo_net::Error) -> ApiError {
-    ApiError { status: 0, message: format!("The server could not be reached: {e}") }
+    ApiError::new(0, format!("The server could not be reached: {e}"))
 }
 
 async fn check(resp: Response) -> Result<Response, ApiError> {
@@ -38,11 +45,11 @@ async fn check(resp: Response) -> Result<Response, ApiError> {
         return Ok(resp);
     }
     let status = resp.status();
-    let message = match resp.json::<ErrorBody>().await {
-        Ok(body) => body.message,
-        Err(_) => format!("The server answered HTTP {status}."),
+    let (message, details) = match resp.json::<ErrorBody>().await {
+        Ok(body) => (body.message, body.details),
+        Err(_) => (format!("The server answered HTTP {status}."), Vec::new()),
     };
-    Err(ApiError { status, message })
+    Err(ApiError { status, message, details })
 }
 
 async fn json<T: DeserializeOwned>(req: RequestBuilder) -> Result<T, ApiError> {
@@ -348,4 +355,42 @@ pub async fn rollback(id: String, req: RollbackRequest) -> Result<ReplicationAcc
 
 pub async fn site_failover(req: SiteFailoverRequest) -> Result<SiteFailoverResult, ApiError> {
     json_with(Request::post("/api/v1/replication/site-failover"), &req).await
+}
+
+// Network mapping
+
+use shared_types::networks::{BulkMappingRequest, BulkMappingResult, MappingPurpose, Recommendations, Topology, ValidateRequest, ValidationReport};
+
+/// Every platform's networks and every mapping between them.
+pub async fn network_topology() -> Result<Topology, ApiError> {
+    json(Request::get("/api/v1/networks/topology")).await
+}
+
+pub async fn network_recommendations(source_platform_id: String, target_platform_id: String, purpose: MappingPurpose) -> Result<Recommendations, ApiError> {
+    json(Request::get(&format!(
+        "/api/v1/networks/recommendations?source_platform_id={}&target_platform_id={}&purpose={}",
+        enc(&source_platform_id),
+        enc(&target_platform_id),
+        purpose.as_str()
+    )))
+    .await
+}
+
+/// Sets many mappings of one platform pair, purpose and scope, all or nothing.
+pub async fn bulk_mapping(req: BulkMappingRequest) -> Result<BulkMappingResult, ApiError> {
+    json_with(Request::post("/api/v1/networks/bulk-mapping"), &req).await
+}
+
+pub async fn delete_network_mapping(id: String) -> Result<(), ApiError> {
+    unit(Request::delete(&format!("/api/v1/network-mappings/{}", enc(&id))).build().map_err(transport)?).await
+}
+
+/// Replication flows (their ids scope failover mappings).
+pub async fn replication_flows() -> Result<Vec<shared_types::replication::ReplicationFlow>, ApiError> {
+    json(Request::get("/api/v1/replication")).await
+}
+
+/// Where every NIC of the VMs lands on the target, and what blocks a failover.
+pub async fn validate_networks(req: ValidateRequest) -> Result<ValidationReport, ApiError> {
+    json_with(Request::post("/api/v1/networks/validate"), &req).await
 }

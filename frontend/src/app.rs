@@ -22,6 +22,7 @@ use crate::pages::sign_in::SignInPage;
 use crate::pages::users::UsersPage;
 use crate::session::{provide_session, use_session};
 use crate::pages::command::CommandPage;
+use crate::pages::networks::NetworksPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::planned::PlannedPage;
 use crate::pages::recovery::RecoveryPage;
@@ -90,6 +91,7 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/telemetry") view=TelemetryPage />
                     <Route path=path!("/repositories") view=RepositoriesPage />
                     <Route path=path!("/platforms") view=PlannedPage />
+                    <Route path=path!("/networks") view=NetworksPage />
                     <Route path=path!("/schedules") view=PlannedPage />
                     <Route path=path!("/policies") view=PlannedPage />
                     <Route path=path!("/systems") view=SystemsPage />

@@ -5,7 +5,7 @@
 pub enum Tier {
     /// COMMAND, FLOWS, ASSETS, RECOVERY, TELEMETRY.
     Primary,
-    /// Repositories, Platforms, Schedules, Policies, Systems.
+    /// Repositories, Platforms, Networks, Schedules, Policies, Systems.
     Secondary,
 }
 
@@ -98,6 +98,14 @@ pub const DESTINATIONS: &[Destination] = &[
         holds: &["KVM/QEMU hosts and other platforms, with connection tests", "Discovery of their machines, disks and networks"],
     },
     Destination {
+        label: "Networks",
+        path: "/networks",
+        tier: Tier::Secondary,
+        glyph: "⇌",
+        purpose: "Which network of the target platform each source network becomes at failover or in a test.",
+        holds: &["Network topology of each platform", "Recommended mappings, bulk mapping and validation before a failover"],
+    },
+    Destination {
         label: "Schedules",
         path: "/schedules",
         tier: Tier::Secondary,
@@ -167,6 +175,7 @@ mod tests {
         assert_eq!(hits[0].label, "Repositories");
         assert!(search("  ").is_empty());
         assert_eq!(primary().count(), 5);
-        assert_eq!(secondary().count(), 5);
+        assert_eq!(secondary().count(), 6);
+        assert_eq!(for_path("/networks").unwrap().label, "Networks");
     }
 }

@@ -6,6 +6,8 @@ use std::future::Future;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use shared_types::error::FieldError;
+
 use crate::api::ApiError;
 use crate::session::{use_session, Session};
 
@@ -14,12 +16,14 @@ pub struct Act {
     session: Session,
     pub busy: RwSignal<bool>,
     pub error: RwSignal<Option<String>>,
+    /// The fields the last failure named, to show each beside its control.
+    pub fields: RwSignal<Vec<FieldError>>,
 }
 
 impl Act {
     /// Create inside a component (it reads the session from context).
     pub fn new() -> Self {
-        Act { session: use_session(), busy: RwSignal::new(false), error: RwSignal::new(None) }
+        Act { session: use_session(), busy: RwSignal::new(false), error: RwSignal::new(None), fields: RwSignal::new(Vec::new()) }
     }
 
     pub fn run<T: 'static>(self, fut: impl Future<Output = Result<T, ApiError>> + 'static, done: impl FnOnce(T) + 'static) {
@@ -28,16 +32,23 @@ impl Act {
         }
         self.busy.set(true);
         self.error.set(None);
+        self.fields.set(Vec::new());
         spawn_local(async move {
             let result = self.session.watch(fut.await);
             self.busy.try_set(false);
             match result {
                 Ok(v) => done(v),
                 Err(e) => {
+                    self.fields.try_set(e.details);
                     self.error.try_set(Some(e.message));
                 }
             }
         });
+    }
+
+    /// What the last failure said about `field`, if it named it.
+    pub fn field(self, field: &str) -> Option<String> {
+        self.fields.with(|f| f.iter().find(|e| e.field == field).map(|e| e.message.clone()))
     }
 }
 

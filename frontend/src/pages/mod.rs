@@ -4,6 +4,7 @@ pub mod assets;
 pub mod audit;
 pub mod command;
 pub mod flows;
+pub mod networks;
 pub mod not_found;
 pub mod planned;
 pub mod recovery;

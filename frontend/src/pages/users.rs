@@ -130,7 +130,7 @@ fn UserRow(user: User, act: Callback<Action>) -> impl IntoView {
             reset_open.set(false);
             new_password.set(String::new());
             act.run(Box::pin(async move {
-                validate_password(&password).map_err(|m| api::ApiError { status: 400, message: m })?;
+                validate_password(&password).map_err(|m| api::ApiError::new(400, m))?;
                 api::set_password(id, password).await?;
                 Ok(format!("{name}'s password was reset; their sessions ended."))
             }));
