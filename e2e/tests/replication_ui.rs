@@ -9,7 +9,12 @@
 //! test is ended from the modal (the API says healthy again). RECOVERY's
 //! site failover of the group in test mode reports one flow started and
 //! one VM not replicated. On ASSETS, a replicated VM's row opens its flow
-//! and another's opens the form with that VM chosen. Every state change is
+//! and another's opens the form with that VM chosen. Then the rest of the
+//! lifecycle from the modal: the site's test ended; lab activity and
+//! Replicate now, whose incremental lists and moves only the activity's
+//! blocks; the networks mapped; a live failover with the typed name (source
+//! off, replica on, replica disk equal to the source's); a rollback with
+//! sync back (source on, replica off, disks equal). Every state change is
 //! seen without a reload (the WebSocket's `replication_update`).
 //! Screenshots at 1440x900 and 820x1180, with a check that nothing
 //! overflows sideways at either size.
@@ -143,7 +148,7 @@ fn api_actions(flow: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicate_test_failover_and_site_failover_from_the_cockpit() -> Result<()> {
+async fn replicate_test_failover_fail_over_and_roll_back_from_the_cockpit() -> Result<()> {
     let server = Server::start_with_lab()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let hosts = server.lab_dir().join("hosts");
@@ -404,6 +409,109 @@ async fn replicate_test_failover_and_site_failover_from_the_cockpit() -> Result<
     b.testid("repl-new", T).await?;
     let chosen = b.client.execute("return document.querySelector(`[data-testid='repl-new-vm']`).value", vec![]).await?;
     ensure!(chosen == json!(web02), "the form opens with web-02 chosen: {chosen}");
+
+    // The site's test ends from the modal like any test.
+    b.until("the site test to run", Duration::from_secs(120), || async {
+        let f = server.expect(&token, "GET", &format!("/api/v1/replication/{id}"), None, 200)?;
+        Ok((f["flow"]["state"] == "testing").then_some(()))
+    })
+    .await?;
+    b.client.goto(&server.url("/flows")).await?;
+    click(&b, "repl-card-details").await?;
+    wait_attr(&b, "repl-state", "data-state", "testing", T).await?;
+    click(&b, "repl-action-end_test").await?;
+    wait_attr(&b, "repl-confirm", "data-action", "end_test", T).await?;
+    click(&b, "repl-confirm-submit").await?;
+    wait_attr(&b, "repl-state", "data-state", "healthy", Duration::from_secs(120)).await?;
+
+    // Lab activity, then Replicate now: the incremental moves only the changed blocks.
+    let before = server.expect(&token, "GET", &format!("/api/v1/replication/{id}"), None, 200)?;
+    let points_before = before["flow"]["point_count"].as_u64().unwrap_or(0);
+    let full_read = before["flow"]["last_sync"]["bytes_read"].as_u64().unwrap_or(0);
+    let out = std::process::Command::new(Server::binary()?).args(["lab", "activity", "--dir"]).arg(server.lab_dir()).args(["--rounds", "1"]).output()?;
+    ensure!(out.status.success(), "lab activity failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "  web-01    disk0  1.4 MiB in 22 block(s) of 64 KiB, 3 file change(s)"
+    let blocks: u64 = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("web-01 ") && l.contains(" block(s) of 64 KiB"))
+        .filter_map(|l| l.split(" in ").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    let activity = blocks * 65536;
+    ensure!(activity > 0, "the activity wrote to web-01: {stdout}");
+    click(&b, "repl-action-replicate_now").await?;
+    b.until("the incremental sync's new point", Duration::from_secs(120), || async {
+        let f = server.expect(&token, "GET", &format!("/api/v1/replication/{id}"), None, 200)?;
+        ensure!(f["flow"]["state"] != "failed", "the sync failed: {}", f["flow"]);
+        Ok((f["flow"]["state"] == "healthy" && f["flow"]["point_count"].as_u64().unwrap_or(0) > points_before).then_some(f))
+    })
+    .await?;
+    let after = server.expect(&token, "GET", &format!("/api/v1/replication/{id}"), None, 200)?;
+    let inc = &after["flow"]["last_sync"];
+    let (changed, read, written) = (inc["bytes_changed"].as_u64().unwrap_or(0), inc["bytes_read"].as_u64().unwrap_or(0), inc["bytes_written"].as_u64().unwrap_or(0));
+    ensure!(inc["kind"] == "incremental", "{inc}");
+    ensure!(changed >= activity && changed <= activity + activity / 10, "the change tracking listed {changed} B for {activity} B of activity");
+    ensure!(read <= changed && written <= changed && read < full_read / 4, "the incremental read {read} B, wrote {written} B (full read {full_read} B)");
+    wait_attr(&b, "repl-state", "data-state", "healthy", T).await?;
+    e2e::metric("replication_ui_activity_bytes", activity);
+    e2e::metric("replication_ui_incremental_changed_bytes", changed);
+    e2e::metric("replication_ui_incremental_written_bytes", written);
+
+    // Map the networks (the recommendations), then a live failover from the modal.
+    let rec = server.expect(&token, "GET", &format!("/api/v1/networks/recommendations?source_platform_id={prod}&target_platform_id={dr}"), None, 200)?;
+    let pairs: Vec<Value> = rec["recommendations"]
+        .as_array()
+        .context("recommendations")?
+        .iter()
+        .map(|r| json!({"source_network": r["source_network"], "target_network": r["target_network"]}))
+        .collect();
+    server.expect(&token, "PATCH", &format!("/api/v1/replication/{id}"), Some(json!({"network_mapping": pairs})), 200)?;
+    b.until("no network problems left", T, || async {
+        Ok(b.client.find(Locator::Css("[data-testid='repl-network-problems'] li")).await.is_err().then_some(()))
+    })
+    .await?;
+    let source_disk = hosts.join("kvm-prod-01/vms/web-01/disk0.qcow2");
+    let replica_disk = hosts.join("kvm-dr-01/vms/web-01-replica/disk0.qcow2");
+    let vm_power = |host: &str, vm: &str| -> Result<String> {
+        let v: Value = serde_json::from_slice(&std::fs::read(hosts.join(host).join("vms").join(vm).join("vm.json"))?)?;
+        Ok(v["power"].as_str().unwrap_or_default().to_owned())
+    };
+    let same = |a: &std::path::Path, b: &std::path::Path| -> Result<bool> {
+        Ok(std::process::Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(a).arg(b).status()?.success())
+    };
+    click(&b, "repl-action-failover").await?;
+    wait_attr(&b, "repl-confirm", "data-action", "failover", T).await?;
+    type_into(&b, "repl-confirm-name", "web-01").await?;
+    let t0 = std::time::Instant::now();
+    click(&b, "repl-confirm-submit").await?;
+    wait_attr(&b, "repl-state", "data-state", "failed_over", Duration::from_secs(180)).await?;
+    e2e::metric("replication_ui_failover_click_to_failed_over_ms", t0.elapsed().as_millis());
+    ensure!(vm_power("kvm-prod-01", "web-01")? == "stopped", "the source is powered off");
+    ensure!(vm_power("kvm-dr-01", "web-01-replica")? == "running", "the replica runs");
+    ensure!(same(&replica_disk, &source_disk)?, "the replica's disk equals the source at the failover point");
+    b.until("roll back and clean up offered", T, || async {
+        Ok((shown_actions(&b).await? == vec!["rollback".to_owned(), "cleanup".to_owned()]).then_some(()))
+    })
+    .await?;
+    shoot(&b, "replication-details-failed-over-desktop-1440x900").await?;
+
+    // Rollback from the modal with the replica's changes synced back.
+    click(&b, "repl-action-rollback").await?;
+    wait_attr(&b, "repl-confirm", "data-action", "rollback", T).await?;
+    click(&b, "repl-rollback-sync").await?;
+    let submit = b.testid("repl-confirm-submit", T).await?;
+    ensure!(!submit.is_enabled().await?, "rollback waits for the typed name");
+    type_into(&b, "repl-confirm-name", "web-01").await?;
+    shoot(&b, "replication-rollback-confirm-desktop-1440x900").await?;
+    click(&b, "repl-confirm-submit").await?;
+    wait_attr(&b, "repl-state", "data-state", "healthy", Duration::from_secs(180)).await?;
+    ensure!(vm_power("kvm-prod-01", "web-01")? == "running", "the source runs again");
+    ensure!(vm_power("kvm-dr-01", "web-01-replica")? == "stopped", "the replica is off again");
+    ensure!(same(&replica_disk, &source_disk)?, "source and replica are equal after the rollback");
+    let api = server.expect(&token, "GET", &format!("/api/v1/replication/{id}"), None, 200)?;
+    let ops: Vec<&str> = api["recent_jobs"].as_array().context("jobs")?.iter().filter_map(|j| j["operation"].as_str()).collect();
+    ensure!(ops.contains(&"failover") && ops.contains(&"rollback"), "the lifecycle's jobs: {ops:?}");
+    click(&b, "repl-details-close").await?;
 
     browser.close().await?;
     Ok(())

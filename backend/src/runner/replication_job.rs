@@ -321,9 +321,16 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
         Err(m) if cancelled => (JobStatus::Cancelled, Some(m.clone())),
         Err(m) => (JobStatus::Failed, Some(m.clone())),
     };
-    if let Err(e) = settle(runner, &flow.id, op, &options, &outcome, cancelled, replica.as_ref(), started).await {
-        tracing::error!(error = %e, "settling the replication flow after its job");
-    }
+    // The flow settles before the job ends (whoever sees the job ended sees
+    // the flow settled); it is announced after, so the announcement names
+    // no finished job as active.
+    let settled = match settle(runner, &flow.id, op, &options, &outcome, cancelled, replica.as_ref(), started).await {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::error!(error = %e, "settling the replication flow after its job");
+            None
+        }
+    };
     if let Ok(Done { source_power: Some(p), .. }) = &outcome {
         let _ = vm_contexts::Entity::update_many()
             .col_expr(vm_contexts::Column::Power, Expr::value(crate::catalog::wire(p)))
@@ -332,6 +339,9 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
             .await;
     }
     end_job(runner, job, &vm.name, status, error, &progress).await;
+    if let Some(row) = settled {
+        publish(runner, row).await;
+    }
 }
 
 async fn end_job(runner: &Runner, job: jobs::Model, vm: &str, status: JobStatus, error: Option<String>, progress: &Progress) {
@@ -352,7 +362,8 @@ async fn end_job(runner: &Runner, job: jobs::Model, vm: &str, status: JobStatus,
     }
 }
 
-/// The flow's state, reason and mirrored figures after a job.
+/// The flow's state, reason and mirrored figures after a job; the row as
+/// saved (to announce once the job has ended).
 #[allow(clippy::too_many_arguments)]
 async fn settle(
     runner: &Runner,
@@ -363,9 +374,9 @@ async fn settle(
     cancelled: bool,
     replica: Option<&ReplicaState>,
     started: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<Option<replication_flows::Model>, DbErr> {
     let db = runner.db();
-    let Some(row) = replication_flows::Entity::find_by_id(flow_id.to_owned()).one(db).await? else { return Ok(()) };
+    let Some(row) = replication_flows::Entity::find_by_id(flow_id.to_owned()).one(db).await? else { return Ok(None) };
     let now = Utc::now();
     let paused_meanwhile = rules::state(&row) == ReplicationState::Paused;
     let points = replica.map(|r| r.points.len()).unwrap_or(0);
@@ -403,9 +414,7 @@ async fn settle(
         a.rpo_alerted_at = Set(None);
     }
     a.updated_at = Set(now);
-    let row = a.update(db).await?;
-    publish(runner, row).await;
-    Ok(())
+    Ok(Some(a.update(db).await?))
 }
 
 #[allow(clippy::too_many_arguments)]
