@@ -60,12 +60,9 @@ build_web() {
   (
     cd "$ROOT"
     # Debian's cargo/rustc first; std for wasm32 is compiled from its sources.
-    # strip=debuginfo: wasm-ld leaves out the function-name section (most of
-    # the file otherwise); wasm-bindgen's own custom sections stay.
     PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 \
       CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
       CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19 \
-      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C strip=debuginfo" \
       CARGO_TARGET_DIR="$ROOT/target/wasm" \
       trunk --color never build --release --locked 2>&1 | grep -vE '^\s*$' | tail -n 40
     exit "${PIPESTATUS[0]}"
