@@ -407,8 +407,15 @@ async fn replicate_test_failover_fail_over_and_roll_back_from_the_cockpit() -> R
     ensure!(text_of(b, "replicate-web-02").await? == "Replicate…");
     click(b, "replicate-web-02").await?;
     b.testid("repl-new", T).await?;
-    let chosen = b.client.execute("return document.querySelector(`[data-testid='repl-new-vm']`).value", vec![]).await?;
-    ensure!(chosen == json!(web02), "the form opens with web-02 chosen: {chosen}");
+    // The VM list loads after the form opens; the choice shows once it has.
+    let want = json!(web02);
+    let chosen = b
+        .until("the form to show web-02 chosen", T, || async {
+            let v = b.client.execute("return document.querySelector(`[data-testid='repl-new-vm']`).value", vec![]).await?;
+            Ok((v == want).then_some(v))
+        })
+        .await;
+    ensure!(chosen.is_ok(), "the form opens with web-02 chosen: {chosen:?}");
 
     // The site's test ends from the modal like any test.
     b.until("the site test to run", Duration::from_secs(120), || async {
