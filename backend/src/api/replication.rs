@@ -219,12 +219,13 @@ async fn create(state: &AppState, me: &AuthUser, req: &CreateReplicationRequest)
 async fn create_replication(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJson<CreateReplicationRequest>) -> Result<Response, ApiError> {
     let row = create(&state, &me, &req).await?;
     let row = if req.enabled.unwrap_or(true) {
+        // Announced by `act` with its new state.
         replication_job::act(&state.runner, row, Act::ReplicateNow, &me.username).await.map_err(act_error)?.0
     } else {
+        replication_job::publish(&state.runner, row.clone()).await;
         row
     };
     let flow = one(&state, row).await?;
-    let _ = state.events.send(ServerMessage::ReplicationUpdate { flow: Box::new(flow.clone()) });
     let text = format!("{} ({} → {})", flow.name, flow.source_vm.name, flow.target_platform.name);
     Ok(noted((StatusCode::CREATED, ApiJson(flow)), AuditNote::new("replication.create", text)))
 }

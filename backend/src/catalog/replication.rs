@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
-use shared_types::jobs::{JobKind, JobStatus};
+use shared_types::jobs::JobStatus;
 use shared_types::networks::{MappingPurpose, NetworkPair};
 use shared_types::recovery::NoteSeverity;
 use shared_types::replication::{allowed_actions, lag, ReplicationFlow, ReplicationState, SyncSummary};
@@ -201,11 +201,6 @@ pub async fn set_state(
 /// interval later, or now when that has passed already.
 pub fn next_sync(started: DateTime<Utc>, interval_seconds: i64, now: DateTime<Utc>) -> DateTime<Utc> {
     (started + chrono::Duration::seconds(interval_seconds)).max(now)
-}
-
-/// Whether a job of this kind belongs to replication.
-pub fn is_replication_job(j: &jobs::Model) -> bool {
-    j.kind == JobKind::Replication.as_str()
 }
 
 #[cfg(test)]

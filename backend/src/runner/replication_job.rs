@@ -430,16 +430,7 @@ async fn execute(
     progress: Arc<Progress>,
 ) -> (Result<Done, String>, Option<ReplicaState>) {
     let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), vm.name.clone(), progress.clone());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let logger = {
-        let runner = runner.clone();
-        let id = job.id.clone();
-        tokio::spawn(async move {
-            while let Some(line) = rx.recv().await {
-                telemetry::log(&runner, &id, LogLevel::Info, line).await;
-            }
-        })
-    };
+    let (tx, logger) = telemetry::spawn_logger(runner.clone(), job.id.clone());
     let spec = spec(flow, vm);
     let options = options.clone();
     let span = tracing::info_span!("replication_job", job = %job.id, flow = %flow.name, op = %op);

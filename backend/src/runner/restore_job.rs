@@ -169,16 +169,7 @@ pub fn check_space(target_name: &str, target_dir: &Path, staging: &Path, require
 
 async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, plan: Plan, progress: Arc<Progress>) -> Result<VmInfo, String> {
     let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), vm.name.clone(), progress.clone());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let logger = {
-        let runner = runner.clone();
-        let id = job.id.clone();
-        tokio::spawn(async move {
-            while let Some(line) = rx.recv().await {
-                telemetry::log(&runner, &id, LogLevel::Info, line).await;
-            }
-        })
-    };
+    let (tx, logger) = telemetry::spawn_logger(runner.clone(), job.id.clone());
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let p = progress.clone();
     let span = tracing::info_span!("restore_job", job = %job.id, to = %plan.options.name, target = %plan.target_name);

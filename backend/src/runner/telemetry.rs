@@ -47,6 +47,18 @@ pub async fn log(runner: &Runner, job_id: &str, level: LogLevel, message: String
     let _ = runner.events().send(ServerMessage::JobLog { job_id: job_id.to_owned(), line: JobLogLine { at, level, message } });
 }
 
+/// A sender for a blocking job step's log lines (info level), written in
+/// order by a task that ends once every sender is dropped; await it then.
+pub fn spawn_logger(runner: Runner, job_id: String) -> (tokio::sync::mpsc::UnboundedSender<String>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let task = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            log(&runner, &job_id, LogLevel::Info, line).await;
+        }
+    });
+    (tx, task)
+}
+
 /// Raises an alert for a failed job.
 pub async fn alert(runner: &Runner, job: &jobs::Model, vm: &str, message: &str) {
     let what = if job.kind == shared_types::jobs::JobKind::Restore.as_str() { "Restore" } else { "Backup" };
