@@ -138,7 +138,7 @@ fn a_write_during_a_backup_is_in_the_next_incremental_not_in_this_one() {
 
     // A backup that has opened the disk (rotation done, export running)...
     let token = ds.resolve("vm1", "latest").unwrap().disks[0].cbt_token.clone();
-    let read = host.open_disk("vm1", "disk0", token.as_deref()).unwrap();
+    let read = host.open_disk("vm1", "disk0", token.as_deref(), "vm1").unwrap();
     assert_eq!(read.changed_ranges.as_deref(), Some(&[][..]), "nothing changed since the first backup");
     // ...while the VM writes.
     qemu_io(&disk, &["write -P 0x99 5M 64k", "write -P 0x98 20M 64k"]);
@@ -175,7 +175,7 @@ fn a_failed_backup_keeps_the_changes_for_the_next_one() {
     backup_vm(&host, "vm1", &ds, &opts, &Progress::new()).unwrap();
     qemu_io(&disk, &["write -P 0x71 3M 64k"]);
     let token = ds.resolve("vm1", "latest").unwrap().disks[0].cbt_token.clone();
-    let read = host.open_disk("vm1", "disk0", token.as_deref()).unwrap();
+    let read = host.open_disk("vm1", "disk0", token.as_deref(), "vm1").unwrap();
     assert_eq!(read.changed_ranges.as_deref(), Some(&[(3u64 << 20, K64)][..]));
     qemu_io(&disk, &["write -P 0x72 7M 64k"]);
     read.finish(false).unwrap(); // the backup failed

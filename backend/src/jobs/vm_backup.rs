@@ -1,7 +1,13 @@
 //! Backing up one VM from a platform into a repository: every disk read
 //! through the connector (point in time, changed ranges since the previous
-//! snapshot's CBT token), one snapshot named after the VM, and the disks'
-//! change tracking told whether the snapshot was committed.
+//! snapshot's CBT token), one snapshot in the VM's own snapshot group, and
+//! the disks' change tracking told whether the snapshot was committed.
+//!
+//! Identity: the caller names the snapshot group (`BackupOptions::name`)
+//! after the managed VM's stable id ([`snapshot_group`]), never after its
+//! name, which two VMs can share. The group is also the owner of the disks'
+//! change tokens, and a parent restore point is only ever taken from the
+//! same group and only when it describes the same platform VM.
 
 use std::sync::Arc;
 
@@ -40,8 +46,13 @@ pub struct VmBackupReport {
     pub manifest: Manifest,
 }
 
-/// Backs up `vm` (name or platform id) into `ds` as a snapshot named after it,
-/// incremental where change tracking allows.
+/// The snapshot group (and change-token owner) of the managed VM `vm_id`.
+pub fn snapshot_group(vm_id: &str) -> String {
+    format!("vm-{vm_id}")
+}
+
+/// Backs up `vm` (name or platform id) into `ds` as a snapshot of the group
+/// `opts.name`, incremental where change tracking allows.
 pub fn backup_vm(platform: &dyn Platform, vm: &str, ds: &Datastore, opts: &BackupOptions, progress: &Progress) -> Result<VmBackupReport, JobError> {
     backup_vm_with(platform, vm, ds, opts, false, progress)
 }
@@ -57,20 +68,30 @@ pub fn backup_vm_with(
     progress: &Progress,
 ) -> Result<VmBackupReport, JobError> {
     let info = platform.vm(vm)?;
-    let _span = tracing::info_span!("vm_backup", vm = %info.name).entered();
-    let parent: Option<Manifest> = match ds.resolve(&info.name, "latest") {
+    let group = opts.name.clone();
+    let _span = tracing::info_span!("vm_backup", vm = %info.name, group = %group).entered();
+    let latest: Option<Manifest> = match ds.resolve(&group, "latest") {
         Ok(m) => Some(m),
         Err(EngineError::NoSnapshots(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    // A parent from another platform VM (the group reused by hand, a VM
+    // replaced under the same id) would lend its blocks: read in full.
+    let foreign = latest.as_ref().and_then(|p| p.vm.as_ref()).filter(|v| v.id != info.id).map(|v| {
+        format!("the previous restore point of this group describes VM '{}' ({}), not '{}' ({})", v.name, v.id, info.name, info.id)
+    });
+    let parent = latest.filter(|_| foreign.is_none());
     let mut reads: Vec<DiskRead> = Vec::new();
     let mut reports = Vec::new();
     for disk in &info.disks {
         let since = parent.as_ref().filter(|_| !full).and_then(|p| p.disks.iter().find(|d| d.name == disk.name)).and_then(|d| d.cbt_token.clone());
-        let read = platform.open_disk(&info.name, &disk.name, since.as_deref())?;
-        let mut read = read;
-        if full && read.changed_ranges.is_none() {
-            read.full_read_reason = Some("a full backup was requested".into());
+        let mut read = platform.open_disk(&info.id, &disk.name, since.as_deref(), &group)?;
+        if read.changed_ranges.is_none() {
+            if full {
+                read.full_read_reason = Some("a full backup was requested".into());
+            } else if let Some(reason) = &foreign {
+                read.full_read_reason = Some(reason.clone());
+            }
         }
         let changed_bytes = read.changed_ranges.as_ref().map(|r| r.iter().map(|&(_, l)| l).sum()).unwrap_or(0);
         if let Some(reason) = &read.full_read_reason {
@@ -96,7 +117,6 @@ pub fn backup_vm_with(
         })
         .collect();
     let mut opts = opts.clone();
-    opts.name = info.name.clone();
     opts.parent = parent.as_ref().map(|p| p.id.clone());
     opts.vm = Some(info.clone());
     let result = backup::backup(ds, &opts, &sources, progress);

@@ -40,7 +40,10 @@ pub trait Platform: Send + Sync {
     /// Opens one disk of a VM for a backup's read: a point-in-time source,
     /// the ranges changed since `since` (the token of the previous backup of
     /// this disk) when the platform can tell, and the token of this read.
-    fn open_disk(&self, vm: &str, disk: &str, since: Option<&str>) -> Result<DiskRead>;
+    /// `owner` is the managed VM's stable id: change tokens live in one token
+    /// space per owner and disk, so a token recorded for another VM (even one
+    /// with the same name and history) never matches and means a full read.
+    fn open_disk(&self, vm: &str, disk: &str, since: Option<&str>, owner: &str) -> Result<DiskRead>;
     /// [`Platform::open_disk`] for a consumer with change tracking of its
     /// own (a replication flow, named by `consumer`): its tokens and a
     /// backup's never invalidate each other. Platforms that cannot keep

@@ -132,7 +132,7 @@ pub(crate) fn sync_locked(source: &dyn Platform, replica: &mut Replica, spec: &R
     for d in replica.state.disks.clone() {
         let resume = recovered.resume.as_ref().and_then(|j| j.disks.iter().find(|jd| jd.name == d.name)).filter(|jd| jd.token.is_some()).cloned();
         let since = if initial { resume.as_ref().and_then(|r| r.token.clone()) } else { d.token.clone() };
-        let read = source.open_disk_for(&vm.name, &d.name, since.as_deref(), &consumer)?;
+        let read = source.open_disk_for(&vm.id, &d.name, since.as_deref(), &consumer)?;
         let all = vec![(0, d.size)];
         let (plan, jd) = match (initial, &read.changed_ranges, &resume) {
             (true, Some(dirty), Some(r)) => {

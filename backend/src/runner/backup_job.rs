@@ -11,15 +11,15 @@ use shared_types::flow::FlowState;
 use shared_types::jobs::{BackupType, JobStatus, LogLevel};
 use shared_types::platform::PlatformKind;
 
-use super::{telemetry, Runner};
+use super::{retention, telemetry, Runner};
 use crate::catalog::backups::{record, NewBackup};
 use crate::catalog::{flows as flow_rules, from_wire, inventory, to_i64};
 use crate::db::entities::{backups, flows, jobs, platforms, repositories, vm_contexts};
 use crate::engine::backup::BackupOptions;
 use crate::engine::datastore::Datastore;
 use crate::engine::progress::Progress;
-use crate::engine::{prune, EngineError};
-use crate::jobs::vm_backup::{backup_vm_with, VmBackupReport};
+use crate::engine::EngineError;
+use crate::jobs::vm_backup::{backup_vm_with, snapshot_group, VmBackupReport};
 use crate::jobs::JobError;
 
 /// What the blocking part needs from the catalog.
@@ -148,11 +148,12 @@ async fn execute(
     let repo_path = plan.repository.path.clone();
     let immutable_days = plan.flow.as_ref().map(|f| f.immutable_days.max(0) as u32).unwrap_or(0);
     let (kind, address, vm_ref, full) = (plan.platform_kind, plan.platform_address.clone(), plan.vm_ref.clone(), plan.full);
+    let group = snapshot_group(&vm.id);
     let p = progress.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<VmBackupReport, JobError> {
         let platform = inventory::connect(kind, &address)?;
         let ds = Datastore::open(std::path::Path::new(&repo_path), None)?;
-        let mut opts = BackupOptions::new(&vm_ref);
+        let mut opts = BackupOptions::new(&group);
         opts.immutable_days = (immutable_days > 0).then_some(immutable_days);
         backup_vm_with(platform.as_ref(), &vm_ref, &ds, &opts, full, &p)
     })
@@ -187,41 +188,17 @@ async fn execute(
     .await
     .map_err(|e| format!("the snapshot was committed but the catalog could not record it: {e}"))?;
     if let Some(flow) = &plan.flow {
-        if let Err(e) = apply_retention(runner, job, flow, &plan.repository, &report.manifest.name).await {
-            telemetry::log(runner, &job.id, LogLevel::Warn, format!("retention not applied: {e}")).await;
+        let rules = flow_rules::keep_rules(&flow_rules::retention(flow));
+        match retention::apply_for_vm(db, &plan.repository, &vm.id, &rules).await {
+            Ok(r) if !r.removed.is_empty() => {
+                let line = format!("retention removed {} restore point(s): {}", r.removed.len(), r.removed.join(", "));
+                telemetry::log(runner, &job.id, LogLevel::Info, line).await;
+            }
+            Ok(_) => {}
+            Err(e) => telemetry::log(runner, &job.id, LogLevel::Warn, format!("retention not applied: {e}")).await,
         }
     }
     Ok((report, backup))
-}
-
-/// Prunes the VM's snapshots by the flow's retention, then drops the catalog
-/// rows of the snapshots the engine removed (immutable ones are kept).
-async fn apply_retention(runner: &Runner, job: &jobs::Model, flow: &flows::Model, repo: &repositories::Model, name: &str) -> Result<(), String> {
-    let rules = flow_rules::keep_rules(&flow_rules::retention(flow));
-    let path = repo.path.clone();
-    let snapshot_name = name.to_string();
-    let result = tokio::task::spawn_blocking(move || -> Result<Vec<String>, EngineError> {
-        let ds = Datastore::open(std::path::Path::new(&path), None)?;
-        let r = prune::prune(&ds, Some(&snapshot_name), &rules, false)?;
-        Ok(r.decisions.into_iter().filter(|(_, d)| matches!(d, prune::Decision::Remove)).map(|(label, _)| label).collect())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
-    for label in &result {
-        let id = label.rsplit('/').next().unwrap_or(label);
-        backups::Entity::delete_many()
-            .filter(backups::Column::RepositoryId.eq(repo.id.clone()))
-            .filter(backups::Column::SnapshotName.eq(name))
-            .filter(backups::Column::SnapshotId.eq(id))
-            .exec(runner.db())
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    if !result.is_empty() {
-        telemetry::log(runner, &job.id, LogLevel::Info, format!("retention removed {} restore point(s): {}", result.len(), result.join(", "))).await;
-    }
-    Ok(())
 }
 
 /// Ends a job row with `status`; `bytes`: (total, read, written) when known.

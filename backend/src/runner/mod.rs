@@ -34,6 +34,7 @@ use crate::engine::progress::Progress;
 pub mod backup_job;
 pub mod replication_job;
 pub mod restore_job;
+pub mod retention;
 pub mod scheduler;
 pub mod telemetry;
 

@@ -26,9 +26,14 @@
 //! generations are spent and are dropped instead of merged.
 //!
 //! Each consumer of a disk's changes has its own [`Tracker`]: its own
-//! bitmaps and its own snapshot. Backups use [`Tracker::backup`] (the names
-//! above); each replication flow uses [`Tracker::consumer`] with its id, so a
-//! backup and a replication of the same VM never rotate each other's tokens.
+//! bitmaps and its own snapshot. Backups use [`Tracker::backup_of`], one
+//! token space per managed VM and disk (`sendense-b.<owner>.<disk>.<n>`, the
+//! owner being the managed VM's stable id), so a token recorded for one VM
+//! never matches another VM's disk, even one with the same name, size and
+//! history; each replication flow uses [`Tracker::consumer`] with its id, so
+//! a backup and a replication of the same VM never rotate each other's
+//! tokens. [`Tracker::backup`] (`sendense-<n>`) is the layout before per-VM
+//! tokens: such bitmaps are only ever removed now.
 
 use std::path::Path;
 
@@ -58,6 +63,24 @@ impl Tracker {
     /// Backups: bitmaps `sendense-<n>`, snapshot [`SNAPSHOT`].
     pub fn backup() -> Tracker {
         Tracker { prefix: BITMAP_PREFIX.into(), snapshot: SNAPSHOT.into() }
+    }
+
+    /// Backups of the managed VM `owner` (its stable id, or the snapshot group
+    /// named after it), disk `disk`: bitmaps `sendense-b.<owner>.<disk>.<n>`,
+    /// snapshot `sendense-b.<owner>`. Both names: letters, digits, `.`, `_`, `-`.
+    pub fn backup_of(owner: &str, disk: &str) -> Result<Tracker> {
+        let ok = |s: &str| crate::engine::manifest::valid_name(s) && s.len() <= 100;
+        if !ok(owner) || !ok(disk) {
+            return Err(crate::platforms::PlatformError::Invalid(format!(
+                "change-tracking owner '{owner}' / disk '{disk}' (use letters, digits, '.', '_' and '-')"
+            )));
+        }
+        Ok(Tracker { prefix: format!("{BITMAP_PREFIX}b.{owner}.{disk}."), snapshot: format!("{BITMAP_PREFIX}b.{owner}") })
+    }
+
+    /// Whether this is a per-VM backup tracker ([`Tracker::backup_of`]).
+    fn is_per_vm_backup(&self) -> bool {
+        self.prefix.starts_with(&format!("{BITMAP_PREFIX}b."))
     }
 
     /// Another consumer (a replication flow) named `id`: letters, digits and
@@ -96,9 +119,9 @@ pub fn enable_tracking(image: &Path) -> Result<()> {
     bitmap(image, &["--add", "--enable"], &bitmap_name(1))
 }
 
-/// Whether the disk has a Sendense bitmap recording writes (for backups).
+/// Whether the disk has a Sendense bitmap recording writes.
 pub fn is_tracking(bitmaps: &[BitmapInfo]) -> bool {
-    bitmaps.iter().any(|b| b.enabled && Tracker::backup().generation(&b.name).is_some())
+    bitmaps.iter().any(|b| b.enabled && b.name.starts_with(BITMAP_PREFIX))
 }
 
 /// Removes every bitmap and the snapshot of `tracker` from `image` (the
@@ -158,6 +181,13 @@ pub fn begin_for(image: &Path, tracker: &Tracker, since: Option<&str>) -> Result
         tracing::warn!(image = %image.display(), snapshot = %tracker.snapshot, "removing the snapshot an interrupted read left");
         snapshot(image, "-d", &tracker.snapshot)?;
     }
+    if tracker.is_per_vm_backup() {
+        // Bitmaps of the layout before per-VM tokens: nobody reads them any more.
+        for b in info.bitmaps.iter().filter(|b| Tracker::backup().generation(&b.name).is_some()) {
+            tracing::info!(image = %image.display(), bitmap = %b.name, "removing a change-tracking bitmap of the layout before per-VM tokens");
+            bitmap(image, &["--remove"], &b.name)?;
+        }
+    }
     let bitmap_name = |g: u64| tracker.bitmap_name(g);
     let mut ours: Vec<(u64, &BitmapInfo)> =
         info.bitmaps.iter().filter_map(|b| tracker.generation(&b.name).map(|g| (g, b))).collect();
@@ -192,7 +222,13 @@ pub fn begin_for(image: &Path, tracker: &Tracker, since: Option<&str>) -> Result
     }
     let (changes, next) = match current {
         None => {
-            reason.get_or_insert_with(|| "the disk had no change-tracking bitmap yet".into());
+            reason.get_or_insert_with(|| match since {
+                Some(token) if tracker.generation(token).is_none() => format!(
+                    "the previous restore point's change token '{token}' does not belong to this VM and disk, which has no change-tracking bitmap of its own yet"
+                ),
+                Some(_) => "the disk had no change-tracking bitmap yet".into(),
+                None => "no previous backup of this disk".into(),
+            });
             (None, 1)
         }
         Some((g, enabled)) => {
@@ -205,6 +241,14 @@ pub fn begin_for(image: &Path, tracker: &Tracker, since: Option<&str>) -> Result
                 }
                 None => {
                     reason = Some("no previous backup of this disk".into());
+                    bitmap(image, &["--remove"], &name)?;
+                    (None, g + 1)
+                }
+                Some(token) if tracker.generation(token).is_none() => {
+                    reason = Some(format!(
+                        "the previous restore point's change token '{token}' does not belong to this VM and disk (tokens here are {}<n>)",
+                        tracker.prefix
+                    ));
                     bitmap(image, &["--remove"], &name)?;
                     (None, g + 1)
                 }
@@ -339,6 +383,43 @@ mod tests {
         assert_eq!(restart_tracking(&p, &repl).unwrap(), "sendense-repl-a1.3");
         stop_tracking(&p, &repl).unwrap();
         assert_eq!(bitmaps(&p), vec![("sendense-3".into(), true)], "stopping one consumer leaves the others");
+    }
+
+    #[test]
+    fn per_vm_tokens_never_match_another_vms_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two disks with the same size and the same history, one per VM.
+        let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&da).unwrap();
+        std::fs::create_dir_all(&db).unwrap();
+        let (a, b) = (disk(&da), disk(&db));
+        enable_tracking(&a).unwrap();
+        enable_tracking(&b).unwrap();
+        let ta = Tracker::backup_of("vm-a", "disk0").unwrap();
+        let tb = Tracker::backup_of("vm-b", "disk0").unwrap();
+        assert!(Tracker::backup_of("x/y", "disk0").is_err() && Tracker::backup_of("vm-a", "").is_err());
+        let (ra, rb) = (begin_for(&a, &ta, None).unwrap(), begin_for(&b, &tb, None).unwrap());
+        finish(&a, &ra, true).unwrap();
+        finish(&b, &rb, true).unwrap();
+        assert_eq!(ra.recording, "sendense-b.vm-a.disk0.1");
+        assert_eq!(bitmaps(&a), vec![("sendense-b.vm-a.disk0.1".into(), true)], "the old layout's bitmap is removed");
+        assert!(is_tracking(&qemu_img::info(&a, None).unwrap().bitmaps));
+        // VM b's disk asked with VM a's token: a full read, with the reason.
+        let r = begin_for(&b, &tb, Some(&ra.recording)).unwrap();
+        assert_eq!(r.changes, None);
+        assert!(r.full_read_reason.as_deref().unwrap().contains("does not belong to this VM and disk"), "{:?}", r.full_read_reason);
+        finish(&b, &r, true).unwrap();
+        // A disk carrying VM a's bitmaps (a copy) read as VM c: a full read too.
+        std::fs::copy(&a, dir.path().join("c.qcow2")).unwrap();
+        let c = dir.path().join("c.qcow2");
+        let tc = Tracker::backup_of("vm-c", "disk0").unwrap();
+        let r = begin_for(&c, &tc, Some(&ra.recording)).unwrap();
+        assert_eq!(r.changes, None);
+        finish(&c, &r, true).unwrap();
+        // Its own token still holds.
+        let r = begin_for(&a, &ta, Some(&ra.recording)).unwrap();
+        assert_eq!(r.changes.as_deref(), Some("sendense-b.vm-a.disk0.1"));
+        finish(&a, &r, true).unwrap();
     }
 
     #[test]

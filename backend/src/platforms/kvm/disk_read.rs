@@ -62,12 +62,8 @@ impl BlockSource for NbdSource {
     }
 }
 
-/// Opens disk `d` of VM `vm` (image at `path`); `since`: the previous backup's token.
-pub fn open(vm: &str, d: &DiskDefinition, path: &Path, since: Option<&str>) -> Result<DiskRead> {
-    open_for(vm, d, path, since, &cbt::Tracker::backup())
-}
-
-/// [`open`] with the change tracking of `tracker` (see [`cbt::Tracker`]).
+/// Opens disk `d` of VM `vm` (image at `path`) with the change tracking of
+/// `tracker` (see [`cbt::Tracker`]); `since`: the token of its previous read.
 pub fn open_for(vm: &str, d: &DiskDefinition, path: &Path, since: Option<&str>, tracker: &cbt::Tracker) -> Result<DiskRead> {
     let label = format!("{vm}/{}", d.name);
     if d.format != DiskFormat::Qcow2 {

@@ -144,10 +144,11 @@ impl Platform for KvmHost {
         self.vm_info(&self.definition(vm)?)
     }
 
-    fn open_disk(&self, vm: &str, disk: &str, since: Option<&str>) -> Result<DiskRead> {
+    fn open_disk(&self, vm: &str, disk: &str, since: Option<&str>, owner: &str) -> Result<DiskRead> {
+        let tracker = cbt::Tracker::backup_of(owner, disk)?;
         let def = self.definition(vm)?;
         let (d, path) = self.disk_file(&def, disk)?;
-        disk_read::open(&def.name, &d, &path, since)
+        disk_read::open_for(&def.name, &d, &path, since, &tracker)
     }
 
     fn open_disk_for(&self, vm: &str, disk: &str, since: Option<&str>, consumer: &str) -> Result<DiskRead> {
