@@ -100,6 +100,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     match tls {
         Some(tls) => {
             use axum::serve::ListenerExt;
+            // `tap_io` only to get axum's `ConnectInfo<SocketAddr>` for a custom listener.
             let listener = crate::tls::TlsListener::new(listener, tls.config, state.shutdown.clone())?.tap_io(|_| {});
             axum::serve(listener, service)
                 .with_graceful_shutdown(async move { done.cancelled().await })
