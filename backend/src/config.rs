@@ -25,8 +25,8 @@ pub struct ServeConfig {
     pub database_url: Option<String>,
 
     /// Password of the `admin` user created on first start (when the catalog
-    /// has no user). Unset: a strong one is generated, logged once and
-    /// written to DATA_DIR/initial-admin-password.
+    /// has no user). Unset: a strong one is generated and written to
+    /// DATA_DIR/initial-admin-password (never to the log).
     #[arg(long, env = "SENDENSE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
@@ -36,9 +36,23 @@ pub struct ServeConfig {
     pub session_ttl_minutes: i64,
 
     /// Create the demo lab (two KVM hosts with real VMs) in DATA_DIR/lab on
-    /// first start. `--demo-lab false` (or SENDENSE_DEMO_LAB=false) skips it.
-    #[arg(long, env = "SENDENSE_DEMO_LAB", default_value_t = true, action = clap::ArgAction::Set)]
+    /// first start and serve it. Off unless given (or SENDENSE_DEMO_LAB=true).
+    #[arg(long, env = "SENDENSE_DEMO_LAB", action = clap::ArgAction::SetTrue)]
     pub demo_lab: bool,
+
+    /// Serve HTTPS with this certificate (PEM, the chain after the server's
+    /// own certificate); needs --tls-key.
+    #[arg(long, env = "SENDENSE_TLS_CERT", requires = "tls_key", conflicts_with = "tls")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SENDENSE_TLS_KEY", requires = "tls_cert", conflicts_with = "tls")]
+    pub tls_key: Option<PathBuf>,
+
+    /// `self-signed`: serve HTTPS with a certificate generated on first start
+    /// into the data directory and reused afterwards.
+    #[arg(long, env = "SENDENSE_TLS", value_parser = ["self-signed"])]
+    pub tls: Option<String>,
 
     /// Make demo-lab writes (logs, files, database pages) every this many
     /// seconds while serving; 0 turns it off.
@@ -64,5 +78,18 @@ impl ServeConfig {
     /// Where the demo lab lives.
     pub fn lab_dir(&self) -> PathBuf {
         self.data_dir.join("lab")
+    }
+
+    /// Where the HTTPS certificate comes from; `None`: plain HTTP.
+    pub fn tls_source(&self) -> Option<crate::tls::TlsSource> {
+        use crate::tls::TlsSource;
+        match (&self.tls_cert, &self.tls_key, self.tls.as_deref()) {
+            (Some(cert), Some(key), _) => Some(TlsSource::Files { cert: cert.clone(), key: key.clone() }),
+            (_, _, Some(_)) => Some(TlsSource::SelfSigned {
+                data_dir: self.data_dir.clone(),
+                names: crate::tls::self_signed_names(self.listen),
+            }),
+            _ => None,
+        }
     }
 }

@@ -18,6 +18,9 @@
 //! * [`runner`]: the job queue, its limits, the scheduler and live job telemetry.
 //! * [`telemetry`]: logging and live system health.
 //! * [`server`]: start-up, the listener and graceful shutdown.
+//! * [`tls`]: HTTPS (certificate files or a generated self-signed one).
+//! * [`web_security`]: the security headers every response carries (CSP,
+//!   HSTS under TLS, nosniff, referrer policy).
 
 pub mod api;
 pub mod auth;
@@ -36,6 +39,8 @@ pub mod server;
 pub mod spa;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
+pub mod web_security;
 
 /// The server's version, as reported by the health endpoint and the cockpit.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -12,9 +12,16 @@ use crate::config::ServeConfig;
 use crate::db::{self, entities::settings};
 use crate::state::AppState;
 
-/// The whole application: API first, then the cockpit for every other path.
+/// The whole application: API first, then the cockpit for every other path;
+/// every response carries the security headers.
 pub fn app(state: AppState, web_dir: &Path) -> Router {
-    crate::api::router(state).merge(crate::spa::router(web_dir))
+    let headers = crate::web_security::SecurityHeaders::new(web_dir, state.tls);
+    crate::api::router(state)
+        .merge(crate::spa::router(web_dir))
+        .layer(axum::middleware::map_response(move |response| {
+            let headers = headers.clone();
+            async move { headers.apply(response) }
+        }))
 }
 
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
@@ -28,6 +35,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
 
     prepare_data_dir(&config.data_dir)?;
+    // Certificate problems stop the start, before anything listens.
+    let tls = match config.tls_source() {
+        Some(source) => Some(crate::tls::load(&source)?),
+        None => None,
+    };
     let listener = bind(&config).await?;
     let addr = listener.local_addr()?;
 
@@ -50,6 +62,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
     state.runner.set_read_limit(config.read_limit_bps);
     state.license_tier = config.license_tier;
+    state.tls = tls.is_some();
     // A signal stops everything the state started (the job runner included).
     let stop_all = state.shutdown.clone();
     tokio::spawn(async move {
@@ -74,15 +87,28 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
 
     // Printed on stdout for people and scripts; everything else goes to the log.
-    println!("Sendense {} is running at http://{addr}/", crate::VERSION);
-    tracing::info!(%addr, "listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Sendense {} is running at {scheme}://{addr}/", crate::VERSION);
+    if let Some(tls) = &tls {
+        println!("TLS certificate {} SHA-256 fingerprint {}", tls.cert_path.display(), tls.fingerprint);
+        tracing::info!(cert = %tls.cert_path.display(), fingerprint = %tls.fingerprint, "serving HTTPS");
+    }
+    tracing::info!(%addr, scheme, "listening");
 
     let done = state.shutdown.clone();
-    let service = app(state, &config.web_dir).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move { done.cancelled().await })
-        .await
-        .context("the HTTP server failed")?;
+    let service = app(state.clone(), &config.web_dir).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        Some(tls) => {
+            use axum::serve::ListenerExt;
+            // `tap_io` only to get axum's `ConnectInfo<SocketAddr>` for a custom listener.
+            let listener = crate::tls::TlsListener::new(listener, tls.config, state.shutdown.clone())?.tap_io(|_| {});
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move { done.cancelled().await })
+                .await
+        }
+        None => axum::serve(listener, service).with_graceful_shutdown(async move { done.cancelled().await }).await,
+    }
+    .context("the HTTP server failed")?;
     let _ = sampler.await;
     tracing::info!("stopped");
     Ok(())

@@ -9,7 +9,6 @@ use shared_types::ws::ServerMessage;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::throttle::Throttle;
 use crate::db::CatalogKind;
 
 /// How long a sign-in lasts unless configured otherwise.
@@ -31,7 +30,7 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub data_dir: Arc<std::path::PathBuf>,
     /// Failed sign-ins per username and address.
-    pub throttle: Arc<tokio::sync::Mutex<Throttle>>,
+    pub throttle: crate::auth::throttle::Shared,
     /// How long a sign-in lasts.
     pub session_ttl: chrono::Duration,
     /// Ids of sessions just ended, so their WebSockets close.
@@ -44,6 +43,9 @@ pub struct AppState {
     pub repo_stats: Arc<crate::engine::stats::StatsCache>,
     /// The licence tier (`--license-tier`): which restores are allowed.
     pub license_tier: shared_types::recovery::LicenseTier,
+    /// Whether the server speaks HTTPS: cookies are `Secure`, responses
+    /// carry HSTS, and the browser's origin is `https://`.
+    pub tls: bool,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             restore_sessions: Arc::default(),
             repo_stats: Arc::default(),
             license_tier: shared_types::recovery::LicenseTier::Enterprise,
+            tls: false,
         };
         (state, health_tx)
     }

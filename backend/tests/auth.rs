@@ -48,12 +48,18 @@ const VIEWER_MAY_MUTATE: &[(&str, &str)] = &[("POST", "/api/v1/auth/logout")];
 async fn every_route_needs_credentials_and_viewers_cannot_mutate() {
     let f = fixture().await;
     let (_, viewer) = f.user_with_role("vera", Role::Viewer).await;
+    let admin = f.admin_token().await;
     let routes = documented_routes(&f).await;
+    let mut guarded = 0;
     for (method, path) in &routes {
         let public = PUBLIC.iter().any(|(m, p)| m == method && p == path);
         let anonymous = f.call(method, path, None, None).await;
         if public {
             assert_ne!(anonymous.status, StatusCode::UNAUTHORIZED, "{method} {path} should be public");
+            if method != "GET" {
+                refused_cross_origin(&f, method, path, &admin).await;
+                guarded += 1;
+            }
             continue;
         }
         assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{method} {path} without credentials");
@@ -64,19 +70,124 @@ async fn every_route_needs_credentials_and_viewers_cannot_mutate() {
         assert_eq!(bogus.status, StatusCode::UNAUTHORIZED, "{method} {path} with a bogus token");
 
         let mutating = method != "GET";
+        if mutating {
+            refused_cross_origin(&f, method, path, &admin).await;
+        }
         let allowed = VIEWER_MAY_MUTATE.iter().any(|(m, p)| m == method && p == path);
         if mutating && !allowed {
             let as_viewer = f.call(method, path, Some(&viewer), Some(serde_json::json!({}))).await;
             assert_eq!(as_viewer.status, StatusCode::FORBIDDEN, "{method} {path} as a viewer: {}", as_viewer.body);
             assert!(as_viewer.json::<ErrorBody>().message.contains("viewer"));
         }
+        guarded += usize::from(mutating);
     }
+    assert!(guarded >= 20, "only {guarded} mutating routes were checked for cross-origin refusal");
     // Admin-only reads are refused to viewers too.
     for path in ["/api/v1/users", "/api/v1/audit"] {
         assert_eq!(f.call("GET", path, Some(&viewer), None).await.status, StatusCode::FORBIDDEN, "{path}");
     }
     // An undocumented path is refused before it is looked up.
     assert_eq!(f.call("POST", "/api/v1/not-yet-written", None, None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// A request as a browser on another site would send it: refused with 403
+/// `cross_origin` before anything else, even with a valid token; the same
+/// request from the server's own origin, or without `Origin`, is not.
+async fn refused_cross_origin(f: &support::Fixture, method: &str, path: &str, token: &str) {
+    use axum::body::Body;
+    let build = |headers: &[(&str, &str)]| {
+        let mut req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "sendense.test:8080")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(Body::from("{}")).unwrap()
+    };
+    for headers in [
+        &[("origin", "https://evil.example")][..],
+        &[("origin", "null")][..],
+        &[("origin", "https://sendense.test:8080")][..], // another scheme: not this server's origin
+        &[("sec-fetch-site", "cross-site")][..],
+    ] {
+        let reply = f.send(build(headers)).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{method} {path} with {headers:?}: {}", reply.body);
+        let err: ErrorBody = reply.json();
+        assert_eq!(err.code, "cross_origin", "{method} {path}");
+        assert!(err.message.contains("own pages"), "{}", err.message);
+    }
+    // Anonymous from the server's own pages: the usual answer, not a cross-origin refusal.
+    let own = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "sendense.test:8080")
+        .header("origin", "http://sendense.test:8080")
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/json");
+    let reply = f.send(own.body(Body::from("{}")).unwrap()).await;
+    assert_ne!(reply.status, StatusCode::FORBIDDEN, "{method} {path} from its own origin: {}", reply.body);
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_cannot_exceed_the_limit() {
+    let f = fixture().await;
+    let attempts = (0..30).map(|_| f.login("admin", "wrong-password!"));
+    let replies = futures_util::future::join_all(attempts).await;
+    let wrong = replies.iter().filter(|r| r.status == StatusCode::UNAUTHORIZED).count();
+    let locked = replies.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(wrong, sendense::auth::throttle::PER_USER, "evaluated as wrong passwords");
+    assert_eq!(locked, 30 - wrong, "the rest get the lockout answer");
+    for r in replies.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS) {
+        assert_eq!(r.json::<ErrorBody>().code, "too_many_attempts");
+    }
+    // And now even the right password waits out the lock.
+    assert_eq!(f.login("admin", ADMIN_PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_flood_of_sign_ins_hashes_at_most_a_few_at_a_time() {
+    use sendense::auth::password::{peak_concurrent_hashes, MAX_CONCURRENT_HASHES};
+    let f = fixture().await;
+    let started = std::time::Instant::now();
+    // Fifty different (unknown) users: no throttle applies, every one is hashed.
+    let names: Vec<String> = (0..50).map(|i| format!("flood-{i}")).collect();
+    let replies = futures_util::future::join_all(names.iter().map(|n| f.login(n, "some-password"))).await;
+    assert!(replies.iter().all(|r| r.status == StatusCode::UNAUTHORIZED), "every sign-in is answered");
+    let peak = peak_concurrent_hashes();
+    println!("50 concurrent sign-ins in {:?}, peak concurrent hashes {peak}", started.elapsed());
+    assert!(peak <= MAX_CONCURRENT_HASHES, "peak {peak} exceeds the bound {MAX_CONCURRENT_HASHES}");
+    assert_eq!(peak, MAX_CONCURRENT_HASHES, "fifty at once should fill the bound");
+}
+
+#[tokio::test]
+async fn websocket_refuses_a_foreign_origin_before_upgrading() {
+    let f = fixture().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = f.app().into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let token = f.admin_token().await;
+    let request = |origin: &str| {
+        let mut request = format!("ws://{addr}/api/v1/ws").into_client_request().unwrap();
+        request.headers_mut().insert("cookie", format!("sendense_session={token}").parse().unwrap());
+        request.headers_mut().insert("origin", origin.parse().unwrap());
+        request
+    };
+    match tokio_tungstenite::connect_async(request("https://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 403);
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains("cross_origin"), "{body}");
+        }
+        other => panic!("expected a 403 refusal, got {other:?}"),
+    }
+    // The cockpit's own origin (what a browser on this server sends) opens.
+    let (mut ws, _) = tokio_tungstenite::connect_async(request(&format!("http://{addr}"))).await.expect("own origin opens");
+    let hello = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("\"hello\""));
 }
 
 #[tokio::test]
@@ -90,6 +201,7 @@ async fn sign_in_gives_a_token_and_a_strict_httponly_cookie() {
     let cookie = reply.headers.get("set-cookie").unwrap().to_str().unwrap();
     assert!(cookie.contains(&format!("sendense_session={}", login.token)));
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: a Secure cookie would never come back: {cookie}");
 
     // The cookie works like the bearer token.
     let req = axum::http::Request::get("/api/v1/auth/me")

@@ -56,7 +56,7 @@ pub struct Server {
     pub data_dir: tempfile::TempDir,
     child: Option<Child>,
     pub log: PathBuf,
-    /// Whether the server creates the demo lab (SENDENSE_DEMO_LAB).
+    /// Whether the server creates the demo lab (`--demo-lab`).
     lab: bool,
 }
 
@@ -137,8 +137,12 @@ impl Server {
     /// until the health endpoint answers.
     pub fn launch(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let child = Command::new(Self::binary()?)
-            .arg("serve")
+        let mut command = Command::new(Self::binary()?);
+        command.arg("serve");
+        if self.lab {
+            command.arg("--demo-lab");
+        }
+        let child = command
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")
@@ -147,7 +151,7 @@ impl Server {
             .arg(Self::web_dir()?)
             .env_remove("DATABASE_URL")
             .env("SENDENSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SENDENSE_DEMO_LAB", if self.lab { "true" } else { "false" })
+            .env_remove("SENDENSE_DEMO_LAB")
             .env("SENDENSE_READ_LIMIT_BPS", if self.lab { LAB_READ_LIMIT_BPS.to_string() } else { "0".into() })
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
@@ -343,6 +347,27 @@ impl Browser {
         Ok(browser)
     }
 
+    /// From now on, every page this browser loads records its Content
+    /// Security Policy violations (`securitypolicyviolation` events, from
+    /// before the page's first script runs); read them with
+    /// [`Browser::csp_violations`].
+    pub async fn watch_csp(&self) -> Result<()> {
+        let source = "window.__cspViolations = [];\n\
+            document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(\n\
+              `${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`));";
+        let cmd = Cdp { cmd: "Page.addScriptToEvaluateOnNewDocument", params: serde_json::json!({ "source": source }) };
+        self.client.issue_cmd(cmd).await.context("installing the CSP violation listener through chromedriver")?;
+        Ok(())
+    }
+
+    /// The CSP violations the current page recorded since it loaded (see
+    /// [`Browser::watch_csp`]); an error when the page is not watched.
+    pub async fn csp_violations(&self) -> Result<Vec<String>> {
+        let found = self.client.execute("return window.__cspViolations === undefined ? null : window.__cspViolations", vec![]).await?;
+        let list = found.as_array().context("this page is not watched for CSP violations (call watch_csp before loading it)")?;
+        Ok(list.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect())
+    }
+
     /// Sets the viewport (not the window) to exactly `width` x `height`.
     pub async fn resize(&self, width: u32, height: u32) -> Result<()> {
         self.client.set_window_size(width, height).await?;
@@ -408,6 +433,24 @@ impl Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         result.map_err(Into::into)
+    }
+}
+
+/// A Chrome DevTools Protocol command, sent through chromedriver's
+/// `goog/cdp/execute` endpoint.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/goog/cdp/execute", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(serde_json::json!({ "cmd": self.cmd, "params": self.params }).to_string()))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The cockpit shell in a real browser against the real server: it loads,
 //! every navigation item routes, live health arrives, the link survives a
-//! server restart, deep links load, and screenshots at three sizes.
+//! server restart, deep links load, the Content Security Policy blocks
+//! nothing the cockpit does, and screenshots at three sizes.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,9 @@ async fn updates(browser: &Browser) -> Result<u64> {
 async fn shell_navigation_live_health_and_reconnect() -> Result<()> {
     let mut server = Server::start()?;
     let browser = Browser::start(1440, 900).await?;
+    // The Content Security Policy blocks nothing the cockpit does: watched
+    // from before the first script of every page.
+    browser.watch_csp().await?;
 
     browser.client.goto(&server.url("/")).await?;
     browser.sign_in("admin", e2e::ADMIN_PASSWORD).await?;
@@ -65,6 +69,24 @@ async fn shell_navigation_live_health_and_reconnect() -> Result<()> {
         let current = attr(&browser, &format!("nav-{name}"), "aria-current").await?;
         ensure!(current == "page", "nav-{name} is not marked current after clicking it");
     }
+
+    // Every page visited (sign-in, the shell, each navigation item): no CSP violation.
+    let violations = browser.csp_violations().await?;
+    ensure!(violations.is_empty(), "the Content Security Policy blocked something: {violations:?}");
+    // The policy is enforced and the watch sees it: an injected inline script is blocked and recorded.
+    browser
+        .client
+        .execute("const s = document.createElement('script'); s.textContent = 'window.__injected = 1'; document.head.appendChild(s); return 0", vec![])
+        .await?;
+    let injected = browser.client.execute("return window.__injected === undefined", vec![]).await?;
+    ensure!(injected == serde_json::json!(true), "an injected inline script ran: the CSP is not enforced");
+    let violations = browser
+        .until("the injected script's violation to be recorded", Duration::from_secs(5), || async {
+            let v = browser.csp_violations().await?;
+            Ok((!v.is_empty()).then_some(v))
+        })
+        .await?;
+    ensure!(violations.iter().any(|v| v.starts_with("script-src")), "unexpected violation record: {violations:?}");
 
     // Live health: the status bar updates at least twice, with real figures.
     let first = updates(&browser).await?;
@@ -109,6 +131,8 @@ async fn shell_navigation_live_health_and_reconnect() -> Result<()> {
     // An unknown cockpit path shows the in-app not-found page, not a blank one.
     browser.client.goto(&server.url("/no/such/page")).await?;
     browser.testid("page-not-found", Duration::from_secs(20)).await?;
+    let violations = browser.csp_violations().await?;
+    ensure!(violations.is_empty(), "the Content Security Policy blocked something after a reload: {violations:?}");
 
     browser.close().await?;
     Ok(())

@@ -55,30 +55,30 @@ async fn sign_in(state: &AppState, address: Option<String>, req: LoginRequest) -
         ));
     }
     let keys = throttle::keys(&req.username, address.as_deref());
-    if let Err(wait) = state.throttle.lock().await.check(&keys, Instant::now()) {
+    let attempt = throttle::begin(&state.throttle, keys, Instant::now()).map_err(|wait| {
         let secs = wait.as_secs().max(1);
-        return Err(ApiError::TooManyRequests {
+        ApiError::TooManyRequests {
             message: format!("Too many failed sign-ins. Try again in {} min.", secs.div_ceil(60)),
             retry_after_secs: secs,
-        });
-    }
+        }
+    })?;
     let user = users::Entity::find().filter(users::Column::Username.eq(req.username.clone())).one(&state.db).await?;
     let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         _ => {
-            state.throttle.lock().await.fail(&keys, Instant::now());
+            attempt.failed();
             return Err(ApiError::Unauthorized { code: "bad_credentials", message: BAD_CREDENTIALS.into() });
         }
     };
-    state.throttle.lock().await.succeed(&keys);
+    attempt.succeeded();
 
     let (token, session) = session::create(&state.db, &user.id, state.session_ttl, address).await?;
     let mut active: users::ActiveModel = user.into();
     active.last_login_at = Set(Some(Utc::now()));
     let user = active.update(&state.db).await?;
     let body = LoginResponse { token: token.clone(), expires_at: session.expires_at, user: User::from(user) };
-    Ok(([(header::SET_COOKIE, session::set_cookie(&token, session.expires_at))], ApiJson(body)).into_response())
+    Ok(([(header::SET_COOKIE, session::set_cookie(&token, session.expires_at, state.tls))], ApiJson(body)).into_response())
 }
 
 /// Sign out: ends this session and clears the cookie.
@@ -86,7 +86,7 @@ async fn sign_in(state: &AppState, address: Option<String>, req: LoginRequest) -
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     session::revoke(&state.db, &user.session_id).await?;
     state.revoked(vec![user.session_id.clone()]);
-    let mut response = (StatusCode::NO_CONTENT, [(header::SET_COOKIE, session::clear_cookie())]).into_response();
+    let mut response = (StatusCode::NO_CONTENT, [(header::SET_COOKIE, session::clear_cookie(state.tls))]).into_response();
     response.extensions_mut().insert(AuditNote::new("auth.logout", user.username));
     Ok(response)
 }

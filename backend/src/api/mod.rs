@@ -114,5 +114,6 @@ pub fn router(state: AppState) -> Router {
         .nest(shared_types::API_PREFIX, v1)
         .layer(axum::middleware::from_fn(reject_nul))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::middleware::authenticate))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::origin::refuse_cross_origin))
         .with_state(state)
 }

@@ -14,8 +14,8 @@ use crate::db::entities::users;
 pub const PASSWORD_FILE: &str = "initial-admin-password";
 
 /// Creates `admin` when there is no user yet. Its password is `preset`
-/// (`SENDENSE_ADMIN_PASSWORD`) or a generated one, logged once and written to
-/// the data directory for the owner only.
+/// (`SENDENSE_ADMIN_PASSWORD`) or a generated one, written to the data
+/// directory for the owner only; the log says where, never what it is.
 pub async fn ensure_admin(db: &DatabaseConnection, data_dir: &Path, preset: Option<&str>) -> anyhow::Result<()> {
     if users::Entity::find().count(db).await? > 0 {
         return Ok(());
@@ -27,6 +27,11 @@ pub async fn ensure_admin(db: &DatabaseConnection, data_dir: &Path, preset: Opti
         }
         None => (password::generate(), true),
     };
+    // The file first: a user whose generated password was lost would lock everyone out.
+    let file = data_dir.join(PASSWORD_FILE);
+    if generated {
+        write_private(&file, &format!("{secret}\n")).with_context(|| format!("unable to write '{}'", file.display()))?;
+    }
     let now = Utc::now();
     users::ActiveModel {
         id: Set(uuid::Uuid::new_v4().to_string()),
@@ -43,14 +48,10 @@ pub async fn ensure_admin(db: &DatabaseConnection, data_dir: &Path, preset: Opti
     .context("unable to create the admin user")?;
 
     if generated {
-        let file = data_dir.join(PASSWORD_FILE);
-        write_private(&file, &format!("{secret}\n"))
-            .with_context(|| format!("unable to write '{}'", file.display()))?;
         tracing::warn!(
             username = "admin",
-            password = %secret,
             file = %file.display(),
-            "created the first user; sign in with this password and change it (it is also in the file)"
+            "created the first user; its password is in the file (readable by the owner only): sign in with it and change it"
         );
     } else {
         tracing::info!(username = "admin", "created the first user with the password from SENDENSE_ADMIN_PASSWORD");

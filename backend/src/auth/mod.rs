@@ -14,10 +14,13 @@
 //!   is the same whether or not the user exists, and a password is hashed
 //!   either way so timing does not tell.
 //! * Every mutating request is written to the audit log with its outcome.
+//! * Mutating requests and the WebSocket upgrade sent by a browser on behalf
+//!   of another site are refused before authentication ([`origin`]).
 
 pub mod audit;
 pub mod bootstrap;
 pub mod middleware;
+pub mod origin;
 pub mod password;
 pub mod policy;
 pub mod session;

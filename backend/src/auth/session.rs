@@ -40,14 +40,21 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-pub fn set_cookie(token: &str, expires_at: DateTime<Utc>) -> HeaderValue {
+/// The session cookie; `secure` (the server speaks HTTPS) adds `Secure`, so
+/// the browser never sends it over plain HTTP.
+pub fn set_cookie(token: &str, expires_at: DateTime<Utc>, secure: bool) -> HeaderValue {
     let max_age = (expires_at - Utc::now()).num_seconds().max(0);
-    HeaderValue::from_str(&format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"))
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
         .expect("token is hex")
 }
 
-pub fn clear_cookie() -> HeaderValue {
-    HeaderValue::from_static("sendense_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+pub fn clear_cookie(secure: bool) -> HeaderValue {
+    if secure {
+        HeaderValue::from_static("sendense_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure")
+    } else {
+        HeaderValue::from_static("sendense_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+    }
 }
 
 /// Creates a session for `user_id`; returns the token (shown once) and the row.

@@ -1,5 +1,5 @@
-//! The demo lab inside `sendense serve`: created on first start (unless
-//! `--demo-lab false`), and optionally written to every
+//! The demo lab inside `sendense serve --demo-lab`: created on first start,
+//! and optionally written to every
 //! `--lab-activity-seconds`. Both run on blocking threads and never hold up
 //! the server; a failure is logged and leaves the server serving.
 
