@@ -44,6 +44,9 @@ pub struct AppState {
     pub repo_stats: Arc<crate::engine::stats::StatsCache>,
     /// The licence tier (`--license-tier`): which restores are allowed.
     pub license_tier: shared_types::recovery::LicenseTier,
+    /// Where restored files may land and platforms may live
+    /// (`--restore-root`, `--platform-root`).
+    pub roots: Arc<crate::confinement::Roots>,
 }
 
 impl AppState {
@@ -66,7 +69,7 @@ impl AppState {
             events,
             latest_health,
             shutdown,
-            data_dir: Arc::new(data_dir),
+            data_dir: Arc::new(data_dir.clone()),
             throttle: Arc::default(),
             session_ttl: chrono::Duration::minutes(DEFAULT_SESSION_TTL_MINUTES),
             revocations,
@@ -74,6 +77,7 @@ impl AppState {
             restore_sessions: Arc::default(),
             repo_stats: Arc::default(),
             license_tier: shared_types::recovery::LicenseTier::Enterprise,
+            roots: Arc::new(crate::confinement::Roots::defaults(&data_dir)),
         };
         (state, health_tx)
     }
