@@ -60,6 +60,7 @@ async fn lab() -> Lab {
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     // Host-directory restores land under the lab's `out` (the restore root).
     let mut roots = (*f.state.roots).clone();
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
     roots.set_restore_roots(&[dir.path().join("out")]);
     f.state.roots = Arc::new(roots);
     let api = Api::admin(f).await;
@@ -280,6 +281,8 @@ async fn selected_files_are_restored_to_a_host_directory() {
     let r = lab.api.f.call("POST", &url, Some(&viewer), Some(body(json!([format!("/{vol}/etc/hostname")]), d.clone()))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 
+    destinations_stay_in_the_restore_root(&lab).await;
+
     // Documented, and audited.
     let doc: Value = lab.api.f.call("GET", "/api/v1/openapi.json", None, None).await.json();
     assert!(doc["paths"].get("/restore/{mount_id}/restore-files").is_some(), "route missing from the OpenAPI document");
@@ -329,6 +332,110 @@ fn fsck(image: &Path, start: u64, size: u64, tool: &str, arg: &str, scratch: &Pa
 
 fn same_content(a: &Path, b: &Path) -> bool {
     Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(a).arg(b).status().unwrap().success()
+}
+
+/// Every file in `dir` with its bytes (links as their target).
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        let m = std::fs::symlink_metadata(&e).unwrap();
+        let data = if m.file_type().is_symlink() { std::fs::read_link(&e).unwrap().into_os_string().into_encoded_bytes() } else if m.is_file() { std::fs::read(&e).unwrap() } else { Vec::new() };
+        out.push((e, data));
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The destination with path tricks (`..`, links planted inside the root
+/// pointing out, absolute paths elsewhere, NUL bytes, very long names,
+/// Unicode): every answer a 4xx or a 202 whose job writes inside the root;
+/// a sentinel directory outside untouched.
+async fn destinations_stay_in_the_restore_root(lab: &Lab) {
+    let url = lab.url();
+    let root = lab.dir.path().join("out");
+    let sentinel = lab.dir.path().join("sentinel");
+    std::fs::create_dir_all(sentinel.join("deep")).unwrap();
+    std::fs::write(sentinel.join("keep.txt"), b"keep").unwrap();
+    std::os::unix::fs::symlink(&sentinel, root.join("link-out")).unwrap();
+    std::os::unix::fs::symlink("/", root.join("link-root")).unwrap();
+    std::os::unix::fs::symlink("../sentinel", root.join("rel-out")).unwrap();
+    let before = snapshot(&sentinel);
+    let one = json!([format!("/{}/etc/hostname", lab.vol)]);
+    let root_words = std::fs::canonicalize(&root).unwrap().display().to_string();
+
+    // Named cases: outside, 422 naming the root.
+    let data = lab.api.f.data.path().display().to_string();
+    for dest in [
+        sentinel.display().to_string(),
+        format!("{}/link-out", root.display()),
+        format!("{}/link-out/deep/x", root.display()),
+        format!("{}/rel-out", root.display()),
+        format!("{}/link-root/etc", root.display()),
+        format!("{}/../sentinel", root.display()),
+        format!("{}/new/../../sentinel", root.display()),
+        data.clone(),
+        format!("{data}/restores"),
+        "/etc".into(),
+        "/".into(),
+    ] {
+        let m = lab.api.refused(&url, json!({"paths": one, "destination": host_dir(Path::new(&dest)), "conflict": "overwrite"}), StatusCode::UNPROCESSABLE_ENTITY, "destination_not_allowed").await;
+        assert!(m.contains(&root_words) && m.contains("--restore-root"), "{dest}: the allowed roots are named: {m}");
+    }
+
+    // Fuzz: pieces put together; never a 5xx; what is accepted lands inside.
+    let long = "y".repeat(300);
+    let pieces: Vec<String> = vec![
+        "..".into(), ".".into(), "link-out".into(), "link-root".into(), "rel-out".into(), "new".into(), "\u{0}".into(), "é".into(), "🦀".into(),
+        long, "".into(), "%2e%2e".into(), "sub".into(), "deep".into(), " ".into(),
+    ];
+    let starts: Vec<String> = vec![root.display().to_string(), format!("{}/sub", root.display()), sentinel.display().to_string(), "/".into(), data.clone(), "/tmp".into(), "relative".into()];
+    let mut seed: u64 = 0x0dd5_eed5_0000_0005;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let (mut tried, mut accepted) = (0, 0);
+    for _ in 0..60 {
+        let mut dest = starts[next(starts.len())].clone();
+        for _ in 0..(1 + next(4)) {
+            dest.push('/');
+            dest.push_str(&pieces[next(pieces.len())]);
+        }
+        let conflict = ["skip", "overwrite", "keep_both"][next(3)];
+        let body = json!({"paths": one, "destination": {"kind": "host_directory", "path": dest}, "conflict": conflict});
+        let reply = lab.api.call("POST", &url, Some(body.clone())).await;
+        assert!(reply.status == StatusCode::ACCEPTED || reply.status.is_client_error(), "{dest:?}: {} {}", reply.status, reply.body);
+        tried += 1;
+        if reply.status == StatusCode::ACCEPTED {
+            accepted += 1;
+            let resolved = sendense::confinement::resolve(Path::new(&dest));
+            assert!(resolved.starts_with(std::fs::canonicalize(&root).unwrap()), "{dest:?} accepted, resolving to {}", resolved.display());
+            let job: Job = reply.json();
+            let d: JobDetails = serde_json::from_value(lab.api.wait(&job.id, 60).await).unwrap();
+            assert!(matches!(d.job.status, JobStatus::Completed | JobStatus::Failed), "{dest:?}: {:?}", d.job);
+        }
+    }
+    eprintln!("METRIC restore_destination_fuzz tried={tried} accepted={accepted}");
+    assert!(accepted > 0, "some destinations inside the root were tried");
+    assert_eq!(snapshot(&sentinel), before, "nothing landed outside the restore root");
+    assert!(!lab.api.f.data.path().join("restores").join("hostname").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
