@@ -12,7 +12,8 @@
 //! * completes once the tool behaves.
 //!
 //! And without a job: `qemu-img convert` through the same override is
-//! killed at its limit and at a stop.
+//! killed at its limit and at a stop, and a `qemu-nbd` server started for a
+//! job is killed when the job is stopped.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use axum::http::StatusCode;
 use sendense::catalog::repositories::ensure_local;
 use sendense::lab::{self, InitOptions};
 use sendense::platforms::kvm::KvmHost;
+use sendense::platforms::nbd::{QemuNbd, QemuNbdOptions};
 use sendense::platforms::tools::{self, Timeouts};
 use sendense::platforms::{Platform as _, PlatformError};
 use serde_json::json;
@@ -127,6 +129,27 @@ async fn hung_tools_time_out_and_die_with_their_job() {
     eprintln!("METRIC tool_stop killed_ms={}", stopped_at.elapsed().as_millis());
     std::fs::remove_file(&pids).unwrap();
     std::fs::remove_file(&mark).unwrap();
+
+    // A long-lived qemu-nbd server started for a job dies when the job is stopped.
+    let served = dir.path().join("served.qcow2");
+    assert!(std::process::Command::new(&real_img).args(["create", "-q", "-f", "qcow2"]).arg(&served).arg("16M").status().unwrap().success());
+    let stop_nbd = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop_nbd.clone();
+    let (pid, ms) = tools::with_stop(move || s2.load(std::sync::atomic::Ordering::Relaxed), || {
+        let server = QemuNbd::start(&served, &QemuNbdOptions::qcow2()).unwrap();
+        let pid = server.pid();
+        assert!(!gone(pid), "qemu-nbd serving");
+        let asked = Instant::now();
+        stop_nbd.store(true, std::sync::atomic::Ordering::Relaxed);
+        while !gone(pid) {
+            assert!(asked.elapsed() < Duration::from_secs(5), "qemu-nbd {pid} still serving 5 s after its job was stopped");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ms = asked.elapsed().as_millis();
+        drop(server);
+        (pid, ms)
+    });
+    eprintln!("METRIC qemu_nbd_stop pid={pid} killed_ms={ms}");
 
     // The lab (its own e2fsck runs go through the fake, which passes them on).
     let lab_dir = dir.path().join("lab");
