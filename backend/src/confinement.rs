@@ -137,12 +137,10 @@ impl Roots {
     pub fn configure(data_dir: &Path, restore: &[PathBuf], platform: &[PathBuf], catalog_file: Option<&Path>, repositories: &[PathBuf]) -> Result<Roots, BadRoot> {
         let mut roots = Roots::defaults(data_dir);
         roots.catalog_file = catalog_file.map(resolve);
+        let restore: Vec<&PathBuf> = restore.iter().filter(|r| !r.as_os_str().is_empty()).collect();
         if !restore.is_empty() {
             roots.restore.clear();
             for r in restore {
-                if r.as_os_str().is_empty() {
-                    continue;
-                }
                 let resolved = resolve(r);
                 if !roots.restore.contains(&resolved) {
                     roots.restore.push(resolved);
@@ -179,9 +177,6 @@ impl Roots {
             if !std::fs::metadata(root).map(|m| m.is_dir()).unwrap_or(false) {
                 return Err(BadRoot(format!("--restore-root '{}' is not a directory", root.display())));
             }
-        }
-        if roots.restore.is_empty() {
-            return Err(BadRoot("--restore-root: give at least one directory".into()));
         }
         Ok(roots)
     }
