@@ -68,6 +68,9 @@ pub fn RestoreFilesForm(mount: Mount, paths: RwSignal<Vec<String>>, open: RwSign
             leptos::task::spawn_local(async move {
                 let id = job.id.clone();
                 loop {
+                    if details.try_with_untracked(|_| ()).is_none() {
+                        break; // the form closed
+                    }
                     if let Ok(d) = api::job(id.clone()).await {
                         let done = d.job.status.is_finished();
                         if details.try_set(Some(d)).is_some() {
