@@ -159,7 +159,7 @@ pub fn RestoreFilesForm(mount: Mount, paths: RwSignal<Vec<String>>, open: RwSign
                 let status = j.status;
                 let tail: Vec<String> = d.logs.iter().rev().take(4).rev().map(|l| l.message.clone()).collect();
                 view! {
-                    <div class="progress" data-testid="restore-files-job" data-job-id=j.id.clone() data-status=status.as_str()>
+                    <div class="progress restore-job" data-testid="restore-files-job" data-job-id=j.id.clone() data-status=status.as_str()>
                         <div class="job-head">
                             <span class="muted small">{format!("File restore job {}", &j.id[..j.id.len().min(8)])}</span>
                             <span class=format!("status-pill {}", crate::job_view::status_class(status)) data-testid="restore-files-status">{status.as_str().to_uppercase()}</span>
