@@ -411,7 +411,12 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     click(b, "restore-selected").await?;
     // Outside the restore roots: refused with the roots named; under DATA_DIR/restores: a job, followed to its result.
     let outside = tempfile::tempdir()?;
-    click(b, "dest-host").await?;
+    // The form may still be settling (its VM list loading): click until the directory field shows.
+    b.until("the host directory field", T, || async {
+        click(b, "dest-host").await?;
+        Ok(b.client.find(Locator::Css("[data-testid='dest-host-path']")).await.ok().map(|_| ()))
+    })
+    .await?;
     type_into(b, "dest-host-path", &outside.path().join("web-01-old").display().to_string()).await?;
     click(b, "restore-files-start").await?;
     let err = b.testid("restore-files-error", T).await?.text().await?;
