@@ -68,6 +68,27 @@ pub struct ServeConfig {
     /// `enterprise` (also cross-platform restore and replication).
     #[arg(long, env = "SENDENSE_LICENSE_TIER", default_value = "enterprise", value_parser = parse_tier)]
     pub license_tier: shared_types::recovery::LicenseTier,
+
+    /// A directory files may be restored into (repeatable; the variable is
+    /// colon-separated). Default: DATA_DIR/restores, created on start. The
+    /// data directory, repositories and catalog are never written into.
+    #[arg(long = "restore-root", value_name = "DIR", env = "SENDENSE_RESTORE_ROOTS", value_delimiter = ':')]
+    pub restore_roots: Vec<PathBuf>,
+
+    /// A directory KVM host directories may be added from (repeatable; the
+    /// variable is colon-separated), besides DATA_DIR/lab.
+    #[arg(long = "platform-root", value_name = "DIR", env = "SENDENSE_PLATFORM_ROOTS", value_delimiter = ':')]
+    pub platform_roots: Vec<PathBuf>,
+
+    /// Time limits of the external tools the server runs, in seconds, as
+    /// `class=seconds` pairs (classes: convert, info, check, write, nbd, other),
+    /// e.g. `--tool-timeouts convert=1800,info=30`.
+    #[arg(long, env = "SENDENSE_TOOL_TIMEOUTS", default_value = "", value_parser = parse_tool_timeouts)]
+    pub tool_timeouts: crate::platforms::tools::Timeouts,
+}
+
+fn parse_tool_timeouts(s: &str) -> Result<crate::platforms::tools::Timeouts, String> {
+    crate::platforms::tools::Timeouts::parse(s)
 }
 
 fn parse_tier(s: &str) -> Result<shared_types::recovery::LicenseTier, String> {

@@ -17,6 +17,7 @@
 //! * [`restore`]: file-level restore sessions on restore points (`guest-fs`).
 //! * [`runner`]: the job queue, its limits, the scheduler and live job telemetry.
 //! * [`telemetry`]: logging and live system health.
+//! * [`confinement`]: where restored files may land and platforms may live.
 //! * [`server`]: start-up, the listener and graceful shutdown.
 //! * [`tls`]: HTTPS (certificate files or a generated self-signed one).
 //! * [`web_security`]: the security headers every response carries (CSP,
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod confinement;
 pub mod db;
 pub mod engine;
 pub mod jobs;

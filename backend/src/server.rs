@@ -52,6 +52,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     crate::auth::bootstrap::ensure_admin(&catalog, &config.data_dir, config.admin_password.as_deref()).await?;
     crate::catalog::repositories::ensure_local(&catalog, &config.data_dir).await?;
+    let repositories = crate::catalog::repositories::local_paths(&catalog).await?;
+    let catalog_file = (kind == db::CatalogKind::Sqlite).then(|| db::sqlite_file(&url)).flatten();
+    let roots = crate::confinement::Roots::configure(&config.data_dir, &config.restore_roots, &config.platform_roots, catalog_file.as_deref(), &repositories)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(restore_roots = ?roots.restore_roots(), platform_roots = ?roots.platform_roots(), "confinement roots");
 
     // Restores interrupted by the last stop are failed by the runner's recovery; their staging goes here.
     let stale = crate::runner::restore_job::clear_staging(&config.data_dir);
@@ -63,6 +68,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     state.runner.set_read_limit(config.read_limit_bps);
     state.license_tier = config.license_tier;
     state.tls = tls.is_some();
+    state.roots = std::sync::Arc::new(roots);
+    crate::platforms::tools::set_timeouts(config.tool_timeouts.clone());
     // A signal stops everything the state started (the job runner included).
     let stop_all = state.shutdown.clone();
     tokio::spawn(async move {

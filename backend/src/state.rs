@@ -46,6 +46,9 @@ pub struct AppState {
     /// Whether the server speaks HTTPS: cookies are `Secure`, responses
     /// carry HSTS, and the browser's origin is `https://`.
     pub tls: bool,
+    /// Where restored files may land and platforms may live
+    /// (`--restore-root`, `--platform-root`).
+    pub roots: Arc<crate::confinement::Roots>,
 }
 
 impl AppState {
@@ -68,7 +71,7 @@ impl AppState {
             events,
             latest_health,
             shutdown,
-            data_dir: Arc::new(data_dir),
+            data_dir: Arc::new(data_dir.clone()),
             throttle: Arc::default(),
             session_ttl: chrono::Duration::minutes(DEFAULT_SESSION_TTL_MINUTES),
             revocations,
@@ -77,6 +80,7 @@ impl AppState {
             repo_stats: Arc::default(),
             license_tier: shared_types::recovery::LicenseTier::Enterprise,
             tls: false,
+            roots: Arc::new(crate::confinement::Roots::defaults(&data_dir)),
         };
         (state, health_tx)
     }

@@ -106,8 +106,9 @@ impl Lab {
         let data = tempfile::tempdir().unwrap();
         let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
         sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
-        let (state, health_tx) =
+        let (mut state, health_tx) =
             sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
+        support::allow_temp_hosts(&mut state);
         Lab::on(Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }, "PostgreSQL").await
     }
 

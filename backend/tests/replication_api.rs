@@ -67,7 +67,8 @@ async fn replication_works_on_postgresql() {
     let data = tempfile::tempdir().unwrap();
     let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
     sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
-    let (state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
+    let (mut state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
+    support::allow_temp_hosts(&mut state);
     replicate_test_fail_over_and_roll_back(Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }).await;
 }
 

@@ -29,6 +29,7 @@ use sendense::platforms::{NewDisk, NewVm, Platform as _};
 use sendense::restore::into_disk::NbdDisk;
 use serde_json::{json, Value};
 use shared_types::platform::{DiskFormat, Firmware, GuestOs, PowerState};
+use shared_types::jobs::{Job, JobDetails, JobKind, JobStatus};
 use shared_types::restore::{FileKind, FileListing, FileRestoreResult, Mount};
 
 mod support;
@@ -55,8 +56,13 @@ async fn lab() -> Lab {
     let lab_dir = dir.path().join("lab");
     let lab_task = lab_dir.clone();
     tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
-    let f = support::fixture().await;
+    let mut f = support::fixture().await;
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    // Host-directory restores land under the lab's `out` (the restore root).
+    let mut roots = (*f.state.roots).clone();
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    roots.set_restore_roots(&[dir.path().join("out")]);
+    f.state.roots = Arc::new(roots);
     let api = Api::admin(f).await;
     let host = lab_dir.join("hosts/kvm-prod-01");
     let platform = api.add_kvm_host(&host).await;
@@ -72,10 +78,38 @@ impl Lab {
         format!("/api/v1/restore/{}/restore-files", self.mount.id)
     }
 
+    /// Queues a file restore (202 with a `file_restore` job) and waits for
+    /// it; the job's details.
+    async fn run(&self, body: Value) -> JobDetails {
+        let job: Job = self.api.ok("POST", &self.url(), Some(body.clone()), StatusCode::ACCEPTED).await;
+        assert_eq!((job.kind, job.status), (JobKind::FileRestore, JobStatus::Queued), "{job:?}");
+        let details = self.api.wait(&job.id, 180).await;
+        serde_json::from_value(details).unwrap()
+    }
+
+    /// A file restore job that completes; its result.
     async fn restore(&self, body: Value) -> FileRestoreResult {
-        let r: FileRestoreResult = self.api.ok("POST", &self.url(), Some(body.clone()), StatusCode::OK).await;
+        let d = self.run(body.clone()).await;
+        assert_eq!(d.job.status, JobStatus::Completed, "{body}: {:?} {:?}", d.job.error, d.logs);
+        let r = d.file_restore.clone().expect("a completed file restore has its result");
+        assert_eq!(d.job.bytes_written, r.bytes, "the job's progress counts the bytes written");
+        if r.files > 0 {
+            assert!(d.logs.iter().any(|l| l.message.starts_with("written: ")), "{:?}", d.logs);
+        }
+        for s in r.skipped.iter().take(5) {
+            assert!(d.logs.iter().any(|l| l.message.contains(&s.path) && l.message.contains("skipped")), "skipped {} is in the log: {:?}", s.path, d.logs);
+        }
         eprintln!("METRIC restore_files {} files={} dirs={} links={} bytes={} skipped={} ms={}", r.destination, r.files, r.directories, r.symlinks, r.bytes, r.skipped_total, r.duration_ms);
         r
+    }
+
+    /// A file restore job that fails; its error (the disk is left as it was).
+    async fn fails(&self, body: Value) -> String {
+        let d = self.run(body.clone()).await;
+        assert_eq!(d.job.status, JobStatus::Failed, "{body}: {:?}", d.job);
+        let e = d.job.error.clone().expect("a failed job says why");
+        assert!(d.logs.iter().any(|l| l.message == e), "the reason is in the log: {:?}", d.logs);
+        e
     }
 
     async fn download(&self, path: &str) -> Vec<u8> {
@@ -247,6 +281,8 @@ async fn selected_files_are_restored_to_a_host_directory() {
     let r = lab.api.f.call("POST", &url, Some(&viewer), Some(body(json!([format!("/{vol}/etc/hostname")]), d.clone()))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 
+    destinations_stay_in_the_restore_root(&lab).await;
+
     // Documented, and audited.
     let doc: Value = lab.api.f.call("GET", "/api/v1/openapi.json", None, None).await.json();
     assert!(doc["paths"].get("/restore/{mount_id}/restore-files").is_some(), "route missing from the OpenAPI document");
@@ -298,6 +334,110 @@ fn same_content(a: &Path, b: &Path) -> bool {
     Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(a).arg(b).status().unwrap().success()
 }
 
+/// Every file in `dir` with its bytes (links as their target).
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        let m = std::fs::symlink_metadata(&e).unwrap();
+        let data = if m.file_type().is_symlink() { std::fs::read_link(&e).unwrap().into_os_string().into_encoded_bytes() } else if m.is_file() { std::fs::read(&e).unwrap() } else { Vec::new() };
+        out.push((e, data));
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The destination with path tricks (`..`, links planted inside the root
+/// pointing out, absolute paths elsewhere, NUL bytes, very long names,
+/// Unicode): every answer a 4xx or a 202 whose job writes inside the root;
+/// a sentinel directory outside untouched.
+async fn destinations_stay_in_the_restore_root(lab: &Lab) {
+    let url = lab.url();
+    let root = lab.dir.path().join("out");
+    let sentinel = lab.dir.path().join("sentinel");
+    std::fs::create_dir_all(sentinel.join("deep")).unwrap();
+    std::fs::write(sentinel.join("keep.txt"), b"keep").unwrap();
+    std::os::unix::fs::symlink(&sentinel, root.join("link-out")).unwrap();
+    std::os::unix::fs::symlink("/", root.join("link-root")).unwrap();
+    std::os::unix::fs::symlink("../sentinel", root.join("rel-out")).unwrap();
+    let before = snapshot(&sentinel);
+    let one = json!([format!("/{}/etc/hostname", lab.vol)]);
+    let root_words = std::fs::canonicalize(&root).unwrap().display().to_string();
+
+    // Named cases: outside, 422 naming the root.
+    let data = lab.api.f.data.path().display().to_string();
+    for dest in [
+        sentinel.display().to_string(),
+        format!("{}/link-out", root.display()),
+        format!("{}/link-out/deep/x", root.display()),
+        format!("{}/rel-out", root.display()),
+        format!("{}/link-root/etc", root.display()),
+        format!("{}/../sentinel", root.display()),
+        format!("{}/new/../../sentinel", root.display()),
+        data.clone(),
+        format!("{data}/restores"),
+        "/etc".into(),
+        "/".into(),
+    ] {
+        let m = lab.api.refused(&url, json!({"paths": one, "destination": host_dir(Path::new(&dest)), "conflict": "overwrite"}), StatusCode::UNPROCESSABLE_ENTITY, "destination_not_allowed").await;
+        assert!(m.contains(&root_words) && m.contains("--restore-root"), "{dest}: the allowed roots are named: {m}");
+    }
+
+    // Fuzz: pieces put together; never a 5xx; what is accepted lands inside.
+    let long = "y".repeat(300);
+    let pieces: Vec<String> = vec![
+        "..".into(), ".".into(), "link-out".into(), "link-root".into(), "rel-out".into(), "new".into(), "\u{0}".into(), "é".into(), "🦀".into(),
+        long, "".into(), "%2e%2e".into(), "sub".into(), "deep".into(), " ".into(),
+    ];
+    let starts: Vec<String> = vec![root.display().to_string(), format!("{}/sub", root.display()), sentinel.display().to_string(), "/".into(), data.clone(), "/tmp".into(), "relative".into()];
+    let mut seed: u64 = 0x0dd5_eed5_0000_0005;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let (mut tried, mut accepted) = (0, 0);
+    for _ in 0..60 {
+        let mut dest = starts[next(starts.len())].clone();
+        for _ in 0..(1 + next(4)) {
+            dest.push('/');
+            dest.push_str(&pieces[next(pieces.len())]);
+        }
+        let conflict = ["skip", "overwrite", "keep_both"][next(3)];
+        let body = json!({"paths": one, "destination": {"kind": "host_directory", "path": dest}, "conflict": conflict});
+        let reply = lab.api.call("POST", &url, Some(body.clone())).await;
+        assert!(reply.status == StatusCode::ACCEPTED || reply.status.is_client_error(), "{dest:?}: {} {}", reply.status, reply.body);
+        tried += 1;
+        if reply.status == StatusCode::ACCEPTED {
+            accepted += 1;
+            let resolved = sendense::confinement::resolve(Path::new(&dest));
+            assert!(resolved.starts_with(std::fs::canonicalize(&root).unwrap()), "{dest:?} accepted, resolving to {}", resolved.display());
+            let job: Job = reply.json();
+            let d: JobDetails = serde_json::from_value(lab.api.wait(&job.id, 60).await).unwrap();
+            assert!(matches!(d.job.status, JobStatus::Completed | JobStatus::Failed), "{dest:?}: {:?}", d.job);
+        }
+    }
+    eprintln!("METRIC restore_destination_fuzz tried={tried} accepted={accepted}");
+    assert!(accepted > 0, "some destinations inside the root were tried");
+    assert_eq!(snapshot(&sentinel), before, "nothing landed outside the restore root");
+    assert!(!lab.api.f.data.path().join("restores").join("hostname").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     let lab = lab().await;
@@ -335,7 +475,8 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     assert!(m.contains("web-01") && m.contains("power it off"), "{m}");
     kvm.set_power("web-01", PowerState::Stopped).unwrap();
 
-    // Bad targets: 4xx, the disk unchanged.
+    // Bad targets: 4xx when the request shows it, a failed job naming the
+    // problem when only reading the disk does; the disk unchanged.
     let before = scratch.join("before.qcow2");
     std::fs::copy(&web_disk, &before).unwrap();
     let one = json!([format!("/{vol}/etc/hostname")]);
@@ -345,21 +486,27 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
         let url = url.clone();
         async move { api.refused(&url, body, status, code).await }
     };
+    // What only the job can find out fails the job, naming the problem.
+    let fail = |dest: Value| {
+        let body = json!({"paths": one, "destination": dest, "conflict": "skip"});
+        let lab = &lab;
+        async move { lab.fails(body).await }
+    };
     let m = refuse(json!({"kind": "vm_disk", "vm_id": "no-such-vm", "volume": vol}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
     assert!(m.contains("no-such-vm"), "{m}");
-    let m = refuse(to_web("disk0-p9", None), StatusCode::UNPROCESSABLE_ENTITY, "volume_not_found").await;
+    let m = fail(to_web("disk0-p9", None)).await;
     assert!(m.contains("disk0-p1") && m.contains("disk0-p2"), "the VM's volumes are listed: {m}");
-    let m = refuse(to_web("disk0-p2", None), StatusCode::UNPROCESSABLE_ENTITY, "unsupported_filesystem").await;
+    let m = fail(to_web("disk0-p2", None)).await;
     assert!(m.contains("swap"), "{m}");
     let m = refuse(to_web("sdb1", None), StatusCode::UNPROCESSABLE_ENTITY, "volume_not_found").await;
     assert!(m.contains("disk0-p1"), "{m}");
     refuse(to_web(&vol, Some("relative")), StatusCode::BAD_REQUEST, "invalid_field").await;
     refuse(to_web(&vol, Some("/etc/../..")), StatusCode::BAD_REQUEST, "invalid_field").await;
-    let m = refuse(to_web(&vol, Some("/etc/hostname/sub")), StatusCode::UNPROCESSABLE_ENTITY, "not_a_directory").await;
+    let m = fail(to_web(&vol, Some("/etc/hostname/sub"))).await;
     assert!(m.contains("/etc/hostname"), "{m}");
     // Another process holding the image's write lock (a VM's QEMU would).
     let holder = QemuNbd::start(&web_disk, &QemuNbdOptions::qcow2()).unwrap();
-    let m = refuse(to_web(&vol, None), StatusCode::CONFLICT, "disk_in_use").await;
+    let m = fail(to_web(&vol, None)).await;
     assert!(m.contains("write lock"), "{m}");
     holder.close().unwrap();
     assert!(same_content(&web_disk, &before), "refused requests leave the disk as it was");
@@ -436,7 +583,7 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     assert_eq!(read_guest(&win_disk, Some(3), "/Windows/hostname").unwrap().1, b"web-01\n");
     assert!(read_guest(&win_disk, Some(3), "/Windows/System32").is_ok(), "what was there stays");
     fsck(&win_disk, ntfs.start, ntfs.size, "ntfsfix", "-n", &scratch);
-    let m = lab.api.refused(&url, json!({"paths": back, "destination": to_win("disk0-p3", "/Windows/NewDir"), "conflict": "skip"}), StatusCode::UNPROCESSABLE_ENTITY, "unsupported").await;
+    let m = lab.fails(json!({"paths": back, "destination": to_win("disk0-p3", "/Windows/NewDir"), "conflict": "skip"})).await;
     assert!(m.contains("NTFS") && m.contains("top-level"), "{m}");
 
     // A filesystem too small for the selection: refused before any write.
@@ -459,7 +606,7 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     let tiny_disk = lab.host.join("vms/tiny-01/disk0.qcow2");
     std::fs::copy(&tiny_disk, &before).unwrap();
     let logs = json!([format!("/{vol}/var/log/nginx")]);
-    let m = lab.api.refused(&url, json!({"paths": logs, "destination": {"kind": "vm_disk", "vm_id": tiny_vm, "volume": "disk0", "directory": "/"}, "conflict": "skip"}), StatusCode::UNPROCESSABLE_ENTITY, "insufficient_space").await;
+    let m = lab.fails(json!({"paths": logs, "destination": {"kind": "vm_disk", "vm_id": tiny_vm, "volume": "disk0", "directory": "/"}, "conflict": "skip"})).await;
     assert!(m.contains("bytes are needed") && m.contains("nothing was changed"), "{m}");
     assert!(same_content(&tiny_disk, &before), "the disk is unchanged");
     let r = lab.restore(json!({"paths": one, "destination": {"kind": "vm_disk", "vm_id": tiny_vm, "volume": "disk0", "directory": "/"}, "conflict": "skip"})).await;

@@ -163,7 +163,14 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     type_into(b, "platform-address", "/no/such/host").await?;
     click(b, "platform-add").await?;
     let err = b.testid("platform-error", T).await?.text().await?;
-    ensure!(err.contains("does not exist"), "bad path error: {err:?}");
+    ensure!(err.contains("outside the platform roots") && err.contains("--platform-root"), "outside the roots: {err:?}");
+    type_into(b, "platform-address", &server.lab_dir().join("hosts/no-such-host").display().to_string()).await?;
+    click(b, "platform-add").await?;
+    b.until("a missing host named", T, || async {
+        let err = b.testid("platform-error", T).await?.text().await?;
+        Ok(err.contains("does not exist").then_some(()))
+    })
+    .await?;
     type_into(b, "platform-address", &host.display().to_string()).await?;
     click(b, "platform-add").await?;
     b.until("the platform selected", T, || async {
@@ -402,13 +409,33 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     ensure!(got != String::from_utf8_lossy(&index_after).as_ref(), "the older restore point has the new home page");
     click(b, "select-index.html").await?;
     click(b, "restore-selected").await?;
-    let out_dir = tempfile::tempdir()?;
-    click(b, "dest-host").await?;
-    type_into(b, "dest-host-path", &out_dir.path().join("web-01-old").display().to_string()).await?;
+    // Outside the restore roots: refused with the roots named; under DATA_DIR/restores: a job, followed to its result.
+    let outside = tempfile::tempdir()?;
+    // The form may still be settling (its VM list loading): click until the directory field shows.
+    b.until("the host directory field", T, || async {
+        click(b, "dest-host").await?;
+        Ok(b.client.find(Locator::Css("[data-testid='dest-host-path']")).await.ok().map(|_| ()))
+    })
+    .await?;
+    type_into(b, "dest-host-path", &outside.path().join("web-01-old").display().to_string()).await?;
     click(b, "restore-files-start").await?;
+    let err = b.testid("restore-files-error", T).await?.text().await?;
+    ensure!(err.contains("outside the restore roots") && err.contains("restores"), "outside the restore roots: {err:?}");
+    ensure!(!outside.path().join("web-01-old").exists(), "nothing written outside the roots");
+    let out_dir = server.data_path().join("restores");
+    type_into(b, "dest-host-path", &out_dir.join("web-01-old").display().to_string()).await?;
+    click(b, "restore-files-start").await?;
+    let job = b.testid("restore-files-job", Duration::from_secs(15)).await?;
+    let job_id = attr(&job, "data-job-id").await?;
     let result = b.testid("restore-files-result", Duration::from_secs(30)).await?;
     ensure!(num(&result, "data-files").await? == 1, "one file restored: {}", result.text().await?);
-    let restored = std::fs::read(out_dir.path().join("web-01-old/index.html"))?;
+    let status = b.testid("restore-files-job", T).await?.attr("data-status").await?;
+    ensure!(status.as_deref() == Some("completed"), "the job shows completed: {status:?}");
+    let log = b.testid("restore-files-log", T).await?.text().await?;
+    ensure!(log.contains("written: /disk0-p1/var/www/html/index.html"), "the job's log is shown: {log:?}");
+    let details = server.get_json(&format!("/api/v1/jobs/{job_id}"))?;
+    ensure!(details["job"]["kind"] == "file_restore" && details["file_restore"]["files"] == 1, "the job carries the result: {details}");
+    let restored = std::fs::read(out_dir.join("web-01-old/index.html"))?;
     ensure!(restored == index_before, "the file restored to the host differs from the old version");
     let p = b.screenshot("file-restore-desktop-1440x900").await?;
     println!("screenshot {}", p.display());

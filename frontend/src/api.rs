@@ -251,7 +251,7 @@ pub async fn overview() -> Result<Overview, ApiError> {
 // ---------- restore points and file-level restore ----------
 
 use shared_types::backups::BackupPage;
-use shared_types::restore::{FileListing, FileRestoreRequest, FileRestoreResult, Mount, MountRequest};
+use shared_types::restore::{FileListing, FileRestoreRequest, Mount, MountRequest};
 
 /// Newest restore points first (`query` already encoded, e.g. `vm=…&limit=50`).
 pub async fn backups(query: String) -> Result<BackupPage, ApiError> {
@@ -275,7 +275,8 @@ pub async fn files(mount_id: String, path: String, offset: u64, limit: u64) -> R
 }
 
 /// Restores selected files of a session to a host directory or into a VM's disk.
-pub async fn restore_files(mount_id: String, req: FileRestoreRequest) -> Result<FileRestoreResult, ApiError> {
+/// Queues a `file_restore` job (202); follow it with [`job`].
+pub async fn restore_files(mount_id: String, req: FileRestoreRequest) -> Result<Job, ApiError> {
     json_with(Request::post(&format!("/api/v1/restore/{}/restore-files", enc(&mount_id))), &req).await
 }
 

@@ -107,6 +107,10 @@ pub struct DiscoverVmsResponse {
     pub vms: Vec<DiscoveredVm>,
     /// Managed VMs the platform no longer reports.
     pub missing: Vec<NamedRef>,
+    /// VMs the platform has that cannot be protected, with the reason
+    /// (e.g. a disk outside the host directory); not in `vms`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<crate::platform::RefusedVm>,
     pub duration_ms: u64,
 }
 

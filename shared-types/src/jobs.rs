@@ -12,6 +12,8 @@ wire_enum! {
         Backup = "backup",
         Restore = "restore",
         Replication = "replication",
+        /// Selected files of a file-level restore session written somewhere.
+        FileRestore = "file_restore",
         Verify = "verify",
         Gc = "gc",
     }
@@ -153,6 +155,9 @@ pub struct JobDetails {
     pub job: Job,
     pub samples: Vec<JobSample>,
     pub logs: Vec<JobLogLine>,
+    /// File restores, once finished: what was written and what was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_restore: Option<crate::restore::FileRestoreResult>,
 }
 
 /// `GET /api/v1/jobs`, `GET /api/v1/flows/history`: newest first.

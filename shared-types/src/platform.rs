@@ -131,6 +131,18 @@ pub struct HostInventory {
     pub host: HostInfo,
     pub networks: Vec<NetworkInfo>,
     pub vms: Vec<VmInfo>,
+    /// VMs the host has that cannot be protected (not in `vms`), with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedVm>,
+}
+
+/// A VM a platform has but Sendense refuses to protect (e.g. a disk file
+/// that resolves outside its host directory), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefusedVm {
+    pub name: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

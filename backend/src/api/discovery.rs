@@ -86,6 +86,10 @@ pub async fn discover(state: &AppState, row: platform_rows::Model) -> Result<Dis
             .collect()
     };
     let by_vm: HashMap<String, vm_contexts::Model> = managed.into_iter().map(|m| (m.platform_vm_id.clone(), m)).collect();
+    let refused = inv.refused.clone();
+    for r in &refused {
+        tracing::warn!(platform = %row.name, vm = %r.name, reason = %r.reason, "VM refused at discovery");
+    }
     let vms = inv
         .vms
         .into_iter()
@@ -106,6 +110,7 @@ pub async fn discover(state: &AppState, row: platform_rows::Model) -> Result<Dis
         platform: platforms::one_to_api(&state.db, row).await?,
         vms,
         missing,
+        refused,
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }

@@ -85,10 +85,12 @@ async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Resul
         .all(&state.db)
         .await?;
     logs.reverse();
+    let file_restore = crate::runner::file_restore_job::result_of(&row);
     let job = convert::jobs(&state.db, vec![row]).await?.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("job row vanished")))?;
     Ok(ApiJson(JobDetails {
         job,
         samples: samples.into_iter().map(convert::sample).collect(),
         logs: logs.into_iter().map(convert::log_line).collect(),
+        file_restore,
     }))
 }

@@ -109,6 +109,16 @@ fn check_target(kind: PlatformKind, address: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuses an address outside the platform roots (`--platform-root`): a
+/// 422 naming the roots, the same whether the path exists or not.
+fn check_root(state: &AppState, address: &str) -> Result<(), ApiError> {
+    state.roots.check_platform(address.trim()).map(|_| ()).map_err(|r| ApiError::Unprocessable {
+        code: "address_not_allowed",
+        message: r.0.clone(),
+        details: vec![shared_types::error::FieldError { field: "address".into(), message: r.0 }],
+    })
+}
+
 /// Opens the platform (the error names what is wrong with it), then reads
 /// its inventory. `Ok((canonical address, inventory or why not))`.
 async fn probe(kind: PlatformKind, address: &str) -> Result<(String, Result<HostInventory, String>), String> {
@@ -130,12 +140,14 @@ async fn list_platforms(State(state): State<AppState>) -> Result<ApiJson<Vec<Pla
 }
 
 /// Adds a platform (a KVM host by its directory) and discovers it. The
-/// directory is checked first: a missing, unreadable or invalid one is a 422
+/// directory is checked first: one outside the platform roots
+/// (`--platform-root`), a missing, unreadable or invalid one is a 422
 /// naming the problem.
 #[utoipa::path(post, path = "/platforms", tag = "platforms", request_body = AddPlatformRequest, responses(
     (status = 201, body = Platform), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_platform(State(state): State<AppState>, ApiJson(req): ApiJson<AddPlatformRequest>) -> Result<Response, ApiError> {
     check_target(req.kind, &req.address)?;
+    check_root(&state, &req.address)?;
     if let Some(name) = &req.name {
         validate_name("platform", name).map_err(|m| ApiError::invalid_field("name", m))?;
     }
@@ -194,11 +206,14 @@ async fn add_platform(State(state): State<AppState>, ApiJson(req): ApiJson<AddPl
     Ok(noted((StatusCode::CREATED, ApiJson(platform)), AuditNote::new("platform.add", target)))
 }
 
-/// Reaches a platform without saving it: `ok: false` with the reason when it cannot be used.
+/// Reaches a platform without saving it: `ok: false` with the reason when it
+/// cannot be used. An address outside the platform roots is a 422 (without
+/// looking whether it exists).
 #[utoipa::path(post, path = "/platforms/test", tag = "platforms", request_body = TestPlatformRequest, responses(
     (status = 200, body = PlatformTest), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn test_platform(ApiJson(req): ApiJson<TestPlatformRequest>) -> Result<Response, ApiError> {
+async fn test_platform(State(state): State<AppState>, ApiJson(req): ApiJson<TestPlatformRequest>) -> Result<Response, ApiError> {
     check_target(req.kind, &req.address)?;
+    check_root(&state, &req.address)?;
     let started = Instant::now();
     let result = probe(req.kind, &req.address).await;
     let duration_ms = started.elapsed().as_millis() as u64;

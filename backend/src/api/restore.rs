@@ -18,7 +18,8 @@ use sea_orm::EntityTrait;
 use serde::Deserialize;
 use shared_types::error::{ErrorBody, FieldError};
 use shared_types::platform::PlatformKind;
-use shared_types::restore::{FileListing, FileRestoreDestination, FileRestoreRequest, FileRestoreResult, Mount, MountRequest, FILES_PAGE_MAX, RESTORE_FILES_MAX_PATHS};
+use shared_types::jobs::Job;
+use shared_types::restore::{FileListing, FileRestoreDestination, FileRestoreRequest, Mount, MountRequest, FILES_PAGE_MAX, RESTORE_FILES_MAX_PATHS};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -31,6 +32,7 @@ use crate::catalog::from_wire;
 use crate::db::entities::{backups, platforms, repositories, vm_contexts};
 use crate::platforms::PlatformError;
 use crate::restore::file_restore::{self, FileRestoreError};
+use crate::runner::file_restore_job::{FileRestoreJobRequest, FileRestoreOptions, WriteTo};
 use crate::restore::into_disk::{self, DiskDestination};
 use crate::restore::sessions::{self, ChannelWriter, Session, SessionError, Target};
 use crate::restore::to_directory;
@@ -101,11 +103,13 @@ impl From<FileRestoreError> for ApiError {
             E::Platform(PlatformError::VmNotFound(_)) => field("vm_not_found", "destination.vm_id"),
             E::Platform(PlatformError::HostDir { .. }) => ApiError::unprocessable("platform_unreachable", m),
             E::Platform(PlatformError::ToolMissing { .. }) => ApiError::unavailable("tool_missing", m),
+            E::Platform(PlatformError::ToolTimedOut { .. }) => ApiError::unavailable("tool_timed_out", m),
             E::Platform(p) => ApiError::Internal(anyhow::Error::new(p).context("file restore into a VM disk")),
             E::Io { ref source, .. } if matches!(source.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => {
                 ApiError::unprocessable("permission_denied", format!("{m}; the Sendense server's user cannot write there"))
             }
             e @ E::Io { .. } => ApiError::Internal(anyhow::Error::new(e).context("file restore")),
+            E::Stopped => ApiError::conflict("stopped", m),
         }
     }
 }
@@ -307,15 +311,18 @@ async fn download(State(state): State<AppState>, Path(mount_id): Path<String>, A
 }
 
 /// Restores selected files and directories of a session (all on one
-/// volume) into a directory on the Sendense host, or into a volume of a
-/// powered-off VM's disk (nothing mounted; the disk is unchanged unless the
-/// filesystem checks clean afterwards). `conflict` decides what happens to
-/// names that exist; links are recreated, never followed.
+/// volume) into a directory under a restore root on the Sendense host, or
+/// into a volume of a powered-off VM's disk (nothing mounted; the disk is
+/// unchanged unless the filesystem checks clean afterwards). `conflict`
+/// decides what happens to names that exist; links are recreated, never
+/// followed. The selection and the destination are checked here; the
+/// writing is a `file_restore` job (202 with the job): follow it with
+/// `GET /api/v1/jobs/{id}`, whose `file_restore` holds the result.
 #[utoipa::path(post, path = "/restore/{mount_id}/restore-files", tag = "restore", params(("mount_id" = String, Path, description = "Session id")),
     request_body = FileRestoreRequest,
-    responses((status = 200, body = FileRestoreResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 202, body = Job), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
     (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn restore_files(State(state): State<AppState>, Path(mount_id): Path<String>, ApiJson(req): ApiJson<FileRestoreRequest>) -> Result<Response, ApiError> {
+async fn restore_files(State(state): State<AppState>, me: AuthUser, Path(mount_id): Path<String>, ApiJson(req): ApiJson<FileRestoreRequest>) -> Result<Response, ApiError> {
     if req.paths.is_empty() {
         return Err(FileRestoreError::NoPaths.into());
     }
@@ -323,12 +330,29 @@ async fn restore_files(State(state): State<AppState>, Path(mount_id): Path<Strin
         return Err(FileRestoreError::TooManyPaths(req.paths.len()).into());
     }
     let session = state.restore_sessions.get(&mount_id)?;
-    let disk = match &req.destination {
+    let info = session.info();
+    let backup = backups::Entity::find_by_id(info.backup_id.clone())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::unprocessable("restore_point_gone", format!("the session's restore point '{}' was deleted; close the session", info.backup_id)))?;
+    let (target, words, target_platform_id) = match &req.destination {
         FileRestoreDestination::HostDirectory { path } => {
             if !path.starts_with('/') {
                 return Err(FileRestoreError::RelativeDestination(path.clone()).into());
             }
-            None
+            let repositories = crate::catalog::repositories::local_paths(&state.db).await?;
+            let dest = state.roots.check_destination(path, &repositories).map_err(|r| ApiError::Unprocessable {
+                code: "destination_not_allowed",
+                message: r.0.clone(),
+                details: vec![FieldError { field: "destination.path".into(), message: r.0 }],
+            })?;
+            // Nothing is created yet: only what exists is checked.
+            let check = dest.clone();
+            tokio::task::spawn_blocking(move || to_directory::open_destination(&check, false).map(|_| ()))
+                .await
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("checking the destination stopped: {e}")))??;
+            let words = format!("{} on the Sendense host", dest.path().display());
+            (WriteTo::Host(dest), words, None)
         }
         FileRestoreDestination::VmDisk { vm_id, volume, directory } => {
             check_id("destination.vm_id", vm_id)?;
@@ -342,42 +366,35 @@ async fn restore_files(State(state): State<AppState>, Path(mount_id): Path<Strin
             if from_wire::<PlatformKind>(&platform.kind) != Some(PlatformKind::Kvm) {
                 return Err(ApiError::unprocessable("unsupported", format!("files can be written into the disks of KVM VMs only; '{}' is on a {} platform", vm.name, platform.kind)));
             }
-            Some(DiskDestination { host_dir: platform.address, vm: vm.platform_vm_id, volume: volume.clone(), directory: directory.clone() })
+            let d = DiskDestination { host_dir: platform.address, vm: vm.platform_vm_id, volume: volume.clone(), directory: directory.clone() };
+            // What can be told at once (the VM's power, the directory's form) is answered here.
+            let check = d.clone();
+            tokio::task::spawn_blocking(move || into_disk::precheck(&check))
+                .await
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("checking the VM stopped: {e}")))??;
+            let words = format!("{} {}", vm.name, volume);
+            (WriteTo::Disk(d), words, Some(platform.id))
         }
     };
-    let staging = crate::runner::restore_job::staging_dir(&state.data_dir);
-    let (paths, conflict, destination) = (req.paths.clone(), req.conflict, req.destination.clone());
-    let id = mount_id.clone();
-    let span = tracing::info_span!("restore_files", mount = %mount_id, paths = paths.len(), conflict = conflict.as_str());
-    let result = tokio::task::spawn_blocking(move || -> Result<FileRestoreResult, FileRestoreError> {
-        let _span = span.entered();
-        let started = Instant::now();
-        let now = Utc::now();
-        let sel = file_restore::select(&session, &paths)?;
-        let (outcome, words) = match (&destination, disk) {
-            (FileRestoreDestination::HostDirectory { path }, _) => {
-                (to_directory::restore_to_directory(&sel, path, conflict, now)?, format!("{path} on the Sendense host"))
-            }
-            (_, Some(d)) => into_disk::restore_into_disk(&sel, &d, conflict, now, &staging)?,
-            (FileRestoreDestination::VmDisk { .. }, None) => unreachable!("a VM destination is resolved above"),
-        };
-        let duration_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(destination = %words, files = outcome.files, directories = outcome.directories, symlinks = outcome.symlinks,
-            bytes = outcome.bytes, skipped = outcome.skipped_total, duration_ms, "files restored");
-        Ok(FileRestoreResult {
-            mount_id: id,
-            destination: words,
-            files: outcome.files,
-            directories: outcome.directories,
-            symlinks: outcome.symlinks,
-            bytes: outcome.bytes,
-            skipped: outcome.skipped,
-            skipped_total: outcome.skipped_total,
-            duration_ms,
-        })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("file restore task stopped: {e}")))??;
-    let note = AuditNote::new("restore.files", format!("{mount_id}: {} path(s) to {}", req.paths.len(), result.destination));
-    Ok(noted(ApiJson(result), note))
+    let paths = req.paths.clone();
+    let select_from = session.clone();
+    let selection = tokio::task::spawn_blocking(move || file_restore::select(&select_from, &paths))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("checking the selection stopped: {e}")))??;
+    let request = FileRestoreJobRequest {
+        vm_context_id: backup.vm_context_id.clone(),
+        repository_id: backup.repository_id.clone(),
+        backup_id: backup.id.clone(),
+        target_platform_id,
+        options: FileRestoreOptions { mount_id: mount_id.clone(), paths: req.paths.clone(), destination: req.destination.clone(), conflict: req.conflict, result: None },
+        selection,
+        target,
+        staging_dir: crate::runner::restore_job::staging_dir(&state.data_dir),
+        requested_by: Some(me.username.clone()),
+    };
+    let row = state.runner.enqueue_file_restore(request).await?;
+    let job = crate::catalog::convert::jobs(&state.db, vec![row]).await?.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("job row vanished")))?;
+    tracing::info!(job = %job.id, mount = %mount_id, paths = req.paths.len(), destination = %words, "file restore queued");
+    let note = AuditNote::new("restore.files", format!("{mount_id}: {} path(s) to {words} (job {})", req.paths.len(), job.id));
+    Ok(noted((StatusCode::ACCEPTED, ApiJson(job)), note))
 }

@@ -55,6 +55,12 @@ pub async fn ensure_local(db: &DatabaseConnection, data_dir: &Path) -> anyhow::R
     Ok(row)
 }
 
+/// The directories of every repository in the catalog (destinations of
+/// restored files must never touch them).
+pub async fn local_paths(db: &DatabaseConnection) -> Result<Vec<std::path::PathBuf>, sea_orm::DbErr> {
+    Ok(repositories::Entity::find().all(db).await?.into_iter().filter(|r| r.path.starts_with('/')).map(|r| std::path::PathBuf::from(r.path)).collect())
+}
+
 /// Opens a repository's datastore for metadata work (listing, stats,
 /// forgetting snapshots). Blocking.
 pub fn open(row: &repositories::Model) -> crate::engine::Result<Datastore> {

@@ -47,6 +47,13 @@ pub fn catalog_url(data_dir: &Path, database_url: Option<&str>) -> anyhow::Resul
     }
 }
 
+/// The file of an SQLite catalog URL (`sqlite://PATH?mode=rwc`), when it names one.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
 /// Connects to the catalog and applies every pending migration.
 pub async fn open(url: &str, kind: CatalogKind) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());

@@ -21,6 +21,10 @@ pub enum PlatformError {
     ToolMissing { tool: String, package: &'static str },
     #[error("{tool} {args} failed: {stderr}")]
     ToolFailed { tool: String, args: String, stderr: String },
+    #[error("{tool} timed out after {seconds} s (killed; the limit is set with --tool-timeouts)")]
+    ToolTimedOut { tool: String, seconds: u64 },
+    #[error("{tool} was killed: its job was stopped")]
+    ToolStopped { tool: String },
     #[error("{what}: {source}")]
     Io { what: String, #[source] source: std::io::Error },
     #[error("{0}")]

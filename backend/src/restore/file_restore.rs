@@ -26,6 +26,7 @@ use guest_fs::{Entry, EntryKind, GuestFs, GuestPath};
 use shared_types::restore::{ConflictPolicy, SkippedFile, RESTORE_FILES_MAX_PATHS, RESTORE_FILES_SKIPPED_LISTED};
 
 use super::sessions::{session_path, Session, SessionError, Target};
+use crate::engine::progress::Progress;
 
 /// Deepest directory below a selected one that is restored.
 const MAX_DEPTH: usize = 64;
@@ -83,6 +84,8 @@ pub enum FileRestoreError {
     Platform(#[from] crate::platforms::PlatformError),
     #[error("{what}: {source}")]
     Io { what: String, #[source] source: std::io::Error },
+    #[error("stopped by an operator")]
+    Stopped,
 }
 
 impl FileRestoreError {
@@ -99,6 +102,77 @@ impl FileRestoreError {
 }
 
 pub type Result<T, E = FileRestoreError> = std::result::Result<T, E>;
+
+/// What a walk reports to and obeys: its job's progress (bytes written,
+/// pause and stop, checked before every entry) and its log (each selected
+/// path written, each entry skipped with the reason).
+pub struct Watch<'a> {
+    pub progress: &'a Progress,
+    pub log: &'a (dyn Fn(String) + Sync),
+}
+
+/// Log lines naming skipped entries, at most (all are counted).
+const SKIPS_LOGGED: u64 = 200;
+
+impl Watch<'_> {
+    fn checkpoint(&self) -> Result<()> {
+        self.progress.control.checkpoint().map_err(|_| FileRestoreError::Stopped)
+    }
+}
+
+/// Counts the bytes read through it into the job's progress.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        Progress::add(&self.progress.bytes_read, n as u64);
+        Progress::add(&self.progress.bytes_written, n as u64);
+        Ok(n)
+    }
+}
+
+/// Files and bytes below the selection (what a restore will write at
+/// most), for the job's progress. Stops counting at `MAX_ENTRIES`.
+pub fn measure(sel: &Selection) -> (u64, u64) {
+    fn walk(fs: &dyn GuestFs, p: &GuestPath, e: &Entry, depth: usize, acc: &mut (u64, u64), seen: &mut u64) {
+        *seen += 1;
+        if *seen > MAX_ENTRIES || depth > MAX_DEPTH {
+            return;
+        }
+        match e.kind {
+            EntryKind::File => {
+                acc.0 += 1;
+                acc.1 += e.size;
+            }
+            EntryKind::Dir => {
+                let mut offset = 0u64;
+                while let Ok(page) = fs.list(p, offset, PAGE) {
+                    let n = page.entries.len() as u64;
+                    for c in &page.entries {
+                        if let Ok(cp) = p.child(&c.name) {
+                            walk(fs, &cp, c, depth + 1, acc, seen);
+                        }
+                    }
+                    offset += n;
+                    if n == 0 || offset >= page.total {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut acc = (0, 0);
+    let mut seen = 0;
+    for item in &sel.items {
+        walk(sel.fs.as_ref(), &item.path, &item.entry, 0, &mut acc, &mut seen);
+    }
+    acc
+}
 
 /// One selected file or directory.
 #[derive(Debug, Clone)]
@@ -254,6 +328,7 @@ pub struct Outcome {
 }
 
 struct Walk<'a, S: Sink> {
+    watch: &'a Watch<'a>,
     fs: &'a dyn GuestFs,
     volume: &'a str,
     sink: &'a mut S,
@@ -272,8 +347,8 @@ pub fn keep_both_suffix(now: DateTime<Utc>) -> String {
 /// Restores every item of `sel` into the sink's directory `root`, each
 /// under its own name. Stops at the first error that is not about one
 /// entry (reading the restore point, writing the destination).
-pub fn restore_items<S: Sink>(sel: &Selection, sink: &mut S, root: &S::Dir, policy: ConflictPolicy, now: DateTime<Utc>) -> Result<Outcome> {
-    restore_items_each(sel, sink, policy, now, &mut |_| Ok(root))
+pub fn restore_items<S: Sink>(sel: &Selection, sink: &mut S, root: &S::Dir, policy: ConflictPolicy, now: DateTime<Utc>, watch: &Watch) -> Result<Outcome> {
+    restore_items_each(sel, sink, policy, now, &mut |_| Ok(root), watch)
 }
 
 /// [`restore_items`] with a destination directory per item: `dir_of`
@@ -284,14 +359,21 @@ pub fn restore_items_each<'d, S: Sink + 'd>(
     policy: ConflictPolicy,
     now: DateTime<Utc>,
     dir_of: &mut dyn FnMut(&Item) -> SinkResult<&'d S::Dir>,
+    watch: &Watch,
 ) -> Result<Outcome> {
-    let mut walk = Walk { fs: sel.fs.as_ref(), volume: &sel.volume, sink, policy, suffix: keep_both_suffix(now), visited: 0, out: Outcome::default() };
+    let mut walk = Walk { watch, fs: sel.fs.as_ref(), volume: &sel.volume, sink, policy, suffix: keep_both_suffix(now), visited: 0, out: Outcome::default() };
     for item in &sel.items {
         let name = item.path.file_name().unwrap_or_default().to_string();
+        let before = (walk.out.files, walk.out.directories, walk.out.symlinks, walk.out.bytes);
         match dir_of(item) {
             Ok(dir) => walk.entry(dir, &name, &item.path, &item.entry, 0)?,
             Err(SinkError::Skip(reason)) => walk.skip(&item.path, reason),
             Err(SinkError::Fail(e)) => return Err(e),
+        }
+        let o = &walk.out;
+        let (files, dirs, links, bytes) = (o.files - before.0, o.directories - before.1, o.symlinks - before.2, o.bytes - before.3);
+        if files + dirs + links > 0 {
+            (watch.log)(format!("written: {} ({files} files, {dirs} directories, {links} links, {bytes} bytes)", item.session_path));
         }
     }
     Ok(walk.out)
@@ -299,6 +381,11 @@ pub fn restore_items_each<'d, S: Sink + 'd>(
 
 impl<S: Sink> Walk<'_, S> {
     fn skip(&mut self, path: &GuestPath, reason: String) {
+        if self.out.skipped_total < SKIPS_LOGGED {
+            (self.watch.log)(format!("skipped: {}: {reason}", session_path(self.volume, path)));
+        } else if self.out.skipped_total == SKIPS_LOGGED {
+            (self.watch.log)(format!("more entries skipped; the first {SKIPPED_LISTED} are in the job's result"));
+        }
         self.out.skipped_total += 1;
         if self.out.skipped.len() < SKIPPED_LISTED {
             self.out.skipped.push(SkippedFile { path: session_path(self.volume, path), reason });
@@ -336,6 +423,7 @@ impl<S: Sink> Walk<'_, S> {
 
     /// Restores `entry` (at `src` in the restore point) as `name` in `dir`.
     fn entry(&mut self, dir: &S::Dir, name: &str, src: &GuestPath, entry: &Entry, depth: usize) -> Result<()> {
+        self.watch.checkpoint()?;
         self.visited += 1;
         if self.visited > MAX_ENTRIES {
             return Err(FileRestoreError::Unsupported(format!("the selection holds more than {MAX_ENTRIES} entries; restore smaller parts of it")));
@@ -380,7 +468,7 @@ impl<S: Sink> Walk<'_, S> {
         let meta = Meta::of(entry);
         match entry.kind {
             EntryKind::File => {
-                let mut data = match self.fs.open_file(src) {
+                let data = match self.fs.open_file(src) {
                     Ok(r) => r,
                     Err(e @ (guest_fs::Error::NotFound { .. } | guest_fs::Error::NotAFile { .. } | guest_fs::Error::Symlink { .. })) => {
                         self.skip(src, format!("cannot be read from the restore point: {e}"));
@@ -388,6 +476,7 @@ impl<S: Sink> Walk<'_, S> {
                     }
                     Err(e) => return Err(FileRestoreError::guest(e)),
                 };
+                let mut data = Counted { inner: data, progress: self.watch.progress };
                 let written = self.sink.write_file(dir, &name, &mut data, &meta, replace);
                 if let Some(n) = self.settle(src, written)? {
                     self.out.files += 1;
@@ -450,10 +539,14 @@ impl<S: Sink> Walk<'_, S> {
                 match src.child(&e.name) {
                     Ok(path) => self.entry(dir, &e.name, &path, &e, depth + 1)?,
                     Err(_) => {
+                        let shown = format!("{}/{}", session_path(self.volume, src), e.name.escape_default());
+                        let reason = "its name cannot be used as a file name (it holds `/`, `\\`, NUL or a control character)";
+                        if self.out.skipped_total < SKIPS_LOGGED {
+                            (self.watch.log)(format!("skipped: {shown}: {reason}"));
+                        }
                         self.out.skipped_total += 1;
                         if self.out.skipped.len() < SKIPPED_LISTED {
-                            let shown = format!("{}/{}", session_path(self.volume, src), e.name.escape_default());
-                            self.out.skipped.push(SkippedFile { path: shown, reason: "its name cannot be used as a file name (it holds `/`, `\\`, NUL or a control character)".into() });
+                            self.out.skipped.push(SkippedFile { path: shown, reason: reason.into() });
                         }
                     }
                 }

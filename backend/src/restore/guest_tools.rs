@@ -12,7 +12,6 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use guest_fs::GuestPath;
 
@@ -114,7 +113,7 @@ pub fn check(family: Family, image: &Path) -> Result<(String, Option<String>)> {
         Family::Ntfs => ("ntfsfix", vec!["-n".into(), image.into()]),
     };
     let name = format!("{tool} {}", args[0].to_string_lossy());
-    let out = Command::new(tool).args(&args).output().map_err(|e| tools::spawn_error(tool, e))?;
+    let out = tools::execute(tool, &args, None, None)?;
     if out.status.success() {
         return Ok((name, None));
     }

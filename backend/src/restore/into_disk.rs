@@ -34,7 +34,7 @@ use guest_fs::{GuestPath, ReadAt, TableKind};
 use shared_types::platform::PowerState;
 use shared_types::restore::ConflictPolicy;
 
-use super::file_restore::{restore_items_each, FileRestoreError, Item, Meta, Outcome, Result, Selection, SinkError};
+use super::file_restore::{restore_items_each, Watch, FileRestoreError, Item, Meta, Outcome, Result, Selection, SinkError};
 use super::guest_plan::{EnsureError, Family, GuestDir, GuestSink};
 use super::guest_tools;
 use super::sessions::volume_id;
@@ -135,9 +135,32 @@ fn parse_volume(def: &definition::VmDefinition, volume: &str) -> Option<(String,
     })
 }
 
+/// What can be told before the job starts: the VM exists and is powered
+/// off, the directory is well formed, the volume names one of its disks.
+pub fn precheck(dest: &DiskDestination) -> Result<()> {
+    let host = KvmHost::open(Path::new(&dest.host_dir))?;
+    let def = host.definition(&dest.vm)?;
+    if def.power != PowerState::Stopped {
+        return Err(FileRestoreError::VmRunning { vm: def.name.clone(), power: format!("{:?}", def.power).to_lowercase() });
+    }
+    match &dest.directory {
+        Some(d) if d.split('/').any(|c| c == "..") || !d.starts_with('/') => return Err(FileRestoreError::BadDirectory(d.clone())),
+        Some(d) => {
+            GuestPath::parse(d).map_err(|_| FileRestoreError::BadDirectory(d.clone()))?;
+        }
+        None => {}
+    }
+    if parse_volume(&def, &dest.volume).is_none() {
+        let disks: Vec<String> = def.disks.iter().map(|d| volume_id(&d.name, None)).collect();
+        let known = format!("named after its disks ({}) and partition numbers, e.g. {}-p1", disks.join(", "), disks.first().map(String::as_str).unwrap_or("disk0"));
+        return Err(FileRestoreError::UnknownVolume { vm: def.name, volume: dest.volume.clone(), known });
+    }
+    Ok(())
+}
+
 /// Restores `sel` into the destination volume. Returns what was written
 /// and the destination in words.
-pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: ConflictPolicy, now: DateTime<Utc>, staging_root: &Path) -> Result<(Outcome, String)> {
+pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: ConflictPolicy, now: DateTime<Utc>, staging_root: &Path, watch: &Watch) -> Result<(Outcome, String)> {
     let started = Instant::now();
     let host = KvmHost::open(Path::new(&dest.host_dir))?;
     let def = host.definition(&dest.vm)?;
@@ -232,7 +255,7 @@ pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: Confli
             }
         };
         let mut dir_of = dir_of;
-        let outcome = restore_items_each(sel, &mut sink, policy, now, &mut dir_of)?;
+        let outcome = restore_items_each(sel, &mut sink, policy, now, &mut dir_of, watch)?;
         let (ops, freed) = (std::mem::take(&mut sink.ops), sink.freed);
         drop(sink);
         let planned_ms = started.elapsed().as_millis() as u64;
@@ -253,8 +276,12 @@ pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: Confli
         if allocated > host_free {
             return Err(FileRestoreError::NoSpace { what: format!("copying volume {} to {}", dest.volume, work.path().display()), need: allocated, free: host_free });
         }
+        let stop = || watch.progress.control.checkpoint().map_err(|_| FileRestoreError::Stopped);
+        stop()?;
+        (watch.log)(format!("copying volume {} ({allocated} bytes of data) to check and edit it", dest.volume));
         let raw = work.path().join("volume.raw");
         extract(&nbd, part.start, part.length, &raw)?;
+        stop()?;
         let extracted_ms = started.elapsed().as_millis() as u64;
 
         let (check, before) = guest_tools::check(family, &raw)?;
@@ -269,12 +296,17 @@ pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: Confli
         if let Some(free_inodes) = free.inodes.filter(|n| inodes > *n) {
             return Err(FileRestoreError::Unsupported(format!("volume {} of VM {vm} has {free_inodes} free inodes, {inodes} are needed (nothing was changed)", dest.volume)));
         }
+        stop()?;
+        (watch.log)(format!("{check}: clean; writing the files with the {} tools", part.filesystem));
         guest_tools::apply(family, &raw, &ops, &tree, work.path(), root_mtime)?;
         let (check, after) = guest_tools::check(family, &raw)?;
         if let Some(output) = after {
             return Err(FileRestoreError::CheckFailed { vm: vm.clone(), volume: dest.volume.clone(), check, output });
         }
         let edited_ms = started.elapsed().as_millis() as u64;
+        // The last point a stop leaves the disk as it was.
+        stop()?;
+        (watch.log)(format!("{check}: clean after the edit; writing the changed blocks back into the disk"));
 
         let written = write_back(&nbd, part.start, &raw, &work.path().join("undo.bin"))?;
         tracing::info!(

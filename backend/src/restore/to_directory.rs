@@ -15,13 +15,13 @@
 //!   from a VM must not become privileged programs on the host); owners
 //!   are not (files belong to the server's user); modification times are.
 //!
-//! The destination itself is given by the operator: it is created if
-//! missing and may be reached through links.
+//! The destination is given by the operator and checked against the
+//! restore roots (`crate::confinement`): it is opened from its root one
+//! component at a time with `O_NOFOLLOW` and created if missing.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -30,42 +30,52 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Timespec, Timesta
 use rustix::io::Errno;
 use shared_types::restore::ConflictPolicy;
 
-use super::file_restore::{restore_items, Existing, FileRestoreError, Meta, Outcome, Result, Selection, Sink, SinkError, SinkResult};
+use crate::confinement::Destination;
+
+use super::file_restore::{restore_items, Watch, Existing, FileRestoreError, Meta, Outcome, Result, Selection, Sink, SinkError, SinkResult};
 
 /// Bytes copied per read.
 const COPY_BUFFER: usize = 256 * 1024;
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Opens (creating if missing) the destination directory `path`.
-pub fn open_destination(path: &str) -> Result<OwnedFd> {
-    if !path.starts_with('/') {
-        return Err(FileRestoreError::RelativeDestination(path.to_string()));
+/// Opens the destination directory, creating what is missing: its root
+/// (checked by `confinement`) by path, then every component below it with
+/// `O_NOFOLLOW`, so a link planted after the check is refused, not followed.
+/// With `create` false nothing is made: a missing component is fine (it
+/// will be created), anything but a directory is not. `Ok(None)`: something
+/// is missing (only without `create`).
+pub fn open_destination(dest: &Destination, create: bool) -> Result<Option<OwnedFd>> {
+    let shown = dest.path().display().to_string();
+    let unusable = |why: String| FileRestoreError::DestinationUnusable { path: shown.clone(), why };
+    let mut dir = rustix::fs::open(&dest.root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| unusable(format!("its restore root {} cannot be opened: {}", dest.root.display(), std::io::Error::from(e))))?;
+    let last = dest.below.len();
+    for (i, name) in dest.below.iter().enumerate() {
+        let opened = rustix::fs::openat(&dir, name.as_os_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty());
+        let next = match opened {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) if !create => return Ok(None),
+            Err(Errno::NOENT) => match rustix::fs::mkdirat(&dir, name.as_os_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => rustix::fs::openat(&dir, name.as_os_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| unusable(format!("it cannot be opened: {}", std::io::Error::from(e))))?,
+                Err(e) => return Err(unusable(format!("it cannot be created: {}", std::io::Error::from(e)))),
+            },
+            Err(Errno::NOTDIR) if i + 1 == last => return Err(FileRestoreError::DestinationNotADirectory(shown)),
+            Err(Errno::NOTDIR) => return Err(unusable("one of its parents is a file, not a directory".into())),
+            Err(Errno::LOOP) => return Err(unusable(format!("'{}' is a link; restored files are written only through real directories", name.to_string_lossy()))),
+            Err(e) => return Err(unusable(std::io::Error::from(e).to_string())),
+        };
+        dir = next;
     }
-    if path.contains('\0') {
-        return Err(FileRestoreError::DestinationUnusable { path: path.escape_default().to_string(), why: "it contains a NUL character".into() });
-    }
-    let p = Path::new(path);
-    match std::fs::metadata(p) {
-        Ok(m) if !m.is_dir() => return Err(FileRestoreError::DestinationNotADirectory(path.to_string())),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(p).map_err(|e| FileRestoreError::DestinationUnusable { path: path.to_string(), why: format!("it cannot be created: {e}") })?;
-        }
-        Err(e) if e.raw_os_error() == Some(Errno::NOTDIR.raw_os_error()) => {
-            return Err(FileRestoreError::DestinationUnusable { path: path.to_string(), why: "one of its parents is a file, not a directory".into() })
-        }
-        Err(e) => return Err(FileRestoreError::DestinationUnusable { path: path.to_string(), why: e.to_string() }),
-    }
-    rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| FileRestoreError::DestinationUnusable { path: path.to_string(), why: format!("it cannot be opened: {}", std::io::Error::from(e)) })
+    Ok(Some(dir))
 }
 
-/// Restores `sel` into the host directory `path` (created if missing).
-pub fn restore_to_directory(sel: &Selection, path: &str, policy: ConflictPolicy, now: DateTime<Utc>) -> Result<Outcome> {
-    let root = open_destination(path)?;
-    let mut sink = HostSink::new(path);
-    restore_items(sel, &mut sink, &root, policy, now)
+/// Restores `sel` into the checked destination (created if missing).
+pub fn restore_to_directory(sel: &Selection, dest: &Destination, policy: ConflictPolicy, now: DateTime<Utc>, watch: &Watch) -> Result<Outcome> {
+    let root = open_destination(dest, true)?.ok_or_else(|| FileRestoreError::DestinationUnusable { path: dest.path().display().to_string(), why: "it cannot be created".into() })?;
+    let mut sink = HostSink::new(&dest.path().display().to_string());
+    restore_items(sel, &mut sink, &root, policy, now, watch)
 }
 
 /// A directory tree on the host, written through directory descriptors.

@@ -155,7 +155,8 @@ async fn execute(
         let ds = Datastore::open(std::path::Path::new(&repo_path), None)?;
         let mut opts = BackupOptions::new(&group);
         opts.immutable_days = (immutable_days > 0).then_some(immutable_days);
-        backup_vm_with(platform.as_ref(), &vm_ref, &ds, &opts, full, &p)
+        let stop = p.clone();
+        crate::platforms::tools::with_stop(move || stop.control.is_cancelled(), || backup_vm_with(platform.as_ref(), &vm_ref, &ds, &opts, full, &p))
     })
     .await;
     sampler.abort();

@@ -7,6 +7,8 @@
 //!
 //! * [`backup_job`]: one VM backup job, start to restore point and retention.
 //! * [`restore_job`]: one full VM restore onto a target platform.
+//! * [`file_restore_job`]: selected files of a file-level restore session
+//!   written into a host directory or a VM's disk.
 //! * [`replication_job`]: replication flow actions (sync, test failover,
 //!   failover, rollback, cleanup), their interval schedule and RPO alerts.
 //! * [`telemetry`]: progress → WebSocket events, job samples, log lines.
@@ -32,6 +34,7 @@ use crate::db::entities::{jobs, repositories, vm_contexts};
 use crate::engine::progress::Progress;
 
 pub mod backup_job;
+pub mod file_restore_job;
 pub mod replication_job;
 pub mod restore_job;
 pub mod retention;
@@ -271,6 +274,7 @@ impl Runner {
                     backup_job::settle_flow(&self.inner.db, flow).await?;
                 }
                 replication_job::unqueued(self, &job).await?;
+                file_restore_job::forget(&job.id);
                 Ok(job)
             }
             Some(JobStatus::Running | JobStatus::Paused) => {
@@ -423,6 +427,8 @@ impl Runner {
                     let id = job.id.clone();
                     if job.kind == JobKind::Restore.as_str() {
                         restore_job::run(&runner, job, vm, progress).await;
+                    } else if job.kind == JobKind::FileRestore.as_str() {
+                        file_restore_job::run(&runner, job, vm, progress).await;
                     } else if job.kind == JobKind::Replication.as_str() {
                         replication_job::run(&runner, job, vm, progress).await;
                     } else {

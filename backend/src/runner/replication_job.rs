@@ -444,7 +444,8 @@ async fn execute(
             Ok(h) => h,
             Err(e) => return (Err(e), None),
         };
-        let outcome = operate(op, &options, &spec, &source, &target_host, &ctx);
+        let stop = progress.clone();
+        let outcome = crate::platforms::tools::with_stop(move || stop.control.is_cancelled(), || operate(op, &options, &spec, &source, &target_host, &ctx));
         let replica = replication::status(&target_host, &spec.replica_name).ok().flatten();
         (outcome, replica)
     })

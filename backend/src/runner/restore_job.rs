@@ -198,7 +198,8 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, pl
             power_on: o.power_on,
         };
         let hooks = RestoreHooks { replace_existing: o.overwrite, log: &log };
-        restore_vm_with(&ds, target.as_ref(), &req, &o.staging_dir, workers, &p, &hooks)
+        let stop = p.clone();
+        crate::platforms::tools::with_stop(move || stop.control.is_cancelled(), || restore_vm_with(&ds, target.as_ref(), &req, &o.staging_dir, workers, &p, &hooks))
     })
     .await;
     sampler.abort();

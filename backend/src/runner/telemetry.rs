@@ -61,7 +61,11 @@ pub fn spawn_logger(runner: Runner, job_id: String) -> (tokio::sync::mpsc::Unbou
 
 /// Raises an alert for a failed job.
 pub async fn alert(runner: &Runner, job: &jobs::Model, vm: &str, message: &str) {
-    let what = if job.kind == shared_types::jobs::JobKind::Restore.as_str() { "Restore" } else { "Backup" };
+    let what = match shared_types::jobs::JobKind::parse(&job.kind) {
+        Some(shared_types::jobs::JobKind::Restore) => "Restore",
+        Some(shared_types::jobs::JobKind::FileRestore) => "File restore",
+        _ => "Backup",
+    };
     let _ = runner.events().send(ServerMessage::Alert(Alert {
         id: new_id(),
         severity: AlertSeverity::Critical,

@@ -40,11 +40,20 @@ pub async fn fixture() -> Fixture {
     let (url, kind) = db::catalog_url(data.path(), None).unwrap();
     let catalog = db::open(&url, kind).await.unwrap();
     sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(ADMIN_PASSWORD)).await.unwrap();
-    let (state, health_tx) = AppState::new(catalog, CatalogKind::Sqlite, data.path().to_path_buf());
+    let (mut state, health_tx) = AppState::new(catalog, CatalogKind::Sqlite, data.path().to_path_buf());
+    allow_temp_hosts(&mut state);
     let web = tempfile::tempdir().unwrap();
     std::fs::write(web.path().join("index.html"), "<!DOCTYPE html><title>cockpit</title>").unwrap();
     std::fs::write(web.path().join("app.js"), "console.log(1)").unwrap();
     Fixture { state, health_tx, web, data }
+}
+
+/// The tests make their KVM hosts in temporary directories: a platform
+/// root there (besides DATA_DIR/lab).
+pub fn allow_temp_hosts(state: &mut AppState) {
+    let mut roots = (*state.roots).clone();
+    roots.allow_platforms_under(&std::env::temp_dir());
+    state.roots = std::sync::Arc::new(roots);
 }
 
 impl Fixture {

@@ -1,12 +1,14 @@
 //! Restore selected files of a file-level session: to a directory on the
 //! Sendense host, or back into a VM's disk (the VM powered off), with a
-//! choice of what happens to files already there. The server does the
-//! work (`POST /restore/{mount_id}/restore-files`) and reports what it
-//! wrote and what it skipped.
+//! choice of what happens to files already there. The server queues a
+//! `file_restore` job (`POST /restore/{mount_id}/restore-files`, 202); the
+//! form follows it (progress, its log, stop) and then shows what it wrote
+//! and what it skipped (`GET /jobs/{id}`'s `file_restore`).
 
 use leptos::prelude::*;
 use shared_types::platform::PowerState;
-use shared_types::restore::{ConflictPolicy, FileRestoreDestination, FileRestoreRequest, FileRestoreResult, Mount};
+use shared_types::jobs::{JobDetails, JobStatus};
+use shared_types::restore::{ConflictPolicy, FileRestoreDestination, FileRestoreRequest, Mount};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
@@ -25,8 +27,10 @@ pub fn RestoreFilesForm(mount: Mount, paths: RwSignal<Vec<String>>, open: RwSign
     let directory = RwSignal::new(String::new());
     let host_path = RwSignal::new(String::new());
     let conflict = RwSignal::new(ConflictPolicy::Skip);
-    let result = RwSignal::new(None::<FileRestoreResult>);
+    // The job being followed, as last read.
+    let details = RwSignal::new(None::<JobDetails>);
     let act = Act::new();
+    let stop_act = Act::new();
     let source_vm = mount.vm_name.clone();
     // The session's own VM is the default destination.
     Effect::new(move |_| {
@@ -58,7 +62,34 @@ pub fn RestoreFilesForm(mount: Mount, paths: RwSignal<Vec<String>>, open: RwSign
             FileRestoreDestination::HostDirectory { path: host_path.get_untracked() }
         };
         let req = FileRestoreRequest { paths: paths.get_untracked(), destination, conflict: conflict.get_untracked() };
-        act.run(api::restore_files(mount_id.clone(), req), move |r| result.set(Some(r)));
+        details.set(None);
+        act.run(api::restore_files(mount_id.clone(), req), move |job| {
+            // Follow the job until it ends (or the form closes).
+            leptos::task::spawn_local(async move {
+                let id = job.id.clone();
+                loop {
+                    if details.try_with_untracked(|_| ()).is_none() {
+                        break; // the form closed
+                    }
+                    if let Ok(d) = api::job(id.clone()).await {
+                        let done = d.job.status.is_finished();
+                        if details.try_set(Some(d)).is_some() {
+                            break;
+                        }
+                        if done {
+                            break;
+                        }
+                    }
+                    gloo_timers::future::sleep(std::time::Duration::from_millis(700)).await;
+                }
+            });
+        });
+    };
+    let following = move || details.with(|d| d.as_ref().is_some_and(|d| !d.job.status.is_finished()));
+    let stop = move |_| {
+        if let Some(id) = details.with_untracked(|d| d.as_ref().map(|d| d.job.id.clone())) {
+            stop_act.run(api::job_action(id, "stop"), |_| {});
+        }
     };
     view! {
         <div class="card inset" data-testid="restore-files">
@@ -116,13 +147,43 @@ pub fn RestoreFilesForm(mount: Mount, paths: RwSignal<Vec<String>>, open: RwSign
                 <span class="grow"></span>
                 <button class="button" on:click=move |_| open.set(false)>"Cancel"</button>
                 <button class="button primary" data-testid="restore-files-start"
-                    disabled=move || act.busy.get() || paths.with(Vec::is_empty) || (to_vm.get() && (one_volume.get().is_none() || running()))
+                    disabled=move || act.busy.get() || following() || paths.with(Vec::is_empty) || (to_vm.get() && (one_volume.get().is_none() || running()))
                     on:click=submit>
-                    {move || if act.busy.get() { "Restoring…" } else { "Restore" }}
+                    {move || if act.busy.get() || following() { "Restoring…" } else { "Restore" }}
                 </button>
             </div>
             <ActError act=act testid="restore-files-error" />
-            {move || result.get().map(|r| view! {
+            {move || details.get().map(|d| {
+                let j = d.job.clone();
+                let percent = j.progress_percent.unwrap_or(if j.status == JobStatus::Completed { 100.0 } else { 0.0 });
+                let status = j.status;
+                let tail: Vec<String> = d.logs.iter().rev().take(4).rev().map(|l| l.message.clone()).collect();
+                view! {
+                    <div class="progress restore-job" data-testid="restore-files-job" data-job-id=j.id.clone() data-status=status.as_str()>
+                        <div class="job-head">
+                            <span class="muted small">{format!("File restore job {}", &j.id[..j.id.len().min(8)])}</span>
+                            <span class=format!("status-pill {}", crate::job_view::status_class(status)) data-testid="restore-files-status">{status.as_str().to_uppercase()}</span>
+                            <span class="grow"></span>
+                            {(!status.is_finished()).then(|| view! {
+                                <button class="button" data-testid="restore-files-stop" disabled=move || stop_act.busy.get() on:click=stop>"Stop"</button>
+                            })}
+                        </div>
+                        <div class="progress-track">
+                            <div class=format!("progress-fill {}", crate::job_view::status_class(status)) style:width=format!("{percent:.1}%")></div>
+                        </div>
+                        <div class="progress-caption mono">
+                            <span data-testid="restore-files-percent">{format!("{percent:.1}%")}</span>
+                            <span data-testid="restore-files-bytes">{format!("{} / {} written", format_bytes(j.bytes_written), format_bytes(j.bytes_total))}</span>
+                        </div>
+                        <ul class="small mono job-log" data-testid="restore-files-log">
+                            {tail.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}
+                        </ul>
+                        {j.error.clone().map(|e| view! { <p class="notice warning" data-testid="restore-files-failed">{e}</p> })}
+                    </div>
+                }
+            })}
+            <ActError act=stop_act testid="restore-files-stop-error" />
+            {move || details.with(|d| d.as_ref().and_then(|d| d.file_restore.clone())).map(|r| view! {
                 <div class="notice operational" data-testid="restore-files-result" data-files=r.files.to_string() data-bytes=r.bytes.to_string()>
                     {format!("Restored {} file(s), {} folder(s), {} link(s), {} to {} in {}.",
                         r.files, r.directories, r.symlinks, format_bytes(r.bytes), r.destination, if r.duration_ms < 1000 { format!("{} ms", r.duration_ms) } else { format_duration(r.duration_ms / 1000) })}

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use shared_types::platform::{DiskFormat, DiskInfo, HostInfo, HostInventory, PlatformKind, PowerState, VmInfo};
+use shared_types::platform::{DiskFormat, DiskInfo, HostInfo, HostInventory, PlatformKind, PowerState, RefusedVm, VmInfo};
 
 use crate::platforms::error::{PlatformError, Result};
 use crate::platforms::{DiskRead, NewVm, Platform};
@@ -65,7 +65,35 @@ impl KvmHost {
             .iter()
             .find(|d| d.name == disk)
             .ok_or_else(|| PlatformError::DiskNotFound { vm: def.name.clone(), disk: disk.into() })?;
-        Ok((d.clone(), definition::disk_path(&self.dir, &def.name, d)))
+        let path = definition::disk_path(&self.dir, &def.name, d);
+        self.inside(&def.name, d, &path)?;
+        Ok((d.clone(), path))
+    }
+
+    /// Refuses a disk file that resolves (through `..` or links) outside
+    /// the host directory: a VM definition must not make Sendense read or
+    /// write any other file of the server.
+    fn inside(&self, vm: &str, d: &DiskDefinition, path: &Path) -> Result<()> {
+        if crate::confinement::file_within(path, &self.dir) {
+            return Ok(());
+        }
+        Err(PlatformError::Disk {
+            path: path.to_path_buf(),
+            reason: format!(
+                "disk '{}' of VM '{vm}' (file \"{}\") resolves outside the host directory {}; only files inside it are read or written",
+                d.name,
+                d.file.escape_default(),
+                self.dir.display()
+            ),
+        })
+    }
+
+    /// Every disk of `def` inside the host directory.
+    fn confined(&self, def: &VmDefinition) -> Result<()> {
+        for d in &def.disks {
+            self.inside(&def.name, d, &definition::disk_path(&self.dir, &def.name, d))?;
+        }
+        Ok(())
     }
 
     fn vm_info(&self, def: &VmDefinition) -> Result<VmInfo> {
@@ -122,9 +150,13 @@ impl Platform for KvmHost {
         let names = definition::list_vms(&self.dir)?;
         progress(0, names.len());
         let mut vms = Vec::with_capacity(names.len());
+        let mut refused = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let def = definition::read_vm(&self.dir, name)?;
-            vms.push(self.vm_info(&def)?);
+            match self.confined(&def) {
+                Ok(()) => vms.push(self.vm_info(&def)?),
+                Err(e) => refused.push(RefusedVm { name: def.name.clone(), reason: e.to_string() }),
+            }
             progress(i + 1, names.len());
         }
         Ok(HostInventory {
@@ -137,11 +169,14 @@ impl Platform for KvmHost {
             },
             networks: self.def.networks.clone(),
             vms,
+            refused,
         })
     }
 
     fn vm(&self, vm: &str) -> Result<VmInfo> {
-        self.vm_info(&self.definition(vm)?)
+        let def = self.definition(vm)?;
+        self.confined(&def)?;
+        self.vm_info(&def)
     }
 
     fn open_disk(&self, vm: &str, disk: &str, since: Option<&str>, owner: &str) -> Result<DiskRead> {
@@ -163,6 +198,7 @@ impl Platform for KvmHost {
         let def = self.definition(vm)?;
         for d in def.disks.iter().filter(|d| d.format == DiskFormat::Qcow2) {
             let path = definition::disk_path(&self.dir, &def.name, d);
+            self.inside(&def.name, d, &path)?;
             let _lock = definition::disk_lock(&path)?;
             cbt::stop_tracking(&path, &tracker)?;
         }

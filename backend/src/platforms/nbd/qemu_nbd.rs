@@ -149,6 +149,9 @@ pub struct QemuNbd {
     pid: u32,
     /// `None` once reaped.
     child: Mutex<Option<Child>>,
+    /// Killed by the stop watcher when the job that started it is stopped
+    /// (`platforms::tools::with_stop`); released before the child is reaped.
+    registered: Mutex<crate::platforms::tools::Registered>,
 }
 
 impl QemuNbd {
@@ -226,6 +229,7 @@ impl QemuNbd {
         let server = QemuNbd {
             disk: disk_abs,
             pid: child.id(),
+            registered: Mutex::new(crate::platforms::tools::register_child(child.id())),
             dir,
             socket,
             stderr_path,
@@ -317,6 +321,7 @@ impl QemuNbd {
 
     /// Terminates and reaps the child once: (status, whether SIGKILL was needed).
     fn stop(&self) -> Option<(ExitStatus, bool)> {
+        self.registered.lock().unwrap_or_else(|p| p.into_inner()).release();
         let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
         let mut child = guard.take()?;
         if let Ok(Some(status)) = child.try_wait() {
