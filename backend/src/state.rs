@@ -70,9 +70,9 @@ impl AppState {
             throttle: Arc::default(),
             session_ttl: chrono::Duration::minutes(DEFAULT_SESSION_TTL_MINUTES),
             revocations,
-            runner,
+            runner: runner.clone(),
             restore_sessions: Arc::default(),
-            repo_stats: Arc::default(),
+            repo_stats: runner.repo_stats(),
             license_tier: shared_types::recovery::LicenseTier::Enterprise,
         };
         (state, health_tx)

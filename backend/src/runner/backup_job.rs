@@ -191,7 +191,42 @@ async fn execute(
             telemetry::log(runner, &job.id, LogLevel::Warn, format!("retention not applied: {e}")).await;
         }
     }
+    refresh_stats(runner, &plan.repository).await;
     Ok((report, backup))
+}
+
+/// Recomputes the repository's cached statistics after a job changed it
+/// (requests only read the cache).
+pub(super) async fn refresh_stats(runner: &Runner, repo: &repositories::Model) {
+    let cache = runner.repo_stats();
+    let row = repo.clone();
+    let done = tokio::task::spawn_blocking(move || crate::catalog::repositories::open(&row).and_then(|ds| cache.refresh(std::path::Path::new(&row.path), &ds))).await;
+    match done {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, repository = %repo.name, "refreshing the repository's statistics"),
+        Err(e) => tracing::warn!(error = %e, "the statistics thread failed"),
+    }
+}
+
+/// Applies a flow's retention to every snapshot name the catalog holds for
+/// one VM in the repository (a prune job, over all flows and VMs).
+pub(super) async fn apply_retention_to_vm(runner: &Runner, job: &jobs::Model, flow: &flows::Model, repo: &repositories::Model, vm_context_id: &str) -> Result<(), String> {
+    let mut names: Vec<String> = backups::Entity::find()
+        .filter(backups::Column::RepositoryId.eq(repo.id.clone()))
+        .filter(backups::Column::VmContextId.eq(vm_context_id))
+        .all(runner.db())
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|b| b.snapshot_name)
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        apply_retention(runner, job, flow, repo, &name).await?;
+    }
+    refresh_stats(runner, repo).await;
+    Ok(())
 }
 
 /// Prunes the VM's snapshots by the flow's retention, then drops the catalog
