@@ -22,7 +22,7 @@ use sendense::platforms::kvm::{cbt, definition};
 use serde_json::{json, Value};
 use shared_types::backups::{Backup, BackupStatus};
 use shared_types::discovery::{BulkAddResponse, Platform};
-use shared_types::jobs::{Job, JobKind, QueuedJobs};
+use shared_types::jobs::{Job, JobKind};
 use shared_types::platform::{DiskFormat, Firmware, GuestOs, NetworkInfo, NicInfo, PowerState};
 use shared_types::repositories::{Repository, VerifyOutcome};
 use shared_types::ws::ServerMessage;
@@ -173,7 +173,7 @@ async fn verify_marks_a_damaged_restore_point_and_raises_an_alert() {
     assert_eq!(list.items.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), vec![web.id.as_str()]);
 
     let r: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", repo.id), None, StatusCode::OK).await;
-    let last = r.upkeep.last_verify.expect("last verify");
+    let last = r.upkeep.last_verify.clone().expect("last verify");
     assert_eq!((last.outcome, last.damaged), (VerifyOutcome::Damaged, 1));
     assert!(r.upkeep.next_verify_at.is_some() && r.upkeep.next_gc_at.is_some(), "{:?}", r.upkeep);
 
@@ -352,11 +352,25 @@ async fn the_catalog_prunes_old_samples_logs_sessions_and_audit() {
     assert_eq!(pruned.audit, 1);
 }
 
-/// GET /repositories over a repository of 1,000 restore points: the first
-/// request computes the statistics, every later one reads the cache.
+/// GET /repositories over a repository of 1,000 restore points: a request
+/// reads the cached statistics (it does not even see snapshots written
+/// behind the server's back); the operation that changed the repository
+/// refreshes them, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repository_statistics_are_read_from_the_cache() {
     let (api, repo, _vms, root) = setup(&[], 1).await;
+    let median_get = || async {
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            let r: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
+            times.push(t.elapsed());
+            assert!(r[0].stats.is_some());
+        }
+        times.sort();
+        (times[times.len() / 2], times[times.len() - 1])
+    };
+    let (empty, _) = median_get().await;
     let n: usize = std::env::var("SENDENSE_STATS_SNAPSHOTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let repo_path = PathBuf::from(&repo.path);
     let img = root.path().join("small.raw");
@@ -380,27 +394,30 @@ async fn repository_statistics_are_read_from_the_cache() {
     .unwrap();
     eprintln!("made {n} snapshots in {:.1} s", made.elapsed().as_secs_f64());
 
+    // Written behind the server's back: requests still read the cache.
+    let stale: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
+    assert_eq!(stale[0].stats.as_ref().unwrap().snapshots, 0, "a request recomputed the statistics");
+
+    // What a backup, prune or GC job does once it changed the repository.
+    let cache = api.f.state.runner.repo_stats();
     let t = Instant::now();
-    let first: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
-    let cold = t.elapsed();
-    assert_eq!(first[0].stats.as_ref().unwrap().snapshots, n as u64);
-    let mut times = Vec::new();
-    for _ in 0..20 {
-        let t = Instant::now();
-        let r: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
-        times.push(t.elapsed());
-        assert_eq!(r[0].stats.as_ref().unwrap().snapshots, n as u64);
-    }
-    times.sort();
-    let median = times[times.len() / 2];
+    let path = repo_path.clone();
+    tokio::task::spawn_blocking(move || cache.refresh(&path, &Datastore::open(&path, None).unwrap()).unwrap()).await.unwrap();
+    let refresh = t.elapsed();
+
+    let r: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
+    assert_eq!(r[0].stats.as_ref().unwrap().snapshots, n as u64, "the refreshed statistics are served");
+    let (median, max) = median_get().await;
     eprintln!(
-        "GET /repositories over {n} restore points: first (computes) {:.1} ms, cached median {:.2} ms, max {:.2} ms",
-        cold.as_secs_f64() * 1e3,
+        "{n} restore points: refresh after a change {:.1} ms; GET /repositories median {:.2} ms, max {:.2} ms (20 requests; {:.2} ms on the empty repository)",
+        refresh.as_secs_f64() * 1e3,
         median.as_secs_f64() * 1e3,
-        times.last().unwrap().as_secs_f64() * 1e3
+        max.as_secs_f64() * 1e3,
+        empty.as_secs_f64() * 1e3,
     );
-    // Reading the cache must not scale with the repository: far below the
-    // cost of computing it, and well under 50 ms in absolute terms.
-    assert!(median * 5 < cold, "cached {median:?} vs computed {cold:?}");
-    assert!(median < Duration::from_millis(50), "{median:?}");
+    // The request cost does not grow with the repository (loose bounds: a
+    // shared, loaded test machine); the stale answer above is the proof
+    // that a request never recomputes.
+    assert!(median < empty * 3 + Duration::from_millis(20), "{median:?} with {n} restore points vs {empty:?} empty");
+    assert!(median < Duration::from_millis(100), "{median:?}");
 }

@@ -86,8 +86,8 @@ async fn set_maintenance_schedule(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<MaintenanceScheduleRequest>,
 ) -> Result<Response, ApiError> {
-    let verify = upkeep::schedule_value(req.verify_schedule.as_deref()).map_err(|m| ApiError::invalid_field("verify_schedule", m))?;
-    let gc = upkeep::schedule_value(req.gc_schedule.as_deref()).map_err(|m| ApiError::invalid_field("gc_schedule", m))?;
+    let verify = upkeep::schedule_value(req.verify_schedule.as_deref()).map_err(|m| ApiError::invalid_value("verify_schedule", m))?;
+    let gc = upkeep::schedule_value(req.gc_schedule.as_deref()).map_err(|m| ApiError::invalid_value("gc_schedule", m))?;
     let row = find(&state, &id).await?;
     let name = row.name.clone();
     let mut active = row.into_active_model();

@@ -131,10 +131,13 @@ async fn run_verify(runner: &Runner, job: &jobs::Model, repo: &repositories::Mod
     let row = repo.clone();
     let p = progress.clone();
     let started = Instant::now();
-    let report = tokio::task::spawn_blocking(move || {
+    let (report, present) = tokio::task::spawn_blocking(move || {
         let ds = repo_logic::open(&row)?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        verify::verify(&ds, workers, &p)
+        let report = verify::verify(&ds, workers, &p)?;
+        // Snapshots there now: one committed while verify ran is not missing.
+        let present: std::collections::HashSet<String> = ds.list_snapshots(None)?.into_iter().map(|(n, id)| format!("{n}/{id}")).collect();
+        Ok::<_, EngineError>((report, present))
     })
     .await
     .map_err(|e| format!("the verify thread failed: {e}"))?
@@ -156,6 +159,8 @@ async fn run_verify(runner: &Runner, job: &jobs::Model, repo: &repositories::Mod
             (BackupStatus::Corrupt, Some(problems.join("; ")))
         } else if report.intact.contains(&label) {
             (BackupStatus::Verified, None)
+        } else if present.contains(&label) {
+            continue; // committed after verify listed the snapshots: next time
         } else {
             (BackupStatus::Corrupt, Some(format!("snapshot {label} is missing from the repository (its manifest is gone)")))
         };
