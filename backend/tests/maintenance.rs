@@ -359,18 +359,29 @@ async fn the_catalog_prunes_old_samples_logs_sessions_and_audit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repository_statistics_are_read_from_the_cache() {
     let (api, repo, _vms, root) = setup(&[], 1).await;
-    let median_get = || async {
-        let mut times = Vec::new();
-        for _ in 0..20 {
+    // A second, empty repository: timed alternately with the big one, so
+    // the load of a shared machine weighs on both alike.
+    let empty_path = root.path().join("empty-repo");
+    Datastore::init(&empty_path, None).unwrap();
+    sendense::db::entities::repositories::ActiveModel {
+        id: Set("empty-repo".into()),
+        name: Set("empty".into()),
+        kind: Set("local".into()),
+        path: Set(empty_path.display().to_string()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&api.f.state.db)
+    .await
+    .unwrap();
+    let timed = |id: String| {
+        let api = &api;
+        async move {
             let t = Instant::now();
-            let r: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
-            times.push(t.elapsed());
-            assert!(r[0].stats.is_some());
+            let r: Repository = api.ok("GET", &format!("/api/v1/repositories/{id}"), None, StatusCode::OK).await;
+            (t.elapsed(), r)
         }
-        times.sort();
-        (times[times.len() / 2], times[times.len() - 1])
     };
-    let (empty, _) = median_get().await;
     let n: usize = std::env::var("SENDENSE_STATS_SNAPSHOTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let repo_path = PathBuf::from(&repo.path);
     let img = root.path().join("small.raw");
@@ -405,19 +416,27 @@ async fn repository_statistics_are_read_from_the_cache() {
     tokio::task::spawn_blocking(move || cache.refresh(&path, &Datastore::open(&path, None).unwrap()).unwrap()).await.unwrap();
     let refresh = t.elapsed();
 
-    let r: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
-    assert_eq!(r[0].stats.as_ref().unwrap().snapshots, n as u64, "the refreshed statistics are served");
-    let (median, max) = median_get().await;
+    let (_, r) = timed(repo.id.clone()).await;
+    assert_eq!(r.stats.as_ref().unwrap().snapshots, n as u64, "the refreshed statistics are served");
+    timed("empty-repo".into()).await; // computes the empty one's, once
+    let (mut big, mut small) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        big.push(timed(repo.id.clone()).await.0);
+        small.push(timed("empty-repo".into()).await.0);
+    }
+    big.sort();
+    small.sort();
+    let (median, empty) = (big[big.len() / 2], small[small.len() / 2]);
     eprintln!(
-        "{n} restore points: refresh after a change {:.1} ms; GET /repositories median {:.2} ms, max {:.2} ms (20 requests; {:.2} ms on the empty repository)",
+        "{n} restore points: refresh after a change {:.1} ms; GET /repositories/{{id}} median {:.2} ms (max {:.2} ms) vs {:.2} ms for an empty repository, 20 requests each",
         refresh.as_secs_f64() * 1e3,
         median.as_secs_f64() * 1e3,
-        max.as_secs_f64() * 1e3,
+        big[big.len() - 1].as_secs_f64() * 1e3,
         empty.as_secs_f64() * 1e3,
     );
-    // The request cost does not grow with the repository (loose bounds: a
-    // shared, loaded test machine); the stale answer above is the proof
-    // that a request never recomputes.
-    assert!(median < empty * 3 + Duration::from_millis(20), "{median:?} with {n} restore points vs {empty:?} empty");
-    assert!(median < Duration::from_millis(100), "{median:?}");
+    // The request cost does not grow with the repository (loose bounds for a
+    // shared, loaded machine); the stale answer above is the proof that a
+    // request never recomputes.
+    assert!(median < empty * 2 + Duration::from_millis(10), "{median:?} with {n} restore points vs {empty:?} empty");
+    assert!(median < Duration::from_millis(200), "{median:?}");
 }
