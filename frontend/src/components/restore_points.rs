@@ -184,7 +184,7 @@ fn VerifyCell(b: Backup) -> impl IntoView {
             format!("{}{}", at.map(|t| format!("Verify {}: ", when(t))).unwrap_or_default(), b.verify_reason.clone().unwrap_or_else(|| "chunks missing or damaged".into())),
         ),
         (BackupStatus::Verified, Some(at)) => ("status-pill operational", "verified".to_string(), format!("Every chunk re-read and matched its digest {}", when(at))),
-        _ => ("status-pill offline", "not verified".to_string(), "No verify has checked this restore point yet".to_string()),
+        _ => ("muted", "—".to_string(), "Not verified yet: Verify now on the Repositories page checks it".to_string()),
     };
     view! {
         <span class=class data-testid="point-verify" data-state=b.status.as_str() title=title>{label}</span>
