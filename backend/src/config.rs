@@ -64,6 +64,21 @@ pub struct ServeConfig {
     #[arg(long, env = "SENDENSE_READ_LIMIT_BPS", default_value_t = 0)]
     pub read_limit_bps: u64,
 
+    /// Days the catalog keeps job throughput samples and log lines (pruned daily).
+    #[arg(long, env = "SENDENSE_JOB_HISTORY_RETENTION_DAYS", default_value_t = crate::catalog::housekeeping::DEFAULT_JOB_HISTORY_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub job_history_retention_days: u32,
+
+    /// Days the catalog keeps audit log entries (pruned daily).
+    #[arg(long, env = "SENDENSE_AUDIT_RETENTION_DAYS", default_value_t = crate::catalog::housekeeping::DEFAULT_AUDIT_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub audit_retention_days: u32,
+
+    /// Seconds a GC job leaves unreferenced packs alone after they were
+    /// written (running backups are protected by their leases in any case).
+    #[arg(long, env = "SENDENSE_GC_GRACE_SECONDS", default_value_t = crate::runner::maintenance_job::DEFAULT_GC_GRACE_SECS)]
+    pub gc_grace_seconds: u64,
+
     /// Licence tier: `standard` (same-platform and file-level restore) or
     /// `enterprise` (also cross-platform restore and replication).
     #[arg(long, env = "SENDENSE_LICENSE_TIER", default_value = "enterprise", value_parser = parse_tier)]

@@ -66,6 +66,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let (mut state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
     state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
     state.runner.set_read_limit(config.read_limit_bps);
+    state.runner.set_gc_grace_secs(config.gc_grace_seconds);
+    state.runner.set_catalog_retention(crate::catalog::housekeeping::Retention {
+        job_history_days: config.job_history_retention_days,
+        audit_days: config.audit_retention_days,
+    });
     state.license_tier = config.license_tier;
     state.tls = tls.is_some();
     state.roots = std::sync::Arc::new(roots);

@@ -444,7 +444,7 @@ async fn flows_validate_their_input_and_follow_the_state_rule_on(lab: &Lab) {
     jobs::ActiveModel {
         id: Set("job-1".into()),
         flow_id: Set(Some(id.clone())),
-        vm_context_id: Set(web.clone()),
+        vm_context_id: Set(Some(web.clone())),
         repository_id: Set(Some(repo.id.clone())),
         kind: Set("backup".into()),
         backup_type: Set(Some("full".into())),
@@ -802,6 +802,8 @@ async fn vm_context_list_with_ten_thousand_vms_on(lab: &Lab) {
                 bytes_written: Set(1 << 19),
                 created_at: Set(now + Duration::seconds(k)),
                 immutable_until: Set(None),
+                verified_at: Set(None),
+                verify_reason: Set(None),
             })
         })
         .map(|mut b| {

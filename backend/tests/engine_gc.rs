@@ -78,3 +78,55 @@ fn gc_beside_a_running_backup_loses_nothing() {
         assert!(same_file(&out, image), "{name} restores after GC");
     }
 }
+
+/// A GC stopped between two packs ends with `Cancelled`, having removed some
+/// packs whole (index first, then data) and kept the rest: every remaining
+/// snapshot verifies and restores, and the next GC finishes the work.
+#[test]
+fn a_stopped_gc_leaves_the_repository_consistent() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use sendense::engine::datastore::Datastore;
+    use sendense::engine::progress::Progress;
+    use sendense::engine::{gc, verify, EngineError};
+
+    let t = tempfile::tempdir().unwrap();
+    let (repo, a, b, out) = (t.path().join("repo"), t.path().join("a.raw"), t.path().join("b.raw"), t.path().join("o.raw"));
+    ok(&["repo", "init", p(&repo)]);
+    make_random_image(&a, 11, 96);
+    make_random_image(&b, 12, 8);
+    let sa = ok(&["image", "backup", "--repo", p(&repo), "--id", "a", p(&a), "--no-progress"]).trim().to_string();
+    ok(&["image", "backup", "--repo", p(&repo), "--id", "b", p(&b), "--no-progress"]);
+    ok(&["repo", "forget", p(&repo), "--id", "a", "--snapshot", &sa]);
+    std::thread::sleep(Duration::from_millis(1200)); // past GC's timestamp slack
+    let full = pack_bytes(&repo);
+
+    let ds = Datastore::open(&repo, None).unwrap();
+    let progress = Arc::new(Progress::new());
+    // Stop as soon as the first pack is gone.
+    let watcher = {
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            while progress.bytes_written.load(Ordering::Relaxed) == 0 {
+                std::hint::spin_loop();
+            }
+            progress.control.cancel();
+        })
+    };
+    let r = gc::gc_with(&ds, Duration::ZERO, &progress);
+    watcher.join().unwrap();
+    let removed = progress.bytes_written.load(Ordering::Relaxed);
+    assert!(matches!(r, Err(EngineError::Cancelled)), "the stop landed between packs: {r:?}");
+    assert!(removed > 0 && pack_bytes(&repo) == full - removed, "{removed} removed of {full}, {} left", pack_bytes(&repo));
+    assert!(pack_bytes(&repo) > 8 << 20, "the stop left work for the next GC");
+
+    let v = verify::verify(&ds, 2, &Progress::new()).unwrap();
+    assert!(v.errors.is_empty() && v.intact.len() == 1, "{:?}", v.errors);
+    ok(&["image", "restore", "--repo", p(&repo), "--id", "b", p(&out), "--no-progress"]);
+    assert!(same_file(&out, &b));
+    let r = gc::gc(&ds, Duration::ZERO).unwrap();
+    assert!(r.packs_removed > 0);
+    assert!(pack_bytes(&repo) <= (8 << 20) + (8 << 20), "a's packs are all gone now: {}", pack_bytes(&repo));
+    ok(&["repo", "verify", p(&repo)]);
+}

@@ -257,7 +257,7 @@ async fn a_restart_leaves_no_job_running() {
     let row = jobs::ActiveModel {
         id: Set("j1".into()),
         flow_id: Set(None),
-        vm_context_id: Set(vms[0].clone()),
+        vm_context_id: Set(Some(vms[0].clone())),
         repository_id: Set(None),
         kind: Set("backup".into()),
         backup_type: Set(Some("full".into())),

@@ -116,7 +116,7 @@ use shared_types::flow::{ActiveFlows, CreateFlowRequest, Flow, FlowDetails, Upda
 use shared_types::groups::{CreateGroupRequest, GroupDetails, GroupVmsRequest, ProtectionGroup};
 use shared_types::jobs::{Job, JobDetails, JobPage, JobsAffected, QueuedJobs, StartBackupRequest};
 use shared_types::overview::Overview;
-use shared_types::repositories::{Repository, SetMaintenanceRequest};
+use shared_types::repositories::{Repository, SetMaintenanceRequest, MaintenanceScheduleRequest};
 use shared_types::vms::VmContextPage;
 
 /// Path segments and query values come from the server's own ids; this
@@ -242,6 +242,15 @@ pub async fn repositories() -> Result<Vec<Repository>, ApiError> {
 
 pub async fn set_maintenance(id: String, req: SetMaintenanceRequest) -> Result<Repository, ApiError> {
     json_with(Request::put(&format!("/api/v1/repositories/{}/maintenance", enc(&id))), &req).await
+}
+
+/// `verify`, `gc` or `prune` of a repository now (202 with the job).
+pub async fn repository_job(id: String, verb: &'static str) -> Result<Job, ApiError> {
+    post_empty(&format!("/api/v1/repositories/{}/{verb}", enc(&id))).await
+}
+
+pub async fn set_maintenance_schedule(id: String, req: MaintenanceScheduleRequest) -> Result<Repository, ApiError> {
+    json_with(Request::patch(&format!("/api/v1/repositories/{}/maintenance-schedule", enc(&id))), &req).await
 }
 
 pub async fn overview() -> Result<Overview, ApiError> {

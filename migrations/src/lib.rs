@@ -15,6 +15,7 @@ mod m20261122_000003_repository_maintenance;
 mod m20261122_000004_restore_jobs;
 mod m20261123_000001_network_mapping;
 mod m20261124_000001_replication;
+mod m20261204_000005_maintenance;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_restore_jobs::Migration),
             Box::new(m20261123_000001_network_mapping::Migration),
             Box::new(m20261124_000001_replication::Migration),
+            Box::new(m20261204_000005_maintenance::Migration),
         ]
     }
 }

@@ -36,6 +36,7 @@ async fn apply_and_check(db: &DatabaseConnection) {
 
     check_protection_schema(db).await;
     check_network_mapping_schema(db).await;
+    check_maintenance_schema(db).await;
 }
 
 fn insert(table: &str, values: &[(&str, SimpleExpr)]) -> InsertStatement {
@@ -243,6 +244,62 @@ async fn check_network_mapping_schema(db: &DatabaseConnection) {
     delete_row(db, "platforms", "np2").await;
     assert_eq!(count(db, "network_mappings").await, 0, "mappings of a deleted platform stayed");
     delete_row(db, "platforms", "np1").await;
+}
+
+/// Repository jobs (verify, GC, prune) have no VM; a restore point carries
+/// its verify state; a repository its schedules and last results. Foreign
+/// keys of jobs still hold after the column lost its NOT NULL.
+async fn check_maintenance_schema(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let exec = |stmt: InsertStatement| {
+        let sql = backend.build(&stmt);
+        async move { db.execute(sql).await }
+    };
+    exec(insert("repositories", &[("id", s("mr1")), ("name", s("maint")), ("kind", s("local")), ("path", s("/m")), ("created_at", now()),
+        ("verify_schedule", s("0 3 * * 0")), ("gc_schedule", s("")), ("last_gc_reclaimed_bytes", 5_000_000_000_i64.into())]))
+        .await
+        .expect("insert repository with schedules");
+    exec(insert("jobs", &[("id", s("mj1")), ("repository_id", s("mr1")), ("kind", s("verify")), ("status", s("queued")),
+        ("created_at", now()), ("updated_at", now())]))
+        .await
+        .expect("a job without a VM");
+    exec(insert("job_logs", &[("job_id", s("mj1")), ("at", now()), ("level", s("info")), ("message", s("checked"))]))
+        .await
+        .expect("a log line of a repository job");
+    let orphan = insert("jobs", &[("id", s("mj2")), ("vm_context_id", s("no-such-vm")), ("repository_id", s("mr1")), ("kind", s("verify")),
+        ("status", s("queued")), ("created_at", now()), ("updated_at", now())]);
+    assert!(exec(orphan).await.is_err(), "a job naming an unknown VM was accepted");
+    let row = db
+        .query_one(Statement::from_string(backend, "SELECT vm_context_id FROM jobs WHERE id = 'mj1'"))
+        .await
+        .expect("select job")
+        .expect("the job");
+    let vm: Option<String> = row.try_get("", "vm_context_id").expect("vm_context_id");
+    assert_eq!(vm, None);
+    let row = db
+        .query_one(Statement::from_string(backend, "SELECT verify_schedule, gc_schedule, last_gc_reclaimed_bytes FROM repositories WHERE id = 'mr1'"))
+        .await
+        .expect("select repository")
+        .expect("the repository");
+    let v: Option<String> = row.try_get("", "verify_schedule").expect("verify_schedule");
+    let g: Option<String> = row.try_get("", "gc_schedule").expect("gc_schedule");
+    let b: Option<i64> = row.try_get("", "last_gc_reclaimed_bytes").expect("last_gc_reclaimed_bytes");
+    assert_eq!((v.as_deref(), g.as_deref(), b), (Some("0 3 * * 0"), Some(""), Some(5_000_000_000)));
+    let verified = Query::select()
+        .columns([Alias::new("verified_at"), Alias::new("verify_reason")])
+        .from(Alias::new("backups"))
+        .to_owned();
+    db.query_all(backend.build(&verified)).await.expect("backups carry their verify state");
+    delete_row(db, "repositories", "mr1").await;
+    let row = db
+        .query_one(Statement::from_string(backend, "SELECT repository_id FROM jobs WHERE id = 'mj1'"))
+        .await
+        .expect("select job")
+        .expect("the job stays");
+    let r: Option<String> = row.try_get("", "repository_id").expect("repository_id");
+    assert_eq!(r, None, "the repository foreign key (set null) no longer holds");
+    delete_row(db, "jobs", "mj1").await;
+    assert_eq!(count(db, "job_logs").await, 0, "the job's log cascade no longer holds");
 }
 
 #[tokio::test]

@@ -49,6 +49,12 @@ pub struct Backup {
     /// Before this instant the restore point cannot be deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable_until: Option<DateTime<Utc>>,
+    /// When a verify job last checked it (`status` says how it went).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<DateTime<Utc>>,
+    /// What the last verify found wrong (a `corrupt` restore point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_reason: Option<String>,
 }
 
 impl Backup {

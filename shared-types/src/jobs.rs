@@ -14,8 +14,12 @@ wire_enum! {
         Replication = "replication",
         /// Selected files of a file-level restore session written somewhere.
         FileRestore = "file_restore",
+        /// Re-read and re-hash a repository's restore points.
         Verify = "verify",
+        /// Give back the space of chunks no restore point references.
         Gc = "gc",
+        /// Apply each backup flow's retention to its VMs' restore points.
+        Prune = "prune",
     }
 }
 
@@ -51,6 +55,13 @@ wire_enum! {
     }
 }
 
+impl JobKind {
+    /// Verify, GC and prune: work on a repository, not on a VM.
+    pub fn is_repository_maintenance(self) -> bool {
+        matches!(self, JobKind::Verify | JobKind::Gc | JobKind::Prune)
+    }
+}
+
 impl JobStatus {
     /// Queued, running or paused.
     pub fn is_active(self) -> bool {
@@ -80,7 +91,9 @@ pub struct Job {
     pub flow_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_name: Option<String>,
+    /// Empty for a repository's verify, GC and prune jobs.
     pub vm_context_id: String,
+    /// The VM's name; for verify, GC and prune the repository's name.
     pub vm_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_id: Option<String>,

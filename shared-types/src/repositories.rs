@@ -75,7 +75,76 @@ pub struct Repository {
     pub capacity: Option<Capacity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<RepositoryStats>,
+    /// Verify and GC: schedules, last results and next runs.
+    pub upkeep: Upkeep,
     pub created_at: DateTime<Utc>,
+}
+
+wire_enum! {
+    /// How a repository's last verify ended.
+    pub enum VerifyOutcome {
+        /// Every restore point read back whole.
+        Ok = "ok",
+        /// At least one restore point is damaged (see `damaged`).
+        Damaged = "damaged",
+        /// The verify itself could not run to its end (see the job's log).
+        Failed = "failed",
+    }
+}
+
+/// A repository's last verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LastVerify {
+    pub at: DateTime<Utc>,
+    pub outcome: VerifyOutcome,
+    /// Restore points found damaged.
+    pub damaged: u64,
+}
+
+/// A repository's last garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LastGc {
+    pub at: DateTime<Utc>,
+    /// Bytes of unreferenced packs it removed.
+    pub reclaimed_bytes: u64,
+}
+
+/// Scheduled maintenance of a repository: verify re-reads every restore
+/// point, GC gives back the space retention freed. Schedules are five-field
+/// cron patterns in UTC; `None` when that schedule is off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Upkeep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verify: Option<LastVerify>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_gc: Option<LastGc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_verify_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_gc_at: Option<DateTime<Utc>>,
+}
+
+/// Weekly, Sunday 03:00 UTC.
+pub const DEFAULT_VERIFY_SCHEDULE: &str = "0 3 * * 0";
+/// Daily at 04:30 UTC, after the night's backups applied their retention.
+pub const DEFAULT_GC_SCHEDULE: &str = "30 4 * * *";
+
+/// `PATCH /api/v1/repositories/{id}/maintenance-schedule`: a field left out
+/// stays as it is; `""` turns that schedule off; `"default"` restores the default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MaintenanceScheduleRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_schedule: Option<String>,
 }
 
 /// Why and since when a repository is in maintenance.

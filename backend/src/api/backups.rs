@@ -140,9 +140,17 @@ async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>) ->
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("repository {} of backup {} is not in the catalog", row.repository_id, row.id)))?;
     let (name, snap) = (row.snapshot_name.clone(), row.snapshot_id.clone());
     let repo_name = repo.name.clone();
+    let cache = state.repo_stats.clone();
     let forgot = tokio::task::spawn_blocking(move || {
         let ds = repo_logic::open(&repo)?;
-        crate::engine::prune::forget(&ds, &name, &snap)
+        let r = crate::engine::prune::forget(&ds, &name, &snap);
+        if r.is_ok() {
+            // Requests read the statistics from the cache: the change shows now.
+            if let Err(e) = cache.refresh(std::path::Path::new(&repo.path), &ds) {
+                tracing::warn!(error = %e, "refreshing the repository's statistics");
+            }
+        }
+        r
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("deleting snapshot {label}: {e}")))?;

@@ -9,7 +9,9 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set};
 use shared_types::error::ErrorBody;
-use shared_types::repositories::{Repository, SetMaintenanceRequest, MAINTENANCE_REASON_MAX};
+use axum::http::StatusCode;
+use shared_types::jobs::{Job, JobKind};
+use shared_types::repositories::{MaintenanceScheduleRequest, Repository, SetMaintenanceRequest, MAINTENANCE_REASON_MAX};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -17,7 +19,8 @@ use super::common::noted;
 use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
-use crate::catalog::{repositories as repo_logic, to_u64};
+use crate::catalog::{convert, repositories as repo_logic, to_u64, upkeep};
+use crate::runner::maintenance_job;
 use crate::db::entities::{backups, repositories};
 use crate::state::AppState;
 
@@ -26,6 +29,83 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_repositories))
         .routes(routes!(get_repository))
         .routes(routes!(set_maintenance))
+        .routes(routes!(start_verify))
+        .routes(routes!(start_gc))
+        .routes(routes!(start_prune))
+        .routes(routes!(set_maintenance_schedule))
+}
+
+/// Queues a repository job of `kind` (202 with the job; 409 while one of
+/// the same kind is queued or running on that repository).
+async fn start(state: &AppState, me: &AuthUser, id: &str, kind: JobKind) -> Result<Response, ApiError> {
+    let row = find(state, id).await?;
+    let job = maintenance_job::enqueue(&state.runner, &row.id, kind, &me.username).await?;
+    let job: Job = convert::jobs(&state.db, vec![job]).await?.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the queued job vanished")))?;
+    Ok(noted((StatusCode::ACCEPTED, ApiJson(job)), AuditNote::new(
+        match kind {
+            JobKind::Verify => "repository.verify",
+            JobKind::Gc => "repository.gc",
+            _ => "repository.prune",
+        },
+        row.name,
+    )))
+}
+
+/// Re-reads and re-hashes every restore point of the repository; each is
+/// then marked `verified` or `corrupt` (with the reason), and damage raises
+/// an alert. Progress, log, pause and stop as for any job.
+#[utoipa::path(post, path = "/repositories/{id}/verify", tag = "repositories", params(("id" = String, Path, description = "Repository id")),
+    responses((status = 202, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn start_verify(State(state): State<AppState>, me: AuthUser, Path(id): Path<String>) -> Result<Response, ApiError> {
+    start(&state, &me, &id, JobKind::Verify).await
+}
+
+/// Garbage collection: removes the packs no restore point references (safe
+/// beside running backups) and reports the bytes given back.
+#[utoipa::path(post, path = "/repositories/{id}/gc", tag = "repositories", params(("id" = String, Path, description = "Repository id")),
+    responses((status = 202, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn start_gc(State(state): State<AppState>, me: AuthUser, Path(id): Path<String>) -> Result<Response, ApiError> {
+    start(&state, &me, &id, JobKind::Gc).await
+}
+
+/// Applies each backup flow's retention to the restore points of the VMs it
+/// protects in this repository (their chunks go at the next GC).
+#[utoipa::path(post, path = "/repositories/{id}/prune", tag = "repositories", params(("id" = String, Path, description = "Repository id")),
+    responses((status = 202, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn start_prune(State(state): State<AppState>, me: AuthUser, Path(id): Path<String>) -> Result<Response, ApiError> {
+    start(&state, &me, &id, JobKind::Prune).await
+}
+
+/// Changes the verify and GC schedules (five-field cron patterns in UTC; a
+/// field left out stays, `""` turns it off, `"default"` restores the default).
+#[utoipa::path(patch, path = "/repositories/{id}/maintenance-schedule", tag = "repositories", request_body = MaintenanceScheduleRequest,
+    params(("id" = String, Path, description = "Repository id")),
+    responses((status = 200, body = Repository), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_maintenance_schedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<MaintenanceScheduleRequest>,
+) -> Result<Response, ApiError> {
+    let verify = upkeep::schedule_value(req.verify_schedule.as_deref()).map_err(|m| ApiError::invalid_value("verify_schedule", m))?;
+    let gc = upkeep::schedule_value(req.gc_schedule.as_deref()).map_err(|m| ApiError::invalid_value("gc_schedule", m))?;
+    let row = find(&state, &id).await?;
+    let name = row.name.clone();
+    let mut active = row.into_active_model();
+    if let Some(v) = verify {
+        active.verify_schedule = Set(v);
+    }
+    if let Some(g) = gc {
+        active.gc_schedule = Set(g);
+    }
+    let row = active.update(&state.db).await?;
+    let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().map(to_u64).unwrap_or(0);
+    let r = repo_logic::describe(row, n, &state.repo_stats).await;
+    let target = format!(
+        "{name}: verify {}, gc {}",
+        r.upkeep.verify_schedule.as_deref().unwrap_or("off"),
+        r.upkeep.gc_schedule.as_deref().unwrap_or("off")
+    );
+    Ok(noted(ApiJson(r), AuditNote::new("repository.maintenance_schedule", target)))
 }
 
 async fn counts(state: &AppState, ids: Vec<String>) -> Result<HashMap<String, i64>, ApiError> {

@@ -49,6 +49,8 @@ pub async fn record(db: &impl ConnectionTrait, b: NewBackup<'_>) -> Result<backu
         bytes_written: Set(to_i64(m.stats.bytes_written)),
         created_at: Set(created),
         immutable_until: Set(immutable_until),
+        verified_at: Set(None),
+        verify_reason: Set(None),
     }
     .insert(db)
     .await

@@ -104,8 +104,13 @@ pub fn job(m: jobs::Model, vms: &Names, flows: &Names) -> Job {
         backup_type: m.backup_type.as_deref().and_then(BackupType::parse),
         flow_name: m.flow_id.as_deref().or(m.replication_id.as_deref()).map(|f| flows.get(f)),
         flow_id: m.flow_id,
-        vm_name: vms.get(&m.vm_context_id),
-        vm_context_id: m.vm_context_id,
+        // A repository job (verify, GC, prune) is named by its repository.
+        vm_name: match (&m.vm_context_id, &m.repository_id) {
+            (Some(vm), _) => vms.get(vm),
+            (None, Some(repo)) => vms.get(repo),
+            (None, None) => String::new(),
+        },
+        vm_context_id: m.vm_context_id.unwrap_or_default(),
         repository_id: m.repository_id,
         backup_id: m.backup_id,
         target_platform_id: m.target_platform_id,
@@ -127,7 +132,10 @@ pub fn job(m: jobs::Model, vms: &Names, flows: &Names) -> Job {
 
 /// Jobs with their VM and flow names, loaded once for the whole list.
 pub async fn jobs(db: &impl ConnectionTrait, rows: Vec<jobs::Model>) -> Result<Vec<Job>, DbErr> {
-    let vms = Names::vms(db, rows.iter().map(|j| j.vm_context_id.clone())).await?;
+    let mut vms = Names::vms(db, rows.iter().filter_map(|j| j.vm_context_id.clone())).await?;
+    if rows.iter().any(|j| j.vm_context_id.is_none()) {
+        vms.0.extend(Names::repositories(db).await?.0);
+    }
     let mut flows = Names::flows(db, rows.iter().filter_map(|j| j.flow_id.clone())).await?;
     flows.0.extend(Names::replications(db, rows.iter().filter_map(|j| j.replication_id.clone())).await?.0);
     Ok(rows.into_iter().map(|j| job(j, &vms, &flows)).collect())
@@ -162,6 +170,8 @@ pub fn backup(m: backups::Model, vms: &Names, repos: &Names) -> Backup {
         bytes_written: to_u64(m.bytes_written),
         created_at: m.created_at,
         immutable_until: m.immutable_until,
+        verified_at: m.verified_at,
+        verify_reason: m.verify_reason,
         id: m.id,
     }
 }

@@ -14,12 +14,14 @@ pub mod backups;
 pub mod compatibility;
 pub mod convert;
 pub mod fleet;
+pub mod housekeeping;
 pub mod flows;
 pub mod inventory;
 pub mod network_mapping;
 pub mod replication;
 pub mod repositories;
 pub mod schedule;
+pub mod upkeep;
 pub mod vm_list;
 
 use serde::de::DeserializeOwned;

@@ -48,6 +48,7 @@ pub async fn ensure_local(db: &DatabaseConnection, data_dir: &Path) -> anyhow::R
         maintenance_reason: Set(None),
         maintenance_since: Set(None),
         maintenance_by: Set(None),
+        ..Default::default()
     }
     .insert(db)
     .await?;
@@ -102,6 +103,7 @@ pub async fn describe(row: repositories::Model, backup_count: u64, cache: &Arc<S
         Ok(s) => (RepositoryStatus::Online, None, Some(s)),
         Err(e) => (RepositoryStatus::Unavailable, Some(e), None),
     };
+    let upkeep = super::upkeep::describe(&row, Utc::now());
     Repository {
         kind: RepositoryKind::parse(&row.kind).unwrap_or(RepositoryKind::Local),
         id: row.id,
@@ -113,6 +115,7 @@ pub async fn describe(row: repositories::Model, backup_count: u64, cache: &Arc<S
         backup_count,
         capacity,
         stats,
+        upkeep,
         created_at: row.created_at,
     }
 }

@@ -10,6 +10,8 @@ use super::error::{EngineError, Result};
 use super::fixed_index::INDEX_PREFIX;
 use super::lease::{self, Lease, GC_LOCK_KEY};
 use super::pack::{self, PACK_INDEX_PREFIX, PACK_PREFIX};
+use super::progress::Progress;
+use std::sync::atomic::Ordering;
 
 #[derive(Debug, Default)]
 pub struct GcReport {
@@ -32,6 +34,15 @@ pub struct GcReport {
 pub const MTIME_SLACK: Duration = Duration::from_secs(1);
 
 pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
+    gc_with(ds, grace, &Progress::new())
+}
+
+/// [`gc`] reporting to `progress`: `bytes_total` is the bytes of the packs
+/// to look at, `bytes_read` grows as each is decided, `bytes_written` counts
+/// the bytes removed. Between two packs (each removed index first, then
+/// pack, as at any crash) it obeys the control: pause holds, stop ends with
+/// `Cancelled`, leaving a consistent repository with less reclaimed.
+pub fn gc_with(ds: &Datastore, grace: Duration, progress: &Progress) -> Result<GcReport> {
     let repo = ds.repo.as_ref();
     let _lock = Lease::acquire_gc(repo)?;
     let mut report = GcReport::default();
@@ -66,6 +77,7 @@ pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
     }
     let mut marked: HashSet<Digest> = HashSet::new();
     for key in &index_keys {
+        progress.control.checkpoint()?;
         let idx = ds.load_index("(gc)", key)?;
         marked.extend(idx.digests.into_iter().filter(|d| !d.is_zero_marker()));
     }
@@ -74,14 +86,19 @@ pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
     // Sweep packs.
     let packs: HashMap<String, (u64, SystemTime)> =
         repo.list(PACK_PREFIX)?.into_iter().map(|o| (o.key, (o.size, o.modified))).collect();
+    progress.bytes_total.store(packs.values().map(|(s, _)| s).sum(), Ordering::Relaxed);
     let mut indexed = HashSet::new();
     for obj in repo.list(PACK_INDEX_PREFIX)? {
+        progress.control.checkpoint()?;
         let Some(id) = pack::id_from_key(&obj.key) else { continue };
         let pkey = pack::pack_key(&id);
         indexed.insert(pkey.clone());
         let entries = pack::open_index(&id, &repo.get(&obj.key)?, ds.crypt.as_deref())
             .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
         let used = entries.iter().any(|e| marked.contains(&e.digest));
+        if let Some(&(size, _)) = packs.get(&pkey) {
+            Progress::add(&progress.bytes_read, size);
+        }
         let Some(&(size, _)) = packs.get(&pkey) else {
             // Index of a pack that is gone: useless.
             if obj.modified < cutoff {
@@ -105,6 +122,7 @@ pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
                 repo.delete(&pkey)?;
                 report.packs_removed += 1;
                 report.bytes_removed += size;
+                Progress::add(&progress.bytes_written, size);
             }
             Some(_) => {
                 report.packs_in_grace += 1;
@@ -116,7 +134,10 @@ pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
     // Packs without an index: a backup died between the two puts.
     for (key, (size, modified)) in &packs {
         if !indexed.contains(key) && *modified < cutoff {
+            progress.control.checkpoint()?;
             repo.delete(key)?;
+            Progress::add(&progress.bytes_read, *size);
+            Progress::add(&progress.bytes_written, *size);
             report.packs_removed += 1;
             report.bytes_removed += size;
         }

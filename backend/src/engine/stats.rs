@@ -2,7 +2,6 @@
 //! distinct chunk bytes, stored bytes, and the dedup and compression ratios.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -84,39 +83,38 @@ fn stats_of(ds: &Datastore, objects: &[ObjectInfo]) -> Result<RepoStats> {
     Ok(s)
 }
 
-/// Statistics remembered per repository, recomputed only when its objects
-/// change: reading every index of every snapshot is the slow part, listing
-/// the objects (names and sizes) is cheap, so the listing is the key.
+/// Statistics remembered per repository. A request only reads them: they
+/// are computed the first time a repository is asked for, then again only
+/// by [`StatsCache::refresh`], which the operations that change a repository
+/// (backup, retention, forget, prune, GC) call once they committed. So a
+/// request never lists or reads the repository, whatever its size.
 #[derive(Debug, Default)]
 pub struct StatsCache {
-    entries: Mutex<HashMap<PathBuf, (u64, RepoStats)>>,
+    entries: Mutex<HashMap<PathBuf, RepoStats>>,
 }
 
 impl StatsCache {
-    /// The repository's statistics, from the cache when no object was
-    /// added, removed or resized since they were computed.
+    /// The repository's statistics as last computed (computed now if never).
     pub fn stats(&self, root: &Path, ds: &Datastore) -> Result<RepoStats> {
-        let objects = ds.repo.list("")?;
-        let key = fingerprint(&objects);
-        if let Some((k, s)) = self.lock().get(root) {
-            if *k == key {
-                return Ok(s.clone());
-            }
+        if let Some(s) = self.cached(root) {
+            return Ok(s);
         }
-        let s = stats_of(ds, &objects)?;
-        self.lock().insert(root.to_path_buf(), (key, s.clone()));
+        self.refresh(root, ds)
+    }
+
+    /// The cached statistics, if any, without touching the repository.
+    pub fn cached(&self, root: &Path) -> Option<RepoStats> {
+        self.lock().get(root).cloned()
+    }
+
+    /// Recomputes the repository's statistics after it changed.
+    pub fn refresh(&self, root: &Path, ds: &Datastore) -> Result<RepoStats> {
+        let s = stats(ds)?;
+        self.lock().insert(root.to_path_buf(), s.clone());
         Ok(s)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (u64, RepoStats)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, RepoStats>> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-fn fingerprint(objects: &[ObjectInfo]) -> u64 {
-    let mut keys: Vec<(&str, u64)> = objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
-    keys.sort_unstable();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    keys.hash(&mut h);
-    h.finish()
 }

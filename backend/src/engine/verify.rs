@@ -2,8 +2,12 @@
 //! then fetch, decrypt, decompress and re-hash every chunk they reference
 //! (each distinct chunk once, on all cores). Problems are collected, each
 //! naming the snapshot(s), the chunk digest and the pack, not stopping at the first.
+//! Each snapshot's own problems are kept too ([`VerifyReport::damaged`]), so a
+//! catalog can mark exactly the damaged restore points. `bytes_total` is set
+//! to the plain bytes to check before reading; workers obey the progress
+//! control between chunks (pause holds, stop ends with `Cancelled`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -18,6 +22,10 @@ pub struct VerifyReport {
     pub chunks_checked: usize,
     pub bytes_checked: u64,
     pub errors: Vec<String>,
+    /// Per damaged snapshot (`name/id`): what is wrong with it.
+    pub damaged: BTreeMap<String, Vec<String>>,
+    /// Snapshots checked whole and found intact (`name/id`).
+    pub intact: Vec<String>,
 }
 
 pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<VerifyReport> {
@@ -32,6 +40,7 @@ pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<Ver
         let m = match ds.load_manifest(&name, &id) {
             Ok(m) => m,
             Err(e) => {
+                report.damaged.entry(label).or_default().push(e.to_string());
                 report.errors.push(e.to_string());
                 continue;
             }
@@ -39,6 +48,7 @@ pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<Ver
         let li = labels.len() as u32;
         labels.push(label.clone());
         for disk in &m.disks {
+            progress.control.checkpoint()?;
             match ds.load_index(&label, &disk.index) {
                 Ok(idx) => {
                     for d in idx.digests.iter().filter(|d| !d.is_zero_marker()) {
@@ -48,20 +58,31 @@ pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<Ver
                         }
                     }
                 }
-                Err(e) => report.errors.push(e.to_string()),
+                Err(e) => {
+                    report.damaged.entry(label.clone()).or_default().push(e.to_string());
+                    report.errors.push(e.to_string());
+                }
             }
         }
     }
     let mut todo: Vec<(Digest, Vec<u32>)> = refs.into_iter().collect();
     // Read packs in order.
     todo.sort_by_key(|(d, _)| store.map.get(d).map(|l| (l.pack, l.offset)));
+    progress.bytes_total.store(
+        todo.iter().map(|(d, _)| store.map.get(d).map_or(0, |l| l.raw_len as u64)).sum(),
+        Ordering::Relaxed,
+    );
     let names = |v: &[u32]| v.iter().map(|&i| labels[i as usize].as_str()).collect::<Vec<_>>().join(", ");
     let next = AtomicUsize::new(0);
-    let errors = Mutex::new(Vec::new());
+    // (snapshots, message)
+    let errors: Mutex<Vec<(Vec<u32>, String)>> = Mutex::new(Vec::new());
     let checked = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
             s.spawn(|| loop {
+                if progress.control.checkpoint().is_err() {
+                    return;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((d, snaps)) = todo.get(i) else { return };
                 let err = match store.read_chunk(d, "") {
@@ -75,14 +96,21 @@ pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<Ver
                     }
                     Err(e) => format!("snapshot {}: {e}", names(snaps)),
                 };
-                errors.lock().unwrap().push(err);
+                errors.lock().unwrap_or_else(|p| p.into_inner()).push((snaps.clone(), err));
             });
         }
     });
+    progress.control.checkpoint()?;
     report.chunks_checked = checked.into_inner();
     report.bytes_checked = progress.bytes_read.load(Ordering::Relaxed);
-    let mut errs = errors.into_inner().unwrap();
-    errs.sort();
-    report.errors.extend(errs);
+    let mut errs = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    errs.sort_by(|a, b| a.1.cmp(&b.1));
+    for (snaps, msg) in &errs {
+        for &i in snaps {
+            report.damaged.entry(labels[i as usize].clone()).or_default().push(msg.clone());
+        }
+    }
+    report.errors.extend(errs.into_iter().map(|(_, m)| m));
+    report.intact = labels.iter().filter(|l| !report.damaged.contains_key(*l)).cloned().collect();
     Ok(report)
 }

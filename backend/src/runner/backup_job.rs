@@ -199,7 +199,33 @@ async fn execute(
             Err(e) => telemetry::log(runner, &job.id, LogLevel::Warn, format!("retention not applied: {e}")).await,
         }
     }
+    refresh_stats(runner, &plan.repository).await;
     Ok((report, backup))
+}
+
+/// Recomputes the repository's cached statistics after a job changed it
+/// (requests only read the cache).
+pub(super) async fn refresh_stats(runner: &Runner, repo: &repositories::Model) {
+    let cache = runner.repo_stats();
+    let row = repo.clone();
+    let done = tokio::task::spawn_blocking(move || crate::catalog::repositories::open(&row).and_then(|ds| cache.refresh(std::path::Path::new(&row.path), &ds))).await;
+    match done {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, repository = %repo.name, "refreshing the repository's statistics"),
+        Err(e) => tracing::warn!(error = %e, "the statistics thread failed"),
+    }
+}
+
+/// Applies a flow's retention to one VM's restore points in the repository
+/// (a prune job, over all flows and VMs), logged on `job`.
+pub(super) async fn apply_retention_to_vm(runner: &Runner, job: &jobs::Model, flow: &flows::Model, repo: &repositories::Model, vm_context_id: &str) -> Result<(), String> {
+    let rules = flow_rules::keep_rules(&flow_rules::retention(flow));
+    let r = retention::apply_for_vm(runner.db(), repo, vm_context_id, &rules).await?;
+    if !r.removed.is_empty() {
+        telemetry::log(runner, &job.id, LogLevel::Info, format!("retention removed {} restore point(s): {}", r.removed.len(), r.removed.join(", "))).await;
+    }
+    refresh_stats(runner, repo).await;
+    Ok(())
 }
 
 /// Ends a job row with `status`; `bytes`: (total, read, written) when known.

@@ -12,7 +12,9 @@
 //! * [`replication_job`]: replication flow actions (sync, test failover,
 //!   failover, rollback, cleanup), their interval schedule and RPO alerts.
 //! * [`telemetry`]: progress → WebSocket events, job samples, log lines.
-//! * [`scheduler`]: fires flows on their cron schedule.
+//! * [`maintenance_job`]: a repository's verify, garbage collection and prune.
+//! * [`scheduler`]: fires flows on their cron schedule, queues scheduled
+//!   repository maintenance, and prunes the catalog's own history daily.
 //!
 //! After a restart no job stays running: [`Runner::recover`] marks the
 //! interrupted ones failed with the reason (their snapshots were never
@@ -35,6 +37,7 @@ use crate::engine::progress::Progress;
 
 pub mod backup_job;
 pub mod file_restore_job;
+pub mod maintenance_job;
 pub mod replication_job;
 pub mod restore_job;
 pub mod retention;
@@ -72,6 +75,12 @@ struct Inner {
     /// Read cap given to every job that starts (bytes per second, 0: none).
     read_limit_bps: std::sync::atomic::AtomicU64,
     shutdown: CancellationToken,
+    /// Repository statistics: requests read them, jobs that change a repository refresh them.
+    stats: Arc<crate::engine::stats::StatsCache>,
+    /// Grace period of GC jobs, in seconds (see `engine::gc`).
+    gc_grace_secs: std::sync::atomic::AtomicU64,
+    /// What the daily catalog pruning keeps.
+    pub(crate) housekeeping: Mutex<crate::catalog::housekeeping::Retention>,
 }
 
 /// Handle to the runner; cheap to clone.
@@ -106,7 +115,18 @@ impl Runner {
     /// Starts the dispatch loop (and the scheduler); stops with `shutdown`.
     pub fn start(db: DatabaseConnection, events: broadcast::Sender<ServerMessage>, shutdown: CancellationToken, limits: Limits) -> Runner {
         let runner = Runner {
-            inner: Arc::new(Inner { db, events, wake: Notify::new(), active: Mutex::default(), limits, read_limit_bps: Default::default(), shutdown }),
+            inner: Arc::new(Inner {
+                db,
+                events,
+                wake: Notify::new(),
+                active: Mutex::default(),
+                limits,
+                read_limit_bps: Default::default(),
+                shutdown,
+                stats: Arc::default(),
+                gc_grace_secs: std::sync::atomic::AtomicU64::new(maintenance_job::DEFAULT_GC_GRACE_SECS),
+                housekeeping: Mutex::default(),
+            }),
         };
         let r = runner.clone();
         tokio::spawn(async move { r.dispatch_loop().await });
@@ -123,6 +143,31 @@ impl Runner {
     /// The read cap each job gets, in bytes per second (0: none).
     pub fn read_limit(&self) -> u64 {
         self.inner.read_limit_bps.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The repository statistics cache (shared with the API).
+    pub fn repo_stats(&self) -> Arc<crate::engine::stats::StatsCache> {
+        self.inner.stats.clone()
+    }
+
+    /// Sets the grace period GC jobs give recently written packs.
+    pub fn set_gc_grace_secs(&self, secs: u64) {
+        self.inner.gc_grace_secs.store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn gc_grace_secs(&self) -> u64 {
+        self.inner.gc_grace_secs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets what the daily catalog pruning keeps.
+    pub fn set_catalog_retention(&self, retention: crate::catalog::housekeeping::Retention) {
+        if let Ok(mut r) = self.inner.housekeeping.lock() {
+            *r = retention;
+        }
+    }
+
+    pub fn catalog_retention(&self) -> crate::catalog::housekeeping::Retention {
+        self.inner.housekeeping.lock().map(|r| *r).unwrap_or_default()
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -167,7 +212,7 @@ impl Runner {
             .await?
             .ok_or_else(|| RunnerError::NotFound(format!("managed VM '{}' not found", req.vm_context_id)))?;
         let busy = jobs::Entity::find()
-            .filter(jobs::Column::VmContextId.eq(vm.id.clone()))
+            .filter(jobs::Column::VmContextId.eq(Some(vm.id.clone())))
             .filter(jobs::Column::Kind.eq(JobKind::Backup.as_str()))
             .filter(jobs::Column::Status.is_in(JobStatus::ACTIVE.map(|s| s.as_str())))
             .one(db)
@@ -394,7 +439,11 @@ impl Runner {
             if job.repository_id.as_ref().is_some_and(|r| waiting.contains(r)) {
                 continue;
             }
-            let Some(vm) = vm_contexts::Entity::find_by_id(job.vm_context_id.clone()).one(&self.inner.db).await? else {
+            let Some(vm_id) = job.vm_context_id.clone() else {
+                self.dispatch_repository_job(job).await?;
+                continue;
+            };
+            let Some(vm) = vm_contexts::Entity::find_by_id(vm_id).one(&self.inner.db).await? else {
                 let job = backup_job::finish_row(&self.inner.db, job, JobStatus::Failed, Some("the managed VM was removed".into()), None).await?;
                 telemetry::job_changed(self, &job).await;
                 continue;
@@ -444,6 +493,49 @@ impl Runner {
         }
         Ok(())
     }
+
+    /// Starts a queued verify, GC or prune job when its repository has a free slot.
+    async fn dispatch_repository_job(&self, job: jobs::Model) -> Result<(), sea_orm::DbErr> {
+        let repo = match &job.repository_id {
+            Some(id) => repositories::Entity::find_by_id(id.clone()).one(&self.inner.db).await?,
+            None => None,
+        };
+        let Some(repo) = repo else {
+            let job = backup_job::finish_row(&self.inner.db, job, JobStatus::Failed, Some("the repository was removed".into()), None).await?;
+            telemetry::job_changed(self, &job).await;
+            return Ok(());
+        };
+        let progress = {
+            let Ok(mut active) = self.inner.active.lock() else { return Ok(()) };
+            if active.contains_key(&job.id) {
+                return Ok(());
+            }
+            let l = self.inner.limits;
+            let same_repo = active.values().filter(|a| a.repository_id.as_deref() == Some(repo.id.as_str())).count();
+            if active.len() >= l.total || same_repo >= l.per_repository {
+                return Ok(());
+            }
+            let progress = Arc::new(Progress::new());
+            // Maintenance reads the repository, not a VM: no platform to spare.
+            let platform_id = format!("repository:{}", repo.id);
+            active.insert(job.id.clone(), Active { progress: progress.clone(), repository_id: Some(repo.id.clone()), platform_id });
+            progress
+        };
+        let runner = self.clone();
+        let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, repository = %repo.name);
+        tokio::spawn(
+            async move {
+                let id = job.id.clone();
+                maintenance_job::run(&runner, job, repo, progress).await;
+                if let Ok(mut active) = runner.inner.active.lock() {
+                    active.remove(&id);
+                }
+                runner.inner.wake.notify_one();
+            }
+            .instrument(span),
+        );
+        Ok(())
+    }
 }
 
 /// A new queued job row of `kind`; callers set what is specific to it.
@@ -452,7 +544,7 @@ fn queued_row(kind: JobKind, vm_context_id: &str, repository_id: &str, priority:
     jobs::ActiveModel {
         id: Set(new_id()),
         flow_id: Set(None),
-        vm_context_id: Set(vm_context_id.to_owned()),
+        vm_context_id: Set(Some(vm_context_id.to_owned())),
         repository_id: Set(Some(repository_id.to_owned())),
         kind: Set(kind.as_str().to_owned()),
         backup_type: Set(None),

@@ -1,8 +1,10 @@
 //! Fires backup flows on their cron schedule (UTC): every enabled flow with a
 //! schedule gets a backup job per VM when its next run time passes. Each
 //! tick also queues the replication syncs that are due
-//! ([`super::replication_job::tick`]). A run
-//! missed while the server was down is not replayed; the next one fires.
+//! ([`super::replication_job::tick`]), the repositories' scheduled verify
+//! and GC ([`maintenance_tick`]), and once a day the catalog prunes its own
+//! history ([`crate::catalog::housekeeping`]). A run missed while the server
+//! was down is not replayed; the next one fires.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,10 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use shared_types::flow::{FlowAction, FlowKind};
-use shared_types::jobs::BackupType;
+use shared_types::jobs::{BackupType, JobKind};
 
 use super::{BackupRequest, Runner, RunnerError};
-use crate::catalog::{flows as flow_rules, schedule};
+use crate::catalog::{flows as flow_rules, schedule, upkeep};
 use crate::db::entities::{flows, repositories};
 
 /// How often schedules are looked at.
@@ -21,9 +23,22 @@ const TICK: Duration = Duration::from_secs(15);
 
 pub async fn run(runner: Runner) {
     let mut next: HashMap<String, DateTime<Utc>> = HashMap::new();
+    let mut next_upkeep: HashMap<(String, JobKind), DateTime<Utc>> = HashMap::new();
+    // The first pruning a minute after start, once the flags are applied.
+    let mut housekept: Option<DateTime<Utc>> = Some(Utc::now() - chrono::Duration::days(1) + chrono::Duration::minutes(1));
     loop {
         if let Err(e) = tick(&runner, &mut next, Utc::now()).await {
             tracing::error!(error = %e, "flow scheduler");
+        }
+        if let Err(e) = maintenance_tick(&runner, &mut next_upkeep, Utc::now()).await {
+            tracing::error!(error = %e, "repository maintenance scheduler");
+        }
+        if housekept.is_none_or(|at| Utc::now() - at >= chrono::Duration::days(1)) {
+            housekept = Some(Utc::now());
+            match crate::catalog::housekeeping::prune(runner.db(), runner.catalog_retention(), Utc::now()).await {
+                Ok(p) => tracing::info!(samples = p.job_samples, logs = p.job_logs, sessions = p.sessions, audit = p.audit, "catalog pruned its history"),
+                Err(e) => tracing::error!(error = %e, "pruning the catalog's history"),
+            }
         }
         if let Err(e) = super::replication_job::tick(&runner, Utc::now()).await {
             tracing::error!(error = %e, "replication scheduler");
@@ -63,6 +78,43 @@ pub async fn tick(runner: &Runner, next: &mut HashMap<String, DateTime<Utc>>, no
             }
         }
     }
+    Ok(())
+}
+
+/// One look at the repositories' verify and GC schedules as of `now`;
+/// `next` remembers each schedule's next run. A due run that finds one of
+/// its kind still active is skipped (the next one fires).
+pub async fn maintenance_tick(runner: &Runner, next: &mut HashMap<(String, JobKind), DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+    let repos = repositories::Entity::find().all(runner.db()).await?;
+    let mut live = std::collections::HashSet::new();
+    for repo in &repos {
+        for (kind, pattern) in [(JobKind::Verify, upkeep::verify_schedule(repo)), (JobKind::Gc, upkeep::gc_schedule(repo))] {
+            let key = (repo.id.clone(), kind);
+            let Some(pattern) = pattern else { continue };
+            live.insert(key.clone());
+            let Some(&at) = next.get(&key) else {
+                if let Some(at) = schedule::next_run(&pattern, now) {
+                    next.insert(key, at);
+                }
+                continue;
+            };
+            if at > now {
+                continue;
+            }
+            if let Some(at) = schedule::next_run(&pattern, now) {
+                next.insert(key, at);
+            }
+            if repo.maintenance_reason.is_some() {
+                continue; // queued jobs of a repository in maintenance wait anyway
+            }
+            match super::maintenance_job::enqueue(runner, &repo.id, kind, "schedule").await {
+                Ok(_) => tracing::info!(repository = %repo.name, kind = kind.as_str(), "scheduled maintenance queued"),
+                Err(RunnerError::Db(e)) => return Err(e),
+                Err(e) => tracing::info!(repository = %repo.name, kind = kind.as_str(), "scheduled maintenance skipped: {e}"),
+            }
+        }
+    }
+    next.retain(|k, _| live.contains(k));
     Ok(())
 }
 

@@ -76,6 +76,19 @@ pub async fn alert(runner: &Runner, job: &jobs::Model, vm: &str, message: &str) 
     }));
 }
 
+/// Raises an alert about a repository (damaged restore points, a failed
+/// verify or GC), tied to the job that found it.
+pub fn repository_alert(runner: &Runner, job: &jobs::Model, severity: AlertSeverity, title: &str, message: &str) {
+    let _ = runner.events().send(ServerMessage::Alert(Alert {
+        id: new_id(),
+        severity,
+        title: title.to_owned(),
+        message: message.to_owned(),
+        at: Utc::now(),
+        job_id: Some(job.id.clone()),
+    }));
+}
+
 /// Raises an alert for a scheduled run that could not start (e.g. its
 /// repository is in maintenance).
 pub fn schedule_alert(runner: &Runner, flow: &str, message: &str) {

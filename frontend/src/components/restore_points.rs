@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
-use shared_types::backups::Backup;
+use shared_types::backups::{Backup, BackupStatus};
 use shared_types::restore::Mount;
 
 use crate::api;
@@ -124,7 +124,7 @@ pub fn RestorePointsTable(#[prop(into)] query: String) -> impl IntoView {
                 Ok(p) => view! {
                     <div class="table-wrap">
                         <table class="table" data-testid="restore-points">
-                            <thead><tr><th>"VM"</th><th>"Taken"</th><th>"Type"</th><th class="hide-narrow">"Size"</th><th class="hide-narrow">"Repository"</th><th></th></tr></thead>
+                            <thead><tr><th>"VM"</th><th>"Taken"</th><th>"Type"</th><th>"Check"</th><th class="hide-narrow">"Size"</th><th class="hide-narrow">"Repository"</th><th></th></tr></thead>
                             <tbody>
                                 {p.items.into_iter().map(|b| view! { <PointRow b=b /> }).collect_view()}
                             </tbody>
@@ -156,6 +156,7 @@ fn PointRow(b: Backup) -> impl IntoView {
             <td class="vm-name">{b.vm_name.clone()}</td>
             <td class="mono">{when(b.created_at)}</td>
             <td>{b.backup_type.as_str()}</td>
+            <td><VerifyCell b=b.clone() /></td>
             <td class="mono hide-narrow">{format_bytes(b.logical_bytes)}</td>
             <td class="hide-narrow">{b.repository.name.clone()}</td>
             <td>
@@ -169,5 +170,23 @@ fn PointRow(b: Backup) -> impl IntoView {
                 <ActError act=act testid="browse-error" />
             </td>
         </tr>
+    }
+}
+
+/// What the last verify said about a restore point: damaged with the reason
+/// (hover), verified with when, or not verified yet.
+#[component]
+fn VerifyCell(b: Backup) -> impl IntoView {
+    let (class, label, title) = match (b.status, b.verified_at) {
+        (BackupStatus::Corrupt, at) => (
+            "status-pill warning",
+            "damaged".to_string(),
+            format!("{}{}", at.map(|t| format!("Verify {}: ", when(t))).unwrap_or_default(), b.verify_reason.clone().unwrap_or_else(|| "chunks missing or damaged".into())),
+        ),
+        (BackupStatus::Verified, Some(at)) => ("status-pill operational", "verified".to_string(), format!("Every chunk re-read and matched its digest {}", when(at))),
+        _ => ("muted", "—".to_string(), "Not verified yet: Verify now on the Repositories page checks it".to_string()),
+    };
+    view! {
+        <span class=class data-testid="point-verify" data-state=b.status.as_str() title=title>{label}</span>
     }
 }

@@ -1,15 +1,19 @@
 //! Repositories: where backups live, with capacity, the engine's real
 //! deduplication and compression, and maintenance (new backups refused,
-//! queued ones wait) entered with a reason and ended by an operator.
+//! queued ones wait) entered with a reason and ended by an operator; and
+//! upkeep: last verify and GC, next runs, their schedules, and Verify now /
+//! GC now / Prune now with the running job's live progress.
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
-use shared_types::repositories::{Repository, RepositoryStatus, SetMaintenanceRequest};
+use shared_types::jobs::{Job, JobKind};
+use shared_types::repositories::{MaintenanceScheduleRequest, Repository, RepositoryStatus, SetMaintenanceRequest, Upkeep, VerifyOutcome};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::instruments::Meter;
 use crate::format::{format_bytes, when};
+use crate::job_view::{figures, rate, status_class as job_status_class};
 use crate::live::use_live;
 use crate::nav;
 use crate::pages::planned::PageHeader;
@@ -111,6 +115,148 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
                 }.into_any(),
             }}
             <ActError act=act testid="repo-error" />
+            <UpkeepSection repo_id=r.id.clone() upkeep=r.upkeep.clone() version=version />
+        </div>
+    }
+}
+
+fn verify_summary(u: &Upkeep) -> (String, &'static str) {
+    match &u.last_verify {
+        None => ("never".into(), "offline"),
+        Some(v) => match v.outcome {
+            VerifyOutcome::Ok => (format!("{}: every restore point intact", when(v.at)), "operational"),
+            VerifyOutcome::Damaged => (format!("{}: {} damaged restore point(s), see RECOVERY", when(v.at), v.damaged), "warning"),
+            VerifyOutcome::Failed => (format!("{}: could not finish, see the job's log", when(v.at)), "warning"),
+        },
+    }
+}
+
+/// Last verify and GC, next runs, schedules, and the buttons that start a
+/// verify, GC or prune now; the repository's newest maintenance job shows
+/// live (from the WebSocket, like backups).
+#[component]
+fn UpkeepSection(repo_id: String, upkeep: Upkeep, version: RwSignal<u32>) -> impl IntoView {
+    let session = use_session();
+    let live = use_live();
+    let operator = move || session.can(Role::Operator);
+    let title = move || if operator() { String::new() } else { needs(Role::Operator, session.user.get().as_ref()) };
+    let act = Act::new();
+    let id = StoredValue::new(repo_id);
+    // The job just started (its answer), until the link announces it.
+    let started: RwSignal<Option<Job>> = RwSignal::new(None);
+    let current = Memo::new(move |_| {
+        let rid = id.get_value();
+        let announced = live.job_states.with(|m| {
+            m.values()
+                .filter(|j| j.repository_id.as_deref() == Some(rid.as_str()) && j.kind.is_repository_maintenance())
+                .max_by_key(|j| j.created_at)
+                .cloned()
+        });
+        match (announced, started.get()) {
+            (Some(a), Some(s)) if s.created_at > a.created_at => Some(s),
+            (Some(a), _) => Some(a),
+            (None, s) => s,
+        }
+    });
+    let busy = move || current.with(|j| j.as_ref().is_some_and(|j| j.status.is_active()));
+    let start = move |verb: &'static str| {
+        act.run(api::repository_job(id.get_value(), verb), move |job| started.set(Some(job)));
+    };
+    let (verify_text, verify_class) = verify_summary(&upkeep);
+    let gc_text = upkeep.last_gc.as_ref().map(|g| format!("{}: {} given back", when(g.at), format_bytes(g.reclaimed_bytes))).unwrap_or_else(|| "never".into());
+    let next = |at: Option<chrono::DateTime<chrono::Utc>>, pattern: &Option<String>| match (at, pattern) {
+        (Some(at), Some(p)) => format!("{} ({p})", when(at)),
+        _ => "off".into(),
+    };
+    let next_verify = next(upkeep.next_verify_at, &upkeep.verify_schedule);
+    let next_gc = next(upkeep.next_gc_at, &upkeep.gc_schedule);
+    let verify_cron = RwSignal::new(upkeep.verify_schedule.clone().unwrap_or_default());
+    let gc_cron = RwSignal::new(upkeep.gc_schedule.clone().unwrap_or_default());
+    let sched = Act::new();
+    let save = move || {
+        let req = MaintenanceScheduleRequest { verify_schedule: Some(verify_cron.get_untracked()), gc_schedule: Some(gc_cron.get_untracked()) };
+        sched.run(api::set_maintenance_schedule(id.get_value(), req), move |_| version.update(|v| *v += 1));
+    };
+    view! {
+        <div class="upkeep" data-testid="repo-upkeep">
+            <h3>"UPKEEP"</h3>
+            <dl class="facts">
+                <dt>"Last verify"</dt>
+                <dd data-testid="repo-last-verify" data-outcome=upkeep.last_verify.as_ref().map(|v| v.outcome.as_str()).unwrap_or("never")>
+                    <span class=format!("status-dot {verify_class}")></span>" "{verify_text}
+                </dd>
+                <dt>"Last GC"</dt><dd data-testid="repo-last-gc">{gc_text}</dd>
+                <dt>"Next verify"</dt><dd class="mono" data-testid="repo-next-verify">{next_verify}</dd>
+                <dt>"Next GC"</dt><dd class="mono" data-testid="repo-next-gc">{next_gc}</dd>
+            </dl>
+            <div class="action-row">
+                <button class="button small primary" data-testid="repo-verify-now" title=title disabled=move || !operator() || act.busy.get() || busy()
+                    on:click=move |_| start("verify")>"Verify now"</button>
+                <button class="button small" data-testid="repo-gc-now" title=title disabled=move || !operator() || act.busy.get() || busy()
+                    on:click=move |_| start("gc")>"GC now"</button>
+                <button class="button small" data-testid="repo-prune-now" title=title disabled=move || !operator() || act.busy.get() || busy()
+                    on:click=move |_| start("prune")>"Prune now"</button>
+            </div>
+            <ActError act=act testid="repo-job-error" />
+            {move || current.get().map(|j| view! { <MaintenanceJob job=j /> })}
+            <form class="inline-form" on:submit=move |ev| { ev.prevent_default(); save(); }>
+                <label class="small muted">"Verify (cron, UTC)"
+                    <input type="text" class="mono" data-testid="repo-verify-schedule" placeholder="off"
+                        prop:value=move || verify_cron.get() on:input=move |ev| verify_cron.set(event_target_value(&ev)) />
+                </label>
+                <label class="small muted">"GC (cron, UTC)"
+                    <input type="text" class="mono" data-testid="repo-gc-schedule" placeholder="off"
+                        prop:value=move || gc_cron.get() on:input=move |ev| gc_cron.set(event_target_value(&ev)) />
+                </label>
+                <button class="button small" type="submit" data-testid="repo-schedule-save" title=title
+                    disabled=move || !operator() || sched.busy.get()>"Save schedules"</button>
+            </form>
+            <ActError act=sched testid="repo-schedule-error" />
+        </div>
+    }
+}
+
+/// One maintenance job: what it does, live progress, its result.
+#[component]
+fn MaintenanceJob(job: Job) -> impl IntoView {
+    let live = use_live();
+    let kind = job.kind;
+    let error = job.error.clone();
+    let fig = {
+        let id = job.id.clone();
+        Memo::new(move |_| live.jobs.with(|m| figures(&job, m.get(&id))))
+    };
+    let label = match kind {
+        JobKind::Verify => "VERIFY",
+        JobKind::Gc => "GC",
+        _ => "PRUNE",
+    };
+    let bytes = move || {
+        fig.with(|f| match kind {
+            JobKind::Verify => format!("{} of {} checked", format_bytes(f.done), format_bytes(f.total)),
+            JobKind::Gc => format!("{} of {} looked at, {} given back", format_bytes(f.done), format_bytes(f.total), format_bytes(f.written)),
+            _ => String::new(),
+        })
+    };
+    view! {
+        <div class="maintenance-job" data-testid="repo-job" data-kind=kind.as_str() data-status=move || fig.with(|f| f.status.as_str())>
+            <div class="job-head">
+                <span class="job-vm">{label}</span>
+                <span class=move || format!("status-pill {}", job_status_class(fig.with(|f| f.status))) data-testid="repo-job-status">
+                    {move || fig.with(|f| f.status.as_str().to_uppercase())}
+                </span>
+            </div>
+            <div class="progress">
+                <div class="progress-track">
+                    <div class=move || format!("progress-fill {}", job_status_class(fig.with(|f| f.status))) style:width=move || format!("{:.1}%", fig.with(|f| f.percent()))></div>
+                </div>
+                <div class="progress-caption mono">
+                    <span data-testid="repo-job-percent">{move || format!("{:.1}%", fig.with(|f| f.percent()))}</span>
+                    <span data-testid="repo-job-bytes">{bytes}</span>
+                    <span>{move || fig.with(|f| f.throughput_bps.filter(|_| f.status.is_active()).map(|b| rate(b as f64)).unwrap_or_default())}</span>
+                </div>
+            </div>
+            {error.map(|e| view! { <p class="notice warning">{e}</p> })}
         </div>
     }
 }

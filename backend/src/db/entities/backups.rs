@@ -15,13 +15,16 @@ pub struct Model {
     pub parent_snapshot_id: Option<String>,
     /// A `BackupType` word.
     pub backup_type: String,
-    /// A `BackupStatus` word.
+    /// A `BackupStatus` word (`verified` / `corrupt` once a verify job checked it).
     pub status: String,
     pub logical_bytes: i64,
     pub bytes_read: i64,
     pub bytes_written: i64,
     pub created_at: ChronoDateTimeUtc,
     pub immutable_until: Option<ChronoDateTimeUtc>,
+    pub verified_at: Option<ChronoDateTimeUtc>,
+    /// What verify found wrong (damaged restore points).
+    pub verify_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,7 +8,9 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub flow_id: Option<String>,
-    pub vm_context_id: String,
+    /// The VM a backup, restore or replication job works on; none for a
+    /// repository's verify, GC and prune jobs.
+    pub vm_context_id: Option<String>,
     pub repository_id: Option<String>,
     /// A `JobKind` word.
     pub kind: String,

@@ -1,0 +1,291 @@
+//! A repository's maintenance jobs, each a `jobs` row of kind `verify`, `gc`
+//! or `prune` with the repository set and no VM, run like a backup: on a
+//! blocking thread with the job's [`Progress`] (streamed by [`telemetry`]),
+//! paused and stopped between chunks (verify) or packs (GC).
+//!
+//! * **Verify** re-reads and re-hashes every chunk of every restore point;
+//!   each restore point in the catalog is then marked `verified` or
+//!   `corrupt` with the reason, and damage raises an alert. A stopped
+//!   verify marks nothing.
+//! * **GC** removes packs no restore point references (mark and sweep with
+//!   a grace period, safe beside running backups: see `engine::gc`) and
+//!   reports the bytes given back. A stopped GC leaves the repository
+//!   consistent: each pack goes index first, then data, as at any crash.
+//! * **Prune** applies each backup flow's retention to the restore points
+//!   of every VM the flow protects, through the same function a backup job
+//!   calls after its snapshot (chunks go at the next GC).
+//!
+//! Each job refreshes the repository's cached statistics when it changed it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+use shared_types::backups::BackupStatus;
+use shared_types::flow::FlowKind;
+use shared_types::jobs::{JobKind, JobStatus, LogLevel};
+use shared_types::repositories::VerifyOutcome;
+use shared_types::ws::AlertSeverity;
+
+use super::{backup_job, queued_row, telemetry, Runner, RunnerError};
+use crate::catalog::{flows as flow_rules, repositories as repo_logic, to_i64};
+use crate::db::entities::{backups, flows, jobs, repositories};
+use crate::engine::progress::Progress;
+use crate::engine::{gc, verify, EngineError};
+
+/// Default grace period of GC jobs: packs younger than this are kept even
+/// when unreferenced (running backups are protected by their leases anyway).
+pub const DEFAULT_GC_GRACE_SECS: u64 = 3600;
+
+/// Longest reason stored on a damaged restore point, in characters.
+const REASON_MAX: usize = 2000;
+
+/// Queues a verify, GC or prune of a repository; refused while one of the
+/// same kind is queued or running there.
+pub async fn enqueue(runner: &Runner, repository_id: &str, kind: JobKind, requested_by: &str) -> Result<jobs::Model, RunnerError> {
+    let db = runner.db();
+    let repo = repositories::Entity::find_by_id(repository_id.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| RunnerError::NotFound(format!("repository '{repository_id}' not found")))?;
+    let busy = jobs::Entity::find()
+        .filter(jobs::Column::RepositoryId.eq(repo.id.clone()))
+        .filter(jobs::Column::Kind.eq(kind.as_str()))
+        .filter(jobs::Column::Status.is_in(JobStatus::ACTIVE.map(|s| s.as_str())))
+        .one(db)
+        .await?;
+    if let Some(j) = busy {
+        return Err(RunnerError::Conflict(format!(
+            "a {} of repository '{}' is already {} (job {}); wait for it or stop it first",
+            kind.as_str(),
+            repo.name,
+            j.status,
+            j.id
+        )));
+    }
+    let mut row = queued_row(kind, "", &repo.id, 0, Some(requested_by.to_owned()));
+    row.vm_context_id = Set(None);
+    let job = row.insert(db).await?;
+    telemetry::job_changed(runner, &job).await;
+    runner.wake();
+    Ok(job)
+}
+
+/// Runs one dispatched maintenance job to its end.
+pub async fn run(runner: &Runner, job: jobs::Model, repo: repositories::Model, progress: Arc<Progress>) {
+    let Some(job) = backup_job::start(runner, job).await else { return };
+    let kind = JobKind::parse(&job.kind);
+    let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), repo.name.clone(), progress.clone());
+    let outcome = match kind {
+        Some(JobKind::Verify) => run_verify(runner, &job, &repo, progress.clone()).await,
+        Some(JobKind::Gc) => run_gc(runner, &job, &repo, progress.clone()).await,
+        Some(JobKind::Prune) => run_prune(runner, &job, &repo).await,
+        _ => Err(format!("job kind '{}' is not repository maintenance", job.kind)),
+    };
+    sampler.abort();
+    let (status, error) = match outcome {
+        Ok(()) => (JobStatus::Completed, None),
+        Err(m) if progress.control.is_cancelled() => (JobStatus::Cancelled, Some(m)),
+        Err(m) => (JobStatus::Failed, Some(m)),
+    };
+    if let Some(e) = &error {
+        telemetry::log(runner, &job.id, if status == JobStatus::Failed { LogLevel::Error } else { LogLevel::Warn }, e.clone()).await;
+    }
+    if status == JobStatus::Failed && kind == Some(JobKind::Verify) {
+        record_verify(runner, &repo.id, VerifyOutcome::Failed, 0).await;
+    }
+    let snap = progress.snapshot();
+    let job = match backup_job::finish_row(runner.db(), job, status, error.clone(), Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "unable to record the job's end");
+            return;
+        }
+    };
+    telemetry::job_changed(runner, &job).await;
+    if status == JobStatus::Failed {
+        let what = kind.map(|k| k.as_str()).unwrap_or("maintenance");
+        telemetry::repository_alert(runner, &job, AlertSeverity::Critical, &format!("{what} of repository {} failed", repo.name), error.as_deref().unwrap_or("failed"));
+    }
+}
+
+fn rate(bytes: u64, took: Duration) -> String {
+    let s = took.as_secs_f64();
+    if s > 0.0 {
+        format!("{:.0} MB/s", bytes as f64 / s / 1e6)
+    } else {
+        "-".into()
+    }
+}
+
+fn engine_error(e: EngineError, what: &str) -> String {
+    match e {
+        EngineError::Cancelled => format!("stopped by an operator; {what}"),
+        e => e.to_string(),
+    }
+}
+
+async fn run_verify(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, progress: Arc<Progress>) -> Result<(), String> {
+    telemetry::log(runner, &job.id, LogLevel::Info, format!("verifying every restore point of repository '{}'", repo.name)).await;
+    let row = repo.clone();
+    let p = progress.clone();
+    let started = Instant::now();
+    let (report, present) = tokio::task::spawn_blocking(move || {
+        let ds = repo_logic::open(&row)?;
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let report = verify::verify(&ds, workers, &p)?;
+        // Snapshots there now: one committed while verify ran is not missing.
+        let present: std::collections::HashSet<String> = ds.list_snapshots(None)?.into_iter().map(|(n, id)| format!("{n}/{id}")).collect();
+        Ok::<_, EngineError>((report, present))
+    })
+    .await
+    .map_err(|e| format!("the verify thread failed: {e}"))?
+    .map_err(|e| engine_error(e, "no restore point was marked"))?;
+    let took = started.elapsed();
+    telemetry::log(runner, &job.id, LogLevel::Info, format!(
+        "checked {} snapshots: {} chunks, {} bytes in {:.1} s ({})",
+        report.snapshots, report.chunks_checked, report.bytes_checked, took.as_secs_f64(), rate(report.bytes_checked, took)
+    ))
+    .await;
+
+    // Mark each restore point of the catalog by what verify found.
+    let now = Utc::now();
+    let rows = backups::Entity::find().filter(backups::Column::RepositoryId.eq(repo.id.clone())).all(runner.db()).await.map_err(|e| e.to_string())?;
+    let mut damaged = Vec::new();
+    for b in rows {
+        let label = format!("{}/{}", b.snapshot_name, b.snapshot_id);
+        let (status, reason) = if let Some(problems) = report.damaged.get(&label) {
+            (BackupStatus::Corrupt, Some(problems.join("; ")))
+        } else if report.intact.contains(&label) {
+            (BackupStatus::Verified, None)
+        } else if present.contains(&label) {
+            continue; // committed after verify listed the snapshots: next time
+        } else {
+            (BackupStatus::Corrupt, Some(format!("snapshot {label} is missing from the repository (its manifest is gone)")))
+        };
+        let reason = reason.map(|r| if r.chars().count() > REASON_MAX { r.chars().take(REASON_MAX).collect::<String>() + "…" } else { r });
+        if status == BackupStatus::Corrupt {
+            damaged.push((b.id.clone(), b.vm_context_id.clone(), label.clone(), reason.clone().unwrap_or_default()));
+        }
+        let mut a = b.into_active_model();
+        a.status = Set(status.as_str().to_owned());
+        a.verified_at = Set(Some(now));
+        a.verify_reason = Set(reason);
+        a.update(runner.db()).await.map_err(|e| e.to_string())?;
+    }
+    let names = crate::catalog::convert::Names::vms(runner.db(), damaged.iter().map(|d| d.1.clone())).await.map_err(|e| e.to_string())?;
+    for (_, vm, label, reason) in &damaged {
+        telemetry::log(runner, &job.id, LogLevel::Error, format!("restore point {label} of {} is damaged: {reason}", names.get(vm))).await;
+    }
+    let outcome = if damaged.is_empty() { VerifyOutcome::Ok } else { VerifyOutcome::Damaged };
+    record_verify(runner, &repo.id, outcome, damaged.len() as u64).await;
+    if damaged.is_empty() {
+        telemetry::log(runner, &job.id, LogLevel::Info, "every restore point read back whole".into()).await;
+    } else {
+        let vms: Vec<String> = damaged.iter().map(|d| names.get(&d.1)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        telemetry::repository_alert(
+            runner,
+            job,
+            AlertSeverity::Critical,
+            &format!("{} damaged restore point(s) in repository {}", damaged.len(), repo.name),
+            &format!("Verify found damaged restore points of {}: {}", vms.join(", "), damaged[0].3),
+        );
+    }
+    Ok(())
+}
+
+async fn record_verify(runner: &Runner, repository_id: &str, outcome: VerifyOutcome, damaged: u64) {
+    let update = repositories::Entity::update_many()
+        .col_expr(repositories::Column::LastVerifyAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .col_expr(repositories::Column::LastVerifyStatus, sea_orm::sea_query::Expr::value(outcome.as_str()))
+        .col_expr(repositories::Column::LastVerifyDamaged, sea_orm::sea_query::Expr::value(to_i64(damaged)))
+        .filter(repositories::Column::Id.eq(repository_id))
+        .exec(runner.db())
+        .await;
+    if let Err(e) = update {
+        tracing::warn!(error = %e, "recording the repository's last verify");
+    }
+}
+
+async fn run_gc(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, progress: Arc<Progress>) -> Result<(), String> {
+    let grace = Duration::from_secs(runner.gc_grace_secs());
+    telemetry::log(runner, &job.id, LogLevel::Info, format!(
+        "collecting garbage in repository '{}' (packs younger than {} s and those of running backups are kept)",
+        repo.name,
+        grace.as_secs()
+    ))
+    .await;
+    let row = repo.clone();
+    let p = progress.clone();
+    let stats = runner.repo_stats();
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        let ds = repo_logic::open(&row)?;
+        let r = gc::gc_with(&ds, grace, &p);
+        // Stopped or not, what was removed is gone: the statistics follow.
+        if p.bytes_written.load(std::sync::atomic::Ordering::Relaxed) > 0 || r.is_ok() {
+            if let Err(e) = stats.refresh(std::path::Path::new(&row.path), &ds) {
+                tracing::warn!(error = %e, "refreshing the repository's statistics");
+            }
+        }
+        r
+    })
+    .await
+    .map_err(|e| format!("the GC thread failed: {e}"))?;
+    let reclaimed = progress.bytes_written.load(std::sync::atomic::Ordering::Relaxed);
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if reclaimed > 0 {
+                record_gc(runner, &repo.id, reclaimed).await;
+            }
+            return Err(engine_error(e, &format!("{reclaimed} bytes were reclaimed before; the repository is consistent")));
+        }
+    };
+    let took = started.elapsed();
+    telemetry::log(runner, &job.id, LogLevel::Info, format!(
+        "{} snapshots, {} chunks in use; removed {} packs ({} bytes), {} unused indexes, {} temporary files; kept {} packs ({} within the grace period, {} unreferenced bytes inside packs still in use) in {:.1} s ({} looked at)",
+        report.snapshots,
+        report.chunks_marked,
+        report.packs_removed,
+        report.bytes_removed,
+        report.indexes_removed,
+        report.temp_files_removed,
+        report.packs_kept,
+        report.packs_in_grace,
+        report.bytes_unreferenced_in_kept_packs,
+        took.as_secs_f64(),
+        rate(progress.bytes_read.load(std::sync::atomic::Ordering::Relaxed), took),
+    ))
+    .await;
+    record_gc(runner, &repo.id, report.bytes_removed).await;
+    Ok(())
+}
+
+async fn record_gc(runner: &Runner, repository_id: &str, reclaimed: u64) {
+    let update = repositories::Entity::update_many()
+        .col_expr(repositories::Column::LastGcAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .col_expr(repositories::Column::LastGcReclaimedBytes, sea_orm::sea_query::Expr::value(to_i64(reclaimed)))
+        .filter(repositories::Column::Id.eq(repository_id))
+        .exec(runner.db())
+        .await;
+    if let Err(e) = update {
+        tracing::warn!(error = %e, "recording the repository's last GC");
+    }
+}
+
+async fn run_prune(runner: &Runner, job: &jobs::Model, repo: &repositories::Model) -> Result<(), String> {
+    let db = runner.db();
+    let flows = flows::Entity::find().filter(flows::Column::RepositoryId.eq(repo.id.clone())).all(db).await.map_err(|e| e.to_string())?;
+    let mut applied = 0;
+    for flow in flows.iter().filter(|f| flow_rules::kind(f) == FlowKind::Backup) {
+        let vms = flow_rules::vm_ids(db, flow).await.map_err(|e| e.to_string())?;
+        for vm in vms {
+            backup_job::apply_retention_to_vm(runner, job, flow, repo, &vm).await?;
+            applied += 1;
+        }
+    }
+    telemetry::log(runner, &job.id, LogLevel::Info, format!("applied the retention of {} backup flow(s) to {applied} VM(s); their chunks go at the next GC", flows.len())).await;
+    Ok(())
+}
