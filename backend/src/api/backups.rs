@@ -140,8 +140,9 @@ async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>) ->
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("repository {} of backup {} is not in the catalog", row.repository_id, row.id)))?;
     let (name, snap) = (row.snapshot_name.clone(), row.snapshot_id.clone());
     let repo_name = repo.name.clone();
+    let data_dir = state.data_dir.clone();
     let forgot = tokio::task::spawn_blocking(move || {
-        let ds = repo_logic::open(&repo)?;
+        let ds = repo_logic::open_datastore(&data_dir, &repo)?;
         crate::engine::prune::forget(&ds, &name, &snap)
     })
     .await

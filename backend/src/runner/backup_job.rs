@@ -16,7 +16,7 @@ use crate::catalog::backups::{record, NewBackup};
 use crate::catalog::{flows as flow_rules, from_wire, inventory, to_i64};
 use crate::db::entities::{backups, flows, jobs, platforms, repositories, vm_contexts};
 use crate::engine::backup::BackupOptions;
-use crate::engine::datastore::Datastore;
+use crate::catalog::repositories as repositories_logic;
 use crate::engine::progress::Progress;
 use crate::engine::{prune, EngineError};
 use crate::jobs::vm_backup::{backup_vm_with, VmBackupReport};
@@ -145,13 +145,14 @@ async fn execute(
     progress: Arc<Progress>,
 ) -> Result<(VmBackupReport, backups::Model), String> {
     let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), vm.name.clone(), progress.clone());
-    let repo_path = plan.repository.path.clone();
+    let repository = plan.repository.clone();
+    let data_dir = runner.data_dir()?;
     let immutable_days = plan.flow.as_ref().map(|f| f.immutable_days.max(0) as u32).unwrap_or(0);
     let (kind, address, vm_ref, full) = (plan.platform_kind, plan.platform_address.clone(), plan.vm_ref.clone(), plan.full);
     let p = progress.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<VmBackupReport, JobError> {
         let platform = inventory::connect(kind, &address)?;
-        let ds = Datastore::open(std::path::Path::new(&repo_path), None)?;
+        let ds = repositories_logic::open_datastore(&data_dir, &repository)?;
         let mut opts = BackupOptions::new(&vm_ref);
         opts.immutable_days = (immutable_days > 0).then_some(immutable_days);
         backup_vm_with(platform.as_ref(), &vm_ref, &ds, &opts, full, &p)
@@ -198,10 +199,10 @@ async fn execute(
 /// rows of the snapshots the engine removed (immutable ones are kept).
 async fn apply_retention(runner: &Runner, job: &jobs::Model, flow: &flows::Model, repo: &repositories::Model, name: &str) -> Result<(), String> {
     let rules = flow_rules::keep_rules(&flow_rules::retention(flow));
-    let path = repo.path.clone();
+    let (repository, data_dir) = (repo.clone(), runner.data_dir()?);
     let snapshot_name = name.to_string();
     let result = tokio::task::spawn_blocking(move || -> Result<Vec<String>, EngineError> {
-        let ds = Datastore::open(std::path::Path::new(&path), None)?;
+        let ds = repositories_logic::open_datastore(&data_dir, &repository)?;
         let r = prune::prune(&ds, Some(&snapshot_name), &rules, false)?;
         Ok(r.decisions.into_iter().filter(|(_, d)| matches!(d, prune::Decision::Remove)).map(|(label, _)| label).collect())
     })

@@ -68,6 +68,8 @@ struct Inner {
     /// Read cap given to every job that starts (bytes per second, 0: none).
     read_limit_bps: std::sync::atomic::AtomicU64,
     shutdown: CancellationToken,
+    /// The server's data directory (repository keys live there).
+    data_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// Handle to the runner; cheap to clone.
@@ -102,7 +104,7 @@ impl Runner {
     /// Starts the dispatch loop (and the scheduler); stops with `shutdown`.
     pub fn start(db: DatabaseConnection, events: broadcast::Sender<ServerMessage>, shutdown: CancellationToken, limits: Limits) -> Runner {
         let runner = Runner {
-            inner: Arc::new(Inner { db, events, wake: Notify::new(), active: Mutex::default(), limits, read_limit_bps: Default::default(), shutdown }),
+            inner: Arc::new(Inner { db, events, wake: Notify::new(), active: Mutex::default(), limits, read_limit_bps: Default::default(), shutdown, data_dir: Default::default() }),
         };
         let r = runner.clone();
         tokio::spawn(async move { r.dispatch_loop().await });
@@ -119,6 +121,16 @@ impl Runner {
     /// The read cap each job gets, in bytes per second (0: none).
     pub fn read_limit(&self) -> u64 {
         self.inner.read_limit_bps.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Tells the runner the server's data directory (once, at start).
+    pub fn set_data_dir(&self, dir: std::path::PathBuf) {
+        let _ = self.inner.data_dir.set(dir);
+    }
+
+    /// The server's data directory, where jobs find repository keys.
+    pub fn data_dir(&self) -> Result<std::path::PathBuf, String> {
+        self.inner.data_dir.get().cloned().ok_or_else(|| "the job runner was not told the data directory".to_string())
     }
 
     pub fn db(&self) -> &DatabaseConnection {
