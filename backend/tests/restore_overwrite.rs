@@ -54,7 +54,7 @@ fn same_disk(a: &Path, b: &Path) -> bool {
     Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(a).arg(b).status().unwrap().success()
 }
 
-/// A `qemu-img` that fails converting into a replacement's build directory
+/// A `qemu-img` that fails converting into a VM being built on a host (a hidden directory under `vms/`)
 /// after writing part of the image, like a target that runs out of space.
 fn failing_qemu_img(dir: &Path) -> PathBuf {
     let real = String::from_utf8(Command::new("sh").args(["-c", "command -v qemu-img"]).output().unwrap().stdout).unwrap();
@@ -64,7 +64,7 @@ fn failing_qemu_img(dir: &Path) -> PathBuf {
         r#"#!/bin/sh
 if [ "$1" = convert ]; then
   for a in "$@"; do last="$a"; done
-  case "$last" in *"/.replace-"*)
+  case "$last" in *"/vms/."*)
     {real} "$@" || exit $?
     truncate -s 1M "$last"
     echo "qemu-img: error while writing at byte 1048576: No space left on device" >&2
