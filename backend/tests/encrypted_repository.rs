@@ -168,6 +168,27 @@ async fn the_default_repository_is_encrypted_and_its_key_is_kept_apart() {
     let e: ErrorBody = api.call("GET", "/api/v1/repositories/nope/key", None).await.json();
     assert_eq!(e.code, "repository_not_found");
 
+    // The CLI exports the same key, by name or id, to a new 0600 file, and never overwrites one.
+    let cli_out = dir.path().join("cli.key");
+    let run = |repo: &str, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_sendense"))
+            .args(["key", "export", "--repository", repo, "--data-dir"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run("local", &cli_out);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&cli_out).unwrap(), reply.bytes);
+    assert_eq!(std::fs::metadata(&cli_out).unwrap().permissions().mode() & 0o777, 0o600);
+    let again = run(&local.id, &cli_out);
+    assert!(!again.status.success(), "an existing file is not overwritten");
+    let plain_out = run("plain", &dir.path().join("plain.key"));
+    assert!(!plain_out.status.success() && String::from_utf8_lossy(&plain_out.stderr).contains("not encrypted"));
+
     // The exported key opens the repository.
     let exported = dir.path().join("exported.key");
     std::fs::write(&exported, &reply.bytes).unwrap();
