@@ -72,7 +72,7 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
     let key_title = move || if admin() { String::new() } else { needs(Role::Admin, session.user.get().as_ref()) };
     let key_open = RwSignal::new(false);
     let understood = RwSignal::new(false);
-    let key_href = api::repository_key_url(&r.id);
+    let key_href = StoredValue::new(api::repository_key_url(&r.id));
     let encryption = match (&r.encrypted, &r.key_fingerprint) {
         (true, Some(fp)) => format!("AES-256-GCM, key {fp}"),
         (true, None) => "AES-256-GCM".to_string(),
@@ -147,7 +147,7 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
                         <button class="button small" on:click=move |_| key_open.set(false)>"Cancel"</button>
                         <Show when=move || understood.get()
                             fallback=|| view! { <button class="button primary small" disabled=true>"Download key"</button> }>
-                            <a class="button primary small" data-testid="repo-key-confirm" href=key_href.clone() download=""
+                            <a class="button primary small" data-testid="repo-key-confirm" href=move || key_href.get_value() download=""
                                 on:click=move |_| key_open.set(false)>"Download key"</a>
                         </Show>
                     </div>
