@@ -27,6 +27,9 @@ pub enum Command {
     /// VMs: backup and restore through a platform connector.
     #[command(subcommand)]
     Vm(crate::jobs::command::VmCommand),
+    /// Repository keys: export for safekeeping.
+    #[command(subcommand)]
+    Key(crate::key_command::KeyCommand),
     /// The demo lab: KVM hosts with real VMs to protect (init, activity).
     #[command(subcommand)]
     Lab(crate::lab::command::LabCommand),
@@ -43,5 +46,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Host(cmd) => crate::jobs::command::run_host(cmd),
         Command::Vm(cmd) => crate::jobs::command::run_vm(cmd),
         Command::Lab(cmd) => crate::lab::command::run(cmd),
+        Command::Key(cmd) => crate::key_command::run(cmd),
     }
 }

@@ -10,6 +10,7 @@
 //! * [`db`]: the catalog connection and its SeaORM entities.
 //! * [`engine`]: the backup engine (chunk store, snapshots, GC, retention).
 //! * [`jobs`]: VM backup and restore, joining a platform and the engine.
+//! * [`key_command`]: `sendense key export` (repository keys for safekeeping).
 //! * [`platforms`]: platform connectors (KVM/QEMU) behind one trait.
 //! * [`lab`]: the demo lab (KVM hosts with real VMs) and its activity.
 //! * [`replication`]: replicas on a standby KVM host: syncs from changed
@@ -32,6 +33,7 @@ pub mod confinement;
 pub mod db;
 pub mod engine;
 pub mod jobs;
+pub mod key_command;
 pub mod lab;
 pub mod platforms;
 pub mod replication;

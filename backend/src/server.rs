@@ -63,6 +63,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if stale > 0 {
         tracing::warn!(directories = stale, "removed the staging of restores interrupted by the last stop");
     }
+    let repaired = crate::runner::restore_job::recover_replacements(&catalog).await;
+    if repaired > 0 {
+        tracing::warn!(vms = repaired, "finished or undid VM replacements interrupted by the last stop");
+    }
     let (mut state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
     state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
     state.runner.set_read_limit(config.read_limit_bps);

@@ -64,6 +64,7 @@ impl AppState {
         let (revocations, _) = broadcast::channel(64);
         let shutdown = CancellationToken::new();
         let runner = crate::runner::Runner::start(db.clone(), events.clone(), shutdown.clone(), crate::runner::Limits::default());
+        runner.set_data_dir(data_dir.clone());
         let state = Self {
             db,
             catalog_kind,

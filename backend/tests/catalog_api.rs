@@ -524,10 +524,10 @@ async fn flows_validate_their_input_and_follow_the_state_rule_on(lab: &Lab) {
 }
 
 /// A real snapshot of a 1 MiB raw image in the repository, recorded in the catalog.
-fn snapshot(repo: &repositories::Model, work: &Path, name: &str, immutable_days: Option<u32>) -> sendense::engine::manifest::Manifest {
+fn snapshot(data: &Path, repo: &repositories::Model, work: &Path, name: &str, immutable_days: Option<u32>) -> sendense::engine::manifest::Manifest {
     let image = work.join(format!("{name}-{}.raw", uuid_like()));
     std::fs::write(&image, vec![0x5a_u8; 1 << 20]).unwrap();
-    let ds = sendense::catalog::repositories::open(repo).unwrap();
+    let ds = sendense::catalog::repositories::open_datastore(data, repo).unwrap();
     let mut opts = BackupOptions::new(name);
     opts.immutable_days = immutable_days;
     opts.workers = 1;
@@ -548,9 +548,9 @@ async fn restore_points_list_chain_and_delete_through_the_engine_on(lab: &Lab) {
     let (_, web, db) = lab.managed().await;
     let repo = lab.local_repo().await;
     let work = lab.root.path().to_path_buf();
-    let (r, w) = (repo.clone(), work.clone());
+    let (r, w, d) = (repo.clone(), work.clone(), lab.f.data.path().to_path_buf());
     let (full, inc, locked) = tokio::task::spawn_blocking(move || {
-        (snapshot(&r, &w, "web-01", None), snapshot(&r, &w, "web-01", None), snapshot(&r, &w, "db-01", Some(7)))
+        (snapshot(&d, &r, &w, "web-01", None), snapshot(&d, &r, &w, "web-01", None), snapshot(&d, &r, &w, "db-01", Some(7)))
     })
     .await
     .unwrap();
@@ -594,8 +594,8 @@ async fn restore_points_list_chain_and_delete_through_the_engine_on(lab: &Lab) {
     let inc_row: Backup = incs.items[0].clone();
     assert_eq!(lab.call("DELETE", &format!("/api/v1/backup/{}", inc_row.id), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(lab.call("GET", &format!("/api/v1/backup/{}", inc_row.id), None).await.status, StatusCode::NOT_FOUND);
-    let r = repo.clone();
-    let left = tokio::task::spawn_blocking(move || sendense::catalog::repositories::open(&r).unwrap().list_snapshots(None).unwrap()).await.unwrap();
+    let (r, d) = (repo.clone(), lab.f.data.path().to_path_buf());
+    let left = tokio::task::spawn_blocking(move || sendense::catalog::repositories::open_datastore(&d, &r).unwrap().list_snapshots(None).unwrap()).await.unwrap();
     assert_eq!(left.len(), 2);
     assert!(!left.iter().any(|(_, id)| id == &inc.id));
 

@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use sea_orm::EntityTrait;
 use sendense::catalog::repositories::ensure_local;
 use sendense::db::entities::{backups, repositories};
-use sendense::engine::datastore::Datastore;
 use sendense::engine::progress::Progress;
 use sendense::lab::{self, InitOptions};
 use serde_json::{json, Value};
@@ -79,9 +78,9 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     let repo = repositories::Entity::find_by_id(row.repository_id.clone()).one(&api.f.state.db).await.unwrap().unwrap();
     let raw_dir = dir.path().join("raw");
     std::fs::create_dir_all(&raw_dir).unwrap();
-    let (rp, rn, ri, rd) = (repo.path.clone(), row.snapshot_name.clone(), row.snapshot_id.clone(), raw_dir.clone());
+    let (data, rn, ri, rd) = (api.f.data.path().to_path_buf(), row.snapshot_name.clone(), row.snapshot_id.clone(), raw_dir.clone());
     let raws: Vec<(String, PathBuf)> = tokio::task::spawn_blocking(move || {
-        let ds = Datastore::open(Path::new(&rp), None).unwrap();
+        let ds = sendense::catalog::repositories::open_datastore(&data, &repo).unwrap();
         let m = ds.resolve(&rn, &ri).unwrap();
         m.disks
             .iter()

@@ -519,9 +519,17 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
         .await?;
     e2e::metric("wizard_restore_bytes_read", restore_job["bytes_read"].as_u64().unwrap_or(0));
     let image = server.data_path().join("restore-point.raw");
+    // The local repository is encrypted: its key is the one file in DATA_DIR/keys.
+    let key = std::fs::read_dir(server.data_path().join("keys"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "key"))
+        .context("no key file for the local repository")?;
     let out = std::process::Command::new(Server::binary()?)
         .args(["image", "restore", "--no-progress", "--repo"])
         .arg(server.data_path().join("repos/local"))
+        .arg("--key")
+        .arg(&key)
         .args(["--id", point["snapshot_name"].as_str().unwrap_or(""), "--snapshot", point["snapshot_id"].as_str().unwrap_or("")])
         .arg(&image)
         .output()?;

@@ -240,6 +240,12 @@ pub async fn repositories() -> Result<Vec<Repository>, ApiError> {
     json(Request::get("/api/v1/repositories")).await
 }
 
+/// The URL a link downloads a repository's key file from (admins; the
+/// session cookie authorises it, the server audits it).
+pub fn repository_key_url(id: &str) -> String {
+    format!("/api/v1/repositories/{}/key", enc(id))
+}
+
 pub async fn set_maintenance(id: String, req: SetMaintenanceRequest) -> Result<Repository, ApiError> {
     json_with(Request::put(&format!("/api/v1/repositories/{}/maintenance", enc(&id))), &req).await
 }

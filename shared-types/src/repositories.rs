@@ -77,6 +77,14 @@ pub struct Repository {
     pub stats: Option<RepositoryStats>,
     /// Verify and GC: schedules, last results and next runs.
     pub upkeep: Upkeep,
+    /// Chunks, indexes and manifests are encrypted (AES-256-GCM) with a key
+    /// kept outside the repository (`DATA_DIR/keys/<id>.key`); export it
+    /// with `GET /api/v1/repositories/{id}/key` (admin).
+    #[serde(default)]
+    pub encrypted: bool,
+    /// Identifies the key (start of its check value) when encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -141,8 +141,9 @@ async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>) ->
     let (name, snap) = (row.snapshot_name.clone(), row.snapshot_id.clone());
     let repo_name = repo.name.clone();
     let cache = state.repo_stats.clone();
+    let data_dir = state.data_dir.clone();
     let forgot = tokio::task::spawn_blocking(move || {
-        let ds = repo_logic::open(&repo)?;
+        let ds = repo_logic::open_datastore(&data_dir, &repo)?;
         let r = crate::engine::prune::forget(&ds, &name, &snap);
         if r.is_ok() {
             // Requests read the statistics from the cache: the change shows now.

@@ -25,7 +25,6 @@ use crate::auth::AuthUser;
 use crate::catalog::compatibility::{self, Facts};
 use crate::catalog::{convert, from_wire, inventory};
 use crate::db::entities::{backups, jobs, platforms, repositories, vm_contexts};
-use crate::engine::datastore::Datastore;
 use crate::runner::restore_job::{RestoreJobRequest, RestoreOptions};
 use crate::state::AppState;
 
@@ -51,8 +50,8 @@ struct PointFacts {
     required_bytes: u64,
 }
 
-fn read_point(repo: &str, name: &str, id: &str) -> Result<PointFacts, crate::engine::EngineError> {
-    let ds = Datastore::open(Path::new(repo), None)?;
+fn read_point(data_dir: &Path, repo: &repositories::Model, name: &str, id: &str) -> Result<PointFacts, crate::engine::EngineError> {
+    let ds = crate::catalog::repositories::open_datastore(data_dir, repo)?;
     let m = ds.resolve(name, id)?;
     let required_bytes = crate::engine::restore::allocated_bytes(&ds, name, id)?;
     Ok(PointFacts { vm: m.vm, required_bytes })
@@ -117,8 +116,8 @@ async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<Prepared, A
         None => None,
     }
     .unwrap_or(PlatformKind::Kvm);
-    let (path, name, id) = (repo.path.clone(), backup.snapshot_name.clone(), backup.snapshot_id.clone());
-    let point = tokio::task::spawn_blocking(move || read_point(&path, &name, &id))
+    let (data_dir, name, id) = (state.data_dir.clone(), backup.snapshot_name.clone(), backup.snapshot_id.clone());
+    let point = tokio::task::spawn_blocking(move || read_point(&data_dir, &repo, &name, &id))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading a restore point: {e}")))?
         .map_err(|e| ApiError::unprocessable("restore_point_unreadable", format!("restore point '{}' cannot be read: {e}; verify the repository", backup.id)))?;

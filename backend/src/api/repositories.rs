@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set};
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_gc))
         .routes(routes!(start_prune))
         .routes(routes!(set_maintenance_schedule))
+        .routes(routes!(download_key))
 }
 
 /// Queues a repository job of `kind` (202 with the job; 409 while one of
@@ -99,7 +101,7 @@ async fn set_maintenance_schedule(
     }
     let row = active.update(&state.db).await?;
     let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().map(to_u64).unwrap_or(0);
-    let r = repo_logic::describe(row, n, &state.repo_stats).await;
+    let r = repo_logic::describe(&state.data_dir, row, n, &state.repo_stats).await;
     let target = format!(
         "{name}: verify {}, gc {}",
         r.upkeep.verify_schedule.as_deref().unwrap_or("off"),
@@ -130,7 +132,7 @@ async fn list_repositories(State(state): State<AppState>) -> Result<ApiJson<Vec<
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let n = counts.get(&r.id).copied().map(to_u64).unwrap_or(0);
-        out.push(repo_logic::describe(r, n, &state.repo_stats).await);
+        out.push(repo_logic::describe(&state.data_dir, r, n, &state.repo_stats).await);
     }
     Ok(ApiJson(out))
 }
@@ -140,7 +142,7 @@ async fn list_repositories(State(state): State<AppState>) -> Result<ApiJson<Vec<
 async fn get_repository(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<Repository>, ApiError> {
     let row = find(&state, &id).await?;
     let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().map(to_u64).unwrap_or(0);
-    Ok(ApiJson(repo_logic::describe(row, n, &state.repo_stats).await))
+    Ok(ApiJson(repo_logic::describe(&state.data_dir, row, n, &state.repo_stats).await))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<repositories::Model, ApiError> {
@@ -187,5 +189,47 @@ async fn set_maintenance(
         Some(r) => ("repository.maintenance.enter", format!("{name}: {r}")),
         None => ("repository.maintenance.end", name),
     };
-    Ok(noted(ApiJson(repo_logic::describe(row, n, &state.repo_stats).await), AuditNote::new(action, target)))
+    Ok(noted(ApiJson(repo_logic::describe(&state.data_dir, row, n, &state.repo_stats).await), AuditNote::new(action, target)))
+}
+
+/// Downloads the repository's encryption key for safekeeping (admins only;
+/// every download is in the audit log). Whoever holds the key and the
+/// repository can read every backup in it; without the key nothing in it can
+/// be restored once the server's data directory is lost.
+#[utoipa::path(get, path = "/repositories/{id}/key", tag = "repositories", params(("id" = String, Path, description = "Repository id")),
+    responses((status = 200, description = "The key file (JSON), as an attachment", content_type = "application/json"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn download_key(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let row = find(&state, &id).await?;
+    let (data_dir, probe) = (state.data_dir.clone(), row.clone());
+    let exported = tokio::task::spawn_blocking(move || crate::catalog::repository_keys::export(&data_dir, &probe.id, std::path::Path::new(&probe.path)))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the key of repository {}: {e}", row.id)))?;
+    let body = match exported {
+        Ok(Some(body)) => body,
+        Ok(None) => {
+            return Err(ApiError::conflict(
+                "repository_not_encrypted",
+                format!("Repository '{}' is not encrypted: it has no key to download.", row.name),
+            ))
+        }
+        Err(e) => {
+            return Err(ApiError::conflict(
+                "key_unavailable",
+                format!("The key of repository '{}' cannot be exported: {e}.", row.name),
+            ))
+        }
+    };
+    let label: String = row.name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect();
+    let file = format!("sendense-{label}-{}.key", row.id);
+    let response = (
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        body,
+    )
+        .into_response();
+    Ok(noted(response, AuditNote::new("repository.key.export", row.name)))
 }

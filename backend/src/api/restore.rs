@@ -155,10 +155,10 @@ async fn mount(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJso
         volumes: Vec::new(),
         open_ms: 0,
     };
-    let (name, id, path) = (backup.snapshot_name.clone(), backup.snapshot_id.clone(), repo.path.clone());
+    let (name, id, data_dir) = (backup.snapshot_name.clone(), backup.snapshot_id.clone(), state.data_dir.clone());
     let started = Instant::now();
     let session = blocking(move || {
-        let ds = crate::engine::datastore::Datastore::open(std::path::Path::new(&path), None)?;
+        let ds = crate::catalog::repositories::open_datastore(&data_dir, &repo)?;
         let mut s = Session::open(&ds, &name, &id, info)?;
         s.set_open_ms(started.elapsed().as_millis() as u64);
         Ok(s)

@@ -173,7 +173,7 @@ async fn storage(state: &AppState) -> Result<StorageTotals, ApiError> {
     let rows = repositories::Entity::find().all(&state.db).await?;
     let mut t = StorageTotals { repositories: rows.len() as u64, ..Default::default() };
     for row in rows {
-        let r = repo_logic::describe(row, 0, &state.repo_stats).await;
+        let r = repo_logic::describe(&state.data_dir, row, 0, &state.repo_stats).await;
         match r.status {
             RepositoryStatus::Unavailable => t.unavailable += 1,
             RepositoryStatus::Maintenance => t.in_maintenance += 1,

@@ -81,7 +81,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         (Access::Signed(required), Some(u)) if !u.role.allows(required) => {
             let err = ApiError::role_required(required, u);
-            if policy::is_mutating(&method) {
+            if policy::is_audited(&method, &path) {
                 let action = format!("{method} {path}");
                 let record = audit::Record {
                     actor: Some(u.username.clone()),
@@ -101,7 +101,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     }
 
     let response = next.run(req).await;
-    if policy::is_mutating(&method) {
+    if policy::is_audited(&method, &path) {
         let note = response.extensions().get::<AuditNote>().cloned();
         let fallback_action = format!("{method} {path}");
         let (action, target, actor) = match &note {

@@ -28,6 +28,18 @@ pub fn is_mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Reads that hand out a secret (a repository's encryption key): admins
+/// only, and written to the audit log like a change.
+pub fn is_secret_read(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    path.strip_prefix("/api/v1/repositories/").and_then(|rest| rest.strip_suffix("/key")).is_some_and(|id| !id.is_empty())
+}
+
+/// Whether a request is written to the audit log.
+pub fn is_audited(method: &Method, path: &str) -> bool {
+    is_mutating(method) || is_secret_read(path)
+}
+
 pub fn access(method: &Method, path: &str) -> Access {
     let path = path.trim_end_matches('/');
     let is = |list: &[(&str, &str)]| list.iter().any(|(m, p)| *m == method.as_str() && *p == path);
@@ -37,7 +49,7 @@ pub fn access(method: &Method, path: &str) -> Access {
     if is(SELF_SERVICE) {
         return Access::Signed(Role::Viewer);
     }
-    if ADMIN_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
+    if is_secret_read(path) || ADMIN_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
         return Access::Signed(Role::Admin);
     }
     if is_mutating(method) || OPERATOR_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
@@ -61,5 +73,8 @@ mod tests {
         assert_eq!(access(&Method::GET, "/api/v1/users/"), Access::Signed(Role::Admin));
         assert_eq!(access(&Method::GET, "/api/v1/usersx"), Access::Signed(Role::Viewer));
         assert_eq!(access(&Method::POST, "/api/v1/auth/logout"), Access::Signed(Role::Viewer));
+        assert_eq!(access(&Method::GET, "/api/v1/repositories/r1/key"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::GET, "/api/v1/repositories/r1"), Access::Signed(Role::Viewer));
+        assert!(is_audited(&Method::GET, "/api/v1/repositories/r1/key") && !is_audited(&Method::GET, "/api/v1/repositories/r1"));
     }
 }

@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod network_mapping;
 pub mod replication;
 pub mod repositories;
+pub mod repository_keys;
 pub mod schedule;
 pub mod upkeep;
 pub mod vm_list;

@@ -1,5 +1,6 @@
 //! Repositories in the catalog: the local one the server creates on first
-//! start, opening a repository's datastore, its capacity and engine stats.
+//! start (encrypted, its key in `DATA_DIR/keys`: [`super::repository_keys`]),
+//! opening a repository's datastore, its capacity and engine stats.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 use shared_types::repositories::{Capacity, Maintenance, Repository, RepositoryKind, RepositoryStats, RepositoryStatus};
 
 use super::new_id;
+use super::repository_keys;
 use crate::db::entities::repositories;
 use crate::engine::datastore::{Datastore, CONFIG_KEY};
 use crate::engine::stats::StatsCache;
@@ -23,24 +25,27 @@ pub fn local_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Creates the local repository (engine and catalog row) when the catalog
-/// has none by that name. Never re-creates one whose directory vanished:
-/// that shows as unavailable instead.
+/// has none by that name: encrypted, with a new key in `DATA_DIR/keys`.
+/// Never re-creates one whose directory vanished: that shows as unavailable
+/// instead. A repository already in the directory (a catalog reset) is
+/// adopted as it is.
 pub async fn ensure_local(db: &DatabaseConnection, data_dir: &Path) -> anyhow::Result<repositories::Model> {
     if let Some(row) = repositories::Entity::find().filter(repositories::Column::Name.eq(LOCAL_NAME)).one(db).await? {
         return Ok(row);
     }
+    let id = new_id();
     let path = local_path(data_dir);
-    let init_path = path.clone();
+    let (init_path, init_id, init_data) = (path.clone(), id.clone(), data_dir.to_path_buf());
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         if !init_path.join(CONFIG_KEY).exists() {
-            Datastore::init(&init_path, None)
+            repository_keys::init_encrypted(&init_data, &init_id, &init_path)
                 .with_context(|| format!("unable to create the local repository in '{}'", init_path.display()))?;
         }
         Ok(())
     })
     .await??;
     let row = repositories::ActiveModel {
-        id: Set(new_id()),
+        id: Set(id),
         name: Set(LOCAL_NAME.to_owned()),
         kind: Set(RepositoryKind::Local.as_str().to_owned()),
         path: Set(path.display().to_string()),
@@ -62,26 +67,29 @@ pub async fn local_paths(db: &DatabaseConnection) -> Result<Vec<std::path::PathB
     Ok(repositories::Entity::find().all(db).await?.into_iter().filter(|r| r.path.starts_with('/')).map(|r| std::path::PathBuf::from(r.path)).collect())
 }
 
-/// Opens a repository's datastore for metadata work (listing, stats,
-/// forgetting snapshots). Blocking.
-pub fn open(row: &repositories::Model) -> crate::engine::Result<Datastore> {
-    Datastore::open(Path::new(&row.path), None)
+/// Opens a repository's datastore, with its key when it is encrypted: the
+/// one way the server (API, jobs, restore sessions) opens a repository.
+/// Blocking.
+pub fn open_datastore(data_dir: &Path, row: &repositories::Model) -> crate::engine::Result<Datastore> {
+    repository_keys::open_datastore(data_dir, &row.id, Path::new(&row.path))
 }
 
 /// A repository with live capacity and engine statistics (read on a
 /// blocking thread, statistics cached until the repository changes); a repository that cannot be read is reported
 /// unavailable with the reason, not as an error.
-pub async fn describe(row: repositories::Model, backup_count: u64, cache: &Arc<StatsCache>) -> Repository {
+pub async fn describe(data_dir: &Path, row: repositories::Model, backup_count: u64, cache: &Arc<StatsCache>) -> Repository {
     let path = row.path.clone();
     let probe = row.clone();
     let cache = Arc::clone(cache);
+    let data_dir = data_dir.to_path_buf();
     let measured = tokio::task::spawn_blocking(move || {
         let capacity = rustix::fs::statvfs(Path::new(&path)).ok().map(|st| Capacity {
             total_bytes: st.f_blocks * st.f_frsize,
             free_bytes: st.f_bavail * st.f_frsize,
             used_bytes: st.f_blocks.saturating_sub(st.f_bfree) * st.f_frsize,
         });
-        let stats = open(&probe).and_then(|ds| cache.stats(Path::new(&probe.path), &ds)).map(|s| RepositoryStats {
+        let fingerprint = repository_keys::fingerprint(Path::new(&probe.path)).ok().flatten();
+        let stats = open_datastore(&data_dir, &probe).and_then(|ds| cache.stats(Path::new(&probe.path), &ds)).map(|s| RepositoryStats {
             snapshots: s.snapshots as u64,
             logical_bytes: s.logical_bytes,
             unique_bytes: s.unique_bytes,
@@ -90,12 +98,12 @@ pub async fn describe(row: repositories::Model, backup_count: u64, cache: &Arc<S
             dedup_ratio: s.dedup_ratio,
             compression_ratio: s.compression_ratio,
         });
-        (capacity, stats.map_err(|e| e.to_string()))
+        (capacity, stats.map_err(|e| e.to_string()), fingerprint)
     })
     .await;
-    let (capacity, stats) = match measured {
+    let (capacity, stats, key_fingerprint) = match measured {
         Ok(m) => m,
-        Err(e) => (None, Err(format!("reading the repository stopped unexpectedly: {e}"))),
+        Err(e) => (None, Err(format!("reading the repository stopped unexpectedly: {e}")), None),
     };
     let maintenance = maintenance(&row);
     let (status, error, stats) = match stats {
@@ -116,6 +124,8 @@ pub async fn describe(row: repositories::Model, backup_count: u64, cache: &Arc<S
         capacity,
         stats,
         upkeep,
+        encrypted: key_fingerprint.is_some(),
+        key_fingerprint,
         created_at: row.created_at,
     }
 }

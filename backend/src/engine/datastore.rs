@@ -96,7 +96,13 @@ impl Datastore {
         Self::open_repo(repo, path, key_file)
     }
 
-    pub fn open_repo(repo: Arc<dyn Repository>, path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
+    /// The configuration of the repository in `path` (says whether it is
+    /// encrypted), without opening it.
+    pub fn read_config(path: &Path) -> Result<RepoConfig> {
+        Self::config_of(&LocalRepository::new(path), path)
+    }
+
+    fn config_of(repo: &dyn Repository, path: &Path) -> Result<RepoConfig> {
         let body = match repo.get(CONFIG_KEY) {
             Ok(b) => b,
             Err(EngineError::NotFound { .. }) => {
@@ -104,8 +110,12 @@ impl Datastore {
             }
             Err(e) => return Err(e),
         };
-        let config: RepoConfig = serde_json::from_slice(&body)
-            .map_err(|e| EngineError::NotARepository { path: path.into(), reason: format!("config.json: {e}") })?;
+        serde_json::from_slice(&body)
+            .map_err(|e| EngineError::NotARepository { path: path.into(), reason: format!("config.json: {e}") })
+    }
+
+    pub fn open_repo(repo: Arc<dyn Repository>, path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
+        let config = Self::config_of(repo.as_ref(), path)?;
         let crypt = match (&config.encryption, key_file) {
             (None, None) => None,
             (None, Some(_)) => return Err(EngineError::KeyNotNeeded),

@@ -18,6 +18,8 @@ pub enum EngineError {
     AlreadyExists { path: PathBuf },
     #[error("repository is encrypted: give its key file with --key KEYFILE (or SENDENSE_KEY_FILE)")]
     KeyMissing,
+    #[error("repository '{repository}' is encrypted and its key file '{path}' is missing: put the key exported for safekeeping (`sendense key export`) back at that path")]
+    KeyFileMissing { repository: String, path: PathBuf },
     #[error("key file '{path}' does not belong to this repository (key check mismatch)")]
     WrongKey { path: PathBuf },
     #[error("key file '{path}' is invalid: {reason}")]

@@ -34,8 +34,10 @@ pub struct RestoreRequest {
 /// What a caller can add to a restore: replacing a VM of the same name,
 /// and a log line per step (start, each disk, convert, VM created, powered on).
 pub struct RestoreHooks<'a> {
-    /// Delete a VM already named `new_name` on the target (after the disks
-    /// were restored, just before the new VM is created).
+    /// Replace a VM already named `new_name` on the target: the new VM is
+    /// built beside it and switched in only once complete
+    /// ([`Platform::replace_vm`]), so a failed or stopped restore leaves the
+    /// old VM as it was.
     pub replace_existing: bool,
     pub log: &'a (dyn Fn(String) + Sync),
 }
@@ -54,7 +56,9 @@ pub fn restore_vm(ds: &Datastore, target: &dyn Platform, req: &RestoreRequest, s
 /// [`restore_vm`] with hooks. Whatever fails or is cancelled, no VM of this
 /// restore stays on the target: the platform publishes a VM only once its
 /// disks are converted, the VM is created stopped, and it is deleted again
-/// if the restore is cancelled or powering it on fails.
+/// if the restore is cancelled or powering it on fails. An overwrite never
+/// loses both VMs: the old one stays untouched until the new one, complete
+/// and in its final power state, takes its place.
 pub fn restore_vm_with(
     ds: &Datastore,
     target: &dyn Platform,
@@ -89,20 +93,13 @@ pub fn restore_vm_with(
         disks.push(NewDisk { name: d.name.clone(), image: raw, image_format: DiskFormat::Raw, format: Some(format) });
     }
     progress.control.checkpoint()?;
-    if hooks.replace_existing {
-        match target.vm(&req.new_name) {
-            Ok(old) => {
-                if old.power != PowerState::Stopped {
-                    target.set_power(&req.new_name, PowerState::Stopped)?;
-                }
-                target.delete_vm(&req.new_name)?;
-                (hooks.log)(format!("replaced: the existing VM '{}' was deleted", req.new_name));
-            }
-            Err(crate::platforms::PlatformError::VmNotFound(_)) => {}
+    let replacing = hooks.replace_existing
+        && match target.vm(&req.new_name) {
+            Ok(_) => true,
+            Err(crate::platforms::PlatformError::VmNotFound(_)) => false,
             Err(e) => return Err(e.into()),
-        }
-    }
-    let spec = NewVm {
+        };
+    let mut spec = NewVm {
         name: req.new_name.clone(),
         vcpus: req.vcpus,
         memory_mib: req.memory_mib,
@@ -113,6 +110,32 @@ pub fn restore_vm_with(
         disks,
         power: PowerState::Stopped,
     };
+    if replacing {
+        // Published in its final power state: nothing can fail after the switch.
+        spec.power = if req.power_on { PowerState::Running } else { PowerState::Stopped };
+        (hooks.log)(format!(
+            "building the new '{}' beside the existing VM ({} disk(s) to {}); the existing VM stays untouched until the new one is complete",
+            req.new_name,
+            spec.disks.len(),
+            format.qemu_name()
+        ));
+        let started = std::time::Instant::now();
+        let go_on = || progress.control.checkpoint().is_ok();
+        let replaced = match target.replace_vm(&spec, &go_on) {
+            Ok(vm) => vm,
+            Err(e) => {
+                progress.control.checkpoint()?;
+                return Err(e.into());
+            }
+        };
+        (hooks.log)(format!(
+            "replaced: VM '{}' (id {}) took the place of the existing VM, which was powered off and removed, in {:.1} s",
+            replaced.name,
+            replaced.id,
+            started.elapsed().as_secs_f64()
+        ));
+        return Ok(replaced);
+    }
     (hooks.log)(format!("converting {} disk(s) to {} on the target", spec.disks.len(), format.qemu_name()));
     let started = std::time::Instant::now();
     let created = target.create_vm(&spec)?;

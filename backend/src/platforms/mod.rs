@@ -60,6 +60,16 @@ pub trait Platform: Send + Sync {
     }
     /// Creates a VM from disk images (a restore or a replica).
     fn create_vm(&self, spec: &NewVm) -> Result<VmInfo>;
+    /// Replaces the VM named `spec.name` (created when there is none): the
+    /// new VM is built beside the old one, `go_on` is asked once it is
+    /// complete, and only then does it take the old one's place, which is
+    /// removed. Until that switch a failure (or `go_on` saying no) leaves the
+    /// old VM exactly as it was; an interrupted switch is finished or undone
+    /// when the server starts again.
+    fn replace_vm(&self, spec: &NewVm, go_on: &dyn Fn() -> bool) -> Result<VmInfo> {
+        let _ = go_on;
+        Err(PlatformError::Invalid(format!("{} platforms cannot replace VM '{}' in place", self.kind().label(), spec.name)))
+    }
     /// Replaces the contents of one disk of an existing VM with an image.
     fn write_disk(&self, vm: &str, disk: &str, image: &std::path::Path, image_format: DiskFormat) -> Result<()>;
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo>;

@@ -16,7 +16,7 @@ use crate::catalog::backups::{record, NewBackup};
 use crate::catalog::{flows as flow_rules, from_wire, inventory, to_i64};
 use crate::db::entities::{backups, flows, jobs, platforms, repositories, vm_contexts};
 use crate::engine::backup::BackupOptions;
-use crate::engine::datastore::Datastore;
+use crate::catalog::repositories as repositories_logic;
 use crate::engine::progress::Progress;
 use crate::engine::EngineError;
 use crate::jobs::vm_backup::{backup_vm_with, snapshot_group, VmBackupReport};
@@ -145,14 +145,15 @@ async fn execute(
     progress: Arc<Progress>,
 ) -> Result<(VmBackupReport, backups::Model), String> {
     let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), vm.name.clone(), progress.clone());
-    let repo_path = plan.repository.path.clone();
+    let repository = plan.repository.clone();
+    let data_dir = runner.data_dir()?;
     let immutable_days = plan.flow.as_ref().map(|f| f.immutable_days.max(0) as u32).unwrap_or(0);
     let (kind, address, vm_ref, full) = (plan.platform_kind, plan.platform_address.clone(), plan.vm_ref.clone(), plan.full);
     let group = snapshot_group(&vm.id);
     let p = progress.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<VmBackupReport, JobError> {
         let platform = inventory::connect(kind, &address)?;
-        let ds = Datastore::open(std::path::Path::new(&repo_path), None)?;
+        let ds = repositories_logic::open_datastore(&data_dir, &repository)?;
         let mut opts = BackupOptions::new(&group);
         opts.immutable_days = (immutable_days > 0).then_some(immutable_days);
         let stop = p.clone();
@@ -190,7 +191,7 @@ async fn execute(
     .map_err(|e| format!("the snapshot was committed but the catalog could not record it: {e}"))?;
     if let Some(flow) = &plan.flow {
         let rules = flow_rules::keep_rules(&flow_rules::retention(flow));
-        match retention::apply_for_vm(db, &plan.repository, &vm.id, &rules).await {
+        match retention::apply_for_vm(db, &runner.data_dir()?, &plan.repository, &vm.id, &rules).await {
             Ok(r) if !r.removed.is_empty() => {
                 let line = format!("retention removed {} restore point(s): {}", r.removed.len(), r.removed.join(", "));
                 telemetry::log(runner, &job.id, LogLevel::Info, line).await;
@@ -208,7 +209,11 @@ async fn execute(
 pub(super) async fn refresh_stats(runner: &Runner, repo: &repositories::Model) {
     let cache = runner.repo_stats();
     let row = repo.clone();
-    let done = tokio::task::spawn_blocking(move || crate::catalog::repositories::open(&row).and_then(|ds| cache.refresh(std::path::Path::new(&row.path), &ds))).await;
+    let data_dir = match runner.data_dir() {
+        Ok(d) => d,
+        Err(e) => return tracing::warn!(error = %e, "refreshing the repository's statistics"),
+    };
+    let done = tokio::task::spawn_blocking(move || repositories_logic::open_datastore(&data_dir, &row).and_then(|ds| cache.refresh(std::path::Path::new(&row.path), &ds))).await;
     match done {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, repository = %repo.name, "refreshing the repository's statistics"),
@@ -220,7 +225,7 @@ pub(super) async fn refresh_stats(runner: &Runner, repo: &repositories::Model) {
 /// (a prune job, over all flows and VMs), logged on `job`.
 pub(super) async fn apply_retention_to_vm(runner: &Runner, job: &jobs::Model, flow: &flows::Model, repo: &repositories::Model, vm_context_id: &str) -> Result<(), String> {
     let rules = flow_rules::keep_rules(&flow_rules::retention(flow));
-    let r = retention::apply_for_vm(runner.db(), repo, vm_context_id, &rules).await?;
+    let r = retention::apply_for_vm(runner.db(), &runner.data_dir()?, repo, vm_context_id, &rules).await?;
     if !r.removed.is_empty() {
         telemetry::log(runner, &job.id, LogLevel::Info, format!("retention removed {} restore point(s): {}", r.removed.len(), r.removed.join(", "))).await;
     }

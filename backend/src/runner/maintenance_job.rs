@@ -129,10 +129,11 @@ fn engine_error(e: EngineError, what: &str) -> String {
 async fn run_verify(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, progress: Arc<Progress>) -> Result<(), String> {
     telemetry::log(runner, &job.id, LogLevel::Info, format!("verifying every restore point of repository '{}'", repo.name)).await;
     let row = repo.clone();
+    let data_dir = runner.data_dir()?;
     let p = progress.clone();
     let started = Instant::now();
     let (report, present) = tokio::task::spawn_blocking(move || {
-        let ds = repo_logic::open(&row)?;
+        let ds = repo_logic::open_datastore(&data_dir, &row)?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let report = verify::verify(&ds, workers, &p)?;
         // Snapshots there now: one committed while verify ran is not missing.
@@ -217,11 +218,12 @@ async fn run_gc(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, 
     ))
     .await;
     let row = repo.clone();
+    let data_dir = runner.data_dir()?;
     let p = progress.clone();
     let stats = runner.repo_stats();
     let started = Instant::now();
     let result = tokio::task::spawn_blocking(move || {
-        let ds = repo_logic::open(&row)?;
+        let ds = repo_logic::open_datastore(&data_dir, &row)?;
         let r = gc::gc_with(&ds, grace, &p);
         // Stopped or not, what was removed is gone: the statistics follow.
         if p.bytes_written.load(std::sync::atomic::Ordering::Relaxed) > 0 || r.is_ok() {

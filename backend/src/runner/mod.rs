@@ -81,6 +81,8 @@ struct Inner {
     gc_grace_secs: std::sync::atomic::AtomicU64,
     /// What the daily catalog pruning keeps.
     pub(crate) housekeeping: Mutex<crate::catalog::housekeeping::Retention>,
+    /// The server's data directory (repository keys live there).
+    data_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// Handle to the runner; cheap to clone.
@@ -126,6 +128,7 @@ impl Runner {
                 stats: Arc::default(),
                 gc_grace_secs: std::sync::atomic::AtomicU64::new(maintenance_job::DEFAULT_GC_GRACE_SECS),
                 housekeeping: Mutex::default(),
+                data_dir: Default::default(),
             }),
         };
         let r = runner.clone();
@@ -168,6 +171,16 @@ impl Runner {
 
     pub fn catalog_retention(&self) -> crate::catalog::housekeeping::Retention {
         self.inner.housekeeping.lock().map(|r| *r).unwrap_or_default()
+    }
+
+    /// Tells the runner the server's data directory (once, at start).
+    pub fn set_data_dir(&self, dir: std::path::PathBuf) {
+        let _ = self.inner.data_dir.set(dir);
+    }
+
+    /// The server's data directory, where jobs find repository keys.
+    pub fn data_dir(&self) -> Result<std::path::PathBuf, String> {
+        self.inner.data_dir.get().cloned().ok_or_else(|| "the job runner was not told the data directory".to_string())
     }
 
     pub fn db(&self) -> &DatabaseConnection {

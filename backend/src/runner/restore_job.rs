@@ -7,7 +7,11 @@
 //! A failed or stopped restore leaves nothing on the target: the platform
 //! publishes a VM only once its disks are converted, and
 //! [`restore_vm_with`] deletes the VM again when the restore is cancelled
-//! after that or powering on fails. Staging is removed in every case.
+//! after that or powering on fails. An overwrite builds the new VM beside
+//! the existing one and switches it in only once complete, so a failed or
+//! stopped overwrite leaves the existing VM as it was; a switch interrupted
+//! by a stop of the server is finished or undone at the next start
+//! ([`recover_replacements`]). Staging is removed in every case.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +26,7 @@ use super::{telemetry, Runner};
 use crate::catalog::compatibility::{filesystem_id, free_bytes, space_note};
 use crate::catalog::{from_wire, inventory};
 use crate::db::entities::{backups, jobs, platforms, repositories, vm_contexts};
-use crate::engine::datastore::Datastore;
+use crate::catalog::repositories as repositories_logic;
 use crate::engine::progress::Progress;
 use crate::engine::{restore, EngineError};
 use crate::jobs::vm_restore::{restore_vm_with, RestoreHooks, RestoreRequest};
@@ -65,7 +69,8 @@ struct Plan {
     options: RestoreOptions,
     snapshot_name: String,
     snapshot_id: String,
-    repository_path: String,
+    repository: repositories::Model,
+    data_dir: PathBuf,
     target_kind: PlatformKind,
     target_address: String,
     target_name: String,
@@ -75,7 +80,7 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
     let db = runner.db().clone();
     let Some(job) = start(runner, job).await else { return };
     let started = std::time::Instant::now();
-    let outcome = match plan(&db, &job).await {
+    let outcome = match plan(runner, &db, &job).await {
         Ok(plan) => execute(runner, &job, &vm, plan, progress.clone()).await,
         Err(message) => Err(message),
     };
@@ -114,7 +119,7 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
     }
 }
 
-async fn plan(db: &sea_orm::DatabaseConnection, job: &jobs::Model) -> Result<Plan, String> {
+async fn plan(runner: &Runner, db: &sea_orm::DatabaseConnection, job: &jobs::Model) -> Result<Plan, String> {
     let options: RestoreOptions = job
         .options
         .as_deref()
@@ -142,7 +147,8 @@ async fn plan(db: &sea_orm::DatabaseConnection, job: &jobs::Model) -> Result<Pla
         options,
         snapshot_name: backup.snapshot_name,
         snapshot_id: backup.snapshot_id,
-        repository_path: repository.path,
+        repository,
+        data_dir: runner.data_dir()?,
         target_kind,
         target_address: target.address,
         target_name: target.name,
@@ -173,6 +179,11 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, pl
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let p = progress.clone();
     let span = tracing::info_span!("restore_job", job = %job.id, to = %plan.options.name, target = %plan.target_name);
+    let left = if plan.options.overwrite {
+        format!("the existing VM '{}' on the target is unchanged", plan.options.name)
+    } else {
+        "no VM was left on the target".to_string()
+    };
     let result = tokio::task::spawn_blocking(move || -> Result<VmInfo, JobError> {
         let _span = span.entered();
         let o = &plan.options;
@@ -180,7 +191,7 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, pl
             let _ = tx.send(line);
         };
         let target = inventory::connect(plan.target_kind, &plan.target_address)?;
-        let ds = Datastore::open(Path::new(&plan.repository_path), None)?;
+        let ds = repositories_logic::open_datastore(&plan.data_dir, &plan.repository)?;
         let required = restore::allocated_bytes(&ds, &plan.snapshot_name, &plan.snapshot_id)?;
         std::fs::create_dir_all(&o.staging_dir).map_err(|e| JobError::Io { what: format!("creating {}", o.staging_dir.display()), source: e })?;
         check_space(&plan.target_name, Path::new(&plan.target_address), &o.staging_dir, required).map_err(crate::platforms::PlatformError::Invalid)?;
@@ -206,8 +217,8 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, pl
     let _ = logger.await;
     match result {
         Ok(Ok(created)) => Ok(created),
-        Ok(Err(JobError::Engine(EngineError::Cancelled))) => Err("stopped by an operator; no VM was left on the target".into()),
-        Ok(Err(e)) => Err(format!("restore to '{}' failed: {e}; no VM was left on the target", plan_target(job))),
+        Ok(Err(JobError::Engine(EngineError::Cancelled))) => Err(format!("stopped by an operator; {left}")),
+        Ok(Err(e)) => Err(format!("restore to '{}' failed: {e}; {left}", plan_target(job))),
         Err(e) => Err(format!("the restore thread failed: {e}")),
     }
 }
@@ -240,6 +251,38 @@ pub fn clear_staging(data_dir: &Path) -> usize {
         }
     }
     n
+}
+
+/// Finishes or undoes VM replacements (overwrite restores) that a stop of
+/// the server interrupted mid-switch, on every KVM platform in the catalog;
+/// call before the runner starts. Returns how many were repaired.
+pub async fn recover_replacements(db: &sea_orm::DatabaseConnection) -> usize {
+    let rows = match platforms::Entity::find().all(db).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "listing platforms to recover interrupted VM replacements");
+            return 0;
+        }
+    };
+    let hosts: Vec<(String, String)> =
+        rows.into_iter().filter(|p| from_wire::<PlatformKind>(&p.kind) == Some(PlatformKind::Kvm)).map(|p| (p.name, p.address)).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut n = 0;
+        for (name, dir) in hosts {
+            match crate::platforms::kvm::replace::recover(Path::new(&dir)) {
+                Ok(done) => {
+                    for line in &done {
+                        tracing::warn!(host = %name, "{line}");
+                    }
+                    n += done.len();
+                }
+                Err(e) => tracing::error!(host = %name, error = %e, "recovering interrupted VM replacements"),
+            }
+        }
+        n
+    })
+    .await
+    .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use chrono::Utc;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::db::entities::{backups, repositories};
-use crate::engine::datastore::Datastore;
+use crate::catalog::repositories::open_datastore;
 use crate::engine::prune::{self, KeepRules};
 use crate::engine::EngineError;
 
@@ -28,6 +28,7 @@ pub struct RetentionOutcome {
 /// at the next garbage collection). No rules: nothing is removed.
 pub async fn apply_for_vm(
     db: &DatabaseConnection,
+    data_dir: &Path,
     repo: &repositories::Model,
     vm_context_id: &str,
     rules: &KeepRules,
@@ -61,11 +62,11 @@ pub async fn apply_for_vm(
     if doomed.is_empty() {
         return Ok(out);
     }
-    let path = repo.path.clone();
+    let (row, data_dir) = (repo.clone(), data_dir.to_path_buf());
     let targets: Vec<(String, String)> = doomed.iter().map(|r| (r.snapshot_name.clone(), r.snapshot_id.clone())).collect();
     // Per restore point: Ok(true) removed, Ok(false) immutable in the repository.
     let results = tokio::task::spawn_blocking(move || -> Result<Vec<Result<bool, String>>, String> {
-        let ds = Datastore::open(Path::new(&path), None).map_err(|e| e.to_string())?;
+        let ds = open_datastore(&data_dir, &row).map_err(|e| e.to_string())?;
         Ok(targets
             .iter()
             .map(|(name, id)| match prune::forget(&ds, name, id) {

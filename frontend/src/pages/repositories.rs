@@ -1,8 +1,10 @@
 //! Repositories: where backups live, with capacity, the engine's real
 //! deduplication and compression, and maintenance (new backups refused,
-//! queued ones wait) entered with a reason and ended by an operator; and
-//! upkeep: last verify and GC, next runs, their schedules, and Verify now /
-//! GC now / Prune now with the running job's live progress.
+//! queued ones wait) entered with a reason and ended by an operator; upkeep:
+//! last verify and GC, next runs, their schedules, and Verify now / GC now /
+//! Prune now with the running job's live progress; and the encryption key of
+//! an encrypted repository downloaded for safekeeping (admins, behind a
+//! confirmation that says what the key allows).
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
@@ -12,6 +14,7 @@ use shared_types::repositories::{MaintenanceScheduleRequest, Repository, Reposit
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::instruments::Meter;
+use crate::components::modal::Modal;
 use crate::format::{format_bytes, when};
 use crate::job_view::{figures, rate, status_class as job_status_class};
 use crate::live::use_live;
@@ -69,6 +72,16 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
             version.update(|v| *v += 1);
         });
     };
+    let admin = move || session.can(Role::Admin);
+    let key_title = move || if admin() { String::new() } else { needs(Role::Admin, session.user.get().as_ref()) };
+    let key_open = RwSignal::new(false);
+    let understood = RwSignal::new(false);
+    let key_href = StoredValue::new(api::repository_key_url(&r.id));
+    let encryption = match (&r.encrypted, &r.key_fingerprint) {
+        (true, Some(fp)) => format!("AES-256-GCM, key {fp}"),
+        (true, None) => "AES-256-GCM".to_string(),
+        (false, _) => "none".to_string(),
+    };
     let capacity = r.capacity.clone();
     let used = capacity.as_ref().map(|c| (c.total_bytes - c.free_bytes.min(c.total_bytes)) as f32 * 100.0 / c.total_bytes.max(1) as f32);
     let caption = capacity
@@ -85,6 +98,7 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
                 <dt>"Kind"</dt><dd>{r.kind.as_str()}</dd>
                 <dt>"Path"</dt><dd class="mono">{r.path.clone()}</dd>
                 <dt>"Restore points"</dt><dd class="mono">{r.backup_count}</dd>
+                <dt>"Encryption"</dt><dd class="mono" data-testid="repo-encryption">{encryption}</dd>
                 {r.stats.clone().map(|s| view! {
                     <dt>"Protected data"</dt><dd class="mono">{format_bytes(s.logical_bytes)}</dd>
                     <dt>"Stored"</dt><dd class="mono">{format_bytes(s.repository_bytes)}</dd>
@@ -114,6 +128,35 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
                     </form>
                 }.into_any(),
             }}
+            {r.encrypted.then(|| view! {
+                <div class="action-row">
+                    <button class="button small" data-testid="repo-key-download" title=key_title disabled=move || !admin()
+                        on:click=move |_| { understood.set(false); key_open.set(true); }>"Download key"</button>
+                </div>
+                <Modal open=key_open title="Download the repository key" testid="repo-key-dialog">
+                    <p class="notice warning" data-testid="repo-key-warning">
+                        "Anyone holding this key and a copy of the repository can read every backup in it. "
+                        "Store it offline, apart from the repository, where only trusted people can reach it."
+                    </p>
+                    <p class="notice caution">
+                        "Without this key nothing in the repository can be restored if the server's data directory is lost. "
+                        "The download is recorded in the audit log."
+                    </p>
+                    <label class="check">
+                        <input type="checkbox" data-testid="repo-key-understood"
+                            prop:checked=move || understood.get() on:change=move |ev| understood.set(event_target_checked(&ev)) />
+                        " I understand and will keep the key safe"
+                    </label>
+                    <div class="action-row">
+                        <button class="button small" on:click=move |_| key_open.set(false)>"Cancel"</button>
+                        <Show when=move || understood.get()
+                            fallback=|| view! { <button class="button primary small" disabled=true>"Download key"</button> }>
+                            <a class="button primary small" data-testid="repo-key-confirm" href=move || key_href.get_value() download=""
+                                on:click=move |_| key_open.set(false)>"Download key"</a>
+                        </Show>
+                    </div>
+                </Modal>
+            })}
             <ActError act=act testid="repo-error" />
             <UpkeepSection repo_id=r.id.clone() upkeep=r.upkeep.clone() version=version />
         </div>

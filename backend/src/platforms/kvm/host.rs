@@ -1,5 +1,6 @@
 //! A KVM host reached through its host directory: discovery, creating VMs
-//! from images in any format, power state, deletion, replacing a disk.
+//! from images in any format, replacing a VM (built beside it, switched at
+//! the end: [`super::replace`]), power state, deletion, replacing a disk.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use crate::platforms::error::{PlatformError, Result};
 use crate::platforms::{DiskRead, NewVm, Platform};
 
 use super::definition::{self, DiskDefinition, HostDefinition, VmDefinition};
-use super::{cbt, disk_read, qcow2_header, qemu_img};
+use super::{cbt, disk_read, qcow2_header, qemu_img, replace};
 
 pub struct KvmHost {
     dir: PathBuf,
@@ -125,6 +126,61 @@ impl KvmHost {
         })
     }
 
+    /// Refuses a spec the host cannot build: bad names, no disk, unknown networks.
+    fn check_spec(&self, spec: &NewVm) -> Result<()> {
+        if !definition::valid_name(&spec.name) {
+            return Err(PlatformError::Invalid(format!("VM name '{}' (use letters, digits, '.', '_', '-')", spec.name)));
+        }
+        if spec.disks.is_empty() {
+            return Err(PlatformError::Invalid(format!("VM '{}' has no disk", spec.name)));
+        }
+        self.check_networks(spec)
+    }
+
+    /// Builds the VM of `spec` in `staging` (a hidden directory under `vms/`):
+    /// every disk converted, then `vm.json` written last, so a directory with
+    /// a `vm.json` holds a complete VM. On failure `staging` is removed.
+    pub(super) fn build_vm(&self, spec: &NewVm, staging: &Path) -> Result<VmDefinition> {
+        std::fs::create_dir_all(staging).map_err(|e| PlatformError::io(format!("creating {}", staging.display()), e))?;
+        let built = (|| -> Result<VmDefinition> {
+            let mut disks = Vec::new();
+            for nd in &spec.disks {
+                if !definition::valid_name(&nd.name) {
+                    return Err(PlatformError::Invalid(format!("disk name '{}'", nd.name)));
+                }
+                let format = nd.format.unwrap_or(DiskFormat::Qcow2);
+                let file = format!("{}.{}", nd.name, format.extension());
+                let dst = staging.join(&file);
+                qemu_img::expect_format(&nd.image, nd.image_format)?;
+                qemu_img::convert(&nd.image, nd.image_format, &dst, format)?;
+                if format == DiskFormat::Qcow2 {
+                    cbt::enable_tracking(&dst)?;
+                }
+                disks.push(DiskDefinition { name: nd.name.clone(), file, format, bus: "virtio".into() });
+            }
+            let def = VmDefinition {
+                name: spec.name.clone(),
+                uuid: uuid::Uuid::new_v4().to_string(),
+                vcpus: spec.vcpus,
+                memory_mib: spec.memory_mib,
+                firmware: spec.firmware,
+                os: spec.os,
+                power: spec.power,
+                role: spec.role.clone(),
+                nics: spec.nics.clone(),
+                disks,
+            };
+            let body = serde_json::to_vec_pretty(&def).map_err(|e| PlatformError::Invalid(e.to_string()))?;
+            std::fs::write(staging.join(definition::VM_FILE), body)
+                .map_err(|e| PlatformError::io(format!("writing {}", staging.join(definition::VM_FILE).display()), e))?;
+            Ok(def)
+        })();
+        if built.is_err() {
+            let _ = std::fs::remove_dir_all(staging);
+        }
+        built
+    }
+
     fn check_networks(&self, spec: &NewVm) -> Result<()> {
         for nic in &spec.nics {
             if !self.def.networks.iter().any(|n| n.name == nic.network) {
@@ -206,63 +262,27 @@ impl Platform for KvmHost {
     }
 
     fn create_vm(&self, spec: &NewVm) -> Result<VmInfo> {
-        if !definition::valid_name(&spec.name) {
-            return Err(PlatformError::Invalid(format!("VM name '{}' (use letters, digits, '.', '_', '-')", spec.name)));
-        }
-        if spec.disks.is_empty() {
-            return Err(PlatformError::Invalid(format!("VM '{}' has no disk", spec.name)));
-        }
-        self.check_networks(spec)?;
+        self.check_spec(spec)?;
         let dir = definition::vm_dir(&self.dir, &spec.name);
         if dir.exists() {
             return Err(PlatformError::VmExists(spec.name.clone()));
         }
         // Build in a hidden directory, publish by rename: never half a VM.
         let staging = self.dir.join(definition::VMS_DIR).join(format!(".creating-{}-{}", spec.name, uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&staging).map_err(|e| PlatformError::io(format!("creating {}", staging.display()), e))?;
-        let built = (|| -> Result<VmDefinition> {
-            let mut disks = Vec::new();
-            for nd in &spec.disks {
-                if !definition::valid_name(&nd.name) {
-                    return Err(PlatformError::Invalid(format!("disk name '{}'", nd.name)));
-                }
-                let format = nd.format.unwrap_or(DiskFormat::Qcow2);
-                let file = format!("{}.{}", nd.name, format.extension());
-                let dst = staging.join(&file);
-                qemu_img::expect_format(&nd.image, nd.image_format)?;
-                qemu_img::convert(&nd.image, nd.image_format, &dst, format)?;
-                if format == DiskFormat::Qcow2 {
-                    cbt::enable_tracking(&dst)?;
-                }
-                disks.push(DiskDefinition { name: nd.name.clone(), file, format, bus: "virtio".into() });
-            }
-            Ok(VmDefinition {
-                name: spec.name.clone(),
-                uuid: uuid::Uuid::new_v4().to_string(),
-                vcpus: spec.vcpus,
-                memory_mib: spec.memory_mib,
-                firmware: spec.firmware,
-                os: spec.os,
-                power: spec.power,
-                role: spec.role.clone(),
-                nics: spec.nics.clone(),
-                disks,
-            })
-        })();
-        let def = match built {
-            Ok(def) => def,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                return Err(e);
-            }
-        };
-        let body = serde_json::to_vec_pretty(&def).map_err(|e| PlatformError::Invalid(e.to_string()))?;
-        std::fs::write(staging.join(definition::VM_FILE), body)
-            .and_then(|_| std::fs::rename(&staging, &dir))
-            .map_err(|e| {
-                let _ = std::fs::remove_dir_all(&staging);
-                PlatformError::io(format!("publishing VM {}", dir.display()), e)
-            })?;
+        let def = self.build_vm(spec, &staging)?;
+        std::fs::rename(&staging, &dir).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&staging);
+            PlatformError::io(format!("publishing VM {}", dir.display()), e)
+        })?;
+        self.vm_info(&def)
+    }
+
+    fn replace_vm(&self, spec: &NewVm, go_on: &dyn Fn() -> bool) -> Result<VmInfo> {
+        self.check_spec(spec)?;
+        if !definition::vm_dir(&self.dir, &spec.name).exists() {
+            return self.create_vm(spec);
+        }
+        let def = replace::replace(self, spec, go_on)?;
         self.vm_info(&def)
     }
 

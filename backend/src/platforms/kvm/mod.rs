@@ -8,5 +8,6 @@ pub mod disk_read;
 pub mod host;
 pub mod qcow2_header;
 pub mod qemu_img;
+pub mod replace;
 
 pub use host::KvmHost;
