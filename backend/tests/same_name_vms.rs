@@ -245,3 +245,54 @@ async fn two_vms_with_one_name_keep_their_own_restore_points_retention_and_histo
     assert_eq!(lab.check_points(&a).await, 2);
     assert_eq!(lab.check_points(&b).await, 4);
 }
+
+/// A repository written before identity by id (restore points in a group
+/// named after the VM): after the upgrade those restore points still
+/// restore, the next backup goes to the VM's own group with a full read
+/// saying why, and retention by the VM's id covers both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_points_of_the_old_name_keyed_layout_still_restore_after_the_upgrade() {
+    use sendense::catalog::backups::{record, NewBackup};
+    use sendense::engine::backup::BackupOptions;
+    use sendense::jobs::vm_backup::backup_vm;
+    use sendense::platforms::kvm::KvmHost;
+
+    let f = fixture().await;
+    let repo = ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    let token = f.admin_token().await;
+    let lab = Lab { f, token, repo, root: tempfile::tempdir().unwrap() };
+    let uuid = "00000000-0000-4000-8000-0000000000c1";
+    let (dir, disk) = host(lab.root.path(), "site-c", uuid, 3);
+    let mut vm = lab.add(&dir, uuid, disk.clone()).await;
+
+    // The old layout: a snapshot group named after the VM, recorded in the catalog.
+    let (data, repo_row, host_dir) = (lab.f.data.path().to_path_buf(), lab.repo.clone(), dir.clone());
+    let legacy = tokio::task::spawn_blocking(move || {
+        let ds = open_datastore(&data, &repo_row).unwrap();
+        backup_vm(&KvmHost::open(&host_dir).unwrap(), uuid, &ds, &BackupOptions::new("web-01"), &Progress::new()).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(legacy.manifest.name, "web-01");
+    let row = record(
+        &lab.f.state.db,
+        NewBackup { vm_context_id: &vm.id, job_id: None, repository_id: &lab.repo.id, manifest: &legacy.manifest, immutable_days: 0, backup_type: None },
+    )
+    .await
+    .unwrap();
+    let raw = lab.root.path().join("expected-legacy.raw");
+    run("qemu-img", &["convert", "-q", "-U", "-f", "qcow2", "-O", "raw", p(&disk), p(&raw)]);
+    vm.expected.push((row.id.clone(), raw));
+
+    write(&disk, 0x66, "2M");
+    let j = lab.backup(&mut vm, "incremental").await;
+    assert_eq!(j.job.bytes_read, MIB << 20, "the first backup in the VM's own group reads in full");
+    assert!(j.logs.iter().any(|l| l.message.contains("full read (no previous backup")), "{:?}", j.logs);
+    let j = lab.backup(&mut vm, "incremental").await;
+    assert_eq!(j.job.bytes_read, 0, "then incremental in its own group");
+    assert_eq!(lab.check_points(&vm).await, 3, "the old restore point restores beside the new ones");
+
+    let out = retention::apply_for_vm(&lab.f.state.db, lab.f.data.path(), &lab.repo, &vm.id, &KeepRules { last: Some(2), ..Default::default() }).await.unwrap();
+    assert_eq!(out.removed, vec![format!("web-01/{}", legacy.manifest.id)], "retention by the VM's id reaches its old restore points");
+    assert_eq!(lab.check_points(&vm).await, 2);
+}
