@@ -163,7 +163,7 @@ fn the_server_refuses_a_restore_root_that_is_its_data_directory() {
     let data = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_sendense");
     let out = std::process::Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--demo-lab", "false", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
         .arg("--restore-root")
         .arg(data.path())

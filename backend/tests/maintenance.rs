@@ -17,6 +17,7 @@ use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use sendense::catalog::repositories::ensure_local;
 use sendense::db::entities::{audit_log, job_logs, job_samples, jobs, sessions};
+use sendense::catalog::repository_keys;
 use sendense::engine::datastore::Datastore;
 use sendense::platforms::kvm::{cbt, definition};
 use serde_json::{json, Value};
@@ -116,14 +117,14 @@ async fn backup(api: &Api, vm: &str) -> Backup {
 
 /// Flips bytes inside the stored chunk at the start of the restore point's
 /// first disk, in its pack on disk.
-fn damage_first_chunk(repo: &Path, b: &Backup) {
-    let ds = Datastore::open(repo, None).unwrap();
+fn damage_first_chunk(data_dir: &Path, repo: &Repository, b: &Backup) {
+    let ds = repository_keys::open_datastore(data_dir, &repo.id, Path::new(&repo.path)).unwrap();
     let m = ds.load_manifest(&b.snapshot_name, &b.snapshot_id).unwrap();
     let idx = ds.load_index("test", &m.disks[0].index).unwrap();
     let digest = idx.digests.iter().find(|d| !d.is_zero_marker()).expect("a stored chunk");
     let store = ds.load_chunk_store().unwrap();
     let loc = store.map.get(digest).unwrap();
-    let pack = repo.join(sendense::engine::pack::pack_key(&store.packs[loc.pack as usize]));
+    let pack = Path::new(&repo.path).join(sendense::engine::pack::pack_key(&store.packs[loc.pack as usize]));
     let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&pack).unwrap();
     let at = loc.offset + u64::from(loc.stored_len) / 2;
     let mut buf = [0u8; 16];
@@ -141,7 +142,7 @@ async fn verify_marks_a_damaged_restore_point_and_raises_an_alert() {
     let (api, repo, vms, _root) = setup(&["web-01", "db-01"], 2).await;
     let web = backup(&api, &vms[0]).await;
     let db = backup(&api, &vms[1]).await;
-    damage_first_chunk(Path::new(&repo.path), &web);
+    damage_first_chunk(api.f.data.path(), &repo, &web);
     let mut events = api.f.state.events.subscribe();
 
     // Queued while the repository is in maintenance, so a second request meets it.
@@ -386,9 +387,9 @@ async fn repository_statistics_are_read_from_the_cache() {
     let repo_path = PathBuf::from(&repo.path);
     let img = root.path().join("small.raw");
     let made = Instant::now();
-    let path = repo_path.clone();
+    let (path, data_dir, repo_id) = (repo_path.clone(), api.f.data.path().to_path_buf(), repo.id.clone());
     tokio::task::spawn_blocking(move || {
-        let ds = Datastore::open(&path, None).unwrap();
+        let ds = repository_keys::open_datastore(&data_dir, &repo_id, &path).unwrap();
         for i in 0..n {
             // 128 KiB: one chunk shared by every snapshot, one of its own.
             let mut data = random_bytes(65536, 1);
@@ -412,8 +413,8 @@ async fn repository_statistics_are_read_from_the_cache() {
     // What a backup, prune or GC job does once it changed the repository.
     let cache = api.f.state.runner.repo_stats();
     let t = Instant::now();
-    let path = repo_path.clone();
-    tokio::task::spawn_blocking(move || cache.refresh(&path, &Datastore::open(&path, None).unwrap()).unwrap()).await.unwrap();
+    let (path, data_dir, repo_id) = (repo_path.clone(), api.f.data.path().to_path_buf(), repo.id.clone());
+    tokio::task::spawn_blocking(move || cache.refresh(&path, &repository_keys::open_datastore(&data_dir, &repo_id, &path).unwrap()).unwrap()).await.unwrap();
     let refresh = t.elapsed();
 
     let (_, r) = timed(repo.id.clone()).await;

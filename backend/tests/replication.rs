@@ -164,7 +164,7 @@ fn lab_in(root: &Path, size: &str) -> Lab {
 }
 
 fn spec(keep: u32) -> ReplicaSpec {
-    ReplicaSpec { id: "f1".into(), source_vm: "vm1".into(), replica_name: "vm1-replica".into(), keep_points: keep }
+    ReplicaSpec { id: "f1".into(), source_vm: "vm1".into(), source_vm_id: String::new(), replica_name: "vm1-replica".into(), keep_points: keep }
 }
 
 fn quiet() -> (Progress, impl Fn(String) + Sync) {
@@ -628,7 +628,7 @@ fn the_demo_lab_replicates_to_the_dr_host_incrementally_and_fails_over() {
     let (progress, log) = quiet();
     let ctx = Ctx::new(&progress, &log);
     let vms = prod.inventory().unwrap().vms;
-    let spec_of = |vm: &str| ReplicaSpec { id: format!("lab-{vm}"), source_vm: vm.into(), replica_name: replication::default_replica_name(vm), keep_points: 3 };
+    let spec_of = |vm: &str| ReplicaSpec { id: format!("lab-{vm}"), source_vm: vm.into(), source_vm_id: String::new(), replica_name: replication::default_replica_name(vm), keep_points: 3 };
     let disks_equal = |vm: &str, seq: u64| {
         let sdef = prod.definition(vm).unwrap();
         sdef.disks.iter().all(|d| {

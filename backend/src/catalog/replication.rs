@@ -30,6 +30,7 @@ pub fn spec(m: &replication_flows::Model, source_vm: &vm_contexts::Model) -> Rep
     ReplicaSpec {
         id: m.id.clone(),
         source_vm: source_vm.name.clone(),
+        source_vm_id: source_vm.platform_vm_id.clone(),
         replica_name: m.replica_name.clone(),
         keep_points: u32::try_from(m.keep_points).unwrap_or(1).max(1),
     }

@@ -232,7 +232,7 @@ pub fn failover(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, opt
     let mut was_running = resumed_was_running.unwrap_or(false);
     let prepared = (|| -> Result<()> {
         if opts.final_sync {
-            let vm = source.vm(&spec.source_vm)?;
+            let vm = source.vm(spec.source_ref())?;
             if resumed_was_running.is_none() {
                 was_running = vm.power == PowerState::Running;
             }
@@ -325,7 +325,7 @@ pub(crate) fn undo_failover(source: &dyn Platform, target: &KvmHost, replica: &m
         }
     }
     if power_source_on {
-        step("powering the source on", source.set_power(&spec.source_vm, PowerState::Running).map(|_| ()).map_err(Into::into));
+        step("powering the source on", source.set_power(spec.source_ref(), PowerState::Running).map(|_| ()).map_err(Into::into));
     }
     replica.state.phase = Phase::Replicating;
     step("recording the replica's phase", replica.save());

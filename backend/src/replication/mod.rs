@@ -85,8 +85,11 @@ pub struct ReplicaSpec {
     /// The replication's id (the flow id): letters, digits and `-`. It names
     /// the source's change tracking and is recorded in the replica.
     pub id: String,
-    /// The source VM, by name or platform id.
+    /// The source VM's name (test VMs are named after it).
     pub source_vm: String,
+    /// The source VM's platform id: how the source is found, so a VM
+    /// renamed on its platform keeps replicating. Empty: found by name.
+    pub source_vm_id: String,
     /// The replica VM's name on the target host.
     pub replica_name: String,
     /// Restore points kept (at least 1).
@@ -97,6 +100,15 @@ impl ReplicaSpec {
     /// The name of the source's change tracking for this replication.
     pub fn consumer(&self) -> String {
         format!("repl-{}", self.id)
+    }
+
+    /// How the source VM is looked up on its platform: its id when known.
+    pub fn source_ref(&self) -> &str {
+        if self.source_vm_id.is_empty() {
+            &self.source_vm
+        } else {
+            &self.source_vm_id
+        }
     }
 }
 

@@ -78,7 +78,7 @@ pub struct SyncReport {
 /// restore point; makes the replica on the first call. Refused while the
 /// replica is failed over (or in the middle of failing over or back).
 pub fn sync(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, ctx: &Ctx) -> Result<SyncReport> {
-    let vm = source.vm(&spec.source_vm)?;
+    let vm = source.vm(spec.source_ref())?;
     let (mut replica, created) = Replica::open_or_create(target, spec, &vm)?;
     if created {
         ctx.say(format!(

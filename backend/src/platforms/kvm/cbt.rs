@@ -227,7 +227,7 @@ pub fn begin_for(image: &Path, tracker: &Tracker, since: Option<&str>) -> Result
                     "the previous restore point's change token '{token}' does not belong to this VM and disk, which has no change-tracking bitmap of its own yet"
                 ),
                 Some(_) => "the disk had no change-tracking bitmap yet".into(),
-                None => "no previous backup of this disk".into(),
+                None => "no previous backup of this disk (it had no change-tracking bitmap yet)".into(),
             });
             (None, 1)
         }
