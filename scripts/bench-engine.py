@@ -7,6 +7,10 @@ One workload, three tools. For every run (fresh repositories each time):
               restic and borg have no such input, they re-read everything)
   inc-full    back up the mutated image re-reading everything
   restore     restore the latest snapshot (the mutated image) and compare
+  verify      re-read and re-hash everything stored (restic check --read-data,
+              borg check --verify-data)
+  gc          drop the full backup (keep the last), then give its space back
+              (restic prune, borg compact); timed is the space-giving step
 Bytes added by the incremental = repository growth. Medians over --runs.
 """
 import argparse
@@ -101,6 +105,13 @@ def run_sendense(exe, w, base, mut, ranges, tag):
             res["restore_ok"] = same(out, mut)
             res["restore_allocated"] = allocated(out)
             os.remove(out)
+            t, _ = timed([exe, "repo", "verify", repo])
+            res.setdefault("verify", []).append(t)
+            sh([exe, "repo", "prune", repo, "--keep-last", "1"])
+            before = du(repo)
+            t, _ = timed([exe, "repo", "gc", repo, "--grace-seconds", "0"])
+            res.setdefault("gc", []).append(t)
+            res.setdefault("reclaimed", []).append(before - du(repo))
     return res
 
 
@@ -128,6 +139,13 @@ def run_restic(w, base, mut):
     res["restore_ok"] = same(os.path.join(target, "disk.raw"), mut)
     res["restore_allocated"] = allocated(os.path.join(target, "disk.raw"))
     shutil.rmtree(target)
+    t, _ = timed(["restic", "check", "--read-data"], env=env)
+    res["verify"] = [t]
+    sh(["restic", "forget", "--keep-last", "1"], env=env)
+    before = du(repo)
+    t, _ = timed(["restic", "prune"], env=env)
+    res["gc"] = [t]
+    res["reclaimed"] = [before - du(repo)]
     return res
 
 
@@ -156,6 +174,13 @@ def run_borg(w, base, mut):
     res["restore_ok"] = same(os.path.join(target, "disk.raw"), mut)
     res["restore_allocated"] = allocated(os.path.join(target, "disk.raw"))
     shutil.rmtree(target)
+    t, _ = timed(["borg", "check", "--verify-data", repo], env=env)
+    res["verify"] = [t]
+    sh(["borg", "delete", f"{repo}::full"], env=env)
+    before = du(repo)
+    t, _ = timed(["borg", "compact", repo], env=env)
+    res["gc"] = [t]
+    res["reclaimed"] = [before - du(repo)]
     return res
 
 
@@ -232,6 +257,17 @@ def main():
               f"{f(incf, '%15.2f')} {f(rest, '%9.2f')} {f(added / 1e6 if added is not None else None, '%9.1f')} "
               f"{f(added / changed if added is not None else None, '%9.2f')} {f(repo / 1e6 if repo else None, '%8.0f')} "
               f"{str(r.get('restore_ok', '-')):>10} {f(r.get('restore_allocated', 0) / 1e6, '%9.0f')}")
+    print()
+    hdr2 = f"{'tool':<9} {'verify s':>9} {'verify MB/s':>11} {'gc s':>7} {'reclaimed MB':>12}"
+    print(hdr2)
+    print("-" * len(hdr2))
+    for t in tools:
+        r = acc[t]
+        v, g, rec = med(r, "verify"), med(r, "gc"), med(r, "reclaimed")
+        rows[t].update(verify=v, gc=g)
+        f = lambda x, fmt: (fmt % x) if x is not None else "-"
+        print(f"{t:<9} {f(v, '%9.2f')} {f(med(r, 'repo_after_inc') / v / 1e6 if v else None, '%11.0f')} {f(g, '%7.2f')} "
+              f"{f(rec / 1e6 if rec is not None else None, '%12.1f')}")
     if "sendense" in tools:
         s = acc["sendense"]
         print(f"sendense: incremental without ranges added {med(s, 'added_full') / 1e6:.1f} MB; "
@@ -269,6 +305,10 @@ def main():
                 ratios[f"inc_reread_speedup_vs_{other}_inc"] = round(o["inc_full"] / s["inc_full"], 2)
                 ratios[f"restore_speedup_vs_{other}"] = round(o["restore"] / s["restore"], 2)
                 ratios[f"repo_size_ratio_vs_{other}"] = round(s["repo"] / o["repo"], 3)
+                if o.get("verify") and s.get("verify"):
+                    ratios[f"verify_speedup_vs_{other}"] = round(o["verify"] / s["verify"], 2)
+                if o.get("gc") and s.get("gc"):
+                    ratios[f"gc_speedup_vs_{other}"] = round(o["gc"] / s["gc"], 2)
                 ratios[f"{other}_added_over_changed"] = round(o["added"] / changed, 2)
         ratios["sendense_added_over_changed"] = round(s["added"] / changed, 3)
         ratios["sendense_full_mb_s"] = round(size / s["full"] / 1e6)
