@@ -219,6 +219,9 @@ async fn two_vms_with_one_name_keep_their_own_restore_points_retention_and_histo
     assert!(groups.iter().all(|g| g == &format!("vm-{}", a.id) || g == &format!("vm-{}", b.id)), "{groups:?}");
     assert_eq!(lab.check_points(&a).await, 3);
     assert_eq!(lab.check_points(&b).await, 4);
+    // Each backup added its restore point to the cached statistics.
+    let r: shared_types::repositories::Repository = lab.ok("GET", &format!("/api/v1/repositories/{}", lab.repo.id), None, StatusCode::OK).await;
+    assert_eq!(r.stats.as_ref().map(|s| s.snapshots), Some(7), "{r:?}");
 
     // Retention of A (keep 1) removes A's older points and none of B's.
     let rules = KeepRules { last: Some(1), ..Default::default() };

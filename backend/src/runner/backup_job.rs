@@ -189,31 +189,52 @@ async fn execute(
     )
     .await
     .map_err(|e| format!("the snapshot was committed but the catalog could not record it: {e}"))?;
+    // Only the new restore point changed the repository: add it to the
+    // cached statistics; anything retention removed means a recount.
+    let mut added = Some((report.manifest.name.clone(), report.manifest.id.clone()));
     if let Some(flow) = &plan.flow {
         let rules = flow_rules::keep_rules(&flow_rules::retention(flow));
         match retention::apply_for_vm(db, &runner.data_dir()?, &plan.repository, &vm.id, &rules).await {
             Ok(r) if !r.removed.is_empty() => {
+                added = None;
                 let line = format!("retention removed {} restore point(s): {}", r.removed.len(), r.removed.join(", "));
                 telemetry::log(runner, &job.id, LogLevel::Info, line).await;
             }
             Ok(_) => {}
-            Err(e) => telemetry::log(runner, &job.id, LogLevel::Warn, format!("retention not applied: {e}")).await,
+            Err(e) => {
+                added = None;
+                telemetry::log(runner, &job.id, LogLevel::Warn, format!("retention not applied: {e}")).await
+            }
         }
     }
-    refresh_stats(runner, &plan.repository).await;
+    update_stats(runner, &plan.repository, added).await;
     Ok((report, backup))
 }
 
 /// Recomputes the repository's cached statistics after a job changed it
 /// (requests only read the cache).
 pub(super) async fn refresh_stats(runner: &Runner, repo: &repositories::Model) {
+    update_stats(runner, repo, None).await
+}
+
+/// Updates the cached statistics: the snapshot `added` (group, id) alone,
+/// or a recount with `None`.
+async fn update_stats(runner: &Runner, repo: &repositories::Model, added: Option<(String, String)>) {
     let cache = runner.repo_stats();
     let row = repo.clone();
     let data_dir = match runner.data_dir() {
         Ok(d) => d,
         Err(e) => return tracing::warn!(error = %e, "refreshing the repository's statistics"),
     };
-    let done = tokio::task::spawn_blocking(move || repositories_logic::open_datastore(&data_dir, &row).and_then(|ds| cache.refresh(std::path::Path::new(&row.path), &ds))).await;
+    let done = tokio::task::spawn_blocking(move || {
+        let ds = repositories_logic::open_datastore(&data_dir, &row)?;
+        let root = std::path::Path::new(&row.path);
+        match &added {
+            Some((name, id)) => cache.add_snapshot(root, &ds, name, id),
+            None => cache.refresh(root, &ds),
+        }
+    })
+    .await;
     match done {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, repository = %repo.name, "refreshing the repository's statistics"),
