@@ -61,19 +61,13 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
     if let Some(e) = &error {
         telemetry::log(runner, &job.id, if status == JobStatus::Failed { LogLevel::Error } else { LogLevel::Warn }, e.clone()).await;
     }
-    let snap = progress.snapshot();
     let mut job = job;
     if let Some(t) = read_as {
         job.backup_type = Some(t.as_str().to_owned());
     }
-    let job = match finish_row(&db, job, status, error.clone(), Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "unable to record the job's end");
-            return;
-        }
+    let Some(job) = end_job(runner, job, status, error.clone(), &progress).await else {
+        return;
     };
-    telemetry::job_changed(runner, &job).await;
     if status == JobStatus::Failed {
         telemetry::alert(runner, &job, &vm.name, error.as_deref().unwrap_or("failed")).await;
     }
@@ -252,6 +246,22 @@ pub(super) async fn apply_retention_to_vm(runner: &Runner, job: &jobs::Model, fl
     }
     refresh_stats(runner, repo).await;
     Ok(())
+}
+
+/// Ends a job row with `status`, error and the progress's byte counts, and
+/// announces it; `None` (logged) when the catalog could not record it.
+pub async fn end_job(runner: &Runner, job: jobs::Model, status: JobStatus, error: Option<String>, progress: &Progress) -> Option<jobs::Model> {
+    let snap = progress.snapshot();
+    match finish_row(runner.db(), job, status, error, Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
+        Ok(job) => {
+            telemetry::job_changed(runner, &job).await;
+            Some(job)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "unable to record the job's end");
+            None
+        }
+    }
 }
 
 /// Ends a job row with `status`; `bytes`: (total, read, written) when known.

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use shared_types::jobs::{JobKind, JobStatus, LogLevel};
 use shared_types::restore::{ConflictPolicy, FileRestoreDestination, FileRestoreResult};
 
-use super::backup_job::{finish_row, start};
+use super::backup_job::{end_job, start};
 use super::{queued_row, telemetry, Runner, RunnerError};
 use crate::confinement::Destination;
 use crate::db::entities::{jobs, vm_contexts};
@@ -154,15 +154,9 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
             }
         }
     }
-    let snap = progress.snapshot();
-    let job = match finish_row(&db, job, status, error.clone(), Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "unable to record the job's end");
-            return;
-        }
+    let Some(job) = end_job(runner, job, status, error.clone(), &progress).await else {
+        return;
     };
-    telemetry::job_changed(runner, &job).await;
     if status == JobStatus::Failed {
         telemetry::alert(runner, &job, &vm.name, error.as_deref().unwrap_or("failed")).await;
     }

@@ -95,15 +95,9 @@ pub async fn run(runner: &Runner, job: jobs::Model, repo: repositories::Model, p
     if status == JobStatus::Failed && kind == Some(JobKind::Verify) {
         record_verify(runner, &repo.id, VerifyOutcome::Failed, 0).await;
     }
-    let snap = progress.snapshot();
-    let job = match backup_job::finish_row(runner.db(), job, status, error.clone(), Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "unable to record the job's end");
-            return;
-        }
+    let Some(job) = backup_job::end_job(runner, job, status, error.clone(), &progress).await else {
+        return;
     };
-    telemetry::job_changed(runner, &job).await;
     if status == JobStatus::Failed {
         let what = kind.map(|k| k.as_str()).unwrap_or("maintenance");
         telemetry::repository_alert(runner, &job, AlertSeverity::Critical, &format!("{what} of repository {} failed", repo.name), error.as_deref().unwrap_or("failed"));

@@ -28,7 +28,7 @@ use shared_types::platform::{PlatformKind, PowerState};
 use shared_types::replication::{lag, refusal, transition, ReplicationAction, ReplicationOperation, ReplicationState, SyncSummary};
 use shared_types::ws::{Alert, AlertSeverity, ServerMessage};
 
-use super::backup_job::{finish_row, start};
+use super::backup_job::{self, start};
 use super::{queued_row, telemetry, Runner, RunnerError};
 use crate::catalog::network_mapping::{self, MappingError};
 use crate::catalog::replication::{self as rules, mirror, next_sync, phase_note, reconcile, set_state, spec};
@@ -348,15 +348,9 @@ async fn end_job(runner: &Runner, job: jobs::Model, vm: &str, status: JobStatus,
     if let Some(e) = &error {
         telemetry::log(runner, &job.id, if status == JobStatus::Failed { LogLevel::Error } else { LogLevel::Warn }, e.clone()).await;
     }
-    let snap = progress.snapshot();
-    let job = match finish_row(runner.db(), job, status, error.clone(), Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "unable to record the job's end");
-            return;
-        }
+    let Some(job) = backup_job::end_job(runner, job, status, error.clone(), progress).await else {
+        return;
     };
-    telemetry::job_changed(runner, &job).await;
     if status == JobStatus::Failed {
         telemetry::alert(runner, &job, vm, error.as_deref().unwrap_or("failed")).await;
     }

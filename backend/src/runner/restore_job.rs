@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use shared_types::jobs::{JobStatus, LogLevel};
 use shared_types::platform::{DiskFormat, Firmware, GuestOs, NicInfo, PlatformKind, VmInfo};
 
-use super::backup_job::{finish_row, start};
+use super::backup_job::{end_job, start};
 use super::{telemetry, Runner};
 use crate::catalog::compatibility::{filesystem_id, free_bytes, space_note};
 use crate::catalog::{from_wire, inventory};
@@ -105,15 +105,9 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
     if let Some(e) = &error {
         telemetry::log(runner, &job.id, if status == JobStatus::Failed { LogLevel::Error } else { LogLevel::Warn }, e.clone()).await;
     }
-    let snap = progress.snapshot();
-    let job = match finish_row(&db, job, status, error.clone(), Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "unable to record the job's end");
-            return;
-        }
+    let Some(job) = end_job(runner, job, status, error.clone(), &progress).await else {
+        return;
     };
-    telemetry::job_changed(runner, &job).await;
     if status == JobStatus::Failed {
         telemetry::alert(runner, &job, &vm.name, error.as_deref().unwrap_or("failed")).await;
     }
