@@ -538,14 +538,29 @@ fn lock(dir: &Path, name: &str) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| ReplicationError::io(format!("opening {}", path.display()), e))?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(file),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-            Err(ReplicationError::replica(name, "another operation on this replica is running (its lock is held)"))
+    // A child process another thread is starting shares this process's open
+    // files until it execs, so a lock just released can look held for a
+    // moment: wait briefly before calling it another operation's.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(ReplicationError::replica(
+                        name,
+                        "another operation on this replica is running (its lock is held)",
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(ReplicationError::io(format!("locking {}", path.display()), e.into())),
         }
-        Err(e) => Err(ReplicationError::io(format!("locking {}", path.display()), e.into())),
     }
 }
+
+/// How long taking a replica's lock waits for a holder that is about to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The backing file a qcow2 image names.
 pub fn backing_of(image: &Path) -> Result<Option<String>> {
