@@ -318,14 +318,7 @@ impl Writer {
 fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, rx: Receiver<PackJob>) -> Result<u64> {
     let mut written = 0u64;
     for job in rx {
-        let id = Digest(*blake3::hash(&job.data).as_bytes());
-        if repo.put_if_absent(&pack::pack_key(&id), &job.data)? {
-            written += job.data.len() as u64;
-        }
-        let idx = pack::seal_index(&id, &job.entries, crypt)?;
-        if repo.put_if_absent(&pack::pack_index_key(&id), &idx)? {
-            written += idx.len() as u64;
-        }
+        written += pack::write(repo, crypt, &job.data, &job.entries)?.1;
     }
     Ok(written)
 }

@@ -2,8 +2,8 @@
 //! indexes, and chunk reads (ranged GET from its pack, then decode and check;
 //! the chunk dictionary is loaded on the first chunk that needs it).
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::chunk_codec;
 use super::chunk_dict::{self, ChunkDict};
@@ -30,12 +30,23 @@ pub struct ChunkStore {
     pub packs: Vec<Digest>,
     pub map: HashMap<Digest, ChunkLoc>,
     dict: OnceLock<std::result::Result<Arc<ChunkDict>, String>>,
+    /// Chunks found again after a GC repacked them (see [`Self::read_chunk`]).
+    moved: Mutex<Moved>,
+}
+
+/// Pack indexes read after loading: the packs looked at and their chunks.
+#[derive(Default)]
+struct Moved {
+    scanned: bool,
+    gone: HashSet<Digest>,
+    seen: HashSet<Digest>,
+    chunks: HashMap<Digest, (Digest, PackEntry)>,
 }
 
 impl ChunkStore {
     /// Load every pack index. A corrupt pack index is an error naming it.
     pub fn load(repo: Arc<dyn Repository>, crypt: Option<Arc<CryptConfig>>, hasher: Hasher) -> Result<ChunkStore> {
-        let mut store = ChunkStore { repo, crypt, hasher, packs: Vec::new(), map: HashMap::new(), dict: OnceLock::new() };
+        let mut store = ChunkStore { repo, crypt, hasher, packs: Vec::new(), map: HashMap::new(), dict: OnceLock::new(), moved: Mutex::default() };
         for obj in store.repo.list(pack::PACK_INDEX_PREFIX)? {
             let Some(id) = pack::id_from_key(&obj.key) else { continue };
             let data = match store.repo.get(&obj.key) {
@@ -75,28 +86,82 @@ impl ChunkStore {
 
     /// The plain chunk, checked against its digest. `snapshot` names the
     /// snapshot in the error when the chunk is missing.
+    ///
+    /// A GC may repack a chunk while this store is in use (restore, verify
+    /// and reads take no lock): when its pack has gone, or the chunk was not
+    /// in any pack index at load time, the chunk is looked up once more in
+    /// the pack indexes written since, and read from there.
     pub fn read_chunk(&self, digest: &Digest, snapshot: &str) -> Result<Vec<u8>> {
-        let loc = self
-            .map
-            .get(digest)
-            .ok_or_else(|| EngineError::MissingChunk { snapshot: snapshot.to_string(), digest: digest.to_hex() })?;
-        let key = self.pack_key_of(loc);
-        let stored = match self.repo.get_range(&key, loc.offset, loc.stored_len as usize) {
-            Ok(s) => s,
-            Err(EngineError::NotFound { .. }) => {
-                return Err(EngineError::MissingChunk { snapshot: snapshot.to_string(), digest: digest.to_hex() })
+        let missing = || EngineError::MissingChunk { snapshot: snapshot.to_string(), digest: digest.to_hex() };
+        let mut gone = None;
+        if let Some(loc) = self.map.get(digest) {
+            let entry = PackEntry {
+                digest: *digest,
+                offset: loc.offset,
+                stored_len: loc.stored_len,
+                raw_len: loc.raw_len,
+                flags: loc.flags,
+            };
+            let pack = self.packs[loc.pack as usize];
+            match self.read_entry(&pack, &entry) {
+                Err(EngineError::NotFound { .. }) => gone = Some(pack),
+                other => return other,
             }
-            Err(e) => return Err(e),
-        };
+        }
+        let (pack, entry) = self.find_moved(digest, gone)?.ok_or_else(missing)?;
+        match self.read_entry(&pack, &entry) {
+            Err(EngineError::NotFound { .. }) => Err(missing()),
+            other => other,
+        }
+    }
+
+    fn read_entry(&self, pack: &Digest, e: &PackEntry) -> Result<Vec<u8>> {
+        let stored = self.repo.get_range(&pack::pack_key(pack), e.offset, e.stored_len as usize)?;
         let corrupt = |reason: String| EngineError::CorruptChunk {
-            digest: digest.to_hex(),
-            pack: self.packs[loc.pack as usize].to_hex(),
-            offset: loc.offset,
+            digest: e.digest.to_hex(),
+            pack: pack.to_hex(),
+            offset: e.offset,
             reason,
         };
-        let dict = if loc.flags & chunk_codec::FLAG_DICT != 0 { Some(self.dict().map_err(corrupt)?) } else { None };
-        chunk_codec::decode(&stored, loc.flags, loc.raw_len as usize, digest, self.crypt.as_deref(), &self.hasher, dict)
+        let dict = if e.flags & chunk_codec::FLAG_DICT != 0 { Some(self.dict().map_err(corrupt)?) } else { None };
+        chunk_codec::decode(&stored, e.flags, e.raw_len as usize, &e.digest, self.crypt.as_deref(), &self.hasher, dict)
             .map_err(corrupt)
+    }
+
+    /// Where `digest` is now, from the pack indexes not read before. They
+    /// are listed again once per pack found gone (`gone`), and once for
+    /// chunks no pack index listed at load time: a damaged repository with
+    /// many missing chunks is not listed once per chunk.
+    fn find_moved(&self, digest: &Digest, gone: Option<Digest>) -> Result<Option<(Digest, PackEntry)>> {
+        let mut moved = self.moved.lock().unwrap_or_else(|e| e.into_inner());
+        let rescan = match gone {
+            Some(pack) => moved.gone.insert(pack),
+            None => !moved.scanned,
+        };
+        if !rescan {
+            return Ok(moved.chunks.get(digest).copied());
+        }
+        moved.scanned = true;
+        if moved.seen.is_empty() {
+            moved.seen.extend(self.packs.iter().copied());
+        }
+        for obj in self.repo.list(pack::PACK_INDEX_PREFIX)? {
+            let Some(id) = pack::id_from_key(&obj.key) else { continue };
+            if !moved.seen.insert(id) {
+                continue;
+            }
+            let data = match self.repo.get(&obj.key) {
+                Ok(d) => d,
+                Err(EngineError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let entries = pack::open_index(&id, &data, self.crypt.as_deref())
+                .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
+            for e in entries {
+                moved.chunks.insert(e.digest, (id, e));
+            }
+        }
+        Ok(moved.chunks.get(digest).copied())
     }
 
     /// The repository's chunk dictionary (loaded once); `Err` names it and says why not.

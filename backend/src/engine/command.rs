@@ -257,10 +257,10 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             let ds = Datastore::open(&dir, key(&k))?;
             let r = gc::gc(&ds, Duration::from_secs(grace_seconds))?;
             println!(
-                "gc: {} snapshots, {} chunks in use; removed {} packs ({} bytes), {} indexes, {} temp files, {} stale leases; kept {} packs ({} within the grace period, {} unreferenced bytes inside used packs)",
-                r.snapshots, r.chunks_marked, r.packs_removed, r.bytes_removed, r.indexes_removed,
-                r.temp_files_removed, r.stale_leases_removed, r.packs_kept, r.packs_in_grace,
-                r.bytes_unreferenced_in_kept_packs
+                "gc: {} snapshots, {} chunks in use; reclaimed {} bytes: removed {} packs ({} bytes; {} of them repacked into {} new packs of {} bytes), {} indexes, {} temp files, {} stale leases; kept {} packs ({} within the grace period, {} unreferenced bytes inside used packs)",
+                r.snapshots, r.chunks_marked, r.reclaimed(), r.packs_removed, r.bytes_removed, r.packs_repacked,
+                r.packs_written, r.bytes_written, r.indexes_removed, r.temp_files_removed, r.stale_leases_removed,
+                r.packs_kept, r.packs_in_grace, r.bytes_unreferenced_in_kept_packs
             );
         }
         RepoCommand::Prune { dir, key: k, id, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, dry_run } => {

@@ -94,10 +94,15 @@
 //!   before, is older than the cutoff. So packs written by a running backup
 //!   (newer than its lease), packs it touched, and the parent it reuses are
 //!   never swept; orphans of crashed backups (packs without index, unused
-//!   fixed indexes, `tmp/` files) go once older than the cutoff. Packs that
-//!   are partly used are kept whole (repacking is not implemented). A backup
-//!   loading the chunk map skips a pack index that vanishes under it. GC
-//!   never touches `dicts/`.
+//!   fixed indexes, `tmp/` files) go once older than the cutoff. A pack
+//!   older than the cutoff that is partly used, with at least 10 % of its
+//!   bytes unreferenced, is repacked ([`gc`]): its chunks in use are copied
+//!   (stored bytes as they are) into new packs written whole with their
+//!   indexes, and only then is the old pack removed, under the same re-read
+//!   of its time. A backup that reused a chunk of it starts over as above;
+//!   a reader whose pack has gone looks the chunk up again in the pack
+//!   indexes written since. A backup loading the chunk map skips a pack
+//!   index that vanishes under it. GC never touches `dicts/`.
 //! * **Prune / forget** delete manifests only (chunks go at the next GC), and
 //!   never one whose `immutable_until` lies in the future ([`prune`]).
 //! * **Restore, verify, stats, random-access reads** take no lock: they only

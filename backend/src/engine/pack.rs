@@ -15,6 +15,7 @@
 use super::crypto::CryptConfig;
 use super::digest::Digest;
 use super::error::Result;
+use super::repository::Repository;
 use super::sealed::{self, Kind};
 
 pub const PACK_PREFIX: &str = "packs/";
@@ -96,6 +97,22 @@ pub fn open_index(id: &Digest, data: &[u8], crypt: Option<&CryptConfig>) -> Resu
         return decode_index(data);
     }
     decode_index(&sealed::open(Kind::PackIndex, data, &id.0, crypt)?)
+}
+
+/// Writes a whole pack, then its index, both create-if-absent (the index
+/// last: a pack without one is an orphan GC removes). Returns the pack's id
+/// and the bytes this call actually wrote (0 for objects already there).
+pub fn write(repo: &dyn Repository, crypt: Option<&CryptConfig>, data: &[u8], entries: &[PackEntry]) -> Result<(Digest, u64)> {
+    let id = Digest(*blake3::hash(data).as_bytes());
+    let mut written = 0;
+    if repo.put_if_absent(&pack_key(&id), data)? {
+        written += data.len() as u64;
+    }
+    let idx = seal_index(&id, entries, crypt)?;
+    if repo.put_if_absent(&pack_index_key(&id), &idx)? {
+        written += idx.len() as u64;
+    }
+    Ok((id, written))
 }
 
 /// Accumulates chunks for one pack in memory.

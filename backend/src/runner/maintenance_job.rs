@@ -241,11 +241,15 @@ async fn run_gc(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, 
     };
     let took = started.elapsed();
     telemetry::log(runner, &job.id, LogLevel::Info, format!(
-        "{} snapshots, {} chunks in use; removed {} packs ({} bytes), {} unused indexes, {} temporary files; kept {} packs ({} within the grace period, {} unreferenced bytes inside packs still in use) in {:.1} s ({} looked at)",
+        "{} snapshots, {} chunks in use; reclaimed {} bytes: removed {} packs ({} bytes; {} of them partly used, their chunks in use copied into {} new packs of {} bytes), {} unused indexes, {} temporary files; kept {} packs ({} within the grace period, {} unreferenced bytes inside packs still in use) in {:.1} s ({} looked at)",
         report.snapshots,
         report.chunks_marked,
+        report.reclaimed(),
         report.packs_removed,
         report.bytes_removed,
+        report.packs_repacked,
+        report.packs_written,
+        report.bytes_written,
         report.indexes_removed,
         report.temp_files_removed,
         report.packs_kept,
@@ -255,7 +259,7 @@ async fn run_gc(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, 
         rate(progress.bytes_read.load(std::sync::atomic::Ordering::Relaxed), took),
     ))
     .await;
-    record_gc(runner, &repo.id, report.bytes_removed).await;
+    record_gc(runner, &repo.id, report.reclaimed()).await;
     Ok(())
 }
 
