@@ -15,6 +15,7 @@ Bytes added by the incremental = repository growth. Medians over --runs.
 """
 import argparse
 import json
+import re
 import os
 import shutil
 import statistics
@@ -109,9 +110,12 @@ def run_sendense(exe, w, base, mut, ranges, tag):
             res.setdefault("verify", []).append(t)
             sh([exe, "repo", "prune", repo, "--keep-last", "1"])
             before = du(repo)
-            t, _ = timed([exe, "repo", "gc", repo, "--grace-seconds", "0"])
+            t, r = timed([exe, "repo", "gc", repo, "--grace-seconds", "0"], capture=True)
             res.setdefault("gc", []).append(t)
             res.setdefault("reclaimed", []).append(before - du(repo))
+            res.setdefault("repo_after_gc", []).append(du(repo))
+            left = re.search(r"(\d+) unreferenced bytes inside used packs", r.stdout)
+            res.setdefault("unreferenced_left", []).append(int(left.group(1)) if left else 0)
     return res
 
 
@@ -146,6 +150,7 @@ def run_restic(w, base, mut):
     t, _ = timed(["restic", "prune"], env=env)
     res["gc"] = [t]
     res["reclaimed"] = [before - du(repo)]
+    res["repo_after_gc"] = [du(repo)]
     return res
 
 
@@ -181,6 +186,7 @@ def run_borg(w, base, mut):
     t, _ = timed(["borg", "compact", repo], env=env)
     res["gc"] = [t]
     res["reclaimed"] = [before - du(repo)]
+    res["repo_after_gc"] = [du(repo)]
     return res
 
 
@@ -258,7 +264,7 @@ def main():
               f"{f(added / changed if added is not None else None, '%9.2f')} {f(repo / 1e6 if repo else None, '%8.0f')} "
               f"{str(r.get('restore_ok', '-')):>10} {f(r.get('restore_allocated', 0) / 1e6, '%9.0f')}")
     print()
-    hdr2 = f"{'tool':<9} {'verify s':>9} {'verify MB/s':>11} {'gc s':>7} {'reclaimed MB':>12}"
+    hdr2 = f"{'tool':<9} {'verify s':>9} {'verify MB/s':>11} {'gc s':>7} {'reclaimed MB':>12} {'repo after MB':>13}"
     print(hdr2)
     print("-" * len(hdr2))
     for t in tools:
@@ -267,11 +273,13 @@ def main():
         rows[t].update(verify=v, gc=g)
         f = lambda x, fmt: (fmt % x) if x is not None else "-"
         print(f"{t:<9} {f(v, '%9.2f')} {f(med(r, 'repo_after_inc') / v / 1e6 if v else None, '%11.0f')} {f(g, '%7.2f')} "
-              f"{f(rec / 1e6 if rec is not None else None, '%12.1f')}")
+              f"{f(rec / 1e6 if rec is not None else None, '%12.1f')} "
+              f"{f(med(r, 'repo_after_gc') / 1e6 if med(r, 'repo_after_gc') is not None else None, '%13.0f')}")
     if "sendense" in tools:
         s = acc["sendense"]
         print(f"sendense: incremental without ranges added {med(s, 'added_full') / 1e6:.1f} MB; "
-              f"peak RSS full backup {max(s['rss_full']) / mib:.0f} MiB, restore {max(s['rss_restore']) / mib:.0f} MiB")
+              f"peak RSS full backup {max(s['rss_full']) / mib:.0f} MiB, restore {max(s['rss_restore']) / mib:.0f} MiB; "
+              f"GC left {med(s, 'unreferenced_left') / 1e6:.1f} MB unreferenced in packs under the repack threshold")
     if a.with_8g:
         big = os.path.join(w, "base-8G.raw")
         if not os.path.exists(big):

@@ -69,3 +69,86 @@ build_web() {
   )
   touch "$stamp"
 }
+
+# need_libvirt: libvirt 9 (bookworm) with QEMU 10 (bookworm-backports, to
+# match the image's qemu-utils), the libvirt C library for the `virt` crate,
+# and what lab guests are made of (busybox, dnsmasq for their networks).
+# Backports comes in through a private apt configuration under
+# $SENDENSE_APT_DIR (default ~/.cache/sendense/apt); the machine's own
+# sources are never edited. See ../shared/libvirt/LIBVIRT.md.
+need_libvirt() {
+  local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
+    qemu-system-x86 qemu-system-common qemu-system-data seabios busybox-static dnsmasq-base iptables libnbd-bin)
+  local missing=() pkg
+  for pkg in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "Installing libvirt and QEMU: ${missing[*]}"
+    local dir="${SENDENSE_APT_DIR:-$HOME/.cache/sendense/apt}" mirror
+    mkdir -p "$dir"/lists/partial "$dir"/archives/partial "$dir"/sources.list.d
+    mirror="$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
+    [ -n "$mirror" ] || mirror="http://deb.debian.org/debian"
+    { [ -f /etc/apt/sources.list.d/debian.sources ] && cat /etc/apt/sources.list.d/debian.sources
+      printf '\nTypes: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror"
+    } > "$dir/sources.list.d/all.sources"
+    local apt=(-o Dir::Etc::sourcelist=/dev/null -o "Dir::Etc::sourceparts=$dir/sources.list.d"
+      -o "Dir::State::lists=$dir/lists" -o "Dir::Cache::archives=$dir/archives" -o APT::Sandbox::User=root)
+    local try
+    for try in 1 2 3; do   # another install may hold dpkg's lock
+      if as_root env DEBIAN_FRONTEND=noninteractive apt-get "${apt[@]}" update -qq &&
+         as_root env DEBIAN_FRONTEND=noninteractive apt-get "${apt[@]}" install -y -qq --no-install-recommends \
+           libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
+           qemu-system-x86/bookworm-backports qemu-system-common/bookworm-backports \
+           qemu-system-data/bookworm-backports seabios/bookworm-backports qemu-utils/bookworm-backports \
+           busybox-static dnsmasq-base iptables libnbd-bin >/dev/null; then
+        break
+      fi
+      [ "$try" = 3 ] && die "installing libvirt and QEMU failed (see apt's output above)"
+      sleep 5
+    done
+  fi
+  # libvirt 9.0 looks its default 'libvirt-qemu' user up before reading qemu.conf.
+  getent group libvirt-qemu >/dev/null || as_root addgroup --system libvirt-qemu >/dev/null
+  getent passwd libvirt-qemu >/dev/null || as_root adduser --system --ingroup libvirt-qemu \
+    --home /var/lib/libvirt --no-create-home --disabled-login libvirt-qemu >/dev/null
+}
+
+# need_guest_kit: the kernel and initramfs lab guests boot (in
+# $SENDENSE_GUEST_KIT, default ~/.cache/sendense/guest-kit): Debian's kernel
+# package unpacked (not installed), its virtio modules and busybox in an
+# initramfs around scripts/guest/init. Rebuilt when that init changes.
+need_guest_kit() {
+  local kit="${SENDENSE_GUEST_KIT:-$HOME/.cache/sendense/guest-kit}"
+  local init="$ROOT/scripts/guest/init"
+  if [ -f "$kit/vmlinuz" ] && [ -f "$kit/initrd.cpio.gz" ] && [ "$kit/initrd.cpio.gz" -nt "$init" ]; then
+    return 0
+  fi
+  need_libvirt
+  step "Making the lab guests' kernel and initramfs in $kit"
+  local dir="${SENDENSE_APT_DIR:-$HOME/.cache/sendense/apt}"
+  local apt=(-o Dir::Etc::sourcelist=/dev/null -o "Dir::Etc::sourceparts=$dir/sources.list.d"
+    -o "Dir::State::lists=$dir/lists" -o "Dir::Cache::archives=$dir/archives" -o APT::Sandbox::User=root)
+  mkdir -p "$kit/kernel"
+  if [ ! -f "$kit/vmlinuz" ]; then
+    local pkg
+    pkg="$(apt-cache "${apt[@]}" depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')"
+    [ -n "$pkg" ] || die "no linux-image package found for the lab guests"
+    (cd "$kit/kernel" && rm -f ./*.deb && apt-get "${apt[@]}" download "$pkg" >/dev/null &&
+      rm -rf x && dpkg -x ./*.deb x && rm -f ./*.deb) || die "could not fetch $pkg for the lab guests"
+    cp "$kit"/kernel/x/boot/vmlinuz-* "$kit/vmlinuz.tmp" && mv "$kit/vmlinuz.tmp" "$kit/vmlinuz"
+  fi
+  local km root="$kit/rootfs"
+  km="$(ls -d "$kit"/kernel/x/lib/modules/*/kernel | head -n1)"
+  rm -rf "$root"; mkdir -p "$root"/{bin,proc,sys,dev,lib/modules}
+  cp /bin/busybox "$root/bin/busybox"
+  local m
+  for m in drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_pci_legacy_dev.ko \
+           drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko \
+           net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko; do
+    cp "$km/$m" "$root/lib/modules/"
+  done
+  cp "$init" "$root/init"
+  (cd "$root" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$kit/initrd.cpio.gz.tmp")
+  mv "$kit/initrd.cpio.gz.tmp" "$kit/initrd.cpio.gz"
+}

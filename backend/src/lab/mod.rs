@@ -40,6 +40,7 @@ pub mod content;
 pub mod filesystem;
 pub mod image;
 pub mod init;
+pub mod libvirt_host;
 pub mod manifest;
 pub mod partition;
 pub mod rng;

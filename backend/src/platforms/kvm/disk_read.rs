@@ -5,62 +5,18 @@
 //! The finisher stops the export, then ends the rotation under the lock.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use shared_types::platform::DiskFormat;
 
-use crate::engine::block_source::{self, BlockSource};
-use crate::engine::{EngineError, Result as EngineResult};
 use crate::platforms::error::{PlatformError, Result};
 use crate::platforms::nbd::{QemuNbd, QemuNbdOptions};
-use crate::platforms::nbd::{self, NbdClient};
+use crate::platforms::nbd::{self, NbdSource};
 use crate::platforms::DiskRead;
 
 use super::cbt::{self, Rotation};
 use super::definition::{self, DiskDefinition};
 use super::qemu_img;
-
-/// A disk exported by `qemu-nbd` and read through one NBD connection.
-pub struct NbdSource {
-    label: String,
-    size: u64,
-    /// Allocated ranges, sorted: everything else reads as zeros.
-    allocated: Vec<(u64, u64)>,
-    conn: Mutex<Option<(NbdClient, QemuNbd)>>,
-}
-
-impl NbdSource {
-    /// Stops the export (idempotent); reads after this fail.
-    pub fn close(&self) {
-        let taken = self.conn.lock().map(|mut c| c.take()).unwrap_or(None);
-        if let Some((client, server)) = taken {
-            let _ = client.disconnect();
-            if let Err(e) = server.close() {
-                tracing::warn!(disk = %self.label, error = %e, "stopping qemu-nbd");
-            }
-        }
-    }
-}
-
-impl BlockSource for NbdSource {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> EngineResult<()> {
-        let mut guard = self.conn.lock().map_err(|_| EngineError::Pipeline(format!("{}: reader poisoned", self.label)))?;
-        let (client, _) = guard.as_mut().ok_or_else(|| EngineError::Pipeline(format!("{}: the disk export was closed", self.label)))?;
-        client.read_at(buf, offset).map_err(|e| EngineError::Pipeline(format!("reading {} at {offset}: {e}", self.label)))
-    }
-
-    fn is_hole(&self, offset: u64, len: u64) -> bool {
-        block_source::hole_in(&self.allocated, offset, len)
-    }
-}
 
 /// Opens disk `d` of VM `vm` (image at `path`) with the change tracking of
 /// `tracker` (see [`cbt::Tracker`]); `since`: the token of its previous read.
@@ -142,14 +98,10 @@ pub fn export(
         contexts.push(c.as_str());
     }
     let mut client = server.connect(&contexts).map_err(nbd_err)?;
-    let size = client.size();
-    // Holes and extents that read as zeros are skipped without reading.
-    let extents = client.block_status(nbd::BASE_ALLOCATION, 0, size).map_err(nbd_err)?;
-    let allocated = nbd::ranges::ranges_where(&extents, |flags| flags & nbd::STATE_ZERO == 0);
     let changed = match bitmap {
         Some(b) => Some(nbd::dirty_ranges(&mut client, b).map_err(nbd_err)?),
         None => None,
     };
-    let source = Arc::new(NbdSource { label: label.into(), size, allocated, conn: Mutex::new(Some((client, server))) });
+    let source = Arc::new(NbdSource::open(label, client, Some(server)).map_err(nbd_err)?);
     Ok((source, changed))
 }

@@ -10,6 +10,7 @@
 //! * [`ranges`]: [`allocated_ranges`] (`base:allocation`) and
 //!   [`dirty_ranges`] (`qemu:dirty-bitmap:NAME`).
 //! * [`qemu_nbd`]: the `qemu-nbd` child process.
+//! * [`source`]: [`NbdSource`], an NBD export as a backup's block source.
 //! * [`error`]: the error type, [`NbdError`].
 //!
 //! Typical changed-block read:
@@ -37,11 +38,13 @@ pub mod handshake;
 pub mod proto;
 pub mod qemu_nbd;
 pub mod ranges;
+pub mod source;
 
 pub use client::NbdClient;
 pub use error::NbdError;
 pub use qemu_nbd::{ImageFormat, QemuNbd, QemuNbdOptions};
 pub use ranges::{allocated_ranges, dirty_ranges};
+pub use source::NbdSource;
 
 /// The standard allocation meta context: flag bit 0 = hole, bit 1 = reads as zeros.
 pub const BASE_ALLOCATION: &str = "base:allocation";

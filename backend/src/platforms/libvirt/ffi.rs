@@ -1,0 +1,123 @@
+//! The libvirt calls the `virt` crate's safe API lacks: checkpoints and
+//! pull-mode backup jobs (`virDomainCheckpoint*`, `virDomainBackup*`),
+//! called through `virt-sys` with the pointers and strings checked here and
+//! nowhere else.
+
+use std::ffi::{c_char, c_void, CStr, CString};
+
+use virt::domain::Domain;
+use virt::sys;
+
+use crate::platforms::error::{PlatformError, Result};
+
+extern "C" {
+    fn free(p: *mut c_void);
+}
+
+fn last_error(what: &str) -> PlatformError {
+    PlatformError::Invalid(format!("libvirt: {what}: {}", virt::error::Error::last_error().message()))
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| PlatformError::Invalid(format!("{what} holds a NUL byte")))
+}
+
+/// Takes a string libvirt allocated and frees it.
+unsafe fn owned_string(p: *mut c_char) -> String {
+    let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+    free(p as *mut c_void);
+    s
+}
+
+/// One checkpoint handle, freed on drop.
+struct Checkpoint(sys::virDomainCheckpointPtr);
+
+impl Drop for Checkpoint {
+    fn drop(&mut self) {
+        unsafe {
+            sys::virDomainCheckpointFree(self.0);
+        }
+    }
+}
+
+impl Checkpoint {
+    fn name(&self) -> String {
+        unsafe {
+            let p = sys::virDomainCheckpointGetName(self.0);
+            if p.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        }
+    }
+
+    fn xml(&self) -> Result<String> {
+        let p = unsafe { sys::virDomainCheckpointGetXMLDesc(self.0, 0) };
+        if p.is_null() {
+            return Err(last_error("reading a checkpoint's definition"));
+        }
+        Ok(unsafe { owned_string(p) })
+    }
+}
+
+/// The names of the domain's checkpoints, each with its parent's name.
+pub fn list_checkpoints(dom: &Domain) -> Result<Vec<(String, Option<String>)>> {
+    let mut array: *mut sys::virDomainCheckpointPtr = std::ptr::null_mut();
+    let n = unsafe { sys::virDomainListAllCheckpoints(dom.as_ptr(), &mut array, 0) };
+    if n < 0 {
+        return Err(last_error("listing checkpoints"));
+    }
+    let handles: Vec<Checkpoint> = (0..n as usize).map(|i| Checkpoint(unsafe { *array.add(i) })).collect();
+    unsafe { free(array as *mut c_void) };
+    let mut out = Vec::with_capacity(handles.len());
+    for cp in &handles {
+        let parent = super::domain_xml::checkpoint_parent(&cp.xml()?)?;
+        out.push((cp.name(), parent));
+    }
+    Ok(out)
+}
+
+/// Deletes one checkpoint (its changes merge into its parent's); a missing
+/// one is not an error.
+pub fn delete_checkpoint(dom: &Domain, name: &str) -> Result<()> {
+    let c = cstring(name, "a checkpoint name")?;
+    let p = unsafe { sys::virDomainCheckpointLookupByName(dom.as_ptr(), c.as_ptr(), 0) };
+    if p.is_null() {
+        return Ok(());
+    }
+    let cp = Checkpoint(p);
+    if unsafe { sys::virDomainCheckpointDelete(cp.0, 0) } < 0 {
+        return Err(last_error(&format!("deleting checkpoint '{name}'")));
+    }
+    Ok(())
+}
+
+/// Starts a pull-mode backup job and, atomically with it, the checkpoint
+/// `checkpoint_xml` describes.
+pub fn backup_begin(dom: &Domain, backup_xml: &str, checkpoint_xml: &str) -> Result<()> {
+    let b = cstring(backup_xml, "the backup XML")?;
+    let c = cstring(checkpoint_xml, "the checkpoint XML")?;
+    if unsafe { sys::virDomainBackupBegin(dom.as_ptr(), b.as_ptr(), c.as_ptr(), 0) } < 0 {
+        return Err(last_error("starting the backup job"));
+    }
+    Ok(())
+}
+
+/// The running backup job's XML, `None` when the domain has none.
+pub fn backup_job(dom: &Domain) -> Option<String> {
+    let p = unsafe { sys::virDomainBackupGetXMLDesc(dom.as_ptr(), 0) };
+    if p.is_null() {
+        return None;
+    }
+    Some(unsafe { owned_string(p) })
+}
+
+/// Ends the domain's running job (for a pull backup: stops the NBD export
+/// and removes the scratch files).
+pub fn abort_job(dom: &Domain) -> Result<()> {
+    if unsafe { sys::virDomainAbortJob(dom.as_ptr()) } < 0 {
+        return Err(last_error("ending the backup job"));
+    }
+    Ok(())
+}
