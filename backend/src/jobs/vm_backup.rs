@@ -83,9 +83,21 @@ pub fn backup_vm_with(
     let parent = latest.filter(|_| foreign.is_none());
     let mut reads: Vec<DiskRead> = Vec::new();
     let mut reports = Vec::new();
+    // Platforms that read a whole VM at one point in time open every disk at once.
+    let mut whole = if platform.reads_whole_vms() {
+        let since = parent.as_ref().filter(|_| !full).and_then(|p| p.disks.iter().find_map(|d| d.cbt_token.clone()));
+        Some(platform.open_vm_disks(&info.id, since.as_deref(), &group)?.into_iter())
+    } else {
+        None
+    };
     for disk in &info.disks {
         let since = parent.as_ref().filter(|_| !full).and_then(|p| p.disks.iter().find(|d| d.name == disk.name)).and_then(|d| d.cbt_token.clone());
-        let mut read = platform.open_disk(&info.id, &disk.name, since.as_deref(), &group)?;
+        let mut read = match whole.as_mut() {
+            Some(opened) => opened.next().ok_or_else(|| {
+                crate::platforms::PlatformError::Invalid(format!("VM '{}' changed its disks while it was opened", info.name))
+            })?,
+            None => platform.open_disk(&info.id, &disk.name, since.as_deref(), &group)?,
+        };
         if read.changed_ranges.is_none() {
             if full {
                 read.full_read_reason = Some("a full backup was requested".into());

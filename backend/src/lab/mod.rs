@@ -39,6 +39,8 @@ pub mod command;
 pub mod content;
 pub mod filesystem;
 pub mod image;
+pub mod guest;
+pub mod guest_console;
 pub mod init;
 pub mod libvirt_host;
 pub mod manifest;

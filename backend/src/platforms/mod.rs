@@ -3,6 +3,8 @@
 //! that back up, restore and replicate never know which platform they talk to.
 //!
 //! * [`kvm`]: KVM/QEMU hosts kept as a host directory.
+//! * [`libvirt`]: KVM hosts reached through libvirt (running guests,
+//!   checkpoints, pull-mode backup over NBD).
 //! * [`nbd`]: the NBD client and `qemu-nbd` exports disks are read through.
 //! * [`tools`]: running `qemu-img` and friends with errors naming packages.
 //!
@@ -20,6 +22,7 @@ use crate::engine::block_source::BlockSource;
 
 pub mod error;
 pub mod kvm;
+pub mod libvirt;
 pub mod nbd;
 pub mod tools;
 
@@ -44,6 +47,19 @@ pub trait Platform: Send + Sync {
     /// space per owner and disk, so a token recorded for another VM (even one
     /// with the same name and history) never matches and means a full read.
     fn open_disk(&self, vm: &str, disk: &str, since: Option<&str>, owner: &str) -> Result<DiskRead>;
+    /// Opens every disk of `vm` for one backup's read, at one point in time
+    /// where the platform can (libvirt: one checkpoint and backup job for
+    /// all disks). `since`: the token the previous read of this VM returned.
+    /// Platforms that read disk by disk ([`Platform::reads_whole_vms`] false)
+    /// use [`Platform::open_disk`] instead.
+    fn open_vm_disks(&self, vm: &str, since: Option<&str>, owner: &str) -> Result<Vec<DiskRead>> {
+        let _ = (vm, since, owner);
+        Err(PlatformError::Invalid(format!("{} platforms open disks one by one", self.kind().label())))
+    }
+    /// Whether [`Platform::open_vm_disks`] is the way to read this platform's VMs.
+    fn reads_whole_vms(&self) -> bool {
+        false
+    }
     /// [`Platform::open_disk`] for a consumer with change tracking of its
     /// own (a replication flow, named by `consumer`): its tokens and a
     /// backup's never invalidate each other. Platforms that cannot keep

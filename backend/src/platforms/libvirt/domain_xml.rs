@@ -36,7 +36,7 @@ pub struct DomainDef {
     pub role: Option<String>,
 }
 
-fn parse(xml: &str, what: &str) -> Result<roxmltree::Document<'_>> {
+fn parse<'a>(xml: &'a str, what: &str) -> Result<roxmltree::Document<'a>> {
     roxmltree::Document::parse(xml).map_err(|e| PlatformError::Invalid(format!("libvirt returned {what} XML that does not parse: {e}")))
 }
 

@@ -1,0 +1,71 @@
+//! Lab guests on a libvirt host: a Debian kernel and a busybox initramfs
+//! (the guest kit, made by `need_guest_kit` in `scripts/lib.sh`) booted
+//! under TCG, with qcow2 disks and a serial console logged to a file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::platforms::libvirt::domain_xml::escape;
+
+/// Where the guest kit is: `$SENDENSE_GUEST_KIT`, else `~/.cache/sendense/guest-kit`.
+pub fn kit_dir() -> Result<PathBuf> {
+    let dir = match std::env::var_os("SENDENSE_GUEST_KIT") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/sendense/guest-kit"),
+    };
+    for f in ["vmlinuz", "initrd.cpio.gz"] {
+        if !dir.join(f).is_file() {
+            bail!("the lab guests' {f} is missing from {}: run scripts/run.sh or scripts/test.sh once (they make it)", dir.display());
+        }
+    }
+    Ok(dir)
+}
+
+/// What a lab guest is made of.
+pub struct GuestSpec<'a> {
+    pub name: &'a str,
+    pub memory_mib: u64,
+    /// Target device and qcow2 image of each disk.
+    pub disks: &'a [(&'a str, &'a Path)],
+    /// libvirt networks the guest's NICs are on.
+    pub networks: &'a [&'a str],
+    pub console_log: &'a Path,
+    pub role: Option<&'a str>,
+}
+
+/// The domain XML of a lab guest (TCG: `/dev/kvm` is not usable here).
+pub fn domain_xml(kit: &Path, g: &GuestSpec) -> String {
+    let disks: String = g
+        .disks
+        .iter()
+        .map(|(target, path)| {
+            format!(
+                "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{}'/><target dev='{}' bus='virtio'/></disk>",
+                escape(&path.to_string_lossy()),
+                escape(target)
+            )
+        })
+        .collect();
+    let nics: String = g
+        .networks
+        .iter()
+        .map(|n| format!("<interface type='network'><source network='{}'/><model type='virtio'/></interface>", escape(n)))
+        .collect();
+    let role = g.role.map(|r| format!("<metadata><s:vm xmlns:s='https://sendense.io/xmlns/domain/1' role='{}'/></metadata>", escape(r))).unwrap_or_default();
+    format!(
+        "<domain type='qemu'><name>{name}</name>{role}<memory unit='MiB'>{mem}</memory><vcpu>1</vcpu>\
+<os><type arch='x86_64' machine='pc'>hvm</type><kernel>{kernel}</kernel><initrd>{initrd}</initrd>\
+<cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={name}</cmdline></os>\
+<features><acpi/><tcg><tb-cache unit='MiB'>32</tb-cache></tcg></features>\
+<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>\
+<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>{disks}{nics}\
+<serial type='pty'><log file='{log}' append='off'/><target port='0'/></serial>\
+<console type='pty'><target type='serial' port='0'/></console><memballoon model='none'/></devices></domain>",
+        name = escape(g.name),
+        mem = g.memory_mib,
+        kernel = escape(&kit.join("vmlinuz").to_string_lossy()),
+        initrd = escape(&kit.join("initrd.cpio.gz").to_string_lossy()),
+        log = escape(&g.console_log.to_string_lossy()),
+    )
+}

@@ -1,0 +1,281 @@
+//! A VM-level backup read on a libvirt host: one checkpoint + pull-mode
+//! backup job covering every disk of the domain (one point in time for all
+//! of them), each disk read over NBD from the export libvirt opens
+//! (`base:allocation` for holes, the job's `backup-<disk>` dirty bitmap for
+//! what changed since the previous checkpoint of the same chain).
+//!
+//! Checkpoint chains: each consumer (the backups of one managed VM, each
+//! replication of it) names its checkpoints `<prefix><n>` with its own
+//! prefix ([`Chain`]), so one consumer's token never serves another. A
+//! token that is not in this chain, or whose checkpoint is gone, means a
+//! full read with the reason. When the read succeeds the chain's older
+//! checkpoints are deleted; when it fails the new one is (its changes merge
+//! into the previous one, which then still covers everything since it).
+//!
+//! A shut-off domain is started paused for the read (QEMU runs no guest
+//! code; its checkpoints persist as qcow2 bitmaps) and stopped after. A job
+//! left by a killed server (its export socket is one of ours, and no read
+//! of this process holds the domain) is ended before the next read.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use shared_types::platform::DiskFormat;
+use virt::domain::Domain;
+
+use super::domain_xml::{escape, DomainDef};
+use super::ffi;
+use crate::platforms::error::{PlatformError, Result};
+use crate::platforms::nbd::{self, NbdClient, NbdSource};
+use crate::platforms::DiskRead;
+
+/// Where export sockets are made; the prefix marks a job as Sendense's.
+const SOCKET_PREFIX: &str = "sendense-nbd-";
+
+/// Domains (by uuid) with a read open in this process.
+static ACTIVE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// One consumer's checkpoint chain on a domain.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    prefix: String,
+}
+
+impl Chain {
+    /// The backups of managed VM `owner`.
+    pub fn backups_of(owner: &str) -> Chain {
+        Chain { prefix: format!("sendense-b.{}.", sanitize(owner)) }
+    }
+    /// A replication flow (or any other consumer) with its own tracking.
+    pub fn consumer(id: &str) -> Chain {
+        Chain { prefix: format!("sendense-r.{}.", sanitize(id)) }
+    }
+    fn generation(&self, checkpoint: &str) -> Option<u64> {
+        checkpoint.strip_prefix(&self.prefix)?.parse().ok()
+    }
+    fn name(&self, generation: u64) -> String {
+        format!("{}{generation}", self.prefix)
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// Opens every disk of `dom` for one backup's read. `since`: the token of
+/// the previous read of this chain (all disks share one checkpoint).
+pub fn open(dom: Domain, def: &DomainDef, since: Option<&str>, chain: &Chain) -> Result<Vec<DiskRead>> {
+    {
+        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if !active.get_or_insert_with(HashSet::new).insert(def.uuid.clone()) {
+            return Err(PlatformError::Invalid(format!("a backup read of VM '{}' is already running; try again when it ends", def.name)));
+        }
+    }
+    let session = Session {
+        dom,
+        uuid: def.uuid.clone(),
+        name: def.name.clone(),
+        new_checkpoint: None,
+        older: Vec::new(),
+        started_paused: false,
+        job_started: false,
+        dir: None,
+    };
+    let reads = session.begin(def, since, chain)?;
+    Ok(reads)
+}
+
+/// Ends the chain: every checkpoint of `chain` on `dom` is deleted.
+pub fn forget_chain(dom: &Domain, chain: &Chain) -> Result<()> {
+    for (name, _) in ffi::list_checkpoints(dom)? {
+        if chain.generation(&name).is_some() {
+            ffi::delete_checkpoint(dom, &name)?;
+        }
+    }
+    Ok(())
+}
+
+struct Session {
+    dom: Domain,
+    uuid: String,
+    name: String,
+    new_checkpoint: Option<String>,
+    /// This chain's checkpoints before this read (deleted once it succeeds).
+    older: Vec<String>,
+    started_paused: bool,
+    job_started: bool,
+    dir: Option<tempfile::TempDir>,
+}
+
+struct Shared {
+    session: Mutex<Option<Session>>,
+    remaining: Mutex<(usize, bool)>,
+}
+
+impl Session {
+    fn begin(mut self, def: &DomainDef, since: Option<&str>, chain: &Chain) -> Result<Vec<DiskRead>> {
+        // A job left by a killed server: end it (it is ours and nobody here holds it).
+        if let Some(job) = ffi::backup_job(&self.dom) {
+            if job.contains(SOCKET_PREFIX) {
+                tracing::warn!(vm = %self.name, "ending a backup job a stopped server left running");
+                ffi::abort_job(&self.dom)?;
+            } else {
+                return Err(PlatformError::Invalid(format!("VM '{}' has a backup job that is not Sendense's running; end it first", self.name)));
+            }
+        }
+        let checkpoints = ffi::list_checkpoints(&self.dom)?;
+        let ours: Vec<(u64, String)> = checkpoints.iter().filter_map(|(n, _)| Some((chain.generation(n)?, n.clone()))).collect();
+        self.older = ours.iter().map(|(_, n)| n.clone()).collect();
+        let tracked = def.disks.iter().all(|d| d.format == DiskFormat::Qcow2);
+        let incremental = match since {
+            None => Err("no previous backup of this VM on this chain".to_string()),
+            Some(_) if !tracked => Err("a disk that is not qcow2 cannot hold checkpoints".to_string()),
+            Some(s) if chain.generation(s).is_none() => Err(format!("the previous token '{s}' belongs to another VM or consumer")),
+            Some(s) if !ours.iter().any(|(_, n)| n == s) => {
+                Err(format!("checkpoint '{s}' is gone from the VM (deleted, or the VM was redefined)"))
+            }
+            Some(s) => Ok(s.to_string()),
+        };
+        let next = ours.iter().map(|(g, _)| g + 1).max().unwrap_or(1);
+        let checkpoint = chain.name(next);
+
+        if !self.dom.is_active().map_err(|e| lv(&self.name, "reading the power state", e))? {
+            self.dom
+                .create_with_flags(virt::sys::VIR_DOMAIN_START_PAUSED)
+                .map_err(|e| lv(&self.name, "starting the shut-off VM paused for its backup", e))?;
+            self.started_paused = true;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(SOCKET_PREFIX)
+            .tempdir_in("/tmp")
+            .map_err(|e| PlatformError::io("making the export socket directory".to_string(), e))?;
+        let socket = dir.path().join("nbd.sock");
+        let mut disks_xml = String::new();
+        let mut cp_disks = String::new();
+        for d in &def.disks {
+            let scratch = dir.path().join(format!("scratch-{}.qcow2", d.target));
+            disks_xml.push_str(&format!(
+                "<disk name='{}' backup='yes' type='file'><scratch file='{}'/></disk>",
+                escape(&d.target),
+                escape(&scratch.to_string_lossy())
+            ));
+            cp_disks.push_str(&format!(
+                "<disk name='{}' checkpoint='{}'/>",
+                escape(&d.target),
+                if d.format == DiskFormat::Qcow2 { "bitmap" } else { "no" }
+            ));
+        }
+        let backup_xml = format!(
+            "<domainbackup mode='pull'>{}<server transport='unix' socket='{}'/><disks>{disks_xml}</disks></domainbackup>",
+            incremental.as_ref().map(|s| format!("<incremental>{}</incremental>", escape(s))).unwrap_or_default(),
+            escape(&socket.to_string_lossy())
+        );
+        let checkpoint_xml = format!("<domaincheckpoint><name>{}</name><disks>{cp_disks}</disks></domaincheckpoint>", escape(&checkpoint));
+        self.dir = Some(dir);
+        ffi::backup_begin(&self.dom, &backup_xml, &checkpoint_xml)?;
+        self.job_started = true;
+        self.new_checkpoint = Some(checkpoint.clone());
+
+        let mut opened = Vec::new();
+        for d in &def.disks {
+            let bitmap = format!("backup-{}", d.target);
+            let ctx = nbd::bitmap_context(&bitmap);
+            let mut contexts = vec![nbd::BASE_ALLOCATION];
+            if incremental.is_ok() {
+                contexts.push(&ctx);
+            }
+            let label = format!("{}/{}", self.name, d.target);
+            let nbd_err = |e: nbd::NbdError| PlatformError::Disk { path: PathBuf::from(&label), reason: e.to_string() };
+            let mut client = NbdClient::connect_unix(&socket, &d.target, &contexts).map_err(nbd_err)?;
+            let changed = match incremental {
+                Ok(_) => Some(nbd::dirty_ranges(&mut client, &bitmap).map_err(nbd_err)?),
+                Err(_) => None,
+            };
+            let source = Arc::new(NbdSource::open(&label, client, None).map_err(nbd_err)?);
+            opened.push((source, changed, d.format));
+        }
+        let shared = Arc::new(Shared { session: Mutex::new(Some(self)), remaining: Mutex::new((opened.len(), true)) });
+        let mut reads = Vec::new();
+        for (source, changed, format) in opened {
+            let shared = Arc::clone(&shared);
+            let closer = Arc::clone(&source);
+            let mut read = DiskRead::new(source, Box::new(move |success| {
+                closer.close();
+                let last = {
+                    let mut r = shared.remaining.lock().unwrap_or_else(|e| e.into_inner());
+                    r.0 -= 1;
+                    r.1 &= success;
+                    (r.0 == 0).then_some(r.1)
+                };
+                match last {
+                    Some(all_ok) => match shared.session.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                        Some(s) => s.end(all_ok),
+                        None => Ok(()),
+                    },
+                    None => Ok(()),
+                }
+            }));
+            read.changed_ranges = changed;
+            read.full_read_reason = incremental.as_ref().err().cloned();
+            read.token = (format == DiskFormat::Qcow2).then(|| checkpoint.clone());
+            reads.push(read);
+        }
+        Ok(reads)
+    }
+
+    /// Ends the job, settles the chain, and stops a VM started for the read.
+    fn end(mut self, success: bool) -> Result<()> {
+        let r = self.end_inner(success);
+        self.job_started = false;
+        self.new_checkpoint = None;
+        self.started_paused = false;
+        r
+    }
+
+    fn end_inner(&mut self, success: bool) -> Result<()> {
+        let mut first_error = None;
+        if self.job_started && ffi::backup_job(&self.dom).is_some() {
+            if let Err(e) = ffi::abort_job(&self.dom) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let stale: Vec<String> = if success { std::mem::take(&mut self.older) } else { self.new_checkpoint.iter().cloned().collect() };
+        for name in stale {
+            if let Err(e) = ffi::delete_checkpoint(&self.dom, &name) {
+                tracing::warn!(vm = %self.name, checkpoint = %name, error = %e, "deleting a checkpoint");
+                first_error.get_or_insert(e);
+            }
+        }
+        if self.started_paused {
+            // SIGTERM: QEMU closes its images cleanly, which writes the bitmaps.
+            if self.dom.destroy_flags(virt::sys::VIR_DOMAIN_DESTROY_GRACEFUL).is_err() {
+                if let Err(e) = self.dom.destroy() {
+                    first_error.get_or_insert(lv(&self.name, "stopping the VM started for its backup", e));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.job_started || self.started_paused {
+            if let Err(e) = self.end_inner(false) {
+                tracing::warn!(vm = %self.name, error = %e, "ending a backup read that failed");
+            }
+        }
+        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = active.as_mut() {
+            set.remove(&self.uuid);
+        }
+    }
+}
+
+pub(super) fn lv(vm: &str, what: &str, e: virt::error::Error) -> PlatformError {
+    PlatformError::Invalid(format!("VM '{vm}': {what}: {}", e.message()))
+}

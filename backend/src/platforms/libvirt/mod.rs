@@ -1,0 +1,232 @@
+//! KVM hosts reached through libvirt, the API every KVM manager uses. A
+//! platform is a connection URI (`qemu:///system`,
+//! `qemu+unix:///system?socket=…`, `qemu+ssh://…`); nothing here reads the
+//! host's files: definitions, power and disks all go through libvirt, and
+//! disk data through the NBD exports of its backup jobs ([`backup`]).
+//!
+//! * [`domain_xml`]: reading domain, network and checkpoint XML.
+//! * [`ffi`]: the checkpoint and backup calls the `virt` crate lacks.
+//! * [`backup`]: VM-level point-in-time reads with checkpoint chains.
+
+pub mod backup;
+pub mod domain_xml;
+pub mod ffi;
+
+use std::time::{Duration, Instant};
+
+use shared_types::platform::{
+    DiskFormat, DiskInfo, GuestOs, HostInfo, HostInventory, NetworkInfo, PlatformKind, PowerState, VmInfo,
+};
+use virt::connect::Connect;
+use virt::domain::Domain;
+
+use self::backup::{lv, Chain};
+use self::domain_xml::DomainDef;
+use super::error::{PlatformError, Result};
+use super::{DiskRead, NewVm, Platform};
+
+/// One libvirt host.
+pub struct LibvirtPlatform {
+    uri: String,
+    /// How long a graceful shutdown (ACPI) may take before the VM is stopped hard.
+    pub shutdown_timeout: Duration,
+}
+
+impl LibvirtPlatform {
+    pub fn new(uri: &str) -> LibvirtPlatform {
+        LibvirtPlatform { uri: uri.into(), shutdown_timeout: Duration::from_secs(60) }
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// A connection for one call (a unix socket connection costs about a
+    /// millisecond, and a daemon restarted since is simply reconnected).
+    pub fn connect(&self) -> Result<Connect> {
+        // libvirt's default error handler prints every error (expected ones
+        // too) on stderr; errors reach us as values.
+        static QUIET: std::sync::Once = std::sync::Once::new();
+        QUIET.call_once(virt::error::clear_error_callback);
+        Connect::open(Some(&self.uri))
+            .map_err(|e| PlatformError::Invalid(format!("cannot reach the libvirt host {}: {}", self.uri, e.message())))
+    }
+
+    /// The domain `vm` names: its UUID, else its name.
+    pub fn domain(&self, conn: &Connect, vm: &str) -> Result<Domain> {
+        conn.lookup_domain_by_uuid_string(vm)
+            .or_else(|_| conn.lookup_domain_by_name(vm))
+            .map_err(|_| PlatformError::VmNotFound(vm.to_string()))
+    }
+
+    /// The domain's definition as libvirt has it now (live when it runs).
+    pub fn definition(&self, dom: &Domain) -> Result<DomainDef> {
+        let xml = dom.xml_desc(0).map_err(|e| PlatformError::Invalid(format!("reading a domain's definition: {}", e.message())))?;
+        domain_xml::parse_domain(&xml)
+    }
+
+    fn vm_info(&self, dom: &Domain) -> Result<VmInfo> {
+        let def = self.definition(dom)?;
+        let power = power_of(dom).map_err(|e| lv(&def.name, "reading the power state", e))?;
+        let mut disks = Vec::new();
+        for d in &def.disks {
+            let (capacity, allocation) = match dom.block_info(&d.target, 0) {
+                Ok(b) => (b.capacity, b.allocation),
+                Err(e) => return Err(lv(&def.name, &format!("reading the size of disk {}", d.target), e)),
+            };
+            disks.push(DiskInfo {
+                name: d.target.clone(),
+                capacity_bytes: capacity,
+                allocated_bytes: allocation,
+                format: d.format,
+                cbt: d.format == DiskFormat::Qcow2,
+            });
+        }
+        Ok(VmInfo {
+            id: def.uuid.clone(),
+            name: def.name.clone(),
+            vcpus: def.vcpus,
+            memory_mib: def.memory_mib,
+            power,
+            firmware: def.firmware,
+            os: GuestOs::Linux,
+            role: def.role.clone(),
+            disks,
+            nics: def.nics.clone(),
+        })
+    }
+
+    /// Opens every disk of `vm` for a backup's read at one point in time.
+    pub fn open_vm(&self, vm: &str, since: Option<&str>, chain: &Chain) -> Result<Vec<DiskRead>> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        let def = self.definition(&dom)?;
+        backup::open(dom, &def, since, chain)
+    }
+
+    /// Waits until the domain's power is `want` or `timeout` passes.
+    fn wait_power(&self, dom: &Domain, want: PowerState, timeout: Duration) -> bool {
+        let started = Instant::now();
+        loop {
+            if power_of(dom).ok() == Some(want) {
+                return true;
+            }
+            if started.elapsed() >= timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The power state as libvirt reports it: a paused guest is suspended.
+fn power_of(dom: &Domain) -> std::result::Result<PowerState, virt::error::Error> {
+    use virt::domain::DomainState;
+    use virt::enumutil::Enum;
+    let (state, _) = dom.state()?;
+    Ok(match state {
+        Enum::Known(DomainState::Running | DomainState::Blocked) => PowerState::Running,
+        Enum::Known(DomainState::Paused | DomainState::PMSuspended) => PowerState::Suspended,
+        _ => PowerState::Stopped,
+    })
+}
+
+impl Platform for LibvirtPlatform {
+    fn kind(&self) -> PlatformKind {
+        PlatformKind::Kvm
+    }
+
+    fn inventory_with_progress(&self, progress: &dyn Fn(usize, usize)) -> Result<HostInventory> {
+        let conn = self.connect()?;
+        let fail = |what: &str, e: virt::error::Error| PlatformError::Invalid(format!("libvirt host {}: {what}: {}", self.uri, e.message()));
+        let node = conn.node_info().map_err(|e| fail("reading host facts", e))?;
+        let host = HostInfo {
+            name: conn.hostname().map_err(|e| fail("reading the host name", e))?,
+            kind: PlatformKind::Kvm,
+            address: self.uri.clone(),
+            cpu_cores: node.cpus,
+            memory_mib: node.memory >> 10,
+        };
+        let mut networks: Vec<NetworkInfo> = Vec::new();
+        for net in conn.list_all_networks(0).map_err(|e| fail("listing networks", e))? {
+            let xml = net.xml_desc(0).map_err(|e| fail("reading a network", e))?;
+            networks.push(domain_xml::parse_network(&xml)?);
+        }
+        networks.sort_by(|a, b| a.name.cmp(&b.name));
+        let domains = conn.list_all_domains(0).map_err(|e| fail("listing domains", e))?;
+        let mut vms = Vec::with_capacity(domains.len());
+        for (i, dom) in domains.iter().enumerate() {
+            match self.vm_info(dom) {
+                Ok(v) => vms.push(v),
+                // Undefined between the listing and now.
+                Err(PlatformError::VmNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            progress(i + 1, domains.len());
+        }
+        vms.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(HostInventory { host, networks, vms, refused: Vec::new() })
+    }
+
+    fn vm(&self, vm: &str) -> Result<VmInfo> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        self.vm_info(&dom)
+    }
+
+    fn open_disk(&self, vm: &str, disk: &str, _since: Option<&str>, _owner: &str) -> Result<DiskRead> {
+        Err(PlatformError::Invalid(format!(
+            "libvirt VMs are read whole (all disks at one point in time), not disk '{disk}' of '{vm}' alone: use open_vm_disks"
+        )))
+    }
+
+    fn open_vm_disks(&self, vm: &str, since: Option<&str>, owner: &str) -> Result<Vec<DiskRead>> {
+        self.open_vm(vm, since, &Chain::backups_of(owner))
+    }
+
+    fn reads_whole_vms(&self) -> bool {
+        true
+    }
+
+    fn stop_tracking(&self, vm: &str, consumer: &str) -> Result<()> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        backup::forget_chain(&dom, &Chain::consumer(consumer))
+    }
+
+    fn create_vm(&self, spec: &NewVm) -> Result<VmInfo> {
+        Err(PlatformError::Invalid(format!("restoring VM '{}' onto a libvirt host is not supported yet", spec.name)))
+    }
+
+    fn write_disk(&self, vm: &str, disk: &str, _image: &std::path::Path, _format: DiskFormat) -> Result<()> {
+        Err(PlatformError::Invalid(format!("writing disk '{disk}' of libvirt VM '{vm}' is not supported yet")))
+    }
+
+    fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        let now = power_of(&dom).map_err(|e| lv(vm, "reading the power state", e))?;
+        match (now, power) {
+            (a, b) if a == b => {}
+            (PowerState::Stopped, PowerState::Running) => dom.create().map(|_| ()).map_err(|e| lv(vm, "starting", e))?,
+            (PowerState::Suspended, PowerState::Running) => dom.resume().map(|_| ()).map_err(|e| lv(vm, "resuming", e))?,
+            (PowerState::Running, PowerState::Suspended) => dom.suspend().map(|_| ()).map_err(|e| lv(vm, "pausing", e))?,
+            (_, PowerState::Stopped) => {
+                // ACPI first; a guest that does not answer in time is stopped hard.
+                let graceful = now == PowerState::Running && dom.shutdown().is_ok() && self.wait_power(&dom, PowerState::Stopped, self.shutdown_timeout);
+                if !graceful && power_of(&dom).ok() != Some(PowerState::Stopped) {
+                    dom.destroy().map_err(|e| lv(vm, "stopping", e))?;
+                }
+            }
+            (PowerState::Stopped, PowerState::Suspended) => {
+                dom.create_with_flags(virt::sys::VIR_DOMAIN_START_PAUSED).map(|_| ()).map_err(|e| lv(vm, "starting paused", e))?
+            }
+            (_, _) => {}
+        }
+        self.vm_info(&dom)
+    }
+
+    fn delete_vm(&self, vm: &str) -> Result<()> {
+        Err(PlatformError::Invalid(format!("deleting libvirt VM '{vm}' is not supported yet")))
+    }
+}
