@@ -19,6 +19,8 @@ case "$fuzz_seconds" in
   ''|*[!0-9]*) die "SENDENSE_FUZZ_SECONDS must be a whole number of seconds (0 skips fuzzing), not '$fuzz_seconds'" ;;
 esac
 need_apt qemu-utils e2fsprogs dosfstools mtools ntfs-3g wimtools chromium chromium-driver postgresql
+need_libvirt
+need_guest_kit
 need_web_tools
 build_web
 # cargo test builds target/debug/sendense for the backend's integration tests;

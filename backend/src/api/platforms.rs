@@ -95,7 +95,16 @@ fn check_target(kind: PlatformKind, address: &str) -> Result<(), ApiError> {
         ));
     }
     if address.trim().is_empty() {
-        return Err(ApiError::invalid_field("address", "Enter the absolute path of the KVM host directory (it holds host.json)."));
+        return Err(ApiError::invalid_field(
+            "address",
+            "Enter the libvirt URI of the KVM host (qemu:///system, qemu+ssh://host/system, qemu+unix:///system?socket=/path) or the absolute path of a host directory.",
+        ));
+    }
+    if crate::platforms::libvirt::is_uri(address) {
+        if address.len() > 1024 || address.chars().any(char::is_control) {
+            return Err(ApiError::invalid_field("address", "A libvirt URI has at most 1024 characters and no control characters."));
+        }
+        return crate::platforms::libvirt::check_uri(address).map(|_| ()).map_err(|m| ApiError::invalid_field("address", m));
     }
     if address.len() > 1024 || address.chars().any(char::is_control) {
         return Err(ApiError::invalid_field("address", "A host directory path has at most 1024 characters and no control characters."));
@@ -112,7 +121,16 @@ fn check_target(kind: PlatformKind, address: &str) -> Result<(), ApiError> {
 /// Refuses an address outside the platform roots (`--platform-root`): a
 /// 422 naming the roots, the same whether the path exists or not.
 fn check_root(state: &AppState, address: &str) -> Result<(), ApiError> {
-    state.roots.check_platform(address.trim()).map(|_| ()).map_err(|r| ApiError::Unprocessable {
+    // A libvirt URI is checked by the unix socket it names, if any.
+    let path = if crate::platforms::libvirt::is_uri(address) {
+        match crate::platforms::libvirt::check_uri(address) {
+            Ok(Some(socket)) => socket.display().to_string(),
+            _ => return Ok(()),
+        }
+    } else {
+        address.trim().to_string()
+    };
+    state.roots.check_platform(&path).map(|_| ()).map_err(|r| ApiError::Unprocessable {
         code: "address_not_allowed",
         message: r.0.clone(),
         details: vec![shared_types::error::FieldError { field: "address".into(), message: r.0 }],
@@ -125,7 +143,11 @@ async fn probe(kind: PlatformKind, address: &str) -> Result<(String, Result<Host
     let address = address.trim().to_owned();
     tokio::task::spawn_blocking(move || {
         let platform = inventory::connect(kind, &address).map_err(|e| e.to_string())?;
-        let canonical = std::fs::canonicalize(&address).map(|p| p.display().to_string()).unwrap_or(address);
+        let canonical = if crate::platforms::libvirt::is_uri(&address) {
+            address
+        } else {
+            std::fs::canonicalize(&address).map(|p| p.display().to_string()).unwrap_or(address)
+        };
         Ok((canonical, platform.inventory().map_err(|e| e.to_string())))
     })
     .await

@@ -27,6 +27,10 @@ const BATCH: usize = 500;
 /// Opens a platform endpoint. Blocking.
 pub fn connect(kind: PlatformKind, address: &str) -> Result<Box<dyn Platform>, PlatformError> {
     match kind {
+        PlatformKind::Kvm if crate::platforms::libvirt::is_uri(address) => {
+            crate::platforms::libvirt::check_uri(address).map_err(PlatformError::Invalid)?;
+            Ok(Box::new(crate::platforms::libvirt::LibvirtPlatform::new(address.trim())))
+        }
         PlatformKind::Kvm => Ok(Box::new(KvmHost::open(Path::new(address))?)),
         other => Err(PlatformError::Invalid(format!(
             "{} platforms cannot be added yet; only KVM/QEMU hosts (kind 'kvm') can",

@@ -25,6 +25,37 @@ use self::domain_xml::DomainDef;
 use super::error::{PlatformError, Result};
 use super::{DiskRead, NewVm, Platform};
 
+/// The transports a libvirt URI may name (`qemu`, `qemu+unix`, ...).
+const SCHEMES: [&str; 5] = ["qemu", "qemu+unix", "qemu+ssh", "qemu+tcp", "qemu+tls"];
+
+/// Whether a platform address is a libvirt URI (else a host directory).
+pub fn is_uri(address: &str) -> bool {
+    address.trim().starts_with("qemu") && address.contains("://")
+}
+
+/// Checks a libvirt URI: a QEMU transport, the system or session driver.
+/// `Ok(socket)`: the unix socket it names, if any (checked against the
+/// platform roots like a host directory).
+pub fn check_uri(address: &str) -> std::result::Result<Option<std::path::PathBuf>, String> {
+    let address = address.trim();
+    let (scheme, rest) = address.split_once("://").ok_or_else(|| format!("'{address}' is not a libvirt URI"))?;
+    if !SCHEMES.contains(&scheme) {
+        return Err(format!("'{scheme}' is not a QEMU libvirt transport; use one of {}", SCHEMES.join(", ")));
+    }
+    let (authority_path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = authority_path.find('/').map(|i| &authority_path[i..]).unwrap_or("");
+    if path != "/system" && path != "/session" {
+        return Err(format!("'{address}' names no QEMU driver: end the URI with /system (or /session)"));
+    }
+    let socket = query.split('&').find_map(|kv| kv.strip_prefix("socket=")).map(std::path::PathBuf::from);
+    if let Some(s) = &socket {
+        if !s.is_absolute() {
+            return Err(format!("the socket '{}' of '{address}' must be an absolute path", s.display()));
+        }
+    }
+    Ok(socket)
+}
+
 /// One libvirt host.
 pub struct LibvirtPlatform {
     uri: String,
