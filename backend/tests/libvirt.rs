@@ -15,12 +15,13 @@ use sendense::engine::datastore::Datastore;
 use sendense::engine::progress::Progress;
 use sendense::engine::restore;
 use sendense::jobs::vm_backup::backup_vm;
+use sendense::jobs::vm_restore::{restore_vm, RestoreRequest};
 use sendense::lab::guest::{self, GuestSpec};
 use sendense::lab::guest_console::{self, GuestConsole};
 use sendense::lab::libvirt_host::LibvirtHost;
 use sendense::platforms::libvirt::{ffi, LibvirtPlatform};
 use sendense::platforms::Platform;
-use shared_types::platform::PowerState;
+use shared_types::platform::{Firmware, GuestOs, PowerState};
 
 const K64: u64 = 64 * 1024;
 
@@ -161,6 +162,39 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     }
     assert_eq!(our_checkpoints(&platform, &id), vec!["sendense-b.vm-owner-1.3"], "a failed read leaves the chains as they were");
     assert_eq!(platform.vm(&id).unwrap().power, PowerState::Stopped);
+    // Restore the second restore point as a new VM with power on: its disks
+    // go into the host's pool through libvirt, and it boots.
+    let pool_xml = format!("<pool type='dir'><name>images</name><target><path>{}</path></target></pool>", images.display());
+    conn.define_storage_pool_xml(&pool_xml, 0).unwrap().create(0).unwrap();
+    let staging = t.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let req = RestoreRequest {
+        source_vm: "vm-owner-1".into(),
+        snapshot: inc.snapshot.clone(),
+        new_name: "g1-restored".into(),
+        format: None,
+        vcpus: 1,
+        memory_mib: 128,
+        firmware: Firmware::Bios,
+        os: GuestOs::Linux,
+        nics: vec![],
+        power_on: true,
+    };
+    let t0 = Instant::now();
+    let restored = restore_vm(&ds, &platform, &req, &staging, 2, &Progress::new()).unwrap();
+    assert_eq!(restored.power, PowerState::Running);
+    assert_ne!(restored.id, id, "a new VM, with its own uuid");
+    let line = guest_console::wait_for_boot(&images.join("g1-restored.console.log"), Duration::from_secs(60)).unwrap();
+    assert!(line.contains("name=g1") && line.contains("vda:131072") && line.contains("vdb:65536"), "{line}");
+    eprintln!("restored guest up {} ms after the restore started: {line}", t0.elapsed().as_millis());
+    for disk in ["vda", "vdb"] {
+        let volume = images.join(format!("g1-restored-{disk}.qcow2"));
+        assert!(same_as_image(&t.path().join(format!("{disk}.raw")), &volume), "{disk} of the restored VM holds the restore point");
+    }
+    platform.delete_vm(&restored.id).unwrap();
+    assert!(matches!(platform.vm(&restored.id), Err(sendense::platforms::PlatformError::VmNotFound(_))));
+    assert!(!images.join("g1-restored-vda.qcow2").exists(), "its volumes are deleted");
+
     let pid = host.0.pid().expect("the daemon runs");
     drop(host);
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the host's daemon is gone");

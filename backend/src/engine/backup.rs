@@ -63,6 +63,8 @@ pub struct BackupOptions {
     pub workers: usize,
     /// The VM the disks belong to, recorded in the manifest.
     pub vm: Option<shared_types::platform::VmInfo>,
+    /// The VM's definition in its platform's terms, recorded in the manifest.
+    pub vm_definition: Option<String>,
 }
 
 impl BackupOptions {
@@ -72,6 +74,7 @@ impl BackupOptions {
             parent: None,
             immutable_days: None,
             vm: None,
+            vm_definition: None,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         }
     }
@@ -288,6 +291,7 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
         disks: entries,
         stats: writer.stats.clone(),
         vm: opts.vm.clone(),
+        vm_definition: opts.vm_definition.clone(),
     };
     ds.put_manifest(&m)?;
     drop(lease);

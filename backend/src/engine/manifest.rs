@@ -57,6 +57,11 @@ pub struct Manifest {
     /// firmware, NICs), so a restore can rebuild it on any platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm: Option<shared_types::platform::VmInfo>,
+    /// The VM's definition in its platform's own terms (a libvirt domain
+    /// XML), so a restore onto that kind of platform rebuilds it as it was
+    /// (boot, devices) with new identity, disks and networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_definition: Option<String>,
 }
 
 pub fn manifest_key(name: &str, id: &str) -> String {

@@ -131,6 +131,7 @@ pub fn backup_vm_with(
     let mut opts = opts.clone();
     opts.parent = parent.as_ref().map(|p| p.id.clone());
     opts.vm = Some(info.clone());
+    opts.vm_definition = platform.vm_definition(&info.id)?;
     let result = backup::backup(ds, &opts, &sources, progress);
     drop(sources);
     let ok = result.is_ok();

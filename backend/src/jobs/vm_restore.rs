@@ -109,6 +109,7 @@ pub fn restore_vm_with(
         nics: req.nics.clone(),
         disks,
         power: PowerState::Stopped,
+        definition: m.vm_definition.clone(),
     };
     if replacing {
         // Published in its final power state: nothing can fail after the switch.

@@ -74,6 +74,12 @@ pub trait Platform: Send + Sync {
         let _ = (vm, consumer);
         Ok(())
     }
+    /// The VM's definition in the platform's own terms (libvirt: the domain
+    /// XML), kept with each restore point; `None` where there is none.
+    fn vm_definition(&self, vm: &str) -> Result<Option<String>> {
+        let _ = vm;
+        Ok(None)
+    }
     /// Creates a VM from disk images (a restore or a replica).
     fn create_vm(&self, spec: &NewVm) -> Result<VmInfo>;
     /// Replaces the VM named `spec.name` (created when there is none): the
@@ -104,8 +110,11 @@ pub struct NewVm {
     pub role: Option<String>,
     pub nics: Vec<NicInfo>,
     pub disks: Vec<NewDisk>,
-    /// Power state once created (booting a guest is recorded, not emulated).
+    /// Power state once created.
     pub power: PowerState,
+    /// The source VM's definition in this platform's terms (from the
+    /// restore point), used as the template of the new one where it fits.
+    pub definition: Option<String>,
 }
 
 /// A disk of a new VM, from an image file.

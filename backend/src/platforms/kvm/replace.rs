@@ -174,6 +174,7 @@ mod tests {
             nics: vec![],
             disks: vec![NewDisk { name: "disk0".into(), image, image_format: DiskFormat::Raw, format: Some(DiskFormat::Raw) }],
             power: PowerState::Stopped,
+            definition: None,
         }
     }
 

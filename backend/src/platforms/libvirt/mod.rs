@@ -7,8 +7,10 @@
 //! * [`domain_xml`]: reading domain, network and checkpoint XML.
 //! * [`ffi`]: the checkpoint and backup calls the `virt` crate lacks.
 //! * [`backup`]: VM-level point-in-time reads with checkpoint chains.
+//! * [`create`]: new VMs from disk images (restores), volumes uploaded through libvirt.
 
 pub mod backup;
+pub mod create;
 pub mod domain_xml;
 pub mod ffi;
 
@@ -225,8 +227,16 @@ impl Platform for LibvirtPlatform {
         backup::forget_chain(&dom, &Chain::consumer(consumer))
     }
 
+    fn vm_definition(&self, vm: &str) -> Result<Option<String>> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map(Some).map_err(|e| lv(vm, "reading the definition", e))
+    }
+
     fn create_vm(&self, spec: &NewVm) -> Result<VmInfo> {
-        Err(PlatformError::Invalid(format!("restoring VM '{}' onto a libvirt host is not supported yet", spec.name)))
+        let conn = self.connect()?;
+        let uuid = create::create(&conn, spec)?;
+        self.vm(&uuid)
     }
 
     fn write_disk(&self, vm: &str, disk: &str, _image: &std::path::Path, _format: DiskFormat) -> Result<()> {
@@ -258,6 +268,9 @@ impl Platform for LibvirtPlatform {
     }
 
     fn delete_vm(&self, vm: &str) -> Result<()> {
-        Err(PlatformError::Invalid(format!("deleting libvirt VM '{vm}' is not supported yet")))
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        let def = self.definition(&dom)?;
+        create::delete(&conn, &dom, &def)
     }
 }

@@ -1,0 +1,218 @@
+//! Creating a VM on a libvirt host from disk images (a restore): each disk
+//! becomes a volume in one of the host's storage pools, its bytes sent
+//! through libvirt (`virStorageVolUpload`: no file access to the host), and
+//! a new domain is defined with a new UUID and new MACs, its NICs on the
+//! networks asked for. The source VM's domain XML, when the restore point
+//! has it, is the template for what a restore must keep to boot the same
+//! way: domain type, `<os>` (firmware, kernel, boot order), `<features>`,
+//! `<cpu>` and the emulator. Anything that fails removes what was made.
+
+use std::io::Read;
+use std::path::Path;
+
+use shared_types::platform::{DiskFormat, Firmware};
+use virt::connect::Connect;
+use virt::storage_pool::StoragePool;
+use virt::storage_vol::StorageVol;
+use virt::stream::Stream;
+
+use super::domain_xml::escape;
+use crate::platforms::error::{PlatformError, Result};
+use crate::platforms::kvm::qemu_img;
+use crate::platforms::NewVm;
+
+/// Bytes per upload message.
+const UPLOAD_CHUNK: usize = 1 << 20;
+
+fn lv(what: &str, e: virt::error::Error) -> PlatformError {
+    PlatformError::Invalid(format!("{what}: {}", e.message()))
+}
+
+/// The pool new disks go to: the first active pool by name.
+pub fn default_pool(conn: &Connect) -> Result<StoragePool> {
+    let mut pools = conn
+        .list_all_storage_pools(virt::sys::VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
+        .map_err(|e| lv("listing storage pools", e))?;
+    pools.sort_by_key(|p| p.name().unwrap_or_default());
+    pools.into_iter().next().ok_or_else(|| PlatformError::Invalid("the host has no active storage pool to put the disks in".into()))
+}
+
+/// The directory of a directory pool (for console logs beside the disks).
+fn pool_path(pool: &StoragePool) -> Option<String> {
+    let xml = pool.xml_desc(0).ok()?;
+    let doc = roxmltree::Document::parse(&xml).ok()?;
+    let target = doc.root_element().children().find(|n| n.has_tag_name("target"))?;
+    target.children().find(|n| n.has_tag_name("path"))?.text().map(|t| t.trim().to_string())
+}
+
+/// Uploads `image` (in `format`) as a new volume `name` of `pool`.
+fn upload(conn: &Connect, pool: &StoragePool, name: &str, image: &Path, format: DiskFormat) -> Result<StorageVol> {
+    let len = std::fs::metadata(image).map_err(|e| PlatformError::io(format!("reading {}", image.display()), e))?.len();
+    let virtual_size = qemu_img::info(image, Some(format))?.virtual_size;
+    let compat = if format == DiskFormat::Qcow2 { "<compat>1.1</compat>" } else { "" };
+    let xml = format!(
+        "<volume><name>{}</name><capacity unit='bytes'>{}</capacity><allocation unit='bytes'>0</allocation><target><format type='{}'/>{compat}</target></volume>",
+        escape(name),
+        virtual_size.max(len),
+        format.qemu_name()
+    );
+    let vol = StorageVol::create_xml(pool, &xml, 0).map_err(|e| lv(&format!("creating volume '{name}'"), e))?;
+    let sent = (|| -> Result<()> {
+        let stream = Stream::new(conn, 0).map_err(|e| lv("opening an upload stream", e))?;
+        vol.upload(&stream, 0, len, 0).map_err(|e| lv(&format!("uploading to volume '{name}'"), e))?;
+        let mut file = std::fs::File::open(image).map_err(|e| PlatformError::io(format!("opening {}", image.display()), e))?;
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| PlatformError::io(format!("reading {}", image.display()), e))?;
+            if n == 0 {
+                break;
+            }
+            let mut at = 0;
+            while at < n {
+                let sent = stream.send(&buf[at..n]).map_err(|e| lv(&format!("sending disk data to volume '{name}'"), e))?;
+                if sent <= 0 {
+                    return Err(PlatformError::Invalid(format!("the host stopped taking data for volume '{name}'")));
+                }
+                at += sent as usize;
+            }
+        }
+        stream.finish().map_err(|e| lv(&format!("finishing the upload of volume '{name}'"), e))
+    })();
+    if let Err(e) = sent {
+        let _ = vol.delete(0);
+        return Err(e);
+    }
+    Ok(vol)
+}
+
+/// The parts of a template domain XML a restore keeps, verbatim.
+struct Template {
+    domain_type: String,
+    os: Option<String>,
+    features: Option<String>,
+    cpu: Option<String>,
+    emulator: Option<String>,
+}
+
+fn template(xml: &str) -> Option<Template> {
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    let root = doc.root_element();
+    let part = |name: &str| root.children().find(|n| n.has_tag_name(name)).map(|n| xml[n.range()].to_string());
+    let emulator = root
+        .children()
+        .find(|n| n.has_tag_name("devices"))
+        .and_then(|d| d.children().find(|n| n.has_tag_name("emulator")))
+        .map(|n| xml[n.range()].to_string());
+    Some(Template { domain_type: root.attribute("type").unwrap_or("kvm").to_string(), os: part("os"), features: part("features"), cpu: part("cpu"), emulator })
+}
+
+/// Creates the VM (stopped, or started when `spec.power` says so).
+pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
+    if conn.lookup_domain_by_name(&spec.name).is_ok() {
+        return Err(PlatformError::VmExists(spec.name.clone()));
+    }
+    let pool = default_pool(conn)?;
+    let pool_name = pool.name().map_err(|e| lv("reading the pool's name", e))?;
+    let mut made: Vec<StorageVol> = Vec::new();
+    let result = (|| -> Result<String> {
+        let mut disks = String::new();
+        for d in &spec.disks {
+            let format = d.format.unwrap_or(DiskFormat::Qcow2);
+            let staged = d.image.with_extension(format!("upload.{}", format.extension()));
+            let image = if d.image_format == format {
+                d.image.clone()
+            } else {
+                qemu_img::convert(&d.image, d.image_format, &staged, format)?;
+                staged.clone()
+            };
+            let vol_name = format!("{}-{}.{}", spec.name, d.name, format.extension());
+            let uploaded = upload(conn, &pool, &vol_name, &image, format);
+            if image == staged {
+                let _ = std::fs::remove_file(&staged);
+            }
+            made.push(uploaded?);
+            disks.push_str(&format!(
+                "<disk type='volume' device='disk'><driver name='qemu' type='{}'/><source pool='{}' volume='{}'/><target dev='{}' bus='virtio'/></disk>",
+                format.qemu_name(),
+                escape(&pool_name),
+                escape(&vol_name),
+                escape(&d.name)
+            ));
+        }
+        let nics: String = spec
+            .nics
+            .iter()
+            .map(|n| format!("<interface type='network'><source network='{}'/><model type='{}'/></interface>", escape(&n.network), escape(&n.model)))
+            .collect();
+        let t = spec.definition.as_deref().and_then(template);
+        let domain_type = t.as_ref().map(|t| t.domain_type.clone()).unwrap_or_else(|| "kvm".into());
+        let os = t.as_ref().and_then(|t| t.os.clone()).unwrap_or_else(|| match spec.firmware {
+            Firmware::Uefi => "<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>".into(),
+            Firmware::Bios => "<os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>".into(),
+        });
+        let features = t.as_ref().and_then(|t| t.features.clone()).unwrap_or_else(|| "<features><acpi/></features>".into());
+        let cpu = t.as_ref().and_then(|t| t.cpu.clone()).unwrap_or_default();
+        let emulator = t.as_ref().and_then(|t| t.emulator.clone()).unwrap_or_default();
+        let console = match pool_path(&pool) {
+            Some(dir) => format!(
+                "<serial type='pty'><log file='{}' append='off'/><target port='0'/></serial>",
+                escape(&format!("{dir}/{}.console.log", spec.name))
+            ),
+            None => "<serial type='pty'><target port='0'/></serial>".into(),
+        };
+        let role = spec
+            .role
+            .as_deref()
+            .map(|r| format!("<metadata><s:vm xmlns:s='https://sendense.io/xmlns/domain/1' role='{}'/></metadata>", escape(r)))
+            .unwrap_or_default();
+        let xml = format!(
+            "<domain type='{}'><name>{}</name>{role}<memory unit='MiB'>{}</memory><vcpu>{}</vcpu>{os}{features}{cpu}\
+<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>\
+<devices>{emulator}{disks}{nics}{console}<console type='pty'><target type='serial' port='0'/></console></devices></domain>",
+            escape(&domain_type),
+            escape(&spec.name),
+            spec.memory_mib,
+            spec.vcpus.max(1),
+        );
+        let dom = conn.define_domain_xml(&xml).map_err(|e| lv(&format!("defining VM '{}'", spec.name), e))?;
+        let uuid = dom.uuid_string().map_err(|e| lv("reading the new VM's uuid", e))?;
+        if spec.power == shared_types::platform::PowerState::Running {
+            if let Err(e) = dom.create() {
+                let _ = dom.undefine();
+                return Err(lv(&format!("starting VM '{}'", spec.name), e));
+            }
+        }
+        Ok(uuid)
+    })();
+    if result.is_err() {
+        for vol in made {
+            let _ = vol.delete(0);
+        }
+    }
+    result
+}
+
+/// Removes a VM: stopped hard if it runs, undefined with its checkpoint
+/// metadata, and the volumes of its disks deleted.
+pub fn delete(conn: &Connect, dom: &virt::domain::Domain, def: &super::domain_xml::DomainDef) -> Result<()> {
+    if dom.is_active().unwrap_or(false) {
+        dom.destroy().map_err(|e| lv(&format!("stopping VM '{}'", def.name), e))?;
+    }
+    let mut volumes = Vec::new();
+    for d in &def.disks {
+        let Some(source) = &d.source else { continue };
+        let vol = if source.starts_with('/') {
+            conn.lookup_storage_vol_by_path(source).ok()
+        } else {
+            source.split_once('/').and_then(|(pool, vol)| conn.lookup_storage_pool_by_name(pool).ok()?.lookup_storage_vol_by_name(vol).ok())
+        };
+        volumes.extend(vol);
+    }
+    dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)
+        .or_else(|_| dom.undefine())
+        .map_err(|e| lv(&format!("removing VM '{}'", def.name), e))?;
+    for vol in volumes {
+        vol.delete(0).map_err(|e| lv("deleting a disk volume", e))?;
+    }
+    Ok(())
+}
