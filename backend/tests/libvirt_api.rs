@@ -79,4 +79,23 @@ async fn a_libvirt_host_is_added_by_uri_discovered_and_its_running_guest_backed_
     let jobs: Value = api.ok("GET", "/api/v1/jobs?limit=5", None, StatusCode::OK).await;
     let newest = &jobs["items"].as_array().expect("jobs")[0];
     assert_eq!(newest["bytes_read"], json!(65536), "the incremental read the guest's one block: {newest}");
+
+    // Power from the API, on the real guest, audited.
+    let bad = api.call("POST", &format!("/api/v1/vms/{}/power", ids[0]), Some(json!({"action": "explode"}))).await;
+    assert!(bad.status.is_client_error() && bad.body.contains("action"), "{} {}", bad.status, bad.body);
+    let bad = api.call("POST", &format!("/api/v1/vms/{}/power", ids[0]), Some(json!({"action": "shutdown", "timeout_seconds": 0}))).await;
+    assert!(bad.status.is_client_error() && bad.body.contains("timeout_seconds"), "{} {}", bad.status, bad.body);
+    let off: Value = api.ok("POST", &format!("/api/v1/vms/{}/power", ids[0]), Some(json!({"action": "shutdown", "timeout_seconds": 2})), StatusCode::OK).await;
+    assert_eq!(off["vm"]["power"], "stopped", "{}", off["vm"]);
+    assert!(!dom.is_active().unwrap(), "the QEMU process is gone");
+    let on: Value = api.ok("POST", &format!("/api/v1/vms/{}/power", ids[0]), Some(json!({"action": "start"})), StatusCode::OK).await;
+    assert_eq!(on["vm"]["power"], "running", "{}", on["vm"]);
+    let log = host.0.images().join("web.console.log");
+    let line = tokio::task::spawn_blocking(move || guest_console::wait_for_boot(&log, Duration::from_secs(90))).await.unwrap().unwrap();
+    assert!(line.contains("name=web"), "booted again: {line}");
+    let audit: Value = api.ok("GET", "/api/v1/audit?limit=20", None, StatusCode::OK).await;
+    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"vm.power.shutdown") && actions.contains(&"vm.power.start"), "{actions:?}");
+    let stopped: Value = api.ok("POST", &format!("/api/v1/vms/{}/power", ids[0]), Some(json!({"action": "stop"})), StatusCode::OK).await;
+    assert_eq!(stopped["vm"]["power"], "stopped");
 }

@@ -105,6 +105,31 @@ pub enum PowerState {
     Suspended,
 }
 
+/// A power action an operator asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PowerAction {
+    /// Power on.
+    Start,
+    /// Ask the guest to shut down (ACPI); stopped hard after the timeout.
+    Shutdown,
+    /// Stop at once, like pulling the plug.
+    Stop,
+    /// Ask the guest to restart.
+    Reboot,
+}
+
+/// `POST /api/v1/vms/{id}/power`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PowerRequest {
+    pub action: PowerAction,
+    /// Seconds a shutdown may take before the VM is stopped hard (default 60, at most 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+}
+
 /// Firmware a VM boots with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

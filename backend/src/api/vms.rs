@@ -10,6 +10,7 @@ use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTra
 use serde::Deserialize;
 use shared_types::error::ErrorBody;
 use shared_types::jobs::JobStatus;
+use shared_types::platform::{PowerAction, PowerRequest};
 use shared_types::vms::{ProtectionStatus, VmContextPage, VmDetails, VmStatus};
 use shared_types::NamedRef;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_vm_context, unmanage))
         .routes(routes!(list_vms))
         .routes(routes!(get_vm))
+        .routes(routes!(power))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -201,4 +203,63 @@ async fn unmanage(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         }
     })?;
     Ok(noted(StatusCode::NO_CONTENT, AuditNote::new("vm.unmanage", row.name)))
+}
+
+/// Powers a managed VM on, shuts it down (ACPI, then a hard stop after
+/// `timeout_seconds`), stops it hard or reboots it, on its platform; the
+/// catalog takes the power state the platform then reports. Audited.
+#[utoipa::path(post, path = "/vms/{id}/power", tag = "vms", params(("id" = String, Path, description = "VM context id")),
+    request_body = PowerRequest,
+    responses((status = 200, body = VmDetails), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn power(State(state): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<PowerRequest>) -> Result<Response, ApiError> {
+    let row = find(&state.db, &id).await?;
+    let timeout = req.timeout_seconds.unwrap_or(60);
+    if timeout == 0 || timeout > 3600 {
+        return Err(ApiError::invalid_field("timeout_seconds", "A shutdown timeout is 1 to 3600 seconds."));
+    }
+    let platform = platforms::Entity::find_by_id(row.platform_id.clone())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("platform_not_found", format!("The platform of '{}' is gone.", row.name)))?;
+    let kind: shared_types::platform::PlatformKind = crate::catalog::from_wire(&platform.kind)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("platform kind '{}' unknown", platform.kind)))?;
+    let (address, vm_ref, action) = (platform.address.clone(), row.platform_vm_id.clone(), req.action);
+    let result = tokio::task::spawn_blocking(move || {
+        crate::catalog::inventory::connect(kind, &address)
+            .and_then(|p| p.power(&vm_ref, action, std::time::Duration::from_secs(timeout.into())))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("the power thread failed: {e}")))?;
+    let vm = result.map_err(|e| ApiError::Unprocessable {
+        code: "power_failed",
+        message: format!("{} of '{}' on {} failed: {e}", action_label(action), row.name, platform.name),
+        details: Vec::new(),
+    })?;
+    vm_contexts::Entity::update_many()
+        .col_expr(vm_contexts::Column::Power, Expr::value(crate::catalog::wire(&vm.power)))
+        .filter(vm_contexts::Column::Id.eq(row.id.clone()))
+        .exec(&state.db)
+        .await?;
+    let row = find(&state.db, &id).await?;
+    let name = row.name.clone();
+    let body = details(&state, row).await?;
+    Ok(noted(ApiJson(body), AuditNote::new(audit_action(action), name)))
+}
+
+fn audit_action(a: PowerAction) -> &'static str {
+    match a {
+        PowerAction::Start => "vm.power.start",
+        PowerAction::Shutdown => "vm.power.shutdown",
+        PowerAction::Stop => "vm.power.stop",
+        PowerAction::Reboot => "vm.power.reboot",
+    }
+}
+
+fn action_label(a: PowerAction) -> &'static str {
+    match a {
+        PowerAction::Start => "start",
+        PowerAction::Shutdown => "shutdown",
+        PowerAction::Stop => "stop",
+        PowerAction::Reboot => "reboot",
+    }
 }

@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use shared_types::platform::{DiskFormat, Firmware, GuestOs, HostInventory, NicInfo, PlatformKind, PowerState, VmInfo};
+use shared_types::platform::{DiskFormat, Firmware, GuestOs, HostInventory, NicInfo, PlatformKind, PowerAction, PowerState, VmInfo};
 
 use crate::engine::block_source::BlockSource;
 
@@ -95,6 +95,20 @@ pub trait Platform: Send + Sync {
     /// Replaces the contents of one disk of an existing VM with an image.
     fn write_disk(&self, vm: &str, disk: &str, image: &std::path::Path, image_format: DiskFormat) -> Result<()>;
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo>;
+    /// An operator's power action. `timeout`: how long a graceful shutdown
+    /// may take before the VM is stopped hard. The default maps the action
+    /// onto [`Platform::set_power`].
+    fn power(&self, vm: &str, action: PowerAction, timeout: std::time::Duration) -> Result<VmInfo> {
+        let _ = timeout;
+        match action {
+            PowerAction::Start => self.set_power(vm, PowerState::Running),
+            PowerAction::Shutdown | PowerAction::Stop => self.set_power(vm, PowerState::Stopped),
+            PowerAction::Reboot => {
+                self.set_power(vm, PowerState::Stopped)?;
+                self.set_power(vm, PowerState::Running)
+            }
+        }
+    }
     /// Deletes a stopped VM and its disks.
     fn delete_vm(&self, vm: &str) -> Result<()>;
 }

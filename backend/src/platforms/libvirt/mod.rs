@@ -17,7 +17,7 @@ pub mod ffi;
 use std::time::{Duration, Instant};
 
 use shared_types::platform::{
-    DiskFormat, DiskInfo, GuestOs, HostInfo, HostInventory, NetworkInfo, PlatformKind, PowerState, VmInfo,
+    DiskFormat, DiskInfo, GuestOs, HostInfo, HostInventory, NetworkInfo, PlatformKind, PowerAction, PowerState, VmInfo,
 };
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -263,6 +263,33 @@ impl Platform for LibvirtPlatform {
                 dom.create_with_flags(virt::sys::VIR_DOMAIN_START_PAUSED).map(|_| ()).map_err(|e| lv(vm, "starting paused", e))?
             }
             (_, _) => {}
+        }
+        self.vm_info(&dom)
+    }
+
+    fn power(&self, vm: &str, action: PowerAction, timeout: Duration) -> Result<VmInfo> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        let now = power_of(&dom).map_err(|e| lv(vm, "reading the power state", e))?;
+        match action {
+            PowerAction::Start => return self.set_power(vm, PowerState::Running),
+            PowerAction::Stop if now != PowerState::Stopped => dom.destroy().map_err(|e| lv(vm, "stopping", e))?,
+            PowerAction::Shutdown if now != PowerState::Stopped => {
+                let graceful = now == PowerState::Running && dom.shutdown().is_ok() && self.wait_power(&dom, PowerState::Stopped, timeout);
+                if !graceful && power_of(&dom).ok() != Some(PowerState::Stopped) {
+                    dom.destroy().map_err(|e| lv(vm, "stopping after the shutdown timeout", e))?;
+                }
+            }
+            PowerAction::Reboot if now == PowerState::Running => {
+                // ACPI first; a guest that does not answer is reset.
+                if dom.reboot(0).is_err() {
+                    dom.reset().map_err(|e| lv(vm, "resetting", e))?;
+                }
+            }
+            PowerAction::Reboot => {
+                return Err(PlatformError::Invalid(format!("VM '{vm}' is not running: start it instead of rebooting")));
+            }
+            _ => {}
         }
         self.vm_info(&dom)
     }
