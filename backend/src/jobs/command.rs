@@ -13,7 +13,6 @@ use crate::engine::command::{key, workers, Bar, KeyArg, OutputArgs};
 use crate::engine::datastore::Datastore;
 use crate::engine::progress::{peak_rss_bytes, Progress};
 use crate::platforms::kvm::KvmHost;
-use crate::platforms::Platform;
 
 use super::vm_backup::backup_vm;
 use super::vm_restore::{restore_vm, RestoreRequest};
@@ -34,7 +33,7 @@ pub enum VmCommand {
     /// Back up every disk of a VM (incremental through change tracking when
     /// the previous snapshot's token still matches); prints the snapshot id.
     Backup {
-        /// KVM host directory.
+        /// KVM host: libvirt URI or host directory.
         #[arg(long)]
         host: PathBuf,
         /// VM name or uuid.
@@ -88,7 +87,7 @@ pub enum VmCommand {
 pub fn run_host(cmd: HostCommand) -> anyhow::Result<()> {
     match cmd {
         HostCommand::Inventory { dir, json } => {
-            let host = KvmHost::open(&dir)?;
+            let host = open_platform(&dir)?;
             let inv = host.inventory()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&inv)?);
@@ -112,17 +111,23 @@ pub fn run_host(cmd: HostCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A KVM host by libvirt URI (`qemu:///system`, `qemu+unix:///system?socket=…`)
+/// or host directory.
+fn open_platform(address: &std::path::Path) -> anyhow::Result<Box<dyn crate::platforms::Platform>> {
+    Ok(crate::catalog::inventory::connect(shared_types::platform::PlatformKind::Kvm, &address.to_string_lossy())?)
+}
+
 pub fn run_vm(cmd: VmCommand) -> anyhow::Result<()> {
     match cmd {
         VmCommand::Backup { host, vm, repo, key: k, immutable_days, json, out } => {
-            let host = KvmHost::open(&host)?;
+            let host = open_platform(&host)?;
             let ds = Datastore::open(&repo, key(&k))?;
             let mut opts = BackupOptions::new(&vm);
             opts.workers = workers(&out);
             opts.immutable_days = immutable_days;
             let progress = Arc::new(Progress::new());
             let bar = Bar::start(progress.clone(), !out.no_progress, "backup");
-            let report = backup_vm(&host, &vm, &ds, &opts, &progress);
+            let report = backup_vm(host.as_ref(), &vm, &ds, &opts, &progress);
             drop(bar);
             let report = report?;
             if out.stats {

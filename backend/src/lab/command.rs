@@ -11,6 +11,15 @@ use super::{activity, human, init, InitOptions, InitOutcome, LabError, LabManife
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
+    /// Start, stop or show the lab's two libvirt hosts (production and DR,
+    /// each its own libvirtd reached by a socket URI) under DIR/libvirt.
+    /// Needs root and libvirt (scripts/run.sh installs it).
+    Hosts {
+        #[arg(value_enum)]
+        action: HostsAction,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Create the demo lab in DIR (new or empty): a production KVM host with
     /// six VMs on real qcow2 disks, and an empty DR host.
     Init {
@@ -33,8 +42,40 @@ pub enum LabCommand {
     },
 }
 
+/// What `lab hosts` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum HostsAction {
+    Start,
+    Stop,
+    Status,
+}
+
+/// The lab's libvirt hosts under DIR: production and DR.
+pub fn libvirt_hosts(dir: &std::path::Path) -> [crate::lab::libvirt_host::LibvirtHost; 2] {
+    ["prod", "dr"].map(|h| crate::lab::libvirt_host::LibvirtHost::new(h, &dir.join("libvirt").join(h)))
+}
+
 pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
     match cmd {
+        LabCommand::Hosts { action, dir } => {
+            for host in libvirt_hosts(&dir) {
+                match action {
+                    HostsAction::Start => {
+                        host.start()?;
+                        println!("{}: running (pid {}), add it as a KVM platform with address {}", host.name, host.pid().unwrap_or(0), host.uri());
+                    }
+                    HostsAction::Stop => {
+                        host.stop()?;
+                        println!("{}: stopped (its guests and networks too)", host.name);
+                    }
+                    HostsAction::Status => match host.pid() {
+                        Some(pid) => println!("{}: running (pid {pid}) at {}", host.name, host.uri()),
+                        None => println!("{}: stopped", host.name),
+                    },
+                }
+            }
+            Ok(())
+        }
         LabCommand::Init { dir, force } => {
             let started = Instant::now();
             let outcome = init(&dir, &InitOptions { force }, &mut |line| println!("  {line}"))?;
