@@ -97,6 +97,25 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             }
         }
     });
+    // Power changes on platforms that report them reach the catalog live.
+    match <crate::db::entities::platforms::Entity as sea_orm::EntityTrait>::find().all(&state.db).await {
+        Ok(rows) => {
+            for p in rows {
+                state.power_watches.watch(&state.db, &state.events, &p.id, &p.address);
+                // What a stopped server left running on the platform ends now.
+                let (kind, address, name) = (crate::catalog::from_wire(&p.kind), p.address.clone(), p.name.clone());
+                tokio::task::spawn_blocking(move || {
+                    let Some(kind) = kind else { return };
+                    match crate::catalog::inventory::connect(kind, &address).and_then(|pl| pl.clean_up_after_restart()) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(platform = %name, ended = n, "ended backup jobs the previous run left on the platform"),
+                        Err(e) => tracing::info!(platform = %name, error = %e, "could not check the platform for leftovers at start"),
+                    }
+                });
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "listing platforms to watch"),
+    }
     if config.demo_lab {
         let every = (config.lab_activity_seconds > 0).then(|| std::time::Duration::from_secs(config.lab_activity_seconds));
         crate::lab::background::spawn(config.lab_dir(), every, state.shutdown.clone());

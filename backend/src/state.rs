@@ -49,6 +49,8 @@ pub struct AppState {
     /// Where restored files may land and platforms may live
     /// (`--restore-root`, `--platform-root`).
     pub roots: Arc<crate::confinement::Roots>,
+    /// Lifecycle-event watches of the platforms that report them.
+    pub power_watches: Arc<crate::catalog::power_watch::PowerWatches>,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
             license_tier: shared_types::recovery::LicenseTier::Enterprise,
             tls: false,
             roots: Arc::new(crate::confinement::Roots::defaults(&data_dir)),
+            power_watches: Arc::default(),
         };
         (state, health_tx)
     }

@@ -199,3 +199,82 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     drop(host);
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the host's daemon is gone");
 }
+
+/// A server killed mid-backup leaves libvirt's backup job exporting the
+/// disk; the clean-up the server runs at start ends it (and nothing else),
+/// and the next backup is incremental from the last good checkpoint,
+/// restores byte for byte, and leaves one checkpoint in the chain.
+#[test]
+fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
+    let kit = guest::kit_dir().unwrap();
+    let t = tempfile::Builder::new().prefix("sd-lk").tempdir_in("/tmp").unwrap();
+    let host = HostGuard(LibvirtHost::new("t2", &t.path().join("host")));
+    host.0.start().unwrap();
+    let images = host.0.images();
+    let vda = images.join("g2-vda.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", "-o", "compat=1.1", p(&vda), "512M"]);
+    // 384 MiB of data: the read takes long enough to be killed in the middle.
+    let o = Command::new("qemu-io").args(["-f", "qcow2", "-c", "write -P 0x5a 0 384M", p(&vda)]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = images.join("g2.console.log");
+    let xml = guest::domain_xml(&kit, &GuestSpec { name: "g2", memory_mib: 128, disks: &[("vda", &vda)], networks: &[], console_log: &log, role: None });
+    let platform = LibvirtPlatform::new(&host.0.uri());
+    let conn = platform.connect().unwrap();
+    let dom = conn.define_domain_xml(&xml).unwrap();
+    dom.create().unwrap();
+    guest_console::wait_for_boot(&log, Duration::from_secs(90)).unwrap();
+
+    let repo = t.path().join("repo");
+    let cli = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_sendense")).args(args).output().unwrap();
+    let o = cli(&["repo", "init", p(&repo)]);
+    assert!(o.status.success());
+    let uri = host.0.uri();
+    let backup = ["vm", "backup", "--host", uri.as_str(), "--vm", "g2", "--repo", p(&repo), "--no-progress", "--json"];
+    let o = cli(&backup);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(our_checkpoints(&platform, "g2"), vec!["sendense-b.g2.1"]);
+
+    // A full read (into another repository: no parent there) killed while it reads.
+    let killed_repo = t.path().join("repo-killed");
+    assert!(cli(&["repo", "init", p(&killed_repo)]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sendense"))
+        .args(["vm", "backup", "--host", uri.as_str(), "--vm", "g2", "--repo", p(&killed_repo), "--no-progress"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while ffi::backup_job(&dom).is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the backup job never started");
+        assert!(child.try_wait().unwrap().is_none(), "the backup ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let job = ffi::backup_job(&dom).expect("the killed read left its job exporting the disk");
+    let at = job.find("socket=").expect("a unix socket export") + "socket=".len();
+    let quote = job[at..].chars().next().unwrap();
+    let socket = job[at + 1..].split(quote).next().unwrap();
+    let socket_dir = Path::new(socket).parent().unwrap().to_path_buf();
+    assert!(socket_dir.exists());
+    assert_eq!(our_checkpoints(&platform, "g2").len(), 2, "and its new checkpoint");
+
+    // The clean-up at start ends it.
+    assert_eq!(platform.clean_up_after_restart().unwrap(), 1);
+    assert!(ffi::backup_job(&dom).is_none(), "no backup job is left");
+    assert_eq!(platform.clean_up_after_restart().unwrap(), 0, "idempotent");
+    assert!(!socket_dir.exists(), "its export socket directory {} is removed", socket_dir.display());
+
+    // The next backup: incremental from the last good checkpoint, exact.
+    let o = cli(&backup);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["disks"][0]["incremental"], true, "{report}");
+    assert_eq!(report["bytes_read"], 0, "the guest wrote nothing: {report}");
+    assert_eq!(our_checkpoints(&platform, "g2"), vec!["sendense-b.g2.3"], "the crashed read's checkpoint went with the older one");
+    let ds = Datastore::open(&repo, None).unwrap();
+    let out = t.path().join("g2.raw");
+    restore_raw(&ds, "g2", "latest", "vda", &out);
+    assert!(same_as_image(&out, &vda), "restores byte for byte");
+}

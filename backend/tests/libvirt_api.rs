@@ -93,9 +93,39 @@ async fn a_libvirt_host_is_added_by_uri_discovered_and_its_running_guest_backed_
     let log = host.0.images().join("web.console.log");
     let line = tokio::task::spawn_blocking(move || guest_console::wait_for_boot(&log, Duration::from_secs(90))).await.unwrap().unwrap();
     assert!(line.contains("name=web"), "booted again: {line}");
+    let console: Value = api.ok("GET", &format!("/api/v1/vms/{}/console?lines=5", ids[0]), None, StatusCode::OK).await;
+    let lines: Vec<&str> = console["lines"].as_array().unwrap().iter().filter_map(|l| l.as_str()).collect();
+    assert!(lines.len() <= 5 && lines.iter().any(|l| l.contains("SENDENSE-GUEST-UP name=web")), "{lines:?}");
+    let bad = api.call("GET", &format!("/api/v1/vms/{}/console?lines=0", ids[0]), None).await;
+    assert!(bad.status.is_client_error() && bad.body.contains("lines"), "{}", bad.body);
     let audit: Value = api.ok("GET", "/api/v1/audit?limit=20", None, StatusCode::OK).await;
     let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(actions.contains(&"vm.power.shutdown") && actions.contains(&"vm.power.start"), "{actions:?}");
     let stopped: Value = api.ok("POST", &format!("/api/v1/vms/{}/power", ids[0]), Some(json!({"action": "stop"})), StatusCode::OK).await;
     assert_eq!(stopped["vm"]["power"], "stopped");
+
+    // Started on the host behind Sendense's back (as `virsh start` would):
+    // the catalog says running within a second, without a rediscovery.
+    let t0 = std::time::Instant::now();
+    dom.create().unwrap();
+    let seen = loop {
+        let v: Value = api.ok("GET", &format!("/api/v1/vms/{}", ids[0]), None, StatusCode::OK).await;
+        if v["vm"]["power"] == "running" {
+            break t0.elapsed();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "the start on the host never reached the catalog: {}", v["vm"]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!("a start on the host reached the catalog in {} ms", seen.as_millis());
+    assert!(seen < Duration::from_secs(1), "within a second: {seen:?}");
+    dom.destroy().unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        let v: Value = api.ok("GET", &format!("/api/v1/vms/{}", ids[0]), None, StatusCode::OK).await;
+        if v["vm"]["power"] == "stopped" {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "the stop on the host never reached the catalog: {}", v["vm"]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

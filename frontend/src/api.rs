@@ -205,6 +205,16 @@ pub async fn delete_flow(id: String) -> Result<(), ApiError> {
     unit(Request::delete(&format!("/api/v1/flows/{}", enc(&id))).build().map_err(transport)?).await
 }
 
+/// `GET /api/v1/vms/{id}/console`: the last `lines` console lines.
+pub async fn vm_console(vm_id: &str, lines: u32) -> Result<shared_types::vms::VmConsole, ApiError> {
+    json(Request::get(&format!("/api/v1/vms/{vm_id}/console?lines={lines}"))).await
+}
+
+/// `POST /api/v1/vms/{id}/power`.
+pub async fn vm_power(vm_id: &str, req: shared_types::platform::PowerRequest) -> Result<shared_types::vms::VmDetails, ApiError> {
+    json_with(Request::post(&format!("/api/v1/vms/{vm_id}/power")), &req).await
+}
+
 pub async fn start_backup(req: StartBackupRequest) -> Result<QueuedJobs, ApiError> {
     json_with(Request::post("/api/v1/backup/start"), &req).await
 }

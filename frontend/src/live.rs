@@ -77,6 +77,8 @@ pub struct Live {
     pub jobs: RwSignal<std::collections::HashMap<String, LiveJob>>,
     /// Bumped on every `job_update`: lists of flows, jobs and VMs refetch.
     pub jobs_version: RwSignal<u64>,
+    /// Bumped when a VM's power changes on its platform: VM lists reload.
+    pub vms_version: RwSignal<u64>,
     /// The newest state of each job announced by `job_update`.
     pub job_states: RwSignal<std::collections::HashMap<String, Job>>,
     /// Alerts the server raised (a failed job...), newest last.
@@ -194,6 +196,7 @@ pub fn provide_live(session: crate::session::Session) -> Live {
         now_ms: RwSignal::new(js_sys::Date::now()),
         jobs: RwSignal::new(Default::default()),
         jobs_version: RwSignal::new(0),
+        vms_version: RwSignal::new(0),
         job_states: RwSignal::new(Default::default()),
         server_alerts: RwSignal::new(Vec::new()),
         discovery: RwSignal::new(None),
@@ -347,6 +350,7 @@ fn receive(live: Live, msg: ServerMessage) {
         ServerMessage::ReplicationRemoved { id } => live.replications.update(|m| {
             m.remove(&id);
         }),
+        ServerMessage::VmPower { .. } => live.vms_version.update(|v| *v += 1),
         ServerMessage::Alert(alert) => {
             live.server_alerts.update(|a| {
                 if a.len() >= 20 {

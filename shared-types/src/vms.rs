@@ -76,6 +76,14 @@ pub struct VmContextPage {
     pub total: u64,
 }
 
+/// `GET /api/v1/vms/{id}/console`: the tail of a VM's serial console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VmConsole {
+    /// The last lines the VM printed on its serial console, oldest first.
+    pub lines: Vec<String>,
+}
+
 /// `GET /api/v1/vms/{id}`: a managed VM with its disks, NICs, the flows that
 /// cover it, its newest restore points and its newest jobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -41,6 +41,9 @@ pub enum ServerMessage {
     /// created; `ReplicationRemoved` when deleted.
     ReplicationUpdate { flow: Box<crate::replication::ReplicationFlow> },
     ReplicationRemoved { id: String },
+    /// A managed VM's power changed on its platform (started, paused,
+    /// stopped: by Sendense, the host's own tools or the guest).
+    VmPower { vm_id: String, power: crate::platform::PowerState },
 }
 
 /// A discovery's phase and count of VM definitions read.

@@ -219,6 +219,7 @@ async fn add_platform(State(state): State<AppState>, ApiJson(req): ApiJson<AddPl
             e.into()
         }
     })?;
+    state.power_watches.watch(&state.db, &state.events, &row.id, &row.address);
     let row = match inv {
         Ok(inv) => inventory::apply(&state.db, row, &inv).await?.0,
         Err(m) => inventory::record_failure(&state.db, row, &m).await?,
@@ -322,5 +323,6 @@ async fn delete_platform(State(state): State<AppState>, UrlPath(id): UrlPath<Str
             e.into()
         }
     })?;
+    state.power_watches.unwatch(&row.id);
     Ok(noted(StatusCode::NO_CONTENT, AuditNote::new("platform.delete", row.name)))
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use shared_types::error::ErrorBody;
 use shared_types::jobs::JobStatus;
 use shared_types::platform::{PowerAction, PowerRequest};
-use shared_types::vms::{ProtectionStatus, VmContextPage, VmDetails, VmStatus};
+use shared_types::vms::{ProtectionStatus, VmConsole, VmContextPage, VmDetails, VmStatus};
 use shared_types::NamedRef;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_vms))
         .routes(routes!(get_vm))
         .routes(routes!(power))
+        .routes(routes!(console))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -217,12 +218,7 @@ async fn power(State(state): State<AppState>, Path(id): Path<String>, ApiJson(re
     if timeout == 0 || timeout > 3600 {
         return Err(ApiError::invalid_field("timeout_seconds", "A shutdown timeout is 1 to 3600 seconds."));
     }
-    let platform = platforms::Entity::find_by_id(row.platform_id.clone())
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("platform_not_found", format!("The platform of '{}' is gone.", row.name)))?;
-    let kind: shared_types::platform::PlatformKind = crate::catalog::from_wire(&platform.kind)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("platform kind '{}' unknown", platform.kind)))?;
+    let (platform, kind) = platform_of(&state, &row).await?;
     let (address, vm_ref, action) = (platform.address.clone(), row.platform_vm_id.clone(), req.action);
     let result = tokio::task::spawn_blocking(move || {
         crate::catalog::inventory::connect(kind, &address)
@@ -261,5 +257,47 @@ fn action_label(a: PowerAction) -> &'static str {
         PowerAction::Shutdown => "shutdown",
         PowerAction::Stop => "stop",
         PowerAction::Reboot => "reboot",
+    }
+}
+
+/// The platform row a managed VM lives on, and its kind.
+async fn platform_of(state: &AppState, row: &vm_contexts::Model) -> Result<(platforms::Model, shared_types::platform::PlatformKind), ApiError> {
+    let platform = platforms::Entity::find_by_id(row.platform_id.clone())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("platform_not_found", format!("The platform of '{}' is gone.", row.name)))?;
+    let kind = crate::catalog::from_wire(&platform.kind)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("platform kind '{}' unknown", platform.kind)))?;
+    Ok((platform, kind))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct ConsoleQuery {
+    /// Lines to return, newest last (default 40, at most 500).
+    lines: Option<usize>,
+}
+
+/// The last lines a VM printed on its serial console (where its host keeps
+/// a log this server can read: a libvirt host on this machine).
+#[utoipa::path(get, path = "/vms/{id}/console", tag = "vms", params(("id" = String, Path, description = "VM context id"), ConsoleQuery),
+    responses((status = 200, body = VmConsole), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn console(State(state): State<AppState>, Path(id): Path<String>, ApiQuery(q): ApiQuery<ConsoleQuery>) -> Result<ApiJson<VmConsole>, ApiError> {
+    let lines = q.lines.unwrap_or(40);
+    if lines == 0 || lines > 500 {
+        return Err(ApiError::invalid_field("lines", "Ask for 1 to 500 lines."));
+    }
+    let row = find(&state.db, &id).await?;
+    let (platform, kind) = platform_of(&state, &row).await?;
+    let (address, vm_ref) = (platform.address.clone(), row.platform_vm_id.clone());
+    let tail = tokio::task::spawn_blocking(move || crate::catalog::inventory::connect(kind, &address).and_then(|p| p.console_tail(&vm_ref, lines)))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the console thread failed: {e}")))?
+        .map_err(|e| ApiError::Unprocessable { code: "console_unavailable", message: format!("'{}': {e}", row.name), details: Vec::new() })?;
+    match tail {
+        Some(lines) => Ok(ApiJson(VmConsole { lines })),
+        None => Err(ApiError::not_found(
+            "no_console_log",
+            format!("'{}' has no serial console log this server can read (its platform keeps none, or the host is remote).", row.name),
+        )),
     }
 }

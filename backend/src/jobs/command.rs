@@ -12,7 +12,6 @@ use crate::engine::backup::BackupOptions;
 use crate::engine::command::{key, workers, Bar, KeyArg, OutputArgs};
 use crate::engine::datastore::Datastore;
 use crate::engine::progress::{peak_rss_bytes, Progress};
-use crate::platforms::kvm::KvmHost;
 
 use super::vm_backup::backup_vm;
 use super::vm_restore::{restore_vm, RestoreRequest};
@@ -64,7 +63,7 @@ pub enum VmCommand {
         /// `latest` or a snapshot id.
         #[arg(long, default_value = "latest")]
         snapshot: String,
-        /// Target KVM host directory.
+        /// Target KVM host: libvirt URI or host directory.
         #[arg(long)]
         to: PathBuf,
         /// Name of the new VM (default: the original name).
@@ -147,7 +146,9 @@ pub fn run_vm(cmd: VmCommand) -> anyhow::Result<()> {
             }
         }
         VmCommand::Restore { repo, key: k, vm, snapshot, to, new_name, format, networks, power_on, out } => {
-            let target = KvmHost::open(&to)?;
+            let target = open_platform(&to)?;
+            // Disks are staged in the host directory, or the temporary directory for a libvirt host.
+            let staging = if crate::platforms::libvirt::is_uri(&to.to_string_lossy()) { std::env::temp_dir() } else { to.clone() };
             let ds = Datastore::open(&repo, key(&k))?;
             let format = DiskFormat::parse(&format)
                 .with_context(|| format!("unknown disk format '{format}' (use qcow2, vmdk, vhdx, vpc or raw)"))?;
@@ -176,10 +177,10 @@ pub fn run_vm(cmd: VmCommand) -> anyhow::Result<()> {
             };
             let progress = Arc::new(Progress::new());
             let bar = Bar::start(progress.clone(), !out.no_progress, "restore");
-            let created = restore_vm(&ds, &target, &req, target.dir(), workers(&out), &progress);
+            let created = restore_vm(&ds, target.as_ref(), &req, &staging, workers(&out), &progress);
             drop(bar);
             let created = created?;
-            println!("restored {}/{} as VM {} ({}) on {}", m.name, m.id, created.name, created.id, target.name());
+            println!("restored {}/{} as VM {} ({}) on {}", m.name, m.id, created.name, created.id, to.display());
         }
     }
     Ok(())

@@ -80,6 +80,17 @@ pub trait Platform: Send + Sync {
         let _ = vm;
         Ok(None)
     }
+    /// The last `lines` lines the VM printed on its serial console, where
+    /// the platform keeps a log this server can read; `None` otherwise.
+    fn console_tail(&self, vm: &str, lines: usize) -> Result<Option<Vec<String>>> {
+        let _ = (vm, lines);
+        Ok(None)
+    }
+    /// Undoes what a stopped server left on the platform (libvirt: backup
+    /// jobs still exporting disks); how many things it ended. Called at start.
+    fn clean_up_after_restart(&self) -> Result<usize> {
+        Ok(0)
+    }
     /// Creates a VM from disk images (a restore or a replica).
     fn create_vm(&self, spec: &NewVm) -> Result<VmInfo>;
     /// Replaces the VM named `spec.name` (created when there is none): the

@@ -14,6 +14,7 @@ use crate::components::create_flow::CreateFlowModal;
 use crate::components::flow_details::{FlowDetailsModal, Inspect};
 use crate::components::groups::{GroupsPanel, UngroupedPanel};
 use crate::components::replication::{use_replication_hub, sorted_flows};
+use crate::components::power_control::PowerButton;
 use crate::components::restore_points::RestoreVmButton;
 use crate::components::start_backup::StartBackupModal;
 use crate::components::vm_cells::{LastBackup, Power, ProtectionPill};
@@ -32,6 +33,7 @@ pub fn AssetsPage() -> impl IntoView {
     let vms = LocalResource::new(move || {
         version.get();
         live.jobs_version.get();
+        live.vms_version.get();
         api::vm_contexts()
     });
     let selected = RwSignal::new(Vec::<String>::new());
@@ -173,6 +175,7 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                                     <td><span class="action-row">
                                         <button class="button small" data-testid=format!("backup-now-{}", vm.name) disabled=move || !operator()
                                             on:click=move |_| backup_vms.set(vec![one.clone()])>"Backup now"</button>
+                                        <PowerButton vm_id=vm.id.clone() vm_name=vm.name.clone() power=vm.power />
                                         <RestoreVmButton vm_id=vm.id.clone() vm_name=vm.name.clone() points=vm.backup_count />
                                         <ReplicateButton vm_id=vm.id.clone() vm_name=vm.name.clone() />
                                     </span></td>

@@ -86,6 +86,43 @@ pub fn open(dom: Domain, def: &DomainDef, since: Option<&str>, chain: &Chain) ->
     Ok(reads)
 }
 
+/// Ends the pull-backup jobs a stopped Sendense left running on the host's
+/// domains (their export socket is one of ours and no read of this process
+/// holds the domain), and removes their socket directories; how many.
+pub fn end_dangling(conn: &virt::connect::Connect) -> Result<usize> {
+    let domains = conn
+        .list_all_domains(virt::sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        .map_err(|e| PlatformError::Invalid(format!("listing domains: {}", e.message())))?;
+    let mut ended = 0;
+    for dom in domains {
+        let Some(job) = ffi::backup_job(&dom) else { continue };
+        if !job.contains(SOCKET_PREFIX) {
+            continue;
+        }
+        let uuid = dom.uuid_string().unwrap_or_default();
+        let held = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(&uuid));
+        if held {
+            continue;
+        }
+        let name = dom.name().unwrap_or_default();
+        tracing::warn!(vm = %name, "ending a backup job a stopped server left running");
+        ffi::abort_job(&dom)?;
+        if let Some(dir) = socket_dir(&job) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        ended += 1;
+    }
+    Ok(ended)
+}
+
+/// The export socket's directory a backup job's XML names, when it is ours.
+fn socket_dir(job_xml: &str) -> Option<PathBuf> {
+    let doc = roxmltree::Document::parse(job_xml).ok()?;
+    let server = doc.descendants().find(|n| n.has_tag_name("server"))?;
+    let dir = PathBuf::from(server.attribute("socket")?).parent()?.to_path_buf();
+    dir.file_name()?.to_str()?.starts_with(SOCKET_PREFIX).then_some(dir)
+}
+
 /// Ends the chain: every checkpoint of `chain` on `dom` is deleted.
 pub fn forget_chain(dom: &Domain, chain: &Chain) -> Result<()> {
     for (name, _) in ffi::list_checkpoints(dom)? {

@@ -12,6 +12,7 @@
 pub mod backup;
 pub mod create;
 pub mod domain_xml;
+pub mod events;
 pub mod ffi;
 
 use std::time::{Duration, Instant};
@@ -81,6 +82,7 @@ impl LibvirtPlatform {
         // too) on stderr; errors reach us as values.
         static QUIET: std::sync::Once = std::sync::Once::new();
         QUIET.call_once(virt::error::clear_error_callback);
+        events::ensure_event_loop();
         Connect::open(Some(&self.uri))
             .map_err(|e| PlatformError::Invalid(format!("cannot reach the libvirt host {}: {}", self.uri, e.message())))
     }
@@ -219,6 +221,27 @@ impl Platform for LibvirtPlatform {
 
     fn reads_whole_vms(&self) -> bool {
         true
+    }
+
+    fn console_tail(&self, vm: &str, lines: usize) -> Result<Option<Vec<String>>> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        let Some(log) = self.definition(&dom)?.console_log else { return Ok(None) };
+        // The log is on the host: readable here when the host is this machine.
+        let Ok(mut file) = std::fs::File::open(&log) else { return Ok(None) };
+        use std::io::{Read, Seek, SeekFrom};
+        const TAIL: u64 = 64 * 1024;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).map_err(|e| PlatformError::io(format!("reading {log}"), e))?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf).map_err(|e| PlatformError::io(format!("reading {log}"), e))?;
+        let text = String::from_utf8_lossy(&buf);
+        let all: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).filter(|l| !l.contains("CMD-DONE")).collect();
+        Ok(Some(all[all.len().saturating_sub(lines)..].to_vec()))
+    }
+
+    fn clean_up_after_restart(&self) -> Result<usize> {
+        backup::end_dangling(&self.connect()?)
     }
 
     fn stop_tracking(&self, vm: &str, consumer: &str) -> Result<()> {
