@@ -113,11 +113,19 @@ pub fn backup_job(dom: &Domain) -> Option<String> {
     Some(unsafe { owned_string(p) })
 }
 
-/// Ends the domain's running job (for a pull backup: stops the NBD export
-/// and removes the scratch files).
+/// Ends the domain's running backup job (stops the NBD export, removes the
+/// scratch files) and waits until libvirt no longer reports it (the end is
+/// asynchronous: up to 10 s).
 pub fn abort_job(dom: &Domain) -> Result<()> {
-    if unsafe { sys::virDomainAbortJob(dom.as_ptr()) } < 0 {
+    if unsafe { sys::virDomainAbortJob(dom.as_ptr()) } < 0 && backup_job(dom).is_some() {
         return Err(last_error("ending the backup job"));
+    }
+    let started = std::time::Instant::now();
+    while backup_job(dom).is_some() {
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            return Err(PlatformError::Invalid("the backup job did not end within 10 s of being aborted".into()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     Ok(())
 }
