@@ -145,8 +145,10 @@ need_guest_kit() {
   local m
   for m in drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_pci_legacy_dev.ko \
            drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko \
-           net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko; do
-    cp "$km/$m" "$root/lib/modules/"
+           net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko \
+           lib/crc16.ko crypto/crc32c_generic.ko lib/libcrc32c.ko fs/mbcache.ko fs/jbd2/jbd2.ko fs/ext4/ext4.ko \
+           fs/fat/fat.ko fs/fat/vfat.ko fs/nls/nls_cp437.ko fs/nls/nls_ascii.ko fs/nls/nls_utf8.ko; do
+    [ -f "$km/$m" ] && cp "$km/$m" "$root/lib/modules/"
   done
   cp "$init" "$root/init"
   (cd "$root" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$kit/initrd.cpio.gz.tmp")

@@ -11,6 +11,24 @@ use super::{activity, human, init, InitOptions, InitOutcome, LabError, LabManife
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
+    /// Start the lab on real libvirt hosts in DIR: `lab init` first when DIR
+    /// holds no lab, then the production and DR hosts, their networks and
+    /// pools, and the lab's guests booting (about a minute the first time).
+    /// Needs root, libvirt and the guest kit (scripts/run.sh installs them).
+    Start {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Stop the lab's libvirt hosts (guests, networks, daemons).
+    Stop {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// The lab's libvirt hosts and guests, with their real power state.
+    Status {
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Start, stop or show the lab's two libvirt hosts (production and DR,
     /// each its own libvirtd reached by a socket URI) under DIR/libvirt.
     /// Needs root and libvirt (scripts/run.sh installs it).
@@ -50,15 +68,47 @@ pub enum HostsAction {
     Status,
 }
 
-/// The lab's libvirt hosts under DIR: production and DR.
-pub fn libvirt_hosts(dir: &std::path::Path) -> [crate::lab::libvirt_host::LibvirtHost; 2] {
-    ["prod", "dr"].map(|h| crate::lab::libvirt_host::LibvirtHost::new(h, &dir.join("libvirt").join(h)))
-}
-
 pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
     match cmd {
+        LabCommand::Start { dir } => {
+            if let Some(why) = crate::lab::libvirt_lab::unavailable() {
+                anyhow::bail!("{why}");
+            }
+            if !dir.join(crate::lab::manifest::LAB_FILE).exists() {
+                init(&dir, &InitOptions { force: false }, &mut |line| println!("  {line}"))?;
+            }
+            let lab = crate::lab::libvirt_lab::init(&dir, &mut |line| println!("  {line}"))?;
+            for (name, uri) in &lab.uris {
+                println!("{name}: {uri}");
+            }
+            for (name, why) in &lab.off {
+                println!("{name}: shut off ({why})");
+            }
+            println!("{} guests up in {:.1} s", lab.booted.len(), lab.seconds);
+            Ok(())
+        }
+        LabCommand::Stop { dir } => {
+            crate::lab::libvirt_lab::stop(&dir)?;
+            println!("the lab's libvirt hosts are stopped");
+            Ok(())
+        }
+        LabCommand::Status { dir } => {
+            use crate::platforms::Platform;
+            for host in crate::lab::libvirt_lab::hosts(&dir) {
+                let Some(pid) = host.pid() else {
+                    println!("{}: stopped", host.name);
+                    continue;
+                };
+                println!("{}: running (pid {pid}) at {}", host.name, host.uri());
+                let inv = crate::platforms::libvirt::LibvirtPlatform::new(&host.uri()).inventory()?;
+                for vm in inv.vms {
+                    println!("  {:<10} {:<9} {} vCPU, {} MiB, {} disk(s)", vm.name, format!("{:?}", vm.power).to_lowercase(), vm.vcpus, vm.memory_mib, vm.disks.len());
+                }
+            }
+            Ok(())
+        }
         LabCommand::Hosts { action, dir } => {
-            for host in libvirt_hosts(&dir) {
+            for host in crate::lab::libvirt_lab::hosts(&dir) {
                 match action {
                     HostsAction::Start => {
                         host.start()?;

@@ -56,13 +56,14 @@ pub fn domain_xml(kit: &Path, g: &GuestSpec) -> String {
     format!(
         "<domain type='qemu'><name>{name}</name>{role}<memory unit='MiB'>{mem}</memory><vcpu>1</vcpu>\
 <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{kernel}</kernel><initrd>{initrd}</initrd>\
-<cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={name}</cmdline></os>\
+<cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={name} sendense.role={cmd_role}</cmdline></os>\
 <features><acpi/><tcg><tb-cache unit='MiB'>32</tb-cache></tcg></features>\
 <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>\
 <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>{disks}{nics}\
 <serial type='pty'><log file='{log}' append='off'/><target port='0'/></serial>\
 <console type='pty'><target type='serial' port='0'/></console><memballoon model='none'/></devices></domain>",
         name = escape(g.name),
+        cmd_role = escape(&g.role.unwrap_or("app").split_whitespace().next().unwrap_or("app").replace(|c: char| !c.is_ascii_alphanumeric(), "")),
         mem = g.memory_mib,
         kernel = escape(&kit.join("vmlinuz").to_string_lossy()),
         initrd = escape(&kit.join("initrd.cpio.gz").to_string_lossy()),

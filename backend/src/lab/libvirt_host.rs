@@ -30,6 +30,8 @@ const MOUNTS: [(&str, &str); 5] = [
     ("log", "/var/log/libvirt"),
 ];
 
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
 const QEMU_CONF: &str = r#"user = "root"
 group = "root"
 dynamic_ownership = 0
@@ -62,6 +64,11 @@ impl LibvirtHost {
     /// The storage pool directory of the host.
     pub fn images(&self) -> PathBuf {
         self.base.join("images")
+    }
+
+    /// Where the machine's IPv4 forwarding setting is kept while hosts run.
+    fn forward_file(&self) -> PathBuf {
+        self.base.parent().unwrap_or(&self.base).join("ip_forward.orig")
     }
 
     fn pid_file(&self) -> PathBuf {
@@ -141,6 +148,14 @@ impl LibvirtHost {
             bail!("libvirtd is not installed: run scripts/run.sh or scripts/test.sh once (they install libvirt and QEMU)");
         }
         self.prepare()?;
+        // NAT networks switch IPv4 forwarding on: remember the machine's
+        // setting once for all hosts beside this one, to put it back.
+        let saved = self.forward_file();
+        if !saved.exists() {
+            if let Ok(v) = std::fs::read_to_string(IP_FORWARD) {
+                let _ = std::fs::write(&saved, v);
+            }
+        }
         for f in ["sock/libvirt-sock", "sock/libvirt-sock-ro", "sock/libvirt-admin-sock", "libvirtd.pid"] {
             let _ = std::fs::remove_file(self.base.join(f));
         }
@@ -162,7 +177,7 @@ exec /usr/sbin/libvirtd -f "$d/libvirtd.conf" -p "$d/libvirtd.pid""#;
             if let Ok(Some(status)) = child.try_wait() {
                 bail!("libvirtd of host '{}' exited at start ({status}); see {}", self.name, self.base.join("libvirtd.out").display());
             }
-            if self.is_running() && virt::connect::Connect::open(Some(&self.uri())).is_ok() {
+            if self.is_running() && crate::platforms::libvirt::open(&self.uri()).is_ok() {
                 // The child is the daemon itself (unshare and sh exec it): it is
                 // reaped by whoever stops it, or by init when we exit.
                 std::mem::forget(child);
@@ -178,7 +193,7 @@ exec /usr/sbin/libvirtd -f "$d/libvirtd.conf" -p "$d/libvirtd.pid""#;
     /// networks stopped (their bridges and dnsmasq go), then the daemon.
     pub fn stop(&self) -> Result<()> {
         let Some(pid) = self.pid() else { return Ok(()) };
-        if let Ok(conn) = virt::connect::Connect::open(Some(&self.uri())) {
+        if let Ok(conn) = crate::platforms::libvirt::open(&self.uri()) {
             for dom in conn.list_all_domains(virt::sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE).unwrap_or_default() {
                 let _ = dom.destroy();
             }
@@ -202,6 +217,20 @@ exec /usr/sbin/libvirtd -f "$d/libvirtd.conf" -p "$d/libvirtd.pid""#;
             }
             std::thread::sleep(Duration::from_millis(200));
             reap(pid);
+        }
+        // The last host of this machine's lab to stop puts IPv4 forwarding back.
+        let saved = self.forward_file();
+        let others = std::fs::read_dir(self.base.parent().unwrap_or(&self.base))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path() != self.base && e.path().is_dir())
+            .any(|e| LibvirtHost::new("other", &e.path()).is_running());
+        if !others {
+            if let Ok(v) = std::fs::read_to_string(&saved) {
+                let _ = std::fs::write(IP_FORWARD, v);
+                let _ = std::fs::remove_file(&saved);
+            }
         }
         // A powered-off host forgets its runtime state (else autostart
         // markers survive and autostart never fires again).

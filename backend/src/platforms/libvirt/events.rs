@@ -11,7 +11,6 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use shared_types::platform::PowerState;
-use virt::connect::Connect;
 use virt::sys;
 
 /// A domain's power changed on the host.
@@ -91,7 +90,7 @@ pub fn watch(uri: &str, sink: impl Fn(PowerEvent) + Send + Sync + 'static) -> Wa
     let sink: Arc<dyn Fn(PowerEvent) + Send + Sync> = Arc::new(sink);
     let spawned = std::thread::Builder::new().name("libvirt-watch".into()).spawn(move || {
         while !halt.load(Ordering::Relaxed) {
-            match Connect::open(Some(&uri)) {
+            match super::open(&uri) {
                 Ok(conn) => {
                     let forward = Arc::clone(&sink);
                     let boxed: Box<Sink> = Box::new(Box::new(move |e| forward(e)));

@@ -59,6 +59,17 @@ pub fn check_uri(address: &str) -> std::result::Result<Option<std::path::PathBuf
     Ok(socket)
 }
 
+/// Opens a connection to the libvirt host at `uri`: the one way Sendense
+/// connects. libvirt's default error handler (which prints every error,
+/// expected ones too, on stderr) is replaced once, and the event loop runs
+/// so connections can deliver lifecycle events.
+pub fn open(uri: &str) -> Result<Connect> {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(virt::error::clear_error_callback);
+    events::ensure_event_loop();
+    Connect::open(Some(uri)).map_err(|e| PlatformError::Invalid(format!("cannot reach the libvirt host {uri}: {}", e.message())))
+}
+
 /// One libvirt host.
 pub struct LibvirtPlatform {
     uri: String,
@@ -78,13 +89,7 @@ impl LibvirtPlatform {
     /// A connection for one call (a unix socket connection costs about a
     /// millisecond, and a daemon restarted since is simply reconnected).
     pub fn connect(&self) -> Result<Connect> {
-        // libvirt's default error handler prints every error (expected ones
-        // too) on stderr; errors reach us as values.
-        static QUIET: std::sync::Once = std::sync::Once::new();
-        QUIET.call_once(virt::error::clear_error_callback);
-        events::ensure_event_loop();
-        Connect::open(Some(&self.uri))
-            .map_err(|e| PlatformError::Invalid(format!("cannot reach the libvirt host {}: {}", self.uri, e.message())))
+        open(&self.uri)
     }
 
     /// The domain `vm` names: its UUID, else its name.
