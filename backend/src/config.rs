@@ -40,6 +40,14 @@ pub struct ServeConfig {
     #[arg(long, env = "SENDENSE_DEMO_LAB", action = clap::ArgAction::SetTrue)]
     pub demo_lab: bool,
 
+    /// With --demo-lab: also run the lab on two real libvirt hosts in
+    /// DATA_DIR/lab/libvirt (production and DR, their networks, the lab's
+    /// VMs as booting guests), add them as platforms, and stop them with the
+    /// server. Needs root, libvirt and the guest kit (scripts/run.sh
+    /// installs them and passes this).
+    #[arg(long, env = "SENDENSE_LAB_GUESTS", action = clap::ArgAction::SetTrue, requires = "demo_lab")]
+    pub lab_guests: bool,
+
     /// Serve HTTPS with this certificate (PEM, the chain after the server's
     /// own certificate); needs --tls-key.
     #[arg(long, env = "SENDENSE_TLS_CERT", requires = "tls_key", conflicts_with = "tls")]

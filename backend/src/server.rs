@@ -116,10 +116,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
         Err(e) => tracing::warn!(error = %e, "listing platforms to watch"),
     }
-    if config.demo_lab {
+    let lab = config.demo_lab.then(|| {
         let every = (config.lab_activity_seconds > 0).then(|| std::time::Duration::from_secs(config.lab_activity_seconds));
-        crate::lab::background::spawn(config.lab_dir(), every, state.shutdown.clone());
-    }
+        let register = crate::lab::background::Register { db: state.db.clone(), events: state.events.clone(), watches: state.power_watches.clone() };
+        crate::lab::background::spawn_with(config.lab_dir(), every, state.shutdown.clone(), config.lab_guests.then_some(register))
+    });
 
     // Printed on stdout for people and scripts; everything else goes to the log.
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -145,6 +146,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     .context("the HTTP server failed")?;
     let _ = sampler.await;
+    if let Some(lab) = lab {
+        // The demo lab's hosts and guests stop with the server.
+        if tokio::time::timeout(std::time::Duration::from_secs(60), lab).await.is_err() {
+            tracing::warn!("the demo lab did not stop within 60 s");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

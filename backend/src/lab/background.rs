@@ -13,7 +13,39 @@ use super::{InitOptions, InitOutcome};
 
 /// Starts the lab task: init (first start), then activity rounds.
 pub fn spawn(dir: PathBuf, activity_every: Option<Duration>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    spawn_with(dir, activity_every, shutdown, None)
+}
+
+/// What the server hands the lab task so the libvirt lab's hosts become
+/// platforms (added and discovered like any other, watched for power).
+#[derive(Clone)]
+pub struct Register {
+    pub db: sea_orm::DatabaseConnection,
+    pub events: tokio::sync::broadcast::Sender<shared_types::ws::ServerMessage>,
+    pub watches: std::sync::Arc<crate::catalog::power_watch::PowerWatches>,
+}
+
+/// [`spawn`]; with `register`, also starts the lab on real libvirt hosts
+/// where it can run (root, libvirt, the guest kit), adds its hosts as
+/// platforms, and stops them when the server shuts down (await the handle).
+pub fn spawn_with(dir: PathBuf, activity_every: Option<Duration>, shutdown: CancellationToken, register: Option<Register>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        run(dir.clone(), activity_every, shutdown.clone(), register.clone()).await;
+        if register.is_some() && dir.join("libvirt").exists() {
+            // The server stops: so do the lab's hosts and guests.
+            shutdown.cancelled().await;
+            let d = dir.clone();
+            match tokio::task::spawn_blocking(move || super::libvirt_lab::stop(&d)).await {
+                Ok(Ok(())) => tracing::info!("the demo lab's libvirt hosts are stopped"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "stopping the demo lab's libvirt hosts"),
+                Err(e) => tracing::warn!(error = %e, "stopping the demo lab's libvirt hosts"),
+            }
+        }
+    })
+}
+
+async fn run(dir: PathBuf, activity_every: Option<Duration>, shutdown: CancellationToken, register: Option<Register>) {
+    {
         let init_dir = dir.clone();
         let created = tokio::task::spawn_blocking(move || {
             // A start-up that was stopped while building leaves a marker: rebuild.
@@ -35,6 +67,9 @@ pub fn spawn(dir: PathBuf, activity_every: Option<Duration>, shutdown: Cancellat
                 return;
             }
         }
+        if let Some(reg) = &register {
+            start_libvirt_lab(&dir, reg).await;
+        }
         let Some(every) = activity_every else { return };
         loop {
             tokio::select! {
@@ -48,5 +83,67 @@ pub fn spawn(dir: PathBuf, activity_every: Option<Duration>, shutdown: Cancellat
                 Err(e) => tracing::warn!(error = %e, "demo lab activity task failed"),
             }
         }
-    })
+    }
+}
+
+/// Starts the lab's libvirt hosts and guests and adds the hosts as platforms
+/// (once: an address already added is left as it is).
+async fn start_libvirt_lab(dir: &std::path::Path, reg: &Register) {
+    if let Some(why) = super::libvirt_lab::unavailable() {
+        tracing::warn!(reason = %why, "the demo lab runs without real guests");
+        return;
+    }
+    let d = dir.to_path_buf();
+    let started = tokio::task::spawn_blocking(move || super::libvirt_lab::init(&d, &mut |line| tracing::info!(target: "sendense::lab", "{line}"))).await;
+    let lab = match started {
+        Ok(Ok(lab)) => lab,
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "unable to start the demo lab's libvirt hosts");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the libvirt lab task failed");
+            return;
+        }
+    };
+    tracing::info!(guests = lab.booted.len(), seconds = lab.seconds, "demo lab guests are up");
+    for (_, uri) in &lab.uris {
+        if let Err(e) = add_platform(reg, uri).await {
+            tracing::warn!(%uri, error = %e, "adding a demo lab host as a platform");
+        }
+    }
+}
+
+async fn add_platform(reg: &Register, uri: &str) -> Result<(), String> {
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+    use crate::db::entities::platforms;
+    use shared_types::platform::PlatformKind;
+    let existing = platforms::Entity::find().filter(platforms::Column::Address.eq(uri)).one(&reg.db).await.map_err(|e| e.to_string())?;
+    let row = match existing {
+        Some(row) => row,
+        None => {
+            let inv = crate::catalog::inventory::read(PlatformKind::Kvm, uri.to_string()).await?;
+            let now = chrono::Utc::now();
+            let row = platforms::ActiveModel {
+                id: Set(crate::catalog::new_id()),
+                name: Set(inv.host.name.clone()),
+                kind: Set(crate::catalog::wire(&PlatformKind::Kvm)),
+                address: Set(uri.to_string()),
+                status: Set(shared_types::discovery::PlatformStatus::Online.as_str().to_owned()),
+                last_discovery_at: Set(None),
+                last_error: Set(None),
+                discovered_vms: Set(0),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&reg.db)
+            .await
+            .map_err(|e| e.to_string())?;
+            let row = crate::catalog::inventory::apply(&reg.db, row, &inv).await.map_err(|e| e.to_string())?.0;
+            tracing::info!(platform = %row.name, %uri, vms = inv.vms.len(), "added a demo lab host as a platform");
+            row
+        }
+    };
+    reg.watches.watch(&reg.db, &reg.events, &row.id, &row.address);
+    Ok(())
 }
