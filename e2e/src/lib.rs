@@ -58,6 +58,8 @@ pub struct Server {
     pub log: PathBuf,
     /// Whether the server creates the demo lab (`--demo-lab`).
     lab: bool,
+    /// With `lab`: the lab also runs on real libvirt hosts (`--lab-guests`).
+    lab_guests: bool,
 }
 
 /// Read-rate cap (bytes/s) the lab server's backups run at, so a test can
@@ -85,7 +87,7 @@ impl Server {
     pub fn start() -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
         let log = data_dir.path().join("server.log");
-        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: false };
+        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: false, lab_guests: false };
         server.launch()?;
         Ok(server)
     }
@@ -96,7 +98,7 @@ impl Server {
     pub fn start_with_lab() -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
         let log = data_dir.path().join("server.log");
-        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: true };
+        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: true, lab_guests: false };
         server.launch()?;
         let manifest = server.lab_dir().join("lab.json");
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -106,6 +108,18 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+        Ok(server)
+    }
+
+    /// Starts a server with the demo lab on its real libvirt hosts
+    /// (`--demo-lab --lab-guests`, what scripts/run.sh runs): the guests boot
+    /// and the hosts become platforms while the server already answers.
+    /// Needs root, libvirt and the guest kit (scripts/test.sh installs them).
+    pub fn start_with_lab_guests() -> Result<Self> {
+        let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
+        let log = data_dir.path().join("server.log");
+        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: true, lab_guests: true };
+        server.launch()?;
         Ok(server)
     }
 
@@ -141,6 +155,9 @@ impl Server {
         command.arg("serve");
         if self.lab {
             command.arg("--demo-lab");
+        }
+        if self.lab_guests {
+            command.arg("--lab-guests");
         }
         let child = command
             .arg("--listen")
@@ -201,14 +218,15 @@ impl Server {
         let Some(mut child) = self.child.take() else { bail!("the server is not running") };
         let pid = child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status()?;
-        let deadline = Instant::now() + Duration::from_secs(15);
+        // The lab's hosts and guests stop with the server: give them time.
+        let deadline = Instant::now() + Duration::from_secs(if self.lab_guests { 90 } else { 15 });
         loop {
             if let Some(status) = child.try_wait()? {
                 return Ok(status);
             }
             if Instant::now() > deadline {
                 child.kill()?;
-                bail!("the server did not stop within 15 s of SIGTERM; log:\n{}", self.log_text());
+                bail!("the server did not stop within its time after SIGTERM; log:\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -1,0 +1,94 @@
+//! Power in the cockpit against the real lab: the server runs the demo lab
+//! on its libvirt hosts (`--lab-guests`, as scripts/run.sh does); web-01, a
+//! booted guest, is managed; its Power… dialog shows the guest's console
+//! (its own boot line) and what each action does; Stop, confirmed, stops the
+//! QEMU process and the row says stopped; Start boots it again and the row
+//! follows (the lifecycle event, no reload). Screenshots at desktop and
+//! tablet size.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use e2e::{Browser, Server, ADMIN_PASSWORD};
+use fantoccini::Locator;
+
+const T: Duration = Duration::from_secs(10);
+
+fn qemu_of(server: &Server, vm: &str) -> bool {
+    let lab = server.lab_dir().to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").map(|d| {
+        d.flatten().filter_map(|e| std::fs::read(e.path().join("cmdline")).ok()).map(|c| String::from_utf8_lossy(&c).replace('\0', " ")).any(|c| {
+            c.contains("qemu-system") && c.contains(&lab) && c.contains(&format!("guest={vm},"))
+        })
+    })
+    .unwrap_or(false)
+}
+
+async fn power_text(b: &Browser, vm: &str) -> Result<String> {
+    let row = b.testid(&format!("vm-row-{vm}"), T).await?;
+    Ok(row.find(Locator::Css("td:nth-child(3)")).await?.text().await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_guest_is_stopped_and_started_from_its_power_dialog() -> Result<()> {
+    let server = Server::start_with_lab_guests()?;
+    let token = server.token("admin", ADMIN_PASSWORD)?;
+    // The lab's production host is a platform once its guests are up.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let prod = loop {
+        let (_, list) = server.call(&token, "GET", "/api/v1/platforms", None)?;
+        if let Some(p) = list.as_array().and_then(|a| a.iter().find(|p| p["name"] == "lab-prod")) {
+            break p.clone();
+        }
+        ensure!(Instant::now() < deadline, "lab-prod was never added; log:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(serde_json::json!({"platform_id": prod["id"]})), 200)?;
+    let web = found["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-01").context("web-01 discovered")?.clone();
+    ensure!(web["vm"]["power"] == "running", "{web}");
+    server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(serde_json::json!({"platform_id": prod["id"], "vm_ids": [web["vm"]["id"]]})), 200)?;
+    ensure!(qemu_of(&server, "web-01"), "web-01 is a running QEMU process");
+
+    let browser = Browser::start(1440, 900).await?;
+    browser.client.goto(&server.url("/assets")).await?;
+    browser.sign_in("admin", ADMIN_PASSWORD).await?;
+    browser.testid("vm-row-web-01", T).await?;
+    ensure!(power_text(&browser, "web-01").await?.contains("running"));
+
+    browser.testid("power-web-01", T).await?.click().await?;
+    browser.testid("power-dialog-web-01", T).await?;
+    let console = browser
+        .until("the console tail", T, || async {
+            let t = browser.testid("console-tail", T).await?.text().await?;
+            Ok(t.contains("SENDENSE-GUEST-UP name=web-01").then_some(t))
+        })
+        .await?;
+    ensure!(console.contains("mounts=vda1:ext4"), "{console}");
+    browser.testid("power-choice-stop", T).await?.click().await?;
+    let what = browser.testid("power-what", T).await?.text().await?;
+    ensure!(what.contains("at once"), "{what}");
+    browser.screenshot("power-dialog-desktop-1440x900").await?;
+    browser.resize(820, 1180).await?;
+    browser.screenshot("power-dialog-tablet-820x1180").await?;
+    browser.resize(1440, 900).await?;
+
+    browser.testid("power-confirm", T).await?.click().await?;
+    browser
+        .until("web-01 stopped in its row", Duration::from_secs(30), || async { Ok(power_text(&browser, "web-01").await?.contains("stopped").then_some(())) })
+        .await?;
+    ensure!(!qemu_of(&server, "web-01"), "the QEMU process of web-01 is gone");
+
+    browser.testid("power-web-01", T).await?.click().await?;
+    browser.testid("power-choice-start", T).await?.click().await?;
+    browser.testid("power-confirm", T).await?.click().await?;
+    browser
+        .until("web-01 running in its row", Duration::from_secs(30), || async { Ok(power_text(&browser, "web-01").await?.contains("running").then_some(())) })
+        .await?;
+    ensure!(qemu_of(&server, "web-01"), "web-01 runs again");
+    browser.screenshot("assets-lab-guests-desktop-1440x900").await?;
+    let audit = server.expect(&token, "GET", "/api/v1/audit?limit=20", None, 200)?;
+    let actions: Vec<&str> = audit["entries"].as_array().context("entries")?.iter().filter_map(|e| e["action"].as_str()).collect();
+    ensure!(actions.contains(&"vm.power.stop") && actions.contains(&"vm.power.start"), "{actions:?}");
+    browser.close().await?;
+    Ok(())
+}
