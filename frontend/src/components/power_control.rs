@@ -79,7 +79,7 @@ pub fn PowerButton(vm_id: String, vm_name: String, power: PowerState) -> impl In
                         role="radio" aria-checked=move || (action.get() == a).to_string() on:click=move |_| action.set(a)>{label(a)}</button>
                 }).collect_view()}
             </div>
-            <p class="muted small" data-testid="power-what">{move || what_happens(action.get(), timeout.get())}</p>
+            <p class="muted small wrap-text" data-testid="power-what">{move || what_happens(action.get(), timeout.get())}</p>
             <Show when=move || action.get() == PowerAction::Shutdown>
                 <label>"Hard stop after (seconds)"
                     <input type="number" min="1" max="3600" data-testid="power-timeout" prop:value=move || timeout.get().to_string()

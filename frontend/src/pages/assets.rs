@@ -166,8 +166,9 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                                         } /></td>
                                     <td><span class="vm-name">{vm.name.clone()}</span>
                                         {vm.role.clone().map(|r| view! { <span class="muted small">" " {r}</span> })}</td>
-                                    <td><Power p=vm.power /></td>
-                                    <td class="mono hide-narrow">{format!("{} vCPU · {} GiB · {}", vm.vcpus, vm.memory_mib / 1024, format_bytes(vm.capacity_bytes))}</td>
+                                    <td><span class="power-cell"><Power p=vm.power />
+                                        <PowerButton vm_id=vm.id.clone() vm_name=vm.name.clone() power=vm.power /></span></td>
+                                    <td class="mono hide-narrow">{format!("{} vCPU · {} · {}", vm.vcpus, format_bytes(vm.memory_mib * 1024 * 1024), format_bytes(vm.capacity_bytes))}</td>
                                     <td>{vm.group.as_ref().map(|g| g.name.clone()).unwrap_or_else(|| "—".into())}</td>
                                     <td><ProtectionPill p=vm.protection /></td>
                                     <td data-testid="vm-last-backup"><LastBackup at=vm.last_backup_at now=live.now_ms /></td>
@@ -175,7 +176,6 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                                     <td><span class="action-row">
                                         <button class="button small" data-testid=format!("backup-now-{}", vm.name) disabled=move || !operator()
                                             on:click=move |_| backup_vms.set(vec![one.clone()])>"Backup now"</button>
-                                        <PowerButton vm_id=vm.id.clone() vm_name=vm.name.clone() power=vm.power />
                                         <RestoreVmButton vm_id=vm.id.clone() vm_name=vm.name.clone() points=vm.backup_count />
                                         <ReplicateButton vm_id=vm.id.clone() vm_name=vm.name.clone() />
                                     </span></td>
