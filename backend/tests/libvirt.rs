@@ -277,4 +277,22 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     let out = t.path().join("g2.raw");
     restore_raw(&ds, "g2", "latest", "vda", &out);
     assert!(same_as_image(&out, &vda), "restores byte for byte");
+
+    // The checkpoint's bitmap removed from the disk behind libvirt's back
+    // (VM shut off): the next backup reads in full, says why, and the chain
+    // starts again with one checkpoint.
+    dom.destroy().unwrap();
+    let o = Command::new("qemu-img").args(["bitmap", "--remove", p(&vda), "sendense-b.g2.3"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = cli(&backup);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["disks"][0]["incremental"], false, "{report}");
+    let reason = report["disks"][0]["full_read_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("sendense-b.g2.3") && reason.contains("could not be used"), "{reason}");
+    assert!(report["bytes_read"].as_u64().unwrap() >= 384 << 20, "{report}");
+    assert_eq!(our_checkpoints(&platform, "g2"), vec!["sendense-b.g2.4"]);
+    let out2 = t.path().join("g2-after.raw");
+    restore_raw(&ds, "g2", "latest", "vda", &out2);
+    assert!(same_as_image(&out2, &vda), "the full read restores byte for byte");
 }

@@ -165,7 +165,7 @@ impl Session {
         let ours: Vec<(u64, String)> = checkpoints.iter().filter_map(|(n, _)| Some((chain.generation(n)?, n.clone()))).collect();
         self.older = ours.iter().map(|(_, n)| n.clone()).collect();
         let tracked = def.disks.iter().all(|d| d.format == DiskFormat::Qcow2);
-        let incremental = match since {
+        let mut incremental = match since {
             None => Err("no previous backup of this VM on this chain".to_string()),
             Some(_) if !tracked => Err("a disk that is not qcow2 cannot hold checkpoints".to_string()),
             Some(s) if chain.generation(s).is_none() => Err(format!("the previous token '{s}' belongs to another VM or consumer")),
@@ -203,14 +203,33 @@ impl Session {
                 if d.format == DiskFormat::Qcow2 { "bitmap" } else { "no" }
             ));
         }
-        let backup_xml = format!(
-            "<domainbackup mode='pull'>{}<server transport='unix' socket='{}'/><disks>{disks_xml}</disks></domainbackup>",
-            incremental.as_ref().map(|s| format!("<incremental>{}</incremental>", escape(s))).unwrap_or_default(),
-            escape(&socket.to_string_lossy())
-        );
         let checkpoint_xml = format!("<domaincheckpoint><name>{}</name><disks>{cp_disks}</disks></domaincheckpoint>", escape(&checkpoint));
+        let socket_attr = escape(&socket.to_string_lossy());
         self.dir = Some(dir);
-        ffi::backup_begin(&self.dom, &backup_xml, &checkpoint_xml)?;
+        loop {
+            let backup_xml = format!(
+                "<domainbackup mode='pull'>{}<server transport='unix' socket='{socket_attr}'/><disks>{disks_xml}</disks></domainbackup>",
+                incremental.as_ref().map(|s| format!("<incremental>{}</incremental>", escape(s))).unwrap_or_default(),
+            );
+            match ffi::backup_begin(&self.dom, &backup_xml, &checkpoint_xml) {
+                Ok(()) => break,
+                Err(e) => match incremental {
+                    // The checkpoint exists in libvirt but cannot serve (its
+                    // bitmap is missing or broken in a disk image): the chain
+                    // starts again with a full read that says why.
+                    Ok(since) => {
+                        tracing::warn!(vm = %self.name, checkpoint = %since, error = %e, "the checkpoint cannot serve an incremental read; reading in full");
+                        for name in std::mem::take(&mut self.older) {
+                            if ffi::delete_checkpoint(&self.dom, &name).is_err() {
+                                let _ = ffi::delete_checkpoint_metadata(&self.dom, &name);
+                            }
+                        }
+                        incremental = Err(format!("checkpoint '{since}' could not be used ({e}); the chain starts again"));
+                    }
+                    Err(_) => return Err(e),
+                },
+            }
+        }
         self.job_started = true;
         self.new_checkpoint = Some(checkpoint.clone());
 

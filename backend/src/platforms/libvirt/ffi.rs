@@ -93,6 +93,22 @@ pub fn delete_checkpoint(dom: &Domain, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Forgets a checkpoint in libvirt's records only (its bitmaps, if any are
+/// left in the disk images, are not touched): for a checkpoint whose
+/// bitmaps are gone. A missing one is not an error.
+pub fn delete_checkpoint_metadata(dom: &Domain, name: &str) -> Result<()> {
+    let c = cstring(name, "a checkpoint name")?;
+    let p = unsafe { sys::virDomainCheckpointLookupByName(dom.as_ptr(), c.as_ptr(), 0) };
+    if p.is_null() {
+        return Ok(());
+    }
+    let cp = Checkpoint(p);
+    if unsafe { sys::virDomainCheckpointDelete(cp.0, sys::VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) } < 0 {
+        return Err(last_error(&format!("forgetting checkpoint '{name}'")));
+    }
+    Ok(())
+}
+
 /// Starts a pull-mode backup job and, atomically with it, the checkpoint
 /// `checkpoint_xml` describes.
 pub fn backup_begin(dom: &Domain, backup_xml: &str, checkpoint_xml: &str) -> Result<()> {
