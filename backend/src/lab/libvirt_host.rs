@@ -79,7 +79,10 @@ impl LibvirtHost {
     pub fn pid(&self) -> Option<u32> {
         let pid: u32 = std::fs::read_to_string(self.pid_file()).ok()?.trim().parse().ok()?;
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        (comm.trim() == "libvirtd").then_some(pid)
+        // A daemon that exited but was not reaped yet (a zombie) is not running.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).unwrap_or("");
+        (comm.trim() == "libvirtd" && state != "Z" && state != "X").then_some(pid)
     }
 
     pub fn is_running(&self) -> bool {

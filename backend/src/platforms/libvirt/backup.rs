@@ -303,7 +303,10 @@ impl Session {
                 first_error.get_or_insert(e);
             }
         }
-        if self.started_paused {
+        // A VM started paused for the read is stopped again, unless someone
+        // resumed it meanwhile: then it is a running guest and stays one.
+        let still_paused = matches!(self.dom.state(), Ok((virt::enumutil::Enum::Known(virt::domain::DomainState::Paused), _)));
+        if self.started_paused && still_paused {
             // SIGTERM: QEMU closes its images cleanly, which writes the bitmaps.
             if self.dom.destroy_flags(virt::sys::VIR_DOMAIN_DESTROY_GRACEFUL).is_err() {
                 if let Err(e) = self.dom.destroy() {

@@ -60,6 +60,27 @@ fn upload(conn: &Connect, pool: &StoragePool, name: &str, image: &Path, format: 
     let sent = (|| -> Result<()> {
         let stream = Stream::new(conn, 0).map_err(|e| lv("opening an upload stream", e))?;
         vol.upload(&stream, 0, len, 0).map_err(|e| lv(&format!("uploading to volume '{name}'"), e))?;
+        match send_all(&stream, image, name) {
+            Ok(()) => stream.finish().map_err(|e| lv(&format!("finishing the upload of volume '{name}'"), e)),
+            Err(e) => {
+                // An open transfer must be aborted, or the volume stays in use.
+                let _ = stream.abort();
+                Err(e)
+            }
+        }
+    })();
+    if let Err(e) = sent {
+        if let Err(d) = vol.delete(0) {
+            tracing::warn!(volume = %name, error = %d.message(), "removing a volume whose upload failed");
+        }
+        return Err(e);
+    }
+    Ok(vol)
+}
+
+/// Sends the whole of `image` on an upload stream.
+fn send_all(stream: &Stream, image: &Path, name: &str) -> Result<()> {
+    {
         let mut file = std::fs::File::open(image).map_err(|e| PlatformError::io(format!("opening {}", image.display()), e))?;
         let mut buf = vec![0u8; UPLOAD_CHUNK];
         loop {
@@ -76,13 +97,8 @@ fn upload(conn: &Connect, pool: &StoragePool, name: &str, image: &Path, format: 
                 at += sent as usize;
             }
         }
-        stream.finish().map_err(|e| lv(&format!("finishing the upload of volume '{name}'"), e))
-    })();
-    if let Err(e) = sent {
-        let _ = vol.delete(0);
-        return Err(e);
     }
-    Ok(vol)
+    Ok(())
 }
 
 /// The parts of a template domain XML a restore keeps, verbatim.
@@ -98,12 +114,20 @@ fn template(xml: &str) -> Option<Template> {
     let doc = roxmltree::Document::parse(xml).ok()?;
     let root = doc.root_element();
     let part = |name: &str| root.children().find(|n| n.has_tag_name(name)).map(|n| xml[n.range()].to_string());
+    // The source's UEFI variables file is its own: the new VM gets a new one.
+    let os = root.children().find(|n| n.has_tag_name("os")).map(|os| {
+        let mut text = xml[os.range()].to_string();
+        if let Some(nvram) = os.children().find(|n| n.has_tag_name("nvram")) {
+            text = text.replacen(&xml[nvram.range()], "", 1);
+        }
+        text
+    });
     let emulator = root
         .children()
         .find(|n| n.has_tag_name("devices"))
         .and_then(|d| d.children().find(|n| n.has_tag_name("emulator")))
         .map(|n| xml[n.range()].to_string());
-    Some(Template { domain_type: root.attribute("type").unwrap_or("kvm").to_string(), os: part("os"), features: part("features"), cpu: part("cpu"), emulator })
+    Some(Template { domain_type: root.attribute("type").unwrap_or("kvm").to_string(), os, features: part("features"), cpu: part("cpu"), emulator })
 }
 
 /// Creates the VM (stopped, or started when `spec.power` says so).
@@ -178,7 +202,9 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
         let uuid = dom.uuid_string().map_err(|e| lv("reading the new VM's uuid", e))?;
         if spec.power == shared_types::platform::PowerState::Running {
             if let Err(e) = dom.create() {
-                let _ = dom.undefine();
+                let _ = dom
+                    .undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)
+                    .or_else(|_| dom.undefine());
                 return Err(lv(&format!("starting VM '{}'", spec.name), e));
             }
         }

@@ -133,8 +133,12 @@ pub fn backup_job(dom: &Domain) -> Option<String> {
 /// scratch files) and waits until libvirt no longer reports it (the end is
 /// asynchronous: up to 10 s).
 pub fn abort_job(dom: &Domain) -> Result<()> {
-    if unsafe { sys::virDomainAbortJob(dom.as_ptr()) } < 0 && backup_job(dom).is_some() {
-        return Err(last_error("ending the backup job"));
+    if unsafe { sys::virDomainAbortJob(dom.as_ptr()) } < 0 {
+        // Read the error before another call replaces it.
+        let error = last_error("ending the backup job");
+        if backup_job(dom).is_some() {
+            return Err(error);
+        }
     }
     let started = std::time::Instant::now();
     while backup_job(dom).is_some() {
