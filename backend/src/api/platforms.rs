@@ -8,9 +8,8 @@ use std::time::Instant;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::Utc;
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use shared_types::discovery::{AddPlatformRequest, DiscoverVmsResponse, Platform, PlatformStatus, PlatformTest, TestPlatformRequest};
 use shared_types::error::ErrorBody;
 use shared_types::jobs::JobStatus;
@@ -22,7 +21,7 @@ use utoipa_axum::routes;
 use super::common::{is_unique_violation, noted};
 use super::{discovery, ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
-use crate::catalog::{convert, from_wire, inventory, new_id, to_u64};
+use crate::catalog::{convert, from_wire, inventory, to_u64};
 use crate::db::entities::{backups, jobs, networks, platforms, vm_contexts};
 use crate::state::AppState;
 
@@ -197,22 +196,7 @@ async fn add_platform(State(state): State<AppState>, ApiJson(req): ApiJson<AddPl
     if platforms::Entity::find().filter(platforms::Column::Name.eq(name.clone())).count(&state.db).await? > 0 {
         return Err(ApiError::conflict("platform_name_taken", format!("A platform named '{name}' exists already; give another 'name'.")));
     }
-    let now = Utc::now();
-    let row = platforms::ActiveModel {
-        id: Set(new_id()),
-        name: Set(name.clone()),
-        kind: Set(kind),
-        address: Set(address.clone()),
-        status: Set(PlatformStatus::Online.as_str().to_owned()),
-        last_discovery_at: Set(None),
-        last_error: Set(None),
-        discovered_vms: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&state.db)
-    .await
-    .map_err(|e| {
+    let row = inventory::insert_platform(&state.db, &name, req.kind, &address).await.map_err(|e| {
         if is_unique_violation(&e) {
             ApiError::conflict("platform_exists", format!("A platform named '{name}' or at '{address}' was just added; reload the list."))
         } else {

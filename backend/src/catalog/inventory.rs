@@ -58,6 +58,27 @@ pub async fn read_with_progress(
     .unwrap_or_else(|e| Err(format!("discovery stopped unexpectedly: {e}")))
 }
 
+/// Records a new platform (online, not yet discovered); the caller applies
+/// its inventory or records the failure next.
+pub async fn insert_platform(db: &DatabaseConnection, name: &str, kind: PlatformKind, address: &str) -> Result<platforms::Model, DbErr> {
+    use sea_orm::Set;
+    let now = Utc::now();
+    platforms::ActiveModel {
+        id: Set(new_id()),
+        name: Set(name.to_owned()),
+        kind: Set(wire(&kind)),
+        address: Set(address.to_owned()),
+        status: Set(PlatformStatus::Online.as_str().to_owned()),
+        last_discovery_at: Set(None),
+        last_error: Set(None),
+        discovered_vms: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+}
+
 /// Records a failed discovery on the platform.
 pub async fn record_failure(db: &DatabaseConnection, platform: platforms::Model, message: &str) -> Result<platforms::Model, DbErr> {
     let mut active = platform.into_active_model();

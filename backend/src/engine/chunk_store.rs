@@ -49,17 +49,25 @@ impl ChunkStore {
         let mut store = ChunkStore { repo, crypt, hasher, packs: Vec::new(), map: HashMap::new(), dict: OnceLock::new(), moved: Mutex::default() };
         for obj in store.repo.list(pack::PACK_INDEX_PREFIX)? {
             let Some(id) = pack::id_from_key(&obj.key) else { continue };
-            let data = match store.repo.get(&obj.key) {
-                Ok(d) => d,
-                // Removed by a concurrent GC between list and get: its pack is going too.
-                Err(EngineError::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            let entries = pack::open_index(&id, &data, store.crypt.as_deref())
-                .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
-            store.add_pack(id, &entries);
+            if let Some(entries) = store.read_pack_index(&id, &obj.key)? {
+                store.add_pack(id, &entries);
+            }
         }
         Ok(store)
+    }
+
+    /// The entries of pack `id`'s index at `key`; `None` when it vanished
+    /// (a concurrent GC removed it between list and get: its pack is going
+    /// too). A corrupt index is an error naming it.
+    fn read_pack_index(&self, id: &Digest, key: &str) -> Result<Option<Vec<PackEntry>>> {
+        let data = match self.repo.get(key) {
+            Ok(d) => d,
+            Err(EngineError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        pack::open_index(id, &data, self.crypt.as_deref())
+            .map(Some)
+            .map_err(|reason| EngineError::CorruptPackIndex { key: key.to_string(), reason })
     }
 
     pub fn add_pack(&mut self, id: Digest, entries: &[PackEntry]) {
@@ -150,13 +158,7 @@ impl ChunkStore {
             if !moved.seen.insert(id) {
                 continue;
             }
-            let data = match self.repo.get(&obj.key) {
-                Ok(d) => d,
-                Err(EngineError::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            let entries = pack::open_index(&id, &data, self.crypt.as_deref())
-                .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
+            let Some(entries) = self.read_pack_index(&id, &obj.key)? else { continue };
             for e in entries {
                 moved.chunks.insert(e.digest, (id, e));
             }

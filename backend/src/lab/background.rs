@@ -115,7 +115,7 @@ async fn start_libvirt_lab(dir: &std::path::Path, reg: &Register) {
 }
 
 async fn add_platform(reg: &Register, uri: &str) -> Result<(), String> {
-    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     use crate::db::entities::platforms;
     use shared_types::platform::PlatformKind;
     let existing = platforms::Entity::find().filter(platforms::Column::Address.eq(uri)).one(&reg.db).await.map_err(|e| e.to_string())?;
@@ -123,22 +123,7 @@ async fn add_platform(reg: &Register, uri: &str) -> Result<(), String> {
         Some(row) => row,
         None => {
             let inv = crate::catalog::inventory::read(PlatformKind::Kvm, uri.to_string()).await?;
-            let now = chrono::Utc::now();
-            let row = platforms::ActiveModel {
-                id: Set(crate::catalog::new_id()),
-                name: Set(inv.host.name.clone()),
-                kind: Set(crate::catalog::wire(&PlatformKind::Kvm)),
-                address: Set(uri.to_string()),
-                status: Set(shared_types::discovery::PlatformStatus::Online.as_str().to_owned()),
-                last_discovery_at: Set(None),
-                last_error: Set(None),
-                discovered_vms: Set(0),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(&reg.db)
-            .await
-            .map_err(|e| e.to_string())?;
+            let row = crate::catalog::inventory::insert_platform(&reg.db, &inv.host.name, PlatformKind::Kvm, uri).await.map_err(|e| e.to_string())?;
             let row = crate::catalog::inventory::apply(&reg.db, row, &inv).await.map_err(|e| e.to_string())?.0;
             tracing::info!(platform = %row.name, %uri, vms = inv.vms.len(), "added a demo lab host as a platform");
             row

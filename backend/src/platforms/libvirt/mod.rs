@@ -280,13 +280,8 @@ impl Platform for LibvirtPlatform {
             (PowerState::Stopped, PowerState::Running) => dom.create().map(|_| ()).map_err(|e| lv(vm, "starting", e))?,
             (PowerState::Suspended, PowerState::Running) => dom.resume().map(|_| ()).map_err(|e| lv(vm, "resuming", e))?,
             (PowerState::Running, PowerState::Suspended) => dom.suspend().map(|_| ()).map_err(|e| lv(vm, "pausing", e))?,
-            (_, PowerState::Stopped) => {
-                // ACPI first; a guest that does not answer in time is stopped hard.
-                let graceful = now == PowerState::Running && dom.shutdown().is_ok() && self.wait_power(&dom, PowerState::Stopped, self.shutdown_timeout);
-                if !graceful && power_of(&dom).ok() != Some(PowerState::Stopped) {
-                    dom.destroy().map_err(|e| lv(vm, "stopping", e))?;
-                }
-            }
+            // ACPI first; a guest that does not answer in time is stopped hard.
+            (_, PowerState::Stopped) => return self.power(vm, PowerAction::Shutdown, self.shutdown_timeout),
             (PowerState::Stopped, PowerState::Suspended) => {
                 dom.create_with_flags(virt::sys::VIR_DOMAIN_START_PAUSED).map(|_| ()).map_err(|e| lv(vm, "starting paused", e))?
             }
