@@ -366,7 +366,7 @@ async fn restore_files(State(state): State<AppState>, me: AuthUser, Path(mount_i
             if from_wire::<PlatformKind>(&platform.kind) != Some(PlatformKind::Kvm) {
                 return Err(ApiError::unprocessable("unsupported", format!("files can be written into the disks of KVM VMs only; '{}' is on a {} platform", vm.name, platform.kind)));
             }
-            let d = DiskDestination { host_dir: platform.address, vm: vm.platform_vm_id, volume: volume.clone(), directory: directory.clone() };
+            let d = DiskDestination { kind: PlatformKind::Kvm, address: platform.address, vm: vm.platform_vm_id, volume: volume.clone(), directory: directory.clone() };
             // What can be told at once (the VM's power, the directory's form) is answered here.
             let check = d.clone();
             tokio::task::spawn_blocking(move || into_disk::precheck(&check))

@@ -77,8 +77,16 @@ async fn run(dir: PathBuf, activity_every: Option<Duration>, shutdown: Cancellat
                 _ = tokio::time::sleep(every) => {}
             }
             let round_dir = dir.clone();
-            match tokio::task::spawn_blocking(move || super::round(&round_dir)).await {
-                Ok(Ok(r)) => tracing::info!(bytes_written = r.bytes_written, vms = r.vms.len(), "demo lab activity"),
+            let on_guests = register.is_some() && super::guest_activity::running(&dir);
+            let round = tokio::task::spawn_blocking(move || {
+                if on_guests {
+                    super::guest_activity::round(&round_dir).map(|r| (r.bytes_written, r.guests.len()))
+                } else {
+                    super::round(&round_dir).map(|r| (r.bytes_written, r.vms.len())).map_err(anyhow::Error::from)
+                }
+            });
+            match round.await {
+                Ok(Ok((bytes_written, vms))) => tracing::info!(bytes_written, vms, on_guests, "demo lab activity"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "demo lab activity failed"),
                 Err(e) => tracing::warn!(error = %e, "demo lab activity task failed"),
             }

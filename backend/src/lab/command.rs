@@ -47,10 +47,16 @@ pub enum LabCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Make guest-like writes to the running VMs of the lab in DIR.
+    /// Make the running VMs of the lab in DIR write: on the libvirt lab
+    /// (`lab start`) each guest does a round of its role's work through its
+    /// own filesystem and reports each file it wrote with its SHA-256;
+    /// otherwise guest-like writes go into the lab's disk images.
     Activity {
         #[arg(long)]
         dir: PathBuf,
+        /// Print each round's report as one JSON line.
+        #[arg(long)]
+        json: bool,
         /// Rounds to run; 0 runs until interrupted.
         #[arg(long, default_value_t = 1)]
         rounds: u64,
@@ -140,15 +146,29 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        LabCommand::Activity { dir, rounds, interval_seconds } => {
+        LabCommand::Activity { dir, json, rounds, interval_seconds } => {
             if interval_seconds == 0 && rounds != 1 {
                 return Err(LabError::Invalid("--interval-seconds must be at least 1 when running more than one round".into()).into());
             }
+            let on_guests = crate::lab::guest_activity::running(&dir);
             let mut n = 0;
             loop {
                 n += 1;
-                let report = activity::round(&dir)?;
-                print_report(n, &report);
+                if on_guests {
+                    let report = crate::lab::guest_activity::round(&dir)?;
+                    if json {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        print_guest_report(n, &report);
+                    }
+                } else {
+                    let report = activity::round(&dir)?;
+                    if json {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        print_report(n, &report);
+                    }
+                }
                 if rounds != 0 && n >= rounds {
                     return Ok(());
                 }
@@ -179,6 +199,19 @@ fn print_summary(m: &LabManifest) {
                     parts.join(", ")
                 );
             }
+        }
+    }
+}
+
+fn print_guest_report(n: u64, r: &crate::lab::guest_activity::GuestActivityReport) {
+    println!("Round {n} ({}): the guests wrote {} in {:.1} s", r.started_at.format("%H:%M:%S"), human(r.bytes_written), r.seconds);
+    for g in &r.guests {
+        if let Some(why) = &g.skipped {
+            println!("  {:<9} skipped ({why})", g.vm);
+            continue;
+        }
+        for f in &g.files {
+            println!("  {:<9} {} {} written, now {} sha256 {}", g.vm, f.path, human(f.bytes_written), human(f.size), f.sha256);
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod guest;
 pub mod guest_console;
 pub mod init;
 pub mod libvirt_host;
+pub mod guest_activity;
 pub mod libvirt_lab;
 pub mod manifest;
 pub mod partition;

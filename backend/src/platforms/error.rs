@@ -13,6 +13,10 @@ pub enum PlatformError {
     VmNotFound(String),
     #[error("VM '{vm}' has no disk '{disk}'")]
     DiskNotFound { vm: String, disk: String },
+    #[error("VM '{vm}' is {power}: shut it down first (files are written only into the disks of a VM that is off)")]
+    VmNotStopped { vm: String, power: String },
+    #[error("disk '{disk}' of VM '{vm}' is in use by another job (a backup or a restore); try again when it ends")]
+    DiskBusy { vm: String, disk: String },
     #[error("a VM named '{0}' already exists on the host")]
     VmExists(String),
     #[error("disk '{path}': {reason}")]

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use shared_types::platform::{DiskFormat, Firmware, GuestOs, HostInventory, NicInfo, PlatformKind, PowerAction, PowerState, VmInfo};
 
 use crate::engine::block_source::BlockSource;
+use crate::platforms::nbd::NbdClient;
 
 pub mod error;
 pub mod kvm;
@@ -103,8 +104,17 @@ pub trait Platform: Send + Sync {
         let _ = go_on;
         Err(PlatformError::Invalid(format!("{} platforms cannot replace VM '{}' in place", self.kind().label(), spec.name)))
     }
-    /// Replaces the contents of one disk of an existing VM with an image.
-    fn write_disk(&self, vm: &str, disk: &str, image: &std::path::Path, image_format: DiskFormat) -> Result<()>;
+    /// Opens one disk of a shut-off VM for writing (files restored into
+    /// it): a writable NBD connection to the bytes the guest sees. What is
+    /// written counts for the VM (its disk and its change tracking) once
+    /// [`DiskWrite::finish`] is called with `commit`; platforms that write
+    /// in place have it already, the others (libvirt: volumes reached only
+    /// through its API, copied into `work_dir`) send it back then. Refused
+    /// with [`PlatformError::VmNotStopped`] while the VM runs.
+    fn open_disk_write(&self, vm: &str, disk: &str, work_dir: &std::path::Path) -> Result<DiskWrite> {
+        let _ = work_dir;
+        Err(PlatformError::Invalid(format!("{} platforms cannot write into disk '{disk}' of VM '{vm}'", self.kind().label())))
+    }
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo>;
     /// An operator's power action. `timeout`: how long a graceful shutdown
     /// may take before the VM is stopped hard. The default maps the action
@@ -178,6 +188,43 @@ impl DiskRead {
         match self.finisher.take() {
             Some(f) => f(success),
             None => Ok(()),
+        }
+    }
+}
+
+/// A disk opened for writing by [`Platform::open_disk_write`]. Take the
+/// connection, write, disconnect it, then [`DiskWrite::finish`]: `true`
+/// keeps what was written, `false` leaves the disk as the platform can
+/// (dropped unfinished, it finishes with `false`).
+pub struct DiskWrite {
+    client: Option<NbdClient>,
+    finisher: Option<Box<dyn FnOnce(bool) -> Result<()> + Send>>,
+}
+
+impl DiskWrite {
+    pub fn new(client: NbdClient, finisher: Box<dyn FnOnce(bool) -> Result<()> + Send>) -> DiskWrite {
+        DiskWrite { client: Some(client), finisher: Some(finisher) }
+    }
+
+    /// The writable connection (once).
+    pub fn take_client(&mut self) -> Option<NbdClient> {
+        self.client.take()
+    }
+
+    pub fn finish(mut self, commit: bool) -> Result<()> {
+        match self.finisher.take() {
+            Some(f) => f(commit),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for DiskWrite {
+    fn drop(&mut self) {
+        if let Some(f) = self.finisher.take() {
+            if let Err(e) = f(false) {
+                tracing::warn!(error = %e, "ending a disk write that was dropped");
+            }
         }
     }
 }

@@ -1,13 +1,11 @@
-//! Restoring selected files into a filesystem on a (powered-off) KVM VM's
+//! Restoring selected files into a filesystem on a (powered-off) VM's
 //! disk, without mounting anything:
 //!
-//! 1. the VM must be stopped; the disk's lock is taken
-//!    (`kvm::definition::disk_lock`, as backups and the lab's writers do)
-//!    and held to the end, and the VM is checked again under it;
-//! 2. the disk is served writable by `qemu-nbd` (which refuses while another
-//!    process holds the image's write lock) and read through our NBD client:
-//!    `guest-fs` finds the volume's partition (same `disk0-p1` ids as
-//!    sessions) and reads its filesystem as it is;
+//! 1. the VM must be stopped; its platform opens the disk for writing
+//!    ([`Platform::open_disk_write`]: a writable NBD connection, refused
+//!    while the VM runs or another job holds the disk) and it is read
+//!    through our NBD client: `guest-fs` finds the volume's partition (same
+//!    `disk0-p1` ids as sessions) and reads its filesystem as it is;
 //! 3. the restore is planned against it (`guest_plan`) and the files staged
 //!    on the host; the filesystem's free space must hold them;
 //! 4. the partition is copied into a sparse raw file (zero blocks skipped),
@@ -19,7 +17,9 @@
 //!    carries the restored files. The original blocks are saved first: a
 //!    write-back that fails midway is undone with them.
 //!
-//! Any failure before step 5 leaves the disk untouched. Staging lives in
+//! Only then is the write committed ([`DiskWrite::finish`]: libvirt sends
+//! the disk back to its volume then). Any failure before step 5 leaves the
+//! disk untouched. Staging lives in
 //! `DATA_DIR/staging/sendense-restore-files-*` (removed at the end, and at
 //! server start if a restore was cut short).
 
@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use guest_fs::{GuestPath, ReadAt, TableKind};
-use shared_types::platform::PowerState;
+use shared_types::platform::{PlatformKind, PowerState, VmInfo};
 use shared_types::restore::ConflictPolicy;
 
 use super::file_restore::{restore_items_each, Watch, FileRestoreError, Item, Meta, Outcome, Result, Selection, SinkError};
@@ -39,10 +39,8 @@ use super::guest_plan::{EnsureError, Family, GuestDir, GuestSink};
 use super::guest_tools;
 use super::sessions::volume_id;
 use crate::catalog::compatibility::free_bytes;
-use crate::platforms::kvm::definition;
-use crate::platforms::kvm::KvmHost;
-use crate::platforms::nbd::{self, NbdClient, NbdError, QemuNbd, QemuNbdOptions};
-use crate::platforms::PlatformError;
+use crate::platforms::nbd::{self, NbdClient, NbdError};
+use crate::platforms::{DiskWrite, Platform, PlatformError};
 
 /// Unit of comparison and write-back: a qcow2 cluster, the bitmap's granularity.
 const BLOCK: u64 = 64 * 1024;
@@ -52,8 +50,9 @@ const COPY_CHUNK: u64 = 1 << 20;
 /// Where the files go.
 #[derive(Debug, Clone)]
 pub struct DiskDestination {
-    /// The KVM host directory (the platform's address).
-    pub host_dir: String,
+    /// The VM's platform.
+    pub kind: PlatformKind,
+    pub address: String,
     /// The VM's name or platform id.
     pub vm: String,
     /// Volume id as sessions name them (`disk0-p1`).
@@ -123,9 +122,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> FileRestoreErro
 }
 
 /// `disk0-p1` → (`disk0`, Some(1)); `disk0` → (`disk0`, None), for the
-/// disk of `def` the id belongs to.
-fn parse_volume(def: &definition::VmDefinition, volume: &str) -> Option<(String, Option<u32>)> {
-    def.disks.iter().find_map(|d| {
+/// disk of `vm` the id belongs to.
+fn parse_volume(vm: &VmInfo, volume: &str) -> Option<(String, Option<u32>)> {
+    vm.disks.iter().find_map(|d| {
         let id = volume_id(&d.name, None);
         if volume == id {
             return Some((d.name.clone(), None));
@@ -135,26 +134,41 @@ fn parse_volume(def: &definition::VmDefinition, volume: &str) -> Option<(String,
     })
 }
 
+fn platform(dest: &DiskDestination) -> Result<Box<dyn Platform>> {
+    Ok(crate::catalog::inventory::connect(dest.kind, &dest.address)?)
+}
+
+fn stopped(vm: &VmInfo) -> Result<()> {
+    if vm.power != PowerState::Stopped {
+        return Err(FileRestoreError::VmRunning { vm: vm.name.clone(), power: format!("{:?}", vm.power).to_lowercase() });
+    }
+    Ok(())
+}
+
+fn directory(dest: &DiskDestination) -> Result<Option<GuestPath>> {
+    match &dest.directory {
+        None => Ok(None),
+        Some(d) if d.split('/').any(|c| c == "..") || !d.starts_with('/') => Err(FileRestoreError::BadDirectory(d.clone())),
+        Some(d) => Ok(Some(GuestPath::parse(d).map_err(|_| FileRestoreError::BadDirectory(d.clone()))?)),
+    }
+}
+
+/// The disk and partition the destination's volume names.
+fn disk_of(vm: &VmInfo, dest: &DiskDestination) -> Result<(String, Option<u32>)> {
+    parse_volume(vm, &dest.volume).ok_or_else(|| {
+        let disks: Vec<String> = vm.disks.iter().map(|d| volume_id(&d.name, None)).collect();
+        let known = format!("named after its disks ({}) and partition numbers, e.g. {}-p1", disks.join(", "), disks.first().map(String::as_str).unwrap_or("disk0"));
+        FileRestoreError::UnknownVolume { vm: vm.name.clone(), volume: dest.volume.clone(), known }
+    })
+}
+
 /// What can be told before the job starts: the VM exists and is powered
 /// off, the directory is well formed, the volume names one of its disks.
 pub fn precheck(dest: &DiskDestination) -> Result<()> {
-    let host = KvmHost::open(Path::new(&dest.host_dir))?;
-    let def = host.definition(&dest.vm)?;
-    if def.power != PowerState::Stopped {
-        return Err(FileRestoreError::VmRunning { vm: def.name.clone(), power: format!("{:?}", def.power).to_lowercase() });
-    }
-    match &dest.directory {
-        Some(d) if d.split('/').any(|c| c == "..") || !d.starts_with('/') => return Err(FileRestoreError::BadDirectory(d.clone())),
-        Some(d) => {
-            GuestPath::parse(d).map_err(|_| FileRestoreError::BadDirectory(d.clone()))?;
-        }
-        None => {}
-    }
-    if parse_volume(&def, &dest.volume).is_none() {
-        let disks: Vec<String> = def.disks.iter().map(|d| volume_id(&d.name, None)).collect();
-        let known = format!("named after its disks ({}) and partition numbers, e.g. {}-p1", disks.join(", "), disks.first().map(String::as_str).unwrap_or("disk0"));
-        return Err(FileRestoreError::UnknownVolume { vm: def.name, volume: dest.volume.clone(), known });
-    }
+    let vm = platform(dest)?.vm(&dest.vm)?;
+    stopped(&vm)?;
+    directory(dest)?;
+    disk_of(&vm, dest)?;
     Ok(())
 }
 
@@ -162,27 +176,12 @@ pub fn precheck(dest: &DiskDestination) -> Result<()> {
 /// and the destination in words.
 pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: ConflictPolicy, now: DateTime<Utc>, staging_root: &Path, watch: &Watch) -> Result<(Outcome, String)> {
     let started = Instant::now();
-    let host = KvmHost::open(Path::new(&dest.host_dir))?;
-    let def = host.definition(&dest.vm)?;
-    let vm = def.name.clone();
-    let running = |def: &definition::VmDefinition| -> Result<()> {
-        if def.power != PowerState::Stopped {
-            return Err(FileRestoreError::VmRunning { vm: def.name.clone(), power: format!("{:?}", def.power).to_lowercase() });
-        }
-        Ok(())
-    };
-    running(&def)?;
-    let directory = match &dest.directory {
-        None => None,
-        Some(d) if d.split('/').any(|c| c == "..") || !d.starts_with('/') => return Err(FileRestoreError::BadDirectory(d.clone())),
-        Some(d) => Some(GuestPath::parse(d).map_err(|_| FileRestoreError::BadDirectory(d.clone()))?),
-    };
-    let Some((disk_name, partition)) = parse_volume(&def, &dest.volume) else {
-        let disks: Vec<String> = def.disks.iter().map(|d| volume_id(&d.name, None)).collect();
-        let known = format!("named after its disks ({}) and partition numbers, e.g. {}-p1", disks.join(", "), disks.first().map(String::as_str).unwrap_or("disk0"));
-        return Err(FileRestoreError::UnknownVolume { vm, volume: dest.volume.clone(), known });
-    };
-    let (disk_def, image) = host.disk_file(&def, &disk_name)?;
+    let platform = platform(dest)?;
+    let info = platform.vm(&dest.vm)?;
+    stopped(&info)?;
+    let vm = info.name.clone();
+    let directory = directory(dest)?;
+    let (disk_name, partition) = disk_of(&info, dest)?;
     let words = match &directory {
         Some(d) => format!("{vm} {}:{d}", dest.volume),
         None => format!("{vm} {} (original locations)", dest.volume),
@@ -191,15 +190,14 @@ pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: Confli
     std::fs::create_dir_all(staging_root).map_err(io(format!("creating {}", staging_root.display())))?;
     let work = tempfile::Builder::new().prefix("sendense-restore-files-").tempdir_in(staging_root).map_err(io(format!("creating a staging directory in {}", staging_root.display())))?;
 
-    let _lock = definition::disk_lock(&image)?;
-    running(&host.definition(&dest.vm)?)?;
-    let server = QemuNbd::start(&image, &QemuNbdOptions::new(disk_def.format).runtime_dir(work.path())).map_err(|e| match e {
-        NbdError::DiskLocked { .. } => FileRestoreError::DiskBusy { vm: vm.clone(), volume: dest.volume.clone() },
-        e => PlatformError::Disk { path: image.clone(), reason: e.to_string() }.into(),
+    let mut opened: DiskWrite = platform.open_disk_write(&dest.vm, &disk_name, work.path()).map_err(|e| match e {
+        PlatformError::DiskBusy { .. } => FileRestoreError::DiskBusy { vm: vm.clone(), volume: dest.volume.clone() },
+        PlatformError::VmNotStopped { vm, power } => FileRestoreError::VmRunning { vm, power },
+        e => e.into(),
     })?;
-    let nbd_err = |e: NbdError| FileRestoreError::from(PlatformError::Disk { path: image.clone(), reason: e.to_string() });
-    let client = server.connect(&[nbd::BASE_ALLOCATION]).map_err(nbd_err)?;
+    let client = opened.take_client().ok_or_else(|| FileRestoreError::Unsupported(format!("the platform gave no connection to {vm}/{disk_name}")))?;
     let nbd = Arc::new(NbdDisk::new(client));
+    let mut wrote = false;
     let result = (|| {
         let disk = guest_fs::open(nbd.clone()).map_err(|e| FileRestoreError::Unsupported(format!("reading the partition table of {vm}/{disk_name}: {e}")))?;
         let table = disk.table();
@@ -308,6 +306,7 @@ pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: Confli
         stop()?;
         (watch.log)(format!("{check}: clean after the edit; writing the changed blocks back into the disk"));
 
+        wrote = true;
         let written = write_back(&nbd, part.start, &raw, &work.path().join("undo.bin"))?;
         tracing::info!(
             vm = %vm, volume = %dest.volume, filesystem = %part.filesystem, files = outcome.files, bytes = outcome.bytes,
@@ -317,9 +316,12 @@ pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: Confli
         );
         Ok(outcome)
     })();
-    let closed = nbd.disconnect().and_then(|_| server.close().map_err(std::io::Error::other));
+    let closed = nbd.disconnect();
+    let commit = result.is_ok() && closed.is_ok() && wrote;
+    let finished = opened.finish(commit);
     let outcome = result?;
-    closed.map_err(io(format!("closing the export of {}", image.display())))?;
+    closed.map_err(io(format!("closing the export of {vm}/{disk_name}")))?;
+    finished?;
     Ok((outcome, words))
 }
 

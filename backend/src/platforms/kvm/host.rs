@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use shared_types::platform::{DiskFormat, DiskInfo, HostInfo, HostInventory, PlatformKind, PowerState, RefusedVm, VmInfo};
 
 use crate::platforms::error::{PlatformError, Result};
-use crate::platforms::{DiskRead, NewVm, Platform};
+use crate::platforms::nbd::{self, NbdError, QemuNbd, QemuNbdOptions};
+use crate::platforms::{DiskRead, DiskWrite, NewVm, Platform};
 
 use super::definition::{self, DiskDefinition, HostDefinition, VmDefinition};
 use super::{cbt, disk_read, qcow2_header, qemu_img, replace};
@@ -286,19 +287,34 @@ impl Platform for KvmHost {
         self.vm_info(&def)
     }
 
-    fn write_disk(&self, vm: &str, disk: &str, image: &Path, image_format: DiskFormat) -> Result<()> {
+    fn open_disk_write(&self, vm: &str, disk: &str, work_dir: &Path) -> Result<DiskWrite> {
+        let stopped = |def: &VmDefinition| -> Result<()> {
+            if def.power != PowerState::Stopped {
+                return Err(PlatformError::VmNotStopped { vm: def.name.clone(), power: format!("{:?}", def.power).to_lowercase() });
+            }
+            Ok(())
+        };
         let def = self.definition(vm)?;
+        stopped(&def)?;
         let (d, path) = self.disk_file(&def, disk)?;
-        qemu_img::expect_format(image, image_format)?;
-        let _lock = definition::disk_lock(&path)?;
-        let tmp = path.with_extension(format!("{}.writing", d.format.extension()));
-        qemu_img::convert(image, image_format, &tmp, d.format).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
+        // The lock backups and the lab's writers take, held to the end; the
+        // VM is checked again under it.
+        let lock = definition::disk_lock(&path)?;
+        stopped(&self.definition(vm)?)?;
+        let server = QemuNbd::start(&path, &QemuNbdOptions::new(d.format).runtime_dir(work_dir)).map_err(|e| match e {
+            NbdError::DiskLocked { .. } => PlatformError::DiskBusy { vm: def.name.clone(), disk: disk.to_string() },
+            e => PlatformError::Disk { path: path.clone(), reason: e.to_string() },
         })?;
-        if d.format == DiskFormat::Qcow2 {
-            cbt::enable_tracking(&tmp)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(|e| PlatformError::io(format!("replacing {}", path.display()), e))
+        let client = server.connect(&[nbd::BASE_ALLOCATION]).map_err(|e| PlatformError::Disk { path: path.clone(), reason: e.to_string() })?;
+        // Writes land in the image as they are made: finishing closes the export.
+        Ok(DiskWrite::new(
+            client,
+            Box::new(move |_commit| {
+                let closed = server.close().map_err(|e| PlatformError::Disk { path: path.clone(), reason: format!("closing its export: {e}") });
+                drop(lock);
+                closed
+            }),
+        ))
     }
 
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo> {

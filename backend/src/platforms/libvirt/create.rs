@@ -57,25 +57,61 @@ fn upload(conn: &Connect, pool: &StoragePool, name: &str, image: &Path, format: 
         format.qemu_name()
     );
     let vol = StorageVol::create_xml(pool, &xml, 0).map_err(|e| lv(&format!("creating volume '{name}'"), e))?;
-    let sent = (|| -> Result<()> {
-        let stream = Stream::new(conn, 0).map_err(|e| lv("opening an upload stream", e))?;
-        vol.upload(&stream, 0, len, 0).map_err(|e| lv(&format!("uploading to volume '{name}'"), e))?;
-        match send_all(&stream, image, name) {
-            Ok(()) => stream.finish().map_err(|e| lv(&format!("finishing the upload of volume '{name}'"), e)),
-            Err(e) => {
-                // An open transfer must be aborted, or the volume stays in use.
-                let _ = stream.abort();
-                Err(e)
-            }
-        }
-    })();
-    if let Err(e) = sent {
+    if let Err(e) = upload_into(conn, &vol, name, image) {
         if let Err(d) = vol.delete(0) {
             tracing::warn!(volume = %name, error = %d.message(), "removing a volume whose upload failed");
         }
         return Err(e);
     }
     Ok(vol)
+}
+
+/// Writes the whole of the file `image` into `vol` from its start, through
+/// libvirt (the volume file's bytes: for qcow2 its image file).
+pub(super) fn upload_into(conn: &Connect, vol: &StorageVol, name: &str, image: &Path) -> Result<()> {
+    let len = std::fs::metadata(image).map_err(|e| PlatformError::io(format!("reading {}", image.display()), e))?.len();
+    let stream = Stream::new(conn, 0).map_err(|e| lv("opening an upload stream", e))?;
+    vol.upload(&stream, 0, len, 0).map_err(|e| lv(&format!("uploading to volume '{name}'"), e))?;
+    match send_all(&stream, image, name) {
+        Ok(()) => stream.finish().map_err(|e| lv(&format!("finishing the upload of volume '{name}'"), e)),
+        Err(e) => {
+            // An open transfer must be aborted, or the volume stays in use.
+            let _ = stream.abort();
+            Err(e)
+        }
+    }
+}
+
+/// Reads the whole of `vol` (the volume file's bytes) into the new file `out`.
+pub(super) fn download_from(conn: &Connect, vol: &StorageVol, name: &str, out: &Path) -> Result<u64> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(out).map_err(|e| PlatformError::io(format!("creating {}", out.display()), e))?;
+    let stream = Stream::new(conn, 0).map_err(|e| lv("opening a download stream", e))?;
+    vol.download(&stream, 0, 0, 0).map_err(|e| lv(&format!("downloading volume '{name}'"), e))?;
+    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    let mut total = 0u64;
+    let got = (|| -> Result<()> {
+        loop {
+            let n = stream.recv(&mut buf).map_err(|e| lv(&format!("reading volume '{name}'"), e))?;
+            if n <= 0 {
+                return Ok(());
+            }
+            let n = n as usize;
+            file.write_all(&buf[..n]).map_err(|e| PlatformError::io(format!("writing {}", out.display()), e))?;
+            total += n as u64;
+        }
+    })();
+    match got {
+        Ok(()) => {
+            stream.finish().map_err(|e| lv(&format!("finishing the download of volume '{name}'"), e))?;
+            file.sync_all().map_err(|e| PlatformError::io(format!("writing {}", out.display()), e))?;
+            Ok(total)
+        }
+        Err(e) => {
+            let _ = stream.abort();
+            Err(e)
+        }
+    }
 }
 
 /// Sends the whole of `image` on an upload stream.

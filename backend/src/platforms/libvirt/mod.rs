@@ -11,6 +11,7 @@
 
 pub mod backup;
 pub mod create;
+pub mod disk_write;
 pub mod domain_xml;
 pub mod events;
 pub mod ffi;
@@ -26,7 +27,7 @@ use virt::domain::Domain;
 use self::backup::{lv, Chain};
 use self::domain_xml::DomainDef;
 use super::error::{PlatformError, Result};
-use super::{DiskRead, NewVm, Platform};
+use super::{DiskRead, DiskWrite, NewVm, Platform};
 
 /// The transports a libvirt URI may name (`qemu`, `qemu+unix`, ...).
 const SCHEMES: [&str; 5] = ["qemu", "qemu+unix", "qemu+ssh", "qemu+tcp", "qemu+tls"];
@@ -267,8 +268,8 @@ impl Platform for LibvirtPlatform {
         self.vm(&uuid)
     }
 
-    fn write_disk(&self, vm: &str, disk: &str, _image: &std::path::Path, _format: DiskFormat) -> Result<()> {
-        Err(PlatformError::Invalid(format!("writing disk '{disk}' of libvirt VM '{vm}' is not supported yet")))
+    fn open_disk_write(&self, vm: &str, disk: &str, work_dir: &std::path::Path) -> Result<DiskWrite> {
+        disk_write::open(self, vm, disk, work_dir)
     }
 
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo> {

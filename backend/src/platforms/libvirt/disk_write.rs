@@ -1,0 +1,94 @@
+//! Writing into a disk of a shut-off libvirt VM (files restored into it),
+//! with no file access to the host: the disk's volume is downloaded through
+//! libvirt into the work directory, served writable there by `qemu-nbd`
+//! (which keeps the image's persistent dirty bitmaps, so the VM's
+//! checkpoints see the writes and the next incremental backup carries
+//! them), and on commit uploaded back into the volume in place. The volume
+//! as it was is kept beside the copy until the upload is done: an upload
+//! that fails part way is undone with it.
+//!
+//! A disk that is not a volume of one of the host's storage pools cannot be
+//! reached this way and is refused with the reason.
+
+use std::path::{Path, PathBuf};
+
+use shared_types::platform::PowerState;
+use virt::connect::Connect;
+use virt::storage_vol::StorageVol;
+
+use super::create::{download_from, upload_into};
+use super::{power_of, LibvirtPlatform};
+use crate::platforms::error::{PlatformError, Result};
+use crate::platforms::nbd::{self, QemuNbd, QemuNbdOptions};
+use crate::platforms::DiskWrite;
+
+fn stopped(platform: &LibvirtPlatform, conn: &Connect, vm: &str) -> Result<String> {
+    let dom = platform.domain(conn, vm)?;
+    let name = dom.name().unwrap_or_else(|_| vm.to_string());
+    match power_of(&dom) {
+        Ok(PowerState::Stopped) => Ok(name),
+        Ok(p) => Err(PlatformError::VmNotStopped { vm: name, power: format!("{p:?}").to_lowercase() }),
+        Err(e) => Err(PlatformError::Invalid(format!("reading the power state of VM '{name}': {}", e.message()))),
+    }
+}
+
+/// The storage volume behind `source` (a file path, or `pool/volume`).
+fn volume(conn: &Connect, vm: &str, disk: &str, source: &str) -> Result<StorageVol> {
+    let found = if source.starts_with('/') {
+        conn.lookup_storage_vol_by_path(source).ok()
+    } else {
+        source.split_once('/').and_then(|(pool, vol)| conn.lookup_storage_pool_by_name(pool).ok()?.lookup_storage_vol_by_name(vol).ok())
+    };
+    found.ok_or_else(|| {
+        PlatformError::Invalid(format!(
+            "disk '{disk}' of VM '{vm}' ({source}) is not a volume of any storage pool of the host: Sendense writes into disks only through libvirt's storage pools (add its directory as a pool)"
+        ))
+    })
+}
+
+pub fn open(platform: &LibvirtPlatform, vm: &str, disk: &str, work_dir: &Path) -> Result<DiskWrite> {
+    let conn = platform.connect()?;
+    let name = stopped(platform, &conn, vm)?;
+    let def = platform.definition(&platform.domain(&conn, vm)?)?;
+    let d = def.disks.iter().find(|d| d.target == disk).ok_or_else(|| PlatformError::DiskNotFound { vm: name.clone(), disk: disk.to_string() })?;
+    let source = d.source.clone().ok_or_else(|| PlatformError::Invalid(format!("disk '{disk}' of VM '{name}' has no source")))?;
+    let vol = volume(&conn, &name, disk, &source)?;
+    let vol_name = vol.name().unwrap_or_else(|_| source.clone());
+    let copy = work_dir.join(format!("{disk}.{}", d.format.extension()));
+    let undo = work_dir.join(format!("{disk}.before"));
+    download_from(&conn, &vol, &vol_name, &copy)?;
+    std::fs::copy(&copy, &undo).map_err(|e| PlatformError::io(format!("keeping the volume as it was in {}", undo.display()), e))?;
+    let disk_err = |path: &Path, e: nbd::NbdError| PlatformError::Disk { path: path.to_path_buf(), reason: e.to_string() };
+    let server = QemuNbd::start(&copy, &QemuNbdOptions::new(d.format).runtime_dir(work_dir)).map_err(|e| disk_err(&copy, e))?;
+    let client = server.connect(&[nbd::BASE_ALLOCATION]).map_err(|e| disk_err(&copy, e))?;
+    let uri = platform.uri().to_string();
+    let vm = vm.to_string();
+    Ok(DiskWrite::new(
+        client,
+        Box::new(move |commit| {
+            server.close().map_err(|e| disk_err(&copy, e))?;
+            let cleanup = |paths: &[&PathBuf]| paths.iter().for_each(|p| drop(std::fs::remove_file(p)));
+            if !commit {
+                cleanup(&[&copy, &undo]);
+                return Ok(());
+            }
+            let platform = LibvirtPlatform::new(&uri);
+            let conn = platform.connect()?;
+            // Started behind our back since: nothing is written.
+            stopped(&platform, &conn, &vm)?;
+            if let Err(e) = upload_into(&conn, &vol, &vol_name, &copy) {
+                tracing::warn!(vm = %vm, volume = %vol_name, error = %e, "writing the disk back failed; putting it back as it was");
+                upload_into(&conn, &vol, &vol_name, &undo).map_err(|u| {
+                    PlatformError::Invalid(format!(
+                        "writing volume '{vol_name}' back failed ({e}) and so did putting it back ({u}); the volume as it was is kept in {}",
+                        undo.display()
+                    ))
+                })?;
+                cleanup(&[&copy, &undo]);
+                return Err(e);
+            }
+            cleanup(&[&copy, &undo]);
+            Ok(())
+        }),
+    ))
+}
