@@ -59,6 +59,14 @@ fn our_checkpoints(platform: &LibvirtPlatform, vm: &str) -> Vec<String> {
     ffi::list_checkpoints(&dom).unwrap().into_iter().map(|(n, _)| n).filter(|n| n.starts_with("sendense-")).collect()
 }
 
+/// The one checkpoint of the chain `prefix` (`sendense-b.<owner>.`) on `vm`, and its generation.
+fn only_checkpoint(platform: &LibvirtPlatform, vm: &str, prefix: &str) -> (String, u64) {
+    let ours: Vec<String> = our_checkpoints(platform, vm).into_iter().filter(|n| n.starts_with(prefix)).collect();
+    assert_eq!(ours.len(), 1, "one checkpoint of {prefix}: {ours:?}");
+    let generation = ours[0][prefix.len()..].parse().unwrap();
+    (ours[0].clone(), generation)
+}
+
 #[test]
 fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off_vm_stays_incremental() {
     let kit = guest::kit_dir().unwrap();
@@ -112,7 +120,8 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     let full = backup_vm(&platform, &id, &ds, &opts, &Progress::new()).unwrap();
     assert!(full.disks.iter().all(|d| !d.incremental), "{:?}", full.disks);
     assert!(full.disks[0].full_read_reason.as_deref().unwrap().contains("no previous backup"), "{:?}", full.disks);
-    assert_eq!(our_checkpoints(&platform, &id), vec!["sendense-b.vm-owner-1.1"]);
+    let chain = "sendense-b.vm-owner-1.";
+    let (_, g1) = only_checkpoint(&platform, &id, chain);
 
     // The guest writes a known set of blocks on both disks (raw, fsynced).
     let w = |dev: &str, off: u64, kib: u64, byte: u8| {
@@ -128,7 +137,8 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     assert_eq!(inc.disks[0].changed_bytes, 64 * 1024 + K64 + 4 * K64, "vda: exactly the guest's writes");
     assert_eq!(inc.disks[1].changed_bytes, K64, "vdb: exactly the guest's write");
     assert_eq!(inc.bytes_read, 7 * K64);
-    assert_eq!(our_checkpoints(&platform, &id), vec!["sendense-b.vm-owner-1.2"], "the older checkpoint is deleted");
+    let (_, g2) = only_checkpoint(&platform, &id, chain);
+    assert!(g2 > g1, "the older checkpoint is deleted, the new one comes after it");
 
     // Stop the guest (it has no ACPI daemon: the timeout stops it hard) and
     // compare the restore point with what the disks hold.
@@ -151,16 +161,17 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     assert!(off.disks.iter().all(|d| d.incremental), "{:?}", off.disks);
     assert_eq!(off.bytes_read, 0, "nothing was written while it was off");
     assert_eq!(platform.vm(&id).unwrap().power, PowerState::Stopped, "the VM started for the read is stopped again");
-    assert_eq!(our_checkpoints(&platform, &id), vec!["sendense-b.vm-owner-1.3"]);
+    let (c3, g3) = only_checkpoint(&platform, &id, chain);
+    assert!(g3 > g2);
 
     // Another consumer's token is foreign: a full read that says so.
-    let other = platform.open_vm_disks(&id, Some("sendense-b.vm-owner-1.3"), "vm-owner-2").unwrap();
+    let other = platform.open_vm_disks(&id, Some(c3.as_str()), "vm-owner-2").unwrap();
     assert!(other[0].changed_ranges.is_none());
     assert!(other[0].full_read_reason.as_deref().unwrap().contains("another VM or consumer"), "{:?}", other[0].full_read_reason);
     for r in other {
         r.finish(false).unwrap();
     }
-    assert_eq!(our_checkpoints(&platform, &id), vec!["sendense-b.vm-owner-1.3"], "a failed read leaves the chains as they were");
+    assert_eq!(our_checkpoints(&platform, &id), vec![c3.clone()], "a failed read leaves the chains as they were");
     assert_eq!(platform.vm(&id).unwrap().power, PowerState::Stopped);
     // Restore the second restore point as a new VM with power on: its disks
     // go into the host's pool through libvirt, and it boots.
@@ -232,7 +243,8 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     let backup = ["vm", "backup", "--host", uri.as_str(), "--vm", "g2", "--repo", p(&repo), "--no-progress", "--json"];
     let o = cli(&backup);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(our_checkpoints(&platform, "g2"), vec!["sendense-b.g2.1"]);
+    let chain = "sendense-b.g2.";
+    let (first, _) = only_checkpoint(&platform, "g2", chain);
 
     // A full read (into another repository: no parent there) killed while it reads.
     let killed_repo = t.path().join("repo-killed");
@@ -258,7 +270,9 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     let socket = job[at + 1..].split(quote).next().unwrap();
     let socket_dir = Path::new(socket).parent().unwrap().to_path_buf();
     assert!(socket_dir.exists());
-    assert_eq!(our_checkpoints(&platform, "g2").len(), 2, "and its new checkpoint");
+    let left = our_checkpoints(&platform, "g2");
+    assert_eq!(left.len(), 2, "and its new checkpoint: {left:?}");
+    let crashed = left.iter().find(|n| **n != first).unwrap().clone();
 
     // The clean-up at start ends it.
     assert_eq!(platform.clean_up_after_restart().unwrap(), 1);
@@ -272,7 +286,8 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["disks"][0]["incremental"], true, "{report}");
     assert_eq!(report["bytes_read"], 0, "the guest wrote nothing: {report}");
-    assert_eq!(our_checkpoints(&platform, "g2"), vec!["sendense-b.g2.3"], "the crashed read's checkpoint went with the older one");
+    let (third, _) = only_checkpoint(&platform, "g2", chain);
+    assert!(third != first && third != crashed, "the crashed read's checkpoint went with the older one: {third}");
     let ds = Datastore::open(&repo, None).unwrap();
     let out = t.path().join("g2.raw");
     restore_raw(&ds, "g2", "latest", "vda", &out);
@@ -282,16 +297,17 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     // (VM shut off): the next backup reads in full, says why, and the chain
     // starts again with one checkpoint.
     dom.destroy().unwrap();
-    let o = Command::new("qemu-img").args(["bitmap", "--remove", p(&vda), "sendense-b.g2.3"]).output().unwrap();
+    let o = Command::new("qemu-img").args(["bitmap", "--remove", p(&vda), third.as_str()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = cli(&backup);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["disks"][0]["incremental"], false, "{report}");
     let reason = report["disks"][0]["full_read_reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("sendense-b.g2.3") && reason.contains("could not be used"), "{reason}");
+    assert!(reason.contains(&third) && reason.contains("could not be used"), "{reason}");
     assert!(report["bytes_read"].as_u64().unwrap() >= 384 << 20, "{report}");
-    assert_eq!(our_checkpoints(&platform, "g2"), vec!["sendense-b.g2.4"]);
+    let (fourth, _) = only_checkpoint(&platform, "g2", chain);
+    assert!(fourth != third);
     let out2 = t.path().join("g2-after.raw");
     restore_raw(&ds, "g2", "latest", "vda", &out2);
     assert!(same_as_image(&out2, &vda), "the full read restores byte for byte");

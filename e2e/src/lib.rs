@@ -123,6 +123,32 @@ impl Server {
         Ok(server)
     }
 
+    /// The id of the platform named `name`, once it is in the catalog (the
+    /// lab's libvirt hosts are added when their guests are up).
+    pub fn wait_platform(&self, token: &str, name: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (_, list) = self.call(token, "GET", "/api/v1/platforms", None)?;
+            if let Some(id) = list.as_array().and_then(|a| a.iter().find(|p| p["name"] == name)).and_then(|p| p["id"].as_str()) {
+                return Ok(id.to_string());
+            }
+            if Instant::now() > deadline {
+                bail!("platform {name} was not added within {} s; log:\n{}", timeout.as_secs(), self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Runs `sendense lab activity --json` on the server's lab: one round,
+    /// its report.
+    pub fn lab_activity(&self) -> Result<serde_json::Value> {
+        let out = std::process::Command::new(Self::binary()?).args(["lab", "activity", "--json", "--dir"]).arg(self.lab_dir()).output()?;
+        if !out.status.success() {
+            bail!("lab activity failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
     /// The server's data directory (`--data-dir`).
     pub fn data_path(&self) -> PathBuf {
         self.data_dir.path().join("data")

@@ -6,7 +6,7 @@
 //! follows (the lifecycle event, no reload). Screenshots at desktop and
 //! tablet size.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use e2e::{Browser, Server, ADMIN_PASSWORD};
@@ -34,19 +34,11 @@ async fn a_lab_guest_is_stopped_and_started_from_its_power_dialog() -> Result<()
     let server = Server::start_with_lab_guests()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     // The lab's production host is a platform once its guests are up.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let prod = loop {
-        let (_, list) = server.call(&token, "GET", "/api/v1/platforms", None)?;
-        if let Some(p) = list.as_array().and_then(|a| a.iter().find(|p| p["name"] == "lab-prod")) {
-            break p.clone();
-        }
-        ensure!(Instant::now() < deadline, "lab-prod was never added; log:\n{}", server.log_text());
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(serde_json::json!({"platform_id": prod["id"]})), 200)?;
+    let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
+    let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(serde_json::json!({"platform_id": prod})), 200)?;
     let web = found["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-01").context("web-01 discovered")?.clone();
     ensure!(web["vm"]["power"] == "running", "{web}");
-    server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(serde_json::json!({"platform_id": prod["id"], "vm_ids": [web["vm"]["id"]]})), 200)?;
+    server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(serde_json::json!({"platform_id": prod, "vm_ids": [web["vm"]["id"]]})), 200)?;
     ensure!(qemu_of(&server, "web-01"), "web-01 is a running QEMU process");
 
     let browser = Browser::start(1440, 900).await?;

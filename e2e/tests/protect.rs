@@ -1,17 +1,26 @@
-//! Protect end to end, in a real browser against the real server with the
-//! demo lab: add the lab host (a bad path first), discover, bulk add, create
-//! a group and a backup flow, Backup Now and watch it in the FlowDetailsModal
-//! (progress and graph move; final bytes equal the catalog's), lab activity
-//! then an incremental that reads far less, edit the flow, the COMMAND page's
-//! figures equal the overview API's, a repository in maintenance refuses a
-//! backup, pause and resume a running backup, Emergency Stop. Measures
-//! WebSocket event → DOM latency and saves screenshots of COMMAND, ASSETS,
-//! FLOWS, Repositories and the modal at three sizes.
+//! Protect and recover end to end, in a real browser against the real
+//! server with the demo lab on its libvirt hosts (`--lab-guests`, what
+//! scripts/run.sh runs: guests booting a real kernel, doing their own
+//! writes): hosts that cannot be added are refused with the reason, the
+//! production host is discovered, bulk add, a group and a backup flow,
+//! Backup Now of running guests watched in the FlowDetailsModal (progress
+//! and graph move; final bytes equal the catalog's), the guests write (lab
+//! activity, over their consoles) and an incremental reads far less, edit
+//! the flow, the COMMAND page's figures equal the overview API's, a
+//! repository in maintenance refuses a backup, RECOVERY downloads the file
+//! web-01 wrote from the new restore point (its SHA-256 is the one the guest
+//! printed) and the old version from the older one, restores it to a host
+//! directory and into the shut-off web-02's disk, restores web-01 onto the
+//! DR host as a VMware disk that boots, pause and resume a running backup,
+//! Emergency Stop. Measures WebSocket event → DOM latency and saves
+//! screenshots of COMMAND, ASSETS, FLOWS, Repositories and the modal at
+//! three sizes.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use e2e::{Browser, Server};
+use e2e::{Browser, Server, ADMIN_PASSWORD};
+use sha2::{Digest, Sha256};
 use fantoccini::elements::Element;
 use fantoccini::Locator;
 use serde_json::Value;
@@ -22,11 +31,20 @@ const SIZES: &[(&str, u32, u32)] = &[("desktop-1440x900", 1440, 900), ("tablet-8
 /// web-01's home page, rewritten by every lab activity round.
 const WEB_INDEX: &str = "/var/www/html/index.html";
 
-/// The first qcow2 disk in a lab VM's directory.
-fn first_disk(vm_dir: &std::path::Path) -> Result<std::path::PathBuf> {
-    let mut disks: Vec<_> = std::fs::read_dir(vm_dir)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "qcow2")).collect();
-    disks.sort();
-    disks.into_iter().next().with_context(|| format!("no qcow2 disk in {}", vm_dir.display()))
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The volume of a lab guest's first disk in a lab host's pool.
+fn lab_volume(server: &Server, host: &str, vm: &str) -> Result<std::path::PathBuf> {
+    let pool = server.lab_dir().join("libvirt").join(host).join("images");
+    let mut found: Vec<_> = std::fs::read_dir(&pool)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{vm}-")) && !n.ends_with(".log")))
+        .collect();
+    found.sort();
+    found.into_iter().next().with_context(|| format!("no volume of {vm} in {}", pool.display()))
 }
 
 async fn click(b: &Browser, id: &str) -> Result<()> {
@@ -150,34 +168,38 @@ async fn shoot_sizes(b: &Browser, server: &Server, path: &str, page: &str, name:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
-    let server = Server::start_with_lab()?;
-    let host = server.lab_dir().join("hosts/kvm-prod-01");
+    let server = Server::start_with_lab_guests()?;
+    let token = server.token("admin", ADMIN_PASSWORD)?;
+    // The lab's hosts become platforms once their guests are up.
+    let prod_id = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
+    let dr_id = server.wait_platform(&token, "lab-dr", Duration::from_secs(30))?;
     let browser = Browser::start(1440, 900).await?;
     let b = &browser;
     b.client.goto(&server.url("/assets")).await?;
-    b.sign_in("admin", e2e::ADMIN_PASSWORD).await?;
+    b.sign_in("admin", ADMIN_PASSWORD).await?;
     b.testid("no-vms", Duration::from_secs(15)).await?;
 
-    // + Add VMs: a wrong path is refused with the API's message; the lab host is added.
+    // + Add VMs: hosts that cannot be added are refused with the API's
+    // message; the lab's production host is chosen from the known ones.
     click(b, "add-vms-open").await?;
-    type_into(b, "platform-address", "/no/such/host").await?;
+    type_into(b, "platform-address", "qemu+unix:///system?socket=/no/such/libvirt-sock").await?;
     click(b, "platform-add").await?;
     let err = b.testid("platform-error", T).await?.text().await?;
     ensure!(err.contains("outside the platform roots") && err.contains("--platform-root"), "outside the roots: {err:?}");
-    type_into(b, "platform-address", &server.lab_dir().join("hosts/no-such-host").display().to_string()).await?;
+    let gone = server.lab_dir().join("libvirt/no-such-host/sock/libvirt-sock");
+    type_into(b, "platform-address", &format!("qemu+unix:///system?socket={}", gone.display())).await?;
     click(b, "platform-add").await?;
-    b.until("a missing host named", T, || async {
+    b.until("an unreachable host named", T, || async {
         let err = b.testid("platform-error", T).await?.text().await?;
-        Ok(err.contains("does not exist").then_some(()))
+        Ok(err.contains("cannot reach the libvirt host").then_some(()))
     })
     .await?;
-    type_into(b, "platform-address", &host.display().to_string()).await?;
-    click(b, "platform-add").await?;
-    b.until("the platform selected", T, || async {
-        let sel = b.testid("platform-select", T).await?;
-        Ok(sel.prop("value").await?.filter(|v| !v.is_empty()).map(|_| ()))
-    })
-    .await?;
+    b.client
+        .execute(
+            "const s = document.querySelector(\"[data-testid='platform-select']\"); s.value = arguments[0]; s.dispatchEvent(new Event('change')); return true",
+            vec![Value::String(prod_id.clone())],
+        )
+        .await?;
     let started = Instant::now();
     click(b, "discover").await?;
     let saw_working = b.client.find(Locator::Css("[data-testid='discover-working']")).await.is_ok();
@@ -243,7 +265,7 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     ensure!(points1 > points0, "the graph did not grow in 2 s: {points0} → {points1} points");
     let shot = b.screenshot("flow-details-running-desktop-1440x900").await?;
     println!("screenshot {}", shot.display());
-    wait_all(b, "completed", Duration::from_secs(90)).await?;
+    wait_all(b, "completed", Duration::from_secs(180)).await?;
     let full = check_bytes_match_catalog(b, &server).await?;
     let full_read: u64 = full.iter().map(|j| j["bytes_read"].as_u64().unwrap_or(0)).sum();
 
@@ -262,19 +284,21 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     e2e::metric("server_emit_to_dom_p95_ms", format!("{:.1}", percentile(&mut from_server, 0.95)));
     ensure!(percentile(&mut from_arrival, 0.95) < 100.0, "WebSocket → DOM p95 above 100 ms");
 
-    // Lab activity, then Backup now again: an incremental that reads far less.
-    // web-01's home page as the guest has it before and after the activity
-    // (the activity rewrites it): RECOVERY must give back the old one.
-    let web01_disk = first_disk(&host.join("vms/web-01"))?;
-    let index_before = e2e::guest_file(&web01_disk, 0, WEB_INDEX)?;
-    let out = std::process::Command::new(Server::binary()?)
-        .args(["lab", "activity", "--dir"])
-        .arg(server.lab_dir())
-        .args(["--rounds", "1"])
-        .output()?;
-    ensure!(out.status.success(), "lab activity failed: {}", String::from_utf8_lossy(&out.stderr));
-    let index_after = e2e::guest_file(&web01_disk, 0, WEB_INDEX)?;
-    ensure!(index_after != index_before, "the lab activity left {WEB_INDEX} of web-01 as it was");
+    // The guests write (a round of lab activity, asked over their consoles:
+    // web-01 writes a new home page and prints its SHA-256), then Backup now
+    // again: an incremental that reads far less. RECOVERY must give back
+    // the new home page from the new restore point and the old one from the
+    // older.
+    let activity = server.lab_activity()?;
+    let web01 = activity["guests"].as_array().and_then(|a| a.iter().find(|g| g["vm"] == "web-01")).context("web-01 in the activity report")?;
+    ensure!(web01["skipped"].is_null(), "web-01 did not write: {web01}");
+    let index_sha_after = web01["files"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["path"] == WEB_INDEX))
+        .and_then(|f| f["sha256"].as_str())
+        .with_context(|| format!("web-01 reported no {WEB_INDEX}: {web01}"))?
+        .to_string();
+    e2e::metric("lab_activity_bytes_written", activity["bytes_written"].as_u64().unwrap_or(0));
     b.until("Backup now offered again", T, || async {
         Ok(b.client.find(Locator::Css("[data-testid='flow-action-backup_now']")).await.is_ok().then_some(()))
     })
@@ -285,7 +309,7 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
         Ok((ids.len() >= 2 && !ids.contains(&job0)).then_some(()))
     })
     .await?;
-    wait_all(b, "completed", Duration::from_secs(90)).await?;
+    wait_all(b, "completed", Duration::from_secs(180)).await?;
     let incr = check_bytes_match_catalog(b, &server).await?;
     let incr_read: u64 = incr.iter().map(|j| j["bytes_read"].as_u64().unwrap_or(0)).sum();
     for j in &incr {
@@ -330,7 +354,7 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let shown: f64 = attr(&dedup, "data-value").await?.parse()?;
     let api = o["storage"]["dedup_ratio"].as_f64().unwrap_or(0.0);
     ensure!(api > 1.0 && (shown - api).abs() < 0.05, "dedup ratio shown {shown}, API {api}");
-    let lab_share = b.testid("platform-share-kvm-prod-01", T).await?;
+    let lab_share = b.testid("platform-share-lab-prod", T).await?;
     ensure!(num(&lab_share, "data-vms").await? == 6, "platform distribution");
     let feed = b.client.find_all(Locator::Css("[data-testid='feed-item']")).await?;
     ensure!(feed.len() >= 4, "the activity feed shows {} items", feed.len());
@@ -357,7 +381,8 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     .await?;
 
     // RECOVERY: browse web-01's newest restore point and read /etc/hostname
-    // through the download link, as the lab wrote it.
+    // through the download link, as the lab wrote it, and the home page the
+    // guest wrote after the first backup: the SHA-256 the guest printed.
     let points = server.get_json("/api/v1/backup/list?limit=50")?;
     let point = points["items"].as_array().and_then(|a| a.iter().find(|p| p["vm_name"] == "web-01")).context("no web-01 restore point")?;
     let point_id = point["id"].as_str().context("restore point id")?.to_string();
@@ -372,6 +397,14 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let href = attr(&link, "href").await?;
     let got = b.client.execute("return fetch(arguments[0]).then(r => r.text())", vec![Value::String(href)]).await?;
     ensure!(got == "web-01\n", "downloaded /etc/hostname: {got:?}");
+    click(b, "crumb-/disk0-p1").await?;
+    click(b, "open-var").await?;
+    click(b, "open-www").await?;
+    click(b, "open-html").await?;
+    let href = attr(&b.testid("download-index.html", T).await?, "href").await?;
+    let index_new = b.client.execute("return fetch(arguments[0]).then(r => r.text())", vec![Value::String(href)]).await?;
+    let index_new = index_new.as_str().context("the home page as text")?.to_string();
+    ensure!(sha256_hex(index_new.as_bytes()) == index_sha_after, "the new restore point's {WEB_INDEX} is not what web-01 wrote: {index_new:?}");
     shoot_sizes(b, &server, "/recovery", "page-recovery", "recovery", None).await?;
     b.client.goto(&server.url("/recovery")).await?;
     click(b, &format!("browse-{point_id}")).await?;
@@ -404,9 +437,15 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     click(b, "open-html").await?;
     let href = attr(&b.testid("download-index.html", T).await?, "href").await?;
     let got = b.client.execute("return fetch(arguments[0]).then(r => r.text())", vec![Value::String(href)]).await?;
-    let old_text = String::from_utf8(index_before.clone())?;
-    ensure!(got == old_text.as_str(), "the older restore point's {WEB_INDEX} is not the version before the activity");
-    ensure!(got != String::from_utf8_lossy(&index_after).as_ref(), "the older restore point has the new home page");
+    // The version before the activity: the lab's own, as on the disk the guest was made from.
+    let lab_disk = std::fs::read_dir(server.lab_dir().join("hosts/kvm-prod-01/vms/web-01"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "qcow2"))
+        .context("the lab's web-01 disk")?;
+    let index_before = e2e::guest_file(&lab_disk, 0, WEB_INDEX)?;
+    ensure!(got == String::from_utf8_lossy(&index_before).as_ref(), "the older restore point's {WEB_INDEX} is not the version before the activity");
+    ensure!(sha256_hex(got.as_str().unwrap_or("").as_bytes()) != index_sha_after, "the older restore point has the new home page");
     click(b, "select-index.html").await?;
     click(b, "restore-selected").await?;
     // Outside the restore roots: refused with the roots named; under DATA_DIR/restores: a job, followed to its result.
@@ -443,13 +482,15 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let p = b.screenshot("file-restore-tablet-820x1180").await?;
     println!("screenshot {}", p.display());
     b.resize(1440, 900).await?;
-    // Back into a VM's disk: web-02 is stopped, its root volume takes the file.
+    // Back into a VM's disk: a running VM is refused; web-02, shut down,
+    // takes the file into its root volume (sent back through libvirt).
     click(b, "dest-vm").await?;
     let web02 = server.get_json("/api/v1/vm-contexts")?["items"]
         .as_array()
         .and_then(|a| a.iter().find(|v| v["name"] == "web-02"))
         .and_then(|v| v["id"].as_str().map(str::to_string))
         .context("web-02 is not managed")?;
+    server.expect(&token, "POST", &format!("/api/v1/vms/{web02}/power"), Some(serde_json::json!({"action": "stop"})), 200)?;
     b.client
         .execute(
             "const s = document.querySelector(\"[data-testid='dest-vm-select']\"); s.value = arguments[0]; s.dispatchEvent(new Event('change')); return true",
@@ -463,25 +504,14 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
         Ok(r.text().await?.contains("web-02").then_some(()))
     })
     .await?;
-    let in_guest = e2e::guest_file(&first_disk(&host.join("vms/web-02"))?, 0, "/restored/index.html")?;
+    let in_guest = e2e::guest_file(&lab_volume(&server, "prod", "web-02")?, 0, "/restored/index.html")?;
     ensure!(in_guest == index_before, "the file restored into web-02's disk differs from the old version");
     click(b, "file-browser-close").await?;
     click(b, "vm-points-close").await?;
 
-    // RecoveryWizard: the DR host added from + Add VMs, then web-01's restore
-    // point restored onto it as a VMware disk; the disk equals the restore
-    // point's image (qemu-img compare).
-    let dr = server.lab_dir().join("hosts/kvm-dr-01");
-    b.client.goto(&server.url("/assets")).await?;
-    click(b, "add-vms-open").await?;
-    type_into(b, "platform-address", &dr.display().to_string()).await?;
-    click(b, "platform-add").await?;
-    b.until("the DR host added", T, || async {
-        let platforms = server.get_json("/api/v1/platforms")?;
-        Ok((platforms.as_array().map(|a| a.len()).unwrap_or(0) == 2).then_some(()))
-    })
-    .await?;
-    click(b, "add-vms-done").await?;
+    // RecoveryWizard: web-01's restore point restored onto the lab's DR
+    // host as a VMware disk, powered on: the disk equals the restore
+    // point's image (qemu-img compare) and the guest boots from it.
     b.client.goto(&server.url("/recovery")).await?;
     click(b, &format!("restore-{point_id}")).await?;
     b.testid("wizard-step-point", T).await?;
@@ -490,20 +520,20 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let target = b.testid("wizard-target", T).await?;
     b.until("the DR host proposed", T, || async {
         let v = target.prop("value").await?.unwrap_or_default();
-        let platforms = server.get_json("/api/v1/platforms")?;
-        let dr_id = platforms.as_array().and_then(|a| a.iter().find(|p| p["name"] == "kvm-dr-01")).map(|p| p["id"].as_str().unwrap_or("").to_string());
-        Ok((Some(v) == dr_id).then_some(()))
+        Ok((v == dr_id).then_some(()))
     })
     .await?;
     type_into(b, "wizard-name", "web-01-vmware").await?;
     click(b, "wizard-format-vmdk").await?;
     click(b, "wizard-next").await?;
+    click(b, "wizard-power-on").await?;
     let report = b.testid("wizard-report", Duration::from_secs(20)).await?;
     ensure!(attr(&report, "data-ok").await? == "true", "compatibility check: {}", report.text().await?);
     let estimate = b.testid("wizard-estimate", T).await?.text().await?;
     println!("restore estimate: {estimate}");
     let p = b.screenshot("restore-wizard-desktop-1440x900").await?;
     println!("screenshot {}", p.display());
+    let restore_started = Instant::now();
     click(b, "wizard-start").await?;
     b.testid("wizard-step-run", T).await?;
     let restore_job = b
@@ -534,14 +564,20 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
         .arg(&image)
         .output()?;
     ensure!(out.status.success(), "engine restore: {}", String::from_utf8_lossy(&out.stderr));
-    let vm_dir = dr.join("vms/web-01-vmware");
-    let disk = std::fs::read_dir(&vm_dir)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "vmdk"))
-        .context("no vmdk disk on the DR host")?;
-    let cmp = std::process::Command::new("qemu-img").arg("compare").arg(&image).arg(&disk).output()?;
-    ensure!(cmp.status.success(), "restored disk differs: {}", String::from_utf8_lossy(&cmp.stdout));
+    let disk = lab_volume(&server, "dr", "web-01-vmware")?;
+    ensure!(disk.extension().is_some_and(|x| x == "vmdk"), "the DR host's volume is not a VMware disk: {}", disk.display());
+    // The guest runs from it (QEMU holds its lock): compare with -U.
+    let cmp = std::process::Command::new("qemu-img").args(["compare", "-U"]).arg(&image).arg(&disk).output()?;
+    ensure!(cmp.status.success(), "restored disk differs: {}{}", String::from_utf8_lossy(&cmp.stdout), String::from_utf8_lossy(&cmp.stderr));
+    let console = server.lab_dir().join("libvirt/dr/images/web-01-vmware.console.log");
+    let boot = b
+        .until("the restored guest's boot line", Duration::from_secs(90), || async {
+            let text = std::fs::read_to_string(&console).unwrap_or_default();
+            Ok(text.lines().find(|l| l.contains("SENDENSE-GUEST-UP name=web-01")).map(str::to_string))
+        })
+        .await?;
+    e2e::metric("wizard_restore_start_to_guest_boot_s", format!("{:.1}", restore_started.elapsed().as_secs_f64()));
+    println!("restored guest on the DR host: {boot}");
     std::fs::remove_file(&image)?;
     // RECOVERY lists the restore among its recent restores, completed.
     b.client.goto(&server.url("/recovery")).await?;

@@ -116,8 +116,8 @@ fn AddVmsSteps(open: RwSignal<bool>, on_added: Callback<()>) -> impl IntoView {
                 </label>
             </div>
             <form class="form-row" on:submit=add_platform>
-                <label class="grow">"Add a KVM host: its host directory"
-                    <input type="text" placeholder="/srv/kvm/host-01" data-testid="platform-address"
+                <label class="grow">"Add a KVM host: its libvirt URI"
+                    <input type="text" placeholder="qemu+ssh://root@kvm-01/system" data-testid="platform-address"
                         prop:value=move || address.get() on:input=move |ev| address.set(event_target_value(&ev)) />
                 </label>
                 <button class="button" type="submit" data-testid="platform-add" disabled=move || add.busy.get() || address.with(|a| a.trim().is_empty())>

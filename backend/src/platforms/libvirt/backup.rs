@@ -174,7 +174,11 @@ impl Session {
             }
             Some(s) => Ok(s.to_string()),
         };
-        let next = ours.iter().map(|(g, _)| g + 1).max().unwrap_or(1);
+        // Never a name used before, even once the chain was emptied (a
+        // stale bitmap of that name left in an image would fail every
+        // backup): the next generation is at least the time in milliseconds.
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let next = ours.iter().map(|(g, _)| g + 1).max().unwrap_or(1).max(now_ms);
         let checkpoint = chain.name(next);
 
         if !self.dom.is_active().map_err(|e| lv(&self.name, "reading the power state", e))? {
@@ -217,7 +221,7 @@ impl Session {
                     // The checkpoint exists in libvirt but cannot serve (its
                     // bitmap is missing or broken in a disk image): the chain
                     // starts again with a full read that says why.
-                    Ok(since) => {
+                    Ok(since) if e.to_string().to_lowercase().contains("bitmap") => {
                         tracing::warn!(vm = %self.name, checkpoint = %since, error = %e, "the checkpoint cannot serve an incremental read; reading in full");
                         for name in std::mem::take(&mut self.older) {
                             if ffi::delete_checkpoint(&self.dom, &name).is_err() {
@@ -226,7 +230,9 @@ impl Session {
                         }
                         incremental = Err(format!("checkpoint '{since}' could not be used ({e}); the chain starts again"));
                     }
-                    Err(_) => return Err(e),
+                    // Anything else (a block job running, a disk gone) is
+                    // the backup's error: the chain is left as it is.
+                    _ => return Err(e),
                 },
             }
         }

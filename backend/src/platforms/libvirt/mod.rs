@@ -102,18 +102,18 @@ impl LibvirtPlatform {
 
     /// The domain's definition as libvirt has it now (live when it runs).
     pub fn definition(&self, dom: &Domain) -> Result<DomainDef> {
-        let xml = dom.xml_desc(0).map_err(|e| PlatformError::Invalid(format!("reading a domain's definition: {}", e.message())))?;
+        let xml = dom.xml_desc(0).map_err(|e| gone_or(e, &dom.name().unwrap_or_default(), "reading its definition"))?;
         domain_xml::parse_domain(&xml)
     }
 
     fn vm_info(&self, dom: &Domain) -> Result<VmInfo> {
         let def = self.definition(dom)?;
-        let power = power_of(dom).map_err(|e| lv(&def.name, "reading the power state", e))?;
+        let power = power_of(dom).map_err(|e| gone_or(e, &def.name, "reading the power state"))?;
         let mut disks = Vec::new();
         for d in &def.disks {
             let (capacity, allocation) = match dom.block_info(&d.target, 0) {
                 Ok(b) => (b.capacity, b.allocation),
-                Err(e) => return Err(lv(&def.name, &format!("reading the size of disk {}", d.target), e)),
+                Err(e) => return Err(gone_or(e, &def.name, &format!("reading the size of disk {}", d.target))),
             };
             disks.push(DiskInfo {
                 name: d.target.clone(),
@@ -139,6 +139,15 @@ impl LibvirtPlatform {
 
     /// Opens every disk of `vm` for a backup's read at one point in time.
     pub fn open_vm(&self, vm: &str, since: Option<&str>, chain: &Chain) -> Result<Vec<DiskRead>> {
+        // The export libvirt opens for a pull-mode backup is a unix socket
+        // on the host: readable from here only when the host is this machine.
+        let scheme = self.uri.split("://").next().unwrap_or("");
+        if scheme != "qemu" && scheme != "qemu+unix" {
+            return Err(PlatformError::Invalid(format!(
+                "backups of VMs on {} are not possible yet: libvirt exports the disks on a unix socket of that host; run Sendense on the host (qemu:///system) to back it up",
+                self.uri
+            )));
+        }
         let conn = self.connect()?;
         let dom = self.domain(&conn, vm)?;
         let def = self.definition(&dom)?;
@@ -161,6 +170,15 @@ impl LibvirtPlatform {
 }
 
 /// The power state as libvirt reports it: a paused guest is suspended.
+/// A libvirt error about VM `vm`: [`PlatformError::VmNotFound`] when the
+/// domain is gone (undefined since it was listed), else what failed.
+fn gone_or(e: virt::error::Error, vm: &str, what: &str) -> PlatformError {
+    match e.code() {
+        virt::enumutil::Enum::Known(virt::error::ErrorNumber::NoDomain) => PlatformError::VmNotFound(vm.to_string()),
+        _ => lv(vm, what, e),
+    }
+}
+
 fn power_of(dom: &Domain) -> std::result::Result<PowerState, virt::error::Error> {
     use virt::domain::DomainState;
     use virt::enumutil::Enum;
