@@ -173,6 +173,18 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     }
     assert_eq!(our_checkpoints(&platform, &id), vec![c3.clone()], "a failed read leaves the chains as they were");
     assert_eq!(platform.vm(&id).unwrap().power, PowerState::Stopped);
+
+    // A replication's own chain on the shut-off VM, then removed: its
+    // checkpoint goes (through a paused start), the backups' stays, the VM stays off.
+    let reads = platform.open_vm(&id, None, &sendense::platforms::libvirt::backup::Chain::consumer("flow-7")).unwrap();
+    for r in reads {
+        r.finish(true).unwrap();
+    }
+    assert_eq!(our_checkpoints(&platform, &id).len(), 2, "{:?}", our_checkpoints(&platform, &id));
+    assert_eq!(platform.vm(&id).unwrap().power, PowerState::Stopped);
+    platform.stop_tracking(&id, "flow-7").unwrap();
+    assert_eq!(our_checkpoints(&platform, &id), vec![c3.clone()], "only the replication's chain is gone");
+    assert_eq!(platform.vm(&id).unwrap().power, PowerState::Stopped, "stopped again after the paused start");
     // Restore the second restore point as a new VM with power on: its disks
     // go into the host's pool through libvirt, and it boots.
     let pool_xml = format!("<pool type='dir'><name>images</name><target><path>{}</path></target></pool>", images.display());

@@ -67,7 +67,8 @@ async fn apply(db: DatabaseConnection, events: broadcast::Sender<ServerMessage>,
                 continue;
             }
         };
-        for row in rows {
+        // A resync after a reconnect repeats states the catalog has.
+        for row in rows.into_iter().filter(|r| r.power != wire(&e.power)) {
             let updated = vm_contexts::Entity::update_many()
                 .col_expr(vm_contexts::Column::Power, Expr::value(wire(&e.power)))
                 .filter(vm_contexts::Column::Id.eq(row.id.clone()))

@@ -125,12 +125,30 @@ fn socket_dir(job_xml: &str) -> Option<PathBuf> {
 
 /// Ends the chain: every checkpoint of `chain` on `dom` is deleted.
 pub fn forget_chain(dom: &Domain, chain: &Chain) -> Result<()> {
-    for (name, _) in ffi::list_checkpoints(dom)? {
-        if chain.generation(&name).is_some() {
-            ffi::delete_checkpoint(dom, &name)?;
+    let ours: Vec<String> = ffi::list_checkpoints(dom)?.into_iter().map(|(n, _)| n).filter(|n| chain.generation(n).is_some()).collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    let name = dom.name().unwrap_or_default();
+    // libvirt deletes a checkpoint's bitmaps through the running QEMU: a
+    // shut-off VM is started paused for it, and stopped again.
+    let started = if dom.is_active().map_err(|e| lv(&name, "reading the power state", e))? {
+        false
+    } else {
+        dom.create_with_flags(virt::sys::VIR_DOMAIN_START_PAUSED).map_err(|e| lv(&name, "starting the shut-off VM paused to delete its checkpoints", e))?;
+        true
+    };
+    let deleted = ours.iter().try_for_each(|c| ffi::delete_checkpoint(dom, c));
+    if started && power_is_paused(dom) {
+        if let Err(e) = dom.destroy() {
+            tracing::warn!(vm = %name, error = %e.message(), "stopping the VM started paused to delete its checkpoints");
         }
     }
-    Ok(())
+    deleted
+}
+
+fn power_is_paused(dom: &Domain) -> bool {
+    matches!(dom.state(), Ok((virt::enumutil::Enum::Known(virt::domain::DomainState::Paused), _)))
 }
 
 struct Session {

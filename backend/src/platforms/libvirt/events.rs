@@ -113,6 +113,13 @@ pub fn watch(uri: &str, sink: impl Fn(PowerEvent) + Send + Sync + 'static) -> Wa
                         unsafe { free_sink(opaque) };
                         tracing::warn!(%uri, "registering for lifecycle events failed");
                     } else {
+                        // What changed while nobody listened (first watch, or
+                        // the daemon was away): every domain's state now.
+                        for dom in conn.list_all_domains(0).unwrap_or_default() {
+                            if let (Ok(vm_id), Ok(power)) = (dom.uuid_string(), super::power_of(&dom)) {
+                                sink(PowerEvent { vm_id, power });
+                            }
+                        }
                         while !halt.load(Ordering::Relaxed) && conn.is_alive().unwrap_or(false) {
                             std::thread::sleep(Duration::from_millis(250));
                         }
