@@ -389,7 +389,7 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     b.client.goto(&server.url("/recovery")).await?;
     click(b, &format!("browse-{point_id}")).await?;
     b.testid("file-browser", Duration::from_secs(15)).await?;
-    click(b, "open-disk0-p1").await?;
+    click(b, "open-vda-p1").await?;
     click(b, "open-etc").await?;
     let row = b.testid("file-hostname", T).await?;
     ensure!(num(&row, "data-size").await? == 7, "hostname size");
@@ -397,7 +397,7 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let href = attr(&link, "href").await?;
     let got = b.client.execute("return fetch(arguments[0]).then(r => r.text())", vec![Value::String(href)]).await?;
     ensure!(got == "web-01\n", "downloaded /etc/hostname: {got:?}");
-    click(b, "crumb-/disk0-p1").await?;
+    click(b, "crumb-/vda-p1").await?;
     click(b, "open-var").await?;
     click(b, "open-www").await?;
     click(b, "open-html").await?;
@@ -408,7 +408,7 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     shoot_sizes(b, &server, "/recovery", "page-recovery", "recovery", None).await?;
     b.client.goto(&server.url("/recovery")).await?;
     click(b, &format!("browse-{point_id}")).await?;
-    click(b, "open-disk0-p1").await?;
+    click(b, "open-vda-p1").await?;
     click(b, "open-etc").await?;
     b.testid("file-hostname", T).await?;
     let p = b.screenshot("file-browser-desktop-1440x900").await?;
@@ -426,12 +426,19 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
         .and_then(|a| a.iter().filter(|p| p["vm_name"] == "web-01").nth(1))
         .context("no second web-01 restore point")?;
     let older_id = older["id"].as_str().context("restore point id")?.to_string();
+    // web-02 (the VM the file goes back into later) is shut down first.
+    let web02 = server.get_json("/api/v1/vm-contexts")?["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["name"] == "web-02"))
+        .and_then(|v| v["id"].as_str().map(str::to_string))
+        .context("web-02 is not managed")?;
+    server.expect(&token, "POST", &format!("/api/v1/vms/{web02}/power"), Some(serde_json::json!({"action": "stop"})), 200)?;
     b.client.goto(&server.url("/assets")).await?;
     click(b, "restore-points-web-01").await?;
     b.testid("vm-points", T).await?;
     click(b, &format!("browse-{older_id}")).await?;
     b.testid("file-browser", Duration::from_secs(15)).await?;
-    click(b, "open-disk0-p1").await?;
+    click(b, "open-vda-p1").await?;
     click(b, "open-var").await?;
     click(b, "open-www").await?;
     click(b, "open-html").await?;
@@ -471,7 +478,7 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let status = b.testid("restore-files-job", T).await?.attr("data-status").await?;
     ensure!(status.as_deref() == Some("completed"), "the job shows completed: {status:?}");
     let log = b.testid("restore-files-log", T).await?.text().await?;
-    ensure!(log.contains("written: /disk0-p1/var/www/html/index.html"), "the job's log is shown: {log:?}");
+    ensure!(log.contains("written: /vda-p1/var/www/html/index.html"), "the job's log is shown: {log:?}");
     let details = server.get_json(&format!("/api/v1/jobs/{job_id}"))?;
     ensure!(details["job"]["kind"] == "file_restore" && details["file_restore"]["files"] == 1, "the job carries the result: {details}");
     let restored = std::fs::read(out_dir.join("web-01-old/index.html"))?;
@@ -485,12 +492,7 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     // Back into a VM's disk: a running VM is refused; web-02, shut down,
     // takes the file into its root volume (sent back through libvirt).
     click(b, "dest-vm").await?;
-    let web02 = server.get_json("/api/v1/vm-contexts")?["items"]
-        .as_array()
-        .and_then(|a| a.iter().find(|v| v["name"] == "web-02"))
-        .and_then(|v| v["id"].as_str().map(str::to_string))
-        .context("web-02 is not managed")?;
-    server.expect(&token, "POST", &format!("/api/v1/vms/{web02}/power"), Some(serde_json::json!({"action": "stop"})), 200)?;
+
     b.client
         .execute(
             "const s = document.querySelector(\"[data-testid='dest-vm-select']\"); s.value = arguments[0]; s.dispatchEvent(new Event('change')); return true",
@@ -499,11 +501,26 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
         .await?;
     type_into(b, "dest-directory", "/restored").await?;
     click(b, "restore-files-start").await?;
-    b.until("restored into web-02", Duration::from_secs(60), || async {
-        let r = b.testid("restore-files-result", T).await?;
-        Ok(r.text().await?.contains("web-02").then_some(()))
+    b.until("restored into web-02", Duration::from_secs(120), || async {
+        if let Ok(e) = b.client.find(Locator::Css("[data-testid='restore-files-error']")).await {
+            anyhow::bail!("the restore into web-02 failed: {}", e.text().await?);
+        }
+        if let Ok(j) = b.client.find(Locator::Css("[data-testid='restore-files-job']")).await {
+            if j.attr("data-status").await?.as_deref() == Some("failed") {
+                anyhow::bail!("the restore into web-02 failed: {}", j.text().await?);
+            }
+        }
+        match b.client.find(Locator::Css("[data-testid='restore-files-result']")).await {
+            Ok(r) => Ok(r.text().await?.contains("web-02").then_some(())),
+            Err(_) => Ok(None),
+        }
     })
-    .await?;
+    .await
+    .with_context(|| {
+        let jobs = server.get_json("/api/v1/jobs?limit=3").map(|j| j.to_string()).unwrap_or_default();
+        let log: Vec<String> = server.log_text().lines().rev().take(25).map(str::to_string).collect();
+        format!("jobs: {jobs}\nserver log (newest first):\n{}", log.join("\n"))
+    })?;
     let in_guest = e2e::guest_file(&lab_volume(&server, "prod", "web-02")?, 0, "/restored/index.html")?;
     ensure!(in_guest == index_before, "the file restored into web-02's disk differs from the old version");
     click(b, "file-browser-close").await?;

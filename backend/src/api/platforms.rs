@@ -143,6 +143,8 @@ async fn probe(kind: PlatformKind, address: &str) -> Result<(String, Result<Host
     tokio::task::spawn_blocking(move || {
         let platform = inventory::connect(kind, &address).map_err(|e| e.to_string())?;
         let canonical = if crate::platforms::libvirt::is_uri(&address) {
+            // A libvirt host that does not answer now is not added.
+            crate::platforms::libvirt::open(&address).map_err(|e| e.to_string())?;
             address
         } else {
             std::fs::canonicalize(&address).map(|p| p.display().to_string()).unwrap_or(address)
@@ -174,7 +176,7 @@ async fn add_platform(State(state): State<AppState>, ApiJson(req): ApiJson<AddPl
     }
     let (address, inv) = probe(req.kind, &req.address)
         .await
-        .map_err(|m| ApiError::invalid_value("address", format!("{m}. Check the path and try again.")))?;
+        .map_err(|m| ApiError::invalid_value("address", format!("{m}. Check the address and try again.")))?;
     let kind = crate::catalog::wire(&req.kind);
     if let Some(existing) = platforms::Entity::find()
         .filter(platforms::Column::Kind.eq(kind.clone()))

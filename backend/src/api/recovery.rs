@@ -192,7 +192,10 @@ async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<Prepared, A
         )
     });
 
-    let free = compatibility::free_bytes(Path::new(&target.address)).unwrap_or(0);
+    let (kind, address) = (from_wire::<PlatformKind>(&target.kind).unwrap_or(PlatformKind::Kvm), target.address.clone());
+    let free = tokio::task::spawn_blocking(move || inventory::connect(kind, &address).and_then(|p| p.disk_space()).map(|s| s.free_bytes).unwrap_or(0))
+        .await
+        .unwrap_or(0);
     // Jobs count the data they really read (holes are skipped), so the rate applies to the data.
     let hist = history(&state.db).await?.map(|(bps, _from_restores)| (bps, point.required_bytes));
     let mut report = compatibility::check(&Facts {

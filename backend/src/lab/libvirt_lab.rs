@@ -125,6 +125,12 @@ pub fn init(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<LabGuests> {
             waiting.push((vm.name.to_string(), log));
         }
     }
+    // The pools list the disks copied into them only once refreshed.
+    for (_, uri) in &uris {
+        if let Ok(pool) = crate::platforms::libvirt::open(uri).and_then(|c| c.lookup_storage_pool_by_name("images").map_err(|e| crate::platforms::PlatformError::Invalid(e.message().to_string()))) {
+            let _ = pool.refresh(0);
+        }
+    }
     let deadline = Instant::now() + BOOT_BUDGET;
     let mut booted = Vec::new();
     for (name, log) in waiting {

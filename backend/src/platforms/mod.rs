@@ -130,8 +130,20 @@ pub trait Platform: Send + Sync {
             }
         }
     }
+    /// The room for new disks (restores, replicas): bytes free where the
+    /// platform puts them, and that place when it is a directory of this
+    /// machine.
+    fn disk_space(&self) -> Result<DiskSpace>;
     /// Deletes a stopped VM and its disks.
     fn delete_vm(&self, vm: &str) -> Result<()>;
+}
+
+/// Where a platform puts new disks, and how much fits.
+#[derive(Debug, Clone)]
+pub struct DiskSpace {
+    pub free_bytes: u64,
+    /// The directory on this machine the disks go to, if they do.
+    pub local_dir: Option<PathBuf>,
 }
 
 /// What a new VM looks like.

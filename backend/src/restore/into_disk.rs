@@ -282,6 +282,9 @@ pub fn restore_into_disk(sel: &Selection, dest: &DiskDestination, policy: Confli
         stop()?;
         let extracted_ms = started.elapsed().as_millis() as u64;
 
+        if guest_tools::replay_journal(family, &raw)? {
+            (watch.log)(format!("volume {}: replayed the journal the guest left (it was stopped without a clean shutdown), as its next mount would", dest.volume));
+        }
         let (check, before) = guest_tools::check(family, &raw)?;
         if let Some(output) = before {
             return Err(FileRestoreError::NeedsRepair { vm: vm.clone(), volume: dest.volume.clone(), check, output });

@@ -31,6 +31,7 @@ use crate::engine::progress::Progress;
 use crate::engine::{restore, EngineError};
 use crate::jobs::vm_restore::{restore_vm_with, RestoreHooks, RestoreRequest};
 use crate::jobs::JobError;
+use crate::platforms::DiskSpace;
 
 /// What a restore job does, kept in the job row (`jobs.options`, JSON),
 /// decided and validated when it was queued.
@@ -150,9 +151,9 @@ async fn plan(runner: &Runner, db: &sea_orm::DatabaseConnection, job: &jobs::Mod
 }
 
 /// Refuses when the target (and the staging area) cannot hold `required` bytes.
-pub fn check_space(target_name: &str, target_dir: &Path, staging: &Path, required: u64) -> Result<(), String> {
-    let free = free_bytes(target_dir).map_err(|e| format!("unable to read the free space of {}: {e}", target_dir.display()))?;
-    let same_fs = matches!((filesystem_id(target_dir), filesystem_id(staging)), (Ok(a), Ok(b)) if a == b);
+pub fn check_space(target_name: &str, target: &DiskSpace, staging: &Path, required: u64) -> Result<(), String> {
+    let free = target.free_bytes;
+    let same_fs = target.local_dir.as_deref().is_some_and(|d| matches!((filesystem_id(d), filesystem_id(staging)), (Ok(a), Ok(b)) if a == b));
     // Staged raw images and the converted disks coexist until the end.
     let on_target = if same_fs { required.saturating_mul(2) } else { required };
     if let Some(n) = space_note(target_name, on_target, free) {
@@ -188,7 +189,7 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, pl
         let ds = repositories_logic::open_datastore(&plan.data_dir, &plan.repository)?;
         let required = restore::allocated_bytes(&ds, &plan.snapshot_name, &plan.snapshot_id)?;
         std::fs::create_dir_all(&o.staging_dir).map_err(|e| JobError::Io { what: format!("creating {}", o.staging_dir.display()), source: e })?;
-        check_space(&plan.target_name, Path::new(&plan.target_address), &o.staging_dir, required).map_err(crate::platforms::PlatformError::Invalid)?;
+        check_space(&plan.target_name, &target.disk_space()?, &o.staging_dir, required).map_err(crate::platforms::PlatformError::Invalid)?;
         log(format!("{required} bytes of data to restore; host '{}' has room", plan.target_name));
         let req = RestoreRequest {
             source_vm: plan.snapshot_name.clone(),
@@ -299,8 +300,9 @@ mod tests {
     fn space_is_refused_with_both_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let free = free_bytes(dir.path()).unwrap();
-        assert!(check_space("h", dir.path(), dir.path(), 1).is_ok());
-        let err = check_space("kvm-dr-01", dir.path(), dir.path(), free).unwrap_err();
+        let space = DiskSpace { free_bytes: free, local_dir: Some(dir.path().to_path_buf()) };
+        assert!(check_space("h", &space, dir.path(), 1).is_ok());
+        let err = check_space("kvm-dr-01", &space, dir.path(), free).unwrap_err();
         assert!(err.contains("not enough space on host 'kvm-dr-01'") && err.contains(&(free * 2).to_string()), "{err}");
     }
 }

@@ -8,7 +8,7 @@ use shared_types::platform::{DiskFormat, DiskInfo, HostInfo, HostInventory, Plat
 
 use crate::platforms::error::{PlatformError, Result};
 use crate::platforms::nbd::{self, NbdError, QemuNbd, QemuNbdOptions};
-use crate::platforms::{DiskRead, DiskWrite, NewVm, Platform};
+use crate::platforms::{DiskRead, DiskSpace, DiskWrite, NewVm, Platform};
 
 use super::definition::{self, DiskDefinition, HostDefinition, VmDefinition};
 use super::{cbt, disk_read, qcow2_header, qemu_img, replace};
@@ -315,6 +315,11 @@ impl Platform for KvmHost {
                 closed
             }),
         ))
+    }
+
+    fn disk_space(&self) -> Result<DiskSpace> {
+        let free = crate::catalog::compatibility::free_bytes(&self.dir).map_err(|e| PlatformError::io(format!("reading the free space of {}", self.dir.display()), e))?;
+        Ok(DiskSpace { free_bytes: free, local_dir: Some(self.dir.clone()) })
     }
 
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo> {

@@ -34,11 +34,20 @@ fn stopped(platform: &LibvirtPlatform, conn: &Connect, vm: &str) -> Result<Strin
 
 /// The storage volume behind `source` (a file path, or `pool/volume`).
 fn volume(conn: &Connect, vm: &str, disk: &str, source: &str) -> Result<StorageVol> {
-    let found = if source.starts_with('/') {
-        conn.lookup_storage_vol_by_path(source).ok()
-    } else {
-        source.split_once('/').and_then(|(pool, vol)| conn.lookup_storage_pool_by_name(pool).ok()?.lookup_storage_vol_by_name(vol).ok())
+    let lookup = || {
+        if source.starts_with('/') {
+            conn.lookup_storage_vol_by_path(source).ok()
+        } else {
+            source.split_once('/').and_then(|(pool, vol)| conn.lookup_storage_pool_by_name(pool).ok()?.lookup_storage_vol_by_name(vol).ok())
+        }
     };
+    // A pool lists the files it had when last refreshed: refresh and look again.
+    let found = lookup().or_else(|| {
+        for pool in conn.list_all_storage_pools(virt::sys::VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE).unwrap_or_default() {
+            let _ = pool.refresh(0);
+        }
+        lookup()
+    });
     found.ok_or_else(|| {
         PlatformError::Invalid(format!(
             "disk '{disk}' of VM '{vm}' ({source}) is not a volume of any storage pool of the host: Sendense writes into disks only through libvirt's storage pools (add its directory as a pool)"
@@ -61,6 +70,8 @@ pub fn open(platform: &LibvirtPlatform, vm: &str, disk: &str, work_dir: &Path) -
     let disk_err = |path: &Path, e: nbd::NbdError| PlatformError::Disk { path: path.to_path_buf(), reason: e.to_string() };
     let server = QemuNbd::start(&copy, &QemuNbdOptions::new(d.format).runtime_dir(work_dir)).map_err(|e| disk_err(&copy, e))?;
     let client = server.connect(&[nbd::BASE_ALLOCATION]).map_err(|e| disk_err(&copy, e))?;
+    let key = vol.key().map_err(|e| PlatformError::Invalid(format!("reading the key of volume '{vol_name}': {}", e.message())))?;
+    drop(vol);
     let uri = platform.uri().to_string();
     let vm = vm.to_string();
     Ok(DiskWrite::new(
@@ -76,6 +87,8 @@ pub fn open(platform: &LibvirtPlatform, vm: &str, disk: &str, work_dir: &Path) -
             let conn = platform.connect()?;
             // Started behind our back since: nothing is written.
             stopped(&platform, &conn, &vm)?;
+            // A volume is used on the connection it was looked up on.
+            let vol = conn.lookup_storage_vol_by_key(&key).map_err(|e| PlatformError::Invalid(format!("volume '{vol_name}' is gone from the host: {}", e.message())))?;
             if let Err(e) = upload_into(&conn, &vol, &vol_name, &copy) {
                 tracing::warn!(vm = %vm, volume = %vol_name, error = %e, "writing the disk back failed; putting it back as it was");
                 upload_into(&conn, &vol, &vol_name, &undo).map_err(|u| {

@@ -27,7 +27,7 @@ use virt::domain::Domain;
 use self::backup::{lv, Chain};
 use self::domain_xml::DomainDef;
 use super::error::{PlatformError, Result};
-use super::{DiskRead, DiskWrite, NewVm, Platform};
+use super::{DiskRead, DiskSpace, DiskWrite, NewVm, Platform};
 
 /// The transports a libvirt URI may name (`qemu`, `qemu+unix`, ...).
 const SCHEMES: [&str; 5] = ["qemu", "qemu+unix", "qemu+ssh", "qemu+tcp", "qemu+tls"];
@@ -288,6 +288,14 @@ impl Platform for LibvirtPlatform {
 
     fn open_disk_write(&self, vm: &str, disk: &str, work_dir: &std::path::Path) -> Result<DiskWrite> {
         disk_write::open(self, vm, disk, work_dir)
+    }
+
+    fn disk_space(&self) -> Result<DiskSpace> {
+        let conn = self.connect()?;
+        let pool = create::default_pool(&conn)?;
+        let _ = pool.refresh(0);
+        let info = pool.info().map_err(|e| PlatformError::Invalid(format!("reading the storage pool of {}: {}", self.uri, e.message())))?;
+        Ok(DiskSpace { free_bytes: info.available, local_dir: None })
     }
 
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo> {
