@@ -212,6 +212,9 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
     let bar = b.testid("discovery-progress", T).await?;
     b.until("discovery progress done", T, || async { Ok((attr(&bar, "data-phase").await? == "done").then_some(())) }).await?;
     ensure!(num(&bar, "data-done").await? == 6 && num(&bar, "data-total").await? == 6, "discovery progress did not count 6 of 6");
+    // The host's storage pools, from libvirt.
+    let pools = b.testid("discover-pools", T).await?.text().await?;
+    ensure!(pools.contains("images (dir)") && pools.contains("free of"), "storage pools shown: {pools:?}");
     click(b, "bulk-add").await?;
     let added = b.testid("bulk-add-result", T).await?.text().await?;
     ensure!(added.contains("Added 6"), "bulk add said {added:?}");

@@ -111,6 +111,9 @@ pub struct DiscoverVmsResponse {
     /// (e.g. a disk outside the host directory); not in `vms`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<crate::platform::RefusedVm>,
+    /// The platform's storage pools (where restores put disks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage_pools: Vec<crate::platform::StoragePoolInfo>,
     pub duration_ms: u64,
 }
 

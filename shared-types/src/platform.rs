@@ -159,6 +159,21 @@ pub struct HostInventory {
     /// VMs the host has that cannot be protected (not in `vms`), with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<RefusedVm>,
+    /// Where the host keeps disks (libvirt storage pools), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage_pools: Vec<StoragePoolInfo>,
+}
+
+/// A place a host keeps VM disks (a libvirt storage pool).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoragePoolInfo {
+    pub name: String,
+    /// The pool's type in the platform's terms (`dir`, `logical`, `netfs`, …).
+    pub kind: String,
+    pub active: bool,
+    pub capacity_bytes: u64,
+    pub available_bytes: u64,
 }
 
 /// A VM a platform has but Sendense refuses to protect (e.g. a disk file

@@ -87,6 +87,7 @@ pub async fn discover(state: &AppState, row: platform_rows::Model) -> Result<Dis
     };
     let by_vm: HashMap<String, vm_contexts::Model> = managed.into_iter().map(|m| (m.platform_vm_id.clone(), m)).collect();
     let refused = inv.refused.clone();
+    let storage_pools = inv.storage_pools.clone();
     for r in &refused {
         tracing::warn!(platform = %row.name, vm = %r.name, reason = %r.reason, "VM refused at discovery");
     }
@@ -111,6 +112,7 @@ pub async fn discover(state: &AppState, row: platform_rows::Model) -> Result<Dis
         vms,
         missing,
         refused,
+        storage_pools,
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }

@@ -18,7 +18,8 @@ use super::vm_restore::{restore_vm, RestoreRequest};
 
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
-    /// Discover a KVM host directory: VMs, disks, NICs, networks.
+    /// Discover a KVM host (a libvirt URI or a host directory): VMs, disks,
+    /// NICs, networks, storage pools.
     Inventory {
         dir: PathBuf,
         /// The inventory as JSON.
@@ -95,6 +96,9 @@ pub fn run_host(cmd: HostCommand) -> anyhow::Result<()> {
             println!("host {} ({}), {} cores, {} MiB", inv.host.name, inv.host.address, inv.host.cpu_cores, inv.host.memory_mib);
             for n in &inv.networks {
                 println!("  network {} bridge={} cidr={}", n.name, n.bridge.as_deref().unwrap_or("-"), n.cidr.as_deref().unwrap_or("-"));
+            }
+            for p in &inv.storage_pools {
+                println!("  pool {} ({}) {} bytes free of {}{}", p.name, p.kind, p.available_bytes, p.capacity_bytes, if p.active { "" } else { ", inactive" });
             }
             for vm in &inv.vms {
                 println!("  vm {} [{:?}] {} vCPU {} MiB {:?} {:?} role={}", vm.name, vm.power, vm.vcpus, vm.memory_mib, vm.os, vm.firmware, vm.role.as_deref().unwrap_or("-"));

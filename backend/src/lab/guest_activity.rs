@@ -95,13 +95,6 @@ fn parse(output: &str) -> Vec<GuestFile> {
         .collect()
 }
 
-/// The pty of a running domain's serial console, from its live definition.
-fn console_pty(xml: &str) -> Option<String> {
-    let doc = roxmltree::Document::parse(xml).ok()?;
-    let serial = doc.descendants().find(|n| n.has_tag_name("serial") && n.attribute("type") == Some("pty"))?;
-    serial.children().find(|n| n.has_tag_name("source"))?.attribute("path").map(str::to_string)
-}
-
 /// Whether the lab in `dir` runs on libvirt (its production host is up).
 pub fn running(dir: &Path) -> bool {
     libvirt_lab::hosts(dir)[0].is_running()
@@ -119,7 +112,9 @@ pub fn round(dir: &Path) -> Result<GuestActivityReport> {
     for dom in doms {
         let vm = dom.name().unwrap_or_default();
         let xml = dom.xml_desc(0).unwrap_or_default();
-        let role = crate::platforms::libvirt::domain_xml::parse_domain(&xml).ok().and_then(|d| d.role).unwrap_or_else(|| "app".into());
+        let def = crate::platforms::libvirt::domain_xml::parse_domain(&xml).ok();
+        let role = def.as_ref().and_then(|d| d.role.clone()).unwrap_or_else(|| "app".into());
+        let pty = def.and_then(|d| d.console_pty);
         // The word the guest's init got (lab::guest::domain_xml): `file-server` → `fileserver`.
         let role_word: String = role.split_whitespace().next().unwrap_or("app").chars().filter(|c| c.is_ascii_alphanumeric()).collect();
         let mut g = GuestActivity { vm: vm.clone(), role: role.clone(), skipped: None, files: Vec::new() };
@@ -129,7 +124,7 @@ pub fn round(dir: &Path) -> Result<GuestActivityReport> {
             continue;
         }
         let done = (|| -> Result<Vec<GuestFile>> {
-            let pty = console_pty(&xml).context("the guest has no pty console")?;
+            let pty = pty.context("the guest has no pty console")?;
             let mut console = GuestConsole::open(Path::new(&pty))?;
             let out = console.run(&round_line(&role_word), ROUND_TIMEOUT)?;
             if out.contains("NO-DATA") {
@@ -159,13 +154,6 @@ mod tests {
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].path, "/var/www/html/index.html");
         assert_eq!((files[0].bytes_written, files[0].size), (80, 80));
-    }
-
-    #[test]
-    fn the_pty_comes_from_the_live_definition() {
-        let xml = "<domain><devices><serial type='pty'><source path='/dev/pts/7'/><target port='0'/></serial></devices></domain>";
-        assert_eq!(console_pty(xml).as_deref(), Some("/dev/pts/7"));
-        assert_eq!(console_pty("<domain><devices/></domain>"), None);
     }
 
     #[test]

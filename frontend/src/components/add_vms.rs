@@ -138,6 +138,15 @@ fn AddVmsSteps(open: RwSignal<bool>, on_added: Callback<()>) -> impl IntoView {
                 <DiscoveryBar platform=platform />
                 {move || found.with(|f| f.as_ref().map(|r| view! {
                     <span class="muted small" data-testid="discover-summary">{format!("{} VMs found in {} ms", r.vms.len(), r.duration_ms)}</span>
+                    {(!r.storage_pools.is_empty()).then(|| view! {
+                        <span class="muted small" data-testid="discover-pools">
+                            {format!("storage: {}", r.storage_pools.iter().map(|p| if p.active {
+                                format!("{} ({}) {} free of {}", p.name, p.kind, format_bytes(p.available_bytes), format_bytes(p.capacity_bytes))
+                            } else {
+                                format!("{} ({}) inactive", p.name, p.kind)
+                            }).collect::<Vec<_>>().join(", "))}
+                        </span>
+                    })}
                 }))}
             </div>
             <ActError act=discover testid="discover-error" />

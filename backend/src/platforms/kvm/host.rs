@@ -217,6 +217,7 @@ impl Platform for KvmHost {
             progress(i + 1, names.len());
         }
         Ok(HostInventory {
+            storage_pools: Vec::new(),
             host: HostInfo {
                 name: self.def.name.clone(),
                 kind: PlatformKind::Kvm,

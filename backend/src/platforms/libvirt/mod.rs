@@ -19,7 +19,7 @@ pub mod ffi;
 use std::time::{Duration, Instant};
 
 use shared_types::platform::{
-    DiskFormat, DiskInfo, GuestOs, HostInfo, HostInventory, NetworkInfo, PlatformKind, PowerAction, PowerState, VmInfo,
+    DiskFormat, DiskInfo, GuestOs, HostInfo, HostInventory, NetworkInfo, PlatformKind, PowerAction, PowerState, StoragePoolInfo, VmInfo,
 };
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -224,7 +224,21 @@ impl Platform for LibvirtPlatform {
             progress(i + 1, domains.len());
         }
         vms.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(HostInventory { host, networks, vms, refused: Vec::new() })
+        let mut storage_pools = Vec::new();
+        for pool in conn.list_all_storage_pools(0).map_err(|e| fail("listing storage pools", e))? {
+            let info = pool.info().map_err(|e| fail("reading a storage pool", e))?;
+            let xml = pool.xml_desc(0).unwrap_or_default();
+            let kind = roxmltree::Document::parse(&xml).ok().and_then(|d| d.root_element().attribute("type").map(str::to_string)).unwrap_or_default();
+            storage_pools.push(StoragePoolInfo {
+                name: pool.name().map_err(|e| fail("reading a storage pool's name", e))?,
+                kind,
+                active: info.state == virt::sys::VIR_STORAGE_POOL_RUNNING,
+                capacity_bytes: info.capacity,
+                available_bytes: info.available,
+            });
+        }
+        storage_pools.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(HostInventory { host, networks, vms, refused: Vec::new(), storage_pools })
     }
 
     fn vm(&self, vm: &str) -> Result<VmInfo> {
