@@ -320,6 +320,29 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     assert!(report["bytes_read"].as_u64().unwrap() >= 384 << 20, "{report}");
     let (fourth, _) = only_checkpoint(&platform, "g2", chain);
     assert!(fourth != third);
+
+    // A full read of the shut-off VM (started paused for it) killed: the
+    // clean-up at start ends its job and stops the VM again.
+    assert_eq!(platform.vm("g2").unwrap().power, PowerState::Stopped);
+    let killed_repo2 = t.path().join("repo-killed-2");
+    assert!(cli(&["repo", "init", p(&killed_repo2)]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sendense"))
+        .args(["vm", "backup", "--host", uri.as_str(), "--vm", "g2", "--repo", p(&killed_repo2), "--no-progress"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while ffi::backup_job(&dom).is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the backup job never started");
+        assert!(child.try_wait().unwrap().is_none(), "the backup ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(platform.vm("g2").unwrap().power, PowerState::Suspended, "the killed read left the VM paused");
+    assert_eq!(platform.clean_up_after_restart().unwrap(), 1);
+    assert_eq!(platform.vm("g2").unwrap().power, PowerState::Stopped, "the clean-up stopped the VM it had started paused");
     let out2 = t.path().join("g2-after.raw");
     restore_raw(&ds, "g2", "latest", "vda", &out2);
     assert!(same_as_image(&out2, &vda), "the full read restores byte for byte");

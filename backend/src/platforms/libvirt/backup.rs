@@ -111,8 +111,42 @@ pub fn end_dangling(conn: &virt::connect::Connect) -> Result<usize> {
             let _ = std::fs::remove_dir_all(dir);
         }
         ended += 1;
+        // A shut-off VM the stopped server had started paused for that read
+        // goes back to shut off.
+        if is_paused(&dom) && paused_for_backup(&dom) {
+            tracing::warn!(vm = %name, "stopping the VM a stopped server started paused for its backup");
+            if let Err(e) = dom.destroy() {
+                tracing::warn!(vm = %name, error = %e.message(), "stopping a VM started paused for a backup");
+            }
+        }
     }
     Ok(ended)
+}
+
+/// The namespace of the live-only mark on a VM started paused for a read.
+const PAUSED_NS: &str = "https://sendense.io/xmlns/paused-for-backup/1";
+
+/// Marks (or unmarks) `dom`, live only (gone when it stops), as started
+/// paused by a backup, so a server killed meanwhile can stop it at start.
+fn mark_paused_for_backup(dom: &Domain, on: bool) {
+    let flags = virt::sys::VIR_DOMAIN_AFFECT_LIVE;
+    let kind = virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32;
+    let r = if on {
+        dom.set_metadata(kind, Some("<paused-for-backup/>"), Some("sdp"), Some(PAUSED_NS), flags)
+    } else {
+        dom.set_metadata(kind, None, None, Some(PAUSED_NS), flags)
+    };
+    if let Err(e) = r {
+        tracing::warn!(vm = %dom.name().unwrap_or_default(), error = %e.message(), "marking a VM started paused for its backup");
+    }
+}
+
+fn paused_for_backup(dom: &Domain) -> bool {
+    dom.metadata(virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(PAUSED_NS), virt::sys::VIR_DOMAIN_AFFECT_LIVE).is_ok()
+}
+
+fn is_paused(dom: &Domain) -> bool {
+    matches!(dom.state(), Ok((virt::enumutil::Enum::Known(virt::domain::DomainState::Paused), _)))
 }
 
 /// The export socket's directory a backup job's XML names, when it is ours.
@@ -139,7 +173,7 @@ pub fn forget_chain(dom: &Domain, chain: &Chain) -> Result<()> {
         true
     };
     let deleted = ours.iter().try_for_each(|c| ffi::delete_checkpoint(dom, c));
-    if started && power_is_paused(dom) {
+    if started && is_paused(dom) {
         if let Err(e) = dom.destroy() {
             tracing::warn!(vm = %name, error = %e.message(), "stopping the VM started paused to delete its checkpoints");
         }
@@ -147,9 +181,6 @@ pub fn forget_chain(dom: &Domain, chain: &Chain) -> Result<()> {
     deleted
 }
 
-fn power_is_paused(dom: &Domain) -> bool {
-    matches!(dom.state(), Ok((virt::enumutil::Enum::Known(virt::domain::DomainState::Paused), _)))
-}
 
 struct Session {
     dom: Domain,
@@ -204,6 +235,7 @@ impl Session {
                 .create_with_flags(virt::sys::VIR_DOMAIN_START_PAUSED)
                 .map_err(|e| lv(&self.name, "starting the shut-off VM paused for its backup", e))?;
             self.started_paused = true;
+            mark_paused_for_backup(&self.dom, true);
         }
         let dir = tempfile::Builder::new()
             .prefix(SOCKET_PREFIX)
@@ -329,7 +361,11 @@ impl Session {
         }
         // A VM started paused for the read is stopped again, unless someone
         // resumed it meanwhile: then it is a running guest and stays one.
-        let still_paused = matches!(self.dom.state(), Ok((virt::enumutil::Enum::Known(virt::domain::DomainState::Paused), _)));
+        let still_paused = is_paused(&self.dom);
+        if self.started_paused && !still_paused {
+            // Resumed by someone: a guest like any other from now on.
+            mark_paused_for_backup(&self.dom, false);
+        }
         if self.started_paused && still_paused {
             // SIGTERM: QEMU closes its images cleanly, which writes the bitmaps.
             if self.dom.destroy_flags(virt::sys::VIR_DOMAIN_DESTROY_GRACEFUL).is_err() {

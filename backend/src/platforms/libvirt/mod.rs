@@ -68,7 +68,13 @@ pub fn open(uri: &str) -> Result<Connect> {
     static QUIET: std::sync::Once = std::sync::Once::new();
     QUIET.call_once(virt::error::clear_error_callback);
     events::ensure_event_loop();
-    Connect::open(Some(uri)).map_err(|e| PlatformError::Invalid(format!("cannot reach the libvirt host {uri}: {}", e.message())))
+    let conn = Connect::open(Some(uri)).map_err(|e| PlatformError::Invalid(format!("cannot reach the libvirt host {uri}: {}", e.message())))?;
+    // A host that stops answering fails its calls after about 20 s (keepalive
+    // every 5 s, 3 missed) instead of holding a job forever.
+    if let Err(e) = conn.set_keep_alive(5, 3) {
+        tracing::debug!(%uri, error = %e.message(), "libvirt keepalive not enabled");
+    }
+    Ok(conn)
 }
 
 /// One libvirt host.
