@@ -218,6 +218,42 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     assert!(matches!(platform.vm(&restored.id), Err(sendense::platforms::PlatformError::VmNotFound(_))));
     assert!(!images.join("g1-restored-vda.qcow2").exists(), "its volumes are deleted");
 
+    // Both disks written while the backup runs: the guest writes a counter
+    // to vda, then the same to vdb, over and over. One point in time for
+    // both disks means vda holds vdb's value or the next one; disks read at
+    // different moments would disagree by more.
+    let console_log_before = std::fs::read_to_string(&console_log).unwrap_or_default();
+    assert_eq!(platform.set_power(&id, PowerState::Running).unwrap().power, PowerState::Running);
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&console_log).unwrap_or_default() == console_log_before || guest_console::wait_for_boot(&console_log, Duration::from_millis(10)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(90), "g1 did not boot again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pty = platform.definition(&platform.domain(&conn, &id).unwrap()).unwrap().console_pty.unwrap();
+    let mut console = GuestConsole::open(Path::new(&pty)).unwrap();
+    let w = |dev: &str, sector: u64| format!("dd if=/tmp/c of=/dev/{dev} bs=512 seek={sector} count=1 conv=fsync,notrunc 2>/dev/null");
+    let writer = format!("mkdir -p /tmp; ( i=1; while true; do printf '%012d' $i > /tmp/c; {}; {}; i=$((i+1)); done ) & echo $! > /tmp/writer", w("vda", 100_000), w("vdb", 50_000));
+    console.run(&writer, Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = backup_vm(&platform, &id, &ds, &opts, &Progress::new()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    console.run("kill $(cat /tmp/writer)", Duration::from_secs(30)).unwrap();
+    let counter_at = |raw: &Path, sector: u64| -> u64 {
+        let data = std::fs::read(raw).unwrap();
+        let at = (sector * 512) as usize;
+        std::str::from_utf8(&data[at..at + 12]).unwrap().parse().unwrap()
+    };
+    let (ra, rb) = (t.path().join("during-vda.raw"), t.path().join("during-vdb.raw"));
+    restore_raw(&ds, "vm-owner-1", &during.snapshot, "vda", &ra);
+    restore_raw(&ds, "vm-owner-1", &during.snapshot, "vdb", &rb);
+    let (a, b) = (counter_at(&ra, 100_000), counter_at(&rb, 50_000));
+    let now = console.run("dd if=/dev/vda bs=512 skip=100000 count=1 2>/dev/null | head -c 12", Duration::from_secs(30)).unwrap();
+    let last: u64 = now.trim().trim_start_matches('0').parse().unwrap_or(0);
+    eprintln!("counters in the restore point: vda {a}, vdb {b}; the guest went on to {last}");
+    assert!(b > 0 && (a == b || a == b + 1), "both disks from one point in time: vda {a}, vdb {b}");
+    assert!(last > a, "the guest kept writing after the backup's point in time ({a} then {last}): the backup ran during the writes");
+    drop(console);
+
     let pid = host.0.pid().expect("the daemon runs");
     drop(host);
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the host's daemon is gone");
