@@ -773,6 +773,7 @@ async fn vm_context_list_with_ten_thousand_vms_on(lab: &Lab) {
             vcpus: Set(2),
             memory_mib: Set(2048),
             power: Set("running".into()),
+            power_since: Set(None),
             os: Set("linux".into()),
             firmware: Set("bios".into()),
             role: Set(None),

@@ -77,6 +77,16 @@ async fn a_lab_guest_is_stopped_and_started_from_its_power_dialog() -> Result<()
         .until("web-01 running in its row", Duration::from_secs(30), || async { Ok(power_text(&browser, "web-01").await?.contains("running").then_some(())) })
         .await?;
     ensure!(qemu_of(&server, "web-01"), "web-01 runs again");
+    // Its uptime counts from the start Sendense saw.
+    let shown = browser
+        .until("web-01's uptime", T, || async {
+            let t = power_text(&browser, "web-01").await?;
+            Ok(t.contains(" · up ").then_some(t))
+        })
+        .await?;
+    let vms = server.expect(&token, "GET", "/api/v1/vm-contexts", None, 200)?;
+    let since = vms["items"].as_array().and_then(|a| a.iter().find(|v| v["name"] == "web-01")).map(|v| v["power_since"].clone()).unwrap_or_default();
+    ensure!(since.is_string(), "the catalog says when web-01 started: {since}; the row shows {shown:?}");
     browser.screenshot("assets-lab-guests-desktop-1440x900").await?;
     let audit = server.expect(&token, "GET", "/api/v1/audit?limit=20", None, 200)?;
     let actions: Vec<&str> = audit["entries"].as_array().context("entries")?.iter().filter_map(|e| e["action"].as_str()).collect();

@@ -16,6 +16,7 @@ mod m20261122_000004_restore_jobs;
 mod m20261123_000001_network_mapping;
 mod m20261124_000001_replication;
 mod m20261204_000005_maintenance;
+mod m20261204_000006_power_since;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_network_mapping::Migration),
             Box::new(m20261124_000001_replication::Migration),
             Box::new(m20261204_000005_maintenance::Migration),
+            Box::new(m20261204_000006_power_since::Migration),
         ]
     }
 }

@@ -290,6 +290,8 @@ async fn check_maintenance_schema(db: &DatabaseConnection) {
         .from(Alias::new("backups"))
         .to_owned();
     db.query_all(backend.build(&verified)).await.expect("backups carry their verify state");
+    let since = Query::select().columns([Alias::new("power"), Alias::new("power_since")]).from(Alias::new("vm_contexts")).to_owned();
+    db.query_all(backend.build(&since)).await.expect("managed VMs carry when their power state began");
     delete_row(db, "repositories", "mr1").await;
     let row = db
         .query_one(Statement::from_string(backend, "SELECT repository_id FROM jobs WHERE id = 'mj1'"))

@@ -45,6 +45,10 @@ pub struct VmContext {
     pub vcpus: u32,
     pub memory_mib: u64,
     pub power: PowerState,
+    /// When Sendense saw this power state begin (its lifecycle events, power
+    /// actions, discoveries); absent when it has not seen it change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_since: Option<DateTime<Utc>>,
     pub os: GuestOs,
     pub firmware: Firmware,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -231,11 +231,7 @@ async fn power(State(state): State<AppState>, Path(id): Path<String>, ApiJson(re
         message: format!("{} of '{}' on {} failed: {e}", action_label(action), row.name, platform.name),
         details: Vec::new(),
     })?;
-    vm_contexts::Entity::update_many()
-        .col_expr(vm_contexts::Column::Power, Expr::value(crate::catalog::wire(&vm.power)))
-        .filter(vm_contexts::Column::Id.eq(row.id.clone()))
-        .exec(&state.db)
-        .await?;
+    crate::catalog::power_watch::record_power(&state.db, &row.id, vm.power).await?;
     let row = find(&state.db, &id).await?;
     let name = row.name.clone();
     let body = details(&state, row).await?;

@@ -107,6 +107,7 @@ pub fn new_context(platform_id: &str, vm: &VmInfo, group_id: Option<String>, now
             vcpus: Set(i32::try_from(vm.vcpus).unwrap_or(i32::MAX)),
             memory_mib: Set(to_i64(vm.memory_mib)),
             power: Set(wire(&vm.power)),
+            power_since: Set(None),
             os: Set(wire(&vm.os)),
             firmware: Set(wire(&vm.firmware)),
             role: Set(vm.role.clone()),
@@ -256,6 +257,9 @@ pub async fn apply(db: &DatabaseConnection, platform: platforms::Model, inv: &Ho
             a.name = fresh.context.name;
             a.vcpus = fresh.context.vcpus;
             a.memory_mib = fresh.context.memory_mib;
+            if ctx.power != *fresh.context.power.as_ref() {
+                a.power_since = Set(Some(chrono::Utc::now()));
+            }
             a.power = fresh.context.power;
             a.os = fresh.context.os;
             a.firmware = fresh.context.firmware;

@@ -461,6 +461,7 @@ mod tests {
             vcpus: 2,
             memory_mib: 2048,
             power: "running".into(),
+            power_since: None,
             os: "linux".into(),
             firmware: "bios".into(),
             role: None,

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use shared_types::platform::PowerState;
 use shared_types::ws::ServerMessage;
 use tokio::sync::{broadcast, mpsc};
 
@@ -53,6 +54,19 @@ impl PowerWatches {
     }
 }
 
+/// Records that managed VM `vm_context_id` is now `power`, with the time
+/// the state began, when it is a change; whether it was.
+pub async fn record_power(db: &DatabaseConnection, vm_context_id: &str, power: PowerState) -> Result<bool, sea_orm::DbErr> {
+    let r = vm_contexts::Entity::update_many()
+        .col_expr(vm_contexts::Column::Power, Expr::value(wire(&power)))
+        .col_expr(vm_contexts::Column::PowerSince, Expr::value(Some(chrono::Utc::now())))
+        .filter(vm_contexts::Column::Id.eq(vm_context_id))
+        .filter(vm_contexts::Column::Power.ne(wire(&power)))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected > 0)
+}
+
 async fn apply(db: DatabaseConnection, events: broadcast::Sender<ServerMessage>, mut rx: mpsc::UnboundedReceiver<(String, PowerEvent)>) {
     while let Some((platform_id, e)) = rx.recv().await {
         let rows = vm_contexts::Entity::find()
@@ -67,15 +81,11 @@ async fn apply(db: DatabaseConnection, events: broadcast::Sender<ServerMessage>,
                 continue;
             }
         };
-        // A resync after a reconnect repeats states the catalog has.
-        for row in rows.into_iter().filter(|r| r.power != wire(&e.power)) {
-            let updated = vm_contexts::Entity::update_many()
-                .col_expr(vm_contexts::Column::Power, Expr::value(wire(&e.power)))
-                .filter(vm_contexts::Column::Id.eq(row.id.clone()))
-                .exec(&db)
-                .await;
-            match updated {
-                Ok(_) => {
+        // A resync after a reconnect repeats states the catalog has: only changes count.
+        for row in rows {
+            match record_power(&db, &row.id, e.power).await {
+                Ok(false) => {}
+                Ok(true) => {
                     tracing::info!(vm = %row.name, power = ?e.power, "power changed on the host");
                     let _ = events.send(ServerMessage::VmPower { vm_id: row.id.clone(), power: e.power });
                 }

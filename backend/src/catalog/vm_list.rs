@@ -229,6 +229,7 @@ pub async fn enrich(db: &impl ConnectionTrait, rows: Vec<vm_contexts::Model>) ->
                 vcpus: u32::try_from(r.vcpus).unwrap_or(0),
                 memory_mib: to_u64(r.memory_mib),
                 power: from_wire(&r.power).unwrap_or(PowerState::Stopped),
+                power_since: r.power_since,
                 os: from_wire(&r.os).unwrap_or(GuestOs::Other),
                 firmware: from_wire(&r.firmware).unwrap_or(Firmware::Bios),
                 capacity_bytes: to_u64(r.capacity_bytes),

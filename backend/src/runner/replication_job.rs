@@ -332,11 +332,7 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
         }
     };
     if let Ok(Done { source_power: Some(p), .. }) = &outcome {
-        let _ = vm_contexts::Entity::update_many()
-            .col_expr(vm_contexts::Column::Power, Expr::value(crate::catalog::wire(p)))
-            .filter(vm_contexts::Column::Id.eq(vm.id.clone()))
-            .exec(&db)
-            .await;
+        let _ = crate::catalog::power_watch::record_power(&db, &vm.id, *p).await;
     }
     end_job(runner, job, &vm.name, status, error, &progress).await;
     if let Some(row) = settled {

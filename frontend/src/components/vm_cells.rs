@@ -25,12 +25,22 @@ pub fn LastBackup(at: Option<chrono::DateTime<chrono::Utc>>, now: RwSignal<f64>)
     }
 }
 
+/// A VM's power state and, when Sendense saw it begin, for how long
+/// (`running · up 2h 5m`).
 #[component]
-pub fn Power(p: PowerState) -> impl IntoView {
+pub fn Power(p: PowerState, since: Option<chrono::DateTime<chrono::Utc>>, now: RwSignal<f64>) -> impl IntoView {
     let (class, text) = match p {
         PowerState::Running => ("operational", "running"),
         PowerState::Stopped => ("offline", "stopped"),
         PowerState::Suspended => ("caution", "suspended"),
     };
-    view! { <span class=format!("power {class}")><span class="power-dot"></span>{text}</span> }
+    let uptime = match (p, since) {
+        (PowerState::Running, Some(at)) => Some(view! {
+            <span class="muted small mono" data-testid="vm-uptime" title=format!("running since {} (seen by Sendense)", crate::format::when(at))>
+                {move || format!(" · up {}", shared_types::health::format_duration(((now.get() - at.timestamp_millis() as f64) / 1000.0).max(0.0) as u64))}
+            </span>
+        }),
+        _ => None,
+    };
+    view! { <span class=format!("power {class}")><span class="power-dot"></span>{text}{uptime}</span> }
 }

@@ -166,7 +166,7 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                                         } /></td>
                                     <td><span class="vm-name">{vm.name.clone()}</span>
                                         {vm.role.clone().map(|r| view! { <span class="muted small">" " {r}</span> })}</td>
-                                    <td><span class="power-cell"><Power p=vm.power />
+                                    <td><span class="power-cell"><Power p=vm.power since=vm.power_since now=live.now_ms />
                                         <PowerButton vm_id=vm.id.clone() vm_name=vm.name.clone() power=vm.power /></span></td>
                                     <td class="mono hide-narrow">{format!("{} vCPU · {} · {}", vm.vcpus, format_bytes(vm.memory_mib * 1024 * 1024), format_bytes(vm.capacity_bytes))}</td>
                                     <td>{vm.group.as_ref().map(|g| g.name.clone()).unwrap_or_else(|| "—".into())}</td>

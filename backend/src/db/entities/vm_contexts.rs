@@ -15,6 +15,8 @@ pub struct Model {
     pub memory_mib: i64,
     /// A `PowerState` word.
     pub power: String,
+    /// When the catalog saw that power state begin; `None`: unknown.
+    pub power_since: Option<ChronoDateTimeUtc>,
     /// A `GuestOs` word.
     pub os: String,
     /// A `Firmware` word.
