@@ -78,15 +78,20 @@ async fn a_lab_guest_is_stopped_and_started_from_its_power_dialog() -> Result<()
         .await?;
     ensure!(qemu_of(&server, "web-01"), "web-01 runs again");
     // Its uptime counts from the start Sendense saw.
-    let shown = browser
-        .until("web-01's uptime", T, || async {
-            let t = power_text(&browser, "web-01").await?;
-            Ok(t.contains(" · up ").then_some(t))
-        })
-        .await?;
     let vms = server.expect(&token, "GET", "/api/v1/vm-contexts", None, 200)?;
     let since = vms["items"].as_array().and_then(|a| a.iter().find(|v| v["name"] == "web-01")).map(|v| v["power_since"].clone()).unwrap_or_default();
-    ensure!(since.is_string(), "the catalog says when web-01 started: {since}; the row shows {shown:?}");
+    ensure!(since.is_string(), "the catalog says when web-01 started: {since}; the row shows {:?}", power_text(&browser, "web-01").await?);
+    let uptime = browser
+        .until("web-01's uptime", T, || async {
+            let row = browser.testid("vm-row-web-01", T).await?;
+            match row.find(Locator::Css("[data-testid='vm-uptime']")).await {
+                Ok(el) => Ok(Some(el.text().await?)),
+                Err(_) => Ok(None),
+            }
+        })
+        .await
+        .with_context(|| format!("the catalog has power_since {since}"))?;
+    ensure!(uptime.contains("up "), "the uptime cell says {uptime:?}");
     browser.screenshot("assets-lab-guests-desktop-1440x900").await?;
     let audit = server.expect(&token, "GET", "/api/v1/audit?limit=20", None, 200)?;
     let actions: Vec<&str> = audit["entries"].as_array().context("entries")?.iter().filter_map(|e| e["action"].as_str()).collect();
