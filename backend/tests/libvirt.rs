@@ -59,6 +59,26 @@ fn our_checkpoints(platform: &LibvirtPlatform, vm: &str) -> Vec<String> {
     ffi::list_checkpoints(&dom).unwrap().into_iter().map(|(n, _)| n).filter(|n| n.starts_with("sendense-")).collect()
 }
 
+/// Runs `sendense vm backup` of `vm` into `repo` and kills it (SIGKILL)
+/// `settle` after libvirt's backup job for it has started.
+fn kill_backup_mid_read(uri: &str, vm: &str, repo: &Path, dom: &virt::domain::Domain, settle: Duration) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sendense"))
+        .args(["vm", "backup", "--host", uri, "--vm", vm, "--repo", p(repo), "--no-progress"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while ffi::backup_job(dom).is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the backup job never started");
+        assert!(child.try_wait().unwrap().is_none(), "the backup ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(settle);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// The one checkpoint of the chain `prefix` (`sendense-b.<owner>.`) on `vm`, and its generation.
 fn only_checkpoint(platform: &LibvirtPlatform, vm: &str, prefix: &str) -> (String, u64) {
     let ours: Vec<String> = our_checkpoints(platform, vm).into_iter().filter(|n| n.starts_with(prefix)).collect();
@@ -297,21 +317,7 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     // A full read (into another repository: no parent there) killed while it reads.
     let killed_repo = t.path().join("repo-killed");
     assert!(cli(&["repo", "init", p(&killed_repo)]).status.success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sendense"))
-        .args(["vm", "backup", "--host", uri.as_str(), "--vm", "g2", "--repo", p(&killed_repo), "--no-progress"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while ffi::backup_job(&dom).is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the backup job never started");
-        assert!(child.try_wait().unwrap().is_none(), "the backup ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_backup_mid_read(&uri, "g2", &killed_repo, &dom, Duration::from_millis(100));
     let job = ffi::backup_job(&dom).expect("the killed read left its job exporting the disk");
     let at = job.find("socket=").expect("a unix socket export") + "socket=".len();
     let quote = job[at..].chars().next().unwrap();
@@ -362,20 +368,7 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     assert_eq!(platform.vm("g2").unwrap().power, PowerState::Stopped);
     let killed_repo2 = t.path().join("repo-killed-2");
     assert!(cli(&["repo", "init", p(&killed_repo2)]).status.success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sendense"))
-        .args(["vm", "backup", "--host", uri.as_str(), "--vm", "g2", "--repo", p(&killed_repo2), "--no-progress"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while ffi::backup_job(&dom).is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the backup job never started");
-        assert!(child.try_wait().unwrap().is_none(), "the backup ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_backup_mid_read(&uri, "g2", &killed_repo2, &dom, Duration::ZERO);
     assert_eq!(platform.vm("g2").unwrap().power, PowerState::Suspended, "the killed read left the VM paused");
     assert_eq!(platform.clean_up_after_restart().unwrap(), 1);
     assert_eq!(platform.vm("g2").unwrap().power, PowerState::Stopped, "the clean-up stopped the VM it had started paused");

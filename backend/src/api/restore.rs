@@ -363,10 +363,11 @@ async fn restore_files(State(state): State<AppState>, me: AuthUser, Path(mount_i
                 .one(&state.db)
                 .await?
                 .ok_or_else(|| ApiError::unprocessable("platform_gone", format!("the platform of VM '{}' is no longer in the catalog", vm.name)))?;
-            if from_wire::<PlatformKind>(&platform.kind) != Some(PlatformKind::Kvm) {
-                return Err(ApiError::unprocessable("unsupported", format!("files can be written into the disks of KVM VMs only; '{}' is on a {} platform", vm.name, platform.kind)));
-            }
-            let d = DiskDestination { kind: PlatformKind::Kvm, address: platform.address, vm: vm.platform_vm_id, volume: volume.clone(), directory: directory.clone() };
+            let kind = match from_wire::<PlatformKind>(&platform.kind) {
+                Some(k @ PlatformKind::Kvm) => k,
+                _ => return Err(ApiError::unprocessable("unsupported", format!("files can be written into the disks of KVM VMs only; '{}' is on a {} platform", vm.name, platform.kind))),
+            };
+            let d = DiskDestination { kind, address: platform.address, vm: vm.platform_vm_id, volume: volume.clone(), directory: directory.clone() };
             // What can be told at once (the VM's power, the directory's form) is answered here.
             let check = d.clone();
             tokio::task::spawn_blocking(move || into_disk::precheck(&check))

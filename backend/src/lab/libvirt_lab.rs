@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use shared_types::platform::GuestOs;
 use virt::connect::Connect;
+use virt::storage_pool::StoragePool;
 
 use super::catalog;
 use super::guest::{self, GuestSpec};
@@ -81,7 +82,7 @@ pub fn init(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<LabGuests> {
         for (n, net) in spec.networks.iter().enumerate() {
             ensure_network(&conn, &host.name, net, i, n)?;
         }
-        ensure_pool(&conn, &host.images())?;
+        let pool = ensure_pool(&conn, &host.images())?;
         uris.push((spec.name.to_string(), host.uri()));
         let Some(lab_host) = manifest.hosts.iter().find(|h| h.name == spec.name) else { continue };
         for vm in &spec.vms {
@@ -124,12 +125,8 @@ pub fn init(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<LabGuests> {
             }
             waiting.push((vm.name.to_string(), log));
         }
-    }
-    // The pools list the disks copied into them only once refreshed.
-    for (_, uri) in &uris {
-        if let Ok(pool) = crate::platforms::libvirt::open(uri).and_then(|c| c.lookup_storage_pool_by_name("images").map_err(|e| crate::platforms::PlatformError::Invalid(e.message().to_string()))) {
-            let _ = pool.refresh(0);
-        }
+        // The pool lists the disks copied into it only once refreshed.
+        let _ = pool.refresh(0);
     }
     let deadline = Instant::now() + BOOT_BUDGET;
     let mut booted = Vec::new();
@@ -194,15 +191,15 @@ fn ensure_network(conn: &Connect, host: &str, net: &shared_types::platform::Netw
     Ok(())
 }
 
-fn ensure_pool(conn: &Connect, dir: &Path) -> Result<()> {
+fn ensure_pool(conn: &Connect, dir: &Path) -> Result<StoragePool> {
     if let Ok(p) = conn.lookup_storage_pool_by_name("images") {
         if !p.is_active().unwrap_or(false) {
             p.create(0).context("starting the images pool")?;
         }
-        return Ok(());
+        return Ok(p);
     }
     let xml = format!("<pool type='dir'><name>images</name><target><path>{}</path></target></pool>", escape(&dir.to_string_lossy()));
     let p = conn.define_storage_pool_xml(&xml, 0).context("defining the images pool")?;
     p.create(0).context("starting the images pool")?;
-    Ok(())
+    Ok(p)
 }
