@@ -598,7 +598,7 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
         os: GuestOs::Linux,
         role: None,
         nics: vec![],
-        disks: vec![NewDisk { name: "disk0".into(), image: tiny.clone(), image_format: DiskFormat::Raw, format: None }],
+        disks: vec![NewDisk { name: "disk0".into(), image: tiny.clone(), image_format: DiskFormat::Raw, format: None, in_place: false }],
         power: PowerState::Stopped,
         definition: None,
     })

@@ -5,7 +5,6 @@
 //! `shared_types::replication` (409 with its sentence otherwise) and queues
 //! the action's job; the answer is 202 with the flow and the job.
 
-use std::path::Path as FsPath;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -284,9 +283,9 @@ async fn get_replication(State(state): State<AppState>, Path(id): Path<String>) 
 
 /// The replica's points and the bytes its files take (allocated blocks).
 fn replica_view(address: &str, name: &str) -> (Vec<shared_types::replication::ReplicaPoint>, u64) {
-    let Ok(host) = crate::platforms::kvm::KvmHost::open(FsPath::new(address)) else { return (Vec::new(), 0) };
-    let points = replication::status(&host, name).ok().flatten().map(|s| replication::points(&s)).unwrap_or_default();
-    let dir = crate::platforms::kvm::definition::vm_dir(host.dir(), name);
+    let Ok(host) = crate::catalog::inventory::connect(PlatformKind::Kvm, address) else { return (Vec::new(), 0) };
+    let points = replication::status(host.as_ref(), name).ok().flatten().map(|s| replication::points(&s)).unwrap_or_default();
+    let Some(dir) = host.image_dir().ok().flatten().map(|d| d.join(name)) else { return (points, 0) };
     let bytes = std::fs::read_dir(&dir)
         .map(|entries| {
             use std::os::unix::fs::MetadataExt;
@@ -398,8 +397,9 @@ async fn delete_replication(
                 let ctx = Ctx::new(&progress, &log);
                 let kind: PlatformKind = from_wire(&source.kind).ok_or("unknown source platform kind")?;
                 let src = crate::catalog::inventory::connect(kind, &source.address).map_err(|e| e.to_string())?;
-                let tgt = crate::platforms::kvm::KvmHost::open(FsPath::new(&target.address)).map_err(|e| e.to_string())?;
-                replication::remove(src.as_ref(), &tgt, &spec, &ctx).map_err(|e| e.to_string())
+                let kind: PlatformKind = from_wire(&target.kind).ok_or("unknown target platform kind")?;
+                let tgt = crate::catalog::inventory::connect(kind, &target.address).map_err(|e| e.to_string())?;
+                replication::remove(src.as_ref(), tgt.as_ref(), &spec, &ctx).map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("replica removal thread: {e}")))?;

@@ -90,7 +90,7 @@ pub fn restore_vm_with(
         let started = std::time::Instant::now();
         restore::restore(ds, &m.name, &m.id, Some(&d.name), &raw, workers, progress)?;
         (hooks.log)(format!("{}: {} bytes restored from the repository in {:.1} s", d.name, d.size, started.elapsed().as_secs_f64()));
-        disks.push(NewDisk { name: d.name.clone(), image: raw, image_format: DiskFormat::Raw, format: Some(format) });
+        disks.push(NewDisk { name: d.name.clone(), image: raw, image_format: DiskFormat::Raw, format: Some(format), in_place: false });
     }
     progress.control.checkpoint()?;
     let replacing = hooks.replace_existing

@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use shared_types::platform::{DiskFormat, Firmware, GuestOs, HostInventory, NicInfo, PlatformKind, PowerAction, PowerState, VmInfo};
+use shared_types::platform::{DiskFormat, Firmware, GuestOs, HostInventory, NetworkInfo, NicInfo, PlatformKind, PowerAction, PowerState, VmInfo};
 
 use crate::engine::block_source::BlockSource;
 use crate::platforms::nbd::NbdClient;
@@ -69,6 +69,13 @@ pub trait Platform: Send + Sync {
         let _ = (vm, disk, since);
         Err(PlatformError::Invalid(format!("{} platforms cannot track changes for '{consumer}' separately", self.kind().label())))
     }
+    /// [`Platform::open_vm_disks`] for a consumer with a checkpoint chain
+    /// of its own (a replication flow, named by `consumer`), for platforms
+    /// that read whole VMs.
+    fn open_vm_disks_for(&self, vm: &str, since: Option<&str>, consumer: &str) -> Result<Vec<DiskRead>> {
+        let _ = (vm, since);
+        Err(PlatformError::Invalid(format!("{} platforms cannot track changes for '{consumer}' separately", self.kind().label())))
+    }
     /// Ends the change tracking of `consumer` on every disk of `vm` (the
     /// replication was removed). Nothing to do where there is none.
     fn stop_tracking(&self, vm: &str, consumer: &str) -> Result<()> {
@@ -94,6 +101,30 @@ pub trait Platform: Send + Sync {
     }
     /// Creates a VM from disk images (a restore or a replica).
     fn create_vm(&self, spec: &NewVm) -> Result<VmInfo>;
+    /// A directory of this machine whose image files the platform can run
+    /// VMs on where they lie: a VM made with [`NewDisk::in_place`] disks
+    /// keeps them in `<image_dir>/<vm name>/` (replicas and their test VMs,
+    /// whose qcow2 chains are managed here). `None`: the platform's disks
+    /// are reached only through its API.
+    fn image_dir(&self) -> Result<Option<PathBuf>> {
+        Ok(None)
+    }
+    /// The host's networks.
+    fn networks(&self) -> Result<Vec<NetworkInfo>> {
+        Ok(self.inventory()?.networks)
+    }
+    /// Adds an isolated network `name` (no uplink) unless the host has one
+    /// of that name; true when it was added.
+    fn add_isolated_network(&self, name: &str) -> Result<bool> {
+        Err(PlatformError::Invalid(format!("{} platforms cannot add the isolated network '{name}': add it on the host", self.kind().label())))
+    }
+    /// Puts a shut-off VM's NICs on the networks in `nics` (all of them
+    /// replaced; a NIC whose network is empty is left unconnected, or
+    /// left out where the platform has no unconnected NIC).
+    fn set_nics(&self, vm: &str, nics: &[NicInfo]) -> Result<()> {
+        let _ = nics;
+        Err(PlatformError::Invalid(format!("{} platforms cannot change the NICs of VM '{vm}'", self.kind().label())))
+    }
     /// Replaces the VM named `spec.name` (created when there is none): the
     /// new VM is built beside the old one, `go_on` is asked once it is
     /// complete, and only then does it take the old one's place, which is
@@ -172,6 +203,10 @@ pub struct NewDisk {
     pub image_format: DiskFormat,
     /// Format on the platform (`None`: the platform's native format).
     pub format: Option<DiskFormat>,
+    /// Run the VM on `image` where it lies (in the VM's folder of
+    /// [`Platform::image_dir`]) instead of copying it; deleting the VM
+    /// leaves it to whoever made it.
+    pub in_place: bool,
 }
 
 type Finisher = Box<dyn FnOnce(bool) -> Result<()> + Send>;

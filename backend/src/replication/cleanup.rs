@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use shared_types::platform::{DiskFormat, PowerState};
 
-use crate::platforms::kvm::{definition, qemu_img, KvmHost};
-use crate::platforms::Platform;
+use crate::platforms::kvm::qemu_img;
+use crate::platforms::{Platform, PlatformError};
 
 use super::failover::{remove_test_vm, undo_failover};
 use super::replica::{Phase, Replica, FAILBACK_BITMAP};
@@ -29,7 +29,7 @@ pub struct CleanupReport {
 /// files, point files no point records, a failback bitmap left on a
 /// replica that is not failed over; finishes or undoes an interrupted sync
 /// or failover (a first full sync is kept: the next sync resumes it).
-pub fn cleanup(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, ctx: &Ctx) -> Result<CleanupReport> {
+pub fn cleanup(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec, ctx: &Ctx) -> Result<CleanupReport> {
     let started = Instant::now();
     let mut report = CleanupReport { removed: Vec::new(), notes: Vec::new(), phase: String::new(), duration_ms: 0 };
     if super::status(target, &spec.replica_name)?.is_none() {
@@ -113,7 +113,7 @@ fn finish(mut report: CleanupReport, started: Instant, ctx: &Ctx) -> Result<Clea
 /// Removes a replication: its test VM, the replica VM with every point,
 /// and the change tracking it kept on the source (when the source answers).
 /// Refused while production runs on the replica.
-pub fn remove(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, ctx: &Ctx) -> Result<()> {
+pub fn remove(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec, ctx: &Ctx) -> Result<()> {
     if super::status(target, &spec.replica_name)?.is_some() {
         let replica = Replica::open(target, spec)?;
         match &replica.state.phase {
@@ -127,14 +127,19 @@ pub fn remove(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, ctx: 
         drop(replica);
         if let Ok(info) = target.vm(&spec.replica_name) {
             if info.power != PowerState::Stopped {
-                target.set_power(&spec.replica_name, PowerState::Stopped)?;
+                target.power(&spec.replica_name, shared_types::platform::PowerAction::Stop, std::time::Duration::ZERO)?;
             }
         }
-        if definition::vm_dir(target.dir(), &spec.replica_name).join(definition::VM_FILE).exists() {
-            target.delete_vm(&spec.replica_name)?;
-        } else {
-            let dir = definition::vm_dir(target.dir(), &spec.replica_name);
-            std::fs::remove_dir_all(&dir).map_err(|e| ReplicationError::io(format!("removing {}", dir.display()), e))?;
+        match target.delete_vm(&spec.replica_name) {
+            Ok(()) | Err(PlatformError::VmNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // The replica's folder: its chains and record (gone already where
+        // deleting the VM removes its folder).
+        if let Some(dir) = target.image_dir()?.map(|d| d.join(&spec.replica_name)) {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| ReplicationError::io(format!("removing {}", dir.display()), e))?;
+            }
         }
         ctx.say(format!("replica '{}' and its points removed", spec.replica_name));
         match source.stop_tracking(&vm, &spec.consumer()) {

@@ -92,6 +92,19 @@ impl NbdTarget {
         Ok(NbdTarget { path: path.into(), client: Some(client), server: Some(server), allocated })
     }
 
+    /// A writable connection someone else serves (a platform's
+    /// [`DiskWrite`](crate::platforms::DiskWrite)); `label` names it in errors.
+    pub fn from_client(label: &str, mut client: NbdClient) -> Result<NbdTarget> {
+        let size = client.size();
+        let allocated = if client.has_context(nbd::BASE_ALLOCATION) {
+            let extents = client.block_status(nbd::BASE_ALLOCATION, 0, size)?;
+            nbd::ranges::ranges_where(&extents, |flags| flags & nbd::STATE_ZERO == 0)
+        } else {
+            vec![(0, size)]
+        };
+        Ok(NbdTarget { path: PathBuf::from(label), client: Some(client), server: None, allocated })
+    }
+
     pub fn size(&self) -> u64 {
         self.client.as_ref().map_or(0, |c| c.size())
     }

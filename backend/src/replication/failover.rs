@@ -25,9 +25,8 @@ use shared_types::platform::{DiskFormat, PowerState};
 use shared_types::networks::NetworkPair;
 use shared_types::replication::SyncKind;
 
-use crate::platforms::kvm::definition::{self, DiskDefinition, VmDefinition};
-use crate::platforms::kvm::{cbt, disk_read, KvmHost};
-use crate::platforms::{tools, Platform, PlatformError};
+use crate::platforms::kvm::{disk_read, qemu_img};
+use crate::platforms::{tools, DiskRead, NewDisk, NewVm, Platform, PlatformError};
 
 use super::copy::{self, Mode, NbdTarget};
 use super::replica::{self, JournalDisk, Phase, PointRecord, Replica, SyncJournal, FAILBACK_BITMAP};
@@ -45,7 +44,7 @@ pub struct TestReport {
 /// isolated network `test_mapping` names for its network or else on the
 /// target's first isolated network (made, without uplink, when it has
 /// none). The replica is not touched.
-pub fn test_failover(target: &KvmHost, spec: &ReplicaSpec, point: Option<u64>, test_mapping: &[NetworkPair], ctx: &Ctx) -> Result<TestReport> {
+pub fn test_failover(target: &dyn Platform, spec: &ReplicaSpec, point: Option<u64>, test_mapping: &[NetworkPair], ctx: &Ctx) -> Result<TestReport> {
     let started = Instant::now();
     let mut replica = Replica::open(target, spec)?;
     if replica.state.phase != Phase::Replicating {
@@ -59,19 +58,24 @@ pub fn test_failover(target: &KvmHost, spec: &ReplicaSpec, point: Option<u64>, t
         None => replica.latest().map(|p| p.seq).ok_or_else(|| ReplicationError::replica(&replica.name, "has no consistent point yet: replicate first"))?,
     };
     let vm = test_vm_name(&replica.state.source_vm);
-    if definition::vm_dir(target.dir(), &vm).exists() {
+    let taken = match target.vm(&vm) {
+        Ok(_) => true,
+        Err(PlatformError::VmNotFound(_)) => replica.image_dir.join(&vm).exists(),
+        Err(e) => return Err(e.into()),
+    };
+    if taken {
         return Err(ReplicationError::replica(&replica.name, format!("a VM named '{vm}' already exists on the target: remove it, or run cleanup if a test left it")));
     }
-    let mut networks = definition::read_host(target.dir())?.networks;
-    if network::first_isolated(&networks).is_none() && network::ensure_isolated_network(target.dir())? {
-        ctx.say(format!("isolated network '{}' added on {}", shared_types::replication::ISOLATED_NETWORK, target.name()));
-        networks = definition::read_host(target.dir())?.networks;
+    let mut networks = target.networks()?;
+    if network::first_isolated(&networks).is_none() && target.add_isolated_network(shared_types::replication::ISOLATED_NETWORK)? {
+        ctx.say(format!("isolated network '{}' added on the target", shared_types::replication::ISOLATED_NETWORK));
+        networks = target.networks()?;
     }
     let isolated = network::first_isolated(&networks).unwrap_or(shared_types::replication::ISOLATED_NETWORK).to_string();
     let nics = network::test_nics(&replica.state.source_nics, test_mapping, &networks, &isolated).map_err(|m| ReplicationError::replica(&replica.name, m))?;
     replica.state.phase = Phase::Testing { point, vm: vm.clone(), started_at: Utc::now() };
     replica.save()?;
-    let made = make_test_vm(&replica, &vm, point, nics).and_then(|_| Ok(target.set_power(&vm, PowerState::Running)?));
+    let made = make_test_vm(target, &replica, &vm, point, nics).and_then(|_| Ok(target.set_power(&vm, PowerState::Running)?));
     if let Err(e) = made {
         if let Err(ce) = remove_test_vm(target, &vm) {
             ctx.say(format!("the test VM '{vm}' could not be removed ({ce}): run cleanup"));
@@ -86,49 +90,44 @@ pub fn test_failover(target: &KvmHost, spec: &ReplicaSpec, point: Option<u64>, t
     Ok(report)
 }
 
-/// Overlays on point `point` in a hidden directory, published by rename.
-fn make_test_vm(replica: &Replica, vm: &str, point: u64, nics: Vec<shared_types::platform::NicInfo>) -> Result<()> {
-    let vms = replica.host_dir.join(definition::VMS_DIR);
-    let staging = vms.join(format!(".creating-{vm}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&staging).map_err(|e| ReplicationError::io(format!("creating {}", staging.display()), e))?;
-    let rdef = replica.vm_definition()?;
+/// Overlays on point `point` in the test VM's folder beside the replica's,
+/// and the test VM defined on them (the replica VM's definition as template).
+fn make_test_vm(target: &dyn Platform, replica: &Replica, vm: &str, point: u64, nics: Vec<shared_types::platform::NicInfo>) -> Result<()> {
+    let dir = replica.image_dir.join(vm);
+    std::fs::create_dir_all(&dir).map_err(|e| ReplicationError::io(format!("creating {}", dir.display()), e))?;
+    let rvm = target.vm(&replica.name)?;
     let mut disks = Vec::new();
     for d in &replica.state.disks {
-        let file = format!("{}.qcow2", d.name);
-        // Relative to the overlay's directory: vms/<vm>/../<replica>/<point file>.
+        let image = dir.join(format!("{}.qcow2", d.name));
+        // Relative to the overlay's folder: <vm>/../<replica>/<point file>.
         let backing = format!("../{}/{}", replica.name, replica::point_name(&d.name, point));
-        tools::run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", &backing, "-F", "qcow2", &staging.join(&file).display().to_string()])?;
-        disks.push(DiskDefinition { name: d.name.clone(), file, format: DiskFormat::Qcow2, bus: "virtio".into() });
+        tools::run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", &backing, "-F", "qcow2", &image.display().to_string()])?;
+        disks.push(NewDisk { name: d.name.clone(), image, image_format: DiskFormat::Qcow2, format: None, in_place: true });
     }
-    let def = VmDefinition {
+    let spec = NewVm {
         name: vm.into(),
-        uuid: uuid::Uuid::new_v4().to_string(),
-        vcpus: rdef.vcpus,
-        memory_mib: rdef.memory_mib,
-        firmware: rdef.firmware,
-        os: rdef.os,
-        power: PowerState::Stopped,
-        role: rdef.role.clone(),
+        vcpus: rvm.vcpus,
+        memory_mib: rvm.memory_mib,
+        firmware: rvm.firmware,
+        os: rvm.os,
+        role: rvm.role.clone(),
         nics,
         disks,
+        power: PowerState::Stopped,
+        definition: target.vm_definition(&replica.name)?,
     };
-    let body = serde_json::to_vec_pretty(&def).map_err(|e| PlatformError::Invalid(e.to_string()))?;
-    std::fs::write(staging.join(definition::VM_FILE), body)
-        .and_then(|_| std::fs::rename(&staging, definition::vm_dir(&replica.host_dir, vm)))
-        .map_err(|e| {
-            let _ = std::fs::remove_dir_all(&staging);
-            ReplicationError::io(format!("publishing test VM {vm}"), e)
-        })
+    target.create_vm(&spec)?;
+    Ok(())
 }
 
 /// Powers the test VM off and deletes it with its overlays; removes what a
 /// test start left half made. True when something was removed.
-pub(crate) fn remove_test_vm(target: &KvmHost, vm: &str) -> Result<bool> {
+pub(crate) fn remove_test_vm(target: &dyn Platform, vm: &str) -> Result<bool> {
     let mut removed = false;
     match target.vm(vm) {
         Ok(info) => {
             if info.power != PowerState::Stopped {
-                target.set_power(vm, PowerState::Stopped)?;
+                target.power(vm, shared_types::platform::PowerAction::Stop, std::time::Duration::ZERO)?;
             }
             target.delete_vm(vm)?;
             removed = true;
@@ -136,28 +135,20 @@ pub(crate) fn remove_test_vm(target: &KvmHost, vm: &str) -> Result<bool> {
         Err(PlatformError::VmNotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    let vms = target.dir().join(definition::VMS_DIR);
-    if let Ok(entries) = std::fs::read_dir(&vms) {
-        let prefix = format!(".creating-{vm}-");
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                std::fs::remove_dir_all(entry.path()).map_err(|e| ReplicationError::io(format!("removing {}", entry.path().display()), e))?;
-                removed = true;
-            }
+    // Its overlays (deleting the VM may have removed them already).
+    if let Some(images) = target.image_dir()? {
+        let dir = images.join(vm);
+        if replica::valid_name(vm) && dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| ReplicationError::io(format!("removing {}", dir.display()), e))?;
+            removed = true;
         }
-    }
-    // A half-published VM directory (no vm.json) of the test VM.
-    let dir = definition::vm_dir(target.dir(), vm);
-    if dir.exists() && !dir.join(definition::VM_FILE).exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| ReplicationError::io(format!("removing {}", dir.display()), e))?;
-        removed = true;
     }
     Ok(removed)
 }
 
 /// Ends a test failover: the test VM powered off and deleted with its
 /// overlays. Nothing to end is not an error.
-pub fn end_test(target: &KvmHost, spec: &ReplicaSpec, ctx: &Ctx) -> Result<TestReport> {
+pub fn end_test(target: &dyn Platform, spec: &ReplicaSpec, ctx: &Ctx) -> Result<TestReport> {
     let started = Instant::now();
     let mut replica = Replica::open(target, spec)?;
     let (vm, point) = match &replica.state.phase {
@@ -205,7 +196,7 @@ pub struct FailoverReport {
 
 /// Live failover: see the module docs. The replica keeps its points; the
 /// newest is marked as the failover point.
-pub fn failover(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, opts: &FailoverOptions, ctx: &Ctx) -> Result<FailoverReport> {
+pub fn failover(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec, opts: &FailoverOptions, ctx: &Ctx) -> Result<FailoverReport> {
     let started = Instant::now();
     let mut replica = Replica::open(target, spec)?;
     let resumed_was_running = match &replica.state.phase {
@@ -214,7 +205,7 @@ pub fn failover(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, opt
         Phase::Testing { vm, .. } => return Err(ReplicationError::replica(&replica.name, format!("test VM '{vm}' runs: end the test first"))),
         other => return Err(ReplicationError::replica(&replica.name, format!("is {}: no failover now", other.name()))),
     };
-    let networks = definition::read_host(target.dir())?.networks;
+    let networks = target.networks()?;
     let nics = network::map_nics(&replica.state.source_nics, &opts.network_mapping, &networks).map_err(|m| ReplicationError::replica(&replica.name, m))?;
     let mut report = FailoverReport {
         point: 0,
@@ -269,13 +260,13 @@ pub fn failover(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, opt
         }
         for d in &replica.state.disks {
             let top = replica.top(&d.name);
-            let has = crate::platforms::kvm::qemu_img::info(&top, Some(DiskFormat::Qcow2))?.bitmaps.iter().any(|b| b.name == FAILBACK_BITMAP);
+            let has = qemu_img::info(&top, Some(DiskFormat::Qcow2))?.bitmaps.iter().any(|b| b.name == FAILBACK_BITMAP);
             if has {
                 bitmap(&top, "--remove")?;
             }
             bitmap(&top, "--add")?;
         }
-        replica.set_nics(nics.clone())?;
+        target.set_nics(&replica.name, &nics)?;
         let t = Instant::now();
         target.set_power(&replica.name, PowerState::Running)?;
         report.power_on_ms = ms_since(t);
@@ -307,7 +298,7 @@ pub fn failover(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, opt
 /// Puts things back as before a failover that did not finish: the replica
 /// off, unconnected, without the failback bitmap; the source on again if
 /// the failover powered it off. Best effort; what fails is logged.
-pub(crate) fn undo_failover(source: &dyn Platform, target: &KvmHost, replica: &mut Replica, spec: &ReplicaSpec, power_source_on: bool, ctx: &Ctx) {
+pub(crate) fn undo_failover(source: &dyn Platform, target: &dyn Platform, replica: &mut Replica, spec: &ReplicaSpec, power_source_on: bool, ctx: &Ctx) {
     let mut ok = true;
     let mut step = |what: &str, r: Result<()>| {
         if let Err(e) = r {
@@ -316,10 +307,10 @@ pub(crate) fn undo_failover(source: &dyn Platform, target: &KvmHost, replica: &m
         }
     };
     step("powering the replica off", target.set_power(&replica.name, PowerState::Stopped).map(|_| ()).map_err(Into::into));
-    step("disconnecting the replica's NICs", replica.set_nics(replica::unconnected(&replica.state.source_nics)));
+    step("disconnecting the replica's NICs", target.set_nics(&replica.name, &replica::unconnected(&replica.state.source_nics)).map_err(Into::into));
     for d in replica.state.disks.clone() {
         let top = replica.top(&d.name);
-        let has = crate::platforms::kvm::qemu_img::info(&top, Some(DiskFormat::Qcow2)).map(|i| i.bitmaps.iter().any(|b| b.name == FAILBACK_BITMAP));
+        let has = qemu_img::info(&top, Some(DiskFormat::Qcow2)).map(|i| i.bitmaps.iter().any(|b| b.name == FAILBACK_BITMAP));
         if let Ok(true) = has {
             step("removing the failback bitmap", bitmap(&top, "--remove"));
         }
@@ -368,7 +359,7 @@ pub struct RollbackReport {
 /// Back to the source after a failover; see the module docs. Finishes a
 /// rollback that was interrupted (once the source holds its data, the
 /// choice made then stands).
-pub fn rollback(source: &KvmHost, target: &KvmHost, spec: &ReplicaSpec, sync_back: bool, ctx: &Ctx) -> Result<RollbackReport> {
+pub fn rollback(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec, sync_back: bool, ctx: &Ctx) -> Result<RollbackReport> {
     let started = Instant::now();
     let mut replica = Replica::open(target, spec)?;
     let before = replica.state.phase.clone();
@@ -428,7 +419,7 @@ pub fn rollback(source: &KvmHost, target: &KvmHost, spec: &ReplicaSpec, sync_bac
         let again = (|| -> Result<()> {
             for d in &replica.state.disks {
                 let top = replica.top(&d.name);
-                let has = crate::platforms::kvm::qemu_img::info(&top, Some(DiskFormat::Qcow2))?.bitmaps.iter().any(|b| b.name == FAILBACK_BITMAP);
+                let has = qemu_img::info(&top, Some(DiskFormat::Qcow2))?.bitmaps.iter().any(|b| b.name == FAILBACK_BITMAP);
                 if !has {
                     bitmap(&top, "--add")?;
                 }
@@ -444,7 +435,7 @@ pub fn rollback(source: &KvmHost, target: &KvmHost, spec: &ReplicaSpec, sync_bac
         replica.save()?;
         return Err(e);
     }
-    if let Err(e) = replica.set_nics(replica::unconnected(&replica.state.source_nics)) {
+    if let Err(e) = target.set_nics(&replica.name, &replica::unconnected(&replica.state.source_nics)) {
         ctx.say(format!("the powered-off replica's NICs could not be disconnected: {e}"));
     }
     report.downtime_ms = ms_since(down);
@@ -458,9 +449,9 @@ pub fn rollback(source: &KvmHost, target: &KvmHost, spec: &ReplicaSpec, sync_bac
 /// Copies what changed on the replica since the failover (and on the source
 /// since its token) from the replica to the source, restarts the source's
 /// tracking and makes the replica's state a point.
-fn sync_back_data(source: &KvmHost, replica: &mut Replica, spec: &ReplicaSpec, report: &mut RollbackReport, ctx: &Ctx) -> Result<()> {
-    let tracker = cbt::Tracker::consumer(&spec.consumer())?;
-    let def = source.definition(&replica.state.source_vm).or_else(|_| source.definition(&replica.state.source_vm_id))?;
+fn sync_back_data(source: &dyn Platform, replica: &mut Replica, spec: &ReplicaSpec, report: &mut RollbackReport, ctx: &Ctx) -> Result<()> {
+    let consumer = spec.consumer();
+    let vm = source.vm(&replica.state.source_vm_id).or_else(|_| source.vm(&replica.state.source_vm))?;
     let seq = replica.state.next_seq;
     let mut journal = SyncJournal {
         seq,
@@ -471,11 +462,13 @@ fn sync_back_data(source: &KvmHost, replica: &mut Replica, spec: &ReplicaSpec, r
         bytes_copied: 0,
         disks: Vec::new(),
     };
-    for d in replica.state.disks.clone() {
-        let (sd, src_path) = source.disk_file(&def, &d.name)?;
+    // What the source wrote since its token (it ran during the failover):
+    // its own tracking, read and left as it was.
+    let on_source = source_changes(source, &vm.id, replica, &consumer, ctx);
+    let work = replica.dir.join(".writeback");
+    for (i, d) in replica.state.disks.clone().into_iter().enumerate() {
         let top = replica.top(&d.name);
         let label = format!("{}/{}", replica.name, d.name);
-        let _lock = definition::disk_lock(&src_path)?;
         // What production wrote on the replica since the failover.
         let (from, on_replica) = match disk_read::export(&label, &top, DiskFormat::Qcow2, None, Some(FAILBACK_BITMAP)) {
             Ok(x) => x,
@@ -484,21 +477,7 @@ fn sync_back_data(source: &KvmHost, replica: &mut Replica, spec: &ReplicaSpec, r
                 (disk_read::export(&label, &top, DiskFormat::Qcow2, None, None)?.0, None)
             }
         };
-        // What the source wrote since its token (it ran during the failover).
-        let on_source = match (&d.token, sd.format) {
-            (Some(token), DiskFormat::Qcow2) => match disk_read::export(&format!("{}/{}", def.name, d.name), &src_path, DiskFormat::Qcow2, None, Some(token)) {
-                Ok((s, ranges)) => {
-                    s.close();
-                    ranges
-                }
-                Err(e) => {
-                    ctx.say(format!("{}: the source's change tracking since {token} is unusable ({e}): comparing every block", d.name));
-                    None
-                }
-            },
-            _ => None,
-        };
-        let (ranges, mode) = match (&on_replica, &on_source) {
+        let (ranges, mode) = match (&on_replica, on_source.as_ref().and_then(|s| s.get(i))) {
             (Some(a), Some(b)) => {
                 report.bytes_changed_on_replica += copy::total(a);
                 report.bytes_changed_on_source += copy::total(b);
@@ -514,36 +493,110 @@ fn sync_back_data(source: &KvmHost, replica: &mut Replica, spec: &ReplicaSpec, r
             _ => SyncKind::Incremental,
         });
         crate::engine::progress::Progress::add(&ctx.progress.bytes_total, copy::total(&ranges));
-        if sd.format != DiskFormat::Qcow2 {
+        std::fs::create_dir_all(&work).map_err(|e| ReplicationError::io(format!("creating {}", work.display()), e))?;
+        let mut write = match source.open_disk_write(&vm.id, &d.name, &work) {
+            Ok(w) => w,
+            Err(e) => {
+                from.close();
+                return Err(e.into());
+            }
+        };
+        let Some(client) = write.take_client() else {
             from.close();
-            return Err(ReplicationError::replica(&replica.name, format!("source disk {} is {}: writing back needs qcow2", d.name, sd.format.qemu_name())));
-        }
-        let mut dst = NbdTarget::open(&src_path)?;
-        let copied = copy::copy(from.as_ref(), &mut dst, &ranges, mode, ctx.progress, &mut |_, _| Ok(()));
+            return Err(ReplicationError::replica(&replica.name, format!("the source gave no connection to write disk {} back", d.name)));
+        };
+        let copied = NbdTarget::from_client(&format!("{}/{}", vm.name, d.name), client).and_then(|mut dst| {
+            let s = copy::copy(from.as_ref(), &mut dst, &ranges, mode, ctx.progress, &mut |_, _| Ok(()));
+            let closed = dst.close();
+            let s = s?;
+            closed?;
+            Ok(s)
+        });
         from.close();
-        let closed = dst.close();
-        let s = copied?;
-        closed?;
+        let s = match copied {
+            Ok(s) => {
+                write.finish(true)?;
+                s
+            }
+            Err(e) => {
+                let _ = write.finish(false);
+                return Err(e);
+            }
+        };
         report.bytes_read += s.read;
         report.bytes_written += s.written + s.zeroed;
-        // The source now equals the replica: track from here.
-        let token = cbt::restart_tracking(&src_path, &tracker)?;
-        if let Some(rd) = replica.state.disks.iter_mut().find(|x| x.name == d.name) {
-            rd.token = Some(token.clone());
-        }
-        replica.save()?;
         ctx.say(format!("{}: {} bytes written back to the source ({} sync back)", d.name, s.written + s.zeroed, if mode == Mode::Changed { "incremental" } else { "compare" }));
-        journal.disks.push(JournalDisk { name: d.name.clone(), token: Some(token), copied_upto: None, write_limit: None });
         if let Err(e) = bitmap(&top, "--remove") {
             if on_replica.is_some() {
                 return Err(e);
             }
         }
     }
+    let _ = std::fs::remove_dir_all(&work);
+    // The source now equals the replica: its tracking for this replication
+    // starts here (a read opened and ended at once records the moment).
+    let tokens = restart_tracking(source, &vm.id, replica, &consumer)?;
+    for (d, token) in replica.state.disks.iter_mut().zip(&tokens) {
+        d.token = token.clone();
+        journal.disks.push(JournalDisk { name: d.name.clone(), token: token.clone(), copied_upto: None, write_limit: None });
+    }
+    replica.save()?;
     journal.kind = report.kind.unwrap_or(SyncKind::Incremental);
     journal.bytes_copied = report.bytes_written;
     replica.commit(&journal)?;
     report.point = replica.point(seq).cloned();
     ctx.say(format!("the replica's final state is point {} (equal to the source)", replica::point_id(seq)));
     Ok(())
+}
+
+/// Opens the source's disks for this replication's tracking (`since`: each
+/// disk's token): whole VMs at once where the platform reads them so.
+fn open_source(source: &dyn Platform, vm: &str, replica: &Replica, consumer: &str, tokens: &[Option<String>]) -> std::result::Result<Vec<DiskRead>, PlatformError> {
+    if source.reads_whole_vms() {
+        let since = if tokens.windows(2).all(|w| w[0] == w[1]) { tokens.first().cloned().flatten() } else { None };
+        return source.open_vm_disks_for(vm, since.as_deref(), consumer);
+    }
+    replica.state.disks.iter().zip(tokens).map(|(d, t)| source.open_disk_for(vm, &d.name, t.as_deref(), consumer)).collect()
+}
+
+/// The ranges the source's tracking lists since each disk's token, per
+/// disk in the replica's order; `None` when it cannot tell for every disk.
+fn source_changes(source: &dyn Platform, vm: &str, replica: &Replica, consumer: &str, ctx: &Ctx) -> Option<Vec<Vec<(u64, u64)>>> {
+    let tokens: Vec<Option<String>> = replica.state.disks.iter().map(|d| d.token.clone()).collect();
+    if tokens.iter().any(Option::is_none) {
+        return None;
+    }
+    let reads = match open_source(source, vm, replica, consumer, &tokens) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.say(format!("the source's change tracking is unusable ({e}): comparing every block"));
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    for read in reads {
+        match (&read.changed_ranges, &read.full_read_reason) {
+            (Some(r), _) => out.push(r.clone()),
+            (None, why) => {
+                ctx.say(format!("the source's change tracking since its token is unusable ({}): comparing every block", why.as_deref().unwrap_or("no changes listed")));
+                return None;
+            }
+        }
+        // Left as it was: the next read since the same token lists the same.
+        let _ = read.finish(false);
+    }
+    Some(out)
+}
+
+/// Starts the source's tracking for this replication afresh: one read
+/// opened and ended as committed; each disk's new token.
+fn restart_tracking(source: &dyn Platform, vm: &str, replica: &Replica, consumer: &str) -> Result<Vec<Option<String>>> {
+    let none = vec![None; replica.state.disks.len()];
+    let reads = open_source(source, vm, replica, consumer, &none)?;
+    let mut tokens = Vec::new();
+    for read in reads {
+        tokens.push(read.token.clone());
+        read.finish(true)?;
+    }
+    Ok(tokens)
 }

@@ -3,14 +3,10 @@
 //! from the catalog ([`crate::catalog::network_mapping`]); the rule of what
 //! a purpose admits is [`MappingPurpose::admits`].
 
-use std::path::Path;
 
 use shared_types::networks::{MappingPurpose, NetworkPair};
 use shared_types::platform::{NetworkInfo, NicInfo};
-use shared_types::replication::ISOLATED_NETWORK;
 
-use crate::platforms::kvm::definition;
-use crate::platforms::PlatformError;
 
 /// The replica's NICs at failover: each source NIC (same MAC and model) on
 /// the target network `mapping` names for its network. Every network must
@@ -60,19 +56,6 @@ fn find<'t>(target_networks: &'t [NetworkInfo], name: &str) -> Result<&'t Networ
         let known: Vec<&str> = target_networks.iter().map(|n| n.name.as_str()).collect();
         format!("the target has no network '{name}' (it has: {})", if known.is_empty() { "none".into() } else { known.join(", ") })
     })
-}
-
-/// Adds the isolated network (no bridge, no uplink) to the target host's
-/// definition unless it has it: what `virsh net-define` of an isolated
-/// network does on a real host.
-pub fn ensure_isolated_network(host_dir: &Path) -> Result<bool, PlatformError> {
-    let mut host = definition::read_host(host_dir)?;
-    if host.networks.iter().any(|n| n.name == ISOLATED_NETWORK) {
-        return Ok(false);
-    }
-    host.networks.push(NetworkInfo { name: ISOLATED_NETWORK.into(), bridge: None, cidr: None, vlan: None, isolated: true });
-    definition::write_host(host_dir, &host)?;
-    Ok(true)
 }
 
 #[cfg(test)]

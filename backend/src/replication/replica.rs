@@ -1,15 +1,20 @@
-//! The replica on the target KVM host: a VM directory holding the replica
-//! VM's definition, its record, the sync journal and one qcow2 chain per
-//! disk (see the module docs of [`crate::replication`] for the invariants).
+//! The replica on the target host: a folder of the host's image directory
+//! ([`Platform::image_dir`]: for a libvirt host, its storage pool's
+//! directory) holding the replica's record, the sync journal and one qcow2
+//! chain per disk, and the replica VM defined on the host on the tops of
+//! those chains (see the module docs of [`crate::replication`] for the
+//! invariants).
 //!
 //! ```text
-//! HOST/vms/<replica>/vm.json              the replica VM: powered off, NICs unconnected until failover
-//! HOST/vms/<replica>/replica.json         ReplicaState: source, tokens, points, phase
-//! HOST/vms/<replica>/sync.json            SyncJournal: only while a sync runs, or after one was interrupted
-//! HOST/vms/<replica>/replica.lock         flock held by the one operation running on the replica
-//! HOST/vms/<replica>/<disk>.qcow2         the top: the replica VM's disk; syncs write here, empty between syncs
-//! HOST/vms/<replica>/<disk>.rp-<n>.qcow2  restore point n, backed by the previous point's file
+//! IMAGES/<replica>/replica.json         ReplicaState: source, tokens, points, phase
+//! IMAGES/<replica>/sync.json            SyncJournal: only while a sync runs, or after one was interrupted
+//! IMAGES/<replica>/replica.lock         flock held by the one operation running on the replica
+//! IMAGES/<replica>/<disk>.qcow2         the top: the replica VM's disk; syncs write here, empty between syncs
+//! IMAGES/<replica>/<disk>.rp-<n>.qcow2  restore point n, backed by the previous point's file
 //! ```
+//!
+//! The replica VM (powered off, NICs unconnected until failover) is the
+//! host's own VM named after the replica.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -19,9 +24,8 @@ use serde::{Deserialize, Serialize};
 use shared_types::platform::{DiskFormat, NicInfo, PowerState, VmInfo};
 use shared_types::replication::{ReplicaPoint, SyncKind};
 
-use crate::platforms::kvm::definition::{self, DiskDefinition, VmDefinition};
-use crate::platforms::kvm::{qemu_img, KvmHost};
-use crate::platforms::{tools, PlatformError};
+use crate::platforms::kvm::qemu_img;
+use crate::platforms::{tools, NewDisk, NewVm, Platform, PlatformError};
 
 use super::{ReplicaSpec, ReplicationError, Result};
 
@@ -136,7 +140,8 @@ pub struct JournalDisk {
 /// A replica opened by one operation, which holds its lock.
 pub struct Replica {
     pub name: String,
-    pub host_dir: PathBuf,
+    /// The host's image directory (test VMs' overlays go beside the replica).
+    pub image_dir: PathBuf,
     pub dir: PathBuf,
     pub state: ReplicaState,
     _lock: File,
@@ -153,9 +158,10 @@ pub struct Recovered {
 
 /// The record of replica `name` on `target`, without taking its lock
 /// (records are replaced atomically): `None` when there is no replica.
-pub fn status(target: &KvmHost, name: &str) -> Result<Option<ReplicaState>> {
-    let path = definition::vm_dir(target.dir(), name).join(STATE_FILE);
-    if !definition::valid_name(name) || !path.exists() {
+pub fn status(target: &dyn Platform, name: &str) -> Result<Option<ReplicaState>> {
+    let Some(images) = target.image_dir()? else { return Ok(None) };
+    let path = images.join(name).join(STATE_FILE);
+    if !valid_name(name) || !path.exists() {
         return Ok(None);
     }
     read_json(&path).map(Some)
@@ -195,23 +201,33 @@ pub fn parse_point_id(id: &str) -> Option<u64> {
 
 impl Replica {
     /// Opens an existing replica and takes its lock.
-    pub fn open(target: &KvmHost, spec: &ReplicaSpec) -> Result<Replica> {
-        let dir = replica_dir(target, &spec.replica_name)?;
+    pub fn open(target: &dyn Platform, spec: &ReplicaSpec) -> Result<Replica> {
+        let (image_dir, dir) = replica_dir(target, &spec.replica_name)?;
         if !dir.join(STATE_FILE).exists() {
             return Err(ReplicationError::replica(&spec.replica_name, "does not exist on the target (no sync has made it yet)"));
         }
         let lock = lock(&dir, &spec.replica_name)?;
         let state: ReplicaState = read_json(&dir.join(STATE_FILE))?;
         check_owner(&state, spec)?;
-        Ok(Replica { name: spec.replica_name.clone(), host_dir: target.dir().into(), dir, state, _lock: lock })
+        Ok(Replica { name: spec.replica_name.clone(), image_dir, dir, state, _lock: lock })
     }
 
     /// Opens the replica, or makes it for `source`: empty tops of the
-    /// source's disk sizes, the record, and the replica VM's definition
-    /// (powered off, same CPUs, memory and disks, NICs unconnected).
-    pub fn open_or_create(target: &KvmHost, spec: &ReplicaSpec, source: &VmInfo) -> Result<(Replica, bool)> {
-        let dir = replica_dir(target, &spec.replica_name)?;
-        if !dir.join(STATE_FILE).exists() && dir.join(definition::VM_FILE).exists() {
+    /// source's disk sizes, the record, and the replica VM on the host
+    /// (powered off, same CPUs, memory and disks, NICs unconnected; the
+    /// source's own definition, `definition`, as its template).
+    pub fn open_or_create(target: &dyn Platform, spec: &ReplicaSpec, source: &VmInfo, definition: Option<String>) -> Result<(Replica, bool)> {
+        let (image_dir, dir) = replica_dir(target, &spec.replica_name)?;
+        let recorded = dir.join(STATE_FILE).exists();
+        let vm_exists = match target.vm(&spec.replica_name) {
+            Ok(_) => true,
+            Err(PlatformError::VmNotFound(_)) => false,
+            // The replica VM is there; what is wrong with its disks is
+            // for recovery to repair.
+            Err(_) if recorded => true,
+            Err(e) => return Err(e.into()),
+        };
+        if !recorded && vm_exists {
             return Err(PlatformError::VmExists(spec.replica_name.clone()).into());
         }
         std::fs::create_dir_all(&dir).map_err(|e| ReplicationError::io(format!("creating {}", dir.display()), e))?;
@@ -236,32 +252,32 @@ impl Replica {
                 created_at: Utc::now(),
             }
         };
-        let replica = Replica { name: spec.replica_name.clone(), host_dir: target.dir().into(), dir, state, _lock: lock };
+        let replica = Replica { name: spec.replica_name.clone(), image_dir, dir, state, _lock: lock };
         if created {
             for d in &replica.state.disks {
                 replica.create_top(&d.name, None, d.size)?;
             }
             replica.save()?;
         }
-        if !replica.dir.join(definition::VM_FILE).exists() {
-            let def = VmDefinition {
+        if !vm_exists {
+            let spec = NewVm {
                 name: replica.name.clone(),
-                uuid: uuid::Uuid::new_v4().to_string(),
                 vcpus: source.vcpus,
                 memory_mib: source.memory_mib,
                 firmware: source.firmware,
                 os: source.os,
-                power: PowerState::Stopped,
                 role: source.role.clone(),
                 nics: unconnected(&replica.state.source_nics),
                 disks: replica
                     .state
                     .disks
                     .iter()
-                    .map(|d| DiskDefinition { name: d.name.clone(), file: top_name(&d.name), format: DiskFormat::Qcow2, bus: "virtio".into() })
+                    .map(|d| NewDisk { name: d.name.clone(), image: replica.top(&d.name), image_format: DiskFormat::Qcow2, format: None, in_place: true })
                     .collect(),
+                power: PowerState::Stopped,
+                definition,
             };
-            definition::write_vm(&replica.host_dir, &def)?;
+            target.create_vm(&spec)?;
         }
         Ok((replica, created))
     }
@@ -284,17 +300,6 @@ impl Replica {
 
     pub fn point(&self, seq: u64) -> Option<&PointRecord> {
         self.state.points.iter().find(|p| p.seq == seq)
-    }
-
-    pub fn vm_definition(&self) -> Result<VmDefinition> {
-        Ok(definition::read_vm(&self.host_dir, &self.name)?)
-    }
-
-    /// Sets the replica VM's NICs (mapped at failover, unconnected otherwise).
-    pub fn set_nics(&self, nics: Vec<NicInfo>) -> Result<()> {
-        let mut def = self.vm_definition()?;
-        def.nics = nics;
-        Ok(definition::write_vm(&self.host_dir, &def)?)
     }
 
     pub fn journal(&self) -> Result<Option<SyncJournal>> {
@@ -510,11 +515,24 @@ fn parse_point_name(disk: &str, file: &str) -> Option<u64> {
     file.strip_prefix(disk)?.strip_prefix(".rp-")?.strip_suffix(".qcow2")?.parse().ok()
 }
 
-fn replica_dir(target: &KvmHost, name: &str) -> Result<PathBuf> {
-    if !definition::valid_name(name) {
+/// Names a replica (or a test VM) may have: a folder name on the host.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The host's image directory and the replica's folder in it.
+fn replica_dir(target: &dyn Platform, name: &str) -> Result<(PathBuf, PathBuf)> {
+    if !valid_name(name) {
         return Err(PlatformError::Invalid(format!("replica name '{name}' (use letters, digits, '.', '_', '-')")).into());
     }
-    Ok(definition::vm_dir(target.dir(), name))
+    let images = target.image_dir()?.ok_or_else(|| {
+        ReplicationError::replica(
+            name,
+            format!("cannot live on this {} host: replicas need its storage pool to be a directory of this machine (a host reached remotely is not supported yet)", target.kind().label()),
+        )
+    })?;
+    let dir = images.join(name);
+    Ok((images, dir))
 }
 
 fn check_owner(state: &ReplicaState, spec: &ReplicaSpec) -> Result<()> {

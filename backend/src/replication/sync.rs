@@ -22,7 +22,6 @@ use shared_types::replication::SyncKind;
 
 use crate::engine::block_source::BlockSource;
 use crate::engine::progress::Progress;
-use crate::platforms::kvm::KvmHost;
 use crate::platforms::{DiskRead, Platform};
 
 use super::copy::{self, CopyStats, Mode, NbdTarget};
@@ -77,14 +76,15 @@ pub struct SyncReport {
 /// Syncs `spec.source_vm` on `source` to its replica on `target`, making a
 /// restore point; makes the replica on the first call. Refused while the
 /// replica is failed over (or in the middle of failing over or back).
-pub fn sync(source: &dyn Platform, target: &KvmHost, spec: &ReplicaSpec, ctx: &Ctx) -> Result<SyncReport> {
+pub fn sync(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec, ctx: &Ctx) -> Result<SyncReport> {
     let vm = source.vm(spec.source_ref())?;
-    let (mut replica, created) = Replica::open_or_create(target, spec, &vm)?;
+    let definition = source.vm_definition(&vm.id)?;
+    let (mut replica, created) = Replica::open_or_create(target, spec, &vm, definition)?;
     if created {
         ctx.say(format!(
-            "replica '{}' made on {} ({} disk(s), powered off, NICs unconnected until failover)",
+            "replica '{}' made on the target in {} ({} disk(s), powered off, NICs unconnected until failover)",
             replica.name,
-            target.name(),
+            replica.dir.display(),
             replica.state.disks.len()
         ));
     }
@@ -129,10 +129,29 @@ pub(crate) fn sync_locked(source: &dyn Platform, replica: &mut Replica, spec: &R
     let mut reads: Vec<DiskRead> = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
     let mut journal = SyncJournal { seq, started_at, consistent_at, kind: SyncKind::Full, committing: false, bytes_copied: 0, disks: Vec::new() };
-    for d in replica.state.disks.clone() {
+    let since_of = |d: &super::replica::ReplicaDisk| {
         let resume = recovered.resume.as_ref().and_then(|j| j.disks.iter().find(|jd| jd.name == d.name)).filter(|jd| jd.token.is_some()).cloned();
         let since = if initial { resume.as_ref().and_then(|r| r.token.clone()) } else { d.token.clone() };
-        let read = source.open_disk_for(&vm.id, &d.name, since.as_deref(), &consumer)?;
+        (resume, since)
+    };
+    // A platform that reads whole VMs opens every disk at one checkpoint,
+    // the one every disk's token names.
+    let mut whole: Option<std::collections::VecDeque<DiskRead>> = None;
+    if source.reads_whole_vms() {
+        let sinces: Vec<Option<String>> = replica.state.disks.iter().map(|d| since_of(d).1).collect();
+        let since = if sinces.windows(2).all(|w| w[0] == w[1]) { sinces.first().cloned().flatten() } else { None };
+        let opened = source.open_vm_disks_for(&vm.id, since.as_deref(), &consumer)?;
+        if opened.len() != replica.state.disks.len() {
+            return Err(ReplicationError::replica(&replica.name, format!("the source exported {} disk(s), the replica has {}", opened.len(), replica.state.disks.len())));
+        }
+        whole = Some(opened.into());
+    }
+    for d in replica.state.disks.clone() {
+        let (resume, since) = since_of(&d);
+        let read = match whole.as_mut().and_then(|w| w.pop_front()) {
+            Some(read) => read,
+            None => source.open_disk_for(&vm.id, &d.name, since.as_deref(), &consumer)?,
+        };
         let all = vec![(0, d.size)];
         let (plan, jd) = match (initial, &read.changed_ranges, &resume) {
             (true, Some(dirty), Some(r)) => {

@@ -15,7 +15,6 @@
 //!   same way (the replica's phase says where a crashed action stopped).
 //! * [`tick`]: the interval schedule (the RPO) and the missed-RPO alert.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -35,7 +34,6 @@ use crate::catalog::replication::{self as rules, mirror, next_sync, phase_note, 
 use crate::catalog::{from_wire, inventory, new_id};
 use crate::db::entities::{jobs, platforms, replication_flows, vm_contexts};
 use crate::engine::progress::Progress;
-use crate::platforms::kvm::KvmHost;
 use crate::replication::{self, Ctx, FailoverOptions, ReplicaState, ReplicationError};
 
 /// What a replication job does besides its operation, decided and checked
@@ -264,13 +262,13 @@ async fn target_platform(db: &impl ConnectionTrait, flow: &replication_flows::Mo
         .ok_or_else(|| ActError::Invalid(format!("the target platform of '{}' was removed", flow.name)))
 }
 
-/// The replica's record on a KVM host directory (`None`: no replica, or unreadable).
+/// The replica's record on its target host (`None`: no replica, or unreadable).
 pub async fn replica_status(target_address: &str, replica_name: &str) -> Option<ReplicaState> {
     let address = target_address.to_owned();
     let name = replica_name.to_owned();
     tokio::task::spawn_blocking(move || {
-        let host = KvmHost::open(Path::new(&address)).ok()?;
-        replication::status(&host, &name).ok().flatten()
+        let host = inventory::connect(PlatformKind::Kvm, &address).ok()?;
+        replication::status(host.as_ref(), &name).ok().flatten()
     })
     .await
     .ok()
@@ -430,13 +428,13 @@ async fn execute(
             let _ = tx.send(line);
         };
         let ctx = Ctx::new(&progress, &log);
-        let target_host = match open_kvm(&target) {
+        let target_host = match open_target(&target) {
             Ok(h) => h,
             Err(e) => return (Err(e), None),
         };
         let stop = progress.clone();
-        let outcome = crate::platforms::tools::with_stop(move || stop.control.is_cancelled(), || operate(op, &options, &spec, &source, &target_host, &ctx));
-        let replica = replication::status(&target_host, &spec.replica_name).ok().flatten();
+        let outcome = crate::platforms::tools::with_stop(move || stop.control.is_cancelled(), || operate(op, &options, &spec, &source, target_host.as_ref(), &ctx));
+        let replica = replication::status(target_host.as_ref(), &spec.replica_name).ok().flatten();
         (outcome, replica)
     })
     .await;
@@ -448,14 +446,13 @@ async fn execute(
     }
 }
 
-fn open_kvm(p: &platforms::Model) -> Result<KvmHost, String> {
-    match from_wire::<PlatformKind>(&p.kind) {
-        Some(PlatformKind::Kvm) => KvmHost::open(Path::new(&p.address)).map_err(|e| format!("platform '{}': {e}", p.name)),
-        _ => Err(format!("platform '{}' is not a KVM host: replicas and rollbacks need KVM hosts", p.name)),
-    }
+/// The replication's target host.
+fn open_target(p: &platforms::Model) -> Result<Box<dyn crate::platforms::Platform>, String> {
+    let kind: PlatformKind = from_wire(&p.kind).ok_or_else(|| format!("platform '{}' has an unknown kind", p.name))?;
+    inventory::connect(kind, &p.address).map_err(|e| format!("target platform '{}': {e}", p.name))
 }
 
-fn operate(op: ReplicationOperation, o: &JobOptions, spec: &replication::ReplicaSpec, source: &platforms::Model, target: &KvmHost, ctx: &Ctx) -> Result<Done, String> {
+fn operate(op: ReplicationOperation, o: &JobOptions, spec: &replication::ReplicaSpec, source: &platforms::Model, target: &dyn crate::platforms::Platform, ctx: &Ctx) -> Result<Done, String> {
     let explain = |e: ReplicationError| if e.is_cancelled() { "stopped by an operator".to_string() } else { e.to_string() };
     let connect = || -> Result<Box<dyn crate::platforms::Platform>, String> {
         let kind: PlatformKind = from_wire(&source.kind).ok_or_else(|| format!("platform '{}' has an unknown kind", source.name))?;
@@ -527,8 +524,8 @@ fn operate(op: ReplicationOperation, o: &JobOptions, spec: &replication::Replica
             })
         }
         ReplicationOperation::Rollback => {
-            let src = open_kvm(source)?;
-            let r = replication::rollback(&src, target, spec, o.sync_back.unwrap_or(true), ctx).map_err(explain)?;
+            let src = connect()?;
+            let r = replication::rollback(src.as_ref(), target, spec, o.sync_back.unwrap_or(true), ctx).map_err(explain)?;
             Ok(Done {
                 summary: format!(
                     "rolled back to the source ({}): {} bytes changed on the replica, {} written to the source; downtime {} ms, total {} ms",

@@ -182,6 +182,43 @@ impl KvmHost {
         built
     }
 
+    /// A VM on images already in its folder (`vms/<name>/`): only its
+    /// definition is written. NICs on no network stay unconnected.
+    fn define_in_place(&self, spec: &NewVm) -> Result<VmInfo> {
+        let dir = definition::vm_dir(&self.dir, &spec.name);
+        if dir.join(definition::VM_FILE).exists() {
+            return Err(PlatformError::VmExists(spec.name.clone()));
+        }
+        let networks = definition::read_host(&self.dir)?.networks;
+        let mut disks = Vec::new();
+        for nd in &spec.disks {
+            let file = match nd.image.strip_prefix(&dir).ok().and_then(|f| f.to_str()) {
+                Some(f) if !f.contains('/') && nd.in_place => f.to_string(),
+                _ => return Err(PlatformError::Invalid(format!("disk '{}' of VM '{}' is not an image in {}", nd.name, spec.name, dir.display()))),
+            };
+            disks.push(DiskDefinition { name: nd.name.clone(), file, format: nd.image_format, bus: "virtio".into() });
+        }
+        for nic in spec.nics.iter().filter(|n| !n.network.is_empty()) {
+            if !networks.iter().any(|n| n.name == nic.network) {
+                return Err(PlatformError::Invalid(format!("network '{}' does not exist on host '{}'", nic.network, self.def.name)));
+            }
+        }
+        let def = VmDefinition {
+            name: spec.name.clone(),
+            uuid: uuid::Uuid::new_v4().to_string(),
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+            firmware: spec.firmware,
+            os: spec.os,
+            power: spec.power,
+            role: spec.role.clone(),
+            nics: spec.nics.clone(),
+            disks,
+        };
+        definition::write_vm(&self.dir, &def)?;
+        self.vm_info(&def)
+    }
+
     fn check_networks(&self, spec: &NewVm) -> Result<()> {
         for nic in &spec.nics {
             if !self.def.networks.iter().any(|n| n.name == nic.network) {
@@ -263,7 +300,37 @@ impl Platform for KvmHost {
         Ok(())
     }
 
+    fn image_dir(&self) -> Result<Option<PathBuf>> {
+        Ok(Some(self.dir.join(definition::VMS_DIR)))
+    }
+
+    fn networks(&self) -> Result<Vec<shared_types::platform::NetworkInfo>> {
+        Ok(definition::read_host(&self.dir)?.networks)
+    }
+
+    fn add_isolated_network(&self, name: &str) -> Result<bool> {
+        let mut host = definition::read_host(&self.dir)?;
+        if host.networks.iter().any(|n| n.name == name) {
+            return Ok(false);
+        }
+        host.networks.push(shared_types::platform::NetworkInfo { name: name.into(), bridge: None, cidr: None, vlan: None, isolated: true });
+        definition::write_host(&self.dir, &host)?;
+        Ok(true)
+    }
+
+    fn set_nics(&self, vm: &str, nics: &[shared_types::platform::NicInfo]) -> Result<()> {
+        let mut def = self.definition(vm)?;
+        def.nics = nics.to_vec();
+        definition::write_vm(&self.dir, &def)
+    }
+
     fn create_vm(&self, spec: &NewVm) -> Result<VmInfo> {
+        if !spec.disks.is_empty() && spec.disks.iter().all(|d| d.in_place) {
+            if !definition::valid_name(&spec.name) {
+                return Err(PlatformError::Invalid(format!("VM name '{}' (use letters, digits, '.', '_', '-')", spec.name)));
+            }
+            return self.define_in_place(spec);
+        }
         self.check_spec(spec)?;
         let dir = definition::vm_dir(&self.dir, &spec.name);
         if dir.exists() {

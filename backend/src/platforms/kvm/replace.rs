@@ -172,7 +172,7 @@ mod tests {
             os: GuestOs::Linux,
             role: None,
             nics: vec![],
-            disks: vec![NewDisk { name: "disk0".into(), image, image_format: DiskFormat::Raw, format: Some(DiskFormat::Raw) }],
+            disks: vec![NewDisk { name: "disk0".into(), image, image_format: DiskFormat::Raw, format: Some(DiskFormat::Raw), in_place: false }],
             power: PowerState::Stopped,
             definition: None,
         }

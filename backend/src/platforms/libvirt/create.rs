@@ -38,7 +38,7 @@ pub fn default_pool(conn: &Connect) -> Result<StoragePool> {
 }
 
 /// The directory of a directory pool (for console logs beside the disks).
-fn pool_path(pool: &StoragePool) -> Option<String> {
+pub fn pool_path(pool: &StoragePool) -> Option<String> {
     let xml = pool.xml_desc(0).ok()?;
     let doc = roxmltree::Document::parse(&xml).ok()?;
     let target = doc.root_element().children().find(|n| n.has_tag_name("target"))?;
@@ -176,7 +176,17 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
     let mut made: Vec<StorageVol> = Vec::new();
     let result = (|| -> Result<String> {
         let mut disks = String::new();
-        for d in &spec.disks {
+        for d in spec.disks.iter().filter(|d| d.in_place) {
+            // An image this machine manages (a replica's chain, a test
+            // overlay): the domain runs on the file where it lies.
+            disks.push_str(&format!(
+                "<disk type='file' device='disk'><driver name='qemu' type='{}'/><source file='{}'/><target dev='{}' bus='virtio'/></disk>",
+                d.image_format.qemu_name(),
+                escape(&d.image.to_string_lossy()),
+                escape(&d.name)
+            ));
+        }
+        for d in spec.disks.iter().filter(|d| !d.in_place) {
             let format = d.format.unwrap_or(DiskFormat::Qcow2);
             let staged = d.image.with_extension(format!("upload.{}", format.extension()));
             let image = if d.image_format == format {
@@ -199,11 +209,9 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
                 escape(&d.name)
             ));
         }
-        let nics: String = spec
-            .nics
-            .iter()
-            .map(|n| format!("<interface type='network'><source network='{}'/><model type='{}'/></interface>", escape(&n.network), escape(&n.model)))
-            .collect();
+        // A restore gets new MACs (libvirt makes them); a replica or its
+        // test VM keeps the source's, as the guest knows them.
+        let nics = interfaces(&spec.nics, spec.disks.iter().all(|d| d.in_place));
         let t = spec.definition.as_deref().and_then(template);
         let domain_type = t.as_ref().map(|t| t.domain_type.clone()).unwrap_or_else(|| "kvm".into());
         let os = t.as_ref().and_then(|t| t.os.clone()).unwrap_or_else(|| match spec.firmware {
@@ -252,6 +260,41 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
         }
     }
     result
+}
+
+/// The `<interface>` elements of `nics`: each on its network, with its
+/// MAC when `keep_macs`; NICs on no network are left out (libvirt has no
+/// unconnected network NIC).
+pub fn interfaces(nics: &[shared_types::platform::NicInfo], keep_macs: bool) -> String {
+    nics.iter()
+        .filter(|n| !n.network.is_empty())
+        .map(|n| {
+            let mac = if n.mac.is_empty() || !keep_macs { String::new() } else { format!("<mac address='{}'/>", escape(&n.mac)) };
+            format!("<interface type='network'>{mac}<source network='{}'/><model type='{}'/></interface>", escape(&n.network), escape(&n.model))
+        })
+        .collect()
+}
+
+/// Replaces every `<interface>` of a shut-off domain's definition.
+pub fn set_interfaces(conn: &Connect, dom: &virt::domain::Domain, vm: &str, nics: &[shared_types::platform::NicInfo]) -> Result<()> {
+    let xml = dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(|e| lv(&format!("reading the definition of '{vm}'"), e))?;
+    let doc = roxmltree::Document::parse(&xml).map_err(|e| PlatformError::Invalid(format!("the definition of '{vm}' does not parse: {e}")))?;
+    let devices = doc.root_element().children().find(|n| n.has_tag_name("devices")).ok_or_else(|| PlatformError::Invalid(format!("VM '{vm}' has no devices")))?;
+    let mut out = String::with_capacity(xml.len());
+    let mut at = 0;
+    for iface in devices.children().filter(|n| n.has_tag_name("interface")) {
+        out.push_str(&xml[at..iface.range().start]);
+        at = iface.range().end;
+    }
+    let end = devices.range().end - "</devices>".len();
+    if at > end || !xml[..devices.range().end].ends_with("</devices>") {
+        return Err(PlatformError::Invalid(format!("the definition of '{vm}' has an unexpected <devices> element")));
+    }
+    out.push_str(&xml[at..end]);
+    out.push_str(&interfaces(nics, true));
+    out.push_str(&xml[end..]);
+    conn.define_domain_xml(&out).map_err(|e| lv(&format!("changing the NICs of '{vm}'"), e))?;
+    Ok(())
 }
 
 /// Removes a VM: stopped hard if it runs, undefined with its checkpoint

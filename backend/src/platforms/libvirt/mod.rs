@@ -267,6 +267,60 @@ impl Platform for LibvirtPlatform {
         true
     }
 
+    fn open_vm_disks_for(&self, vm: &str, since: Option<&str>, consumer: &str) -> Result<Vec<DiskRead>> {
+        self.open_vm(vm, since, &Chain::consumer(consumer))
+    }
+
+    fn image_dir(&self) -> Result<Option<std::path::PathBuf>> {
+        // The pool's directory is this machine's only when the host is.
+        let scheme = self.uri.split("://").next().unwrap_or("");
+        if scheme != "qemu" && scheme != "qemu+unix" {
+            return Ok(None);
+        }
+        let conn = self.connect()?;
+        let pool = create::default_pool(&conn)?;
+        Ok(create::pool_path(&pool).map(std::path::PathBuf::from).filter(|p| p.is_dir()))
+    }
+
+    fn networks(&self) -> Result<Vec<NetworkInfo>> {
+        let conn = self.connect()?;
+        let mut networks = Vec::new();
+        for net in conn.list_all_networks(0).map_err(|e| PlatformError::Invalid(format!("libvirt host {}: listing networks: {}", self.uri, e.message())))? {
+            let xml = net.xml_desc(0).map_err(|e| PlatformError::Invalid(format!("libvirt host {}: reading a network: {}", self.uri, e.message())))?;
+            // A network that is not started cannot take a NIC.
+            if net.is_active().unwrap_or(false) {
+                networks.push(domain_xml::parse_network(&xml)?);
+            }
+        }
+        networks.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(networks)
+    }
+
+    fn add_isolated_network(&self, name: &str) -> Result<bool> {
+        let conn = self.connect()?;
+        if let Ok(net) = conn.lookup_network_by_name(name) {
+            if !net.is_active().unwrap_or(false) {
+                net.create().map_err(|e| lv(name, "starting the network", e))?;
+            }
+            return Ok(false);
+        }
+        // No <forward>: guests on it reach each other and nothing else.
+        let xml = format!("<network><name>{}</name></network>", domain_xml::escape(name));
+        let net = conn.define_network_xml(&xml).map_err(|e| lv(name, "defining the isolated network", e))?;
+        net.create().map_err(|e| lv(name, "starting the isolated network", e))?;
+        let _ = net.set_autostart(true);
+        Ok(true)
+    }
+
+    fn set_nics(&self, vm: &str, nics: &[shared_types::platform::NicInfo]) -> Result<()> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        if power_of(&dom).map_err(|e| lv(vm, "reading the power state", e))? != PowerState::Stopped {
+            return Err(PlatformError::VmNotStopped { vm: vm.to_string(), power: "running".into() });
+        }
+        create::set_interfaces(&conn, &dom, vm, nics)
+    }
+
     fn console_tail(&self, vm: &str, lines: usize) -> Result<Option<Vec<String>>> {
         let conn = self.connect()?;
         let dom = self.domain(&conn, vm)?;
