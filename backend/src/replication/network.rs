@@ -3,10 +3,8 @@
 //! from the catalog ([`crate::catalog::network_mapping`]); the rule of what
 //! a purpose admits is [`MappingPurpose::admits`].
 
-
 use shared_types::networks::{MappingPurpose, NetworkPair};
 use shared_types::platform::{NetworkInfo, NicInfo};
-
 
 /// The replica's NICs at failover: each source NIC (same MAC and model) on
 /// the target network `mapping` names for its network. Every network must
