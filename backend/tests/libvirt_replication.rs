@@ -182,8 +182,9 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     let test_log = dr_images.join("g1-test.console.log");
     let t0 = Instant::now();
     let test = replication::test_failover(&dr, &spec, None, &[], &ctx).unwrap();
-    let line = boot_line_after(&test_log, 0, Duration::from_secs(90));
-    eprintln!("test VM up {} ms after the test failover started: {line}", t0.elapsed().as_millis());
+    let line = test.boot_line.clone().expect("the test failover waits for the guest's boot line");
+    assert_eq!(boot_line_after(&test_log, 0, Duration::ZERO), line);
+    eprintln!("test VM up {} ms after the test failover started ({} ms timed here): {line}", test.boot_ms.unwrap(), t0.elapsed().as_millis());
     assert!(line.contains("name=g1"), "{line}");
     assert_eq!(dr.vm(&test.vm).unwrap().power, PowerState::Running);
     assert_eq!(interface_networks(&dr, &test.vm), vec!["isolated".to_string()], "the test VM is on the isolated network only");
@@ -210,12 +211,16 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     let mapping = vec![NetworkPair { source_network: "lan".into(), target_network: "dr-lan".into() }];
     let t0 = Instant::now();
     let fo = replication::failover(&prod, &dr, &spec, &FailoverOptions { network_mapping: mapping, final_sync: true }, &ctx).unwrap();
-    let line = boot_line_after(&replica_log, 0, Duration::from_secs(90));
+    let line = fo.boot_line.clone().expect("the failover waits for the replica's boot line");
+    assert_eq!(boot_line_after(&replica_log, 0, Duration::ZERO), line);
+    assert!(fo.downtime_ms >= fo.power_off_ms + fo.final_sync_ms + fo.power_on_ms + fo.boot_ms.unwrap(), "{fo:?}");
     eprintln!(
-        "failover: source off {} ms, final sync {} ms, replica on {} ms; replica guest up {} ms after the failover started: {line}",
+        "failover: source off {} ms, final sync {} ms, replica on {} ms, guest up {} ms later; downtime {} ms; {} ms in all: {line}",
         fo.power_off_ms,
         fo.final_sync_ms,
         fo.power_on_ms,
+        fo.boot_ms.unwrap(),
+        fo.downtime_ms,
         t0.elapsed().as_millis()
     );
     assert_eq!(prod.vm(&id).unwrap().power, PowerState::Stopped);
@@ -233,7 +238,8 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     eprintln!("rollback: {} bytes changed on the replica, {} written back, downtime {} ms", rb.bytes_changed_on_replica, rb.bytes_written, rb.downtime_ms);
     assert!(rb.bytes_changed_on_replica >= 3 * K64 && rb.bytes_changed_on_replica < 1 << 20, "{rb:?}");
     assert_eq!(rb.kind, Some(SyncKind::Incremental));
-    boot_line_after(&source_log, before_boot, Duration::from_secs(90));
+    assert!(rb.boot_line.as_deref().is_some_and(|l| l.contains("name=g1")), "the rollback waits for the source's guest: {rb:?}");
+    boot_line_after(&source_log, before_boot.min(log_len(&source_log)), Duration::ZERO);
     assert_eq!(dr.vm("g1-replica").unwrap().power, PowerState::Stopped);
     let mut c = console(&prod, &id);
     assert_eq!(read_marker(&mut c, "vdb", 40000), "mark-replica", "the source has the replica's writes");

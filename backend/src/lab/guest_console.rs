@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 /// The line a guest prints once it is up.
-pub const BOOT_MARKER: &str = "SENDENSE-GUEST-UP";
+pub const BOOT_MARKER: &str = crate::platforms::BOOT_LINES[0];
 const DONE: &str = "CMD-DONE rc=";
 
 pub struct GuestConsole {

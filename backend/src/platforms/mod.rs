@@ -94,6 +94,14 @@ pub trait Platform: Send + Sync {
         let _ = (vm, lines);
         Ok(None)
     }
+    /// Waits until the guest of `vm` (started a moment ago) is up: its
+    /// console prints a boot line ([`BOOT_LINES`]). `Ok(None)` at once
+    /// where the platform has no console this server can read; an error
+    /// when the guest did not come up within `timeout`, with its last lines.
+    fn wait_until_up(&self, vm: &str, timeout: std::time::Duration) -> Result<Option<String>> {
+        let _ = (vm, timeout);
+        Ok(None)
+    }
     /// Undoes what a stopped server left on the platform (libvirt: backup
     /// jobs still exporting disks); how many things it ended. Called at start.
     fn clean_up_after_restart(&self) -> Result<usize> {
@@ -167,6 +175,15 @@ pub trait Platform: Send + Sync {
     fn disk_space(&self) -> Result<DiskSpace>;
     /// Deletes a stopped VM and its disks.
     fn delete_vm(&self, vm: &str) -> Result<()>;
+}
+
+/// Lines a guest prints on its console once it is up: the Sendense guest
+/// init's marker, a getty's login prompt.
+pub const BOOT_LINES: [&str; 2] = ["SENDENSE-GUEST-UP", " login:"];
+
+/// The first line of `console` that says the guest is up.
+pub fn boot_line(console: &str) -> Option<&str> {
+    console.lines().find(|l| BOOT_LINES.iter().any(|m| l.contains(m))).map(str::trim)
 }
 
 /// Where a platform puts new disks, and how much fits.

@@ -38,7 +38,14 @@ pub struct TestReport {
     pub vm: String,
     pub point: u64,
     pub duration_ms: u64,
+    /// From the start of the test to the test VM's boot line (`None`: the
+    /// platform cannot tell when a guest is up).
+    pub boot_ms: Option<u64>,
+    pub boot_line: Option<String>,
 }
+
+/// How long a started test VM or replica may take to show its boot line.
+pub const BOOT_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// Starts a test VM from point `point` (`None`: the newest), each NIC on the
 /// isolated network `test_mapping` names for its network or else on the
@@ -85,8 +92,16 @@ pub fn test_failover(target: &dyn Platform, spec: &ReplicaSpec, point: Option<u6
         replica.save()?;
         return Err(e);
     }
-    let report = TestReport { vm, point, duration_ms: ms_since(started) };
-    ctx.say(format!("test VM '{}' runs from {} on the isolated network ({} ms)", report.vm, replica::point_id(point), report.duration_ms));
+    ctx.say(format!("test VM '{vm}' started from {} on the isolated network ({} ms): waiting for its guest", replica::point_id(point), ms_since(started)));
+    let boot_line = target.wait_until_up(&vm, BOOT_WAIT).map_err(|e| {
+        ReplicationError::replica(&replica.name, format!("test VM '{vm}' runs but its guest is not up: {e}; end the test to remove it"))
+    })?;
+    let boot_ms = boot_line.as_ref().map(|_| ms_since(started));
+    let report = TestReport { vm, point, duration_ms: ms_since(started), boot_ms, boot_line };
+    match &report.boot_line {
+        Some(line) => ctx.say(format!("test VM '{}' is up from {} ({} ms): {line}", report.vm, replica::point_id(point), report.duration_ms)),
+        None => ctx.say(format!("test VM '{}' runs from {} ({} ms; this platform does not tell when its guest is up)", report.vm, replica::point_id(point), report.duration_ms)),
+    }
     Ok(report)
 }
 
@@ -155,14 +170,14 @@ pub fn end_test(target: &dyn Platform, spec: &ReplicaSpec, ctx: &Ctx) -> Result<
         Phase::Testing { vm, point, .. } => (vm.clone(), *point),
         Phase::Replicating => {
             ctx.say("no test failover is running".into());
-            return Ok(TestReport { vm: test_vm_name(&replica.state.source_vm), point: 0, duration_ms: ms_since(started) });
+            return Ok(TestReport { vm: test_vm_name(&replica.state.source_vm), point: 0, duration_ms: ms_since(started), boot_ms: None, boot_line: None });
         }
         other => return Err(ReplicationError::replica(&replica.name, format!("is {}, not testing", other.name()))),
     };
     remove_test_vm(target, &vm)?;
     replica.state.phase = Phase::Replicating;
     replica.save()?;
-    let report = TestReport { vm, point, duration_ms: ms_since(started) };
+    let report = TestReport { vm, point, duration_ms: ms_since(started), boot_ms: None, boot_line: None };
     ctx.say(format!("test VM '{}' powered off and removed with its overlays ({} ms)", report.vm, report.duration_ms));
     Ok(report)
 }
@@ -189,7 +204,11 @@ pub struct FailoverReport {
     pub power_off_ms: u64,
     pub final_sync_ms: u64,
     pub power_on_ms: u64,
-    /// From the source going off to the replica coming on.
+    /// From the replica's start to its guest's boot line.
+    pub boot_ms: Option<u64>,
+    pub boot_line: Option<String>,
+    /// From the source going off to the replica's guest being up (to the
+    /// replica coming on where the platform cannot tell).
     pub downtime_ms: u64,
     pub duration_ms: u64,
 }
@@ -216,6 +235,8 @@ pub fn failover(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec
         power_off_ms: 0,
         final_sync_ms: 0,
         power_on_ms: 0,
+        boot_ms: None,
+        boot_line: None,
         downtime_ms: 0,
         duration_ms: 0,
     };
@@ -283,14 +304,25 @@ pub fn failover(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec
     }
     replica.state.phase = Phase::FailedOver { point, at: Utc::now(), source_powered_off: report.source_powered_off };
     replica.save()?;
+    // Production is on the replica now, whatever its guest does next.
+    let t = Instant::now();
+    let down_to_on = downtime_from.map_or(0, ms_since);
+    match target.wait_until_up(&replica.name, BOOT_WAIT) {
+        Ok(line) => {
+            report.boot_ms = line.as_ref().map(|_| ms_since(t));
+            report.boot_line = line;
+        }
+        Err(e) => ctx.say(format!("the replica runs but its guest is not up: {e}")),
+    }
     report.point = point;
-    report.downtime_ms = downtime_from.map_or(0, ms_since);
+    report.downtime_ms = if report.boot_line.is_some() { downtime_from.map_or(0, ms_since) } else { down_to_on };
     report.duration_ms = ms_since(started);
     ctx.say(format!(
-        "failed over: replica '{}' runs from {} with its NICs mapped (downtime {} ms)",
+        "failed over: replica '{}' runs from {} with its NICs mapped; downtime {} ms (source off to {})",
         replica.name,
         replica::point_id(point),
-        report.downtime_ms
+        report.downtime_ms,
+        if report.boot_line.is_some() { "the replica's guest up" } else { "the replica on" }
     ));
     Ok(report)
 }
@@ -351,7 +383,10 @@ pub struct RollbackReport {
     pub bytes_written: u64,
     /// With sync back: the point the replica's final state became.
     pub point: Option<PointRecord>,
-    /// From the replica going off to the source coming on.
+    /// The source's boot line after it was started again.
+    pub boot_line: Option<String>,
+    /// From the replica going off to the source's guest being up (to the
+    /// source coming on where the platform cannot tell).
     pub downtime_ms: u64,
     pub duration_ms: u64,
 }
@@ -386,6 +421,7 @@ pub fn rollback(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec
         bytes_read: 0,
         bytes_written: 0,
         point: None,
+        boot_line: None,
         downtime_ms: 0,
         duration_ms: 0,
     };
@@ -438,7 +474,12 @@ pub fn rollback(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec
     if let Err(e) = target.set_nics(&replica.name, &replica::unconnected(&replica.state.source_nics)) {
         ctx.say(format!("the powered-off replica's NICs could not be disconnected: {e}"));
     }
-    report.downtime_ms = ms_since(down);
+    let down_to_on = ms_since(down);
+    match source.wait_until_up(spec.source_ref(), BOOT_WAIT) {
+        Ok(line) => report.boot_line = line,
+        Err(e) => ctx.say(format!("the source runs but its guest is not up: {e}")),
+    }
+    report.downtime_ms = if report.boot_line.is_some() { ms_since(down) } else { down_to_on };
     replica.state.phase = Phase::Replicating;
     replica.save()?;
     report.duration_ms = ms_since(started);

@@ -492,7 +492,10 @@ fn operate(op: ReplicationOperation, o: &JobOptions, spec: &replication::Replica
         ReplicationOperation::TestFailover => {
             let r = replication::test_failover(target, spec, o.point, &o.network_mapping, ctx).map_err(explain)?;
             Ok(Done {
-                summary: format!("test VM '{}' runs from {} ({} ms)", r.vm, replication::replica::point_id(r.point), r.duration_ms),
+                summary: match &r.boot_line {
+                    Some(line) => format!("test VM '{}' is up from {} in {} ms: {line}", r.vm, replication::replica::point_id(r.point), r.duration_ms),
+                    None => format!("test VM '{}' runs from {} ({} ms)", r.vm, replication::replica::point_id(r.point), r.duration_ms),
+                },
                 report: json(&r),
                 sync: None,
                 source_power: None,
@@ -508,13 +511,14 @@ fn operate(op: ReplicationOperation, o: &JobOptions, spec: &replication::Replica
             let r = replication::failover(src.as_ref(), target, spec, &opts, ctx).map_err(explain)?;
             Ok(Done {
                 summary: format!(
-                    "failed over to '{}' at {}: pre-sync {} ms, source off {} ms, final sync {} ms, replica on {} ms; downtime {} ms, total {} ms",
+                    "failed over to '{}' at {}: pre-sync {} ms, source off {} ms, final sync {} ms, replica on {} ms, guest up {}; downtime {} ms, total {} ms",
                     spec.replica_name,
                     replication::replica::point_id(r.point),
                     r.presync_ms,
                     r.power_off_ms,
                     r.final_sync_ms,
                     r.power_on_ms,
+                    r.boot_ms.map_or("not seen".to_string(), |b| format!("{b} ms later")),
                     r.downtime_ms,
                     r.duration_ms
                 ),

@@ -175,6 +175,15 @@ impl LibvirtPlatform {
     }
 }
 
+/// The last `n` non-empty lines of a console, joined for a message.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() {
+        return "nothing printed".into();
+    }
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
 /// The power state as libvirt reports it: a paused guest is suspended.
 /// A libvirt error about VM `vm`: [`PlatformError::VmNotFound`] when the
 /// domain is gone (undefined since it was listed), else what failed.
@@ -336,6 +345,30 @@ impl Platform for LibvirtPlatform {
         let text = String::from_utf8_lossy(&buf);
         let all: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).filter(|l| !l.contains("CMD-DONE")).collect();
         Ok(Some(all[all.len().saturating_sub(lines)..].to_vec()))
+    }
+
+    fn wait_until_up(&self, vm: &str, timeout: Duration) -> Result<Option<String>> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        // The log is written anew at each start (append off).
+        let Some(log) = self.definition(&dom)?.console_log else { return Ok(None) };
+        if std::fs::metadata(&log).is_err() && !dom.is_active().unwrap_or(false) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read(&log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            if let Some(line) = super::boot_line(&text) {
+                return Ok(Some(line.to_string()));
+            }
+            if power_of(&dom).ok() == Some(PowerState::Stopped) {
+                return Err(PlatformError::Invalid(format!("VM '{vm}' stopped before it was up (console: {})", last_lines(&text, 3))));
+            }
+            if started.elapsed() >= timeout {
+                return Err(PlatformError::Invalid(format!("VM '{vm}' did not show a boot line within {} s (console: {})", timeout.as_secs(), last_lines(&text, 3))));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn clean_up_after_restart(&self) -> Result<usize> {
