@@ -1,9 +1,13 @@
 //! Reliability: the server is killed (SIGKILL) in the middle of a
-//! replication sync, twice, with the real binary and the demo lab.
+//! replication sync, twice, with the real binary and the demo lab on its
+//! libvirt hosts (a guest booting a real kernel, replicated from the
+//! production host to the DR host's storage pool).
 //!
-//! 1. During the first (full) sync: after the restart the flow says the sync
-//!    was interrupted, the job is failed, and the next sync (which the server
-//!    queues at once) resumes it and makes point 1, equal to the source.
+//! 1. During the first (full) sync of the running web-01: after the restart
+//!    the flow says the sync was interrupted, the job is failed, and the
+//!    next sync (which the server queues at once, after ending the backup
+//!    job the killed server left in libvirt) resumes it and makes point 1;
+//!    with the guest shut off it equals the source.
 //! 2. During an incremental sync of 24 MiB written to the source: after the
 //!    restart the replica's point 1 still equals the source as it was before
 //!    the write (the interrupted delta never touched it), and the next sync
@@ -47,6 +51,17 @@ fn kill_mid_job(server: &mut Server, token: &str, job: &str, at_least: u64) -> R
     }
 }
 
+/// The volume of a lab guest's first disk in a lab host's pool.
+fn lab_volume(pool: &Path, vm: &str) -> Result<PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(pool)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{vm}-")) && !n.ends_with(".log")))
+        .collect();
+    found.sort();
+    found.into_iter().next().with_context(|| format!("no volume of {vm} in {}", pool.display()))
+}
+
 fn flow(server: &Server, token: &str, id: &str) -> Result<Value> {
     server.expect(token, "GET", &format!("/api/v1/replication/{id}"), None, 200)
 }
@@ -65,23 +80,18 @@ fn next_sync(server: &Server, token: &str, id: &str) -> Result<Value> {
 
 #[test]
 fn a_sync_killed_mid_way_resumes_and_the_last_point_stays_consistent() -> Result<()> {
-    let mut server = Server::start_with_lab()?;
+    let mut server = Server::start_with_lab_guests()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
-    let hosts = server.lab_dir().join("hosts");
-    let platform = |dir: PathBuf| -> Result<String> {
-        let p = server.expect(&token, "POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": dir.display().to_string()})), 201)?;
-        let id = p["id"].as_str().context("platform id")?.to_owned();
-        server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": id})), 200)?;
-        Ok(id)
-    };
-    let prod = platform(hosts.join("kvm-prod-01"))?;
-    let dr = platform(hosts.join("kvm-dr-01"))?;
+    let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
+    let dr = server.wait_platform(&token, "lab-dr", Duration::from_secs(30))?;
     let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;
     let web = found["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-01").context("web-01 in the lab")?;
+    ensure!(web["vm"]["power"] == "running", "web-01's guest runs: {web}");
     let added = server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": prod, "vm_ids": [web["vm"]["id"]]})), 200)?;
     let vm = added["added"][0]["id"].as_str().context("managed id")?.to_owned();
-    let source = hosts.join("kvm-prod-01/vms/web-01/disk0.qcow2");
-    let replica = hosts.join("kvm-dr-01/vms/web-01-replica");
+    let pools = server.lab_dir().join("libvirt");
+    let source = lab_volume(&pools.join("prod/images"), "web-01")?;
+    let replica = pools.join("dr/images/web-01-replica");
 
     // 1. Killed during the first, full sync.
     let started = server.expect(&token, "POST", "/api/v1/replication/start", Some(json!({"vm_id": vm, "target_platform_id": dr})), 201)?;
@@ -92,6 +102,8 @@ fn a_sync_killed_mid_way_resumes_and_the_last_point_stays_consistent() -> Result
     ensure!(replica.join("sync.json").exists(), "the kill landed mid-sync: the journal is there");
     server.launch()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
+    // The guest stops, so that point 1 can be compared with its disk.
+    server.expect(&token, "POST", &format!("/api/v1/vms/{vm}/power"), Some(json!({"action": "stop"})), 200)?;
     let f = flow(&server, &token, &id)?;
     ensure!(f["flow"]["point_count"] == 0, "no point yet after the killed first sync: {}", f["flow"]);
     ensure!(f["flow"]["failure_reason"].as_str().unwrap_or("").contains("interrupted by a server restart"), "{}", f["flow"]);
@@ -115,7 +127,7 @@ fn a_sync_killed_mid_way_resumes_and_the_last_point_stays_consistent() -> Result
     metric("replication_crash_full_resumed_from_offset", resumed_from);
     metric("replication_crash_full_resume_read_bytes", resumed_read);
     ensure!(resumed_from > 0, "the full sync resumed instead of starting over: {report}");
-    ensure!(same(&replica.join("disk0.rp-1.qcow2"), &source)?, "point 1 equals the source");
+    ensure!(same(&replica.join("vda.rp-1.qcow2"), &source)?, "point 1 equals the source");
 
     // 2. Killed during an incremental sync: point 1 stays what it was.
     let before = server.data_dir.path().join("before.qcow2");
@@ -129,7 +141,7 @@ fn a_sync_killed_mid_way_resumes_and_the_last_point_stays_consistent() -> Result
     let inc_job = inc["job"]["id"].as_str().context("job")?.to_owned();
     kill_mid_job(&mut server, &token, &inc_job, 4 << 20)?;
     ensure!(replica.join("sync.json").exists(), "the kill landed mid-sync: the journal is there");
-    ensure!(same(&replica.join("disk0.rp-1.qcow2"), &before)?, "point 1 is untouched by the interrupted sync");
+    ensure!(same(&replica.join("vda.rp-1.qcow2"), &before)?, "point 1 is untouched by the interrupted sync");
     server.launch()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let f = flow(&server, &token, &id)?;
@@ -140,8 +152,8 @@ fn a_sync_killed_mid_way_resumes_and_the_last_point_stays_consistent() -> Result
     ensure!(f["flow"]["point_count"] == 2, "{}", f["flow"]);
     ensure!(f["flow"]["last_sync"]["kind"] == "incremental", "the redone sync is incremental: {}", f["flow"]["last_sync"]);
     ensure!(f["flow"]["last_sync"]["bytes_changed"].as_u64().unwrap_or(0) >= 24 << 20, "{}", f["flow"]["last_sync"]);
-    ensure!(same(&replica.join("disk0.rp-2.qcow2"), &source)?, "point 2 equals the source");
-    ensure!(same(&replica.join("disk0.rp-1.qcow2"), &before)?, "point 1 still equals the source before the write");
+    ensure!(same(&replica.join("vda.rp-2.qcow2"), &source)?, "point 2 equals the source");
+    ensure!(same(&replica.join("vda.rp-1.qcow2"), &before)?, "point 1 still equals the source before the write");
     server.stop()?;
     Ok(())
 }
