@@ -147,7 +147,8 @@ need_guest_kit() {
            drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko \
            net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko \
            lib/crc16.ko crypto/crc32c_generic.ko lib/libcrc32c.ko fs/mbcache.ko fs/jbd2/jbd2.ko fs/ext4/ext4.ko \
-           fs/fat/fat.ko fs/fat/vfat.ko fs/nls/nls_cp437.ko fs/nls/nls_ascii.ko fs/nls/nls_utf8.ko; do
+           fs/fat/fat.ko fs/fat/vfat.ko fs/nls/nls_cp437.ko fs/nls/nls_ascii.ko fs/nls/nls_utf8.ko \
+           drivers/input/evdev.ko drivers/acpi/button.ko; do
     [ -f "$km/$m" ] && cp "$km/$m" "$root/lib/modules/"
   done
   cp "$init" "$root/init"

@@ -160,7 +160,7 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     let (_, g2) = only_checkpoint(&platform, &id, chain);
     assert!(g2 > g1, "the older checkpoint is deleted, the new one comes after it");
 
-    // Stop the guest (it has no ACPI daemon: the timeout stops it hard) and
+    // Stop the guest (ACPI first; the short timeout stops it hard if need be) and
     // compare the restore point with what the disks hold.
     let mut p2 = LibvirtPlatform::new(&host.0.uri());
     p2.shutdown_timeout = Duration::from_secs(2);

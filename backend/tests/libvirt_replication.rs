@@ -123,9 +123,9 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     let (prod_images, dr_images) = (hosts.0[0].images(), hosts.0[1].images());
     let mut prod = LibvirtPlatform::new(&hosts.0[0].uri());
     let mut dr = LibvirtPlatform::new(&hosts.0[1].uri());
-    // The lab kernel has no ACPI daemon: a graceful shutdown times out.
-    prod.shutdown_timeout = Duration::from_secs(2);
-    dr.shutdown_timeout = Duration::from_secs(2);
+    // The guests power off on the ACPI button; a hard stop only after this.
+    prod.shutdown_timeout = Duration::from_secs(30);
+    dr.shutdown_timeout = Duration::from_secs(30);
     prepare(&prod, &prod_images, &[("lan", "sdrp-lan", 1, true)]);
     prepare(&dr, &dr_images, &[("dr-lan", "sdrd-lan", 2, true), ("isolated", "sdrd-iso", 3, false)]);
 
@@ -224,6 +224,7 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
         t0.elapsed().as_millis()
     );
     assert_eq!(prod.vm(&id).unwrap().power, PowerState::Stopped);
+    assert!(fo.power_off_ms < 10_000, "the source shut down gracefully (ACPI), not by the 30 s timeout: {fo:?}");
     assert_eq!(interface_networks(&dr, "g1-replica"), vec!["dr-lan".to_string()]);
     let mut rc = console(&dr, "g1-replica");
     assert_eq!(read_marker(&mut rc, "vdb", 40000), "mark-source1", "the replica holds the guest's last write");
