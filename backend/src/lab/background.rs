@@ -30,7 +30,11 @@ pub struct Register {
 /// platforms, and stops them when the server shuts down (await the handle).
 pub fn spawn_with(dir: PathBuf, activity_every: Option<Duration>, shutdown: CancellationToken, register: Option<Register>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        run(dir.clone(), activity_every, shutdown.clone(), register.clone()).await;
+        // A shutdown ends the lab's start too (the hosts are stopped under it).
+        tokio::select! {
+            _ = run(dir.clone(), activity_every, shutdown.clone(), register.clone()) => {}
+            _ = shutdown.cancelled() => {}
+        }
         if register.is_some() && dir.join("libvirt").exists() {
             // The server stops: so do the lab's hosts and guests.
             shutdown.cancelled().await;

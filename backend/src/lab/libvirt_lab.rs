@@ -77,6 +77,10 @@ pub fn init(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<LabGuests> {
     let mut waiting: Vec<(String, PathBuf)> = Vec::new();
     let mut off = Vec::new();
     for (i, (spec, host)) in specs.iter().zip(&hosts).enumerate() {
+        // A host that was still running (a server killed, or another
+        // process's lab) keeps its guests as they are: only a fresh start
+        // boots the lab's guests.
+        let fresh = !host.is_running();
         host.start()?;
         let conn = crate::platforms::libvirt::open(&host.uri())?;
         for (n, net) in spec.networks.iter().enumerate() {
@@ -119,9 +123,13 @@ pub fn init(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<LabGuests> {
                 off.push((vm.name.to_string(), "its NTFS system disk is not bootable by the lab kernel; it stays shut off".to_string()));
                 continue;
             }
-            if !dom.is_active().unwrap_or(false) {
+            let running = matches!(dom.state(), Ok((virt::enumutil::Enum::Known(virt::domain::DomainState::Running), _)));
+            if !dom.is_active().unwrap_or(false) && fresh {
                 let _ = std::fs::remove_file(&log);
                 dom.create().with_context(|| format!("starting lab guest {}", vm.name))?;
+            } else if !running {
+                off.push((vm.name.to_string(), "left as it is on the host that was already running".to_string()));
+                continue;
             }
             waiting.push((vm.name.to_string(), log));
         }
