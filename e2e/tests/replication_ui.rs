@@ -450,7 +450,7 @@ async fn replicate_test_failover_fail_over_and_roll_back_from_the_cockpit() -> R
     let report = server.lab_activity()?;
     let web = report["guests"].as_array().and_then(|a| a.iter().find(|g| g["vm"] == "web-01")).context("web-01 in the activity report")?;
     ensure!(web["skipped"].is_null(), "web-01 did not write: {web}");
-    let activity = web["bytes_written"].as_u64().unwrap_or(0);
+    let activity: u64 = web["files"].as_array().map(|f| f.iter().filter_map(|f| f["bytes_written"].as_u64()).sum()).unwrap_or(0);
     ensure!(activity > 0, "the activity wrote to web-01: {web}");
     click(&b, "repl-action-replicate_now").await?;
     b.until("the incremental sync's new point", Duration::from_secs(120), || async {
@@ -526,7 +526,17 @@ async fn replicate_test_failover_fail_over_and_roll_back_from_the_cockpit() -> R
     type_into(&b, "repl-confirm-name", "web-01").await?;
     shoot(&b, "replication-rollback-confirm-desktop-1440x900").await?;
     click(&b, "repl-confirm-submit").await?;
-    wait_attr(&b, "repl-state", "data-state", "healthy", Duration::from_secs(180)).await?;
+    if let Err(e) = wait_attr(&b, "repl-state", "data-state", "healthy", Duration::from_secs(240)).await {
+        let api = server.expect(&token, "GET", &format!("/api/v1/replication/{id}"), None, 200)?;
+        let logs: Vec<String> = match api["active_job"]["id"].as_str().or_else(|| api["recent_jobs"][0]["id"].as_str()) {
+            Some(job) => server.expect(&token, "GET", &format!("/api/v1/jobs/{job}"), None, 200)?["logs"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|x| x["message"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        anyhow::bail!("{e}: the flow is {}; its job's log: {logs:#?}", api["flow"]);
+    }
     ensure!(host_vm(&prod, "web-01")?["power"] == "running", "the source runs again");
     ensure!(host_vm(&dr, "web-01-replica")?["power"] == "stopped", "the replica is off again");
     let api = server.expect(&token, "GET", &format!("/api/v1/replication/{id}"), None, 200)?;

@@ -68,7 +68,9 @@ pub fn open(platform: &LibvirtPlatform, vm: &str, disk: &str, work_dir: &Path) -
     download_from(&conn, &vol, &vol_name, &copy)?;
     std::fs::copy(&copy, &undo).map_err(|e| PlatformError::io(format!("keeping the volume as it was in {}", undo.display()), e))?;
     let disk_err = |path: &Path, e: nbd::NbdError| PlatformError::Disk { path: path.to_path_buf(), reason: e.to_string() };
-    let server = QemuNbd::start(&copy, &QemuNbdOptions::new(d.format).runtime_dir(work_dir)).map_err(|e| disk_err(&copy, e))?;
+    // The export's socket goes to the temporary directory: work_dir may be
+    // too deep for a socket path (107 bytes).
+    let server = QemuNbd::start(&copy, &QemuNbdOptions::new(d.format)).map_err(|e| disk_err(&copy, e))?;
     let client = server.connect(&[nbd::BASE_ALLOCATION]).map_err(|e| disk_err(&copy, e))?;
     let key = vol.key().map_err(|e| PlatformError::Invalid(format!("reading the key of volume '{vol_name}': {}", e.message())))?;
     drop(vol);
