@@ -329,7 +329,23 @@ async fn replicate_test_failover_fail_over_and_roll_back_from_the_cockpit() -> R
         Ok((shown_actions(&b).await? == vec!["end_test".to_owned(), "cleanup".to_owned()]).then_some(()))
     })
     .await?;
+    // The modal shows the test VM as its host has it: running, how long its
+    // guest took to come up, its console's last lines.
+    wait_attr(&b, "repl-test-vm-status", "data-power", "running", Duration::from_secs(20)).await?;
+    let up_ms: u64 = attr_of(&b, "repl-test-vm-status", "data-up-ms").await?.parse().unwrap_or(0);
+    ensure!(up_ms > 0 && up_ms < 180_000, "the time until the test VM was up: {up_ms} ms");
+    e2e::metric("replication_ui_test_failover_guest_up_ms", up_ms);
+    let shown = match b.client.find(Locator::Css("[data-testid='repl-test-boot-line']")).await {
+        Ok(el) => el.text().await?,
+        Err(_) => text_of(&b, "repl-test-console").await?,
+    };
+    ensure!(shown.contains("SENDENSE-GUEST-UP name=web-01"), "the test VM's boot line is shown: {shown}");
+    scroll_to(&b, "repl-test-console").await?;
     shoot(&b, "replication-details-testing-desktop-1440x900").await?;
+    b.resize(820, 1180).await?;
+    no_overflow(&b, "the test VM panel at 820x1180").await?;
+    shoot(&b, "replication-details-testing-tablet-820x1180").await?;
+    b.resize(1440, 900).await?;
 
     // The DR-site view while the test runs.
     click(&b, "repl-details-close").await?;

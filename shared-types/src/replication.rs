@@ -575,6 +575,25 @@ pub struct ReplicationDetails {
     pub active_job: Option<crate::jobs::Job>,
     /// The most recent finished jobs of the flow, newest first.
     pub recent_jobs: Vec<crate::jobs::Job>,
+    /// The test VM while a test runs, as the target host has it now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_vm: Option<TestVmStatus>,
+}
+
+/// A test failover's VM on the target host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestVmStatus {
+    pub name: String,
+    pub power: crate::platform::PowerState,
+    /// From the start of the test to the guest's boot line, when seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_ms: Option<u64>,
+    /// The line the guest printed once up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_line: Option<String>,
+    /// The last lines of its serial console (empty where the host keeps no log this server reads).
+    pub console_tail: Vec<String>,
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use shared_types::networks::{BulkMappingRequest, MappingPurpose};
 use shared_types::platform::PlatformKind;
 use shared_types::recovery::{LicenseFeature, LicenseTier};
 use shared_types::replication::{
-    check_confirmation, CreateReplicationRequest, FailoverRequest, ReplicationAccepted, ReplicationDetails, ReplicationFlow, ReplicationState,
+    check_confirmation, CreateReplicationRequest, FailoverRequest, ReplicationAccepted, ReplicationDetails, ReplicationFlow, ReplicationState, TestVmStatus,
     RollbackRequest, SiteFailoverMode, SiteFailoverRefusal, SiteFailoverRequest, SiteFailoverResult, TestFailoverRequest, UpdateReplicationRequest,
     DEFAULT_INTERVAL_SECONDS, DEFAULT_KEEP_POINTS,
 };
@@ -34,7 +34,7 @@ use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
 use crate::catalog::replication::{self as rules, spec};
 use crate::catalog::{convert, from_wire, network_mapping, new_id};
-use crate::db::entities::{jobs, network_mappings, platforms, protection_groups, replication_flows, vm_contexts};
+use crate::db::entities::{job_logs, jobs, network_mappings, platforms, protection_groups, replication_flows, vm_contexts};
 use crate::replication::{self, default_replica_name, Ctx};
 use crate::runner::replication_job::{self, Act, ActError};
 use crate::runner::RunnerError;
@@ -249,6 +249,7 @@ async fn start_replication(State(state): State<AppState>, me: AuthUser, ApiJson(
 async fn get_replication(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<ReplicationDetails>, ApiError> {
     let row = find(&state, &id).await?;
     let target = platforms::Entity::find_by_id(row.target_platform_id.clone()).one(&state.db).await?;
+    let target_address = target.as_ref().map(|t| t.address.clone());
     let (points, replica_bytes) = match target {
         Some(t) => {
             let address = t.address.clone();
@@ -269,8 +270,33 @@ async fn get_replication(State(state): State<AppState>, Path(id): Path<String>) 
         .limit(20)
         .all(&state.db)
         .await?;
+    let flow = one(&state, row).await?;
+    let test_vm = match (&flow.test_vm_name, target_address) {
+        (Some(name), Some(address)) => {
+            let test_job = recent.iter().find(|j| j.operation.as_deref() == Some("test_failover") && j.status == JobStatus::Completed.as_str());
+            let report = match test_job {
+                Some(j) => job_report(&state, &j.id).await?,
+                None => None,
+            };
+            let name = name.clone();
+            let live = tokio::task::spawn_blocking(move || -> Option<(shared_types::platform::PowerState, Vec<String>)> {
+                let host = crate::catalog::inventory::connect(PlatformKind::Kvm, &address).ok()?;
+                let vm = host.vm(&name).ok()?;
+                Some((vm.power, host.console_tail(&name, 12).ok().flatten().unwrap_or_default()))
+            });
+            let name = flow.test_vm_name.clone().unwrap_or_default();
+            live.await.ok().flatten().map(|(power, console_tail)| TestVmStatus {
+                name,
+                power,
+                up_ms: report.as_ref().and_then(|r| r["boot_ms"].as_u64()),
+                boot_line: report.as_ref().and_then(|r| r["boot_line"].as_str().map(str::to_owned)),
+                console_tail,
+            })
+        }
+        _ => None,
+    };
     Ok(ApiJson(ReplicationDetails {
-        flow: one(&state, row).await?,
+        flow,
         points,
         replica_bytes,
         active_job: match active {
@@ -278,7 +304,19 @@ async fn get_replication(State(state): State<AppState>, Path(id): Path<String>) 
             None => None,
         },
         recent_jobs: convert::jobs(&state.db, recent).await?,
+        test_vm,
     }))
+}
+
+/// The report a replication job logged when it ended (`report {json}`).
+async fn job_report(state: &AppState, job: &str) -> Result<Option<serde_json::Value>, ApiError> {
+    let line = job_logs::Entity::find()
+        .filter(job_logs::Column::JobId.eq(job))
+        .filter(job_logs::Column::Message.starts_with("report "))
+        .order_by_desc(job_logs::Column::Id)
+        .one(&state.db)
+        .await?;
+    Ok(line.and_then(|l| serde_json::from_str(&l.message["report ".len()..]).ok()))
 }
 
 /// The replica's points and the bytes its files take (allocated blocks).

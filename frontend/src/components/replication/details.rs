@@ -8,7 +8,8 @@
 use leptos::prelude::*;
 use shared_types::auth::Role;
 use shared_types::jobs::Job;
-use shared_types::replication::{ReplicaPoint, ReplicationAction, ReplicationFlow, UpdateReplicationRequest};
+use shared_types::platform::PowerState;
+use shared_types::replication::{ReplicaPoint, ReplicationAction, ReplicationFlow, TestVmStatus, UpdateReplicationRequest};
 
 use super::confirm::{ConfirmDialog, Confirming};
 use super::{interval_text, lag_text, live_lag, points_text, state_class, use_replication_hub};
@@ -80,7 +81,9 @@ fn DetailsBody(id: String, confirming: RwSignal<Option<Confirming>>) -> impl Int
         <Transition fallback=|| view! { <p class="muted">"Loading points and jobs…"</p> }>
             {move || details.get().and_then(|r| r.ok()).map(|d| {
                 let active = d.active_job.clone();
+                let test_vm = d.test_vm.clone();
                 view! {
+                    {test_vm.map(|vm| view! { <TestVmPanel vm=vm /> })}
                     {active.map(|j| view! {
                         <h3 class="section-title">"RUNNING"</h3>
                         <JobPanel job=Signal::derive(move || j.clone()) />
@@ -222,11 +225,41 @@ fn FlowHead(flow: ReplicationFlow, points: Signal<Vec<ReplicaPoint>>, confirming
         {flow.failure_reason.clone().map(|r| view! { <p class="notice warning" data-testid="repl-failure">{r}</p> })}
         {flow.test_vm_name.clone().map(|n| view! {
             <p class="notice operational" data-testid="repl-test-vm" data-name=flow.test_vm_name.clone()>
-                "Test VM " <span class="mono">{n}</span> {format!(" runs on {}'s isolated network ({}); production and the replica are untouched.", flow.target_platform.name, shared_types::replication::ISOLATED_NETWORK)}
+                "Test VM " <span class="mono">{n}</span> {format!(" runs on {}'s isolated network; production and the replica are untouched.", flow.target_platform.name)}
             </p>
         })}
         {(!flow.network_problems.is_empty()).then(|| view! { <NetworkProblems problems=flow.network_problems.clone() /> })}
         <Actions flow=flow points=points confirming=confirming />
+    }
+}
+
+/// The running test VM as its host has it: power, how long its guest took
+/// to come up (its boot line), and its console's last lines.
+#[component]
+fn TestVmPanel(vm: TestVmStatus) -> impl IntoView {
+    let (class, text) = match vm.power {
+        PowerState::Running => ("operational", "running"),
+        PowerState::Stopped => ("offline", "stopped"),
+        PowerState::Suspended => ("caution", "suspended"),
+    };
+    let up = vm.up_ms.map(|ms| format!(" · guest up {:.1} s after the test started", ms as f64 / 1000.0));
+    view! {
+        <h3 class="section-title">{format!("TEST VM · {}", vm.name)}</h3>
+        <div class="test-vm" data-testid="repl-test-vm-status" data-power=text data-up-ms=vm.up_ms.map(|m| m.to_string()).unwrap_or_default()>
+            <p class="small">
+                <span class=format!("power {class}")><span class="power-dot"></span>{text}</span>
+                {up}
+            </p>
+            // The boot line, unless the console's tail still shows it.
+            {vm.boot_line.filter(|l| !vm.console_tail.iter().any(|c| c.trim() == l.trim())).map(|l| view! {
+                <p class="mono small muted wrap-anywhere" data-testid="repl-test-boot-line">{l}</p>
+            })}
+            {if vm.console_tail.is_empty() {
+                view! { <p class="muted small" data-testid="repl-test-console">"No console log from this host."</p> }.into_any()
+            } else {
+                view! { <pre class="console-tail mono small" data-testid="repl-test-console">{vm.console_tail.join("\n")}</pre> }.into_any()
+            }}
+        </div>
     }
 }
 
