@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use shared_types::platform::{DiskFormat, NicInfo, PowerState, VmInfo};
 use shared_types::replication::{ReplicaPoint, SyncKind};
 
-use crate::platforms::kvm::qemu_img;
 use crate::platforms::{tools, NewDisk, NewVm, Platform, PlatformError};
 
 use super::{ReplicaSpec, ReplicationError, Result};
@@ -368,10 +367,26 @@ impl Replica {
                 }
                 rename(&top, &pf)?;
             }
-            if !top.exists() || backing_of(&top)? != Some(point_name(&d.name, j.seq)) {
-                self.create_top(&d.name, Some(j.seq), d.size)?;
-            }
         }
+        // The new tops, one `qemu-img create` per disk, side by side.
+        let this = &*self;
+        std::thread::scope(|scope| {
+            let made: Vec<_> = this
+                .state
+                .disks
+                .iter()
+                .map(|d| {
+                    scope.spawn(move || {
+                        let top = this.top(&d.name);
+                        if !top.exists() || backing_of(&top)? != Some(point_name(&d.name, j.seq)) {
+                            this.create_top(&d.name, Some(j.seq), d.size)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            made.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(ReplicationError::replica(&this.name, "making a new top failed"))))
+        })?;
         if self.point(j.seq).is_none() {
             for jd in &j.disks {
                 if let Some(d) = self.state.disks.iter_mut().find(|d| d.name == jd.name) {
@@ -580,23 +595,19 @@ fn lock(dir: &Path, name: &str) -> Result<File> {
 /// How long taking a replica's lock waits for a holder that is about to let go.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The backing file a qcow2 image names.
+/// The backing file a qcow2 image names (read from its header).
 pub fn backing_of(image: &Path) -> Result<Option<String>> {
-    Ok(qemu_img::info(image, Some(DiskFormat::Qcow2))?.backing)
+    Ok(header(image)?.backing_file)
 }
 
-/// Whether an overlay holds data of its own (anything written since it was made).
+/// Whether an overlay holds data of its own (anything written since it was
+/// made): an L2 table allocated.
 pub fn has_own_data(image: &Path) -> Result<bool> {
-    #[derive(Deserialize)]
-    struct Extent {
-        depth: u32,
-        #[serde(default)]
-        present: bool,
-    }
-    let out = tools::run("qemu-img", ["map", "-U", "--output=json", "-f", "qcow2", &image.display().to_string()])?;
-    let extents: Vec<Extent> = serde_json::from_slice(&out.stdout)
-        .map_err(|e| PlatformError::Disk { path: image.into(), reason: format!("unexpected qemu-img map output: {e}") })?;
-    Ok(extents.iter().any(|e| e.depth == 0 && e.present))
+    Ok(header(image)?.has_l2_tables)
+}
+
+fn header(image: &Path) -> Result<crate::platforms::kvm::qcow2_header::Qcow2Header> {
+    crate::platforms::kvm::qcow2_header::read(image).map_err(|reason| PlatformError::Disk { path: image.into(), reason }.into())
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {

@@ -78,7 +78,11 @@ pub struct SyncReport {
 /// replica is failed over (or in the middle of failing over or back).
 pub fn sync(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec, ctx: &Ctx) -> Result<SyncReport> {
     let vm = source.vm(spec.source_ref())?;
-    let definition = source.vm_definition(&vm.id)?;
+    // The source's definition is the template of a replica made now.
+    let definition = match super::replica::status(target, &spec.replica_name)? {
+        Some(_) => None,
+        None => source.vm_definition(&vm.id)?,
+    };
     let (mut replica, created) = Replica::open_or_create(target, spec, &vm, definition)?;
     if created {
         ctx.say(format!(
@@ -318,6 +322,10 @@ pub(crate) fn sync_locked(source: &dyn Platform, replica: &mut Replica, spec: &R
 
 fn copy_all(replica: &Replica, plans: &[Plan], reads: &[DiskRead], journal: &mut SyncJournal, stats: &mut [CopyStats], ctx: &Ctx) -> Result<()> {
     for (i, (plan, read)) in plans.iter().zip(reads).enumerate() {
+        if plan.first.is_empty() && plan.rest.is_empty() && plan.resumed_from.is_none() {
+            // Nothing changed on this disk: its top stays as it is.
+            continue;
+        }
         let src: Arc<dyn BlockSource> = Arc::clone(&read.source);
         let mut dst = NbdTarget::open(&replica.top(&plan.name))?;
         let result = (|| -> Result<()> {

@@ -26,6 +26,11 @@ pub struct Qcow2Header {
     pub virtual_size: u64,
     pub corrupt: bool,
     pub bitmaps: Vec<BitmapInfo>,
+    /// The backing file the image names, as written in it.
+    pub backing_file: Option<String>,
+    /// Whether any L2 table is allocated: false for an image nothing was
+    /// ever written to (a fresh overlay reads all from its backing file).
+    pub has_l2_tables: bool,
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
@@ -48,6 +53,29 @@ pub fn read(path: &Path) -> Result<Qcow2Header, String> {
     }
     let version = be32(&head, 4).ok_or("truncated header")?;
     let virtual_size = be64(&head, 24).ok_or("truncated header")?;
+    let backing_file = match (be64(&head, 8).ok_or("truncated header")?, be32(&head, 16).ok_or("truncated header")?) {
+        (0, _) | (_, 0) => None,
+        (at, len) if len <= 1023 => {
+            let mut name = vec![0u8; len as usize];
+            if read_at_most(&file, &mut name, at)? != name.len() {
+                return Err("truncated backing file name".into());
+            }
+            Some(String::from_utf8_lossy(&name).into_owned())
+        }
+        (_, len) => return Err(format!("backing file name of {len} bytes")),
+    };
+    let has_l2_tables = {
+        let (l1_size, l1_offset) = (be32(&head, 36).ok_or("truncated header")? as usize, be64(&head, 40).ok_or("truncated header")?);
+        if l1_size > (32 << 20) / 8 {
+            return Err(format!("L1 table of {l1_size} entries"));
+        }
+        let mut l1 = vec![0u8; l1_size * 8];
+        if read_at_most(&file, &mut l1, l1_offset)? != l1.len() {
+            return Err("truncated L1 table".into());
+        }
+        // Bits 9-55: the L2 table's offset (0: none allocated).
+        l1.chunks_exact(8).any(|e| u64::from_be_bytes(e.try_into().unwrap_or([0; 8])) & 0x00ff_ffff_ffff_fe00 != 0)
+    };
     let (corrupt, autoclear, ext_start) = match version {
         2 => (false, 0, 72usize),
         3 => {
@@ -74,7 +102,7 @@ pub fn read(path: &Path) -> Result<Qcow2Header, String> {
         }
         at += 8 + len.div_ceil(8) * 8;
     }
-    Ok(Qcow2Header { virtual_size, corrupt, bitmaps })
+    Ok(Qcow2Header { virtual_size, corrupt, bitmaps, backing_file, has_l2_tables })
 }
 
 fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> Result<usize, String> {
@@ -128,7 +156,14 @@ mod tests {
         let p = dir.path().join("d.qcow2");
         let s = p.to_str().unwrap();
         tools::run("qemu-img", ["create", "-q", "-f", "qcow2", s, "5G"]).unwrap();
-        assert_eq!(read(&p).unwrap(), Qcow2Header { virtual_size: 5 << 30, corrupt: false, bitmaps: vec![] });
+        assert_eq!(read(&p).unwrap(), Qcow2Header { virtual_size: 5 << 30, corrupt: false, bitmaps: vec![], backing_file: None, has_l2_tables: false });
+        // An overlay names its backing file and holds nothing until written.
+        let o = dir.path().join("o.qcow2");
+        tools::run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "d.qcow2", "-F", "qcow2", o.to_str().unwrap()]).unwrap();
+        let h = read(&o).unwrap();
+        assert_eq!((h.backing_file.as_deref(), h.has_l2_tables), (Some("d.qcow2"), false));
+        tools::run("qemu-io", ["-f", "qcow2", "-c", "write -P 1 3G 4k", o.to_str().unwrap()]).unwrap();
+        assert!(read(&o).unwrap().has_l2_tables, "a write allocates an L2 table");
         tools::run("qemu-img", ["bitmap", "--add", s, "sendense-1"]).unwrap();
         tools::run("qemu-img", ["bitmap", "--add", s, "a-much-longer-bitmap-name-to-cross-padding"]).unwrap();
         tools::run("qemu-img", ["bitmap", "--disable", s, "sendense-1"]).unwrap();
