@@ -1,38 +1,36 @@
 #!/usr/bin/env python3
 """Replication benchmark driver (run through scripts/bench-replication.sh).
 
-Workload (made once, kept in --workdir): a 2 GiB raw disk from the standard
-generator (/work/shared/bench/mkimage.py, seed 20250601: 35% holes, 35% log
-text, 30% random, in 1 MiB extents), converted to a qcow2 with the Sendense
-backup bitmap (as the demo lab's disks) and kept as a pristine copy. Two KVM
-host directories: "prod" with the VM (one NIC on `lan`) and "dr" with the
-same `lan` network and an isolated network (`isolated: true`), so the
-failover mapping is lan -> lan.
+Two real libvirt hosts on this machine (`sendense lab hosts start`: a "prod"
+and a "dr" daemon, each with a storage pool, a NAT network `lan`, and on dr
+an isolated network) and one guest on prod booting the lab kernel, with a
+small system disk and a data disk made from the standard workload (a 2 GiB
+raw image from /work/shared/bench/mkimage.py, seed 20250601: 35% holes, 35%
+log text, 30% random, in 1 MiB extents, as qcow2). The guest runs for the
+whole benchmark, its own writes are what the syncs carry.
 
 Then `sendense serve` (fresh data directory, SQLite catalog, no demo lab) on
 a free port; through the API: add both hosts, discover, manage the VM, map
-lan -> lan. Each run starts from the pristine disk and, in this order:
+lan -> lan. Each run starts from the pristine data disk and, in this order:
   full        POST /replication/start, wait for the job: the full sync
-  ref-full    `qemu-img convert -O qcow2` of the same source disk to a new file
-  incr x R    2% of the disk changed with guest-like writes through qemu
-              (`qemu-io`, so the qcow2 dirty bitmaps see them; the blocks are
-              mutate.py's: 64 KiB, scattered, seeded), POST /replication/{id}/sync,
-              wait; then `qemu-img convert` of the whole disk again (what a
-              tool without change tracking copies)
-  test        POST .../test-failover, wait; POST .../end-test, wait
-  failover    0.2% changed on the source, POST .../failover {"confirm": vm},
-              wait (pre-sync while the source runs, power off, final sync,
-              replica on: the report's downtime)
-  rollback    0.5% written on the running replica's disk (through qemu-io),
-              POST .../rollback {"sync_back": true}, wait
+  ref-full    `qemu-img convert -O qcow2` of the same data disk to a new file
+  incr x R    the guest writes 2% of its data disk in scattered 64 KiB
+              blocks (dd on its console), POST /replication/{id}/sync, wait;
+              then `qemu-img convert` of the whole disk again (what a tool
+              without change tracking copies)
+  empty       POST .../sync with nothing written: the fixed cost of a sync
+  test        POST .../test-failover, wait (the job ends when the test VM's
+              guest prints its boot line); POST .../end-test, wait
+  failover    the guest writes 0.2% more, POST .../failover {"confirm": vm},
+              wait (pre-sync while the source runs, graceful shutdown, final
+              sync, replica on, its guest up: the report's downtime)
+  rollback    the replica's guest writes 0.5% of its data disk, POST
+              .../rollback {"sync_back": true}, wait (the source's guest up)
   delete      DELETE /replication/{id} (the replica goes)
 Times are the job's wall time (started_at to finished_at, the server's
 clock), the engine's own duration_ms from the job's `report` log line, and
-the client's time from the request to the job's completion. The page cache
-is warm for the syncs and for the reference copies alike. Medians over
---runs (and rounds). The first run also compares the replica with the source
-(`qemu-img compare`) after the full sync, the first incremental and the
-rollback.
+the client's time from the request to the job's completion. Medians over
+--runs (and rounds).
 """
 import argparse
 import datetime
@@ -56,19 +54,23 @@ SEED = 20250601
 PASSWORD = "bench-replication-admin-password"
 VM = "bench-vm"
 REPLICA = f"{VM}-replica"
+BLOCK = 64 << 10
 INCR_PERCENT = 2.0
 FAILOVER_PERCENT = 0.2
 REPLICA_PERCENT = 0.5
 # Bumped when the workload changes: an older one in --workdir is made again.
-WORKLOAD_VERSION = 1
+WORKLOAD_VERSION = 2
+# Bridges of the benchmark's networks (apart from the demo lab's sdp-/sdd-).
+NETWORKS = {"prod": [("lan", "sdbp-lan", "10.95.1.1", True)],
+            "dr": [("lan", "sdbd-lan", "10.95.2.1", True), ("isolated", "sdbd-iso", "10.95.3.1", False)]}
 
 # (key, target, higher is better, what); ratios in the JSON are "> 1 is better than the target".
 TARGETS = {
-    "full_sync_vs_qemu_img": (0.5, True, "full sync speed / qemu-img convert speed"),
-    "incr_written_vs_changed": (1.1, False, "incremental bytes written / bytes changed"),
-    "incr_time_vs_recopy": (0.25, False, "incremental sync time / full re-copy time"),
-    "failover_downtime_ms": (2000.0, False, "live failover downtime (report)"),
-    "test_failover_ms": (2000.0, False, "test failover start, request to test VM running"),
+    "full_sync_vs_qemu_img": (0.8, True, "full sync speed / qemu-img convert speed"),
+    "incr_written_vs_changed": (1.1, False, "incremental bytes written / bytes the guest wrote"),
+    "sync_fixed_overhead_ms": (150.0, False, "a sync with nothing to copy, engine time"),
+    "test_failover_ms": (60000.0, False, "test failover, request to the test VM's guest up"),
+    "failover_downtime_ms": (60000.0, False, "live failover downtime, source down to replica guest up"),
 }
 
 
@@ -76,10 +78,10 @@ def die(msg):
     sys.exit(f"bench-replication: {msg}")
 
 
-def sh(cmd, capture=False, input=None):
+def sh(cmd, capture=False, input=None, check=True):
     r = subprocess.run(cmd, input=input, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                        stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
+    if check and r.returncode != 0:
         die(f"{' '.join(cmd[:6])}{' ...' if len(cmd) > 6 else ''} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
     return r
 
@@ -91,14 +93,7 @@ def warm(*paths):
                 pass
 
 
-def load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-# ---------------------------------------------------------------- workload
+# ---------------------------------------------------------------- workload, hosts, guest
 
 def make_workload(w, tools):
     stamp = os.path.join(w, "workload.json")
@@ -112,62 +107,130 @@ def make_workload(w, tools):
     if not os.path.exists(raw):  # made under another name first: a disk.raw is complete
         sh([sys.executable, os.path.join(tools, "mkimage.py"), str(SEED), str(DISK_SIZE), raw + ".part"])
         os.rename(raw + ".part", raw)
-    pristine = os.path.join(w, "disk0.pristine.qcow2")
-    sh(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, pristine])
-    sh(["qemu-img", "bitmap", "--add", "--enable", pristine, "sendense-1"])
-    wl = {"version": WORKLOAD_VERSION, "raw": raw, "pristine": pristine,
-          "prod": os.path.join(w, "hosts", "prod"), "dr": os.path.join(w, "hosts", "dr"),
+    pristine = os.path.join(w, "vdb.pristine.qcow2")
+    sh(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "compat=1.1", raw, pristine])
+    wl = {"version": WORKLOAD_VERSION, "raw": raw, "pristine": pristine, "lab": os.path.join(w, "lab"),
           "allocated": os.stat(raw).st_blocks * 512, "seconds": round(time.perf_counter() - t0, 1)}
     json.dump(wl, open(stamp, "w"))
     return wl
 
 
-def reset_hosts(wl):
-    """The prod host with the pristine VM, running; an empty dr host. Called before each run."""
-    prod, dr = wl["prod"], wl["dr"]
-    vm_dir = os.path.join(prod, "vms", VM)
-    shutil.rmtree(os.path.join(prod, "vms"), ignore_errors=True)
-    shutil.rmtree(os.path.join(dr, "vms"), ignore_errors=True)
-    os.makedirs(vm_dir)
-    os.makedirs(os.path.join(dr, "vms"))
-    disk = os.path.join(vm_dir, "disk0.qcow2")
-    sh(["cp", "--sparse=always", wl["pristine"], disk])
-    # Flushed now: else the sync's first `qemu-img snapshot` pays for writing this copy out (about 1 s).
-    fd = os.open(disk, os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
-    lan = {"name": "lan", "bridge": "br0", "cidr": "10.0.0.0/24"}
-    json.dump({"name": "bench-prod", "cpu_cores": 16, "memory_mib": 65536, "networks": [lan]},
-              open(os.path.join(prod, "host.json"), "w"))
-    json.dump({"name": "bench-dr", "cpu_cores": 16, "memory_mib": 65536,
-               "networks": [dict(lan, bridge="br-dr"), {"name": "isolated", "isolated": True}]},
-              open(os.path.join(dr, "host.json"), "w"))
-    json.dump({"name": VM, "uuid": "7c2e8d2f-3b66-4d8f-8e6f-1c4d5e6f7a81", "vcpus": 2, "memory_mib": 2048,
-               "firmware": "uefi", "os": "linux", "power": "running",
-               "nics": [{"mac": "52:54:00:12:34:57", "network": "lan", "model": "virtio"}],
-               "disks": [{"name": "disk0", "file": "disk0.qcow2", "format": "qcow2", "bus": "virtio"}]},
-              open(os.path.join(vm_dir, "vm.json"), "w"))
-    return disk
+def uri(wl, host):
+    return f"qemu+unix:///system?socket={wl['lab']}/libvirt/{host}/sock/libvirt-sock"
 
 
-def guest_writes(mutate, image, percent, seed):
-    """Writes `percent` of `image` through qemu (so its dirty bitmaps record them), in mutate.py's
-    blocks (64 KiB, scattered, chosen by `seed`), one qemu-io call. Returns (bytes, seconds)."""
-    block = mutate.BLOCK
-    nblocks = DISK_SIZE // block
-    n = round(nblocks * percent / 100.0)
-    rng = random.Random(seed)
-    blocks = sorted(rng.sample(range(nblocks), n))
-    cmds = []
-    for off, length in mutate.merged_ranges(blocks):
-        cmds += ["-c", f"write -q -P {1 + rng.randrange(255)} {off} {length}"]
+def images(wl, host):
+    return os.path.join(wl["lab"], "libvirt", host, "images")
+
+
+def virsh(wl, host, *args, check=True, capture=False):
+    return sh(["virsh", "-q", "-c", uri(wl, host)] + list(args), check=check, capture=capture)
+
+
+def start_hosts(exe, wl, w):
+    sh([exe, "lab", "hosts", "start", "--dir", wl["lab"]])
+    for host, nets in NETWORKS.items():
+        virsh(wl, host, "pool-define-as", "images", "dir", "--target", images(wl, host), check=False)
+        virsh(wl, host, "pool-start", "images", check=False)
+        for name, bridge, ip, nat in nets:
+            xml = os.path.join(w, f"net-{host}-{name}.xml")
+            fwd = "<forward mode='nat'/>" if nat else ""
+            open(xml, "w").write(f"<network><name>{name}</name>{fwd}<bridge name='{bridge}' stp='off' delay='0'/>"
+                                 f"<ip address='{ip}' netmask='255.255.255.0'/></network>")
+            virsh(wl, host, "net-define", xml, check=False)
+            virsh(wl, host, "net-start", name, check=False)
+
+
+def domain_xml(name, kit, disks, log):
+    devs = "".join(
+        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{p}'/><target dev='{t}' bus='virtio'/></disk>"
+        for t, p in disks)
+    return (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+            f"<os><type arch='x86_64' machine='pc'>hvm</type><kernel>{kit}/vmlinuz</kernel><initrd>{kit}/initrd.cpio.gz</initrd>"
+            f"<cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={name}</cmdline></os>"
+            "<features><acpi/><tcg><tb-cache unit='MiB'>32</tb-cache></tcg></features>"
+            "<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>"
+            f"<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>{devs}"
+            "<interface type='network'><source network='lan'/><model type='virtio'/></interface>"
+            f"<serial type='pty'><log file='{log}' append='off'/><target port='0'/></serial>"
+            "<console type='pty'><target type='serial' port='0'/></console><memballoon model='none'/></devices></domain>")
+
+
+def wait_for(path, marker, timeout):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            with open(path, "rb") as f:
+                for line in f.read().decode("utf-8", "replace").splitlines():
+                    if marker in line:
+                        return line.strip()
+        except FileNotFoundError:
+            pass
+        time.sleep(0.1)
+    die(f"'{marker}' did not appear in {path} within {timeout} s")
+
+
+class Console:
+    """A guest's serial console: one shell line in, CMD-DONE out."""
+
+    def __init__(self, wl, host, vm):
+        pty = virsh(wl, host, "ttyconsole", vm, capture=True).stdout.strip()
+        self.fd = os.open(pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        self.buf = b""
+        self.run("true")
+
+    def run(self, line, timeout=900):
+        os.write(self.fd, (line + "\n").encode())
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            try:
+                self.buf += os.read(self.fd, 65536)
+            except BlockingIOError:
+                time.sleep(0.05)
+            if b"CMD-DONE" in self.buf:
+                out, _, self.buf = self.buf.partition(b"CMD-DONE")
+                self.buf = self.buf.split(b"\n", 1)[-1]
+                return out.decode("utf-8", "replace")
+        die(f"the guest did not finish `{line[:80]}` within {timeout} s")
+
+    def close(self):
+        os.close(self.fd)
+
+
+def reset_guest(wl, kit):
+    """The guest on prod with the pristine data disk, running; nothing of an older run on dr."""
+    for host, vm in (("dr", REPLICA), ("dr", f"{VM}-test"), ("prod", VM)):
+        virsh(wl, host, "destroy", vm, check=False)
+        virsh(wl, host, "undefine", vm, "--checkpoints-metadata", check=False)
+    for d in (REPLICA, f"{VM}-test"):
+        shutil.rmtree(os.path.join(images(wl, "dr"), d), ignore_errors=True)
+    img = images(wl, "prod")
+    vda, vdb = os.path.join(img, f"{VM}-vda.qcow2"), os.path.join(img, f"{VM}-vdb.qcow2")
+    for d in (vda, vdb):
+        if os.path.exists(d):
+            os.remove(d)
+    sh(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=1.1", vda, "64M"])
+    sh(["cp", "--sparse=always", wl["pristine"], vdb])
+    log = os.path.join(img, f"{VM}.console.log")
+    xml = os.path.join(os.path.dirname(wl["lab"]), "vm.xml")
+    open(xml, "w").write(domain_xml(VM, kit, [("vda", vda), ("vdb", vdb)], log))
+    virsh(wl, "prod", "define", xml)
+    virsh(wl, "prod", "pool-refresh", "images", check=False)
+    virsh(wl, "prod", "start", VM)
+    wait_for(log, "SENDENSE-GUEST-UP", 180)
+    return vdb
+
+
+def guest_writes(con, percent, seed):
+    """The guest writes `percent` of its data disk in 64 KiB blocks spread over it (random data,
+    each block aligned, fsynced). Returns (bytes, seconds)."""
+    n = round(DISK_SIZE // BLOCK * percent / 100.0)
+    stride = DISK_SIZE // BLOCK // n
+    first = seed % stride
     t = time.perf_counter()
-    sh(["qemu-io", "-f", "qcow2"] + cmds + [image])
-    return n * block, time.perf_counter() - t
-
-
-def same_image(a, b):
-    return subprocess.run(["qemu-img", "compare", "-q", "-U", a, b]).returncode == 0
+    con.run(f"i=0; while [ $i -lt {n} ]; do dd if=/dev/urandom of=/dev/vdb bs={BLOCK} seek=$(({first} + i*{stride})) "
+            f"count=1 conv=notrunc 2>/dev/null; i=$((i+1)); done; sync")
+    return n * BLOCK, time.perf_counter() - t
 
 
 def qemu_img_copy(src, out):
@@ -277,7 +340,7 @@ def start_server(exe, w):
     os.makedirs(data)
     port = free_port()
     env = dict(os.environ, SENDENSE_ADMIN_PASSWORD=PASSWORD, SENDENSE_DEMO_LAB="false",
-               RUST_LOG=os.environ.get("RUST_LOG", "info"))
+               SENDENSE_PLATFORM_ROOTS=os.path.join(w, "lab"), RUST_LOG=os.environ.get("RUST_LOG", "info"))
     log = open(os.path.join(w, "server.log"), "w")
     proc = subprocess.Popen([exe, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
                              "--web-dir", os.path.join(w, "no-cockpit")], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -314,9 +377,9 @@ def stop_server(proc):
 
 # ---------------------------------------------------------------- one run
 
-def one_run(api, ids, wl, mutate, run, rounds, check, w):
-    src = reset_hosts(wl)
-    replica_top = os.path.join(wl["dr"], "vms", REPLICA, "disk0.qcow2")
+def one_run(api, ids, wl, kit, run, rounds, w):
+    src = reset_guest(wl, kit)
+    con = Console(wl, "prod", VM)
     ref_out = os.path.join(w, "ref-copy.qcow2")
     res = {"incr": []}
 
@@ -329,54 +392,55 @@ def one_run(api, ids, wl, mutate, run, rounds, check, w):
     res["full"] = {"client_s": full.client_s, "wall_s": full.wall_s, "engine_s": full.report["duration_ms"] / 1000,
                    "queued_s": full.queued_s, "read": full.report["bytes_read"], "written": full.report["bytes_written"],
                    "zeroed": full.report["bytes_zeroed"]}
-    if check and not same_image(replica_top, src):
-        die("after the full sync the replica differs from the source")
     res["full"]["ref_s"] = qemu_img_copy(src, ref_out)
 
     for r in range(rounds):
-        changed, write_s = guest_writes(mutate, src, INCR_PERCENT, 1000 * (run + 1) + r)
-        warm(src)
+        changed, write_s = guest_writes(con, INCR_PERCENT, 1000 * (run + 1) + r)
         _, inc = act(api, f"/replication/{flow}/sync", {})
         rep = inc.report
         if rep["kind"] != "incremental":
-            die(f"round {r + 1}: the sync after guest writes was {rep['kind']}, not incremental: {inc.summary} {rep['disks']}")
-        row = {"changed": changed, "write_s": write_s, "bytes_changed": rep["bytes_changed"], "read": rep["bytes_read"],
-               "written": rep["bytes_written"] + rep["bytes_zeroed"], "client_s": inc.client_s, "wall_s": inc.wall_s,
-               "engine_s": rep["duration_ms"] / 1000}
-        if check and r == 0 and not same_image(replica_top, src):
-            die("after an incremental sync the replica differs from the source")
+            die(f"round {r + 1}: the sync after the guest's writes was {rep['kind']}, not incremental: {inc.summary} {rep['disks']}")
+        vdb = next(d for d in rep["disks"] if d["disk"] == "vdb")
+        row = {"changed": changed, "write_s": write_s, "bytes_changed": rep["bytes_changed"], "vdb_changed": vdb["bytes_changed"],
+               "read": rep["bytes_read"], "written": rep["bytes_written"] + rep["bytes_zeroed"], "client_s": inc.client_s,
+               "wall_s": inc.wall_s, "engine_s": rep["duration_ms"] / 1000}
         row["ref_s"] = qemu_img_copy(src, ref_out)
         res["incr"].append(row)
 
+    _, empty = act(api, f"/replication/{flow}/sync", {})
+    res["empty"] = {"engine_s": empty.report["duration_ms"] / 1000, "wall_s": empty.wall_s, "client_s": empty.client_s,
+                    "read": empty.report["bytes_read"]}
+
     _, test = act(api, f"/replication/{flow}/test-failover", {})
     flow_now = api.call("GET", f"/replication/{flow}")["flow"]
-    if flow_now["state"] != "testing":
-        die(f"after the test failover the flow is {flow_now['state']}")
+    if flow_now["state"] != "testing" or not test.report.get("boot_line"):
+        die(f"after the test failover the flow is {flow_now['state']}, the test VM's boot line {test.report.get('boot_line')!r}")
     _, end = act(api, f"/replication/{flow}/end-test", {})
-    res["test"] = {"client_s": test.client_s, "wall_s": test.wall_s, "engine_s": test.report["duration_ms"] / 1000}
+    res["test"] = {"client_s": test.client_s, "wall_s": test.wall_s, "engine_s": test.report["duration_ms"] / 1000,
+                   "boot_s": (test.report.get("boot_ms") or 0) / 1000}
     res["end_test"] = {"client_s": end.client_s, "wall_s": end.wall_s, "engine_s": end.report["duration_ms"] / 1000}
 
-    fo_changed, _ = guest_writes(mutate, src, FAILOVER_PERCENT, 5000 + run)
+    fo_changed, _ = guest_writes(con, FAILOVER_PERCENT, 5000 + run)
+    con.close()
     _, fo = act(api, f"/replication/{flow}/failover", {"confirm": VM})
     rep = fo.report
+    if not rep.get("boot_line"):
+        die(f"the failover did not see the replica's guest come up: {fo.summary}")
     res["failover"] = {k: rep[k] / 1000 for k in ("presync_ms", "power_off_ms", "final_sync_ms", "power_on_ms", "downtime_ms", "duration_ms")}
-    res["failover"].update({"client_s": fo.client_s, "wall_s": fo.wall_s, "changed": fo_changed,
+    res["failover"].update({"client_s": fo.client_s, "wall_s": fo.wall_s, "changed": fo_changed, "boot_s": rep["boot_ms"] / 1000,
                             "presync_read": (rep.get("presync") or {}).get("bytes_read", 0),
                             "final_read": (rep.get("final_sync") or {}).get("bytes_read", 0)})
-    vm = json.load(open(os.path.join(wl["dr"], "vms", REPLICA, "vm.json")))
-    if vm["power"] != "running":
-        die(f"after the failover the replica is {vm['power']}")
 
-    rb_changed, _ = guest_writes(mutate, replica_top, REPLICA_PERCENT, 7000 + run)
+    rcon = Console(wl, "dr", REPLICA)
+    rb_changed, _ = guest_writes(rcon, REPLICA_PERCENT, 7000 + run)
+    rcon.close()
     _, rb = act(api, f"/replication/{flow}/rollback", {"confirm": VM, "sync_back": True})
     rep = rb.report
     res["rollback"] = {"client_s": rb.client_s, "wall_s": rb.wall_s, "engine_s": rep["duration_ms"] / 1000,
                        "downtime_s": rep["downtime_ms"] / 1000, "changed": rb_changed,
                        "changed_on_replica": rep["bytes_changed_on_replica"], "written": rep["bytes_written"], "kind": rep.get("kind")}
-    if check and not same_image(replica_top, src):
-        die("after the rollback with sync back the source differs from the replica")
     api.call("DELETE", f"/replication/{flow}", want=204)
-    if os.path.exists(os.path.dirname(replica_top)):
+    if os.path.exists(os.path.join(images(wl, "dr"), REPLICA)):
         die("deleting the flow left the replica on the dr host")
     return res
 
@@ -398,6 +462,7 @@ def main():
     ap.add_argument("--target", action="append", default=[], metavar="KEY=VALUE",
                     help=f"override a target ({', '.join(TARGETS)})")
     ap.add_argument("--keep", action="store_true", help="keep the server's data directory")
+    ap.add_argument("--kit", default=os.environ.get("SENDENSE_GUEST_KIT", os.path.expanduser("~/.cache/sendense/guest-kit")))
     a = ap.parse_args()
     targets = {k: v[0] for k, v in TARGETS.items()}
     for t in a.target:
@@ -407,15 +472,16 @@ def main():
         targets[k] = float(v)
     w = os.path.abspath(a.workdir)
     os.makedirs(w, exist_ok=True)
-    mutate = load_module(os.path.join(a.tools, "mutate.py"), "mutate")
     wl = make_workload(w, a.tools)
-    reset_hosts(wl)
-
-    proc, api = start_server(os.path.abspath(a.sendense), w)
+    exe = os.path.abspath(a.sendense)
+    start_hosts(exe, wl, w)
     rows = []
+    proc = None
     try:
-        prod = api.call("POST", "/platforms", {"kind": "kvm", "address": wl["prod"]}, want=201)
-        dr = api.call("POST", "/platforms", {"kind": "kvm", "address": wl["dr"]}, want=201)
+        proc, api = start_server(exe, w)
+        prod = api.call("POST", "/platforms", {"kind": "kvm", "address": uri(wl, "prod")}, want=201)
+        dr = api.call("POST", "/platforms", {"kind": "kvm", "address": uri(wl, "dr")}, want=201)
+        reset_guest(wl, a.kit)
         api.call("POST", "/discovery/discover-vms", {"platform_id": dr["id"]})
         found = api.call("POST", "/discovery/discover-vms", {"platform_id": prod["id"]})
         vm = next(v for v in found["vms"] if v["vm"]["name"] == VM)
@@ -427,9 +493,11 @@ def main():
                  want=200)
         for run in range(a.runs):
             print(f"run {run + 1}/{a.runs} ...", file=sys.stderr)
-            rows.append(one_run(api, ids, wl, mutate, run, a.rounds, run == 0, w))
+            rows.append(one_run(api, ids, wl, a.kit, run, a.rounds, w))
     finally:
-        stop_server(proc)
+        if proc:
+            stop_server(proc)
+        sh([exe, "lab", "hosts", "stop", "--dir", wl["lab"]], check=False)
         if not a.keep:
             shutil.rmtree(os.path.join(w, "data"), ignore_errors=True)
         for f in ("ref-copy.qcow2",):
@@ -442,6 +510,7 @@ def main():
     test = {k: med([r["test"][k] for r in rows]) for k in rows[0]["test"]}
     end = {k: med([r["end_test"][k] for r in rows]) for k in rows[0]["end_test"]}
     fo = {k: med([r["failover"][k] for r in rows]) for k in rows[0]["failover"]}
+    empty = {k: med([r["empty"][k] for r in rows]) for k in rows[0]["empty"]}
     rb = {k: med([r["rollback"][k] for r in rows]) for k in rows[0]["rollback"] if k != "kind"}
 
     # Ratios per sample (a sync and its reference ran back to back, under the
@@ -454,10 +523,11 @@ def main():
     m = {k: med(v) for k, v in per.items()}
     m["failover_downtime_ms"] = fo["downtime_ms"] * 1000
     m["test_failover_ms"] = test["client_s"] * 1000
+    m["sync_fixed_overhead_ms"] = empty["engine_s"] * 1000
 
     print()
-    print(f"workload: {DISK_SIZE >> 30} GiB disk (mkimage.py seed {SEED}: 35% holes, 35% text, 30% random; "
-          f"{wl['allocated'] / MiB:.0f} MiB allocated) as qcow2 on a KVM host directory, replicated to a second one; "
+    print(f"workload: {DISK_SIZE >> 30} GiB data disk (mkimage.py seed {SEED}: 35% holes, 35% text, 30% random; "
+          f"{wl['allocated'] / MiB:.0f} MiB allocated) of a running guest (TCG) on a libvirt host, replicated to a second one; "
           f"medians of {a.runs} runs ({a.rounds} incremental rounds each), warm page cache, {os.cpu_count()} cores, "
           f"other builds running on the machine: times are noisy")
     hdr = f"{'measure':<52} {'median':>10} {'unit':<6} {'target':>10} {'vs tgt':>6}  runs"
@@ -487,8 +557,9 @@ def main():
     line("reference: qemu-img convert -O qcow2 (same disk)", full["ref_s"], "s", vals=[r["full"]["ref_s"] for r in rows])
     line("full sync speed vs qemu-img convert (median of runs)", m["full_sync_vs_qemu_img"], "x",
          vals=per["full_sync_vs_qemu_img"], key="full_sync_vs_qemu_img")
-    line(f"incremental ({INCR_PERCENT:g}% in 64 KiB blocks): bytes changed", mb(inc["changed"]), "MB", "%.1f",
+    line(f"incremental (guest wrote {INCR_PERCENT:g}% in 64 KiB blocks): bytes written", mb(inc["changed"]), "MB", "%.1f",
          [mb(i["changed"]) for i in incs])
+    line("  bytes the change tracking listed on the data disk", mb(inc["vdb_changed"]), "MB", "%.1f", [mb(i["vdb_changed"]) for i in incs])
     line("  bytes the change tracking listed", mb(inc["bytes_changed"]), "MB", "%.1f", [mb(i["bytes_changed"]) for i in incs])
     line("  bytes read", mb(inc["read"]), "MB", "%.1f", [mb(i["read"]) for i in incs])
     line("  bytes written (+ zeroed)", mb(inc["written"]), "MB", "%.1f", [mb(i["written"]) for i in incs])
@@ -499,8 +570,12 @@ def main():
     line("reference: full re-copy (qemu-img convert)", inc["ref_s"], "s", vals=[i["ref_s"] for i in incs])
     line("incremental time / full re-copy time (median)", m["incr_time_vs_recopy"], "x", "%.3f",
          vals=per["incr_time_vs_recopy"], key="incr_time_vs_recopy")
-    line("test failover start: client, request to running", test["client_s"] * 1000, "ms", "%.0f",
+    line("sync with nothing to copy: engine time", empty["engine_s"] * 1000, "ms", "%.0f",
+         [r["empty"]["engine_s"] * 1000 for r in rows], key="sync_fixed_overhead_ms")
+    line("  job wall time", empty["wall_s"] * 1000, "ms", "%.0f", [r["empty"]["wall_s"] * 1000 for r in rows])
+    line("test failover: client, request to the guest up", test["client_s"] * 1000, "ms", "%.0f",
          [r["test"]["client_s"] * 1000 for r in rows], key="test_failover_ms")
+    line("  test VM start to its boot line", test["boot_s"] * 1000, "ms", "%.0f", [r["test"]["boot_s"] * 1000 for r in rows])
     line("  job wall time", test["wall_s"] * 1000, "ms", "%.0f", [r["test"]["wall_s"] * 1000 for r in rows])
     line("  engine duration_ms", test["engine_s"] * 1000, "ms", "%.0f", [r["test"]["engine_s"] * 1000 for r in rows])
     line("end test: client, request to done", end["client_s"] * 1000, "ms", "%.0f", [r["end_test"]["client_s"] * 1000 for r in rows])
@@ -510,6 +585,7 @@ def main():
          [r["failover"]["downtime_ms"] * 1000 for r in rows], key="failover_downtime_ms")
     for k, label in (("presync_ms", "pre-sync (source running)"), ("power_off_ms", "source power off"),
                      ("final_sync_ms", "final sync (source off)"), ("power_on_ms", "replica power on"),
+                     ("boot_s", "replica on to its guest's boot line"),
                      ("duration_ms", "engine duration_ms"), ("wall_s", "job wall time"), ("client_s", "client, request to done")):
         line(f"  {label}", fo[k] * 1000, "ms", "%.0f", [r["failover"][k] * 1000 for r in rows])
     line("  pre-sync bytes read", mb(fo["presync_read"]), "MB", "%.1f", [mb(r["failover"]["presync_read"]) for r in rows])
@@ -542,6 +618,7 @@ def main():
         "incr_sync_s": round(inc["wall_s"], 3),
         "incr_recopy_s": round(inc["ref_s"], 2),
         "test_failover_ms": round(test["client_s"] * 1000),
+        "sync_fixed_overhead_ms": round(empty["engine_s"] * 1000),
         "end_test_ms": round(end["client_s"] * 1000),
         "failover_downtime_ms": round(fo["downtime_ms"] * 1000),
         "failover_ms": round(fo["duration_ms"] * 1000),
