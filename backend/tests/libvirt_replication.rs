@@ -210,7 +210,7 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     let replica_log = dr_images.join("g1-replica.console.log");
     let mapping = vec![NetworkPair { source_network: "lan".into(), target_network: "dr-lan".into() }];
     let t0 = Instant::now();
-    let fo = replication::failover(&prod, &dr, &spec, &FailoverOptions { network_mapping: mapping, final_sync: true }, &ctx).unwrap();
+    let fo = replication::failover(&prod, &dr, &spec, &FailoverOptions { network_mapping: mapping, final_sync: true, shutdown_timeout: Duration::from_secs(30) }, &ctx).unwrap();
     let line = fo.boot_line.clone().expect("the failover waits for the replica's boot line");
     assert_eq!(boot_line_after(&replica_log, 0, Duration::ZERO), line);
     assert!(fo.downtime_ms >= fo.power_off_ms + fo.final_sync_ms + fo.power_on_ms + fo.boot_ms.unwrap(), "{fo:?}");

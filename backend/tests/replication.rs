@@ -442,14 +442,14 @@ fn failover_then_rollback_with_and_without_sync_back() {
     scatter(&lab.disk(), &[10 * MIB, 11 * MIB], 0x10);
 
     // Refusals first: an unmapped network changes nothing.
-    let bad = FailoverOptions { network_mapping: mapping()[..1].to_vec(), final_sync: true };
+    let bad = FailoverOptions { network_mapping: mapping()[..1].to_vec(), final_sync: true, shutdown_timeout: Duration::from_secs(5) };
     let err = replication::failover(&prod, &dr, &spec, &bad, &ctx).unwrap_err().to_string();
     assert!(err.contains("'dmz'") && err.contains("not mapped"), "{err}");
     assert_eq!(prod.vm("vm1").unwrap().power, PowerState::Running);
     assert!(replication::rollback(&prod, &dr, &spec, true, &ctx).unwrap_err().to_string().contains("not failed over"));
 
     armed.store(true, Ordering::SeqCst);
-    let opts = FailoverOptions { network_mapping: mapping(), final_sync: true };
+    let opts = FailoverOptions { network_mapping: mapping(), final_sync: true, shutdown_timeout: Duration::from_secs(5) };
     let fo = replication::failover(&prod, &dr, &spec, &opts, &ctx).unwrap();
     let presync = fo.presync.as_ref().unwrap();
     let final_sync = fo.final_sync.as_ref().unwrap();
@@ -514,7 +514,7 @@ fn failover_then_rollback_with_and_without_sync_back() {
     // Disaster: the source is unreachable; fail over to the newest point as
     // it is. The source, running meanwhile, diverges; sync back overwrites it.
     scatter(&lab.disk(), &[44 * MIB], 0xe0); // after the newest point: lost
-    let dis = FailoverOptions { network_mapping: mapping(), final_sync: false };
+    let dis = FailoverOptions { network_mapping: mapping(), final_sync: false, shutdown_timeout: Duration::from_secs(5) };
     let fo = replication::failover(&prod, &dr, &spec, &dis, &ctx).unwrap();
     assert!(fo.final_sync.is_none() && !fo.source_powered_off);
     scatter(&lab.top(), &[45 * MIB], 0xf0);
@@ -670,7 +670,7 @@ fn the_demo_lab_replicates_to_the_dr_host_incrementally_and_fails_over() {
         .map(|n| NetworkPair { source_network: n.name.clone(), target_network: n.name.clone() })
         .collect();
     let spec = spec_of(&web.name);
-    let fo = replication::failover(&prod, &dr, &spec, &FailoverOptions { network_mapping: nets, final_sync: true }, &ctx).unwrap();
+    let fo = replication::failover(&prod, &dr, &spec, &FailoverOptions { network_mapping: nets, final_sync: true, shutdown_timeout: Duration::from_secs(5) }, &ctx).unwrap();
     assert_eq!(prod.vm(&web.name).unwrap().power, PowerState::Stopped);
     let replica_vm = dr.vm(&spec.replica_name).unwrap();
     assert_eq!(replica_vm.power, PowerState::Running);

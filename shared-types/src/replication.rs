@@ -396,7 +396,14 @@ pub struct FailoverRequest {
     /// the newest point as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_sync: Option<bool>,
+    /// Seconds the source's guest gets to shut down (ACPI) before it is
+    /// stopped hard (default 120, 1 to 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_timeout_seconds: Option<u32>,
 }
+
+/// The source's shutdown at a failover when the request names no timeout.
+pub const FAILOVER_SHUTDOWN_TIMEOUT_SECONDS: u32 = 120;
 
 /// `POST /api/v1/replication/{id}/rollback`: production goes back to the source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

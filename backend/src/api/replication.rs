@@ -512,7 +512,11 @@ async fn failover(State(state): State<AppState>, me: AuthUser, Path(id): Path<St
     let row = find(&state, &id).await?;
     let vm = source_vm(&state, &row).await?;
     check_confirmation(&vm.name, &req.confirm).map_err(|m| ApiError::invalid_value("confirm", m))?;
-    run_action(&state, &me, &id, Act::Failover { final_sync: req.final_sync.unwrap_or(true) }, "replication.failover").await
+    if req.shutdown_timeout_seconds.is_some_and(|t| !(1..=3600).contains(&t)) {
+        return Err(ApiError::invalid_field("shutdown_timeout_seconds", "A shutdown timeout is 1 to 3600 seconds."));
+    }
+    let act = Act::Failover { final_sync: req.final_sync.unwrap_or(true), shutdown_timeout_seconds: req.shutdown_timeout_seconds };
+    run_action(&state, &me, &id, act, "replication.failover").await
 }
 
 /// Rollback: production goes back to the source, with the replica's
@@ -571,7 +575,7 @@ async fn site_failover(State(state): State<AppState>, me: AuthUser, ApiJson(req)
         let named = NamedRef { id: f.id.clone(), name: f.name.clone() };
         let act = match req.mode {
             SiteFailoverMode::Test => Act::TestFailover { point: None },
-            SiteFailoverMode::Live => Act::Failover { final_sync: req.final_sync.unwrap_or(true) },
+            SiteFailoverMode::Live => Act::Failover { final_sync: req.final_sync.unwrap_or(true), shutdown_timeout_seconds: None },
         };
         match replication_job::act(&state.runner, f, act, &me.username).await {
             Ok((row, job)) => started.push(accepted(&state, row, job).await?),

@@ -189,6 +189,9 @@ pub struct FailoverOptions {
     /// Power the source off and copy its last changes first. False when
     /// the source is unreachable: fail over to the newest point as it is.
     pub final_sync: bool,
+    /// How long the source's guest may take to shut down (ACPI) before it
+    /// is stopped hard.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -259,8 +262,8 @@ pub fn failover(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec
             let t = Instant::now();
             downtime_from = Some(t);
             if vm.power != PowerState::Stopped {
-                source.set_power(&vm.name, PowerState::Stopped)?;
-                ctx.say(format!("failover: source '{}' powered off", vm.name));
+                source.power(&vm.id, shared_types::platform::PowerAction::Shutdown, opts.shutdown_timeout)?;
+                ctx.say(format!("failover: source '{}' shut down ({} ms; stopped hard after {} s at the latest)", vm.name, ms_since(t), opts.shutdown_timeout.as_secs()));
             }
             report.source_powered_off = was_running;
             report.power_off_ms = ms_since(t);

@@ -46,6 +46,9 @@ pub struct JobOptions {
     /// Failover: power the source off and copy its last changes first.
     #[serde(default)]
     pub final_sync: Option<bool>,
+    /// Failover: seconds the source's guest gets to shut down before a hard stop.
+    #[serde(default)]
+    pub shutdown_timeout_seconds: Option<u32>,
     /// Rollback: copy the replica's changes back.
     #[serde(default)]
     pub sync_back: Option<bool>,
@@ -68,7 +71,7 @@ pub enum Act {
     Resume,
     TestFailover { point: Option<u64> },
     EndTest,
-    Failover { final_sync: bool },
+    Failover { final_sync: bool, shutdown_timeout_seconds: Option<u32> },
     Rollback { sync_back: bool },
     Cleanup,
 }
@@ -205,7 +208,8 @@ pub async fn act(runner: &Runner, flow: replication_flows::Model, act: Act, by: 
             options.network_mapping =
                 test.into_iter().map(|(source_network, (target_network, _))| NetworkPair { source_network, target_network }).collect();
         }
-        Act::Failover { final_sync } => {
+        Act::Failover { final_sync, shutdown_timeout_seconds } => {
+            options.shutdown_timeout_seconds = *shutdown_timeout_seconds;
             let nics = network_mapping::resolve(db, &vm.id, &flow.target_platform_id, Some(&flow.id), MappingPurpose::Failover).await?;
             let mut pairs: Vec<NetworkPair> = Vec::new();
             for n in nics {
@@ -507,7 +511,13 @@ fn operate(op: ReplicationOperation, o: &JobOptions, spec: &replication::Replica
         }
         ReplicationOperation::Failover => {
             let src = connect()?;
-            let opts = FailoverOptions { network_mapping: o.network_mapping.clone(), final_sync: o.final_sync.unwrap_or(true) };
+            let opts = FailoverOptions {
+                network_mapping: o.network_mapping.clone(),
+                final_sync: o.final_sync.unwrap_or(true),
+                shutdown_timeout: std::time::Duration::from_secs(
+                    o.shutdown_timeout_seconds.unwrap_or(shared_types::replication::FAILOVER_SHUTDOWN_TIMEOUT_SECONDS).into(),
+                ),
+            };
             let r = replication::failover(src.as_ref(), target, spec, &opts, ctx).map_err(explain)?;
             Ok(Done {
                 summary: format!(

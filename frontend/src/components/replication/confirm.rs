@@ -39,6 +39,7 @@ pub fn ConfirmDialog(c: Confirming, open: RwSignal<Option<Confirming>>) -> impl 
     let point = RwSignal::new(points.first().map(|p| p.id.clone()).unwrap_or_default());
     let typed = RwSignal::new(String::new());
     let final_sync = RwSignal::new(true);
+    let shutdown_s = RwSignal::new(shared_types::replication::FAILOVER_SHUTDOWN_TIMEOUT_SECONDS.to_string());
     let sync_back = RwSignal::new(true);
     let vm_check = vm.clone();
     let confirmed = Memo::new(move |_| typed.with(|t| check_confirmation(&vm_check, t).is_ok()));
@@ -73,7 +74,12 @@ pub fn ConfirmDialog(c: Confirming, open: RwSignal<Option<Confirming>>) -> impl 
             ReplicationAction::EndTest => act.run(api::replication_action(id, "end-test"), done),
             ReplicationAction::Cleanup => act.run(api::replication_action(id, "cleanup"), done),
             ReplicationAction::Failover => {
-                let req = FailoverRequest { confirm: typed.get_untracked(), final_sync: Some(final_sync.get_untracked()) };
+                let req = FailoverRequest {
+                    confirm: typed.get_untracked(),
+                    final_sync: Some(final_sync.get_untracked()),
+                    // Not a number: the server's default (it refuses what is out of range).
+                    shutdown_timeout_seconds: shutdown_s.with_untracked(|s| s.trim().parse().ok()),
+                };
                 act.run(api::failover(id, req), done)
             }
             ReplicationAction::Rollback => {
@@ -92,7 +98,7 @@ pub fn ConfirmDialog(c: Confirming, open: RwSignal<Option<Confirming>>) -> impl 
             </p>
         }.into_any(),
         ReplicationAction::Cleanup => view! { <p data-testid="repl-confirm-text">{cleanup_text(&flow)}</p> }.into_any(),
-        ReplicationAction::Failover => view! { <FailoverBody flow=flow.clone() final_sync=final_sync /> }.into_any(),
+        ReplicationAction::Failover => view! { <FailoverBody flow=flow.clone() final_sync=final_sync shutdown_s=shutdown_s /> }.into_any(),
         ReplicationAction::Rollback => view! { <RollbackBody flow=flow.clone() sync_back=sync_back /> }.into_any(),
         _ => ().into_any(),
     };
@@ -174,7 +180,7 @@ fn TestBody(flow: ReplicationFlow, points: Vec<ReplicaPoint>, point: RwSignal<St
 }
 
 #[component]
-fn FailoverBody(flow: ReplicationFlow, final_sync: RwSignal<bool>) -> impl IntoView {
+fn FailoverBody(flow: ReplicationFlow, final_sync: RwSignal<bool>, shutdown_s: RwSignal<String>) -> impl IntoView {
     let target = flow.target_platform.name.clone();
     let vm = flow.source_vm.name.clone();
     let last = flow.last_consistent_at.map(when).unwrap_or_else(|| "—".into());
@@ -196,6 +202,12 @@ fn FailoverBody(flow: ReplicationFlow, final_sync: RwSignal<bool>) -> impl IntoV
             <input type="checkbox" data-testid="repl-final-sync" prop:checked=move || final_sync.get()
                 on:change=move |ev| final_sync.set(event_target_checked(&ev)) />
             "Final sync first (uncheck only when the source is unreachable)"
+        </label>
+        <label class="inline-field small">
+            "Source shutdown: stop it hard after "
+            <input type="text" inputmode="numeric" size="5" data-testid="repl-shutdown-timeout" prop:value=move || shutdown_s.get()
+                on:input=move |ev| shutdown_s.set(event_target_value(&ev)) />
+            " s"
         </label>
         {(!flow.network_problems.is_empty()).then(|| view! { <NetworkProblems problems=flow.network_problems.clone() /> })}
         {flow.last_sync.as_ref().map(|s| view! {
