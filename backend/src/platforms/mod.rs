@@ -95,9 +95,10 @@ pub trait Platform: Send + Sync {
         Ok(None)
     }
     /// Waits until the guest of `vm` (started a moment ago) is up: its
-    /// console prints a boot line ([`BOOT_LINES`]). `Ok(None)` at once
-    /// where the platform has no console this server can read; an error
-    /// when the guest did not come up within `timeout`, with its last lines.
+    /// console prints a boot line ([`BOOT_LINES`]); the line. `Ok(None)`
+    /// where the platform cannot tell: no console this server can read, or
+    /// nothing like a boot line within `timeout` (a guest without a serial
+    /// console). An error when the VM stopped meanwhile.
     fn wait_until_up(&self, vm: &str, timeout: std::time::Duration) -> Result<Option<String>> {
         let _ = (vm, timeout);
         Ok(None)
@@ -239,12 +240,36 @@ pub struct DiskRead {
     pub full_read_reason: Option<String>,
     /// Pass as `since` to the next backup's `open_disk`.
     pub token: Option<String>,
+    /// The disk this read is of, where the platform opened several at once.
+    pub disk: Option<String>,
     finisher: Option<Finisher>,
 }
 
 impl DiskRead {
     pub fn new(source: Arc<dyn BlockSource>, finisher: Finisher) -> DiskRead {
-        DiskRead { source, changed_ranges: None, full_read_reason: None, token: None, finisher: Some(finisher) }
+        DiskRead { source, changed_ranges: None, full_read_reason: None, token: None, disk: None, finisher: Some(finisher) }
+    }
+
+    /// Puts `reads` (of a whole VM) in the order of `disks`, by their disk
+    /// names; an error naming what does not match. Reads without names are
+    /// taken in the order given.
+    pub fn in_order_of(reads: Vec<DiskRead>, disks: &[&str]) -> std::result::Result<Vec<DiskRead>, String> {
+        if reads.len() != disks.len() {
+            return Err(format!("{} disk(s) were opened, {} expected", reads.len(), disks.len()));
+        }
+        if reads.iter().any(|r| r.disk.is_none()) {
+            return Ok(reads);
+        }
+        let mut slots: Vec<Option<DiskRead>> = reads.into_iter().map(Some).collect();
+        let mut out = Vec::with_capacity(disks.len());
+        for want in disks {
+            let at = slots.iter().position(|r| r.as_ref().is_some_and(|r| r.disk.as_deref() == Some(*want)));
+            match at.and_then(|i| slots[i].take()) {
+                Some(r) => out.push(r),
+                None => return Err(format!("disk '{want}' was not among the disks opened")),
+            }
+        }
+        Ok(out)
     }
 
     /// Ends the read; `success`: the backup that used it was committed.

@@ -45,7 +45,9 @@ pub struct TestReport {
 }
 
 /// How long a started test VM or replica may take to show its boot line.
-pub const BOOT_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+pub const BOOT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// The file in a test VM's folder that marks it as made by a test failover.
+pub const TEST_VM_MARKER: &str = "sendense-test-vm";
 
 /// Starts a test VM from point `point` (`None`: the newest), each NIC on the
 /// isolated network `test_mapping` names for its network or else on the
@@ -100,7 +102,7 @@ pub fn test_failover(target: &dyn Platform, spec: &ReplicaSpec, point: Option<u6
     let report = TestReport { vm, point, duration_ms: ms_since(started), boot_ms, boot_line };
     match &report.boot_line {
         Some(line) => ctx.say(format!("test VM '{}' is up from {} ({} ms): {line}", report.vm, replica::point_id(point), report.duration_ms)),
-        None => ctx.say(format!("test VM '{}' runs from {} ({} ms; this platform does not tell when its guest is up)", report.vm, replica::point_id(point), report.duration_ms)),
+        None => ctx.say(format!("test VM '{}' runs from {} ({} ms; no boot line seen on its console, so when its guest is up is not known)", report.vm, replica::point_id(point), report.duration_ms)),
     }
     Ok(report)
 }
@@ -110,6 +112,8 @@ pub fn test_failover(target: &dyn Platform, spec: &ReplicaSpec, point: Option<u6
 fn make_test_vm(target: &dyn Platform, replica: &Replica, vm: &str, point: u64, nics: Vec<shared_types::platform::NicInfo>) -> Result<()> {
     let dir = replica.image_dir.join(vm);
     std::fs::create_dir_all(&dir).map_err(|e| ReplicationError::io(format!("creating {}", dir.display()), e))?;
+    // What says this VM is a test VM Sendense made (and may remove).
+    std::fs::write(dir.join(TEST_VM_MARKER), &replica.state.replication_id).map_err(|e| ReplicationError::io(format!("writing {}", dir.display()), e))?;
     let rvm = target.vm(&replica.name)?;
     let mut disks = Vec::new();
     for d in &replica.state.disks {
@@ -139,6 +143,13 @@ fn make_test_vm(target: &dyn Platform, replica: &Replica, vm: &str, point: u64, 
 /// test start left half made. True when something was removed.
 pub(crate) fn remove_test_vm(target: &dyn Platform, vm: &str) -> Result<bool> {
     let mut removed = false;
+    // Only a VM whose folder holds the marker a test failover wrote: a VM
+    // of the same name someone else made is never touched.
+    let Some(images) = target.image_dir()? else { return Ok(false) };
+    let dir = images.join(vm);
+    if !replica::valid_name(vm) || !dir.join(TEST_VM_MARKER).exists() {
+        return Ok(false);
+    }
     match target.vm(vm) {
         Ok(info) => {
             if info.power != PowerState::Stopped {
@@ -151,12 +162,9 @@ pub(crate) fn remove_test_vm(target: &dyn Platform, vm: &str) -> Result<bool> {
         Err(e) => return Err(e.into()),
     }
     // Its overlays (deleting the VM may have removed them already).
-    if let Some(images) = target.image_dir()? {
-        let dir = images.join(vm);
-        if replica::valid_name(vm) && dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| ReplicationError::io(format!("removing {}", dir.display()), e))?;
-            removed = true;
-        }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| ReplicationError::io(format!("removing {}", dir.display()), e))?;
+        removed = true;
     }
     Ok(removed)
 }
@@ -598,7 +606,9 @@ fn sync_back_data(source: &dyn Platform, replica: &mut Replica, spec: &ReplicaSp
 fn open_source(source: &dyn Platform, vm: &str, replica: &Replica, consumer: &str, tokens: &[Option<String>]) -> std::result::Result<Vec<DiskRead>, PlatformError> {
     if source.reads_whole_vms() {
         let since = if tokens.windows(2).all(|w| w[0] == w[1]) { tokens.first().cloned().flatten() } else { None };
-        return source.open_vm_disks_for(vm, since.as_deref(), consumer);
+        let reads = source.open_vm_disks_for(vm, since.as_deref(), consumer)?;
+        let names: Vec<&str> = replica.state.disks.iter().map(|d| d.name.as_str()).collect();
+        return DiskRead::in_order_of(reads, &names).map_err(|m| PlatformError::Invalid(format!("the source's disks do not match the replica's: {m}")));
     }
     replica.state.disks.iter().zip(tokens).map(|(d, t)| source.open_disk_for(vm, &d.name, t.as_deref(), consumer)).collect()
 }
@@ -617,19 +627,23 @@ fn source_changes(source: &dyn Platform, vm: &str, replica: &Replica, consumer: 
             return None;
         }
     };
-    let mut out = Vec::new();
+    let mut out = Some(Vec::new());
     for read in reads {
-        match (&read.changed_ranges, &read.full_read_reason) {
-            (Some(r), _) => out.push(r.clone()),
-            (None, why) => {
+        match (&read.changed_ranges, &read.full_read_reason, out.as_mut()) {
+            (Some(r), _, Some(o)) => o.push(r.clone()),
+            (None, why, Some(_)) => {
                 ctx.say(format!("the source's change tracking since its token is unusable ({}): comparing every block", why.as_deref().unwrap_or("no changes listed")));
-                return None;
+                out = None;
             }
+            _ => {}
         }
-        // Left as it was: the next read since the same token lists the same.
-        let _ = read.finish(false);
+        // Every read is ended, left as it was: the next read since the
+        // same token lists the same.
+        if let Err(e) = read.finish(false) {
+            ctx.say(format!("ending a read of the source's change tracking: {e}"));
+        }
     }
-    Some(out)
+    out
 }
 
 /// Starts the source's tracking for this replication afresh: one read

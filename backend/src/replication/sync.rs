@@ -79,9 +79,9 @@ pub struct SyncReport {
 pub fn sync(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec, ctx: &Ctx) -> Result<SyncReport> {
     let vm = source.vm(spec.source_ref())?;
     // The source's definition is the template of a replica made now.
-    let definition = match super::replica::status(target, &spec.replica_name)? {
-        Some(_) => None,
-        None => source.vm_definition(&vm.id)?,
+    let definition = match (super::replica::status(target, &spec.replica_name)?, target.vm(&spec.replica_name)) {
+        (Some(_), Ok(_)) => None,
+        _ => source.vm_definition(&vm.id)?,
     };
     let (mut replica, created) = Replica::open_or_create(target, spec, &vm, definition)?;
     if created {
@@ -145,9 +145,10 @@ pub(crate) fn sync_locked(source: &dyn Platform, replica: &mut Replica, spec: &R
         let sinces: Vec<Option<String>> = replica.state.disks.iter().map(|d| since_of(d).1).collect();
         let since = if sinces.windows(2).all(|w| w[0] == w[1]) { sinces.first().cloned().flatten() } else { None };
         let opened = source.open_vm_disks_for(&vm.id, since.as_deref(), &consumer)?;
-        if opened.len() != replica.state.disks.len() {
-            return Err(ReplicationError::replica(&replica.name, format!("the source exported {} disk(s), the replica has {}", opened.len(), replica.state.disks.len())));
-        }
+        // Matched to the replica's disks by name, never by position.
+        let names: Vec<&str> = replica.state.disks.iter().map(|d| d.name.as_str()).collect();
+        let opened = DiskRead::in_order_of(opened, &names)
+            .map_err(|m| ReplicationError::replica(&replica.name, format!("the source's disks do not match the replica's: {m}")))?;
         whole = Some(opened.into());
     }
     for d in replica.state.disks.clone() {

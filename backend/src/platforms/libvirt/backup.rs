@@ -305,11 +305,11 @@ impl Session {
                 Err(_) => None,
             };
             let source = Arc::new(NbdSource::open(&label, client, None).map_err(nbd_err)?);
-            opened.push((source, changed, d.format));
+            opened.push((source, changed, d.format, d.target.clone()));
         }
         let shared = Arc::new(Shared { session: Mutex::new(Some(self)), remaining: Mutex::new((opened.len(), true)) });
         let mut reads = Vec::new();
-        for (source, changed, format) in opened {
+        for (source, changed, format, target) in opened {
             let shared = Arc::clone(&shared);
             let closer = Arc::clone(&source);
             let mut read = DiskRead::new(source, Box::new(move |success| {
@@ -331,6 +331,7 @@ impl Session {
             read.changed_ranges = changed;
             read.full_read_reason = incremental.as_ref().err().cloned();
             read.token = (format == DiskFormat::Qcow2).then(|| checkpoint.clone());
+            read.disk = Some(target);
             reads.push(read);
         }
         Ok(reads)
