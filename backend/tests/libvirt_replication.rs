@@ -153,7 +153,15 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     let replica_vm = dr.vm("g1-replica").unwrap();
     assert_eq!(replica_vm.power, PowerState::Stopped);
     assert_eq!(replica_vm.disks.iter().map(|d| (d.name.as_str(), d.capacity_bytes)).collect::<Vec<_>>(), vec![("vda", 64 << 20), ("vdb", 32 << 20)]);
-    assert!(interface_networks(&dr, "g1-replica").is_empty(), "NICs unconnected until failover");
+    assert_eq!(interface_networks(&dr, "g1-replica"), vec![String::new()], "its NIC is there, unconnected (link down) until failover");
+    let pci = |vm: &str| -> String {
+        let conn = dr.connect().unwrap();
+        let xml = dr.domain(&conn, vm).unwrap().xml_desc(0).unwrap();
+        let at = xml.find("<interface").unwrap();
+        xml[at..].split("</interface>").next().unwrap().split("<address").nth(1).unwrap_or_default().to_string()
+    };
+    let slot_before = pci("g1-replica");
+    assert!(!slot_before.is_empty(), "libvirt gave the NIC its PCI address");
     let rdir = dr_images.join("g1-replica");
     assert!(rdir.join("vda.rp-1.qcow2").exists() && rdir.join("vdb.rp-1.qcow2").exists());
     let checkpoints = |vm: &str| -> Vec<String> {
@@ -226,6 +234,7 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     assert_eq!(prod.vm(&id).unwrap().power, PowerState::Stopped);
     assert!(fo.power_off_ms < 10_000, "the source shut down gracefully (ACPI), not by the 30 s timeout: {fo:?}");
     assert_eq!(interface_networks(&dr, "g1-replica"), vec!["dr-lan".to_string()]);
+    assert_eq!(pci("g1-replica"), slot_before, "the NIC kept its PCI address: the guest names it as before");
     let mut rc = console(&dr, "g1-replica");
     assert_eq!(read_marker(&mut rc, "vdb", 40000), "mark-source1", "the replica holds the guest's last write");
     // Production runs on the replica and writes.

@@ -211,7 +211,8 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
         }
         // A restore gets new MACs (libvirt makes them); a replica or its
         // test VM keeps the source's, as the guest knows them.
-        let nics = interfaces(&spec.nics, spec.disks.iter().all(|d| d.in_place));
+        let parking = spec.nics.iter().any(|n| n.network.is_empty()).then(|| parking_network(conn)).flatten();
+        let nics = interfaces(&spec.nics, spec.disks.iter().all(|d| d.in_place), parking.as_deref());
         let t = spec.definition.as_deref().and_then(template);
         let domain_type = t.as_ref().map(|t| t.domain_type.clone()).unwrap_or_else(|| "kvm".into());
         let os = t.as_ref().and_then(|t| t.os.clone()).unwrap_or_else(|| match spec.firmware {
@@ -263,36 +264,83 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
 }
 
 /// The `<interface>` elements of `nics`: each on its network, with its
-/// MAC when `keep_macs`; NICs on no network are left out (libvirt has no
-/// unconnected network NIC).
-pub fn interfaces(nics: &[shared_types::platform::NicInfo], keep_macs: bool) -> String {
+/// MAC when `keep_macs`. A NIC on no network is defined on `parking` (a
+/// network of the host) with its link down, so it keeps its place (PCI
+/// slot, the guest's name for it) until it is connected; without a
+/// parking network it is left out.
+pub fn interfaces(nics: &[shared_types::platform::NicInfo], keep_macs: bool, parking: Option<&str>) -> String {
     nics.iter()
-        .filter(|n| !n.network.is_empty())
-        .map(|n| {
+        .filter_map(|n| {
+            let (network, link) = match (n.network.is_empty(), parking) {
+                (false, _) => (n.network.as_str(), ""),
+                (true, Some(p)) => (p, "<link state='down'/>"),
+                (true, None) => return None,
+            };
             let mac = if n.mac.is_empty() || !keep_macs { String::new() } else { format!("<mac address='{}'/>", escape(&n.mac)) };
-            format!("<interface type='network'>{mac}<source network='{}'/><model type='{}'/></interface>", escape(&n.network), escape(&n.model))
+            Some(format!("<interface type='network'>{mac}<source network='{}'/><model type='{}'/>{link}</interface>", escape(network), escape(&n.model)))
         })
         .collect()
 }
 
-/// Replaces every `<interface>` of a shut-off domain's definition.
+/// The network unconnected NICs wait on: the host's first active isolated
+/// network, else its first active one.
+pub fn parking_network(conn: &Connect) -> Option<String> {
+    let mut nets: Vec<(bool, String)> = conn
+        .list_all_networks(virt::sys::VIR_CONNECT_LIST_NETWORKS_ACTIVE)
+        .ok()?
+        .into_iter()
+        .filter_map(|n| {
+            let info = super::domain_xml::parse_network(&n.xml_desc(0).ok()?).ok()?;
+            Some((!info.isolated, info.name))
+        })
+        .collect();
+    nets.sort();
+    nets.into_iter().next().map(|(_, name)| name)
+}
+
+/// Puts a shut-off domain's NICs on the networks of `nics`. When the
+/// domain has as many interfaces, each keeps its element (MAC, model, PCI
+/// address) and only its network and link change; otherwise all are
+/// replaced.
 pub fn set_interfaces(conn: &Connect, dom: &virt::domain::Domain, vm: &str, nics: &[shared_types::platform::NicInfo]) -> Result<()> {
     let xml = dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(|e| lv(&format!("reading the definition of '{vm}'"), e))?;
     let doc = roxmltree::Document::parse(&xml).map_err(|e| PlatformError::Invalid(format!("the definition of '{vm}' does not parse: {e}")))?;
     let devices = doc.root_element().children().find(|n| n.has_tag_name("devices")).ok_or_else(|| PlatformError::Invalid(format!("VM '{vm}' has no devices")))?;
+    let ifaces: Vec<_> = devices.children().filter(|n| n.has_tag_name("interface")).collect();
+    let parking = nics.iter().any(|n| n.network.is_empty()).then(|| parking_network(conn)).flatten();
     let mut out = String::with_capacity(xml.len());
     let mut at = 0;
-    for iface in devices.children().filter(|n| n.has_tag_name("interface")) {
-        out.push_str(&xml[at..iface.range().start]);
-        at = iface.range().end;
+    if ifaces.len() == nics.len() && ifaces.iter().all(|i| i.attribute("type") == Some("network") && i.children().any(|c| c.has_tag_name("source"))) {
+        for (iface, nic) in ifaces.iter().zip(nics) {
+            let (network, link) = match (nic.network.is_empty(), parking.as_deref()) {
+                (false, _) => (nic.network.as_str(), ""),
+                (true, Some(p)) => (p, "<link state='down'/>"),
+                (true, None) => return Err(PlatformError::Invalid(format!("VM '{vm}': the host has no network to leave a NIC unconnected on"))),
+            };
+            let mut first = true;
+            for c in iface.children().filter(|c| c.has_tag_name("source") || c.has_tag_name("link")) {
+                out.push_str(&xml[at..c.range().start]);
+                if first {
+                    out.push_str(&format!("<source network='{}'/>{link}", escape(network)));
+                    first = false;
+                }
+                at = c.range().end;
+            }
+        }
+        out.push_str(&xml[at..]);
+    } else {
+        for iface in &ifaces {
+            out.push_str(&xml[at..iface.range().start]);
+            at = iface.range().end;
+        }
+        let end = devices.range().end - "</devices>".len();
+        if at > end || !xml[..devices.range().end].ends_with("</devices>") {
+            return Err(PlatformError::Invalid(format!("the definition of '{vm}' has an unexpected <devices> element")));
+        }
+        out.push_str(&xml[at..end]);
+        out.push_str(&interfaces(nics, true, parking.as_deref()));
+        out.push_str(&xml[end..]);
     }
-    let end = devices.range().end - "</devices>".len();
-    if at > end || !xml[..devices.range().end].ends_with("</devices>") {
-        return Err(PlatformError::Invalid(format!("the definition of '{vm}' has an unexpected <devices> element")));
-    }
-    out.push_str(&xml[at..end]);
-    out.push_str(&interfaces(nics, true));
-    out.push_str(&xml[end..]);
     conn.define_domain_xml(&out).map_err(|e| lv(&format!("changing the NICs of '{vm}'"), e))?;
     Ok(())
 }

@@ -85,10 +85,13 @@ pub fn parse_domain(xml: &str) -> Result<DomainDef> {
                 }
                 "interface" => {
                     let mac = child(d, "mac").and_then(|m| m.attribute("address")).unwrap_or_default().to_string();
-                    let network = child(d, "source")
-                        .and_then(|s| s.attribute("network").or_else(|| s.attribute("bridge")))
-                        .unwrap_or_default()
-                        .to_string();
+                    // A NIC whose link is down is connected to nothing.
+                    let down = child(d, "link").is_some_and(|l| l.attribute("state") == Some("down"));
+                    let network = if down {
+                        String::new()
+                    } else {
+                        child(d, "source").and_then(|s| s.attribute("network").or_else(|| s.attribute("bridge"))).unwrap_or_default().to_string()
+                    };
                     let model = child(d, "model").and_then(|m| m.attribute("type")).unwrap_or("virtio").to_string();
                     nics.push(NicInfo { mac, network, model });
                 }
