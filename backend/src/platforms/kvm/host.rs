@@ -159,18 +159,7 @@ impl KvmHost {
                 }
                 disks.push(DiskDefinition { name: nd.name.clone(), file, format, bus: "virtio".into() });
             }
-            let def = VmDefinition {
-                name: spec.name.clone(),
-                uuid: uuid::Uuid::new_v4().to_string(),
-                vcpus: spec.vcpus,
-                memory_mib: spec.memory_mib,
-                firmware: spec.firmware,
-                os: spec.os,
-                power: spec.power,
-                role: spec.role.clone(),
-                nics: spec.nics.clone(),
-                disks,
-            };
+            let def = new_definition(spec, disks);
             let body = serde_json::to_vec_pretty(&def).map_err(|e| PlatformError::Invalid(e.to_string()))?;
             std::fs::write(staging.join(definition::VM_FILE), body)
                 .map_err(|e| PlatformError::io(format!("writing {}", staging.join(definition::VM_FILE).display()), e))?;
@@ -203,18 +192,7 @@ impl KvmHost {
                 return Err(PlatformError::Invalid(format!("network '{}' does not exist on host '{}'", nic.network, self.def.name)));
             }
         }
-        let def = VmDefinition {
-            name: spec.name.clone(),
-            uuid: uuid::Uuid::new_v4().to_string(),
-            vcpus: spec.vcpus,
-            memory_mib: spec.memory_mib,
-            firmware: spec.firmware,
-            os: spec.os,
-            power: spec.power,
-            role: spec.role.clone(),
-            nics: spec.nics.clone(),
-            disks,
-        };
+        let def = new_definition(spec, disks);
         definition::write_vm(&self.dir, &def)?;
         self.vm_info(&def)
     }
@@ -232,6 +210,22 @@ impl KvmHost {
             }
         }
         Ok(())
+    }
+}
+
+/// The definition of a new VM of `spec` (a new UUID) on `disks`.
+fn new_definition(spec: &NewVm, disks: Vec<DiskDefinition>) -> VmDefinition {
+    VmDefinition {
+        name: spec.name.clone(),
+        uuid: uuid::Uuid::new_v4().to_string(),
+        vcpus: spec.vcpus,
+        memory_mib: spec.memory_mib,
+        firmware: spec.firmware,
+        os: spec.os,
+        power: spec.power,
+        role: spec.role.clone(),
+        nics: spec.nics.clone(),
+        disks,
     }
 }
 
