@@ -10,6 +10,8 @@
 //! * [`ranges`]: [`allocated_ranges`] (`base:allocation`) and
 //!   [`dirty_ranges`] (`qemu:dirty-bitmap:NAME`).
 //! * [`qemu_nbd`]: the `qemu-nbd` child process.
+//! * [`server`]: [`server::NbdServer`], a read-only NBD server on a unix
+//!   socket (restore points served to a hypervisor).
 //! * [`source`]: [`NbdSource`], an NBD export as a backup's block source.
 //! * [`error`]: the error type, [`NbdError`].
 //!
@@ -38,6 +40,7 @@ pub mod handshake;
 pub mod proto;
 pub mod qemu_nbd;
 pub mod ranges;
+pub mod server;
 pub mod source;
 
 pub use client::NbdClient;
