@@ -161,6 +161,7 @@ async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>) ->
             tracing::warn!(snapshot = %label, repository = %repo_name, "snapshot already gone from the repository; removing the catalog row");
         }
         Err(EngineError::Immutable { until, .. }) => return Err(immutable(&label, &until)),
+        Err(e @ EngineError::Pinned { .. }) => return Err(ApiError::conflict("backup_pinned", format!("The restore point {label} cannot be deleted: {e}."))),
         Err(e @ (EngineError::NotARepository { .. } | EngineError::File { .. } | EngineError::Object { .. })) => {
             return Err(ApiError::unavailable(
                 "repository_unavailable",

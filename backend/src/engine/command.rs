@@ -280,6 +280,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
                     Decision::Remove if dry_run => "would remove",
                     Decision::Remove => "removed",
                     Decision::KeepImmutable => "keep (immutable)",
+                    Decision::KeepPinned => "keep (pinned by an instant recovery)",
                 };
                 println!("{what} {label}");
             }

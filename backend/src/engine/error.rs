@@ -44,6 +44,8 @@ pub enum EngineError {
     NoSnapshots(String),
     #[error("snapshot '{snapshot}' is immutable until {until}: it cannot be deleted or pruned")]
     Immutable { snapshot: String, until: String },
+    #[error("snapshot '{snapshot}' is in use by an instant recovery (pinned): finalize or discard it first")]
+    Pinned { snapshot: String },
     #[error("changed ranges file '{path}': {reason}")]
     BadChangedRanges { path: PathBuf, reason: String },
     #[error("image '{path}' is shorter ({actual} bytes) than its changed ranges claim (range ends at {claimed})")]

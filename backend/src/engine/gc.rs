@@ -76,7 +76,10 @@ pub fn gc_with(ds: &Datastore, grace: Duration, progress: &Progress) -> Result<G
         }
         match info {
             Some(l) if l.is_live() => {
-                cutoff = cutoff.min(l.started() - MTIME_SLACK);
+                // A pin writes nothing: only its snapshot's chunks are kept.
+                if l.kind != "pin" {
+                    cutoff = cutoff.min(l.started() - MTIME_SLACK);
+                }
                 pinned_indexes.extend(l.pinned_indexes);
             }
             _ => {

@@ -4,6 +4,10 @@
 //! objects it references without re-reading them. Garbage collection holds
 //! the single `gc.lock` (create-if-absent). A lease whose process is gone
 //! (same host, pid dead) or older than a day (other host) is stale and ignored.
+//! A *pin* (`pin-<uuid>`) holds one snapshot while something outside the
+//! repository reads it for a long time (an instant recovery runs a VM on
+//! its disks): prune and forget refuse that snapshot and GC keeps its
+//! chunks, until the pin is released or its process is gone.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +28,9 @@ pub struct LeaseInfo {
     pub started_unix_ms: u64,
     #[serde(default)]
     pub pinned_indexes: Vec<String>,
+    /// The snapshot (`name/id`) a pin holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 impl LeaseInfo {
@@ -34,6 +41,7 @@ impl LeaseInfo {
             host: hostname(),
             started_unix_ms: unix_ms(SystemTime::now()),
             pinned_indexes,
+            snapshot: None,
         }
     }
     pub fn started(&self) -> SystemTime {
@@ -85,6 +93,33 @@ impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let _ = self.repo.delete(&self.key);
     }
+}
+
+/// Pins `name/id` (its manifest must exist): returns the pin's key, to
+/// pass to [`unpin`]. The pin lives until then or until this process ends.
+pub fn pin(ds: &super::datastore::Datastore, name: &str, id: &str) -> Result<String> {
+    let m = ds.load_manifest(name, id)?;
+    let mut info = LeaseInfo::new("pin", m.disks.into_iter().map(|d| d.index).collect());
+    info.snapshot = Some(format!("{name}/{id}"));
+    let key = format!("{LOCK_PREFIX}pin-{}.json", uuid::Uuid::new_v4());
+    ds.repo.put(&key, &serde_json::to_vec(&info).expect("serialize pin"))?;
+    Ok(key)
+}
+
+/// Releases a pin made by [`pin`] (gone already: nothing to do).
+pub fn unpin(repo: &dyn Repository, key: &str) -> Result<()> {
+    if !key.starts_with(LOCK_PREFIX) || !key.contains("/pin-") {
+        return Err(EngineError::Invalid(format!("'{key}' is not a pin")));
+    }
+    repo.delete(key)
+}
+
+/// The snapshots (`name/id`) live pins hold.
+pub fn pinned_snapshots(repo: &dyn Repository) -> Result<std::collections::HashSet<String>> {
+    Ok(list_leases(repo)?
+        .into_iter()
+        .filter_map(|(_, info)| info.filter(|l| l.kind == "pin" && l.is_live()).and_then(|l| l.snapshot))
+        .collect())
 }
 
 /// Every lease object with its parsed content (unparsable ones: `None`).

@@ -35,6 +35,8 @@ pub enum Decision {
     Remove,
     /// Would be removed, but is immutable.
     KeepImmutable,
+    /// Would be removed, but a pin holds it (an instant recovery runs on it).
+    KeepPinned,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +96,7 @@ pub fn prune(ds: &Datastore, name: Option<&str>, rules: &KeepRules, dry_run: boo
     for (n, id) in ds.list_snapshots(name)? {
         by_name.entry(n.clone()).or_default().push(ds.load_manifest(&n, &id)?);
     }
+    let pinned = super::lease::pinned_snapshots(ds.repo.as_ref())?;
     let mut report = PruneReport::default();
     for (_, mut snaps) in by_name {
         snaps.sort_by(|a, b| b.id.cmp(&a.id));
@@ -105,6 +108,8 @@ pub fn prune(ds: &Datastore, name: Option<&str>, rules: &KeepRules, dry_run: boo
                 Decision::Keep
             } else if m.immutable_at(now) {
                 Decision::KeepImmutable
+            } else if pinned.contains(&label) {
+                Decision::KeepPinned
             } else {
                 Decision::Remove
             };
@@ -117,9 +122,13 @@ pub fn prune(ds: &Datastore, name: Option<&str>, rules: &KeepRules, dry_run: boo
     Ok(report)
 }
 
-/// Delete one snapshot (its manifest), refused inside the immutability window.
+/// Delete one snapshot (its manifest), refused inside the immutability
+/// window and while a pin holds it.
 pub fn forget(ds: &Datastore, name: &str, id: &str) -> Result<()> {
     let m = ds.load_manifest(name, id)?;
+    if super::lease::pinned_snapshots(ds.repo.as_ref())?.contains(&format!("{name}/{id}")) {
+        return Err(EngineError::Pinned { snapshot: format!("{name}/{id}") });
+    }
     if m.immutable_at(Utc::now()) {
         return Err(EngineError::Immutable {
             snapshot: format!("{name}/{id}"),

@@ -82,6 +82,26 @@ impl SnapshotReader {
         Ok(Some(data))
     }
 
+    /// The run from `offset` (at most `max` bytes, within the disk) whose
+    /// chunks are all zero chunks or all data chunks: (zeros, length).
+    pub fn extent(&self, offset: u64, max: u64) -> (bool, u64) {
+        let end = offset.saturating_add(max).min(self.index.size);
+        if offset >= end {
+            return (true, max.max(1));
+        }
+        let cs = self.index.chunk_size as u64;
+        let zero = self.index.digests[(offset / cs) as usize].is_zero_marker();
+        let mut pos = offset;
+        while pos < end {
+            let i = (pos / cs) as usize;
+            if self.index.digests[i].is_zero_marker() != zero {
+                break;
+            }
+            pos = ((i as u64 + 1) * cs).min(end);
+        }
+        (zero, pos - offset)
+    }
+
     /// Fill `buf` from `offset`; returns bytes read (short only at the end).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         if offset >= self.index.size {

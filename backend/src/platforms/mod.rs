@@ -155,6 +155,15 @@ pub trait Platform: Send + Sync {
         let _ = work_dir;
         Err(PlatformError::Invalid(format!("{} platforms cannot write into disk '{disk}' of VM '{vm}'", self.kind().label())))
     }
+    /// Copies into each disk of the running `vm` what it still reads from
+    /// a backing image (an instant recovery's exports), while the guest
+    /// runs; once done the disks stand alone. `progress(done, total)` in
+    /// bytes; `stopped()` true cancels (what was copied stays, the backing
+    /// stays too). Nothing to do for disks without a backing image.
+    fn pull_backing(&self, vm: &str, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<()> {
+        let _ = (progress, stopped);
+        Err(PlatformError::Invalid(format!("{} platforms cannot copy the backing data of VM '{vm}' while it runs", self.kind().label())))
+    }
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo>;
     /// An operator's power action. `timeout`: how long a graceful shutdown
     /// may take before the VM is stopped hard. The default maps the action

@@ -64,14 +64,15 @@ pub async fn apply_for_vm(
     }
     let (row, data_dir) = (repo.clone(), data_dir.to_path_buf());
     let targets: Vec<(String, String)> = doomed.iter().map(|r| (r.snapshot_name.clone(), r.snapshot_id.clone())).collect();
-    // Per restore point: Ok(true) removed, Ok(false) immutable in the repository.
+    // Per restore point: Ok(true) removed, Ok(false) immutable or pinned in the repository.
     let results = tokio::task::spawn_blocking(move || -> Result<Vec<Result<bool, String>>, String> {
         let ds = open_datastore(&data_dir, &row).map_err(|e| e.to_string())?;
         Ok(targets
             .iter()
             .map(|(name, id)| match prune::forget(&ds, name, id) {
                 Ok(()) | Err(EngineError::SnapshotNotFound(_)) => Ok(true),
-                Err(EngineError::Immutable { .. }) => Ok(false),
+                // Kept for now; removed by a later run once free.
+                Err(EngineError::Immutable { .. } | EngineError::Pinned { .. }) => Ok(false),
                 Err(e) => Err(e.to_string()),
             })
             .collect())

@@ -150,6 +150,18 @@ pub fn checkpoint_parent(xml: &str) -> Result<Option<String>> {
 }
 
 /// Escapes text for an XML attribute or element.
+/// The target names (`vda`) of the disks in a domain's XML that have a
+/// backing image (a `<backingStore>` with a `<source>`).
+pub fn disks_with_backing(xml: &str) -> Result<Vec<String>> {
+    let doc = parse(xml, "domain")?;
+    Ok(doc
+        .descendants()
+        .filter(|n| n.has_tag_name("disk"))
+        .filter(|d| child(*d, "backingStore").is_some_and(|b| child(b, "source").is_some()))
+        .filter_map(|d| child(d, "target").and_then(|t| t.attribute("dev")).map(str::to_string))
+        .collect())
+}
+
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

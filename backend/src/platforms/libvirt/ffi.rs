@@ -1,5 +1,6 @@
-//! The libvirt calls the `virt` crate's safe API lacks: checkpoints and
-//! pull-mode backup jobs (`virDomainCheckpoint*`, `virDomainBackup*`),
+//! The libvirt calls the `virt` crate's safe API lacks: checkpoints,
+//! pull-mode backup jobs (`virDomainCheckpoint*`, `virDomainBackup*`) and
+//! block pull jobs (`virDomainBlockPull`, `virDomainGetBlockJobInfo`),
 //! called through `virt-sys` with the pointers and strings checked here and
 //! nowhere else.
 
@@ -146,6 +147,38 @@ pub fn abort_job(dom: &Domain) -> Result<()> {
             return Err(PlatformError::Invalid("the backup job did not end within 10 s of being aborted".into()));
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Starts copying into disk `disk` (a target name such as `vda`) of a
+/// running domain everything it reads from its backing chain; when the job
+/// ends the disk has no backing chain any more.
+pub fn block_pull(dom: &Domain, disk: &str) -> Result<()> {
+    let d = cstring(disk, "the disk name")?;
+    if unsafe { sys::virDomainBlockPull(dom.as_ptr(), d.as_ptr(), 0, 0) } < 0 {
+        return Err(last_error(&format!("starting to pull the backing data of disk '{disk}'")));
+    }
+    Ok(())
+}
+
+/// The progress (bytes done, bytes in all) of the block job on `disk`;
+/// `None` when it has none (ended, or never started).
+pub fn block_job_progress(dom: &Domain, disk: &str) -> Result<Option<(u64, u64)>> {
+    let d = cstring(disk, "the disk name")?;
+    let mut info = sys::virDomainBlockJobInfo { type_: 0, bandwidth: 0, cur: 0, end: 0 };
+    match unsafe { sys::virDomainGetBlockJobInfo(dom.as_ptr(), d.as_ptr(), &mut info, 0) } {
+        r if r < 0 => Err(last_error(&format!("reading the block job of disk '{disk}'"))),
+        0 => Ok(None),
+        _ => Ok(Some((info.cur as u64, info.end as u64))),
+    }
+}
+
+/// Cancels the block job on `disk` (what it copied stays in the disk).
+pub fn block_job_abort(dom: &Domain, disk: &str) -> Result<()> {
+    let d = cstring(disk, "the disk name")?;
+    if unsafe { sys::virDomainBlockJobAbort(dom.as_ptr(), d.as_ptr(), 0) } < 0 {
+        return Err(last_error(&format!("cancelling the block job of disk '{disk}'")));
     }
     Ok(())
 }

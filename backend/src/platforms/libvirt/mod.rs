@@ -15,6 +15,7 @@ pub mod disk_write;
 pub mod domain_xml;
 pub mod events;
 pub mod ffi;
+pub mod pull;
 
 use std::time::{Duration, Instant};
 
@@ -413,6 +414,12 @@ impl Platform for LibvirtPlatform {
         let _ = pool.refresh(0);
         let info = pool.info().map_err(|e| PlatformError::Invalid(format!("reading the storage pool of {}: {}", self.uri, e.message())))?;
         Ok(DiskSpace { free_bytes: info.available, local_dir: None })
+    }
+
+    fn pull_backing(&self, vm: &str, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<()> {
+        let conn = self.connect()?;
+        let dom = self.domain(&conn, vm)?;
+        pull::pull(&dom, vm, progress, stopped)
     }
 
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo> {
