@@ -33,6 +33,10 @@ pub enum Command {
     /// The demo lab: KVM hosts with real VMs to protect (init, activity).
     #[command(subcommand)]
     Lab(crate::lab::command::LabCommand),
+    /// Serves a restore point's disks over NBD for an instant recovery
+    /// (started by the server; runs until SIGTERM).
+    #[command(hide = true)]
+    ExportSnapshot(crate::restore::export_process::ExportArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -47,5 +51,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vm(cmd) => crate::jobs::command::run_vm(cmd),
         Command::Lab(cmd) => crate::lab::command::run(cmd),
         Command::Key(cmd) => crate::key_command::run(cmd),
+        Command::ExportSnapshot(args) => crate::restore::export_process::run(args),
     }
 }

@@ -122,6 +122,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         crate::lab::background::spawn_with(config.lab_dir(), every, state.shutdown.clone(), config.lab_guests.then_some(register))
     });
 
+    // Instant recoveries the last run left: undone or served again.
+    let runner = state.runner.clone();
+    tokio::spawn(async move {
+        let n = crate::runner::instant_job::recover(&runner).await;
+        if n > 0 {
+            tracing::warn!(instant_recoveries = n, "put the instant recoveries of the last run back in order");
+        }
+    });
+
     // Printed on stdout for people and scripts; everything else goes to the log.
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("Sendense {} is running at {scheme}://{addr}/", crate::VERSION);
@@ -147,10 +156,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     .context("the HTTP server failed")?;
     let _ = sampler.await;
     if let Some(lab) = lab {
-        // The demo lab's hosts and guests stop with the server.
+        // The demo lab's hosts and guests stop with the server, and so do
+        // the exports of instant VMs (on a real host they outlive it).
         if tokio::time::timeout(std::time::Duration::from_secs(60), lab).await.is_err() {
             tracing::warn!("the demo lab did not stop within 60 s");
         }
+        crate::runner::instant_job::end_with_lab(&state.runner).await;
     }
     tracing::info!("stopped");
     Ok(())

@@ -122,7 +122,7 @@ fn a_vm_boots_from_a_restore_point_is_finalized_while_running_and_the_restore_po
 
     // Instant recovery: up without copying the disk.
     let sock_dir = tempfile::Builder::new().prefix("sd-ir").tempdir_in("/tmp").unwrap();
-    let export = Export::open(&ds, &name, &snap, &sock_dir.path().join("e.sock")).unwrap();
+    let export = Export::open(&ds, &name, &snap, &sock_dir.path().join("e.sock"), "ir-1").unwrap();
     let req = InstantRequest {
         snapshot_name: name.clone(),
         snapshot_id: snap.clone(),
@@ -135,7 +135,7 @@ fn a_vm_boots_from_a_restore_point_is_finalized_while_running_and_the_restore_po
     };
     let log = |l: String| eprintln!("  log: {l}");
     let t0 = Instant::now();
-    let booted = instant::boot(&ds, &platform, &export, &req, &log).unwrap();
+    let booted = instant::boot(&ds, &platform, export.server.socket(), &req, &log).unwrap();
     let up_ms = booted.up_ms.expect("the guest's boot line is read from its console");
     eprintln!("instant VM up {up_ms} ms after the start ({} ms timed here): {}", t0.elapsed().as_millis(), booted.boot_line.as_deref().unwrap_or(""));
     assert!(booted.boot_line.as_deref().unwrap().contains("mounts=vda1:ext4"), "{:?}", booted.boot_line);
@@ -159,7 +159,7 @@ fn a_vm_boots_from_a_restore_point_is_finalized_while_running_and_the_restore_po
     // Finalize while it runs.
     let seen = std::sync::Mutex::new((0u64, 0u64, 0usize));
     let t0 = Instant::now();
-    instant::finalize(&platform, &booted.vm.id, &|done, total| {
+    instant::finalize(&platform, &booted.vm.id, 0, &|done, total| {
         let mut s = seen.lock().unwrap();
         *s = (done, total, s.2 + 1);
     }, &|| false)
@@ -187,8 +187,8 @@ fn a_vm_boots_from_a_restore_point_is_finalized_while_running_and_the_restore_po
     assert_eq!(file_digest(&after), before_digest, "the restore point is byte-identical to before the instant recovery");
 
     // Discard leaves nothing: a second instant VM from the same point.
-    let export = Export::open(&ds, &name, &snap, &sock_dir.path().join("e2.sock")).unwrap();
-    let second = instant::boot(&ds, &platform, &export, &InstantRequest { name: "g1-instant2".into(), ..req.clone() }, &log).unwrap();
+    let export = Export::open(&ds, &name, &snap, &sock_dir.path().join("e2.sock"), "ir-2").unwrap();
+    let second = instant::boot(&ds, &platform, export.server.socket(), &InstantRequest { name: "g1-instant2".into(), ..req.clone() }, &log).unwrap();
     instant::discard(&platform, &second.vm.id, &second.dir).unwrap();
     export.close();
     assert!(matches!(platform.vm("g1-instant2"), Err(sendense::platforms::PlatformError::VmNotFound(_))));

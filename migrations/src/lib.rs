@@ -17,6 +17,7 @@ mod m20261123_000001_network_mapping;
 mod m20261124_000001_replication;
 mod m20261204_000005_maintenance;
 mod m20261204_000006_power_since;
+mod m20261205_000007_instant_recovery;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_replication::Migration),
             Box::new(m20261204_000005_maintenance::Migration),
             Box::new(m20261204_000006_power_since::Migration),
+            Box::new(m20261205_000007_instant_recovery::Migration),
         ]
     }
 }

@@ -20,6 +20,8 @@ wire_enum! {
         Gc = "gc",
         /// Apply each backup flow's retention to its VMs' restore points.
         Prune = "prune",
+        /// A VM booted from a restore point, or its finalize.
+        InstantRecovery = "instant_recovery",
     }
 }
 

@@ -79,6 +79,7 @@ pub mod error;
 pub mod flow;
 pub mod groups;
 pub mod health;
+pub mod instant;
 pub mod jobs;
 pub mod networks;
 pub mod overview;

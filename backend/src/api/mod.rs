@@ -11,6 +11,7 @@ pub mod error;
 pub mod flows;
 pub mod groups;
 pub mod health;
+pub mod instant;
 pub mod job_control;
 pub mod jobs;
 pub mod telemetry;
@@ -80,6 +81,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(telemetry::router())
         .merge(restore::router())
         .merge(recovery::router())
+        .merge(instant::router())
         .merge(license::router())
         .merge(network_mappings::router())
         .merge(networks::router())

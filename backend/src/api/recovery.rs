@@ -33,15 +33,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Everything a valid request resolves to.
-struct Prepared {
-    backup: backups::Model,
-    target: platforms::Model,
-    report: CompatibilityReport,
-    options: RestoreOptions,
+pub(super) struct Prepared {
+    pub backup: backups::Model,
+    pub target: platforms::Model,
+    pub report: CompatibilityReport,
+    pub options: RestoreOptions,
     /// A VM of that name is on the target and no confirmed overwrite replaces it.
-    name_taken: bool,
+    pub name_taken: bool,
     /// The licence tier lacks what this restore needs: the message.
-    license: Option<String>,
+    pub license: Option<String>,
 }
 
 /// What the restore point says about its VM and how much it holds.
@@ -86,7 +86,7 @@ async fn history(db: &sea_orm::DatabaseConnection) -> Result<Option<(f64, bool)>
     Ok(None)
 }
 
-async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<Prepared, ApiError> {
+pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<Prepared, ApiError> {
     check_id("backup_id", &req.backup_id)?;
     check_id("target_platform_id", &req.target_platform_id)?;
     if !RestoreVmRequest::valid_name(&req.name) {

@@ -95,13 +95,22 @@ impl Drop for Lease<'_> {
     }
 }
 
-/// Pins `name/id` (its manifest must exist): returns the pin's key, to
-/// pass to [`unpin`]. The pin lives until then or until this process ends.
-pub fn pin(ds: &super::datastore::Datastore, name: &str, id: &str) -> Result<String> {
+/// The key of the pin named `pin_id`.
+pub fn pin_key(pin_id: &str) -> String {
+    format!("{LOCK_PREFIX}pin-{pin_id}.json")
+}
+
+/// Pins `name/id` (its manifest must exist) under `pin_id` (letters,
+/// digits, '-'): returns the pin's key, to pass to [`unpin`]. The pin lives
+/// until then or until this process ends.
+pub fn pin(ds: &super::datastore::Datastore, name: &str, id: &str, pin_id: &str) -> Result<String> {
+    if pin_id.is_empty() || !pin_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(EngineError::Invalid(format!("'{pin_id}' cannot name a pin: use letters, digits and '-'")));
+    }
     let m = ds.load_manifest(name, id)?;
     let mut info = LeaseInfo::new("pin", m.disks.into_iter().map(|d| d.index).collect());
     info.snapshot = Some(format!("{name}/{id}"));
-    let key = format!("{LOCK_PREFIX}pin-{}.json", uuid::Uuid::new_v4());
+    let key = pin_key(pin_id);
     ds.repo.put(&key, &serde_json::to_vec(&info).expect("serialize pin"))?;
     Ok(key)
 }
@@ -142,7 +151,8 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
-fn pid_alive(pid: u32) -> bool {
+/// Whether process `pid` of this machine runs (a zombie does not).
+pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // Field 3 is the state; a zombie has exited.
         Ok(stat) => !matches!(stat.rsplit(')').next().map(str::trim_start).and_then(|s| s.chars().next()), Some('Z') | Some('X')),

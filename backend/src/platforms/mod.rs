@@ -157,11 +157,12 @@ pub trait Platform: Send + Sync {
     }
     /// Copies into each disk of the running `vm` what it still reads from
     /// a backing image (an instant recovery's exports), while the guest
-    /// runs; once done the disks stand alone. `progress(done, total)` in
-    /// bytes; `stopped()` true cancels (what was copied stays, the backing
-    /// stays too). Nothing to do for disks without a backing image.
-    fn pull_backing(&self, vm: &str, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<()> {
-        let _ = (progress, stopped);
+    /// runs; once done the disks stand alone. `bandwidth_mib_s`: a cap per
+    /// disk (0: none). `progress(done, total)` in bytes; `stopped()` true
+    /// cancels (what was copied stays, the backing stays too). Nothing to
+    /// do for disks without a backing image.
+    fn pull_backing(&self, vm: &str, bandwidth_mib_s: u64, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<()> {
+        let _ = (bandwidth_mib_s, progress, stopped);
         Err(PlatformError::Invalid(format!("{} platforms cannot copy the backing data of VM '{vm}' while it runs", self.kind().label())))
     }
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo>;

@@ -61,11 +61,11 @@ pub struct Export {
 }
 
 impl Export {
-    /// Pins `name/id` and serves each of its disks under the disk's name on
-    /// `socket`.
-    pub fn open(ds: &Datastore, name: &str, id: &str, socket: &Path) -> Result<Export, JobError> {
+    /// Pins `name/id` (the pin named `pin_id`) and serves each of its
+    /// disks under the disk's name on `socket`.
+    pub fn open(ds: &Datastore, name: &str, id: &str, socket: &Path, pin_id: &str) -> Result<Export, JobError> {
         let m = ds.load_manifest(name, id)?;
-        let pin = lease::pin(ds, name, id)?;
+        let pin = lease::pin(ds, name, id, pin_id)?;
         let serve = || -> Result<NbdServer, JobError> {
             let mut exports: Vec<(String, Arc<dyn ExportData>)> = Vec::new();
             for d in &m.disks {
@@ -85,10 +85,6 @@ impl Export {
         }
     }
 
-    /// The NBD URI of `disk`'s export.
-    pub fn uri(&self, disk: &str) -> String {
-        format!("nbd+unix:///{disk}?socket={}", self.server.socket().display())
-    }
 
     /// Stops serving and releases the pin.
     pub fn close(self) {
@@ -98,6 +94,13 @@ impl Export {
             tracing::warn!(pin = %pin, error = %e, "releasing the pin of an instant recovery");
         }
     }
+}
+
+/// The backing image string of `disk`'s export on `socket`. (Not the
+/// `json:` form: libvirt 9.0 reads it but QEMU then fails the guest's first
+/// writes; nor can libvirt 9.0 set the client's `reconnect-delay`.)
+pub fn export_uri(socket: &Path, disk: &str) -> String {
+    format!("nbd+unix:///{disk}?socket={}", socket.display())
 }
 
 /// What to boot.
@@ -136,11 +139,11 @@ pub fn folder(target: &dyn Platform, vm: &str) -> Result<PathBuf, JobError> {
     Ok(dir.join(vm))
 }
 
-/// Boots `req` on `target` from `export` (serving that restore point):
-/// overlays in the host's pool, the VM defined on them and started, then
-/// the wait for the guest's boot line. A failure removes what was made
-/// (the export stays with the caller).
-pub fn boot(ds: &Datastore, target: &dyn Platform, export: &Export, req: &InstantRequest, log: &dyn Fn(String)) -> Result<Booted, JobError> {
+/// Boots `req` on `target` from the export on `socket` (serving that
+/// restore point): overlays in the host's pool, the VM defined on them and
+/// started, then the wait for the guest's boot line. A failure removes
+/// what was made (the export stays with the caller).
+pub fn boot(ds: &Datastore, target: &dyn Platform, socket: &Path, req: &InstantRequest, log: &dyn Fn(String)) -> Result<Booted, JobError> {
     let started = Instant::now();
     let m = ds.load_manifest(&req.snapshot_name, &req.snapshot_id)?;
     match target.vm(&req.name) {
@@ -158,7 +161,7 @@ pub fn boot(ds: &Datastore, target: &dyn Platform, export: &Export, req: &Instan
         let mut disks = Vec::new();
         for d in &m.disks {
             let overlay = dir.join(format!("{}.qcow2", d.name));
-            let (uri, size) = (export.uri(&d.name), d.size.to_string());
+            let (uri, size) = (export_uri(socket, &d.name), d.size.to_string());
             let path = overlay.display().to_string();
             // -u: the size is known; the export need not be opened here.
             tools::run("qemu-img", ["create", "-q", "-f", "qcow2", "-o", "compat=1.1", "-u", "-b", &uri, "-F", "raw", &path, &size])?;
@@ -208,8 +211,9 @@ pub fn boot(ds: &Datastore, target: &dyn Platform, export: &Export, req: &Instan
 
 /// Copies the rest of the restore point into the running VM's overlays;
 /// afterwards the VM no longer reads from the export.
-pub fn finalize(target: &dyn Platform, vm: &str, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<(), JobError> {
-    Ok(target.pull_backing(vm, progress, stopped)?)
+/// `bandwidth_mib_s`: a cap per disk (0: none).
+pub fn finalize(target: &dyn Platform, vm: &str, bandwidth_mib_s: u64, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<(), JobError> {
+    Ok(target.pull_backing(vm, bandwidth_mib_s, progress, stopped)?)
 }
 
 /// Removes the VM (stopped hard) and its overlay folder; either may be

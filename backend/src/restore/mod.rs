@@ -4,8 +4,10 @@
 //! the conflict policy) into a directory on the server's host
 //! (`to_directory`) or into a VM's disk (`into_disk`, planned by
 //! `guest_plan`, written by `guest_tools`), and instant recovery
-//! (`instant`: a VM booted from a restore point served over NBD).
+//! (`instant`: a VM booted from a restore point served over NBD by an
+//! `export_process`).
 
+pub mod export_process;
 pub mod file_restore;
 pub mod guest_plan;
 pub mod guest_tools;

@@ -37,6 +37,7 @@ use crate::engine::progress::Progress;
 
 pub mod backup_job;
 pub mod file_restore_job;
+pub mod instant_job;
 pub mod maintenance_job;
 pub mod replication_job;
 pub mod restore_job;
@@ -493,6 +494,8 @@ impl Runner {
                         file_restore_job::run(&runner, job, vm, progress).await;
                     } else if job.kind == JobKind::Replication.as_str() {
                         replication_job::run(&runner, job, vm, progress).await;
+                    } else if job.kind == JobKind::InstantRecovery.as_str() {
+                        instant_job::run(&runner, job, vm, progress).await;
                     } else {
                         backup_job::run(&runner, job, vm, progress).await;
                     }

@@ -5,6 +5,7 @@ pub mod audit_log;
 pub mod backups;
 pub mod flow_vms;
 pub mod flows;
+pub mod instant_recoveries;
 pub mod job_logs;
 pub mod job_samples;
 pub mod jobs;

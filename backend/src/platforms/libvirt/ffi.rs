@@ -153,10 +153,11 @@ pub fn abort_job(dom: &Domain) -> Result<()> {
 
 /// Starts copying into disk `disk` (a target name such as `vda`) of a
 /// running domain everything it reads from its backing chain; when the job
-/// ends the disk has no backing chain any more.
-pub fn block_pull(dom: &Domain, disk: &str) -> Result<()> {
+/// ends the disk has no backing chain any more. `bandwidth_mib_s`: a cap
+/// (0: none).
+pub fn block_pull(dom: &Domain, disk: &str, bandwidth_mib_s: u64) -> Result<()> {
     let d = cstring(disk, "the disk name")?;
-    if unsafe { sys::virDomainBlockPull(dom.as_ptr(), d.as_ptr(), 0, 0) } < 0 {
+    if unsafe { sys::virDomainBlockPull(dom.as_ptr(), d.as_ptr(), bandwidth_mib_s as std::ffi::c_ulong, 0) } < 0 {
         return Err(last_error(&format!("starting to pull the backing data of disk '{disk}'")));
     }
     Ok(())
@@ -179,6 +180,15 @@ pub fn block_job_abort(dom: &Domain, disk: &str) -> Result<()> {
     let d = cstring(disk, "the disk name")?;
     if unsafe { sys::virDomainBlockJobAbort(dom.as_ptr(), d.as_ptr(), 0) } < 0 {
         return Err(last_error(&format!("cancelling the block job of disk '{disk}'")));
+    }
+    Ok(())
+}
+
+/// Changes the speed cap of the block job on `disk` (0: none).
+pub fn block_job_set_speed(dom: &Domain, disk: &str, bandwidth_mib_s: u64) -> Result<()> {
+    let d = cstring(disk, "the disk name")?;
+    if unsafe { sys::virDomainBlockJobSetSpeed(dom.as_ptr(), d.as_ptr(), bandwidth_mib_s as std::ffi::c_ulong, 0) } < 0 {
+        return Err(last_error(&format!("changing the speed of the block job of disk '{disk}'")));
     }
     Ok(())
 }

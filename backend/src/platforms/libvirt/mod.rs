@@ -416,10 +416,10 @@ impl Platform for LibvirtPlatform {
         Ok(DiskSpace { free_bytes: info.available, local_dir: None })
     }
 
-    fn pull_backing(&self, vm: &str, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<()> {
+    fn pull_backing(&self, vm: &str, bandwidth_mib_s: u64, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<()> {
         let conn = self.connect()?;
         let dom = self.domain(&conn, vm)?;
-        pull::pull(&dom, vm, progress, stopped)
+        pull::pull(&dom, vm, bandwidth_mib_s, progress, stopped)
     }
 
     fn set_power(&self, vm: &str, power: PowerState) -> Result<VmInfo> {

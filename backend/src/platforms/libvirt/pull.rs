@@ -19,15 +19,18 @@ fn backed(dom: &Domain, vm: &str) -> Result<Vec<String>> {
 }
 
 /// Pulls every backed disk of `dom` (running) at once; see the module.
-pub fn pull(dom: &Domain, vm: &str, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<()> {
+pub fn pull(dom: &Domain, vm: &str, bandwidth_mib_s: u64, progress: &dyn Fn(u64, u64), stopped: &dyn Fn() -> bool) -> Result<()> {
     if !dom.is_active().unwrap_or(false) {
         return Err(PlatformError::Invalid(format!("VM '{vm}' is not running: its disks are copied while it runs")));
     }
     let disks = backed(dom, vm)?;
     for d in &disks {
-        // A job left running (a server restart mid-pull) is followed, not restarted.
+        // A job left running (a server restart mid-pull) is followed, not
+        // restarted, at this call's speed.
         if ffi::block_job_progress(dom, d)?.is_none() {
-            ffi::block_pull(dom, d)?;
+            ffi::block_pull(dom, d, bandwidth_mib_s)?;
+        } else {
+            ffi::block_job_set_speed(dom, d, bandwidth_mib_s)?;
         }
     }
     // Bytes of each disk: the last progress its job reported.
