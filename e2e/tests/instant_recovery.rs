@@ -1,18 +1,20 @@
-//! Instant recovery through the API with the real binary and the demo lab
-//! on its libvirt hosts: web-01 (a running guest) is backed up; a VM boots
-//! on the DR host straight from that restore point (its job completes when
-//! the guest's console shows its boot line); the restore point is pinned
-//! (deleting it is refused); finalize is started with a speed cap and the
-//! server is killed (SIGKILL) while it copies; after the restart the
-//! export still serves (its process outlived the server), the finalize is
-//! queued again and completes; then the VM stands alone: no export
-//! process, no pin, its disk without a backing image, the guest running.
+//! Instant recovery with the real binary, Chromium and the demo lab on its
+//! libvirt hosts: web-01 (a running guest) is backed up; from the restore
+//! wizard a VM boots on the DR host straight from that restore point (its
+//! job completes when the guest's console shows its boot line; RECOVERY
+//! shows it running with the time it took and the pin); the restore point
+//! is pinned (deleting it is refused); finalize is started from RECOVERY
+//! with a speed cap and the server is killed (SIGKILL) while it copies;
+//! after the restart the export still serves (its process outlived the
+//! server), the finalize is queued again and completes; then the VM stands
+//! alone: no export process, no pin, its disk without a backing image, the
+//! guest running. Screenshots at desktop and tablet size.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use e2e::{metric, Server, ADMIN_PASSWORD};
+use e2e::{metric, Browser, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 
 fn instant(server: &Server, token: &str, id: &str) -> Result<Value> {
@@ -40,8 +42,50 @@ fn export_processes(socket: &str) -> usize {
     out.lines().filter(|l| !l.trim().is_empty()).count()
 }
 
-#[test]
-fn a_vm_boots_from_a_backup_and_its_finalize_survives_a_server_kill() -> Result<()> {
+const T: Duration = Duration::from_secs(15);
+
+/// Clicks `id` once enabled; found again when a live refresh replaced it.
+async fn click(b: &Browser, id: &str) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        let el = b.testid(id, T).await?;
+        let enabled = b
+            .until(&format!("{id} enabled"), T, || {
+                let el = el.clone();
+                async move { Ok(el.is_enabled().await?.then_some(())) }
+            })
+            .await;
+        match enabled.and(el.click().await.map_err(anyhow::Error::from)) {
+            Ok(()) => return Ok(()),
+            Err(e) if tries < 5 && e.to_string().contains("stale") => tries += 1,
+            Err(e) => return Err(e.context(format!("clicking {id}"))),
+        }
+    }
+}
+
+/// The instant recovery row on RECOVERY once in `state`.
+async fn row_in(b: &Browser, state: &str, timeout: Duration) -> Result<fantoccini::elements::Element> {
+    b.until(&format!("an instant recovery {state} on RECOVERY"), timeout, || async {
+        let el = b.testid("instant", T).await?;
+        Ok((el.attr("data-state").await?.as_deref() == Some(state)).then_some(el))
+    })
+    .await
+}
+
+async fn shoot(b: &Browser, name: &str) -> Result<()> {
+    for (size, w, h) in [("desktop-1440x900", 1440, 900), ("tablet-820x1180", 820, 1180)] {
+        b.resize(w, h).await?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let card = b.testid("instant-recoveries", T).await?;
+        let _ = b.client.execute("arguments[0].scrollIntoView()", vec![serde_json::to_value(&card)?]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        println!("screenshot {}", b.screenshot(&format!("{name}-{size}")).await?.display());
+    }
+    b.resize(1440, 900).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_boots_from_a_backup_and_its_finalize_survives_a_server_kill() -> Result<()> {
     let mut server = Server::start_with_lab_guests()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
@@ -65,13 +109,31 @@ fn a_vm_boots_from_a_backup_and_its_finalize_survives_a_server_kill() -> Result<
     let (s, e) = server.call(&token, "POST", "/api/v1/restore/instant", Some(json!({"backup_id": "nope", "target_platform_id": dr, "name": "x"})))?;
     ensure!(s == 422 || s == 400, "{s} {e}");
 
-    // Up from the restore point.
+    // Up from the restore point, from the restore wizard.
+    let browser = Browser::start(1440, 900).await?;
+    let b = &browser;
+    b.client.goto(&server.url("/")).await?;
+    b.sign_in("admin", ADMIN_PASSWORD).await?;
+    b.client.goto(&server.url("/recovery")).await?;
+    b.testid("no-instant", T).await?;
+    click(b, &format!("restore-{backup}")).await?;
+    click(b, "wizard-next").await?;
+    let target = b.testid("wizard-target", T).await?;
+    b.until("the DR host proposed", T, || async { Ok((target.prop("value").await?.unwrap_or_default() == dr).then_some(())) }).await?;
+    let name = b.testid("wizard-name", T).await?;
+    name.clear().await?;
+    name.send_keys("web-01-instant").await?;
+    click(b, "wizard-next").await?;
+    b.testid("wizard-report", Duration::from_secs(20)).await?;
     let t0 = Instant::now();
-    let started = server.expect(&token, "POST", "/api/v1/restore/instant", Some(json!({"backup_id": backup, "target_platform_id": dr, "name": "web-01-instant"})), 202)?;
-    let id = started["id"].as_str().context("instant id")?.to_owned();
-    ensure!(started["state"] == "starting", "{started}");
+    click(b, "wizard-instant").await?;
+    b.testid("wizard-step-run", T).await?;
+    let list = server.expect(&token, "GET", "/api/v1/restore/instant", None, 200)?;
+    let id = list[0]["id"].as_str().context("the instant recovery the wizard started")?.to_owned();
     let running = wait_state(&server, &token, &id, "running", Duration::from_secs(180))?;
     let click_to_up = t0.elapsed().as_millis() as u64;
+    row_in(b, "running", Duration::from_secs(20)).await?;
+    click(b, "wizard-done").await?;
     let up_ms = running["up_ms"].as_u64().context("up_ms: the guest's boot line was seen")?;
     ensure!(running["boot_line"].as_str().unwrap_or("").contains("name=web-01"), "{running}");
     ensure!(running["pinned"] == true, "{running}");
@@ -83,10 +145,19 @@ fn a_vm_boots_from_a_backup_and_its_finalize_survives_a_server_kill() -> Result<
     ensure!(s == 409, "the name is taken: {s}");
     let socket = std::env::temp_dir().join("sendense-instant").join(format!("{id}.sock")).display().to_string();
     ensure!(export_processes(&socket) == 1, "one export process serves it");
+    b.client.goto(&server.url("/recovery")).await?;
+    let row = row_in(b, "running", T).await?;
+    ensure!(row.attr("data-up-ms").await?.as_deref() == Some(up_ms.to_string().as_str()), "RECOVERY shows the measured time");
+    b.testid("instant-pinned", T).await?;
+    ensure!(b.testid("instant-boot-line", T).await?.text().await?.contains("name=web-01"));
+    shoot(b, "instant-running").await?;
 
-    // Finalize, capped, killed mid-way.
-    let f = server.expect(&token, "POST", &format!("/api/v1/restore/instant/{id}/finalize"), Some(json!({"bandwidth_mib_s": 2})), 202)?;
-    let fjob = f["job_id"].as_str().context("finalize job")?.to_owned();
+    // Finalize from RECOVERY, capped, killed mid-way.
+    b.testid("instant-cap", T).await?.send_keys("2").await?;
+    click(b, "instant-finalize").await?;
+    row_in(b, "finalizing", T).await?;
+    b.testid("instant-progress", T).await?;
+    let fjob = instant(&server, &token, &id)?["job_id"].as_str().context("finalize job")?.to_owned();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let j = server.expect(&token, "GET", &format!("/api/v1/jobs/{fjob}"), None, 200)?;
@@ -116,9 +187,19 @@ fn a_vm_boots_from_a_backup_and_its_finalize_survives_a_server_kill() -> Result<
     let (s, e) = server.call(&token, "POST", &format!("/api/v1/restore/instant/{id}/finalize"), Some(json!({})))?;
     ensure!(s == 409, "a finalized one cannot be finalized again: {s} {e}");
 
+    // The browser's session outlived the server.
+    b.client.goto(&server.url("/recovery")).await?;
+    row_in(b, "finalized", T).await?;
+    shoot(b, "instant-finalized").await?;
+
     // Forgetting a finalized one leaves its VM; the restore point is free.
-    server.expect(&token, "DELETE", &format!("/api/v1/restore/instant/{id}"), None, 204)?;
+    click(b, "instant-discard").await?;
+    click(b, "instant-discard-confirm").await?;
+    b.testid("no-instant", T).await?;
     let list = server.expect(&token, "GET", "/api/v1/restore/instant", None, 200)?;
     ensure!(list.as_array().is_some_and(|a| a.is_empty()), "{list}");
+    let vms = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": dr})), 200)?;
+    ensure!(vms["vms"].as_array().context("vms")?.iter().any(|v| v["vm"]["name"] == "web-01-instant"), "the finalized VM stays");
+    browser.close().await?;
     Ok(())
 }

@@ -327,6 +327,27 @@ pub async fn restore_start(req: RestoreVmRequest) -> Result<Job, ApiError> {
     json_with(Request::post("/api/v1/restore/start"), &req).await
 }
 
+// Instant recovery
+
+use shared_types::instant::{FinalizeRequest, InstantRecovery, InstantRecoveryRequest};
+
+/// Boots a VM from a restore point (202 with it, `starting`).
+pub async fn instant_start(req: InstantRecoveryRequest) -> Result<InstantRecovery, ApiError> {
+    json_with(Request::post("/api/v1/restore/instant"), &req).await
+}
+
+pub async fn instant_list() -> Result<Vec<InstantRecovery>, ApiError> {
+    json(Request::get("/api/v1/restore/instant")).await
+}
+
+pub async fn instant_finalize(id: String, bandwidth_mib_s: Option<u64>) -> Result<InstantRecovery, ApiError> {
+    json_with(Request::post(&format!("/api/v1/restore/instant/{}/finalize", enc(&id))), &FinalizeRequest { bandwidth_mib_s }).await
+}
+
+pub async fn instant_discard(id: String) -> Result<(), ApiError> {
+    unit(Request::delete(&format!("/api/v1/restore/instant/{}", enc(&id))).build().map_err(transport)?).await
+}
+
 // Replication
 
 use shared_types::replication::{

@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod bottom_nav;
 pub mod context_panel;
 pub mod instrument_panel;
+pub mod instant_recoveries;
 pub mod instruments;
 pub mod layout;
 pub mod line_chart;

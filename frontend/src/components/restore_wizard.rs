@@ -6,12 +6,14 @@
 
 use leptos::prelude::*;
 use shared_types::backups::Backup;
+use shared_types::instant::{InstantRecovery, InstantRecoveryRequest};
 use shared_types::jobs::Job;
 use shared_types::platform::{DiskFormat, PlatformKind};
 use shared_types::recovery::{required_feature, CompatibilityReport, LicenseTier, NoteSeverity, RestoreVmRequest};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::components::instant_recoveries::InstantRecoveries;
 use crate::components::job_panel::JobPanel;
 use crate::format::{format_bytes, format_duration, when};
 
@@ -57,6 +59,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
     let confirm = RwSignal::new(String::new());
     let report = RwSignal::new(None::<CompatibilityReport>);
     let job = RwSignal::new(None::<Job>);
+    let instant = RwSignal::new(None::<InstantRecovery>);
     let check = Act::new();
     let run = Act::new();
 
@@ -96,6 +99,14 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
     let start_restore = move |_| {
         run.run(api::restore_start(request()), move |j| {
             job.set(Some(j));
+            step.set(3);
+        });
+    };
+    let start_instant = move |_| {
+        let r = request();
+        let req = InstantRecoveryRequest { backup_id: r.backup_id, target_platform_id: r.target_platform_id, name: r.name, network_mapping: r.network_mapping };
+        run.run(api::instant_start(req), move |i| {
+            instant.set(Some(i));
             step.set(3);
         });
     };
@@ -214,14 +225,22 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
                     <button class="button primary" data-testid="wizard-start"
                         disabled=move || run.busy.get() || check.busy.get() || !report.with(|r| r.as_ref().is_some_and(|r| r.ok))
                         on:click=start_restore>"Start restore"</button>
+                    <button class="button" data-testid="wizard-instant"
+                        title="Boot the VM on the target straight from the restore point (libvirt hosts): up in seconds; finalize later copies its disks while it runs"
+                        disabled=move || run.busy.get() || check.busy.get() || report.with(|r| r.is_none()) || overwrite.get()
+                        on:click=start_instant>"Instant recovery"</button>
                 </div>
+                <p class="muted small">"Instant recovery runs the VM from the repository at once (the space check applies to its finalize)."</p>
             </section>
         </Show>
         // 4: execution
         <Show when=move || step.get() == 3>
             <section class="step" data-testid="wizard-step-run">
-                {move || job.get().map(|j| view! { <JobPanel job=Signal::derive(move || j.clone()) /> })}
-                <p class="muted small">"Stop the restore from its panel; a stopped or failed restore leaves no VM on the target."</p>
+                {move || job.get().map(|j| view! {
+                    <JobPanel job=Signal::derive(move || j.clone()) />
+                    <p class="muted small">"Stop the restore from its panel; a stopped or failed restore leaves no VM on the target."</p>
+                })}
+                {move || instant.get().map(|_| view! { <InstantRecoveries /> })}
                 <div class="modal-actions">
                     <button class="button primary" data-testid="wizard-done" on:click=cancel>"Close"</button>
                 </div>

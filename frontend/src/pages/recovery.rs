@@ -1,6 +1,7 @@
 //! RECOVERY center: restore points with file-level recovery (a session is
 //! opened on the server, which reads the restore point's filesystems from
-//! the store) and the open sessions; emergency actions (site failover of a
+//! the store) and the open sessions; VMs running straight from a restore
+//! point (instant recoveries) with finalize and discard; emergency actions (site failover of a
 //! protection group). Failover of one flow is in its details on FLOWS.
 
 use leptos::prelude::*;
@@ -8,6 +9,7 @@ use shared_types::auth::Role;
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::components::instant_recoveries::InstantRecoveries;
 use crate::components::restore_points::{use_restore_hub, RestorePointsTable};
 use crate::components::flow_details::{FlowDetailsModal, Inspect};
 use crate::format::{format_bytes, when};
@@ -30,6 +32,7 @@ pub fn RecoveryPage() -> impl IntoView {
                 <p class="muted small">"Browse files opens the restore point's disks straight from the repository: nothing is written or mounted."</p>
                 <RestorePointsTable query="limit=50" />
             </div>
+            <InstantRecoveries />
             <RecentRestores />
             <Sessions />
         </section>
