@@ -27,6 +27,14 @@ lan -> lan. Each run starts from the pristine data disk and, in this order:
   rollback    the replica's guest writes 0.5% of its data disk, POST
               .../rollback {"sync_back": true}, wait (the source's guest up)
   delete      DELETE /replication/{id} (the replica goes)
+Then instant recovery, once per data disk size (2 GiB: the workload; 8 GiB:
+the workload grown with 6 GiB of holes), of a second running guest on prod:
+  backup      POST /backup/start, wait
+  instant     POST /restore/instant to dr, poll until `running` (the job
+              ends when the instant VM's guest prints its boot line)
+  finalize    POST .../finalize, poll until `finalized` (bytes copied onto
+              dr while the guest runs / time)
+  forget      DELETE .../{id} (the finalized VM stays; removed with virsh)
 Times are the job's wall time (started_at to finished_at, the server's
 clock), the engine's own duration_ms from the job's `report` log line, and
 the client's time from the request to the job's completion. Medians over
@@ -71,6 +79,7 @@ TARGETS = {
     "sync_fixed_overhead_ms": (150.0, False, "a sync with nothing to copy, engine time"),
     "test_failover_ms": (60000.0, False, "test failover, request to the test VM's guest up"),
     "failover_downtime_ms": (60000.0, False, "live failover downtime, source down to replica guest up"),
+    "instant_recovery_ms": (15000.0, False, "instant recovery, request to the guest up (the slower of 2 and 8 GiB)"),
 }
 
 
@@ -141,12 +150,12 @@ def start_hosts(exe, wl, w):
             virsh(wl, host, "net-start", name, check=False)
 
 
-def domain_xml(name, kit, disks, log):
+def domain_xml(name, kit, disks, log, uuid="7c2e8d2f-3b66-4d8f-8e6f-1c4d5e6f7a81"):
     devs = "".join(
         f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{p}'/><target dev='{t}' bus='virtio'/></disk>"
         for t, p in disks)
     # One UUID for every run: the managed VM is found by it.
-    return (f"<domain type='qemu'><name>{name}</name><uuid>7c2e8d2f-3b66-4d8f-8e6f-1c4d5e6f7a81</uuid>"
+    return (f"<domain type='qemu'><name>{name}</name><uuid>{uuid}</uuid>"
             "<memory unit='MiB'>128</memory><vcpu>1</vcpu>"
             f"<os><type arch='x86_64' machine='pc'>hvm</type><kernel>{kit}/vmlinuz</kernel><initrd>{kit}/initrd.cpio.gz</initrd>"
             f"<cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={name}</cmdline></os>"
@@ -447,6 +456,66 @@ def one_run(api, ids, wl, kit, run, rounds, w):
     return res
 
 
+def wait_instant(api, iid, state, limit=900):
+    until = time.time() + limit
+    while True:
+        i = api.call("GET", f"/restore/instant/{iid}")
+        if i["state"] == state:
+            return i
+        if i["state"] == "failed" or time.time() > until:
+            die(f"instant recovery {iid} did not become {state}: {i}")
+        time.sleep(0.05)
+
+
+def instant_phase(api, ids, wl, kit, w, gib):
+    """A running guest whose data disk is the workload grown to `gib` GiB: backed up, then
+    booted on dr from that restore point, finalized while it runs, and removed."""
+    name = f"bench-ir{gib}"
+    img = images(wl, "prod")
+    vda, vdb = os.path.join(img, f"{name}-vda.qcow2"), os.path.join(img, f"{name}-vdb.qcow2")
+    for host, vm in (("prod", name), ("dr", f"{name}-instant")):
+        virsh(wl, host, "destroy", vm, check=False)
+        virsh(wl, host, "undefine", vm, "--checkpoints-metadata", check=False)
+    shutil.rmtree(os.path.join(images(wl, "dr"), f"{name}-instant"), ignore_errors=True)
+    for d in (vda, vdb):
+        if os.path.exists(d):
+            os.remove(d)
+    sh(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=1.1", vda, "64M"])
+    sh(["cp", "--sparse=always", wl["pristine"], vdb])
+    if gib * (1 << 30) > DISK_SIZE:
+        sh(["qemu-img", "resize", "-q", vdb, f"{gib}G"])
+    log = os.path.join(img, f"{name}.console.log")
+    xml = os.path.join(w, f"{name}.xml")
+    open(xml, "w").write(domain_xml(name, kit, [("vda", vda), ("vdb", vdb)], log, uuid=f"7c2e8d2f-3b66-4d8f-8e6f-1c4d5e6f7a{gib:02d}"))
+    virsh(wl, "prod", "define", xml)
+    virsh(wl, "prod", "start", name)
+    wait_for(log, "SENDENSE-GUEST-UP", 180)
+    found = api.call("POST", "/discovery/discover-vms", {"platform_id": ids["prod"]})
+    vm = next(v for v in found["vms"] if v["vm"]["name"] == name)
+    ctx = vm.get("vm_context_id") or api.call("POST", "/discovery/bulk-add", {"platform_id": ids["prod"], "vm_ids": [vm["vm"]["id"]]})["added"][0]["id"]
+    t = time.perf_counter()
+    job = api.call("POST", "/backup/start", {"vm_ids": [ctx]}, want=202)["jobs"][0]["id"]
+    api.wait_job(job)
+    backup_s = time.perf_counter() - t
+    point = api.call("GET", f"/backup/list?vm={ctx}&limit=1")["items"][0]
+    t = time.perf_counter()
+    iid = api.call("POST", "/restore/instant", {"backup_id": point["id"], "target_platform_id": ids["dr"],
+                                                "name": f"{name}-instant"}, want=202)["id"]
+    running = wait_instant(api, iid, "running")
+    up_s = time.perf_counter() - t
+    t = time.perf_counter()
+    api.call("POST", f"/restore/instant/{iid}/finalize", {}, want=202)
+    done = wait_instant(api, iid, "finalized")
+    fin_s = time.perf_counter() - t
+    api.call("DELETE", f"/restore/instant/{iid}", want=204)
+    virsh(wl, "dr", "destroy", f"{name}-instant", check=False)
+    virsh(wl, "dr", "undefine", f"{name}-instant", check=False)
+    shutil.rmtree(os.path.join(images(wl, "dr"), f"{name}-instant"), ignore_errors=True)
+    virsh(wl, "prod", "destroy", name, check=False)
+    return {"gib": gib, "backup_s": backup_s, "click_to_up_s": up_s, "up_s": (running.get("up_ms") or 0) / 1000,
+            "finalize_s": fin_s, "finalize_bytes": done["finalize_total"], "point_bytes": point.get("logical_bytes", 0)}
+
+
 def med(vals):
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
@@ -478,6 +547,7 @@ def main():
     exe = os.path.abspath(a.sendense)
     start_hosts(exe, wl, w)
     rows = []
+    instants = []
     proc = None
     try:
         proc, api = start_server(exe, w)
@@ -496,6 +566,9 @@ def main():
         for run in range(a.runs):
             print(f"run {run + 1}/{a.runs} ...", file=sys.stderr)
             rows.append(one_run(api, ids, wl, a.kit, run, a.rounds, w))
+        for gib in (2, 8):
+            print(f"instant recovery, {gib} GiB data disk ...", file=sys.stderr)
+            instants.append(instant_phase(api, ids, wl, a.kit, w, gib))
     finally:
         if proc:
             stop_server(proc)
@@ -526,6 +599,7 @@ def main():
     m["failover_downtime_ms"] = fo["downtime_ms"] * 1000
     m["test_failover_ms"] = test["client_s"] * 1000
     m["sync_fixed_overhead_ms"] = empty["engine_s"] * 1000
+    m["instant_recovery_ms"] = max(i["click_to_up_s"] for i in instants) * 1000
 
     print()
     print(f"workload: {DISK_SIZE >> 30} GiB data disk (mkimage.py seed {SEED}: 35% holes, 35% text, 30% random; "
@@ -601,6 +675,17 @@ def main():
     line("  job wall time", rb["wall_s"] * 1000, "ms", "%.0f", [r["rollback"]["wall_s"] * 1000 for r in rows])
     print(f"rollback kind: {', '.join(sorted({str(r['rollback']['kind']) for r in rows}))}; "
           f"bytes written on the replica before it: {mb(rows[0]['rollback']['changed']):.1f} MB")
+    for i in instants:
+        g = i["gib"]
+        line(f"instant recovery, {g} GiB data disk: request to the guest up", i["click_to_up_s"] * 1000, "ms", "%.0f",
+             key="instant_recovery_ms")
+        line("  instant VM start to its boot line (server)", i["up_s"] * 1000, "ms", "%.0f")
+        line("  finalize: bytes copied onto the host", mb(i["finalize_bytes"]), "MB", "%.0f")
+        line("  finalize: time, guest running", i["finalize_s"], "s")
+        line("  finalize throughput", mb(i["finalize_bytes"]) / i["finalize_s"], "MB/s", "%.0f")
+        line("  backup of the guest before it (reference)", i["backup_s"], "s")
+    if len(instants) == 2:
+        line("instant recovery time, 8 GiB / 2 GiB", instants[1]["click_to_up_s"] / instants[0]["click_to_up_s"], "x")
 
     out = {}
     missed = []
@@ -626,6 +711,8 @@ def main():
         "failover_ms": round(fo["duration_ms"] * 1000),
         "rollback_downtime_ms": round(rb["downtime_s"] * 1000),
         "rollback_ms": round(rb["engine_s"] * 1000),
+        "instant_recovery_ms": {f"{i['gib']}gib": round(i["click_to_up_s"] * 1000) for i in instants},
+        "instant_finalize_mb_s": {f"{i['gib']}gib": round(mb(i["finalize_bytes"]) / i["finalize_s"]) for i in instants},
     })
     out["targets_missed"] = missed
     print(json.dumps(out))

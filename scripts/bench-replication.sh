@@ -16,7 +16,9 @@
 # listed, read, written; against re-copying the whole disk), a sync with
 # nothing to copy (the fixed cost), test failover to the test VM's guest up
 # and its end, live failover (downtime to the replica's guest up, and its
-# steps) and rollback with sync back. Prints a table and, last, one JSON
+# steps) and rollback with sync back; then instant recovery of a guest with
+# a 2 GiB and an 8 GiB data disk (request to the guest up on dr, finalize
+# throughput while it runs). Prints a table and, last, one JSON
 # line of ratios to the targets (> 1 is better than the target); `--check`
 # exits non-zero when one is missed. Leaves no host, guest or bridge
 # running. See scripts/bench-replication.py.
