@@ -95,7 +95,16 @@ fn a_vm_boots_from_a_restore_point_is_finalized_while_running_and_the_restore_po
         conn.define_storage_pool_xml(&pool, 0).unwrap().create(0).unwrap();
         let net = "<network><name>lan</name><bridge name='sdir-lan' stp='off' delay='0'/><ip address='10.93.7.1' netmask='255.255.255.0'/></network>";
         conn.define_network_xml(net).unwrap().create().unwrap();
+        // Defined, never started: reported, and no NIC can be placed on it.
+        conn.define_network_xml("<network><name>cold</name><bridge name='sdir-cold' stp='off' delay='0'/></network>").unwrap();
     }
+    let inv = platform.inventory().unwrap();
+    let cold = inv.networks.iter().find(|n| n.name == "cold").expect("the stopped network is reported");
+    assert!(cold.inactive && !inv.networks.iter().find(|n| n.name == "lan").unwrap().inactive);
+    assert_eq!(
+        shared_types::networks::place_nic("lan", Some("cold"), false, &inv.networks),
+        Err(shared_types::networks::Unplaced::Inactive("cold".into()))
+    );
 
     // The source guest: its disk holds known.bin (2 MiB of varied bytes).
     let content = t.path().join("content");

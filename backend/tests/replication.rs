@@ -120,7 +120,7 @@ fn host(dir: &Path, name: &str, nets: &[&str]) {
             name: name.into(),
             cpu_cores: 8,
             memory_mib: 16384,
-            networks: nets.iter().map(|n| NetworkInfo { name: n.to_string(), bridge: Some(format!("br-{n}")), cidr: None, vlan: None, isolated: false }).collect(),
+            networks: nets.iter().map(|n| NetworkInfo { name: n.to_string(), bridge: Some(format!("br-{n}")), cidr: None, vlan: None, isolated: false, inactive: false }).collect(),
         },
     )
     .unwrap();

@@ -76,6 +76,8 @@ pub enum Unplaced {
     Unmapped,
     /// Its network is mapped to this name, which the target does not have.
     Missing(String),
+    /// Its network would be this one of the target, which is not started.
+    Inactive(String),
 }
 
 /// The target network a NIC on `source_network` joins: the `mapped` one,
@@ -84,11 +86,15 @@ pub enum Unplaced {
 /// restore allows it; a failover does not: every NIC must be mapped).
 pub fn place_nic<'t>(source_network: &str, mapped: Option<&str>, same_name_fallback: bool, target: &'t [NetworkInfo]) -> Result<&'t NetworkInfo, Unplaced> {
     let find = |name: &str| target.iter().find(|n| n.name == name);
-    match mapped {
+    let found = match mapped {
         Some(to) => find(to).ok_or_else(|| Unplaced::Missing(to.to_owned())),
         None if same_name_fallback => find(source_network).ok_or(Unplaced::Unmapped),
         None => Err(Unplaced::Unmapped),
+    }?;
+    if found.inactive {
+        return Err(Unplaced::Inactive(found.name.clone()));
     }
+    Ok(found)
 }
 
 /// Checks a network name given in a request: not blank, at most
@@ -546,7 +552,7 @@ mod tests {
     use super::*;
 
     fn net(name: &str, vlan: Option<u16>, cidr: Option<&str>) -> NetworkInfo {
-        NetworkInfo { name: name.into(), bridge: None, cidr: cidr.map(Into::into), vlan, isolated: false }
+        NetworkInfo { name: name.into(), bridge: None, cidr: cidr.map(Into::into), vlan, isolated: false, inactive: false }
     }
 
     fn isolated(name: &str) -> NetworkInfo {
@@ -665,6 +671,8 @@ mod tests {
         assert_eq!(place_nic("lan", None, true, &target).unwrap().name, "lan");
         assert_eq!(place_nic("lan", None, false, &target), Err(Unplaced::Unmapped));
         assert_eq!(place_nic("dmz", None, true, &target), Err(Unplaced::Unmapped));
+        let stopped = vec![NetworkInfo { inactive: true, ..net("dr-dmz", None, None) }];
+        assert_eq!(place_nic("dmz", Some("dr-dmz"), false, &stopped), Err(Unplaced::Inactive("dr-dmz".into())), "a network that is not started takes no NIC");
     }
 
     #[test]

@@ -214,6 +214,9 @@ pub struct NetworkInfo {
     /// use only isolated networks; live failovers never do.
     #[serde(default)]
     pub isolated: bool,
+    /// Defined on the host but not started: no NIC can join it until it is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inactive: bool,
 }
 
 /// Highest 802.1Q VLAN id (0 and 4095 are reserved).

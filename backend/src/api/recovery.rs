@@ -141,7 +141,7 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
 
     // Networks: every mapping names a target network; every NIC lands somewhere.
     let has = |n: &str| inv.networks.iter().any(|x| x.name == n);
-    let known = inv.networks.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
+    let known = inv.networks.iter().filter(|n| !n.inactive).map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
     for (from, to) in &req.network_mapping {
         if !has(to) {
             return Err(ApiError::invalid_value(
@@ -155,6 +155,15 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
         // The rule failover validation uses too, with the same-name fallback a restore allows.
         let to = match place_nic(&nic.network, req.network_mapping.get(&nic.network).map(String::as_str), true, &inv.networks) {
             Ok(to) => to.name.clone(),
+            Err(shared_types::networks::Unplaced::Inactive(to)) => {
+                return Err(ApiError::invalid_value(
+                    "network_mapping",
+                    format!(
+                        "NIC {} would join network '{to}' of host '{}', which is not started: start it there (virsh net-start {to}) or map '{}' to one of {known}",
+                        nic.mac, inv.host.name, nic.network
+                    ),
+                ))
+            }
             Err(_) => {
                 return Err(ApiError::invalid_value(
                     "network_mapping",

@@ -198,5 +198,5 @@ pub fn nic(m: vm_nics::Model) -> NicInfo {
 }
 
 pub fn network(m: networks::Model) -> NetworkInfo {
-    NetworkInfo { name: m.name, bridge: m.bridge, cidr: m.cidr, vlan: m.vlan.and_then(|v| u16::try_from(v).ok()), isolated: m.isolated }
+    NetworkInfo { name: m.name, bridge: m.bridge, cidr: m.cidr, vlan: m.vlan.and_then(|v| u16::try_from(v).ok()), isolated: m.isolated, inactive: false }
 }

@@ -211,6 +211,10 @@ pub fn check_vm(f: &VmFacts<'_>) -> VmValidation {
                     names(f.target_networks)
                 ),
             )),
+            Err(Unplaced::Inactive(to)) => nic_issues.push(note(
+                NoteSeverity::Blocker,
+                format!("{who} is on '{net}', mapped to '{to}', which is not started on '{tgt}': start it there (virsh net-start {to}) or map '{net}' to another network"),
+            )),
             Ok(target_net) => {
                 let to = &target_net.name;
                 match f.purpose.admits(target_net) {

@@ -80,12 +80,12 @@ pub enum Content {
 }
 
 fn net(name: &str, bridge: &str, cidr: &str, vlan: u16) -> NetworkInfo {
-    NetworkInfo { name: name.into(), bridge: Some(bridge.into()), cidr: Some(cidr.into()), vlan: Some(vlan), isolated: false }
+    NetworkInfo { name: name.into(), bridge: Some(bridge.into()), cidr: Some(cidr.into()), vlan: Some(vlan), isolated: false, inactive: false }
 }
 
 /// The DR host's network for test failovers: a bridge with no uplink.
 fn isolated(name: &str, bridge: &str) -> NetworkInfo {
-    NetworkInfo { name: name.into(), bridge: Some(bridge.into()), cidr: None, vlan: None, isolated: true }
+    NetworkInfo { name: name.into(), bridge: Some(bridge.into()), cidr: None, vlan: None, isolated: true, inactive: false }
 }
 
 fn part(ptype: PartType, size: Option<u64>, name: &'static str, fs: Option<FsSpec>) -> PartitionSpec {

@@ -69,7 +69,7 @@ mod tests {
     }
 
     fn net(name: &str, isolated: bool) -> NetworkInfo {
-        NetworkInfo { name: name.into(), bridge: None, cidr: None, vlan: None, isolated }
+        NetworkInfo { name: name.into(), bridge: None, cidr: None, vlan: None, isolated, inactive: false }
     }
 
     #[test]

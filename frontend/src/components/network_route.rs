@@ -182,7 +182,7 @@ pub fn row_errors(fields: &[FieldError], sent: &[String], source: &str) -> Vec<S
 
 /// A topology network as the shared rules take it.
 pub fn network_info(n: &TopologyNetwork) -> NetworkInfo {
-    NetworkInfo { name: n.name.clone(), bridge: n.bridge.clone(), cidr: n.cidr.clone(), vlan: n.vlan, isolated: n.isolated }
+    NetworkInfo { name: n.name.clone(), bridge: n.bridge.clone(), cidr: n.cidr.clone(), vlan: n.vlan, isolated: n.isolated, inactive: false }
 }
 
 /// `br-lan · 10.10.0.0/24 · VLAN 10`

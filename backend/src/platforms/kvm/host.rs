@@ -307,7 +307,7 @@ impl Platform for KvmHost {
         if host.networks.iter().any(|n| n.name == name) {
             return Ok(false);
         }
-        host.networks.push(shared_types::platform::NetworkInfo { name: name.into(), bridge: None, cidr: None, vlan: None, isolated: true });
+        host.networks.push(shared_types::platform::NetworkInfo { name: name.into(), bridge: None, cidr: None, vlan: None, isolated: true, inactive: false });
         definition::write_host(&self.dir, &host)?;
         Ok(true)
     }

@@ -140,7 +140,7 @@ pub fn parse_network(xml: &str) -> Result<NetworkInfo> {
     });
     let vlan = child(root, "vlan").and_then(|v| child(v, "tag")).and_then(|t| t.attribute("id")).and_then(|id| id.parse().ok());
     let isolated = child(root, "forward").is_none();
-    Ok(NetworkInfo { name, bridge, cidr, vlan, isolated })
+    Ok(NetworkInfo { name, bridge, cidr, vlan, isolated, inactive: false })
 }
 
 /// The parent checkpoint a checkpoint's XML names.
@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn networks_read_isolated_without_forward_and_with_their_subnet() {
         let nat = parse_network("<network><name>lan</name><forward mode='nat'/><bridge name='virbr1'/><ip address='10.81.0.1' netmask='255.255.255.0'/></network>").unwrap();
-        assert_eq!(nat, NetworkInfo { name: "lan".into(), bridge: Some("virbr1".into()), cidr: Some("10.81.0.0/24".into()), vlan: None, isolated: false });
+        assert_eq!(nat, NetworkInfo { name: "lan".into(), bridge: Some("virbr1".into()), cidr: Some("10.81.0.0/24".into()), vlan: None, isolated: false, inactive: false });
         let iso = parse_network("<network><name>iso</name><bridge name='virbr2'/><vlan><tag id='30'/></vlan><ip address='10.83.0.1' prefix='16'/></network>").unwrap();
         assert!(iso.isolated);
         assert_eq!((iso.cidr.as_deref(), iso.vlan), (Some("10.83.0.0/16"), Some(30)));

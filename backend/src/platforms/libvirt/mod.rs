@@ -225,7 +225,9 @@ impl Platform for LibvirtPlatform {
         let mut networks: Vec<NetworkInfo> = Vec::new();
         for net in conn.list_all_networks(0).map_err(|e| fail("listing networks", e))? {
             let xml = net.xml_desc(0).map_err(|e| fail("reading a network", e))?;
-            networks.push(domain_xml::parse_network(&xml)?);
+            let mut n = domain_xml::parse_network(&xml)?;
+            n.inactive = !net.is_active().unwrap_or(false);
+            networks.push(n);
         }
         networks.sort_by(|a, b| a.name.cmp(&b.name));
         let domains = conn.list_all_domains(0).map_err(|e| fail("listing domains", e))?;
