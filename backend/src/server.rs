@@ -122,13 +122,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         crate::lab::background::spawn_with(config.lab_dir(), every, state.shutdown.clone(), config.lab_guests.then_some(register))
     });
 
-    // Instant recoveries the last run left: undone or served again.
+    // Instant recoveries the last run left (undone or served again) and the
+    // later boot stages of its site failovers.
     let runner = state.runner.clone();
     tokio::spawn(async move {
         let n = crate::runner::instant_job::recover(&runner).await;
         if n > 0 {
             tracing::warn!(instant_recoveries = n, "put the instant recoveries of the last run back in order");
         }
+        crate::runner::site_failover::resume(&runner).await;
     });
 
     // Printed on stdout for people and scripts; everything else goes to the log.

@@ -240,3 +240,85 @@ async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
     assert!(!replica.exists(), "the replica is gone");
     api.error(&format!("/api/v1/replication/{id}"), StatusCode::NOT_FOUND, "replication_not_found").await;
 }
+
+/// A site failover (test mode) with a boot order: stage 1 (web-02) starts
+/// at once; stage 2 (web-01) only once stage 1's test failover ended and
+/// its 2 s delay passed; bad boot orders are refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_failover_starts_its_vms_in_boot_order() {
+    use shared_types::replication::SiteFailoverResult;
+    let f = support::fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let lab_task = lab_dir.clone();
+    tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
+    ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    let api = Api::admin(f).await;
+    let prod: Platform = api.add_kvm_host(&lab_dir.join("hosts/kvm-prod-01")).await;
+    let dr: Platform = api.add_kvm_host(&lab_dir.join("hosts/kvm-dr-01")).await;
+    let _: Value = api.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": dr.id})), StatusCode::OK).await;
+    let ids = api.manage(&prod, &["web-01", "web-02"]).await;
+    let group: Value = api.ok("POST", "/api/v1/protection-groups", Some(json!({"name": "web tier", "vm_ids": ids})), StatusCode::CREATED).await;
+    let gid = group["group"]["id"].as_str().unwrap_or_else(|| panic!("{group}")).to_string();
+    let mut flows = Vec::new();
+    for vm in &ids {
+        let started: ReplicationAccepted =
+            api.ok("POST", "/api/v1/replication/start", Some(json!({"vm_id": vm, "target_platform_id": dr.id})), StatusCode::CREATED).await;
+        let j = api.wait(&started.job.unwrap().id, 300).await;
+        assert_eq!(j["job"]["status"], "completed", "{j}");
+        flows.push(started.flow.id);
+    }
+
+    let e = api.refused(
+        "/api/v1/replication/site-failover",
+        json!({"group_id": gid, "mode": "test", "boot_order": [{"vm_ids": ["nope"]}]}),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    )
+    .await;
+    assert!(e.contains("'nope' is not in the group"), "{e}");
+    api.refused(
+        "/api/v1/replication/site-failover",
+        json!({"group_id": gid, "mode": "test", "boot_order": [{"vm_ids": [ids[1]], "delay_seconds": 99999}]}),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    )
+    .await;
+
+    let r: SiteFailoverResult = api
+        .ok(
+            "POST",
+            "/api/v1/replication/site-failover",
+            Some(json!({"group_id": gid, "mode": "test", "boot_order": [{"vm_ids": [ids[1]], "delay_seconds": 2}, {"vm_ids": [ids[0]]}]})),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(r.started.iter().map(|a| a.flow.id.clone()).collect::<Vec<_>>(), vec![flows[1].clone()], "stage 1: web-02 only");
+    assert_eq!(r.scheduled.len(), 1);
+    assert_eq!((r.scheduled[0].stage, r.scheduled[0].flows[0].id.clone(), r.scheduled[0].wait_for_boot, r.scheduled[0].delay_seconds), (2, flows[0].clone(), true, 2));
+    let first = api.wait(&r.started[0].job.as_ref().unwrap().id, 180).await;
+    assert_eq!(first["job"]["status"], "completed", "{first}");
+    let first_done = chrono::DateTime::parse_from_rfc3339(first["job"]["finished_at"].as_str().unwrap()).unwrap();
+    // Stage 2's test failover, queued by the server after the delay.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let second = loop {
+        let d: ReplicationDetails = api.ok("GET", &format!("/api/v1/replication/{}", flows[0]), None, StatusCode::OK).await;
+        if let Some(j) = d.recent_jobs.iter().find(|j| j.operation.map(|o| o.as_str() == "test_failover").unwrap_or(false)) {
+            break j.clone();
+        }
+        assert!(std::time::Instant::now() < until, "stage 2 never started");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let gap = (second.created_at - first_done.with_timezone(&chrono::Utc)).num_milliseconds();
+    assert!(gap >= 2000, "stage 2 was queued {gap} ms after stage 1's guest was up: at least the 2 s delay");
+    let j = api.wait(&second.id, 180).await;
+    assert_eq!(j["job"]["status"], "completed", "{j}");
+    for flow in &flows {
+        done(&api, flow, "end-test", json!({})).await;
+    }
+    assert!(!api_data_dir_plan_left(&api), "the plan file is gone once its last stage started");
+}
+
+fn api_data_dir_plan_left(api: &Api) -> bool {
+    std::fs::read_dir(api.f.data.path().join("site-failover")).map(|d| d.flatten().next().is_some()).unwrap_or(false)
+}

@@ -451,6 +451,75 @@ pub struct SiteFailoverRequest {
     /// For `live`, as [`FailoverRequest::final_sync`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_sync: Option<bool>,
+    /// The order VMs start in (e.g. databases before web): stage 1 at once,
+    /// each next stage after the previous one's guests are up (or its jobs
+    /// ended) and its delay. VMs of the group in no stage start last.
+    /// Empty: every VM at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boot_order: Vec<BootStage>,
+}
+
+/// Most boot stages in a site failover.
+pub const BOOT_STAGES_MAX: usize = 16;
+/// Longest delay after a boot stage, in seconds.
+pub const BOOT_DELAY_MAX_SECONDS: u32 = 3600;
+
+/// One stage of a site failover's boot order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BootStage {
+    /// Managed VM ids (`GET /api/v1/vm-contexts`) of the group.
+    pub vm_ids: Vec<String>,
+    /// Before the next stage, wait until every failover of this one ended
+    /// (a failover ends when its guest printed its boot line). Default: yes.
+    #[serde(default = "yes")]
+    pub wait_for_boot: bool,
+    /// Then wait this many seconds more (0 to [`BOOT_DELAY_MAX_SECONDS`]).
+    #[serde(default)]
+    pub delay_seconds: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Checks a boot order against the group's VM ids: every id of the group,
+/// none twice, the limits. The message names the problem.
+pub fn validate_boot_order(stages: &[BootStage], group_vm_ids: &[&str]) -> Result<(), String> {
+    if stages.len() > BOOT_STAGES_MAX {
+        return Err(format!("a boot order has at most {BOOT_STAGES_MAX} stages"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, s) in stages.iter().enumerate() {
+        if s.vm_ids.is_empty() {
+            return Err(format!("stage {} names no VM", i + 1));
+        }
+        if s.delay_seconds > BOOT_DELAY_MAX_SECONDS {
+            return Err(format!("stage {}: a delay is at most {BOOT_DELAY_MAX_SECONDS} s", i + 1));
+        }
+        for id in &s.vm_ids {
+            if !group_vm_ids.contains(&id.as_str()) {
+                return Err(format!("stage {}: VM '{}' is not in the group", i + 1, id.chars().take(64).collect::<String>()));
+            }
+            if !seen.insert(id.as_str()) {
+                return Err(format!("stage {}: VM '{id}' is in an earlier stage already", i + 1));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Flows of a later boot stage, started by the server when their turn comes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduledStage {
+    /// 2 for the second stage, ...
+    pub stage: u32,
+    pub flows: Vec<NamedRef>,
+    pub wait_for_boot: bool,
+    /// Seconds after the previous stage (its boot, when waited for).
+    pub delay_seconds: u32,
 }
 
 /// A flow a site failover did not start, and why.
@@ -473,6 +542,9 @@ pub struct SiteFailoverResult {
     pub refused: Vec<SiteFailoverRefusal>,
     /// VMs of the group no replication flow covers.
     pub unreplicated: Vec<NamedRef>,
+    /// The later stages of the boot order (stage 1 is `started`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduled: Vec<ScheduledStage>,
 }
 
 wire_enum! {
@@ -707,6 +779,15 @@ mod tests {
         assert_eq!(t.point_id, None);
         let s: SiteFailoverRequest = serde_json::from_str(r#"{"group_id":"g","mode":"test"}"#).unwrap();
         assert_eq!((s.mode, s.confirm.as_str()), (SiteFailoverMode::Test, ""));
+        let order: SiteFailoverRequest =
+            serde_json::from_str(r#"{"group_id":"g","mode":"test","boot_order":[{"vm_ids":["db"]},{"vm_ids":["web"],"wait_for_boot":false,"delay_seconds":5}]}"#).unwrap();
+        assert!(order.boot_order[0].wait_for_boot && !order.boot_order[1].wait_for_boot);
+        assert_eq!(validate_boot_order(&order.boot_order, &["db", "web", "app"]), Ok(()));
+        assert!(validate_boot_order(&order.boot_order, &["db"]).unwrap_err().contains("'web' is not in the group"));
+        let twice = vec![order.boot_order[0].clone(), order.boot_order[0].clone()];
+        assert!(validate_boot_order(&twice, &["db"]).unwrap_err().contains("earlier stage"));
+        let slow = vec![BootStage { vm_ids: vec!["db".into()], wait_for_boot: true, delay_seconds: 3601 }];
+        assert!(validate_boot_order(&slow, &["db"]).unwrap_err().contains("at most 3600"));
     }
 
     #[test]

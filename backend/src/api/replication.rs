@@ -20,7 +20,7 @@ use shared_types::recovery::{LicenseFeature, LicenseTier};
 use shared_types::replication::{
     check_confirmation, CreateReplicationRequest, FailoverRequest, ReplicationAccepted, ReplicationDetails, ReplicationFlow, ReplicationState, TestVmStatus,
     RollbackRequest, SiteFailoverMode, SiteFailoverRefusal, SiteFailoverRequest, SiteFailoverResult, TestFailoverRequest, UpdateReplicationRequest,
-    DEFAULT_INTERVAL_SECONDS, DEFAULT_KEEP_POINTS,
+    DEFAULT_INTERVAL_SECONDS, DEFAULT_KEEP_POINTS, validate_boot_order, ScheduledStage,
 };
 use shared_types::ws::ServerMessage;
 use shared_types::NamedRef;
@@ -37,6 +37,7 @@ use crate::catalog::{convert, from_wire, network_mapping, new_id};
 use crate::db::entities::{job_logs, jobs, network_mappings, platforms, protection_groups, replication_flows, vm_contexts};
 use crate::replication::{self, default_replica_name, Ctx};
 use crate::runner::replication_job::{self, Act, ActError};
+use crate::runner::site_failover::{self, Plan, PlanStage};
 use crate::runner::RunnerError;
 use crate::state::AppState;
 
@@ -541,7 +542,9 @@ async fn cleanup(State(state): State<AppState>, me: AuthUser, Path(id): Path<Str
 }
 
 /// Site failover: a test or live failover of every replication flow of
-/// the protection group's VMs at once. Each flow is judged on its own
+/// the protection group's VMs, at once or in the `boot_order`'s stages
+/// (stage 1 now, each next one after the previous one's guests are up and
+/// its delay; VMs in no stage last). Each flow is judged on its own
 /// (state, networks): what cannot start is listed with the reason. A live
 /// site failover needs the group's name typed in `confirm`.
 #[utoipa::path(post, path = "/replication/site-failover", tag = "replication", request_body = SiteFailoverRequest, responses(
@@ -569,21 +572,75 @@ async fn site_failover(State(state): State<AppState>, me: AuthUser, ApiJson(req)
         .filter(|v| !flows.iter().any(|f| f.vm_context_id == v.id))
         .map(|v| NamedRef { id: v.id.clone(), name: v.name.clone() })
         .collect();
+    // The boot order: stages of flows, the flows of VMs in no stage last.
+    let group_vm_ids: Vec<&str> = vms.iter().map(|v| v.id.as_str()).collect();
+    validate_boot_order(&req.boot_order, &group_vm_ids).map_err(|m| ApiError::invalid_field("boot_order", m))?;
+    let mut stages: Vec<(Vec<replication_flows::Model>, bool, u32)> = Vec::new();
+    let mut rest = flows;
+    for s in &req.boot_order {
+        let (these, others): (Vec<_>, Vec<_>) = rest.into_iter().partition(|f| s.vm_ids.contains(&f.vm_context_id));
+        rest = others;
+        if !these.is_empty() {
+            stages.push((these, s.wait_for_boot, s.delay_seconds));
+        }
+    }
+    if !rest.is_empty() {
+        stages.push((rest, true, 0));
+    }
+    let mut stages = stages.into_iter();
+    let first = stages.next().map(|s| s.0).unwrap_or_default();
+    let later: Vec<(Vec<replication_flows::Model>, bool, u32)> = stages.collect();
+    let (first_wait, first_delay) = req.boot_order.iter().find(|s| first.iter().any(|f| s.vm_ids.contains(&f.vm_context_id))).map(|s| (s.wait_for_boot, s.delay_seconds)).unwrap_or((true, 0));
+    let final_sync = req.final_sync.unwrap_or(true);
     let mut started = Vec::new();
     let mut refused = Vec::new();
-    for f in flows {
+    let mut first_jobs = Vec::new();
+    for f in first {
         let named = NamedRef { id: f.id.clone(), name: f.name.clone() };
         let act = match req.mode {
             SiteFailoverMode::Test => Act::TestFailover { point: None },
-            SiteFailoverMode::Live => Act::Failover { final_sync: req.final_sync.unwrap_or(true), shutdown_timeout_seconds: None },
+            SiteFailoverMode::Live => Act::Failover { final_sync, shutdown_timeout_seconds: None },
         };
         match replication_job::act(&state.runner, f, act, &me.username).await {
-            Ok((row, job)) => started.push(accepted(&state, row, job).await?),
+            Ok((row, job)) => {
+                first_jobs.extend(job.as_ref().map(|j| j.id.clone()));
+                started.push(accepted(&state, row, job).await?)
+            }
             Err(ActError::Db(e)) => return Err(e.into()),
             Err(e) => refused.push(SiteFailoverRefusal { flow: named, reason: e.to_string() }),
         }
     }
-    let text = format!("{} ({}): {} started, {} refused", group.name, req.mode, started.len(), refused.len());
-    let body = SiteFailoverResult { group: NamedRef { id: group.id, name: group.name }, mode: req.mode, started, refused, unreplicated };
+    let named = |fs: &[replication_flows::Model]| fs.iter().map(|f| NamedRef { id: f.id.clone(), name: f.name.clone() }).collect::<Vec<_>>();
+    let mut scheduled = Vec::new();
+    if !later.is_empty() {
+        let mut plan_stages = vec![PlanStage { flows: Vec::new(), wait_for_boot: first_wait, delay_seconds: first_delay }];
+        let mut before = (first_wait, first_delay);
+        for (i, (fs, wait, delay)) in later.iter().enumerate() {
+            scheduled.push(ScheduledStage { stage: i as u32 + 2, flows: named(fs), wait_for_boot: before.0, delay_seconds: before.1 });
+            plan_stages.push(PlanStage { flows: named(fs), wait_for_boot: *wait, delay_seconds: *delay });
+            before = (*wait, *delay);
+        }
+        let plan = Plan {
+            id: crate::catalog::new_id(),
+            group: NamedRef { id: group.id.clone(), name: group.name.clone() },
+            mode: req.mode,
+            final_sync,
+            requested_by: me.username.clone(),
+            stages: plan_stages,
+            next: 1,
+            waiting_on: first_jobs,
+            updated_at: chrono::Utc::now(),
+        };
+        site_failover::schedule(&state.runner, plan).map_err(|e| ApiError::Internal(anyhow::anyhow!("recording the site failover's boot order: {e}")))?;
+    }
+    let text = format!(
+        "{} ({}): {} started, {} refused{}",
+        group.name,
+        req.mode,
+        started.len(),
+        refused.len(),
+        if scheduled.is_empty() { String::new() } else { format!(", {} later stage(s)", scheduled.len()) }
+    );
+    let body = SiteFailoverResult { group: NamedRef { id: group.id, name: group.name }, mode: req.mode, started, refused, unreplicated, scheduled };
     Ok(noted(ApiJson(body), AuditNote::new("replication.site_failover", text)))
 }

@@ -43,6 +43,7 @@ pub mod replication_job;
 pub mod restore_job;
 pub mod retention;
 pub mod scheduler;
+pub mod site_failover;
 pub mod telemetry;
 
 /// How many jobs run at once.

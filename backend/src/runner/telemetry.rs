@@ -64,6 +64,7 @@ pub async fn alert(runner: &Runner, job: &jobs::Model, vm: &str, message: &str) 
     let what = match shared_types::jobs::JobKind::parse(&job.kind) {
         Some(shared_types::jobs::JobKind::Restore) => "Restore",
         Some(shared_types::jobs::JobKind::FileRestore) => "File restore",
+        Some(shared_types::jobs::JobKind::InstantRecovery) => "Instant recovery",
         _ => "Backup",
     };
     let _ = runner.events().send(ServerMessage::Alert(Alert {
@@ -86,6 +87,19 @@ pub fn repository_alert(runner: &Runner, job: &jobs::Model, severity: AlertSever
         message: message.to_owned(),
         at: Utc::now(),
         job_id: Some(job.id.clone()),
+    }));
+}
+
+/// Raises a warning not tied to one job (a site failover's later stage
+/// that could not start a flow).
+pub fn warning_alert(runner: &Runner, title: &str, message: &str) {
+    let _ = runner.events().send(ServerMessage::Alert(Alert {
+        id: new_id(),
+        severity: AlertSeverity::Warning,
+        title: title.to_owned(),
+        message: message.to_owned(),
+        at: Utc::now(),
+        job_id: None,
     }));
 }
 

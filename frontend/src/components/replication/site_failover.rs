@@ -3,11 +3,13 @@
 //! its standby site's isolated network; live mode switches every one of
 //! them to its replica and needs the group's name typed. The answer says
 //! which flows started, which were refused and why, and which VMs of the
-//! group no replication covers.
+//! group no replication covers. A boot order puts each replicated VM in a
+//! stage (databases before web): stage 1 starts at once, each next one
+//! once the previous one's guests are up (when asked) and after a delay.
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
-use shared_types::replication::{SiteFailoverMode, SiteFailoverRequest, SiteFailoverResult};
+use shared_types::replication::{BootStage, SiteFailoverMode, SiteFailoverRequest, SiteFailoverResult, BOOT_DELAY_MAX_SECONDS};
 
 use super::{state_class, use_replication_hub};
 use crate::api;
@@ -50,6 +52,10 @@ fn SiteFailoverDialog(open: RwSignal<bool>) -> impl IntoView {
     let typed = RwSignal::new(String::new());
     let final_sync = RwSignal::new(true);
     let result = RwSignal::new(None::<SiteFailoverResult>);
+    // Boot order: the stage (1-based) of each VM by id; between stages.
+    let stage_of = RwSignal::new(std::collections::HashMap::<String, usize>::new());
+    let wait_boot = RwSignal::new(true);
+    let delay = RwSignal::new(String::from("0"));
     let close = move || open.set(false);
     let group_list = move || groups.get().and_then(|r| r.ok()).unwrap_or_default();
     Effect::new(move |_| {
@@ -72,9 +78,25 @@ fn SiteFailoverDialog(open: RwSignal<bool>) -> impl IntoView {
             .filter(|v| v.group.as_ref().is_some_and(|g| g.id == gid))
             .map(|v| {
                 let flows = live.replications.with(|m| m.values().filter(|f| f.source_vm.id == v.id).cloned().collect::<Vec<_>>());
-                (v.name, flows)
+                (v.id, v.name, flows)
             })
             .collect::<Vec<_>>()
+    };
+    let delay_ok = move || delay.with(|d| d.trim().parse::<u32>().is_ok_and(|n| n <= BOOT_DELAY_MAX_SECONDS));
+    let boot_order = move || -> Vec<BootStage> {
+        let stages = stage_of.get_untracked();
+        let max = stages.values().copied().max().unwrap_or(1);
+        if max <= 1 {
+            return Vec::new();
+        }
+        let d = delay.get_untracked().trim().parse().unwrap_or(0);
+        (1..=max)
+            .filter_map(|n| {
+                let mut ids: Vec<String> = stages.iter().filter(|(_, s)| **s == n).map(|(id, _)| id.clone()).collect();
+                ids.sort();
+                (!ids.is_empty()).then(|| BootStage { vm_ids: ids, wait_for_boot: wait_boot.get_untracked(), delay_seconds: d })
+            })
+            .collect()
     };
     let submit = move |_| {
         let m = mode.get_untracked();
@@ -83,6 +105,7 @@ fn SiteFailoverDialog(open: RwSignal<bool>) -> impl IntoView {
             mode: m,
             confirm: if m == SiteFailoverMode::Live { typed.get_untracked() } else { String::new() },
             final_sync: (m == SiteFailoverMode::Live).then(|| final_sync.get_untracked()),
+            boot_order: boot_order(),
         };
         act.run(api::site_failover(req), move |r| {
             for a in &r.started {
@@ -132,10 +155,25 @@ fn SiteFailoverDialog(open: RwSignal<bool>) -> impl IntoView {
                                     if rows.is_empty() {
                                         return view! { <p class="muted small">"No VM in this group."</p> }.into_any();
                                     }
+                                    let replicated = rows.iter().filter(|r| !r.2.is_empty()).count().max(1);
                                     view! {
                                         <ul class="plain-list small">
-                                            {rows.into_iter().map(|(vm, flows)| view! {
-                                                <li>
+                                            {rows.into_iter().map(|(vm_id, vm, flows)| view! {
+                                                <li data-testid="site-vm">
+                                                    {(!flows.is_empty()).then(|| {
+                                                        let (id, id2) = (vm_id.clone(), vm_id.clone());
+                                                        view! {
+                                                            <select class="stage-select" aria-label=format!("Boot stage of {vm}") data-testid=format!("site-stage-{vm}")
+                                                                prop:value=move || stage_of.with(|m| m.get(&id).copied().unwrap_or(1).to_string())
+                                                                on:change=move |ev| {
+                                                                    let n = event_target_value(&ev).parse().unwrap_or(1);
+                                                                    stage_of.update(|m| { m.insert(id2.clone(), n); });
+                                                                }>
+                                                                {(1..=replicated).map(|n| view! { <option value=n.to_string()>{format!("stage {n}")}</option> }).collect_view()}
+                                                            </select>
+                                                            " "
+                                                        }
+                                                    })}
                                                     <span class="vm-name">{vm}</span>
                                                     {if flows.is_empty() {
                                                         view! { <span class="muted">" · not replicated"</span> }.into_any()
@@ -154,6 +192,19 @@ fn SiteFailoverDialog(open: RwSignal<bool>) -> impl IntoView {
                                     }.into_any()
                                 }}
                             </div>
+                            <fieldset class="inline-field" data-testid="site-boot-order">
+                                <legend>"Between boot stages"</legend>
+                                <label class="check">
+                                    <input type="checkbox" data-testid="site-wait-boot" prop:checked=move || wait_boot.get() on:change=move |ev| wait_boot.set(event_target_checked(&ev)) />
+                                    "wait until the stage's guests are up, then"
+                                </label>
+                                <input type="number" min="0" max=BOOT_DELAY_MAX_SECONDS.to_string() class="cap-input" data-testid="site-delay" aria-label="Delay between stages in seconds"
+                                    prop:value=move || delay.get() on:input=move |ev| delay.set(event_target_value(&ev)) />
+                                <span class="small">" s"</span>
+                            </fieldset>
+                            <Show when=move || !delay_ok()>
+                                <p class="notice warning small">{format!("The delay is a whole number of seconds from 0 to {BOOT_DELAY_MAX_SECONDS}.")}</p>
+                            </Show>
                             <Show when=move || mode.get() == SiteFailoverMode::Live>
                                 <div class="notice warning failover-warning" data-testid="site-live-warning">
                                     <strong>{move || format!("⚠ This will switch production of every replicated VM of {} to its standby site.", group_name.get())}</strong>
@@ -173,7 +224,7 @@ fn SiteFailoverDialog(open: RwSignal<bool>) -> impl IntoView {
                             <div class="modal-actions">
                                 <button class="button" data-testid="site-failover-cancel" on:click=move |_| close()>"Cancel"</button>
                                 <button class=move || if mode.get() == SiteFailoverMode::Live { "button danger" } else { "button primary" } data-testid="site-failover-submit"
-                                    disabled=move || act.busy.get() || group.with(|g| g.is_empty()) || !confirmed() on:click=submit>
+                                    disabled=move || act.busy.get() || group.with(|g| g.is_empty()) || !confirmed() || !delay_ok() on:click=submit>
                                     {move || if mode.get() == SiteFailoverMode::Live { "Fail over the site" } else { "Start site test" }}
                                 </button>
                             </div>
@@ -216,6 +267,22 @@ fn SiteResult(r: SiteFailoverResult) -> impl IntoView {
                     </ul>
                 }.into_any()
             }}
+            {(!r.scheduled.is_empty()).then(|| view! {
+                <h3>"LATER BOOT STAGES"</h3>
+                <ul class="plain-list" data-testid="site-scheduled">
+                    {r.scheduled.iter().map(|s| view! {
+                        <li>
+                            <strong>{format!("stage {}", s.stage)}</strong>
+                            {format!(
+                                " · {}{} · {}",
+                                if s.wait_for_boot { "after the previous stage's guests are up" } else { "after the previous stage started" },
+                                if s.delay_seconds > 0 { format!(" and {} s", s.delay_seconds) } else { String::new() },
+                                s.flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                            )}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            })}
             <h3>"REFUSED"</h3>
             {if r.refused.is_empty() {
                 view! { <p class="muted small">"None."</p> }.into_any()
