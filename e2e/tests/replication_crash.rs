@@ -12,6 +12,9 @@
 //!    restart the replica's point 1 still equals the source as it was before
 //!    the write (the interrupted delta never touched it), and the next sync
 //!    makes point 2, equal to the source now.
+//! 3. During a live failover (its sync of 16 MiB the source wrote last):
+//!    after the restart the flow says why it stopped, and failing over again
+//!    finishes the switch; the replica's guest runs with that write.
 //!
 //! Syncs read at the lab server's read limit (4 MiB/s), so there is time to
 //! kill one while it moves.
@@ -154,6 +157,52 @@ fn a_sync_killed_mid_way_resumes_and_the_last_point_stays_consistent() -> Result
     ensure!(f["flow"]["last_sync"]["bytes_changed"].as_u64().unwrap_or(0) >= 24 << 20, "{}", f["flow"]["last_sync"]);
     ensure!(same(&replica.join("vda.rp-2.qcow2"), &source)?, "point 2 equals the source");
     ensure!(same(&replica.join("vda.rp-1.qcow2"), &before)?, "point 1 still equals the source before the write");
+
+    // 3. Killed during a live failover (while its sync copies what the
+    //    source wrote last): after the restart the flow is settled with the
+    //    reason, and failing over again finishes the switch: the replica's
+    //    guest runs with the source's last write.
+    let offset = size - (160 << 20);
+    let write = Command::new("qemu-io").args(["-f", "qcow2", "-c", &format!("write -P 0x6b {offset} 16M")]).arg(&source).output()?;
+    ensure!(write.status.success(), "qemu-io: {}", String::from_utf8_lossy(&write.stderr));
+    server.expect(
+        &token,
+        "POST",
+        "/api/v1/networks/bulk-mapping",
+        Some(json!({"source_platform_id": prod, "target_platform_id": dr,
+            "mappings": [{"source_network": "dmz", "target_network": "dmz"}, {"source_network": "lan", "target_network": "lan"}]})),
+        200,
+    )?;
+    let fo = server.expect(&token, "POST", &format!("/api/v1/replication/{id}/failover"), Some(json!({"confirm": "web-01"})), 202)?;
+    let fo_job = fo["job"]["id"].as_str().context("failover job")?.to_owned();
+    let read = kill_mid_job(&mut server, &token, &fo_job, 4 << 20)?;
+    metric("replication_crash_failover_killed_after_bytes", read);
+    server.launch()?;
+    let token = server.token("admin", ADMIN_PASSWORD)?;
+    let j = server.expect(&token, "GET", &format!("/api/v1/jobs/{fo_job}"), None, 200)?;
+    ensure!(j["job"]["status"] == "failed", "the killed failover is failed: {}", j["job"]);
+    let f = flow(&server, &token, &id)?;
+    ensure!(f["flow"]["failure_reason"].as_str().unwrap_or("").contains("interrupted by a server restart"), "{}", f["flow"]);
+    // A sync the restart queued may run first; then the failover again.
+    if let Some(active) = f["flow"]["active_job_id"].as_str() {
+        server.wait_job(&token, active, Duration::from_secs(180))?;
+    }
+    let again = server.expect(&token, "POST", &format!("/api/v1/replication/{id}/failover"), Some(json!({"confirm": "web-01"})), 202)?;
+    let j = server.wait_job(&token, again["job"]["id"].as_str().context("job")?, Duration::from_secs(300))?;
+    ensure!(j["job"]["status"] == "completed", "the second failover completes: {}", j["job"]);
+    let f = flow(&server, &token, &id)?;
+    ensure!(f["flow"]["state"] == "failed_over", "{}", f["flow"]);
+    let top = replica.join("vda.qcow2");
+    let check = Command::new("qemu-io").args(["-U", "-r", "-f", "qcow2", "-c", &format!("read -P 0x6b {offset} 16M")]).arg(&top).output()?;
+    ensure!(
+        check.status.success() && !String::from_utf8_lossy(&check.stdout).contains("Pattern verification failed"),
+        "the replica holds the source's last write: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let dr_vms = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": dr})), 200)?;
+    let r = dr_vms["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-01-replica").context("the replica on the DR host")?;
+    ensure!(r["vm"]["power"] == "running", "the replica's guest runs: {r}");
     server.stop()?;
     Ok(())
 }
