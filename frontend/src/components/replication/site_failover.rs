@@ -192,16 +192,20 @@ fn SiteFailoverDialog(open: RwSignal<bool>) -> impl IntoView {
                                     }.into_any()
                                 }}
                             </div>
-                            <fieldset class="inline-field" data-testid="site-boot-order">
-                                <legend>"Between boot stages"</legend>
-                                <label class="check">
-                                    <input type="checkbox" data-testid="site-wait-boot" prop:checked=move || wait_boot.get() on:change=move |ev| wait_boot.set(event_target_checked(&ev)) />
-                                    "wait until the stage's guests are up, then"
-                                </label>
-                                <input type="number" min="0" max=BOOT_DELAY_MAX_SECONDS.to_string() class="cap-input" data-testid="site-delay" aria-label="Delay between stages in seconds"
-                                    prop:value=move || delay.get() on:input=move |ev| delay.set(event_target_value(&ev)) />
-                                <span class="small">" s"</span>
-                            </fieldset>
+                            <Show when=move || { preview().iter().filter(|r| !r.2.is_empty()).count() > 1 }>
+                                <fieldset class="radio-row" data-testid="site-boot-order">
+                                    <legend>"Between boot stages"</legend>
+                                    <div class="boot-stage-row">
+                                        <label class="check">
+                                            <input type="checkbox" data-testid="site-wait-boot" prop:checked=move || wait_boot.get() on:change=move |ev| wait_boot.set(event_target_checked(&ev)) />
+                                            "wait until the stage's guests are up, then"
+                                        </label>
+                                        <input type="number" min="0" max=BOOT_DELAY_MAX_SECONDS.to_string() class="cap-input" data-testid="site-delay" aria-label="Delay between stages in seconds"
+                                            prop:value=move || delay.get() on:input=move |ev| delay.set(event_target_value(&ev)) />
+                                        <span class="small">"seconds more"</span>
+                                    </div>
+                                </fieldset>
+                            </Show>
                             <Show when=move || !delay_ok()>
                                 <p class="notice warning small">{format!("The delay is a whole number of seconds from 0 to {BOOT_DELAY_MAX_SECONDS}.")}</p>
                             </Show>
