@@ -212,6 +212,7 @@ fn restore_creates_a_vm_in_every_disk_format() {
             os: vm.os,
             nics: vm.nics.clone(),
             power_on: format == DiskFormat::Qcow2,
+            storage_pool: None,
         };
         let created = restore_vm(&ds, &dr, &req, dir.path(), 2, &Progress::new()).unwrap();
         assert_eq!(created.disks[0].format, format);
@@ -247,6 +248,7 @@ fn restore_creates_a_vm_in_every_disk_format() {
         os: GuestOs::Linux,
         nics: vec![NicInfo { mac: "52:54:00:00:00:09".into(), network: "dmz".into(), model: "virtio".into() }],
         power_on: false,
+        storage_pool: None,
     };
     let err = restore_vm(&ds, &dr, &req, dir.path(), 2, &Progress::new()).unwrap_err().to_string();
     assert!(err.contains("network 'dmz' does not exist on host 'kvm-dr'"), "{err}");

@@ -96,6 +96,7 @@ fn the_lab_is_discovered_backed_up_incrementally_and_restored_to_the_dr_host() {
         os: info.os,
         nics: info.nics.clone(),
         power_on: true,
+        storage_pool: None,
     };
     let created = restore_vm(&ds, &dr, &req, dir.path(), 2, &Progress::new()).unwrap();
     assert_eq!(dr.inventory().unwrap().vms.len(), 1);

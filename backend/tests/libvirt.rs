@@ -222,6 +222,7 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
         os: GuestOs::Linux,
         nics: vec![],
         power_on: true,
+        storage_pool: None,
     };
     let t0 = Instant::now();
     let restored = restore_vm(&ds, &platform, &req, &staging, 2, &Progress::new()).unwrap();
@@ -237,6 +238,21 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     platform.delete_vm(&restored.id).unwrap();
     assert!(matches!(platform.vm(&restored.id), Err(sendense::platforms::PlatformError::VmNotFound(_))));
     assert!(!images.join("g1-restored-vda.qcow2").exists(), "its volumes are deleted");
+    // A chosen storage pool: the disks go there; an unknown one is refused by name.
+    let fast = t.path().join("fast-pool");
+    std::fs::create_dir_all(&fast).unwrap();
+    let fast_xml = format!("<pool type='dir'><name>fast</name><target><path>{}</path></target></pool>", fast.display());
+    conn.define_storage_pool_xml(&fast_xml, 0).unwrap().create(0).unwrap();
+    let err = restore_vm(&ds, &platform, &RestoreRequest { new_name: "g1-nowhere".into(), power_on: false, storage_pool: Some("nope".into()), ..req.clone() }, &staging, 2, &Progress::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no storage pool 'nope'") && err.contains("fast") && err.contains("images"), "{err}");
+    let placed = restore_vm(&ds, &platform, &RestoreRequest { new_name: "g1-fast".into(), power_on: false, storage_pool: Some("fast".into()), ..req.clone() }, &staging, 2, &Progress::new()).unwrap();
+    assert!(fast.join("g1-fast-vda.qcow2").exists() && !images.join("g1-fast-vda.qcow2").exists(), "the disks are in the chosen pool");
+    assert!(same_as_image(&t.path().join("vda.raw"), &fast.join("g1-fast-vda.qcow2")));
+    assert_eq!(platform.disk_space_in(Some("fast")).unwrap().free_bytes, platform.disk_space_in(None).unwrap().free_bytes, "both pools on one filesystem here");
+    platform.delete_vm(&placed.id).unwrap();
+    assert!(!fast.join("g1-fast-vda.qcow2").exists());
 
     // Both disks written while the backup runs: the guest writes a counter
     // to vda, then the same to vdb, over and over. One point in time for

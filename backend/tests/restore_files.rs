@@ -601,6 +601,7 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
         disks: vec![NewDisk { name: "disk0".into(), image: tiny.clone(), image_format: DiskFormat::Raw, format: None, in_place: false }],
         power: PowerState::Stopped,
         definition: None,
+        pool: None,
     })
     .unwrap();
     let tiny_vm = lab.api.manage(platform, &["tiny-01"]).await.remove(0);

@@ -50,6 +50,10 @@ pub struct RestoreVmRequest {
     /// Start the VM once restored.
     #[serde(default)]
     pub power_on: bool,
+    /// The target's storage pool the disks go to (an active one of the
+    /// check's `storage_pools`); unset: the host's first active pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_pool: Option<String>,
 }
 
 impl RestoreVmRequest {
@@ -96,8 +100,12 @@ pub struct CompatibilityReport {
     /// Bytes of data the restore writes on the target (the restore point's
     /// allocated data, holes excluded).
     pub required_bytes: u64,
-    /// Bytes free on the target's storage.
+    /// Bytes free on the target's storage (the chosen pool's, where the
+    /// platform has pools).
     pub free_bytes: u64,
+    /// The target's storage pools (libvirt hosts), to choose from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage_pools: Vec<crate::platform::StoragePoolInfo>,
 }
 
 impl CompatibilityReport {

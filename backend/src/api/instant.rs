@@ -107,6 +107,7 @@ async fn start(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJso
         disk_format: None,
         network_mapping: req.network_mapping.clone(),
         power_on: true,
+        storage_pool: None,
     };
     let p = super::recovery::prepare(&state, &as_restore).await?;
     if let Some(message) = p.license {

@@ -187,6 +187,18 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
     }
     let name_taken = exists && !req.overwrite;
 
+    // Storage pool: an active one of the target's, when chosen.
+    if let Some(pool) = &req.storage_pool {
+        let active = inv.storage_pools.iter().filter(|p| p.active).map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+        match inv.storage_pools.iter().find(|p| &p.name == pool) {
+            Some(p) if p.active => {}
+            Some(_) => {
+                return Err(ApiError::invalid_value("storage_pool", format!("storage pool '{pool}' of host '{}' is not started (active pools: {active})", inv.host.name)))
+            }
+            None => return Err(ApiError::invalid_value("storage_pool", format!("host '{}' has no storage pool '{pool}' (its active pools: {active})", inv.host.name))),
+        }
+    }
+
     let tier = state.license_tier;
     let feature = required_feature(source_kind, target_kind, format);
     let license = (!tier.allows(feature)).then(|| {
@@ -202,7 +214,8 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
     });
 
     let (kind, address) = (from_wire::<PlatformKind>(&target.kind).unwrap_or(PlatformKind::Kvm), target.address.clone());
-    let free = tokio::task::spawn_blocking(move || inventory::connect(kind, &address).and_then(|p| p.disk_space()).map(|s| s.free_bytes).unwrap_or(0))
+    let pool = req.storage_pool.clone();
+    let free = tokio::task::spawn_blocking(move || inventory::connect(kind, &address).and_then(|p| p.disk_space_in(pool.as_deref())).map(|s| s.free_bytes).unwrap_or(0))
         .await
         .unwrap_or(0);
     // Jobs count the data they really read (holes are skipped), so the rate applies to the data.
@@ -229,6 +242,7 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
         report.notes.push(CompatibilityNote { severity: NoteSeverity::Blocker, message: m.clone() });
     }
     report.ok = !report.notes.iter().any(|n| n.severity == NoteSeverity::Blocker);
+    report.storage_pools = inv.storage_pools.clone();
     let options = RestoreOptions {
         name: req.name.clone(),
         overwrite: req.overwrite && exists,
@@ -240,6 +254,7 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
         firmware: source.firmware,
         os: source.os,
         staging_dir: crate::runner::restore_job::staging_dir(&state.data_dir),
+        storage_pool: req.storage_pool.clone(),
     };
     Ok(Prepared { backup, target, report, options, name_taken, license })
 }

@@ -76,6 +76,9 @@ pub enum VmCommand {
         /// Map a source network to a target one: SRC=DST (repeatable).
         #[arg(long = "network", value_name = "SRC=DST")]
         networks: Vec<String>,
+        /// The target's storage pool for the disks (libvirt; default: its first active pool).
+        #[arg(long)]
+        pool: Option<String>,
         /// Record the VM as running once created.
         #[arg(long)]
         power_on: bool,
@@ -149,7 +152,7 @@ pub fn run_vm(cmd: VmCommand) -> anyhow::Result<()> {
                 println!("{}", report.snapshot);
             }
         }
-        VmCommand::Restore { repo, key: k, vm, snapshot, to, new_name, format, networks, power_on, out } => {
+        VmCommand::Restore { repo, key: k, vm, snapshot, to, new_name, format, networks, pool, power_on, out } => {
             let target = open_platform(&to)?;
             // Disks are staged in the host directory, or the temporary directory for a libvirt host.
             let staging = if crate::platforms::libvirt::is_uri(&to.to_string_lossy()) { std::env::temp_dir() } else { to.clone() };
@@ -178,6 +181,7 @@ pub fn run_vm(cmd: VmCommand) -> anyhow::Result<()> {
                 os: info.os,
                 nics,
                 power_on,
+                storage_pool: pool,
             };
             let progress = Arc::new(Progress::new());
             let bar = Bar::start(progress.clone(), !out.no_progress, "restore");

@@ -29,6 +29,8 @@ pub struct RestoreRequest {
     pub os: shared_types::platform::GuestOs,
     pub nics: Vec<NicInfo>,
     pub power_on: bool,
+    /// The target's storage pool for the disks (`None`: its default).
+    pub storage_pool: Option<String>,
 }
 
 /// What a caller can add to a restore: replacing a VM of the same name,
@@ -110,6 +112,7 @@ pub fn restore_vm_with(
         disks,
         power: PowerState::Stopped,
         definition: m.vm_definition.clone(),
+        pool: req.storage_pool.clone(),
     };
     if replacing {
         // Published in its final power state: nothing can fail after the switch.

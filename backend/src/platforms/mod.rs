@@ -184,6 +184,14 @@ pub trait Platform: Send + Sync {
     /// platform puts them, and that place when it is a directory of this
     /// machine.
     fn disk_space(&self) -> Result<DiskSpace>;
+    /// [`Platform::disk_space`] of storage pool `pool` (platforms with
+    /// pools); `None`: where new disks go by default.
+    fn disk_space_in(&self, pool: Option<&str>) -> Result<DiskSpace> {
+        match pool {
+            None => self.disk_space(),
+            Some(p) => Err(PlatformError::Invalid(format!("{} platforms have no storage pool '{p}'", self.kind().label()))),
+        }
+    }
     /// Deletes a stopped VM and its disks.
     fn delete_vm(&self, vm: &str) -> Result<()>;
 }
@@ -221,6 +229,9 @@ pub struct NewVm {
     /// The source VM's definition in this platform's terms (from the
     /// restore point), used as the template of the new one where it fits.
     pub definition: Option<String>,
+    /// The storage pool new disks go to (platforms with pools); `None`:
+    /// the platform's default.
+    pub pool: Option<String>,
 }
 
 /// A disk of a new VM, from an image file.

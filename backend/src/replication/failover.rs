@@ -134,6 +134,7 @@ fn make_test_vm(target: &dyn Platform, replica: &Replica, vm: &str, point: u64, 
         disks,
         power: PowerState::Stopped,
         definition: target.vm_definition(&replica.name)?,
+        pool: None,
     };
     target.create_vm(&spec)?;
     Ok(())

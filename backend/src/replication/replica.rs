@@ -275,6 +275,7 @@ impl Replica {
                     .collect(),
                 power: PowerState::Stopped,
                 definition,
+                pool: None,
             };
             target.create_vm(&spec)?;
         }

@@ -180,6 +180,7 @@ pub fn boot(ds: &Datastore, target: &dyn Platform, socket: &Path, req: &InstantR
             disks,
             power: PowerState::Running,
             definition: m.vm_definition.clone(),
+            pool: None,
         };
         Ok(target.create_vm(&spec)?)
     })();

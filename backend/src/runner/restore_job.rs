@@ -51,6 +51,9 @@ pub struct RestoreOptions {
     pub os: GuestOs,
     /// Where raw images are staged (the server's data directory).
     pub staging_dir: PathBuf,
+    /// The target's storage pool for the disks (`None`: its default).
+    #[serde(default)]
+    pub storage_pool: Option<String>,
 }
 
 /// A restore to queue.
@@ -189,7 +192,7 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, pl
         let ds = repositories_logic::open_datastore(&plan.data_dir, &plan.repository)?;
         let required = restore::allocated_bytes(&ds, &plan.snapshot_name, &plan.snapshot_id)?;
         std::fs::create_dir_all(&o.staging_dir).map_err(|e| JobError::Io { what: format!("creating {}", o.staging_dir.display()), source: e })?;
-        check_space(&plan.target_name, &target.disk_space()?, &o.staging_dir, required).map_err(crate::platforms::PlatformError::Invalid)?;
+        check_space(&plan.target_name, &target.disk_space_in(o.storage_pool.as_deref())?, &o.staging_dir, required).map_err(crate::platforms::PlatformError::Invalid)?;
         log(format!("{required} bytes of data to restore; host '{}' has room", plan.target_name));
         let req = RestoreRequest {
             source_vm: plan.snapshot_name.clone(),
@@ -202,6 +205,7 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, pl
             os: o.os,
             nics: o.nics.clone(),
             power_on: o.power_on,
+            storage_pool: o.storage_pool.clone(),
         };
         let hooks = RestoreHooks { replace_existing: o.overwrite, log: &log };
         let stop = p.clone();

@@ -58,6 +58,8 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
     let overwrite = RwSignal::new(false);
     let confirm = RwSignal::new(String::new());
     let report = RwSignal::new(None::<CompatibilityReport>);
+    // "" = the host's default pool.
+    let pool = RwSignal::new(String::new());
     let job = RwSignal::new(None::<Job>);
     let instant = RwSignal::new(None::<InstantRecovery>);
     let check = Act::new();
@@ -91,6 +93,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
         disk_format: format.get_untracked(),
         network_mapping: Default::default(),
         power_on: power_on.get_untracked(),
+        storage_pool: pool.with_untracked(|p| (!p.is_empty()).then(|| p.clone())),
     };
     let run_check = move || {
         report.set(None);
@@ -198,6 +201,16 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
                     </label>
                 </Show>
                 <p class="muted small">"NICs join the target network of the same name."</p>
+                {move || report.with(|r| r.as_ref().map(|r| r.storage_pools.iter().filter(|p| p.active).cloned().collect::<Vec<_>>())).filter(|p| p.len() > 1).map(|pools| view! {
+                    <label>"Storage pool on the target"
+                        <select data-testid="wizard-pool" prop:value=move || pool.get() on:change=move |ev| { pool.set(event_target_value(&ev)); run_check(); }>
+                            <option value="">"The host's default pool"</option>
+                            {pools.into_iter().map(|p| view! {
+                                <option value=p.name.clone()>{format!("{} ({}, {} free)", p.name, p.kind, format_bytes(p.available_bytes))}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                })}
                 <Show when=move || check.busy.get()>
                     <span class="working"><span class="spinner"></span>"Checking compatibility with the target…"</span>
                 </Show>

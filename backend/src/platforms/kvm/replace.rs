@@ -175,6 +175,7 @@ mod tests {
             disks: vec![NewDisk { name: "disk0".into(), image, image_format: DiskFormat::Raw, format: Some(DiskFormat::Raw), in_place: false }],
             power: PowerState::Stopped,
             definition: None,
+            pool: None,
         }
     }
 

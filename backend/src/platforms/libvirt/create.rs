@@ -28,7 +28,27 @@ fn lv(what: &str, e: virt::error::Error) -> PlatformError {
     PlatformError::Invalid(format!("{what}: {}", e.message()))
 }
 
-/// The pool new disks go to: the first active pool by name.
+/// The pool new disks go to: `name` (active), or the first active pool by name.
+pub fn pool_named(conn: &Connect, name: Option<&str>) -> Result<StoragePool> {
+    let Some(name) = name else { return default_pool(conn) };
+    let active = |c: &Connect| -> String {
+        let mut names: Vec<String> = c
+            .list_all_storage_pools(virt::sys::VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.name().ok())
+            .collect();
+        names.sort();
+        names.join(", ")
+    };
+    match conn.lookup_storage_pool_by_name(name) {
+        Ok(p) if p.is_active().unwrap_or(false) => Ok(p),
+        Ok(_) => Err(PlatformError::Invalid(format!("storage pool '{name}' is not started on the host (active pools: {})", active(conn)))),
+        Err(_) => Err(PlatformError::Invalid(format!("the host has no storage pool '{name}' (active pools: {})", active(conn)))),
+    }
+}
+
+/// The pool new disks go to by default: the first active pool by name.
 pub fn default_pool(conn: &Connect) -> Result<StoragePool> {
     let mut pools = conn
         .list_all_storage_pools(virt::sys::VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
@@ -171,7 +191,7 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
     if conn.lookup_domain_by_name(&spec.name).is_ok() {
         return Err(PlatformError::VmExists(spec.name.clone()));
     }
-    let pool = default_pool(conn)?;
+    let pool = pool_named(conn, spec.pool.as_deref())?;
     let pool_name = pool.name().map_err(|e| lv("reading the pool's name", e))?;
     let mut made: Vec<StorageVol> = Vec::new();
     let result = (|| -> Result<String> {

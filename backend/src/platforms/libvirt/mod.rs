@@ -411,8 +411,12 @@ impl Platform for LibvirtPlatform {
     }
 
     fn disk_space(&self) -> Result<DiskSpace> {
+        self.disk_space_in(None)
+    }
+
+    fn disk_space_in(&self, pool: Option<&str>) -> Result<DiskSpace> {
         let conn = self.connect()?;
-        let pool = create::default_pool(&conn)?;
+        let pool = create::pool_named(&conn, pool)?;
         let _ = pool.refresh(0);
         let info = pool.info().map_err(|e| PlatformError::Invalid(format!("reading the storage pool of {}: {}", self.uri, e.message())))?;
         Ok(DiskSpace { free_bytes: info.available, local_dir: None })
