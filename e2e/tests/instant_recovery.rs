@@ -109,6 +109,15 @@ async fn a_vm_boots_from_a_backup_and_its_finalize_survives_a_server_kill() -> R
     let (s, e) = server.call(&token, "POST", "/api/v1/restore/instant", Some(json!({"backup_id": "nope", "target_platform_id": dr, "name": "x"})))?;
     ensure!(s == 422 || s == 400, "{s} {e}");
 
+    // A second storage pool on the DR host: the wizard offers the choice.
+    let dr_uri = format!("qemu+unix:///system?socket={}", server.lab_dir().join("libvirt/dr/sock/libvirt-sock").display());
+    let fast = server.data_path().join("ssd-pool");
+    std::fs::create_dir_all(&fast)?;
+    for args in [vec!["pool-define-as", "ssd", "dir", "--target", fast.to_str().context("path")?], vec!["pool-start", "ssd"]] {
+        let o = Command::new("virsh").args(["-q", "-c", &dr_uri]).args(&args).output()?;
+        ensure!(o.status.success(), "virsh {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
     // Up from the restore point, from the restore wizard.
     let browser = Browser::start(1440, 900).await?;
     let b = &browser;
@@ -125,6 +134,9 @@ async fn a_vm_boots_from_a_backup_and_its_finalize_survives_a_server_kill() -> R
     name.send_keys("web-01-instant").await?;
     click(b, "wizard-next").await?;
     b.testid("wizard-report", Duration::from_secs(20)).await?;
+    let pools = b.testid("wizard-pool", T).await?.text().await?;
+    ensure!(pools.contains("ssd") && pools.contains("images"), "the wizard offers the DR host's pools: {pools}");
+    println!("screenshot {}", b.screenshot("restore-wizard-pools-desktop-1440x900").await?.display());
     let t0 = Instant::now();
     click(b, "wizard-instant").await?;
     b.testid("wizard-step-run", T).await?;
