@@ -69,9 +69,12 @@ wire_enum! {
 }
 
 impl InstantState {
+    /// The states in which the VM reads from the repository.
+    pub const ACTIVE: [InstantState; 3] = [InstantState::Starting, InstantState::Running, InstantState::Finalizing];
+
     /// The VM reads from the repository in this state.
     pub fn uses_restore_point(self) -> bool {
-        matches!(self, InstantState::Starting | InstantState::Running | InstantState::Finalizing)
+        Self::ACTIVE.contains(&self)
     }
 }
 

@@ -129,10 +129,10 @@ async fn start(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJso
             format!("instant recovery runs VMs on libvirt hosts; '{}' is not one", p.target.name),
         ));
     }
-    let (address, name) = (p.target.address.clone(), p.target.name.clone());
+    let (address, name, vm) = (p.target.address.clone(), p.target.name.clone(), req.name.clone());
     tokio::task::spawn_blocking(move || -> Result<PathBuf, String> {
         let target = inventory::connect(kind, &address).map_err(|e| e.to_string())?;
-        instant::folder(target.as_ref(), "x").map_err(|e| e.to_string())
+        instant::folder(target.as_ref(), &vm).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("checking the target: {e}")))?
@@ -140,7 +140,7 @@ async fn start(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJso
     let busy = instant_recoveries::Entity::find()
         .filter(instant_recoveries::Column::TargetPlatformId.eq(p.target.id.clone()))
         .filter(instant_recoveries::Column::Name.eq(req.name.clone()))
-        .filter(instant_recoveries::Column::State.is_in([InstantState::Starting.as_str(), InstantState::Running.as_str(), InstantState::Finalizing.as_str()]))
+        .filter(instant_recoveries::Column::State.is_in(InstantState::ACTIVE.map(|s| s.as_str())))
         .one(&state.db)
         .await?;
     if let Some(b) = busy {

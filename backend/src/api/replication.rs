@@ -587,10 +587,7 @@ async fn site_failover(State(state): State<AppState>, me: AuthUser, ApiJson(req)
     if !rest.is_empty() {
         stages.push((rest, true, 0));
     }
-    let mut stages = stages.into_iter();
-    let first = stages.next().map(|s| s.0).unwrap_or_default();
-    let later: Vec<(Vec<replication_flows::Model>, bool, u32)> = stages.collect();
-    let (first_wait, first_delay) = req.boot_order.iter().find(|s| first.iter().any(|f| s.vm_ids.contains(&f.vm_context_id))).map(|s| (s.wait_for_boot, s.delay_seconds)).unwrap_or((true, 0));
+    let first = if stages.is_empty() { Vec::new() } else { std::mem::take(&mut stages[0].0) };
     let final_sync = req.final_sync.unwrap_or(true);
     let mut started = Vec::new();
     let mut refused = Vec::new();
@@ -612,14 +609,12 @@ async fn site_failover(State(state): State<AppState>, me: AuthUser, ApiJson(req)
     }
     let named = |fs: &[replication_flows::Model]| fs.iter().map(|f| NamedRef { id: f.id.clone(), name: f.name.clone() }).collect::<Vec<_>>();
     let mut scheduled = Vec::new();
-    if !later.is_empty() {
-        let mut plan_stages = vec![PlanStage { flows: Vec::new(), wait_for_boot: first_wait, delay_seconds: first_delay }];
-        let mut before = (first_wait, first_delay);
-        for (i, (fs, wait, delay)) in later.iter().enumerate() {
-            scheduled.push(ScheduledStage { stage: i as u32 + 2, flows: named(fs), wait_for_boot: before.0, delay_seconds: before.1 });
-            plan_stages.push(PlanStage { flows: named(fs), wait_for_boot: *wait, delay_seconds: *delay });
-            before = (*wait, *delay);
+    if stages.len() > 1 {
+        // What comes before stage i+1 is stage i's wait and delay.
+        for (i, w) in stages.windows(2).enumerate() {
+            scheduled.push(ScheduledStage { stage: i as u32 + 2, flows: named(&w[1].0), wait_for_boot: w[0].1, delay_seconds: w[0].2 });
         }
+        let plan_stages = stages.iter().map(|(fs, wait, delay)| PlanStage { flows: named(fs), wait_for_boot: *wait, delay_seconds: *delay }).collect();
         let plan = Plan {
             id: crate::catalog::new_id(),
             group: NamedRef { id: group.id.clone(), name: group.name.clone() },

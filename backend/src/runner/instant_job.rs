@@ -145,6 +145,14 @@ pub fn export_args(data_dir: &Path, repository: &repositories::Model, row: &inst
     Ok(ExportArgs { repository: path, key_file, snapshot, socket: PathBuf::from(&row.socket), pin_id: row.id.clone() })
 }
 
+/// Ends `row`'s export process and releases its pin (blocking).
+fn stop_export(data_dir: &Path, repository: &repositories::Model, row: &instant_recoveries::Model) {
+    match repositories_logic::open_datastore(data_dir, repository) {
+        Ok(ds) => export_process::stop(row.export_pid.map(|p| p as u32), Path::new(&row.socket), ds.repo.as_ref(), &row.id),
+        Err(e) => tracing::warn!(error = %e, "opening the repository to release an instant recovery's pin"),
+    }
+}
+
 fn export_log(data_dir: &Path, id: &str) -> PathBuf {
     data_dir.join("instant").join(format!("{id}.export.log"))
 }
@@ -311,13 +319,8 @@ async fn finalize(runner: &Runner, job: &jobs::Model, plan: Plan, progress: Arc<
                 row.name
             ))
             .await;
-            let (data_dir, repository, socket, pid, id) = (plan.data_dir.clone(), plan.repository.clone(), PathBuf::from(&row.socket), row.export_pid, row.id.clone());
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Ok(ds) = repositories_logic::open_datastore(&data_dir, &repository) {
-                    export_process::stop(pid.map(|p| p as u32), &socket, ds.repo.as_ref(), &id);
-                }
-            })
-            .await;
+            let (data_dir, repository, r) = (plan.data_dir.clone(), plan.repository.clone(), row.clone());
+            let _ = tokio::task::spawn_blocking(move || stop_export(&data_dir, &repository, &r)).await;
             save(runner, row, |a| {
                 a.state = Set(InstantState::Finalized.as_str().into());
                 a.export_pid = Set(None);
@@ -369,10 +372,7 @@ pub async fn discard(runner: &Runner, row: &instant_recoveries::Model) -> Result
             }
         }
         if let Some(repository) = repository {
-            match repositories_logic::open_datastore(&data_dir, &repository) {
-                Ok(ds) => export_process::stop(row.export_pid.map(|p| p as u32), Path::new(&row.socket), ds.repo.as_ref(), &row.id),
-                Err(e) => tracing::warn!(error = %e, "opening the repository to release an instant recovery's pin"),
-            }
+            stop_export(&data_dir, &repository, &row);
         }
         Ok(())
     })
@@ -384,7 +384,7 @@ pub async fn discard(runner: &Runner, row: &instant_recoveries::Model) -> Result
 /// before the runner starts): see the module. Returns how many it touched.
 pub async fn recover(runner: &Runner) -> usize {
     let rows = match instant_recoveries::Entity::find()
-        .filter(instant_recoveries::Column::State.is_in([InstantState::Starting.as_str(), InstantState::Running.as_str(), InstantState::Finalizing.as_str()]))
+        .filter(instant_recoveries::Column::State.is_in(InstantState::ACTIVE.map(|s| s.as_str())))
         .all(runner.db())
         .await
     {
@@ -457,7 +457,7 @@ async fn keep_serving(runner: &Runner, row: &instant_recoveries::Model) -> Resul
 /// hosts, so their exports and overlays go too (recorded as failed).
 pub async fn end_with_lab(runner: &Runner) {
     let rows = instant_recoveries::Entity::find()
-        .filter(instant_recoveries::Column::State.is_in([InstantState::Starting.as_str(), InstantState::Running.as_str(), InstantState::Finalizing.as_str()]))
+        .filter(instant_recoveries::Column::State.is_in(InstantState::ACTIVE.map(|s| s.as_str())))
         .all(runner.db())
         .await
         .unwrap_or_default();
@@ -466,9 +466,7 @@ pub async fn end_with_lab(runner: &Runner) {
         let Ok(data_dir) = runner.data_dir() else { continue };
         let r = row.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if let Ok(ds) = repositories_logic::open_datastore(&data_dir, &repository) {
-                export_process::stop(r.export_pid.map(|p| p as u32), Path::new(&r.socket), ds.repo.as_ref(), &r.id);
-            }
+            stop_export(&data_dir, &repository, &r);
             if let Some(dir) = r.dir.as_deref().map(PathBuf::from).filter(|d| d.join(instant::MARKER).exists()) {
                 let _ = std::fs::remove_dir_all(dir);
             }
