@@ -200,7 +200,8 @@ fn power_of(dom: &Domain) -> std::result::Result<PowerState, virt::error::Error>
     use virt::enumutil::Enum;
     let (state, _) = dom.state()?;
     Ok(match state {
-        Enum::Known(DomainState::Running | DomainState::Blocked) => PowerState::Running,
+        // Shutting down: QEMU still runs the guest until it is off.
+        Enum::Known(DomainState::Running | DomainState::Blocked | DomainState::Shutdown) => PowerState::Running,
         Enum::Known(DomainState::Paused | DomainState::PMSuspended) => PowerState::Suspended,
         _ => PowerState::Stopped,
     })
