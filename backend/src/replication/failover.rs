@@ -442,7 +442,8 @@ pub fn rollback(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec
     let down = Instant::now();
     let done = (|| -> Result<()> {
         target.set_power(&replica.name, PowerState::Stopped)?;
-        ctx.say(format!("rollback: replica '{}' powered off", replica.name));
+        ctx.say(format!("rollback: replica '{}' powered off ({} ms)", replica.name, ms_since(down)));
+        let data = Instant::now();
         if !data_done {
             if sync_back {
                 sync_back_data(source, &mut replica, spec, &mut report, ctx)?;
@@ -455,6 +456,7 @@ pub fn rollback(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec
             }
             replica.state.phase = Phase::RollingBack { point, sync_back, data_done: true };
             replica.save()?;
+            ctx.say(format!("rollback: the source's disks hold the data ({} ms)", ms_since(data)));
         }
         source.set_power(&replica.state.source_vm, PowerState::Running)?;
         Ok(())
@@ -483,12 +485,16 @@ pub fn rollback(source: &dyn Platform, target: &dyn Platform, spec: &ReplicaSpec
         replica.save()?;
         return Err(e);
     }
+    let boot = Instant::now();
     if let Err(e) = target.set_nics(&replica.name, &replica::unconnected(&replica.state.source_nics)) {
         ctx.say(format!("the powered-off replica's NICs could not be disconnected: {e}"));
     }
     let down_to_on = ms_since(down);
     match source.wait_until_up(spec.source_ref(), BOOT_WAIT) {
-        Ok(line) => report.boot_line = line,
+        Ok(line) => {
+            ctx.say(format!("rollback: the source's guest is up ({} ms after it was powered on)", ms_since(boot)));
+            report.boot_line = line;
+        }
         Err(e) => ctx.say(format!("the source runs but its guest is not up: {e}")),
     }
     report.downtime_ms = if report.boot_line.is_some() { ms_since(down) } else { down_to_on };

@@ -1,5 +1,14 @@
-//! Writing into a disk of a shut-off libvirt VM (files restored into it),
-//! with no file access to the host: the disk's volume is downloaded through
+//! Writing into a disk of a shut-off libvirt VM (files restored into it,
+//! a rollback's write-back).
+//!
+//! On a host on this machine (a URI without a host name) whose volume file
+//! is here, the writes go to a qcow2 overlay on top of the volume, served
+//! writable by `qemu-nbd`; a commit merges the overlay into the volume
+//! (`qemu-img commit`: only the clusters written move, and the volume's
+//! persistent dirty bitmaps record them, so the VM's checkpoints see the
+//! writes); an abort deletes the overlay and the volume is untouched.
+//!
+//! On a remote host (no file access): the disk's volume is downloaded through
 //! libvirt into the work directory, served writable there by `qemu-nbd`
 //! (which keeps the image's persistent dirty bitmaps, so the VM's
 //! checkpoints see the writes and the next incremental backup carries
@@ -12,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use shared_types::platform::PowerState;
+use shared_types::platform::{DiskFormat, PowerState};
 use virt::connect::Connect;
 use virt::storage_vol::StorageVol;
 
@@ -20,7 +29,7 @@ use super::create::{download_from, upload_into};
 use super::{power_of, LibvirtPlatform};
 use crate::platforms::error::{PlatformError, Result};
 use crate::platforms::nbd::{self, QemuNbd, QemuNbdOptions};
-use crate::platforms::DiskWrite;
+use crate::platforms::{tools, DiskWrite};
 
 fn stopped(platform: &LibvirtPlatform, conn: &Connect, vm: &str) -> Result<String> {
     let dom = platform.domain(conn, vm)?;
@@ -63,6 +72,12 @@ pub fn open(platform: &LibvirtPlatform, vm: &str, disk: &str, work_dir: &Path) -
     let source = d.source.clone().ok_or_else(|| PlatformError::Invalid(format!("disk '{disk}' of VM '{name}' has no source")))?;
     let vol = volume(&conn, &name, disk, &source)?;
     let vol_name = vol.name().unwrap_or_else(|_| source.clone());
+    if super::is_local(platform.uri()) {
+        if let Some(file) = vol.path().ok().map(PathBuf::from).filter(|f| f.is_file()) {
+            drop(vol);
+            return open_in_place(platform, vm, disk, &file, d.format, work_dir);
+        }
+    }
     let copy = work_dir.join(format!("{disk}.{}", d.format.extension()));
     let undo = work_dir.join(format!("{disk}.before"));
     download_from(&conn, &vol, &vol_name, &copy)?;
@@ -103,6 +118,63 @@ pub fn open(platform: &LibvirtPlatform, vm: &str, disk: &str, work_dir: &Path) -
                 return Err(e);
             }
             cleanup(&[&copy, &undo]);
+            Ok(())
+        }),
+    ))
+}
+
+/// [`open`] on a host on this machine: writes land in an overlay on top of
+/// the volume's `file`, merged into it on commit.
+fn open_in_place(platform: &LibvirtPlatform, vm: &str, disk: &str, file: &Path, format: DiskFormat, work_dir: &Path) -> Result<DiskWrite> {
+    let overlay = work_dir.join(format!("{disk}.overlay.qcow2"));
+    let _ = std::fs::remove_file(&overlay);
+    let arg = |p: &Path| p.as_os_str().to_owned();
+    tools::run(
+        "qemu-img",
+        [
+            "create".into(),
+            "-q".into(),
+            "-f".into(),
+            "qcow2".into(),
+            "-F".into(),
+            format.qemu_name().into(),
+            "-b".into(),
+            arg(file),
+            arg(&overlay),
+        ],
+    )?;
+    let disk_err = |path: &Path, e: nbd::NbdError| PlatformError::Disk { path: path.to_path_buf(), reason: e.to_string() };
+    let started = QemuNbd::start(&overlay, &QemuNbdOptions::new(DiskFormat::Qcow2)).and_then(|server| {
+        let client = server.connect(&[nbd::BASE_ALLOCATION]);
+        client.map(|c| (server, c))
+    });
+    let (server, client) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_file(&overlay);
+            return Err(disk_err(&overlay, e));
+        }
+    };
+    let uri = platform.uri().to_string();
+    let vm = vm.to_string();
+    Ok(DiskWrite::new(
+        client,
+        Box::new(move |commit| {
+            server.close().map_err(|e| disk_err(&overlay, e))?;
+            if commit {
+                // Started behind our back since: nothing is written (QEMU's
+                // lock on the volume would refuse the merge anyway).
+                let platform = LibvirtPlatform::new(&uri);
+                let conn = platform.connect()?;
+                if let Err(e) = stopped(&platform, &conn, &vm) {
+                    let _ = std::fs::remove_file(&overlay);
+                    return Err(e);
+                }
+                tools::run("qemu-img", ["commit".into(), "-q".into(), "-d".into(), "-f".into(), "qcow2".into(), arg(&overlay)]).map_err(|e| {
+                    PlatformError::Invalid(format!("merging the writes into the disk of VM '{vm}' failed ({e}); they are kept in {}", overlay.display()))
+                })?;
+            }
+            let _ = std::fs::remove_file(&overlay);
             Ok(())
         }),
     ))

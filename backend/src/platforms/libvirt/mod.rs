@@ -38,6 +38,16 @@ pub fn is_uri(address: &str) -> bool {
     address.trim().starts_with("qemu") && address.contains("://")
 }
 
+/// Whether `uri` reaches a libvirt daemon on this machine (no host name,
+/// or `localhost`): the paths its storage pools name are then files here.
+pub fn is_local(uri: &str) -> bool {
+    let Some((_, rest)) = uri.trim().split_once("://") else { return false };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("");
+    matches!(host, "" | "localhost" | "127.0.0.1")
+}
+
 /// Checks a libvirt URI: a QEMU transport, the system or session driver.
 /// `Ok(socket)`: the unix socket it names, if any (checked against the
 /// platform roots like a host directory).
@@ -480,5 +490,20 @@ impl Platform for LibvirtPlatform {
         let dom = self.domain(&conn, vm)?;
         let def = self.definition(&dom)?;
         create::delete(&conn, &dom, &def)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local;
+
+    #[test]
+    fn a_uri_without_a_host_name_is_this_machine() {
+        assert!(is_local("qemu:///system"));
+        assert!(is_local("qemu+unix:///system?socket=/run/x.sock"));
+        assert!(is_local("qemu+tcp://localhost:16509/system"));
+        assert!(!is_local("qemu+ssh://root@kvm-02.example.com/system"));
+        assert!(!is_local("qemu+tls://10.0.0.5/system"));
+        assert!(!is_local("not a uri"));
     }
 }
