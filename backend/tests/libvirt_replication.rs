@@ -3,7 +3,9 @@
 //! a shut-off domain on the DR host whose disks are qcow2 chains in its
 //! storage pool, synced from the source's own checkpoint chain; the
 //! incremental copies exactly the blocks the guest wrote; a test VM boots
-//! from a point on the isolated network while syncs go on; a live failover
+//! from a point on the isolated network (its tap on that bridge; it reaches
+//! the bridge's address but not the source guest's address on the
+//! production network) while syncs go on; a live failover
 //! boots the replica with the guest's last write; a rollback with sync back
 //! brings the replica's writes to the source, which boots again; removing
 //! the replication leaves nothing on either host. Needs root, libvirt and
@@ -107,6 +109,30 @@ fn digests(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The source guest's address on the production network.
+const PROD_GUEST: &str = "10.93.1.10";
+
+/// Whether this machine gets an answer from `ip` (a few tries: ARP first).
+fn host_pings(ip: &str) -> bool {
+    (0..3).any(|_| Command::new("busybox").args(["ping", "-c", "1", "-W", "3", ip]).output().is_ok_and(|o| o.status.success()))
+}
+
+/// Each interface of the running `vm`: its tap device and the bridge the
+/// host put it on (read from the host, not from the domain's definition).
+fn live_bridges(platform: &LibvirtPlatform, vm: &str) -> Vec<(String, String)> {
+    let conn = platform.connect().unwrap();
+    let xml = platform.domain(&conn, vm).unwrap().xml_desc(0).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("interface"))
+        .map(|i| {
+            let tap = i.children().find(|c| c.has_tag_name("target")).and_then(|t| t.attribute("dev")).expect("a running VM's NIC has a tap").to_string();
+            let master = std::fs::read_link(format!("/sys/class/net/{tap}/master")).expect("the tap is a bridge port");
+            (tap, master.file_name().unwrap().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
 fn interface_networks(platform: &LibvirtPlatform, vm: &str) -> Vec<String> {
     let conn = platform.connect().unwrap();
     platform.definition(&platform.domain(&conn, vm).unwrap()).unwrap().nics.into_iter().map(|n| n.network).collect()
@@ -140,6 +166,10 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     guest_console::wait_for_boot(&source_log, Duration::from_secs(90)).unwrap();
     let mut c = console(&prod, &id);
     c.run(&write_cmd("vda", 2 << 20, 512, 0x5a), Duration::from_secs(60)).unwrap();
+    // The source guest gets an address on the production network (and a
+    // way back to any other network): what a test VM must not reach.
+    c.run(&format!("ip addr add {PROD_GUEST}/24 dev eth0 && ip link set eth0 up && ip route add default via 10.93.1.1"), Duration::from_secs(30)).unwrap();
+    assert!(host_pings(PROD_GUEST), "the host reaches the source guest at {PROD_GUEST} on the production network");
 
     let progress = Progress::new();
     let log = |l: String| eprintln!("  log: {l}");
@@ -196,7 +226,17 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     assert!(line.contains("name=g1"), "{line}");
     assert_eq!(dr.vm(&test.vm).unwrap().power, PowerState::Running);
     assert_eq!(interface_networks(&dr, &test.vm), vec!["isolated".to_string()], "the test VM is on the isolated network only");
+    let bridge = live_bridges(&dr, &test.vm);
+    assert_eq!(bridge.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>(), vec!["sdrd-iso"], "the test VM's interface is a port of the isolated network's bridge");
     let mut tc = console(&dr, &test.vm);
+    // Its NIC works on the isolated network (the bridge's own address
+    // answers), yet the production network cannot be reached from it, even
+    // with a route through the host.
+    tc.run("ip addr add 10.93.3.10/24 dev eth0 && ip link set eth0 up && ip route add default via 10.93.3.1", Duration::from_secs(30)).unwrap();
+    tc.run("ping -c 1 -W 5 10.93.3.1", Duration::from_secs(30)).expect("the test VM reaches its isolated network's gateway");
+    let reach = tc.run(&format!("ping -c 2 -W 3 {PROD_GUEST}"), Duration::from_secs(30));
+    assert!(reach.is_err(), "the test VM must not reach the production network: {reach:?}");
+    assert!(host_pings(PROD_GUEST), "the production guest was up all along");
     assert_eq!(read_marker(&mut tc, "vda", 0).len(), 0);
     let seen = tc.run("dd if=/dev/vdb bs=1M skip=3 count=1 2>/dev/null | head -c 4 | od -An -tx1", Duration::from_secs(30)).unwrap();
     assert!(seen.contains("ef ef ef ef"), "the test VM sees the guest's data at the point: {seen}");
