@@ -2,7 +2,8 @@
 //! namespaces, as the lab's hosts are) and a real guest booting a Linux
 //! kernel under QEMU: discovery, power, and backups of a running two-disk
 //! VM whose incremental reads exactly the blocks the guest wrote, restoring
-//! byte for byte; a shut-off VM backed up incrementally; checkpoint chains
+//! byte for byte (also read over TCP, as from a host reached remotely); a
+//! shut-off VM backed up incrementally; checkpoint chains
 //! kept to one checkpoint per consumer. Needs root, libvirt and the guest
 //! kit (scripts/test.sh installs and makes them).
 
@@ -159,6 +160,21 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     assert_eq!(inc.bytes_read, 7 * K64);
     let (_, g2) = only_checkpoint(&platform, &id, chain);
     assert!(g2 > g1, "the older checkpoint is deleted, the new one comes after it");
+
+    // The same chain read over TCP, as from a host reached remotely:
+    // libvirt opens the export on a TCP port of the host (its scratch files
+    // stay on the host) and the read is still exactly the guest's write.
+    console.run(&w("vdb", 7 << 20, 64, 0x22), Duration::from_secs(60)).unwrap();
+    let mut remote = LibvirtPlatform::new(&host.0.uri());
+    remote.export_host = Some("127.0.0.1".into());
+    let t0 = Instant::now();
+    let inc = backup_vm(&remote, &id, &ds, &opts, &Progress::new()).unwrap();
+    eprintln!("incremental over TCP in {} ms", t0.elapsed().as_millis());
+    assert!(inc.disks.iter().all(|d| d.incremental), "{:?}", inc.disks);
+    assert_eq!((inc.disks[0].changed_bytes, inc.disks[1].changed_bytes), (0, K64), "over TCP: exactly the guest's write");
+    let (_, g3) = only_checkpoint(&platform, &id, chain);
+    assert!(g3 > g2, "the chain goes on over TCP");
+    assert!(ffi::backup_job(&platform.domain(&conn, &id).unwrap()).is_none(), "the TCP export's job is ended");
 
     // Stop the guest (ACPI first; the short timeout stops it hard if need be) and
     // compare the restore point with what the disks hold.

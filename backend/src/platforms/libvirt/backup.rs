@@ -65,7 +65,9 @@ fn sanitize(s: &str) -> String {
 
 /// Opens every disk of `dom` for one backup's read. `since`: the token of
 /// the previous read of this chain (all disks share one checkpoint).
-pub fn open(dom: Domain, def: &DomainDef, since: Option<&str>, chain: &Chain) -> Result<Vec<DiskRead>> {
+/// `export_host`: where the export is opened, see
+/// [`LibvirtPlatform::export_host`](super::LibvirtPlatform::export_host).
+pub fn open(dom: Domain, def: &DomainDef, since: Option<&str>, chain: &Chain, export_host: Option<&str>) -> Result<Vec<DiskRead>> {
     {
         let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
         if !active.get_or_insert_with(HashSet::new).insert(def.uuid.clone()) {
@@ -81,6 +83,7 @@ pub fn open(dom: Domain, def: &DomainDef, since: Option<&str>, chain: &Chain) ->
         started_paused: false,
         job_started: false,
         dir: None,
+        tcp_host: export_host.map(str::to_string),
     };
     let reads = session.begin(def, since, chain)?;
     Ok(reads)
@@ -96,7 +99,8 @@ pub fn end_dangling(conn: &virt::connect::Connect) -> Result<usize> {
     let mut ended = 0;
     for dom in domains {
         let Some(job) = ffi::backup_job(&dom) else { continue };
-        if !job.contains(SOCKET_PREFIX) {
+        let tcp = marked(&dom, EXPORT_NS);
+        if !job.contains(SOCKET_PREFIX) && !tcp {
             continue;
         }
         let uuid = dom.uuid_string().unwrap_or_default();
@@ -107,6 +111,9 @@ pub fn end_dangling(conn: &virt::connect::Connect) -> Result<usize> {
         let name = dom.name().unwrap_or_default();
         tracing::warn!(vm = %name, "ending a backup job a stopped server left running");
         ffi::abort_job(&dom)?;
+        if tcp {
+            mark(&dom, EXPORT_NS, "", false);
+        }
         if let Some(dir) = socket_dir(&job) {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -125,24 +132,50 @@ pub fn end_dangling(conn: &virt::connect::Connect) -> Result<usize> {
 
 /// The namespace of the live-only mark on a VM started paused for a read.
 const PAUSED_NS: &str = "https://sendense.io/xmlns/paused-for-backup/1";
+/// The namespace of the live-only mark on a VM whose backup job exports
+/// over TCP (no socket of ours names that job as Sendense's).
+const EXPORT_NS: &str = "https://sendense.io/xmlns/tcp-export/1";
+/// The TCP ports a backup export may take on a host reached remotely.
+const PORTS: (u16, u16) = (10810, 10999);
+/// Ports tried before a backup gives up on finding a free one.
+const PORT_TRIES: u32 = 40;
 
-/// Marks (or unmarks) `dom`, live only (gone when it stops), as started
-/// paused by a backup, so a server killed meanwhile can stop it at start.
-fn mark_paused_for_backup(dom: &Domain, on: bool) {
+/// Where the search for a free export port starts (spread, so concurrent
+/// backups rarely try the same ports).
+fn first_port() -> u16 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    PORTS.0 + (nanos % u32::from(PORTS.1 - PORTS.0 + 1)) as u16
+}
+
+/// Whether a failed backup start means the export's port is taken.
+fn port_in_use(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("address already in use") || m.contains("failed to bind")
+}
+
+/// Sets (or clears) a live-only mark (gone when the VM stops) in namespace
+/// `ns`, so a server killed meanwhile recognises what it left.
+fn mark(dom: &Domain, ns: &str, element: &str, on: bool) {
     let flags = virt::sys::VIR_DOMAIN_AFFECT_LIVE;
     let kind = virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32;
-    let r = if on {
-        dom.set_metadata(kind, Some("<paused-for-backup/>"), Some("sdp"), Some(PAUSED_NS), flags)
-    } else {
-        dom.set_metadata(kind, None, None, Some(PAUSED_NS), flags)
-    };
+    let r = if on { dom.set_metadata(kind, Some(element), Some("sdp"), Some(ns), flags) } else { dom.set_metadata(kind, None, None, Some(ns), flags) };
     if let Err(e) = r {
-        tracing::warn!(vm = %dom.name().unwrap_or_default(), error = %e.message(), "marking a VM started paused for its backup");
+        tracing::warn!(vm = %dom.name().unwrap_or_default(), error = %e.message(), namespace = ns, "marking a VM for its backup");
     }
 }
 
+fn marked(dom: &Domain, ns: &str) -> bool {
+    dom.metadata(virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(ns), virt::sys::VIR_DOMAIN_AFFECT_LIVE).is_ok()
+}
+
+/// Marks (or unmarks) `dom` as started paused by a backup, so a server
+/// killed meanwhile can stop it at start.
+fn mark_paused_for_backup(dom: &Domain, on: bool) {
+    mark(dom, PAUSED_NS, "<paused-for-backup/>", on);
+}
+
 fn paused_for_backup(dom: &Domain) -> bool {
-    dom.metadata(virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(PAUSED_NS), virt::sys::VIR_DOMAIN_AFFECT_LIVE).is_ok()
+    marked(dom, PAUSED_NS)
 }
 
 fn is_paused(dom: &Domain) -> bool {
@@ -192,6 +225,8 @@ struct Session {
     started_paused: bool,
     job_started: bool,
     dir: Option<tempfile::TempDir>,
+    /// The export is opened on a TCP port of this address of the host.
+    tcp_host: Option<String>,
 }
 
 struct Shared {
@@ -203,7 +238,7 @@ impl Session {
     fn begin(mut self, def: &DomainDef, since: Option<&str>, chain: &Chain) -> Result<Vec<DiskRead>> {
         // A job left by a killed server: end it (it is ours and nobody here holds it).
         if let Some(job) = ffi::backup_job(&self.dom) {
-            if job.contains(SOCKET_PREFIX) {
+            if job.contains(SOCKET_PREFIX) || marked(&self.dom, EXPORT_NS) {
                 tracing::warn!(vm = %self.name, "ending a backup job a stopped server left running");
                 ffi::abort_job(&self.dom)?;
             } else {
@@ -245,7 +280,12 @@ impl Session {
         let mut disks_xml = String::new();
         let mut cp_disks = String::new();
         for d in &def.disks {
-            let scratch = dir.path().join(format!("scratch-{}.qcow2", d.target));
+            // A host on another machine gets its scratch files in its own
+            // /var/tmp (libvirt makes them there and removes them at the end).
+            let scratch = match self.tcp_host {
+                None => dir.path().join(format!("scratch-{}.qcow2", d.target)),
+                Some(_) => PathBuf::from(format!("/var/tmp/{SOCKET_PREFIX}{}-{}.qcow2", sanitize(&self.uuid), sanitize(&d.target))),
+            };
             disks_xml.push_str(&format!(
                 "<disk name='{}' backup='yes' type='file'><scratch file='{}'/></disk>",
                 escape(&d.target),
@@ -260,13 +300,27 @@ impl Session {
         let checkpoint_xml = format!("<domaincheckpoint><name>{}</name><disks>{cp_disks}</disks></domaincheckpoint>", escape(&checkpoint));
         let socket_attr = escape(&socket.to_string_lossy());
         self.dir = Some(dir);
+        let mut port = first_port();
+        let mut port_tries = 0;
+        if self.tcp_host.is_some() {
+            mark(&self.dom, EXPORT_NS, "<tcp-export/>", true);
+        }
         loop {
+            let server = match &self.tcp_host {
+                None => format!("<server transport='unix' socket='{socket_attr}'/>"),
+                Some(host) => format!("<server transport='tcp' name='{}' port='{port}'/>", escape(host)),
+            };
             let backup_xml = format!(
-                "<domainbackup mode='pull'>{}<server transport='unix' socket='{socket_attr}'/><disks>{disks_xml}</disks></domainbackup>",
+                "<domainbackup mode='pull'>{}{server}<disks>{disks_xml}</disks></domainbackup>",
                 incremental.as_ref().map(|s| format!("<incremental>{}</incremental>", escape(s))).unwrap_or_default(),
             );
             match ffi::backup_begin(&self.dom, &backup_xml, &checkpoint_xml) {
                 Ok(()) => break,
+                // Another export (or anything else) has the port: the next one.
+                Err(e) if self.tcp_host.is_some() && port_tries < PORT_TRIES && port_in_use(&e.to_string()) => {
+                    port_tries += 1;
+                    port = if port >= PORTS.1 { PORTS.0 } else { port + 1 };
+                }
                 Err(e) => match incremental {
                     // The checkpoint exists in libvirt but cannot serve (its
                     // bitmap is missing or broken in a disk image): the chain
@@ -299,7 +353,11 @@ impl Session {
             }
             let label = format!("{}/{}", self.name, d.target);
             let nbd_err = |e: nbd::NbdError| PlatformError::Disk { path: PathBuf::from(&label), reason: e.to_string() };
-            let mut client = NbdClient::connect_unix(&socket, &d.target, &contexts).map_err(nbd_err)?;
+            let mut client = match &self.tcp_host {
+                None => NbdClient::connect_unix(&socket, &d.target, &contexts),
+                Some(host) => NbdClient::connect_tcp(host, port, &d.target, &contexts),
+            }
+            .map_err(nbd_err)?;
             let changed = match incremental {
                 Ok(_) => Some(nbd::dirty_ranges(&mut client, &bitmap).map_err(nbd_err)?),
                 Err(_) => None,
@@ -352,6 +410,9 @@ impl Session {
             if let Err(e) = ffi::abort_job(&self.dom) {
                 first_error.get_or_insert(e);
             }
+        }
+        if self.tcp_host.is_some() {
+            mark(&self.dom, EXPORT_NS, "", false);
         }
         let stale: Vec<String> = if success { std::mem::take(&mut self.older) } else { self.new_checkpoint.iter().cloned().collect() };
         for name in stale {

@@ -41,11 +41,19 @@ pub fn is_uri(address: &str) -> bool {
 /// Whether `uri` reaches a libvirt daemon on this machine (no host name,
 /// or `localhost`): the paths its storage pools name are then files here.
 pub fn is_local(uri: &str) -> bool {
-    let Some((_, rest)) = uri.trim().split_once("://") else { return false };
+    uri.trim().contains("://") && remote_host(uri).is_none()
+}
+
+/// The host name of a URI that reaches another machine (`None`: this one).
+pub fn remote_host(uri: &str) -> Option<String> {
+    let (_, rest) = uri.trim().split_once("://")?;
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or("");
-    let host = host.split(':').next().unwrap_or("");
-    matches!(host, "" | "localhost" | "127.0.0.1")
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    (!matches!(host, "" | "localhost" | "127.0.0.1" | "::1")).then(|| host.to_string())
 }
 
 /// Checks a libvirt URI: a QEMU transport, the system or session driver.
@@ -93,11 +101,15 @@ pub struct LibvirtPlatform {
     uri: String,
     /// How long a graceful shutdown (ACPI) may take before the VM is stopped hard.
     pub shutdown_timeout: Duration,
+    /// Where libvirt opens a backup's NBD export: `None`, a unix socket (a
+    /// host on this machine); `Some(host)`, a TCP port on that address of
+    /// the host (the URI's host name for a host reached remotely).
+    pub export_host: Option<String>,
 }
 
 impl LibvirtPlatform {
     pub fn new(uri: &str) -> LibvirtPlatform {
-        LibvirtPlatform { uri: uri.into(), shutdown_timeout: Duration::from_secs(60) }
+        LibvirtPlatform { uri: uri.into(), shutdown_timeout: Duration::from_secs(60), export_host: remote_host(uri) }
     }
 
     pub fn uri(&self) -> &str {
@@ -156,19 +168,10 @@ impl LibvirtPlatform {
 
     /// Opens every disk of `vm` for a backup's read at one point in time.
     pub fn open_vm(&self, vm: &str, since: Option<&str>, chain: &Chain) -> Result<Vec<DiskRead>> {
-        // The export libvirt opens for a pull-mode backup is a unix socket
-        // on the host: readable from here only when the host is this machine.
-        let scheme = self.uri.split("://").next().unwrap_or("");
-        if scheme != "qemu" && scheme != "qemu+unix" {
-            return Err(PlatformError::Invalid(format!(
-                "backups of VMs on {} are not possible yet: libvirt exports the disks on a unix socket of that host; run Sendense on the host (qemu:///system) to back it up",
-                self.uri
-            )));
-        }
         let conn = self.connect()?;
         let dom = self.domain(&conn, vm)?;
         let def = self.definition(&dom)?;
-        backup::open(dom, &def, since, chain)
+        backup::open(dom, &def, since, chain, self.export_host.as_deref())
     }
 
     /// Waits until the domain's power is `want` or `timeout` passes.
@@ -505,5 +508,8 @@ mod tests {
         assert!(!is_local("qemu+ssh://root@kvm-02.example.com/system"));
         assert!(!is_local("qemu+tls://10.0.0.5/system"));
         assert!(!is_local("not a uri"));
+        assert_eq!(super::remote_host("qemu+ssh://root@kvm-02.example.com:2222/system").as_deref(), Some("kvm-02.example.com"));
+        assert_eq!(super::remote_host("qemu+tls://[fd00::5]/system").as_deref(), Some("fd00::5"));
+        assert_eq!(super::remote_host("qemu+unix:///system?socket=/run/x.sock"), None);
     }
 }

@@ -1,5 +1,5 @@
-//! [`NbdClient`]: a blocking NBD client over a unix socket, one request in
-//! flight at a time.
+//! [`NbdClient`]: a blocking NBD client over a unix socket or TCP, one
+//! request in flight at a time.
 //!
 //! * Reads and writes larger than the server's maximum payload (32 MiB when
 //!   the server names none, and never more) are split.
@@ -24,6 +24,8 @@ use super::{Extent, NbdError};
 /// Default read/write timeout on the socket: generous, but a hung server
 /// cannot stall a job forever.
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long connecting to a server over TCP may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct NbdClient {
     conn: Conn,
@@ -61,22 +63,23 @@ impl NbdClient {
     /// enters transmission on `export`. Contexts the server does not offer
     /// are left out: check [`has_context`](Self::has_context).
     pub fn connect_unix(socket: &Path, export: &str, meta_contexts: &[&str]) -> Result<NbdClient, NbdError> {
-        let mut conn = Conn::open(socket)?;
-        for set in [
-            std::os::unix::net::UnixStream::set_read_timeout,
-            std::os::unix::net::UnixStream::set_write_timeout,
-        ] {
-            set(conn.stream(), Some(DEFAULT_IO_TIMEOUT)).map_err(|source| NbdError::Connect {
-                socket: socket.to_path_buf(),
-                source,
-            })?;
-        }
+        NbdClient::negotiate(Conn::open(socket)?, export, meta_contexts)
+    }
+
+    /// [`connect_unix`](Self::connect_unix) to a server reached over TCP
+    /// (an export opened on another machine).
+    pub fn connect_tcp(host: &str, port: u16, export: &str, meta_contexts: &[&str]) -> Result<NbdClient, NbdError> {
+        NbdClient::negotiate(Conn::open_tcp(host, port, CONNECT_TIMEOUT)?, export, meta_contexts)
+    }
+
+    fn negotiate(mut conn: Conn, export: &str, meta_contexts: &[&str]) -> Result<NbdClient, NbdError> {
+        conn.set_timeouts(Some(DEFAULT_IO_TIMEOUT)).map_err(|source| NbdError::Connect { socket: conn.socket.clone(), source })?;
         let negotiated = handshake::negotiate(&mut conn, export, meta_contexts)?;
         let max_payload = match negotiated.block_size {
             Some((_, _, max)) if max > 0 => max.min(DEFAULT_MAX_PAYLOAD),
             _ => DEFAULT_MAX_PAYLOAD,
         };
-        tracing::debug!(socket = %socket.display(), export, size = negotiated.size, flags = negotiated.transmission_flags,
+        tracing::debug!(server = %conn.socket.display(), export, size = negotiated.size, flags = negotiated.transmission_flags,
             block_size = ?negotiated.block_size, contexts = ?negotiated.contexts, "NBD connected");
         Ok(NbdClient {
             conn,
@@ -123,10 +126,8 @@ impl NbdClient {
 
     /// Changes the socket read/write timeout (`None`: wait forever).
     pub fn set_io_timeout(&mut self, timeout: Option<Duration>) -> Result<(), NbdError> {
-        let stream = self.conn.stream();
-        stream
-            .set_read_timeout(timeout)
-            .and_then(|_| stream.set_write_timeout(timeout))
+        self.conn
+            .set_timeouts(timeout)
             .map_err(|source| NbdError::Io {
                 socket: self.conn.socket.clone(),
                 during: "setting the I/O timeout".into(),
@@ -313,7 +314,7 @@ impl NbdClient {
         self.disconnected = true;
         self.conn
             .write_all(&request(0, CMD_DISC, 0, 0, 0), "sending NBD_CMD_DISC")?;
-        let _ = self.conn.stream().shutdown(std::net::Shutdown::Both);
+        self.conn.shutdown();
         Ok(())
     }
 

@@ -1,9 +1,12 @@
-//! [`Conn`]: the unix-socket stream with read/write helpers that turn I/O
-//! failures into [`NbdError::Io`] naming the socket and the step.
+//! [`Conn`]: the stream to an NBD server (a unix socket, or TCP for a
+//! server on another machine) with read/write helpers that turn I/O
+//! failures into [`NbdError::Io`] naming the address and the step.
 
 use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::NbdError;
 
@@ -12,10 +15,50 @@ use super::NbdError;
 /// protocol caps strings at 4 KiB and block-status replies stay far below.
 pub const MAX_META_PAYLOAD: u32 = 16 * 1024 * 1024;
 
+/// One connected stream.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> std::io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
 pub struct Conn {
+    /// The server's address: its socket's path, or `nbd://host:port`.
     pub socket: PathBuf,
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    reader: BufReader<Stream>,
+    writer: Stream,
 }
 
 impl Conn {
@@ -25,16 +68,50 @@ impl Conn {
             source,
         };
         let writer = UnixStream::connect(socket).map_err(connect_err)?;
-        let reader = writer.try_clone().map_err(connect_err)?;
+        Conn::with(socket.to_path_buf(), Stream::Unix(writer))
+    }
+
+    /// Connects over TCP (an export on another machine), within `timeout`.
+    pub fn open_tcp(host: &str, port: u16, timeout: Duration) -> Result<Conn, NbdError> {
+        use std::net::ToSocketAddrs;
+        let label = PathBuf::from(format!("nbd://{host}:{port}"));
+        let connect_err = |source| NbdError::Connect { socket: label.clone(), source };
+        let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, format!("'{host}' has no address"));
+        for addr in (host, port).to_socket_addrs().map_err(connect_err)? {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(s) => {
+                    s.set_nodelay(true).map_err(connect_err)?;
+                    return Conn::with(label, Stream::Tcp(s));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(connect_err(last))
+    }
+
+    fn with(socket: PathBuf, writer: Stream) -> Result<Conn, NbdError> {
+        let reader = writer.try_clone().map_err(|source| NbdError::Connect { socket: socket.clone(), source })?;
         Ok(Conn {
-            socket: socket.to_path_buf(),
+            socket,
             reader: BufReader::with_capacity(64 * 1024, reader),
             writer,
         })
     }
 
-    pub fn stream(&self) -> &UnixStream {
-        &self.writer
+    /// Closes both directions (a blocked read on a clone returns).
+    pub fn shutdown(&self) {
+        let _ = match &self.writer {
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+
+    /// Sets the read and write timeout of the stream (`None`: wait forever).
+    pub fn set_timeouts(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        match &self.writer {
+            Stream::Unix(s) => s.set_read_timeout(timeout).and_then(|_| s.set_write_timeout(timeout)),
+            Stream::Tcp(s) => s.set_read_timeout(timeout).and_then(|_| s.set_write_timeout(timeout)),
+        }
     }
 
     fn io_err(&self, during: &str, source: std::io::Error) -> NbdError {
