@@ -148,8 +148,19 @@ need_guest_kit() {
            net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko \
            lib/crc16.ko crypto/crc32c_generic.ko lib/libcrc32c.ko fs/mbcache.ko fs/jbd2/jbd2.ko fs/ext4/ext4.ko \
            fs/fat/fat.ko fs/fat/vfat.ko fs/nls/nls_cp437.ko fs/nls/nls_ascii.ko fs/nls/nls_utf8.ko \
-           drivers/input/evdev.ko drivers/acpi/button.ko; do
+           drivers/input/evdev.ko drivers/acpi/button.ko drivers/char/virtio_console.ko; do
     [ -f "$km/$m" ] && cp "$km/$m" "$root/lib/modules/"
+  done
+  # The QEMU guest agent (quiesced backups freeze the guest's filesystems
+  # through it), with the libraries it links.
+  if [ ! -f "$kit/qga/usr/sbin/qemu-ga" ]; then
+    (mkdir -p "$kit/qga" && cd "$kit/qga" && rm -f ./*.deb && apt-get "${apt[@]}" download qemu-guest-agent >/dev/null &&
+      dpkg -x ./qemu-guest-agent_*.deb . && rm -f ./*.deb) || die "could not fetch qemu-guest-agent for the lab guests"
+  fi
+  cp "$kit/qga/usr/sbin/qemu-ga" "$root/bin/qemu-ga"
+  local lib
+  for lib in $(ldd "$kit/qga/usr/sbin/qemu-ga" | awk '/=> \//{print $3} /^\t\/lib64/{print $1}'); do
+    mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
   done
   cp "$init" "$root/init"
   (cd "$root" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$kit/initrd.cpio.gz.tmp")

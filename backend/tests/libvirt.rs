@@ -3,7 +3,9 @@
 //! kernel under QEMU: discovery, power, and backups of a running two-disk
 //! VM whose incremental reads exactly the blocks the guest wrote, restoring
 //! byte for byte (also read over TCP, as from a host reached remotely); a
-//! shut-off VM backed up incrementally; checkpoint chains
+//! shut-off VM backed up incrementally; a guest with a guest agent quiesced
+//! for its backup (crash-consistent, saying why, when the agent is gone);
+//! checkpoint chains
 //! kept to one checkpoint per consumer. Needs root, libvirt and the guest
 //! kit (scripts/test.sh installs and makes them).
 
@@ -246,6 +248,7 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     assert_ne!(restored.id, id, "a new VM, with its own uuid");
     let line = guest_console::wait_for_boot(&images.join("g1-restored.console.log"), Duration::from_secs(60)).unwrap();
     assert!(line.contains("name=g1") && line.contains("vda:131072") && line.contains("vdb:65536"), "{line}");
+    assert!(line.contains("agent=on"), "the restored VM keeps the source's guest agent channel: {line}");
     eprintln!("restored guest up {} ms after the restore started: {line}", t0.elapsed().as_millis());
     for disk in ["vda", "vdb"] {
         let volume = images.join(format!("g1-restored-{disk}.qcow2"));
@@ -343,6 +346,7 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     let backup = ["vm", "backup", "--host", uri.as_str(), "--vm", "g2", "--repo", p(&repo), "--no-progress", "--json"];
     let o = cli(&backup);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(ffi::backup_job(&dom).is_none(), "a finished backup leaves no job: {}", String::from_utf8_lossy(&o.stderr));
     let chain = "sendense-b.g2.";
     let (first, _) = only_checkpoint(&platform, "g2", chain);
 
@@ -407,4 +411,81 @@ fn a_backup_killed_mid_read_leaves_nothing_dangling_after_the_clean_up() {
     let out2 = t.path().join("g2-after.raw");
     restore_raw(&ds, "g2", "latest", "vda", &out2);
     assert!(same_as_image(&out2, &vda), "the full read restores byte for byte");
+}
+
+/// A disk image (qcow2) of `size` bytes with an MBR and one ext4 partition
+/// from 1 MiB to the end, as a guest's data disk.
+fn ext4_disk(raw: &Path, qcow2: &Path, size: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let f = std::fs::File::create(raw).unwrap();
+    f.set_len(size).unwrap();
+    let o = Command::new("mkfs.ext4").args(["-q", "-F", "-E", "offset=1048576", p(raw), &format!("{}k", (size - (1 << 20)) / 1024)]).output().unwrap();
+    assert!(o.status.success(), "mkfs.ext4: {}", String::from_utf8_lossy(&o.stderr));
+    let mut mbr = [0u8; 512];
+    let entry = &mut mbr[446..462];
+    entry[4] = 0x83;
+    entry[8..12].copy_from_slice(&2048u32.to_le_bytes());
+    entry[12..16].copy_from_slice(&(((size >> 9) - 2048) as u32).to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    let mut f = std::fs::OpenOptions::new().write(true).open(raw).unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&mbr).unwrap();
+    drop(f);
+    qemu_img(&["convert", "-q", "-f", "raw", "-O", "qcow2", "-o", "compat=1.1", p(raw), p(qcow2)]);
+}
+
+#[test]
+fn a_running_guest_with_an_agent_is_quiesced_for_its_backup_and_without_one_the_backup_says_so() {
+    use sendense::platforms::Quiesce;
+    let kit = guest::kit_dir().unwrap();
+    let t = tempfile::Builder::new().prefix("sd-lq").tempdir_in("/tmp").unwrap();
+    let host = HostGuard(LibvirtHost::new("t3", &t.path().join("host")));
+    host.0.start().unwrap();
+    let images = host.0.images();
+    let vda = images.join("g3-vda.qcow2");
+    ext4_disk(&t.path().join("g3.raw"), &vda, 32 << 20);
+    let log = images.join("g3.console.log");
+    let xml = guest::domain_xml(&kit, &GuestSpec { name: "g3", memory_mib: 128, disks: &[("vda", &vda)], networks: &[], console_log: &log, role: Some("web") });
+    assert!(xml.contains("org.qemu.guest_agent.0"), "lab guests have a guest agent channel");
+    let platform = LibvirtPlatform::new(&host.0.uri());
+    let conn = platform.connect().unwrap();
+    let dom = conn.define_domain_xml(&xml).unwrap();
+    dom.create().unwrap();
+    let line = guest_console::wait_for_boot(&log, Duration::from_secs(90)).unwrap();
+    assert!(line.contains("mounts=vda1:ext4") && line.contains("agent=on"), "{line}");
+    // The agent answers once it has opened its port.
+    let t0 = Instant::now();
+    while ffi::fs_thaw(&dom).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the guest agent never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let repo = t.path().join("repo");
+    let ds = Datastore::init(&repo, None).unwrap();
+    let opts = BackupOptions::new("vm-owner-3");
+    let full = backup_vm(&platform, "g3", &ds, &opts, &Progress::new()).unwrap();
+    assert_eq!(full.quiesce, Some(Quiesce::Frozen { filesystems: 1 }), "the agent froze the guest's one mounted filesystem");
+    // Thawed again: the guest writes to it at once.
+    let pty = platform.definition(&dom).unwrap().console_pty.unwrap();
+    let mut console = GuestConsole::open(Path::new(&pty)).unwrap();
+    console.run("echo after > /mnt/vda1/after-backup && sync", Duration::from_secs(10)).expect("the filesystem is thawed after the backup");
+    assert!(dom.metadata(virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some("https://sendense.io/xmlns/frozen-for-backup/1"), virt::sys::VIR_DOMAIN_AFFECT_LIVE).is_err(), "no freeze mark is left");
+
+    // The agent stopped inside the guest: the backup still runs, crash-consistent, and says why.
+    console.run("killall qemu-ga", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let inc = backup_vm(&platform, "g3", &ds, &opts, &Progress::new()).unwrap();
+    match &inc.quiesce {
+        Some(Quiesce::AgentFailed { reason }) => assert!(!reason.is_empty()),
+        other => panic!("expected a crash-consistent read naming the agent's failure, got {other:?}"),
+    }
+    assert!(inc.disks.iter().all(|d| d.incremental), "{:?}", inc.disks);
+    console.run("echo still > /mnt/vda1/after-second && sync", Duration::from_secs(10)).expect("nothing stays frozen");
+
+    // Shut off: read at rest.
+    drop(console);
+    dom.destroy().unwrap();
+    let off = backup_vm(&platform, "g3", &ds, &opts, &Progress::new()).unwrap();
+    assert_eq!(off.quiesce, Some(Quiesce::AtRest));
 }

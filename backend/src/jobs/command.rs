@@ -148,6 +148,9 @@ pub fn run_vm(cmd: VmCommand) -> anyhow::Result<()> {
                         Some(r) => eprintln!("{}: full read ({r})", d.disk),
                     }
                 }
+                if let Some(q) = &report.quiesce {
+                    eprintln!("{q}");
+                }
                 eprintln!("read {} bytes, wrote {} bytes in {} ms", report.bytes_read, report.bytes_written, report.duration_ms);
                 println!("{}", report.snapshot);
             }

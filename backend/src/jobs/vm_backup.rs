@@ -16,7 +16,7 @@ use crate::engine::datastore::Datastore;
 use crate::engine::manifest::Manifest;
 use crate::engine::progress::Progress;
 use crate::engine::EngineError;
-use crate::platforms::{DiskRead, Platform};
+use crate::platforms::{DiskRead, Platform, Quiesce};
 
 use super::JobError;
 
@@ -38,6 +38,9 @@ pub struct VmBackupReport {
     pub snapshot: String,
     pub parent: Option<String>,
     pub disks: Vec<DiskReport>,
+    /// Whether the guest was quiesced for the point in time (platforms
+    /// that read whole VMs say).
+    pub quiesce: Option<Quiesce>,
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub duration_ms: u64,
@@ -118,6 +121,10 @@ pub fn backup_vm_with(
         });
         reads.push(read);
     }
+    let quiesce = reads.iter().find_map(|r| r.quiesce.clone());
+    if let Some(q) = &quiesce {
+        tracing::info!(consistency = %q, "point in time");
+    }
     let sources: Vec<DiskSource> = reads
         .iter()
         .zip(&info.disks)
@@ -153,6 +160,7 @@ pub fn backup_vm_with(
         snapshot: m.id.clone(),
         parent: m.parent.clone(),
         disks: reports,
+        quiesce,
         bytes_read: m.stats.bytes_read,
         bytes_written: m.stats.bytes_written,
         duration_ms: m.stats.duration_ms,

@@ -61,7 +61,8 @@ pub fn domain_xml(kit: &Path, g: &GuestSpec) -> String {
 <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>\
 <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>{disks}{nics}\
 <serial type='pty'><log file='{log}' append='off'/><target port='0'/></serial>\
-<console type='pty'><target type='serial' port='0'/></console><memballoon model='none'/></devices></domain>",
+<console type='pty'><target type='serial' port='0'/></console>\
+<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel><memballoon model='none'/></devices></domain>",
         name = escape(g.name),
         cmd_role = escape(&g.role.unwrap_or("app").split_whitespace().next().unwrap_or("app").replace(|c: char| !c.is_ascii_alphanumeric(), "")),
         mem = g.memory_mib,

@@ -250,6 +250,32 @@ pub struct NewDisk {
 
 type Finisher = Box<dyn FnOnce(bool) -> Result<()> + Send>;
 
+/// How consistent a VM-level read's point in time is inside the guest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Quiesce {
+    /// The guest agent froze `filesystems` mounted filesystems while the
+    /// point in time was taken (application-consistent for the filesystems).
+    Frozen { filesystems: u32 },
+    /// The VM was shut off: its disks were read at rest.
+    AtRest,
+    /// Crash-consistent: the VM has no guest agent channel.
+    NoAgent,
+    /// Crash-consistent: the guest agent did not freeze the filesystems.
+    AgentFailed { reason: String },
+}
+
+impl std::fmt::Display for Quiesce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quiesce::Frozen { filesystems } => write!(f, "quiesced: the guest agent froze {filesystems} filesystem(s) for the point in time"),
+            Quiesce::AtRest => f.write_str("the VM is shut off: its disks were read at rest"),
+            Quiesce::NoAgent => f.write_str("crash-consistent: the VM has no guest agent channel to quiesce it"),
+            Quiesce::AgentFailed { reason } => write!(f, "crash-consistent: the guest agent did not freeze the filesystems ({reason})"),
+        }
+    }
+}
+
 /// A disk opened for a backup's read. Call [`DiskRead::finish`] with the
 /// backup's outcome: a failed backup keeps the changes for the next one.
 /// Dropped unfinished, it finishes as failed.
@@ -263,12 +289,14 @@ pub struct DiskRead {
     pub token: Option<String>,
     /// The disk this read is of, where the platform opened several at once.
     pub disk: Option<String>,
+    /// For a VM-level read: whether the guest was quiesced for it.
+    pub quiesce: Option<Quiesce>,
     finisher: Option<Finisher>,
 }
 
 impl DiskRead {
     pub fn new(source: Arc<dyn BlockSource>, finisher: Finisher) -> DiskRead {
-        DiskRead { source, changed_ranges: None, full_read_reason: None, token: None, disk: None, finisher: Some(finisher) }
+        DiskRead { source, changed_ranges: None, full_read_reason: None, token: None, disk: None, quiesce: None, finisher: Some(finisher) }
     }
 
     /// Puts `reads` (of a whole VM) in the order of `disks`, by their disk

@@ -21,6 +21,7 @@ use crate::engine::progress::Progress;
 use crate::engine::EngineError;
 use crate::jobs::vm_backup::{backup_vm_with, snapshot_group, VmBackupReport};
 use crate::jobs::JobError;
+use crate::platforms::Quiesce;
 
 /// What the blocking part needs from the catalog.
 struct Plan {
@@ -167,6 +168,10 @@ async fn execute(
             Some(r) => format!("{}: full read ({r})", d.disk),
         };
         telemetry::log(runner, &job.id, LogLevel::Info, line).await;
+    }
+    if let Some(q) = &report.quiesce {
+        let level = if matches!(q, Quiesce::AgentFailed { .. }) { LogLevel::Warn } else { LogLevel::Info };
+        telemetry::log(runner, &job.id, level, q.to_string()).await;
     }
     let all_incremental = report.disks.iter().all(|d| d.incremental);
     let db = runner.db();

@@ -12,6 +12,11 @@
 //! checkpoints are deleted; when it fails the new one is (its changes merge
 //! into the previous one, which then still covers everything since it).
 //!
+//! A running domain with a guest agent channel is quiesced: the agent
+//! freezes its mounted filesystems while the job starts (the point in
+//! time) and thaws them right after; without an agent, or when it does not
+//! answer, the read is crash-consistent and says why ([`Quiesce`]).
+//!
 //! A shut-off domain is started paused for the read (QEMU runs no guest
 //! code; its checkpoints persist as qcow2 bitmaps) and stopped after. A job
 //! left by a killed server (its export socket is one of ours, and no read
@@ -28,7 +33,7 @@ use super::domain_xml::{escape, DomainDef};
 use super::ffi;
 use crate::platforms::error::{PlatformError, Result};
 use crate::platforms::nbd::{self, NbdClient, NbdSource};
-use crate::platforms::DiskRead;
+use crate::platforms::{DiskRead, Quiesce};
 
 /// Where export sockets are made; the prefix marks a job as Sendense's.
 const SOCKET_PREFIX: &str = "sendense-nbd-";
@@ -98,13 +103,20 @@ pub fn end_dangling(conn: &virt::connect::Connect) -> Result<usize> {
         .map_err(|e| PlatformError::Invalid(format!("listing domains: {}", e.message())))?;
     let mut ended = 0;
     for dom in domains {
+        let uuid = dom.uuid_string().unwrap_or_default();
+        let held = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(&uuid));
+        if !held && marked(&dom, QUIESCE_NS) {
+            tracing::warn!(vm = %dom.name().unwrap_or_default(), "thawing the filesystems a stopped server froze for a backup");
+            match ffi::fs_thaw(&dom) {
+                Ok(_) => mark(&dom, QUIESCE_NS, "", false),
+                Err(e) => tracing::warn!(vm = %dom.name().unwrap_or_default(), error = %e, "thawing a guest's filesystems"),
+            }
+        }
         let Some(job) = ffi::backup_job(&dom) else { continue };
         let tcp = marked(&dom, EXPORT_NS);
         if !job.contains(SOCKET_PREFIX) && !tcp {
             continue;
         }
-        let uuid = dom.uuid_string().unwrap_or_default();
-        let held = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(&uuid));
         if held {
             continue;
         }
@@ -135,6 +147,22 @@ const PAUSED_NS: &str = "https://sendense.io/xmlns/paused-for-backup/1";
 /// The namespace of the live-only mark on a VM whose backup job exports
 /// over TCP (no socket of ours names that job as Sendense's).
 const EXPORT_NS: &str = "https://sendense.io/xmlns/tcp-export/1";
+/// The namespace of the live-only mark on a VM whose filesystems a read
+/// froze (a server killed before the thaw leaves it; the next start thaws).
+const QUIESCE_NS: &str = "https://sendense.io/xmlns/frozen-for-backup/1";
+/// How long the guest agent may take to answer a freeze.
+const AGENT_TIMEOUT_S: i32 = 10;
+/// The virtio-serial port name of the QEMU guest agent.
+const AGENT_CHANNEL: &str = "org.qemu.guest_agent.0";
+
+/// The state libvirt reports for the guest agent's channel of a running
+/// domain (`connected`, `disconnected`), if it has one.
+fn agent_state(xml: &str) -> Option<String> {
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    let target = doc.descendants().find(|n| n.has_tag_name("target") && n.attribute("name") == Some(AGENT_CHANNEL) && n.parent().is_some_and(|p| p.has_tag_name("channel")))?;
+    Some(target.attribute("state").unwrap_or("of unknown state").to_string())
+}
+
 /// The TCP ports a backup export may take on a host reached remotely.
 const PORTS: (u16, u16) = (10810, 10999);
 /// Ports tried before a backup gives up on finding a free one.
@@ -305,7 +333,8 @@ impl Session {
         if self.tcp_host.is_some() {
             mark(&self.dom, EXPORT_NS, "<tcp-export/>", true);
         }
-        loop {
+        let quiesce = self.freeze();
+        let begun: Result<()> = loop {
             let server = match &self.tcp_host {
                 None => format!("<server transport='unix' socket='{socket_attr}'/>"),
                 Some(host) => format!("<server transport='tcp' name='{}' port='{port}'/>", escape(host)),
@@ -315,7 +344,7 @@ impl Session {
                 incremental.as_ref().map(|s| format!("<incremental>{}</incremental>", escape(s))).unwrap_or_default(),
             );
             match ffi::backup_begin(&self.dom, &backup_xml, &checkpoint_xml) {
-                Ok(()) => break,
+                Ok(()) => break Ok(()),
                 // Another export (or anything else) has the port: the next one.
                 Err(e) if self.tcp_host.is_some() && port_tries < PORT_TRIES && port_in_use(&e.to_string()) => {
                     port_tries += 1;
@@ -336,10 +365,15 @@ impl Session {
                     }
                     // Anything else (a block job running, a disk gone) is
                     // the backup's error: the chain is left as it is.
-                    _ => return Err(e),
+                    _ => break Err(e),
                 },
             }
+        };
+        // The point in time is taken: the guest's filesystems go on.
+        if matches!(quiesce, Quiesce::Frozen { .. }) {
+            self.thaw();
         }
+        begun?;
         self.job_started = true;
         self.new_checkpoint = Some(checkpoint.clone());
 
@@ -390,9 +424,45 @@ impl Session {
             read.full_read_reason = incremental.as_ref().err().cloned();
             read.token = (format == DiskFormat::Qcow2).then(|| checkpoint.clone());
             read.disk = Some(target);
+            read.quiesce = Some(quiesce.clone());
             reads.push(read);
         }
         Ok(reads)
+    }
+
+    /// Freezes the running guest's filesystems through its guest agent,
+    /// when it has one that answers; what was done, or why not.
+    fn freeze(&self) -> Quiesce {
+        if self.started_paused {
+            return Quiesce::AtRest;
+        }
+        let xml = self.dom.xml_desc(0).unwrap_or_default();
+        let Some(state) = agent_state(&xml) else { return Quiesce::NoAgent };
+        // libvirt knows whether the agent has its port open: a freeze sent
+        // to an agent that is not there is not sent at all.
+        if state != "connected" {
+            return Quiesce::AgentFailed { reason: format!("the guest agent is not running in the guest (its channel is {state})") };
+        }
+        mark(&self.dom, QUIESCE_NS, "<frozen-for-backup/>", true);
+        match ffi::fs_freeze(&self.dom, AGENT_TIMEOUT_S) {
+            Ok(n) => {
+                tracing::info!(vm = %self.name, filesystems = n, "guest filesystems frozen for the backup's point in time");
+                Quiesce::Frozen { filesystems: n }
+            }
+            Err(e) => {
+                mark(&self.dom, QUIESCE_NS, "", false);
+                tracing::info!(vm = %self.name, error = %e, "the guest agent did not freeze the filesystems; reading crash-consistent");
+                Quiesce::AgentFailed { reason: e.to_string() }
+            }
+        }
+    }
+
+    fn thaw(&self) {
+        match ffi::fs_thaw(&self.dom) {
+            Ok(_) => mark(&self.dom, QUIESCE_NS, "", false),
+            // The mark stays: the next start of a server tries again.
+            Err(e) => tracing::warn!(vm = %self.name, error = %e, "thawing the guest's filesystems"),
+        }
     }
 
     /// Ends the job, settles the chain, and stops a VM started for the read.

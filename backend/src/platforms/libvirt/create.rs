@@ -164,7 +164,13 @@ struct Template {
     features: Option<String>,
     cpu: Option<String>,
     emulator: Option<String>,
+    /// The source had a QEMU guest agent channel (kept: the guest's agent
+    /// answers on the new VM too, so its backups can be quiesced).
+    agent: bool,
 }
+
+/// The QEMU guest agent's channel (libvirt picks the host side's socket).
+const AGENT_CHANNEL: &str = "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>";
 
 fn template(xml: &str) -> Option<Template> {
     let doc = roxmltree::Document::parse(xml).ok()?;
@@ -183,7 +189,10 @@ fn template(xml: &str) -> Option<Template> {
         .find(|n| n.has_tag_name("devices"))
         .and_then(|d| d.children().find(|n| n.has_tag_name("emulator")))
         .map(|n| xml[n.range()].to_string());
-    Some(Template { domain_type: root.attribute("type").unwrap_or("kvm").to_string(), os, features: part("features"), cpu: part("cpu"), emulator })
+    let agent = root.descendants().any(|n| {
+        n.has_tag_name("channel") && n.children().any(|t| t.has_tag_name("target") && t.attribute("name") == Some("org.qemu.guest_agent.0"))
+    });
+    Some(Template { domain_type: root.attribute("type").unwrap_or("kvm").to_string(), os, features: part("features"), cpu: part("cpu"), emulator, agent })
 }
 
 /// Creates the VM (stopped, or started when `spec.power` says so).
@@ -242,6 +251,7 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
         let features = t.as_ref().and_then(|t| t.features.clone()).unwrap_or_else(|| "<features><acpi/></features>".into());
         let cpu = t.as_ref().and_then(|t| t.cpu.clone()).unwrap_or_default();
         let emulator = t.as_ref().and_then(|t| t.emulator.clone()).unwrap_or_default();
+        let agent = if t.as_ref().is_some_and(|t| t.agent) { AGENT_CHANNEL } else { "" };
         let console = match pool_path(&pool) {
             Some(dir) => format!(
                 "<serial type='pty'><log file='{}' append='off'/><target port='0'/></serial>",
@@ -257,7 +267,7 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
         let xml = format!(
             "<domain type='{}'><name>{}</name>{role}<memory unit='MiB'>{}</memory><vcpu>{}</vcpu>{os}{features}{cpu}\
 <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>\
-<devices>{emulator}{disks}{nics}{console}<console type='pty'><target type='serial' port='0'/></console></devices></domain>",
+<devices>{emulator}{disks}{nics}{console}<console type='pty'><target type='serial' port='0'/></console>{agent}</devices></domain>",
             escape(&domain_type),
             escape(&spec.name),
             spec.memory_mib,

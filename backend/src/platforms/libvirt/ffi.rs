@@ -1,6 +1,7 @@
 //! The libvirt calls the `virt` crate's safe API lacks: checkpoints,
 //! pull-mode backup jobs (`virDomainCheckpoint*`, `virDomainBackup*`) and
 //! block pull jobs (`virDomainBlockPull`, `virDomainGetBlockJobInfo`),
+//! the guest agent's filesystem freeze (`virDomainFSFreeze`, `virDomainFSThaw`),
 //! called through `virt-sys` with the pointers and strings checked here and
 //! nowhere else.
 
@@ -131,8 +132,12 @@ pub fn backup_job(dom: &Domain) -> Option<String> {
 }
 
 /// Ends the domain's running backup job (stops the NBD export, removes the
-/// scratch files) and waits until libvirt no longer reports it (the end is
-/// asynchronous: up to 10 s).
+/// scratch files) and waits until libvirt no longer reports it. The end is
+/// asynchronous: usually milliseconds, but a guest agent connecting or
+/// leaving during the job holds libvirt's event queue for the domain until
+/// its state-change lock times out (30 s), so up to 45 s.
+const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(45);
+
 pub fn abort_job(dom: &Domain) -> Result<()> {
     if unsafe { sys::virDomainAbortJob(dom.as_ptr()) } < 0 {
         // Read the error before another call replaces it.
@@ -143,8 +148,8 @@ pub fn abort_job(dom: &Domain) -> Result<()> {
     }
     let started = std::time::Instant::now();
     while backup_job(dom).is_some() {
-        if started.elapsed() > std::time::Duration::from_secs(10) {
-            return Err(PlatformError::Invalid("the backup job did not end within 10 s of being aborted".into()));
+        if started.elapsed() > ABORT_WAIT {
+            return Err(PlatformError::Invalid(format!("the backup job did not end within {} s of being aborted", ABORT_WAIT.as_secs())));
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -191,4 +196,23 @@ pub fn block_job_set_speed(dom: &Domain, disk: &str, bandwidth_mib_s: u64) -> Re
         return Err(last_error(&format!("changing the speed of the block job of disk '{disk}'")));
     }
     Ok(())
+}
+
+/// Asks the guest agent of a running domain to freeze its mounted
+/// filesystems; how many it froze. `timeout_s`: how long the agent may
+/// take to answer (this and every later agent call on the domain).
+pub fn fs_freeze(dom: &Domain, timeout_s: i32) -> Result<u32> {
+    unsafe { sys::virDomainAgentSetResponseTimeout(dom.as_ptr(), timeout_s, 0) };
+    match unsafe { sys::virDomainFSFreeze(dom.as_ptr(), std::ptr::null_mut(), 0, 0) } {
+        r if r < 0 => Err(PlatformError::Invalid(virt::error::Error::last_error().message().to_string())),
+        n => Ok(n as u32),
+    }
+}
+
+/// Thaws the filesystems the guest agent froze; how many it thawed.
+pub fn fs_thaw(dom: &Domain) -> Result<u32> {
+    match unsafe { sys::virDomainFSThaw(dom.as_ptr(), std::ptr::null_mut(), 0, 0) } {
+        r if r < 0 => Err(last_error("thawing the guest's filesystems")),
+        n => Ok(n as u32),
+    }
 }
