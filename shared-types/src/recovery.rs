@@ -51,7 +51,7 @@ pub struct RestoreVmRequest {
     #[serde(default)]
     pub power_on: bool,
     /// The target's storage pool the disks go to (an active one of the
-    /// check's `storage_pools`); unset: the host's first active pool.
+    /// check's `storage_pools`); unset: the host's pool `default`, else its first active pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_pool: Option<String>,
 }

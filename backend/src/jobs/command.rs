@@ -76,7 +76,7 @@ pub enum VmCommand {
         /// Map a source network to a target one: SRC=DST (repeatable).
         #[arg(long = "network", value_name = "SRC=DST")]
         networks: Vec<String>,
-        /// The target's storage pool for the disks (libvirt; default: its first active pool).
+        /// The target's storage pool for the disks (libvirt; default: its pool `default`, else its first active pool).
         #[arg(long)]
         pool: Option<String>,
         /// Record the VM as running once created.

@@ -28,7 +28,7 @@ fn lv(what: &str, e: virt::error::Error) -> PlatformError {
     PlatformError::Invalid(format!("{what}: {}", e.message()))
 }
 
-/// The pool new disks go to: `name` (active), or the first active pool by name.
+/// The pool new disks go to: `name` (active), or [`default_pool`].
 pub fn pool_named(conn: &Connect, name: Option<&str>) -> Result<StoragePool> {
     let Some(name) = name else { return default_pool(conn) };
     let active = |c: &Connect| -> String {
@@ -48,12 +48,17 @@ pub fn pool_named(conn: &Connect, name: Option<&str>) -> Result<StoragePool> {
     }
 }
 
-/// The pool new disks go to by default: the first active pool by name.
+/// The pool new disks go to by default: the host's pool named `default`
+/// (what virt-manager and virt-install make and use) when it is active,
+/// else the first active pool by name.
 pub fn default_pool(conn: &Connect) -> Result<StoragePool> {
     let mut pools = conn
         .list_all_storage_pools(virt::sys::VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
         .map_err(|e| lv("listing storage pools", e))?;
-    pools.sort_by_key(|p| p.name().unwrap_or_default());
+    pools.sort_by_key(|p| {
+        let name = p.name().unwrap_or_default();
+        (name != "default", name)
+    });
     pools.into_iter().next().ok_or_else(|| PlatformError::Invalid("the host has no active storage pool to put the disks in".into()))
 }
 
