@@ -114,6 +114,24 @@ need_libvirt() {
     --home /var/lib/libvirt --no-create-home --disabled-login libvirt-qemu >/dev/null
 }
 
+# need_promtool: Prometheus's promtool (the tests check GET /metrics with
+# `promtool check metrics`), unpacked from Debian's prometheus package into
+# $SENDENSE_TOOLS_DIR (default ~/.cache/sendense/tools): the package itself,
+# with its service, is not installed. Exports SENDENSE_PROMTOOL.
+need_promtool() {
+  local dir="${SENDENSE_TOOLS_DIR:-$HOME/.cache/sendense/tools}"
+  if [ ! -x "$dir/promtool" ]; then
+    step "Fetching promtool (Debian's prometheus package, unpacked in $dir)"
+    mkdir -p "$dir/deb"
+    (cd "$dir/deb" && rm -rf ./*.deb x &&
+      { apt-get download prometheus >/dev/null 2>&1 ||
+        { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get download prometheus >/dev/null; }; } &&
+      dpkg -x ./prometheus_*.deb x && cp x/usr/bin/promtool "$dir/promtool.tmp" && mv "$dir/promtool.tmp" "$dir/promtool" &&
+      rm -rf x ./*.deb) || die "could not fetch promtool (Debian package prometheus)"
+  fi
+  export SENDENSE_PROMTOOL="$dir/promtool"
+}
+
 # need_guest_kit: the kernel and initramfs lab guests boot (in
 # $SENDENSE_GUEST_KIT, default ~/.cache/sendense/guest-kit): Debian's kernel
 # package unpacked (not installed), its virtio modules and busybox in an

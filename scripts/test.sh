@@ -21,6 +21,7 @@ esac
 need_apt qemu-utils e2fsprogs dosfstools mtools ntfs-3g wimtools chromium chromium-driver postgresql
 need_libvirt
 need_guest_kit
+need_promtool
 need_web_tools
 build_web
 # cargo test builds target/debug/sendense for the backend's integration tests;

@@ -108,6 +108,25 @@ pub struct ServeConfig {
     /// e.g. `--tool-timeouts convert=1800,info=30`.
     #[arg(long, env = "SENDENSE_TOOL_TIMEOUTS", default_value = "", value_parser = parse_tool_timeouts)]
     pub tool_timeouts: crate::platforms::tools::Timeouts,
+
+    /// Bearer token a Prometheus scrape of `GET /metrics` may send (any
+    /// address); unset: only the addresses of --metrics-allow.
+    #[arg(long, env = "SENDENSE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// Addresses or networks (comma-separated, e.g. 10.0.0.0/8,::1) allowed
+    /// to read `GET /metrics` without the token; default this machine only
+    /// (127.0.0.0/8, ::1); an empty value allows none.
+    #[arg(long, env = "SENDENSE_METRICS_ALLOW", value_parser = parse_networks)]
+    pub metrics_allow: Option<Networks>,
+}
+
+/// A comma-separated list of addresses or networks.
+#[derive(Debug, Clone)]
+pub struct Networks(pub Vec<crate::api::metrics::Network>);
+
+fn parse_networks(s: &str) -> Result<Networks, String> {
+    s.split(',').filter(|p| !p.trim().is_empty()).map(crate::api::metrics::Network::parse).collect::<Result<Vec<_>, _>>().map(Networks)
 }
 
 fn parse_tool_timeouts(s: &str) -> Result<crate::platforms::tools::Timeouts, String> {

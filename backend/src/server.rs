@@ -16,7 +16,8 @@ use crate::state::AppState;
 /// every response carries the security headers.
 pub fn app(state: AppState, web_dir: &Path) -> Router {
     let headers = crate::web_security::SecurityHeaders::new(web_dir, state.tls);
-    crate::api::router(state)
+    crate::api::router(state.clone())
+        .merge(crate::api::metrics::router(state))
         .merge(crate::spa::router(web_dir))
         .layer(axum::middleware::map_response(move |response| {
             let headers = headers.clone();
@@ -78,6 +79,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     state.license_tier = config.license_tier;
     state.tls = tls.is_some();
     state.roots = std::sync::Arc::new(roots);
+    state.metrics_access =
+        std::sync::Arc::new(crate::api::metrics::MetricsAccess::new(config.metrics_token.clone(), config.metrics_allow.clone().map(|n| n.0)));
     crate::platforms::tools::set_timeouts(config.tool_timeouts.clone());
     // A signal stops everything the state started (the job runner included).
     let stop_all = state.shutdown.clone();

@@ -51,6 +51,8 @@ pub struct AppState {
     pub roots: Arc<crate::confinement::Roots>,
     /// Lifecycle-event watches of the platforms that report them.
     pub power_watches: Arc<crate::catalog::power_watch::PowerWatches>,
+    /// Who may read `GET /metrics`.
+    pub metrics_access: Arc<crate::api::metrics::MetricsAccess>,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ impl AppState {
             tls: false,
             roots: Arc::new(crate::confinement::Roots::defaults(&data_dir)),
             power_watches: Arc::default(),
+            metrics_access: Arc::default(),
         };
         (state, health_tx)
     }

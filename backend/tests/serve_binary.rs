@@ -1,8 +1,9 @@
 //! The real `sendense serve` process: refuses to start with a clear message
 //! when the port is taken or the data directory is unusable, shuts down
 //! cleanly on SIGTERM, keeps the first admin password out of its output,
-//! serves HTTPS with a self-signed certificate, and makes the demo lab only
-//! when asked.
+//! serves HTTPS with a self-signed certificate, makes the demo lab only
+//! when asked, and serves Prometheus metrics (checked with `promtool`) only
+//! to the addresses and the token it is given.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -148,6 +149,10 @@ fn stops_cleanly_on_sigterm_and_keeps_its_catalog() {
     let password = std::fs::read_to_string(&file).unwrap().trim().to_owned();
     assert_eq!(password.len(), 24);
     sign_in(port, &password);
+    // Metrics: served to this machine by default, without a token.
+    let (status, _, metrics) = plain(port, &request("GET", "/metrics", None, None));
+    assert_eq!(status, 200, "{metrics}");
+    assert!(metrics.contains("route=\"/api/v1/auth/login\",status=\"2xx\""), "{metrics}");
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
@@ -309,4 +314,73 @@ fn first_start_creates_the_demo_lab_and_a_restart_keeps_it() {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(std::fs::read(&lab_file).unwrap(), before);
+}
+
+/// `promtool`: $SENDENSE_PROMTOOL (scripts/test.sh fetches it), else the cache it goes to.
+fn promtool() -> std::path::PathBuf {
+    let path = std::env::var_os("SENDENSE_PROMTOOL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/sendense/tools/promtool"));
+    assert!(path.is_file(), "promtool is missing at {}: run scripts/test.sh once (it fetches it)", path.display());
+    path
+}
+
+#[test]
+fn metrics_are_served_with_the_token_only_and_pass_promtool() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = serve(&format!("127.0.0.1:{port}"), dir.path())
+        .args(["--metrics-token", "scrape-me", "--metrics-allow", ""])
+        .env("SENDENSE_ADMIN_PASSWORD", "metrics-test-password-1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, Duration::from_secs(20));
+    let token = sign_in(port, "metrics-test-password-1");
+    let (status, _, repos) = plain(port, &request("GET", "/api/v1/repositories", Some(&token), None));
+    assert_eq!(status, 200);
+    // A GC of the (empty) repository: a job that ends, timed and counted.
+    let repo = serde_json::from_str::<serde_json::Value>(&repos).unwrap()[0]["id"].as_str().unwrap().to_owned();
+    let (status, _, job) = plain(port, &request("POST", &format!("/api/v1/repositories/{repo}/gc"), Some(&token), None));
+    assert_eq!(status, 202, "{job}");
+    let job = serde_json::from_str::<serde_json::Value>(&job).unwrap()["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, _, j) = plain(port, &request("GET", &format!("/api/v1/jobs/{job}"), Some(&token), None));
+        if j.contains("\"completed\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the GC did not end: {j}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // No address is allowed: without the token (or with a session's), a 403 saying what to set.
+    for bearer in [None, Some(token.as_str()), Some("scrape-mf")] {
+        let (status, _, body) = plain(port, &request("GET", "/metrics", bearer, None));
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("--metrics-token") && body.contains("--metrics-allow"), "{body}");
+    }
+    let (status, head, metrics) = plain(port, &request("GET", "/metrics", Some("scrape-me"), None));
+    assert_eq!(status, 200, "{metrics}");
+    assert!(head.to_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    for family in [
+        "sendense_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/repositories\",status=\"2xx\",le=\"+Inf\"} 1",
+        "sendense_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/auth/login\",status=\"2xx\"} 1",
+        "sendense_job_duration_seconds_count{kind=\"gc\",outcome=\"completed\"} 1",
+        "sendense_jobs{kind=\"gc\",state=\"completed\"} 1",
+        "sendense_gc_last_reclaimed_bytes{repository=",
+        "sendense_repository_up{repository=",
+        "sendense_repository_capacity_bytes{repository=",
+        "sendense_websocket_clients 0",
+        "sendense_backup_rpo_breaches 0",
+    ] {
+        assert!(metrics.contains(family), "missing `{family}` in:\n{metrics}");
+    }
+    // Prometheus's own linter accepts the exposition.
+    let mut check = Command::new(promtool()).args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    check.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool check metrics: {}{}\n{metrics}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    stop(child);
 }

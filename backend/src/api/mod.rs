@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod telemetry;
 pub mod json;
 pub mod license;
+pub mod metrics;
 pub mod network_mappings;
 pub mod networks;
 pub mod platforms;
@@ -108,6 +109,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = routes();
     let v1 = routes
         .route("/openapi.json", get(move || async move { Json(doc) }))
+        .route_layer(axum::middleware::from_fn(crate::telemetry::metrics::track))
         .fallback(|OriginalUri(uri): OriginalUri| async move { ApiError::route_not_found(uri.path()) })
         .method_not_allowed_fallback(|method: Method, OriginalUri(uri): OriginalUri| async move {
             ApiError::method_not_allowed(&method, uri.path())

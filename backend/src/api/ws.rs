@@ -34,6 +34,7 @@ async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, user: Auth
 }
 
 async fn session(socket: WebSocket, state: AppState, user: AuthUser) {
+    let _counted = crate::telemetry::metrics::METRICS.ws_client();
     let (mut tx, mut rx) = socket.split();
     // Subscribe before the greeting so nothing published in between is lost.
     let mut events = state.events.subscribe();

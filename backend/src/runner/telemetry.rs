@@ -21,6 +21,7 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Pushes the job as it now is.
 pub async fn job_changed(runner: &Runner, job: &jobs::Model) {
+    crate::telemetry::metrics::METRICS.job_changed(job);
     match convert::jobs(runner.db(), vec![job.clone()]).await {
         Ok(mut v) => {
             if let Some(job) = v.pop() {
