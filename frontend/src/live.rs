@@ -75,6 +75,9 @@ pub struct Live {
     pub now_ms: RwSignal<f64>,
     /// Live figures of jobs, by job id, from `job_progress` events.
     pub jobs: RwSignal<std::collections::HashMap<String, LiveJob>>,
+    /// Log lines the link brought per job (the newest [`LOG_LINES`] of the
+    /// newest [`LOG_JOBS`] jobs), merged into the catalog's by the job view.
+    pub job_logs: RwSignal<std::collections::HashMap<String, Vec<shared_types::jobs::JobLogLine>>>,
     /// Bumped on every `job_update`: lists of flows, jobs and VMs refetch.
     pub jobs_version: RwSignal<u64>,
     /// Bumped when a VM's power changes on its platform: VM lists reload.
@@ -100,6 +103,10 @@ pub struct Live {
 
 /// How much throughput history the cockpit keeps per job, in seconds.
 pub const JOB_WINDOW_S: f64 = 60.0;
+
+/// Live log lines kept per job, and jobs kept.
+pub const LOG_LINES: usize = 500;
+pub const LOG_JOBS: usize = 50;
 
 /// A job as the live link knows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +202,7 @@ pub fn provide_live(session: crate::session::Session) -> Live {
         history: RwSignal::new(Vec::new()),
         now_ms: RwSignal::new(js_sys::Date::now()),
         jobs: RwSignal::new(Default::default()),
+        job_logs: RwSignal::new(Default::default()),
         jobs_version: RwSignal::new(0),
         vms_version: RwSignal::new(0),
         job_states: RwSignal::new(Default::default()),
@@ -344,7 +352,20 @@ fn receive(live: Live, msg: ServerMessage) {
             });
             live.jobs_version.update(|v| *v += 1);
         }
-        ServerMessage::JobLog { .. } => {}
+        ServerMessage::JobLog { job_id, line } => live.job_logs.update(|m| {
+            if !m.contains_key(&job_id) && m.len() >= LOG_JOBS {
+                // Forget the job whose newest line is oldest.
+                let oldest = m.iter().min_by_key(|(_, v)| v.last().map(|l| l.at)).map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    m.remove(&k);
+                }
+            }
+            let lines = m.entry(job_id).or_default();
+            if lines.len() >= LOG_LINES {
+                lines.remove(0);
+            }
+            lines.push(line);
+        }),
         ServerMessage::DiscoveryProgress(p) => live.discovery.set(Some(p)),
         ServerMessage::ReplicationUpdate { flow } => live.put_replication(*flow),
         ServerMessage::ReplicationRemoved { id } => live.replications.update(|m| {

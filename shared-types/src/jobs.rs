@@ -162,6 +162,23 @@ pub struct JobLogLine {
     pub message: String,
 }
 
+impl JobLogLine {
+    /// The catalog's lines of a job (oldest first) followed by the lines a
+    /// live link brought that are not among them, oldest first: what a job
+    /// view shows while the job writes its log.
+    pub fn merged(catalog: &[JobLogLine], live: &[JobLogLine]) -> Vec<JobLogLine> {
+        let mut extra: Vec<&JobLogLine> = live.iter().filter(|l| !catalog.contains(l)).collect();
+        extra.sort_by_key(|l| l.at);
+        let mut all = catalog.to_vec();
+        for l in extra {
+            if !all[catalog.len()..].contains(l) {
+                all.push(l.clone());
+            }
+        }
+        all
+    }
+}
+
 /// `GET /api/v1/jobs/{id}`: the job, its throughput samples (oldest first)
 /// and its log (oldest first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,5 +251,18 @@ mod tests {
         assert_eq!(Job::percent(50, 200), Some(25.0));
         assert_eq!(Job::percent(5, 0), None);
         assert_eq!(Job::percent(300, 200), Some(100.0));
+    }
+
+    #[test]
+    fn live_log_lines_follow_the_catalogs_once_each() {
+        use chrono::TimeZone;
+        let at = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
+        let line = |s, m: &str| JobLogLine { at: at(s), level: LogLevel::Info, message: m.into() };
+        let catalog = vec![line(0, "started"), line(1, "vda: full read")];
+        let live = vec![line(1, "vda: full read"), line(3, "done"), line(2, "vdb: incremental"), line(3, "vdc: incremental"), line(3, "done")];
+        let merged = JobLogLine::merged(&catalog, &live);
+        let messages: Vec<&str> = merged.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, ["started", "vda: full read", "vdb: incremental", "done", "vdc: incremental"]);
+        assert_eq!(JobLogLine::merged(&catalog, &[]), catalog);
     }
 }

@@ -2,7 +2,7 @@
 //! its jobs with live progress and a 60 s throughput graph, the actions its
 //! state allows (`allowed_actions`, the same rule the server enforces) and
 //! its history of runs. Also opens on a single job started outside flows
-//! (or a job of a replication flow), with its log.
+//! (or a job of a replication flow), with its log, live.
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
@@ -12,6 +12,7 @@ use shared_types::jobs::{Job, JobStatus};
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::create_flow::FlowForm;
+use crate::components::job_log::JobLog;
 use crate::components::job_panel::JobPanel;
 use crate::components::restore_points::RestoreVmButton;
 use crate::components::vm_cells::{ProtectionPill, LastBackup};
@@ -310,6 +311,7 @@ fn JobBody(id: String) -> impl IntoView {
                     let logs = d.logs.clone();
                     let status = job.status;
                     let id = job.id.clone();
+                    let id_for_log = job.id.clone();
                     let verbs: Vec<&'static str> = match status {
                         JobStatus::Running => vec!["pause", "stop"],
                         JobStatus::Paused => vec!["resume", "stop"],
@@ -331,7 +333,7 @@ fn JobBody(id: String) -> impl IntoView {
                         </div>
                         <ActError act=act testid="job-action-error" />
                         <JobPanel job=Signal::derive(move || job.clone()) />
-                        <JobLog logs=logs />
+                        <JobLog job_id=id_for_log logs=logs />
                     }.into_any()
                 }
             })}
@@ -339,23 +341,3 @@ fn JobBody(id: String) -> impl IntoView {
     }
 }
 
-/// A job's log lines, oldest first.
-#[component]
-fn JobLog(logs: Vec<shared_types::jobs::JobLogLine>) -> impl IntoView {
-    if logs.is_empty() {
-        return view! { <p class="muted small">"No log line yet."</p> }.into_any();
-    }
-    view! {
-        <h3 class="section-title">"LOG"</h3>
-        <ol class="job-log mono small" data-testid="job-log">
-            {logs.into_iter().map(|l| view! {
-                <li class=format!("log-{}", l.level.as_str())>
-                    <span class="muted">{l.at.format("%H:%M:%S").to_string()}</span>
-                    <span class="log-level">{l.level.as_str()}</span>
-                    <span class="log-text">{l.message}</span>
-                </li>
-            }).collect_view()}
-        </ol>
-    }
-    .into_any()
-}

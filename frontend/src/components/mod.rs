@@ -29,6 +29,7 @@ pub mod flow_card;
 pub mod flow_details;
 pub mod groups;
 pub mod job_controls;
+pub mod job_log;
 pub mod job_panel;
 pub mod power_control;
 pub mod start_backup;
