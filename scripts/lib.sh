@@ -177,6 +177,7 @@ need_guest_kit() {
   fi
   cp "$kit/qga/usr/sbin/qemu-ga" "$root/bin/qemu-ga"
   local lib
+  ldd "$kit/qga/usr/sbin/qemu-ga" | grep -q "not found" && die "qemu-ga for the lab guests needs libraries this machine lacks: $(ldd "$kit/qga/usr/sbin/qemu-ga" | grep "not found" | tr -s ' \t\n' ' ')"
   for lib in $(ldd "$kit/qga/usr/sbin/qemu-ga" | awk '/=> \//{print $3} /^\t\/lib64/{print $1}'); do
     mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
   done

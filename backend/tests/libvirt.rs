@@ -269,7 +269,10 @@ fn a_running_guests_writes_are_exactly_what_its_incremental_reads_and_a_shut_off
     let placed = restore_vm(&ds, &platform, &RestoreRequest { new_name: "g1-fast".into(), power_on: false, storage_pool: Some("fast".into()), ..req.clone() }, &staging, 2, &Progress::new()).unwrap();
     assert!(fast.join("g1-fast-vda.qcow2").exists() && !images.join("g1-fast-vda.qcow2").exists(), "the disks are in the chosen pool");
     assert!(same_as_image(&t.path().join("vda.raw"), &fast.join("g1-fast-vda.qcow2")));
-    assert_eq!(platform.disk_space_in(Some("fast")).unwrap().free_bytes, platform.disk_space_in(None).unwrap().free_bytes, "both pools on one filesystem here");
+    // Both pools are on one filesystem here: the same free space, give or
+    // take what other processes write between the two readings.
+    let (fast_free, default_free) = (platform.disk_space_in(Some("fast")).unwrap().free_bytes, platform.disk_space_in(None).unwrap().free_bytes);
+    assert!(fast_free.abs_diff(default_free) < 256 << 20, "both pools on one filesystem: {fast_free} vs {default_free} bytes free");
     platform.delete_vm(&placed.id).unwrap();
     assert!(!fast.join("g1-fast-vda.qcow2").exists());
 

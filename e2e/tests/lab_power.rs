@@ -3,8 +3,9 @@
 //! booted guest, is managed; its Power… dialog shows the guest's console
 //! (its own boot line) and what each action does; Stop, confirmed, stops the
 //! QEMU process and the row says stopped; Start boots it again and the row
-//! follows (the lifecycle event, no reload). Screenshots at desktop and
-//! tablet size.
+//! follows (the lifecycle event, no reload). PLATFORMS lists the lab's two
+//! hosts with their VM counts, refuses to add an address whose test fails,
+//! and rediscovers a host. Screenshots at desktop and tablet size.
 
 use std::time::Duration;
 
@@ -96,6 +97,42 @@ async fn a_lab_guest_is_stopped_and_started_from_its_power_dialog() -> Result<()
     let audit = server.expect(&token, "GET", "/api/v1/audit?limit=20", None, 200)?;
     let actions: Vec<&str> = audit["entries"].as_array().context("entries")?.iter().filter_map(|e| e["action"].as_str()).collect();
     ensure!(actions.contains(&"vm.power.stop") && actions.contains(&"vm.power.start"), "{actions:?}");
+
+    // PLATFORMS: the lab's two hosts with their VM counts; an address the
+    // test refuses is never offered for adding; Rediscover reads the host again.
+    browser.client.goto(&server.url("/platforms")).await?;
+    browser.testid("page-platforms", T).await?;
+    browser
+        .until("both lab hosts listed", T, || async {
+            let l = browser.testid("platform-list", T).await?;
+            Ok((l.attr("data-count").await?.as_deref() == Some("2")).then_some(()))
+        })
+        .await?;
+    let card = browser.client.find(Locator::Css("[data-testid='platform-card'][data-platform='lab-prod']")).await.context("the production host's card")?;
+    let vms = card.find(Locator::Css("[data-testid='platform-vms']")).await?;
+    let (found_n, managed) = (vms.attr("data-found").await?.unwrap_or_default(), vms.attr("data-managed").await?.unwrap_or_default());
+    ensure!(managed == "1" && found_n.parse::<u32>().unwrap_or(0) >= 5, "lab-prod: {found_n} VMs found, {managed} managed");
+    ensure!(card.attr("data-status").await?.as_deref() == Some("online"));
+    let address = browser.testid("platform-address", T).await?;
+    address.send_keys("qemu+unix:///system?socket=/nonexistent/libvirt-sock").await?;
+    browser.testid("platform-test", T).await?.click().await?;
+    let refused = browser.testid("platform-test-error", T).await?.text().await?;
+    ensure!(refused.contains("platform-root") || refused.contains("outside"), "the test names the problem: {refused}");
+    ensure!(!browser.testid("platform-add", T).await?.is_enabled().await?, "Add waits for a passing test");
+    card.find(Locator::Css("[data-testid='platform-rediscover']")).await?.click().await?;
+    let said = browser
+        .until("the rediscovery's result", Duration::from_secs(60), || async {
+            let c = browser.client.find(Locator::Css("[data-testid='platform-card'][data-platform='lab-prod']")).await?;
+            match c.find(Locator::Css("[data-testid='platform-rediscovered']")).await {
+                Ok(el) => Ok(Some(el.text().await?)),
+                Err(_) => Ok(None),
+            }
+        })
+        .await?;
+    ensure!(said.contains(&format!("Discovered {found_n} VMs")), "{said}");
+    browser.screenshot("platforms-desktop-1440x900").await?;
+    browser.resize(820, 1180).await?;
+    browser.screenshot("platforms-tablet-820x1180").await?;
     browser.close().await?;
     Ok(())
 }

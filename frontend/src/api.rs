@@ -133,6 +133,18 @@ pub async fn platforms() -> Result<Vec<Platform>, ApiError> {
     json(Request::get("/api/v1/platforms")).await
 }
 
+pub async fn test_platform(req: shared_types::discovery::TestPlatformRequest) -> Result<shared_types::discovery::PlatformTest, ApiError> {
+    json_with(Request::post("/api/v1/platforms/test"), &req).await
+}
+
+pub async fn rediscover_platform(id: String) -> Result<DiscoverVmsResponse, ApiError> {
+    post_empty(&format!("/api/v1/platforms/{}/rediscover", enc(&id))).await
+}
+
+pub async fn delete_platform(id: String) -> Result<(), ApiError> {
+    unit(Request::delete(&format!("/api/v1/platforms/{}", enc(&id))).build().map_err(transport)?).await
+}
+
 pub async fn add_platform(req: AddPlatformRequest) -> Result<Platform, ApiError> {
     json_with(Request::post("/api/v1/platforms"), &req).await
 }

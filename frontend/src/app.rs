@@ -25,6 +25,7 @@ use crate::pages::command::CommandPage;
 use crate::pages::networks::NetworksPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::planned::PlannedPage;
+use crate::pages::platforms::PlatformsPage;
 use crate::pages::recovery::RecoveryPage;
 use crate::pages::repositories::RepositoriesPage;
 use crate::pages::systems::SystemsPage;
@@ -90,7 +91,7 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/recovery") view=RecoveryPage />
                     <Route path=path!("/telemetry") view=TelemetryPage />
                     <Route path=path!("/repositories") view=RepositoriesPage />
-                    <Route path=path!("/platforms") view=PlannedPage />
+                    <Route path=path!("/platforms") view=PlatformsPage />
                     <Route path=path!("/networks") view=NetworksPage />
                     <Route path=path!("/schedules") view=PlannedPage />
                     <Route path=path!("/policies") view=PlannedPage />

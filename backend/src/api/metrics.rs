@@ -1,8 +1,10 @@
 //! `GET /metrics`: Prometheus metrics ([`crate::telemetry::metrics`]),
 //! outside the session-authenticated API. A scrape is answered when it
 //! carries the bearer token set with `--metrics-token`, or comes from an
-//! address `--metrics-allow` lists (default: this machine only); anything
-//! else is a 403 saying which of the two to set.
+//! address `--metrics-allow` lists (default: this machine only; a request
+//! carrying `Forwarded` / `X-Forwarded-For` / `X-Real-IP` came through a
+//! proxy and gets no address-based access); anything else is a 403 saying
+//! which of the two to set.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -87,7 +89,10 @@ impl MetricsAccess {
                 return true;
             }
         }
-        peer.is_some_and(|ip| self.allow.iter().any(|n| n.contains(ip)))
+        // Behind a reverse proxy every peer is the proxy (often this
+        // machine): a forwarded request gets no address-based access.
+        let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"].iter().any(|h| headers.contains_key(*h));
+        !forwarded && peer.is_some_and(|ip| self.allow.iter().any(|n| n.contains(ip)))
     }
 }
 
@@ -141,5 +146,8 @@ mod tests {
         assert!(!access.allows(None, &h));
         assert!(MetricsAccess::default().allows(Some("127.0.0.1".parse().unwrap()), &HeaderMap::new()));
         assert!(!MetricsAccess::default().allows(Some("192.0.2.1".parse().unwrap()), &HeaderMap::new()));
+        let mut proxied = HeaderMap::new();
+        proxied.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        assert!(!MetricsAccess::default().allows(Some("127.0.0.1".parse().unwrap()), &proxied), "a request a local proxy forwarded is not local");
     }
 }

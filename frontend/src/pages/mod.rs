@@ -7,6 +7,7 @@ pub mod flows;
 pub mod networks;
 pub mod not_found;
 pub mod planned;
+pub mod platforms;
 pub mod recovery;
 pub mod repositories;
 pub mod sign_in;

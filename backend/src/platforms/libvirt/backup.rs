@@ -73,6 +73,7 @@ fn sanitize(s: &str) -> String {
 /// `export_host`: where the export is opened, see
 /// [`LibvirtPlatform::export_host`](super::LibvirtPlatform::export_host).
 pub fn open(dom: Domain, def: &DomainDef, since: Option<&str>, chain: &Chain, export_host: Option<&str>) -> Result<Vec<DiskRead>> {
+    let tcp_host = export_host.map(export_address).transpose()?;
     {
         let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
         if !active.get_or_insert_with(HashSet::new).insert(def.uuid.clone()) {
@@ -88,7 +89,7 @@ pub fn open(dom: Domain, def: &DomainDef, since: Option<&str>, chain: &Chain, ex
         started_paused: false,
         job_started: false,
         dir: None,
-        tcp_host: export_host.map(str::to_string),
+        tcp_host,
     };
     let reads = session.begin(def, since, chain)?;
     Ok(reads)
@@ -167,6 +168,27 @@ fn agent_state(xml: &str) -> Option<String> {
 const PORTS: (u16, u16) = (10810, 10999);
 /// Ports tried before a backup gives up on finding a free one.
 const PORT_TRIES: u32 = 40;
+
+/// The address a TCP export is opened on and read from: `host` resolved
+/// here (QEMU on the host would resolve a name its own way: its own name
+/// is often 127.0.1.1 there, and an SSH alias nothing at all).
+fn export_address(host: &str) -> Result<String> {
+    use std::net::ToSocketAddrs;
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(host.to_string());
+    }
+    let addrs: Vec<std::net::IpAddr> = (host, 0)
+        .to_socket_addrs()
+        .map_err(|e| PlatformError::Invalid(format!("the host name '{host}' of the platform does not resolve here ({e}): use its address in the URI")))?
+        .map(|a| a.ip())
+        .collect();
+    addrs
+        .iter()
+        .find(|ip| !ip.is_loopback())
+        .or(addrs.first())
+        .map(|ip| ip.to_string())
+        .ok_or_else(|| PlatformError::Invalid(format!("the host name '{host}' of the platform has no address")))
+}
 
 /// Where the search for a free export port starts (spread, so concurrent
 /// backups rarely try the same ports).
@@ -312,7 +334,7 @@ impl Session {
             // /var/tmp (libvirt makes them there and removes them at the end).
             let scratch = match self.tcp_host {
                 None => dir.path().join(format!("scratch-{}.qcow2", d.target)),
-                Some(_) => PathBuf::from(format!("/var/tmp/{SOCKET_PREFIX}{}-{}.qcow2", sanitize(&self.uuid), sanitize(&d.target))),
+                Some(_) => PathBuf::from(format!("/var/tmp/{SOCKET_PREFIX}{}-{}-{}.qcow2", sanitize(&self.uuid), sanitize(&d.target), uuid::Uuid::new_v4().simple())),
             };
             disks_xml.push_str(&format!(
                 "<disk name='{}' backup='yes' type='file'><scratch file='{}'/></disk>",
@@ -372,6 +394,9 @@ impl Session {
         // The point in time is taken: the guest's filesystems go on.
         if matches!(quiesce, Quiesce::Frozen { .. }) {
             self.thaw();
+        }
+        if begun.is_err() && self.tcp_host.is_some() {
+            mark(&self.dom, EXPORT_NS, "", false);
         }
         begun?;
         self.job_started = true;
@@ -450,19 +475,33 @@ impl Session {
                 Quiesce::Frozen { filesystems: n }
             }
             Err(e) => {
-                mark(&self.dom, QUIESCE_NS, "", false);
+                // A freeze that timed out may still complete in the guest:
+                // thaw (a no-op when nothing is frozen) before going on.
+                self.thaw();
                 tracing::info!(vm = %self.name, error = %e, "the guest agent did not freeze the filesystems; reading crash-consistent");
                 Quiesce::AgentFailed { reason: e.to_string() }
             }
         }
     }
 
-    fn thaw(&self) {
-        match ffi::fs_thaw(&self.dom) {
-            Ok(_) => mark(&self.dom, QUIESCE_NS, "", false),
-            // The mark stays: the next start of a server tries again.
-            Err(e) => tracing::warn!(vm = %self.name, error = %e, "thawing the guest's filesystems"),
+    /// Thaws the guest (a few tries: a frozen guest cannot write); the
+    /// freeze mark goes once a thaw succeeded, else it stays for the end of
+    /// the read and the next server start to try again.
+    fn thaw(&self) -> bool {
+        for attempt in 0..3 {
+            match ffi::fs_thaw(&self.dom) {
+                Ok(_) => {
+                    mark(&self.dom, QUIESCE_NS, "", false);
+                    ffi::agent_default_timeout(&self.dom);
+                    return true;
+                }
+                Err(e) => {
+                    tracing::error!(vm = %self.name, attempt, error = %e, "thawing the guest's filesystems");
+                    std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
+                }
+            }
         }
+        false
     }
 
     /// Ends the job, settles the chain, and stops a VM started for the read.
@@ -483,6 +522,9 @@ impl Session {
         }
         if self.tcp_host.is_some() {
             mark(&self.dom, EXPORT_NS, "", false);
+        }
+        if marked(&self.dom, QUIESCE_NS) && !self.thaw() {
+            first_error.get_or_insert(PlatformError::Invalid(format!("VM '{}': its filesystems could not be thawed after the backup's freeze", self.name)));
         }
         let stale: Vec<String> = if success { std::mem::take(&mut self.older) } else { self.new_checkpoint.iter().cloned().collect() };
         for name in stale {

@@ -157,10 +157,14 @@ fn open_in_place(platform: &LibvirtPlatform, vm: &str, disk: &str, file: &Path, 
     };
     let uri = platform.uri().to_string();
     let vm = vm.to_string();
+    let file = file.to_path_buf();
     Ok(DiskWrite::new(
         client,
         Box::new(move |commit| {
-            server.close().map_err(|e| disk_err(&overlay, e))?;
+            if let Err(e) = server.close() {
+                let _ = std::fs::remove_file(&overlay);
+                return Err(disk_err(&overlay, e));
+            }
             if commit {
                 // Started behind our back since: nothing is written (QEMU's
                 // lock on the volume would refuse the merge anyway).
@@ -170,9 +174,21 @@ fn open_in_place(platform: &LibvirtPlatform, vm: &str, disk: &str, file: &Path, 
                     let _ = std::fs::remove_file(&overlay);
                     return Err(e);
                 }
-                tools::run("qemu-img", ["commit".into(), "-q".into(), "-d".into(), "-f".into(), "qcow2".into(), arg(&overlay)]).map_err(|e| {
-                    PlatformError::Invalid(format!("merging the writes into the disk of VM '{vm}' failed ({e}); they are kept in {}", overlay.display()))
-                })?;
+                if let Err(e) = tools::run("qemu-img", ["commit".into(), "-q".into(), "-d".into(), "-f".into(), "qcow2".into(), arg(&overlay)]) {
+                    // The writes are kept beside the volume (the work
+                    // directory may be temporary): merged again by hand with
+                    // `qemu-img commit`, or deleted.
+                    let keep = file.with_extension(format!("sendense-unmerged-{}.qcow2", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+                    let kept = std::fs::rename(&overlay, &keep).or_else(|_| std::fs::copy(&overlay, &keep).map(|_| ()));
+                    let _ = std::fs::remove_file(&overlay);
+                    return Err(PlatformError::Invalid(match kept {
+                        Ok(()) => format!(
+                            "merging the writes into the disk of VM '{vm}' failed ({e}); the disk may hold part of them; all of them are kept in {} (merge with `qemu-img commit` or delete it)",
+                            keep.display()
+                        ),
+                        Err(k) => format!("merging the writes into the disk of VM '{vm}' failed ({e}), and keeping them failed too ({k}); the disk may hold part of them"),
+                    }));
+                }
             }
             let _ = std::fs::remove_file(&overlay);
             Ok(())

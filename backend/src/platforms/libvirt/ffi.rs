@@ -216,3 +216,9 @@ pub fn fs_thaw(dom: &Domain) -> Result<u32> {
         n => Ok(n as u32),
     }
 }
+
+/// Puts the domain's guest agent timeout back to libvirt's default (after
+/// [`fs_freeze`] set its own).
+pub fn agent_default_timeout(dom: &Domain) {
+    unsafe { sys::virDomainAgentSetResponseTimeout(dom.as_ptr(), -1, 0) };
+}
