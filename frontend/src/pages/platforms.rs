@@ -21,6 +21,9 @@ use crate::session::use_session;
 pub fn PlatformsPage() -> impl IntoView {
     let d = nav::for_path("/platforms").expect("Platforms is in the navigation table");
     let version = RwSignal::new(0u32);
+    // What the last rediscovery of each platform found (kept here: the
+    // cards are made again when the list is read again after it).
+    let rediscovered = RwSignal::new(std::collections::HashMap::<String, String>::new());
     let platforms = LocalResource::new(move || {
         version.get();
         api::platforms()
@@ -39,7 +42,7 @@ pub fn PlatformsPage() -> impl IntoView {
                         let count = list.len().to_string();
                         view! {
                         <div class="card-grid" data-testid="platform-list" data-count=count>
-                            {list.into_iter().map(|p| view! { <PlatformCard p=p version=version /> }).collect_view()}
+                            {list.into_iter().map(|p| view! { <PlatformCard p=p version=version rediscovered=rediscovered /> }).collect_view()}
                         </div>
                         }.into_any()
                     }
@@ -121,17 +124,18 @@ fn status_class(s: PlatformStatus) -> &'static str {
 }
 
 #[component]
-fn PlatformCard(p: Platform, version: RwSignal<u32>) -> impl IntoView {
+fn PlatformCard(p: Platform, version: RwSignal<u32>, rediscovered: RwSignal<std::collections::HashMap<String, String>>) -> impl IntoView {
     let session = use_session();
     let rediscover = Act::new();
     let remove = Act::new();
     let confirming = RwSignal::new(false);
-    let found = RwSignal::new(None::<String>);
     let id = p.id.clone();
+    let id_found = id.clone();
+    let found = Memo::new(move |_| rediscovered.with(|m| m.get(&id_found).cloned()));
     let (id_r, id_d) = (id.clone(), id.clone());
     let name = p.name.clone();
     view! {
-        <div class="card" data-testid="platform-card" data-platform=p.name.clone() data-status=p.status.as_str()>
+        <div class="card platform-card" data-testid="platform-card" data-platform=p.name.clone() data-status=p.status.as_str()>
             <div class="card-head">
                 <h2>{p.name.clone()}</h2>
                 <span class=format!("status-pill {}", status_class(p.status)) data-testid="platform-status">{p.status.as_str().to_uppercase()}</span>
@@ -151,9 +155,14 @@ fn PlatformCard(p: Platform, version: RwSignal<u32>) -> impl IntoView {
                 <button class="button small" data-testid="platform-rediscover"
                     disabled=move || !session.can(Role::Operator) || rediscover.busy.get()
                     on:click=move |_| {
-                        found.set(None);
-                        rediscover.run(api::rediscover_platform(id_r.clone()), move |r| {
-                            found.set(Some(format!("Discovered {} VMs.", r.vms.len())));
+                        let id = id_r.clone();
+                        rediscovered.update(|m| {
+                            m.remove(&id);
+                        });
+                        rediscover.run(api::rediscover_platform(id.clone()), move |r| {
+                            rediscovered.update(|m| {
+                                m.insert(id, format!("Discovered {} VMs.", r.vms.len()));
+                            });
                             version.update(|v| *v += 1);
                         })
                     }>
