@@ -172,6 +172,17 @@ struct Template {
     /// The source had a QEMU guest agent channel (kept: the guest's agent
     /// answers on the new VM too, so its backups can be quiesced).
     agent: bool,
+    /// Each source disk's bus by its target name (`sda` → `sata`): kept, a
+    /// guest without virtio drivers (Windows) boots only from its own bus.
+    buses: std::collections::HashMap<String, String>,
+}
+
+/// The buses a disk may be given (libvirt's names).
+const BUSES: [&str; 6] = ["virtio", "sata", "scsi", "ide", "usb", "xen"];
+
+/// The bus of disk `target`: the source's (a known one), else virtio.
+fn bus_of<'a>(t: Option<&'a Template>, target: &str) -> &'a str {
+    t.and_then(|t| t.buses.get(target)).map(String::as_str).filter(|b| BUSES.contains(b)).unwrap_or("virtio")
 }
 
 /// The QEMU guest agent's channel (libvirt picks the host side's socket).
@@ -197,7 +208,13 @@ fn template(xml: &str) -> Option<Template> {
     let agent = root.descendants().any(|n| {
         n.has_tag_name("channel") && n.children().any(|t| t.has_tag_name("target") && t.attribute("name") == Some("org.qemu.guest_agent.0"))
     });
-    Some(Template { domain_type: root.attribute("type").unwrap_or("kvm").to_string(), os, features: part("features"), cpu: part("cpu"), emulator, agent })
+    let buses = root
+        .descendants()
+        .filter(|n| n.has_tag_name("disk") && n.attribute("device").unwrap_or("disk") == "disk")
+        .filter_map(|d| d.children().find(|c| c.has_tag_name("target")))
+        .filter_map(|t| Some((t.attribute("dev")?.to_string(), t.attribute("bus")?.to_string())))
+        .collect();
+    Some(Template { domain_type: root.attribute("type").unwrap_or("kvm").to_string(), os, features: part("features"), cpu: part("cpu"), emulator, agent, buses })
 }
 
 /// Creates the VM (stopped, or started when `spec.power` says so).
@@ -209,15 +226,17 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
     let pool_name = pool.name().map_err(|e| lv("reading the pool's name", e))?;
     let mut made: Vec<StorageVol> = Vec::new();
     let result = (|| -> Result<String> {
+        let t = spec.definition.as_deref().and_then(template);
         let mut disks = String::new();
         for d in spec.disks.iter().filter(|d| d.in_place) {
             // An image this machine manages (a replica's chain, a test
             // overlay): the domain runs on the file where it lies.
             disks.push_str(&format!(
-                "<disk type='file' device='disk'><driver name='qemu' type='{}'/><source file='{}'/><target dev='{}' bus='virtio'/></disk>",
+                "<disk type='file' device='disk'><driver name='qemu' type='{}'/><source file='{}'/><target dev='{}' bus='{}'/></disk>",
                 d.image_format.qemu_name(),
                 escape(&d.image.to_string_lossy()),
-                escape(&d.name)
+                escape(&d.name),
+                bus_of(t.as_ref(), &d.name)
             ));
         }
         for d in spec.disks.iter().filter(|d| !d.in_place) {
@@ -236,18 +255,18 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
             }
             made.push(uploaded?);
             disks.push_str(&format!(
-                "<disk type='volume' device='disk'><driver name='qemu' type='{}'/><source pool='{}' volume='{}'/><target dev='{}' bus='virtio'/></disk>",
+                "<disk type='volume' device='disk'><driver name='qemu' type='{}'/><source pool='{}' volume='{}'/><target dev='{}' bus='{}'/></disk>",
                 format.qemu_name(),
                 escape(&pool_name),
                 escape(&vol_name),
-                escape(&d.name)
+                escape(&d.name),
+                bus_of(t.as_ref(), &d.name)
             ));
         }
         // A restore gets new MACs (libvirt makes them); a replica or its
         // test VM keeps the source's, as the guest knows them.
         let parking = spec.nics.iter().any(|n| n.network.is_empty()).then(|| parking_network(conn)).flatten();
         let nics = interfaces(&spec.nics, spec.disks.iter().all(|d| d.in_place), parking.as_deref());
-        let t = spec.definition.as_deref().and_then(template);
         let domain_type = t.as_ref().map(|t| t.domain_type.clone()).unwrap_or_else(|| "kvm".into());
         let os = t.as_ref().and_then(|t| t.os.clone()).unwrap_or_else(|| match spec.firmware {
             Firmware::Uefi => "<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>".into(),
@@ -403,4 +422,27 @@ pub fn delete(conn: &Connect, dom: &virt::domain::Domain, def: &super::domain_xm
         vol.delete(0).map_err(|e| lv("deleting a disk volume", e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bus_of, template};
+
+    #[test]
+    fn a_new_vm_keeps_each_disks_bus_and_the_guest_agent_channel() {
+        let xml = "<domain type='kvm'><name>win</name><os><type>hvm</type></os><devices>\
+            <disk type='file' device='disk'><source file='/a.qcow2'/><target dev='sda' bus='sata'/></disk>\
+            <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/></disk>\
+            <disk type='file' device='disk'><source file='/b.qcow2'/><target dev='vdb' bus='virtio'/></disk>\
+            <disk type='file' device='disk'><source file='/c.qcow2'/><target dev='sdz' bus='floppy-ish'/></disk>\
+            <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel></devices></domain>";
+        let t = template(xml).unwrap();
+        assert_eq!(bus_of(Some(&t), "sda"), "sata", "a Windows disk stays on SATA");
+        assert_eq!(bus_of(Some(&t), "vdb"), "virtio");
+        assert_eq!(bus_of(Some(&t), "hdc"), "virtio", "a CD-ROM is not a disk to restore");
+        assert_eq!(bus_of(Some(&t), "sdz"), "virtio", "an unknown bus falls back");
+        assert_eq!(bus_of(None, "sda"), "virtio", "no definition: virtio");
+        assert!(t.agent);
+        assert!(!template("<domain type='kvm'><devices/></domain>").unwrap().agent);
+    }
 }
