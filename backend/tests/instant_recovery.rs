@@ -141,6 +141,7 @@ fn a_vm_boots_from_a_restore_point_is_finalized_while_running_and_the_restore_po
         firmware: Firmware::Bios,
         os: GuestOs::Linux,
         nics: vec![NicInfo { mac: "52:54:00:00:00:01".into(), network: "lan".into(), model: "virtio".into() }],
+        pool: None,
     };
     let log = |l: String| eprintln!("  log: {l}");
     let t0 = Instant::now();
@@ -195,9 +196,19 @@ fn a_vm_boots_from_a_restore_point_is_finalized_while_running_and_the_restore_po
     restore::restore(&ds, &name, &snap, Some("vda"), &after, 2, &Progress::new()).unwrap();
     assert_eq!(file_digest(&after), before_digest, "the restore point is byte-identical to before the instant recovery");
 
-    // Discard leaves nothing: a second instant VM from the same point.
+    // Discard leaves nothing: a second instant VM from the same point, its
+    // overlays in another storage pool of the host (an unknown pool is
+    // refused by name).
+    let fast = t.path().join("fast-pool");
+    std::fs::create_dir_all(&fast).unwrap();
+    let conn = platform.connect().unwrap();
+    conn.define_storage_pool_xml(&format!("<pool type='dir'><name>fast</name><target><path>{}</path></target></pool>", fast.display()), 0).unwrap().create(0).unwrap();
+    let nowhere = instant::folder(&platform, Some("nope"), "g1-x").unwrap_err().to_string();
+    assert!(nowhere.contains("no storage pool 'nope'") && nowhere.contains("fast"), "{nowhere}");
     let export = Export::open(&ds, &name, &snap, &sock_dir.path().join("e2.sock"), "ir-2").unwrap();
-    let second = instant::boot(&ds, &platform, export.server.socket(), &InstantRequest { name: "g1-instant2".into(), ..req.clone() }, &log).unwrap();
+    let second =
+        instant::boot(&ds, &platform, export.server.socket(), &InstantRequest { name: "g1-instant2".into(), pool: Some("fast".into()), ..req.clone() }, &log).unwrap();
+    assert_eq!(second.dir, fast.join("g1-instant2"), "the overlays are in the chosen pool");
     instant::discard(&platform, &second.vm.id, &second.dir).unwrap();
     export.close();
     assert!(matches!(platform.vm("g1-instant2"), Err(sendense::platforms::PlatformError::VmNotFound(_))));

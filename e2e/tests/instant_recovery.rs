@@ -137,6 +137,9 @@ async fn a_vm_boots_from_a_backup_and_its_finalize_survives_a_server_kill() -> R
     let pools = b.testid("wizard-pool", T).await?.text().await?;
     ensure!(pools.contains("ssd") && pools.contains("images"), "the wizard offers the DR host's pools: {pools}");
     println!("screenshot {}", b.screenshot("restore-wizard-pools-desktop-1440x900").await?.display());
+    // The overlays (and, after finalize, the disks) go to the chosen pool.
+    b.testid("wizard-pool", T).await?.select_by_value("ssd").await?;
+    b.testid("wizard-report", Duration::from_secs(20)).await?;
     let t0 = Instant::now();
     click(b, "wizard-instant").await?;
     b.testid("wizard-step-run", T).await?;
@@ -190,7 +193,8 @@ async fn a_vm_boots_from_a_backup_and_its_finalize_survives_a_server_kill() -> R
     ensure!(done["pinned"] == false && done["finalize_total"].as_u64().unwrap_or(0) > 0, "{done}");
     ensure!(done["finalize_done"] == done["finalize_total"], "{done}");
     ensure!(export_processes(&socket) == 0, "the export process ended");
-    let image = server.lab_dir().join("libvirt/dr/images/web-01-instant/vda.qcow2");
+    let image = fast.join("web-01-instant/vda.qcow2");
+    ensure!(!server.lab_dir().join("libvirt/dr/images/web-01-instant").exists(), "nothing in the default pool");
     let info = Command::new("qemu-img").args(["info", "-U", "--output=json"]).arg(&image).output()?;
     ensure!(info.status.success() && !String::from_utf8_lossy(&info.stdout).contains("backing-filename"), "the disk stands alone: {}", String::from_utf8_lossy(&info.stdout));
     let vms = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": dr})), 200)?;

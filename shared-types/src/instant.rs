@@ -36,6 +36,10 @@ pub struct InstantRecoveryRequest {
     /// goes to the target network of the same name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub network_mapping: BTreeMap<String, String>,
+    /// The target's directory storage pool for the VM's disk overlays (and,
+    /// after finalize, its disks); unset: the host's default pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_pool: Option<String>,
 }
 
 /// `POST /api/v1/restore/instant/{id}/finalize`.

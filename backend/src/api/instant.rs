@@ -107,7 +107,7 @@ async fn start(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJso
         disk_format: None,
         network_mapping: req.network_mapping.clone(),
         power_on: true,
-        storage_pool: None,
+        storage_pool: req.storage_pool.clone(),
     };
     let p = super::recovery::prepare(&state, &as_restore).await?;
     if let Some(message) = p.license {
@@ -129,10 +129,10 @@ async fn start(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJso
             format!("instant recovery runs VMs on libvirt hosts; '{}' is not one", p.target.name),
         ));
     }
-    let (address, name, vm) = (p.target.address.clone(), p.target.name.clone(), req.name.clone());
+    let (address, name, vm, pool) = (p.target.address.clone(), p.target.name.clone(), req.name.clone(), req.storage_pool.clone());
     tokio::task::spawn_blocking(move || -> Result<PathBuf, String> {
         let target = inventory::connect(kind, &address).map_err(|e| e.to_string())?;
-        instant::folder(target.as_ref(), &vm).map_err(|e| e.to_string())
+        instant::folder(target.as_ref(), pool.as_deref(), &vm).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("checking the target: {e}")))?
@@ -147,7 +147,7 @@ async fn start(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJso
         return Err(ApiError::conflict("instant_recovery_exists", format!("an instant recovery named '{}' is {} on that host (id {})", b.name, b.state, b.id)));
     }
     let o = &p.options;
-    let options = InstantOptions { vcpus: o.vcpus, memory_mib: o.memory_mib, firmware: o.firmware, os: o.os, nics: o.nics.clone() };
+    let options = InstantOptions { vcpus: o.vcpus, memory_mib: o.memory_mib, firmware: o.firmware, os: o.os, nics: o.nics.clone(), storage_pool: req.storage_pool.clone() };
     let id = new_id();
     let now = Utc::now();
     let row = instant_recoveries::ActiveModel {

@@ -118,6 +118,13 @@ pub trait Platform: Send + Sync {
     fn image_dir(&self) -> Result<Option<PathBuf>> {
         Ok(None)
     }
+    /// [`Platform::image_dir`] in the storage pool `pool` (`None`: the default one).
+    fn image_dir_in(&self, pool: Option<&str>) -> Result<Option<PathBuf>> {
+        match pool {
+            None => self.image_dir(),
+            Some(p) => Err(PlatformError::Invalid(format!("this platform has no storage pool '{p}' to choose"))),
+        }
+    }
     /// The host's networks.
     fn networks(&self) -> Result<Vec<NetworkInfo>> {
         Ok(self.inventory()?.networks)

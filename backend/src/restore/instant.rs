@@ -116,6 +116,8 @@ pub struct InstantRequest {
     pub os: GuestOs,
     /// NICs with their target networks (new MACs are made).
     pub nics: Vec<NicInfo>,
+    /// The target's storage pool for the overlays (`None`: its default).
+    pub pool: Option<String>,
 }
 
 /// A booted instant VM.
@@ -130,10 +132,11 @@ pub struct Booted {
     pub boot_line: Option<String>,
 }
 
-/// The folder of `vm`'s overlays on `target`; an error when the host has
-/// no directory pool on this machine.
-pub fn folder(target: &dyn Platform, vm: &str) -> Result<PathBuf, JobError> {
-    let dir = target.image_dir()?.ok_or_else(|| {
+/// The folder of `vm`'s overlays on `target`, in its storage pool `pool`
+/// (`None`: the default one); an error when that pool is not a directory
+/// on this machine.
+pub fn folder(target: &dyn Platform, pool: Option<&str>, vm: &str) -> Result<PathBuf, JobError> {
+    let dir = target.image_dir_in(pool)?.ok_or_else(|| {
         PlatformError::Invalid("instant recovery needs a host whose storage pool is a directory on this server's machine (the VM's disk overlays live there)".into())
     })?;
     Ok(dir.join(vm))
@@ -151,7 +154,7 @@ pub fn boot(ds: &Datastore, target: &dyn Platform, socket: &Path, req: &InstantR
         Err(PlatformError::VmNotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    let dir = folder(target, &req.name)?;
+    let dir = folder(target, req.pool.as_deref(), &req.name)?;
     if dir.exists() {
         return Err(PlatformError::Invalid(format!("{} already exists on the host: remove it or choose another name", dir.display())).into());
     }

@@ -47,6 +47,9 @@ pub struct InstantOptions {
     pub firmware: Firmware,
     pub os: GuestOs,
     pub nics: Vec<NicInfo>,
+    /// The target's storage pool for the overlays (`None`: its default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_pool: Option<String>,
 }
 
 /// What a job of this kind does (`jobs.options`).
@@ -221,6 +224,7 @@ async fn start_vm(runner: &Runner, job: &jobs::Model, plan: Plan) -> Result<(), 
         firmware: options.firmware,
         os: options.os,
         nics: options.nics,
+        pool: options.storage_pool,
     };
     let (kind, address, data_dir, repository, socket, id) =
         (plan.target_kind, plan.target_address.clone(), plan.data_dir.clone(), plan.repository.clone(), PathBuf::from(&row.socket), row.id.clone());
@@ -363,7 +367,10 @@ pub async fn discard(runner: &Runner, row: &instant_recoveries::Model) -> Result
                 let vm = row.vm_id.clone().unwrap_or_else(|| row.name.clone());
                 let dir = match &row.dir {
                     Some(d) => PathBuf::from(d),
-                    None => instant::folder(platform.as_ref(), &row.name).map_err(|e| e.to_string())?,
+                    None => {
+                        let pool = serde_json::from_str::<InstantOptions>(&row.options).ok().and_then(|o| o.storage_pool);
+                        instant::folder(platform.as_ref(), pool.as_deref(), &row.name).map_err(|e| e.to_string())?
+                    }
                 };
                 // A VM by name only where Sendense made its folder.
                 if row.vm_id.is_some() || dir.join(instant::MARKER).exists() {

@@ -107,7 +107,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
     };
     let start_instant = move |_| {
         let r = request();
-        let req = InstantRecoveryRequest { backup_id: r.backup_id, target_platform_id: r.target_platform_id, name: r.name, network_mapping: r.network_mapping };
+        let req = InstantRecoveryRequest { backup_id: r.backup_id, target_platform_id: r.target_platform_id, name: r.name, network_mapping: r.network_mapping, storage_pool: r.storage_pool };
         run.run(api::instant_start(req), move |i| {
             instant.set(Some(i));
             step.set(3);

@@ -298,6 +298,10 @@ impl Platform for LibvirtPlatform {
     }
 
     fn image_dir(&self) -> Result<Option<std::path::PathBuf>> {
+        self.image_dir_in(None)
+    }
+
+    fn image_dir_in(&self, pool: Option<&str>) -> Result<Option<std::path::PathBuf>> {
         // The pool's directory is this machine's only when the host is
         // (a local transport, no host name), and only a directory pool
         // holds files (not an LVM, disk or iSCSI pool's /dev path).
@@ -306,7 +310,7 @@ impl Platform for LibvirtPlatform {
             return Ok(None);
         }
         let conn = self.connect()?;
-        let pool = create::default_pool(&conn)?;
+        let pool = create::pool_named(&conn, pool)?;
         let xml = pool.xml_desc(0).unwrap_or_default();
         let kind = roxmltree::Document::parse(&xml).ok().and_then(|d| d.root_element().attribute("type").map(str::to_string)).unwrap_or_default();
         if !matches!(kind.as_str(), "dir" | "fs" | "netfs") {
