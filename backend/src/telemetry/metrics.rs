@@ -290,60 +290,42 @@ async fn catalog(out: &mut Out, db: &DatabaseConnection, data_dir: &std::path::P
 
     // Repositories: capacity, usage, last verify and GC.
     let repos = repositories::Entity::find().all(db).await?;
-    out.family("sendense_repository_capacity_bytes", "gauge", "Size of the filesystem a repository lives on.");
     let mut described = Vec::new();
     for row in repos {
         described.push(crate::catalog::repositories::describe(data_dir, row, 0, stats).await);
     }
-    for r in &described {
-        if let Some(c) = &r.capacity {
-            out.sample("sendense_repository_capacity_bytes", &[("repository", &r.name)], c.total_bytes as f64);
+    type Gauge = fn(&shared_types::repositories::Repository) -> Option<f64>;
+    let gauges: [(&str, &str, Gauge); 8] = [
+        ("sendense_repository_capacity_bytes", "Size of the filesystem a repository lives on.", |r| r.capacity.as_ref().map(|c| c.total_bytes as f64)),
+        ("sendense_repository_free_bytes", "Space left on the filesystem a repository lives on.", |r| r.capacity.as_ref().map(|c| c.free_bytes as f64)),
+        ("sendense_repository_stored_bytes", "Bytes the repository's own files take (packs, indexes, manifests).", |r| {
+            r.stats.as_ref().map(|s| s.repository_bytes as f64)
+        }),
+        ("sendense_repository_restore_points", "Restore points in the repository.", |r| r.stats.as_ref().map(|s| s.snapshots as f64)),
+        ("sendense_repository_up", "1 when the repository can be read.", |r| Some(f64::from(u8::from(r.stats.is_some())))),
+        ("sendense_verify_last_timestamp_seconds", "When the repository's last verify ran (Unix time).", |r| {
+            r.upkeep.last_verify.as_ref().map(|v| v.at.timestamp() as f64)
+        }),
+        ("sendense_gc_last_timestamp_seconds", "When the repository's last garbage collection ran (Unix time).", |r| {
+            r.upkeep.last_gc.as_ref().map(|g| g.at.timestamp() as f64)
+        }),
+        ("sendense_gc_last_reclaimed_bytes", "Bytes the repository's last garbage collection gave back.", |r| {
+            r.upkeep.last_gc.as_ref().map(|g| g.reclaimed_bytes as f64)
+        }),
+    ];
+    for (name, help, value) in gauges {
+        out.family(name, "gauge", help);
+        for r in &described {
+            if let Some(v) = value(r) {
+                out.sample(name, &[("repository", &r.name)], v);
+            }
         }
     }
-    out.family("sendense_repository_free_bytes", "gauge", "Space left on the filesystem a repository lives on.");
-    for r in &described {
-        if let Some(c) = &r.capacity {
-            out.sample("sendense_repository_free_bytes", &[("repository", &r.name)], c.free_bytes as f64);
-        }
-    }
-    out.family("sendense_repository_stored_bytes", "gauge", "Bytes the repository's own files take (packs, indexes, manifests).");
-    for r in &described {
-        if let Some(s) = &r.stats {
-            out.sample("sendense_repository_stored_bytes", &[("repository", &r.name)], s.repository_bytes as f64);
-        }
-    }
-    out.family("sendense_repository_restore_points", "gauge", "Restore points in the repository.");
-    for r in &described {
-        if let Some(s) = &r.stats {
-            out.sample("sendense_repository_restore_points", &[("repository", &r.name)], s.snapshots as f64);
-        }
-    }
-    out.family("sendense_repository_up", "gauge", "1 when the repository can be read.");
-    for r in &described {
-        out.sample("sendense_repository_up", &[("repository", &r.name)], f64::from(u8::from(r.stats.is_some())));
-    }
-    out.family("sendense_verify_last_timestamp_seconds", "gauge", "When the repository's last verify ran (Unix time).");
-    for r in &described {
-        if let Some(v) = &r.upkeep.last_verify {
-            out.sample("sendense_verify_last_timestamp_seconds", &[("repository", &r.name)], v.at.timestamp() as f64);
-        }
-    }
+    // With the verify's outcome as a label too.
     out.family("sendense_verify_last_damaged_restore_points", "gauge", "Restore points the repository's last verify found damaged.");
     for r in &described {
         if let Some(v) = &r.upkeep.last_verify {
             out.sample("sendense_verify_last_damaged_restore_points", &[("repository", &r.name), ("outcome", v.outcome.as_str())], v.damaged as f64);
-        }
-    }
-    out.family("sendense_gc_last_timestamp_seconds", "gauge", "When the repository's last garbage collection ran (Unix time).");
-    for r in &described {
-        if let Some(g) = &r.upkeep.last_gc {
-            out.sample("sendense_gc_last_timestamp_seconds", &[("repository", &r.name)], g.at.timestamp() as f64);
-        }
-    }
-    out.family("sendense_gc_last_reclaimed_bytes", "gauge", "Bytes the repository's last garbage collection gave back.");
-    for r in &described {
-        if let Some(g) = &r.upkeep.last_gc {
-            out.sample("sendense_gc_last_reclaimed_bytes", &[("repository", &r.name)], g.reclaimed_bytes as f64);
         }
     }
     Ok(())
