@@ -78,7 +78,7 @@ build_web() {
 # sources are never edited. See ../shared/libvirt/LIBVIRT.md.
 need_libvirt() {
   local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
-    qemu-system-x86 qemu-system-common qemu-system-data seabios busybox-static dnsmasq-base iptables libnbd-bin)
+    qemu-system-x86 qemu-system-common qemu-system-data seabios ovmf busybox-static dnsmasq-base iptables libnbd-bin)
   local missing=() pkg
   for pkg in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

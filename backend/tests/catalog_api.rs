@@ -1,5 +1,5 @@
 //! The catalog API through the real router on a fresh SQLite catalog, with
-//! real KVM host directories (qcow2 disks made by qemu-img) and real
+//! real libvirt hosts (shut-off VMs on qcow2 disks made by qemu-img) and real
 //! repository snapshots: platforms, discovery and bulk add, groups, flows
 //! and their state rule, restore points, repositories, jobs, roles, and the
 //! managed-VM list at 10,000 VMs.
@@ -34,6 +34,7 @@ use shared_types::repositories::{Repository, RepositoryStatus};
 use shared_types::vms::{ProtectionStatus, VmContextPage, VmDetails, VmStatus};
 
 mod support;
+use support::kvm::TestHost;
 use support::{fixture, Fixture};
 
 // The migrations' throw-away PostgreSQL server, shared rather than copied.
@@ -89,6 +90,8 @@ struct Lab {
     token: String,
     root: tempfile::TempDir,
     backend: &'static str,
+    /// The libvirt hosts started for this test, stopped with it.
+    hosts: std::sync::Mutex<Vec<Arc<TestHost>>>,
 }
 
 impl Lab {
@@ -115,7 +118,7 @@ impl Lab {
     async fn on(f: Fixture, backend: &'static str) -> Lab {
         ensure_local(&f.state.db, f.data.path()).await.unwrap();
         let token = f.admin_token().await;
-        Lab { f, token, root: tempfile::tempdir().unwrap(), backend }
+        Lab { f, token, root: tempfile::tempdir().unwrap(), backend, hosts: Default::default() }
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> support::Reply {
@@ -128,13 +131,13 @@ impl Lab {
         reply.json()
     }
 
-    /// A platform for a host with web-01 and db-01, added through the API.
-    async fn platform(&self) -> (Platform, PathBuf) {
+    /// A platform for a libvirt host with web-01 and db-01, added through the API.
+    async fn platform(&self) -> (Platform, Arc<TestHost>) {
         let dir = host_dir(self.root.path(), "kvm-prod-01", &[("web-01", VM1), ("db-01", VM2)]);
-        let p: Platform = self
-            .ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": dir.display().to_string()})), StatusCode::CREATED)
-            .await;
-        (p, dir)
+        let host = Arc::new(TestHost::start(&dir).await);
+        self.hosts.lock().unwrap().push(host.clone());
+        let p: Platform = self.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": host.uri()})), StatusCode::CREATED).await;
+        (p, host)
     }
 
     /// Both VMs of the platform under management; returns their context ids (web-01, db-01).
@@ -153,27 +156,26 @@ impl Lab {
 }
 
 #[tokio::test]
-async fn adding_a_kvm_host_checks_its_directory_and_names_the_problem() {
-    adding_a_kvm_host_checks_its_directory_and_names_the_problem_on(&Lab::new().await).await;
+async fn adding_a_kvm_host_checks_its_uri_and_names_the_problem() {
+    adding_a_kvm_host_checks_its_uri_and_names_the_problem_on(&Lab::new().await).await;
 }
 
-async fn adding_a_kvm_host_checks_its_directory_and_names_the_problem_on(lab: &Lab) {
-    let missing = lab.root.path().join("no-such-host");
-    let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": missing.display().to_string()}))).await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-    let e = err(&reply);
-    assert!(e.message.contains("no-such-host") && e.message.contains("does not exist"), "{}", e.message);
-    assert_eq!(e.details[0].field, "address");
-
-    let empty = lab.root.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": empty.display().to_string()}))).await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-    assert!(err(&reply).message.contains("host.json"), "{}", reply.body);
-
-    let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": "hosts/kvm"}))).await;
+async fn adding_a_kvm_host_checks_its_uri_and_names_the_problem_on(lab: &Lab) {
+    // A KVM host is its libvirt URI: a path is refused, saying what to give.
+    let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": lab.root.path().display().to_string()}))).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
-    assert!(err(&reply).message.contains("relative path"), "{}", reply.body);
+    let e = err(&reply);
+    assert!(e.message.contains("is not a libvirt URI") && e.message.contains("qemu:///system"), "{}", e.message);
+    assert_eq!(e.details[0].field, "address");
+    // A host that does not answer: a 422 naming its socket.
+    let missing = lab.root.path().join("no-such-host/libvirt-sock");
+    let uri = format!("qemu+unix:///system?socket={}", missing.display());
+    let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": uri}))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert!(err(&reply).message.contains("no-such-host/libvirt-sock"), "{}", reply.body);
+    let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": "qemu+unix:///system?socket=rel/sock"}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(err(&reply).message.contains("absolute path"), "{}", reply.body);
     let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "vmware", "address": "/x"}))).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
     let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm"}))).await;
@@ -181,19 +183,17 @@ async fn adding_a_kvm_host_checks_its_directory_and_names_the_problem_on(lab: &L
     assert!(err(&reply).message.contains("address"), "{}", reply.body);
 
     // Testing does not save; a good host answers with what it found.
-    let t: PlatformTest =
-        lab.ok("POST", "/api/v1/platforms/test", Some(json!({"kind": "kvm", "address": missing.display().to_string()})), StatusCode::OK).await;
-    assert!(!t.ok && t.message.contains("does not exist"), "{t:?}");
-    let (p, dir) = lab.platform().await;
+    let t: PlatformTest = lab.ok("POST", "/api/v1/platforms/test", Some(json!({"kind": "kvm", "address": uri})), StatusCode::OK).await;
+    assert!(!t.ok && t.message.contains("no-such-host/libvirt-sock"), "{t:?}");
+    let (p, host) = lab.platform().await;
     assert_eq!((p.name.as_str(), p.discovered_vms, p.managed_vms), ("kvm-prod-01", 2, 0));
     assert_eq!(p.networks[0].name, "lan");
     assert!(p.last_discovery_at.is_some() && p.last_error.is_none());
-    let t: PlatformTest =
-        lab.ok("POST", "/api/v1/platforms/test", Some(json!({"kind": "kvm", "address": dir.display().to_string()})), StatusCode::OK).await;
+    let t: PlatformTest = lab.ok("POST", "/api/v1/platforms/test", Some(json!({"kind": "kvm", "address": host.uri()})), StatusCode::OK).await;
     assert!(t.ok && t.vm_count == 2, "{t:?}");
 
-    // The same directory twice is a conflict naming the first.
-    let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": format!("{}/", dir.display())}))).await;
+    // The same host twice is a conflict naming the first.
+    let reply = lab.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": format!(" {} ", host.uri())}))).await;
     assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
     assert!(err(&reply).message.contains("kvm-prod-01"), "{}", reply.body);
 
@@ -212,7 +212,7 @@ async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms() {
 }
 
 async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms_on(lab: &Lab) {
-    let (p, dir) = lab.platform().await;
+    let (p, host) = lab.platform().await;
     let mut events = lab.f.state.events.subscribe();
     let found: DiscoverVmsResponse =
         lab.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": p.id})), StatusCode::OK).await;
@@ -263,20 +263,20 @@ async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms_on(lab: &La
     assert_eq!(ungrouped.total, 2);
 
     // A VM deleted on the host shows as missing after a rediscovery.
-    std::fs::remove_dir_all(definition::vm_dir(&dir, "db-01")).unwrap();
+    host.undefine("db-01");
     let found: DiscoverVmsResponse = lab.ok("POST", &format!("/api/v1/platforms/{}/rediscover", p.id), None, StatusCode::OK).await;
     assert_eq!(found.vms.len(), 1);
     assert_eq!(found.missing.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), vec!["db-01"]);
     let missing: VmContextPage = lab.ok("GET", "/api/v1/vm-contexts?status=missing", None, StatusCode::OK).await;
     assert_eq!(missing.items[0].name, "db-01");
 
-    // A host that vanished is recorded as failing, with the reason.
-    std::fs::remove_dir_all(&dir).unwrap();
+    // A host that went away is recorded as failing, with the reason.
+    host.stop();
     let reply = lab.call("POST", &format!("/api/v1/platforms/{}/rediscover", p.id), None).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
-    assert!(err(&reply).message.contains("does not exist"), "{}", reply.body);
+    assert!(err(&reply).message.contains("cannot reach the libvirt host"), "{}", reply.body);
     let p: Platform = lab.ok("GET", &format!("/api/v1/platforms/{}", p.id), None, StatusCode::OK).await;
-    assert!(p.last_error.unwrap().contains("does not exist"));
+    assert!(p.last_error.unwrap().contains("cannot reach the libvirt host"));
 
     // /vms takes the platform by name; one VM has its disks and NICs.
     let by_name: VmContextPage = lab.ok("GET", "/api/v1/vms?platform=kvm-prod-01", None, StatusCode::OK).await;
@@ -673,7 +673,7 @@ async fn a_repository_in_maintenance_refuses_new_backups() {
 #[tokio::test]
 async fn the_catalog_api_works_on_postgresql() {
     let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
-    adding_a_kvm_host_checks_its_directory_and_names_the_problem_on(&Lab::postgres(&cluster, "hosts").await).await;
+    adding_a_kvm_host_checks_its_uri_and_names_the_problem_on(&Lab::postgres(&cluster, "hosts").await).await;
     discovery_and_bulk_add_are_idempotent_and_track_missing_vms_on(&Lab::postgres(&cluster, "discovery").await).await;
     protection_groups_hold_each_vm_at_most_once_on(&Lab::postgres(&cluster, "groups").await).await;
     flows_validate_their_input_and_follow_the_state_rule_on(&Lab::postgres(&cluster, "flows").await).await;

@@ -28,6 +28,7 @@ use shared_types::repositories::Repository;
 mod support;
 
 use support::api::Api;
+use support::kvm::TestHost;
 
 /// A string the lab writes into web-01's web site files.
 const GUEST_TEXT: &[u8] = b"shop.example.com";
@@ -115,8 +116,9 @@ async fn the_default_repository_is_encrypted_and_its_key_is_kept_apart() {
     std::fs::remove_file(&raw).unwrap();
 
     // Backups through the job runner into both repositories.
-    let prod = api.add_kvm_host(&prod_dir).await;
-    let dr = api.add_kvm_host(&dr_dir).await;
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(&prod_dir), TestHost::start(&dr_dir));
+    let prod = api.add_host(&prod_host).await;
+    let dr = api.add_host(&dr_host).await;
     let vm = api.manage(&prod, &["web-01"]).await.remove(0);
     let backup = api.back_up(&vm, "full").await;
     let queued: QueuedJobs = api
@@ -145,7 +147,7 @@ async fn the_default_repository_is_encrypted_and_its_key_is_kept_apart() {
         .await;
     let done = api.wait(&job.id, 180).await;
     assert_eq!(done["job"]["status"], "completed", "{done}");
-    let restored = std::fs::read_dir(dr_dir.join("vms/web-01-back")).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "qcow2")).unwrap();
+    let restored = dr_host.disk_files("web-01-back")[0].1.clone();
     let cmp = Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(&source_disk).arg(&restored).status().unwrap();
     assert!(cmp.success(), "the restored disk equals web-01's");
 

@@ -25,6 +25,7 @@ use shared_types::networks::{
 use shared_types::recovery::NoteSeverity;
 
 mod support;
+use support::kvm::TestHost;
 
 struct Api {
     f: support::Fixture,
@@ -78,9 +79,10 @@ async fn lab_networks_are_recommended_mapped_in_bulk_and_validated_before_failov
     let api = Api { f, token };
 
     // Both lab hosts registered (which discovers their networks), every production VM managed.
-    let add = |host: &str| json!({"kind": "kvm", "address": lab_dir.join("hosts").join(host).display().to_string()});
-    let prod: Platform = api.ok("POST", "/api/v1/platforms", Some(add(lab_catalog::PROD_HOST)), StatusCode::CREATED).await;
-    let dr: Platform = api.ok("POST", "/api/v1/platforms", Some(add(lab_catalog::DR_HOST)), StatusCode::CREATED).await;
+    let (prod_host, dr_host) =
+        tokio::join!(TestHost::start(&lab_dir.join("hosts").join(lab_catalog::PROD_HOST)), TestHost::start(&lab_dir.join("hosts").join(lab_catalog::DR_HOST)));
+    let prod: Platform = api.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": prod_host.uri()})), StatusCode::CREATED).await;
+    let dr: Platform = api.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": dr_host.uri()})), StatusCode::CREATED).await;
     let found: DiscoverVmsResponse = api.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod.id})), StatusCode::OK).await;
     let ids: Vec<String> = found.vms.iter().map(|v| v.vm.id.clone()).collect();
     let added: BulkAddResponse =

@@ -1,10 +1,11 @@
-//! An overwrite restore never loses both VMs, on the real demo lab and real
-//! qemu-img: web-01 restored to the DR host, then overwritten by a restore
-//! whose disk conversion fails half-way (the target "runs out of space"), by
-//! one stopped during the disk write, and by one that succeeds. The failed
-//! and stopped ones leave the existing VM byte for byte as it was; the
-//! successful one replaces it with a complete, powered-on VM. A switch
-//! interrupted by a stop of the server is undone when it starts again.
+//! An overwrite restore never loses both VMs, with the demo lab's VMs on
+//! real libvirt hosts and real qemu-img: web-01 restored to the DR host,
+//! then overwritten by a restore whose disk conversion fails half-way (the
+//! target "runs out of space"), by one stopped during the disk write, and by
+//! one that succeeds. The failed and stopped ones leave the existing VM
+//! (definition and disk) byte for byte as it was; the successful one
+//! replaces it with a complete, powered-on VM. A switch interrupted by a
+//! stop of the server is finished or undone when it starts again.
 //!
 //! One test in its own binary: it puts a failing `qemu-img` first on PATH
 //! for a while.
@@ -22,40 +23,22 @@ use shared_types::jobs::Job;
 mod support;
 
 use support::api::Api;
+use support::kvm::TestHost;
 
-/// Every file of a directory with its bytes, by relative name (lock files aside).
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with(".lock"))
-        .map(|n| {
-            let bytes = std::fs::read(dir.join(&n)).unwrap();
-            (n, bytes)
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn entries(host: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(host.join("vms")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    v.sort();
-    v
-}
-
-fn qcow2_of(vm_dir: &Path) -> PathBuf {
-    std::fs::read_dir(vm_dir).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "qcow2")).unwrap()
+/// The VM `name` on `host`: its definition and every disk's bytes.
+fn state(host: &TestHost, name: &str) -> (String, Vec<(PathBuf, Vec<u8>)>) {
+    let conn = host.platform().connect().unwrap();
+    let xml = conn.lookup_domain_by_name(name).unwrap().xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).unwrap();
+    let disks = host.disk_files(name).into_iter().map(|(_, f)| (f.clone(), std::fs::read(&f).unwrap())).collect();
+    (xml, disks)
 }
 
 fn same_disk(a: &Path, b: &Path) -> bool {
     Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(a).arg(b).status().unwrap().success()
 }
 
-/// A `qemu-img` that fails converting into a VM being built on a host (a hidden directory under `vms/`)
-/// after writing part of the image, like a target that runs out of space.
+/// A `qemu-img` that fails converting a disk for the target's new VM (an
+/// `.upload.` image) after writing part of it, like a target that runs out of space.
 fn failing_qemu_img(dir: &Path) -> PathBuf {
     let real = String::from_utf8(Command::new("sh").args(["-c", "command -v qemu-img"]).output().unwrap().stdout).unwrap();
     let bin = dir.join("bin");
@@ -64,7 +47,7 @@ fn failing_qemu_img(dir: &Path) -> PathBuf {
         r#"#!/bin/sh
 if [ "$1" = convert ]; then
   for a in "$@"; do last="$a"; done
-  case "$last" in *"/vms/."*)
+  case "$last" in *".upload."*)
     {real} "$@" || exit $?
     truncate -s 1M "$last"
     echo "qemu-img: error while writing at byte 1048576: No space left on device" >&2
@@ -91,10 +74,10 @@ async fn an_overwrite_restore_replaces_the_vm_only_once_the_new_one_is_complete(
     let f = support::fixture().await;
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
-    let prod_dir = lab_dir.join("hosts/kvm-prod-01");
-    let dr_dir = lab_dir.join("hosts/kvm-dr-01");
-    let prod = api.add_kvm_host(&prod_dir).await;
-    let dr = api.add_kvm_host(&dr_dir).await;
+    let prod_layout = lab_dir.join("hosts/kvm-prod-01");
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(&prod_layout), TestHost::start(&lab_dir.join("hosts/kvm-dr-01")));
+    let prod = api.add_host(&prod_host).await;
+    let dr = api.add_host(&dr_host).await;
     let vm = api.manage(&prod, &["web-01"]).await.remove(0);
     let backup = api.back_up(&vm, "full").await;
     let body = |overwrite: bool, power_on: bool| {
@@ -109,16 +92,15 @@ async fn an_overwrite_restore_replaces_the_vm_only_once_the_new_one_is_complete(
     // The VM to overwrite, changed after its restore so that it differs from the restore point.
     let job: Job = api.ok("POST", "/api/v1/restore/start", Some(body(false, false)), StatusCode::ACCEPTED).await;
     assert_eq!(api.wait(&job.id, 180).await["job"]["status"], "completed");
-    let old_dir = dr_dir.join("vms/web-01-dr");
-    let old_disk = qcow2_of(&old_dir);
+    let old_disk = dr_host.disk_files("web-01-dr")[0].1.clone();
     assert!(Command::new("qemu-io").args(["-f", "qcow2", "-c", "write -P 0x5a 1M 256k"]).arg(&old_disk).output().unwrap().status.success());
-    let before = snapshot(&old_dir);
+    let before = state(&dr_host, "web-01-dr");
     let kept = dir.path().join("old-disk.qcow2");
     std::fs::copy(&old_disk, &kept).unwrap();
     let unchanged = |what: &str| {
-        assert_eq!(entries(&dr_dir), vec!["web-01-dr".to_string()], "{what}: nothing but the old VM on the target");
-        assert!(snapshot(&old_dir) == before, "{what}: the old VM's files are byte for byte the same");
-        assert!(same_disk(&kept, &qcow2_of(&old_dir)), "{what}: qemu-img compare");
+        assert_eq!(dr_host.vm_names(), vec!["web-01-dr".to_string()], "{what}: nothing but the old VM on the target");
+        assert!(state(&dr_host, "web-01-dr") == before, "{what}: the old VM's definition and disks are byte for byte the same");
+        assert!(same_disk(&kept, &old_disk), "{what}: qemu-img compare");
         let staging = api.f.data.path().join("staging");
         assert_eq!(std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0), 0, "{what}: staging emptied");
     };
@@ -154,23 +136,39 @@ async fn an_overwrite_restore_replaces_the_vm_only_once_the_new_one_is_complete(
     assert!(done["job"]["error"].as_str().unwrap().contains("unchanged"), "{done}");
     unchanged("stopped overwrite");
 
-    // 3. A switch interrupted by a stop of the server (old VM moved aside,
-    //    new one not yet published) is rolled back at the next start.
-    let aside = dr_dir.join(format!("vms/.replace-web-01-dr-{}.old", uuid::Uuid::new_v4()));
-    std::fs::rename(&old_dir, &aside).unwrap();
-    assert_eq!(sendense::runner::restore_job::recover_replacements(&api.f.state.db).await, 1);
-    unchanged("recovered switch");
+    // 3. Switches interrupted by a stop of the server: a new VM that was
+    //    never switched in is removed (the old one stays); one whose old VM
+    //    was already removed takes its name.
+    let conn = dr_host.platform().connect().unwrap();
+    let stray = |name: &str| format!("<domain type='qemu'><name>{name}</name><memory unit='MiB'>16</memory><os><type arch='x86_64'>hvm</type></os></domain>");
+    conn.define_domain_xml(&stray("web-01-dr.sendense-new-0badf00d")).unwrap();
+    let marked = conn.define_domain_xml(&stray("web-01-gone.sendense-new-5ca1ab1e")).unwrap();
+    marked
+        .set_metadata(
+            virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            Some("<replacing name='web-01-gone' old='00000000-dead-4000-8000-000000000000'/>"),
+            Some("sdr"),
+            Some("https://sendense.io/xmlns/replacing/1"),
+            virt::sys::VIR_DOMAIN_AFFECT_CONFIG,
+        )
+        .unwrap();
+    assert_eq!(sendense::runner::restore_job::recover_replacements(&api.f.state.db).await, 2);
+    assert_eq!(dr_host.vm_names(), vec!["web-01-dr".to_string(), "web-01-gone".to_string()]);
+    conn.lookup_domain_by_name("web-01-gone").unwrap().undefine().unwrap();
+    unchanged("recovered switches");
 
     // 4. A successful overwrite: the new VM, complete and powered on, in the old one's place.
-    let old_uuid = serde_json::from_slice::<Value>(&std::fs::read(old_dir.join("vm.json")).unwrap()).unwrap()["uuid"].clone();
+    let old_uuid = conn.lookup_domain_by_name("web-01-dr").unwrap().uuid_string().unwrap();
     let job: Job = api.ok("POST", "/api/v1/restore/start", Some(body(true, true)), StatusCode::ACCEPTED).await;
     let done = api.wait(&job.id, 180).await;
     assert_eq!(done["job"]["status"], "completed", "{done}");
-    assert_eq!(entries(&dr_dir), vec!["web-01-dr".to_string()], "only the new VM, nothing left aside");
-    let def: Value = serde_json::from_slice(&std::fs::read(old_dir.join("vm.json")).unwrap()).unwrap();
-    assert_ne!(def["uuid"], old_uuid, "a new VM");
-    assert_eq!(def["power"], "running", "{def}");
-    let new_disk = qcow2_of(&old_dir);
+    assert_eq!(dr_host.vm_names(), vec!["web-01-dr".to_string()], "only the new VM, nothing left aside");
+    let new = conn.lookup_domain_by_name("web-01-dr").unwrap();
+    assert_ne!(new.uuid_string().unwrap(), old_uuid, "a new VM");
+    assert!(new.is_active().unwrap(), "powered on: its QEMU runs");
+    assert!(!old_disk.exists(), "the old VM's volume is deleted");
+    let new_disk = dr_host.disk_files("web-01-dr")[0].1.clone();
     assert!(!same_disk(&kept, &new_disk), "the old content is gone");
-    assert!(same_disk(&qcow2_of(&prod_dir.join("vms/web-01")), &new_disk), "the new disk is the restore point's");
+    let source = prod_host.vm("web-01").disks[0].1.clone();
+    assert!(same_disk(&source, &new_disk), "the new disk is the restore point's");
 }

@@ -1,5 +1,5 @@
-//! The job runner through the real router: a VM added from a real KVM host
-//! directory is backed up by `POST /backup/start`, the job's figures and the
+//! The job runner through the real router: a VM of a real libvirt host
+//! (shut off; read through libvirt's backup export) is backed up by `POST /backup/start`, the job's figures and the
 //! restore point agree with what the engine moved, the next backup is an
 //! incremental that reads only what was written, jobs pause, resume and stop
 //! at chunk boundaries, emergency stop cancels everything, a VM cannot be
@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use sendense::catalog::repositories::ensure_local;
 use sendense::db::entities::jobs;
-use sendense::platforms::kvm::{cbt, definition};
+use sendense::platforms::kvm::definition;
 use serde_json::{json, Value};
 use shared_types::backups::BackupPage;
 use shared_types::discovery::{BulkAddResponse, Platform};
@@ -21,6 +21,7 @@ use shared_types::jobs::{Job, JobDetails, JobStatus, JobsAffected, QueuedJobs};
 use shared_types::platform::{DiskFormat, Firmware, GuestOs, NetworkInfo, NicInfo, PowerState};
 
 mod support;
+use support::kvm::TestHost;
 use support::{fixture, Fixture};
 
 const K64: u64 = 65536;
@@ -28,7 +29,8 @@ const K64: u64 = 65536;
 struct Env {
     f: Fixture,
     token: String,
-    root: tempfile::TempDir,
+    kvm: TestHost,
+    _root: tempfile::TempDir,
 }
 
 fn run(tool: &str, args: &[&str]) {
@@ -87,26 +89,31 @@ fn host(root: &Path, names: &[&str], mib: u64) -> PathBuf {
         run("qemu-img", &["convert", "-q", "-f", "raw", "-O", "qcow2", raw.to_str().unwrap(), disk.to_str().unwrap()]);
         run("qemu-img", &["resize", "-q", disk.to_str().unwrap(), &format!("{}M", mib * 2)]);
         std::fs::remove_file(&raw).unwrap();
-        cbt::enable_tracking(&disk).unwrap();
     }
     dir
 }
 
 impl Env {
-    async fn new(names: &[&str], mib: u64) -> (Env, Vec<String>, PathBuf) {
+    async fn new(names: &[&str], mib: u64) -> (Env, Vec<String>) {
         let f = fixture().await;
         ensure_local(&f.state.db, f.data.path()).await.unwrap();
         let token = f.admin_token().await;
-        let env = Env { f, token, root: tempfile::tempdir().unwrap() };
-        let dir = host(env.root.path(), names, mib);
-        let p: Platform = env.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": dir.display().to_string()})), StatusCode::CREATED).await;
+        let root = tempfile::tempdir().unwrap();
+        let kvm = TestHost::start(&host(root.path(), names, mib)).await;
+        let env = Env { f, token, kvm, _root: root };
+        let p: Platform = env.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": env.kvm.uri()})), StatusCode::CREATED).await;
         let ids: Vec<String> = (0..names.len()).map(|i| format!("00000000-0000-4000-8000-00000000000{i}")).collect();
         let added: BulkAddResponse = env.ok("POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": p.id, "vm_ids": ids})), StatusCode::OK).await;
         let mut contexts = Vec::new();
         for n in names {
             contexts.push(added.added.iter().find(|v| v.name == *n).unwrap().id.clone());
         }
-        (env, contexts, dir)
+        (env, contexts)
+    }
+
+    /// The image of `vm`'s one disk.
+    fn disk(&self, vm: &str) -> PathBuf {
+        self.kvm.vm(vm).disk("vda").to_path_buf()
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> support::Reply {
@@ -147,7 +154,7 @@ impl Env {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_job_records_what_the_engine_moved_and_the_next_is_incremental() {
-    let (env, vms, dir) = Env::new(&["web-01"], 24).await;
+    let (env, vms) = Env::new(&["web-01"], 24).await;
     let jobs = env.start(&[&vms[0]], "incremental").await;
     assert_eq!(jobs[0].status, JobStatus::Queued);
     let done = env.finished(&jobs[0].id).await;
@@ -160,7 +167,7 @@ async fn a_backup_job_records_what_the_engine_moved_and_the_next_is_incremental(
     assert_eq!(page.items[0].bytes_read, done.job.bytes_read, "the restore point and the job agree");
 
     // Three scattered writes, then an incremental that reads just them.
-    let disk = definition::vm_dir(&dir, "web-01").join("disk0.qcow2");
+    let disk = env.disk("web-01");
     run("qemu-io", &["-f", "qcow2", "-c", "write -P 7 1M 64k", "-c", "write -P 8 30M 64k", "-c", "write -P 9 47M 64k", disk.to_str().unwrap()]);
     let jobs = env.start(&[&vms[0]], "incremental").await;
     let inc = env.finished(&jobs[0].id).await;
@@ -191,7 +198,7 @@ async fn a_backup_job_records_what_the_engine_moved_and_the_next_is_incremental(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_pause_resume_stop_and_refuse_a_second_backup_of_the_same_vm() {
-    let (env, vms, _) = Env::new(&["db-01", "app-01"], 160).await;
+    let (env, vms) = Env::new(&["db-01", "app-01"], 160).await;
     let jobs = env.start(&[&vms[0]], "full").await;
     let id = jobs[0].id.clone();
     let reply = env.call("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [vms[0]]}))).await;
@@ -229,7 +236,7 @@ async fn jobs_pause_resume_stop_and_refuse_a_second_backup_of_the_same_vm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emergency_stop_cancels_queued_and_running_jobs() {
-    let (env, vms, _) = Env::new(&["a", "b", "c"], 96).await;
+    let (env, vms) = Env::new(&["a", "b", "c"], 96).await;
     let jobs = env.start(&[&vms[0], &vms[1], &vms[2]], "full").await;
     env.until(&jobs[0].id, "running", |j| j.job.status == JobStatus::Running).await;
     let n: JobsAffected = env.ok("POST", "/api/v1/jobs/emergency-stop", None, StatusCode::OK).await;
@@ -251,7 +258,7 @@ async fn emergency_stop_cancels_queued_and_running_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_leaves_no_job_running() {
-    let (env, vms, _) = Env::new(&["web-01"], 1).await;
+    let (env, vms) = Env::new(&["web-01"], 1).await;
     let f = &env.f;
     let now = chrono::Utc::now();
     let row = jobs::ActiveModel {
@@ -291,7 +298,7 @@ async fn a_restart_leaves_no_job_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_flow_runs_on_time_keeps_its_retention_and_turns_healthy() {
     use shared_types::flow::{Flow, FlowState};
-    let (env, vms, dir) = Env::new(&["web-01"], 2).await;
+    let (env, vms) = Env::new(&["web-01"], 2).await;
     let repo: Vec<shared_types::repositories::Repository> = env.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
     let group: shared_types::groups::GroupDetails =
         env.ok("POST", "/api/v1/protection-groups", Some(json!({"name": "web", "vm_ids": [vms[0]]})), StatusCode::CREATED).await;
@@ -306,7 +313,7 @@ async fn a_scheduled_flow_runs_on_time_keeps_its_retention_and_turns_healthy() {
         .await;
     let mut next = std::collections::HashMap::new();
     let t0 = chrono::Utc::now();
-    let disk = definition::vm_dir(&dir, "web-01").join("disk0.qcow2");
+    let disk = env.disk("web-01");
     for (round, at) in [t0, t0 + chrono::Duration::minutes(2), t0 + chrono::Duration::minutes(4)].into_iter().enumerate() {
         sendense::runner::scheduler::tick(&env.f.state.runner, &mut next, at).await.unwrap();
         let page: shared_types::jobs::JobPage = env.ok("GET", &format!("/api/v1/jobs?flow={}", flow.id), None, StatusCode::OK).await;

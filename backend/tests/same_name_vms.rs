@@ -4,7 +4,9 @@
 //! incremental). Every restore point restores byte for byte to its own VM's
 //! disk as it was when the backup ran (`qemu-img compare`), retention of one
 //! VM never touches the other's restore points, and a VM renamed on its
-//! platform keeps its history (the next backup is still incremental).
+//! platform keeps its history (the next backup is still incremental). The
+//! hosts are real libvirt hosts; their VMs are shut off and written with
+//! `qemu-io`, which updates libvirt's checkpoint bitmaps in the qcow2.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +18,7 @@ use sendense::db::entities::repositories;
 use sendense::engine::progress::Progress;
 use sendense::engine::prune::KeepRules;
 use sendense::engine::restore;
-use sendense::platforms::kvm::{cbt, definition};
+use sendense::platforms::kvm::definition;
 use sendense::runner::retention;
 use serde_json::{json, Value};
 use shared_types::backups::{Backup, BackupPage};
@@ -25,6 +27,7 @@ use shared_types::jobs::{JobDetails, JobStatus, QueuedJobs};
 use shared_types::platform::{DiskFormat, Firmware, GuestOs, NetworkInfo, NicInfo, PowerState};
 
 mod support;
+use support::kvm::TestHost;
 use support::{fixture, Fixture};
 
 const K64: u64 = 65536;
@@ -84,7 +87,6 @@ fn host(root: &Path, host_name: &str, uuid: &str, seed: u64) -> (PathBuf, PathBu
     run("qemu-img", &["convert", "-q", "-f", "raw", "-O", "qcow2", p(&raw), p(&disk)]);
     run("qemu-img", &["resize", "-q", p(&disk), &format!("{}M", MIB * 2)]);
     std::fs::remove_file(&raw).unwrap();
-    cbt::enable_tracking(&disk).unwrap();
     (dir, disk)
 }
 
@@ -119,9 +121,9 @@ impl Lab {
         reply.json()
     }
 
-    /// Adds the host at `dir` and its VM `uuid` as a managed VM.
-    async fn add(&self, dir: &Path, uuid: &str, disk: PathBuf) -> Vm {
-        let platform: Platform = self.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": dir.display().to_string()})), StatusCode::CREATED).await;
+    /// Adds `host` and its VM `uuid` as a managed VM.
+    async fn add(&self, host: &TestHost, uuid: &str, disk: PathBuf) -> Vm {
+        let platform: Platform = self.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": host.uri()})), StatusCode::CREATED).await;
         let added: BulkAddResponse =
             self.ok("POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": platform.id, "vm_ids": [uuid]})), StatusCode::OK).await;
         assert_eq!(added.added.len(), 1, "{added:?}");
@@ -166,7 +168,7 @@ impl Lab {
             let (data, repo, name, snap, target) = (self.f.data.path().to_path_buf(), self.repo.clone(), b.snapshot_name.clone(), b.snapshot_id.clone(), out.clone());
             tokio::task::spawn_blocking(move || {
                 let ds = open_datastore(&data, &repo).unwrap();
-                restore::restore(&ds, &name, &snap, Some("disk0"), &target, 2, &Progress::new()).unwrap();
+                restore::restore(&ds, &name, &snap, Some("vda"), &target, 2, &Progress::new()).unwrap();
             })
             .await
             .unwrap();
@@ -186,8 +188,9 @@ async fn two_vms_with_one_name_keep_their_own_restore_points_retention_and_histo
     let lab = Lab { f, token, repo, root: tempfile::tempdir().unwrap() };
     let (dir_a, disk_a) = host(lab.root.path(), "site-a", "00000000-0000-4000-8000-00000000000a", 1);
     let (dir_b, disk_b) = host(lab.root.path(), "site-b", "00000000-0000-4000-8000-00000000000b", 2);
-    let mut a = lab.add(&dir_a, "00000000-0000-4000-8000-00000000000a", disk_a.clone()).await;
-    let mut b = lab.add(&dir_b, "00000000-0000-4000-8000-00000000000b", disk_b.clone()).await;
+    let (host_a, host_b) = tokio::join!(TestHost::start(&dir_a), TestHost::start(&dir_b));
+    let mut a = lab.add(&host_a, "00000000-0000-4000-8000-00000000000a", disk_a.clone()).await;
+    let mut b = lab.add(&host_b, "00000000-0000-4000-8000-00000000000b", disk_b.clone()).await;
     assert_ne!(a.id, b.id);
 
     // Full backups of both.
@@ -236,12 +239,8 @@ async fn two_vms_with_one_name_keep_their_own_restore_points_retention_and_histo
 
     // A renamed on its platform: still the same managed VM, history kept,
     // the next backup incremental on it.
-    let mut def = definition::read_vm(&dir_a, "web-01").unwrap();
-    let renamed = definition::vm_dir(&dir_a, "web-01-renamed");
-    std::fs::rename(definition::vm_dir(&dir_a, "web-01"), &renamed).unwrap();
-    def.name = "web-01-renamed".into();
-    definition::write_vm(&dir_a, &def).unwrap();
-    a.disk = renamed.join("disk0.qcow2");
+    let conn = host_a.platform().connect().unwrap();
+    conn.lookup_domain_by_name("web-01").unwrap().rename("web-01-renamed", 0).unwrap();
     write(&a.disk, 0x55, "14M");
     let j = lab.backup(&mut a, "incremental").await;
     assert_eq!(j.job.bytes_read, K64, "the renamed VM's backup is incremental on its own history: {:?}", j.logs);
@@ -258,7 +257,6 @@ async fn restore_points_of_the_old_name_keyed_layout_still_restore_after_the_upg
     use sendense::catalog::backups::{record, NewBackup};
     use sendense::engine::backup::BackupOptions;
     use sendense::jobs::vm_backup::backup_vm;
-    use sendense::platforms::kvm::KvmHost;
 
     let f = fixture().await;
     let repo = ensure_local(&f.state.db, f.data.path()).await.unwrap();
@@ -266,13 +264,14 @@ async fn restore_points_of_the_old_name_keyed_layout_still_restore_after_the_upg
     let lab = Lab { f, token, repo, root: tempfile::tempdir().unwrap() };
     let uuid = "00000000-0000-4000-8000-0000000000c1";
     let (dir, disk) = host(lab.root.path(), "site-c", uuid, 3);
-    let mut vm = lab.add(&dir, uuid, disk.clone()).await;
+    let kvm = TestHost::start(&dir).await;
+    let mut vm = lab.add(&kvm, uuid, disk.clone()).await;
 
     // The old layout: a snapshot group named after the VM, recorded in the catalog.
-    let (data, repo_row, host_dir) = (lab.f.data.path().to_path_buf(), lab.repo.clone(), dir.clone());
+    let (data, repo_row, platform) = (lab.f.data.path().to_path_buf(), lab.repo.clone(), kvm.platform());
     let legacy = tokio::task::spawn_blocking(move || {
         let ds = open_datastore(&data, &repo_row).unwrap();
-        backup_vm(&KvmHost::open(&host_dir).unwrap(), uuid, &ds, &BackupOptions::new("web-01"), &Progress::new()).unwrap()
+        backup_vm(&platform, uuid, &ds, &BackupOptions::new("web-01"), &Progress::new()).unwrap()
     })
     .await
     .unwrap();

@@ -1,6 +1,7 @@
-//! Full VM restore through the API on the real demo lab and real qemu-img:
-//! back up web-01 through the job runner, check and restore it onto the DR
-//! host as qcow2 (powered on) and as vmdk (cross-platform), compare each
+//! Full VM restore through the API with the demo lab's VMs on real libvirt
+//! hosts and real qemu-img: back up web-01 through the job runner, check and
+//! restore it onto the DR host as qcow2 (powered on: its QEMU runs) and as
+//! vmdk (cross-platform), compare each
 //! restored disk with the restore point's image, refuse the vmdk restore on
 //! the standard tier, refuse bad input with a 4xx naming the problem, and
 //! leave no VM on the target when a restore is stopped mid-way.
@@ -25,18 +26,7 @@ use shared_types::recovery::{CompatibilityReport, LicenseFeatures, LicenseTier, 
 mod support;
 
 use support::api::Api;
-
-fn vm_names(host: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(host.join("vms"))
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn vm_json(host: &Path, name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(host.join("vms").join(name).join("vm.json")).unwrap()).unwrap()
-}
+use support::kvm::TestHost;
 
 fn same_image(a: &Path, a_format: &str, raw: &Path) -> bool {
     Command::new("qemu-img").args(["compare", "-q", "-U", "-f", a_format, "-F", "raw"]).arg(a).arg(raw).status().unwrap().success()
@@ -58,10 +48,9 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     assert!(lic.features.iter().all(|f| f.enabled));
 
     // web-01 managed and backed up (full) by the job runner.
-    let prod_dir = lab_dir.join("hosts/kvm-prod-01");
-    let dr_dir = lab_dir.join("hosts/kvm-dr-01");
-    let prod: Platform = api.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": prod_dir.display().to_string()})), StatusCode::CREATED).await;
-    let dr: Platform = api.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": dr_dir.display().to_string()})), StatusCode::CREATED).await;
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(&lab_dir.join("hosts/kvm-prod-01")), TestHost::start(&lab_dir.join("hosts/kvm-dr-01")));
+    let prod: Platform = api.add_host(&prod_host).await;
+    let dr: Platform = api.add_host(&dr_host).await;
     let found: DiscoverVmsResponse = api.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod.id})), StatusCode::OK).await;
     let web = found.vms.iter().find(|v| v.vm.name == "web-01").expect("web-01 in the lab");
     let added: BulkAddResponse =
@@ -129,16 +118,15 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
         );
         let log: Vec<String> = done["logs"].as_array().map(|l| l.iter().filter_map(|x| x["message"].as_str().map(String::from)).collect()).unwrap_or_default();
         assert!(log.iter().any(|l| l.contains("created")) && log.iter().any(|l| l.contains("powered on")), "{log:?}");
-        let def = vm_json(&dr_dir, name);
-        assert_eq!(def["power"], "running");
+        assert!(dr_host.is_running(name), "{name} was powered on: its QEMU runs");
+        let files = dr_host.disk_files(name);
         for (disk, raw) in &raws {
-            let d = def["disks"].as_array().unwrap().iter().find(|d| d["name"] == disk.as_str()).unwrap();
-            let file = dr_dir.join("vms").join(name).join(d["file"].as_str().unwrap());
-            assert!(same_image(&file, format, raw), "{} equals the restore point's {disk}", file.display());
+            let (_, file) = files.iter().find(|(t, _)| t == disk).unwrap_or_else(|| panic!("{name} has disk {disk}: {files:?}"));
+            assert!(same_image(file, format, raw), "{} equals the restore point's {disk}", file.display());
         }
         restored.push(name);
     }
-    assert_eq!(vm_names(&dr_dir), vec!["web-01-restored".to_string(), "web-01-vmdk".to_string()]);
+    assert_eq!(dr_host.vm_names(), vec!["web-01-restored".to_string(), "web-01-vmdk".to_string()]);
 
     // Cross-platform check notes, and the standard tier refuses it.
     let report: CompatibilityReport = api.ok("POST", "/api/v1/restore/check", Some(body("web-01-x", Some("vmdk"))), StatusCode::OK).await;
@@ -176,17 +164,40 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     let r = api.call("POST", "/api/v1/restore/start", Some(b)).await;
     assert!(r.status.is_client_error(), "{}", r.body);
 
-    // A blocker from the check: the DR host made too small for the VM's memory.
-    let host_json = dr_dir.join("host.json");
-    let original = std::fs::read(&host_json).unwrap();
-    let mut h: Value = serde_json::from_slice(&original).unwrap();
-    h["memory_mib"] = json!(256);
-    std::fs::write(&host_json, serde_json::to_vec(&h).unwrap()).unwrap();
-    let report: CompatibilityReport = api.ok("POST", "/api/v1/restore/check", Some(body("x3", None)), StatusCode::OK).await;
-    assert!(!report.ok && report.notes.iter().any(|n| n.severity == NoteSeverity::Blocker && n.message.contains("256 MiB")), "{report:?}");
-    let m = api.refused("/api/v1/restore/start", body("x3", None), StatusCode::CONFLICT, "restore_blocked").await;
-    assert!(m.contains("256 MiB"), "{m}");
-    std::fs::write(&host_json, original).unwrap();
+    // A blocker from the check: a restore point of a VM with more memory
+    // (1 TiB) than the DR host has, made by the engine beside the real one.
+    let repo = repositories::Entity::find_by_id(row.repository_id.clone()).one(&api.f.state.db).await.unwrap().unwrap();
+    let (data, repo_row, rn, ri, work) = (api.f.data.path().to_path_buf(), repo.clone(), row.snapshot_name.clone(), row.snapshot_id.clone(), dir.path().to_path_buf());
+    let big = tokio::task::spawn_blocking(move || {
+        use sendense::engine::backup::{backup, BackupOptions, DiskSource};
+        let ds = sendense::catalog::repositories::open_datastore(&data, &repo_row).unwrap();
+        let m = ds.resolve(&rn, &ri).unwrap();
+        let mut vm = m.vm.clone().expect("the restore point keeps its VM");
+        vm.memory_mib = 1 << 20;
+        let image = work.join("big.raw");
+        std::fs::write(&image, vec![0x5a_u8; 1 << 20]).unwrap();
+        let mut opts = BackupOptions::new(&rn);
+        opts.vm = Some(vm);
+        opts.vm_definition = m.vm_definition.clone();
+        opts.workers = 1;
+        let source = std::sync::Arc::new(sendense::engine::block_source::FileSource::open(&image).unwrap());
+        let disks = [DiskSource { name: m.disks[0].name.clone(), source, changed_ranges: None, cbt_token: None }];
+        backup(&ds, &opts, &disks, &Progress::new()).unwrap()
+    })
+    .await
+    .unwrap();
+    let big = sendense::catalog::backups::record(
+        &api.f.state.db,
+        sendense::catalog::backups::NewBackup { vm_context_id: &vm, job_id: None, repository_id: &repo.id, manifest: &big, immutable_days: 0, backup_type: None },
+    )
+    .await
+    .unwrap();
+    let mut b = body("x3", None);
+    b["backup_id"] = json!(big.id);
+    let report: CompatibilityReport = api.ok("POST", "/api/v1/restore/check", Some(b.clone()), StatusCode::OK).await;
+    assert!(!report.ok && report.notes.iter().any(|n| n.severity == NoteSeverity::Blocker && n.message.contains("1048576 MiB")), "{report:?}");
+    let m = api.refused("/api/v1/restore/start", b, StatusCode::CONFLICT, "restore_blocked").await;
+    assert!(m.contains("1048576 MiB"), "{m}");
 
     // Overwrite with the right confirmation replaces the VM.
     let mut b = body("web-01-restored", Some("raw"));
@@ -195,8 +206,8 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     let job: Job = api.ok("POST", "/api/v1/restore/start", Some(b), StatusCode::ACCEPTED).await;
     let done = api.wait(&job.id, 180).await;
     assert_eq!(done["job"]["status"], "completed", "{done}");
-    let def = vm_json(&dr_dir, "web-01-restored");
-    assert!(def["disks"][0]["file"].as_str().unwrap().ends_with(".raw"), "{def}");
+    let files = dr_host.disk_files("web-01-restored");
+    assert!(files[0].1.to_string_lossy().ends_with(".raw"), "{files:?}");
 
     // A restore paused, resumed, then stopped mid-way (stop, and emergency
     // stop for a second one) leaves no VM and no staging behind.
@@ -232,21 +243,19 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     let done = api.wait(&second.id, 60).await;
     assert_eq!(done["job"]["status"], "cancelled", "{done}");
     api.f.state.runner.set_read_limit(0);
-    assert_eq!(vm_names(&dr_dir), vec!["web-01-restored".to_string(), "web-01-vmdk".to_string()], "nothing of the stopped restores on the target");
+    assert_eq!(dr_host.vm_names(), vec!["web-01-restored".to_string(), "web-01-vmdk".to_string()], "nothing of the stopped restores on the target");
     let staging = api.f.data.path().join("staging");
     assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0, "staging emptied");
 
     // A restore whose name was taken after it was queued fails and keeps the other VM.
     let job: Job = api.ok("POST", "/api/v1/restore/start", Some(body("web-01-late", None)), StatusCode::ACCEPTED).await;
-    let src = dr_dir.join("vms/web-01-vmdk");
-    let taken = dr_dir.join("vms/web-01-late");
-    let copy = Command::new("cp").arg("-a").arg(&src).arg(&taken).status().unwrap();
-    assert!(copy.success());
+    let conn = dr_host.platform().connect().unwrap();
+    conn.define_domain_xml("<domain type='qemu'><name>web-01-late</name><memory unit='MiB'>16</memory><os><type arch='x86_64'>hvm</type></os></domain>")
+        .unwrap();
     let done = api.wait(&job.id, 180).await;
     assert_eq!(done["job"]["status"], "failed", "{done}");
     assert!(done["job"]["error"].as_str().unwrap().contains("already exists"), "{done}");
-    assert!(taken.join("vm.json").exists(), "the VM that took the name stays");
-    assert_eq!(vm_names(&dr_dir).len(), 3);
+    assert_eq!(dr_host.vm_names().len(), 3, "the VM that took the name stays");
     let _ = restored;
 }
 

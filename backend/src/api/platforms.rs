@@ -96,25 +96,16 @@ fn check_target(kind: PlatformKind, address: &str) -> Result<(), ApiError> {
     if address.trim().is_empty() {
         return Err(ApiError::invalid_field(
             "address",
-            "Enter the libvirt URI of the KVM host (qemu:///system, qemu+ssh://host/system, qemu+unix:///system?socket=/path) or the absolute path of a host directory.",
+            "Enter the libvirt URI of the KVM host (qemu:///system, qemu+ssh://user@host/system, qemu+unix:///system?socket=/path/to/libvirt-sock).",
         ));
-    }
-    if crate::platforms::libvirt::is_uri(address) {
-        if address.len() > 1024 || address.chars().any(char::is_control) {
-            return Err(ApiError::invalid_field("address", "A libvirt URI has at most 1024 characters and no control characters."));
-        }
-        return crate::platforms::libvirt::check_uri(address).map(|_| ()).map_err(|m| ApiError::invalid_field("address", m));
     }
     if address.len() > 1024 || address.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field("address", "A host directory path has at most 1024 characters and no control characters."));
+        return Err(ApiError::invalid_field("address", "A libvirt URI has at most 1024 characters and no control characters."));
     }
-    if !Path::new(address.trim()).is_absolute() {
-        return Err(ApiError::invalid_field(
-            "address",
-            format!("'{}' is a relative path; give the absolute path of the host directory (starting with /).", address.trim()),
-        ));
+    if !crate::platforms::libvirt::is_uri(address) {
+        return Err(ApiError::invalid_field("address", crate::platforms::libvirt::not_a_uri(address)));
     }
-    Ok(())
+    crate::platforms::libvirt::check_uri(address).map(|_| ()).map_err(|m| ApiError::invalid_field("address", m))
 }
 
 /// Refuses an address outside the platform roots (`--platform-root`): a
@@ -142,14 +133,9 @@ async fn probe(kind: PlatformKind, address: &str) -> Result<(String, Result<Host
     let address = address.trim().to_owned();
     tokio::task::spawn_blocking(move || {
         let platform = inventory::connect(kind, &address).map_err(|e| e.to_string())?;
-        let canonical = if crate::platforms::libvirt::is_uri(&address) {
-            // A libvirt host that does not answer now is not added.
-            crate::platforms::libvirt::open(&address).map_err(|e| e.to_string())?;
-            address
-        } else {
-            std::fs::canonicalize(&address).map(|p| p.display().to_string()).unwrap_or(address)
-        };
-        Ok((canonical, platform.inventory().map_err(|e| e.to_string())))
+        // A libvirt host that does not answer now is not added.
+        crate::platforms::libvirt::open(&address).map_err(|e| e.to_string())?;
+        Ok((address, platform.inventory().map_err(|e| e.to_string())))
     })
     .await
     .unwrap_or_else(|e| Err(format!("the connection test stopped unexpectedly: {e}")))
@@ -162,10 +148,10 @@ async fn list_platforms(State(state): State<AppState>) -> Result<ApiJson<Vec<Pla
     Ok(ApiJson(to_api(&state.db, rows).await?))
 }
 
-/// Adds a platform (a KVM host by its directory) and discovers it. The
-/// directory is checked first: one outside the platform roots
-/// (`--platform-root`), a missing, unreadable or invalid one is a 422
-/// naming the problem.
+/// Adds a platform (a KVM host by its libvirt URI) and discovers it. The
+/// URI is checked first: a malformed one is a 400, a unix socket outside
+/// the platform roots (`--platform-root`) or a host that does not answer a
+/// 422 naming the problem.
 #[utoipa::path(post, path = "/platforms", tag = "platforms", request_body = AddPlatformRequest, responses(
     (status = 201, body = Platform), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_platform(State(state): State<AppState>, ApiJson(req): ApiJson<AddPlatformRequest>) -> Result<Response, ApiError> {

@@ -3,7 +3,6 @@
 //! managed VM of that platform: facts, disks, NICs, seen or missing).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
@@ -18,7 +17,6 @@ use shared_types::NamedRef;
 
 use super::{new_id, to_i64, wire};
 use crate::db::entities::{networks, platforms, vm_contexts, vm_disks, vm_nics};
-use crate::platforms::kvm::host::KvmHost;
 use crate::platforms::{Platform, PlatformError};
 
 /// Rows per multi-row insert or `IN` list (well under SQLite's and PostgreSQL's bind limits).
@@ -31,7 +29,7 @@ pub fn connect(kind: PlatformKind, address: &str) -> Result<Box<dyn Platform>, P
             crate::platforms::libvirt::check_uri(address).map_err(PlatformError::Invalid)?;
             Ok(Box::new(crate::platforms::libvirt::LibvirtPlatform::new(address.trim())))
         }
-        PlatformKind::Kvm => Ok(Box::new(KvmHost::open(Path::new(address))?)),
+        PlatformKind::Kvm => Err(PlatformError::Invalid(crate::platforms::libvirt::not_a_uri(address))),
         other => Err(PlatformError::Invalid(format!(
             "{} platforms cannot be added yet; only KVM/QEMU hosts (kind 'kvm') can",
             other.label()

@@ -43,14 +43,17 @@ cgroup_controllers = [ ]
 
 #[derive(Debug, Clone)]
 pub struct LibvirtHost {
-    /// Short name: the namespace's hostname is `lab-<name>`.
+    /// Short name.
     pub name: String,
     pub base: PathBuf,
+    /// The namespace's hostname (what libvirt reports as the host's name):
+    /// `lab-<name>` unless set otherwise.
+    pub hostname: String,
 }
 
 impl LibvirtHost {
     pub fn new(name: &str, base: &Path) -> LibvirtHost {
-        LibvirtHost { name: name.into(), base: base.into() }
+        LibvirtHost { name: name.into(), base: base.into(), hostname: format!("lab-{name}") }
     }
 
     pub fn uri(&self) -> String {
@@ -110,6 +113,7 @@ impl LibvirtHost {
                 .flatten()
                 .flatten()
                 .map(|e| e.path().join("cache/qemu/capabilities"))
+                .chain(capabilities_seed())
                 .chain([PathBuf::from("/var/cache/libvirt/qemu/capabilities")]);
             for seed in seeds {
                 if seed != cache && std::fs::read_dir(&seed).map(|mut d| d.next().is_some()).unwrap_or(false) {
@@ -169,7 +173,7 @@ exec /usr/sbin/libvirtd -f "$d/libvirtd.conf" -p "$d/libvirtd.pid""#;
         let mut cmd = Command::new("setsid");
         cmd.args(["unshare", "-m", "-u", "--propagation", "private", "/bin/sh", "-c", script, "sh"])
             .arg(&self.base)
-            .arg(format!("lab-{}", self.name))
+            .arg(&self.hostname)
             .args(MOUNTS.iter().map(|(own, system)| format!("{own}:{system}")))
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -184,6 +188,7 @@ exec /usr/sbin/libvirtd -f "$d/libvirtd.conf" -p "$d/libvirtd.pid""#;
                 // The child is the daemon itself (unshare and sh exec it): it is
                 // reaped by whoever stops it, or by init when we exit.
                 std::mem::forget(child);
+                self.keep_capabilities();
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -192,10 +197,28 @@ exec /usr/sbin/libvirtd -f "$d/libvirtd.conf" -p "$d/libvirtd.pid""#;
         bail!("libvirtd of host '{}' did not answer within 30 s; see {}", self.name, self.base.join("libvirtd.log").display())
     }
 
+    /// Keeps this host's QEMU capabilities as the seed of hosts made
+    /// later (once: the first host to have them).
+    fn keep_capabilities(&self) {
+        let Some(seed) = capabilities_seed() else { return };
+        let cache = self.base.join("cache/qemu/capabilities");
+        if std::fs::read_dir(&seed).map(|mut d| d.next().is_some()).unwrap_or(false) {
+            return;
+        }
+        let files: Vec<_> = std::fs::read_dir(&cache).into_iter().flatten().flatten().collect();
+        if files.is_empty() || std::fs::create_dir_all(&seed).is_err() {
+            return;
+        }
+        for f in files {
+            let _ = std::fs::copy(f.path(), seed.join(f.file_name()));
+        }
+    }
+
     /// Stops the host like a power-off: its guests are destroyed, its
     /// networks stopped (their bridges and dnsmasq go), then the daemon.
     pub fn stop(&self) -> Result<()> {
         let Some(pid) = self.pid() else { return Ok(()) };
+        self.keep_capabilities();
         if let Ok(conn) = crate::platforms::libvirt::open(&self.uri()) {
             for dom in conn.list_all_domains(virt::sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE).unwrap_or_default() {
                 let _ = dom.destroy();
@@ -243,6 +266,41 @@ exec /usr/sbin/libvirtd -f "$d/libvirtd.conf" -p "$d/libvirtd.pid""#;
             }
         }
         Ok(())
+    }
+}
+
+/// Where the QEMU capabilities of the first host are kept for the next
+/// ones (probing every emulator costs ~8 s of CPU per new host).
+fn capabilities_seed() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    Some(PathBuf::from(home).join(".cache/sendense/qemu-capabilities"))
+}
+
+/// A host that is stopped when this is dropped (a test's host, a command's
+/// scratch host): no daemon, guest or bridge outlives its owner.
+pub struct RunningHost(pub LibvirtHost);
+
+impl RunningHost {
+    /// Starts `host` and hands it back guarded.
+    pub fn start(host: LibvirtHost) -> Result<RunningHost> {
+        let running = RunningHost(host);
+        running.0.start()?;
+        Ok(running)
+    }
+}
+
+impl std::ops::Deref for RunningHost {
+    type Target = LibvirtHost;
+    fn deref(&self) -> &LibvirtHost {
+        &self.0
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.stop() {
+            eprintln!("stopping libvirt host '{}': {e:#}", self.0.name);
+        }
     }
 }
 

@@ -41,6 +41,7 @@ pub mod filesystem;
 pub mod image;
 pub mod guest;
 pub mod guest_console;
+pub mod host_import;
 pub mod init;
 pub mod libvirt_host;
 pub mod guest_activity;

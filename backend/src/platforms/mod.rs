@@ -151,6 +151,11 @@ pub trait Platform: Send + Sync {
         let _ = go_on;
         Err(PlatformError::Invalid(format!("{} platforms cannot replace VM '{}' in place", self.kind().label(), spec.name)))
     }
+    /// Finishes or undoes the [`Platform::replace_vm`] switches a stop of
+    /// the server interrupted; run at start-up. One sentence per repair.
+    fn recover_replacements(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Opens one disk of a shut-off VM for writing (files restored into
     /// it): a writable NBD connection to the bytes the guest sees. What is
     /// written counts for the VM (its disk and its change tracking) once

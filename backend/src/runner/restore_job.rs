@@ -267,8 +267,8 @@ pub async fn recover_replacements(db: &sea_orm::DatabaseConnection) -> usize {
         rows.into_iter().filter(|p| from_wire::<PlatformKind>(&p.kind) == Some(PlatformKind::Kvm)).map(|p| (p.name, p.address)).collect();
     tokio::task::spawn_blocking(move || {
         let mut n = 0;
-        for (name, dir) in hosts {
-            match crate::platforms::kvm::replace::recover(Path::new(&dir)) {
+        for (name, address) in hosts {
+            match inventory::connect(PlatformKind::Kvm, &address).and_then(|p| p.recover_replacements()) {
                 Ok(done) => {
                     for line in &done {
                         tracing::warn!(host = %name, "{line}");

@@ -2,7 +2,6 @@
 //! expected answers, waiting for jobs, and putting a lab VM under
 //! protection with a first backup.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -68,9 +67,9 @@ impl Api {
         }
     }
 
-    /// Adds the KVM host directory `host` as a platform.
-    pub async fn add_kvm_host(&self, host: &Path) -> Platform {
-        self.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": host.display().to_string()})), StatusCode::CREATED).await
+    /// Adds the test's libvirt host as a platform, by its URI.
+    pub async fn add_host(&self, host: &super::kvm::TestHost) -> Platform {
+        self.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": host.uri()})), StatusCode::CREATED).await
     }
 
     /// Discovers `platform` and manages its VMs named `names`; their

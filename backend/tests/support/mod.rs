@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod kvm;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

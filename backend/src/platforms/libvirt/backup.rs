@@ -38,8 +38,15 @@ use crate::platforms::{DiskRead, Quiesce};
 /// Where export sockets are made; the prefix marks a job as Sendense's.
 const SOCKET_PREFIX: &str = "sendense-nbd-";
 
-/// Domains (by uuid) with a read open in this process.
+/// Domains with a read open in this process, by [`active_key`].
 static ACTIVE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// A domain's key in [`ACTIVE`]: its host's URI and its uuid (VMs on two
+/// hosts may share a uuid: a clone, a host restored from another).
+fn active_key(dom: &Domain, uuid: &str) -> String {
+    let host = dom.connect().and_then(|c| c.uri()).unwrap_or_default();
+    format!("{host} {uuid}")
+}
 
 /// One consumer's checkpoint chain on a domain.
 #[derive(Debug, Clone)]
@@ -76,7 +83,7 @@ pub fn open(dom: Domain, def: &DomainDef, since: Option<&str>, chain: &Chain, ex
     let tcp_host = export_host.map(export_address).transpose()?;
     {
         let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
-        if !active.get_or_insert_with(HashSet::new).insert(def.uuid.clone()) {
+        if !active.get_or_insert_with(HashSet::new).insert(active_key(&dom, &def.uuid)) {
             return Err(PlatformError::Invalid(format!("a backup read of VM '{}' is already running; try again when it ends", def.name)));
         }
     }
@@ -105,7 +112,8 @@ pub fn end_dangling(conn: &virt::connect::Connect) -> Result<usize> {
     let mut ended = 0;
     for dom in domains {
         let uuid = dom.uuid_string().unwrap_or_default();
-        let held = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(&uuid));
+        let key = active_key(&dom, &uuid);
+        let held = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(&key));
         if !held && marked(&dom, QUIESCE_NS) {
             tracing::warn!(vm = %dom.name().unwrap_or_default(), "thawing the filesystems a stopped server froze for a backup");
             match ffi::fs_thaw(&dom) {
@@ -562,9 +570,10 @@ impl Drop for Session {
                 tracing::warn!(vm = %self.name, error = %e, "ending a backup read that failed");
             }
         }
+        let key = active_key(&self.dom, &self.uuid);
         let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(set) = active.as_mut() {
-            set.remove(&self.uuid);
+            set.remove(&key);
         }
     }
 }

@@ -10,7 +10,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use shared_types::platform::{DiskFormat, Firmware};
+use shared_types::platform::{DiskFormat, Firmware, GuestOs};
 use virt::connect::Connect;
 use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
@@ -24,7 +24,7 @@ use crate::platforms::NewVm;
 /// Bytes per upload message.
 const UPLOAD_CHUNK: usize = 1 << 20;
 
-fn lv(what: &str, e: virt::error::Error) -> PlatformError {
+pub(super) fn lv(what: &str, e: virt::error::Error) -> PlatformError {
     PlatformError::Invalid(format!("{what}: {}", e.message()))
 }
 
@@ -283,11 +283,17 @@ pub fn create(conn: &Connect, spec: &NewVm) -> Result<String> {
             ),
             None => "<serial type='pty'><target port='0'/></serial>".into(),
         };
-        let role = spec
-            .role
-            .as_deref()
-            .map(|r| format!("<metadata><s:vm xmlns:s='https://sendense.io/xmlns/domain/1' role='{}'/></metadata>", escape(r)))
-            .unwrap_or_default();
+        let role = spec.role.as_deref().map(|r| format!(" role='{}'", escape(r))).unwrap_or_default();
+        let guest_os = match spec.os {
+            GuestOs::Windows => " os='windows'",
+            GuestOs::Other => " os='other'",
+            GuestOs::Linux => "",
+        };
+        let role = if role.is_empty() && guest_os.is_empty() {
+            String::new()
+        } else {
+            format!("<metadata><s:vm xmlns:s='https://sendense.io/xmlns/domain/1'{role}{guest_os}/></metadata>")
+        };
         let xml = format!(
             "<domain type='{}'><name>{}</name>{role}<memory unit='MiB'>{}</memory><vcpu>{}</vcpu>{os}{features}{cpu}\
 <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>\

@@ -3,7 +3,7 @@
 //! VLAN) and a checkpoint's parent. Only what Sendense needs; anything else
 //! in the document is ignored.
 
-use shared_types::platform::{DiskFormat, Firmware, NetworkInfo, NicInfo};
+use shared_types::platform::{DiskFormat, Firmware, GuestOs, NetworkInfo, NicInfo};
 
 use crate::platforms::error::{PlatformError, Result};
 
@@ -34,6 +34,9 @@ pub struct DomainDef {
     pub console_log: Option<String>,
     /// `<metadata>` role Sendense wrote, if any.
     pub role: Option<String>,
+    /// The guest OS from Sendense's `<metadata>` (`os='windows'`); Linux
+    /// when it says nothing.
+    pub os: GuestOs,
 }
 
 fn parse<'a>(xml: &'a str, what: &str) -> Result<roxmltree::Document<'a>> {
@@ -103,10 +106,13 @@ pub fn parse_domain(xml: &str) -> Result<DomainDef> {
             }
         }
     }
-    let role = child(root, "metadata")
-        .and_then(|m| m.children().find(|n| n.has_tag_name(("https://sendense.io/xmlns/domain/1", "vm"))))
-        .and_then(|n| n.attribute("role"))
-        .map(String::from);
+    let ours = child(root, "metadata").and_then(|m| m.children().find(|n| n.has_tag_name(("https://sendense.io/xmlns/domain/1", "vm"))));
+    let role = ours.and_then(|n| n.attribute("role")).map(String::from);
+    let os = match ours.and_then(|n| n.attribute("os")) {
+        Some("windows") => GuestOs::Windows,
+        Some("other") => GuestOs::Other,
+        _ => GuestOs::Linux,
+    };
     Ok(DomainDef {
         uuid: text("uuid").unwrap_or_default(),
         name: text("name").unwrap_or_default(),
@@ -118,6 +124,7 @@ pub fn parse_domain(xml: &str) -> Result<DomainDef> {
         console_pty,
         console_log,
         role,
+        os,
     })
 }
 
@@ -185,7 +192,7 @@ mod tests {
     fn a_domain_reads_with_its_disks_nics_and_console() {
         let xml = r#"<domain type='qemu' id='3'>
   <name>web-01</name><uuid>5c1f2a2e-0000-4000-8000-000000000001</uuid>
-  <metadata><s:vm xmlns:s="https://sendense.io/xmlns/domain/1" role="web"/></metadata>
+  <metadata><s:vm xmlns:s="https://sendense.io/xmlns/domain/1" role="web" os="windows"/></metadata>
   <memory unit='KiB'>131072</memory><vcpu placement='static'>2</vcpu>
   <os firmware='efi'><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices>
@@ -197,6 +204,7 @@ mod tests {
   </devices></domain>"#;
         let d = parse_domain(xml).unwrap();
         assert_eq!((d.name.as_str(), d.vcpus, d.memory_mib, d.firmware), ("web-01", 2, 128, Firmware::Uefi));
+        assert_eq!((d.role.as_deref(), d.os), (Some("web"), GuestOs::Windows));
         assert_eq!(d.disks.len(), 2, "the cdrom is not a disk");
         assert_eq!(d.disks[0], DomainDisk { target: "vda".into(), bus: "virtio".into(), source: Some("/p/web-01.qcow2".into()), format: DiskFormat::Qcow2 });
         assert_eq!(d.disks[1].source.as_deref(), Some("prod/web-01-data.raw"));

@@ -16,11 +16,12 @@ pub mod domain_xml;
 pub mod events;
 pub mod ffi;
 pub mod pull;
+pub mod replace;
 
 use std::time::{Duration, Instant};
 
 use shared_types::platform::{
-    DiskFormat, DiskInfo, GuestOs, HostInfo, HostInventory, NetworkInfo, PlatformKind, PowerAction, PowerState, StoragePoolInfo, VmInfo,
+    DiskFormat, DiskInfo, HostInfo, HostInventory, NetworkInfo, PlatformKind, PowerAction, PowerState, StoragePoolInfo, VmInfo,
 };
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -33,9 +34,18 @@ use super::{DiskRead, DiskSpace, DiskWrite, NewVm, Platform};
 /// The transports a libvirt URI may name (`qemu`, `qemu+unix`, ...).
 const SCHEMES: [&str; 5] = ["qemu", "qemu+unix", "qemu+ssh", "qemu+tcp", "qemu+tls"];
 
-/// Whether a platform address is a libvirt URI (else a host directory).
+/// Whether a platform address is a QEMU libvirt URI.
 pub fn is_uri(address: &str) -> bool {
     address.trim().starts_with("qemu") && address.contains("://")
+}
+
+/// Why `address` cannot be a KVM platform's address, and what to give.
+pub fn not_a_uri(address: &str) -> String {
+    format!(
+        "'{}' is not a libvirt URI. A KVM host is added by the URI libvirt clients use: qemu:///system (this machine), \
+         qemu+ssh://user@host/system, or qemu+unix:///system?socket=/path/to/libvirt-sock.",
+        address.trim()
+    )
 }
 
 /// Whether `uri` reaches a libvirt daemon on this machine (no host name,
@@ -159,7 +169,7 @@ impl LibvirtPlatform {
             memory_mib: def.memory_mib,
             power,
             firmware: def.firmware,
-            os: GuestOs::Linux,
+            os: def.os,
             role: def.role.clone(),
             disks,
             nics: def.nics.clone(),
@@ -246,6 +256,7 @@ impl Platform for LibvirtPlatform {
         networks.sort_by(|a, b| a.name.cmp(&b.name));
         let domains = conn.list_all_domains(0).map_err(|e| fail("listing domains", e))?;
         let mut vms = Vec::with_capacity(domains.len());
+        progress(0, domains.len());
         for (i, dom) in domains.iter().enumerate() {
             match self.vm_info(dom) {
                 Ok(v) => vms.push(v),
@@ -422,6 +433,19 @@ impl Platform for LibvirtPlatform {
         let conn = self.connect()?;
         let uuid = create::create(&conn, spec)?;
         self.vm(&uuid)
+    }
+
+    fn replace_vm(&self, spec: &NewVm, go_on: &dyn Fn() -> bool) -> Result<VmInfo> {
+        let conn = self.connect()?;
+        let uuid = match conn.lookup_domain_by_name(&spec.name) {
+            Ok(_) => replace::replace(&conn, spec, go_on)?,
+            Err(_) => create::create(&conn, spec)?,
+        };
+        self.vm(&uuid)
+    }
+
+    fn recover_replacements(&self) -> Result<Vec<String>> {
+        replace::recover(&self.connect()?)
     }
 
     fn open_disk_write(&self, vm: &str, disk: &str, work_dir: &std::path::Path) -> Result<DiskWrite> {
