@@ -43,7 +43,7 @@ async fn a_restore_point_is_browsed_and_downloaded_without_mounting() {
     let api = Api::admin(f).await;
 
     // web-01 managed and backed up (full) by the job runner.
-    let host = support::kvm::TestHost::start(&lab_dir.join("hosts/kvm-prod-01")).await;
+    let host = support::kvm::TestHost::start(lab_dir.join("hosts/kvm-prod-01")).await;
     let p: Platform = api.add_host(&host).await;
     let found: DiscoverVmsResponse = api.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": p.id})), StatusCode::OK).await;
     let web = found.vms.iter().find(|v| v.vm.name == "web-01").expect("web-01 in the lab");

@@ -1,5 +1,6 @@
-//! The demo lab through the KVM connector, end to end with real tools:
-//! discovery returns what `lab init` made; after one round of `lab activity`
+//! The demo lab's VMs on real libvirt hosts (shut off, their disks the ones
+//! `lab init` made), end to end with real tools: discovery returns what
+//! `lab init` made; after one round of `lab activity`
 //! each VM's incremental reads exactly the blocks the round wrote; a lab VM
 //! restores onto the DR host. Prints full vs incremental bytes per VM to
 //! `target/lab-metrics.txt`.
@@ -14,9 +15,12 @@ use sendense::engine::progress::Progress;
 use sendense::jobs::vm_backup::backup_vm;
 use sendense::jobs::vm_restore::{restore_vm, RestoreRequest};
 use sendense::lab::{self, InitOptions, InitOutcome};
-use sendense::platforms::kvm::{definition, KvmHost};
+use sendense::platforms::kvm::definition;
 use sendense::platforms::Platform;
 use shared_types::platform::{DiskFormat, PowerState};
+
+mod support;
+use support::kvm::TestHost;
 
 fn metric(line: &str) {
     use std::io::Write;
@@ -39,7 +43,9 @@ fn the_lab_is_discovered_backed_up_incrementally_and_restored_to_the_dr_host() {
     let dr_spec = made.hosts.iter().find(|h| h.role != "production").unwrap();
 
     // Discovery returns the VMs, disks and networks lab init made.
-    let prod = KvmHost::open(&lab_dir.join(&prod_spec.dir)).unwrap();
+    let prod_layout = lab_dir.join(&prod_spec.dir);
+    let prod_host = TestHost::start_blocking(&prod_layout);
+    let prod = prod_host.platform();
     let inv = prod.inventory().unwrap();
     assert_eq!(inv.host.name, prod_spec.name);
     let found: Vec<&str> = inv.vms.iter().map(|v| v.name.as_str()).collect();
@@ -48,15 +54,16 @@ fn the_lab_is_discovered_backed_up_incrementally_and_restored_to_the_dr_host() {
     assert!(made_vms.len() >= 5, "about six VMs: {made_vms:?}");
     for spec in &prod_spec.vms {
         let vm = inv.vms.iter().find(|v| v.name == spec.name).unwrap();
-        let disks: Vec<(&str, u64)> = vm.disks.iter().map(|d| (d.name.as_str(), d.capacity_bytes)).collect();
-        let want: Vec<(&str, u64)> = spec.disks.iter().map(|d| (d.name.as_str(), d.virtual_size)).collect();
+        let disks: Vec<u64> = vm.disks.iter().map(|d| d.capacity_bytes).collect();
+        let want: Vec<u64> = spec.disks.iter().map(|d| d.virtual_size).collect();
         assert_eq!(disks, want, "{}", spec.name);
         assert!(vm.disks.iter().all(|d| d.cbt && d.format == DiskFormat::Qcow2), "{}", spec.name);
         assert!(!vm.nics.is_empty() && vm.nics.iter().all(|n| inv.networks.iter().any(|net| net.name == n.network)), "{}", spec.name);
     }
     let nets: Vec<&str> = inv.networks.iter().map(|n| n.name.as_str()).collect();
     assert!(nets.contains(&"lan") && nets.len() >= 2, "{nets:?}");
-    let dr = KvmHost::open(&lab_dir.join(&dr_spec.dir)).unwrap();
+    let dr_host = TestHost::start_blocking(&lab_dir.join(&dr_spec.dir));
+    let dr = dr_host.platform();
     assert!(dr.inventory().unwrap().vms.is_empty(), "the DR host starts empty");
 
     // Full backups, one activity round, incrementals.
@@ -75,8 +82,8 @@ fn the_lab_is_discovered_backed_up_incrementally_and_restored_to_the_dr_host() {
         let r = backup_vm(&prod, &vm.name, &ds, &BackupOptions::new(&vm.name), &Progress::new()).unwrap();
         assert!(r.disks.iter().all(|d| d.incremental), "{}: {:?}", vm.name, r.disks);
         assert_eq!(r.bytes_read, written, "{}: the incremental reads exactly what the round wrote", vm.name);
-        if vm.power == PowerState::Running {
-            assert!(written > 0, "{} is running and was written to", vm.name);
+        if definition::read_vm(&prod_layout, &vm.name).unwrap().power == PowerState::Running {
+            assert!(written > 0, "{} has a running role and was written to", vm.name);
         }
         metric(&format!("lab backup: {:<10} {:>14} {:>14} {:>14}", vm.name, full[&vm.name], written, r.bytes_read));
     }
@@ -100,11 +107,10 @@ fn the_lab_is_discovered_backed_up_incrementally_and_restored_to_the_dr_host() {
     };
     let created = restore_vm(&ds, &dr, &req, dir.path(), 2, &Progress::new()).unwrap();
     assert_eq!(dr.inventory().unwrap().vms.len(), 1);
-    let src_def = prod.definition(&win.name).unwrap();
-    let dst_def = dr.definition(&created.name).unwrap();
-    for (s, d) in src_def.disks.iter().zip(&dst_def.disks) {
-        let src = definition::disk_path(prod.dir(), &src_def.name, s);
-        let dst = definition::disk_path(dr.dir(), &dst_def.name, d);
+    assert!(dr_host.is_running(&created.name), "powered on: its QEMU runs");
+    let restored = dr_host.disk_files(&created.name);
+    assert_eq!(restored.len(), prod_host.vm(&win.name).disks.len());
+    for ((_, src), (_, dst)) in prod_host.vm(&win.name).disks.iter().zip(&restored) {
         let same = Command::new("qemu-img")
             .args(["compare", "-q", "-U", "-f", "vhdx", "-F", "qcow2"])
             .arg(&dst)

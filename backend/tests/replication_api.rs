@@ -27,10 +27,12 @@ mod support;
 mod pg;
 
 use support::api::Api;
+use support::kvm::TestHost;
 use support::Fixture;
 
-fn vm_json(host: &Path, name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(host.join("vms").join(name).join("vm.json")).unwrap()).unwrap()
+/// Whether VM `name` of `host` runs (a QEMU process).
+fn running(host: &TestHost, name: &str) -> bool {
+    host.is_running(name)
 }
 
 /// The guest-visible contents of two images are equal.
@@ -79,10 +81,10 @@ async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
     tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
-    let prod_dir = lab_dir.join("hosts/kvm-prod-01");
     let dr_dir = lab_dir.join("hosts/kvm-dr-01");
-    let prod: Platform = api.add_kvm_host(&prod_dir).await;
-    let dr: Platform = api.add_kvm_host(&dr_dir).await;
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(lab_dir.join("hosts/kvm-prod-01")), TestHost::start(&dr_dir));
+    let prod: Platform = api.add_host(&prod_host).await;
+    let dr: Platform = api.add_host(&dr_host).await;
     let _: Value = api.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": dr.id})), StatusCode::OK).await;
     let ids = api.manage(&prod, &["web-01"]).await;
     let vm = ids[0].clone();
@@ -122,9 +124,9 @@ async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
     assert!(full.bytes_read > 1_000_000 && full.bytes_written > 0, "{full:?}");
     assert!(d.replica_bytes > 0 && !d.flow.lag.rpo_missed && d.flow.next_sync_at.is_some());
     assert!(d.recent_jobs.iter().any(|j| j.id == job.id));
-    let replica = dr_dir.join("vms/web-01-replica");
-    assert!(replica.join("vm.json").exists());
-    assert_eq!(vm_json(&dr_dir, "web-01-replica")["power"], "stopped");
+    let replica = || dr_host.disk_files("web-01-replica")[0].1.clone();
+    assert!(replica().exists());
+    assert!(!running(&dr_host, "web-01-replica"));
 
     // Lab activity, then an incremental sync of only what changed.
     let activity = tokio::task::spawn_blocking({
@@ -150,23 +152,27 @@ async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
     let e = api.refused(&format!("/api/v1/replication/{id}/rollback"), json!({"confirm": "web-01", "sync_back": true}), StatusCode::CONFLICT, "invalid_state").await;
     assert!(e.contains("not failed over"), "{e}");
 
+    // The source runs from here on (its QEMU; the lab disks boot no OS).
+    prod_host.platform().set_power("web-01", shared_types::platform::PowerState::Running).unwrap();
+
     // Test failover: a test VM on the DR host's isolated network; the replica untouched.
-    let before_top = std::fs::metadata(replica.join("disk0.qcow2")).unwrap().modified().unwrap();
+    let before_top = std::fs::metadata(replica()).unwrap().modified().unwrap();
     let (flow, _) = done(&api, &id, "test-failover", json!({})).await;
     assert_eq!(flow.state, ReplicationState::Testing);
     let test_vm = flow.test_vm_name.clone().expect("the test VM's name");
-    let tvm = vm_json(&dr_dir, &test_vm);
-    assert_eq!(tvm["power"], "running");
+    assert!(running(&dr_host, &test_vm));
     let host: Value = serde_json::from_slice(&std::fs::read(dr_dir.join("host.json")).unwrap()).unwrap();
     let isolated: Vec<&str> = host["networks"].as_array().unwrap().iter().filter(|n| n["isolated"] == true).filter_map(|n| n["name"].as_str()).collect();
-    assert!(tvm["nics"].as_array().unwrap().iter().all(|n| isolated.contains(&n["network"].as_str().unwrap())), "{tvm} on {isolated:?}");
-    assert_eq!(vm_json(&prod_dir, "web-01")["power"], "running", "the source is untouched by a test");
+    let p = dr_host.platform();
+    let tvm = p.definition(&p.domain(&p.connect().unwrap(), &test_vm).unwrap()).unwrap();
+    assert!(!tvm.nics.is_empty() && tvm.nics.iter().all(|n| isolated.contains(&n.network.as_str())), "{:?} on {isolated:?}", tvm.nics);
+    assert!(running(&prod_host, "web-01"), "the source is untouched by a test");
     let e = api.refused(&format!("/api/v1/replication/{id}/sync"), json!({}), StatusCode::CONFLICT, "invalid_state").await;
     assert!(e.contains("end the test"), "{e}");
     let (flow, _) = done(&api, &id, "end-test", json!({})).await;
     assert_eq!(flow.state, ReplicationState::Healthy);
-    assert!(!dr_dir.join("vms").join(&test_vm).exists(), "the test VM and its overlay are gone");
-    assert_eq!(std::fs::metadata(replica.join("disk0.qcow2")).unwrap().modified().unwrap(), before_top, "the replica was not written");
+    assert!(!dr_host.vm_names().contains(&test_vm), "the test VM is gone");
+    assert_eq!(std::fs::metadata(replica()).unwrap().modified().unwrap(), before_top, "the replica was not written");
 
     // Map the networks with the recommendations, then fail over for real.
     let rec: Recommendations = api
@@ -182,12 +188,13 @@ async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
     let e: ErrorBody = reply.json();
     assert_eq!(e.details[0].field, "confirm");
-    let (flow, j) = done(&api, &id, "failover", json!({"confirm": "web-01"})).await;
+    // (No guest answers ACPI here: the source is stopped hard after 1 s.)
+    let (flow, j) = done(&api, &id, "failover", json!({"confirm": "web-01", "shutdown_timeout_seconds": 1})).await;
     assert_eq!(flow.state, ReplicationState::FailedOver, "{:?}", flow.failure_reason);
-    assert_eq!(vm_json(&prod_dir, "web-01")["power"], "stopped");
-    assert_eq!(vm_json(&dr_dir, "web-01-replica")["power"], "running");
-    let src_disk = prod_dir.join("vms/web-01/disk0.qcow2");
-    assert!(same_image(&replica.join("disk0.qcow2"), &src_disk), "the replica equals the source at the failover point");
+    assert!(!running(&prod_host, "web-01"));
+    assert!(running(&dr_host, "web-01-replica"));
+    let src_disk = prod_host.vm("web-01").disk("vda").to_path_buf();
+    assert!(same_image(&replica(), &src_disk), "the replica equals the source at the failover point");
     let log = j["logs"].as_array().unwrap().iter().filter_map(|l| l["message"].as_str()).collect::<Vec<_>>().join("\n");
     assert!(log.contains("downtime"), "{log}");
     let e = api.refused(&format!("/api/v1/replication/{id}/sync"), json!({}), StatusCode::CONFLICT, "invalid_state").await;
@@ -198,9 +205,9 @@ async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
     // Rollback with the replica's changes synced back.
     let (flow, _) = done(&api, &id, "rollback", json!({"confirm": "web-01", "sync_back": true})).await;
     assert_eq!(flow.state, ReplicationState::Healthy, "{:?}", flow.failure_reason);
-    assert_eq!(vm_json(&prod_dir, "web-01")["power"], "running");
-    assert_eq!(vm_json(&dr_dir, "web-01-replica")["power"], "stopped");
-    assert!(same_image(&replica.join("disk0.qcow2"), &src_disk), "source and replica equal after the rollback");
+    assert!(running(&prod_host, "web-01"));
+    assert!(!running(&dr_host, "web-01-replica"));
+    assert!(same_image(&replica(), &src_disk), "source and replica equal after the rollback");
 
     // Pause and resume.
     let p = act(&api, &id, "pause", json!({})).await;
@@ -235,9 +242,10 @@ async fn replicate_test_fail_over_and_roll_back(f: Fixture) {
     assert!(!d.flow.lag.rpo_missed, "a new point: the lag is back under the RPO");
 
     // Deleting the flow removes the replica from the DR host.
+    let top = replica();
     let reply = api.call("DELETE", &format!("/api/v1/replication/{id}"), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    assert!(!replica.exists(), "the replica is gone");
+    assert!(!dr_host.vm_names().contains(&"web-01-replica".to_string()) && !top.exists(), "the replica is gone");
     api.error(&format!("/api/v1/replication/{id}"), StatusCode::NOT_FOUND, "replication_not_found").await;
 }
 
@@ -254,8 +262,9 @@ async fn a_site_failover_starts_its_vms_in_boot_order() {
     tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
-    let prod: Platform = api.add_kvm_host(&lab_dir.join("hosts/kvm-prod-01")).await;
-    let dr: Platform = api.add_kvm_host(&lab_dir.join("hosts/kvm-dr-01")).await;
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(lab_dir.join("hosts/kvm-prod-01")), TestHost::start(lab_dir.join("hosts/kvm-dr-01")));
+    let prod: Platform = api.add_host(&prod_host).await;
+    let dr: Platform = api.add_host(&dr_host).await;
     let _: Value = api.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": dr.id})), StatusCode::OK).await;
     let ids = api.manage(&prod, &["web-01", "web-02"]).await;
     let group: Value = api.ok("POST", "/api/v1/protection-groups", Some(json!({"name": "web tier", "vm_ids": ids})), StatusCode::CREATED).await;

@@ -23,28 +23,28 @@ use axum::http::StatusCode;
 use guest_fs::{EntryKind, GuestPath};
 use sendense::catalog::repositories::ensure_local;
 use sendense::lab::{self, InitOptions};
-use sendense::platforms::kvm::KvmHost;
 use sendense::platforms::nbd::{QemuNbd, QemuNbdOptions};
 use sendense::platforms::{NewDisk, NewVm, Platform as _};
 use sendense::restore::into_disk::NbdDisk;
 use serde_json::{json, Value};
-use shared_types::platform::{DiskFormat, Firmware, GuestOs, PowerState};
+use shared_types::platform::{DiskFormat, Firmware, GuestOs, PowerAction, PowerState};
 use shared_types::jobs::{Job, JobDetails, JobKind, JobStatus};
 use shared_types::restore::{FileKind, FileListing, FileRestoreResult, Mount};
 
 mod support;
 
 use support::api::Api;
+use support::kvm::TestHost;
 
 /// A lab with web-01 managed and backed up, and a session on that backup.
 struct Lab {
     dir: tempfile::TempDir,
     api: Api,
-    host: PathBuf,
+    host: TestHost,
     platform: shared_types::discovery::Platform,
     web: String,
     mount: Mount,
-    /// web-01's ext4 root volume (`disk0-p1`).
+    /// web-01's ext4 root volume (`vda-p1`).
     vol: String,
 }
 
@@ -64,8 +64,8 @@ async fn lab() -> Lab {
     roots.set_restore_roots(&[dir.path().join("out")]);
     f.state.roots = Arc::new(roots);
     let api = Api::admin(f).await;
-    let host = lab_dir.join("hosts/kvm-prod-01");
-    let platform = api.add_kvm_host(&host).await;
+    let host = TestHost::start(lab_dir.join("hosts/kvm-prod-01")).await;
+    let platform = api.add_host(&host).await;
     let web = api.manage(&platform, &["web-01"]).await.remove(0);
     let backup = api.back_up(&web, "full").await;
     let mount: Mount = api.ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": backup})), StatusCode::CREATED).await;
@@ -258,11 +258,11 @@ async fn selected_files_are_restored_to_a_host_directory() {
     lab.api.refused(&url, body(json!([]), d.clone()), StatusCode::BAD_REQUEST, "invalid_field").await;
     let many: Vec<String> = (0..1001).map(|i| format!("/{vol}/etc/f{i}")).collect();
     assert!(lab.api.refused(&url, body(json!(many), d.clone()), StatusCode::BAD_REQUEST, "invalid_field").await.contains("1000"));
-    let m = lab.api.refused(&url, body(json!([format!("/{vol}/etc/hostname"), "/disk0-p2/x"]), d.clone()), StatusCode::BAD_REQUEST, "mixed_volumes").await;
-    assert!(m.contains("disk0-p2"), "{m}");
+    let m = lab.api.refused(&url, body(json!([format!("/{vol}/etc/hostname"), "/vda-p2/x"]), d.clone()), StatusCode::BAD_REQUEST, "mixed_volumes").await;
+    assert!(m.contains("vda-p2"), "{m}");
     let m = lab.api.refused(&url, body(json!([format!("/{vol}/etc/no-such-file")]), d.clone()), StatusCode::NOT_FOUND, "path_not_found").await;
     assert!(m.contains("no-such-file"), "{m}");
-    lab.api.refused(&url, body(json!(["/disk0-p2/x"]), d.clone()), StatusCode::UNPROCESSABLE_ENTITY, "volume_not_browsable").await;
+    lab.api.refused(&url, body(json!(["/vda-p2/x"]), d.clone()), StatusCode::UNPROCESSABLE_ENTITY, "volume_not_browsable").await;
     lab.api.refused(&url, body(json!(["/disk9-p9/x"]), d.clone()), StatusCode::NOT_FOUND, "volume_not_found").await;
     let m = lab.api.refused(&url, body(json!([format!("/{vol}/etc/hostname")]), json!({"kind": "host_directory", "path": "relative/dir"})), StatusCode::BAD_REQUEST, "invalid_field").await;
     assert!(m.contains("absolute"), "{m}");
@@ -444,8 +444,8 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     let (vol, url) = (lab.vol.clone(), lab.url());
     let scratch = lab.dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
-    let kvm = KvmHost::open(&lab.host).unwrap();
-    let web_disk = lab.host.join("vms/web-01/disk0.qcow2");
+    let kvm = lab.host.platform();
+    let web_disk = lab.host.vm("web-01").disk("vda").to_path_buf();
     let root = lab.mount.volumes.iter().find(|v| v.id == vol).unwrap().clone();
     let site = format!("/{vol}/etc/nginx/sites-available/shop.example.com");
     let site_bytes = lab.download(&site).await;
@@ -462,7 +462,8 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     std::fs::remove_file(&edited).unwrap();
     assert_eq!(read_guest(&web_disk, root.partition, "/etc/hostname").unwrap().1, b"tampered\n");
 
-    // Running: refused, nothing touched.
+    // Running (its QEMU started): refused, nothing touched.
+    kvm.set_power("web-01", PowerState::Running).unwrap();
     let to_web = |volume: &str, directory: Option<&str>| {
         let mut d = json!({"kind": "vm_disk", "vm_id": lab.web, "volume": volume});
         if let Some(dir) = directory {
@@ -473,7 +474,7 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     let back = json!([format!("/{vol}/etc/hostname"), format!("/{vol}/etc/nginx")]);
     let m = lab.api.refused(&url, json!({"paths": back, "destination": to_web(&vol, None), "conflict": "overwrite"}), StatusCode::CONFLICT, "vm_running").await;
     assert!(m.contains("web-01") && m.contains("power it off"), "{m}");
-    kvm.set_power("web-01", PowerState::Stopped).unwrap();
+    kvm.power("web-01", PowerAction::Stop, std::time::Duration::ZERO).unwrap();
 
     // Bad targets: 4xx when the request shows it, a failed job naming the
     // problem when only reading the disk does; the disk unchanged.
@@ -494,12 +495,12 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     };
     let m = refuse(json!({"kind": "vm_disk", "vm_id": "no-such-vm", "volume": vol}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
     assert!(m.contains("no-such-vm"), "{m}");
-    let m = fail(to_web("disk0-p9", None)).await;
-    assert!(m.contains("disk0-p1") && m.contains("disk0-p2"), "the VM's volumes are listed: {m}");
-    let m = fail(to_web("disk0-p2", None)).await;
+    let m = fail(to_web("vda-p9", None)).await;
+    assert!(m.contains("vda-p1") && m.contains("vda-p2"), "the VM's volumes are listed: {m}");
+    let m = fail(to_web("vda-p2", None)).await;
     assert!(m.contains("swap"), "{m}");
     let m = refuse(to_web("sdb1", None), StatusCode::UNPROCESSABLE_ENTITY, "volume_not_found").await;
-    assert!(m.contains("disk0-p1"), "{m}");
+    assert!(m.contains("vda-p1"), "{m}");
     refuse(to_web(&vol, Some("relative")), StatusCode::BAD_REQUEST, "invalid_field").await;
     refuse(to_web(&vol, Some("/etc/../..")), StatusCode::BAD_REQUEST, "invalid_field").await;
     let m = fail(to_web(&vol, Some("/etc/hostname/sub"))).await;
@@ -553,16 +554,16 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     assert!(listing.entries.iter().any(|e| e.name == "nginx" && e.kind == FileKind::Directory));
 
     // win-01: its FAT ESP and its NTFS C: volume.
-    kvm.set_power("win-01", PowerState::Stopped).unwrap();
     let platform = &lab.platform;
     let win = lab.api.manage(platform, &["win-01"]).await.remove(0);
-    let win_disk = lab.host.join("vms/win-01/disk0.qcow2");
+    let (win_target, win_disk) = lab.host.vm("win-01").disks[0].clone();
+    let win_vol = |n: u8| format!("{win_target}-p{n}");
     let to_win = |volume: &str, directory: &str| json!({"kind": "vm_disk", "vm_id": win, "volume": volume, "directory": directory});
     let layout = lab::LabManifest::read(&lab.dir.path().join("lab")).unwrap();
     let win_parts = layout.hosts[0].vms.iter().find(|v| v.name == "win-01").unwrap().disks[0].partitions.clone();
     let (esp, ntfs) = (&win_parts[0], &win_parts[2]);
 
-    let r = lab.restore(json!({"paths": back, "destination": to_win("disk0-p1", "/restored"), "conflict": "skip"})).await;
+    let r = lab.restore(json!({"paths": back, "destination": to_win(&win_vol(1), "/restored"), "conflict": "skip"})).await;
     assert!(r.files >= 3 && r.symlinks == 0, "{r:?}");
     assert!(r.skipped.iter().any(|s| s.path.ends_with("sites-enabled/shop.example.com") && s.reason.contains("FAT")), "the link is reported: {:?}", r.skipped);
     assert_eq!(read_guest(&win_disk, Some(1), "/restored/hostname").unwrap().1, b"web-01\n");
@@ -570,12 +571,12 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     let (e, _) = read_guest(&win_disk, Some(1), "/restored/hostname").unwrap();
     assert!(e.mtime.unwrap().abs_diff(src.modified.unwrap().timestamp()) <= 2, "FAT keeps the time (2 s resolution): {e:?}");
     fsck(&win_disk, esp.start, esp.size, "fsck.fat", "-n", &scratch);
-    let r = lab.restore(json!({"paths": one, "destination": to_win("disk0-p1", "/RESTORED"), "conflict": "keep_both"})).await;
+    let r = lab.restore(json!({"paths": one, "destination": to_win(&win_vol(1), "/RESTORED"), "conflict": "keep_both"})).await;
     assert_eq!(r.files, 1, "FAT names compare without case: {r:?}");
 
-    let r = lab.restore(json!({"paths": back, "destination": to_win("disk0-p3", "/Restored"), "conflict": "skip"})).await;
+    let r = lab.restore(json!({"paths": back, "destination": to_win(&win_vol(3), "/Restored"), "conflict": "skip"})).await;
     assert!(r.files >= 3, "{r:?}");
-    let r2 = lab.restore(json!({"paths": one, "destination": to_win("disk0-p3", "/Windows"), "conflict": "overwrite"})).await;
+    let r2 = lab.restore(json!({"paths": one, "destination": to_win(&win_vol(3), "/Windows"), "conflict": "overwrite"})).await;
     assert_eq!(r2.files, 1, "{r2:?}");
     let (e, data) = read_guest(&win_disk, Some(3), "/Restored/hostname").unwrap();
     assert_eq!((data.as_slice(), e.mtime), (b"web-01\n".as_slice(), src.modified.map(|t| t.timestamp())), "NTFS keeps the time");
@@ -583,7 +584,7 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     assert_eq!(read_guest(&win_disk, Some(3), "/Windows/hostname").unwrap().1, b"web-01\n");
     assert!(read_guest(&win_disk, Some(3), "/Windows/System32").is_ok(), "what was there stays");
     fsck(&win_disk, ntfs.start, ntfs.size, "ntfsfix", "-n", &scratch);
-    let m = lab.fails(json!({"paths": back, "destination": to_win("disk0-p3", "/Windows/NewDir"), "conflict": "skip"})).await;
+    let m = lab.fails(json!({"paths": back, "destination": to_win(&win_vol(3), "/Windows/NewDir"), "conflict": "skip"})).await;
     assert!(m.contains("NTFS") && m.contains("top-level"), "{m}");
 
     // A filesystem too small for the selection: refused before any write.
@@ -598,20 +599,20 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
         os: GuestOs::Linux,
         role: None,
         nics: vec![],
-        disks: vec![NewDisk { name: "disk0".into(), image: tiny.clone(), image_format: DiskFormat::Raw, format: None, in_place: false }],
+        disks: vec![NewDisk { name: "vda".into(), image: tiny.clone(), image_format: DiskFormat::Raw, format: None, in_place: false }],
         power: PowerState::Stopped,
         definition: None,
         pool: None,
     })
     .unwrap();
     let tiny_vm = lab.api.manage(platform, &["tiny-01"]).await.remove(0);
-    let tiny_disk = lab.host.join("vms/tiny-01/disk0.qcow2");
+    let tiny_disk = lab.host.disk_files("tiny-01")[0].1.clone();
     std::fs::copy(&tiny_disk, &before).unwrap();
     let logs = json!([format!("/{vol}/var/log/nginx")]);
-    let m = lab.fails(json!({"paths": logs, "destination": {"kind": "vm_disk", "vm_id": tiny_vm, "volume": "disk0", "directory": "/"}, "conflict": "skip"})).await;
+    let m = lab.fails(json!({"paths": logs, "destination": {"kind": "vm_disk", "vm_id": tiny_vm, "volume": "vda", "directory": "/"}, "conflict": "skip"})).await;
     assert!(m.contains("bytes are needed") && m.contains("nothing was changed"), "{m}");
     assert!(same_content(&tiny_disk, &before), "the disk is unchanged");
-    let r = lab.restore(json!({"paths": one, "destination": {"kind": "vm_disk", "vm_id": tiny_vm, "volume": "disk0", "directory": "/"}, "conflict": "skip"})).await;
+    let r = lab.restore(json!({"paths": one, "destination": {"kind": "vm_disk", "vm_id": tiny_vm, "volume": "vda", "directory": "/"}, "conflict": "skip"})).await;
     assert_eq!(r.files, 1, "a whole-disk FAT12 volume takes a small file: {r:?}");
     assert_eq!(read_guest(&tiny_disk, None, "/hostname").unwrap().1, b"web-01\n");
 

@@ -75,7 +75,7 @@ async fn an_overwrite_restore_replaces_the_vm_only_once_the_new_one_is_complete(
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
     let prod_layout = lab_dir.join("hosts/kvm-prod-01");
-    let (prod_host, dr_host) = tokio::join!(TestHost::start(&prod_layout), TestHost::start(&lab_dir.join("hosts/kvm-dr-01")));
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(&prod_layout), TestHost::start(lab_dir.join("hosts/kvm-dr-01")));
     let prod = api.add_host(&prod_host).await;
     let dr = api.add_host(&dr_host).await;
     let vm = api.manage(&prod, &["web-01"]).await.remove(0);

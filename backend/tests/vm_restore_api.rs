@@ -48,7 +48,7 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     assert!(lic.features.iter().all(|f| f.enabled));
 
     // web-01 managed and backed up (full) by the job runner.
-    let (prod_host, dr_host) = tokio::join!(TestHost::start(&lab_dir.join("hosts/kvm-prod-01")), TestHost::start(&lab_dir.join("hosts/kvm-dr-01")));
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(lab_dir.join("hosts/kvm-prod-01")), TestHost::start(lab_dir.join("hosts/kvm-dr-01")));
     let prod: Platform = api.add_host(&prod_host).await;
     let dr: Platform = api.add_host(&dr_host).await;
     let found: DiscoverVmsResponse = api.ok("POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod.id})), StatusCode::OK).await;

@@ -4,7 +4,9 @@
 //! [`crate::platforms::kvm::definition`] for the layout). This is how the
 //! demo lab's builder output and the tests' hand-made VMs become VMs of a
 //! real KVM host; Sendense itself only ever talks to the host through
-//! libvirt.
+//! libvirt. Linux VMs boot the lab's guest kit (when it is there), which
+//! mounts their filesystems and prints a boot line on the console logged
+//! beside the VM's definition (`console.log`).
 //!
 //! Bridges get names unique on this machine (`<tag><n>`). A network keeps
 //! its subnet when no other interface here routes it, else it gets a free
@@ -18,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use shared_types::platform::{Firmware, GuestOs, NetworkInfo};
 use virt::connect::Connect;
 
+use super::guest;
 use crate::platforms::kvm::definition::{self, VmDefinition};
 use crate::platforms::libvirt::domain_xml::escape;
 
@@ -92,10 +95,24 @@ pub fn define_vm(conn: &Connect, layout: &Path, def: &VmDefinition) -> Result<Im
             )
         })
         .collect();
-    let os = match def.firmware {
-        Firmware::Uefi => "<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>",
-        Firmware::Bios => "<os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>",
+    let (firmware, machine) = match def.firmware {
+        Firmware::Uefi => (" firmware='efi'", "q35"),
+        Firmware::Bios => ("", "pc"),
     };
+    // A Linux VM boots the guest kit's kernel, which mounts the VM's own
+    // filesystems and prints its boot line; anything else boots its disk.
+    let boot = match (def.os, guest::kit_dir()) {
+        (GuestOs::Linux, Ok(kit)) => format!(
+            "<kernel>{}</kernel><initrd>{}</initrd><cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={} sendense.role={}</cmdline>",
+            escape(&kit.join("vmlinuz").to_string_lossy()),
+            escape(&kit.join("initrd.cpio.gz").to_string_lossy()),
+            escape(&def.name),
+            escape(&def.role.as_deref().unwrap_or("app").split_whitespace().next().unwrap_or("app").replace(|c: char| !c.is_ascii_alphanumeric(), "")),
+        ),
+        _ => "<boot dev='hd'/>".into(),
+    };
+    let os = format!("<os{firmware}><type arch='x86_64' machine='{machine}'>hvm</type>{boot}</os>");
+    let console_log = definition::vm_dir(layout, &def.name).join("console.log");
     let uuid = uuid::Uuid::parse_str(&def.uuid).map(|u| format!("<uuid>{u}</uuid>")).unwrap_or_default();
     let guest_os = match def.os {
         GuestOs::Windows => " os='windows'",
@@ -104,13 +121,15 @@ pub fn define_vm(conn: &Connect, layout: &Path, def: &VmDefinition) -> Result<Im
     let role = def.role.as_deref().map(|r| format!(" role='{}'", escape(r))).unwrap_or_default();
     let xml = format!(
         "<domain type='qemu'><name>{}</name>{uuid}<metadata><s:vm xmlns:s='https://sendense.io/xmlns/domain/1'{role}{guest_os}/></metadata>\
-<memory unit='MiB'>{}</memory><vcpu>{}</vcpu>{os}<features><acpi/></features>\
+<memory unit='MiB'>{}</memory><vcpu>{}</vcpu>{os}<features><acpi/><tcg><tb-cache unit='MiB'>32</tb-cache></tcg></features>\
 <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>\
-<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>{disk_xml}{nics}<serial type='pty'><target port='0'/></serial>\
-<console type='pty'><target type='serial' port='0'/></console><memballoon model='none'/></devices></domain>",
+<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>{disk_xml}{nics}\
+<serial type='pty'><log file='{}' append='off'/><target port='0'/></serial><console type='pty'><target type='serial' port='0'/></console>\
+<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel><memballoon model='none'/></devices></domain>",
         escape(&def.name),
         def.memory_mib.max(16),
         def.vcpus.max(1),
+        escape(&console_log.to_string_lossy()),
     );
     let dom = conn.define_domain_xml(&xml).with_context(|| format!("defining VM {}", def.name))?;
     let uuid = dom.uuid_string().with_context(|| format!("reading the uuid of {}", def.name))?;

@@ -39,8 +39,8 @@ impl TestHost {
     }
 
     /// [`TestHost::start_blocking`] off the async threads.
-    pub async fn start(layout: &Path) -> TestHost {
-        let layout = layout.to_path_buf();
+    pub async fn start(layout: impl AsRef<Path>) -> TestHost {
+        let layout = layout.as_ref().to_path_buf();
         tokio::task::spawn_blocking(move || TestHost::start_blocking(&layout)).await.unwrap()
     }
 
