@@ -6,7 +6,7 @@
 //! the socket exists or not, and never a 5xx. The server refuses to start
 //! with a restore root that is its data directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::http::StatusCode;

@@ -2,7 +2,7 @@
 //! `lab init` made), end to end with real tools: discovery returns what
 //! `lab init` made; after one round of `lab activity`
 //! each VM's incremental reads exactly the blocks the round wrote; a lab VM
-//! restores onto the DR host. Prints full vs incremental bytes per VM to
+//! restores onto the DR host (as VHD, a cross-format restore). Prints full vs incremental bytes per VM to
 //! `target/lab-metrics.txt`.
 
 use std::collections::BTreeMap;
@@ -88,7 +88,7 @@ fn the_lab_is_discovered_backed_up_incrementally_and_restored_to_the_dr_host() {
         metric(&format!("lab backup: {:<10} {:>14} {:>14} {:>14}", vm.name, full[&vm.name], written, r.bytes_read));
     }
 
-    // A lab VM restored onto the DR host, as vhdx, equals its source disk.
+    // A lab VM restored onto the DR host, as VHD (vpc), equals its source disk.
     let win = inv.vms.iter().find(|v| v.name == "win-01").unwrap_or(&inv.vms[0]);
     let m = ds.resolve(&win.name, "latest").unwrap();
     let info = m.vm.clone().unwrap();
@@ -96,7 +96,7 @@ fn the_lab_is_discovered_backed_up_incrementally_and_restored_to_the_dr_host() {
         source_vm: win.name.clone(),
         snapshot: "latest".into(),
         new_name: format!("{}-dr", win.name),
-        format: Some(DiskFormat::Vhdx),
+        format: Some(DiskFormat::Vpc),
         vcpus: info.vcpus,
         memory_mib: info.memory_mib,
         firmware: info.firmware,
@@ -112,7 +112,7 @@ fn the_lab_is_discovered_backed_up_incrementally_and_restored_to_the_dr_host() {
     assert_eq!(restored.len(), prod_host.vm(&win.name).disks.len());
     for ((_, src), (_, dst)) in prod_host.vm(&win.name).disks.iter().zip(&restored) {
         let same = Command::new("qemu-img")
-            .args(["compare", "-q", "-U", "-f", "vhdx", "-F", "qcow2"])
+            .args(["compare", "-q", "-U", "-f", "vpc", "-F", "qcow2"])
             .arg(&dst)
             .arg(&src)
             .status()

@@ -50,7 +50,7 @@ async fn a_libvirt_host_is_added_by_uri_discovered_and_its_running_guest_backed_
     let api = Api::admin(f).await;
 
     // Bad URIs: a 4xx naming the problem, nothing added.
-    for (bad, says) in [("qemu://host/nothing", "/system"), ("xen:///system", "absolute path"), ("qemu+unix:///system?socket=rel/sock", "absolute")] {
+    for (bad, says) in [("qemu://host/nothing", "/system"), ("xen:///system", "not a libvirt URI"), ("qemu+unix:///system?socket=rel/sock", "absolute")] {
         let r = api.call("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": bad}))).await;
         assert!(r.status.is_client_error(), "{bad}: {}", r.status);
         assert!(r.body.contains(says), "{bad}: {}", r.body);

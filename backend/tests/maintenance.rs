@@ -19,7 +19,7 @@ use sendense::catalog::repositories::ensure_local;
 use sendense::db::entities::{audit_log, job_logs, job_samples, jobs, sessions};
 use sendense::catalog::repository_keys;
 use sendense::engine::datastore::Datastore;
-use sendense::platforms::kvm::{cbt, definition};
+use sendense::platforms::kvm::definition;
 use serde_json::{json, Value};
 use shared_types::backups::{Backup, BackupStatus};
 use shared_types::discovery::{BulkAddResponse, Platform};
@@ -29,6 +29,7 @@ use shared_types::repositories::{Repository, VerifyOutcome};
 use shared_types::ws::ServerMessage;
 
 mod support;
+use support::kvm::TestHost;
 use support::api::Api;
 use support::fixture;
 
@@ -74,9 +75,20 @@ fn host(root: &Path, names: &[&str], mib: u64) -> PathBuf {
         let disk = vm_dir.join("disk0.qcow2");
         run("qemu-img", &["convert", "-q", "-f", "raw", "-O", "qcow2", raw.to_str().unwrap(), disk.to_str().unwrap()]);
         std::fs::remove_file(&raw).unwrap();
-        cbt::enable_tracking(&disk).unwrap();
     }
     dir
+}
+
+/// The test's scratch directory and its libvirt host (stopped when dropped).
+struct Root {
+    dir: tempfile::TempDir,
+    host: Option<TestHost>,
+}
+
+impl Root {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -92,18 +104,19 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Signed-in API, the local repository, and managed VMs `names`.
-async fn setup(names: &[&str], mib: u64) -> (Api, Repository, Vec<String>, tempfile::TempDir) {
+async fn setup(names: &[&str], mib: u64) -> (Api, Repository, Vec<String>, Root) {
     let f = fixture().await;
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
-    let root = tempfile::tempdir().unwrap();
+    let mut root = Root { dir: tempfile::tempdir().unwrap(), host: None };
     let repos: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
     let repo = repos.into_iter().next().unwrap();
     if names.is_empty() {
         return (api, repo, Vec::new(), root);
     }
-    let dir = host(root.path(), names, mib);
-    let p: Platform = api.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": dir.display().to_string()})), StatusCode::CREATED).await;
+    let kvm = TestHost::start(host(root.path(), names, mib)).await;
+    let p: Platform = api.ok("POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": kvm.uri()})), StatusCode::CREATED).await;
+    root.host = Some(kvm);
     let ids: Vec<String> = (0..names.len()).map(|i| format!("00000000-0000-4000-8000-0000000000a{i}")).collect();
     let added: BulkAddResponse = api.ok("POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": p.id, "vm_ids": ids})), StatusCode::OK).await;
     let vms = names.iter().map(|n| added.added.iter().find(|v| v.name == *n).unwrap().id.clone()).collect();
@@ -209,7 +222,7 @@ async fn prune_applies_flow_retention_and_gc_gives_the_space_back() {
     .await;
     let first = backup(&api, &vms[0]).await;
     // Rewrite the whole disk: the second restore point shares no chunk with the first.
-    let disk = definition::vm_dir(&root.path().join("host"), "app-01").join("disk0.qcow2");
+    let disk = root.host.as_ref().unwrap().vm("app-01").disk("vda").to_path_buf();
     let fresh = root.path().join("fresh.raw");
     std::fs::write(&fresh, random_bytes(4 << 20, 77)).unwrap();
     run("qemu-io", &["-f", "qcow2", "-c", &format!("write -s {} 0 4M", fresh.display()), disk.to_str().unwrap()]);

@@ -14,6 +14,7 @@ use std::process::Command;
 use axum::http::StatusCode;
 use sendense::catalog::repositories::ensure_local;
 use sendense::lab::{self, InitOptions};
+use sendense::platforms::Platform as _;
 use serde_json::{json, Value};
 use shared_types::discovery::Platform;
 use shared_types::error::ErrorBody;

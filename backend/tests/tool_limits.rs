@@ -23,7 +23,7 @@ use sendense::catalog::repositories::ensure_local;
 use sendense::lab::{self, InitOptions};
 use sendense::platforms::nbd::{QemuNbd, QemuNbdOptions};
 use sendense::platforms::tools::{self, Timeouts};
-use sendense::platforms::{Platform as _, PlatformError};
+use sendense::platforms::PlatformError;
 use serde_json::json;
 use shared_types::jobs::{Job, JobDetails, JobStatus};
 use shared_types::restore::Mount;

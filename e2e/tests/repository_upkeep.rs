@@ -4,7 +4,6 @@
 //! restore point shows as verified in RECOVERY. Screenshots at 1440x900 and
 //! 820x1180.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -26,11 +25,9 @@ async fn attrs(b: &Browser, testid: &str, names: &[&str]) -> Option<Vec<String>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_now_runs_and_the_page_shows_the_result() -> Result<()> {
-    let server = Server::start_with_lab()?;
+    let server = Server::start_with_lab_guests()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
-    let hosts: PathBuf = server.lab_dir().join("hosts");
-    let p = server.expect(&token, "POST", "/api/v1/platforms", Some(json!({"kind": "kvm", "address": hosts.join("kvm-prod-01").display().to_string()})), 201)?;
-    let prod = p["id"].as_str().context("platform id")?.to_owned();
+    let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
     let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;
     let web = found["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-02").context("web-02 in the lab")?;
     let added = server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": prod, "vm_ids": [web["vm"]["id"]]})), 200)?;

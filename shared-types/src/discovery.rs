@@ -26,7 +26,7 @@ pub struct Platform {
     pub id: String,
     pub name: String,
     pub kind: PlatformKind,
-    /// Where the server reaches it: the host directory of a KVM host.
+    /// Where the server reaches it: a KVM host's libvirt URI.
     pub address: String,
     pub status: PlatformStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,7 +50,8 @@ pub struct AddPlatformRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub kind: PlatformKind,
-    /// For a KVM host: the absolute path of its host directory.
+    /// For a KVM host: its libvirt URI (`qemu:///system`,
+    /// `qemu+ssh://user@host/system`, `qemu+unix:///system?socket=/path`).
     pub address: String,
 }
 
@@ -108,7 +109,7 @@ pub struct DiscoverVmsResponse {
     /// Managed VMs the platform no longer reports.
     pub missing: Vec<NamedRef>,
     /// VMs the platform has that cannot be protected, with the reason
-    /// (e.g. a disk outside the host directory); not in `vms`.
+    /// (e.g. a VM whose definition cannot be read); not in `vms`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<crate::platform::RefusedVm>,
     /// The platform's storage pools (where restores put disks).

@@ -4,7 +4,7 @@
 //!
 //! These shapes are the same for every platform kind; a connector fills what
 //! its platform knows (a KVM host has no datastore clusters, an AWS region has
-//! no host directory) and leaves optional fields empty.
+//! no storage pools of files) and leaves optional fields empty.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PlatformKind {
-    /// A KVM/QEMU host: VM definitions and qcow2 disks in a host directory.
+    /// A KVM/QEMU host, reached through libvirt.
     Kvm,
     Vmware,
     Cloudstack,
@@ -176,8 +176,8 @@ pub struct StoragePoolInfo {
     pub available_bytes: u64,
 }
 
-/// A VM a platform has but Sendense refuses to protect (e.g. a disk file
-/// that resolves outside its host directory), and why.
+/// A VM a platform has but Sendense refuses to protect (e.g. one whose
+/// definition cannot be read), and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefusedVm {

@@ -17,8 +17,8 @@ pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String, details: Vec<FieldError> },
 
-    /// Well-formed input that cannot be used: a host directory that is not
-    /// one, a cron pattern that does not parse, a reference to nothing.
+    /// Well-formed input that cannot be used: a host that does not answer,
+    /// a cron pattern that does not parse, a reference to nothing.
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String, details: Vec<FieldError> },
 

@@ -86,6 +86,12 @@ pub fn check(f: &Facts<'_>) -> CompatibilityReport {
             ),
         ));
     }
+    if target_kind == PlatformKind::Kvm && f.format == DiskFormat::Vhdx {
+        notes.push(note(
+            NoteSeverity::Blocker,
+            "libvirt storage pools hold no VHDX volumes: restore to a KVM host as qcow2, raw, vmdk or vpc (VHD)".into(),
+        ));
+    }
     // Firmware.
     match (f.source.firmware, f.format) {
         (Firmware::Uefi, DiskFormat::Vpc) => notes.push(note(

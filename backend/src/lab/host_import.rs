@@ -8,7 +8,8 @@
 //! mounts their filesystems and prints a boot line on the console logged
 //! beside the VM's definition (`console.log`).
 //!
-//! Bridges get names unique on this machine (`<tag><n>`). A network keeps
+//! The directory of each VM's disks becomes a directory storage pool
+//! (`layout-<n>`). Bridges get names unique on this machine (`<tag><n>`). A network keeps
 //! its subnet when no other interface here routes it, else it gets a free
 //! `10.x.y.0/24`: several hosts built from one layout can run side by side.
 //! VLAN tags are not carried over (a Linux bridge network has none in
@@ -52,9 +53,23 @@ pub fn define(conn: &Connect, layout: &Path, tag: &str) -> Result<Vec<ImportedVm
         define_network(conn, net, &format!("{tag}{i}"))?;
     }
     let mut vms = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
     for name in definition::list_vms(layout)? {
         let def = definition::read_vm(layout, &name)?;
-        vms.push(define_vm(conn, layout, &def)?);
+        let vm = define_vm(conn, layout, &def)?;
+        for (_, image) in &vm.disks {
+            if let Some(dir) = image.parent().filter(|d| !dirs.iter().any(|x| x == d)) {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+        vms.push(vm);
+    }
+    // Every disk is a volume of a storage pool, as on a managed host (what
+    // Sendense writes into a disk goes through the pool's volume).
+    for (i, dir) in dirs.iter().enumerate() {
+        let xml = format!("<pool type='dir'><name>layout-{i}</name><target><path>{}</path></target></pool>", escape(&dir.to_string_lossy()));
+        let pool = conn.define_storage_pool_xml(&xml, 0).with_context(|| format!("defining a storage pool on {}", dir.display()))?;
+        pool.create(0).with_context(|| format!("starting the storage pool on {}", dir.display()))?;
     }
     Ok(vms)
 }

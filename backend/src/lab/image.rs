@@ -70,6 +70,17 @@ pub fn raw_to_qcow2(raw: &Path, qcow2: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The name of the dirty bitmap every lab disk carries from its build on:
+/// what the lab's own tests count an activity round's writes with.
+pub const ACTIVITY_BITMAP: &str = "sendense-1";
+
+/// Adds the enabled [`ACTIVITY_BITMAP`] to a qcow2 disk: every later write
+/// to the image is recorded in it (by QEMU, whoever writes).
+pub fn add_activity_bitmap(qcow2: &Path) -> Result<()> {
+    tool::run("qemu-img", ["bitmap".as_ref(), "--add".as_ref(), "--enable".as_ref(), qcow2.as_os_str(), ACTIVITY_BITMAP.as_ref()])?;
+    Ok(())
+}
+
 /// A path as a value in qemu's `key=value,...` option syntax (commas doubled).
 fn qemu_opt(path: &Path) -> String {
     path.to_string_lossy().replace(',', ",,")

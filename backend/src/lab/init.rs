@@ -24,7 +24,7 @@ use super::manifest::{LabDisk, LabHost, LabManifest, LabPartition, LabVm, HOSTS_
 use super::partition::{self, PartSpec, Placed, TableKind, SECTOR};
 use super::rng::Rng;
 use super::{allocated_bytes, human, LabError, Result};
-use crate::platforms::kvm::{cbt, definition};
+use crate::platforms::kvm::definition;
 
 #[derive(Debug, Clone, Default)]
 pub struct InitOptions {
@@ -283,7 +283,7 @@ fn build_vm(dir: &Path, host_rel: &str, host: &HostSpec, vm: &VmSpec, scratch: &
         let _ = std::fs::remove_dir_all(&work);
         {
             let _lock = definition::disk_lock(&qcow2)?;
-            cbt::enable_tracking(&qcow2)?;
+            image::add_activity_bitmap(&qcow2)?;
         }
         let allocated = allocated_bytes(&qcow2).map_err(|e| LabError::io(format!("measuring {}", qcow2.display()), e))?;
         lab_disks.push(LabDisk {

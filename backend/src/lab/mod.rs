@@ -17,7 +17,7 @@
 //! plausible files ([`content`]): web sites and access logs, database heap
 //! files, a department file share, a Windows system volume. Disks are sparse:
 //! gigabytes of virtual size, tens of MiB of data. Each carries the Sendense
-//! dirty bitmap ([`crate::platforms::kvm::cbt::enable_tracking`]).
+//! dirty bitmap ([`image::add_activity_bitmap`]).
 //!
 //! `sendense lab activity --dir DIR` ([`activity::round`]) then changes the
 //! running VMs the way their guests would: log lines appended, files
