@@ -8,24 +8,29 @@ holding
   big/      a.bin and b.bin, 256 MiB of incompressible bytes each
   logs/     app.log, 64 MiB of log lines
 with its directories indexed by `e2fsck -D` (htree, as a guest kernel
-leaves a directory this large), converted to qcow2 (with the Sendense
-change-tracking bitmap, as the demo lab's disks) in a KVM host directory;
-the raw image is kept for restic.
+leaves a directory this large), converted to qcow2; the raw image is kept
+for restic.
 
-Then `sendense serve` (fresh data directory, SQLite catalog, no demo lab)
-on a free port; through the API: add the host and an empty DR host,
-discover, manage the VM, back it up (full). Each run, in this order:
+Two real libvirt hosts on this machine (`sendense lab hosts start --dir
+WORKDIR/lab`: a "prod" and a "dr" daemon, each given a directory storage
+pool `default`); the VM (shut off, no NIC) is defined on prod with a copy of
+the qcow2 in prod's pool. Then `sendense serve` (fresh data directory,
+SQLite catalog, no demo lab) on a free port; through the API: add both hosts
+by their URIs, discover, manage the VM, back it up (full). Each run, in
+this order:
   open       POST /restore/mount (client wall time; the answer's open_ms too)
-  list-1st   GET .../files?path=/disk0-p1/many&limit=1000 on the fresh session
+  list-1st   GET .../files?path=/vda-p1/many&limit=1000 on the fresh session
   list-all   the 10 pages of 1,000 entries, one after the other
   file       GET .../download of big/a.bin (256 MiB)
   tar-big    GET .../download of big/ (tar of 2 x 256 MiB)
   tar-many   GET .../download of many/ (tar of 10,000 small files)
   restore    POST /restore/start onto the DR host (qcow2, the KVM native
-             format; then raw), from the request to the job's completion
+             format; then raw: a volume of dr's pool `default`), from the
+             request to the job's completion
   restic     `restic restore latest` of the same raw image
 Each HTTP response is read to its end. Medians over --runs; the first run
 also checks what came back (sizes, SHA-256, tar entries, qemu-img compare).
+The hosts are stopped at the end (their guests too), also on failure.
 """
 import argparse
 import hashlib
@@ -52,8 +57,15 @@ LOG = 64 * MiB
 PAGE_MAX = 1000
 PASSWORD = "bench-restore-admin-password"
 VM = "bench-vm"
+# One UUID for every run: the managed VM is found by it.
+VM_UUID = "6b1f7c1e-2a55-4c7e-9d5e-0b3c4d5e6f70"
+# The target dev of the VM's disk: restored disks are volumes `<name>-vda.<ext>`.
+DISK_DEV = "vda"
+# The storage pool made on each host (a restore's default pool is `default`).
+POOL = "default"
+HOSTS = ("prod", "dr")
 # Bumped when the workload changes: an older one in --workdir is made again.
-WORKLOAD_VERSION = 2
+WORKLOAD_VERSION = 3
 
 TARGETS = {
     "open_ms": 1000.0,        # opening a session on a 2 GiB disk < 1 s
@@ -63,10 +75,10 @@ TARGETS = {
 }
 
 
-def sh(cmd, env=None, cwd=None, capture=False, input=None):
+def sh(cmd, env=None, cwd=None, capture=False, input=None, check=True):
     r = subprocess.run(cmd, env=env, cwd=cwd, input=input, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                        stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
+    if check and r.returncode != 0:
         sys.exit(f"bench-restore: {' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
     return r
 
@@ -145,10 +157,11 @@ def make_workload(w):
     stamp = os.path.join(w, "workload.json")
     if os.path.exists(stamp):
         wl = json.load(open(stamp))
-        if wl.get("version") == WORKLOAD_VERSION:
+        if wl.get("version") == WORKLOAD_VERSION and os.path.exists(wl["raw"]) and os.path.exists(wl["qcow2"]):
             return wl
     print(f"making the workload in {w} ...", file=sys.stderr)
     t0 = time.perf_counter()
+    # "hosts": the KVM host directories of workload version 2.
     for d in ("tree", "hosts"):
         shutil.rmtree(os.path.join(w, d), ignore_errors=True)
     tree = os.path.join(w, "tree")
@@ -174,26 +187,87 @@ def make_workload(w):
     sh(["dd", f"if={part_img}", f"of={raw}", "bs=4M", f"seek={start}", "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"])
     os.remove(part_img)
     shutil.rmtree(tree)
-    prod = os.path.join(w, "hosts", "prod")
-    dr = os.path.join(w, "hosts", "dr")
-    vm_dir = os.path.join(prod, "vms", VM)
-    os.makedirs(vm_dir)
-    os.makedirs(os.path.join(dr, "vms"))
-    disk = os.path.join(vm_dir, "disk0.qcow2")
-    sh(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, disk])
-    sh(["qemu-img", "bitmap", "--add", "--enable", disk, "sendense-1"])
-    nets = [{"name": "lan", "bridge": "br0", "cidr": "10.0.0.0/24"}]
-    for d, name in ((prod, "bench-prod"), (dr, "bench-dr")):
-        json.dump({"name": name, "cpu_cores": 16, "memory_mib": 65536, "networks": nets}, open(os.path.join(d, "host.json"), "w"))
-    json.dump({"name": VM, "uuid": "6b1f7c1e-2a55-4c7e-9d5e-0b3c4d5e6f70", "vcpus": 2, "memory_mib": 2048,
-               "firmware": "uefi", "os": "linux", "power": "running",
-               "nics": [{"mac": "52:54:00:12:34:56", "network": "lan", "model": "virtio"}],
-               "disks": [{"name": "disk0", "file": "disk0.qcow2", "format": "qcow2", "bus": "virtio"}]},
-              open(os.path.join(vm_dir, "vm.json"), "w"))
-    wl = {"version": WORKLOAD_VERSION, "raw": raw, "prod": prod, "dr": dr, "hashes": hashes, "part_start": start, "part_size": size,
+    # The pristine disk: each bench copies it into prod's pool (a backup
+    # leaves checkpoint bitmaps in the disk it reads).
+    disk = os.path.join(w, "disk.qcow2")
+    sh(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "compat=1.1", raw, disk])
+    wl = {"version": WORKLOAD_VERSION, "raw": raw, "qcow2": disk, "hashes": hashes, "part_start": start, "part_size": size,
           "allocated": os.stat(raw).st_blocks * 512, "seconds": round(time.perf_counter() - t0, 1)}
     json.dump(wl, open(stamp, "w"))
     return wl
+
+
+# ---------------------------------------------------------------- libvirt hosts
+
+def uri(lab, host):
+    return f"qemu+unix:///system?socket={lab}/libvirt/{host}/sock/libvirt-sock"
+
+
+def images(lab, host):
+    """The host's storage pool directory (its pool `default`)."""
+    return os.path.join(lab, "libvirt", host, "images")
+
+
+def virsh(lab, host, *args, check=True, capture=False):
+    return sh(["virsh", "-q", "-c", uri(lab, host)] + list(args), check=check, capture=capture)
+
+
+def start_hosts(exe, lab):
+    """Starts the prod and dr libvirt daemons, each with an active dir pool `default` on its images directory."""
+    sh([exe, "lab", "hosts", "start", "--dir", lab])
+    for host in HOSTS:
+        # Both fail harmlessly when a run before this one made them.
+        virsh(lab, host, "pool-define-as", POOL, "dir", "--target", images(lab, host), check=False)
+        virsh(lab, host, "pool-start", POOL, check=False)
+        virsh(lab, host, "pool-refresh", POOL)  # fails when the pool is not active
+
+
+def stop_hosts(exe, lab):
+    """Stops both daemons (their guests are destroyed first)."""
+    sh([exe, "lab", "hosts", "stop", "--dir", lab], check=False)
+
+
+def domain_xml(name, disk, uuid=VM_UUID):
+    """A shut-off BIOS VM with one virtio qcow2 disk and no NIC (reads take a file path)."""
+    return (f"<domain type='qemu'><name>{name}</name><uuid>{uuid}</uuid>"
+            "<memory unit='MiB'>1024</memory><vcpu>2</vcpu>"
+            "<os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>"
+            "<features><acpi/></features>"
+            "<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>"
+            "<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>"
+            f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{disk}'/>"
+            f"<target dev='{DISK_DEV}' bus='virtio'/></disk>"
+            "<memballoon model='none'/></devices></domain>")
+
+
+def remove_vm(lab, host, name):
+    """Removes a VM (and the volumes of its disks) if the host has it."""
+    virsh(lab, host, "destroy", name, check=False)
+    virsh(lab, host, "undefine", name, "--checkpoints-metadata", "--remove-all-storage", check=False)
+
+
+def define_vm(lab, w, pristine):
+    """The VM on prod (shut off) with a fresh copy of the workload's disk in prod's pool; nothing
+    of an older bench on dr. Returns the disk's path."""
+    for name in virsh(lab, "dr", "list", "--all", "--name", capture=True).stdout.split():
+        if name.startswith("restored-"):
+            remove_vm(lab, "dr", name)
+    for f in os.listdir(images(lab, "dr")):
+        if f.startswith("restored-"):
+            os.remove(os.path.join(images(lab, "dr"), f))
+    virsh(lab, "dr", "pool-refresh", POOL)
+    virsh(lab, "prod", "destroy", VM, check=False)
+    virsh(lab, "prod", "undefine", VM, "--checkpoints-metadata", check=False)
+    disk = os.path.join(images(lab, "prod"), f"{VM}-{DISK_DEV}.qcow2")
+    if os.path.exists(disk):
+        os.remove(disk)
+    sh(["cp", "--sparse=always", pristine, disk])
+    virsh(lab, "prod", "pool-refresh", POOL)
+    xml = os.path.join(w, "vm.xml")
+    with open(xml, "w") as f:
+        f.write(domain_xml(VM, disk))
+    virsh(lab, "prod", "define", xml)
+    return disk
 
 
 # ---------------------------------------------------------------- API
@@ -385,10 +459,12 @@ def file_restore_run(api, backup, wl, check):
     return res
 
 
-def vm_restore_run(api, backup, dr_id, wl, fmt, run, check):
+def vm_restore_run(api, backup, dr_id, wl, lab, fmt, run, check):
     name = f"restored-{fmt}-{run}"
-    vm_dir = os.path.join(wl["dr"], "vms", name)
-    shutil.rmtree(vm_dir, ignore_errors=True)
+    # The restored disk: volume `<name>-<dev>.<ext>` of dr's default pool.
+    vol = f"{name}-{DISK_DEV}.{'vhd' if fmt == 'vpc' else fmt}"
+    remove_vm(lab, "dr", name)
+    virsh(lab, "dr", "vol-delete", "--pool", POOL, vol, check=False)
     t = time.perf_counter()
     queued = api.call("POST", "/restore/start", {"backup_id": backup, "target_platform_id": dr_id, "name": name,
                                                  "disk_format": fmt, "power_on": False}, want=202)
@@ -396,11 +472,14 @@ def vm_restore_run(api, backup, dr_id, wl, fmt, run, check):
     j = api.wait_job(job)
     secs = time.perf_counter() - t
     if check:
-        disk = [f for f in os.listdir(vm_dir) if f.startswith("disk0.")]
-        r = subprocess.run(["qemu-img", "compare", "-q", "-U", "-f", fmt, "-F", "raw", os.path.join(vm_dir, disk[0]), wl["raw"]])
+        r = virsh(lab, "dr", "vol-path", "--pool", POOL, vol, check=False, capture=True)
+        disk = r.stdout.strip() if r.returncode == 0 else ""
+        if not disk or not os.path.exists(disk):
+            sys.exit(f"bench-restore: the restored VM {name} has no volume {vol} in pool {POOL} on dr: {r.stderr.strip()}")
+        r = subprocess.run(["qemu-img", "compare", "-q", "-U", "-f", fmt, "-F", "raw", disk, wl["raw"]])
         if r.returncode != 0:
             sys.exit(f"bench-restore: the restored {fmt} disk differs from the image")
-    shutil.rmtree(vm_dir, ignore_errors=True)
+    remove_vm(lab, "dr", name)
     return secs, j
 
 
@@ -450,16 +529,21 @@ def main():
     os.makedirs(w, exist_ok=True)
     wl = make_workload(w)
     formats = a.formats.split(",")
+    exe = os.path.abspath(a.sendense)
+    lab = os.path.join(w, "lab")
 
-    proc, api = start_server(os.path.abspath(a.sendense), w)
+    proc = None
     try:
-        prod = api.call("POST", "/platforms", {"kind": "kvm", "address": wl["prod"]}, want=201)
-        dr = api.call("POST", "/platforms", {"kind": "kvm", "address": wl["dr"]}, want=201)
+        start_hosts(exe, lab)
+        disk = define_vm(lab, w, wl["qcow2"])
+        proc, api = start_server(exe, w)
+        prod = api.call("POST", "/platforms", {"kind": "kvm", "address": uri(lab, "prod")}, want=201)
+        dr = api.call("POST", "/platforms", {"kind": "kvm", "address": uri(lab, "dr")}, want=201)
         found = api.call("POST", "/discovery/discover-vms", {"platform_id": prod["id"]})
         vm = next(v for v in found["vms"] if v["vm"]["name"] == VM)
         added = api.call("POST", "/discovery/bulk-add", {"platform_id": prod["id"], "vm_ids": [vm["vm"]["id"]]})
         ctx = added["added"][0]["id"]
-        warm(os.path.join(wl["prod"], "vms", VM, "disk0.qcow2"))
+        warm(disk)
         t = time.perf_counter()
         queued = api.call("POST", "/backup/start", {"vm_ids": [ctx], "backup_type": "full"}, want=202)
         api.wait_job(queued["jobs"][0]["id"])
@@ -476,14 +560,16 @@ def main():
             r = file_restore_run(api, backup, wl, check)
             for fmt in formats:
                 warm_tree(repo_dir)
-                secs, _ = vm_restore_run(api, backup, dr["id"], wl, fmt, run, check)
+                secs, _ = vm_restore_run(api, backup, dr["id"], wl, lab, fmt, run, check)
                 r[f"restore_{fmt}_s"] = secs
             warm(wl["raw"])
             warm_tree(restic_env(w)["RESTIC_REPOSITORY"])
             r["restic_s"] = restic_restore(w, wl, check)
             rows.append(r)
     finally:
-        stop_server(proc)
+        if proc:
+            stop_server(proc)
+        stop_hosts(exe, lab)
         if not a.keep:
             shutil.rmtree(os.path.join(w, "data"), ignore_errors=True)
             shutil.rmtree(restic_env(w)["RESTIC_REPOSITORY"], ignore_errors=True)

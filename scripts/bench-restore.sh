@@ -7,8 +7,8 @@
 # e2fsprogs, qemu-utils from Debian), makes a 2 GiB VM disk (GPT, one ext4
 # partition built with `mkfs.ext4 -d` and indexed by `e2fsck -D`: a
 # directory of 10,000 files, two 256 MiB incompressible files, a 64 MiB
-# log) as a qcow2 on a KVM host
-# directory, runs `sendense serve` on a free local port and backs the VM up
+# log) as a qcow2, defines the VM on a libvirt host (`sendense lab hosts
+# start`: two private libvirt daemons, a production and a DR host), runs `sendense serve` on a free local port and backs the VM up
 # through the API, then times, each run: opening a file-level session,
 # listing the 10,000-entry directory (first page, every page at the maximum
 # page size), downloading a large file and two directories (tar), and a full
@@ -33,6 +33,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+source "$here/lib.sh"
+need_libvirt
 (cd "$root" && cargo build --release -p sendense --quiet)
 target="${CARGO_TARGET_DIR:-$root/target}"
 exec python3 "$here/bench-restore.py" --sendense "$target/release/sendense" "$@"

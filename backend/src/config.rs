@@ -35,8 +35,9 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(i64).range(1..=525_600))]
     pub session_ttl_minutes: i64,
 
-    /// Create the demo lab (two KVM hosts with real VMs) in DATA_DIR/lab on
-    /// first start and serve it. Off unless given (or SENDENSE_DEMO_LAB=true).
+    /// Build the demo lab's VMs (disks with real filesystems) in DATA_DIR/lab
+    /// on first start; with --lab-guests they run on two libvirt hosts. Off
+    /// unless given (or SENDENSE_DEMO_LAB=true).
     #[arg(long, env = "SENDENSE_DEMO_LAB", action = clap::ArgAction::SetTrue)]
     pub demo_lab: bool,
 

@@ -92,25 +92,6 @@ impl Server {
         Ok(server)
     }
 
-    /// Starts a server that creates the demo lab in DATA_DIR/lab, and waits
-    /// until the lab is complete (`lab.json` written). Its backups read at
-    /// most [`LAB_READ_LIMIT_BPS`].
-    pub fn start_with_lab() -> Result<Self> {
-        let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
-        let log = data_dir.path().join("server.log");
-        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: true, lab_guests: false };
-        server.launch()?;
-        let manifest = server.lab_dir().join("lab.json");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !manifest.exists() {
-            if Instant::now() > deadline {
-                bail!("the demo lab was not ready within 120 s; log:\n{}", server.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        Ok(server)
-    }
-
     /// Starts a server with the demo lab on its real libvirt hosts
     /// (`--demo-lab --lab-guests`, what scripts/run.sh runs): the guests boot
     /// and the hosts become platforms while the server already answers.

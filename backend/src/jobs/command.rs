@@ -33,7 +33,7 @@ pub enum VmCommand {
     /// Back up every disk of a VM (incremental through change tracking when
     /// the previous snapshot's token still matches); prints the snapshot id.
     Backup {
-        /// KVM host: libvirt URI or host directory.
+        /// KVM host: its libvirt URI (qemu:///system, qemu+ssh://user@host/system, qemu+unix:///system?socket=PATH).
         #[arg(long)]
         host: PathBuf,
         /// VM name or uuid.
@@ -64,7 +64,7 @@ pub enum VmCommand {
         /// `latest` or a snapshot id.
         #[arg(long, default_value = "latest")]
         snapshot: String,
-        /// Target KVM host: libvirt URI or host directory.
+        /// Target KVM host: its libvirt URI.
         #[arg(long)]
         to: PathBuf,
         /// Name of the new VM (default: the original name).

@@ -5,8 +5,9 @@
 //! demo lab's builder output and the tests' hand-made VMs become VMs of a
 //! real KVM host; Sendense itself only ever talks to the host through
 //! libvirt. Linux VMs boot the lab's guest kit (when it is there), which
-//! mounts their filesystems and prints a boot line on the console logged
-//! beside the VM's definition (`console.log`).
+//! mounts their filesystems read-only (`sendense.ro=1`: the guest writes
+//! nothing, so the disks stay as their maker left them) and prints a boot
+//! line on the console logged beside the VM's definition (`console.log`).
 //!
 //! The directory of each VM's disks becomes a directory storage pool
 //! (`layout-<n>`). Bridges get names unique on this machine (`<tag><n>`). A network keeps
@@ -118,7 +119,7 @@ pub fn define_vm(conn: &Connect, layout: &Path, def: &VmDefinition) -> Result<Im
     // filesystems and prints its boot line; anything else boots its disk.
     let boot = match (def.os, guest::kit_dir()) {
         (GuestOs::Linux, Ok(kit)) => format!(
-            "<kernel>{}</kernel><initrd>{}</initrd><cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={} sendense.role={}</cmdline>",
+            "<kernel>{}</kernel><initrd>{}</initrd><cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={} sendense.role={} sendense.ro=1</cmdline>",
             escape(&kit.join("vmlinuz").to_string_lossy()),
             escape(&kit.join("initrd.cpio.gz").to_string_lossy()),
             escape(&def.name),

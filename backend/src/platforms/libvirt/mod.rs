@@ -499,7 +499,12 @@ impl Platform for LibvirtPlatform {
             PowerAction::Shutdown if now != PowerState::Stopped => {
                 let graceful = now == PowerState::Running && dom.shutdown().is_ok() && self.wait_power(&dom, PowerState::Stopped, timeout);
                 if !graceful && power_of(&dom).ok() != Some(PowerState::Stopped) {
-                    dom.destroy().map_err(|e| lv(vm, "stopping after the shutdown timeout", e))?;
+                    // A guest that powers off between the look and the stop is stopped all the same.
+                    if let Err(e) = dom.destroy() {
+                        if power_of(&dom).ok() != Some(PowerState::Stopped) {
+                            return Err(lv(vm, "stopping after the shutdown timeout", e));
+                        }
+                    }
                 }
             }
             PowerAction::Reboot if now == PowerState::Running => {
