@@ -88,16 +88,17 @@ async fn hung_tools_time_out_and_die_with_their_job() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("bin");
     std::fs::create_dir_all(&fake).unwrap();
-    let (mark, pids) = (dir.path().join("hang"), dir.path().join("pids"));
+    // e2fsck and qemu-img each hang while their own mark exists.
+    let (mark, img_mark, pids) = (dir.path().join("hang"), dir.path().join("hang-qemu-img"), dir.path().join("pids"));
     let real_img = which("qemu-img");
     fake_tool(&fake, "e2fsck", &which("e2fsck"), &mark, &pids);
-    fake_tool(&fake, "qemu-img", &real_img, &mark, &pids);
+    fake_tool(&fake, "qemu-img", &real_img, &img_mark, &pids);
     // The only test of this binary: the process-wide PATH and limits are its own.
     let path = std::env::join_paths(std::iter::once(fake.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).unwrap();
     std::env::set_var("PATH", path);
 
     // Without a job: qemu-img convert killed at its limit, then at a stop.
-    std::fs::write(&mark, b"").unwrap();
+    std::fs::write(&img_mark, b"").unwrap();
     tools::set_timeouts(Timeouts::parse("convert=1").unwrap());
     let started = Instant::now();
     let err = tools::run("qemu-img", ["convert", "-O", "raw", "a", "b"]).unwrap_err();
@@ -126,7 +127,7 @@ async fn hung_tools_time_out_and_die_with_their_job() {
     wait_gone(&pids, 5);
     eprintln!("METRIC tool_stop killed_ms={}", stopped_at.elapsed().as_millis());
     std::fs::remove_file(&pids).unwrap();
-    std::fs::remove_file(&mark).unwrap();
+    std::fs::remove_file(&img_mark).unwrap();
 
     // A long-lived qemu-nbd server started for a job dies when the job is stopped.
     let served = dir.path().join("served.qcow2");
