@@ -232,7 +232,7 @@ fn mark_paused_for_backup(dom: &Domain, on: bool) {
     mark(dom, PAUSED_NS, "<paused-for-backup/>", on);
 }
 
-fn paused_for_backup(dom: &Domain) -> bool {
+pub(super) fn paused_for_backup(dom: &Domain) -> bool {
     marked(dom, PAUSED_NS)
 }
 

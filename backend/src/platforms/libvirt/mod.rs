@@ -477,6 +477,15 @@ impl Platform for LibvirtPlatform {
         match (now, power) {
             (a, b) if a == b => {}
             (PowerState::Stopped, PowerState::Running) => dom.create().map(|_| ()).map_err(|e| lv(vm, "starting", e))?,
+            (PowerState::Suspended, PowerState::Running) if backup::paused_for_backup(&dom) => {
+                // Started paused by a backup read that is ending: a resume
+                // would race its stop. Let it stop the VM, then start it.
+                if self.wait_power(&dom, PowerState::Stopped, Duration::from_secs(30)) {
+                    dom.create().map(|_| ()).map_err(|e| lv(vm, "starting", e))?
+                } else {
+                    dom.resume().map(|_| ()).map_err(|e| lv(vm, "resuming", e))?
+                }
+            }
             (PowerState::Suspended, PowerState::Running) => dom.resume().map(|_| ()).map_err(|e| lv(vm, "resuming", e))?,
             (PowerState::Running, PowerState::Suspended) => dom.suspend().map(|_| ()).map_err(|e| lv(vm, "pausing", e))?,
             // ACPI first; a guest that does not answer in time is stopped hard.
