@@ -34,6 +34,22 @@ pub struct GuestSpec<'a> {
     pub role: Option<&'a str>,
 }
 
+/// The `<kernel>`, `<initrd>` and `<cmdline>` of a guest booting the kit as
+/// `name` in `role` (its first word, letters and digits: the guest's work);
+/// `read_only`: the guest mounts its filesystems read-only and writes
+/// nothing (`sendense.ro=1`).
+pub fn kernel_boot(kit: &Path, name: &str, role: Option<&str>, read_only: bool) -> String {
+    let role = role.unwrap_or("app").split_whitespace().next().unwrap_or("app").replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    format!(
+        "<kernel>{}</kernel><initrd>{}</initrd><cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={} sendense.role={}{}</cmdline>",
+        escape(&kit.join("vmlinuz").to_string_lossy()),
+        escape(&kit.join("initrd.cpio.gz").to_string_lossy()),
+        escape(name),
+        escape(&role),
+        if read_only { " sendense.ro=1" } else { "" },
+    )
+}
+
 /// The domain XML of a lab guest (TCG: `/dev/kvm` is not usable here).
 pub fn domain_xml(kit: &Path, g: &GuestSpec) -> String {
     let disks: String = g
@@ -55,8 +71,7 @@ pub fn domain_xml(kit: &Path, g: &GuestSpec) -> String {
     let role = g.role.map(|r| format!("<metadata><s:vm xmlns:s='https://sendense.io/xmlns/domain/1' role='{}'/></metadata>", escape(r))).unwrap_or_default();
     format!(
         "<domain type='qemu'><name>{name}</name>{role}<memory unit='MiB'>{mem}</memory><vcpu>1</vcpu>\
-<os><type arch='x86_64' machine='pc'>hvm</type><kernel>{kernel}</kernel><initrd>{initrd}</initrd>\
-<cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={name} sendense.role={cmd_role}</cmdline></os>\
+<os><type arch='x86_64' machine='pc'>hvm</type>{boot}</os>\
 <features><acpi/><tcg><tb-cache unit='MiB'>32</tb-cache></tcg></features>\
 <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>\
 <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>{disks}{nics}\
@@ -64,10 +79,8 @@ pub fn domain_xml(kit: &Path, g: &GuestSpec) -> String {
 <console type='pty'><target type='serial' port='0'/></console>\
 <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel><memballoon model='none'/></devices></domain>",
         name = escape(g.name),
-        cmd_role = escape(&g.role.unwrap_or("app").split_whitespace().next().unwrap_or("app").replace(|c: char| !c.is_ascii_alphanumeric(), "")),
+        boot = kernel_boot(kit, g.name, g.role, false),
         mem = g.memory_mib,
-        kernel = escape(&kit.join("vmlinuz").to_string_lossy()),
-        initrd = escape(&kit.join("initrd.cpio.gz").to_string_lossy()),
         log = escape(&g.console_log.to_string_lossy()),
     )
 }

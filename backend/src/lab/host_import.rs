@@ -118,13 +118,7 @@ pub fn define_vm(conn: &Connect, layout: &Path, def: &VmDefinition) -> Result<Im
     // A Linux VM boots the guest kit's kernel, which mounts the VM's own
     // filesystems and prints its boot line; anything else boots its disk.
     let boot = match (def.os, guest::kit_dir()) {
-        (GuestOs::Linux, Ok(kit)) => format!(
-            "<kernel>{}</kernel><initrd>{}</initrd><cmdline>console=ttyS0 panic=-1 loglevel=4 sendense.name={} sendense.role={} sendense.ro=1</cmdline>",
-            escape(&kit.join("vmlinuz").to_string_lossy()),
-            escape(&kit.join("initrd.cpio.gz").to_string_lossy()),
-            escape(&def.name),
-            escape(&def.role.as_deref().unwrap_or("app").split_whitespace().next().unwrap_or("app").replace(|c: char| !c.is_ascii_alphanumeric(), "")),
-        ),
+        (GuestOs::Linux, Ok(kit)) => guest::kernel_boot(&kit, &def.name, def.role.as_deref(), true),
         _ => "<boot dev='hd'/>".into(),
     };
     let os = format!("<os{firmware}><type arch='x86_64' machine='{machine}'>hvm</type>{boot}</os>");

@@ -78,8 +78,12 @@ impl TestHost {
             .iter()
             .map(|d| {
                 let source = d.source.clone().unwrap_or_default();
-                let file = if source.starts_with('/') { source.into() } else { self.host.images().join(source.rsplit('/').next().unwrap_or_default()) };
-                (d.target.clone(), file)
+                let file = match source.split_once('/') {
+                    // `pool/volume`: the volume's path.
+                    Some((pool, vol)) if !pool.is_empty() => conn.lookup_storage_pool_by_name(pool).unwrap().lookup_storage_vol_by_name(vol).unwrap().path().unwrap(),
+                    _ => source,
+                };
+                (d.target.clone(), file.into())
             })
             .collect()
     }

@@ -405,22 +405,24 @@ pub fn set_interfaces(conn: &Connect, dom: &virt::domain::Domain, vm: &str, nics
     Ok(())
 }
 
+/// The storage volume a disk's source names (a file path, or `pool/volume`),
+/// if it is one.
+pub(super) fn volume_of(conn: &Connect, source: &str) -> Option<StorageVol> {
+    if source.starts_with('/') {
+        conn.lookup_storage_vol_by_path(source).ok()
+    } else {
+        let (pool, vol) = source.split_once('/')?;
+        conn.lookup_storage_pool_by_name(pool).ok()?.lookup_storage_vol_by_name(vol).ok()
+    }
+}
+
 /// Removes a VM: stopped hard if it runs, undefined with its checkpoint
 /// metadata, and the volumes of its disks deleted.
 pub fn delete(conn: &Connect, dom: &virt::domain::Domain, def: &super::domain_xml::DomainDef) -> Result<()> {
     if dom.is_active().unwrap_or(false) {
         dom.destroy().map_err(|e| lv(&format!("stopping VM '{}'", def.name), e))?;
     }
-    let mut volumes = Vec::new();
-    for d in &def.disks {
-        let Some(source) = &d.source else { continue };
-        let vol = if source.starts_with('/') {
-            conn.lookup_storage_vol_by_path(source).ok()
-        } else {
-            source.split_once('/').and_then(|(pool, vol)| conn.lookup_storage_pool_by_name(pool).ok()?.lookup_storage_vol_by_name(vol).ok())
-        };
-        volumes.extend(vol);
-    }
+    let volumes: Vec<StorageVol> = def.disks.iter().filter_map(|d| volume_of(conn, d.source.as_deref()?)).collect();
     dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)
         .or_else(|_| dom.undefine())
         .map_err(|e| lv(&format!("removing VM '{}'", def.name), e))?;

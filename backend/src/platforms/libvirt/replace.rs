@@ -74,24 +74,9 @@ fn volumes_of(conn: &Connect, dom: &Domain) -> Result<Vec<String>> {
     let name = dom.name().unwrap_or_default();
     let xml = dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(|e| lv(&format!("reading the definition of '{name}'"), e))?;
     let def = parse_domain(&xml)?;
-    let mut out = Vec::new();
-    for source in def.disks.iter().filter_map(|d| d.source.clone()) {
-        let path = if source.starts_with('/') {
-            source
-        } else {
-            // `pool/volume`: kept by its path, which outlives the domain.
-            let Some((pool, vol)) = source.split_once('/') else { continue };
-            match conn.lookup_storage_pool_by_name(pool).and_then(|p| p.lookup_storage_vol_by_name(vol)).and_then(|v| v.path()) {
-                Ok(p) => p,
-                Err(_) => continue,
-            }
-        };
-        // Only volumes of a pool are deleted: a file outside every pool is not Sendense's.
-        if conn.lookup_storage_vol_by_path(&path).is_ok() {
-            out.push(path);
-        }
-    }
-    Ok(out)
+    // Kept by path, which outlives the domain; only volumes of a pool are
+    // deleted (a file outside every pool is not Sendense's).
+    Ok(def.disks.iter().filter_map(|d| create::volume_of(conn, d.source.as_deref()?)?.path().ok()).collect())
 }
 
 fn delete_volumes(conn: &Connect, paths: &[String]) {
