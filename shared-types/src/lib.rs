@@ -25,6 +25,8 @@
 //!   which actions a state allows ([`replication::transition`]), lag and RPO,
 //!   replica points, failover and rollback requests.
 //! * [`repositories`]: where backups live, with capacity and efficiency.
+//! * [`search`]: global search hits, their ranking and the cockpit routes
+//!   that open them.
 //! * [`telemetry`]: live server and job figures, throughput history.
 //! * [`ws`]: the messages pushed on the `/api/v1/ws` WebSocket.
 //!
@@ -88,6 +90,7 @@ pub mod recovery;
 pub mod replication;
 pub mod repositories;
 pub mod restore;
+pub mod search;
 pub mod vms;
 pub mod telemetry;
 pub mod ws;
