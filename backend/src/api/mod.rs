@@ -26,6 +26,7 @@ pub mod recovery;
 pub mod replication;
 pub mod repositories;
 pub mod restore;
+pub mod search;
 pub mod users;
 pub mod vms;
 pub mod ws;
@@ -87,6 +88,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(network_mappings::router())
         .merge(networks::router())
         .merge(replication::router())
+        .merge(search::router())
         .split_for_parts()
 }
 

@@ -23,6 +23,7 @@ pub mod replication;
 pub mod repositories;
 pub mod repository_keys;
 pub mod schedule;
+pub mod search;
 pub mod upkeep;
 pub mod vm_list;
 
