@@ -18,7 +18,7 @@ fuzz_seconds="${SENDENSE_FUZZ_SECONDS:-60}"
 case "$fuzz_seconds" in
   ''|*[!0-9]*) die "SENDENSE_FUZZ_SECONDS must be a whole number of seconds (0 skips fuzzing), not '$fuzz_seconds'" ;;
 esac
-need_apt qemu-utils e2fsprogs dosfstools mtools ntfs-3g wimtools chromium chromium-driver postgresql
+need_apt qemu-utils e2fsprogs dosfstools mtools ntfs-3g wimtools chromium chromium-driver postgresql python3-aiosmtpd
 need_libvirt
 need_guest_kit
 need_promtool

@@ -24,6 +24,7 @@
 //! * [`web_security`]: the security headers every response carries (CSP,
 //!   HSTS under TLS, nosniff, referrer policy).
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod catalog;

@@ -37,6 +37,8 @@ pub struct AppState {
     pub revocations: broadcast::Sender<Arc<Vec<String>>>,
     /// The job runner (queue, limits, pause / resume / stop).
     pub runner: crate::runner::Runner,
+    /// Alerts (raise, fold, acknowledge, resolve) and their notifications.
+    pub alerts: crate::alerts::AlertCenter,
     /// Open file-level restore sessions.
     pub restore_sessions: Arc<crate::restore::sessions::Sessions>,
     /// Repository statistics, recomputed only when a repository changes.
@@ -69,6 +71,8 @@ impl AppState {
         let shutdown = CancellationToken::new();
         let runner = crate::runner::Runner::start(db.clone(), events.clone(), shutdown.clone(), crate::runner::Limits::default());
         runner.set_data_dir(data_dir.clone());
+        let alerts = runner.alerts().clone();
+        crate::alerts::delivery::spawn(alerts.clone(), data_dir.clone(), shutdown.clone());
         let state = Self {
             db,
             catalog_kind,
@@ -81,6 +85,7 @@ impl AppState {
             session_ttl: chrono::Duration::minutes(DEFAULT_SESSION_TTL_MINUTES),
             revocations,
             runner: runner.clone(),
+            alerts,
             restore_sessions: Arc::default(),
             repo_stats: runner.repo_stats(),
             license_tier: shared_types::recovery::LicenseTier::Enterprise,

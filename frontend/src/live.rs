@@ -86,6 +86,9 @@ pub struct Live {
     pub job_states: RwSignal<std::collections::HashMap<String, Job>>,
     /// Alerts the server raised (a failed job...), newest last.
     pub server_alerts: RwSignal<Vec<Alert>>,
+    /// The alert center's counts (the bell), from `alert_count` events; `None`
+    /// until the first one or the first `GET /api/v1/alerts/count`.
+    pub alert_count: RwSignal<Option<shared_types::alerts::AlertCount>>,
     /// The newest `discovery_progress` event.
     pub discovery: RwSignal<Option<DiscoveryProgress>>,
     /// Replication flows by id: seeded by `GET /replication` (see
@@ -207,6 +210,7 @@ pub fn provide_live(session: crate::session::Session) -> Live {
         vms_version: RwSignal::new(0),
         job_states: RwSignal::new(Default::default()),
         server_alerts: RwSignal::new(Vec::new()),
+        alert_count: RwSignal::new(None),
         discovery: RwSignal::new(None),
         replications: RwSignal::new(Default::default()),
         replications_loaded: RwSignal::new(false),
@@ -372,6 +376,7 @@ fn receive(live: Live, msg: ServerMessage) {
             m.remove(&id);
         }),
         ServerMessage::VmPower { .. } => live.vms_version.update(|v| *v += 1),
+        ServerMessage::AlertCount(count) => live.alert_count.set(Some(count)),
         ServerMessage::Alert(alert) => {
             live.server_alerts.update(|a| {
                 if a.len() >= 20 {

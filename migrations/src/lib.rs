@@ -18,6 +18,7 @@ mod m20261124_000001_replication;
 mod m20261204_000005_maintenance;
 mod m20261204_000006_power_since;
 mod m20261205_000007_instant_recovery;
+mod m20261205_000008_alerts;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000005_maintenance::Migration),
             Box::new(m20261204_000006_power_since::Migration),
             Box::new(m20261205_000007_instant_recovery::Migration),
+            Box::new(m20261205_000008_alerts::Migration),
         ]
     }
 }

@@ -4,6 +4,8 @@
 //! async runtime, so it compiles for the browser (wasm32) as well as for the
 //! server and for any Rust program that talks to the Sendense API.
 //!
+//! * [`alerts`]: the alert center (raised, folded, acknowledged, resolved)
+//!   and its notification targets (webhook, SMTP).
 //! * [`auth`]: users, roles, sign-in.
 //! * [`audit`]: the audit log.
 //! * [`error`]: the one JSON body every failed request answers with.
@@ -73,6 +75,7 @@ macro_rules! wire_enum {
     };
 }
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod backups;

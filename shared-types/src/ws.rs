@@ -33,8 +33,11 @@ pub enum ServerMessage {
     JobProgress(JobProgress),
     /// A line of a job's log.
     JobLog { job_id: String, line: JobLogLine },
-    /// Something an operator should look at (a failed job, ...).
+    /// Something an operator should look at (a failed job, ...): raised
+    /// or raised again; `id` is the alert center's record.
     Alert(Alert),
+    /// The bell's counts after an alert was raised, acknowledged or resolved.
+    AlertCount(crate::alerts::AlertCount),
     /// How far a running discovery of a platform has got.
     DiscoveryProgress(DiscoveryProgress),
     /// A replication flow changed (state, lag, points, settings), or was

@@ -2,6 +2,7 @@
 //! `router()`, merged here with their OpenAPI descriptions. Every route sits
 //! behind the authentication layer (`crate::auth`).
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod backups;
@@ -20,6 +21,7 @@ pub mod license;
 pub mod metrics;
 pub mod network_mappings;
 pub mod networks;
+pub mod notification_targets;
 pub mod platforms;
 pub mod query;
 pub mod recovery;
@@ -89,6 +91,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(networks::router())
         .merge(replication::router())
         .merge(search::router())
+        .merge(alerts::router())
+        .merge(notification_targets::router())
         .split_for_parts()
 }
 

@@ -20,6 +20,10 @@ const SELF_SERVICE: &[(&str, &str)] = &[("POST", "/api/v1/auth/logout")];
 /// Path prefixes that only admins reach.
 const ADMIN_PREFIXES: &[&str] = &["/api/v1/users", "/api/v1/audit", "/api/v1/settings"];
 
+/// Path prefixes anyone signed in may read but only admins change: a
+/// notification target makes the server connect where its author says.
+const ADMIN_WRITE_PREFIXES: &[&str] = &["/api/v1/notification-targets"];
+
 /// Path prefixes that need an operator even to read: file-level restore
 /// hands out the content of protected machines.
 const OPERATOR_PREFIXES: &[&str] = &["/api/v1/restore"];
@@ -49,7 +53,8 @@ pub fn access(method: &Method, path: &str) -> Access {
     if is(SELF_SERVICE) {
         return Access::Signed(Role::Viewer);
     }
-    if is_secret_read(path) || ADMIN_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
+    let under = |list: &[&str]| list.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    if is_secret_read(path) || under(ADMIN_PREFIXES) || (is_mutating(method) && under(ADMIN_WRITE_PREFIXES)) {
         return Access::Signed(Role::Admin);
     }
     if is_mutating(method) || OPERATOR_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
@@ -75,6 +80,9 @@ mod tests {
         assert_eq!(access(&Method::POST, "/api/v1/auth/logout"), Access::Signed(Role::Viewer));
         assert_eq!(access(&Method::GET, "/api/v1/repositories/r1/key"), Access::Signed(Role::Admin));
         assert_eq!(access(&Method::GET, "/api/v1/repositories/r1"), Access::Signed(Role::Viewer));
+        assert_eq!(access(&Method::GET, "/api/v1/notification-targets"), Access::Signed(Role::Viewer));
+        assert_eq!(access(&Method::POST, "/api/v1/notification-targets/t1/test"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::POST, "/api/v1/alerts/a1/acknowledge"), Access::Signed(Role::Operator));
         assert!(is_audited(&Method::GET, "/api/v1/repositories/r1/key") && !is_audited(&Method::GET, "/api/v1/repositories/r1"));
     }
 }

@@ -260,6 +260,9 @@ pub async fn end_job(runner: &Runner, job: jobs::Model, status: JobStatus, error
     match finish_row(runner.db(), job, status, error, Some((snap.bytes_total, snap.bytes_read, snap.bytes_written))).await {
         Ok(job) => {
             telemetry::job_changed(runner, &job).await;
+            if status == JobStatus::Completed {
+                telemetry::job_succeeded(runner, &job).await;
+            }
             Some(job)
         }
         Err(e) => {

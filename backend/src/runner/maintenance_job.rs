@@ -100,7 +100,7 @@ pub async fn run(runner: &Runner, job: jobs::Model, repo: repositories::Model, p
     };
     if status == JobStatus::Failed {
         let what = kind.map(|k| k.as_str()).unwrap_or("maintenance");
-        telemetry::repository_alert(runner, &job, AlertSeverity::Critical, &format!("{what} of repository {} failed", repo.name), error.as_deref().unwrap_or("failed"));
+        telemetry::job_alert(runner, &job, AlertSeverity::Critical, &format!("{what} of repository {} failed", repo.name), error.as_deref().unwrap_or("failed")).await;
     }
 }
 
@@ -177,15 +177,22 @@ async fn run_verify(runner: &Runner, job: &jobs::Model, repo: &repositories::Mod
     record_verify(runner, &repo.id, outcome, damaged.len() as u64).await;
     if damaged.is_empty() {
         telemetry::log(runner, &job.id, LogLevel::Info, "every restore point read back whole".into()).await;
+        let reason = format!("verify job {} read every restore point back whole", job.id);
+        if let Err(e) = runner.alerts().resolve(&[crate::alerts::keys::repository_damaged(&repo.id)], &reason).await {
+            tracing::warn!(error = %e, "resolving a repository's damage alert");
+        }
     } else {
         let vms: Vec<String> = damaged.iter().map(|d| names.get(&d.1)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         telemetry::repository_alert(
             runner,
             job,
+            &repo.id,
+            crate::alerts::keys::repository_damaged(&repo.id),
             AlertSeverity::Critical,
             &format!("{} damaged restore point(s) in repository {}", damaged.len(), repo.name),
             &format!("Verify found damaged restore points of {}: {}", vms.join(", "), damaged[0].3),
-        );
+        )
+        .await;
     }
     Ok(())
 }

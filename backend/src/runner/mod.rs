@@ -85,6 +85,8 @@ struct Inner {
     pub(crate) housekeeping: Mutex<crate::catalog::housekeeping::Retention>,
     /// The server's data directory (repository keys live there).
     data_dir: std::sync::OnceLock<std::path::PathBuf>,
+    /// Where jobs raise and resolve alerts.
+    alerts: crate::alerts::AlertCenter,
 }
 
 /// Handle to the runner; cheap to clone.
@@ -120,6 +122,7 @@ impl Runner {
     pub fn start(db: DatabaseConnection, events: broadcast::Sender<ServerMessage>, shutdown: CancellationToken, limits: Limits) -> Runner {
         let runner = Runner {
             inner: Arc::new(Inner {
+                alerts: crate::alerts::AlertCenter::new(db.clone(), events.clone()),
                 db,
                 events,
                 wake: Notify::new(),
@@ -187,6 +190,11 @@ impl Runner {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.inner.db
+    }
+
+    /// The alert center jobs raise and resolve alerts through.
+    pub fn alerts(&self) -> &crate::alerts::AlertCenter {
+        &self.inner.alerts
     }
 
     pub(crate) fn events(&self) -> &broadcast::Sender<ServerMessage> {

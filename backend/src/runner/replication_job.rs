@@ -25,13 +25,13 @@ use shared_types::jobs::{JobKind, JobStatus, LogLevel};
 use shared_types::networks::{MappingPurpose, NetworkPair};
 use shared_types::platform::{PlatformKind, PowerState};
 use shared_types::replication::{lag, refusal, transition, ReplicationAction, ReplicationOperation, ReplicationState, SyncSummary};
-use shared_types::ws::{Alert, AlertSeverity, ServerMessage};
+use shared_types::ws::{AlertSeverity, ServerMessage};
 
 use super::backup_job::{self, start};
 use super::{queued_row, telemetry, Runner, RunnerError};
 use crate::catalog::network_mapping::{self, MappingError};
 use crate::catalog::replication::{self as rules, mirror, next_sync, phase_note, reconcile, set_state, spec};
-use crate::catalog::{from_wire, inventory, new_id};
+use crate::catalog::{from_wire, inventory};
 use crate::db::entities::{jobs, platforms, replication_flows, vm_contexts};
 use crate::engine::progress::Progress;
 use crate::replication::{self, Ctx, FailoverOptions, ReplicaState, ReplicationError};
@@ -402,11 +402,19 @@ async fn settle(
     if op == Some(ReplicationOperation::Sync) {
         a.next_sync_at = Set(Some(next_sync(started, interval, now)));
     }
-    if replica.and_then(|r| r.points.last()).map(|p| p.consistent_at) != had {
+    let new_point = replica.and_then(|r| r.points.last()).map(|p| p.consistent_at) != had;
+    if new_point {
         a.rpo_alerted_at = Set(None);
     }
     a.updated_at = Set(now);
-    Ok(Some(a.update(db).await?))
+    let row = a.update(db).await?;
+    if new_point {
+        let reason = format!("replication {} has a new point", row.name);
+        if let Err(e) = runner.alerts().resolve(&[crate::alerts::keys::rpo_missed(&row.id)], &reason).await {
+            tracing::warn!(error = %e, "resolving a replication's RPO alert");
+        }
+    }
+    Ok(Some(row))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -642,14 +650,16 @@ pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<(), DbErr> {
         let l = lag(now, row.last_consistent_at, row.created_at, interval);
         if l.rpo_missed && row.rpo_alerted_at.is_none() && state != ReplicationState::FailedOver {
             let behind = l.seconds.map(|s| format!("its newest point is {s} s old")).unwrap_or_else(|| "it has no point yet".into());
-            let _ = runner.events().send(ServerMessage::Alert(Alert {
-                id: new_id(),
+            telemetry::raise(runner, crate::alerts::Raise {
+                key: crate::alerts::keys::rpo_missed(&row.id),
                 severity: AlertSeverity::Warning,
+                source_kind: shared_types::alerts::AlertSourceKind::Replication,
+                source_id: Some(row.id.clone()),
                 title: format!("Replication {} missed its RPO", row.name),
                 message: format!("{behind}; the RPO is {interval} s (state: {})", state.label().to_lowercase()),
-                at: now,
                 job_id: None,
-            }));
+            })
+            .await;
             let mut a: replication_flows::ActiveModel = row.clone().into();
             a.rpo_alerted_at = Set(Some(now));
             a.update(runner.db()).await?;

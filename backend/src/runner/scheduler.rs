@@ -73,7 +73,7 @@ pub async fn tick(runner: &Runner, next: &mut HashMap<String, DateTime<Utc>>, no
             Err(e) => {
                 tracing::warn!(flow = %flow.name, error = %e, "scheduled run skipped");
                 if let RunnerError::Conflict(why) = &e {
-                    super::telemetry::schedule_alert(runner, &flow.name, why);
+                    super::telemetry::schedule_alert(runner, &flow.id, &flow.name, why).await;
                 }
             }
         }

@@ -160,7 +160,7 @@ async fn run(runner: Runner, mut plan: Plan) {
                 Err(e) => {
                     let message = format!("site failover of group '{}', stage {}: '{}' did not start: {e}", plan.group.name, plan.next + 1, f.name);
                     tracing::warn!("{message}");
-                    super::telemetry::warning_alert(&runner, &format!("Site failover of {}: a VM did not start", plan.group.name), &message);
+                    super::telemetry::group_warning(&runner, &plan.group.id, &format!("Site failover of {}: a VM did not start", plan.group.name), &message).await;
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! What a job tells the world: state changes, live figures twice a second
 //! (from the engine's [`Progress`] counters, nothing estimated but the ETA),
 //! throughput samples and byte counts kept in the catalog every second, log
-//! lines, and alerts.
+//! lines, and alerts (through the alert center, `crate::alerts`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use shared_types::jobs::{JobLogLine, LogLevel};
+use shared_types::alerts::AlertSourceKind;
 use shared_types::ws::{Alert, AlertSeverity, JobProgress, ServerMessage};
 
 use super::Runner;
+use crate::alerts::{keys, Raise};
 use crate::catalog::{convert, new_id, to_i64};
 use crate::db::entities::{job_logs, job_samples, jobs};
 use crate::engine::progress::Progress;
@@ -60,7 +62,8 @@ pub fn spawn_logger(runner: Runner, job_id: String) -> (tokio::sync::mpsc::Unbou
     (tx, task)
 }
 
-/// Raises an alert for a failed job.
+/// Raises (or folds into) the alert of a failed job: critical, about the
+/// job's flow, replication, VM or repository (see `alerts::keys`).
 pub async fn alert(runner: &Runner, job: &jobs::Model, vm: &str, message: &str) {
     let what = match shared_types::jobs::JobKind::parse(&job.kind) {
         Some(shared_types::jobs::JobKind::Restore) => "Restore",
@@ -68,53 +71,96 @@ pub async fn alert(runner: &Runner, job: &jobs::Model, vm: &str, message: &str) 
         Some(shared_types::jobs::JobKind::InstantRecovery) => "Instant recovery",
         _ => "Backup",
     };
-    let _ = runner.events().send(ServerMessage::Alert(Alert {
-        id: new_id(),
-        severity: AlertSeverity::Critical,
-        title: format!("{what} of {vm} failed"),
-        message: message.to_owned(),
-        at: Utc::now(),
-        job_id: Some(job.id.clone()),
-    }));
+    job_alert(runner, job, AlertSeverity::Critical, &format!("{what} of {vm} failed"), message).await;
 }
 
-/// Raises an alert about a repository (damaged restore points, a failed
-/// verify or GC), tied to the job that found it.
-pub fn repository_alert(runner: &Runner, job: &jobs::Model, severity: AlertSeverity, title: &str, message: &str) {
-    let _ = runner.events().send(ServerMessage::Alert(Alert {
-        id: new_id(),
+/// Raises the failure alert of `job` with this title.
+pub async fn job_alert(runner: &Runner, job: &jobs::Model, severity: AlertSeverity, title: &str, message: &str) {
+    let (source_kind, source_id) = keys::job_source(job);
+    raise(runner, Raise {
+        key: keys::job_failed(job),
         severity,
+        source_kind,
+        source_id,
         title: title.to_owned(),
         message: message.to_owned(),
-        at: Utc::now(),
         job_id: Some(job.id.clone()),
-    }));
+    })
+    .await;
 }
 
-/// Raises a warning not tied to one job (a site failover's later stage
-/// that could not start a flow).
-pub fn warning_alert(runner: &Runner, title: &str, message: &str) {
-    let _ = runner.events().send(ServerMessage::Alert(Alert {
-        id: new_id(),
-        severity: AlertSeverity::Warning,
+/// A job completed: its source's failure alert of the same kind (and a
+/// flow's skipped-schedule alert) is resolved.
+pub async fn job_succeeded(runner: &Runner, job: &jobs::Model) {
+    let mut keys = vec![keys::job_failed(job)];
+    if let Some(f) = &job.flow_id {
+        keys.push(keys::schedule_skipped(f));
+    }
+    let reason = format!("job {} ({}) completed", job.id, job.kind);
+    if let Err(e) = runner.alerts().resolve(&keys, &reason).await {
+        tracing::warn!(error = %e, "resolving the alerts of a job that completed");
+    }
+}
+
+/// Raises an alert through the alert center (logged when the catalog
+/// cannot take it: a failing alert must not fail the work that raised it).
+pub async fn raise(runner: &Runner, r: Raise) {
+    if let Err(e) = runner.alerts().raise(r.clone()).await {
+        tracing::error!(error = %e, title = %r.title, "storing an alert; broadcasting it only");
+        let _ = runner.events().send(ServerMessage::Alert(Alert {
+            id: new_id(),
+            severity: r.severity,
+            title: r.title,
+            message: r.message,
+            at: Utc::now(),
+            job_id: r.job_id,
+        }));
+    }
+}
+
+/// Raises an alert about a repository (damaged restore points), folded by
+/// `key`, tied to the job that found it.
+pub async fn repository_alert(runner: &Runner, job: &jobs::Model, repository_id: &str, key: String, severity: AlertSeverity, title: &str, message: &str) {
+    raise(runner, Raise {
+        key,
+        severity,
+        source_kind: AlertSourceKind::Repository,
+        source_id: Some(repository_id.to_owned()),
         title: title.to_owned(),
         message: message.to_owned(),
-        at: Utc::now(),
+        job_id: Some(job.id.clone()),
+    })
+    .await;
+}
+
+/// Raises a warning about a protection group not tied to one job (a site
+/// failover's later stage that could not start a flow).
+pub async fn group_warning(runner: &Runner, group_id: &str, title: &str, message: &str) {
+    raise(runner, Raise {
+        key: keys::site_failover_stage(group_id),
+        severity: AlertSeverity::Warning,
+        source_kind: AlertSourceKind::Group,
+        source_id: Some(group_id.to_owned()),
+        title: title.to_owned(),
+        message: message.to_owned(),
         job_id: None,
-    }));
+    })
+    .await;
 }
 
 /// Raises an alert for a scheduled run that could not start (e.g. its
-/// repository is in maintenance).
-pub fn schedule_alert(runner: &Runner, flow: &str, message: &str) {
-    let _ = runner.events().send(ServerMessage::Alert(Alert {
-        id: new_id(),
+/// repository is in maintenance); the flow's next good run resolves it.
+pub async fn schedule_alert(runner: &Runner, flow_id: &str, flow: &str, message: &str) {
+    raise(runner, Raise {
+        key: keys::schedule_skipped(flow_id),
         severity: AlertSeverity::Warning,
+        source_kind: AlertSourceKind::Flow,
+        source_id: Some(flow_id.to_owned()),
         title: format!("Scheduled run of flow {flow} skipped"),
         message: message.to_owned(),
-        at: Utc::now(),
         job_id: None,
-    }));
+    })
+    .await;
 }
 
 /// Streams `progress` until aborted: a [`JobProgress`] every

@@ -1,6 +1,7 @@
 //! SeaORM entities, one file per catalog table. Enum-like columns hold the
 //! words of the matching `shared_types` enums (`as_str` / `parse`).
 
+pub mod alerts;
 pub mod audit_log;
 pub mod backups;
 pub mod flow_vms;
@@ -11,6 +12,8 @@ pub mod job_samples;
 pub mod jobs;
 pub mod network_mappings;
 pub mod networks;
+pub mod notification_deliveries;
+pub mod notification_targets;
 pub mod platforms;
 pub mod protection_groups;
 pub mod replication_flows;
