@@ -295,6 +295,10 @@ pub async fn backups(query: String) -> Result<BackupPage, ApiError> {
     json(Request::get(&format!("/api/v1/backup/list?{query}"))).await
 }
 
+pub async fn backup(id: String) -> Result<shared_types::backups::Backup, ApiError> {
+    json(Request::get(&format!("/api/v1/backup/{}", enc(&id)))).await
+}
+
 pub async fn mount(backup_id: String) -> Result<Mount, ApiError> {
     json_with(Request::post("/api/v1/restore/mount"), &MountRequest { backup_id }).await
 }
@@ -452,4 +456,12 @@ pub async fn replication_flows() -> Result<Vec<shared_types::replication::Replic
 /// Where every NIC of the VMs lands on the target, and what blocks a failover.
 pub async fn validate_networks(req: ValidateRequest) -> Result<ValidationReport, ApiError> {
     json_with(Request::post("/api/v1/networks/validate"), &req).await
+}
+
+// Global search.
+use shared_types::search::SearchResults;
+
+/// `GET /search`: what matches `q` (checked with `check_query`), best first.
+pub async fn search(q: &str, limit: usize) -> Result<SearchResults, ApiError> {
+    json(Request::get(&format!("/api/v1/search?q={}&limit={limit}", enc(q)))).await
 }

@@ -1,6 +1,8 @@
 //! The navigation table: every destination of the cockpit, used by the top
 //! bar, the bottom bar on phones, global search and the context panel.
 
+use shared_types::search::{match_rank, MatchRank, SearchHit, SearchKind};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
     /// COMMAND, FLOWS, ASSETS, RECOVERY, TELEMETRY.
@@ -147,19 +149,30 @@ pub fn for_path(path: &str) -> Option<&'static Destination> {
         .find(|d| path == d.path || path.strip_prefix(d.path).is_some_and(|rest| rest.starts_with('/')))
 }
 
-/// Destinations matching a search text (label or purpose), best first.
-pub fn search(text: &str) -> Vec<&'static Destination> {
+/// The pages matching a search text, as global search hits: a page's label
+/// ranked like any name ([`match_rank`]), else (from three characters) its
+/// purpose or what it holds, ranked as a match anywhere.
+pub fn page_hits(text: &str) -> Vec<SearchHit> {
     let needle = text.trim().to_lowercase();
-    if needle.is_empty() {
-        return Vec::new();
-    }
-    let mut by_label: Vec<_> = DESTINATIONS.iter().filter(|d| d.label.to_lowercase().contains(&needle)).collect();
-    let by_purpose = DESTINATIONS.iter().filter(|d| {
-        !d.label.to_lowercase().contains(&needle)
-            && (d.purpose.to_lowercase().contains(&needle) || d.holds.iter().any(|h| h.to_lowercase().contains(&needle)))
-    });
-    by_label.extend(by_purpose);
-    by_label
+    DESTINATIONS
+        .iter()
+        .filter_map(|d| {
+            let described = || {
+                needle.chars().count() >= 3
+                    && (d.purpose.to_lowercase().contains(&needle) || d.holds.iter().any(|h| h.to_lowercase().contains(&needle)))
+            };
+            let rank = match_rank(&needle, d.label).or_else(|| described().then_some(MatchRank::Substring))?;
+            Some(SearchHit {
+                kind: SearchKind::Page,
+                id: d.path.into(),
+                title: d.label.into(),
+                subtitle: d.purpose.into(),
+                route: d.path.into(),
+                rank,
+                at: None,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -171,9 +184,12 @@ mod tests {
         assert_eq!(for_path("/").unwrap().label, "COMMAND");
         assert_eq!(for_path("/flows/abc").unwrap().label, "FLOWS");
         assert!(for_path("/flowsx").is_none());
-        let hits = search("repo");
-        assert_eq!(hits[0].label, "Repositories");
-        assert!(search("  ").is_empty());
+        let hits = page_hits("REPO");
+        assert_eq!((hits[0].title.as_str(), hits[0].rank, hits[0].route.as_str()), ("Repositories", MatchRank::Prefix, "/repositories"));
+        assert!(page_hits("  ").is_empty());
+        // Two characters find labels only; three also purposes.
+        assert!(page_hits("ba").is_empty());
+        assert!(page_hits("backup").iter().any(|h| h.title == "FLOWS" && h.rank == MatchRank::Substring));
         assert_eq!(primary().count(), 5);
         assert_eq!(secondary().count(), 6);
         assert_eq!(for_path("/networks").unwrap().label, "Networks");

@@ -104,6 +104,7 @@ pub fn GroupsPanel(version: RwSignal<u64>, #[prop(into)] on_new_flow: Callback<O
         version.get();
         api::groups()
     });
+    let opened = crate::components::open_param::use_open_param(shared_types::search::route::GROUP);
     view! {
         <div class="card" data-testid="groups-panel">
             <div class="card-head">
@@ -120,8 +121,9 @@ pub fn GroupsPanel(version: RwSignal<u64>, #[prop(into)] on_new_flow: Callback<O
                             <tbody>
                                 {list.into_iter().map(|g| {
                                     let id = g.id.clone();
+                                    let this = g.id.clone();
                                     view! {
-                                        <tr data-testid=format!("group-{}", g.name)>
+                                        <tr data-testid=format!("group-{}", g.name) data-open-id=g.id.clone() class:focused=move || opened.with(|o| o.as_ref() == Some(&this))>
                                             <td>{g.name.clone()}</td>
                                             <td class="mono">{g.vm_count}</td>
                                             <td class="mono">{g.flow_count}</td>

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod bottom_nav;
 pub mod context_panel;
+pub mod global_search;
 pub mod instrument_panel;
 pub mod instant_recoveries;
 pub mod instruments;
@@ -13,6 +14,7 @@ pub mod network_recommendations;
 pub mod network_route;
 pub mod network_topology;
 pub mod network_validation;
+pub mod open_param;
 pub mod quick_actions;
 pub mod replication;
 pub mod require_role;

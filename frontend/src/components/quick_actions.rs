@@ -1,11 +1,10 @@
-//! Always-reachable actions: Emergency Stop, Alerts, global Search, user menu.
+//! Always-reachable actions: Emergency Stop, Alerts, user menu (global
+//! search is `global_search.rs`).
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
 
 use crate::components::alerts;
 use crate::live::use_live;
-use crate::nav;
 use crate::session::{needs, use_session};
 use shared_types::auth::Role;
 
@@ -74,66 +73,6 @@ fn AlertsButton() -> impl IntoView {
                         <For each=move || list.get() key=|a| a.text.clone() let:a>
                             <p class=format!("alert-line {}", a.level.class())>{a.text}</p>
                         </For>
-                    </Show>
-                </div>
-            </Show>
-        </div>
-    }
-}
-
-#[component]
-pub fn GlobalSearch() -> impl IntoView {
-    let text = RwSignal::new(String::new());
-    let hits = Memo::new(move |_| nav::search(&text.get()));
-    let navigate = use_navigate();
-    // A Callback is Copy, so every closure below can hold it.
-    let go = Callback::new(move |path: &'static str| {
-        text.set(String::new());
-        navigate(path, Default::default());
-    });
-    view! {
-        <div class="search dropdown">
-            <input
-                type="search"
-                placeholder="Search…"
-                aria-label="Global search"
-                data-testid="global-search"
-                prop:value=move || text.get()
-                on:input=move |ev| text.set(event_target_value(&ev))
-                on:keydown=move |ev| {
-                    if ev.key() == "Enter" {
-                        if let Some(first) = hits.get_untracked().first() {
-                            go.run(first.path);
-                        }
-                    } else if ev.key() == "Escape" {
-                        text.set(String::new());
-                    }
-                }
-            />
-            <Show when=move || !text.get().trim().is_empty()>
-                <div class="dropdown-panel search-results" role="listbox">
-                    <Show
-                        when=move || !hits.get().is_empty()
-                        fallback=|| view! { <p class="muted">"Nothing matches."</p> }
-                    >
-                        {
-                            move || {
-                                hits.get()
-                                    .into_iter()
-                                    .map(|d| {
-                                        view! {
-                                            <button class="search-hit" role="option" on:mousedown=move |_| go.run(d.path)>
-                                                <span class="glyph">{d.glyph}</span>
-                                                <span>
-                                                    <strong>{d.label}</strong>
-                                                    <small>{d.purpose}</small>
-                                                </span>
-                                            </button>
-                                        }
-                                    })
-                                    .collect_view()
-                            }
-                        }
                     </Show>
                 </div>
             </Show>

@@ -24,6 +24,8 @@ pub struct RestoreHub {
     pub restoring: RwSignal<Option<Backup>>,
     /// The VM (id, name) whose restore points are listed in a modal.
     pub points_of: RwSignal<Option<(String, String)>>,
+    /// The restore point global search opened: marked in the lists.
+    pub opened: RwSignal<Option<String>>,
     /// Bumped when sessions open or close, so lists of them refresh.
     pub sessions_version: RwSignal<u32>,
 }
@@ -33,6 +35,7 @@ pub fn provide_restore_hub() -> RestoreHub {
         browsing: RwSignal::new(None),
         restoring: RwSignal::new(None),
         points_of: RwSignal::new(None),
+        opened: RwSignal::new(None),
         sessions_version: RwSignal::new(0),
     };
     provide_context(hub);
@@ -145,6 +148,7 @@ fn PointRow(b: Backup) -> impl IntoView {
     let act = Act::new();
     let id = b.id.clone();
     let whole = b.clone();
+    let this = b.id.clone();
     let open = move |_| {
         act.run(api::mount(id.clone()), move |m| {
             hub.sessions_version.update(|v| *v += 1);
@@ -152,7 +156,8 @@ fn PointRow(b: Backup) -> impl IntoView {
         })
     };
     view! {
-        <tr data-testid=format!("point-{}", b.id) data-vm=b.vm_name.clone()>
+        <tr data-testid=format!("point-{}", b.id) data-vm=b.vm_name.clone() data-open-id=b.id.clone()
+            class:focused=move || hub.opened.with(|o| o.as_ref() == Some(&this))>
             <td class="vm-name">{b.vm_name.clone()}</td>
             <td class="mono">{when(b.created_at)}</td>
             <td>{b.backup_type.as_str()}</td>

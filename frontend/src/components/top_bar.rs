@@ -5,7 +5,8 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use crate::components::layout::use_layout;
-use crate::components::quick_actions::{GlobalSearch, QuickActions};
+use crate::components::global_search::GlobalSearch;
+use crate::components::quick_actions::QuickActions;
 use crate::nav;
 
 #[component]

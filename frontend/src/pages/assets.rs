@@ -13,6 +13,7 @@ use crate::components::add_vms::AddVmsModal;
 use crate::components::create_flow::CreateFlowModal;
 use crate::components::flow_details::{FlowDetailsModal, Inspect};
 use crate::components::groups::{GroupsPanel, UngroupedPanel};
+use crate::components::open_param::{scroll_to_opened, use_open_param};
 use crate::components::replication::{use_replication_hub, sorted_flows};
 use crate::components::power_control::PowerButton;
 use crate::components::restore_points::RestoreVmButton;
@@ -43,6 +44,9 @@ pub fn AssetsPage() -> impl IntoView {
     let inspect = RwSignal::new(None::<Inspect>);
     let started = RwSignal::new(Vec::<String>::new());
     let operator = move || session.can(shared_types::auth::Role::Operator);
+    // Global search opens a VM or a group here: its row is marked and shown.
+    scroll_to_opened(shared_types::search::route::VM);
+    scroll_to_opened(shared_types::search::route::GROUP);
     let all = move || vms.get().and_then(|r| r.ok()).map(|p| p.items).unwrap_or_default();
     let backup_selected = move |_| {
         let chosen = selected.get_untracked();
@@ -130,6 +134,7 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
     let live = use_live();
     let session = use_session();
     let operator = move || session.can(shared_types::auth::Role::Operator);
+    let opened = use_open_param(shared_types::search::route::VM);
     let ids: Vec<String> = list.iter().map(|v| v.id.clone()).collect();
     let ids2 = ids.clone();
     let all_selected = move || !ids.is_empty() && selected.with(|s| ids.iter().all(|i| s.contains(i)));
@@ -157,8 +162,9 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                             let id = vm.id.clone();
                             let id2 = vm.id.clone();
                             let one = vm.clone();
+                            let this = vm.id.clone();
                             view! {
-                                <tr data-testid=format!("vm-row-{}", vm.name)>
+                                <tr data-testid=format!("vm-row-{}", vm.name) data-open-id=vm.id.clone() class:focused=move || opened.with(|o| o.as_ref() == Some(&this))>
                                     <td><input type="checkbox" data-testid=format!("vm-check-{}", vm.name) prop:checked=move || selected.with(|s| s.contains(&id))
                                         on:change=move |ev| {
                                             let on = event_target_checked(&ev);

@@ -12,6 +12,7 @@ use crate::components::create_flow::CreateFlowModal;
 use crate::components::flow_card::FlowCard;
 use crate::components::flow_details::{flow_state_class, FlowDetailsModal, Inspect, JobHistory};
 use crate::components::job_controls::{EmergencyStopButton, PauseAllButton};
+use crate::components::open_param::open_from_param;
 use crate::components::replication::card::ReplicationCard;
 use crate::components::replication::sites::DrSites;
 use crate::components::replication::use_replication_hub;
@@ -48,6 +49,13 @@ pub fn FlowsPage() -> impl IntoView {
     };
     let act = Act::new();
     let repl = use_replication_hub();
+    // What global search opened: a flow's or a job's details.
+    {
+        use shared_types::search::route;
+        open_from_param(route::FLOW, move |id| inspect.set(Some(Inspect::Flow(id))));
+        open_from_param(route::JOB, move |id| inspect.set(Some(Inspect::Job(id))));
+        open_from_param(route::REPLICATION, move |id| repl.details.set(Some(id)));
+    }
     view! {
         <section class="page" data-testid="page-flows">
             <PageHeader label=d.label purpose=d.purpose />

@@ -28,6 +28,7 @@ pub fn PlatformsPage() -> impl IntoView {
         version.get();
         api::platforms()
     });
+    crate::components::open_param::scroll_to_opened(shared_types::search::route::PLATFORM);
     view! {
         <section class="page" data-testid="page-platforms">
             <PageHeader label=d.label purpose=d.purpose />
@@ -134,8 +135,10 @@ fn PlatformCard(p: Platform, version: RwSignal<u32>, rediscovered: RwSignal<std:
     let found = Memo::new(move |_| rediscovered.with(|m| m.get(&id_found).cloned()));
     let (id_r, id_d) = (id.clone(), id.clone());
     let name = p.name.clone();
+    let opened = crate::components::open_param::use_open_param(shared_types::search::route::PLATFORM);
+    let this = p.id.clone();
     view! {
-        <div class="card platform-card" data-testid="platform-card" data-platform=p.name.clone() data-status=p.status.as_str()>
+        <div class="card platform-card" data-open-id=p.id.clone() class:focused=move || opened.with(|o| o.as_ref() == Some(&this)) data-testid="platform-card" data-platform=p.name.clone() data-status=p.status.as_str()>
             <div class="card-head">
                 <h2>{p.name.clone()}</h2>
                 <span class=format!("status-pill {}", status_class(p.status)) data-testid="platform-status">{p.status.as_str().to_uppercase()}</span>

@@ -23,9 +23,11 @@ use crate::session::use_session;
 #[component]
 pub fn RecoveryPage() -> impl IntoView {
     let d = nav::for_path("/recovery").expect("RECOVERY is in the navigation table");
+    let not_opened = open_found_restore_point();
     view! {
         <section class="page" data-testid="page-recovery">
             <PageHeader label=d.label purpose=d.purpose />
+            {move || not_opened.get().map(|e| view! { <p class="notice warning" data-testid="open-point-error">{e}</p> })}
             <EmergencyActions />
             <div class="card">
                 <h2>"RESTORE POINTS"</h2>
@@ -37,6 +39,28 @@ pub fn RecoveryPage() -> impl IntoView {
             <Sessions />
         </section>
     }
+}
+
+/// A restore point global search opened (`?restore_point=ID`): its VM's
+/// restore points open with it marked. What went wrong, if it could not.
+fn open_found_restore_point() -> RwSignal<Option<String>> {
+    let hub = use_restore_hub();
+    let failed = RwSignal::new(None::<String>);
+    crate::components::open_param::open_from_param(shared_types::search::route::RESTORE_POINT, move |id| {
+        leptos::task::spawn_local(async move {
+            match api::backup(id.clone()).await {
+                Ok(b) => {
+                    failed.try_set(None);
+                    hub.opened.set(Some(b.id));
+                    hub.points_of.set(Some((b.vm_context_id, b.vm_name)));
+                }
+                Err(e) => {
+                    failed.try_set(Some(format!("Restore point {id} could not be opened: {}", e.message)));
+                }
+            }
+        });
+    });
+    failed
 }
 
 /// The newest full VM restores with their outcome, live as jobs change;

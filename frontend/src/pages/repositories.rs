@@ -32,6 +32,7 @@ pub fn RepositoriesPage() -> impl IntoView {
         live.jobs_version.get();
         api::repositories()
     });
+    crate::components::open_param::scroll_to_opened(shared_types::search::route::REPOSITORY);
     view! {
         <section class="page" data-testid="page-repositories">
             <PageHeader label=d.label purpose=d.purpose />
@@ -65,6 +66,8 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
     let act = Act::new();
     let reason = RwSignal::new(String::new());
     let id = StoredValue::new(r.id.clone());
+    let opened = crate::components::open_param::use_open_param(shared_types::search::route::REPOSITORY);
+    let this = r.id.clone();
     let set = move |enabled: bool| {
         let req = SetMaintenanceRequest { enabled, reason: enabled.then(|| reason.get_untracked()) };
         act.run(api::set_maintenance(id.get_value(), req), move |_| {
@@ -89,7 +92,7 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
         .map(|c| format!("{} free of {}", format_bytes(c.free_bytes), format_bytes(c.total_bytes)))
         .unwrap_or_else(|| "unknown".into());
     view! {
-        <div class="card repo-card" data-testid=format!("repo-{}", r.name) data-status=r.status.as_str()>
+        <div class="card repo-card" data-open-id=r.id.clone() class:focused=move || opened.with(|o| o.as_ref() == Some(&this)) data-testid=format!("repo-{}", r.name) data-status=r.status.as_str()>
             <div class="card-head">
                 <h2>{r.name.to_uppercase()}</h2>
                 <span class=format!("status-pill {}", status_class(r.status)) data-testid="repo-status">{r.status.as_str()}</span>
