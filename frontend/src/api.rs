@@ -109,6 +109,40 @@ pub async fn audit(limit: u64, offset: u64) -> Result<AuditPage, ApiError> {
     json(Request::get(&format!("/api/v1/audit?limit={limit}&offset={offset}"))).await
 }
 
+// ---------- alert center, notification targets ----------
+
+use shared_types::alerts::{AlertCount, AlertPage, AlertRecord, NotificationTarget, TargetRequest, TestResult};
+
+/// `GET /alerts?{query}`: `query` is built from the page's filters (words
+/// of the shared enums and ids, encoded).
+pub async fn alerts(query: String) -> Result<AlertPage, ApiError> {
+    json(Request::get(&format!("/api/v1/alerts?{query}"))).await
+}
+
+pub async fn alert_count() -> Result<AlertCount, ApiError> {
+    json(Request::get("/api/v1/alerts/count")).await
+}
+
+pub async fn acknowledge_alert(id: String) -> Result<AlertRecord, ApiError> {
+    json(Request::post(&format!("/api/v1/alerts/{}/acknowledge", enc(&id)))).await
+}
+
+pub async fn notification_targets() -> Result<Vec<NotificationTarget>, ApiError> {
+    json(Request::get("/api/v1/notification-targets")).await
+}
+
+pub async fn create_notification_target(req: TargetRequest) -> Result<NotificationTarget, ApiError> {
+    json_with(Request::post("/api/v1/notification-targets"), &req).await
+}
+
+pub async fn test_notification_target(id: String) -> Result<TestResult, ApiError> {
+    json(Request::post(&format!("/api/v1/notification-targets/{}/test", enc(&id)))).await
+}
+
+pub async fn delete_notification_target(id: String) -> Result<(), ApiError> {
+    unit(Request::delete(&format!("/api/v1/notification-targets/{}", enc(&id))).build().map_err(transport)?).await
+}
+
 // ---------- platforms, discovery, VMs, groups ----------
 
 use shared_types::discovery::{AddPlatformRequest, BulkAddRequest, BulkAddResponse, DiscoverVmsRequest, DiscoverVmsResponse, Platform};

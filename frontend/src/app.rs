@@ -98,6 +98,8 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/systems") view=SystemsPage />
                     <Route path=path!("/systems/users") view=UsersPage />
                     <Route path=path!("/systems/audit") view=AuditPage />
+                    <Route path=path!("/systems/notifications") view=crate::pages::notifications::NotificationsPage />
+                    <Route path=path!("/alerts") view=crate::pages::alerts::AlertsPage />
                 </Routes>
             </main>
             <aside class="panel right" aria-label="Context panel" data-testid="context-panel-aside">

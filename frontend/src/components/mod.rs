@@ -1,5 +1,6 @@
 //! The cockpit shell's parts and small reusable instruments.
 
+pub mod alert_bell;
 pub mod alerts;
 pub mod bottom_nav;
 pub mod context_panel;

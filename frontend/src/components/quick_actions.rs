@@ -3,7 +3,6 @@
 
 use leptos::prelude::*;
 
-use crate::components::alerts;
 use crate::live::use_live;
 use crate::session::{needs, use_session};
 use shared_types::auth::Role;
@@ -12,7 +11,7 @@ use shared_types::auth::Role;
 pub fn QuickActions() -> impl IntoView {
     view! {
         <div class="quick-actions">
-            <AlertsButton />
+            <crate::components::alert_bell::AlertBell />
             <EmergencyStop />
             <UserMenu />
         </div>
@@ -41,42 +40,6 @@ fn EmergencyStop() -> impl IntoView {
             <span class="label">"EMERGENCY STOP"</span>
         </button>
         <crate::components::job_controls::EmergencyStopDialog open=open />
-    }
-}
-
-#[component]
-fn AlertsButton() -> impl IntoView {
-    let live = use_live();
-    let list = Memo::new(move |_| alerts::current(&live));
-    let open = RwSignal::new(false);
-    view! {
-        <div class="dropdown">
-            <button
-                class="icon-button alerts-button"
-                data-testid="alerts-button"
-                aria-label="Alerts"
-                aria-expanded=move || open.get().to_string()
-                on:click=move |_| open.update(|o| *o = !*o)
-            >
-                <span aria-hidden="true">"⚠"</span>
-                <span class="label">"Alerts"</span>
-                <Show when=move || !list.get().is_empty()>
-                    <span class="badge" data-testid="alert-count">{move || list.get().len()}</span>
-                </Show>
-            </button>
-            <Show when=move || open.get()>
-                <div class="dropdown-panel" role="menu">
-                    <Show
-                        when=move || !list.get().is_empty()
-                        fallback=|| view! { <p class="muted">"No alerts in force."</p> }
-                    >
-                        <For each=move || list.get() key=|a| a.text.clone() let:a>
-                            <p class=format!("alert-line {}", a.level.class())>{a.text}</p>
-                        </For>
-                    </Show>
-                </div>
-            </Show>
-        </div>
     }
 }
 

@@ -1,10 +1,12 @@
 //! One file per page. Pages whose features have not shipped use `planned`.
 
+pub mod alerts;
 pub mod assets;
 pub mod audit;
 pub mod command;
 pub mod flows;
 pub mod networks;
+pub mod notifications;
 pub mod not_found;
 pub mod planned;
 pub mod platforms;

@@ -15,6 +15,7 @@ pub fn SystemsTabs() -> impl IntoView {
             <A href="/systems" exact=true attr:class="tab" attr:data-testid="tab-server">"Server"</A>
             <A href="/systems/users" attr:class="tab" attr:data-testid="tab-users">"Users"</A>
             <A href="/systems/audit" attr:class="tab" attr:data-testid="tab-audit">"Audit log"</A>
+            <A href="/systems/notifications" attr:class="tab" attr:data-testid="tab-notifications">"Notifications"</A>
         </nav>
     }
 }
