@@ -3,7 +3,7 @@
 //! through the API, a restore point and its job from a real backup; the
 //! ranking, every kind, the user's `%` and `_` taken literally, bad input,
 //! roles, and the time a search takes beside 1,000 VMs and 20,000 restore
-//! points and jobs.
+//! points and jobs; on SQLite and on PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +23,11 @@ use shared_types::search::{MatchRank, SearchHit, SearchKind, SearchResults};
 mod support;
 use support::api::Api;
 use support::kvm::TestHost;
+use support::Fixture;
+
+// The migrations' throw-away PostgreSQL server, shared rather than copied.
+#[path = "../../migrations/tests/support/mod.rs"]
+mod pg;
 
 /// A KVM host layout with `vms`, each with one small qcow2 disk.
 fn host_dir(root: &Path, host: &str, vms: &[&str]) -> PathBuf {
@@ -82,7 +87,31 @@ async fn group(api: &Api, name: &str, vm_ids: &[&String]) -> GroupDetails {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_ranks_finds_every_kind_and_takes_wildcards_literally() {
-    let f = support::fixture().await;
+    ranks_finds_every_kind_and_takes_wildcards_literally_on(support::fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_works_on_postgresql() {
+    let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
+    ranks_finds_every_kind_and_takes_wildcards_literally_on(postgres(&cluster, "ranks").await).await;
+    stays_fast_on(postgres(&cluster, "scale").await, "PostgreSQL").await;
+}
+
+/// A fixture on a fresh database `name` of a running PostgreSQL server.
+async fn postgres(cluster: &pg::PgCluster, name: &str) -> Fixture {
+    use sea_orm::ConnectionTrait;
+    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let url = format!("{}/{name}", cluster.url().trim_end_matches("/postgres"));
+    let data = tempfile::tempdir().unwrap();
+    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
+    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
+    let (mut state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
+    support::allow_temp_hosts(&mut state);
+    Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }
+}
+
+async fn ranks_finds_every_kind_and_takes_wildcards_literally_on(f: Fixture) {
     let repo = ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
     let root = tempfile::tempdir().unwrap();
@@ -200,8 +229,11 @@ async fn search_ranks_finds_every_kind_and_takes_wildcards_literally() {
 
 #[tokio::test]
 async fn search_stays_fast_beside_a_thousand_vms_and_twenty_thousand_points_and_jobs() {
+    stays_fast_on(support::fixture().await, "SQLite").await;
+}
+
+async fn stays_fast_on(f: Fixture, backend: &str) {
     use sendense::db::entities::{backups, jobs, platforms, vm_contexts};
-    let f = support::fixture().await;
     let repo = ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
     let db = &api.f.state.db;
@@ -307,5 +339,5 @@ async fn search_stays_fast_beside_a_thousand_vms_and_twenty_thousand_points_and_
             _ => {}
         }
     }
-    println!("search beside 1,000 VMs, 20,000 restore points, 20,000 jobs:\n{}", report.join("\n"));
+    println!("{backend}: search beside 1,000 VMs, 20,000 restore points, 20,000 jobs:\n{}", report.join("\n"));
 }
