@@ -133,6 +133,28 @@ pub const DESTINATIONS: &[Destination] = &[
     },
 ];
 
+/// A tab of the Systems pages (settings), shown by `SystemsTabs` and found
+/// by global search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tab {
+    pub label: &'static str,
+    pub path: &'static str,
+    pub testid: &'static str,
+    pub purpose: &'static str,
+}
+
+pub const SYSTEMS_TABS: &[Tab] = &[
+    Tab { label: "Server", path: "/systems", testid: "tab-server", purpose: "This server: version, uptime and catalog." },
+    Tab { label: "Users", path: "/systems/users", testid: "tab-users", purpose: "Who signs in, and with which role." },
+    Tab { label: "Audit log", path: "/systems/audit", testid: "tab-audit", purpose: "Every change: who made it, when, from where." },
+    Tab {
+        label: "Notifications",
+        path: "/systems/notifications",
+        testid: "tab-notifications",
+        purpose: "Where alerts are sent: webhooks and e-mail.",
+    },
+];
+
 pub fn primary() -> impl Iterator<Item = &'static Destination> {
     DESTINATIONS.iter().filter(|d| d.tier == Tier::Primary)
 }
@@ -154,6 +176,19 @@ pub fn for_path(path: &str) -> Option<&'static Destination> {
 /// purpose or what it holds, ranked as a match anywhere.
 pub fn page_hits(text: &str) -> Vec<SearchHit> {
     let needle = text.trim().to_lowercase();
+    let tabs = SYSTEMS_TABS.iter().filter(|t| DESTINATIONS.iter().all(|d| d.path != t.path)).filter_map(|t| {
+        let described = || needle.chars().count() >= 3 && t.purpose.to_lowercase().contains(&needle);
+        let rank = match_rank(&needle, t.label).or_else(|| described().then_some(MatchRank::Substring))?;
+        Some(SearchHit {
+            kind: SearchKind::Page,
+            id: t.path.into(),
+            title: t.label.into(),
+            subtitle: format!("Systems · {}", t.purpose),
+            route: t.path.into(),
+            rank,
+            at: None,
+        })
+    });
     DESTINATIONS
         .iter()
         .filter_map(|d| {
@@ -172,6 +207,7 @@ pub fn page_hits(text: &str) -> Vec<SearchHit> {
                 at: None,
             })
         })
+        .chain(tabs)
         .collect()
 }
 
@@ -190,6 +226,11 @@ mod tests {
         // Two characters find labels only; three also purposes.
         assert!(page_hits("ba").is_empty());
         assert!(page_hits("backup").iter().any(|h| h.title == "FLOWS" && h.rank == MatchRank::Substring));
+        // The Systems tabs are pages too (Server is Systems itself).
+        let mut users = page_hits("users");
+        shared_types::search::sort_hits(&mut users);
+        assert_eq!((users[0].route.as_str(), users[0].rank), ("/systems/users", MatchRank::Exact));
+        assert!(page_hits("server").iter().all(|h| h.route != "/systems" || h.title == "Systems"));
         assert_eq!(primary().count(), 5);
         assert_eq!(secondary().count(), 6);
         assert_eq!(for_path("/networks").unwrap().label, "Networks");

@@ -12,10 +12,10 @@ use crate::pages::planned::{PageHeader, PlannedList};
 pub fn SystemsTabs() -> impl IntoView {
     view! {
         <nav class="tabs" aria-label="Systems">
-            <A href="/systems" exact=true attr:class="tab" attr:data-testid="tab-server">"Server"</A>
-            <A href="/systems/users" attr:class="tab" attr:data-testid="tab-users">"Users"</A>
-            <A href="/systems/audit" attr:class="tab" attr:data-testid="tab-audit">"Audit log"</A>
-            <A href="/systems/notifications" attr:class="tab" attr:data-testid="tab-notifications">"Notifications"</A>
+            {nav::SYSTEMS_TABS
+                .iter()
+                .map(|t| view! { <A href=t.path exact=true attr:class="tab" attr:data-testid=t.testid>{t.label}</A> })
+                .collect_view()}
         </nav>
     }
 }
