@@ -437,3 +437,47 @@ async fn an_undeliverable_notification_is_retried_then_shown_as_failed() {
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert!(deliveries_of(&f, &target.id).await.is_empty());
 }
+
+/// A real job through the runner: the local repository's verify fails
+/// while its key file is away (raised, critical, about the repository;
+/// again: folded), and the next verify with the key back resolves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_repository_verify_raises_an_alert_that_the_next_good_verify_resolves() {
+    let f = support::fixture().await;
+    let repo = sendense::catalog::repositories::ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    let key = sendense::catalog::repository_keys::key_path(f.data.path(), &repo.id).unwrap();
+    let aside = f.data.path().join("key-aside");
+    let api = support::api::Api::admin(f).await;
+    let verify = async || {
+        let job: Value = api.ok("POST", &format!("/api/v1/repositories/{}/verify", repo.id), None, StatusCode::ACCEPTED).await;
+        let id = job["id"].as_str().unwrap().to_string();
+        let done = api.wait(&id, 60).await;
+        (id, done["job"]["status"].as_str().unwrap_or_default().to_string())
+    };
+    let mine = format!("/api/v1/alerts?source_kind=repository&source_id={}", repo.id);
+
+    std::fs::rename(&key, &aside).unwrap();
+    let (first, status) = verify().await;
+    assert_eq!(status, "failed");
+    let page: AlertPage = api.ok("GET", &mine, None, StatusCode::OK).await;
+    assert_eq!(page.total, 1, "{page:?}");
+    let a = &page.alerts[0];
+    assert_eq!((a.severity, a.state, a.count), (AlertSeverity::Critical, AlertState::Open, 1));
+    assert_eq!(a.title, "verify of repository local failed");
+    assert_eq!(a.job_id.as_deref(), Some(first.as_str()));
+    let (second, status) = verify().await;
+    assert_eq!(status, "failed");
+    let page: AlertPage = api.ok("GET", &mine, None, StatusCode::OK).await;
+    assert_eq!((page.total, page.alerts[0].count), (1, 2));
+    assert_eq!(page.alerts[0].job_id.as_deref(), Some(second.as_str()));
+
+    std::fs::rename(&aside, &key).unwrap();
+    let (good, status) = verify().await;
+    assert_eq!(status, "completed");
+    let page: AlertPage = api.ok("GET", &mine, None, StatusCode::OK).await;
+    let a = &page.alerts[0];
+    assert_eq!(a.state, AlertState::Resolved);
+    assert!(a.resolution.as_deref().is_some_and(|r| r.contains(&good)), "{a:?}");
+    let count: AlertCount = api.ok("GET", "/api/v1/alerts/count", None, StatusCode::OK).await;
+    assert_eq!(count.unacknowledged, 0);
+}

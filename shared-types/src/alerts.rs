@@ -345,7 +345,8 @@ impl TargetRequest {
                     }
                 }
                 if let Some(p) = &s.ca_pem {
-                    if !p.contains("-----BEGIN CERTIFICATE-----") || p.len() > 64 * 1024 {
+                    let stray = p.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+                    if !p.contains("-----BEGIN CERTIFICATE-----") || p.len() > 64 * 1024 || stray {
                         return Err(("smtp.ca_pem".into(), "The CA certificate must be PEM (-----BEGIN CERTIFICATE-----).".into()));
                     }
                 }
