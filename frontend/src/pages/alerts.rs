@@ -111,6 +111,7 @@ pub fn AlertsPage() -> impl IntoView {
                             let total = p.total;
                             let from = offset.get_untracked();
                             view! {
+                                <div class="table-wrap">
                                 <table class="table" data-testid="alerts-table">
                                     <thead><tr>
                                         <th>"Severity"</th><th>"Alert"</th><th>"Source"</th><th>"Seen (UTC)"</th>
@@ -119,14 +120,14 @@ pub fn AlertsPage() -> impl IntoView {
                                     <tbody>
                                         {p.alerts.into_iter().map(|a| {
                                             let state_text = match a.state {
-                                                AlertState::Open => "open".to_string(),
+                                                AlertState::Open => String::new(),
                                                 AlertState::Acknowledged => format!(
-                                                    "acknowledged by {} at {}",
+                                                    "by {} at {}",
                                                     a.acknowledged_by.clone().unwrap_or_default(),
                                                     a.acknowledged_at.map(when).unwrap_or_default()
                                                 ),
                                                 AlertState::Resolved => format!(
-                                                    "resolved at {}{}",
+                                                    "at {}{}",
                                                     a.resolved_at.map(when).unwrap_or_default(),
                                                     a.resolution.clone().map(|r| format!(": {r}")).unwrap_or_default()
                                                 ),
@@ -140,7 +141,10 @@ pub fn AlertsPage() -> impl IntoView {
                                                     <td class="small"><span>{a.source_kind.as_str()}</span><br /><span class="mono muted">{a.source_id.clone().unwrap_or_default()}</span></td>
                                                     <td class="mono small">{format!("first {}", when(a.first_seen))}<br />{format!("last {}", when(a.last_seen))}</td>
                                                     <td class="mono" data-testid="alert-count-cell">{a.count}</td>
-                                                    <td class="small"><span class=format!("status-pill {}", state_pill(a.state))>{state_text}</span></td>
+                                                    <td class="small">
+                                                        <span class=format!("status-pill {}", state_pill(a.state))>{a.state.as_str()}</span>
+                                                        <br /><span class="muted">{state_text}</span>
+                                                    </td>
                                                     <td>
                                                         <Show when=move || can_ack>
                                                             <button
@@ -162,10 +166,11 @@ pub fn AlertsPage() -> impl IntoView {
                                         }).collect_view()}
                                     </tbody>
                                 </table>
+                                </div>
                                 <div class="pager">
                                     <span class="muted small">{format!("{}–{} of {total}", (from + 1).min(total), (from + PAGE).min(total))}</span>
                                     <button class="button small" disabled=from == 0 on:click=move |_| offset.update(|o| *o = o.saturating_sub(PAGE))>"Newer"</button>
-                                    <button class="button small" disabled=from + PAGE >= total on:click=move |_| offset.update(|o| *o += PAGE)>"Older"</button>
+                                    <button class="button small" disabled={from + PAGE >= total} on:click=move |_| offset.update(|o| *o += PAGE)>"Older"</button>
                                 </div>
                             }.into_any()
                         }

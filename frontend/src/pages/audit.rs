@@ -55,7 +55,7 @@ pub fn AuditPage() -> impl IntoView {
                                     <div class="pager">
                                         <span class="muted small">{format!("{}–{} of {total}", (from + 1).min(total), (from + PAGE).min(total))}</span>
                                         <button class="button small" disabled=from == 0 on:click=move |_| offset.update(|o| *o = o.saturating_sub(PAGE))>"Newer"</button>
-                                        <button class="button small" disabled=from + PAGE >= total on:click=move |_| offset.update(|o| *o += PAGE)>"Older"</button>
+                                        <button class="button small" disabled={from + PAGE >= total} on:click=move |_| offset.update(|o| *o += PAGE)>"Older"</button>
                                     </div>
                                 }.into_any()
                             }

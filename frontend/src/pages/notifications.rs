@@ -65,6 +65,7 @@ pub fn NotificationsPage() -> impl IntoView {
                             <p class="muted" data-testid="no-targets">"No notification target yet: alerts show in the cockpit only. Add a webhook or a mailbox below."</p>
                         }.into_any(),
                         Ok(list) => view! {
+                            <div class="table-wrap">
                             <table class="table" data-testid="targets-table">
                                 <thead><tr><th>"Name"</th><th>"Sends to"</th><th>"Receives"</th><th>"Latest delivery"</th><th>"Queue"</th><th></th></tr></thead>
                                 <tbody>
@@ -94,7 +95,7 @@ pub fn NotificationsPage() -> impl IntoView {
                                                 <td>{format!("{} and worse", t.min_severity)}</td>
                                                 <td data-testid="target-last">{last}</td>
                                                 <td class="small">{format!("{} waiting, {} given up", t.pending, t.failed)}</td>
-                                                <td class="action-row">
+                                                <td>
                                                     <button class="button small" data-testid="target-test" disabled=move || !admin() title=move || if admin() { "Send a test notification now".to_string() } else { why() }
                                                         on:click=move |_| test.run(tt.clone())>"Send test"</button>
                                                     <button class="button small" data-testid="target-remove" disabled=move || !admin() title=move || if admin() { "Remove this target".to_string() } else { why() }
@@ -105,6 +106,7 @@ pub fn NotificationsPage() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            </div>
                         }.into_any(),
                     })}
                 </Transition>
@@ -175,6 +177,7 @@ fn AddTarget(on_done: Callback<Result<String, String>>) -> impl IntoView {
             match api::create_notification_target(req).await {
                 Ok(t) => {
                     name.set(String::new());
+                    url.set(String::new());
                     secret.set(String::new());
                     on_done.run(Ok(format!("{} added: use Send test to check it.", t.name)));
                 }
@@ -205,7 +208,7 @@ fn AddTarget(on_done: Callback<Result<String, String>>) -> impl IntoView {
             </div>
             <Show when=move || kind.get() == TargetKind::Webhook>
                 <div class="form-row">
-                    {text("URL", "target-url", "url", url)}
+                    {text("URL", "target-url", "text", url)}
                     {text("Signing secret (16+ characters)", "target-secret", "password", secret)}
                 </div>
             </Show>
@@ -222,7 +225,7 @@ fn AddTarget(on_done: Callback<Result<String, String>>) -> impl IntoView {
                     {text("Password", "target-secret", "password", secret)}
                 </div>
                 <div class="form-row">
-                    {text("From", "target-from", "email", from)}
+                    {text("From", "target-from", "text", from)}
                     {text("To (comma-separated)", "target-to", "text", to)}
                 </div>
             </Show>
