@@ -6,6 +6,7 @@
 //! (aiosmtpd: STARTTLS required, AUTH required) the test starts on
 //! loopback: the webhook's HMAC is checked, a refused delivery is retried,
 //! an undeliverable one gives up and its failure is shown on its target.
+//! The lifecycle runs on SQLite and on PostgreSQL.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -26,6 +27,10 @@ use shared_types::auth::Role;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod support;
+
+// The migrations' throw-away PostgreSQL server, shared rather than copied.
+#[path = "../../migrations/tests/support/mod.rs"]
+mod pg;
 
 const WEBHOOK_SECRET: &str = "webhook-secret-for-tests-0123456789";
 const SMTP_USER: &str = "sendense";
@@ -236,7 +241,30 @@ async fn deliveries_of(f: &support::Fixture, target: &str) -> Vec<notification_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_are_raised_folded_acknowledged_resolved_and_notified_by_webhook_and_smtp() {
-    let f = support::fixture().await;
+    lifecycle_on(support::fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_lifecycle_works_on_postgresql() {
+    let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
+    lifecycle_on(postgres(&cluster, "alerts").await).await;
+}
+
+/// A fixture on a fresh database `name` of a running PostgreSQL server.
+async fn postgres(cluster: &pg::PgCluster, name: &str) -> support::Fixture {
+    use sea_orm::ConnectionTrait;
+    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let url = format!("{}/{name}", cluster.url().trim_end_matches("/postgres"));
+    let data = tempfile::tempdir().unwrap();
+    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
+    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
+    let (state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
+    support::Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }
+}
+
+/// Raise, fold, acknowledge, resolve, reopen, route and notify, on `f`'s catalog.
+async fn lifecycle_on(f: support::Fixture) {
     f.state.alerts.set_retry_delays(vec![Duration::from_millis(300); 2]);
     let admin = f.admin_token().await;
     let (_, operator) = f.user_with_role("olga", Role::Operator).await;
