@@ -139,6 +139,10 @@ pub async fn test_notification_target(id: String) -> Result<TestResult, ApiError
     json(Request::post(&format!("/api/v1/notification-targets/{}/test", enc(&id)))).await
 }
 
+pub async fn update_notification_target(id: String, req: TargetRequest) -> Result<NotificationTarget, ApiError> {
+    json_with(Request::put(&format!("/api/v1/notification-targets/{}", enc(&id))), &req).await
+}
+
 pub async fn delete_notification_target(id: String) -> Result<(), ApiError> {
     unit(Request::delete(&format!("/api/v1/notification-targets/{}", enc(&id))).build().map_err(transport)?).await
 }

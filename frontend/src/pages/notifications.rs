@@ -2,7 +2,8 @@
 //! signed with HMAC-SHA256 of a shared secret) and SMTP mailboxes
 //! (STARTTLS or TLS, AUTH), each with the least severity it receives, its
 //! latest delivery (when, delivered or why not), deliveries waiting for a
-//! retry and those given up, a Send test button and removal. Anyone signed
+//! retry and those given up, a Send test button, a change of what it
+//! receives, disable / enable, and removal (a second click confirms). Anyone signed
 //! in may look; admins add, test and remove.
 
 use leptos::prelude::*;
@@ -40,7 +41,34 @@ pub fn NotificationsPage() -> impl IntoView {
             reload();
         });
     });
+    // Changes what a target receives or whether it is on; the secret stays.
+    let change = Callback::new(move |(t, min, enabled): (NotificationTarget, AlertSeverity, bool)| {
+        let req = TargetRequest {
+            name: t.name.clone(),
+            kind: t.kind,
+            enabled,
+            min_severity: min,
+            webhook: t.webhook.clone(),
+            smtp: t.smtp.clone(),
+            secret: None,
+        };
+        spawn_local(async move {
+            match session.watch(api::update_notification_target(t.id.clone(), req).await) {
+                Ok(n) => message.set(Some((true, format!(
+                    "{} now receives {} and worse{}.",
+                    n.name,
+                    n.min_severity,
+                    if n.enabled { "" } else { " (disabled: nothing is sent)" }
+                )))),
+                Err(e) => message.set(Some((false, e.message))),
+            }
+            reload();
+        });
+    });
+    // The target whose removal waits for a second click.
+    let confirm_remove = RwSignal::new(None::<String>);
     let remove = Callback::new(move |t: NotificationTarget| {
+        confirm_remove.set(None);
         spawn_local(async move {
             match session.watch(api::delete_notification_target(t.id.clone()).await) {
                 Ok(()) => message.set(Some((true, format!("{} removed.", t.name)))),
@@ -87,19 +115,47 @@ pub fn NotificationsPage() -> impl IntoView {
                                                 <br /><span class="small" data-testid="target-error">{l.error.clone().unwrap_or_default()}</span>
                                             }.into_any(),
                                         };
-                                        let (tt, tr) = (t.clone(), t.clone());
+                                        let (tt, tr, te) = (t.clone(), t.clone(), t.clone());
+                                        let id = t.id.clone();
+                                        let armed = Signal::derive(move || confirm_remove.get().as_deref() == Some(id.as_str()));
                                         view! {
                                             <tr data-testid="target-row">
                                                 <td><strong>{t.name.clone()}</strong><br /><span class="small muted">{t.kind.as_str()}{if t.enabled { "" } else { " (disabled)" }}</span></td>
                                                 <td class="small mono">{dest}</td>
-                                                <td>{format!("{} and worse", t.min_severity)}</td>
+                                                <td>
+                                                    {
+                                                        let t = t.clone();
+                                                        let current = t.min_severity;
+                                                        view! {
+                                                            <select
+                                                                data-testid="target-receives"
+                                                                aria-label=format!("What {} receives", t.name)
+                                                                disabled=move || !admin()
+                                                                on:change=move |ev| if let Some(s) = AlertSeverity::parse(&event_target_value(&ev)) {
+                                                                    change.run((t.clone(), s, t.enabled))
+                                                                }
+                                                            >
+                                                                {AlertSeverity::ALL.iter().map(|s| view! {
+                                                                    <option value=s.as_str() selected=*s == current>{format!("{s} and worse")}</option>
+                                                                }).collect_view()}
+                                                            </select>
+                                                        }
+                                                    }
+                                                </td>
                                                 <td data-testid="target-last">{last}</td>
                                                 <td class="small">{format!("{} waiting, {} given up", t.pending, t.failed)}</td>
                                                 <td>
                                                     <button class="button small" data-testid="target-test" disabled=move || !admin() title=move || if admin() { "Send a test notification now".to_string() } else { why() }
                                                         on:click=move |_| test.run(tt.clone())>"Send test"</button>
-                                                    <button class="button small" data-testid="target-remove" disabled=move || !admin() title=move || if admin() { "Remove this target".to_string() } else { why() }
-                                                        on:click=move |_| remove.run(tr.clone())>"Remove"</button>
+                                                    <button class="button small" data-testid="target-toggle" disabled=move || !admin()
+                                                        on:click=move |_| change.run((te.clone(), te.min_severity, !te.enabled))>
+                                                        {if t.enabled { "Disable" } else { "Enable" }}
+                                                    </button>
+                                                    <button class="button small" data-testid="target-remove" disabled=move || !admin()
+                                                        title=move || if admin() { "Remove this target and its queued notifications".to_string() } else { why() }
+                                                        on:click=move |_| if armed.get() { remove.run(tr.clone()) } else { confirm_remove.set(Some(tr.id.clone())) }>
+                                                        {move || if armed.get() { "Click again to remove" } else { "Remove" }}
+                                                    </button>
                                                 </td>
                                             </tr>
                                         }
