@@ -509,3 +509,54 @@ async fn a_failed_repository_verify_raises_an_alert_that_the_next_good_verify_re
     let count: AlertCount = api.ok("GET", "/api/v1/alerts/count", None, StatusCode::OK).await;
     assert_eq!(count.unacknowledged, 0);
 }
+
+/// The daily catalog pruning removes notification deliveries that ended
+/// longer ago than the job-history retention; pending ones and alerts stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_finished_deliveries_are_pruned_pending_ones_stay() {
+    use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
+    let f = support::fixture().await;
+    let db = &f.state.db;
+    let now = Utc::now();
+    let target = sendense::db::entities::notification_targets::ActiveModel {
+        id: Set("t1".into()),
+        name: Set("hook".into()),
+        kind: Set("webhook".into()),
+        enabled: Set(false),
+        min_severity: Set("info".into()),
+        config: Set(r#"{"webhook":{"url":"http://127.0.0.1:9/"}}"#.into()),
+        secret: Set(None),
+        last_at: Set(None),
+        last_ok: Set(None),
+        last_error: Set(None),
+        last_event: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    target.insert(db).await.unwrap();
+    for (id, state, age_days) in [("old-done", "delivered", 100), ("old-failed", "failed", 100), ("old-pending", "pending", 100), ("new-done", "delivered", 1)] {
+        let at = now - chrono::Duration::days(age_days);
+        notification_deliveries::ActiveModel {
+            id: Set(id.into()),
+            target_id: Set("t1".into()),
+            alert_id: Set(None),
+            event: Set("test".into()),
+            payload: Set("{}".into()),
+            state: Set(state.into()),
+            attempts: Set(1),
+            next_attempt_at: Set(at + chrono::Duration::days(1000)),
+            last_error: Set(None),
+            created_at: Set(at),
+            delivered_at: Set(None),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+    }
+    let pruned = sendense::catalog::housekeeping::prune(db, Default::default(), now).await.unwrap();
+    assert_eq!(pruned.notifications, 2);
+    let mut left: Vec<String> = notification_deliveries::Entity::find().all(db).await.unwrap().into_iter().map(|d| d.id).collect();
+    left.sort();
+    assert_eq!(left, vec!["new-done".to_string(), "old-pending".to_string()]);
+    assert_eq!(sendense::db::entities::notification_targets::Entity::find().count(db).await.unwrap(), 1);
+}

@@ -1,13 +1,14 @@
 //! The catalog prunes its own growth: job throughput samples and log lines
 //! older than the job-history retention, sessions that expired (or were
-//! revoked) more than a day ago, and audit entries older than the audit
-//! retention. The scheduler runs [`prune`] once a day; jobs and restore
+//! revoked) more than a day ago, audit entries older than the audit
+//! retention, and notification deliveries that ended (delivered or given
+//! up) longer ago than the job-history retention (alerts themselves stay). The scheduler runs [`prune`] once a day; jobs and restore
 //! points themselves are kept.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
-use crate::db::entities::{audit_log, job_logs, job_samples, sessions};
+use crate::db::entities::{audit_log, job_logs, job_samples, notification_deliveries, sessions};
 
 /// Default days job samples and log lines are kept.
 pub const DEFAULT_JOB_HISTORY_DAYS: u32 = 90;
@@ -34,6 +35,7 @@ pub struct Pruned {
     pub job_logs: u64,
     pub sessions: u64,
     pub audit: u64,
+    pub notifications: u64,
 }
 
 /// Deletes what `retention` no longer keeps as of `now`.
@@ -50,5 +52,11 @@ pub async fn prune(db: &impl ConnectionTrait, retention: Retention, now: DateTim
         .await?
         .rows_affected;
     let audit = audit_log::Entity::delete_many().filter(audit_log::Column::At.lt(audit_before)).exec(db).await?.rows_affected;
-    Ok(Pruned { job_samples, job_logs, sessions, audit })
+    let notifications = notification_deliveries::Entity::delete_many()
+        .filter(notification_deliveries::Column::State.ne(crate::alerts::delivery::STATE_PENDING))
+        .filter(notification_deliveries::Column::CreatedAt.lt(jobs_before))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(Pruned { job_samples, job_logs, sessions, audit, notifications })
 }

@@ -36,7 +36,7 @@ pub async fn run(runner: Runner) {
         if housekept.is_none_or(|at| Utc::now() - at >= chrono::Duration::days(1)) {
             housekept = Some(Utc::now());
             match crate::catalog::housekeeping::prune(runner.db(), runner.catalog_retention(), Utc::now()).await {
-                Ok(p) => tracing::info!(samples = p.job_samples, logs = p.job_logs, sessions = p.sessions, audit = p.audit, "catalog pruned its history"),
+                Ok(p) => tracing::info!(samples = p.job_samples, logs = p.job_logs, sessions = p.sessions, audit = p.audit, notifications = p.notifications, "catalog pruned its history"),
                 Err(e) => tracing::error!(error = %e, "pruning the catalog's history"),
             }
         }
