@@ -188,7 +188,13 @@ fn HitRow(hit: SearchHit, index: usize, active: RwSignal<usize>, open: Callback<
             data-testid="search-hit"
             data-kind=hit.kind.as_str()
             data-title=hit.title.clone()
-            on:mouseenter=move |_| active.set(index)
+            // Only a pointer that really moves chooses: one resting where
+            // the list appears must not undo the arrow keys.
+            on:mousemove=move |ev| {
+                if ev.movement_x() != 0 || ev.movement_y() != 0 {
+                    active.set(index);
+                }
+            }
             // mousedown, not click: the box keeps its focus until the route opens.
             on:mousedown=move |ev| {
                 ev.prevent_default();
