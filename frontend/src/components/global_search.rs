@@ -3,14 +3,14 @@
 //! restore points, jobs) merged with the cockpit's own pages
 //! ([`nav::page_hits`]), ranked alike ([`sort_hits`]). The server is asked
 //! 150 ms after the last keystroke, and an answer to an older text is
-//! dropped. Up/down choose, Enter opens (the hit's route), Escape leaves;
+//! dropped; meanwhile the last answer, narrowed to the longer text, stays. Up/down choose, Enter opens (the hit's route), Escape leaves;
 //! `/` anywhere but in a text field puts the cursor in the box.
 
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_navigate;
-use shared_types::search::{check_query, sort_hits, SearchHit};
+use shared_types::search::{check_query, match_rank, sort_hits, SearchHit};
 use wasm_bindgen::JsCast;
 
 use crate::api;
@@ -44,7 +44,15 @@ pub fn GlobalSearch() -> impl IntoView {
     let hits = Memo::new(move |_| {
         let Some(q) = wanted() else { return Vec::new() };
         let mut all = nav::page_hits(&q);
-        answer.with(|a| if a.text == q { all.extend(a.hits.iter().cloned()) });
+        answer.with(|a| {
+            if a.text == q {
+                all.extend(a.hits.iter().cloned());
+            } else if !a.text.is_empty() && q.to_lowercase().contains(&a.text.to_lowercase()) {
+                // Until the answer for a longer text arrives, the last one
+                // narrowed to it: the list does not blink at every key.
+                all.extend(a.hits.iter().filter_map(|h| match_rank(&q, &h.title).map(|rank| SearchHit { rank, ..h.clone() })));
+            }
+        });
         sort_hits(&mut all);
         all.truncate(SHOWN);
         all
@@ -74,6 +82,7 @@ pub fn GlobalSearch() -> impl IntoView {
     };
     let leave = move || {
         text.set(String::new());
+        answer.set(Answer::default());
         generation.set_value(generation.get_value().wrapping_add(1));
         if let Some(el) = input.get_untracked() {
             let _ = el.blur();
