@@ -187,6 +187,28 @@ async fn a_failed_verify_rings_the_bell_is_acknowledged_resolved_and_notificatio
     b.screenshot("notifications-820x1180").await?;
     b.resize(1440, 900).await?;
     b.screenshot("notifications-1440x900").await?;
+
+    // What it receives changes in place; disabled, it says so; removal takes a second click.
+    b.client.find(Locator::Css("[data-testid='target-receives'] option[value='critical']")).await?.click().await?;
+    b.until("the routing change", T, || async {
+        let t = b.testid("notifications-message", T).await?.text().await?;
+        Ok(t.contains("now receives critical and worse").then_some(()))
+    })
+    .await?;
+    b.testid("target-toggle", T).await?.click().await?;
+    b.until("the target disabled", T, || async {
+        let t = b.testid("notifications-message", T).await?.text().await?;
+        Ok(t.contains("disabled").then_some(()))
+    })
+    .await?;
+    let targets = server.expect(&token, "GET", "/api/v1/notification-targets", None, 200)?;
+    ensure!(targets[0]["min_severity"] == "critical" && targets[0]["enabled"] == false, "after the changes: {targets}");
+    ensure!(targets[0]["has_secret"] == true, "the secret stays: {targets}");
+    b.testid("target-remove", T).await?.click().await?;
+    let label = b.testid("target-remove", T).await?.text().await?;
+    ensure!(label.contains("again"), "the first click asks for a second: {label:?}");
+    b.testid("target-remove", T).await?.click().await?;
+    b.testid("no-targets", T).await?;
     task.abort();
     b.close().await
 }
