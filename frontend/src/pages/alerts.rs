@@ -115,7 +115,7 @@ pub fn AlertsPage() -> impl IntoView {
                                 <table class="table" data-testid="alerts-table">
                                     <thead><tr>
                                         <th>"Severity"</th><th>"Alert"</th><th>"Source"</th><th>"Seen (UTC)"</th>
-                                        <th>"Times"</th><th>"State"</th><th></th>
+                                        <th>"Times"</th><th>"State"</th>
                                     </tr></thead>
                                     <tbody>
                                         {p.alerts.into_iter().map(|a| {
@@ -144,8 +144,6 @@ pub fn AlertsPage() -> impl IntoView {
                                                     <td class="small">
                                                         <span class=format!("status-pill {}", state_pill(a.state))>{a.state.as_str()}</span>
                                                         <br /><span class="muted">{state_text}</span>
-                                                    </td>
-                                                    <td>
                                                         <Show when=move || can_ack>
                                                             <button
                                                                 class="button small"
