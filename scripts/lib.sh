@@ -34,6 +34,8 @@ locked_wasm_bindgen() {
 need_web_tools() {
   # Debian's Rust 1.96 with std sources builds wasm (see ../shared/TOOLCHAIN.md).
   need_apt rustc-web cargo-web rust-web-src lld-19
+  # wasm-opt, the pre-compression, and the font with its subsetter.
+  need_apt binaryen brotli fonts-inter python3-fonttools python3-brotli
   command -v cargo >/dev/null || die "cargo is not on PATH: install Rust with rustup"
   if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
     step "Installing trunk $TRUNK_VERSION (takes several minutes once)"
@@ -48,15 +50,50 @@ need_web_tools() {
   fi
 }
 
+# The cockpit's font: Debian's Inter, subset to the characters the cockpit
+# writes (Latin, punctuation, arrows, the status glyphs) as WOFF2, about 18 KB
+# a weight. Written to target/web-fonts/ (index.html links it) with the
+# content's hash in each name, so browsers may cache them for good.
+build_web_fonts() {
+  local out="$ROOT/target/web-fonts" weight file name hash
+  local src=/usr/share/fonts/opentype/inter
+  local unicodes="U+0020-007E,U+00A0-00FF,U+2010-2027,U+2030-203A,U+2190-2199,U+2212,U+25B2-25BC,U+2713,U+2715"
+  rm -rf "$out" && mkdir -p "$out/fonts"
+  : > "$out/inter.css"
+  for weight in 400:Regular 500:Medium 600:SemiBold 700:Bold; do
+    file="$out/fonts/inter-${weight%%:*}.woff2"
+    /usr/bin/python3 -m fontTools.subset "$src/Inter-${weight#*:}.otf" --unicodes="$unicodes" \
+      --layout-features=kern,liga,calt,tnum --flavor=woff2 --output-file="$file" ||
+      die "could not subset $src/Inter-${weight#*:}.otf (Debian packages fonts-inter, python3-fonttools, python3-brotli)"
+    hash="$(sha256sum "$file" | cut -c1-16)"
+    name="inter-${weight%%:*}-$hash.woff2"
+    mv "$file" "$out/fonts/$name"
+    printf '@font-face { font-family: Inter; font-style: normal; font-weight: %s; font-display: swap; src: url("/fonts/%s") format("woff2"); }\n' \
+      "${weight%%:*}" "$name" >> "$out/inter.css"
+  done
+}
+
+# Pre-compressed copies of the cockpit's files (brotli and gzip, at their
+# best levels), which `sendense serve` sends to browsers that accept them.
+compress_web() {
+  local file
+  find "$ROOT/dist" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.html' -o -name '*.svg' \) -print0 |
+    while IFS= read -r -d '' file; do
+      brotli --force --best --output="$file.br" "$file" && gzip --force --best --keep "$file" ||
+        die "could not compress $file"
+    done
+}
+
 # build_web: builds the cockpit into dist/ unless nothing it is made from changed.
 build_web() {
   local stamp="$ROOT/dist/.build-stamp"
   if [ -f "$stamp" ] && [ -f "$ROOT/dist/index.html" ] && [ -z "$(find "$ROOT/frontend" "$ROOT/shared-types" \
-      "$ROOT/index.html" "$ROOT/Trunk.toml" "$ROOT/Cargo.lock" "$ROOT/Cargo.toml" -newer "$stamp" -print -quit)" ]; then
+      "$ROOT/index.html" "$ROOT/Trunk.toml" "$ROOT/.cargo" "$ROOT/Cargo.lock" "$ROOT/Cargo.toml" -newer "$stamp" -print -quit)" ]; then
     step "Cockpit is up to date (dist/)"
     return 0
   fi
   step "Building the cockpit (wasm, release) into dist/"
+  build_web_fonts
   (
     cd "$ROOT"
     # Debian's cargo/rustc first; std for wasm32 is compiled from its sources.
@@ -64,9 +101,10 @@ build_web() {
       CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
       CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19 \
       CARGO_TARGET_DIR="$ROOT/target/wasm" \
-      trunk --color never build --release --locked 2>&1 | grep -vE '^\s*$' | tail -n 40
+      trunk --color never build --locked 2>&1 | grep -vE '^\s*$' | tail -n 40
     exit "${PIPESTATUS[0]}"
-  )
+  ) || die "the cockpit did not build (trunk's output is above)"
+  compress_web
   touch "$stamp"
 }
 
@@ -130,6 +168,21 @@ need_promtool() {
       rm -rf x ./*.deb) || die "could not fetch promtool (Debian package prometheus)"
   fi
   export SENDENSE_PROMTOOL="$dir/promtool"
+}
+
+# need_lighthouse: Google's Lighthouse (npm, a pinned version) in
+# $SENDENSE_TOOLS_DIR/lighthouse; the e2e tests run it in Debian's Chromium.
+LIGHTHOUSE_VERSION=12.8.2
+need_lighthouse() {
+  local dir="${SENDENSE_TOOLS_DIR:-$HOME/.cache/sendense/tools}/lighthouse"
+  command -v npm >/dev/null || need_apt npm
+  if [ "$(node -p "require('$dir/node_modules/lighthouse/package.json').version" 2>/dev/null)" != "$LIGHTHOUSE_VERSION" ]; then
+    step "Installing Lighthouse $LIGHTHOUSE_VERSION (npm) in $dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --no-audit --no-fund --silent --no-save "lighthouse@$LIGHTHOUSE_VERSION" >/dev/null) ||
+      die "could not install Lighthouse from npm"
+  fi
+  export SENDENSE_LIGHTHOUSE="$dir/node_modules/.bin/lighthouse"
 }
 
 # need_guest_kit: the kernel and initramfs lab guests boot (in

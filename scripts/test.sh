@@ -23,6 +23,7 @@ need_libvirt
 need_guest_kit
 need_promtool
 need_web_tools
+need_lighthouse
 build_web
 # cargo test builds target/debug/sendense for the backend's integration tests;
 # the end-to-end suite runs that same binary (a separate `cargo build` would

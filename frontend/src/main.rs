@@ -11,7 +11,11 @@ mod pages;
 mod session;
 
 fn main() {
-    console_error_panic_hook::set_once();
+    // index.html's loading shell goes in the same task the app mounts in:
+    // no frame shows both.
+    if let Some(boot) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("boot")) {
+        boot.remove();
+    }
     leptos::mount::mount_to_body(app::App);
     // Lets tests and operators measure navigation → first render of the shell.
     if let Some(perf) = web_sys::window().and_then(|w| w.performance()) {

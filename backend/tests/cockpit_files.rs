@@ -1,0 +1,72 @@
+//! How the built cockpit is served: the build's pre-compressed copies to the
+//! browsers that accept them, content-hashed files cached for a year, and
+//! `index.html` (and deep links, and files that are gone) revalidated.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use support::fixture;
+
+const WASM: &str = "sendense-frontend-0123456789abcdef_bg.wasm";
+
+fn get(path: &str, accept_encoding: Option<&str>) -> Request<Body> {
+    let mut request = Request::get(path);
+    if let Some(encoding) = accept_encoding {
+        request = request.header("accept-encoding", encoding);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+fn header(reply: &support::Reply, name: &str) -> Option<String> {
+    reply.headers.get(name).map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn precompressed_copies_go_to_browsers_that_accept_them() {
+    let f = fixture().await;
+    let web = f.web.path();
+    // Distinct bytes per copy: the reply shows which file was sent.
+    std::fs::write(web.join(WASM), b"\0asm plain").unwrap();
+    std::fs::write(web.join(format!("{WASM}.br")), b"brotli bytes").unwrap();
+    std::fs::write(web.join(format!("{WASM}.gz")), b"gzip bytes").unwrap();
+    let path = format!("/{WASM}");
+
+    let br = f.send(get(&path, Some("gzip, deflate, br"))).await;
+    assert_eq!(br.status, StatusCode::OK);
+    assert_eq!(br.bytes, b"brotli bytes");
+    assert_eq!(header(&br, "content-encoding").as_deref(), Some("br"));
+    assert_eq!(header(&br, "content-type").as_deref(), Some("application/wasm"));
+
+    let gz = f.send(get(&path, Some("gzip"))).await;
+    assert_eq!(gz.bytes, b"gzip bytes");
+    assert_eq!(header(&gz, "content-encoding").as_deref(), Some("gzip"));
+
+    let plain = f.send(get(&path, None)).await;
+    assert_eq!(plain.bytes, b"\0asm plain");
+    assert_eq!(header(&plain, "content-encoding"), None);
+}
+
+#[tokio::test]
+async fn hashed_files_are_kept_for_a_year_and_the_page_is_revalidated() {
+    let f = fixture().await;
+    let web = f.web.path();
+    std::fs::write(web.join(WASM), b"\0asm").unwrap();
+    std::fs::create_dir(web.join("fonts")).unwrap();
+    std::fs::write(web.join("fonts/inter-400-b69dc4446ac04180.woff2"), b"wOF2").unwrap();
+
+    for path in [format!("/{WASM}"), "/fonts/inter-400-b69dc4446ac04180.woff2".to_owned()] {
+        let reply = f.send(get(&path, Some("br"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(header(&reply, "cache-control").as_deref(), Some("public, max-age=31536000, immutable"), "{path}");
+    }
+    // The page, a deep link, an unhashed file, and a hashed name that is not
+    // (or no longer) there, which answers the page: checked every time.
+    for path in ["/", "/index.html", "/flows", "/app.js", "/sendense-frontend-fedcba9876543210.js"] {
+        let reply = f.send(get(path, Some("br"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(header(&reply, "cache-control").as_deref(), Some("no-cache"), "{path}");
+    }
+    let gone = f.send(get("/sendense-frontend-fedcba9876543210.js", None)).await;
+    assert!(gone.body.contains("<title>cockpit</title>"), "a missing file answers the page: {}", gone.body);
+}
