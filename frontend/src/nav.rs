@@ -80,8 +80,8 @@ pub const DESTINATIONS: &[Destination] = &[
         path: "/telemetry",
         tier: Tier::Primary,
         glyph: "∿",
-        purpose: "Health and performance of this server, live.",
-        holds: &["Throughput history of backup, restore and replication jobs", "Job outcomes over time"],
+        purpose: "Health and performance of this server, live, and what its jobs moved over 24 hours or 7 days.",
+        holds: &[],
     },
     Destination {
         label: "Repositories",

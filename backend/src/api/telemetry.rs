@@ -2,7 +2,9 @@
 //! counts) and `GET /api/v1/telemetry/performance` (per-minute throughput
 //! from the jobs' samples, today's bytes and outcomes) and
 //! `GET /api/v1/telemetry/overview` (the COMMAND page: fleet health, platform
-//! distribution, operations, throughput, storage efficiency). Every figure
+//! distribution, operations, throughput, storage efficiency) and
+//! `GET /api/v1/telemetry/history` (24 h or 7 days per time step, repository
+//! and platform; `catalog::job_history`). Every figure
 //! comes from the catalog, the repositories or the live sampler.
 
 use std::collections::BTreeMap;
@@ -16,12 +18,12 @@ use shared_types::health::CatalogHealth;
 use shared_types::jobs::JobStatus;
 use shared_types::overview::{Overview, StorageTotals, ThroughputNow};
 use shared_types::repositories::RepositoryStatus;
-use shared_types::telemetry::{JobCounts, MinuteThroughput, Performance, TelemetryHealth};
+use shared_types::telemetry::{HistoryWindow, JobCounts, MinuteThroughput, Performance, TelemetryHealth, TelemetryHistory};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, ApiQuery};
-use crate::catalog::{fleet, repositories as repo_logic, to_u64};
+use crate::catalog::{fleet, job_history, repositories as repo_logic, to_u64};
 use crate::db::entities::{job_samples, jobs, repositories};
 use crate::state::AppState;
 
@@ -29,7 +31,7 @@ use crate::state::AppState;
 const WINDOW_MAX_MINUTES: i64 = 24 * 60;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(performance)).routes(routes!(overview))
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(performance)).routes(routes!(overview)).routes(routes!(history))
 }
 
 fn midnight(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -209,4 +211,21 @@ async fn overview(State(state): State<AppState>) -> Result<ApiJson<Overview>, Ap
         throughput: throughput(&state, now).await?,
         storage: storage(&state).await?,
     }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HistoryQuery {
+    /// `24h` (hourly steps, the default) or `7d` (6-hour steps).
+    window: Option<HistoryWindow>,
+}
+
+/// Throughput, job counts and error rates over the last 24 hours or 7 days:
+/// per time step, per repository and per platform, from the jobs and their
+/// samples in the catalog.
+#[utoipa::path(get, path = "/telemetry/history", tag = "telemetry", params(HistoryQuery),
+    responses((status = 200, body = TelemetryHistory), (status = 400, body = ErrorBody)))]
+async fn history(State(state): State<AppState>, ApiQuery(q): ApiQuery<HistoryQuery>) -> Result<ApiJson<TelemetryHistory>, ApiError> {
+    let window = q.window.unwrap_or(HistoryWindow::Day);
+    Ok(ApiJson(job_history::history(&state.db, window, Utc::now()).await?))
 }

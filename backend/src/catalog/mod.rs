@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod housekeeping;
 pub mod flows;
 pub mod inventory;
+pub mod job_history;
 pub mod power_watch;
 pub mod network_mapping;
 pub mod replication;

@@ -14,8 +14,30 @@ pub struct Series {
 const GRID: RGBColor = RGBColor(0x2a, 0x2f, 0x38);
 const TEXT: RGBColor = RGBColor(0x9a, 0xa5, 0xb4);
 
+/// How the x axis (seconds relative to now) is labelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XUnit {
+    Seconds,
+    Hours,
+}
+
+impl XUnit {
+    fn label(self, x: f64) -> String {
+        match (self, x == 0.0) {
+            (_, true) => "now".into(),
+            (XUnit::Seconds, false) => format!("{x:.0}s"),
+            (XUnit::Hours, false) => format!("{:.0}h", x / 3600.0),
+        }
+    }
+}
+
 /// Renders the chart, or a message when no point is there yet.
 pub fn render_svg(series: &[Series], window_s: f64, y_max: f64, y_unit: &str, size: (u32, u32)) -> String {
+    render_svg_in(series, window_s, XUnit::Seconds, y_max, y_unit, size)
+}
+
+/// [`render_svg`] with the x axis in `x_unit`.
+pub fn render_svg_in(series: &[Series], window_s: f64, x_unit: XUnit, y_max: f64, y_unit: &str, size: (u32, u32)) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
@@ -35,7 +57,7 @@ pub fn render_svg(series: &[Series], window_s: f64, y_max: f64, y_unit: &str, si
             .label_style(("sans-serif", 11).into_font().color(&TEXT))
             .x_labels(7)
             .y_labels(5)
-            .x_label_formatter(&|x| if *x == 0.0 { "now".into() } else { format!("{:.0}s", x) })
+            .x_label_formatter(&|x| x_unit.label(*x))
             .y_label_formatter(&move |y| format!("{y:.0}{unit}"))
             .draw();
         for s in series {

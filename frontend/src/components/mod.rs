@@ -8,6 +8,7 @@ pub mod global_search;
 pub mod instrument_panel;
 pub mod instant_recoveries;
 pub mod instruments;
+pub mod job_history;
 pub mod layout;
 pub mod line_chart;
 pub mod modal;

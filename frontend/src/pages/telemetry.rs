@@ -1,13 +1,15 @@
 //! TELEMETRY: live CPU, memory and data-directory history of this server,
-//! from the heartbeats received since the page loaded.
+//! from the heartbeats received since the page loaded, and the jobs' history
+//! over 24 hours or 7 days from the catalog.
 
 use leptos::prelude::*;
 use plotters::style::RGBColor;
 
+use crate::components::job_history::JobHistory;
 use crate::components::line_chart::{LineChart, Series};
 use crate::live::use_live;
 use crate::nav;
-use crate::pages::planned::{PageHeader, PlannedList};
+use crate::pages::planned::PageHeader;
 
 const WINDOW_S: f64 = 120.0;
 
@@ -47,7 +49,7 @@ pub fn TelemetryPage() -> impl IntoView {
                 <LineChart series=series window_s=WINDOW_S y_max=100.0 y_unit="%" testid="chart-load" />
                 <p class="muted small">{move || format!("{} samples received since this page loaded.", samples())}</p>
             </div>
-            <PlannedList holds=d.holds />
+            <JobHistory />
         </section>
     }
 }
