@@ -1,8 +1,8 @@
 //! Repositories page upkeep in Chromium: a lab VM backed up, then "Verify
 //! now" starts a verify job whose progress and end show on the card, and
 //! the card's last verify reads the result the server recorded; the
-//! restore point shows as verified in RECOVERY. Screenshots at 1440x900 and
-//! 820x1180.
+//! restore point shows as verified in RECOVERY, and TELEMETRY's job history
+//! counts both jobs as the API does. Screenshots at 1440x900 and 820x1180.
 
 use std::time::Duration;
 
@@ -86,6 +86,34 @@ async fn verify_now_runs_and_the_page_shows_the_result() -> Result<()> {
         .as_bool()
         .unwrap_or(false);
     ensure!(!overflow, "the Repositories page scrolls sideways at 820 px");
+
+    // TELEMETRY's job history: the backup and the verify among the day's
+    // jobs, on the local repository, as the API counts them.
+    let history = server.get_json("/api/v1/telemetry/history?window=24h")?;
+    let completed = history["totals"]["completed"].as_u64().context("totals.completed")?;
+    ensure!(completed >= 2, "the backup and the verify completed today: {}", history["totals"]);
+    b.client.goto(&server.url("/telemetry")).await?;
+    let shown = b
+        .until("the job history", T, || async {
+            Ok(match b.testid("history-completed", T).await {
+                Ok(el) => el.text().await.ok().filter(|t| !t.is_empty()),
+                Err(_) => None,
+            })
+        })
+        .await?;
+    ensure!(shown == completed.to_string(), "TELEMETRY shows {shown} completed, the API {completed}");
+    let repos = b.testid("history-repositories", T).await?.text().await?;
+    ensure!(repos.contains("local"), "the local repository's row: {repos:?}");
+    b.screenshot("telemetry-history-820x1180").await?;
+    b.resize(1440, 900).await?;
+    b.client.goto(&server.url("/telemetry")).await?;
+    b.testid("history-7d", T).await?.click().await?;
+    b.until("the 7-day window", T, || async {
+        Ok(b.testid("history-7d", T).await?.attr("aria-pressed").await?.filter(|p| p == "true"))
+    })
+    .await?;
+    b.testid("history-throughput", T).await?;
+    b.screenshot("telemetry-history-1440x900").await?;
     b.close().await?;
     Ok(())
 }

@@ -283,7 +283,7 @@ pub async fn job(id: String) -> Result<JobDetails, ApiError> {
     json(Request::get(&format!("/api/v1/jobs/{}", enc(&id)))).await
 }
 
-/// `pause`, `resume` or `stop`.
+/// `pause`, `resume` or `stop` (the job), or `retry` (the new job).
 pub async fn job_action(id: String, action: &'static str) -> Result<Job, ApiError> {
     post_empty(&format!("/api/v1/jobs/{}/{action}", enc(&id))).await
 }

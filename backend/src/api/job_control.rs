@@ -1,5 +1,5 @@
 //! Running and steering jobs: `POST /backup/start`, backup now on a flow,
-//! pause / resume / stop one job, pause all, emergency stop. The job runner
+//! pause / resume / stop / retry one job, pause all, emergency stop. The job runner
 //! does the work; this module checks input and maps its refusals to 4xx.
 
 use axum::extract::{Path, State};
@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pause_job))
         .routes(routes!(resume_job))
         .routes(routes!(stop_job))
+        .routes(routes!(retry_job))
         .routes(routes!(pause_all))
         .routes(routes!(emergency_stop))
 }
@@ -127,6 +128,18 @@ async fn resume_job(State(state): State<AppState>, Path(id): Path<String>) -> Re
 async fn stop_job(State(state): State<AppState>, me: AuthUser, Path(id): Path<String>) -> Result<Response, ApiError> {
     let job = state.runner.stop(&id, &format!("stopped by {}", me.username)).await?;
     Ok(noted(ApiJson(one_job(&state, job).await?), AuditNote::new("job.stop", id)))
+}
+
+/// Queues a failed or cancelled backup, restore, verify, GC or prune again
+/// with what it was asked to do; answers the new job. Refused (409) for a
+/// job that did not fail or was not cancelled, or whose kind is run again
+/// from elsewhere (the message says where).
+#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path, description = "Job id")),
+    responses((status = 202, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retry_job(State(state): State<AppState>, me: AuthUser, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let job = state.runner.retry(&id, &me.username).await?;
+    let target = format!("{id} as {}", job.id);
+    Ok(noted((StatusCode::ACCEPTED, ApiJson(one_job(&state, job).await?)), AuditNote::new("job.retry", target)))
 }
 
 /// Pauses every running job.

@@ -42,6 +42,7 @@ pub mod maintenance_job;
 pub mod replication_job;
 pub mod restore_job;
 pub mod retention;
+pub mod retry;
 pub mod scheduler;
 pub mod site_failover;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod kvm;
+pub mod rows;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -1,9 +1,14 @@
 //! One job in detail: progress bar, bytes done / total, read and written,
 //! throughput now, ETA, and its throughput graph over the last 60 s (live
-//! from the WebSocket; from the catalog's samples when opened later).
+//! from the WebSocket; from the catalog's samples when opened later), and
+//! Retry for a failed or cancelled job that can run again as it was asked.
 
 use leptos::prelude::*;
-use shared_types::jobs::Job;
+use shared_types::auth::Role;
+use shared_types::jobs::{Job, JobKind, JobStatus};
+
+use crate::components::act::{Act, ActError};
+use crate::session::{needs, use_session};
 
 use crate::components::throughput_graph::ThroughputGraph;
 use crate::format::{format_bytes, format_duration};
@@ -75,7 +80,42 @@ pub fn JobPanel(job: Signal<Job>) -> impl IntoView {
                 <dt>"ETA"</dt><dd class="mono" data-testid="job-eta">{move || fig.with(|f| if f.status.is_finished() { "done".to_string() } else { f.eta_seconds.map(format_duration).unwrap_or_else(|| "—".into()) })}</dd>
             </dl>
             {move || current.with(|j| j.error.clone()).map(|e| view! { <p class="notice warning">{e}</p> })}
+            {move || current.with(retryable).then(|| view! { <RetryButton id=id.get() /> })}
             <ThroughputGraph points=graph testid="throughput-graph" />
         </div>
     }
+}
+
+/// Failed or cancelled, and of a kind the server queues again as it was
+/// (replications, file restores and instant recoveries are run again from
+/// their own screens).
+fn retryable(job: &Job) -> bool {
+    matches!(job.status, JobStatus::Failed | JobStatus::Cancelled)
+        && matches!(job.kind, JobKind::Backup | JobKind::Restore | JobKind::Verify | JobKind::Gc | JobKind::Prune)
+}
+
+#[component]
+fn RetryButton(id: String) -> impl IntoView {
+    let session = use_session();
+    let act = Act::new();
+    let queued = RwSignal::new(None::<Job>);
+    let allowed = move || session.can(Role::Operator);
+    let id = StoredValue::new(id);
+    view! {
+        <div class="job-retry">
+            <button class="button primary" data-testid="job-retry" disabled=move || !allowed() || act.busy.get() || queued.with(|q| q.is_some())
+                title=move || if allowed() { "Queue this job again, as it was asked".to_string() } else { needs(Role::Operator, session.user.get().as_ref()) }
+                on:click=move |_| act.run(crate::api::job_action(id.get_value(), "retry"), move |j| queued.set(Some(j)))>
+                "Retry"
+            </button>
+            {move || queued.get().map(|j| view! {
+                <span class="muted small" data-testid="job-retry-queued" data-job-id=j.id.clone()>{format!("Queued again as job {}.", short_id(&j.id))}</span>
+            })}
+            <ActError act=act testid="job-retry-error" />
+        </div>
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
 }

@@ -1,0 +1,110 @@
+//! Catalog rows written straight into the catalog, for tests about what the
+//! API makes of history (jobs that ended hours or days ago, their samples).
+//! Only tests do this: the product records real jobs only.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use sendense::db::entities::{job_samples, jobs, platforms, vm_contexts};
+
+pub async fn platform(db: &DatabaseConnection, id: &str, name: &str) {
+    let now = Utc::now();
+    platforms::ActiveModel {
+        id: Set(id.into()),
+        name: Set(name.into()),
+        kind: Set("kvm".into()),
+        address: Set(format!("qemu:///{name}")),
+        status: Set("online".into()),
+        last_discovery_at: Set(None),
+        last_error: Set(None),
+        discovered_vms: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
+
+pub async fn vm(db: &DatabaseConnection, id: &str, platform_id: &str, name: &str) {
+    let now = Utc::now();
+    vm_contexts::ActiveModel {
+        id: Set(id.into()),
+        platform_id: Set(platform_id.into()),
+        platform_vm_id: Set(format!("uuid-{id}")),
+        name: Set(name.into()),
+        vcpus: Set(1),
+        memory_mib: Set(512),
+        power: Set("running".into()),
+        power_since: Set(None),
+        os: Set("linux".into()),
+        firmware: Set("bios".into()),
+        role: Set(None),
+        capacity_bytes: Set(1 << 30),
+        group_id: Set(None),
+        status: Set("active".into()),
+        created_at: Set(now),
+        last_seen_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
+
+/// A job as it ended (or runs): `kind` and `status` are the catalog's words.
+pub struct Job<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub status: &'a str,
+    pub started: DateTime<Utc>,
+    pub finished: Option<DateTime<Utc>>,
+    /// Read, written.
+    pub bytes: (i64, i64),
+    pub repository: Option<&'a str>,
+    pub vm: Option<&'a str>,
+    pub target_platform: Option<&'a str>,
+    pub backup_type: Option<&'a str>,
+}
+
+pub async fn job(db: &DatabaseConnection, j: Job<'_>) {
+    jobs::ActiveModel {
+        id: Set(j.id.into()),
+        flow_id: Set(None),
+        vm_context_id: Set(j.vm.map(Into::into)),
+        repository_id: Set(j.repository.map(Into::into)),
+        kind: Set(j.kind.into()),
+        backup_type: Set(j.backup_type.map(Into::into)),
+        status: Set(j.status.into()),
+        priority: Set(0),
+        bytes_total: Set(j.bytes.0),
+        bytes_read: Set(j.bytes.0),
+        bytes_written: Set(j.bytes.1),
+        error: Set((j.status == "failed").then(|| "the disk could not be read".into())),
+        requested_by: Set(None),
+        created_at: Set(j.started),
+        started_at: Set(Some(j.started)),
+        finished_at: Set(j.finished),
+        updated_at: Set(j.finished.unwrap_or(j.started)),
+        backup_id: Set(None),
+        target_platform_id: Set(j.target_platform.map(Into::into)),
+        options: Set(None),
+        replication_id: Set(None),
+        operation: Set(None),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
+
+pub async fn sample(db: &DatabaseConnection, job: &str, at: DateTime<Utc>, read: i64, written: i64, bps: i64) {
+    job_samples::ActiveModel {
+        id: sea_orm::NotSet,
+        job_id: Set(job.into()),
+        at: Set(at),
+        bytes_read: Set(read),
+        bytes_written: Set(written),
+        throughput_bps: Set(bps),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
