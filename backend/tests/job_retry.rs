@@ -31,6 +31,7 @@ async fn a_failed_backup_runs_again_and_the_rest_is_refused_with_a_reason() {
         vm: Some("vm-web"),
         target_platform: None,
         backup_type,
+        flow: None,
     };
     rows::job(db, row("failed-full", "backup", "failed", Some("full"))).await;
     rows::job(db, row("done", "backup", "completed", Some("incremental"))).await;

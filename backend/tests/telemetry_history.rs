@@ -24,23 +24,23 @@ async fn steps_outcomes_and_shares_over_a_day_and_a_week() {
 
     // A backup 3 h ago: two samples, and 300/100 more bytes after the last.
     let a = now - Duration::hours(3);
-    insert_job(db, Job { id: "a", kind: "backup", backup_type: Some("full"), status: "completed", started: a, finished: Some(a + Duration::seconds(30)), bytes: (1000, 400), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: None }).await;
+    insert_job(db, Job { id: "a", kind: "backup", backup_type: Some("full"), status: "completed", started: a, finished: Some(a + Duration::seconds(30)), bytes: (1000, 400), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: None, flow: None }).await;
     insert_sample(db, "a", a + Duration::seconds(10), 300, 100, 30).await;
     insert_sample(db, "a", a + Duration::seconds(20), 700, 300, 40).await;
     // A backup that failed 30 min ago without a sample.
     let b = now - Duration::minutes(30);
-    insert_job(db, Job { id: "b", kind: "backup", backup_type: Some("full"), status: "failed", started: b, finished: Some(b + Duration::seconds(5)), bytes: (50, 0), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: None }).await;
+    insert_job(db, Job { id: "b", kind: "backup", backup_type: Some("full"), status: "failed", started: b, finished: Some(b + Duration::seconds(5)), bytes: (50, 0), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: None, flow: None }).await;
     // A restore to the DR platform 3 days ago (in the week, not the day).
     let c = now - Duration::days(3);
-    insert_job(db, Job { id: "c", kind: "restore", backup_type: None, status: "completed", started: c, finished: Some(c + Duration::seconds(60)), bytes: (5000, 5000), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: Some("plat-dr") }).await;
+    insert_job(db, Job { id: "c", kind: "restore", backup_type: None, status: "completed", started: c, finished: Some(c + Duration::seconds(60)), bytes: (5000, 5000), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: Some("plat-dr"), flow: None }).await;
     // A backup running for 5 minutes; it started before a sample that the
     // day counts from zero, and is not finished (no outcome yet).
     let d = now - Duration::minutes(5);
-    insert_job(db, Job { id: "d", kind: "backup", backup_type: Some("full"), status: "running", started: d, finished: None, bytes: (200, 80), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: None }).await;
+    insert_job(db, Job { id: "d", kind: "backup", backup_type: Some("full"), status: "running", started: d, finished: None, bytes: (200, 80), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: None, flow: None }).await;
     insert_sample(db, "d", d + Duration::seconds(1), 200, 80, 200).await;
     // Finished 9 days ago: in neither window.
     let e = now - Duration::days(9);
-    insert_job(db, Job { id: "e", kind: "backup", backup_type: Some("full"), status: "failed", started: e, finished: Some(e), bytes: (7, 7), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: None }).await;
+    insert_job(db, Job { id: "e", kind: "backup", backup_type: Some("full"), status: "failed", started: e, finished: Some(e), bytes: (7, 7), repository: Some(&repo.id), vm: Some("vm-web"), target_platform: None, flow: None }).await;
 
     let token = f.admin_token().await;
     let reply = f.call("GET", "/api/v1/telemetry/history?window=24h", Some(&token), None).await;

@@ -323,6 +323,10 @@ pub async fn overview() -> Result<Overview, ApiError> {
     json(Request::get("/api/v1/telemetry/overview")).await
 }
 
+pub async fn schedules(days: u32) -> Result<shared_types::schedules::ScheduleTimeline, ApiError> {
+    json(Request::get(&format!("/api/v1/schedules?days={days}"))).await
+}
+
 pub async fn telemetry_history(window: shared_types::telemetry::HistoryWindow) -> Result<shared_types::telemetry::TelemetryHistory, ApiError> {
     json(Request::get(&format!("/api/v1/telemetry/history?window={}", window.key()))).await
 }

@@ -25,6 +25,7 @@ use crate::pages::command::CommandPage;
 use crate::pages::networks::NetworksPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::planned::PlannedPage;
+use crate::pages::schedules::SchedulesPage;
 use crate::pages::platforms::PlatformsPage;
 use crate::pages::recovery::RecoveryPage;
 use crate::pages::repositories::RepositoriesPage;
@@ -93,7 +94,7 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/repositories") view=RepositoriesPage />
                     <Route path=path!("/platforms") view=PlatformsPage />
                     <Route path=path!("/networks") view=NetworksPage />
-                    <Route path=path!("/schedules") view=PlannedPage />
+                    <Route path=path!("/schedules") view=SchedulesPage />
                     <Route path=path!("/policies") view=PlannedPage />
                     <Route path=path!("/systems") view=SystemsPage />
                     <Route path=path!("/systems/users") view=UsersPage />

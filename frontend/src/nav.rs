@@ -112,8 +112,8 @@ pub const DESTINATIONS: &[Destination] = &[
         path: "/schedules",
         tier: Tier::Secondary,
         glyph: "◷",
-        purpose: "When flows run.",
-        holds: &["Backup and replication schedules and their next runs"],
+        purpose: "What runs on its own in the next days, for how long, and where runs overlap.",
+        holds: &[],
     },
     Destination {
         label: "Policies",

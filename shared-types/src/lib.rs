@@ -93,6 +93,7 @@ pub mod recovery;
 pub mod replication;
 pub mod repositories;
 pub mod restore;
+pub mod schedules;
 pub mod search;
 pub mod vms;
 pub mod telemetry;

@@ -15,6 +15,7 @@ pub mod health;
 pub mod instant;
 pub mod job_control;
 pub mod jobs;
+pub mod schedules;
 pub mod telemetry;
 pub mod json;
 pub mod license;
@@ -83,6 +84,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(jobs::router())
         .merge(job_control::router())
         .merge(telemetry::router())
+        .merge(schedules::router())
         .merge(restore::router())
         .merge(recovery::router())
         .merge(instant::router())

@@ -24,6 +24,7 @@ pub mod replication;
 pub mod repositories;
 pub mod repository_keys;
 pub mod schedule;
+pub mod schedule_timeline;
 pub mod search;
 pub mod upkeep;
 pub mod vm_list;

@@ -63,12 +63,13 @@ pub struct Job<'a> {
     pub vm: Option<&'a str>,
     pub target_platform: Option<&'a str>,
     pub backup_type: Option<&'a str>,
+    pub flow: Option<&'a str>,
 }
 
 pub async fn job(db: &DatabaseConnection, j: Job<'_>) {
     jobs::ActiveModel {
         id: Set(j.id.into()),
-        flow_id: Set(None),
+        flow_id: Set(j.flow.map(Into::into)),
         vm_context_id: Set(j.vm.map(Into::into)),
         repository_id: Set(j.repository.map(Into::into)),
         kind: Set(j.kind.into()),

@@ -12,6 +12,7 @@ pub mod planned;
 pub mod platforms;
 pub mod recovery;
 pub mod repositories;
+pub mod schedules;
 pub mod sign_in;
 pub mod systems;
 pub mod telemetry;
