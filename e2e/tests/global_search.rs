@@ -2,7 +2,9 @@
 //! lab on its libvirt hosts (the production host's VMs managed through the
 //! API): `/` from anywhere puts the cursor in the top bar's search, two
 //! keystrokes of a VM's name find it first, Enter opens it on ASSETS with
-//! its row marked; up/down choose among hits, Escape leaves, `/` typed in a
+//! its row marked; the whole name also finds its restore point (opened
+//! among its VM's on RECOVERY) and its backup job (its details on FLOWS);
+//! up/down choose among hits, Escape leaves, `/` typed in a
 //! text field stays there, pages are found too. Screenshots at desktop and
 //! tablet size.
 
@@ -89,6 +91,13 @@ async fn slash_two_keystrokes_and_enter_open_a_vm() -> Result<()> {
             .with_context(|| format!("{name} managed: {added}"))
     };
     let (db, web1, web2) = (id_of("db-01")?, id_of("web-01")?, id_of("web-02")?);
+    // A real backup of db-01: a restore point and a job to find.
+    let queued = server.expect(&token, "POST", "/api/v1/backup/start", Some(json!({"vm_ids": [db], "backup_type": "full"})), 202)?;
+    let job = queued["jobs"][0]["id"].as_str().context("a queued job")?.to_string();
+    let done = server.wait_job(&token, &job, Duration::from_secs(300))?;
+    ensure!(done["job"]["status"] == "completed", "the backup of db-01: {}", done["job"]);
+    let points = server.expect(&token, "GET", &format!("/api/v1/backup/list?vm={db}"), None, 200)?;
+    let point = points["items"][0]["id"].as_str().context("db-01's restore point")?.to_string();
 
     let b = Browser::start(1440, 900).await?;
     b.client.goto(&server.url("/command")).await?;
@@ -112,6 +121,36 @@ async fn slash_two_keystrokes_and_enter_open_a_vm() -> Result<()> {
     ensure!(search_value(&b).await?.is_empty(), "the search is not cleared after opening a hit");
     ensure!(b.client.find_all(Locator::Css("[data-testid='search-results']")).await?.is_empty(), "results stay open");
     b.screenshot("search-opened-db-01-1440x900").await?;
+
+    // Its whole name also finds its restore point and its job, in that
+    // order; each opens where it is shown.
+    press(&b, "/db-01").await?;
+    let shown = first_hit(&b, "vm", "db-01").await?;
+    let kinds: Vec<&str> = shown.iter().map(|h| h.0.as_str()).collect();
+    ensure!(kinds == ["vm", "restore_point", "job"], "db-01's hits: {shown:?}");
+    ensure!(shown[1].1.starts_with("db-01 · ") && shown[2].1 == "Backup · db-01", "{shown:?}");
+    b.screenshot("search-kinds-1440x900").await?;
+    press(&b, &format!("{ARROW_DOWN}{ENTER}")).await?;
+    b.testid("vm-points", T).await?;
+    b.until("the restore point marked", T, || async {
+        let row = b.testid(&format!("point-{point}"), T).await?;
+        Ok(row.attr("class").await?.unwrap_or_default().split(' ').any(|c| c == "focused").then_some(()))
+    })
+    .await?;
+    ensure!(b.client.current_url().await?.path() == "/recovery", "a restore point opens on RECOVERY");
+    b.screenshot("search-opened-restore-point-1440x900").await?;
+    b.testid("vm-points-close", T).await?.click().await?;
+    press(&b, "/db-01").await?;
+    first_hit(&b, "vm", "db-01").await?;
+    press(&b, &format!("{ARROW_DOWN}{ARROW_DOWN}{ENTER}")).await?;
+    b.testid("flow-details", T).await?;
+    b.until("the job's panel", T, || async {
+        let panel = b.testid("job-panel", T).await?;
+        Ok((panel.attr("data-job-id").await?.as_deref() == Some(job.as_str())).then_some(()))
+    })
+    .await?;
+    ensure!(b.client.current_url().await?.path() == "/flows", "a job opens on FLOWS");
+    b.testid("flow-details-close", T).await?.click().await?;
 
     // Up/down choose: "we" finds web-01 then web-02; down and Enter open web-02.
     press(&b, "/we").await?;
@@ -146,11 +185,15 @@ async fn slash_two_keystrokes_and_enter_open_a_vm() -> Result<()> {
     b.until("a/b typed", T, || async { Ok((search_value(&b).await? == "a/b").then_some(())) }).await?;
     press(&b, &ESCAPE.to_string()).await?;
 
-    // Pages are found beside the catalog's objects.
+    // Pages are found beside the catalog's objects, settings pages too.
     press(&b, "/repo").await?;
     first_hit(&b, "page", "Repositories").await?;
     press(&b, &ENTER.to_string()).await?;
     b.testid("page-repositories", T).await?;
+    press(&b, "/users").await?;
+    first_hit(&b, "page", "Users").await?;
+    press(&b, &ENTER.to_string()).await?;
+    b.testid("user-row-admin", T).await?;
 
     // Tablet size: the same search, the same result.
     b.resize(820, 1180).await?;
