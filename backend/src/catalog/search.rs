@@ -121,12 +121,12 @@ pub async fn search(db: &impl ConnectionTrait, text: &str, limit: u64) -> Result
 async fn named<E, C>(db: &impl ConnectionTrait, n: &Needle, name: C, limit: u64) -> Result<Vec<(E::Model, MatchRank)>, DbErr>
 where
     E: EntityTrait,
-    C: ColumnTrait + IntoSimpleExpr + Clone,
+    C: ColumnTrait + IntoSimpleExpr,
     E::Model: HasName,
 {
     let rows = E::find()
-        .filter(n.matches(name.clone()))
-        .order_by(n.best_first(name.clone()), Order::Asc)
+        .filter(n.matches(name))
+        .order_by(n.best_first(name), Order::Asc)
         .order_by(name, Order::Asc)
         .limit(limit)
         .all(db)
