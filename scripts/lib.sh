@@ -93,6 +93,9 @@ build_web() {
     return 0
   fi
   step "Building the cockpit (wasm, release) into dist/"
+  # Stamped with the time the build starts: a file changed while it runs
+  # makes the next call build again.
+  local started; started="$(mktemp "$ROOT/target/.web-build-XXXXXX")"
   build_web_fonts
   (
     cd "$ROOT"
@@ -105,7 +108,7 @@ build_web() {
     exit "${PIPESTATUS[0]}"
   ) || die "the cockpit did not build (trunk's output is above)"
   compress_web
-  touch "$stamp"
+  mv "$started" "$stamp"
 }
 
 # need_libvirt: libvirt 9 (bookworm) with QEMU 10 (bookworm-backports, to
