@@ -207,6 +207,50 @@ async fn adding_a_kvm_host_checks_its_uri_and_names_the_problem_on(lab: &Lab) {
 }
 
 #[tokio::test]
+async fn a_platform_is_renamed_or_reached_another_way_only_as_the_same_host() {
+    let lab = Lab::new().await;
+    let (p, web, _) = lab.managed().await;
+    let host = lab.hosts.lock().unwrap()[0].clone();
+    // Another host, with VMs of its own, not added.
+    let other_dir = host_dir(lab.root.path(), "kvm-other", &[("mail-01", "33333333-3333-4333-8333-333333333333")]);
+    let other = TestHost::start(&other_dir).await;
+
+    let renamed: Platform = lab.ok("PATCH", &format!("/api/v1/platforms/{}", p.id), Some(json!({"name": "prod"})), StatusCode::OK).await;
+    assert_eq!((renamed.name.as_str(), renamed.address.as_str()), ("prod", p.address.as_str()));
+    let reply = lab.call("PATCH", &format!("/api/v1/platforms/{}", p.id), Some(json!({"name": ""}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+
+    // The other host's URI: it lacks the managed VMs, so it is refused and
+    // nothing changes.
+    let reply = lab.call("PATCH", &format!("/api/v1/platforms/{}", p.id), Some(json!({"address": other.uri()}))).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    let e = err(&reply);
+    assert_eq!(e.code, "platform_identity");
+    assert!(e.message.contains("kvm-other") && e.message.contains("not the same host"), "{}", e.message);
+    let after: Platform = lab.ok("GET", &format!("/api/v1/platforms/{}", p.id), None, StatusCode::OK).await;
+    assert_eq!(after.address, p.address);
+    // A socket that does not answer: refused, the address kept and said.
+    let gone = format!("qemu+unix:///system?socket={}", lab.root.path().join("gone/libvirt-sock").display());
+    let reply = lab.call("PATCH", &format!("/api/v1/platforms/{}", p.id), Some(json!({"address": gone}))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert!(err(&reply).message.contains("keeps its address"), "{}", reply.body);
+
+    // The same host through another path to its socket: saved, rediscovered,
+    // the managed VM still the same one.
+    let socket = host.uri().split("socket=").nth(1).unwrap().to_owned();
+    let alias = lab.root.path().join("prod-sock");
+    std::os::unix::fs::symlink(&socket, &alias).unwrap();
+    let via = format!("qemu+unix:///system?socket={}", alias.display());
+    let moved: Platform = lab.ok("PATCH", &format!("/api/v1/platforms/{}", p.id), Some(json!({"address": via})), StatusCode::OK).await;
+    assert_eq!((moved.address.as_str(), moved.name.as_str(), moved.managed_vms), (via.as_str(), "prod", 2));
+    assert!(moved.last_error.is_none(), "{:?}", moved.last_error);
+    let vm: Value = lab.ok("GET", &format!("/api/v1/vm-contexts/{web}"), None, StatusCode::OK).await;
+    assert_eq!((&vm["vm"]["platform_id"], &vm["vm"]["status"]), (&json!(p.id), &json!("active")), "{vm}");
+    let audit: Value = lab.ok("GET", "/api/v1/audit", None, StatusCode::OK).await;
+    assert!(audit.to_string().contains("prod-sock"), "{audit}");
+}
+
+#[tokio::test]
 async fn discovery_and_bulk_add_are_idempotent_and_track_missing_vms() {
     discovery_and_bulk_add_are_idempotent_and_track_missing_vms_on(&Lab::new().await).await;
 }

@@ -187,6 +187,10 @@ pub async fn add_platform(req: AddPlatformRequest) -> Result<Platform, ApiError>
     json_with(Request::post("/api/v1/platforms"), &req).await
 }
 
+pub async fn update_platform(id: String, req: shared_types::discovery::UpdatePlatformRequest) -> Result<Platform, ApiError> {
+    json_with(Request::patch(&format!("/api/v1/platforms/{}", enc(&id))), &req).await
+}
+
 pub async fn discover_vms(platform_id: String) -> Result<DiscoverVmsResponse, ApiError> {
     json_with(Request::post("/api/v1/discovery/discover-vms"), &DiscoverVmsRequest { platform_id }).await
 }

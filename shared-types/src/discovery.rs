@@ -55,6 +55,18 @@ pub struct AddPlatformRequest {
     pub address: String,
 }
 
+/// `PATCH /api/v1/platforms/{id}`: a new name, or a new address (another
+/// URI, user or key file for the same host); fields left out stay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePlatformRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
 /// `POST /api/v1/platforms/test`: reach a platform without saving it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

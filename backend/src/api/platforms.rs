@@ -1,5 +1,6 @@
-//! `/api/v1/platforms`: add a KVM host by its directory, list, show, test a
-//! connection without saving, rediscover, remove.
+//! `/api/v1/platforms`: add a KVM host by its libvirt URI, list, show, test
+//! a connection without saving, rename or reach it another way (checked to be
+//! the same host), rediscover, remove.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
-use shared_types::discovery::{AddPlatformRequest, DiscoverVmsResponse, Platform, PlatformStatus, PlatformTest, TestPlatformRequest};
+use shared_types::discovery::{AddPlatformRequest, DiscoverVmsResponse, Platform, PlatformStatus, PlatformTest, TestPlatformRequest, UpdatePlatformRequest};
 use shared_types::error::ErrorBody;
 use shared_types::jobs::JobStatus;
 use shared_types::platform::{HostInventory, PlatformKind};
@@ -29,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_platforms, add_platform))
         .routes(routes!(test_platform))
-        .routes(routes!(get_platform, delete_platform))
+        .routes(routes!(get_platform, update_platform, delete_platform))
         .routes(routes!(rediscover))
 }
 
@@ -240,6 +241,96 @@ async fn test_platform(State(state): State<AppState>, ApiJson(req): ApiJson<Test
 async fn get_platform(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<ApiJson<Platform>, ApiError> {
     let row = find(&state.db, &id).await?;
     Ok(ApiJson(one_to_api(&state.db, row).await?))
+}
+
+/// Renames a platform, or changes how it is reached (its libvirt URI: a
+/// user, key file, socket or host name). A new address is tested first and
+/// must reach the same host: every VM under management there must be on it
+/// (by the platform's stable VM id), else 409 and nothing changes. The
+/// platform is then discovered through the new address.
+#[utoipa::path(patch, path = "/platforms/{id}", tag = "platforms", params(("id" = String, Path, description = "Platform id")),
+    request_body = UpdatePlatformRequest, responses((status = 200, body = Platform), (status = 400, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_platform(State(state): State<AppState>, UrlPath(id): UrlPath<String>, ApiJson(req): ApiJson<UpdatePlatformRequest>) -> Result<Response, ApiError> {
+    let mut row = find(&state.db, &id).await?;
+    let before = format!("{} ({})", row.name, row.address);
+    if let Some(name) = &req.name {
+        validate_name("platform", name).map_err(|m| ApiError::invalid_field("name", m))?;
+        let taken = platforms::Entity::find()
+            .filter(platforms::Column::Name.eq(name.clone()))
+            .filter(platforms::Column::Id.ne(row.id.clone()))
+            .count(&state.db)
+            .await?;
+        if taken > 0 {
+            return Err(ApiError::conflict("platform_name_taken", format!("A platform named '{name}' exists already; give another 'name'.")));
+        }
+    }
+    let mut inventory_now = None;
+    if let Some(address) = req.address.as_deref().map(str::trim).filter(|a| *a != row.address) {
+        let kind = from_wire(&row.kind).unwrap_or(PlatformKind::Kvm);
+        check_target(kind, address)?;
+        check_root(&state, address)?;
+        let (address, inv) = probe(kind, address)
+            .await
+            .map_err(|m| ApiError::invalid_value("address", format!("{m}. The platform keeps its address '{}'.", row.address)))?;
+        let inv = inv.map_err(|m| ApiError::invalid_value("address", format!("'{address}' opens, but its VMs cannot be read: {m}")))?;
+        let other = platforms::Entity::find()
+            .filter(platforms::Column::Address.eq(address.clone()))
+            .filter(platforms::Column::Id.ne(row.id.clone()))
+            .one(&state.db)
+            .await?;
+        if let Some(other) = other {
+            return Err(ApiError::conflict("platform_exists", format!("'{address}' is platform '{}' already (id {}).", other.name, other.id)));
+        }
+        let managed: Vec<(String, String)> = vm_contexts::Entity::find()
+            .select_only()
+            .column(vm_contexts::Column::PlatformVmId)
+            .column(vm_contexts::Column::Name)
+            .filter(vm_contexts::Column::PlatformId.eq(row.id.clone()))
+            .into_tuple()
+            .all(&state.db)
+            .await?;
+        let there: std::collections::HashSet<&str> = inv.vms.iter().map(|v| v.id.as_str()).collect();
+        let missing: Vec<&str> = managed.iter().filter(|(uuid, _)| !there.contains(uuid.as_str())).map(|(_, name)| name.as_str()).collect();
+        if !missing.is_empty() {
+            return Err(ApiError::conflict(
+                "platform_identity",
+                format!(
+                    "'{address}' reaches host '{}', which does not have {} of the {} VMs managed on '{}' (for example '{}'): \
+                     it is not the same host, so the platform keeps its address. Add it as a platform of its own instead.",
+                    inv.host.name,
+                    missing.len(),
+                    managed.len(),
+                    row.name,
+                    missing[0]
+                ),
+            ));
+        }
+        inventory_now = Some((address, inv));
+    }
+    let mut update: platforms::ActiveModel = row.clone().into();
+    if let Some(name) = req.name.clone() {
+        update.name = sea_orm::Set(name);
+    }
+    if let Some((address, _)) = &inventory_now {
+        update.address = sea_orm::Set(address.clone());
+    }
+    update.updated_at = sea_orm::Set(chrono::Utc::now());
+    row = sea_orm::ActiveModelTrait::update(update, &state.db).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            ApiError::conflict("platform_exists", "Another platform just took that name or address; reload the list.")
+        } else {
+            e.into()
+        }
+    })?;
+    if let Some((_, inv)) = inventory_now {
+        state.power_watches.unwatch(&row.id);
+        state.power_watches.watch(&state.db, &state.events, &row.id, &row.address);
+        row = inventory::apply(&state.db, row, &inv).await?.0;
+    }
+    let platform = one_to_api(&state.db, row).await?;
+    let target = format!("{before} -> {} ({})", platform.name, platform.address);
+    Ok(noted(ApiJson(platform), AuditNote::new("platform.update", target)))
 }
 
 /// Discovers the platform again: its record, networks and managed VMs are refreshed.

@@ -130,6 +130,8 @@ fn PlatformCard(p: Platform, version: RwSignal<u32>, rediscovered: RwSignal<std:
     let rediscover = Act::new();
     let remove = Act::new();
     let confirming = RwSignal::new(false);
+    let editing = RwSignal::new(false);
+    let edit_from = StoredValue::new(p.clone());
     let id = p.id.clone();
     let id_found = id.clone();
     let found = Memo::new(move |_| rediscovered.with(|m| m.get(&id_found).cloned()));
@@ -171,6 +173,12 @@ fn PlatformCard(p: Platform, version: RwSignal<u32>, rediscovered: RwSignal<std:
                     }>
                     {move || if rediscover.busy.get() { "Discovering…" } else { "Rediscover" }}
                 </button>
+                <Show when=move || !editing.get()>
+                    <button class="button small" data-testid="platform-edit"
+                        disabled=move || !session.can(Role::Operator) on:click=move |_| editing.set(true)>
+                        "Edit…"
+                    </button>
+                </Show>
                 <Show when=move || !confirming.get()>
                     <button class="button small danger" data-testid="platform-remove"
                         disabled=move || !session.can(Role::Operator) on:click=move |_| confirming.set(true)>
@@ -190,9 +198,73 @@ fn PlatformCard(p: Platform, version: RwSignal<u32>, rediscovered: RwSignal<std:
                     <button class="button small" on:click=move |_| confirming.set(false)>"Cancel"</button>
                 </Show>
             </div>
+            <Show when=move || editing.get()>
+                <EditPlatform p=edit_from.get_value() editing=editing version=version />
+            </Show>
             {move || found.get().map(|m| view! { <p class="muted small" data-testid="platform-rediscovered">{m}</p> })}
             <ActError act=rediscover testid="platform-rediscover-error" />
             <ActError act=remove testid="platform-remove-error" />
         </div>
+    }
+}
+
+/// Rename the platform, or reach it another way (its libvirt URI: another
+/// user, key file or socket path). A new address is tested first; the server
+/// saves it only when it reaches the same host (the managed VMs are there).
+#[component]
+fn EditPlatform(p: Platform, editing: RwSignal<bool>, version: RwSignal<u32>) -> impl IntoView {
+    let name = RwSignal::new(p.name.clone());
+    let address = RwSignal::new(p.address.clone());
+    let tested = RwSignal::new(None::<(String, PlatformTest)>);
+    let (test, save) = (Act::new(), Act::new());
+    let old = StoredValue::new(p.clone());
+    let changed_address = Memo::new(move |_| address.with(|a| a.trim() != old.with_value(|p| p.address.clone())));
+    let passed = Memo::new(move |_| tested.with(|t| t.as_ref().is_some_and(|(a, t)| t.ok && *a == address.get().trim())));
+    let run_test = move |_| {
+        let a = address.get_untracked().trim().to_string();
+        tested.set(None);
+        test.run(api::test_platform(TestPlatformRequest { kind: PlatformKind::Kvm, address: a.clone() }), move |t| tested.set(Some((a, t))));
+    };
+    let run_save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let p = old.get_value();
+        let new_name = name.get_untracked().trim().to_string();
+        let new_address = address.get_untracked().trim().to_string();
+        let req = shared_types::discovery::UpdatePlatformRequest {
+            name: Some(new_name).filter(|n| *n != p.name),
+            address: Some(new_address).filter(|a| *a != p.address),
+        };
+        save.run(api::update_platform(p.id, req), move |_| {
+            editing.set(false);
+            version.update(|v| *v += 1);
+        });
+    };
+    view! {
+        <form class="platform-edit" data-testid="platform-edit-form" on:submit=run_save>
+            <label>"Name"
+                <input type="text" data-testid="platform-edit-name" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+            </label>
+            <label>"libvirt URI (user, key file or socket for this same host)"
+                <input type="text" data-testid="platform-edit-address" prop:value=move || address.get()
+                    on:input=move |ev| address.set(event_target_value(&ev)) />
+            </label>
+            <div class="action-row">
+                <button class="button small" type="button" data-testid="platform-edit-test"
+                    disabled=move || test.busy.get() || !changed_address.get() on:click=run_test>
+                    {move || if test.busy.get() { "Testing…" } else { "Test connection" }}
+                </button>
+                <button class="button small primary" type="submit" data-testid="platform-edit-save"
+                    title="A new address is tested first"
+                    disabled=move || save.busy.get() || (changed_address.get() && !passed.get())>
+                    {move || if save.busy.get() { "Saving…" } else { "Save" }}
+                </button>
+                <button class="button small" type="button" on:click=move |_| editing.set(false)>"Cancel"</button>
+            </div>
+            {move || tested.get().map(|(_, t)| view! {
+                <p class=if t.ok { "notice" } else { "notice warning" } data-testid="platform-edit-test-result">{format!("{} ({} ms)", t.message, t.duration_ms)}</p>
+            })}
+            <ActError act=test testid="platform-edit-test-error" />
+            <ActError act=save testid="platform-edit-error" />
+        </form>
     }
 }

@@ -97,7 +97,9 @@ fn Timeline(t: ScheduleTimeline, version: RwSignal<u32>) -> impl IntoView {
         if midnight >= t.end {
             break;
         }
-        ticks.push((x(midnight), d.format("%a %d").to_string()));
+        // A fortnight's days are labelled by their number only.
+        let label = if span > 8.0 * 86_400.0 { d.format("%d") } else { d.format("%a %d") };
+        ticks.push((x(midnight), label.to_string()));
         day = d.succ_opt();
     }
     let overlaps = t.overlaps.clone();
