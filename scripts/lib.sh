@@ -95,6 +95,7 @@ build_web() {
   step "Building the cockpit (wasm, release) into dist/"
   # Stamped with the time the build starts: a file changed while it runs
   # makes the next call build again.
+  mkdir -p "$ROOT/target"
   local started; started="$(mktemp "$ROOT/target/.web-build-XXXXXX")"
   build_web_fonts
   (
