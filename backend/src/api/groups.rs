@@ -45,18 +45,7 @@ pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<protection_grou
 
 async fn to_api(db: &impl ConnectionTrait, rows: Vec<protection_groups::Model>) -> Result<Vec<ProtectionGroup>, ApiError> {
     let ids: Vec<String> = rows.iter().map(|g| g.id.clone()).collect();
-    let vms: HashMap<String, i64> = vm_contexts::Entity::find()
-        .select_only()
-        .column(vm_contexts::Column::GroupId)
-        .column_as(Expr::col(vm_contexts::Column::Id).count(), "n")
-        .filter(vm_contexts::Column::GroupId.is_in(ids.clone()))
-        .group_by(vm_contexts::Column::GroupId)
-        .into_tuple::<(Option<String>, i64)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|(g, n)| g.map(|g| (g, n)))
-        .collect();
+    let vms = crate::catalog::vm_list::group_sizes(db, ids.clone()).await?;
     let flows: HashMap<String, i64> = flows::Entity::find()
         .select_only()
         .column(flows::Column::GroupId)

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use shared_types::flow::{allowed_actions, refusal, Flow, FlowAction, FlowKind, FlowSource, FlowState, RetentionPolicy};
 use shared_types::jobs::JobStatus;
@@ -106,22 +105,7 @@ pub async fn to_api(db: &impl ConnectionTrait, rows: Vec<flows::Model>) -> Resul
             .map(|g| (g.id, g.name))
             .collect()
     };
-    let group_sizes: HashMap<String, i64> = if group_ids.is_empty() {
-        HashMap::new()
-    } else {
-        vm_contexts::Entity::find()
-            .select_only()
-            .column(vm_contexts::Column::GroupId)
-            .column_as(Expr::col(vm_contexts::Column::Id).count(), "n")
-            .filter(vm_contexts::Column::GroupId.is_in(group_ids))
-            .group_by(vm_contexts::Column::GroupId)
-            .into_tuple::<(Option<String>, i64)>()
-            .all(db)
-            .await?
-            .into_iter()
-            .filter_map(|(g, n)| g.map(|g| (g, n)))
-            .collect()
-    };
+    let group_sizes = super::vm_list::group_sizes(db, group_ids).await?;
     let flow_ids: Vec<String> = rows.iter().map(|f| f.id.clone()).collect();
     let mut members: HashMap<String, Vec<String>> = HashMap::new();
     for (flow, vm) in flow_vms::Entity::find()

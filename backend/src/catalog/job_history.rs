@@ -12,7 +12,7 @@ use shared_types::jobs::JobStatus;
 use shared_types::telemetry::{HistoryShare, HistoryStep, HistoryWindow, JobTally, TelemetryHistory};
 
 use super::to_u64;
-use crate::db::entities::{job_samples, jobs, platforms, repositories, vm_contexts};
+use crate::db::entities::{job_samples, jobs, vm_contexts};
 
 /// The window ending at `now`, in whole steps (the last one is under way).
 pub async fn history(db: &DatabaseConnection, window: HistoryWindow, now: DateTime<Utc>) -> Result<TelemetryHistory, DbErr> {
@@ -128,24 +128,7 @@ pub async fn history(db: &DatabaseConnection, window: HistoryWindow, now: DateTi
             add(per_platform.entry(platform).or_default());
         }
     }
-    let repository_names: HashMap<String, String> = repositories::Entity::find()
-        .select_only()
-        .column(repositories::Column::Id)
-        .column(repositories::Column::Name)
-        .into_tuple::<(String, String)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    let platform_names: HashMap<String, String> = platforms::Entity::find()
-        .select_only()
-        .column(platforms::Column::Id)
-        .column(platforms::Column::Name)
-        .into_tuple::<(String, String)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
+    let (repository_names, platform_names) = super::repository_and_platform_names(db).await?;
     Ok(TelemetryHistory {
         window,
         bucket_seconds: window.bucket_seconds() as u64,

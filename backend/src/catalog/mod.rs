@@ -74,3 +74,31 @@ mod tests {
         assert_eq!(super::to_u64(-5), 0);
     }
 }
+
+/// Id to name of every repository and of every platform, for figures that
+/// name what they count.
+pub async fn repository_and_platform_names(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<(std::collections::HashMap<String, String>, std::collections::HashMap<String, String>), sea_orm::DbErr> {
+    use sea_orm::{EntityTrait, QuerySelect};
+    use crate::db::entities::{platforms, repositories};
+    let repositories = repositories::Entity::find()
+        .select_only()
+        .column(repositories::Column::Id)
+        .column(repositories::Column::Name)
+        .into_tuple::<(String, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let platforms = platforms::Entity::find()
+        .select_only()
+        .column(platforms::Column::Id)
+        .column(platforms::Column::Name)
+        .into_tuple::<(String, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    Ok((repositories, platforms))
+}

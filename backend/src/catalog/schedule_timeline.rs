@@ -14,7 +14,7 @@ use shared_types::replication::ReplicationState;
 use shared_types::schedules::{LoadTarget, Overlap, ScheduleTimeline, ScheduledEntry, ScheduledKind, RUNS_MAX};
 
 use super::{flows as flow_logic, replication as replication_logic, schedule, upkeep};
-use crate::db::entities::{flows, jobs, platforms, replication_flows, repositories, vm_contexts};
+use crate::db::entities::{flows, jobs, replication_flows, repositories, vm_contexts};
 
 /// Completed runs the expected duration is the median of.
 const HISTORY_RUNS: usize = 10;
@@ -276,24 +276,9 @@ async fn overlaps(db: &DatabaseConnection, entries: &[ScheduledEntry]) -> Result
 }
 
 async fn target_names(db: &DatabaseConnection) -> Result<HashMap<String, String>, DbErr> {
-    let mut names: HashMap<String, String> = repositories::Entity::find()
-        .select_only()
-        .column(repositories::Column::Id)
-        .column(repositories::Column::Name)
-        .into_tuple::<(String, String)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    names.extend(
-        platforms::Entity::find()
-            .select_only()
-            .column(platforms::Column::Id)
-            .column(platforms::Column::Name)
-            .into_tuple::<(String, String)>()
-            .all(db)
-            .await?,
-    );
+    // Ids are UUIDs: one map holds both kinds.
+    let (mut names, platforms) = super::repository_and_platform_names(db).await?;
+    names.extend(platforms);
     Ok(names)
 }
 

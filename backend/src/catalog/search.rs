@@ -220,18 +220,7 @@ async fn group_hits(db: &impl ConnectionTrait, n: &Needle, limit: u64) -> Result
         return Ok(Vec::new());
     }
     let ids: Vec<String> = groups.iter().map(|(g, _)| g.id.clone()).collect();
-    let counts: HashMap<String, i64> = vm_contexts::Entity::find()
-        .select_only()
-        .column(vm_contexts::Column::GroupId)
-        .column_as(Expr::col(vm_contexts::Column::Id).count(), "n")
-        .filter(vm_contexts::Column::GroupId.is_in(ids))
-        .group_by(vm_contexts::Column::GroupId)
-        .into_tuple::<(Option<String>, i64)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|(g, n)| g.map(|g| (g, n)))
-        .collect();
+    let counts = super::vm_list::group_sizes(db, ids).await?;
     Ok(groups
         .into_iter()
         .map(|(g, rank)| {

@@ -244,3 +244,23 @@ pub async fn enrich(db: &impl ConnectionTrait, rows: Vec<vm_contexts::Model>) ->
         })
         .collect())
 }
+
+/// How many managed VMs each of these protection groups holds (a group
+/// without VMs is absent).
+pub async fn group_sizes(db: &impl ConnectionTrait, group_ids: Vec<String>) -> Result<HashMap<String, i64>, DbErr> {
+    if group_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(vm_contexts::Entity::find()
+        .select_only()
+        .column(vm_contexts::Column::GroupId)
+        .column_as(Expr::col(vm_contexts::Column::Id).count(), "n")
+        .filter(vm_contexts::Column::GroupId.is_in(group_ids))
+        .group_by(vm_contexts::Column::GroupId)
+        .into_tuple::<(Option<String>, i64)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|(g, n)| g.map(|g| (g, n)))
+        .collect())
+}
