@@ -19,6 +19,7 @@ mod m20261204_000005_maintenance;
 mod m20261204_000006_power_since;
 mod m20261205_000007_instant_recovery;
 mod m20261205_000008_alerts;
+mod m20261205_120001_policies;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_power_since::Migration),
             Box::new(m20261205_000007_instant_recovery::Migration),
             Box::new(m20261205_000008_alerts::Migration),
+            Box::new(m20261205_120001_policies::Migration),
         ]
     }
 }

@@ -243,6 +243,11 @@ pub struct CreateFlowRequest {
     /// Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// The policy the flow follows ([`crate::policies`]): its retention and
+    /// immutability replace `retention` and `immutable_days`. Left out with a
+    /// group source: the group's policy, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_id: Option<String>,
 }
 
 /// `PATCH /api/v1/flows/{id}`: fields left out stay as they are; `schedule: null` clears the schedule.
@@ -264,10 +269,16 @@ pub struct UpdateFlowRequest {
     pub retention: Option<RetentionPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable_days: Option<u32>,
+    /// Absent: unchanged; `null`: the flow follows no policy (it keeps the
+    /// policy's values as its own); an id: the flow follows that policy.
+    /// `retention` and `immutable_days` cannot be changed while the flow follows a policy.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub policy_id: Option<Option<String>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -299,6 +310,9 @@ pub struct Flow {
     pub next_run_at: Option<DateTime<Utc>>,
     pub retention: RetentionPolicy,
     pub immutable_days: u32,
+    /// The policy the flow follows; its retention and immutability are the flow's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<NamedRef>,
     pub enabled: bool,
     pub state: FlowState,
     /// What the cockpit may offer now ([`allowed_actions`]).

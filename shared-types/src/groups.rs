@@ -18,6 +18,9 @@ pub struct ProtectionGroup {
     pub vm_count: u64,
     /// Flows whose source is this group.
     pub flow_count: u64,
+    /// The policy the group's flows get ([`crate::policies`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<NamedRef>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -54,6 +57,13 @@ pub struct UpdateGroupRequest {
     /// An empty string clears the description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Absent: unchanged; `null`: the group gives no policy to its flows
+    /// (they keep following the one they have); an id: every backup flow of
+    /// the group follows that policy from now on, and flows created later
+    /// from the group too.
+    #[serde(default, deserialize_with = "crate::flow::present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub policy_id: Option<Option<String>>,
 }
 
 /// `POST /api/v1/protection-groups/{id}/vms`: VM context ids to add.

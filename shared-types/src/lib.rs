@@ -26,6 +26,9 @@
 //! * [`replication`]: replication flows, their states and the rule that says
 //!   which actions a state allows ([`replication::transition`]), lag and RPO,
 //!   replica points, failover and rollback requests.
+//! * [`policies`]: named policies (retention, immutability, encryption,
+//!   verify schedule) that flows and groups follow, and the preview of what
+//!   a retention change would delete.
 //! * [`repositories`]: where backups live, with capacity and efficiency.
 //! * [`search`]: global search hits, their ranking and the cockpit routes
 //!   that open them.
@@ -89,6 +92,7 @@ pub mod jobs;
 pub mod networks;
 pub mod overview;
 pub mod platform;
+pub mod policies;
 pub mod recovery;
 pub mod replication;
 pub mod repositories;

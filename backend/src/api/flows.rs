@@ -29,8 +29,8 @@ use super::common::{check_id, id_list, is_unique_violation, noted, page, quote_l
 use super::{ApiError, ApiJson, ApiQuery};
 use crate::auth::audit::AuditNote;
 use crate::catalog::vm_list::{self, VmFilter};
-use crate::catalog::{convert, flows as flow_logic, new_id, schedule};
-use crate::db::entities::{flow_vms, flows, jobs, protection_groups, repositories, vm_contexts};
+use crate::catalog::{convert, flows as flow_logic, new_id, policies as policy_logic, schedule};
+use crate::db::entities::{flow_vms, flows, jobs, policies, protection_groups, repositories, vm_contexts};
 use crate::state::AppState;
 
 /// Most VMs a VM-sourced flow lists.
@@ -104,7 +104,7 @@ async fn check_repository(db: &impl ConnectionTrait, id: &str) -> Result<(), Api
     Ok(())
 }
 
-fn check_schedule(s: &Option<String>) -> Result<Option<String>, ApiError> {
+pub(super) fn check_schedule(s: &Option<String>) -> Result<Option<String>, ApiError> {
     match s {
         None => Ok(None),
         Some(p) => {
@@ -114,12 +114,12 @@ fn check_schedule(s: &Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn check_retention(r: &RetentionPolicy) -> Result<String, ApiError> {
+pub(super) fn check_retention(r: &RetentionPolicy) -> Result<String, ApiError> {
     r.validate().map_err(|(field, m)| ApiError::invalid_field(&field, m))?;
     serde_json::to_string(r).map_err(|e| ApiError::Internal(e.into()))
 }
 
-fn check_immutable(days: u32) -> Result<i32, ApiError> {
+pub(super) fn check_immutable(days: u32) -> Result<i32, ApiError> {
     if days > IMMUTABLE_DAYS_MAX {
         return Err(ApiError::invalid_field("immutable_days", format!("At most {IMMUTABLE_DAYS_MAX} days (ten years).")));
     }
@@ -166,6 +166,35 @@ async fn update_if_state(txn: &DatabaseTransaction, flow: &flows::Model, changes
     Ok(())
 }
 
+/// The policy a new flow follows: the one it names, else its group's. Its
+/// repository must be encrypted when the policy requires it; retention or
+/// immutability given besides must be the policy's (400 otherwise).
+async fn creation_policy(db: &impl ConnectionTrait, req: &CreateFlowRequest, group_id: Option<&str>) -> Result<Option<policies::Model>, ApiError> {
+    let (policy, why) = match (&req.policy_id, group_id) {
+        (Some(p), _) => (Some(super::policies::named(db, "policy_id", p).await?), String::new()),
+        (None, Some(g)) => match policy_logic::of_group(db, g).await? {
+            Some(p) => (Some(p), " (the policy its group gives its flows; name another with policy_id, or detach it later)".to_string()),
+            None => (None, String::new()),
+        },
+        (None, None) => (None, String::new()),
+    };
+    let Some(policy) = policy else { return Ok(None) };
+    let given = (!req.retention.keeps_everything() && req.retention != policy_logic::retention(&policy), req.immutable_days != 0 && req.immutable_days != policy_logic::immutable_days(&policy));
+    if given.0 || given.1 {
+        let field = if given.0 { "retention" } else { "immutable_days" };
+        return Err(ApiError::invalid_field(
+            field,
+            format!(
+                "The flow follows the policy '{}'{why}, which sets its retention and immutability ({}); leave {field} out.",
+                policy.name,
+                shared_types::policies::summary(&policy_logic::retention(&policy), policy_logic::immutable_days(&policy), policy.require_encryption)
+            ),
+        ));
+    }
+    super::policies::check_encryption(db, "repository_id", &policy, vec![req.repository_id.clone()]).await?;
+    Ok(Some(policy))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct FlowQuery {
@@ -202,6 +231,11 @@ async fn create_flow(State(state): State<AppState>, ApiJson(req): ApiJson<Create
     let immutable_days = check_immutable(req.immutable_days)?;
     let (group_id, vm_ids) = check_source(&state.db, &req.source).await?;
     check_repository(&state.db, &req.repository_id).await?;
+    let policy = creation_policy(&state.db, &req, group_id.as_deref()).await?;
+    let (retention, immutable_days) = match &policy {
+        Some(p) => (p.retention.clone(), p.immutable_days),
+        None => (retention, immutable_days),
+    };
     name_free(&state.db, &req.name).await?;
     let enabled = req.enabled.unwrap_or(true);
     let now = Utc::now();
@@ -216,6 +250,7 @@ async fn create_flow(State(state): State<AppState>, ApiJson(req): ApiJson<Create
         schedule: Set(schedule),
         retention: Set(retention),
         immutable_days: Set(immutable_days),
+        policy_id: Set(policy.as_ref().map(|p| p.id.clone())),
         enabled: Set(enabled),
         state: Set(if enabled { FlowState::Idle } else { FlowState::Disabled }.as_str().to_owned()),
         last_run_at: Set(None),
@@ -282,6 +317,27 @@ async fn update_flow(State(state): State<AppState>, Path(id): Path<String>, ApiJ
         changes.schedule = Set(check_schedule(s)?);
         changed.push("schedule");
     }
+    // The policy the flow follows after this change.
+    let policy = match &req.policy_id {
+        Some(Some(p)) => Some(super::policies::named(&state.db, "policy_id", p).await?),
+        Some(None) => None,
+        None => match &row.policy_id {
+            Some(p) => policies::Entity::find_by_id(p.clone()).one(&state.db).await?,
+            None => None,
+        },
+    };
+    if let Some(p) = &policy {
+        if req.retention.is_some() || req.immutable_days.is_some() {
+            let field = if req.retention.is_some() { "retention" } else { "immutable_days" };
+            return Err(ApiError::conflict(
+                "flow_follows_policy",
+                format!(
+                    "The flow '{}' follows the policy '{}', which sets its retention and immutability; change the policy, or detach the flow from it (policy_id: null) to set {field} here.",
+                    row.name, p.name
+                ),
+            ));
+        }
+    }
     if let Some(r) = &req.retention {
         changes.retention = Set(check_retention(r)?);
         changed.push("retention");
@@ -294,6 +350,26 @@ async fn update_flow(State(state): State<AppState>, Path(id): Path<String>, ApiJ
         check_repository(&state.db, r).await?;
         changes.repository_id = Set(r.clone());
         changed.push("repository");
+    }
+    if let Some(p) = &policy {
+        if req.policy_id.is_some() || req.repository_id.is_some() {
+            let repo = req.repository_id.clone().unwrap_or_else(|| row.repository_id.clone());
+            let field = if req.repository_id.is_some() { "repository_id" } else { "policy_id" };
+            super::policies::check_encryption(&state.db, field, p, vec![repo]).await?;
+        }
+    }
+    match (&req.policy_id, &policy) {
+        (Some(_), Some(p)) => {
+            changes.policy_id = Set(Some(p.id.clone()));
+            changes.retention = Set(p.retention.clone());
+            changes.immutable_days = Set(p.immutable_days);
+            changed.push("policy");
+        }
+        (Some(_), None) => {
+            changes.policy_id = Set(None);
+            changed.push("policy (detached)");
+        }
+        (None, _) => {}
     }
     let mut new_vms = None;
     if let Some(source) = &req.source {

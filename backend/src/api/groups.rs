@@ -23,7 +23,7 @@ use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::catalog::vm_list::{self, VmFilter};
 use crate::catalog::{new_id, to_u64};
-use crate::db::entities::{flows, protection_groups, vm_contexts};
+use crate::db::entities::{flows, group_policies, protection_groups, vm_contexts};
 use crate::state::AppState;
 
 /// Most VMs one request adds to a group.
@@ -50,7 +50,7 @@ async fn to_api(db: &impl ConnectionTrait, rows: Vec<protection_groups::Model>) 
         .select_only()
         .column(flows::Column::GroupId)
         .column_as(Expr::col(flows::Column::Id).count(), "n")
-        .filter(flows::Column::GroupId.is_in(ids))
+        .filter(flows::Column::GroupId.is_in(ids.clone()))
         .group_by(flows::Column::GroupId)
         .into_tuple::<(Option<String>, i64)>()
         .all(db)
@@ -58,11 +58,15 @@ async fn to_api(db: &impl ConnectionTrait, rows: Vec<protection_groups::Model>) 
         .into_iter()
         .filter_map(|(g, n)| g.map(|g| (g, n)))
         .collect();
+    let links: HashMap<String, String> =
+        group_policies::Entity::find().filter(group_policies::Column::GroupId.is_in(ids.clone())).all(db).await?.into_iter().map(|l| (l.group_id, l.policy_id)).collect();
+    let policy_names = crate::catalog::policies::names(db, links.values().cloned()).await?;
     Ok(rows
         .into_iter()
         .map(|g| ProtectionGroup {
             vm_count: vms.get(&g.id).copied().map(to_u64).unwrap_or(0),
             flow_count: flows.get(&g.id).copied().map(to_u64).unwrap_or(0),
+            policy: links.get(&g.id).map(|p| policy_names.named(p)),
             id: g.id,
             name: g.name,
             description: g.description,
@@ -190,10 +194,11 @@ async fn get_group(State(state): State<AppState>, Path(id): Path<String>) -> Res
     Ok(ApiJson(details(&state.db, row).await?))
 }
 
-/// Renames a group or changes its description.
+/// Renames a group, changes its description, or sets the policy its backup
+/// flows follow (all of them now, and flows created from it later).
 #[utoipa::path(patch, path = "/protection-groups/{id}", tag = "protection-groups", params(("id" = String, Path, description = "Group id")),
     request_body = UpdateGroupRequest, responses(
-    (status = 200, body = GroupDetails), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    (status = 200, body = GroupDetails), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_group(State(state): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<UpdateGroupRequest>) -> Result<Response, ApiError> {
     let row = find(&state.db, &id).await?;
     check_description(&req.description)?;
@@ -211,16 +216,42 @@ async fn update_group(State(state): State<AppState>, Path(id): Path<String>, Api
     if let Some(d) = &req.description {
         active.description = Set(Some(d.clone()).filter(|d| !d.trim().is_empty()));
     }
+    let policy = match &req.policy_id {
+        Some(Some(p)) => Some(super::policies::named(&state.db, "policy_id", p).await?),
+        _ => None,
+    };
+    let flow_ids = crate::catalog::policies::group_flow_ids(&state.db, &row.id).await?;
+    if let Some(p) = &policy {
+        let repos: Vec<String> = flows::Entity::find().filter(flows::Column::Id.is_in(flow_ids.clone())).all(&state.db).await?.into_iter().map(|f| f.repository_id).collect();
+        super::policies::check_encryption(&state.db, "policy_id", p, repos).await?;
+    }
     active.updated_at = Set(Utc::now());
-    let updated = active.update(&state.db).await.map_err(|e| {
+    let txn = state.db.begin().await?;
+    match (&req.policy_id, &policy) {
+        (Some(_), Some(p)) => {
+            group_policies::Entity::delete_by_id(row.id.clone()).exec(&txn).await?;
+            group_policies::ActiveModel { group_id: Set(row.id.clone()), policy_id: Set(p.id.clone()) }.insert(&txn).await?;
+            crate::catalog::policies::follow(&txn, p, flow_ids.clone()).await?;
+        }
+        (Some(_), None) => {
+            group_policies::Entity::delete_by_id(row.id.clone()).exec(&txn).await?;
+        }
+        (None, _) => {}
+    }
+    let updated = active.update(&txn).await.map_err(|e| {
         if is_unique_violation(&e) {
             ApiError::conflict("group_name_taken", "Another group took that name meanwhile; choose another.")
         } else {
             e.into()
         }
     })?;
+    txn.commit().await?;
     let body = details(&state.db, updated).await?;
-    let target = body.group.name.clone();
+    let target = match (&req.policy_id, &policy) {
+        (Some(_), Some(p)) => format!("{} (policy '{}' for {} flow(s))", body.group.name, p.name, flow_ids.len()),
+        (Some(_), None) => format!("{} (no policy)", body.group.name),
+        (None, _) => body.group.name.clone(),
+    };
     Ok(noted(ApiJson(body), AuditNote::new("group.update", target)))
 }
 
@@ -238,6 +269,7 @@ async fn delete_group(State(state): State<AppState>, Path(id): Path<String>) -> 
         ));
     }
     let txn = state.db.begin().await?;
+    group_policies::Entity::delete_by_id(row.id.clone()).exec(&txn).await?;
     vm_contexts::Entity::update_many()
         .col_expr(vm_contexts::Column::GroupId, Expr::value(Option::<String>::None))
         .filter(vm_contexts::Column::GroupId.eq(row.id.clone()))

@@ -24,6 +24,7 @@ pub mod network_mappings;
 pub mod networks;
 pub mod notification_targets;
 pub mod platforms;
+pub mod policies;
 pub mod query;
 pub mod recovery;
 pub mod replication;
@@ -79,6 +80,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(vms::router())
         .merge(groups::router())
         .merge(flows::router())
+        .merge(policies::router())
         .merge(backups::router())
         .merge(repositories::router())
         .merge(jobs::router())

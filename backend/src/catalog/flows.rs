@@ -118,6 +118,7 @@ pub async fn to_api(db: &impl ConnectionTrait, rows: Vec<flows::Model>) -> Resul
     {
         members.entry(flow).or_default().push(vm);
     }
+    let policies = super::policies::names(db, rows.iter().filter_map(|f| f.policy_id.clone())).await?;
     let now = Utc::now();
     Ok(rows
         .into_iter()
@@ -147,6 +148,7 @@ pub async fn to_api(db: &impl ConnectionTrait, rows: Vec<flows::Model>) -> Resul
                 schedule_description: m.schedule.as_deref().and_then(schedule::describe),
                 next_run_at,
                 immutable_days: u32::try_from(m.immutable_days).unwrap_or(0),
+                policy: m.policy_id.as_deref().map(|p| policies.named(p)),
                 allowed_actions: allowed_actions(kind, state),
                 id: m.id,
                 name: m.name,

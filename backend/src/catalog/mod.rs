@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod job_history;
 pub mod power_watch;
 pub mod network_mapping;
+pub mod policies;
 pub mod replication;
 pub mod repositories;
 pub mod repository_keys;

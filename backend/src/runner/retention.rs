@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use chrono::Utc;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::db::entities::{backups, repositories};
 use crate::catalog::repositories::open_datastore;
@@ -21,6 +21,46 @@ pub struct RetentionOutcome {
     pub removed: Vec<String>,
     /// Restore points the rules would remove but that are immutable.
     pub kept_immutable: usize,
+}
+
+/// What retention decides for one restore point before the repository is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Keep,
+    /// The rules would remove it, but it is immutable until its `immutable_until`.
+    KeepImmutable,
+    Remove,
+}
+
+/// The restore points of VM `vm_context_id` in repository `repository_id`,
+/// newest first: the candidates of [`apply_for_vm`] (and of the policy preview).
+pub async fn candidates(db: &impl ConnectionTrait, repository_id: &str, vm_context_id: &str) -> Result<Vec<backups::Model>, DbErr> {
+    backups::Entity::find()
+        .filter(backups::Column::VmContextId.eq(vm_context_id))
+        .filter(backups::Column::RepositoryId.eq(repository_id))
+        .order_by_desc(backups::Column::CreatedAt)
+        .order_by_desc(backups::Column::SnapshotId)
+        .all(db)
+        .await
+}
+
+/// The fate of each of `rows` (newest first) under `rules` at `now`. No
+/// rules: every one is kept. A restore point removed here may still be kept
+/// by the repository (pinned by an instant recovery).
+pub fn decide(rows: &[backups::Model], rules: &KeepRules, now: DateTime<Utc>) -> Vec<Fate> {
+    if rules.is_empty() {
+        return vec![Fate::Keep; rows.len()];
+    }
+    let list: Vec<_> = rows.iter().map(|r| (r.id.clone(), r.created_at)).collect();
+    prune::select(&list, rules)
+        .into_iter()
+        .zip(rows)
+        .map(|(keep, row)| match keep {
+            true => Fate::Keep,
+            false if row.immutable_until.is_some_and(|u| u > now) => Fate::KeepImmutable,
+            false => Fate::Remove,
+        })
+        .collect()
 }
 
 /// Applies `rules` to the restore points of VM `vm_context_id` in `repo`.
@@ -37,27 +77,15 @@ pub async fn apply_for_vm(
     if rules.is_empty() {
         return Ok(out);
     }
-    let rows = backups::Entity::find()
-        .filter(backups::Column::VmContextId.eq(vm_context_id))
-        .filter(backups::Column::RepositoryId.eq(repo.id.clone()))
-        .order_by_desc(backups::Column::CreatedAt)
-        .order_by_desc(backups::Column::SnapshotId)
-        .all(db)
-        .await
-        .map_err(|e| e.to_string())?;
-    let list: Vec<_> = rows.iter().map(|r| (r.id.clone(), r.created_at)).collect();
-    let keep = prune::select(&list, rules);
-    let now = Utc::now();
+    let rows = candidates(db, &repo.id, vm_context_id).await.map_err(|e| e.to_string())?;
+    let fates = decide(&rows, rules, Utc::now());
     let mut doomed = Vec::new();
-    for (row, k) in rows.into_iter().zip(keep) {
-        if k {
-            continue;
+    for (row, fate) in rows.into_iter().zip(fates) {
+        match fate {
+            Fate::Keep => {}
+            Fate::KeepImmutable => out.kept_immutable += 1,
+            Fate::Remove => doomed.push(row),
         }
-        if row.immutable_until.is_some_and(|u| u > now) {
-            out.kept_immutable += 1;
-            continue;
-        }
-        doomed.push(row);
     }
     if doomed.is_empty() {
         return Ok(out);

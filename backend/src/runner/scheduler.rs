@@ -2,7 +2,8 @@
 //! schedule gets a backup job per VM when its next run time passes. Each
 //! tick also queues the replication syncs that are due
 //! ([`super::replication_job::tick`]), the repositories' scheduled verify
-//! and GC ([`maintenance_tick`]), and once a day the catalog prunes its own
+//! and GC ([`maintenance_tick`]; a repository is verified on its own
+//! schedule and on the verify schedule of each policy its flows follow), and once a day the catalog prunes its own
 //! history ([`crate::catalog::housekeeping`]). A run missed while the server
 //! was down is not replayed; the next one fires.
 
@@ -86,10 +87,18 @@ pub async fn tick(runner: &Runner, next: &mut HashMap<String, DateTime<Utc>>, no
 /// its kind still active is skipped (the next one fires).
 pub async fn maintenance_tick(runner: &Runner, next: &mut HashMap<(String, JobKind), DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
     let repos = repositories::Entity::find().all(runner.db()).await?;
+    // Verify schedules of the policies that flows writing to each repository follow.
+    let mut by_policy: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (repo, policy, pattern) in crate::catalog::policies::verify_schedules(runner.db()).await? {
+        by_policy.entry(repo).or_default().push((format!("{policy}@"), pattern));
+    }
     let mut live = std::collections::HashSet::new();
     for repo in &repos {
-        for (kind, pattern) in [(JobKind::Verify, upkeep::verify_schedule(repo)), (JobKind::Gc, upkeep::gc_schedule(repo))] {
-            let key = (repo.id.clone(), kind);
+        let own = [(String::new(), JobKind::Verify, upkeep::verify_schedule(repo)), (String::new(), JobKind::Gc, upkeep::gc_schedule(repo))];
+        let policies = by_policy.remove(&repo.id).unwrap_or_default().into_iter().map(|(p, pattern)| (p, JobKind::Verify, Some(pattern)));
+        for (prefix, kind, pattern) in own.into_iter().chain(policies) {
+            // A policy's schedule is remembered apart (`<policy id>@<repository id>`).
+            let key = (format!("{prefix}{}", repo.id), kind);
             let Some(pattern) = pattern else { continue };
             live.insert(key.clone());
             let Some(&at) = next.get(&key) else {

@@ -104,6 +104,7 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
                 retention,
                 immutable_days: count(&immutable.get_untracked(), "Immutable days")?.unwrap_or(0),
                 enabled: None,
+                policy_id: None,
             })
         })();
         match (parsed, editing.get_value()) {
@@ -117,6 +118,7 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
                     schedule: (req.schedule != old.schedule).then(|| req.schedule.clone()),
                     retention: (req.retention != old.retention).then(|| req.retention.clone()),
                     immutable_days: (req.immutable_days != old.immutable_days).then_some(req.immutable_days),
+                    policy_id: None,
                 };
                 if update == UpdateFlowRequest::default() {
                     local_error.set(Some("Nothing changed.".into()));

@@ -19,6 +19,9 @@ pub struct Model {
     /// A `RetentionPolicy` in JSON.
     pub retention: String,
     pub immutable_days: i32,
+    /// The policy the flow follows (its retention and immutability are
+    /// copied here whenever it is assigned or changes).
+    pub policy_id: Option<String>,
     pub enabled: bool,
     /// A `FlowState` word.
     pub state: String,

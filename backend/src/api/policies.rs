@@ -1,0 +1,302 @@
+//! `/api/v1/policies`: named policies (retention, immutability, an encrypted
+//! repository required, a verify schedule) that backup flows and protection
+//! groups follow (`shared_types::policies` says how). A change of a policy
+//! is written to every flow that follows it in the same transaction; a
+//! policy in use cannot be removed (409 naming its flows and groups). The
+//! preview says which restore points a candidate retention would delete.
+//! Flows and groups take a policy through their own `PATCH` (`policy_id`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use shared_types::error::ErrorBody;
+use shared_types::flow::FlowKind;
+use shared_types::policies::{
+    CreatePolicyRequest, Policy, PolicyPreview, PolicyPreviewRequest, UpdatePolicyRequest, POLICY_DESCRIPTION_MAX, PREVIEW_FLOWS_MAX,
+};
+use shared_types::validate_name;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::common::{check_id, id_list, is_unique_violation, noted, quote_list};
+use super::flows::{check_immutable, check_retention};
+use super::{ApiError, ApiJson};
+use crate::auth::audit::AuditNote;
+use crate::catalog::{new_id, policies as policy_logic, schedule};
+use crate::db::entities::{flows, policies};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_policies, create_policy))
+        .routes(routes!(preview_policy))
+        .routes(routes!(get_policy, update_policy, delete_policy))
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<policies::Model, ApiError> {
+    policies::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("policy_not_found", format!("No policy has the id '{id}'. GET /api/v1/policies lists them.")))
+}
+
+/// A policy named in another request (a flow's or group's `policy_id`): 422 when unknown.
+pub async fn named(db: &impl ConnectionTrait, field: &str, id: &str) -> Result<policies::Model, ApiError> {
+    check_id(field, id)?;
+    policies::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::invalid_value(field, format!("No policy has the id '{id}'. GET /api/v1/policies lists them.")))
+}
+
+/// 422 (`field`) when `policy` requires encryption and one of `repository_ids` is not encrypted.
+pub async fn check_encryption(db: &impl ConnectionTrait, field: &str, policy: &policies::Model, repository_ids: Vec<String>) -> Result<(), ApiError> {
+    if !policy.require_encryption {
+        return Ok(());
+    }
+    let plain = policy_logic::unencrypted(db, repository_ids).await?;
+    if plain.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_value(
+        field,
+        format!(
+            "The policy '{}' requires an encrypted repository, and the repository {} is not encrypted. Choose an encrypted repository or another policy.",
+            policy.name,
+            plain.join(", ")
+        ),
+    ))
+}
+
+async fn one(db: &impl ConnectionTrait, row: policies::Model) -> Result<Policy, ApiError> {
+    policy_logic::to_api(db, vec![row]).await?.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("policy row vanished")))
+}
+
+fn check_description(d: &Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(d) = d else { return Ok(None) };
+    if d.chars().count() > POLICY_DESCRIPTION_MAX {
+        return Err(ApiError::invalid_field("description", format!("A description has at most {POLICY_DESCRIPTION_MAX} characters.")));
+    }
+    if d.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+        return Err(ApiError::invalid_field("description", "A description must not contain control characters."));
+    }
+    Ok(Some(d.trim().to_owned()).filter(|d| !d.is_empty()))
+}
+
+fn check_verify(s: &Option<String>) -> Result<Option<String>, ApiError> {
+    match s {
+        None => Ok(None),
+        Some(p) => {
+            schedule::parse(p).map_err(|m| ApiError::invalid_value("verify_schedule", m))?;
+            Ok(Some(p.trim().to_owned()))
+        }
+    }
+}
+
+async fn name_free(db: &impl ConnectionTrait, name: &str) -> Result<(), ApiError> {
+    if policies::Entity::find().filter(policies::Column::Name.eq(name)).count(db).await? > 0 {
+        return Err(ApiError::conflict("policy_name_taken", format!("A policy named '{name}' exists already.")));
+    }
+    Ok(())
+}
+
+fn taken(e: sea_orm::DbErr) -> ApiError {
+    if is_unique_violation(&e) {
+        ApiError::conflict("policy_name_taken", "Another policy took that name meanwhile; choose another.")
+    } else {
+        e.into()
+    }
+}
+
+/// Every policy, by name, with what it keeps and the flows and groups that follow it.
+#[utoipa::path(get, path = "/policies", tag = "policies", responses((status = 200, body = Vec<Policy>)))]
+async fn list_policies(State(state): State<AppState>) -> Result<ApiJson<Vec<Policy>>, ApiError> {
+    let rows = policies::Entity::find().order_by_asc(policies::Column::Name).all(&state.db).await?;
+    Ok(ApiJson(policy_logic::to_api(&state.db, rows).await?))
+}
+
+/// Creates a policy; flows and groups follow it once their `policy_id` names it.
+#[utoipa::path(post, path = "/policies", tag = "policies", request_body = CreatePolicyRequest, responses(
+    (status = 201, body = Policy), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_policy(State(state): State<AppState>, ApiJson(req): ApiJson<CreatePolicyRequest>) -> Result<Response, ApiError> {
+    validate_name("policy", &req.name).map_err(|m| ApiError::invalid_field("name", m))?;
+    let description = check_description(&req.description)?;
+    let retention = check_retention(&req.retention)?;
+    let immutable_days = check_immutable(req.immutable_days)?;
+    let verify_schedule = check_verify(&req.verify_schedule)?;
+    name_free(&state.db, &req.name).await?;
+    let now = Utc::now();
+    let row = policies::ActiveModel {
+        id: Set(new_id()),
+        name: Set(req.name.clone()),
+        description: Set(description),
+        retention: Set(retention),
+        immutable_days: Set(immutable_days),
+        require_encryption: Set(req.require_encryption),
+        verify_schedule: Set(verify_schedule),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&state.db)
+    .await
+    .map_err(taken)?;
+    let policy = one(&state.db, row).await?;
+    let target = format!("{} ({})", policy.name, policy.keeps);
+    Ok(noted((StatusCode::CREATED, ApiJson(policy)), AuditNote::new("policy.create", target)))
+}
+
+/// A policy with what it keeps and where it applies.
+#[utoipa::path(get, path = "/policies/{id}", tag = "policies", params(("id" = String, Path, description = "Policy id")),
+    responses((status = 200, body = Policy), (status = 404, body = ErrorBody)))]
+async fn get_policy(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<Policy>, ApiError> {
+    let row = find(&state.db, &id).await?;
+    Ok(ApiJson(one(&state.db, row).await?))
+}
+
+/// Changes a policy and, in the same transaction, every flow that follows it
+/// (their retention and immutability). Requiring encryption is refused (409)
+/// while a flow that follows the policy writes to an unencrypted repository.
+#[utoipa::path(patch, path = "/policies/{id}", tag = "policies", params(("id" = String, Path, description = "Policy id")),
+    request_body = UpdatePolicyRequest, responses(
+    (status = 200, body = Policy), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    (status = 422, body = ErrorBody)))]
+async fn update_policy(State(state): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<UpdatePolicyRequest>) -> Result<Response, ApiError> {
+    let row = find(&state.db, &id).await?;
+    let mut active = row.clone().into_active_model();
+    let mut changed = Vec::new();
+    if let Some(name) = &req.name {
+        validate_name("policy", name).map_err(|m| ApiError::invalid_field("name", m))?;
+        if name != &row.name {
+            name_free(&state.db, name).await?;
+        }
+        active.name = Set(name.clone());
+        changed.push("name");
+    }
+    if req.description.is_some() {
+        active.description = Set(check_description(&req.description)?);
+        changed.push("description");
+    }
+    if let Some(r) = &req.retention {
+        active.retention = Set(check_retention(r)?);
+        changed.push("retention");
+    }
+    if let Some(d) = req.immutable_days {
+        active.immutable_days = Set(check_immutable(d)?);
+        changed.push("immutable_days");
+    }
+    if let Some(s) = &req.verify_schedule {
+        active.verify_schedule = Set(check_verify(s)?);
+        changed.push("verify_schedule");
+    }
+    if let Some(e) = req.require_encryption {
+        if e && !row.require_encryption {
+            let repos: Vec<String> = flows::Entity::find()
+                .filter(flows::Column::PolicyId.eq(row.id.clone()))
+                .all(&state.db)
+                .await?
+                .into_iter()
+                .map(|f| f.repository_id)
+                .collect();
+            let plain = policy_logic::unencrypted(&state.db, repos).await?;
+            if !plain.is_empty() {
+                return Err(ApiError::conflict(
+                    "policy_encryption",
+                    format!(
+                        "Flows that follow the policy '{}' write to the unencrypted repository {}; move them to an encrypted repository or to another policy first.",
+                        row.name,
+                        plain.join(", ")
+                    ),
+                ));
+            }
+        }
+        active.require_encryption = Set(e);
+        changed.push("require_encryption");
+    }
+    active.updated_at = Set(Utc::now());
+    let txn = state.db.begin().await?;
+    let updated = active.update(&txn).await.map_err(taken)?;
+    let followers = policy_logic::sync_followers(&txn, &updated).await?;
+    txn.commit().await?;
+    let policy = one(&state.db, updated).await?;
+    let what = if changed.is_empty() { "nothing".to_string() } else { changed.join(", ") };
+    let target = format!("{} ({what}; {followers} flow(s) follow it; keeps {})", policy.name, policy.keeps);
+    Ok(noted(ApiJson(policy), AuditNote::new("policy.update", target)))
+}
+
+/// Removes a policy. Refused (409) while flows follow it or groups give it
+/// to their flows: the answer names them.
+#[utoipa::path(delete, path = "/policies/{id}", tag = "policies", params(("id" = String, Path, description = "Policy id")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_policy(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let row = find(&state.db, &id).await?;
+    let (flow_names, group_names) = policy_logic::usage(&state.db, &row.id).await?;
+    if !flow_names.is_empty() || !group_names.is_empty() {
+        let mut users = Vec::new();
+        if !flow_names.is_empty() {
+            users.push(format!("the flow{} {}", if flow_names.len() == 1 { "" } else { "s" }, quote_list(&flow_names)));
+        }
+        if !group_names.is_empty() {
+            users.push(format!("the group{} {}", if group_names.len() == 1 { "" } else { "s" }, quote_list(&group_names)));
+        }
+        return Err(ApiError::conflict(
+            "policy_in_use",
+            format!(
+                "The policy '{}' is used by {}; give them another policy or none first (their retention stays as it is).",
+                row.name,
+                users.join(" and ")
+            ),
+        ));
+    }
+    let done = policies::Entity::delete_by_id(row.id.clone()).exec(&state.db).await.map_err(|e| {
+        if super::common::is_foreign_key_violation(&e) {
+            ApiError::conflict("policy_in_use", format!("A group was just given the policy '{}'; reload.", row.name))
+        } else {
+            e.into()
+        }
+    })?;
+    if done.rows_affected != 1 {
+        return Err(ApiError::not_found("policy_not_found", format!("The policy '{}' was removed meanwhile.", row.name)));
+    }
+    Ok(noted(StatusCode::NO_CONTENT, AuditNote::new("policy.delete", row.name)))
+}
+
+/// What a candidate retention would delete now, before it is saved: for the
+/// flows that follow `policy_id` and the flows `flow_ids`, VM by VM in each
+/// flow's repository, the restore points deleted at the flow's next
+/// retention run (after its next backup, or a prune), and those kept only
+/// because they are immutable or an instant recovery holds them. Decided by
+/// the same code as the runner's retention. Nothing is changed.
+#[utoipa::path(post, path = "/policies/preview", tag = "policies", request_body = PolicyPreviewRequest, responses(
+    (status = 200, body = PolicyPreview), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn preview_policy(State(state): State<AppState>, ApiJson(req): ApiJson<PolicyPreviewRequest>) -> Result<Response, ApiError> {
+    check_retention(&req.retention)?;
+    let ids = if req.flow_ids.is_empty() { Vec::new() } else { id_list("flow_ids", &req.flow_ids, PREVIEW_FLOWS_MAX)? };
+    let mut rows = Vec::new();
+    if let Some(p) = &req.policy_id {
+        let policy = named(&state.db, "policy_id", p).await?;
+        rows = flows::Entity::find()
+            .filter(flows::Column::PolicyId.eq(policy.id.clone()))
+            .filter(flows::Column::Kind.eq(FlowKind::Backup.as_str()))
+            .order_by_asc(flows::Column::Name)
+            .all(&state.db)
+            .await?;
+    }
+    if !ids.is_empty() {
+        let more = flows::Entity::find().filter(flows::Column::Id.is_in(ids.clone())).order_by_asc(flows::Column::Name).all(&state.db).await?;
+        let unknown: Vec<String> = ids.iter().filter(|id| !more.iter().any(|f| &f.id == *id)).cloned().collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::invalid_value("flow_ids", format!("No flow has the id {}. GET /api/v1/flows lists them.", quote_list(&unknown))));
+        }
+        for f in more {
+            if !rows.iter().any(|r: &flows::Model| r.id == f.id) {
+                rows.push(f);
+            }
+        }
+    }
+    let data_dir = state.data_dir.clone();
+    let preview = policy_logic::preview(&state.db, &data_dir, &req.retention, rows).await?;
+    let target = format!("keeps {}: {} restore point(s) of {} flow(s) would be deleted", preview.keeps, preview.deleted_total, preview.flows.len());
+    Ok(noted(ApiJson(preview), AuditNote::new("policy.preview", target)))
+}
