@@ -219,6 +219,21 @@ pub async fn add_to_group(group_id: String, vm_ids: Vec<String>) -> Result<Group
     json_with(Request::post(&format!("/api/v1/protection-groups/{}/vms", enc(&group_id))), &GroupVmsRequest { vm_ids }).await
 }
 
+/// Managed VMs answering `query` (already encoded, e.g. `power=running&limit=1000`).
+pub async fn vm_list(query: String) -> Result<VmContextPage, ApiError> {
+    json(Request::get(&format!("/api/v1/vm-contexts?{query}"))).await
+}
+
+/// Each VM into the group, with its own outcome.
+pub async fn bulk_add_to_group(group_id: String, vm_ids: Vec<String>) -> Result<shared_types::bulk::BulkReport, ApiError> {
+    json_with(Request::post("/api/v1/vm-contexts/bulk/add-to-group"), &shared_types::bulk::BulkGroupRequest { vm_ids, group_id }).await
+}
+
+/// Backup now through each VM's backup flow, with its own outcome.
+pub async fn bulk_backup_now(vm_ids: Vec<String>) -> Result<shared_types::bulk::BulkReport, ApiError> {
+    json_with(Request::post("/api/v1/vm-contexts/bulk/backup-now"), &shared_types::bulk::BulkVmsRequest { vm_ids }).await
+}
+
 // ---------- flows, jobs, repositories ----------
 
 pub async fn flows() -> Result<Vec<Flow>, ApiError> {

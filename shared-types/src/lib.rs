@@ -18,6 +18,7 @@
 //!   says which actions a state allows ([`flow::allowed_actions`]).
 //! * [`jobs`]: jobs (one run of work each), their throughput samples and log.
 //! * [`backups`]: restore points and their chains.
+//! * [`bulk`]: bulk actions on selected VMs, with each VM's outcome.
 //! * [`restore`]: file-level restore sessions.
 //! * [`recovery`]: full VM restore, its compatibility check, licence tiers.
 //! * [`networks`]: network mapping for failover (per flow and per platform
@@ -87,6 +88,7 @@ pub mod error;
 pub mod flow;
 pub mod groups;
 pub mod health;
+pub mod bulk;
 pub mod instant;
 pub mod jobs;
 pub mod networks;

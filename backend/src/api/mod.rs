@@ -34,6 +34,7 @@ pub mod search;
 pub mod users;
 pub mod vms;
 pub mod ws;
+pub mod vm_bulk;
 
 use axum::extract::OriginalUri;
 use axum::http::Method;
@@ -80,6 +81,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(vms::router())
         .merge(groups::router())
         .merge(flows::router())
+        .merge(vm_bulk::router())
         .merge(policies::router())
         .merge(backups::router())
         .merge(repositories::router())

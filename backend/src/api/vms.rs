@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTra
 use serde::Deserialize;
 use shared_types::error::ErrorBody;
 use shared_types::jobs::JobStatus;
-use shared_types::platform::{PowerAction, PowerRequest};
+use shared_types::platform::{PowerAction, PowerRequest, PowerState};
 use shared_types::vms::{ProtectionStatus, VmConsole, VmContextPage, VmDetails, VmStatus};
 use shared_types::NamedRef;
 use utoipa_axum::router::OpenApiRouter;
@@ -47,6 +47,8 @@ struct VmQuery {
     status: Option<VmStatus>,
     /// `protected`, `partial` or `unprotected`.
     protection: Option<ProtectionStatus>,
+    /// `running`, `stopped` or `suspended` (as last seen).
+    power: Option<PowerState>,
     /// Part of the VM name, any case.
     search: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
@@ -62,6 +64,7 @@ fn filter(q: VmQuery) -> VmFilter {
         ungrouped: q.ungrouped.unwrap_or(false),
         status: q.status,
         protection: q.protection,
+        power: q.power,
         search: q.search.map(|s| s.chars().take(255).collect()),
         ids: None,
     }

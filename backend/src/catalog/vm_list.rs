@@ -11,7 +11,7 @@ use shared_types::platform::{Firmware, GuestOs, PlatformKind, PowerState};
 use shared_types::vms::{ProtectionStatus, VmContext, VmStatus};
 use shared_types::NamedRef;
 
-use super::{from_wire, to_u64};
+use super::{from_wire, to_u64, wire};
 use crate::db::entities::{backups, flow_vms, flows, platforms, protection_groups, vm_contexts};
 
 /// Which VMs to list.
@@ -23,6 +23,8 @@ pub struct VmFilter {
     pub ungrouped: bool,
     pub status: Option<VmStatus>,
     pub protection: Option<ProtectionStatus>,
+    /// Only VMs in this power state (as last seen).
+    pub power: Option<PowerState>,
     /// Case-insensitive part of the name.
     pub search: Option<String>,
     /// Only these VM contexts.
@@ -74,6 +76,9 @@ fn condition(f: &VmFilter) -> Condition {
     }
     if let Some(s) = f.status {
         c = c.add(vm_contexts::Column::Status.eq(s.as_str()));
+    }
+    if let Some(p) = f.power {
+        c = c.add(vm_contexts::Column::Power.eq(wire(&p)));
     }
     if let Some(ids) = &f.ids {
         c = c.add(vm_contexts::Column::Id.is_in(ids.clone()));

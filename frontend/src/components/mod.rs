@@ -27,6 +27,7 @@ pub mod status_bar;
 pub mod top_bar;
 pub mod act;
 pub mod add_vms;
+pub mod bulk_actions;
 pub mod create_flow;
 pub mod file_browser;
 pub mod flow_card;

@@ -1,7 +1,8 @@
 //! ASSETS: every managed VM by platform with its protection (last backup
 //! age, restore points, size), Backup Now, Restore… and Replicate… per VM,
-//! Backup Now for a selection, coverage, + Add VMs, ungrouped VMs and
-//! protection groups.
+//! filters (platform, group, protection, power) and bulk actions on a
+//! selection (add to group, back up now, a one-off backup), coverage,
+//! + Add VMs, ungrouped VMs and protection groups.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use shared_types::vms::{ProtectionStatus, VmContext};
 
 use crate::api;
 use crate::components::add_vms::AddVmsModal;
+use crate::components::bulk_actions::{BulkBar, BulkDone, BulkResults, VmFilterBar, VmFilters};
 use crate::components::create_flow::CreateFlowModal;
 use crate::components::flow_details::{FlowDetailsModal, Inspect};
 use crate::components::groups::{GroupsPanel, UngroupedPanel};
@@ -37,18 +39,51 @@ pub fn AssetsPage() -> impl IntoView {
         live.vms_version.get();
         api::vm_contexts()
     });
+    // The tables show the VMs the filters let through (the server filters);
+    // without a filter, the whole list above.
+    let filters = VmFilters::new();
+    let filtered = LocalResource::new(move || {
+        version.get();
+        live.jobs_version.get();
+        live.vms_version.get();
+        let q = filters.query();
+        async move {
+            if q.is_empty() { Ok(None) } else { api::vm_list(format!("{q}&limit=1000")).await.map(Some) }
+        }
+    });
     let selected = RwSignal::new(Vec::<String>::new());
+    // A changed filter hides VMs: the selection starts again, so a bulk
+    // action never reaches a VM that is not shown.
+    Effect::new(move |prev: Option<String>| {
+        let q = filters.query();
+        if prev.is_some_and(|p| p != q) {
+            selected.set(Vec::new());
+        }
+        q
+    });
     let backup_vms = RwSignal::new(Vec::<VmContext>::new());
     let add_open = RwSignal::new(false);
     let new_flow = RwSignal::new(None::<String>);
     let inspect = RwSignal::new(None::<Inspect>);
     let started = RwSignal::new(Vec::<String>::new());
+    let bulk_done = RwSignal::new(None::<BulkDone>);
     let operator = move || session.can(shared_types::auth::Role::Operator);
     // Global search opens a VM or a group here: its row is marked and shown.
     scroll_to_opened(shared_types::search::route::VM);
     scroll_to_opened(shared_types::search::route::GROUP);
     let all = move || vms.get().and_then(|r| r.ok()).map(|p| p.items).unwrap_or_default();
-    let backup_selected = move |_| {
+    let shown = move || match filtered.get() {
+        None => None,
+        Some(Ok(Some(p))) => Some(Ok(p)),
+        Some(Err(e)) => Some(Err(e)),
+        Some(Ok(None)) => vms.get(),
+    };
+    let counts = Signal::derive(move || {
+        let total = vms.get().and_then(|r| r.ok()).map(|p| p.total)?;
+        let n = shown().and_then(|r| r.ok()).map(|p| p.total)?;
+        Some((n, total))
+    });
+    let one_off = move |_| {
         let chosen = selected.get_untracked();
         backup_vms.set(all().into_iter().filter(|v| chosen.contains(&v.id)).collect());
     };
@@ -57,16 +92,20 @@ pub fn AssetsPage() -> impl IntoView {
         selected.set(Vec::new());
         started.set(ids);
     };
+    let on_bulk = move |done: BulkDone| {
+        started.set(Vec::new());
+        bulk_done.set(Some(done));
+    };
     view! {
         <section class="page" data-testid="page-assets">
             <PageHeader label=d.label purpose=d.purpose />
             <Coverage vms=Signal::derive(all) />
             <div class="toolbar">
                 <button class="button primary" data-testid="add-vms-open" disabled=move || !operator() on:click=move |_| add_open.set(true)>"+ Add VMs"</button>
-                <button class="button" data-testid="backup-selected" disabled=move || !operator() || selected.with(|s| s.is_empty()) on:click=backup_selected>
-                    {move || format!("Back up selected ({})", selected.with(|s| s.len()))}
-                </button>
             </div>
+            <VmFilterBar filters=filters shown=counts version=version />
+            <BulkBar selected=selected version=version on_one_off=one_off on_done=on_bulk />
+            <BulkResults done=bulk_done inspect=move |j: String| inspect.set(Some(Inspect::Job(j))) />
             {move || (!started.with(|s| s.is_empty())).then(|| {
                 let first = started.with(|s| s.first().cloned()).unwrap_or_default();
                 view! {
@@ -77,8 +116,13 @@ pub fn AssetsPage() -> impl IntoView {
                 }
             })}
             <Transition fallback=|| view! { <p class="muted">"Loading the machines…"</p> }>
-                {move || vms.get().map(|r| match r {
+                {move || shown().map(|r| match r {
                     Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
+                    Ok(page) if page.items.is_empty() && !filters.query().is_empty() => view! {
+                        <div class="card empty" data-testid="no-vms-match">
+                            <p class="muted">"No managed VM matches these filters. Clear filters shows them all."</p>
+                        </div>
+                    }.into_any(),
                     Ok(page) if page.items.is_empty() => view! {
                         <div class="card empty" data-testid="no-vms">
                             <p class="muted">"No VM is managed yet. Add a platform and bring its VMs under management with + Add VMs."</p>
