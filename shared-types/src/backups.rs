@@ -85,3 +85,40 @@ pub struct BackupChain {
     /// Sum of the restore points' bytes_written: what the chain costs in the repository.
     pub bytes_written_total: u64,
 }
+
+wire_enum! {
+    /// How a restore point relates to the one whose chain is shown.
+    pub enum ChainRelation {
+        /// An older point it reads unchanged blocks from (directly or through others).
+        Ancestor = "ancestor",
+        /// The point asked about.
+        This = "this",
+        /// A newer point that reads unchanged blocks from it (directly or through others).
+        Descendant = "descendant",
+    }
+}
+
+/// One restore point of a chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChainLink {
+    pub relation: ChainRelation,
+    pub backup: Backup,
+}
+
+/// `GET /api/v1/backup/{id}/chain`: a restore point's chain from the
+/// catalog's parent links, oldest first: the points it reads from back to
+/// its full, itself, and the points that read from it. Every restore point
+/// is a whole image in the repository: deleting one leaves the others
+/// restorable (the chunks they share stay until garbage collection finds
+/// no point using them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PointChain {
+    pub backup_id: String,
+    pub links: Vec<ChainLink>,
+    /// The snapshot the oldest link names as its parent when that point is
+    /// no longer in the catalog (deleted or pruned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_parent: Option<String>,
+}

@@ -1,15 +1,15 @@
 //! `/api/v1/backup`: restore points: list with filters, one, a VM's chain,
-//! delete (refused inside the immutability window; the repository snapshot
+//! one restore point's chain, delete (refused inside the immutability window; the repository snapshot
 //! goes through the engine's forget, then the catalog row). Starting a
 //! backup belongs to the job runner.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
-use shared_types::backups::{Backup, BackupChain, BackupPage, BackupStatus};
+use shared_types::backups::{Backup, BackupChain, BackupPage, BackupStatus, ChainLink, PointChain};
 use shared_types::error::ErrorBody;
 use shared_types::jobs::BackupType;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::common::{check_id, noted, page};
 use super::{vms, ApiError, ApiJson, ApiQuery};
 use crate::auth::audit::AuditNote;
-use crate::catalog::{convert, repositories as repo_logic};
+use crate::catalog::{backups as backup_logic, convert, repositories as repo_logic};
 use crate::db::entities::{backups, repositories};
 use crate::engine::EngineError;
 use crate::state::AppState;
@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_backups))
         .routes(routes!(backup_chain))
+        .routes(routes!(point_chain))
         .routes(routes!(get_backup, delete_backup))
 }
 
@@ -49,20 +50,52 @@ struct BackupQuery {
     status: Option<BackupStatus>,
     /// Only restore points in this repository (id).
     repository: Option<String>,
+    /// `true`: only restore points inside their immutability window now;
+    /// `false`: only those that can be deleted.
+    immutable: Option<bool>,
+    /// Only restore points taken at or after this instant (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Only restore points taken before this instant (RFC 3339).
+    to: Option<DateTime<Utc>>,
     /// Items per page, 1 to 1000 (default 100).
     limit: Option<u64>,
     /// Items to skip (default 0).
     offset: Option<u64>,
 }
 
-/// Restore points, newest first.
+/// Restore points, newest first, filtered by VM, repository, type, status,
+/// immutability and when they were taken; paged.
 #[utoipa::path(get, path = "/backup/list", tag = "backups", params(BackupQuery), responses(
     (status = 200, body = BackupPage), (status = 400, body = ErrorBody)))]
 async fn list_backups(State(state): State<AppState>, ApiQuery(q): ApiQuery<BackupQuery>) -> Result<ApiJson<BackupPage>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset)?;
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from >= to {
+            return Err(ApiError::invalid_field("from", format!("'from' ({}) must come before 'to' ({}).", from.to_rfc3339(), to.to_rfc3339())));
+        }
+    }
+    for (field, id) in [("vm", &q.vm), ("repository", &q.repository)] {
+        if let Some(id) = id {
+            check_id(field, id)?;
+        }
+    }
     let mut find = backups::Entity::find();
     if let Some(v) = q.vm {
         find = find.filter(backups::Column::VmContextId.eq(v));
+    }
+    let now = Utc::now();
+    match q.immutable {
+        Some(true) => find = find.filter(backups::Column::ImmutableUntil.gt(now)),
+        Some(false) => {
+            find = find.filter(Condition::any().add(backups::Column::ImmutableUntil.is_null()).add(backups::Column::ImmutableUntil.lte(now)))
+        }
+        None => {}
+    }
+    if let Some(from) = q.from {
+        find = find.filter(backups::Column::CreatedAt.gte(from));
+    }
+    if let Some(to) = q.to {
+        find = find.filter(backups::Column::CreatedAt.lt(to));
     }
     if let Some(t) = q.backup_type {
         find = find.filter(backups::Column::BackupType.eq(t.as_str()));
@@ -123,9 +156,29 @@ async fn backup_chain(State(state): State<AppState>, ApiQuery(q): ApiQuery<Chain
     }))
 }
 
+/// A restore point's chain, oldest first: the points it reads unchanged
+/// blocks from back to its full, itself, and the points that read from it
+/// (the catalog's parent links). Each is a whole image in the repository:
+/// deleting one leaves the others restorable.
+#[utoipa::path(get, path = "/backup/{id}/chain", tag = "backups", params(("id" = String, Path, description = "Restore point id")),
+    responses((status = 200, body = PointChain), (status = 404, body = ErrorBody)))]
+async fn point_chain(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<PointChain>, ApiError> {
+    let row = find(&state, &id).await?;
+    let (links, missing_parent) = backup_logic::chain(&state.db, &row).await?;
+    let relations: Vec<_> = links.iter().map(|(r, _)| *r).collect();
+    let backups = convert::backups(&state.db, links.into_iter().map(|(_, m)| m).collect()).await?;
+    Ok(ApiJson(PointChain {
+        backup_id: row.id,
+        links: relations.into_iter().zip(backups).map(|(relation, backup)| ChainLink { relation, backup }).collect(),
+        missing_parent,
+    }))
+}
+
 /// Deletes a restore point: its snapshot leaves the repository (the engine
 /// forgets its manifest; the chunks go at the next garbage collection), then
-/// the catalog row. Refused with 409 inside the immutability window.
+/// the catalog row. Refused with 409 inside the immutability window (the
+/// message gives its end). The points that read from it stay restorable:
+/// each restore point is a whole image, its chunks shared, not borrowed.
 #[utoipa::path(delete, path = "/backup/{id}", tag = "backups", params(("id" = String, Path, description = "Restore point id")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
