@@ -38,6 +38,7 @@ pub mod key_command;
 pub mod lab;
 pub mod platforms;
 pub mod replication;
+pub mod reports;
 pub mod restore;
 pub mod runner;
 pub mod server;

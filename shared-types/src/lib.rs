@@ -30,6 +30,9 @@
 //! * [`policies`]: named policies (retention, immutability, encryption,
 //!   verify schedule) that flows and groups follow, and the preview of what
 //!   a retention change would delete.
+//! * [`reports`]: reports and analytics over the catalog's job history
+//!   (success rate, durations and sizes, change rate, throughput, storage
+//!   forecast, RPO compliance), their tables and charts.
 //! * [`repositories`]: where backups live, with capacity and efficiency.
 //! * [`search`]: global search hits, their ranking and the cockpit routes
 //!   that open them.
@@ -97,6 +100,7 @@ pub mod platform;
 pub mod policies;
 pub mod recovery;
 pub mod replication;
+pub mod reports;
 pub mod repositories;
 pub mod restore;
 pub mod schedules;

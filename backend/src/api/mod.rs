@@ -28,6 +28,7 @@ pub mod policies;
 pub mod query;
 pub mod recovery;
 pub mod replication;
+pub mod reports;
 pub mod repositories;
 pub mod restore;
 pub mod search;
@@ -89,6 +90,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(job_control::router())
         .merge(telemetry::router())
         .merge(schedules::router())
+        .merge(reports::router())
         .merge(restore::router())
         .merge(recovery::router())
         .merge(instant::router())

@@ -22,6 +22,7 @@ pub mod power_watch;
 pub mod network_mapping;
 pub mod policies;
 pub mod replication;
+pub mod reports;
 pub mod repositories;
 pub mod repository_keys;
 pub mod schedule;
