@@ -530,3 +530,38 @@ use shared_types::search::SearchResults;
 pub async fn search(q: &str, limit: usize) -> Result<SearchResults, ApiError> {
     json(Request::get(&format!("/api/v1/search?q={}&limit={limit}", enc(q)))).await
 }
+
+// Policies: named retention, immutability, encryption and verify schedule.
+use shared_types::policies::{CreatePolicyRequest, Policy, PolicyPreview, PolicyPreviewRequest, UpdatePolicyRequest};
+
+pub async fn policies() -> Result<Vec<Policy>, ApiError> {
+    json(Request::get("/api/v1/policies")).await
+}
+
+pub async fn create_policy(req: CreatePolicyRequest) -> Result<Policy, ApiError> {
+    json_with(Request::post("/api/v1/policies"), &req).await
+}
+
+pub async fn update_policy(id: String, req: UpdatePolicyRequest) -> Result<Policy, ApiError> {
+    json_with(Request::patch(&format!("/api/v1/policies/{}", enc(&id))), &req).await
+}
+
+pub async fn delete_policy(id: String) -> Result<(), ApiError> {
+    unit(Request::delete(&format!("/api/v1/policies/{}", enc(&id))).build().map_err(transport)?).await
+}
+
+/// What a candidate retention would delete now, before anything is saved.
+pub async fn preview_policy(req: PolicyPreviewRequest) -> Result<PolicyPreview, ApiError> {
+    json_with(Request::post("/api/v1/policies/preview"), &req).await
+}
+
+/// A flow follows `policy_id`, or no policy (`None`).
+pub async fn set_flow_policy(flow_id: String, policy_id: Option<String>) -> Result<Flow, ApiError> {
+    update_flow(flow_id, UpdateFlowRequest { policy_id: Some(policy_id), ..Default::default() }).await
+}
+
+/// A group gives `policy_id` to its backup flows, or no policy (`None`).
+pub async fn set_group_policy(group_id: String, policy_id: Option<String>) -> Result<GroupDetails, ApiError> {
+    let req = shared_types::groups::UpdateGroupRequest { policy_id: Some(policy_id), ..Default::default() };
+    json_with(Request::patch(&format!("/api/v1/protection-groups/{}", enc(&group_id))), &req).await
+}

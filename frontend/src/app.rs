@@ -24,7 +24,6 @@ use crate::session::{provide_session, use_session};
 use crate::pages::command::CommandPage;
 use crate::pages::networks::NetworksPage;
 use crate::pages::not_found::NotFoundPage;
-use crate::pages::planned::PlannedPage;
 use crate::pages::schedules::SchedulesPage;
 use crate::pages::platforms::PlatformsPage;
 use crate::pages::recovery::RecoveryPage;
@@ -95,7 +94,7 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/platforms") view=PlatformsPage />
                     <Route path=path!("/networks") view=NetworksPage />
                     <Route path=path!("/schedules") view=SchedulesPage />
-                    <Route path=path!("/policies") view=PlannedPage />
+                    <Route path=path!("/policies") view=crate::pages::policies::PoliciesPage />
                     <Route path=path!("/systems") view=SystemsPage />
                     <Route path=path!("/systems/users") view=UsersPage />
                     <Route path=path!("/systems/audit") view=AuditPage />

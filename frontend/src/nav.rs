@@ -120,8 +120,8 @@ pub const DESTINATIONS: &[Destination] = &[
         path: "/policies",
         tier: Tier::Secondary,
         glyph: "§",
-        purpose: "Retention, encryption and immutability rules.",
-        holds: &["Retention (last, daily, weekly, monthly, yearly)", "Encryption keys and immutability windows"],
+        purpose: "Named rules that flows and groups follow: retention, immutability, encryption and verify schedule.",
+        holds: &["Retention (last, hourly, daily, weekly, monthly, yearly)", "Immutability windows, encrypted repositories only, verify schedules"],
     },
     Destination {
         label: "Systems",

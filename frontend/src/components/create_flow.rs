@@ -61,7 +61,23 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
     });
     let keep_daily = RwSignal::new(editing.as_ref().map(|f| number(f.retention.keep_daily)).unwrap_or_default());
     let immutable = RwSignal::new(editing.as_ref().map(|f| f.immutable_days.to_string()).unwrap_or_else(|| "0".into()));
+    // The policy the flow follows ("": its own retention below).
+    let policies = LocalResource::new(api::policies);
+    let policy = RwSignal::new(editing.as_ref().and_then(|f| f.policy.as_ref().map(|p| p.id.clone())).unwrap_or_default());
+    let is_new = editing.is_none();
     let editing = StoredValue::new(editing);
+    // A new flow from a group takes the group's policy (the server gives it too).
+    Effect::new(move |_| {
+        let g = source_group.get();
+        if !is_new {
+            return;
+        }
+        if let Some(Ok(list)) = groups.get() {
+            if let Some(p) = list.iter().find(|x| x.id == g).and_then(|x| x.policy.clone()) {
+                policy.set(p.id);
+            }
+        }
+    });
     let local_error = RwSignal::new(None::<String>);
     Effect::new(move |_| {
         if let Some(Ok(r)) = repos.get() {
@@ -95,6 +111,12 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
                 _ => FlowSource::Vms { vm_ids: chosen_vms.get_untracked() },
             };
             let schedule = Some(schedule.get_untracked().trim().to_string()).filter(|s| !s.is_empty());
+            let policy_id = Some(policy.get_untracked()).filter(|p| !p.is_empty());
+            // Following a policy: its retention and immutability are the flow's.
+            let (retention, immutable_days) = match &policy_id {
+                Some(_) => (RetentionPolicy::default(), 0),
+                None => (retention, count(&immutable.get_untracked(), "Immutable days")?.unwrap_or(0)),
+            };
             Ok(CreateFlowRequest {
                 name: name.get_untracked().trim().to_string(),
                 kind: FlowKind::Backup,
@@ -102,9 +124,9 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
                 repository_id: repo.get_untracked(),
                 schedule,
                 retention,
-                immutable_days: count(&immutable.get_untracked(), "Immutable days")?.unwrap_or(0),
+                immutable_days,
                 enabled: None,
-                policy_id: None,
+                policy_id,
             })
         })();
         match (parsed, editing.get_value()) {
@@ -116,9 +138,9 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
                     source: (req.source != old.source).then(|| req.source.clone()),
                     repository_id: (req.repository_id != old.repository.id).then(|| req.repository_id.clone()),
                     schedule: (req.schedule != old.schedule).then(|| req.schedule.clone()),
-                    retention: (req.retention != old.retention).then(|| req.retention.clone()),
-                    immutable_days: (req.immutable_days != old.immutable_days).then_some(req.immutable_days),
-                    policy_id: None,
+                    retention: (req.policy_id.is_none() && req.retention != old.retention).then(|| req.retention.clone()),
+                    immutable_days: (req.policy_id.is_none() && req.immutable_days != old.immutable_days).then_some(req.immutable_days),
+                    policy_id: (req.policy_id != old.policy.as_ref().map(|p| p.id.clone())).then(|| req.policy_id.clone()),
                 };
                 if update == UpdateFlowRequest::default() {
                     local_error.set(Some("Nothing changed.".into()));
@@ -169,7 +191,25 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
             <label>"Schedule (cron, UTC; empty: only when asked)"
                 <input type="text" class="mono" data-testid="flow-schedule" prop:value=move || schedule.get() on:input=move |ev| schedule.set(event_target_value(&ev)) />
             </label>
-            <div class="form-row">
+            <label>"Policy"
+                <select data-testid="flow-policy" prop:value=move || policy.get() on:change=move |ev| policy.set(event_target_value(&ev))>
+                    <option value="">"None: the retention below"</option>
+                    {move || policies.get().and_then(|r| r.ok()).unwrap_or_default().into_iter().map(|p| view! {
+                        <option value=p.id.clone() selected=policy.get_untracked() == p.id>{p.name.clone()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            {move || {
+                let chosen = policy.get();
+                if chosen.is_empty() {
+                    return None;
+                }
+                let text = policies.get().and_then(|r| r.ok()).and_then(|list| list.into_iter().find(|p| p.id == chosen)).map(|p| {
+                    shared_types::policies::summary(&p.retention, p.immutable_days, p.require_encryption)
+                });
+                Some(view! { <p class="muted small" data-testid="flow-policy-keeps">{text.unwrap_or_default()} " (set by the policy; change it on POLICIES)"</p> })
+            }}
+            <div class="form-row" style:display=move || if policy.get().is_empty() { "" } else { "none" }>
                 <label>"Keep last"
                     <input type="text" inputmode="numeric" data-testid="flow-keep-last" prop:value=move || keep_last.get() on:input=move |ev| keep_last.set(event_target_value(&ev)) />
                 </label>

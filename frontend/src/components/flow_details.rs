@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use shared_types::auth::Role;
 use shared_types::flow::{Flow, FlowAction, FlowDetails, FlowSource};
 use shared_types::jobs::{Job, JobStatus};
+use shared_types::policies::summary;
 
 use crate::api;
 use crate::components::act::{Act, ActError};
@@ -154,6 +155,17 @@ fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspec
                 <div class="muted small">
                     {flow.schedule_description.clone().unwrap_or_else(|| "No schedule: runs when asked".into())}
                     {flow.next_run_at.map(|t| format!(" · next run {}", when(t)))}
+                </div>
+                <div class="small" data-testid="flow-policy">
+                    {match &flow.policy {
+                        Some(p) => view! {
+                            <span class="muted">"Policy "</span><a href="/policies" data-testid="flow-policy-link">{p.name.clone()}</a>
+                            <span class="muted">{format!(": {}", summary(&flow.retention, flow.immutable_days, false))}</span>
+                        }.into_any(),
+                        None => view! {
+                            <span class="muted">{format!("No policy: {}", summary(&flow.retention, flow.immutable_days, false))}</span>
+                        }.into_any(),
+                    }}
                 </div>
             </div>
             <span class=format!("status-pill {}", flow_state_class(&flow)) data-testid="flow-state">{flow.state.label()}</span>

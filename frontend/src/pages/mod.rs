@@ -10,6 +10,7 @@ pub mod notifications;
 pub mod not_found;
 pub mod planned;
 pub mod platforms;
+pub mod policies;
 pub mod recovery;
 pub mod repositories;
 pub mod schedules;
