@@ -105,14 +105,12 @@ fn kind(word: &str) -> Result<ReportKind, ApiError> {
 
 /// Each repository's filesystem capacity now (the storage forecast's free space).
 async fn capacities(state: &AppState) -> Result<HashMap<String, shared_types::repositories::Capacity>, ApiError> {
-    let mut out = HashMap::new();
-    for row in repositories::Entity::find().all(&state.db).await? {
-        let id = row.id.clone();
-        if let Some(c) = repo_logic::describe(&state.data_dir, row, 0, &state.repo_stats).await.capacity {
-            out.insert(id, c);
-        }
-    }
-    Ok(out)
+    let paths: Vec<(String, String)> = repositories::Entity::find().all(&state.db).await?.into_iter().map(|r| (r.id, r.path)).collect();
+    tokio::task::spawn_blocking(move || {
+        paths.into_iter().filter_map(|(id, path)| repo_logic::capacity(std::path::Path::new(&path)).map(|c| (id, c))).collect()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the repositories' capacity: {e}")))
 }
 
 async fn build(state: &AppState, kind: ReportKind, days: u32, by: SuccessBy) -> Result<AnyReport, ApiError> {

@@ -77,17 +77,22 @@ pub fn open_datastore(data_dir: &Path, row: &repositories::Model) -> crate::engi
 /// A repository with live capacity and engine statistics (read on a
 /// blocking thread, statistics cached until the repository changes); a repository that cannot be read is reported
 /// unavailable with the reason, not as an error.
+/// The filesystem's capacity under `path` (blocking: a `statvfs`).
+pub fn capacity(path: &Path) -> Option<Capacity> {
+    rustix::fs::statvfs(path).ok().map(|st| Capacity {
+        total_bytes: st.f_blocks * st.f_frsize,
+        free_bytes: st.f_bavail * st.f_frsize,
+        used_bytes: st.f_blocks.saturating_sub(st.f_bfree) * st.f_frsize,
+    })
+}
+
 pub async fn describe(data_dir: &Path, row: repositories::Model, backup_count: u64, cache: &Arc<StatsCache>) -> Repository {
     let path = row.path.clone();
     let probe = row.clone();
     let cache = Arc::clone(cache);
     let data_dir = data_dir.to_path_buf();
     let measured = tokio::task::spawn_blocking(move || {
-        let capacity = rustix::fs::statvfs(Path::new(&path)).ok().map(|st| Capacity {
-            total_bytes: st.f_blocks * st.f_frsize,
-            free_bytes: st.f_bavail * st.f_frsize,
-            used_bytes: st.f_blocks.saturating_sub(st.f_bfree) * st.f_frsize,
-        });
+        let capacity = capacity(Path::new(&path));
         let fingerprint = repository_keys::fingerprint(Path::new(&probe.path)).ok().flatten();
         let stats = open_datastore(&data_dir, &probe).and_then(|ds| cache.stats(Path::new(&probe.path), &ds)).map(|s| RepositoryStats {
             snapshots: s.snapshots as u64,
