@@ -23,7 +23,8 @@ use shared_types::error::ErrorBody;
 use shared_types::flow::Flow;
 use shared_types::groups::{GroupDetails, ProtectionGroup};
 use shared_types::jobs::Job;
-use shared_types::policies::{Policy, PolicyPreview};
+use shared_types::bulk::BulkOutcome;
+use shared_types::policies::{AssignVmsReport, Policy, PolicyPreview};
 use support::api::Api;
 use support::{fixture, rows, Fixture};
 
@@ -296,6 +297,33 @@ async fn policies_on(f: Fixture) {
     let reply = api.call("DELETE", &format!("/api/v1/policies/{}", gold.id), None).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
 
+    // --- ASSETS bulk action: the flows protecting the chosen VMs follow a
+    // policy; a preview first changes nothing.
+    let assign = format!("/api/v1/policies/{}/assign-vms", sealed.id);
+    let body = json!({"vm_ids": ["vm-a", "vm-c", "ghost"], "preview": true});
+    let r: AssignVmsReport = api.ok("POST", &assign, Some(body), StatusCode::OK).await;
+    assert!(r.preview_only);
+    assert_eq!(r.flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["nightly", "web-one", "web-two"]);
+    let outcome = |r: &AssignVmsReport, vm: &str| r.report.items.iter().find(|i| i.vm_id == vm).map(|i| (i.outcome, i.message.clone())).unwrap();
+    let (o, m) = outcome(&r, "vm-a");
+    assert_eq!(o, BulkOutcome::Refused, "plain-flow writes to the unencrypted repository: {m}");
+    assert!(m.contains("'plain-flow'") && m.contains("'nightly'"), "{m}");
+    assert_eq!(outcome(&r, "vm-c").0, BulkOutcome::Done);
+    assert_eq!(outcome(&r, "ghost").0, BulkOutcome::Refused);
+    assert_eq!((r.report.done, r.report.refused, r.preview.flows.len()), (1, 2, 3));
+    let still: Value = api.ok("GET", &format!("/api/v1/flows/{}", nightly.id), None, StatusCode::OK).await;
+    assert!(still["flow"]["policy"].is_null(), "a preview changes nothing: {still}");
+    let r: AssignVmsReport = api.ok("POST", &assign, Some(json!({"vm_ids": ["vm-a", "vm-c"]})), StatusCode::OK).await;
+    assert!(!r.preview_only && r.flows.len() == 3);
+    for (f, expected) in [(&nightly.id, Some("sealed")), (&web_one.id, Some("sealed")), (&plain_flow.id, None)] {
+        let v: Value = api.ok("GET", &format!("/api/v1/flows/{f}"), None, StatusCode::OK).await;
+        assert_eq!(v["flow"]["policy"]["name"].as_str(), expected, "{v}");
+    }
+    let r: AssignVmsReport = api.ok("POST", &assign, Some(json!({"vm_ids": ["vm-b", "vm-c"]})), StatusCode::OK).await;
+    assert_eq!((r.report.unchanged, r.flows.len()), (2, 0), "{:?}", r.report);
+    refused(&api, "POST", &assign, json!({"vm_ids": []}), StatusCode::BAD_REQUEST, "invalid_field").await;
+    assert_eq!(api.call("POST", "/api/v1/policies/nope/assign-vms", Some(json!({"vm_ids": ["vm-a"]}))).await.status, StatusCode::NOT_FOUND);
+
     // --- A policy's verify schedule verifies its flows' repository (the
     // repository's own schedules off).
     api.ok::<Value>("PATCH", &format!("/api/v1/repositories/{}/maintenance-schedule", repo.id), Some(json!({"verify_schedule": "", "gc_schedule": ""})), StatusCode::OK).await;
@@ -319,7 +347,7 @@ async fn policies_on(f: Fixture) {
     // Every change is in the audit log.
     let audit: Value = api.ok("GET", "/api/v1/audit?limit=200", None, StatusCode::OK).await;
     let text = audit.to_string();
-    for action in ["policy.create", "policy.update", "policy.delete", "policy.preview", "flow.update", "group.update"] {
+    for action in ["policy.create", "policy.update", "policy.delete", "policy.preview", "policy.assign_vms", "flow.update", "group.update"] {
         assert!(text.contains(action), "{action} in the audit log");
     }
 }

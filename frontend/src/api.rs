@@ -565,3 +565,10 @@ pub async fn set_group_policy(group_id: String, policy_id: Option<String>) -> Re
     let req = shared_types::groups::UpdateGroupRequest { policy_id: Some(policy_id), ..Default::default() };
     json_with(Request::patch(&format!("/api/v1/protection-groups/{}", enc(&group_id))), &req).await
 }
+
+/// ASSETS bulk action: the backup flows protecting `vm_ids` follow the policy
+/// (`preview`: nothing changes, the answer says what would).
+pub async fn assign_policy_to_vms(policy_id: String, vm_ids: Vec<String>, preview: bool) -> Result<shared_types::policies::AssignVmsReport, ApiError> {
+    let req = shared_types::policies::AssignVmsRequest { vm_ids, preview };
+    json_with(Request::post(&format!("/api/v1/policies/{}/assign-vms", enc(&policy_id))), &req).await
+}

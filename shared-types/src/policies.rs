@@ -163,6 +163,37 @@ pub struct PolicyPreview {
     pub kept_immutable_total: u64,
 }
 
+/// `POST /api/v1/policies/{id}/assign-vms` (ASSETS bulk action): the
+/// backup flows that protect these VMs follow the policy. A flow covers
+/// every VM of its source, so the change reaches its other VMs too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AssignVmsRequest {
+    /// VM context ids.
+    pub vm_ids: Vec<String>,
+    /// True: change nothing, answer what would change (and what the
+    /// policy's retention would delete from those flows).
+    #[serde(default)]
+    pub preview: bool,
+}
+
+/// What assigning a policy to VMs did (or would do, on a preview).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AssignVmsReport {
+    /// Each VM's outcome: done (its flows follow the policy now), unchanged
+    /// (they did already) or refused (no backup flow, or a repository that
+    /// is not encrypted while the policy requires it).
+    pub report: crate::bulk::BulkReport,
+    /// The flows that follow (or would follow) the policy because of this request.
+    pub flows: Vec<NamedRef>,
+    /// What the policy's retention deletes from those flows at their next retention run.
+    pub preview: PolicyPreview,
+    /// True when nothing was changed.
+    pub preview_only: bool,
+}
+
 /// Longest policy description.
 pub const POLICY_DESCRIPTION_MAX: usize = 1000;
 

@@ -13,9 +13,12 @@ use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 use shared_types::error::ErrorBody;
 use shared_types::flow::FlowKind;
+use shared_types::bulk::{BulkOutcome, BulkReport, BulkVmResult, BULK_VMS_MAX};
 use shared_types::policies::{
-    CreatePolicyRequest, Policy, PolicyPreview, PolicyPreviewRequest, UpdatePolicyRequest, POLICY_DESCRIPTION_MAX, PREVIEW_FLOWS_MAX,
+    AssignVmsReport, AssignVmsRequest, CreatePolicyRequest, Policy, PolicyPreview, PolicyPreviewRequest, UpdatePolicyRequest, POLICY_DESCRIPTION_MAX,
+    PREVIEW_FLOWS_MAX,
 };
+use shared_types::NamedRef;
 use shared_types::validate_name;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,7 +28,7 @@ use super::flows::{check_immutable, check_retention};
 use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::catalog::{new_id, policies as policy_logic, schedule};
-use crate::db::entities::{flows, policies};
+use crate::db::entities::{flow_vms, flows, policies, vm_contexts};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_policies, create_policy))
         .routes(routes!(preview_policy))
         .routes(routes!(get_policy, update_policy, delete_policy))
+        .routes(routes!(assign_vms))
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<policies::Model, ApiError> {
@@ -299,4 +303,100 @@ async fn preview_policy(State(state): State<AppState>, ApiJson(req): ApiJson<Pol
     let preview = policy_logic::preview(&state.db, &data_dir, &req.retention, rows).await?;
     let target = format!("keeps {}: {} restore point(s) of {} flow(s) would be deleted", preview.keeps, preview.deleted_total, preview.flows.len());
     Ok(noted(ApiJson(preview), AuditNote::new("policy.preview", target)))
+}
+
+/// ASSETS bulk action: the backup flows that protect these VMs follow the
+/// policy (a flow covers all its VMs, so its other VMs get it too). Each VM
+/// answers on its own: done, unchanged (its flows followed it already) or
+/// refused (no backup flow protects it; a flow writes to an unencrypted
+/// repository while the policy requires encryption: that flow is left as
+/// it is). With `preview`, nothing changes: the answer says what would, and
+/// what the policy's retention would delete from those flows.
+#[utoipa::path(post, path = "/policies/{id}/assign-vms", tag = "policies", params(("id" = String, Path, description = "Policy id")),
+    request_body = AssignVmsRequest, responses(
+    (status = 200, body = AssignVmsReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn assign_vms(State(state): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<AssignVmsRequest>) -> Result<Response, ApiError> {
+    let policy = find(&state.db, &id).await?;
+    let ids = id_list("vm_ids", &req.vm_ids, BULK_VMS_MAX)?;
+    let vms = vm_contexts::Entity::find().filter(vm_contexts::Column::Id.is_in(ids.clone())).all(&state.db).await?;
+    let group_ids: Vec<String> = vms.iter().filter_map(|v| v.group_id.clone()).collect();
+    let listed = flow_vms::Entity::find().filter(flow_vms::Column::VmContextId.is_in(ids.clone())).all(&state.db).await?;
+    let mut covering = flows::Entity::find().filter(flows::Column::Kind.eq(FlowKind::Backup.as_str()));
+    let mut cond = sea_orm::Condition::any().add(flows::Column::Id.is_in(listed.iter().map(|l| l.flow_id.clone())));
+    if !group_ids.is_empty() {
+        cond = cond.add(flows::Column::GroupId.is_in(group_ids));
+    }
+    covering = covering.filter(cond);
+    let flow_rows = covering.order_by_asc(flows::Column::Name).all(&state.db).await?;
+    // Flows that cannot follow the policy: their repository is not encrypted.
+    let mut refused_flows: Vec<String> = Vec::new();
+    if policy.require_encryption {
+        let repos: Vec<String> = flow_rows.iter().map(|f| f.repository_id.clone()).collect();
+        let plain = policy_logic::unencrypted(&state.db, repos.clone()).await?;
+        if !plain.is_empty() {
+            for f in &flow_rows {
+                if !policy_logic::unencrypted(&state.db, vec![f.repository_id.clone()]).await?.is_empty() {
+                    refused_flows.push(f.id.clone());
+                }
+            }
+        }
+    }
+    let follows = |f: &flows::Model| f.policy_id.as_deref() == Some(policy.id.as_str());
+    let to_assign: Vec<&flows::Model> = flow_rows.iter().filter(|f| !follows(f) && !refused_flows.contains(&f.id)).collect();
+    let items: Vec<BulkVmResult> = ids
+        .iter()
+        .map(|vm_id| {
+            let vm = vms.iter().find(|v| &v.id == vm_id);
+            let name = vm.map(|v| v.name.clone()).unwrap_or_default();
+            let result = |outcome, message: String| BulkVmResult { vm_id: vm_id.clone(), vm_name: name.clone(), outcome, message, job_id: None, flow: None };
+            let Some(vm) = vm else {
+                return result(BulkOutcome::Refused, format!("No managed VM has the id '{vm_id}'."));
+            };
+            let mine: Vec<&flows::Model> = flow_rows
+                .iter()
+                .filter(|f| match &f.group_id {
+                    Some(g) => vm.group_id.as_deref() == Some(g.as_str()),
+                    None => listed.iter().any(|l| l.flow_id == f.id && &l.vm_context_id == vm_id),
+                })
+                .collect();
+            let names = |list: &[&flows::Model]| quote_list(&list.iter().map(|f| f.name.clone()).collect::<Vec<_>>());
+            if mine.is_empty() {
+                return result(BulkOutcome::Refused, format!("No backup flow protects {name}: add it to a flow or to a protected group first (FLOWS)."));
+            }
+            let refused: Vec<&flows::Model> = mine.iter().copied().filter(|f| refused_flows.contains(&f.id)).collect();
+            let new: Vec<&flows::Model> = mine.iter().copied().filter(|f| !follows(f) && !refused_flows.contains(&f.id)).collect();
+            if !refused.is_empty() {
+                let also = if new.is_empty() { String::new() } else { format!(" The flow {} follow{} it.", names(&new), if req.preview { "s would" } else { "s" }) };
+                return result(
+                    BulkOutcome::Refused,
+                    format!("The policy '{}' requires an encrypted repository; the flow {} writes to an unencrypted one.{also}", policy.name, names(&refused)),
+                );
+            }
+            if new.is_empty() {
+                return result(BulkOutcome::Unchanged, format!("The flow {} follows '{}' already.", names(&mine), policy.name));
+            }
+            let verb = if req.preview { "would follow" } else { "follows now" };
+            result(BulkOutcome::Done, format!("The flow {} {verb} '{}' ({}).", names(&new), policy.name, policy_logic::describe(&policy)))
+        })
+        .collect();
+    let flow_refs: Vec<NamedRef> = to_assign.iter().map(|f| NamedRef { id: f.id.clone(), name: f.name.clone() }).collect();
+    let data_dir = state.data_dir.clone();
+    let preview =
+        policy_logic::preview(&state.db, &data_dir, &policy_logic::retention(&policy), to_assign.iter().map(|f| (*f).clone()).collect()).await?;
+    let report = BulkReport::new(items);
+    if req.preview {
+        let target = format!("{} (preview for {} VM(s): {} flow(s))", policy.name, ids.len(), flow_refs.len());
+        return Ok(noted(ApiJson(AssignVmsReport { report, flows: flow_refs, preview, preview_only: true }), AuditNote::new("policy.assign_vms_preview", target)));
+    }
+    let txn = state.db.begin().await?;
+    policy_logic::follow(&txn, &policy, flow_refs.iter().map(|f| f.id.clone()).collect()).await?;
+    txn.commit().await?;
+    let target = format!(
+        "{} → {} flow(s) of {} VM(s): {}",
+        policy.name,
+        flow_refs.len(),
+        ids.len(),
+        flow_refs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(noted(ApiJson(AssignVmsReport { report, flows: flow_refs, preview, preview_only: false }), AuditNote::new("policy.assign_vms", target)))
 }

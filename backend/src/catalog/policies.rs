@@ -95,6 +95,11 @@ pub async fn to_api(db: &impl ConnectionTrait, rows: Vec<policies::Model>) -> Re
         .collect())
 }
 
+/// What a policy keeps and guards, in words.
+pub fn describe(m: &policies::Model) -> String {
+    shared_types::policies::summary(&retention(m), immutable_days(m), m.require_encryption)
+}
+
 /// Policy names for these ids.
 pub async fn names(db: &impl ConnectionTrait, ids: impl IntoIterator<Item = String>) -> Result<Names, DbErr> {
     let ids: Vec<String> = ids.into_iter().collect::<HashSet<_>>().into_iter().collect();

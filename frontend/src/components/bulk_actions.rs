@@ -161,6 +161,29 @@ pub fn BulkBar(
             on_done.run(BulkDone { action: format!("Add to group '{name}'"), report });
         });
     };
+    // Assign policy: a preview of what would change first, then Confirm.
+    let policies = LocalResource::new(move || {
+        version.get();
+        api::policies()
+    });
+    let policy = RwSignal::new(String::new());
+    let pending = RwSignal::new(None::<shared_types::policies::AssignVmsReport>);
+    let policy_name = move |id: &str| {
+        policies.get_untracked().and_then(|r| r.ok()).and_then(|l| l.into_iter().find(|x| x.id == id)).map(|x| x.name).unwrap_or_default()
+    };
+    let preview_policy = move |_| {
+        pending.set(None);
+        act.run(api::assign_policy_to_vms(policy.get_untracked(), selected.get_untracked(), true), move |r| pending.set(Some(r)));
+    };
+    let confirm_policy = move |_| {
+        let p = policy.get_untracked();
+        let name = policy_name(&p);
+        act.run(api::assign_policy_to_vms(p, selected.get_untracked(), false), move |r| {
+            pending.set(None);
+            version.update(|v| *v += 1);
+            on_done.run(BulkDone { action: format!("Assign policy '{name}'"), report: r.report });
+        });
+    };
     let backup = move |_| {
         act.run(api::bulk_backup_now(selected.get_untracked()), move |report| {
             on_done.run(BulkDone { action: "Back up now".into(), report });
@@ -181,14 +204,47 @@ pub fn BulkBar(
                 <button class="button small" data-testid="bulk-add-to-group" title=title
                     disabled=move || !operator() || none() || group.with(String::is_empty) || act.busy.get() on:click=add>"Add to group"</button>
             </span>
-            // Assign policy: the named-policies work adds its bulk action here
-            // (a select of policies and a button, answering a BulkReport).
+            <span class="bulk-group">
+                <select data-testid="bulk-policy" aria-label="Policy for the flows of the selected VMs" prop:value=move || policy.get()
+                    on:change=move |ev| { pending.set(None); policy.set(event_target_value(&ev)) }>
+                    <option value="">"Choose a policy…"</option>
+                    {move || policies.get().and_then(|r| r.ok()).unwrap_or_default().into_iter().map(|p| {
+                        let selected = policy.get_untracked() == p.id;
+                        view! { <option value=p.id.clone() selected=selected>{p.name}</option> }
+                    }).collect_view()}
+                </select>
+                <button class="button small" data-testid="bulk-assign-policy"
+                    title=move || if operator() { "The backup flows of the selected VMs follow this policy (a preview first)".to_string() } else { title() }
+                    disabled=move || !operator() || none() || policy.with(String::is_empty) || act.busy.get() on:click=preview_policy>"Assign policy…"</button>
+            </span>
             <button class="button small" data-testid="bulk-backup-now" title=move || if operator() { "Back up each VM now through its backup flow".to_string() } else { title() }
                 disabled=move || !operator() || none() || act.busy.get() on:click=backup>"Back up now"</button>
             <button class="button small" data-testid="backup-selected" title=move || if operator() { "A one-off backup to a repository you choose".to_string() } else { title() }
                 disabled=move || !operator() || none() on:click=move |_| on_one_off.run(())>"One-off backup…"</button>
             <button class="button small" data-testid="bulk-clear" disabled=none on:click=move |_| selected.set(Vec::new())>"Clear selection"</button>
         </div>
+        {move || pending.get().map(|r| {
+            let flows = r.flows.iter().map(|f| f.name.clone()).collect::<Vec<_>>().join(", ");
+            let text = if r.flows.is_empty() {
+                format!("No flow would change ({} unchanged, {} refused): nothing to confirm.", r.report.unchanged, r.report.refused)
+            } else {
+                format!(
+                    "{} flow(s) would follow the policy: {flows}. They cover other VMs too. {} restore point(s) would be deleted at their next retention run{}.{}",
+                    r.flows.len(),
+                    r.preview.deleted_total,
+                    if r.preview.kept_immutable_total > 0 { format!(" ({} more kept: immutable)", r.preview.kept_immutable_total) } else { String::new() },
+                    if r.report.refused > 0 { format!(" {} VM(s) refused: see each reason after confirming.", r.report.refused) } else { String::new() },
+                )
+            };
+            let nothing = r.flows.is_empty();
+            view! {
+                <div class="notice caution bulk-confirm" data-testid="bulk-policy-preview" data-deleted=r.preview.deleted_total.to_string()>
+                    <span>{text}</span>
+                    <button class="button small primary" data-testid="bulk-policy-confirm" disabled=move || nothing || act.busy.get() on:click=confirm_policy>"Confirm"</button>
+                    <button class="button small" data-testid="bulk-policy-cancel" on:click=move |_| pending.set(None)>"Cancel"</button>
+                </div>
+            }
+        })}
         <ActError act=act testid="bulk-error" />
     }
 }
