@@ -572,3 +572,42 @@ pub async fn assign_policy_to_vms(policy_id: String, vm_ids: Vec<String>, previe
     let req = shared_types::policies::AssignVmsRequest { vm_ids, preview };
     json_with(Request::post(&format!("/api/v1/policies/{}/assign-vms", enc(&policy_id))), &req).await
 }
+
+// ---------- reports ----------
+
+use shared_types::reports::{AnyReport, ReportKind, SuccessBy};
+
+/// A report over `days`; `by` is the success report's rows.
+pub async fn report(kind: ReportKind, days: u32, by: SuccessBy) -> Result<AnyReport, ApiError> {
+    let url = |name: &str| format!("/api/v1/reports/{name}?days={days}");
+    Ok(match kind {
+        ReportKind::Success => AnyReport::Success(json(Request::get(&format!("{}&by={}", url("success"), by.as_str()))).await?),
+        ReportKind::Backups => AnyReport::Backups(json(Request::get(&url("backups"))).await?),
+        ReportKind::ChangeRate => AnyReport::ChangeRate(json(Request::get(&url("change-rate"))).await?),
+        ReportKind::Throughput => AnyReport::Throughput(json(Request::get(&url("throughput"))).await?),
+        ReportKind::Storage => AnyReport::Storage(json(Request::get(&url("storage"))).await?),
+        ReportKind::Rpo => AnyReport::Rpo(json(Request::get(&url("rpo"))).await?),
+    })
+}
+
+fn report_query(kind: ReportKind, days: u32, by: SuccessBy) -> String {
+    match kind {
+        ReportKind::Success => format!("days={days}&by={}", by.as_str()),
+        _ => format!("days={days}"),
+    }
+}
+
+/// Table `table` of a report as a CSV download (the session cookie authorises it).
+pub fn report_csv_url(kind: ReportKind, days: u32, by: SuccessBy, table: usize) -> String {
+    format!("/api/v1/reports/{}?{}&format=csv&table={table}", kind.as_str(), report_query(kind, days, by))
+}
+
+/// Chart `n` of a report, drawn by the server as SVG.
+pub fn report_chart_url(kind: ReportKind, days: u32, by: SuccessBy, n: usize) -> String {
+    format!("/api/v1/reports/{}/chart?{}&n={n}", kind.as_str(), report_query(kind, days, by))
+}
+
+/// The report's printable page.
+pub fn report_print_url(kind: ReportKind, days: u32, by: SuccessBy) -> String {
+    format!("/api/v1/reports/{}/print?{}", kind.as_str(), report_query(kind, days, by))
+}

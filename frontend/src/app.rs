@@ -24,6 +24,7 @@ use crate::session::{provide_session, use_session};
 use crate::pages::command::CommandPage;
 use crate::pages::networks::NetworksPage;
 use crate::pages::not_found::NotFoundPage;
+use crate::pages::reports::ReportsPage;
 use crate::pages::schedules::SchedulesPage;
 use crate::pages::platforms::PlatformsPage;
 use crate::pages::recovery::RecoveryPage;
@@ -94,6 +95,7 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/platforms") view=PlatformsPage />
                     <Route path=path!("/networks") view=NetworksPage />
                     <Route path=path!("/schedules") view=SchedulesPage />
+                    <Route path=path!("/reports") view=ReportsPage />
                     <Route path=path!("/policies") view=crate::pages::policies::PoliciesPage />
                     <Route path=path!("/systems") view=SystemsPage />
                     <Route path=path!("/systems/users") view=UsersPage />

@@ -7,7 +7,7 @@ use shared_types::search::{match_rank, MatchRank, SearchHit, SearchKind};
 pub enum Tier {
     /// COMMAND, FLOWS, ASSETS, RECOVERY, TELEMETRY.
     Primary,
-    /// Repositories, Platforms, Networks, Schedules, Policies, Systems.
+    /// Repositories, Platforms, Networks, Schedules, Reports, Policies, Systems.
     Secondary,
 }
 
@@ -113,6 +113,14 @@ pub const DESTINATIONS: &[Destination] = &[
         tier: Tier::Secondary,
         glyph: "◷",
         purpose: "What runs on its own in the next days, for how long, and where runs overlap.",
+        holds: &[],
+    },
+    Destination {
+        label: "Reports",
+        path: "/reports",
+        tier: Tier::Secondary,
+        glyph: "▥",
+        purpose: "Success rates, backup durations and sizes, change rate, throughput, storage forecast and RPO compliance over 7 to 365 days, as CSV or printed.",
         holds: &[],
     },
     Destination {
@@ -232,7 +240,8 @@ mod tests {
         assert_eq!((users[0].route.as_str(), users[0].rank), ("/systems/users", MatchRank::Exact));
         assert!(page_hits("server").iter().all(|h| h.route != "/systems" || h.title == "Systems"));
         assert_eq!(primary().count(), 5);
-        assert_eq!(secondary().count(), 6);
+        assert_eq!(secondary().count(), 7);
+        assert!(page_hits("forecast").iter().any(|h| h.route == "/reports"));
         assert_eq!(for_path("/networks").unwrap().label, "Networks");
     }
 }

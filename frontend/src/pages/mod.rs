@@ -12,6 +12,7 @@ pub mod planned;
 pub mod platforms;
 pub mod policies;
 pub mod recovery;
+pub mod reports;
 pub mod repositories;
 pub mod schedules;
 pub mod sign_in;
