@@ -85,8 +85,8 @@ pub fn PoliciesPage() -> impl IntoView {
                                                 {p.description.clone().map(|d| view! { <span class="muted small">{format!(" · {d}")}</span> })}
                                                 <div data-testid="policy-keeps">{summary(&p.retention, p.immutable_days, p.require_encryption)}</div>
                                                 <div class="small muted">{match (&p.verify_schedule, &p.verify_schedule_description) {
-                                                    (Some(s), Some(d)) => format!("Verify: {d} UTC ({s})"),
-                                                    (Some(s), None) => format!("Verify: {s} (UTC)"),
+                                                    (Some(s), Some(d)) => format!("Verify {s} (UTC): {d}"),
+                                                    (Some(s), None) => format!("Verify {s} (UTC)"),
                                                     _ => "No verify schedule of its own (each repository's applies)".to_string(),
                                                 }}</div>
                                             </div>
