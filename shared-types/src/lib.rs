@@ -27,6 +27,8 @@
 //! * [`replication`]: replication flows, their states and the rule that says
 //!   which actions a state allows ([`replication::transition`]), lag and RPO,
 //!   replica points, failover and rollback requests.
+//! * [`pages`]: the cockpit's pages (navigation table, Systems tabs) and
+//!   how page search matches them.
 //! * [`policies`]: named policies (retention, immutability, encryption,
 //!   verify schedule) that flows and groups follow, and the preview of what
 //!   a retention change would delete.
@@ -96,6 +98,7 @@ pub mod instant;
 pub mod jobs;
 pub mod networks;
 pub mod overview;
+pub mod pages;
 pub mod platform;
 pub mod policies;
 pub mod recovery;
