@@ -7,15 +7,24 @@
 //! (`sendense-frontend-<hash>_bg.wasm`, `cockpit-<hash>.css`, the fonts) never
 //! change under that name, so browsers keep them for a year without asking;
 //! `index.html`, which names them, is checked on every load.
+//!
+//! `index.html` itself is answered per page ([`page_shell`]): the loading
+//! shell it paints before the wasm arrives gets the page's own header (its
+//! name and purpose, from [`shared_types::pages`], the table the cockpit's
+//! navigation uses), and the head preloads the cockpit's fonts, so text
+//! drawn when the app mounts does not move when a font arrives late.
 
 use std::path::Path;
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::handler::HandlerWithoutStateExt;
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::services::ServeDir;
+
+use crate::reports::print::escape;
 
 /// `Cache-Control` of a file named by its content's hash.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -38,9 +47,60 @@ pub fn router(web_dir: &Path) -> Router {
             async move { (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response() }
         });
     }
-    let index = ServeFile::new(index).precompressed_br().precompressed_gzip();
-    let files = ServeDir::new(web_dir).precompressed_br().precompressed_gzip().fallback(index);
-    Router::new().fallback_service(files).layer(middleware::from_fn(cache_control))
+    let dir = web_dir.to_path_buf();
+    let page = move |uri: Uri| {
+        let dir = dir.clone();
+        async move { page_shell(&dir, uri.path()).await }
+    };
+    let files = ServeDir::new(web_dir)
+        .precompressed_br()
+        .precompressed_gzip()
+        .append_index_html_on_directories(false)
+        .fallback(page.clone().into_service());
+    Router::new()
+        .route("/index.html", axum::routing::get(page))
+        .fallback_service(files)
+        .layer(middleware::from_fn(cache_control))
+}
+
+/// Where `index.html`'s loading shell takes the page's header.
+const PAGE_MARK: &str = "<!-- sendense:page -->";
+/// Where `index.html`'s head takes the font preloads.
+const PRELOAD_MARK: &str = "<!-- sendense:preload -->";
+
+/// `index.html` for a page the browser asked for by its path: the page's
+/// name and purpose in the loading shell, the fonts preloaded.
+async fn page_shell(web_dir: &Path, path: &str) -> Response {
+    let html = match tokio::fs::read_to_string(web_dir.join("index.html")).await {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(dir = %web_dir.display(), error = %e, "the cockpit's index.html cannot be read");
+            return (StatusCode::SERVICE_UNAVAILABLE, "The cockpit's index.html cannot be read; rebuild it with scripts/run.sh.").into_response();
+        }
+    };
+    let head = shared_types::pages::for_path(path)
+        .map(|p| format!("<header class=\"boot-head\"><h1>{}</h1><p class=\"boot-purpose\">{}</p></header>", escape(p.label), escape(p.purpose)))
+        .unwrap_or_default();
+    let preloads: String = font_files(web_dir)
+        .await
+        .iter()
+        .map(|name| format!("<link rel=\"preload\" href=\"/fonts/{}\" as=\"font\" type=\"font/woff2\" crossorigin>", escape(name)))
+        .collect();
+    Html(html.replacen(PAGE_MARK, &head, 1).replacen(PRELOAD_MARK, &preloads, 1)).into_response()
+}
+
+/// The WOFF2 files in the cockpit's `fonts/`, sorted by name.
+async fn font_files(web_dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(mut dir) = tokio::fs::read_dir(web_dir.join("fonts")).await {
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            if let Some(name) = entry.file_name().to_str().filter(|n| n.ends_with(".woff2")) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    names
 }
 
 /// Sets how long browsers may keep what was served. A path that looks hashed

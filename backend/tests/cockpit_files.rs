@@ -1,6 +1,8 @@
 //! How the built cockpit is served: the build's pre-compressed copies to the
 //! browsers that accept them, content-hashed files cached for a year, and
-//! `index.html` (and deep links, and files that are gone) revalidated.
+//! `index.html` (and deep links, and files that are gone) revalidated, and
+//! painted per page: the loading shell names the page asked for and the
+//! head preloads the fonts.
 
 mod support;
 
@@ -69,4 +71,38 @@ async fn hashed_files_are_kept_for_a_year_and_the_page_is_revalidated() {
     }
     let gone = f.send(get("/sendense-frontend-fedcba9876543210.js", None)).await;
     assert!(gone.body.contains("<title>cockpit</title>"), "a missing file answers the page: {}", gone.body);
+}
+
+#[tokio::test]
+async fn the_loading_shell_names_the_page_asked_for_and_preloads_the_fonts() {
+    let f = fixture().await;
+    let web = f.web.path();
+    // The repository's own index.html: its two places for the server.
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../index.html")).unwrap();
+    assert!(source.contains("<!-- sendense:page -->") && source.contains("<!-- sendense:preload -->"), "index.html lost its marks");
+    std::fs::write(web.join("index.html"), &source).unwrap();
+    std::fs::create_dir(web.join("fonts")).unwrap();
+    for name in ["inter-600-b69dc4446ac04180.woff2", "inter-400-0123456789abcdef.woff2", "readme.txt"] {
+        std::fs::write(web.join("fonts").join(name), b"wOF2").unwrap();
+    }
+    let preloads = concat!(
+        r#"<link rel="preload" href="/fonts/inter-400-0123456789abcdef.woff2" as="font" type="font/woff2" crossorigin>"#,
+        r#"<link rel="preload" href="/fonts/inter-600-b69dc4446ac04180.woff2" as="font" type="font/woff2" crossorigin>"#
+    );
+    for (path, label) in [("/", "COMMAND"), ("/command", "COMMAND"), ("/flows", "FLOWS"), ("/systems/users", "Systems"), ("/reports", "Reports")] {
+        let page = f.send(get(path, Some("br"))).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert_eq!(header(&page, "content-type").as_deref(), Some("text/html; charset=utf-8"), "{path}");
+        assert_eq!(header(&page, "cache-control").as_deref(), Some("no-cache"), "{path}");
+        let purpose = shared_types::pages::for_path(path).unwrap().purpose;
+        assert!(page.body.contains(&format!(r#"<h1>{label}</h1><p class="boot-purpose">{purpose}</p>"#)), "{path}: {}", page.body);
+        assert!(page.body.contains(preloads), "{path}: {}", page.body);
+    }
+    // Not a page: the shell without a name, the fonts still preloaded.
+    for path in ["/index.html", "/sendense-frontend-fedcba9876543210.js", "/nowhere"] {
+        let page = f.send(get(path, None)).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(!page.body.contains("boot-head") && page.body.contains("Loading the cockpit"), "{path}: {}", page.body);
+        assert!(page.body.contains(preloads), "{path}");
+    }
 }
