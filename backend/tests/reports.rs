@@ -330,6 +330,24 @@ async fn reports_on(f: Fixture, label: &str) {
     api.error("/api/v1/reports/rpo/print?n=0", StatusCode::BAD_REQUEST, "invalid_field").await;
     api.error("/api/v1/reports/throughput?days=-1", StatusCode::BAD_REQUEST, "invalid_query").await;
 
+    // The OpenAPI document describes every report, its JSON schema and its CSV.
+    let doc: serde_json::Value = api.ok("GET", "/api/v1/openapi.json", None, StatusCode::OK).await;
+    for (path, schema) in [
+        ("/reports/success", "SuccessReport"),
+        ("/reports/backups", "BackupsReport"),
+        ("/reports/change-rate", "ChangeRateReport"),
+        ("/reports/throughput", "ThroughputReport"),
+        ("/reports/storage", "StorageReport"),
+        ("/reports/rpo", "RpoReport"),
+    ] {
+        let content = &doc["paths"][path]["get"]["responses"]["200"]["content"];
+        assert_eq!(content["application/json"]["schema"]["$ref"], format!("#/components/schemas/{schema}"), "{path}: {content}");
+        assert!(content["text/csv"].is_object(), "{path}: {content}");
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    assert!(doc["paths"]["/reports/{report}/print"]["get"]["responses"]["200"]["content"]["text/html"].is_object());
+    assert!(doc["paths"]["/reports/{report}/chart"]["get"]["responses"]["200"]["content"]["image/svg+xml"].is_object());
+
     // A viewer reads reports.
     let (_, viewer) = api.f.user_with_role("watcher", Role::Viewer).await;
     let reply = api.f.call("GET", "/api/v1/reports/rpo?days=7", Some(&viewer), None).await;

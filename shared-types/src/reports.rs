@@ -440,6 +440,8 @@ impl ChartUnit {
     /// An axis label for `value`.
     pub fn label(self, value: f64) -> String {
         match self {
+            // Counts are whole: a tick between two counts has no label.
+            ChartUnit::Count if (value - value.round()).abs() > 1e-6 => String::new(),
             ChartUnit::Count => format!("{value:.0}"),
             ChartUnit::Percent => format!("{value:.0}%"),
             ChartUnit::Bytes => format_bytes(value.max(0.0) as u64),

@@ -24,16 +24,19 @@ pub fn render(chart: &Chart, size: (u32, u32)) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        let days = chart.series.iter().map(|s| s.points.len()).max().unwrap_or(0).max(1);
-        let first_day = chart.series.iter().find_map(|s| s.points.first().map(|p| p.0));
+        // x = days since the earliest day of any series (series may start
+        // on different days, e.g. repositories created at different times).
+        let first_day = chart.series.iter().filter_map(|s| s.points.first().map(|p| p.0)).min();
+        let x_of = |at: chrono::DateTime<chrono::Utc>| first_day.map(|f| (at - f).num_days() as f64).unwrap_or(0.0);
+        let days = chart.series.iter().filter_map(|s| s.points.last().map(|p| x_of(p.0) as usize + 1)).max().unwrap_or(1);
         let y_max = chart.series.iter().flat_map(|s| s.points.iter().filter_map(|p| p.1)).fold(0.0f64, f64::max);
         let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
         let x_max = (days as f64 - 1.0).max(1.0);
         let built = ChartBuilder::on(&root)
-            .caption(&chart.title, ("sans-serif", 15).into_font().color(&TEXT))
+            .caption(&chart.title, ("sans-serif", 17).into_font().color(&TEXT))
             .margin(10)
-            .x_label_area_size(26)
-            .y_label_area_size(78)
+            .x_label_area_size(30)
+            .y_label_area_size(86)
             .build_cartesian_2d(0.0..x_max, 0.0..y_max);
         let Ok(mut plot) = built else { return svg_error(size) };
         let unit = chart.unit;
@@ -46,7 +49,7 @@ pub fn render(chart: &Chart, size: (u32, u32)) -> String {
             .bold_line_style(GRID.mix(0.35))
             .light_line_style(GRID.mix(0.12))
             .axis_style(GRID)
-            .label_style(("sans-serif", 11).into_font().color(&TEXT))
+            .label_style(("sans-serif", 13).into_font().color(&TEXT))
             .x_labels(days.min(8))
             .y_labels(5)
             .x_label_formatter(&day_label)
@@ -56,9 +59,9 @@ pub fn render(chart: &Chart, size: (u32, u32)) -> String {
             let color = PALETTE[n % PALETTE.len()];
             // Runs of days with a value, each its own line.
             let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-            for (i, (_, v)) in s.points.iter().enumerate() {
+            for (at, v) in &s.points {
                 match v {
-                    Some(v) => runs.last_mut().map(|r| r.push((i as f64, *v))).unwrap_or(()),
+                    Some(v) => runs.last_mut().map(|r| r.push((x_of(*at), *v))).unwrap_or(()),
                     None if runs.last().is_some_and(|r| !r.is_empty()) => runs.push(Vec::new()),
                     None => {}
                 }
@@ -80,7 +83,7 @@ pub fn render(chart: &Chart, size: (u32, u32)) -> String {
         let _ = plot
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 11).into_font().color(&TEXT))
+            .label_font(("sans-serif", 13).into_font().color(&TEXT))
             .background_style(RGBColor(0x80, 0x80, 0x80).mix(0.08))
             .border_style(GRID.mix(0.3))
             .draw();
@@ -117,5 +120,20 @@ mod tests {
         assert!(svg.contains("repo &amp; co") && svg.contains("gaps\n"), "{svg}");
         assert!(svg.contains("<polyline"), "a line per series");
         assert!(svg.contains("Dec 01"));
+        // A series that starts two days later is drawn from its own day.
+        let late = Chart {
+            title: "t".into(),
+            unit: ChartUnit::Count,
+            series: vec![
+                ChartSeries { name: "a".into(), points: (0..5).map(|i| (d(i), Some(1.0))).collect() },
+                ChartSeries { name: "b".into(), points: (2..5).map(|i| (d(i), Some(2.0))).collect() },
+            ],
+        };
+        let svg = render(&late, (640, 240));
+        let lines: Vec<&str> = svg.split("<polyline").skip(1).filter(|l| l.contains("#2F80ED") || l.contains("#E04F4F")).collect();
+        let first_x = |l: &str| l.split("points=\"").nth(1).and_then(|p| p.split(',').next()).and_then(|x| x.parse::<f64>().ok()).unwrap();
+        assert_eq!(lines.len(), 2, "{svg}");
+        assert!(first_x(lines[1]) > first_x(lines[0]) + 100.0, "{svg}");
+        assert_eq!(ChartUnit::Count.label(0.5), "");
     }
 }
