@@ -4,7 +4,8 @@
 //! one restore point it would delete before Save is possible, a bad verify
 //! schedule is refused with the server's reason beside the field, the flow
 //! follows the policy once saved (the API agrees, its details name it),
-//! removal is refused while the flow uses it; nothing on the page is wider
+//! removal is refused while the flow uses it; the ASSETS bulk action moves
+//! db-01's flow to another policy after its preview; nothing on the page is wider
 //! than the main area;
 //! screenshots at 1440x900, 820x1180 and 390x844.
 
@@ -147,6 +148,32 @@ async fn a_policy_is_previewed_saved_and_followed() -> Result<()> {
     ensure!(line.contains("gold") && line.contains("the last 1"), "flow details: {line:?}");
     b.screenshot("policies-flow-details-1440x900").await?;
 
+    // ASSETS bulk action: db-01's flow moves to another policy, after a preview.
+    let silver = server.expect(&token, "POST", "/api/v1/policies", Some(json!({"name": "silver", "retention": {"keep_last": 5}})), 201)?;
+    let silver_id = silver["id"].as_str().context("silver")?.to_string();
+    b.client.goto(&server.url("/assets")).await?;
+    let check = b.testid("vm-check-db-01", T).await?;
+    check.click().await?;
+    let select = b.testid("bulk-policy", T).await?;
+    b.until("silver among the policies", T, || {
+        let select = select.clone();
+        let css = format!("option[value='{silver_id}']");
+        async move { Ok(select.find(Locator::Css(&css)).await.ok().map(|_| ())) }
+    })
+    .await?;
+    select.select_by_value(&silver_id).await?;
+    b.testid("bulk-assign-policy", T).await?.click().await?;
+    let pending = b.testid("bulk-policy-preview", T).await?;
+    let text = pending.text().await?;
+    ensure!(text.contains("db-nightly") && pending.attr("data-deleted").await?.as_deref() == Some("0"), "bulk preview: {text:?}");
+    ensure!(server.get_json(&format!("/api/v1/flows/{flow_id}"))?["flow"]["policy"]["name"] == "gold", "a preview changes nothing");
+    b.screenshot("policies-bulk-preview-1440x900").await?;
+    b.testid("bulk-policy-confirm", T).await?.click().await?;
+    let summary = b.testid("bulk-summary", T).await?.text().await?;
+    ensure!(summary.starts_with("Assign policy 'silver'") && summary.contains("1 done"), "bulk result: {summary:?}");
+    let f = server.get_json(&format!("/api/v1/flows/{flow_id}"))?;
+    ensure!(f["flow"]["policy"]["name"] == "silver" && f["flow"]["retention"] == json!({"keep_last": 5}), "{}", f["flow"]);
+
     for (w, h, name) in [(820, 1180, "tablet-820x1180"), (390, 844, "phone-390x844")] {
         b.resize(w, h).await?;
         b.client.goto(&server.url("/policies")).await?;
@@ -155,6 +182,8 @@ async fn a_policy_is_previewed_saved_and_followed() -> Result<()> {
         ensure!(!overflows(&b).await?, "the Policies page scrolls sideways at {w} px");
         b.testid("policy-edit", T).await?.click().await?;
         set(&b, "policy-keep-last", "2").await?;
+        // db-nightly follows silver now: chosen here, it would follow gold.
+        b.client.find(Locator::Css("[data-testid='policy-flow'][data-name='db-nightly'] input")).await?.click().await?;
         b.testid("policy-preview-run", T).await?.click().await?;
         b.until("the preview of keeping 2", T, || async {
             let p = b.testid("policy-preview", T).await?;
