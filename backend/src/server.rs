@@ -69,19 +69,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!(vms = repaired, "finished or undid VM replacements interrupted by the last stop");
     }
     let (mut state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
-    state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
-    state.runner.set_read_limit(config.read_limit_bps);
-    state.runner.set_gc_grace_secs(config.gc_grace_seconds);
-    state.runner.set_catalog_retention(crate::catalog::housekeeping::Retention {
-        job_history_days: config.job_history_retention_days,
-        audit_days: config.audit_retention_days,
-    });
-    state.license_tier = config.license_tier;
+    apply_config(&mut state, &config);
     state.tls = tls.is_some();
     state.roots = std::sync::Arc::new(roots);
-    state.metrics_access =
-        std::sync::Arc::new(crate::api::metrics::MetricsAccess::new(config.metrics_token.clone(), config.metrics_allow.clone().map(|n| n.0)));
-    crate::platforms::tools::set_timeouts(config.tool_timeouts.clone());
+    state.start_facts = std::sync::Arc::new(crate::api::settings::StartFacts::new(&config, addr, &url, kind, tls.as_ref()));
     // A signal stops everything the state started (the job runner included).
     let stop_all = state.shutdown.clone();
     tokio::spawn(async move {
@@ -170,6 +161,23 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Applies the limits, retention, sign-in lifetime, licence tier, metrics
+/// access and tool time limits of `config` to `state` (and the process's
+/// tool runs); `GET /settings` reads them back from where they act.
+pub fn apply_config(state: &mut AppState, config: &ServeConfig) {
+    state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
+    state.runner.set_read_limit(config.read_limit_bps);
+    state.runner.set_gc_grace_secs(config.gc_grace_seconds);
+    state.runner.set_catalog_retention(crate::catalog::housekeeping::Retention {
+        job_history_days: config.job_history_retention_days,
+        audit_days: config.audit_retention_days,
+    });
+    state.license_tier = config.license_tier;
+    state.metrics_access =
+        std::sync::Arc::new(crate::api::metrics::MetricsAccess::new(config.metrics_token.clone(), config.metrics_allow.clone().map(|n| n.0)));
+    crate::platforms::tools::set_timeouts(config.tool_timeouts.clone());
 }
 
 /// Creates the data directory and proves it is writable.

@@ -55,6 +55,8 @@ pub struct AppState {
     pub power_watches: Arc<crate::catalog::power_watch::PowerWatches>,
     /// Who may read `GET /metrics`.
     pub metrics_access: Arc<crate::api::metrics::MetricsAccess>,
+    /// What the server fixed at start (listen address, catalog, TLS), for `GET /settings`.
+    pub start_facts: Arc<crate::api::settings::StartFacts>,
 }
 
 impl AppState {
@@ -93,6 +95,7 @@ impl AppState {
             roots: Arc::new(crate::confinement::Roots::defaults(&data_dir)),
             power_watches: Arc::default(),
             metrics_access: Arc::default(),
+            start_facts: Arc::new(crate::api::settings::StartFacts::unstarted(catalog_kind)),
         };
         (state, health_tx)
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
+use shared_types::settings::CertificateInfo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
@@ -62,12 +63,63 @@ pub struct Tls {
     pub fingerprint: String,
     /// The certificate file (for the log).
     pub cert_path: PathBuf,
+    /// What the Settings page shows of it.
+    pub info: CertificateInfo,
 }
 
 /// `AB:CD:…`: the SHA-256 of a certificate's DER bytes, as browsers and
 /// `openssl x509 -fingerprint -sha256` show it.
 pub fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// The subject, issuer, names and validity of a certificate (DER) and its
+/// fingerprint. A field the certificate does not decode to stays empty:
+/// rustls accepted it, the page still shows the fingerprint.
+pub fn describe(path: &Path, der: &[u8]) -> CertificateInfo {
+    use x509_cert::der::Decode;
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::SubjectAltName;
+    let mut info = CertificateInfo {
+        path: path.display().to_string(),
+        subject: String::new(),
+        issuer: String::new(),
+        names: Vec::new(),
+        not_before: None,
+        not_after: None,
+        fingerprint_sha256: fingerprint(der),
+    };
+    let cert = match x509_cert::Certificate::from_der(der) {
+        Ok(cert) => cert,
+        Err(e) => {
+            tracing::warn!(cert = %path.display(), error = %e, "unable to decode the TLS certificate's fields");
+            return info;
+        }
+    };
+    let tbs = &cert.tbs_certificate;
+    info.subject = tbs.subject.to_string();
+    info.issuer = tbs.issuer.to_string();
+    let time = |t: &x509_cert::time::Time| {
+        let secs = i64::try_from(t.to_unix_duration().as_secs()).ok()?;
+        chrono::DateTime::from_timestamp(secs, 0)
+    };
+    info.not_before = time(&tbs.validity.not_before);
+    info.not_after = time(&tbs.validity.not_after);
+    if let Ok(Some((_, SubjectAltName(names)))) = tbs.get::<SubjectAltName>() {
+        info.names = names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DnsName(dns) => Some(dns.to_string()),
+                GeneralName::IpAddress(ip) => match ip.as_bytes().len() {
+                    4 => <[u8; 4]>::try_from(ip.as_bytes()).ok().map(|b| std::net::IpAddr::from(b).to_string()),
+                    16 => <[u8; 16]>::try_from(ip.as_bytes()).ok().map(|b| std::net::IpAddr::from(b).to_string()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+    }
+    info
 }
 
 /// Loads (or first generates) the certificate and key.
@@ -88,6 +140,7 @@ pub fn load(source: &TlsSource) -> Result<Tls, TlsError> {
         .map_err(|source| TlsError::Cert { path: cert.clone(), source })?;
     let Some(leaf) = chain.first() else { return Err(TlsError::NoCert(cert)) };
     let fingerprint = fingerprint(leaf);
+    let info = describe(&cert, leaf);
     let private = PrivateKeyDer::from_pem_file(&key).map_err(|source| TlsError::Key { path: key.clone(), source })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -95,7 +148,7 @@ pub fn load(source: &TlsSource) -> Result<Tls, TlsError> {
         .with_no_client_auth()
         .with_single_cert(chain, private)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Tls { config: Arc::new(config), fingerprint, cert_path: cert })
+    Ok(Tls { config: Arc::new(config), fingerprint, cert_path: cert, info })
 }
 
 /// Names a self-signed certificate covers: localhost, the loopback
@@ -218,6 +271,11 @@ mod tests {
         let again = load(&source).unwrap();
         assert_eq!(first.fingerprint, again.fingerprint, "reused, not regenerated");
         assert_eq!(first.fingerprint.len(), 32 * 3 - 1);
+        let info = &first.info;
+        assert_eq!(info.subject, "CN=Sendense (self-signed)");
+        assert_eq!(info.fingerprint_sha256, first.fingerprint);
+        assert_eq!(info.names, vec!["localhost".to_owned()]);
+        assert!(info.not_before.unwrap() < info.not_after.unwrap());
     }
 
     #[test]

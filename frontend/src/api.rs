@@ -400,6 +400,11 @@ pub async fn license_features() -> Result<LicenseFeatures, ApiError> {
     json(Request::get("/api/v1/license/features")).await
 }
 
+/// The server's effective settings, TLS and licence (admins).
+pub async fn settings() -> Result<shared_types::settings::ServerSettings, ApiError> {
+    json(Request::get("/api/v1/settings")).await
+}
+
 pub async fn restore_check(req: RestoreVmRequest) -> Result<CompatibilityReport, ApiError> {
     json_with(Request::post("/api/v1/restore/check"), &req).await
 }

@@ -136,8 +136,8 @@ pub const DESTINATIONS: &[Destination] = &[
         path: "/systems",
         tier: Tier::Secondary,
         glyph: "⚙",
-        purpose: "This server: version, catalog, users and the audit log.",
-        holds: &["Node appliances and licensing"],
+        purpose: "This server: version, catalog, settings, TLS, licence, users, the audit log and notifications.",
+        holds: &["Node appliances"],
     },
 ];
 
@@ -152,7 +152,12 @@ pub struct Tab {
 }
 
 pub const SYSTEMS_TABS: &[Tab] = &[
-    Tab { label: "Server", path: "/systems", testid: "tab-server", purpose: "This server: version, uptime and catalog." },
+    Tab {
+        label: "Server",
+        path: "/systems",
+        testid: "tab-server",
+        purpose: "This server: version, uptime, catalog, settings, TLS certificate and licence tier.",
+    },
     Tab { label: "Users", path: "/systems/users", testid: "tab-users", purpose: "Who signs in, and with which role." },
     Tab { label: "Audit log", path: "/systems/audit", testid: "tab-audit", purpose: "Every change: who made it, when, from where." },
     Tab {

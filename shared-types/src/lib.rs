@@ -38,6 +38,8 @@
 //! * [`repositories`]: where backups live, with capacity and efficiency.
 //! * [`search`]: global search hits, their ranking and the cockpit routes
 //!   that open them.
+//! * [`settings`]: the server's effective settings (`GET /api/v1/settings`),
+//!   TLS and licence, and the flag that sets each.
 //! * [`telemetry`]: live server and job figures, throughput history.
 //! * [`ws`]: the messages pushed on the `/api/v1/ws` WebSocket.
 //!
@@ -108,6 +110,7 @@ pub mod repositories;
 pub mod restore;
 pub mod schedules;
 pub mod search;
+pub mod settings;
 pub mod vms;
 pub mod telemetry;
 pub mod ws;

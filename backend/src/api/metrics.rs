@@ -54,6 +54,18 @@ impl Network {
     }
 }
 
+impl std::fmt::Display for Network {
+    /// `10.0.0.0/8`; a single address without its prefix.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let max = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.prefix == max {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix)
+        }
+    }
+}
+
 fn mask(net: u128, ip: u128, bits: u32, prefix: u8) -> bool {
     let host_bits = bits - u32::from(prefix);
     host_bits >= 128 || (net >> host_bits) == (ip >> host_bits)
@@ -79,6 +91,16 @@ impl MetricsAccess {
     pub fn new(token: Option<String>, allow: Option<Vec<Network>>) -> MetricsAccess {
         let token = token.filter(|t| !t.is_empty());
         MetricsAccess { token, allow: allow.unwrap_or_else(|| MetricsAccess::default().allow) }
+    }
+
+    /// Whether a bearer token opens the scrape (never the token itself).
+    pub fn token_set(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The addresses and networks that may scrape without the token.
+    pub fn allowed(&self) -> Vec<String> {
+        self.allow.iter().map(ToString::to_string).collect()
     }
 
     fn allows(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> bool {

@@ -32,6 +32,7 @@ pub mod reports;
 pub mod repositories;
 pub mod restore;
 pub mod search;
+pub mod settings;
 pub mod users;
 pub mod vms;
 pub mod ws;
@@ -95,6 +96,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(recovery::router())
         .merge(instant::router())
         .merge(license::router())
+        .merge(settings::router())
         .merge(network_mappings::router())
         .merge(networks::router())
         .merge(replication::router())

@@ -15,6 +15,7 @@ pub mod recovery;
 pub mod reports;
 pub mod repositories;
 pub mod schedules;
+pub mod server_settings;
 pub mod sign_in;
 pub mod systems;
 pub mod telemetry;

@@ -1,9 +1,14 @@
-//! Systems: this server (from `GET /api/v1/health`), users and the audit log.
+//! Systems: this server (from `GET /api/v1/health`), its settings, TLS and
+//! licence (admins, `server_settings`), users and the audit log.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use shared_types::auth::Role;
+
+use crate::components::require_role::RequireRole;
 use crate::format::format_duration;
+use crate::pages::server_settings::ServerSettingsCards;
 use crate::nav;
 use crate::pages::planned::{PageHeader, PlannedList};
 
@@ -45,6 +50,9 @@ pub fn SystemsPage() -> impl IntoView {
                     })}
                 </Transition>
             </div>
+            <RequireRole role=Role::Admin>
+                <ServerSettingsCards />
+            </RequireRole>
             <PlannedList holds=d.holds />
         </section>
     }
