@@ -5,8 +5,8 @@
 //! its row marked; the whole name also finds its restore point (opened
 //! among its VM's on RECOVERY) and its backup job (its details on FLOWS);
 //! up/down choose among hits, Escape leaves, `/` typed in a
-//! text field stays there, pages are found too. Screenshots at desktop and
-//! tablet size.
+//! text field stays there, pages are found too. Screenshots at desktop,
+//! tablet and phone size (where a button unfolds the search).
 
 use std::time::{Duration, Instant};
 
@@ -205,6 +205,92 @@ async fn slash_two_keystrokes_and_enter_open_a_vm() -> Result<()> {
     press(&b, &ENTER.to_string()).await?;
     opened_vm(&b, "db-01", &db).await?;
     b.screenshot("search-opened-db-01-820x1180").await?;
+
+    // Phone size: the box is folded into a button; the button unfolds it
+    // over the context bar, and a hit opens as on the desktop.
+    b.resize(390, 844).await?;
+    b.client.goto(&server.url("/flows")).await?;
+    b.testid("page-flows", Duration::from_secs(20)).await?;
+    ensure!(!b.testid("global-search", T).await?.is_displayed().await?, "the search box is folded on a phone");
+    b.testid("global-search-open", T).await?.click().await?;
+    b.until("the search to have the focus", T, || async { Ok((focused_testid(&b).await? == "global-search").then_some(())) }).await?;
+    ensure!(b.testid("global-search", T).await?.is_displayed().await?, "the button did not unfold the box");
+    press(&b, "db").await?;
+    first_hit(&b, "vm", "db-01").await?;
+    b.screenshot("search-db-390x844").await?;
+    press(&b, &ENTER.to_string()).await?;
+    opened_vm(&b, "db-01", &db).await?;
+    ensure!(!b.testid("global-search", T).await?.is_displayed().await?, "the box folds again once a hit opens");
+    b.close().await?;
+    Ok(())
+}
+
+/// Scrolls sideways: the page is wider than the window.
+async fn overflows(b: &Browser) -> Result<bool> {
+    Ok(b.client
+        .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth", vec![])
+        .await?
+        .as_bool()
+        .unwrap_or(false))
+}
+
+/// Without the lab: at phone and tablet size the search is a button at the
+/// context bar's right edge (no sideways scrolling), `/` still unfolds and
+/// focuses it, and pages reached from the bell or the Systems tabs (Alerts,
+/// Schedules, Notifications) are found and opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_searches_through_the_search_button_and_slash() -> Result<()> {
+    let server = Server::start()?;
+    let b = Browser::start(390, 844).await?;
+    b.client.goto(&server.url("/command")).await?;
+    b.sign_in("admin", ADMIN_PASSWORD).await?;
+    b.testid("page-command", Duration::from_secs(20)).await?;
+    let button = b.testid("global-search-open", T).await?;
+    ensure!(button.is_displayed().await?, "no search button on a phone");
+    let inside = b
+        .client
+        .execute(
+            "const r = document.querySelector('[data-testid=global-search-open]').getBoundingClientRect(); return r.left >= 0 && r.right <= document.documentElement.clientWidth",
+            vec![],
+        )
+        .await?;
+    ensure!(inside.as_bool() == Some(true), "the search button is off screen");
+    ensure!(!overflows(&b).await?, "the cockpit scrolls sideways at 390 px");
+    b.screenshot("search-button-390x844").await?;
+
+    // `/` unfolds and focuses it; "alerts" finds the alert center.
+    press(&b, "/").await?;
+    b.until("the search to have the focus", T, || async { Ok((focused_testid(&b).await? == "global-search").then_some(())) }).await?;
+    ensure!(search_value(&b).await?.is_empty(), "the `/` was typed into the box");
+    press(&b, "alerts").await?;
+    first_hit(&b, "page", "Alerts").await?;
+    b.screenshot("search-alerts-390x844").await?;
+    press(&b, &ENTER.to_string()).await?;
+    b.until("the alert center", T, || async { Ok((b.client.current_url().await?.path() == "/alerts").then_some(())) }).await?;
+
+    // The button, then Systems tabs and secondary pages.
+    for (typed, title, path) in [("notif", "Notifications", "/systems/notifications"), ("sched", "Schedules", "/schedules")] {
+        b.testid("global-search-open", T).await?.click().await?;
+        b.until("the search to have the focus", T, || async { Ok((focused_testid(&b).await? == "global-search").then_some(())) }).await?;
+        press(&b, typed).await?;
+        first_hit(&b, "page", title).await?;
+        press(&b, &ENTER.to_string()).await?;
+        b.until(&format!("{path} opened"), T, || async { Ok((b.client.current_url().await?.path() == path).then_some(())) }).await?;
+    }
+    // Escape folds it again.
+    press(&b, "/zz").await?;
+    press(&b, &ESCAPE.to_string()).await?;
+    ensure!(!b.testid("global-search", T).await?.is_displayed().await?, "Escape did not fold the box");
+
+    // Tablet: the button too, and no sideways scrolling.
+    b.resize(820, 1180).await?;
+    b.client.goto(&server.url("/systems")).await?;
+    b.testid("page-systems", Duration::from_secs(20)).await?;
+    ensure!(b.testid("global-search-open", T).await?.is_displayed().await?, "no search button at 820 px");
+    ensure!(!overflows(&b).await?, "the cockpit scrolls sideways at 820 px");
+    press(&b, "/users").await?;
+    first_hit(&b, "page", "Users").await?;
+    b.screenshot("search-users-820x1180").await?;
     b.close().await?;
     Ok(())
 }

@@ -168,6 +168,15 @@ pub const SYSTEMS_TABS: &[Tab] = &[
     },
 ];
 
+/// Pages reached from elsewhere than the bars (the alert bell), found by
+/// global search like the others.
+pub const OTHER_PAGES: &[Tab] = &[Tab {
+    label: "Alerts",
+    path: "/alerts",
+    testid: "page-alerts",
+    purpose: "Every alert the server raised: open, acknowledged and resolved, by severity and source.",
+}];
+
 pub fn primary() -> impl Iterator<Item = &'static Destination> {
     DESTINATIONS.iter().filter(|d| d.tier == Tier::Primary)
 }
@@ -189,14 +198,15 @@ pub fn for_path(path: &str) -> Option<&'static Destination> {
 /// purpose or what it holds, ranked as a match anywhere.
 pub fn page_hits(text: &str) -> Vec<SearchHit> {
     let needle = text.trim().to_lowercase();
-    let tabs = SYSTEMS_TABS.iter().filter(|t| DESTINATIONS.iter().all(|d| d.path != t.path)).filter_map(|t| {
+    let systems = SYSTEMS_TABS.iter().map(|t| (t, "Systems · ")).chain(OTHER_PAGES.iter().map(|t| (t, "")));
+    let tabs = systems.filter(|(t, _)| DESTINATIONS.iter().all(|d| d.path != t.path)).filter_map(|(t, within)| {
         let described = || needle.chars().count() >= 3 && t.purpose.to_lowercase().contains(&needle);
         let rank = match_rank(&needle, t.label).or_else(|| described().then_some(MatchRank::Substring))?;
         Some(SearchHit {
             kind: SearchKind::Page,
             id: t.path.into(),
             title: t.label.into(),
-            subtitle: format!("Systems · {}", t.purpose),
+            subtitle: format!("{within}{}", t.purpose),
             route: t.path.into(),
             rank,
             at: None,
@@ -248,5 +258,22 @@ mod tests {
         assert_eq!(secondary().count(), 7);
         assert!(page_hits("forecast").iter().any(|h| h.route == "/reports"));
         assert_eq!(for_path("/networks").unwrap().label, "Networks");
+        let mut alerts = page_hits("alerts");
+        shared_types::search::sort_hits(&mut alerts);
+        assert_eq!((alerts[0].route.as_str(), alerts[0].rank), ("/alerts", MatchRank::Exact));
+    }
+
+    /// Every page the router serves is found by global search (its label).
+    #[test]
+    fn every_routed_page_is_found_by_search() {
+        let app = include_str!("app.rs");
+        let routes: Vec<&str> = app.split("path!(\"").skip(1).filter_map(|rest| rest.split('"').next()).filter(|p| *p != "/").collect();
+        assert!(routes.len() >= 16 && routes.contains(&"/alerts") && routes.contains(&"/systems/users"), "{routes:?}");
+        let labels = DESTINATIONS.iter().map(|d| (d.path, d.label)).chain(SYSTEMS_TABS.iter().chain(OTHER_PAGES).map(|t| (t.path, t.label)));
+        let labels: Vec<(&str, &str)> = labels.collect();
+        for route in routes {
+            let (_, label) = labels.iter().find(|(p, _)| *p == route).unwrap_or_else(|| panic!("{route} is in no page list"));
+            assert!(page_hits(label).iter().any(|h| h.route == route), "searching '{label}' does not find {route}");
+        }
     }
 }

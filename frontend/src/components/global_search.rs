@@ -5,6 +5,11 @@
 //! 150 ms after the last keystroke, and an answer to an older text is
 //! dropped; meanwhile the last answer, narrowed to the longer text, stays. Up/down choose, Enter opens (the hit's route), Escape leaves;
 //! `/` anywhere but in a text field puts the cursor in the box.
+//!
+//! Where the context bar is narrow (tablets, phones) the box folds into a
+//! search button; the button or `/` opens it over the whole bar, and
+//! leaving it (Escape, a hit opened, the focus gone from an empty box)
+//! folds it again.
 
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
@@ -37,7 +42,23 @@ pub fn GlobalSearch() -> impl IntoView {
     let generation = StoredValue::new(0u64);
     let active = RwSignal::new(0usize);
     let focused = RwSignal::new(false);
+    // Unfolded over the context bar (narrow screens only: CSS).
+    let unfolded = RwSignal::new(false);
     let input = NodeRef::<leptos::html::Input>::new();
+    let search_box = NodeRef::<leptos::html::Div>::new();
+    // Unfolds and puts the cursor in the box at once (the class is set on
+    // the element now, not at the next render, so keys typed right after
+    // `/` land in the box).
+    let focus_box = move || {
+        if let Some(div) = search_box.get_untracked() {
+            let _ = div.class_list().add_1("unfolded");
+        }
+        unfolded.set(true);
+        if let Some(el) = input.get_untracked() {
+            let _ = el.focus();
+            el.select();
+        }
+    };
 
     let wanted = move || check_query(&text.get()).ok().map(str::to_owned);
     let waiting = move || wanted().is_some_and(|q| answer.with(|a| a.text != q));
@@ -81,6 +102,7 @@ pub fn GlobalSearch() -> impl IntoView {
         });
     };
     let leave = move || {
+        unfolded.set(false);
         text.set(String::new());
         answer.set(Answer::default());
         generation.set_value(generation.get_value().wrapping_add(1));
@@ -101,10 +123,7 @@ pub fn GlobalSearch() -> impl IntoView {
             return;
         }
         ev.prevent_default();
-        if let Some(el) = input.get_untracked() {
-            let _ = el.focus();
-            el.select();
-        }
+        focus_box();
     });
     on_cleanup(move || handle.remove());
 
@@ -133,7 +152,21 @@ pub fn GlobalSearch() -> impl IntoView {
     let expanded = move || focused.get() && wanted().is_some();
 
     view! {
-        <div class="search dropdown" data-testid="global-search-box">
+        <div class="search dropdown" class:unfolded=move || unfolded.get() node_ref=search_box data-testid="global-search-box">
+            <button
+                type="button"
+                class="icon-button search-toggle"
+                aria-label="Search"
+                aria-keyshortcuts="/"
+                title="Search (/)"
+                data-testid="global-search-open"
+                on:click=move |_| focus_box()
+            >
+                <svg class="search-icon" viewBox="0 0 16 16" aria-hidden="true">
+                    <circle cx="7" cy="7" r="4.5" />
+                    <path d="M10.4 10.4 14 14" />
+                </svg>
+            </button>
             <input
                 node_ref=input
                 type="search"
@@ -152,7 +185,12 @@ pub fn GlobalSearch() -> impl IntoView {
                 on:input=move |ev| ask(event_target_value(&ev))
                 on:keydown=on_key
                 on:focus=move |_| focused.set(true)
-                on:blur=move |_| focused.set(false)
+                on:blur=move |_| {
+                    focused.set(false);
+                    if text.with_untracked(String::is_empty) {
+                        unfolded.set(false);
+                    }
+                }
             />
             <Show when=move || text.with(String::is_empty)>
                 <kbd class="search-key" aria-hidden="true">"/"</kbd>

@@ -19,7 +19,9 @@ pub async fn report(db: &DatabaseConnection, days: u32, now: DateTime<Utc>) -> R
     let jobs = finished_jobs(db, &[JobKind::Backup], d.start).await?;
     let names = vm_names(db).await?;
     let mut per_day: Vec<(Vec<u64>, u64, u64)> = vec![(Vec::new(), 0, 0); d.n];
-    let mut per_vm: HashMap<String, (BackupVmRow, Vec<u64>, Option<DateTime<Utc>>)> = HashMap::new();
+    // VM → (its row, each run's seconds, when its last run finished).
+    type PerVm = (BackupVmRow, Vec<u64>, Option<DateTime<Utc>>);
+    let mut per_vm: HashMap<String, PerVm> = HashMap::new();
     for job in jobs.iter().filter(|j| j.status == JobStatus::Completed.as_str()) {
         let (Some(finished), Some(seconds)) = (job.finished_at, run_seconds(job)) else { continue };
         let Some(i) = d.index(finished) else { continue };

@@ -63,8 +63,9 @@ pub async fn report(db: &DatabaseConnection, days: u32, by: SuccessBy, now: Date
 
     let mut days: Vec<Outcomes> = vec![Outcomes::default(); d.n];
     let mut total = Outcomes::default();
-    // Row key ("" for none) → (outcomes, last failure, its error).
-    let mut rows: HashMap<String, (Outcomes, Option<(DateTime<Utc>, Option<String>)>)> = HashMap::new();
+    // Row key ("" for none) → (outcomes, last failure and its error).
+    type LastFailure = Option<(DateTime<Utc>, Option<String>)>;
+    let mut rows: HashMap<String, (Outcomes, LastFailure)> = HashMap::new();
     for job in &jobs {
         let Some(finished) = job.finished_at else { continue };
         let Some(i) = d.index(finished) else { continue };
