@@ -4,6 +4,7 @@
 //! paints the requested page's name and purpose into the loading shell
 //! before the wasm arrives.
 
+
 use crate::search::{match_rank, MatchRank, SearchHit, SearchKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +172,15 @@ pub const SYSTEMS_TABS: &[Tab] = &[
     },
 ];
 
+/// Pages reached from elsewhere than the bars (the alert bell), found by
+/// global search like the others.
+pub const OTHER_PAGES: &[Tab] = &[Tab {
+    label: "Alerts",
+    path: "/alerts",
+    testid: "page-alerts",
+    purpose: "Every alert the server raised: open, acknowledged and resolved, by severity and source.",
+}];
+
 pub fn primary() -> impl Iterator<Item = &'static Destination> {
     DESTINATIONS.iter().filter(|d| d.tier == Tier::Primary)
 }
@@ -192,14 +202,15 @@ pub fn for_path(path: &str) -> Option<&'static Destination> {
 /// purpose or what it holds, ranked as a match anywhere.
 pub fn page_hits(text: &str) -> Vec<SearchHit> {
     let needle = text.trim().to_lowercase();
-    let tabs = SYSTEMS_TABS.iter().filter(|t| DESTINATIONS.iter().all(|d| d.path != t.path)).filter_map(|t| {
+    let systems = SYSTEMS_TABS.iter().map(|t| (t, "Systems · ")).chain(OTHER_PAGES.iter().map(|t| (t, "")));
+    let tabs = systems.filter(|(t, _)| DESTINATIONS.iter().all(|d| d.path != t.path)).filter_map(|(t, within)| {
         let described = || needle.chars().count() >= 3 && t.purpose.to_lowercase().contains(&needle);
         let rank = match_rank(&needle, t.label).or_else(|| described().then_some(MatchRank::Substring))?;
         Some(SearchHit {
             kind: SearchKind::Page,
             id: t.path.into(),
             title: t.label.into(),
-            subtitle: format!("Systems · {}", t.purpose),
+            subtitle: format!("{within}{}", t.purpose),
             route: t.path.into(),
             rank,
             at: None,
@@ -251,5 +262,8 @@ mod tests {
         assert_eq!(secondary().count(), 7);
         assert!(page_hits("forecast").iter().any(|h| h.route == "/reports"));
         assert_eq!(for_path("/networks").unwrap().label, "Networks");
+        let mut alerts = page_hits("alerts");
+        crate::search::sort_hits(&mut alerts);
+        assert_eq!((alerts[0].route.as_str(), alerts[0].rank), ("/alerts", MatchRank::Exact));
     }
 }
