@@ -60,6 +60,7 @@ struct ReportQuery {
     /// Days covered: 7, 30, 90 or 365 (default 30), whole UTC days ending today.
     days: Option<u32>,
     /// `json` (default) or `csv`.
+    #[param(inline)]
     format: Option<ReportFormat>,
     /// With `format=csv`: which of the report's tables (0, the default, is
     /// the main one; 1 is the per-day table where there is one).
@@ -74,6 +75,7 @@ struct SuccessQuery {
     /// Rows per `vm` (default), `flow` or `group`.
     by: Option<SuccessBy>,
     /// `json` (default) or `csv`.
+    #[param(inline)]
     format: Option<ReportFormat>,
     /// With `format=csv`: 0 (default) the rows, 1 the days.
     table: Option<u32>,
