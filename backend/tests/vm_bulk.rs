@@ -158,3 +158,23 @@ async fn filters_and_bulk_actions_on(f: Fixture) {
     assert!(targets.contains(&("group.add_vms", "web (+1 of 3 VMs)")), "{targets:?}");
     assert!(targets.contains(&("backup.start", "1 of 4 VM(s) queued")), "{targets:?}");
 }
+
+#[tokio::test]
+async fn the_upkeep_routes_and_filters_are_in_the_openapi_document() {
+    let f = support::fixture().await;
+    let reply = f.call("GET", "/api/v1/openapi.json", None, None).await;
+    let doc: serde_json::Value = reply.json();
+    for path in ["/vm-contexts/bulk/add-to-group", "/vm-contexts/bulk/backup-now", "/backup/{id}/chain"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    let params = |path: &str| -> Vec<String> {
+        doc["paths"][path]["get"]["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(params("/vm-contexts").contains(&"power".to_string()));
+    for p in ["immutable", "from", "to", "vm", "repository", "type", "status", "limit", "offset"] {
+        assert!(params("/backup/list").contains(&p.to_string()), "{p} not documented on /backup/list");
+    }
+    for schema in ["BulkReport", "BulkVmResult", "BulkOutcome", "PointChain", "ChainRelation"] {
+        assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema} missing");
+    }
+}

@@ -364,6 +364,16 @@ pub async fn backup(id: String) -> Result<shared_types::backups::Backup, ApiErro
     json(Request::get(&format!("/api/v1/backup/{}", enc(&id)))).await
 }
 
+/// A restore point's chain: what it reads from, itself, what reads from it.
+pub async fn point_chain(id: String) -> Result<shared_types::backups::PointChain, ApiError> {
+    json(Request::get(&format!("/api/v1/backup/{}/chain", enc(&id)))).await
+}
+
+/// Deletes a restore point (refused inside its immutability window).
+pub async fn delete_backup(id: String) -> Result<(), ApiError> {
+    unit(Request::delete(&format!("/api/v1/backup/{}", enc(&id))).build().map_err(transport)?).await
+}
+
 pub async fn mount(backup_id: String) -> Result<Mount, ApiError> {
     json_with(Request::post("/api/v1/restore/mount"), &MountRequest { backup_id }).await
 }

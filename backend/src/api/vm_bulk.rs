@@ -147,7 +147,7 @@ async fn covering_flows(db: &impl ConnectionTrait, vms: &HashMap<String, vm_cont
 /// Backs up each VM now through its backup flow (to the flow's repository,
 /// incremental where change tracking allows): the first enabled flow, by
 /// name, whose state allows Backup now. A VM in no backup flow is refused
-/// with that said (Back up selected… starts a one-off backup to a chosen
+/// with that said (`POST /backup/start` makes a one-off backup to a chosen
 /// repository); so is one already being backed up.
 #[utoipa::path(post, path = "/vm-contexts/bulk/backup-now", tag = "vms", request_body = BulkVmsRequest, responses(
     (status = 200, body = BulkReport), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -167,7 +167,7 @@ async fn backup_now(State(state): State<AppState>, me: AuthUser, ApiJson(req): A
                 id,
                 Some(vm),
                 BulkOutcome::Refused,
-                "In no backup flow: nothing queued. Protect it with a flow, or use Back up selected… for a one-off backup to a repository you choose.",
+                "In no backup flow: nothing queued. Protect it with a flow, or start a one-off backup to a repository you choose (One-off backup… on ASSETS).",
             ));
             continue;
         }

@@ -21,6 +21,7 @@ pub mod quick_actions;
 pub mod replication;
 pub mod require_role;
 pub mod restore_files;
+pub mod restore_point_filters;
 pub mod restore_points;
 pub mod restore_wizard;
 pub mod status_bar;

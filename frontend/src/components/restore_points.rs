@@ -1,11 +1,11 @@
 //! Restore points with their two ways back: Browse files (a file-level
-//! session) and Restore VM (the RecoveryWizard). The shell provides one
+//! session) and Restore VM (the RecoveryWizard); their chain and Delete. The shell provides one
 //! [`RestoreHub`] so every page (RECOVERY, ASSETS, the FlowDetailsModal)
 //! opens the same FileBrowser, wizard and per-VM restore point list.
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
-use shared_types::backups::{Backup, BackupStatus};
+use shared_types::backups::{Backup, BackupStatus, ChainRelation};
 use shared_types::restore::Mount;
 
 use crate::api;
@@ -28,6 +28,10 @@ pub struct RestoreHub {
     pub opened: RwSignal<Option<String>>,
     /// Bumped when sessions open or close, so lists of them refresh.
     pub sessions_version: RwSignal<u32>,
+    /// The restore point whose chain is shown.
+    pub chain_of: RwSignal<Option<String>>,
+    /// Bumped when a restore point is deleted, so lists of them refresh.
+    pub points_version: RwSignal<u32>,
 }
 
 pub fn provide_restore_hub() -> RestoreHub {
@@ -37,6 +41,8 @@ pub fn provide_restore_hub() -> RestoreHub {
         points_of: RwSignal::new(None),
         opened: RwSignal::new(None),
         sessions_version: RwSignal::new(0),
+        chain_of: RwSignal::new(None),
+        points_version: RwSignal::new(0),
     };
     provide_context(hub);
     hub
@@ -61,6 +67,7 @@ pub fn RestoreModals() -> impl IntoView {
     });
     view! {
         <VmPointsModal />
+        <ChainModal />
         <FileBrowserModal mount=hub.browsing />
         <RestoreWizardModal open=hub.restoring />
     }
@@ -100,7 +107,7 @@ fn VmPointsModal() -> impl IntoView {
                         <button class="icon-button" aria-label="Close" data-testid="vm-points-close" on:click=move |_| hub.points_of.set(None)>"✕"</button>
                     </header>
                     <div class="modal-body">
-                        <RestorePointsTable query=format!("vm={id}&limit=50") />
+                        <RestorePointsTable query=format!("vm={id}") />
                     </div>
                 </div>
             </div>
@@ -109,31 +116,57 @@ fn VmPointsModal() -> impl IntoView {
 }
 
 /// Restore points answering `query` (`GET /backup/list?…`), newest first,
-/// each with Browse files and Restore VM.
+/// each with Browse files, Restore VM, its chain and Delete. With `offset`,
+/// a pager of `page` points moves through every match.
 #[component]
-pub fn RestorePointsTable(#[prop(into)] query: String) -> impl IntoView {
+pub fn RestorePointsTable(
+    #[prop(into)] query: Signal<String>,
+    #[prop(optional)] offset: Option<RwSignal<u64>>,
+    #[prop(default = 50)] page: u64,
+) -> impl IntoView {
     let hub = use_restore_hub();
     let points = LocalResource::new(move || {
         hub.sessions_version.get();
-        api::backups(query.clone())
+        hub.points_version.get();
+        let q = query.get();
+        let from = offset.map(|o| o.get()).unwrap_or(0);
+        api::backups(format!("{q}{}limit={page}&offset={from}", if q.is_empty() { "" } else { "&" }))
     });
     view! {
         <Transition fallback=|| view! { <p class="muted">"Loading restore points…"</p> }>
             {move || points.get().map(|r| match r {
-                Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
+                Err(e) => view! { <p class="notice warning" data-testid="restore-points-error">{e.message}</p> }.into_any(),
+                Ok(p) if p.items.is_empty() && offset.is_some() => view! {
+                    <p class="muted" data-testid="no-restore-points">"No restore point matches: change or clear the filters."</p>
+                }.into_any(),
                 Ok(p) if p.items.is_empty() => view! {
                     <p class="muted" data-testid="no-restore-points">"No restore point yet: back up a VM from ASSETS or FLOWS."</p>
                 }.into_any(),
-                Ok(p) => view! {
-                    <div class="table-wrap">
-                        <table class="table" data-testid="restore-points">
-                            <thead><tr><th>"VM"</th><th>"Taken"</th><th>"Type"</th><th>"Check"</th><th class="hide-narrow">"Size"</th><th class="hide-narrow">"Repository"</th><th></th></tr></thead>
-                            <tbody>
-                                {p.items.into_iter().map(|b| view! { <PointRow b=b /> }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
-                }.into_any(),
+                Ok(p) => {
+                    let total = p.total;
+                    let from = offset.map(|o| o.get_untracked()).unwrap_or(0);
+                    let shown = p.items.len() as u64;
+                    view! {
+                        <div class="table-wrap">
+                            <table class="table" data-testid="restore-points" data-total=total>
+                                <thead><tr><th>"VM"</th><th>"Taken"</th><th>"Type"</th><th>"Check"</th><th class="hide-narrow">"Immutable"</th>
+                                    <th class="hide-narrow">"Size"</th><th class="hide-narrow">"Repository"</th><th></th></tr></thead>
+                                <tbody>
+                                    {p.items.into_iter().map(|b| view! { <PointRow b=b /> }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                        {offset.map(|o| view! {
+                            <div class="pager">
+                                <span class="muted small" data-testid="points-range">{format!("{}–{} of {total}", (from + 1).min(total), from + shown)}</span>
+                                <button class="button small" data-testid="points-newer" disabled=from == 0
+                                    on:click=move |_| o.update(|x| *x = x.saturating_sub(page))>"Newer"</button>
+                                <button class="button small" data-testid="points-older" disabled={from + shown >= total}
+                                    on:click=move |_| o.update(|x| *x += page)>"Older"</button>
+                            </div>
+                        })}
+                    }.into_any()
+                }
             })}
         </Transition>
     }
@@ -146,6 +179,8 @@ fn PointRow(b: Backup) -> impl IntoView {
     let operator = move || session.can(Role::Operator);
     let title = move || if operator() { "Read its files".to_string() } else { needs(Role::Operator, session.user.get().as_ref()) };
     let act = Act::new();
+    let removal = Act::new();
+    let confirming = RwSignal::new(false);
     let id = b.id.clone();
     let whole = b.clone();
     let this = b.id.clone();
@@ -155,13 +190,32 @@ fn PointRow(b: Backup) -> impl IntoView {
             hub.browsing.set(Some(m));
         })
     };
+    let chain_id = b.id.clone();
+    let delete_id = b.id.clone();
+    let remove = move |_| {
+        confirming.set(false);
+        removal.run(api::delete_backup(delete_id.clone()), move |_| hub.points_version.update(|v| *v += 1));
+    };
+    let locked = locked_at(b.immutable_until);
+    let delete_title = move || {
+        if !operator() {
+            needs(Role::Operator, session.user.get().as_ref())
+        } else if let Some(u) = locked {
+            format!("Immutable until {}: the server refuses to delete it before then", when(u))
+        } else {
+            "Deletes its snapshot from the repository; the points that read from it stay whole".to_string()
+        }
+    };
     view! {
-        <tr data-testid=format!("point-{}", b.id) data-vm=b.vm_name.clone() data-open-id=b.id.clone()
+        <tr data-testid=format!("point-{}", b.id) data-vm=b.vm_name.clone() data-open-id=b.id.clone() data-type=b.backup_type.as_str()
+            data-immutable=locked.is_some().to_string()
             class:focused=move || hub.opened.with(|o| o.as_ref() == Some(&this))>
             <td class="vm-name">{b.vm_name.clone()}</td>
             <td class="mono">{when(b.created_at)}</td>
             <td>{b.backup_type.as_str()}</td>
             <td><VerifyCell b=b.clone() /></td>
+            <td class="mono hide-narrow" data-testid="point-immutable" title=locked.map(|u| format!("Immutable until {}", when(u))).unwrap_or_default()>
+                {locked.map(|u| format!("until {}", u.format("%Y-%m-%d"))).unwrap_or_else(|| "—".into())}</td>
             <td class="mono hide-narrow">{format_bytes(b.logical_bytes)}</td>
             <td class="hide-narrow">{b.repository.name.clone()}</td>
             <td>
@@ -171,10 +225,104 @@ fn PointRow(b: Backup) -> impl IntoView {
                     </button>
                     <button class="button small primary" data-testid=format!("restore-{}", b.id) title=title disabled=move || !operator()
                         on:click=move |_| hub.restoring.set(Some(whole.clone()))>"Restore VM"</button>
+                    <button class="button small" data-testid=format!("chain-{}", b.id) title="The restore points it reads from and that read from it"
+                        on:click=move |_| hub.chain_of.set(Some(chain_id.clone()))>"Chain"</button>
+                    {move || if confirming.get() {
+                        view! {
+                            <span class="action-row confirm-delete">
+                                <button class="button small danger" data-testid="point-delete-confirm" on:click=remove.clone()>"Delete restore point"</button>
+                                <button class="button small" on:click=move |_| confirming.set(false)>"Keep"</button>
+                            </span>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <button class="button small danger" data-testid="point-delete" title=delete_title disabled=move || !operator() || removal.busy.get()
+                                on:click=move |_| confirming.set(true)>{move || if removal.busy.get() { "Deleting…" } else { "Delete" }}</button>
+                        }.into_any()
+                    }}
                 </span>
-                <ActError act=act testid="browse-error" />
             </td>
         </tr>
+        // What went wrong, across the whole row (the action cell is narrow).
+        <Show when=move || act.error.with(Option::is_some) || removal.error.with(Option::is_some)>
+            <tr class="point-problem">
+                <td colspan="8">
+                    <ActError act=act testid="browse-error" />
+                    <ActError act=removal testid="point-delete-error" />
+                </td>
+            </tr>
+        </Show>
+    }
+}
+
+/// A restore point's chain from the catalog's parent links, oldest first.
+#[component]
+fn ChainModal() -> impl IntoView {
+    let hub = use_restore_hub();
+    let chain = LocalResource::new(move || {
+        let id = hub.chain_of.get();
+        hub.points_version.get();
+        async move {
+            match id {
+                Some(id) => api::point_chain(id).await.map(Some),
+                None => Ok(None),
+            }
+        }
+    });
+    let close = move || hub.chain_of.set(None);
+    view! {
+        {move || hub.chain_of.get().is_some().then(|| view! {
+            <div class="modal-backdrop" on:click=move |_| close()>
+                <div class="modal wide" role="dialog" aria-modal="true" aria-label="Restore point chain" data-testid="point-chain"
+                    on:click=|ev| ev.stop_propagation()>
+                    <header class="modal-head">
+                        <h2>"CHAIN"</h2>
+                        <button class="icon-button" aria-label="Close" data-testid="point-chain-close" on:click=move |_| close()>"✕"</button>
+                    </header>
+                    <div class="modal-body">
+                        <p class="muted small">"An incremental reads the blocks that did not change from the point before it. Each restore point is still a whole image in the repository: deleting one leaves the others restorable (the chunks they share stay until no point uses them)."</p>
+                        <Transition fallback=|| view! { <p class="muted">"Loading the chain…"</p> }>
+                            {move || chain.get().map(|r| match r {
+                                Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
+                                Ok(None) => ().into_any(),
+                                Ok(Some(c)) => view! {
+                                    {c.missing_parent.clone().map(|m| view! {
+                                        <p class="notice caution" data-testid="chain-missing-parent">{format!("The point this chain started from (snapshot {m}) was deleted; the points below stay whole images.")}</p>
+                                    })}
+                                    <div class="table-wrap">
+                                        <table class="table" data-testid="chain-links">
+                                            <thead><tr><th>""</th><th>"Taken"</th><th>"Type"</th><th>"Check"</th><th class="hide-narrow">"Written"</th><th class="hide-narrow">"Immutable"</th></tr></thead>
+                                            <tbody>
+                                                {c.links.into_iter().map(|l| {
+                                                    let b = l.backup;
+                                                    let label = match l.relation {
+                                                        ChainRelation::Ancestor => "reads from",
+                                                        ChainRelation::This => "this point",
+                                                        ChainRelation::Descendant => "reads from it",
+                                                    };
+                                                    let locked = locked_at(b.immutable_until);
+                                                    view! {
+                                                        <tr data-testid="chain-link" data-relation=l.relation.as_str() data-id=b.id.clone()
+                                                            class:focused=l.relation == ChainRelation::This>
+                                                            <td>{label}</td>
+                                                            <td class="mono">{when(b.created_at)}</td>
+                                                            <td>{b.backup_type.as_str()}</td>
+                                                            <td><VerifyCell b=b.clone() /></td>
+                                                            <td class="mono hide-narrow">{format_bytes(b.bytes_written)}</td>
+                                                            <td class="mono hide-narrow">{locked.map(|u| format!("until {}", when(u))).unwrap_or_else(|| "—".into())}</td>
+                                                        </tr>
+                                                    }
+                                                }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                    </div>
+                                }.into_any(),
+                            })}
+                        </Transition>
+                    </div>
+                </div>
+            </div>
+        })}
     }
 }
 
@@ -194,4 +342,10 @@ fn VerifyCell(b: Backup) -> impl IntoView {
     view! {
         <span class=class data-testid="point-verify" data-state=b.status.as_str() title=title>{label}</span>
     }
+}
+
+/// The end of an immutability window that has not passed yet (by the
+/// browser's clock; the server decides on delete).
+fn locked_at(until: Option<chrono::DateTime<chrono::Utc>>) -> Option<chrono::DateTime<chrono::Utc>> {
+    until.filter(|u| u.timestamp_millis() as f64 > js_sys::Date::now())
 }

@@ -10,7 +10,8 @@ use shared_types::auth::Role;
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::instant_recoveries::InstantRecoveries;
-use crate::components::restore_points::{use_restore_hub, RestorePointsTable};
+use crate::components::restore_point_filters::RestorePointBrowser;
+use crate::components::restore_points::use_restore_hub;
 use crate::components::flow_details::{FlowDetailsModal, Inspect};
 use crate::format::{format_bytes, when};
 use crate::job_view::{duration_s, status_class};
@@ -31,8 +32,8 @@ pub fn RecoveryPage() -> impl IntoView {
             <EmergencyActions />
             <div class="card">
                 <h2>"RESTORE POINTS"</h2>
-                <p class="muted small">"Browse files opens the restore point's disks straight from the repository: nothing is written or mounted."</p>
-                <RestorePointsTable query="limit=50" />
+                <p class="muted small">"Browse files opens the restore point's disks straight from the repository: nothing is written or mounted. Chain shows what a point reads from and what reads from it; Delete is refused while a point is immutable."</p>
+                <RestorePointBrowser />
             </div>
             <InstantRecoveries />
             <RecentRestores />
