@@ -132,7 +132,10 @@ async fn filters_chain_and_delete_on(f: Fixture) {
     assert_eq!((ids(&last), last.total), (vec!["f1"], 3));
 
     // Values the list cannot use: 400 with the field named.
-    for q in ["type=differential", "status=broken", "immutable=maybe", "from=yesterday", "limit=0", "limit=1001", "to=2026-13-01T00:00:00Z"] {
+    for q in [
+        "type=differential", "status=broken", "immutable=maybe", "from=yesterday", "limit=0", "limit=1001", "to=2026-13-01T00:00:00Z",
+        "from=1900-01-01T00:00:00Z", "to=%2B12345-01-01T00:00:00Z", "vm=%01",
+    ] {
         let reply = api.call("GET", &format!("/api/v1/backup/list?{q}"), None).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{q}: {}", reply.body);
     }

@@ -6,7 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use shared_types::backups::{Backup, BackupChain, BackupPage, BackupStatus, ChainLink, PointChain};
@@ -69,6 +69,11 @@ struct BackupQuery {
     (status = 200, body = BackupPage), (status = 400, body = ErrorBody)))]
 async fn list_backups(State(state): State<AppState>, ApiQuery(q): ApiQuery<BackupQuery>) -> Result<ApiJson<BackupPage>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset)?;
+    for (field, at) in [("from", q.from), ("to", q.to)] {
+        if at.is_some_and(|t| !(1970..=9999).contains(&t.year())) {
+            return Err(ApiError::invalid_field(field, format!("Give '{field}' as an RFC 3339 instant between the years 1970 and 9999.")));
+        }
+    }
     if let (Some(from), Some(to)) = (q.from, q.to) {
         if from >= to {
             return Err(ApiError::invalid_field("from", format!("'from' ({}) must come before 'to' ({}).", from.to_rfc3339(), to.to_rfc3339())));
