@@ -186,7 +186,8 @@ async fn slash_two_keystrokes_and_enter_open_a_vm() -> Result<()> {
     press(&b, &ESCAPE.to_string()).await?;
 
     // Pages are found beside the catalog's objects, settings pages too.
-    press(&b, "/repo").await?;
+    // "repo" is also the start of Reports: "repos" names one page.
+    press(&b, "/repos").await?;
     first_hit(&b, "page", "Repositories").await?;
     press(&b, &ENTER.to_string()).await?;
     b.testid("page-repositories", T).await?;
