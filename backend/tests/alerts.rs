@@ -466,6 +466,86 @@ async fn an_undeliverable_notification_is_retried_then_shown_as_failed() {
     assert!(deliveries_of(&f, &target.id).await.is_empty());
 }
 
+/// Editing a target (PUT): its name, what it receives and where it sends
+/// change; a secret left out keeps the stored one (the next test is signed
+/// with it), `""` removes it (refused for a webhook); the kind cannot
+/// change; a taken name, an unknown id and a short secret are refused;
+/// operators cannot edit; the edit is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_is_edited_and_keeps_its_secret_when_none_is_given() {
+    let f = support::fixture().await;
+    let admin = f.admin_token().await;
+    let (_, operator) = f.user_with_role("olga", Role::Operator).await;
+    let (old_hook, new_hook) = (webhook_receiver().await, webhook_receiver().await);
+    let create = |name: &str, url: &str| json!({
+        "name": name, "kind": "webhook", "min_severity": "warning", "webhook": {"url": url}, "secret": WEBHOOK_SECRET,
+    });
+    let reply = f.call("POST", "/api/v1/notification-targets", Some(&admin), Some(create("ops webhook", &old_hook.url))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let target: NotificationTarget = reply.json();
+    let reply = f.call("POST", "/api/v1/notification-targets", Some(&admin), Some(create("other", &old_hook.url))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let path = format!("/api/v1/notification-targets/{}", target.id);
+    let edit = |name: &str, url: &str| json!({
+        "name": name, "kind": "webhook", "enabled": true, "min_severity": "critical", "webhook": {"url": url},
+    });
+
+    let reply = f.call("PUT", &path, Some(&admin), Some(edit("ops pager", &new_hook.url))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let edited: NotificationTarget = reply.json();
+    assert_eq!((edited.id.as_str(), edited.name.as_str(), edited.min_severity), (target.id.as_str(), "ops pager", AlertSeverity::Critical));
+    assert_eq!(edited.webhook.as_ref().map(|w| w.url.as_str()), Some(new_hook.url.as_str()));
+    assert!(edited.has_secret, "the stored secret is kept");
+    let shown: NotificationTarget = f.call("GET", &path, Some(&admin), None).await.json();
+    assert_eq!(shown, edited, "read back as saved");
+    // The next test goes to the new URL, signed with the kept secret.
+    let t: TestResult = f.call("POST", &format!("{path}/test"), Some(&admin), None).await.json();
+    assert!(t.delivered, "{t:?}");
+    assert_eq!(hooks(&new_hook, "test").len(), 1, "signed with the secret given at creation");
+    assert!(old_hook.got.lock().unwrap().is_empty(), "nothing to the old URL");
+    let before: NotificationTarget = f.call("GET", &path, Some(&admin), None).await.json();
+
+    // Refused: the kind, a taken name, an unknown id, a short or removed secret, an operator.
+    let mut smtp = edit("ops pager", &new_hook.url);
+    smtp["kind"] = json!("smtp");
+    let reply = f.call("PUT", &path, Some(&admin), Some(smtp)).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert!(reply.body.contains("cannot change"), "{}", reply.body);
+    let reply = f.call("PUT", &path, Some(&admin), Some(edit("other", &new_hook.url))).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    let reply = f.call("PUT", "/api/v1/notification-targets/no-such-target", Some(&admin), Some(edit("x", &new_hook.url))).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    for (secret, says) in [("short", "16"), ("", "signing secret")] {
+        let mut b = edit("ops pager", &new_hook.url);
+        b["secret"] = json!(secret);
+        let reply = f.call("PUT", &path, Some(&admin), Some(b)).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{secret:?}: {}", reply.body);
+        assert!(reply.body.contains(says), "{}", reply.body);
+    }
+    let reply = f.call("PUT", &path, Some(&operator), Some(edit("by operator", &new_hook.url))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let shown: NotificationTarget = f.call("GET", &path, Some(&admin), None).await.json();
+    assert_eq!(shown, before, "nothing refused was saved");
+
+    // A new secret replaces the old one: the receiver's check with the old one fails.
+    let mut b = edit("ops pager", &new_hook.url);
+    b["secret"] = json!("a-brand-new-secret-0123456789");
+    let reply = f.call("PUT", &path, Some(&admin), Some(b)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(!reply.body.contains("a-brand-new-secret"), "{}", reply.body);
+    let t: TestResult = f.call("POST", &format!("{path}/test"), Some(&admin), None).await.json();
+    assert!(t.delivered, "{t:?}");
+    let last = new_hook.got.lock().unwrap().last().cloned().expect("a second test");
+    let sig = last.headers.get("x-sendense-signature").unwrap().to_str().unwrap().trim_start_matches("sha256=").to_owned();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"a-brand-new-secret-0123456789").unwrap();
+    mac.update(&last.body);
+    mac.verify_slice(&hex::decode(sig).unwrap()).expect("signed with the new secret");
+
+    let audit: shared_types::audit::AuditPage = f.call("GET", "/api/v1/audit?limit=50", Some(&admin), None).await.json();
+    let updates: Vec<&str> = audit.entries.iter().filter(|e| e.action == "notification_target.update").map(|e| e.target.as_str()).collect();
+    assert_eq!(updates, vec!["ops pager (webhook)", "ops pager (webhook)"], "{updates:?}");
+}
+
 /// A real job through the runner: the local repository's verify fails
 /// while its key file is away (raised, critical, about the repository;
 /// again: folded), and the next verify with the key back resolves it.

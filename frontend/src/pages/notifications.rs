@@ -3,11 +3,13 @@
 //! (STARTTLS or TLS, AUTH), each with the least severity it receives, its
 //! latest delivery (when, delivered or why not), deliveries waiting for a
 //! retry and those given up, a Send test button, a change of what it
-//! receives, disable / enable, and removal (a second click confirms). Anyone signed
-//! in may look; admins add, test and remove.
+//! receives, disable / enable, an edit of everything but its kind (a secret
+//! left blank keeps the stored one), and removal (a second click confirms).
+//! Anyone signed in may look; admins add, edit, test and remove.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
 use shared_types::alerts::{AlertSeverity, NotificationTarget, SmtpSecurity, SmtpSettings, TargetKind, TargetRequest, WebhookSettings};
 use shared_types::auth::Role;
 
@@ -65,6 +67,8 @@ pub fn NotificationsPage() -> impl IntoView {
             reload();
         });
     });
+    // The target being edited (its form replaces the add form).
+    let editing = RwSignal::new(None::<NotificationTarget>);
     // The target whose removal waits for a second click.
     let confirm_remove = RwSignal::new(None::<String>);
     let remove = Callback::new(move |t: NotificationTarget| {
@@ -115,7 +119,7 @@ pub fn NotificationsPage() -> impl IntoView {
                                                 <br /><span class="small" data-testid="target-error">{l.error.clone().unwrap_or_default()}</span>
                                             }.into_any(),
                                         };
-                                        let (tt, tr, te) = (t.clone(), t.clone(), t.clone());
+                                        let (tt, tr, te, ted) = (t.clone(), t.clone(), t.clone(), t.clone());
                                         let id = t.id.clone();
                                         let armed = Signal::derive(move || confirm_remove.get().as_deref() == Some(id.as_str()));
                                         view! {
@@ -147,6 +151,9 @@ pub fn NotificationsPage() -> impl IntoView {
                                                 <td>
                                                     <button class="button small" data-testid="target-test" disabled=move || !admin() title=move || if admin() { "Send a test notification now".to_string() } else { why() }
                                                         on:click=move |_| test.run(tt.clone())>"Send test"</button>
+                                                    <button class="button small" data-testid="target-edit" disabled=move || !admin()
+                                                        title=move || if admin() { "Change its name, what it receives and where it sends".to_string() } else { why() }
+                                                        on:click=move |_| editing.set(Some(ted.clone()))>"Edit"</button>
                                                     <button class="button small" data-testid="target-toggle" disabled=move || !admin()
                                                         on:click=move |_| change.run((te.clone(), te.min_severity, !te.enabled))>
                                                         {if t.enabled { "Disable" } else { "Enable" }}
@@ -168,90 +175,147 @@ pub fn NotificationsPage() -> impl IntoView {
                 </Transition>
             </div>
             <Show when=admin fallback=move || view! { <p class="muted small">{why()} " to add notification targets."</p> }>
-                <AddTarget on_done=Callback::new(move |r: Result<String, String>| {
-                    message.set(Some(match r { Ok(m) => (true, m), Err(m) => (false, m) }));
-                    reload();
-                }) />
+                {move || {
+                    let on_done = Callback::new(move |r: Result<String, String>| {
+                        if r.is_ok() {
+                            editing.set(None);
+                        }
+                        message.set(Some(match r { Ok(m) => (true, m), Err(m) => (false, m) }));
+                        reload();
+                    });
+                    let on_cancel = Callback::new(move |()| editing.set(None));
+                    view! { <TargetForm target=editing.get() on_done=on_done on_cancel=on_cancel /> }
+                }}
             </Show>
         </section>
     }
 }
 
+/// Adds a target (`target` none) or edits one: every field but its kind,
+/// filled in; a secret left blank keeps the stored one.
 #[component]
-fn AddTarget(on_done: Callback<Result<String, String>>) -> impl IntoView {
-    let kind = RwSignal::new(TargetKind::Webhook);
-    let name = RwSignal::new(String::new());
-    let min = RwSignal::new(AlertSeverity::Warning);
-    let url = RwSignal::new(String::new());
+fn TargetForm(target: Option<NotificationTarget>, on_done: Callback<Result<String, String>>, on_cancel: Callback<()>) -> impl IntoView {
+    let editing = target.clone();
+    let t = target.as_ref();
+    let smtp = t.and_then(|t| t.smtp.clone());
+    let kind = RwSignal::new(t.map_or(TargetKind::Webhook, |t| t.kind));
+    let name = RwSignal::new(t.map(|t| t.name.clone()).unwrap_or_default());
+    let min = RwSignal::new(t.map_or(AlertSeverity::Warning, |t| t.min_severity));
+    let url = RwSignal::new(t.and_then(|t| t.webhook.as_ref()).map(|w| w.url.clone()).unwrap_or_default());
     let secret = RwSignal::new(String::new());
-    let host = RwSignal::new(String::new());
-    let port = RwSignal::new("587".to_string());
-    let security = RwSignal::new(SmtpSecurity::Starttls);
-    let username = RwSignal::new(String::new());
-    let from = RwSignal::new(String::new());
-    let to = RwSignal::new(String::new());
+    let host = RwSignal::new(smtp.as_ref().map(|s| s.host.clone()).unwrap_or_default());
+    let port = RwSignal::new(smtp.as_ref().map_or("587".to_string(), |s| s.port.to_string()));
+    let security = RwSignal::new(smtp.as_ref().map_or(SmtpSecurity::Starttls, |s| s.security));
+    let username = RwSignal::new(smtp.as_ref().and_then(|s| s.username.clone()).unwrap_or_default());
+    let from = RwSignal::new(smtp.as_ref().map(|s| s.from.clone()).unwrap_or_default());
+    let to = RwSignal::new(smtp.as_ref().map(|s| s.to.join(", ")).unwrap_or_default());
+    // A private CA is not edited here: it stays as stored.
+    let ca_pem = smtp.and_then(|s| s.ca_pem);
     let error = RwSignal::new(None::<String>);
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        let k = kind.get_untracked();
-        let (webhook, smtp) = match k {
-            TargetKind::Webhook => (Some(WebhookSettings { url: url.get_untracked().trim().to_owned() }), None),
-            TargetKind::Smtp => {
-                let Ok(p) = port.get_untracked().trim().parse::<u16>() else {
-                    error.set(Some("The port is a number from 1 to 65535.".into()));
-                    return;
-                };
-                let user = username.get_untracked().trim().to_owned();
-                (None, Some(SmtpSettings {
-                    host: host.get_untracked().trim().to_owned(),
-                    port: p,
-                    security: security.get_untracked(),
-                    username: (!user.is_empty()).then_some(user),
-                    from: from.get_untracked().trim().to_owned(),
-                    to: to.get_untracked().split([',', ' ', ';']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-                    ca_pem: None,
-                }))
-            }
-        };
-        let s = secret.get_untracked();
-        let req = TargetRequest {
-            name: name.get_untracked().trim().to_owned(),
-            kind: k,
-            enabled: true,
-            min_severity: min.get_untracked(),
-            webhook,
-            smtp,
-            secret: (!s.is_empty()).then_some(s),
-        };
-        // The same rule the server applies, so the message comes at once.
-        if let Err((field, m)) = req.validate(false) {
-            error.set(Some(format!("{field}: {m}")));
-            return;
-        }
-        error.set(None);
-        spawn_local(async move {
-            match api::create_notification_target(req).await {
-                Ok(t) => {
-                    name.set(String::new());
-                    url.set(String::new());
-                    secret.set(String::new());
-                    on_done.run(Ok(format!("{} added: use Send test to check it.", t.name)));
+    let form_ref = NodeRef::<leptos::html::Form>::new();
+    let is_edit = editing.is_some();
+    let secret_stored = editing.as_ref().is_some_and(|t| t.has_secret);
+    if is_edit {
+        // The form opens below the table: bring it into view.
+        request_animation_frame(move || {
+            if let Some(f) = form_ref.get_untracked() {
+                f.scroll_into_view();
+                if let Some(input) = f.query_selector("[data-testid=target-name]").ok().flatten() {
+                    if let Ok(input) = input.dyn_into::<web_sys::HtmlElement>() {
+                        let _ = input.focus();
+                    }
                 }
-                Err(e) => error.set(Some(e.message)),
             }
         });
+    }
+    let submit = {
+        let editing = editing.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let k = kind.get_untracked();
+            let (webhook, smtp) = match k {
+                TargetKind::Webhook => (Some(WebhookSettings { url: url.get_untracked().trim().to_owned() }), None),
+                TargetKind::Smtp => {
+                    let Ok(p) = port.get_untracked().trim().parse::<u16>() else {
+                        error.set(Some("The port is a number from 1 to 65535.".into()));
+                        return;
+                    };
+                    let user = username.get_untracked().trim().to_owned();
+                    (None, Some(SmtpSettings {
+                        host: host.get_untracked().trim().to_owned(),
+                        port: p,
+                        security: security.get_untracked(),
+                        username: (!user.is_empty()).then_some(user),
+                        from: from.get_untracked().trim().to_owned(),
+                        to: to.get_untracked().split([',', ' ', ';']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                        ca_pem: ca_pem.clone(),
+                    }))
+                }
+            };
+            let s = secret.get_untracked();
+            let req = TargetRequest {
+                name: name.get_untracked().trim().to_owned(),
+                kind: k,
+                enabled: editing.as_ref().is_none_or(|t| t.enabled),
+                min_severity: min.get_untracked(),
+                webhook,
+                smtp,
+                // Blank: kept (edit) or none (add).
+                secret: (!s.is_empty()).then_some(s),
+            };
+            // The same rule the server applies, so the message comes at once.
+            if let Err((field, m)) = req.validate(secret_stored) {
+                error.set(Some(format!("{field}: {m}")));
+                return;
+            }
+            error.set(None);
+            let id = editing.as_ref().map(|t| t.id.clone());
+            spawn_local(async move {
+                let result = match id {
+                    Some(id) => api::update_notification_target(id, req).await.map(|t| format!("{} saved.", t.name)),
+                    None => api::create_notification_target(req).await.map(|t| format!("{} added: use Send test to check it.", t.name)),
+                };
+                match result {
+                    Ok(m) => {
+                        name.set(String::new());
+                        url.set(String::new());
+                        secret.set(String::new());
+                        on_done.run(Ok(m));
+                    }
+                    Err(e) => error.set(Some(e.message)),
+                }
+            });
+        }
     };
     let text = |label: &'static str, testid: &'static str, kind: &'static str, value: RwSignal<String>| view! {
         <label>{label}
-            <input type=kind data-testid=testid prop:value=move || value.get() on:input=move |ev| value.set(event_target_value(&ev)) />
+            <input type=kind data-testid=testid prop:value=move || value.get() on:input=move |ev| value.set(event_target_value(&ev))
+                on:change=move |ev| value.set(event_target_value(&ev)) />
         </label>
     };
+    let secret_field = move |label: &'static str| {
+        let placeholder = if secret_stored { "Blank keeps the stored one" } else { "" };
+        view! {
+            <label>{label}
+                <input type="password" data-testid="target-secret" placeholder=placeholder autocomplete="new-password"
+                    prop:value=move || secret.get() on:input=move |ev| secret.set(event_target_value(&ev))
+                    on:change=move |ev| secret.set(event_target_value(&ev)) />
+            </label>
+        }
+    };
+    let title = match &editing {
+        Some(t) => format!("EDIT {}", t.name.to_uppercase()),
+        None => "ADD A NOTIFICATION TARGET".to_string(),
+    };
+    let (form_id, submit_id, error_id) =
+        if is_edit { ("edit-target", "edit-target-submit", "edit-target-error") } else { ("add-target", "add-target-submit", "add-target-error") };
     view! {
-        <form class="card" on:submit=submit data-testid="add-target">
-            <h2>"ADD A NOTIFICATION TARGET"</h2>
+        <form class="card" on:submit=submit data-testid=form_id node_ref=form_ref>
+            <h2>{title}</h2>
             <div class="form-row">
                 <label>"Kind"
-                    <select data-testid="target-kind" on:change=move |ev| if let Some(k) = TargetKind::parse(&event_target_value(&ev)) { kind.set(k) }>
+                    <select data-testid="target-kind" disabled=is_edit title=if is_edit { "The kind cannot change: add a new target instead" } else { "" }
+                        on:change=move |ev| if let Some(k) = TargetKind::parse(&event_target_value(&ev)) { kind.set(k) }>
                         {TargetKind::ALL.iter().map(|k| view! { <option value=k.as_str() selected=move || kind.get() == *k>{k.as_str()}</option> }).collect_view()}
                     </select>
                 </label>
@@ -265,7 +329,7 @@ fn AddTarget(on_done: Callback<Result<String, String>>) -> impl IntoView {
             <Show when=move || kind.get() == TargetKind::Webhook>
                 <div class="form-row">
                     {text("URL", "target-url", "text", url)}
-                    {text("Signing secret (16+ characters)", "target-secret", "password", secret)}
+                    {secret_field("Signing secret (16+ characters)")}
                 </div>
             </Show>
             <Show when=move || kind.get() == TargetKind::Smtp>
@@ -278,7 +342,7 @@ fn AddTarget(on_done: Callback<Result<String, String>>) -> impl IntoView {
                         </select>
                     </label>
                     {text("User", "target-user", "text", username)}
-                    {text("Password", "target-secret", "password", secret)}
+                    {secret_field("Password")}
                 </div>
                 <div class="form-row">
                     {text("From", "target-from", "text", from)}
@@ -286,8 +350,11 @@ fn AddTarget(on_done: Callback<Result<String, String>>) -> impl IntoView {
                 </div>
             </Show>
             <div class="form-row">
-                <button class="button primary" type="submit" data-testid="add-target-submit">"Add target"</button>
-                {move || error.get().map(|e| view! { <p class="notice warning" role="alert" data-testid="add-target-error">{e}</p> })}
+                <button class="button primary" type="submit" data-testid=submit_id>{if is_edit { "Save" } else { "Add target" }}</button>
+                {is_edit.then(|| view! {
+                    <button class="button" type="button" data-testid="edit-target-cancel" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+                })}
+                {move || error.get().map(|e| view! { <p class="notice warning" role="alert" data-testid=error_id>{e}</p> })}
             </div>
         </form>
     }
