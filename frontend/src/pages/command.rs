@@ -85,7 +85,12 @@ fn FleetPanel(o: Signal<Option<Overview>>) -> impl IntoView {
                 <Stat label="ATTENTION" value=count(|o| o.fleet.attention) class="caution" testid="fleet-attention" />
                 <Stat label="CRITICAL" value=count(|o| o.fleet.critical) class="warning" testid="fleet-critical" />
             </div>
-            {move || o.with(|o| o.as_ref().map(|o| {
+            {move || o.with(|o| {
+                // One line held while the overview loads: the card does not
+                // push the others down when its figures arrive.
+                let Some(o) = o.as_ref() else {
+                    return view! { <p class="muted small">"Loading the fleet…"</p> }.into_any();
+                };
                 if o.fleet.total == 0 {
                     return view! {
                         <p class="muted small">"No managed VMs yet. "<A href="/assets">"Add VMs on ASSETS"</A>" to protect them."</p>
@@ -107,7 +112,7 @@ fn FleetPanel(o: Signal<Option<Overview>>) -> impl IntoView {
                     </ul>
                     {(more > 0).then(|| view! { <p class="muted small">{format!("and {more} more")}</p> })}
                 }.into_any()
-            }))}
+            })}
         </div>
     }
 }
@@ -124,12 +129,15 @@ fn OperationsPanel(o: Signal<Option<Overview>>) -> impl IntoView {
                 <Stat label="PAUSED" value=count(|o| o.jobs.paused) class="caution" testid="ops-paused" />
                 <Stat label="DONE TODAY" value=count(|o| o.jobs.completed_today) class="operational" testid="ops-today" />
             </div>
-            {move || o.with(|o| o.as_ref().map(|o| view! {
-                <p class="muted small" data-testid="ops-today-detail">
-                    {format!("Today (UTC): {} completed, {} failed, {} cancelled.", o.jobs.completed_today, o.jobs.failed_today, o.jobs.cancelled_today)}
-                    " " <A href="/flows">"Open FLOWS"</A>
-                </p>
-            }))}
+            {move || o.with(|o| match o.as_ref() {
+                Some(o) => view! {
+                    <p class="muted small" data-testid="ops-today-detail">
+                        {format!("Today (UTC): {} completed, {} failed, {} cancelled.", o.jobs.completed_today, o.jobs.failed_today, o.jobs.cancelled_today)}
+                        " " <A href="/flows">"Open FLOWS"</A>
+                    </p>
+                }.into_any(),
+                None => view! { <p class="muted small">"Loading today's jobs…"</p> }.into_any(),
+            })}
         </div>
     }
 }
