@@ -106,6 +106,63 @@ pub struct CompatibilityReport {
     /// The target's storage pools (libvirt hosts), to choose from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub storage_pools: Vec<crate::platform::StoragePoolInfo>,
+    /// Each NIC of the VM: the network it joins on the target with this
+    /// request, and the one proposed for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<NicPlacement>,
+    /// The target's started networks, which NICs may join.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_networks: Vec<crate::platform::NetworkInfo>,
+}
+
+/// Where one NIC of the restored VM goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NicPlacement {
+    pub mac: String,
+    pub model: String,
+    /// Its network on the source.
+    pub source_network: String,
+    /// The target network it joins with this request (`network_mapping`,
+    /// else the network of the same name); none: it has none (a blocker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_network: Option<String>,
+    /// The target network proposed for it, as on the Networks page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<NetworkSuggestion>,
+}
+
+/// A proposed target network and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NetworkSuggestion {
+    pub network: String,
+    pub reason: SuggestionReason,
+    /// The recommendation's confidence, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+}
+
+wire_enum! {
+    /// Where a proposed target network comes from, strongest first.
+    pub enum SuggestionReason {
+        /// The mapping saved for the platform pair (Networks page, failover).
+        SavedMapping = "saved_mapping",
+        /// The recommendation rule (`shared_types::networks::recommend`).
+        Recommended = "recommended",
+        /// The target has a network of the same name.
+        SameName = "same_name",
+    }
+}
+
+impl SuggestionReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            SuggestionReason::SavedMapping => "saved mapping",
+            SuggestionReason::Recommended => "recommended",
+            SuggestionReason::SameName => "same name",
+        }
+    }
 }
 
 impl CompatibilityReport {

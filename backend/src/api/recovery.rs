@@ -4,6 +4,7 @@
 //! once the request is valid, the licence tier allows it and the check has
 //! no blocker.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use axum::extract::State;
@@ -12,9 +13,11 @@ use axum::response::Response;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use shared_types::error::ErrorBody;
 use shared_types::jobs::{Job, JobKind, JobStatus};
-use shared_types::networks::place_nic;
-use shared_types::platform::{Firmware, GuestOs, HostInventory, NicInfo, PlatformKind, PowerState, VmInfo};
-use shared_types::recovery::{required_feature, CompatibilityNote, CompatibilityReport, LicenseTier, NoteSeverity, RestoreVmRequest};
+use shared_types::networks::{place_nic, recommend, MappingPurpose};
+use shared_types::platform::{Firmware, GuestOs, HostInventory, NetworkInfo, NicInfo, PlatformKind, PowerState, VmInfo};
+use shared_types::recovery::{
+    required_feature, CompatibilityNote, CompatibilityReport, LicenseTier, NetworkSuggestion, NicPlacement, NoteSeverity, RestoreVmRequest, SuggestionReason,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,7 +26,7 @@ use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
 use crate::catalog::compatibility::{self, Facts};
-use crate::catalog::{convert, from_wire, inventory};
+use crate::catalog::{convert, from_wire, inventory, network_mapping};
 use crate::db::entities::{backups, jobs, platforms, repositories, vm_contexts};
 use crate::runner::restore_job::{RestoreJobRequest, RestoreOptions};
 use crate::state::AppState;
@@ -84,6 +87,50 @@ async fn history(db: &sea_orm::DatabaseConnection) -> Result<Option<(f64, bool)>
         }
     }
     Ok(None)
+}
+
+/// The target network proposed for each source network of `nics`, as the
+/// Networks page proposes it: the mapping saved for the platform pair
+/// (failover, default scope) when the target has that network started,
+/// else the recommendation ([`recommend`], from the networks discovery
+/// recorded), else a started network of the same name.
+async fn suggest_networks(
+    state: &AppState,
+    source_platform_id: Option<&str>,
+    target_platform_id: &str,
+    nics: &[NicInfo],
+    target_networks: &[NetworkInfo],
+) -> Result<HashMap<String, NetworkSuggestion>, ApiError> {
+    let started = |name: &str| target_networks.iter().any(|n| n.name == name && !n.inactive);
+    let (saved, recorded) = match source_platform_id {
+        Some(source) => (
+            network_mapping::effective(&state.db, source, target_platform_id, None, MappingPurpose::Failover).await?,
+            network_mapping::networks_of(&state.db, source).await?,
+        ),
+        None => Default::default(),
+    };
+    // The NICs' networks, with what discovery recorded of each (VLAN, subnet).
+    let mut source_networks: Vec<NetworkInfo> = Vec::new();
+    for nic in nics {
+        if !source_networks.iter().any(|n| n.name == nic.network) {
+            let known = recorded.iter().find(|n| n.name == nic.network).cloned();
+            source_networks.push(known.unwrap_or_else(|| NetworkInfo { name: nic.network.clone(), ..Default::default() }));
+        }
+    }
+    let recommended = recommend(&source_networks, target_networks, MappingPurpose::Failover);
+    let mut out = HashMap::new();
+    for net in &source_networks {
+        let saved = saved.get(&net.name).map(|(to, _)| to.as_str()).filter(|to| started(to));
+        let suggestion = match (saved, recommended.iter().find(|r| r.source_network == net.name && started(&r.target_network))) {
+            (Some(to), _) => Some(NetworkSuggestion { network: to.to_owned(), reason: SuggestionReason::SavedMapping, score: None }),
+            (None, Some(r)) => Some(NetworkSuggestion { network: r.target_network.clone(), reason: SuggestionReason::Recommended, score: Some(r.score) }),
+            (None, None) => started(&net.name).then(|| NetworkSuggestion { network: net.name.clone(), reason: SuggestionReason::SameName, score: None }),
+        };
+        if let Some(s) = suggestion {
+            out.insert(net.name.clone(), s);
+        }
+    }
+    Ok(out)
 }
 
 pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<Prepared, ApiError> {
@@ -150,31 +197,39 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
             ));
         }
     }
+    let suggestions = suggest_networks(state, context.as_ref().map(|c| c.platform_id.as_str()), &target.id, &source.nics, &inv.networks).await?;
     let mut nics = Vec::new();
+    let mut placements = Vec::new();
+    let mut unplaced = Vec::new();
     for nic in &source.nics {
         // The rule failover validation uses too, with the same-name fallback a restore allows.
         let to = match place_nic(&nic.network, req.network_mapping.get(&nic.network).map(String::as_str), true, &inv.networks) {
-            Ok(to) => to.name.clone(),
+            Ok(to) => Some(to.name.clone()),
             Err(shared_types::networks::Unplaced::Inactive(to)) => {
-                return Err(ApiError::invalid_value(
-                    "network_mapping",
-                    format!(
-                        "NIC {} would join network '{to}' of host '{}', which is not started: start it there (virsh net-start {to}) or map '{}' to one of {known}",
-                        nic.mac, inv.host.name, nic.network
-                    ),
-                ))
+                unplaced.push(format!(
+                    "NIC {} would join network '{to}' of host '{}', which is not started: start it there (virsh net-start {to}) or map '{}' to one of {known}",
+                    nic.mac, inv.host.name, nic.network
+                ));
+                None
             }
             Err(_) => {
-                return Err(ApiError::invalid_value(
-                    "network_mapping",
-                    format!(
-                        "NIC {} is on network '{}', which host '{}' does not have: map it to one of {known}",
-                        nic.mac, nic.network, inv.host.name
-                    ),
-                ))
+                unplaced.push(format!(
+                    "NIC {} is on network '{}', which host '{}' does not have: map it to one of {known}",
+                    nic.mac, nic.network, inv.host.name
+                ));
+                None
             }
         };
-        nics.push(NicInfo { network: to, ..nic.clone() });
+        placements.push(NicPlacement {
+            mac: nic.mac.clone(),
+            model: nic.model.clone(),
+            source_network: nic.network.clone(),
+            target_network: to.clone(),
+            suggestion: suggestions.get(&nic.network).cloned(),
+        });
+        if let Some(to) = to {
+            nics.push(NicInfo { network: to, ..nic.clone() });
+        }
     }
 
     // Name on the target, overwrite and its confirmation.
@@ -241,8 +296,12 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
     if let Some(m) = &license {
         report.notes.push(CompatibilityNote { severity: NoteSeverity::Blocker, message: m.clone() });
     }
+    // A NIC without a network stops the restore until the request maps it.
+    report.notes.extend(unplaced.into_iter().map(|message| CompatibilityNote { severity: NoteSeverity::Blocker, message }));
     report.ok = !report.notes.iter().any(|n| n.severity == NoteSeverity::Blocker);
     report.storage_pools = inv.storage_pools.clone();
+    report.nics = placements;
+    report.target_networks = inv.networks.iter().filter(|n| !n.inactive).cloned().collect();
     let options = RestoreOptions {
         name: req.name.clone(),
         overwrite: req.overwrite && exists,

@@ -2,7 +2,10 @@
 //! configuration (with the server's compatibility check) → 4 execution
 //! with live progress. Back and Cancel at every step. Formats the licence
 //! tier forbids are shown disabled with the reason, by the same rule the
-//! server enforces (`shared_types::recovery::required_feature`).
+//! server enforces (`shared_types::recovery::required_feature`). The
+//! configuration step maps each NIC to a network of the target, filled in
+//! with what the server proposes (the mapping saved on the Networks page,
+//! else the recommendation), and the restore is sent with that map.
 
 use leptos::prelude::*;
 use shared_types::backups::Backup;
@@ -60,6 +63,10 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
     let report = RwSignal::new(None::<CompatibilityReport>);
     // "" = the host's default pool.
     let pool = RwSignal::new(String::new());
+    // Source network → target network, sent with the request; filled from
+    // the first check's proposals for the chosen target.
+    let networks = RwSignal::new(std::collections::BTreeMap::<String, String>::new());
+    let networks_filled = RwSignal::new(false);
     let job = RwSignal::new(None::<Job>);
     let instant = RwSignal::new(None::<InstantRecovery>);
     let check = Act::new();
@@ -91,7 +98,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
         overwrite: overwrite.get_untracked(),
         confirm_overwrite: overwrite.get_untracked().then(|| confirm.get_untracked()),
         disk_format: format.get_untracked(),
-        network_mapping: Default::default(),
+        network_mapping: networks.get_untracked(),
         power_on: power_on.get_untracked(),
         storage_pool: pool.with_untracked(|p| (!p.is_empty()).then(|| p.clone())),
     };
@@ -99,6 +106,22 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
         report.set(None);
         check.run(api::restore_check(request()), move |r| report.set(Some(r)));
     };
+    // The first answer for a target fills the map with its proposals and,
+    // where they differ from what the check assumed, checks again.
+    Effect::new(move |_| {
+        let Some(r) = report.get() else { return };
+        if networks_filled.get_untracked() {
+            return;
+        }
+        networks_filled.set(true);
+        let proposed: std::collections::BTreeMap<String, String> =
+            r.nics.iter().filter_map(|n| n.suggestion.as_ref().map(|s| (n.source_network.clone(), s.network.clone()))).collect();
+        let differs = r.nics.iter().any(|n| n.suggestion.as_ref().is_some_and(|s| n.target_network.as_deref() != Some(s.network.as_str())));
+        networks.set(proposed);
+        if differs {
+            run_check();
+        }
+    });
     let start_restore = move |_| {
         run.run(api::restore_start(request()), move |j| {
             job.set(Some(j));
@@ -154,7 +177,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
         <Show when=move || step.get() == 1>
             <section class="step form-col" data-testid="wizard-step-target">
                 <label>"Target platform"
-                    <select data-testid="wizard-target" prop:value=move || target.get() on:change=move |ev| { target.set(event_target_value(&ev)); format.set(None); }>
+                    <select data-testid="wizard-target" prop:value=move || target.get() on:change=move |ev| { target.set(event_target_value(&ev)); format.set(None); networks.set(Default::default()); networks_filled.set(false); }>
                         {move || platforms.get().and_then(|r| r.ok()).unwrap_or_default().into_iter().map(|p| view! {
                             <option value=p.id.clone()>{format!("{} — {}", p.name, p.kind.label())}</option>
                         }).collect_view()}
@@ -200,7 +223,55 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
                         <input type="text" data-testid="wizard-confirm" prop:value=move || confirm.get() on:input=move |ev| confirm.set(event_target_value(&ev)) />
                     </label>
                 </Show>
-                <p class="muted small">"NICs join the target network of the same name."</p>
+                {move || report.with(|r| r.as_ref().filter(|r| !r.nics.is_empty()).map(|r| (r.nics.clone(), r.target_networks.clone()))).map(|(nics, nets)| view! {
+                    <div class="table-wrap" data-testid="wizard-networks">
+                        <table class="table nic-map">
+                            <thead><tr><th>"NIC (source network)"</th><th>"Target network"</th></tr></thead>
+                            <tbody>
+                                {nics.into_iter().map(|n| {
+                                    let src = n.source_network.clone();
+                                    let current = networks.with_untracked(|m| m.get(&src).cloned()).or(n.target_network.clone()).unwrap_or_default();
+                                    let change = {
+                                        let src = src.clone();
+                                        move |ev| {
+                                            let to = event_target_value(&ev);
+                                            networks.update(|m| {
+                                                if to.is_empty() {
+                                                    m.remove(&src);
+                                                } else {
+                                                    m.insert(src.clone(), to);
+                                                }
+                                            });
+                                            run_check();
+                                        }
+                                    };
+                                    view! {
+                                        <tr data-testid=format!("wizard-nic-{}", n.mac)>
+                                            <td>
+                                                <strong>{src.clone()}</strong>
+                                                <span class="mono small muted nic-id">{format!("{} · {}", n.mac, n.model)}</span>
+                                            </td>
+                                            <td>
+                                                <select data-testid=format!("wizard-net-{src}") aria-label=format!("Target network of {src}") on:change=change>
+                                                    {current.is_empty().then(|| view! { <option value="" selected=true>"Choose a network"</option> })}
+                                                    {nets.iter().map(|t| {
+                                                        let label = if t.isolated { format!("{} (isolated)", t.name) } else { t.name.clone() };
+                                                        view! { <option value=t.name.clone() selected=t.name == current>{label}</option> }
+                                                    }).collect_view()}
+                                                </select>
+                                                {n.suggestion.map(|s| view! {
+                                                    <span class="muted small nic-proposal" data-testid=format!("wizard-proposal-{src}")>
+                                                        {format!("proposed: {} ({}{})", s.network, s.reason.label(), s.score.map(|v| format!(", {v}/100")).unwrap_or_default())}
+                                                    </span>
+                                                })}
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                })}
                 {move || report.with(|r| r.as_ref().map(|r| r.storage_pools.iter().filter(|p| p.active).cloned().collect::<Vec<_>>())).filter(|p| p.len() > 1).map(|pools| view! {
                     <label>"Storage pool on the target"
                         <select data-testid="wizard-pool" prop:value=move || pool.get() on:change=move |ev| { pool.set(event_target_value(&ev)); run_check(); }>
