@@ -34,9 +34,9 @@ pub mod restore;
 pub mod search;
 pub mod settings;
 pub mod users;
+pub mod vm_bulk;
 pub mod vms;
 pub mod ws;
-pub mod vm_bulk;
 
 use axum::extract::OriginalUri;
 use axum::http::Method;
@@ -81,9 +81,9 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(platforms::router())
         .merge(discovery::router())
         .merge(vms::router())
+        .merge(vm_bulk::router())
         .merge(groups::router())
         .merge(flows::router())
-        .merge(vm_bulk::router())
         .merge(policies::router())
         .merge(backups::router())
         .merge(repositories::router())
