@@ -96,3 +96,40 @@ async fn runs_durations_and_overlaps_of_the_next_days() {
         assert!(reply.body.contains("days"), "{}", reply.body);
     }
 }
+
+/// A policy with a verify schedule, followed by a flow: the repository the
+/// flow writes to gets the policy's verify runs beside its own, named by the
+/// policy, and a policy nobody follows adds nothing.
+#[tokio::test]
+async fn a_policys_verify_runs_show_on_the_repositories_its_flows_use() {
+    let f = fixture().await;
+    let db = &f.state.db;
+    let repo = ensure_local(db, f.data.path()).await.unwrap();
+    rows::platform(db, "plat-prod", "prod").await;
+    rows::vm(db, "vm-a", "plat-prod", "app-a").await;
+    let token = f.admin_token().await;
+    let call = |method: &'static str, path: String, body: Option<serde_json::Value>, status: StatusCode| {
+        let (f, token) = (&f, token.clone());
+        async move {
+            let reply = f.call(method, &path, Some(&token), body).await;
+            assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+            reply.json::<serde_json::Value>()
+        }
+    };
+    let gold = call("POST", "/api/v1/policies".into(), Some(json!({"name": "gold", "verify_schedule": "0 4 * * *"})), StatusCode::CREATED).await;
+    call("POST", "/api/v1/policies".into(), Some(json!({"name": "idle", "verify_schedule": "0 5 * * *"})), StatusCode::CREATED).await;
+    let gold_id = gold["id"].as_str().unwrap().to_owned();
+    let flow = json!({"name": "nightly", "kind": "backup", "source": {"type": "vms", "vm_ids": ["vm-a"]}, "repository_id": repo.id, "schedule": "0 2 * * *", "policy_id": gold_id});
+    call("POST", "/api/v1/flows".into(), Some(flow), StatusCode::CREATED).await;
+
+    let t: ScheduleTimeline = serde_json::from_value(call("GET", "/api/v1/schedules?days=3".into(), None, StatusCode::OK).await).unwrap();
+    let by_policy: Vec<_> = t.entries.iter().filter(|e| e.policy.is_some()).collect();
+    assert_eq!(by_policy.len(), 1, "{:?}", t.entries);
+    let e = by_policy[0];
+    assert_eq!((e.key.as_str(), e.kind, e.id.as_str(), e.schedule.as_str()), (format!("verify:{}:{gold_id}", repo.id).as_str(), ScheduledKind::Verify, repo.id.as_str(), "0 4 * * *"));
+    assert_eq!(e.policy.as_ref().map(|p| (p.id.as_str(), p.name.as_str())), Some((gold_id.as_str(), "gold")));
+    assert!(e.name.contains("gold") && e.runs.len() == 3 && e.runs.iter().all(|r| r.format("%H:%M").to_string() == "04:00"), "{e:?}");
+    assert_eq!(e.loads, vec![LoadTarget::Repository { id: repo.id.clone() }]);
+    // The repository's own verify is still there, its own.
+    assert!(t.entries.iter().any(|x| x.key == format!("verify:{}", repo.id) && x.policy.is_none()));
+}

@@ -1,5 +1,6 @@
 //! `GET /api/v1/schedules`: everything that runs on its own in the next
-//! days (backup flows, replication flows, each repository's verify and GC),
+//! days (backup flows, replication flows, each repository's verify and GC,
+//! and the verify runs policies ask of the repositories their flows write to),
 //! when, for how long it is expected to run (from its own history), and
 //! where runs overlap on a repository or a platform.
 
@@ -56,6 +57,19 @@ pub struct ScheduledEntry {
     pub truncated: bool,
     /// The repositories and platforms its runs work on.
     pub loads: Vec<LoadTarget>,
+    /// Set on a repository's verify run that a policy's verify schedule asks
+    /// for (a flow writing there follows the policy): the schedule is the
+    /// policy's, edited on the Policies page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<SchedulePolicy>,
+}
+
+/// The policy a scheduled verify comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SchedulePolicy {
+    pub id: String,
+    pub name: String,
 }
 
 /// Runs of more than one schedule on one repository or platform at once.

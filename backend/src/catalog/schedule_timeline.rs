@@ -1,6 +1,7 @@
 //! The schedule timeline (`GET /api/v1/schedules`): every run that starts on
 //! its own in the next days — backup flows by their cron pattern,
-//! replication flows by their interval, each repository's verify and GC —
+//! replication flows by their interval, each repository's verify and GC,
+//! and the verify runs policies ask of their flows' repositories —
 //! with the duration each is expected to take from its own completed runs
 //! (the median of the last ten), and the spans where runs share a
 //! repository or platform.
@@ -11,10 +12,10 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use shared_types::jobs::{JobKind, JobStatus};
 use shared_types::replication::ReplicationState;
-use shared_types::schedules::{LoadTarget, Overlap, ScheduleTimeline, ScheduledEntry, ScheduledKind, RUNS_MAX};
+use shared_types::schedules::{LoadTarget, Overlap, SchedulePolicy, ScheduleTimeline, ScheduledEntry, ScheduledKind, RUNS_MAX};
 
 use super::{flows as flow_logic, replication as replication_logic, schedule, upkeep};
-use crate::db::entities::{flows, jobs, replication_flows, repositories, vm_contexts};
+use crate::db::entities::{flows, jobs, policies, replication_flows, repositories, vm_contexts};
 
 /// Completed runs the expected duration is the median of.
 const HISTORY_RUNS: usize = 10;
@@ -48,6 +49,7 @@ pub async fn timeline(db: &DatabaseConnection, days: u32, now: DateTime<Utc>) ->
             runs,
             truncated,
             loads,
+            policy: None,
         });
     }
 
@@ -81,13 +83,15 @@ pub async fn timeline(db: &DatabaseConnection, days: u32, now: DateTime<Utc>) ->
             runs,
             truncated,
             loads,
+            policy: None,
         });
     }
 
-    for repo in repositories::Entity::find().order_by_asc(repositories::Column::Name).all(db).await? {
+    let repos = repositories::Entity::find().order_by_asc(repositories::Column::Name).all(db).await?;
+    for repo in &repos {
         for (kind, job_kind, pattern) in [
-            (ScheduledKind::Verify, JobKind::Verify, upkeep::verify_schedule(&repo)),
-            (ScheduledKind::Gc, JobKind::Gc, upkeep::gc_schedule(&repo)),
+            (ScheduledKind::Verify, JobKind::Verify, upkeep::verify_schedule(repo)),
+            (ScheduledKind::Gc, JobKind::Gc, upkeep::gc_schedule(repo)),
         ] {
             let Some(pattern) = pattern else { continue };
             let Ok(cron) = schedule::parse(&pattern) else { continue };
@@ -106,8 +110,34 @@ pub async fn timeline(db: &DatabaseConnection, days: u32, now: DateTime<Utc>) ->
                 runs,
                 truncated,
                 loads: vec![LoadTarget::Repository { id: repo.id.clone() }],
+                policy: None,
             });
         }
+    }
+
+    // The verify runs policies ask of the repositories their flows write to
+    // (the scheduler runs them beside the repository's own).
+    let policy_names: HashMap<String, String> = policies::Entity::find().all(db).await?.into_iter().map(|p| (p.id, p.name)).collect();
+    for (repo_id, policy_id, pattern) in super::policies::verify_schedules(db).await? {
+        let (Some(repo), Some(policy_name)) = (repos.iter().find(|r| r.id == repo_id), policy_names.get(&policy_id)) else { continue };
+        let Ok(cron) = schedule::parse(&pattern) else { continue };
+        let (runs, truncated) = cron_runs(&cron, now, end);
+        let durations = durations(db, jobs::Column::RepositoryId.eq(repo.id.clone()), JobKind::Verify).await?;
+        let (expected_seconds, history_runs) = median(durations);
+        entries.push(ScheduledEntry {
+            key: format!("verify:{}:{policy_id}", repo.id),
+            kind: ScheduledKind::Verify,
+            id: repo.id.clone(),
+            name: format!("{} · policy {policy_name}", repo.name),
+            describe: cron.describe(),
+            schedule: pattern,
+            expected_seconds,
+            history_runs,
+            runs,
+            truncated,
+            loads: vec![LoadTarget::Repository { id: repo.id.clone() }],
+            policy: Some(SchedulePolicy { id: policy_id, name: policy_name.clone() }),
+        });
     }
 
     let overlaps = overlaps(db, &entries).await?;

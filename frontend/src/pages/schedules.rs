@@ -130,7 +130,13 @@ fn Timeline(t: ScheduleTimeline, version: RwSignal<u32>) -> impl IntoView {
                                 {e.runs.first().map(|r| format!("next {}", when(*r))).unwrap_or_else(|| "no run in the window".into())}
                                 {e.truncated.then_some(" (more runs than shown)")}
                             </span>
-                            <ScheduleEditor e=e.clone() version=version />
+                            {match e.policy.clone() {
+                                // A policy's verify: its schedule is the policy's.
+                                Some(p) => view! {
+                                    <a class="muted small" href="/policies" data-testid="schedule-policy">{format!("Set by policy {}: edit it on Policies", p.name)}</a>
+                                }.into_any(),
+                                None => view! { <ScheduleEditor e=e.clone() version=version /> }.into_any(),
+                            }}
                         </div>
                         <svg class="schedule-track" viewBox=format!("0 0 {TRACK_W} 24") preserveAspectRatio="none" role="img"
                             aria-label=format!("{} runs of {}", e.runs.len(), e.name)>
