@@ -247,21 +247,9 @@ async fn alerts_are_raised_folded_acknowledged_resolved_and_notified_by_webhook_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alert_lifecycle_works_on_postgresql() {
     let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
-    lifecycle_on(postgres(&cluster, "alerts").await).await;
+    lifecycle_on(support::postgres_fixture(&cluster.url(), "alerts").await).await;
 }
 
-/// A fixture on a fresh database `name` of a running PostgreSQL server.
-async fn postgres(cluster: &pg::PgCluster, name: &str) -> support::Fixture {
-    use sea_orm::ConnectionTrait;
-    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = format!("{}/{name}", cluster.url().trim_end_matches("/postgres"));
-    let data = tempfile::tempdir().unwrap();
-    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
-    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
-    let (state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
-    support::Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }
-}
 
 /// Raise, fold, acknowledge, resolve, reopen, route and notify, on `f`'s catalog.
 async fn lifecycle_on(f: support::Fixture) {

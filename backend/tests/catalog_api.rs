@@ -102,17 +102,7 @@ impl Lab {
 
     /// On a fresh database `name` of a running PostgreSQL server.
     async fn postgres(cluster: &pg::PgCluster, name: &str) -> Lab {
-        use sea_orm::ConnectionTrait;
-        let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let url = format!("{}/{name}", cluster.url().trim_end_matches("/postgres"));
-        let data = tempfile::tempdir().unwrap();
-        let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
-        sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
-        let (mut state, health_tx) =
-            sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
-        support::allow_temp_hosts(&mut state);
-        Lab::on(Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }, "PostgreSQL").await
+        Lab::on(support::postgres_fixture(&cluster.url(), name).await, "PostgreSQL").await
     }
 
     async fn on(f: Fixture, backend: &'static str) -> Lab {

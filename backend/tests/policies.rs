@@ -40,22 +40,9 @@ async fn policies_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_on_postgresql() {
     let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
-    policies_on(postgres(&cluster, "policies").await).await;
+    policies_on(support::postgres_fixture(&cluster.url(), "policies").await).await;
 }
 
-/// A fixture on a fresh database `name` of a running PostgreSQL server.
-async fn postgres(cluster: &pg::PgCluster, name: &str) -> Fixture {
-    use sea_orm::ConnectionTrait;
-    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = format!("{}/{name}", cluster.url().trim_end_matches("/postgres"));
-    let data = tempfile::tempdir().unwrap();
-    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
-    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
-    let (mut state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
-    support::allow_temp_hosts(&mut state);
-    Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }
-}
 
 /// A restore point row of `vm` in `repo`, taken `hours_ago`; immutable until `immutable_until`.
 async fn point(db: &sea_orm::DatabaseConnection, id: &str, vm: &str, repo: &str, hours_ago: i64, immutable_until: Option<chrono::DateTime<Utc>>) {

@@ -30,22 +30,9 @@ async fn restore_point_filters_chain_and_delete_on_sqlite() {
 #[tokio::test]
 async fn restore_point_filters_chain_and_delete_on_postgresql() {
     let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
-    filters_chain_and_delete_on(postgres(&cluster, "points").await).await;
+    filters_chain_and_delete_on(support::postgres_fixture(&cluster.url(), "points").await).await;
 }
 
-/// A fixture on a fresh database `name` of a running PostgreSQL server.
-async fn postgres(cluster: &pg::PgCluster, name: &str) -> Fixture {
-    use sea_orm::ConnectionTrait;
-    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = format!("{}/{name}", cluster.url().trim_end_matches("/postgres"));
-    let data = tempfile::tempdir().unwrap();
-    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
-    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
-    let (mut state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
-    support::allow_temp_hosts(&mut state);
-    Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }
-}
 
 struct Point<'a> {
     id: &'a str,

@@ -93,23 +93,10 @@ async fn search_ranks_finds_every_kind_and_takes_wildcards_literally() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_works_on_postgresql() {
     let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
-    ranks_finds_every_kind_and_takes_wildcards_literally_on(postgres(&cluster, "ranks").await).await;
-    stays_fast_on(postgres(&cluster, "scale").await, "PostgreSQL").await;
+    ranks_finds_every_kind_and_takes_wildcards_literally_on(support::postgres_fixture(&cluster.url(), "ranks").await).await;
+    stays_fast_on(support::postgres_fixture(&cluster.url(), "scale").await, "PostgreSQL").await;
 }
 
-/// A fixture on a fresh database `name` of a running PostgreSQL server.
-async fn postgres(cluster: &pg::PgCluster, name: &str) -> Fixture {
-    use sea_orm::ConnectionTrait;
-    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = format!("{}/{name}", cluster.url().trim_end_matches("/postgres"));
-    let data = tempfile::tempdir().unwrap();
-    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
-    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
-    let (mut state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
-    support::allow_temp_hosts(&mut state);
-    Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }
-}
 
 async fn ranks_finds_every_kind_and_takes_wildcards_literally_on(f: Fixture) {
     let repo = ensure_local(&f.state.db, f.data.path()).await.unwrap();

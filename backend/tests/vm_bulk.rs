@@ -35,22 +35,9 @@ async fn vm_filters_and_bulk_actions_on_sqlite() {
 #[tokio::test]
 async fn vm_filters_and_bulk_actions_on_postgresql() {
     let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
-    filters_and_bulk_actions_on(postgres(&cluster, "bulk").await).await;
+    filters_and_bulk_actions_on(support::postgres_fixture(&cluster.url(), "bulk").await).await;
 }
 
-/// A fixture on a fresh database `name` of a running PostgreSQL server.
-async fn postgres(cluster: &pg::PgCluster, name: &str) -> Fixture {
-    use sea_orm::ConnectionTrait;
-    let admin = sea_orm::Database::connect(cluster.url()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = format!("{}/{name}", cluster.url().trim_end_matches("/postgres"));
-    let data = tempfile::tempdir().unwrap();
-    let catalog = sendense::db::open(&url, sendense::db::CatalogKind::Postgres).await.unwrap();
-    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(support::ADMIN_PASSWORD)).await.unwrap();
-    let (mut state, health_tx) = sendense::state::AppState::new(catalog, sendense::db::CatalogKind::Postgres, data.path().to_path_buf());
-    support::allow_temp_hosts(&mut state);
-    Fixture { state, health_tx, web: tempfile::tempdir().unwrap(), data }
-}
 
 fn names(p: &VmContextPage) -> Vec<&str> {
     p.items.iter().map(|v| v.name.as_str()).collect()

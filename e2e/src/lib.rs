@@ -443,6 +443,16 @@ impl Browser {
         }
     }
 
+    /// Whether the page scrolls sideways: the document is wider than the window.
+    pub async fn overflows(&self) -> Result<bool> {
+        Ok(self
+            .client
+            .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth", vec![])
+            .await?
+            .as_bool()
+            .unwrap_or(false))
+    }
+
     /// Saves a PNG under `target/e2e-screenshots/NAME.png`; returns its path.
     pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
         let dir = workspace_root().join("target/e2e-screenshots");

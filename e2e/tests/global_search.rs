@@ -226,14 +226,6 @@ async fn slash_two_keystrokes_and_enter_open_a_vm() -> Result<()> {
     Ok(())
 }
 
-/// Scrolls sideways: the page is wider than the window.
-async fn overflows(b: &Browser) -> Result<bool> {
-    Ok(b.client
-        .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth", vec![])
-        .await?
-        .as_bool()
-        .unwrap_or(false))
-}
 
 /// Without the lab: at phone and tablet size the search is a button at the
 /// context bar's right edge (no sideways scrolling), `/` still unfolds and
@@ -256,7 +248,7 @@ async fn a_phone_searches_through_the_search_button_and_slash() -> Result<()> {
         )
         .await?;
     ensure!(inside.as_bool() == Some(true), "the search button is off screen");
-    ensure!(!overflows(&b).await?, "the cockpit scrolls sideways at 390 px");
+    ensure!(!b.overflows().await?, "the cockpit scrolls sideways at 390 px");
     b.screenshot("search-button-390x844").await?;
 
     // `/` unfolds and focuses it; "alerts" finds the alert center.
@@ -288,7 +280,7 @@ async fn a_phone_searches_through_the_search_button_and_slash() -> Result<()> {
     b.client.goto(&server.url("/systems")).await?;
     b.testid("page-systems", Duration::from_secs(20)).await?;
     ensure!(b.testid("global-search-open", T).await?.is_displayed().await?, "no search button at 820 px");
-    ensure!(!overflows(&b).await?, "the cockpit scrolls sideways at 820 px");
+    ensure!(!b.overflows().await?, "the cockpit scrolls sideways at 820 px");
     press(&b, "/users").await?;
     first_hit(&b, "page", "Users").await?;
     b.screenshot("search-users-820x1180").await?;

@@ -42,13 +42,6 @@ async fn receiver() -> Result<(String, Arc<AtomicUsize>, tokio::task::JoinHandle
     Ok((url, got, task))
 }
 
-async fn overflows(b: &Browser) -> Result<bool> {
-    Ok(b.client
-        .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth", vec![])
-        .await?
-        .as_bool()
-        .unwrap_or(false))
-}
 
 async fn value(b: &Browser, id: &str) -> Result<String> {
     Ok(b.testid(id, T).await?.prop("value").await?.unwrap_or_default())
@@ -125,7 +118,7 @@ async fn a_target_is_edited_in_the_cockpit() -> Result<()> {
         b.testid("target-edit", Duration::from_secs(20)).await?.click().await?;
         b.testid("edit-target", T).await?;
         b.screenshot(shot).await?;
-        ensure!(!overflows(&b).await?, "Notifications scrolls sideways at {w} px");
+        ensure!(!b.overflows().await?, "Notifications scrolls sideways at {w} px");
         b.testid("edit-target-cancel", T).await?.click().await?;
         b.testid("add-target", T).await?;
     }

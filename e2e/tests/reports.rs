@@ -13,13 +13,6 @@ use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
 
-async fn overflows(b: &Browser) -> Result<bool> {
-    Ok(b.client
-        .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth", vec![])
-        .await?
-        .as_bool()
-        .unwrap_or(false))
-}
 
 /// Every chart image on the page has loaded and has a size.
 async fn charts_loaded(b: &Browser) -> Result<Option<u64>> {
@@ -123,7 +116,7 @@ async fn reports_show_real_jobs_export_csv_and_print() -> Result<()> {
         b.testid("report-table", T).await?;
         b.until("the charts", T, || async { charts_loaded(&b).await }).await?;
         b.screenshot(name).await?;
-        ensure!(!overflows(&b).await?, "the Reports page scrolls sideways at {w} px");
+        ensure!(!b.overflows().await?, "the Reports page scrolls sideways at {w} px");
     }
     b.close().await?;
     Ok(())

@@ -79,13 +79,7 @@ async fn verify_now_runs_and_the_page_shows_the_result() -> Result<()> {
     b.client.goto(&server.url("/repositories")).await?;
     b.testid("repo-upkeep", T).await?;
     b.screenshot("repositories-upkeep-820x1180").await?;
-    let overflow: bool = b
-        .client
-        .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth", vec![])
-        .await?
-        .as_bool()
-        .unwrap_or(false);
-    ensure!(!overflow, "the Repositories page scrolls sideways at 820 px");
+    ensure!(!b.overflows().await?, "the Repositories page scrolls sideways at 820 px");
 
     // TELEMETRY's job history: the backup and the verify among the day's
     // jobs, on the local repository, as the API counts them.

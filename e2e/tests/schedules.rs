@@ -10,13 +10,6 @@ use e2e::{Browser, Server, ADMIN_PASSWORD};
 
 const T: Duration = Duration::from_secs(20);
 
-async fn overflows(b: &Browser) -> Result<bool> {
-    Ok(b.client
-        .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth", vec![])
-        .await?
-        .as_bool()
-        .unwrap_or(false))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_upkeep_and_edits_a_schedule() -> Result<()> {
@@ -58,7 +51,7 @@ async fn the_timeline_shows_upkeep_and_edits_a_schedule() -> Result<()> {
         b.client.goto(&server.url("/schedules")).await?;
         b.testid(&format!("schedule-verify:{repo_id}"), T).await?;
         b.screenshot(name).await?;
-        ensure!(!overflows(&b).await?, "the Schedules page scrolls sideways at {w} px");
+        ensure!(!b.overflows().await?, "the Schedules page scrolls sideways at {w} px");
     }
     b.close().await?;
     Ok(())

@@ -15,13 +15,6 @@ async fn text(b: &Browser, id: &str) -> Result<String> {
     Ok(b.testid(id, T).await?.text().await?)
 }
 
-async fn overflows(b: &Browser) -> Result<bool> {
-    Ok(b.client
-        .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth", vec![])
-        .await?
-        .as_bool()
-        .unwrap_or(false))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_tab_shows_settings_tls_and_licence() -> Result<()> {
@@ -61,7 +54,7 @@ async fn the_server_tab_shows_settings_tls_and_licence() -> Result<()> {
         b.screenshot(name).await?;
         b.client.execute("document.querySelector('[data-testid=server-licence]').scrollIntoView()", vec![]).await?;
         b.screenshot(&format!("{name}-licence")).await?;
-        if overflows(&b).await? {
+        if b.overflows().await? {
             let wide = b
                 .client
                 .execute(

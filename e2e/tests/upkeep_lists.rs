@@ -19,13 +19,6 @@ use serde_json::{json, Value};
 const T: Duration = Duration::from_secs(20);
 const SIZES: &[(&str, u32, u32)] = &[("1440x900", 1440, 900), ("820x1180", 820, 1180), ("390x844", 390, 844)];
 
-async fn overflows(b: &Browser) -> Result<bool> {
-    Ok(b.client
-        .execute("return document.documentElement.scrollWidth > document.documentElement.clientWidth", vec![])
-        .await?
-        .as_bool()
-        .unwrap_or(false))
-}
 
 async fn click(b: &Browser, id: &str) -> Result<()> {
     let el = b.testid(id, T).await?;
@@ -174,7 +167,7 @@ async fn assets_filters_bulk_actions_and_restore_point_upkeep() -> Result<()> {
     let web = b.testid("bulk-result-web-02", T).await?;
     ensure!(web.text().await?.contains("upkeep-nightly"), "web-02 names its flow: {}", web.text().await?);
     b.screenshot("assets-upkeep-1440x900").await?;
-    ensure!(!overflows(&b).await?, "ASSETS scrolls sideways at 1440 px");
+    ensure!(!b.overflows().await?, "ASSETS scrolls sideways at 1440 px");
     // At each size: web-02 added to its group again reads "unchanged".
     for (name, w, h) in &SIZES[1..] {
         b.resize(*w, *h).await?;
@@ -186,7 +179,7 @@ async fn assets_filters_bulk_actions_and_restore_point_upkeep() -> Result<()> {
         ensure!(row.attr("data-outcome").await?.as_deref() == Some("unchanged"), "{}", row.text().await?);
         b.client.execute("document.querySelector('[data-testid=bulk-bar]').scrollIntoView()", vec![]).await?;
         b.screenshot(&format!("assets-upkeep-{name}")).await?;
-        ensure!(!overflows(&b).await?, "ASSETS scrolls sideways at {w} px");
+        ensure!(!b.overflows().await?, "ASSETS scrolls sideways at {w} px");
     }
     b.resize(1440, 900).await?;
     // The first backup of web-02 runs for real; a second one reads from it.
@@ -252,14 +245,14 @@ async fn assets_filters_bulk_actions_and_restore_point_upkeep() -> Result<()> {
     ensure!(error.contains("immutable until") && error.contains(&until[..10]), "the refusal gives the date: {error:?} (until {until})");
     ensure!(server.get_json(&format!("/api/v1/backup/list?vm={web_id}"))?["total"] == 2, "nothing was deleted");
     b.screenshot("recovery-points-1440x900").await?;
-    ensure!(!overflows(&b).await?, "RECOVERY scrolls sideways at 1440 px");
+    ensure!(!b.overflows().await?, "RECOVERY scrolls sideways at 1440 px");
     for (name, w, h) in &SIZES[1..] {
         b.resize(*w, *h).await?;
         b.client.goto(&server.url("/recovery")).await?;
         points_match_api(&b, &server, "").await?;
         b.client.execute("document.querySelector('[data-testid=point-filters]').scrollIntoView()", vec![]).await?;
         b.screenshot(&format!("recovery-points-{name}")).await?;
-        ensure!(!overflows(&b).await?, "RECOVERY scrolls sideways at {w} px");
+        ensure!(!b.overflows().await?, "RECOVERY scrolls sideways at {w} px");
     }
     b.close().await?;
     Ok(())

@@ -41,12 +41,29 @@ pub async fn fixture() -> Fixture {
     let data = tempfile::tempdir().unwrap();
     let (url, kind) = db::catalog_url(data.path(), None).unwrap();
     let catalog = db::open(&url, kind).await.unwrap();
-    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(ADMIN_PASSWORD)).await.unwrap();
-    let (mut state, health_tx) = AppState::new(catalog, CatalogKind::Sqlite, data.path().to_path_buf());
-    allow_temp_hosts(&mut state);
     let web = tempfile::tempdir().unwrap();
     std::fs::write(web.path().join("index.html"), "<!DOCTYPE html><title>cockpit</title>").unwrap();
     std::fs::write(web.path().join("app.js"), "console.log(1)").unwrap();
+    on_catalog(catalog, CatalogKind::Sqlite, data, web).await
+}
+
+/// A fixture on a fresh database `name` of a running PostgreSQL server
+/// (`server_url`: the migrations' throw-away cluster, `PgCluster::url`).
+pub async fn postgres_fixture(server_url: &str, name: &str) -> Fixture {
+    use sea_orm::ConnectionTrait;
+    let admin = sea_orm::Database::connect(server_url).await.unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let url = format!("{}/{name}", server_url.trim_end_matches("/postgres"));
+    let data = tempfile::tempdir().unwrap();
+    let catalog = db::open(&url, CatalogKind::Postgres).await.unwrap();
+    on_catalog(catalog, CatalogKind::Postgres, data, tempfile::tempdir().unwrap()).await
+}
+
+/// The server state on `catalog`, with the `admin` user.
+async fn on_catalog(catalog: sea_orm::DatabaseConnection, kind: CatalogKind, data: tempfile::TempDir, web: tempfile::TempDir) -> Fixture {
+    sendense::auth::bootstrap::ensure_admin(&catalog, data.path(), Some(ADMIN_PASSWORD)).await.unwrap();
+    let (mut state, health_tx) = AppState::new(catalog, kind, data.path().to_path_buf());
+    allow_temp_hosts(&mut state);
     Fixture { state, health_tx, web, data }
 }
 
