@@ -13,6 +13,7 @@
 //! * [`key_command`]: `sendense key export` (repository keys for safekeeping).
 //! * [`platforms`]: platform connectors (KVM/QEMU) behind one trait.
 //! * [`lab`]: the demo lab (KVM hosts with real VMs) and its activity.
+//! * [`markup`]: text made safe in XML and HTML.
 //! * [`replication`]: replicas on a standby KVM host: syncs from changed
 //!   blocks, restore points, test failover, failover, rollback, cleanup.
 //! * [`restore`]: file-level restore sessions on restore points (`guest-fs`).
@@ -36,6 +37,7 @@ pub mod engine;
 pub mod jobs;
 pub mod key_command;
 pub mod lab;
+pub mod markup;
 pub mod platforms;
 pub mod replication;
 pub mod reports;

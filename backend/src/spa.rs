@@ -24,7 +24,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
 use tower_http::services::ServeDir;
 
-use crate::reports::print::escape;
+use crate::markup::escape;
 
 /// `Cache-Control` of a file named by its content's hash.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";

@@ -6,25 +6,11 @@ use chrono::{DateTime, Utc};
 use shared_types::reports::Sheet;
 
 use super::svg;
+use crate::markup::escape;
 
 /// Size the charts are drawn at on the page (A4 portrait width).
 const CHART_SIZE: (u32, u32) = (720, 260);
 
-/// `s` safe in HTML text and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const STYLE: &str = "
 body { font-family: Inter, 'Helvetica Neue', Arial, sans-serif; color: #1a1d23; background: #fff; margin: 24px; font-size: 12px; }
