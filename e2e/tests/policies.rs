@@ -148,6 +148,13 @@ async fn a_policy_is_previewed_saved_and_followed() -> Result<()> {
     ensure!(line.contains("gold") && line.contains("the last 1"), "flow details: {line:?}");
     b.screenshot("policies-flow-details-1440x900").await?;
 
+    // The policy's weekly verify of the flow's repository is on the
+    // Schedules page, where it says it is edited on Policies.
+    b.client.goto(&server.url("/schedules")).await?;
+    let link = b.testid("schedule-policy", T).await?.text().await?;
+    ensure!(link.contains("gold"), "the Schedules page names the policy: {link:?}");
+    b.screenshot("policies-schedules-1440x900").await?;
+
     // ASSETS bulk action: db-01's flow moves to another policy, after a preview.
     let silver = server.expect(&token, "POST", "/api/v1/policies", Some(json!({"name": "silver", "retention": {"keep_last": 5}})), 201)?;
     let silver_id = silver["id"].as_str().context("silver")?.to_string();
