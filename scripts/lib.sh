@@ -242,3 +242,44 @@ need_guest_kit() {
   (cd "$root" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$kit/initrd.cpio.gz.tmp")
   mv "$kit/initrd.cpio.gz.tmp" "$kit/initrd.cpio.gz"
 }
+
+# The tests' object-storage servers, installed once into
+# $SENDENSE_TEST_SERVICES_DIR (default ~/.cache/sendense/test-services) and
+# started by the tests themselves on free loopback ports
+# (backend/tests/support/object_servers.rs).
+#
+# need_moto: moto's S3 server (PyPI, pinned; only the S3 extra, not
+# moto[server]) with boto3 for the tests' helper scripts, in a venv on
+# Debian's Python. Exports SENDENSE_MOTO (moto_server) and
+# SENDENSE_MOTO_PYTHON (the venv's python).
+MOTO_PIP_SPEC=("moto[s3]==5.2.5" "flask==3.1.3" "flask-cors==6.0.5" "boto3==1.44.18")
+need_moto() {
+  local dir="${SENDENSE_TEST_SERVICES_DIR:-$HOME/.cache/sendense/test-services}/moto"
+  local stamp="$dir/.sendense-installed"
+  if [ ! -x "$dir/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${MOTO_PIP_SPEC[*]}" ]; then
+    need_apt python3 python3-venv
+    step "Installing moto ${MOTO_PIP_SPEC[0]#*==} (PyPI) in $dir"
+    rm -rf "$dir"
+    /usr/bin/python3 -m venv "$dir" || die "could not make a Python venv in $dir (Debian package python3-venv)"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "${MOTO_PIP_SPEC[@]}" ||
+      die "could not install moto from PyPI into $dir"
+    printf '%s' "${MOTO_PIP_SPEC[*]}" > "$stamp"
+  fi
+  export SENDENSE_MOTO="$dir/bin/moto_server" SENDENSE_MOTO_PYTHON="$dir/bin/python"
+}
+
+# need_azurite: Microsoft's Azure Storage emulator (npm, pinned: 3.35.0 is
+# the newest that runs on Debian's Node). Exports SENDENSE_AZURITE
+# (azurite-blob, the Blob service alone).
+AZURITE_VERSION=3.35.0
+need_azurite() {
+  local dir="${SENDENSE_TEST_SERVICES_DIR:-$HOME/.cache/sendense/test-services}/azurite"
+  command -v npm >/dev/null || need_apt npm
+  if [ "$(node -p "require('$dir/node_modules/azurite/package.json').version" 2>/dev/null)" != "$AZURITE_VERSION" ]; then
+    step "Installing Azurite $AZURITE_VERSION (npm) in $dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --no-audit --no-fund --silent --no-save "azurite@$AZURITE_VERSION" >/dev/null) ||
+      die "could not install Azurite from npm"
+  fi
+  export SENDENSE_AZURITE="$dir/node_modules/.bin/azurite-blob"
+}

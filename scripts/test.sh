@@ -3,7 +3,8 @@
 # PostgreSQL), the wasm build, the end-to-end suite in headless Chromium, and
 # the guest filesystem reader fuzzed for a bounded time (scripts/fuzz-guest-fs.sh)
 # and the API fuzzed from its OpenAPI document (scripts/api-fuzz.sh).
-# Installs what is missing first.
+# Installs what is missing first, among them the object-storage servers the
+# repository tests start (moto for S3, Azurite for Azure Blob; scripts/lib.sh).
 #
 # SENDENSE_FUZZ_SECONDS: how long to fuzz guest-fs (default 60; 0 skips it).
 # A crash, hang or memory blow-up fails the run (the input is left in
@@ -24,6 +25,8 @@ need_guest_kit
 need_promtool
 need_web_tools
 need_lighthouse
+need_moto
+need_azurite
 build_web
 # cargo test builds target/debug/sendense for the backend's integration tests;
 # the end-to-end suite runs that same binary (a separate `cargo build` would
