@@ -16,6 +16,8 @@
 //! * [`markup`]: text made safe in XML and HTML.
 //! * [`replication`]: replicas on a standby KVM host: syncs from changed
 //!   blocks, restore points, test failover, failover, rollback, cleanup.
+//! * [`repos`]: repository backends (local directory, S3, Azure Blob) behind
+//!   the engine's storage trait, chosen by a [`repos::RepoSpec`].
 //! * [`restore`]: file-level restore sessions on restore points (`guest-fs`).
 //! * [`runner`]: the job queue, its limits, the scheduler and live job telemetry.
 //! * [`telemetry`]: logging and live system health.
@@ -41,6 +43,7 @@ pub mod markup;
 pub mod platforms;
 pub mod replication;
 pub mod reports;
+pub mod repos;
 pub mod restore;
 pub mod runner;
 pub mod server;
