@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod kvm;
+pub mod object_servers;
 pub mod rows;
 
 use axum::body::Body;
