@@ -16,6 +16,7 @@ use super::datastore::Datastore;
 use super::progress::{peak_rss_bytes, Progress};
 use super::prune::{self, Decision, KeepRules};
 use super::{changed_ranges, gc, restore, stats, verify};
+use crate::repos::RepoSpec;
 
 #[derive(Debug, Args)]
 pub struct KeyArg {
@@ -24,11 +25,80 @@ pub struct KeyArg {
     pub key: Option<PathBuf>,
 }
 
+/// The repository of a `repo` subcommand: a directory, or `--spec-file`.
+#[derive(Debug, Args)]
+pub struct RepoDir {
+    /// Repository directory.
+    #[arg(required_unless_present = "spec_file")]
+    pub dir: Option<PathBuf>,
+    /// The repository as a JSON spec (`{"kind":"s3",...}`, see `repos::RepoSpec`)
+    /// in a file of mode 0600: secrets never go on the command line.
+    #[arg(long, value_name = "FILE", conflicts_with = "dir")]
+    pub spec_file: Option<PathBuf>,
+}
+
+impl RepoDir {
+    pub fn spec(&self) -> anyhow::Result<RepoSpec> {
+        spec_of(self.dir.as_deref(), self.spec_file.as_deref())
+    }
+}
+
+/// The repository of an `image` command: `--repo DIR` or `--spec-file`.
+#[derive(Debug, Args)]
+pub struct RepoFlag {
+    /// Repository directory.
+    #[arg(long, required_unless_present = "spec_file")]
+    pub repo: Option<PathBuf>,
+    /// The repository as a JSON spec in a file of mode 0600 (see `repo init --help`).
+    #[arg(long, value_name = "FILE", conflicts_with = "repo")]
+    pub spec_file: Option<PathBuf>,
+}
+
+impl RepoFlag {
+    pub fn spec(&self) -> anyhow::Result<RepoSpec> {
+        spec_of(self.repo.as_deref(), self.spec_file.as_deref())
+    }
+}
+
+fn spec_of(dir: Option<&Path>, spec_file: Option<&Path>) -> anyhow::Result<RepoSpec> {
+    match (dir, spec_file) {
+        (_, Some(f)) => load_spec_file(f),
+        (Some(d), None) => Ok(RepoSpec::Local { path: d.to_path_buf() }),
+        (None, None) => anyhow::bail!("give the repository directory or --spec-file FILE"),
+    }
+}
+
+/// A [`RepoSpec`] from a JSON file that only its owner can read (it may
+/// hold secrets). Parse errors give the position, never the file's text.
+pub fn load_spec_file(path: &Path) -> anyhow::Result<RepoSpec> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("spec file '{}': {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "spec file '{}' is readable by others (mode {mode:o}): it may hold secrets, make it 0600 (chmod 600)",
+            path.display()
+        );
+    }
+    let body = std::fs::read(path).map_err(|e| anyhow::anyhow!("spec file '{}': {e}", path.display()))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        anyhow::anyhow!(
+            "spec file '{}' is not a repository spec ({:?} error at line {} column {}): expected JSON like {{\"kind\":\"s3\",\"endpoint\":..,\"region\":..,\"bucket\":..,\"access_key_id\":..,\"secret_access_key\":..}}",
+            path.display(),
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    })
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
-    /// Create a repository in DIR (absent or empty).
+    /// Create a repository in DIR (absent or empty), or in the bucket or
+    /// container of --spec-file.
     Init {
-        dir: PathBuf,
+        #[command(flatten)]
+        dir: RepoDir,
         /// Encrypt with a new key written to KEYFILE (mode 0600, outside the repository).
         #[arg(long, value_name = "KEYFILE")]
         encrypt: Option<PathBuf>,
@@ -38,13 +108,15 @@ pub enum RepoCommand {
     },
     /// Re-hash every chunk of every snapshot.
     Verify {
-        dir: PathBuf,
+        #[command(flatten)]
+        dir: RepoDir,
         #[command(flatten)]
         key: KeyArg,
     },
     /// Remove packs no snapshot references (mark and sweep with a grace period).
     Gc {
-        dir: PathBuf,
+        #[command(flatten)]
+        dir: RepoDir,
         #[command(flatten)]
         key: KeyArg,
         /// Only objects older than this are removed.
@@ -53,7 +125,8 @@ pub enum RepoCommand {
     },
     /// Apply retention rules (per snapshot name), then run `repo gc` to reclaim space.
     Prune {
-        dir: PathBuf,
+        #[command(flatten)]
+        dir: RepoDir,
         #[command(flatten)]
         key: KeyArg,
         /// Only this name (VM / image id).
@@ -76,7 +149,8 @@ pub enum RepoCommand {
     },
     /// Logical and stored bytes, dedup and compression ratios.
     Stats {
-        dir: PathBuf,
+        #[command(flatten)]
+        dir: RepoDir,
         #[command(flatten)]
         key: KeyArg,
         /// One JSON object instead of text.
@@ -85,7 +159,8 @@ pub enum RepoCommand {
     },
     /// List snapshots.
     Snapshots {
-        dir: PathBuf,
+        #[command(flatten)]
+        dir: RepoDir,
         #[command(flatten)]
         key: KeyArg,
         #[arg(long)]
@@ -93,7 +168,8 @@ pub enum RepoCommand {
     },
     /// Delete one snapshot (refused inside its immutability window).
     Forget {
-        dir: PathBuf,
+        #[command(flatten)]
+        dir: RepoDir,
         #[command(flatten)]
         key: KeyArg,
         #[arg(long)]
@@ -107,8 +183,8 @@ pub enum RepoCommand {
 pub enum ImageCommand {
     /// Back up a raw disk image; prints the snapshot id.
     Backup {
-        #[arg(long)]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoFlag,
         /// Snapshot name (VM or image id).
         #[arg(long)]
         id: String,
@@ -129,8 +205,8 @@ pub enum ImageCommand {
     },
     /// Restore a raw disk image (holes stay sparse).
     Restore {
-        #[arg(long)]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoFlag,
         #[arg(long)]
         id: String,
         /// `latest` or a snapshot id.
@@ -225,18 +301,19 @@ pub(crate) fn key(k: &KeyArg) -> Option<&Path> {
 pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
     match cmd {
         RepoCommand::Init { dir, encrypt, chunk_size } => {
-            Datastore::init_with(&dir, encrypt.as_deref(), chunk_size)?;
+            let spec = dir.spec()?;
+            Datastore::init_spec(&spec, encrypt.as_deref(), chunk_size)?;
             match encrypt {
                 Some(k) => println!(
                     "created encrypted repository {} (key in {}: keep a copy, without it the backups are unreadable)",
-                    dir.display(),
+                    spec.describe(),
                     k.display()
                 ),
-                None => println!("created repository {}", dir.display()),
+                None => println!("created repository {}", spec.describe()),
             }
         }
         RepoCommand::Verify { dir, key: k } => {
-            let ds = Datastore::open(&dir, key(&k))?;
+            let ds = Datastore::open_spec(&dir.spec()?, key(&k))?;
             let progress = Progress::new();
             let r = verify::verify(&ds, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2), &progress)?;
             for e in &r.errors {
@@ -250,11 +327,11 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
                 if r.errors.is_empty() { "ok".to_string() } else { format!("{} problems", r.errors.len()) }
             );
             if !r.errors.is_empty() {
-                anyhow::bail!("verify found {} problems in {}", r.errors.len(), dir.display());
+                anyhow::bail!("verify found {} problems in {}", r.errors.len(), ds.repo.describe());
             }
         }
         RepoCommand::Gc { dir, key: k, grace_seconds } => {
-            let ds = Datastore::open(&dir, key(&k))?;
+            let ds = Datastore::open_spec(&dir.spec()?, key(&k))?;
             let r = gc::gc(&ds, Duration::from_secs(grace_seconds))?;
             println!(
                 "gc: {} snapshots, {} chunks in use; reclaimed {} bytes: removed {} packs ({} bytes; {} of them repacked into {} new packs of {} bytes), {} indexes, {} temp files, {} stale leases; kept {} packs ({} within the grace period, {} unreferenced bytes inside used packs)",
@@ -264,7 +341,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             );
         }
         RepoCommand::Prune { dir, key: k, id, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, dry_run } => {
-            let ds = Datastore::open(&dir, key(&k))?;
+            let ds = Datastore::open_spec(&dir.spec()?, key(&k))?;
             let rules = KeepRules {
                 last: keep_last,
                 hourly: keep_hourly,
@@ -286,7 +363,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Stats { dir, key: k, json } => {
-            let ds = Datastore::open(&dir, key(&k))?;
+            let ds = Datastore::open_spec(&dir.spec()?, key(&k))?;
             let s = stats::stats(&ds)?;
             if json {
                 println!("{}", serde_json::to_string(&s)?);
@@ -306,7 +383,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Snapshots { dir, key: k, id } => {
-            let ds = Datastore::open(&dir, key(&k))?;
+            let ds = Datastore::open_spec(&dir.spec()?, key(&k))?;
             for (name, sid) in ds.list_snapshots(id.as_deref())? {
                 let m = ds.load_manifest(&name, &sid)?;
                 let size: u64 = m.disks.iter().map(|d| d.size).sum();
@@ -318,7 +395,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             }
         }
         RepoCommand::Forget { dir, key: k, id, snapshot } => {
-            let ds = Datastore::open(&dir, key(&k))?;
+            let ds = Datastore::open_spec(&dir.spec()?, key(&k))?;
             prune::forget(&ds, &id, &snapshot)?;
             println!("removed {id}/{snapshot} (run `sendense repo gc` to reclaim space)");
         }
@@ -329,7 +406,7 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
 pub fn run_image(cmd: ImageCommand) -> anyhow::Result<()> {
     match cmd {
         ImageCommand::Backup { repo, id, image, changed_ranges: ranges, parent, immutable_days, key: k, out } => {
-            let ds = Datastore::open(&repo, key(&k))?;
+            let ds = Datastore::open_spec(&repo.spec()?, key(&k))?;
             let ranges = ranges.map(|p| changed_ranges::load(&p)).transpose()?;
             let mut opts = BackupOptions::new(&id);
             opts.parent = parent;
@@ -351,7 +428,7 @@ pub fn run_image(cmd: ImageCommand) -> anyhow::Result<()> {
             println!("{}", m.id);
         }
         ImageCommand::Restore { repo, id, snapshot, disk, out, key: k, out_args } => {
-            let ds = Datastore::open(&repo, key(&k))?;
+            let ds = Datastore::open_spec(&repo.spec()?, key(&k))?;
             let progress = Arc::new(Progress::new());
             let bar = Bar::start(progress.clone(), !out_args.no_progress, "restore");
             let started = std::time::Instant::now();

@@ -15,6 +15,7 @@ use super::local_repository::{LocalRepository, TMP_DIR};
 use super::manifest::{self, Manifest};
 use super::repository::Repository;
 use super::sealed::{self, Kind};
+use crate::repos::RepoSpec;
 
 pub const CONFIG_KEY: &str = "config.json";
 /// 64 KiB: the qcow2 cluster and dirty-bitmap granularity; see `engine` docs.
@@ -54,9 +55,7 @@ impl Datastore {
 
     /// [`Datastore::init`] with another chunk size (a power of two, 4 KiB to 16 MiB).
     pub fn init_with(path: &Path, key_file: Option<&Path>, chunk_size: u32) -> Result<Datastore> {
-        if !chunk_size.is_power_of_two() || !(4096..=16 << 20).contains(&chunk_size) {
-            return Err(EngineError::Invalid(format!("chunk size {chunk_size} (a power of two, 4 KiB to 16 MiB)")));
-        }
+        check_chunk_size(chunk_size)?;
         if path.join(CONFIG_KEY).exists() {
             return Err(EngineError::AlreadyExists { path: path.into() });
         }
@@ -71,6 +70,12 @@ impl Datastore {
             }
         }
         std::fs::create_dir_all(path.join(TMP_DIR)).map_err(|e| EngineError::file(path, e))?;
+        let repo: Arc<dyn Repository> = Arc::new(LocalRepository::new(path));
+        Self::create_in(repo, key_file, chunk_size)
+    }
+
+    /// Writes a new `config.json` (and the key file) into an empty backend.
+    fn create_in(repo: Arc<dyn Repository>, key_file: Option<&Path>, chunk_size: u32) -> Result<Datastore> {
         let crypt = match key_file {
             Some(k) => Some(Arc::new(CryptConfig::create_key_file(k)?)),
             None => None,
@@ -85,10 +90,42 @@ impl Datastore {
                 key_check: c.check_value().to_string(),
             }),
         };
-        let repo: Arc<dyn Repository> = Arc::new(LocalRepository::new(path));
         repo.put(CONFIG_KEY, &serde_json::to_vec_pretty(&config).expect("serialize config"))?;
         let hasher = hasher_for(crypt.as_deref());
         Ok(Datastore { repo, config, crypt, hasher })
+    }
+
+    /// Create a repository where `spec` says: a local spec is exactly
+    /// [`Datastore::init_with`]; in an object store the bucket or container
+    /// must exist and hold no `config.json` under the prefix. `key_file`
+    /// (encryption) is always a local file, outside any repository.
+    pub fn init_spec(spec: &RepoSpec, key_file: Option<&Path>, chunk_size: u32) -> Result<Datastore> {
+        if let Some(path) = spec.local_path() {
+            return Self::init_with(path, key_file, chunk_size);
+        }
+        check_chunk_size(chunk_size)?;
+        let repo = backend(spec)?;
+        if repo.stat(CONFIG_KEY)?.is_some() {
+            return Err(EngineError::AlreadyExists { path: spec.describe().into() });
+        }
+        Self::create_in(repo, key_file, chunk_size)
+    }
+
+    /// Open the repository `spec` names; a local spec is exactly [`Datastore::open`].
+    pub fn open_spec(spec: &RepoSpec, key_file: Option<&Path>) -> Result<Datastore> {
+        if let Some(path) = spec.local_path() {
+            return Self::open(path, key_file);
+        }
+        let label = PathBuf::from(spec.describe());
+        Self::open_repo(backend(spec)?, &label, key_file)
+    }
+
+    /// [`Datastore::read_config`] for any spec.
+    pub fn read_config_spec(spec: &RepoSpec) -> Result<RepoConfig> {
+        if let Some(path) = spec.local_path() {
+            return Self::read_config(path);
+        }
+        Self::config_of(backend(spec)?.as_ref(), &PathBuf::from(spec.describe()))
     }
 
     pub fn open(path: &Path, key_file: Option<&Path>) -> Result<Datastore> {
@@ -222,6 +259,18 @@ impl Datastore {
         let written = if self.repo.put_if_absent(&key, &body)? { body.len() as u64 } else { 0 };
         Ok((key, written))
     }
+}
+
+fn check_chunk_size(chunk_size: u32) -> Result<()> {
+    if !chunk_size.is_power_of_two() || !(4096..=16 << 20).contains(&chunk_size) {
+        return Err(EngineError::Invalid(format!("chunk size {chunk_size} (a power of two, 4 KiB to 16 MiB)")));
+    }
+    Ok(())
+}
+
+/// The storage backend of a spec, its opening errors as engine errors.
+fn backend(spec: &RepoSpec) -> Result<Arc<dyn Repository>> {
+    crate::repos::open_backend(spec).map_err(|e| EngineError::Invalid(format!("{e:#}")))
 }
 
 fn hasher_for(crypt: Option<&CryptConfig>) -> Hasher {

@@ -1,8 +1,10 @@
 //! Repository backends: where the engine's objects live. The engine only
 //! knows the synchronous [`Repository`] trait (`engine::repository`); this
 //! module turns a [`RepoSpec`] into one: a local directory, or an object store
-//! (S3-compatible, Azure Blob).
+//! (S3-compatible, Azure Blob, [`object`] over [`http`]).
 
+pub mod http;
+pub mod object;
 pub mod spec;
 
 use std::sync::Arc;
@@ -17,8 +19,6 @@ pub use spec::RepoSpec;
 pub fn open_backend(spec: &RepoSpec) -> anyhow::Result<Arc<dyn Repository>> {
     match spec {
         RepoSpec::Local { path } => Ok(Arc::new(LocalRepository::new(path))),
-        RepoSpec::S3 { .. } | RepoSpec::Azure { .. } => {
-            anyhow::bail!("repository {}: object-store backends are not built yet", spec.describe())
-        }
+        RepoSpec::S3 { .. } | RepoSpec::Azure { .. } => Ok(Arc::new(object::ObjectRepository::open(spec)?)),
     }
 }

@@ -1,0 +1,226 @@
+//! The HTTP client under the object stores: object_store's [`HttpConnector`]
+//! over hyper's pooled HTTP/1.1 client, TLS by rustls on ring with the
+//! system's CA certificates (hyper-rustls), instead of object_store's reqwest
+//! features (they build aws-lc from C).
+//!
+//! Every request is counted per method ([`RequestCounts`]): for the whole
+//! process ([`request_counts`]) and per backend
+//! ([`super::object::ObjectRepository::requests`]); benchmarks and tests
+//! read them. Retries by object_store count as requests: they are.
+//!
+//! Timeouts: connecting [`CONNECT_TIMEOUT`]; the whole exchange (request body
+//! sent, response read to its end) [`REQUEST_TIMEOUT`]. Responses are read
+//! whole inside the timeout (objects are at most a pack, ~8 MiB), so a server
+//! that stalls mid-body is a timeout that object_store retries, not a hang.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use object_store::client::{
+    ClientOptions, HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpRequestBody, HttpResponse,
+    HttpResponseBody, HttpService,
+};
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Long enough for a pack (8 MiB) at ~100 KiB/s.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+const METHODS: [&str; 6] = ["GET", "PUT", "HEAD", "DELETE", "POST", "other"];
+
+/// Requests sent, by HTTP method (`other` for the rest).
+#[derive(Debug, Default)]
+pub struct Counters([AtomicU64; 6]);
+
+impl Counters {
+    fn count(&self, method: &http::Method) {
+        let i = METHODS.iter().position(|m| *m == method.as_str()).unwrap_or(METHODS.len() - 1);
+        self.0[i].fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn snapshot(&self) -> RequestCounts {
+        let v = |i: usize| self.0[i].load(Ordering::Relaxed);
+        RequestCounts { get: v(0), put: v(1), head: v(2), delete: v(3), post: v(4), other: v(5) }
+    }
+}
+
+/// A reading of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    pub get: u64,
+    pub put: u64,
+    pub head: u64,
+    pub delete: u64,
+    pub post: u64,
+    pub other: u64,
+}
+
+impl RequestCounts {
+    pub fn total(&self) -> u64 {
+        self.get + self.put + self.head + self.delete + self.post + self.other
+    }
+    /// Requests made since `earlier` (a reading of the same counters).
+    pub fn since(&self, earlier: &RequestCounts) -> RequestCounts {
+        RequestCounts {
+            get: self.get - earlier.get,
+            put: self.put - earlier.put,
+            head: self.head - earlier.head,
+            delete: self.delete - earlier.delete,
+            post: self.post - earlier.post,
+            other: self.other - earlier.other,
+        }
+    }
+}
+
+static PROCESS: Counters = Counters([const { AtomicU64::new(0) }; 6]);
+
+/// Requests this process has sent to object stores so far.
+pub fn request_counts() -> RequestCounts {
+    PROCESS.snapshot()
+}
+
+/// The connector given to object_store's builders; every client it makes
+/// counts into `counters` (and the process totals).
+#[derive(Debug, Clone)]
+pub struct Connector {
+    pub counters: Arc<Counters>,
+}
+
+impl Connector {
+    pub fn new() -> Self {
+        Connector { counters: Arc::default() }
+    }
+}
+
+impl Default for Connector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpConnector for Connector {
+    fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let tls = tls_config();
+        let mut tcp = TcpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(16)
+            .build(https);
+        Ok(HttpClient::new(Service { client, counters: self.counters.clone() }))
+    }
+}
+
+/// rustls on ring with the system's CA certificates; none found leaves an
+/// empty store (plain-HTTP endpoints still work, HTTPS ones fail naming the
+/// certificate).
+fn tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::warn!("no trusted CA certificates found on this machine: HTTPS object stores will fail (install ca-certificates)");
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+type HyperClient = Client<hyper_rustls::HttpsConnector<TcpConnector>, HttpRequestBody>;
+
+#[derive(Debug, Clone)]
+struct Service {
+    client: HyperClient,
+    counters: Arc<Counters>,
+}
+
+#[async_trait::async_trait]
+impl HttpService for Service {
+    async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.counters.count(req.method());
+        PROCESS.count(req.method());
+        let exchange = async {
+            let resp = self.client.request(req).await.map_err(classify)?;
+            let (parts, body) = resp.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| HttpError::new(HttpErrorKind::Interrupted, e))?
+                .to_bytes();
+            let body = Full::new(bytes).map_err(|never| match never {});
+            Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(body)))
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(HttpError::new(
+                HttpErrorKind::Timeout,
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no complete answer within {} s", REQUEST_TIMEOUT.as_secs()),
+                ),
+            )),
+        }
+    }
+}
+
+/// hyper-util's errors to object_store's kinds (which decide retries): a
+/// failed connect (refused, DNS, TLS handshake) is `Connect`; a connection
+/// closed or reset mid-request `Interrupted`; others `Request`.
+fn classify(e: hyper_util::client::legacy::Error) -> HttpError {
+    let kind = if e.is_connect() {
+        HttpErrorKind::Connect
+    } else {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+        let mut kind = HttpErrorKind::Request;
+        while let Some(s) = source {
+            if let Some(h) = s.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                    kind = HttpErrorKind::Interrupted;
+                }
+            }
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                ) {
+                    kind = HttpErrorKind::Interrupted;
+                }
+            }
+            source = s.source();
+        }
+        kind
+    };
+    HttpError::new(kind, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_method() {
+        let c = Counters::default();
+        c.count(&http::Method::GET);
+        c.count(&http::Method::PUT);
+        c.count(&http::Method::PUT);
+        c.count(&http::Method::OPTIONS);
+        let s = c.snapshot();
+        assert_eq!((s.get, s.put, s.other, s.total()), (1, 2, 1, 4));
+        assert_eq!(s.since(&RequestCounts { put: 1, ..Default::default() }).put, 1);
+    }
+}

@@ -1,0 +1,446 @@
+//! [`Repository`] on an object store (S3-compatible, Azure Blob) through
+//! object_store's clients and our HTTP connector ([`super::http`]).
+//!
+//! # The sync bridge
+//!
+//! The engine runs on plain threads and its trait is synchronous. Each call
+//! here is spawned on one small multi-thread tokio runtime owned by this
+//! module (2 workers, created on first use, lives for the process) and the
+//! calling thread waits for its answer on a channel. That works from any
+//! thread that is not a tokio worker: engine threads, `spawn_blocking`,
+//! child processes' main threads. **Never call a backend from an async task**:
+//! it would block that task's worker thread until the request ends (with a
+//! current-thread runtime, forever if the request needed that thread): run
+//! engine work under `spawn_blocking` or on its own thread.
+//!
+//! # Semantics
+//!
+//! * Every key lives under the spec's prefix (`prefix/packs/..`).
+//! * `put` is one whole-object PUT (atomic on S3 and Azure); `put_if_absent`
+//!   is `PutMode::Create` (S3 `If-None-Match: *`, Azure `If-None-Match: *`),
+//!   `AlreadyExists` → `Ok(false)`. object_store retries a conditional PUT
+//!   whose answer was lost; the retry then reports our own object as
+//!   existing (`Ok(false)`): harmless for content-addressed keys.
+//! * `list` follows every page (object_store's list stream paginates).
+//! * `stat` is a HEAD. `modified` is the server's Last-Modified.
+//! * `touch` refreshes Last-Modified with a server-side copy of the object
+//!   onto itself (no bytes through us) where the store allows it (Azure).
+//!   S3 refuses a copy onto itself that changes nothing (AWS: "This copy
+//!   request is illegal...", object_store cannot send a metadata REPLACE);
+//!   there, and wherever the copy is refused, `touch` rewrites the object
+//!   with a conditional PUT (`If-Match` on the ETag just read), so a pack
+//!   deleted meanwhile is reported absent and never resurrected. That costs
+//!   one GET and one PUT of the pack per pack a backup reuses: the two-phase
+//!   GC plan of issue 18 (design §3) replaces `touch` altogether.
+//!
+//! Errors name the repository ([`RepoSpec::describe`]), the object and the
+//! cause in words (wrong credentials, missing bucket or container, no answer
+//! from the endpoint), with the store's error code.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::prefix::PrefixStore;
+use object_store::{
+    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
+
+use super::http::{Connector, Counters, RequestCounts};
+use super::spec::RepoSpec;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::repository::{ObjectInfo, Repository};
+
+/// The runtime every object-store request runs on.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sendense-objstore")
+            .enable_all()
+            .build()
+            .expect("start the object-store runtime")
+    })
+}
+
+/// Runs `fut` on the backend runtime and waits for it (see the module docs:
+/// not from an async task).
+fn block_on<T: Send + 'static>(fut: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv().expect("the object-store runtime dropped a request")
+}
+
+const TOUCH_UNKNOWN: u8 = 0;
+const TOUCH_BY_COPY: u8 = 1;
+const TOUCH_BY_REWRITE: u8 = 2;
+
+pub struct ObjectRepository {
+    store: Arc<dyn ObjectStore>,
+    describe: String,
+    counters: Arc<Counters>,
+    touch_mode: AtomicU8,
+}
+
+impl ObjectRepository {
+    /// The backend of an S3 or Azure spec (a local spec is refused: see
+    /// [`super::open_backend`]). No request is made here.
+    pub fn open(spec: &RepoSpec) -> anyhow::Result<ObjectRepository> {
+        let connector = Connector::new();
+        let counters = connector.counters.clone();
+        let describe = spec.describe();
+        let (store, prefix): (Arc<dyn ObjectStore>, &str) = match spec {
+            RepoSpec::Local { .. } => anyhow::bail!("{describe} is a local directory, not an object store"),
+            RepoSpec::S3 { endpoint, region, bucket, prefix, access_key_id, secret_access_key, virtual_hosted } => {
+                if bucket.is_empty() {
+                    anyhow::bail!("S3 repository: the bucket name is empty");
+                }
+                let mut b = object_store::aws::AmazonS3Builder::new()
+                    .with_region(region)
+                    .with_bucket_name(bucket)
+                    .with_access_key_id(access_key_id)
+                    .with_secret_access_key(secret_access_key)
+                    .with_virtual_hosted_style_request(*virtual_hosted)
+                    .with_http_connector(connector);
+                if let Some(e) = endpoint {
+                    b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+                }
+                let s = b.build().map_err(|e| anyhow::anyhow!("repository {describe}: {e}"))?;
+                (Arc::new(s), prefix)
+            }
+            RepoSpec::Azure { account, container, prefix, access_key, sas, endpoint } => {
+                if container.is_empty() {
+                    anyhow::bail!("Azure repository: the container name is empty");
+                }
+                let mut b = object_store::azure::MicrosoftAzureBuilder::new()
+                    .with_account(account)
+                    .with_container_name(container)
+                    .with_http_connector(connector);
+                b = match (access_key, sas) {
+                    (Some(k), _) => b.with_access_key(k),
+                    (None, Some(s)) => b.with_sas_authorization(split_sas(s)),
+                    (None, None) => anyhow::bail!("repository {describe}: give an access key or a SAS token"),
+                };
+                if let Some(e) = endpoint {
+                    b = b.with_endpoint(e.clone()).with_allow_http(e.starts_with("http://"));
+                }
+                let s = b.build().map_err(|e| anyhow::anyhow!("repository {describe}: {e}"))?;
+                (Arc::new(s), prefix)
+            }
+        };
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> =
+            if prefix.is_empty() { store } else { Arc::new(PrefixStore::new(store, ObjPath::from(prefix))) };
+        Ok(ObjectRepository { store, describe, counters, touch_mode: AtomicU8::new(TOUCH_UNKNOWN) })
+    }
+
+    /// Requests this backend has sent so far, by method.
+    pub fn requests(&self) -> RequestCounts {
+        self.counters.snapshot()
+    }
+
+    fn err(&self, key: &str, e: object_store::Error) -> EngineError {
+        storage_error(&self.describe, key, e)
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        key: &str,
+        f: impl FnOnce(Arc<dyn ObjectStore>, ObjPath) -> futures_util::future::BoxFuture<'static, object_store::Result<T>>,
+    ) -> Result<T> {
+        let fut = f(self.store.clone(), ObjPath::from(key));
+        block_on(fut).map_err(|e| self.err(key, e))
+    }
+
+    fn touch_by_copy(&self, key: &str) -> std::result::Result<bool, object_store::Error> {
+        let (store, path) = (self.store.clone(), ObjPath::from(key));
+        match block_on(async move { store.copy(&path, &path).await }) {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn touch_by_rewrite(&self, key: &str) -> Result<bool> {
+        let (store, path) = (self.store.clone(), ObjPath::from(key));
+        let r = block_on(async move {
+            let got = match store.get_opts(&path, GetOptions::default()).await {
+                Ok(g) => g,
+                Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let version = UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
+            let body = got.bytes().await?;
+            let opts = PutOptions { mode: PutMode::Update(version), ..Default::default() };
+            match store.put_opts(&path, PutPayload::from(body), opts).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        });
+        r.map_err(|e| self.err(key, e))
+    }
+}
+
+impl Repository for ObjectRepository {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let b = self.run(key, |s, p| Box::pin(async move { s.get(&p).await?.bytes().await }))?;
+        Ok(b.into())
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let range = offset..offset + len as u64;
+        let b = self.run(key, move |s, p| Box::pin(async move { s.get_range(&p, range).await }))?;
+        if b.len() != len {
+            return Err(EngineError::object(
+                key,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("repository {}: asked {len} bytes at {offset}, got {}", self.describe, b.len()),
+                ),
+            ));
+        }
+        Ok(b.into())
+    }
+
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        let payload = PutPayload::from(Bytes::copy_from_slice(data));
+        self.run(key, move |s, p| Box::pin(async move { s.put(&p, payload).await }))?;
+        Ok(())
+    }
+
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let payload = PutPayload::from(Bytes::copy_from_slice(data));
+        let r = self.run(key, move |s, p| {
+            Box::pin(async move {
+                let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+                match s.put_opts(&p, payload, opts).await {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
+        })?;
+        Ok(r)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.run(key, |s, p| {
+            Box::pin(async move {
+                match s.delete(&p).await {
+                    Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    r => r,
+                }
+            })
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        // List the folder part, filter by the rest (as the local backend does).
+        let dir = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let (store, dir_path) = (self.store.clone(), (!dir.is_empty()).then(|| ObjPath::from(dir)));
+        let metas = block_on(async move { store.list(dir_path.as_ref()).try_collect::<Vec<_>>().await })
+            .map_err(|e| self.err(prefix, e))?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .map(|m| ObjectInfo {
+                key: decode_key(m.location.as_ref()),
+                size: m.size,
+                modified: SystemTime::from(m.last_modified),
+            })
+            .filter(|o| o.key.starts_with(prefix))
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn stat(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let r = self.run(key, |s, p| {
+            Box::pin(async move {
+                match s.head(&p).await {
+                    Ok(m) => Ok(Some(m)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+        })?;
+        Ok(r.map(|m| ObjectInfo { key: key.to_string(), size: m.size, modified: SystemTime::from(m.last_modified) }))
+    }
+
+    fn touch(&self, key: &str) -> Result<bool> {
+        if self.touch_mode.load(Ordering::Relaxed) != TOUCH_BY_REWRITE {
+            match self.touch_by_copy(key) {
+                Ok(alive) => {
+                    if alive {
+                        self.touch_mode.store(TOUCH_BY_COPY, Ordering::Relaxed);
+                    }
+                    return Ok(alive);
+                }
+                Err(e) if self.touch_mode.load(Ordering::Relaxed) == TOUCH_BY_COPY => return Err(self.err(key, e)),
+                Err(e) => {
+                    tracing::debug!(repository = %self.describe, "copy onto itself refused ({e}); touch rewrites objects instead");
+                    self.touch_mode.store(TOUCH_BY_REWRITE, Ordering::Relaxed);
+                }
+            }
+        }
+        self.touch_by_rewrite(key)
+    }
+}
+
+/// Object keys come back percent-encoded where object_store encodes
+/// (`%`, `#`, `~`...); the engine's keys are the decoded ones.
+fn decode_key(raw: &str) -> String {
+    if !raw.contains('%') {
+        return raw.to_string();
+    }
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&raw[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `sv=..&sig=..` (with or without a leading `?`) as query pairs.
+fn split_sas(sas: &str) -> Vec<(String, String)> {
+    sas.trim_start_matches('?')
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode_key(k), decode_key(v))
+        })
+        .collect()
+}
+
+/// The store's error code from an S3/Azure XML error body (`<Code>..</Code>`)
+/// anywhere in the error's text.
+fn error_code(text: &str) -> Option<&str> {
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = text[start..].find("</Code>")? + start;
+    Some(&text[start..end])
+}
+
+/// An object_store error as an engine error naming the repository, the
+/// object and the cause in words.
+pub(crate) fn storage_error(repo: &str, key: &str, e: object_store::Error) -> EngineError {
+    use std::io::ErrorKind;
+    let text = error_chain(&e);
+    let code = error_code(&text).map(str::to_string);
+    let with_code = |words: &str| match &code {
+        Some(c) => format!("{words} ({c})"),
+        None => words.to_string(),
+    };
+    let (kind, why) = match (&e, code.as_deref()) {
+        (_, Some("NoSuchBucket")) => (ErrorKind::Other, "the bucket does not exist (NoSuchBucket)".to_string()),
+        (_, Some("ContainerNotFound")) => {
+            (ErrorKind::Other, "the container does not exist (ContainerNotFound)".to_string())
+        }
+        (_, Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AuthenticationFailed" | "InvalidSecurity")) => (
+            ErrorKind::PermissionDenied,
+            with_code("wrong credentials: the store refused the access key or secret"),
+        ),
+        (object_store::Error::NotFound { .. }, _) => (ErrorKind::NotFound, "not found".to_string()),
+        (object_store::Error::Unauthenticated { .. }, _) => {
+            (ErrorKind::PermissionDenied, with_code("wrong credentials: the store refused them"))
+        }
+        (object_store::Error::PermissionDenied { .. }, _) => (
+            ErrorKind::PermissionDenied,
+            with_code("access denied: wrong credentials, or they lack permission on this bucket or container"),
+        ),
+        _ if text.contains("HTTP error") && (text.contains("onnect") || text.contains("dns error")) => {
+            (ErrorKind::ConnectionRefused, format!("the endpoint does not answer: {}", short(&text)))
+        }
+        _ if text.contains("no complete answer within") || text.contains("timed out") => {
+            (ErrorKind::TimedOut, format!("the endpoint did not answer in time: {}", short(&text)))
+        }
+        _ => (ErrorKind::Other, short(&text)),
+    };
+    if kind == ErrorKind::NotFound {
+        return EngineError::NotFound { key: key.to_string() };
+    }
+    EngineError::object(key, std::io::Error::new(kind, format!("repository {repo}: {why}")))
+}
+
+fn error_chain(e: &object_store::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(c) = source {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        source = c.source();
+    }
+    s
+}
+
+/// An error text cut to a readable length (XML bodies can be long).
+fn short(text: &str) -> String {
+    const MAX: usize = 600;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_decode_and_sas_splits() {
+        assert_eq!(decode_key("snapshots/vm%23one/x.json"), "snapshots/vm#one/x.json");
+        assert_eq!(decode_key("100%"), "100%");
+        assert_eq!(
+            split_sas("?sv=2022-11-02&sig=a%2Bb"),
+            vec![("sv".to_string(), "2022-11-02".to_string()), ("sig".to_string(), "a+b".to_string())]
+        );
+        assert_eq!(error_code("x: <Error><Code>NoSuchBucket</Code></Error>"), Some("NoSuchBucket"));
+    }
+
+    #[test]
+    fn errors_name_the_repository_and_the_cause() {
+        let e = object_store::Error::PermissionDenied {
+            path: "config.json".into(),
+            source: "<Error><Code>InvalidAccessKeyId</Code></Error>".into(),
+        };
+        let msg = storage_error("s3://b at http://h", "config.json", e).to_string();
+        assert!(msg.contains("s3://b at http://h") && msg.contains("wrong credentials"), "{msg}");
+        let e = object_store::Error::NotFound { path: "x".into(), source: "404".into() };
+        assert!(matches!(storage_error("r", "x", e), EngineError::NotFound { .. }));
+        let e = object_store::Error::NotFound { path: "x".into(), source: "<Code>NoSuchBucket</Code>".into() };
+        let msg = storage_error("r", "x", e).to_string();
+        assert!(msg.contains("bucket does not exist"), "{msg}");
+    }
+}
