@@ -20,6 +20,7 @@ mod m20261204_000006_power_since;
 mod m20261205_000007_instant_recovery;
 mod m20261205_000008_alerts;
 mod m20261205_120001_policies;
+mod m20261205_140001_repository_backends;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000007_instant_recovery::Migration),
             Box::new(m20261205_000008_alerts::Migration),
             Box::new(m20261205_120001_policies::Migration),
+            Box::new(m20261205_140001_repository_backends::Migration),
         ]
     }
 }

@@ -36,6 +36,8 @@
 //!   (success rate, durations and sizes, change rate, throughput, storage
 //!   forecast, RPO compliance), their tables and charts.
 //! * [`repositories`]: where backups live, with capacity and efficiency.
+//! * [`repository_setup`]: adding (local, S3, Azure), testing, changing and
+//!   removing repositories; secrets go in and never come out.
 //! * [`search`]: global search hits, their ranking and the cockpit routes
 //!   that open them.
 //! * [`settings`]: the server's effective settings (`GET /api/v1/settings`),
@@ -107,6 +109,7 @@ pub mod recovery;
 pub mod replication;
 pub mod reports;
 pub mod repositories;
+pub mod repository_setup;
 pub mod restore;
 pub mod schedules;
 pub mod search;

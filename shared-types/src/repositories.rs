@@ -1,15 +1,22 @@
-//! Repositories: where backups live (a local directory now; NFS/CIFS mounts,
-//! S3-compatible object storage and Azure Blob later), with capacity and the
-//! deduplication and compression the engine really achieved.
+//! Repositories: where backups live (a local directory, also an NFS/CIFS
+//! mount; an S3-compatible bucket; an Azure Blob container), with capacity
+//! and the deduplication and compression the engine really achieved. Adding
+//! and changing them: [`crate::repository_setup`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::repository_setup::{Immutability, ObjectLockMode};
 
 wire_enum! {
     /// Storage behind a repository.
     pub enum RepositoryKind {
         /// A directory on the server (also an NFS/CIFS mount).
         Local = "local",
+        /// An S3-compatible bucket (AWS, MinIO, Ceph RGW…), optionally with Object Lock.
+        S3 = "s3",
+        /// An Azure Blob Storage container.
+        Azure = "azure",
     }
 }
 
@@ -23,6 +30,32 @@ wire_enum! {
         /// queued ones wait until maintenance ends (see `maintenance`).
         Maintenance = "maintenance",
     }
+}
+
+/// Where an S3 or Azure repository lives: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ObjectLocation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub virtual_hosted: bool,
+    /// S3: the access key id (not secret; the secret key is never returned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// Azure: which credential is stored (`account_key` or `sas`), never its value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// Filesystem capacity under the repository.
@@ -61,7 +94,23 @@ pub struct Repository {
     pub id: String,
     pub name: String,
     pub kind: RepositoryKind,
+    /// local: the directory; s3/azure: the location in words
+    /// (`s3://bucket/prefix`, `azure://account/container/prefix`).
     pub path: String,
+    /// Where an object-store repository lives (never a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<ObjectLocation>,
+    /// New flows go to the default repository unless they name another.
+    #[serde(default)]
+    pub is_default: bool,
+    /// Restore points stay undeletable this many days (0 = off).
+    #[serde(default)]
+    pub immutable_days: u32,
+    /// Who enforces that: the storage (S3 Object Lock), Sendense only
+    /// (Azure, local directories) or nobody (`immutable_days` 0).
+    pub immutability: Immutability,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_mode: Option<ObjectLockMode>,
     pub status: RepositoryStatus,
     /// Why the repository is unavailable.
     #[serde(default, skip_serializing_if = "Option::is_none")]

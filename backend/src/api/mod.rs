@@ -30,6 +30,7 @@ pub mod recovery;
 pub mod replication;
 pub mod reports;
 pub mod repositories;
+pub mod repository_setup;
 pub mod restore;
 pub mod search;
 pub mod settings;

@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::noted;
+use super::repository_setup as setup;
 use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
@@ -27,8 +28,10 @@ use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_repositories))
-        .routes(routes!(get_repository))
+        .routes(routes!(list_repositories, setup::create_repository))
+        .routes(routes!(setup::test_repository))
+        .routes(routes!(get_repository, setup::update_repository, setup::delete_repository))
+        .routes(routes!(setup::set_default))
         .routes(routes!(set_maintenance))
         .routes(routes!(start_verify))
         .routes(routes!(start_gc))

@@ -28,6 +28,20 @@ const ADMIN_WRITE_PREFIXES: &[&str] = &["/api/v1/notification-targets"];
 /// hands out the content of protected machines.
 const OPERATOR_PREFIXES: &[&str] = &["/api/v1/restore"];
 
+/// Repository changes that only admins make: adding (and testing, which
+/// makes the server connect where the caller says), changing credentials,
+/// removing, choosing the default. Verify, GC, prune, maintenance and
+/// schedules below a repository stay with operators.
+fn is_repository_admin_write(method: &Method, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api/v1/repositories") else { return false };
+    match (method.as_str(), rest.trim_start_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
+        ("POST", [""]) | ("POST", ["test"]) => true,
+        ("PATCH" | "DELETE" | "PUT", [id]) => !id.is_empty(),
+        ("POST", [id, "default"]) => !id.is_empty(),
+        _ => false,
+    }
+}
+
 pub fn is_mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -54,7 +68,11 @@ pub fn access(method: &Method, path: &str) -> Access {
         return Access::Signed(Role::Viewer);
     }
     let under = |list: &[&str]| list.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
-    if is_secret_read(path) || under(ADMIN_PREFIXES) || (is_mutating(method) && under(ADMIN_WRITE_PREFIXES)) {
+    if is_secret_read(path)
+        || under(ADMIN_PREFIXES)
+        || (is_mutating(method) && under(ADMIN_WRITE_PREFIXES))
+        || is_repository_admin_write(method, path)
+    {
         return Access::Signed(Role::Admin);
     }
     if is_mutating(method) || OPERATOR_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
@@ -84,5 +102,12 @@ mod tests {
         assert_eq!(access(&Method::POST, "/api/v1/notification-targets/t1/test"), Access::Signed(Role::Admin));
         assert_eq!(access(&Method::POST, "/api/v1/alerts/a1/acknowledge"), Access::Signed(Role::Operator));
         assert!(is_audited(&Method::GET, "/api/v1/repositories/r1/key") && !is_audited(&Method::GET, "/api/v1/repositories/r1"));
+        assert_eq!(access(&Method::POST, "/api/v1/repositories"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::POST, "/api/v1/repositories/test"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::PATCH, "/api/v1/repositories/r1"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::DELETE, "/api/v1/repositories/r1"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::POST, "/api/v1/repositories/r1/default"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::POST, "/api/v1/repositories/r1/verify"), Access::Signed(Role::Operator));
+        assert_eq!(access(&Method::GET, "/api/v1/repositories"), Access::Signed(Role::Viewer));
     }
 }

@@ -179,7 +179,7 @@ pub async fn unencrypted(db: &impl ConnectionTrait, repository_ids: Vec<String>)
     let checked = tokio::task::spawn_blocking(move || {
         repos
             .into_iter()
-            .filter_map(|r| match is_encrypted(Path::new(&r.path)) {
+            .filter_map(|r| match if r.kind == "local" { is_encrypted(Path::new(&r.path)) } else { Ok(r.encrypted) } {
                 Ok(true) => None,
                 Ok(false) => Some(format!("'{}'", r.name)),
                 Err(e) => Some(format!("'{}' (unreadable: {e})", r.name)),

@@ -8,13 +8,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
-use shared_types::repositories::{Capacity, Maintenance, Repository, RepositoryKind, RepositoryStats, RepositoryStatus};
+use shared_types::repositories::{Capacity, Maintenance, ObjectLocation, Repository, RepositoryKind, RepositoryStats, RepositoryStatus};
 
 use super::new_id;
 use super::repository_keys;
 use crate::db::entities::repositories;
 use crate::engine::datastore::{Datastore, CONFIG_KEY};
 use crate::engine::stats::StatsCache;
+use crate::engine::EngineError;
+use crate::repos::{open_backend, RepoSpec};
+use shared_types::repository_setup::{immutability, ObjectLockMode, DEFAULT_REGION};
 
 /// Name of the repository every install has.
 pub const LOCAL_NAME: &str = "local";
@@ -30,18 +33,24 @@ pub fn local_path(data_dir: &Path) -> PathBuf {
 /// instead. A repository already in the directory (a catalog reset) is
 /// adopted as it is.
 pub async fn ensure_local(db: &DatabaseConnection, data_dir: &Path) -> anyhow::Result<repositories::Model> {
-    if let Some(row) = repositories::Entity::find().filter(repositories::Column::Name.eq(LOCAL_NAME)).one(db).await? {
+    let path = local_path(data_dir);
+    // Found by name, or by its directory once an operator renamed it.
+    let found = repositories::Entity::find()
+        .filter(repositories::Column::Name.eq(LOCAL_NAME).or(repositories::Column::Path.eq(path.display().to_string())))
+        .one(db)
+        .await?;
+    if let Some(row) = found {
         return Ok(row);
     }
     let id = new_id();
-    let path = local_path(data_dir);
+    let first = repositories::Entity::find().one(db).await?.is_none();
     let (init_path, init_id, init_data) = (path.clone(), id.clone(), data_dir.to_path_buf());
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    let encrypted = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
         if !init_path.join(CONFIG_KEY).exists() {
             repository_keys::init_encrypted(&init_data, &init_id, &init_path)
                 .with_context(|| format!("unable to create the local repository in '{}'", init_path.display()))?;
         }
-        Ok(())
+        Ok(repository_keys::fingerprint(&init_path).ok().flatten().is_some())
     })
     .await??;
     let row = repositories::ActiveModel {
@@ -53,6 +62,8 @@ pub async fn ensure_local(db: &DatabaseConnection, data_dir: &Path) -> anyhow::R
         maintenance_reason: Set(None),
         maintenance_since: Set(None),
         maintenance_by: Set(None),
+        encrypted: Set(encrypted),
+        is_default: Set(first),
         ..Default::default()
     }
     .insert(db)
@@ -69,14 +80,64 @@ pub async fn local_paths(db: &DatabaseConnection) -> Result<Vec<std::path::PathB
 
 /// Opens a repository's datastore, with its key when it is encrypted: the
 /// one way the server (API, jobs, restore sessions) opens a repository.
-/// Blocking.
+/// Blocking (an object store is reached over the network).
 pub fn open_datastore(data_dir: &Path, row: &repositories::Model) -> crate::engine::Result<Datastore> {
-    repository_keys::open_datastore(data_dir, &row.id, Path::new(&row.path))
+    if row.kind == RepositoryKind::Local.as_str() {
+        return repository_keys::open_datastore(data_dir, &row.id, Path::new(&row.path));
+    }
+    let spec = row_spec(data_dir, row).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    let repo = open_backend(&spec).map_err(|e| EngineError::Pipeline(format!("{e:#}")))?;
+    let key = if row.encrypted { Some(repository_keys::key_path(data_dir, &row.id)?) } else { None };
+    if let Some(k) = key.as_deref().filter(|k| !k.exists()) {
+        return Err(EngineError::KeyFileMissing { repository: spec.describe(), path: k.to_path_buf() });
+    }
+    Datastore::open_repo(repo, Path::new(&spec.describe()), key.as_deref())
 }
 
-/// A repository with live capacity and engine statistics (read on a
-/// blocking thread, statistics cached until the repository changes); a repository that cannot be read is reported
-/// unavailable with the reason, not as an error.
+/// Where a catalog row's repository lives, with its secret as given
+/// (`secret`: the S3 secret key, the Azure account key or SAS, whichever
+/// `access_key_id`/`account` the row holds; see [`row_spec`] to unseal it).
+pub fn spec(row: &repositories::Model, secret: Option<String>) -> RepoSpec {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    match RepositoryKind::parse(&row.kind).unwrap_or(RepositoryKind::Local) {
+        RepositoryKind::Local => RepoSpec::Local { path: PathBuf::from(&row.path) },
+        RepositoryKind::S3 => RepoSpec::S3 {
+            endpoint: row.endpoint.clone(),
+            region: row.region.clone().unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            bucket: text(&row.bucket),
+            prefix: text(&row.prefix),
+            access_key_id: text(&row.access_key_id),
+            secret_access_key: secret.unwrap_or_default(),
+            virtual_hosted: row.virtual_hosted,
+        },
+        RepositoryKind::Azure => {
+            let sas = row.credential_kind.as_deref() == Some(AZURE_SAS);
+            RepoSpec::Azure {
+                account: text(&row.account),
+                container: text(&row.container),
+                prefix: text(&row.prefix),
+                access_key: if sas { None } else { secret.clone() },
+                sas: if sas { secret } else { None },
+                endpoint: row.endpoint.clone(),
+            }
+        }
+    }
+}
+
+/// `credential_kind` of a row: which secret `secret_sealed` holds.
+pub const AZURE_SAS: &str = "sas";
+pub const AZURE_ACCOUNT_KEY: &str = "account_key";
+pub const S3_SECRET_KEY: &str = "secret_key";
+
+/// [`spec`] with the row's secret unsealed (blocking: reads the catalog secret key).
+pub fn row_spec(data_dir: &Path, row: &repositories::Model) -> Result<RepoSpec, crate::alerts::secrets::SecretError> {
+    let secret = match &row.secret_sealed {
+        Some(sealed) => Some(crate::alerts::secrets::open(data_dir, &row.id, sealed)?),
+        None => None,
+    };
+    Ok(spec(row, secret))
+}
+
 /// The filesystem's capacity under `path` (blocking: a `statvfs`).
 pub fn capacity(path: &Path) -> Option<Capacity> {
     rustix::fs::statvfs(path).ok().map(|st| Capacity {
@@ -86,15 +147,24 @@ pub fn capacity(path: &Path) -> Option<Capacity> {
     })
 }
 
+/// A repository with live capacity and engine statistics (read on a
+/// blocking thread, statistics cached until the repository changes); a repository that cannot be read is reported
+/// unavailable with the reason, not as an error.
 pub async fn describe(data_dir: &Path, row: repositories::Model, backup_count: u64, cache: &Arc<StatsCache>) -> Repository {
-    let path = row.path.clone();
+    let kind = RepositoryKind::parse(&row.kind).unwrap_or(RepositoryKind::Local);
     let probe = row.clone();
     let cache = Arc::clone(cache);
     let data_dir = data_dir.to_path_buf();
-    let measured = tokio::task::spawn_blocking(move || {
-        let capacity = capacity(Path::new(&path));
-        let fingerprint = repository_keys::fingerprint(Path::new(&probe.path)).ok().flatten();
-        let stats = open_datastore(&data_dir, &probe).and_then(|ds| cache.stats(Path::new(&probe.path), &ds)).map(|s| RepositoryStats {
+    let read = tokio::task::spawn_blocking(move || {
+        let local = kind == RepositoryKind::Local;
+        let capacity = if local { capacity(Path::new(&probe.path)) } else { None };
+        let opened = open_datastore(&data_dir, &probe);
+        let fingerprint = match &opened {
+            Ok(ds) => ds.config.encryption.as_ref().map(|e| e.key_check.chars().take(repository_keys::FINGERPRINT_LEN).collect()),
+            Err(_) if local => repository_keys::fingerprint(Path::new(&probe.path)).ok().flatten(),
+            Err(_) => None,
+        };
+        let stats = opened.and_then(|ds| cache.stats(Path::new(&probe.path), &ds)).map(|s| RepositoryStats {
             snapshots: s.snapshots as u64,
             logical_bytes: s.logical_bytes,
             unique_bytes: s.unique_bytes,
@@ -104,12 +174,14 @@ pub async fn describe(data_dir: &Path, row: repositories::Model, backup_count: u
             compression_ratio: s.compression_ratio,
         });
         (capacity, stats.map_err(|e| e.to_string()), fingerprint)
-    })
-    .await;
-    let (capacity, stats, key_fingerprint) = match measured {
-        Ok(m) => m,
-        Err(e) => (None, Err(format!("reading the repository stopped unexpectedly: {e}")), None),
+    });
+    // An object store that does not answer must not hold up the list.
+    let measured = match tokio::time::timeout(DESCRIBE_TIMEOUT, read).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => (None, Err(format!("reading the repository stopped unexpectedly: {e}")), None),
+        Err(_) => (None, Err(format!("the storage did not answer within {} s", DESCRIBE_TIMEOUT.as_secs())), None),
     };
+    let (capacity, stats, key_fingerprint) = measured;
     let maintenance = maintenance(&row);
     let (status, error, stats) = match stats {
         Ok(s) if maintenance.is_some() => (RepositoryStatus::Maintenance, None, Some(s)),
@@ -117,8 +189,14 @@ pub async fn describe(data_dir: &Path, row: repositories::Model, backup_count: u
         Err(e) => (RepositoryStatus::Unavailable, Some(e), None),
     };
     let upkeep = super::upkeep::describe(&row, Utc::now());
+    let days = u32::try_from(row.immutable_days).unwrap_or(0);
     Repository {
-        kind: RepositoryKind::parse(&row.kind).unwrap_or(RepositoryKind::Local),
+        kind,
+        location: location(&row),
+        is_default: row.is_default,
+        immutable_days: days,
+        immutability: immutability(kind, days),
+        object_lock_mode: row.object_lock_mode.as_deref().and_then(ObjectLockMode::parse).filter(|_| kind == RepositoryKind::S3),
         id: row.id,
         name: row.name,
         path: row.path,
@@ -129,10 +207,31 @@ pub async fn describe(data_dir: &Path, row: repositories::Model, backup_count: u
         capacity,
         stats,
         upkeep,
-        encrypted: key_fingerprint.is_some(),
+        encrypted: key_fingerprint.is_some() || row.encrypted,
         key_fingerprint,
         created_at: row.created_at,
     }
+}
+
+/// How long listing waits for one repository's figures.
+const DESCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Where an object-store repository lives, without its secret.
+pub fn location(row: &repositories::Model) -> Option<ObjectLocation> {
+    if row.kind == RepositoryKind::Local.as_str() {
+        return None;
+    }
+    Some(ObjectLocation {
+        endpoint: row.endpoint.clone(),
+        region: row.region.clone(),
+        bucket: row.bucket.clone(),
+        container: row.container.clone(),
+        account: row.account.clone(),
+        prefix: row.prefix.clone().filter(|p| !p.is_empty()),
+        virtual_hosted: row.virtual_hosted,
+        access_key_id: row.access_key_id.clone(),
+        credential: row.credential_kind.clone(),
+    })
 }
 
 /// The repository's maintenance, when it is in maintenance.

@@ -21,7 +21,7 @@ use crate::engine::{EngineError, Result};
 pub const KEYS_DIR: &str = "keys";
 
 /// How many hex digits of the key's check value name it to people.
-const FINGERPRINT_LEN: usize = 16;
+pub const FINGERPRINT_LEN: usize = 16;
 
 pub fn keys_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(KEYS_DIR)

@@ -11,7 +11,9 @@ pub struct Model {
     pub name: String,
     /// A `RepositoryKind` word.
     pub kind: String,
-    /// The directory of a local repository.
+    /// The directory of a local repository; for an object store, where it
+    /// is in words (`s3://bucket/prefix`, `azure://account/container/prefix`),
+    /// never a secret.
     pub path: String,
     pub created_at: ChronoDateTimeUtc,
     /// Set while the repository is in maintenance (see `shared_types::repositories::Maintenance`).
@@ -28,6 +30,31 @@ pub struct Model {
     pub last_verify_damaged: Option<i64>,
     pub last_gc_at: Option<ChronoDateTimeUtc>,
     pub last_gc_reclaimed_bytes: Option<i64>,
+    /// S3: the endpoint URL (None = AWS); Azure: a custom endpoint (Azurite).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: Option<String>,
+    pub container: Option<String>,
+    /// Key prefix inside the bucket or container ("" or None = its root).
+    pub prefix: Option<String>,
+    /// S3 virtual-hosted-style addressing (`bucket.host`) instead of path-style.
+    pub virtual_hosted: bool,
+    /// Azure storage account.
+    pub account: Option<String>,
+    pub access_key_id: Option<String>,
+    /// The S3 secret key, the Azure account key or SAS, sealed with the
+    /// catalog secret key (`alerts::secrets`) for this row's id. Never returned.
+    pub secret_sealed: Option<String>,
+    /// Which secret `secret_sealed` holds: `secret_key` (S3), `account_key` or `sas` (Azure).
+    pub credential_kind: Option<String>,
+    /// Restore points stay undeletable this many days (0 = off).
+    pub immutable_days: i32,
+    /// S3 Object Lock mode: `governance` or `compliance`.
+    pub object_lock_mode: Option<String>,
+    /// Created encrypted (its key in `DATA_DIR/keys/<id>.key`).
+    pub encrypted: bool,
+    /// New flows go here unless they name another repository.
+    pub is_default: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

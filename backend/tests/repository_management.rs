@@ -1,0 +1,294 @@
+//! Repository management through the real router, on SQLite and
+//! PostgreSQL: testing and adding a local repository (created encrypted, or
+//! an existing one attached with its key), the refusals (bad paths, a path
+//! inside or around another repository, a directory of other files, a
+//! duplicate name, missing fields per kind naming the field, non-admins),
+//! renaming, immutability, the default repository, removal refused while
+//! restore points or flows use it (naming them) and never deleting data,
+//! and secrets (S3 secret key, Azure key) never in any answer or audit row.
+
+mod support;
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sendense::catalog::repositories::{ensure_local, row_spec};
+use sendense::db::entities::{audit_log, backups, repositories};
+use sendense::repos::RepoSpec;
+use serde_json::{json, Value};
+use shared_types::auth::Role;
+use shared_types::error::ErrorBody;
+use shared_types::flow::Flow;
+use shared_types::repositories::{Repository, RepositoryKind};
+use shared_types::repository_setup::{Immutability, RepositoryRemoved, RepositoryTest, TestCheck};
+use support::api::Api;
+use support::{fixture, rows, Fixture};
+
+#[path = "../../migrations/tests/support/mod.rs"]
+mod pg;
+
+const S3_SECRET: &str = "wJalrXUtnFEMI-S3-SECRET-never-shown";
+const AZURE_SECRET: &str = "QXp1cmUta2V5LW5ldmVyLXNob3du-AZURE-SECRET";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_management_on_sqlite() {
+    management_on(fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_management_on_postgresql() {
+    let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
+    management_on(support::postgres_fixture(&cluster.url(), "repository_management").await).await;
+}
+
+/// A request that must fail with `status`, naming `field`; the message.
+async fn refused_field(api: &Api, method: &str, path: &str, body: Value, status: StatusCode, field: &str) -> String {
+    let reply = api.call(method, path, Some(body.clone())).await;
+    assert_eq!(reply.status, status, "{method} {path} {body}: {}", reply.body);
+    let e: ErrorBody = reply.json();
+    // A conflict names the field in its code (`repository_exists` for the name).
+    let named = e.details.iter().any(|d| d.field == field) || (status == StatusCode::CONFLICT && field == "name" && e.code == "repository_exists");
+    assert!(named, "{method} {path} {body}: expected the field {field}: {}", reply.body);
+    assert!(!reply.body.contains(S3_SECRET) && !reply.body.contains(AZURE_SECRET), "a secret in {}", reply.body);
+    e.message
+}
+
+async fn refused_code(api: &Api, method: &str, path: &str, status: StatusCode, code: &str) -> String {
+    let body = (method == "PATCH").then(|| json!({}));
+    let reply = api.call(method, path, body).await;
+    assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+    let e: ErrorBody = reply.json();
+    assert_eq!(e.code, code, "{}", reply.body);
+    e.message
+}
+
+async fn management_on(f: Fixture) {
+    let db = f.state.db.clone();
+    let data = f.data.path().to_path_buf();
+    let local = ensure_local(&db, &data).await.unwrap();
+    assert!(local.is_default && local.encrypted, "the first repository is the default and encrypted");
+    let outside = tempfile::tempdir().unwrap();
+    let (_, operator) = f.user_with_role("op", Role::Operator).await;
+    rows::platform(&db, "plat", "prod").await;
+    rows::vm(&db, "vm-a", "plat", "app-a").await;
+    let api = Api::admin(f).await;
+
+    let listed: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].is_default && listed[0].immutability == Immutability::None && listed[0].location.is_none());
+
+    // --- Test a local directory: every check passes, nothing is created.
+    let site_b = outside.path().join("site-b");
+    let body = json!({"name": "site-b", "kind": "local", "path": site_b.display().to_string()});
+    let test: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(body.clone()), StatusCode::OK).await;
+    assert!(test.ok && !test.attaches, "{test:?}");
+    let checks: Vec<TestCheck> = test.checks.iter().map(|c| c.check).collect();
+    assert_eq!(checks, vec![TestCheck::Location, TestCheck::Reachable, TestCheck::Write, TestCheck::Read, TestCheck::Delete]);
+    assert!(!site_b.exists(), "a test creates nothing");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "the probe file was deleted");
+
+    // --- Create it: encrypted by default, its key outside the repository, not the default.
+    let created: Repository = api.ok("POST", "/api/v1/repositories", Some(body.clone()), StatusCode::CREATED).await;
+    assert_eq!((created.name.as_str(), created.kind, created.is_default, created.encrypted), ("site-b", RepositoryKind::Local, false, true));
+    assert!(created.key_fingerprint.is_some() && created.stats.is_some(), "{created:?}");
+    assert!(site_b.join("config.json").exists());
+    assert!(data.join("keys").join(format!("{}.key", created.id)).exists());
+    // An unencrypted one when asked.
+    let plain_dir = outside.path().join("plain");
+    let plain: Repository = api
+        .ok("POST", "/api/v1/repositories", Some(json!({"name": "plain", "kind": "local", "path": plain_dir.display().to_string(), "encrypted": false})), StatusCode::CREATED)
+        .await;
+    assert!(!plain.encrypted && plain.key_fingerprint.is_none());
+
+    // --- Refusals, each naming its field.
+    let msg = refused_field(&api, "POST", "/api/v1/repositories", body.clone(), StatusCode::CONFLICT, "name").await;
+    assert!(msg.contains("site-b"), "{msg}");
+    let same = json!({"name": "again", "kind": "local", "path": site_b.display().to_string()});
+    let msg = refused_field(&api, "POST", "/api/v1/repositories", same, StatusCode::UNPROCESSABLE_ENTITY, "path").await;
+    assert!(msg.contains("already the repository 'site-b'"), "{msg}");
+    let inside = json!({"name": "inner", "kind": "local", "path": site_b.join("packs/x").display().to_string()});
+    let msg = refused_field(&api, "POST", "/api/v1/repositories", inside, StatusCode::UNPROCESSABLE_ENTITY, "path").await;
+    assert!(msg.contains("inside the repository 'site-b'"), "{msg}");
+    let around = json!({"name": "outer", "kind": "local", "path": outside.path().display().to_string()});
+    let msg = refused_field(&api, "POST", "/api/v1/repositories", around, StatusCode::UNPROCESSABLE_ENTITY, "path").await;
+    assert!(msg.contains("holds the repository"), "{msg}");
+    let foreign = outside.path().join("photos");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("cat.jpg"), b"meow").unwrap();
+    let over = json!({"name": "photos", "kind": "local", "path": foreign.display().to_string()});
+    let msg = refused_field(&api, "POST", "/api/v1/repositories", over.clone(), StatusCode::UNPROCESSABLE_ENTITY, "path").await;
+    assert!(msg.contains("cat.jpg"), "{msg}");
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(over), StatusCode::OK).await;
+    assert!(!t.ok && t.checks.len() == 1 && t.checks[0].message.contains("cat.jpg"), "{t:?}");
+    let keys = json!({"name": "keys", "kind": "local", "path": data.join("keys").display().to_string()});
+    refused_field(&api, "POST", "/api/v1/repositories", keys, StatusCode::UNPROCESSABLE_ENTITY, "path").await;
+    for (body, field) in [
+        (json!({"name": "x", "kind": "local"}), "path"),
+        (json!({"name": "x", "kind": "local", "path": "relative/dir"}), "path"),
+        (json!({"name": "x", "kind": "local", "path": "/srv/../etc"}), "path"),
+        (json!({"name": "", "kind": "local", "path": "/srv/x"}), "name"),
+        (json!({"name": "x", "kind": "local", "path": "/srv/x", "bucket": "b"}), "bucket"),
+        (json!({"name": "x", "kind": "local", "path": "/srv/x", "immutable_days": 40000}), "immutable_days"),
+        (json!({"name": "x", "kind": "s3", "access_key_id": "AK", "secret_access_key": S3_SECRET}), "bucket"),
+        (json!({"name": "x", "kind": "s3", "bucket": "Not_A_Bucket", "access_key_id": "AK", "secret_access_key": S3_SECRET}), "bucket"),
+        (json!({"name": "x", "kind": "s3", "bucket": "bkt", "secret_access_key": S3_SECRET}), "access_key_id"),
+        (json!({"name": "x", "kind": "s3", "bucket": "bkt", "access_key_id": "AK"}), "secret_access_key"),
+        (json!({"name": "x", "kind": "s3", "bucket": "bkt", "access_key_id": "AK", "secret_access_key": S3_SECRET, "endpoint": "ftp://x"}), "endpoint"),
+        (json!({"name": "x", "kind": "s3", "bucket": "bkt", "access_key_id": "AK", "secret_access_key": S3_SECRET, "path": "/x"}), "path"),
+        (json!({"name": "x", "kind": "azure", "container": "c1c", "account_key": AZURE_SECRET}), "account"),
+        (json!({"name": "x", "kind": "azure", "account": "devstoreaccount1", "account_key": AZURE_SECRET}), "container"),
+        (json!({"name": "x", "kind": "azure", "account": "devstoreaccount1", "container": "backups"}), "account_key"),
+        (json!({"name": "x", "kind": "azure", "account": "devstoreaccount1", "container": "backups", "account_key": AZURE_SECRET, "object_lock_mode": "compliance"}), "object_lock_mode"),
+    ] {
+        refused_field(&api, "POST", "/api/v1/repositories", body.clone(), StatusCode::BAD_REQUEST, field).await;
+        refused_field(&api, "POST", "/api/v1/repositories/test", body, StatusCode::BAD_REQUEST, field).await;
+    }
+    for body in [json!({"name": "x", "kind": "tape"}), json!({"name": "x", "kind": "local", "path": "/srv/x", "secret_key": "s"}), json!({"kind": "local"})] {
+        let reply = api.call("POST", "/api/v1/repositories", Some(body.clone())).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.body);
+    }
+    // Only admins add, change or remove repositories; operators still run upkeep.
+    let reply = api.f.call("POST", "/api/v1/repositories", Some(&operator), Some(json!({"name": "op", "kind": "local", "path": "/srv/op"}))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let reply = api.f.call("POST", "/api/v1/repositories/test", Some(&operator), Some(body.clone())).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    for (method, path) in [("PATCH", format!("/api/v1/repositories/{}", created.id)), ("DELETE", format!("/api/v1/repositories/{}", created.id)), ("POST", format!("/api/v1/repositories/{}/default", created.id))] {
+        let reply = api.f.call(method, &path, Some(&operator), Some(json!({}))).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{method} {path}: {}", reply.body);
+    }
+
+    // --- Change: rename, immutability, default.
+    let path_b = format!("/api/v1/repositories/{}", created.id);
+    let renamed: Repository = api.ok("PATCH", &path_b, Some(json!({"name": "site-b2", "immutable_days": 7})), StatusCode::OK).await;
+    assert_eq!((renamed.name.as_str(), renamed.immutable_days, renamed.immutability), ("site-b2", 7, Immutability::Sendense));
+    refused_field(&api, "PATCH", &path_b, json!({"name": "plain"}), StatusCode::CONFLICT, "name").await;
+    refused_field(&api, "PATCH", &path_b, json!({"secret_access_key": S3_SECRET}), StatusCode::BAD_REQUEST, "secret_access_key").await;
+    refused_field(&api, "PATCH", &path_b, json!({"is_default": false}), StatusCode::BAD_REQUEST, "is_default").await;
+    refused_code(&api, "PATCH", "/api/v1/repositories/nope", StatusCode::NOT_FOUND, "repository_not_found").await;
+    let made: Repository = api.ok("POST", &format!("{path_b}/default"), None, StatusCode::OK).await;
+    assert!(made.is_default);
+    let listed: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
+    let defaults: Vec<&str> = listed.iter().filter(|r| r.is_default).map(|r| r.name.as_str()).collect();
+    assert_eq!(defaults, vec!["site-b2"], "exactly one default");
+    let back: Repository = api.ok("PATCH", &format!("/api/v1/repositories/{}", local.id), Some(json!({"is_default": true})), StatusCode::OK).await;
+    assert!(back.is_default);
+
+    // --- Removal: refused while used, naming the users; never deletes data.
+    let msg = refused_code(&api, "DELETE", &format!("/api/v1/repositories/{}", local.id), StatusCode::CONFLICT, "repository_is_default").await;
+    assert!(msg.contains("make another repository the default"), "{msg}");
+    let flow: Flow = api
+        .ok(
+            "POST",
+            "/api/v1/flows",
+            Some(json!({"name": "nightly-b", "kind": "backup", "source": {"type": "vms", "vm_ids": ["vm-a"]}, "repository_id": created.id})),
+            StatusCode::CREATED,
+        )
+        .await;
+    backups::ActiveModel {
+        id: Set("p1".into()),
+        vm_context_id: Set("vm-a".into()),
+        job_id: Set(None),
+        repository_id: Set(created.id.clone()),
+        snapshot_name: Set("vm/vm-a".into()),
+        snapshot_id: Set("snap-p1".into()),
+        parent_snapshot_id: Set(None),
+        backup_type: Set("full".into()),
+        status: Set("available".into()),
+        logical_bytes: Set(1),
+        bytes_read: Set(1),
+        bytes_written: Set(1),
+        created_at: Set(Utc::now()),
+        immutable_until: Set(None),
+        verified_at: Set(None),
+        verify_reason: Set(None),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let msg = refused_code(&api, "DELETE", &path_b, StatusCode::CONFLICT, "repository_in_use").await;
+    assert!(msg.contains("1 restore point") && msg.contains("'nightly-b'") && msg.contains("never deletes"), "{msg}");
+    backups::Entity::delete_by_id("p1").exec(&db).await.unwrap();
+    let msg = refused_code(&api, "DELETE", &path_b, StatusCode::CONFLICT, "repository_in_use").await;
+    assert!(!msg.contains("restore point") && msg.contains("'nightly-b'"), "{msg}");
+    assert_eq!(api.call("DELETE", &format!("/api/v1/flows/{}", flow.id), None).await.status, StatusCode::NO_CONTENT);
+    let removed: RepositoryRemoved = api.ok("DELETE", &path_b, None, StatusCode::OK).await;
+    assert!(removed.message.contains("not deleted") && removed.message.contains(&site_b.display().to_string()), "{}", removed.message);
+    assert!(site_b.join("config.json").exists(), "the data stays");
+    refused_code(&api, "GET", &path_b, StatusCode::NOT_FOUND, "repository_not_found").await;
+    // Adding the same directory again attaches it, with its key and its former id.
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(body.clone()), StatusCode::OK).await;
+    assert!(t.ok && t.attaches, "{t:?}");
+    let again: Repository = api.ok("POST", "/api/v1/repositories", Some(body.clone()), StatusCode::CREATED).await;
+    assert_eq!((again.id.as_str(), again.encrypted, again.status), (created.id.as_str(), true, shared_types::repositories::RepositoryStatus::Online));
+
+    // --- Secrets never come back: an object-store test and create answer without them…
+    let s3 = json!({"name": "offsite", "kind": "s3", "endpoint": "http://127.0.0.1:9", "bucket": "bkt", "prefix": "site-a/",
+        "access_key_id": "AKIDEXAMPLE", "secret_access_key": S3_SECRET});
+    let reply = api.call("POST", "/api/v1/repositories/test", Some(s3.clone())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let t: RepositoryTest = reply.json();
+    assert!(!t.ok && !reply.body.contains(S3_SECRET), "{}", reply.body);
+    let reply = api.call("POST", "/api/v1/repositories", Some(s3)).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert!(!reply.body.contains(S3_SECRET), "{}", reply.body);
+    let azure = json!({"name": "az", "kind": "azure", "endpoint": "http://127.0.0.1:9/devstoreaccount1", "account": "devstoreaccount1",
+        "container": "backups", "account_key": AZURE_SECRET, "immutable_days": 3});
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(azure), StatusCode::OK).await;
+    assert_eq!(t.immutability, Immutability::Sendense, "Azure immutability is Sendense's only");
+    // …and a stored one (sealed in the catalog) shows its location, never its secret.
+    let sealed = sendense::alerts::secrets::seal(&data, "s3-row", S3_SECRET).unwrap();
+    assert!(!sealed.contains(S3_SECRET));
+    repositories::ActiveModel {
+        id: Set("s3-row".into()),
+        name: Set("s3-stored".into()),
+        kind: Set("s3".into()),
+        path: Set("s3://stored/site-a at http://127.0.0.1:9".into()),
+        created_at: Set(Utc::now()),
+        endpoint: Set(Some("http://127.0.0.1:9".into())),
+        region: Set(Some("us-east-1".into())),
+        bucket: Set(Some("stored".into())),
+        prefix: Set(Some("site-a".into())),
+        access_key_id: Set(Some("AKIDEXAMPLE".into())),
+        secret_sealed: Set(Some(sealed)),
+        credential_kind: Set(Some("secret_key".into())),
+        immutable_days: Set(5),
+        object_lock_mode: Set(Some("compliance".into())),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let row = repositories::Entity::find_by_id("s3-row").one(&db).await.unwrap().unwrap();
+    match row_spec(&data, &row).unwrap() {
+        RepoSpec::S3 { bucket, prefix, secret_access_key, endpoint, .. } => {
+            assert_eq!((bucket.as_str(), prefix.as_str(), secret_access_key.as_str()), ("stored", "site-a", S3_SECRET));
+            assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let reply = api.call("GET", "/api/v1/repositories/s3-row", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(!reply.body.contains(S3_SECRET) && !reply.body.contains("v1:"), "{}", reply.body);
+    let stored: Repository = reply.json();
+    let loc = stored.location.clone().expect("an object store has a location");
+    assert_eq!((loc.bucket.as_deref(), loc.access_key_id.as_deref(), loc.credential.as_deref()), (Some("stored"), Some("AKIDEXAMPLE"), Some("secret_key")));
+    assert_eq!((stored.immutability, stored.object_lock_mode.map(|m| m.as_str())), (Immutability::Storage, Some("compliance")));
+    assert_eq!(stored.status, shared_types::repositories::RepositoryStatus::Unavailable);
+    // Rotating to credentials the storage does not accept changes nothing.
+    let new_secret = "rotated-SECRET-also-never-shown";
+    let msg = refused_field(&api, "PATCH", "/api/v1/repositories/s3-row", json!({"access_key_id": "AK2", "secret_access_key": new_secret}), StatusCode::UNPROCESSABLE_ENTITY, "secret_access_key").await;
+    assert!(msg.contains("nothing was changed") && !msg.contains(new_secret), "{msg}");
+    let after = repositories::Entity::find_by_id("s3-row").one(&db).await.unwrap().unwrap();
+    assert_eq!((after.access_key_id, after.secret_sealed), (row.access_key_id, row.secret_sealed));
+    let reply = api.call("GET", "/api/v1/repositories", None).await;
+    assert!(!reply.body.contains(S3_SECRET) && !reply.body.contains(new_secret), "{}", reply.body);
+
+    // --- The audit log has every change, without a secret.
+    let audit = audit_log::Entity::find().all(&db).await.unwrap();
+    let text = serde_json::to_string(&audit.iter().map(|a| json!({"action": a.action, "target": a.target})).collect::<Vec<_>>()).unwrap();
+    for action in ["repository.create", "repository.test", "repository.update", "repository.default", "repository.delete"] {
+        assert!(audit.iter().any(|a| a.action == action && a.result == "ok"), "{action} missing: {text}");
+    }
+    assert!(audit.iter().any(|a| a.action == "repository.delete" && a.target.contains("data left in place")), "{text}");
+    assert!(!text.contains(S3_SECRET) && !text.contains(AZURE_SECRET) && !text.contains(new_secret), "{text}");
+}
