@@ -358,7 +358,10 @@ fn moto_harness_checks_signatures_and_object_lock() {
     assert!(moto.versions("locked", "packs/00/free").is_empty());
     let kept = moto.versions("locked", "packs/00/kept");
     assert_eq!((kept.len(), kept[0].version_id.as_str()), (1, locked.as_str()), "{kept:?}");
-    assert!(moto.server().log().contains("PUT /locked/packs/00/kept"), "moto's access log has the requests");
+    let requests = moto.requests();
+    assert_eq!(requests[..3], ["POST / 200", "POST / 200", "POST / 200"], "the three free IAM requests first: {requests:?}");
+    assert!(requests.contains(&"PUT /locked/packs/00/kept 200".to_string()), "{requests:?}");
+    assert!(requests.contains(&"GET / 403".to_string()), "the refused listing is logged: {requests:?}");
     drop(moto);
     assert_gone("moto", pid, port);
 }
@@ -376,4 +379,22 @@ fn azurite_harness_checks_the_account_key() {
     assert_eq!(azurite.request("GET", "/?comp=list", AZURITE_KEY).status, 200);
     drop(azurite);
     assert_gone("Azurite", pid, port);
+}
+
+#[test]
+fn servers_are_killed_when_a_test_panics() {
+    let started = std::sync::Mutex::new(Vec::new());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let moto = Moto::start();
+        let azurite = Azurite::start();
+        started.lock().unwrap().push(("moto", moto.server().pid(), moto.server().port()));
+        started.lock().unwrap().push(("Azurite", azurite.server().pid(), azurite.server().port()));
+        panic!("a failing test");
+    }));
+    assert!(outcome.is_err());
+    let started = started.into_inner().unwrap();
+    assert_eq!(started.len(), 2);
+    for (what, pid, port) in started {
+        assert_gone(what, pid, port);
+    }
 }

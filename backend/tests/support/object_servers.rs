@@ -308,6 +308,29 @@ impl Moto {
     pub fn server(&self) -> &ServerProcess {
         &self.server
     }
+
+    /// The requests moto answered so far, from its access log, one
+    /// `METHOD /bucket/key?query STATUS` each (for counting requests).
+    pub fn requests(&self) -> Vec<String> {
+        let log = self.server.log();
+        let mut plain = String::with_capacity(log.len());
+        let mut rest = log.as_str();
+        // Without werkzeug's terminal colours (`ESC [ ... m`).
+        while let Some(i) = rest.find('\x1b') {
+            plain.push_str(&rest[..i]);
+            rest = rest[i..].find('m').map_or("", |j| &rest[i + j + 1..]);
+        }
+        plain.push_str(rest);
+        plain
+            .lines()
+            .filter_map(|line| {
+                let (_, after) = line.split_once('"')?;
+                let (request, status) = after.split_once('"')?;
+                let request = request.strip_suffix(" HTTP/1.1").or_else(|| request.strip_suffix(" HTTP/1.0"))?;
+                Some(format!("{request} {}", status.split_whitespace().next()?))
+            })
+            .collect()
+    }
 }
 
 /// Azurite's Blob service, account `devstoreaccount1` with its well-known
