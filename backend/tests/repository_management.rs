@@ -12,7 +12,7 @@ mod support;
 use axum::http::StatusCode;
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
-use sendense::catalog::repositories::{ensure_local, row_spec};
+use sendense::catalog::repositories::{default_repository, ensure_local, row_spec};
 use sendense::db::entities::{audit_log, backups, repositories};
 use sendense::repos::RepoSpec;
 use serde_json::{json, Value};
@@ -170,6 +170,7 @@ async fn management_on(f: Fixture) {
     let listed: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
     let defaults: Vec<&str> = listed.iter().filter(|r| r.is_default).map(|r| r.name.as_str()).collect();
     assert_eq!(defaults, vec!["site-b2"], "exactly one default");
+    assert_eq!(default_repository(&db).await.unwrap().map(|r| r.name), Some("site-b2".to_owned()), "backups naming no repository go there");
     let back: Repository = api.ok("PATCH", &format!("/api/v1/repositories/{}", local.id), Some(json!({"is_default": true})), StatusCode::OK).await;
     assert!(back.is_default);
 

@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 use shared_types::error::ErrorBody;
 use shared_types::jobs::{Job, JobsAffected, QueuedJobs, StartBackupRequest};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,7 +16,7 @@ use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
 use crate::catalog::convert;
-use crate::catalog::repositories::LOCAL_NAME;
+use crate::catalog::repositories::default_repository;
 use crate::db::entities::{flows, jobs, repositories};
 use crate::runner::{scheduler, BackupRequest, RunnerError};
 use crate::state::AppState;
@@ -68,11 +68,9 @@ async fn start_backup(State(state): State<AppState>, me: AuthUser, ApiJson(req):
         Some(id) => repositories::Entity::find_by_id(id.clone()).one(&state.db).await?.ok_or_else(|| {
             ApiError::invalid_value("repository_id", format!("no repository has the id '{id}' (GET /api/v1/repositories lists them)"))
         })?,
-        None => repositories::Entity::find()
-            .filter(repositories::Column::Name.eq(LOCAL_NAME))
-            .one(&state.db)
+        None => default_repository(&state.db)
             .await?
-            .ok_or_else(|| ApiError::unprocessable("no_repository", "there is no local repository; name one with repository_id"))?,
+            .ok_or_else(|| ApiError::unprocessable("no_repository", "there is no repository: add one (POST /api/v1/repositories) or name one with repository_id"))?,
     };
     let mut queued = Vec::new();
     for vm in &req.vm_ids {

@@ -72,6 +72,19 @@ pub async fn ensure_local(db: &DatabaseConnection, data_dir: &Path) -> anyhow::R
     Ok(row)
 }
 
+/// The repository backups go to when a request names none: the default
+/// (`is_default`), else the one named `local`, else the oldest.
+pub async fn default_repository(db: &impl sea_orm::ConnectionTrait) -> Result<Option<repositories::Model>, sea_orm::DbErr> {
+    use sea_orm::QueryOrder;
+    if let Some(r) = repositories::Entity::find().filter(repositories::Column::IsDefault.eq(true)).one(db).await? {
+        return Ok(Some(r));
+    }
+    if let Some(r) = repositories::Entity::find().filter(repositories::Column::Name.eq(LOCAL_NAME)).one(db).await? {
+        return Ok(Some(r));
+    }
+    repositories::Entity::find().order_by_asc(repositories::Column::CreatedAt).one(db).await
+}
+
 /// The directories of every repository in the catalog (destinations of
 /// restored files must never touch them).
 pub async fn local_paths(db: &DatabaseConnection) -> Result<Vec<std::path::PathBuf>, sea_orm::DbErr> {
