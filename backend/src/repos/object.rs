@@ -374,10 +374,10 @@ pub(crate) fn storage_error(repo: &str, key: &str, e: object_store::Error) -> En
             with_code("access denied: wrong credentials, or they lack permission on this bucket or container"),
         ),
         _ if text.contains("HTTP error") && (text.contains("onnect") || text.contains("dns error")) => {
-            (ErrorKind::ConnectionRefused, format!("the endpoint does not answer: {}", short(&text)))
+            (ErrorKind::ConnectionRefused, format!("the endpoint does not answer ({}{})", innermost(&e), retried(&text)))
         }
         _ if text.contains("no complete answer within") || text.contains("timed out") => {
-            (ErrorKind::TimedOut, format!("the endpoint did not answer in time: {}", short(&text)))
+            (ErrorKind::TimedOut, format!("the endpoint did not answer in time ({}{})", innermost(&e), retried(&text)))
         }
         _ => (ErrorKind::Other, short(&text)),
     };
@@ -385,6 +385,23 @@ pub(crate) fn storage_error(repo: &str, key: &str, e: object_store::Error) -> En
         return EngineError::NotFound { key: key.to_string() };
     }
     EngineError::object(key, std::io::Error::new(kind, format!("repository {repo}: {why}")))
+}
+
+/// The deepest cause (`tcp connect error: Connection refused (os error 111)`).
+fn innermost(e: &object_store::Error) -> String {
+    let mut last: &dyn std::error::Error = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
+}
+
+/// `, after 10 retries in 2.1 s` when object_store retried.
+fn retried(text: &str) -> String {
+    let Some(i) = text.find("after ") else { return String::new() };
+    let tail = &text[i..];
+    let end = tail.find(',').unwrap_or(tail.len());
+    format!(", {}", &tail[..end])
 }
 
 fn error_chain(e: &object_store::Error) -> String {
