@@ -2,14 +2,16 @@
 //! and FLOWS, signed in, on Lighthouse's mobile profile (a mid-range phone on
 //! a slow 4G link, simulated) with a cold cache. Fails below accessibility
 //! 95, when the page is not painted within 1 s on loopback (observed, not
-//! simulated), or below performance 60. The issue's target is performance
+//! simulated), or below performance 70. The issue's target is performance
 //! 90. The server paints the page's name and purpose into the loading shell
-//! (backend/src/spa.rs), which is then the largest paint (1.4 to 1.5 s
-//! simulated): measured 94 and 95 on a quiet machine. Runs still vary (74 to
-//! 94 for COMMAND): Lighthouse's simulation sometimes counts the 1 MB wasm
-//! on the simulated 1.6 Mbit/s link before that paint (6.9 s), and total
-//! blocking time doubles on a busy machine. The floor catches a regression
-//! without failing on that spread; the scores are printed on every run.
+//! (backend/src/spa.rs), which is the largest paint, and index.html's loader
+//! (Trunk.toml) fetches the 1 MB wasm only after that paint, so Lighthouse's
+//! simulation never puts the wasm before it: first paint 0.9 s and largest
+//! paint 1.4 s simulated on every run (measured 94 and 91). What still varies
+//! is total blocking time (the wasm's start and the first render, 280 to 370
+//! ms simulated on a quiet machine, about double on a busy one, which costs
+//! up to 15 points); the floor catches a regression without failing on that.
+//! The scores are printed on every run.
 //!
 //! Needs `SENDENSE_LIGHTHOUSE` (scripts/lib.sh need_lighthouse, which the
 //! README's test command runs). The reports are kept in target/lighthouse/.
@@ -22,7 +24,7 @@ use e2e::Server;
 use serde_json::Value;
 
 /// A floor against regressions, not the target (90): see above.
-const MIN_PERFORMANCE: f64 = 0.60;
+const MIN_PERFORMANCE: f64 = 0.70;
 const MIN_ACCESSIBILITY: f64 = 0.95;
 /// First contentful paint on loopback, cold cache, no throttling.
 const MAX_OBSERVED_PAINT_MS: f64 = 1000.0;
@@ -100,6 +102,17 @@ fn command_and_flows_score_well_on_a_phone() -> Result<()> {
         e2e::metric(&format!("lighthouse_{page}_simulated_lcp_ms"), format!("{:.0}", metric("largest-contentful-paint")));
         e2e::metric(&format!("lighthouse_{page}_total_blocking_ms"), format!("{:.0}", metric("total-blocking-time")));
         e2e::metric(&format!("{page}_loopback_cold_paint_ms"), format!("{observed_paint:.0}"));
+        // The loader asks for the wasm only after the shell's paint (both
+        // times from the navigation's start).
+        let wasm_asked = report["audits"]["network-requests"]["details"]["items"]
+            .as_array()
+            .and_then(|requests| requests.iter().find(|r| r["url"].as_str().is_some_and(|u| u.ends_with("_bg.wasm"))))
+            .and_then(|r| r["networkRequestTime"].as_f64())
+            .context("the report shows no request for the cockpit's wasm")?;
+        e2e::metric(&format!("{page}_wasm_requested_ms"), format!("{wasm_asked:.0}"));
+        if wasm_asked < observed_paint {
+            failures.push(format!("/{page}: the wasm was requested at {wasm_asked:.0} ms, before the shell's paint at {observed_paint:.0} ms"));
+        }
         if performance < MIN_PERFORMANCE || accessibility < MIN_ACCESSIBILITY || observed_paint > MAX_OBSERVED_PAINT_MS {
             failures.push(format!(
                 "/{page}: performance {:.0} (min {:.0}), accessibility {:.0} (min {:.0}), painted after {observed_paint:.0} ms \
