@@ -73,6 +73,22 @@ async fn management_on(f: Fixture) {
     rows::vm(&db, "vm-a", "plat", "app-a").await;
     let api = Api::admin(f).await;
 
+    // The routes are in the OpenAPI document (the API fuzzer works from it).
+    let doc: Value = api.ok("GET", "/api/v1/openapi.json", None, StatusCode::OK).await;
+    for (path, methods) in [
+        ("/repositories", &["get", "post"][..]),
+        ("/repositories/test", &["post"][..]),
+        ("/repositories/{id}", &["get", "patch", "delete"][..]),
+        ("/repositories/{id}/default", &["post"][..]),
+    ] {
+        for m in methods {
+            assert!(doc["paths"][path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
+        }
+    }
+    for schema in ["CreateRepository", "UpdateRepository", "RepositoryTest", "RepositoryRemoved", "Immutability", "ObjectLocation"] {
+        assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema} missing");
+    }
+
     let listed: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
     assert_eq!(listed.len(), 1);
     assert!(listed[0].is_default && listed[0].immutability == Immutability::None && listed[0].location.is_none());
