@@ -236,7 +236,8 @@ pub struct OutputArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
-    /// Print a JSON line with counters, duration and peak RSS on stderr.
+    /// Print a JSON line with counters, duration, peak RSS and object-store
+    /// requests by method on stderr.
     #[arg(long)]
     pub stats: bool,
     /// Hash/compress worker threads (default: one per core).
@@ -422,6 +423,7 @@ pub fn run_image(cmd: ImageCommand) -> anyhow::Result<()> {
             if out.stats {
                 let line = serde_json::json!({
                     "snapshot": m.id, "stats": m.stats, "peak_rss_bytes": peak_rss_bytes(),
+                    "object_store_requests": crate::repos::http::request_counts(),
                 });
                 eprintln!("{line}");
             }
@@ -440,6 +442,7 @@ pub fn run_image(cmd: ImageCommand) -> anyhow::Result<()> {
                 let line = serde_json::json!({
                     "snapshot": m.id, "bytes_written": s.bytes_written, "chunks_zero": s.chunks_zero,
                     "duration_ms": started.elapsed().as_millis() as u64, "peak_rss_bytes": peak_rss_bytes(),
+                    "object_store_requests": crate::repos::http::request_counts(),
                 });
                 eprintln!("{line}");
             }

@@ -109,7 +109,9 @@ impl ObjectRepository {
                     .with_virtual_hosted_style_request(*virtual_hosted)
                     .with_http_connector(connector);
                 if let Some(e) = endpoint {
-                    b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+                    // object_store wants the bucket's own URL for virtual-hosted style.
+                    let url = if *virtual_hosted { virtual_host_endpoint(e, bucket) } else { e.clone() };
+                    b = b.with_endpoint(url).with_allow_http(e.starts_with("http://"));
                 }
                 let s = b.build().map_err(|e| anyhow::anyhow!("repository {describe}: {e}"))?;
                 (Arc::new(s), prefix)
@@ -326,6 +328,16 @@ fn decode_key(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `https://s3.example.com` → `https://bucket.s3.example.com` (virtual-hosted
+/// addressing); an endpoint already naming the bucket stays.
+fn virtual_host_endpoint(endpoint: &str, bucket: &str) -> String {
+    let e = endpoint.trim_end_matches('/');
+    match e.split_once("://") {
+        Some((scheme, rest)) if !rest.starts_with(&format!("{bucket}.")) => format!("{scheme}://{bucket}.{rest}"),
+        _ => e.to_string(),
+    }
+}
+
 /// `sv=..&sig=..` (with or without a leading `?`) as query pairs.
 fn split_sas(sas: &str) -> Vec<(String, String)> {
     sas.trim_start_matches('?')
@@ -444,6 +456,8 @@ mod tests {
             vec![("sv".to_string(), "2022-11-02".to_string()), ("sig".to_string(), "a+b".to_string())]
         );
         assert_eq!(error_code("x: <Error><Code>NoSuchBucket</Code></Error>"), Some("NoSuchBucket"));
+        assert_eq!(virtual_host_endpoint("https://s3.example.com/", "b"), "https://b.s3.example.com");
+        assert_eq!(virtual_host_endpoint("http://b.s3.example.com", "b"), "http://b.s3.example.com");
     }
 
     #[test]
