@@ -98,6 +98,8 @@ fn round_trip(spec: RepoSpec) {
     let before_touch = request_counts();
     assert!(backend.touch(&pack.key).unwrap());
     let touch_requests = request_counts().since(&before_touch);
+    // One server-side copy (S3: CopyObject with metadata REPLACE), no bytes through us.
+    assert_eq!((touch_requests.put, touch_requests.total()), (1, 1), "touch on {where_}: {touch_requests:?}");
     let touched = backend.stat(&pack.key).unwrap().unwrap();
     assert!(touched.modified > pack.modified, "touch refreshed {} in {where_}", pack.key);
     assert_eq!(backend.get(&pack.key).unwrap(), pack_body);

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod object;
+pub mod s3_raw;
 pub mod spec;
 
 use std::sync::Arc;

@@ -24,14 +24,15 @@
 //! * `list` follows every page (object_store's list stream paginates).
 //! * `stat` is a HEAD. `modified` is the server's Last-Modified.
 //! * `touch` refreshes Last-Modified with a server-side copy of the object
-//!   onto itself (no bytes through us) where the store allows it (Azure).
-//!   S3 refuses a copy onto itself that changes nothing (AWS: "This copy
-//!   request is illegal...", object_store cannot send a metadata REPLACE);
-//!   there, and wherever the copy is refused, `touch` rewrites the object
-//!   with a conditional PUT (`If-Match` on the ETag just read), so a pack
-//!   deleted meanwhile is reported absent and never resurrected. That costs
-//!   one GET and one PUT of the pack per pack a backup reuses: the two-phase
-//!   GC plan of issue 18 (design §3) replaces `touch` altogether.
+//!   onto itself (no bytes through us, one request): Azure's Copy Blob; on
+//!   S3 a CopyObject with `x-amz-metadata-directive: REPLACE`
+//!   ([`super::s3_raw`]: S3 refuses a copy onto itself that changes nothing,
+//!   and object_store cannot send the directive). A missing source is a 404:
+//!   absent, never recreated. Where the copy is refused, `touch` rewrites the
+//!   object with a conditional PUT (`If-Match` on the ETag just read; a pack
+//!   deleted meanwhile is reported absent), one GET and one PUT of the pack.
+//!   On a versioned (Object Lock) bucket either way makes a new version: the
+//!   two-phase GC plan of issue 18 (design §3) replaces `touch` altogether.
 //!
 //! Errors name the repository ([`RepoSpec::describe`]), the object and the
 //! cause in words (wrong credentials, missing bucket or container, no answer
@@ -50,6 +51,7 @@ use object_store::{
 };
 
 use super::http::{Connector, Counters, RequestCounts};
+use super::s3_raw::S3Raw;
 use super::spec::RepoSpec;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::repository::{ObjectInfo, Repository};
@@ -86,6 +88,8 @@ pub struct ObjectRepository {
     describe: String,
     counters: Arc<Counters>,
     touch_mode: AtomicU8,
+    /// S3 only: the requests object_store lacks (touch).
+    s3_raw: Option<Arc<S3Raw>>,
 }
 
 impl ObjectRepository {
@@ -95,6 +99,7 @@ impl ObjectRepository {
         let connector = Connector::new();
         let counters = connector.counters.clone();
         let describe = spec.describe();
+        let s3_raw = S3Raw::new(spec, &connector).transpose()?.map(Arc::new);
         let (store, prefix): (Arc<dyn ObjectStore>, &str) = match spec {
             RepoSpec::Local { .. } => anyhow::bail!("{describe} is a local directory, not an object store"),
             RepoSpec::S3 { endpoint, region, bucket, prefix, access_key_id, secret_access_key, virtual_hosted } => {
@@ -107,7 +112,7 @@ impl ObjectRepository {
                     .with_access_key_id(access_key_id)
                     .with_secret_access_key(secret_access_key)
                     .with_virtual_hosted_style_request(*virtual_hosted)
-                    .with_http_connector(connector);
+                    .with_http_connector(connector.clone());
                 if let Some(e) = endpoint {
                     // object_store wants the bucket's own URL for virtual-hosted style.
                     let url = if *virtual_hosted { virtual_host_endpoint(e, bucket) } else { e.clone() };
@@ -139,7 +144,7 @@ impl ObjectRepository {
         let prefix = prefix.trim_matches('/');
         let store: Arc<dyn ObjectStore> =
             if prefix.is_empty() { store } else { Arc::new(PrefixStore::new(store, ObjPath::from(prefix))) };
-        Ok(ObjectRepository { store, describe, counters, touch_mode: AtomicU8::new(TOUCH_UNKNOWN) })
+        Ok(ObjectRepository { store, describe, counters, touch_mode: AtomicU8::new(TOUCH_UNKNOWN), s3_raw })
     }
 
     /// Requests this backend has sent so far, by method.
@@ -160,12 +165,16 @@ impl ObjectRepository {
         block_on(fut).map_err(|e| self.err(key, e))
     }
 
-    fn touch_by_copy(&self, key: &str) -> std::result::Result<bool, object_store::Error> {
+    fn touch_by_copy(&self, key: &str) -> std::result::Result<bool, String> {
+        if let Some(raw) = &self.s3_raw {
+            let (raw, key) = (raw.clone(), key.to_string());
+            return block_on(async move { raw.touch(&key).await });
+        }
         let (store, path) = (self.store.clone(), ObjPath::from(key));
         match block_on(async move { store.copy(&path, &path).await }) {
             Ok(()) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(error_chain(&e)),
         }
     }
 
@@ -294,9 +303,14 @@ impl Repository for ObjectRepository {
                     }
                     return Ok(alive);
                 }
-                Err(e) if self.touch_mode.load(Ordering::Relaxed) == TOUCH_BY_COPY => return Err(self.err(key, e)),
+                Err(e) if self.touch_mode.load(Ordering::Relaxed) == TOUCH_BY_COPY => {
+                    return Err(EngineError::object(
+                        key,
+                        std::io::Error::other(format!("repository {}: refreshing its time: {e}", self.describe)),
+                    ))
+                }
                 Err(e) => {
-                    tracing::debug!(repository = %self.describe, "copy onto itself refused ({e}); touch rewrites objects instead");
+                    tracing::info!(repository = %self.describe, "copy onto itself refused ({e}); touch rewrites objects instead");
                     self.touch_mode.store(TOUCH_BY_REWRITE, Ordering::Relaxed);
                 }
             }
@@ -330,7 +344,7 @@ fn decode_key(raw: &str) -> String {
 
 /// `https://s3.example.com` → `https://bucket.s3.example.com` (virtual-hosted
 /// addressing); an endpoint already naming the bucket stays.
-fn virtual_host_endpoint(endpoint: &str, bucket: &str) -> String {
+pub(crate) fn virtual_host_endpoint(endpoint: &str, bucket: &str) -> String {
     let e = endpoint.trim_end_matches('/');
     match e.split_once("://") {
         Some((scheme, rest)) if !rest.starts_with(&format!("{bucket}.")) => format!("{scheme}://{bucket}.{rest}"),
