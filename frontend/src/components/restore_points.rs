@@ -148,7 +148,7 @@ pub fn RestorePointsTable(
                     let shown = p.items.len() as u64;
                     view! {
                         <div class="table-wrap">
-                            <table class="table" data-testid="restore-points" data-total=total>
+                            <table class="table points-table" data-testid="restore-points" data-total=total>
                                 <thead><tr><th>"VM"</th><th>"Taken"</th><th>"Type"</th><th>"Check"</th><th class="hide-narrow">"Immutable"</th>
                                     <th class="hide-narrow">"Size"</th><th class="hide-narrow">"Repository"</th><th></th></tr></thead>
                                 <tbody>
@@ -218,7 +218,7 @@ fn PointRow(b: Backup) -> impl IntoView {
                 {locked.map(|u| format!("until {}", u.format("%Y-%m-%d"))).unwrap_or_else(|| "—".into())}</td>
             <td class="mono hide-narrow">{format_bytes(b.logical_bytes)}</td>
             <td class="hide-narrow">{b.repository.name.clone()}</td>
-            <td>
+            <td class="point-actions">
                 <span class="action-row">
                     <button class="button small" data-testid=format!("browse-{}", b.id) title=title disabled=move || !operator() || act.busy.get() on:click=open>
                         {move || if act.busy.get() { "Opening…" } else { "Browse files" }}
