@@ -30,6 +30,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Long enough for a pack (8 MiB) at ~100 KiB/s.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Sent with every request (server logs, provider support).
+const USER_AGENT: &str = concat!("sendense/", env!("CARGO_PKG_VERSION"));
+
 const METHODS: [&str; 6] = ["GET", "PUT", "HEAD", "DELETE", "POST", "other"];
 
 /// Requests sent, by HTTP method (`other` for the rest).
@@ -148,7 +151,10 @@ struct Service {
 
 #[async_trait::async_trait]
 impl HttpService for Service {
-    async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    async fn call(&self, mut req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        if !req.headers().contains_key(http::header::USER_AGENT) {
+            req.headers_mut().insert(http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT));
+        }
         self.counters.count(req.method());
         PROCESS.count(req.method());
         let exchange = async {
