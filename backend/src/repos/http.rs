@@ -182,10 +182,14 @@ impl HttpService for Service {
 }
 
 /// hyper-util's errors to object_store's kinds (which decide retries): a
-/// failed connect (refused, DNS, TLS handshake) is `Connect`; a connection
+/// failed connect (refused, DNS) is `Connect`, an untrusted TLS certificate
+/// `Unknown` (not retried); a connection
 /// closed or reset mid-request `Interrupted`; others `Request`.
 fn classify(e: hyper_util::client::legacy::Error) -> HttpError {
-    let kind = if e.is_connect() {
+    let kind = if e.is_connect() && chain_mentions(&e, "certificate") {
+        // An untrusted certificate stays untrusted: not retried.
+        HttpErrorKind::Unknown
+    } else if e.is_connect() {
         HttpErrorKind::Connect
     } else {
         let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
@@ -212,6 +216,17 @@ fn classify(e: hyper_util::client::legacy::Error) -> HttpError {
         kind
     };
     HttpError::new(kind, e)
+}
+
+fn chain_mentions(e: &dyn std::error::Error, word: &str) -> bool {
+    let mut next: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = next {
+        if s.to_string().contains(word) {
+            return true;
+        }
+        next = s.source();
+    }
+    false
 }
 
 #[cfg(test)]
