@@ -50,7 +50,7 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<()> {
                 anyhow::Ok(row)
             })?;
             let Some(row) = row else { bail!("no repository has the id or name '{repository}' in the catalog of '{}'", data_dir.display()) };
-            let body = repository_keys::export(&data_dir, &row.id, std::path::Path::new(&row.path))
+            let body = crate::catalog::repositories::export_key(&data_dir, &row)
                 .with_context(|| format!("unable to export the key of repository '{}' ({})", row.name, row.id))?
                 .with_context(|| format!("repository '{}' ({}) is not encrypted: it has no key", row.name, row.id))?;
             match out {

@@ -53,6 +53,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     crate::auth::bootstrap::ensure_admin(&catalog, &config.data_dir, config.admin_password.as_deref()).await?;
     crate::catalog::repositories::ensure_local(&catalog, &config.data_dir).await?;
+    // Repository spec files of children started by the last run (each read them at its start).
+    let stale_specs = crate::catalog::spec_files::clear(&config.data_dir);
+    if stale_specs > 0 {
+        tracing::info!(count = stale_specs, "removed repository spec files left by the last run");
+    }
     let repositories = crate::catalog::repositories::local_paths(&catalog).await?;
     let catalog_file = (kind == db::CatalogKind::Sqlite).then(|| db::sqlite_file(&url)).flatten();
     let roots = crate::confinement::Roots::configure(&config.data_dir, &config.restore_roots, &config.platform_roots, catalog_file.as_deref(), &repositories)

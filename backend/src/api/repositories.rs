@@ -205,7 +205,7 @@ async fn set_maintenance(
 async fn download_key(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let row = find(&state, &id).await?;
     let (data_dir, probe) = (state.data_dir.clone(), row.clone());
-    let exported = tokio::task::spawn_blocking(move || crate::catalog::repository_keys::export(&data_dir, &probe.id, std::path::Path::new(&probe.path)))
+    let exported = tokio::task::spawn_blocking(move || crate::catalog::repositories::export_key(&data_dir, &probe))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the key of repository {}: {e}", row.id)))?;
     let body = match exported {

@@ -29,6 +29,7 @@ pub mod repository_setup;
 pub mod schedule;
 pub mod schedule_timeline;
 pub mod search;
+pub mod spec_files;
 pub mod upkeep;
 pub mod vm_list;
 

@@ -107,6 +107,17 @@ pub fn open_datastore(data_dir: &Path, row: &repositories::Model) -> crate::engi
     Datastore::open_repo(repo, Path::new(&spec.describe()), key.as_deref())
 }
 
+/// Repository `row`'s key file, checked against it (see
+/// [`repository_keys::export`]); `None` when it is not encrypted. Blocking.
+pub fn export_key(data_dir: &Path, row: &repositories::Model) -> crate::engine::Result<Option<Vec<u8>>> {
+    if row.kind == RepositoryKind::Local.as_str() {
+        return repository_keys::export(data_dir, &row.id, Path::new(&row.path));
+    }
+    let spec = row_spec(data_dir, row).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    let config = Datastore::read_config_spec(&spec)?;
+    repository_keys::export_for(data_dir, &row.id, &spec.describe(), config)
+}
+
 /// Where a catalog row's repository lives, with its secret as given
 /// (`secret`: the S3 secret key, the Azure account key or SAS, whichever
 /// `access_key_id`/`account` the row holds; see [`row_spec`] to unseal it).

@@ -50,9 +50,15 @@ fn prepare_dir(data_dir: &Path) -> Result<PathBuf> {
 /// Creates an encrypted repository in `path` with a new key for
 /// `repository_id` (refused when that key file already exists).
 pub fn init_encrypted(data_dir: &Path, repository_id: &str, path: &Path) -> Result<Datastore> {
+    init_encrypted_spec(data_dir, repository_id, &crate::repos::RepoSpec::Local { path: path.to_path_buf() })
+}
+
+/// [`init_encrypted`] where `spec` says (a bucket or container too): the
+/// key file stays in `DATA_DIR/keys`, never in the object store.
+pub fn init_encrypted_spec(data_dir: &Path, repository_id: &str, spec: &crate::repos::RepoSpec) -> Result<Datastore> {
     prepare_dir(data_dir)?;
     let key = key_path(data_dir, repository_id)?;
-    match Datastore::init(path, Some(&key)) {
+    match Datastore::init_spec(spec, Some(&key), crate::engine::datastore::DEFAULT_CHUNK_SIZE) {
         Ok(ds) => Ok(ds),
         Err(e) => {
             // A key whose repository was not created is of no use to anyone.
@@ -89,11 +95,16 @@ pub fn open_datastore(data_dir: &Path, repository_id: &str, path: &Path) -> Resu
 /// The key file's bytes, checked against the repository (a key that does not
 /// open it is refused, not handed out); `None` for an unencrypted repository.
 pub fn export(data_dir: &Path, repository_id: &str, path: &Path) -> Result<Option<Vec<u8>>> {
-    let config = Datastore::read_config(path)?;
+    export_for(data_dir, repository_id, &path.display().to_string(), Datastore::read_config(path)?)
+}
+
+/// [`export`] for a repository whose configuration was read already (an
+/// object store's); `repository` names it in errors.
+pub fn export_for(data_dir: &Path, repository_id: &str, repository: &str, config: crate::engine::datastore::RepoConfig) -> Result<Option<Vec<u8>>> {
     let Some(enc) = config.encryption else { return Ok(None) };
     let key = key_path(data_dir, repository_id)?;
     if !key.exists() {
-        return Err(EngineError::KeyFileMissing { repository: path.display().to_string(), path: key });
+        return Err(EngineError::KeyFileMissing { repository: repository.to_owned(), path: key });
     }
     if CryptConfig::load_key_file(&key)?.check_value() != enc.key_check {
         return Err(EngineError::WrongKey { path: key });

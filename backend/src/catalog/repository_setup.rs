@@ -145,12 +145,11 @@ pub fn object_conflict(spec: &RepoSpec, others: &[repositories::Model]) -> Optio
         let inside = |a: &str, b: &str| b.is_empty() || a == b || a.starts_with(&format!("{b}/"));
         if inside(&prefix, &theirs) || inside(&theirs, &prefix) {
             let field = if kind == RepositoryKind::S3 { "bucket" } else { "container" };
-            return Some(format!(
-                "the repository '{}' already uses {} of this {field}: choose another {field} or a prefix beside '{}'",
-                other.name,
-                if theirs.is_empty() { "the root".to_owned() } else { format!("the prefix '{theirs}'") },
-                if theirs.is_empty() { "it".to_owned() } else { theirs.clone() }
-            ));
+            return Some(if theirs.is_empty() {
+                format!("the repository '{}' uses the whole {field}: choose another {field}", other.name)
+            } else {
+                format!("the repository '{}' already uses the prefix '{theirs}' of this {field}: choose another {field} or a prefix beside it", other.name)
+            });
         }
     }
     None
@@ -442,15 +441,18 @@ pub fn create(data_dir: &Path, id: &str, spec: &RepoSpec, encrypt: bool) -> Resu
             Ok(Created { encrypted: true, attached: true, key_from: Some(owner) })
         }
         Found::Nothing => {
-            let key = if encrypt { Some(repository_keys::key_path(data_dir, id).map_err(|e| e.to_string())?) } else { None };
             match (spec, repo) {
                 (RepoSpec::Local { path }, _) => {
                     let made = if encrypt { repository_keys::init_encrypted(data_dir, id, path) } else { Datastore::init(path, None) };
                     made.map_err(|e| e.to_string())?;
                 }
                 (_, Some(_repo)) => {
-                    let _ = key;
-                    return Err(format!("{}: creating a repository in an object store needs the object-store engine (Datastore::init_spec), which this build does not have yet", spec.describe()));
+                    let made = if encrypt {
+                        repository_keys::init_encrypted_spec(data_dir, id, spec)
+                    } else {
+                        Datastore::init_spec(spec, None, crate::engine::datastore::DEFAULT_CHUNK_SIZE)
+                    };
+                    made.map_err(|e| format!("{}: {e}", spec.describe()))?;
                 }
                 (_, None) => return Err("no backend".into()),
             }

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use shared_types::platform::{DiskFormat, NicInfo};
 
 use crate::engine::backup::BackupOptions;
-use crate::engine::command::{key, workers, Bar, KeyArg, OutputArgs};
+use crate::engine::command::{key, workers, Bar, KeyArg, OutputArgs, RepoFlag};
 use crate::engine::datastore::Datastore;
 use crate::engine::progress::{peak_rss_bytes, Progress};
 
@@ -39,8 +39,8 @@ pub enum VmCommand {
         /// VM name or uuid.
         #[arg(long)]
         vm: String,
-        #[arg(long)]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoFlag,
         #[command(flatten)]
         key: KeyArg,
         /// Days during which the snapshot cannot be pruned or deleted.
@@ -54,8 +54,8 @@ pub enum VmCommand {
     },
     /// Restore a VM from a snapshot as a new VM on a KVM host.
     Restore {
-        #[arg(long)]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoFlag,
         #[command(flatten)]
         key: KeyArg,
         /// Name of the backed-up VM.
@@ -127,7 +127,7 @@ pub fn run_vm(cmd: VmCommand) -> anyhow::Result<()> {
     match cmd {
         VmCommand::Backup { host, vm, repo, key: k, immutable_days, json, out } => {
             let host = open_platform(&host)?;
-            let ds = Datastore::open(&repo, key(&k))?;
+            let ds = Datastore::open_spec(&repo.spec()?, key(&k))?;
             let mut opts = BackupOptions::new(&vm);
             opts.workers = workers(&out);
             opts.immutable_days = immutable_days;
@@ -159,7 +159,7 @@ pub fn run_vm(cmd: VmCommand) -> anyhow::Result<()> {
             let target = open_platform(&to)?;
             // Disks are staged in the host directory, or the temporary directory for a libvirt host.
             let staging = if crate::platforms::libvirt::is_uri(&to.to_string_lossy()) { std::env::temp_dir() } else { to.clone() };
-            let ds = Datastore::open(&repo, key(&k))?;
+            let ds = Datastore::open_spec(&repo.spec()?, key(&k))?;
             let format = DiskFormat::parse(&format)
                 .with_context(|| format!("unknown disk format '{format}' (use qcow2, vmdk, vhdx, vpc or raw)"))?;
             let m = ds.resolve(&vm, &snapshot)?;

@@ -25,8 +25,13 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportArgs {
     /// The repository directory.
-    #[arg(long)]
-    pub repository: PathBuf,
+    #[arg(long, required_unless_present = "spec_file", conflicts_with = "spec_file")]
+    pub repository: Option<PathBuf>,
+    /// An object-store repository: its JSON spec in a file of mode 0600
+    /// (`catalog::spec_files`), read once at start; the server removes it
+    /// when the process serves.
+    #[arg(long, value_name = "FILE")]
+    pub spec_file: Option<PathBuf>,
     /// The repository's key file, when it is encrypted.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
@@ -55,10 +60,13 @@ pub fn exe() -> anyhow::Result<PathBuf> {
 pub fn start(args: &ExportArgs, log: &Path) -> anyhow::Result<u32> {
     let out = std::fs::OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("opening {}", log.display()))?;
     let mut cmd = Command::new(exe()?);
-    cmd.arg("export-snapshot")
-        .arg("--repository")
-        .arg(&args.repository)
-        .arg("--snapshot")
+    cmd.arg("export-snapshot");
+    match (&args.repository, &args.spec_file) {
+        (_, Some(f)) => cmd.arg("--spec-file").arg(f),
+        (Some(dir), None) => cmd.arg("--repository").arg(dir),
+        (None, None) => bail!("the export names no repository"),
+    };
+    cmd.arg("--snapshot")
         .arg(&args.snapshot)
         .arg("--socket")
         .arg(&args.socket)
@@ -132,8 +140,12 @@ pub fn stop(pid: Option<u32>, socket: &Path, repo: &dyn crate::engine::repositor
 
 /// The `export-snapshot` command: serves until SIGTERM or SIGINT.
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let ds = crate::engine::datastore::Datastore::open(&args.repository, args.key_file.as_deref())
-        .with_context(|| format!("opening repository {}", args.repository.display()))?;
+    let spec = match (&args.repository, &args.spec_file) {
+        (_, Some(f)) => crate::engine::command::load_spec_file(f)?,
+        (Some(dir), None) => crate::repos::RepoSpec::Local { path: dir.clone() },
+        (None, None) => bail!("give --repository DIR or --spec-file FILE"),
+    };
+    let ds = crate::engine::datastore::Datastore::open_spec(&spec, args.key_file.as_deref()).with_context(|| format!("opening repository {}", spec.describe()))?;
     let (name, id) = args.snapshot.rsplit_once('/').with_context(|| format!("'{}' is not NAME/ID", args.snapshot))?;
     let export = super::instant::Export::open(&ds, name, id, &args.socket, &args.pin_id)?;
     eprintln!("serving {} on {}", args.snapshot, args.socket.display());

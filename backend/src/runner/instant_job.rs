@@ -28,6 +28,7 @@ use shared_types::platform::{Firmware, GuestOs, NicInfo, PlatformKind};
 use super::backup_job::{end_job, start};
 use super::{queued_row, telemetry, Runner, RunnerError};
 use crate::catalog::repositories as repositories_logic;
+use crate::catalog::spec_files::{ChildRepo, SpecFile};
 use crate::catalog::{from_wire, inventory, repository_keys};
 use crate::db::entities::{instant_recoveries, jobs, platforms, repositories, vm_contexts};
 use crate::engine::progress::Progress;
@@ -140,12 +141,27 @@ async fn save(runner: &Runner, row: instant_recoveries::Model, change: impl FnOn
     }
 }
 
-/// The export process's arguments for `row`.
-pub fn export_args(data_dir: &Path, repository: &repositories::Model, row: &instant_recoveries::Model, snapshot: String) -> Result<ExportArgs, String> {
-    let path = PathBuf::from(&repository.path);
-    let encrypted = crate::engine::datastore::Datastore::read_config(&path).map_err(|e| e.to_string())?.encryption.is_some();
+/// The export process's arguments for `row`, with the spec file an
+/// object-store repository is handed over in (keep it until the process
+/// serves: it reads the file once at start). Blocking (an object store's
+/// configuration is read over the network).
+pub fn export_args(data_dir: &Path, repository: &repositories::Model, row: &instant_recoveries::Model, snapshot: String) -> Result<(ExportArgs, Option<SpecFile>), String> {
+    let spec = repositories_logic::row_spec(data_dir, repository).map_err(|e| format!("repository '{}': {e}", repository.name))?;
+    let encrypted = crate::engine::datastore::Datastore::read_config_spec(&spec).map_err(|e| e.to_string())?.encryption.is_some();
     let key_file = if encrypted { Some(repository_keys::key_path(data_dir, &repository.id).map_err(|e| e.to_string())?) } else { None };
-    Ok(ExportArgs { repository: path, key_file, snapshot, socket: PathBuf::from(&row.socket), pin_id: row.id.clone() })
+    let (dir, spec_file) = match ChildRepo::of(data_dir, repository).map_err(|e| format!("{e:#}"))? {
+        ChildRepo::Dir(d) => (Some(d), None),
+        ChildRepo::Spec(f) => (None, Some(f)),
+    };
+    let args = ExportArgs {
+        repository: dir,
+        spec_file: spec_file.as_ref().map(|f| f.path().to_path_buf()),
+        key_file,
+        snapshot,
+        socket: PathBuf::from(&row.socket),
+        pin_id: row.id.clone(),
+    };
+    Ok((args, spec_file))
 }
 
 /// Ends `row`'s export process and releases its pin (blocking).
@@ -196,10 +212,12 @@ async fn start_vm(runner: &Runner, job: &jobs::Model, plan: Plan) -> Result<(), 
         let _ = tx.send(l);
     };
     let started = std::time::Instant::now();
-    let args = export_args(&plan.data_dir, &plan.repository, &row, format!("{}/{}", backup.snapshot_name, backup.snapshot_id))?;
+    let snapshot = format!("{}/{}", backup.snapshot_name, backup.snapshot_id);
+    let (data_dir, repository, probe) = (plan.data_dir.clone(), plan.repository.clone(), row.clone());
     let log_file = export_log(&plan.data_dir, &row.id);
     let l = log.clone();
     let pid = tokio::task::spawn_blocking(move || -> Result<u32, String> {
+        let (args, _spec_file) = export_args(&data_dir, &repository, &probe, snapshot)?;
         if let Some(d) = log_file.parent() {
             std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
         }
@@ -452,9 +470,15 @@ async fn keep_serving(runner: &Runner, row: &instant_recoveries::Model) -> Resul
         .map_err(|e| e.to_string())?
         .ok_or("its restore point was removed")?;
     let data_dir = runner.data_dir()?;
-    let args = export_args(&data_dir, &repository, row, format!("{}/{}", backup.snapshot_name, backup.snapshot_id))?;
+    let snapshot = format!("{}/{}", backup.snapshot_name, backup.snapshot_id);
     let log = export_log(&data_dir, &row.id);
-    let pid = tokio::task::spawn_blocking(move || export_process::start(&args, &log).map_err(|e| format!("{e:#}"))).await.map_err(|e| e.to_string())??;
+    let probe = row.clone();
+    let pid = tokio::task::spawn_blocking(move || {
+        let (args, _spec_file) = export_args(&data_dir, &repository, &probe, snapshot)?;
+        export_process::start(&args, &log).map_err(|e| format!("{e:#}"))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     tracing::warn!(instant = %row.id, pid, "the restore point of an instant recovery is served again");
     save(runner, row.clone(), |a| a.export_pid = Set(Some(pid as i64))).await;
     Ok(())

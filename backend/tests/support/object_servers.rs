@@ -77,24 +77,7 @@ impl ServerProcess {
             let dir = tempfile::Builder::new().prefix(&format!("sendense-{name}-")).tempdir().unwrap();
             let port = free_port();
             let log = dir.path().join(format!("{name}.log"));
-            let out = std::fs::File::create(&log).unwrap();
-            let mut cmd = Command::new(program);
-            cmd.args(args(port, dir.path()))
-                .envs(envs.iter().copied())
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out)
-                .process_group(0);
-            // SAFETY: prctl is async-signal-safe; nothing else runs between
-            // fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                        .map_err(std::io::Error::from)
-                });
-            }
-            let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name} ({}): {e}", program.display()));
+            let child = Self::spawn(name, program, envs, &args(port, dir.path()), dir.path(), &log);
             let mut server = ServerProcess { name, child, port, log, dir };
             match server.wait_listening() {
                 Ok(()) => return server,
@@ -108,6 +91,48 @@ impl ServerProcess {
             }
         }
         panic!("{name} did not start: {last}");
+    }
+
+    /// The program in its own process group, its output appended to `log`.
+    fn spawn(name: &str, program: &Path, envs: &[(&str, &str)], args: &[String], dir: &Path, log: &Path) -> Child {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(envs.iter().copied())
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between
+        // fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                    .map_err(std::io::Error::from)
+            });
+        }
+        cmd.spawn().unwrap_or_else(|e| panic!("starting {name} ({}): {e}", program.display()))
+    }
+
+    /// Kills the server (SIGKILL to its process group), as a crash or a
+    /// pulled cable would stop it: connections are refused from now on.
+    pub fn kill(&mut self) {
+        if let Some(pid) = i32::try_from(self.child.id()).ok().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the program again on the same port and directory (its data
+    /// kept) after [`ServerProcess::kill`], and waits until it listens.
+    fn relaunch(&mut self, program: &Path, envs: &[(&str, &str)], args: impl Fn(u16, &Path) -> Vec<String>) {
+        self.kill();
+        self.child = Self::spawn(self.name, program, envs, &args(self.port, self.dir.path()), self.dir.path(), &self.log);
+        if let Err(why) = self.wait_listening() {
+            panic!("{} did not start again: {why}; its log:\n{}", self.name, self.log());
+        }
     }
 
     fn wait_listening(&mut self) -> Result<(), String> {
@@ -148,11 +173,7 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        if let Some(pid) = i32::try_from(self.child.id()).ok().and_then(rustix::process::Pid::from_raw) {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -240,6 +261,12 @@ impl Moto {
     /// `http://127.0.0.1:PORT` (path-style addressing).
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.server.port())
+    }
+
+    /// Kills moto (SIGKILL): its endpoint stops answering. moto keeps its
+    /// buckets in memory, so they are gone for good.
+    pub fn kill(&mut self) {
+        self.server.kill();
     }
 
     /// The access key id and secret the server accepts.
@@ -350,20 +377,35 @@ pub struct AzureReply {
 impl Azurite {
     pub fn start() -> Azurite {
         let program = installed("SENDENSE_AZURITE", "azurite/node_modules/.bin/azurite-blob", "need_azurite");
-        let server = ServerProcess::start("azurite", &program, &[], |port, dir| {
-            let data = dir.join("data");
-            vec![
-                "--blobHost".into(),
-                "127.0.0.1".into(),
-                "--blobPort".into(),
-                port.to_string(),
-                "--location".into(),
-                data.display().to_string(),
-                "--skipApiVersionCheck".into(),
-                "--loose".into(),
-            ]
-        });
+        let server = ServerProcess::start("azurite", &program, &[], Self::args);
         Azurite { server }
+    }
+
+    fn args(port: u16, dir: &Path) -> Vec<String> {
+        let data = dir.join("data");
+        vec![
+            "--blobHost".into(),
+            "127.0.0.1".into(),
+            "--blobPort".into(),
+            port.to_string(),
+            "--location".into(),
+            data.display().to_string(),
+            "--skipApiVersionCheck".into(),
+            "--loose".into(),
+        ]
+    }
+
+    /// Kills Azurite (SIGKILL): its endpoint stops answering; its data
+    /// stays on disk for [`Azurite::restart`].
+    pub fn kill(&mut self) {
+        self.server.kill();
+    }
+
+    /// Azurite again on the same port with the same data (blobs written
+    /// before a kill are still there).
+    pub fn restart(&mut self) {
+        let program = installed("SENDENSE_AZURITE", "azurite/node_modules/.bin/azurite-blob", "need_azurite");
+        self.server.relaunch(&program, &[], Self::args);
     }
 
     /// `http://127.0.0.1:PORT/devstoreaccount1`.
