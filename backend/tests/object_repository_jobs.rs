@@ -332,3 +332,71 @@ async fn an_azure_repository_that_stops_answering_fails_the_backup_cleanly_and_t
     let cmp = Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(&source_disk).arg(&restored).status().unwrap();
     assert!(cmp.success(), "the disk restored from Azure equals web-01's");
 }
+
+/// How fast a backup job moves a VM's data into S3 (moto on loopback)
+/// beside the same job into the local repository, in the same run: web-01's
+/// disk replaced by one holding `DATA_MIB` of random (incompressible) data.
+/// Prints the figures; asserts only that both work and restore equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_of_backup_and_restore_jobs_on_s3_beside_local() {
+    const DATA_MIB: u64 = 128;
+    let dir = tempfile::tempdir().unwrap();
+    let (lab_dir, source_disk) = lab_in(dir.path()).await;
+    let raw = dir.path().join("random.raw");
+    let f = std::fs::File::create(&raw).unwrap();
+    f.set_len(6 << 30).unwrap();
+    drop(f);
+    let dd = Command::new("dd")
+        .args(["if=/dev/urandom", "bs=1M", "conv=notrunc", "status=none"])
+        .arg(format!("count={DATA_MIB}"))
+        .arg(format!("of={}", raw.display()))
+        .status()
+        .unwrap();
+    assert!(dd.success());
+    let conv = Command::new("qemu-img").args(["convert", "-O", "qcow2"]).arg(&raw).arg(&source_disk).status().unwrap();
+    assert!(conv.success());
+    std::fs::remove_file(&raw).unwrap();
+
+    let f = support::fixture().await;
+    let data = f.data.path().to_path_buf();
+    let local = ensure_local(&f.state.db, &data).await.unwrap();
+    let api = Api::admin(f).await;
+    let moto = Moto::start();
+    moto.create_bucket("sendense-speed", false);
+    let (ak, sk) = (moto.access_key().0.to_owned(), moto.access_key().1.to_owned());
+    let s3: Repository = api
+        .ok(
+            "POST",
+            "/api/v1/repositories",
+            Some(json!({"name": "speed-s3", "kind": "s3", "endpoint": moto.endpoint(), "bucket": "sendense-speed", "access_key_id": ak, "secret_access_key": sk})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(lab_dir.join("hosts/kvm-prod-01")), TestHost::start(lab_dir.join("hosts/kvm-dr-01")));
+    let prod = api.add_host(&prod_host).await;
+    let dr = api.add_host(&dr_host).await;
+    let vm = api.manage(&prod, &["web-01"]).await.remove(0);
+
+    for (name, repo) in [("S3 (moto)", &s3.id), ("local", &local.id)] {
+        let before = moto.requests().len();
+        let job = start_backup(&api, &vm, repo, "full").await;
+        let done = api.wait(&job, 600).await;
+        assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
+        let (read, written, secs) = rate(&done);
+        let requests = moto.requests().len() - before;
+        eprintln!("full backup job to {name}: {read:.1} MiB read, {written:.1} MiB stored in {secs:.2} s = {:.1} MiB/s; {requests} S3 requests", read / secs);
+        assert!(written >= DATA_MIB as f64 * 0.95, "random data is stored whole: {written:.1} MiB");
+    }
+    let on_s3 = points(&api, &vm).await.into_iter().find(|b| b.repository.id == s3.id).unwrap();
+    let job: Job = api
+        .ok("POST", "/api/v1/restore/start", Some(json!({"backup_id": on_s3.id, "target_platform_id": dr.id, "name": "web-01-speed"})), StatusCode::ACCEPTED)
+        .await;
+    let done = api.wait(&job.id, 600).await;
+    assert_eq!(done["job"]["status"], "completed", "{done}");
+    let j: Job = serde_json::from_value(done["job"].clone()).unwrap();
+    let secs = (j.finished_at.unwrap() - j.started_at.unwrap()).num_milliseconds() as f64 / 1000.0;
+    eprintln!("restore job from S3 (moto): {DATA_MIB} MiB of data in {secs:.2} s = {:.1} MiB/s", DATA_MIB as f64 / secs);
+    let restored = dr_host.disk_files("web-01-speed")[0].1.clone();
+    let cmp = Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(&source_disk).arg(&restored).status().unwrap();
+    assert!(cmp.success(), "the disk restored from S3 equals the source");
+}
