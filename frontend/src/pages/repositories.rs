@@ -90,7 +90,8 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
     let caption = capacity
         .as_ref()
         .map(|c| format!("{} free of {}", format_bytes(c.free_bytes), format_bytes(c.total_bytes)))
-        .unwrap_or_else(|| "unknown".into());
+        // An object store has no size of its own: what it holds is in "Stored" below.
+        .unwrap_or_else(|| if r.kind == shared_types::repositories::RepositoryKind::Local { "unknown".into() } else { "unbounded (reported by the provider)".into() });
     view! {
         <div class="card repo-card" data-open-id=r.id.clone() class:focused=move || opened.with(|o| o.as_ref() == Some(&this)) data-testid=format!("repo-{}", r.name) data-status=r.status.as_str()>
             <div class="card-head">
