@@ -309,3 +309,116 @@ async fn management_on(f: Fixture) {
     assert!(audit.iter().any(|a| a.action == "repository.delete" && a.target.contains("data left in place")), "{text}");
     assert!(!text.contains(S3_SECRET) && !text.contains(AZURE_SECRET) && !text.contains(new_secret), "{text}");
 }
+
+/// S3 (moto, signatures checked) and Azure Blob (Azurite) through the API:
+/// the test's checks pass on a real bucket and container and fail on a wrong
+/// secret (credentials) or a missing bucket; asking immutability of S3 checks
+/// Object Lock; an added repository is created there (its config.json in the
+/// bucket under the prefix), shows its location and immutability, refuses a
+/// second repository over the same prefix and wrong rotated credentials, and
+/// attaches again after removal; no secret in any answer or audit row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_store_repositories_on_sqlite() {
+    use support::object_servers::{Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY};
+    let moto = Moto::start();
+    moto.create_bucket("repo-s3", false);
+    moto.create_bucket("repo-lock", true);
+    let azurite = Azurite::start();
+    azurite.create_container("repo-az");
+    azurite.create_container("repo-az2");
+    let f = fixture().await;
+    let db = f.state.db.clone();
+    ensure_local(&db, f.data.path()).await.unwrap();
+    let api = Api::admin(f).await;
+    let (key_id, secret) = moto.access_key();
+    let (key_id, secret) = (key_id.to_owned(), secret.to_owned());
+    let s3 = |name: &str, bucket: &str, secret: &str| {
+        json!({"name": name, "kind": "s3", "endpoint": moto.endpoint(), "bucket": bucket, "prefix": "site-a",
+            "access_key_id": key_id, "secret_access_key": secret})
+    };
+    let no_secret = |body: &str| {
+        assert!(!body.contains(&secret) && !body.contains(AZURITE_KEY) && !body.contains(AZURE_SECRET), "a secret in {body}");
+    };
+
+    // The checks on a real bucket.
+    let reply = api.call("POST", "/api/v1/repositories/test", Some(s3("offsite", "repo-s3", &secret))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    no_secret(&reply.body);
+    let t: RepositoryTest = reply.json();
+    assert!(t.ok, "{t:?}");
+    let checks: Vec<TestCheck> = t.checks.iter().map(|c| c.check).collect();
+    assert_eq!(checks, vec![TestCheck::Reachable, TestCheck::Credentials, TestCheck::Location, TestCheck::Write, TestCheck::Read, TestCheck::Delete]);
+    // A wrong secret fails the credentials check, and the create names the field.
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(s3("offsite", "repo-s3", AZURE_SECRET)), StatusCode::OK).await;
+    let failed = t.checks.iter().find(|c| !c.ok).expect("a failed check");
+    assert_eq!(failed.check, TestCheck::Credentials, "{t:?}");
+    refused_field(&api, "POST", "/api/v1/repositories", s3("offsite", "repo-s3", AZURE_SECRET), StatusCode::UNPROCESSABLE_ENTITY, "secret_access_key").await;
+    // A missing bucket.
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(s3("offsite", "no-such-bucket", &secret)), StatusCode::OK).await;
+    let failed = t.checks.iter().find(|c| !c.ok).expect("a failed check");
+    assert!(!t.ok && failed.message.contains("no-such-bucket"), "{t:?}");
+    // Immutability asked: the Object Lock check runs.
+    let mut locked = s3("locked", "repo-lock", &secret);
+    locked["immutable_days"] = json!(7);
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(locked), StatusCode::OK).await;
+    assert_eq!(t.immutability, Immutability::Storage);
+    assert!(t.checks.iter().any(|c| c.check == TestCheck::ObjectLock), "{t:?}");
+
+    // Added: created in the bucket under its prefix.
+    let reply = api.call("POST", "/api/v1/repositories", Some(s3("offsite", "repo-s3", &secret))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    no_secret(&reply.body);
+    let created: Repository = reply.json();
+    assert_eq!((created.kind, created.encrypted, created.status), (RepositoryKind::S3, true, shared_types::repositories::RepositoryStatus::Online), "{created:?}");
+    let loc = created.location.clone().unwrap();
+    assert_eq!((loc.bucket.as_deref(), loc.prefix.as_deref(), loc.endpoint.clone()), (Some("repo-s3"), Some("site-a"), Some(moto.endpoint())));
+    let spec = moto.spec("repo-s3");
+    let RepoSpec::S3 { endpoint, region, bucket, access_key_id, secret_access_key, virtual_hosted, .. } = spec else { unreachable!() };
+    let in_prefix = RepoSpec::S3 { endpoint, region, bucket, prefix: "site-a".into(), access_key_id, secret_access_key, virtual_hosted };
+    let backend = sendense::repos::open_backend(&in_prefix).unwrap();
+    let config = tokio::task::spawn_blocking(move || backend.get("config.json")).await.unwrap().expect("config.json in the bucket under site-a/");
+    assert!(String::from_utf8_lossy(&config).contains("sendense_repository"));
+    // The same prefix again (or one inside it) is refused.
+    let mut inner = s3("inner", "repo-s3", &secret);
+    inner["prefix"] = json!("site-a/inner");
+    refused_field(&api, "POST", "/api/v1/repositories", inner, StatusCode::UNPROCESSABLE_ENTITY, "bucket").await;
+    // Rotating to a secret the storage refuses changes nothing; the right one is stored.
+    let path = format!("/api/v1/repositories/{}", created.id);
+    refused_field(&api, "PATCH", &path, json!({"access_key_id": key_id, "secret_access_key": AZURE_SECRET}), StatusCode::UNPROCESSABLE_ENTITY, "secret_access_key").await;
+    let reply = api.call("PATCH", &path, Some(json!({"access_key_id": key_id, "secret_access_key": secret}))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    no_secret(&reply.body);
+    // Removed and added again: attached, not re-created.
+    let removed: RepositoryRemoved = api.ok("DELETE", &path, None, StatusCode::OK).await;
+    assert!(removed.message.contains("not deleted"), "{}", removed.message);
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(s3("offsite", "repo-s3", &secret)), StatusCode::OK).await;
+    assert!(t.ok && t.attaches, "{t:?}");
+    let again: Repository = api.ok("POST", "/api/v1/repositories", Some(s3("offsite", "repo-s3", &secret)), StatusCode::CREATED).await;
+    assert_eq!((again.id.as_str(), again.status), (created.id.as_str(), shared_types::repositories::RepositoryStatus::Online));
+
+    // Azure: immutability is Sendense's only.
+    let az = json!({"name": "azure-site", "kind": "azure", "endpoint": azurite.endpoint(), "account": AZURITE_ACCOUNT,
+        "container": "repo-az", "account_key": AZURITE_KEY, "immutable_days": 3});
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(az.clone()), StatusCode::OK).await;
+    assert!(t.ok && t.immutability == Immutability::Sendense, "{t:?}");
+    let reply = api.call("POST", "/api/v1/repositories", Some(az)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    no_secret(&reply.body);
+    let azure: Repository = reply.json();
+    assert_eq!((azure.kind, azure.immutability, azure.immutable_days, azure.status), (RepositoryKind::Azure, Immutability::Sendense, 3, shared_types::repositories::RepositoryStatus::Online));
+    let mut wrong = json!({"name": "azure-wrong", "kind": "azure", "endpoint": azurite.endpoint(), "account": AZURITE_ACCOUNT,
+        "container": "repo-az2", "account_key": AZURE_SECRET});
+    wrong["prefix"] = json!("elsewhere");
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(wrong.clone()), StatusCode::OK).await;
+    assert_eq!(t.checks.iter().find(|c| !c.ok).map(|c| c.check), Some(TestCheck::Credentials), "a key that is not base64: {t:?}");
+    // Another account's key (well-formed): Azurite refuses the signature.
+    wrong["account_key"] = json!(format!("A{}", &AZURITE_KEY[1..]));
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(wrong), StatusCode::OK).await;
+    assert_eq!(t.checks.iter().find(|c| !c.ok).map(|c| c.check), Some(TestCheck::Credentials), "a wrong key: {t:?}");
+
+    let reply = api.call("GET", "/api/v1/repositories", None).await;
+    no_secret(&reply.body);
+    let audit = audit_log::Entity::find().all(&db).await.unwrap();
+    let text = serde_json::to_string(&audit.iter().map(|a| json!({"action": a.action, "target": a.target})).collect::<Vec<_>>()).unwrap();
+    no_secret(&text);
+}

@@ -231,7 +231,7 @@ fn check(check: TestCheck, ok: bool, message: impl Into<String>) -> TestCheckRes
 fn classify(error: &str) -> TestCheck {
     let e = error.to_ascii_lowercase();
     let any = |words: &[&str]| words.iter().any(|w| e.contains(w));
-    if any(&["403", "401", "forbidden", "accessdenied", "access denied", "signature", "invalidaccesskeyid", "authentication", "authorization", "unauthorized"]) {
+    if any(&["403", "401", "forbidden", "accessdenied", "access denied", "signature", "invalidaccesskeyid", "invalid access key", "authentication", "authorization", "unauthorized"]) {
         TestCheck::Credentials
     } else if any(&["nosuchbucket", "containernotfound", "bucket not found", "404"]) {
         TestCheck::Location
@@ -353,7 +353,12 @@ pub fn test_object(data_dir: &Path, spec: &RepoSpec, others: &[repositories::Mod
     let repo = match open_backend(spec) {
         Ok(r) => r,
         Err(e) => {
-            checks.push(check(TestCheck::Reachable, false, format!("{e:#}")));
+            // Opening does no I/O: what fails here is the settings themselves (a key that is not base64…).
+            let e = format!("{e:#}");
+            match classify(&e) {
+                TestCheck::Credentials => checks.push(check(TestCheck::Credentials, false, object_failure(TestCheck::Credentials, &place, &e))),
+                _ => checks.push(check(TestCheck::Reachable, false, e)),
+            }
             return outcome(checks, None, immutability);
         }
     };
