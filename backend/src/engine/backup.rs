@@ -26,9 +26,10 @@ use super::error::{EngineError, Result};
 use super::fixed_index::FixedIndex;
 use super::lease::Lease;
 use super::manifest::{self, BackupStats, DiskEntry, Manifest};
+use super::object_lock::{self, Locking};
 use super::pack::{self, PackBuilder, PackEntry};
 use super::progress::Progress;
-use super::repository::Repository;
+use super::repository::{LockMode, Repository};
 
 /// One disk to back up.
 #[derive(Clone)]
@@ -60,6 +61,12 @@ pub struct BackupOptions {
     /// Parent snapshot id; `None` uses the latest snapshot of `name`.
     pub parent: Option<String>,
     pub immutable_days: Option<u32>,
+    /// With `immutable_days`: have the storage itself refuse deletes of the
+    /// restore point's objects (S3 Object Lock in this mode), see
+    /// [`object_lock`]. The caller takes it from the repository's
+    /// settings (`repositories.object_lock_mode`); `None`: immutability is
+    /// Sendense's only.
+    pub object_lock: Option<LockMode>,
     pub workers: usize,
     /// The VM the disks belong to, recorded in the manifest.
     pub vm: Option<shared_types::platform::VmInfo>,
@@ -73,6 +80,7 @@ impl BackupOptions {
             name: name.into(),
             parent: None,
             immutable_days: None,
+            object_lock: None,
             vm: None,
             vm_definition: None,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
@@ -115,9 +123,14 @@ const VANISHED_PACK_ATTEMPTS: usize = 5;
 /// swept pack is no longer in the chunk map), at most
 /// [`VANISHED_PACK_ATTEMPTS`] times.
 pub fn backup(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progress: &Progress) -> Result<Manifest> {
+    let locking = object_lock::prepare(ds, opts)?;
+    let ds = locking.as_ref().map_or(ds, |l| &l.ds);
     let mut attempt = 1;
     loop {
-        match backup_once(ds, opts, disks, progress) {
+        if let Some(l) = &locking {
+            l.restart();
+        }
+        match backup_once(ds, opts, disks, progress, locking.as_ref()) {
             Err(EngineError::PackVanished { pack }) if attempt < VANISHED_PACK_ATTEMPTS => {
                 tracing::warn!(%pack, attempt, "a concurrent GC swept a pack this backup reused; starting over");
                 progress.reset_counters();
@@ -128,7 +141,13 @@ pub fn backup(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progre
     }
 }
 
-fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progress: &Progress) -> Result<Manifest> {
+fn backup_once(
+    ds: &Datastore,
+    opts: &BackupOptions,
+    disks: &[DiskSource],
+    progress: &Progress,
+    locking: Option<&Locking>,
+) -> Result<Manifest> {
     let started = Instant::now();
     if !manifest::valid_name(&opts.name) {
         return Err(EngineError::Invalid(format!("snapshot name '{}' (use letters, digits, '.', '_', '-')", opts.name)));
@@ -293,7 +312,16 @@ fn backup_once(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progr
         vm: opts.vm.clone(),
         vm_definition: opts.vm_definition.clone(),
     };
+    // Storage locks on everything the restore point uses, its manifest last.
+    if let Some(l) = locking {
+        let indexes: Vec<&FixedIndex> = plans.iter().map(|p| &p.index).collect();
+        let sent = l.lock_objects(&store, &indexes, &m)?;
+        tracing::info!(snapshot = %m.id, requests = sent, "objects of the restore point locked by the storage");
+    }
     ds.put_manifest(&m)?;
+    if let Some(l) = locking {
+        l.lock_manifest(&m)?;
+    }
     drop(lease);
     Ok(m)
 }

@@ -125,6 +125,7 @@ pub mod lease;
 pub mod limits;
 pub mod local_repository;
 pub mod manifest;
+pub mod object_lock;
 pub mod pack;
 pub mod progress;
 pub mod prune;

@@ -6,13 +6,68 @@
 
 use std::time::SystemTime;
 
-use super::error::Result;
+use chrono::{DateTime, Utc};
+
+use super::error::{EngineError, Result};
 
 #[derive(Debug, Clone)]
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
     pub modified: SystemTime,
+}
+
+/// How a storage-enforced retention (S3 Object Lock) guards an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Deletable before the date only with the bypass permission.
+    Governance,
+    /// Nobody can delete the object version before the date.
+    Compliance,
+}
+
+impl LockMode {
+    /// `GOVERNANCE` / `COMPLIANCE`, as S3 spells them.
+    pub fn as_s3(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    pub fn from_s3(s: &str) -> Option<LockMode> {
+        match s.to_ascii_uppercase().as_str() {
+            "GOVERNANCE" => Some(LockMode::Governance),
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for LockMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        })
+    }
+}
+
+/// An object's retention: not deletable (its version) before `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: LockMode,
+    pub until: DateTime<Utc>,
+}
+
+/// Whether the storage itself can refuse deletes ([`Repository::retain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockSupport {
+    /// Immutability is Sendense's only (local directories, Azure here, an
+    /// S3 bucket without Object Lock).
+    None,
+    /// Object versions can be given a retention the storage enforces.
+    Storage,
 }
 
 pub trait Repository: Send + Sync {
@@ -37,4 +92,25 @@ pub trait Repository: Send + Sync {
     /// Refresh the modification time (GC grace rule); `Ok(false)` when absent.
     /// Object stores do this with a copy-onto-itself or a metadata update.
     fn touch(&self, key: &str) -> Result<bool>;
+    /// Whether this storage can lock objects ([`Repository::retain`]); an
+    /// S3 bucket asks its Object Lock configuration.
+    fn lock_support(&self) -> Result<LockSupport> {
+        Ok(LockSupport::None)
+    }
+    /// The retention of the object's current version (`None`: none);
+    /// `NotFound` when absent.
+    fn retention(&self, key: &str) -> Result<Option<Retention>> {
+        let _ = key;
+        Ok(None)
+    }
+    /// Gives the object's current version a retention until `until` (or
+    /// extends it): the storage refuses to delete that version before.
+    /// `NotFound` when absent.
+    fn retain(&self, key: &str, until: DateTime<Utc>, mode: LockMode) -> Result<Retention> {
+        let _ = (until, mode);
+        Err(EngineError::object(
+            key,
+            std::io::Error::other(format!("{}: this storage cannot lock objects (no Object Lock)", self.describe())),
+        ))
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod object;
+pub mod s3_lock;
 pub mod s3_raw;
 pub mod spec;
 

@@ -54,7 +54,7 @@ use super::http::{Connector, Counters, RequestCounts};
 use super::s3_raw::S3Raw;
 use super::spec::RepoSpec;
 use crate::engine::error::{EngineError, Result};
-use crate::engine::repository::{ObjectInfo, Repository};
+use crate::engine::repository::{LockMode, LockSupport, ObjectInfo, Repository, Retention};
 
 /// The runtime every object-store request runs on.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -88,8 +88,10 @@ pub struct ObjectRepository {
     describe: String,
     counters: Arc<Counters>,
     touch_mode: AtomicU8,
-    /// S3 only: the requests object_store lacks (touch).
+    /// S3 only: the requests object_store lacks (touch, Object Lock).
     s3_raw: Option<Arc<S3Raw>>,
+    /// The bucket's Object Lock, asked once.
+    lock_support: OnceLock<LockSupport>,
 }
 
 impl ObjectRepository {
@@ -144,7 +146,7 @@ impl ObjectRepository {
         let prefix = prefix.trim_matches('/');
         let store: Arc<dyn ObjectStore> =
             if prefix.is_empty() { store } else { Arc::new(PrefixStore::new(store, ObjPath::from(prefix))) };
-        Ok(ObjectRepository { store, describe, counters, touch_mode: AtomicU8::new(TOUCH_UNKNOWN), s3_raw })
+        Ok(ObjectRepository { store, describe, counters, touch_mode: AtomicU8::new(TOUCH_UNKNOWN), s3_raw, lock_support: OnceLock::new() })
     }
 
     /// Requests this backend has sent so far, by method.
@@ -163,6 +165,11 @@ impl ObjectRepository {
     ) -> Result<T> {
         let fut = f(self.store.clone(), ObjPath::from(key));
         block_on(fut).map_err(|e| self.err(key, e))
+    }
+
+    /// An Object Lock request's failure as an engine error.
+    fn lock_error(&self, key: &str, what: &str, e: String) -> EngineError {
+        EngineError::object(key, std::io::Error::other(format!("repository {}: {what}: {e}", self.describe)))
     }
 
     fn touch_by_copy(&self, key: &str) -> std::result::Result<bool, String> {
@@ -316,6 +323,41 @@ impl Repository for ObjectRepository {
             }
         }
         self.touch_by_rewrite(key)
+    }
+
+    fn lock_support(&self) -> Result<LockSupport> {
+        let Some(raw) = &self.s3_raw else { return Ok(LockSupport::None) };
+        if let Some(s) = self.lock_support.get() {
+            return Ok(*s);
+        }
+        let r = raw.clone();
+        let conf = block_on(async move { r.lock_configuration().await })
+            .map_err(|e| self.lock_error("", &format!("reading the Object Lock configuration of bucket '{}'", raw.bucket()), e))?;
+        let support = if conf.enabled { LockSupport::Storage } else { LockSupport::None };
+        Ok(*self.lock_support.get_or_init(|| support))
+    }
+
+    fn retention(&self, key: &str) -> Result<Option<Retention>> {
+        let Some(raw) = &self.s3_raw else { return Ok(None) };
+        let (r, k) = (raw.clone(), key.to_string());
+        match block_on(async move { r.retention(&k).await }) {
+            Ok(Some(ret)) => Ok(ret),
+            Ok(None) => Err(EngineError::NotFound { key: key.to_string() }),
+            Err(e) => Err(self.lock_error(key, "reading its retention", e)),
+        }
+    }
+
+    fn retain(&self, key: &str, until: chrono::DateTime<chrono::Utc>, mode: LockMode) -> Result<Retention> {
+        let Some(raw) = &self.s3_raw else {
+            return Err(self.lock_error(key, "locking it", "Azure Blob here cannot lock objects (immutability is Sendense's only)".into()));
+        };
+        let retention = Retention { mode, until };
+        let (r, k) = (raw.clone(), key.to_string());
+        match block_on(async move { r.put_retention(&k, None, &retention).await }) {
+            Ok(true) => Ok(retention),
+            Ok(false) => Err(EngineError::NotFound { key: key.to_string() }),
+            Err(e) => Err(self.lock_error(key, &format!("locking it until {} ({mode})", until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), e)),
+        }
     }
 }
 

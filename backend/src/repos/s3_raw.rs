@@ -8,6 +8,7 @@
 //!   server-side in one request (a copy onto itself that changes nothing is
 //!   refused by S3, and object_store cannot send the directive). A missing
 //!   source is a 404: reported absent, never recreated.
+//! * Object Lock (retention, the bucket's lock configuration): [`super::s3_lock`].
 
 use http::{HeaderValue, Method, StatusCode};
 use object_store::aws::{AwsAuthorizer, AwsCredential};
@@ -18,14 +19,14 @@ use super::http::Connector;
 use super::spec::RepoSpec;
 
 pub struct S3Raw {
-    client: HttpClient,
-    credential: AwsCredential,
-    region: String,
-    bucket: String,
+    pub(super) client: HttpClient,
+    pub(super) credential: AwsCredential,
+    pub(super) region: String,
+    pub(super) bucket: String,
     /// The bucket's URL (path-style `endpoint/bucket` or virtual-hosted).
-    bucket_url: String,
+    pub(super) bucket_url: String,
     /// `prefix/` or empty.
-    prefix: String,
+    pub(super) prefix: String,
 }
 
 impl S3Raw {
@@ -60,7 +61,7 @@ impl S3Raw {
     }
 
     /// The object's key in the bucket, URL-encoded as object_store sends it.
-    fn encoded_key(&self, key: &str) -> String {
+    pub(super) fn encoded_key(&self, key: &str) -> String {
         let stored = ObjPath::from(format!("{}{key}", self.prefix));
         url_encode_path(stored.as_ref())
     }

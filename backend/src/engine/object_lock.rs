@@ -1,0 +1,286 @@
+//! Immutability enforced by the storage (S3 Object Lock) for a backup's
+//! restore point.
+//!
+//! A backup asks for it with [`BackupOptions::object_lock`] (the
+//! repository's Object Lock mode, set by the caller from the catalog's
+//! repository row) together with `immutable_days`. Before anything is
+//! written the storage must say it can lock ([`Repository::lock_support`]):
+//! a bucket without Object Lock fails the backup with the repository named,
+//! nothing written.
+//!
+//! What is locked, in this order, before the restore point counts:
+//! 1. every object the backup wrote or found already there under a
+//!    content-addressed key (packs, pack indexes, fixed indexes, the chunk
+//!    dictionary), recorded by a thin wrapper around the repository
+//!    ([`Recorder`]);
+//! 2. every pack (and its pack index) the restore point reuses, found from
+//!    its fixed indexes and the chunk map (chunks of this backup and the
+//!    ones copied from the parent), and the dictionary when one exists;
+//! 3. then the manifest is written and locked, last.
+//!
+//! Packs, indexes and the dictionary are locked to `until + immutable_days`
+//! (a band, design §4.3): a pack reused by the next backups needs no new
+//! request until its retention falls short of a new restore point's
+//! `until`; an object found already locked long enough is left alone (one
+//! HEAD). The manifest is locked to `until` exactly. When any lock fails the
+//! backup fails with the object and the cause named; a manifest whose own
+//! lock failed is removed again, so no restore point claims a lock it does
+//! not have (on a versioned bucket the removal is a delete marker over an
+//! unlocked version).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::backup::BackupOptions;
+use super::chunk_dict::DICT_KEY;
+use super::chunk_store::ChunkStore;
+use super::datastore::Datastore;
+use super::error::{EngineError, Result};
+use super::fixed_index::{FixedIndex, INDEX_PREFIX};
+use super::manifest::{self, Manifest};
+use super::pack::{self, PACK_INDEX_PREFIX, PACK_PREFIX};
+use super::repository::{LockMode, LockSupport, ObjectInfo, Repository, Retention};
+
+/// Concurrent retention requests.
+const LOCK_WORKERS: usize = 4;
+
+/// A backup that locks its restore point: the datastore it writes through
+/// (recording what it writes) and the lock asked.
+pub(crate) struct Locking {
+    pub ds: Datastore,
+    recorder: Arc<Recorder>,
+    mode: LockMode,
+    days: u32,
+}
+
+/// `None` when the backup asks no storage lock; an error (nothing written)
+/// when it asks one the storage cannot give.
+pub(crate) fn prepare(ds: &Datastore, opts: &BackupOptions) -> Result<Option<Locking>> {
+    let (Some(mode), Some(days)) = (opts.object_lock, opts.immutable_days.filter(|&d| d > 0)) else {
+        return Ok(None);
+    };
+    match ds.repo.lock_support()? {
+        LockSupport::Storage => {}
+        LockSupport::None => {
+            return Err(EngineError::Pipeline(format!(
+                "repository {}: immutable restore points locked by the storage ({mode}, {days} days) were asked, \
+                 but the storage has no Object Lock (an S3 bucket must be created with Object Lock enabled); \
+                 nothing was written",
+                ds.repo.describe()
+            )))
+        }
+    }
+    let recorder = Arc::new(Recorder { inner: ds.repo.clone(), written: Mutex::default() });
+    let ds = Datastore { repo: recorder.clone(), config: ds.config.clone(), crypt: ds.crypt.clone(), hasher: ds.hasher.clone() };
+    Ok(Some(Locking { ds, recorder, mode, days }))
+}
+
+impl Locking {
+    /// A new attempt of the backup: what an earlier one wrote is not its.
+    pub fn restart(&self) {
+        self.recorder.written.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// The restore point's `until` (its manifest's `immutable_until`).
+    fn until(m: &Manifest) -> Result<DateTime<Utc>> {
+        m.immutable_until
+            .as_deref()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+            .ok_or_else(|| EngineError::Pipeline(format!("snapshot {}/{}: no immutable_until to lock to", m.name, m.id)))
+    }
+
+    /// Steps 1 and 2 of the module docs: everything `m` uses but its
+    /// manifest. Returns how many objects got a retention request.
+    pub fn lock_objects(&self, store: &ChunkStore, indexes: &[&FixedIndex], m: &Manifest) -> Result<usize> {
+        let until = Self::until(m)?;
+        let band = until + Duration::days(i64::from(self.days));
+        let written = std::mem::take(&mut *self.recorder.written.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        for (key, created) in written {
+            if seen.insert(key.clone()) {
+                jobs.push(if created { Job::Set(key) } else { Job::Ensure(vec![key]) });
+            }
+        }
+        // Reused packs: the pack's retention stands for its pack index too
+        // (the index is extended first, the pack last).
+        let mut packs: HashSet<u32> = HashSet::new();
+        for index in indexes {
+            for d in &index.digests {
+                if !d.is_zero_marker() {
+                    if let Some(loc) = store.map.get(d) {
+                        packs.insert(loc.pack);
+                    }
+                }
+            }
+        }
+        let mut packs: Vec<u32> = packs.into_iter().collect();
+        packs.sort_unstable();
+        for p in packs {
+            let id = &store.packs[p as usize];
+            let (pk, ik) = (pack::pack_key(id), pack::pack_index_key(id));
+            if !seen.contains(&pk) {
+                seen.insert(pk.clone());
+                jobs.push(Job::Ensure(vec![pk, ik]));
+            }
+        }
+        if !seen.contains(DICT_KEY) {
+            jobs.push(Job::EnsureIfPresent(DICT_KEY.to_string()));
+        }
+        let repo = self.recorder.inner.as_ref();
+        let (mode, sent) = (self.mode, std::sync::atomic::AtomicUsize::new(0));
+        let next = Mutex::new(jobs.into_iter());
+        let failed: Mutex<Option<EngineError>> = Mutex::default();
+        std::thread::scope(|s| {
+            for _ in 0..LOCK_WORKERS {
+                s.spawn(|| loop {
+                    if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                        return;
+                    }
+                    let Some(job) = next.lock().unwrap_or_else(|e| e.into_inner()).next() else { return };
+                    match job.run(repo, until, band, mode) {
+                        Ok(n) => {
+                            sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            failed.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(lock_failed(repo, m, &e));
+        }
+        Ok(sent.into_inner())
+    }
+
+    /// Step 3: the manifest (already written) locked to `until`; on
+    /// failure it is removed again and the backup fails.
+    pub fn lock_manifest(&self, m: &Manifest) -> Result<()> {
+        let until = Self::until(m)?;
+        let repo = self.recorder.inner.as_ref();
+        let key = manifest::manifest_key(&m.name, &m.id);
+        if let Err(e) = repo.retain(&key, until, self.mode) {
+            let withdrawn = match repo.delete(&key) {
+                Ok(()) => "the restore point was withdrawn".to_string(),
+                Err(d) => format!("withdrawing the restore point failed too ({d}): forget it by hand"),
+            };
+            return Err(EngineError::Pipeline(format!("{}; {withdrawn}", lock_failed(repo, m, &e))));
+        }
+        Ok(())
+    }
+}
+
+fn lock_failed(repo: &dyn Repository, m: &Manifest, e: &EngineError) -> EngineError {
+    EngineError::Pipeline(format!(
+        "repository {}: snapshot {}/{} could not be locked by the storage ({e}); the backup failed: \
+         a restore point must not claim a lock it does not have",
+        repo.describe(),
+        m.name,
+        m.id
+    ))
+}
+
+enum Job {
+    /// Written by this backup: set the band's retention.
+    Set(String),
+    /// Already there: extend to the band when its retention ends before
+    /// `until`. With several keys the first one's retention decides and it
+    /// is extended last (a pack and its pack index).
+    Ensure(Vec<String>),
+    /// Like `Ensure`, for an object that may not exist.
+    EnsureIfPresent(String),
+}
+
+impl Job {
+    /// The number of retention requests sent.
+    fn run(self, repo: &dyn Repository, until: DateTime<Utc>, band: DateTime<Utc>, mode: LockMode) -> Result<usize> {
+        match self {
+            Job::Set(key) => repo.retain(&key, band, mode).map(|_| 1),
+            Job::Ensure(keys) => {
+                if long_enough(repo.retention(&keys[0])?, until, mode) {
+                    return Ok(0);
+                }
+                for k in keys.iter().rev() {
+                    repo.retain(k, band, mode)?;
+                }
+                Ok(keys.len())
+            }
+            Job::EnsureIfPresent(key) => match repo.retention(&key) {
+                Err(EngineError::NotFound { .. }) => Ok(0),
+                Err(e) => Err(e),
+                Ok(r) if long_enough(r, until, mode) => Ok(0),
+                Ok(_) => repo.retain(&key, band, mode).map(|_| 1),
+            },
+        }
+    }
+}
+
+/// A retention that already reaches `until` in a mode at least as strict
+/// as `mode` (a compliance restore point needs compliance objects).
+fn long_enough(r: Option<Retention>, until: DateTime<Utc>, mode: LockMode) -> bool {
+    r.is_some_and(|r| r.until >= until && (r.mode == mode || r.mode == LockMode::Compliance))
+}
+
+/// The repository, recording the content-addressed objects written
+/// through it (key, and whether this write created it).
+struct Recorder {
+    inner: Arc<dyn Repository>,
+    written: Mutex<Vec<(String, bool)>>,
+}
+
+impl Recorder {
+    fn note(&self, key: &str, created: bool) {
+        if [PACK_PREFIX, PACK_INDEX_PREFIX, INDEX_PREFIX].iter().any(|p| key.starts_with(p)) || key == DICT_KEY {
+            self.written.lock().unwrap_or_else(|e| e.into_inner()).push((key.to_string(), created));
+        }
+    }
+}
+
+impl Repository for Recorder {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.inner.get_range(key, offset, len)
+    }
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.inner.put(key, data)?;
+        self.note(key, true);
+        Ok(())
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let created = self.inner.put_if_absent(key, data)?;
+        self.note(key, created);
+        Ok(created)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn stat(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.inner.stat(key)
+    }
+    fn touch(&self, key: &str) -> Result<bool> {
+        self.inner.touch(key)
+    }
+    fn lock_support(&self) -> Result<LockSupport> {
+        self.inner.lock_support()
+    }
+    fn retention(&self, key: &str) -> Result<Option<Retention>> {
+        self.inner.retention(key)
+    }
+    fn retain(&self, key: &str, until: DateTime<Utc>, mode: LockMode) -> Result<Retention> {
+        self.inner.retain(key, until, mode)
+    }
+}
