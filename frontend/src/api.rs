@@ -338,6 +338,28 @@ pub async fn set_maintenance_schedule(id: String, req: MaintenanceScheduleReques
     json_with(Request::patch(&format!("/api/v1/repositories/{}/maintenance-schedule", enc(&id))), &req).await
 }
 
+/// Tries a new repository's settings; nothing is saved (admins).
+pub async fn test_repository(req: shared_types::repository_setup::CreateRepository) -> Result<shared_types::repository_setup::RepositoryTest, ApiError> {
+    json_with(Request::post("/api/v1/repositories/test"), &req).await
+}
+
+pub async fn create_repository(req: shared_types::repository_setup::CreateRepository) -> Result<Repository, ApiError> {
+    json_with(Request::post("/api/v1/repositories"), &req).await
+}
+
+pub async fn update_repository(id: String, req: shared_types::repository_setup::UpdateRepository) -> Result<Repository, ApiError> {
+    json_with(Request::patch(&format!("/api/v1/repositories/{}", enc(&id))), &req).await
+}
+
+/// Removes a repository from the catalog (its data stays where it is).
+pub async fn delete_repository(id: String) -> Result<shared_types::repository_setup::RepositoryRemoved, ApiError> {
+    json(Request::delete(&format!("/api/v1/repositories/{}", enc(&id)))).await
+}
+
+pub async fn set_default_repository(id: String) -> Result<Repository, ApiError> {
+    post_empty(&format!("/api/v1/repositories/{}/default", enc(&id))).await
+}
+
 pub async fn overview() -> Result<Overview, ApiError> {
     json(Request::get("/api/v1/telemetry/overview")).await
 }

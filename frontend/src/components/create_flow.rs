@@ -82,7 +82,8 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
     Effect::new(move |_| {
         if let Some(Ok(r)) = repos.get() {
             if repo.get_untracked().is_empty() {
-                if let Some(first) = r.first() {
+                // The default repository first (new flows go there unless told otherwise).
+                if let Some(first) = r.iter().find(|x| x.is_default).or(r.first()) {
                     repo.set(first.id.clone());
                 }
             }

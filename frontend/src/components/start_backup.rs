@@ -41,7 +41,8 @@ fn StartBackupForm(list: Vec<VmContext>, vms: RwSignal<Vec<VmContext>>, on_start
     Effect::new(move |_| {
         if let Some(Ok(r)) = repos.get() {
             if repo.get_untracked().is_empty() {
-                if let Some(first) = r.first() {
+                // The default repository first (new flows go there unless told otherwise).
+                if let Some(first) = r.iter().find(|x| x.is_default).or(r.first()) {
                     repo.set(first.id.clone());
                 }
             }

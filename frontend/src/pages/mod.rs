@@ -14,6 +14,7 @@ pub mod policies;
 pub mod recovery;
 pub mod reports;
 pub mod repositories;
+pub mod repository_setup;
 pub mod schedules;
 pub mod server_settings;
 pub mod sign_in;

@@ -1,4 +1,6 @@
-//! Repositories: where backups live, with capacity, the engine's real
+//! Repositories: where backups live (a local directory, an S3 bucket, an
+//! Azure container: kind, location and who enforces immutability; admins add,
+//! test, edit, remove and choose the default, see `repository_setup`), with capacity, the engine's real
 //! deduplication and compression, and maintenance (new backups refused,
 //! queued ones wait) entered with a reason and ended by an operator; upkeep:
 //! last verify and GC, next runs, their schedules, and Verify now / GC now /
@@ -9,7 +11,7 @@
 use leptos::prelude::*;
 use shared_types::auth::Role;
 use shared_types::jobs::{Job, JobKind};
-use shared_types::repositories::{MaintenanceScheduleRequest, Repository, RepositoryStatus, SetMaintenanceRequest, Upkeep, VerifyOutcome};
+use shared_types::repositories::{MaintenanceScheduleRequest, Repository, RepositoryKind, RepositoryStatus, SetMaintenanceRequest, Upkeep, VerifyOutcome};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
@@ -20,6 +22,7 @@ use crate::job_view::{figures, rate, status_class as job_status_class};
 use crate::live::use_live;
 use crate::nav;
 use crate::pages::planned::PageHeader;
+use crate::pages::repository_setup::{immutability_text, location_text, AddRepositoryForm, RepositoryAdmin};
 use crate::session::{needs, use_session};
 
 #[component]
@@ -33,20 +36,48 @@ pub fn RepositoriesPage() -> impl IntoView {
         api::repositories()
     });
     crate::components::open_param::scroll_to_opened(shared_types::search::route::REPOSITORY);
+    let session = use_session();
+    let admin = move || session.can(Role::Admin);
+    let adding = RwSignal::new(false);
+    let message = RwSignal::new(None::<(bool, String)>);
+    let on_added = Callback::new(move |m: String| {
+        adding.set(false);
+        message.set(Some((true, m)));
+        version.update(|v| *v += 1);
+    });
     view! {
         <section class="page" data-testid="page-repositories">
             <PageHeader label=d.label purpose=d.purpose />
+            <div class="action-row repo-toolbar">
+                <button class="button small primary" data-testid="repo-add" disabled=move || !admin() || adding.get()
+                    title=move || if admin() { "Add a local directory, an S3 bucket or an Azure container".to_string() } else { needs(Role::Admin, session.user.get().as_ref()) }
+                    on:click=move |_| { message.set(None); adding.set(true); }>"Add repository"</button>
+            </div>
+            {move || message.get().map(|(ok, text)| view! {
+                <p class=if ok { "notice operational" } else { "notice warning" } role="status" data-testid="repo-message">{text}</p>
+            })}
+            <Show when=move || adding.get()>
+                <AddRepositoryForm on_done=on_added on_cancel=Callback::new(move |_| adding.set(false)) />
+            </Show>
             <Transition fallback=|| view! { <p class="muted">"Reading the repositories…"</p> }>
                 {move || repos.get().map(|r| match r {
                     Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
                     Ok(list) => view! {
                         <div class="card-grid">
-                            {list.into_iter().map(|r| view! { <RepositoryCard r=r version=version /> }).collect_view()}
+                            {list.into_iter().map(|r| view! { <RepositoryCard r=r version=version message=message /> }).collect_view()}
                         </div>
                     }.into_any(),
                 })}
             </Transition>
         </section>
+    }
+}
+
+fn kind_text(k: RepositoryKind) -> &'static str {
+    match k {
+        RepositoryKind::Local => "local directory",
+        RepositoryKind::S3 => "S3 bucket",
+        RepositoryKind::Azure => "Azure Blob container",
     }
 }
 
@@ -59,7 +90,7 @@ fn status_class(s: RepositoryStatus) -> &'static str {
 }
 
 #[component]
-fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
+fn RepositoryCard(r: Repository, version: RwSignal<u32>, message: RwSignal<Option<(bool, String)>>) -> impl IntoView {
     let session = use_session();
     let operator = move || session.can(Role::Operator);
     let title = move || if operator() { String::new() } else { needs(Role::Operator, session.user.get().as_ref()) };
@@ -96,11 +127,13 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
         <div class="card repo-card" data-open-id=r.id.clone() class:focused=move || opened.with(|o| o.as_ref() == Some(&this)) data-testid=format!("repo-{}", r.name) data-status=r.status.as_str()>
             <div class="card-head">
                 <h2>{r.name.to_uppercase()}</h2>
+                {r.is_default.then(|| view! { <span class="status-pill operational" data-testid="repo-default" title="New flows go here unless they name another repository">"default"</span> })}
                 <span class=format!("status-pill {}", status_class(r.status)) data-testid="repo-status">{r.status.as_str()}</span>
             </div>
             <dl class="facts">
-                <dt>"Kind"</dt><dd>{r.kind.as_str()}</dd>
-                <dt>"Path"</dt><dd class="mono">{r.path.clone()}</dd>
+                <dt>"Kind"</dt><dd data-testid="repo-kind">{kind_text(r.kind)}</dd>
+                <dt>"Location"</dt><dd class="mono" data-testid="repo-location">{location_text(&r)}</dd>
+                <dt>"Immutability"</dt><dd data-testid="repo-immutability" data-mode=r.immutability.as_str()>{immutability_text(&r)}</dd>
                 <dt>"Restore points"</dt><dd class="mono">{r.backup_count}</dd>
                 <dt>"Encryption"</dt><dd class="mono" data-testid="repo-encryption">{encryption}</dd>
                 {r.stats.clone().map(|s| view! {
@@ -162,6 +195,7 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>) -> impl IntoView {
                 </Modal>
             })}
             <ActError act=act testid="repo-error" />
+            <RepositoryAdmin r=r.clone() version=version message=message />
             <UpkeepSection repo_id=r.id.clone() upkeep=r.upkeep.clone() version=version />
         </div>
     }
