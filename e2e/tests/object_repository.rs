@@ -1,0 +1,217 @@
+//! An S3 repository end to end in Chromium against the real server with the
+//! demo lab (`--lab-guests`) and a real S3 server (moto, signatures checked,
+//! installed by scripts/lib.sh need_moto): the Add repository form for S3
+//! tests the bucket then saves; the card shows an S3 bucket, its location and
+//! "unbounded" space; Backup Now of web-02 into it from ASSETS; the job
+//! completes; web-02's restore points name the S3 repository and the
+//! repository card counts it. Screenshots at 1440x900, 820x1180 and 390x844.
+
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use e2e::{free_port, workspace_root, Browser, Server, ADMIN_PASSWORD};
+use fantoccini::Locator;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(20);
+const SIZES: &[(&str, u32, u32)] = &[("1440x900", 1440, 900), ("820x1180", 820, 1180), ("390x844", 390, 844)];
+
+/// moto's S3 server on a free loopback port, killed with its process group on drop.
+struct Moto {
+    child: Child,
+    port: u16,
+    python: PathBuf,
+    key: (String, String),
+    _dir: tempfile::TempDir,
+}
+
+fn installed(var: &str, rel: &str) -> Result<PathBuf> {
+    let p = match std::env::var_os(var) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME")?).join(".cache/sendense/test-services").join(rel),
+    };
+    ensure!(p.exists(), "{} is missing: install it with `bash -c 'source scripts/lib.sh; need_moto'` (scripts/test.sh does)", p.display());
+    Ok(p)
+}
+
+impl Moto {
+    fn start() -> Result<Moto> {
+        let program = installed("SENDENSE_MOTO", "moto/bin/moto_server")?;
+        let python = installed("SENDENSE_MOTO_PYTHON", "moto/bin/python")?;
+        let dir = tempfile::Builder::new().prefix("sendense-e2e-moto-").tempdir()?;
+        let log = std::fs::File::create(dir.path().join("moto.log"))?;
+        let port = free_port()?;
+        let child = Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()?;
+        let mut moto = Moto { child, port, python, key: (String::new(), String::new()), _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("moto did not listen on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let key = moto.admin(&["bootstrap"])?;
+        moto.key = (
+            key["access_key_id"].as_str().context("access key")?.to_owned(),
+            key["secret_access_key"].as_str().context("secret")?.to_owned(),
+        );
+        Ok(moto)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn admin(&self, args: &[&str]) -> Result<Value> {
+        let out = Command::new(&self.python)
+            .arg(workspace_root().join("backend/tests/support/moto_admin.py"))
+            .arg(self.endpoint())
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &self.key.0)
+            .env("AWS_SECRET_ACCESS_KEY", &self.key.1)
+            .output()?;
+        ensure!(out.status.success(), "moto_admin.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn set(b: &Browser, testid: &str, text: &str) -> Result<()> {
+    let input = b.testid(testid, T).await?;
+    input.clear().await?;
+    input.send_keys(text).await?;
+    Ok(())
+}
+
+async fn click(b: &Browser, id: &str) -> Result<()> {
+    let el = b.testid(id, T).await?;
+    b.until(&format!("{id} enabled"), T, || {
+        let el = el.clone();
+        async move { Ok(el.is_enabled().await?.then_some(())) }
+    })
+    .await?;
+    el.click().await.with_context(|| format!("clicking {id}"))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_repository_is_added_in_the_cockpit_backed_up_to_and_its_restore_points_show() -> Result<()> {
+    let moto = Moto::start()?;
+    moto.admin(&["create-bucket", "cockpit-backups", "0"])?;
+    let server = Server::start_with_lab_guests()?;
+    let token = server.token("admin", ADMIN_PASSWORD)?;
+    let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
+    let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;
+    let web = found["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-02").context("web-02 in the lab")?;
+    let added = server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": prod, "vm_ids": [web["vm"]["id"]]})), 200)?;
+    let vm = added["added"][0]["id"].as_str().context("managed id")?.to_owned();
+
+    // Add the bucket in the cockpit: test first, then save.
+    let b = Browser::start(1440, 900).await?;
+    b.client.goto(&server.url("/repositories")).await?;
+    b.sign_in("admin", ADMIN_PASSWORD).await?;
+    b.testid("repo-local", T).await?;
+    click(&b, "repo-add").await?;
+    b.testid("repo-form", T).await?;
+    b.testid("repo-form-kind", T).await?.select_by_value("s3").await?;
+    set(&b, "repo-form-name", "offsite-s3").await?;
+    set(&b, "repo-form-endpoint", &moto.endpoint()).await?;
+    set(&b, "repo-form-region", "us-east-1").await?;
+    set(&b, "repo-form-bucket", "cockpit-backups").await?;
+    set(&b, "repo-form-access-key-id", &moto.key.0).await?;
+    set(&b, "repo-form-secret", &moto.key.1).await?;
+    click(&b, "repo-form-test").await?;
+    b.until("a passing test of the bucket", Duration::from_secs(60), || async {
+        Ok(b.testid("repo-test", T).await?.attr("data-ok").await?.filter(|v| v == "true"))
+    })
+    .await
+    .with_context(|| "the S3 test did not pass")?;
+    b.screenshot("object-repository-tested-1440x900").await?;
+    click(&b, "repo-form-save").await?;
+    let message = b.testid("repo-message", Duration::from_secs(60)).await?.text().await?;
+    ensure!(message.contains("offsite-s3"), "message: {message:?}");
+    let card = b.testid("repo-offsite-s3", T).await?;
+    let text = card.text().await?;
+    ensure!(text.contains("S3 bucket") && text.contains("cockpit-backups"), "card: {text:?}");
+    ensure!(text.contains("unbounded"), "an object store's space is unbounded, not a number: {text:?}");
+    ensure!(!text.contains(&moto.key.1), "the secret shows on the card");
+    let listed = server.get_json("/api/v1/repositories")?;
+    let repo = listed.as_array().and_then(|a| a.iter().find(|r| r["name"] == "offsite-s3")).context("offsite-s3 in the API")?.clone();
+    let repo_id = repo["id"].as_str().context("id")?.to_owned();
+    ensure!(repo["kind"] == "s3" && repo["encrypted"] == true && repo["status"] == "online", "{repo}");
+
+    // Backup Now of web-02 into it, from ASSETS.
+    b.client.goto(&server.url("/assets")).await?;
+    click(&b, "backup-now-web-02").await?;
+    b.testid("start-backup", T).await?;
+    b.testid("start-backup-repo", T).await?.select_by_value(&repo_id).await?;
+    click(&b, "start-backup-submit").await?;
+    let job = b
+        .until("the backup job in the catalog", T, || async {
+            let jobs = server.get_json(&format!("/api/v1/jobs?vm={vm}"))?;
+            Ok(jobs["items"].as_array().and_then(|a| a.first()).and_then(|j| j["id"].as_str().map(str::to_owned)))
+        })
+        .await?;
+    let done = server.wait_job(&token, &job, Duration::from_secs(300))?;
+    ensure!(done["job"]["status"] == "completed" && done["job"]["repository_id"] == repo_id.as_str(), "backup: {}", done["job"]);
+
+    // Its restore points name the S3 repository; the card counts it.
+    b.client.goto(&server.url("/assets")).await?;
+    click(&b, "restore-points-web-02").await?;
+    let points = b.testid("vm-points", T).await?;
+    let rows = b.until("a restore point in the list", T, || async {
+        let t = b.testid("vm-points", T).await?.text().await?;
+        Ok(t.contains("offsite-s3").then_some(t))
+    })
+    .await?;
+    ensure!(rows.contains("offsite-s3"), "restore points: {rows:?}");
+    let _ = points;
+    for (size, w, h) in SIZES {
+        b.resize(*w, *h).await?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        ensure!(!b.overflows().await?, "ASSETS with restore points scrolls sideways at {size}");
+        b.screenshot(&format!("object-repository-points-{size}")).await?;
+    }
+    b.resize(1440, 900).await?;
+    b.client.goto(&server.url("/repositories")).await?;
+    let card = b.testid("repo-offsite-s3", T).await?;
+    b.until("the card counts the restore point", T, || async {
+        let t = b.testid("repo-offsite-s3", T).await?.text().await?;
+        Ok(t.contains("Stored").then_some(()))
+    })
+    .await?;
+    let _ = card;
+    let api = server.get_json(&format!("/api/v1/repositories/{repo_id}"))?;
+    ensure!(api["backup_count"] == 1 && api["stats"]["snapshots"] == 1, "{api}");
+    for (size, w, h) in SIZES {
+        b.resize(*w, *h).await?;
+        b.client.goto(&server.url("/repositories")).await?;
+        let card = b.testid("repo-offsite-s3", T).await?;
+        b.client.execute("arguments[0].scrollIntoView({block: 'start'})", vec![serde_json::to_value(&card)?]).await?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        ensure!(!b.overflows().await?, "the Repositories page scrolls sideways at {size}");
+        b.screenshot(&format!("object-repository-card-{size}")).await?;
+    }
+    let _ = b.client.find(Locator::Css("body")).await?;
+    b.close().await?;
+    Ok(())
+}
