@@ -250,10 +250,20 @@ pub async fn update_repository(State(state): State<AppState>, Path(id): Path<Str
     req.validate(kind).map_err(field_error)?;
     let days = req.immutable_days.unwrap_or_else(|| u32::try_from(row.immutable_days).unwrap_or(0));
     if immutability(kind, days) == Immutability::Storage && req.immutable_days.is_some_and(|d| d > 0) {
-        return Err(ApiError::invalid_value(
-            "immutable_days",
-            "this server cannot yet check or set S3 Object Lock retention: keep immutable_days at 0 for this repository for now",
-        ));
+        // The storage must be able to lock: the bucket needs Object Lock.
+        let data_dir = state.data_dir.clone();
+        let probe = row.clone();
+        let lock = blocking("checking Object Lock", move || {
+            let spec = repo_logic::row_spec(&data_dir, &probe).map_err(|e| e.to_string())?;
+            let repo = crate::repos::open_backend(&spec).map_err(|e| format!("{e:#}"))?;
+            Ok::<_, String>(setup::object_lock_check(repo.as_ref(), &spec))
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| ApiError::invalid_value("immutable_days", format!("cannot check Object Lock on the bucket ({e}); nothing was changed")))?;
+        if !lock.ok {
+            return Err(ApiError::invalid_value("immutable_days", format!("{}; nothing was changed", lock.message)));
+        }
     }
     let mut changed = Vec::new();
     let mut active = row.clone().into_active_model();
@@ -298,6 +308,10 @@ pub async fn update_repository(State(state): State<AppState>, Path(id): Path<Str
     if let Some(mode) = req.object_lock_mode {
         active.object_lock_mode = Set(Some(mode.as_str().to_owned()));
         changed.push(format!("Object Lock {mode}"));
+    } else if kind == RepositoryKind::S3 && days > 0 && row.object_lock_mode.is_none() {
+        // As when created: immutable days on S3 lock in governance mode unless told.
+        active.object_lock_mode = Set(Some(ObjectLockMode::Governance.as_str().to_owned()));
+        changed.push(format!("Object Lock {}", ObjectLockMode::Governance));
     }
     let txn = state.db.begin().await?;
     if req.is_default == Some(true) && !row.is_default {

@@ -91,6 +91,22 @@ pub async fn local_paths(db: &DatabaseConnection) -> Result<Vec<std::path::PathB
     Ok(repositories::Entity::find().all(db).await?.into_iter().filter(|r| r.path.starts_with('/')).map(|r| std::path::PathBuf::from(r.path)).collect())
 }
 
+/// Immutable days and the storage lock a backup to this repository asks
+/// (`BackupOptions::{immutable_days, object_lock}`): the longer of the
+/// flow's and the repository's immutable days; on S3 with an Object Lock
+/// mode set, the storage enforces them (`engine::object_lock`), elsewhere
+/// Sendense alone does.
+pub fn backup_immutability(row: &repositories::Model, flow_days: u32) -> (u32, Option<crate::engine::repository::LockMode>) {
+    let days = flow_days.max(u32::try_from(row.immutable_days).unwrap_or(0));
+    let lock = match row.object_lock_mode.as_deref().and_then(ObjectLockMode::parse) {
+        _ if days == 0 || row.kind != RepositoryKind::S3.as_str() => None,
+        Some(ObjectLockMode::Compliance) => Some(crate::engine::repository::LockMode::Compliance),
+        Some(ObjectLockMode::Governance) => Some(crate::engine::repository::LockMode::Governance),
+        None => None,
+    };
+    (days, lock)
+}
+
 /// Opens a repository's datastore, with its key when it is encrypted: the
 /// one way the server (API, jobs, restore sessions) opens a repository.
 /// Blocking (an object store is reached over the network).

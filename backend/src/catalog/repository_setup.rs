@@ -16,7 +16,7 @@ use super::repository_keys;
 use crate::db::entities::repositories;
 use crate::engine::crypto::CryptConfig;
 use crate::engine::datastore::{Datastore, RepoConfig, CONFIG_KEY};
-use crate::engine::repository::Repository as Backend;
+use crate::engine::repository::{LockSupport, Repository as Backend};
 use crate::repos::{open_backend, RepoSpec};
 
 /// Directories no repository may be put in.
@@ -393,13 +393,33 @@ pub fn test_object(data_dir: &Path, spec: &RepoSpec, others: &[repositories::Mod
     }
     probe_object(repo.as_ref(), &place, &mut checks);
     if immutability == Immutability::Storage {
-        checks.push(check(
-            TestCheck::ObjectLock,
-            false,
-            "this server cannot yet check or set S3 Object Lock retention: add the repository without immutable days for now (restore points can still be made immutable in Sendense by a policy)",
-        ));
+        checks.push(object_lock_check(repo.as_ref(), spec));
     }
     outcome(checks, Some(&found), immutability)
+}
+
+/// Immutable days on S3 need a bucket with Object Lock
+/// (GetObjectLockConfiguration): the storage then refuses to delete a
+/// locked restore point's objects (`engine::object_lock`).
+pub fn object_lock_check(repo: &dyn Backend, spec: &RepoSpec) -> TestCheckResult {
+    let bucket = match spec {
+        RepoSpec::S3 { bucket, .. } => bucket.as_str(),
+        _ => "",
+    };
+    match repo.lock_support() {
+        Ok(LockSupport::Storage) => {
+            check(TestCheck::ObjectLock, true, format!("bucket '{bucket}' has Object Lock: immutable restore points are locked by the storage"))
+        }
+        Ok(LockSupport::None) => check(
+            TestCheck::ObjectLock,
+            false,
+            format!(
+                "bucket '{bucket}' has no Object Lock, so the storage could not refuse deletes of immutable restore points: \
+                 use a bucket created with Object Lock enabled, or set immutable_days to 0"
+            ),
+        ),
+        Err(e) => check(TestCheck::ObjectLock, false, format!("cannot read the Object Lock configuration of bucket '{bucket}' ({e})")),
+    }
 }
 
 fn probe_object(repo: &dyn Backend, place: &str, checks: &mut Vec<TestCheckResult>) {

@@ -15,7 +15,8 @@
 //!    ([`Recorder`]);
 //! 2. every pack (and its pack index) the restore point reuses, found from
 //!    its fixed indexes and the chunk map (chunks of this backup and the
-//!    ones copied from the parent), and the dictionary when one exists;
+//!    ones copied from the parent), the dictionary when one exists, and the
+//!    repository's `config.json` (no restore point opens without it);
 //! 3. then the manifest is written and locked, last.
 //!
 //! Packs, indexes and the dictionary are locked to `until + immutable_days`
@@ -36,7 +37,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::backup::BackupOptions;
 use super::chunk_dict::DICT_KEY;
 use super::chunk_store::ChunkStore;
-use super::datastore::Datastore;
+use super::datastore::{Datastore, CONFIG_KEY};
 use super::error::{EngineError, Result};
 use super::fixed_index::{FixedIndex, INDEX_PREFIX};
 use super::manifest::{self, Manifest};
@@ -130,6 +131,8 @@ impl Locking {
         if !seen.contains(DICT_KEY) {
             jobs.push(Job::EnsureIfPresent(DICT_KEY.to_string()));
         }
+        // Without its config (chunk size, wrapped key check) no restore point opens.
+        jobs.push(Job::EnsureIfPresent(CONFIG_KEY.to_string()));
         let repo = self.recorder.inner.as_ref();
         let (mode, sent) = (self.mode, std::sync::atomic::AtomicUsize::new(0));
         let next = Mutex::new(jobs.into_iter());

@@ -142,7 +142,8 @@ async fn execute(
     let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), vm.name.clone(), progress.clone());
     let repository = plan.repository.clone();
     let data_dir = runner.data_dir()?;
-    let immutable_days = plan.flow.as_ref().map(|f| f.immutable_days.max(0) as u32).unwrap_or(0);
+    let flow_days = plan.flow.as_ref().map(|f| f.immutable_days.max(0) as u32).unwrap_or(0);
+    let (immutable_days, object_lock) = repositories_logic::backup_immutability(&repository, flow_days);
     let (kind, address, vm_ref, full) = (plan.platform_kind, plan.platform_address.clone(), plan.vm_ref.clone(), plan.full);
     let group = snapshot_group(&vm.id);
     let p = progress.clone();
@@ -151,6 +152,7 @@ async fn execute(
         let ds = repositories_logic::open_datastore(&data_dir, &repository)?;
         let mut opts = BackupOptions::new(&group);
         opts.immutable_days = (immutable_days > 0).then_some(immutable_days);
+        opts.object_lock = object_lock;
         let stop = p.clone();
         crate::platforms::tools::with_stop(move || stop.control.is_cancelled(), || backup_vm_with(platform.as_ref(), &vm_ref, &ds, &opts, full, &p))
     })

@@ -18,6 +18,9 @@ decides), anything else fails the script.
   put BUCKET KEY RETAIN_SECONDS      a small object; RETAIN_SECONDS > 0: under
                                     COMPLIANCE retention that long -> {"version_id"}
   delete-version BUCKET KEY VERSION -> {} or the S3 error (Object Lock: AccessDenied)
+  all-versions BUCKET               -> {"versions": [{"key", "version_id", "is_latest", "delete_marker"}]}
+                                    every version and delete marker in the bucket (all pages)
+  retention BUCKET KEY VERSION      -> {"mode", "until"} from HeadObject (null when none)
 """
 import datetime
 import json
@@ -84,6 +87,20 @@ def main(endpoint, command, *args):
         bucket, key, version = args
         s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
         return {}
+    if command == "all-versions":
+        (bucket,) = args
+        found = []
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            found += [{"key": v["Key"], "version_id": v["VersionId"], "is_latest": v["IsLatest"], "delete_marker": False}
+                      for v in page.get("Versions", [])]
+            found += [{"key": v["Key"], "version_id": v["VersionId"], "is_latest": v["IsLatest"], "delete_marker": True}
+                      for v in page.get("DeleteMarkers", [])]
+        return {"versions": found}
+    if command == "retention":
+        bucket, key, version = args
+        head = s3.head_object(Bucket=bucket, Key=key, VersionId=version)
+        until = head.get("ObjectLockRetainUntilDate")
+        return {"mode": head.get("ObjectLockMode"), "until": until.isoformat() if until else None}
     raise SystemExit(f"moto_admin.py: unknown command {command!r}")
 
 

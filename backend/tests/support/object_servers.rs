@@ -485,3 +485,33 @@ impl Azurite {
         &self.server
     }
 }
+
+/// One version or delete marker in a bucket (`Moto::all_versions`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct BucketVersion {
+    pub key: String,
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+}
+
+/// An object version's Object Lock retention (`Moto::retention`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct VersionRetention {
+    /// `GOVERNANCE` or `COMPLIANCE`; `None` when the version has no retention.
+    pub mode: Option<String>,
+    /// RFC 3339.
+    pub until: Option<String>,
+}
+
+impl Moto {
+    /// Every version and delete marker in `bucket` (ListObjectVersions, all pages, boto3).
+    pub fn all_versions(&self, bucket: &str) -> Vec<BucketVersion> {
+        serde_json::from_value(self.admin_ok(&["all-versions", bucket])["versions"].clone()).unwrap()
+    }
+
+    /// The retention of one version, read by boto3's HeadObject.
+    pub fn retention(&self, bucket: &str, key: &str, version: &str) -> VersionRetention {
+        serde_json::from_value(self.admin_ok(&["retention", bucket, key, version])).unwrap()
+    }
+}
