@@ -125,6 +125,30 @@ impl ChunkStore {
 
     fn read_entry(&self, pack: &Digest, e: &PackEntry) -> Result<Vec<u8>> {
         let stored = self.repo.get_range(&pack::pack_key(pack), e.offset, e.stored_len as usize)?;
+        self.decode_entry(pack, e, &stored)
+    }
+
+    /// `len` stored bytes of pack number `pack` (see [`ChunkLoc::pack`]) at
+    /// `offset`: one ranged read that may cover many chunks (restore reads
+    /// coalesced runs and decodes them with [`Self::decode_at`]).
+    pub fn read_span(&self, pack: u32, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.repo.get_range(&pack::pack_key(&self.packs[pack as usize]), offset, len)
+    }
+
+    /// The plain chunk `digest` at `loc` from its stored bytes (read by
+    /// [`Self::read_span`]), checked against its digest.
+    pub fn decode_at(&self, digest: &Digest, loc: &ChunkLoc, stored: &[u8]) -> Result<Vec<u8>> {
+        let entry = PackEntry {
+            digest: *digest,
+            offset: loc.offset,
+            stored_len: loc.stored_len,
+            raw_len: loc.raw_len,
+            flags: loc.flags,
+        };
+        self.decode_entry(&self.packs[loc.pack as usize], &entry, stored)
+    }
+
+    fn decode_entry(&self, pack: &Digest, e: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
         let corrupt = |reason: String| EngineError::CorruptChunk {
             digest: e.digest.to_hex(),
             pack: pack.to_hex(),
@@ -132,7 +156,7 @@ impl ChunkStore {
             reason,
         };
         let dict = if e.flags & chunk_codec::FLAG_DICT != 0 { Some(self.dict().map_err(corrupt)?) } else { None };
-        chunk_codec::decode(&stored, e.flags, e.raw_len as usize, &e.digest, self.crypt.as_deref(), &self.hasher, dict)
+        chunk_codec::decode(stored, e.flags, e.raw_len as usize, &e.digest, self.crypt.as_deref(), &self.hasher, dict)
             .map_err(corrupt)
     }
 

@@ -1,9 +1,12 @@
 //! Restore a disk image from a snapshot. Every snapshot is a full image (its
 //! fixed index lists every chunk), so restore never replays a chain. All-zero
-//! chunks are not written: a fresh output file keeps them as holes. Workers
-//! (one per core) fetch, decrypt, decompress and re-hash chunks and write
-//! them with positioned writes, in any order. Workers obey the progress
-//! [`Control`](super::progress::Control) before every chunk: a paused
+//! chunks are not written: a fresh output file keeps them as holes. The
+//! chunks are read by pack, neighbours in one ranged read (one request per
+//! run of chunks, not per chunk, on an object store); workers (one per core,
+//! more on an object store) fetch those reads in parallel, decrypt,
+//! decompress and re-hash the chunks and write them with positioned writes,
+//! in any order. Workers obey the progress
+//! [`Control`](super::progress::Control) before every read: a paused
 //! restore holds still, a cancelled one removes its output. Progress counts
 //! stored chunks as read and all-zero chunks as skipped, like a backup.
 
@@ -13,7 +16,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::chunk_store::ChunkStore;
+use super::chunk_store::{ChunkLoc, ChunkStore};
 use super::datastore::Datastore;
 use super::error::{EngineError, Result};
 use super::fixed_index::FixedIndex;
@@ -81,6 +84,65 @@ pub fn restore(
     Ok(m)
 }
 
+/// Chunks of one pack closer than this are read with one request, the gap
+/// read and dropped: on an object store a request costs far more than a
+/// MiB of loopback or LAN transfer (object_store coalesces the same way).
+const COALESCE_GAP: u64 = 1 << 20;
+/// The longest coalesced read (a pack is about 8 MiB: whole packs at most).
+const MAX_SPAN: u64 = 8 << 20;
+
+/// One chunk the restore needs: where it is stored, where it goes.
+struct Want {
+    loc: ChunkLoc,
+    /// Position in the fixed index.
+    pos: usize,
+}
+
+/// One ranged read of a pack and the chunks it covers (`wants[first..end]`).
+struct Span {
+    pack: u32,
+    offset: u64,
+    len: u64,
+    first: usize,
+    end: usize,
+}
+
+/// The reads a restore makes: the non-zero chunks grouped by pack, sorted
+/// by offset, neighbours closer than [`COALESCE_GAP`] in one read of at
+/// most [`MAX_SPAN`] bytes (a chunk used twice is read once).
+fn plan_reads(store: &ChunkStore, index: &FixedIndex) -> (Vec<Want>, Vec<Span>) {
+    let mut wants: Vec<Want> = index
+        .digests
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !d.is_zero_marker())
+        .filter_map(|(pos, d)| store.map.get(d).map(|loc| Want { loc: *loc, pos }))
+        .collect();
+    wants.sort_unstable_by_key(|w| (w.loc.pack, w.loc.offset, w.pos));
+    let mut spans: Vec<Span> = Vec::new();
+    for (i, w) in wants.iter().enumerate() {
+        let (start, end) = (w.loc.offset, w.loc.offset + w.loc.stored_len as u64);
+        if let Some(sp) = spans.last_mut() {
+            let sp_end = sp.offset + sp.len;
+            if sp.pack == w.loc.pack && start <= sp_end + COALESCE_GAP && end.max(sp_end) - sp.offset <= MAX_SPAN {
+                sp.len = end.max(sp_end) - sp.offset;
+                sp.end = i + 1;
+                continue;
+            }
+        }
+        spans.push(Span { pack: w.loc.pack, offset: start, len: end - start, first: i, end: i + 1 });
+    }
+    (wants, spans)
+}
+
+/// Writes every chunk of `index` into `file`. The reads of [`plan_reads`]
+/// run on `workers` threads (more where the repository says reads wait on
+/// the network: [`Repository::parallel_requests`](super::repository::Repository::parallel_requests)),
+/// each decoding its chunks and writing them with positioned writes. A pack
+/// gone since the chunk store was loaded (a GC repacked it) is read chunk
+/// by chunk through [`ChunkStore::read_chunk`], which finds the chunks'
+/// new packs. All-zero chunks are counted (and written on a block device)
+/// by one more thread.
 #[allow(clippy::too_many_arguments)]
 fn write_chunks(
     store: &ChunkStore,
@@ -92,56 +154,100 @@ fn write_chunks(
     progress: &Progress,
     write_zeros: bool,
 ) -> Result<()> {
+    let (wants, spans) = plan_reads(store, index);
+    let threads = workers.max(store.repo.parallel_requests()).min(spans.len().max(1));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let first_err: Mutex<Option<EngineError>> = Mutex::new(None);
+    let fail = |e: EngineError| {
+        stop.store(true, Ordering::Relaxed);
+        first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+    };
     std::thread::scope(|s| {
-        for _ in 0..workers {
+        s.spawn(|| {
+            let zeros = vec![0u8; index.chunk_size as usize];
+            for (i, d) in index.digests.iter().enumerate() {
+                if !d.is_zero_marker() {
+                    continue;
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let (off, len) = index.chunk_range(i);
+                Progress::add(&progress.chunks_zero, 1);
+                Progress::add(&progress.bytes_skipped, len as u64);
+                if write_zeros {
+                    let r = progress
+                        .control
+                        .checkpoint()
+                        .and_then(|_| file.write_all_at(&zeros[..len], off).map_err(|e| EngineError::file(out, e)));
+                    if let Err(e) = r {
+                        return fail(e);
+                    }
+                }
+            }
+        });
+        for _ in 0..threads {
             s.spawn(|| {
-                let zeros = vec![0u8; index.chunk_size as usize];
                 while !stop.load(Ordering::Relaxed) {
                     // Pause holds here, cancel ends the restore (the output is removed).
                     if let Err(e) = progress.control.checkpoint() {
-                        stop.store(true, Ordering::Relaxed);
-                        first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                        return;
+                        return fail(e);
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= index.digests.len() {
-                        return;
-                    }
-                    let d = &index.digests[i];
-                    let (off, len) = index.chunk_range(i);
-                    let r = if d.is_zero_marker() {
-                        Progress::add(&progress.chunks_zero, 1);
-                        Progress::add(&progress.bytes_skipped, len as u64);
-                        if write_zeros {
-                            file.write_all_at(&zeros[..len], off).map_err(|e| EngineError::file(out, e))
-                        } else {
-                            Ok(())
-                        }
-                    } else {
-                        let t = std::time::Instant::now();
-                        store.read_chunk(d, label).and_then(|data| {
-                            progress.pace(len as u64, t.elapsed());
-                            Progress::add(&progress.bytes_written, data.len() as u64);
-                            Progress::add(&progress.bytes_read, len as u64);
-                            file.write_all_at(&data, off).map_err(|e| EngineError::file(out, e))
-                        })
-                    };
-                    if let Err(e) = r {
-                        stop.store(true, Ordering::Relaxed);
-                        first_err.lock().unwrap().get_or_insert(e);
-                        return;
+                    let Some(sp) = spans.get(i) else { return };
+                    if let Err(e) = write_span(store, index, label, file, out, progress, sp, &wants[sp.first..sp.end]) {
+                        return fail(e);
                     }
                 }
             });
         }
     });
-    match first_err.into_inner().unwrap() {
+    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// One coalesced read: fetch, then decode and write each chunk it covers.
+#[allow(clippy::too_many_arguments)]
+fn write_span(
+    store: &ChunkStore,
+    index: &FixedIndex,
+    label: &str,
+    file: &File,
+    out: &Path,
+    progress: &Progress,
+    sp: &Span,
+    wants: &[Want],
+) -> Result<()> {
+    let t = std::time::Instant::now();
+    let buf = match store.read_span(sp.pack, sp.offset, sp.len as usize) {
+        Ok(b) => Some(b),
+        Err(EngineError::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let bytes: u64 = wants.iter().map(|w| index.chunk_range(w.pos).1 as u64).sum();
+    progress.pace(bytes, t.elapsed());
+    let mut last: Option<(u64, Vec<u8>)> = None;
+    for w in wants {
+        let d = &index.digests[w.pos];
+        let (off, len) = index.chunk_range(w.pos);
+        let data = match (&last, &buf) {
+            (Some((o, data)), _) if *o == w.loc.offset => data,
+            (_, Some(buf)) => {
+                let at = (w.loc.offset - sp.offset) as usize;
+                let data = store.decode_at(d, &w.loc, &buf[at..at + w.loc.stored_len as usize])?;
+                &last.insert((w.loc.offset, data)).1
+            }
+            // The pack went (a GC repacked it): find each chunk again.
+            (_, None) => &last.insert((w.loc.offset, store.read_chunk(d, label)?)).1,
+        };
+        Progress::add(&progress.bytes_written, data.len() as u64);
+        Progress::add(&progress.bytes_read, len as u64);
+        file.write_all_at(data, off).map_err(|e| EngineError::file(out, e))?;
+    }
+    Ok(())
 }
 
 /// Bytes of data a restore of every disk of a snapshot writes: the chunks

@@ -234,6 +234,13 @@ impl Repository for ObjectRepository {
         Ok(b.into())
     }
 
+    /// Each request waits about a round trip plus the server's time to
+    /// first byte (moto: ~5 ms for a small range): 8 in flight keep a
+    /// loopback or LAN store busy without flooding a throttling one.
+    fn parallel_requests(&self) -> usize {
+        8
+    }
+
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         let payload = PutPayload::from(Bytes::copy_from_slice(data));
         self.run(key, move |s, p| Box::pin(async move { s.put(&p, payload).await }))?;
