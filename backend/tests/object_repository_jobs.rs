@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use sea_orm::EntityTrait;
 use sendense::catalog::repositories::ensure_local;
-use sendense::catalog::spec_files::{self, ChildRepo};
+use sendense::catalog::spec_files;
+use sendense::db::entities::instant_recoveries;
+use sendense::runner::instant_job::export_args;
 use sendense::db::entities::repositories;
 use sendense::lab::{self, InitOptions};
-use sendense::restore::export_process::{self, ExportArgs};
+use sendense::restore::export_process;
 use serde_json::{json, Value};
 use shared_types::backups::{Backup, BackupPage};
 use shared_types::flow::Flow;
@@ -181,27 +183,46 @@ async fn a_vm_is_backed_up_to_s3_its_restore_points_verified_and_restored() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.bytes, std::fs::read(data.join("keys").join(format!("{}.key", s3.id))).unwrap());
 
-    // An instant recovery's export process gets the repository in a 0600 spec file, never its secret on argv.
-    let spec_file = match tokio::task::spawn_blocking({
+    // An instant recovery's export process (arguments made by the server's
+    // own instant_job::export_args) gets the repository in a 0600 spec file,
+    // never its secret on argv.
+    let now = chrono::Utc::now();
+    let ir = instant_recoveries::Model {
+        id: "ir-test".into(),
+        backup_id: newest.id.clone(),
+        vm_context_id: vm.clone(),
+        repository_id: s3.id.clone(),
+        target_platform_id: dr.id.clone(),
+        name: "web-01-instant".into(),
+        vm_id: None,
+        state: "starting".into(),
+        options: "{}".into(),
+        dir: None,
+        socket: dir.path().join("export.sock").display().to_string(),
+        export_pid: None,
+        up_ms: None,
+        boot_line: None,
+        finalize_done: 0,
+        finalize_total: 0,
+        error: None,
+        job_id: None,
+        created_by: None,
+        created_at: now,
+        updated_at: now,
+        finalized_at: None,
+    };
+    let snapshot = format!("{}/{}", newest.snapshot_name, newest.snapshot_id);
+    let (args, spec_file) = tokio::task::spawn_blocking({
         let (data, row) = (data.clone(), row.clone());
-        move || ChildRepo::of(&data, &row).unwrap()
+        move || export_args(&data, &row, &ir, snapshot).unwrap()
     })
     .await
-    .unwrap()
-    {
-        ChildRepo::Spec(f) => f,
-        ChildRepo::Dir(d) => panic!("an S3 repository handed over as a directory: {}", d.display()),
-    };
+    .unwrap();
+    let spec_file = spec_file.expect("an S3 repository is handed over in a spec file");
+    assert!(args.repository.is_none() && args.spec_file.as_deref() == Some(spec_file.path()));
+    assert_eq!(args.key_file, Some(data.join("keys").join(format!("{}.key", s3.id))));
     assert!(spec_file.path().starts_with(spec_files::dir(&data)));
     std::env::set_var("SENDENSE_EXE", env!("CARGO_BIN_EXE_sendense"));
-    let args = ExportArgs {
-        repository: None,
-        spec_file: Some(spec_file.path().to_path_buf()),
-        key_file: Some(data.join("keys").join(format!("{}.key", s3.id))),
-        snapshot: format!("{}/{}", newest.snapshot_name, newest.snapshot_id),
-        socket: dir.path().join("export.sock"),
-        pin_id: "ir-test".into(),
-    };
     let log = dir.path().join("export.log");
     let (a, l) = (args.clone(), log.clone());
     let pid = tokio::task::spawn_blocking(move || export_process::start(&a, &l)).await.unwrap().unwrap_or_else(|e| {
