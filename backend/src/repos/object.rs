@@ -338,8 +338,13 @@ impl Repository for ObjectRepository {
             return Ok(*s);
         }
         let r = raw.clone();
-        let conf = block_on(async move { r.lock_configuration().await })
-            .map_err(|e| self.lock_error("", &format!("reading the Object Lock configuration of bucket '{}'", raw.bucket()), e))?;
+        let conf = block_on(async move { r.lock_configuration().await }).map_err(|e| {
+            EngineError::Pipeline(format!(
+                "repository {}: reading the Object Lock configuration of bucket '{}': {e}",
+                self.describe,
+                raw.bucket()
+            ))
+        })?;
         let support = if conf.enabled { LockSupport::Storage } else { LockSupport::None };
         Ok(*self.lock_support.get_or_init(|| support))
     }
