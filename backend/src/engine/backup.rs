@@ -9,9 +9,9 @@
 //! Only after every pack, pack index and fixed index is durable is the
 //! manifest put (atomic replace), which makes the snapshot visible.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use super::block_source::BlockSource;
@@ -23,7 +23,8 @@ use super::crypto::CryptConfig;
 use super::datastore::Datastore;
 use super::digest::{is_all_zero, Digest};
 use super::error::{EngineError, Result};
-use super::fixed_index::FixedIndex;
+use super::fixed_index::{self, FixedIndex};
+use super::gc_plan::{self, Avoid};
 use super::lease::Lease;
 use super::manifest::{self, BackupStats, DiskEntry, Manifest};
 use super::object_lock::{self, Locking};
@@ -117,11 +118,12 @@ struct Plan {
 /// had reused (see the module docs: the final check refuses such a snapshot).
 const VANISHED_PACK_ATTEMPTS: usize = 5;
 
-/// Backs up `disks` as one snapshot. A GC running at the same time can sweep
-/// a pack between its decision and the backup's touch; the backup then
-/// writes no manifest and starts over (the source is still there, and the
-/// swept pack is no longer in the chunk map), at most
-/// [`VANISHED_PACK_ATTEMPTS`] times.
+/// Backs up `disks` as one snapshot. The GC plan protocol ([`gc_plan`])
+/// keeps a concurrent GC off the packs this backup reuses; should one still
+/// vanish (a lease judged stale, a storage without the consistency the
+/// protocol needs), the final check sees it, the backup writes no manifest
+/// and starts over (the source is still there, and the swept pack is no
+/// longer in the chunk map), at most [`VANISHED_PACK_ATTEMPTS`] times.
 pub fn backup(ds: &Datastore, opts: &BackupOptions, disks: &[DiskSource], progress: &Progress) -> Result<Manifest> {
     let locking = object_lock::prepare(ds, opts)?;
     let ds = locking.as_ref().map_or(ds, |l| &l.ds);
@@ -216,25 +218,64 @@ fn backup_once(
         };
         plans.push(Plan { source: d.clone(), index, chunks });
     }
+
+    // From here on the repository is written: hold a backup lease first,
+    // then read the newest GC plan and avoid its candidates (see `gc_plan`).
+    let repo: &dyn Repository = ds.repo.as_ref();
+    let lease = Lease::acquire_backup(ds.repo.clone(), pinned)?;
+    let avoid = Arc::new(gc_plan::newest_plan(repo)?.map(|(p, _)| Avoid::of(&p)).unwrap_or_default());
+    let mut store = ds.load_chunk_store()?;
+    let trainer = Trainer::new(chunk_dict::load_for_backup(repo, ds.crypt.as_deref(), &store)?);
+    if !avoid.packs.is_empty() {
+        let packs = &store.packs;
+        store.map.retain(|_, loc| !avoid.packs.contains(&packs[loc.pack as usize]));
+    }
+    // Packs this backup reuses (checked again before the manifest).
+    let touched: Arc<Mutex<HashSet<u32>>> = Arc::default();
+    // Chunks an incremental copies from its parent's index are reused too:
+    // one no pack holds any more (or only a GC candidate) is read again.
+    for p in plans.iter_mut() {
+        if p.chunks.len() == p.index.digests.len() {
+            continue;
+        }
+        let mut read: Vec<bool> = vec![false; p.index.digests.len()];
+        for &c in &p.chunks {
+            read[c] = true;
+        }
+        let mut used = touched.lock().unwrap();
+        let mut again = Vec::new();
+        for (c, d) in p.index.digests.iter().enumerate() {
+            if read[c] || d.is_zero_marker() {
+                continue;
+            }
+            match store.map.get(d) {
+                Some(loc) => {
+                    used.insert(loc.pack);
+                }
+                None => again.push(c),
+            }
+        }
+        if !again.is_empty() {
+            tracing::info!(disk = %p.source.name, chunks = again.len(), "chunks of the parent no usable pack holds are read again");
+            p.chunks.extend(again);
+            p.chunks.sort_unstable();
+        }
+    }
     for p in &plans {
         let bytes: u64 = p.chunks.iter().map(|&c| p.index.chunk_range(c).1 as u64).sum();
         Progress::add(&progress.bytes_total, bytes);
     }
-
-    // From here on the repository is written: hold a backup lease first.
-    let repo: &dyn Repository = ds.repo.as_ref();
-    let lease = Lease::acquire_backup(repo, pinned)?;
-    let store = Arc::new(ds.load_chunk_store()?);
-    let trainer = Trainer::new(chunk_dict::load_for_backup(repo, ds.crypt.as_deref(), &store)?);
-    let touched: Arc<Mutex<HashMap<u32, bool>>> = Arc::default();
+    let store = Arc::new(store);
+    stage("leased");
 
     let (pack_tx, pack_rx) = sync_channel::<PackJob>(1);
     let uploader = {
         let repo = ds.repo.clone();
         let crypt = ds.crypt.clone();
+        let avoid = avoid.clone();
         std::thread::Builder::new()
             .name("sendense-upload".into())
-            .spawn(move || upload_packs(repo.as_ref(), crypt.as_deref(), pack_rx))
+            .spawn(move || upload_packs(repo.as_ref(), crypt.as_deref(), &avoid, pack_rx))
             .map_err(|e| EngineError::Pipeline(format!("spawn uploader: {e}")))?
     };
     let pack_size = ds.config.pack_size as usize;
@@ -272,17 +313,20 @@ fn backup_once(
     };
     writer.stats.bytes_written = bytes_uploaded;
 
-    // Packs we deduplicated against must still exist (see the GC rule in `engine`).
-    for (&p, &alive) in touched.lock().unwrap().iter() {
+    // Packs we deduplicated against must still exist: the safety net under
+    // the GC plan (see `gc_plan`).
+    let mut reused: Vec<u32> = touched.lock().unwrap().iter().copied().collect();
+    reused.sort_unstable();
+    for p in reused {
         let key = pack::pack_key(&store.packs[p as usize]);
-        if alive && repo.stat(&key)?.is_none() {
+        if repo.stat(&key)?.is_none() {
             return Err(EngineError::PackVanished { pack: store.packs[p as usize].to_hex() });
         }
     }
 
     let mut entries = Vec::new();
     for plan in &plans {
-        let (key, written) = ds.put_index(&plan.index)?;
+        let (key, written) = put_index_avoiding(ds, &plan.index, &avoid)?;
         writer.stats.bytes_written += written;
         entries.push(DiskEntry {
             name: plan.source.name.clone(),
@@ -318,12 +362,53 @@ fn backup_once(
         let sent = l.lock_objects(&store, &indexes, &m)?;
         tracing::info!(snapshot = %m.id, requests = sent, "objects of the restore point locked by the storage");
     }
+    // Nothing is committed under a lease others may consider stale.
+    lease.check_fresh()?;
+    stage("before-manifest");
     ds.put_manifest(&m)?;
     if let Some(l) = locking {
         l.lock_manifest(&m)?;
     }
     drop(lease);
     Ok(m)
+}
+
+/// Writes a fixed index (create-if-absent) whose key is not a GC
+/// candidate: an index with the same bytes as a candidate (the same disk
+/// backed up again after its snapshot was forgotten) is sealed with a
+/// different salt, since the candidate may be deleted under this backup.
+fn put_index_avoiding(ds: &Datastore, index: &FixedIndex, avoid: &Avoid) -> Result<(String, u64)> {
+    let mut body = index.seal(ds.crypt.as_deref())?;
+    let mut key = fixed_index::index_key(&body);
+    while avoid.indexes.contains(&key) {
+        let mut salt = [0u8; 4];
+        getrandom::fill(&mut salt).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
+        body = index.seal_salted(ds.crypt.as_deref(), u32::from_le_bytes(salt) | 1)?;
+        key = fixed_index::index_key(&body);
+    }
+    let written = if ds.repo.put_if_absent(&key, &body)? { body.len() as u64 } else { 0 };
+    Ok((key, written))
+}
+
+/// Test hook: called with the stage a backup reached (`leased`: lease held,
+/// plan read, chunk map loaded; `before-manifest`: everything but the
+/// manifest written and checked). Tests block in it to run a GC at exactly
+/// that point.
+#[doc(hidden)]
+pub fn set_stage_hook(hook: Option<Arc<dyn Fn(&str) + Send + Sync>>) {
+    *stage_hook().lock().unwrap_or_else(|e| e.into_inner()) = hook;
+}
+
+fn stage_hook() -> &'static Mutex<Option<Arc<dyn Fn(&str) + Send + Sync>>> {
+    static H: OnceLock<Mutex<Option<Arc<dyn Fn(&str) + Send + Sync>>>> = OnceLock::new();
+    H.get_or_init(Mutex::default)
+}
+
+fn stage(name: &str) {
+    let hook = stage_hook().lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(h) = hook {
+        h(name);
+    }
 }
 
 struct Writer {
@@ -347,9 +432,17 @@ impl Writer {
     }
 }
 
-fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, rx: Receiver<PackJob>) -> Result<u64> {
+fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid, rx: Receiver<PackJob>) -> Result<u64> {
     let mut written = 0u64;
-    for job in rx {
+    for mut job in rx {
+        // A pack with the bytes of a GC candidate (the same chunks stored
+        // again in the same order) would land on a key a GC may delete:
+        // trailing bytes no entry covers give it another id.
+        while !avoid.packs.is_empty() && avoid.packs.contains(&Digest(*blake3::hash(&job.data).as_bytes())) {
+            let mut pad = [0u8; 16];
+            getrandom::fill(&mut pad).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
+            job.data.extend_from_slice(&pad);
+        }
         written += pack::write(repo, crypt, &job.data, &job.entries)?.1;
     }
     Ok(written)
@@ -360,7 +453,7 @@ fn run_disk(
     ds: &Datastore,
     store: &Arc<ChunkStore>,
     trainer: &Trainer,
-    touched: &Arc<Mutex<HashMap<u32, bool>>>,
+    touched: &Arc<Mutex<HashSet<u32>>>,
     plan: &mut Plan,
     workers: usize,
     writer: &mut Writer,
@@ -470,7 +563,7 @@ fn process_batch(
     ds: &Datastore,
     store: &ChunkStore,
     trainer: &Trainer,
-    touched: &Mutex<HashMap<u32, bool>>,
+    touched: &Mutex<HashSet<u32>>,
     batch: &Batch,
 ) -> Result<Vec<(usize, Outcome)>> {
     let mut out = Vec::with_capacity(batch.lens.len());
@@ -489,21 +582,11 @@ fn process_batch(
         }
         let digest = ds.hasher.digest(raw);
         if let Some(loc) = store.map.get(&digest) {
-            // First use of a pack in this backup: refresh its time so GC spares
-            // it, and learn whether it still exists (held lock: one check per pack).
-            let mut t = touched.lock().unwrap();
-            let alive = match t.get(&loc.pack) {
-                Some(&a) => a,
-                None => {
-                    let a = store.repo.touch(&store.pack_key_of(loc))?;
-                    t.insert(loc.pack, a);
-                    a
-                }
-            };
-            if alive {
-                out.push((n, Outcome::Known(digest)));
-                continue;
-            }
+            // Reused: no GC candidate (the map holds none, see `gc_plan`);
+            // the pack is checked once more before the manifest.
+            touched.lock().unwrap().insert(loc.pack);
+            out.push((n, Outcome::Known(digest)));
+            continue;
         }
         let dict = trainer.current();
         let (stored, flags) = chunk_codec::encode(raw, &digest, ds.crypt.as_deref(), dict)

@@ -54,6 +54,8 @@ pub enum EngineError {
     ImageChanged { path: PathBuf },
     #[error("pack {pack} vanished during the backup (concurrent garbage collection); no snapshot was written, run the backup again")]
     PackVanished { pack: String },
+    #[error("repository '{repository}': its listing of snapshots/ misses {count} restore point(s) known to exist (first: {first}); garbage collection refused, as it would delete the chunks they need")]
+    ListingIncomplete { repository: String, count: usize, first: String },
     #[error("another garbage collection holds the lock '{key}'")]
     GcLocked { key: String },
     #[error("cancelled by an operator; no snapshot was written and the repository is unchanged")]

@@ -42,10 +42,17 @@ impl FixedIndex {
     }
 
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_salted(0)
+    }
+
+    /// [`Self::encode`] with `salt` in the reserved word (readers ignore
+    /// it): the same index under another key, for a backup whose index
+    /// would otherwise land on a key garbage collection is about to delete.
+    pub fn encode_salted(&self, salt: u32) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER + self.digests.len() * 32 + 32);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.chunk_size.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&salt.to_le_bytes());
         out.extend_from_slice(&self.size.to_le_bytes());
         out.extend_from_slice(&(self.digests.len() as u64).to_le_bytes());
         for d in &self.digests {
@@ -82,6 +89,11 @@ impl FixedIndex {
     /// The object as stored.
     pub fn seal(&self, crypt: Option<&CryptConfig>) -> Result<Vec<u8>> {
         sealed::seal(Kind::FixedIndex, &self.encode(), b"", crypt)
+    }
+
+    /// The object as stored, with a salt (see [`Self::encode_salted`]).
+    pub fn seal_salted(&self, crypt: Option<&CryptConfig>, salt: u32) -> Result<Vec<u8>> {
+        sealed::seal(Kind::FixedIndex, &self.encode_salted(salt), b"", crypt)
     }
 
     /// From a stored object (sealed, or plain `SDFIDX01` without a key).

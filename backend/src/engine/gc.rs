@@ -1,5 +1,6 @@
-//! Garbage collection: mark and sweep with a grace period. See the rules in
-//! the `engine` module documentation.
+//! Garbage collection: mark, then sweep through the two-phase plan of
+//! [`gc_plan`] (no decision compares this machine's clock with an object's
+//! time). See the rules in the `engine` module documentation.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
@@ -8,9 +9,11 @@ use super::datastore::Datastore;
 use super::digest::Digest;
 use super::error::{EngineError, Result};
 use super::fixed_index::INDEX_PREFIX;
-use super::lease::{self, Lease, GC_LOCK_KEY};
+use super::gc_plan::{self, Action, GcPlan, PackNow};
+use super::lease::{self, Lease, LeaseInfo, ServerClock, GC_LOCK_KEY};
 use super::pack::{self, PackBuilder, PackEntry, PACK_INDEX_PREFIX, PACK_PREFIX};
 use super::progress::Progress;
+use super::repository::Repository;
 use std::sync::atomic::Ordering;
 
 #[derive(Debug, Default)]
@@ -21,7 +24,8 @@ pub struct GcReport {
     pub packs_removed: usize,
     pub bytes_removed: u64,
     pub indexes_removed: usize,
-    /// Packs kept because they are younger than the cutoff.
+    /// Candidates kept for a later GC (named in this run's plan; a backup
+    /// may still use them, or the grace period has not passed).
     pub packs_in_grace: usize,
     /// Bytes of unreferenced chunks inside packs kept partly used (below the
     /// repack threshold, or in their grace period).
@@ -48,52 +52,76 @@ impl GcReport {
 /// percent) belongs to chunks nothing references any more.
 pub const REPACK_MIN_UNUSED_PERCENT: u64 = 10;
 
-/// Filesystem timestamps come from a coarse clock (and object-store clocks
-/// from another host): the cutoff keeps this much slack below the GC start.
+/// Filesystem and object-store timestamps are coarse: the age cutoff of
+/// `tmp/` files keeps this much slack.
 pub const MTIME_SLACK: Duration = Duration::from_secs(1);
 
 pub fn gc(ds: &Datastore, grace: Duration) -> Result<GcReport> {
     gc_with(ds, grace, &Progress::new())
 }
 
-/// [`gc`] reporting to `progress`: `bytes_total` is the bytes of the packs
-/// to look at, `bytes_read` grows as each is decided, `bytes_written` counts
-/// the bytes reclaimed (removed less written by repacking). Between two packs (each removed index first, then
-/// pack, as at any crash) it obeys the control: pause holds, stop ends with
-/// `Cancelled`, leaving a consistent repository with less reclaimed.
+/// [`gc`] reporting to `progress` (see [`gc_opts`]).
 pub fn gc_with(ds: &Datastore, grace: Duration, progress: &Progress) -> Result<GcReport> {
-    let repo = ds.repo.as_ref();
-    let _lock = Lease::acquire_gc(repo)?;
-    let mut report = GcReport::default();
-    let start = SystemTime::now();
+    gc_opts(ds, &GcOptions { grace, expected_manifests: None }, progress)
+}
 
-    // Cutoff: older than the grace period and than every live backup.
-    let mut cutoff = start.checked_sub(grace + MTIME_SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    /// A candidate is acted on by a GC at least this long (storage clock)
+    /// after the plan that named it; zero lets a run act on its own plan
+    /// when no backup was running.
+    pub grace: Duration,
+    /// Snapshots (`name`, `id`) the caller knows exist (the catalog's restore
+    /// points in this repository): GC refuses to run when its listing of
+    /// `snapshots/` misses one, since it would delete the chunks they need.
+    pub expected_manifests: Option<Vec<(String, String)>>,
+}
+
+/// Garbage collection with the two-phase plan ([`gc_plan`]): mark every
+/// chunk of every snapshot and live lease, write this run's plan (candidates,
+/// then the live backups), and delete or repack the candidates of the
+/// previous plan (or of this one, see [`GcOptions::grace`]) that are still
+/// unused. `progress`: `bytes_total` is the bytes of the packs to look at,
+/// `bytes_read` grows as each is decided, `bytes_written` counts the bytes
+/// reclaimed (removed less written by repacking). Between two packs (each
+/// removed index first, then pack, as at any crash) it obeys the control:
+/// pause holds, stop ends with `Cancelled`, leaving a consistent repository
+/// with less reclaimed.
+pub fn gc_opts(ds: &Datastore, opts: &GcOptions, progress: &Progress) -> Result<GcReport> {
+    let repo = ds.repo.as_ref();
+    let lock = Lease::acquire_gc(ds.repo.clone())?;
+    let mut report = GcReport::default();
+    let now = repo.server_now()?;
+    let mut clock = ServerClock::known(repo, now);
+
+    // Leases: live ones keep their indexes; stale ones go.
     let mut pinned_indexes = HashSet::new();
-    for (key, info) in lease::list_leases(repo)? {
-        if key == GC_LOCK_KEY {
+    for l in lease::list_leases(repo)? {
+        if l.key == GC_LOCK_KEY {
             continue;
         }
-        match info {
-            Some(l) if l.is_live() => {
-                // A pin writes nothing: only its snapshot's chunks are kept.
-                if l.kind != "pin" {
-                    cutoff = cutoff.min(l.started() - MTIME_SLACK);
-                }
-                pinned_indexes.extend(l.pinned_indexes);
-            }
+        match &l.info {
+            Some(info) if clock.is_live(info, l.modified)? => pinned_indexes.extend(info.pinned_indexes.iter().cloned()),
             _ => {
-                repo.delete(&key)?;
+                repo.delete(&l.key)?;
                 report.stale_leases_removed += 1;
             }
         }
     }
 
     // Mark. A manifest or index that cannot be read stops GC: we could not
-    // know what it references.
+    // know what it references. Nor can a listing that misses a snapshot.
+    let snapshots = ds.list_snapshots(None)?;
+    if let Some(expected) = &opts.expected_manifests {
+        let listed: HashSet<&(String, String)> = snapshots.iter().collect();
+        let missing: Vec<String> = expected.iter().filter(|s| !listed.contains(s)).map(|(n, i)| format!("{n}/{i}")).collect();
+        if let Some(first) = missing.first() {
+            return Err(EngineError::ListingIncomplete { repository: repo.describe(), count: missing.len(), first: first.clone() });
+        }
+    }
     let mut index_keys: HashSet<String> = pinned_indexes;
-    for (name, id) in ds.list_snapshots(None)? {
-        let m = ds.load_manifest(&name, &id)?;
+    for (name, id) in &snapshots {
+        let m = ds.load_manifest(name, id)?;
         report.snapshots += 1;
         index_keys.extend(m.disks.into_iter().map(|d| d.index));
     }
@@ -105,84 +133,176 @@ pub fn gc_with(ds: &Datastore, grace: Duration, progress: &Progress) -> Result<G
     }
     report.chunks_marked = marked.len();
 
-    // Sweep packs.
-    let packs: HashMap<String, (u64, SystemTime)> =
-        repo.list(PACK_PREFIX)?.into_iter().map(|o| (o.key, (o.size, o.modified))).collect();
-    progress.bytes_total.store(packs.values().map(|(s, _)| s).sum(), Ordering::Relaxed);
+    // Every pack as it is now.
+    let packs: HashMap<String, u64> = repo.list(PACK_PREFIX)?.into_iter().map(|o| (o.key, o.size)).collect();
+    progress.bytes_total.store(packs.values().sum(), Ordering::Relaxed);
+    let mut state: HashMap<Digest, (PackNow, u64, Vec<PackEntry>)> = HashMap::new();
     let mut indexed = HashSet::new();
-    let mut to_repack = Vec::new();
     for obj in repo.list(PACK_INDEX_PREFIX)? {
         progress.control.checkpoint()?;
         let Some(id) = pack::id_from_key(&obj.key) else { continue };
         let pkey = pack::pack_key(&id);
         indexed.insert(pkey.clone());
-        let entries = pack::open_index(&id, &repo.get(&obj.key)?, ds.crypt.as_deref())
+        let body = match repo.get(&obj.key) {
+            Ok(b) => b,
+            Err(EngineError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let entries = pack::open_index(&id, &body, ds.crypt.as_deref())
             .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
-        let Some(&(size, modified)) = packs.get(&pkey) else {
+        let Some(&size) = packs.get(&pkey) else {
             // Index of a pack that is gone: useless.
-            if obj.modified < cutoff {
-                repo.delete(&obj.key)?;
-            }
+            state.insert(id, (PackNow::Unused, 0, Vec::new()));
             continue;
         };
-        let unused: u64 =
-            entries.iter().filter(|e| !marked.contains(&e.digest)).map(|e| e.stored_len as u64).sum();
-        let used = entries.iter().any(|e| marked.contains(&e.digest));
-        if used {
-            if modified < cutoff && unused * 100 >= size * REPACK_MIN_UNUSED_PERCENT {
-                // Its progress counts when it is repacked below.
-                to_repack.push(Candidate { id, size, entries });
-            } else {
-                Progress::add(&progress.bytes_read, size);
-                report.packs_kept += 1;
-                report.bytes_unreferenced_in_kept_packs += unused;
+        let unused: u64 = entries.iter().filter(|e| !marked.contains(&e.digest)).map(|e| e.stored_len as u64).sum();
+        let now_ = if !entries.iter().any(|e| marked.contains(&e.digest)) {
+            PackNow::Unused
+        } else if unused * 100 >= size * REPACK_MIN_UNUSED_PERCENT {
+            PackNow::Repack
+        } else {
+            report.bytes_unreferenced_in_kept_packs += unused;
+            PackNow::Keep
+        };
+        state.insert(id, (now_, size, entries));
+    }
+    // Packs without an index: a backup died between the two puts (or is between them).
+    for (key, &size) in &packs {
+        if !indexed.contains(key) {
+            if let Some(id) = pack::id_from_key(key) {
+                state.insert(id, (PackNow::Unused, size, Vec::new()));
             }
-            continue;
         }
-        Progress::add(&progress.bytes_read, size);
-        // Re-read the time right before deciding: a backup may just have touched it.
-        match repo.stat(&pkey)? {
-            Some(info) if info.modified < cutoff => {
-                repo.delete(&obj.key)?;
-                repo.delete(&pkey)?;
-                report.packs_removed += 1;
-                report.bytes_removed += size;
-                Progress::add(&progress.bytes_written, size);
+    }
+    let unused_indexes: Vec<String> =
+        repo.list(INDEX_PREFIX)?.into_iter().map(|o| o.key).filter(|k| !index_keys.contains(k)).collect();
+
+    // Phase 1: this run's plan, claimed with the candidates, then the live
+    // backups recorded (after the plan is visible: store, then load).
+    let previous = gc_plan::newest_plan(repo)?;
+    let mut plan = GcPlan {
+        version: 1,
+        seq: 0,
+        token: lock.info.token.clone().unwrap_or_default(),
+        packs: sorted_hex(state.iter().filter(|(_, s)| s.0 == PackNow::Unused).map(|(id, _)| id)),
+        repack: sorted_hex(state.iter().filter(|(_, s)| s.0 == PackNow::Repack).map(|(id, _)| id)),
+        indexes: unused_indexes.clone(),
+        leases: None,
+    };
+    gc_plan::claim(repo, &mut plan)?;
+    let mut running = Vec::new();
+    for l in lease::list_leases(repo)? {
+        if let Some(info) = &l.info {
+            if info.kind == "backup" && clock.is_live(info, l.modified)? {
+                running.push(l.key);
             }
-            Some(_) => {
+        }
+    }
+    plan.leases = Some(running.clone());
+    gc_plan::record(repo, &plan)?;
+
+    // Phase 2: which candidates may go now.
+    let mut actionable_packs: HashSet<Digest> = HashSet::new();
+    let mut actionable_indexes: HashSet<String> = HashSet::new();
+    if let Some((prev, info)) = &previous {
+        let wait = gc_plan::may_act(prev, info.modified, now, opts.grace, |key| lease_live(repo, &mut clock, key))?;
+        match wait {
+            None => {
+                actionable_packs.extend(gc_plan::Avoid::of(prev).packs);
+                actionable_indexes.extend(prev.indexes.iter().cloned());
+            }
+            Some(w) => tracing::info!(plan = prev.seq, reason = ?w, "the previous GC plan waits"),
+        }
+    }
+    if opts.grace.is_zero() && running.is_empty() {
+        // No backup can be using this run's candidates (see `gc_plan`).
+        actionable_packs.extend(gc_plan::Avoid::of(&plan).packs);
+        actionable_indexes.extend(plan.indexes.iter().cloned());
+    }
+
+    let mut to_repack = Vec::new();
+    let mut ids: Vec<&Digest> = state.keys().collect();
+    ids.sort_unstable_by_key(|d| d.0);
+    for id in ids {
+        progress.control.checkpoint()?;
+        let (now_, size, entries) = &state[id];
+        match gc_plan::decide(*now_, actionable_packs.contains(id)) {
+            Action::Keep => {
+                Progress::add(&progress.bytes_read, *size);
+                report.packs_kept += 1;
+            }
+            Action::Wait => {
+                Progress::add(&progress.bytes_read, *size);
+                report.packs_kept += 1;
                 report.packs_in_grace += 1;
-                report.packs_kept += 1;
+                if *now_ == PackNow::Repack {
+                    report.bytes_unreferenced_in_kept_packs +=
+                        entries.iter().filter(|e| !marked.contains(&e.digest)).map(|e| e.stored_len as u64).sum::<u64>();
+                }
             }
-            None => repo.delete(&obj.key)?,
+            Action::Delete => {
+                // Index first: a pack without index is still an orphan GC finds.
+                repo.delete(&pack::pack_index_key(id))?;
+                repo.delete(&pack::pack_key(id))?;
+                Progress::add(&progress.bytes_read, *size);
+                Progress::add(&progress.bytes_written, *size);
+                if *size > 0 {
+                    report.packs_removed += 1;
+                    report.bytes_removed += size;
+                }
+            }
+            // Its progress counts when it is repacked below.
+            Action::Repack => to_repack.push(Candidate { id: *id, size: *size, entries: entries.clone() }),
         }
     }
-    repack(ds, to_repack, &marked, cutoff, progress, &mut report)?;
-    // Packs without an index: a backup died between the two puts.
-    for (key, (size, modified)) in &packs {
-        if !indexed.contains(key) && *modified < cutoff {
-            progress.control.checkpoint()?;
-            repo.delete(key)?;
-            Progress::add(&progress.bytes_read, *size);
-            Progress::add(&progress.bytes_written, *size);
-            report.packs_removed += 1;
-            report.bytes_removed += size;
-        }
-    }
+    repack(ds, to_repack, &marked, progress, &mut report)?;
     // Fixed indexes no snapshot uses.
-    for obj in repo.list(INDEX_PREFIX)? {
-        if !index_keys.contains(&obj.key) && obj.modified < cutoff {
-            repo.delete(&obj.key)?;
+    for key in &unused_indexes {
+        if actionable_indexes.contains(key) {
+            repo.delete(key)?;
             report.indexes_removed += 1;
         }
     }
-    // Temporary files of interrupted writes.
-    for obj in repo.list("tmp/")? {
-        if obj.modified < cutoff {
-            repo.delete(&obj.key)?;
-            report.temp_files_removed += 1;
+    // Temporary files of interrupted writes (local directories), by age on
+    // the storage's clock, and only while no backup runs (its writes in
+    // flight are there).
+    if running.is_empty() {
+        let cutoff = now.checked_sub(opts.grace + MTIME_SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
+        for obj in repo.list("tmp/")? {
+            if obj.modified < cutoff {
+                repo.delete(&obj.key)?;
+                report.temp_files_removed += 1;
+            }
         }
     }
+    // Plans before the previous one are of no use any more.
+    if let Some((prev, _)) = &previous {
+        for seq in gc_plan::plan_seqs(repo)?.into_iter().filter(|&s| s < prev.seq) {
+            repo.delete(&gc_plan::plan_key(seq))?;
+        }
+    }
+    drop(lock);
     Ok(report)
+}
+
+/// Whether the lease at `key` is still live (gone or unreadable: no).
+fn lease_live(repo: &dyn Repository, clock: &mut ServerClock<'_>, key: &str) -> Result<bool> {
+    let Some(info) = repo.stat(key)? else { return Ok(false) };
+    let body = match repo.get(key) {
+        Ok(b) => b,
+        Err(EngineError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match serde_json::from_slice::<LeaseInfo>(&body) {
+        Ok(l) => clock.is_live(&l, info.modified),
+        Err(_) => Ok(false),
+    }
+}
+
+fn sorted_hex<'a>(ids: impl Iterator<Item = &'a Digest>) -> Vec<String> {
+    let mut v: Vec<String> = ids.map(|d| d.to_hex()).collect();
+    v.sort_unstable();
+    v
 }
 
 struct Candidate {
@@ -209,7 +329,6 @@ fn repack(
     ds: &Datastore,
     candidates: Vec<Candidate>,
     marked: &HashSet<Digest>,
-    cutoff: SystemTime,
     progress: &Progress,
     report: &mut GcReport,
 ) -> Result<()> {
@@ -245,11 +364,11 @@ fn repack(
         Progress::add(&progress.bytes_read, c.size);
         if builder.len() >= pack_size {
             let full = std::mem::replace(&mut builder, PackBuilder::with_capacity(pack_size + ds.config.chunk_size as usize));
-            retire(ds, full, std::mem::take(&mut sources), cutoff, progress, report)?;
+            retire(ds, full, std::mem::take(&mut sources), progress, report)?;
         }
     }
     if !sources.is_empty() {
-        retire(ds, builder, sources, cutoff, progress, report)?;
+        retire(ds, builder, sources, progress, report)?;
     }
     Ok(())
 }
@@ -259,7 +378,6 @@ fn retire(
     ds: &Datastore,
     new: PackBuilder,
     sources: Vec<(Digest, u64)>,
-    cutoff: SystemTime,
     progress: &Progress,
     report: &mut GcReport,
 ) -> Result<()> {
@@ -273,18 +391,14 @@ fn retire(
     let mut removed = 0;
     for (id, size) in sources {
         let key = pack::pack_key(&id);
-        match repo.stat(&key)? {
-            Some(info) if info.modified < cutoff => {
-                repo.delete(&pack::pack_index_key(&id))?;
-                repo.delete(&key)?;
-                report.packs_removed += 1;
-                report.packs_repacked += 1;
-                report.bytes_removed += size;
-                removed += size;
-            }
-            // Touched by a backup since: kept (its chunks are now in two packs).
-            Some(_) => report.packs_kept += 1,
-            None => {}
+        // No backup can be using it (it was a candidate of a plan GC may act on).
+        if repo.stat(&key)?.is_some() {
+            repo.delete(&pack::pack_index_key(&id))?;
+            repo.delete(&key)?;
+            report.packs_removed += 1;
+            report.packs_repacked += 1;
+            report.bytes_removed += size;
+            removed += size;
         }
     }
     Progress::add(&progress.bytes_written, removed.saturating_sub(written));

@@ -77,32 +77,39 @@
 //!
 //! # Locks and garbage collection
 //!
-//! * **Backup** holds a lease object (`locks/backup-<uuid>.json`: pid, host,
-//!   start time, parent index keys it reuses) from before it loads the chunk
-//!   map until its manifest is written ([`lease`]). When it first reuses a
-//!   chunk from a pack, it *touches* the pack (refreshes its mtime) and learns
-//!   whether it still exists; a vanished pack's chunks are stored anew. Before
-//!   writing the manifest it checks that every pack it reused still exists;
-//!   if not (a GC decided just before the touch), that attempt writes no
-//!   snapshot and the backup starts over from the source (bounded retries).
-//! * **GC** takes the exclusive `locks/gc.lock` (create-if-absent). Cutoff =
-//!   min(now − grace, start of the oldest live backup lease) − 1 s of slack
-//!   for coarse filesystem timestamps. Mark: every chunk
-//!   of every fixed index named by a manifest or a live lease (a manifest that
-//!   cannot be read aborts GC). Sweep: a pack whose chunks are all unmarked is
-//!   deleted (pack index first, then pack) only if its mtime, re-read just
-//!   before, is older than the cutoff. So packs written by a running backup
-//!   (newer than its lease), packs it touched, and the parent it reuses are
-//!   never swept; orphans of crashed backups (packs without index, unused
-//!   fixed indexes, `tmp/` files) go once older than the cutoff. A pack
-//!   older than the cutoff that is partly used, with at least 10 % of its
-//!   bytes unreferenced, is repacked ([`gc`]): its chunks in use are copied
-//!   (stored bytes as they are) into new packs written whole with their
-//!   indexes, and only then is the old pack removed, under the same re-read
-//!   of its time. A backup that reused a chunk of it starts over as above;
-//!   a reader whose pack has gone looks the chunk up again in the pack
-//!   indexes written since. A backup loading the chunk map skips a pack
-//!   index that vanishes under it. GC never touches `dicts/`.
+//! No decision compares this machine's clock with an object's time, and no
+//! listing is trusted to be complete on its own (object stores, [`gc_plan`]).
+//!
+//! * **Leases** ([`lease`]): a backup holds `locks/backup-<uuid>.json` (pid,
+//!   host, parent index keys it reuses) from before it loads the chunk map
+//!   until its manifest is written; a pin holds a snapshot. A heartbeat
+//!   rewrites each lease every 60 s; a lease is live while the storage's
+//!   clock ([`repository::Repository::server_now`]: a probe object's time)
+//!   is less than 10 minutes past the lease's own time; on its own host a
+//!   dead pid makes it stale at once. A backup whose heartbeat has not landed
+//!   for 7 minutes commits nothing.
+//! * **GC** takes the exclusive `locks/gc.lock` (create-if-absent with a
+//!   random token, so our own retried write is recognised). Mark: every
+//!   chunk of every fixed index named by a manifest or a live lease (a
+//!   manifest that cannot be read aborts GC, and so does a listing of
+//!   `snapshots/` that misses a snapshot the caller knows exists). Then the
+//!   two-phase plan ([`gc_plan`]): GC writes `gc/plan-<seq>` with its
+//!   candidates (unreferenced packs and fixed indexes, partly used packs to
+//!   repack), then records the live backups in it; a backup, after putting
+//!   its lease, reads the newest plan and neither reuses a candidate's
+//!   chunks nor writes onto a candidate's key. A later GC deletes (pack
+//!   index first, then pack) or repacks a candidate of the previous plan
+//!   once that plan is the grace period old (storage clock) and every backup
+//!   it recorded has ended, and only if the candidate is still unused; with
+//!   no grace and no backup running, a GC acts on its own plan at once.
+//!   Repacking copies a partly used pack's chunks in use (stored bytes as
+//!   they are) into new packs written whole with their indexes, and only
+//!   then removes the old pack; a reader whose pack has gone looks the chunk
+//!   up again in the pack indexes written since. `tmp/` files go by age
+//!   (storage clock) while no backup runs. GC never touches `dicts/`.
+//! * **Backup safety net**: before its manifest a backup checks that every
+//!   pack it reused still exists; if not, that attempt writes no snapshot
+//!   and the backup starts over from the source (bounded retries).
 //! * **Prune / forget** delete manifests only (chunks go at the next GC), and
 //!   never one whose `immutable_until` lies in the future ([`prune`]).
 //! * **Restore, verify, stats, random-access reads** take no lock: they only
@@ -121,6 +128,7 @@ pub mod digest;
 pub mod error;
 pub mod fixed_index;
 pub mod gc;
+pub mod gc_plan;
 pub mod lease;
 pub mod limits;
 pub mod local_repository;

@@ -77,14 +77,6 @@ pub trait Repository: Send + Sync {
     fn get(&self, key: &str) -> Result<Vec<u8>>;
     /// `len` bytes at `offset` (ranged GET).
     fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
-    /// How many requests are worth having in flight at once. 0: a local
-    /// directory (reads about as fast as chunks decode: one reader per core;
-    /// one pack written at a time). An object store, where every request
-    /// waits on the network, says more: restore runs that many ranged reads
-    /// in parallel and backup uploads up to 4 packs at once.
-    fn parallel_requests(&self) -> usize {
-        0
-    }
     /// Write or replace an object atomically: readers see the old or the new
     /// object, never a part. Durable when it returns.
     fn put(&self, key: &str, data: &[u8]) -> Result<()>;
@@ -121,4 +113,24 @@ pub trait Repository: Send + Sync {
             std::io::Error::other(format!("{}: this storage cannot lock objects (no Object Lock)", self.describe())),
         ))
     }
+    /// The storage's own clock: a probe object is written, its modification
+    /// time read back, and the probe removed. Every decision that compares
+    /// object times (lease liveness, plan age in GC) compares them with this,
+    /// never with the caller's clock.
+    fn server_now(&self) -> Result<SystemTime> {
+        let key = format!("{CLOCK_PROBE_PREFIX}{}", uuid::Uuid::new_v4());
+        self.put(&key, b"clock probe")?;
+        let info = self.stat(&key);
+        let _ = self.delete(&key);
+        match info? {
+            Some(info) => Ok(info.modified),
+            None => Err(super::error::EngineError::Pipeline(format!(
+                "{}: the clock probe '{key}' vanished right after it was written",
+                self.describe()
+            ))),
+        }
+    }
 }
+
+/// Keys of [`Repository::server_now`]'s probes (not leases).
+pub const CLOCK_PROBE_PREFIX: &str = "locks/clock-";

@@ -7,8 +7,10 @@
 //!   each restore point in the catalog is then marked `verified` or
 //!   `corrupt` with the reason, and damage raises an alert. A stopped
 //!   verify marks nothing.
-//! * **GC** removes packs no restore point references (mark and sweep with
-//!   a grace period, safe beside running backups: see `engine::gc`) and
+//! * **GC** removes packs no restore point references (mark, then the
+//!   two-phase plan of `engine::gc_plan`, safe beside running backups; it
+//!   refuses when the repository's listing misses a restore point of the
+//!   catalog) and
 //!   reports the bytes given back. A stopped GC leaves the repository
 //!   consistent: each pack goes index first, then data, as at any crash.
 //! * **Prune** applies each backup flow's retention to the restore points
@@ -34,8 +36,9 @@ use crate::db::entities::{backups, flows, jobs, repositories};
 use crate::engine::progress::Progress;
 use crate::engine::{gc, verify, EngineError};
 
-/// Default grace period of GC jobs: packs younger than this are kept even
-/// when unreferenced (running backups are protected by their leases anyway).
+/// Default grace period of GC jobs: a pack found unreferenced is deleted by
+/// a GC at least this long (by the storage's clock) after the one that named
+/// it in its plan (running backups are protected by their leases anyway).
 pub const DEFAULT_GC_GRACE_SECS: u64 = 3600;
 
 /// Longest reason stored on a damaged restore point, in characters.
@@ -213,11 +216,23 @@ async fn record_verify(runner: &Runner, repository_id: &str, outcome: VerifyOutc
 async fn run_gc(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, progress: Arc<Progress>) -> Result<(), String> {
     let grace = Duration::from_secs(runner.gc_grace_secs());
     telemetry::log(runner, &job.id, LogLevel::Info, format!(
-        "collecting garbage in repository '{}' (packs younger than {} s and those of running backups are kept)",
+        "collecting garbage in repository '{}' (packs found unreferenced less than {} s ago and those of running backups are kept)",
         repo.name,
         grace.as_secs()
     ))
     .await;
+    // The restore points the catalog knows there: GC refuses to run when the
+    // repository's listing misses one (an incomplete listing would make it
+    // delete their chunks). Damaged ones may have lost their manifest.
+    let expected: Vec<(String, String)> = backups::Entity::find()
+        .filter(backups::Column::RepositoryId.eq(repo.id.clone()))
+        .filter(backups::Column::Status.ne(BackupStatus::Corrupt.as_str()))
+        .all(runner.db())
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|b| (b.snapshot_name, b.snapshot_id))
+        .collect();
     let row = repo.clone();
     let data_dir = runner.data_dir()?;
     let p = progress.clone();
@@ -225,7 +240,7 @@ async fn run_gc(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, 
     let started = Instant::now();
     let result = tokio::task::spawn_blocking(move || {
         let ds = repo_logic::open_datastore(&data_dir, &row)?;
-        let r = gc::gc_with(&ds, grace, &p);
+        let r = gc::gc_opts(&ds, &gc::GcOptions { grace, expected_manifests: Some(expected) }, &p);
         // Stopped or not, what was removed is gone: the statistics follow.
         if p.bytes_written.load(std::sync::atomic::Ordering::Relaxed) > 0 || r.is_ok() {
             if let Err(e) = stats.refresh(std::path::Path::new(&row.path), &ds) {
@@ -248,7 +263,7 @@ async fn run_gc(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, 
     };
     let took = started.elapsed();
     telemetry::log(runner, &job.id, LogLevel::Info, format!(
-        "{} snapshots, {} chunks in use; reclaimed {} bytes: removed {} packs ({} bytes; {} of them partly used, their chunks in use copied into {} new packs of {} bytes), {} unused indexes, {} temporary files; kept {} packs ({} within the grace period, {} unreferenced bytes inside packs still in use) in {:.1} s ({} looked at)",
+        "{} snapshots, {} chunks in use; reclaimed {} bytes: removed {} packs ({} bytes; {} of them partly used, their chunks in use copied into {} new packs of {} bytes), {} unused indexes, {} temporary files; kept {} packs ({} of them waiting for a later GC, {} unreferenced bytes inside packs still in use) in {:.1} s ({} looked at)",
         report.snapshots,
         report.chunks_marked,
         report.reclaimed(),
