@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use engine_support::{make_image, mutate, same_file};
+use engine_support::{fails, make_image, mutate, ok, p, same_file};
 use sendense::catalog::repository_setup::object_lock_check;
 use sendense::engine::backup::{self, BackupOptions, DiskSource};
 use sendense::engine::block_source::FileSource;
@@ -41,6 +41,15 @@ fn backup_image(ds: &Datastore, image: &Path, ranges: Option<Vec<(u64, u64)>>, l
     let source = Arc::new(FileSource::open(image).unwrap());
     let disks = [DiskSource { name: "disk0".into(), source, changed_ranges: ranges, cbt_token: None }];
     backup::backup(ds, &opts, &disks, &Progress::new()).map_err(|e| e.to_string())
+}
+
+/// `spec` as a 0600 spec file for the CLI's `--spec-file`.
+fn spec_file(dir: &Path, spec: &sendense::repos::RepoSpec) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let f = dir.join("repo.json");
+    std::fs::write(&f, serde_json::to_vec(spec).unwrap()).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    f
 }
 
 fn objects(moto: &Moto, bucket: &str) -> Vec<BucketVersion> {
@@ -132,8 +141,11 @@ fn governance_refuses_deletes_without_bypass() {
     Datastore::init_spec(&spec, None, DEFAULT_CHUNK_SIZE).unwrap();
     let ds = Datastore::open_spec(&spec, None).unwrap();
     let m = backup_image(&ds, &img, None, Some(LockMode::Governance)).unwrap();
+    // The CLI asks the same (`image backup --object-lock`).
+    let f = spec_file(t.path(), &spec);
+    ok(&["image", "backup", "--spec-file", p(&f), "--id", "vm2", "--immutable-days", "1", "--object-lock", "governance", p(&img), "--no-progress"]);
     let n = assert_locked(&moto, "gov", "GOVERNANCE", until(&m));
-    assert!(n >= 5, "{n}");
+    assert!(n >= 6 && objects(&moto, "gov").iter().filter(|v| v.key.starts_with("snapshots/")).count() == 2, "{n}");
     // The bucket's lock is what the repository test reads.
     let backend = open_backend(&spec).unwrap();
     let check = object_lock_check(backend.as_ref(), &spec);
@@ -157,6 +169,10 @@ fn a_bucket_without_object_lock_fails_the_backup_before_writing() {
     assert!(written.is_empty(), "a refused backup wrote {written:?}");
     assert!(ds.list_snapshots(None).unwrap().is_empty());
     assert_eq!(retention_puts(&moto), 0);
+    let f = spec_file(t.path(), &spec);
+    let cli = fails(&["image", "backup", "--spec-file", p(&f), "--id", "vm1", "--immutable-days", "1", "--object-lock", "compliance", p(&img), "--no-progress"]);
+    assert!(cli.contains("s3://plain") && cli.contains("no Object Lock"), "{cli}");
+    assert!(ds.list_snapshots(None).unwrap().is_empty());
 
     let backend = open_backend(&spec).unwrap();
     let check = object_lock_check(backend.as_ref(), &spec);

@@ -119,9 +119,14 @@ pub enum RepoCommand {
         dir: RepoDir,
         #[command(flatten)]
         key: KeyArg,
-        /// Only objects older than this are removed.
+        /// A pack found unreferenced is removed by a GC at least this long
+        /// (by the storage's clock) after the GC that first named it.
         #[arg(long, default_value_t = 86400)]
         grace_seconds: u64,
+        /// A snapshot (NAME/ID) known to exist, e.g. from a catalog; GC
+        /// refuses when the repository's listing misses one. Repeatable.
+        #[arg(long = "expect", value_name = "NAME/ID")]
+        expect: Vec<String>,
     },
     /// Apply retention rules (per snapshot name), then run `repo gc` to reclaim space.
     Prune {
@@ -198,6 +203,10 @@ pub enum ImageCommand {
         /// Snapshot cannot be deleted or pruned for this many days.
         #[arg(long)]
         immutable_days: Option<u32>,
+        /// With --immutable-days: the storage itself refuses deletes until
+        /// then (S3 Object Lock in this mode; the bucket needs Object Lock).
+        #[arg(long, value_name = "governance|compliance", value_parser = parse_lock_mode, requires = "immutable_days")]
+        object_lock: Option<crate::engine::repository::LockMode>,
         #[command(flatten)]
         key: KeyArg,
         #[command(flatten)]
@@ -331,11 +340,19 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
                 anyhow::bail!("verify found {} problems in {}", r.errors.len(), ds.repo.describe());
             }
         }
-        RepoCommand::Gc { dir, key: k, grace_seconds } => {
+        RepoCommand::Gc { dir, key: k, grace_seconds, expect } => {
             let ds = Datastore::open_spec(&dir.spec()?, key(&k))?;
-            let r = gc::gc(&ds, Duration::from_secs(grace_seconds))?;
+            let mut expected = Vec::new();
+            for e in &expect {
+                let Some((name, id)) = e.split_once('/').filter(|(n, i)| !n.is_empty() && !i.is_empty()) else {
+                    anyhow::bail!("--expect '{e}': give NAME/ID");
+                };
+                expected.push((name.to_string(), id.to_string()));
+            }
+            let opts = gc::GcOptions { grace: Duration::from_secs(grace_seconds), expected_manifests: (!expected.is_empty()).then_some(expected) };
+            let r = gc::gc_opts(&ds, &opts, &super::progress::Progress::new())?;
             println!(
-                "gc: {} snapshots, {} chunks in use; reclaimed {} bytes: removed {} packs ({} bytes; {} of them repacked into {} new packs of {} bytes), {} indexes, {} temp files, {} stale leases; kept {} packs ({} within the grace period, {} unreferenced bytes inside used packs)",
+                "gc: {} snapshots, {} chunks in use; reclaimed {} bytes: removed {} packs ({} bytes; {} of them repacked into {} new packs of {} bytes), {} indexes, {} temp files, {} stale leases; kept {} packs ({} of them waiting for a later GC, {} unreferenced bytes inside used packs)",
                 r.snapshots, r.chunks_marked, r.reclaimed(), r.packs_removed, r.bytes_removed, r.packs_repacked,
                 r.packs_written, r.bytes_written, r.indexes_removed, r.temp_files_removed, r.stale_leases_removed,
                 r.packs_kept, r.packs_in_grace, r.bytes_unreferenced_in_kept_packs
@@ -404,14 +421,20 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `governance` / `compliance` (any case).
+fn parse_lock_mode(s: &str) -> Result<crate::engine::repository::LockMode, String> {
+    crate::engine::repository::LockMode::from_s3(s).ok_or_else(|| format!("'{s}': use governance or compliance"))
+}
+
 pub fn run_image(cmd: ImageCommand) -> anyhow::Result<()> {
     match cmd {
-        ImageCommand::Backup { repo, id, image, changed_ranges: ranges, parent, immutable_days, key: k, out } => {
+        ImageCommand::Backup { repo, id, image, changed_ranges: ranges, parent, immutable_days, object_lock, key: k, out } => {
             let ds = Datastore::open_spec(&repo.spec()?, key(&k))?;
             let ranges = ranges.map(|p| changed_ranges::load(&p)).transpose()?;
             let mut opts = BackupOptions::new(&id);
             opts.parent = parent;
             opts.immutable_days = immutable_days;
+            opts.object_lock = object_lock;
             opts.workers = workers(&out);
             let progress = Arc::new(Progress::new());
             let bar = Bar::start(progress.clone(), !out.no_progress, "backup");
