@@ -276,7 +276,7 @@ async fn a_vm_is_backed_up_to_s3_its_restore_points_verified_and_restored() {
     assert_eq!(failed["job"]["status"], "failed", "{}", failed["job"]);
     let error = failed["job"]["error"].as_str().unwrap_or_default().to_owned();
     eprintln!("backup with moto killed, failed after {:.1} s: {error}", started.elapsed().as_secs_f64());
-    assert!(error.contains("sendense-doomed") && (error.contains("refused") || error.contains("answer") || error.contains("connect")), "{error}");
+    assert!(error.contains("repository 'doomed-s3'") && error.contains("sendense-doomed") && (error.contains("refused") || error.contains("answer") || error.contains("connect")), "{error}");
     assert!(!error.contains(&sk), "no secret in the job's error");
     let after = points(&api, &vm).await;
     assert_eq!(after.len(), before, "no restore point from the failed backup");
@@ -326,7 +326,7 @@ async fn an_azure_repository_that_stops_answering_fails_the_backup_cleanly_and_t
     assert_eq!(failed["job"]["status"], "failed", "{}", failed["job"]);
     let error = failed["job"]["error"].as_str().unwrap_or_default().to_owned();
     eprintln!("backup with Azurite killed, failed after {:.1} s: {error}", started.elapsed().as_secs_f64());
-    assert!(error.contains("sendense-jobs") && (error.contains("refused") || error.contains("answer") || error.contains("connect")), "{error}");
+    assert!(error.contains("repository 'offsite-azure'") && error.contains("sendense-jobs") && (error.contains("refused") || error.contains("answer") || error.contains("connect")), "{error}");
     assert!(points(&api, &vm).await.is_empty(), "no restore point from the failed backup");
 
     // Azurite comes back with its data: nothing half-written is visible, and the next backup succeeds.

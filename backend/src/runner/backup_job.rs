@@ -10,6 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection
 use shared_types::flow::FlowState;
 use shared_types::jobs::{BackupType, JobStatus, LogLevel};
 use shared_types::platform::PlatformKind;
+use shared_types::repositories::RepositoryKind;
 
 use super::{retention, telemetry, Runner};
 use crate::catalog::backups::{record, NewBackup};
@@ -161,6 +162,10 @@ async fn execute(
     let report = match result {
         Ok(Ok(r)) => r,
         Ok(Err(JobError::Engine(EngineError::Cancelled))) => return Err("stopped by an operator; no restore point was written".into()),
+        // An object store's error names it by its location: say which catalog repository that is.
+        Ok(Err(e)) if plan.repository.kind != RepositoryKind::Local.as_str() => {
+            return Err(format!("backup to {} repository '{}' failed: {e}", plan.repository.kind, plan.repository.name))
+        }
         Ok(Err(e)) => return Err(e.to_string()),
         Err(e) => return Err(format!("the backup thread failed: {e}")),
     };
