@@ -5,12 +5,14 @@
 //! workers (one per core) detect zero chunks, digest, and compress+encrypt only
 //! chunks the store does not already hold → this thread (the writer) fills the
 //! fixed index and appends new chunks to an in-memory pack → an uploader
-//! thread writes each full pack and then its pack index, create-if-absent.
+//! thread (up to 4 on an object store, each with its own pack) writes each
+//! full pack and then its pack index, create-if-absent.
 //! Only after every pack, pack index and fixed index is durable is the
 //! manifest put (atomic replace), which makes the snapshot visible.
 
 use std::collections::HashSet;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -268,16 +270,25 @@ fn backup_once(
     let store = Arc::new(store);
     stage("leased");
 
-    let (pack_tx, pack_rx) = sync_channel::<PackJob>(1);
-    let uploader = {
+    // One uploader on a local directory; on an object store up to
+    // MAX_UPLOADS PUTs at once, each uploader writing a pack, then its index.
+    let uploads = ds.repo.parallel_requests().clamp(1, MAX_UPLOADS);
+    let (pack_tx, pack_rx) = sync_channel::<PackJob>(uploads);
+    let queue = Arc::new(UploadQueue { rx: Mutex::new(pack_rx), failed: AtomicBool::new(false) });
+    let mut uploaders = Vec::with_capacity(uploads);
+    for i in 0..uploads {
         let repo = ds.repo.clone();
         let crypt = ds.crypt.clone();
         let avoid = avoid.clone();
-        std::thread::Builder::new()
-            .name("sendense-upload".into())
-            .spawn(move || upload_packs(repo.as_ref(), crypt.as_deref(), &avoid, pack_rx))
-            .map_err(|e| EngineError::Pipeline(format!("spawn uploader: {e}")))?
-    };
+        let queue = queue.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("sendense-upload-{i}"))
+            .spawn(move || upload_packs(repo.as_ref(), crypt.as_deref(), &avoid, &queue))
+            .map_err(|e| EngineError::Pipeline(format!("spawn uploader: {e}")))?;
+        uploaders.push(spawned);
+    }
+    // The uploaders hold the queue: when all have stopped, sends fail.
+    drop(queue);
     let pack_size = ds.config.pack_size as usize;
     let mut writer = Writer {
         pack: PackBuilder::with_capacity(pack_size + chunk_size as usize),
@@ -305,7 +316,14 @@ fn backup_once(
         }
     }
     drop(writer.pack_tx.take());
-    let upload = uploader.join().map_err(|_| EngineError::Pipeline("uploader thread panicked".into()))?;
+    let mut upload = Ok(0u64);
+    for u in uploaders {
+        let r = u.join().map_err(|_| EngineError::Pipeline("uploader thread panicked".into()))?;
+        upload = match (upload, r) {
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(a), Ok(b)) => Ok(a + b),
+        };
+    }
     let bytes_uploaded = match (upload, &result) {
         (Err(e), _) => return Err(e),
         (Ok(_), Err(_)) => return Err(result.unwrap_err()),
@@ -432,9 +450,32 @@ impl Writer {
     }
 }
 
-fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid, rx: Receiver<PackJob>) -> Result<u64> {
+/// Uploaders at once on an object store ([`Repository::parallel_requests`]).
+const MAX_UPLOADS: usize = 4;
+
+/// The packs to upload, shared by the uploaders; `failed` stops the others
+/// when one fails (the backup then ends with that error).
+struct UploadQueue {
+    rx: Mutex<Receiver<PackJob>>,
+    failed: AtomicBool,
+}
+
+fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid, queue: &UploadQueue) -> Result<u64> {
+    let r = upload_from(repo, crypt, avoid, queue);
+    if r.is_err() {
+        queue.failed.store(true, AtomicOrdering::Relaxed);
+    }
+    r
+}
+
+fn upload_from(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid, queue: &UploadQueue) -> Result<u64> {
     let mut written = 0u64;
-    for mut job in rx {
+    loop {
+        if queue.failed.load(AtomicOrdering::Relaxed) {
+            return Ok(written);
+        }
+        let next = queue.rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(mut job) = next else { return Ok(written) };
         // A pack with the bytes of a GC candidate (the same chunks stored
         // again in the same order) would land on a key a GC may delete:
         // trailing bytes no entry covers give it another id.
@@ -445,7 +486,6 @@ fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoi
         }
         written += pack::write(repo, crypt, &job.data, &job.entries)?.1;
     }
-    Ok(written)
 }
 
 #[allow(clippy::too_many_arguments)]
