@@ -136,11 +136,15 @@ async fn management_on(f: Fixture) {
     assert!(msg.contains("cat.jpg"), "{msg}");
     let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(over), StatusCode::OK).await;
     assert!(!t.ok && t.checks.len() == 1 && t.checks[0].message.contains("cat.jpg"), "{t:?}");
+    let unmounted = json!({"name": "nfs", "kind": "local", "path": outside.path().join("not-mounted/site-c").display().to_string()});
+    let msg = refused_field(&api, "POST", "/api/v1/repositories", unmounted, StatusCode::UNPROCESSABLE_ENTITY, "path").await;
+    assert!(msg.contains("parent directory") && msg.contains("not-mounted"), "{msg}");
     let keys = json!({"name": "keys", "kind": "local", "path": data.join("keys").display().to_string()});
     refused_field(&api, "POST", "/api/v1/repositories", keys, StatusCode::UNPROCESSABLE_ENTITY, "path").await;
     for (body, field) in [
         (json!({"name": "x", "kind": "local"}), "path"),
         (json!({"name": "x", "kind": "local", "path": "relative/dir"}), "path"),
+        (json!({"name": "x", "kind": "local", "path": "/top-level"}), "path"),
         (json!({"name": "x", "kind": "local", "path": "/srv/../etc"}), "path"),
         (json!({"name": "", "kind": "local", "path": "/srv/x"}), "name"),
         (json!({"name": "x", "kind": "local", "path": "/srv/x", "bucket": "b"}), "bucket"),
@@ -360,9 +364,22 @@ async fn object_store_repositories_on_sqlite() {
     // Immutability asked: the Object Lock check runs.
     let mut locked = s3("locked", "repo-lock", &secret);
     locked["immutable_days"] = json!(7);
-    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(locked), StatusCode::OK).await;
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(locked.clone()), StatusCode::OK).await;
     assert_eq!(t.immutability, Immutability::Storage);
-    assert!(t.checks.iter().any(|c| c.check == TestCheck::ObjectLock), "{t:?}");
+    assert!(t.ok && t.checks.iter().any(|c| c.check == TestCheck::ObjectLock && c.ok), "a bucket with Object Lock: {t:?}");
+    let mut unlocked = s3("unlocked", "repo-s3", &secret);
+    unlocked["immutable_days"] = json!(7);
+    unlocked["prefix"] = json!("site-z");
+    let t: RepositoryTest = api.ok("POST", "/api/v1/repositories/test", Some(unlocked.clone()), StatusCode::OK).await;
+    let failed = t.checks.iter().find(|c| !c.ok).expect("a failed check");
+    assert!(failed.check == TestCheck::ObjectLock && failed.message.contains("no Object Lock"), "{t:?}");
+    refused_field(&api, "POST", "/api/v1/repositories", unlocked, StatusCode::UNPROCESSABLE_ENTITY, "immutable_days").await;
+    // Added with Object Lock: the storage enforces it, in the mode asked.
+    locked["object_lock_mode"] = json!("compliance");
+    let reply = api.call("POST", "/api/v1/repositories", Some(locked)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let lr: Repository = reply.json();
+    assert_eq!((lr.immutability, lr.immutable_days, lr.object_lock_mode.map(|m| m.as_str())), (Immutability::Storage, 7, Some("compliance")));
 
     // Added: created in the bucket under its prefix.
     let reply = api.call("POST", "/api/v1/repositories", Some(s3("offsite", "repo-s3", &secret))).await;

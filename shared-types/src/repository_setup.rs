@@ -181,8 +181,8 @@ pub fn check_path(v: &str) -> Result<(), FieldProblem> {
     if v.split('/').any(|p| p == ".." || p == ".") {
         return Err(problem("path", "write the path without '.' or '..' parts"));
     }
-    if v == "/" {
-        return Err(problem("path", "the root directory cannot hold a repository: choose a directory of its own"));
+    if v.trim_end_matches('/').matches('/').count() < 2 {
+        return Err(problem("path", format!("'{v}' is a top-level directory: choose a directory below one, e.g. /srv/backups/site-a")));
     }
     Ok(())
 }
@@ -544,6 +544,8 @@ mod tests {
         assert!(local("/srv/backups/a").validate().is_ok());
         assert_eq!(field(local("relative/dir").validate()), "path");
         assert_eq!(field(local("/srv/../etc").validate()), "path");
+        assert_eq!(field(local("/backups").validate()), "path");
+        assert_eq!(field(local("/").validate()), "path");
         assert_eq!(field(CreateRepository { path: None, ..local("/x") }.validate()), "path");
         assert_eq!(field(CreateRepository { bucket: Some("b1b".into()), ..local("/x") }.validate()), "bucket");
         assert!(s3().validate().is_ok());

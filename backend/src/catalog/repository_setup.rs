@@ -335,6 +335,16 @@ pub fn test_local(data_dir: &Path, path: &Path, others: &[repositories::Model], 
         checks.push(check(TestCheck::Reachable, false, format!("no directory of '{}' exists", path.display())));
         return outcome(checks, Some(&found), immutability);
     };
+    // Only the repository's own directory is created: a missing parent is
+    // more often a share that is not mounted than a wish for new directories.
+    if let Some(parent) = path.parent().filter(|p| !p.is_dir()) {
+        checks.push(check(
+            TestCheck::Reachable,
+            false,
+            format!("the parent directory '{}' does not exist: create it, or mount the share there, first", parent.display()),
+        ));
+        return outcome(checks, Some(&found), immutability);
+    }
     let reach = if dir == path { format!("'{}' exists", path.display()) } else { format!("'{}' will be created in '{}'", path.display(), dir.display()) };
     checks.push(check(TestCheck::Reachable, true, reach));
     probe_local(&dir, &mut checks);
@@ -573,6 +583,9 @@ mod tests {
     fn local_test_probes_and_refuses_foreign_files() {
         let data = tempfile::tempdir().unwrap();
         let target = data.path().join("repos/new");
+        let t = test_local(data.path(), &target, &[], Immutability::None);
+        assert!(!t.ok && t.checks[1].message.contains("parent directory"), "{t:?}");
+        std::fs::create_dir_all(data.path().join("repos")).unwrap();
         let t = test_local(data.path(), &target, &[], Immutability::None);
         assert!(t.ok, "{t:?}");
         assert!(!target.exists(), "the test created nothing");
