@@ -212,6 +212,7 @@ def main():
     ap.add_argument("--bench-dir", default=os.environ.get("SENDENSE_BENCH_DIR", os.path.join(HERE, "..", "..", "shared", "bench")))
     ap.add_argument("--tools", default="sendense,restic,borg")
     ap.add_argument("--with-8g", action="store_true", help="also measure Sendense peak RSS on an 8 GiB image")
+    ap.add_argument("--repo", default="local", choices=("local",), help="s3|azure: bench-engine-object.py")
     a = ap.parse_args()
     w = a.workdir
     os.makedirs(os.path.join(w, "src"), exist_ok=True)
