@@ -266,3 +266,21 @@ fn kill_9_during_a_backup_to_s3_leaves_nothing_visible() {
     let backend = open_backend(&spec).unwrap();
     assert!(backend.list("gc/").unwrap().len() <= 2, "old plans are removed");
 }
+
+/// `repo gc --expect NAME/ID`: the CLI refuses GC, naming the repository,
+/// when the listing misses a snapshot it was told exists.
+#[test]
+fn the_cli_gc_refuses_when_a_known_snapshot_is_not_listed() {
+    let t = tempfile::tempdir().unwrap();
+    let (repo, img) = (t.path().join("repo"), t.path().join("d.raw"));
+    make_random_image(&img, 51, 2);
+    ok(&["repo", "init", p(&repo)]);
+    let id = ok(&["image", "backup", "--repo", p(&repo), "--id", "vm1", p(&img), "--no-progress"]).trim().to_string();
+    let known = format!("vm1/{id}");
+    let err = engine_support::fails(&["repo", "gc", p(&repo), "--grace-seconds", "0", "--expect", &known, "--expect", "vm2/20261205T000000.000Z-abcd"]);
+    assert!(err.contains(p(&repo)) && err.contains("vm2/20261205T000000.000Z-abcd") && err.contains("refused"), "{err}");
+    let err = engine_support::fails(&["repo", "gc", p(&repo), "--expect", "vm1"]);
+    assert!(err.contains("NAME/ID"), "{err}");
+    let out = ok(&["repo", "gc", p(&repo), "--grace-seconds", "0", "--expect", &known]);
+    assert!(out.contains("1 snapshots"), "{out}");
+}
