@@ -203,6 +203,10 @@ pub enum ImageCommand {
         /// Snapshot cannot be deleted or pruned for this many days.
         #[arg(long)]
         immutable_days: Option<u32>,
+        /// With --immutable-days: the storage itself refuses deletes until
+        /// then (S3 Object Lock in this mode; the bucket needs Object Lock).
+        #[arg(long, value_name = "governance|compliance", value_parser = parse_lock_mode, requires = "immutable_days")]
+        object_lock: Option<crate::engine::repository::LockMode>,
         #[command(flatten)]
         key: KeyArg,
         #[command(flatten)]
@@ -417,14 +421,20 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `governance` / `compliance` (any case).
+fn parse_lock_mode(s: &str) -> Result<crate::engine::repository::LockMode, String> {
+    crate::engine::repository::LockMode::from_s3(s).ok_or_else(|| format!("'{s}': use governance or compliance"))
+}
+
 pub fn run_image(cmd: ImageCommand) -> anyhow::Result<()> {
     match cmd {
-        ImageCommand::Backup { repo, id, image, changed_ranges: ranges, parent, immutable_days, key: k, out } => {
+        ImageCommand::Backup { repo, id, image, changed_ranges: ranges, parent, immutable_days, object_lock, key: k, out } => {
             let ds = Datastore::open_spec(&repo.spec()?, key(&k))?;
             let ranges = ranges.map(|p| changed_ranges::load(&p)).transpose()?;
             let mut opts = BackupOptions::new(&id);
             opts.parent = parent;
             opts.immutable_days = immutable_days;
+            opts.object_lock = object_lock;
             opts.workers = workers(&out);
             let progress = Arc::new(Progress::new());
             let bar = Bar::start(progress.clone(), !out.no_progress, "backup");
