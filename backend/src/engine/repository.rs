@@ -77,6 +77,14 @@ pub trait Repository: Send + Sync {
     fn get(&self, key: &str) -> Result<Vec<u8>>;
     /// `len` bytes at `offset` (ranged GET).
     fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
+    /// How many requests are worth having in flight at once. 0: a local
+    /// directory (reads about as fast as chunks decode: one reader per core;
+    /// one pack written at a time). An object store, where every request
+    /// waits on the network, says more: restore runs that many ranged reads
+    /// in parallel and backup uploads up to 4 packs at once.
+    fn parallel_requests(&self) -> usize {
+        0
+    }
     /// Write or replace an object atomically: readers see the old or the new
     /// object, never a part. Durable when it returns.
     fn put(&self, key: &str, data: &[u8]) -> Result<()>;
