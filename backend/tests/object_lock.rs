@@ -5,7 +5,8 @@
 //! refused by the storage; a reused pack is not locked again while its
 //! retention band covers the new restore point; a bucket without Object
 //! Lock fails such a backup before anything is written, and the repository
-//! test says so naming the bucket.
+//! test says so naming the bucket. After a plain DELETE of every key (delete
+//! markers), `undelete` brings the restore points back.
 
 mod support;
 #[path = "engine_support/mod.rs"]
@@ -24,6 +25,7 @@ use sendense::engine::manifest::Manifest;
 use sendense::engine::progress::Progress;
 use sendense::engine::repository::LockMode;
 use sendense::engine::restore;
+use sendense::repos::object::ObjectRepository;
 use sendense::repos::open_backend;
 use support::object_servers::{BucketVersion, Moto};
 
@@ -128,6 +130,23 @@ fn compliance_locks_every_object_and_bands_reused_packs() {
     assert!(same_file(&out, &full_copy));
     restore::restore(&ds, "vm1", &s2.id, None, &out, 2, &Progress::new()).unwrap();
     assert!(same_file(&out, &img));
+
+    // Someone with the credentials deletes every key: only delete markers
+    // land over the locked versions. Undelete removes the markers and both
+    // restore points are back.
+    let attack = Utc::now() - Duration::seconds(2);
+    let hidden = moto.delete_all("locked");
+    assert!(hidden >= n / 2, "{hidden} keys deleted");
+    assert!(ds.list_snapshots(Some("vm1")).unwrap().is_empty(), "the manifests are hidden by delete markers");
+    let back = ObjectRepository::open(&spec).unwrap().undelete(attack).unwrap();
+    // Every key but the leases of the two backups, which Sendense removed itself.
+    assert_eq!(back.len(), hidden, "{back:?}");
+    assert!(back.iter().all(|k| !k.starts_with("locks/")), "{back:?}");
+    assert!(back.iter().any(|k| k == "config.json"));
+    assert_eq!(ds.list_snapshots(Some("vm1")).unwrap().len(), 2);
+    let ds = Datastore::open_spec(&spec, Some(&key)).unwrap();
+    restore::restore(&ds, "vm1", &s2.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &img), "the incremental restores after undelete");
 }
 
 #[test]

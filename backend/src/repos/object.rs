@@ -149,6 +149,19 @@ impl ObjectRepository {
         Ok(ObjectRepository { store, describe, counters, touch_mode: AtomicU8::new(TOUCH_UNKNOWN), s3_raw, lock_support: OnceLock::new() })
     }
 
+    /// S3 with versions (Object Lock): removes the delete markers made
+    /// since `since` (by the storage's clock) that hide objects under the
+    /// prefix, so objects someone deleted with a plain DELETE (their locked
+    /// versions kept) are back; leases and `tmp/` stay deleted. The keys
+    /// brought back.
+    pub fn undelete(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<String>> {
+        let Some(raw) = self.s3_raw.clone() else {
+            return Err(EngineError::Pipeline(format!("repository {}: undelete needs an S3 bucket with versions", self.describe)));
+        };
+        block_on(async move { raw.undelete(since).await })
+            .map_err(|e| EngineError::Pipeline(format!("repository {}: removing delete markers: {e}", self.describe)))
+    }
+
     /// Requests this backend has sent so far, by method.
     pub fn requests(&self) -> RequestCounts {
         self.counters.snapshot()

@@ -14,6 +14,10 @@
 //! * [`S3Raw::lock_configuration`]: GetObjectLockConfiguration, whether the
 //!   bucket was created with Object Lock (a bucket without it answers 404
 //!   `ObjectLockConfigurationNotFoundError`), and its default retention.
+//! * [`S3Raw::undelete`]: removes the delete markers that hide objects
+//!   (ListObjectVersions, then DeleteObject with the marker's VersionId):
+//!   after a plain DELETE of every key by someone holding the credentials,
+//!   the locked versions are current again.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -116,6 +120,38 @@ pub fn retention_from_headers(headers: &HeaderMap) -> Result<Option<Retention>, 
         .map_err(|e| format!("unreadable retain-until date '{until}': {e}"))?
         .with_timezone(&Utc);
     Ok(Some(Retention { mode, until }))
+}
+
+/// One page of ListObjectVersions.
+pub struct VersionsPage {
+    /// (full key, version id, made) of delete markers that are a key's latest version.
+    pub latest_markers: Vec<(String, String, DateTime<Utc>)>,
+    pub truncated: bool,
+    pub next_key: Option<String>,
+    pub next_version: Option<String>,
+}
+
+pub fn parse_versions(doc: &str) -> Result<VersionsPage, String> {
+    let parsed = roxmltree::Document::parse(doc).map_err(|e| format!("unreadable ListVersionsResult: {e}"))?;
+    let root = parsed.root_element();
+    let child = |n: roxmltree::Node, tag: &str| {
+        n.children().find(|c| c.is_element() && c.tag_name().name() == tag).and_then(|c| c.text()).map(|t| t.to_string())
+    };
+    let latest_markers = root
+        .children()
+        .filter(|n| n.is_element() && n.tag_name().name() == "DeleteMarker")
+        .filter(|n| child(*n, "IsLatest").as_deref() == Some("true"))
+        .filter_map(|n| {
+            let made = DateTime::parse_from_rfc3339(&child(n, "LastModified")?).ok()?.with_timezone(&Utc);
+            Some((child(n, "Key")?, child(n, "VersionId")?, made))
+        })
+        .collect();
+    Ok(VersionsPage {
+        latest_markers,
+        truncated: child(root, "IsTruncated").as_deref() == Some("true"),
+        next_key: child(root, "NextKeyMarker"),
+        next_version: child(root, "NextVersionIdMarker"),
+    })
 }
 
 fn header(v: &str) -> Result<HeaderValue, String> {
@@ -228,6 +264,51 @@ impl S3Raw {
         }
     }
 
+    /// Removes every delete marker that is the latest version of a key
+    /// under the prefix and was made at or after `since` (the key's
+    /// previous version becomes current again); never over `locks/` or
+    /// `tmp/` (leases and temporary objects Sendense removed itself). The
+    /// keys brought back, relative to the prefix.
+    pub async fn undelete(&self, since: DateTime<Utc>) -> Result<Vec<String>, String> {
+        let mut markers = Vec::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let mut query = format!("versions&prefix={}", query_value(&self.prefix));
+            if let Some(k) = &key_marker {
+                query.push_str(&format!("&key-marker={}", query_value(k)));
+            }
+            if let Some(v) = &version_marker {
+                query.push_str(&format!("&version-id-marker={}", query_value(v)));
+            }
+            let answer = self.send(self.signed(Method::GET, &self.url(None, &query), &[], None)?).await?;
+            if !answer.status.is_success() {
+                return Err(answer.failure("ListObjectVersions"));
+            }
+            let page = parse_versions(&String::from_utf8_lossy(&answer.body))?;
+            markers.extend(page.latest_markers.into_iter().filter(|(key, _, made)| {
+                let relative = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
+                *made >= since && !relative.starts_with("locks/") && !relative.starts_with("tmp/")
+            }));
+            if !page.truncated {
+                break;
+            }
+            (key_marker, version_marker) = (page.next_key, page.next_version);
+            if key_marker.is_none() {
+                return Err("ListObjectVersions said truncated without a next marker".into());
+            }
+        }
+        let mut restored = Vec::new();
+        for (key, version, _) in markers {
+            let url = format!("{}/{}?versionId={}", self.bucket_url, super::s3_raw::url_encode_path(&key), query_value(&version));
+            let answer = self.send(self.signed(Method::DELETE, &url, &[], None)?).await?;
+            if !answer.status.is_success() {
+                return Err(format!("{} ({key})", answer.failure("DeleteObject of a delete marker")));
+            }
+            restored.push(key.strip_prefix(self.prefix.as_str()).unwrap_or(&key).to_string());
+        }
+        Ok(restored)
+    }
+
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
@@ -318,6 +399,19 @@ mod tests {
         assert_eq!(retention_from_headers(&h).unwrap(), Some(Retention { mode: LockMode::Compliance, until: until() }));
         h.insert("x-amz-object-lock-mode", HeaderValue::from_static("SOMETIMES"));
         assert!(retention_from_headers(&h).is_err());
+    }
+
+    #[test]
+    fn delete_markers_that_hide_keys_are_found() {
+        let doc = r#"<ListVersionsResult><IsTruncated>true</IsTruncated><NextKeyMarker>site/b</NextKeyMarker><NextVersionIdMarker>v9</NextVersionIdMarker>
+            <Version><Key>site/a</Key><VersionId>v1</VersionId><IsLatest>false</IsLatest></Version>
+            <DeleteMarker><Key>site/a</Key><VersionId>m1</VersionId><IsLatest>true</IsLatest><LastModified>2026-12-05T15:00:00.000Z</LastModified></DeleteMarker>
+            <DeleteMarker><Key>site/b</Key><VersionId>m0</VersionId><IsLatest>false</IsLatest></DeleteMarker></ListVersionsResult>"#;
+        let page = parse_versions(doc).unwrap();
+        let made = DateTime::parse_from_rfc3339("2026-12-05T15:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(page.latest_markers, vec![("site/a".to_string(), "m1".to_string(), made)]);
+        assert!(page.truncated);
+        assert_eq!((page.next_key.as_deref(), page.next_version.as_deref()), (Some("site/b"), Some("v9")));
     }
 
     #[test]

@@ -101,7 +101,7 @@ fn header(v: &str) -> Result<HeaderValue, String> {
 }
 
 /// Percent-encodes everything but unreserved characters and `/`.
-fn url_encode_path(path: &str) -> String {
+pub(super) fn url_encode_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {

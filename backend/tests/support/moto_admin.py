@@ -21,6 +21,8 @@ decides), anything else fails the script.
   all-versions BUCKET               -> {"versions": [{"key", "version_id", "is_latest", "delete_marker"}]}
                                     every version and delete marker in the bucket (all pages)
   retention BUCKET KEY VERSION      -> {"mode", "until"} from HeadObject (null when none)
+  delete-all BUCKET                 a plain DELETE (no VersionId) of every key, as an
+                                    attacker with the credentials would -> {"deleted": n}
 """
 import datetime
 import json
@@ -101,6 +103,14 @@ def main(endpoint, command, *args):
         head = s3.head_object(Bucket=bucket, Key=key, VersionId=version)
         until = head.get("ObjectLockRetainUntilDate")
         return {"mode": head.get("ObjectLockMode"), "until": until.isoformat() if until else None}
+    if command == "delete-all":
+        (bucket,) = args
+        keys = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        for key in keys:
+            s3.delete_object(Bucket=bucket, Key=key)
+        return {"deleted": len(keys)}
     raise SystemExit(f"moto_admin.py: unknown command {command!r}")
 
 

@@ -510,6 +510,13 @@ impl Moto {
         serde_json::from_value(self.admin_ok(&["all-versions", bucket])["versions"].clone()).unwrap()
     }
 
+    /// A plain DELETE (no VersionId) of every key in `bucket`, as someone
+    /// holding the credentials would: on a versioned bucket each leaves a
+    /// delete marker over the kept versions. How many keys.
+    pub fn delete_all(&self, bucket: &str) -> usize {
+        self.admin_ok(&["delete-all", bucket])["deleted"].as_u64().unwrap() as usize
+    }
+
     /// The retention of one version, read by boto3's HeadObject.
     pub fn retention(&self, bucket: &str, key: &str, version: &str) -> VersionRetention {
         serde_json::from_value(self.admin_ok(&["retention", bucket, key, version])).unwrap()
