@@ -151,19 +151,14 @@ pub fn gc_opts(ds: &Datastore, opts: &GcOptions, progress: &Progress) -> Result<
         let entries = pack::open_index(&id, &body, ds.crypt.as_deref())
             .map_err(|reason| EngineError::CorruptPackIndex { key: obj.key.clone(), reason })?;
         let Some(&size) = packs.get(&pkey) else {
-            // Index of a pack that is gone: useless.
-            state.insert(id, (PackNow::Unused, 0, Vec::new()));
+            // Index of a pack that is gone (or not listed yet): checked again before acting.
+            state.insert(id, (PackNow::Unused, 0, entries));
             continue;
         };
-        let unused: u64 = entries.iter().filter(|e| !marked.contains(&e.digest)).map(|e| e.stored_len as u64).sum();
-        let now_ = if !entries.iter().any(|e| marked.contains(&e.digest)) {
-            PackNow::Unused
-        } else if unused * 100 >= size * REPACK_MIN_UNUSED_PERCENT {
-            PackNow::Repack
-        } else {
-            report.bytes_unreferenced_in_kept_packs += unused;
-            PackNow::Keep
-        };
+        let now_ = classify(&entries, size, &marked);
+        if now_ == PackNow::Keep {
+            report.bytes_unreferenced_in_kept_packs += unused_bytes(&entries, &marked);
+        }
         state.insert(id, (now_, size, entries));
     }
     // Packs without an index: a backup died between the two puts (or is between them).
@@ -220,13 +215,54 @@ pub fn gc_opts(ds: &Datastore, opts: &GcOptions, progress: &Progress) -> Result<
         actionable_indexes.extend(plan.indexes.iter().cloned());
     }
 
+    // Mark again: snapshots committed since the first mark, by backups that
+    // may have ended (their leases gone) after it. Only now, with the
+    // recorded backups known to be gone, is "still unused" decided.
+    for (name, id) in ds.list_snapshots(None)? {
+        if snapshots.contains(&(name.clone(), id.clone())) {
+            continue;
+        }
+        let m = ds.load_manifest(&name, &id)?;
+        for d in m.disks {
+            if index_keys.insert(d.index.clone()) {
+                let idx = ds.load_index("(gc)", &d.index)?;
+                marked.extend(idx.digests.into_iter().filter(|d| !d.is_zero_marker()));
+            }
+        }
+    }
+
     let mut to_repack = Vec::new();
     let mut ids: Vec<&Digest> = state.keys().collect();
     ids.sort_unstable_by_key(|d| d.0);
     for id in ids {
         progress.control.checkpoint()?;
-        let (now_, size, entries) = &state[id];
-        match gc_plan::decide(*now_, actionable_packs.contains(id)) {
+        let (first, size, entries) = &state[id];
+        let mut entries = entries.clone();
+        let mut size = *size;
+        let actionable = actionable_packs.contains(id);
+        let mut now_ = *first;
+        if actionable && now_ != PackNow::Keep {
+            // As it is now: a pack listed without its index (or an index
+            // without its pack) may have been completed since.
+            if entries.is_empty() {
+                match repo.get(&pack::pack_index_key(id)) {
+                    Ok(body) => {
+                        entries = pack::open_index(id, &body, ds.crypt.as_deref())
+                            .map_err(|reason| EngineError::CorruptPackIndex { key: pack::pack_index_key(id), reason })?
+                    }
+                    Err(EngineError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if size == 0 {
+                size = repo.stat(&pack::pack_key(id))?.map_or(0, |o| o.size);
+            }
+            if size > 0 && !entries.is_empty() {
+                now_ = classify(&entries, size, &marked);
+            }
+        }
+        let (now_, size, entries) = (&now_, &size, &entries);
+        match gc_plan::decide(*now_, actionable) {
             Action::Keep => {
                 Progress::add(&progress.bytes_read, *size);
                 report.packs_kept += 1;
@@ -258,7 +294,7 @@ pub fn gc_opts(ds: &Datastore, opts: &GcOptions, progress: &Progress) -> Result<
     repack(ds, to_repack, &marked, progress, &mut report)?;
     // Fixed indexes no snapshot uses.
     for key in &unused_indexes {
-        if actionable_indexes.contains(key) {
+        if actionable_indexes.contains(key) && !index_keys.contains(key) {
             repo.delete(key)?;
             report.indexes_removed += 1;
         }
@@ -283,6 +319,21 @@ pub fn gc_opts(ds: &Datastore, opts: &GcOptions, progress: &Progress) -> Result<
     }
     drop(lock);
     Ok(report)
+}
+
+fn unused_bytes(entries: &[PackEntry], marked: &HashSet<Digest>) -> u64 {
+    entries.iter().filter(|e| !marked.contains(&e.digest)).map(|e| e.stored_len as u64).sum()
+}
+
+/// What a pack of `size` bytes with `entries` is under the mark `marked`.
+fn classify(entries: &[PackEntry], size: u64, marked: &HashSet<Digest>) -> PackNow {
+    if !entries.iter().any(|e| marked.contains(&e.digest)) {
+        PackNow::Unused
+    } else if unused_bytes(entries, marked) * 100 >= size * REPACK_MIN_UNUSED_PERCENT {
+        PackNow::Repack
+    } else {
+        PackNow::Keep
+    }
 }
 
 /// Whether the lease at `key` is still live (gone or unreadable: no).

@@ -19,7 +19,9 @@
 //!    candidate of plan N only if plan N is complete (its leases recorded),
 //!    at least the grace period old by the storage's clock, every lease it
 //!    recorded is gone or stale, and the candidate is still unreferenced
-//!    now. Backups not recorded in plan N read plan N or a newer one, whose
+//!    now, by a mark completed *after* that check (a recorded backup that
+//!    ended between the first mark and the check has its manifest seen by
+//!    the second listing of `snapshots/`). Backups not recorded in plan N read plan N or a newer one, whose
 //!    candidates include every candidate of N still unreferenced. When plan
 //!    N recorded no live backup and the grace period is zero, GC N itself
 //!    may act on it at once: no backup can be using its candidates.
