@@ -231,6 +231,9 @@ fn write_span(
     progress.pace(bytes, t.elapsed());
     let mut last: Option<(u64, Vec<u8>)> = None;
     for w in wants {
+        // A pause holds before each chunk is counted and written, not only
+        // between spans (a span is up to 8 MiB): a paused restore stands still.
+        progress.control.checkpoint()?;
         let d = &index.digests[w.pos];
         let (off, len) = index.chunk_range(w.pos);
         let data = match (&last, &buf) {
