@@ -415,6 +415,27 @@ impl Browser {
             .with_context(|| format!("no element [data-testid='{id}'] appeared within {timeout:?}"))
     }
 
+    /// Clicks the element with `data-testid` once it is there and enabled,
+    /// waiting up to `timeout` for each; a click that lands on an element
+    /// the page has just re-rendered (stale) is tried again, up to 5 times.
+    pub async fn click_testid(&self, id: &str, timeout: Duration) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            let el = self.testid(id, timeout).await?;
+            let enabled = self
+                .until(&format!("{id} enabled"), timeout, || {
+                    let el = el.clone();
+                    async move { Ok(el.is_enabled().await?.then_some(())) }
+                })
+                .await;
+            match enabled.and(el.click().await.map_err(anyhow::Error::from)) {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 5 && e.to_string().contains("stale") => tries += 1,
+                Err(e) => return Err(e.context(format!("clicking {id}"))),
+            }
+        }
+    }
+
     /// Signs in through the sign-in page and waits for the cockpit.
     pub async fn sign_in(&self, username: &str, password: &str) -> Result<()> {
         self.testid("sign-in", Duration::from_secs(20)).await?;

@@ -46,21 +46,7 @@ const T: Duration = Duration::from_secs(15);
 
 /// Clicks `id` once enabled; found again when a live refresh replaced it.
 async fn click(b: &Browser, id: &str) -> Result<()> {
-    let mut tries = 0;
-    loop {
-        let el = b.testid(id, T).await?;
-        let enabled = b
-            .until(&format!("{id} enabled"), T, || {
-                let el = el.clone();
-                async move { Ok(el.is_enabled().await?.then_some(())) }
-            })
-            .await;
-        match enabled.and(el.click().await.map_err(anyhow::Error::from)) {
-            Ok(()) => return Ok(()),
-            Err(e) if tries < 5 && e.to_string().contains("stale") => tries += 1,
-            Err(e) => return Err(e.context(format!("clicking {id}"))),
-        }
-    }
+    b.click_testid(id, T).await
 }
 
 /// The instant recovery row on RECOVERY once in `state`.

@@ -103,14 +103,7 @@ async fn set(b: &Browser, testid: &str, text: &str) -> Result<()> {
 }
 
 async fn click(b: &Browser, id: &str) -> Result<()> {
-    let el = b.testid(id, T).await?;
-    b.until(&format!("{id} enabled"), T, || {
-        let el = el.clone();
-        async move { Ok(el.is_enabled().await?.then_some(())) }
-    })
-    .await?;
-    el.click().await.with_context(|| format!("clicking {id}"))?;
-    Ok(())
+    b.click_testid(id, T).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

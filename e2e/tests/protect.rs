@@ -48,14 +48,7 @@ fn lab_volume(server: &Server, host: &str, vm: &str) -> Result<std::path::PathBu
 }
 
 async fn click(b: &Browser, id: &str) -> Result<()> {
-    let el = b.testid(id, T).await?;
-    b.until(&format!("{id} enabled"), T, || {
-        let el = el.clone();
-        async move { Ok(el.is_enabled().await?.then_some(())) }
-    })
-    .await?;
-    el.click().await.with_context(|| format!("clicking {id}"))?;
-    Ok(())
+    b.click_testid(id, T).await
 }
 
 async fn type_into(b: &Browser, id: &str, text: &str) -> Result<()> {

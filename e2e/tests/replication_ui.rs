@@ -34,14 +34,7 @@ const FLOW: &str = "web-01 to lab-dr";
 const SIZES: &[(&str, u32, u32)] = &[("desktop-1440x900", 1440, 900), ("tablet-820x1180", 820, 1180)];
 
 async fn click(b: &Browser, id: &str) -> Result<()> {
-    let el = b.testid(id, T).await?;
-    b.until(&format!("{id} enabled"), T, || {
-        let el = el.clone();
-        async move { Ok(el.is_enabled().await?.then_some(())) }
-    })
-    .await?;
-    el.click().await.with_context(|| format!("clicking {id}"))?;
-    Ok(())
+    b.click_testid(id, T).await
 }
 
 async fn type_into(b: &Browser, id: &str, text: &str) -> Result<()> {

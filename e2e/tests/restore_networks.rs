@@ -17,14 +17,7 @@ use serde_json::json;
 const T: Duration = Duration::from_secs(10);
 
 async fn click(b: &Browser, id: &str) -> Result<()> {
-    let mut tries = 0;
-    loop {
-        match b.testid(id, T).await?.click().await {
-            Ok(_) => return Ok(()),
-            Err(e) if tries < 5 && e.to_string().contains("stale") => tries += 1,
-            Err(e) => return Err(anyhow::Error::from(e).context(format!("clicking {id}"))),
-        }
-    }
+    b.click_testid(id, T).await
 }
 
 /// The selected value of the NIC select of `network`.

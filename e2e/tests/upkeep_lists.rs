@@ -21,14 +21,7 @@ const SIZES: &[(&str, u32, u32)] = &[("1440x900", 1440, 900), ("820x1180", 820, 
 
 
 async fn click(b: &Browser, id: &str) -> Result<()> {
-    let el = b.testid(id, T).await?;
-    b.until(&format!("{id} enabled"), T, || {
-        let el = el.clone();
-        async move { Ok(el.is_enabled().await?.then_some(())) }
-    })
-    .await?;
-    el.click().await.with_context(|| format!("clicking {id}"))?;
-    Ok(())
+    b.click_testid(id, T).await
 }
 
 async fn choose(b: &Browser, id: &str, value: &str) -> Result<()> {
