@@ -23,6 +23,13 @@ pub struct ChunkLoc {
     pub flags: u8,
 }
 
+impl ChunkLoc {
+    /// The pack index entry of chunk `digest` stored here.
+    fn entry(&self, digest: &Digest) -> PackEntry {
+        PackEntry { digest: *digest, offset: self.offset, stored_len: self.stored_len, raw_len: self.raw_len, flags: self.flags }
+    }
+}
+
 pub struct ChunkStore {
     pub repo: Arc<dyn Repository>,
     pub crypt: Option<Arc<CryptConfig>>,
@@ -103,13 +110,7 @@ impl ChunkStore {
         let missing = || EngineError::MissingChunk { snapshot: snapshot.to_string(), digest: digest.to_hex() };
         let mut gone = None;
         if let Some(loc) = self.map.get(digest) {
-            let entry = PackEntry {
-                digest: *digest,
-                offset: loc.offset,
-                stored_len: loc.stored_len,
-                raw_len: loc.raw_len,
-                flags: loc.flags,
-            };
+            let entry = loc.entry(digest);
             let pack = self.packs[loc.pack as usize];
             match self.read_entry(&pack, &entry) {
                 Err(EngineError::NotFound { .. }) => gone = Some(pack),
@@ -138,14 +139,7 @@ impl ChunkStore {
     /// The plain chunk `digest` at `loc` from its stored bytes (read by
     /// [`Self::read_span`]), checked against its digest.
     pub fn decode_at(&self, digest: &Digest, loc: &ChunkLoc, stored: &[u8]) -> Result<Vec<u8>> {
-        let entry = PackEntry {
-            digest: *digest,
-            offset: loc.offset,
-            stored_len: loc.stored_len,
-            raw_len: loc.raw_len,
-            flags: loc.flags,
-        };
-        self.decode_entry(&self.packs[loc.pack as usize], &entry, stored)
+        self.decode_entry(&self.packs[loc.pack as usize], &loc.entry(digest), stored)
     }
 
     fn decode_entry(&self, pack: &Digest, e: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
