@@ -120,6 +120,27 @@ impl Server {
         }
     }
 
+    /// Discovers the lab's VM `name` on the platform `platform` (once the
+    /// platform is added) and adds it to management: its managed id.
+    pub fn manage_lab_vm(&self, token: &str, platform: &str, name: &str) -> Result<String> {
+        let platform = self.wait_platform(token, platform, Duration::from_secs(180))?;
+        let found = self.expect(token, "POST", "/api/v1/discovery/discover-vms", Some(serde_json::json!({"platform_id": platform})), 200)?;
+        let vm = found["vms"]
+            .as_array()
+            .context("discover-vms answered no vms")?
+            .iter()
+            .find(|v| v["vm"]["name"] == name)
+            .with_context(|| format!("{name} is not on {platform}"))?;
+        let added = self.expect(
+            token,
+            "POST",
+            "/api/v1/discovery/bulk-add",
+            Some(serde_json::json!({"platform_id": platform, "vm_ids": [vm["vm"]["id"]]})),
+            200,
+        )?;
+        Ok(added["added"][0]["id"].as_str().context("bulk-add answered no managed id")?.to_owned())
+    }
+
     /// Runs `sendense lab activity --json` on the server's lab: one round,
     /// its report.
     pub fn lab_activity(&self) -> Result<serde_json::Value> {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use e2e::{free_port, workspace_root, Browser, Server, ADMIN_PASSWORD};
 use fantoccini::Locator;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const T: Duration = Duration::from_secs(20);
 const SIZES: &[(&str, u32, u32)] = &[("1440x900", 1440, 900), ("820x1180", 820, 1180), ("390x844", 390, 844)];
@@ -112,11 +112,7 @@ async fn an_s3_repository_is_added_in_the_cockpit_backed_up_to_and_its_restore_p
     moto.admin(&["create-bucket", "cockpit-backups", "0"])?;
     let server = Server::start_with_lab_guests()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
-    let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
-    let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;
-    let web = found["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-02").context("web-02 in the lab")?;
-    let added = server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": prod, "vm_ids": [web["vm"]["id"]]})), 200)?;
-    let vm = added["added"][0]["id"].as_str().context("managed id")?.to_owned();
+    let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
 
     // Add the bucket in the cockpit: test first, then save.
     let b = Browser::start(1440, 900).await?;

@@ -31,11 +31,7 @@ async fn charts_loaded(b: &Browser) -> Result<Option<u64>> {
 async fn reports_show_real_jobs_export_csv_and_print() -> Result<()> {
     let server = Server::start_with_lab_guests()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
-    let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
-    let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;
-    let web = found["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-02").context("web-02 in the lab")?;
-    let added = server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": prod, "vm_ids": [web["vm"]["id"]]})), 200)?;
-    let vm = added["added"][0]["id"].as_str().context("managed id")?.to_owned();
+    let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
     let repo = server.get_json("/api/v1/repositories")?[0]["id"].as_str().context("repository")?.to_owned();
     server.expect(
         &token,

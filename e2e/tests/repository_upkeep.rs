@@ -27,11 +27,7 @@ async fn attrs(b: &Browser, testid: &str, names: &[&str]) -> Option<Vec<String>>
 async fn verify_now_runs_and_the_page_shows_the_result() -> Result<()> {
     let server = Server::start_with_lab_guests()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
-    let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
-    let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;
-    let web = found["vms"].as_array().context("vms")?.iter().find(|v| v["vm"]["name"] == "web-02").context("web-02 in the lab")?;
-    let added = server.expect(&token, "POST", "/api/v1/discovery/bulk-add", Some(json!({"platform_id": prod, "vm_ids": [web["vm"]["id"]]})), 200)?;
-    let vm = added["added"][0]["id"].as_str().context("managed id")?.to_owned();
+    let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
     let queued = server.expect(&token, "POST", "/api/v1/backup/start", Some(json!({"vm_ids": [vm], "backup_type": "full"})), 202)?;
     let job = queued["jobs"][0]["id"].as_str().context("job id")?.to_owned();
     let done = server.wait_job(&token, &job, Duration::from_secs(240))?;
