@@ -228,10 +228,7 @@ fn backup_once(
     let avoid = Arc::new(gc_plan::newest_plan(repo)?.map(|(p, _)| Avoid::of(&p)).unwrap_or_default());
     let mut store = ds.load_chunk_store()?;
     let trainer = Trainer::new(chunk_dict::load_for_backup(repo, ds.crypt.as_deref(), &store)?);
-    if !avoid.packs.is_empty() {
-        let packs = &store.packs;
-        store.map.retain(|_, loc| !avoid.packs.contains(&packs[loc.pack as usize]));
-    }
+    store.avoid_packs(&avoid.packs);
     // Packs this backup reuses (checked again before the manifest).
     let touched: Arc<Mutex<HashSet<u32>>> = Arc::default();
     // Chunks an incremental copies from its parent's index are reused too:
@@ -250,7 +247,7 @@ fn backup_once(
             if read[c] || d.is_zero_marker() {
                 continue;
             }
-            match store.map.get(d) {
+            match store.get(d) {
                 Some(loc) => {
                     used.insert(loc.pack);
                 }
@@ -621,7 +618,7 @@ fn process_batch(
             continue;
         }
         let digest = ds.hasher.digest(raw);
-        if let Some(loc) = store.map.get(&digest) {
+        if let Some(loc) = store.get(&digest) {
             // Reused: no GC candidate (the map holds none, see `gc_plan`);
             // the pack is checked once more before the manifest.
             touched.lock().unwrap().insert(loc.pack);

@@ -19,7 +19,6 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::chunk_codec::FLAG_DICT;
 use super::chunk_store::ChunkStore;
 use super::crypto::CryptConfig;
 use super::error::{EngineError, Result};
@@ -72,7 +71,7 @@ pub fn load_for_backup(
     store: &ChunkStore,
 ) -> Result<Option<Arc<ChunkDict>>> {
     let dict = load(repo, crypt)?;
-    if dict.is_none() && store.map.values().any(|l| l.flags & FLAG_DICT != 0) {
+    if dict.is_none() && store.any_dict_chunk() {
         return Err(EngineError::CorruptDictionary {
             key: DICT_KEY.into(),
             reason: "missing, though stored chunks were compressed with it".into(),

@@ -1,6 +1,9 @@
-//! The chunk store: every stored chunk's location, loaded from the pack
-//! indexes, and chunk reads (ranged GET from its pack, then decode and check;
-//! the chunk dictionary is loaded on the first chunk that needs it).
+//! The chunk store: every stored chunk's location, from the local index
+//! cache ([`index_cache`]: sorted tables on this machine's disk, refreshed
+//! from the pack indexes written since the last open, memory-mapped; no map
+//! of every chunk in memory), and chunk reads (ranged GET from its pack,
+//! then decode and check; the chunk dictionary is loaded on the first chunk
+//! that needs it).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -8,8 +11,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::chunk_codec;
 use super::chunk_dict::{self, ChunkDict};
 use super::crypto::CryptConfig;
+use super::datastore::CONFIG_KEY;
 use super::digest::{Digest, Hasher};
 use super::error::{EngineError, Result};
+use super::index_cache::{self, Run};
 use super::pack::{self, PackEntry};
 use super::repository::Repository;
 
@@ -34,11 +39,23 @@ pub struct ChunkStore {
     pub repo: Arc<dyn Repository>,
     pub crypt: Option<Arc<CryptConfig>>,
     pub hasher: Hasher,
+    /// Pack ids by pack number ([`ChunkLoc::pack`]): every pack the cache
+    /// knows, usable or not.
     pub packs: Vec<Digest>,
-    pub map: HashMap<Digest, ChunkLoc>,
+    /// Packs whose chunks may be used: listed when the store was opened and
+    /// not avoided ([`Self::avoid_packs`]).
+    usable: Vec<bool>,
+    /// Packs holding chunks compressed with the dictionary.
+    dict_packs: Vec<bool>,
+    /// The cache's sorted tables.
+    runs: Vec<Run>,
+    /// Chunks of packs added by this process ([`Self::add_pack`]).
+    added: HashMap<Digest, ChunkLoc>,
     dict: OnceLock<std::result::Result<Arc<ChunkDict>, String>>,
     /// Chunks found again after a GC repacked them (see [`Self::read_chunk`]).
     moved: Mutex<Moved>,
+    /// Pack indexes read from the repository at open (the rest came from the cache).
+    pub indexes_read: usize,
 }
 
 /// Pack indexes read after loading: the packs looked at and their chunks.
@@ -51,15 +68,30 @@ struct Moved {
 }
 
 impl ChunkStore {
-    /// Load every pack index. A corrupt pack index is an error naming it.
+    /// Opens the repository's index cache, reading only the pack indexes
+    /// it does not hold yet. A corrupt pack index is an error naming it.
     pub fn load(repo: Arc<dyn Repository>, crypt: Option<Arc<CryptConfig>>, hasher: Hasher) -> Result<ChunkStore> {
-        let mut store = ChunkStore { repo, crypt, hasher, packs: Vec::new(), map: HashMap::new(), dict: OnceLock::new(), moved: Mutex::default() };
-        for obj in store.repo.list(pack::PACK_INDEX_PREFIX)? {
-            let Some(id) = pack::id_from_key(&obj.key) else { continue };
-            if let Some(entries) = store.read_pack_index(&id, &obj.key)? {
-                store.add_pack(id, &entries);
-            }
-        }
+        let config = repo.get(CONFIG_KEY)?;
+        let dir = index_cache::dir_for(&repo.describe(), &config);
+        let mut store = ChunkStore {
+            repo,
+            crypt,
+            hasher,
+            packs: Vec::new(),
+            usable: Vec::new(),
+            dict_packs: Vec::new(),
+            runs: Vec::new(),
+            added: HashMap::new(),
+            dict: OnceLock::new(),
+            moved: Mutex::default(),
+            indexes_read: 0,
+        };
+        let opened = index_cache::open(&dir, store.repo.as_ref(), |id, key| store.read_pack_index(id, key))?;
+        store.packs = opened.packs;
+        store.usable = opened.listed;
+        store.dict_packs = opened.dict;
+        store.runs = opened.runs;
+        store.indexes_read = opened.indexes_read;
         Ok(store)
     }
 
@@ -77,11 +109,14 @@ impl ChunkStore {
             .map_err(|reason| EngineError::CorruptPackIndex { key: key.to_string(), reason })
     }
 
+    /// Makes pack `id` (just written by this process) usable.
     pub fn add_pack(&mut self, id: Digest, entries: &[PackEntry]) {
         let p = self.packs.len() as u32;
         self.packs.push(id);
+        self.usable.push(true);
+        self.dict_packs.push(entries.iter().any(|e| e.flags & chunk_codec::FLAG_DICT != 0));
         for e in entries {
-            self.map.entry(e.digest).or_insert(ChunkLoc {
+            self.added.entry(e.digest).or_insert(ChunkLoc {
                 pack: p,
                 offset: e.offset,
                 stored_len: e.stored_len,
@@ -91,8 +126,56 @@ impl ChunkStore {
         }
     }
 
+    /// Where chunk `d` is stored, in a usable pack.
+    pub fn get(&self, d: &Digest) -> Option<ChunkLoc> {
+        let usable = |p: u32| self.usable.get(p as usize).copied().unwrap_or(false);
+        if let Some(l) = self.added.get(d).filter(|l| usable(l.pack)) {
+            return Some(*l);
+        }
+        self.runs.iter().rev().find_map(|run| {
+            run.find(d, |r| usable(r.pack)).map(|r| ChunkLoc {
+                pack: r.pack,
+                offset: r.offset,
+                stored_len: r.stored_len,
+                raw_len: r.raw_len,
+                flags: r.flags,
+            })
+        })
+    }
+
     pub fn contains(&self, d: &Digest) -> bool {
-        self.map.contains_key(d)
+        self.get(d).is_some()
+    }
+
+    /// Stops using the chunks of these packs (a GC plan's candidates: a
+    /// backup stores such chunks again rather than reuse them).
+    pub fn avoid_packs(&mut self, avoid: &HashSet<Digest>) {
+        if avoid.is_empty() {
+            return;
+        }
+        for (p, id) in self.packs.iter().enumerate() {
+            if avoid.contains(id) {
+                self.usable[p] = false;
+            }
+        }
+    }
+
+    /// Whether any usable pack holds chunks compressed with the dictionary.
+    pub fn any_dict_chunk(&self) -> bool {
+        self.dict_packs.iter().zip(&self.usable).any(|(d, u)| *d && *u)
+    }
+
+    /// Reads every pack index the repository lists and checks it opens
+    /// (checksum, key): verify's look at what the cache stands in for.
+    pub fn check_pack_indexes(&self) -> Result<usize> {
+        let mut n = 0;
+        for obj in self.repo.list(pack::PACK_INDEX_PREFIX)? {
+            let Some(id) = pack::id_from_key(&obj.key) else { continue };
+            if self.read_pack_index(&id, &obj.key)?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     pub fn pack_key_of(&self, loc: &ChunkLoc) -> String {
@@ -109,7 +192,7 @@ impl ChunkStore {
     pub fn read_chunk(&self, digest: &Digest, snapshot: &str) -> Result<Vec<u8>> {
         let missing = || EngineError::MissingChunk { snapshot: snapshot.to_string(), digest: digest.to_hex() };
         let mut gone = None;
-        if let Some(loc) = self.map.get(digest) {
+        if let Some(loc) = self.get(digest) {
             let entry = loc.entry(digest);
             let pack = self.packs[loc.pack as usize];
             match self.read_entry(&pack, &entry) {
@@ -169,7 +252,8 @@ impl ChunkStore {
         }
         moved.scanned = true;
         if moved.seen.is_empty() {
-            moved.seen.extend(self.packs.iter().copied());
+            let usable = self.packs.iter().zip(&self.usable).filter(|(_, u)| **u);
+            moved.seen.extend(usable.map(|(id, _)| *id));
         }
         for obj in self.repo.list(pack::PACK_INDEX_PREFIX)? {
             let Some(id) = pack::id_from_key(&obj.key) else { continue };

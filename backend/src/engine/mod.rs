@@ -129,6 +129,7 @@ pub mod error;
 pub mod fixed_index;
 pub mod gc;
 pub mod gc_plan;
+pub mod index_cache;
 pub mod lease;
 pub mod limits;
 pub mod local_repository;

@@ -112,7 +112,7 @@ impl Locking {
         for index in indexes {
             for d in &index.digests {
                 if !d.is_zero_marker() {
-                    if let Some(loc) = store.map.get(d) {
+                    if let Some(loc) = store.get(d) {
                         packs.insert(loc.pack);
                     }
                 }

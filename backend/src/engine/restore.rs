@@ -116,7 +116,7 @@ fn plan_reads(store: &ChunkStore, index: &FixedIndex) -> (Vec<Want>, Vec<Span>) 
         .iter()
         .enumerate()
         .filter(|(_, d)| !d.is_zero_marker())
-        .filter_map(|(pos, d)| store.map.get(d).map(|loc| Want { loc: *loc, pos }))
+        .filter_map(|(pos, d)| store.get(d).map(|loc| Want { loc, pos }))
         .collect();
     wants.sort_unstable_by_key(|w| (w.loc.pack, w.loc.offset, w.pos));
     let mut spans: Vec<Span> = Vec::new();

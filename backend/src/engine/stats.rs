@@ -70,7 +70,7 @@ fn count_snapshot(ds: &Datastore, store: &super::chunk_store::ChunkStore, c: &mu
             if d.is_zero_marker() {
                 s.zero_bytes += idx.chunk_range(i).1 as u64;
             } else if !c.seen.contains(d) {
-                if let Some(loc) = store.map.get(d) {
+                if let Some(loc) = store.get(d) {
                     c.seen.insert(*d);
                     s.unique_chunks += 1;
                     s.unique_bytes += loc.raw_len as u64;

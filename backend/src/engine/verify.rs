@@ -29,6 +29,9 @@ pub struct VerifyReport {
 }
 
 pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<VerifyReport> {
+    // Chunk locations come from the local index cache: the pack indexes
+    // it stands in for are read and checked here (a corrupt one names itself).
+    ds.load_chunk_store()?.check_pack_indexes()?;
     let mut report = VerifyReport::default();
     let store = ds.load_chunk_store()?;
     // digest -> snapshots referencing it (indexes into `labels`)
@@ -67,9 +70,9 @@ pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<Ver
     }
     let mut todo: Vec<(Digest, Vec<u32>)> = refs.into_iter().collect();
     // Read packs in order.
-    todo.sort_by_key(|(d, _)| store.map.get(d).map(|l| (l.pack, l.offset)));
+    todo.sort_by_key(|(d, _)| store.get(d).map(|l| (l.pack, l.offset)));
     progress.bytes_total.store(
-        todo.iter().map(|(d, _)| store.map.get(d).map_or(0, |l| l.raw_len as u64)).sum(),
+        todo.iter().map(|(d, _)| store.get(d).map_or(0, |l| l.raw_len as u64)).sum(),
         Ordering::Relaxed,
     );
     let names = |v: &[u32]| v.iter().map(|&i| labels[i as usize].as_str()).collect::<Vec<_>>().join(", ");

@@ -1,0 +1,652 @@
+//! The local index cache: where every chunk of a repository is stored
+//! (digest → pack, offset, lengths, flags), kept on this machine's disk so
+//! that opening a repository neither reads every pack index again nor holds
+//! a map of every chunk in memory (design §5, issue 18).
+//!
+//! One directory per repository under [`root`] (the server's
+//! `DATA_DIR/cache`, `$SENDENSE_CACHE_DIR`, or the user's cache directory),
+//! named by the BLAKE3 of the repository's location and its `config.json`:
+//!
+//! ```text
+//! state.json        the tables in force, how many packs they know
+//! packs             one 33-byte record per pack ever seen: id, flags
+//!                   (bit 0: has chunks compressed with the dictionary,
+//!                   bit 1: purged, its chunks dropped from the tables)
+//! run-<n>           sorted chunk tables (header, fan-out on the first
+//!                   digest bits, 53-byte records), written whole, never
+//!                   changed, memory-mapped for lookups
+//! lock              flock: one process refreshes at a time
+//! ```
+//!
+//! **Refresh** (every open): list `pack-index/`, GET only the indexes of
+//! packs not in `packs`, write their chunks as a new table, and merge the
+//! newest tables while the newest is at least half the size of the one
+//! before (so about log2(chunks) tables, each chunk rewritten about as
+//! often). Merges read with plain reads, not the mapping: a refresh does not
+//! grow the process's resident set with the table's size.
+//!
+//! **Never authoritative.** The listing made at open decides which packs
+//! are usable: a pack the cache knows but the listing lacks (GC removed it)
+//! is not used, and its chunks are dropped at the next merge; a chunk the
+//! cache lacks is stored again or looked up in the repository
+//! ([`super::chunk_store::ChunkStore::read_chunk`]). The GC plan's
+//! candidates are excluded by the caller, and a backup still checks every
+//! pack it reused before its manifest. A cache that does not parse is
+//! rebuilt from the repository.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+
+use super::chunk_codec::FLAG_DICT;
+use super::digest::Digest;
+use super::error::{EngineError, Result};
+use super::pack::{self, PackEntry};
+use super::repository::Repository;
+
+/// Environment variable naming the cache root (wins over [`set_root`]).
+pub const ENV_DIR: &str = "SENDENSE_CACHE_DIR";
+
+static ROOT: RwLock<Option<PathBuf>> = RwLock::new(None);
+
+/// The process's cache root (the server sets `DATA_DIR/cache`).
+pub fn set_root(dir: PathBuf) {
+    *ROOT.write().unwrap_or_else(|e| e.into_inner()) = Some(dir);
+}
+
+/// Where repository caches live: `$SENDENSE_CACHE_DIR`, else what
+/// [`set_root`] set, else `$XDG_CACHE_HOME/sendense/index` or
+/// `~/.cache/sendense/index`, else the temporary directory.
+pub fn root() -> PathBuf {
+    if let Some(v) = std::env::var_os(ENV_DIR).filter(|v| !v.is_empty()) {
+        return PathBuf::from(v);
+    }
+    if let Some(r) = ROOT.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        return r;
+    }
+    let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    let home = std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_absolute()).map(|h| h.join(".cache"));
+    match xdg.or(home) {
+        Some(c) => c.join("sendense").join("index"),
+        None => std::env::temp_dir().join(format!("sendense-index-{}", rustix::process::getuid().as_raw())),
+    }
+}
+
+/// The cache directory of the repository at `location` whose `config.json` is `config`.
+pub fn dir_for(location: &str, config: &[u8]) -> PathBuf {
+    let mut h = blake3::Hasher::new();
+    h.update(b"sendense index cache v1\0");
+    h.update(location.as_bytes());
+    h.update(b"\0");
+    h.update(config);
+    root().join(&h.finalize().to_hex()[..32])
+}
+
+const RUN_MAGIC: &[u8; 8] = b"SDCRUN01";
+const HEADER: usize = 24;
+/// digest 32, pack u32, offset u64, stored u32, plain u32, flags u8.
+const REC: usize = 53;
+const PACK_REC: usize = 33;
+const PACK_DICT: u8 = 1;
+const PACK_PURGED: u8 = 2;
+/// New chunks gathered in memory before they are written as a table (a
+/// first open of a big repository does not hold every chunk at once).
+const FLUSH_RECS: usize = 1 << 18;
+/// More tables than this are merged regardless of their sizes.
+const MAX_RUNS: usize = 24;
+
+/// One chunk's place, as the tables hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rec {
+    pub digest: Digest,
+    /// Pack number (a position in [`Opened::packs`]).
+    pub pack: u32,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub flags: u8,
+}
+
+impl Rec {
+    fn of(pack: u32, e: &PackEntry) -> Rec {
+        Rec { digest: e.digest, pack, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len, flags: e.flags }
+    }
+
+    fn write(&self, out: &mut [u8]) {
+        out[..32].copy_from_slice(&self.digest.0);
+        out[32..36].copy_from_slice(&self.pack.to_le_bytes());
+        out[36..44].copy_from_slice(&self.offset.to_le_bytes());
+        out[44..48].copy_from_slice(&self.stored_len.to_le_bytes());
+        out[48..52].copy_from_slice(&self.raw_len.to_le_bytes());
+        out[52] = self.flags;
+    }
+
+    fn read(b: &[u8]) -> Rec {
+        Rec {
+            digest: Digest(b[..32].try_into().expect("32 bytes")),
+            pack: u32::from_le_bytes(b[32..36].try_into().expect("4 bytes")),
+            offset: u64::from_le_bytes(b[36..44].try_into().expect("8 bytes")),
+            stored_len: u32::from_le_bytes(b[44..48].try_into().expect("4 bytes")),
+            raw_len: u32::from_le_bytes(b[48..52].try_into().expect("4 bytes")),
+            flags: b[52],
+        }
+    }
+}
+
+/// A read-only memory mapping of a whole file.
+struct Mapping {
+    ptr: *mut c_void,
+    len: usize,
+}
+
+// The mapping is read-only and the file is never written after it is published.
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    fn of(file: &File, len: usize) -> std::io::Result<Mapping> {
+        use rustix::mm::{madvise, mmap, Advice, MapFlags, ProtFlags};
+        // SAFETY: a fresh private read-only mapping of `len` bytes of a file
+        // this module publishes whole and never modifies or truncates.
+        let ptr = unsafe { mmap(std::ptr::null_mut(), len, ProtFlags::READ, MapFlags::PRIVATE, file, 0)? };
+        // Lookups jump around: no read-ahead into the resident set.
+        // SAFETY: the range is the mapping just made.
+        let _ = unsafe { madvise(ptr, len, Advice::Random) };
+        Ok(Mapping { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `of`; no borrow outlives `self`.
+        let _ = unsafe { rustix::mm::munmap(self.ptr, self.len) };
+    }
+}
+
+/// One sorted chunk table, mapped.
+pub struct Run {
+    map: Mapping,
+    count: usize,
+    bits: u32,
+}
+
+fn prefix(d: &Digest, bits: u32) -> usize {
+    if bits == 0 {
+        0
+    } else {
+        (u16::from_be_bytes([d.0[0], d.0[1]]) >> (16 - bits)) as usize
+    }
+}
+
+fn bits_for(count: usize) -> u32 {
+    (usize::BITS - count.max(1).leading_zeros() - 1).min(16)
+}
+
+fn fan_len(bits: u32) -> usize {
+    ((1usize << bits) + 1) * 4
+}
+
+impl Run {
+    fn open(path: &Path) -> std::result::Result<Run, String> {
+        let file = File::open(path).map_err(|e| e.to_string())?;
+        let len = file.metadata().map_err(|e| e.to_string())?.len() as usize;
+        let mut head = [0u8; HEADER];
+        file.read_exact_at(&mut head, 0).map_err(|e| format!("header: {e}"))?;
+        if &head[..8] != RUN_MAGIC {
+            return Err("bad magic".into());
+        }
+        let count = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")) as usize;
+        let bits = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes"));
+        if bits > 16 || len != HEADER + fan_len(bits) + count * REC {
+            return Err(format!("{len} bytes for {count} records"));
+        }
+        let map = Mapping::of(&file, len).map_err(|e| format!("mmap: {e}"))?;
+        Ok(Run { map, count, bits })
+    }
+
+    fn fan(&self, i: usize) -> usize {
+        let at = HEADER + i * 4;
+        u32::from_le_bytes(self.map.bytes()[at..at + 4].try_into().expect("4 bytes")) as usize
+    }
+
+    fn digest_at(&self, i: usize) -> &[u8] {
+        let at = HEADER + fan_len(self.bits) + i * REC;
+        &self.map.bytes()[at..at + 32]
+    }
+
+    fn rec_at(&self, i: usize) -> Rec {
+        let at = HEADER + fan_len(self.bits) + i * REC;
+        Rec::read(&self.map.bytes()[at..at + REC])
+    }
+
+    /// The first record of `d` that `usable` accepts.
+    pub fn find(&self, d: &Digest, usable: impl Fn(&Rec) -> bool) -> Option<Rec> {
+        let p = prefix(d, self.bits);
+        let mut hi = self.fan(p + 1).min(self.count);
+        let mut lo = self.fan(p).min(hi);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.digest_at(mid) < &d.0[..] {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let mut i = lo;
+        while i < self.count && self.digest_at(i) == &d.0[..] {
+            let r = self.rec_at(i);
+            if usable(&r) {
+                return Some(r);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Writes records (sorted by digest, at most `upper` of them) as table
+/// `path`, whole: a temporary name, synced, then renamed. The count written.
+fn write_run(path: &Path, upper: usize, recs: impl Iterator<Item = std::io::Result<Rec>>) -> std::io::Result<usize> {
+    let bits = bits_for(upper);
+    let tmp = path.with_extension("tmp");
+    let file = File::create(&tmp)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    w.write_all(&[0u8; HEADER])?;
+    w.write_all(&vec![0u8; fan_len(bits)])?;
+    let mut fan = vec![0u32; (1usize << bits) + 1];
+    let mut buf = [0u8; REC];
+    let mut count = 0usize;
+    for r in recs {
+        let r = r?;
+        fan[prefix(&r.digest, bits) + 1] += 1;
+        r.write(&mut buf);
+        w.write_all(&buf)?;
+        count += 1;
+    }
+    for i in 1..fan.len() {
+        fan[i] += fan[i - 1];
+    }
+    let mut head = [0u8; HEADER];
+    head[..8].copy_from_slice(RUN_MAGIC);
+    head[8..16].copy_from_slice(&(count as u64).to_le_bytes());
+    head[16..20].copy_from_slice(&bits.to_le_bytes());
+    w.seek(SeekFrom::Start(0))?;
+    w.write_all(&head)?;
+    let fan_bytes: Vec<u8> = fan.iter().flat_map(|f| f.to_le_bytes()).collect();
+    w.write_all(&fan_bytes)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_data()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    Ok(count)
+}
+
+/// Reads a table's records in order with plain reads (not the mapping).
+struct RunReader {
+    r: BufReader<File>,
+    left: usize,
+}
+
+impl RunReader {
+    fn open(path: &Path) -> std::io::Result<RunReader> {
+        let mut f = File::open(path)?;
+        let mut head = [0u8; HEADER];
+        f.read_exact(&mut head)?;
+        let count = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")) as usize;
+        let bits = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes"));
+        f.seek(SeekFrom::Start((HEADER + fan_len(bits)) as u64))?;
+        Ok(RunReader { r: BufReader::with_capacity(1 << 20, f), left: count })
+    }
+
+    fn next(&mut self) -> std::io::Result<Option<Rec>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let mut b = [0u8; REC];
+        self.r.read_exact(&mut b)?;
+        self.left -= 1;
+        Ok(Some(Rec::read(&b)))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    version: u32,
+    /// Records of `packs` in force (the file may be longer after a crash).
+    packs: usize,
+    runs: Vec<RunState>,
+    next: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    name: String,
+    count: usize,
+}
+
+/// A repository's cache, refreshed and opened.
+pub struct Opened {
+    /// Pack ids by pack number (every pack the cache has seen).
+    pub packs: Vec<Digest>,
+    /// Whether the pack was listed at open (false: gone, or purged).
+    pub listed: Vec<bool>,
+    /// Whether the pack holds chunks compressed with the dictionary.
+    pub dict: Vec<bool>,
+    pub runs: Vec<Run>,
+    /// Pack indexes read by this refresh (the others came from the cache).
+    pub indexes_read: usize,
+}
+
+struct Pack {
+    id: Digest,
+    flags: u8,
+}
+
+/// Refreshes the cache in `dir` from `repo` and opens it. `read_index`
+/// gives a pack's entries (`None`: it vanished since the listing).
+pub fn open(
+    dir: &Path,
+    repo: &dyn Repository,
+    read_index: impl Fn(&Digest, &str) -> Result<Option<Vec<PackEntry>>>,
+) -> Result<Opened> {
+    let io = |what: &str, e: std::io::Error| {
+        EngineError::Pipeline(format!("index cache {}: {what}: {e}", dir.display()))
+    };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io("create", e))?;
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| io("lock", e))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| io("lock", e.into()))?;
+
+    let (mut state, mut packs) = match load(dir) {
+        Ok(x) => x,
+        Err(reason) => {
+            if reason != "absent" {
+                tracing::warn!(cache = %dir.display(), %reason, "index cache unreadable; rebuilding it from the repository");
+            }
+            for e in std::fs::read_dir(dir).map_err(|e| io("read", e))?.flatten() {
+                if e.file_name().to_string_lossy().starts_with("run-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            (State { version: 1, ..State::default() }, Vec::new())
+        }
+    };
+    let known_packs = state.packs;
+
+    // What the repository holds now.
+    let mut by_id: HashMap<Digest, u32> = HashMap::with_capacity(packs.len());
+    for (p, pk) in packs.iter().enumerate() {
+        if pk.flags & PACK_PURGED == 0 {
+            by_id.insert(pk.id, p as u32);
+        }
+    }
+    let mut listed = vec![false; packs.len()];
+    let mut new = Vec::new();
+    for obj in repo.list(pack::PACK_INDEX_PREFIX)? {
+        let Some(id) = pack::id_from_key(&obj.key) else { continue };
+        match by_id.get(&id) {
+            Some(&p) => listed[p as usize] = true,
+            None => new.push((id, obj.key)),
+        }
+    }
+    drop(by_id);
+
+    // The new packs' chunks, as new tables.
+    let mut created = Vec::new();
+    let mut buf: Vec<Rec> = Vec::new();
+    let mut indexes_read = 0;
+    let flush = |buf: &mut Vec<Rec>, state: &mut State, created: &mut Vec<String>| -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        buf.sort_unstable_by(|a, b| a.digest.cmp(&b.digest));
+        let name = format!("run-{:08}", state.next);
+        state.next += 1;
+        let count = write_run(&dir.join(&name), buf.len(), buf.drain(..).map(Ok)).map_err(|e| io(&name, e))?;
+        created.push(name.clone());
+        state.runs.push(RunState { name, count });
+        Ok(())
+    };
+    for (id, key) in new {
+        let Some(entries) = read_index(&id, &key)? else { continue };
+        indexes_read += 1;
+        let p = packs.len() as u32;
+        let dict = entries.iter().any(|e| e.flags & FLAG_DICT != 0);
+        packs.push(Pack { id, flags: if dict { PACK_DICT } else { 0 } });
+        listed.push(true);
+        buf.extend(entries.iter().map(|e| Rec::of(p, e)));
+        if buf.len() >= FLUSH_RECS {
+            flush(&mut buf, &mut state, &mut created)?;
+        }
+    }
+    flush(&mut buf, &mut state, &mut created)?;
+    drop(buf);
+
+    // Merge the newest tables (dropping the chunks of packs no longer listed).
+    let mut purged_any = false;
+    let mut obsolete = Vec::new();
+    while state.runs.len() >= 2 {
+        let n = state.runs.len();
+        let (a, b) = (&state.runs[n - 2], &state.runs[n - 1]);
+        if b.count * 2 < a.count && n <= MAX_RUNS {
+            break;
+        }
+        let name = format!("run-{:08}", state.next);
+        state.next += 1;
+        let (an, bn, upper) = (a.name.clone(), b.name.clone(), a.count + b.count);
+        let mut purged = vec![false; packs.len()];
+        let count = merge(&dir.join(&an), &dir.join(&bn), &dir.join(&name), upper, &listed, &mut purged)
+            .map_err(|e| io(&name, e))?;
+        for (p, gone) in purged.iter().enumerate() {
+            if *gone {
+                packs[p].flags |= PACK_PURGED;
+                purged_any = true;
+            }
+        }
+        state.runs.truncate(n - 2);
+        state.runs.push(RunState { name: name.clone(), count });
+        created.push(name);
+        obsolete.push(an);
+        obsolete.push(bn);
+    }
+
+    // Publish: the packs first (state names how many are in force), then the state.
+    if purged_any || packs.len() != known_packs {
+        let bytes: Vec<u8> = packs
+            .iter()
+            .flat_map(|p| p.id.0.iter().copied().chain(std::iter::once(p.flags)))
+            .collect();
+        let path = dir.join("packs");
+        if purged_any {
+            let tmp = dir.join("packs.tmp");
+            std::fs::write(&tmp, &bytes).map_err(|e| io("packs", e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| io("packs", e))?;
+        } else {
+            let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| io("packs", e))?;
+            f.write_all_at(&bytes[known_packs * PACK_REC..], (known_packs * PACK_REC) as u64).map_err(|e| io("packs", e))?;
+            f.set_len(bytes.len() as u64).map_err(|e| io("packs", e))?;
+            f.sync_data().map_err(|e| io("packs", e))?;
+        }
+        state.packs = packs.len();
+    }
+    if !created.is_empty() || purged_any || packs.len() != known_packs {
+        let tmp = dir.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&state).expect("serialize cache state")).map_err(|e| io("state", e))?;
+        std::fs::rename(&tmp, dir.join("state.json")).map_err(|e| io("state", e))?;
+        for name in obsolete {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+
+    let mut runs = Vec::with_capacity(state.runs.len());
+    for r in &state.runs {
+        let run = Run::open(&dir.join(&r.name))
+            .map_err(|reason| EngineError::Pipeline(format!("index cache {}: table {}: {reason}", dir.display(), r.name)))?;
+        runs.push(run);
+    }
+    let mut out = Opened { packs: Vec::with_capacity(packs.len()), listed, dict: Vec::with_capacity(packs.len()), runs, indexes_read };
+    for (p, pk) in packs.into_iter().enumerate() {
+        if pk.flags & PACK_PURGED != 0 {
+            out.listed[p] = false;
+        }
+        out.packs.push(pk.id);
+        out.dict.push(pk.flags & PACK_DICT != 0);
+    }
+    Ok(out)
+}
+
+/// The state and packs in force; `Err("absent")` for a new cache.
+fn load(dir: &Path) -> std::result::Result<(State, Vec<Pack>), String> {
+    let body = match std::fs::read(dir.join("state.json")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("absent".into()),
+        Err(e) => return Err(format!("state.json: {e}")),
+    };
+    let state: State = serde_json::from_slice(&body).map_err(|e| format!("state.json: {e}"))?;
+    if state.version != 1 {
+        return Err(format!("state.json: version {}", state.version));
+    }
+    let raw = if state.packs == 0 { Vec::new() } else { std::fs::read(dir.join("packs")).map_err(|e| format!("packs: {e}"))? };
+    if raw.len() < state.packs * PACK_REC {
+        return Err(format!("packs: {} bytes for {} packs", raw.len(), state.packs));
+    }
+    let packs = raw[..state.packs * PACK_REC]
+        .chunks_exact(PACK_REC)
+        .map(|c| Pack { id: Digest(c[..32].try_into().expect("32 bytes")), flags: c[32] })
+        .collect();
+    for r in &state.runs {
+        check_run(&dir.join(&r.name), r.count).map_err(|e| format!("{}: {e}", r.name))?;
+    }
+    Ok((state, packs))
+}
+
+/// Whether table `path` is whole and holds `count` records.
+fn check_run(path: &Path, count: usize) -> std::result::Result<(), String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len() as usize;
+    let mut head = [0u8; HEADER];
+    file.read_exact_at(&mut head, 0).map_err(|e| format!("header: {e}"))?;
+    let n = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")) as usize;
+    let bits = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes"));
+    if &head[..8] != RUN_MAGIC || n != count || bits > 16 || len != HEADER + fan_len(bits) + count * REC {
+        return Err(format!("{len} bytes, not a table of {count} records"));
+    }
+    Ok(())
+}
+
+/// Merges two tables into `out`, leaving out the records of packs not
+/// `listed` (marked in `purged`). The count written.
+fn merge(a: &Path, b: &Path, out: &Path, upper: usize, listed: &[bool], purged: &mut [bool]) -> std::io::Result<usize> {
+    let mut ra = RunReader::open(a)?;
+    let mut rb = RunReader::open(b)?;
+    let mut x = ra.next()?;
+    let mut y = rb.next()?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("pack number out of range in {what}"));
+    let mut err = None;
+    let iter = std::iter::from_fn(|| loop {
+        let take_a = match (&x, &y) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(p), Some(q)) => p.digest <= q.digest,
+        };
+        let r = if take_a {
+            let r = x.take().expect("some");
+            match ra.next() {
+                Ok(n) => x = n,
+                Err(e) => return Some(Err(e)),
+            }
+            r
+        } else {
+            let r = y.take().expect("some");
+            match rb.next() {
+                Ok(n) => y = n,
+                Err(e) => return Some(Err(e)),
+            }
+            r
+        };
+        let p = r.pack as usize;
+        if p >= listed.len() {
+            err = Some(bad(&a.display().to_string()));
+            return None;
+        }
+        if listed[p] {
+            return Some(Ok(r));
+        }
+        purged[p] = true;
+    });
+    let count = write_run(out, upper, iter)?;
+    if let Some(e) = err {
+        let _ = std::fs::remove_file(out);
+        return Err(e);
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(d: u8, pack: u32) -> Rec {
+        let mut digest = [d; 32];
+        digest[31] = pack as u8;
+        Rec { digest: Digest(digest), pack, offset: d as u64 * 7, stored_len: 10, raw_len: 20, flags: 0 }
+    }
+
+    #[test]
+    fn tables_find_and_merge_drop_gone_packs() {
+        let t = tempfile::tempdir().unwrap();
+        let mut a: Vec<Rec> = (0..=255u8).map(|d| rec(d, 0)).collect();
+        a.sort_by(|x, y| x.digest.cmp(&y.digest));
+        let mut b: Vec<Rec> = (0..=255u8).step_by(3).map(|d| rec(d, 1)).collect();
+        b.sort_by(|x, y| x.digest.cmp(&y.digest));
+        assert_eq!(write_run(&t.path().join("a"), a.len(), a.iter().copied().map(Ok)).unwrap(), 256);
+        assert_eq!(write_run(&t.path().join("b"), b.len(), b.iter().copied().map(Ok)).unwrap(), 86);
+        let ra = Run::open(&t.path().join("a")).unwrap();
+        for r in &a {
+            assert_eq!(ra.find(&r.digest, |_| true), Some(*r));
+        }
+        assert_eq!(ra.find(&Digest([9; 32]), |_| true), None, "absent digest");
+        let mut purged = vec![false; 2];
+        let n = merge(&t.path().join("a"), &t.path().join("b"), &t.path().join("m"), 342, &[true, false], &mut purged).unwrap();
+        assert_eq!((n, purged), (256, vec![false, true]));
+        let m = Run::open(&t.path().join("m")).unwrap();
+        assert_eq!(m.len(), 256);
+        for r in &a {
+            assert_eq!(m.find(&r.digest, |_| true), Some(*r));
+        }
+        assert_eq!(m.find(&b[0].digest, |_| true), None, "records of the gone pack were dropped");
+    }
+
+    #[test]
+    fn one_digest_in_two_packs_finds_the_usable_one() {
+        let t = tempfile::tempdir().unwrap();
+        let d = Digest([5; 32]);
+        let recs = [
+            Rec { digest: d, pack: 3, offset: 0, stored_len: 1, raw_len: 1, flags: 0 },
+            Rec { digest: d, pack: 4, offset: 9, stored_len: 1, raw_len: 1, flags: 0 },
+        ];
+        write_run(&t.path().join("r"), 2, recs.iter().copied().map(Ok)).unwrap();
+        let r = Run::open(&t.path().join("r")).unwrap();
+        assert_eq!(r.find(&d, |x| x.pack != 3).map(|x| x.offset), Some(9));
+        assert_eq!(r.find(&d, |_| false), None);
+    }
+}
