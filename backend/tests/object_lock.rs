@@ -7,6 +7,14 @@
 //! Lock fails such a backup before anything is written, and the repository
 //! test says so naming the bucket. After a plain DELETE of every key (delete
 //! markers), `undelete` brings the restore points back.
+//!
+//! The lock date a restore point shows is the storage's own (GetObjectRetention
+//! of its manifest, `object_lock::restore_point_lock`), equal to what boto3
+//! reads. The "ensure retention" repair (`repo ensure-retention`) locks what a
+//! crash between a write and its lock left unlocked: afterwards deleting any
+//! version is refused. `repo undelete --since` brings back a manifest deleted
+//! with a plain DELETE, and the restore point restores byte for byte; a bucket
+//! without versioning and a local directory refuse it, saying why.
 
 mod support;
 #[path = "engine_support/mod.rs"]
@@ -21,7 +29,9 @@ use sendense::catalog::repository_setup::object_lock_check;
 use sendense::engine::backup::{self, BackupOptions, DiskSource};
 use sendense::engine::block_source::FileSource;
 use sendense::engine::datastore::{Datastore, DEFAULT_CHUNK_SIZE};
-use sendense::engine::manifest::Manifest;
+use sendense::engine::manifest::{manifest_key, Manifest};
+use sendense::engine::object_lock::{ensure_retention, restore_point_lock};
+use sendense::engine::repository::Repository;
 use sendense::engine::progress::Progress;
 use sendense::engine::repository::LockMode;
 use sendense::engine::restore;
@@ -201,4 +211,128 @@ fn a_bucket_without_object_lock_fails_the_backup_before_writing() {
     let m = backup_image(&ds, &img, None, None).unwrap();
     assert!(m.immutable_until.is_some());
     assert_eq!(retention_puts(&moto), 0);
+}
+
+/// The current version of `key` in `bucket`.
+fn current_version(moto: &Moto, bucket: &str, key: &str) -> BucketVersion {
+    moto.all_versions(bucket).into_iter().find(|v| v.key == key && v.is_latest).unwrap_or_else(|| panic!("no current version of {key}"))
+}
+
+#[test]
+fn the_lock_date_is_the_storages_and_ensure_retention_locks_what_a_crash_left_unlocked() {
+    let moto = Moto::start();
+    moto.create_bucket("repair", true);
+    let spec = moto.spec("repair");
+    let t = tempfile::tempdir().unwrap();
+    let (img, out) = (t.path().join("d.raw"), t.path().join("out.raw"));
+    make_image(&img, 41, IMAGE_MIB);
+    Datastore::init_spec(&spec, None, DEFAULT_CHUNK_SIZE).unwrap();
+    let ds = Datastore::open_spec(&spec, None).unwrap();
+    let s1 = backup_image(&ds, &img, None, Some(LockMode::Governance)).unwrap();
+
+    // The lock the restore point shows is the one boto3 reads on its manifest.
+    let lock = restore_point_lock(&ds, "vm1", &s1.id).unwrap().expect("a locked restore point");
+    let key = manifest_key("vm1", &s1.id);
+    let v = current_version(&moto, "repair", &key);
+    let seen = moto.retention("repair", &key, &v.version_id);
+    assert_eq!(seen.mode.as_deref(), Some("GOVERNANCE"));
+    let boto_until = DateTime::parse_from_rfc3339(seen.until.as_deref().unwrap()).unwrap().with_timezone(&Utc);
+    assert_eq!((lock.mode, lock.until.timestamp_millis()), (LockMode::Governance, boto_until.timestamp_millis()), "{lock:?} vs {seen:?}");
+    assert!((lock.until - until(&s1)).num_milliseconds().abs() < 1000, "the manifest is locked to its immutable_until");
+    // A local directory has no storage lock: no date, no request.
+    let local = t.path().join("local");
+    Datastore::init_with(&local, None, DEFAULT_CHUNK_SIZE).unwrap();
+    let lds = Datastore::open(&local, None).unwrap();
+    let lm = backup_image(&lds, &img, None, None).unwrap();
+    assert_eq!(restore_point_lock(&lds, "vm1", &lm.id).unwrap(), None);
+
+    // A crash between the writes and their retention requests: an immutable
+    // incremental whose objects were written but never locked (the same
+    // backup without the storage lock), and an object put without retention.
+    let ranges = mutate(&img, 42, &[3, 70, 150]);
+    let s2 = backup_image(&ds, &img, Some(ranges), None).unwrap();
+    assert!(s2.immutable_until.is_some());
+    let key2 = manifest_key("vm1", &s2.id);
+    let unlocked = objects(&moto, "repair").into_iter().filter(|v| moto.retention("repair", &v.key, &v.version_id).mode.is_none()).count();
+    assert!(unlocked >= 3, "the crashed backup left its pack, indexes and manifest unlocked: {unlocked}");
+    assert_eq!(restore_point_lock(&ds, "vm1", &s2.id).unwrap(), None, "no lock claimed before the repair");
+    let config_unlocked = current_version(&moto, "repair", "config.json");
+    assert!(moto.retention("repair", "config.json", &config_unlocked.version_id).mode.is_some());
+
+    // The repair (CLI) locks exactly what was left unlocked.
+    let f = spec_file(t.path(), &spec);
+    let printed = ok(&["repo", "ensure-retention", "--spec-file", p(&f), "--mode", "governance"]);
+    let summary = printed.lines().last().unwrap();
+    assert!(summary.contains("2 locked restore points") && summary.contains(&format!("{unlocked} locked again")), "{printed}");
+    assert!(printed.contains(&format!("locked {key2}")), "{printed}");
+    // Every version of every object of both restore points is locked now:
+    // deleting one by VersionId is refused (AccessDenied).
+    let n = assert_locked(&moto, "repair", "GOVERNANCE", until(&s1));
+    let lock2 = restore_point_lock(&ds, "vm1", &s2.id).unwrap().expect("the repaired manifest is locked");
+    assert!((lock2.until - until(&s2)).num_milliseconds().abs() < 1000, "{lock2:?}");
+    // A second pass finds nothing to do (one HEAD per object, no retention request).
+    let puts = retention_puts(&moto);
+    let again = ensure_retention(&ds, LockMode::Governance).unwrap();
+    assert_eq!((again.snapshots, again.extended.len(), again.missing.len()), (2, 0, 0), "{again:?}");
+    assert_eq!(retention_puts(&moto), puts);
+    println!("ensure-retention: {unlocked} objects locked again of {} checked; {n} versions refuse deletion", again.objects);
+    restore::restore(&ds, "vm1", &s2.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &img));
+    // Not on a store that cannot lock.
+    let refused = fails(&["repo", "ensure-retention", p(&local), "--mode", "governance"]);
+    assert!(refused.contains("cannot lock objects"), "{refused}");
+}
+
+#[test]
+fn undelete_brings_back_a_manifest_deleted_with_a_plain_delete() {
+    let moto = Moto::start();
+    moto.create_bucket("undel", true);
+    moto.create_bucket("unversioned", false);
+    let spec = moto.spec("undel");
+    let t = tempfile::tempdir().unwrap();
+    let (img, key, out) = (t.path().join("d.raw"), t.path().join("repo.key"), t.path().join("out.raw"));
+    make_image(&img, 51, IMAGE_MIB);
+    Datastore::init_spec(&spec, Some(&key), DEFAULT_CHUNK_SIZE).unwrap();
+    let ds = Datastore::open_spec(&spec, Some(&key)).unwrap();
+    let m = backup_image(&ds, &img, None, Some(LockMode::Compliance)).unwrap();
+
+    // Someone with the credentials deletes the manifest: a delete marker
+    // (the locked version stays); the restore point is gone from listings.
+    let attack = Utc::now() - Duration::seconds(2);
+    let mkey = manifest_key("vm1", &m.id);
+    ObjectRepository::open(&spec).unwrap().delete(&mkey).unwrap();
+    assert!(ds.list_snapshots(None).unwrap().is_empty());
+    assert!(moto.all_versions("undel").iter().any(|v| v.key == mkey && v.delete_marker && v.is_latest));
+    assert!(restore::restore(&ds, "vm1", &m.id, None, &out, 2, &Progress::new()).is_err());
+
+    // A marker older than --since stays.
+    let f = spec_file(t.path(), &spec);
+    let later = (Utc::now() + Duration::hours(1)).to_rfc3339();
+    let none = ok(&["repo", "undelete", "--spec-file", p(&f), "--key", p(&key), "--since", &later]);
+    assert!(none.contains("removed 0 delete markers"), "{none}");
+    assert!(ds.list_snapshots(None).unwrap().is_empty());
+    let printed = ok(&["repo", "undelete", "--spec-file", p(&f), "--key", p(&key), "--since", &attack.to_rfc3339()]);
+    assert!(printed.contains(&format!("restored snapshot vm1/{}", m.id)) && printed.contains("removed 1 delete markers"), "{printed}");
+    assert_eq!(ds.list_snapshots(None).unwrap(), vec![("vm1".to_string(), m.id.clone())]);
+    restore::restore(&ds, "vm1", &m.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &img), "the undeleted restore point restores byte for byte");
+    // Its lock is the storage's, still.
+    assert!(restore_point_lock(&ds, "vm1", &m.id).unwrap().is_some_and(|l| l.mode == LockMode::Compliance));
+
+    // Stores that keep no deleted versions refuse, saying so.
+    let pdir = t.path().join("plain");
+    std::fs::create_dir_all(&pdir).unwrap();
+    let plain = spec_file(&pdir, &moto.spec("unversioned"));
+    let e = fails(&["repo", "undelete", "--spec-file", p(&plain), "--since", &attack.to_rfc3339()]);
+    assert!(e.contains("bucket 'unversioned' has no versioning"), "{e}");
+    let e = ObjectRepository::open(&moto.spec("unversioned")).unwrap().undelete(attack).unwrap_err().to_string();
+    assert!(e.contains("no versioning"), "{e}");
+    let local = t.path().join("local");
+    Datastore::init_with(&local, None, DEFAULT_CHUNK_SIZE).unwrap();
+    let e = fails(&["repo", "undelete", p(&local), "--since", &attack.to_rfc3339()]);
+    assert!(e.contains("undelete needs an S3 bucket with versioning"), "{e}");
+    // A time clap cannot read is a usage error (exit 2) saying what to give.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_sendense")).args(["repo", "undelete", p(&local), "--since", "yesterday"]).output().unwrap();
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(bad.status.code() == Some(2) && e.contains("RFC 3339"), "{e}");
 }

@@ -182,6 +182,32 @@ pub enum RepoCommand {
         #[arg(long)]
         snapshot: String,
     },
+    /// S3 Object Lock repair: every object a restore point still inside its
+    /// immutability window needs (manifest, fixed indexes, packs, pack
+    /// indexes, dictionary, config.json) gets a retention in MODE reaching
+    /// at least its immutable-until date when it has none or a shorter one
+    /// (a crash between a write and its lock). Prints what it extended.
+    EnsureRetention {
+        #[command(flatten)]
+        dir: RepoDir,
+        #[command(flatten)]
+        key: KeyArg,
+        #[arg(long, value_name = "governance|compliance", value_parser = parse_lock_mode)]
+        mode: crate::engine::repository::LockMode,
+    },
+    /// Versioned S3 bucket (Object Lock): remove the delete markers made at
+    /// or after TIME (RFC 3339, the storage's clock) that hide objects, so
+    /// objects deleted with a plain DELETE (versions kept) are back; leases
+    /// and temporary objects stay deleted. Prints the snapshots visible after.
+    Undelete {
+        #[command(flatten)]
+        dir: RepoDir,
+        #[command(flatten)]
+        key: KeyArg,
+        /// RFC 3339 instant, e.g. 2026-12-05T18:00:00Z.
+        #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+        since: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -417,8 +443,53 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
             prune::forget(&ds, &id, &snapshot)?;
             println!("removed {id}/{snapshot} (run `sendense repo gc` to reclaim space)");
         }
+        RepoCommand::EnsureRetention { dir, key: k, mode } => {
+            let ds = Datastore::open_spec(&dir.spec()?, key(&k))?;
+            if ds.repo.lock_support()? == super::repository::LockSupport::None {
+                anyhow::bail!("repository {}: the storage cannot lock objects (an S3 bucket needs Object Lock); nothing to ensure", ds.repo.describe());
+            }
+            let r = super::object_lock::ensure_retention(&ds, mode)?;
+            for key in &r.extended {
+                println!("locked {key}");
+            }
+            for key in &r.missing {
+                eprintln!("ensure-retention: {key} is missing (run `sendense repo verify`)");
+            }
+            println!(
+                "ensure-retention: {} locked restore points, {} objects checked, {} locked again ({mode}), {} missing",
+                r.snapshots,
+                r.objects,
+                r.extended.len(),
+                r.missing.len()
+            );
+        }
+        RepoCommand::Undelete { dir, key: k, since } => {
+            let spec = dir.spec()?;
+            let repo = crate::repos::open_backend(&spec)?;
+            let back = repo.undelete(since)?;
+            let ds = Datastore::open_repo(repo, Path::new(&spec.describe()), key(&k))?;
+            let manifests: Vec<(String, String)> = back.iter().filter_map(|k| super::manifest::parse_manifest_key(k)).collect();
+            for (name, id) in &manifests {
+                println!("restored snapshot {name}/{id}");
+            }
+            println!(
+                "undelete: removed {} delete markers made since {} ({} snapshots back); {} snapshots in {}",
+                back.len(),
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                manifests.len(),
+                ds.list_snapshots(None)?.len(),
+                spec.describe()
+            );
+        }
     }
     Ok(())
+}
+
+/// An RFC 3339 instant.
+fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("'{s}': {e}; give an RFC 3339 instant like 2026-12-05T18:00:00Z"))
 }
 
 /// `governance` / `compliance` (any case).

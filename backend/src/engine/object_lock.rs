@@ -28,6 +28,11 @@
 //! lock failed is removed again, so no restore point claims a lock it does
 //! not have (on a versioned bucket the removal is a delete marker over an
 //! unlocked version).
+//!
+//! Afterwards: [`restore_point_lock`] reads the lock the storage holds on a
+//! restore point (its manifest's retention, what the catalog shows), and
+//! [`ensure_retention`] repairs what a crash between a PUT and its
+//! retention request (or a failed lock) left unlocked.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -134,32 +139,8 @@ impl Locking {
         // Without its config (chunk size, wrapped key check) no restore point opens.
         jobs.push(Job::EnsureIfPresent(CONFIG_KEY.to_string()));
         let repo = self.recorder.inner.as_ref();
-        let (mode, sent) = (self.mode, std::sync::atomic::AtomicUsize::new(0));
-        let next = Mutex::new(jobs.into_iter());
-        let failed: Mutex<Option<EngineError>> = Mutex::default();
-        std::thread::scope(|s| {
-            for _ in 0..LOCK_WORKERS {
-                s.spawn(|| loop {
-                    if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
-                        return;
-                    }
-                    let Some(job) = next.lock().unwrap_or_else(|e| e.into_inner()).next() else { return };
-                    match job.run(repo, until, band, mode) {
-                        Ok(n) => {
-                            sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            failed.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(lock_failed(repo, m, &e));
-        }
-        Ok(sent.into_inner())
+        let jobs = jobs.into_iter().map(|j| (j, until, band)).collect();
+        run_pool(repo, jobs, self.mode).map_err(|e| lock_failed(repo, m, &e))
     }
 
     /// Step 3: the manifest (already written) locked to `until`; on
@@ -177,6 +158,180 @@ impl Locking {
         }
         Ok(())
     }
+}
+
+/// Runs retention jobs (each with the `until` it must reach and the
+/// `band` it is extended to) on [`LOCK_WORKERS`] threads; the first failure
+/// stops the others. The number of retention requests sent.
+fn run_pool(repo: &dyn Repository, jobs: Vec<(Job, DateTime<Utc>, DateTime<Utc>)>, mode: LockMode) -> Result<usize> {
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let next = Mutex::new(jobs.into_iter());
+    let failed: Mutex<Option<EngineError>> = Mutex::default();
+    std::thread::scope(|s| {
+        for _ in 0..LOCK_WORKERS {
+            s.spawn(|| loop {
+                if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                    return;
+                }
+                let Some((job, until, band)) = next.lock().unwrap_or_else(|e| e.into_inner()).next() else { return };
+                match job.run(repo, until, band, mode) {
+                    Ok(n) => {
+                        sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        failed.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(sent.into_inner())
+}
+
+/// The lock the storage holds on restore point `name/id`: the retention of
+/// its manifest as the storage records it (S3 GetObjectRetention), `None`
+/// when the storage cannot lock (no request then) or the manifest has no
+/// retention. Blocking.
+pub fn restore_point_lock(ds: &Datastore, name: &str, id: &str) -> Result<Option<Retention>> {
+    if ds.repo.lock_support()? == LockSupport::None {
+        return Ok(None);
+    }
+    match ds.repo.object_retention(&manifest::manifest_key(name, id)) {
+        Err(EngineError::NotFound { .. }) => Err(EngineError::SnapshotNotFound(format!("{name}/{id}"))),
+        r => r,
+    }
+}
+
+/// What [`ensure_retention`] found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EnsureReport {
+    /// Restore points still inside their immutability window.
+    pub snapshots: usize,
+    /// Objects whose retention was read.
+    pub objects: usize,
+    /// Objects whose retention was missing or too short, now extended.
+    pub extended: Vec<String>,
+    /// Objects a locked restore point needs that are not there (verify says more).
+    pub missing: Vec<String>,
+}
+
+/// The "ensure retention" repair (design §4.2): for every restore point
+/// whose `immutable_until` is still ahead (by the storage's clock), every
+/// object it needs (its manifest, fixed indexes, the packs and pack indexes
+/// holding its chunks, the dictionary, `config.json`) must be locked at
+/// least until then in `mode` (or compliance); an object whose retention is
+/// missing or shorter (a crash between a PUT and its PutObjectRetention, a
+/// failed lock) is extended: the manifest to its `immutable_until`, the
+/// others to the band `until + window` as backups do (window: from the
+/// snapshot's creation to its `until`). Every object is checked by itself
+/// (a pack locked does not vouch for its index). Nothing when the storage
+/// cannot lock. Blocking.
+pub fn ensure_retention(ds: &Datastore, mode: LockMode) -> Result<EnsureReport> {
+    let mut report = EnsureReport::default();
+    if ds.repo.lock_support()? == LockSupport::None {
+        return Ok(report);
+    }
+    let now: DateTime<Utc> = ds.repo.server_now()?.into();
+    // key -> (needed until, extend to)
+    let mut need: std::collections::BTreeMap<String, (DateTime<Utc>, DateTime<Utc>)> = std::collections::BTreeMap::new();
+    let mut add = |key: String, until: DateTime<Utc>, band: DateTime<Utc>| {
+        let e = need.entry(key).or_insert((until, band));
+        e.0 = e.0.max(until);
+        e.1 = e.1.max(band);
+    };
+    let mut store: Option<ChunkStore> = None;
+    for (name, id) in ds.list_snapshots(None)? {
+        let m = match ds.load_manifest(&name, &id) {
+            Ok(m) => m,
+            Err(EngineError::SnapshotNotFound(_)) => continue, // forgotten meanwhile
+            Err(e) => return Err(e),
+        };
+        let Some(until) = m.immutable_until.as_deref().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|d| d.with_timezone(&Utc)) else {
+            continue;
+        };
+        if until <= now {
+            continue;
+        }
+        report.snapshots += 1;
+        let window = m.created_at().map(|c| until - c).filter(|w| *w > Duration::zero()).unwrap_or_else(Duration::zero);
+        let band = until + window;
+        let label = format!("{name}/{id}");
+        add(manifest::manifest_key(&name, &id), until, until);
+        add(DICT_KEY.to_string(), until, band);
+        add(CONFIG_KEY.to_string(), until, band);
+        if store.is_none() {
+            store = Some(ds.load_chunk_store()?);
+        }
+        let chunks = store.as_ref().expect("loaded above");
+        let mut packs: HashSet<u32> = HashSet::new();
+        for disk in &m.disks {
+            add(disk.index.clone(), until, band);
+            let index = match ds.load_index(&label, &disk.index) {
+                Ok(i) => i,
+                Err(EngineError::CorruptIndex { .. }) => continue, // missing or damaged: checked below / by verify
+                Err(e) => return Err(e),
+            };
+            for d in index.digests.iter().filter(|d| !d.is_zero_marker()) {
+                if let Some(loc) = chunks.get(d) {
+                    packs.insert(loc.pack);
+                }
+            }
+        }
+        for p in packs {
+            let pid = &chunks.packs[p as usize];
+            add(pack::pack_index_key(pid), until, band);
+            add(pack::pack_key(pid), until, band);
+        }
+    }
+    let repo = ds.repo.as_ref();
+    let extended: Mutex<Vec<String>> = Mutex::default();
+    let missing: Mutex<Vec<String>> = Mutex::default();
+    let optional = |k: &str| k == DICT_KEY;
+    let jobs: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = need.into_iter().map(|(k, (u, b))| (k, u, b)).collect();
+    report.objects = jobs.len();
+    let next = Mutex::new(jobs.into_iter());
+    let failed: Mutex<Option<EngineError>> = Mutex::default();
+    std::thread::scope(|s| {
+        for _ in 0..LOCK_WORKERS {
+            s.spawn(|| loop {
+                if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                    return;
+                }
+                let Some((key, until, band)) = next.lock().unwrap_or_else(|e| e.into_inner()).next() else { return };
+                let r = match repo.retention(&key) {
+                    Err(EngineError::NotFound { .. }) => {
+                        if !optional(&key) {
+                            missing.lock().unwrap_or_else(|e| e.into_inner()).push(key);
+                        }
+                        continue;
+                    }
+                    Ok(r) if long_enough(r, until, mode) => continue,
+                    Ok(_) => repo.retain(&key, band, mode),
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Ok(_) => extended.lock().unwrap_or_else(|e| e.into_inner()).push(key),
+                    Err(EngineError::NotFound { .. }) => missing.lock().unwrap_or_else(|e| e.into_inner()).push(key),
+                    Err(e) => {
+                        failed.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(EngineError::Pipeline(format!("repository {}: ensuring the retention of locked restore points: {e}", repo.describe())));
+    }
+    report.extended = extended.into_inner().unwrap_or_else(|e| e.into_inner());
+    report.missing = missing.into_inner().unwrap_or_else(|e| e.into_inner());
+    report.extended.sort();
+    report.missing.sort();
+    Ok(report)
 }
 
 fn lock_failed(repo: &dyn Repository, m: &Manifest, e: &EngineError) -> EngineError {
@@ -283,7 +438,19 @@ impl Repository for Recorder {
     fn retention(&self, key: &str) -> Result<Option<Retention>> {
         self.inner.retention(key)
     }
+    fn object_retention(&self, key: &str) -> Result<Option<Retention>> {
+        self.inner.object_retention(key)
+    }
+    fn undelete(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
+        self.inner.undelete(since)
+    }
     fn retain(&self, key: &str, until: DateTime<Utc>, mode: LockMode) -> Result<Retention> {
         self.inner.retain(key, until, mode)
+    }
+    fn parallel_requests(&self) -> usize {
+        self.inner.parallel_requests()
+    }
+    fn server_now(&self) -> Result<std::time::SystemTime> {
+        self.inner.server_now()
     }
 }

@@ -111,6 +111,23 @@ pub trait Repository: Send + Sync {
         let _ = key;
         Ok(None)
     }
+    /// The storage's own record of the object's retention (S3:
+    /// GetObjectRetention), for what the catalog shows as a restore point's
+    /// lock date; `NotFound` when absent. Defaults to [`Repository::retention`].
+    fn object_retention(&self, key: &str) -> Result<Option<Retention>> {
+        self.retention(key)
+    }
+    /// Removes the delete markers made at or after `since` (the storage's
+    /// clock) that hide objects of a versioned store, so deleted objects
+    /// whose versions were kept are back; the keys brought back. A store
+    /// without versions refuses ([`EngineError::Invalid`]).
+    fn undelete(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
+        let _ = since;
+        Err(EngineError::Invalid(format!(
+            "repository {}: undelete needs an S3 bucket with versioning (Object Lock turns it on); this storage deletes objects for good",
+            self.describe()
+        )))
+    }
     /// Gives the object's current version a retention until `until` (or
     /// extends it): the storage refuses to delete that version before.
     /// `NotFound` when absent.

@@ -153,11 +153,25 @@ impl ObjectRepository {
     /// since `since` (by the storage's clock) that hide objects under the
     /// prefix, so objects someone deleted with a plain DELETE (their locked
     /// versions kept) are back; leases and `tmp/` stay deleted. The keys
-    /// brought back.
+    /// brought back. A bucket without versioning (or Azure here) is refused
+    /// with [`EngineError::Invalid`] naming it.
     pub fn undelete(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<String>> {
         let Some(raw) = self.s3_raw.clone() else {
-            return Err(EngineError::Pipeline(format!("repository {}: undelete needs an S3 bucket with versions", self.describe)));
+            return Err(EngineError::Invalid(format!(
+                "repository {}: undelete needs an S3 bucket with versioning; this Azure container keeps no deleted versions Sendense can bring back",
+                self.describe
+            )));
         };
+        let r = raw.clone();
+        let versioned = block_on(async move { r.versioning().await })
+            .map_err(|e| EngineError::Pipeline(format!("repository {}: reading the versioning of bucket '{}': {e}", self.describe, raw.bucket())))?;
+        if !versioned {
+            return Err(EngineError::Invalid(format!(
+                "repository {}: bucket '{}' has no versioning, so deleted objects are gone for good and there is nothing to undelete (create the bucket with Object Lock, which turns versioning on)",
+                self.describe,
+                raw.bucket()
+            )));
+        }
         block_on(async move { raw.undelete(since).await })
             .map_err(|e| EngineError::Pipeline(format!("repository {}: removing delete markers: {e}", self.describe)))
     }
@@ -370,6 +384,20 @@ impl Repository for ObjectRepository {
             Ok(None) => Err(EngineError::NotFound { key: key.to_string() }),
             Err(e) => Err(self.lock_error(key, "reading its retention", e)),
         }
+    }
+
+    fn object_retention(&self, key: &str) -> Result<Option<Retention>> {
+        let Some(raw) = &self.s3_raw else { return Ok(None) };
+        let (r, k) = (raw.clone(), key.to_string());
+        match block_on(async move { r.get_retention(&k, None).await }) {
+            Ok(Some(ret)) => Ok(ret),
+            Ok(None) => Err(EngineError::NotFound { key: key.to_string() }),
+            Err(e) => Err(self.lock_error(key, "reading its retention (GetObjectRetention)", e)),
+        }
+    }
+
+    fn undelete(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<String>> {
+        ObjectRepository::undelete(self, since)
     }
 
     fn retain(&self, key: &str, until: chrono::DateTime<chrono::Utc>, mode: LockMode) -> Result<Retention> {

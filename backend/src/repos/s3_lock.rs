@@ -10,7 +10,14 @@
 //!   only with the bypass permission, which we never send).
 //! * [`S3Raw::retention`]: the retention of an object read from a HEAD's
 //!   `x-amz-object-lock-mode` / `x-amz-object-lock-retain-until-date`
-//!   headers (moto answers GetObjectRetention with a 500; HEAD works on both).
+//!   headers (one cheap request per pack for the lock band checks).
+//! * [`S3Raw::get_retention`]: GetObjectRetention (`GET /key?retention`),
+//!   the storage's own record of a restore point's lock (its manifest). moto
+//!   ignores the `retention` subresource and answers the object itself with
+//!   the lock headers: that answer is read from its headers (boto3's
+//!   `get_object_retention` fails on it).
+//! * [`S3Raw::versioning`]: GetBucketVersioning, whether deletes leave the
+//!   old versions (undelete needs it).
 //! * [`S3Raw::lock_configuration`]: GetObjectLockConfiguration, whether the
 //!   bucket was created with Object Lock (a bucket without it answers 404
 //!   `ObjectLockConfigurationNotFoundError`), and its default retention.
@@ -120,6 +127,33 @@ pub fn retention_from_headers(headers: &HeaderMap) -> Result<Option<Retention>, 
         .map_err(|e| format!("unreadable retain-until date '{until}': {e}"))?
         .with_timezone(&Utc);
     Ok(Some(Retention { mode, until }))
+}
+
+/// A GetObjectRetention answer's body: `<Retention><Mode>..</Mode><RetainUntilDate>..</RetainUntilDate></Retention>`;
+/// `Ok(None)` when the body is no `Retention` document.
+pub fn parse_retention(doc: &str) -> Result<Option<Retention>, String> {
+    let Ok(parsed) = roxmltree::Document::parse(doc) else { return Ok(None) };
+    if parsed.root_element().tag_name().name() != "Retention" {
+        return Ok(None);
+    }
+    let find = |tag: &str| {
+        parsed.descendants().find(|n| n.is_element() && n.tag_name().name() == tag).and_then(|n| n.text()).map(str::trim)
+    };
+    let (Some(mode), Some(until)) = (find("Mode"), find("RetainUntilDate")) else {
+        return Err("a Retention without Mode or RetainUntilDate".into());
+    };
+    let mode = LockMode::from_s3(mode).ok_or_else(|| format!("unknown Object Lock mode '{mode}'"))?;
+    let until = DateTime::parse_from_rfc3339(until)
+        .map_err(|e| format!("unreadable RetainUntilDate '{until}': {e}"))?
+        .with_timezone(&Utc);
+    Ok(Some(Retention { mode, until }))
+}
+
+/// A GetBucketVersioning answer's body: `Status` is `Enabled` (`Suspended`
+/// or no status: deletes remove objects for good).
+pub fn parse_versioning(doc: &str) -> Result<bool, String> {
+    let parsed = roxmltree::Document::parse(doc).map_err(|e| format!("unreadable VersioningConfiguration: {e}"))?;
+    Ok(parsed.descendants().any(|n| n.is_element() && n.tag_name().name() == "Status" && n.text().map(str::trim) == Some("Enabled")))
 }
 
 /// One page of ListObjectVersions.
@@ -249,6 +283,38 @@ impl S3Raw {
             StatusCode::NOT_FOUND => Ok(None),
             s => Err(format!("HEAD answered {s}")),
         }
+    }
+
+    /// GetObjectRetention of `key` (its current version, or `version`):
+    /// `Ok(None)` no such object, `Ok(Some(None))` an object without
+    /// retention.
+    pub async fn get_retention(&self, key: &str, version: Option<&str>) -> Result<Option<Option<Retention>>, String> {
+        let query = match version {
+            Some(v) => format!("retention&versionId={}", query_value(v)),
+            None => "retention".to_string(),
+        };
+        let answer = self.send(self.signed(Method::GET, &self.url(Some(key), &query), &[], None)?).await?;
+        match answer.status {
+            s if s.is_success() => match parse_retention(&String::from_utf8_lossy(&answer.body))? {
+                Some(r) => Ok(Some(Some(r))),
+                // A server that answered the object itself (moto): its lock headers.
+                None => retention_from_headers(&answer.headers).map(Some),
+            },
+            StatusCode::NOT_FOUND if answer.code().as_deref() == Some("NoSuchObjectLockConfiguration") => Ok(Some(None)),
+            StatusCode::NOT_FOUND if matches!(answer.code().as_deref(), Some("NoSuchKey" | "NoSuchVersion") | None) => Ok(None),
+            // AWS: "Bucket is missing Object Lock Configuration".
+            StatusCode::BAD_REQUEST if answer.code().as_deref() == Some("InvalidRequest") => Ok(Some(None)),
+            _ => Err(answer.failure("GetObjectRetention")),
+        }
+    }
+
+    /// GetBucketVersioning: whether the bucket keeps old versions.
+    pub async fn versioning(&self) -> Result<bool, String> {
+        let answer = self.send(self.signed(Method::GET, &self.url(None, "versioning"), &[], None)?).await?;
+        if !answer.status.is_success() {
+            return Err(answer.failure("GetBucketVersioning"));
+        }
+        parse_versioning(&String::from_utf8_lossy(&answer.body))
     }
 
     /// GetObjectLockConfiguration of the bucket.
@@ -412,6 +478,24 @@ mod tests {
         assert_eq!(page.latest_markers, vec![("site/a".to_string(), "m1".to_string(), made)]);
         assert!(page.truncated);
         assert_eq!((page.next_key.as_deref(), page.next_version.as_deref()), (Some("site/b"), Some("v9")));
+    }
+
+    #[test]
+    fn get_object_retention_answers_parse() {
+        let doc = r#"<?xml version="1.0" encoding="UTF-8"?><Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Mode>GOVERNANCE</Mode><RetainUntilDate>2027-01-02T03:04:05.678Z</RetainUntilDate></Retention>"#;
+        assert_eq!(parse_retention(doc).unwrap(), Some(Retention { mode: LockMode::Governance, until: until() }));
+        // The object itself (a server that ignores ?retention): not a Retention.
+        assert_eq!(parse_retention("{\"version\":1}").unwrap(), None);
+        assert_eq!(parse_retention("<Other/>").unwrap(), None);
+        assert!(parse_retention("<Retention><Mode>GOVERNANCE</Mode></Retention>").is_err());
+        assert!(parse_retention("<Retention><Mode>X</Mode><RetainUntilDate>2027-01-02T03:04:05Z</RetainUntilDate></Retention>").is_err());
+        assert!(parse_versioning(r#"<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>"#).unwrap());
+        assert!(!parse_versioning("<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>").unwrap());
+        assert!(!parse_versioning("<VersioningConfiguration/>").unwrap());
+        let r = raw(false);
+        let req = r.signed(Method::GET, &r.url(Some("snapshots/vm1/x.json"), "retention"), &[], None).unwrap();
+        assert_eq!(req.uri().to_string(), "http://127.0.0.1:9/locked/site/snapshots/vm1/x.json?retention");
+        assert!(req.headers()["authorization"].to_str().unwrap().starts_with("AWS4-HMAC-SHA256 "));
     }
 
     #[test]
