@@ -75,6 +75,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     let (mut state, health_tx) = AppState::new(catalog, kind, config.data_dir.clone());
     apply_config(&mut state, &config);
+    // What admins changed at runtime replaces the flags (api/settings.rs).
+    crate::api::settings::apply_saved(&state);
     state.tls = tls.is_some();
     state.roots = std::sync::Arc::new(roots);
     state.start_facts = std::sync::Arc::new(crate::api::settings::StartFacts::new(&config, addr, &url, kind, tls.as_ref()));
@@ -172,7 +174,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 /// access and tool time limits of `config` to `state` (and the process's
 /// tool runs); `GET /settings` reads them back from where they act.
 pub fn apply_config(state: &mut AppState, config: &ServeConfig) {
-    state.session_ttl = chrono::Duration::minutes(config.session_ttl_minutes);
+    state.set_session_ttl_minutes(config.session_ttl_minutes);
     state.runner.set_read_limit(config.read_limit_bps);
     state.runner.set_gc_grace_secs(config.gc_grace_seconds);
     state.runner.set_catalog_retention(crate::catalog::housekeeping::Retention {

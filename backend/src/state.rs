@@ -31,8 +31,9 @@ pub struct AppState {
     pub data_dir: Arc<std::path::PathBuf>,
     /// Failed sign-ins per username and address.
     pub throttle: crate::auth::throttle::Shared,
-    /// How long a sign-in lasts.
-    pub session_ttl: chrono::Duration,
+    /// How long a new sign-in lasts, in minutes (an admin changes it at
+    /// runtime: see [`AppState::session_ttl`]).
+    pub session_ttl_minutes: Arc<std::sync::atomic::AtomicI64>,
     /// Ids of sessions just ended, so their WebSockets close.
     pub revocations: broadcast::Sender<Arc<Vec<String>>>,
     /// The job runner (queue, limits, pause / resume / stop).
@@ -84,7 +85,7 @@ impl AppState {
             shutdown,
             data_dir: Arc::new(data_dir.clone()),
             throttle: Arc::default(),
-            session_ttl: chrono::Duration::minutes(DEFAULT_SESSION_TTL_MINUTES),
+            session_ttl_minutes: Arc::new(std::sync::atomic::AtomicI64::new(DEFAULT_SESSION_TTL_MINUTES)),
             revocations,
             runner: runner.clone(),
             alerts,
@@ -105,6 +106,15 @@ impl AppState {
         if !session_ids.is_empty() {
             let _ = self.revocations.send(Arc::new(session_ids));
         }
+    }
+
+    /// How long a sign-in made now lasts.
+    pub fn session_ttl(&self) -> chrono::Duration {
+        chrono::Duration::minutes(self.session_ttl_minutes.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    pub fn set_session_ttl_minutes(&self, minutes: i64) {
+        self.session_ttl_minutes.store(minutes, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn uptime_seconds(&self) -> u64 {

@@ -5,6 +5,9 @@
 //!
 //! They are set when the server starts; [`SOURCES`] names the flag and
 //! environment variable of each, for the cockpit to say how to change it.
+//! The [`RUNTIME`] ones an admin also changes with `PATCH /api/v1/settings`
+//! ([`SettingsUpdate`]): applied at once, kept in the data directory and
+//! laid over the flags at every start.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,105 @@ pub struct ServerSettings {
     pub tls: TlsSettings,
     /// The licence tier and what it includes.
     pub license: LicenseFeatures,
+    /// The settings (keys of [`SOURCES`]) an admin changed at runtime: their
+    /// saved values replace the flags' at every start.
+    #[serde(default)]
+    pub changed_at_runtime: Vec<String>,
+}
+
+/// Body of `PATCH /api/v1/settings` (admins): the settings that change
+/// without a restart ([`RUNTIME`]); absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SettingsUpdate {
+    /// Minutes a new sign-in lasts, 1 to 525600 (sessions already open keep theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_ttl_minutes: Option<i64>,
+    /// Days job throughput samples and log lines are kept, 1 to 36500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_history_retention_days: Option<u32>,
+    /// Days audit log entries are kept, 1 to 36500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<u32>,
+    /// Seconds a GC job leaves freshly written packs alone, 0 to 2592000 (30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_grace_seconds: Option<u64>,
+    /// Cap on how fast backups read their VM's disks: 0 (none) or at least 1048576 (1 MiB/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_limit_bytes_per_second: Option<u64>,
+    /// Time limits of the classes given (the others stay), 1 to 86400 seconds each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_timeouts: Option<Vec<ToolTimeout>>,
+}
+
+/// The classes of external tool with a time limit.
+pub const TOOL_CLASSES: &[&str] = &["convert", "info", "check", "write", "other"];
+/// The smallest read cap other than none: 1 MiB/s.
+pub const READ_LIMIT_MIN: u64 = 1_048_576;
+/// The longest GC grace: 30 days.
+pub const GC_GRACE_MAX_SECONDS: u64 = 2_592_000;
+
+impl SettingsUpdate {
+    /// The first value out of bounds: `(field, what to do)`.
+    pub fn invalid(&self) -> Option<(&'static str, String)> {
+        if let Some(m) = self.session_ttl_minutes.filter(|m| !(1..=525_600).contains(m)) {
+            return Some(("session_ttl_minutes", format!("{m} minutes: a sign-in lasts 1 to 525600 minutes (a year).")));
+        }
+        for (field, days) in [("job_history_retention_days", self.job_history_retention_days), ("audit_retention_days", self.audit_retention_days)] {
+            if let Some(d) = days.filter(|d| !(1..=36_500).contains(d)) {
+                return Some((field, format!("{d} days: keep 1 to 36500 days.")));
+            }
+        }
+        if let Some(g) = self.gc_grace_seconds.filter(|g| *g > GC_GRACE_MAX_SECONDS) {
+            return Some(("gc_grace_seconds", format!("{g} seconds: the GC grace is 0 to 2592000 seconds (30 days).")));
+        }
+        if let Some(r) = self.read_limit_bytes_per_second.filter(|r| *r != 0 && *r < READ_LIMIT_MIN) {
+            return Some(("read_limit_bytes_per_second", format!("{r} bytes/s: give 0 (no cap) or at least 1048576 (1 MiB/s).")));
+        }
+        for t in self.tool_timeouts.iter().flatten() {
+            if !TOOL_CLASSES.contains(&t.class.as_str()) {
+                return Some(("tool_timeouts", format!("'{}' is not a tool class: use convert, info, check, write or other.", t.class)));
+            }
+            if !(1..=86_400).contains(&t.seconds) {
+                return Some(("tool_timeouts", format!("{} {} seconds: a limit is 1 to 86400 seconds.", t.class, t.seconds)));
+            }
+        }
+        None
+    }
+
+    /// The [`SOURCES`] keys this update sets.
+    pub fn keys(&self) -> Vec<&'static str> {
+        [
+            (self.session_ttl_minutes.is_some(), "session_ttl_minutes"),
+            (self.job_history_retention_days.is_some(), "job_history_retention_days"),
+            (self.audit_retention_days.is_some(), "audit_retention_days"),
+            (self.gc_grace_seconds.is_some(), "gc_grace_seconds"),
+            (self.read_limit_bytes_per_second.is_some(), "read_limit_bytes_per_second"),
+            (self.tool_timeouts.is_some(), "tool_timeouts"),
+        ]
+        .into_iter()
+        .filter_map(|(set, key)| set.then_some(key))
+        .collect()
+    }
+
+    /// `self` with `newer`'s fields laid over it (tool limits merged by class).
+    pub fn merged(mut self, newer: &SettingsUpdate) -> SettingsUpdate {
+        self.session_ttl_minutes = newer.session_ttl_minutes.or(self.session_ttl_minutes);
+        self.job_history_retention_days = newer.job_history_retention_days.or(self.job_history_retention_days);
+        self.audit_retention_days = newer.audit_retention_days.or(self.audit_retention_days);
+        self.gc_grace_seconds = newer.gc_grace_seconds.or(self.gc_grace_seconds);
+        self.read_limit_bytes_per_second = newer.read_limit_bytes_per_second.or(self.read_limit_bytes_per_second);
+        if let Some(new) = &newer.tool_timeouts {
+            let mut all = self.tool_timeouts.take().unwrap_or_default();
+            for t in new {
+                all.retain(|o| o.class != t.class);
+                all.push(t.clone());
+            }
+            self.tool_timeouts = Some(all);
+        }
+        self
+    }
 }
 
 /// The catalog database, without credentials.
@@ -161,6 +263,16 @@ pub const SOURCES: &[SettingSource] = &[
     SettingSource { key: "tls.certificate", label: "TLS certificate", flag: "--tls-cert", env: "SENDENSE_TLS_CERT" },
     SettingSource { key: "license", label: "Licence tier", flag: "--license-tier", env: "SENDENSE_LICENSE_TIER" },
 ];
+
+/// The settings an admin changes at runtime (`PATCH /api/v1/settings`);
+/// the others take a restart with their flag.
+pub const RUNTIME: &[&str] =
+    &["session_ttl_minutes", "job_history_retention_days", "audit_retention_days", "gc_grace_seconds", "read_limit_bytes_per_second", "tool_timeouts"];
+
+/// Whether the setting `key` changes without a restart.
+pub fn runtime(key: &str) -> bool {
+    RUNTIME.contains(&key)
+}
 
 /// The source of the setting `key`.
 pub fn source(key: &str) -> Option<&'static SettingSource> {

@@ -73,7 +73,7 @@ async fn sign_in(state: &AppState, address: Option<String>, req: LoginRequest) -
     };
     attempt.succeeded();
 
-    let (token, session) = session::create(&state.db, &user.id, state.session_ttl, address).await?;
+    let (token, session) = session::create(&state.db, &user.id, state.session_ttl(), address).await?;
     let mut active: users::ActiveModel = user.into();
     active.last_login_at = Set(Some(Utc::now()));
     let user = active.update(&state.db).await?;
