@@ -46,6 +46,11 @@ pub struct Backup {
     /// Bytes the backup added to the repository.
     pub bytes_written: u64,
     pub created_at: DateTime<Utc>,
+    /// Who refuses to delete it and until when: the storage (S3 Object
+    /// Lock, the retention the storage reports on its manifest) or Sendense
+    /// alone (`immutable_until`). None when it was never immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<RestorePointLock>,
     /// Before this instant the restore point cannot be deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable_until: Option<DateTime<Utc>>,
@@ -62,6 +67,33 @@ impl Backup {
     pub fn is_immutable_at(&self, now: DateTime<Utc>) -> bool {
         self.immutable_until.is_some_and(|u| u > now)
     }
+}
+
+wire_enum! {
+    /// Who refuses a locked restore point's deletion.
+    pub enum LockEnforcer {
+        /// The storage itself (S3 Object Lock): not even the storage's own
+        /// credentials can delete it before the date (compliance mode).
+        Storage = "storage",
+        /// Sendense refuses to delete or prune it; someone with the
+        /// storage's credentials still could.
+        Sendense = "sendense",
+    }
+}
+
+/// A restore point's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RestorePointLock {
+    pub enforced_by: LockEnforcer,
+    /// The storage's retention mode (`storage` only).
+    #[serde(default)]
+    pub mode: Option<crate::repository_setup::ObjectLockMode>,
+    /// Before this instant it cannot be deleted.
+    pub until: DateTime<Utc>,
+    /// When the storage was last asked (`storage` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /api/v1/backup/list`: newest first.

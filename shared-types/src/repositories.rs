@@ -226,3 +226,38 @@ pub struct SetMaintenanceRequest {
 
 /// Longest maintenance reason, in characters.
 pub const MAINTENANCE_REASON_MAX: usize = 200;
+
+/// `POST /api/v1/repositories/{id}/undelete` (admins): on a versioned S3
+/// bucket (Object Lock), remove the delete markers made at or after `since`
+/// that hide the repository's objects (someone with the storage's
+/// credentials deleted them; the locked versions stayed), then bring the
+/// catalog back in line with the snapshots that reappear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UndeleteRequest {
+    /// Delete markers made at or after this instant (the storage's clock) are removed.
+    pub since: DateTime<Utc>,
+}
+
+/// A snapshot an undelete made visible again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UndeletedSnapshot {
+    pub snapshot_name: String,
+    pub snapshot_id: String,
+    /// Its restore point in the catalog (none: a snapshot of no known VM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// The catalog had lost it and it was recorded again now.
+    pub recorded: bool,
+}
+
+/// What an undelete brought back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UndeleteReport {
+    /// Objects whose delete marker was removed.
+    pub objects_restored: u64,
+    pub snapshots: Vec<UndeletedSnapshot>,
+}

@@ -12,7 +12,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, Query
 use shared_types::error::ErrorBody;
 use axum::http::StatusCode;
 use shared_types::jobs::{Job, JobKind};
-use shared_types::repositories::{MaintenanceScheduleRequest, Repository, SetMaintenanceRequest, MAINTENANCE_REASON_MAX};
+use shared_types::repositories::{MaintenanceScheduleRequest, Repository, SetMaintenanceRequest, UndeleteReport, UndeleteRequest, MAINTENANCE_REASON_MAX};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,6 +21,7 @@ use super::repository_setup as setup;
 use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
+use crate::catalog::undelete::{self as undelete_logic, UndeleteError};
 use crate::catalog::{convert, repositories as repo_logic, to_u64, upkeep};
 use crate::runner::maintenance_job;
 use crate::db::entities::{backups, repositories};
@@ -38,6 +39,57 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_prune))
         .routes(routes!(set_maintenance_schedule))
         .routes(routes!(download_key))
+        .routes(routes!(undelete))
+}
+
+/// Undelete (admins): on an S3 bucket with versioning (Object Lock), removes
+/// the delete markers made at or after `since` that hide the repository's
+/// objects (someone with the storage's credentials deleted them: the
+/// versions stayed), then brings the catalog back in line: restore points
+/// whose manifest verify had found missing are available again, ones the
+/// catalog lost are recorded again. 422 on a repository that keeps no
+/// deleted versions (a local directory, Azure, a bucket without versioning).
+#[utoipa::path(post, path = "/repositories/{id}/undelete", tag = "repositories", request_body = UndeleteRequest,
+    params(("id" = String, Path, description = "Repository id")),
+    responses((status = 200, body = UndeleteReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn undelete(State(state): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<UndeleteRequest>) -> Result<Response, ApiError> {
+    let row = find(&state, &id).await?;
+    let target = format!("{} since {}", row.name, req.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    if row.kind != shared_types::repositories::RepositoryKind::S3.as_str() {
+        return Err(ApiError::unprocessable(
+            "repository_not_versioned",
+            format!(
+                "Repository '{}' is a {} repository: it keeps no deleted versions, so there is nothing to undelete. Undelete works on S3 buckets with versioning (Object Lock).",
+                row.name, row.kind
+            ),
+        ));
+    }
+    let report = match undelete_logic::undelete(&state.db, &state.data_dir, &row, req.since).await {
+        Ok(r) => r,
+        Err(UndeleteError::NotVersioned(m)) => return Err(ApiError::unprocessable("repository_not_versioned", m)),
+        Err(UndeleteError::Storage(m)) => {
+            return Err(ApiError::unavailable("repository_unavailable", format!("Undelete in repository '{}' failed: {m}. Fix the storage, then try again.", row.name)))
+        }
+        Err(UndeleteError::Catalog(e)) => return Err(e.into()),
+    };
+    if report.objects_restored > 0 {
+        refresh_stats_after_undelete(&state, &row).await;
+    }
+    Ok(noted(ApiJson(report), AuditNote::new("repository.undelete", target)))
+}
+
+/// The repository's cached statistics after objects came back.
+async fn refresh_stats_after_undelete(state: &AppState, row: &repositories::Model) {
+    let (cache, d, repo) = (state.repo_stats.clone(), state.data_dir.clone(), row.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        let ds = repo_logic::open_datastore(&d, &repo)?;
+        cache.refresh(std::path::Path::new(&repo.path), &ds)
+    })
+    .await;
+    if let Ok(Err(e)) = done {
+        tracing::warn!(error = %e, "refreshing the repository's statistics after an undelete");
+    }
 }
 
 /// Queues a repository job of `kind` (202 with the job; 409 while one of

@@ -38,6 +38,8 @@ fn is_repository_admin_write(method: &Method, path: &str) -> bool {
         ("POST", [""]) | ("POST", ["test"]) => true,
         ("PATCH" | "DELETE" | "PUT", [id]) => !id.is_empty(),
         ("POST", [id, "default"]) => !id.is_empty(),
+        // Removes delete markers in the storage: an admin's recovery.
+        ("POST", [id, "undelete"]) => !id.is_empty(),
         _ => false,
     }
 }
@@ -108,6 +110,7 @@ mod tests {
         assert_eq!(access(&Method::DELETE, "/api/v1/repositories/r1"), Access::Signed(Role::Admin));
         assert_eq!(access(&Method::POST, "/api/v1/repositories/r1/default"), Access::Signed(Role::Admin));
         assert_eq!(access(&Method::POST, "/api/v1/repositories/r1/verify"), Access::Signed(Role::Operator));
+        assert_eq!(access(&Method::POST, "/api/v1/repositories/r1/undelete"), Access::Signed(Role::Admin));
         assert_eq!(access(&Method::GET, "/api/v1/repositories"), Access::Signed(Role::Viewer));
     }
 }

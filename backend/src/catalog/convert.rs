@@ -156,6 +156,7 @@ pub fn log_line(m: job_logs::Model) -> JobLogLine {
 
 pub fn backup(m: backups::Model, vms: &Names, repos: &Names) -> Backup {
     Backup {
+        lock: super::storage_locks::lock_of(&m, None),
         vm_name: vms.get(&m.vm_context_id),
         vm_context_id: m.vm_context_id,
         job_id: m.job_id,
@@ -180,7 +181,16 @@ pub fn backup(m: backups::Model, vms: &Names, repos: &Names) -> Backup {
 pub async fn backups(db: &impl ConnectionTrait, rows: Vec<backups::Model>) -> Result<Vec<Backup>, DbErr> {
     let vms = Names::vms(db, rows.iter().map(|b| b.vm_context_id.clone())).await?;
     let repos = Names::repositories(db).await?;
-    Ok(rows.into_iter().map(|b| backup(b, &vms, &repos)).collect())
+    let locks = super::storage_locks::of_many(db, &rows).await?;
+    Ok(rows
+        .into_iter()
+        .map(|b| {
+            let lock = super::storage_locks::lock_of(&b, locks.get(&b.id));
+            let mut out = backup(b, &vms, &repos);
+            out.lock = lock;
+            out
+        })
+        .collect())
 }
 
 pub fn disk(m: vm_disks::Model) -> DiskInfo {

@@ -29,6 +29,8 @@ pub mod repository_setup;
 pub mod schedule;
 pub mod schedule_timeline;
 pub mod search;
+pub mod storage_locks;
+pub mod undelete;
 pub mod spec_files;
 pub mod upkeep;
 pub mod vm_list;

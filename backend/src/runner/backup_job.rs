@@ -13,6 +13,7 @@ use shared_types::platform::PlatformKind;
 use shared_types::repositories::RepositoryKind;
 
 use super::{retention, telemetry, Runner};
+use crate::catalog::storage_locks;
 use crate::catalog::backups::{record, NewBackup};
 use crate::catalog::{flows as flow_rules, from_wire, inventory, to_i64};
 use crate::db::entities::{backups, flows, jobs, platforms, repositories, vm_contexts};
@@ -195,6 +196,18 @@ async fn execute(
     )
     .await
     .map_err(|e| format!("the snapshot was committed but the catalog could not record it: {e}"))?;
+    // Locked by the storage: the date the storage itself reports on the
+    // manifest (GetObjectRetention) is what the restore point shows.
+    if object_lock.is_some() {
+        match storage_locks::refresh_one(db, &runner.data_dir()?, &plan.repository, &backup).await {
+            Ok(Some(r)) => {
+                let line = format!("the storage locks the restore point until {} ({} mode, S3 Object Lock)", r.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), r.mode);
+                telemetry::log(runner, &job.id, LogLevel::Info, line).await;
+            }
+            Ok(None) => telemetry::log(runner, &job.id, LogLevel::Warn, "the storage reports no lock on the restore point's manifest; the next verify checks its retention again".into()).await,
+            Err(e) => telemetry::log(runner, &job.id, LogLevel::Warn, format!("reading the restore point's lock from the storage: {e}")).await,
+        }
+    }
     // Only the new restore point changed the repository: add it to the
     // cached statistics; anything retention removed means a recount.
     let mut added = Some((report.manifest.name.clone(), report.manifest.id.clone()));

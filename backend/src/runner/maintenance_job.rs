@@ -176,6 +176,7 @@ async fn run_verify(runner: &Runner, job: &jobs::Model, repo: &repositories::Mod
     for (_, vm, label, reason) in &damaged {
         telemetry::log(runner, &job.id, LogLevel::Error, format!("restore point {label} of {} is damaged: {reason}", names.get(vm))).await;
     }
+    ensure_storage_locks(runner, job, repo).await;
     let outcome = if damaged.is_empty() { VerifyOutcome::Ok } else { VerifyOutcome::Damaged };
     record_verify(runner, &repo.id, outcome, damaged.len() as u64).await;
     if damaged.is_empty() {
@@ -198,6 +199,49 @@ async fn run_verify(runner: &Runner, job: &jobs::Model, repo: &repositories::Mod
         .await;
     }
     Ok(())
+}
+
+/// On a repository whose restore points the storage locks (S3 Object
+/// Lock): the "ensure retention" repair (`engine::object_lock::ensure_retention`:
+/// objects of locked restore points left without retention or with a
+/// shorter one, e.g. by a crash between a write and its lock, are locked
+/// again), then every restore point's lock date re-read from the storage.
+/// Problems are logged on the job (verify itself already judged the data).
+async fn ensure_storage_locks(runner: &Runner, job: &jobs::Model, repo: &repositories::Model) {
+    let (_, Some(mode)) = repo_logic::backup_immutability(repo, 0) else { return };
+    let Ok(data_dir) = runner.data_dir() else { return };
+    let (d, row) = (data_dir.clone(), repo.clone());
+    let repaired = tokio::task::spawn_blocking(move || {
+        let ds = repo_logic::open_datastore(&d, &row)?;
+        crate::engine::object_lock::ensure_retention(&ds, mode)
+    })
+    .await
+    .map_err(|e| format!("the retention thread failed: {e}"))
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    let line = match &repaired {
+        Ok(r) if r.extended.is_empty() => (LogLevel::Info, format!(
+            "storage locks: the {} objects of {} locked restore point(s) are locked long enough ({mode} mode)", r.objects, r.snapshots)),
+        Ok(r) => (LogLevel::Warn, format!(
+            "storage locks: {} of {} objects of {} locked restore point(s) had no or too short a retention and are locked again ({mode} mode): {}",
+            r.extended.len(), r.objects, r.snapshots, r.extended.iter().take(10).cloned().collect::<Vec<_>>().join(", "))),
+        Err(e) => (LogLevel::Error, format!("storage locks: ensuring the retention of locked restore points failed: {e}")),
+    };
+    telemetry::log(runner, &job.id, line.0, line.1).await;
+    if let Ok(r) = &repaired {
+        if !r.missing.is_empty() {
+            let line = format!("storage locks: {} object(s) locked restore points need are missing: {}", r.missing.len(), r.missing.iter().take(10).cloned().collect::<Vec<_>>().join(", "));
+            telemetry::log(runner, &job.id, LogLevel::Error, line).await;
+        }
+    }
+    match crate::catalog::storage_locks::refresh_repository(runner.db(), &data_dir, repo).await {
+        Ok(r) => {
+            for (label, e) in &r.failed {
+                telemetry::log(runner, &job.id, LogLevel::Warn, format!("storage locks: reading the lock of {label}: {e}")).await;
+            }
+            telemetry::log(runner, &job.id, LogLevel::Info, format!("storage locks: {} restore point(s) locked by the storage, dates re-read", r.locked)).await;
+        }
+        Err(e) => telemetry::log(runner, &job.id, LogLevel::Warn, format!("storage locks: re-reading the lock dates failed: {e}")).await,
+    }
 }
 
 async fn record_verify(runner: &Runner, repository_id: &str, outcome: VerifyOutcome, damaged: u64) {
