@@ -392,7 +392,7 @@ fn backup_once(
 /// candidate: an index with the same bytes as a candidate (the same disk
 /// backed up again after its snapshot was forgotten) is sealed with a
 /// different salt, since the candidate may be deleted under this backup.
-fn put_index_avoiding(ds: &Datastore, index: &FixedIndex, avoid: &Avoid) -> Result<(String, u64)> {
+pub(crate) fn put_index_avoiding(ds: &Datastore, index: &FixedIndex, avoid: &Avoid) -> Result<(String, u64)> {
     let mut body = index.seal(ds.crypt.as_deref())?;
     let mut key = fixed_index::index_key(&body);
     while avoid.indexes.contains(&key) {

@@ -81,7 +81,7 @@ pub fn load_for_backup(
 }
 
 /// Store `bytes` as the dictionary unless one exists; the one in force.
-fn store(repo: &dyn Repository, crypt: Option<&CryptConfig>, bytes: Vec<u8>) -> Result<Arc<ChunkDict>> {
+pub(crate) fn store(repo: &dyn Repository, crypt: Option<&CryptConfig>, bytes: Vec<u8>) -> Result<Arc<ChunkDict>> {
     let body = sealed::seal(Kind::Dictionary, &bytes, DICT_KEY.as_bytes(), crypt)?;
     if repo.put_if_absent(DICT_KEY, &body)? {
         return Ok(ChunkDict::new(bytes));

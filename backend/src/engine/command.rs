@@ -92,6 +92,34 @@ pub fn load_spec_file(path: &Path) -> anyhow::Result<RepoSpec> {
     })
 }
 
+/// The source repository of `repo copy`.
+#[derive(Debug, Args)]
+pub struct CopyFrom {
+    /// Source repository directory.
+    #[arg(long = "from", value_name = "DIR", required_unless_present = "from_spec_file", conflicts_with = "from_spec_file")]
+    pub from_dir: Option<PathBuf>,
+    /// Source repository as a JSON spec in a file of mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub from_spec_file: Option<PathBuf>,
+    /// Key file of the source repository, when it is encrypted.
+    #[arg(long, value_name = "KEYFILE")]
+    pub from_key: Option<PathBuf>,
+}
+
+/// The target repository of `repo copy`.
+#[derive(Debug, Args)]
+pub struct CopyTo {
+    /// Target repository directory.
+    #[arg(long = "to", value_name = "DIR", required_unless_present = "to_spec_file", conflicts_with = "to_spec_file")]
+    pub to_dir: Option<PathBuf>,
+    /// Target repository as a JSON spec in a file of mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub to_spec_file: Option<PathBuf>,
+    /// Key file of the target repository, when it is encrypted.
+    #[arg(long, value_name = "KEYFILE")]
+    pub to_key: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
     /// Create a repository in DIR (absent or empty), or in the bucket or
@@ -170,6 +198,50 @@ pub enum RepoCommand {
         key: KeyArg,
         #[arg(long)]
         id: Option<String>,
+    },
+    /// Copy one snapshot to another repository (3-2-1 copies): only the
+    /// chunks the target lacks are sent, re-encrypted when the keys differ;
+    /// the copy is read back and re-hashed at the target before its
+    /// manifest (same name and id) is written. Running it again sends
+    /// nothing; a copy killed midway leaves no snapshot at the target.
+    ///
+    /// Exit 0: copied (or already there) and verified; exit 1: failed, the
+    /// last stderr line is `error: ...`. With `--json` stdout is one JSON
+    /// line, [`super::copy::CopyStats`] plus `object_store_requests`
+    /// (fields: name, snapshot, already_present, chunks_total, chunks_sent,
+    /// chunks_present, chunks_zero, bytes_logical, bytes_read, bytes_sent,
+    /// objects_written, reencoded, immutable_until, objects_locked,
+    /// verified_chunks, verified_bytes, duration_ms). With
+    /// `--progress-json` stderr gets about every second a line
+    /// `{"progress":{"phase":"copy"|"verify","bytes_total":N,"bytes_done":N,"bytes_sent":N,"chunks_sent":N,"chunks_present":N}}`.
+    /// See /work/notes/copy-interface.md.
+    Copy {
+        #[command(flatten)]
+        from: CopyFrom,
+        #[command(flatten)]
+        to: CopyTo,
+        /// Snapshot name (VM or image id).
+        #[arg(long)]
+        id: String,
+        /// Snapshot id (or `latest`); the copy keeps it.
+        #[arg(long)]
+        snapshot: String,
+        /// The copy cannot be deleted or pruned for this many days (default:
+        /// the source snapshot's own immutable-until, if any).
+        #[arg(long)]
+        immutable_days: Option<u32>,
+        /// With --immutable-days: the target storage itself refuses deletes
+        /// until then (S3 Object Lock in this mode; the bucket needs Object Lock).
+        #[arg(long, value_name = "governance|compliance", value_parser = parse_lock_mode, requires = "immutable_days")]
+        object_lock: Option<crate::engine::repository::LockMode>,
+        /// Print the result as one JSON line on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Print progress as JSON lines on stderr about every second.
+        #[arg(long)]
+        progress_json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Delete one snapshot (refused inside its immutability window).
     Forget {
@@ -438,6 +510,9 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        RepoCommand::Copy { from, to, id, snapshot, immutable_days, object_lock, json, progress_json, out } => {
+            run_copy(from, to, &id, &snapshot, immutable_days, object_lock, json, progress_json, &out)?;
+        }
         RepoCommand::Forget { dir, key: k, id, snapshot } => {
             let ds = Datastore::open_spec(&dir.spec()?, key(&k))?;
             prune::forget(&ds, &id, &snapshot)?;
@@ -483,6 +558,121 @@ pub fn run_repo(cmd: RepoCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_copy(
+    from: CopyFrom,
+    to: CopyTo,
+    id: &str,
+    snapshot: &str,
+    immutable_days: Option<u32>,
+    object_lock: Option<crate::engine::repository::LockMode>,
+    json: bool,
+    progress_json: bool,
+    out: &OutputArgs,
+) -> anyhow::Result<()> {
+    use super::copy::{copy_snapshot, CopyOptions, CopyPhase};
+    use anyhow::Context;
+    let src_spec = spec_of(from.from_dir.as_deref(), from.from_spec_file.as_deref()).context("source repository")?;
+    let dst_spec = spec_of(to.to_dir.as_deref(), to.to_spec_file.as_deref()).context("target repository")?;
+    let src = Datastore::open_spec(&src_spec, from.from_key.as_deref())
+        .with_context(|| format!("source repository {}", src_spec.describe()))?;
+    let dst = Datastore::open_spec(&dst_spec, to.to_key.as_deref())
+        .with_context(|| format!("target repository {}", dst_spec.describe()))?;
+    let phase = Arc::new(std::sync::Mutex::new(CopyPhase::Copy));
+    let opts = CopyOptions {
+        immutable_until: immutable_days.filter(|&d| d > 0).map(|d| chrono::Utc::now() + chrono::Duration::days(d as i64)),
+        object_lock,
+        workers: workers(out),
+        on_phase: Some({
+            let phase = phase.clone();
+            Arc::new(move |p| *phase.lock().unwrap_or_else(|e| e.into_inner()) = p)
+        }),
+    };
+    let progress = Arc::new(Progress::new());
+    let bar = Bar::start(progress.clone(), !out.no_progress && !progress_json, "copy");
+    let reporter = progress_json.then(|| ProgressLines::start(progress.clone(), phase.clone()));
+    let r = copy_snapshot(&src, &dst, id, snapshot, &opts, &progress);
+    drop(reporter);
+    drop(bar);
+    let s = r.with_context(|| format!("copy of {id}/{snapshot} from {} to {}", src_spec.describe(), dst_spec.describe()))?;
+    if json {
+        let mut v = serde_json::to_value(&s)?;
+        v["object_store_requests"] = serde_json::to_value(crate::repos::http::request_counts())?;
+        println!("{v}");
+    } else if s.already_present {
+        println!(
+            "{}/{} is at {} already: nothing sent; verified {} chunks ({} bytes)",
+            s.name, s.snapshot, dst_spec.describe(), s.verified_chunks, s.verified_bytes
+        );
+    } else {
+        println!(
+            "copied {}/{} to {}: {} of {} chunks sent ({} present), {} bytes written in {} objects, {} bytes read{}; verified {} chunks ({} bytes) in {} ms",
+            s.name,
+            s.snapshot,
+            dst_spec.describe(),
+            s.chunks_sent,
+            s.chunks_total,
+            s.chunks_present,
+            s.bytes_sent,
+            s.objects_written,
+            s.bytes_read,
+            if s.reencoded { ", re-encrypted for the target's key" } else { "" },
+            s.verified_chunks,
+            s.verified_bytes,
+            s.duration_ms
+        );
+    }
+    if out.stats {
+        eprintln!("{}", serde_json::json!({ "peak_rss_bytes": peak_rss_bytes(), "object_store_requests": crate::repos::http::request_counts() }));
+    }
+    Ok(())
+}
+
+/// Progress as JSON lines on stderr, about every second, until dropped
+/// (for a server that runs the command as a child).
+struct ProgressLines {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressLines {
+    fn start(progress: Arc<Progress>, phase: Arc<std::sync::Mutex<super::copy::CopyPhase>>) -> ProgressLines {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut waited = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    waited += 1;
+                    if waited % 10 != 0 {
+                        continue;
+                    }
+                    let s = progress.snapshot();
+                    let p = *phase.lock().unwrap_or_else(|e| e.into_inner());
+                    eprintln!(
+                        "{}",
+                        serde_json::json!({ "progress": {
+                            "phase": p, "bytes_total": s.bytes_total, "bytes_done": s.bytes_read,
+                            "bytes_sent": s.bytes_written, "chunks_sent": s.chunks_new, "chunks_present": s.chunks_reused,
+                        }})
+                    );
+                }
+            })
+        };
+        ProgressLines { stop, handle: Some(handle) }
+    }
+}
+
+impl Drop for ProgressLines {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// An RFC 3339 instant.

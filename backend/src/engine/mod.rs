@@ -122,6 +122,7 @@ pub mod chunk_codec;
 pub mod chunk_dict;
 pub mod chunk_store;
 pub mod command;
+pub mod copy;
 pub mod crypto;
 pub mod datastore;
 pub mod digest;

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use super::datastore::Datastore;
 use super::digest::Digest;
 use super::error::{EngineError, Result};
+use super::manifest::Manifest;
 use super::progress::Progress;
 
 #[derive(Debug, Default)]
@@ -32,15 +33,37 @@ pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<Ver
     // Chunk locations come from the local index cache: the pack indexes
     // it stands in for are read and checked here (a corrupt one names itself).
     ds.load_chunk_store()?.check_pack_indexes()?;
+    let manifests = ds
+        .list_snapshots(None)?
+        .into_iter()
+        .map(|(name, id)| (format!("{name}/{id}"), ds.load_manifest(&name, &id)))
+        .collect();
+    check(ds, manifests, workers, progress)
+}
+
+/// [`verify`] of one snapshot only: its manifest, fixed indexes and every
+/// chunk they reference.
+pub fn verify_snapshot(ds: &Datastore, name: &str, id: &str, workers: usize, progress: &Progress) -> Result<VerifyReport> {
+    check(ds, vec![(format!("{name}/{id}"), ds.load_manifest(name, id))], workers, progress)
+}
+
+/// [`verify`] of a manifest not (yet) written to the repository: its fixed
+/// indexes and chunks as the repository holds them (a copy checks what it
+/// wrote before it publishes the manifest).
+pub fn verify_manifest(ds: &Datastore, m: &Manifest, workers: usize, progress: &Progress) -> Result<VerifyReport> {
+    check(ds, vec![(format!("{}/{}", m.name, m.id), Ok(m.clone()))], workers, progress)
+}
+
+/// Checks the snapshots given as (label, loaded manifest or why not).
+fn check(ds: &Datastore, manifests: Vec<(String, Result<Manifest>)>, workers: usize, progress: &Progress) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let store = ds.load_chunk_store()?;
     // digest -> snapshots referencing it (indexes into `labels`)
     let mut refs: HashMap<Digest, Vec<u32>> = HashMap::new();
     let mut labels = Vec::new();
-    for (name, id) in ds.list_snapshots(None)? {
+    for (label, m) in manifests {
         report.snapshots += 1;
-        let label = format!("{name}/{id}");
-        let m = match ds.load_manifest(&name, &id) {
+        let m = match m {
             Ok(m) => m,
             Err(e) => {
                 report.damaged.entry(label).or_default().push(e.to_string());
