@@ -397,7 +397,7 @@ pub async fn delete_backup(id: String) -> Result<(), ApiError> {
 }
 
 pub async fn mount(backup_id: String) -> Result<Mount, ApiError> {
-    json_with(Request::post("/api/v1/restore/mount"), &MountRequest { backup_id }).await
+    json_with(Request::post("/api/v1/restore/mount"), &MountRequest { backup_id, repository_id: None }).await
 }
 
 pub async fn mounts() -> Result<Vec<Mount>, ApiError> {

@@ -21,6 +21,7 @@ mod m20261205_000007_instant_recovery;
 mod m20261205_000008_alerts;
 mod m20261205_120001_policies;
 mod m20261205_140001_repository_backends;
+mod m20261205_180001_backup_copies;
 mod m20261205_183001_storage_locks;
 
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000008_alerts::Migration),
             Box::new(m20261205_120001_policies::Migration),
             Box::new(m20261205_140001_repository_backends::Migration),
+            Box::new(m20261205_180001_backup_copies::Migration),
             Box::new(m20261205_183001_storage_locks::Migration),
         ]
     }

@@ -20,6 +20,57 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// A restore point's place in a repository.
+    pub enum LocationRole {
+        /// Where the backup wrote it.
+        Primary = "primary",
+        /// A copy in a second repository (3-2-1).
+        Copy = "copy",
+    }
+}
+
+wire_enum! {
+    /// Whether a restore point is in a repository.
+    pub enum LocationState {
+        /// A copy job is writing it there.
+        Copying = "copying",
+        /// It is there (verified at the target for a copy).
+        Present = "present",
+        /// The copy failed (the job's log says why).
+        Failed = "failed",
+        /// It was expected there but is gone (repository unreachable or snapshot missing).
+        Missing = "missing",
+    }
+}
+
+/// One repository a restore point is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RestorePointLocation {
+    pub repository_id: String,
+    pub repository_name: String,
+    pub role: LocationRole,
+    pub state: LocationState,
+    /// Before this instant it cannot be deleted from that repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable_until: Option<DateTime<Utc>>,
+    /// When the copy was completed (copies only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/restore-points/{id}/copy`: copy a restore point to another repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CopyRestorePointRequest {
+    pub repository_id: String,
+    /// Days the copy cannot be deleted at the target (0: none).
+    #[serde(default)]
+    pub immutable_days: u32,
+}
+
 /// One restore point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -60,6 +111,9 @@ pub struct Backup {
     /// What the last verify found wrong (a `corrupt` restore point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_reason: Option<String>,
+    /// Every repository the restore point is in (the primary first).
+    #[serde(default)]
+    pub locations: Vec<RestorePointLocation>,
 }
 
 impl Backup {

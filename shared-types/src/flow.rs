@@ -219,6 +219,23 @@ pub enum FlowSource {
     Vms { vm_ids: Vec<String> },
 }
 
+/// 3-2-1: where each new restore point of a flow is copied, with the
+/// copies' own retention and immutability (`repository_id` must not be the
+/// flow's own repository). Retention at the target applies to copies only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CopyTarget {
+    /// The second repository (`GET /api/v1/repositories` lists them).
+    pub repository_id: String,
+    /// What the target keeps of the copies (empty: every copy).
+    #[serde(default)]
+    pub retention: RetentionPolicy,
+    /// Copies cannot be deleted at the target for this many days after they are taken.
+    #[serde(default)]
+    pub immutable_days: u32,
+}
+
 /// `POST /api/v1/flows`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -248,6 +265,10 @@ pub struct CreateFlowRequest {
     /// group source: the group's policy, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_id: Option<String>,
+    /// Copy each new restore point to a second repository (taken from the
+    /// policy when the flow follows one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_target: Option<CopyTarget>,
 }
 
 /// `PATCH /api/v1/flows/{id}`: fields left out stay as they are; `schedule: null` clears the schedule.
@@ -275,6 +296,10 @@ pub struct UpdateFlowRequest {
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub policy_id: Option<Option<String>>,
+    /// `null` removes the flow's copy target (not while it follows a policy).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<CopyTarget>))]
+    pub copy_target: Option<Option<CopyTarget>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
@@ -310,6 +335,9 @@ pub struct Flow {
     pub next_run_at: Option<DateTime<Utc>>,
     pub retention: RetentionPolicy,
     pub immutable_days: u32,
+    /// Where each new restore point is copied (3-2-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_target: Option<CopyTarget>,
     /// The policy the flow follows; its retention and immutability are the flow's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<NamedRef>,

@@ -40,6 +40,10 @@ pub struct InstantRecoveryRequest {
     /// after finalize, its disks); unset: the host's default pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_pool: Option<String>,
+    /// Read the restore point from this repository (one of its locations);
+    /// left out: the primary when it is reachable, otherwise a copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_id: Option<String>,
 }
 
 /// `POST /api/v1/restore/instant/{id}/finalize`.

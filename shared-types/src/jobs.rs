@@ -22,6 +22,8 @@ wire_enum! {
         Prune = "prune",
         /// A VM booted from a restore point, or its finalize.
         InstantRecovery = "instant_recovery",
+        /// A restore point copied to a second repository (3-2-1).
+        Copy = "copy",
     }
 }
 

@@ -16,7 +16,9 @@
 //!   changes and when the requirement is turned on).
 //! * `verify_schedule`: every repository that a flow following the policy
 //!   writes to is verified on this schedule too (besides its own).
-//! * Copies to a second repository (3-2-1) are not part of a policy yet.
+//! * `copy_target`: each new restore point of the flows that follow the
+//!   policy is copied to a second repository (3-2-1), kept there by the
+//!   target's own retention and immutability.
 //!
 //! `POST /api/v1/policies/preview` says, before anything is saved, which
 //! existing restore points a candidate retention would delete from the flows
@@ -25,7 +27,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::flow::RetentionPolicy;
+use crate::flow::{CopyTarget, RetentionPolicy};
 use crate::NamedRef;
 
 /// A policy as lists show it, with where it applies.
@@ -42,6 +44,9 @@ pub struct Policy {
     pub immutable_days: u32,
     /// Flows that follow the policy write only to encrypted repositories.
     pub require_encryption: bool,
+    /// Each new restore point is copied to this second repository (3-2-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_target: Option<CopyTarget>,
     /// A five-field cron pattern (UTC): the repositories of the flows that
     /// follow the policy are verified on it, besides their own schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +78,8 @@ pub struct CreatePolicyRequest {
     pub immutable_days: u32,
     #[serde(default)]
     pub require_encryption: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_target: Option<CopyTarget>,
     /// Left out: no verify schedule of the policy's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_schedule: Option<String>,
@@ -95,6 +102,10 @@ pub struct UpdatePolicyRequest {
     pub immutable_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_encryption: Option<bool>,
+    /// `null` removes the policy's copy target.
+    #[serde(default, deserialize_with = "crate::flow::present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<CopyTarget>))]
+    pub copy_target: Option<Option<CopyTarget>>,
     #[serde(default, deserialize_with = "crate::flow::present", skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub verify_schedule: Option<Option<String>>,

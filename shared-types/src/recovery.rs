@@ -54,6 +54,10 @@ pub struct RestoreVmRequest {
     /// check's `storage_pools`); unset: the host's pool `default`, else its first active pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_pool: Option<String>,
+    /// Read the restore point from this repository (one of its locations);
+    /// left out: the primary when it is reachable, otherwise a copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_id: Option<String>,
 }
 
 impl RestoreVmRequest {

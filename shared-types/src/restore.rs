@@ -24,6 +24,10 @@ pub const FILES_PAGE_MAX: u64 = 1000;
 pub struct MountRequest {
     /// The restore point (`GET /api/v1/backup/list`).
     pub backup_id: String,
+    /// Read the restore point from this repository (one of its locations);
+    /// left out: the primary when it is reachable, otherwise a copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_id: Option<String>,
 }
 
 /// One partition (or a whole unpartitioned disk) of a restore point.

@@ -9,7 +9,9 @@ use axum::response::Response;
 use chrono::{DateTime, Datelike, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
-use shared_types::backups::{Backup, BackupChain, BackupPage, BackupStatus, ChainLink, PointChain};
+use shared_types::backups::{Backup, BackupChain, BackupPage, BackupStatus, ChainLink, CopyRestorePointRequest, PointChain};
+use shared_types::flow::IMMUTABLE_DAYS_MAX;
+use shared_types::jobs::Job;
 use shared_types::error::ErrorBody;
 use shared_types::jobs::BackupType;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +20,10 @@ use utoipa_axum::routes;
 use super::common::{check_id, noted, page};
 use super::{vms, ApiError, ApiJson, ApiQuery};
 use crate::auth::audit::AuditNote;
+use crate::auth::AuthUser;
+use crate::catalog::backup_locations::{self, ChooseError};
 use crate::catalog::{backups as backup_logic, convert, repositories as repo_logic};
+use crate::runner::copy_job::CopyJobOptions;
 use crate::db::entities::{backups, repositories};
 use crate::engine::EngineError;
 use crate::state::AppState;
@@ -29,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(backup_chain))
         .routes(routes!(point_chain))
         .routes(routes!(get_backup, delete_backup))
+        .routes(routes!(copy_restore_point))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<backups::Model, ApiError> {
@@ -179,28 +185,68 @@ async fn point_chain(State(state): State<AppState>, Path(id): Path<String>) -> R
     }))
 }
 
-/// Deletes a restore point: its snapshot leaves the repository (the engine
-/// forgets its manifest; the chunks go at the next garbage collection), then
-/// the catalog row. Refused with 409 inside the immutability window (the
-/// message gives its end). The points that read from it stay restorable:
-/// each restore point is a whole image, its chunks shared, not borrowed.
+/// Deletes a restore point from every repository it is in (its primary and
+/// its copies): each snapshot leaves its repository (the engine forgets its
+/// manifest; the chunks go at the next garbage collection), then the catalog
+/// rows. Refused with 409 while any location is inside its immutability
+/// window (the message names the latest end and the repository). A
+/// repository that cannot be written answers 503 after the others were
+/// done; deleting again finishes. The points that read from it stay
+/// restorable: each restore point is a whole image, its chunks shared, not
+/// borrowed.
 #[utoipa::path(delete, path = "/backup/{id}", tag = "backups", params(("id" = String, Path, description = "Restore point id")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let row = find(&state, &id).await?;
     let label = format!("{}/{}", row.snapshot_name, row.snapshot_id);
+    let locations = backup_locations::of(&state.db, &row).await?;
     if let Some(until) = row.immutable_until.filter(|u| *u > Utc::now()) {
         return Err(immutable(&label, &until.to_rfc3339()));
     }
-    let repo = repositories::Entity::find_by_id(row.repository_id.clone())
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("repository {} of backup {} is not in the catalog", row.repository_id, row.id)))?;
-    let (name, snap) = (row.snapshot_name.clone(), row.snapshot_id.clone());
-    let repo_name = repo.name.clone();
+    if let Some((until, repo_id)) = backup_locations::immutable_until(&locations, Utc::now()) {
+        let name = repositories::Entity::find_by_id(repo_id.clone()).one(&state.db).await?.map(|r| r.name).unwrap_or(repo_id);
+        return Err(immutable(&format!("{label} (in repository '{name}')"), &until.to_rfc3339()));
+    }
+    let mut unreachable = None;
+    for loc in &locations {
+        let Some(repo) = repositories::Entity::find_by_id(loc.repository_id.clone()).one(&state.db).await? else {
+            // Its repository left the catalog: nothing to forget there.
+            backup_locations::remove(&state.db, &row, &loc.repository_id).await?;
+            continue;
+        };
+        let here = format!("{}/{}", loc.snapshot_name, loc.snapshot_id);
+        match forget_at(&state, &repo, &loc.snapshot_name, &loc.snapshot_id).await? {
+            Ok(()) => {}
+            Err(EngineError::SnapshotNotFound(_)) => {
+                tracing::warn!(snapshot = %here, repository = %repo.name, "snapshot already gone from the repository; removing the catalog row");
+            }
+            Err(EngineError::Immutable { until, .. }) => return Err(immutable(&format!("{here} (in repository '{}')", repo.name), &until)),
+            Err(e @ EngineError::Pinned { .. }) => {
+                return Err(ApiError::conflict("backup_pinned", format!("The restore point {here} cannot be deleted from '{}': {e}.", repo.name)))
+            }
+            Err(e @ (EngineError::NotARepository { .. } | EngineError::File { .. } | EngineError::Object { .. })) => {
+                unreachable.get_or_insert(format!("The repository '{}' cannot be written: {e}. Fix it, then delete again.", repo.name));
+                continue;
+            }
+            Err(e) => return Err(ApiError::Internal(anyhow::Error::new(e).context(format!("forgetting snapshot {here} in '{}'", repo.name)))),
+        }
+        backup_locations::remove(&state.db, &row, &loc.repository_id).await?;
+    }
+    if let Some(message) = unreachable {
+        return Err(ApiError::unavailable("repository_unavailable", message));
+    }
+    // A restore point with no location rows was only at its own repository.
+    backups::Entity::delete_by_id(row.id.clone()).exec(&state.db).await?;
+    Ok(noted(StatusCode::NO_CONTENT, AuditNote::new("backup.delete", label)))
+}
+
+/// Forgets snapshot `name`/`snap` in `repo` and refreshes its cached statistics.
+async fn forget_at(state: &AppState, repo: &repositories::Model, name: &str, snap: &str) -> Result<Result<(), EngineError>, ApiError> {
+    let (repo, name, snap) = (repo.clone(), name.to_owned(), snap.to_owned());
     let cache = state.repo_stats.clone();
     let data_dir = state.data_dir.clone();
-    let forgot = tokio::task::spawn_blocking(move || {
+    let label = format!("{name}/{snap}");
+    tokio::task::spawn_blocking(move || {
         let ds = repo_logic::open_datastore(&data_dir, &repo)?;
         let r = crate::engine::prune::forget(&ds, &name, &snap);
         if r.is_ok() {
@@ -212,24 +258,49 @@ async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>) ->
         r
     })
     .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("deleting snapshot {label}: {e}")))?;
-    match forgot {
-        Ok(()) => {}
-        Err(EngineError::SnapshotNotFound(_)) => {
-            tracing::warn!(snapshot = %label, repository = %repo_name, "snapshot already gone from the repository; removing the catalog row");
-        }
-        Err(EngineError::Immutable { until, .. }) => return Err(immutable(&label, &until)),
-        Err(e @ EngineError::Pinned { .. }) => return Err(ApiError::conflict("backup_pinned", format!("The restore point {label} cannot be deleted: {e}."))),
-        Err(e @ (EngineError::NotARepository { .. } | EngineError::File { .. } | EngineError::Object { .. })) => {
-            return Err(ApiError::unavailable(
-                "repository_unavailable",
-                format!("The repository '{repo_name}' cannot be written: {e}. Fix it, then delete again."),
-            ))
-        }
-        Err(e) => return Err(ApiError::Internal(anyhow::Error::new(e).context(format!("forgetting snapshot {label}")))),
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("deleting snapshot {label}: {e}")))
+}
+
+/// Copies a restore point to another repository (3-2-1): a copy job reads
+/// it from an available location, sends only the chunks the target lacks,
+/// verifies them there and records the copy as a location of the restore
+/// point (202 with the job). Refused (409) when it is there already, while
+/// the same copy is queued or running, or while the target is in maintenance.
+#[utoipa::path(post, path = "/restore-points/{id}/copy", tag = "backups", params(("id" = String, Path, description = "Restore point id")),
+    request_body = CopyRestorePointRequest, responses(
+    (status = 202, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn copy_restore_point(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CopyRestorePointRequest>,
+) -> Result<Response, ApiError> {
+    let row = find(&state, &id).await?;
+    check_id("repository_id", &req.repository_id)?;
+    if req.immutable_days > IMMUTABLE_DAYS_MAX {
+        return Err(ApiError::invalid_field("immutable_days", format!("At most {IMMUTABLE_DAYS_MAX} days (ten years).")));
     }
-    backups::Entity::delete_by_id(row.id.clone()).exec(&state.db).await?;
-    Ok(noted(StatusCode::NO_CONTENT, AuditNote::new("backup.delete", label)))
+    let target = repositories::Entity::find_by_id(req.repository_id.clone()).one(&state.db).await?.ok_or_else(|| {
+        ApiError::invalid_value("repository_id", format!("No repository has the id '{}'. GET /api/v1/repositories lists them.", req.repository_id))
+    })?;
+    let options = CopyJobOptions { immutable_days: req.immutable_days, ..Default::default() };
+    let job = state.runner.enqueue_copy(&row, &target, options, Some(me.username.clone())).await?;
+    let job: Job = convert::jobs(&state.db, vec![job]).await?.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the queued job vanished")))?;
+    let note = AuditNote::new("backup.copy", format!("{}/{} to {} (job {})", row.snapshot_name, row.snapshot_id, target.name, job.id));
+    Ok(noted((StatusCode::ACCEPTED, ApiJson(job)), note))
+}
+
+/// The location a restore reads `backup` from (`wanted`: a repository id
+/// the request names), as the restore point there and its repository.
+pub(super) async fn locate(state: &AppState, backup: &backups::Model, wanted: Option<&str>) -> Result<(backups::Model, repositories::Model), ApiError> {
+    if let Some(id) = wanted {
+        super::common::check_id("repository_id", id)?;
+    }
+    backup_locations::choose(&state.db, &state.data_dir, backup, wanted).await.map_err(|e| match e {
+        ChooseError::NotThere(m) => ApiError::invalid_value("repository_id", m),
+        ChooseError::Unavailable(m) => ApiError::unprocessable("restore_point_unavailable", m),
+        ChooseError::Db(e) => e.into(),
+    })
 }
 
 fn immutable(label: &str, until: &str) -> ApiError {

@@ -29,7 +29,7 @@ use super::common::{check_id, id_list, is_unique_violation, noted, page, quote_l
 use super::{ApiError, ApiJson, ApiQuery};
 use crate::auth::audit::AuditNote;
 use crate::catalog::vm_list::{self, VmFilter};
-use crate::catalog::{convert, flows as flow_logic, new_id, policies as policy_logic, schedule};
+use crate::catalog::{backup_locations, convert, flows as flow_logic, new_id, policies as policy_logic, schedule};
 use crate::db::entities::{flow_vms, flows, jobs, policies, protection_groups, repositories, vm_contexts};
 use crate::state::AppState;
 
@@ -100,6 +100,18 @@ async fn check_repository(db: &impl ConnectionTrait, id: &str) -> Result<(), Api
     check_id("repository_id", id)?;
     if repositories::Entity::find_by_id(id.to_owned()).one(db).await?.is_none() {
         return Err(ApiError::invalid_value("repository_id", format!("No repository has the id '{id}'. GET /api/v1/repositories lists them.")));
+    }
+    Ok(())
+}
+
+/// A flow's copy target (its column) must name an existing second
+/// repository, not `repository_id` the flow writes to; `field` is what the
+/// 422 names.
+async fn check_copy_target(db: &impl ConnectionTrait, column: Option<&str>, repository_id: &str, field: &str) -> Result<(), ApiError> {
+    let Some(target) = backup_locations::parse_target(column) else { return Ok(()) };
+    if let Some((f, message)) = backup_locations::check_target(db, &target, Some(repository_id)).await? {
+        let f = if field == "copy_target.repository_id" { f } else { field.to_owned() };
+        return Err(ApiError::invalid_value(&f, message));
     }
     Ok(())
 }
@@ -232,10 +244,15 @@ async fn create_flow(State(state): State<AppState>, ApiJson(req): ApiJson<Create
     let (group_id, vm_ids) = check_source(&state.db, &req.source).await?;
     check_repository(&state.db, &req.repository_id).await?;
     let policy = creation_policy(&state.db, &req, group_id.as_deref()).await?;
-    let (retention, immutable_days) = match &policy {
-        Some(p) => (p.retention.clone(), p.immutable_days),
-        None => (retention, immutable_days),
+    if policy.is_some() && req.copy_target.is_some() {
+        return Err(ApiError::invalid_field("copy_target", "The flow follows a policy, which sets its copy target; leave copy_target out."));
+    }
+    let (retention, immutable_days, copy_target) = match &policy {
+        Some(p) => (p.retention.clone(), p.immutable_days, p.copy_target.clone()),
+        None => (retention, immutable_days, backup_locations::target_column(req.copy_target.as_ref())),
     };
+    let field = if policy.is_some() { "policy_id" } else { "copy_target.repository_id" };
+    check_copy_target(&state.db, copy_target.as_deref(), &req.repository_id, field).await?;
     name_free(&state.db, &req.name).await?;
     let enabled = req.enabled.unwrap_or(true);
     let now = Utc::now();
@@ -251,6 +268,7 @@ async fn create_flow(State(state): State<AppState>, ApiJson(req): ApiJson<Create
         retention: Set(retention),
         immutable_days: Set(immutable_days),
         policy_id: Set(policy.as_ref().map(|p| p.id.clone())),
+        copy_target: Set(copy_target),
         enabled: Set(enabled),
         state: Set(if enabled { FlowState::Idle } else { FlowState::Disabled }.as_str().to_owned()),
         last_run_at: Set(None),
@@ -327,12 +345,18 @@ async fn update_flow(State(state): State<AppState>, Path(id): Path<String>, ApiJ
         },
     };
     if let Some(p) = &policy {
-        if req.retention.is_some() || req.immutable_days.is_some() {
-            let field = if req.retention.is_some() { "retention" } else { "immutable_days" };
+        if req.retention.is_some() || req.immutable_days.is_some() || req.copy_target.is_some() {
+            let field = if req.retention.is_some() {
+                "retention"
+            } else if req.immutable_days.is_some() {
+                "immutable_days"
+            } else {
+                "copy_target"
+            };
             return Err(ApiError::conflict(
                 "flow_follows_policy",
                 format!(
-                    "The flow '{}' follows the policy '{}', which sets its retention and immutability; change the policy, or detach the flow from it (policy_id: null) to set {field} here.",
+                    "The flow '{}' follows the policy '{}', which sets its retention, immutability and copy target; change the policy, or detach the flow from it (policy_id: null) to set {field} here.",
                     row.name, p.name
                 ),
             ));
@@ -356,6 +380,28 @@ async fn update_flow(State(state): State<AppState>, Path(id): Path<String>, ApiJ
             let repo = req.repository_id.clone().unwrap_or_else(|| row.repository_id.clone());
             let field = if req.repository_id.is_some() { "repository_id" } else { "policy_id" };
             super::policies::check_encryption(&state.db, field, p, vec![repo]).await?;
+        }
+    }
+    // The copy target after this change must name a second repository.
+    let copy_target = match (&req.policy_id, &policy, &req.copy_target) {
+        (Some(_), Some(p), _) => Some(p.copy_target.clone()),
+        (_, _, Some(t)) => Some(backup_locations::target_column(t.as_ref())),
+        _ => None,
+    };
+    if copy_target.is_some() || req.repository_id.is_some() {
+        let target = copy_target.clone().unwrap_or_else(|| row.copy_target.clone());
+        let repo = req.repository_id.clone().unwrap_or_else(|| row.repository_id.clone());
+        let field = match (&copy_target, &req.policy_id) {
+            (Some(_), Some(_)) => "policy_id",
+            (Some(_), None) => "copy_target.repository_id",
+            (None, _) => "repository_id",
+        };
+        check_copy_target(&state.db, target.as_deref(), &repo, field).await?;
+    }
+    if let Some(t) = copy_target {
+        changes.copy_target = Set(t);
+        if req.copy_target.is_some() {
+            changed.push("copy_target");
         }
     }
     match (&req.policy_id, &policy) {

@@ -108,6 +108,7 @@ async fn start(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJso
         network_mapping: req.network_mapping.clone(),
         power_on: true,
         storage_pool: req.storage_pool.clone(),
+        repository_id: req.repository_id.clone(),
     };
     let p = super::recovery::prepare(&state, &as_restore).await?;
     if let Some(message) = p.license {

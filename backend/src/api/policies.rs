@@ -12,7 +12,7 @@ use axum::response::Response;
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 use shared_types::error::ErrorBody;
-use shared_types::flow::FlowKind;
+use shared_types::flow::{CopyTarget, FlowKind};
 use shared_types::bulk::{BulkOutcome, BulkReport, BulkVmResult, BULK_VMS_MAX};
 use shared_types::policies::{
     AssignVmsReport, AssignVmsRequest, CreatePolicyRequest, Policy, PolicyPreview, PolicyPreviewRequest, UpdatePolicyRequest, POLICY_DESCRIPTION_MAX,
@@ -27,7 +27,7 @@ use super::common::{check_id, id_list, is_unique_violation, noted, quote_list};
 use super::flows::{check_immutable, check_retention};
 use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
-use crate::catalog::{new_id, policies as policy_logic, schedule};
+use crate::catalog::{backup_locations, new_id, policies as policy_logic, schedule};
 use crate::db::entities::{flow_vms, flows, policies, vm_contexts};
 use crate::state::AppState;
 
@@ -72,6 +72,33 @@ pub async fn check_encryption(db: &impl ConnectionTrait, field: &str, policy: &p
             plain.join(", ")
         ),
     ))
+}
+
+/// A policy's copy target as its column, or a 4xx naming what is wrong:
+/// the repository must exist and differ from the repository of every flow
+/// that follows the policy (`policy_id`).
+async fn check_copy_target(db: &impl ConnectionTrait, target: Option<&CopyTarget>, policy_id: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(t) = target else { return Ok(None) };
+    if let Some((field, message)) = backup_locations::check_target(db, t, None).await? {
+        return Err(ApiError::invalid_value(&field, message));
+    }
+    if let Some(id) = policy_id {
+        let same: Vec<String> = flows::Entity::find()
+            .filter(flows::Column::PolicyId.eq(id))
+            .filter(flows::Column::RepositoryId.eq(t.repository_id.clone()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        if !same.is_empty() {
+            return Err(ApiError::invalid_value(
+                "copy_target.repository_id",
+                format!("the flows {} that follow this policy already write to that repository; a copy must go to a second repository", same.join(", ")),
+            ));
+        }
+    }
+    Ok(backup_locations::target_column(Some(t)))
 }
 
 async fn one(db: &impl ConnectionTrait, row: policies::Model) -> Result<Policy, ApiError> {
@@ -130,6 +157,7 @@ async fn create_policy(State(state): State<AppState>, ApiJson(req): ApiJson<Crea
     let retention = check_retention(&req.retention)?;
     let immutable_days = check_immutable(req.immutable_days)?;
     let verify_schedule = check_verify(&req.verify_schedule)?;
+    let copy_target = check_copy_target(&state.db, req.copy_target.as_ref(), None).await?;
     name_free(&state.db, &req.name).await?;
     let now = Utc::now();
     let row = policies::ActiveModel {
@@ -140,6 +168,7 @@ async fn create_policy(State(state): State<AppState>, ApiJson(req): ApiJson<Crea
         immutable_days: Set(immutable_days),
         require_encryption: Set(req.require_encryption),
         verify_schedule: Set(verify_schedule),
+        copy_target: Set(copy_target),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -193,6 +222,10 @@ async fn update_policy(State(state): State<AppState>, Path(id): Path<String>, Ap
     if let Some(s) = &req.verify_schedule {
         active.verify_schedule = Set(check_verify(s)?);
         changed.push("verify_schedule");
+    }
+    if let Some(t) = &req.copy_target {
+        active.copy_target = Set(check_copy_target(&state.db, t.as_ref(), Some(&row.id)).await?);
+        changed.push("copy_target");
     }
     if let Some(e) = req.require_encryption {
         if e && !row.require_encryption {

@@ -148,10 +148,8 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
     let target = platforms::Entity::find_by_id(req.target_platform_id.clone()).one(&state.db).await?.ok_or_else(|| {
         ApiError::invalid_value("target_platform_id", format!("no platform has the id '{}' (GET /api/v1/platforms lists them)", req.target_platform_id))
     })?;
-    let repo = repositories::Entity::find_by_id(backup.repository_id.clone())
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::unprocessable("repository_gone", "the restore point's repository is no longer in the catalog"))?;
+    // Read from the location asked for, else the primary, else a copy.
+    let (backup, repo) = super::backups::locate(state, &backup, req.repository_id.as_deref()).await?;
     let target_kind: PlatformKind = from_wire(&target.kind)
         .ok_or_else(|| ApiError::unprocessable("platform_unusable", format!("platform '{}' has an unknown kind", target.name)))?;
     let inv: HostInventory = inventory::read(target_kind, target.address.clone())

@@ -29,7 +29,7 @@ use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
 use crate::catalog::new_id;
 use crate::catalog::from_wire;
-use crate::db::entities::{backups, platforms, repositories, vm_contexts};
+use crate::db::entities::{backups, platforms, vm_contexts};
 use crate::platforms::PlatformError;
 use crate::restore::file_restore::{self, FileRestoreError};
 use crate::runner::file_restore_job::{FileRestoreJobRequest, FileRestoreOptions, WriteTo};
@@ -132,10 +132,8 @@ async fn mount(State(state): State<AppState>, me: AuthUser, ApiJson(req): ApiJso
     let backup = backups::Entity::find_by_id(req.backup_id.clone()).one(&state.db).await?.ok_or_else(|| {
         ApiError::invalid_value("backup_id", format!("no restore point has the id '{}' (GET /api/v1/backup/list lists them)", req.backup_id))
     })?;
-    let repo = repositories::Entity::find_by_id(backup.repository_id.clone())
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::unprocessable("repository_gone", "the restore point's repository is no longer in the catalog"))?;
+    // Read from the location asked for, else the primary, else a copy.
+    let (backup, repo) = super::backups::locate(&state, &backup, req.repository_id.as_deref()).await?;
     let vm_name = vm_contexts::Entity::find_by_id(backup.vm_context_id.clone())
         .one(&state.db)
         .await?

@@ -37,7 +37,7 @@ pub async fn record(db: &impl ConnectionTrait, b: NewBackup<'_>) -> Result<backu
         None if b.immutable_days > 0 => Some(created + Duration::days(i64::from(b.immutable_days))),
         None => None,
     };
-    backups::ActiveModel {
+    let row = backups::ActiveModel {
         id: Set(new_id()),
         vm_context_id: Set(b.vm_context_id.to_owned()),
         job_id: Set(b.job_id.map(str::to_owned)),
@@ -56,7 +56,9 @@ pub async fn record(db: &impl ConnectionTrait, b: NewBackup<'_>) -> Result<backu
         verify_reason: Set(None),
     }
     .insert(db)
-    .await
+    .await?;
+    super::backup_locations::record_primary(db, &row).await?;
+    Ok(row)
 }
 
 /// A restore point's chain from the catalog's parent links, oldest first:

@@ -173,6 +173,7 @@ pub fn backup(m: backups::Model, vms: &Names, repos: &Names) -> Backup {
         immutable_until: m.immutable_until,
         verified_at: m.verified_at,
         verify_reason: m.verify_reason,
+        locations: Vec::new(),
         id: m.id,
     }
 }
@@ -182,12 +183,16 @@ pub async fn backups(db: &impl ConnectionTrait, rows: Vec<backups::Model>) -> Re
     let vms = Names::vms(db, rows.iter().map(|b| b.vm_context_id.clone())).await?;
     let repos = Names::repositories(db).await?;
     let locks = super::storage_locks::of_many(db, &rows).await?;
+    let lock_of = |b: &backups::Model| super::storage_locks::lock_of(b, locks.get(&b.id));
+    let mut locations = super::backup_locations::of_many(db, &rows).await?;
     Ok(rows
         .into_iter()
         .map(|b| {
-            let lock = super::storage_locks::lock_of(&b, locks.get(&b.id));
+            let here = locations.remove(&b.id).unwrap_or_default();
+            let lock = lock_of(&b);
             let mut out = backup(b, &vms, &repos);
             out.lock = lock;
+            out.locations = super::backup_locations::describe(&here, &repos.0);
             out
         })
         .collect())

@@ -149,6 +149,7 @@ pub async fn to_api(db: &impl ConnectionTrait, rows: Vec<flows::Model>) -> Resul
                 next_run_at,
                 immutable_days: u32::try_from(m.immutable_days).unwrap_or(0),
                 policy: m.policy_id.as_deref().map(|p| policies.named(p)),
+                copy_target: super::backup_locations::parse_target(m.copy_target.as_deref()),
                 allowed_actions: allowed_actions(kind, state),
                 id: m.id,
                 name: m.name,

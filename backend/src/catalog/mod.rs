@@ -10,6 +10,7 @@
 //! Unsigned API figures are stored in signed 64-bit columns (PostgreSQL has
 //! no unsigned types); [`to_i64`] and [`to_u64`] clamp at the boundary.
 
+pub mod backup_locations;
 pub mod backups;
 pub mod compatibility;
 pub mod convert;

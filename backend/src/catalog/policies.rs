@@ -87,6 +87,7 @@ pub async fn to_api(db: &impl ConnectionTrait, rows: Vec<policies::Model>) -> Re
                 name: m.name,
                 description: m.description,
                 require_encryption: m.require_encryption,
+                copy_target: super::backup_locations::parse_target(m.copy_target.as_deref()),
                 verify_schedule: m.verify_schedule,
                 created_at: m.created_at,
                 updated_at: m.updated_at,
@@ -116,8 +117,8 @@ pub async fn names(db: &impl ConnectionTrait, ids: impl IntoIterator<Item = Stri
     Ok(Names(rows.into_iter().collect()))
 }
 
-/// Makes the flows `flow_ids` follow `policy`: its id, retention and
-/// immutability written to each of them.
+/// Makes the flows `flow_ids` follow `policy`: its id, retention,
+/// immutability and copy target written to each of them.
 pub async fn follow(db: &impl ConnectionTrait, policy: &policies::Model, flow_ids: Vec<String>) -> Result<u64, DbErr> {
     if flow_ids.is_empty() {
         return Ok(0);
@@ -126,6 +127,7 @@ pub async fn follow(db: &impl ConnectionTrait, policy: &policies::Model, flow_id
         .col_expr(flows::Column::PolicyId, Expr::value(Some(policy.id.clone())))
         .col_expr(flows::Column::Retention, Expr::value(policy.retention.clone()))
         .col_expr(flows::Column::ImmutableDays, Expr::value(policy.immutable_days))
+        .col_expr(flows::Column::CopyTarget, Expr::value(policy.copy_target.clone()))
         .col_expr(flows::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(flows::Column::Id.is_in(flow_ids))
         .exec(db)
@@ -133,11 +135,12 @@ pub async fn follow(db: &impl ConnectionTrait, policy: &policies::Model, flow_id
     Ok(done.rows_affected)
 }
 
-/// Writes `policy`'s retention and immutability to every flow that follows it.
+/// Writes `policy`'s retention, immutability and copy target to every flow that follows it.
 pub async fn sync_followers(db: &impl ConnectionTrait, policy: &policies::Model) -> Result<u64, DbErr> {
     let done = flows::Entity::update_many()
         .col_expr(flows::Column::Retention, Expr::value(policy.retention.clone()))
         .col_expr(flows::Column::ImmutableDays, Expr::value(policy.immutable_days))
+        .col_expr(flows::Column::CopyTarget, Expr::value(policy.copy_target.clone()))
         .col_expr(flows::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(flows::Column::PolicyId.eq(policy.id.clone()))
         .exec(db)

@@ -358,6 +358,7 @@ fn job_kind_label(k: JobKind) -> &'static str {
         JobKind::Gc => "Garbage collection",
         JobKind::Prune => "Prune",
         JobKind::InstantRecovery => "Instant recovery",
+        JobKind::Copy => "Copy",
     }
 }
 

@@ -47,8 +47,10 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
         Err(message) => Err(message),
     };
     let mut read_as = None;
+    let mut copy_of = None;
     let (status, error) = match outcome {
-        Ok((report, _restore_point)) => {
+        Ok((report, restore_point)) => {
+            copy_of = Some(restore_point);
             // The job shows how the VM was really read, not what was asked.
             read_as = Some(if report.disks.iter().all(|d| d.incremental) { BackupType::Incremental } else { BackupType::Full });
             telemetry::log(runner, &job.id, LogLevel::Info, format!(
@@ -73,6 +75,12 @@ pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, prog
     };
     if status == JobStatus::Failed {
         telemetry::alert(runner, &job, &vm.name, error.as_deref().unwrap_or("failed")).await;
+    }
+    // 3-2-1: the flow's copy target gets the new restore point.
+    if let (Some(point), Some(flow_id)) = (copy_of.filter(|_| status == JobStatus::Completed), &job.flow_id) {
+        if let Ok(Some(flow)) = flows::Entity::find_by_id(flow_id.clone()).one(&db).await {
+            runner.copy_after_backup(&job, &flow, &point).await;
+        }
     }
     if let Some(flow) = &job.flow_id {
         if let Err(e) = settle_flow(&db, flow).await {

@@ -207,6 +207,8 @@ async fn start_vm(runner: &Runner, job: &jobs::Model, plan: Plan) -> Result<(), 
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("restore point '{}' was removed", row.backup_id))?;
+    // As it is in the location the instant recovery reads from.
+    let backup = crate::catalog::backup_locations::at(runner.db(), backup, &row.repository_id).await.map_err(|e| e.to_string())?;
     let (tx, logger) = telemetry::spawn_logger(runner.clone(), job.id.clone());
     let log = move |l: String| {
         let _ = tx.send(l);
@@ -469,6 +471,7 @@ async fn keep_serving(runner: &Runner, row: &instant_recoveries::Model) -> Resul
         .await
         .map_err(|e| e.to_string())?
         .ok_or("its restore point was removed")?;
+    let backup = crate::catalog::backup_locations::at(db, backup, &row.repository_id).await.map_err(|e| e.to_string())?;
     let data_dir = runner.data_dir()?;
     let snapshot = format!("{}/{}", backup.snapshot_name, backup.snapshot_id);
     let log = export_log(&data_dir, &row.id);

@@ -6,6 +6,7 @@
 //! boundaries; emergency stop cancels everything queued and running.
 //!
 //! * [`backup_job`]: one VM backup job, start to restore point and retention.
+//! * [`copy_job`]: a restore point copied to a second repository (3-2-1).
 //! * [`restore_job`]: one full VM restore onto a target platform.
 //! * [`file_restore_job`]: selected files of a file-level restore session
 //!   written into a host directory or a VM's disk.
@@ -36,6 +37,7 @@ use crate::db::entities::{jobs, repositories, vm_contexts};
 use crate::engine::progress::Progress;
 
 pub mod backup_job;
+pub mod copy_job;
 pub mod file_restore_job;
 pub mod instant_job;
 pub mod maintenance_job;
@@ -480,7 +482,12 @@ impl Runner {
                 let l = self.inner.limits;
                 let same_repo = active.values().filter(|a| a.repository_id.is_some() && a.repository_id == job.repository_id).count();
                 // A restore loads the platform it writes to.
-                let platform_id = job.target_platform_id.clone().unwrap_or_else(|| vm.platform_id.clone());
+                // A copy reads repositories, not the VM's platform.
+                let platform_id = if job.kind == JobKind::Copy.as_str() {
+                    format!("copy:{}", job.repository_id.as_deref().unwrap_or("-"))
+                } else {
+                    job.target_platform_id.clone().unwrap_or_else(|| vm.platform_id.clone())
+                };
                 let same_platform = active.values().filter(|a| a.platform_id == platform_id).count();
                 if active.len() >= l.total || same_repo >= l.per_repository || same_platform >= l.per_platform {
                     continue;
@@ -506,6 +513,8 @@ impl Runner {
                         replication_job::run(&runner, job, vm, progress).await;
                     } else if job.kind == JobKind::InstantRecovery.as_str() {
                         instant_job::run(&runner, job, vm, progress).await;
+                    } else if job.kind == JobKind::Copy.as_str() {
+                        copy_job::run(&runner, job, vm, progress).await;
                     } else {
                         backup_job::run(&runner, job, vm, progress).await;
                     }

@@ -129,6 +129,11 @@ async fn plan(runner: &Runner, db: &sea_orm::DatabaseConnection, job: &jobs::Mod
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("restore point '{backup_id}' was removed"))?;
+    // The location the request chose (the job's repository), else where it was written.
+    let backup = match &job.repository_id {
+        Some(r) => crate::catalog::backup_locations::at(db, backup, r).await.map_err(|e| e.to_string())?,
+        None => backup,
+    };
     let repository = repositories::Entity::find_by_id(backup.repository_id.clone())
         .one(db)
         .await

@@ -73,6 +73,22 @@ impl Runner {
             Some(JobKind::InstantRecovery) => Err(RunnerError::Conflict(
                 "an instant recovery is started again from RECOVERY (Instant recovery), or finalized again from its card".into(),
             )),
+            Some(JobKind::Copy) => {
+                let backup_id = old.backup_id.clone().ok_or_else(|| missing("restore point"))?;
+                let target_id = old.repository_id.clone().ok_or_else(|| missing("target repository"))?;
+                let backup = crate::db::entities::backups::Entity::find_by_id(backup_id.clone())
+                    .one(db)
+                    .await?
+                    .ok_or_else(|| RunnerError::NotFound(format!("restore point '{backup_id}' was deleted since")))?;
+                let target = crate::db::entities::repositories::Entity::find_by_id(target_id.clone())
+                    .one(db)
+                    .await?
+                    .ok_or_else(|| RunnerError::NotFound(format!("repository '{target_id}' was removed since")))?;
+                let mut options = super::copy_job::options_of(&old);
+                options.sent_bytes = None;
+                options.sent_chunks = None;
+                self.enqueue_copy(&backup, &target, options, requested_by).await
+            }
             None => Err(RunnerError::Conflict(format!("job {} is of a kind this server does not know ({})", old.id, old.kind))),
         }
     }

@@ -1,11 +1,13 @@
 //! New or edited backup flow: a group (or chosen VMs) → a repository, a
-//! cron schedule and retention; the server's validation errors shown inline.
+//! cron schedule and retention, and a copy target (3-2-1); the server's
+//! validation errors shown inline.
 
 use leptos::prelude::*;
 use shared_types::flow::{CreateFlowRequest, Flow, FlowKind, FlowSource, RetentionPolicy, UpdateFlowRequest};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::components::copy_target::{CopyTargetFields, CopyTargetState};
 
 /// Open while `open` is `Some(preselected group id or "")`.
 #[component]
@@ -64,6 +66,7 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
     // The policy the flow follows ("": its own retention below).
     let policies = LocalResource::new(api::policies);
     let policy = RwSignal::new(editing.as_ref().and_then(|f| f.policy.as_ref().map(|p| p.id.clone())).unwrap_or_default());
+    let copy = CopyTargetState::new(editing.as_ref().and_then(|f| f.copy_target.as_ref()));
     let is_new = editing.is_none();
     let editing = StoredValue::new(editing);
     // A new flow from a group takes the group's policy (the server gives it too).
@@ -113,10 +116,10 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
             };
             let schedule = Some(schedule.get_untracked().trim().to_string()).filter(|s| !s.is_empty());
             let policy_id = Some(policy.get_untracked()).filter(|p| !p.is_empty());
-            // Following a policy: its retention and immutability are the flow's.
-            let (retention, immutable_days) = match &policy_id {
-                Some(_) => (RetentionPolicy::default(), 0),
-                None => (retention, count(&immutable.get_untracked(), "Immutable days")?.unwrap_or(0)),
+            // Following a policy: its retention, immutability and copy target are the flow's.
+            let (retention, immutable_days, copy_target) = match &policy_id {
+                Some(_) => (RetentionPolicy::default(), 0, None),
+                None => (retention, count(&immutable.get_untracked(), "Immutable days")?.unwrap_or(0), copy.read()?),
             };
             Ok(CreateFlowRequest {
                 name: name.get_untracked().trim().to_string(),
@@ -128,6 +131,7 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
                 immutable_days,
                 enabled: None,
                 policy_id,
+                copy_target,
             })
         })();
         match (parsed, editing.get_value()) {
@@ -142,6 +146,7 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
                     retention: (req.policy_id.is_none() && req.retention != old.retention).then(|| req.retention.clone()),
                     immutable_days: (req.policy_id.is_none() && req.immutable_days != old.immutable_days).then_some(req.immutable_days),
                     policy_id: (req.policy_id != old.policy.as_ref().map(|p| p.id.clone())).then(|| req.policy_id.clone()),
+                    copy_target: (req.policy_id.is_none() && req.copy_target != old.copy_target).then(|| req.copy_target.clone()),
                 };
                 if update == UpdateFlowRequest::default() {
                     local_error.set(Some("Nothing changed.".into()));
@@ -220,6 +225,10 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
                 <label>"Immutable days"
                     <input type="text" inputmode="numeric" data-testid="flow-immutable" prop:value=move || immutable.get() on:input=move |ev| immutable.set(event_target_value(&ev)) />
                 </label>
+            </div>
+            <div style:display=move || if policy.get().is_empty() { "" } else { "none" }>
+                <CopyTargetFields state=copy exclude=Signal::derive(move || repo.get())
+                    error=Signal::derive(move || act.field("copy_target.repository_id").or_else(|| act.field("copy_target"))) />
             </div>
             {move || local_error.get().map(|e| view! { <p class="notice warning" data-testid="flow-form-error">{e}</p> })}
             <ActError act=act testid="flow-error" />

@@ -29,6 +29,7 @@ pub mod top_bar;
 pub mod act;
 pub mod add_vms;
 pub mod bulk_actions;
+pub mod copy_target;
 pub mod create_flow;
 pub mod file_browser;
 pub mod flow_card;

@@ -101,6 +101,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
         network_mapping: networks.get_untracked(),
         power_on: power_on.get_untracked(),
         storage_pool: pool.with_untracked(|p| (!p.is_empty()).then(|| p.clone())),
+        repository_id: None,
     };
     let run_check = move || {
         report.set(None);
@@ -130,7 +131,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
     };
     let start_instant = move |_| {
         let r = request();
-        let req = InstantRecoveryRequest { backup_id: r.backup_id, target_platform_id: r.target_platform_id, name: r.name, network_mapping: r.network_mapping, storage_pool: r.storage_pool };
+        let req = InstantRecoveryRequest { backup_id: r.backup_id, target_platform_id: r.target_platform_id, name: r.name, network_mapping: r.network_mapping, storage_pool: r.storage_pool, repository_id: r.repository_id };
         run.run(api::instant_start(req), move |i| {
             instant.set(Some(i));
             step.set(3);

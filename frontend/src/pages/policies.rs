@@ -16,6 +16,7 @@ use shared_types::search::route;
 use crate::api;
 use crate::api::ApiError;
 use crate::components::act::{Act, ActError};
+use crate::components::copy_target::{CopyTargetFields, CopyTargetState};
 use crate::nav;
 use crate::pages::planned::PageHeader;
 use crate::session::{needs, use_session};
@@ -182,6 +183,7 @@ fn PolicyForm(editing: Option<Policy>, flows: Vec<Flow>, groups: Vec<ProtectionG
     let immutable = RwSignal::new(editing.as_ref().map(|p| p.immutable_days.to_string()).unwrap_or_else(|| "0".into()));
     let encrypted = RwSignal::new(editing.as_ref().is_some_and(|p| p.require_encryption));
     let verify = RwSignal::new(editing.as_ref().and_then(|p| p.verify_schedule.clone()).unwrap_or_default());
+    let copy = CopyTargetState::new(editing.as_ref().and_then(|p| p.copy_target.as_ref()));
     let followers: Vec<String> = editing.as_ref().map(|p| p.flows.iter().map(|f| f.id.clone()).collect()).unwrap_or_default();
     let chosen = RwSignal::new(followers.clone());
     let followers = StoredValue::new(followers);
@@ -246,6 +248,10 @@ fn PolicyForm(editing: Option<Policy>, flows: Vec<Flow>, groups: Vec<ProtectionG
             Ok(d) => d.unwrap_or(0),
             Err(e) => return local_error.set(Some(e)),
         };
+        let copy_v = match copy.read() {
+            Ok(c) => c,
+            Err(e) => return local_error.set(Some(e)),
+        };
         let name_v = name.get_untracked().trim().to_string();
         let desc_v = description.get_untracked().trim().to_string();
         let verify_v = Some(verify.get_untracked().trim().to_string()).filter(|s| !s.is_empty());
@@ -266,6 +272,7 @@ fn PolicyForm(editing: Option<Policy>, flows: Vec<Flow>, groups: Vec<ProtectionG
                         immutable_days: (immutable_days != old.immutable_days).then_some(immutable_days),
                         require_encryption: (enc_v != old.require_encryption).then_some(enc_v),
                         verify_schedule: (verify_v != old.verify_schedule).then(|| verify_v.clone()),
+                        copy_target: (copy_v != old.copy_target).then(|| copy_v.clone()),
                     };
                     api::update_policy(id.clone(), req).await?
                 }
@@ -277,6 +284,7 @@ fn PolicyForm(editing: Option<Policy>, flows: Vec<Flow>, groups: Vec<ProtectionG
                         immutable_days: Some(immutable_days),
                         require_encryption: Some(enc_v),
                         verify_schedule: Some(verify_v.clone()),
+                        copy_target: Some(copy_v.clone()),
                     };
                     api::update_policy(id.clone(), req).await?
                 }
@@ -288,6 +296,7 @@ fn PolicyForm(editing: Option<Policy>, flows: Vec<Flow>, groups: Vec<ProtectionG
                         immutable_days,
                         require_encryption: enc_v,
                         verify_schedule: verify_v.clone(),
+                        copy_target: copy_v.clone(),
                     };
                     api::create_policy(req).await?
                 }
@@ -373,6 +382,8 @@ fn PolicyForm(editing: Option<Policy>, flows: Vec<Flow>, groups: Vec<ProtectionG
                     "Encrypted repositories only"
                 </label>
             </div>
+            <CopyTargetFields state=copy exclude=Signal::derive(String::new)
+                error=Signal::derive(move || act.field("copy_target.repository_id").or_else(|| act.field("copy_target"))) />
             <fieldset>
                 <legend>"Flows that follow this policy"</legend>
                 {if backup_flows.is_empty() {

@@ -22,6 +22,8 @@ pub struct Model {
     /// The policy the flow follows (its retention and immutability are
     /// copied here whenever it is assigned or changes).
     pub policy_id: Option<String>,
+    /// A `CopyTarget` in JSON (3-2-1): where each new restore point is copied.
+    pub copy_target: Option<String>,
     pub enabled: bool,
     /// A `FlowState` word.
     pub state: String,

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod audit_log;
+pub mod backup_locations;
 pub mod backup_storage_locks;
 pub mod backups;
 pub mod flow_vms;

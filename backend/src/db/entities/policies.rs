@@ -16,6 +16,8 @@ pub struct Model {
     pub require_encryption: bool,
     /// A five-field cron pattern in UTC; none: no verify schedule of its own.
     pub verify_schedule: Option<String>,
+    /// A `CopyTarget` in JSON (3-2-1), given to the flows that follow the policy.
+    pub copy_target: Option<String>,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

@@ -1,0 +1,321 @@
+//! Where restore points are (3-2-1): each restore point has its primary
+//! location (the repository the backup wrote it to, recorded with it) and
+//! any copies in second repositories (`backup_locations` rows). Restores
+//! read from an available location: the one the operator names, else the
+//! primary when its repository opens and holds the snapshot, else a copy.
+//! A restore point with no location rows (recorded before copies existed
+//! and not back-filled, or inserted by hand) is at its `backups.repository_id`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+use shared_types::backups::{LocationRole, LocationState, RestorePointLocation};
+use shared_types::flow::{CopyTarget, IMMUTABLE_DAYS_MAX};
+
+use super::{from_wire, to_i64};
+use crate::db::entities::{backup_locations, backups, repositories};
+
+/// Records the primary location of a restore point the backup just wrote.
+pub async fn record_primary(db: &impl ConnectionTrait, b: &backups::Model) -> Result<(), DbErr> {
+    backup_locations::ActiveModel {
+        backup_id: Set(b.id.clone()),
+        repository_id: Set(b.repository_id.clone()),
+        role: Set(LocationRole::Primary.as_str().to_owned()),
+        state: Set(LocationState::Present.as_str().to_owned()),
+        snapshot_name: Set(b.snapshot_name.clone()),
+        snapshot_id: Set(b.snapshot_id.clone()),
+        immutable_until: Set(b.immutable_until),
+        copied_at: Set(None),
+        bytes_sent: Set(b.bytes_written),
+        job_id: Set(b.job_id.clone()),
+        error: Set(None),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+/// The location rows of `backup`, the primary first; a row-less restore
+/// point gets its implicit primary.
+pub async fn of(db: &impl ConnectionTrait, backup: &backups::Model) -> Result<Vec<backup_locations::Model>, DbErr> {
+    let rows = backup_locations::Entity::find().filter(backup_locations::Column::BackupId.eq(backup.id.clone())).all(db).await?;
+    Ok(with_implicit_primary(backup, rows))
+}
+
+/// The location rows of many restore points, by restore point id (each with its implicit primary when it has none).
+pub async fn of_many(db: &impl ConnectionTrait, backups: &[backups::Model]) -> Result<HashMap<String, Vec<backup_locations::Model>>, DbErr> {
+    let mut by_id: HashMap<String, Vec<backup_locations::Model>> = HashMap::new();
+    for chunk in backups.chunks(500) {
+        let ids: Vec<String> = chunk.iter().map(|b| b.id.clone()).collect();
+        for row in backup_locations::Entity::find().filter(backup_locations::Column::BackupId.is_in(ids)).all(db).await? {
+            by_id.entry(row.backup_id.clone()).or_default().push(row);
+        }
+    }
+    Ok(backups.iter().map(|b| (b.id.clone(), with_implicit_primary(b, by_id.remove(&b.id).unwrap_or_default()))).collect())
+}
+
+fn with_implicit_primary(backup: &backups::Model, mut rows: Vec<backup_locations::Model>) -> Vec<backup_locations::Model> {
+    if rows.is_empty() {
+        rows.push(implicit_primary(backup));
+    }
+    rows.sort_by_key(|r| (r.role != LocationRole::Primary.as_str(), r.copied_at, r.repository_id.clone()));
+    rows
+}
+
+fn implicit_primary(b: &backups::Model) -> backup_locations::Model {
+    backup_locations::Model {
+        backup_id: b.id.clone(),
+        repository_id: b.repository_id.clone(),
+        role: LocationRole::Primary.as_str().to_owned(),
+        state: LocationState::Present.as_str().to_owned(),
+        snapshot_name: b.snapshot_name.clone(),
+        snapshot_id: b.snapshot_id.clone(),
+        immutable_until: b.immutable_until,
+        copied_at: None,
+        bytes_sent: b.bytes_written,
+        job_id: b.job_id.clone(),
+        error: None,
+        updated_at: b.created_at,
+    }
+}
+
+/// The restore point as it is at `location`: the repository, snapshot and
+/// immutability there (what restores and retention read).
+pub fn located(backup: &backups::Model, location: &backup_locations::Model) -> backups::Model {
+    backups::Model {
+        repository_id: location.repository_id.clone(),
+        snapshot_name: location.snapshot_name.clone(),
+        snapshot_id: location.snapshot_id.clone(),
+        immutable_until: location.immutable_until,
+        ..backup.clone()
+    }
+}
+
+/// The restore point as it is in repository `repository_id` (a job's
+/// chosen location); as recorded when it has no location there.
+pub async fn at(db: &impl ConnectionTrait, backup: backups::Model, repository_id: &str) -> Result<backups::Model, DbErr> {
+    let loc = backup_locations::Entity::find_by_id((backup.id.clone(), repository_id.to_owned())).one(db).await?;
+    Ok(match loc {
+        Some(l) => located(&backup, &l),
+        None => backup,
+    })
+}
+
+/// The wire form of a restore point's locations, named by `repos` (id → name).
+pub fn describe(rows: &[backup_locations::Model], repos: &HashMap<String, String>) -> Vec<RestorePointLocation> {
+    rows.iter()
+        .map(|r| RestorePointLocation {
+            repository_id: r.repository_id.clone(),
+            repository_name: repos.get(&r.repository_id).cloned().unwrap_or_else(|| r.repository_id.clone()),
+            role: from_wire(&r.role).unwrap_or(LocationRole::Copy),
+            state: from_wire(&r.state).unwrap_or(LocationState::Missing),
+            immutable_until: r.immutable_until,
+            copied_at: r.copied_at,
+        })
+        .collect()
+}
+
+/// The latest end of immutability over every location of a restore point, if any is still inside it at `now`.
+pub fn immutable_until(rows: &[backup_locations::Model], now: DateTime<Utc>) -> Option<(DateTime<Utc>, String)> {
+    rows.iter().filter_map(|r| r.immutable_until.filter(|u| *u > now).map(|u| (u, r.repository_id.clone()))).max_by_key(|(u, _)| *u)
+}
+
+/// Marks a location's state (and why), e.g. missing when its repository could not be read.
+pub async fn set_state(db: &impl ConnectionTrait, backup_id: &str, repository_id: &str, state: LocationState, error: Option<String>) -> Result<(), DbErr> {
+    let Some(row) = backup_locations::Entity::find_by_id((backup_id.to_owned(), repository_id.to_owned())).one(db).await? else { return Ok(()) };
+    if row.state == state.as_str() && row.error == error {
+        return Ok(());
+    }
+    let mut a: backup_locations::ActiveModel = row.into();
+    a.state = Set(state.as_str().to_owned());
+    a.error = Set(error);
+    a.updated_at = Set(Utc::now());
+    a.update(db).await.map(|_| ())
+}
+
+/// Starts (or restarts) a copy location: state `copying`, written by `job_id`.
+pub async fn begin_copy(db: &impl ConnectionTrait, backup: &backups::Model, repository_id: &str, job_id: &str) -> Result<(), DbErr> {
+    let now = Utc::now();
+    match backup_locations::Entity::find_by_id((backup.id.clone(), repository_id.to_owned())).one(db).await? {
+        Some(row) => {
+            let mut a: backup_locations::ActiveModel = row.into();
+            a.state = Set(LocationState::Copying.as_str().to_owned());
+            a.job_id = Set(Some(job_id.to_owned()));
+            a.error = Set(None);
+            a.updated_at = Set(now);
+            a.update(db).await.map(|_| ())
+        }
+        None => backup_locations::ActiveModel {
+            backup_id: Set(backup.id.clone()),
+            repository_id: Set(repository_id.to_owned()),
+            role: Set(LocationRole::Copy.as_str().to_owned()),
+            state: Set(LocationState::Copying.as_str().to_owned()),
+            snapshot_name: Set(backup.snapshot_name.clone()),
+            snapshot_id: Set(backup.snapshot_id.clone()),
+            immutable_until: Set(None),
+            copied_at: Set(None),
+            bytes_sent: Set(0),
+            job_id: Set(Some(job_id.to_owned())),
+            error: Set(None),
+            updated_at: Set(now),
+        }
+        .insert(db)
+        .await
+        .map(|_| ()),
+    }
+}
+
+/// What a finished copy recorded at the target.
+pub struct CopyDone {
+    pub snapshot_name: String,
+    pub snapshot_id: String,
+    pub immutable_until: Option<DateTime<Utc>>,
+    pub bytes_sent: u64,
+}
+
+/// Ends a copy location: present with what the copy wrote, or failed with why.
+pub async fn end_copy(db: &impl ConnectionTrait, backup_id: &str, repository_id: &str, outcome: Result<CopyDone, String>) -> Result<(), DbErr> {
+    let Some(row) = backup_locations::Entity::find_by_id((backup_id.to_owned(), repository_id.to_owned())).one(db).await? else { return Ok(()) };
+    let now = Utc::now();
+    let mut a: backup_locations::ActiveModel = row.into();
+    match outcome {
+        Ok(done) => {
+            a.state = Set(LocationState::Present.as_str().to_owned());
+            a.snapshot_name = Set(done.snapshot_name);
+            a.snapshot_id = Set(done.snapshot_id);
+            a.immutable_until = Set(done.immutable_until);
+            a.copied_at = Set(Some(now));
+            a.bytes_sent = Set(to_i64(done.bytes_sent));
+            a.error = Set(None);
+        }
+        Err(e) => {
+            a.state = Set(LocationState::Failed.as_str().to_owned());
+            a.error = Set(Some(e));
+        }
+    }
+    a.updated_at = Set(now);
+    a.update(db).await.map(|_| ())
+}
+
+/// Removes a restore point from one repository in the catalog; the
+/// restore point itself goes with its last location. Returns whether the
+/// restore point is gone.
+pub async fn remove(db: &impl ConnectionTrait, backup: &backups::Model, repository_id: &str) -> Result<bool, DbErr> {
+    backup_locations::Entity::delete_by_id((backup.id.clone(), repository_id.to_owned())).exec(db).await?;
+    let left = backup_locations::Entity::find().filter(backup_locations::Column::BackupId.eq(backup.id.clone())).all(db).await?;
+    // A row-less restore point was only at its own repository.
+    if left.is_empty() {
+        backups::Entity::delete_by_id(backup.id.clone()).exec(db).await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The copy target in a flow's or policy's `copy_target` column.
+pub fn parse_target(column: Option<&str>) -> Option<CopyTarget> {
+    let text = column?;
+    serde_json::from_str(text).map_err(|e| tracing::error!(error = %e, "unreadable copy target; not copying")).ok()
+}
+
+pub fn target_column(target: Option<&CopyTarget>) -> Option<String> {
+    target.and_then(|t| serde_json::to_string(t).ok())
+}
+
+/// Why a copy target cannot be used: `(field, message)` for a 4xx answer.
+/// `primary`: the repository the restore points are written to (a flow's), when known.
+pub async fn check_target(db: &impl ConnectionTrait, target: &CopyTarget, primary: Option<&str>) -> Result<Option<(String, String)>, DbErr> {
+    if let Err((field, message)) = target.retention.validate() {
+        return Ok(Some((format!("copy_target.retention.{field}"), message)));
+    }
+    if target.immutable_days > IMMUTABLE_DAYS_MAX {
+        return Ok(Some(("copy_target.immutable_days".into(), format!("{} days is more than the {IMMUTABLE_DAYS_MAX} days allowed", target.immutable_days))));
+    }
+    let id = target.repository_id.trim();
+    if id.is_empty() || id.len() > 64 {
+        return Ok(Some(("copy_target.repository_id".into(), "name the repository to copy to by its id (GET /api/v1/repositories lists them)".into())));
+    }
+    let Some(repo) = repositories::Entity::find_by_id(id.to_owned()).one(db).await? else {
+        return Ok(Some(("copy_target.repository_id".into(), format!("no repository has the id '{id}' (GET /api/v1/repositories lists them)"))));
+    };
+    if primary == Some(id) {
+        return Ok(Some((
+            "copy_target.repository_id".into(),
+            format!("'{}' is the repository the backups are written to; a copy must go to a second repository", repo.name),
+        )));
+    }
+    Ok(None)
+}
+
+/// The location a restore reads from: `wanted` (a repository id) when the
+/// operator names one, else the first available of the primary and then
+/// the copies (present, repository in the catalog, opens, holds the
+/// snapshot). A location found unreadable is marked missing. Returns the
+/// restore point as it is there and its repository.
+pub async fn choose(
+    db: &impl ConnectionTrait,
+    data_dir: &Path,
+    backup: &backups::Model,
+    wanted: Option<&str>,
+) -> Result<(backups::Model, repositories::Model), ChooseError> {
+    let rows = of(db, backup).await?;
+    if let Some(id) = wanted {
+        let Some(loc) = rows.iter().find(|r| r.repository_id == id) else {
+            let known: Vec<&str> = rows.iter().map(|r| r.repository_id.as_str()).collect();
+            return Err(ChooseError::NotThere(format!("restore point '{}' is not in repository '{id}' (it is in: {})", backup.id, known.join(", "))));
+        };
+        if loc.state != LocationState::Present.as_str() && loc.state != LocationState::Missing.as_str() {
+            return Err(ChooseError::NotThere(format!("the copy of restore point '{}' in repository '{id}' is {}", backup.id, loc.state)));
+        }
+        let repo = repositories::Entity::find_by_id(id.to_owned())
+            .one(db)
+            .await?
+            .ok_or_else(|| ChooseError::NotThere(format!("repository '{id}' is no longer in the catalog")))?;
+        return Ok((located(backup, loc), repo));
+    }
+    let mut why = Vec::new();
+    for loc in rows.iter().filter(|r| r.state == LocationState::Present.as_str() || r.state == LocationState::Missing.as_str()) {
+        let Some(repo) = repositories::Entity::find_by_id(loc.repository_id.clone()).one(db).await? else {
+            why.push(format!("repository '{}' is no longer in the catalog", loc.repository_id));
+            continue;
+        };
+        let point = located(backup, loc);
+        let (dir, row, name, id) = (data_dir.to_path_buf(), repo.clone(), point.snapshot_name.clone(), point.snapshot_id.clone());
+        let readable = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let ds = super::repositories::open_datastore(&dir, &row).map_err(|e| e.to_string())?;
+            ds.load_manifest(&name, &id).map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match readable {
+            Ok(()) => {
+                if loc.state != LocationState::Present.as_str() {
+                    set_state(db, &backup.id, &loc.repository_id, LocationState::Present, None).await?;
+                }
+                return Ok((point, repo));
+            }
+            Err(e) => {
+                tracing::warn!(restore_point = %backup.id, repository = %repo.name, error = %e, "restore point unreadable at this location; trying the next");
+                // Only rows that exist are marked (not the implicit primary).
+                set_state(db, &backup.id, &loc.repository_id, LocationState::Missing, Some(e.clone())).await?;
+                why.push(format!("'{}': {e}", repo.name));
+            }
+        }
+    }
+    Err(ChooseError::Unavailable(format!("restore point '{}' cannot be read from any of its repositories: {}", backup.id, why.join("; "))))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChooseError {
+    /// The named location does not hold it (a 4xx on the request's `repository_id`).
+    #[error("{0}")]
+    NotThere(String),
+    /// No location can be read.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("catalog: {0}")]
+    Db(#[from] DbErr),
+}

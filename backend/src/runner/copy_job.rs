@@ -1,0 +1,274 @@
+//! One copy job (3-2-1): a restore point copied from an available location
+//! (its primary, or a copy when the primary cannot be read) to a second
+//! repository with the engine's [`copy_snapshot`]: only the chunks the
+//! target lacks are sent, and every chunk is read back and re-hashed at the
+//! target before the copy's manifest is published. The copy is recorded as
+//! a location of the restore point (`copying` → `present` or `failed`);
+//! then the target's retention for copies runs (never inside immutability).
+//!
+//! Queued after each successful backup of a flow with a copy target, and on
+//! demand (`POST /api/v1/restore-points/{id}/copy`). A failure raises an
+//! alert about the VM; the next good copy of that VM resolves it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use shared_types::alerts::AlertSeverity;
+use shared_types::backups::{LocationRole, LocationState};
+use shared_types::flow::RetentionPolicy;
+use shared_types::jobs::{JobKind, JobStatus, LogLevel};
+
+use super::backup_job::{end_job, refresh_stats, start};
+use super::{queued_row, retention, telemetry, Runner, RunnerError};
+use crate::catalog::backup_locations::{self, CopyDone};
+use crate::catalog::{flows as flow_rules, repositories as repositories_logic};
+use crate::db::entities::{backups, jobs, repositories, vm_contexts};
+use crate::engine::copy::{copy_snapshot, CopyOptions, CopyStats};
+use crate::engine::progress::Progress;
+use crate::engine::EngineError;
+
+/// What a copy job does, kept in the job row (`jobs.options`, JSON); the
+/// target is the job's `repository_id`, the restore point its `backup_id`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CopyJobOptions {
+    /// Days the copy cannot be deleted at the target (0: the source's immutability is kept as it is).
+    #[serde(default)]
+    pub immutable_days: u32,
+    /// The target's retention for this VM's copies, applied after the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
+    /// The flow whose copy target asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_id: Option<String>,
+    /// What the copy did, once it ended well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_chunks: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_bytes: Option<u64>,
+}
+
+impl Runner {
+    /// Queues a copy of `backup` to `target`. Refused while the target is
+    /// in maintenance, when the restore point is there already, or while
+    /// another copy of it to the same target is queued or running.
+    pub async fn enqueue_copy(
+        &self,
+        backup: &backups::Model,
+        target: &repositories::Model,
+        options: CopyJobOptions,
+        requested_by: Option<String>,
+    ) -> Result<jobs::Model, RunnerError> {
+        let db = self.db();
+        if let Some(why) = repositories_logic::refusal(target) {
+            return Err(RunnerError::Conflict(why));
+        }
+        let here = backup_locations::of(db, backup).await?;
+        if let Some(loc) = here.iter().find(|l| l.repository_id == target.id) {
+            if loc.state == LocationState::Present.as_str() {
+                return Err(RunnerError::Conflict(format!("restore point '{}' is in repository '{}' already ({})", backup.id, target.name, loc.role)));
+            }
+        }
+        let busy = jobs::Entity::find()
+            .filter(jobs::Column::Kind.eq(JobKind::Copy.as_str()))
+            .filter(jobs::Column::BackupId.eq(backup.id.clone()))
+            .filter(jobs::Column::RepositoryId.eq(target.id.clone()))
+            .filter(jobs::Column::Status.is_in(JobStatus::ACTIVE.map(|s| s.as_str())))
+            .one(db)
+            .await?;
+        if let Some(j) = busy {
+            return Err(RunnerError::Conflict(format!("a copy of restore point '{}' to '{}' is already {} (job {})", backup.id, target.name, j.status, j.id)));
+        }
+        let text = serde_json::to_string(&options).map_err(|e| RunnerError::Conflict(format!("copy options: {e}")))?;
+        let mut row = queued_row(JobKind::Copy, &backup.vm_context_id, &target.id, 0, requested_by);
+        row.backup_id = Set(Some(backup.id.clone()));
+        row.options = Set(Some(text));
+        let job = row.insert(db).await?;
+        telemetry::job_changed(self, &job).await;
+        self.wake();
+        Ok(job)
+    }
+
+    /// Queues the copy a flow's copy target asks for after a good backup
+    /// (logged on the backup job when it cannot be queued).
+    pub(super) async fn copy_after_backup(&self, backup_job: &jobs::Model, flow: &crate::db::entities::flows::Model, backup: &backups::Model) {
+        let Some(target) = backup_locations::parse_target(flow.copy_target.as_deref()) else { return };
+        let line = match repositories::Entity::find_by_id(target.repository_id.clone()).one(self.db()).await {
+            Ok(Some(repo)) => {
+                let options = CopyJobOptions {
+                    immutable_days: target.immutable_days,
+                    retention: Some(target.retention.clone()),
+                    flow_id: Some(flow.id.clone()),
+                    ..Default::default()
+                };
+                match self.enqueue_copy(backup, &repo, options, backup_job.requested_by.clone()).await {
+                    Ok(j) => (LogLevel::Info, format!("copy to '{}' queued (job {})", repo.name, j.id)),
+                    Err(e) => (LogLevel::Warn, format!("the copy to '{}' could not be queued: {e}", repo.name)),
+                }
+            }
+            Ok(None) => (LogLevel::Warn, format!("the flow's copy target repository '{}' is no longer in the catalog; no copy made", target.repository_id)),
+            Err(e) => (LogLevel::Warn, format!("the copy could not be queued: {e}")),
+        };
+        telemetry::log(self, &backup_job.id, line.0, line.1).await;
+    }
+}
+
+/// The options of a copy job row.
+pub fn options_of(job: &jobs::Model) -> CopyJobOptions {
+    job.options.as_deref().and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default()
+}
+
+pub async fn run(runner: &Runner, job: jobs::Model, vm: vm_contexts::Model, progress: Arc<Progress>) {
+    let Some(job) = start(runner, job).await else { return };
+    let options = options_of(&job);
+    let outcome = execute(runner, &job, &vm, &options, progress.clone()).await;
+    let mut job = job;
+    let (status, error) = match outcome {
+        Ok(stats) => {
+            let mut o = options.clone();
+            o.sent_chunks = Some(stats.chunks_sent);
+            o.sent_bytes = Some(stats.bytes_sent);
+            job.options = serde_json::to_string(&o).ok();
+            (JobStatus::Completed, None)
+        }
+        Err(message) if progress.control.is_cancelled() => (JobStatus::Cancelled, Some(message)),
+        Err(message) => (JobStatus::Failed, Some(message)),
+    };
+    if let Some(e) = &error {
+        telemetry::log(runner, &job.id, if status == JobStatus::Failed { LogLevel::Error } else { LogLevel::Warn }, e.clone()).await;
+    }
+    if let Some(backup_id) = &job.backup_id {
+        if let Some(target) = &job.repository_id {
+            if let Some(e) = &error {
+                if let Err(db) = backup_locations::end_copy(runner.db(), backup_id, target, Err(e.clone())).await {
+                    tracing::error!(error = %db, "recording a failed copy");
+                }
+            }
+        }
+    }
+    let Some(job) = end_job(runner, job, status, error.clone(), &progress).await else { return };
+    if status == JobStatus::Failed {
+        let target = target_name(runner, &job).await;
+        let title = format!("Copy of {} to '{target}' failed", vm.name);
+        telemetry::job_alert(runner, &job, AlertSeverity::Critical, &title, error.as_deref().unwrap_or("failed")).await;
+    }
+}
+
+async fn target_name(runner: &Runner, job: &jobs::Model) -> String {
+    match &job.repository_id {
+        Some(id) => repositories::Entity::find_by_id(id.clone()).one(runner.db()).await.ok().flatten().map(|r| r.name).unwrap_or_else(|| id.clone()),
+        None => "?".into(),
+    }
+}
+
+async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, options: &CopyJobOptions, progress: Arc<Progress>) -> Result<CopyStats, String> {
+    let db = runner.db();
+    let data_dir = runner.data_dir()?;
+    let backup_id = job.backup_id.clone().ok_or("the job names no restore point")?;
+    let backup = backups::Entity::find_by_id(backup_id.clone())
+        .one(db)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("restore point '{backup_id}' was removed"))?;
+    let target_id = job.repository_id.clone().ok_or("the job names no target repository")?;
+    let target = repositories::Entity::find_by_id(target_id.clone())
+        .one(db)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the target repository '{target_id}' was removed"))?;
+    // Read from an available location other than the target.
+    let (source_point, source) = choose_source(runner, &backup, &target.id).await?;
+    telemetry::log(
+        runner,
+        &job.id,
+        LogLevel::Info,
+        format!("copying restore point {}/{} of {} from '{}' to '{}'", source_point.snapshot_name, source_point.snapshot_id, vm.name, source.name, target.name),
+    )
+    .await;
+    backup_locations::begin_copy(db, &source_point, &target.id, &job.id).await.map_err(|e| e.to_string())?;
+    let (days, object_lock) = repositories_logic::backup_immutability(&target, options.immutable_days);
+    let immutable_until: Option<DateTime<Utc>> = (days > 0).then(|| Utc::now() + Duration::days(i64::from(days)));
+    let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), vm.name.clone(), progress.clone());
+    let (src_row, dst_row, name, id, p) = (source.clone(), target.clone(), source_point.snapshot_name.clone(), source_point.snapshot_id.clone(), progress.clone());
+    let result = tokio::task::spawn_blocking(move || -> Result<CopyStats, EngineError> {
+        let src = repositories_logic::open_datastore(&data_dir, &src_row)?;
+        let dst = repositories_logic::open_datastore(&data_dir, &dst_row)?;
+        let opts = CopyOptions { immutable_until, object_lock, workers: 0, on_phase: None };
+        copy_snapshot(&src, &dst, &name, &id, &opts, &p)
+    })
+    .await;
+    sampler.abort();
+    let stats = match result {
+        Ok(Ok(s)) => s,
+        Ok(Err(EngineError::Cancelled)) => return Err("stopped by an operator; no copy was written at the target".into()),
+        Ok(Err(e)) => return Err(format!("copy from '{}' to '{}' failed: {e}", source.name, target.name)),
+        Err(e) => return Err(format!("the copy thread failed: {e}")),
+    };
+    let line = if stats.already_present {
+        format!("'{}' had the snapshot already; verified there: {} chunks ({} bytes) re-read and matched", target.name, stats.verified_chunks, stats.verified_bytes)
+    } else {
+        format!(
+            "copied in {:.1} s: {} of {} chunks sent ({} already at the target, {} zero), {} bytes sent in {} objects{}; verified at the target: {} chunks ({} bytes) re-read and matched",
+            stats.duration_ms as f64 / 1000.0,
+            stats.chunks_sent,
+            stats.chunks_total,
+            stats.chunks_present,
+            stats.chunks_zero,
+            stats.bytes_sent,
+            stats.objects_written,
+            if stats.reencoded { ", re-encrypted for the target's key" } else { "" },
+            stats.verified_chunks,
+            stats.verified_bytes,
+        )
+    };
+    telemetry::log(runner, &job.id, LogLevel::Info, line).await;
+    let until = stats.immutable_until.as_deref().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|d| d.with_timezone(&Utc));
+    let done = CopyDone { snapshot_name: stats.name.clone(), snapshot_id: stats.snapshot.clone(), immutable_until: until, bytes_sent: stats.bytes_sent };
+    backup_locations::end_copy(db, &backup.id, &target.id, Ok(done))
+        .await
+        .map_err(|e| format!("the copy was written and verified but the catalog could not record it: {e}"))?;
+    if let Some(r) = options.retention.as_ref().filter(|r| !r.keeps_everything()) {
+        match retention::apply_for_vm_at(db, &runner.data_dir()?, &target, &vm.id, &flow_rules::keep_rules(r), LocationRole::Copy).await {
+            Ok(out) if !out.removed.is_empty() => {
+                let line = format!("retention at '{}' removed {} copy(ies): {}", target.name, out.removed.len(), out.removed.join(", "));
+                telemetry::log(runner, &job.id, LogLevel::Info, line).await;
+            }
+            Ok(_) => {}
+            Err(e) => telemetry::log(runner, &job.id, LogLevel::Warn, format!("retention at '{}' not applied: {e}", target.name)).await,
+        }
+    }
+    refresh_stats(runner, &target).await;
+    Ok(stats)
+}
+
+/// The location the copy reads from: the first readable one that is not the target.
+async fn choose_source(runner: &Runner, backup: &backups::Model, target_id: &str) -> Result<(backups::Model, repositories::Model), String> {
+    let db = runner.db();
+    let data_dir = runner.data_dir()?;
+    let rows = backup_locations::of(db, backup).await.map_err(|e| e.to_string())?;
+    let mut why = Vec::new();
+    for loc in rows.iter().filter(|l| l.repository_id != target_id && l.state != LocationState::Copying.as_str() && l.state != LocationState::Failed.as_str()) {
+        match backup_locations::choose(db, &data_dir, backup, Some(&loc.repository_id)).await {
+            Ok((point, repo)) => {
+                let (dir, row, name, id) = (data_dir.clone(), repo.clone(), point.snapshot_name.clone(), point.snapshot_id.clone());
+                let readable = tokio::task::spawn_blocking(move || {
+                    let ds = repositories_logic::open_datastore(&dir, &row).map_err(|e| e.to_string())?;
+                    ds.load_manifest(&name, &id).map(|_| ()).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+                match readable {
+                    Ok(()) => return Ok((point, repo)),
+                    Err(e) => {
+                        let _ = backup_locations::set_state(db, &backup.id, &loc.repository_id, LocationState::Missing, Some(e.clone())).await;
+                        why.push(format!("'{}': {e}", repo.name));
+                    }
+                }
+            }
+            Err(e) => why.push(e.to_string()),
+        }
+    }
+    Err(format!("restore point '{}' cannot be read from any repository but the target: {}", backup.id, why.join("; ")))
+}

@@ -1,0 +1,439 @@
+//! 3-2-1 copies, on SQLite and PostgreSQL for the catalog, and end to end on
+//! the demo lab with the real engine:
+//!
+//! * copy targets on policies and flows: validated (an unknown repository,
+//!   the flow's own repository: 422 naming `copy_target.repository_id`), a
+//!   flow that follows a policy takes its copy target and cannot set its
+//!   own (409), a policy's change reaches its flows;
+//! * restore points answer with their locations (primary and copies, by
+//!   repository name); deleting one is refused while a copy is immutable,
+//!   naming the copy's repository and date; retention at a repository
+//!   touches only the restore points in the role asked (primaries written
+//!   there, or copies made there), and a restore point stays while any
+//!   location holds it;
+//! * the migration gives every existing restore point its primary location;
+//! * end to end: web-01 backed up by a flow with a copy target (a second
+//!   local repository): the copy job runs after the backup, verified at the
+//!   target; the primary repository's directory is deleted; the VM restored
+//!   from the copy has the same disks byte for byte, and a file-level
+//!   restore session on it downloads the same files as before.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sendense::catalog::backup_locations;
+use sendense::catalog::repositories::ensure_local;
+use sendense::db::entities::{backup_locations as locations, backups};
+use sendense::engine::progress::Progress;
+use sendense::lab::{self, InitOptions};
+use sendense::runner::retention;
+use serde_json::{json, Value};
+use shared_types::auth::Role;
+use shared_types::backups::{Backup, LocationRole, LocationState};
+use shared_types::error::ErrorBody;
+use shared_types::flow::Flow;
+use shared_types::jobs::{Job, JobPage};
+use shared_types::policies::Policy;
+use shared_types::repositories::Repository;
+use shared_types::restore::Mount;
+use support::api::Api;
+use support::kvm::TestHost;
+use support::{fixture, rows, Fixture};
+
+// The migrations' throw-away PostgreSQL server, shared rather than copied.
+#[path = "../../migrations/tests/support/mod.rs"]
+mod pg;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_catalog_on_sqlite() {
+    copy_catalog_on(fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_catalog_on_postgresql() {
+    let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
+    copy_catalog_on(support::postgres_fixture(&cluster.url(), "copies").await).await;
+    backfill_on(&format!("{}/backfill", cluster.url().trim_end_matches("/postgres")), Some(&cluster.url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migration_gives_existing_restore_points_their_primary_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("catalog.db").display());
+    backfill_on(&url, None).await;
+}
+
+async fn refused(api: &Api, method: &str, path: &str, body: Value, status: StatusCode, code: &str) -> ErrorBody {
+    let reply = api.call(method, path, Some(body.clone())).await;
+    assert_eq!(reply.status, status, "{method} {path} {body}: {}", reply.body);
+    let e: ErrorBody = reply.json();
+    assert_eq!(e.code, code, "{method} {path} {body}: {}", reply.body);
+    e
+}
+
+fn names_field(e: &ErrorBody, field: &str) -> bool {
+    e.details.iter().any(|d| d.field == field)
+}
+
+/// A restore point row of `vm` written to `repo`.
+async fn point(db: &sea_orm::DatabaseConnection, id: &str, vm: &str, repo: &str, hours_ago: i64) {
+    backups::ActiveModel {
+        id: Set(id.into()),
+        vm_context_id: Set(vm.into()),
+        job_id: Set(None),
+        repository_id: Set(repo.into()),
+        snapshot_name: Set(format!("vm-{vm}")),
+        snapshot_id: Set(format!("snap-{id}")),
+        parent_snapshot_id: Set(None),
+        backup_type: Set("full".into()),
+        status: Set("available".into()),
+        logical_bytes: Set(1 << 20),
+        bytes_read: Set(1 << 20),
+        bytes_written: Set(1 << 19),
+        created_at: Set(Utc::now() - Duration::hours(hours_ago)),
+        immutable_until: Set(None),
+        verified_at: Set(None),
+        verify_reason: Set(None),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
+
+async fn location(db: &sea_orm::DatabaseConnection, backup: &str, repo: &str, role: LocationRole, immutable_until: Option<chrono::DateTime<Utc>>) {
+    locations::ActiveModel {
+        backup_id: Set(backup.into()),
+        repository_id: Set(repo.into()),
+        role: Set(role.as_str().into()),
+        state: Set(LocationState::Present.as_str().into()),
+        snapshot_name: Set("copied-name".into()),
+        snapshot_id: Set(format!("snap-{backup}")),
+        immutable_until: Set(immutable_until),
+        copied_at: Set(Some(Utc::now())),
+        bytes_sent: Set(4096),
+        job_id: Set(None),
+        error: Set(None),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
+
+async fn copy_catalog_on(f: Fixture) {
+    let primary = ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    let api = Api::admin(f).await;
+    let db = api.f.state.db.clone();
+    let second_dir = tempfile::tempdir().unwrap();
+    let make = |name: &str| json!({"name": name, "kind": "local", "path": second_dir.path().join(name).display().to_string(), "encrypted": false});
+    let site_b: Repository = api.ok("POST", "/api/v1/repositories", Some(make("site-b")), StatusCode::CREATED).await;
+    let site_c: Repository = api.ok("POST", "/api/v1/repositories", Some(make("site-c")), StatusCode::CREATED).await;
+    rows::platform(&db, "p1", "kvm-1").await;
+    rows::vm(&db, "vm1", "p1", "web-01").await;
+    rows::vm(&db, "vm2", "p1", "db-01").await;
+
+    // Copy targets: validated, with the field named.
+    let e = refused(&api, "POST", "/api/v1/policies", json!({"name": "offsite", "copy_target": {"repository_id": "nope"}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    assert!(names_field(&e, "copy_target.repository_id") && e.message.contains("nope"), "{e:?}");
+    let e = refused(
+        &api,
+        "POST",
+        "/api/v1/policies",
+        json!({"name": "offsite", "copy_target": {"repository_id": site_b.id, "retention": {"keep_last": 0}}}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_value",
+    )
+    .await;
+    assert!(e.details.iter().any(|d| d.field.starts_with("copy_target.retention")), "{e:?}");
+    let flow_body = |name: &str, target: &str| {
+        json!({"name": name, "kind": "backup", "source": {"type": "vms", "vm_ids": ["vm1"]}, "repository_id": primary.id,
+               "copy_target": {"repository_id": target, "retention": {"keep_last": 2}, "immutable_days": 3}})
+    };
+    let reply = api.call("POST", "/api/v1/flows", Some(flow_body("same", &primary.id))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    let e: ErrorBody = reply.json();
+    assert!(names_field(&e, "copy_target.repository_id") && e.message.contains("second repository"), "{e:?}");
+    let flow: Flow = api.ok("POST", "/api/v1/flows", Some(flow_body("nightly", &site_b.id)), StatusCode::CREATED).await;
+    let t = flow.copy_target.clone().expect("the flow's copy target");
+    assert_eq!((t.repository_id.as_str(), t.retention.keep_last, t.immutable_days), (site_b.id.as_str(), Some(2), 3));
+
+    // A flow that follows a policy takes its copy target and cannot set its own.
+    let policy: Policy = api
+        .ok("POST", "/api/v1/policies", Some(json!({"name": "offsite", "copy_target": {"repository_id": site_c.id, "retention": {"keep_daily": 7}}})), StatusCode::CREATED)
+        .await;
+    assert_eq!(policy.copy_target.as_ref().map(|t| t.repository_id.as_str()), Some(site_c.id.as_str()));
+    let followed: Flow = api.ok("PATCH", &format!("/api/v1/flows/{}", flow.id), Some(json!({"policy_id": policy.id})), StatusCode::OK).await;
+    assert_eq!(followed.copy_target.as_ref().map(|t| (t.repository_id.as_str(), t.retention.keep_daily)), Some((site_c.id.as_str(), Some(7))));
+    let e = refused(&api, "PATCH", &format!("/api/v1/flows/{}", flow.id), json!({"copy_target": null}), StatusCode::CONFLICT, "flow_follows_policy").await;
+    assert!(e.message.contains("copy target"), "{e:?}");
+    // The policy's target cannot be a follower's own repository; a change reaches the flow.
+    let e = refused(&api, "PATCH", &format!("/api/v1/policies/{}", policy.id), json!({"copy_target": {"repository_id": primary.id}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value")
+        .await;
+    assert!(e.message.contains("nightly"), "{e:?}");
+    let _: Policy = api
+        .ok("PATCH", &format!("/api/v1/policies/{}", policy.id), Some(json!({"copy_target": {"repository_id": site_b.id, "immutable_days": 1}})), StatusCode::OK)
+        .await;
+    let details: Value = api.ok("GET", &format!("/api/v1/flows/{}", flow.id), None, StatusCode::OK).await;
+    let now: Flow = serde_json::from_value(details["flow"].clone()).unwrap();
+    assert_eq!(now.copy_target.as_ref().map(|t| (t.repository_id.as_str(), t.immutable_days)), Some((site_b.id.as_str(), 1)));
+    // Detached, the flow keeps the copy target and may drop it.
+    let detached: Flow = api.ok("PATCH", &format!("/api/v1/flows/{}", flow.id), Some(json!({"policy_id": null})), StatusCode::OK).await;
+    assert!(detached.copy_target.is_some());
+    let dropped: Flow = api.ok("PATCH", &format!("/api/v1/flows/{}", flow.id), Some(json!({"copy_target": null})), StatusCode::OK).await;
+    assert!(dropped.copy_target.is_none());
+    // Moving the flow onto its copy target's repository is refused.
+    let _: Flow = api.ok("PATCH", &format!("/api/v1/flows/{}", flow.id), Some(json!({"copy_target": {"repository_id": site_c.id}})), StatusCode::OK).await;
+    let e = refused(&api, "PATCH", &format!("/api/v1/flows/{}", flow.id), json!({"repository_id": site_c.id}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    assert!(names_field(&e, "repository_id"), "{e:?}");
+
+    // Locations: a row-less restore point is at its own repository; a copy shows with its repository's name.
+    point(&db, "b1", "vm1", &primary.id, 3).await;
+    point(&db, "b2", "vm1", &primary.id, 2).await;
+    point(&db, "b3", "vm2", &primary.id, 1).await;
+    let b1: Backup = api.ok("GET", "/api/v1/backup/b1", None, StatusCode::OK).await;
+    assert_eq!(b1.locations.len(), 1);
+    assert_eq!((b1.locations[0].role, b1.locations[0].state, b1.locations[0].repository_id.as_str()), (LocationRole::Primary, LocationState::Present, primary.id.as_str()));
+    for b in ["b1", "b2", "b3"] {
+        let row = backups::Entity::find_by_id(b.to_string()).one(&db).await.unwrap().unwrap();
+        backup_locations::record_primary(&db, &row).await.unwrap();
+    }
+    let until = Utc::now() + Duration::days(2);
+    location(&db, "b1", &site_b.id, LocationRole::Copy, Some(until)).await;
+    location(&db, "b2", &site_b.id, LocationRole::Copy, None).await;
+    location(&db, "b3", &site_b.id, LocationRole::Copy, None).await;
+    let b1: Backup = api.ok("GET", "/api/v1/backup/b1", None, StatusCode::OK).await;
+    let seen: Vec<(LocationRole, &str)> = b1.locations.iter().map(|l| (l.role, l.repository_name.as_str())).collect();
+    assert_eq!(seen, vec![(LocationRole::Primary, primary.name.as_str()), (LocationRole::Copy, "site-b")]);
+    assert_eq!(b1.locations[1].immutable_until.map(|u| u.timestamp()), Some(until.timestamp()));
+    let page: Value = api.ok("GET", "/api/v1/backup/list?vm=vm1", None, StatusCode::OK).await;
+    assert!(page["items"].as_array().unwrap().iter().all(|i| i["locations"].as_array().unwrap().len() == 2), "{page}");
+
+    // Deleting is refused while the copy is immutable, naming where and until when.
+    let reply = api.call("DELETE", "/api/v1/backup/b1", None).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    let e: ErrorBody = reply.json();
+    assert!(e.code == "backup_immutable" && e.message.contains("site-b") && e.message.contains(&until.format("%Y-%m-%d").to_string()), "{e:?}");
+
+    // Retention candidates by role: copies at site-b, primaries at the primary.
+    let copies = retention::candidates_at(&db, &site_b.id, "vm1", LocationRole::Copy).await.unwrap();
+    let ids: Vec<&str> = copies.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, vec!["b2", "b1"], "vm1's copies newest first, not vm2's");
+    assert!(copies.iter().all(|c| c.repository_id == site_b.id && c.snapshot_name == "copied-name"), "as they are at the copy");
+    assert_eq!(copies[1].immutable_until.map(|u| u.timestamp()), Some(until.timestamp()), "the copy's own immutability decides");
+    assert!(retention::candidates_at(&db, &site_b.id, "vm1", LocationRole::Primary).await.unwrap().is_empty(), "nothing was written to site-b");
+    assert_eq!(retention::candidates(&db, &primary.id, "vm1").await.unwrap().len(), 2);
+    let decided = retention::decide(&copies, &sendense::engine::prune::KeepRules { last: Some(0), ..Default::default() }, Utc::now());
+    assert_eq!(decided, vec![retention::Fate::Remove, retention::Fate::KeepImmutable]);
+
+    // A restore point leaves with its last location.
+    let b2 = backups::Entity::find_by_id("b2".to_string()).one(&db).await.unwrap().unwrap();
+    assert!(!backup_locations::remove(&db, &b2, &primary.id).await.unwrap(), "the copy still holds it");
+    assert!(retention::candidates(&db, &primary.id, "vm1").await.unwrap().iter().all(|b| b.id != "b2"), "no longer a primary candidate");
+    let b2_now: Backup = api.ok("GET", "/api/v1/backup/b2", None, StatusCode::OK).await;
+    assert_eq!(b2_now.locations.iter().map(|l| l.role).collect::<Vec<_>>(), vec![LocationRole::Copy]);
+    assert!(backup_locations::remove(&db, &b2, &site_b.id).await.unwrap(), "gone with its last location");
+    assert!(backups::Entity::find_by_id("b2".to_string()).one(&db).await.unwrap().is_none());
+
+    // On-demand copies: validated, refused where it is already, operators only.
+    let e = refused(&api, "POST", "/api/v1/restore-points/b3/copy", json!({"repository_id": "zzz"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    assert!(names_field(&e, "repository_id"), "{e:?}");
+    let e = refused(&api, "POST", "/api/v1/restore-points/b3/copy", json!({"repository_id": site_b.id}), StatusCode::CONFLICT, "conflict").await;
+    assert!(e.message.contains("already"), "{e:?}");
+    refused(&api, "POST", "/api/v1/restore-points/none/copy", json!({"repository_id": site_c.id}), StatusCode::NOT_FOUND, "backup_not_found").await;
+    let (_, viewer) = api.f.user_with_role("watcher", Role::Viewer).await;
+    let reply = api.f.call("POST", "/api/v1/restore-points/b3/copy", Some(&viewer), Some(json!({"repository_id": site_c.id}))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let job: Job = api.ok("POST", "/api/v1/restore-points/b3/copy", Some(json!({"repository_id": site_c.id})), StatusCode::ACCEPTED).await;
+    assert_eq!((job.kind.as_str(), job.backup_id.as_deref(), job.repository_id.as_deref()), ("copy", Some("b3"), Some(site_c.id.as_str())));
+    // The fake restore point has no snapshot anywhere: the copy fails, says so, and raises an alert.
+    let done = api.wait(&job.id, 60).await;
+    assert_eq!(done["job"]["status"], "failed", "{done}");
+    let b3: Backup = api.ok("GET", "/api/v1/backup/b3", None, StatusCode::OK).await;
+    assert!(b3.locations.iter().all(|l| l.repository_id != site_c.id || l.state == LocationState::Failed), "{:?}", b3.locations);
+    let alerts: Value = api.ok("GET", "/api/v1/alerts", None, StatusCode::OK).await;
+    assert!(alerts.to_string().contains("Copy of db-01"), "{alerts}");
+    // The on-demand copy is in the OpenAPI document.
+    let doc: Value = api.f.call("GET", "/api/v1/openapi.json", None, None).await.json();
+    assert!(doc["paths"].get("/restore-points/{id}/copy").is_some(), "route missing from the OpenAPI document");
+}
+
+/// The migrations up to the one before `backup_copies` on `url`, a restore
+/// point recorded then, the rest: the restore point has its primary location.
+async fn backfill_on(url: &str, create_on: Option<&str>) {
+    use migrations::MigratorTrait;
+    if let Some(server) = create_on {
+        let admin = sea_orm::Database::connect(server).await.unwrap();
+        admin.execute_unprepared("CREATE DATABASE backfill").await.unwrap();
+    }
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let all = migrations::Migrator::migrations();
+    let before = all.iter().position(|m| m.name().contains("backup_copies")).expect("the backup_copies migration") as u32;
+    migrations::Migrator::up(&db, Some(before)).await.unwrap();
+    rows::platform(&db, "p1", "kvm-1").await;
+    rows::vm(&db, "vm1", "p1", "web-01").await;
+    let data = tempfile::tempdir().unwrap();
+    let repo = ensure_local(&db, data.path()).await.unwrap();
+    let now = Utc::now();
+    let insert = format!(
+        "INSERT INTO backups (id, vm_context_id, job_id, repository_id, snapshot_name, snapshot_id, parent_snapshot_id, backup_type, status, logical_bytes, bytes_read, bytes_written, created_at, immutable_until) \
+         VALUES ('old1', 'vm1', NULL, '{}', 'vm-web', 'snap-1', NULL, 'full', 'available', 100, 100, 77, '{}', '{}')",
+        repo.id,
+        now.to_rfc3339(),
+        (now + Duration::days(1)).to_rfc3339()
+    );
+    db.execute_unprepared(&insert).await.unwrap();
+    migrations::Migrator::up(&db, None).await.unwrap();
+    let rows = locations::Entity::find().all(&db).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(
+        (r.backup_id.as_str(), r.repository_id.as_str(), r.role.as_str(), r.state.as_str(), r.snapshot_id.as_str(), r.bytes_sent),
+        ("old1", repo.id.as_str(), "primary", "present", "snap-1", 77)
+    );
+    assert_eq!(r.immutable_until.map(|u| u.timestamp()), Some((now + Duration::days(1)).timestamp()));
+}
+
+fn same_image(a: &Path, a_format: &str, raw: &Path) -> bool {
+    Command::new("qemu-img").args(["compare", "-q", "-U", "-f", a_format, "-F", "raw"]).arg(a).arg(raw).status().unwrap().success()
+}
+
+/// The restore point's disks as raw images, read by the engine from `repo`.
+async fn raw_disks(api: &Api, backup: &str, repo_id: &str, out: &Path) -> Vec<(String, PathBuf)> {
+    let row = backups::Entity::find_by_id(backup.to_string()).one(&api.f.state.db).await.unwrap().unwrap();
+    let row = backup_locations::at(&api.f.state.db, row, repo_id).await.unwrap();
+    let repo = sendense::db::entities::repositories::Entity::find_by_id(repo_id.to_string()).one(&api.f.state.db).await.unwrap().unwrap();
+    std::fs::create_dir_all(out).unwrap();
+    let (data, rn, ri, rd) = (api.f.data.path().to_path_buf(), row.snapshot_name.clone(), row.snapshot_id.clone(), out.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let ds = sendense::catalog::repositories::open_datastore(&data, &repo).unwrap();
+        let m = ds.resolve(&rn, &ri).unwrap();
+        m.disks
+            .iter()
+            .map(|d| {
+                let to = rd.join(format!("{}.raw", d.name));
+                sendense::engine::restore::restore(&ds, &rn, &ri, Some(&d.name), &to, 2, &Progress::new()).unwrap();
+                (d.name.clone(), to)
+            })
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+async fn download(api: &Api, mount: &Mount, path: &str) -> Vec<u8> {
+    let reply = api.call("GET", &format!("/api/v1/restore/{}/download?path={path}", mount.id), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+    reply.bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_restores_the_vm_and_its_files_when_the_primary_repository_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let lab_task = lab_dir.clone();
+    tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
+    let f = support::fixture().await;
+    let primary = ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    let api = Api::admin(f).await;
+    let offsite_dir = dir.path().join("offsite");
+    std::fs::create_dir_all(&offsite_dir).unwrap();
+    // An encrypted second repository: chunks are re-encrypted for its own key.
+    let offsite: Repository = api
+        .ok("POST", "/api/v1/repositories", Some(json!({"name": "offsite", "kind": "local", "path": offsite_dir.join("repo").display().to_string()})), StatusCode::CREATED)
+        .await;
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(lab_dir.join("hosts/kvm-prod-01")), TestHost::start(lab_dir.join("hosts/kvm-dr-01")));
+    let prod = api.add_host(&prod_host).await;
+    let dr = api.add_host(&dr_host).await;
+    let web = api.manage(&prod, &["web-01"]).await.remove(0);
+    let flow: Flow = api
+        .ok(
+            "POST",
+            "/api/v1/flows",
+            Some(json!({"name": "web-3-2-1", "kind": "backup", "source": {"type": "vms", "vm_ids": [web]}, "repository_id": primary.id,
+                        "copy_target": {"repository_id": offsite.id, "retention": {"keep_last": 3}}})),
+            StatusCode::CREATED,
+        )
+        .await;
+
+    // The flow's backup, then its copy job.
+    let t = std::time::Instant::now();
+    let _: Value = api.ok("POST", &format!("/api/v1/flows/{}/run", flow.id), None, StatusCode::ACCEPTED).await;
+    let backup_job = loop {
+        let page: JobPage = api.ok("GET", &format!("/api/v1/jobs?flow={}&kind=backup", flow.id), None, StatusCode::OK).await;
+        if let Some(j) = page.items.first() {
+            break j.id.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let done = api.wait(&backup_job, 180).await;
+    assert_eq!(done["job"]["status"], "completed", "{done}");
+    let backup_secs = t.elapsed().as_secs_f64();
+    assert!(done["logs"].to_string().contains("copy to 'offsite' queued"), "{}", done["logs"]);
+    let copy_job = loop {
+        let page: JobPage = api.ok("GET", &format!("/api/v1/jobs?vm={web}&kind=copy"), None, StatusCode::OK).await;
+        if let Some(j) = page.items.first() {
+            break j.id.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let t = std::time::Instant::now();
+    let copied = api.wait(&copy_job, 300).await;
+    assert_eq!(copied["job"]["status"], "completed", "{copied}");
+    let copy_secs = t.elapsed().as_secs_f64();
+    let log = copied["logs"].to_string();
+    assert!(log.contains("verified at the target") && log.contains("re-encrypted"), "{log}");
+    let points: shared_types::backups::BackupPage = api.ok("GET", &format!("/api/v1/backup/list?vm={web}"), None, StatusCode::OK).await;
+    let point = points.items[0].clone();
+    let places: Vec<(LocationRole, LocationState, &str)> = point.locations.iter().map(|l| (l.role, l.state, l.repository_name.as_str())).collect();
+    assert_eq!(places, vec![(LocationRole::Primary, LocationState::Present, primary.name.as_str()), (LocationRole::Copy, LocationState::Present, "offsite")]);
+    let sent = locations::Entity::find_by_id((point.id.clone(), offsite.id.clone())).one(&api.f.state.db).await.unwrap().unwrap().bytes_sent;
+    eprintln!(
+        "METRIC copy_321 backup_seconds={backup_secs:.2} copy_seconds={copy_secs:.2} logical_bytes={} primary_written={} copy_bytes_sent={sent}",
+        point.logical_bytes, point.bytes_written
+    );
+    assert!(sent > 0);
+
+    // What the primary holds, before it goes: its disks and a file.
+    let before = raw_disks(&api, &point.id, &primary.id, &dir.path().join("raw-primary")).await;
+    let mount: Mount = api.ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": point.id})), StatusCode::CREATED).await;
+    let vol = mount.volumes.iter().find(|v| v.filesystem == "ext4").expect("an ext4 volume").id.clone();
+    let hostname = download(&api, &mount, &format!("/{vol}/etc/hostname")).await;
+    assert!(!hostname.is_empty());
+    let _ = api.call("DELETE", &format!("/api/v1/restore/{}", mount.id), None).await;
+
+    // The primary repository's directory is deleted.
+    std::fs::remove_dir_all(&primary.path).unwrap();
+
+    // Asking for the primary explicitly says it cannot be read; left out, the copy is used.
+    let body = |name: &str| json!({"backup_id": point.id, "target_platform_id": dr.id, "name": name, "disk_format": "qcow2"});
+    let mut at_primary = body("web-01-primary");
+    at_primary["repository_id"] = json!(primary.id);
+    let reply = api.call("POST", "/api/v1/restore/start", Some(at_primary)).await;
+    assert!(reply.status.is_client_error(), "{}", reply.body);
+    let job: Job = api.ok("POST", "/api/v1/restore/start", Some(body("web-01-from-copy")), StatusCode::ACCEPTED).await;
+    assert_eq!(job.repository_id.as_deref(), Some(offsite.id.as_str()), "the restore reads the copy");
+    let restored = api.wait(&job.id, 300).await;
+    assert_eq!(restored["job"]["status"], "completed", "{restored}");
+    let point_now: Backup = api.ok("GET", &format!("/api/v1/backup/{}", point.id), None, StatusCode::OK).await;
+    assert_eq!(point_now.locations[0].state, LocationState::Missing, "the primary is shown missing: {:?}", point_now.locations);
+
+    // The restored VM's disks are the restore point's, byte for byte.
+    let files = dr_host.disk_files("web-01-from-copy");
+    let mut compared = 0;
+    for (disk, raw) in &before {
+        let (_, file) = files.iter().find(|(t, _)| t == disk).unwrap_or_else(|| panic!("the restored VM has disk {disk}: {files:?}"));
+        assert!(same_image(file, "qcow2", raw), "{} equals the restore point's {disk}", file.display());
+        compared += 1;
+    }
+    assert_eq!(compared, before.len());
+
+    // File-level restore from the copy: the same file.
+    let mount: Mount = api.ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": point.id})), StatusCode::CREATED).await;
+    assert_eq!(download(&api, &mount, &format!("/{vol}/etc/hostname")).await, hostname);
+    let _ = api.call("DELETE", &format!("/api/v1/restore/{}", mount.id), None).await;
+}
