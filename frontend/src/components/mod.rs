@@ -17,6 +17,7 @@ pub mod network_route;
 pub mod network_topology;
 pub mod network_validation;
 pub mod open_param;
+pub mod point_locations;
 pub mod quick_actions;
 pub mod replication;
 pub mod require_role;

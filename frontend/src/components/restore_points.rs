@@ -11,6 +11,7 @@ use shared_types::restore::Mount;
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::file_browser::FileBrowserModal;
+use crate::components::point_locations::PointLocations;
 use crate::components::restore_wizard::RestoreWizardModal;
 use crate::format::{format_bytes, when};
 use crate::session::{needs, use_session};
@@ -150,7 +151,7 @@ pub fn RestorePointsTable(
                         <div class="table-wrap">
                             <table class="table points-table" data-testid="restore-points" data-total=total>
                                 <thead><tr><th>"VM"</th><th>"Taken"</th><th>"Type"</th><th>"Check"</th><th class="hide-narrow">"Immutable"</th>
-                                    <th class="hide-narrow">"Size"</th><th class="hide-narrow">"Repository"</th><th></th></tr></thead>
+                                    <th class="hide-narrow">"Size"</th><th class="hide-narrow">"Stored in"</th><th></th></tr></thead>
                                 <tbody>
                                     {p.items.into_iter().map(|b| view! { <PointRow b=b /> }).collect_view()}
                                 </tbody>
@@ -217,7 +218,7 @@ fn PointRow(b: Backup) -> impl IntoView {
             <td class="mono hide-narrow" data-testid="point-immutable" title=locked.map(|u| format!("Immutable until {}", when(u))).unwrap_or_default()>
                 {locked.map(|u| format!("until {}", u.format("%Y-%m-%d"))).unwrap_or_else(|| "—".into())}</td>
             <td class="mono hide-narrow">{format_bytes(b.logical_bytes)}</td>
-            <td class="hide-narrow">{b.repository.name.clone()}</td>
+            <td class="hide-narrow" data-label="Stored in"><PointLocations b=b.clone() /></td>
             <td class="point-actions">
                 <span class="action-row">
                     <button class="button small" data-testid=format!("browse-{}", b.id) title=title disabled=move || !operator() || act.busy.get() on:click=open>
