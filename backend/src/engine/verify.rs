@@ -1,6 +1,9 @@
 //! Verify: for every snapshot, load its manifest and fixed indexes (checksums),
 //! then fetch, decrypt, decompress and re-hash every chunk they reference
-//! (each distinct chunk once, on all cores). Problems are collected, each
+//! (each distinct chunk once; a pack's chunks by neighbours in one ranged
+//! read, as restore does, so an object store answers one request per run of
+//! chunks, not per chunk; on all cores, more threads where the repository
+//! says reads wait on the network). Problems are collected, each
 //! naming the snapshot(s), the chunk digest and the pack, not stopping at the first.
 //! Each snapshot's own problems are kept too ([`VerifyReport::damaged`]), so a
 //! catalog can mark exactly the damaged restore points. `bytes_total` is set
@@ -11,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::chunk_store::{ChunkLoc, ChunkStore};
 use super::datastore::Datastore;
 use super::digest::Digest;
 use super::error::{EngineError, Result};
@@ -91,38 +95,69 @@ fn check(ds: &Datastore, manifests: Vec<(String, Result<Manifest>)>, workers: us
             }
         }
     }
-    let mut todo: Vec<(Digest, Vec<u32>)> = refs.into_iter().collect();
-    // Read packs in order.
-    todo.sort_by_key(|(d, _)| store.get(d).map(|l| (l.pack, l.offset)));
-    progress.bytes_total.store(
-        todo.iter().map(|(d, _)| store.get(d).map_or(0, |l| l.raw_len as u64)).sum(),
-        Ordering::Relaxed,
-    );
+    let todo: Vec<(Digest, Vec<u32>)> = refs.into_iter().collect();
+    let (units, located) = plan_reads(&store, &todo);
+    progress.bytes_total.store(located.iter().map(|(_, l)| l.raw_len as u64).sum(), Ordering::Relaxed);
     let names = |v: &[u32]| v.iter().map(|&i| labels[i as usize].as_str()).collect::<Vec<_>>().join(", ");
     let next = AtomicUsize::new(0);
     // (snapshots, message)
     let errors: Mutex<Vec<(Vec<u32>, String)>> = Mutex::new(Vec::new());
     let checked = AtomicUsize::new(0);
+    // One chunk's outcome: counted, or an error naming its snapshots.
+    let outcome = |i: usize, r: Result<Vec<u8>>| {
+        let (d, snaps) = &todo[i];
+        let err = match r {
+            Ok(data) => {
+                Progress::add(&progress.bytes_read, data.len() as u64);
+                checked.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(EngineError::MissingChunk { .. }) => format!("snapshot {}: chunk {d} is missing", names(snaps)),
+            Err(e) => format!("snapshot {}: {e}", names(snaps)),
+        };
+        errors.lock().unwrap_or_else(|p| p.into_inner()).push((snaps.clone(), err));
+    };
+    let threads = workers.max(store.repo.parallel_requests()).clamp(1, units.len().max(1));
     std::thread::scope(|s| {
-        for _ in 0..workers.max(1) {
+        for _ in 0..threads {
             s.spawn(|| loop {
                 if progress.control.checkpoint().is_err() {
                     return;
                 }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((d, snaps)) = todo.get(i) else { return };
-                let err = match store.read_chunk(d, "") {
-                    Ok(data) => {
-                        Progress::add(&progress.bytes_read, data.len() as u64);
-                        checked.fetch_add(1, Ordering::Relaxed);
-                        continue;
+                let u = next.fetch_add(1, Ordering::Relaxed);
+                let Some(unit) = units.get(u) else { return };
+                match unit {
+                    Unit::Lone(i) => outcome(*i, store.read_chunk(&todo[*i].0, "")),
+                    Unit::Span { pack, offset, len, first, end } => {
+                        let chunks = &located[*first..*end];
+                        match store.read_span(*pack, *offset, *len as usize) {
+                            Ok(buf) => {
+                                for (i, loc) in chunks {
+                                    if progress.control.checkpoint().is_err() {
+                                        return;
+                                    }
+                                    let at = (loc.offset - offset) as usize;
+                                    outcome(*i, store.decode_at(&todo[*i].0, loc, &buf[at..at + loc.stored_len as usize]));
+                                }
+                            }
+                            // The pack went (a GC repacked it): each chunk is looked up again.
+                            Err(EngineError::NotFound { .. }) => {
+                                for (i, _) in chunks {
+                                    if progress.control.checkpoint().is_err() {
+                                        return;
+                                    }
+                                    outcome(*i, store.read_chunk(&todo[*i].0, ""));
+                                }
+                            }
+                            Err(e) => {
+                                let msg = e.to_string();
+                                for (i, _) in chunks {
+                                    outcome(*i, Err(EngineError::Pipeline(msg.clone())));
+                                }
+                            }
+                        }
                     }
-                    Err(EngineError::MissingChunk { .. }) => {
-                        format!("snapshot {}: chunk {d} is missing", names(snaps))
-                    }
-                    Err(e) => format!("snapshot {}: {e}", names(snaps)),
-                };
-                errors.lock().unwrap_or_else(|p| p.into_inner()).push((snaps.clone(), err));
+                }
             });
         }
     });
@@ -139,4 +174,51 @@ fn check(ds: &Datastore, manifests: Vec<(String, Result<Manifest>)>, workers: us
     report.errors.extend(errs.into_iter().map(|(_, m)| m));
     report.intact = labels.iter().filter(|l| !report.damaged.contains_key(*l)).cloned().collect();
     Ok(report)
+}
+
+/// Located chunks closer than this in one pack are read with one request
+/// (the gap read and dropped), as restore does.
+const COALESCE_GAP: u64 = 1 << 20;
+/// The longest coalesced read.
+const MAX_SPAN: u64 = 8 << 20;
+
+/// One read of verify's: a run of a pack's chunks, or one chunk the chunk
+/// map does not place (looked up again, or reported missing).
+enum Unit {
+    Span { pack: u32, offset: u64, len: u64, first: usize, end: usize },
+    Lone(usize),
+}
+
+/// The reads for the chunks of `todo` (by position): the located ones
+/// sorted by pack and offset in coalesced spans over the returned list
+/// (position, location), then one unit per unplaced chunk.
+fn plan_reads(store: &ChunkStore, todo: &[(Digest, Vec<u32>)]) -> (Vec<Unit>, Vec<(usize, ChunkLoc)>) {
+    let mut located = Vec::with_capacity(todo.len());
+    let mut lone = Vec::new();
+    for (i, (d, _)) in todo.iter().enumerate() {
+        match store.get(d) {
+            Some(l) => located.push((i, l)),
+            None => lone.push(Unit::Lone(i)),
+        }
+    }
+    located.sort_unstable_by_key(|(_, l)| (l.pack, l.offset));
+    let mut units: Vec<Unit> = Vec::new();
+    let mut span: Option<(u32, u64, u64, usize)> = None;
+    for (k, (_, l)) in located.iter().enumerate() {
+        let (start, end) = (l.offset, l.offset + l.stored_len as u64);
+        if let Some((pack, offset, len, first)) = span {
+            let sp_end = offset + len;
+            if pack == l.pack && start <= sp_end + COALESCE_GAP && end.max(sp_end) - offset <= MAX_SPAN {
+                span = Some((pack, offset, end.max(sp_end) - offset, first));
+                continue;
+            }
+            units.push(Unit::Span { pack, offset, len, first, end: k });
+        }
+        span = Some((l.pack, start, end - start, k));
+    }
+    if let Some((pack, offset, len, first)) = span {
+        units.push(Unit::Span { pack, offset, len, first, end: located.len() });
+    }
+    units.extend(lone);
+    (units, located)
 }
