@@ -336,3 +336,48 @@ fn undelete_brings_back_a_manifest_deleted_with_a_plain_delete() {
     let e = String::from_utf8_lossy(&bad.stderr);
     assert!(bad.status.code() == Some(2) && e.contains("RFC 3339"), "{e}");
 }
+
+#[test]
+fn the_version_sweep_removes_old_versions_once_their_retention_ended() {
+    let moto = Moto::start();
+    moto.create_bucket("sweep", true);
+    let spec = moto.spec("sweep");
+    let repo = ObjectRepository::open(&spec).unwrap();
+    // Two packs GC deleted (plain DELETEs: delete markers over the versions),
+    // one locked for 3 s, one for an hour; an object replaced (two versions,
+    // no retention); a current object under retention.
+    moto.put_object("sweep", "packs/aa/short", 3);
+    moto.put_object("sweep", "packs/bb/long", 3600);
+    moto.put_object("sweep", "packs/cc/current", 3600);
+    repo.delete("packs/aa/short").unwrap();
+    repo.delete("packs/bb/long").unwrap();
+    repo.put("config.json", b"one").unwrap();
+    repo.put("config.json", b"two").unwrap();
+    let versions_of = |key: &str| moto.all_versions("sweep").into_iter().filter(|v| v.key == key).collect::<Vec<_>>();
+    assert_eq!((versions_of("packs/aa/short").len(), versions_of("config.json").len()), (2, 2));
+
+    // Inside the grace (time to undelete) nothing goes.
+    let t = tempfile::tempdir().unwrap();
+    let f = spec_file(t.path(), &spec);
+    let kept = ok(&["repo", "sweep-versions", "--spec-file", p(&f), "--grace-seconds", "3600"]);
+    assert!(kept.contains("removed 0 old versions") && kept.contains("kept 0 under retention"), "{kept}");
+    assert_eq!(versions_of("packs/aa/short").len(), 2);
+
+    // Once the short retention ended: its version and the replaced one go;
+    // the pack still locked for an hour stays (and still refuses deletion).
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let swept = ok(&["repo", "sweep-versions", "--spec-file", p(&f), "--grace-seconds", "0"]);
+    assert!(swept.contains("kept 1 under retention"), "{swept}");
+    let short = versions_of("packs/aa/short");
+    assert!(short.len() == 1 && short[0].delete_marker, "only the marker is left: {short:?}");
+    let config = versions_of("config.json");
+    assert!(config.len() == 1 && config[0].is_latest, "{config:?}");
+    assert_eq!(repo.get("config.json").unwrap(), b"two", "the current object is untouched");
+    let long = versions_of("packs/bb/long");
+    let locked = long.iter().find(|v| !v.delete_marker).expect("the locked version stays");
+    assert_eq!(moto.delete_object_version("sweep", "packs/bb/long", &locked.version_id).unwrap_err().error, "AccessDenied");
+    assert_eq!(versions_of("packs/cc/current").len(), 1);
+    let removed: u64 = swept.split("removed ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(removed >= 2, "{swept}");
+    println!("{}", swept.trim());
+}

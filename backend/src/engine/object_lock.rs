@@ -444,6 +444,9 @@ impl Repository for Recorder {
     fn undelete(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
         self.inner.undelete(since)
     }
+    fn sweep_versions(&self, superseded_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<super::repository::SweepReport> {
+        self.inner.sweep_versions(superseded_before, now)
+    }
     fn retain(&self, key: &str, until: DateTime<Utc>, mode: LockMode) -> Result<Retention> {
         self.inner.retain(key, until, mode)
     }

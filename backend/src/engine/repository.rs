@@ -60,6 +60,20 @@ pub struct Retention {
     pub until: DateTime<Utc>,
 }
 
+/// What a version sweep removed and kept.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Non-current versions deleted (their retention ended or they had none).
+    pub versions_removed: u64,
+    pub bytes_removed: u64,
+    /// Delete markers that hid nothing any more, deleted.
+    pub markers_removed: u64,
+    /// Non-current versions kept: still under retention.
+    pub retained: u64,
+    /// Non-current versions kept: superseded too recently (the grace, time to undelete).
+    pub recent: u64,
+}
+
 /// Whether the storage itself can refuse deletes ([`Repository::retain`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockSupport {
@@ -127,6 +141,14 @@ pub trait Repository: Send + Sync {
             "repository {}: undelete needs an S3 bucket with versioning (Object Lock turns it on); this storage deletes objects for good",
             self.describe()
         )))
+    }
+    /// Versioned stores: deletes the old (non-current) versions that stopped
+    /// being current before `superseded_before` and whose retention ended by
+    /// `now` (the storage's clock); current objects are never touched. A
+    /// store without versions has none: an empty report.
+    fn sweep_versions(&self, superseded_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<SweepReport> {
+        let _ = (superseded_before, now);
+        Ok(SweepReport::default())
     }
     /// Gives the object's current version a retention until `until` (or
     /// extends it): the storage refuses to delete that version before.

@@ -400,6 +400,12 @@ impl Repository for ObjectRepository {
         ObjectRepository::undelete(self, since)
     }
 
+    fn sweep_versions(&self, superseded_before: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> Result<crate::engine::repository::SweepReport> {
+        let Some(raw) = self.s3_raw.clone() else { return Ok(Default::default()) };
+        block_on(async move { raw.sweep_versions(superseded_before, now).await })
+            .map_err(|e| EngineError::Pipeline(format!("repository {}: sweeping old versions: {e}", self.describe)))
+    }
+
     fn retain(&self, key: &str, until: chrono::DateTime<chrono::Utc>, mode: LockMode) -> Result<Retention> {
         let Some(raw) = &self.s3_raw else {
             return Err(self.lock_error(key, "locking it", "Azure Blob here cannot lock objects (immutability is Sendense's only)".into()));

@@ -35,7 +35,7 @@ use object_store::aws::AwsAuthorizer;
 use object_store::client::{HttpRequest, HttpRequestBody};
 
 use super::s3_raw::S3Raw;
-use crate::engine::repository::{LockMode, Retention};
+use crate::engine::repository::{LockMode, Retention, SweepReport};
 
 const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
@@ -156,10 +156,37 @@ pub fn parse_versioning(doc: &str) -> Result<bool, String> {
     Ok(parsed.descendants().any(|n| n.is_element() && n.tag_name().name() == "Status" && n.text().map(str::trim) == Some("Enabled")))
 }
 
+/// One version or delete marker of ListObjectVersions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEntry {
+    pub key: String,
+    pub version: String,
+    pub latest: bool,
+    pub marker: bool,
+    pub modified: DateTime<Utc>,
+    pub size: u64,
+}
+
+/// The non-current entries of a listing, each with when it stopped being
+/// current (the modification time of the next newer entry of its key).
+pub fn superseded(mut entries: Vec<VersionEntry>) -> Vec<(VersionEntry, DateTime<Utc>)> {
+    entries.sort_by(|a, b| a.key.cmp(&b.key).then(b.latest.cmp(&a.latest)).then(b.modified.cmp(&a.modified)));
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.latest || i == 0 || entries[i - 1].key != e.key {
+            continue;
+        }
+        out.push((e.clone(), entries[i - 1].modified));
+    }
+    out
+}
+
 /// One page of ListObjectVersions.
 pub struct VersionsPage {
     /// (full key, version id, made) of delete markers that are a key's latest version.
     pub latest_markers: Vec<(String, String, DateTime<Utc>)>,
+    /// Every version and delete marker listed, in the page's order.
+    pub entries: Vec<VersionEntry>,
     pub truncated: bool,
     pub next_key: Option<String>,
     pub next_version: Option<String>,
@@ -180,7 +207,22 @@ pub fn parse_versions(doc: &str) -> Result<VersionsPage, String> {
             Some((child(n, "Key")?, child(n, "VersionId")?, made))
         })
         .collect();
+    let entries = root
+        .children()
+        .filter(|n| n.is_element() && matches!(n.tag_name().name(), "Version" | "DeleteMarker"))
+        .filter_map(|n| {
+            Some(VersionEntry {
+                key: child(n, "Key")?,
+                version: child(n, "VersionId")?,
+                latest: child(n, "IsLatest").as_deref() == Some("true"),
+                marker: n.tag_name().name() == "DeleteMarker",
+                modified: DateTime::parse_from_rfc3339(&child(n, "LastModified")?).ok()?.with_timezone(&Utc),
+                size: child(n, "Size").and_then(|s| s.parse().ok()).unwrap_or(0),
+            })
+        })
+        .collect();
     Ok(VersionsPage {
+        entries,
         latest_markers,
         truncated: child(root, "IsTruncated").as_deref() == Some("true"),
         next_key: child(root, "NextKeyMarker"),
@@ -375,6 +417,85 @@ impl S3Raw {
         Ok(restored)
     }
 
+    /// Every version and delete marker under the prefix (all pages).
+    async fn all_versions(&self) -> Result<Vec<VersionEntry>, String> {
+        let mut out = Vec::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let mut query = format!("versions&prefix={}", query_value(&self.prefix));
+            if let Some(k) = &key_marker {
+                query.push_str(&format!("&key-marker={}", query_value(k)));
+            }
+            if let Some(v) = &version_marker {
+                query.push_str(&format!("&version-id-marker={}", query_value(v)));
+            }
+            let answer = self.send(self.signed(Method::GET, &self.url(None, &query), &[], None)?).await?;
+            if !answer.status.is_success() {
+                return Err(answer.failure("ListObjectVersions"));
+            }
+            let page = parse_versions(&String::from_utf8_lossy(&answer.body))?;
+            out.extend(page.entries);
+            if !page.truncated {
+                return Ok(out);
+            }
+            (key_marker, version_marker) = (page.next_key, page.next_version);
+            if key_marker.is_none() {
+                return Err("ListObjectVersions said truncated without a next marker".into());
+            }
+        }
+    }
+
+    /// DeleteObject of one version (full key). `Ok(false)`: refused with
+    /// AccessDenied (a retention the storage still enforces).
+    async fn delete_version(&self, key: &str, version: &str) -> Result<bool, String> {
+        let url = format!("{}/{}?versionId={}", self.bucket_url, super::s3_raw::url_encode_path(key), query_value(version));
+        let answer = self.send(self.signed(Method::DELETE, &url, &[], None)?).await?;
+        match answer.status {
+            s if s.is_success() => Ok(true),
+            StatusCode::FORBIDDEN if answer.code().as_deref() == Some("AccessDenied") => Ok(false),
+            StatusCode::NOT_FOUND => Ok(true),
+            _ => Err(format!("{} ({key} version {version})", answer.failure("DeleteObject of a version"))),
+        }
+    }
+
+    /// The version sweep of a versioned bucket (design §4.5): deletes the
+    /// non-current versions under the prefix that stopped being current
+    /// before `superseded_before` (objects GC or a lease removal deleted,
+    /// replaced objects) and whose retention has ended by `now` (the
+    /// storage's clock) or that never had one; delete markers no longer
+    /// current hide nothing and go too. Current objects are never touched.
+    /// A version the storage still refuses to delete is counted retained.
+    pub async fn sweep_versions(&self, superseded_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<SweepReport, String> {
+        let mut report = SweepReport::default();
+        for (e, since) in superseded(self.all_versions().await?) {
+            if since >= superseded_before {
+                report.recent += 1;
+                continue;
+            }
+            if !e.marker {
+                let url = format!("{}/{}?versionId={}", self.bucket_url, super::s3_raw::url_encode_path(&e.key), query_value(&e.version));
+                let head = self.send(self.signed(Method::HEAD, &url, &[], None)?).await?;
+                if head.status.is_success() {
+                    if retention_from_headers(&head.headers)?.is_some_and(|r| r.until > now) {
+                        report.retained += 1;
+                        continue;
+                    }
+                } else if head.status != StatusCode::NOT_FOUND {
+                    return Err(format!("HEAD of {} version {} answered {}", e.key, e.version, head.status));
+                }
+            }
+            match self.delete_version(&e.key, &e.version).await? {
+                false => report.retained += 1,
+                true if e.marker => report.markers_removed += 1,
+                true => {
+                    report.versions_removed += 1;
+                    report.bytes_removed += e.size;
+                }
+            }
+        }
+        Ok(report)
+    }
+
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
@@ -496,6 +617,24 @@ mod tests {
         let req = r.signed(Method::GET, &r.url(Some("snapshots/vm1/x.json"), "retention"), &[], None).unwrap();
         assert_eq!(req.uri().to_string(), "http://127.0.0.1:9/locked/site/snapshots/vm1/x.json?retention");
         assert!(req.headers()["authorization"].to_str().unwrap().starts_with("AWS4-HMAC-SHA256 "));
+    }
+
+    #[test]
+    fn superseded_versions_know_when_they_stopped_being_current() {
+        let t = |m: u32| DateTime::parse_from_rfc3339(&format!("2026-12-05T15:{m:02}:00Z")).unwrap().with_timezone(&Utc);
+        let doc = r#"<ListVersionsResult><IsTruncated>false</IsTruncated>
+            <DeleteMarker><Key>site/p</Key><VersionId>m1</VersionId><IsLatest>true</IsLatest><LastModified>2026-12-05T15:30:00Z</LastModified></DeleteMarker>
+            <Version><Key>site/p</Key><VersionId>v2</VersionId><IsLatest>false</IsLatest><LastModified>2026-12-05T15:20:00Z</LastModified><Size>7</Size></Version>
+            <Version><Key>site/p</Key><VersionId>v1</VersionId><IsLatest>false</IsLatest><LastModified>2026-12-05T15:10:00Z</LastModified><Size>5</Size></Version>
+            <Version><Key>site/q</Key><VersionId>w1</VersionId><IsLatest>true</IsLatest><LastModified>2026-12-05T15:05:00Z</LastModified><Size>3</Size></Version>
+            </ListVersionsResult>"#;
+        let page = parse_versions(doc).unwrap();
+        assert_eq!(page.entries.len(), 4);
+        let mut shuffled = page.entries.clone();
+        shuffled.reverse();
+        let s = superseded(shuffled);
+        let got: Vec<(&str, DateTime<Utc>, u64)> = s.iter().map(|(e, at)| (e.version.as_str(), *at, e.size)).collect();
+        assert_eq!(got, vec![("v2", t(30), 7), ("v1", t(20), 5)]);
     }
 
     #[test]

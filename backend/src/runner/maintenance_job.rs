@@ -325,8 +325,43 @@ async fn run_gc(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, 
         rate(progress.bytes_read.load(std::sync::atomic::Ordering::Relaxed), took),
     ))
     .await;
+    sweep_versions(runner, job, repo).await;
     record_gc(runner, &repo.id, report.reclaimed()).await;
     Ok(())
+}
+
+/// How long an old version stays after it stopped being current, before
+/// the GC job's version sweep may delete it: the time to notice a deletion
+/// and undelete.
+pub const UNDELETE_WINDOW_DAYS: i64 = 7;
+
+/// On an S3 repository: the version sweep after GC (`Repository::sweep_versions`):
+/// old versions of objects GC deleted (or that were replaced) go once the
+/// storage's retention of each has ended and they stopped being current
+/// more than [`UNDELETE_WINDOW_DAYS`] ago (by the storage's clock). A bucket
+/// without versioning has none. Problems are logged; GC itself succeeded.
+async fn sweep_versions(runner: &Runner, job: &jobs::Model, repo: &repositories::Model) {
+    if repo.kind != shared_types::repositories::RepositoryKind::S3.as_str() {
+        return;
+    }
+    let Ok(data_dir) = runner.data_dir() else { return };
+    let row = repo.clone();
+    let swept = tokio::task::spawn_blocking(move || {
+        let ds = repo_logic::open_datastore(&data_dir, &row)?;
+        let now: chrono::DateTime<Utc> = ds.repo.server_now()?.into();
+        ds.repo.sweep_versions(now - chrono::Duration::days(UNDELETE_WINDOW_DAYS), now)
+    })
+    .await
+    .map_err(|e| format!("the sweep thread failed: {e}"))
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    let (level, line) = match swept {
+        Ok(r) => (LogLevel::Info, format!(
+            "old versions: removed {} ({} bytes) and {} delete markers; kept {} still under retention and {} superseded in the last {UNDELETE_WINDOW_DAYS} days (time to undelete)",
+            r.versions_removed, r.bytes_removed, r.markers_removed, r.retained, r.recent
+        )),
+        Err(e) => (LogLevel::Warn, format!("old versions: the sweep failed: {e}")),
+    };
+    telemetry::log(runner, &job.id, level, line).await;
 }
 
 async fn record_gc(runner: &Runner, repository_id: &str, reclaimed: u64) {
