@@ -185,10 +185,20 @@ fn unencrypted_to_encrypted_back_and_plain_to_plain() {
     assert_eq!(bytes_under(&plain.join("packs")), bytes_under(&src.join("packs")), "the same stored chunks");
     assert_eq!(plain.join("dicts/chunks").exists(), src.join("dicts/chunks").exists());
 
-    // Encrypted to unencrypted.
-    let j = copy_json(&["--from", p(&enc), "--from-key", p(&kb), "--to", p(&back), "--id", "vm1", "--snapshot", "latest"]);
+    // Encrypted to unencrypted, as a server runs it: progress lines on
+    // stderr, the result on stdout.
+    let run = bin()
+        .args(["repo", "copy", "--from", p(&enc), "--from-key", p(&kb), "--to", p(&back), "--id", "vm1", "--snapshot", "latest", "--json", "--progress-json"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let j: Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(j["snapshot"], s1.as_str());
     assert_eq!(j["reencoded"], true);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let last: Value = serde_json::from_str(stderr.lines().filter(|l| l.starts_with("{\"progress\"")).last().expect("a progress line")).unwrap();
+    assert_eq!(last["progress"]["phase"], "verify", "{stderr}");
+    assert_eq!(last["progress"]["bytes_done"], last["progress"]["bytes_total"], "{stderr}");
 
     std::fs::remove_dir_all(&src).unwrap();
     assert_restores(&["--repo", p(&enc)], Some(&kb), &s1, &img, &out);
@@ -261,6 +271,47 @@ fn a_cancelled_copy_leaves_no_snapshot_gc_cleans_and_the_next_copy_completes() {
     assert_eq!(stats.verified_chunks, stats.chunks_total);
     std::fs::remove_dir_all(&src).unwrap();
     assert_restores(&["--repo", p(&dst)], Some(&kb), &s1, &img, &out);
+}
+
+#[test]
+fn a_paused_copy_holds_still_and_then_completes() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    let (img, out) = (t.path().join("d.raw"), t.path().join("out.raw"));
+    ok(&["repo", "init", p(&src)]);
+    ok(&["repo", "init", p(&dst)]);
+    make_random_image(&img, 11, 24);
+    let s1 = backup(&src, None, &img, None);
+    let src_ds = Datastore::open(&src, None).unwrap();
+    let dst_ds = Datastore::open(&dst, None).unwrap();
+    let progress = Arc::new(Progress::new());
+    let watcher = {
+        let progress = progress.clone();
+        let dst = dst.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while progress.snapshot().bytes_read == 0 && started.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            progress.control.pause();
+            std::thread::sleep(Duration::from_millis(300));
+            let before = progress.snapshot();
+            let files = count_under(&dst);
+            std::thread::sleep(Duration::from_millis(700));
+            let after = progress.snapshot();
+            let still = (before.bytes_read, before.chunks_new, files) == (after.bytes_read, after.chunks_new, count_under(&dst));
+            let visible = count_under(&dst.join("snapshots"));
+            progress.control.resume();
+            (still, before.bytes_read, before.bytes_total, visible)
+        })
+    };
+    let stats = copy_snapshot(&src_ds, &dst_ds, "vm1", &s1, &CopyOptions { workers: 2, ..Default::default() }, &progress).unwrap();
+    let (still, read, total, visible) = watcher.join().unwrap();
+    assert!(still, "a paused copy stands still");
+    assert!(read > 0 && read < total, "paused midway ({read} of {total} bytes)");
+    assert_eq!(visible, 0, "no snapshot while paused");
+    assert_eq!(stats.chunks_sent, stats.chunks_total);
+    assert_restores(&["--repo", p(&dst)], None, &s1, &img, &out);
 }
 
 #[test]

@@ -656,8 +656,8 @@ fn run_copy(
     Ok(())
 }
 
-/// Progress as JSON lines on stderr, about every second, until dropped
-/// (for a server that runs the command as a child).
+/// Progress as JSON lines on stderr, about every second and once more when
+/// dropped (for a server that runs the command as a child).
 struct ProgressLines {
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
@@ -670,11 +670,14 @@ impl ProgressLines {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let mut waited = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    waited += 1;
-                    if waited % 10 != 0 {
-                        continue;
+                loop {
+                    let last = stop.load(Ordering::Relaxed);
+                    if !last {
+                        std::thread::sleep(Duration::from_millis(100));
+                        waited += 1;
+                        if waited % 10 != 0 {
+                            continue;
+                        }
                     }
                     let s = progress.snapshot();
                     let p = *phase.lock().unwrap_or_else(|e| e.into_inner());
@@ -685,6 +688,9 @@ impl ProgressLines {
                             "bytes_sent": s.bytes_written, "chunks_sent": s.chunks_new, "chunks_present": s.chunks_reused,
                         }})
                     );
+                    if last {
+                        return;
+                    }
                 }
             })
         };
