@@ -13,7 +13,8 @@
 //!   damaged point is available again, the lost one recorded again with its
 //!   lock, and it restores to the DR host byte for byte;
 //! * a local repository and a bucket without versioning answer 422 saying
-//!   why; an operator gets 403.
+//!   why; an operator gets 403;
+//! * the GC job's version sweep keeps the undelete window.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -239,4 +240,14 @@ async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verif
     let restored = dr_host.disk_files("web-01-undeleted")[0].1.clone();
     let cmp = Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(&source_disk).arg(&restored).status().unwrap();
     assert!(cmp.success(), "the undeleted restore point restores web-01's disk");
+
+    // GC then sweeps old versions, keeping the undelete window: nothing a
+    // restore point needs goes, and both points still restore.
+    let gc: Job = api.ok("POST", &format!("/api/v1/repositories/{}/gc", s3.id), None, StatusCode::ACCEPTED).await;
+    let gc = api.wait(&gc.id, 300).await;
+    assert_eq!(gc["job"]["status"], "completed", "{gc}");
+    assert!(gc.to_string().contains("superseded in the last 7 days (time to undelete)"), "{gc}");
+    for b in points(&api, &vm).await {
+        assert_storage_lock(&moto, &b);
+    }
 }
