@@ -331,8 +331,54 @@ async fn download(api: &Api, mount: &Mount, path: &str) -> Vec<u8> {
     reply.bytes
 }
 
+/// Runs the flow; waits for its backup job and then the copy job it queues.
+async fn run_and_copy(api: &Api, flow: &str, vm: &str) -> (Value, Value, f64) {
+    let known: JobPage = api.ok("GET", &format!("/api/v1/jobs?vm={vm}&kind=copy"), None, StatusCode::OK).await;
+    let seen: Vec<String> = known.items.iter().map(|j| j.id.clone()).collect();
+    let before: JobPage = api.ok("GET", &format!("/api/v1/jobs?flow={flow}&kind=backup"), None, StatusCode::OK).await;
+    let backups_before: Vec<String> = before.items.iter().map(|j| j.id.clone()).collect();
+    let _: Value = api.ok("POST", &format!("/api/v1/flows/{flow}/run"), None, StatusCode::ACCEPTED).await;
+    let backup_job = loop {
+        let page: JobPage = api.ok("GET", &format!("/api/v1/jobs?flow={flow}&kind=backup"), None, StatusCode::OK).await;
+        if let Some(j) = page.items.iter().find(|j| !backups_before.contains(&j.id)) {
+            break j.id.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let done = api.wait(&backup_job, 180).await;
+    assert_eq!(done["job"]["status"], "completed", "{done}");
+    let copy_job = loop {
+        let page: JobPage = api.ok("GET", &format!("/api/v1/jobs?vm={vm}&kind=copy"), None, StatusCode::OK).await;
+        if let Some(j) = page.items.iter().find(|j| !seen.contains(&j.id)) {
+            break j.id.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let t = std::time::Instant::now();
+    let copied = api.wait(&copy_job, 300).await;
+    assert_eq!(copied["job"]["status"], "completed", "{copied}");
+    (done, copied, t.elapsed().as_secs_f64())
+}
+
+/// "N of M chunks sent" in a copy job's log.
+fn chunks_sent(copy: &Value) -> (u64, u64) {
+    let log = copy["logs"].to_string();
+    let at = log.find(" chunks sent").unwrap_or_else(|| panic!("no chunk counts in {log}"));
+    let words: Vec<&str> = log[..at].rsplit(' ').take(3).collect();
+    (words[2].parse().unwrap(), words[0].parse().unwrap())
+}
+
+async fn maintenance(api: &Api, repo: &str, what: &str) -> Value {
+    let job: Job = api.ok("POST", &format!("/api/v1/repositories/{repo}/{what}"), None, StatusCode::ACCEPTED).await;
+    let done = api.wait(&job.id, 300).await;
+    assert_eq!(done["job"]["status"], "completed", "{what}: {done}");
+    done
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_restores_the_vm_and_its_files_when_the_primary_repository_is_gone() {
+    // Instant recovery's export process is this package's binary.
+    std::env::set_var("SENDENSE_EXE", env!("CARGO_BIN_EXE_sendense"));
     let dir = tempfile::tempdir().unwrap();
     let lab_dir = dir.path().join("lab");
     let lab_task = lab_dir.clone();
@@ -350,57 +396,63 @@ async fn a_copy_restores_the_vm_and_its_files_when_the_primary_repository_is_gon
     let prod = api.add_host(&prod_host).await;
     let dr = api.add_host(&dr_host).await;
     let web = api.manage(&prod, &["web-01"]).await.remove(0);
+    // The primary keeps the newest restore point only; the copies keep three.
     let flow: Flow = api
         .ok(
             "POST",
             "/api/v1/flows",
             Some(json!({"name": "web-3-2-1", "kind": "backup", "source": {"type": "vms", "vm_ids": [web]}, "repository_id": primary.id,
-                        "copy_target": {"repository_id": offsite.id, "retention": {"keep_last": 3}}})),
+                        "retention": {"keep_last": 1}, "copy_target": {"repository_id": offsite.id, "retention": {"keep_last": 3}}})),
             StatusCode::CREATED,
         )
         .await;
 
-    // The flow's backup, then its copy job.
-    let t = std::time::Instant::now();
-    let _: Value = api.ok("POST", &format!("/api/v1/flows/{}/run", flow.id), None, StatusCode::ACCEPTED).await;
-    let backup_job = loop {
-        let page: JobPage = api.ok("GET", &format!("/api/v1/jobs?flow={}&kind=backup", flow.id), None, StatusCode::OK).await;
-        if let Some(j) = page.items.first() {
-            break j.id.clone();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
-    let done = api.wait(&backup_job, 180).await;
-    assert_eq!(done["job"]["status"], "completed", "{done}");
-    let backup_secs = t.elapsed().as_secs_f64();
+    // The flow's first backup, then its copy job: verified at the target, re-encrypted.
+    let (done, first_copy, first_secs) = run_and_copy(&api, &flow.id, &web).await;
     assert!(done["logs"].to_string().contains("copy to 'offsite' queued"), "{}", done["logs"]);
-    let copy_job = loop {
-        let page: JobPage = api.ok("GET", &format!("/api/v1/jobs?vm={web}&kind=copy"), None, StatusCode::OK).await;
-        if let Some(j) = page.items.first() {
-            break j.id.clone();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
-    let t = std::time::Instant::now();
-    let copied = api.wait(&copy_job, 300).await;
-    assert_eq!(copied["job"]["status"], "completed", "{copied}");
-    let copy_secs = t.elapsed().as_secs_f64();
-    let log = copied["logs"].to_string();
+    let log = first_copy["logs"].to_string();
     assert!(log.contains("verified at the target") && log.contains("re-encrypted"), "{log}");
+    let (sent1, total1) = chunks_sent(&first_copy);
+    assert!(sent1 > 0 && sent1 == total1, "the first copy sends every chunk: {sent1} of {total1}");
     let points: shared_types::backups::BackupPage = api.ok("GET", &format!("/api/v1/backup/list?vm={web}"), None, StatusCode::OK).await;
-    let point = points.items[0].clone();
-    let places: Vec<(LocationRole, LocationState, &str)> = point.locations.iter().map(|l| (l.role, l.state, l.repository_name.as_str())).collect();
+    let first = points.items[0].clone();
+    let places: Vec<(LocationRole, LocationState, &str)> = first.locations.iter().map(|l| (l.role, l.state, l.repository_name.as_str())).collect();
     assert_eq!(places, vec![(LocationRole::Primary, LocationState::Present, primary.name.as_str()), (LocationRole::Copy, LocationState::Present, "offsite")]);
-    let sent = locations::Entity::find_by_id((point.id.clone(), offsite.id.clone())).one(&api.f.state.db).await.unwrap().unwrap().bytes_sent;
+    let sent_first = locations::Entity::find_by_id((first.id.clone(), offsite.id.clone())).one(&api.f.state.db).await.unwrap().unwrap().bytes_sent;
+
+    // The second backup: the primary's retention removes the first restore
+    // point there; it stays as a copy. Its copy sends only what the target lacks.
+    let (_, second_copy, second_secs) = run_and_copy(&api, &flow.id, &web).await;
+    let (sent2, total2) = chunks_sent(&second_copy);
+    assert!(sent2 < total2, "only the chunks the target lacks are sent: {sent2} of {total2}");
+    let points: shared_types::backups::BackupPage = api.ok("GET", &format!("/api/v1/backup/list?vm={web}"), None, StatusCode::OK).await;
+    assert_eq!(points.items.len(), 2, "{:?}", points.items);
+    let second = points.items.iter().max_by_key(|b| b.created_at).unwrap().clone();
+    let first_now = points.items.iter().find(|b| b.id == first.id).expect("the first restore point stays as a copy");
+    let places: Vec<(LocationRole, &str)> = first_now.locations.iter().map(|l| (l.role, l.repository_name.as_str())).collect();
+    assert_eq!(places, vec![(LocationRole::Copy, "offsite")], "gone from the primary only");
+    assert_eq!(second.locations.len(), 2);
+    let sent_second = locations::Entity::find_by_id((second.id.clone(), offsite.id.clone())).one(&api.f.state.db).await.unwrap().unwrap().bytes_sent;
     eprintln!(
-        "METRIC copy_321 backup_seconds={backup_secs:.2} copy_seconds={copy_secs:.2} logical_bytes={} primary_written={} copy_bytes_sent={sent}",
-        point.logical_bytes, point.bytes_written
+        "METRIC copy_321 logical_bytes={} first_copy_seconds={first_secs:.2} first_copy_bytes_sent={sent_first} first_chunks_sent={sent1}/{total1} \
+         second_copy_seconds={second_secs:.2} second_copy_bytes_sent={sent_second} second_chunks_sent={sent2}/{total2} second_primary_written={}",
+        second.logical_bytes, second.bytes_written
     );
-    assert!(sent > 0);
+
+    // Maintenance sees the copies: GC and verify of the primary run (the first
+    // point left it), verify of the copy target marks its copies present.
+    maintenance(&api, &primary.id, "gc").await;
+    maintenance(&api, &primary.id, "verify").await;
+    let first_now: Backup = api.ok("GET", &format!("/api/v1/backup/{}", first.id), None, StatusCode::OK).await;
+    assert_ne!(first_now.status, shared_types::backups::BackupStatus::Corrupt, "verify of the primary does not judge a point that left it");
+    maintenance(&api, &offsite.id, "verify").await;
+    maintenance(&api, &offsite.id, "gc").await;
+    let second_now: Backup = api.ok("GET", &format!("/api/v1/backup/{}", second.id), None, StatusCode::OK).await;
+    assert!(second_now.locations.iter().all(|l| l.state == LocationState::Present), "{:?}", second_now.locations);
 
     // What the primary holds, before it goes: its disks and a file.
-    let before = raw_disks(&api, &point.id, &primary.id, &dir.path().join("raw-primary")).await;
-    let mount: Mount = api.ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": point.id})), StatusCode::CREATED).await;
+    let before = raw_disks(&api, &second.id, &primary.id, &dir.path().join("raw-primary")).await;
+    let mount: Mount = api.ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": second.id})), StatusCode::CREATED).await;
     let vol = mount.volumes.iter().find(|v| v.filesystem == "ext4").expect("an ext4 volume").id.clone();
     let hostname = download(&api, &mount, &format!("/{vol}/etc/hostname")).await;
     assert!(!hostname.is_empty());
@@ -409,8 +461,8 @@ async fn a_copy_restores_the_vm_and_its_files_when_the_primary_repository_is_gon
     // The primary repository's directory is deleted.
     std::fs::remove_dir_all(&primary.path).unwrap();
 
-    // Asking for the primary explicitly says it cannot be read; left out, the copy is used.
-    let body = |name: &str| json!({"backup_id": point.id, "target_platform_id": dr.id, "name": name, "disk_format": "qcow2"});
+    // Asking for the primary explicitly is refused; left out, the copy is used.
+    let body = |name: &str| json!({"backup_id": second.id, "target_platform_id": dr.id, "name": name, "disk_format": "qcow2"});
     let mut at_primary = body("web-01-primary");
     at_primary["repository_id"] = json!(primary.id);
     let reply = api.call("POST", "/api/v1/restore/start", Some(at_primary)).await;
@@ -419,21 +471,124 @@ async fn a_copy_restores_the_vm_and_its_files_when_the_primary_repository_is_gon
     assert_eq!(job.repository_id.as_deref(), Some(offsite.id.as_str()), "the restore reads the copy");
     let restored = api.wait(&job.id, 300).await;
     assert_eq!(restored["job"]["status"], "completed", "{restored}");
-    let point_now: Backup = api.ok("GET", &format!("/api/v1/backup/{}", point.id), None, StatusCode::OK).await;
+    let point_now: Backup = api.ok("GET", &format!("/api/v1/backup/{}", second.id), None, StatusCode::OK).await;
     assert_eq!(point_now.locations[0].state, LocationState::Missing, "the primary is shown missing: {:?}", point_now.locations);
 
     // The restored VM's disks are the restore point's, byte for byte.
     let files = dr_host.disk_files("web-01-from-copy");
-    let mut compared = 0;
     for (disk, raw) in &before {
         let (_, file) = files.iter().find(|(t, _)| t == disk).unwrap_or_else(|| panic!("the restored VM has disk {disk}: {files:?}"));
         assert!(same_image(file, "qcow2", raw), "{} equals the restore point's {disk}", file.display());
-        compared += 1;
     }
-    assert_eq!(compared, before.len());
+    assert!(!before.is_empty());
 
-    // File-level restore from the copy: the same file.
-    let mount: Mount = api.ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": point.id})), StatusCode::CREATED).await;
+    // File-level restore from the copy: the same file; and from the point only the copy ever held after retention.
+    let mount: Mount = api.ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": second.id})), StatusCode::CREATED).await;
     assert_eq!(download(&api, &mount, &format!("/{vol}/etc/hostname")).await, hostname);
     let _ = api.call("DELETE", &format!("/api/v1/restore/{}", mount.id), None).await;
+    let mount: Mount = api.ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": first.id})), StatusCode::CREATED).await;
+    assert_eq!(download(&api, &mount, &format!("/{vol}/etc/hostname")).await, hostname);
+    let _ = api.call("DELETE", &format!("/api/v1/restore/{}", mount.id), None).await;
+
+    // Instant recovery from the copy: the VM runs on the DR host, served from offsite.
+    let started: Value = api
+        .ok("POST", "/api/v1/restore/instant", Some(json!({"backup_id": second.id, "target_platform_id": dr.id, "name": "web-01-instant"})), StatusCode::ACCEPTED)
+        .await;
+    let id = started["id"].as_str().unwrap().to_string();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let state = loop {
+        let ir: Value = api.ok("GET", &format!("/api/v1/restore/instant/{id}"), None, StatusCode::OK).await;
+        let jobs: JobPage = api.ok("GET", &format!("/api/v1/jobs?vm={web}&kind=instant_recovery"), None, StatusCode::OK).await;
+        if let Some(j) = jobs.items.iter().find(|j| j.status.as_str() == "failed") {
+            panic!("the instant recovery's job failed: {:?}", j.error);
+        }
+        match ir["state"].as_str() {
+            Some("running") | Some("failed") => break ir,
+            _ if std::time::Instant::now() > until => panic!("the instant recovery did not come up: {ir}"),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    };
+    assert_eq!(state["state"], "running", "{state}");
+    let row = sendense::db::entities::instant_recoveries::Entity::find_by_id(id.clone()).one(&api.f.state.db).await.unwrap().unwrap();
+    assert_eq!(row.repository_id, offsite.id, "served from the copy");
+    assert!(dr_host.is_running("web-01-instant"));
+    let reply = api.call("DELETE", &format!("/api/v1/restore/instant/{id}"), None).await;
+    assert!(reply.status.is_success(), "{}", reply.body);
+}
+
+/// The copy target is an Azure container (Azurite): web-01's flow copies
+/// its restore point there; with the primary's directory deleted, the VM is
+/// restored from Azure byte for byte and a file comes back through a
+/// file-level restore session on the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_in_azure_restores_when_the_primary_repository_is_gone() {
+    use support::object_servers::{Azurite, AZURITE_ACCOUNT, AZURITE_KEY};
+    let azurite = Azurite::start();
+    azurite.create_container("copies");
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let lab_task = lab_dir.clone();
+    tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
+    let f = support::fixture().await;
+    let primary = ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    let api = Api::admin(f).await;
+    let azure: Repository = api
+        .ok(
+            "POST",
+            "/api/v1/repositories",
+            Some(json!({"name": "azure-copies", "kind": "azure", "endpoint": azurite.endpoint(), "account": AZURITE_ACCOUNT, "container": "copies", "account_key": AZURITE_KEY})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(lab_dir.join("hosts/kvm-prod-01")), TestHost::start(lab_dir.join("hosts/kvm-dr-01")));
+    let prod = api.add_host(&prod_host).await;
+    let dr = api.add_host(&dr_host).await;
+    let web = api.manage(&prod, &["web-01"]).await.remove(0);
+    let flow: Flow = api
+        .ok(
+            "POST",
+            "/api/v1/flows",
+            Some(json!({"name": "web-to-azure", "kind": "backup", "source": {"type": "vms", "vm_ids": [web]}, "repository_id": primary.id,
+                        "copy_target": {"repository_id": azure.id, "immutable_days": 1}})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let (_, copied, secs) = run_and_copy(&api, &flow.id, &web).await;
+    let (sent, total) = chunks_sent(&copied);
+    assert!(sent == total && sent > 0, "{sent} of {total}");
+    let points: shared_types::backups::BackupPage = api.ok("GET", &format!("/api/v1/backup/list?vm={web}"), None, StatusCode::OK).await;
+    let point = points.items[0].clone();
+    let copy = point.locations.iter().find(|l| l.role == LocationRole::Copy).expect("the copy");
+    assert_eq!((copy.repository_name.as_str(), copy.state), ("azure-copies", LocationState::Present));
+    assert!(copy.immutable_until.is_some_and(|u| u > Utc::now() + Duration::hours(23)), "the copy's own immutability: {copy:?}");
+    let row = locations::Entity::find_by_id((point.id.clone(), azure.id.clone())).one(&api.f.state.db).await.unwrap().unwrap();
+    eprintln!("METRIC copy_321_azure copy_seconds={secs:.2} bytes_sent={} chunks_sent={sent}", row.bytes_sent);
+    // Deleting is refused while the copy is immutable, naming it.
+    let reply = api.call("DELETE", &format!("/api/v1/backup/{}", point.id), None).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    assert!(reply.body.contains("azure-copies"), "{}", reply.body);
+
+    let before = raw_disks(&api, &point.id, &primary.id, &dir.path().join("raw-primary")).await;
+    let mount: Mount = api.ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": point.id})), StatusCode::CREATED).await;
+    let vol = mount.volumes.iter().find(|v| v.filesystem == "ext4").expect("an ext4 volume").id.clone();
+    let hostname = download(&api, &mount, &format!("/{vol}/etc/hostname")).await;
+    let _ = api.call("DELETE", &format!("/api/v1/restore/{}", mount.id), None).await;
+
+    std::fs::remove_dir_all(&primary.path).unwrap();
+
+    let job: Job = api
+        .ok("POST", "/api/v1/restore/start", Some(json!({"backup_id": point.id, "target_platform_id": dr.id, "name": "web-01-from-azure", "disk_format": "qcow2"})), StatusCode::ACCEPTED)
+        .await;
+    assert_eq!(job.repository_id.as_deref(), Some(azure.id.as_str()));
+    let restored = api.wait(&job.id, 300).await;
+    assert_eq!(restored["job"]["status"], "completed", "{restored}");
+    let files = dr_host.disk_files("web-01-from-azure");
+    for (disk, raw) in &before {
+        let (_, file) = files.iter().find(|(t, _)| t == disk).unwrap_or_else(|| panic!("the restored VM has disk {disk}: {files:?}"));
+        assert!(same_image(file, "qcow2", raw), "{} equals the restore point's {disk}", file.display());
+    }
+    let mount: Mount = api
+        .ok("POST", "/api/v1/restore/mount", Some(json!({"backup_id": point.id, "repository_id": azure.id})), StatusCode::CREATED)
+        .await;
+    assert_eq!(download(&api, &mount, &format!("/{vol}/etc/hostname")).await, hostname);
 }

@@ -396,6 +396,11 @@ pub async fn delete_backup(id: String) -> Result<(), ApiError> {
     unit(Request::delete(&format!("/api/v1/backup/{}", enc(&id))).build().map_err(transport)?).await
 }
 
+/// Copies a restore point to another repository (a copy job).
+pub async fn copy_restore_point(id: String, req: shared_types::backups::CopyRestorePointRequest) -> Result<Job, ApiError> {
+    json_with(Request::post(&format!("/api/v1/restore-points/{}/copy", enc(&id))), &req).await
+}
+
 pub async fn mount(backup_id: String) -> Result<Mount, ApiError> {
     json_with(Request::post("/api/v1/restore/mount"), &MountRequest { backup_id, repository_id: None }).await
 }

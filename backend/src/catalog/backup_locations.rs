@@ -94,6 +94,39 @@ pub fn located(backup: &backups::Model, location: &backup_locations::Model) -> b
     }
 }
 
+/// Every restore point in repository `repository_id`, as it is there, with
+/// its role there: the ones written to it (and still there) and the copies
+/// made to it (present). What verify checks and GC must find there.
+pub async fn in_repository(db: &impl ConnectionTrait, repository_id: &str) -> Result<Vec<(backups::Model, LocationRole)>, DbErr> {
+    let written = backups::Entity::find().filter(backups::Column::RepositoryId.eq(repository_id)).all(db).await?;
+    let copy_ids: Vec<String> = backup_locations::Entity::find()
+        .filter(backup_locations::Column::RepositoryId.eq(repository_id))
+        .filter(backup_locations::Column::Role.eq(LocationRole::Copy.as_str()))
+        .filter(backup_locations::Column::State.eq(LocationState::Present.as_str()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| l.backup_id)
+        .collect();
+    let mut copied = Vec::new();
+    for chunk in copy_ids.chunks(500) {
+        copied.extend(backups::Entity::find().filter(backups::Column::Id.is_in(chunk.to_vec())).all(db).await?);
+    }
+    let mut all = written;
+    all.extend(copied);
+    let locations = of_many(db, &all).await?;
+    let mut out = Vec::new();
+    for b in &all {
+        let Some(here) = locations.get(&b.id).and_then(|ls| ls.iter().find(|l| l.repository_id == repository_id)) else { continue };
+        let role = from_wire(&here.role).unwrap_or(LocationRole::Copy);
+        if out.iter().any(|(o, r): &(backups::Model, LocationRole)| o.id == b.id && *r == role) {
+            continue;
+        }
+        out.push((located(b, here), role));
+    }
+    Ok(out)
+}
+
 /// The restore point as it is in repository `repository_id` (a job's
 /// chosen location); as recorded when it has no location there.
 pub async fn at(db: &impl ConnectionTrait, backup: backups::Model, repository_id: &str) -> Result<backups::Model, DbErr> {

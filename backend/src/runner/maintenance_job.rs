@@ -24,15 +24,15 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
-use shared_types::backups::BackupStatus;
+use shared_types::backups::{BackupStatus, LocationRole, LocationState};
 use shared_types::flow::FlowKind;
 use shared_types::jobs::{JobKind, JobStatus, LogLevel};
 use shared_types::repositories::VerifyOutcome;
 use shared_types::ws::AlertSeverity;
 
-use super::{backup_job, queued_row, telemetry, Runner, RunnerError};
-use crate::catalog::{flows as flow_rules, repositories as repo_logic, to_i64};
-use crate::db::entities::{backups, flows, jobs, repositories};
+use super::{backup_job, queued_row, retention, telemetry, Runner, RunnerError};
+use crate::catalog::{backup_locations, flows as flow_rules, repositories as repo_logic, to_i64};
+use crate::db::entities::{flows, jobs, repositories};
 use crate::engine::progress::Progress;
 use crate::engine::{gc, verify, EngineError};
 
@@ -149,10 +149,31 @@ async fn run_verify(runner: &Runner, job: &jobs::Model, repo: &repositories::Mod
 
     // Mark each restore point of the catalog by what verify found.
     let now = Utc::now();
-    let rows = backups::Entity::find().filter(backups::Column::RepositoryId.eq(repo.id.clone())).all(runner.db()).await.map_err(|e| e.to_string())?;
+    // Restore points written here and copies made here (3-2-1): a copy's
+    // finding is its location's state; a restore point's status is its primary's.
+    let rows = backup_locations::in_repository(runner.db(), &repo.id).await.map_err(|e| e.to_string())?;
     let mut damaged = Vec::new();
-    for b in rows {
+    for (b, role) in rows {
         let label = format!("{}/{}", b.snapshot_name, b.snapshot_id);
+        if role == LocationRole::Copy {
+            let finding = if let Some(problems) = report.damaged.get(&label) {
+                Some(Some(format!("verify found the copy damaged: {}", problems.join("; "))))
+            } else if report.intact.contains(&label) {
+                Some(None)
+            } else if present.contains(&label) {
+                None
+            } else {
+                Some(Some(format!("verify found no snapshot {label} in the repository")))
+            };
+            if let Some(why) = finding {
+                let state = if why.is_some() { LocationState::Missing } else { LocationState::Present };
+                if let Some(w) = &why {
+                    telemetry::log(runner, &job.id, LogLevel::Warn, format!("the copy of restore point {} is damaged or missing here: {w}", b.id)).await;
+                }
+                backup_locations::set_state(runner.db(), &b.id, &repo.id, state, why).await.map_err(|e| e.to_string())?;
+            }
+            continue;
+        }
         let (status, reason) = if let Some(problems) = report.damaged.get(&label) {
             (BackupStatus::Corrupt, Some(problems.join("; ")))
         } else if report.intact.contains(&label) {
@@ -268,14 +289,13 @@ async fn run_gc(runner: &Runner, job: &jobs::Model, repo: &repositories::Model, 
     // The restore points the catalog knows there: GC refuses to run when the
     // repository's listing misses one (an incomplete listing would make it
     // delete their chunks). Damaged ones may have lost their manifest.
-    let expected: Vec<(String, String)> = backups::Entity::find()
-        .filter(backups::Column::RepositoryId.eq(repo.id.clone()))
-        .filter(backups::Column::Status.ne(BackupStatus::Corrupt.as_str()))
-        .all(runner.db())
+    // Copies made here count too; a restore point whose primary left this repository does not.
+    let expected: Vec<(String, String)> = backup_locations::in_repository(runner.db(), &repo.id)
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
-        .map(|b| (b.snapshot_name, b.snapshot_id))
+        .filter(|(b, role)| *role == LocationRole::Copy || b.status != BackupStatus::Corrupt.as_str())
+        .map(|(b, _)| (b.snapshot_name, b.snapshot_id))
         .collect();
     let row = repo.clone();
     let data_dir = runner.data_dir()?;
@@ -388,5 +408,26 @@ async fn run_prune(runner: &Runner, job: &jobs::Model, repo: &repositories::Mode
         }
     }
     telemetry::log(runner, &job.id, LogLevel::Info, format!("applied the retention of {} backup flow(s) to {applied} VM(s); their chunks go at the next GC", flows.len())).await;
+    // 3-2-1: the copy retention of flows that copy to this repository, over their copies only.
+    let all = flows::Entity::find().all(db).await.map_err(|e| e.to_string())?;
+    let mut copies = 0;
+    for flow in all.iter().filter(|f| flow_rules::kind(f) == FlowKind::Backup) {
+        let Some(target) = backup_locations::parse_target(flow.copy_target.as_deref()).filter(|t| t.repository_id == repo.id) else { continue };
+        if target.retention.keeps_everything() {
+            continue;
+        }
+        let rules = flow_rules::keep_rules(&target.retention);
+        for vm in flow_rules::vm_ids(db, flow).await.map_err(|e| e.to_string())? {
+            let out = retention::apply_for_vm_at(db, &runner.data_dir()?, repo, &vm, &rules, LocationRole::Copy).await?;
+            if !out.removed.is_empty() {
+                telemetry::log(runner, &job.id, LogLevel::Info, format!("copy retention of flow '{}' removed {} copy(ies): {}", flow.name, out.removed.len(), out.removed.join(", "))).await;
+            }
+            copies += 1;
+        }
+    }
+    if copies > 0 {
+        telemetry::log(runner, &job.id, LogLevel::Info, format!("applied the copy retention to {copies} VM(s)' copies here")).await;
+        backup_job::refresh_stats(runner, repo).await;
+    }
     Ok(())
 }

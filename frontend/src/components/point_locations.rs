@@ -1,12 +1,18 @@
 //! Where a restore point exists (3-2-1): one small badge per repository it
 //! is in, its primary first, coloured by state (present, copying, failed,
 //! missing), with the repository, role, copy time and immutability in the
-//! badge's title.
+//! badge's title; and, for operators, "Copy…": the restore point copied
+//! to another repository now (a copy job; only the chunks it lacks are sent).
 
 use leptos::prelude::*;
-use shared_types::backups::{Backup, LocationRole, LocationState, RestorePointLocation};
+use shared_types::auth::Role;
+use shared_types::backups::{Backup, CopyRestorePointRequest, LocationRole, LocationState, RestorePointLocation};
 
+use crate::api;
+use crate::components::act::{Act, ActError};
+use crate::components::restore_points::use_restore_hub;
 use crate::format::when;
+use crate::session::use_session;
 
 fn class(state: LocationState) -> &'static str {
     match state {
@@ -44,6 +50,7 @@ pub fn PointLocations(b: Backup) -> impl IntoView {
     if b.locations.is_empty() {
         return view! { <span data-testid="point-locations">{b.repository.name.clone()}</span> }.into_any();
     }
+    let have: Vec<String> = b.locations.iter().filter(|l| l.state != LocationState::Failed).map(|l| l.repository_id.clone()).collect();
     view! {
         <span class="point-locations" data-testid="point-locations" data-count=b.locations.len().to_string()>
             {b.locations.iter().map(|l| {
@@ -56,7 +63,61 @@ pub fn PointLocations(b: Backup) -> impl IntoView {
                     " "
                 }
             }).collect_view()}
+            <CopyTo backup_id=b.id.clone() have=have />
         </span>
     }
     .into_any()
+}
+
+/// "Copy…" → a repository the restore point is not in → a copy job.
+#[component]
+fn CopyTo(backup_id: String, have: Vec<String>) -> impl IntoView {
+    let session = use_session();
+    let hub = use_restore_hub();
+    let open = RwSignal::new(false);
+    let chosen = RwSignal::new(String::new());
+    let queued = RwSignal::new(None::<String>);
+    let act = Act::new();
+    let repos = LocalResource::new(move || async move {
+        if open.get() {
+            api::repositories().await.ok()
+        } else {
+            None
+        }
+    });
+    let have = StoredValue::new(have);
+    let id = StoredValue::new(backup_id.clone());
+    let copy = move |_| {
+        let target = chosen.get_untracked();
+        if target.is_empty() {
+            return;
+        }
+        let req = CopyRestorePointRequest { repository_id: target, immutable_days: 0 };
+        act.run(api::copy_restore_point(id.get_value(), req), move |job| {
+            queued.set(Some(format!("copy queued (job {})", job.id)));
+            open.set(false);
+            hub.points_version.update(|v| *v += 1);
+        });
+    };
+    view! {
+        <Show when=move || session.can(Role::Operator)>
+            <button class="button small" type="button" data-testid=format!("copy-point-{}", id.get_value())
+                title="Copy this restore point to another repository now" on:click=move |_| open.update(|o| *o = !*o)>"Copy…"</button>
+        </Show>
+        <Show when=move || open.get()>
+            <span class="copy-to" data-testid="copy-to">
+                <select data-testid="copy-to-repo" prop:value=move || chosen.get() on:change=move |ev| chosen.set(event_target_value(&ev))>
+                    <option value="">"to repository…"</option>
+                    {move || repos.get().flatten().unwrap_or_default().into_iter()
+                        .filter(|r| !have.with_value(|h| h.contains(&r.id)))
+                        .map(|r| view! { <option value=r.id.clone()>{r.name.clone()}</option> })
+                        .collect_view()}
+                </select>
+                " "
+                <button class="button small primary" type="button" data-testid="copy-to-start" disabled=move || act.busy.get() || chosen.get().is_empty() on:click=copy>"Copy"</button>
+            </span>
+        </Show>
+        {move || queued.get().map(|m| view! { <span class="muted small" data-testid="copy-queued">" "{m}</span> })}
+        <ActError act=act testid="copy-error" />
+    }
 }
