@@ -1,0 +1,101 @@
+//! The catalog's record of restore points the storage locks (S3 Object
+//! Lock), on SQLite and PostgreSQL: what `catalog::storage_locks::record`
+//! stores is what the restore point API answers as `lock` (the storage's
+//! mode and date), a point without a storage lock shows Sendense's own
+//! `immutable_until`, a record made again replaces the first, `None` removes
+//! it, and a lock recorded for another repository (a copy) is not the
+//! point's own.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sendense::catalog::repositories::ensure_local;
+use sendense::catalog::storage_locks;
+use sendense::db::entities::{backup_storage_locks, backups};
+use sendense::engine::repository::{LockMode, Retention};
+use shared_types::backups::{Backup, BackupPage, LockEnforcer};
+use shared_types::repository_setup::ObjectLockMode;
+
+mod support;
+use support::api::Api;
+use support::{rows, Fixture};
+
+#[path = "../../migrations/tests/support/mod.rs"]
+mod pg;
+
+async fn point(db: &sea_orm::DatabaseConnection, id: &str, repo: &str, immutable_until: Option<DateTime<Utc>>) {
+    backups::ActiveModel {
+        id: Set(id.into()),
+        vm_context_id: Set("vm1".into()),
+        job_id: Set(None),
+        repository_id: Set(repo.into()),
+        snapshot_name: Set("vm-vm1".into()),
+        snapshot_id: Set(format!("snap-{id}")),
+        parent_snapshot_id: Set(None),
+        backup_type: Set("full".into()),
+        status: Set("available".into()),
+        logical_bytes: Set(1 << 30),
+        bytes_read: Set(1 << 20),
+        bytes_written: Set(1 << 20),
+        created_at: Set(Utc::now()),
+        immutable_until: Set(immutable_until),
+        verified_at: Set(None),
+        verify_reason: Set(None),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
+
+async fn locks_on(f: Fixture) {
+    let db = f.state.db.clone();
+    let repo = ensure_local(&db, f.data.path()).await.unwrap();
+    rows::platform(&db, "p1", "kvm-prod").await;
+    rows::vm(&db, "vm1", "p1", "web-01").await;
+    // Whole seconds: both catalogs keep them exactly.
+    let now = Utc::now().trunc_subsecs(0);
+    let (sendense_until, storage_until) = (now + Duration::days(2), now + Duration::days(3));
+    point(&db, "b-storage", &repo.id, Some(sendense_until)).await;
+    point(&db, "b-sendense", &repo.id, Some(sendense_until)).await;
+    point(&db, "b-none", &repo.id, None).await;
+
+    let first = Retention { mode: LockMode::Governance, until: now + Duration::days(1) };
+    storage_locks::record(&db, "b-storage", &repo.id, Some(first), now).await.unwrap();
+    // Read again (a verify): the new reading replaces the first.
+    let second = Retention { mode: LockMode::Compliance, until: storage_until };
+    storage_locks::record(&db, "b-storage", &repo.id, Some(second), now + Duration::minutes(5)).await.unwrap();
+    // A lock read in another repository (a copy) is not the point's own.
+    storage_locks::record(&db, "b-sendense", "other-repo", Some(first), now).await.unwrap();
+    // No retention read: no row.
+    storage_locks::record(&db, "b-none", &repo.id, Some(first), now).await.unwrap();
+    storage_locks::record(&db, "b-none", &repo.id, None, now).await.unwrap();
+    let stored = backup_storage_locks::Entity::find().all(&db).await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+
+    let api = Api::admin(f).await;
+    let page: BackupPage = api.ok("GET", "/api/v1/backup/list?vm=vm1", None, StatusCode::OK).await;
+    let by_id = |id: &str| page.items.iter().find(|b| b.id == id).unwrap_or_else(|| panic!("{id}")).clone();
+    let locked = by_id("b-storage").lock.expect("a storage lock");
+    assert_eq!((locked.enforced_by, locked.mode, locked.until), (LockEnforcer::Storage, Some(ObjectLockMode::Compliance), storage_until));
+    assert_eq!(locked.checked_at, Some(now + Duration::minutes(5)));
+    let own = by_id("b-sendense").lock.expect("Sendense's lock");
+    assert_eq!((own.enforced_by, own.mode, own.until, own.checked_at), (LockEnforcer::Sendense, None, sendense_until, None));
+    assert_eq!(by_id("b-none").lock, None);
+    // One restore point answers the same.
+    let one: Backup = api.ok("GET", "/api/v1/backup/b-storage", None, StatusCode::OK).await;
+    assert_eq!(one.lock.map(|l| (l.enforced_by, l.until)), Some((LockEnforcer::Storage, storage_until)));
+    // The wire form.
+    let raw: serde_json::Value = api.ok("GET", "/api/v1/backup/b-storage", None, StatusCode::OK).await;
+    assert_eq!((raw["lock"]["enforced_by"].as_str(), raw["lock"]["mode"].as_str()), (Some("storage"), Some("compliance")), "{raw}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_locks_are_what_restore_points_show_on_sqlite() {
+    locks_on(support::fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_locks_are_what_restore_points_show_on_postgresql() {
+    let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
+    locks_on(support::postgres_fixture(&cluster.url(), "locks").await).await;
+}
