@@ -8,7 +8,7 @@
 //! else the recommendation), and the restore is sent with that map.
 
 use leptos::prelude::*;
-use shared_types::backups::Backup;
+use shared_types::backups::{Backup, LocationRole, LocationState};
 use shared_types::instant::{InstantRecovery, InstantRecoveryRequest};
 use shared_types::jobs::Job;
 use shared_types::platform::{DiskFormat, PlatformKind};
@@ -54,6 +54,9 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
         async move { api::vm_contexts().await.map(|p| p.items.into_iter().find(|v| v.id == id).map(|v| v.platform_kind)) }
     });
     let point = RwSignal::new(start.id.clone());
+    // The repository to read the restore point from ("": the primary when
+    // it can be read, else a copy: the server decides).
+    let source = RwSignal::new(String::new());
     let target = RwSignal::new(String::new());
     let name = RwSignal::new(format!("{}-restored", start.vm_name));
     let format = RwSignal::new(None::<DiskFormat>);
@@ -101,7 +104,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
         network_mapping: networks.get_untracked(),
         power_on: power_on.get_untracked(),
         storage_pool: pool.with_untracked(|p| (!p.is_empty()).then(|| p.clone())),
-        repository_id: None,
+        repository_id: Some(source.get_untracked()).filter(|s| !s.is_empty()),
     };
     let run_check = move || {
         report.set(None);
@@ -160,7 +163,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
                                 view! {
                                     <label class="check">
                                         <input type="radio" name="restore-point" data-testid=format!("wizard-point-{}", b.id)
-                                            prop:checked=move || point.get() == id on:change=move |_| point.set(id2.clone()) />
+                                            prop:checked=move || point.get() == id on:change=move |_| { point.set(id2.clone()); source.set(String::new()); } />
                                         {format!("{} · {} · {}", when(b.created_at), b.backup_type.as_str(), format_bytes(b.logical_bytes))}
                                     </label>
                                 }
@@ -168,6 +171,22 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
                         </div>
                     }.into_any(),
                 })}
+                // 3-2-1: where to read it from, when it is in more than one repository.
+                {move || {
+                    let chosen = point.get();
+                    let here = points.get().and_then(|r| r.ok()).and_then(|p| p.items.into_iter().find(|b| b.id == chosen)).map(|b| b.locations).unwrap_or_default();
+                    (here.len() > 1).then(|| view! {
+                        <label>"Read from"
+                            <select data-testid="wizard-source" prop:value=move || source.get() on:change=move |ev| source.set(event_target_value(&ev))>
+                                <option value="">"Automatic: the primary, or a copy when it cannot be read"</option>
+                                {here.into_iter().filter(|l| matches!(l.state, LocationState::Present | LocationState::Missing)).map(|l| {
+                                    let role = if l.role == LocationRole::Copy { "copy" } else { "primary" };
+                                    view! { <option value=l.repository_id.clone()>{format!("{} ({role}, {})", l.repository_name, l.state.as_str())}</option> }
+                                }).collect_view()}
+                            </select>
+                        </label>
+                    })
+                }}
                 <div class="modal-actions">
                     <button class="button" on:click=cancel>"Cancel"</button>
                     <button class="button primary" data-testid="wizard-next" on:click=move |_| step.set(1)>"Next"</button>
