@@ -19,11 +19,13 @@
 //! ```
 //!
 //! **Refresh** (every open): list `pack-index/`, GET only the indexes of
-//! packs not in `packs`, write their chunks as a new table, and merge the
-//! newest tables while the newest is at least half the size of the one
-//! before (so about log2(chunks) tables, each chunk rewritten about as
-//! often). Merges read with plain reads, not the mapping: a refresh does not
-//! grow the process's resident set with the table's size.
+//! packs not in `packs`, write their chunks as a new table and merge it
+//! into the delta table; the delta is merged into the base table once it
+//! holds 1/8 of the base's chunks (or 262,144). Two tables at most: a
+//! lookup of a chunk the repository lacks (most of a backup's new chunks)
+//! maps about two pages of each, whatever the repository's size. Merges
+//! read with plain reads, not the mapping: a refresh does not grow the
+//! process's resident set with the tables' size.
 //!
 //! **Never authoritative.** The listing made at open decides which packs
 //! are usable: a pack the cache knows but the listing lacks (GC removed it)
@@ -98,8 +100,12 @@ const PACK_PURGED: u8 = 2;
 /// New chunks gathered in memory before they are written as a table (a
 /// first open of a big repository does not hold every chunk at once).
 const FLUSH_RECS: usize = 1 << 18;
-/// More tables than this are merged regardless of their sizes.
-const MAX_RUNS: usize = 24;
+/// Buffer of a table's sequential reads and writes (merges): small, the
+/// resident set stays flat whatever the tables' size.
+const IO_BUF: usize = 128 << 10;
+/// The newer table (the delta) is merged into the base once it holds
+/// this fraction of the base's records (or [`FLUSH_RECS`]).
+const DELTA_RATIO: usize = 8;
 
 /// One chunk's place, as the tables hold it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,11 +180,23 @@ impl Drop for Mapping {
     }
 }
 
-/// One sorted chunk table, mapped.
+/// Tables up to this size are memory-mapped; larger ones are read with
+/// `pread` (one read of a fan-out bucket per lookup): the kernel maps up to
+/// 16 cached pages around every page fault, so random lookups in a big
+/// mapped table would soon make the whole table resident.
+const MAP_LIMIT: usize = 4 << 20;
+
+/// One sorted chunk table.
 pub struct Run {
-    map: Mapping,
+    access: Access,
     count: usize,
     bits: u32,
+}
+
+enum Access {
+    Mapped(Mapping),
+    /// The file and its fan-out table (at most 65,537 entries).
+    Read { file: File, fan: Vec<u32> },
 }
 
 fn prefix(d: &Digest, bits: u32) -> usize {
@@ -211,47 +229,42 @@ impl Run {
         if bits > 16 || len != HEADER + fan_len(bits) + count * REC {
             return Err(format!("{len} bytes for {count} records"));
         }
-        let map = Mapping::of(&file, len).map_err(|e| format!("mmap: {e}"))?;
-        Ok(Run { map, count, bits })
-    }
-
-    fn fan(&self, i: usize) -> usize {
-        let at = HEADER + i * 4;
-        u32::from_le_bytes(self.map.bytes()[at..at + 4].try_into().expect("4 bytes")) as usize
-    }
-
-    fn digest_at(&self, i: usize) -> &[u8] {
-        let at = HEADER + fan_len(self.bits) + i * REC;
-        &self.map.bytes()[at..at + 32]
-    }
-
-    fn rec_at(&self, i: usize) -> Rec {
-        let at = HEADER + fan_len(self.bits) + i * REC;
-        Rec::read(&self.map.bytes()[at..at + REC])
+        let access = if len <= MAP_LIMIT {
+            Access::Mapped(Mapping::of(&file, len).map_err(|e| format!("mmap: {e}"))?)
+        } else {
+            let mut raw = vec![0u8; fan_len(bits)];
+            file.read_exact_at(&mut raw, HEADER as u64).map_err(|e| format!("fan-out: {e}"))?;
+            let fan = raw.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+            Access::Read { file, fan }
+        };
+        Ok(Run { access, count, bits })
     }
 
     /// The first record of `d` that `usable` accepts.
     pub fn find(&self, d: &Digest, usable: impl Fn(&Rec) -> bool) -> Option<Rec> {
         let p = prefix(d, self.bits);
-        let mut hi = self.fan(p + 1).min(self.count);
-        let mut lo = self.fan(p).min(hi);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.digest_at(mid) < &d.0[..] {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+        match &self.access {
+            Access::Mapped(map) => {
+                let bytes = map.bytes();
+                let fan = |i: usize| u32::from_le_bytes(bytes[HEADER + i * 4..HEADER + i * 4 + 4].try_into().expect("4 bytes")) as usize;
+                let recs = &bytes[HEADER + fan_len(self.bits)..];
+                let hi = fan(p + 1).min(self.count);
+                let lo = fan(p).min(hi);
+                find_in(&recs[lo * REC..hi * REC], d, usable)
+            }
+            Access::Read { file, fan } => {
+                let hi = (fan[p + 1] as usize).min(self.count);
+                let lo = (fan[p] as usize).min(hi);
+                let mut buf = vec![0u8; (hi - lo) * REC];
+                let at = (HEADER + fan_len(self.bits) + lo * REC) as u64;
+                if let Err(e) = file.read_exact_at(&mut buf, at) {
+                    // Not found is safe: a backup stores the chunk again, a read looks further.
+                    tracing::warn!(error = %e, "index cache read failed");
+                    return None;
+                }
+                find_in(&buf, d, usable)
             }
         }
-        let mut i = lo;
-        while i < self.count && self.digest_at(i) == &d.0[..] {
-            let r = self.rec_at(i);
-            if usable(&r) {
-                return Some(r);
-            }
-            i += 1;
-        }
-        None
     }
 
     pub fn len(&self) -> usize {
@@ -263,13 +276,36 @@ impl Run {
     }
 }
 
+/// The first record of `d` in `recs` (whole sorted records) that `usable` accepts.
+fn find_in(recs: &[u8], d: &Digest, usable: impl Fn(&Rec) -> bool) -> Option<Rec> {
+    let n = recs.len() / REC;
+    let key = |i: usize| &recs[i * REC..i * REC + 32];
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if key(mid) < &d.0[..] {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    while lo < n && key(lo) == &d.0[..] {
+        let r = Rec::read(&recs[lo * REC..(lo + 1) * REC]);
+        if usable(&r) {
+            return Some(r);
+        }
+        lo += 1;
+    }
+    None
+}
+
 /// Writes records (sorted by digest, at most `upper` of them) as table
 /// `path`, whole: a temporary name, synced, then renamed. The count written.
 fn write_run(path: &Path, upper: usize, recs: impl Iterator<Item = std::io::Result<Rec>>) -> std::io::Result<usize> {
     let bits = bits_for(upper);
     let tmp = path.with_extension("tmp");
     let file = File::create(&tmp)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut w = BufWriter::with_capacity(IO_BUF, file);
     w.write_all(&[0u8; HEADER])?;
     w.write_all(&vec![0u8; fan_len(bits)])?;
     let mut fan = vec![0u32; (1usize << bits) + 1];
@@ -293,9 +329,10 @@ fn write_run(path: &Path, upper: usize, recs: impl Iterator<Item = std::io::Resu
     w.write_all(&head)?;
     let fan_bytes: Vec<u8> = fan.iter().flat_map(|f| f.to_le_bytes()).collect();
     w.write_all(&fan_bytes)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_data()?;
-    drop(file);
+    // Not synced: the cache is rebuildable, and what a crash can leave
+    // (zeros, a short file) is a table that fails its checks or a chunk
+    // not found (stored again), never a chunk placed in the wrong pack.
+    drop(w.into_inner().map_err(|e| e.into_error())?);
     std::fs::rename(&tmp, path)?;
     Ok(count)
 }
@@ -314,7 +351,7 @@ impl RunReader {
         let count = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")) as usize;
         let bits = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes"));
         f.seek(SeekFrom::Start((HEADER + fan_len(bits)) as u64))?;
-        Ok(RunReader { r: BufReader::with_capacity(1 << 20, f), left: count })
+        Ok(RunReader { r: BufReader::with_capacity(IO_BUF, f), left: count })
     }
 
     fn next(&mut self) -> std::io::Result<Option<Rec>> {
@@ -446,7 +483,7 @@ pub fn open(
     while state.runs.len() >= 2 {
         let n = state.runs.len();
         let (a, b) = (&state.runs[n - 2], &state.runs[n - 1]);
-        if b.count * 2 < a.count && n <= MAX_RUNS {
+        if n == 2 && b.count * DELTA_RATIO < a.count && b.count < FLUSH_RECS {
             break;
         }
         let name = format!("run-{:08}", state.next);
@@ -483,7 +520,6 @@ pub fn open(
             let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| io("packs", e))?;
             f.write_all_at(&bytes[known_packs * PACK_REC..], (known_packs * PACK_REC) as u64).map_err(|e| io("packs", e))?;
             f.set_len(bytes.len() as u64).map_err(|e| io("packs", e))?;
-            f.sync_data().map_err(|e| io("packs", e))?;
         }
         state.packs = packs.len();
     }
@@ -634,6 +670,22 @@ mod tests {
             assert_eq!(m.find(&r.digest, |_| true), Some(*r));
         }
         assert_eq!(m.find(&b[0].digest, |_| true), None, "records of the gone pack were dropped");
+    }
+
+    #[test]
+    fn a_big_table_is_read_not_mapped_and_finds_the_same() {
+        let t = tempfile::tempdir().unwrap();
+        let mut recs: Vec<Rec> = (0..100_000u32)
+            .map(|i| Rec { digest: Digest(*blake3::hash(&i.to_le_bytes()).as_bytes()), pack: i % 7, offset: i as u64, stored_len: 1, raw_len: 2, flags: 0 })
+            .collect();
+        recs.sort_by(|x, y| x.digest.cmp(&y.digest));
+        write_run(&t.path().join("big"), recs.len(), recs.iter().copied().map(Ok)).unwrap();
+        let run = Run::open(&t.path().join("big")).unwrap();
+        assert!(matches!(run.access, Access::Read { .. }), "{} bytes are read with pread", 100_000 * REC);
+        for r in recs.iter().step_by(997) {
+            assert_eq!(run.find(&r.digest, |_| true), Some(*r));
+        }
+        assert_eq!(run.find(&Digest([0xee; 32]), |_| true), None);
     }
 
     #[test]
