@@ -214,6 +214,26 @@ fn unencrypted_to_encrypted_back_and_plain_to_plain() {
     assert!(err.contains("vm1/nope") && err.contains("not found"), "{err}");
 }
 
+#[test]
+fn the_same_key_on_both_sides_copies_stored_bytes_as_they_are() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    let (ka, kb) = (t.path().join("a.key"), t.path().join("b.key"));
+    let (img, out) = (t.path().join("d.raw"), t.path().join("out.raw"));
+    ok(&["repo", "init", p(&src), "--encrypt", p(&ka)]);
+    ok(&["repo", "init", p(&dst), "--encrypt", p(&kb)]);
+    // A second repository of the same key: its config names key A.
+    std::fs::copy(src.join("config.json"), dst.join("config.json")).unwrap();
+    make_image(&img, 17, IMAGE_MIB);
+    let s1 = backup(&src, Some(&ka), &img, None);
+    let j = copy_json(&["--from", p(&src), "--from-key", p(&ka), "--to", p(&dst), "--to-key", p(&ka), "--id", "vm1", "--snapshot", &s1]);
+    assert_eq!(j["reencoded"], false, "{j}");
+    assert_eq!(n(&j, "chunks_sent"), n(&j, "chunks_total"));
+    assert_eq!(bytes_under(&dst.join("packs")), bytes_under(&src.join("packs")), "the stored chunks as they are");
+    std::fs::remove_dir_all(&src).unwrap();
+    assert_restores(&["--repo", p(&dst)], Some(&ka), &s1, &img, &out);
+}
+
 /// Waits (in another thread) until `dir` holds a file, then runs `then`.
 fn when_a_file_appears(dir: PathBuf, then: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<bool> {
     std::thread::spawn(move || {

@@ -438,14 +438,18 @@ fn copy_once(
     let trainer = Trainer::new(dst_dict);
 
     // Source id -> target id of the chunks the target holds already.
-    let mut mapping: HashMap<Digest, Digest> = HashMap::with_capacity(distinct.len());
+    // Source id -> target id; with the same ids only the chunks sent (an
+    // id the target neither holds nor got is a bug, caught below).
+    let mut mapping: HashMap<Digest, Digest> = HashMap::with_capacity(if same_ids { 0 } else { distinct.len() });
     let mut touched: HashSet<u32> = HashSet::new();
     let known = if same_ids { HashMap::new() } else { known_mapping(src, target, m, &dst_store) };
     let mut wants = Vec::new();
     for d in &distinct {
         let dst_digest = if same_ids { Some(*d) } else { known.get(d).copied() };
         if let Some(loc) = dst_digest.and_then(|x| dst_store.get(&x).map(|l| (x, l.pack))) {
-            mapping.insert(*d, loc.0);
+            if !same_ids {
+                mapping.insert(*d, loc.0);
+            }
             touched.insert(loc.1);
             stats.chunks_present += 1;
             continue;
@@ -484,7 +488,8 @@ fn copy_once(
             if d.is_zero_marker() {
                 out.digests.push(*d);
             } else {
-                let t = mapping.get(d).ok_or_else(|| {
+                let t = if same_ids && !mapping.contains_key(d) { dst_store.contains(d).then_some(d) } else { mapping.get(d) };
+                let t = t.ok_or_else(|| {
                     EngineError::Pipeline(format!("copy of {label}: chunk {d} was neither found at the target nor sent"))
                 })?;
                 out.digests.push(*t);
@@ -659,7 +664,9 @@ fn transfer(
             for out in outs {
                 match out {
                     Out::Present { src, dst, pack: p } => {
-                        mapping.insert(src, dst);
+                        if src != dst {
+                            mapping.insert(src, dst);
+                        }
                         touched.insert(p);
                         stats.chunks_present += 1;
                         Progress::add(&progress.chunks_reused, 1);
