@@ -35,6 +35,9 @@ if ! command -v cargo-fuzz >/dev/null; then
 fi
 
 WORK="$ROOT/target/guest-fs-fuzz"
+# SENDENSE_FUZZ_FRESH=1: start from the seeds and regressions only, as a
+# clean checkout (CI) does, instead of the corpus earlier runs grew.
+[ "${SENDENSE_FUZZ_FRESH:-0}" = 1 ] && rm -rf "$WORK/corpus"
 mkdir -p "$WORK/corpus" "$WORK/fresh-seeds"
 step "Building seed images with the real tools"
 # The package selection of scripts/test.sh's `cargo test`: the same features,
@@ -45,13 +48,49 @@ GUEST_FS_SEEDS="$WORK/fresh-seeds" cargo test -q --locked --workspace --exclude 
 cp -n "$WORK"/fresh-seeds/* "$ROOT"/guest-fs/fuzz/seeds/* "$WORK/corpus/" 2>/dev/null || true
 find "$ROOT/guest-fs/fuzz/regressions" -type f ! -name .gitkeep -exec cp -n {} "$WORK/corpus/" \;
 
-step "Fuzzing guest-fs for ${SECONDS_TO_RUN}s"
+# A failure prints the seed (SENDENSE_FUZZ_SEED=S replays the same mutations
+# of the same corpus) and the failing input itself, minimised: the seed
+# images are rebuilt by every run, so another machine's input cannot be
+# found again from its seed alone.
+SEED="${SENDENSE_FUZZ_SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}"
+case "$SEED" in ''|*[!0-9]*) die "SENDENSE_FUZZ_SEED must be a positive whole number, not '$SEED'" ;; esac
+ARTIFACTS="$ROOT/guest-fs/fuzz/artifacts/walk_image"
+mkdir -p "$ARTIFACTS"
+before="$(mktemp)"
+trap 'rm -f "$before"' EXIT
+
+step "Fuzzing guest-fs for ${SECONDS_TO_RUN}s (seed $SEED)"
 cd "$ROOT/guest-fs/fuzz"
 status=0
 # No sanitizer: every parser is safe Rust, and ASan halves the speed.
 cargo +nightly fuzz run --sanitizer none walk_image "$WORK/corpus" -- \
-  -max_total_time="$SECONDS_TO_RUN" -max_len=1100000 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 || status=$?
+  -seed="$SEED" -max_total_time="$SECONDS_TO_RUN" -max_len=1100000 -timeout=20 -rss_limit_mb=2048 \
+  -print_final_stats=1 || status=$?
 if [ "$status" != 0 ]; then
-  printf 'fuzzing found a problem: see %s\n' "$ROOT/guest-fs/fuzz/artifacts/walk_image/" >&2
+  # What the caller's log tail must show: the cause, the seed, and the
+  # input itself (minimised, gzip + base64) so that a failure on another
+  # machine can be replayed here.
+  target_bin="$ROOT/guest-fs/fuzz/target/x86_64-unknown-linux-gnu/release/walk_image"
+  printf '\n==== guest-fs fuzzing failed (exit %s, seed %s) ====\n' "$status" "$SEED" >&2
+  for input in $(find "$ARTIFACTS" -type f -newer "$before" 2>/dev/null); do
+    printf 'input: %s (%s bytes)\n' "$input" "$(stat -c %s "$input")" >&2
+    printf 'replayed alone:\n' >&2
+    "$target_bin" -rss_limit_mb=2048 -timeout=20 "$input" 2>&1 \
+      | grep -E 'panicked at|ERROR: libFuzzer|overflow|memory allocation|index out of|attempt to|SUMMARY' \
+      | grep -v '^contained' | head -n 12 >&2 || true
+    small="$input.min"
+    "$target_bin" -minimize_crash=1 -max_total_time=60 -rss_limit_mb=2048 -timeout=20 \
+      -exact_artifact_path="$small" "$input" >/dev/null 2>&1 || true
+    [ -s "$small" ] || small="$input"
+    size="$(gzip -9c "$small" | wc -c)"
+    if [ "$size" -le 49152 ]; then
+      printf 'input (%s bytes minimised; gzip | base64 -d to get it back):\n' "$(stat -c %s "$small")" >&2
+      gzip -9c "$small" | base64 -w 0 >&2
+      printf '\n' >&2
+    else
+      printf 'input too large to print (%s bytes gzipped); replay with the seed\n' "$size" >&2
+    fi
+  done
+  printf 'fuzzing found a problem: see %s (seed %s)\n' "$ARTIFACTS" "$SEED" >&2
 fi
 exit "$status"

@@ -42,7 +42,10 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$fuzz_log" || true
   else
     status=1
-    tail -n 60 "$fuzz_log" >&2
+    # The cause, the seed and the input (scripts/fuzz-guest-fs.sh prints
+    # them last); the whole log stays in target/guest-fs-fuzz.log.
+    grep -E 'panicked at|ERROR: libFuzzer|deadly signal|Test unit written|^INFO: Seed' "$fuzz_log" | grep -v '^contained' | head -n 20 >&2 || true
+    sed -n '/^==== guest-fs fuzzing failed/,$p' "$fuzz_log" >&2
   fi
 else
   step "Not fuzzing guest-fs (SENDENSE_FUZZ_SECONDS=0)"
