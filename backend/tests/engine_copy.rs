@@ -196,7 +196,7 @@ fn unencrypted_to_encrypted_back_and_plain_to_plain() {
     assert_eq!(j["snapshot"], s1.as_str());
     assert_eq!(j["reencoded"], true);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    let last: Value = serde_json::from_str(stderr.lines().filter(|l| l.starts_with("{\"progress\"")).last().expect("a progress line")).unwrap();
+    let last: Value = serde_json::from_str(stderr.lines().rev().find(|l| l.starts_with("{\"progress\"")).expect("a progress line")).unwrap();
     assert_eq!(last["progress"]["phase"], "verify", "{stderr}");
     assert_eq!(last["progress"]["bytes_done"], last["progress"]["bytes_total"], "{stderr}");
 

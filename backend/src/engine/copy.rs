@@ -207,7 +207,7 @@ pub fn copy_snapshot(
 
     let until = opts.immutable_until.or_else(|| parse_time(m.immutable_until.as_deref()));
     if let Some(mode) = opts.object_lock {
-        if !until.is_some_and(|u| u > Utc::now()) {
+        if until.is_none_or(|u| u <= Utc::now()) {
             return Err(EngineError::Invalid(format!(
                 "a copy locked by the target storage ({mode}) needs an immutable-until date in the future"
             )));
@@ -541,7 +541,7 @@ fn known_mapping(src: &Datastore, dst: &Datastore, m: &Manifest, dst_store: &Chu
     let mut out = HashMap::new();
     let both = || -> Result<Option<String>> {
         let at_dst: HashSet<String> = dst.list_snapshots(Some(&m.name))?.into_iter().map(|(_, id)| id).collect();
-        Ok(src.list_snapshots(Some(&m.name))?.into_iter().map(|(_, id)| id).filter(|id| *id != m.id && at_dst.contains(id)).last())
+        Ok(src.list_snapshots(Some(&m.name))?.into_iter().map(|(_, id)| id).rev().find(|id| *id != m.id && at_dst.contains(id)))
     };
     let base = match both() {
         Ok(Some(id)) => id,
@@ -790,12 +790,15 @@ fn upload_packs(
 /// Test hook, like [`super::backup::set_stage_hook`]: `leased` (lease held,
 /// plan and chunk maps loaded, nothing sent yet) and `before-manifest`.
 #[doc(hidden)]
-pub fn set_stage_hook(hook: Option<Arc<dyn Fn(&str) + Send + Sync>>) {
+pub fn set_stage_hook(hook: Option<StageHook>) {
     *stage_hook().lock().unwrap_or_else(|e| e.into_inner()) = hook;
 }
 
-fn stage_hook() -> &'static Mutex<Option<Arc<dyn Fn(&str) + Send + Sync>>> {
-    static H: std::sync::OnceLock<Mutex<Option<Arc<dyn Fn(&str) + Send + Sync>>>> = std::sync::OnceLock::new();
+/// What [`set_stage_hook`] takes.
+pub type StageHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+fn stage_hook() -> &'static Mutex<Option<StageHook>> {
+    static H: std::sync::OnceLock<Mutex<Option<StageHook>>> = std::sync::OnceLock::new();
     H.get_or_init(Mutex::default)
 }
 

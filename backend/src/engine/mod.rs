@@ -110,6 +110,10 @@
 //! * **Backup safety net**: before its manifest a backup checks that every
 //!   pack it reused still exists; if not, that attempt writes no snapshot
 //!   and the backup starts over from the source (bounded retries).
+//! * **Copies** ([`copy`]: one restore point to another repository, 3-2-1)
+//!   write the target like a backup: lease, newest plan avoided, packs and
+//!   indexes first, every chunk read back and re-hashed at the target, then
+//!   the manifest (same name and id); the source snapshot is pinned.
 //! * **Prune / forget** delete manifests only (chunks go at the next GC), and
 //!   never one whose `immutable_until` lies in the future ([`prune`]).
 //! * **Restore, verify, stats, random-access reads** take no lock: they only
