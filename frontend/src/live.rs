@@ -265,7 +265,7 @@ async fn run(live: Live, session: crate::session::Session, stopped: Arc<AtomicBo
                 }
                 match msg {
                     Ok(Message::Text(text)) => {
-                        if let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) {
+                        if let Ok(msg) = decode(&text) {
                             failures = 0;
                             receive(live, msg);
                         }
@@ -309,6 +309,17 @@ async fn run(live: Live, session: crate::session::Session, stopped: Arc<AtomicBo
 fn mark_update(live: Live) {
     live.last_update_ms.set(Some(js_sys::Date::now()));
     live.updates.update(|n| *n += 1);
+}
+
+/// One frame's message: its `type` first, then the frame again straight
+/// into that variant (shared-types' `ServerMessage::deserialize_as`), not
+/// through the derive, which buffers every payload in a `Content` tree.
+fn decode(text: &str) -> serde_json::Result<ServerMessage> {
+    let kind = serde_json::from_str::<shared_types::ws::MessageType>(text)?.kind;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let msg = ServerMessage::deserialize_as(&kind, &mut de)?;
+    de.end()?;
+    Ok(msg)
 }
 
 fn receive(live: Live, msg: ServerMessage) {
