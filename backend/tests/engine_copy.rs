@@ -471,10 +471,54 @@ fn copies_to_s3_and_azure_restore_from_the_target() {
         );
     }
     std::fs::remove_dir_all(&src).unwrap();
+    // A copy can be the source too (the primary gone): S3 back to a local directory.
+    let back = t.path().join("back");
+    ok(&["repo", "init", p(&back)]);
+    let j = copy_json(&["--from-spec-file", p(&s3), "--from-key", p(&kb), "--to", p(&back), "--id", "vm1", "--snapshot", &s2]);
+    assert_eq!(n(&j, "chunks_sent"), n(&j, "chunks_total"), "{j}");
+    assert_restores(&["--repo", p(&back)], None, &s2, &img, &out);
     assert_restores(&["--spec-file", p(&s3)], Some(&kb), &s1, &v1, &out);
     assert_restores(&["--spec-file", p(&s3)], Some(&kb), &s2, &img, &out);
     assert_restores(&["--spec-file", p(&az)], None, &s1, &v1, &out);
     assert_restores(&["--spec-file", p(&az)], None, &s2, &img, &out);
+}
+
+#[test]
+fn a_copy_killed_while_uploading_to_s3_leaves_no_snapshot_and_the_next_completes() {
+    let moto = Moto::start();
+    moto.create_bucket("target", false);
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    let (img, out) = (t.path().join("d.raw"), t.path().join("out.raw"));
+    ok(&["repo", "init", p(&src)]);
+    make_random_image(&img, 18, 40);
+    let s1 = backup(&src, None, &img, None);
+    let spec = moto.spec("target");
+    let f = spec_file(&t.path().join("s3.json"), &spec);
+    ok(&["repo", "init", "--spec-file", p(&f)]);
+    let args = ["repo", "copy", "--from", p(&src), "--to-spec-file", p(&f), "--id", "vm1", "--snapshot", &s1, "--no-progress"];
+    let mut child = bin().args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    let pack_put = |moto: &Moto| moto.requests().iter().any(|r| r.starts_with("PUT /target/packs/"));
+    while !pack_put(&moto) && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "the copy ended ({status}) before it was killed: the test proves nothing");
+    let ds = Datastore::open_spec(&spec, None).unwrap();
+    assert!(ds.list_snapshots(None).unwrap().is_empty(), "a killed copy shows no snapshot");
+    let keys = |prefix: &str| ds.repo.list(prefix).unwrap().len();
+    assert!(keys("packs/") > 0, "the killed copy's packs");
+    for _ in 0..2 {
+        ok(&["repo", "gc", "--spec-file", p(&f), "--grace-seconds", "0"]);
+    }
+    assert_eq!((keys("packs/"), keys("pack-index/"), keys("indexes/"), keys("locks/")), (0, 0, 0, 0), "GC at the target cleaned");
+    let j = copy_json(&args[2..args.len() - 1]);
+    assert_eq!(n(&j, "chunks_sent"), n(&j, "chunks_total"), "{j}");
+    std::fs::remove_dir_all(&src).unwrap();
+    assert_restores(&["--spec-file", p(&f)], None, &s1, &img, &out);
 }
 
 #[test]
