@@ -4,7 +4,11 @@
 //! tests the bucket then saves; the card shows an S3 bucket, its location and
 //! "unbounded" space; Backup Now of web-02 into it from ASSETS; the job
 //! completes; web-02's restore points name the S3 repository and the
-//! repository card counts it. Screenshots at 1440x900, 820x1180 and 390x844.
+//! repository card counts it. The bucket has Object Lock and the repository
+//! 3 immutable days in compliance mode: the restore point shows "Locked until
+//! DATE (S3 Object Lock, compliance)" with DATE the retain-until date the
+//! storage holds on its manifest (read with boto3). Screenshots at 1440x900,
+//! 820x1180 and 390x844.
 
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
@@ -109,7 +113,8 @@ async fn click(b: &Browser, id: &str) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_repository_is_added_in_the_cockpit_backed_up_to_and_its_restore_points_show() -> Result<()> {
     let moto = Moto::start()?;
-    moto.admin(&["create-bucket", "cockpit-backups", "0"])?;
+    // With Object Lock: the restore points are locked by the storage.
+    moto.admin(&["create-bucket", "cockpit-backups", "1"])?;
     let server = Server::start_with_lab_guests()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
@@ -128,6 +133,8 @@ async fn an_s3_repository_is_added_in_the_cockpit_backed_up_to_and_its_restore_p
     set(&b, "repo-form-bucket", "cockpit-backups").await?;
     set(&b, "repo-form-access-key-id", &moto.key.0).await?;
     set(&b, "repo-form-secret", &moto.key.1).await?;
+    set(&b, "repo-form-immutable", "3").await?;
+    b.testid("repo-form-lock-mode", T).await?.select_by_value("compliance").await?;
     click(&b, "repo-form-test").await?;
     b.until("a passing test of the bucket", Duration::from_secs(60), || async {
         Ok(b.testid("repo-test", T).await?.attr("data-ok").await?.filter(|v| v == "true"))
@@ -147,11 +154,15 @@ async fn an_s3_repository_is_added_in_the_cockpit_backed_up_to_and_its_restore_p
     let repo = listed.as_array().and_then(|a| a.iter().find(|r| r["name"] == "offsite-s3")).context("offsite-s3 in the API")?.clone();
     let repo_id = repo["id"].as_str().context("id")?.to_owned();
     ensure!(repo["kind"] == "s3" && repo["encrypted"] == true && repo["status"] == "online", "{repo}");
+    ensure!(repo["immutability"] == "storage" && repo["object_lock_mode"] == "compliance" && repo["immutable_days"] == 3, "{repo}");
 
     // Backup Now of web-02 into it, from ASSETS.
     b.client.goto(&server.url("/assets")).await?;
     click(&b, "backup-now-web-02").await?;
     b.testid("start-backup", T).await?;
+    // The repositories load after the modal opens: wait for the new one's option.
+    let option = format!("[data-testid='start-backup-repo'] option[value='{repo_id}']");
+    b.until("the S3 repository among the choices", T, || async { Ok(b.client.find(Locator::Css(&option)).await.ok()) }).await?;
     b.testid("start-backup-repo", T).await?.select_by_value(&repo_id).await?;
     click(&b, "start-backup-submit").await?;
     let job = b
@@ -174,11 +185,34 @@ async fn an_s3_repository_is_added_in_the_cockpit_backed_up_to_and_its_restore_p
     .await?;
     ensure!(rows.contains("offsite-s3"), "restore points: {rows:?}");
     let _ = points;
+    // The lock date shown is the storage's: the retain-until date boto3
+    // reads on the restore point's manifest in the bucket.
+    let listed = server.get_json(&format!("/api/v1/backup/list?vm={vm}"))?;
+    let point = listed["items"].as_array().and_then(|a| a.first()).context("the restore point in the API")?.clone();
+    let manifest = format!("snapshots/{}/{}.json", point["snapshot_name"].as_str().context("name")?, point["snapshot_id"].as_str().context("id")?);
+    let versions = moto.admin(&["all-versions", "cockpit-backups"])?;
+    let version = versions["versions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["key"] == manifest.as_str() && v["is_latest"] == true))
+        .and_then(|v| v["version_id"].as_str())
+        .with_context(|| format!("{manifest} in the bucket: {versions}"))?
+        .to_owned();
+    let retention = moto.admin(&["retention", "cockpit-backups", &manifest, &version])?;
+    ensure!(retention["mode"] == "COMPLIANCE", "{manifest}: {retention}");
+    let storage_until = chrono::DateTime::parse_from_rfc3339(retention["until"].as_str().context("until")?)?.with_timezone(&chrono::Utc);
+    ensure!(point["lock"]["enforced_by"] == "storage" && point["lock"]["mode"] == "compliance", "{point}");
     for (size, w, h) in SIZES {
         b.resize(*w, *h).await?;
         tokio::time::sleep(Duration::from_millis(600)).await;
         ensure!(!b.overflows().await?, "ASSETS with restore points scrolls sideways at {size}");
         b.screenshot(&format!("object-repository-points-{size}")).await?;
+        let lock = b.testid("point-lock", T).await?;
+        ensure!(lock.attr("data-enforced-by").await?.as_deref() == Some("storage"), "the lock is the storage's at {size}");
+        let shown = chrono::DateTime::parse_from_rfc3339(&lock.attr("data-until").await?.context("data-until")?)?.with_timezone(&chrono::Utc);
+        ensure!(shown.timestamp_millis() == storage_until.timestamp_millis(), "shown {shown} vs the storage's {storage_until} at {size}");
+        let text = lock.text().await?;
+        let want = format!("Locked until {}", storage_until.format("%Y-%m-%d"));
+        ensure!(text.contains(&want) && text.contains("S3 Object Lock, compliance"), "lock text {text:?} at {size}, want {want:?}");
     }
     b.resize(1440, 900).await?;
     b.client.goto(&server.url("/repositories")).await?;

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
-use shared_types::backups::{Backup, BackupStatus, ChainRelation};
+use shared_types::backups::{Backup, BackupStatus, ChainRelation, LockEnforcer, RestorePointLock};
 use shared_types::restore::Mount;
 
 use crate::api;
@@ -198,9 +198,12 @@ fn PointRow(b: Backup) -> impl IntoView {
         removal.run(api::delete_backup(delete_id.clone()), move |_| hub.points_version.update(|v| *v += 1));
     };
     let locked = locked_at(b.immutable_until);
+    let lock_note = StoredValue::new(lock_ahead(&b.lock).map(|l| format!("{}: it cannot be deleted before then", lock_title(&l))));
     let delete_title = move || {
         if !operator() {
             needs(Role::Operator, session.user.get().as_ref())
+        } else if let Some(note) = lock_note.get_value() {
+            note
         } else if let Some(u) = locked {
             format!("Immutable until {}: the server refuses to delete it before then", when(u))
         } else {
@@ -215,8 +218,7 @@ fn PointRow(b: Backup) -> impl IntoView {
             <td class="mono">{when(b.created_at)}</td>
             <td>{b.backup_type.as_str()}</td>
             <td><VerifyCell b=b.clone() /></td>
-            <td class="mono hide-narrow" data-testid="point-immutable" title=locked.map(|u| format!("Immutable until {}", when(u))).unwrap_or_default()>
-                {locked.map(|u| format!("until {}", u.format("%Y-%m-%d"))).unwrap_or_else(|| "—".into())}</td>
+            <td class="hide-narrow" data-testid="point-immutable"><LockCell b=b.clone() /></td>
             <td class="mono hide-narrow">{format_bytes(b.logical_bytes)}</td>
             <td class="hide-narrow" data-label="Stored in"><PointLocations b=b.clone() /></td>
             <td class="point-actions">
@@ -301,7 +303,6 @@ fn ChainModal() -> impl IntoView {
                                                         ChainRelation::This => "this point",
                                                         ChainRelation::Descendant => "reads from it",
                                                     };
-                                                    let locked = locked_at(b.immutable_until);
                                                     view! {
                                                         <tr data-testid="chain-link" data-relation=l.relation.as_str() data-id=b.id.clone()
                                                             class:focused=l.relation == ChainRelation::This>
@@ -310,7 +311,7 @@ fn ChainModal() -> impl IntoView {
                                                             <td>{b.backup_type.as_str()}</td>
                                                             <td><VerifyCell b=b.clone() /></td>
                                                             <td class="mono hide-narrow">{format_bytes(b.bytes_written)}</td>
-                                                            <td class="mono hide-narrow">{locked.map(|u| format!("until {}", when(u))).unwrap_or_else(|| "—".into())}</td>
+                                                            <td class="hide-narrow"><LockCell b=b.clone() /></td>
                                                         </tr>
                                                     }
                                                 }).collect_view()}
@@ -342,6 +343,50 @@ fn VerifyCell(b: Backup) -> impl IntoView {
     };
     view! {
         <span class=class data-testid="point-verify" data-state=b.status.as_str() title=title>{label}</span>
+    }
+}
+
+/// A restore point's lock that has not ended yet (by the browser's clock).
+fn lock_ahead(lock: &Option<RestorePointLock>) -> Option<RestorePointLock> {
+    lock.clone().filter(|l| l.until.timestamp_millis() as f64 > js_sys::Date::now())
+}
+
+/// Who refuses the delete, until when, in words.
+fn lock_title(l: &RestorePointLock) -> String {
+    match l.enforced_by {
+        LockEnforcer::Storage => format!(
+            "The storage itself (S3 Object Lock{}) refuses to delete it until {}{}",
+            l.mode.map(|m| format!(", {} mode", m.as_str())).unwrap_or_default(),
+            when(l.until),
+            l.checked_at.map(|c| format!("; date read from the storage {}", when(c))).unwrap_or_default()
+        ),
+        LockEnforcer::Sendense => format!("Sendense refuses to delete or prune it until {} (someone with the storage's own credentials still could)", when(l.until)),
+    }
+}
+
+/// A restore point's lock: "Locked until 2026-12-12 (S3 Object Lock,
+/// compliance)" when the storage enforces it, "Immutable until 2026-12-12
+/// (Sendense)" when Sendense alone does, a dash when none is ahead.
+#[component]
+fn LockCell(b: Backup) -> impl IntoView {
+    match lock_ahead(&b.lock) {
+        None => view! { <span class="muted" data-testid="point-lock" data-enforced-by="none">"—"</span> }.into_any(),
+        Some(l) => {
+            let date = l.until.format("%Y-%m-%d").to_string();
+            let (line, by) = match l.enforced_by {
+                LockEnforcer::Storage => (
+                    format!("Locked until {date}"),
+                    format!("(S3 Object Lock{})", l.mode.map(|m| format!(", {}", m.as_str())).unwrap_or_default()),
+                ),
+                LockEnforcer::Sendense => (format!("Immutable until {date}"), "(Sendense)".to_string()),
+            };
+            view! {
+                <span class="point-lock" data-testid="point-lock" data-enforced-by=l.enforced_by.as_str()
+                    data-until=l.until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) title=lock_title(&l)>
+                    <span class="mono">{line}</span>" "<span class="muted small lock-by">{by}</span>
+                </span>
+            }.into_any()
+        }
     }
 }
 
