@@ -42,6 +42,13 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => {
+            // Repository index caches under DATA_DIR/cache, for the server
+            // and the engine processes it starts (they inherit the variable).
+            // Set here, before any thread exists.
+            if std::env::var_os(crate::engine::index_cache::ENV_DIR).is_none() {
+                let dir = std::path::absolute(config.data_dir.join("cache"))?;
+                std::env::set_var(crate::engine::index_cache::ENV_DIR, dir);
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(crate::server::serve(config))
         }

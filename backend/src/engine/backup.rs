@@ -272,15 +272,17 @@ fn backup_once(
     let uploads = ds.repo.parallel_requests().clamp(1, MAX_UPLOADS);
     let (pack_tx, pack_rx) = sync_channel::<PackJob>(uploads);
     let queue = Arc::new(UploadQueue { rx: Mutex::new(pack_rx), failed: AtomicBool::new(false) });
+    let written = Arc::new(Written { list: Mutex::default(), store: store.clone() });
     let mut uploaders = Vec::with_capacity(uploads);
     for i in 0..uploads {
         let repo = ds.repo.clone();
         let crypt = ds.crypt.clone();
         let avoid = avoid.clone();
         let queue = queue.clone();
+        let sink = written.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("sendense-upload-{i}"))
-            .spawn(move || upload_packs(repo.as_ref(), crypt.as_deref(), &avoid, &queue))
+            .spawn(move || upload_packs(repo.as_ref(), crypt.as_deref(), &avoid, &queue, &sink))
             .map_err(|e| EngineError::Pipeline(format!("spawn uploader: {e}")))?;
         uploaders.push(spawned);
     }
@@ -321,6 +323,7 @@ fn backup_once(
             (Ok(a), Ok(b)) => Ok(a + b),
         };
     }
+    written.flush_written();
     let bytes_uploaded = match (upload, &result) {
         (Err(e), _) => return Err(e),
         (Ok(_), Err(_)) => return Err(result.unwrap_err()),
@@ -457,15 +460,47 @@ struct UploadQueue {
     failed: AtomicBool,
 }
 
-fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid, queue: &UploadQueue) -> Result<u64> {
-    let r = upload_from(repo, crypt, avoid, queue);
+/// Packs the uploaders wrote (id, entries), for the index cache (the next
+/// backup then reads none of their indexes back); handed over every
+/// [`WRITTEN_BATCH`] entries and at the end.
+struct Written {
+    list: Mutex<(Vec<(Digest, Vec<PackEntry>)>, usize)>,
+    store: Arc<ChunkStore>,
+}
+
+/// Entries of written packs held before they go to the index cache.
+const WRITTEN_BATCH: usize = 1 << 18;
+
+impl Written {
+    fn wrote(&self, id: Digest, entries: Vec<PackEntry>) {
+        let full = {
+            let mut w = self.list.lock().unwrap_or_else(|e| e.into_inner());
+            w.1 += entries.len();
+            w.0.push((id, entries));
+            if w.1 < WRITTEN_BATCH {
+                return;
+            }
+            w.1 = 0;
+            std::mem::take(&mut w.0)
+        };
+        self.store.remember_written(&full);
+    }
+
+    fn flush_written(&self) {
+        let rest = std::mem::take(&mut self.list.lock().unwrap_or_else(|e| e.into_inner()).0);
+        self.store.remember_written(&rest);
+    }
+}
+
+fn upload_packs(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid, queue: &UploadQueue, sink: &Written) -> Result<u64> {
+    let r = upload_from(repo, crypt, avoid, queue, sink);
     if r.is_err() {
         queue.failed.store(true, AtomicOrdering::Relaxed);
     }
     r
 }
 
-fn upload_from(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid, queue: &UploadQueue) -> Result<u64> {
+fn upload_from(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid, queue: &UploadQueue, sink: &Written) -> Result<u64> {
     let mut written = 0u64;
     loop {
         if queue.failed.load(AtomicOrdering::Relaxed) {
@@ -481,7 +516,9 @@ fn upload_from(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid
             getrandom::fill(&mut pad).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
             job.data.extend_from_slice(&pad);
         }
-        written += pack::write(repo, crypt, &job.data, &job.entries)?.1;
+        let (id, n) = pack::write(repo, crypt, &job.data, &job.entries)?;
+        written += n;
+        sink.wrote(id, job.entries);
     }
 }
 

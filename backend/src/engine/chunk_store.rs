@@ -56,6 +56,8 @@ pub struct ChunkStore {
     moved: Mutex<Moved>,
     /// Pack indexes read from the repository at open (the rest came from the cache).
     pub indexes_read: usize,
+    /// The index cache's directory.
+    cache_dir: std::path::PathBuf,
 }
 
 /// Pack indexes read after loading: the packs looked at and their chunks.
@@ -85,8 +87,9 @@ impl ChunkStore {
             dict: OnceLock::new(),
             moved: Mutex::default(),
             indexes_read: 0,
+            cache_dir: dir,
         };
-        let opened = index_cache::open(&dir, store.repo.as_ref(), |id, key| store.read_pack_index(id, key))?;
+        let opened = index_cache::open(&store.cache_dir, store.repo.as_ref(), |id, key| store.read_pack_index(id, key))?;
         store.packs = opened.packs;
         store.usable = opened.listed;
         store.dict_packs = opened.dict;
@@ -123,6 +126,15 @@ impl ChunkStore {
                 raw_len: e.raw_len,
                 flags: e.flags,
             });
+        }
+    }
+
+    /// Tells the index cache about packs (and their entries) this process
+    /// wrote, so the next open need not read their indexes. Best effort:
+    /// a cache that cannot take them reads the indexes at the next open.
+    pub fn remember_written(&self, written: &[(Digest, Vec<PackEntry>)]) {
+        if let Err(e) = index_cache::add_packs(&self.cache_dir, written) {
+            tracing::warn!(error = %e, "packs just written not added to the index cache");
         }
     }
 

@@ -412,9 +412,11 @@ pub fn open(
     let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| io("lock", e))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| io("lock", e.into()))?;
 
+    let mut fresh = false;
     let (mut state, mut packs) = match load(dir) {
         Ok(x) => x,
         Err(reason) => {
+            fresh = true;
             if reason != "absent" {
                 tracing::warn!(cache = %dir.display(), %reason, "index cache unreadable; rebuilding it from the repository");
             }
@@ -523,7 +525,7 @@ pub fn open(
         }
         state.packs = packs.len();
     }
-    if !created.is_empty() || purged_any || packs.len() != known_packs {
+    if fresh || !created.is_empty() || purged_any || packs.len() != known_packs {
         let tmp = dir.join("state.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(&state).expect("serialize cache state")).map_err(|e| io("state", e))?;
         std::fs::rename(&tmp, dir.join("state.json")).map_err(|e| io("state", e))?;
@@ -547,6 +549,69 @@ pub fn open(
         out.dict.push(pk.flags & PACK_DICT != 0);
     }
     Ok(out)
+}
+
+/// Adds packs this process has just written (with their entries) to the
+/// cache in `dir`, so the next open does not read their indexes back
+/// (write-through). Packs the cache knows already are left out. A cache
+/// that does not load is left for the next open to rebuild.
+pub fn add_packs(dir: &Path, written: &[(Digest, Vec<PackEntry>)]) -> Result<()> {
+    let io = |what: &str, e: std::io::Error| EngineError::Pipeline(format!("index cache {}: {what}: {e}", dir.display()));
+    if written.is_empty() || !dir.join("state.json").exists() {
+        return Ok(());
+    }
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| io("lock", e))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| io("lock", e.into()))?;
+    let Ok((mut state, packs)) = load(dir) else { return Ok(()) };
+    let known: std::collections::HashSet<Digest> =
+        packs.iter().filter(|p| p.flags & PACK_PURGED == 0).map(|p| p.id).collect();
+    let mut recs = Vec::new();
+    let mut added = Vec::new();
+    for (id, entries) in written {
+        if known.contains(id) || added.iter().any(|(a, _): &(Digest, u8)| a == id) {
+            continue;
+        }
+        let p = (packs.len() + added.len()) as u32;
+        let dict = entries.iter().any(|e| e.flags & FLAG_DICT != 0);
+        added.push((*id, if dict { PACK_DICT } else { 0 }));
+        recs.extend(entries.iter().map(|e| Rec::of(p, e)));
+    }
+    drop(known);
+    if added.is_empty() {
+        return Ok(());
+    }
+    recs.sort_unstable_by(|a, b| a.digest.cmp(&b.digest));
+    let name = format!("run-{:08}", state.next);
+    state.next += 1;
+    let count = write_run(&dir.join(&name), recs.len(), recs.drain(..).map(Ok)).map_err(|e| io(&name, e))?;
+    state.runs.push(RunState { name, count });
+    let n = packs.len() + added.len();
+    let listed = vec![true; n];
+    let mut obsolete = Vec::new();
+    while state.runs.len() > 2 || (state.runs.len() == 2 && state.runs[1].count * DELTA_RATIO >= state.runs[0].count) {
+        let k = state.runs.len();
+        let (an, bn, upper) = (state.runs[k - 2].name.clone(), state.runs[k - 1].name.clone(), state.runs[k - 2].count + state.runs[k - 1].count);
+        let name = format!("run-{:08}", state.next);
+        state.next += 1;
+        let mut purged = vec![false; n];
+        let count = merge(&dir.join(&an), &dir.join(&bn), &dir.join(&name), upper, &listed, &mut purged).map_err(|e| io(&name, e))?;
+        state.runs.truncate(k - 2);
+        state.runs.push(RunState { name, count });
+        obsolete.push(an);
+        obsolete.push(bn);
+    }
+    let bytes: Vec<u8> = added.iter().flat_map(|(id, f)| id.0.iter().copied().chain(std::iter::once(*f))).collect();
+    let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("packs")).map_err(|e| io("packs", e))?;
+    f.write_all_at(&bytes, (packs.len() * PACK_REC) as u64).map_err(|e| io("packs", e))?;
+    f.set_len((n * PACK_REC) as u64).map_err(|e| io("packs", e))?;
+    state.packs = n;
+    let tmp = dir.join("state.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&state).expect("serialize cache state")).map_err(|e| io("state", e))?;
+    std::fs::rename(&tmp, dir.join("state.json")).map_err(|e| io("state", e))?;
+    for name in obsolete {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    Ok(())
 }
 
 /// The state and packs in force; `Err("absent")` for a new cache.
