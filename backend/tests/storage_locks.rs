@@ -4,7 +4,7 @@
 //! mode and date), a point without a storage lock shows Sendense's own
 //! `immutable_until`, a record made again replaces the first, `None` removes
 //! it, and a lock recorded for another repository (a copy) is not the
-//! point's own.
+//! point's own. The lock and the undelete endpoint are in the OpenAPI document.
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -98,4 +98,18 @@ async fn storage_locks_are_what_restore_points_show_on_sqlite() {
 async fn storage_locks_are_what_restore_points_show_on_postgresql() {
     let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
     locks_on(support::postgres_fixture(&cluster.url(), "locks").await).await;
+}
+
+#[tokio::test]
+async fn locks_and_undelete_are_in_the_openapi_document() {
+    let f = support::fixture().await;
+    let doc: serde_json::Value = f.call("GET", "/api/v1/openapi.json", None, None).await.json();
+    let undelete = &doc["paths"]["/repositories/{id}/undelete"]["post"];
+    assert!(undelete.is_object(), "{}", doc["paths"]);
+    assert!(undelete["responses"]["422"].is_object() && undelete["responses"]["200"].is_object(), "{undelete}");
+    let schemas = &doc["components"]["schemas"];
+    for name in ["UndeleteRequest", "UndeleteReport", "UndeletedSnapshot", "RestorePointLock", "LockEnforcer"] {
+        assert!(schemas[name].is_object(), "{name} missing from the schemas");
+    }
+    assert!(schemas["Backup"]["properties"]["lock"].is_object(), "{}", schemas["Backup"]);
 }
