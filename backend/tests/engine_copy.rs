@@ -447,7 +447,7 @@ fn copies_to_s3_and_azure_restore_from_the_target() {
     let az = spec_file(&t.path().join("az.json"), &azurite.spec("copies"));
     ok(&["repo", "init", "--spec-file", p(&s3), "--encrypt", p(&kb)]);
     ok(&["repo", "init", "--spec-file", p(&az)]);
-    for (target, key) in [(&s3, Some(&kb)), (&az, None)] {
+    for (target, key, spec) in [(&s3, Some(&kb), moto.spec("copies")), (&az, None, azurite.spec("copies"))] {
         let mut base = vec!["--from", p(&src), "--from-key", p(&ka), "--to-spec-file", p(target), "--id", "vm1"];
         if let Some(k) = key {
             base.extend(["--to-key", p(k)]);
@@ -458,13 +458,19 @@ fn copies_to_s3_and_azure_restore_from_the_target() {
         assert_eq!(n(&j1, "chunks_sent"), n(&j1, "chunks_total"), "{j1}");
         let j2 = copy_json(&[base.clone(), vec!["--snapshot", &s2]].concat());
         assert_eq!(n(&j2, "chunks_sent"), 2, "{j2}");
+        assert!(j2["requests_source"].is_null(), "a local source counts no requests: {j2}");
+        let (r1, r2) = (n(&j1, "requests_target"), n(&j2, "requests_target"));
+        assert!(r1 > 0 && r2 > 0, "target requests: full {r1}, incremental {r2}");
         let j3 = copy_json(&[base.clone(), vec!["--snapshot", &s2]].concat());
         assert_eq!((j3["already_present"].as_bool(), n(&j3, "bytes_sent")), (Some(true), 0), "{j3}");
+        let leases = sendense::repos::open_backend(&spec).unwrap().list("locks/").unwrap();
+        assert!(leases.is_empty(), "the copies' leases are gone: {:?}", leases.iter().map(|o| &o.key).collect::<Vec<_>>());
         println!(
-            "copy to {}: full {} chunks {} bytes in {took:?} ({}), incremental {} chunks {} bytes",
+            "copy to {}: full {} chunks {} bytes in {took:?} ({} requests: {}), incremental {} chunks {} bytes",
             p(target),
             n(&j1, "chunks_sent"),
             n(&j1, "bytes_sent"),
+            n(&j1, "requests_target"),
             j1["object_store_requests"],
             n(&j2, "chunks_sent"),
             n(&j2, "bytes_sent")
@@ -476,6 +482,7 @@ fn copies_to_s3_and_azure_restore_from_the_target() {
     ok(&["repo", "init", p(&back)]);
     let j = copy_json(&["--from-spec-file", p(&s3), "--from-key", p(&kb), "--to", p(&back), "--id", "vm1", "--snapshot", &s2]);
     assert_eq!(n(&j, "chunks_sent"), n(&j, "chunks_total"), "{j}");
+    assert!(n(&j, "requests_source") > 0 && j["requests_target"].is_null(), "{j}");
     assert_restores(&["--repo", p(&back)], None, &s2, &img, &out);
     assert_restores(&["--spec-file", p(&s3)], Some(&kb), &s1, &v1, &out);
     assert_restores(&["--spec-file", p(&s3)], Some(&kb), &s2, &img, &out);

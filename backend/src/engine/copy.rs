@@ -133,6 +133,10 @@ pub struct CopyStats {
     pub immutable_until: Option<String>,
     /// Retention requests sent to the target storage.
     pub objects_locked: u64,
+    /// Requests sent to the source and to the target storage by this copy
+    /// (verify included); `null` for a local directory.
+    pub requests_source: Option<u64>,
+    pub requests_target: Option<u64>,
     /// Chunks and plain bytes read back from the target and re-hashed.
     pub verified_chunks: u64,
     pub verified_bytes: u64,
@@ -177,6 +181,12 @@ pub fn copy_snapshot(
         reencoded: !same_ids(src, dst),
         ..Default::default()
     };
+    let requests = |r: &dyn Repository| r.request_counts().map(|c| c.total());
+    let (src_before, dst_before) = (requests(src.repo.as_ref()), requests(dst.repo.as_ref()));
+    let count_requests = |stats: &mut CopyStats| {
+        stats.requests_source = requests(src.repo.as_ref()).zip(src_before).map(|(a, b)| a - b);
+        stats.requests_target = requests(dst.repo.as_ref()).zip(dst_before).map(|(a, b)| a - b);
+    };
     let phase = |p: CopyPhase| {
         if let Some(f) = &opts.on_phase {
             f(p);
@@ -198,6 +208,7 @@ pub fn copy_snapshot(
             stats.chunks_total = total;
             stats.chunks_present = total;
             stats.chunks_zero = zero;
+            count_requests(&mut stats);
             stats.duration_ms = started.elapsed().as_millis() as u64;
             return Ok(stats);
         }
@@ -260,6 +271,7 @@ pub fn copy_snapshot(
     result?;
     stats.objects_written = counting.objects.load(Ordering::Relaxed);
     stats.bytes_sent = counting.bytes.load(Ordering::Relaxed);
+    count_requests(&mut stats);
     stats.duration_ms = started.elapsed().as_millis() as u64;
     Ok(stats)
 }
@@ -838,6 +850,9 @@ impl Repository for Counting {
     }
     fn parallel_requests(&self) -> usize {
         self.inner.parallel_requests()
+    }
+    fn request_counts(&self) -> Option<crate::repos::http::RequestCounts> {
+        self.inner.request_counts()
     }
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         self.inner.put(key, data)?;

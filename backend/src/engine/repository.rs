@@ -99,6 +99,11 @@ pub trait Repository: Send + Sync {
     fn parallel_requests(&self) -> usize {
         0
     }
+    /// The requests this handle sent so far, by method (object stores);
+    /// `None` where nothing is counted (a local directory).
+    fn request_counts(&self) -> Option<crate::repos::http::RequestCounts> {
+        None
+    }
     /// Write or replace an object atomically: readers see the old or the new
     /// object, never a part. Durable when it returns.
     fn put(&self, key: &str, data: &[u8]) -> Result<()>;

@@ -268,6 +268,10 @@ impl Repository for ObjectRepository {
         8
     }
 
+    fn request_counts(&self) -> Option<RequestCounts> {
+        Some(self.requests())
+    }
+
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         let payload = PutPayload::from(Bytes::copy_from_slice(data));
         self.run(key, move |s, p| Box::pin(async move { s.put(&p, payload).await }))?;
