@@ -211,7 +211,8 @@ pub enum RepoCommand {
     /// (fields: name, snapshot, already_present, chunks_total, chunks_sent,
     /// chunks_present, chunks_zero, bytes_logical, bytes_read, bytes_sent,
     /// objects_written, reencoded, immutable_until, objects_locked,
-    /// verified_chunks, verified_bytes, duration_ms). With
+    /// requests_source, requests_target, verified_chunks, verified_bytes,
+    /// duration_ms). With
     /// `--progress-json` stderr gets about every second a line
     /// `{"progress":{"phase":"copy"|"verify","bytes_total":N,"bytes_done":N,"bytes_sent":N,"chunks_sent":N,"chunks_present":N}}`.
     /// See /work/notes/copy-interface.md.
