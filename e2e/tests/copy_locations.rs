@@ -3,8 +3,9 @@
 //! target to it (made through the API), the flow run, its backup and copy
 //! jobs complete; ASSETS → web-02's restore points show where the restore
 //! point exists: a badge for the primary repository and one for the copy,
-//! both present. The flow editor shows the copy target. Screenshots at
-//! 1440x900 and 820x1180 (no sideways overflow).
+//! both present; "Copy…" copies it to a third repository from the table
+//! (a copy job; a third badge once done). Screenshots at 1440x900 and
+//! 820x1180 (no sideways overflow).
 
 use std::time::Duration;
 
@@ -57,6 +58,9 @@ async fn restore_points_show_their_primary_and_their_copy() -> Result<()> {
     };
     let copied = server.wait_job(&token, &copy, Duration::from_secs(600))?;
     ensure!(copied["job"]["status"] == "completed", "copy: {copied}");
+    let vault_path = server.data_path().parent().context("the server's directory")?.join("vault");
+    let vault = server.expect(&token, "POST", "/api/v1/repositories", Some(json!({"name": "vault", "kind": "local", "path": vault_path.display().to_string(), "encrypted": false})), 201)?;
+    let vault_id = vault["id"].as_str().context("vault id")?.to_owned();
 
     let b = Browser::start(1440, 900).await?;
     b.client.goto(&server.url("/assets")).await?;
@@ -80,6 +84,39 @@ async fn restore_points_show_their_primary_and_their_copy() -> Result<()> {
     );
     let title = b.client.find(fantoccini::Locator::Css("[data-testid='point-location'][data-role='copy']")).await?.attr("title").await?.unwrap_or_default();
     ensure!(title.contains("Copy in 'offsite'") && title.contains("immutable there until"), "title: {title:?}");
+    // Copy… to the third repository, from the table.
+    let point = server.get_json(&format!("/api/v1/backup/list?vm={vm}"))?["items"][0]["id"].as_str().context("point id")?.to_owned();
+    b.click_testid(&format!("copy-point-{point}"), T).await?;
+    b.until("vault among the repositories to copy to", T, || async {
+        let sel = b.testid("copy-to-repo", T).await?;
+        Ok(sel.html(false).await?.contains(&vault_id).then_some(()))
+    })
+    .await?;
+    let options = b.testid("copy-to-repo", T).await?.html(false).await?;
+    ensure!(!options.contains(offsite["id"].as_str().unwrap_or("-")), "offsite holds it already, yet is offered: {options}");
+    b.testid("copy-to-repo", T).await?.select_by_value(&vault_id).await?;
+    b.click_testid("copy-to-start", T).await?;
+    let third = b
+        .until("the third copy", T, || async {
+            let found = b.client.find_all(fantoccini::Locator::Css("[data-testid='vm-points'] [data-testid='point-location'][data-state='present']")).await?;
+            Ok((found.len() == 3).then_some(found.len()))
+        })
+        .await;
+    if third.is_err() {
+        // The table shows what it had when the copy was queued: reopen it.
+        b.click_testid("vm-points-close", T).await?;
+        b.until("the vault copy in the catalog", Duration::from_secs(300), || async {
+            let p = server.get_json(&format!("/api/v1/backup/{point}"))?;
+            Ok(p["locations"].as_array().is_some_and(|l| l.iter().any(|x| x["repository_name"] == "vault" && x["state"] == "present")).then_some(()))
+        })
+        .await?;
+        b.click_testid("restore-points-web-02", T).await?;
+        b.until("three badges", T, || async {
+            let found = b.client.find_all(fantoccini::Locator::Css("[data-testid='vm-points'] [data-testid='point-location'][data-state='present']")).await?;
+            Ok((found.len() == 3).then_some(()))
+        })
+        .await?;
+    }
     for (name, w, h) in [("1440x900", 1440, 900), ("820x1180", 820, 1180)] {
         b.resize(w, h).await?;
         tokio::time::sleep(Duration::from_millis(400)).await;
