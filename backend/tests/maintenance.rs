@@ -136,7 +136,7 @@ fn damage_first_chunk(data_dir: &Path, repo: &Repository, b: &Backup) {
     let idx = ds.load_index("test", &m.disks[0].index).unwrap();
     let digest = idx.digests.iter().find(|d| !d.is_zero_marker()).expect("a stored chunk");
     let store = ds.load_chunk_store().unwrap();
-    let loc = store.map.get(digest).unwrap();
+    let loc = store.get(digest).expect("the chunk is in the repository");
     let pack = Path::new(&repo.path).join(sendense::engine::pack::pack_key(&store.packs[loc.pack as usize]));
     let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&pack).unwrap();
     let at = loc.offset + u64::from(loc.stored_len) / 2;
