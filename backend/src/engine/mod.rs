@@ -48,7 +48,9 @@
 //! that are cost 4x the time, so level 1 stays. To avoid one object per
 //! 64 KiB, new chunks are appended into ~8 MiB packs ([`pack`]) written whole.
 //! Dedup is global: one chunk map for every disk, VM and snapshot
-//! ([`chunk_store`]).
+//! ([`chunk_store`]), kept on this machine's disk, not in memory
+//! ([`index_cache`]: sorted tables refreshed from the pack indexes written
+//! since, never trusted over the repository's own listing).
 //!
 //! # Invariants
 //!
