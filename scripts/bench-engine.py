@@ -211,17 +211,21 @@ def main():
     ap.add_argument("--workdir", default="/var/tmp/sendense-bench")
     ap.add_argument("--bench-dir", default=os.environ.get("SENDENSE_BENCH_DIR", os.path.join(HERE, "..", "..", "shared", "bench")))
     ap.add_argument("--tools", default="sendense,restic,borg")
+    ap.add_argument("--changed", default="2", help="percent of the image the mutation rewrites (64 KiB scattered writes)")
     ap.add_argument("--with-8g", action="store_true", help="also measure Sendense peak RSS on an 8 GiB image")
     ap.add_argument("--repo", default="local", choices=("local",), help="s3|azure: bench-engine-object.py")
     a = ap.parse_args()
     w = a.workdir
     os.makedirs(os.path.join(w, "src"), exist_ok=True)
-    base, mut, ranges = (os.path.join(w, f) for f in (f"base-{a.size}.raw", f"mut-{a.size}.raw", f"changed-{a.size}.json"))
+    # The 2 % workload keeps its old file names.
+    pct = "" if a.changed == "2" else f"-{a.changed}pct"
+    base, mut, ranges = (os.path.join(w, f) for f in (f"base-{a.size}.raw", f"mut-{a.size}{pct}.raw", f"changed-{a.size}{pct}.json"))
     if not os.path.exists(mut):
         print(f"making the {a.size} workload in {w} ...", file=sys.stderr)
-        sh([sys.executable, os.path.join(a.bench_dir, "mkimage.py"), "1", a.size, base])
+        if not os.path.exists(base):
+            sh([sys.executable, os.path.join(a.bench_dir, "mkimage.py"), "1", a.size, base])
         sh(["cp", "--sparse=always", base, mut])
-        sh([sys.executable, os.path.join(a.bench_dir, "mutate.py"), mut, "2", "42", ranges])
+        sh([sys.executable, os.path.join(a.bench_dir, "mutate.py"), mut, a.changed, "42", ranges])
     changed = sum(l for _, l in json.load(open(ranges)))
     size = os.path.getsize(base)
     warm(base, mut)

@@ -4,9 +4,10 @@
 //! a reader thread reads runs of up to 16 consecutive chunks → hash/compress
 //! workers (one per core) detect zero chunks, digest, and compress+encrypt only
 //! chunks the store does not already hold → this thread (the writer) fills the
-//! fixed index and appends new chunks to an in-memory pack → an uploader
-//! thread (up to 4 on an object store, each with its own pack) writes each
-//! full pack and then its pack index, create-if-absent.
+//! fixed index and appends new chunks to an in-memory pack → uploader
+//! threads (2 on a local directory, so one pack's fsync overlaps the next
+//! pack's write; up to 4 on an object store; each with its own pack) write
+//! each full pack and then its pack index, create-if-absent.
 //! Only after every pack, pack index and fixed index is durable is the
 //! manifest put (atomic replace), which makes the snapshot visible.
 
@@ -267,10 +268,14 @@ fn backup_once(
     let store = Arc::new(store);
     stage("leased");
 
-    // One uploader on a local directory; on an object store up to
-    // MAX_UPLOADS PUTs at once, each uploader writing a pack, then its index.
-    let uploads = ds.repo.parallel_requests().clamp(1, MAX_UPLOADS);
-    let (pack_tx, pack_rx) = sync_channel::<PackJob>(uploads);
+    // Each uploader writes a pack, then its index. On a local directory
+    // two, with one pack queued (a pack waits on its fsync most of its
+    // upload time); on an object store up to MAX_UPLOADS PUTs at once.
+    let (uploads, queued) = match ds.repo.parallel_requests() {
+        0 => (LOCAL_UPLOADS, 1),
+        n => (n.clamp(1, MAX_UPLOADS), n.clamp(1, MAX_UPLOADS)),
+    };
+    let (pack_tx, pack_rx) = sync_channel::<PackJob>(queued);
     let queue = Arc::new(UploadQueue { rx: Mutex::new(pack_rx), failed: AtomicBool::new(false) });
     let written = Arc::new(Written { list: Mutex::default(), store: store.clone() });
     let mut uploaders = Vec::with_capacity(uploads);
@@ -452,6 +457,8 @@ impl Writer {
 
 /// Uploaders at once on an object store ([`Repository::parallel_requests`]).
 const MAX_UPLOADS: usize = 4;
+/// Uploaders on a local directory.
+const LOCAL_UPLOADS: usize = 2;
 
 /// The packs to upload, shared by the uploaders; `failed` stops the others
 /// when one fails (the backup then ends with that error).

@@ -74,7 +74,7 @@ impl ChunkStore {
     /// it does not hold yet. A corrupt pack index is an error naming it.
     pub fn load(repo: Arc<dyn Repository>, crypt: Option<Arc<CryptConfig>>, hasher: Hasher) -> Result<ChunkStore> {
         let config = repo.get(CONFIG_KEY)?;
-        let dir = index_cache::dir_for(&repo.describe(), &config);
+        let dir = index_cache::writable_dir(index_cache::dir_for(&repo.describe(), &config));
         let mut store = ChunkStore {
             repo,
             crypt,

@@ -90,6 +90,22 @@ pub fn dir_for(location: &str, config: &[u8]) -> PathBuf {
     root().join(&h.finalize().to_hex()[..32])
 }
 
+/// `dir` if this process can write there, else the same name under the
+/// temporary directory (a read-only home must not stop a backup).
+pub fn writable_dir(dir: PathBuf) -> PathBuf {
+    let ok = |d: &Path| {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(d).is_ok()
+            && OpenOptions::new().create(true).truncate(false).write(true).open(d.join("lock")).is_ok()
+    };
+    if ok(&dir) {
+        return dir;
+    }
+    let name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let fallback = std::env::temp_dir().join(format!("sendense-index-{}", rustix::process::getuid().as_raw())).join(name);
+    tracing::warn!(cache = %dir.display(), instead = %fallback.display(), "index cache directory not writable");
+    fallback
+}
+
 const RUN_MAGIC: &[u8; 8] = b"SDCRUN01";
 const HEADER: usize = 24;
 /// digest 32, pack u32, offset u64, stored u32, plain u32, flags u8.
