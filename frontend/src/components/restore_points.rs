@@ -217,9 +217,9 @@ fn PointRow(b: Backup) -> impl IntoView {
             <td class="vm-name">{b.vm_name.clone()}</td>
             <td class="mono">{when(b.created_at)}</td>
             <td>{b.backup_type.as_str()}</td>
-            <td><VerifyCell b=b.clone() /></td>
-            <td class="hide-narrow" data-testid="point-immutable"><LockCell b=b.clone() /></td>
-            <td class="mono hide-narrow">{format_bytes(b.logical_bytes)}</td>
+            <td data-label="Check"><VerifyCell b=b.clone() /></td>
+            <td class="hide-narrow" data-label="Immutable" data-testid="point-immutable"><LockCell b=b.clone() /></td>
+            <td class="mono hide-narrow" data-label="Size">{format_bytes(b.logical_bytes)}</td>
             <td class="hide-narrow" data-label="Stored in"><PointLocations b=b.clone() /></td>
             <td class="point-actions">
                 <span class="action-row">
