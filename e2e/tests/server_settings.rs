@@ -1,8 +1,10 @@
 //! Systems → Server in Chromium against the real server: the settings it
 //! started with (listen address, data directory, catalog, retention), TLS
-//! off, the licence tier and its table, as the API answers them; a viewer
-//! is told settings are for admins; no sideways scrolling; screenshots at
-//! three sizes.
+//! off, the licence tier and its table, as the API answers them; the
+//! runtime settings changed from the form (the server's answer and the
+//! rows follow; a value out of bounds is refused beside its field); a
+//! viewer is told settings are for admins; no sideways scrolling;
+//! screenshots at three sizes.
 
 use std::time::Duration;
 
@@ -44,6 +46,43 @@ async fn the_server_tab_shows_settings_tls_and_licence() -> Result<()> {
     let cross = text(&b, "licence-cross_platform_restore").await?;
     ensure!(cross.contains("—") && cross.contains("✓"), "cross-platform restore is Enterprise only: {cross:?}");
     b.screenshot("server-settings-desktop-1440x900").await?;
+
+    // Runtime settings: a read cap under 1 MiB/s is refused beside its field.
+    let set = |id: &'static str, value: &'static str| {
+        let b = &b;
+        async move {
+            let input = b.testid(id, T).await?;
+            input.clear().await?;
+            input.send_keys(value).await?;
+            anyhow::Ok(())
+        }
+    };
+    set("edit-read_limit_bytes_per_second", "0.5").await?;
+    b.click_testid("runtime-settings-save", T).await?;
+    let refused = text(&b, "runtime-settings-error").await?;
+    ensure!(refused.contains("1048576"), "the refusal says the bound: {refused:?}");
+    ensure!(server.get_json("/api/v1/settings")?["read_limit_bytes_per_second"] == 0, "nothing applied");
+    // Audit log 45 days, read cap 25 MiB/s, convert limit 1500 s: applied at once.
+    set("edit-read_limit_bytes_per_second", "25").await?;
+    set("edit-audit_retention_days", "45").await?;
+    set("edit-tool-convert", "1500").await?;
+    b.click_testid("runtime-settings-save", T).await?;
+    b.testid("runtime-settings-saved", T).await?;
+    let now = server.get_json("/api/v1/settings")?;
+    ensure!(now["audit_retention_days"] == 45 && now["read_limit_bytes_per_second"] == 25 * 1_048_576, "applied: {now}");
+    ensure!(now["tool_timeouts"].as_array().is_some_and(|t| t.iter().any(|t| t["class"] == "convert" && t["seconds"] == 1500)), "{now}");
+    let row = b
+        .until("the audit row shows the new value", T, || async {
+            let t = text(&b, "setting-audit_retention_days").await?;
+            Ok(t.contains("45 days").then_some(t))
+        })
+        .await?;
+    ensure!(row.contains("changed here"), "the row says it was changed here: {row:?}");
+    ensure!(text(&b, "setting-listen").await?.contains("restart to change"), "listen is a start setting");
+    b.client.execute("document.querySelector('[data-testid=runtime-settings]').scrollIntoView()", vec![]).await?;
+    b.screenshot("server-settings-runtime-desktop-1440x900").await?;
+    b.client.goto(&server.url("/systems")).await?;
+    b.testid("server-settings", T).await?;
     b.client.execute("document.querySelector('[data-testid=server-tls]').scrollIntoView()", vec![]).await?;
     b.screenshot("server-settings-tls-licence-desktop-1440x900").await?;
 
@@ -52,6 +91,8 @@ async fn the_server_tab_shows_settings_tls_and_licence() -> Result<()> {
         b.client.goto(&server.url("/systems")).await?;
         b.testid("server-licence", T).await?;
         b.screenshot(name).await?;
+        b.client.execute("document.querySelector('[data-testid=runtime-settings]').scrollIntoView()", vec![]).await?;
+        b.screenshot(&format!("{name}-runtime")).await?;
         b.client.execute("document.querySelector('[data-testid=server-licence]').scrollIntoView()", vec![]).await?;
         b.screenshot(&format!("{name}-licence")).await?;
         if b.overflows().await? {

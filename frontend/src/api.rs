@@ -442,6 +442,10 @@ pub async fn settings() -> Result<shared_types::settings::ServerSettings, ApiErr
     json(Request::get("/api/v1/settings")).await
 }
 
+pub async fn update_settings(req: shared_types::settings::SettingsUpdate) -> Result<shared_types::settings::ServerSettings, ApiError> {
+    json_with(Request::patch("/api/v1/settings"), &req).await
+}
+
 pub async fn restore_check(req: RestoreVmRequest) -> Result<CompatibilityReport, ApiError> {
     json_with(Request::post("/api/v1/restore/check"), &req).await
 }
