@@ -9,6 +9,7 @@ use crate::components::alerts::AlertStrip;
 use crate::components::bottom_nav::BottomNav;
 use crate::components::context_panel::ContextPanel;
 use crate::components::instrument_panel::InstrumentPanel;
+use crate::components::later::Later;
 use crate::components::layout::{panels_overlay, provide_layout};
 use crate::components::replication::{provide_replication_hub, ReplicationModals};
 use crate::components::restore_points::{provide_restore_hub, RestoreModals};
@@ -79,12 +80,13 @@ fn Shell() -> impl IntoView {
     view! {
         <div class=class data-testid="cockpit">
             <TopBar />
-            <AlertStrip />
+            <Later><AlertStrip /></Later>
             <aside class="panel left" aria-label="Instrument panel" data-testid="instrument-panel">
-                <InstrumentPanel />
+                <Later><InstrumentPanel /></Later>
             </aside>
             <main class="main" id="main">
-                <Routes fallback=NotFoundPage>
+                // The page in a task of its own, after the shell's frame.
+                <Later><Routes fallback=NotFoundPage>
                     <Route path=path!("/") view=|| view! { <Redirect path="/command" /> } />
                     <Route path=path!("/command") view=CommandPage />
                     <Route path=path!("/flows") view=FlowsPage />
@@ -102,10 +104,10 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/systems/audit") view=AuditPage />
                     <Route path=path!("/systems/notifications") view=crate::pages::notifications::NotificationsPage />
                     <Route path=path!("/alerts") view=crate::pages::alerts::AlertsPage />
-                </Routes>
+                </Routes></Later>
             </main>
             <aside class="panel right" aria-label="Context panel" data-testid="context-panel-aside">
-                <ContextPanel />
+                <Later><ContextPanel /></Later>
             </aside>
             <div
                 class="panel-backdrop"
@@ -116,10 +118,12 @@ fn Shell() -> impl IntoView {
                     }
                 }
             ></div>
-            <StatusBar />
-            <BottomNav />
-            <RestoreModals />
-            <ReplicationModals />
+            // The page first (its own task), then the rest, each in a task
+            // of its own (components/later.rs).
+            <Later><StatusBar /></Later>
+            <Later><BottomNav /></Later>
+            <Later><RestoreModals /></Later>
+            <Later><ReplicationModals /></Later>
         </div>
     }
 }

@@ -13,8 +13,10 @@ mod session;
 fn main() {
     // index.html's loader (Trunk.toml's pattern_script) fetches this wasm
     // only after the browser has painted the loading shell, so the app can
-    // mount at once.
-    mount();
+    // mount at once; in a task of its own, not in the one that instantiated
+    // the wasm: two shorter tasks block the page less than one long one
+    // (components/later.rs splits the shell's first render the same way).
+    leptos::prelude::set_timeout(mount, std::time::Duration::ZERO);
 }
 
 /// Replaces the loading shell with the app.

@@ -9,6 +9,7 @@ pub mod instrument_panel;
 pub mod instant_recoveries;
 pub mod instruments;
 pub mod job_history;
+pub mod later;
 pub mod layout;
 pub mod line_chart;
 pub mod modal;

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use crate::components::later::Later;
 use crate::components::layout::use_layout;
 use crate::components::global_search::GlobalSearch;
 use crate::components::quick_actions::QuickActions;
@@ -38,7 +39,9 @@ pub fn TopBar() -> impl IntoView {
                     })
                     .collect_view()}
             </nav>
-            <QuickActions />
+            // Built after the bar and the page, each in a task of its own
+            // (components/later.rs): the first render stays short.
+            <Later><QuickActions /></Later>
             <button
                 class="icon-button panel-toggle"
                 aria-label="Context panel"
@@ -60,7 +63,7 @@ pub fn TopBar() -> impl IntoView {
                     }
                 })
                 .collect_view()}
-            <GlobalSearch />
+            <Later><GlobalSearch /></Later>
         </nav>
     }
 }

@@ -12,6 +12,7 @@ use shared_types::ws::AlertSeverity;
 
 use crate::api;
 use crate::components::instruments::{level_class, Dial};
+use crate::components::later::Later;
 use crate::format::{ago, format_bytes};
 use crate::job_view::{rate, status_class};
 use crate::live::use_live;
@@ -54,10 +55,11 @@ pub fn CommandPage() -> impl IntoView {
             <div class="panel-grid two">
                 <FleetPanel o=o />
                 <OperationsPanel o=o />
-                <PlatformsPanel o=o />
-                <ThroughputPanel o=o />
-                <StoragePanel o=o />
-                <ActivityFeed recent=Signal::derive(move || recent.get().and_then(|r| r.ok()).map(|p| p.items)) />
+                // Further down: each built in a task of its own (components/later.rs).
+                <Later><PlatformsPanel o=o /></Later>
+                <Later><ThroughputPanel o=o /></Later>
+                <Later><StoragePanel o=o /></Later>
+                <Later><ActivityFeed recent=Signal::derive(move || recent.get().and_then(|r| r.ok()).map(|p| p.items)) /></Later>
             </div>
         </section>
     }

@@ -10,6 +10,7 @@ use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::create_flow::CreateFlowModal;
 use crate::components::flow_card::FlowCard;
+use crate::components::later::Later;
 use crate::components::flow_details::{flow_state_class, FlowDetailsModal, Inspect, JobHistory};
 use crate::components::job_controls::{EmergencyStopButton, PauseAllButton};
 use crate::components::open_param::open_from_param;
@@ -100,11 +101,13 @@ pub fn FlowsPage() -> impl IntoView {
                 })}
             </Transition>
             <h2 class="section-title">"REPLICATION"</h2>
-            <ReplicationCards />
+            // Below the running flows: each part built in a task of its own
+            // (components/later.rs), so the first render stays short.
+            <Later><ReplicationCards /></Later>
             <h2 class="section-title">"DR SITES"</h2>
-            <DrSites />
+            <Later><DrSites /></Later>
             <h2 class="section-title">"ALL FLOWS"</h2>
-            <div class="card">
+            <Later><div class="card">
                 <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                     {move || flows.get().map(|r| match r {
                         Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
@@ -144,18 +147,18 @@ pub fn FlowsPage() -> impl IntoView {
                     })}
                 </Transition>
                 <ActError act=act testid="flows-error" />
-            </div>
+            </div></Later>
             <h2 class="section-title">"RECENT RUNS"</h2>
-            <div class="card">
+            <Later><div class="card">
                 <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                     {move || history.get().map(|r| match r {
                         Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
                         Ok(page) => view! { <JobHistory jobs=page.items /> }.into_any(),
                     })}
                 </Transition>
-            </div>
-            <FlowDetailsModal target=inspect />
-            <CreateFlowModal open=new_flow on_created=move |_| version.update(|v| *v += 1) />
+            </div></Later>
+            <Later><FlowDetailsModal target=inspect /></Later>
+            <Later><CreateFlowModal open=new_flow on_created=move |_| version.update(|v| *v += 1) /></Later>
         </section>
     }
 }
