@@ -357,12 +357,14 @@ async fn an_s3_restore_point_is_locked_copied_to_azure_and_restored_from_the_cop
         })
         .await?;
     let copy_started = Instant::now();
+    // The operator is told the copy is queued (the list reloads at once,
+    // with the copy's 'copying' badge: the note must survive that).
+    let note = b.testid("copy-queued", T).await?.text().await?;
+    ensure!(note.contains(&copy), "the queued note {note:?} names job {copy}");
     let copied = server.wait_job(&token, &copy, Duration::from_secs(600))?;
     ensure!(copied["job"]["status"] == "completed", "copy: {copied}");
     e2e::metric("offsite_copy_s3_to_azure_s", format!("{:.1}", copy_started.elapsed().as_secs_f64()));
-    // The table as an operator opens it now: both badges, present.
-    click(&b, "vm-points-close").await?;
-    click(&b, "restore-points-web-02").await?;
+    // The open table follows the copy job's end by itself: both badges, present.
     let want = vec![("primary".to_string(), "present".to_string(), s3_id.clone()), ("copy".to_string(), "present".to_string(), azure_id.clone())];
     let seen = b
         .until("the S3 primary and the Azure copy", T, || async {

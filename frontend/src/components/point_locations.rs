@@ -76,7 +76,6 @@ fn CopyTo(backup_id: String, have: Vec<String>) -> impl IntoView {
     let hub = use_restore_hub();
     let open = RwSignal::new(false);
     let chosen = RwSignal::new(String::new());
-    let queued = RwSignal::new(None::<String>);
     let act = Act::new();
     let repos = LocalResource::new(move || async move {
         if open.get() {
@@ -94,7 +93,7 @@ fn CopyTo(backup_id: String, have: Vec<String>) -> impl IntoView {
         }
         let req = CopyRestorePointRequest { repository_id: target, immutable_days: 0 };
         act.run(api::copy_restore_point(id.get_value(), req), move |job| {
-            queued.set(Some(format!("copy queued (job {})", job.id)));
+            hub.copy_queued.set(Some((id.get_value(), format!("copy queued (job {})", job.id))));
             open.set(false);
             hub.points_version.update(|v| *v += 1);
         });
@@ -117,7 +116,8 @@ fn CopyTo(backup_id: String, have: Vec<String>) -> impl IntoView {
                 <button class="button small primary" type="button" data-testid="copy-to-start" disabled=move || act.busy.get() || chosen.get().is_empty() on:click=copy>"Copy"</button>
             </span>
         </Show>
-        {move || queued.get().map(|m| view! { <span class="muted small" data-testid="copy-queued">" "{m}</span> })}
+        {move || hub.copy_queued.get().filter(|(point, _)| *point == id.get_value())
+            .map(|(_, m)| view! { <span class="muted small" data-testid="copy-queued">" "{m}</span> })}
         <ActError act=act testid="copy-error" />
     }
 }

@@ -5,6 +5,7 @@
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
+use shared_types::jobs::JobKind;
 use shared_types::backups::{Backup, BackupStatus, ChainRelation, LockEnforcer, RestorePointLock};
 use shared_types::restore::Mount;
 
@@ -33,6 +34,10 @@ pub struct RestoreHub {
     pub chain_of: RwSignal<Option<String>>,
     /// Bumped when a restore point is deleted, so lists of them refresh.
     pub points_version: RwSignal<u32>,
+    /// The last copy queued from a list: (restore point id, what was
+    /// queued). Kept here because queueing reloads the list and rebuilds
+    /// its rows.
+    pub copy_queued: RwSignal<Option<(String, String)>>,
 }
 
 pub fn provide_restore_hub() -> RestoreHub {
@@ -44,6 +49,7 @@ pub fn provide_restore_hub() -> RestoreHub {
         sessions_version: RwSignal::new(0),
         chain_of: RwSignal::new(None),
         points_version: RwSignal::new(0),
+        copy_queued: RwSignal::new(None),
     };
     provide_context(hub);
     hub
@@ -126,9 +132,20 @@ pub fn RestorePointsTable(
     #[prop(default = 50)] page: u64,
 ) -> impl IntoView {
     let hub = use_restore_hub();
+    let live = crate::live::use_live();
+    // Backups and copies that ended while the list is shown add restore
+    // points or locations: the list is read again when their count changes.
+    let settled = Memo::new(move |_| {
+        live.job_states.with(|m| {
+            m.values()
+                .filter(|j| matches!(j.kind, JobKind::Backup | JobKind::Copy) && j.status.is_finished())
+                .count()
+        })
+    });
     let points = LocalResource::new(move || {
         hub.sessions_version.get();
         hub.points_version.get();
+        settled.get();
         let q = query.get();
         let from = offset.map(|o| o.get()).unwrap_or(0);
         api::backups(format!("{q}{}limit={page}&offset={from}", if q.is_empty() { "" } else { "&" }))
