@@ -65,7 +65,7 @@ use super::manifest::{self, Manifest};
 use super::object_lock::{self, Locking};
 use super::pack::{self, PackBuilder};
 use super::progress::Progress;
-use super::repository::{LockMode, LockSupport, ObjectInfo, Repository, Retention};
+use super::repository::{LockMode, Repository, WriteObserver, WriteTap};
 use super::verify;
 
 /// What a copy is asked to do besides copying.
@@ -228,7 +228,7 @@ pub fn copy_snapshot(
 
     // Every object written to the target is counted; storage locks, when
     // asked, record them too (`object_lock::prepare` wraps the repository).
-    let counting = Arc::new(Counting { inner: dst.repo.clone(), objects: AtomicU64::new(0), bytes: AtomicU64::new(0) });
+    let counting = Arc::new(WriteTap { inner: dst.repo.clone(), observer: Counting::default() });
     let counted = Datastore { repo: counting.clone(), config: dst.config.clone(), crypt: dst.crypt.clone(), hasher: dst.hasher.clone() };
     let mut bopts = BackupOptions::new(&m.name);
     bopts.object_lock = opts.object_lock;
@@ -269,8 +269,8 @@ pub fn copy_snapshot(
         }
     }
     result?;
-    stats.objects_written = counting.objects.load(Ordering::Relaxed);
-    stats.bytes_sent = counting.bytes.load(Ordering::Relaxed);
+    stats.objects_written = counting.observer.objects.load(Ordering::Relaxed);
+    stats.bytes_sent = counting.observer.bytes.load(Ordering::Relaxed);
     count_requests(&mut stats);
     stats.duration_ms = started.elapsed().as_millis() as u64;
     Ok(stats)
@@ -821,73 +821,19 @@ fn stage(name: &str) {
     }
 }
 
-/// The target repository, counting the objects written (not leases or
-/// clock probes) and their bytes.
+/// Counts the objects written to the target (not leases or probes) and
+/// their bytes, through a [`WriteTap`].
+#[derive(Default)]
 struct Counting {
-    inner: Arc<dyn Repository>,
     objects: AtomicU64,
     bytes: AtomicU64,
 }
 
-impl Counting {
-    fn note(&self, key: &str, len: usize) {
-        if !key.starts_with(LOCK_PREFIX) {
+impl WriteObserver for Counting {
+    fn written(&self, key: &str, len: usize, created: bool) {
+        if created && !key.starts_with(LOCK_PREFIX) {
             self.objects.fetch_add(1, Ordering::Relaxed);
             self.bytes.fetch_add(len as u64, Ordering::Relaxed);
         }
-    }
-}
-
-impl Repository for Counting {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn get(&self, key: &str) -> Result<Vec<u8>> {
-        self.inner.get(key)
-    }
-    fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        self.inner.get_range(key, offset, len)
-    }
-    fn parallel_requests(&self) -> usize {
-        self.inner.parallel_requests()
-    }
-    fn request_counts(&self) -> Option<crate::repos::http::RequestCounts> {
-        self.inner.request_counts()
-    }
-    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        self.inner.put(key, data)?;
-        self.note(key, data.len());
-        Ok(())
-    }
-    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
-        let created = self.inner.put_if_absent(key, data)?;
-        if created {
-            self.note(key, data.len());
-        }
-        Ok(created)
-    }
-    fn delete(&self, key: &str) -> Result<()> {
-        self.inner.delete(key)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
-    fn stat(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        self.inner.stat(key)
-    }
-    fn touch(&self, key: &str) -> Result<bool> {
-        self.inner.touch(key)
-    }
-    fn lock_support(&self) -> Result<LockSupport> {
-        self.inner.lock_support()
-    }
-    fn retention(&self, key: &str) -> Result<Option<Retention>> {
-        self.inner.retention(key)
-    }
-    fn retain(&self, key: &str, until: DateTime<Utc>, mode: LockMode) -> Result<Retention> {
-        self.inner.retain(key, until, mode)
-    }
-    fn server_now(&self) -> Result<std::time::SystemTime> {
-        self.inner.server_now()
     }
 }

@@ -47,7 +47,7 @@ use super::error::{EngineError, Result};
 use super::fixed_index::{FixedIndex, INDEX_PREFIX};
 use super::manifest::{self, Manifest};
 use super::pack::{self, PACK_INDEX_PREFIX, PACK_PREFIX};
-use super::repository::{LockMode, LockSupport, ObjectInfo, Repository, Retention};
+use super::repository::{LockMode, LockSupport, Repository, Retention, WriteObserver, WriteTap};
 
 /// Concurrent retention requests.
 const LOCK_WORKERS: usize = 4;
@@ -56,7 +56,7 @@ const LOCK_WORKERS: usize = 4;
 /// (recording what it writes) and the lock asked.
 pub(crate) struct Locking {
     pub ds: Datastore,
-    recorder: Arc<Recorder>,
+    recorder: Arc<WriteTap<Recorder>>,
     mode: LockMode,
     days: u32,
 }
@@ -78,7 +78,7 @@ pub(crate) fn prepare(ds: &Datastore, opts: &BackupOptions) -> Result<Option<Loc
             )))
         }
     }
-    let recorder = Arc::new(Recorder { inner: ds.repo.clone(), written: Mutex::default() });
+    let recorder = Arc::new(WriteTap { inner: ds.repo.clone(), observer: Recorder::default() });
     let ds = Datastore { repo: recorder.clone(), config: ds.config.clone(), crypt: ds.crypt.clone(), hasher: ds.hasher.clone() };
     Ok(Some(Locking { ds, recorder, mode, days }))
 }
@@ -86,7 +86,7 @@ pub(crate) fn prepare(ds: &Datastore, opts: &BackupOptions) -> Result<Option<Loc
 impl Locking {
     /// A new attempt of the backup: what an earlier one wrote is not its.
     pub fn restart(&self) {
-        self.recorder.written.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.recorder.observer.written.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// The restore point's `until` (its manifest's `immutable_until`).
@@ -103,7 +103,7 @@ impl Locking {
     pub fn lock_objects(&self, store: &ChunkStore, indexes: &[&FixedIndex], m: &Manifest) -> Result<usize> {
         let until = Self::until(m)?;
         let band = until + Duration::days(i64::from(self.days));
-        let written = std::mem::take(&mut *self.recorder.written.lock().unwrap_or_else(|e| e.into_inner()));
+        let written = std::mem::take(&mut *self.recorder.observer.written.lock().unwrap_or_else(|e| e.into_inner()));
         let mut jobs: Vec<Job> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         for (key, created) in written {
@@ -385,75 +385,17 @@ fn long_enough(r: Option<Retention>, until: DateTime<Utc>, mode: LockMode) -> bo
     r.is_some_and(|r| r.until >= until && (r.mode == mode || r.mode == LockMode::Compliance))
 }
 
-/// The repository, recording the content-addressed objects written
-/// through it (key, and whether this write created it).
+/// The content-addressed objects written through a [`WriteTap`] (key, and
+/// whether this write created it).
+#[derive(Default)]
 struct Recorder {
-    inner: Arc<dyn Repository>,
     written: Mutex<Vec<(String, bool)>>,
 }
 
-impl Recorder {
-    fn note(&self, key: &str, created: bool) {
+impl WriteObserver for Recorder {
+    fn written(&self, key: &str, _len: usize, created: bool) {
         if [PACK_PREFIX, PACK_INDEX_PREFIX, INDEX_PREFIX].iter().any(|p| key.starts_with(p)) || key == DICT_KEY {
             self.written.lock().unwrap_or_else(|e| e.into_inner()).push((key.to_string(), created));
         }
-    }
-}
-
-impl Repository for Recorder {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn get(&self, key: &str) -> Result<Vec<u8>> {
-        self.inner.get(key)
-    }
-    fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        self.inner.get_range(key, offset, len)
-    }
-    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        self.inner.put(key, data)?;
-        self.note(key, true);
-        Ok(())
-    }
-    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
-        let created = self.inner.put_if_absent(key, data)?;
-        self.note(key, created);
-        Ok(created)
-    }
-    fn delete(&self, key: &str) -> Result<()> {
-        self.inner.delete(key)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
-    fn stat(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        self.inner.stat(key)
-    }
-    fn touch(&self, key: &str) -> Result<bool> {
-        self.inner.touch(key)
-    }
-    fn lock_support(&self) -> Result<LockSupport> {
-        self.inner.lock_support()
-    }
-    fn retention(&self, key: &str) -> Result<Option<Retention>> {
-        self.inner.retention(key)
-    }
-    fn object_retention(&self, key: &str) -> Result<Option<Retention>> {
-        self.inner.object_retention(key)
-    }
-    fn undelete(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
-        self.inner.undelete(since)
-    }
-    fn sweep_versions(&self, superseded_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<super::repository::SweepReport> {
-        self.inner.sweep_versions(superseded_before, now)
-    }
-    fn retain(&self, key: &str, until: DateTime<Utc>, mode: LockMode) -> Result<Retention> {
-        self.inner.retain(key, until, mode)
-    }
-    fn parallel_requests(&self) -> usize {
-        self.inner.parallel_requests()
-    }
-    fn server_now(&self) -> Result<std::time::SystemTime> {
-        self.inner.server_now()
     }
 }

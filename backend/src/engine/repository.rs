@@ -4,6 +4,7 @@
 //! create-if-absent primitive (S3 `If-None-Match: *`, Azure `If-None-Match`);
 //! listing is by key prefix. Keys are `/`-separated relative names.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -181,6 +182,82 @@ pub trait Repository: Send + Sync {
                 self.describe()
             ))),
         }
+    }
+}
+
+/// What a [`WriteTap`] is told of each object written through it.
+pub trait WriteObserver: Send + Sync {
+    /// `key` was written with `len` bytes; `created` is false when
+    /// `put_if_absent` found it there already.
+    fn written(&self, key: &str, len: usize, created: bool);
+}
+
+/// A repository that tells `observer` of every object written through it
+/// and passes every call on to `inner` unchanged (copies count what they
+/// send, Object Lock records what a backup wrote).
+pub struct WriteTap<O> {
+    pub inner: Arc<dyn Repository>,
+    pub observer: O,
+}
+
+impl<O: WriteObserver> Repository for WriteTap<O> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.inner.get_range(key, offset, len)
+    }
+    fn parallel_requests(&self) -> usize {
+        self.inner.parallel_requests()
+    }
+    fn request_counts(&self) -> Option<crate::repos::http::RequestCounts> {
+        self.inner.request_counts()
+    }
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.inner.put(key, data)?;
+        self.observer.written(key, data.len(), true);
+        Ok(())
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let created = self.inner.put_if_absent(key, data)?;
+        self.observer.written(key, data.len(), created);
+        Ok(created)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn stat(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.inner.stat(key)
+    }
+    fn touch(&self, key: &str) -> Result<bool> {
+        self.inner.touch(key)
+    }
+    fn lock_support(&self) -> Result<LockSupport> {
+        self.inner.lock_support()
+    }
+    fn retention(&self, key: &str) -> Result<Option<Retention>> {
+        self.inner.retention(key)
+    }
+    fn object_retention(&self, key: &str) -> Result<Option<Retention>> {
+        self.inner.object_retention(key)
+    }
+    fn undelete(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
+        self.inner.undelete(since)
+    }
+    fn sweep_versions(&self, superseded_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<SweepReport> {
+        self.inner.sweep_versions(superseded_before, now)
+    }
+    fn retain(&self, key: &str, until: DateTime<Utc>, mode: LockMode) -> Result<Retention> {
+        self.inner.retain(key, until, mode)
+    }
+    fn server_now(&self) -> Result<SystemTime> {
+        self.inner.server_now()
     }
 }
 
