@@ -28,6 +28,43 @@ pub struct ChunkLoc {
     pub flags: u8,
 }
 
+/// Chunks of one pack closer than this are read with one request, the gap
+/// read and dropped: on an object store a request costs far more than a
+/// MiB of loopback or LAN transfer (object_store coalesces the same way).
+pub(crate) const COALESCE_GAP: u64 = 1 << 20;
+/// The longest coalesced read (a pack is about 8 MiB: whole packs at most).
+pub(crate) const MAX_SPAN: u64 = 8 << 20;
+
+/// One ranged read of a pack and the chunks it covers: `first..end` of the
+/// list [`coalesce`] was given.
+pub(crate) struct Span {
+    pub pack: u32,
+    pub offset: u64,
+    pub len: u64,
+    pub first: usize,
+    pub end: usize,
+}
+
+/// The reads for chunk locations sorted by pack and offset: neighbours in
+/// one pack closer than [`COALESCE_GAP`] in one read of at most
+/// [`MAX_SPAN`] bytes (restore, verify and copy read this way).
+pub(crate) fn coalesce<'a>(sorted: impl IntoIterator<Item = &'a ChunkLoc>) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
+    for (i, loc) in sorted.into_iter().enumerate() {
+        let (start, end) = (loc.offset, loc.offset + u64::from(loc.stored_len));
+        if let Some(sp) = spans.last_mut() {
+            let sp_end = sp.offset + sp.len;
+            if sp.pack == loc.pack && start <= sp_end + COALESCE_GAP && end.max(sp_end) - sp.offset <= MAX_SPAN {
+                sp.len = end.max(sp_end) - sp.offset;
+                sp.end = i + 1;
+                continue;
+            }
+        }
+        spans.push(Span { pack: loc.pack, offset: start, len: end - start, first: i, end: i + 1 });
+    }
+    spans
+}
+
 impl ChunkLoc {
     /// The pack index entry of chunk `digest` stored here.
     fn entry(&self, digest: &Digest) -> PackEntry {

@@ -54,7 +54,7 @@ use serde::Serialize;
 use super::backup::{put_index_avoiding, BackupOptions};
 use super::chunk_codec::{self, FLAG_DICT, FLAG_ZSTD};
 use super::chunk_dict::{self, ChunkDict, Trainer};
-use super::chunk_store::{ChunkLoc, ChunkStore};
+use super::chunk_store::{coalesce, ChunkLoc, ChunkStore, Span};
 use super::datastore::Datastore;
 use super::digest::Digest;
 use super::error::{EngineError, Result};
@@ -148,10 +148,6 @@ pub struct CopyStats {
 const VANISHED_PACK_ATTEMPTS: usize = 5;
 /// Uploaders at once on an object store (as a backup).
 const MAX_UPLOADS: usize = 4;
-/// Source chunks closer than this in one pack are read with one request.
-const COALESCE_GAP: u64 = 1 << 20;
-/// The longest coalesced read.
-const MAX_SPAN: u64 = 8 << 20;
 
 /// Copies snapshot `name`/`which` (an id or `latest`) from `src` to `dst`
 /// and verifies it there; see the module docs. `progress.control` pauses
@@ -326,15 +322,6 @@ fn fail_on_problems(dst: &Datastore, m: &Manifest, r: &verify::VerifyReport, wha
 struct Want {
     digest: Digest,
     loc: ChunkLoc,
-}
-
-/// One ranged read of a source pack and the chunks it covers.
-struct Span {
-    pack: u32,
-    offset: u64,
-    len: u64,
-    first: usize,
-    end: usize,
 }
 
 /// What a worker made of one source chunk.
@@ -594,20 +581,7 @@ fn known_mapping(src: &Datastore, dst: &Datastore, m: &Manifest, dst_store: &Chu
 /// Sorts `wants` by source pack and offset and groups neighbours into reads.
 fn plan_spans(wants: &mut [Want]) -> Vec<Span> {
     wants.sort_unstable_by_key(|w| (w.loc.pack, w.loc.offset));
-    let mut spans: Vec<Span> = Vec::new();
-    for (i, w) in wants.iter().enumerate() {
-        let (start, end) = (w.loc.offset, w.loc.offset + w.loc.stored_len as u64);
-        if let Some(sp) = spans.last_mut() {
-            let sp_end = sp.offset + sp.len;
-            if sp.pack == w.loc.pack && start <= sp_end + COALESCE_GAP && end.max(sp_end) - sp.offset <= MAX_SPAN {
-                sp.len = end.max(sp_end) - sp.offset;
-                sp.end = i + 1;
-                continue;
-            }
-        }
-        spans.push(Span { pack: w.loc.pack, offset: start, len: end - start, first: i, end: i + 1 });
-    }
-    spans
+    coalesce(wants.iter().map(|w| &w.loc))
 }
 
 /// Reads the spans on worker threads (decode, check, convert), packs the

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::chunk_store::{ChunkLoc, ChunkStore};
+use super::chunk_store::{coalesce, ChunkLoc, ChunkStore, Span};
 use super::datastore::Datastore;
 use super::error::{EngineError, Result};
 use super::fixed_index::FixedIndex;
@@ -84,13 +84,6 @@ pub fn restore(
     Ok(m)
 }
 
-/// Chunks of one pack closer than this are read with one request, the gap
-/// read and dropped: on an object store a request costs far more than a
-/// MiB of loopback or LAN transfer (object_store coalesces the same way).
-const COALESCE_GAP: u64 = 1 << 20;
-/// The longest coalesced read (a pack is about 8 MiB: whole packs at most).
-const MAX_SPAN: u64 = 8 << 20;
-
 /// One chunk the restore needs: where it is stored, where it goes.
 struct Want {
     loc: ChunkLoc,
@@ -98,18 +91,8 @@ struct Want {
     pos: usize,
 }
 
-/// One ranged read of a pack and the chunks it covers (`wants[first..end]`).
-struct Span {
-    pack: u32,
-    offset: u64,
-    len: u64,
-    first: usize,
-    end: usize,
-}
-
 /// The reads a restore makes: the non-zero chunks grouped by pack, sorted
-/// by offset, neighbours closer than [`COALESCE_GAP`] in one read of at
-/// most [`MAX_SPAN`] bytes (a chunk used twice is read once).
+/// by offset, neighbours in one read ([`coalesce`]; a chunk used twice is read once).
 fn plan_reads(store: &ChunkStore, index: &FixedIndex) -> (Vec<Want>, Vec<Span>) {
     let mut wants: Vec<Want> = index
         .digests
@@ -119,19 +102,7 @@ fn plan_reads(store: &ChunkStore, index: &FixedIndex) -> (Vec<Want>, Vec<Span>) 
         .filter_map(|(pos, d)| store.get(d).map(|loc| Want { loc, pos }))
         .collect();
     wants.sort_unstable_by_key(|w| (w.loc.pack, w.loc.offset, w.pos));
-    let mut spans: Vec<Span> = Vec::new();
-    for (i, w) in wants.iter().enumerate() {
-        let (start, end) = (w.loc.offset, w.loc.offset + w.loc.stored_len as u64);
-        if let Some(sp) = spans.last_mut() {
-            let sp_end = sp.offset + sp.len;
-            if sp.pack == w.loc.pack && start <= sp_end + COALESCE_GAP && end.max(sp_end) - sp.offset <= MAX_SPAN {
-                sp.len = end.max(sp_end) - sp.offset;
-                sp.end = i + 1;
-                continue;
-            }
-        }
-        spans.push(Span { pack: w.loc.pack, offset: start, len: end - start, first: i, end: i + 1 });
-    }
+    let spans = coalesce(wants.iter().map(|w| &w.loc));
     (wants, spans)
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::chunk_store::{ChunkLoc, ChunkStore};
+use super::chunk_store::{coalesce, ChunkLoc, ChunkStore, Span};
 use super::datastore::Datastore;
 use super::digest::Digest;
 use super::error::{EngineError, Result};
@@ -176,12 +176,6 @@ fn check(ds: &Datastore, manifests: Vec<(String, Result<Manifest>)>, workers: us
     Ok(report)
 }
 
-/// Located chunks closer than this in one pack are read with one request
-/// (the gap read and dropped), as restore does.
-const COALESCE_GAP: u64 = 1 << 20;
-/// The longest coalesced read.
-const MAX_SPAN: u64 = 8 << 20;
-
 /// One read of verify's: a run of a pack's chunks, or one chunk the chunk
 /// map does not place (looked up again, or reported missing).
 enum Unit {
@@ -202,23 +196,10 @@ fn plan_reads(store: &ChunkStore, todo: &[(Digest, Vec<u32>)]) -> (Vec<Unit>, Ve
         }
     }
     located.sort_unstable_by_key(|(_, l)| (l.pack, l.offset));
-    let mut units: Vec<Unit> = Vec::new();
-    let mut span: Option<(u32, u64, u64, usize)> = None;
-    for (k, (_, l)) in located.iter().enumerate() {
-        let (start, end) = (l.offset, l.offset + l.stored_len as u64);
-        if let Some((pack, offset, len, first)) = span {
-            let sp_end = offset + len;
-            if pack == l.pack && start <= sp_end + COALESCE_GAP && end.max(sp_end) - offset <= MAX_SPAN {
-                span = Some((pack, offset, end.max(sp_end) - offset, first));
-                continue;
-            }
-            units.push(Unit::Span { pack, offset, len, first, end: k });
-        }
-        span = Some((l.pack, start, end - start, k));
-    }
-    if let Some((pack, offset, len, first)) = span {
-        units.push(Unit::Span { pack, offset, len, first, end: located.len() });
-    }
+    let mut units: Vec<Unit> = coalesce(located.iter().map(|(_, l)| l))
+        .into_iter()
+        .map(|Span { pack, offset, len, first, end }| Unit::Span { pack, offset, len, first, end })
+        .collect();
     units.extend(lone);
     (units, located)
 }
