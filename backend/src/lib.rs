@@ -23,6 +23,7 @@
 //! * [`telemetry`]: logging and live system health.
 //! * [`confinement`]: where restored files may land and platforms may live.
 //! * [`server`]: start-up, the listener and graceful shutdown.
+//! * [`sparse_file`]: data extents of sparse files and copies that keep holes.
 //! * [`tls`]: HTTPS (certificate files or a generated self-signed one).
 //! * [`web_security`]: the security headers every response carries (CSP,
 //!   HSTS under TLS, nosniff, referrer policy).
@@ -48,6 +49,7 @@ pub mod restore;
 pub mod runner;
 pub mod server;
 pub mod spa;
+pub mod sparse_file;
 pub mod state;
 pub mod telemetry;
 pub mod tls;

@@ -454,7 +454,7 @@ async fn selected_files_are_restored_into_a_powered_off_vms_disk() {
     let part = scratch.join("part.raw");
     lab::image::extract(&web_disk, root.start_bytes, root.size_bytes, &part).unwrap();
     let edited = scratch.join("edited.raw");
-    std::fs::copy(&part, &edited).unwrap();
+    sendense::sparse_file::copy(&part, &edited).unwrap();
     lab::filesystem::Editor::new(lab::filesystem::FsKind::Ext4, &edited, &scratch).unwrap().write("/etc/hostname", b"tampered\n").unwrap();
     let runs = lab::image::changed_runs(&part, &edited).unwrap();
     lab::image::write_runs(&web_disk, root.start_bytes, &edited, &runs, &scratch).unwrap();

@@ -208,6 +208,10 @@ async fn a_backup_is_restored_as_a_new_vm_on_the_dr_host() {
     assert_eq!(done["job"]["status"], "completed", "{done}");
     let files = dr_host.disk_files("web-01-restored");
     assert!(files[0].1.to_string_lossy().ends_with(".raw"), "{files:?}");
+    assert!(same_image(&files[0].1, "raw", &raws[0].1), "the raw volume equals the restore point's disk");
+    // Uploaded sparse: the 6 GiB raw volume takes about its data on the host.
+    let (on_disk, data) = (std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&files[0].1).unwrap()) * 512, done["job"]["bytes_read"].as_u64().unwrap());
+    assert!(on_disk <= 2 * data + (16 << 20), "the raw volume takes {on_disk} bytes on the host for {data} bytes of data");
 
     // A restore paused, resumed, then stopped mid-way (stop, and emergency
     // stop for a second one) leaves no VM and no staging behind.

@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::{tool, LabError, Result};
+use crate::sparse_file::data_extents;
 
 /// The unit of comparison and write-back: a qcow2 cluster and the Sendense
 /// bitmap's granularity.
@@ -17,27 +18,6 @@ const WRITES_PER_CALL: usize = 256;
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> LabError {
     move |source| LabError::Io { what, source }
-}
-
-/// The data extents `(start, end)` of a file (holes skipped).
-pub fn data_extents(file: &File) -> std::io::Result<Vec<(u64, u64)>> {
-    use rustix::fs::{seek, SeekFrom};
-    let len = file.metadata()?.len();
-    let mut extents = Vec::new();
-    let mut pos = 0u64;
-    while pos < len {
-        let start = match seek(file, SeekFrom::Data(pos)) {
-            Ok(s) => s,
-            Err(rustix::io::Errno::NXIO) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let end = seek(file, SeekFrom::Hole(start)).map_err(std::io::Error::from)?.min(len);
-        if end > start {
-            extents.push((start, end));
-        }
-        pos = end.max(start + 1);
-    }
-    Ok(extents)
 }
 
 /// Copies the data of `src` into `dst` at `offset`, leaving holes (and

@@ -366,7 +366,7 @@ fn write_back(disk: &NbdDisk, start: u64, raw: &Path, undo: &Path) -> Result<u64
     let file = File::open(raw).map_err(io(format!("opening {}", raw.display())))?;
     let undo_file = OpenOptions::new().create_new(true).read(true).write(true).open(undo).map_err(io(format!("creating {}", undo.display())))?;
     let len = file.metadata().map_err(io(raw.display().to_string()))?.len();
-    let extents = crate::lab::image::data_extents(&file).map_err(io(format!("reading the extents of {}", raw.display())))?;
+    let extents = crate::sparse_file::data_extents(&file).map_err(io(format!("reading the extents of {}", raw.display())))?;
     let (mut new, mut old) = (vec![0u8; BLOCK as usize], vec![0u8; BLOCK as usize]);
     let mut changed: Vec<(u64, u64)> = Vec::new();
     let mut last_block = None;

@@ -81,7 +81,7 @@ pub fn open(platform: &LibvirtPlatform, vm: &str, disk: &str, work_dir: &Path) -
     let copy = work_dir.join(format!("{disk}.{}", d.format.extension()));
     let undo = work_dir.join(format!("{disk}.before"));
     download_from(&conn, &vol, &vol_name, &copy)?;
-    std::fs::copy(&copy, &undo).map_err(|e| PlatformError::io(format!("keeping the volume as it was in {}", undo.display()), e))?;
+    crate::sparse_file::copy(&copy, &undo).map_err(|e| PlatformError::io(format!("keeping the volume as it was in {}", undo.display()), e))?;
     let disk_err = |path: &Path, e: nbd::NbdError| PlatformError::Disk { path: path.to_path_buf(), reason: e.to_string() };
     // The export's socket goes to the temporary directory: work_dir may be
     // too deep for a socket path (107 bytes).
@@ -106,9 +106,9 @@ pub fn open(platform: &LibvirtPlatform, vm: &str, disk: &str, work_dir: &Path) -
             stopped(&platform, &conn, &vm)?;
             // A volume is used on the connection it was looked up on.
             let vol = conn.lookup_storage_vol_by_key(&key).map_err(|e| PlatformError::Invalid(format!("volume '{vol_name}' is gone from the host: {}", e.message())))?;
-            if let Err(e) = upload_into(&conn, &vol, &vol_name, &copy) {
+            if let Err(e) = upload_into(&conn, &vol, &vol_name, &copy, false) {
                 tracing::warn!(vm = %vm, volume = %vol_name, error = %e, "writing the disk back failed; putting it back as it was");
-                upload_into(&conn, &vol, &vol_name, &undo).map_err(|u| {
+                upload_into(&conn, &vol, &vol_name, &undo, false).map_err(|u| {
                     PlatformError::Invalid(format!(
                         "writing volume '{vol_name}' back failed ({e}) and so did putting it back ({u}); the volume as it was is kept in {}",
                         undo.display()

@@ -2,6 +2,7 @@
 //! pull-mode backup jobs (`virDomainCheckpoint*`, `virDomainBackup*`) and
 //! block pull jobs (`virDomainBlockPull`, `virDomainGetBlockJobInfo`),
 //! the guest agent's filesystem freeze (`virDomainFSFreeze`, `virDomainFSThaw`),
+//! holes on a sparse upload stream (`virStreamSendHole`),
 //! called through `virt-sys` with the pointers and strings checked here and
 //! nowhere else.
 
@@ -221,4 +222,16 @@ pub fn fs_thaw(dom: &Domain) -> Result<u32> {
 /// [`fs_freeze`] set its own).
 pub fn agent_default_timeout(dom: &Domain) {
     unsafe { sys::virDomainAgentSetResponseTimeout(dom.as_ptr(), -1, 0) };
+}
+
+/// Tells the other end of a sparse upload stream (opened with
+/// `VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM`) that the next `length` bytes are
+/// a hole: nothing is sent and the volume file keeps it unallocated.
+pub fn send_hole(stream: &virt::stream::Stream, length: u64) -> Result<()> {
+    let length = i64::try_from(length).map_err(|_| PlatformError::Invalid(format!("a hole of {length} bytes is too long to send")))?;
+    // SAFETY: the stream pointer is valid for the borrow of `stream`.
+    if unsafe { sys::virStreamSendHole(stream.as_ptr(), length, 0) } < 0 {
+        return Err(last_error("sending a hole on an upload stream"));
+    }
+    Ok(())
 }
