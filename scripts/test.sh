@@ -32,6 +32,15 @@ build_web
 # the end-to-end suite runs that same binary (a separate `cargo build` would
 # resolve other features and compile much of the tree twice).
 step "Running the tests"
+# The lowest free space on the disk the tests write to (the build's and the
+# temporary files'), sampled every 2 s: printed at the end, so a run that
+# failed with "No space left on device" says how close it came.
+disk_log="$ROOT/target/disk-free.log"
+free_mib() { df --output=avail -B1M "$ROOT/target" /tmp 2>/dev/null | tail -n +2 | sort -n | head -n 1; }
+echo "$(free_mib)" >"$disk_log"
+( while sleep 2; do free_mib; done ) >>"$disk_log" &
+disk_watch=$!
+trap 'kill "$disk_watch" 2>/dev/null || true' EXIT
 rm -f "$ROOT/target/e2e-metrics.txt" "$ROOT/target/lab-metrics.txt"
 status=0
 cargo test --locked --workspace --exclude sendense-frontend --no-fail-fast || status=$?
@@ -59,4 +68,7 @@ if [ -f "$ROOT/target/lab-metrics.txt" ]; then
   step "Measured by the demo lab tests"
   cat "$ROOT/target/lab-metrics.txt"
 fi
+kill "$disk_watch" 2>/dev/null || true
+step "Disk"
+echo "free at the start of the tests: $(head -n 1 "$disk_log") MiB; lowest during them: $(sort -n "$disk_log" | head -n 1) MiB"
 exit "$status"
