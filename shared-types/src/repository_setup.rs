@@ -92,6 +92,12 @@ pub struct CreateRepository {
     /// Encrypt chunks, indexes and manifests (default true for a new repository).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypted: Option<bool>,
+    /// Attaching an encrypted repository whose key is not on this server
+    /// (a new server after the old one was lost): the key file's contents
+    /// as `sendense key export` wrote them. Checked against the repository,
+    /// kept in the data directory's keys, never returned or logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Default for CreateRepository {
@@ -114,6 +120,7 @@ impl Default for CreateRepository {
             immutable_days: None,
             object_lock_mode: None,
             encrypted: None,
+            key: None,
         }
     }
 }
@@ -146,6 +153,7 @@ impl std::fmt::Debug for CreateRepository {
             .field("immutable_days", &self.immutable_days)
             .field("object_lock_mode", &self.object_lock_mode)
             .field("encrypted", &self.encrypted)
+            .field("key", &hidden(&self.key))
             .finish()
     }
 }
@@ -252,6 +260,9 @@ fn check_secret(field: &str, v: &str) -> Result<(), FieldProblem> {
     Ok(())
 }
 
+/// The largest key file `key` takes.
+pub const KEY_FILE_MAX: usize = 4096;
+
 fn check_days(days: Option<u32>) -> Result<(), FieldProblem> {
     match days {
         Some(d) if d > IMMUTABLE_DAYS_MAX => Err(problem("immutable_days", format!("at most {IMMUTABLE_DAYS_MAX} days"))),
@@ -288,6 +299,14 @@ impl CreateRepository {
             return Err(problem(field, format!("a {} repository takes no {field}: leave it out", self.kind)));
         }
         check_days(self.immutable_days)?;
+        if let Some(k) = &self.key {
+            if k.trim().is_empty() || k.len() > KEY_FILE_MAX {
+                return Err(problem("key", format!("paste the key file's contents (a small JSON document from `sendense key export`, at most {KEY_FILE_MAX} bytes), or leave key out")));
+            }
+            if self.encrypted == Some(false) {
+                return Err(problem("key", "a key is for attaching an encrypted repository: leave it out with encrypted false"));
+            }
+        }
         match self.kind {
             RepositoryKind::Local => {
                 let path = given(&self.path).ok_or_else(|| problem("path", "enter the directory that holds the repository, e.g. /srv/backups/site-a"))?;
@@ -514,6 +533,41 @@ pub struct RepositoryRemoved {
     pub location: String,
     /// What happened to the data and the key, in words.
     pub message: String,
+}
+
+/// `POST /api/v1/repositories/{id}/import` (and adding a repository that
+/// holds restore points): the repository's restore points the catalog did
+/// not have, recorded for the VMs they belong to. A VM is matched by the
+/// catalog id its snapshots are named by, else by its platform's stable id
+/// (the UUID), never by name; restore points of VMs this server does not
+/// manage stay unrecorded until their platform is added and discovered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepositoryImport {
+    /// Snapshots found in the repository.
+    pub snapshots: u32,
+    /// Restore points recorded now.
+    pub recorded: u32,
+    /// Snapshots of restore points the catalog has in another repository,
+    /// recorded as copies held here.
+    pub copies: u32,
+    /// Snapshots the catalog already had here.
+    pub known: u32,
+    /// VMs whose restore points were not recorded: no managed VM has their id.
+    pub unmatched: Vec<UnmatchedVm>,
+    /// Snapshots that could not be read (name/id: why).
+    pub unreadable: Vec<String>,
+}
+
+/// A VM of a repository's snapshots that this server does not manage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnmatchedVm {
+    /// The VM's name when it was backed up.
+    pub name: String,
+    /// Its platform's stable id (UUID), when the snapshots carry it.
+    pub platform_vm_id: Option<String>,
+    pub restore_points: u32,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, Query
 use shared_types::error::ErrorBody;
 use axum::http::StatusCode;
 use shared_types::jobs::{Job, JobKind};
+use shared_types::repository_setup::RepositoryImport;
 use shared_types::repositories::{MaintenanceScheduleRequest, Repository, SetMaintenanceRequest, UndeleteReport, UndeleteRequest, MAINTENANCE_REASON_MAX};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,6 +22,7 @@ use super::repository_setup as setup;
 use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
+use crate::catalog::repository_import::ImportError;
 use crate::catalog::undelete::{self as undelete_logic, UndeleteError};
 use crate::catalog::{convert, repositories as repo_logic, to_u64, upkeep};
 use crate::runner::maintenance_job;
@@ -40,6 +42,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_maintenance_schedule))
         .routes(routes!(download_key))
         .routes(routes!(undelete))
+        .routes(routes!(import_restore_points))
+}
+
+/// Records the repository's restore points the catalog lacks (admins): for
+/// each snapshot the VM it belongs to, found by the catalog id its
+/// snapshots are named by or by the platform's id of the VM (its UUID),
+/// never by name; a snapshot of a restore point held in another repository
+/// is recorded as a copy here. VMs this server does not manage are listed
+/// in `unmatched`: add their platform, discover, and import again. Adding a
+/// repository that holds restore points does this once by itself.
+#[utoipa::path(post, path = "/repositories/{id}/import", tag = "repositories",
+    params(("id" = String, Path, description = "Repository id")),
+    responses((status = 200, body = RepositoryImport), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn import_restore_points(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let row = find(&state, &id).await?;
+    let report = match crate::catalog::repository_import::import(&state.db, &state.data_dir, &row).await {
+        Ok(r) => r,
+        Err(ImportError::Storage(m)) => {
+            return Err(ApiError::unavailable("repository_unavailable", format!("The restore points of repository '{}' could not be read: {m}. Fix the storage, then try again.", row.name)))
+        }
+        Err(ImportError::Catalog(e)) => return Err(e.into()),
+    };
+    let target = format!("{}: {} recorded, {} copies, {} known, {} VM(s) unmatched", row.name, report.recorded, report.copies, report.known, report.unmatched.len());
+    Ok(noted(ApiJson(report), AuditNote::new("repository.import", target)))
 }
 
 /// Undelete (admins): on an S3 bucket with versioning (Object Lock), removes

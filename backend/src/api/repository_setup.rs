@@ -88,9 +88,10 @@ async fn run_test(state: &AppState, req: &CreateRepository, immutability: Immuta
     let spec = setup::request_spec(req);
     let data_dir = state.data_dir.clone();
     let place = spec.describe();
+    let key = req.key.clone();
     let tested = blocking("the test", move || match &spec {
-        RepoSpec::Local { path } => setup::test_local(&data_dir, path, &others, immutability),
-        _ => setup::test_object(&data_dir, &spec, &others, immutability),
+        RepoSpec::Local { path } => setup::test_local(&data_dir, path, &others, immutability, key.as_deref()),
+        _ => setup::test_object(&data_dir, &spec, &others, immutability, key.as_deref()),
     })
     .await;
     Ok(tested.unwrap_or_else(|message| RepositoryTest {
@@ -124,7 +125,11 @@ pub async fn test_repository(State(state): State<AppState>, ApiJson(req): ApiJso
 /// Sendense repository found there is attached as it is), `s3` or `azure`.
 /// The same checks as the test run first; the first failed one is the 422.
 /// Encrypted by default (`encrypted: false` to opt out), the key in
-/// `DATA_DIR/keys/<id>.key`. The first repository becomes the default.
+/// `DATA_DIR/keys/<id>.key`; an encrypted repository attached on a server
+/// that lacks its key takes it in `key` (checked against the repository).
+/// An attached repository's restore points are recorded for the VMs this
+/// server manages (see `POST /repositories/{id}/import`). The first
+/// repository becomes the default.
 #[utoipa::path(post, path = "/repositories", tag = "repositories", request_body = CreateRepository, responses(
     (status = 201, body = Repository), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -142,6 +147,7 @@ pub async fn create_repository(State(state): State<AppState>, ApiJson(req): ApiJ
                 _ => "secret_access_key",
             },
             shared_types::repository_setup::TestCheck::ObjectLock => "immutable_days",
+            shared_types::repository_setup::TestCheck::Location if req.key.is_some() && failed.message.contains("key") => "key",
             shared_types::repository_setup::TestCheck::Reachable if req.kind != RepositoryKind::Local => "endpoint",
             _ => location_field(req.kind),
         };
@@ -150,8 +156,8 @@ pub async fn create_repository(State(state): State<AppState>, ApiJson(req): ApiJ
     let spec = setup::request_spec(&req);
     let id = new_id();
     let encrypt = req.encrypted.unwrap_or(true);
-    let (data_dir, made_id, made_spec) = (state.data_dir.clone(), id.clone(), spec.clone());
-    let made = blocking("creating the repository", move || setup::create(&data_dir, &made_id, &made_spec, encrypt))
+    let (data_dir, made_id, made_spec, key) = (state.data_dir.clone(), id.clone(), spec.clone(), req.key.clone());
+    let made = blocking("creating the repository", move || setup::create(&data_dir, &made_id, &made_spec, encrypt, key.as_deref()))
         .await
         .and_then(|r| r)
         .map_err(|m| ApiError::invalid_value(location_field(req.kind), m))?;
@@ -203,8 +209,21 @@ pub async fn create_repository(State(state): State<AppState>, ApiJson(req): ApiJ
     .insert(&state.db)
     .await
     .map_err(|e| if is_unique_violation(&e) { name_taken(&req.name) } else { e.into() })?;
+    // An attached repository's restore points join the catalog (the VMs
+    // this server manages; POST .../import again after adding the others').
+    let imported = if made.attached {
+        match crate::catalog::repository_import::import(&state.db, &state.data_dir, &row).await {
+            Ok(r) => format!("; {} restore point(s) recorded, {} copies, {} of unmanaged VMs", r.recorded, r.copies, r.unmatched.iter().map(|u| u.restore_points).sum::<u32>()),
+            Err(e) => {
+                tracing::warn!(repository = %row.name, error = %e, "recording the attached repository's restore points");
+                format!("; its restore points were not recorded ({e}): POST /api/v1/repositories/{}/import to try again", row.id)
+            }
+        }
+    } else {
+        String::new()
+    };
     let target = format!(
-        "{} ({} at {}; {}{})",
+        "{} ({} at {}; {}{}{imported})",
         row.name,
         row.kind,
         row.path,

@@ -40,6 +40,8 @@ fn is_repository_admin_write(method: &Method, path: &str) -> bool {
         ("POST", [id, "default"]) => !id.is_empty(),
         // Removes delete markers in the storage: an admin's recovery.
         ("POST", [id, "undelete"]) => !id.is_empty(),
+        // Records the repository's restore points in the catalog.
+        ("POST", [id, "import"]) => !id.is_empty(),
         _ => false,
     }
 }
@@ -111,6 +113,7 @@ mod tests {
         assert_eq!(access(&Method::POST, "/api/v1/repositories/r1/default"), Access::Signed(Role::Admin));
         assert_eq!(access(&Method::POST, "/api/v1/repositories/r1/verify"), Access::Signed(Role::Operator));
         assert_eq!(access(&Method::POST, "/api/v1/repositories/r1/undelete"), Access::Signed(Role::Admin));
+        assert_eq!(access(&Method::POST, "/api/v1/repositories/r1/import"), Access::Signed(Role::Admin));
         assert_eq!(access(&Method::GET, "/api/v1/repositories"), Access::Signed(Role::Viewer));
     }
 }

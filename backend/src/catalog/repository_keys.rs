@@ -112,6 +112,31 @@ pub fn export_for(data_dir: &Path, repository_id: &str, repository: &str, config
     std::fs::read(&key).map(Some).map_err(|e| EngineError::file(&key, e))
 }
 
+/// Stores a key file's contents given to attach an encrypted repository as
+/// the key of `repository_id` (created new, mode 0600), when they are a key
+/// whose check value is `key_check` (the repository's). The error is for
+/// the person who gave them.
+pub fn import(data_dir: &Path, repository_id: &str, body: &[u8], key_check: &str) -> std::result::Result<(), String> {
+    check_given(body, key_check)?;
+    prepare_dir(data_dir).map_err(|e| e.to_string())?;
+    let path = key_path(data_dir, repository_id).map_err(|e| e.to_string())?;
+    write_export(&path, body).map_err(|e| format!("storing the key in {}: {e}", path.display()))
+}
+
+/// Whether a key file's contents given by a person are the key whose check
+/// value is `key_check`; the error says what is wrong.
+pub fn check_given(body: &[u8], key_check: &str) -> std::result::Result<(), String> {
+    let key = CryptConfig::parse_key_file(body).map_err(|e| format!("the key given is not a Sendense key file ({e}): paste the whole file `sendense key export` wrote"))?;
+    if key.check_value() != key_check {
+        return Err(format!(
+            "the key given (fingerprint {}) does not open this repository (its key's fingerprint is {}): give the key exported for this repository",
+            &key.check_value()[..FINGERPRINT_LEN],
+            &key_check[..FINGERPRINT_LEN.min(key_check.len())]
+        ));
+    }
+    Ok(())
+}
+
 /// Writes exported key bytes to `out` (created new, mode 0600).
 pub fn write_export(out: &Path, body: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out)?;

@@ -292,23 +292,39 @@ fn outcome(checks: Vec<TestCheckResult>, found: Option<&Found>, immutability: Im
     }
 }
 
-/// The message for an encrypted repository found at the location.
-fn attach_message(data_dir: &Path, encrypted: bool, key_check: Option<&str>) -> Result<String, String> {
+/// The message for a repository found at the location (or the problem
+/// that stops it being attached). `key`: a key file's contents given to
+/// attach an encrypted one whose key is not on this server.
+fn attach_message(data_dir: &Path, encrypted: bool, key_check: Option<&str>, key: Option<&str>) -> Result<String, String> {
     if !encrypted {
-        return Ok("holds a Sendense repository (not encrypted): adding attaches it with its restore points".into());
+        if key.is_some() {
+            return Err("holds a Sendense repository that is not encrypted: leave the key out".into());
+        }
+        return Ok("holds a Sendense repository (not encrypted): adding attaches it and records its restore points".into());
     }
-    match key_check.and_then(|k| find_key(data_dir, k)) {
-        Some(_) => Ok("holds an encrypted Sendense repository whose key is on this server: adding attaches it".into()),
-        None => Err(format!(
-            "holds an encrypted Sendense repository whose key is not on this server: put its key file (from `sendense key export`) in {} first",
+    if key_check.and_then(|k| find_key(data_dir, k)).is_some() {
+        return Ok("holds an encrypted Sendense repository whose key is on this server: adding attaches it and records its restore points".into());
+    }
+    match (key, key_check) {
+        (Some(body), Some(check)) => {
+            repository_keys::check_given(body.trim().as_bytes(), check)?;
+            Ok("holds an encrypted Sendense repository that the key given opens: adding attaches it and records its restore points".into())
+        }
+        _ => Err(format!(
+            "holds an encrypted Sendense repository whose key is not on this server: give its key file's contents (from `sendense key export`) as the key, or put the file in {} first",
             repository_keys::keys_dir(data_dir).display()
         )),
     }
 }
 
+/// The check of an empty location when a key was given.
+fn empty_with_key(key: Option<&str>) -> Option<String> {
+    key.map(|_| "holds no repository to attach: a key is only for attaching an encrypted repository; leave it out to create a new one (with a new key)".to_owned())
+}
+
 /// The checks of a local directory (blocking): location, then a probe
 /// written, read and deleted where the repository's files would go.
-pub fn test_local(data_dir: &Path, path: &Path, others: &[repositories::Model], immutability: Immutability) -> RepositoryTest {
+pub fn test_local(data_dir: &Path, path: &Path, others: &[repositories::Model], immutability: Immutability, key: Option<&str>) -> RepositoryTest {
     let mut checks = Vec::new();
     if let Some(why) = local_conflict(data_dir, path, others) {
         checks.push(check(TestCheck::Location, false, why));
@@ -322,8 +338,14 @@ pub fn test_local(data_dir: &Path, path: &Path, others: &[repositories::Model], 
         }
     };
     match &found {
-        Found::Nothing => checks.push(check(TestCheck::Location, true, format!("'{}' is new or empty: a repository is created there", path.display()))),
-        Found::Repository { encrypted, key_check } => match attach_message(data_dir, *encrypted, key_check.as_deref()) {
+        Found::Nothing => match empty_with_key(key) {
+            None => checks.push(check(TestCheck::Location, true, format!("'{}' is new or empty: a repository is created there", path.display()))),
+            Some(m) => {
+                checks.push(check(TestCheck::Location, false, format!("'{}' {m}", path.display())));
+                return outcome(checks, Some(&found), immutability);
+            }
+        },
+        Found::Repository { encrypted, key_check } => match attach_message(data_dir, *encrypted, key_check.as_deref(), key) {
             Ok(m) => checks.push(check(TestCheck::Location, true, format!("'{}' {m}", path.display()))),
             Err(m) => {
                 checks.push(check(TestCheck::Location, false, format!("'{}' {m}", path.display())));
@@ -353,7 +375,7 @@ pub fn test_local(data_dir: &Path, path: &Path, others: &[repositories::Model], 
 
 /// The checks of an object store (blocking, over the network): reachable,
 /// credentials, location, a probe object, Object Lock when asked.
-pub fn test_object(data_dir: &Path, spec: &RepoSpec, others: &[repositories::Model], immutability: Immutability) -> RepositoryTest {
+pub fn test_object(data_dir: &Path, spec: &RepoSpec, others: &[repositories::Model], immutability: Immutability, key: Option<&str>) -> RepositoryTest {
     let mut checks = Vec::new();
     let place = spec.describe();
     if let Some(why) = object_conflict(spec, others) {
@@ -392,8 +414,14 @@ pub fn test_object(data_dir: &Path, spec: &RepoSpec, others: &[repositories::Mod
         }
     };
     match &found {
-        Found::Nothing => checks.push(check(TestCheck::Location, true, format!("{place} is empty: a repository is created there"))),
-        Found::Repository { encrypted, key_check } => match attach_message(data_dir, *encrypted, key_check.as_deref()) {
+        Found::Nothing => match empty_with_key(key) {
+            None => checks.push(check(TestCheck::Location, true, format!("{place} is empty: a repository is created there"))),
+            Some(m) => {
+                checks.push(check(TestCheck::Location, false, format!("{place} {m}")));
+                return outcome(checks, Some(&found), immutability);
+            }
+        },
+        Found::Repository { encrypted, key_check } => match attach_message(data_dir, *encrypted, key_check.as_deref(), key) {
             Ok(m) => checks.push(check(TestCheck::Location, true, format!("{place} {m}"))),
             Err(m) => {
                 checks.push(check(TestCheck::Location, false, format!("{place} {m}")));
@@ -459,7 +487,7 @@ fn probe_object(repo: &dyn Backend, place: &str, checks: &mut Vec<TestCheckResul
 /// Creates (or attaches) the repository at `spec` for the catalog row `id`
 /// (blocking). Returns whether it is encrypted and the id whose key file
 /// it uses (a re-attached encrypted repository keeps its former id's key).
-pub fn create(data_dir: &Path, id: &str, spec: &RepoSpec, encrypt: bool) -> Result<Created, String> {
+pub fn create(data_dir: &Path, id: &str, spec: &RepoSpec, encrypt: bool, key: Option<&str>) -> Result<Created, String> {
     let (found, repo): (Found, Option<Arc<dyn Backend>>) = match spec {
         RepoSpec::Local { path } => (inspect_local(path)?, None),
         _ => {
@@ -468,13 +496,24 @@ pub fn create(data_dir: &Path, id: &str, spec: &RepoSpec, encrypt: bool) -> Resu
         }
     };
     match found {
+        Found::Repository { encrypted: false, .. } if key.is_some() => Err("it holds a Sendense repository that is not encrypted: leave the key out".into()),
         Found::Repository { encrypted: false, .. } => Ok(Created { encrypted: false, attached: true, key_from: None }),
         Found::Repository { encrypted: true, key_check } => {
-            let owner = key_check.as_deref().and_then(|k| find_key(data_dir, k)).ok_or_else(|| {
-                format!("it is encrypted and its key is not on this server: put its key file in {} first", repository_keys::keys_dir(data_dir).display())
-            })?;
-            Ok(Created { encrypted: true, attached: true, key_from: Some(owner) })
+            if let Some(owner) = key_check.as_deref().and_then(|k| find_key(data_dir, k)) {
+                return Ok(Created { encrypted: true, attached: true, key_from: Some(owner) });
+            }
+            match (key, key_check.as_deref()) {
+                (Some(body), Some(check)) => {
+                    repository_keys::import(data_dir, id, body.trim().as_bytes(), check)?;
+                    Ok(Created { encrypted: true, attached: true, key_from: None })
+                }
+                _ => Err(format!(
+                    "it is encrypted and its key is not on this server: give its key file's contents as the key, or put the file in {} first",
+                    repository_keys::keys_dir(data_dir).display()
+                )),
+            }
         }
+        Found::Nothing if key.is_some() => Err(empty_with_key(key).unwrap_or_default()),
         Found::Nothing => {
             match (spec, repo) {
                 (RepoSpec::Local { path }, _) => {
@@ -583,15 +622,15 @@ mod tests {
     fn local_test_probes_and_refuses_foreign_files() {
         let data = tempfile::tempdir().unwrap();
         let target = data.path().join("repos/new");
-        let t = test_local(data.path(), &target, &[], Immutability::None);
+        let t = test_local(data.path(), &target, &[], Immutability::None, None);
         assert!(!t.ok && t.checks[1].message.contains("parent directory"), "{t:?}");
         std::fs::create_dir_all(data.path().join("repos")).unwrap();
-        let t = test_local(data.path(), &target, &[], Immutability::None);
+        let t = test_local(data.path(), &target, &[], Immutability::None, None);
         assert!(t.ok, "{t:?}");
         assert!(!target.exists(), "the test created nothing");
         std::fs::create_dir_all(&target).unwrap();
         std::fs::write(target.join("notes.txt"), b"x").unwrap();
-        let t = test_local(data.path(), &target, &[], Immutability::None);
+        let t = test_local(data.path(), &target, &[], Immutability::None, None);
         assert!(!t.ok && t.checks[0].message.contains("notes.txt"), "{t:?}");
     }
 
@@ -601,9 +640,9 @@ mod tests {
         let path = data.path().join("repos/r");
         repository_keys::init_encrypted(data.path(), "old-id", &path).unwrap();
         let spec = RepoSpec::Local { path: path.clone() };
-        let made = create(data.path(), "new-id", &spec, true).unwrap();
+        let made = create(data.path(), "new-id", &spec, true, None).unwrap();
         assert_eq!(made, Created { encrypted: true, attached: true, key_from: Some("old-id".into()) });
         std::fs::remove_file(repository_keys::key_path(data.path(), "old-id").unwrap()).unwrap();
-        assert!(create(data.path(), "new-id", &spec, true).unwrap_err().contains("key"));
+        assert!(create(data.path(), "new-id", &spec, true, None).unwrap_err().contains("key"));
     }
 }

@@ -64,11 +64,15 @@ impl CryptConfig {
 
     pub fn load_key_file(path: &Path) -> Result<CryptConfig> {
         let body = std::fs::read(path).map_err(|e| EngineError::file(path, e))?;
-        let kf: KeyFile = serde_json::from_slice(&body)
-            .map_err(|e| EngineError::BadKeyFile { path: path.into(), reason: e.to_string() })?;
+        Self::parse_key_file(&body).map_err(|reason| EngineError::BadKeyFile { path: path.into(), reason })
+    }
+
+    /// A key file's contents (as [`create_key_file`](Self::create_key_file)
+    /// writes them) read into a key; the error says what is wrong with them.
+    pub fn parse_key_file(body: &[u8]) -> std::result::Result<CryptConfig, String> {
+        let kf: KeyFile = serde_json::from_slice(body).map_err(|e| e.to_string())?;
         let mut master = [0u8; 32];
-        hex::decode_to_slice(kf.master_key.trim(), &mut master)
-            .map_err(|e| EngineError::BadKeyFile { path: path.into(), reason: format!("master_key: {e}") })?;
+        hex::decode_to_slice(kf.master_key.trim(), &mut master).map_err(|e| format!("master_key: {e}"))?;
         Ok(CryptConfig::from_master(&master))
     }
 
