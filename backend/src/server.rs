@@ -58,6 +58,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if stale_specs > 0 {
         tracing::info!(count = stale_specs, "removed repository spec files left by the last run");
     }
+    // Index caches of repositories no longer in the catalog (DATA_DIR/cache only).
+    if crate::catalog::index_caches::root_is_own(&config.data_dir) {
+        let root = crate::engine::index_cache::root();
+        match crate::catalog::index_caches::remove_stale(&catalog, &root).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "removed the index caches of repositories no longer in the catalog"),
+            Err(e) => tracing::warn!(error = %e, "cleaning the index caches"),
+        }
+    }
     let repositories = crate::catalog::repositories::local_paths(&catalog).await?;
     let catalog_file = (kind == db::CatalogKind::Sqlite).then(|| db::sqlite_file(&url)).flatten();
     let roots = crate::confinement::Roots::configure(&config.data_dir, &config.restore_roots, &config.platform_roots, catalog_file.as_deref(), &repositories)

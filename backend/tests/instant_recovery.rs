@@ -7,6 +7,10 @@
 //! (the guest's writes never reached the repository) and was pinned the
 //! whole time. Needs root, libvirt and the guest kit (scripts/test.sh).
 
+// Index caches under target/tmp, not in ~/.cache.
+#[path = "support/test_cache.rs"]
+mod test_cache;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;

@@ -5,6 +5,10 @@
 //! tracking (an incremental backup reads what it wrote); and SIGTERM stops
 //! every host, guest and bridge.
 
+// Index caches under target/tmp, not in ~/.cache.
+#[path = "support/test_cache.rs"]
+mod test_cache;
+
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

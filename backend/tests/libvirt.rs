@@ -9,6 +9,10 @@
 //! kept to one checkpoint per consumer. Needs root, libvirt and the guest
 //! kit (scripts/test.sh installs and makes them).
 
+// Index caches under target/tmp, not in ~/.cache.
+#[path = "support/test_cache.rs"]
+mod test_cache;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -11,6 +11,10 @@
 //! the replication leaves nothing on either host. Needs root, libvirt and
 //! the guest kit (scripts/test.sh installs and makes them).
 
+// Index caches under target/tmp, not in ~/.cache.
+#[path = "support/test_cache.rs"]
+mod test_cache;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -314,6 +314,57 @@ async fn management_on(f: Fixture) {
     assert!(!text.contains(S3_SECRET) && !text.contains(AZURE_SECRET) && !text.contains(new_secret), "{text}");
 }
 
+/// Index caches: a repository leaving the catalog takes its caches on this
+/// machine with it (another one's stay); at start the server removes the
+/// caches under its own root that no catalog repository owns; the tests'
+/// caches are under target/tmp, not in ~/.cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_repositories_leave_no_index_caches() {
+    use sendense::catalog::index_caches;
+    use sendense::engine::index_cache;
+    let f = fixture().await;
+    let db = f.state.db.clone();
+    let root = index_cache::root();
+    assert_eq!(root, support::test_cache::root());
+    assert!(root.starts_with(env!("CARGO_TARGET_TMPDIR")), "test caches in {}", root.display());
+    let outside = tempfile::tempdir().unwrap();
+    let api = Api::admin(f).await;
+    let caches_of = |location: &str| {
+        std::fs::read_dir(&root).map(|d| d.flatten().filter(|e| index_cache::location_of(&e.path()).as_deref() == Some(location)).count()).unwrap_or(0)
+    };
+    let (gone, kept) = (outside.path().join("gone"), outside.path().join("kept"));
+    let mut ids = Vec::new();
+    // The first one added is the default (which cannot leave while others exist).
+    for (name, dir) in [("kept", &kept), ("gone", &gone)] {
+        let body = json!({"name": name, "kind": "local", "path": dir.display().to_string(), "encrypted": false});
+        let created: Repository = api.ok("POST", "/api/v1/repositories", Some(body), StatusCode::CREATED).await;
+        assert!(created.stats.is_some(), "{created:?}");
+        assert_eq!(caches_of(&dir.display().to_string()), 1, "reading {name}'s statistics made its cache");
+        ids.push(created.id);
+    }
+    let _: RepositoryRemoved = api.ok("DELETE", &format!("/api/v1/repositories/{}", ids[1]), None, StatusCode::OK).await;
+    assert_eq!(caches_of(&gone.display().to_string()), 0, "the removed repository's cache is gone");
+    assert_eq!(caches_of(&kept.display().to_string()), 1, "the other repository's cache stays");
+    assert!(gone.join("config.json").exists(), "its data stays");
+
+    // At start: under the server's own root, caches no catalog repository owns go.
+    let own = tempfile::tempdir().unwrap();
+    let cache = |name: char, location: Option<&str>| {
+        let d = own.path().join(name.to_string().repeat(32));
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("state.json"), "{}").unwrap();
+        if let Some(l) = location {
+            std::fs::write(d.join("location"), l).unwrap();
+        }
+        d
+    };
+    let kept_cache = cache('a', Some(&kept.display().to_string()));
+    let gone_cache = cache('b', Some(&gone.display().to_string()));
+    let old_cache = cache('c', None);
+    assert_eq!(index_caches::remove_stale(&db, own.path()).await.unwrap(), 2);
+    assert!(kept_cache.exists() && !gone_cache.exists() && !old_cache.exists());
+}
+
 /// S3 (moto, signatures checked) and Azure Blob (Azurite) through the API:
 /// the test's checks pass on a real bucket and container and fail on a wrong
 /// secret (credentials) or a missing bucket; asking immutability of S3 checks

@@ -442,6 +442,8 @@ async fn an_s3_restore_point_is_locked_copied_to_azure_and_restored_from_the_cop
     std::fs::set_permissions(&spec_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     let image = server.data_dir.path().join("restore-point.raw");
     let mut engine = Command::new(Server::binary()?);
+    // Its index cache beside the server's (removed with the data directory), not in ~/.cache.
+    engine.env("SENDENSE_CACHE_DIR", server.data_path().join("cache"));
     engine.args(["image", "restore", "--no-progress", "--spec-file"]).arg(&spec_file);
     let key = server.data_path().join("keys").join(format!("{azure_id}.key"));
     if azure["encrypted"] == true {

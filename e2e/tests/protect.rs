@@ -569,6 +569,8 @@ async fn protect_from_discovery_to_emergency_stop() -> Result<()> {
         .find(|p| p.extension().is_some_and(|x| x == "key"))
         .context("no key file for the local repository")?;
     let out = std::process::Command::new(Server::binary()?)
+        // Its index cache beside the server's (removed with the data directory), not in ~/.cache.
+        .env("SENDENSE_CACHE_DIR", server.data_path().join("cache"))
         .args(["image", "restore", "--no-progress", "--repo"])
         .arg(server.data_path().join("repos/local"))
         .arg("--key")

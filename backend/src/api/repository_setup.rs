@@ -395,6 +395,10 @@ pub async fn delete_repository(State(state): State<AppState>, Path(id): Path<Str
             e.into()
         }
     })?;
+    // Its index caches on this machine go with it (the data stays).
+    if let Err(e) = crate::catalog::index_caches::forget(&state.db, &row).await {
+        tracing::warn!(repository = %row.id, error = %e, "removing the index caches of a removed repository");
+    }
     let key = if row.encrypted || row.kind == RepositoryKind::Local.as_str() {
         repository_keys::key_path(&state.data_dir, &row.id).ok().filter(|k| k.exists())
     } else {

@@ -16,6 +16,7 @@ pub mod compatibility;
 pub mod convert;
 pub mod fleet;
 pub mod housekeeping;
+pub mod index_caches;
 pub mod flows;
 pub mod inventory;
 pub mod job_history;

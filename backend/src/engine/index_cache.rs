@@ -16,6 +16,8 @@
 //!                   digest bits, 53-byte records), written whole, never
 //!                   changed, memory-mapped for lookups
 //! lock              flock: one process refreshes at a time
+//! location          the repository's location as it describes itself
+//!                   (what [`remove_for`] and [`remove_stale`] match)
 //! ```
 //!
 //! **Refresh** (every open): list `pack-index/`, GET only the indexes of
@@ -35,6 +37,10 @@
 //! candidates are excluded by the caller, and a backup still checks every
 //! pack it reused before its manifest. A cache that does not parse is
 //! rebuilt from the repository.
+//!
+//! **Cleanup.** A repository leaving the server's catalog takes its caches
+//! with it ([`remove_for`]); at start the server removes the caches under
+//! its own root whose location no catalog repository has ([`remove_stale`]).
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -104,6 +110,56 @@ pub fn writable_dir(dir: PathBuf) -> PathBuf {
     let fallback = std::env::temp_dir().join(format!("sendense-index-{}", rustix::process::getuid().as_raw())).join(name);
     tracing::warn!(cache = %dir.display(), instead = %fallback.display(), "index cache directory not writable");
     fallback
+}
+
+/// The file naming the repository a cache directory belongs to.
+const LOCATION_FILE: &str = "location";
+
+/// The repository location recorded in the cache directory `dir` (`None`:
+/// not a cache, or one made before caches recorded it).
+pub fn location_of(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(LOCATION_FILE)).ok()
+}
+
+/// Removes the cache directories under `root` for which `remove` (given the
+/// location each recorded, `None` when it recorded none) says so, unless a
+/// process is refreshing one at that moment. Only directories named like
+/// caches are looked at. Returns how many were removed.
+pub fn remove_where(root: &Path, remove: impl Fn(Option<&str>) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(root) else { return 0 };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let cache_like = name.len() == 32 && name.to_string_lossy().bytes().all(|b| b.is_ascii_hexdigit());
+        if !cache_like || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = e.path();
+        if !remove(location_of(&dir).as_deref()) {
+            continue;
+        }
+        let Ok(lock) = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")) else { continue };
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue;
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::warn!(cache = %dir.display(), error = %e, "removing an index cache"),
+        }
+    }
+    removed
+}
+
+/// Removes the caches (under [`root`]) of the repository at `location`
+/// (what its `describe()` says): it left the catalog.
+pub fn remove_for(location: &str) -> usize {
+    remove_where(&root(), |l| l == Some(location))
+}
+
+/// Removes the caches under `root` of repositories whose location is not
+/// in `keep`, and those that recorded none.
+pub fn remove_stale(root: &Path, keep: &std::collections::HashSet<String>) -> usize {
+    remove_where(root, |l| l.is_none_or(|l| !keep.contains(l)))
 }
 
 const RUN_MAGIC: &[u8; 8] = b"SDCRUN01";
@@ -427,6 +483,12 @@ pub fn open(
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io("create", e))?;
     let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| io("lock", e))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| io("lock", e.into()))?;
+    let location = repo.describe();
+    if location_of(dir).as_deref() != Some(location.as_str()) {
+        let tmp = dir.join("location.tmp");
+        std::fs::write(&tmp, &location).map_err(|e| io("location", e))?;
+        std::fs::rename(&tmp, dir.join(LOCATION_FILE)).map_err(|e| io("location", e))?;
+    }
 
     let mut fresh = false;
     let (mut state, mut packs) = match load(dir) {
@@ -781,5 +843,33 @@ mod tests {
         let r = Run::open(&t.path().join("r")).unwrap();
         assert_eq!(r.find(&d, |x| x.pack != 3).map(|x| x.offset), Some(9));
         assert_eq!(r.find(&d, |_| false), None);
+    }
+
+    #[test]
+    fn stale_caches_are_removed_unless_kept_or_busy() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = |name: &str, location: Option<&str>| {
+            let d = t.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("state.json"), "{}").unwrap();
+            if let Some(l) = location {
+                std::fs::write(d.join(LOCATION_FILE), l).unwrap();
+            }
+            d
+        };
+        let kept = cache(&"a".repeat(32), Some("/srv/kept"));
+        let gone = cache(&"b".repeat(32), Some("/srv/gone"));
+        let unnamed = cache(&"c".repeat(32), None);
+        let busy = cache(&"d".repeat(32), Some("/srv/gone"));
+        let other = cache("not-a-cache", Some("/srv/gone"));
+        let held = OpenOptions::new().create(true).truncate(false).write(true).open(busy.join("lock")).unwrap();
+        rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let keep = ["/srv/kept".to_string()].into_iter().collect();
+        assert_eq!(remove_stale(t.path(), &keep), 2);
+        assert!(kept.exists() && busy.exists() && other.exists());
+        assert!(!gone.exists() && !unnamed.exists());
+        drop(held);
+        assert_eq!(remove_where(t.path(), |l| l == Some("/srv/gone")), 1, "the busy one, once free");
+        assert!(!busy.exists() && kept.exists());
     }
 }

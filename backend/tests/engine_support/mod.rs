@@ -7,6 +7,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../support/test_cache.rs"]
+pub mod test_cache;
+
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sendense"));
     c.env_remove("SENDENSE_KEY_FILE");

@@ -6,6 +6,7 @@ pub mod api;
 pub mod kvm;
 pub mod object_servers;
 pub mod rows;
+pub mod test_cache;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
