@@ -39,6 +39,7 @@ use shared_types::error::ErrorBody;
 use shared_types::flow::Flow;
 use shared_types::jobs::{Job, JobPage};
 use shared_types::policies::Policy;
+use shared_types::recovery::CompatibilityReport;
 use shared_types::repositories::Repository;
 use shared_types::restore::Mount;
 use support::api::Api;
@@ -354,6 +355,9 @@ async fn run_and_copy(api: &Api, flow: &str, vm: &str) -> (Value, Value, f64) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
+    // The backup's log as it is once the copy is queued (the line saying so
+    // is written after the backup job ends).
+    let done = api.wait(&backup_job, 10).await;
     let t = std::time::Instant::now();
     let copied = api.wait(&copy_job, 300).await;
     assert_eq!(copied["job"]["status"], "completed", "{copied}");
@@ -458,15 +462,27 @@ async fn a_copy_restores_the_vm_and_its_files_when_the_primary_repository_is_gon
     assert!(!hostname.is_empty());
     let _ = api.call("DELETE", &format!("/api/v1/restore/{}", mount.id), None).await;
 
+    // The check says where a restore reads from: the primary, while it can be read.
+    let body = |name: &str| json!({"backup_id": second.id, "target_platform_id": dr.id, "name": name, "disk_format": "qcow2"});
+    let report: CompatibilityReport = api.ok("POST", "/api/v1/restore/check", Some(body("web-01-from-copy")), StatusCode::OK).await;
+    let from = report.read_from.expect("the check names the repository it reads from");
+    assert_eq!((from.repository.id.as_str(), from.role, from.fallback_reason.as_deref()), (primary.id.as_str(), LocationRole::Primary, None));
+
     // The primary repository's directory is deleted.
     std::fs::remove_dir_all(&primary.path).unwrap();
 
-    // Asking for the primary explicitly is refused; left out, the copy is used.
-    let body = |name: &str| json!({"backup_id": second.id, "target_platform_id": dr.id, "name": name, "disk_format": "qcow2"});
+    // Asking for the primary explicitly is refused, naming the copy; left
+    // out, the copy is used, and the check says why.
     let mut at_primary = body("web-01-primary");
     at_primary["repository_id"] = json!(primary.id);
     let reply = api.call("POST", "/api/v1/restore/start", Some(at_primary)).await;
     assert!(reply.status.is_client_error(), "{}", reply.body);
+    assert!(reply.body.to_string().contains("it is also in 'offsite'"), "{}", reply.body);
+    let report: CompatibilityReport = api.ok("POST", "/api/v1/restore/check", Some(body("web-01-from-copy")), StatusCode::OK).await;
+    let from = report.read_from.expect("the check names the repository it reads from");
+    assert_eq!((from.repository.id.as_str(), from.role), (offsite.id.as_str(), LocationRole::Copy));
+    let why = from.fallback_reason.unwrap_or_default();
+    assert!(why.starts_with(&format!("the primary '{}' cannot be read: ", primary.name)), "{why}");
     let job: Job = api.ok("POST", "/api/v1/restore/start", Some(body("web-01-from-copy")), StatusCode::ACCEPTED).await;
     assert_eq!(job.repository_id.as_deref(), Some(offsite.id.as_str()), "the restore reads the copy");
     let restored = api.wait(&job.id, 300).await;

@@ -117,6 +117,23 @@ pub struct CompatibilityReport {
     /// The target's started networks, which NICs may join.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_networks: Vec<crate::platform::NetworkInfo>,
+    /// The repository the restore reads the restore point from (3-2-1: a
+    /// copy when the primary cannot be read or when one is asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_from: Option<ReadFrom>,
+}
+
+/// Where a restore reads its restore point from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadFrom {
+    pub repository: crate::NamedRef,
+    /// The primary (where the backup wrote it) or a copy.
+    pub role: crate::backups::LocationRole,
+    /// Why not the primary, when a copy is read without being asked for
+    /// (the primary could not be read: the error met there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
 }
 
 /// Where one NIC of the restored VM goes.

@@ -16,8 +16,10 @@ use shared_types::jobs::{Job, JobKind, JobStatus};
 use shared_types::networks::{place_nic, recommend, MappingPurpose};
 use shared_types::platform::{Firmware, GuestOs, HostInventory, NetworkInfo, NicInfo, PlatformKind, PowerState, VmInfo};
 use shared_types::recovery::{
-    required_feature, CompatibilityNote, CompatibilityReport, LicenseTier, NetworkSuggestion, NicPlacement, NoteSeverity, RestoreVmRequest, SuggestionReason,
+    required_feature, CompatibilityNote, CompatibilityReport, LicenseTier, NetworkSuggestion, NicPlacement, NoteSeverity, ReadFrom, RestoreVmRequest, SuggestionReason,
 };
+use shared_types::backups::{LocationRole, LocationState};
+use shared_types::NamedRef;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -26,7 +28,7 @@ use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
 use crate::catalog::compatibility::{self, Facts};
-use crate::catalog::{convert, from_wire, inventory, network_mapping};
+use crate::catalog::{backup_locations, convert, from_wire, inventory, network_mapping};
 use crate::db::entities::{backups, jobs, platforms, repositories, vm_contexts};
 use crate::runner::restore_job::{RestoreJobRequest, RestoreOptions};
 use crate::state::AppState;
@@ -133,6 +135,28 @@ async fn suggest_networks(
     Ok(out)
 }
 
+/// Where the restore reads `backup` from (`repo`, as chosen), and, when a
+/// copy is read because the primary could not be (`automatic`: no
+/// repository asked for), what was met at the primary.
+async fn read_from(state: &AppState, backup: &backups::Model, repo: &repositories::Model, automatic: bool) -> Result<ReadFrom, ApiError> {
+    let rows = backup_locations::of(&state.db, backup).await?;
+    let role = rows.iter().find(|r| r.repository_id == repo.id).and_then(|r| from_wire::<LocationRole>(&r.role)).unwrap_or(LocationRole::Primary);
+    let mut fallback_reason = None;
+    if automatic && role == LocationRole::Copy {
+        if let Some(p) = rows.iter().find(|r| r.role == LocationRole::Primary.as_str()) {
+            let name = match repositories::Entity::find_by_id(p.repository_id.clone()).one(&state.db).await? {
+                Some(r) => r.name,
+                None => p.repository_id.clone(),
+            };
+            fallback_reason = Some(match &p.error {
+                Some(e) => format!("the primary '{name}' cannot be read: {e}"),
+                None => format!("the primary '{name}' is {}", p.state),
+            });
+        }
+    }
+    Ok(ReadFrom { repository: NamedRef { id: repo.id.clone(), name: repo.name.clone() }, role, fallback_reason })
+}
+
 pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<Prepared, ApiError> {
     check_id("backup_id", &req.backup_id)?;
     check_id("target_platform_id", &req.target_platform_id)?;
@@ -149,7 +173,9 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
         ApiError::invalid_value("target_platform_id", format!("no platform has the id '{}' (GET /api/v1/platforms lists them)", req.target_platform_id))
     })?;
     // Read from the location asked for, else the primary, else a copy.
-    let (backup, repo) = super::backups::locate(state, &backup, req.repository_id.as_deref()).await?;
+    let (here, repo) = super::backups::locate(state, &backup, req.repository_id.as_deref()).await?;
+    let read_from = read_from(state, &backup, &repo, req.repository_id.is_none()).await?;
+    let backup = here;
     let target_kind: PlatformKind = from_wire(&target.kind)
         .ok_or_else(|| ApiError::unprocessable("platform_unusable", format!("platform '{}' has an unknown kind", target.name)))?;
     let inv: HostInventory = inventory::read(target_kind, target.address.clone())
@@ -162,10 +188,30 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
     }
     .unwrap_or(PlatformKind::Kvm);
     let (data_dir, name, id) = (state.data_dir.clone(), backup.snapshot_name.clone(), backup.snapshot_id.clone());
-    let point = tokio::task::spawn_blocking(move || read_point(&data_dir, &repo, &name, &id))
+    let (repo_id, repo_name) = (repo.id.clone(), repo.name.clone());
+    let read = tokio::task::spawn_blocking(move || read_point(&data_dir, &repo, &name, &id))
         .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading a restore point: {e}")))?
-        .map_err(|e| ApiError::unprocessable("restore_point_unreadable", format!("restore point '{}' cannot be read: {e}; verify the repository", backup.id)))?;
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading a restore point: {e}")))?;
+    let point = match read {
+        Ok(p) => p,
+        Err(e) => {
+            // Say where else it can be read from (3-2-1), if anywhere.
+            let mut elsewhere = Vec::new();
+            for loc in backup_locations::of(&state.db, &backup).await? {
+                if loc.repository_id != repo_id && loc.state == LocationState::Present.as_str() {
+                    if let Some(r) = repositories::Entity::find_by_id(loc.repository_id.clone()).one(&state.db).await? {
+                        elsewhere.push(format!("'{}'", r.name));
+                    }
+                }
+            }
+            let hint = if elsewhere.is_empty() {
+                "verify the repository".to_string()
+            } else {
+                format!("it is also in {}: read it from there (Read from), or let the server choose", elsewhere.join(", "))
+            };
+            return Err(ApiError::unprocessable("restore_point_unreadable", format!("restore point '{}' cannot be read from '{repo_name}': {e}; {hint}", backup.id)));
+        }
+    };
     let source = match (point.vm, &context) {
         (Some(vm), _) => vm,
         (None, Some(c)) => VmInfo {
@@ -300,6 +346,7 @@ pub(super) async fn prepare(state: &AppState, req: &RestoreVmRequest) -> Result<
     report.storage_pools = inv.storage_pools.clone();
     report.nics = placements;
     report.target_networks = inv.networks.iter().filter(|n| !n.inactive).cloned().collect();
+    report.read_from = Some(read_from);
     let options = RestoreOptions {
         name: req.name.clone(),
         overwrite: req.overwrite && exists,

@@ -141,7 +141,7 @@ pub fn check(f: &Facts<'_>) -> CompatibilityReport {
     }
     let estimated_seconds = f.history.and_then(|(bps, bytes)| (bps > 0.0).then(|| (bytes as f64 / bps).ceil().max(1.0) as u64));
     let ok = !notes.iter().any(|n| n.severity == NoteSeverity::Blocker);
-    CompatibilityReport { ok, target_format: f.format, notes, estimated_seconds, required_bytes: f.required_bytes, free_bytes: f.free_bytes, storage_pools: Vec::new(), nics: Vec::new(), target_networks: Vec::new() }
+    CompatibilityReport { ok, target_format: f.format, notes, estimated_seconds, required_bytes: f.required_bytes, free_bytes: f.free_bytes, storage_pools: Vec::new(), nics: Vec::new(), target_networks: Vec::new(), read_from: None }
 }
 
 #[cfg(test)]
