@@ -360,6 +360,10 @@ pub async fn set_default_repository(id: String) -> Result<Repository, ApiError> 
     post_empty(&format!("/api/v1/repositories/{}/default", enc(&id))).await
 }
 
+pub async fn import_repository(id: String) -> Result<shared_types::repository_setup::RepositoryImport, ApiError> {
+    post_empty(&format!("/api/v1/repositories/{}/import", enc(&id))).await
+}
+
 pub async fn overview() -> Result<Overview, ApiError> {
     json(Request::get("/api/v1/telemetry/overview")).await
 }

@@ -87,6 +87,8 @@ pub fn AddRepositoryForm(on_done: Callback<String>, on_cancel: Callback<()>) -> 
     let immutable = RwSignal::new(String::new());
     let lock_mode = RwSignal::new(ObjectLockMode::Governance);
     let encrypted = RwSignal::new(true);
+    // The key file of an encrypted repository to attach (another server's).
+    let key = RwSignal::new(String::new());
     let local_error = RwSignal::new(None::<String>);
     let test_act = Act::new();
     let save_act = Act::new();
@@ -96,7 +98,14 @@ pub fn AddRepositoryForm(on_done: Callback<String>, on_cancel: Callback<()>) -> 
     let request = move || -> Result<CreateRepository, String> {
         let k = kind.get();
         let immutable_days = days(&immutable.get())?;
-        let mut r = CreateRepository { name: name.get().trim().to_string(), kind: k, immutable_days, encrypted: Some(encrypted.get()), ..Default::default() };
+        let mut r = CreateRepository {
+            name: name.get().trim().to_string(),
+            kind: k,
+            immutable_days,
+            encrypted: Some(encrypted.get()),
+            key: opt(key.get()),
+            ..Default::default()
+        };
         match k {
             RepositoryKind::Local => r.path = opt(path.get()),
             RepositoryKind::S3 => {
@@ -264,6 +273,15 @@ pub fn AddRepositoryForm(on_done: Callback<String>, on_cancel: Callback<()>) -> 
                     " Encrypt (AES-256-GCM; the key stays on this server)"
                 </label>
             </div>
+            <details class="repo-key" data-testid="repo-form-key-box" prop:open=move || !key.get().is_empty()>
+                <summary>"Attaching an encrypted repository whose key is not on this server?"</summary>
+                <label class="grow">"Its key file (paste what `sendense key export` or Download key gave)"
+                    <textarea class="mono" rows="4" data-testid="repo-form-key" spellcheck="false" autocomplete="off"
+                        placeholder="{\"sendense_key\": 1, \"master_key\": \"…\"}"
+                        prop:value=move || key.get() on:input=move |ev| key.set(event_target_value(&ev))></textarea>
+                    {field_error("key")}
+                </label>
+            </details>
             <p class="muted small" data-testid="repo-form-immutability">{move || match will_be() {
                 Immutability::None => "No immutability: restore points can be pruned as soon as their retention allows.".to_string(),
                 Immutability::Storage => "Immutability enforced by the storage: the bucket needs S3 Object Lock, and the test checks it.".to_string(),
@@ -290,6 +308,26 @@ pub fn AddRepositoryForm(on_done: Callback<String>, on_cancel: Callback<()>) -> 
             </Show>
         </form>
     }
+}
+
+/// What an import of a repository's restore points did, in words.
+fn import_text(r: &shared_types::repository_setup::RepositoryImport) -> String {
+    let mut text = format!(
+        "{} snapshot(s) in the repository: {} restore point(s) recorded, {} recorded as copies held here, {} already known.",
+        r.snapshots, r.recorded, r.copies, r.known
+    );
+    if !r.unmatched.is_empty() {
+        let vms: Vec<String> = r
+            .unmatched
+            .iter()
+            .map(|u| format!("{} ({}{} restore point(s))", u.name, u.platform_vm_id.as_deref().map(|id| format!("{id}, ")).unwrap_or_default(), u.restore_points))
+            .collect();
+        text.push_str(&format!(" Not managed on this server: {}. Add their platform, discover it, then import again.", vms.join(", ")));
+    }
+    if !r.unreadable.is_empty() {
+        text.push_str(&format!(" {} snapshot(s) could not be read: {}.", r.unreadable.len(), r.unreadable.join("; ")));
+    }
+    text
 }
 
 /// Each check of a test, passed or not, with its message.
@@ -331,6 +369,12 @@ pub fn RepositoryAdmin(r: Repository, version: RwSignal<u32>, message: RwSignal<
             version.update(|v| *v += 1);
         });
     };
+    let import = move |_| {
+        act.run(api::import_repository(id.get_value()), move |r| {
+            message.set(Some((r.unmatched.is_empty() && r.unreadable.is_empty(), import_text(&r))));
+            version.update(|v| *v += 1);
+        });
+    };
     let remove = move |_| {
         if !armed.get_untracked() {
             armed.set(true);
@@ -348,6 +392,10 @@ pub fn RepositoryAdmin(r: Repository, version: RwSignal<u32>, message: RwSignal<
                 <button class="button small" data-testid="repo-make-default" title=why disabled=move || !admin() || act.busy.get() on:click=make_default>"Make default"</button>
             })}
             <button class="button small" data-testid="repo-edit" title=why disabled=move || !admin() on:click=move |_| editing.update(|e| *e = !*e)>"Edit"</button>
+            <button class="button small" data-testid="repo-import" disabled=move || !admin() || act.busy.get() on:click=import
+                title=move || if admin() { "Record the restore points this repository holds that the catalog lacks".to_string() } else { why() }>
+                "Import restore points"
+            </button>
             <button class="button small danger" data-testid="repo-remove" title=move || if admin() { "Remove from the catalog; the data stays".to_string() } else { why() }
                 disabled=move || !admin() || act.busy.get() on:click=remove>
                 {move || if armed.get() { "Click again to remove (data stays)" } else { "Remove" }}
