@@ -261,6 +261,8 @@ async fn copy_catalog_on(f: Fixture) {
     // The on-demand copy is in the OpenAPI document.
     let doc: Value = api.f.call("GET", "/api/v1/openapi.json", None, None).await.json();
     assert!(doc["paths"].get("/restore-points/{id}/copy").is_some(), "route missing from the OpenAPI document");
+    assert!(doc["components"]["schemas"]["CompatibilityReport"]["properties"].get("read_from").is_some(), "the check's read_from is not documented");
+    assert!(doc["components"]["schemas"].get("ReadFrom").is_some(), "ReadFrom is not in the OpenAPI document");
 }
 
 /// The migrations up to the one before `backup_copies` on `url`, a restore
