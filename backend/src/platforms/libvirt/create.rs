@@ -82,7 +82,11 @@ fn upload(conn: &Connect, pool: &StoragePool, name: &str, image: &Path, format: 
         format.qemu_name()
     );
     let vol = StorageVol::create_xml(pool, &xml, 0).map_err(|e| lv(&format!("creating volume '{name}'"), e))?;
-    if let Err(e) = upload_into(conn, &vol, name, image, true) {
+    // A new raw volume in a pool of files is one hole: the image's holes may
+    // stay holes. Anything else may hold bytes already (the header libvirt
+    // wrote for a qcow2 volume, an old logical volume's blocks): every byte.
+    let sparse = format == DiskFormat::Raw && file_backed(pool);
+    if let Err(e) = upload_into(conn, &vol, name, image, sparse) {
         if let Err(d) = vol.delete(0) {
             tracing::warn!(volume = %name, error = %d.message(), "removing a volume whose upload failed");
         }
@@ -91,19 +95,26 @@ fn upload(conn: &Connect, pool: &StoragePool, name: &str, image: &Path, format: 
     Ok(vol)
 }
 
+/// Whether the pool's volumes are files (`dir`, `fs`, `netfs` pools).
+fn file_backed(pool: &StoragePool) -> bool {
+    let Ok(xml) = pool.xml_desc(0) else { return false };
+    let Ok(doc) = roxmltree::Document::parse(&xml) else { return false };
+    matches!(doc.root_element().attribute("type"), Some("dir" | "fs" | "netfs"))
+}
+
 /// Writes the whole of the file `image` into `vol` from its start, through
 /// libvirt (the volume file's bytes: for qcow2 its image file).
 ///
-/// Into a new, empty volume (`fresh`) the stream is sparse: the image's
-/// holes are sent as holes, so a 6 GiB raw disk with 30 MiB of data takes
-/// 30 MiB on the host, as it did here. Into a volume that holds data every
-/// byte is sent: a hole would leave the old bytes under it.
-pub(super) fn upload_into(conn: &Connect, vol: &StorageVol, name: &str, image: &Path, fresh: bool) -> Result<()> {
+/// `sparse` (only into a volume that is one hole: a new raw file): the
+/// image's holes are sent as holes, so a 6 GiB raw disk with 30 MiB of
+/// data takes 30 MiB on the host, as it did here. Otherwise every byte is
+/// sent: a hole would leave the volume's old bytes under it.
+pub(super) fn upload_into(conn: &Connect, vol: &StorageVol, name: &str, image: &Path, sparse: bool) -> Result<()> {
     let len = std::fs::metadata(image).map_err(|e| PlatformError::io(format!("reading {}", image.display()), e))?.len();
     let stream = Stream::new(conn, 0).map_err(|e| lv("opening an upload stream", e))?;
-    let flags = if fresh { virt::sys::VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM } else { 0 };
+    let flags = if sparse { virt::sys::VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM } else { 0 };
     vol.upload(&stream, 0, len, flags).map_err(|e| lv(&format!("uploading to volume '{name}'"), e))?;
-    match send_all(&stream, image, name, fresh) {
+    match send_all(&stream, image, name, sparse) {
         Ok(()) => stream.finish().map_err(|e| lv(&format!("finishing the upload of volume '{name}'"), e)),
         Err(e) => {
             // An open transfer must be aborted, or the volume stays in use.
