@@ -250,4 +250,37 @@ async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verif
     for b in points(&api, &vm).await {
         assert_storage_lock(&moto, &b);
     }
+
+    // --- A copy into the bucket: its location shows the storage's lock of
+    // the copy's manifest there (the primary's stays Sendense's own), and a
+    // verify of the bucket reads it again.
+    backup_job(&api, &vm, &local.id, "full").await;
+    let point_id = points(&api, &vm).await.into_iter().find(|b| b.repository.id == local.id).expect("the local restore point").id;
+    let copy: Job = api
+        .ok("POST", &format!("/api/v1/restore-points/{point_id}/copy"), Some(json!({"repository_id": s3.id, "immutable_days": 1})), StatusCode::ACCEPTED)
+        .await;
+    let copied = api.wait(&copy.id, 300).await;
+    assert_eq!(copied["job"]["status"], "completed", "{copied}");
+    assert!(copied.to_string().contains("the storage locks the copy in 'locked-s3' until"), "{copied}");
+    let assert_copy_lock = |b: &Backup| {
+        let here = b.locations.iter().find(|l| l.repository_id == s3.id).unwrap_or_else(|| panic!("no copy in {:?}", b.locations));
+        let lock = here.lock.as_ref().unwrap_or_else(|| panic!("no lock on the copy: {here:?}"));
+        assert_eq!((lock.enforced_by, lock.mode), (LockEnforcer::Storage, Some(ObjectLockMode::Compliance)), "{lock:?}");
+        let (mode, until) = storage_retention(&moto, &manifest_key(&b.snapshot_name, &b.snapshot_id));
+        assert_eq!(mode.as_deref(), Some("COMPLIANCE"));
+        assert_eq!(lock.until.timestamp_millis(), until.unwrap().timestamp_millis(), "the copy's date is the storage's: {lock:?}");
+        let primary = b.locations.iter().find(|l| l.repository_id == local.id).unwrap_or_else(|| panic!("no primary in {:?}", b.locations));
+        assert_ne!(primary.lock.as_ref().map(|l| l.enforced_by), Some(LockEnforcer::Storage), "the primary is not locked by the bucket: {primary:?}");
+        assert_ne!(b.lock.as_ref().map(|l| l.enforced_by), Some(LockEnforcer::Storage), "the point's own lock is its primary's: {:?}", b.lock);
+    };
+    let point = points(&api, &vm).await.into_iter().find(|b| b.id == point_id).unwrap();
+    assert_copy_lock(&point);
+    let raw: Value = api.ok("GET", &format!("/api/v1/backup/list?vm={vm}"), None, StatusCode::OK).await;
+    let wire = raw["items"].as_array().unwrap().iter().find(|b| b["id"] == point_id.as_str()).unwrap().clone();
+    let wire_copy = wire["locations"].as_array().unwrap().iter().find(|l| l["repository_id"] == s3.id.as_str()).unwrap().clone();
+    assert_eq!(wire_copy["lock"]["enforced_by"], "storage", "{wire_copy}");
+    sendense::db::entities::backup_storage_locks::Entity::delete_many().exec(&api.f.state.db).await.unwrap();
+    let verify: Job = api.ok("POST", &format!("/api/v1/repositories/{}/verify", s3.id), None, StatusCode::ACCEPTED).await;
+    assert_eq!(api.wait(&verify.id, 300).await["job"]["status"], "completed");
+    assert_copy_lock(&points(&api, &vm).await.into_iter().find(|b| b.id == point_id).unwrap());
 }

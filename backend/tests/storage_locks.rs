@@ -4,16 +4,17 @@
 //! mode and date), a point without a storage lock shows Sendense's own
 //! `immutable_until`, a record made again replaces the first, `None` removes
 //! it, and a lock recorded for another repository (a copy) is not the
-//! point's own. The lock and the undelete endpoint are in the OpenAPI document.
+//! point's own but its location's there (each location answers its own
+//! lock). The lock and the undelete endpoint are in the OpenAPI document.
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use sendense::catalog::repositories::ensure_local;
 use sendense::catalog::storage_locks;
-use sendense::db::entities::{backup_storage_locks, backups};
+use sendense::db::entities::{backup_locations, backup_storage_locks, backups};
 use sendense::engine::repository::{LockMode, Retention};
-use shared_types::backups::{Backup, BackupPage, LockEnforcer};
+use shared_types::backups::{Backup, BackupPage, LocationRole, LocationState, LockEnforcer};
 use shared_types::repository_setup::ObjectLockMode;
 
 mod support;
@@ -87,6 +88,45 @@ async fn locks_on(f: Fixture) {
     // The wire form.
     let raw: serde_json::Value = api.ok("GET", "/api/v1/backup/b-storage", None, StatusCode::OK).await;
     assert_eq!((raw["lock"]["enforced_by"].as_str(), raw["lock"]["mode"].as_str()), (Some("storage"), Some("compliance")), "{raw}");
+
+    // Each location shows its own lock: the copy in 'other-repo' the
+    // storage's lock read there, the primary Sendense's own.
+    let copy_until = now + Duration::days(4);
+    let b = backups::Entity::find_by_id("b-sendense").one(&api.f.state.db).await.unwrap().unwrap();
+    sendense::catalog::backup_locations::record_primary(&api.f.state.db, &b).await.unwrap();
+    backup_locations::ActiveModel {
+        backup_id: Set("b-sendense".into()),
+        repository_id: Set("other-repo".into()),
+        role: Set(LocationRole::Copy.as_str().into()),
+        state: Set(LocationState::Present.as_str().into()),
+        snapshot_name: Set("vm-vm1".into()),
+        snapshot_id: Set("snap-b-sendense".into()),
+        immutable_until: Set(Some(copy_until)),
+        copied_at: Set(Some(now)),
+        bytes_sent: Set(0),
+        job_id: Set(None),
+        error: Set(None),
+        updated_at: Set(now),
+    }
+    .insert(&api.f.state.db)
+    .await
+    .unwrap();
+    let page: BackupPage = api.ok("GET", "/api/v1/backup/list?vm=vm1", None, StatusCode::OK).await;
+    let point = page.items.iter().find(|b| b.id == "b-sendense").unwrap();
+    let at = |repo: &str| point.locations.iter().find(|l| l.repository_id == repo).unwrap_or_else(|| panic!("{repo} in {:?}", point.locations)).lock.clone();
+    let copy = at("other-repo").expect("the copy's lock");
+    assert_eq!((copy.enforced_by, copy.mode, copy.until, copy.checked_at), (LockEnforcer::Storage, Some(ObjectLockMode::Governance), first.until, Some(now)));
+    let primary = at(&repo.id).expect("the primary's lock");
+    assert_eq!((primary.enforced_by, primary.until), (LockEnforcer::Sendense, sendense_until));
+    assert_eq!(point.lock.as_ref().map(|l| l.enforced_by), Some(LockEnforcer::Sendense), "the point's own lock is its primary's");
+    let b_storage = page.items.iter().find(|b| b.id == "b-storage").unwrap();
+    assert_eq!(b_storage.locations[0].lock.as_ref().map(|l| (l.enforced_by, l.until)), Some((LockEnforcer::Storage, storage_until)));
+    let none = page.items.iter().find(|b| b.id == "b-none").unwrap();
+    assert_eq!(none.locations[0].lock, None);
+    // Storage locks recorded for a copy are removed with its restore point's other rows (cascade).
+    backups::Entity::delete_by_id("b-sendense").exec(&api.f.state.db).await.unwrap();
+    let left = backup_storage_locks::Entity::find().all(&api.f.state.db).await.unwrap();
+    assert!(left.iter().all(|l| l.backup_id != "b-sendense"), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,6 +58,11 @@ pub struct RestorePointLocation {
     /// When the copy was completed (copies only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied_at: Option<DateTime<Utc>>,
+    /// The lock there: the storage's (S3 Object Lock, as it last reported
+    /// on the manifest in that repository) when it holds one, else
+    /// Sendense's own `immutable_until` there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<RestorePointLock>,
 }
 
 /// `POST /api/v1/restore-points/{id}/copy`: copy a restore point to another repository.

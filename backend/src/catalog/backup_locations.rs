@@ -137,10 +137,17 @@ pub async fn at(db: &impl ConnectionTrait, backup: backups::Model, repository_id
     })
 }
 
-/// The wire form of a restore point's locations, named by `repos` (id → name).
-pub fn describe(rows: &[backup_locations::Model], repos: &HashMap<String, String>) -> Vec<RestorePointLocation> {
+/// The wire form of a restore point's locations, named by `repos` (id → name),
+/// each with its lock there (`locks`: the storage locks recorded, by
+/// (backup id, repository id); see `storage_locks::of_locations`).
+pub fn describe(
+    rows: &[backup_locations::Model],
+    repos: &HashMap<String, String>,
+    locks: &HashMap<(String, String), crate::db::entities::backup_storage_locks::Model>,
+) -> Vec<RestorePointLocation> {
     rows.iter()
         .map(|r| RestorePointLocation {
+            lock: super::storage_locks::lock_at(r.immutable_until, locks.get(&(r.backup_id.clone(), r.repository_id.clone()))),
             repository_id: r.repository_id.clone(),
             repository_name: repos.get(&r.repository_id).cloned().unwrap_or_else(|| r.repository_id.clone()),
             role: from_wire(&r.role).unwrap_or(LocationRole::Copy),

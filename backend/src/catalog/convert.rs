@@ -182,8 +182,9 @@ pub fn backup(m: backups::Model, vms: &Names, repos: &Names) -> Backup {
 pub async fn backups(db: &impl ConnectionTrait, rows: Vec<backups::Model>) -> Result<Vec<Backup>, DbErr> {
     let vms = Names::vms(db, rows.iter().map(|b| b.vm_context_id.clone())).await?;
     let repos = Names::repositories(db).await?;
-    let locks = super::storage_locks::of_many(db, &rows).await?;
-    let lock_of = |b: &backups::Model| super::storage_locks::lock_of(b, locks.get(&b.id));
+    // Storage locks in every repository (the primary's and the copies').
+    let locks = super::storage_locks::of_locations(db, &rows.iter().map(|b| b.id.clone()).collect::<Vec<_>>()).await?;
+    let lock_of = |b: &backups::Model| super::storage_locks::lock_of(b, locks.get(&(b.id.clone(), b.repository_id.clone())));
     let mut locations = super::backup_locations::of_many(db, &rows).await?;
     Ok(rows
         .into_iter()
@@ -192,7 +193,7 @@ pub async fn backups(db: &impl ConnectionTrait, rows: Vec<backups::Model>) -> Re
             let lock = lock_of(&b);
             let mut out = backup(b, &vms, &repos);
             out.lock = lock;
-            out.locations = super::backup_locations::describe(&here, &repos.0);
+            out.locations = super::backup_locations::describe(&here, &repos.0, &locks);
             out
         })
         .collect())

@@ -47,22 +47,13 @@ pub async fn record(db: &impl ConnectionTrait, backup_id: &str, repository_id: &
     Ok(())
 }
 
-/// The storage locks of `rows` in their own repositories, by backup id.
-pub async fn of_many(db: &impl ConnectionTrait, rows: &[backups::Model]) -> Result<HashMap<String, backup_storage_locks::Model>, DbErr> {
-    if rows.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let wanted: HashMap<&str, &str> = rows.iter().map(|r| (r.id.as_str(), r.repository_id.as_str())).collect();
+/// Every storage lock recorded for restore points `backup_ids`, in any
+/// repository, by (backup id, repository id): the locks of their copies too.
+pub async fn of_locations(db: &impl ConnectionTrait, backup_ids: &[String]) -> Result<HashMap<(String, String), backup_storage_locks::Model>, DbErr> {
     let mut out = HashMap::new();
-    for chunk in rows.chunks(500) {
-        let found = backup_storage_locks::Entity::find()
-            .filter(backup_storage_locks::Column::BackupId.is_in(chunk.iter().map(|r| r.id.clone())))
-            .all(db)
-            .await?;
-        for l in found {
-            if wanted.get(l.backup_id.as_str()) == Some(&l.repository_id.as_str()) {
-                out.insert(l.backup_id.clone(), l);
-            }
+    for chunk in backup_ids.chunks(500) {
+        for l in backup_storage_locks::Entity::find().filter(backup_storage_locks::Column::BackupId.is_in(chunk.to_vec())).all(db).await? {
+            out.insert((l.backup_id.clone(), l.repository_id.clone()), l);
         }
     }
     Ok(out)
@@ -70,15 +61,21 @@ pub async fn of_many(db: &impl ConnectionTrait, rows: &[backups::Model]) -> Resu
 
 /// The lock the API shows for restore point `row`.
 pub fn lock_of(row: &backups::Model, storage: Option<&backup_storage_locks::Model>) -> Option<RestorePointLock> {
-    if let Some(s) = storage {
-        return Some(RestorePointLock {
+    lock_at(row.immutable_until, storage)
+}
+
+/// The lock in one repository: the storage's when it holds one, else
+/// Sendense's `immutable_until` there.
+pub fn lock_at(immutable_until: Option<DateTime<Utc>>, storage: Option<&backup_storage_locks::Model>) -> Option<RestorePointLock> {
+    match storage {
+        Some(s) => Some(RestorePointLock {
             enforced_by: LockEnforcer::Storage,
             mode: ObjectLockMode::parse(&s.mode),
             until: s.locked_until,
             checked_at: Some(s.checked_at),
-        });
+        }),
+        None => immutable_until.map(|until| RestorePointLock { enforced_by: LockEnforcer::Sendense, mode: None, until, checked_at: None }),
     }
-    row.immutable_until.map(|until| RestorePointLock { enforced_by: LockEnforcer::Sendense, mode: None, until, checked_at: None })
 }
 
 /// Reads and records the storage's lock of one restore point (after its
@@ -106,11 +103,12 @@ pub struct Refreshed {
     pub failed: Vec<(String, String)>,
 }
 
-/// Re-reads the storage's lock of every restore point of `repo` (a verify
-/// does), and records each. Nothing (no request) on a repository whose
-/// storage cannot lock.
+/// Re-reads the storage's lock of every restore point in `repo` (a verify
+/// does): the ones written there and the copies held there; records each.
+/// Nothing (no request) on a repository whose storage cannot lock.
 pub async fn refresh_repository(db: &impl ConnectionTrait, data_dir: &Path, repo: &repositories::Model) -> Result<Refreshed, String> {
-    let rows = backups::Entity::find().filter(backups::Column::RepositoryId.eq(repo.id.clone())).all(db).await.map_err(|e| e.to_string())?;
+    let rows: Vec<backups::Model> =
+        super::backup_locations::in_repository(db, &repo.id).await.map_err(|e| e.to_string())?.into_iter().map(|(b, _)| b).collect();
     let (d, r) = (data_dir.to_path_buf(), repo.clone());
     let labels: Vec<(String, String, String)> = rows.iter().map(|b| (b.id.clone(), b.snapshot_name.clone(), b.snapshot_id.clone())).collect();
     let read = tokio::task::spawn_blocking(move || {

@@ -19,11 +19,12 @@ use shared_types::alerts::AlertSeverity;
 use shared_types::backups::{LocationRole, LocationState};
 use shared_types::flow::RetentionPolicy;
 use shared_types::jobs::{JobKind, JobStatus, LogLevel};
+use shared_types::repositories::RepositoryKind;
 
 use super::backup_job::{end_job, refresh_stats, start};
 use super::{queued_row, retention, telemetry, Runner, RunnerError};
 use crate::catalog::backup_locations::{self, CopyDone};
-use crate::catalog::{flows as flow_rules, repositories as repositories_logic};
+use crate::catalog::{flows as flow_rules, repositories as repositories_logic, storage_locks};
 use crate::db::entities::{backups, jobs, repositories, vm_contexts};
 use crate::engine::copy::{copy_snapshot, CopyOptions, CopyStats};
 use crate::engine::progress::Progress;
@@ -228,6 +229,29 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, op
     backup_locations::end_copy(db, &backup.id, &target.id, Ok(done))
         .await
         .map_err(|e| format!("the copy was written and verified but the catalog could not record it: {e}"))?;
+    // Locked by the storage at the target: the date the storage itself
+    // reports on the copy's manifest (GetObjectRetention) is what the
+    // location shows (also for a copy found there already, locked or not).
+    if target.kind == RepositoryKind::S3.as_str() && target.object_lock_mode.is_some() {
+        let copy = backups::Model { snapshot_name: stats.name.clone(), snapshot_id: stats.snapshot.clone(), ..backup.clone() };
+        match storage_locks::refresh_one(db, &runner.data_dir()?, &target, &copy).await {
+            Ok(Some(r)) => {
+                let line = format!(
+                    "the storage locks the copy in '{}' until {} ({} mode, S3 Object Lock)",
+                    target.name,
+                    r.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    r.mode
+                );
+                telemetry::log(runner, &job.id, LogLevel::Info, line).await;
+            }
+            Ok(None) if object_lock.is_some() => {
+                let line = format!("the storage reports no lock on the copy's manifest in '{}'; the next verify there checks its retention again", target.name);
+                telemetry::log(runner, &job.id, LogLevel::Warn, line).await
+            }
+            Ok(None) => {}
+            Err(e) => telemetry::log(runner, &job.id, LogLevel::Warn, format!("reading the copy's lock from the storage of '{}': {e}", target.name)).await,
+        }
+    }
     if let Some(r) = options.retention.as_ref().filter(|r| !r.keeps_everything()) {
         match retention::apply_for_vm_at(db, &runner.data_dir()?, &target, &vm.id, &flow_rules::keep_rules(r), LocationRole::Copy).await {
             Ok(out) if !out.removed.is_empty() => {

@@ -1,16 +1,17 @@
 //! Where a restore point exists (3-2-1): one small badge per repository it
 //! is in, its primary first, coloured by state (present, copying, failed,
 //! missing), with the repository, role, copy time and immutability in the
-//! badge's title; and, for operators, "Copy…": the restore point copied
+//! badge's title (a copy's lock there, the storage's Object Lock date or
+//! Sendense's, also in the badge); and, for operators, "Copy…": the restore point copied
 //! to another repository now (a copy job; only the chunks it lacks are sent).
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
-use shared_types::backups::{Backup, CopyRestorePointRequest, LocationRole, LocationState, RestorePointLocation};
+use shared_types::backups::{Backup, CopyRestorePointRequest, LocationRole, LocationState, LockEnforcer, RestorePointLocation};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
-use crate::components::restore_points::use_restore_hub;
+use crate::components::restore_points::{lock_ahead, lock_title, use_restore_hub};
 use crate::format::when;
 use crate::session::use_session;
 
@@ -38,10 +39,26 @@ fn title(l: &RestorePointLocation) -> String {
     if let Some(at) = l.copied_at {
         t.push_str(&format!("; copied {}", when(at)));
     }
-    if let Some(u) = l.immutable_until {
-        t.push_str(&format!("; immutable there until {}", when(u)));
+    match lock_ahead(&l.lock) {
+        Some(lock) => t.push_str(&format!("; {}", lock_title(&lock))),
+        None => {
+            if let Some(u) = l.immutable_until {
+                t.push_str(&format!("; immutable there until {}", when(u)));
+            }
+        }
     }
     t
+}
+
+/// A copy's lock in its badge: "locked until D" (the storage's Object Lock)
+/// or "immutable until D" (Sendense); the primary's is in the Lock column.
+fn lock_words(l: &RestorePointLocation) -> Option<String> {
+    let lock = lock_ahead(&l.lock).filter(|_| l.role == LocationRole::Copy)?;
+    let date = lock.until.format("%Y-%m-%d");
+    Some(match lock.enforced_by {
+        LockEnforcer::Storage => format!(" · locked until {date}"),
+        LockEnforcer::Sendense => format!(" · immutable until {date}"),
+    })
 }
 
 /// The badges of `b`'s locations (its repository alone when the server sent none).
@@ -55,10 +72,14 @@ pub fn PointLocations(b: Backup) -> impl IntoView {
         <span class="point-locations" data-testid="point-locations" data-count=b.locations.len().to_string()>
             {b.locations.iter().map(|l| {
                 let role = if l.role == LocationRole::Copy { "copy: " } else { "" };
+                let lock = lock_ahead(&l.lock);
                 view! {
                     <span class=class(l.state) data-testid="point-location" data-role=l.role.as_str() data-state=l.state.as_str()
-                        data-repository=l.repository_id.clone() title=title(l)>
+                        data-repository=l.repository_id.clone() title=title(l)
+                        data-lock-by=lock.as_ref().map(|k| k.enforced_by.as_str())
+                        data-lock-until=lock.as_ref().map(|k| k.until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))>
                         {format!("{role}{}", l.repository_name)}
+                        {lock_words(l).map(|w| view! { <span class="location-lock" data-testid="point-location-lock">{w}</span> })}
                     </span>
                     " "
                 }

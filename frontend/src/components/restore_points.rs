@@ -364,12 +364,12 @@ fn VerifyCell(b: Backup) -> impl IntoView {
 }
 
 /// A restore point's lock that has not ended yet (by the browser's clock).
-fn lock_ahead(lock: &Option<RestorePointLock>) -> Option<RestorePointLock> {
+pub(crate) fn lock_ahead(lock: &Option<RestorePointLock>) -> Option<RestorePointLock> {
     lock.clone().filter(|l| l.until.timestamp_millis() as f64 > js_sys::Date::now())
 }
 
 /// Who refuses the delete, until when, in words.
-fn lock_title(l: &RestorePointLock) -> String {
+pub(crate) fn lock_title(l: &RestorePointLock) -> String {
     match l.enforced_by {
         LockEnforcer::Storage => format!(
             "The storage itself (S3 Object Lock{}) refuses to delete it until {}{}",
