@@ -263,6 +263,32 @@ async fn copy_catalog_on(f: Fixture) {
     assert!(doc["paths"].get("/restore-points/{id}/copy").is_some(), "route missing from the OpenAPI document");
     assert!(doc["components"]["schemas"]["CompatibilityReport"]["properties"].get("read_from").is_some(), "the check's read_from is not documented");
     assert!(doc["components"]["schemas"].get("ReadFrom").is_some(), "ReadFrom is not in the OpenAPI document");
+
+    // Repositories count the copies they hold, and cannot leave the catalog
+    // while they hold copies or flows and policies copy to them.
+    // b4: written to the primary, copied to site-b, then its primary removed.
+    point(&db, "b4", "vm1", &primary.id, 1).await;
+    let b4 = backups::Entity::find_by_id("b4".to_string()).one(&db).await.unwrap().unwrap();
+    backup_locations::record_primary(&db, &b4).await.unwrap();
+    location(&db, "b4", &site_b.id, LocationRole::Copy, None).await;
+    assert!(!backup_locations::remove(&db, &b4, &primary.id).await.unwrap());
+    let count = |repos: &[Repository], id: &str| repos.iter().find(|r| r.id == id).map(|r| r.backup_count);
+    let listed: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
+    assert_eq!(count(&listed, &primary.id), Some(2), "b1 and b3 (b4's primary was removed)");
+    assert_eq!(count(&listed, &site_b.id), Some(3), "the copies of b1, b3 and b4");
+    assert_eq!(count(&listed, &site_c.id), Some(0), "a failed copy is not held");
+    let one: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", site_b.id), None, StatusCode::OK).await;
+    assert_eq!(one.backup_count, 3);
+    let e = refused(&api, "DELETE", &format!("/api/v1/repositories/{}", site_b.id), Value::Null, StatusCode::CONFLICT, "repository_in_use").await;
+    assert!(e.message.contains("3 copies of restore points") && e.message.contains("'offsite'") && !e.message.contains("restore points (forget or move"), "{e:?}");
+    let e = refused(&api, "DELETE", &format!("/api/v1/repositories/{}", site_c.id), Value::Null, StatusCode::CONFLICT, "repository_in_use").await;
+    assert!(e.message.contains("flow 'nightly' as copy target"), "{e:?}");
+    assert!(!e.message.contains("copies of restore points"), "a failed copy does not keep it: {e:?}");
+    // Without the flow's copy target it leaves, and b3's failed copy there with it.
+    let _: Flow = api.ok("PATCH", &format!("/api/v1/flows/{}", flow.id), Some(json!({"copy_target": null})), StatusCode::OK).await;
+    let _: Value = api.ok("DELETE", &format!("/api/v1/repositories/{}", site_c.id), None, StatusCode::OK).await;
+    let b3: Backup = api.ok("GET", "/api/v1/backup/b3", None, StatusCode::OK).await;
+    assert!(b3.locations.iter().all(|l| l.repository_id != site_c.id), "{:?}", b3.locations);
 }
 
 /// The migrations up to the one before `backup_copies` on `url`, a restore

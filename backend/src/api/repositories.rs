@@ -7,8 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, QueryOrder, Set};
 use shared_types::error::ErrorBody;
 use axum::http::StatusCode;
 use shared_types::jobs::{Job, JobKind};
@@ -24,9 +23,9 @@ use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
 use crate::catalog::repository_import::ImportError;
 use crate::catalog::undelete::{self as undelete_logic, UndeleteError};
-use crate::catalog::{convert, repositories as repo_logic, to_u64, upkeep};
+use crate::catalog::{backup_locations, convert, repositories as repo_logic, upkeep};
 use crate::runner::maintenance_job;
-use crate::db::entities::{backups, repositories};
+use crate::db::entities::repositories;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -181,7 +180,7 @@ async fn set_maintenance_schedule(
         active.gc_schedule = Set(g);
     }
     let row = active.update(&state.db).await?;
-    let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().map(to_u64).unwrap_or(0);
+    let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().unwrap_or(0);
     let r = repo_logic::describe(&state.data_dir, row, n, &state.repo_stats).await;
     let target = format!(
         "{name}: verify {}, gc {}",
@@ -191,18 +190,9 @@ async fn set_maintenance_schedule(
     Ok(noted(ApiJson(r), AuditNote::new("repository.maintenance_schedule", target)))
 }
 
-async fn counts(state: &AppState, ids: Vec<String>) -> Result<HashMap<String, i64>, ApiError> {
-    Ok(backups::Entity::find()
-        .select_only()
-        .column(backups::Column::RepositoryId)
-        .column_as(Expr::col(backups::Column::Id).count(), "n")
-        .filter(backups::Column::RepositoryId.is_in(ids))
-        .group_by(backups::Column::RepositoryId)
-        .into_tuple::<(String, i64)>()
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .collect())
+/// Restore points each repository holds: written there and copies held there.
+async fn counts(state: &AppState, ids: Vec<String>) -> Result<HashMap<String, u64>, ApiError> {
+    Ok(backup_locations::held(&state.db, &ids).await?.into_iter().map(|(id, h)| (id, h.total())).collect())
 }
 
 /// Every repository, by name, with capacity and statistics.
@@ -212,7 +202,7 @@ async fn list_repositories(State(state): State<AppState>) -> Result<ApiJson<Vec<
     let counts = counts(&state, rows.iter().map(|r| r.id.clone()).collect()).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let n = counts.get(&r.id).copied().map(to_u64).unwrap_or(0);
+        let n = counts.get(&r.id).copied().unwrap_or(0);
         out.push(repo_logic::describe(&state.data_dir, r, n, &state.repo_stats).await);
     }
     Ok(ApiJson(out))
@@ -222,7 +212,7 @@ async fn list_repositories(State(state): State<AppState>) -> Result<ApiJson<Vec<
     responses((status = 200, body = Repository), (status = 404, body = ErrorBody)))]
 async fn get_repository(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<Repository>, ApiError> {
     let row = find(&state, &id).await?;
-    let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().map(to_u64).unwrap_or(0);
+    let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().unwrap_or(0);
     Ok(ApiJson(repo_logic::describe(&state.data_dir, row, n, &state.repo_stats).await))
 }
 
@@ -265,7 +255,7 @@ async fn set_maintenance(
     let row = active.update(&state.db).await?;
     // Jobs that waited for the end of maintenance may start now.
     state.runner.wake();
-    let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().map(to_u64).unwrap_or(0);
+    let n = counts(&state, vec![row.id.clone()]).await?.get(&row.id).copied().unwrap_or(0);
     let (action, target) = match &reason {
         Some(r) => ("repository.maintenance.enter", format!("{name}: {r}")),
         None => ("repository.maintenance.end", name),

@@ -27,8 +27,9 @@ use crate::auth::audit::AuditNote;
 use crate::catalog::repositories::{self as repo_logic, AZURE_ACCOUNT_KEY, AZURE_SAS, S3_SECRET_KEY};
 use crate::catalog::repository_keys;
 use crate::catalog::repository_setup::{self as setup, Created};
+use crate::catalog::backup_locations;
 use crate::catalog::new_id;
-use crate::db::entities::{backups, flows, instant_recoveries, jobs, repositories};
+use crate::db::entities::{flows, instant_recoveries, jobs, policies, repositories};
 use crate::repos::RepoSpec;
 use crate::state::AppState;
 
@@ -51,7 +52,7 @@ async fn find(state: &AppState, id: &str) -> Result<repositories::Model, ApiErro
 }
 
 async fn answer(state: &AppState, row: repositories::Model) -> Result<Repository, ApiError> {
-    let n = backups::Entity::find().filter(backups::Column::RepositoryId.eq(row.id.clone())).count(&state.db).await?;
+    let n = backup_locations::held(&state.db, std::slice::from_ref(&row.id)).await?.get(&row.id).map(|h| h.total()).unwrap_or(0);
     Ok(repo_logic::describe(&state.data_dir, row, n, &state.repo_stats).await)
 }
 
@@ -371,7 +372,8 @@ pub async fn set_default(State(state): State<AppState>, Path(id): Path<String>) 
 }
 
 /// Removes a repository from the catalog. Refused (409, naming them) while
-/// restore points, flows or running jobs use it, and while it is the default
+/// restore points or copies of restore points are in it, flows write to it,
+/// flows or policies copy to it, or jobs use it, and while it is the default
 /// and others exist. The data is never deleted: the directory or bucket keeps
 /// it, and an encrypted repository's key stays in `DATA_DIR/keys`, so adding
 /// the same location again attaches it.
@@ -395,6 +397,10 @@ pub async fn delete_repository(State(state): State<AppState>, Path(id): Path<Str
             e.into()
         }
     })?;
+    // Its failed copies' rows and the storage locks read there go with it.
+    if let Err(e) = backup_locations::forget_repository(&state.db, &row.id).await {
+        tracing::warn!(repository = %row.id, error = %e, "removing the failed copies' rows of a removed repository");
+    }
     // Its index caches on this machine go with it (the data stays).
     if let Err(e) = crate::catalog::index_caches::forget(&state.db, &row).await {
         tracing::warn!(repository = %row.id, error = %e, "removing the index caches of a removed repository");
@@ -418,9 +424,14 @@ pub async fn delete_repository(State(state): State<AppState>, Path(id): Path<Str
 /// What keeps the repository from leaving the catalog, in words.
 async fn in_use(state: &AppState, row: &repositories::Model) -> Result<Option<String>, ApiError> {
     let mut users = Vec::new();
-    let points = backups::Entity::find().filter(backups::Column::RepositoryId.eq(row.id.clone())).count(&state.db).await?;
+    let held = backup_locations::held(&state.db, std::slice::from_ref(&row.id)).await?.remove(&row.id).unwrap_or_default();
+    let points = held.written;
     if points > 0 {
         users.push(format!("{points} restore point{} (forget or move them first)", if points == 1 { "" } else { "s" }));
+    }
+    if held.copies > 0 {
+        let copies = held.copies;
+        users.push(format!("{copies} cop{} of restore points written elsewhere (forget those restore points first)", if copies == 1 { "y" } else { "ies" }));
     }
     let flow_names: Vec<String> = flows::Entity::find()
         .filter(flows::Column::RepositoryId.eq(row.id.clone()))
@@ -432,6 +443,32 @@ async fn in_use(state: &AppState, row: &repositories::Model) -> Result<Option<St
         .collect();
     if !flow_names.is_empty() {
         users.push(format!("the flow{} {} (point them to another repository)", if flow_names.len() == 1 { "" } else { "s" }, quote_list(&flow_names)));
+    }
+    // Flows and policies that copy to it (their copy jobs would fail).
+    let copies_here = |column: Option<&str>| backup_locations::parse_target(column).is_some_and(|t| t.repository_id == row.id);
+    let copying_flows: Vec<String> = flows::Entity::find()
+        .filter(flows::Column::CopyTarget.is_not_null())
+        .order_by_asc(flows::Column::Name)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .filter(|f| copies_here(f.copy_target.as_deref()))
+        .map(|f| f.name)
+        .collect();
+    if !copying_flows.is_empty() {
+        users.push(format!("the flow{} {} as copy target (choose another)", if copying_flows.len() == 1 { "" } else { "s" }, quote_list(&copying_flows)));
+    }
+    let copying_policies: Vec<String> = policies::Entity::find()
+        .filter(policies::Column::CopyTarget.is_not_null())
+        .order_by_asc(policies::Column::Name)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .filter(|p| copies_here(p.copy_target.as_deref()))
+        .map(|p| p.name)
+        .collect();
+    if !copying_policies.is_empty() {
+        users.push(format!("the polic{} {} as copy target (choose another)", if copying_policies.len() == 1 { "y" } else { "ies" }, quote_list(&copying_policies)));
     }
     let running = jobs::Entity::find()
         .filter(jobs::Column::RepositoryId.eq(row.id.clone()))

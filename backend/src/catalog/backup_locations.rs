@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set};
 use shared_types::backups::{LocationRole, LocationState, RestorePointLocation};
 use shared_types::flow::{CopyTarget, IMMUTABLE_DAYS_MAX};
 
-use super::{from_wire, to_i64};
+use super::{from_wire, to_i64, to_u64};
 use crate::db::entities::{backup_locations, backups, repositories};
 
 /// Records the primary location of a restore point the backup just wrote.
@@ -125,6 +126,86 @@ pub async fn in_repository(db: &impl ConnectionTrait, repository_id: &str) -> Re
         out.push((located(b, here), role));
     }
     Ok(out)
+}
+
+/// What a repository holds, by the catalog: restore points written there
+/// and copies held there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Restore points whose primary location is there.
+    pub written: u64,
+    /// Copies of restore points (written elsewhere) held there.
+    pub copies: u64,
+}
+
+impl Held {
+    pub fn total(&self) -> u64 {
+        self.written + self.copies
+    }
+}
+
+/// What each repository of `ids` holds: its locations present or missing
+/// (the catalog expects them there; not copies being made or failed ones),
+/// by role, and the restore points recorded without location rows at their
+/// `backups.repository_id`. A restore point whose primary location was
+/// removed while a copy stayed counts only where the copy is.
+pub async fn held(db: &impl ConnectionTrait, ids: &[String]) -> Result<HashMap<String, Held>, DbErr> {
+    let mut out: HashMap<String, Held> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let states = [LocationState::Present.as_str(), LocationState::Missing.as_str()];
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String, i64)> = backup_locations::Entity::find()
+            .select_only()
+            .column(backup_locations::Column::RepositoryId)
+            .column(backup_locations::Column::Role)
+            .column_as(Expr::col(backup_locations::Column::BackupId).count(), "n")
+            .filter(backup_locations::Column::RepositoryId.is_in(chunk.to_vec()))
+            .filter(backup_locations::Column::State.is_in(states))
+            .group_by(backup_locations::Column::RepositoryId)
+            .group_by(backup_locations::Column::Role)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (repo, role, n) in rows {
+            let h = out.entry(repo).or_default();
+            match from_wire(&role).unwrap_or(LocationRole::Copy) {
+                LocationRole::Primary => h.written += to_u64(n),
+                LocationRole::Copy => h.copies += to_u64(n),
+            }
+        }
+        let row_less: Vec<(String, i64)> = backups::Entity::find()
+            .select_only()
+            .column(backups::Column::RepositoryId)
+            .column_as(Expr::col(backups::Column::Id).count(), "n")
+            .filter(backups::Column::RepositoryId.is_in(chunk.to_vec()))
+            .filter(backups::Column::Id.not_in_subquery(Query::select().column(backup_locations::Column::BackupId).from(backup_locations::Entity).to_owned()))
+            .group_by(backups::Column::RepositoryId)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (repo, n) in row_less {
+            out.entry(repo).or_default().written += to_u64(n);
+        }
+    }
+    Ok(out)
+}
+
+/// Repository `repository_id` left the catalog: its failed copies' rows and
+/// the storage locks recorded there go (nothing else can be there: removal
+/// is refused while it holds restore points or copies, see [`held`]).
+pub async fn forget_repository(db: &impl ConnectionTrait, repository_id: &str) -> Result<(), DbErr> {
+    backup_locations::Entity::delete_many()
+        .filter(backup_locations::Column::RepositoryId.eq(repository_id))
+        .filter(backup_locations::Column::State.eq(LocationState::Failed.as_str()))
+        .exec(db)
+        .await?;
+    crate::db::entities::backup_storage_locks::Entity::delete_many()
+        .filter(crate::db::entities::backup_storage_locks::Column::RepositoryId.eq(repository_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The restore point as it is in repository `repository_id` (a job's
