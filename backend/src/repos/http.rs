@@ -6,7 +6,10 @@
 //! Every request is counted per method ([`RequestCounts`]): for the whole
 //! process ([`request_counts`]) and per backend
 //! ([`super::object::ObjectRepository::requests`]); benchmarks and tests
-//! read them. Retries by object_store count as requests: they are.
+//! read them. Retries by object_store count as requests: they are. The
+//! answers that make object_store retry are counted too: throttling (503,
+//! 429: S3 SlowDown, Azure ServerBusy) and other server errors; a job says
+//! how often its storage throttled it.
 //!
 //! Timeouts: connecting [`CONNECT_TIMEOUT`]; the whole exchange (request body
 //! sent, response read to its end) [`REQUEST_TIMEOUT`]. Responses are read
@@ -35,18 +38,42 @@ const USER_AGENT: &str = concat!("sendense/", env!("CARGO_PKG_VERSION"));
 
 const METHODS: [&str; 6] = ["GET", "PUT", "HEAD", "DELETE", "POST", "other"];
 
-/// Requests sent, by HTTP method (`other` for the rest).
+/// Requests sent, by HTTP method (`other` for the rest), and the answers
+/// object_store retries: throttling (503, 429) and other server errors.
 #[derive(Debug, Default)]
-pub struct Counters([AtomicU64; 6]);
+pub struct Counters {
+    by_method: [AtomicU64; 6],
+    throttled: AtomicU64,
+    server_errors: AtomicU64,
+}
 
 impl Counters {
+    const fn new() -> Self {
+        Counters { by_method: [const { AtomicU64::new(0) }; 6], throttled: AtomicU64::new(0), server_errors: AtomicU64::new(0) }
+    }
     fn count(&self, method: &http::Method) {
         let i = METHODS.iter().position(|m| *m == method.as_str()).unwrap_or(METHODS.len() - 1);
-        self.0[i].fetch_add(1, Ordering::Relaxed);
+        self.by_method[i].fetch_add(1, Ordering::Relaxed);
+    }
+    fn answered(&self, status: http::StatusCode) {
+        if status == http::StatusCode::SERVICE_UNAVAILABLE || status == http::StatusCode::TOO_MANY_REQUESTS {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        } else if status.is_server_error() {
+            self.server_errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
     pub fn snapshot(&self) -> RequestCounts {
-        let v = |i: usize| self.0[i].load(Ordering::Relaxed);
-        RequestCounts { get: v(0), put: v(1), head: v(2), delete: v(3), post: v(4), other: v(5) }
+        let v = |i: usize| self.by_method[i].load(Ordering::Relaxed);
+        RequestCounts {
+            get: v(0),
+            put: v(1),
+            head: v(2),
+            delete: v(3),
+            post: v(4),
+            other: v(5),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            server_errors: self.server_errors.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -59,6 +86,12 @@ pub struct RequestCounts {
     pub delete: u64,
     pub post: u64,
     pub other: u64,
+    /// Of those, answered 503 or 429 (S3 SlowDown, Azure ServerBusy):
+    /// object_store sent them again after a backoff (each retry is a
+    /// request above).
+    pub throttled: u64,
+    /// Of those, answered with another 5xx (retried the same way).
+    pub server_errors: u64,
 }
 
 impl RequestCounts {
@@ -74,11 +107,13 @@ impl RequestCounts {
             delete: self.delete - earlier.delete,
             post: self.post - earlier.post,
             other: self.other - earlier.other,
+            throttled: self.throttled - earlier.throttled,
+            server_errors: self.server_errors - earlier.server_errors,
         }
     }
 }
 
-static PROCESS: Counters = Counters([const { AtomicU64::new(0) }; 6]);
+static PROCESS: Counters = Counters::new();
 
 /// Requests this process has sent to object stores so far.
 pub fn request_counts() -> RequestCounts {
@@ -151,22 +186,62 @@ struct Service {
 
 #[async_trait::async_trait]
 impl HttpService for Service {
+    /// One request, sent again while the storage throttles it (see
+    /// [`THROTTLE_PATIENCE`]); any other answer goes to object_store, which
+    /// retries server errors and lost connections its own way.
     async fn call(&self, mut req: HttpRequest) -> Result<HttpResponse, HttpError> {
         if !req.headers().contains_key(http::header::USER_AGENT) {
             req.headers_mut().insert(http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT));
         }
+        let patience = throttle_patience();
+        let started = tokio::time::Instant::now();
+        let mut wait = THROTTLE_FIRST_WAIT;
+        let mut throttled = 0u32;
+        loop {
+            let (parts, bytes) = self.exchange(req.clone()).await?;
+            let status = parts.status;
+            if status != http::StatusCode::SERVICE_UNAVAILABLE && status != http::StatusCode::TOO_MANY_REQUESTS {
+                let body = Full::new(bytes).map_err(|never| match never {});
+                return Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(body)));
+            }
+            throttled += 1;
+            let pause = retry_after(&parts.headers).unwrap_or_else(|| jittered(wait)).min(THROTTLE_MAX_WAIT);
+            if started.elapsed() + pause > patience {
+                // Not handed back as a 503: object_store would send it
+                // again ten times, each throttled this long.
+                let reason = status.canonical_reason().unwrap_or("");
+                let why = format!(
+                    "the storage throttled this request {throttled} times over {:.1} s; its last answer: Server returned non-2xx status code: {} {reason}: {}",
+                    started.elapsed().as_secs_f64(),
+                    status.as_u16(),
+                    String::from_utf8_lossy(&bytes)
+                );
+                return Err(HttpError::new(HttpErrorKind::Unknown, std::io::Error::other(why)));
+            }
+            tracing::debug!(status = status.as_u16(), pause_ms = pause.as_millis() as u64, throttled, "the storage throttles: sending again after a pause");
+            tokio::time::sleep(pause).await;
+            wait = (wait * 2).min(THROTTLE_MAX_WAIT);
+        }
+    }
+}
+
+impl Service {
+    /// Sends `req` once (counted) and reads the whole answer, within
+    /// [`REQUEST_TIMEOUT`].
+    async fn exchange(&self, req: HttpRequest) -> Result<(http::response::Parts, bytes::Bytes), HttpError> {
         self.counters.count(req.method());
         PROCESS.count(req.method());
         let exchange = async {
             let resp = self.client.request(req).await.map_err(classify)?;
+            self.counters.answered(resp.status());
+            PROCESS.answered(resp.status());
             let (parts, body) = resp.into_parts();
             let bytes = body
                 .collect()
                 .await
                 .map_err(|e| HttpError::new(HttpErrorKind::Interrupted, e))?
                 .to_bytes();
-            let body = Full::new(bytes).map_err(|never| match never {});
-            Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(body)))
+            Ok((parts, bytes))
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(r) => r,
@@ -179,6 +254,41 @@ impl HttpService for Service {
             )),
         }
     }
+}
+
+/// How long one request may stay throttled (answered 503 SlowDown on S3,
+/// 503 ServerBusy or 429 on Azure) before it fails: it is sent again after
+/// a pause that doubles from [`THROTTLE_FIRST_WAIT`] up to
+/// [`THROTTLE_MAX_WAIT`] (with jitter, or the storage's `Retry-After`). A
+/// store scaling up under a backup's load throttles for seconds to
+/// minutes; object_store's own retries (10, from 100 ms) give up within a
+/// few seconds. `SENDENSE_THROTTLE_PATIENCE_SECS` changes it (tests).
+pub const THROTTLE_PATIENCE: Duration = Duration::from_secs(120);
+const THROTTLE_FIRST_WAIT: Duration = Duration::from_millis(200);
+const THROTTLE_MAX_WAIT: Duration = Duration::from_secs(10);
+
+fn throttle_patience() -> Duration {
+    std::env::var("SENDENSE_THROTTLE_PATIENCE_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(THROTTLE_PATIENCE)
+}
+
+/// A `Retry-After` in seconds (the HTTP-date form is not used by S3 or Azure).
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+/// Between half of `wait` and all of it, so parallel uploads throttled
+/// together do not come back together.
+fn jittered(wait: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(PROCESS.throttled.load(Ordering::Relaxed));
+    let fraction = (h.finish() % 1000) as f64 / 1000.0;
+    wait.mul_f64(0.5 + fraction / 2.0)
 }
 
 /// hyper-util's errors to object_store's kinds (which decide retries): a
@@ -240,8 +350,14 @@ mod tests {
         c.count(&http::Method::PUT);
         c.count(&http::Method::PUT);
         c.count(&http::Method::OPTIONS);
+        c.answered(http::StatusCode::SERVICE_UNAVAILABLE);
+        c.answered(http::StatusCode::TOO_MANY_REQUESTS);
+        c.answered(http::StatusCode::INSUFFICIENT_STORAGE);
+        c.answered(http::StatusCode::FORBIDDEN);
+        c.answered(http::StatusCode::OK);
         let s = c.snapshot();
         assert_eq!((s.get, s.put, s.other, s.total()), (1, 2, 1, 4));
+        assert_eq!((s.throttled, s.server_errors), (2, 1));
         assert_eq!(s.since(&RequestCounts { put: 1, ..Default::default() }).put, 1);
     }
 }

@@ -487,8 +487,39 @@ pub(crate) fn storage_error(repo: &str, key: &str, e: object_store::Error) -> En
         Some(c) => format!("{words} ({c})"),
         None => words.to_string(),
     };
+    let status = http_status(&text);
+    // `507 XMinioStorageFull: Storage backend has reached ...`: the
+    // storage's own words, for the person who has to act on them.
+    let answer = || {
+        let mut s = status.map(|s| s.to_string()).unwrap_or_default();
+        if let Some(c) = &code {
+            s = if s.is_empty() { c.clone() } else { format!("{s} {c}") };
+        }
+        match error_message(&text) {
+            Some(m) if !s.is_empty() => format!("{s}: {m}"),
+            Some(m) => m.to_string(),
+            None => s,
+        }
+    };
     let (kind, why) = match (&e, code.as_deref()) {
         (_, Some("NoSuchBucket")) => (ErrorKind::Other, "the bucket does not exist (NoSuchBucket)".to_string()),
+        // Full drives (MinIO's 507), a used-up bucket or user quota (Ceph's
+        // 403 QuotaExceeded, MinIO's bucket quota), an Azure account at its
+        // capacity: the storage refuses new objects until space is freed.
+        _ if status == Some(507) || code.as_deref().is_some_and(is_full_code) => (
+            ErrorKind::StorageFull,
+            format!("the storage is full or over its quota and refuses new objects ({}{}): free space or raise the quota there, then back up again", answer(), retried(&text)),
+        ),
+        // Throttling still answered after object_store's retries with backoff.
+        _ if status == Some(503) || status == Some(429) || code.as_deref().is_some_and(is_throttle_code) => (
+            ErrorKind::Other,
+            format!(
+                "the storage kept throttling requests ({}{}{}); it is overloaded or this account is over its request rate",
+                answer(),
+                throttled_for(&text),
+                retried(&text)
+            ),
+        ),
         (_, Some("ContainerNotFound")) => {
             (ErrorKind::Other, "the container does not exist (ContainerNotFound)".to_string())
         }
@@ -502,7 +533,10 @@ pub(crate) fn storage_error(repo: &str, key: &str, e: object_store::Error) -> En
         }
         (object_store::Error::PermissionDenied { .. }, _) => (
             ErrorKind::PermissionDenied,
-            with_code("access denied: wrong credentials, or they lack permission on this bucket or container"),
+            format!(
+                "access denied: the storage refuses this request with these credentials ({}): wrong credentials, or they lack permission on this bucket or container",
+                answer()
+            ),
         ),
         _ if text.contains("HTTP error") && text.contains("certificate") => (
             ErrorKind::Other,
@@ -514,12 +548,42 @@ pub(crate) fn storage_error(repo: &str, key: &str, e: object_store::Error) -> En
         _ if text.contains("no complete answer within") || text.contains("timed out") => {
             (ErrorKind::TimedOut, format!("the endpoint did not answer in time ({}{})", innermost(&e), retried(&text)))
         }
+        _ if status.is_some_and(|s| s >= 500) => (
+            ErrorKind::Other,
+            format!("the storage failed the request ({}{})", answer(), retried(&text)),
+        ),
         _ => (ErrorKind::Other, short(&text)),
     };
     if kind == ErrorKind::NotFound {
         return EngineError::NotFound { key: key.to_string() };
     }
     EngineError::object(key, std::io::Error::new(kind, format!("repository {repo}: {why}")))
+}
+
+/// Codes of a storage that refuses new objects for want of space or quota.
+fn is_full_code(code: &str) -> bool {
+    matches!(code, "XMinioStorageFull" | "QuotaExceeded" | "XMinioAdminBucketQuotaExceeded" | "InsufficientStorage")
+}
+
+/// Codes of a storage asking for fewer requests.
+fn is_throttle_code(code: &str) -> bool {
+    matches!(code, "SlowDown" | "ServerBusy" | "TooManyRequests" | "RequestLimitExceeded" | "Throttling")
+}
+
+/// The HTTP status of a storage's error answer
+/// (`Server returned non-2xx status code: 507 Insufficient Storage: ...`).
+fn http_status(text: &str) -> Option<u16> {
+    let i = text.find("status code: ")? + "status code: ".len();
+    text.get(i..i + 3)?.parse().ok()
+}
+
+/// The store's message from an S3/Azure XML error body (`<Message>..</Message>`),
+/// on one line and cut to a readable length.
+fn error_message(text: &str) -> Option<String> {
+    let start = text.find("<Message>")? + "<Message>".len();
+    let end = text[start..].find("</Message>")? + start;
+    let m = text[start..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    (!m.is_empty()).then(|| short(&m))
 }
 
 /// The deepest cause (`tcp connect error: Connection refused (os error 111)`).
@@ -531,12 +595,39 @@ fn innermost(e: &object_store::Error) -> String {
     last.to_string()
 }
 
-/// `, after 10 retries in 2.1 s` when object_store retried.
+/// `, throttled 9 times over 20.4 s` from the connector's text when it gave up
+/// on a throttled request (`the storage throttled this request 9 times
+/// over 20.4 s; its last answer: ...`).
+fn throttled_for(text: &str) -> String {
+    const MARK: &str = "throttled this request ";
+    let Some(i) = text.find(MARK).map(|i| i + MARK.len()) else { return String::new() };
+    let tail = &text[i..];
+    let end = tail.find(';').unwrap_or(tail.len());
+    format!(", throttled {}", &tail[..end])
+}
+
+/// `, after 10 retries in 41.2 s` when object_store retried (its text:
+/// `Error performing PUT URL in 41.2s, after 10 retries, max_retries: ...`).
 fn retried(text: &str) -> String {
-    let Some(i) = text.find("after ") else { return String::new() };
+    let Some(i) = text.find(", after ").map(|i| i + 2) else { return String::new() };
     let tail = &text[i..];
     let end = tail.find(',').unwrap_or(tail.len());
-    format!(", {}", &tail[..end])
+    let after = &tail[..end];
+    if !after.ends_with(" retries") && !after.ends_with(" retry") {
+        return String::new();
+    }
+    // The time is the last word before `, after`: `41.2s`, `912.3ms`.
+    let took = text[..i - 2].rsplit(' ').next().and_then(|t| {
+        let (n, scale) = match t.strip_suffix("ms") {
+            Some(n) => (n, 0.001),
+            None => (t.strip_suffix('s')?, 1.0),
+        };
+        n.parse::<f64>().ok().map(|v| v * scale)
+    });
+    match took {
+        Some(secs) => format!(", {after} in {secs:.1} s"),
+        None => format!(", {after}"),
+    }
 }
 
 fn error_chain(e: &object_store::Error) -> String {
@@ -596,5 +687,38 @@ mod tests {
         let e = object_store::Error::NotFound { path: "x".into(), source: "<Code>NoSuchBucket</Code>".into() };
         let msg = storage_error("r", "x", e).to_string();
         assert!(msg.contains("bucket does not exist"), "{msg}");
+    }
+
+    #[test]
+    fn a_full_or_throttling_storage_is_said_so_with_its_own_words() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>XMinioStorageFull</Code><Message>Storage backend has reached its minimum free drive threshold.</Message></Error>";
+        let text = format!("Error performing PUT http://h/b/packs/1 in 41.23456s, after 10 retries, max_retries: 10, retry_timeout: 180s  - Server returned non-2xx status code: 507 Insufficient Storage: {body}");
+        assert_eq!(http_status(&text), Some(507));
+        assert_eq!(retried(&text), ", after 10 retries in 41.2 s");
+        let e = object_store::Error::Generic { store: "S3", source: text.into() };
+        let msg = storage_error("s3://b at http://h", "packs/1", e).to_string();
+        assert!(
+            msg.contains("s3://b at http://h: the storage is full or over its quota")
+                && msg.contains("(507 XMinioStorageFull: Storage backend has reached its minimum free drive threshold., after 10 retries in 41.2 s)"),
+            "{msg}"
+        );
+        let e = object_store::Error::PermissionDenied {
+            path: "packs/1".into(),
+            source: "Error performing PUT http://h/b/packs/1 in 3ms - Server returned non-2xx status code: 403 Forbidden: <Error><Code>QuotaExceeded</Code><Message>Retry after a while</Message></Error>".into(),
+        };
+        let msg = storage_error("r", "packs/1", e).to_string();
+        assert!(msg.contains("over its quota") && msg.contains("(403 QuotaExceeded: Retry after a while)"), "{msg}");
+        let e = object_store::Error::Generic {
+            store: "MicrosoftAzure",
+            source: "Error performing PUT u in 180.1s, after 9 retries, max_retries: 10 - Server returned non-2xx status code: 503 Service Unavailable: <Error><Code>ServerBusy</Code><Message>busy</Message></Error>".into(),
+        };
+        let msg = storage_error("r", "packs/1", e).to_string();
+        assert!(msg.contains("kept throttling requests (503 ServerBusy: busy, after 9 retries in 180.1 s)"), "{msg}");
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing PUT u in 20.5s - HTTP error: the storage throttled this request 9 times over 20.4 s; its last answer: Server returned non-2xx status code: 503 Service Unavailable: <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>".into(),
+        };
+        let msg = storage_error("r", "packs/1", e).to_string();
+        assert!(msg.contains("kept throttling requests (503 SlowDown: Please reduce your request rate., throttled 9 times over 20.4 s)"), "{msg}");
     }
 }

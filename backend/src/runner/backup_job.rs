@@ -21,6 +21,7 @@ use crate::engine::backup::BackupOptions;
 use crate::catalog::repositories as repositories_logic;
 use crate::engine::progress::Progress;
 use crate::engine::EngineError;
+use crate::repos::http::RequestCounts;
 use crate::jobs::vm_backup::{backup_vm_with, snapshot_group, VmBackupReport};
 use crate::jobs::JobError;
 use crate::platforms::Quiesce;
@@ -157,19 +158,25 @@ async fn execute(
     let (kind, address, vm_ref, full) = (plan.platform_kind, plan.platform_address.clone(), plan.vm_ref.clone(), plan.full);
     let group = snapshot_group(&vm.id);
     let p = progress.clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<VmBackupReport, JobError> {
+    let result = tokio::task::spawn_blocking(move || -> Result<(VmBackupReport, Option<RequestCounts>), JobError> {
         let platform = inventory::connect(kind, &address)?;
         let ds = repositories_logic::open_datastore(&data_dir, &repository)?;
         let mut opts = BackupOptions::new(&group);
         opts.immutable_days = (immutable_days > 0).then_some(immutable_days);
         opts.object_lock = object_lock;
         let stop = p.clone();
-        crate::platforms::tools::with_stop(move || stop.control.is_cancelled(), || backup_vm_with(platform.as_ref(), &vm_ref, &ds, &opts, full, &p))
+        let report = crate::platforms::tools::with_stop(move || stop.control.is_cancelled(), || backup_vm_with(platform.as_ref(), &vm_ref, &ds, &opts, full, &p))?;
+        Ok((report, ds.repo.request_counts()))
     })
     .await;
     sampler.abort();
     let report = match result {
-        Ok(Ok(r)) => r,
+        Ok(Ok((r, requests))) => {
+            if let Some(line) = requests.and_then(|c| retried_line(&c, &plan.repository.kind)) {
+                telemetry::log(runner, &job.id, LogLevel::Warn, line).await;
+            }
+            r
+        }
         Ok(Err(JobError::Engine(EngineError::Cancelled))) => return Err("stopped by an operator; no restore point was written".into()),
         // An object store's error names it by its location: say which catalog repository that is.
         Ok(Err(e)) if plan.repository.kind != RepositoryKind::Local.as_str() => {
@@ -236,6 +243,26 @@ async fn execute(
     }
     update_stats(runner, &plan.repository, added).await;
     Ok((report, backup))
+}
+
+/// The job's line about the answers its storage made it retry, if any:
+/// throttling (503 or 429) and other server errors.
+fn retried_line(c: &RequestCounts, kind: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    if c.throttled > 0 {
+        let code = match from_wire::<RepositoryKind>(kind) {
+            Some(RepositoryKind::S3) => "503 SlowDown",
+            Some(RepositoryKind::Azure) => "503 ServerBusy",
+            _ => "503",
+        };
+        parts.push(format!("throttled {} request(s) ({code} or 429)", c.throttled));
+    }
+    if c.server_errors > 0 {
+        parts.push(format!("failed {} request(s) with a server error (5xx)", c.server_errors));
+    }
+    (!parts.is_empty()).then(|| {
+        format!("the storage {} of {}; each was retried after a backoff and the backup went on", parts.join(" and "), c.total())
+    })
 }
 
 /// Recomputes the repository's cached statistics after a job changed it

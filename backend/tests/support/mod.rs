@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod fault_proxy;
 pub mod kvm;
 pub mod object_servers;
 pub mod rows;

@@ -1,0 +1,295 @@
+//! Issue 18, bad input on object-store repositories: a storage that
+//! throttles (S3 503 SlowDown, Azure 503 ServerBusy) and one that fills up
+//! or stops taking writes in the middle of a backup (MinIO's 507, Ceph's
+//! 403 QuotaExceeded, Azure's 403 AuthorizationPermissionMismatch), on real
+//! moto and Azurite behind a fault-injecting proxy
+//! (`support::fault_proxy`), through the server's job runner:
+//!
+//! * a throttled backup completes (every 3rd request answered 503; then a
+//!   15 s burst of every request throttled, which object_store's own
+//!   retries, 10 in ~2-14 s, would not outlast: the connector waits up to
+//!   its throttle patience, 40 s here), its job log says how many requests
+//!   the storage throttled, and it restores equal while throttled;
+//! * a storage throttling every write for longer than that fails the backup
+//!   with "kept throttling" and how long it was tried;
+//! * a backup whose PUTs start failing fails with a message naming the
+//!   repository and the storage's cause; no manifest or lease is left in the
+//!   bucket (listed directly, past the proxy), the catalog has no restore
+//!   point; once the fault is gone the next backup succeeds and restores
+//!   byte for byte.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use sendense::catalog::repositories::ensure_local;
+use sendense::lab::{self, InitOptions};
+use sendense::repos::RepoSpec;
+use serde_json::{json, Value};
+use shared_types::alerts::AlertPage;
+use shared_types::backups::{Backup, BackupPage};
+use shared_types::jobs::{Job, QueuedJobs};
+use shared_types::repositories::Repository;
+
+mod support;
+
+use support::api::Api;
+use support::fault_proxy::{self, Answer, FaultProxy, Faults};
+use support::kvm::TestHost;
+use support::object_servers::{Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY, MOTO_REGION};
+
+/// PUT bytes a failing repository takes before it refuses: the lease and
+/// some packs of web-01's first full backup go through, the rest not.
+const BUDGET: u64 = 2 << 20;
+
+/// The demo lab in `dir/lab`; web-01's source disk.
+async fn lab_in(dir: &Path) -> (PathBuf, PathBuf) {
+    let lab_dir = dir.join("lab");
+    let lab_task = lab_dir.clone();
+    tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
+    let source_disk = std::fs::read_dir(lab_dir.join("hosts/kvm-prod-01/vms/web-01"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "qcow2"))
+        .unwrap();
+    (lab_dir, source_disk)
+}
+
+/// A full backup of `vm` into `repository` through the job runner; the
+/// ended job with its log.
+async fn back_up(api: &Api, vm: &str, repository: &str) -> Value {
+    let queued: QueuedJobs = api
+        .ok("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [vm], "backup_type": "full", "repository_id": repository})), StatusCode::ACCEPTED)
+        .await;
+    api.wait(&queued.jobs[0].id, 600).await
+}
+
+async fn points(api: &Api, vm: &str) -> Vec<Backup> {
+    let page: BackupPage = api.ok("GET", &format!("/api/v1/backup/list?vm={vm}"), None, StatusCode::OK).await;
+    page.items
+}
+
+/// The keys in the bucket or container of `spec`, listed straight from the
+/// storage (not through the proxy).
+async fn keys(spec: RepoSpec) -> Vec<String> {
+    tokio::task::spawn_blocking(move || {
+        let repo = sendense::repos::open_backend(&spec).unwrap();
+        repo.list("").unwrap().into_iter().map(|o| o.key).collect()
+    })
+    .await
+    .unwrap()
+}
+
+fn log_text(job: &Value) -> String {
+    job["logs"].as_array().map(|l| l.iter().filter_map(|x| x["message"].as_str()).collect::<Vec<_>>().join("\n")).unwrap_or_default()
+}
+
+/// Restores `point` onto `host` as `name` and compares the disk with `source`.
+async fn restores_equal(api: &Api, point: &str, platform: &str, host: &TestHost, name: &str, source: &Path) {
+    let job: Job = api
+        .ok("POST", "/api/v1/restore/start", Some(json!({"backup_id": point, "target_platform_id": platform, "name": name})), StatusCode::ACCEPTED)
+        .await;
+    let done = api.wait(&job.id, 600).await;
+    assert_eq!(done["job"]["status"], "completed", "{done}");
+    let restored = host.disk_files(name)[0].1.clone();
+    let cmp = Command::new("qemu-img").args(["compare", "-q", "-U"]).arg(source).arg(&restored).status().unwrap();
+    assert!(cmp.success(), "the disk restored as {name} equals the source");
+}
+
+/// One storage under test: how to add a repository through the proxy, and
+/// the same place past the proxy.
+struct Store {
+    kind: &'static str,
+    /// Bucket or container.
+    place: String,
+    body: Value,
+    direct: RepoSpec,
+}
+
+/// The fill-up half: a backup into a fresh repository whose PUTs are
+/// refused with `refusal` once BUDGET bytes went in fails cleanly; without
+/// the fault the next one succeeds and restores equal. `words`: what the
+/// job's error must say about the cause.
+#[allow(clippy::too_many_arguments)]
+async fn fills_up(api: &Api, proxy: &FaultProxy, store: &Store, name: &str, refusal: Answer, words: &[&str], vm: &str, dr: (&str, &TestHost), source: &Path) {
+    let mut body = store.body.clone();
+    body["name"] = json!(name);
+    let repo: Repository = api.ok("POST", "/api/v1/repositories", Some(body), StatusCode::CREATED).await;
+    let before = points(api, vm).await.len();
+
+    proxy.set(Faults { refuse_puts_after: Some((BUDGET, refusal)), ..Default::default() });
+    let refused_before = proxy.refused();
+    let started = Instant::now();
+    let failed = back_up(api, vm, &repo.id).await;
+    let refused = proxy.refused() - refused_before;
+    let error = failed["job"]["error"].as_str().unwrap_or_default().to_owned();
+    eprintln!(
+        "{} backup refused with {} {} after {BUDGET} bytes: {} in {:.1} s, {refused} PUTs refused: {error}",
+        store.kind,
+        refusal.status,
+        refusal.code,
+        failed["job"]["status"],
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(failed["job"]["status"], "failed", "{}", failed["job"]);
+    assert!(refused > 0, "the proxy refused no PUT: the budget was never reached");
+    assert!(error.contains(&format!("repository '{name}'")) && error.contains(&store.place), "the repository is named: {error}");
+    for w in words {
+        assert!(error.contains(w), "the cause ({w}) is named: {error}");
+    }
+    assert!(error.contains(refusal.code), "the storage's code is named: {error}");
+    assert!(!error.contains(AZURITE_KEY), "{error}");
+    // Nothing half-written is visible: no manifest, no backup lease; no restore point in the catalog.
+    let left = keys(store.direct.clone()).await;
+    eprintln!("left in {} after the refused backup: {} objects: {:?}", store.place, left.len(), left.iter().map(|k| k.split('/').next().unwrap_or("")).collect::<std::collections::BTreeSet<_>>());
+    assert!(left.iter().any(|k| k.starts_with("packs/")), "some packs went in before the refusal: {left:?}");
+    assert!(!left.iter().any(|k| k.starts_with("snapshots/")), "no manifest: {left:?}");
+    assert!(!left.iter().any(|k| k.starts_with("locks/backup")), "no backup lease left: {left:?}");
+    let after = points(api, vm).await;
+    assert_eq!(after.len(), before, "no restore point from the failed backup");
+    assert!(after.iter().all(|b| b.repository.id != repo.id));
+    let shown: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", repo.id), None, StatusCode::OK).await;
+    eprintln!("the repository after the refused backup: {:?} {:?}", shown.status, shown.error);
+    // The failure alert says the same.
+    let job_id = failed["job"]["id"].as_str().unwrap();
+    let open: AlertPage = api.ok("GET", "/api/v1/alerts?state=open", None, StatusCode::OK).await;
+    let alert = open.alerts.iter().find(|a| a.job_id.as_deref() == Some(job_id)).unwrap_or_else(|| panic!("no open alert for job {job_id}: {open:?}"));
+    assert!(alert.message.contains(&format!("repository '{name}'")) && alert.message.contains(refusal.code), "{alert:?}");
+
+    // The cause is gone (space freed, quota raised, permission back): the next backup succeeds and restores equal.
+    proxy.clear();
+    let done = back_up(api, vm, &repo.id).await;
+    assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
+    let point = points(api, vm).await.into_iter().find(|b| b.repository.id == repo.id).expect("the new restore point");
+    let open: AlertPage = api.ok("GET", "/api/v1/alerts?state=open", None, StatusCode::OK).await;
+    assert!(open.alerts.iter().all(|a| a.job_id.as_deref() != Some(job_id)), "the failure alert is resolved by the next backup: {open:?}");
+    let left = keys(store.direct.clone()).await;
+    assert_eq!(left.iter().filter(|k| k.starts_with("snapshots/")).count(), 1, "{left:?}");
+    assert!(!left.iter().any(|k| k.starts_with("locks/backup")), "{left:?}");
+    restores_equal(api, &point.id, dr.0, dr.1, &format!("web-01-{name}"), source).await;
+}
+
+/// The throttling half: a backup into a fresh repository while every
+/// `every`-th request is answered `answer` completes, its log counts the
+/// throttled requests, and the point restores equal under the same
+/// throttling.
+#[allow(clippy::too_many_arguments)]
+async fn throttled(api: &Api, proxy: &FaultProxy, store: &Store, name: &str, every: u64, answer: Answer, vm: &str, dr: (&str, &TestHost), source: &Path) {
+    let mut body = store.body.clone();
+    body["name"] = json!(name);
+    let repo: Repository = api.ok("POST", "/api/v1/repositories", Some(body), StatusCode::CREATED).await;
+
+    proxy.set(Faults { throttle: Some((every, answer)), ..Default::default() });
+    let (throttled_before, forwarded_before) = (proxy.throttled(), proxy.counts().forwarded.load(std::sync::atomic::Ordering::SeqCst));
+    let started = Instant::now();
+    let done = back_up(api, vm, &repo.id).await;
+    let throttled = proxy.throttled() - throttled_before;
+    let forwarded = proxy.counts().forwarded.load(std::sync::atomic::Ordering::SeqCst) - forwarded_before;
+    let log = log_text(&done);
+    eprintln!(
+        "{} backup with every {every}th request answered {} {}: {} in {:.1} s; {throttled} throttled, {forwarded} forwarded\n{log}",
+        store.kind,
+        answer.status,
+        answer.code,
+        done["job"]["status"],
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
+    assert!(throttled > 0, "the proxy throttled nothing");
+    // The job's own count (its backend's requests alone; the proxy also
+    // saw the statistics refresh after the backup).
+    let line = log.lines().find(|l| l.contains("throttled")).unwrap_or_else(|| panic!("no log line about throttling:\n{log}"));
+    let counted: u64 = line.split("throttled ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    assert!(counted > 0 && counted <= throttled && line.contains(answer.code) && line.contains("retried"), "{line} (proxy: {throttled})");
+    let point = points(api, vm).await.into_iter().find(|b| b.repository.id == repo.id).expect("the new restore point");
+    restores_equal(api, &point.id, dr.0, dr.1, &format!("web-01-{name}"), source).await;
+    assert!(proxy.throttled() - throttled_before > throttled, "the restore was throttled too");
+
+    // A burst: every request throttled for BURST while the next backup
+    // starts (object_store alone gives up after ~2 s); it waits it out.
+    proxy.set(Faults { throttle: Some((1, answer)), ..Default::default() });
+    let queued: QueuedJobs = api
+        .ok("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [vm], "backup_type": "full", "repository_id": repo.id})), StatusCode::ACCEPTED)
+        .await;
+    let before = proxy.throttled();
+    tokio::time::sleep(BURST).await;
+    proxy.clear();
+    let during = proxy.throttled() - before;
+    let done = api.wait(&queued.jobs[0].id, 600).await;
+    let log = log_text(&done);
+    eprintln!("{} backup through a {BURST:?} burst of throttling ({during} answers): {}\n{log}", store.kind, done["job"]["status"]);
+    assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
+    assert!(during >= 3, "the burst throttled the backup: {during}");
+    assert!(log.contains("throttled"), "{log}");
+}
+
+/// How long every request is throttled in `throttled`'s burst.
+const BURST: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a request may stay throttled before it fails (the product's
+/// default is 120 s; the tests' exhausted case would wait that long).
+const PATIENCE_SECS: &str = "40";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_throttling_is_retried_and_a_full_or_over_quota_bucket_fails_the_backup_cleanly() {
+    std::env::set_var("SENDENSE_THROTTLE_PATIENCE_SECS", PATIENCE_SECS);
+    let dir = tempfile::tempdir().unwrap();
+    let (lab_dir, source_disk) = lab_in(dir.path()).await;
+    let f = support::fixture().await;
+    ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    let api = Api::admin(f).await;
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.server().port());
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(lab_dir.join("hosts/kvm-prod-01")), TestHost::start(lab_dir.join("hosts/kvm-dr-01")));
+    let prod = api.add_host(&prod_host).await;
+    let dr = api.add_host(&dr_host).await;
+    let vm = api.manage(&prod, &["web-01"]).await.remove(0);
+    let (ak, sk) = (moto.access_key().0.to_owned(), moto.access_key().1.to_owned());
+    let store = |bucket: &str| {
+        moto.create_bucket(bucket, false);
+        Store {
+            kind: "S3",
+            place: bucket.to_owned(),
+            body: json!({"kind": "s3", "endpoint": proxy.endpoint(), "region": MOTO_REGION, "bucket": bucket, "access_key_id": ak, "secret_access_key": sk}),
+            direct: moto.spec(bucket),
+        }
+    };
+
+    fills_up(&api, &proxy, &store("full-minio"), "full-minio", fault_proxy::MINIO_STORAGE_FULL, &["full"], &vm, (&dr.id, &dr_host), &source_disk).await;
+    fills_up(&api, &proxy, &store("over-quota"), "over-quota", fault_proxy::S3_QUOTA_EXCEEDED, &["quota"], &vm, (&dr.id, &dr_host), &source_disk).await;
+    // A storage failing every write inside, and one throttling every write
+    // past the budget: object_store's retries (10, with backoff) run out.
+    fills_up(&api, &proxy, &store("broken-s3"), "broken-s3", fault_proxy::S3_INTERNAL_ERROR, &["failed the request", "after 10 retries"], &vm, (&dr.id, &dr_host), &source_disk).await;
+    fills_up(&api, &proxy, &store("swamped-s3"), "swamped-s3", fault_proxy::S3_SLOW_DOWN, &["kept throttling", "throttled", "times over"], &vm, (&dr.id, &dr_host), &source_disk).await;
+    throttled(&api, &proxy, &store("slow-s3"), "slow-s3", 3, fault_proxy::S3_SLOW_DOWN, &vm, (&dr.id, &dr_host), &source_disk).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_throttling_is_retried_and_a_container_refusing_writes_fails_the_backup_cleanly() {
+    std::env::set_var("SENDENSE_THROTTLE_PATIENCE_SECS", PATIENCE_SECS);
+    let dir = tempfile::tempdir().unwrap();
+    let (lab_dir, source_disk) = lab_in(dir.path()).await;
+    let f = support::fixture().await;
+    ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    let api = Api::admin(f).await;
+    let azurite = Azurite::start();
+    let proxy = FaultProxy::start(azurite.server().port());
+    let (prod_host, dr_host) = tokio::join!(TestHost::start(lab_dir.join("hosts/kvm-prod-01")), TestHost::start(lab_dir.join("hosts/kvm-dr-01")));
+    let prod = api.add_host(&prod_host).await;
+    let dr = api.add_host(&dr_host).await;
+    let vm = api.manage(&prod, &["web-01"]).await.remove(0);
+    let store = |container: &str| {
+        azurite.create_container(container);
+        Store {
+            kind: "Azure",
+            place: container.to_owned(),
+            body: json!({"kind": "azure", "endpoint": format!("{}/{AZURITE_ACCOUNT}", proxy.endpoint()), "account": AZURITE_ACCOUNT,
+                         "container": container, "account_key": AZURITE_KEY}),
+            direct: azurite.spec(container),
+        }
+    };
+
+    fills_up(&api, &proxy, &store("no-writes"), "no-writes", fault_proxy::AZURE_WRITE_DENIED, &["refuses"], &vm, (&dr.id, &dr_host), &source_disk).await;
+    throttled(&api, &proxy, &store("busy-azure"), "busy-azure", 3, fault_proxy::AZURE_SERVER_BUSY, &vm, (&dr.id, &dr_host), &source_disk).await;
+}
