@@ -266,6 +266,27 @@ async fn policies_on(f: Fixture) {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     assert!(reply.body.contains("gold") && reply.body.contains("group"), "{}", reply.body);
 
+    // --- A policy copying to the repository the group's flows write to is
+    // refused for the group (422 naming the repository and the flows), and
+    // for them in the ASSETS bulk action; the group keeps its policy.
+    let offsite: Policy = api
+        .ok("POST", "/api/v1/policies", Some(json!({"name": "copy-local", "copy_target": {"repository_id": repo.id}})), StatusCode::CREATED)
+        .await;
+    let msg = refused(&api, "PATCH", &format!("/api/v1/protection-groups/{}", group.group.id), json!({"policy_id": offsite.id}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    assert!(msg.contains(&format!("'{}'", repo.name)) && msg.contains("'web-one'") && msg.contains("'web-two'") && msg.contains("second repository"), "{msg}");
+    let reply = api.call("PATCH", &format!("/api/v1/protection-groups/{}", group.group.id), Some(json!({"policy_id": offsite.id}))).await;
+    let e: ErrorBody = reply.json();
+    assert!(e.details.iter().any(|d| d.field == "policy_id"), "{e:?}");
+    let g: GroupDetails = api.ok("GET", &format!("/api/v1/protection-groups/{}", group.group.id), None, StatusCode::OK).await;
+    assert_eq!(g.group.policy.as_ref().map(|p| p.name.as_str()), Some("gold"), "the group keeps its policy");
+    let r: AssignVmsReport =
+        api.ok("POST", &format!("/api/v1/policies/{}/assign-vms", offsite.id), Some(json!({"vm_ids": ["vm-c"], "preview": true})), StatusCode::OK).await;
+    let item = &r.report.items[0];
+    assert_eq!(item.outcome, BulkOutcome::Refused, "{item:?}");
+    assert!(item.message.contains(&format!("copies restore points to '{}'", repo.name)) && item.message.contains("'web-one'"), "{}", item.message);
+    assert!(r.flows.is_empty(), "{:?}", r.flows);
+    assert_eq!(api.call("DELETE", &format!("/api/v1/policies/{}", offsite.id), None).await.status, StatusCode::NO_CONTENT);
+
     // --- Removal is refused while used, with who uses it.
     let reply = api.call("DELETE", &format!("/api/v1/policies/{}", gold.id), None).await;
     assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);

@@ -222,7 +222,9 @@ async fn update_group(State(state): State<AppState>, Path(id): Path<String>, Api
     };
     let flow_ids = crate::catalog::policies::group_flow_ids(&state.db, &row.id).await?;
     if let Some(p) = &policy {
-        let repos: Vec<String> = flows::Entity::find().filter(flows::Column::Id.is_in(flow_ids.clone())).all(&state.db).await?.into_iter().map(|f| f.repository_id).collect();
+        let group_flows = flows::Entity::find().filter(flows::Column::Id.is_in(flow_ids.clone())).all(&state.db).await?;
+        super::policies::check_copy_target_of(&state.db, "policy_id", p, &group_flows).await?;
+        let repos: Vec<String> = group_flows.into_iter().map(|f| f.repository_id).collect();
         super::policies::check_encryption(&state.db, "policy_id", p, repos).await?;
     }
     active.updated_at = Set(Utc::now());

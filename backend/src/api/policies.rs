@@ -28,7 +28,7 @@ use super::flows::{check_immutable, check_retention};
 use super::{ApiError, ApiJson};
 use crate::auth::audit::AuditNote;
 use crate::catalog::{backup_locations, new_id, policies as policy_logic, schedule};
-use crate::db::entities::{flow_vms, flows, policies, vm_contexts};
+use crate::db::entities::{flow_vms, flows, policies, repositories, vm_contexts};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -70,6 +70,29 @@ pub async fn check_encryption(db: &impl ConnectionTrait, field: &str, policy: &p
             "The policy '{}' requires an encrypted repository, and the repository {} is not encrypted. Choose an encrypted repository or another policy.",
             policy.name,
             plain.join(", ")
+        ),
+    ))
+}
+
+/// 422 (`field`) when `policy` copies to the repository one of `flows`
+/// writes to (a copy must go to a second repository), naming the
+/// repository and those flows.
+pub async fn check_copy_target_of(db: &impl ConnectionTrait, field: &str, policy: &policies::Model, flows: &[flows::Model]) -> Result<(), ApiError> {
+    let Some(t) = backup_locations::parse_target(policy.copy_target.as_deref()) else { return Ok(()) };
+    let same: Vec<String> = flows.iter().filter(|f| f.repository_id == t.repository_id).map(|f| f.name.clone()).collect();
+    if same.is_empty() {
+        return Ok(());
+    }
+    let repo = repositories::Entity::find_by_id(t.repository_id.clone()).one(db).await?.map(|r| r.name).unwrap_or(t.repository_id);
+    Err(ApiError::invalid_value(
+        field,
+        format!(
+            "The policy '{}' copies restore points to '{repo}', the repository the flow{} {} already write{} to; a copy must go to a second repository. Choose another policy, or point {} to another repository first.",
+            policy.name,
+            if same.len() == 1 { "" } else { "s" },
+            quote_list(&same),
+            if same.len() == 1 { "s" } else { "" },
+            if same.len() == 1 { "that flow" } else { "those flows" },
         ),
     ))
 }
@@ -374,6 +397,14 @@ async fn assign_vms(State(state): State<AppState>, Path(id): Path<String>, ApiJs
             }
         }
     }
+    // Flows that cannot follow the policy: they write to its copy target.
+    let copy_repo = backup_locations::parse_target(policy.copy_target.as_deref()).map(|t| t.repository_id);
+    let copy_refused: Vec<String> = flow_rows.iter().filter(|f| Some(&f.repository_id) == copy_repo.as_ref()).map(|f| f.id.clone()).collect();
+    let copy_repo_name = match &copy_repo {
+        Some(r) if !copy_refused.is_empty() => repositories::Entity::find_by_id(r.clone()).one(&state.db).await?.map(|r| r.name).unwrap_or_else(|| r.clone()),
+        _ => String::new(),
+    };
+    refused_flows.extend(copy_refused.iter().cloned());
     let follows = |f: &flows::Model| f.policy_id.as_deref() == Some(policy.id.as_str());
     let to_assign: Vec<&flows::Model> = flow_rows.iter().filter(|f| !follows(f) && !refused_flows.contains(&f.id)).collect();
     let items: Vec<BulkVmResult> = ids
@@ -400,10 +431,19 @@ async fn assign_vms(State(state): State<AppState>, Path(id): Path<String>, ApiJs
             let new: Vec<&flows::Model> = mine.iter().copied().filter(|f| !follows(f) && !refused_flows.contains(&f.id)).collect();
             if !refused.is_empty() {
                 let also = if new.is_empty() { String::new() } else { format!(" The flow {} follow{} it.", names(&new), if req.preview { "s would" } else { "s" }) };
-                return result(
-                    BulkOutcome::Refused,
-                    format!("The policy '{}' requires an encrypted repository; the flow {} writes to an unencrypted one.{also}", policy.name, names(&refused)),
-                );
+                let (same, plain): (Vec<&flows::Model>, Vec<&flows::Model>) = refused.iter().copied().partition(|f| copy_refused.contains(&f.id));
+                let mut why = Vec::new();
+                if !plain.is_empty() {
+                    why.push(format!("The policy '{}' requires an encrypted repository; the flow {} writes to an unencrypted one.", policy.name, names(&plain)));
+                }
+                if !same.is_empty() {
+                    why.push(format!(
+                        "The policy '{}' copies restore points to '{copy_repo_name}', where the flow {} writes; a copy must go to a second repository.",
+                        policy.name,
+                        names(&same)
+                    ));
+                }
+                return result(BulkOutcome::Refused, format!("{}{also}", why.join(" ")));
             }
             if new.is_empty() {
                 return result(BulkOutcome::Unchanged, format!("The flow {} follows '{}' already.", names(&mine), policy.name));
