@@ -1,8 +1,8 @@
 //! Where a restore point exists (3-2-1): one small badge per repository it
 //! is in, its primary first, coloured by state (present, copying, failed,
 //! missing), with the repository, role, copy time and immutability in the
-//! badge's title (a copy's lock there, the storage's Object Lock date or
-//! Sendense's, also in the badge); and, for operators, "Copy…": the restore point copied
+//! badge's title (a copy the storage locks: its Object Lock date also in the
+//! badge); and, for operators, "Copy…": the restore point copied
 //! to another repository now (a copy job; only the chunks it lacks are sent).
 
 use leptos::prelude::*;
@@ -39,7 +39,7 @@ fn title(l: &RestorePointLocation) -> String {
     if let Some(at) = l.copied_at {
         t.push_str(&format!("; copied {}", when(at)));
     }
-    match lock_ahead(&l.lock) {
+    match lock_ahead(&l.lock).filter(|k| k.enforced_by == LockEnforcer::Storage) {
         Some(lock) => t.push_str(&format!("; {}", lock_title(&lock))),
         None => {
             if let Some(u) = l.immutable_until {
@@ -50,15 +50,12 @@ fn title(l: &RestorePointLocation) -> String {
     t
 }
 
-/// A copy's lock in its badge: "locked until D" (the storage's Object Lock)
-/// or "immutable until D" (Sendense); the primary's is in the Lock column.
+/// A copy the storage locks says so in its badge: "locked until D" (S3
+/// Object Lock, the date the storage reported); the primary's lock is in
+/// the Lock column, Sendense's own immutability in the badge's title.
 fn lock_words(l: &RestorePointLocation) -> Option<String> {
-    let lock = lock_ahead(&l.lock).filter(|_| l.role == LocationRole::Copy)?;
-    let date = lock.until.format("%Y-%m-%d");
-    Some(match lock.enforced_by {
-        LockEnforcer::Storage => format!(" · locked until {date}"),
-        LockEnforcer::Sendense => format!(" · immutable until {date}"),
-    })
+    let lock = lock_ahead(&l.lock).filter(|k| l.role == LocationRole::Copy && k.enforced_by == LockEnforcer::Storage)?;
+    Some(format!(" · locked until {}", lock.until.format("%Y-%m-%d")))
 }
 
 /// The badges of `b`'s locations (its repository alone when the server sent none).
