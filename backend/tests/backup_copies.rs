@@ -279,6 +279,13 @@ async fn copy_catalog_on(f: Fixture) {
     assert_eq!(count(&listed, &site_c.id), Some(0), "a failed copy is not held");
     let one: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", site_b.id), None, StatusCode::OK).await;
     assert_eq!(one.backup_count, 3);
+    // The restore point list of a repository shows the same ones.
+    for (repo, want) in [(&primary.id, vec!["b1", "b3"]), (&site_b.id, vec!["b1", "b3", "b4"]), (&site_c.id, vec![])] {
+        let page: Value = api.ok("GET", &format!("/api/v1/backup/list?repository={repo}"), None, StatusCode::OK).await;
+        let mut ids: Vec<&str> = page["items"].as_array().unwrap().iter().filter_map(|b| b["id"].as_str()).collect();
+        ids.sort();
+        assert_eq!((ids, page["total"].as_u64()), (want.clone(), Some(want.len() as u64)), "{page}");
+    }
     let e = refused(&api, "DELETE", &format!("/api/v1/repositories/{}", site_b.id), Value::Null, StatusCode::CONFLICT, "repository_in_use").await;
     assert!(e.message.contains("3 copies of restore points") && e.message.contains("'offsite'") && !e.message.contains("restore points (forget or move"), "{e:?}");
     let e = refused(&api, "DELETE", &format!("/api/v1/repositories/{}", site_c.id), Value::Null, StatusCode::CONFLICT, "repository_in_use").await;

@@ -54,7 +54,7 @@ struct BackupQuery {
     backup_type: Option<BackupType>,
     /// `available`, `verified` or `corrupt`.
     status: Option<BackupStatus>,
-    /// Only restore points in this repository (id).
+    /// Only restore points in this repository (id): written there or copied there.
     repository: Option<String>,
     /// `true`: only restore points inside their immutability window now;
     /// `false`: only those that can be deleted.
@@ -115,7 +115,7 @@ async fn list_backups(State(state): State<AppState>, ApiQuery(q): ApiQuery<Backu
         find = find.filter(backups::Column::Status.eq(s.as_str()));
     }
     if let Some(r) = q.repository {
-        find = find.filter(backups::Column::RepositoryId.eq(r));
+        find = find.filter(backup_locations::held_in(&r));
     }
     let total = find.clone().count(&state.db).await?;
     let rows = find

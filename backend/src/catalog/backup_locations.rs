@@ -192,6 +192,23 @@ pub async fn held(db: &impl ConnectionTrait, ids: &[String]) -> Result<HashMap<S
     Ok(out)
 }
 
+/// The restore points [`held`] counts in repository `repository_id` (a
+/// condition on `backups`): a location there, present or missing, or no
+/// location rows and recorded at that repository.
+pub fn held_in(repository_id: &str) -> sea_orm::Condition {
+    let states = [LocationState::Present.as_str(), LocationState::Missing.as_str()];
+    let here = Query::select()
+        .column(backup_locations::Column::BackupId)
+        .from(backup_locations::Entity)
+        .and_where(backup_locations::Column::RepositoryId.eq(repository_id))
+        .and_where(backup_locations::Column::State.is_in(states))
+        .to_owned();
+    let any = Query::select().column(backup_locations::Column::BackupId).from(backup_locations::Entity).to_owned();
+    sea_orm::Condition::any().add(backups::Column::Id.in_subquery(here)).add(
+        sea_orm::Condition::all().add(backups::Column::RepositoryId.eq(repository_id)).add(backups::Column::Id.not_in_subquery(any)),
+    )
+}
+
 /// Repository `repository_id` left the catalog: its failed copies' rows and
 /// the storage locks recorded there go (nothing else can be there: removal
 /// is refused while it holds restore points or copies, see [`held`]).
