@@ -383,3 +383,49 @@ fn metrics_are_served_with_the_token_only_and_pass_promtool() {
     assert!(out.status.success(), "promtool check metrics: {}{}\n{metrics}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     stop(child);
 }
+
+/// At start the server removes the index caches under `DATA_DIR/cache` of
+/// repositories its catalog no longer has (and old ones naming none); the
+/// local repository's cache stays.
+#[test]
+fn removes_index_caches_of_repositories_it_no_longer_has_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "cache-test-password-0123456789";
+    let start = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = serve(&format!("127.0.0.1:{port}"), dir.path())
+            .env_remove("SENDENSE_CACHE_DIR")
+            .env("SENDENSE_ADMIN_PASSWORD", password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_healthy(port, Duration::from_secs(30));
+        (port, child)
+    };
+    let caches = dir.path().join("cache");
+    let named = |location: &str| {
+        std::fs::read_dir(&caches).map(|d| d.flatten().filter(|e| std::fs::read_to_string(e.path().join("location")).ok().as_deref() == Some(location)).count()).unwrap_or(0)
+    };
+    // First start: reading the repositories' statistics makes the local repository's cache.
+    let (port, child) = start();
+    let token = sign_in(port, password);
+    let (status, _, body) = plain(port, &request("GET", "/api/v1/repositories", Some(&token), None));
+    assert_eq!(status, 200, "{body}");
+    stop(child);
+    let local = dir.path().join("repos").join("local").display().to_string();
+    assert_eq!(named(&local), 1, "the local repository's cache in {}", caches.display());
+    // A cache of a repository that left the catalog, and one from before caches named theirs.
+    for (name, location) in [("e", Some("/srv/removed-repository")), ("f", None)] {
+        let d = caches.join(name.repeat(32));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("state.json"), "{}").unwrap();
+        if let Some(l) = location {
+            std::fs::write(d.join("location"), l).unwrap();
+        }
+    }
+    let (_, child) = start();
+    stop(child);
+    assert!(!caches.join("e".repeat(32)).exists() && !caches.join("f".repeat(32)).exists(), "stale caches removed at start");
+    assert_eq!(named(&local), 1, "the local repository's cache stays");
+}
