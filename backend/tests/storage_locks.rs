@@ -123,7 +123,13 @@ async fn locks_on(f: Fixture) {
     assert_eq!(b_storage.locations[0].lock.as_ref().map(|l| (l.enforced_by, l.until)), Some((LockEnforcer::Storage, storage_until)));
     let none = page.items.iter().find(|b| b.id == "b-none").unwrap();
     assert_eq!(none.locations[0].lock, None);
-    // Storage locks recorded for a copy are removed with its restore point's other rows (cascade).
+    // A location that goes takes the lock read there with it; the rest go
+    // with the restore point (cascade).
+    storage_locks::record(&api.f.state.db, "b-sendense", &repo.id, Some(second), now).await.unwrap();
+    assert!(!sendense::catalog::backup_locations::remove(&api.f.state.db, &b, "other-repo").await.unwrap(), "the primary still holds it");
+    let left = backup_storage_locks::Entity::find().all(&api.f.state.db).await.unwrap();
+    assert!(!left.iter().any(|l| l.backup_id == "b-sendense" && l.repository_id == "other-repo"), "{left:?}");
+    assert!(left.iter().any(|l| l.backup_id == "b-sendense" && l.repository_id == repo.id), "{left:?}");
     backups::Entity::delete_by_id("b-sendense").exec(&api.f.state.db).await.unwrap();
     let left = backup_storage_locks::Entity::find().all(&api.f.state.db).await.unwrap();
     assert!(left.iter().all(|l| l.backup_id != "b-sendense"), "{left:?}");

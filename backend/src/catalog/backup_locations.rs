@@ -343,6 +343,8 @@ pub async fn end_copy(db: &impl ConnectionTrait, backup_id: &str, repository_id:
 /// restore point is gone.
 pub async fn remove(db: &impl ConnectionTrait, backup: &backups::Model, repository_id: &str) -> Result<bool, DbErr> {
     backup_locations::Entity::delete_by_id((backup.id.clone(), repository_id.to_owned())).exec(db).await?;
+    // The storage's lock read there went with it.
+    crate::db::entities::backup_storage_locks::Entity::delete_by_id((backup.id.clone(), repository_id.to_owned())).exec(db).await?;
     let left = backup_locations::Entity::find().filter(backup_locations::Column::BackupId.eq(backup.id.clone())).all(db).await?;
     // A row-less restore point was only at its own repository.
     if left.is_empty() {
