@@ -70,7 +70,8 @@ pub fn set_root(dir: PathBuf) {
 
 /// Where repository caches live: `$SENDENSE_CACHE_DIR`, else what
 /// [`set_root`] set, else `$XDG_CACHE_HOME/sendense/index` or
-/// `~/.cache/sendense/index`, else the temporary directory.
+/// `~/.cache/sendense/index`, else the temporary directory (the library's
+/// unit tests: a directory of their own under the temporary directory).
 pub fn root() -> PathBuf {
     if let Some(v) = std::env::var_os(ENV_DIR).filter(|v| !v.is_empty()) {
         return PathBuf::from(v);
@@ -78,12 +79,42 @@ pub fn root() -> PathBuf {
     if let Some(r) = ROOT.read().unwrap_or_else(|e| e.into_inner()).clone() {
         return r;
     }
+    #[cfg(test)]
+    let fallback = unit_test_root();
+    #[cfg(not(test))]
+    let fallback = user_root();
+    fallback
+}
+
+/// `$XDG_CACHE_HOME/sendense/index` or `~/.cache/sendense/index`, else the temporary directory.
+#[cfg_attr(test, allow(dead_code))]
+fn user_root() -> PathBuf {
     let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
     let home = std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_absolute()).map(|h| h.join(".cache"));
     match xdg.or(home) {
         Some(c) => c.join("sendense").join("index"),
         None => std::env::temp_dir().join(format!("sendense-index-{}", rustix::process::getuid().as_raw())),
     }
+}
+
+/// The library's unit tests keep their caches in a directory of the test
+/// process under the temporary directory (those of ended processes are
+/// removed when the next starts), never in the user's cache.
+#[cfg(test)]
+fn unit_test_root() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("sendense-unit-test-index-{}", rustix::process::getuid().as_raw()));
+        for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix("pid-")).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        base.join(format!("pid-{}", std::process::id()))
+    })
+    .clone()
 }
 
 /// The cache directory of the repository at `location` whose `config.json` is `config`.
@@ -843,6 +874,14 @@ mod tests {
         let r = Run::open(&t.path().join("r")).unwrap();
         assert_eq!(r.find(&d, |x| x.pack != 3).map(|x| x.offset), Some(9));
         assert_eq!(r.find(&d, |_| false), None);
+    }
+
+    #[test]
+    fn unit_tests_keep_their_caches_out_of_the_users_cache() {
+        if std::env::var_os(ENV_DIR).is_none() && ROOT.read().unwrap().is_none() {
+            let r = root();
+            assert!(r.starts_with(std::env::temp_dir()) && r.ends_with(format!("pid-{}", std::process::id())), "{}", r.display());
+        }
     }
 
     #[test]
