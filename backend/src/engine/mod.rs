@@ -147,6 +147,7 @@ pub mod progress;
 pub mod prune;
 pub mod repository;
 pub mod restore;
+pub mod restore_output;
 pub mod sealed;
 pub mod snapshot_reader;
 pub mod stats;

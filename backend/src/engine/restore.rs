@@ -4,8 +4,10 @@
 //! chunks are read by pack, neighbours in one ranged read (one request per
 //! run of chunks, not per chunk, on an object store); workers (one per core,
 //! more on an object store) fetch those reads in parallel, decrypt,
-//! decompress and re-hash the chunks and write them with positioned writes,
-//! in any order. Workers obey the progress
+//! decompress and re-hash the chunks and write them in any order, chunks
+//! that follow one another on the disk in one direct write
+//! ([`restore_output`](super::restore_output): not copied through the page
+//! cache). Workers obey the progress
 //! [`Control`](super::progress::Control) before every read: a paused
 //! restore holds still, a cancelled one removes its output. Progress counts
 //! stored chunks as read and all-zero chunks as skipped, like a backup.
@@ -22,6 +24,7 @@ use super::error::{EngineError, Result};
 use super::fixed_index::FixedIndex;
 use super::manifest::{DiskEntry, Manifest};
 use super::progress::Progress;
+use super::restore_output::{Output, RunWriter};
 
 /// The snapshot, its disk entry and fixed index.
 pub fn open_disk(ds: &Datastore, name: &str, which: &str, disk: Option<&str>) -> Result<(Manifest, DiskEntry, FixedIndex)> {
@@ -126,6 +129,7 @@ fn write_chunks(
     write_zeros: bool,
 ) -> Result<()> {
     let (wants, spans) = plan_reads(store, index);
+    let output = Output::new(out, file);
     let threads = workers.max(store.repo.parallel_requests()).min(spans.len().max(1));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -160,6 +164,7 @@ fn write_chunks(
         });
         for _ in 0..threads {
             s.spawn(|| {
+                let mut runs = output.runs();
                 while !stop.load(Ordering::Relaxed) {
                     // Pause holds here, cancel ends the restore (the output is removed).
                     if let Err(e) = progress.control.checkpoint() {
@@ -167,7 +172,7 @@ fn write_chunks(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(sp) = spans.get(i) else { return };
-                    if let Err(e) = write_span(store, index, label, file, out, progress, sp, &wants[sp.first..sp.end]) {
+                    if let Err(e) = write_span(store, index, label, &mut runs, out, progress, sp, &wants[sp.first..sp.end]) {
                         return fail(e);
                     }
                 }
@@ -180,13 +185,15 @@ fn write_chunks(
     }
 }
 
-/// One coalesced read: fetch, then decode and write each chunk it covers.
+/// One coalesced read: fetch, then decode and write each chunk it covers
+/// (chunks that follow one another on the disk in one write, see
+/// [`super::restore_output`]).
 #[allow(clippy::too_many_arguments)]
 fn write_span(
     store: &ChunkStore,
     index: &FixedIndex,
     label: &str,
-    file: &File,
+    runs: &mut RunWriter,
     out: &Path,
     progress: &Progress,
     sp: &Span,
@@ -219,9 +226,9 @@ fn write_span(
         };
         Progress::add(&progress.bytes_written, data.len() as u64);
         Progress::add(&progress.bytes_read, len as u64);
-        file.write_all_at(data, off).map_err(|e| EngineError::file(out, e))?;
+        runs.push(off, data).map_err(|e| EngineError::file(out, e))?;
     }
-    Ok(())
+    runs.flush().map_err(|e| EngineError::file(out, e))
 }
 
 /// Bytes of data a restore of every disk of a snapshot writes: the chunks
