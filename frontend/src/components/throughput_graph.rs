@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use plotters::style::RGBColor;
 
-use crate::components::line_chart::{render_svg, Series};
+use crate::components::line_chart::{Frame, LiveChart, Series, XUnit};
 use crate::job_view::rate;
 use crate::live::JOB_WINDOW_S;
 
@@ -24,22 +24,22 @@ pub fn peak_avg(points: &[(f64, f64)]) -> (f64, f64) {
 /// `points`: (seconds relative to now, bytes per second).
 #[component]
 pub fn ThroughputGraph(points: Signal<Vec<(f64, f64)>>, #[prop(into)] testid: String) -> impl IntoView {
-    let svg = move || {
-        points.with(|p| {
-            let (peak, _) = peak_avg(p);
-            let y_max = ((peak / MIB) * 1.25).max(1.0).ceil();
-            let series = [Series { name: "read", color: BLUE, points: p.iter().map(|(x, v)| (*x, v / MIB)).collect() }];
-            render_svg(&series, JOB_WINDOW_S, y_max, " MiB/s", (720, 190))
-        })
-    };
-    let stats = move || points.with(|p| peak_avg(p));
+    // Read once per update (the caller's signal may compute them on each read).
+    let points = Memo::new(move |_| points.get());
+    let stats = Memo::new(move |_| points.with(|p| peak_avg(p)));
+    // The axes change only when the peak needs another scale.
+    let y_max = Memo::new(move |_| ((stats.get().0 / MIB) * 1.25).max(1.0).ceil());
+    let frame = Memo::new(move |_| Frame::new(JOB_WINDOW_S, XUnit::Seconds, y_max.get(), " MiB/s", (720, 190)));
+    let series = Signal::derive(move || {
+        vec![Series { name: "read", color: BLUE, points: points.with(|p| p.iter().map(|(x, v)| (*x, v / MIB)).collect()) }]
+    });
     view! {
         <figure class="line-chart throughput-graph" data-testid=testid data-points=move || points.with(|p| p.len().to_string())>
-            <div class="line-chart-svg" inner_html=svg></div>
+            <div class="line-chart-svg"><LiveChart frame=frame series=series /></div>
             <figcaption class="legend">
                 <span class="legend-item"><span class="legend-swatch" style="background: rgb(59,130,246)"></span>"throughput, last 60 s"</span>
-                <span class="legend-item" data-testid="throughput-peak">"Peak " <b class="mono">{move || rate(stats().0)}</b></span>
-                <span class="legend-item" data-testid="throughput-avg">"Average " <b class="mono">{move || rate(stats().1)}</b></span>
+                <span class="legend-item" data-testid="throughput-peak">"Peak " <b class="mono">{move || rate(stats.get().0)}</b></span>
+                <span class="legend-item" data-testid="throughput-avg">"Average " <b class="mono">{move || rate(stats.get().1)}</b></span>
             </figcaption>
         </figure>
     }
