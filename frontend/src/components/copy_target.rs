@@ -8,6 +8,34 @@ use shared_types::flow::{CopyTarget, RetentionPolicy};
 
 use crate::api;
 
+/// A copy target in words, its repository named `repository`:
+/// "each new restore point is copied to offsite, which keeps the last 2;
+/// immutable there 1 day".
+pub fn describe(t: &CopyTarget, repository: &str) -> String {
+    let mut s = format!("each new restore point is copied to {repository}, which keeps {}", shared_types::policies::describe_retention(&t.retention));
+    if t.immutable_days > 0 {
+        s.push_str(&format!("; immutable there {} day{}", t.immutable_days, if t.immutable_days == 1 { "" } else { "s" }));
+    }
+    s
+}
+
+/// A policy's or flow's copy target in one line (`prefix` before it), its
+/// repository named from the catalog; none: "no copy to a second repository".
+#[component]
+pub fn CopyTargetLine(target: Option<CopyTarget>, testid: &'static str, #[prop(into, optional)] prefix: String) -> impl IntoView {
+    let repos = LocalResource::new(api::repositories);
+    let id = target.as_ref().map(|t| t.repository_id.clone()).unwrap_or_default();
+    let data_id = id.clone();
+    let text = move || match &target {
+        None => format!("{prefix}no copy to a second repository"),
+        Some(t) => {
+            let name = repos.get().and_then(|r| r.ok()).and_then(|l| l.into_iter().find(|r| r.id == t.repository_id).map(|r| r.name)).unwrap_or_else(|| t.repository_id.clone());
+            format!("{prefix}{}", describe(t, &name))
+        }
+    };
+    view! { <span class="copy-target-line" data-testid=testid data-repository=data_id>{text}</span> }
+}
+
 /// The fields' values; `""` repository: no copy.
 #[derive(Clone, Copy)]
 pub struct CopyTargetState {

@@ -7,7 +7,7 @@ use shared_types::flow::{CreateFlowRequest, Flow, FlowKind, FlowSource, Retentio
 
 use crate::api;
 use crate::components::act::{Act, ActError};
-use crate::components::copy_target::{CopyTargetFields, CopyTargetState};
+use crate::components::copy_target::{CopyTargetFields, CopyTargetLine, CopyTargetState};
 
 /// Open while `open` is `Some(preselected group id or "")`.
 #[component]
@@ -210,10 +210,12 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
                 if chosen.is_empty() {
                     return None;
                 }
-                let text = policies.get().and_then(|r| r.ok()).and_then(|list| list.into_iter().find(|p| p.id == chosen)).map(|p| {
-                    shared_types::policies::summary(&p.retention, p.immutable_days, p.require_encryption)
-                });
-                Some(view! { <p class="muted small" data-testid="flow-policy-keeps">{text.unwrap_or_default()} " (set by the policy; change it on POLICIES)"</p> })
+                let found = policies.get().and_then(|r| r.ok()).and_then(|list| list.into_iter().find(|p| p.id == chosen));
+                let text = found.as_ref().map(|p| shared_types::policies::summary(&p.retention, p.immutable_days, p.require_encryption));
+                let copy = found.map(|p| view! { <CopyTargetLine target=p.copy_target testid="flow-policy-copy" prefix="3-2-1: " /> });
+                Some(view! {
+                    <p class="muted small" data-testid="flow-policy-keeps">{text.unwrap_or_default()} "; " {copy} " (set by the policy; change it on POLICIES)"</p>
+                })
             }}
             <div class="form-row" style:display=move || if policy.get().is_empty() { "" } else { "none" }>
                 <label>"Keep last"

@@ -6,12 +6,13 @@
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
-use shared_types::flow::{Flow, FlowAction, FlowDetails, FlowSource};
+use shared_types::flow::{Flow, FlowAction, FlowDetails, FlowKind, FlowSource};
 use shared_types::jobs::{Job, JobStatus};
 use shared_types::policies::summary;
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::components::copy_target::CopyTargetLine;
 use crate::components::create_flow::FlowForm;
 use crate::components::job_log::JobLog;
 use crate::components::job_panel::JobPanel;
@@ -167,6 +168,13 @@ fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspec
                         }.into_any(),
                     }}
                 </div>
+                {(flow.kind == FlowKind::Backup).then(|| {
+                    let prefix = match &flow.policy {
+                        Some(p) => format!("3-2-1 (from the policy {}): ", p.name),
+                        None => "3-2-1: ".to_string(),
+                    };
+                    view! { <div class="small muted"><CopyTargetLine target=flow.copy_target.clone() testid="flow-copy-target" prefix=prefix /></div> }
+                })}
             </div>
             <span class=format!("status-pill {}", flow_state_class(&flow)) data-testid="flow-state">{flow.state.label()}</span>
         </div>

@@ -313,6 +313,16 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
                             <dt>"Space needed / free"</dt><dd class="mono">{format!("{} / {}", format_bytes(r.required_bytes), format_bytes(r.free_bytes))}</dd>
                             <dt>"Estimated time"</dt>
                             <dd class="mono" data-testid="wizard-estimate">{r.estimated_seconds.map(format_duration).unwrap_or_else(|| "no earlier job to estimate from".into())}</dd>
+                            {r.read_from.clone().map(|f| {
+                                let role = if f.role == LocationRole::Copy { "copy" } else { "primary" };
+                                view! {
+                                    <dt>"Reads from"</dt>
+                                    <dd data-testid="wizard-read-from" data-repository=f.repository.id.clone() data-role=role>
+                                        {format!("{} ({role})", f.repository.name)}
+                                        {f.fallback_reason.map(|why| view! { <span class="muted small read-from-why" data-testid="wizard-read-from-why">{format!(" — {why}")}</span> })}
+                                    </dd>
+                                }
+                            })}
                         </dl>
                         <ul class="issue-list">
                             {r.notes.iter().map(|n| {

@@ -1,6 +1,6 @@
 //! Policies: named rules that backup flows and protection groups follow
 //! (retention, immutability, an encrypted repository required, a verify
-//! schedule), what each keeps and where it applies. A new or changed
+//! schedule, a copy target), what each keeps and where it applies. A new or changed
 //! retention is previewed before it is saved: the restore points it would
 //! delete from the flows it will apply to, decided by the server with the
 //! same code as its retention runs. Removal of a policy in use is refused
@@ -16,7 +16,7 @@ use shared_types::search::route;
 use crate::api;
 use crate::api::ApiError;
 use crate::components::act::{Act, ActError};
-use crate::components::copy_target::{CopyTargetFields, CopyTargetState};
+use crate::components::copy_target::{CopyTargetFields, CopyTargetLine, CopyTargetState};
 use crate::nav;
 use crate::pages::planned::PageHeader;
 use crate::session::{needs, use_session};
@@ -85,6 +85,7 @@ pub fn PoliciesPage() -> impl IntoView {
                                                 <strong>{p.name.clone()}</strong>
                                                 {p.description.clone().map(|d| view! { <span class="muted small">{format!(" · {d}")}</span> })}
                                                 <div data-testid="policy-keeps">{summary(&p.retention, p.immutable_days, p.require_encryption)}</div>
+                                                <div class="small"><CopyTargetLine target=p.copy_target.clone() testid="policy-copy" prefix="3-2-1: " /></div>
                                                 <div class="small muted">{match (&p.verify_schedule, &p.verify_schedule_description) {
                                                     (Some(s), Some(d)) => format!("Verify {s} (UTC): {d}"),
                                                     (Some(s), None) => format!("Verify {s} (UTC)"),
@@ -134,7 +135,7 @@ pub fn PoliciesPage() -> impl IntoView {
                     })}
                 </Transition>
                 <p class="muted small" data-testid="policy-copies-note">
-                    "Copies to a second repository (3-2-1) are not run by this version, so a policy names no copy target. "
+                    "A policy's copy target (3-2-1) is every following flow's: each new restore point is copied there after its backup, kept by the target's own retention and immutable days. "
                     "A group's policy goes to every backup flow of the group and to flows created from it later (Assets → the group)."
                 </p>
             </div>
