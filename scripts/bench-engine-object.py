@@ -42,7 +42,12 @@ MIB = 1 << 20
 
 
 def run_rss(cmd, env=None, cwd=None):
-    """Like run, with the peak RSS of the process (wait4's ru_maxrss)."""
+    """Like run, with the peak RSS of the process (wait4's ru_maxrss).
+
+    Dirty pages left by what came before (the bench's own image copies)
+    are flushed first, so neither tool is timed while the disk still
+    writes the other's or the bench's data."""
+    os.sync()
     t = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Drain the pipes on threads, reap with wait4 for the rusage.
