@@ -117,16 +117,21 @@ impl Frame {
 }
 
 /// A chart whose axes are drawn when `frame` changes and whose lines move
-/// with `series` (points in the frame's units).
+/// with `series` (points in the frame's units). One polyline per series,
+/// made again only when the series' number or colours change: an update
+/// sets its `points` alone (a rebuilt element would lose and set again
+/// every attribute under `erase_components`).
 #[component]
 pub fn LiveChart(frame: Memo<Frame>, series: Signal<Vec<Series>>) -> impl IntoView {
     let (w, h) = frame.with_untracked(|f| f.size);
+    let colors = Memo::new(move |_| series.with(|list| list.iter().map(|s| s.color).collect::<Vec<_>>()));
     view! {
         <svg width=w height=h viewBox=format!("0 0 {w} {h}") xmlns="http://www.w3.org/2000/svg">
             <g inner_html=move || frame.with(|f| f.body.clone())></g>
-            {move || frame.with(|f| series.with(|list| list.iter().map(|s| view! {
-                <polyline fill="none" stroke-width="2" stroke=format!("rgb({},{},{})", s.color.0, s.color.1, s.color.2) points=f.polyline(&s.points) />
-            }).collect_view()))}
+            {move || colors.get().into_iter().enumerate().map(|(i, c)| view! {
+                <polyline fill="none" stroke-width="2" stroke=format!("rgb({},{},{})", c.0, c.1, c.2)
+                    points=move || frame.with(|f| series.with(|list| list.get(i).map(|s| f.polyline(&s.points)).unwrap_or_default())) />
+            }).collect_view()}
         </svg>
     }
 }
