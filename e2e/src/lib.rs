@@ -13,6 +13,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -60,6 +61,21 @@ pub struct Server {
     lab: bool,
     /// With `lab`: the lab also runs on real libvirt hosts (`--lab-guests`).
     lab_guests: bool,
+    /// With `lab_guests`: this process's one turn to run a lab on libvirt
+    /// (dropped after the server's own drop has stopped it).
+    _lab_turn: Option<LabTurn>,
+}
+
+/// Whether a server of this process runs the lab on libvirt.
+static LAB_GUESTS_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// The turn [`Server::start_with_lab_guests`] takes; given back on drop.
+struct LabTurn;
+
+impl Drop for LabTurn {
+    fn drop(&mut self) {
+        LAB_GUESTS_RUNNING.store(false, Ordering::Release);
+    }
 }
 
 /// Read-rate cap (bytes/s) the lab server's backups run at, so a test can
@@ -87,7 +103,7 @@ impl Server {
     pub fn start() -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
         let log = data_dir.path().join("server.log");
-        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: false, lab_guests: false };
+        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: false, lab_guests: false, _lab_turn: None };
         server.launch()?;
         Ok(server)
     }
@@ -97,9 +113,17 @@ impl Server {
     /// and the hosts become platforms while the server already answers.
     /// Needs root, libvirt and the guest kit (scripts/test.sh installs them).
     pub fn start_with_lab_guests() -> Result<Self> {
+        // One lab on libvirt at a time in a test process: the lab's
+        // networks have fixed bridge names (sdp-lan…), so a second lab
+        // started beside it fails ("Network is already in use"). Released
+        // when the server is dropped.
+        while LAB_GUESTS_RUNNING.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let turn = LabTurn;
         let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
         let log = data_dir.path().join("server.log");
-        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: true, lab_guests: true };
+        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: true, lab_guests: true, _lab_turn: Some(turn) };
         server.launch()?;
         Ok(server)
     }
