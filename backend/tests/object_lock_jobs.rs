@@ -16,7 +16,6 @@
 //!   why; an operator gets 403;
 //! * the GC job's version sweep keeps the undelete window.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -30,7 +29,6 @@ use sendense::engine::block_source::FileSource;
 use sendense::engine::manifest::manifest_key;
 use sendense::engine::progress::Progress;
 use sendense::engine::repository::Repository;
-use sendense::lab::{self, InitOptions};
 use sendense::repos::object::ObjectRepository;
 use sendense::repos::RepoSpec;
 use serde_json::{json, Value};
@@ -47,19 +45,6 @@ use support::object_servers::{Moto, MOTO_REGION};
 
 const BUCKET: &str = "sendense-locked";
 const PREFIX: &str = "site-a";
-
-async fn lab_in(dir: &Path) -> (PathBuf, PathBuf) {
-    let lab_dir = dir.join("lab");
-    let lab_task = lab_dir.clone();
-    tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
-    let source_disk = std::fs::read_dir(lab_dir.join("hosts/kvm-prod-01/vms/web-01"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "qcow2"))
-        .unwrap();
-    (lab_dir, source_disk)
-}
 
 async fn backup_job(api: &Api, vm: &str, repository: &str, backup_type: &str) -> Value {
     let queued: QueuedJobs = api
@@ -109,7 +94,7 @@ fn spec(moto: &Moto, bucket: &str) -> RepoSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verify_and_come_back_after_undelete() {
     let dir = tempfile::tempdir().unwrap();
-    let (lab_dir, source_disk) = lab_in(dir.path()).await;
+    let (lab_dir, source_disk) = support::kvm::lab_in(dir.path()).await;
     let f = support::fixture().await;
     let data = f.data.path().to_path_buf();
     let local = ensure_local(&f.state.db, &data).await.unwrap();

@@ -9,7 +9,7 @@
 //! the cause, no restore point appears, and once the storage is back the
 //! next backup succeeds.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,6 @@ use sendense::catalog::spec_files;
 use sendense::db::entities::instant_recoveries;
 use sendense::runner::instant_job::export_args;
 use sendense::db::entities::repositories;
-use sendense::lab::{self, InitOptions};
 use sendense::restore::export_process;
 use serde_json::{json, Value};
 use shared_types::backups::{Backup, BackupPage};
@@ -35,20 +34,6 @@ use support::kvm::TestHost;
 use support::object_servers::{Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY, MOTO_REGION};
 
 const MIB: f64 = 1024.0 * 1024.0;
-
-/// The demo lab in `dir/lab`; web-01's source disk.
-async fn lab_in(dir: &Path) -> (PathBuf, PathBuf) {
-    let lab_dir = dir.join("lab");
-    let lab_task = lab_dir.clone();
-    tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
-    let source_disk = std::fs::read_dir(lab_dir.join("hosts/kvm-prod-01/vms/web-01"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "qcow2"))
-        .unwrap();
-    (lab_dir, source_disk)
-}
 
 /// Backs up `vm` into `repository` through the job runner; the ended job.
 async fn start_backup(api: &Api, vm: &str, repository: &str, backup_type: &str) -> String {
@@ -87,7 +72,7 @@ async fn wait_reading(api: &Api, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_is_backed_up_to_s3_its_restore_points_verified_and_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let (lab_dir, source_disk) = lab_in(dir.path()).await;
+    let (lab_dir, source_disk) = support::kvm::lab_in(dir.path()).await;
     let f = support::fixture().await;
     let data = f.data.path().to_path_buf();
     let local = ensure_local(&f.state.db, &data).await.unwrap();
@@ -292,7 +277,7 @@ async fn a_vm_is_backed_up_to_s3_its_restore_points_verified_and_restored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_azure_repository_that_stops_answering_fails_the_backup_cleanly_and_the_next_one_succeeds() {
     let dir = tempfile::tempdir().unwrap();
-    let (lab_dir, source_disk) = lab_in(dir.path()).await;
+    let (lab_dir, source_disk) = support::kvm::lab_in(dir.path()).await;
     let f = support::fixture().await;
     let data = f.data.path().to_path_buf();
     ensure_local(&f.state.db, &data).await.unwrap();
@@ -362,7 +347,7 @@ async fn an_azure_repository_that_stops_answering_fails_the_backup_cleanly_and_t
 async fn throughput_of_backup_and_restore_jobs_on_s3_beside_local() {
     const DATA_MIB: u64 = 128;
     let dir = tempfile::tempdir().unwrap();
-    let (lab_dir, source_disk) = lab_in(dir.path()).await;
+    let (lab_dir, source_disk) = support::kvm::lab_in(dir.path()).await;
     let raw = dir.path().join("random.raw");
     let f = std::fs::File::create(&raw).unwrap();
     f.set_len(6 << 30).unwrap();

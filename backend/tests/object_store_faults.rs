@@ -18,13 +18,12 @@
 //!   point; once the fault is gone the next backup succeeds and restores
 //!   byte for byte.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use axum::http::StatusCode;
 use sendense::catalog::repositories::ensure_local;
-use sendense::lab::{self, InitOptions};
 use sendense::repos::RepoSpec;
 use serde_json::{json, Value};
 use shared_types::alerts::AlertPage;
@@ -42,20 +41,6 @@ use support::object_servers::{Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY, MOTO_
 /// PUT bytes a failing repository takes before it refuses: the lease and
 /// some packs of web-01's first full backup go through, the rest not.
 const BUDGET: u64 = 2 << 20;
-
-/// The demo lab in `dir/lab`; web-01's source disk.
-async fn lab_in(dir: &Path) -> (PathBuf, PathBuf) {
-    let lab_dir = dir.join("lab");
-    let lab_task = lab_dir.clone();
-    tokio::task::spawn_blocking(move || lab::init(&lab_task, &InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
-    let source_disk = std::fs::read_dir(lab_dir.join("hosts/kvm-prod-01/vms/web-01"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "qcow2"))
-        .unwrap();
-    (lab_dir, source_disk)
-}
 
 /// A full backup of `vm` into `repository` through the job runner; the
 /// ended job with its log.
@@ -235,7 +220,7 @@ const PATIENCE_SECS: &str = "40";
 async fn s3_throttling_is_retried_and_a_full_or_over_quota_bucket_fails_the_backup_cleanly() {
     std::env::set_var("SENDENSE_THROTTLE_PATIENCE_SECS", PATIENCE_SECS);
     let dir = tempfile::tempdir().unwrap();
-    let (lab_dir, source_disk) = lab_in(dir.path()).await;
+    let (lab_dir, source_disk) = support::kvm::lab_in(dir.path()).await;
     let f = support::fixture().await;
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;
@@ -269,7 +254,7 @@ async fn s3_throttling_is_retried_and_a_full_or_over_quota_bucket_fails_the_back
 async fn azure_throttling_is_retried_and_a_container_refusing_writes_fails_the_backup_cleanly() {
     std::env::set_var("SENDENSE_THROTTLE_PATIENCE_SECS", PATIENCE_SECS);
     let dir = tempfile::tempdir().unwrap();
-    let (lab_dir, source_disk) = lab_in(dir.path()).await;
+    let (lab_dir, source_disk) = support::kvm::lab_in(dir.path()).await;
     let f = support::fixture().await;
     ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let api = Api::admin(f).await;

@@ -104,3 +104,18 @@ impl TestHost {
         dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM).unwrap();
     }
 }
+
+/// The demo lab built in `dir/lab`; web-01's source disk (its qcow2 on
+/// kvm-prod-01).
+pub async fn lab_in(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let lab_dir = dir.join("lab");
+    let lab_task = lab_dir.clone();
+    tokio::task::spawn_blocking(move || sendense::lab::init(&lab_task, &sendense::lab::InitOptions { force: false }, &mut |_| {}).unwrap()).await.unwrap();
+    let source_disk = std::fs::read_dir(lab_dir.join("hosts/kvm-prod-01/vms/web-01"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "qcow2"))
+        .unwrap();
+    (lab_dir, source_disk)
+}
