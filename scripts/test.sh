@@ -43,7 +43,14 @@ disk_watch=$!
 trap 'kill "$disk_watch" 2>/dev/null || true' EXIT
 rm -f "$ROOT/target/e2e-metrics.txt" "$ROOT/target/lab-metrics.txt"
 status=0
-cargo test --locked --workspace --exclude sendense-frontend --no-fail-fast || status=$?
+# The log is kept (target/test-run.log) and the slowest test binaries are
+# printed at the end: where the run's time goes.
+test_log="$ROOT/target/test-run.log"
+set +e
+cargo test --locked --workspace --exclude sendense-frontend --no-fail-fast 2>&1 | tee "$test_log"
+cargo_status=${PIPESTATUS[0]}
+set -e
+[ "$cargo_status" -eq 0 ] || status=$cargo_status
 if [ "$fuzz_seconds" -gt 0 ]; then
   fuzz_log="$ROOT/target/guest-fs-fuzz.log"
   step "Fuzzing guest-fs for ${fuzz_seconds}s (scripts/fuzz-guest-fs.sh, log in target/guest-fs-fuzz.log)"
@@ -68,6 +75,9 @@ if [ -f "$ROOT/target/lab-metrics.txt" ]; then
   step "Measured by the demo lab tests"
   cat "$ROOT/target/lab-metrics.txt"
 fi
+step "Slowest test binaries (seconds; whole log in target/test-run.log)"
+awk '/^ *(Running|Doc-tests) /{name=$0; sub(/^ *(Running|Doc-tests) /,"",name); sub(/target\/debug\/deps\//,"",name)} /^test result:/{for(i=1;i<=NF;i++) if($i=="in"){t=$(i+1); sub(/s$/,"",t); printf "%8.1f  %s\n", t, name}}' "$test_log" | sort -rn | head -n 15
+awk '/^test result:/{for(i=1;i<=NF;i++) if($i=="in"){t=$(i+1); sub(/s$/,"",t); s+=t}} END{printf "%8.1f  in all test binaries\n", s}' "$test_log"
 kill "$disk_watch" 2>/dev/null || true
 step "Disk"
 echo "free at the start of the tests: $(head -n 1 "$disk_log") MiB; lowest during them: $(sort -n "$disk_log" | head -n 1) MiB"
