@@ -11,6 +11,9 @@ One workload, three tools. For every run (fresh repositories each time):
               borg check --verify-data)
   gc          drop the full backup (keep the last), then give its space back
               (restic prune, borg compact); timed is the space-giving step
+With --inc-only, only full and the incrementals (the ratio the issue asks
+for, in a fraction of the time). The machine's load average is printed
+before and after the timed runs (a shared machine skews every number).
 Bytes added by the incremental = repository growth. Medians over --runs.
 """
 import argparse
@@ -77,7 +80,7 @@ def put_image(src, dst):
     warm(dst)
 
 
-def run_sendense(exe, w, base, mut, ranges, tag):
+def run_sendense(exe, w, base, mut, ranges, tag, inc_only=False):
     res = {}
     src = os.path.join(w, "src", "disk.raw")
     out = os.path.join(w, "out.raw")
@@ -100,7 +103,7 @@ def run_sendense(exe, w, base, mut, ranges, tag):
         res.setdefault("inc_" + variant, []).append(t)
         res.setdefault("added_" + variant, []).append(du(repo) - size_full)
         res.setdefault("repo_after_inc", []).append(du(repo))
-        if variant == "ranges":
+        if variant == "ranges" and not inc_only:
             if os.path.exists(out):
                 os.remove(out)
             t, r = timed([exe, "image", "restore", "--repo", repo, "--id", "vm", out, "--no-progress", "--stats"], capture=True)
@@ -122,7 +125,7 @@ def run_sendense(exe, w, base, mut, ranges, tag):
     return res
 
 
-def run_restic(w, base, mut):
+def run_restic(w, base, mut, inc_only=False):
     res = {}
     repo = os.path.join(w, "restic-repo")
     shutil.rmtree(repo, ignore_errors=True)
@@ -139,6 +142,8 @@ def run_restic(w, base, mut):
     res["inc_full"] = [t]
     res["added_full"] = [du(repo) - size_full]
     res["repo_after_inc"] = [du(repo)]
+    if inc_only:
+        return res
     target = os.path.join(w, "restic-out")
     shutil.rmtree(target, ignore_errors=True)
     t, _ = timed(["restic", "restore", "--quiet", "latest", "--target", target], env=env)
@@ -157,7 +162,7 @@ def run_restic(w, base, mut):
     return res
 
 
-def run_borg(w, base, mut):
+def run_borg(w, base, mut, inc_only=False):
     res = {}
     repo = os.path.join(w, "borg-repo")
     shutil.rmtree(repo, ignore_errors=True)
@@ -174,6 +179,8 @@ def run_borg(w, base, mut):
     res["inc_full"] = [t]
     res["added_full"] = [du(repo) - size_full]
     res["repo_after_inc"] = [du(repo)]
+    if inc_only:
+        return res
     target = os.path.join(w, "borg-out")
     shutil.rmtree(target, ignore_errors=True)
     os.makedirs(target)
@@ -214,10 +221,14 @@ def main():
     ap.add_argument("--workdir", default="/var/tmp/sendense-bench")
     ap.add_argument("--bench-dir", default=os.environ.get("SENDENSE_BENCH_DIR", os.path.join(HERE, "..", "..", "shared", "bench")))
     ap.add_argument("--tools", default="sendense,restic,borg")
-    ap.add_argument("--changed", default="2", help="percent of the image the mutation rewrites (64 KiB scattered writes)")
+    ap.add_argument("--changed", "--change", default="2", help="percent of the image the mutation rewrites (64 KiB scattered writes)")
+    ap.add_argument("--write", default="64K", help="size of each scattered write: mutate.py writes 64K blocks only")
+    ap.add_argument("--inc-only", action="store_true", help="time full and incremental backups only (no restore, verify, gc)")
     ap.add_argument("--with-8g", action="store_true", help="also measure Sendense peak RSS on an 8 GiB image")
     ap.add_argument("--repo", default="local", choices=("local",), help="s3|azure: bench-engine-object.py")
     a = ap.parse_args()
+    if a.write.upper() not in ("64K", "64KIB", str(64 << 10)):
+        ap.error(f"--write {a.write}: the mutation (mutate.py) writes 64K blocks only")
     w = a.workdir
     os.makedirs(os.path.join(w, "src"), exist_ok=True)
     # The 2 % workload keeps its old file names.
@@ -235,14 +246,16 @@ def main():
     limits = json.loads(sh([a.sendense, "image", "limits", base], capture=True).stdout)
     tools = a.tools.split(",")
     acc = {t: {} for t in tools}
+    load_before = os.getloadavg()
     for run in range(a.runs):
         print(f"run {run + 1}/{a.runs} ...", file=sys.stderr)
         if "sendense" in tools:
-            merge(acc["sendense"], run_sendense(a.sendense, w, base, mut, ranges, run))
+            merge(acc["sendense"], run_sendense(a.sendense, w, base, mut, ranges, run, a.inc_only))
         if "restic" in tools:
-            merge(acc["restic"], run_restic(w, base, mut))
+            merge(acc["restic"], run_restic(w, base, mut, a.inc_only))
         if "borg" in tools:
-            merge(acc["borg"], run_borg(w, base, mut))
+            merge(acc["borg"], run_borg(w, base, mut, a.inc_only))
+    load_after = os.getloadavg()
 
     # The repositories of the last run are not needed any more: free their
     # space before the 8 GiB measurement (a shared disk may be tight).
@@ -253,6 +266,8 @@ def main():
     print()
     print(f"workload: {size / mib:.0f} MiB image, {changed} bytes changed ({changed / size * 100:.2f} %), "
           f"{len(json.load(open(ranges)))} ranges; medians of {a.runs} runs, warm page cache, {os.cpu_count()} cores")
+    print(f"load average (1, 5, 15 min): before {' '.join(f'{x:.2f}' for x in load_before)}, "
+          f"after {' '.join(f'{x:.2f}' for x in load_after)}")
     print(f"limits: read {limits['read_mb_s']:.0f} MB/s, BLAKE3 {limits['blake3_mb_s']:.0f} MB/s/thread, "
           f"zstd -1 {limits['zstd1_mb_s']:.0f} MB/s/thread (ratio {limits['zstd1_ratio']:.2f} on non-zero chunks)")
     hdr = f"{'tool':<9} {'full s':>7} {'MB/s':>6} {'inc+ranges s':>12} {'inc (re-read) s':>15} {'restore s':>9} " \
@@ -270,7 +285,7 @@ def main():
         print(f"{t:<9} {f(full, '%7.2f')} {f(size / full / 1e6 if full else None, '%6.0f')} {f(incr, '%12.2f')} "
               f"{f(incf, '%15.2f')} {f(rest, '%9.2f')} {f(added / 1e6 if added is not None else None, '%9.1f')} "
               f"{f(added / changed if added is not None else None, '%9.2f')} {f(repo / 1e6 if repo else None, '%8.0f')} "
-              f"{str(r.get('restore_ok', '-')):>10} {f(r.get('restore_allocated', 0) / 1e6, '%9.0f')}")
+              f"{str(r.get('restore_ok', '-')):>10} {f(r['restore_allocated'] / 1e6 if 'restore_allocated' in r else None, '%9.0f')}")
     print()
     hdr2 = f"{'tool':<9} {'verify s':>9} {'verify MB/s':>11} {'gc s':>7} {'reclaimed MB':>12} {'repo after MB':>13}"
     print(hdr2)
@@ -285,9 +300,17 @@ def main():
               f"{f(med(r, 'repo_after_gc') / 1e6 if med(r, 'repo_after_gc') is not None else None, '%13.0f')}")
     if "sendense" in tools:
         s = acc["sendense"]
-        print(f"sendense: incremental without ranges added {med(s, 'added_full') / 1e6:.1f} MB; "
-              f"peak RSS full backup {max(s['rss_full']) / mib:.0f} MiB, restore {max(s['rss_restore']) / mib:.0f} MiB; "
-              f"GC left {med(s, 'unreferenced_left') / 1e6:.1f} MB unreferenced in packs under the repack threshold")
+        line = f"sendense: incremental without ranges added {med(s, 'added_full') / 1e6:.1f} MB; peak RSS full backup {max(s['rss_full']) / mib:.0f} MiB"
+        if "rss_restore" in s:
+            line += (f", restore {max(s['rss_restore']) / mib:.0f} MiB; "
+                     f"GC left {med(s, 'unreferenced_left') / 1e6:.1f} MB unreferenced in packs under the repack threshold")
+        print(line)
+        runs = lambda xs: " ".join(f"{x:.3f}" for x in xs)
+        print(f"sendense incremental with changed ranges, every run (s): {runs(s['inc_ranges'])}")
+        for other in ("restic", "borg"):
+            if other in acc and acc[other].get("inc_full"):
+                o = acc[other]["inc_full"]
+                print(f"{other} incremental, every run (s): {runs(o)}; median ratio {statistics.median(o) / med(s, 'inc_ranges'):.1f}x")
     if a.with_8g:
         big = os.path.join(w, "base-8G.raw")
         if not os.path.exists(big):
@@ -319,7 +342,8 @@ def main():
                 ratios[f"full_speedup_vs_{other}"] = round(o["full"] / s["full"], 2)
                 ratios[f"inc_ranges_speedup_vs_{other}_inc"] = round(o["inc_full"] / s["inc_ranges"], 2)
                 ratios[f"inc_reread_speedup_vs_{other}_inc"] = round(o["inc_full"] / s["inc_full"], 2)
-                ratios[f"restore_speedup_vs_{other}"] = round(o["restore"] / s["restore"], 2)
+                if o.get("restore") and s.get("restore"):
+                    ratios[f"restore_speedup_vs_{other}"] = round(o["restore"] / s["restore"], 2)
                 ratios[f"repo_size_ratio_vs_{other}"] = round(s["repo"] / o["repo"], 3)
                 if o.get("verify") and s.get("verify"):
                     ratios[f"verify_speedup_vs_{other}"] = round(o["verify"] / s["verify"], 2)

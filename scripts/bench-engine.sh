@@ -2,14 +2,19 @@
 # Benchmark the backup engine against restic and borg on one workload.
 #
 #   scripts/bench-engine.sh [--size 2G] [--runs 5] [--workdir DIR] [--with-8g]
+#       [--change PERCENT] [--write 64K] [--inc-only] [--tools sendense,restic,borg]
+#   (issue 18's workload: --size 1536M --change 3 --write 64K)
 #   scripts/bench-engine.sh --repo s3|azure [--size 2G] [--runs 1] [--workdir DIR]
 #
 # Builds `sendense` (release), installs restic and borgbackup from Debian if
 # they are missing, makes the image with ../shared/bench/mkimage.py (or
-# $SENDENSE_BENCH_DIR), mutates a copy by 2 % with mutate.py (which writes the
-# changed ranges), then times full backup, incremental with and without
-# changed ranges, and restore for each tool (warm cache, medians of --runs),
-# prints a table and, last, one JSON line of ratios. See scripts/bench-engine.py.
+# $SENDENSE_BENCH_DIR), mutates a copy by 2 % (--change) in scattered 64 KiB
+# writes with mutate.py (which writes the changed ranges), then times full
+# backup, incremental with and without changed ranges, and restore for each
+# tool (warm cache, medians of --runs; --inc-only: the backups only), prints
+# a table, the load average before and after, every run's incremental times
+# with the ratio to restic's and, last, one JSON line of ratios. See
+# scripts/bench-engine.py.
 #
 # --repo s3: the same workload on moto (S3, installed like the tests do:
 # scripts/lib.sh need_moto), started here on a free loopback port without
