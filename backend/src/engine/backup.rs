@@ -226,7 +226,9 @@ fn backup_once(
     // then read the newest GC plan and avoid its candidates (see `gc_plan`).
     let repo: &dyn Repository = ds.repo.as_ref();
     let lease = Lease::acquire_backup(ds.repo.clone(), pinned)?;
-    let avoid = Arc::new(gc_plan::newest_plan(repo)?.map(|(p, _)| Avoid::of(&p)).unwrap_or_default());
+    let newest = gc_plan::newest_plan(repo)?;
+    let plan_read = newest.as_ref().map(|(p, _)| p.seq);
+    let avoid = Arc::new(newest.map(|(p, _)| Avoid::of(&p)).unwrap_or_default());
     let mut store = ds.load_chunk_store()?;
     let trainer = Trainer::new(chunk_dict::load_for_backup(repo, ds.crypt.as_deref(), &store)?);
     store.avoid_packs(&avoid.packs);
@@ -337,15 +339,10 @@ fn backup_once(
     writer.stats.bytes_written = bytes_uploaded;
 
     // Packs we deduplicated against must still exist: the safety net under
-    // the GC plan (see `gc_plan`).
-    let mut reused: Vec<u32> = touched.lock().unwrap().iter().copied().collect();
-    reused.sort_unstable();
-    for p in reused {
-        let key = pack::pack_key(&store.packs[p as usize]);
-        if repo.stat(&key)?.is_none() {
-            return Err(EngineError::PackVanished { pack: store.packs[p as usize].to_hex() });
-        }
-    }
+    // the GC plan, looked at only when a GC made a plan since (see `gc_plan`).
+    let mut reused: Vec<Digest> = touched.lock().unwrap().iter().map(|&p| store.packs[p as usize]).collect();
+    reused.sort_unstable_by_key(|d| d.0);
+    gc_plan::check_reused(repo, plan_read, &reused, store.packs.len())?;
 
     let mut entries = Vec::new();
     for plan in &plans {

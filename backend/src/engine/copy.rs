@@ -10,7 +10,9 @@
 //!   after putting the lease ([`super::gc_plan`]): it never counts a chunk of
 //!   a GC candidate as present, and no pack or fixed index it writes lands on
 //!   a candidate's key. Before the manifest every target pack it relied on
-//!   must still exist (else the attempt starts over, at most 5 times);
+//!   must still exist, checked when a GC made a plan since
+//!   ([`super::gc_plan::check_reused`]; else the attempt starts over, at
+//!   most 5 times);
 //! * packs, then their pack indexes, then the fixed indexes, and the manifest
 //!   last: a copy killed at any point leaves no snapshot at the target, only
 //!   orphans a GC of the target removes, and the next copy completes;
@@ -418,7 +420,9 @@ fn copy_once(
     // plan, then the chunk map without the plan's candidates.
     let repo: &dyn Repository = target.repo.as_ref();
     let lease = Lease::acquire_backup(target.repo.clone(), Vec::new())?;
-    let avoid = gc_plan::newest_plan(repo)?.map(|(p, _)| Avoid::of(&p)).unwrap_or_default();
+    let newest = gc_plan::newest_plan(repo)?;
+    let plan_read = newest.as_ref().map(|(p, _)| p.seq);
+    let avoid = newest.map(|(p, _)| Avoid::of(&p)).unwrap_or_default();
     let mut dst_store = target.load_chunk_store()?;
     let dst_dict = chunk_dict::load_for_backup(repo, target.crypt.as_deref(), &dst_store)?;
     dst_store.avoid_packs(&avoid.packs);
@@ -468,15 +472,11 @@ fn copy_once(
     let sent = transfer(&codec, &wants, &spans, &label, &avoid, workers, progress, &mut mapping, &mut touched, stats)?;
     tracing::debug!(bytes = sent, "packs written");
 
-    // Target packs counted on must still exist (the GC plan's safety net).
-    let mut reused: Vec<u32> = touched.into_iter().collect();
-    reused.sort_unstable();
-    for p in reused {
-        let id = dst_store.packs[p as usize];
-        if repo.stat(&pack::pack_key(&id))?.is_none() {
-            return Err(EngineError::PackVanished { pack: id.to_hex() });
-        }
-    }
+    // Target packs counted on must still exist (the GC plan's safety net,
+    // looked at only when a GC made a plan since).
+    let mut reused: Vec<Digest> = touched.into_iter().map(|p| dst_store.packs[p as usize]).collect();
+    reused.sort_unstable_by_key(|d| d.0);
+    gc_plan::check_reused(repo, plan_read, &reused, dst_store.packs.len())?;
 
     // The fixed indexes in the target's ids, then the manifest.
     let mut copy = m.clone();

@@ -25,8 +25,14 @@
 //!    candidates include every candidate of N still unreferenced. When plan
 //!    N recorded no live backup and the grace period is zero, GC N itself
 //!    may act on it at once: no backup can be using its candidates.
-//! 4. The backup's final check (every reused pack still exists) stays as
-//!    the safety net.
+//! 4. The backup's final check stays as the safety net
+//!    ([`check_reused`]): only a GC that claimed a plan *after* the one the
+//!    backup read can have deleted a pack it reused (every GC claims its
+//!    plan before it deletes, and deletes only candidates of its own plan,
+//!    which a backup that read that plan avoided). So the check lists the
+//!    plans once; only when a newer one appeared does it look for the
+//!    reused packs (a listing of `packs/` or a HEAD each, whichever is
+//!    fewer requests), instead of one HEAD per reused pack every time.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -123,6 +129,46 @@ pub fn read_plan(repo: &dyn Repository, seq: u64) -> Result<Option<(GcPlan, Obje
         .map_err(|e| EngineError::Pipeline(format!("{}: GC plan '{key}' is unreadable: {e}", repo.describe())))?;
     Ok(Some((plan, info)))
 }
+
+/// The backup's (and copy's) safety net under the plan protocol, run
+/// before its manifest: `read` is the newest plan it read after taking its
+/// lease (`None`: there was none), `reused` the packs it counted on that it
+/// did not write, `known_packs` how many packs its chunk map knows (what a
+/// listing of `packs/` would return). Nothing more than the plans' listing (one LIST and one
+/// HEAD) unless a GC claimed a newer plan since; then every reused pack is
+/// looked for (absent from a listing of `packs/` is confirmed by a HEAD, a
+/// listing is not trusted to be complete) and a missing one is
+/// [`EngineError::PackVanished`]. Returns how many packs were looked for.
+pub fn check_reused(repo: &dyn Repository, read: Option<u64>, reused: &[Digest], known_packs: usize) -> Result<usize> {
+    if reused.is_empty() {
+        return Ok(0);
+    }
+    let newest = plan_seqs(repo)?.last().copied();
+    if newest == read {
+        return Ok(0);
+    }
+    tracing::info!(read = ?read, newest = ?newest, packs = reused.len(), "a GC ran during this backup: checking the packs it reused");
+    let list_requests = known_packs / LIST_PAGE + 1;
+    let listed: Option<HashSet<String>> = if list_requests < reused.len() {
+        Some(repo.list(super::pack::PACK_PREFIX)?.into_iter().map(|o| o.key).collect())
+    } else {
+        None
+    };
+    for id in reused {
+        let key = super::pack::pack_key(id);
+        if listed.as_ref().is_some_and(|l| l.contains(&key)) {
+            continue;
+        }
+        if repo.stat(&key)?.is_none() {
+            return Err(EngineError::PackVanished { pack: id.to_hex() });
+        }
+    }
+    Ok(reused.len())
+}
+
+/// Keys a listing request returns (S3: 1,000; Azure: up to 5,000): what
+/// [`check_reused`] weighs a listing of `packs/` against a HEAD per pack by.
+const LIST_PAGE: usize = 1000;
 
 /// Claims the next plan number for `plan` (its `seq` is set) with
 /// create-if-absent. A number taken by someone else moves on; one holding
@@ -264,6 +310,9 @@ mod tests {
         inner: LocalRepository,
         short_list: bool,
         lost_answers: bool,
+        /// HEADs (`stat`) and listings made.
+        stats: std::sync::atomic::AtomicUsize,
+        lists: std::sync::atomic::AtomicUsize,
     }
     impl Repository for Odd {
         fn describe(&self) -> String {
@@ -286,10 +335,12 @@ mod tests {
             self.inner.delete(k)
         }
         fn list(&self, p: &str) -> Result<Vec<ObjectInfo>> {
+            self.lists.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let all = self.inner.list(p)?;
             Ok(if self.short_list { all.into_iter().take(1).collect() } else { all })
         }
         fn stat(&self, k: &str) -> Result<Option<ObjectInfo>> {
+            self.stats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.inner.stat(k)
         }
         fn touch(&self, k: &str) -> Result<bool> {
@@ -299,7 +350,7 @@ mod tests {
 
     fn odd(short_list: bool, lost_answers: bool) -> (tempfile::TempDir, Odd) {
         let (d, inner) = repo();
-        (d, Odd { inner, short_list, lost_answers })
+        (d, Odd { inner, short_list, lost_answers, stats: Default::default(), lists: Default::default() })
     }
 
     #[test]
@@ -325,6 +376,44 @@ mod tests {
         assert_eq!(claim(&r, &mut c).unwrap(), 1);
         let mut e = GcPlan { version: 1, token: "t4".into(), ..Default::default() };
         assert_eq!(claim(&r, &mut e).unwrap(), 2, "not mistaken for number 1");
+    }
+
+    #[test]
+    fn reused_packs_are_looked_for_only_after_a_newer_plan() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (_d, r) = odd(false, false);
+        let ids: Vec<Digest> = (1..=5u8).map(|i| Digest([i; 32])).collect();
+        for id in &ids[..4] {
+            r.put(&crate::engine::pack::pack_key(id), b"pack").unwrap();
+        }
+        let requests = |r: &Odd| (r.stats.swap(0, Relaxed), r.lists.swap(0, Relaxed));
+        // No plan then, none now: one listing of gc/ and one probe, whatever
+        // the packs (the fifth is not even there: no GC can have deleted it).
+        assert_eq!(check_reused(&r, None, &ids, 5).unwrap(), 0);
+        assert_eq!(requests(&r), (1, 1));
+        assert_eq!(check_reused(&r, None, &[], 5).unwrap(), 0);
+        assert_eq!(requests(&r), (0, 0), "nothing reused, nothing asked");
+        // A GC made plan 1 since: every reused pack is looked for.
+        let mut p = GcPlan { version: 1, token: "t".into(), leases: Some(vec![]), ..Default::default() };
+        claim(&r, &mut p).unwrap();
+        requests(&r);
+        // Few reused packs in a big repository: a HEAD each.
+        assert_eq!(check_reused(&r, None, &ids[..4], 10_000).unwrap(), 4);
+        assert_eq!(requests(&r), (1 + 4, 1));
+        match check_reused(&r, None, &ids, 10_000) {
+            Err(EngineError::PackVanished { pack }) => assert_eq!(pack, ids[4].to_hex()),
+            other => panic!("{other:?}"),
+        }
+        // More reused packs than a listing of packs/ takes requests: one
+        // listing, and a HEAD only to confirm the one it lacks.
+        requests(&r);
+        assert_eq!(check_reused(&r, None, &ids[..4], 4).unwrap(), 4);
+        assert_eq!(requests(&r), (1, 2));
+        assert!(matches!(check_reused(&r, None, &ids, 5), Err(EngineError::PackVanished { .. })));
+        assert_eq!(requests(&r), (1 + 1, 2));
+        // The plan it read is still the newest: nothing looked for.
+        assert_eq!(check_reused(&r, Some(1), &ids, 5).unwrap(), 0);
+        assert_eq!(requests(&r), (1, 1));
     }
 
     #[test]

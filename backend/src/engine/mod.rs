@@ -109,9 +109,13 @@
 //!   then removes the old pack; a reader whose pack has gone looks the chunk
 //!   up again in the pack indexes written since. `tmp/` files go by age
 //!   (storage clock) while no backup runs. GC never touches `dicts/`.
-//! * **Backup safety net**: before its manifest a backup checks that every
-//!   pack it reused still exists; if not, that attempt writes no snapshot
-//!   and the backup starts over from the source (bounded retries).
+//! * **Backup safety net**: before its manifest a backup lists the GC plans
+//!   again; when a GC claimed a plan since the one it read, it checks that
+//!   every pack it reused still exists ([`gc_plan::check_reused`]: one
+//!   listing or a HEAD each, whichever is fewer requests); if one is gone,
+//!   that attempt writes no snapshot and the backup starts over from the
+//!   source (bounded retries). Without a newer plan no GC can have deleted
+//!   a reused pack, and no request per reused pack is made.
 //! * **Copies** ([`copy`]: one restore point to another repository, 3-2-1)
 //!   write the target like a backup: lease, newest plan avoided, packs and
 //!   indexes first, every chunk read back and re-hashed at the target, then
