@@ -16,7 +16,11 @@
 //!   repository and the storage's cause; no manifest or lease is left in the
 //!   bucket (listed directly, past the proxy), the catalog has no restore
 //!   point; once the fault is gone the next backup succeeds and restores
-//!   byte for byte.
+//!   byte for byte;
+//! * a copy job (3-2-1) to an S3 repository that throttles every 3rd
+//!   request completes, and its log says how many requests the target's
+//!   storage throttled, as a backup job's does (no lab needed: the restore
+//!   point is written by the engine and recorded in the catalog).
 
 use std::path::Path;
 use std::process::Command;
@@ -277,4 +281,77 @@ async fn azure_throttling_is_retried_and_a_container_refusing_writes_fails_the_b
 
     fills_up(&api, &proxy, &store("no-writes"), "no-writes", fault_proxy::AZURE_WRITE_DENIED, &["refuses"], &vm, (&dr.id, &dr_host), &source_disk).await;
     throttled(&api, &proxy, &store("busy-azure"), "busy-azure", 3, fault_proxy::AZURE_SERVER_BUSY, &vm, (&dr.id, &dr_host), &source_disk).await;
+}
+
+/// A copy of a restore point in the local repository to an S3 repository
+/// behind the fault proxy, every 3rd request answered 503 SlowDown: the
+/// copy completes and its job log names the target and how many of its
+/// requests were throttled (at most what the proxy throttled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_to_a_throttling_s3_repository_logs_the_throttled_requests() {
+    std::env::set_var("SENDENSE_THROTTLE_PATIENCE_SECS", PATIENCE_SECS);
+    let f = support::fixture().await;
+    let local = ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    support::rows::platform(&f.state.db, "p-copy", "kvm-copy").await;
+    support::rows::vm(&f.state.db, "vm-copy", "p-copy", "web-copy").await;
+    // A restore point of 12 MiB of random data (two packs), written by the engine.
+    let image = f.data.path().join("disk.raw");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..(12usize << 20) / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(&image, bytes).unwrap();
+    let (data_dir, row) = (f.data.path().to_path_buf(), local.clone());
+    let manifest = tokio::task::spawn_blocking(move || {
+        let ds = sendense::catalog::repositories::open_datastore(&data_dir, &row).unwrap();
+        let opts = sendense::engine::backup::BackupOptions::new(&sendense::jobs::vm_backup::snapshot_group("vm-copy"));
+        let source = std::sync::Arc::new(sendense::engine::block_source::FileSource::open(&image).unwrap());
+        let disks = [sendense::engine::backup::DiskSource { name: "vda".into(), source, changed_ranges: None, cbt_token: None }];
+        sendense::engine::backup::backup(&ds, &opts, &disks, &sendense::engine::progress::Progress::new()).unwrap()
+    })
+    .await
+    .unwrap();
+    let new = sendense::catalog::backups::NewBackup {
+        vm_context_id: "vm-copy",
+        job_id: None,
+        repository_id: &local.id,
+        manifest: &manifest,
+        immutable_days: 0,
+        backup_type: None,
+    };
+    let point = sendense::catalog::backups::record(&f.state.db, new).await.unwrap();
+    let api = Api::admin(f).await;
+
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.server().port());
+    moto.create_bucket("copies", false);
+    let (ak, sk) = moto.access_key();
+    let body = json!({"name": "copies-s3", "kind": "s3", "endpoint": proxy.endpoint(), "region": MOTO_REGION, "bucket": "copies", "access_key_id": ak, "secret_access_key": sk});
+    let target: Repository = api.ok("POST", "/api/v1/repositories", Some(body), StatusCode::CREATED).await;
+
+    proxy.set(Faults { throttle: Some((3, fault_proxy::S3_SLOW_DOWN)), ..Default::default() });
+    let before = proxy.throttled();
+    let job: Job = api
+        .ok("POST", &format!("/api/v1/restore-points/{}/copy", point.id), Some(json!({"repository_id": target.id})), StatusCode::ACCEPTED)
+        .await;
+    let done = api.wait(&job.id, 300).await;
+    let throttled = proxy.throttled() - before;
+    proxy.clear();
+    let log = log_text(&done);
+    eprintln!("copy to S3 with every 3rd request answered 503 SlowDown: {}; {throttled} throttled\n{log}", done["job"]["status"]);
+    assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
+    assert!(throttled > 0, "the proxy throttled nothing");
+    let line = log.lines().find(|l| l.contains("throttled")).unwrap_or_else(|| panic!("no log line about throttling:\n{log}"));
+    let counted: u64 = line.split("throttled ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    assert!(counted > 0 && counted <= throttled, "{line} (proxy: {throttled})");
+    assert!(
+        line.contains("the storage of 'copies-s3' (target)") && line.contains("503 SlowDown") && line.contains("retried") && line.contains("the copy went on"),
+        "{line}"
+    );
+    assert!(!log.contains("(source)"), "the local source is not an object store: {log}");
 }

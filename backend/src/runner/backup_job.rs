@@ -172,7 +172,7 @@ async fn execute(
     sampler.abort();
     let report = match result {
         Ok(Ok((r, requests))) => {
-            if let Some(line) = requests.and_then(|c| retried_line(&c, &plan.repository.kind)) {
+            if let Some(line) = requests.and_then(|c| retried_line(&c, &plan.repository.kind, "the storage", "the backup")) {
                 telemetry::log(runner, &job.id, LogLevel::Warn, line).await;
             }
             r
@@ -245,9 +245,11 @@ async fn execute(
     Ok((report, backup))
 }
 
-/// The job's line about the answers its storage made it retry, if any:
-/// throttling (503 or 429) and other server errors.
-fn retried_line(c: &RequestCounts, kind: &str) -> Option<String> {
+/// The job's line about the answers a storage made it retry, if any:
+/// throttling (503 or 429) and other server errors. `storage` names the
+/// storage ("the storage", "the storage of 'x'"), `job` the work that went
+/// on ("the backup", "the copy"). Backup and copy jobs log it.
+pub(super) fn retried_line(c: &RequestCounts, kind: &str, storage: &str, job: &str) -> Option<String> {
     let mut parts = Vec::new();
     if c.throttled > 0 {
         let code = match from_wire::<RepositoryKind>(kind) {
@@ -261,7 +263,7 @@ fn retried_line(c: &RequestCounts, kind: &str) -> Option<String> {
         parts.push(format!("failed {} request(s) with a server error (5xx)", c.server_errors));
     }
     (!parts.is_empty()).then(|| {
-        format!("the storage {} of {}; each was retried after a backoff and the backup went on", parts.join(" and "), c.total())
+        format!("{storage} {} of {}; each was retried after a backoff and {job} went on", parts.join(" and "), c.total())
     })
 }
 

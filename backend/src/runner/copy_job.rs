@@ -8,7 +8,9 @@
 //!
 //! Queued after each successful backup of a flow with a copy target, and on
 //! demand (`POST /api/v1/restore-points/{id}/copy`). A failure raises an
-//! alert about the VM; the next good copy of that VM resolves it.
+//! alert about the VM; the next good copy of that VM resolves it. Like a
+//! backup job, the job logs how many requests each object store (source,
+//! target) throttled or failed with a 5xx and had retried.
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use shared_types::flow::RetentionPolicy;
 use shared_types::jobs::{JobKind, JobStatus, LogLevel};
 use shared_types::repositories::RepositoryKind;
 
-use super::backup_job::{end_job, refresh_stats, start};
+use super::backup_job::{end_job, refresh_stats, retried_line, start};
 use super::{queued_row, retention, telemetry, Runner, RunnerError};
 use crate::catalog::backup_locations::{self, CopyDone};
 use crate::catalog::{flows as flow_rules, repositories as repositories_logic, storage_locks};
@@ -29,6 +31,7 @@ use crate::db::entities::{backups, jobs, repositories, vm_contexts};
 use crate::engine::copy::{copy_snapshot, CopyOptions, CopyStats};
 use crate::engine::progress::Progress;
 use crate::engine::EngineError;
+use crate::repos::http::RequestCounts;
 
 /// What a copy job does, kept in the job row (`jobs.options`, JSON); the
 /// target is the job's `repository_id`, the restore point its `backup_id`.
@@ -192,16 +195,26 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, op
     let immutable_until: Option<DateTime<Utc>> = (days > 0).then(|| Utc::now() + Duration::days(i64::from(days)));
     let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), vm.name.clone(), progress.clone());
     let (src_row, dst_row, name, id, p) = (source.clone(), target.clone(), source_point.snapshot_name.clone(), source_point.snapshot_id.clone(), progress.clone());
-    let result = tokio::task::spawn_blocking(move || -> Result<CopyStats, EngineError> {
+    let result = tokio::task::spawn_blocking(move || -> Result<(CopyStats, [Option<RequestCounts>; 2]), EngineError> {
         let src = repositories_logic::open_datastore(&data_dir, &src_row)?;
         let dst = repositories_logic::open_datastore(&data_dir, &dst_row)?;
         let opts = CopyOptions { immutable_until, object_lock, workers: 0, on_phase: None };
-        copy_snapshot(&src, &dst, &name, &id, &opts, &p)
+        let stats = copy_snapshot(&src, &dst, &name, &id, &opts, &p)?;
+        Ok((stats, [src.repo.request_counts(), dst.repo.request_counts()]))
     })
     .await;
     sampler.abort();
     let stats = match result {
-        Ok(Ok(s)) => s,
+        Ok(Ok((s, requests))) => {
+            // Throttling and server errors each storage answered (object stores), as backups log them.
+            for (counts, repo, role) in [(requests[0], &source, "source"), (requests[1], &target, "target")] {
+                let storage = format!("the storage of '{}' ({role})", repo.name);
+                if let Some(line) = counts.and_then(|c| retried_line(&c, &repo.kind, &storage, "the copy")) {
+                    telemetry::log(runner, &job.id, LogLevel::Warn, line).await;
+                }
+            }
+            s
+        }
         Ok(Err(EngineError::Cancelled)) => return Err("stopped by an operator; no copy was written at the target".into()),
         Ok(Err(e)) => return Err(format!("copy from '{}' to '{}' failed: {e}", source.name, target.name)),
         Err(e) => return Err(format!("the copy thread failed: {e}")),
