@@ -52,12 +52,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(crate::server::serve(config))
         }
-        Command::Repo(cmd) => crate::engine::command::run_repo(cmd),
-        Command::Image(cmd) => crate::engine::command::run_image(cmd),
+        Command::Repo(cmd) => {
+            sweep_index_caches();
+            crate::engine::command::run_repo(cmd)
+        }
+        Command::Image(cmd) => {
+            sweep_index_caches();
+            crate::engine::command::run_image(cmd)
+        }
         Command::Host(cmd) => crate::jobs::command::run_host(cmd),
-        Command::Vm(cmd) => crate::jobs::command::run_vm(cmd),
+        Command::Vm(cmd) => {
+            sweep_index_caches();
+            crate::jobs::command::run_vm(cmd)
+        }
         Command::Lab(cmd) => crate::lab::command::run(cmd),
         Command::Key(cmd) => crate::key_command::run(cmd),
         Command::ExportSnapshot(args) => crate::restore::export_process::run(args),
     }
+}
+
+/// The commands that open repositories first remove, at most once a day, the
+/// index caches nobody opened for 30 days and those of local repositories
+/// that are gone (the command line has no catalog to tell it which
+/// repositories exist; the server cleans its own root by its catalog). A
+/// cache some process has open is never removed.
+fn sweep_index_caches() {
+    crate::engine::index_cache::sweep_unused();
 }

@@ -3,7 +3,9 @@
 //! its caches with it, and at start the server removes the caches under its
 //! own cache directory (`DATA_DIR/cache`) that no catalog repository owns.
 //! Caches are never authoritative: removing one only costs the next open
-//! reading the pack indexes again.
+//! reading the pack indexes again. Both rules go through the engine's one
+//! removal ([`index_cache::remove_where`], which keeps caches in use); the
+//! command line sweeps its root by age instead ([`index_cache::sweep_unused`]).
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -101,6 +101,8 @@ pub struct ChunkStore {
     pub indexes_read: usize,
     /// The index cache's directory.
     cache_dir: std::path::PathBuf,
+    /// Held while the store lives: the cache is in use ([`index_cache::remove_where`] keeps it).
+    _in_use: Option<std::fs::File>,
 }
 
 /// Pack indexes read after loading: the packs looked at and their chunks.
@@ -131,6 +133,7 @@ impl ChunkStore {
             moved: Mutex::default(),
             indexes_read: 0,
             cache_dir: dir,
+            _in_use: None,
         };
         let opened = index_cache::open(&store.cache_dir, store.repo.as_ref(), |id, key| store.read_pack_index(id, key))?;
         store.packs = opened.packs;
@@ -138,6 +141,7 @@ impl ChunkStore {
         store.dict_packs = opened.dict;
         store.runs = opened.runs;
         store.indexes_read = opened.indexes_read;
+        store._in_use = Some(opened.in_use);
         Ok(store)
     }
 

@@ -16,6 +16,9 @@
 //!                   digest bits, 53-byte records), written whole, never
 //!                   changed, memory-mapped for lookups
 //! lock              flock: one process refreshes at a time
+//! use               flock, shared by every process that has the cache
+//!                   open (a cache in use is never removed); its time is
+//!                   when the cache was last opened
 //! location          the repository's location as it describes itself
 //!                   (what [`remove_for`] and [`remove_stale`] match)
 //! ```
@@ -38,9 +41,14 @@
 //! pack it reused before its manifest. A cache that does not parse is
 //! rebuilt from the repository.
 //!
-//! **Cleanup.** A repository leaving the server's catalog takes its caches
-//! with it ([`remove_for`]); at start the server removes the caches under
-//! its own root whose location no catalog repository has ([`remove_stale`]).
+//! **Cleanup.** One mechanism, [`remove_where`] (never a cache some process
+//! has open or is refreshing), with two rules: a repository leaving the
+//! server's catalog takes its caches with it ([`remove_for`]), and at start
+//! the server removes the caches under its own root whose location no
+//! catalog repository has ([`remove_stale`]); the command line, which has
+//! no catalog, removes (at most once a day) the caches not opened for
+//! [`UNUSED_DAYS`] days and those of a local repository that is gone
+//! ([`remove_unused`], [`sweep_unused`]).
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -132,7 +140,7 @@ pub fn dir_for(location: &str, config: &[u8]) -> PathBuf {
 pub fn writable_dir(dir: PathBuf) -> PathBuf {
     let ok = |d: &Path| {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(d).is_ok()
-            && OpenOptions::new().create(true).truncate(false).write(true).open(d.join("lock")).is_ok()
+            && OpenOptions::new().create(true).truncate(false).write(true).open(d.join(LOCK_FILE)).is_ok()
     };
     if ok(&dir) {
         return dir;
@@ -145,6 +153,48 @@ pub fn writable_dir(dir: PathBuf) -> PathBuf {
 
 /// The file naming the repository a cache directory belongs to.
 const LOCATION_FILE: &str = "location";
+/// The flock taken exclusively while a process refreshes the cache.
+const LOCK_FILE: &str = "lock";
+/// The flock every process that has the cache open holds shared; its
+/// modification time is when the cache was last opened.
+const USE_FILE: &str = "use";
+
+/// A cache directory as [`remove_where`]'s rule sees it.
+#[derive(Debug, Clone)]
+pub struct CacheDir {
+    pub path: PathBuf,
+    /// The repository location it recorded (`None`: none).
+    pub location: Option<String>,
+    /// When a process last opened it (the `use` file's time; for a cache
+    /// made before that file existed, its state's or the directory's).
+    pub last_used: Option<std::time::SystemTime>,
+}
+
+impl CacheDir {
+    fn of(path: PathBuf) -> CacheDir {
+        let mtime = |name: &str| std::fs::metadata(path.join(name)).and_then(|m| m.modified()).ok();
+        let last_used = mtime(USE_FILE).or_else(|| mtime("state.json")).or_else(|| mtime(""));
+        CacheDir { location: location_of(&path), last_used, path }
+    }
+}
+
+/// Takes the cache's refresh lock (exclusive), in a directory that is still
+/// the cache's: one [`remove_where`] removed while we waited for the lock is
+/// made again.
+fn lock_dir(dir: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..8 {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
+        let held = lock.metadata()?;
+        match std::fs::metadata(dir.join(LOCK_FILE)) {
+            Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => return Ok(lock),
+            _ => continue, // removed under us: make it again
+        }
+    }
+    Err(std::io::Error::other("the cache directory kept being removed"))
+}
 
 /// The repository location recorded in the cache directory `dir` (`None`:
 /// not a cache, or one made before caches recorded it).
@@ -152,11 +202,11 @@ pub fn location_of(dir: &Path) -> Option<String> {
     std::fs::read_to_string(dir.join(LOCATION_FILE)).ok()
 }
 
-/// Removes the cache directories under `root` for which `remove` (given the
-/// location each recorded, `None` when it recorded none) says so, unless a
-/// process is refreshing one at that moment. Only directories named like
-/// caches are looked at. Returns how many were removed.
-pub fn remove_where(root: &Path, remove: impl Fn(Option<&str>) -> bool) -> usize {
+/// Removes the cache directories under `root` for which `remove` says so,
+/// unless a process has one open or is refreshing it at that moment (its
+/// `use` or `lock` flock is held). Only directories named like caches are
+/// looked at. Returns how many were removed.
+pub fn remove_where(root: &Path, remove: impl Fn(&CacheDir) -> bool) -> usize {
     let Ok(entries) = std::fs::read_dir(root) else { return 0 };
     let mut removed = 0;
     for e in entries.flatten() {
@@ -166,13 +216,17 @@ pub fn remove_where(root: &Path, remove: impl Fn(Option<&str>) -> bool) -> usize
             continue;
         }
         let dir = e.path();
-        if !remove(location_of(&dir).as_deref()) {
+        if !remove(&CacheDir::of(dir.clone())) {
             continue;
         }
-        let Ok(lock) = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")) else { continue };
-        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-            continue;
-        }
+        let held = |name: &str| -> Option<File> {
+            let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(name)).ok()?;
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+            Some(f)
+        };
+        // Refresh lock first (what an opener takes first), then no user.
+        let Some(_lock) = held(LOCK_FILE) else { continue };
+        let Some(_unused) = held(USE_FILE) else { continue };
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => removed += 1,
             Err(e) => tracing::warn!(cache = %dir.display(), error = %e, "removing an index cache"),
@@ -184,13 +238,64 @@ pub fn remove_where(root: &Path, remove: impl Fn(Option<&str>) -> bool) -> usize
 /// Removes the caches (under [`root`]) of the repository at `location`
 /// (what its `describe()` says): it left the catalog.
 pub fn remove_for(location: &str) -> usize {
-    remove_where(&root(), |l| l == Some(location))
+    remove_where(&root(), |c| c.location.as_deref() == Some(location))
 }
 
 /// Removes the caches under `root` of repositories whose location is not
 /// in `keep`, and those that recorded none.
 pub fn remove_stale(root: &Path, keep: &std::collections::HashSet<String>) -> usize {
-    remove_where(root, |l| l.is_none_or(|l| !keep.contains(l)))
+    remove_where(root, |c| c.location.as_deref().is_none_or(|l| !keep.contains(l)))
+}
+
+/// A cache nobody opened for this many days is removed by the command line
+/// ([`remove_unused`]).
+pub const UNUSED_DAYS: u64 = 30;
+
+/// The command line's rule (it has no catalog): removes the caches under
+/// `root` not opened for `max_age`, and those of a local repository whose
+/// directory holds no repository any more (its location is an absolute
+/// path without `config.json` in a parent directory that exists: a whole
+/// missing tree, such as an unplugged disk, is left to the age rule).
+/// Caches in use are kept ([`remove_where`]).
+pub fn remove_unused(root: &Path, max_age: std::time::Duration) -> usize {
+    let now = std::time::SystemTime::now();
+    remove_where(root, |c| {
+        let old = c.last_used.is_some_and(|t| now.duration_since(t).is_ok_and(|age| age > max_age));
+        let gone = c.location.as_deref().is_some_and(|l| {
+            let p = Path::new(l);
+            p.is_absolute() && !p.join(super::datastore::CONFIG_KEY).exists() && p.parent().is_some_and(Path::exists)
+        });
+        old || gone
+    })
+}
+
+/// Name of the file under the root whose time says when [`sweep_unused`]
+/// last ran.
+const SWEPT_FILE: &str = "swept";
+
+/// [`remove_unused`] on [`root`] with [`UNUSED_DAYS`], at most once a day
+/// (the `swept` file under the root records the last sweep): what the
+/// command line runs before a command that opens repositories. Best effort;
+/// returns how many caches were removed.
+pub fn sweep_unused() -> usize {
+    let root = root();
+    let stamp = root.join(SWEPT_FILE);
+    let recent = std::fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(24 * 3600));
+    if recent || !root.is_dir() {
+        return 0;
+    }
+    if std::fs::write(&stamp, b"").is_err() {
+        return 0;
+    }
+    let removed = remove_unused(&root, std::time::Duration::from_secs(UNUSED_DAYS * 24 * 3600));
+    if removed > 0 {
+        tracing::info!(count = removed, root = %root.display(), "removed index caches unused for {UNUSED_DAYS} days or of repositories that are gone");
+    }
+    removed
 }
 
 const RUN_MAGIC: &[u8; 8] = b"SDCRUN01";
@@ -494,6 +599,9 @@ pub struct Opened {
     pub runs: Vec<Run>,
     /// Pack indexes read by this refresh (the others came from the cache).
     pub indexes_read: usize,
+    /// The shared flock on the `use` file: held as long as the cache is
+    /// used (keep it with the tables), so no cleanup removes it.
+    pub in_use: File,
 }
 
 struct Pack {
@@ -511,9 +619,11 @@ pub fn open(
     let io = |what: &str, e: std::io::Error| {
         EngineError::Pipeline(format!("index cache {}: {what}: {e}", dir.display()))
     };
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io("create", e))?;
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| io("lock", e))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| io("lock", e.into()))?;
+    let lock = lock_dir(dir).map_err(|e| io("lock", e))?;
+    // In use from now on (the refresh lock keeps cleanups out meanwhile).
+    let in_use = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(USE_FILE)).map_err(|e| io("use", e))?;
+    rustix::fs::flock(&in_use, rustix::fs::FlockOperation::LockShared).map_err(|e| io("use", e.into()))?;
+    let _ = in_use.set_modified(std::time::SystemTime::now());
     let location = repo.describe();
     if location_of(dir).as_deref() != Some(location.as_str()) {
         let tmp = dir.join("location.tmp");
@@ -649,7 +759,8 @@ pub fn open(
             .map_err(|reason| EngineError::Pipeline(format!("index cache {}: table {}: {reason}", dir.display(), r.name)))?;
         runs.push(run);
     }
-    let mut out = Opened { packs: Vec::with_capacity(packs.len()), listed, dict: Vec::with_capacity(packs.len()), runs, indexes_read };
+    drop(lock);
+    let mut out = Opened { packs: Vec::with_capacity(packs.len()), listed, dict: Vec::with_capacity(packs.len()), runs, indexes_read, in_use };
     for (p, pk) in packs.into_iter().enumerate() {
         if pk.flags & PACK_PURGED != 0 {
             out.listed[p] = false;
@@ -669,7 +780,7 @@ pub fn add_packs(dir: &Path, written: &[(Digest, Vec<PackEntry>)]) -> Result<()>
     if written.is_empty() || !dir.join("state.json").exists() {
         return Ok(());
     }
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| io("lock", e))?;
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE)).map_err(|e| io("lock", e))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| io("lock", e.into()))?;
     let Ok((mut state, packs)) = load(dir) else { return Ok(()) };
     let known: std::collections::HashSet<Digest> =
@@ -908,7 +1019,37 @@ mod tests {
         assert!(kept.exists() && busy.exists() && other.exists());
         assert!(!gone.exists() && !unnamed.exists());
         drop(held);
-        assert_eq!(remove_where(t.path(), |l| l == Some("/srv/gone")), 1, "the busy one, once free");
+        assert_eq!(remove_where(t.path(), |c| c.location.as_deref() == Some("/srv/gone")), 1, "the busy one, once free");
         assert!(!busy.exists() && kept.exists());
+    }
+
+    #[test]
+    fn unused_and_gone_caches_are_removed_unless_open() {
+        let t = tempfile::tempdir().unwrap();
+        let repo_here = t.path().join("repo-here");
+        std::fs::create_dir(&repo_here).unwrap();
+        std::fs::write(repo_here.join("config.json"), "{}").unwrap();
+        let cache = |name: &str, location: &Path, days_unused: u64| {
+            let d = t.path().join("root").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(LOCATION_FILE), location.to_str().unwrap()).unwrap();
+            let used = File::create(d.join(USE_FILE)).unwrap();
+            used.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(days_unused * 86400)).unwrap();
+            d
+        };
+        let fresh = cache(&"a".repeat(32), &repo_here, 1);
+        let old = cache(&"b".repeat(32), &repo_here, 40);
+        let gone = cache(&"c".repeat(32), &t.path().join("repo-gone"), 0);
+        let unplugged = cache(&"d".repeat(32), &t.path().join("no-disk/repo"), 0);
+        let open_old = cache(&"e".repeat(32), &repo_here, 40);
+        let holder = OpenOptions::new().write(true).open(open_old.join(USE_FILE)).unwrap();
+        rustix::fs::flock(&holder, rustix::fs::FlockOperation::LockShared).unwrap();
+        let month = std::time::Duration::from_secs(UNUSED_DAYS * 86400);
+        assert_eq!(remove_unused(&t.path().join("root"), month), 2);
+        assert!(fresh.exists() && unplugged.exists() && open_old.exists(), "fresh, unplugged and in use are kept");
+        assert!(!old.exists() && !gone.exists());
+        drop(holder);
+        assert_eq!(remove_unused(&t.path().join("root"), month), 1, "once nobody has it open");
+        assert!(!open_old.exists());
     }
 }
