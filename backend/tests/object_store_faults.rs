@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 use shared_types::alerts::AlertPage;
 use shared_types::backups::{Backup, BackupPage};
 use shared_types::jobs::{Job, QueuedJobs};
-use shared_types::repositories::Repository;
+use shared_types::repositories::{Repository, RepositoryStatus};
 
 mod support;
 
@@ -140,7 +140,11 @@ async fn fills_up(api: &Api, proxy: &FaultProxy, store: &Store, name: &str, refu
     assert_eq!(after.len(), before, "no restore point from the failed backup");
     assert!(after.iter().all(|b| b.repository.id != repo.id));
     let shown: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", repo.id), None, StatusCode::OK).await;
-    eprintln!("the repository after the refused backup: {:?} {:?}", shown.status, shown.error);
+    eprintln!("the repository after the refused backup: {:?} {:?} {:?}", shown.status, shown.error, shown.storage_failure);
+    // The repository says its storage failed the write, until a write there succeeds.
+    assert_eq!(shown.status, RepositoryStatus::Degraded, "{shown:?}");
+    let sf = shown.storage_failure.as_ref().expect("the storage failure is shown");
+    assert!(sf.job_id.as_deref() == failed["job"]["id"].as_str() && sf.message.contains(refusal.code), "{sf:?}");
     // The failure alert says the same.
     let job_id = failed["job"]["id"].as_str().unwrap();
     let open: AlertPage = api.ok("GET", "/api/v1/alerts?state=open", None, StatusCode::OK).await;
@@ -152,6 +156,8 @@ async fn fills_up(api: &Api, proxy: &FaultProxy, store: &Store, name: &str, refu
     let done = back_up(api, vm, &repo.id).await;
     assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
     let point = points(api, vm).await.into_iter().find(|b| b.repository.id == repo.id).expect("the new restore point");
+    let shown: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", repo.id), None, StatusCode::OK).await;
+    assert_eq!((shown.status, shown.storage_failure), (RepositoryStatus::Online, None), "the good backup clears the storage failure");
     let open: AlertPage = api.ok("GET", "/api/v1/alerts?state=open", None, StatusCode::OK).await;
     assert!(open.alerts.iter().all(|a| a.job_id.as_deref() != Some(job_id)), "the failure alert is resolved by the next backup: {open:?}");
     let left = keys(store.direct.clone()).await;

@@ -356,6 +356,12 @@ pub async fn delete_repository(id: String) -> Result<shared_types::repository_se
     json(Request::delete(&format!("/api/v1/repositories/{}", enc(&id)))).await
 }
 
+/// Tests a saved repository (probe written, read, deleted); a pass clears
+/// its last storage failure, a failure records it.
+pub async fn test_saved_repository(id: String) -> Result<shared_types::repository_setup::RepositoryTest, ApiError> {
+    post_empty(&format!("/api/v1/repositories/{}/test", enc(&id))).await
+}
+
 pub async fn set_default_repository(id: String) -> Result<Repository, ApiError> {
     post_empty(&format!("/api/v1/repositories/{}/default", enc(&id))).await
 }

@@ -23,6 +23,7 @@ mod m20261205_120001_policies;
 mod m20261205_140001_repository_backends;
 mod m20261205_180001_backup_copies;
 mod m20261205_183001_storage_locks;
+mod m20261206_010001_repository_health;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_140001_repository_backends::Migration),
             Box::new(m20261205_180001_backup_copies::Migration),
             Box::new(m20261205_183001_storage_locks::Migration),
+            Box::new(m20261206_010001_repository_health::Migration),
         ]
     }
 }

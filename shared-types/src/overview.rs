@@ -107,6 +107,10 @@ pub struct StorageTotals {
     pub repositories: u64,
     pub unavailable: u64,
     pub in_maintenance: u64,
+    /// Repositories whose storage failed the last write (full, refusing
+    /// writes): `degraded` in GET /api/v1/repositories.
+    #[serde(default)]
+    pub degraded: u64,
     /// Sum of every restore point's disk sizes.
     pub logical_bytes: u64,
     /// Plain bytes of the distinct chunks.

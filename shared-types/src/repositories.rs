@@ -29,7 +29,40 @@ wire_enum! {
         /// An operator took it out of service: new backups are refused and
         /// queued ones wait until maintenance ends (see `maintenance`).
         Maintenance = "maintenance",
+        /// It opens, but the storage failed the last write to it (full, over
+        /// quota, refusing writes or the credentials): see `storage_failure`.
+        /// The next successful backup or copy to it, or a successful test
+        /// (`POST /api/v1/repositories/{id}/test`), clears it.
+        Degraded = "degraded",
     }
+}
+
+wire_enum! {
+    /// What the storage behind a repository did when a write failed.
+    pub enum StorageFailureCause {
+        /// Full or over its quota: it refuses new objects (507, QuotaExceeded, ENOSPC).
+        Full = "full",
+        /// It refuses this server's writes or credentials (403, 401).
+        Refused = "refused",
+        /// The endpoint or directory did not answer (connection refused, timeout).
+        Unreachable = "unreachable",
+        /// Any other storage error (5xx after retries, kept throttling, I/O errors).
+        Failed = "failed",
+    }
+}
+
+/// The last failure of the storage behind a repository: what a job (or a
+/// test) met when writing there, kept until a write there succeeds again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StorageFailure {
+    pub at: DateTime<Utc>,
+    pub cause: StorageFailureCause,
+    /// The storage's answer in words (the failed job's error).
+    pub message: String,
+    /// The job that met it; none when a test found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
 }
 
 /// Where an S3 or Azure repository lives: everything but the secret.
@@ -115,6 +148,10 @@ pub struct Repository {
     /// Why the repository is unavailable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The storage failed the last write there (status `degraded` unless
+    /// unavailable or in maintenance); gone once a write there succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_failure: Option<StorageFailure>,
     /// Set while the repository is in maintenance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<Maintenance>,

@@ -11,8 +11,8 @@ use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, QueryOrder, Set};
 use shared_types::error::ErrorBody;
 use axum::http::StatusCode;
 use shared_types::jobs::{Job, JobKind};
-use shared_types::repository_setup::RepositoryImport;
-use shared_types::repositories::{MaintenanceScheduleRequest, Repository, SetMaintenanceRequest, UndeleteReport, UndeleteRequest, MAINTENANCE_REASON_MAX};
+use shared_types::repository_setup::{RepositoryImport, RepositoryTest, TestCheck, TestCheckResult};
+use shared_types::repositories::{RepositoryKind, StorageFailureCause, MaintenanceScheduleRequest, Repository, SetMaintenanceRequest, UndeleteReport, UndeleteRequest, MAINTENANCE_REASON_MAX};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,7 +23,7 @@ use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
 use crate::catalog::repository_import::ImportError;
 use crate::catalog::undelete::{self as undelete_logic, UndeleteError};
-use crate::catalog::{backup_locations, convert, repositories as repo_logic, upkeep};
+use crate::catalog::{backup_locations, convert, repositories as repo_logic, repository_health, upkeep};
 use crate::runner::maintenance_job;
 use crate::db::entities::repositories;
 use crate::state::AppState;
@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_repositories, setup::create_repository))
         .routes(routes!(setup::test_repository))
+        .routes(routes!(test_saved))
         .routes(routes!(get_repository, setup::update_repository, setup::delete_repository))
         .routes(routes!(setup::set_default))
         .routes(routes!(set_maintenance))
@@ -116,6 +117,59 @@ async fn refresh_stats_after_undelete(state: &AppState, row: &repositories::Mode
         tracing::warn!(error = %e, "refreshing the repository's statistics after an undelete");
     }
 }
+
+/// Tests a saved repository (operators): it opens (reachable, credentials,
+/// its config and key) and a probe object is written, read back and
+/// deleted there. After a backup failed at the storage (full, over quota,
+/// refusing writes), a passing test clears the repository's
+/// `storage_failure` (status back to online); a failing one records it.
+#[utoipa::path(post, path = "/repositories/{id}/test", tag = "repositories", params(("id" = String, Path, description = "Repository id")),
+    responses((status = 200, body = RepositoryTest), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn test_saved(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let row = find(&state, &id).await?;
+    let (data_dir, probe) = (state.data_dir.clone(), row.clone());
+    let tested = tokio::time::timeout(SAVED_TEST_TIMEOUT, tokio::task::spawn_blocking(move || crate::catalog::repository_setup::test_saved(&data_dir, &probe))).await;
+    let test = match tested {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return Err(ApiError::Internal(anyhow::anyhow!("testing repository {}: {e}", row.id))),
+        Err(_) => RepositoryTest {
+            ok: false,
+            checks: vec![TestCheckResult {
+                check: TestCheck::Reachable,
+                ok: false,
+                message: format!("{}: the storage did not answer within {} s", row.path, SAVED_TEST_TIMEOUT.as_secs()),
+            }],
+            attaches: true,
+            immutability: shared_types::repository_setup::immutability(
+                RepositoryKind::parse(&row.kind).unwrap_or(RepositoryKind::Local),
+                u32::try_from(row.immutable_days).unwrap_or(0),
+            ),
+        },
+    };
+    match test.checks.iter().find(|c| !c.ok) {
+        None => {
+            repository_health::clear(&state.db, &row.id).await?;
+        }
+        Some(failed) => {
+            let cause = match failed.check {
+                TestCheck::Credentials => StorageFailureCause::Refused,
+                TestCheck::Reachable => StorageFailureCause::Unreachable,
+                _ if failed.message.contains("full or over its quota") => StorageFailureCause::Full,
+                _ if failed.message.contains("refused") || failed.message.contains("access denied") => StorageFailureCause::Refused,
+                _ => StorageFailureCause::Failed,
+            };
+            let message = format!("test of repository '{}': {}", row.name, failed.message);
+            repository_health::record(&state.db, &row.id, cause, &message, None, Utc::now()).await?;
+        }
+    }
+    let target = format!("{}: {}", row.name, if test.ok { "passed" } else { "failed" });
+    Ok(noted(ApiJson(test), AuditNote::new("repository.test", target)))
+}
+
+/// How long testing a saved repository waits for its storage: a storage
+/// refusing the probe with a 5xx (full, failing) is retried by the client
+/// for up to about a minute before it gives up.
+const SAVED_TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Queues a repository job of `kind` (202 with the job; 409 while one of
 /// the same kind is queued or running on that repository).

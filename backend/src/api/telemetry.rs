@@ -179,6 +179,7 @@ async fn storage(state: &AppState) -> Result<StorageTotals, ApiError> {
         match r.status {
             RepositoryStatus::Unavailable => t.unavailable += 1,
             RepositoryStatus::Maintenance => t.in_maintenance += 1,
+            RepositoryStatus::Degraded => t.degraded += 1,
             RepositoryStatus::Online => {}
         }
         if let Some(s) = r.stats {

@@ -26,6 +26,7 @@ pub mod policies;
 pub mod replication;
 pub mod reports;
 pub mod repositories;
+pub mod repository_health;
 pub mod repository_import;
 pub mod repository_keys;
 pub mod repository_setup;

@@ -223,8 +223,11 @@ pub async fn describe(data_dir: &Path, row: repositories::Model, backup_count: u
     };
     let (capacity, stats, key_fingerprint) = measured;
     let maintenance = maintenance(&row);
+    let storage_failure = super::repository_health::of(&row);
     let (status, error, stats) = match stats {
         Ok(s) if maintenance.is_some() => (RepositoryStatus::Maintenance, None, Some(s)),
+        // It opens, but the last write there failed at the storage.
+        Ok(s) if storage_failure.is_some() => (RepositoryStatus::Degraded, None, Some(s)),
         Ok(s) => (RepositoryStatus::Online, None, Some(s)),
         Err(e) => (RepositoryStatus::Unavailable, Some(e), None),
     };
@@ -242,6 +245,7 @@ pub async fn describe(data_dir: &Path, row: repositories::Model, backup_count: u
         path: row.path,
         status,
         error,
+        storage_failure,
         maintenance,
         backup_count,
         capacity,

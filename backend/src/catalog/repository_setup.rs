@@ -484,6 +484,39 @@ fn probe_object(repo: &dyn Backend, place: &str, checks: &mut Vec<TestCheckResul
     }
 }
 
+/// The checks of a saved repository (blocking, over the network for an
+/// object store): it opens (reachable, credentials, its config and key),
+/// then a probe is written, read back and deleted where its objects go.
+/// What `POST /repositories/{id}/test` runs after a storage failure.
+pub fn test_saved(data_dir: &Path, row: &repositories::Model) -> RepositoryTest {
+    let kind = RepositoryKind::parse(&row.kind).unwrap_or(RepositoryKind::Local);
+    let immutability = shared_types::repository_setup::immutability(kind, u32::try_from(row.immutable_days).unwrap_or(0));
+    let mut checks = Vec::new();
+    let place = if kind == RepositoryKind::Local { format!("'{}'", row.path) } else { row.path.clone() };
+    if let Err(e) = super::repositories::open_datastore(data_dir, row) {
+        let e = e.to_string();
+        let what = if kind == RepositoryKind::Local { TestCheck::Location } else { classify(&e) };
+        let message = match what {
+            TestCheck::Location if kind == RepositoryKind::Local => format!("{place} cannot be opened as this repository ({e})"),
+            _ => object_failure(what, &place, &e),
+        };
+        checks.push(check(what, false, message));
+        return outcome(checks, None, immutability);
+    }
+    checks.push(check(TestCheck::Reachable, true, format!("{place} answers")));
+    checks.push(check(TestCheck::Location, true, format!("{place} holds this repository")));
+    if kind == RepositoryKind::Local {
+        probe_local(Path::new(&row.path), &mut checks);
+    } else {
+        let opened = super::repositories::row_spec(data_dir, row).map_err(|e| e.to_string()).and_then(|spec| open_backend(&spec).map_err(|e| format!("{e:#}")));
+        match opened {
+            Ok(repo) => probe_object(repo.as_ref(), &place, &mut checks),
+            Err(e) => checks.push(check(TestCheck::Reachable, false, format!("{place}: {e}"))),
+        }
+    }
+    outcome(checks, Some(&Found::Repository { encrypted: row.encrypted, key_check: None }), immutability)
+}
+
 /// Creates (or attaches) the repository at `spec` for the catalog row `id`
 /// (blocking). Returns whether it is encrypted and the id whose key file
 /// it uses (a re-attached encrypted repository keeps its former id's key).
@@ -580,6 +613,10 @@ mod tests {
             object_lock_mode: None,
             encrypted: false,
             is_default: false,
+            storage_failure_at: None,
+            storage_failure_cause: None,
+            storage_failure: None,
+            storage_failure_job: None,
         }
     }
 

@@ -13,7 +13,7 @@ use shared_types::platform::PlatformKind;
 use shared_types::repositories::RepositoryKind;
 
 use super::{retention, telemetry, Runner};
-use crate::catalog::storage_locks;
+use crate::catalog::{repository_health, storage_locks};
 use crate::catalog::backups::{record, NewBackup};
 use crate::catalog::{flows as flow_rules, from_wire, inventory, to_i64};
 use crate::db::entities::{backups, flows, jobs, platforms, repositories, vm_contexts};
@@ -178,11 +178,21 @@ async fn execute(
             r
         }
         Ok(Err(JobError::Engine(EngineError::Cancelled))) => return Err("stopped by an operator; no restore point was written".into()),
-        // An object store's error names it by its location: say which catalog repository that is.
-        Ok(Err(e)) if plan.repository.kind != RepositoryKind::Local.as_str() => {
-            return Err(format!("backup to {} repository '{}' failed: {e}", plan.repository.kind, plan.repository.name))
+        Ok(Err(e)) => {
+            // An object store's error names it by its location: say which catalog repository that is.
+            let message = if plan.repository.kind != RepositoryKind::Local.as_str() {
+                format!("backup to {} repository '{}' failed: {e}", plan.repository.kind, plan.repository.name)
+            } else {
+                e.to_string()
+            };
+            // The storage failed it (full, refusing writes...): the repository shows it until a write there succeeds.
+            if let Some(cause) = repository_health::job_cause(&e) {
+                if let Err(db) = repository_health::record(runner.db(), &plan.repository.id, cause, &message, Some(&job.id), Utc::now()).await {
+                    tracing::warn!(error = %db, repository = %plan.repository.name, "recording the repository's storage failure");
+                }
+            }
+            return Err(message);
         }
-        Ok(Err(e)) => return Err(e.to_string()),
         Err(e) => return Err(format!("the backup thread failed: {e}")),
     };
     for d in &report.disks {
@@ -211,6 +221,12 @@ async fn execute(
     )
     .await
     .map_err(|e| format!("the snapshot was committed but the catalog could not record it: {e}"))?;
+    // A write there succeeded: an earlier storage failure is over.
+    match repository_health::clear(db, &plan.repository.id).await {
+        Ok(true) => telemetry::log(runner, &job.id, LogLevel::Info, format!("repository '{}' took this backup: its last storage failure is cleared", plan.repository.name)).await,
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, repository = %plan.repository.name, "clearing the repository's storage failure"),
+    }
     // Locked by the storage: the date the storage itself reports on the
     // manifest (GetObjectRetention) is what the restore point shows.
     if object_lock.is_some() {

@@ -242,6 +242,10 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, op
     backup_locations::end_copy(db, &backup.id, &target.id, Ok(done))
         .await
         .map_err(|e| format!("the copy was written and verified but the catalog could not record it: {e}"))?;
+    // A write there succeeded: an earlier storage failure at the target is over.
+    if let Err(e) = crate::catalog::repository_health::clear(db, &target.id).await {
+        tracing::warn!(error = %e, repository = %target.name, "clearing the repository's storage failure");
+    }
     // Locked by the storage at the target: the date the storage itself
     // reports on the copy's manifest (GetObjectRetention) is what the
     // location shows (also for a copy found there already, locked or not).

@@ -242,6 +242,7 @@ fn StoragePanel(o: Signal<Option<Overview>>) -> impl IntoView {
                         {format!("{} repositor{}", s.repositories, if s.repositories == 1 { "y" } else { "ies" })}
                         {(s.in_maintenance > 0).then(|| format!(", {} in maintenance", s.in_maintenance))}
                         {(s.unavailable > 0).then(|| format!(", {} unavailable", s.unavailable))}
+                        {(s.degraded > 0).then(|| format!(", {} degraded (the storage failed a write)", s.degraded))}
                         " · " <A href="/repositories">"Repositories"</A>
                     </p>
                 }.into_any()

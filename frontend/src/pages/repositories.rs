@@ -11,7 +11,7 @@
 use leptos::prelude::*;
 use shared_types::auth::Role;
 use shared_types::jobs::{Job, JobKind};
-use shared_types::repositories::{MaintenanceScheduleRequest, Repository, RepositoryKind, RepositoryStatus, SetMaintenanceRequest, Upkeep, VerifyOutcome};
+use shared_types::repositories::{MaintenanceScheduleRequest, Repository, RepositoryKind, RepositoryStatus, SetMaintenanceRequest, StorageFailure, StorageFailureCause, Upkeep, VerifyOutcome};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
@@ -86,6 +86,54 @@ fn status_class(s: RepositoryStatus) -> &'static str {
         RepositoryStatus::Online => "operational",
         RepositoryStatus::Maintenance => "caution",
         RepositoryStatus::Unavailable => "warning",
+        RepositoryStatus::Degraded => "warning",
+    }
+}
+
+/// The cause of a storage failure in words.
+fn cause_text(c: StorageFailureCause) -> &'static str {
+    match c {
+        StorageFailureCause::Full => "the storage is full or over its quota",
+        StorageFailureCause::Refused => "the storage refuses writes or the credentials",
+        StorageFailureCause::Unreachable => "the storage did not answer",
+        StorageFailureCause::Failed => "the storage failed the write",
+    }
+}
+
+/// The storage's last failed write (status degraded) and "Test now": a
+/// passing test clears it, like the next successful backup here.
+#[component]
+fn StorageFailureNotice(repo_id: String, failure: StorageFailure, version: RwSignal<u32>, message: RwSignal<Option<(bool, String)>>) -> impl IntoView {
+    let session = use_session();
+    let operator = move || session.can(Role::Operator);
+    let title = move || if operator() { "Write, read and delete a probe object there now".to_string() } else { needs(Role::Operator, session.user.get().as_ref()) };
+    let act = Act::new();
+    let id = StoredValue::new(repo_id);
+    let test = move |_| {
+        act.run(api::test_saved_repository(id.get_value()), move |t| {
+            let text = if t.ok {
+                "The test passed: the repository takes writes again.".to_string()
+            } else {
+                let failed: Vec<String> = t.checks.iter().filter(|c| !c.ok).map(|c| c.message.clone()).collect();
+                format!("The test failed: {}", failed.join("; "))
+            };
+            message.set(Some((t.ok, text)));
+            version.update(|v| *v += 1);
+        });
+    };
+    let job = failure.job_id.clone().map(|j| format!(" (job {j})")).unwrap_or_default();
+    view! {
+        <div class="notice warning repo-storage-failure" data-testid="repo-storage-failure" data-cause=failure.cause.as_str()>
+            <p><strong>{format!("Last write failed {}{job}: {}.", when(failure.at), cause_text(failure.cause))}</strong></p>
+            <p class="small wrap-anywhere" data-testid="repo-storage-failure-message">{failure.message.clone()}</p>
+            <p class="small">"The next successful backup or copy here, or a passing test, clears this."</p>
+            <div class="action-row">
+                <button class="button small" data-testid="repo-test" title=title disabled=move || !operator() || act.busy.get() on:click=test>
+                    {move || if act.busy.get() { "Testing…" } else { "Test now" }}
+                </button>
+            </div>
+            <ActError act=act testid="repo-test-error" />
+        </div>
     }
 }
 
@@ -145,6 +193,7 @@ fn RepositoryCard(r: Repository, version: RwSignal<u32>, message: RwSignal<Optio
             </dl>
             <Meter label="SPACE USED" percent=Signal::derive(move || used) caption=Signal::derive(move || caption.clone()) testid="repo-space" />
             {r.error.clone().map(|e| view! { <p class="notice warning">{e}</p> })}
+            {r.storage_failure.clone().map(|f| view! { <StorageFailureNotice repo_id=r.id.clone() failure=f version=version message=message /> })}
             {match r.maintenance.clone() {
                 Some(m) => view! {
                     <p class="notice caution" data-testid="repo-maintenance">

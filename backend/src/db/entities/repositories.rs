@@ -55,6 +55,12 @@ pub struct Model {
     pub encrypted: bool,
     /// New flows go here unless they name another repository.
     pub is_default: bool,
+    /// The storage's last failed write here (see `catalog::repository_health`):
+    /// when, a `StorageFailureCause` word, the answer in words, the job.
+    pub storage_failure_at: Option<ChronoDateTimeUtc>,
+    pub storage_failure_cause: Option<String>,
+    pub storage_failure: Option<String>,
+    pub storage_failure_job: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
