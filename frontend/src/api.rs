@@ -406,6 +406,12 @@ pub async fn delete_backup(id: String) -> Result<(), ApiError> {
     unit(Request::delete(&format!("/api/v1/backup/{}", enc(&id))).build().map_err(transport)?).await
 }
 
+/// Reads the restore point in each repository it is in; the restore point
+/// with its locations as found now (present or missing).
+pub async fn check_locations(id: String) -> Result<shared_types::backups::Backup, ApiError> {
+    post_empty(&format!("/api/v1/restore-points/{}/locations/check", enc(&id))).await
+}
+
 /// Copies a restore point to another repository (a copy job).
 pub async fn copy_restore_point(id: String, req: shared_types::backups::CopyRestorePointRequest) -> Result<Job, ApiError> {
     json_with(Request::post(&format!("/api/v1/restore-points/{}/copy", enc(&id))), &req).await

@@ -9,7 +9,7 @@ use axum::response::Response;
 use chrono::{DateTime, Datelike, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
-use shared_types::backups::{Backup, BackupChain, BackupPage, BackupStatus, ChainLink, CopyRestorePointRequest, PointChain};
+use shared_types::backups::{LocationState, Backup, BackupChain, BackupPage, BackupStatus, ChainLink, CopyRestorePointRequest, PointChain};
 use shared_types::flow::IMMUTABLE_DAYS_MAX;
 use shared_types::jobs::Job;
 use shared_types::error::ErrorBody;
@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(point_chain))
         .routes(routes!(get_backup, delete_backup))
         .routes(routes!(copy_restore_point))
+        .routes(routes!(check_locations))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<backups::Model, ApiError> {
@@ -290,6 +291,30 @@ async fn copy_restore_point(
     Ok(noted((StatusCode::ACCEPTED, ApiJson(job)), note))
 }
 
+/// Reads the restore point's manifest in each repository it is in (present
+/// or missing there, not copies being made or failed) and records what was
+/// met: a location that cannot be read now is marked missing with the
+/// reason, one that reads again present. 200 with the restore point as it
+/// now is; what the restore wizard asks when it opens, so "Read from"
+/// shows where the restore point can really be read.
+#[utoipa::path(post, path = "/restore-points/{id}/locations/check", tag = "backups", params(("id" = String, Path, description = "Restore point id")),
+    responses((status = 200, body = Backup), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn check_locations(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<Backup>, ApiError> {
+    check_id("id", &id)?;
+    let row = find(&state, &id).await?;
+    for loc in backup_locations::of(&state.db, &row).await? {
+        if loc.state != LocationState::Present.as_str() && loc.state != LocationState::Missing.as_str() {
+            continue;
+        }
+        if let Some(repo) = repositories::Entity::find_by_id(loc.repository_id.clone()).one(&state.db).await? {
+            // The outcome is recorded on the location; the answer shows it.
+            let _ = backup_locations::probe(&state.db, &state.data_dir, &row, &loc, &repo).await?;
+        }
+    }
+    let row = find(&state, &id).await?;
+    convert::backups(&state.db, vec![row]).await?.pop().map(ApiJson).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("backup row vanished")))
+}
+
 /// The location a restore reads `backup` from (`wanted`: a repository id
 /// the request names), as the restore point there and its repository.
 pub(super) async fn locate(state: &AppState, backup: &backups::Model, wanted: Option<&str>) -> Result<(backups::Model, repositories::Model), ApiError> {
@@ -299,6 +324,7 @@ pub(super) async fn locate(state: &AppState, backup: &backups::Model, wanted: Op
     backup_locations::choose(&state.db, &state.data_dir, backup, wanted).await.map_err(|e| match e {
         ChooseError::NotThere(m) => ApiError::invalid_value("repository_id", m),
         ChooseError::Unavailable(m) => ApiError::unprocessable("restore_point_unavailable", m),
+        ChooseError::Unreadable(m) => ApiError::unprocessable("restore_point_unreadable", m),
         ChooseError::Db(e) => e.into(),
     })
 }

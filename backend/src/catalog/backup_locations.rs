@@ -413,7 +413,23 @@ pub async fn choose(
             .one(db)
             .await?
             .ok_or_else(|| ChooseError::NotThere(format!("repository '{id}' is no longer in the catalog")))?;
-        return Ok((located(backup, loc), repo));
+        // Read there now (its manifest), not as the catalog last saw it.
+        let point = located(backup, loc);
+        if let Err(e) = probe(db, data_dir, backup, loc, &repo).await? {
+            let mut elsewhere = Vec::new();
+            for other in rows.iter().filter(|r| r.repository_id != id && r.state == LocationState::Present.as_str()) {
+                if let Some(r) = repositories::Entity::find_by_id(other.repository_id.clone()).one(db).await? {
+                    elsewhere.push(format!("'{}'", r.name));
+                }
+            }
+            let hint = if elsewhere.is_empty() {
+                "verify the repository".to_string()
+            } else {
+                format!("it is also in {}: read it from there (Read from), or let the server choose", elsewhere.join(", "))
+            };
+            return Err(ChooseError::Unreadable(format!("restore point '{}' cannot be read from '{}': {e}; {hint}", backup.id, repo.name)));
+        }
+        return Ok((point, repo));
     }
     let mut why = Vec::new();
     for loc in rows.iter().filter(|r| r.state == LocationState::Present.as_str() || r.state == LocationState::Missing.as_str()) {
@@ -421,32 +437,48 @@ pub async fn choose(
             why.push(format!("repository '{}' is no longer in the catalog", loc.repository_id));
             continue;
         };
-        let point = located(backup, loc);
-        let (dir, row, name, id) = (data_dir.to_path_buf(), repo.clone(), point.snapshot_name.clone(), point.snapshot_id.clone());
-        let readable = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let ds = super::repositories::open_datastore(&dir, &row).map_err(|e| e.to_string())?;
-            ds.load_manifest(&name, &id).map(|_| ()).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
-        match readable {
-            Ok(()) => {
-                if loc.state != LocationState::Present.as_str() {
-                    set_state(db, &backup.id, &loc.repository_id, LocationState::Present, None).await?;
-                }
-                return Ok((point, repo));
-            }
-            Err(e) => {
-                tracing::warn!(restore_point = %backup.id, repository = %repo.name, error = %e, "restore point unreadable at this location; trying the next");
-                // Only rows that exist are marked (not the implicit primary).
-                set_state(db, &backup.id, &loc.repository_id, LocationState::Missing, Some(e.clone())).await?;
-                why.push(format!("'{}': {e}", repo.name));
-            }
+        match probe(db, data_dir, backup, loc, &repo).await? {
+            Ok(()) => return Ok((located(backup, loc), repo)),
+            Err(e) => why.push(format!("'{}': {e}", repo.name)),
         }
     }
     Err(ChooseError::Unavailable(format!("restore point '{}' cannot be read from any of its repositories: {}", backup.id, why.join("; "))))
 }
+
+/// Reads the restore point's manifest at `loc` (in `repo`) and records
+/// what was met: present when it reads, missing with the reason when not
+/// (only rows that exist are marked, not an implicit primary). The outer
+/// error is the catalog's; the inner one says why it cannot be read.
+pub async fn probe(
+    db: &impl ConnectionTrait,
+    data_dir: &Path,
+    backup: &backups::Model,
+    loc: &backup_locations::Model,
+    repo: &repositories::Model,
+) -> Result<Result<(), String>, DbErr> {
+    let point = located(backup, loc);
+    let (dir, row, name, id) = (data_dir.to_path_buf(), repo.clone(), point.snapshot_name.clone(), point.snapshot_id.clone());
+    let readable = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let ds = super::repositories::open_datastore(&dir, &row).map_err(|e| e.to_string())?;
+        ds.load_manifest(&name, &id).map(|_| ()).map_err(|e| e.to_string())
+    });
+    let readable = match tokio::time::timeout(PROBE_TIMEOUT, readable).await {
+        Ok(r) => r.map_err(|e| e.to_string()).and_then(|r| r),
+        Err(_) => Err(format!("the storage did not answer within {} s", PROBE_TIMEOUT.as_secs())),
+    };
+    match &readable {
+        Ok(()) if loc.state != LocationState::Present.as_str() => set_state(db, &backup.id, &loc.repository_id, LocationState::Present, None).await?,
+        Ok(()) => {}
+        Err(e) => {
+            tracing::warn!(restore_point = %backup.id, repository = %repo.name, error = %e, "restore point unreadable at this location");
+            set_state(db, &backup.id, &loc.repository_id, LocationState::Missing, Some(e.clone())).await?;
+        }
+    }
+    Ok(readable)
+}
+
+/// How long reading one location's manifest may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChooseError {
@@ -456,6 +488,9 @@ pub enum ChooseError {
     /// No location can be read.
     #[error("{0}")]
     Unavailable(String),
+    /// The named location cannot be read now (the message says where else it is).
+    #[error("{0}")]
+    Unreadable(String),
     #[error("catalog: {0}")]
     Db(#[from] DbErr),
 }

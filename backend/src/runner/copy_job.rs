@@ -290,24 +290,9 @@ async fn choose_source(runner: &Runner, backup: &backups::Model, target_id: &str
     let rows = backup_locations::of(db, backup).await.map_err(|e| e.to_string())?;
     let mut why = Vec::new();
     for loc in rows.iter().filter(|l| l.repository_id != target_id && l.state != LocationState::Copying.as_str() && l.state != LocationState::Failed.as_str()) {
+        // Reads its manifest there (and marks the location missing when it cannot).
         match backup_locations::choose(db, &data_dir, backup, Some(&loc.repository_id)).await {
-            Ok((point, repo)) => {
-                let (dir, row, name, id) = (data_dir.clone(), repo.clone(), point.snapshot_name.clone(), point.snapshot_id.clone());
-                let readable = tokio::task::spawn_blocking(move || {
-                    let ds = repositories_logic::open_datastore(&dir, &row).map_err(|e| e.to_string())?;
-                    ds.load_manifest(&name, &id).map(|_| ()).map_err(|e| e.to_string())
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r);
-                match readable {
-                    Ok(()) => return Ok((point, repo)),
-                    Err(e) => {
-                        let _ = backup_locations::set_state(db, &backup.id, &loc.repository_id, LocationState::Missing, Some(e.clone())).await;
-                        why.push(format!("'{}': {e}", repo.name));
-                    }
-                }
-            }
+            Ok((point, repo)) => return Ok((point, repo)),
             Err(e) => why.push(e.to_string()),
         }
     }

@@ -54,6 +54,10 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
         async move { api::vm_contexts().await.map(|p| p.items.into_iter().find(|v| v.id == id).map(|v| v.platform_kind)) }
     });
     let point = RwSignal::new(start.id.clone());
+    // Where the chosen point can be read now: the server reads its manifest
+    // in each repository it is in (a deleted primary shows missing at once,
+    // not only after a check or a restore met it).
+    let checked = LocalResource::new(move || api::check_locations(point.get()));
     // The repository to read the restore point from ("": the primary when
     // it can be read, else a copy: the server decides).
     let source = RwSignal::new(String::new());
@@ -174,10 +178,14 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
                 // 3-2-1: where to read it from, when it is in more than one repository.
                 {move || {
                     let chosen = point.get();
-                    let here = points.get().and_then(|r| r.ok()).and_then(|p| p.items.into_iter().find(|b| b.id == chosen)).map(|b| b.locations).unwrap_or_default();
+                    let fresh = checked.get().and_then(|r| r.ok()).filter(|b| b.id == chosen).map(|b| b.locations);
+                    let here = fresh.clone()
+                        .or_else(|| points.get().and_then(|r| r.ok()).and_then(|p| p.items.into_iter().find(|b| b.id == chosen)).map(|b| b.locations))
+                        .unwrap_or_default();
+                    let read = fresh.is_some();
                     (here.len() > 1).then(|| view! {
                         <label>"Read from"
-                            <select data-testid="wizard-source" prop:value=move || source.get() on:change=move |ev| source.set(event_target_value(&ev))>
+                            <select data-testid="wizard-source" data-checked=read.to_string() prop:value=move || source.get() on:change=move |ev| source.set(event_target_value(&ev))>
                                 <option value="">"Automatic: the primary, or a copy when it cannot be read"</option>
                                 {here.into_iter().filter(|l| matches!(l.state, LocationState::Present | LocationState::Missing)).map(|l| {
                                     let role = if l.role == LocationRole::Copy { "copy" } else { "primary" };
