@@ -406,6 +406,12 @@ pub async fn delete_backup(id: String) -> Result<(), ApiError> {
     unit(Request::delete(&format!("/api/v1/backup/{}", enc(&id))).build().map_err(transport)?).await
 }
 
+/// Removes one location of a restore point (its copy, or its primary once a
+/// copy holds it); the restore point as it now is.
+pub async fn delete_location(id: String, repository_id: String) -> Result<shared_types::backups::Backup, ApiError> {
+    json(Request::delete(&format!("/api/v1/restore-points/{}/locations/{}", enc(&id), enc(&repository_id)))).await
+}
+
 /// Reads the restore point in each repository it is in; the restore point
 /// with its locations as found now (present or missing).
 pub async fn check_locations(id: String) -> Result<shared_types::backups::Backup, ApiError> {

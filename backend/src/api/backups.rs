@@ -9,7 +9,7 @@ use axum::response::Response;
 use chrono::{DateTime, Datelike, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
-use shared_types::backups::{LocationState, Backup, BackupChain, BackupPage, BackupStatus, ChainLink, CopyRestorePointRequest, PointChain};
+use shared_types::backups::{LocationRole, LocationState, Backup, BackupChain, BackupPage, BackupStatus, ChainLink, CopyRestorePointRequest, PointChain};
 use shared_types::flow::IMMUTABLE_DAYS_MAX;
 use shared_types::jobs::Job;
 use shared_types::error::ErrorBody;
@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(point_chain))
         .routes(routes!(get_backup, delete_backup))
         .routes(routes!(copy_restore_point))
+        .routes(routes!(delete_location))
         .routes(routes!(check_locations))
 }
 
@@ -291,6 +292,113 @@ async fn copy_restore_point(
     Ok(noted((StatusCode::ACCEPTED, ApiJson(job)), note))
 }
 
+/// Removes one location of a restore point (3-2-1): its snapshot leaves
+/// that repository (the engine forgets the manifest there; its chunks go
+/// at that repository's next garbage collection) and the catalog forgets
+/// the location; the restore point stays in its other repositories (200
+/// with it as it now is). Refused (409, with the reason) while that copy is
+/// inside its immutability there (Sendense's date or the storage's Object
+/// Lock), while it is the restore point's last readable location (delete
+/// the restore point instead: `DELETE /api/v1/backup/{id}`), while a copy
+/// to it is being made, while a job reads it there, or while an instant
+/// recovery runs from it. A primary location may go too once a copy holds
+/// the restore point. 503 when the repository cannot be written.
+#[utoipa::path(delete, path = "/restore-points/{id}/locations/{repository_id}", tag = "backups",
+    params(("id" = String, Path, description = "Restore point id"), ("repository_id" = String, Path, description = "The repository to remove it from")),
+    responses((status = 200, body = Backup), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn delete_location(State(state): State<AppState>, Path((id, repository_id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    check_id("id", &id)?;
+    check_id("repository_id", &repository_id)?;
+    let row = find(&state, &id).await?;
+    let locations = backup_locations::of(&state.db, &row).await?;
+    let repo = repositories::Entity::find_by_id(repository_id.clone()).one(&state.db).await?;
+    let repo_name = repo.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| repository_id.clone());
+    let Some(loc) = locations.iter().find(|l| l.repository_id == repository_id) else {
+        let names = location_names(&state, &locations).await?;
+        return Err(ApiError::not_found(
+            "location_not_found",
+            format!("Restore point '{}' is not in repository '{repo_name}' (it is in: {}).", row.id, names.join(", ")),
+        ));
+    };
+    let here = format!("{}/{}", loc.snapshot_name, loc.snapshot_id);
+    let what = if loc.role == LocationRole::Primary.as_str() { "primary location" } else { "copy" };
+    // Another location that holds it now (a missing one may be gone for good).
+    let readable = |l: &&crate::db::entities::backup_locations::Model| l.repository_id != repository_id && l.state == LocationState::Present.as_str();
+    if loc.state == LocationState::Copying.as_str() {
+        return Err(ApiError::conflict(
+            "location_busy",
+            format!("The copy of restore point {here} to '{repo_name}' is being made (job {}): stop that job or wait for it to end first.", loc.job_id.as_deref().unwrap_or("?")),
+        ));
+    }
+    let counts = loc.state != LocationState::Failed.as_str();
+    if locations.len() == 1 || (counts && !locations.iter().any(|l| readable(&l))) {
+        let others: Vec<String> = locations.iter().filter(|l| l.repository_id != repository_id).map(|l| format!("'{}' ({})", l.repository_id, l.state)).collect();
+        return Err(ApiError::conflict(
+            "last_location",
+            format!(
+                "'{repo_name}' holds the last readable location of restore point {here}{}: removing it would lose the restore point. Delete the restore point instead (DELETE /api/v1/backup/{}).",
+                if others.is_empty() { String::new() } else { format!(" (the others are not readable: {})", others.join(", ")) },
+                row.id
+            ),
+        ));
+    }
+    // Inside immutability there: Sendense's date, and the storage's lock it last read.
+    let now = Utc::now();
+    let storage_lock = crate::db::entities::backup_storage_locks::Entity::find_by_id((row.id.clone(), repository_id.clone())).one(&state.db).await?;
+    if let Some(s) = storage_lock.as_ref().filter(|s| s.locked_until > now) {
+        return Err(ApiError::conflict(
+            "location_immutable",
+            format!(
+                "The {what} of restore point {here} in '{repo_name}' is locked by the storage (S3 Object Lock, {} mode) until {}: the storage refuses to delete it before then.",
+                s.mode,
+                s.locked_until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ));
+    }
+    if let Some(until) = loc.immutable_until.filter(|u| *u > now) {
+        return Err(ApiError::conflict(
+            "location_immutable",
+            format!("The {what} of restore point {here} in '{repo_name}' is immutable until {}: it can be removed after that.", until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ));
+    }
+    let busy = crate::db::entities::jobs::Entity::find()
+        .filter(crate::db::entities::jobs::Column::BackupId.eq(row.id.clone()))
+        .filter(crate::db::entities::jobs::Column::RepositoryId.eq(repository_id.clone()))
+        .filter(crate::db::entities::jobs::Column::Status.is_in(shared_types::jobs::JobStatus::ACTIVE.map(|s| s.as_str())))
+        .one(&state.db)
+        .await?;
+    if let Some(j) = busy {
+        return Err(ApiError::conflict("location_busy", format!("Job {} ({}, {}) uses restore point {here} in '{repo_name}': wait for it to end first.", j.id, j.kind, j.status)));
+    }
+    let target = format!("{here} from '{repo_name}' ({what})");
+    if let (Some(repo), true) = (repo.as_ref(), counts) {
+        match forget_at(&state, repo, &loc.snapshot_name, &loc.snapshot_id).await? {
+            Ok(()) => {}
+            Err(EngineError::SnapshotNotFound(_)) => {
+                tracing::warn!(snapshot = %here, repository = %repo.name, "snapshot already gone from the repository; removing the location");
+            }
+            Err(EngineError::Immutable { until, .. }) => {
+                return Err(ApiError::conflict("location_immutable", format!("The {what} of restore point {here} in '{}' is immutable until {until}: it can be removed after that.", repo.name)))
+            }
+            Err(e @ EngineError::Pinned { .. }) => {
+                return Err(ApiError::conflict("backup_pinned", format!("The {what} of restore point {here} cannot be removed from '{}': {e}.", repo.name)))
+            }
+            Err(e @ (EngineError::NotARepository { .. } | EngineError::File { .. } | EngineError::Object { .. } | EngineError::KeyFileMissing { .. })) => {
+                return Err(ApiError::unavailable("repository_unavailable", format!("The repository '{}' cannot be written: {e}. Fix it, then remove the {what} again.", repo.name)))
+            }
+            Err(e) => return Err(ApiError::Internal(anyhow::Error::new(e).context(format!("forgetting snapshot {here} in '{}'", repo.name)))),
+        }
+    }
+    if backup_locations::remove(&state.db, &row, &repository_id).await? {
+        // Only a failed copy's row was left: nothing else held it.
+        return Err(ApiError::Internal(anyhow::anyhow!("restore point {} lost its last location while removing '{repository_id}'", row.id)));
+    }
+    let row = find(&state, &id).await?;
+    let out = convert::backups(&state.db, vec![row]).await?.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("backup row vanished")))?;
+    Ok(noted(ApiJson(out), AuditNote::new("backup.location.delete", target)))
+}
+
 /// Reads the restore point's manifest in each repository it is in (present
 /// or missing there, not copies being made or failed) and records what was
 /// met: a location that cannot be read now is marked missing with the
@@ -313,6 +421,16 @@ async fn check_locations(State(state): State<AppState>, Path(id): Path<String>) 
     }
     let row = find(&state, &id).await?;
     convert::backups(&state.db, vec![row]).await?.pop().map(ApiJson).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("backup row vanished")))
+}
+
+/// The repositories of `locations` by name (id when it left the catalog).
+async fn location_names(state: &AppState, locations: &[crate::db::entities::backup_locations::Model]) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    for l in locations {
+        let name = repositories::Entity::find_by_id(l.repository_id.clone()).one(&state.db).await?.map(|r| r.name).unwrap_or_else(|| l.repository_id.clone());
+        out.push(format!("'{name}' ({}, {})", l.role, l.state));
+    }
+    Ok(out)
 }
 
 /// The location a restore reads `backup` from (`wanted`: a repository id

@@ -3,7 +3,9 @@
 //! missing), with the repository, role, copy time and immutability in the
 //! badge's title (a copy the storage locks: its Object Lock date also in the
 //! badge); and, for operators, "Copy…": the restore point copied
-//! to another repository now (a copy job; only the chunks it lacks are sent).
+//! to another repository now (a copy job; only the chunks it lacks are sent),
+//! and "×" on a badge: the restore point removed from that repository alone
+//! after a confirmation (refused while immutable there or the last location).
 
 use leptos::prelude::*;
 use shared_types::auth::Role;
@@ -11,6 +13,7 @@ use shared_types::backups::{Backup, CopyRestorePointRequest, LocationRole, Locat
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::components::modal::Modal;
 use crate::components::restore_points::{lock_ahead, lock_title, use_restore_hub};
 use crate::format::when;
 use crate::session::use_session;
@@ -65,6 +68,9 @@ pub fn PointLocations(b: Backup) -> impl IntoView {
         return view! { <span data-testid="point-locations">{b.repository.name.clone()}</span> }.into_any();
     }
     let have: Vec<String> = b.locations.iter().filter(|l| l.state != LocationState::Failed).map(|l| l.repository_id.clone()).collect();
+    let several = b.locations.len() > 1;
+    let removing = RwSignal::new(None::<(RestorePointLocation, Vec<String>)>);
+    let readable = |l: &RestorePointLocation| l.state == LocationState::Present;
     view! {
         <span class="point-locations" data-testid="point-locations" data-count=b.locations.len().to_string()>
             {b.locations.iter().map(|l| {
@@ -78,10 +84,18 @@ pub fn PointLocations(b: Backup) -> impl IntoView {
                         {format!("{role}{}", l.repository_name)}
                         {lock_words(l).map(|w| view! { <span class="location-lock" data-testid="point-location-lock">{w}</span> })}
                     </span>
+                    {several.then(|| {
+                        let others: Vec<String> = b.locations.iter()
+                            .filter(|o| o.repository_id != l.repository_id && readable(o))
+                            .map(|o| o.repository_name.clone())
+                            .collect();
+                        view! { <RemoveLocation l=l.clone() others=others removing=removing /> }
+                    })}
                     " "
                 }
             }).collect_view()}
             <CopyTo backup_id=b.id.clone() have=have />
+            <RemoveDialog backup_id=b.id.clone() removing=removing />
         </span>
     }
     .into_any()
@@ -137,5 +151,90 @@ fn CopyTo(backup_id: String, have: Vec<String>) -> impl IntoView {
         {move || hub.copy_queued.get().filter(|(point, _)| *point == id.get_value())
             .map(|(_, m)| view! { <span class="muted small" data-testid="copy-queued">" "{m}</span> })}
         <ActError act=act testid="copy-error" />
+    }
+}
+
+/// Why a location cannot be removed now, if it cannot (the server says the
+/// same with a 409).
+fn removal_blocked(l: &RestorePointLocation, others: &[String]) -> Option<String> {
+    if l.state == LocationState::Copying {
+        return Some("A copy is being made there: wait for its job to end".into());
+    }
+    if let Some(lock) = lock_ahead(&l.lock) {
+        return Some(format!("{}: it cannot be removed before then", lock_title(&lock)));
+    }
+    if others.is_empty() && l.state != LocationState::Failed {
+        return Some("The last readable location of this restore point: delete the restore point instead".into());
+    }
+    None
+}
+
+/// "×" on a location's badge (operators): asks to remove the restore
+/// point from that repository alone ([`RemoveDialog`] confirms).
+#[component]
+fn RemoveLocation(l: RestorePointLocation, others: Vec<String>, removing: RwSignal<Option<(RestorePointLocation, Vec<String>)>>) -> impl IntoView {
+    let session = use_session();
+    let blocked = removal_blocked(&l, &others);
+    let what = if l.role == LocationRole::Copy { "copy" } else { "primary location" };
+    let title = blocked.clone().unwrap_or_else(|| format!("Remove this restore point's {what} from '{}'", l.repository_name));
+    let testid = format!("remove-location-{}", l.repository_id);
+    let pick = StoredValue::new((l, others));
+    view! {
+        <Show when=move || session.can(Role::Operator)>
+            <button class="location-remove" type="button" data-testid=testid.clone() aria-label=title.clone() title=title.clone()
+                disabled=blocked.is_some() on:click=move |_| removing.set(Some(pick.get_value()))>"×"</button>
+        </Show>
+    }
+}
+
+/// The confirmation of a location's removal: its manifest there is
+/// deleted, its chunks left for that repository's next GC; the restore
+/// point stays in the others.
+#[component]
+fn RemoveDialog(backup_id: String, removing: RwSignal<Option<(RestorePointLocation, Vec<String>)>>) -> impl IntoView {
+    let hub = use_restore_hub();
+    let open = RwSignal::new(false);
+    let act = Act::new();
+    let id = StoredValue::new(backup_id);
+    Effect::new(move |_| open.set(removing.with(|r| r.is_some())));
+    Effect::new(move |_| {
+        if !open.get() {
+            removing.set(None);
+        }
+    });
+    let remove = move |_| {
+        let Some((l, _)) = removing.get_untracked() else { return };
+        let name = l.repository_name.clone();
+        act.run(api::delete_location(id.get_value(), l.repository_id.clone()), move |_| {
+            open.set(false);
+            hub.copy_queued.set(Some((id.get_value(), format!("removed from '{name}'"))));
+            hub.points_version.update(|v| *v += 1);
+        });
+    };
+    view! {
+        <Modal open=open title="Remove a copy of a restore point" testid="remove-location-dialog">
+            {move || removing.get().map(|(l, others)| {
+                let what = if l.role == LocationRole::Copy { "copy" } else { "primary location" };
+                let stays = if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(" It stays restorable from {}.", others.iter().map(|o| format!("'{o}'")).collect::<Vec<_>>().join(", "))
+                };
+                view! {
+                    <div class="location-confirm" data-repository=l.repository_id.clone()>
+                        <p>{format!("Remove the {what} of this restore point from '{}'?", l.repository_name)}</p>
+                        <p class="small muted">{format!(
+                            "Its manifest in '{}' is deleted now; the data only it used there is given back at that repository's next garbage collection.{stays}",
+                            l.repository_name
+                        )}</p>
+                    </div>
+                }
+            })}
+            <ActError act=act testid="remove-location-error" />
+            <div class="action-row">
+                <button class="button small" type="button" on:click=move |_| open.set(false)>"Cancel"</button>
+                <button class="button small danger" type="button" data-testid="remove-location-confirm" disabled=move || act.busy.get() on:click=remove>"Remove"</button>
+            </div>
+        </Modal>
     }
 }
