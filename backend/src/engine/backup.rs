@@ -7,9 +7,14 @@
 //! fixed index and appends new chunks to an in-memory pack → uploader
 //! threads (2 on a local directory, so one pack's fsync overlaps the next
 //! pack's write; up to 4 on an object store; each with its own pack) write
-//! each full pack and then its pack index, create-if-absent.
-//! Only after every pack, pack index and fixed index is durable is the
-//! manifest put (atomic replace), which makes the snapshot visible.
+//! each full pack and then its pack index, create-if-absent, and hand the
+//! pack's buffer back to the writer (no fresh 8 MiB to fault in per pack).
+//! The fixed indexes are written while the last packs upload. Pack indexes
+//! and fixed indexes are published with `put_if_absent_deferred` (their bytes
+//! synced, their directories not yet) and made durable together by one
+//! `sync_published`: only after every pack, pack index and fixed index is
+//! durable is the manifest put (atomic replace), which makes the snapshot
+//! visible.
 
 use std::collections::HashSet;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -278,7 +283,13 @@ fn backup_once(
         n => (n.clamp(1, MAX_UPLOADS), n.clamp(1, MAX_UPLOADS)),
     };
     let (pack_tx, pack_rx) = sync_channel::<PackJob>(queued);
-    let queue = Arc::new(UploadQueue { rx: Mutex::new(pack_rx), failed: AtomicBool::new(false) });
+    let spare_packs: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let queue = Arc::new(UploadQueue {
+        rx: Mutex::new(pack_rx),
+        failed: AtomicBool::new(false),
+        spare: spare_packs.clone(),
+        keep_spare: uploads + queued,
+    });
     let written = Arc::new(Written { list: Mutex::default(), store: store.clone() });
     let mut uploaders = Vec::with_capacity(uploads);
     for i in 0..uploads {
@@ -302,6 +313,7 @@ fn backup_once(
         chunk_size: chunk_size as usize,
         new_chunks: HashSet::new(),
         pack_tx: Some(pack_tx),
+        spare: spare_packs,
         stats: BackupStats::default(),
     };
 
@@ -322,6 +334,28 @@ fn backup_once(
         }
     }
     drop(writer.pack_tx.take());
+    // The fixed indexes are whole: written while the last packs upload.
+    let mut entries = Vec::new();
+    if result.is_ok() {
+        for plan in &plans {
+            match put_index_with(ds, &plan.index, &avoid, true) {
+                Ok((key, written)) => {
+                    writer.stats.bytes_written += written;
+                    entries.push(DiskEntry {
+                        name: plan.source.name.clone(),
+                        size: plan.index.size,
+                        chunk_size,
+                        index: key,
+                        cbt_token: plan.source.cbt_token.clone(),
+                    });
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+    }
     let mut upload = Ok(0u64);
     for u in uploaders {
         let r = u.join().map_err(|_| EngineError::Pipeline("uploader thread panicked".into()))?;
@@ -336,7 +370,7 @@ fn backup_once(
         (Ok(_), Err(_)) => return Err(result.unwrap_err()),
         (Ok(n), Ok(_)) => n,
     };
-    writer.stats.bytes_written = bytes_uploaded;
+    writer.stats.bytes_written += bytes_uploaded;
 
     // Packs we deduplicated against must still exist: the safety net under
     // the GC plan, looked at only when a GC made a plan since (see `gc_plan`).
@@ -344,18 +378,8 @@ fn backup_once(
     reused.sort_unstable_by_key(|d| d.0);
     gc_plan::check_reused(repo, plan_read, &reused, store.packs.len())?;
 
-    let mut entries = Vec::new();
-    for plan in &plans {
-        let (key, written) = put_index_avoiding(ds, &plan.index, &avoid)?;
-        writer.stats.bytes_written += written;
-        entries.push(DiskEntry {
-            name: plan.source.name.clone(),
-            size: plan.index.size,
-            chunk_size,
-            index: key,
-            cbt_token: plan.source.cbt_token.clone(),
-        });
-    }
+    // Every pack index and fixed index durable before anything refers to them.
+    repo.sync_published()?;
     let now = chrono::Utc::now();
     let mut rnd = [0u8; 2];
     getrandom::fill(&mut rnd).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
@@ -398,6 +422,12 @@ fn backup_once(
 /// backed up again after its snapshot was forgotten) is sealed with a
 /// different salt, since the candidate may be deleted under this backup.
 pub(crate) fn put_index_avoiding(ds: &Datastore, index: &FixedIndex, avoid: &Avoid) -> Result<(String, u64)> {
+    put_index_with(ds, index, avoid, false)
+}
+
+/// [`put_index_avoiding`]; `deferred`: published with
+/// [`Repository::put_if_absent_deferred`] (durable after `sync_published`).
+fn put_index_with(ds: &Datastore, index: &FixedIndex, avoid: &Avoid, deferred: bool) -> Result<(String, u64)> {
     let mut body = index.seal(ds.crypt.as_deref())?;
     let mut key = fixed_index::index_key(&body);
     while avoid.indexes.contains(&key) {
@@ -406,8 +436,8 @@ pub(crate) fn put_index_avoiding(ds: &Datastore, index: &FixedIndex, avoid: &Avo
         body = index.seal_salted(ds.crypt.as_deref(), u32::from_le_bytes(salt) | 1)?;
         key = fixed_index::index_key(&body);
     }
-    let written = if ds.repo.put_if_absent(&key, &body)? { body.len() as u64 } else { 0 };
-    Ok((key, written))
+    let created = if deferred { ds.repo.put_if_absent_deferred(&key, &body)? } else { ds.repo.put_if_absent(&key, &body)? };
+    Ok((key, if created { body.len() as u64 } else { 0 }))
 }
 
 /// Test hook: called with the stage a backup reached (`leased`: lease held,
@@ -437,6 +467,8 @@ struct Writer {
     chunk_size: usize,
     new_chunks: HashSet<Digest>,
     pack_tx: Option<SyncSender<PackJob>>,
+    /// Buffers of packs written, handed back by the uploaders.
+    spare: Arc<Mutex<Vec<Vec<u8>>>>,
     stats: BackupStats,
 }
 
@@ -445,7 +477,11 @@ impl Writer {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let full = std::mem::replace(&mut self.pack, PackBuilder::with_capacity(self.pack_size + self.chunk_size));
+        let next = match self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Some(data) => PackBuilder { data, entries: Vec::new() },
+            None => PackBuilder::with_capacity(self.pack_size + self.chunk_size),
+        };
+        let full = std::mem::replace(&mut self.pack, next);
         let tx = self.pack_tx.as_ref().expect("uploader open");
         tx.send(PackJob { data: full.data, entries: full.entries })
             .map_err(|_| EngineError::Pipeline("uploader stopped".into()))
@@ -462,6 +498,10 @@ const LOCAL_UPLOADS: usize = 2;
 struct UploadQueue {
     rx: Mutex<Receiver<PackJob>>,
     failed: AtomicBool,
+    /// Written packs' buffers (emptied) for the writer's next packs.
+    spare: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// At most this many are kept.
+    keep_spare: usize,
 }
 
 /// Packs the uploaders wrote (id, entries), for the index cache (the next
@@ -520,9 +560,15 @@ fn upload_from(repo: &dyn Repository, crypt: Option<&CryptConfig>, avoid: &Avoid
             getrandom::fill(&mut pad).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
             job.data.extend_from_slice(&pad);
         }
-        let (id, n) = pack::write(repo, crypt, &job.data, &job.entries)?;
+        let (id, n) = pack::write_deferred(repo, crypt, &job.data, &job.entries)?;
         written += n;
         sink.wrote(id, job.entries);
+        let mut data = job.data;
+        data.clear();
+        let mut spare = queue.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < queue.keep_spare {
+            spare.push(data);
+        }
     }
 }
 

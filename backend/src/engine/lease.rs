@@ -141,7 +141,9 @@ impl Lease {
     pub fn acquire_backup(repo: Arc<dyn Repository>, pinned_indexes: Vec<String>) -> Result<Lease> {
         let info = LeaseInfo::new("backup", pinned_indexes);
         let key = format!("{LOCK_PREFIX}backup-{}.json", uuid::Uuid::new_v4());
-        repo.put(&key, &serde_json::to_vec(&info).expect("serialize lease"))?;
+        // Not synced: after a crash the backup is gone and its lease stale
+        // (an unreadable one counts as stale).
+        repo.put_volatile(&key, &serde_json::to_vec(&info).expect("serialize lease"))?;
         Ok(Lease::held(repo, key, info))
     }
 

@@ -6,11 +6,20 @@
 //! create-if-absent). The parent directory is fsynced after publishing, so a
 //! crash leaves either no object or the whole object, plus at worst a stray
 //! file under `tmp/` that garbage collection removes.
+//!
+//! `put_if_absent_deferred` leaves out that last directory fsync (the file's
+//! bytes are still synced before the link, so whatever a crash leaves
+//! visible is whole): the directories are remembered and synced together by
+//! `sync_published`, which a backup calls once before its manifest (on ext4
+//! the first of those fsyncs commits the journal for all of them). A lease
+//! (`put_volatile`) is not synced at all: it means nothing after a crash.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::error::{EngineError, Result};
 use super::repository::{ObjectInfo, Repository};
@@ -19,11 +28,14 @@ pub const TMP_DIR: &str = "tmp";
 
 pub struct LocalRepository {
     root: PathBuf,
+    /// Directories of objects published by `put_if_absent_deferred` and not
+    /// synced since.
+    unsynced_dirs: Mutex<BTreeSet<PathBuf>>,
 }
 
 impl LocalRepository {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalRepository { root: root.into() }
+        LocalRepository { root: root.into(), unsynced_dirs: Mutex::default() }
     }
     pub fn root(&self) -> &Path {
         &self.root
@@ -32,6 +44,10 @@ impl LocalRepository {
         self.root.join(key)
     }
     fn write_temp(&self, key: &str, data: &[u8]) -> Result<PathBuf> {
+        self.write_temp_with(key, data, true)
+    }
+    /// `data` in a new file under `tmp/`, synced when `sync`.
+    fn write_temp_with(&self, key: &str, data: &[u8], sync: bool) -> Result<PathBuf> {
         let dir = self.root.join(TMP_DIR);
         let mut name = [0u8; 12];
         getrandom::fill(&mut name).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
@@ -41,12 +57,28 @@ impl LocalRepository {
             .create_new(true)
             .open(&tmp)
             .map_err(|e| EngineError::object(key, e))?;
-        let res = f.write_all(data).and_then(|_| f.sync_data());
+        let res = f.write_all(data).and_then(|_| if sync { f.sync_data() } else { Ok(()) });
         if let Err(e) = res {
             let _ = fs::remove_file(&tmp);
             return Err(EngineError::object(key, e));
         }
         Ok(tmp)
+    }
+    /// `put_if_absent`, the directory fsync after publishing left to the
+    /// caller: the parent directory when the object was created.
+    fn create_if_absent(&self, key: &str, data: &[u8]) -> Result<Option<PathBuf>> {
+        let target = self.ensure_parent(key)?;
+        if target.exists() {
+            return Ok(None);
+        }
+        let tmp = self.write_temp(key, data)?;
+        let res = fs::hard_link(&tmp, &target);
+        let _ = fs::remove_file(&tmp);
+        match res {
+            Ok(()) => Ok(Some(target.parent().map(Path::to_path_buf).unwrap_or_default())),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(EngineError::object(key, e)),
+        }
     }
     fn ensure_parent(&self, key: &str) -> Result<PathBuf> {
         let target = self.path(key);
@@ -98,23 +130,41 @@ impl Repository for LocalRepository {
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
-        let target = self.ensure_parent(key)?;
-        if target.exists() {
-            return Ok(false);
+        let created = self.create_if_absent(key, data)?;
+        // Also when it was there: another handle may have published it
+        // deferred and not synced yet, and this caller relies on it now.
+        if let Some(dir) = self.path(key).parent() {
+            sync_dir(dir);
         }
-        let tmp = self.write_temp(key, data)?;
-        let res = fs::hard_link(&tmp, &target);
-        let _ = fs::remove_file(&tmp);
-        match res {
-            Ok(()) => {
-                if let Some(p) = target.parent() {
-                    sync_dir(p);
-                }
+        Ok(created.is_some())
+    }
+
+    fn put_if_absent_deferred(&self, key: &str, data: &[u8]) -> Result<bool> {
+        match self.create_if_absent(key, data)? {
+            Some(dir) => {
+                self.unsynced_dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(dir);
                 Ok(true)
             }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(EngineError::object(key, e)),
+            None => Ok(false),
         }
+    }
+
+    fn sync_published(&self) -> Result<()> {
+        let dirs = std::mem::take(&mut *self.unsynced_dirs.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in dirs {
+            sync_dir(&dir);
+        }
+        Ok(())
+    }
+
+    fn put_volatile(&self, key: &str, data: &[u8]) -> Result<()> {
+        let target = self.ensure_parent(key)?;
+        let tmp = self.write_temp_with(key, data, false)?;
+        if let Err(e) = fs::rename(&tmp, &target) {
+            let _ = fs::remove_file(&tmp);
+            return Err(EngineError::object(key, e));
+        }
+        Ok(())
     }
 
     fn delete(&self, key: &str) -> Result<()> {
@@ -209,6 +259,27 @@ mod tests {
         r.delete("packs/ab/abcd").unwrap();
         r.delete("packs/ab/abcd").unwrap();
         assert!(r.stat("packs/ab/abcd").unwrap().is_none());
+        assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn deferred_objects_are_whole_and_listed_until_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(TMP_DIR)).unwrap();
+        let r = LocalRepository::new(dir.path());
+        assert!(r.put_if_absent_deferred("pack-index/ab/abcd", b"one").unwrap());
+        assert!(r.put_if_absent_deferred("indexes/cd/cdef", b"two").unwrap());
+        assert!(!r.put_if_absent_deferred("pack-index/ab/abcd", b"other").unwrap());
+        assert_eq!(r.get("pack-index/ab/abcd").unwrap(), b"one");
+        let pending: Vec<PathBuf> = r.unsynced_dirs.lock().unwrap().iter().cloned().collect();
+        assert_eq!(pending, vec![dir.path().join("indexes/cd"), dir.path().join("pack-index/ab")]);
+        r.sync_published().unwrap();
+        assert!(r.unsynced_dirs.lock().unwrap().is_empty());
+        // A durable put that finds the object there still syncs its directory.
+        assert!(!r.put_if_absent("indexes/cd/cdef", b"two").unwrap());
+        r.put_volatile("locks/backup-1.json", b"{}").unwrap();
+        r.put_volatile("locks/backup-1.json", b"{\"a\":1}").unwrap();
+        assert_eq!(r.get("locks/backup-1.json").unwrap(), b"{\"a\":1}");
         assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
     }
 }

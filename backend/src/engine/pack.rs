@@ -115,6 +115,23 @@ pub fn write(repo: &dyn Repository, crypt: Option<&CryptConfig>, data: &[u8], en
     Ok((id, written))
 }
 
+/// [`write`] for a backup: the pack is durable before its index is
+/// published (a pack index never outlives its pack in a crash), the index
+/// is published with [`Repository::put_if_absent_deferred`]: the caller
+/// calls [`Repository::sync_published`] before anything references it.
+pub fn write_deferred(repo: &dyn Repository, crypt: Option<&CryptConfig>, data: &[u8], entries: &[PackEntry]) -> Result<(Digest, u64)> {
+    let id = Digest(*blake3::hash(data).as_bytes());
+    let mut written = 0;
+    if repo.put_if_absent(&pack_key(&id), data)? {
+        written += data.len() as u64;
+    }
+    let idx = seal_index(&id, entries, crypt)?;
+    if repo.put_if_absent_deferred(&pack_index_key(&id), &idx)? {
+        written += idx.len() as u64;
+    }
+    Ok((id, written))
+}
+
 /// Accumulates chunks for one pack in memory.
 #[derive(Default)]
 pub struct PackBuilder {

@@ -111,6 +111,30 @@ pub trait Repository: Send + Sync {
     /// Create the object only if no object has this key; `Ok(false)` when it
     /// already existed (content-addressed objects: same key, same content).
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool>;
+    /// [`Repository::put_if_absent`] whose publication need only be durable
+    /// after the next [`Repository::sync_published`]: the object's bytes are
+    /// durable before anyone can see it (a crash leaves no object or the
+    /// whole object, never a part), but a crash before that sync may lose
+    /// the object. For objects nothing references until the caller has
+    /// synced (a backup's pack indexes and fixed indexes, made durable at
+    /// once before its manifest). Defaults to `put_if_absent`.
+    fn put_if_absent_deferred(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.put_if_absent(key, data)
+    }
+    /// Makes durable every object this handle published with
+    /// [`Repository::put_if_absent_deferred`] so far (a local directory:
+    /// one fsync per directory they went into, instead of one per object).
+    fn sync_published(&self) -> Result<()> {
+        Ok(())
+    }
+    /// [`Repository::put`] of an object that matters only while this process
+    /// runs (a backup's lease: after a crash it is stale anyway): visible to
+    /// others when this returns, but a crash of the machine may lose it or
+    /// leave it unreadable, which readers of it take as stale. A local
+    /// directory skips the fsyncs. Defaults to `put`.
+    fn put_volatile(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.put(key, data)
+    }
     /// Remove an object; removing a missing object is not an error.
     fn delete(&self, key: &str) -> Result<()>;
     /// Objects whose key starts with `prefix` (a folder-like prefix ending in `/`).
@@ -225,6 +249,19 @@ impl<O: WriteObserver> Repository for WriteTap<O> {
         let created = self.inner.put_if_absent(key, data)?;
         self.observer.written(key, data.len(), created);
         Ok(created)
+    }
+    fn put_if_absent_deferred(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let created = self.inner.put_if_absent_deferred(key, data)?;
+        self.observer.written(key, data.len(), created);
+        Ok(created)
+    }
+    fn sync_published(&self) -> Result<()> {
+        self.inner.sync_published()
+    }
+    fn put_volatile(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.inner.put_volatile(key, data)?;
+        self.observer.written(key, data.len(), true);
+        Ok(())
     }
     fn delete(&self, key: &str) -> Result<()> {
         self.inner.delete(key)
