@@ -6,11 +6,11 @@
 //!   "×" on each location; removing the copy asks first (the dialog names
 //!   the repository and where the restore point stays), then the copy's
 //!   badge is gone and the primary's "×" with it (its last location);
-//! * a repository whose storage failed the last write (the failure written
-//!   to the catalog as a failed backup records it: the backend tests
-//!   `repository_health` and `object_store_faults` produce it for real)
-//!   shows 'degraded' with the cause, when and the storage's words, and
-//!   "Test now" (a real probe written, read and deleted there) clears it.
+//! * (no lab) a repository whose storage failed the last write (the failure
+//!   written to the catalog as a failed backup records it: the backend
+//!   tests `repository_health` and `object_store_faults` produce it for
+//!   real) shows 'degraded' with the cause, when and the storage's words,
+//!   and "Test now" (a real probe written, read and deleted there) clears it.
 //!
 //! Screenshots at 1440x900 and 820x1180, none scrolling sideways.
 
@@ -56,7 +56,7 @@ async fn badges(b: &Browser) -> Result<Vec<(String, String)>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copy_is_removed_from_its_badge_and_a_degraded_repository_is_tested_back_online() -> Result<()> {
+async fn a_copy_is_removed_from_its_badge_after_a_confirmation() -> Result<()> {
     let server = Server::start_with_lab_guests()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
@@ -106,8 +106,23 @@ async fn a_copy_is_removed_from_its_badge_and_a_degraded_repository_is_tested_ba
     let p = server.get_json(&format!("/api/v1/backup/{point}"))?;
     ensure!(p["locations"].as_array().map(|l| l.len()) == Some(1), "the catalog still has the copy: {p}");
     shoot(&b, "location-removed", "vm-points").await?;
-    b.click_testid("vm-points-close", T).await?;
+    b.close().await?;
+    Ok(())
+}
 
+/// No lab needed: a second local repository, its last write failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degraded_repository_says_why_and_a_passing_test_clears_it() -> Result<()> {
+    let server = Server::start()?;
+    let token = server.token("admin", ADMIN_PASSWORD)?;
+    let offsite_path = server.data_path().parent().context("the server's directory")?.join("offsite");
+    let offsite = server.expect(&token, "POST", "/api/v1/repositories", Some(json!({"name": "offsite", "kind": "local", "path": offsite_path.display().to_string()})), 201)?;
+    let offsite_id = offsite["id"].as_str().context("id")?.to_owned();
+    let backup = "job-4f1c";
+    let b = Browser::start(1440, 900).await?;
+    b.client.goto(&server.url("/repositories")).await?;
+    b.sign_in("admin", ADMIN_PASSWORD).await?;
+    b.testid("repo-offsite", T).await?;
     // 'offsite' degraded: its last write refused (as a failed backup records it).
     let catalog = server.data_path().join("catalog.sqlite");
     // (created_at: a time in the catalog's own format.)
@@ -120,7 +135,7 @@ async fn a_copy_is_removed_from_its_badge_and_a_degraded_repository_is_tested_ba
     ensure!(out.status.success(), "sqlite3: {}", String::from_utf8_lossy(&out.stderr));
     let shown = server.get_json(&format!("/api/v1/repositories/{offsite_id}"))?;
     ensure!(shown["status"] == "degraded" && shown["storage_failure"]["cause"] == "full", "{shown}");
-    b.client.goto(&server.url("/repositories")).await?;
+    b.client.refresh().await?;
     let card = b.testid("repo-offsite", T).await?;
     ensure!(card.attr("data-status").await?.as_deref() == Some("degraded"), "card status");
     let notice = b.testid("repo-storage-failure", T).await?.text().await?;
