@@ -70,17 +70,32 @@ async fn num(el: &Element, name: &str) -> Result<u64> {
 async fn panels(b: &Browser) -> Result<Vec<(String, Element)>> {
     let mut out = Vec::new();
     for p in b.client.find_all(Locator::Css("[data-testid='job-panel']")).await? {
-        let id = attr(&p, "data-job-id").await?;
-        let progress = p.find(Locator::Css("[data-testid='job-progress']")).await?;
+        // A panel removed between the search and the read (a new run's jobs
+        // replace the last run's) is no longer shown.
+        let id = match attr(&p, "data-job-id").await {
+            Err(e) if stale(&e) => continue,
+            r => r?,
+        };
+        let progress = match p.find(Locator::Css("[data-testid='job-progress']")).await {
+            Err(e) if e.to_string().contains("stale element") => continue,
+            r => r?,
+        };
         out.push((id, progress));
     }
     Ok(out)
 }
 
+fn stale(e: &anyhow::Error) -> bool {
+    e.to_string().contains("stale element")
+}
+
 async fn statuses(b: &Browser) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (_, p) in panels(b).await? {
-        out.push(attr(&p, "data-status").await?);
+        match attr(&p, "data-status").await {
+            Err(e) if stale(&e) => continue,
+            r => out.push(r?),
+        }
     }
     Ok(out)
 }

@@ -5,6 +5,7 @@ mod app;
 mod components;
 mod format;
 mod job_view;
+mod latest;
 mod live;
 mod nav;
 mod pages;

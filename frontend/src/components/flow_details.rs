@@ -7,8 +7,9 @@
 use leptos::prelude::*;
 use shared_types::auth::Role;
 use shared_types::flow::{Flow, FlowAction, FlowDetails, FlowKind, FlowSource};
-use shared_types::jobs::{Job, JobStatus};
+use shared_types::jobs::{Job, JobDetails, JobStatus};
 use shared_types::policies::summary;
+use shared_types::vms::VmContext;
 
 use crate::api;
 use crate::components::act::{Act, ActError};
@@ -20,6 +21,7 @@ use crate::components::restore_points::RestoreVmButton;
 use crate::components::vm_cells::{ProtectionPill, LastBackup};
 use crate::format::{format_bytes, format_duration, when};
 use crate::job_view::{duration_s, status_class};
+use crate::latest::latest;
 use crate::live::use_live;
 use crate::session::{needs, use_session};
 
@@ -82,6 +84,17 @@ pub fn flow_state_class(flow: &Flow) -> &'static str {
     }
 }
 
+/// What FlowBody shows; its view is made again only when this changes, so a
+/// refetch (every `job_update`) patches the shown values in place instead of
+/// rendering the flow's panels, graphs and tables again.
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    Loading,
+    Failed(String),
+    Editing,
+    Shown,
+}
+
 #[component]
 fn FlowBody(id: String, target: RwSignal<Option<Inspect>>) -> impl IntoView {
     let live = use_live();
@@ -96,136 +109,202 @@ fn FlowBody(id: String, target: RwSignal<Option<Inspect>>) -> impl IntoView {
     // Jobs of the newest run seen while this view is open stay shown once
     // they finish; a new run replaces them.
     let watched = StoredValue::new(Vec::<String>::new());
-    view! {
-        <Transition fallback=|| view! { <p class="muted">"Loading the flow…"</p> }>
-            {move || details.get().map(|r| match r {
-                Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
-                Ok(d) => {
-                    watched.update_value(|w| {
-                        let active: Vec<String> = d.active_jobs.iter().map(|j| j.id.clone()).collect();
-                        if active.iter().any(|id| !w.contains(id)) {
-                            if !active.iter().any(|id| w.contains(id)) {
-                                w.clear();
-                            }
-                            w.extend(active.into_iter().filter(|id| !w.contains(id)).collect::<Vec<_>>());
-                        }
-                    });
-                    if editing.get() {
-                        let on_saved = Callback::new(move |_| {
-                            editing.set(false);
-                            refresh.update(|n| *n += 1);
-                        });
-                        return view! {
-                            <h3 class="section-title">"EDIT FLOW"</h3>
-                            <div data-testid="edit-flow">
-                                <FlowForm group=String::new() editing=Some(d.flow) on_close=Callback::new(move |_| editing.set(false)) on_saved=on_saved />
-                            </div>
-                        }
-                        .into_any();
+    // The newest details read (kept while the next one loads) and the last
+    // read's error.
+    let data = RwSignal::new(None::<FlowDetails>);
+    let failed = RwSignal::new(None::<String>);
+    Effect::new(move |_| match details.get() {
+        Some(Ok(d)) => {
+            watched.update_value(|w| {
+                let active: Vec<String> = d.active_jobs.iter().map(|j| j.id.clone()).collect();
+                if active.iter().any(|id| !w.contains(id)) {
+                    if !active.iter().any(|id| w.contains(id)) {
+                        w.clear();
                     }
-                    view! { <FlowView d=d watched=watched.get_value() target=target editing=editing /> }.into_any()
+                    w.extend(active.into_iter().filter(|id| !w.contains(id)).collect::<Vec<_>>());
                 }
-            })}
-        </Transition>
+            });
+            if failed.with_untracked(Option::is_some) {
+                failed.set(None);
+            }
+            if data.with_untracked(|old| old.as_ref() != Some(&d)) {
+                data.set(Some(d));
+            }
+        }
+        Some(Err(e)) => failed.set(Some(e.message)),
+        None => {}
+    });
+    let shape = Memo::new(move |_| match (failed.get(), data.with(Option::is_some), editing.get()) {
+        (Some(message), _, _) => Shape::Failed(message),
+        (None, false, _) => Shape::Loading,
+        (None, true, true) => Shape::Editing,
+        (None, true, false) => Shape::Shown,
+    });
+    move || match shape.get() {
+        Shape::Loading => view! { <p class="muted">"Loading the flow…"</p> }.into_any(),
+        Shape::Failed(message) => view! { <p class="notice warning">{message}</p> }.into_any(),
+        Shape::Editing => {
+            let on_saved = Callback::new(move |_| {
+                editing.set(false);
+                refresh.update(|n| *n += 1);
+            });
+            let flow = data.with_untracked(|d| d.as_ref().map(|d| d.flow.clone()));
+            view! {
+                <h3 class="section-title">"EDIT FLOW"</h3>
+                <div data-testid="edit-flow">
+                    <FlowForm group=String::new() editing=flow on_close=Callback::new(move |_| editing.set(false)) on_saved=on_saved />
+                </div>
+            }
+            .into_any()
+        }
+        Shape::Shown => match data.get_untracked() {
+            Some(first) => {
+                let d = Memo::new(move |prev: Option<&FlowDetails>| {
+                    data.with(|d| d.clone()).or_else(|| prev.cloned()).unwrap_or_else(|| first.clone())
+                });
+                view! { <FlowView d=d watched=watched target=target editing=editing /> }.into_any()
+            }
+            None => view! { <p class="muted">"Loading the flow…"</p> }.into_any(),
+        },
     }
 }
 
-#[component]
-fn FlowView(d: FlowDetails, watched: Vec<String>, target: RwSignal<Option<Inspect>>, editing: RwSignal<bool>) -> impl IntoView {
-    let live = use_live();
-    let flow = d.flow.clone();
-    let mut all: Vec<Job> = d.active_jobs.clone();
-    all.extend(d.recent_jobs.iter().cloned());
-    let mut shown: Vec<Job> = all.iter().filter(|j| watched.contains(&j.id)).cloned().collect();
+/// The jobs a flow's details show: those of the runs watched while the view
+/// is open, else the newest run's (queued together, within a few seconds).
+fn shown_jobs(d: &FlowDetails, watched: &[String]) -> Vec<Job> {
+    let mut shown: Vec<Job> =
+        d.active_jobs.iter().chain(d.recent_jobs.iter()).filter(|j| watched.contains(&j.id)).cloned().collect();
     if shown.is_empty() {
-        // The newest run: its jobs were queued together (within a few seconds).
         if let Some(newest) = d.recent_jobs.first() {
             let t = newest.created_at;
             shown.extend(d.recent_jobs.iter().filter(|j| (t - j.created_at).num_seconds().abs() <= RUN_WINDOW_S).cloned());
         }
     }
     shown.sort_by(|a, b| a.vm_name.cmp(&b.vm_name));
-    let active = d.active_jobs.clone();
+    shown
+}
+
+/// What a machine row shows: its key in the table (a row is made again
+/// only when one of these changes).
+type VmRowKey = (String, String, &'static str, Option<chrono::DateTime<chrono::Utc>>, u64, u64);
+
+fn vm_row_key(vm: &VmContext) -> VmRowKey {
+    (vm.id.clone(), vm.name.clone(), vm.protection.as_str(), vm.last_backup_at, vm.backup_count, vm.backup_logical_bytes)
+}
+
+#[component]
+fn FlowView(d: Memo<FlowDetails>, watched: StoredValue<Vec<String>>, target: RwSignal<Option<Inspect>>, editing: RwSignal<bool>) -> impl IntoView {
+    let live = use_live();
+    let flow = Memo::new(move |_| d.with(|d| d.flow.clone()));
+    let flow_id = d.with_untracked(|d| d.flow.id.clone());
+    let actions = Memo::new(move |_| flow.with(|f| f.allowed_actions.clone()));
+    let active = Memo::new(move |_| d.with(|d| d.active_jobs.clone()));
+    let shown = Memo::new(move |_| d.with(|d| watched.with_value(|w| shown_jobs(d, w))));
+    let shown_ids = Memo::new(move |_| shown.with(|s| s.iter().map(|j| j.id.clone()).collect::<Vec<_>>()));
+    let vms = Memo::new(move |_| d.with(|d| d.vms.clone()));
+    let recent = Memo::new(move |_| d.with(|d| d.recent_jobs.clone()));
+    let head = move || {
+        flow.with(|flow| {
+            view! {
+                <div>
+                    <div class="flow-title">{flow.name.clone()}</div>
+                    <div class="muted small">
+                        {flow.kind.as_str().to_uppercase()} " · " {source_text(flow)} " → " {flow.repository.name.clone()}
+                    </div>
+                    <div class="muted small">
+                        {flow.schedule_description.clone().unwrap_or_else(|| "No schedule: runs when asked".into())}
+                        {flow.next_run_at.map(|t| format!(" · next run {}", when(t)))}
+                    </div>
+                    <div class="small" data-testid="flow-policy">
+                        {match &flow.policy {
+                            Some(p) => view! {
+                                <span class="muted">"Policy "</span><a href="/policies" data-testid="flow-policy-link">{p.name.clone()}</a>
+                                <span class="muted">{format!(": {}", summary(&flow.retention, flow.immutable_days, false))}</span>
+                            }.into_any(),
+                            None => view! {
+                                <span class="muted">{format!("No policy: {}", summary(&flow.retention, flow.immutable_days, false))}</span>
+                            }.into_any(),
+                        }}
+                    </div>
+                    {(flow.kind == FlowKind::Backup).then(|| {
+                        let prefix = match &flow.policy {
+                            Some(p) => format!("3-2-1 (from the policy {}): ", p.name),
+                            None => "3-2-1: ".to_string(),
+                        };
+                        view! { <div class="small muted"><CopyTargetLine target=flow.copy_target.clone() testid="flow-copy-target" prefix=prefix /></div> }
+                    })}
+                </div>
+            }
+        })
+    };
     view! {
-        <div class="flow-head" data-testid="flow-details-head" data-state=flow.state.as_str()>
-            <div>
-                <div class="flow-title">{flow.name.clone()}</div>
-                <div class="muted small">
-                    {flow.kind.as_str().to_uppercase()} " · " {source_text(&flow)} " → " {flow.repository.name.clone()}
-                </div>
-                <div class="muted small">
-                    {flow.schedule_description.clone().unwrap_or_else(|| "No schedule: runs when asked".into())}
-                    {flow.next_run_at.map(|t| format!(" · next run {}", when(t)))}
-                </div>
-                <div class="small" data-testid="flow-policy">
-                    {match &flow.policy {
-                        Some(p) => view! {
-                            <span class="muted">"Policy "</span><a href="/policies" data-testid="flow-policy-link">{p.name.clone()}</a>
-                            <span class="muted">{format!(": {}", summary(&flow.retention, flow.immutable_days, false))}</span>
-                        }.into_any(),
-                        None => view! {
-                            <span class="muted">{format!("No policy: {}", summary(&flow.retention, flow.immutable_days, false))}</span>
-                        }.into_any(),
-                    }}
-                </div>
-                {(flow.kind == FlowKind::Backup).then(|| {
-                    let prefix = match &flow.policy {
-                        Some(p) => format!("3-2-1 (from the policy {}): ", p.name),
-                        None => "3-2-1: ".to_string(),
-                    };
-                    view! { <div class="small muted"><CopyTargetLine target=flow.copy_target.clone() testid="flow-copy-target" prefix=prefix /></div> }
-                })}
-            </div>
-            <span class=format!("status-pill {}", flow_state_class(&flow)) data-testid="flow-state">{flow.state.label()}</span>
+        <div class="flow-head" data-testid="flow-details-head" data-state=move || flow.with(|f| f.state.as_str())>
+            {head}
+            <span class=move || format!("status-pill {}", flow.with(flow_state_class)) data-testid="flow-state">{move || flow.with(|f| f.state.label())}</span>
         </div>
-        <FlowActions flow=flow.clone() active=active target=target editing=editing />
+        <FlowActions flow_id=flow_id actions=actions active=active target=target editing=editing />
         <h3 class="section-title">"JOBS"</h3>
-        {if shown.is_empty() {
-            view! { <p class="muted" data-testid="no-jobs">"This flow has not run yet."</p> }.into_any()
-        } else {
-            shown.into_iter().map(|j| view! { <JobPanel job=Signal::derive(move || j.clone()) /> }).collect_view().into_any()
-        }}
+        <Show when=move || shown_ids.with(|s| !s.is_empty()) fallback=|| view! { <p class="muted" data-testid="no-jobs">"This flow has not run yet."</p> }>
+            <For
+                each=move || shown_ids.get()
+                key=|id| id.clone()
+                children=move |id| {
+                    let first = shown.with_untracked(|s| s.iter().find(|j| j.id == id).cloned());
+                    first.map(|first| {
+                        let job = Signal::derive(move || shown.with(|s| s.iter().find(|j| j.id == id).cloned()).unwrap_or_else(|| first.clone()));
+                        view! { <JobPanel job=job /> }
+                    })
+                }
+            />
+        </Show>
         <h3 class="section-title">"MACHINES"</h3>
         <div class="table-wrap">
             <table class="table" data-testid="flow-vms">
                 <thead><tr><th>"VM"</th><th>"Power"</th><th>"Protection"</th><th>"Last backup"</th><th>"Restore points"</th><th></th></tr></thead>
                 <tbody>
-                    {d.vms.into_iter().map(|vm| {
-                        let at = vm.last_backup_at;
-                        view! {
-                            <tr>
-                                <td>{vm.name.clone()}</td>
-                                <td>{format!("{:?}", vm.power).to_lowercase()}</td>
-                                <td><ProtectionPill p=vm.protection /></td>
-                                <td><LastBackup at=at now=live.now_ms /></td>
-                                <td class="mono">{format!("{} · {}", vm.backup_count, format_bytes(vm.backup_logical_bytes))}</td>
-                                <td><RestoreVmButton vm_id=vm.id.clone() vm_name=vm.name.clone() points=vm.backup_count /></td>
-                            </tr>
+                    <For each=move || vms.get() key=vm_row_key children=move |vm| {
+                            let id = vm.id.clone();
+                            let power = Memo::new(move |_| vms.with(|v| v.iter().find(|x| x.id == id).map(|x| format!("{:?}", x.power).to_lowercase()).unwrap_or_default()));
+                            view! {
+                                <tr>
+                                    <td>{vm.name.clone()}</td>
+                                    <td>{move || power.get()}</td>
+                                    <td><ProtectionPill p=vm.protection /></td>
+                                    <td><LastBackup at=vm.last_backup_at now=live.now_ms /></td>
+                                    <td class="mono">{format!("{} · {}", vm.backup_count, format_bytes(vm.backup_logical_bytes))}</td>
+                                    <td><RestoreVmButton vm_id=vm.id.clone() vm_name=vm.name.clone() points=vm.backup_count /></td>
+                                </tr>
+                            }
                         }
-                    }).collect_view()}
+                    />
                 </tbody>
             </table>
         </div>
         <h3 class="section-title">"HISTORY"</h3>
-        <JobHistory jobs=d.recent_jobs />
+        {move || view! { <JobHistory jobs=recent.get() /> }}
     }
 }
 
 /// Buttons for the actions the flow's state allows; job actions act on
 /// the flow's active jobs.
 #[component]
-fn FlowActions(flow: Flow, active: Vec<Job>, target: RwSignal<Option<Inspect>>, editing: RwSignal<bool>) -> impl IntoView {
+fn FlowActions(
+    flow_id: String,
+    actions: Memo<Vec<FlowAction>>,
+    active: Memo<Vec<Job>>,
+    target: RwSignal<Option<Inspect>>,
+    editing: RwSignal<bool>,
+) -> impl IntoView {
     let session = use_session();
     let act = Act::new();
     let allowed = move || session.can(Role::Operator);
     let title = move || if allowed() { String::new() } else { needs(Role::Operator, session.user.get().as_ref()) };
-    let buttons = flow
-        .allowed_actions
-        .iter()
+    // Made again only when the allowed actions change; the active jobs are
+    // read when a button is pressed.
+    let buttons = move || actions.get()
+        .into_iter()
         .map(|action| {
-            let action = *action;
-            let id = flow.id.clone();
-            let active = active.clone();
+            let id = flow_id.clone();
             let class = match action {
                 FlowAction::Stop | FlowAction::Delete => "button small danger",
                 FlowAction::BackupNow | FlowAction::Resume => "button small primary",
@@ -233,7 +312,7 @@ fn FlowActions(flow: Flow, active: Vec<Job>, target: RwSignal<Option<Inspect>>, 
             };
             let on_click = move |_| {
                 let id = id.clone();
-                let active = active.clone();
+                let active = active.get_untracked();
                 match action {
                     FlowAction::BackupNow => act.run(api::run_flow(id), |_| {}),
                     FlowAction::Enable => act.run(api::set_flow_enabled(id, true), |_| {}),
@@ -318,46 +397,61 @@ fn JobBody(id: String) -> impl IntoView {
     let session = use_session();
     let act = Act::new();
     let jid = id.clone();
-    let details = LocalResource::new(move || {
+    // Read again on every job_update; built once, patched in place.
+    let details = latest(LocalResource::new(move || {
         live.jobs_version.get();
         api::job(jid.clone())
+    }));
+    let shape = Memo::new(move |_| {
+        details.with(|d| match d {
+            None => Shape::Loading,
+            Some(Err(e)) => Shape::Failed(e.clone()),
+            Some(Ok(_)) => Shape::Shown,
+        })
     });
-    view! {
-        <Transition fallback=|| view! { <p class="muted">"Loading the job…"</p> }>
-            {move || details.get().map(|r| match r {
-                Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
-                Ok(d) => {
-                    let job = d.job.clone();
-                    let logs = d.logs.clone();
-                    let status = job.status;
-                    let id = job.id.clone();
-                    let id_for_log = job.id.clone();
-                    let verbs: Vec<&'static str> = match status {
+    move || match shape.get() {
+        Shape::Failed(message) => view! { <p class="notice warning">{message}</p> }.into_any(),
+        Shape::Shown => match details.get_untracked() {
+            Some(Ok(first)) => {
+                let d = Memo::new(move |prev: Option<&JobDetails>| match details.get() {
+                    Some(Ok(d)) => d,
+                    _ => prev.cloned().unwrap_or_else(|| first.clone()),
+                });
+                let job = Memo::new(move |_| d.with(|d| d.job.clone()));
+                let logs = Memo::new(move |_| d.with(|d| d.logs.clone()));
+                let status = Memo::new(move |_| job.with(|j| j.status));
+                let id = job.with_untracked(|j| j.id.clone());
+                let id_for_log = id.clone();
+                let verbs = move || -> Vec<&'static str> {
+                    match status.get() {
                         JobStatus::Running => vec!["pause", "stop"],
                         JobStatus::Paused => vec!["resume", "stop"],
                         JobStatus::Queued => vec!["stop"],
                         _ => vec![],
-                    };
-                    view! {
-                        <div class="action-row">
-                            {verbs.into_iter().map(|verb| {
-                                let id = id.clone();
-                                view! {
-                                    <button class="button small" data-testid=format!("job-action-{verb}")
-                                        disabled=move || !session.can(Role::Operator) || act.busy.get()
-                                        on:click=move |_| act.run(api::job_action(id.clone(), verb), |_| {})>
-                                        {verb}
-                                    </button>
-                                }
-                            }).collect_view()}
-                        </div>
-                        <ActError act=act testid="job-action-error" />
-                        <JobPanel job=Signal::derive(move || job.clone()) />
-                        <JobLog job_id=id_for_log logs=logs />
-                    }.into_any()
+                    }
+                };
+                view! {
+                    <div class="action-row">
+                        {move || verbs().into_iter().map(|verb| {
+                            let id = id.clone();
+                            view! {
+                                <button class="button small" data-testid=format!("job-action-{verb}")
+                                    disabled=move || !session.can(Role::Operator) || act.busy.get()
+                                    on:click=move |_| act.run(api::job_action(id.clone(), verb), |_| {})>
+                                    {verb}
+                                </button>
+                            }
+                        }).collect_view()}
+                    </div>
+                    <ActError act=act testid="job-action-error" />
+                    <JobPanel job=Signal::from(job) />
+                    <JobLog job_id=id_for_log logs=Signal::from(logs) />
                 }
-            })}
-        </Transition>
+                .into_any()
+            }
+            _ => view! { <p class="muted">"Loading the job…"</p> }.into_any(),
+        },
+        _ => view! { <p class="muted">"Loading the job…"</p> }.into_any(),
     }
 }
 

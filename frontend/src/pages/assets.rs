@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
+use shared_types::platform::PowerState;
 use shared_types::vms::{ProtectionStatus, VmContext};
 
 use crate::api;
@@ -22,6 +23,7 @@ use crate::components::restore_points::RestoreVmButton;
 use crate::components::start_backup::StartBackupModal;
 use crate::components::vm_cells::{LastBackup, Power, ProtectionPill};
 use crate::format::format_bytes;
+use crate::latest::latest;
 use crate::live::use_live;
 use crate::nav;
 use crate::pages::planned::PageHeader;
@@ -33,16 +35,18 @@ pub fn AssetsPage() -> impl IntoView {
     let live = use_live();
     let session = use_session();
     let version = RwSignal::new(0u64);
-    let vms = LocalResource::new(move || {
+    // Read again on every job_update; the tables below change only where
+    // what was read changed (crate::latest, keyed rows).
+    let vms = latest(LocalResource::new(move || {
         version.get();
         live.jobs_version.get();
         live.vms_version.get();
         api::vm_contexts()
-    });
+    }));
     // The tables show the VMs the filters let through (the server filters);
     // without a filter, the whole list above.
     let filters = VmFilters::new();
-    let filtered = LocalResource::new(move || {
+    let filtered = latest(LocalResource::new(move || {
         version.get();
         live.jobs_version.get();
         live.vms_version.get();
@@ -50,7 +54,7 @@ pub fn AssetsPage() -> impl IntoView {
         async move {
             if q.is_empty() { Ok(None) } else { api::vm_list(format!("{q}&limit=1000")).await.map(Some) }
         }
-    });
+    }));
     let selected = RwSignal::new(Vec::<String>::new());
     // A changed filter hides VMs: the selection starts again, so a bulk
     // action never reaches a VM that is not shown.
@@ -72,15 +76,34 @@ pub fn AssetsPage() -> impl IntoView {
     scroll_to_opened(shared_types::search::route::VM);
     scroll_to_opened(shared_types::search::route::GROUP);
     let all = move || vms.get().and_then(|r| r.ok()).map(|p| p.items).unwrap_or_default();
-    let shown = move || match filtered.get() {
+    let shown = Memo::new(move |_| match filtered.get() {
         None => None,
         Some(Ok(Some(p))) => Some(Ok(p)),
         Some(Err(e)) => Some(Err(e)),
         Some(Ok(None)) => vms.get(),
-    };
+    });
+    // What the tables' place shows, and the platforms' lists.
+    let shape = Memo::new(move |_| {
+        shown.with(|r| match r {
+            None => TablesShape::Loading,
+            Some(Err(e)) => TablesShape::Failed(e.clone()),
+            Some(Ok(page)) if page.items.is_empty() && !filters.query().is_empty() => TablesShape::NoMatch,
+            Some(Ok(page)) if page.items.is_empty() => TablesShape::NoVms,
+            Some(Ok(_)) => TablesShape::Tables,
+        })
+    });
+    let by_platform = Memo::new(move |_| {
+        let mut by_platform: BTreeMap<String, Vec<VmContext>> = BTreeMap::new();
+        if let Some(Ok(page)) = shown.get() {
+            for vm in page.items {
+                by_platform.entry(vm.platform_name.clone()).or_default().push(vm);
+            }
+        }
+        by_platform
+    });
     let counts = Signal::derive(move || {
         let total = vms.get().and_then(|r| r.ok()).map(|p| p.total)?;
-        let n = shown().and_then(|r| r.ok()).map(|p| p.total)?;
+        let n = shown.get().and_then(|r| r.ok()).map(|p| p.total)?;
         Some((n, total))
     });
     let one_off = move |_| {
@@ -115,30 +138,29 @@ pub fn AssetsPage() -> impl IntoView {
                     </p>
                 }
             })}
-            <Transition fallback=|| view! { <p class="muted">"Loading the machines…"</p> }>
-                {move || shown().map(|r| match r {
-                    Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
-                    Ok(page) if page.items.is_empty() && !filters.query().is_empty() => view! {
-                        <div class="card empty" data-testid="no-vms-match">
-                            <p class="muted">"No managed VM matches these filters. Clear filters shows them all."</p>
-                        </div>
-                    }.into_any(),
-                    Ok(page) if page.items.is_empty() => view! {
-                        <div class="card empty" data-testid="no-vms">
-                            <p class="muted">"No VM is managed yet. Add a platform and bring its VMs under management with + Add VMs."</p>
-                        </div>
-                    }.into_any(),
-                    Ok(page) => {
-                        let mut by_platform: BTreeMap<String, Vec<VmContext>> = BTreeMap::new();
-                        for vm in page.items {
-                            by_platform.entry(vm.platform_name.clone()).or_default().push(vm);
+            {move || match shape.get() {
+                TablesShape::Loading => view! { <p class="muted">"Loading the machines…"</p> }.into_any(),
+                TablesShape::Failed(message) => view! { <p class="notice warning">{message}</p> }.into_any(),
+                TablesShape::NoMatch => view! {
+                    <div class="card empty" data-testid="no-vms-match">
+                        <p class="muted">"No managed VM matches these filters. Clear filters shows them all."</p>
+                    </div>
+                }.into_any(),
+                TablesShape::NoVms => view! {
+                    <div class="card empty" data-testid="no-vms">
+                        <p class="muted">"No VM is managed yet. Add a platform and bring its VMs under management with + Add VMs."</p>
+                    </div>
+                }.into_any(),
+                TablesShape::Tables => view! {
+                    <For each=move || by_platform.with(|m| m.keys().cloned().collect::<Vec<_>>()) key=|p| p.clone() let:platform>
+                        {
+                            let name = platform.clone();
+                            let list = Signal::derive(move || by_platform.with(|m| m.get(&name).cloned().unwrap_or_default()));
+                            view! { <PlatformTable platform=platform list=list selected=selected backup_vms=backup_vms /> }
                         }
-                        by_platform.into_iter().map(|(platform, list)| view! {
-                            <PlatformTable platform=platform list=list selected=selected backup_vms=backup_vms />
-                        }).collect_view().into_any()
-                    }
-                })}
-            </Transition>
+                    </For>
+                }.into_any(),
+            }}
             <div class="panel-grid two">
                 <UngroupedPanel version=version />
                 <GroupsPanel version=version on_new_flow=on_new_flow />
@@ -174,21 +196,20 @@ fn Coverage(vms: Signal<Vec<VmContext>>) -> impl IntoView {
 }
 
 #[component]
-fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<String>>, backup_vms: RwSignal<Vec<VmContext>>) -> impl IntoView {
+fn PlatformTable(platform: String, list: Signal<Vec<VmContext>>, selected: RwSignal<Vec<String>>, backup_vms: RwSignal<Vec<VmContext>>) -> impl IntoView {
     let live = use_live();
     let session = use_session();
     let operator = move || session.can(shared_types::auth::Role::Operator);
     let opened = use_open_param(shared_types::search::route::VM);
-    let ids: Vec<String> = list.iter().map(|v| v.id.clone()).collect();
-    let ids2 = ids.clone();
-    let all_selected = move || !ids.is_empty() && selected.with(|s| ids.iter().all(|i| s.contains(i)));
-    let protected = list.iter().filter(|v| v.protection == ProtectionStatus::Protected).count();
-    let kind = list.first().map(|v| v.platform_kind.label()).unwrap_or_default();
+    let ids = Memo::new(move |_| list.with(|l| l.iter().map(|v| v.id.clone()).collect::<Vec<_>>()));
+    let all_selected = move || ids.with(|ids| !ids.is_empty() && selected.with(|s| ids.iter().all(|i| s.contains(i))));
+    let counts = move || list.with(|l| (l.len(), l.iter().filter(|v| v.protection == ProtectionStatus::Protected).count()));
+    let kind = list.with_untracked(|l| l.first().map(|v| v.platform_kind.label()).unwrap_or_default());
     view! {
         <div class="card" data-testid=format!("platform-{platform}")>
             <div class="card-head">
                 <h2>{format!("{platform} · {kind}")}</h2>
-                <span class="muted small">{format!("{} VMs · {} protected", list.len(), protected)}</span>
+                <span class="muted small">{move || { let (n, protected) = counts(); format!("{n} VMs · {protected} protected") }}</span>
             </div>
             <div class="table-wrap">
                 <table class="table vm-table">
@@ -196,13 +217,14 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                         <th><input type="checkbox" aria-label="Select all" prop:checked=all_selected
                             on:change=move |ev| {
                                 let on = event_target_checked(&ev);
-                                selected.update(|s| { s.retain(|x| !ids2.contains(x)); if on { s.extend(ids2.iter().cloned()); } });
+                                let ids = ids.get_untracked();
+                                selected.update(|s| { s.retain(|x| !ids.contains(x)); if on { s.extend(ids.iter().cloned()); } });
                             } /></th>
                         <th>"VM"</th><th>"Power"</th><th class="hide-narrow">"CPU · memory · disk"</th><th>"Group"</th><th>"Protection"</th>
                         <th>"Last backup"</th><th class="hide-narrow">"Restore points"</th><th></th>
                     </tr></thead>
                     <tbody>
-                        {list.into_iter().map(|vm| {
+                        <For each=move || list.get() key=vm_row_key children=move |vm| {
                             let id = vm.id.clone();
                             let id2 = vm.id.clone();
                             let one = vm.clone();
@@ -231,12 +253,40 @@ fn PlatformTable(platform: String, list: Vec<VmContext>, selected: RwSignal<Vec<
                                     </span></td>
                                 </tr>
                             }
-                        }).collect_view()}
+                        } />
                     </tbody>
                 </table>
             </div>
         </div>
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum TablesShape {
+    Loading,
+    Failed(String),
+    NoMatch,
+    NoVms,
+    Tables,
+}
+
+/// A VM's row is made again only when something it shows changes.
+#[allow(clippy::type_complexity)]
+fn vm_row_key(
+    vm: &VmContext,
+) -> (String, String, Option<String>, PowerState, Option<chrono::DateTime<chrono::Utc>>, (u32, u64, u64), Option<String>, &'static str, Option<chrono::DateTime<chrono::Utc>>, (u64, u64)) {
+    (
+        vm.id.clone(),
+        vm.name.clone(),
+        vm.role.clone(),
+        vm.power,
+        vm.power_since,
+        (vm.vcpus, vm.memory_mib, vm.capacity_bytes),
+        vm.group.as_ref().map(|g| g.name.clone()),
+        vm.protection.as_str(),
+        vm.last_backup_at,
+        (vm.backup_count, vm.backup_logical_bytes),
+    )
 }
 
 /// "Replication" opens the VM's replication flow; "Replicate…" the New

@@ -41,8 +41,14 @@ pub fn CommandPage() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     Effect::new(move |_| match overview.get() {
         Some(Ok(o)) => {
-            last.set(Some(o));
-            error.set(None);
+            // Every read has a new generated_at: only a changed figure is
+            // news, and each panel below follows only its own part.
+            if last.with_untracked(|l| l.as_ref().is_none_or(|l| Overview { generated_at: o.generated_at, ..l.clone() } != o)) {
+                last.set(Some(o));
+            }
+            if error.with_untracked(Option::is_some) {
+                error.set(None);
+            }
         }
         Some(Err(e)) => error.set(Some(e.message)),
         None => {}
@@ -79,6 +85,7 @@ fn Stat(label: &'static str, value: Signal<Option<u64>>, class: &'static str, #[
 #[component]
 fn FleetPanel(o: Signal<Option<Overview>>) -> impl IntoView {
     let count = move |f: fn(&Overview) -> u64| Signal::derive(move || o.with(|o| o.as_ref().map(f)));
+    let part = Memo::new(move |_| o.with(|o| o.as_ref().map(|o| (o.fleet.total, o.fleet.attention + o.fleet.critical, o.issues.clone()))));
     view! {
         <div class="card" data-testid="fleet-status">
             <h2>"FLEET STATUS"</h2>
@@ -87,21 +94,21 @@ fn FleetPanel(o: Signal<Option<Overview>>) -> impl IntoView {
                 <Stat label="ATTENTION" value=count(|o| o.fleet.attention) class="caution" testid="fleet-attention" />
                 <Stat label="CRITICAL" value=count(|o| o.fleet.critical) class="warning" testid="fleet-critical" />
             </div>
-            {move || o.with(|o| {
+            {move || part.with(|o| {
                 // One line held while the overview loads: the card does not
                 // push the others down when its figures arrive.
-                let Some(o) = o.as_ref() else {
+                let Some((total, flagged, issues)) = o.as_ref() else {
                     return view! { <p class="muted small">"Loading the fleet…"</p> }.into_any();
                 };
-                if o.fleet.total == 0 {
+                if *total == 0 {
                     return view! {
                         <p class="muted small">"No managed VMs yet. "<A href="/assets">"Add VMs on ASSETS"</A>" to protect them."</p>
                     }.into_any();
                 }
-                let more = (o.fleet.attention + o.fleet.critical).saturating_sub(o.issues.len() as u64);
+                let more = flagged.saturating_sub(issues.len() as u64);
                 view! {
                     <ul class="issue-list" data-testid="fleet-issues">
-                        {o.issues.iter().map(|i| {
+                        {issues.iter().map(|i| {
                             let class = if i.health == FleetHealth::Critical { "warning" } else { "caution" };
                             view! {
                                 <li>
@@ -122,6 +129,7 @@ fn FleetPanel(o: Signal<Option<Overview>>) -> impl IntoView {
 #[component]
 fn OperationsPanel(o: Signal<Option<Overview>>) -> impl IntoView {
     let count = move |f: fn(&Overview) -> u64| Signal::derive(move || o.with(|o| o.as_ref().map(f)));
+    let today = Memo::new(move |_| o.with(|o| o.as_ref().map(|o| (o.jobs.completed_today, o.jobs.failed_today, o.jobs.cancelled_today))));
     view! {
         <div class="card" data-testid="operations-status">
             <h2>"OPERATIONS STATUS"</h2>
@@ -131,10 +139,10 @@ fn OperationsPanel(o: Signal<Option<Overview>>) -> impl IntoView {
                 <Stat label="PAUSED" value=count(|o| o.jobs.paused) class="caution" testid="ops-paused" />
                 <Stat label="DONE TODAY" value=count(|o| o.jobs.completed_today) class="operational" testid="ops-today" />
             </div>
-            {move || o.with(|o| match o.as_ref() {
-                Some(o) => view! {
+            {move || today.with(|t| match *t {
+                Some((completed, failed, cancelled)) => view! {
                     <p class="muted small" data-testid="ops-today-detail">
-                        {format!("Today (UTC): {} completed, {} failed, {} cancelled.", o.jobs.completed_today, o.jobs.failed_today, o.jobs.cancelled_today)}
+                        {format!("Today (UTC): {completed} completed, {failed} failed, {cancelled} cancelled.")}
                         " " <A href="/flows">"Open FLOWS"</A>
                     </p>
                 }.into_any(),
@@ -146,15 +154,16 @@ fn OperationsPanel(o: Signal<Option<Overview>>) -> impl IntoView {
 
 #[component]
 fn PlatformsPanel(o: Signal<Option<Overview>>) -> impl IntoView {
+    let part = Memo::new(move |_| o.with(|o| o.as_ref().map(|o| (o.platforms.clone(), o.fleet.total))));
     view! {
         <div class="card" data-testid="platform-distribution">
             <h2>"PLATFORM DISTRIBUTION"</h2>
-            {move || o.with(|o| o.as_ref().map(|o| {
-                if o.platforms.is_empty() {
+            {move || part.with(|o| o.as_ref().map(|(platforms, total)| {
+                if platforms.is_empty() {
                     return view! { <p class="muted small">"No platform is connected. "<A href="/assets">"+ Add VMs"</A>" connects one."</p> }.into_any();
                 }
-                let total = o.fleet.total.max(1);
-                o.platforms.iter().map(|p| {
+                let total = (*total).max(1);
+                platforms.iter().map(|p| {
                     let share = p.vms as f64 * 100.0 / total as f64;
                     view! {
                         <div class="meter" data-testid=format!("platform-share-{}", p.name) data-vms=p.vms.to_string()>
@@ -187,6 +196,7 @@ fn ThroughputPanel(o: Signal<Option<Overview>>) -> impl IntoView {
         })
     });
     let peak = Signal::derive(move || o.with(|o| o.as_ref().map(|o| o.throughput.peak_bps_today)).unwrap_or(0).max(current.get()));
+    let read_limit = Memo::new(move |_| o.with(|o| o.as_ref().and_then(|o| o.throughput.read_limit_bps)));
     let load = Signal::derive(move || {
         let p = peak.get();
         (p > 0).then(|| (current.get() as f64 * 100.0 / p as f64) as f32)
@@ -199,9 +209,9 @@ fn ThroughputPanel(o: Signal<Option<Overview>>) -> impl IntoView {
                 <div>
                     <div class="stat-value mono" data-testid="throughput-now">{move || rate(current.get() as f64)}</div>
                     <div class="muted small">{move || format!("peak today {}", rate(peak.get() as f64))}</div>
-                    {move || o.with(|o| o.as_ref().and_then(|o| o.throughput.read_limit_bps).map(|l| view! {
+                    {move || read_limit.get().map(|l| view! {
                         <div class="muted small">{format!("read cap {} per job", rate(l as f64))}</div>
-                    }))}
+                    })}
                 </div>
             </div>
         </div>
@@ -218,11 +228,11 @@ fn ratio(r: f64) -> String {
 
 #[component]
 fn StoragePanel(o: Signal<Option<Overview>>) -> impl IntoView {
+    let storage = Memo::new(move |_| o.with(|o| o.as_ref().map(|o| o.storage.clone())));
     view! {
         <div class="card" data-testid="storage-efficiency">
             <h2>"STORAGE EFFICIENCY"</h2>
-            {move || o.with(|o| o.as_ref().map(|o| {
-                let s = o.storage.clone();
+            {move || storage.get().map(|s| {
                 if s.logical_bytes == 0 {
                     return view! { <p class="muted small">"Deduplication and compression appear after the first backup."</p> }.into_any();
                 }
@@ -246,12 +256,13 @@ fn StoragePanel(o: Signal<Option<Overview>>) -> impl IntoView {
                         " · " <A href="/repositories">"Repositories"</A>
                     </p>
                 }.into_any()
-            }))}
+            })}
         </div>
     }
 }
 
 /// One line of the feed.
+#[derive(Debug, Clone, PartialEq)]
 struct FeedItem {
     at_ms: f64,
     class: &'static str,
@@ -310,30 +321,26 @@ fn ActivityFeed(recent: Signal<Option<Vec<Job>>>) -> impl IntoView {
         feed.truncate(FEED_MAX);
         feed
     };
+    // The list is built once; an item is made when it appears (keyed by
+    // what it shows) and only its age ticks with the clock.
+    let feed = Memo::new(move |_| items());
     view! {
         <div class="card" data-testid="activity-feed">
             <h2>"LIVE ACTIVITY"</h2>
-            {move || {
-                let feed = items();
-                if feed.is_empty() {
-                    return view! { <p class="muted small">"No job has run yet."</p> }.into_any();
-                }
-                let now = live.now_ms.get();
-                view! {
-                    <ul class="feed">
-                        {feed.into_iter().map(|f| view! {
-                            <li data-testid="feed-item">
-                                <span class=format!("status-dot {}", f.class)></span>
-                                <span class="feed-text">
-                                    <span>{f.title}</span>
-                                    <span class="muted small">{f.detail}</span>
-                                </span>
-                                <span class="muted small mono">{ago(chrono::DateTime::from_timestamp_millis(f.at_ms as i64).unwrap_or_default(), now)}</span>
-                            </li>
-                        }).collect_view()}
-                    </ul>
-                }.into_any()
-            }}
+            <Show when=move || feed.with(|f| !f.is_empty()) fallback=|| view! { <p class="muted small">"No job has run yet."</p> }>
+                <ul class="feed">
+                    <For each=move || feed.get() key=|f| (f.at_ms as i64, f.class, f.title.clone(), f.detail.clone()) let:f>
+                        <li data-testid="feed-item">
+                            <span class=format!("status-dot {}", f.class)></span>
+                            <span class="feed-text">
+                                <span>{f.title}</span>
+                                <span class="muted small">{f.detail}</span>
+                            </span>
+                            <span class="muted small mono">{move || ago(chrono::DateTime::from_timestamp_millis(f.at_ms as i64).unwrap_or_default(), live.now_ms.get())}</span>
+                        </li>
+                    </For>
+                </ul>
+            </Show>
         </div>
     }
 }

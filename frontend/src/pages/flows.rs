@@ -18,6 +18,7 @@ use crate::components::replication::card::ReplicationCard;
 use crate::components::replication::sites::DrSites;
 use crate::components::replication::use_replication_hub;
 use crate::format::when;
+use crate::latest::latest;
 use crate::live::use_live;
 use crate::nav;
 use crate::pages::planned::PageHeader;
@@ -29,25 +30,45 @@ pub fn FlowsPage() -> impl IntoView {
     let version = RwSignal::new(0u64);
     let inspect = RwSignal::new(None::<Inspect>);
     let new_flow = RwSignal::new(None::<String>);
-    let active = LocalResource::new(move || {
+    let active = latest(LocalResource::new(move || {
         live.jobs_version.get();
         version.get();
         api::flows_active()
-    });
-    let flows = LocalResource::new(move || {
+    }));
+    // Read again on every job_update; the views below render again only
+    // when what was read changed (crate::latest).
+    let flows = latest(LocalResource::new(move || {
         live.jobs_version.get();
         version.get();
         api::flows()
-    });
-    let history = LocalResource::new(move || {
+    }));
+    let history = latest(LocalResource::new(move || {
         live.jobs_version.get();
         api::flows_history(15)
-    });
+    }));
     let repos = LocalResource::new(api::repositories);
     let repo_name = move |id: Option<String>| -> String {
         let list = repos.get().and_then(|r| r.ok()).unwrap_or_default();
         id.and_then(|id| list.into_iter().find(|r| r.id == id).map(|r| r.name)).unwrap_or_else(|| "repository".into())
     };
+    let active_shape = Memo::new(move |_| {
+        active.with(|a| match a {
+            None => ActiveShape::Loading,
+            Some(Err(e)) => ActiveShape::Failed(e.clone()),
+            Some(Ok(a)) if a.flows.is_empty() && a.adhoc_jobs.iter().all(|j| j.replication_id.is_some()) => ActiveShape::Empty,
+            Some(Ok(_)) => ActiveShape::Cards,
+        })
+    });
+    let cards = Memo::new(move |_| {
+        let Some(Ok(a)) = active.get() else { return Vec::new() };
+        let mut cards: Vec<Card> = a.flows.into_iter().map(|af| Card { key: card_key(&af.flow.id, &af.jobs, ""), item: CardItem::Flow(af) }).collect();
+        // Replication jobs show on their flow's card below.
+        cards.extend(a.adhoc_jobs.into_iter().filter(|j| j.replication_id.is_none()).map(|j| {
+            let target = repo_name(j.repository_id.clone());
+            Card { key: card_key(&j.id, std::slice::from_ref(&j), &target), item: CardItem::Adhoc(j, target) }
+        }));
+        cards
+    });
     let act = Act::new();
     let repl = use_replication_hub();
     // What global search opened: a flow's or a job's details.
@@ -68,15 +89,21 @@ pub fn FlowsPage() -> impl IntoView {
                 <EmergencyStopButton testid="flows-emergency-stop" />
             </div>
             <h2 class="section-title">"ACTIVE"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || active.get().map(|r| match r {
-                    Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
-                    Ok(a) if a.flows.is_empty() && a.adhoc_jobs.iter().all(|j| j.replication_id.is_some()) => view! {
-                        <div class="card empty" data-testid="no-active-flows"><p class="muted">"Nothing is running, queued or paused."</p></div>
-                    }.into_any(),
-                    Ok(a) => view! {
-                        <div class="card-grid" data-testid="active-flows">
-                            {a.flows.into_iter().map(|af| {
+            // Built once; a card is made again only when its jobs or their
+            // states change (crate::latest), not on every job_update.
+            <Show when=move || active_shape.get() == ActiveShape::Cards fallback=move || view! {
+                    {move || match active_shape.get() {
+                        ActiveShape::Failed(message) => view! { <p class="notice warning">{message}</p> }.into_any(),
+                        ActiveShape::Empty => view! {
+                            <div class="card empty" data-testid="no-active-flows"><p class="muted">"Nothing is running, queued or paused."</p></div>
+                        }.into_any(),
+                        _ => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                    }}
+            }>
+                <div class="card-grid" data-testid="active-flows">
+                    <For each=move || cards.get() key=|c| c.key.clone() let:c>
+                        {match c.item {
+                            CardItem::Flow(af) => {
                                 let id = af.flow.id.clone();
                                 let source = af.flow.group.as_ref().map(|g| format!("group {}", g.name)).unwrap_or_else(|| format!("{} VM(s)", af.flow.vm_count));
                                 view! {
@@ -84,22 +111,20 @@ pub fn FlowsPage() -> impl IntoView {
                                         target=af.flow.repository.name.clone() jobs=af.jobs testid=format!("flow-card-{}", af.flow.name)
                                         on_inspect=move |_| inspect.set(Some(Inspect::Flow(id.clone()))) />
                                 }
-                            }).collect_view()}
-                            // Replication jobs show on their flow's card below.
-                            {a.adhoc_jobs.into_iter().filter(|j| j.replication_id.is_none()).map(|j| {
+                            }
+                            CardItem::Adhoc(j, target) => {
                                 let id = j.id.clone();
                                 let kind = format!("{} · AD HOC", j.kind.as_str().to_uppercase());
-                                let target = repo_name(j.repository_id.clone());
                                 view! {
                                     <FlowCard kind=kind name=format!("Backup now: {}", j.vm_name) source=j.vm_name.clone()
                                         target=target jobs=vec![j] testid="adhoc-card"
                                         on_inspect=move |_| inspect.set(Some(Inspect::Job(id.clone()))) />
                                 }
-                            }).collect_view()}
-                        </div>
-                    }.into_any(),
-                })}
-            </Transition>
+                            }
+                        }}
+                    </For>
+                </div>
+            </Show>
             <h2 class="section-title">"REPLICATION"</h2>
             // Below the running flows: each part built in a task of its own
             // (components/later.rs), so the first render stays short.
@@ -108,11 +133,11 @@ pub fn FlowsPage() -> impl IntoView {
             <Later><DrSites /></Later>
             <h2 class="section-title">"ALL FLOWS"</h2>
             <Later><div class="card">
-                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                    {move || flows.get().map(|r| match r {
-                        Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
-                        Ok(list) if list.is_empty() => view! { <p class="muted" data-testid="no-flows">"No flow yet. Create one from a protection group on ASSETS, or with + New backup flow."</p> }.into_any(),
-                        Ok(list) => view! {
+                {move || match flows.get() {
+                        None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                        Some(Err(e)) => view! { <p class="notice warning">{e}</p> }.into_any(),
+                        Some(Ok(list)) if list.is_empty() => view! { <p class="muted" data-testid="no-flows">"No flow yet. Create one from a protection group on ASSETS, or with + New backup flow."</p> }.into_any(),
+                        Some(Ok(list)) => view! {
                             <div class="table-wrap">
                             <table class="table" data-testid="flows-table">
                                 <thead><tr><th>"Flow"</th><th>"Source → target"</th><th class="hide-narrow">"Schedule"</th><th>"State"</th><th class="hide-narrow">"Last run"</th><th></th></tr></thead>
@@ -144,23 +169,48 @@ pub fn FlowsPage() -> impl IntoView {
                             </table>
                             </div>
                         }.into_any(),
-                    })}
-                </Transition>
+                }}
                 <ActError act=act testid="flows-error" />
             </div></Later>
             <h2 class="section-title">"RECENT RUNS"</h2>
             <Later><div class="card">
-                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                    {move || history.get().map(|r| match r {
-                        Err(e) => view! { <p class="notice warning">{e.message}</p> }.into_any(),
-                        Ok(page) => view! { <JobHistory jobs=page.items /> }.into_any(),
-                    })}
-                </Transition>
+                {move || match history.get() {
+                    None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                    Some(Err(e)) => view! { <p class="notice warning">{e}</p> }.into_any(),
+                    Some(Ok(page)) => view! { <JobHistory jobs=page.items /> }.into_any(),
+                }}
             </div></Later>
             <Later><FlowDetailsModal target=inspect /></Later>
             <Later><CreateFlowModal open=new_flow on_created=move |_| version.update(|v| *v += 1) /></Later>
         </section>
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum ActiveShape {
+    Loading,
+    Failed(String),
+    Empty,
+    Cards,
+}
+
+/// A card of ACTIVE: a flow's run or a job started outside flows.
+#[derive(Debug, Clone, PartialEq)]
+struct Card {
+    /// The card is made again when this changes: its id, its jobs and their
+    /// states (progress itself comes from the WebSocket), its target's name.
+    key: (String, Vec<(String, &'static str)>, String),
+    item: CardItem,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum CardItem {
+    Flow(shared_types::flow::ActiveFlow),
+    Adhoc(shared_types::jobs::Job, String),
+}
+
+fn card_key(id: &str, jobs: &[shared_types::jobs::Job], target: &str) -> (String, Vec<(String, &'static str)>, String) {
+    (id.to_string(), jobs.iter().map(|j| (j.id.clone(), j.status.as_str())).collect(), target.to_string())
 }
 
 /// One card per replication flow, live from the link's store: a card is
