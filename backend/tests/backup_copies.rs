@@ -312,13 +312,19 @@ async fn backfill_on(url: &str, create_on: Option<&str>) {
     migrations::Migrator::up(&db, Some(before)).await.unwrap();
     rows::platform(&db, "p1", "kvm-1").await;
     rows::vm(&db, "vm1", "p1", "web-01").await;
-    let data = tempfile::tempdir().unwrap();
-    let repo = ensure_local(&db, data.path()).await.unwrap();
+    // The repository as a row of that schema (the entity has columns of later migrations).
     let now = Utc::now();
+    db.execute_unprepared(&format!(
+        "INSERT INTO repositories (id, name, kind, path, created_at, is_default) VALUES ('r1', 'local', 'local', '/var/lib/sendense/repo', '{}', true)",
+        now.to_rfc3339()
+    ))
+    .await
+    .unwrap();
+    let repo_id = "r1";
     let insert = format!(
         "INSERT INTO backups (id, vm_context_id, job_id, repository_id, snapshot_name, snapshot_id, parent_snapshot_id, backup_type, status, logical_bytes, bytes_read, bytes_written, created_at, immutable_until) \
          VALUES ('old1', 'vm1', NULL, '{}', 'vm-web', 'snap-1', NULL, 'full', 'available', 100, 100, 77, '{}', '{}')",
-        repo.id,
+        repo_id,
         now.to_rfc3339(),
         (now + Duration::days(1)).to_rfc3339()
     );
@@ -329,7 +335,7 @@ async fn backfill_on(url: &str, create_on: Option<&str>) {
     let r = &rows[0];
     assert_eq!(
         (r.backup_id.as_str(), r.repository_id.as_str(), r.role.as_str(), r.state.as_str(), r.snapshot_id.as_str(), r.bytes_sent),
-        ("old1", repo.id.as_str(), "primary", "present", "snap-1", 77)
+        ("old1", repo_id, "primary", "present", "snap-1", 77)
     );
     assert_eq!(r.immutable_until.map(|u| u.timestamp()), Some((now + Duration::days(1)).timestamp()));
 }

@@ -316,12 +316,17 @@ async fn an_azure_repository_that_stops_answering_fails_the_backup_cleanly_and_t
 
     // Azurite comes back with its data: nothing half-written is visible, and the next backup succeeds.
     azurite.restart();
+    // Until a write succeeds there again, the repository says its storage failed, with the job.
     let repo: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", azure.id), None, StatusCode::OK).await;
-    assert_eq!(repo.status, RepositoryStatus::Online, "{repo:?}");
+    assert_eq!(repo.status, RepositoryStatus::Degraded, "{repo:?}");
+    let failure = repo.storage_failure.as_ref().unwrap_or_else(|| panic!("the failed write is on the repository: {repo:?}"));
+    assert_eq!(failure.job_id.as_deref(), Some(failing.as_str()), "{failure:?}");
     assert_eq!(repo.stats.as_ref().map(|s| s.snapshots), Some(0), "{repo:?}");
     let next = start_backup(&api, &vm, &azure.id, "full").await;
     let done = api.wait(&next, 300).await;
     assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
+    let repo: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", azure.id), None, StatusCode::OK).await;
+    assert!(repo.status == RepositoryStatus::Online && repo.storage_failure.is_none(), "the good backup clears it: {repo:?}");
     let (read, written, secs) = rate(&done);
     eprintln!("full backup to Azure (Azurite) through a job: {read:.1} MiB read, {written:.1} MiB stored in {secs:.2} s = {:.1} MiB/s", read / secs);
     let listed = points(&api, &vm).await;
