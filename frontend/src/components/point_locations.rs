@@ -196,9 +196,16 @@ fn RemoveDialog(backup_id: String, removing: RwSignal<Option<(RestorePointLocati
     let open = RwSignal::new(false);
     let act = Act::new();
     let id = StoredValue::new(backup_id);
-    Effect::new(move |_| open.set(removing.with(|r| r.is_some())));
+    // Each side set only when it changes: a set notifies even with the same
+    // value, and these two effects would wake each other for ever.
     Effect::new(move |_| {
-        if !open.get() {
+        let asked = removing.with(|r| r.is_some());
+        if open.get_untracked() != asked {
+            open.set(asked);
+        }
+    });
+    Effect::new(move |_| {
+        if !open.get() && removing.with_untracked(|r| r.is_some()) {
             removing.set(None);
         }
     });
