@@ -143,7 +143,7 @@ need_libvirt() {
            libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
            qemu-system-x86/bookworm-backports qemu-system-common/bookworm-backports \
            qemu-system-data/bookworm-backports seabios/bookworm-backports qemu-utils/bookworm-backports \
-           busybox-static dnsmasq-base iptables libnbd-bin >/dev/null; then
+           ovmf busybox-static dnsmasq-base iptables libnbd-bin >/dev/null; then
         break
       fi
       [ "$try" = 3 ] && die "installing libvirt and QEMU failed (see apt's output above)"
