@@ -25,9 +25,20 @@ fn qemu_of(server: &Server, vm: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// The power cell of `vm`'s row. ASSETS makes a row again when what it
+/// shows changes (rows keyed by content), so a row found just before may be
+/// gone (a stale element): read again from the new one.
 async fn power_text(b: &Browser, vm: &str) -> Result<String> {
-    let row = b.testid(&format!("vm-row-{vm}"), T).await?;
-    Ok(row.find(Locator::Css("td:nth-child(3)")).await?.text().await?)
+    let mut tries = 0;
+    loop {
+        let row = b.testid(&format!("vm-row-{vm}"), T).await?;
+        let read = async { Ok::<_, anyhow::Error>(row.find(Locator::Css("td:nth-child(3)")).await?.text().await?) }.await;
+        match read {
+            Ok(t) => return Ok(t),
+            Err(e) if tries < 5 && e.to_string().contains("stale element") => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +97,8 @@ async fn a_lab_guest_is_stopped_and_started_from_its_power_dialog() -> Result<()
         .until("web-01's uptime", T, || async {
             let row = browser.testid("vm-row-web-01", T).await?;
             match row.find(Locator::Css("[data-testid='vm-uptime']")).await {
-                Ok(el) => Ok(Some(el.text().await?)),
+                // A row made again since it was found: the next try reads the new one.
+                Ok(el) => Ok(el.text().await.ok()),
                 Err(_) => Ok(None),
             }
         })
