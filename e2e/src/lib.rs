@@ -499,8 +499,14 @@ impl Browser {
     {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(v) = check().await? {
-                return Ok(v);
+            match check().await {
+                Ok(Some(v)) => return Ok(v),
+                Ok(None) => {}
+                // An element found and then made again by the page (a keyed
+                // list whose key holds what the row shows) before it was
+                // read: not yet, look again.
+                Err(e) if e.to_string().contains("stale element") && Instant::now() <= deadline => {}
+                Err(e) => return Err(e),
             }
             if Instant::now() > deadline {
                 bail!("timed out after {timeout:?} waiting for {what}");
