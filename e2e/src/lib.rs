@@ -146,6 +146,20 @@ impl Server {
 
     /// Discovers the lab's VM `name` on the platform `platform` (once the
     /// platform is added) and adds it to management: its managed id.
+    /// The id of the newest job of `kind` for the VM `vm` (catalog id),
+    /// waiting up to a minute for one to be queued.
+    pub fn newest_job(&self, vm: &str, kind: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let jobs = self.get_json(&format!("/api/v1/jobs?vm={vm}&kind={kind}"))?;
+            if let Some(id) = jobs["items"].as_array().and_then(|a| a.first()).and_then(|j| j["id"].as_str()) {
+                return Ok(id.to_owned());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "no {kind} job of {vm} within a minute");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     pub fn manage_lab_vm(&self, token: &str, platform: &str, name: &str) -> Result<String> {
         let platform = self.wait_platform(token, platform, Duration::from_secs(180))?;
         let found = self.expect(token, "POST", "/api/v1/discovery/discover-vms", Some(serde_json::json!({"platform_id": platform})), 200)?;

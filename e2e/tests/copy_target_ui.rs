@@ -79,19 +79,6 @@ async fn badges(b: &Browser) -> Result<Vec<(String, String, String)>> {
     Ok(out)
 }
 
-/// The newest job of `kind` for `vm`, waiting up to a minute for it to be queued.
-fn newest_job(server: &Server, vm: &str, kind: &str) -> Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let jobs = server.get_json(&format!("/api/v1/jobs?vm={vm}&kind={kind}"))?;
-        if let Some(id) = jobs["items"].as_array().and_then(|a| a.first()).and_then(|j| j["id"].as_str()) {
-            return Ok(id.to_owned());
-        }
-        ensure!(Instant::now() < deadline, "no {kind} job of {vm} within a minute");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 /// The server with web-02 managed, its first repository and a second local one, 'offsite'.
 fn setup() -> Result<(Server, String, String, Value, Value)> {
     let server = Server::start_with_lab_guests()?;
@@ -224,7 +211,7 @@ async fn a_policys_copy_target_is_set_followed_refused_and_run_from_the_cockpit(
     // The flow's Backup now: the restore point gets its copy's badge, which turns present.
     b.client.goto(&server.url(&format!("/flows?flow={flow_id}"))).await?;
     b.click_testid("flow-action-backup_now", T).await?;
-    let backup = newest_job(&server, &vm, "backup")?;
+    let backup = server.newest_job(&vm, "backup")?;
     let done = server.wait_job(&token, &backup, Duration::from_secs(600))?;
     ensure!(done["job"]["status"] == "completed", "backup: {}", done["job"]);
     e2e::metric("copy_target_ui_backup_s", format!("{:.1}", started.elapsed().as_secs_f64()));
@@ -238,7 +225,7 @@ async fn a_policys_copy_target_is_set_followed_refused_and_run_from_the_cockpit(
         })
         .await?;
     println!("badges when the table opened: {first_seen:?}");
-    let copy_job = newest_job(&server, &vm, "copy")?;
+    let copy_job = server.newest_job(&vm, "copy")?;
     let copy_started = Instant::now();
     let copied = server.wait_job(&token, &copy_job, Duration::from_secs(600))?;
     ensure!(copied["job"]["status"] == "completed", "copy: {copied}");
@@ -273,10 +260,10 @@ async fn the_wizard_reads_from_the_copy_when_the_primary_is_gone() -> Result<()>
         201,
     )?;
     server.expect(&token, "POST", &format!("/api/v1/flows/{}/run", flow["id"].as_str().context("flow id")?), None, 202)?;
-    let backup = newest_job(&server, &vm, "backup")?;
+    let backup = server.newest_job(&vm, "backup")?;
     let done = server.wait_job(&token, &backup, Duration::from_secs(600))?;
     ensure!(done["job"]["status"] == "completed", "backup: {}", done["job"]);
-    let copy = newest_job(&server, &vm, "copy")?;
+    let copy = server.newest_job(&vm, "copy")?;
     let copied = server.wait_job(&token, &copy, Duration::from_secs(600))?;
     ensure!(copied["job"]["status"] == "completed", "copy: {copied}");
     let point_id = server.get_json(&format!("/api/v1/backup/list?vm={vm}"))?["items"][0]["id"].as_str().context("point id")?.to_owned();
@@ -354,7 +341,7 @@ async fn the_wizard_reads_from_the_copy_when_the_primary_is_gone() -> Result<()>
         Ok(b.client.find(Locator::Css("[data-testid='wizard-step-run']")).await.ok())
     })
     .await?;
-    let restore = newest_job(&server, &vm, "restore")?;
+    let restore = server.newest_job(&vm, "restore")?;
     let restored = server.wait_job(&token, &restore, Duration::from_secs(600))?;
     ensure!(restored["job"]["status"] == "completed", "restore from the copy: {restored}");
     ensure!(restored["job"]["repository_id"] == offsite_id.as_str(), "the restore did not read the copy: {}", restored["job"]);

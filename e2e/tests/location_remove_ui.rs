@@ -14,7 +14,7 @@
 //!
 //! Screenshots at 1440x900 and 820x1180, none scrolling sideways.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use e2e::{Browser, Server, ADMIN_PASSWORD};
@@ -33,18 +33,6 @@ async fn shoot(b: &Browser, name: &str, testid: &str) -> Result<()> {
         b.screenshot(&format!("{name}-{size}")).await?;
     }
     b.resize(1440, 900).await
-}
-
-fn newest_job(server: &Server, vm: &str, kind: &str) -> Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let jobs = server.get_json(&format!("/api/v1/jobs?vm={vm}&kind={kind}"))?;
-        if let Some(id) = jobs["items"].as_array().and_then(|a| a.first()).and_then(|j| j["id"].as_str()) {
-            return Ok(id.to_owned());
-        }
-        ensure!(Instant::now() < deadline, "no {kind} job of {vm} within a minute");
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 async fn badges(b: &Browser) -> Result<Vec<(String, String)>> {
@@ -75,10 +63,10 @@ async fn a_copy_is_removed_from_its_badge_after_a_confirmation() -> Result<()> {
         201,
     )?;
     server.expect(&token, "POST", &format!("/api/v1/flows/{}/run", flow["id"].as_str().context("flow id")?), None, 202)?;
-    let backup = newest_job(&server, &vm, "backup")?;
+    let backup = server.newest_job(&vm, "backup")?;
     let done = server.wait_job(&token, &backup, Duration::from_secs(600))?;
     ensure!(done["job"]["status"] == "completed", "backup: {}", done["job"]);
-    let copy = newest_job(&server, &vm, "copy")?;
+    let copy = server.newest_job(&vm, "copy")?;
     let copied = server.wait_job(&token, &copy, Duration::from_secs(600))?;
     ensure!(copied["job"]["status"] == "completed", "copy: {copied}");
     let point = server.get_json(&format!("/api/v1/backup/list?vm={vm}"))?["items"][0]["id"].as_str().context("point id")?.to_owned();
