@@ -13,18 +13,96 @@
 //! `sync_published`, which a backup calls once before its manifest (on ext4
 //! the first of those fsyncs commits the journal for all of them). A lease
 //! (`put_volatile`) is not synced at all: it means nothing after a crash.
+//!
+//! Objects that are synced and at least [`DIRECT_MIN`] long (packs, large
+//! indexes) are written with `O_DIRECT` from a page-aligned staging buffer:
+//! they go to the disk without being copied into the page cache first. A
+//! backup reads none of them back, and the fsync waited for the disk
+//! anyway; on this project's 2-core VMs the copy into fresh page cache was
+//! most of a small incremental's time (48 MB of packs: 130-170 ms buffered
+//! against 30-40 ms direct, `dd` with `conv=fdatasync`). Where the file
+//! system refuses `O_DIRECT` (tmpfs, some network shares) the write goes
+//! through the page cache as before.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::cell::RefCell;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::aligned_buf::{AlignedBuf, ALIGN};
 use super::error::{EngineError, Result};
 use super::repository::{ObjectInfo, Repository};
 
 pub const TMP_DIR: &str = "tmp";
+/// Synced objects at least this long are written with `O_DIRECT`.
+pub const DIRECT_MIN: usize = 256 << 10;
+/// The staging buffer of a direct write (one per writing thread).
+const STAGE_BYTES: usize = 1 << 20;
+
+thread_local! {
+    static STAGE: RefCell<Option<AlignedBuf>> = const { RefCell::new(None) };
+}
+
+/// Writes `data` to the new file `path` with `O_DIRECT` and syncs it.
+/// `Ok(false)` when the file system refuses direct I/O (nothing is left at
+/// `path` then; the caller writes it buffered).
+fn write_direct(path: &Path, data: &[u8]) -> std::io::Result<bool> {
+    let f = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let res = STAGE.with(|stage| -> std::io::Result<bool> {
+        let mut stage = stage.borrow_mut();
+        let buf = stage.get_or_insert_with(|| AlignedBuf::new(STAGE_BYTES));
+        let mut off = 0usize;
+        while off < data.len() {
+            let n = (data.len() - off).min(STAGE_BYTES);
+            // The tail is padded with zeros to a whole block and the file
+            // cut back to its length afterwards.
+            let padded = n.div_ceil(ALIGN) * ALIGN;
+            let b = buf.as_mut();
+            b[..n].copy_from_slice(&data[off..off + n]);
+            b[n..padded].fill(0);
+            let mut done = 0usize;
+            while done < padded {
+                match f.write_at(&buf.as_ref()[done..padded], (off + done) as u64) {
+                    Ok(0) => return Err(std::io::Error::from(ErrorKind::WriteZero)),
+                    Ok(w) if w % ALIGN != 0 => return Ok(false),
+                    Ok(w) => done += w,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+            }
+            off += n;
+        }
+        Ok(true)
+    });
+    match res {
+        Ok(true) => {
+            if data.len() % ALIGN != 0 {
+                f.set_len(data.len() as u64)?;
+            }
+            f.sync_data()?;
+            Ok(true)
+        }
+        Ok(false) => {
+            drop(f);
+            fs::remove_file(path)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
 
 pub struct LocalRepository {
     root: PathBuf,
@@ -52,6 +130,16 @@ impl LocalRepository {
         let mut name = [0u8; 12];
         getrandom::fill(&mut name).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
         let tmp = dir.join(hex::encode(name));
+        if sync && data.len() >= DIRECT_MIN {
+            match write_direct(&tmp, data) {
+                Ok(true) => return Ok(tmp),
+                Ok(false) => {}
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(EngineError::object(key, e));
+                }
+            }
+        }
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -281,5 +369,28 @@ mod tests {
         r.put_volatile("locks/backup-1.json", b"{\"a\":1}").unwrap();
         assert_eq!(r.get("locks/backup-1.json").unwrap(), b"{\"a\":1}");
         assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    /// Large objects (direct writes: unaligned tails, several staging
+    /// buffers) land byte-exact, on a disk file system and on tmpfs (which
+    /// refuses `O_DIRECT`: the buffered fallback).
+    #[test]
+    fn large_objects_land_exactly_with_or_without_direct_io() {
+        let mut roots = vec![tempfile::tempdir().unwrap()];
+        if Path::new("/dev/shm").is_dir() {
+            roots.push(tempfile::tempdir_in("/dev/shm").unwrap());
+        }
+        for root in &roots {
+            fs::create_dir(root.path().join(TMP_DIR)).unwrap();
+            let r = LocalRepository::new(root.path());
+            for (i, len) in [DIRECT_MIN - 1, DIRECT_MIN, 3 * STAGE_BYTES + 1234, 2 * STAGE_BYTES].into_iter().enumerate() {
+                let data: Vec<u8> = (0..len).map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8)).collect();
+                let key = format!("packs/0{i}/pack-{len}");
+                assert!(r.put_if_absent(&key, &data).unwrap());
+                assert_eq!(r.stat(&key).unwrap().unwrap().size, len as u64, "{key} in {:?}", root.path());
+                assert!(r.get(&key).unwrap() == data, "{key} in {:?}", root.path());
+            }
+            assert_eq!(fs::read_dir(root.path().join(TMP_DIR)).unwrap().count(), 0);
+        }
     }
 }

@@ -125,6 +125,7 @@
 //! * **Restore, verify, stats, random-access reads** take no lock: they only
 //!   read immutable objects; a chunk swept under them is reported as missing.
 
+pub mod aligned_buf;
 pub mod backup;
 pub mod block_source;
 pub mod changed_ranges;

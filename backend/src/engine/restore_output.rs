@@ -16,9 +16,8 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Offset, length and address alignment of a direct write (the page size;
-/// a multiple of every disk's logical block size).
-pub const ALIGN: usize = 4096;
+pub use super::aligned_buf::ALIGN;
+use super::aligned_buf::AlignedBuf;
 /// The longest run a worker gathers before writing it (one buffer per worker).
 pub const RUN_BYTES: usize = 2 << 20;
 
@@ -131,47 +130,6 @@ impl RunWriter<'_, '_> {
             Some(b) => self.out.write(&b.as_ref()[..len], self.start),
             None => Ok(()),
         }
-    }
-}
-
-/// A zeroed heap buffer aligned to [`ALIGN`] (direct writes need the
-/// address aligned too).
-struct AlignedBuf {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
-
-// The buffer is owned memory like a Vec<u8>.
-unsafe impl Send for AlignedBuf {}
-
-impl AlignedBuf {
-    fn layout(len: usize) -> std::alloc::Layout {
-        std::alloc::Layout::from_size_align(len.max(ALIGN), ALIGN).expect("a valid buffer layout")
-    }
-
-    fn new(len: usize) -> AlignedBuf {
-        let layout = Self::layout(len);
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr = std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        AlignedBuf { ptr, len }
-    }
-
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `len` initialised (zeroed) bytes owned by this buffer.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-
-    fn as_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, borrowed mutably through `&mut self`.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
     }
 }
 
