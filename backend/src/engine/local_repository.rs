@@ -69,12 +69,12 @@ fn write_direct(path: &Path, data: &[u8]) -> std::io::Result<bool> {
             // The tail is padded with zeros to a whole block and the file
             // cut back to its length afterwards.
             let padded = n.div_ceil(ALIGN) * ALIGN;
-            let b = buf.as_mut();
+            let b = buf.as_mut_slice();
             b[..n].copy_from_slice(&data[off..off + n]);
             b[n..padded].fill(0);
             let mut done = 0usize;
             while done < padded {
-                match f.write_at(&buf.as_ref()[done..padded], (off + done) as u64) {
+                match f.write_at(&buf.as_slice()[done..padded], (off + done) as u64) {
                     Ok(0) => return Err(std::io::Error::from(ErrorKind::WriteZero)),
                     Ok(w) if w % ALIGN != 0 => return Ok(false),
                     Ok(w) => done += w,

@@ -115,7 +115,7 @@ impl RunWriter<'_, '_> {
         if self.len == 0 {
             self.start = off;
         }
-        buf.as_mut()[self.len..self.len + data.len()].copy_from_slice(data);
+        buf.as_mut_slice()[self.len..self.len + data.len()].copy_from_slice(data);
         self.len += data.len();
         Ok(())
     }
@@ -127,7 +127,7 @@ impl RunWriter<'_, '_> {
         }
         let len = std::mem::take(&mut self.len);
         match &self.buf {
-            Some(b) => self.out.write(&b.as_ref()[..len], self.start),
+            Some(b) => self.out.write(&b.as_slice()[..len], self.start),
             None => Ok(()),
         }
     }
