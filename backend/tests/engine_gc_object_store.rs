@@ -37,6 +37,9 @@ use sendense::engine::lease::Lease;
 use sendense::engine::manifest::Manifest;
 use sendense::engine::progress::Progress;
 use sendense::engine::{gc_plan, prune, restore, verify, EngineError};
+use sendense::engine::chunk_store::ChunkStore;
+use sendense::engine::index_cache::Refresh;
+use sendense::engine::repository::{ObjectInfo, Repository};
 use sendense::repos::{open_backend, RepoSpec};
 use support::object_servers::{Azurite, Moto};
 
@@ -399,4 +402,190 @@ fn a_backup_whose_reused_packs_a_gc_deleted_starts_over_on_s3() {
     restore::restore(&ds, "vm1", &m.id, None, &out, 2, &Progress::new()).unwrap();
     assert!(same_file(&out, &img), "vm1 restores byte for byte");
     verify_clean(&ds, 1);
+}
+
+/// The same repository as another machine sees it: the index cache is
+/// named by the repository's description, so this one has its own.
+struct OtherMachine {
+    inner: Arc<dyn Repository>,
+    name: String,
+}
+
+impl Repository for OtherMachine {
+    fn describe(&self) -> String {
+        format!("{} (machine {})", self.inner.describe(), self.name)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>, EngineError> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>, EngineError> {
+        self.inner.get_range(key, offset, len)
+    }
+    fn parallel_requests(&self) -> usize {
+        self.inner.parallel_requests()
+    }
+    fn put(&self, key: &str, data: &[u8]) -> Result<(), EngineError> {
+        self.inner.put(key, data)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool, EngineError> {
+        self.inner.put_if_absent(key, data)
+    }
+    fn put_if_absent_deferred(&self, key: &str, data: &[u8]) -> Result<bool, EngineError> {
+        self.inner.put_if_absent_deferred(key, data)
+    }
+    fn sync_published(&self) -> Result<(), EngineError> {
+        self.inner.sync_published()
+    }
+    fn put_volatile(&self, key: &str, data: &[u8]) -> Result<(), EngineError> {
+        self.inner.put_volatile(key, data)
+    }
+    fn delete(&self, key: &str) -> Result<(), EngineError> {
+        self.inner.delete(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, EngineError> {
+        self.inner.list(prefix)
+    }
+    fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, EngineError> {
+        self.inner.stat(key)
+    }
+    fn touch(&self, key: &str) -> Result<bool, EngineError> {
+        self.inner.touch(key)
+    }
+    fn server_now(&self) -> Result<std::time::SystemTime, EngineError> {
+        self.inner.server_now()
+    }
+}
+
+fn machine(spec: &RepoSpec, name: &str) -> Datastore {
+    let inner = open_backend(spec).unwrap();
+    let repo: Arc<dyn Repository> = Arc::new(OtherMachine { inner, name: name.into() });
+    Datastore::open_repo(repo, Path::new(name), None).unwrap()
+}
+
+/// An open with a warm index cache reads the index log instead of listing
+/// `pack-index/`: machine A backs up, machine B (its own cache) backs up
+/// other data, and A's next open lists no pack index at all: it reads the
+/// one new segment (and the absent next one) and GETs only B's pack
+/// indexes, then restores B's restore point byte for byte. A full refresh
+/// of the same cache (the fallback, what every open did before) lists
+/// `pack-index/`.
+#[test]
+fn a_warm_index_cache_on_s3_reads_only_the_new_index_log_segments() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let moto = Moto::start();
+    moto.create_bucket("log", false);
+    let spec = moto.spec("log");
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, out) = (t.path().join("a.raw"), t.path().join("b.raw"), t.path().join("out.raw"));
+    make_random_image(&a, 81, 24);
+    make_random_image(&b, 82, 24);
+    Datastore::init_spec(&spec, None, DEFAULT_CHUNK_SIZE).unwrap();
+    let (on_a, on_b) = (machine(&spec, "a"), machine(&spec, "b"));
+    backup_image(&on_a, &a, "vm-a").unwrap();
+    let a_packs = keys(&on_a, "packs/").len();
+    let first = on_a.load_chunk_store().unwrap();
+    assert!(!first.listed_all && first.indexes_read == 0, "A's own packs are in its cache, its segment read");
+    drop(first);
+    let mb = backup_image(&on_b, &b, "vm-b").unwrap();
+    let b_packs = keys(&on_a, "packs/").len() - a_packs;
+    assert!(b_packs >= 2, "{b_packs}");
+
+    let list_of = |l: &String, prefix: &str| l.starts_with("GET /log") && l.contains("list-type=2") && l.contains(&format!("prefix={prefix}"));
+    let from = moto.requests().len();
+    let store = on_a.load_chunk_store().unwrap();
+    let sent = requests_since(&moto, from);
+    assert!(!store.listed_all, "read from the index log");
+    assert_eq!(store.indexes_read, b_packs, "only B's pack indexes were read: {sent:#?}");
+    assert!(!sent.iter().any(|l| list_of(l, "pack-index")), "no listing of pack-index/: {sent:#?}");
+    let log: Vec<&String> = sent.iter().filter(|l| l.contains("/log/index-log/")).collect();
+    assert_eq!(log.len(), 2, "B's segment and the absent next one: {log:#?}");
+    assert!(log[0].starts_with("GET ") && log[0].ends_with(" 200") && log[1].ends_with(" 404"), "{log:#?}");
+    println!("warm open after another machine's backup of {b_packs} packs: {} requests: {sent:#?}", sent.len());
+    drop(store);
+
+    // Nothing new: no pack index, one GET (404) of the log.
+    let from = moto.requests().len();
+    let store = on_a.load_chunk_store().unwrap();
+    let sent = requests_since(&moto, from);
+    assert!(!store.listed_all && store.indexes_read == 0);
+    assert!(!sent.iter().any(|l| list_of(l, "pack-index")), "{sent:#?}");
+    assert_eq!(sent.iter().filter(|l| l.contains("/log/index-log/")).count(), 1, "{sent:#?}");
+    println!("warm open, nothing new: {} requests: {sent:#?}", sent.len());
+    drop(store);
+
+    // The fallback (what every open did before the log): a listing of pack-index/.
+    let from = moto.requests().len();
+    let full = ChunkStore::load_with(on_a.repo.clone(), None, on_a.hasher.clone(), Refresh { full: true, newest_plan: None }).unwrap();
+    let sent = requests_since(&moto, from);
+    assert!(full.listed_all && full.indexes_read == 0);
+    assert_eq!(sent.iter().filter(|l| list_of(l, "pack-index")).count(), 1, "{sent:#?}");
+    println!("full refresh: {} requests: {sent:#?}", sent.len());
+    drop(full);
+
+    restore::restore(&on_a, "vm-b", &mb.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &b), "A restores B's restore point byte for byte");
+}
+
+/// A warm cache from before a GC on another machine is corrected by that
+/// GC's index log record: the packs it deleted are not used (A's next
+/// backup of the same data stores the chunks again) and everything
+/// restores and verifies. When a GC's record is missing (an older Sendense,
+/// or one that died before writing it), the next GC's record shows the gap
+/// and the open lists every pack index.
+fn a_cache_from_before_a_gc_is_corrected(spec: RepoSpec) {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, out) = (t.path().join("a.raw"), t.path().join("b.raw"), t.path().join("out.raw"));
+    make_random_image(&a, 91, 16);
+    make_random_image(&b, 92, 16);
+    Datastore::init_spec(&spec, None, DEFAULT_CHUNK_SIZE).unwrap();
+    let (on_a, on_b) = (machine(&spec, "a"), machine(&spec, "b"));
+    let old = backup_image(&on_a, &a, "old").unwrap();
+    let keep = backup_image(&on_a, &b, "keep").unwrap();
+    let old_chunk = on_a.load_index("old", &old.disks[0].index).unwrap().digests[0];
+    let warm = on_a.load_chunk_store().unwrap();
+    assert!(!warm.listed_all && warm.contains(&old_chunk));
+    drop(warm);
+
+    prune::forget(&on_b, "old", &old.id).unwrap();
+    let g = gc0(&on_b);
+    assert!(g.packs_removed >= 2, "{g:?}");
+    let store = on_a.load_chunk_store().unwrap();
+    assert!(!store.listed_all, "corrected by the GC's record, not by a listing");
+    assert!(!store.known(&old_chunk), "the GC's deleted packs are not used");
+    drop(store);
+    let again = backup_image(&on_a, &a, "again").unwrap();
+    assert!(again.stats.chunks_new > 0 && again.stats.chunks_reused == 0, "stored again: {:?}", again.stats);
+    restore::restore(&on_a, "again", &again.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &a), "'again' restores byte for byte");
+    let again_chunk = on_a.load_index("again", &again.disks[0].index).unwrap().digests[0];
+
+    // B's GC removes 'again' but its record goes missing; the next GC's record shows the gap.
+    prune::forget(&on_b, "again", &again.id).unwrap();
+    assert!(gc0(&on_b).packs_removed >= 2);
+    let head = keys(&on_b, "index-log/").into_iter().max().unwrap();
+    on_b.repo.delete(&head).unwrap();
+    gc0(&on_b);
+    let store = on_a.load_chunk_store().unwrap();
+    assert!(store.listed_all, "a GC without a record: every pack index listed");
+    assert!(!store.known(&again_chunk) && store.contains(&on_a.load_index("keep", &keep.disks[0].index).unwrap().digests[0]));
+    drop(store);
+    restore::restore(&on_a, "keep", &keep.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &b), "'keep' restores byte for byte");
+    verify_clean(&on_a, 1);
+}
+
+#[test]
+fn a_cache_from_before_a_gc_is_corrected_on_s3() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let moto = Moto::start();
+    moto.create_bucket("gclog", false);
+    a_cache_from_before_a_gc_is_corrected(moto.spec("gclog"));
+}
+
+#[test]
+fn a_cache_from_before_a_gc_is_corrected_on_azure() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let azurite = Azurite::start();
+    azurite.create_container("gclog");
+    a_cache_from_before_a_gc_is_corrected(azurite.spec("gclog"));
 }

@@ -234,23 +234,24 @@ fn backup_once(
     let newest = gc_plan::newest_plan(repo)?;
     let plan_read = newest.as_ref().map(|(p, _)| p.seq);
     let avoid = Arc::new(newest.map(|(p, _)| Avoid::of(&p)).unwrap_or_default());
-    let mut store = ds.load_chunk_store()?;
+    let mut store = ds.load_chunk_store_after_plan(plan_read)?;
     let trainer = Trainer::new(chunk_dict::load_for_backup(repo, ds.crypt.as_deref(), &store)?);
     store.avoid_packs(&avoid.packs);
     // Packs this backup reuses (checked again before the manifest).
     let touched: Arc<Mutex<HashSet<u32>>> = Arc::default();
     // Chunks an incremental copies from its parent's index are reused too:
-    // one no pack holds any more (or only a GC candidate) is read again.
-    for p in plans.iter_mut() {
+    // one no pack holds any more (or only a GC candidate) is read again,
+    // once the index cache, if it read only the index log, has listed
+    // every pack index (a pack whose log segment it never saw).
+    let parent_chunks = |store: &ChunkStore, p: &Plan, used: &mut HashSet<u32>| -> Vec<usize> {
+        let mut again = Vec::new();
         if p.chunks.len() == p.index.digests.len() {
-            continue;
+            return again;
         }
         let mut read: Vec<bool> = vec![false; p.index.digests.len()];
         for &c in &p.chunks {
             read[c] = true;
         }
-        let mut used = touched.lock().unwrap();
-        let mut again = Vec::new();
         for (c, d) in p.index.digests.iter().enumerate() {
             if read[c] || d.is_zero_marker() {
                 continue;
@@ -262,6 +263,23 @@ fn backup_once(
                 None => again.push(c),
             }
         }
+        again
+    };
+    let mut relisted = false;
+    let agains: Vec<Vec<usize>> = loop {
+        let mut used = touched.lock().unwrap();
+        used.clear();
+        let agains: Vec<Vec<usize>> = plans.iter().map(|p| parent_chunks(&store, p, &mut used)).collect();
+        drop(used);
+        // Chunks in a GC candidate's pack are known, only avoided: no listing for them.
+        let unknown = plans.iter().zip(&agains).any(|(p, a)| a.iter().any(|&c| !store.known(&p.index.digests[c])));
+        if relisted || !unknown || !store.relist()? {
+            break agains;
+        }
+        relisted = true;
+        store.avoid_packs(&avoid.packs);
+    };
+    for (p, again) in plans.iter_mut().zip(agains) {
         if !again.is_empty() {
             tracing::info!(disk = %p.source.name, chunks = again.len(), "chunks of the parent no usable pack holds are read again");
             p.chunks.extend(again);
@@ -376,10 +394,17 @@ fn backup_once(
     // the GC plan, looked at only when a GC made a plan since (see `gc_plan`).
     let mut reused: Vec<Digest> = touched.lock().unwrap().iter().map(|&p| store.packs[p as usize]).collect();
     reused.sort_unstable_by_key(|d| d.0);
-    gc_plan::check_reused(repo, plan_read, &reused, store.packs.len())?;
+    if let Err(e) = gc_plan::check_reused(repo, plan_read, &reused, store.packs.len()) {
+        if matches!(e, EngineError::PackVanished { .. }) {
+            store.distrust_cache();
+        }
+        return Err(e);
+    }
 
-    // Every pack index and fixed index durable before anything refers to them.
+    // Every pack index and fixed index durable before anything refers to
+    // them; then the index log segment naming the packs written.
     repo.sync_published()?;
+    store.publish_written();
     let now = chrono::Utc::now();
     let mut rnd = [0u8; 2];
     getrandom::fill(&mut rnd).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;

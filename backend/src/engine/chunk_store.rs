@@ -88,6 +88,8 @@ pub struct ChunkStore {
     /// Packs whose chunks may be used: listed when the store was opened and
     /// not avoided ([`Self::avoid_packs`]).
     usable: Vec<bool>,
+    /// Packs listed (or named by the index log) at open, avoided or not.
+    listed: Vec<bool>,
     /// Packs holding chunks compressed with the dictionary.
     dict_packs: Vec<bool>,
     /// The cache's sorted tables.
@@ -99,6 +101,14 @@ pub struct ChunkStore {
     moved: Mutex<Moved>,
     /// Pack indexes read from the repository at open (the rest came from the cache).
     pub indexes_read: usize,
+    /// Whether the open listed every pack index (else it read the index log).
+    pub listed_all: bool,
+    /// The index log position the cache stood at after the open.
+    log_seq: u64,
+    /// Packs this process wrote, for its index log segment ([`Self::publish_written`]).
+    written: Mutex<Vec<Digest>>,
+    /// Whether [`Self::distrust_cache`] was done already.
+    distrusted: std::sync::atomic::AtomicBool,
     /// The index cache's directory.
     cache_dir: std::path::PathBuf,
     /// Held while the store lives: the cache is in use ([`index_cache::remove_where`] keeps it).
@@ -118,6 +128,16 @@ impl ChunkStore {
     /// Opens the repository's index cache, reading only the pack indexes
     /// it does not hold yet. A corrupt pack index is an error naming it.
     pub fn load(repo: Arc<dyn Repository>, crypt: Option<Arc<CryptConfig>>, hasher: Hasher) -> Result<ChunkStore> {
+        Self::load_with(repo, crypt, hasher, index_cache::Refresh::default())
+    }
+
+    /// [`Self::load`], refreshed as `refresh` says.
+    pub fn load_with(
+        repo: Arc<dyn Repository>,
+        crypt: Option<Arc<CryptConfig>>,
+        hasher: Hasher,
+        refresh: index_cache::Refresh,
+    ) -> Result<ChunkStore> {
         let config = repo.get(CONFIG_KEY)?;
         let dir = index_cache::writable_dir(index_cache::dir_for(&repo.describe(), &config));
         let mut store = ChunkStore {
@@ -126,23 +146,98 @@ impl ChunkStore {
             hasher,
             packs: Vec::new(),
             usable: Vec::new(),
+            listed: Vec::new(),
             dict_packs: Vec::new(),
             runs: Vec::new(),
             added: HashMap::new(),
             dict: OnceLock::new(),
             moved: Mutex::default(),
             indexes_read: 0,
+            listed_all: false,
+            log_seq: 0,
+            written: Mutex::default(),
+            distrusted: Default::default(),
             cache_dir: dir,
             _in_use: None,
         };
-        let opened = index_cache::open(&store.cache_dir, store.repo.as_ref(), |id, key| store.read_pack_index(id, key))?;
+        store.refresh(refresh)?;
+        Ok(store)
+    }
+
+    fn refresh(&mut self, refresh: index_cache::Refresh) -> Result<()> {
+        let store = self;
+        let opened = index_cache::open(&store.cache_dir, store.repo.as_ref(), refresh, |id, key| store.read_pack_index(id, key))?;
+        if let Some(reason) = &opened.relist_reason {
+            tracing::debug!(repository = %store.repo.describe(), %reason, "index cache refreshed from the full listing of pack indexes");
+        }
+        store.listed_all = opened.listed_all;
+        store.log_seq = opened.log_seq;
         store.packs = opened.packs;
+        store.listed = opened.listed.clone();
         store.usable = opened.listed;
         store.dict_packs = opened.dict;
         store.runs = opened.runs;
-        store.indexes_read = opened.indexes_read;
+        store.indexes_read += opened.indexes_read;
         store._in_use = Some(opened.in_use);
-        Ok(store)
+        store.added.clear();
+        *store.moved.lock().unwrap_or_else(|e| e.into_inner()) = Moved::default();
+        Ok(())
+    }
+
+    /// Refreshes the cache from the full listing of pack indexes when this
+    /// open read the index log instead: the fallback before deciding a
+    /// chunk a manifest references is missing (an error, or a backup that
+    /// would store it again). Call it before adding packs ([`Self::add_pack`]):
+    /// pack numbers change, and packs avoided must be avoided again.
+    /// Returns whether it listed.
+    pub fn relist(&mut self) -> Result<bool> {
+        if self.listed_all {
+            return Ok(false);
+        }
+        tracing::info!(repository = %self.repo.describe(), "a chunk in use is not in the index cache: listing every pack index");
+        self.refresh(index_cache::Refresh { full: true, newest_plan: None })?;
+        Ok(true)
+    }
+
+    /// [`Self::relist`] when any of `digests` (zero markers aside) is not
+    /// in a usable pack; whether it listed.
+    pub fn relist_unless_all_known<'a>(&mut self, digests: impl IntoIterator<Item = &'a Digest>) -> Result<bool> {
+        if self.listed_all {
+            return Ok(false);
+        }
+        if digests.into_iter().any(|d| !d.is_zero_marker() && !self.known(d)) {
+            return self.relist();
+        }
+        Ok(false)
+    }
+
+    /// The next open lists every pack index (a pack this store counted on
+    /// was found gone: the cache may be stale).
+    pub fn distrust_cache(&self) {
+        if !self.distrusted.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            index_cache::distrust(&self.cache_dir);
+        }
+    }
+
+    /// Notes a pack this process wrote for [`Self::publish_written`]
+    /// (packs also given to [`Self::remember_written`] are noted there).
+    pub fn note_written(&self, id: Digest) {
+        self.written.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+    }
+
+    /// Publishes the index log segment naming the packs this process wrote
+    /// (their pack indexes must be published first); none written, nothing.
+    /// A failure is logged, not returned: without the segment other caches
+    /// only miss these packs (they list everything before calling a chunk
+    /// a manifest needs missing).
+    pub fn publish_written(&self) {
+        let ids = std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut seg = super::index_log::Segment::added(ids);
+        match super::index_log::append(self.repo.as_ref(), Some(self.log_seq), &mut seg) {
+            Ok(Some(seq)) => tracing::debug!(seq, packs = seg.added.len(), "index log segment published"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the index log segment of the packs written was not published"),
+        }
     }
 
     /// The entries of pack `id`'s index at `key`; `None` when it vanished
@@ -164,6 +259,7 @@ impl ChunkStore {
         let p = self.packs.len() as u32;
         self.packs.push(id);
         self.usable.push(true);
+        self.listed.push(true);
         self.dict_packs.push(entries.iter().any(|e| e.flags & chunk_codec::FLAG_DICT != 0));
         for e in entries {
             self.added.entry(e.digest).or_insert(ChunkLoc {
@@ -180,6 +276,7 @@ impl ChunkStore {
     /// wrote, so the next open need not read their indexes. Best effort:
     /// a cache that cannot take them reads the indexes at the next open.
     pub fn remember_written(&self, written: &[(Digest, Vec<PackEntry>)]) {
+        self.written.lock().unwrap_or_else(|e| e.into_inner()).extend(written.iter().map(|(id, _)| *id));
         if let Err(e) = index_cache::add_packs(&self.cache_dir, written) {
             tracing::warn!(error = %e, "packs just written not added to the index cache");
         }
@@ -204,6 +301,13 @@ impl ChunkStore {
 
     pub fn contains(&self, d: &Digest) -> bool {
         self.get(d).is_some()
+    }
+
+    /// Whether a pack the repository holds (as of the open) has chunk `d`,
+    /// usable or avoided ([`Self::avoid_packs`]).
+    pub fn known(&self, d: &Digest) -> bool {
+        let listed = |p: u32| self.listed.get(p as usize).copied().unwrap_or(false);
+        self.added.get(d).is_some_and(|l| listed(l.pack)) || self.runs.iter().any(|run| run.find(d, |r| listed(r.pack)).is_some())
     }
 
     /// Stops using the chunks of these packs (a GC plan's candidates: a
@@ -255,7 +359,10 @@ impl ChunkStore {
             let entry = loc.entry(digest);
             let pack = self.packs[loc.pack as usize];
             match self.read_entry(&pack, &entry) {
-                Err(EngineError::NotFound { .. }) => gone = Some(pack),
+                Err(EngineError::NotFound { .. }) => {
+                    self.distrust_cache();
+                    gone = Some(pack)
+                }
                 other => return other,
             }
         }

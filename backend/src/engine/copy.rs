@@ -423,10 +423,12 @@ fn copy_once(
     let newest = gc_plan::newest_plan(repo)?;
     let plan_read = newest.as_ref().map(|(p, _)| p.seq);
     let avoid = newest.map(|(p, _)| Avoid::of(&p)).unwrap_or_default();
-    let mut dst_store = target.load_chunk_store()?;
+    let mut dst_store = target.load_chunk_store_after_plan(plan_read)?;
     let dst_dict = chunk_dict::load_for_backup(repo, target.crypt.as_deref(), &dst_store)?;
     dst_store.avoid_packs(&avoid.packs);
-    let src_store = src.load_chunk_store()?;
+    let mut src_store = src.load_chunk_store()?;
+    // Every chunk to copy in the source's cache, or every pack index listed first.
+    src_store.relist_unless_all_known(&distinct)?;
     let src_dict = chunk_dict::load(src.repo.as_ref(), src.crypt.as_deref())?;
     // A target without a dictionary adopts the source's.
     let dst_dict: Option<Arc<ChunkDict>> = match (dst_dict, &src_dict) {
@@ -476,7 +478,14 @@ fn copy_once(
     // looked at only when a GC made a plan since).
     let mut reused: Vec<Digest> = touched.into_iter().map(|p| dst_store.packs[p as usize]).collect();
     reused.sort_unstable_by_key(|d| d.0);
-    gc_plan::check_reused(repo, plan_read, &reused, dst_store.packs.len())?;
+    if let Err(e) = gc_plan::check_reused(repo, plan_read, &reused, dst_store.packs.len()) {
+        if matches!(e, EngineError::PackVanished { .. }) {
+            dst_store.distrust_cache();
+        }
+        return Err(e);
+    }
+    // The packs sent are durable: the index log segment naming them.
+    dst_store.publish_written();
 
     // The fixed indexes in the target's ids, then the manifest.
     let mut copy = m.clone();
@@ -618,7 +627,8 @@ fn transfer(
     let result = std::thread::scope(|s| -> Result<u64> {
         let mut uploaders = Vec::with_capacity(uploads);
         for _ in 0..uploads {
-            uploaders.push(s.spawn(move || upload_packs(target.repo.as_ref(), target.crypt.as_deref(), avoid, pack_rx, stop)));
+            let dst_store = codec.dst_store;
+            uploaders.push(s.spawn(move || upload_packs(target.repo.as_ref(), target.crypt.as_deref(), dst_store, avoid, pack_rx, stop)));
         }
         for _ in 0..threads {
             let tx = res_tx.clone();
@@ -735,6 +745,7 @@ fn convert_span(codec: &Codec, sp: &Span, wants: &[Want], label: &str, progress:
 fn upload_packs(
     repo: &dyn Repository,
     crypt: Option<&super::crypto::CryptConfig>,
+    dst_store: &ChunkStore,
     avoid: &Avoid,
     rx: &Mutex<Receiver<PackBuilder>>,
     stop: &AtomicBool,
@@ -757,7 +768,9 @@ fn upload_packs(
                 getrandom::fill(&mut pad).map_err(|e| EngineError::Pipeline(format!("random source: {e}")))?;
                 job.data.extend_from_slice(&pad);
             }
-            Ok(pack::write(repo, crypt, &job.data, &job.entries)?.1)
+            let (id, n) = pack::write(repo, crypt, &job.data, &job.entries)?;
+            dst_store.note_written(id);
+            Ok(n)
         })();
         match r {
             Ok(n) => written += n,

@@ -173,6 +173,22 @@ impl Datastore {
         ChunkStore::load(self.repo.clone(), self.crypt.clone(), self.hasher.clone())
     }
 
+    /// [`Self::load_chunk_store`] refreshed from the full listing of pack
+    /// indexes, never from the index log alone (what must find every pack
+    /// of many restore points, such as extending their retention).
+    pub fn load_chunk_store_listed(&self) -> Result<ChunkStore> {
+        let refresh = super::index_cache::Refresh { full: true, newest_plan: None };
+        ChunkStore::load_with(self.repo.clone(), self.crypt.clone(), self.hasher.clone(), refresh)
+    }
+
+    /// [`Self::load_chunk_store`] by a writer that has just read the newest
+    /// GC plan (`plan`: its number, `None`: there is none), which the
+    /// refresh then need not read again.
+    pub fn load_chunk_store_after_plan(&self, plan: Option<u64>) -> Result<ChunkStore> {
+        let refresh = super::index_cache::Refresh { full: false, newest_plan: Some(plan.unwrap_or(0)) };
+        ChunkStore::load_with(self.repo.clone(), self.crypt.clone(), self.hasher.clone(), refresh)
+    }
+
     /// All snapshots as (name, id), oldest first within a name.
     pub fn list_snapshots(&self, name: Option<&str>) -> Result<Vec<(String, String)>> {
         let prefix = match name {

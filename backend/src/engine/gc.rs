@@ -10,6 +10,7 @@ use super::digest::Digest;
 use super::error::{EngineError, Result};
 use super::fixed_index::INDEX_PREFIX;
 use super::gc_plan::{self, Action, GcPlan, PackNow};
+use super::index_log;
 use super::lease::{self, Lease, LeaseInfo, ServerClock, GC_LOCK_KEY};
 use super::pack::{self, PackBuilder, PackEntry, PACK_INDEX_PREFIX, PACK_PREFIX};
 use super::progress::Progress;
@@ -185,140 +186,166 @@ pub fn gc_opts(ds: &Datastore, opts: &GcOptions, progress: &Progress) -> Result<
         leases: None,
     };
     gc_plan::claim(repo, &mut plan)?;
-    let mut running = Vec::new();
-    for l in lease::list_leases(repo)? {
-        if let Some(info) = &l.info {
-            if info.kind == "backup" && clock.is_live(info, l.modified)? {
-                running.push(l.key);
+    // From here on, whatever happens, the index log records what this GC
+    // removed and added, with its plan's number (see `index_log`).
+    let mut log = LogRecord::default();
+    let outcome = (|| -> Result<()> {
+        let mut running = Vec::new();
+        for l in lease::list_leases(repo)? {
+            if let Some(info) = &l.info {
+                if info.kind == "backup" && clock.is_live(info, l.modified)? {
+                    running.push(l.key);
+                }
             }
         }
-    }
-    plan.leases = Some(running.clone());
-    gc_plan::record(repo, &plan)?;
+        plan.leases = Some(running.clone());
+        gc_plan::record(repo, &plan)?;
 
-    // Phase 2: which candidates may go now.
-    let mut actionable_packs: HashSet<Digest> = HashSet::new();
-    let mut actionable_indexes: HashSet<String> = HashSet::new();
-    if let Some((prev, info)) = &previous {
-        let wait = gc_plan::may_act(prev, info.modified, now, opts.grace, |key| lease_live(repo, &mut clock, key))?;
-        match wait {
-            None => {
-                actionable_packs.extend(gc_plan::Avoid::of(prev).packs);
-                actionable_indexes.extend(prev.indexes.iter().cloned());
-            }
-            Some(w) => tracing::info!(plan = prev.seq, reason = ?w, "the previous GC plan waits"),
-        }
-    }
-    if opts.grace.is_zero() && running.is_empty() {
-        // No backup can be using this run's candidates (see `gc_plan`).
-        actionable_packs.extend(gc_plan::Avoid::of(&plan).packs);
-        actionable_indexes.extend(plan.indexes.iter().cloned());
-    }
-
-    // Mark again: snapshots committed since the first mark, by backups that
-    // may have ended (their leases gone) after it. Only now, with the
-    // recorded backups known to be gone, is "still unused" decided.
-    for (name, id) in ds.list_snapshots(None)? {
-        if snapshots.contains(&(name.clone(), id.clone())) {
-            continue;
-        }
-        let m = ds.load_manifest(&name, &id)?;
-        for d in m.disks {
-            if index_keys.insert(d.index.clone()) {
-                let idx = ds.load_index("(gc)", &d.index)?;
-                marked.extend(idx.digests.into_iter().filter(|d| !d.is_zero_marker()));
+        // Phase 2: which candidates may go now.
+        let mut actionable_packs: HashSet<Digest> = HashSet::new();
+        let mut actionable_indexes: HashSet<String> = HashSet::new();
+        if let Some((prev, info)) = &previous {
+            let wait = gc_plan::may_act(prev, info.modified, now, opts.grace, |key| lease_live(repo, &mut clock, key))?;
+            match wait {
+                None => {
+                    actionable_packs.extend(gc_plan::Avoid::of(prev).packs);
+                    actionable_indexes.extend(prev.indexes.iter().cloned());
+                }
+                Some(w) => tracing::info!(plan = prev.seq, reason = ?w, "the previous GC plan waits"),
             }
         }
-    }
+        if opts.grace.is_zero() && running.is_empty() {
+            // No backup can be using this run's candidates (see `gc_plan`).
+            actionable_packs.extend(gc_plan::Avoid::of(&plan).packs);
+            actionable_indexes.extend(plan.indexes.iter().cloned());
+        }
 
-    let mut to_repack = Vec::new();
-    let mut ids: Vec<&Digest> = state.keys().collect();
-    ids.sort_unstable_by_key(|d| d.0);
-    for id in ids {
-        progress.control.checkpoint()?;
-        let (first, size, entries) = &state[id];
-        let mut entries = entries.clone();
-        let mut size = *size;
-        let actionable = actionable_packs.contains(id);
-        let mut now_ = *first;
-        if actionable && now_ != PackNow::Keep {
-            // As it is now: a pack listed without its index (or an index
-            // without its pack) may have been completed since.
-            if entries.is_empty() {
-                match repo.get(&pack::pack_index_key(id)) {
-                    Ok(body) => {
-                        entries = pack::open_index(id, &body, ds.crypt.as_deref())
-                            .map_err(|reason| EngineError::CorruptPackIndex { key: pack::pack_index_key(id), reason })?
+        // Mark again: snapshots committed since the first mark, by backups that
+        // may have ended (their leases gone) after it. Only now, with the
+        // recorded backups known to be gone, is "still unused" decided.
+        for (name, id) in ds.list_snapshots(None)? {
+            if snapshots.contains(&(name.clone(), id.clone())) {
+                continue;
+            }
+            let m = ds.load_manifest(&name, &id)?;
+            for d in m.disks {
+                if index_keys.insert(d.index.clone()) {
+                    let idx = ds.load_index("(gc)", &d.index)?;
+                    marked.extend(idx.digests.into_iter().filter(|d| !d.is_zero_marker()));
+                }
+            }
+        }
+
+        let mut to_repack = Vec::new();
+        let mut ids: Vec<&Digest> = state.keys().collect();
+        ids.sort_unstable_by_key(|d| d.0);
+        for id in ids {
+            progress.control.checkpoint()?;
+            let (first, size, entries) = &state[id];
+            let mut entries = entries.clone();
+            let mut size = *size;
+            let actionable = actionable_packs.contains(id);
+            let mut now_ = *first;
+            if actionable && now_ != PackNow::Keep {
+                // As it is now: a pack listed without its index (or an index
+                // without its pack) may have been completed since.
+                if entries.is_empty() {
+                    match repo.get(&pack::pack_index_key(id)) {
+                        Ok(body) => {
+                            entries = pack::open_index(id, &body, ds.crypt.as_deref())
+                                .map_err(|reason| EngineError::CorruptPackIndex { key: pack::pack_index_key(id), reason })?
+                        }
+                        Err(EngineError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
                     }
-                    Err(EngineError::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
+                }
+                if size == 0 {
+                    size = repo.stat(&pack::pack_key(id))?.map_or(0, |o| o.size);
+                }
+                if size > 0 && !entries.is_empty() {
+                    now_ = classify(&entries, size, &marked);
                 }
             }
-            if size == 0 {
-                size = repo.stat(&pack::pack_key(id))?.map_or(0, |o| o.size);
-            }
-            if size > 0 && !entries.is_empty() {
-                now_ = classify(&entries, size, &marked);
+            let (now_, size, entries) = (&now_, &size, &entries);
+            match gc_plan::decide(*now_, actionable) {
+                Action::Keep => {
+                    Progress::add(&progress.bytes_read, *size);
+                    report.packs_kept += 1;
+                }
+                Action::Wait => {
+                    Progress::add(&progress.bytes_read, *size);
+                    report.packs_kept += 1;
+                    report.packs_in_grace += 1;
+                    if *now_ == PackNow::Repack {
+                        report.bytes_unreferenced_in_kept_packs +=
+                            entries.iter().filter(|e| !marked.contains(&e.digest)).map(|e| e.stored_len as u64).sum::<u64>();
+                    }
+                }
+                Action::Delete => {
+                    log.removed.push(*id);
+                    // Index first: a pack without index is still an orphan GC finds.
+                    repo.delete(&pack::pack_index_key(id))?;
+                    repo.delete(&pack::pack_key(id))?;
+                    Progress::add(&progress.bytes_read, *size);
+                    Progress::add(&progress.bytes_written, *size);
+                    if *size > 0 {
+                        report.packs_removed += 1;
+                        report.bytes_removed += size;
+                    }
+                }
+                // Its progress counts when it is repacked below.
+                Action::Repack => to_repack.push(Candidate { id: *id, size: *size, entries: entries.clone() }),
             }
         }
-        let (now_, size, entries) = (&now_, &size, &entries);
-        match gc_plan::decide(*now_, actionable) {
-            Action::Keep => {
-                Progress::add(&progress.bytes_read, *size);
-                report.packs_kept += 1;
+        repack(ds, to_repack, &marked, progress, &mut report, &mut log)?;
+        // Fixed indexes no snapshot uses.
+        for key in &unused_indexes {
+            if actionable_indexes.contains(key) && !index_keys.contains(key) {
+                repo.delete(key)?;
+                report.indexes_removed += 1;
             }
-            Action::Wait => {
-                Progress::add(&progress.bytes_read, *size);
-                report.packs_kept += 1;
-                report.packs_in_grace += 1;
-                if *now_ == PackNow::Repack {
-                    report.bytes_unreferenced_in_kept_packs +=
-                        entries.iter().filter(|e| !marked.contains(&e.digest)).map(|e| e.stored_len as u64).sum::<u64>();
+        }
+        // Temporary files of interrupted writes (local directories), by age on
+        // the storage's clock, and only while no backup runs (its writes in
+        // flight are there).
+        if running.is_empty() {
+            let cutoff = now.checked_sub(opts.grace + MTIME_SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
+            for obj in repo.list("tmp/")? {
+                if obj.modified < cutoff {
+                    repo.delete(&obj.key)?;
+                    report.temp_files_removed += 1;
                 }
             }
-            Action::Delete => {
-                // Index first: a pack without index is still an orphan GC finds.
-                repo.delete(&pack::pack_index_key(id))?;
-                repo.delete(&pack::pack_key(id))?;
-                Progress::add(&progress.bytes_read, *size);
-                Progress::add(&progress.bytes_written, *size);
-                if *size > 0 {
-                    report.packs_removed += 1;
-                    report.bytes_removed += size;
-                }
-            }
-            // Its progress counts when it is repacked below.
-            Action::Repack => to_repack.push(Candidate { id: *id, size: *size, entries: entries.clone() }),
         }
-    }
-    repack(ds, to_repack, &marked, progress, &mut report)?;
-    // Fixed indexes no snapshot uses.
-    for key in &unused_indexes {
-        if actionable_indexes.contains(key) && !index_keys.contains(key) {
-            repo.delete(key)?;
-            report.indexes_removed += 1;
-        }
-    }
-    // Temporary files of interrupted writes (local directories), by age on
-    // the storage's clock, and only while no backup runs (its writes in
-    // flight are there).
-    if running.is_empty() {
-        let cutoff = now.checked_sub(opts.grace + MTIME_SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
-        for obj in repo.list("tmp/")? {
-            if obj.modified < cutoff {
-                repo.delete(&obj.key)?;
-                report.temp_files_removed += 1;
+        // Plans before the previous one are of no use any more.
+        if let Some((prev, _)) = &previous {
+            for seq in gc_plan::plan_seqs(repo)?.into_iter().filter(|&s| s < prev.seq) {
+                repo.delete(&gc_plan::plan_key(seq))?;
             }
         }
+        Ok(())
+    })();
+    let mut seg = index_log::Segment {
+        version: 1,
+        removed: sorted_hex(log.removed.iter()),
+        added: sorted_hex(log.added.iter()),
+        gc_plan: Some(plan.seq),
+        ..index_log::Segment::default()
+    };
+    if let Err(e) = index_log::append(repo, None, &mut seg) {
+        // Caches then list every pack index once the next GC has run.
+        tracing::warn!(plan = plan.seq, error = %e, "this GC's index log record was not written");
     }
-    // Plans before the previous one are of no use any more.
-    if let Some((prev, _)) = &previous {
-        for seq in gc_plan::plan_seqs(repo)?.into_iter().filter(|&s| s < prev.seq) {
-            repo.delete(&gc_plan::plan_key(seq))?;
-        }
-    }
+    outcome?;
     drop(lock);
     Ok(report)
+}
+
+/// What a GC did to packs, for its index log record.
+#[derive(Default)]
+struct LogRecord {
+    removed: Vec<Digest>,
+    added: Vec<Digest>,
 }
 
 fn unused_bytes(entries: &[PackEntry], marked: &HashSet<Digest>) -> u64 {
@@ -382,6 +409,7 @@ fn repack(
     marked: &HashSet<Digest>,
     progress: &Progress,
     report: &mut GcReport,
+    log: &mut LogRecord,
 ) -> Result<()> {
     let repo = ds.repo.as_ref();
     let pack_size = ds.config.pack_size as usize;
@@ -415,11 +443,11 @@ fn repack(
         Progress::add(&progress.bytes_read, c.size);
         if builder.len() >= pack_size {
             let full = std::mem::replace(&mut builder, PackBuilder::with_capacity(pack_size + ds.config.chunk_size as usize));
-            retire(ds, full, std::mem::take(&mut sources), progress, report)?;
+            retire(ds, full, std::mem::take(&mut sources), progress, report, log)?;
         }
     }
     if !sources.is_empty() {
-        retire(ds, builder, sources, progress, report)?;
+        retire(ds, builder, sources, progress, report, log)?;
     }
     Ok(())
 }
@@ -431,11 +459,14 @@ fn retire(
     sources: Vec<(Digest, u64)>,
     progress: &Progress,
     report: &mut GcReport,
+    log: &mut LogRecord,
 ) -> Result<()> {
     let repo = ds.repo.as_ref();
     let mut written = 0;
     if !new.is_empty() {
-        written = pack::write(repo, ds.crypt.as_deref(), &new.data, &new.entries)?.1;
+        let (id, n) = pack::write(repo, ds.crypt.as_deref(), &new.data, &new.entries)?;
+        log.added.push(id);
+        written = n;
         report.packs_written += 1;
         report.bytes_written += written;
     }
@@ -444,6 +475,7 @@ fn retire(
         let key = pack::pack_key(&id);
         // No backup can be using it (it was a candidate of a plan GC may act on).
         if repo.stat(&key)?.is_some() {
+            log.removed.push(id);
             repo.delete(&pack::pack_index_key(&id))?;
             repo.delete(&key)?;
             report.packs_removed += 1;

@@ -23,7 +23,11 @@
 //!                   (what [`remove_for`] and [`remove_stale`] match)
 //! ```
 //!
-//! **Refresh** (every open): list `pack-index/`, GET only the indexes of
+//! **Refresh** (every open): with a position in the repository's index
+//! log ([`super::index_log`]), read the segments after it (one GET, a 404,
+//! when nothing is new) and apply their added and removed packs; without
+//! one, or when the log could be stale (a GC whose record is missing), list
+//! `pack-index/` (the fallback). Then GET only the indexes of
 //! packs not in `packs`, write their chunks as a new table and merge it
 //! into the delta table; the delta is merged into the base table once it
 //! holds 1/8 of the base's chunks (or 262,144). Two tables at most: a
@@ -32,9 +36,9 @@
 //! read with plain reads, not the mapping: a refresh does not grow the
 //! process's resident set with the tables' size.
 //!
-//! **Never authoritative.** The listing made at open decides which packs
-//! are usable: a pack the cache knows but the listing lacks (GC removed it)
-//! is not used, and its chunks are dropped at the next merge; a chunk the
+//! **Never authoritative.** The listing or the index log read at open
+//! decides which packs are usable: a pack the cache knows but the listing
+//! lacks or a GC's segment removed is not used, and its chunks are dropped at the next merge; a chunk the
 //! cache lacks is stored again or looked up in the repository
 //! ([`super::chunk_store::ChunkStore::read_chunk`]). The GC plan's
 //! candidates are excluded by the caller, and a backup still checks every
@@ -305,6 +309,9 @@ const REC: usize = 53;
 const PACK_REC: usize = 33;
 const PACK_DICT: u8 = 1;
 const PACK_PURGED: u8 = 2;
+/// Known gone (the listing at a full refresh lacked it, or a GC's index log
+/// segment removed it): never used again; its chunks go at the next merge.
+const PACK_GONE: u8 = 4;
 /// New chunks gathered in memory before they are written as a table (a
 /// first open of a big repository does not hold every chunk at once).
 const FLUSH_RECS: usize = 1 << 18;
@@ -580,6 +587,29 @@ struct State {
     packs: usize,
     runs: Vec<RunState>,
     next: u64,
+    /// Where the cache stands in the repository's index log (`None`: the
+    /// next open lists everything).
+    #[serde(default)]
+    log: Option<LogPos>,
+}
+
+/// A cache's position in the index log ([`super::index_log`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct LogPos {
+    /// The newest segment applied (or that existed before the last full listing).
+    seq: u64,
+    /// Every GC with a plan up to this number has its removals in the tables.
+    gc: u64,
+}
+
+/// How [`open`] refreshes the cache.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refresh {
+    /// List every pack index (the fallback) even with a warm cache.
+    pub full: bool,
+    /// The newest GC plan number the caller has just read (0: none), read
+    /// before the open; `None`: the open reads it.
+    pub newest_plan: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -599,6 +629,12 @@ pub struct Opened {
     pub runs: Vec<Run>,
     /// Pack indexes read by this refresh (the others came from the cache).
     pub indexes_read: usize,
+    /// Whether this refresh listed every pack index (else it read the index log).
+    pub listed_all: bool,
+    /// Why it listed everything (`None` when it did not).
+    pub relist_reason: Option<String>,
+    /// The index log position the cache stands at.
+    pub log_seq: u64,
     /// The shared flock on the `use` file: held as long as the cache is
     /// used (keep it with the tables), so no cleanup removes it.
     pub in_use: File,
@@ -614,6 +650,7 @@ struct Pack {
 pub fn open(
     dir: &Path,
     repo: &dyn Repository,
+    refresh: Refresh,
     read_index: impl Fn(&Digest, &str) -> Result<Option<Vec<PackEntry>>>,
 ) -> Result<Opened> {
     let io = |what: &str, e: std::io::Error| {
@@ -649,22 +686,101 @@ pub fn open(
     };
     let known_packs = state.packs;
 
-    // What the repository holds now.
+    // What the repository holds now: from the index log when the cache
+    // has a position in it and nothing says it could be stale, else from
+    // the full listing (read the newest plan, then the log's head, then
+    // list: every GC record and segment up to the head is in the listing).
+    let old_log = state.log;
+    let newest_plan = match refresh.newest_plan {
+        Some(p) => p,
+        None => super::gc_plan::plan_seqs(repo)?.last().copied().unwrap_or(0),
+    };
     let mut by_id: HashMap<Digest, u32> = HashMap::with_capacity(packs.len());
     for (p, pk) in packs.iter().enumerate() {
-        if pk.flags & PACK_PURGED == 0 {
+        if pk.flags & (PACK_PURGED | PACK_GONE) == 0 {
             by_id.insert(pk.id, p as u32);
         }
     }
     let mut listed = vec![false; packs.len()];
     let mut new = Vec::new();
-    for obj in repo.list(pack::PACK_INDEX_PREFIX)? {
-        let Some(id) = pack::id_from_key(&obj.key) else { continue };
-        match by_id.get(&id) {
-            Some(&p) => listed[p as usize] = true,
-            None => new.push((id, obj.key)),
+    let mut gone_any = false;
+    let mut relist_reason = match (refresh.full, fresh, old_log) {
+        (true, _, _) => Some("asked for".to_string()),
+        (_, true, _) => Some("new cache".to_string()),
+        (_, _, None) => Some("no index log position".to_string()),
+        _ => None,
+    };
+    let mut head = None;
+    if let (None, Some(pos)) = (&relist_reason, old_log) {
+        let mut gc = pos.gc;
+        let mut seq = pos.seq;
+        let mut segments = Vec::new();
+        while let Some(seg) = super::index_log::read(repo, seq + 1)? {
+            seq += 1;
+            if let Some(r) = seg.gc_plan {
+                if r > gc + 1 {
+                    relist_reason = Some(format!("the index log has no record of GC plan {}", gc + 1));
+                }
+                gc = gc.max(r);
+            }
+            segments.push(seg);
+        }
+        head = Some(seq);
+        if relist_reason.is_none() && (newest_plan > gc + 1 || newest_plan + 1 < gc) {
+            relist_reason = Some(format!("GC plan {newest_plan} is newer than the index log's GC records (plan {gc})"));
+        }
+        if relist_reason.is_none() {
+            for (p, pk) in packs.iter().enumerate() {
+                listed[p] = pk.flags & (PACK_PURGED | PACK_GONE) == 0;
+            }
+            let mut pending: HashMap<Digest, usize> = HashMap::new();
+            for seg in &segments {
+                for id in seg.removed_ids() {
+                    if let Some(p) = by_id.remove(&id) {
+                        listed[p as usize] = false;
+                        packs[p as usize].flags |= PACK_GONE;
+                        gone_any = true;
+                    }
+                    if let Some(i) = pending.remove(&id) {
+                        new[i] = None;
+                    }
+                }
+                for id in seg.added_ids() {
+                    if !by_id.contains_key(&id) && !pending.contains_key(&id) {
+                        pending.insert(id, new.len());
+                        new.push(Some((id, pack::pack_index_key(&id))));
+                    }
+                }
+            }
+            state.log = Some(LogPos { seq, gc });
         }
     }
+    let listed_all = relist_reason.is_some();
+    if listed_all {
+        let head = match head {
+            Some(h) => h,
+            None => super::index_log::head(repo)?,
+        };
+        listed = vec![false; packs.len()];
+        new.clear();
+        for obj in repo.list(pack::PACK_INDEX_PREFIX)? {
+            let Some(id) = pack::id_from_key(&obj.key) else { continue };
+            match by_id.get(&id) {
+                Some(&p) => listed[p as usize] = true,
+                None => new.push(Some((id, obj.key))),
+            }
+        }
+        // Known packs the listing lacks stay unusable until a segment or a
+        // listing names them again.
+        for (p, pk) in packs.iter_mut().enumerate() {
+            if !listed[p] && pk.flags & (PACK_PURGED | PACK_GONE) == 0 {
+                pk.flags |= PACK_GONE;
+                gone_any = true;
+            }
+        }
+        state.log = Some(LogPos { seq: head, gc: newest_plan.saturating_sub(1) });
+    }
+    let new: Vec<(Digest, String)> = new.into_iter().flatten().collect();
     drop(by_id);
 
     // The new packs' chunks, as new tables.
@@ -727,6 +843,7 @@ pub fn open(
     }
 
     // Publish: the packs first (state names how many are in force), then the state.
+    let purged_any = purged_any || gone_any;
     if purged_any || packs.len() != known_packs {
         let bytes: Vec<u8> = packs
             .iter()
@@ -744,7 +861,7 @@ pub fn open(
         }
         state.packs = packs.len();
     }
-    if fresh || !created.is_empty() || purged_any || packs.len() != known_packs {
+    if fresh || !created.is_empty() || purged_any || packs.len() != known_packs || state.log != old_log {
         let tmp = dir.join("state.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(&state).expect("serialize cache state")).map_err(|e| io("state", e))?;
         std::fs::rename(&tmp, dir.join("state.json")).map_err(|e| io("state", e))?;
@@ -760,9 +877,20 @@ pub fn open(
         runs.push(run);
     }
     drop(lock);
-    let mut out = Opened { packs: Vec::with_capacity(packs.len()), listed, dict: Vec::with_capacity(packs.len()), runs, indexes_read, in_use };
+    let log_seq = state.log.map_or(0, |l| l.seq);
+    let mut out = Opened {
+        packs: Vec::with_capacity(packs.len()),
+        listed,
+        dict: Vec::with_capacity(packs.len()),
+        runs,
+        indexes_read,
+        listed_all,
+        relist_reason,
+        log_seq,
+        in_use,
+    };
     for (p, pk) in packs.into_iter().enumerate() {
-        if pk.flags & PACK_PURGED != 0 {
+        if pk.flags & (PACK_PURGED | PACK_GONE) != 0 {
             out.listed[p] = false;
         }
         out.packs.push(pk.id);
@@ -784,7 +912,7 @@ pub fn add_packs(dir: &Path, written: &[(Digest, Vec<PackEntry>)]) -> Result<()>
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| io("lock", e.into()))?;
     let Ok((mut state, packs)) = load(dir) else { return Ok(()) };
     let known: std::collections::HashSet<Digest> =
-        packs.iter().filter(|p| p.flags & PACK_PURGED == 0).map(|p| p.id).collect();
+        packs.iter().filter(|p| p.flags & (PACK_PURGED | PACK_GONE) == 0).map(|p| p.id).collect();
     let mut recs = Vec::new();
     let mut added = Vec::new();
     for (id, entries) in written {
@@ -806,7 +934,8 @@ pub fn add_packs(dir: &Path, written: &[(Digest, Vec<PackEntry>)]) -> Result<()>
     let count = write_run(&dir.join(&name), recs.len(), recs.drain(..).map(Ok)).map_err(|e| io(&name, e))?;
     state.runs.push(RunState { name, count });
     let n = packs.len() + added.len();
-    let listed = vec![true; n];
+    let listed: Vec<bool> =
+        packs.iter().map(|p| p.flags & (PACK_PURGED | PACK_GONE) == 0).chain(std::iter::repeat(true)).take(n).collect();
     let mut obsolete = Vec::new();
     while state.runs.len() > 2 || (state.runs.len() == 2 && state.runs[1].count * DELTA_RATIO >= state.runs[0].count) {
         let k = state.runs.len();
@@ -832,6 +961,30 @@ pub fn add_packs(dir: &Path, written: &[(Digest, Vec<PackEntry>)]) -> Result<()>
         let _ = std::fs::remove_file(dir.join(name));
     }
     Ok(())
+}
+
+/// Makes the next open of the cache in `dir` list every pack index
+/// instead of reading the index log (a pack the cache named was found gone,
+/// or a chunk a manifest references was not in it). Best effort.
+pub fn distrust(dir: &Path) {
+    let run = || -> std::io::Result<()> {
+        if !dir.join("state.json").exists() {
+            return Ok(());
+        }
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
+        let Ok((mut state, _)) = load(dir) else { return Ok(()) };
+        if state.log.is_none() {
+            return Ok(());
+        }
+        state.log = None;
+        let tmp = dir.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&state).expect("serialize cache state"))?;
+        std::fs::rename(&tmp, dir.join("state.json"))
+    };
+    if let Err(e) = run() {
+        tracing::warn!(cache = %dir.display(), error = %e, "index cache not marked for a full listing");
+    }
 }
 
 /// The state and packs in force; `Err("absent")` for a new cache.

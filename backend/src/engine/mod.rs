@@ -142,6 +142,7 @@ pub mod fixed_index;
 pub mod gc;
 pub mod gc_plan;
 pub mod index_cache;
+pub mod index_log;
 pub mod lease;
 pub mod limits;
 pub mod local_repository;

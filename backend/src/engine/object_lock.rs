@@ -264,7 +264,8 @@ pub fn ensure_retention(ds: &Datastore, mode: LockMode) -> Result<EnsureReport> 
         add(DICT_KEY.to_string(), until, band);
         add(CONFIG_KEY.to_string(), until, band);
         if store.is_none() {
-            store = Some(ds.load_chunk_store()?);
+            // Every pack of every restore point: not the index log alone.
+            store = Some(ds.load_chunk_store_listed()?);
         }
         let chunks = store.as_ref().expect("loaded above");
         let mut packs: HashSet<u32> = HashSet::new();

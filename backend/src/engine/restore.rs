@@ -57,8 +57,10 @@ pub fn restore(
 ) -> Result<Manifest> {
     let (m, _entry, index) = open_disk(ds, name, which, disk)?;
     let label = format!("{}/{}", m.name, m.id);
-    let store = ds.load_chunk_store()?;
-    // Every chunk must be known before the output is touched.
+    let mut store = ds.load_chunk_store()?;
+    // Every chunk must be known before the output is touched (after every
+    // pack index is listed, if the cache read only the index log).
+    store.relist_unless_all_known(&index.digests)?;
     for d in index.digests.iter().filter(|d| !d.is_zero_marker()) {
         if !store.contains(d) {
             return Err(EngineError::MissingChunk { snapshot: label, digest: d.to_hex() });
