@@ -5,7 +5,15 @@ use clap::{Parser, Subcommand};
 use crate::config::ServeConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "sendense", version, about = "Sendense: VM backup, restore and replication")]
+#[command(
+    name = "sendense",
+    version,
+    about = "Sendense: VM backup, restore and replication",
+    after_help = "Index caches: `repo`, `image` and `vm` keep each repository's chunk index on this machine's disk \
+                  (SENDENSE_CACHE_DIR, else $XDG_CACHE_HOME/sendense/index or ~/.cache/sendense/index) and, at most once a day, remove the caches \
+                  nobody opened for 30 days and those of local repositories that are gone. \
+                  SENDENSE_CACHE_MAX_AGE_DAYS=N changes the 30 days; 0 or off: never remove them."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -53,16 +61,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(crate::server::serve(config))
         }
         Command::Repo(cmd) => {
-            sweep_index_caches();
+            sweep_index_caches()?;
             crate::engine::command::run_repo(cmd)
         }
         Command::Image(cmd) => {
-            sweep_index_caches();
+            sweep_index_caches()?;
             crate::engine::command::run_image(cmd)
         }
         Command::Host(cmd) => crate::jobs::command::run_host(cmd),
         Command::Vm(cmd) => {
-            sweep_index_caches();
+            sweep_index_caches()?;
             crate::jobs::command::run_vm(cmd)
         }
         Command::Lab(cmd) => crate::lab::command::run(cmd),
@@ -72,10 +80,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The commands that open repositories first remove, at most once a day, the
-/// index caches nobody opened for 30 days and those of local repositories
-/// that are gone (the command line has no catalog to tell it which
-/// repositories exist; the server cleans its own root by its catalog). A
-/// cache some process has open is never removed.
-fn sweep_index_caches() {
-    crate::engine::index_cache::sweep_unused();
+/// index caches nobody opened for 30 days (`SENDENSE_CACHE_MAX_AGE_DAYS`;
+/// `0` or `off`: no sweep) and those of local repositories that are gone
+/// (the command line has no catalog to tell it which repositories exist;
+/// the server cleans its own root by its catalog). A cache some process has
+/// open is never removed. A bad value stops the command before it starts.
+fn sweep_index_caches() -> anyhow::Result<()> {
+    use crate::engine::index_cache;
+    if let Some(days) = index_cache::max_age_days(std::env::var_os(index_cache::ENV_MAX_AGE).as_deref())? {
+        index_cache::sweep_unused(days);
+    }
+    Ok(())
 }

@@ -51,8 +51,9 @@
 //! the server removes the caches under its own root whose location no
 //! catalog repository has ([`remove_stale`]); the command line, which has
 //! no catalog, removes (at most once a day) the caches not opened for
-//! [`UNUSED_DAYS`] days and those of a local repository that is gone
-//! ([`remove_unused`], [`sweep_unused`]).
+//! [`UNUSED_DAYS`] days (or `$SENDENSE_CACHE_MAX_AGE_DAYS`; `0` or `off`:
+//! never) and those of a local repository that is gone ([`remove_unused`],
+//! [`sweep_unused`]).
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -252,8 +253,43 @@ pub fn remove_stale(root: &Path, keep: &std::collections::HashSet<String>) -> us
 }
 
 /// A cache nobody opened for this many days is removed by the command line
-/// ([`remove_unused`]).
+/// ([`remove_unused`]) unless [`ENV_MAX_AGE`] says otherwise.
 pub const UNUSED_DAYS: u64 = 30;
+
+/// Environment variable of the command line: how many days a cache may go
+/// unopened before the sweep removes it (a whole number of days, default
+/// [`UNUSED_DAYS`]); `0` or `off`: no sweep at all.
+pub const ENV_MAX_AGE: &str = "SENDENSE_CACHE_MAX_AGE_DAYS";
+
+/// The longest age [`ENV_MAX_AGE`] takes (a century).
+const MAX_AGE_DAYS: u64 = 36_500;
+
+/// [`ENV_MAX_AGE`] holds something that is not a number of days.
+#[derive(Debug, thiserror::Error)]
+#[error("{ENV_MAX_AGE}={value:?}: give a whole number of days from 1 to {MAX_AGE_DAYS} (default {UNUSED_DAYS}), or 0 or 'off' to never remove unused index caches")]
+pub struct BadMaxAge {
+    pub value: String,
+}
+
+/// The age in days after which the command line's sweep removes a cache
+/// nobody opened, from [`ENV_MAX_AGE`]'s value (`None`: not set or empty,
+/// [`UNUSED_DAYS`]): `Ok(None)` when the sweep is off (`0`, `off`).
+pub fn max_age_days(value: Option<&std::ffi::OsStr>) -> std::result::Result<Option<u64>, BadMaxAge> {
+    let Some(value) = value else { return Ok(Some(UNUSED_DAYS)) };
+    let bad = || BadMaxAge { value: value.to_string_lossy().into_owned() };
+    let text = value.to_str().ok_or_else(bad)?.trim();
+    if text.is_empty() {
+        return Ok(Some(UNUSED_DAYS));
+    }
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(days) if days <= MAX_AGE_DAYS => Ok(Some(days)),
+        _ => Err(bad()),
+    }
+}
 
 /// The command line's rule (it has no catalog): removes the caches under
 /// `root` not opened for `max_age`, and those of a local repository whose
@@ -277,11 +313,11 @@ pub fn remove_unused(root: &Path, max_age: std::time::Duration) -> usize {
 /// last ran.
 const SWEPT_FILE: &str = "swept";
 
-/// [`remove_unused`] on [`root`] with [`UNUSED_DAYS`], at most once a day
-/// (the `swept` file under the root records the last sweep): what the
-/// command line runs before a command that opens repositories. Best effort;
-/// returns how many caches were removed.
-pub fn sweep_unused() -> usize {
+/// [`remove_unused`] on [`root`] with an age of `days` ([`max_age_days`]),
+/// at most once a day (the `swept` file under the root records the last
+/// sweep): what the command line runs before a command that opens
+/// repositories. Best effort; returns how many caches were removed.
+pub fn sweep_unused(days: u64) -> usize {
     let root = root();
     let stamp = root.join(SWEPT_FILE);
     let recent = std::fs::metadata(&stamp)
@@ -295,9 +331,9 @@ pub fn sweep_unused() -> usize {
     if std::fs::write(&stamp, b"").is_err() {
         return 0;
     }
-    let removed = remove_unused(&root, std::time::Duration::from_secs(UNUSED_DAYS * 24 * 3600));
+    let removed = remove_unused(&root, std::time::Duration::from_secs(days * 24 * 3600));
     if removed > 0 {
-        tracing::info!(count = removed, root = %root.display(), "removed index caches unused for {UNUSED_DAYS} days or of repositories that are gone");
+        tracing::info!(count = removed, root = %root.display(), "removed index caches unused for {days} days or of repositories that are gone");
     }
     removed
 }
@@ -1204,5 +1240,25 @@ mod tests {
         drop(holder);
         assert_eq!(remove_unused(&t.path().join("root"), month), 1, "once nobody has it open");
         assert!(!open_old.exists());
+    }
+
+    #[test]
+    fn the_sweeps_age_is_set_in_days_or_off_and_a_bad_value_says_what_is_expected() {
+        use std::ffi::OsStr;
+        let age = |v: &str| max_age_days(Some(OsStr::new(v)));
+        assert_eq!(max_age_days(None).unwrap(), Some(UNUSED_DAYS), "unset: the default");
+        assert_eq!(age("").unwrap(), Some(UNUSED_DAYS), "empty: the default");
+        assert_eq!(age("7").unwrap(), Some(7));
+        assert_eq!(age(" 90 ").unwrap(), Some(90));
+        assert_eq!(age("36500").unwrap(), Some(36_500));
+        assert_eq!(age("0").unwrap(), None, "0: no sweep");
+        assert_eq!(age("off").unwrap(), None);
+        assert_eq!(age("OFF").unwrap(), None);
+        for bad in ["-1", "7d", "1.5", "thirty", "36501", "99999999999999999999"] {
+            let e = age(bad).unwrap_err().to_string();
+            assert!(e.contains(ENV_MAX_AGE) && e.contains(&format!("{bad:?}")) && e.contains("whole number of days") && e.contains("'off'"), "{bad}: {e}");
+        }
+        let not_text = <OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"f\xff");
+        assert!(max_age_days(Some(not_text)).is_err());
     }
 }
