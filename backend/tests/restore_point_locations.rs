@@ -237,13 +237,29 @@ async fn locations_on(f: Fixture) {
     // b5: written to site-a, copied to offsite; site-a's directory is deleted.
     image(&img, 11);
     let b5 = point_with_copy(&db, &data, "b5", "vm1", &img, &site_a_row, &offsite_row, None).await;
+    // The wizard checks every time it opens: a check that changes nothing is not audited.
+    let catalog = &db;
+    let checks = move || async move { audit_log::Entity::find().all(catalog).await.unwrap().into_iter().filter(|a| a.action.contains("locations/check") || a.action == "backup.location.check").collect::<Vec<_>>() };
+    let audited = audit_log::Entity::find().all(&db).await.unwrap().len();
+    for _ in 0..2 {
+        let healthy: Backup = api.ok("POST", "/api/v1/restore-points/b5/locations/check", None, StatusCode::OK).await;
+        assert!(healthy.locations.iter().all(|l| l.state == LocationState::Present), "{:?}", healthy.locations);
+    }
+    assert_eq!(audit_log::Entity::find().all(&db).await.unwrap().len(), audited, "checks of a healthy restore point are not audited");
     std::fs::remove_dir_all(&site_a_row.path).unwrap();
     let listed: Backup = api.ok("GET", "/api/v1/backup/b5", None, StatusCode::OK).await;
     assert!(listed.locations.iter().all(|l| l.state == LocationState::Present), "the catalog has not read it yet: {:?}", listed.locations);
-    // The wizard's check reads each location: the primary is missing at once.
+    // The wizard's check reads each location: the primary is missing at once, and that is audited.
     let checked: Backup = api.ok("POST", "/api/v1/restore-points/b5/locations/check", None, StatusCode::OK).await;
     let states: Vec<(LocationRole, LocationState)> = checked.locations.iter().map(|l| (l.role, l.state)).collect();
     assert_eq!(states, vec![(LocationRole::Primary, LocationState::Missing), (LocationRole::Copy, LocationState::Present)]);
+    let found = checks().await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].action.as_str(), found[0].result.as_str(), found[0].actor.is_some()), ("backup.location.check", "ok", true), "{found:?}");
+    assert!(found[0].target.contains("'site-a' (primary) present -> missing") && !found[0].target.contains("offsite"), "{found:?}");
+    // Checked again, still missing: nothing changed, nothing audited.
+    let _: Backup = api.ok("POST", "/api/v1/restore-points/b5/locations/check", None, StatusCode::OK).await;
+    assert_eq!(checks().await.len(), 1);
     // A restore that asks for the primary is refused, naming the copy; asking for nothing reads the copy.
     match backup_locations::choose(&db, &data, &b5, Some(&site_a.id)).await {
         Err(ChooseError::Unreadable(m)) => assert!(m.contains("cannot be read from 'site-a'") && m.contains("'offsite'"), "{m}"),

@@ -17,7 +17,7 @@ use shared_types::jobs::BackupType;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{check_id, noted, page};
+use super::common::{check_id, not_audited, noted, page};
 use super::{vms, ApiError, ApiJson, ApiQuery};
 use crate::auth::audit::AuditNote;
 use crate::auth::AuthUser;
@@ -404,23 +404,35 @@ async fn delete_location(State(state): State<AppState>, Path((id, repository_id)
 /// met: a location that cannot be read now is marked missing with the
 /// reason, one that reads again present. 200 with the restore point as it
 /// now is; what the restore wizard asks when it opens, so "Read from"
-/// shows where the restore point can really be read.
+/// shows where the restore point can really be read. Audited only when it
+/// changed a location's state (missing, or readable again): a check that
+/// finds everything as the catalog had it writes no audit entry.
 #[utoipa::path(post, path = "/restore-points/{id}/locations/check", tag = "backups", params(("id" = String, Path, description = "Restore point id")),
     responses((status = 200, body = Backup), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn check_locations(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<Backup>, ApiError> {
+async fn check_locations(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     check_id("id", &id)?;
     let row = find(&state, &id).await?;
+    let mut changed = Vec::new();
     for loc in backup_locations::of(&state.db, &row).await? {
         if loc.state != LocationState::Present.as_str() && loc.state != LocationState::Missing.as_str() {
             continue;
         }
         if let Some(repo) = repositories::Entity::find_by_id(loc.repository_id.clone()).one(&state.db).await? {
             // The outcome is recorded on the location; the answer shows it.
-            let _ = backup_locations::probe(&state.db, &state.data_dir, &row, &loc, &repo).await?;
+            let readable = backup_locations::probe(&state.db, &state.data_dir, &row, &loc, &repo).await?;
+            let now = if readable.is_ok() { LocationState::Present } else { LocationState::Missing };
+            if loc.state != now.as_str() {
+                changed.push(format!("'{}' ({}) {} -> {}", repo.name, loc.role, loc.state, now.as_str()));
+            }
         }
     }
     let row = find(&state, &id).await?;
-    convert::backups(&state.db, vec![row]).await?.pop().map(ApiJson).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("backup row vanished")))
+    let label = format!("{}/{}", row.snapshot_name, row.snapshot_id);
+    let out = convert::backups(&state.db, vec![row]).await?.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("backup row vanished")))?;
+    if changed.is_empty() {
+        return Ok(not_audited(ApiJson(out)));
+    }
+    Ok(noted(ApiJson(out), AuditNote::new("backup.location.check", format!("{label}: {}", changed.join(", ")))))
 }
 
 /// The repositories of `locations` by name (id when it left the catalog).

@@ -6,12 +6,20 @@ use sea_orm::{DbErr, SqlErr};
 use shared_types::{PAGE_DEFAULT, PAGE_MAX};
 
 use super::ApiError;
-use crate::auth::audit::AuditNote;
+use crate::auth::audit::{AuditNote, NotAudited};
 
 /// A response carrying what the handler did, for the audit log.
 pub fn noted(response: impl IntoResponse, note: AuditNote) -> Response {
     let mut response = response.into_response();
     response.extensions_mut().insert(note);
+    response
+}
+
+/// `response` of a mutating request that changed nothing: the audit log
+/// gets no entry for it ([`NotAudited`]).
+pub fn not_audited(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.extensions_mut().insert(NotAudited);
     response
 }
 

@@ -1,6 +1,8 @@
 //! Writing the audit log. Handlers describe what they did with an
 //! [`AuditNote`] in their response; the middleware records every mutating
-//! request with that note (or the method and path) and the outcome.
+//! request with that note (or the method and path) and the outcome, but
+//! for a successful one whose handler said it changed nothing
+//! ([`NotAudited`]).
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
@@ -21,6 +23,13 @@ impl AuditNote {
         Self { action, target: target.into(), actor: None }
     }
 }
+
+/// Attached to a response by a handler whose mutating request changed
+/// nothing (a check that found everything as the catalog had it): the
+/// middleware writes no audit entry for it. Only successful answers carry
+/// it; a refused or failed request is audited as ever.
+#[derive(Debug, Clone, Copy)]
+pub struct NotAudited;
 
 pub fn result_word(status: u16) -> &'static str {
     match status {

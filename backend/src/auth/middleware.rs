@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use shared_types::auth::Role;
 
-use super::audit::{self, AuditNote};
+use super::audit::{self, AuditNote, NotAudited};
 use super::policy::{self, Access};
 use super::session;
 use crate::api::ApiError;
@@ -101,7 +101,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     }
 
     let response = next.run(req).await;
-    if policy::is_audited(&method, &path) {
+    // A handler that changed nothing says so; only a success may skip the log.
+    let unchanged = response.status().is_success() && response.extensions().get::<NotAudited>().is_some();
+    if policy::is_audited(&method, &path) && !unchanged {
         let note = response.extensions().get::<AuditNote>().cloned();
         let fallback_action = format!("{method} {path}");
         let (action, target, actor) = match &note {
