@@ -20,7 +20,10 @@
 //! * a copy job (3-2-1) to an S3 repository that throttles every 3rd
 //!   request completes, and its log says how many requests the target's
 //!   storage throttled, as a backup job's does (no lab needed: the restore
-//!   point is written by the engine and recorded in the catalog).
+//!   point is written by the engine and recorded in the catalog); before
+//!   it, a copy to the bucket while it refuses every write (full) fails and
+//!   marks the target degraded (cause, job), not the local source, and the
+//!   good copy clears it.
 
 use std::path::Path;
 use std::process::Command;
@@ -33,7 +36,7 @@ use serde_json::{json, Value};
 use shared_types::alerts::AlertPage;
 use shared_types::backups::{Backup, BackupPage};
 use shared_types::jobs::{Job, QueuedJobs};
-use shared_types::repositories::{Repository, RepositoryStatus};
+use shared_types::repositories::{Repository, RepositoryStatus, StorageFailureCause};
 
 mod support;
 
@@ -345,6 +348,26 @@ async fn a_copy_to_a_throttling_s3_repository_logs_the_throttled_requests() {
     let body = json!({"name": "copies-s3", "kind": "s3", "endpoint": proxy.endpoint(), "region": MOTO_REGION, "bucket": "copies", "access_key_id": ak, "secret_access_key": sk});
     let target: Repository = api.ok("POST", "/api/v1/repositories", Some(body), StatusCode::CREATED).await;
 
+    // The bucket refuses every write (full): the copy fails, and the target's storage shows it
+    // (degraded, cause full, this job), as after a backup; the local source's did not fail.
+    let started = chrono::Utc::now();
+    proxy.set(Faults { refuse_puts_after: Some((0, fault_proxy::MINIO_STORAGE_FULL)), ..Default::default() });
+    let refused: Job = api
+        .ok("POST", &format!("/api/v1/restore-points/{}/copy", point.id), Some(json!({"repository_id": target.id})), StatusCode::ACCEPTED)
+        .await;
+    let failed = api.wait(&refused.id, 300).await;
+    proxy.clear();
+    assert_eq!(failed["job"]["status"], "failed", "{}", failed["job"]);
+    let listed: Vec<Repository> = api.ok("GET", "/api/v1/repositories", None, StatusCode::OK).await;
+    let shown = |id: &str| listed.iter().find(|r| r.id == id).cloned().expect("the repository is listed");
+    let (t, l) = (shown(&target.id), shown(&local.id));
+    eprintln!("after the refused copy: target {:?} {:?}; source {:?}", t.status, t.storage_failure, l.status);
+    let sf = t.storage_failure.expect("the target shows its storage's failure");
+    assert_eq!((t.status, sf.cause, sf.job_id.as_deref()), (RepositoryStatus::Degraded, StorageFailureCause::Full, Some(refused.id.as_str())), "{sf:?}");
+    assert!(sf.at >= started && sf.message.contains("XMinioStorageFull") && sf.message.contains("to 'copies-s3' failed"), "{sf:?}");
+    assert!(!sf.message.contains(sk), "{sf:?}");
+    assert_eq!((l.status, l.storage_failure), (RepositoryStatus::Online, None), "the source's storage did not fail");
+
     proxy.set(Faults { throttle: Some((3, fault_proxy::S3_SLOW_DOWN)), ..Default::default() });
     let before = proxy.throttled();
     let job: Job = api
@@ -365,4 +388,7 @@ async fn a_copy_to_a_throttling_s3_repository_logs_the_throttled_requests() {
         "{line}"
     );
     assert!(!log.contains("(source)"), "the local source is not an object store: {log}");
+    // The good copy cleared the target's storage failure.
+    let after: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", target.id), None, StatusCode::OK).await;
+    assert_eq!((after.status, after.storage_failure), (RepositoryStatus::Online, None), "the good copy clears the storage failure");
 }

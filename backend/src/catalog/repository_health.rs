@@ -2,7 +2,9 @@
 //! behind it (issue 18: a repository that fills up or starts refusing
 //! writes). A backup that fails at the storage (the engine's error is about
 //! a repository object: full, over quota, refusing the credentials, not
-//! answering) records it on the repository's row, and the repository then
+//! answering) records it on the repository's row, and so does a copy on the
+//! row of the repository whose storage failed it (the target or the
+//! source, told apart by `engine::repository::ErrorTap`); the repository then
 //! shows `degraded` with the cause and when; a failed test of the saved
 //! repository records it too. The next successful backup or copy to the
 //! repository, or a successful test, clears it. Failures that are not the

@@ -298,5 +298,144 @@ impl<O: WriteObserver> Repository for WriteTap<O> {
     }
 }
 
+/// A repository that remembers the last error about one of its objects
+/// ([`EngineError::Object`]: the storage's) it returned, and passes every
+/// call on to `inner` unchanged. A copy holds two repositories: the job
+/// asks both taps which one returned the error the copy failed with, to
+/// mark that repository's storage as failing.
+pub struct ErrorTap {
+    inner: Arc<dyn Repository>,
+    /// Shared by the taps compared: orders their errors.
+    clock: Arc<std::sync::atomic::AtomicU64>,
+    /// (order, key, the storage's words) of the last error.
+    last: std::sync::Mutex<Option<(u64, String, String)>>,
+}
+
+impl ErrorTap {
+    /// Taps on `a` and `b` whose errors are ordered against each other.
+    pub fn pair(a: Arc<dyn Repository>, b: Arc<dyn Repository>) -> (Arc<ErrorTap>, Arc<ErrorTap>) {
+        let clock = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let tap = |inner| Arc::new(ErrorTap { inner, clock: clock.clone(), last: std::sync::Mutex::new(None) });
+        (tap(a), tap(b))
+    }
+
+    /// When (in the pair's order) this repository last returned `e`, if
+    /// its last error is `e` (the same object, the same words).
+    pub fn returned(&self, e: &EngineError) -> Option<u64> {
+        let EngineError::Object { key, source } = e else { return None };
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().filter(|(_, k, words)| k == key && *words == source.to_string()).map(|(at, _, _)| *at)
+    }
+
+    fn watch<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(EngineError::Object { key, source }) = &r {
+            let at = self.clock.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, key.clone(), source.to_string()));
+        }
+        r
+    }
+}
+
+impl Repository for ErrorTap {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.watch(self.inner.get(key))
+    }
+    fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.watch(self.inner.get_range(key, offset, len))
+    }
+    fn parallel_requests(&self) -> usize {
+        self.inner.parallel_requests()
+    }
+    fn request_counts(&self) -> Option<crate::repos::http::RequestCounts> {
+        self.inner.request_counts()
+    }
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.watch(self.inner.put(key, data))
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.watch(self.inner.put_if_absent(key, data))
+    }
+    fn put_if_absent_deferred(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.watch(self.inner.put_if_absent_deferred(key, data))
+    }
+    fn sync_published(&self) -> Result<()> {
+        self.watch(self.inner.sync_published())
+    }
+    fn put_volatile(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.watch(self.inner.put_volatile(key, data))
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.watch(self.inner.delete(key))
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.watch(self.inner.list(prefix))
+    }
+    fn stat(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.watch(self.inner.stat(key))
+    }
+    fn touch(&self, key: &str) -> Result<bool> {
+        self.watch(self.inner.touch(key))
+    }
+    fn lock_support(&self) -> Result<LockSupport> {
+        self.watch(self.inner.lock_support())
+    }
+    fn retention(&self, key: &str) -> Result<Option<Retention>> {
+        self.watch(self.inner.retention(key))
+    }
+    fn object_retention(&self, key: &str) -> Result<Option<Retention>> {
+        self.watch(self.inner.object_retention(key))
+    }
+    fn undelete(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
+        self.watch(self.inner.undelete(since))
+    }
+    fn sweep_versions(&self, superseded_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<SweepReport> {
+        self.watch(self.inner.sweep_versions(superseded_before, now))
+    }
+    fn retain(&self, key: &str, until: DateTime<Utc>, mode: LockMode) -> Result<Retention> {
+        self.watch(self.inner.retain(key, until, mode))
+    }
+    fn server_now(&self) -> Result<SystemTime> {
+        self.watch(self.inner.server_now())
+    }
+}
+
 /// Keys of [`Repository::server_now`]'s probes (not leases).
 pub const CLOCK_PROBE_PREFIX: &str = "locks/clock-";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::local_repository::LocalRepository;
+
+    #[test]
+    fn an_error_tap_tells_which_repository_returned_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let (a_dir, b_dir) = (t.path().join("a"), t.path().join("b"));
+        for d in [&a_dir, &b_dir] {
+            std::fs::create_dir_all(d.join("dir")).unwrap();
+        }
+        let (a, b) = ErrorTap::pair(Arc::new(LocalRepository::new(&a_dir)), Arc::new(LocalRepository::new(&b_dir)));
+        // Not found is no storage failure: nothing recorded.
+        assert!(matches!(a.get("nothing"), Err(EngineError::NotFound { .. })));
+        // Reading a directory as an object: an error about that object.
+        let from_a = a.get("dir").unwrap_err();
+        assert!(matches!(from_a, EngineError::Object { .. }), "{from_a:?}");
+        assert_eq!((a.returned(&from_a), b.returned(&from_a)), (Some(1), None));
+        // The same object and words from b, later: both match, b's is the newer.
+        let from_b = b.get("dir").unwrap_err();
+        assert_eq!((a.returned(&from_b), b.returned(&from_b)), (Some(1), Some(2)));
+        // Another error of a is not b's.
+        std::fs::create_dir_all(a_dir.join("other")).unwrap();
+        let other = a.get("other").unwrap_err();
+        assert_eq!((a.returned(&other), b.returned(&other)), (Some(3), None));
+        assert_eq!(a.returned(&from_a), None, "a's last error is another now");
+        assert_eq!(b.returned(&EngineError::Cancelled), None);
+        // Successes pass through.
+        std::fs::write(b_dir.join("k"), b"v").unwrap();
+        assert_eq!(b.get("k").unwrap(), b"v");
+        assert_eq!(b.returned(&from_b), Some(2), "a success records nothing");
+    }
+}

@@ -8,7 +8,10 @@
 //!
 //! Queued after each successful backup of a flow with a copy target, and on
 //! demand (`POST /api/v1/restore-points/{id}/copy`). A failure raises an
-//! alert about the VM; the next good copy of that VM resolves it. Like a
+//! alert about the VM; the next good copy of that VM resolves it. A failure
+//! of a storage (the target full or refusing writes, the source or target
+//! not answering) marks that repository degraded, as a backup's does
+//! (`catalog::repository_health`); a good copy clears the target's. Like a
 //! backup job, the job logs how many requests each object store (source,
 //! target) throttled or failed with a 5xx and had retried.
 
@@ -26,10 +29,12 @@ use shared_types::repositories::RepositoryKind;
 use super::backup_job::{end_job, refresh_stats, retried_line, start};
 use super::{queued_row, retention, telemetry, Runner, RunnerError};
 use crate::catalog::backup_locations::{self, CopyDone};
-use crate::catalog::{flows as flow_rules, repositories as repositories_logic, storage_locks};
+use crate::catalog::{flows as flow_rules, repositories as repositories_logic, repository_health, storage_locks};
 use crate::db::entities::{backups, jobs, repositories, vm_contexts};
 use crate::engine::copy::{copy_snapshot, CopyOptions, CopyStats};
+use crate::engine::datastore::Datastore;
 use crate::engine::progress::Progress;
+use crate::engine::repository::ErrorTap;
 use crate::engine::EngineError;
 use crate::repos::http::RequestCounts;
 
@@ -195,11 +200,18 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, op
     let immutable_until: Option<DateTime<Utc>> = (days > 0).then(|| Utc::now() + Duration::days(i64::from(days)));
     let sampler = telemetry::spawn_sampler(runner.clone(), job.clone(), vm.name.clone(), progress.clone());
     let (src_row, dst_row, name, id, p) = (source.clone(), target.clone(), source_point.snapshot_name.clone(), source_point.snapshot_id.clone(), progress.clone());
-    let result = tokio::task::spawn_blocking(move || -> Result<(CopyStats, [Option<RequestCounts>; 2]), EngineError> {
-        let src = repositories_logic::open_datastore(&data_dir, &src_row)?;
-        let dst = repositories_logic::open_datastore(&data_dir, &dst_row)?;
+    let result = tokio::task::spawn_blocking(move || -> Result<(CopyStats, [Option<RequestCounts>; 2]), (EngineError, Option<Side>)> {
+        let src = repositories_logic::open_datastore(&data_dir, &src_row).map_err(|e| (e, Some(Side::Source)))?;
+        let dst = repositories_logic::open_datastore(&data_dir, &dst_row).map_err(|e| (e, Some(Side::Target)))?;
+        // Which storage an error came from: the one to mark as failing.
+        let (src_tap, dst_tap) = ErrorTap::pair(src.repo.clone(), dst.repo.clone());
+        let src = Datastore { repo: src_tap.clone(), ..src };
+        let dst = Datastore { repo: dst_tap.clone(), ..dst };
         let opts = CopyOptions { immutable_until, object_lock, workers: 0, on_phase: None };
-        let stats = copy_snapshot(&src, &dst, &name, &id, &opts, &p)?;
+        let stats = copy_snapshot(&src, &dst, &name, &id, &opts, &p).map_err(|e| {
+            let side = Side::of(&e, &src_tap, &dst_tap);
+            (e, side)
+        })?;
         Ok((stats, [src.repo.request_counts(), dst.repo.request_counts()]))
     })
     .await;
@@ -215,8 +227,22 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, op
             }
             s
         }
-        Ok(Err(EngineError::Cancelled)) => return Err("stopped by an operator; no copy was written at the target".into()),
-        Ok(Err(e)) => return Err(format!("copy from '{}' to '{}' failed: {e}", source.name, target.name)),
+        Ok(Err((EngineError::Cancelled, _))) => return Err("stopped by an operator; no copy was written at the target".into()),
+        Ok(Err((e, side))) => {
+            let message = format!("copy from '{}' to '{}' failed: {e}", source.name, target.name);
+            // A storage failed it (the target full or refusing writes, the source not answering...):
+            // that repository shows it until a write there succeeds, as after a backup.
+            if let (Some(side), Some(cause)) = (side, repository_health::engine_cause(&e)) {
+                let repo = match side {
+                    Side::Source => &source,
+                    Side::Target => &target,
+                };
+                if let Err(db) = repository_health::record(db, &repo.id, cause, &message, Some(&job.id), Utc::now()).await {
+                    tracing::warn!(error = %db, repository = %repo.name, "recording the repository's storage failure");
+                }
+            }
+            return Err(message);
+        }
         Err(e) => return Err(format!("the copy thread failed: {e}")),
     };
     let line = if stats.already_present {
@@ -243,7 +269,7 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, op
         .await
         .map_err(|e| format!("the copy was written and verified but the catalog could not record it: {e}"))?;
     // A write there succeeded: an earlier storage failure at the target is over.
-    if let Err(e) = crate::catalog::repository_health::clear(db, &target.id).await {
+    if let Err(e) = repository_health::clear(db, &target.id).await {
         tracing::warn!(error = %e, repository = %target.name, "clearing the repository's storage failure");
     }
     // Locked by the storage at the target: the date the storage itself
@@ -281,6 +307,26 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, op
     }
     refresh_stats(runner, &target).await;
     Ok(stats)
+}
+
+/// The repository of a copy whose storage returned the error it failed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    /// Which tap returned `e` (the later one when both returned the same
+    /// words about the same key); `None`: not an error of either storage.
+    fn of(e: &EngineError, source: &ErrorTap, target: &ErrorTap) -> Option<Side> {
+        match (source.returned(e), target.returned(e)) {
+            (Some(s), Some(t)) => Some(if s > t { Side::Source } else { Side::Target }),
+            (Some(_), None) => Some(Side::Source),
+            (None, Some(_)) => Some(Side::Target),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The location the copy reads from: the first readable one that is not the target.
