@@ -69,42 +69,11 @@ async fn the_migration_gives_existing_restore_points_their_primary_location() {
     backfill_on(&url, None).await;
 }
 
-async fn refused(api: &Api, method: &str, path: &str, body: Value, status: StatusCode, code: &str) -> ErrorBody {
-    let reply = api.call(method, path, Some(body.clone())).await;
-    assert_eq!(reply.status, status, "{method} {path} {body}: {}", reply.body);
-    let e: ErrorBody = reply.json();
-    assert_eq!(e.code, code, "{method} {path} {body}: {}", reply.body);
-    e
-}
 
 fn names_field(e: &ErrorBody, field: &str) -> bool {
     e.details.iter().any(|d| d.field == field)
 }
 
-/// A restore point row of `vm` written to `repo`.
-async fn point(db: &sea_orm::DatabaseConnection, id: &str, vm: &str, repo: &str, hours_ago: i64) {
-    backups::ActiveModel {
-        id: Set(id.into()),
-        vm_context_id: Set(vm.into()),
-        job_id: Set(None),
-        repository_id: Set(repo.into()),
-        snapshot_name: Set(format!("vm-{vm}")),
-        snapshot_id: Set(format!("snap-{id}")),
-        parent_snapshot_id: Set(None),
-        backup_type: Set("full".into()),
-        status: Set("available".into()),
-        logical_bytes: Set(1 << 20),
-        bytes_read: Set(1 << 20),
-        bytes_written: Set(1 << 19),
-        created_at: Set(Utc::now() - Duration::hours(hours_ago)),
-        immutable_until: Set(None),
-        verified_at: Set(None),
-        verify_reason: Set(None),
-    }
-    .insert(db)
-    .await
-    .unwrap();
-}
 
 async fn location(db: &sea_orm::DatabaseConnection, backup: &str, repo: &str, role: LocationRole, immutable_until: Option<chrono::DateTime<Utc>>) {
     locations::ActiveModel {
@@ -139,16 +108,9 @@ async fn copy_catalog_on(f: Fixture) {
     rows::vm(&db, "vm2", "p1", "db-01").await;
 
     // Copy targets: validated, with the field named.
-    let e = refused(&api, "POST", "/api/v1/policies", json!({"name": "offsite", "copy_target": {"repository_id": "nope"}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    let e = api.rejected("POST", "/api/v1/policies", Some(json!({"name": "offsite", "copy_target": {"repository_id": "nope"}})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
     assert!(names_field(&e, "copy_target.repository_id") && e.message.contains("nope"), "{e:?}");
-    let e = refused(
-        &api,
-        "POST",
-        "/api/v1/policies",
-        json!({"name": "offsite", "copy_target": {"repository_id": site_b.id, "retention": {"keep_last": 0}}}),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_value",
-    )
+    let e = api.rejected("POST", "/api/v1/policies", Some(json!({"name": "offsite", "copy_target": {"repository_id": site_b.id, "retention": {"keep_last": 0}}})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value")
     .await;
     assert!(e.details.iter().any(|d| d.field.starts_with("copy_target.retention")), "{e:?}");
     let flow_body = |name: &str, target: &str| {
@@ -170,10 +132,10 @@ async fn copy_catalog_on(f: Fixture) {
     assert_eq!(policy.copy_target.as_ref().map(|t| t.repository_id.as_str()), Some(site_c.id.as_str()));
     let followed: Flow = api.ok("PATCH", &format!("/api/v1/flows/{}", flow.id), Some(json!({"policy_id": policy.id})), StatusCode::OK).await;
     assert_eq!(followed.copy_target.as_ref().map(|t| (t.repository_id.as_str(), t.retention.keep_daily)), Some((site_c.id.as_str(), Some(7))));
-    let e = refused(&api, "PATCH", &format!("/api/v1/flows/{}", flow.id), json!({"copy_target": null}), StatusCode::CONFLICT, "flow_follows_policy").await;
+    let e = api.rejected("PATCH", &format!("/api/v1/flows/{}", flow.id), Some(json!({"copy_target": null})), StatusCode::CONFLICT, "flow_follows_policy").await;
     assert!(e.message.contains("copy target"), "{e:?}");
     // The policy's target cannot be a follower's own repository; a change reaches the flow.
-    let e = refused(&api, "PATCH", &format!("/api/v1/policies/{}", policy.id), json!({"copy_target": {"repository_id": primary.id}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value")
+    let e = api.rejected("PATCH", &format!("/api/v1/policies/{}", policy.id), Some(json!({"copy_target": {"repository_id": primary.id}})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value")
         .await;
     assert!(e.message.contains("nightly"), "{e:?}");
     let _: Policy = api
@@ -189,13 +151,13 @@ async fn copy_catalog_on(f: Fixture) {
     assert!(dropped.copy_target.is_none());
     // Moving the flow onto its copy target's repository is refused.
     let _: Flow = api.ok("PATCH", &format!("/api/v1/flows/{}", flow.id), Some(json!({"copy_target": {"repository_id": site_c.id}})), StatusCode::OK).await;
-    let e = refused(&api, "PATCH", &format!("/api/v1/flows/{}", flow.id), json!({"repository_id": site_c.id}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    let e = api.rejected("PATCH", &format!("/api/v1/flows/{}", flow.id), Some(json!({"repository_id": site_c.id})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
     assert!(names_field(&e, "repository_id"), "{e:?}");
 
     // Locations: a row-less restore point is at its own repository; a copy shows with its repository's name.
-    point(&db, "b1", "vm1", &primary.id, 3).await;
-    point(&db, "b2", "vm1", &primary.id, 2).await;
-    point(&db, "b3", "vm2", &primary.id, 1).await;
+    rows::point(&db, rows::Point { at: Utc::now() - Duration::hours(3), logical_bytes: 1 << 20, bytes: (1 << 20, 1 << 19), ..rows::Point::new("b1", "vm1", &primary.id) }).await;
+    rows::point(&db, rows::Point { at: Utc::now() - Duration::hours(2), logical_bytes: 1 << 20, bytes: (1 << 20, 1 << 19), ..rows::Point::new("b2", "vm1", &primary.id) }).await;
+    rows::point(&db, rows::Point { at: Utc::now() - Duration::hours(1), logical_bytes: 1 << 20, bytes: (1 << 20, 1 << 19), ..rows::Point::new("b3", "vm2", &primary.id) }).await;
     let b1: Backup = api.ok("GET", "/api/v1/backup/b1", None, StatusCode::OK).await;
     assert_eq!(b1.locations.len(), 1);
     assert_eq!((b1.locations[0].role, b1.locations[0].state, b1.locations[0].repository_id.as_str()), (LocationRole::Primary, LocationState::Present, primary.id.as_str()));
@@ -241,11 +203,11 @@ async fn copy_catalog_on(f: Fixture) {
     assert!(backups::Entity::find_by_id("b2".to_string()).one(&db).await.unwrap().is_none());
 
     // On-demand copies: validated, refused where it is already, operators only.
-    let e = refused(&api, "POST", "/api/v1/restore-points/b3/copy", json!({"repository_id": "zzz"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    let e = api.rejected("POST", "/api/v1/restore-points/b3/copy", Some(json!({"repository_id": "zzz"})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
     assert!(names_field(&e, "repository_id"), "{e:?}");
-    let e = refused(&api, "POST", "/api/v1/restore-points/b3/copy", json!({"repository_id": site_b.id}), StatusCode::CONFLICT, "conflict").await;
+    let e = api.rejected("POST", "/api/v1/restore-points/b3/copy", Some(json!({"repository_id": site_b.id})), StatusCode::CONFLICT, "conflict").await;
     assert!(e.message.contains("already"), "{e:?}");
-    refused(&api, "POST", "/api/v1/restore-points/none/copy", json!({"repository_id": site_c.id}), StatusCode::NOT_FOUND, "backup_not_found").await;
+    api.rejected("POST", "/api/v1/restore-points/none/copy", Some(json!({"repository_id": site_c.id})), StatusCode::NOT_FOUND, "backup_not_found").await;
     let (_, viewer) = api.f.user_with_role("watcher", Role::Viewer).await;
     let reply = api.f.call("POST", "/api/v1/restore-points/b3/copy", Some(&viewer), Some(json!({"repository_id": site_c.id}))).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
@@ -267,7 +229,7 @@ async fn copy_catalog_on(f: Fixture) {
     // Repositories count the copies they hold, and cannot leave the catalog
     // while they hold copies or flows and policies copy to them.
     // b4: written to the primary, copied to site-b, then its primary removed.
-    point(&db, "b4", "vm1", &primary.id, 1).await;
+    rows::point(&db, rows::Point { at: Utc::now() - Duration::hours(1), logical_bytes: 1 << 20, bytes: (1 << 20, 1 << 19), ..rows::Point::new("b4", "vm1", &primary.id) }).await;
     let b4 = backups::Entity::find_by_id("b4".to_string()).one(&db).await.unwrap().unwrap();
     backup_locations::record_primary(&db, &b4).await.unwrap();
     location(&db, "b4", &site_b.id, LocationRole::Copy, None).await;
@@ -286,9 +248,9 @@ async fn copy_catalog_on(f: Fixture) {
         ids.sort();
         assert_eq!((ids, page["total"].as_u64()), (want.clone(), Some(want.len() as u64)), "{page}");
     }
-    let e = refused(&api, "DELETE", &format!("/api/v1/repositories/{}", site_b.id), Value::Null, StatusCode::CONFLICT, "repository_in_use").await;
+    let e = api.rejected("DELETE", &format!("/api/v1/repositories/{}", site_b.id), None, StatusCode::CONFLICT, "repository_in_use").await;
     assert!(e.message.contains("3 copies of restore points") && e.message.contains("'offsite'") && !e.message.contains("restore points (forget or move"), "{e:?}");
-    let e = refused(&api, "DELETE", &format!("/api/v1/repositories/{}", site_c.id), Value::Null, StatusCode::CONFLICT, "repository_in_use").await;
+    let e = api.rejected("DELETE", &format!("/api/v1/repositories/{}", site_c.id), None, StatusCode::CONFLICT, "repository_in_use").await;
     assert!(e.message.contains("flow 'nightly' as copy target"), "{e:?}");
     assert!(!e.message.contains("copies of restore points"), "a failed copy does not keep it: {e:?}");
     // Without the flow's copy target it leaves, and b3's failed copy there with it.

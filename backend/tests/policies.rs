@@ -44,38 +44,7 @@ async fn policies_on_postgresql() {
 }
 
 
-/// A restore point row of `vm` in `repo`, taken `hours_ago`; immutable until `immutable_until`.
-async fn point(db: &sea_orm::DatabaseConnection, id: &str, vm: &str, repo: &str, hours_ago: i64, immutable_until: Option<chrono::DateTime<Utc>>) {
-    backups::ActiveModel {
-        id: Set(id.into()),
-        vm_context_id: Set(vm.into()),
-        job_id: Set(None),
-        repository_id: Set(repo.into()),
-        snapshot_name: Set(format!("vm/{vm}")),
-        snapshot_id: Set(format!("snap-{id}")),
-        parent_snapshot_id: Set(None),
-        backup_type: Set("full".into()),
-        status: Set("available".into()),
-        logical_bytes: Set(1 << 20),
-        bytes_read: Set(1 << 20),
-        bytes_written: Set(1 << 19),
-        created_at: Set(Utc::now() - Duration::hours(hours_ago)),
-        immutable_until: Set(immutable_until),
-        verified_at: Set(None),
-        verify_reason: Set(None),
-    }
-    .insert(db)
-    .await
-    .unwrap();
-}
 
-async fn refused(api: &Api, method: &str, path: &str, body: Value, status: StatusCode, code: &str) -> String {
-    let reply = api.call(method, path, Some(body.clone())).await;
-    assert_eq!(reply.status, status, "{method} {path} {body}: {}", reply.body);
-    let e: ErrorBody = reply.json();
-    assert_eq!(e.code, code, "{method} {path} {body}: {}", reply.body);
-    e.message
-}
 
 async fn ids_of(db: &sea_orm::DatabaseConnection, vm: &str) -> BTreeSet<String> {
     backups::Entity::find().filter(backups::Column::VmContextId.eq(vm)).all(db).await.unwrap().into_iter().map(|b| b.id).collect()
@@ -130,7 +99,7 @@ async fn policies_on(f: Fixture) {
     let got: Policy = api.ok("GET", &format!("/api/v1/policies/{}", gold.id), None, StatusCode::OK).await;
     assert_eq!(got, gold);
     assert!(api.error("/api/v1/policies/nope", StatusCode::NOT_FOUND, "policy_not_found").await.contains("GET /api/v1/policies"));
-    refused(&api, "POST", "/api/v1/policies", json!({"name": "gold"}), StatusCode::CONFLICT, "policy_name_taken").await;
+    api.rejected("POST", "/api/v1/policies", Some(json!({"name": "gold"})), StatusCode::CONFLICT, "policy_name_taken").await;
     for (body, status, field) in [
         (json!({"name": ""}), StatusCode::BAD_REQUEST, "name"),
         (json!({"name": "x", "retention": {"keep_last": 0}}), StatusCode::BAD_REQUEST, "retention.keep_last"),
@@ -156,12 +125,12 @@ async fn policies_on(f: Fixture) {
     // the unencrypted repository (another flow's: never a candidate here).
     let soon = Some(Utc::now() + Duration::days(5));
     for (i, hours) in [1, 2, 3, 4, 5, 6].into_iter().enumerate() {
-        point(&db, &format!("a{i}"), "vm-a", &repo.id, hours, if i == 5 { soon } else { None }).await;
+        rows::point(&db, rows::Point { name: "vm/vm-a".into(), at: Utc::now() - Duration::hours(hours), immutable_until: if i == 5 { soon } else { None }, logical_bytes: 1 << 20, bytes: (1 << 20, 1 << 19), ..rows::Point::new(&format!("a{i}"), "vm-a", &repo.id) }).await;
     }
     for (i, hours) in [1, 30, 60].into_iter().enumerate() {
-        point(&db, &format!("b{i}"), "vm-b", &repo.id, hours, None).await;
+        rows::point(&db, rows::Point { name: "vm/vm-b".into(), at: Utc::now() - Duration::hours(hours), logical_bytes: 1 << 20, bytes: (1 << 20, 1 << 19), ..rows::Point::new(&format!("b{i}"), "vm-b", &repo.id) }).await;
     }
-    point(&db, "p0", "vm-a", "plain-repo", 10, None).await;
+    rows::point(&db, rows::Point { name: "vm/vm-a".into(), at: Utc::now() - Duration::hours(10), logical_bytes: 1 << 20, bytes: (1 << 20, 1 << 19), ..rows::Point::new("p0", "vm-a", "plain-repo") }).await;
 
     // --- Preview before anything is saved: keep the last one.
     let preview: PolicyPreview =
@@ -182,18 +151,18 @@ async fn policies_on(f: Fixture) {
     // Keeping everything deletes nothing.
     let all: PolicyPreview = api.ok("POST", "/api/v1/policies/preview", Some(json!({"flow_ids": [nightly.id]})), StatusCode::OK).await;
     assert_eq!((all.keeps.as_str(), all.deleted_total, all.flows[0].kept), ("every restore point", 0, 9));
-    refused(&api, "POST", "/api/v1/policies/preview", json!({"flow_ids": ["no-such-flow"]}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
-    refused(&api, "POST", "/api/v1/policies/preview", json!({"policy_id": "no-such-policy"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
-    refused(&api, "POST", "/api/v1/policies/preview", json!({"retention": {"keep_last": 0}}), StatusCode::BAD_REQUEST, "invalid_field").await;
+    api.rejected("POST", "/api/v1/policies/preview", Some(json!({"flow_ids": ["no-such-flow"]})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    api.rejected("POST", "/api/v1/policies/preview", Some(json!({"policy_id": "no-such-policy"})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    api.rejected("POST", "/api/v1/policies/preview", Some(json!({"retention": {"keep_last": 0}})), StatusCode::BAD_REQUEST, "invalid_field").await;
 
     // --- A flow follows the policy: its retention and immutability are the policy's.
     let path = format!("/api/v1/flows/{}", nightly.id);
     let followed: Flow = api.ok("PATCH", &path, Some(json!({"policy_id": gold.id})), StatusCode::OK).await;
     assert_eq!(followed.policy.as_ref().map(|p| p.name.as_str()), Some("gold"));
     assert_eq!((followed.retention.clone(), followed.immutable_days), (gold.retention.clone(), 7));
-    let msg = refused(&api, "PATCH", &path, json!({"retention": {"keep_last": 9}}), StatusCode::CONFLICT, "flow_follows_policy").await;
+    let msg = api.rejected("PATCH", &path, Some(json!({"retention": {"keep_last": 9}})), StatusCode::CONFLICT, "flow_follows_policy").await.message;
     assert!(msg.contains("gold") && msg.contains("policy_id: null"), "{msg}");
-    refused(&api, "PATCH", &path, json!({"policy_id": "nope"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    api.rejected("PATCH", &path, Some(json!({"policy_id": "nope"})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
     api.ok::<Flow>("PATCH", &format!("/api/v1/flows/{}", plain_flow.id), Some(json!({"policy_id": gold.id})), StatusCode::OK).await;
 
     // The preview of a change to the policy covers its flows.
@@ -231,15 +200,15 @@ async fn policies_on(f: Fixture) {
     let sealed: Policy =
         api.ok("POST", "/api/v1/policies", Some(json!({"name": "sealed", "require_encryption": true})), StatusCode::CREATED).await;
     assert!(sealed.require_encryption);
-    let msg = refused(&api, "PATCH", &format!("/api/v1/flows/{}", plain_flow.id), json!({"policy_id": sealed.id}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    let msg = api.rejected("PATCH", &format!("/api/v1/flows/{}", plain_flow.id), Some(json!({"policy_id": sealed.id})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await.message;
     assert!(msg.contains("'plain'") && msg.contains("encrypted"), "{msg}");
-    let msg = refused(&api, "PATCH", &format!("/api/v1/policies/{}", gold.id), json!({"require_encryption": true}), StatusCode::CONFLICT, "policy_encryption").await;
+    let msg = api.rejected("PATCH", &format!("/api/v1/policies/{}", gold.id), Some(json!({"require_encryption": true})), StatusCode::CONFLICT, "policy_encryption").await.message;
     assert!(msg.contains("'plain'"), "{msg}");
     let sealed_flow: Flow = api
         .ok("POST", "/api/v1/flows", Some(json!({"name": "sealed-flow", "kind": "backup", "source": {"type": "vms", "vm_ids": ["vm-b"]}, "repository_id": repo.id, "policy_id": sealed.id})), StatusCode::CREATED)
         .await;
     assert_eq!(sealed_flow.policy.as_ref().map(|p| p.id.as_str()), Some(sealed.id.as_str()));
-    refused(&api, "PATCH", &format!("/api/v1/flows/{}", sealed_flow.id), json!({"repository_id": "plain-repo"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    api.rejected("PATCH", &format!("/api/v1/flows/{}", sealed_flow.id), Some(json!({"repository_id": "plain-repo"})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
     let reply = api
         .call("POST", "/api/v1/flows", Some(json!({"name": "sealed-plain", "kind": "backup", "source": {"type": "vms", "vm_ids": ["vm-b"]}, "repository_id": "plain-repo", "policy_id": sealed.id})))
         .await;
@@ -272,7 +241,7 @@ async fn policies_on(f: Fixture) {
     let offsite: Policy = api
         .ok("POST", "/api/v1/policies", Some(json!({"name": "copy-local", "copy_target": {"repository_id": repo.id}})), StatusCode::CREATED)
         .await;
-    let msg = refused(&api, "PATCH", &format!("/api/v1/protection-groups/{}", group.group.id), json!({"policy_id": offsite.id}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await;
+    let msg = api.rejected("PATCH", &format!("/api/v1/protection-groups/{}", group.group.id), Some(json!({"policy_id": offsite.id})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value").await.message;
     assert!(msg.contains(&format!("'{}'", repo.name)) && msg.contains("'web-one'") && msg.contains("'web-two'") && msg.contains("second repository"), "{msg}");
     let reply = api.call("PATCH", &format!("/api/v1/protection-groups/{}", group.group.id), Some(json!({"policy_id": offsite.id}))).await;
     let e: ErrorBody = reply.json();
@@ -329,7 +298,7 @@ async fn policies_on(f: Fixture) {
     }
     let r: AssignVmsReport = api.ok("POST", &assign, Some(json!({"vm_ids": ["vm-b", "vm-c"]})), StatusCode::OK).await;
     assert_eq!((r.report.unchanged, r.flows.len()), (2, 0), "{:?}", r.report);
-    refused(&api, "POST", &assign, json!({"vm_ids": []}), StatusCode::BAD_REQUEST, "invalid_field").await;
+    api.rejected("POST", &assign, Some(json!({"vm_ids": []})), StatusCode::BAD_REQUEST, "invalid_field").await;
     assert_eq!(api.call("POST", "/api/v1/policies/nope/assign-vms", Some(json!({"vm_ids": ["vm-a"]}))).await.status, StatusCode::NOT_FOUND);
 
     // --- A policy's verify schedule verifies its flows' repository (the

@@ -32,7 +32,6 @@ use sendense::engine::EngineError;
 use serde_json::{json, Value};
 use shared_types::auth::Role;
 use shared_types::backups::{Backup, LocationRole, LocationState};
-use shared_types::error::ErrorBody;
 use shared_types::repositories::Repository;
 use support::api::Api;
 use support::{fixture, rows, Fixture};
@@ -124,14 +123,6 @@ fn walk(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()).unwrap_or(0)
 }
 
-async fn refused(api: &Api, method: &str, path: &str, status: StatusCode, code: &str) -> ErrorBody {
-    let reply = api.call(method, path, None).await;
-    assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
-    let e: ErrorBody = reply.json();
-    assert_eq!(e.code, code, "{method} {path}: {}", reply.body);
-    e
-}
-
 async fn locations_on(f: Fixture) {
     let primary = ensure_local(&f.state.db, f.data.path()).await.unwrap();
     let data = f.data.path().to_path_buf();
@@ -160,9 +151,9 @@ async fn locations_on(f: Fixture) {
     let path = |b: &str, r: &str| format!("/api/v1/restore-points/{b}/locations/{r}");
 
     // Not there, not a restore point, viewers: refused.
-    let e = refused(&api, "DELETE", &path("b1", &site_a.id), StatusCode::NOT_FOUND, "location_not_found").await;
+    let e = api.rejected("DELETE", &path("b1", &site_a.id), None, StatusCode::NOT_FOUND, "location_not_found").await;
     assert!(e.message.contains("site-a") && e.message.contains("offsite"), "{e:?}");
-    refused(&api, "DELETE", &path("nope", &offsite.id), StatusCode::NOT_FOUND, "backup_not_found").await;
+    api.rejected("DELETE", &path("nope", &offsite.id), None, StatusCode::NOT_FOUND, "backup_not_found").await;
     let (_, viewer) = api.f.user_with_role("watcher", Role::Viewer).await;
     let reply = api.f.call("DELETE", &path("b1", &offsite.id), Some(&viewer), None).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
@@ -187,7 +178,7 @@ async fn locations_on(f: Fixture) {
     );
 
     // Its last location: refused, pointing to deleting the restore point.
-    let e = refused(&api, "DELETE", &path("b1", &primary.id), StatusCode::CONFLICT, "last_location").await;
+    let e = api.rejected("DELETE", &path("b1", &primary.id), None, StatusCode::CONFLICT, "last_location").await;
     assert!(e.message.contains("DELETE /api/v1/backup/b1"), "{e:?}");
     // So is a restore point recorded without location rows (its implicit primary).
     rows::vm(&db, "vm3", "p1", "app-01").await;
@@ -196,13 +187,13 @@ async fn locations_on(f: Fixture) {
     lone.vm_context_id = Set("vm3".into());
     lone.snapshot_id = Set("snap-b0".into());
     lone.insert(&db).await.unwrap();
-    refused(&api, "DELETE", &path("b0", &primary.id), StatusCode::CONFLICT, "last_location").await;
+    api.rejected("DELETE", &path("b0", &primary.id), None, StatusCode::CONFLICT, "last_location").await;
 
     // Immutable there (Sendense's date): refused with the date.
     let until = Utc::now() + Duration::days(2);
     image(&img, 9);
     let b2 = point_with_copy(&db, &data, "b2", "vm2", &img, &primary, &offsite_row, Some(until)).await;
-    let e = refused(&api, "DELETE", &path("b2", &offsite.id), StatusCode::CONFLICT, "location_immutable").await;
+    let e = api.rejected("DELETE", &path("b2", &offsite.id), None, StatusCode::CONFLICT, "location_immutable").await;
     assert!(e.message.contains("offsite") && e.message.contains(&until.format("%Y-%m-%d").to_string()), "{e:?}");
     let (d, o, b) = (data.clone(), offsite_row.clone(), b2.clone());
     tokio::task::spawn_blocking(move || manifest_in(&d, &o, &b)).await.unwrap().expect("the immutable copy stays");
@@ -221,7 +212,7 @@ async fn locations_on(f: Fixture) {
     .insert(&db)
     .await
     .unwrap();
-    let e = refused(&api, "DELETE", &path("b2", &offsite.id), StatusCode::CONFLICT, "location_immutable").await;
+    let e = api.rejected("DELETE", &path("b2", &offsite.id), None, StatusCode::CONFLICT, "location_immutable").await;
     assert!(e.message.contains("Object Lock") && e.message.contains("compliance"), "{e:?}");
     backup_storage_locks::Entity::delete_by_id(("b2".to_string(), offsite.id.clone())).exec(&db).await.unwrap();
     // Once free, the primary location may go while the copy holds it.
@@ -268,6 +259,6 @@ async fn locations_on(f: Fixture) {
     let (_, repo) = backup_locations::choose(&db, &data, &b5, None).await.unwrap();
     assert_eq!(repo.id, offsite.id);
     // The copy cannot go: it is the last readable location.
-    let e = refused(&api, "DELETE", &path("b5", &offsite.id), StatusCode::CONFLICT, "last_location").await;
+    let e = api.rejected("DELETE", &path("b5", &offsite.id), None, StatusCode::CONFLICT, "last_location").await;
     assert!(e.message.contains("not readable") && e.message.contains("missing"), "{e:?}");
 }

@@ -12,9 +12,7 @@ mod pg;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use sendense::catalog::repositories::ensure_local;
-use sendense::db::entities::backups;
 use shared_types::audit::AuditPage;
 use shared_types::auth::Role;
 use shared_types::backups::{BackupPage, ChainRelation, PointChain};
@@ -31,42 +29,6 @@ async fn restore_point_filters_chain_and_delete_on_sqlite() {
 async fn restore_point_filters_chain_and_delete_on_postgresql() {
     let cluster = pg::PgCluster::start().expect("start PostgreSQL for the test");
     filters_chain_and_delete_on(support::postgres_fixture(&cluster.url(), "points").await).await;
-}
-
-
-struct Point<'a> {
-    id: &'a str,
-    vm: &'a str,
-    name: &'a str,
-    parent: Option<&'a str>,
-    status: &'a str,
-    at: DateTime<Utc>,
-    immutable_until: Option<DateTime<Utc>>,
-}
-
-/// A restore point row as the runner records it (the snapshot id is the id).
-async fn point(db: &DatabaseConnection, repo: &str, p: Point<'_>) {
-    backups::ActiveModel {
-        id: Set(p.id.into()),
-        vm_context_id: Set(p.vm.into()),
-        job_id: Set(None),
-        repository_id: Set(repo.into()),
-        snapshot_name: Set(p.name.into()),
-        snapshot_id: Set(format!("snap-{}", p.id)),
-        parent_snapshot_id: Set(p.parent.map(|x| format!("snap-{x}"))),
-        backup_type: Set(if p.parent.is_some() { "incremental" } else { "full" }.into()),
-        status: Set(p.status.into()),
-        logical_bytes: Set(1 << 30),
-        bytes_read: Set(1 << 20),
-        bytes_written: Set(1 << 20),
-        created_at: Set(p.at),
-        immutable_until: Set(p.immutable_until),
-        verified_at: Set(None),
-        verify_reason: Set(None),
-    }
-    .insert(db)
-    .await
-    .unwrap();
 }
 
 fn ids(p: &BackupPage) -> Vec<&str> {
@@ -86,12 +48,12 @@ async fn filters_chain_and_delete_on(f: Fixture) {
     let now = Utc::now();
     let day = Duration::days(1);
     let locked_until = now + Duration::days(7);
-    let web = |id, parent, status, at| Point { id, vm: "vm-web", name: "web", parent, status, at, immutable_until: None };
-    point(&db, &repo.id, web("f1", None, "available", now - day * 3)).await;
-    point(&db, &repo.id, web("i1", Some("f1"), "available", now - day * 2)).await;
-    point(&db, &repo.id, web("i2", Some("i1"), "verified", now - day)).await;
-    point(&db, &repo.id, Point { id: "d1", vm: "vm-db", name: "db", parent: None, status: "corrupt", at: now - Duration::hours(1), immutable_until: Some(locked_until) })
-        .await;
+    let web = |id, parent, status, at| rows::Point { name: "web".into(), parent, status, at, ..rows::Point::new(id, "vm-web", &repo.id) };
+    rows::point(&db, web("f1", None, "available", now - day * 3)).await;
+    rows::point(&db, web("i1", Some("f1"), "available", now - day * 2)).await;
+    rows::point(&db, web("i2", Some("i1"), "verified", now - day)).await;
+    let db_point = rows::Point::new("d1", "vm-db", &repo.id);
+    rows::point(&db, rows::Point { name: "db".into(), status: "corrupt", at: now - Duration::hours(1), immutable_until: Some(locked_until), ..db_point }).await;
     let (_, viewer) = f.user_with_role("watcher", Role::Viewer).await;
     let api = Api::admin(f).await;
     let list = |q: String| {

@@ -8,7 +8,7 @@
 //! lock). The lock and the undelete endpoint are in the OpenAPI document.
 
 use axum::http::StatusCode;
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::{Duration, SubsecRound, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use sendense::catalog::repositories::ensure_local;
 use sendense::catalog::storage_locks;
@@ -24,30 +24,6 @@ use support::{rows, Fixture};
 #[path = "../../migrations/tests/support/mod.rs"]
 mod pg;
 
-async fn point(db: &sea_orm::DatabaseConnection, id: &str, repo: &str, immutable_until: Option<DateTime<Utc>>) {
-    backups::ActiveModel {
-        id: Set(id.into()),
-        vm_context_id: Set("vm1".into()),
-        job_id: Set(None),
-        repository_id: Set(repo.into()),
-        snapshot_name: Set("vm-vm1".into()),
-        snapshot_id: Set(format!("snap-{id}")),
-        parent_snapshot_id: Set(None),
-        backup_type: Set("full".into()),
-        status: Set("available".into()),
-        logical_bytes: Set(1 << 30),
-        bytes_read: Set(1 << 20),
-        bytes_written: Set(1 << 20),
-        created_at: Set(Utc::now()),
-        immutable_until: Set(immutable_until),
-        verified_at: Set(None),
-        verify_reason: Set(None),
-    }
-    .insert(db)
-    .await
-    .unwrap();
-}
-
 async fn locks_on(f: Fixture) {
     let db = f.state.db.clone();
     let repo = ensure_local(&db, f.data.path()).await.unwrap();
@@ -56,9 +32,9 @@ async fn locks_on(f: Fixture) {
     // Whole seconds: both catalogs keep them exactly.
     let now = Utc::now().trunc_subsecs(0);
     let (sendense_until, storage_until) = (now + Duration::days(2), now + Duration::days(3));
-    point(&db, "b-storage", &repo.id, Some(sendense_until)).await;
-    point(&db, "b-sendense", &repo.id, Some(sendense_until)).await;
-    point(&db, "b-none", &repo.id, None).await;
+    rows::point(&db, rows::Point { immutable_until: Some(sendense_until), ..rows::Point::new("b-storage", "vm1", &repo.id) }).await;
+    rows::point(&db, rows::Point { immutable_until: Some(sendense_until), ..rows::Point::new("b-sendense", "vm1", &repo.id) }).await;
+    rows::point(&db, rows::Point::new("b-none", "vm1", &repo.id)).await;
 
     let first = Retention { mode: LockMode::Governance, until: now + Duration::days(1) };
     storage_locks::record(&db, "b-storage", &repo.id, Some(first), now).await.unwrap();

@@ -36,22 +36,24 @@ impl Api {
         reply.json()
     }
 
+    /// A request that must be refused with `status` and `code`; the error.
+    pub async fn rejected(&self, method: &str, path: &str, body: Option<Value>, status: StatusCode, code: &str) -> ErrorBody {
+        let shown = body.as_ref().map(Value::to_string).unwrap_or_default();
+        let reply = self.call(method, path, body).await;
+        assert_eq!(reply.status, status, "{method} {path} {shown}: {}", reply.body);
+        let e: ErrorBody = reply.json();
+        assert_eq!(e.code, code, "{method} {path} {shown}: {}", reply.body);
+        e
+    }
+
     /// A GET that must fail with `status` and `code`; its message.
     pub async fn error(&self, path: &str, status: StatusCode, code: &str) -> String {
-        let reply = self.call("GET", path, None).await;
-        assert_eq!(reply.status, status, "GET {path}: {}", reply.body);
-        let e: ErrorBody = reply.json();
-        assert_eq!(e.code, code, "GET {path}: {}", reply.body);
-        e.message
+        self.rejected("GET", path, None, status, code).await.message
     }
 
     /// A POST that must be refused with `status` and `code`; its message.
     pub async fn refused(&self, path: &str, body: Value, status: StatusCode, code: &str) -> String {
-        let reply = self.call("POST", path, Some(body.clone())).await;
-        assert_eq!(reply.status, status, "POST {path} {body}: {}", reply.body);
-        let e: ErrorBody = reply.json();
-        assert_eq!(e.code, code, "POST {path} {body}: {}", reply.body);
-        e.message
+        self.rejected("POST", path, Some(body), status, code).await.message
     }
 
     /// Waits up to `secs` for a job to end; the job with its log.

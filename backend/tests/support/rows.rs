@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
-use sendense::db::entities::{job_samples, jobs, platforms, vm_contexts};
+use sendense::db::entities::{backups, job_samples, jobs, platforms, vm_contexts};
 
 pub async fn platform(db: &DatabaseConnection, id: &str, name: &str) {
     let now = Utc::now();
@@ -104,6 +104,65 @@ pub async fn sample(db: &DatabaseConnection, job: &str, at: DateTime<Utc>, read:
         bytes_read: Set(read),
         bytes_written: Set(written),
         throughput_bps: Set(bps),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
+
+/// A restore point row as the runner records it (its snapshot id is
+/// `snap-<id>`); `Point::new` gives a full, available point taken now.
+pub struct Point<'a> {
+    pub id: &'a str,
+    pub vm: &'a str,
+    pub repo: &'a str,
+    /// The snapshot name (`vm-<vm>` by default).
+    pub name: String,
+    /// The parent point's id: an incremental.
+    pub parent: Option<&'a str>,
+    pub status: &'a str,
+    pub at: DateTime<Utc>,
+    pub immutable_until: Option<DateTime<Utc>>,
+    pub logical_bytes: i64,
+    /// Read, written.
+    pub bytes: (i64, i64),
+}
+
+impl<'a> Point<'a> {
+    pub fn new(id: &'a str, vm: &'a str, repo: &'a str) -> Self {
+        Point {
+            id,
+            vm,
+            repo,
+            name: format!("vm-{vm}"),
+            parent: None,
+            status: "available",
+            at: Utc::now(),
+            immutable_until: None,
+            logical_bytes: 1 << 30,
+            bytes: (1 << 20, 1 << 20),
+        }
+    }
+}
+
+pub async fn point(db: &DatabaseConnection, p: Point<'_>) {
+    backups::ActiveModel {
+        id: Set(p.id.into()),
+        vm_context_id: Set(p.vm.into()),
+        job_id: Set(None),
+        repository_id: Set(p.repo.into()),
+        snapshot_name: Set(p.name),
+        snapshot_id: Set(format!("snap-{}", p.id)),
+        parent_snapshot_id: Set(p.parent.map(|x| format!("snap-{x}"))),
+        backup_type: Set(if p.parent.is_some() { "incremental" } else { "full" }.into()),
+        status: Set(p.status.into()),
+        logical_bytes: Set(p.logical_bytes),
+        bytes_read: Set(p.bytes.0),
+        bytes_written: Set(p.bytes.1),
+        created_at: Set(p.at),
+        immutable_until: Set(p.immutable_until),
+        verified_at: Set(None),
+        verify_reason: Set(None),
     }
     .insert(db)
     .await
