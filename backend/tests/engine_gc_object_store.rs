@@ -589,3 +589,63 @@ fn a_cache_from_before_a_gc_is_corrected_on_azure() {
     azurite.create_container("gclog");
     a_cache_from_before_a_gc_is_corrected(azurite.spec("gclog"));
 }
+
+/// Measurement, not a check of behaviour (ignored; about two minutes on
+/// moto): the requests an open makes on S3 with 2,100 packs (three pages of
+/// `pack-index/`), with a warm cache: the full listing every open made
+/// before the index log, and the log read now; then after another
+/// machine's backup. Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn index_log_requests_at_2100_packs_on_s3() {
+    use sendense::engine::digest::Digest;
+    use sendense::engine::pack::{self, PackEntry};
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let moto = Moto::start();
+    moto.create_bucket("scale", false);
+    let spec = moto.spec("scale");
+    Datastore::init_spec(&spec, None, DEFAULT_CHUNK_SIZE).unwrap();
+    let (on_a, on_b) = (machine(&spec, "a"), machine(&spec, "b"));
+    const PACKS: usize = 2100;
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let ds = &on_b;
+            s.spawn(move || {
+                for i in (t..PACKS).step_by(8) {
+                    let data = format!("pack {i}").into_bytes();
+                    let e = PackEntry { digest: Digest(*blake3::hash(&data).as_bytes()), offset: 0, stored_len: data.len() as u32, raw_len: data.len() as u32, flags: 0 };
+                    pack::write(ds.repo.as_ref(), None, &data, &[e]).unwrap();
+                }
+            });
+        }
+    });
+    let count = |what: &str, open: &dyn Fn() -> ChunkStore| {
+        let from = moto.requests().len();
+        let store = open();
+        let sent = requests_since(&moto, from);
+        let pages = sent.iter().filter(|l| l.contains("list-type=2") && l.contains("prefix=pack-index")).count();
+        let lists = sent.iter().filter(|l| l.contains("list-type=2")).count();
+        let log = sent.iter().filter(|l| l.contains("/index-log/")).count();
+        let index_gets = sent.iter().filter(|l| l.starts_with("GET /scale/pack-index/")).count();
+        println!(
+            "{what:<52} {:>5} requests, {lists} LIST ({pages} of pack-index/), {log} of index-log/, {index_gets} pack index GETs, listed all: {}",
+            sent.len(),
+            store.listed_all
+        );
+        store
+    };
+    let full = Refresh { full: true, newest_plan: None };
+    let cold = count("cold open (new cache)", &|| on_a.load_chunk_store().unwrap());
+    assert!(cold.listed_all && cold.indexes_read == PACKS);
+    drop(cold);
+    count("warm open, before the log (full listing)", &|| ChunkStore::load_with(on_a.repo.clone(), None, on_a.hasher.clone(), full).unwrap());
+    let warm = count("warm open, index log, nothing new", &|| on_a.load_chunk_store().unwrap());
+    assert!(!warm.listed_all);
+    drop(warm);
+    count("warm open by a backup (plan passed), nothing new", &|| on_a.load_chunk_store_after_plan(None).unwrap());
+    let t = tempfile::tempdir().unwrap();
+    make_random_image(&t.path().join("d.raw"), 5, 12);
+    backup_image(&on_b, &t.path().join("d.raw"), "vm").unwrap();
+    let after = count("warm open after another machine's backup", &|| on_a.load_chunk_store().unwrap());
+    assert!(!after.listed_all && after.indexes_read >= 1);
+}

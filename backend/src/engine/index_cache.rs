@@ -752,6 +752,15 @@ pub fn open(
         let mut seq = pos.seq;
         let mut segments = Vec::new();
         while let Some(seg) = super::index_log::read(repo, seq + 1)? {
+            let seg = match seg {
+                Ok(seg) => seg,
+                Err(reason) => {
+                    // Listed past it (its packs were published before it).
+                    seq += 1;
+                    relist_reason = Some(reason);
+                    break;
+                }
+            };
             seq += 1;
             if let Some(r) = seg.gc_plan {
                 if r > gc + 1 {

@@ -82,17 +82,20 @@ pub fn parse_seq(key: &str) -> Option<u64> {
     key.strip_prefix(LOG_PREFIX)?.parse().ok()
 }
 
-/// Segment `seq`; `None` when absent.
-pub fn read(repo: &dyn Repository, seq: u64) -> Result<Option<Segment>> {
+/// Segment `seq`; `None` when absent, `Some(Err(why))` when it does not
+/// parse or is of a later version (a reader then lists everything).
+pub fn read(repo: &dyn Repository, seq: u64) -> Result<Option<std::result::Result<Segment, String>>> {
     let key = segment_key(seq);
     let body = match repo.get(&key) {
         Ok(b) => b,
         Err(EngineError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let seg: Segment = serde_json::from_slice(&body)
-        .map_err(|e| EngineError::Pipeline(format!("{}: index log segment '{key}' is unreadable: {e}", repo.describe())))?;
-    Ok(Some(seg))
+    Ok(Some(match serde_json::from_slice::<Segment>(&body) {
+        Ok(seg) if seg.version == 1 => Ok(seg),
+        Ok(seg) => Err(format!("index log segment '{key}' is of version {}", seg.version)),
+        Err(e) => Err(format!("index log segment '{key}' is unreadable: {e}")),
+    }))
 }
 
 /// The number of the newest segment (0: none). The listing is not trusted
@@ -151,8 +154,10 @@ mod tests {
         let mut g = Segment { version: 1, removed: vec![Digest([1; 32]).to_hex()], gc_plan: Some(1), ..Segment::default() };
         assert_eq!(append(&r, None, &mut g).unwrap(), Some(3));
         assert_eq!(head(&r).unwrap(), 3);
-        assert_eq!(read(&r, 2).unwrap().unwrap().added_ids().collect::<Vec<_>>(), vec![Digest([2; 32])]);
-        assert_eq!(read(&r, 3).unwrap().unwrap(), g);
+        assert_eq!(read(&r, 2).unwrap().unwrap().unwrap().added_ids().collect::<Vec<_>>(), vec![Digest([2; 32])]);
+        assert_eq!(read(&r, 3).unwrap().unwrap().unwrap(), g);
         assert!(read(&r, 4).unwrap().is_none());
+        r.put(&segment_key(4), b"not json").unwrap();
+        assert!(read(&r, 4).unwrap().unwrap().is_err(), "unreadable: the reader lists everything");
     }
 }

@@ -14,6 +14,7 @@
 //! indexes/<hh>/<index-id>        one fixed index per disk per snapshot              [sealed]
 //! snapshots/<name>/<id>.json     manifests (JSON; sealed when encrypted)
 //! dicts/chunks                   the zstd dictionary for chunks, once trained      [sealed]
+//! index-log/<seq>                packs added / removed per backup, copy and GC (JSON)
 //! locks/                         backup leases, gc.lock
 //! tmp/                           writes in flight (local backend)
 //! ```
@@ -50,7 +51,8 @@
 //! Dedup is global: one chunk map for every disk, VM and snapshot
 //! ([`chunk_store`]), kept on this machine's disk, not in memory
 //! ([`index_cache`]: sorted tables refreshed from the pack indexes written
-//! since, never trusted over the repository's own listing).
+//! since, found through the index log ([`index_log`]) when the cache is
+//! warm, by the full listing whenever it could be stale).
 //!
 //! # Invariants
 //!
