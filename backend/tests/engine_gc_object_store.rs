@@ -18,6 +18,12 @@
 //!   listing) only when a GC made a plan during it; a backup whose reused
 //!   packs a GC deleted (its lease removed, as if judged stale) starts over
 //!   and restores byte for byte.
+//! * the index log (issue 18 item 3): a warm cache lists no pack index,
+//!   it reads the new segments (moto's access log); a cache from before a
+//!   GC on another machine is corrected by the GC's record (S3, Azure), and
+//!   a GC without a record makes it list everything; a lost segment makes
+//!   a backup's incremental and a restore list before reading chunks again
+//!   or calling them missing.
 
 mod support;
 #[path = "engine_support/mod.rs"]
@@ -648,4 +654,47 @@ fn index_log_requests_at_2100_packs_on_s3() {
     backup_image(&on_b, &t.path().join("d.raw"), "vm").unwrap();
     let after = count("warm open after another machine's backup", &|| on_a.load_chunk_store().unwrap());
     assert!(!after.listed_all && after.indexes_read >= 1);
+}
+
+/// A segment that never arrived (its writer died after its packs, or an
+/// older Sendense wrote them) leaves packs a warm cache does not know. A
+/// chunk a manifest references is then looked for in the full listing
+/// before anything else: A's incremental of B's restore point reads only
+/// the changed chunks (its parent's chunks are found, not read and stored
+/// again), and A restores B's next restore point instead of calling its
+/// chunks missing.
+#[test]
+fn a_lost_segment_makes_a_reader_list_before_reading_again_or_failing_on_s3() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let moto = Moto::start();
+    moto.create_bucket("lost", false);
+    let spec = moto.spec("lost");
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, c, out) = (t.path().join("a.raw"), t.path().join("b.raw"), t.path().join("c.raw"), t.path().join("out.raw"));
+    make_random_image(&a, 101, 8);
+    make_random_image(&b, 102, 16);
+    make_random_image(&c, 103, 8);
+    Datastore::init_spec(&spec, None, DEFAULT_CHUNK_SIZE).unwrap();
+    let (on_a, on_b) = (machine(&spec, "a"), machine(&spec, "b"));
+    backup_image(&on_a, &a, "other").unwrap();
+    let lose_newest_segment = || {
+        let head = keys(&on_b, "index-log/").into_iter().max().unwrap();
+        on_b.repo.delete(&head).unwrap();
+    };
+    backup_image(&on_b, &b, "vm").unwrap();
+    lose_newest_segment();
+    let store = on_a.load_chunk_store().unwrap();
+    assert!(!store.listed_all && store.indexes_read == 0, "A's cache does not know B's packs");
+    drop(store);
+
+    let m = incremental(&on_a, &b, "vm", engine_support::mutate(&b, 9, &[2, 100])).unwrap();
+    assert!(m.stats.bytes_read <= 2 << 16, "only the changed chunks read, the parent's found by the listing: {:?}", m.stats);
+    restore::restore(&on_a, "vm", &m.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &b), "the incremental restores byte for byte");
+
+    let m2 = backup_image(&on_b, &c, "vm2").unwrap();
+    lose_newest_segment();
+    restore::restore(&on_a, "vm2", &m2.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &c), "A restores vm2 after listing");
+    verify_clean(&on_a, 4);
 }
