@@ -26,8 +26,8 @@
 //! **Refresh** (every open): with a position in the repository's index
 //! log ([`super::index_log`]), read the segments after it (one GET, a 404,
 //! when nothing is new) and apply their added and removed packs; without
-//! one, or when the log could be stale (a GC whose record is missing), list
-//! `pack-index/` (the fallback). Then GET only the indexes of
+//! one, or when the log could be stale (a GC whose record is missing), or
+//! a day after the last full listing, list `pack-index/` (the fallback). Then GET only the indexes of
 //! packs not in `packs`, write their chunks as a new table and merge it
 //! into the delta table; the delta is merged into the base table once it
 //! holds 1/8 of the base's chunks (or 262,144). Two tables at most: a
@@ -636,6 +636,21 @@ struct LogPos {
     seq: u64,
     /// Every GC with a plan up to this number has its removals in the tables.
     gc: u64,
+    /// When the last full listing was made (this machine's clock, seconds
+    /// since the epoch): after [`FULL_LISTING_EVERY`] the next open lists
+    /// again, which bounds how long a pack deleted outside the GC protocol
+    /// (by hand) stays in the cache. Only the cache's own refresh policy,
+    /// compared with no object's time.
+    #[serde(default)]
+    listed_at: u64,
+}
+
+/// A warm cache still lists every pack index once this long after its last
+/// full listing (see [`LogPos::listed_at`]).
+pub const FULL_LISTING_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// How [`open`] refreshes the cache.
@@ -746,6 +761,12 @@ pub fn open(
         (_, _, None) => Some("no index log position".to_string()),
         _ => None,
     };
+    if let (None, Some(pos)) = (&relist_reason, old_log) {
+        let now = unix_now();
+        if now < pos.listed_at || now - pos.listed_at >= FULL_LISTING_EVERY.as_secs() {
+            relist_reason = Some(format!("the last full listing is older than {} h", FULL_LISTING_EVERY.as_secs() / 3600));
+        }
+    }
     let mut head = None;
     if let (None, Some(pos)) = (&relist_reason, old_log) {
         let mut gc = pos.gc;
@@ -797,7 +818,7 @@ pub fn open(
                     }
                 }
             }
-            state.log = Some(LogPos { seq, gc });
+            state.log = Some(LogPos { seq, gc, listed_at: pos.listed_at });
         }
     }
     let listed_all = relist_reason.is_some();
@@ -823,7 +844,7 @@ pub fn open(
                 gone_any = true;
             }
         }
-        state.log = Some(LogPos { seq: head, gc: newest_plan.saturating_sub(1) });
+        state.log = Some(LogPos { seq: head, gc: newest_plan.saturating_sub(1), listed_at: unix_now() });
     }
     let new: Vec<(Digest, String)> = new.into_iter().flatten().collect();
     drop(by_id);
@@ -1128,6 +1149,51 @@ mod tests {
         let mut digest = [d; 32];
         digest[31] = pack as u8;
         Rec { digest: Digest(digest), pack, offset: d as u64 * 7, stored_len: 10, raw_len: 20, flags: 0 }
+    }
+
+    /// When a warm cache reads the index log and when it lists every pack
+    /// index instead (no pack indexes here: only the decisions).
+    #[test]
+    fn a_warm_cache_reads_the_log_unless_it_could_be_stale() {
+        use crate::engine::index_log::{self, Segment};
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("tmp")).unwrap();
+        let repo = crate::engine::local_repository::LocalRepository::new(t.path());
+        let dir = t.path().join("cache");
+        let none = |_: &Digest, _: &str| Ok(None);
+        let open_with = |plan: Option<u64>| {
+            let o = open(&dir, &repo, Refresh { full: false, newest_plan: plan }, none).unwrap();
+            (o.listed_all, o.relist_reason.unwrap_or_default())
+        };
+        assert_eq!(open_with(Some(0)), (true, "new cache".to_string()));
+        assert_eq!(open_with(Some(0)), (false, String::new()), "warm: the log");
+        // A GC's record (plan 1), then the newest plan one past it: the log.
+        index_log::append(&repo, None, &mut Segment { version: 1, gc_plan: Some(1), ..Segment::default() }).unwrap();
+        assert_eq!(open_with(Some(2)), (false, String::new()), "plan 2's GC may be running");
+        // Plan 2's GC left no record, plan 3's did: the gap makes it list.
+        index_log::append(&repo, None, &mut Segment { version: 1, gc_plan: Some(3), ..Segment::default() }).unwrap();
+        let (all, why) = open_with(Some(3));
+        assert!(all && why.contains("no record of GC plan 2"), "{why}");
+        assert_eq!(open_with(Some(3)), (false, String::new()));
+        // The newest plan two past the records: list.
+        let (all, why) = open_with(Some(5));
+        assert!(all && why.contains("GC plan 5"), "{why}");
+        assert_eq!(open_with(Some(5)), (false, String::new()));
+        // Distrusted (a pack found gone): list once.
+        distrust(&dir);
+        assert_eq!(open_with(Some(5)), (true, "no index log position".to_string()));
+        // A day after the last full listing: list.
+        let mut state: State = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+        state.log.as_mut().unwrap().listed_at -= FULL_LISTING_EVERY.as_secs();
+        std::fs::write(dir.join("state.json"), serde_json::to_vec(&state).unwrap()).unwrap();
+        let (all, why) = open_with(Some(5));
+        assert!(all && why.contains("older than 24 h"), "{why}");
+        assert_eq!(open_with(Some(5)), (false, String::new()));
+        // An unreadable segment: list (past it), then the log again.
+        repo.put(&index_log::segment_key(3), b"{").unwrap();
+        let (all, why) = open_with(Some(5));
+        assert!(all && why.contains("unreadable"), "{why}");
+        assert_eq!(open_with(Some(5)), (false, String::new()));
     }
 
     #[test]

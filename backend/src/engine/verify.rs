@@ -36,7 +36,9 @@ pub struct VerifyReport {
 pub fn verify(ds: &Datastore, workers: usize, progress: &Progress) -> Result<VerifyReport> {
     // Chunk locations come from the local index cache: the pack indexes
     // it stands in for are read and checked here (a corrupt one names itself).
-    ds.load_chunk_store()?.check_pack_indexes()?;
+    // Refreshed from the full listing: the index cache is set right about
+    // packs deleted outside the GC protocol too (no index log names them).
+    ds.load_chunk_store_listed()?.check_pack_indexes()?;
     let manifests = ds
         .list_snapshots(None)?
         .into_iter()
