@@ -32,8 +32,8 @@ use sendense::engine::repository::Repository;
 use sendense::repos::object::ObjectRepository;
 use sendense::repos::RepoSpec;
 use serde_json::{json, Value};
-use shared_types::backups::{Backup, BackupPage, BackupStatus, LockEnforcer};
-use shared_types::jobs::{Job, QueuedJobs};
+use shared_types::backups::{Backup, BackupStatus, LockEnforcer};
+use shared_types::jobs::Job;
 use shared_types::repositories::{Repository as RepositoryInfo, UndeleteReport};
 use shared_types::repository_setup::ObjectLockMode;
 
@@ -47,17 +47,9 @@ const BUCKET: &str = "sendense-locked";
 const PREFIX: &str = "site-a";
 
 async fn backup_job(api: &Api, vm: &str, repository: &str, backup_type: &str) -> Value {
-    let queued: QueuedJobs = api
-        .ok("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [vm], "backup_type": backup_type, "repository_id": repository})), StatusCode::ACCEPTED)
-        .await;
-    let done = api.wait(&queued.jobs[0].id, 300).await;
+    let done = api.backup_into(vm, backup_type, repository, 300).await;
     assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
     done
-}
-
-async fn points(api: &Api, vm: &str) -> Vec<Backup> {
-    let page: BackupPage = api.ok("GET", &format!("/api/v1/backup/list?vm={vm}"), None, StatusCode::OK).await;
-    page.items
 }
 
 /// The retention boto3 reads on the current version of `key` (under the prefix).
@@ -124,7 +116,7 @@ async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verif
     let full = backup_job(&api, &vm, &s3.id, "full").await;
     assert!(full.to_string().contains("the storage locks the restore point until"), "{full}");
     backup_job(&api, &vm, &s3.id, "incremental").await;
-    let listed = points(&api, &vm).await;
+    let listed = api.points(&vm).await;
     assert_eq!(listed.len(), 2);
     for b in &listed {
         assert_storage_lock(&moto, b);
@@ -178,7 +170,7 @@ async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verif
     let b: Backup = api.ok("GET", &format!("/api/v1/backup/{}", older.id), None, StatusCode::OK).await;
     assert_eq!(b.status, BackupStatus::Corrupt, "verify finds the manifest gone: {b:?}");
     backups::Entity::delete_by_id(newer.id.clone()).exec(&api.f.state.db).await.unwrap();
-    assert_eq!(points(&api, &vm).await.len(), 1);
+    assert_eq!(api.points(&vm).await.len(), 1);
 
     // --- Undelete: viewers and operators cannot; stores without versions say why.
     let e = api.refused(&format!("/api/v1/repositories/{}/undelete", local.id), json!({"since": attack}), StatusCode::UNPROCESSABLE_ENTITY, "repository_not_versioned").await;
@@ -206,7 +198,7 @@ async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verif
     let (o, n) = (by_id(&older.snapshot_id), by_id(&newer.snapshot_id));
     assert_eq!((o.backup_id.as_deref(), o.recorded), (Some(older.id.as_str()), false), "{o:?}");
     assert!(n.recorded && n.backup_id.is_some(), "the lost point is recorded again: {n:?}");
-    let back = points(&api, &vm).await;
+    let back = api.points(&vm).await;
     assert_eq!(back.len(), 2);
     let older_back = back.iter().find(|b| b.id == older.id).unwrap();
     assert_eq!(older_back.status, BackupStatus::Available, "{older_back:?}");
@@ -232,7 +224,7 @@ async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verif
     let gc = api.wait(&gc.id, 300).await;
     assert_eq!(gc["job"]["status"], "completed", "{gc}");
     assert!(gc.to_string().contains("superseded in the last 7 days (time to undelete)"), "{gc}");
-    for b in points(&api, &vm).await {
+    for b in api.points(&vm).await {
         assert_storage_lock(&moto, &b);
     }
 
@@ -240,7 +232,7 @@ async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verif
     // the copy's manifest there (the primary's stays Sendense's own), and a
     // verify of the bucket reads it again.
     backup_job(&api, &vm, &local.id, "full").await;
-    let point_id = points(&api, &vm).await.into_iter().find(|b| b.repository.id == local.id).expect("the local restore point").id;
+    let point_id = api.points(&vm).await.into_iter().find(|b| b.repository.id == local.id).expect("the local restore point").id;
     let copy: Job = api
         .ok("POST", &format!("/api/v1/restore-points/{point_id}/copy"), Some(json!({"repository_id": s3.id, "immutable_days": 1})), StatusCode::ACCEPTED)
         .await;
@@ -258,7 +250,7 @@ async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verif
         assert_ne!(primary.lock.as_ref().map(|l| l.enforced_by), Some(LockEnforcer::Storage), "the primary is not locked by the bucket: {primary:?}");
         assert_ne!(b.lock.as_ref().map(|l| l.enforced_by), Some(LockEnforcer::Storage), "the point's own lock is its primary's: {:?}", b.lock);
     };
-    let point = points(&api, &vm).await.into_iter().find(|b| b.id == point_id).unwrap();
+    let point = api.points(&vm).await.into_iter().find(|b| b.id == point_id).unwrap();
     assert_copy_lock(&point);
     let raw: Value = api.ok("GET", &format!("/api/v1/backup/list?vm={vm}"), None, StatusCode::OK).await;
     let wire = raw["items"].as_array().unwrap().iter().find(|b| b["id"] == point_id.as_str()).unwrap().clone();
@@ -267,5 +259,5 @@ async fn object_lock_restore_points_show_the_storages_date_are_repaired_by_verif
     sendense::db::entities::backup_storage_locks::Entity::delete_many().exec(&api.f.state.db).await.unwrap();
     let verify: Job = api.ok("POST", &format!("/api/v1/repositories/{}/verify", s3.id), None, StatusCode::ACCEPTED).await;
     assert_eq!(api.wait(&verify.id, 300).await["job"]["status"], "completed");
-    assert_copy_lock(&points(&api, &vm).await.into_iter().find(|b| b.id == point_id).unwrap());
+    assert_copy_lock(&api.points(&vm).await.into_iter().find(|b| b.id == point_id).unwrap());
 }

@@ -22,9 +22,9 @@ use sendense::runner::instant_job::export_args;
 use sendense::db::entities::repositories;
 use sendense::restore::export_process;
 use serde_json::{json, Value};
-use shared_types::backups::{Backup, BackupPage};
+use shared_types::backups::Backup;
 use shared_types::flow::Flow;
-use shared_types::jobs::{Job, JobPage, QueuedJobs};
+use shared_types::jobs::{Job, JobPage};
 use shared_types::repositories::{Repository, RepositoryStatus};
 
 mod support;
@@ -35,24 +35,11 @@ use support::object_servers::{Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY, MOTO_
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// Backs up `vm` into `repository` through the job runner; the ended job.
-async fn start_backup(api: &Api, vm: &str, repository: &str, backup_type: &str) -> String {
-    let queued: QueuedJobs = api
-        .ok("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [vm], "backup_type": backup_type, "repository_id": repository})), StatusCode::ACCEPTED)
-        .await;
-    queued.jobs[0].id.clone()
-}
-
 /// MiB/s a finished backup job read at, from its catalog row.
 fn rate(job: &Value) -> (f64, f64, f64) {
     let j: Job = serde_json::from_value(job["job"].clone()).unwrap();
     let secs = (j.finished_at.unwrap() - j.started_at.unwrap()).num_milliseconds() as f64 / 1000.0;
     (j.bytes_read as f64 / MIB, j.bytes_written as f64 / MIB, secs)
-}
-
-async fn points(api: &Api, vm: &str) -> Vec<Backup> {
-    let page: BackupPage = api.ok("GET", &format!("/api/v1/backup/list?vm={vm}"), None, StatusCode::OK).await;
-    page.items
 }
 
 /// Waits until job `id` runs and has read something; panics if it ends first.
@@ -120,7 +107,7 @@ async fn a_vm_is_backed_up_to_s3_its_restore_points_verified_and_restored() {
     eprintln!("full backup to S3 (moto) through a job: {read:.1} MiB read, {written:.1} MiB stored in {secs:.2} s = {:.1} MiB/s; {puts} PUTs so far", read / secs);
 
     // Its restore point names the S3 repository; the repository counts it.
-    let listed = points(&api, &vm).await;
+    let listed = api.points(&vm).await;
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].repository.id.as_str(), listed[0].repository.name.as_str()), (s3.id.as_str(), "offsite-s3"));
     let repo: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", s3.id), None, StatusCode::OK).await;
@@ -132,12 +119,12 @@ async fn a_vm_is_backed_up_to_s3_its_restore_points_verified_and_restored() {
     assert!(!Path::new(&local.path).join("snapshots").read_dir().map(|d| d.count() > 0).unwrap_or(false), "nothing went to the local repository");
 
     // An incremental into the same repository (the request names it).
-    let inc = start_backup(&api, &vm, &s3.id, "incremental").await;
+    let inc = api.start_backup(&vm, "incremental", &s3.id).await;
     let inc = api.wait(&inc, 300).await;
     assert_eq!(inc["job"]["status"], "completed", "{}", inc["job"]);
     let (r2, w2, s2) = rate(&inc);
     eprintln!("incremental backup to S3 through a job: {r2:.1} MiB read, {w2:.2} MiB stored in {s2:.2} s");
-    let listed = points(&api, &vm).await;
+    let listed = api.points(&vm).await;
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|b| b.repository.name == "offsite-s3"));
 
@@ -231,7 +218,7 @@ async fn a_vm_is_backed_up_to_s3_its_restore_points_verified_and_restored() {
     assert!(!std::fs::read_to_string(&log).unwrap_or_default().contains(&secret));
 
     // The same VM into the local repository, for comparison (a first full there too).
-    let local_job = start_backup(&api, &vm, &local.id, "full").await;
+    let local_job = api.start_backup(&vm, "full", &local.id).await;
     let local_job = api.wait(&local_job, 300).await;
     assert_eq!(local_job["job"]["status"], "completed", "{}", local_job["job"]);
     let (lr, lw, ls) = rate(&local_job);
@@ -252,8 +239,8 @@ async fn a_vm_is_backed_up_to_s3_its_restore_points_verified_and_restored() {
             StatusCode::CREATED,
         )
         .await;
-    let before = points(&api, &vm).await.len();
-    let failing = start_backup(&api, &vm, &gone.id, "full").await;
+    let before = api.points(&vm).await.len();
+    let failing = api.start_backup(&vm, "full", &gone.id).await;
     wait_reading(&api, &failing).await;
     doomed.kill();
     let started = Instant::now();
@@ -263,7 +250,7 @@ async fn a_vm_is_backed_up_to_s3_its_restore_points_verified_and_restored() {
     eprintln!("backup with moto killed, failed after {:.1} s: {error}", started.elapsed().as_secs_f64());
     assert!(error.contains("repository 'doomed-s3'") && error.contains("sendense-doomed") && (error.contains("refused") || error.contains("answer") || error.contains("connect")), "{error}");
     assert!(!error.contains(&sk), "no secret in the job's error");
-    let after = points(&api, &vm).await;
+    let after = api.points(&vm).await;
     assert_eq!(after.len(), before, "no restore point from the failed backup");
     assert!(after.iter().all(|b| b.repository.id != gone.id));
     let repo: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", gone.id), None, StatusCode::OK).await;
@@ -303,7 +290,7 @@ async fn an_azure_repository_that_stops_answering_fails_the_backup_cleanly_and_t
     tokio::time::sleep(Duration::from_secs(6)).await;
 
     // Azurite is killed mid-backup: the job fails with the repository and the cause; nothing is recorded.
-    let failing = start_backup(&api, &vm, &azure.id, "full").await;
+    let failing = api.start_backup(&vm, "full", &azure.id).await;
     wait_reading(&api, &failing).await;
     azurite.kill();
     let started = Instant::now();
@@ -312,7 +299,7 @@ async fn an_azure_repository_that_stops_answering_fails_the_backup_cleanly_and_t
     let error = failed["job"]["error"].as_str().unwrap_or_default().to_owned();
     eprintln!("backup with Azurite killed, failed after {:.1} s: {error}", started.elapsed().as_secs_f64());
     assert!(error.contains("repository 'offsite-azure'") && error.contains("sendense-jobs") && (error.contains("refused") || error.contains("answer") || error.contains("connect")), "{error}");
-    assert!(points(&api, &vm).await.is_empty(), "no restore point from the failed backup");
+    assert!(api.points(&vm).await.is_empty(), "no restore point from the failed backup");
 
     // Azurite comes back with its data: nothing half-written is visible, and the next backup succeeds.
     azurite.restart();
@@ -322,14 +309,14 @@ async fn an_azure_repository_that_stops_answering_fails_the_backup_cleanly_and_t
     let failure = repo.storage_failure.as_ref().unwrap_or_else(|| panic!("the failed write is on the repository: {repo:?}"));
     assert_eq!(failure.job_id.as_deref(), Some(failing.as_str()), "{failure:?}");
     assert_eq!(repo.stats.as_ref().map(|s| s.snapshots), Some(0), "{repo:?}");
-    let next = start_backup(&api, &vm, &azure.id, "full").await;
+    let next = api.start_backup(&vm, "full", &azure.id).await;
     let done = api.wait(&next, 300).await;
     assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
     let repo: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", azure.id), None, StatusCode::OK).await;
     assert!(repo.status == RepositoryStatus::Online && repo.storage_failure.is_none(), "the good backup clears it: {repo:?}");
     let (read, written, secs) = rate(&done);
     eprintln!("full backup to Azure (Azurite) through a job: {read:.1} MiB read, {written:.1} MiB stored in {secs:.2} s = {:.1} MiB/s", read / secs);
-    let listed = points(&api, &vm).await;
+    let listed = api.points(&vm).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].repository.name, "offsite-azure");
 
@@ -390,7 +377,7 @@ async fn throughput_of_backup_and_restore_jobs_on_s3_beside_local() {
 
     for (name, repo) in [("S3 (moto)", &s3.id), ("local", &local.id)] {
         let before = moto.requests().len();
-        let job = start_backup(&api, &vm, repo, "full").await;
+        let job = api.start_backup(&vm, "full", repo).await;
         let done = api.wait(&job, 600).await;
         assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
         let (read, written, secs) = rate(&done);
@@ -398,7 +385,7 @@ async fn throughput_of_backup_and_restore_jobs_on_s3_beside_local() {
         eprintln!("full backup job to {name}: {read:.1} MiB read, {written:.1} MiB stored in {secs:.2} s = {:.1} MiB/s; {requests} S3 requests", read / secs);
         assert!(written >= DATA_MIB as f64 * 0.95, "random data is stored whole: {written:.1} MiB");
     }
-    let on_s3 = points(&api, &vm).await.into_iter().find(|b| b.repository.id == s3.id).unwrap();
+    let on_s3 = api.points(&vm).await.into_iter().find(|b| b.repository.id == s3.id).unwrap();
     let job: Job = api
         .ok("POST", "/api/v1/restore/start", Some(json!({"backup_id": on_s3.id, "target_platform_id": dr.id, "name": "web-01-speed"})), StatusCode::ACCEPTED)
         .await;

@@ -34,7 +34,6 @@ use sendense::catalog::repositories::ensure_local;
 use sendense::repos::RepoSpec;
 use serde_json::{json, Value};
 use shared_types::alerts::AlertPage;
-use shared_types::backups::{Backup, BackupPage};
 use shared_types::jobs::{Job, QueuedJobs};
 use shared_types::repositories::{Repository, RepositoryStatus, StorageFailureCause};
 
@@ -48,20 +47,6 @@ use support::object_servers::{Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY, MOTO_
 /// PUT bytes a failing repository takes before it refuses: the lease and
 /// some packs of web-01's first full backup go through, the rest not.
 const BUDGET: u64 = 2 << 20;
-
-/// A full backup of `vm` into `repository` through the job runner; the
-/// ended job with its log.
-async fn back_up(api: &Api, vm: &str, repository: &str) -> Value {
-    let queued: QueuedJobs = api
-        .ok("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [vm], "backup_type": "full", "repository_id": repository})), StatusCode::ACCEPTED)
-        .await;
-    api.wait(&queued.jobs[0].id, 600).await
-}
-
-async fn points(api: &Api, vm: &str) -> Vec<Backup> {
-    let page: BackupPage = api.ok("GET", &format!("/api/v1/backup/list?vm={vm}"), None, StatusCode::OK).await;
-    page.items
-}
 
 /// The keys in the bucket or container of `spec`, listed straight from the
 /// storage (not through the proxy).
@@ -112,12 +97,12 @@ async fn fills_up(api: &Api, proxy: &FaultProxy, store: &Store, name: &str, refu
     let mut body = store.body.clone();
     body["name"] = json!(name);
     let repo: Repository = api.ok("POST", "/api/v1/repositories", Some(body), StatusCode::CREATED).await;
-    let before = points(api, vm).await.len();
+    let before = api.points(vm).await.len();
 
     proxy.set(Faults { refuse_puts_after: Some((BUDGET, refusal)), ..Default::default() });
     let refused_before = proxy.refused();
     let started = Instant::now();
-    let failed = back_up(api, vm, &repo.id).await;
+    let failed = api.backup_into(vm, "full", &repo.id, 600).await;
     let refused = proxy.refused() - refused_before;
     let error = failed["job"]["error"].as_str().unwrap_or_default().to_owned();
     eprintln!(
@@ -142,7 +127,7 @@ async fn fills_up(api: &Api, proxy: &FaultProxy, store: &Store, name: &str, refu
     assert!(left.iter().any(|k| k.starts_with("packs/")), "some packs went in before the refusal: {left:?}");
     assert!(!left.iter().any(|k| k.starts_with("snapshots/")), "no manifest: {left:?}");
     assert!(!left.iter().any(|k| k.starts_with("locks/backup")), "no backup lease left: {left:?}");
-    let after = points(api, vm).await;
+    let after = api.points(vm).await;
     assert_eq!(after.len(), before, "no restore point from the failed backup");
     assert!(after.iter().all(|b| b.repository.id != repo.id));
     let shown: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", repo.id), None, StatusCode::OK).await;
@@ -159,9 +144,9 @@ async fn fills_up(api: &Api, proxy: &FaultProxy, store: &Store, name: &str, refu
 
     // The cause is gone (space freed, quota raised, permission back): the next backup succeeds and restores equal.
     proxy.clear();
-    let done = back_up(api, vm, &repo.id).await;
+    let done = api.backup_into(vm, "full", &repo.id, 600).await;
     assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
-    let point = points(api, vm).await.into_iter().find(|b| b.repository.id == repo.id).expect("the new restore point");
+    let point = api.points(vm).await.into_iter().find(|b| b.repository.id == repo.id).expect("the new restore point");
     let shown: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", repo.id), None, StatusCode::OK).await;
     assert_eq!((shown.status, shown.storage_failure), (RepositoryStatus::Online, None), "the good backup clears the storage failure");
     let open: AlertPage = api.ok("GET", "/api/v1/alerts?state=open", None, StatusCode::OK).await;
@@ -187,7 +172,7 @@ async fn throttled(api: &Api, proxy: &FaultProxy, store: &Store, name: &str, eve
     proxy.set(Faults { throttle: Some((every, answer)), ..Default::default() });
     let (throttled_before, forwarded_before) = (proxy.throttled(), proxy.counts().forwarded.load(std::sync::atomic::Ordering::SeqCst));
     let started = Instant::now();
-    let done = back_up(api, vm, &repo.id).await;
+    let done = api.backup_into(vm, "full", &repo.id, 600).await;
     let throttled = proxy.throttled() - throttled_before;
     let forwarded = proxy.counts().forwarded.load(std::sync::atomic::Ordering::SeqCst) - forwarded_before;
     let log = log_text(&done);
@@ -206,7 +191,7 @@ async fn throttled(api: &Api, proxy: &FaultProxy, store: &Store, name: &str, eve
     let line = log.lines().find(|l| l.contains("throttled")).unwrap_or_else(|| panic!("no log line about throttling:\n{log}"));
     let counted: u64 = line.split("throttled ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"));
     assert!(counted > 0 && counted <= throttled && line.contains(answer.code) && line.contains("retried"), "{line} (proxy: {throttled})");
-    let point = points(api, vm).await.into_iter().find(|b| b.repository.id == repo.id).expect("the new restore point");
+    let point = api.points(vm).await.into_iter().find(|b| b.repository.id == repo.id).expect("the new restore point");
     restores_equal(api, &point.id, dr.0, dr.1, &format!("web-01-{name}"), source).await;
     assert!(proxy.throttled() - throttled_before > throttled, "the restore was throttled too");
 

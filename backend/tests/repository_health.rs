@@ -15,8 +15,7 @@
 
 use axum::http::StatusCode;
 use sendense::catalog::repositories::ensure_local;
-use serde_json::{json, Value};
-use shared_types::jobs::QueuedJobs;
+use serde_json::json;
 use shared_types::repositories::{Repository, RepositoryStatus, StorageFailureCause};
 use shared_types::repository_setup::RepositoryTest;
 
@@ -29,13 +28,6 @@ use support::object_servers::{Moto, MOTO_REGION};
 
 /// PUT bytes the bucket takes before it refuses.
 const BUDGET: u64 = 2 << 20;
-
-async fn back_up(api: &Api, vm: &str, repository: &str) -> Value {
-    let queued: QueuedJobs = api
-        .ok("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [vm], "backup_type": "full", "repository_id": repository})), StatusCode::ACCEPTED)
-        .await;
-    api.wait(&queued.jobs[0].id, 600).await
-}
 
 async fn shown(api: &Api, id: &str) -> Repository {
     let one: Repository = api.ok("GET", &format!("/api/v1/repositories/{id}"), None, StatusCode::OK).await;
@@ -66,7 +58,7 @@ async fn a_full_bucket_degrades_the_repository_until_a_test_or_a_backup_succeeds
     // The bucket fills up mid-backup: the backup fails, the repository says why.
     let started = chrono::Utc::now();
     proxy.set(Faults { refuse_puts_after: Some((BUDGET, fault_proxy::MINIO_STORAGE_FULL)), ..Default::default() });
-    let failed = back_up(&api, &vm, &repo.id).await;
+    let failed = api.backup_into(&vm, "full", &repo.id, 600).await;
     assert_eq!(failed["job"]["status"], "failed", "{}", failed["job"]);
     let job_id = failed["job"]["id"].as_str().unwrap().to_owned();
     let r = shown(&api, &repo.id).await;
@@ -95,11 +87,11 @@ async fn a_full_bucket_degrades_the_repository_until_a_test_or_a_backup_succeeds
 
     // Full again: degraded again; the next good backup clears it by itself.
     proxy.set(Faults { refuse_puts_after: Some((BUDGET, fault_proxy::MINIO_STORAGE_FULL)), ..Default::default() });
-    let failed = back_up(&api, &vm, &repo.id).await;
+    let failed = api.backup_into(&vm, "full", &repo.id, 600).await;
     assert_eq!(failed["job"]["status"], "failed", "{}", failed["job"]);
     assert_eq!(shown(&api, &repo.id).await.status, RepositoryStatus::Degraded);
     proxy.clear();
-    let done = back_up(&api, &vm, &repo.id).await;
+    let done = api.backup_into(&vm, "full", &repo.id, 600).await;
     assert_eq!(done["job"]["status"], "completed", "{}", done["job"]);
     let r = shown(&api, &repo.id).await;
     assert_eq!((r.status, r.storage_failure), (RepositoryStatus::Online, None));

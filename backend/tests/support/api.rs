@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use shared_types::backups::BackupPage;
+use shared_types::backups::{Backup, BackupPage};
 use shared_types::discovery::{BulkAddResponse, DiscoverVmsResponse, Platform};
 use shared_types::error::ErrorBody;
 use shared_types::jobs::QueuedJobs;
@@ -92,8 +92,28 @@ impl Api {
         let queued: QueuedJobs = self.ok("POST", "/api/v1/backup/start", Some(json!({"vm_ids": [vm], "backup_type": backup_type})), StatusCode::ACCEPTED).await;
         let j = self.wait(&queued.jobs[0].id, 120).await;
         assert_eq!(j["job"]["status"], "completed", "{}", j["job"]);
-        let points: BackupPage = self.ok("GET", &format!("/api/v1/backup/list?vm={vm}"), None, StatusCode::OK).await;
-        let newest = points.items.iter().max_by_key(|b| b.created_at).expect("a restore point");
-        newest.id.clone()
+        let newest = self.points(vm).await.into_iter().max_by_key(|b| b.created_at).expect("a restore point");
+        newest.id
+    }
+
+    /// Queues a backup of `vm` (`full` or `incremental`) into `repository`;
+    /// the job's id.
+    pub async fn start_backup(&self, vm: &str, backup_type: &str, repository: &str) -> String {
+        let body = json!({"vm_ids": [vm], "backup_type": backup_type, "repository_id": repository});
+        let queued: QueuedJobs = self.ok("POST", "/api/v1/backup/start", Some(body), StatusCode::ACCEPTED).await;
+        queued.jobs[0].id.clone()
+    }
+
+    /// A backup of `vm` into `repository`, waited for up to `secs`, however
+    /// it ends; the ended job with its log.
+    pub async fn backup_into(&self, vm: &str, backup_type: &str, repository: &str, secs: u64) -> Value {
+        let job = self.start_backup(vm, backup_type, repository).await;
+        self.wait(&job, secs).await
+    }
+
+    /// The restore points of `vm`, newest first.
+    pub async fn points(&self, vm: &str) -> Vec<Backup> {
+        let page: BackupPage = self.ok("GET", &format!("/api/v1/backup/list?vm={vm}"), None, StatusCode::OK).await;
+        page.items
     }
 }
