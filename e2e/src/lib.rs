@@ -61,6 +61,8 @@ pub struct Server {
     lab: bool,
     /// With `lab`: the lab also runs on real libvirt hosts (`--lab-guests`).
     lab_guests: bool,
+    /// The engine's read cap (`SENDENSE_READ_LIMIT_BPS`; 0: none).
+    read_limit_bps: u64,
     /// With `lab_guests`: this process's one turn to run a lab on libvirt
     /// (dropped after the server's own drop has stopped it).
     _lab_turn: Option<LabTurn>,
@@ -103,7 +105,7 @@ impl Server {
     pub fn start() -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
         let log = data_dir.path().join("server.log");
-        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: false, lab_guests: false, _lab_turn: None };
+        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: false, lab_guests: false, read_limit_bps: 0, _lab_turn: None };
         server.launch()?;
         Ok(server)
     }
@@ -112,7 +114,20 @@ impl Server {
     /// (`--demo-lab --lab-guests`, what scripts/run.sh runs): the guests boot
     /// and the hosts become platforms while the server already answers.
     /// Needs root, libvirt and the guest kit (scripts/test.sh installs them).
+    /// Backups read at [`LAB_READ_LIMIT_BPS`], so a test can watch one move,
+    /// pause and stop it.
     pub fn start_with_lab_guests() -> Result<Self> {
+        Self::lab_guests_reading_at(LAB_READ_LIMIT_BPS)
+    }
+
+    /// [`Server::start_with_lab_guests`] with backups reading as fast as
+    /// they can: for tests that need restore points, not to watch jobs run
+    /// (a full backup of the lab's VMs takes ~90 s at the cap).
+    pub fn start_with_lab_guests_at_full_speed() -> Result<Self> {
+        Self::lab_guests_reading_at(0)
+    }
+
+    fn lab_guests_reading_at(read_limit_bps: u64) -> Result<Self> {
         // One lab on libvirt at a time in a test process: the lab's
         // networks have fixed bridge names (sdp-lan…), so a second lab
         // started beside it fails ("Network is already in use"). Released
@@ -123,7 +138,7 @@ impl Server {
         let turn = LabTurn;
         let data_dir = tempfile::Builder::new().prefix("sendense-e2e-").tempdir()?;
         let log = data_dir.path().join("server.log");
-        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: true, lab_guests: true, _lab_turn: Some(turn) };
+        let mut server = Self { port: free_port()?, data_dir, child: None, log, lab: true, lab_guests: true, read_limit_bps, _lab_turn: Some(turn) };
         server.launch()?;
         Ok(server)
     }
@@ -235,7 +250,7 @@ impl Server {
             .env_remove("DATABASE_URL")
             .env("SENDENSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env_remove("SENDENSE_DEMO_LAB")
-            .env("SENDENSE_READ_LIMIT_BPS", if self.lab { LAB_READ_LIMIT_BPS.to_string() } else { "0".into() })
+            .env("SENDENSE_READ_LIMIT_BPS", self.read_limit_bps.to_string())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()

@@ -17,7 +17,7 @@ const T: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_points_show_their_primary_and_their_copy() -> Result<()> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
     let repos = server.get_json("/api/v1/repositories")?;

@@ -81,7 +81,7 @@ async fn badges(b: &Browser) -> Result<Vec<(String, String, String)>> {
 
 /// The server with web-02 managed, its first repository and a second local one, 'offsite'.
 fn setup() -> Result<(Server, String, String, Value, Value)> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
     let primary = server.get_json("/api/v1/repositories")?.as_array().and_then(|a| a.first()).cloned().context("the local repository")?;

@@ -76,7 +76,7 @@ async fn opened_vm(b: &Browser, vm: &str, id: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slash_two_keystrokes_and_enter_open_a_vm() -> Result<()> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
     let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;

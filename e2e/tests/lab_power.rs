@@ -43,7 +43,7 @@ async fn power_text(b: &Browser, vm: &str) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lab_guest_is_stopped_and_started_from_its_power_dialog() -> Result<()> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     // The lab's production host is a platform once its guests are up.
     let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;

@@ -45,7 +45,7 @@ async fn badges(b: &Browser) -> Result<Vec<(String, String)>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_is_removed_from_its_badge_after_a_confirmation() -> Result<()> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
     let repos = server.get_json("/api/v1/repositories")?;

@@ -134,7 +134,7 @@ async fn screenshots(b: &Browser, size: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_mapping_from_recommendations_to_validation() -> Result<()> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     // Both lab hosts (libvirt, added by the server once their guests are up),
     // discovered (their networks recorded); the production VMs managed.

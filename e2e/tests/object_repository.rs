@@ -115,7 +115,7 @@ async fn an_s3_repository_is_added_in_the_cockpit_backed_up_to_and_its_restore_p
     let moto = Moto::start()?;
     // With Object Lock: the restore points are locked by the storage.
     moto.admin(&["create-bucket", "cockpit-backups", "1"])?;
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
 

@@ -249,7 +249,7 @@ async fn an_s3_restore_point_is_locked_copied_to_azure_and_restored_from_the_cop
     moto.admin(&["create-bucket", BUCKET, "1"])?;
     let azurite = Azurite::start()?;
     azurite.create_container(&moto.python, CONTAINER)?;
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
     let dr_id = server.wait_platform(&token, "lab-dr", Duration::from_secs(60))?;

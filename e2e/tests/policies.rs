@@ -62,7 +62,7 @@ async fn set(b: &Browser, testid: &str, text: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_is_previewed_saved_and_followed() -> Result<()> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
     let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;

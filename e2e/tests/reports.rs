@@ -29,7 +29,7 @@ async fn charts_loaded(b: &Browser) -> Result<Option<u64>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_show_real_jobs_export_csv_and_print() -> Result<()> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let vm = server.manage_lab_vm(&token, "lab-prod", "web-02")?;
     let repo = server.get_json("/api/v1/repositories")?[0]["id"].as_str().context("repository")?.to_owned();

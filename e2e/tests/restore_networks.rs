@@ -27,7 +27,7 @@ async fn chosen(b: &Browser, network: &str) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wizard_maps_each_nic_and_the_restored_vm_joins_those_networks() -> Result<()> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
     let dr = server.wait_platform(&token, "lab-dr", Duration::from_secs(30))?;

@@ -77,7 +77,7 @@ fn job_of(report: &Value, vm: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assets_filters_bulk_actions_and_restore_point_upkeep() -> Result<()> {
-    let server = Server::start_with_lab_guests()?;
+    let server = Server::start_with_lab_guests_at_full_speed()?;
     let token = server.token("admin", ADMIN_PASSWORD)?;
     let prod = server.wait_platform(&token, "lab-prod", Duration::from_secs(180))?;
     let found = server.expect(&token, "POST", "/api/v1/discovery/discover-vms", Some(json!({"platform_id": prod})), 200)?;
