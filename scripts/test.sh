@@ -47,7 +47,9 @@ status=0
 # printed at the end: where the run's time goes.
 test_log="$ROOT/target/test-run.log"
 set +e
-cargo test --locked --workspace --exclude sendense-frontend --no-fail-fast 2>&1 | tee "$test_log"
+# Two lanes side by side: the binaries that start libvirt labs one after
+# another, everything else beside them (scripts/run-tests.py).
+python3 "$ROOT/scripts/run-tests.py" 2>&1 | tee "$test_log"
 cargo_status=${PIPESTATUS[0]}
 set -e
 [ "$cargo_status" -eq 0 ] || status=$cargo_status
@@ -76,8 +78,8 @@ if [ -f "$ROOT/target/lab-metrics.txt" ]; then
   cat "$ROOT/target/lab-metrics.txt"
 fi
 step "Slowest test binaries (seconds; whole log in target/test-run.log)"
-awk '/^ *(Running|Doc-tests) /{name=$0; sub(/^ *(Running|Doc-tests) /,"",name); sub(/target\/debug\/deps\//,"",name)} /^test result:/{for(i=1;i<=NF;i++) if($i=="in"){t=$(i+1); sub(/s$/,"",t); printf "%8.1f  %s\n", t, name}}' "$test_log" | sort -rn | head -n 15
-awk '/^test result:/{for(i=1;i<=NF;i++) if($i=="in"){t=$(i+1); sub(/s$/,"",t); s+=t}} END{printf "%8.1f  in all test binaries\n", s}' "$test_log"
+awk '$1=="Finished" && $3=="in" && $5=="s" {printf "%8.1f  %s\n", $4, $2}' "$test_log" | sort -rn | head -n 15
+awk '$1=="Finished" && $3=="in" && $5=="s" {s+=$4} END{printf "%8.1f  in all test binaries (wall time of each, summed)\n", s}' "$test_log"
 kill "$disk_watch" 2>/dev/null || true
 step "Disk"
 echo "free at the start of the tests: $(head -n 1 "$disk_log") MiB; lowest during them: $(sort -n "$disk_log" | head -n 1) MiB"
