@@ -9,10 +9,11 @@
 use leptos::prelude::*;
 
 use crate::api::ApiError;
+use crate::fetch::Fetch;
 
 /// `None` until the first read ends; then the newest read's value or its
 /// error's message.
-pub fn latest<T>(resource: LocalResource<Result<T, ApiError>>) -> Memo<Option<Result<T, String>>>
+pub fn latest<T>(resource: Fetch<Result<T, ApiError>>) -> Memo<Option<Result<T, String>>>
 where
     T: Clone + PartialEq + Send + Sync + 'static,
 {

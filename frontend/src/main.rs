@@ -3,6 +3,7 @@
 mod api;
 mod app;
 mod components;
+mod fetch;
 mod format;
 mod job_view;
 mod latest;

@@ -8,6 +8,7 @@ use shared_types::platform::PlatformKind;
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::format::format_bytes;
 use crate::live::use_live;
 
@@ -32,11 +33,11 @@ pub fn AddVmsModal(open: RwSignal<bool>, #[prop(into)] on_added: Callback<()>) -
 #[component]
 fn AddVmsSteps(open: RwSignal<bool>, on_added: Callback<()>) -> impl IntoView {
     let version = RwSignal::new(0u32);
-    let platforms = LocalResource::new(move || {
+    let platforms = Fetch::new(move || {
         version.get();
         api::platforms()
     });
-    let groups = LocalResource::new(api::groups);
+    let groups = Fetch::new(api::groups);
     let platform = RwSignal::new(String::new());
     Effect::new(move |_| {
         if let Some(Ok(p)) = platforms.get() {

@@ -11,6 +11,7 @@ use shared_types::vms::ProtectionStatus;
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::session::{needs, use_session};
 
 /// The VM list's filters; empty strings mean "any".
@@ -68,8 +69,8 @@ impl VmFilters {
 /// Platform, group, protection and power selects; `shown` of `total` VMs match.
 #[component]
 pub fn VmFilterBar(filters: VmFilters, #[prop(into)] shown: Signal<Option<(u64, u64)>>, version: RwSignal<u64>) -> impl IntoView {
-    let platforms = LocalResource::new(api::platforms);
-    let groups = LocalResource::new(move || {
+    let platforms = Fetch::new(api::platforms);
+    let groups = Fetch::new(move || {
         version.get();
         api::groups()
     });
@@ -147,7 +148,7 @@ pub fn BulkBar(
     let operator = move || session.can(Role::Operator);
     let title = move || if operator() { String::new() } else { needs(Role::Operator, session.user.get().as_ref()) };
     let none = move || selected.with(|s| s.is_empty());
-    let groups = LocalResource::new(move || {
+    let groups = Fetch::new(move || {
         version.get();
         api::groups()
     });
@@ -162,7 +163,7 @@ pub fn BulkBar(
         });
     };
     // Assign policy: a preview of what would change first, then Confirm.
-    let policies = LocalResource::new(move || {
+    let policies = Fetch::new(move || {
         version.get();
         api::policies()
     });

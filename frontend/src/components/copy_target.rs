@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use shared_types::flow::{CopyTarget, RetentionPolicy};
 
 use crate::api;
+use crate::fetch::Fetch;
 
 /// A copy target in words, its repository named `repository`:
 /// "each new restore point is copied to offsite, which keeps the last 2;
@@ -23,7 +24,7 @@ pub fn describe(t: &CopyTarget, repository: &str) -> String {
 /// repository named from the catalog; none: "no copy to a second repository".
 #[component]
 pub fn CopyTargetLine(target: Option<CopyTarget>, testid: &'static str, #[prop(into, optional)] prefix: String) -> impl IntoView {
-    let repos = LocalResource::new(api::repositories);
+    let repos = Fetch::new(api::repositories);
     let id = target.as_ref().map(|t| t.repository_id.clone()).unwrap_or_default();
     let data_id = id.clone();
     let text = move || match &target {
@@ -96,7 +97,7 @@ impl CopyTargetState {
 /// The fields; `exclude`: the repository the backups are written to (not offered).
 #[component]
 pub fn CopyTargetFields(state: CopyTargetState, #[prop(into)] exclude: Signal<String>, #[prop(optional)] error: Option<Signal<Option<String>>>) -> impl IntoView {
-    let repos = LocalResource::new(api::repositories);
+    let repos = Fetch::new(api::repositories);
     let s = state;
     let input = move |label: &'static str, testid: &'static str, sig: RwSignal<String>| {
         view! {

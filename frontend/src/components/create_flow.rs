@@ -8,6 +8,7 @@ use shared_types::flow::{CreateFlowRequest, Flow, FlowKind, FlowSource, Retentio
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::copy_target::{CopyTargetFields, CopyTargetLine, CopyTargetState};
+use crate::fetch::Fetch;
 
 /// Open while `open` is `Some(preselected group id or "")`.
 #[component]
@@ -41,9 +42,9 @@ fn number(n: Option<u32>) -> String {
 #[component]
 pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on_saved: Callback<()>) -> impl IntoView {
     let act = Act::new();
-    let groups = LocalResource::new(api::groups);
-    let repos = LocalResource::new(api::repositories);
-    let vms = LocalResource::new(api::vm_contexts);
+    let groups = Fetch::new(api::groups);
+    let repos = Fetch::new(api::repositories);
+    let vms = Fetch::new(api::vm_contexts);
     let name = RwSignal::new(editing.as_ref().map(|f| f.name.clone()).unwrap_or_default());
     let (initial_group, initial_vms) = match editing.as_ref().map(|f| &f.source) {
         Some(FlowSource::Group { group_id }) => (group_id.clone(), Vec::new()),
@@ -64,7 +65,7 @@ pub fn FlowForm(group: String, editing: Option<Flow>, on_close: Callback<()>, on
     let keep_daily = RwSignal::new(editing.as_ref().map(|f| number(f.retention.keep_daily)).unwrap_or_default());
     let immutable = RwSignal::new(editing.as_ref().map(|f| f.immutable_days.to_string()).unwrap_or_else(|| "0".into()));
     // The policy the flow follows ("": its own retention below).
-    let policies = LocalResource::new(api::policies);
+    let policies = Fetch::new(api::policies);
     let policy = RwSignal::new(editing.as_ref().and_then(|f| f.policy.as_ref().map(|p| p.id.clone())).unwrap_or_default());
     let copy = CopyTargetState::new(editing.as_ref().and_then(|f| f.copy_target.as_ref()));
     let is_new = editing.is_none();

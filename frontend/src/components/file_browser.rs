@@ -9,6 +9,7 @@ use shared_types::restore::{FileEntry, FileKind, FileListing, Mount};
 
 use crate::api;
 use crate::components::restore_files::RestoreFilesForm;
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, when};
 
 /// Entries per page.
@@ -58,7 +59,7 @@ fn FileBrowser(m: Mount) -> impl IntoView {
     let offset = RwSignal::new(0u64);
     let selected = RwSignal::new(Vec::<String>::new());
     let restoring = RwSignal::new(false);
-    let listing = LocalResource::new(move || api::files(mount_id.get_value(), path.get(), offset.get(), PAGE));
+    let listing = Fetch::new(move || api::files(mount_id.get_value(), path.get(), offset.get(), PAGE));
     let go = move |p: String| {
         offset.set(0);
         path.set(p);

@@ -19,6 +19,7 @@ use crate::components::job_log::JobLog;
 use crate::components::job_panel::JobPanel;
 use crate::components::restore_points::RestoreVmButton;
 use crate::components::vm_cells::{ProtectionPill, LastBackup};
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, format_duration, when};
 use crate::job_view::{duration_s, status_class};
 use crate::latest::latest;
@@ -101,7 +102,7 @@ fn FlowBody(id: String, target: RwSignal<Option<Inspect>>) -> impl IntoView {
     let fid = id.clone();
     let refresh = RwSignal::new(0u32);
     let editing = RwSignal::new(false);
-    let details = LocalResource::new(move || {
+    let details = Fetch::new(move || {
         live.jobs_version.get();
         refresh.get();
         api::flow(fid.clone())
@@ -398,7 +399,7 @@ fn JobBody(id: String) -> impl IntoView {
     let act = Act::new();
     let jid = id.clone();
     // Read again on every job_update; built once, patched in place.
-    let details = latest(LocalResource::new(move || {
+    let details = latest(Fetch::new(move || {
         live.jobs_version.get();
         api::job(jid.clone())
     }));

@@ -7,18 +7,19 @@ use shared_types::groups::CreateGroupRequest;
 use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::vm_cells::ProtectionPill;
+use crate::fetch::Fetch;
 use crate::live::use_live;
 
 /// `version`: bumped by whoever changes groups; bumped here after a change.
 #[component]
 pub fn UngroupedPanel(version: RwSignal<u64>) -> impl IntoView {
     let live = use_live();
-    let vms = LocalResource::new(move || {
+    let vms = Fetch::new(move || {
         version.get();
         live.jobs_version.get();
         api::ungrouped_vms()
     });
-    let groups = LocalResource::new(move || {
+    let groups = Fetch::new(move || {
         version.get();
         api::groups()
     });
@@ -100,7 +101,7 @@ pub fn UngroupedPanel(version: RwSignal<u64>) -> impl IntoView {
 /// Groups with their VM and flow counts; "New backup flow" per group.
 #[component]
 pub fn GroupsPanel(version: RwSignal<u64>, #[prop(into)] on_new_flow: Callback<Option<String>>) -> impl IntoView {
-    let groups = LocalResource::new(move || {
+    let groups = Fetch::new(move || {
         version.get();
         api::groups()
     });

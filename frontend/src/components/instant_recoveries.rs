@@ -10,6 +10,7 @@ use shared_types::instant::{InstantRecovery, InstantState};
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, when};
 use crate::live::use_live;
 
@@ -28,7 +29,7 @@ pub fn InstantRecoveries(#[prop(optional)] version: Option<RwSignal<u64>>) -> im
     let version = version.unwrap_or_else(|| RwSignal::new(0));
     let busy = RwSignal::new(false);
     let tick = Memo::new(move |_| (live.now_ms.get() / 1000.0) as u64);
-    let list = LocalResource::new(move || {
+    let list = Fetch::new(move || {
         version.get();
         live.jobs_version.get();
         if busy.get() {

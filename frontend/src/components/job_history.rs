@@ -8,6 +8,7 @@ use shared_types::telemetry::{HistoryShare, HistoryWindow, JobTally, TelemetryHi
 
 use crate::api;
 use crate::components::line_chart::{render_svg_in, Series, XUnit};
+use crate::fetch::Fetch;
 use crate::format::format_bytes;
 use crate::live::use_live;
 
@@ -21,7 +22,7 @@ const AMBER: RGBColor = RGBColor(0xF5, 0x9E, 0x0B);
 pub fn JobHistory() -> impl IntoView {
     let live = use_live();
     let window = RwSignal::new(HistoryWindow::Day);
-    let history = LocalResource::new(move || {
+    let history = Fetch::new(move || {
         live.jobs_version.get();
         api::telemetry_history(window.get())
     });

@@ -8,6 +8,7 @@ use shared_types::auth::Role;
 use shared_types::jobs::{Job, JobKind, JobStatus};
 
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::session::{needs, use_session};
 
 use crate::components::throughput_graph::ThroughputGraph;
@@ -31,7 +32,7 @@ pub fn JobPanel(job: Signal<Job>) -> impl IntoView {
     let fig = Memo::new(move |_| figures(&current.get(), live_job.get().as_ref()));
     let finished = Memo::new(move |_| current.with(|j| j.status.is_finished()));
     // Samples the catalog kept: the graph of a job that ran before this view opened.
-    let samples = LocalResource::new(move || {
+    let samples = Fetch::new(move || {
         let (id, _) = (id.get(), finished.get());
         async move { crate::api::job(id).await.map(|d| sample_history(&d.samples)).unwrap_or_default() }
     });

@@ -14,6 +14,7 @@ use shared_types::networks::{BulkMappingRequest, BulkMappingResult, MappingPurpo
 use crate::api;
 use crate::components::act::ActError;
 use crate::components::network_route::{changed_rows, network_facts, network_info, pending_recommendations, row_errors, NetRoute};
+use crate::fetch::Fetch;
 use crate::session::{needs, use_session};
 
 #[component]
@@ -21,7 +22,7 @@ pub fn RecommendationsCard(route: NetRoute) -> impl IntoView {
     let session = use_session();
     let operator = move || session.can(Role::Operator);
     let title = move || if operator() { String::new() } else { needs(Role::Operator, session.user.get().as_ref()) };
-    let recs = LocalResource::new(move || {
+    let recs = Fetch::new(move || {
         let (s, t, p) = (route.source.get(), route.target.get(), route.purpose.get());
         async move {
             if s.is_empty() || t.is_empty() || s == t {

@@ -13,6 +13,7 @@ use shared_types::platform::NetworkInfo;
 
 use crate::api::{self, ApiError};
 use crate::components::act::Act;
+use crate::fetch::Fetch;
 
 /// The page's selection and data, `Copy` so every card takes it by value.
 #[derive(Clone, Copy)]
@@ -41,7 +42,7 @@ impl NetRoute {
     /// Create inside the page component; the cards share it.
     pub fn new() -> Self {
         let version = RwSignal::new(0u32);
-        let resource = LocalResource::new(move || {
+        let resource = Fetch::new(move || {
             version.get();
             api::network_topology()
         });
@@ -50,8 +51,8 @@ impl NetRoute {
             _ => prev.cloned().flatten(),
         });
         let topology_error = Memo::new(move |_| resource.get().and_then(|r| r.err()));
-        let flows = LocalResource::new(api::flows);
-        let replications = LocalResource::new(api::replication_flows);
+        let flows = Fetch::new(api::flows);
+        let replications = Fetch::new(api::replication_flows);
         let source = RwSignal::new(String::new());
         let target = RwSignal::new(String::new());
         let flow_names = Memo::new(move |_| {

@@ -13,6 +13,7 @@ use shared_types::recovery::{CompatibilityNote, NoteSeverity};
 use crate::api;
 use crate::components::act::ActError;
 use crate::components::network_route::NetRoute;
+use crate::fetch::Fetch;
 use crate::session::{needs, use_session};
 
 #[component]
@@ -20,7 +21,7 @@ pub fn ValidationCard(route: NetRoute) -> impl IntoView {
     let session = use_session();
     let operator = move || session.can(Role::Operator);
     let title = move || if operator() { String::new() } else { needs(Role::Operator, session.user.get().as_ref()) };
-    let all_vms = LocalResource::new(api::vm_contexts);
+    let all_vms = Fetch::new(api::vm_contexts);
     // (id, name) of the managed VMs of the source platform.
     let vms = Memo::new(move |_| {
         let source = route.source.get();

@@ -15,6 +15,7 @@ use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::modal::Modal;
 use crate::components::restore_points::{lock_ahead, lock_title, use_restore_hub};
+use crate::fetch::Fetch;
 use crate::format::when;
 use crate::session::use_session;
 
@@ -109,7 +110,7 @@ fn CopyTo(backup_id: String, have: Vec<String>) -> impl IntoView {
     let open = RwSignal::new(false);
     let chosen = RwSignal::new(String::new());
     let act = Act::new();
-    let repos = LocalResource::new(move || async move {
+    let repos = Fetch::new(move || async move {
         if open.get() {
             api::repositories().await.ok()
         } else {

@@ -9,6 +9,7 @@ use shared_types::platform::{PowerAction, PowerRequest, PowerState};
 
 use crate::api;
 use crate::components::modal::Modal;
+use crate::fetch::Fetch;
 use crate::live::use_live;
 use crate::session::use_session;
 
@@ -48,7 +49,7 @@ pub fn PowerButton(vm_id: String, vm_name: String, power: PowerState) -> impl In
     let name = vm_name.clone();
     // The console tail, fetched each time the dialog opens.
     let console_id = vm_id.clone();
-    let console = LocalResource::new(move || {
+    let console = Fetch::new(move || {
         let (id, shown) = (console_id.clone(), open.get());
         async move { if shown { Some(api::vm_console(&id, 20).await) } else { None } }
     });

@@ -12,6 +12,7 @@ use shared_types::restore::{ConflictPolicy, FileRestoreDestination, FileRestoreR
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, format_duration};
 
 /// The volume (first path component) of a session path.
@@ -22,7 +23,7 @@ fn volume_of(path: &str) -> &str {
 #[component]
 pub fn RestoreFilesForm(mount: Mount, paths: RwSignal<Vec<String>>, open: RwSignal<bool>) -> impl IntoView {
     let to_vm = RwSignal::new(true);
-    let vms = LocalResource::new(api::vm_contexts);
+    let vms = Fetch::new(api::vm_contexts);
     let vm_id = RwSignal::new(String::new());
     let directory = RwSignal::new(String::new());
     let host_path = RwSignal::new(String::new());

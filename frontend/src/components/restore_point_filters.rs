@@ -9,6 +9,7 @@ use shared_types::jobs::BackupType;
 
 use crate::api;
 use crate::components::restore_points::RestorePointsTable;
+use crate::fetch::Fetch;
 
 /// Restore points per page.
 const PAGE: u64 = 25;
@@ -24,8 +25,8 @@ pub fn RestorePointBrowser() -> impl IntoView {
     let from = RwSignal::new(String::new());
     let to = RwSignal::new(String::new());
     let offset = RwSignal::new(0u64);
-    let vms = LocalResource::new(api::vm_contexts);
-    let repos = LocalResource::new(api::repositories);
+    let vms = Fetch::new(api::vm_contexts);
+    let repos = Fetch::new(api::repositories);
     let bad_dates = move || {
         let (f, t) = (day(&from.get()), day(&to.get()));
         matches!((f, t), (Some(f), Some(t)) if f > t)

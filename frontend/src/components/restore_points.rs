@@ -14,6 +14,7 @@ use crate::components::act::{Act, ActError};
 use crate::components::file_browser::FileBrowserModal;
 use crate::components::point_locations::PointLocations;
 use crate::components::restore_wizard::RestoreWizardModal;
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, when};
 use crate::session::{needs, use_session};
 
@@ -142,7 +143,7 @@ pub fn RestorePointsTable(
                 .count()
         })
     });
-    let points = LocalResource::new(move || {
+    let points = Fetch::new(move || {
         hub.sessions_version.get();
         hub.points_version.get();
         settled.get();
@@ -279,7 +280,7 @@ fn PointRow(b: Backup) -> impl IntoView {
 #[component]
 fn ChainModal() -> impl IntoView {
     let hub = use_restore_hub();
-    let chain = LocalResource::new(move || {
+    let chain = Fetch::new(move || {
         let id = hub.chain_of.get();
         hub.points_version.get();
         async move {

@@ -18,6 +18,7 @@ use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::instant_recoveries::InstantRecoveries;
 use crate::components::job_panel::JobPanel;
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, format_duration, when};
 
 const STEPS: [&str; 4] = ["RESTORE POINT", "TARGET", "CONFIGURATION", "EXECUTION"];
@@ -45,11 +46,11 @@ pub fn RestoreWizardModal(open: RwSignal<Option<Backup>>) -> impl IntoView {
 fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
     let step = RwSignal::new(0usize);
     let vm_id = start.vm_context_id.clone();
-    let points = LocalResource::new(move || api::backups(format!("vm={}&limit=100", vm_id)));
-    let platforms = LocalResource::new(api::platforms);
-    let license = LocalResource::new(api::license_features);
+    let points = Fetch::new(move || api::backups(format!("vm={}&limit=100", vm_id)));
+    let platforms = Fetch::new(api::platforms);
+    let license = Fetch::new(api::license_features);
     let vm_id = start.vm_context_id.clone();
-    let source_kind = LocalResource::new(move || {
+    let source_kind = Fetch::new(move || {
         let id = vm_id.clone();
         async move { api::vm_contexts().await.map(|p| p.items.into_iter().find(|v| v.id == id).map(|v| v.platform_kind)) }
     });
@@ -57,7 +58,7 @@ fn Wizard(start: Backup, open: RwSignal<Option<Backup>>) -> impl IntoView {
     // Where the chosen point can be read now: the server reads its manifest
     // in each repository it is in (a deleted primary shows missing at once,
     // not only after a check or a restore met it).
-    let checked = LocalResource::new(move || api::check_locations(point.get()));
+    let checked = Fetch::new(move || api::check_locations(point.get()));
     // The repository to read the restore point from ("": the primary when
     // it can be read, else a copy: the server decides).
     let source = RwSignal::new(String::new());

@@ -7,6 +7,7 @@ use shared_types::vms::VmContext;
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, format_duration};
 use crate::job_view::{duration_s, rate};
 
@@ -37,7 +38,7 @@ fn StartBackupForm(list: Vec<VmContext>, vms: RwSignal<Vec<VmContext>>, on_start
     let act = Act::new();
     let kind = RwSignal::new(if list.iter().all(|v| v.backup_count > 0) { BackupType::Incremental } else { BackupType::Full });
     let repo = RwSignal::new(String::new());
-    let repos = LocalResource::new(api::repositories);
+    let repos = Fetch::new(api::repositories);
     Effect::new(move |_| {
         if let Some(Ok(r)) = repos.get() {
             if repo.get_untracked().is_empty() {
@@ -51,7 +52,7 @@ fn StartBackupForm(list: Vec<VmContext>, vms: RwSignal<Vec<VmContext>>, on_start
     // Estimate from each VM's newest completed backup.
     let ids: Vec<String> = list.iter().map(|v| v.id.clone()).collect();
     let capacity: u64 = list.iter().map(|v| v.capacity_bytes).sum();
-    let history = LocalResource::new(move || {
+    let history = Fetch::new(move || {
         let ids = ids.clone();
         async move {
             let mut out = Vec::new();

@@ -9,6 +9,7 @@ use shared_types::alerts::{AlertRecord, AlertSeverity, AlertSourceKind, AlertSta
 use shared_types::auth::Role;
 
 use crate::api;
+use crate::fetch::Fetch;
 use crate::live::use_live;
 use crate::pages::planned::PageHeader;
 use crate::session::{needs, use_session};
@@ -65,7 +66,7 @@ pub fn AlertsPage() -> impl IntoView {
         source.track();
         offset.set(0);
     });
-    let page = LocalResource::new(move || {
+    let page = Fetch::new(move || {
         version.track();
         live.alert_count.track();
         let mut q = vec![format!("limit={PAGE}"), format!("offset={}", offset.get())];

@@ -22,6 +22,7 @@ use crate::components::power_control::PowerButton;
 use crate::components::restore_points::RestoreVmButton;
 use crate::components::start_backup::StartBackupModal;
 use crate::components::vm_cells::{LastBackup, Power, ProtectionPill};
+use crate::fetch::Fetch;
 use crate::format::format_bytes;
 use crate::latest::latest;
 use crate::live::use_live;
@@ -37,7 +38,7 @@ pub fn AssetsPage() -> impl IntoView {
     let version = RwSignal::new(0u64);
     // Read again on every job_update; the tables below change only where
     // what was read changed (crate::latest, keyed rows).
-    let vms = latest(LocalResource::new(move || {
+    let vms = latest(Fetch::new(move || {
         version.get();
         live.jobs_version.get();
         live.vms_version.get();
@@ -46,7 +47,7 @@ pub fn AssetsPage() -> impl IntoView {
     // The tables show the VMs the filters let through (the server filters);
     // without a filter, the whole list above.
     let filters = VmFilters::new();
-    let filtered = latest(LocalResource::new(move || {
+    let filtered = latest(Fetch::new(move || {
         version.get();
         live.jobs_version.get();
         live.vms_version.get();

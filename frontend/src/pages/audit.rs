@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use shared_types::auth::Role;
 
 use crate::api;
+use crate::fetch::Fetch;
 use crate::nav;
 use crate::pages::planned::PageHeader;
 use crate::pages::systems::SystemsTabs;
@@ -17,7 +18,7 @@ pub fn AuditPage() -> impl IntoView {
     let d = nav::for_path("/systems").expect("Systems is in the navigation table");
     let session = use_session();
     let offset = RwSignal::new(0u64);
-    let page = LocalResource::new(move || {
+    let page = Fetch::new(move || {
         let offset = offset.get();
         async move { session.watch(api::audit(PAGE, offset).await) }
     });

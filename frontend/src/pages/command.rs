@@ -13,6 +13,7 @@ use shared_types::ws::AlertSeverity;
 use crate::api;
 use crate::components::instruments::{level_class, Dial};
 use crate::components::later::Later;
+use crate::fetch::Fetch;
 use crate::format::{ago, format_bytes};
 use crate::job_view::{rate, status_class};
 use crate::live::use_live;
@@ -27,12 +28,12 @@ pub fn CommandPage() -> impl IntoView {
     let d = nav::for_path("/command").expect("COMMAND is in the navigation table");
     let live = use_live();
     let every_5s = Memo::new(move |_| (live.now_ms.get() / 5_000.0) as u64);
-    let overview = LocalResource::new(move || {
+    let overview = Fetch::new(move || {
         live.jobs_version.get();
         every_5s.get();
         api::overview()
     });
-    let recent = LocalResource::new(move || {
+    let recent = Fetch::new(move || {
         live.jobs_version.get();
         api::jobs(format!("limit={FEED_MAX}"))
     });

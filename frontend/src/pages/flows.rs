@@ -17,6 +17,7 @@ use crate::components::open_param::open_from_param;
 use crate::components::replication::card::ReplicationCard;
 use crate::components::replication::sites::DrSites;
 use crate::components::replication::use_replication_hub;
+use crate::fetch::Fetch;
 use crate::format::when;
 use crate::latest::latest;
 use crate::live::use_live;
@@ -30,23 +31,23 @@ pub fn FlowsPage() -> impl IntoView {
     let version = RwSignal::new(0u64);
     let inspect = RwSignal::new(None::<Inspect>);
     let new_flow = RwSignal::new(None::<String>);
-    let active = latest(LocalResource::new(move || {
+    let active = latest(Fetch::new(move || {
         live.jobs_version.get();
         version.get();
         api::flows_active()
     }));
     // Read again on every job_update; the views below render again only
     // when what was read changed (crate::latest).
-    let flows = latest(LocalResource::new(move || {
+    let flows = latest(Fetch::new(move || {
         live.jobs_version.get();
         version.get();
         api::flows()
     }));
-    let history = latest(LocalResource::new(move || {
+    let history = latest(Fetch::new(move || {
         live.jobs_version.get();
         api::flows_history(15)
     }));
-    let repos = LocalResource::new(api::repositories);
+    let repos = Fetch::new(api::repositories);
     let repo_name = move |id: Option<String>| -> String {
         let list = repos.get().and_then(|r| r.ok()).unwrap_or_default();
         id.and_then(|id| list.into_iter().find(|r| r.id == id).map(|r| r.name)).unwrap_or_else(|| "repository".into())

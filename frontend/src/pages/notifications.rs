@@ -14,6 +14,7 @@ use shared_types::alerts::{AlertSeverity, NotificationTarget, SmtpSecurity, Smtp
 use shared_types::auth::Role;
 
 use crate::api;
+use crate::fetch::Fetch;
 use crate::nav;
 use crate::pages::planned::PageHeader;
 use crate::pages::systems::SystemsTabs;
@@ -24,7 +25,7 @@ pub fn NotificationsPage() -> impl IntoView {
     let d = nav::for_path("/systems").expect("Systems is in the navigation table");
     let session = use_session();
     let version = RwSignal::new(0u32);
-    let targets = LocalResource::new(move || {
+    let targets = Fetch::new(move || {
         version.track();
         async move { session.watch(api::notification_targets().await) }
     });

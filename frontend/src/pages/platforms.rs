@@ -12,6 +12,7 @@ use shared_types::platform::PlatformKind;
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::format::when;
 use crate::nav;
 use crate::pages::planned::PageHeader;
@@ -24,7 +25,7 @@ pub fn PlatformsPage() -> impl IntoView {
     // What the last rediscovery of each platform found (kept here: the
     // cards are made again when the list is read again after it).
     let rediscovered = RwSignal::new(std::collections::HashMap::<String, String>::new());
-    let platforms = LocalResource::new(move || {
+    let platforms = Fetch::new(move || {
         version.get();
         api::platforms()
     });

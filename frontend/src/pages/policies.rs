@@ -17,6 +17,7 @@ use crate::api;
 use crate::api::ApiError;
 use crate::components::act::{Act, ActError};
 use crate::components::copy_target::{CopyTargetFields, CopyTargetLine, CopyTargetState};
+use crate::fetch::Fetch;
 use crate::nav;
 use crate::pages::planned::PageHeader;
 use crate::session::{needs, use_session};
@@ -26,15 +27,15 @@ pub fn PoliciesPage() -> impl IntoView {
     let d = nav::for_path("/policies").expect("Policies is in the navigation table");
     let session = use_session();
     let version = RwSignal::new(0u32);
-    let policies = LocalResource::new(move || {
+    let policies = Fetch::new(move || {
         version.track();
         async move { session.watch(api::policies().await) }
     });
-    let flows = LocalResource::new(move || {
+    let flows = Fetch::new(move || {
         version.track();
         async move { session.watch(api::flows().await) }
     });
-    let groups = LocalResource::new(move || {
+    let groups = Fetch::new(move || {
         version.track();
         async move { session.watch(api::groups().await) }
     });

@@ -13,6 +13,7 @@ use crate::components::instant_recoveries::InstantRecoveries;
 use crate::components::restore_point_filters::RestorePointBrowser;
 use crate::components::restore_points::use_restore_hub;
 use crate::components::flow_details::{FlowDetailsModal, Inspect};
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, when};
 use crate::job_view::{duration_s, status_class};
 use crate::live::use_live;
@@ -70,7 +71,7 @@ fn open_found_restore_point() -> RwSignal<Option<String>> {
 fn RecentRestores() -> impl IntoView {
     let live = use_live();
     let inspect = RwSignal::new(None::<Inspect>);
-    let jobs = LocalResource::new(move || {
+    let jobs = Fetch::new(move || {
         live.jobs_version.get();
         api::jobs("kind=restore&limit=10".into())
     });
@@ -118,7 +119,7 @@ fn Sessions() -> impl IntoView {
     let hub = use_restore_hub();
     let (browsing, version) = (hub.browsing, hub.sessions_version);
     let session = use_session();
-    let mounts = LocalResource::new(move || {
+    let mounts = Fetch::new(move || {
         version.get();
         async move {
             if session.can(Role::Operator) { api::mounts().await.map(Some) } else { Ok(None) }

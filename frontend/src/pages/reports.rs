@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use shared_types::reports::{AnyReport, Cell, ReportKind, SuccessBy, Table, PERIODS};
 
 use crate::api;
+use crate::fetch::Fetch;
 use crate::nav;
 use crate::pages::planned::PageHeader;
 
@@ -22,7 +23,7 @@ pub fn ReportsPage() -> impl IntoView {
     let kind = RwSignal::new(ReportKind::Success);
     let by = RwSignal::new(SuccessBy::Vm);
     // History: read when the report or period changes, not on every job event.
-    let report = LocalResource::new(move || api::report(kind.get(), days.get(), by.get()));
+    let report = Fetch::new(move || api::report(kind.get(), days.get(), by.get()));
     view! {
         <section class="page" data-testid="page-reports">
             <PageHeader label=d.label purpose=d.purpose />

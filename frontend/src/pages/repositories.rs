@@ -17,6 +17,7 @@ use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::instruments::Meter;
 use crate::components::modal::Modal;
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, when};
 use crate::job_view::{figures, rate, status_class as job_status_class};
 use crate::live::use_live;
@@ -30,7 +31,7 @@ pub fn RepositoriesPage() -> impl IntoView {
     let d = nav::for_path("/repositories").expect("Repositories is in the navigation table");
     let live = use_live();
     let version = RwSignal::new(0u32);
-    let repos = LocalResource::new(move || {
+    let repos = Fetch::new(move || {
         version.get();
         live.jobs_version.get();
         api::repositories()

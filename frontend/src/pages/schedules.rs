@@ -14,6 +14,7 @@ use shared_types::search::route;
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::format::{format_duration, when};
 use crate::live::use_live;
 use crate::nav;
@@ -29,7 +30,7 @@ pub fn SchedulesPage() -> impl IntoView {
     let live = use_live();
     let days = RwSignal::new(7u32);
     let version = RwSignal::new(0u32);
-    let timeline = LocalResource::new(move || {
+    let timeline = Fetch::new(move || {
         (version.get(), live.jobs_version.get());
         api::schedules(days.get())
     });

@@ -12,6 +12,7 @@ use shared_types::settings::{feature_label, runtime, source, tier_table, ServerS
 
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::session::use_session;
 
 #[component]
@@ -20,7 +21,7 @@ pub fn ServerSettingsCards() -> impl IntoView {
     let version = RwSignal::new(0u32);
     // Outlives the cards, which are drawn again from the settings a save answers.
     let saved = RwSignal::new(false);
-    let settings = LocalResource::new(move || {
+    let settings = Fetch::new(move || {
         version.get();
         async move { session.watch(api::settings().await) }
     });

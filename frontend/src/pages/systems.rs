@@ -7,6 +7,7 @@ use leptos_router::components::A;
 use shared_types::auth::Role;
 
 use crate::components::require_role::RequireRole;
+use crate::fetch::Fetch;
 use crate::format::format_duration;
 use crate::pages::server_settings::ServerSettingsCards;
 use crate::nav;
@@ -28,7 +29,7 @@ pub fn SystemsTabs() -> impl IntoView {
 #[component]
 pub fn SystemsPage() -> impl IntoView {
     let d = nav::for_path("/systems").expect("Systems is in the navigation table");
-    let health = LocalResource::new(crate::api::health);
+    let health = Fetch::new(crate::api::health);
     view! {
         <section class="page" data-testid="page-systems">
             <PageHeader label=d.label purpose=d.purpose />

@@ -6,6 +6,7 @@ use leptos::task::spawn_local;
 use shared_types::auth::{validate_password, validate_username, CreateUserRequest, Role, UpdateUserRequest, User};
 
 use crate::api;
+use crate::fetch::Fetch;
 use crate::nav;
 use crate::pages::planned::PageHeader;
 use crate::pages::systems::SystemsTabs;
@@ -30,7 +31,7 @@ pub fn UsersPage() -> impl IntoView {
 fn UserAdmin() -> impl IntoView {
     let session = use_session();
     let version = RwSignal::new(0u32);
-    let users = LocalResource::new(move || {
+    let users = Fetch::new(move || {
         version.track();
         async move { session.watch(api::users().await) }
     });

@@ -17,6 +17,7 @@ use crate::api;
 use crate::components::act::{Act, ActError};
 use crate::components::flow_details::Inspect;
 use crate::components::job_panel::JobPanel;
+use crate::fetch::Fetch;
 use crate::format::{format_bytes, format_duration, when};
 use crate::job_view::{duration_s, status_class};
 use crate::live::use_live;
@@ -58,7 +59,7 @@ fn DetailsBody(id: String, confirming: RwSignal<Option<Confirming>>) -> impl Int
     let stored = Memo::new(move |_| live.replications.with(|m| m.get(&sid).cloned()));
     // Read again whenever the flow or any job changes (points, jobs).
     let rid = id.clone();
-    let details = LocalResource::new(move || {
+    let details = Fetch::new(move || {
         stored.with(|f| f.as_ref().map(|f| f.updated_at));
         live.jobs_version.get();
         api::replication(rid.clone())

@@ -9,6 +9,7 @@ use shared_types::replication::{CreateReplicationRequest, DEFAULT_INTERVAL_SECON
 use super::{interval_text, use_replication_hub};
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::live::use_live;
 
 /// Intervals offered, in seconds.
@@ -38,8 +39,8 @@ fn ReplicationForm(vm: String) -> impl IntoView {
     let hub = use_replication_hub();
     let live = use_live();
     let act = Act::new();
-    let vms = LocalResource::new(api::vm_contexts);
-    let platforms = LocalResource::new(api::platforms);
+    let vms = Fetch::new(api::vm_contexts);
+    let platforms = Fetch::new(api::platforms);
     let vm_id = RwSignal::new(vm);
     let target = RwSignal::new(String::new());
     let name = RwSignal::new(String::new());

@@ -14,6 +14,7 @@ use shared_types::replication::{BootStage, SiteFailoverMode, SiteFailoverRequest
 use super::{state_class, use_replication_hub};
 use crate::api;
 use crate::components::act::{Act, ActError};
+use crate::fetch::Fetch;
 use crate::live::use_live;
 use crate::session::{needs, use_session};
 
@@ -45,8 +46,8 @@ fn SiteFailoverDialog(open: RwSignal<bool>) -> impl IntoView {
     let live = use_live();
     let hub = use_replication_hub();
     let act = Act::new();
-    let groups = LocalResource::new(api::groups);
-    let vms = LocalResource::new(api::vm_contexts);
+    let groups = Fetch::new(api::groups);
+    let vms = Fetch::new(api::vm_contexts);
     let group = RwSignal::new(String::new());
     let mode = RwSignal::new(SiteFailoverMode::Test);
     let typed = RwSignal::new(String::new());
