@@ -6,12 +6,13 @@ of a binary's time is waiting (guests booting under TCG, Chromium, object
 store round trips), so the run took ~50 min warm. This builds every test
 binary with `cargo test --no-run`, then runs them in two lanes side by side:
 
-- lab: binaries that start the demo lab on its libvirt hosts (the lab's
-  networks have fixed bridge names and subnets, so two labs cannot run at
-  once), one after another. Tests with their own scratch hosts
-  (backend/tests/support/kvm.rs TestHost: a random tag names the bridges,
-  subnets are picked free) already run side by side inside a binary and
-  go in the free lane;
+- lab: binaries that start libvirt daemons (the demo lab's hosts, or the
+  tests' own scratch hosts) or QEMU guests, one after another: the lab's
+  networks have fixed bridge names and subnets, and every libvirt daemon
+  names its guests' tap devices vnet0, vnet1, ... on its own, so two
+  daemons' guests collide in the one network namespace ("Unable to create
+  tap device vnet6: Device or resource busy" when a lab and a scratch host
+  ran side by side);
 - free: all the others, one after another;
 - alone: the tests whose measurements a busy machine would spoil (the e2e
   WebSocket latency in `protect`, Lighthouse's scores), after both lanes.
@@ -38,8 +39,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARGO_ARGS = ["--locked", "--workspace", "--exclude", "sendense-frontend"]
-# Source text that means the binary starts the demo lab on libvirt.
-LAB_MARKERS = re.compile(r"start_with_lab_guests|libvirt_lab|--lab-guests")
+# Source text that means the binary starts libvirt, the lab or QEMU guests.
+LAB_MARKERS = re.compile(r"libvirt|start_with_lab|lab_in\(|sendense::lab|kvm::|support::kvm|qemu-system")
 # Binaries run after both lanes, one at a time (measured against targets).
 ALONE = {("e2e", "protect"), ("e2e", "lighthouse")}
 TIMES = os.path.join(ROOT, "target", "test-times.json")
