@@ -109,6 +109,9 @@ pub struct ChunkStore {
     written: Mutex<Vec<Digest>>,
     /// Whether [`Self::distrust_cache`] was done already.
     distrusted: std::sync::atomic::AtomicBool,
+    /// This process's mark in the cache while packs it put there are not
+    /// published yet ([`index_cache::mark_writing`]).
+    writing: Mutex<Option<index_cache::WriteMark>>,
     /// The index cache's directory.
     cache_dir: std::path::PathBuf,
     /// Held while the store lives: the cache is in use ([`index_cache::remove_where`] keeps it).
@@ -173,6 +176,7 @@ impl ChunkStore {
             log_seq: 0,
             written: Mutex::default(),
             distrusted: Default::default(),
+            writing: Mutex::default(),
             cache_dir: dir,
             _in_use: None,
         };
@@ -254,6 +258,10 @@ impl ChunkStore {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "the index log segment of the packs written was not published"),
         }
+        // Durable (the caller synced them first): the cache may trust them.
+        if let Some(mark) = self.writing.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            mark.done();
+        }
     }
 
     /// The entries of pack `id`'s index at `key`; `None` when it vanished
@@ -291,8 +299,22 @@ impl ChunkStore {
     /// Tells the index cache about packs (and their entries) this process
     /// wrote, so the next open need not read their indexes. Best effort:
     /// a cache that cannot take them reads the indexes at the next open.
+    /// A mark in the cache comes first: should this process stop before
+    /// publishing them, the next open lists instead of trusting them.
     pub fn remember_written(&self, written: &[(Digest, Vec<PackEntry>)]) {
         self.written.lock().unwrap_or_else(|e| e.into_inner()).extend(written.iter().map(|(id, _)| *id));
+        {
+            let mut mark = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+            if mark.is_none() {
+                match index_cache::mark_writing(&self.cache_dir) {
+                    Ok(m) => *mark = Some(m),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "packs just written not added to the index cache (no writer's mark)");
+                        return;
+                    }
+                }
+            }
+        }
         if let Err(e) = index_cache::add_packs(&self.cache_dir, written) {
             tracing::warn!(error = %e, "packs just written not added to the index cache");
         }

@@ -761,6 +761,10 @@ pub fn open(
         (_, _, None) => Some("no index log position".to_string()),
         _ => None,
     };
+    let abandoned = abandoned_marks(dir);
+    if relist_reason.is_none() && !abandoned.is_empty() {
+        relist_reason = Some("a writer on this machine stopped before publishing the packs it put in the cache".to_string());
+    }
     if let (None, Some(pos)) = (&relist_reason, old_log) {
         let now = unix_now();
         if now < pos.listed_at || now - pos.listed_at >= FULL_LISTING_EVERY.as_secs() {
@@ -943,6 +947,10 @@ pub fn open(
         runs.push(run);
     }
     drop(lock);
+    // The listing covered what the stopped writers left: their marks go.
+    for (path, _held) in abandoned {
+        let _ = std::fs::remove_file(path);
+    }
     let log_seq = state.log.map_or(0, |l| l.seq);
     let mut out = Opened {
         packs: Vec::with_capacity(packs.len()),
@@ -1027,6 +1035,56 @@ pub fn add_packs(dir: &Path, written: &[(Digest, Vec<PackEntry>)]) -> Result<()>
         let _ = std::fs::remove_file(dir.join(name));
     }
     Ok(())
+}
+
+/// Name prefix of a writer's mark in a cache directory (see [`mark_writing`]).
+const WRITING_PREFIX: &str = "writing-";
+
+/// A writer's mark: this process put packs it wrote into the cache (write
+/// through) before they were all durable and named in an index log
+/// segment. It holds an exclusive flock on its `writing-*` file until it
+/// has published them ([`WriteMark::done`] removes the file). A mark whose
+/// lock can be taken was left by a writer that stopped before that (an
+/// error, a kill, the machine crashing): the next open lists every pack
+/// index instead of trusting the log, as packs the cache names may never
+/// have become durable.
+pub struct WriteMark {
+    path: PathBuf,
+    _file: File,
+}
+
+/// Puts a writer's mark in the cache directory `dir` (synced: it is on
+/// disk before any pack it covers is in the cache).
+pub fn mark_writing(dir: &Path) -> std::io::Result<WriteMark> {
+    let mut name = [0u8; 8];
+    getrandom::fill(&mut name).map_err(|e| std::io::Error::other(format!("random source: {e}")))?;
+    let path = dir.join(format!("{WRITING_PREFIX}{}", hex::encode(name)));
+    let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    File::open(dir)?.sync_all()?;
+    Ok(WriteMark { path, _file: file })
+}
+
+impl WriteMark {
+    /// The packs it covers are durable and published: the mark goes.
+    pub fn done(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Marks of writers that stopped before publishing (their lock is free),
+/// each with its lock now held by the caller.
+fn abandoned_marks(dir: &Path) -> Vec<(PathBuf, File)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(WRITING_PREFIX))
+        .filter_map(|e| {
+            let f = OpenOptions::new().write(true).open(e.path()).ok()?;
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+            Some((e.path(), f))
+        })
+        .collect()
 }
 
 /// Makes the next open of the cache in `dir` list every pack index
@@ -1194,6 +1252,18 @@ mod tests {
         let (all, why) = open_with(Some(5));
         assert!(all && why.contains("unreadable"), "{why}");
         assert_eq!(open_with(Some(5)), (false, String::new()));
+        // A writer that put packs in the cache and stopped before publishing
+        // them (its mark's lock free, the file left, as a killed process
+        // leaves it): list once; a writer still at work does not count.
+        let alive = mark_writing(&dir).unwrap();
+        assert_eq!(open_with(Some(5)), (false, String::new()), "a writer at work");
+        drop(mark_writing(&dir).unwrap());
+        let (all, why) = open_with(Some(5));
+        assert!(all && why.contains("stopped before publishing"), "{why}");
+        assert_eq!(open_with(Some(5)), (false, String::new()), "its mark went with the listing");
+        alive.done();
+        let marks = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(WRITING_PREFIX)).count();
+        assert_eq!(marks, 0);
     }
 
     #[test]

@@ -57,7 +57,16 @@ fn write_direct(path: &Path, data: &[u8]) -> std::io::Result<bool> {
         .open(path)
     {
         Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => return Ok(false),
+        // A file system without O_DIRECT may create the file and then
+        // refuse the flag: nothing may be left for the buffered write.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            return Ok(false);
+        }
         Err(e) => return Err(e),
     };
     let res = STAGE.with(|stage| -> std::io::Result<bool> {
