@@ -118,22 +118,6 @@ pub struct ChunkStore {
     _in_use: Option<std::fs::File>,
 }
 
-impl Drop for ChunkStore {
-    /// Packs this process wrote and never named in an index log segment
-    /// (the backup or copy failed before they were all durable) make the
-    /// next open list every pack index instead of trusting the cache: the
-    /// cache took them as they were uploaded, and a storage that fails
-    /// mid-backup may not keep what it acknowledged (Azurite killed and
-    /// started again lost packs the cache still named, and the next backup
-    /// reused their chunks). Before the index log every open listed anyway.
-    fn drop(&mut self) {
-        let unpublished = !self.written.get_mut().unwrap_or_else(|e| e.into_inner()).is_empty();
-        if unpublished {
-            self.distrust_cache();
-        }
-    }
-}
-
 /// Pack indexes read after loading: the packs looked at and their chunks.
 #[derive(Default)]
 struct Moved {
