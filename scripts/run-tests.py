@@ -115,7 +115,7 @@ def label(t):
     return f"unittests {rel} ({os.path.relpath(t['exe'], ROOT)})"
 
 
-def run_one(job, extra, results):
+def run_one(job, results):
     if stopping.is_set():
         return
     key, cmd, cwd, title = job
@@ -134,9 +134,9 @@ def run_one(job, extra, results):
         f"     Finished {key} in {took:.1f} s ({'ok' if proc.returncode == 0 else f'FAILED, exit {proc.returncode}'})\n\n")
 
 
-def run_lane(jobs, extra, results):
+def run_lane(jobs, results):
     for job in jobs:
-        run_one(job, extra, results)
+        run_one(job, results)
 
 
 def stop(signum, _frame):
@@ -180,13 +180,13 @@ def main():
         return 0
     results = {}
     start = time.monotonic()
-    threads = [threading.Thread(target=run_lane, args=(lanes[n], extra, results)) for n in ("lab", "free")]
+    threads = [threading.Thread(target=run_lane, args=(lanes[n], results)) for n in ("lab", "free")]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     side_by_side = time.monotonic() - start
-    run_lane(lanes["alone"], extra, results)
+    run_lane(lanes["alone"], results)
     total = time.monotonic() - start
     lane_sum = {n: sum(results.get(j[0], (0, 0))[1] for j in lanes[n]) for n in lanes}
     before.update({k: round(v[1], 1) for k, v in results.items()})
