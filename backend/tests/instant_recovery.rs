@@ -97,10 +97,16 @@ fn a_vm_boots_from_a_restore_point_is_finalized_while_running_and_the_restore_po
         let conn = platform.connect().unwrap();
         let pool = format!("<pool type='dir'><name>images</name><target><path>{}</path></target></pool>", images.display());
         conn.define_storage_pool_xml(&pool, 0).unwrap().create(0).unwrap();
-        let net = "<network><name>lan</name><bridge name='sdir-lan' stp='off' delay='0'/><ip address='10.93.7.1' netmask='255.255.255.0'/></network>";
-        conn.define_network_xml(net).unwrap().create().unwrap();
+        // Bridges and subnet apart per lab slot (SENDENSE_LAB_SLOT): another lane's copy of this test may run beside.
+        let slot = sendense::lab::slot::current().unwrap();
+        let net = format!(
+            "<network><name>lan</name><bridge name='{}' stp='off' delay='0'/><ip address='{}.1' netmask='255.255.255.0'/></network>",
+            sendense::lab::slot::test_bridge(slot, "sdir-lan"),
+            sendense::lab::slot::test_subnet(slot, 7)
+        );
+        conn.define_network_xml(&net).unwrap().create().unwrap();
         // Defined, never started: reported, and no NIC can be placed on it.
-        conn.define_network_xml("<network><name>cold</name><bridge name='sdir-cold' stp='off' delay='0'/></network>").unwrap();
+        conn.define_network_xml(&format!("<network><name>cold</name><bridge name='{}' stp='off' delay='0'/></network>", sendense::lab::slot::test_bridge(slot, "sdir-cold"))).unwrap();
     }
     let inv = platform.inventory().unwrap();
     let cold = inv.networks.iter().find(|n| n.name == "cold").expect("the stopped network is reported");

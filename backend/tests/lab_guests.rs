@@ -17,6 +17,7 @@ use sendense::engine::backup::BackupOptions;
 use sendense::engine::datastore::Datastore;
 use sendense::engine::progress::Progress;
 use sendense::jobs::vm_backup::backup_vm;
+use sendense::lab::slot;
 use sendense::platforms::libvirt::LibvirtPlatform;
 use sendense::platforms::Platform;
 use shared_types::platform::PowerState;
@@ -56,8 +57,19 @@ fn processes_under(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// The bridges of this lab slot's networks (`sdp-`/`sdd-` in slot 0, `sd1p-`/`sd1d-` in
+/// slot 1: SENDENSE_LAB_SLOT), whichever other slot's lab runs beside.
 fn lab_bridges() -> Vec<String> {
-    std::fs::read_dir("/sys/class/net").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("sdp-") || n.starts_with("sdd-")).collect()
+    let slot = slot::current().unwrap();
+    let prefixes = ["prod", "dr"].map(|h| slot::bridge_prefix(slot, h));
+    std::fs::read_dir("/sys/class/net").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| prefixes.iter().any(|p| n.starts_with(p.as_str()))).collect()
+}
+
+/// The devices plugged into bridge `bridge` (the guests' tap devices).
+fn bridge_ports(bridge: &str) -> Vec<String> {
+    let mut ports: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif")).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    ports.sort();
+    ports
 }
 
 struct Server(Option<std::process::Child>);
@@ -130,6 +142,13 @@ fn the_demo_lab_runs_real_guests_on_two_libvirt_hosts_and_stops_with_the_server(
         let line = log.lines().find(|l| l.contains("SENDENSE-GUEST-UP")).unwrap();
         assert!(line.contains(":ext4"), "{vm}: {line}");
     }
+    // The slot's bridges; the guests' tap devices carry the lab's own names,
+    // not the vnetN every libvirt daemon counts on its own.
+    let slot = slot::current().unwrap();
+    let lan = slot::bridge(slot, "prod", "lan");
+    assert!(lab_bridges().contains(&lan), "{lan} among {:?}", lab_bridges());
+    let taps = bridge_ports(&lan);
+    assert!(!taps.is_empty() && taps.iter().all(|t| t.starts_with("sdt")), "{lan}'s ports: {taps:?}");
     // Memory budget: every guest's QEMU together.
     let guests = processes_under(&lab).iter().filter(|c| c.contains("qemu-system")).count();
     assert_eq!(guests, 5, "five guest processes");
@@ -159,4 +178,6 @@ fn the_demo_lab_runs_real_guests_on_two_libvirt_hosts_and_stops_with_the_server(
     let left = processes_under(&lab);
     assert!(left.is_empty(), "left running: {left:?}");
     assert!(lab_bridges().is_empty(), "bridges left: {:?}", lab_bridges());
+    let taps_left: Vec<&String> = taps.iter().filter(|t| std::path::Path::new("/sys/class/net").join(t).exists()).collect();
+    assert!(taps_left.is_empty(), "tap devices left: {taps_left:?}");
 }

@@ -23,6 +23,7 @@ use sendense::engine::progress::Progress;
 use sendense::lab::guest::{self, GuestSpec};
 use sendense::lab::guest_console::{self, GuestConsole};
 use sendense::lab::libvirt_host::LibvirtHost;
+use sendense::lab::slot;
 use sendense::platforms::libvirt::{ffi, LibvirtPlatform};
 use sendense::platforms::Platform;
 use sendense::replication::{self, replica, Ctx, FailoverOptions, Phase, ReplicaSpec};
@@ -60,8 +61,9 @@ fn prepare(platform: &LibvirtPlatform, dir: &Path, networks: &[(&str, &str, u8, 
     conn.define_storage_pool_xml(&pool, 0).unwrap().create(0).unwrap();
     for (name, bridge, subnet, nat) in networks {
         let forward = if *nat { "<forward mode='nat'/>" } else { "" };
+        let (bridge, subnet) = (slot::test_bridge(lab_slot(), bridge), net(*subnet));
         let xml = format!(
-            "<network><name>{name}</name>{forward}<bridge name='{bridge}' stp='off' delay='0'/><ip address='10.93.{subnet}.1' netmask='255.255.255.0'/></network>"
+            "<network><name>{name}</name>{forward}<bridge name='{bridge}' stp='off' delay='0'/><ip address='{subnet}.1' netmask='255.255.255.0'/></network>"
         );
         conn.define_network_xml(&xml).unwrap().create().unwrap();
     }
@@ -113,8 +115,16 @@ fn digests(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// The source guest's address on the production network.
-const PROD_GUEST: &str = "10.93.1.10";
+/// This process's lab slot (SENDENSE_LAB_SLOT): the test's bridges and
+/// subnets are apart from another lane's copy of it.
+fn lab_slot() -> u8 {
+    slot::current().unwrap()
+}
+
+/// The first three octets of the test's network `k`: 1 production, 2 DR, 3 isolated.
+fn net(k: u8) -> String {
+    slot::test_subnet(lab_slot(), k)
+}
 
 /// Whether this machine gets an answer from `ip` (a few tries: ARP first).
 fn host_pings(ip: &str) -> bool {
@@ -172,8 +182,9 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     c.run(&write_cmd("vda", 2 << 20, 512, 0x5a), Duration::from_secs(60)).unwrap();
     // The source guest gets an address on the production network (and a
     // way back to any other network): what a test VM must not reach.
-    c.run(&format!("ip addr add {PROD_GUEST}/24 dev eth0 && ip link set eth0 up && ip route add default via 10.93.1.1"), Duration::from_secs(30)).unwrap();
-    assert!(host_pings(PROD_GUEST), "the host reaches the source guest at {PROD_GUEST} on the production network");
+    let prod_guest = format!("{}.10", net(1));
+    c.run(&format!("ip addr add {prod_guest}/24 dev eth0 && ip link set eth0 up && ip route add default via {}.1", net(1)), Duration::from_secs(30)).unwrap();
+    assert!(host_pings(&prod_guest), "the host reaches the source guest at {prod_guest} on the production network");
 
     let progress = Progress::new();
     let log = |l: String| eprintln!("  log: {l}");
@@ -231,16 +242,17 @@ fn a_running_guest_replicates_between_libvirt_hosts_tests_fails_over_and_rolls_b
     assert_eq!(dr.vm(&test.vm).unwrap().power, PowerState::Running);
     assert_eq!(interface_networks(&dr, &test.vm), vec!["isolated".to_string()], "the test VM is on the isolated network only");
     let bridge = live_bridges(&dr, &test.vm);
-    assert_eq!(bridge.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>(), vec!["sdrd-iso"], "the test VM's interface is a port of the isolated network's bridge");
+    assert_eq!(bridge.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>(), vec![slot::test_bridge(lab_slot(), "sdrd-iso")], "the test VM's interface is a port of the isolated network's bridge");
     let mut tc = console(&dr, &test.vm);
     // Its NIC works on the isolated network (the bridge's own address
     // answers), yet the production network cannot be reached from it, even
     // with a route through the host.
-    tc.run("ip addr add 10.93.3.10/24 dev eth0 && ip link set eth0 up && ip route add default via 10.93.3.1", Duration::from_secs(30)).unwrap();
-    tc.run("ping -c 1 -W 5 10.93.3.1", Duration::from_secs(30)).expect("the test VM reaches its isolated network's gateway");
-    let reach = tc.run(&format!("ping -c 2 -W 3 {PROD_GUEST}"), Duration::from_secs(30));
+    let iso = net(3);
+    tc.run(&format!("ip addr add {iso}.10/24 dev eth0 && ip link set eth0 up && ip route add default via {iso}.1"), Duration::from_secs(30)).unwrap();
+    tc.run(&format!("ping -c 1 -W 5 {iso}.1"), Duration::from_secs(30)).expect("the test VM reaches its isolated network's gateway");
+    let reach = tc.run(&format!("ping -c 2 -W 3 {prod_guest}"), Duration::from_secs(30));
     assert!(reach.is_err(), "the test VM must not reach the production network: {reach:?}");
-    assert!(host_pings(PROD_GUEST), "the production guest was up all along");
+    assert!(host_pings(&prod_guest), "the production guest was up all along");
     assert_eq!(read_marker(&mut tc, "vda", 0).len(), 0);
     let seen = tc.run("dd if=/dev/vdb bs=1M skip=3 count=1 2>/dev/null | head -c 4 | od -An -tx1", Duration::from_secs(30)).unwrap();
     assert!(seen.contains("ef ef ef ef"), "the test VM sees the guest's data at the point: {seen}");

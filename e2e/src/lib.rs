@@ -129,9 +129,10 @@ impl Server {
 
     fn lab_guests_reading_at(read_limit_bps: u64) -> Result<Self> {
         // One lab on libvirt at a time in a test process: the lab's
-        // networks have fixed bridge names (sdp-lan…), so a second lab
-        // started beside it fails ("Network is already in use"). Released
-        // when the server is dropped.
+        // networks have fixed bridge names in a lab slot (sdp-lan… in
+        // slot 0, sd1p-lan… with SENDENSE_LAB_SLOT=1, inherited by the
+        // server), so a second lab started beside it fails ("Network is
+        // already in use"). Released when the server is dropped.
         while LAB_GUESTS_RUNNING.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -63,10 +63,12 @@ pub fn domain_xml(kit: &Path, g: &GuestSpec) -> String {
             )
         })
         .collect();
+    // Tap devices named here, not vnetN by the daemon (see lab::slot).
     let nics: String = g
         .networks
         .iter()
-        .map(|n| format!("<interface type='network'><source network='{}'/><model type='virtio'/></interface>", escape(n)))
+        .zip(super::slot::tap_names(g.networks.len()))
+        .map(|(n, tap)| format!("<interface type='network'><source network='{}'/><target dev='{tap}'/><model type='virtio'/></interface>", escape(n)))
         .collect();
     let role = g.role.map(|r| format!("<metadata><s:vm xmlns:s='https://sendense.io/xmlns/domain/1' role='{}'/></metadata>", escape(r))).unwrap_or_default();
     format!(

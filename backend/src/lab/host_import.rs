@@ -10,8 +10,10 @@
 //! line on the console logged beside the VM's definition (`console.log`).
 //!
 //! The directory of each VM's disks becomes a directory storage pool
-//! (`layout-<n>`). Bridges get names unique on this machine (`<tag><n>`). A network keeps
-//! its subnet when no other interface here routes it, else it gets a free
+//! (`layout-<n>`). Bridges get names unique on this machine (`<tag><n>`),
+//! the VMs' tap devices too ([`slot::tap_names`]). A network keeps its
+//! subnet when no other interface here routes it and it is none of the
+//! demo labs' ([`slot::RESERVED_OCTETS`]), else it gets a free
 //! `10.x.y.0/24`: several hosts built from one layout can run side by side.
 //! VLAN tags are not carried over (a Linux bridge network has none in
 //! libvirt).
@@ -23,6 +25,7 @@ use shared_types::platform::{Firmware, GuestOs, NetworkInfo};
 use virt::connect::Connect;
 
 use super::guest;
+use super::slot;
 use crate::platforms::kvm::definition::{self, VmDefinition};
 use crate::platforms::libvirt::domain_xml::escape;
 
@@ -99,13 +102,15 @@ pub fn define_vm(conn: &Connect, layout: &Path, def: &VmDefinition) -> Result<Im
         ));
         disks.push((target, image));
     }
+    // Tap devices named here, not vnetN by the daemon (see lab::slot).
     let nics: String = def
         .nics
         .iter()
-        .map(|n| {
+        .zip(super::slot::tap_names(def.nics.len()))
+        .map(|(n, tap)| {
             let mac = if n.mac.is_empty() { String::new() } else { format!("<mac address='{}'/>", escape(&n.mac)) };
             format!(
-                "<interface type='network'>{mac}<source network='{}'/><model type='{}'/></interface>",
+                "<interface type='network'>{mac}<source network='{}'/><target dev='{tap}'/><model type='{}'/></interface>",
                 escape(&n.network),
                 escape(if n.model.is_empty() { "virtio" } else { &n.model })
             )
@@ -148,7 +153,7 @@ pub fn define_vm(conn: &Connect, layout: &Path, def: &VmDefinition) -> Result<Im
 
 /// Defines and starts a network: NAT unless isolated, on its own subnet.
 fn define_network(conn: &Connect, net: &NetworkInfo, bridge: &str) -> Result<()> {
-    let mut subnet = net.cidr.as_deref().and_then(parse_24).filter(|s| !routed(*s));
+    let mut subnet = net.cidr.as_deref().and_then(parse_24).filter(|s| !slot::RESERVED_OCTETS.contains(&s.0) && !routed(*s));
     let mut last = String::new();
     for _ in 0..8 {
         let (a, b) = subnet.unwrap_or_else(random_subnet);
@@ -179,10 +184,13 @@ fn parse_24(cidr: &str) -> Option<(u8, u8)> {
     (len == "24" && o.len() == 4 && o[0] == 10).then(|| (o[1], o[2]))
 }
 
+/// A `10.a.b.0/24` with `a` in 64..128, outside the demo labs' and the
+/// tests' own subnets ([`slot::RESERVED_OCTETS`]).
 fn random_subnet() -> (u8, u8) {
     let r = uuid::Uuid::new_v4();
     let b = r.as_bytes();
-    (64 + b[0] % 64, b[1])
+    let free: Vec<u8> = (64..128).filter(|a| !slot::RESERVED_OCTETS.contains(a)).collect();
+    (free[b[0] as usize % free.len()], b[1])
 }
 
 /// Whether an interface of this machine already routes `10.a.b.0/24`.
@@ -201,7 +209,9 @@ mod tests {
         assert_eq!(parse_24("10.20.30.0/16"), None);
         assert_eq!(parse_24("192.168.1.0/24"), None);
         assert_eq!(parse_24("nonsense"), None);
-        let (a, _) = random_subnet();
-        assert!((64..128).contains(&a));
+        for _ in 0..200 {
+            let (a, _) = random_subnet();
+            assert!((64..128).contains(&a) && !slot::RESERVED_OCTETS.contains(&a), "10.{a}: the labs' and the tests' subnets are kept free");
+        }
     }
 }

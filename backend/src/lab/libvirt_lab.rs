@@ -25,6 +25,7 @@ use super::guest::{self, GuestSpec};
 use super::guest_console;
 use super::libvirt_host::LibvirtHost;
 use super::manifest::LabManifest;
+use super::slot;
 use crate::platforms::libvirt::domain_xml::escape;
 
 /// Memory of every lab guest: the kernel and a busybox userland need no more.
@@ -72,6 +73,7 @@ pub fn init(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<LabGuests> {
     let manifest = LabManifest::read(dir).with_context(|| format!("the lab in {} (run lab init first)", dir.display()))?;
     let kit = guest::kit_dir()?;
     let specs = catalog::hosts();
+    let slot = slot::current()?;
     let hosts = hosts(dir);
     let mut uris = Vec::new();
     let mut waiting: Vec<(String, PathBuf)> = Vec::new();
@@ -84,7 +86,7 @@ pub fn init(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<LabGuests> {
         host.start()?;
         let conn = crate::platforms::libvirt::open(&host.uri())?;
         for (n, net) in spec.networks.iter().enumerate() {
-            ensure_network(&conn, &host.name, net, i, n)?;
+            ensure_network(&conn, &host.name, net, slot, i, n)?;
         }
         let pool = ensure_pool(&conn, &host.images())?;
         uris.push((spec.name.to_string(), host.uri()));
@@ -177,17 +179,18 @@ fn copy_disk(src: &Path, dst: &Path) -> Result<()> {
 }
 
 /// A lab network on a host: a bridge per network (names unique across the
-/// hosts of this machine), NAT for those with an uplink, none for isolated.
-fn ensure_network(conn: &Connect, host: &str, net: &shared_types::platform::NetworkInfo, host_index: usize, net_index: usize) -> Result<()> {
+/// hosts of this machine and the lab slots, see [`slot`]), NAT for those
+/// with an uplink, none for isolated.
+fn ensure_network(conn: &Connect, host: &str, net: &shared_types::platform::NetworkInfo, slot: u8, host_index: usize, net_index: usize) -> Result<()> {
     if let Ok(n) = conn.lookup_network_by_name(&net.name) {
         if !n.is_active().unwrap_or(false) {
             n.create().with_context(|| format!("starting network {} on {host}", net.name))?;
         }
         return Ok(());
     }
-    let bridge = format!("sd{}-{}", &host[..1], net.name.chars().take(10).collect::<String>());
-    // Subnets of this machine's lab: 10.8<host>.<net>.0/24, apart from anything else here.
-    let ip = format!("10.{}.{}.1", 81 + host_index, 10 * (net_index + 1));
+    let bridge = slot::bridge(slot, host, &net.name);
+    // Subnets of this machine's lab: 10.8<host>.<net>.0/24 in slot 0, apart from anything else here.
+    let ip = slot::gateway(slot, host_index, net_index);
     let forward = if net.isolated { "" } else { "<forward mode='nat'/>" };
     let xml = format!(
         "<network><name>{}</name>{forward}<bridge name='{}' stp='off' delay='0'/><ip address='{ip}' netmask='255.255.255.0'/></network>",

@@ -49,6 +49,7 @@ pub mod libvirt_lab;
 pub mod manifest;
 pub mod partition;
 pub mod rng;
+pub mod slot;
 pub mod tool;
 
 use std::path::PathBuf;
