@@ -5,6 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
 TRUNK_VERSION=0.21.14
+# wasm-split-cli: splits the cockpit's lazily loaded pages off its wasm.
+WASM_SPLIT_VERSION=0.2.4
 
 step() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -48,6 +50,11 @@ need_web_tools() {
     # No --locked: the registry here lacks some patch releases its lockfile names.
     cargo install wasm-bindgen-cli --version "$want" --quiet
   fi
+  if ! cargo install --list 2>/dev/null | grep -qx "wasm_split_cli_support v$WASM_SPLIT_VERSION:" ||
+     ! command -v wasm-split-cli >/dev/null; then
+    step "Installing wasm-split-cli $WASM_SPLIT_VERSION (takes a minute once)"
+    cargo install wasm_split_cli_support --version "$WASM_SPLIT_VERSION" --features build-binary --locked --quiet
+  fi
 }
 
 # The cockpit's font: Debian's Inter, subset to the characters the cockpit
@@ -84,6 +91,64 @@ compress_web() {
     done
 }
 
+# The cockpit's wasm, split: cargo links it with its relocations
+# (`--emit-relocs`), wasm-split-cli moves the code that only a lazy page
+# reaches (`#[lazy]` in frontend/src/app.rs) into wasm files of its own
+# (split_<page>.wasm and the chunk_<n>.wasm they share) with a loader
+# (__wasm_split.js), wasm-bindgen makes the main file's JS (keeping the
+# exports the split files use), wasm-opt shrinks each file. Every file gets
+# the same hash of all of them in its name (the main JS and the loader import
+# each other), so browsers may keep them for good. Written to target/web-wasm/.
+build_web_wasm() {
+  local out="$ROOT/target/web-wasm" name="sendense-frontend"
+  local wasm="$ROOT/target/wasm/wasm32-unknown-unknown/web/$name.wasm"
+  (
+    cd "$ROOT"
+    # Debian's cargo/rustc first; std for wasm32 is compiled from its sources.
+    PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 \
+      CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19 \
+      CARGO_TARGET_DIR="$ROOT/target/wasm" \
+      cargo --color never rustc --locked --manifest-path frontend/Cargo.toml --bin "$name" --profile web \
+        --target wasm32-unknown-unknown -- -Clink-arg=--emit-relocs 2>&1 | grep -vE '^\s*$' | tail -n 40
+    exit "${PIPESTATUS[0]}"
+  ) || die "the cockpit's wasm did not build (cargo's output is above)"
+  rm -rf "$out" && mkdir -p "$out/split" "$out/bindgen" "$out/files"
+  wasm-split-cli "$wasm" "$out/split" --out-name "$name" || die "wasm-split-cli could not split $wasm"
+  wasm-bindgen --target web --keep-lld-exports --no-demangle --no-typescript \
+    --out-dir "$out/bindgen" --out-name "$name" "$out/split/$name.wasm" || die "wasm-bindgen failed on $out/split/$name.wasm"
+  rm "$out/split/$name.wasm"
+  local file
+  for file in "$out/bindgen/${name}_bg.wasm" "$out"/split/*.wasm; do
+    # (binaryen 108 warns about name subsections newer than it; the names go anyway)
+    if ! wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+        --enable-multivalue --strip-producers "$file" -o "$file.opt" 2>&1 |
+        { grep -vE '^warning: (unknown name subsection|global index out of bounds in name section)' || true; } >&2; then
+      die "wasm-opt failed on $file"
+    fi
+    mv "$file.opt" "$file"
+  done
+  local hash
+  hash="$(cat "$out/bindgen/$name.js" "$out/bindgen/${name}_bg.wasm" "$out"/split/* | sha256sum | cut -c1-16)"
+  sed -e "s#from \"./__wasm_split.js\"#from \"./__wasm_split-$hash.js\"#" \
+    -e "s#'${name}_bg.wasm'#'${name}-${hash}_bg.wasm'#" "$out/bindgen/$name.js" > "$out/files/$name-$hash.js"
+  mv "$out/bindgen/${name}_bg.wasm" "$out/files/$name-${hash}_bg.wasm"
+  sed -E -e "s#\"\./$name\.js\"#\"./$name-$hash.js\"#" \
+    -e "s#\"\./((split|chunk)_[A-Za-z0-9_]+)\.wasm\"#\"./\1-$hash.wasm\"#g" "$out/split/__wasm_split.js" > "$out/files/__wasm_split-$hash.js"
+  for file in "$out"/split/*.wasm; do
+    file="$(basename "$file" .wasm)"
+    mv "$out/split/$file.wasm" "$out/files/$file-$hash.wasm"
+  done
+  # Every name the two scripts mention is there.
+  grep -q "__wasm_split-$hash.js" "$out/files/$name-$hash.js" || die "the main JS does not import __wasm_split-$hash.js"
+  local missing
+  missing="$(grep -oE '"\./[^"]+\.(wasm|js)"' "$out/files/__wasm_split-$hash.js" | tr -d '"' | sed 's#^\./##' |
+    while read -r file; do [ -f "$out/files/$file" ] || echo "$file"; done)"
+  [ -z "$missing" ] || die "the wasm-split loader names missing files: $missing"
+  printf '%s\n' "$name-$hash.js" > "$out/main-js"
+  printf '%s\n' "$name-${hash}_bg.wasm" > "$out/main-wasm"
+}
+
 # build_web: builds the cockpit into dist/ unless nothing it is made from changed.
 build_web() {
   local stamp="$ROOT/dist/.build-stamp"
@@ -98,16 +163,18 @@ build_web() {
   mkdir -p "$ROOT/target"
   local started; started="$(mktemp "$ROOT/target/.web-build-XXXXXX")"
   build_web_fonts
+  build_web_wasm
+  # trunk: the page, the styles and the fonts (it skips index.html's rust link).
   (
     cd "$ROOT"
-    # Debian's cargo/rustc first; std for wasm32 is compiled from its sources.
-    PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 \
-      CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
-      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19 \
-      CARGO_TARGET_DIR="$ROOT/target/wasm" \
-      trunk --color never build --locked 2>&1 | grep -vE '^\s*$' | tail -n 40
+    trunk --color never build --locked 2>&1 | grep -vE '^\s*$' | tail -n 40
     exit "${PIPESTATUS[0]}"
   ) || die "the cockpit did not build (trunk's output is above)"
+  local out="$ROOT/target/web-wasm" js wasm
+  js="$(cat "$out/main-js")" wasm="$(cat "$out/main-wasm")"
+  cp "$out"/files/* "$ROOT/dist/"
+  grep -q '"/sendense:js"' "$ROOT/dist/index.html" || die "dist/index.html has no loader script to name the wasm in"
+  sed -i -e "s#\"/sendense:js\"#\"/$js\"#" -e "s#\"/sendense:wasm\"#\"/$wasm\"#" -e '/data-trunk-skip/d' "$ROOT/dist/index.html"
   compress_web
   mv "$started" "$stamp"
 }

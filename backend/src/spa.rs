@@ -3,8 +3,10 @@
 //!
 //! The build (scripts/lib.sh `build_web`) writes a brotli and a gzip copy
 //! beside each file; a browser that accepts one gets it as is, nothing is
-//! compressed per request. Files whose names carry trunk's content hash
-//! (`sendense-frontend-<hash>_bg.wasm`, `cockpit-<hash>.css`, the fonts) never
+//! compressed per request. Files whose names carry a content hash
+//! (`sendense-frontend-<hash>_bg.wasm`, the lazily loaded pages'
+//! `split_<page>-<hash>.wasm`, `chunk_<n>-<hash>.wasm` and their loader
+//! `__wasm_split-<hash>.js`, trunk's `cockpit-<hash>.css`, the fonts) never
 //! change under that name, so browsers keep them for a year without asking;
 //! `index.html`, which names them, is checked on every load.
 //!
@@ -120,7 +122,7 @@ async fn cache_control(request: Request, next: Next) -> Response {
 
 /// Whether a URL path names a file by its content's hash: its last name's stem
 /// (before the first dot, without wasm-bindgen's `_bg`) ends in `-` and at
-/// least 12 hex digits, as trunk and the font build write them.
+/// least 12 hex digits, as trunk, build_web and the font build write them.
 fn is_content_addressed(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or_default();
     let stem = name.split('.').next().unwrap_or_default();
@@ -140,6 +142,11 @@ mod tests {
         for path in [
             "/sendense-frontend-cc8549eba88c2785_bg.wasm",
             "/sendense-frontend-cc8549eba88c2785.js",
+            // The lazily loaded pages (scripts/lib.sh build_web_wasm): the
+            // loader, a page's own file and a chunk pages share.
+            "/__wasm_split-cc8549eba88c2785.js",
+            "/split_assets_page_1696954252662496550-cc8549eba88c2785.wasm",
+            "/chunk_15-cc8549eba88c2785.wasm",
             "/cockpit-1ad783d80e4f625.css",
             "/fonts/inter-400-b69dc4446ac04180.woff2",
         ] {

@@ -2,7 +2,7 @@
 //!
 //! * `Content-Security-Policy`: scripts only from the server itself, plus
 //!   WebAssembly compilation (`'wasm-unsafe-eval'`) and the inline module
-//!   script trunk writes into `index.html` to start the app, allowed by its
+//!   script in `index.html` that starts the app, allowed by its
 //!   SHA-256 (computed from the served `index.html` when the router is
 //!   built); no framing (`frame-ancestors 'none'`), no plugins, no `<base>`.
 //!   Styles may be inline (the cockpit and its SVG charts set `style`

@@ -11,6 +11,11 @@ use axum::http::{Request, StatusCode};
 use support::fixture;
 
 const WASM: &str = "sendense-frontend-0123456789abcdef_bg.wasm";
+const SPLIT_FILES: [&str; 3] = [
+    "__wasm_split-0123456789abcdef.js",
+    "split_assets_page_1696954252662496550-0123456789abcdef.wasm",
+    "chunk_15-0123456789abcdef.wasm",
+];
 
 fn get(path: &str, accept_encoding: Option<&str>) -> Request<Body> {
     let mut request = Request::get(path);
@@ -56,11 +61,22 @@ async fn hashed_files_are_kept_for_a_year_and_the_page_is_revalidated() {
     std::fs::write(web.join(WASM), b"\0asm").unwrap();
     std::fs::create_dir(web.join("fonts")).unwrap();
     std::fs::write(web.join("fonts/inter-400-b69dc4446ac04180.woff2"), b"wOF2").unwrap();
+    // The lazily loaded pages' files (scripts/lib.sh build_web_wasm): the
+    // loader, a page's own wasm and a chunk pages share, named like the rest.
+    for name in SPLIT_FILES {
+        std::fs::write(web.join(name), b"\0asm").unwrap();
+        std::fs::write(web.join(format!("{name}.br")), b"brotli bytes").unwrap();
+    }
 
-    for path in [format!("/{WASM}"), "/fonts/inter-400-b69dc4446ac04180.woff2".to_owned()] {
+    let split = SPLIT_FILES.iter().map(|name| format!("/{name}"));
+    for path in [format!("/{WASM}"), "/fonts/inter-400-b69dc4446ac04180.woff2".to_owned()].into_iter().chain(split) {
         let reply = f.send(get(&path, Some("br"))).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
         assert_eq!(header(&reply, "cache-control").as_deref(), Some("public, max-age=31536000, immutable"), "{path}");
+        if path.contains("split") || path.contains("chunk_") {
+            assert_eq!(reply.bytes, b"brotli bytes", "{path}: the build's brotli copy");
+            assert_eq!(header(&reply, "content-encoding").as_deref(), Some("br"), "{path}");
+        }
     }
     // The page, a deep link, an unhashed file, and a hashed name that is not
     // (or no longer) there, which answers the page: checked every time.

@@ -4,8 +4,8 @@
 //! 95, when the page is not painted within 1 s on loopback (observed, not
 //! simulated), or below performance 70. The target is performance
 //! 90. The server paints the page's name and purpose into the loading shell
-//! (backend/src/spa.rs), which is the largest paint, and index.html's loader
-//! (Trunk.toml) fetches the 1 MB wasm only after that paint, so Lighthouse's
+//! (backend/src/spa.rs), which is the largest paint, and the loader script
+//! (index.html) fetches the wasm only after that paint, so Lighthouse's
 //! simulation never puts the wasm before it: first paint 0.9 s and largest
 //! paint 1.4 s simulated on every run (measured 94 and 91). What still varies
 //! is total blocking time (the wasm's start and the first render, 280 to 370

@@ -1,9 +1,10 @@
 //! The app: router, shared state and the cockpit layout.
 
 use leptos::prelude::*;
+use leptos::prelude::AnyView;
 use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::hooks::use_location;
-use leptos_router::path;
+use leptos_router::{path, Lazy, LazyRoute};
 
 use crate::components::alerts::AlertStrip;
 use crate::components::bottom_nav::BottomNav;
@@ -16,22 +17,56 @@ use crate::components::restore_points::{provide_restore_hub, RestoreModals};
 use crate::components::status_bar::StatusBar;
 use crate::components::top_bar::TopBar;
 use crate::live::provide_live;
-use crate::pages::assets::AssetsPage;
-use crate::pages::audit::AuditPage;
 use crate::pages::flows::FlowsPage;
 use crate::pages::sign_in::SignInPage;
-use crate::pages::users::UsersPage;
 use crate::session::{provide_session, use_session};
 use crate::pages::command::CommandPage;
-use crate::pages::networks::NetworksPage;
 use crate::pages::not_found::NotFoundPage;
-use crate::pages::reports::ReportsPage;
-use crate::pages::schedules::SchedulesPage;
-use crate::pages::platforms::PlatformsPage;
-use crate::pages::recovery::RecoveryPage;
-use crate::pages::repositories::RepositoriesPage;
-use crate::pages::systems::SystemsPage;
-use crate::pages::telemetry::TelemetryPage;
+use crate::pages::{
+    alerts::AlertsPage, assets::AssetsPage, audit::AuditPage, networks::NetworksPage,
+    notifications::NotificationsPage, platforms::PlatformsPage, policies::PoliciesPage, recovery::RecoveryPage,
+    reports::ReportsPage, repositories::RepositoriesPage, schedules::SchedulesPage, systems::SystemsPage,
+    telemetry::TelemetryPage, users::UsersPage,
+};
+
+/// A page loaded on demand: `#[lazy]` makes its view a split point, so
+/// scripts/lib.sh `build_web` (wasm-split) moves the code only it reaches
+/// into a wasm file of its own, fetched the first time the page is shown.
+/// COMMAND and FLOWS (the first pages) and the shell stay in the main file.
+macro_rules! lazy_pages {
+    ($($route:ident => $view:ident => $page:ident;)*) => {$(
+        #[leptos::lazy]
+        fn $view() -> AnyView {
+            view! { <$page /> }.into_any()
+        }
+        struct $route;
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                Self
+            }
+            async fn view(_: Self) -> AnyView {
+                $view().await
+            }
+        }
+    )*};
+}
+
+lazy_pages! {
+    AssetsRoute => assets_page => AssetsPage;
+    RecoveryRoute => recovery_page => RecoveryPage;
+    TelemetryRoute => telemetry_page => TelemetryPage;
+    RepositoriesRoute => repositories_page => RepositoriesPage;
+    PlatformsRoute => platforms_page => PlatformsPage;
+    NetworksRoute => networks_page => NetworksPage;
+    SchedulesRoute => schedules_page => SchedulesPage;
+    ReportsRoute => reports_page => ReportsPage;
+    PoliciesRoute => policies_page => PoliciesPage;
+    SystemsRoute => systems_page => SystemsPage;
+    UsersRoute => users_page => UsersPage;
+    AuditRoute => audit_page => AuditPage;
+    NotificationsRoute => notifications_page => NotificationsPage;
+    AlertsRoute => alerts_page => AlertsPage;
+}
 
 #[component]
 pub fn App() -> impl IntoView {
@@ -90,20 +125,20 @@ fn Shell() -> impl IntoView {
                     <Route path=path!("/") view=|| view! { <Redirect path="/command" /> } />
                     <Route path=path!("/command") view=CommandPage />
                     <Route path=path!("/flows") view=FlowsPage />
-                    <Route path=path!("/assets") view=AssetsPage />
-                    <Route path=path!("/recovery") view=RecoveryPage />
-                    <Route path=path!("/telemetry") view=TelemetryPage />
-                    <Route path=path!("/repositories") view=RepositoriesPage />
-                    <Route path=path!("/platforms") view=PlatformsPage />
-                    <Route path=path!("/networks") view=NetworksPage />
-                    <Route path=path!("/schedules") view=SchedulesPage />
-                    <Route path=path!("/reports") view=ReportsPage />
-                    <Route path=path!("/policies") view=crate::pages::policies::PoliciesPage />
-                    <Route path=path!("/systems") view=SystemsPage />
-                    <Route path=path!("/systems/users") view=UsersPage />
-                    <Route path=path!("/systems/audit") view=AuditPage />
-                    <Route path=path!("/systems/notifications") view=crate::pages::notifications::NotificationsPage />
-                    <Route path=path!("/alerts") view=crate::pages::alerts::AlertsPage />
+                    <Route path=path!("/assets") view={Lazy::<AssetsRoute>::new()} />
+                    <Route path=path!("/recovery") view={Lazy::<RecoveryRoute>::new()} />
+                    <Route path=path!("/telemetry") view={Lazy::<TelemetryRoute>::new()} />
+                    <Route path=path!("/repositories") view={Lazy::<RepositoriesRoute>::new()} />
+                    <Route path=path!("/platforms") view={Lazy::<PlatformsRoute>::new()} />
+                    <Route path=path!("/networks") view={Lazy::<NetworksRoute>::new()} />
+                    <Route path=path!("/schedules") view={Lazy::<SchedulesRoute>::new()} />
+                    <Route path=path!("/reports") view={Lazy::<ReportsRoute>::new()} />
+                    <Route path=path!("/policies") view={Lazy::<PoliciesRoute>::new()} />
+                    <Route path=path!("/systems") view={Lazy::<SystemsRoute>::new()} />
+                    <Route path=path!("/systems/users") view={Lazy::<UsersRoute>::new()} />
+                    <Route path=path!("/systems/audit") view={Lazy::<AuditRoute>::new()} />
+                    <Route path=path!("/systems/notifications") view={Lazy::<NotificationsRoute>::new()} />
+                    <Route path=path!("/alerts") view={Lazy::<AlertsRoute>::new()} />
                 </Routes></Later>
             </main>
             <aside class="panel right" aria-label="Context panel" data-testid="context-panel-aside">
