@@ -558,18 +558,19 @@ fn a_warm_index_cache_on_s3_reads_only_the_new_index_log_segments() {
     assert_eq!(store.indexes_read, b_packs, "only B's pack indexes were read: {sent:#?}");
     assert!(!sent.iter().any(|l| list_of(l, "pack-index")), "no listing of pack-index/: {sent:#?}");
     let log: Vec<&String> = sent.iter().filter(|l| l.contains("/log/index-log/")).collect();
-    assert_eq!(log.len(), 2, "B's segment and the absent next one: {log:#?}");
-    assert!(log[0].starts_with("GET ") && log[0].ends_with(" 200") && log[1].ends_with(" 404"), "{log:#?}");
+    assert_eq!(log.len(), 3, "B's segment, the absent next one, A's own position again (still there): {log:#?}");
+    assert!(log[0].starts_with("GET ") && log[0].ends_with(" 200") && log[1].ends_with(" 404") && log[2].ends_with(" 200"), "{log:#?}");
     println!("warm open after another machine's backup of {b_packs} packs: {} requests: {sent:#?}", sent.len());
     drop(store);
 
-    // Nothing new: no pack index, one GET (404) of the log.
+    // Nothing new: no pack index, two GETs of the log: the next number
+    // (404) and the cache's own segment (still there, the same body).
     let from = moto.requests().len();
     let store = on_a.load_chunk_store().unwrap();
     let sent = requests_since(&moto, from);
     assert!(!store.listed_all && store.indexes_read == 0);
     assert!(!sent.iter().any(|l| list_of(l, "pack-index")), "{sent:#?}");
-    assert_eq!(sent.iter().filter(|l| l.contains("/log/index-log/")).count(), 1, "{sent:#?}");
+    assert_eq!(sent.iter().filter(|l| l.contains("/log/index-log/")).count(), 2, "{sent:#?}");
     println!("warm open, nothing new: {} requests: {sent:#?}", sent.len());
     drop(store);
 
@@ -708,6 +709,12 @@ fn index_log_requests_at_2100_packs_on_s3() {
     backup_image(&on_b, &t.path().join("d.raw"), "vm").unwrap();
     let after = count("warm open after another machine's backup", &|| on_a.load_chunk_store().unwrap());
     assert!(!after.listed_all && after.indexes_read >= 1);
+    drop(after);
+    // At a position past 0 (the usual case): the next number and the cache's own segment.
+    let warm = count("warm open at segment 1, nothing new", &|| on_a.load_chunk_store().unwrap());
+    assert!(!warm.listed_all);
+    drop(warm);
+    count("warm open by a backup at segment 1, nothing new", &|| on_a.load_chunk_store_after_plan(None).unwrap());
 }
 
 /// A segment that never arrived (its writer died after its packs, or an
@@ -751,4 +758,220 @@ fn a_lost_segment_makes_a_reader_list_before_reading_again_or_failing_on_s3() {
     restore::restore(&on_a, "vm2", &m2.id, None, &out, 2, &Progress::new()).unwrap();
     assert!(same_file(&out, &c), "A restores vm2 after listing");
     verify_clean(&on_a, 4);
+}
+
+/// How a test rolls a repository back to an earlier state at the same location.
+enum Rollback {
+    /// A local repository's directory: copied whole, restored whole later
+    /// (as a directory restored from an older copy).
+    Dir(std::path::PathBuf, std::path::PathBuf),
+    /// Every object of a bucket (as a storage snapshot rollback).
+    Objects(std::collections::HashMap<String, Vec<u8>>),
+}
+
+impl Rollback {
+    fn take(ds: &Datastore, spec: &RepoSpec, scratch: &Path) -> Rollback {
+        match spec {
+            RepoSpec::Local { path } => {
+                let copy = scratch.join("repo-copy");
+                let st = std::process::Command::new("cp").arg("-a").arg(path).arg(&copy).status().unwrap();
+                assert!(st.success());
+                Rollback::Dir(path.clone(), copy)
+            }
+            _ => Rollback::Objects(ds.repo.list("").unwrap().into_iter().map(|o| (o.key.clone(), ds.repo.get(&o.key).unwrap())).collect()),
+        }
+    }
+    fn restore(&self, ds: &Datastore) {
+        match self {
+            Rollback::Dir(path, copy) => {
+                std::fs::remove_dir_all(path).unwrap();
+                let st = std::process::Command::new("cp").arg("-a").arg(copy).arg(path).status().unwrap();
+                assert!(st.success());
+            }
+            Rollback::Objects(objects) => {
+                for o in ds.repo.list("").unwrap() {
+                    if !objects.contains_key(&o.key) {
+                        ds.repo.delete(&o.key).unwrap();
+                    }
+                }
+                for (k, v) in objects {
+                    ds.repo.put(k, v).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// F3: a repository rolled back at the same location (a storage snapshot
+/// rollback, its directory restored from an older copy) after machine A's
+/// second backup, whose packs A's cache took as it wrote them: A's log
+/// position and anchor are then ahead of the repository's log. A's next
+/// backup of the same data must list every pack index and store the chunks
+/// again (before the fix it found the rolled-back packs in its cache,
+/// reused every chunk, and its restore point named packs that no longer
+/// exist); it restores byte for byte and verifies clean. With `overtaken`,
+/// another machine backs up after the rollback first and takes the rolled-
+/// back segment's number again: the same number, another body.
+fn a_rolled_back_repository_is_listed_not_trusted(spec: RepoSpec, moto: Option<&Moto>, overtaken: bool) {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, c, out) = (t.path().join("a.raw"), t.path().join("b.raw"), t.path().join("c.raw"), t.path().join("out.raw"));
+    make_random_image(&a, 111, 8);
+    make_random_image(&b, 112, 16);
+    make_random_image(&c, 113, 8);
+    Datastore::init_spec(&spec, None, DEFAULT_CHUNK_SIZE).unwrap();
+    let (on_a, on_b) = (machine(&spec, "a"), machine(&spec, "b"));
+    backup_image(&on_a, &a, "vm-a").unwrap();
+    let older = Rollback::take(&on_a, &spec, t.path());
+    let second = backup_image(&on_a, &b, "vm-b").unwrap();
+    assert!(second.stats.chunks_new >= 16, "{:?}", second.stats);
+    let warm = on_a.load_chunk_store().unwrap();
+    assert!(!warm.listed_all, "backup 2's packs are in A's cache, its log read");
+    drop(warm);
+    older.restore(&on_a);
+    assert!(keys(&on_a, "snapshots/").iter().all(|k| !k.contains("vm-b")), "rolled back");
+    if overtaken {
+        backup_image(&on_b, &c, "vm-c").unwrap();
+        assert_eq!(keys(&on_b, "index-log/").len(), 2, "B took number 2 again");
+    }
+
+    let from = moto.map_or(0, |m| m.requests().len());
+    let again = backup_image(&on_a, &b, "vm-b").unwrap();
+    assert!(
+        again.stats.chunks_reused == 0 && again.stats.chunks_new == second.stats.chunks_new,
+        "the rolled-back packs are not reused: {:?}",
+        again.stats
+    );
+    if let Some(m) = moto {
+        let listed = requests_since(m, from).iter().filter(|l| l.contains("list-type=2") && l.contains("prefix=pack-index")).count();
+        assert!(listed >= 1, "the backup's open listed pack-index/");
+    }
+    restore::restore(&on_a, "vm-b", &again.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &b), "the backup after the rollback restores byte for byte");
+    verify_clean(&on_a, if overtaken { 3 } else { 2 });
+    let store = on_a.load_chunk_store().unwrap();
+    assert!(!store.listed_all, "after the listing the log is trusted again");
+}
+
+#[test]
+fn a_rolled_back_directory_is_listed_not_trusted() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    a_rolled_back_repository_is_listed_not_trusted(RepoSpec::Local { path: t.path().join("repo") }, None, false);
+}
+
+#[test]
+fn a_rolled_back_directory_written_again_is_listed_not_trusted() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    a_rolled_back_repository_is_listed_not_trusted(RepoSpec::Local { path: t.path().join("repo") }, None, true);
+}
+
+#[test]
+fn a_rolled_back_bucket_is_listed_not_trusted_on_s3() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let moto = Moto::start();
+    moto.create_bucket("rollback", false);
+    a_rolled_back_repository_is_listed_not_trusted(moto.spec("rollback"), Some(&moto), false);
+    moto.create_bucket("rollback2", false);
+    a_rolled_back_repository_is_listed_not_trusted(moto.spec("rollback2"), Some(&moto), true);
+}
+
+/// Index log compaction (a GC keeps the newest `keep_segments()` segments,
+/// 2 here, and deletes the rest in ascending order): a cache whose
+/// position was compacted away lists every pack index once, then reads the
+/// log again; a cache within the kept range reads the log. A backup on a
+/// third machine that loaded its cache before the compaction and publishes
+/// after it (its position stale, below the kept range) takes a number that
+/// was deleted: no cache reads that segment, yet its restore point
+/// restores on another machine (which lists before calling a chunk
+/// missing), its own cache lists at its next open, and the next GC deletes
+/// it. Everything verifies clean.
+fn index_log_compaction(spec: RepoSpec) {
+    use sendense::engine::index_log;
+    struct Keep;
+    impl Drop for Keep {
+        fn drop(&mut self) {
+            index_log::set_keep_segments(index_log::KEEP_SEGMENTS);
+        }
+    }
+    let _keep = Keep;
+    index_log::set_keep_segments(2);
+    let t = tempfile::tempdir().unwrap();
+    let img = |n: u64| t.path().join(format!("{n}.raw"));
+    for n in 0..5u64 {
+        make_random_image(&img(n), 120 + n, 4);
+    }
+    let out = t.path().join("out.raw");
+    Datastore::init_spec(&spec, None, DEFAULT_CHUNK_SIZE).unwrap();
+    let (on_a, on_b, on_c) = (machine(&spec, "a"), machine(&spec, "b"), machine(&spec, "c"));
+    let log_keys = || keys(&on_a, "index-log/").iter().filter_map(|k| index_log::parse_seq(k)).collect::<Vec<_>>();
+    backup_image(&on_a, &img(0), "vm-a").unwrap();
+    assert!(!on_a.load_chunk_store().unwrap().listed_all, "A's cache at position 1");
+    assert!(on_c.load_chunk_store().unwrap().listed_all, "C's cache made at position 1");
+
+    // C's backup loads its cache (position 1) and waits there.
+    let (at_tx, at_rx) = channel::<()>();
+    let (go_tx, go_rx) = channel::<()>();
+    let (at_tx, go_rx) = (Mutex::new(at_tx), Mutex::new(go_rx));
+    let first = std::sync::atomic::AtomicBool::new(false);
+    backup::set_stage_hook(Some(Arc::new(move |s: &str| {
+        if s == "leased" && !first.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let _ = at_tx.lock().unwrap().send(());
+            let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(300));
+        }
+    })));
+    std::thread::scope(|scope| {
+        let paused = scope.spawn(|| backup_image(&on_c, &img(4), "vm-c"));
+        at_rx.recv_timeout(Duration::from_secs(300)).expect("C's backup loaded its cache");
+        let mut b_points = Vec::new();
+        for n in 1..=3 {
+            b_points.push(backup_image(&on_b, &img(n), &format!("vm-b{n}")).unwrap());
+        }
+        assert_eq!(log_keys(), vec![1, 2, 3, 4]);
+        assert!(!on_b.load_chunk_store().unwrap().listed_all, "B's cache at position 4");
+        prune::forget(&on_b, "vm-b1", &b_points[0].id).unwrap();
+        let g = gc0(&on_b);
+        assert_eq!(g.log_segments_removed, 3, "{g:?}");
+        assert_eq!(log_keys(), vec![4, 5], "the newest two: B's last backup and the GC's record");
+
+        let store = on_a.load_chunk_store().unwrap();
+        assert!(store.listed_all, "A's position (1) was compacted away: every pack index listed");
+        drop(store);
+        assert!(!on_a.load_chunk_store().unwrap().listed_all, "then the log again");
+        assert!(!on_b.load_chunk_store().unwrap().listed_all, "B's position (4) was kept: the log");
+
+        backup::set_stage_hook(None);
+        go_tx.send(()).unwrap();
+        let mc = paused.join().unwrap().expect("C's backup completes after the compaction");
+        assert!(log_keys().contains(&2), "C took number 2 again, below the kept range: {:?}", log_keys());
+        restore::restore(&on_b, "vm-c", &mc.id, None, &out, 2, &Progress::new()).unwrap();
+        assert!(same_file(&out, &img(4)), "B restores C's restore point byte for byte");
+        assert!(on_c.load_chunk_store().unwrap().listed_all, "C's cache stands below the kept range: it lists");
+        assert!(!on_c.load_chunk_store().unwrap().listed_all);
+        restore::restore(&on_b, "vm-b3", &b_points[2].id, None, &out, 2, &Progress::new()).unwrap();
+        assert!(same_file(&out, &img(3)));
+    });
+    let g = gc0(&on_a);
+    assert!(g.packs_removed >= 1 && g.log_segments_removed == 2, "vm-b1's packs, segments 2 and 4: {g:?}");
+    assert_eq!(log_keys(), vec![5, 6]);
+    let mb = backup_image(&on_b, &img(1), "vm-b1").unwrap();
+    assert_eq!(log_keys(), vec![5, 6, 7]);
+    restore::restore(&on_a, "vm-b1", &mb.id, None, &out, 2, &Progress::new()).unwrap();
+    assert!(same_file(&out, &img(1)), "vm-b1 backed up again after its packs went: restores on A");
+    verify_clean(&on_a, 5);
+}
+
+#[test]
+fn index_log_compaction_in_a_directory() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    index_log_compaction(RepoSpec::Local { path: t.path().join("repo") });
+}
+
+#[test]
+fn index_log_compaction_on_s3() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let moto = Moto::start();
+    moto.create_bucket("compact", false);
+    index_log_compaction(moto.spec("compact"));
 }

@@ -237,10 +237,23 @@ impl ChunkStore {
     pub fn publish_written(&self) {
         let ids = std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()));
         let mut seg = super::index_log::Segment::added(ids);
-        match super::index_log::append(self.repo.as_ref(), Some(self.log_seq), &mut seg) {
-            Ok(Some(seq)) => tracing::debug!(seq, packs = seg.added.len(), "index log segment published"),
+        match super::index_log::append_hashed(self.repo.as_ref(), Some(self.log_seq), &mut seg) {
+            Ok(Some((seq, hash))) => {
+                tracing::debug!(seq, packs = seg.added.len(), "index log segment published");
+                // The cache holds these packs: it rests on this segment
+                // from now on (a repository rolled back past it is noticed).
+                if let Err(e) = index_cache::note_published(&self.cache_dir, seq, &hash) {
+                    tracing::warn!(error = %e, "index cache not told of its segment; it lists at its next open");
+                    self.distrust_cache();
+                }
+            }
             Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "the index log segment of the packs written was not published"),
+            Err(e) => {
+                // Named by no segment, the packs this cache took would go
+                // unchecked: the next open lists instead.
+                tracing::warn!(error = %e, "the index log segment of the packs written was not published");
+                self.distrust_cache();
+            }
         }
         // Durable (the caller synced them first): the cache may trust them.
         if let Some(mark) = self.writing.lock().unwrap_or_else(|e| e.into_inner()).take() {

@@ -40,6 +40,9 @@ pub struct GcReport {
     pub bytes_written: u64,
     pub temp_files_removed: usize,
     pub stale_leases_removed: usize,
+    /// Index log segments deleted by compaction (all but the newest
+    /// [`index_log::keep_segments`]).
+    pub log_segments_removed: usize,
 }
 
 impl GcReport {
@@ -332,9 +335,22 @@ pub fn gc_opts(ds: &Datastore, opts: &GcOptions, progress: &Progress) -> Result<
         gc_plan: Some(plan.seq),
         ..index_log::Segment::default()
     };
-    if let Err(e) = index_log::append(repo, None, &mut seg) {
+    match index_log::append(repo, None, &mut seg) {
+        // Compaction (under the GC lock): the segments older than the
+        // newest `keep_segments()` go, in ascending order; a cache behind
+        // them lists every pack index (see `index_log::compact`).
+        Ok(Some(record)) => {
+            let upto = record.saturating_sub(index_log::keep_segments());
+            if upto > 0 {
+                match index_log::compact(repo, upto) {
+                    Ok(n) => report.log_segments_removed = n,
+                    Err(e) => tracing::warn!(plan = plan.seq, error = %e, "compacting the index log"),
+                }
+            }
+        }
+        Ok(None) => {}
         // Caches then list every pack index once the next GC has run.
-        tracing::warn!(plan = plan.seq, error = %e, "this GC's index log record was not written");
+        Err(e) => tracing::warn!(plan = plan.seq, error = %e, "this GC's index log record was not written"),
     }
     outcome?;
     drop(lock);

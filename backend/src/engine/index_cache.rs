@@ -630,7 +630,7 @@ struct State {
 }
 
 /// A cache's position in the index log ([`super::index_log`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct LogPos {
     /// The newest segment applied (or that existed before the last full listing).
     seq: u64,
@@ -643,6 +643,19 @@ struct LogPos {
     /// compared with no object's time.
     #[serde(default)]
     listed_at: u64,
+    /// The newest segment whose contents the cache holds (the newest it
+    /// applied, listed up to, or its own writers published), with the hash
+    /// of its body: an open checks it is still there, unchanged (`None`: a
+    /// cache from before anchors; the next open records one).
+    #[serde(default)]
+    anchor: Option<Anchor>,
+}
+
+/// A segment the cache's contents rest on: its number and the BLAKE3 of its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Anchor {
+    seq: u64,
+    hash: String,
 }
 
 /// A warm cache still lists every pack index once this long after its last
@@ -741,7 +754,7 @@ pub fn open(
     // has a position in it and nothing says it could be stale, else from
     // the full listing (read the newest plan, then the log's head, then
     // list: every GC record and segment up to the head is in the listing).
-    let old_log = state.log;
+    let old_log = state.log.clone();
     let newest_plan = match refresh.newest_plan {
         Some(p) => p,
         None => super::gc_plan::plan_seqs(repo)?.last().copied().unwrap_or(0),
@@ -755,7 +768,7 @@ pub fn open(
     let mut listed = vec![false; packs.len()];
     let mut new = Vec::new();
     let mut gone_any = false;
-    let mut relist_reason = match (refresh.full, fresh, old_log) {
+    let mut relist_reason = match (refresh.full, fresh, &old_log) {
         (true, _, _) => Some("asked for".to_string()),
         (_, true, _) => Some("new cache".to_string()),
         (_, _, None) => Some("no index log position".to_string()),
@@ -765,19 +778,21 @@ pub fn open(
     if relist_reason.is_none() && !abandoned.is_empty() {
         relist_reason = Some("a writer on this machine stopped before publishing the packs it put in the cache".to_string());
     }
-    if let (None, Some(pos)) = (&relist_reason, old_log) {
+    if let (None, Some(pos)) = (&relist_reason, &old_log) {
         let now = unix_now();
         if now < pos.listed_at || now - pos.listed_at >= FULL_LISTING_EVERY.as_secs() {
             relist_reason = Some(format!("the last full listing is older than {} h", FULL_LISTING_EVERY.as_secs() / 3600));
         }
     }
     let mut head = None;
-    if let (None, Some(pos)) = (&relist_reason, old_log) {
+    if let (None, Some(pos)) = (&relist_reason, &old_log) {
         let mut gc = pos.gc;
         let mut seq = pos.seq;
         let mut segments = Vec::new();
-        while let Some(seg) = super::index_log::read(repo, seq + 1)? {
-            let seg = match seg {
+        let mut last_hash = None;
+        let mut rolled_back = false;
+        while let Some(fetched) = super::index_log::fetch(repo, seq + 1)? {
+            let seg = match fetched.segment {
                 Ok(seg) => seg,
                 Err(reason) => {
                     // Listed past it (its packs were published before it).
@@ -787,6 +802,12 @@ pub fn open(
                 }
             };
             seq += 1;
+            if pos.anchor.as_ref().is_some_and(|a| a.seq == seq && a.hash != fetched.hash) {
+                relist_reason = Some(format!("index log segment {seq} is not the one this cache read or wrote: the repository was rolled back"));
+                rolled_back = true;
+                break;
+            }
+            last_hash = Some(fetched.hash);
             if let Some(r) = seg.gc_plan {
                 if r > gc + 1 {
                     relist_reason = Some(format!("the index log has no record of GC plan {}", gc + 1));
@@ -795,7 +816,48 @@ pub fn open(
             }
             segments.push(seg);
         }
-        head = Some(seq);
+        head = (!rolled_back).then_some(seq);
+        // The log ended at `seq` (the next number was absent). Is it still
+        // the log this cache read? A segment its contents rest on (the
+        // anchor: the newest it applied or its writers published) must be
+        // there with the same body, and the segment it stood on (or the
+        // last one read) must still be there after that absence: a
+        // repository rolled back (a storage snapshot, a directory restored
+        // from an older copy) lacks them or has others at their numbers,
+        // and a compacted log has deleted them (in ascending order, so the
+        // next number was absent because it was deleted only if this one
+        // is gone too). Otherwise: list, and find the real head.
+        if relist_reason.is_none() {
+            let check = if pos.seq > 0 { pos.seq } else { seq };
+            if let Some(a) = pos.anchor.as_ref().filter(|a| a.seq > seq) {
+                relist_reason = Some(format!(
+                    "the index log ends at {seq}, before segment {} whose packs this cache holds: the repository was rolled back",
+                    a.seq
+                ));
+            } else if check > 0 {
+                match super::index_log::fetch(repo, check)? {
+                    None => {
+                        relist_reason = Some(format!(
+                            "index log segment {check} is gone: the log was compacted past this cache, or the repository was rolled back"
+                        ))
+                    }
+                    Some(f) => {
+                        if pos.anchor.as_ref().is_some_and(|a| a.seq == check && a.hash != f.hash) {
+                            relist_reason = Some(format!("index log segment {check} is not the one this cache read or wrote: the repository was rolled back"));
+                        }
+                        if check == seq {
+                            last_hash = Some(f.hash);
+                        }
+                    }
+                }
+            } else if !repo.list(super::index_log::LOG_PREFIX)?.is_empty() {
+                // Segment 1 absent, yet segments exist: compacted past 1.
+                relist_reason = Some("the index log was compacted past this cache".to_string());
+            }
+            if relist_reason.is_some() {
+                head = None;
+            }
+        }
         if relist_reason.is_none() && (newest_plan > gc + 1 || newest_plan + 1 < gc) {
             relist_reason = Some(format!("GC plan {newest_plan} is newer than the index log's GC records (plan {gc})"));
         }
@@ -822,7 +884,12 @@ pub fn open(
                     }
                 }
             }
-            state.log = Some(LogPos { seq, gc, listed_at: pos.listed_at });
+            let anchor = match (pos.anchor.clone(), last_hash) {
+                (Some(a), _) if a.seq >= seq => Some(a),
+                (_, Some(hash)) if seq > 0 => Some(Anchor { seq, hash }),
+                (a, _) => a,
+            };
+            state.log = Some(LogPos { seq, gc, listed_at: pos.listed_at, anchor });
         }
     }
     let listed_all = relist_reason.is_some();
@@ -848,7 +915,13 @@ pub fn open(
                 gone_any = true;
             }
         }
-        state.log = Some(LogPos { seq: head, gc: newest_plan.saturating_sub(1), listed_at: unix_now() });
+        // The head's body: a later open tells a rolled-back repository
+        // (that segment gone, or another at its number) from this one.
+        let anchor = match head {
+            0 => None,
+            h => super::index_log::fetch(repo, h)?.map(|f| Anchor { seq: h, hash: f.hash }),
+        };
+        state.log = Some(LogPos { seq: head, gc: newest_plan.saturating_sub(1), listed_at: unix_now(), anchor });
     }
     let new: Vec<(Digest, String)> = new.into_iter().flatten().collect();
     drop(by_id);
@@ -951,7 +1024,7 @@ pub fn open(
     for (path, _held) in abandoned {
         let _ = std::fs::remove_file(path);
     }
-    let log_seq = state.log.map_or(0, |l| l.seq);
+    let log_seq = state.log.as_ref().map_or(0, |l| l.seq);
     let mut out = Opened {
         packs: Vec::with_capacity(packs.len()),
         listed,
@@ -1035,6 +1108,30 @@ pub fn add_packs(dir: &Path, written: &[(Digest, Vec<PackEntry>)]) -> Result<()>
         let _ = std::fs::remove_file(dir.join(name));
     }
     Ok(())
+}
+
+/// Records in the cache in `dir` that a writer of this machine published
+/// index log segment `seq` (whose body has `hash`) naming packs it put in
+/// the cache: it becomes the cache's anchor (unless a newer one is), so a
+/// later open that does not find that segment, or finds another at its
+/// number (the repository was rolled back), lists every pack index instead
+/// of trusting those packs. Call it before [`WriteMark::done`]. A cache
+/// without a log position (it lists at its next open anyway) is left.
+pub fn note_published(dir: &Path, seq: u64, hash: &str) -> std::io::Result<()> {
+    if !dir.join("state.json").exists() {
+        return Ok(());
+    }
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
+    let Ok((mut state, _)) = load(dir) else { return Ok(()) };
+    let Some(log) = state.log.as_mut() else { return Ok(()) };
+    if log.anchor.as_ref().is_some_and(|a| a.seq >= seq) {
+        return Ok(());
+    }
+    log.anchor = Some(Anchor { seq, hash: hash.to_string() });
+    let tmp = dir.join("state.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&state).expect("serialize cache state"))?;
+    std::fs::rename(&tmp, dir.join("state.json"))
 }
 
 /// Name prefix of a writer's mark in a cache directory (see [`mark_writing`]).
@@ -1264,6 +1361,77 @@ mod tests {
         alive.done();
         let marks = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(WRITING_PREFIX)).count();
         assert_eq!(marks, 0);
+    }
+
+    /// A warm cache whose repository's log is not the one it read lists
+    /// every pack index: the repository rolled back past a segment the cache
+    /// rests on (its own writer's, or one it read), rolled back and written
+    /// again by another writer at the same number, or its log compacted past
+    /// the cache's position (also from position 0). Each time the position
+    /// goes to the repository's real head, and the next open reads the log.
+    #[test]
+    fn a_rolled_back_or_compacted_log_makes_a_warm_cache_list() {
+        use crate::engine::index_log::{self, Segment};
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("tmp")).unwrap();
+        let repo = crate::engine::local_repository::LocalRepository::new(t.path());
+        let dir = t.path().join("cache");
+        let none = |_: &Digest, _: &str| Ok(None);
+        let open_at = |dir: &Path| {
+            let o = open(dir, &repo, Refresh { full: false, newest_plan: Some(0) }, none).unwrap();
+            (o.listed_all, o.relist_reason.unwrap_or_default(), o.log_seq)
+        };
+        let seg = |n: u8| Segment::added([Digest([n; 32])]);
+        assert!(open_at(&dir).0, "new cache");
+        index_log::append(&repo, None, &mut seg(1)).unwrap();
+        assert_eq!(open_at(&dir), (false, String::new(), 1));
+        // This machine's writer publishes segment 2 (its packs in the cache),
+        // then the repository is rolled back to before it.
+        let (two, hash) = index_log::append_hashed(&repo, Some(1), &mut seg(2)).unwrap().unwrap();
+        assert_eq!(two, 2);
+        note_published(&dir, two, &hash).unwrap();
+        repo.delete(&index_log::segment_key(2)).unwrap();
+        let (all, why, seq) = open_at(&dir);
+        assert!(all && why.contains("before segment 2") && why.contains("rolled back"), "{why}");
+        assert_eq!(seq, 1, "the repository's real head");
+        assert_eq!(open_at(&dir), (false, String::new(), 1));
+        // Read segment 2 of another writer; the repository rolled back and
+        // a third writer took number 2 again: same number, other body.
+        index_log::append(&repo, Some(1), &mut seg(3)).unwrap();
+        assert_eq!(open_at(&dir), (false, String::new(), 2));
+        repo.delete(&index_log::segment_key(2)).unwrap();
+        index_log::append(&repo, Some(1), &mut seg(3)).unwrap();
+        let (all, why, _) = open_at(&dir);
+        assert!(all && why.contains("segment 2 is not the one"), "{why}");
+        assert_eq!(open_at(&dir), (false, String::new(), 2));
+        // Compacted past the cache: three segments later, a GC keeps the newest two.
+        for n in 4..=6 {
+            index_log::append(&repo, None, &mut seg(n)).unwrap();
+        }
+        assert_eq!(index_log::compact(&repo, 3).unwrap(), 3);
+        let (all, why, seq) = open_at(&dir);
+        assert!(all && why.contains("segment 2 is gone") && why.contains("compacted"), "{why}");
+        assert_eq!(seq, 5);
+        assert_eq!(open_at(&dir), (false, String::new(), 5));
+        // A cache that saw an empty log (position 0) and segment 1 compacted away.
+        let t2 = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t2.path().join("tmp")).unwrap();
+        let repo2 = crate::engine::local_repository::LocalRepository::new(t2.path());
+        let dir2 = t2.path().join("cache");
+        let open2 = || {
+            let o = open(&dir2, &repo2, Refresh { full: false, newest_plan: Some(0) }, none).unwrap();
+            (o.listed_all, o.relist_reason.unwrap_or_default(), o.log_seq)
+        };
+        assert!(open2().0);
+        assert_eq!(open2(), (false, String::new(), 0), "an empty log");
+        index_log::append(&repo2, None, &mut seg(1)).unwrap();
+        index_log::append(&repo2, None, &mut seg(2)).unwrap();
+        index_log::compact(&repo2, 1).unwrap();
+        let (all, why, seq) = open2();
+        assert!(all && why.contains("compacted"), "{why}");
+        assert_eq!(seq, 2);
+        // A writer that saw the empty log does not take number 1 again.
+        assert_eq!(index_log::append(&repo2, Some(0), &mut seg(3)).unwrap(), Some(3));
     }
 
     #[test]
