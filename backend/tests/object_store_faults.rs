@@ -30,6 +30,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use axum::http::StatusCode;
+use sea_orm::EntityTrait;
 use sendense::catalog::repositories::ensure_local;
 use sendense::repos::RepoSpec;
 use serde_json::{json, Value};
@@ -376,4 +377,97 @@ async fn a_copy_to_a_throttling_s3_repository_logs_the_throttled_requests() {
     // The good copy cleared the target's storage failure.
     let after: Repository = api.ok("GET", &format!("/api/v1/repositories/{}", target.id), None, StatusCode::OK).await;
     assert_eq!((after.status, after.storage_failure), (RepositoryStatus::Online, None), "the good copy clears the storage failure");
+}
+
+/// A copy whose SOURCE repository (S3 behind the fault proxy) fails at the
+/// very first read, the restore point's manifest where the copy chooses
+/// where to read from: the location is marked missing as before, and the
+/// source repository is now marked degraded too (the storage's cause, this
+/// copy job), as when its storage fails later in the copy (53f7c49). A
+/// manifest that is simply not there (the storage answered) marks nothing
+/// degraded. The local target stays online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_whose_source_fails_at_its_first_read_marks_the_source_degraded() {
+    std::env::set_var("SENDENSE_THROTTLE_PATIENCE_SECS", PATIENCE_SECS);
+    let f = support::fixture().await;
+    let local = ensure_local(&f.state.db, f.data.path()).await.unwrap();
+    support::rows::platform(&f.state.db, "p-src", "kvm-src").await;
+    support::rows::vm(&f.state.db, "vm-src", "p-src", "web-src").await;
+    let api = Api::admin(f).await;
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.server().port());
+    moto.create_bucket("sources", false);
+    let (ak, sk) = moto.access_key();
+    let body = json!({"name": "source-s3", "kind": "s3", "endpoint": proxy.endpoint(), "region": MOTO_REGION, "bucket": "sources", "access_key_id": ak, "secret_access_key": sk});
+    let source: Repository = api.ok("POST", "/api/v1/repositories", Some(body), StatusCode::CREATED).await;
+    let row = sendense::db::entities::repositories::Entity::find_by_id(source.id.clone()).one(&api.f.state.db).await.unwrap().unwrap();
+
+    // Two restore points of 4 MiB written into the S3 repository by the engine.
+    let image = api.f.data.path().join("src.raw");
+    std::fs::write(&image, (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
+    let mut points = Vec::new();
+    for _ in 0..2 {
+        let (data_dir, row, image) = (api.f.data.path().to_path_buf(), row.clone(), image.clone());
+        let manifest = tokio::task::spawn_blocking(move || {
+            let ds = sendense::catalog::repositories::open_datastore(&data_dir, &row).unwrap();
+            let opts = sendense::engine::backup::BackupOptions::new(&sendense::jobs::vm_backup::snapshot_group("vm-src"));
+            let source = std::sync::Arc::new(sendense::engine::block_source::FileSource::open(&image).unwrap());
+            let disks = [sendense::engine::backup::DiskSource { name: "vda".into(), source, changed_ranges: None, cbt_token: None }];
+            sendense::engine::backup::backup(&ds, &opts, &disks, &sendense::engine::progress::Progress::new()).unwrap()
+        })
+        .await
+        .unwrap();
+        let new = sendense::catalog::backups::NewBackup {
+            vm_context_id: "vm-src",
+            job_id: None,
+            repository_id: &source.id,
+            manifest: &manifest,
+            immutable_days: 0,
+            backup_type: None,
+        };
+        points.push((sendense::catalog::backups::record(&api.f.state.db, new).await.unwrap(), manifest));
+    }
+    let status = |id: String| {
+        let api = &api;
+        async move {
+            let r: Repository = api.ok("GET", &format!("/api/v1/repositories/{id}"), None, StatusCode::OK).await;
+            (r.status, r.storage_failure)
+        }
+    };
+    let local_id = local.id.clone();
+    let copy = |point: String| {
+        let (api, local_id) = (&api, local_id.clone());
+        async move {
+            let job: Job = api.ok("POST", &format!("/api/v1/restore-points/{point}/copy"), Some(json!({"repository_id": local_id})), StatusCode::ACCEPTED).await;
+            let done = api.wait(&job.id, 300).await;
+            (job.id, done)
+        }
+    };
+
+    // The first point's manifest is not there (the storage answers 404): not the storage's failure.
+    let direct = sendense::repos::open_backend(&moto.spec("sources")).unwrap();
+    let manifest_key = direct.list("snapshots/").unwrap().into_iter().map(|o| o.key).find(|k| k.contains(&points[0].1.id)).expect("the manifest's key");
+    direct.delete(&manifest_key).unwrap();
+    let (_, done) = copy(points[0].0.id.clone()).await;
+    assert_eq!(done["job"]["status"], "failed", "{}", done["job"]);
+    assert_eq!(status(source.id.clone()).await, (RepositoryStatus::Online, None), "a missing manifest is not a failing storage");
+
+    // Every request to the source's storage answered 500: the copy fails at its first read.
+    let started = chrono::Utc::now();
+    proxy.set(Faults { throttle: Some((1, fault_proxy::S3_INTERNAL_ERROR)), ..Default::default() });
+    let (job_id, done) = copy(points[1].0.id.clone()).await;
+    proxy.clear();
+    assert_eq!(done["job"]["status"], "failed", "{}", done["job"]);
+    let (st, sf) = status(source.id.clone()).await;
+    eprintln!("after the copy whose source failed: {st:?} {sf:?}\n{}", log_text(&done));
+    let sf = sf.expect("the source shows its storage's failure");
+    assert_eq!(st, RepositoryStatus::Degraded);
+    assert!(matches!(sf.cause, StorageFailureCause::Failed | StorageFailureCause::Unreachable), "{sf:?}");
+    assert_eq!(sf.job_id.as_deref(), Some(job_id.as_str()), "{sf:?}");
+    assert!(sf.at >= started && sf.message.contains("the copy could not read its source") && sf.message.contains("source-s3"), "{sf:?}");
+    assert!(!sf.message.contains(sk), "{sf:?}");
+    let locations = sendense::catalog::backup_locations::of(&api.f.state.db, &points[1].0).await.unwrap();
+    let at_source = locations.iter().find(|l| l.repository_id == source.id).expect("the source location");
+    assert_eq!(at_source.state, "missing", "the location is marked missing as before");
+    assert_eq!(status(local.id.clone()).await, (RepositoryStatus::Online, None), "the target's storage did not fail");
 }

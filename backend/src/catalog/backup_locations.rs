@@ -14,6 +14,7 @@ use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set};
 use shared_types::backups::{LocationRole, LocationState, RestorePointLocation};
 use shared_types::flow::{CopyTarget, IMMUTABLE_DAYS_MAX};
+use shared_types::repositories::StorageFailureCause;
 
 use super::{from_wire, to_i64, to_u64};
 use crate::db::entities::{backup_locations, backups, repositories};
@@ -400,6 +401,29 @@ pub async fn choose(
     backup: &backups::Model,
     wanted: Option<&str>,
 ) -> Result<(backups::Model, repositories::Model), ChooseError> {
+    choose_cause(db, data_dir, backup, wanted).await.map_err(|(e, _)| e)
+}
+
+/// [`choose`], telling when the `wanted` repository cannot be read because
+/// its storage failed (not: the restore point is not there): the cause,
+/// for its health ([`super::repository_health::record`]).
+pub async fn choose_cause(
+    db: &impl ConnectionTrait,
+    data_dir: &Path,
+    backup: &backups::Model,
+    wanted: Option<&str>,
+) -> Result<(backups::Model, repositories::Model), (ChooseError, Option<StorageFailureCause>)> {
+    let mut cause = None;
+    choose_inner(db, data_dir, backup, wanted, &mut cause).await.map_err(|e| (e, cause))
+}
+
+async fn choose_inner(
+    db: &impl ConnectionTrait,
+    data_dir: &Path,
+    backup: &backups::Model,
+    wanted: Option<&str>,
+    cause: &mut Option<StorageFailureCause>,
+) -> Result<(backups::Model, repositories::Model), ChooseError> {
     let rows = of(db, backup).await?;
     if let Some(id) = wanted {
         let Some(loc) = rows.iter().find(|r| r.repository_id == id) else {
@@ -415,7 +439,8 @@ pub async fn choose(
             .ok_or_else(|| ChooseError::NotThere(format!("repository '{id}' is no longer in the catalog")))?;
         // Read there now (its manifest), not as the catalog last saw it.
         let point = located(backup, loc);
-        if let Err(e) = probe(db, data_dir, backup, loc, &repo).await? {
+        if let Err((e, failed)) = probe_cause(db, data_dir, backup, loc, &repo).await? {
+            *cause = failed;
             let mut elsewhere = Vec::new();
             for other in rows.iter().filter(|r| r.repository_id != id && r.state == LocationState::Present.as_str()) {
                 if let Some(r) = repositories::Entity::find_by_id(other.repository_id.clone()).one(db).await? {
@@ -456,20 +481,33 @@ pub async fn probe(
     loc: &backup_locations::Model,
     repo: &repositories::Model,
 ) -> Result<Result<(), String>, DbErr> {
+    Ok(probe_cause(db, data_dir, backup, loc, repo).await?.map_err(|(e, _)| e))
+}
+
+/// [`probe`], with the storage's failure when that is why it cannot be
+/// read (`None`: it answered, e.g. the manifest is not there).
+pub async fn probe_cause(
+    db: &impl ConnectionTrait,
+    data_dir: &Path,
+    backup: &backups::Model,
+    loc: &backup_locations::Model,
+    repo: &repositories::Model,
+) -> Result<Result<(), (String, Option<StorageFailureCause>)>, DbErr> {
     let point = located(backup, loc);
     let (dir, row, name, id) = (data_dir.to_path_buf(), repo.clone(), point.snapshot_name.clone(), point.snapshot_id.clone());
-    let readable = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let ds = super::repositories::open_datastore(&dir, &row).map_err(|e| e.to_string())?;
-        ds.load_manifest(&name, &id).map(|_| ()).map_err(|e| e.to_string())
+    let fail = |e: crate::engine::EngineError| (e.to_string(), super::repository_health::engine_cause(&e));
+    let readable = tokio::task::spawn_blocking(move || -> Result<(), (String, Option<StorageFailureCause>)> {
+        let ds = super::repositories::open_datastore(&dir, &row).map_err(fail)?;
+        ds.load_manifest(&name, &id).map(|_| ()).map_err(fail)
     });
     let readable = match tokio::time::timeout(PROBE_TIMEOUT, readable).await {
-        Ok(r) => r.map_err(|e| e.to_string()).and_then(|r| r),
-        Err(_) => Err(format!("the storage did not answer within {} s", PROBE_TIMEOUT.as_secs())),
+        Ok(r) => r.map_err(|e| (e.to_string(), None)).and_then(|r| r),
+        Err(_) => Err((format!("the storage did not answer within {} s", PROBE_TIMEOUT.as_secs()), Some(StorageFailureCause::Unreachable))),
     };
     match &readable {
         Ok(()) if loc.state != LocationState::Present.as_str() => set_state(db, &backup.id, &loc.repository_id, LocationState::Present, None).await?,
         Ok(()) => {}
-        Err(e) => {
+        Err((e, _)) => {
             tracing::warn!(restore_point = %backup.id, repository = %repo.name, error = %e, "restore point unreadable at this location");
             set_state(db, &backup.id, &loc.repository_id, LocationState::Missing, Some(e.clone())).await?;
         }

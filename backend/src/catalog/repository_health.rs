@@ -4,7 +4,10 @@
 //! a repository object: full, over quota, refusing the credentials, not
 //! answering) records it on the repository's row, and so does a copy on the
 //! row of the repository whose storage failed it (the target or the
-//! source, told apart by `engine::repository::ErrorTap`); the repository then
+//! source, told apart by `engine::repository::ErrorTap`; a source whose
+//! storage fails already at the copy's first read, its restore point's
+//! manifest, is marked too, besides its location marked missing, but not
+//! when the storage answered that the manifest is not there); the repository then
 //! shows `degraded` with the cause and when; a failed test of the saved
 //! repository records it too. The next successful backup or copy to the
 //! repository, or a successful test, clears it. Failures that are not the

@@ -187,7 +187,7 @@ async fn execute(runner: &Runner, job: &jobs::Model, vm: &vm_contexts::Model, op
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("the target repository '{target_id}' was removed"))?;
     // Read from an available location other than the target.
-    let (source_point, source) = choose_source(runner, &backup, &target.id).await?;
+    let (source_point, source) = choose_source(runner, &backup, &target.id, &job.id).await?;
     telemetry::log(
         runner,
         &job.id,
@@ -329,17 +329,28 @@ impl Side {
     }
 }
 
-/// The location the copy reads from: the first readable one that is not the target.
-async fn choose_source(runner: &Runner, backup: &backups::Model, target_id: &str) -> Result<(backups::Model, repositories::Model), String> {
+/// The location the copy reads from: the first readable one that is not the
+/// target. A location whose storage failed (not: the restore point is not
+/// there) also marks its repository degraded, as a failure of the copy
+/// itself at the source does (job `job_id`).
+async fn choose_source(runner: &Runner, backup: &backups::Model, target_id: &str, job_id: &str) -> Result<(backups::Model, repositories::Model), String> {
     let db = runner.db();
     let data_dir = runner.data_dir()?;
     let rows = backup_locations::of(db, backup).await.map_err(|e| e.to_string())?;
     let mut why = Vec::new();
     for loc in rows.iter().filter(|l| l.repository_id != target_id && l.state != LocationState::Copying.as_str() && l.state != LocationState::Failed.as_str()) {
         // Reads its manifest there (and marks the location missing when it cannot).
-        match backup_locations::choose(db, &data_dir, backup, Some(&loc.repository_id)).await {
+        match backup_locations::choose_cause(db, &data_dir, backup, Some(&loc.repository_id)).await {
             Ok((point, repo)) => return Ok((point, repo)),
-            Err(e) => why.push(e.to_string()),
+            Err((e, cause)) => {
+                let message = format!("the copy could not read its source: {e}");
+                if let Some(cause) = cause {
+                    if let Err(db) = repository_health::record(db, &loc.repository_id, cause, &message, Some(job_id), Utc::now()).await {
+                        tracing::warn!(error = %db, repository = %loc.repository_id, "recording the repository's storage failure");
+                    }
+                }
+                why.push(e.to_string())
+            }
         }
     }
     Err(format!("restore point '{}' cannot be read from any repository but the target: {}", backup.id, why.join("; ")))
