@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos::prelude::AnyView;
 use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::hooks::use_location;
+use leptos::wasm_split::SplitLoaderError;
 use leptos_router::{path, Lazy, LazyRoute};
 
 use crate::components::alerts::AlertStrip;
@@ -29,23 +30,34 @@ use crate::pages::{
     telemetry::TelemetryPage, users::UsersPage,
 };
 
-/// A page loaded on demand: `#[lazy]` makes its view a split point, so
-/// scripts/lib.sh `build_web` (wasm-split) moves the code only it reaches
-/// into a wasm file of its own, fetched the first time the page is shown.
-/// COMMAND and FLOWS (the first pages) and the shell stay in the main file.
-macro_rules! lazy_pages {
-    ($($route:ident => $view:ident => $page:ident;)*) => {$(
-        #[leptos::lazy]
-        fn $view() -> AnyView {
-            view! { <$page /> }.into_any()
+/// A part of the cockpit loaded on demand: a split point (wasm_split, the
+/// mechanism under Leptos's `#[lazy]`), so scripts/lib.sh `build_web_wasm`
+/// (wasm-split-cli) moves the code only it reaches into a wasm file of its
+/// own, `split_<name>-<hash>.wasm`, fetched the first time it is shown.
+/// `fallible`: a file that cannot be fetched (the server was updated since
+/// the cockpit loaded, and the old build's files are gone, or the link
+/// dropped) shows [`not_loaded`] instead of aborting the whole app.
+macro_rules! split_view {
+    ($($name:ident => $view:ident;)*) => {$(
+        #[leptos::wasm_split::wasm_split($name, wasm_split_path = ::leptos::wasm_split, fallible)]
+        fn $name() -> Result<AnyView, SplitLoaderError> {
+            Ok(view! { <$view /> }.into_any())
         }
+    )*};
+}
+
+/// Pages loaded on demand; COMMAND and FLOWS (the first pages) and the shell
+/// stay in the main file.
+macro_rules! lazy_pages {
+    ($($route:ident => $name:ident => $page:ident;)*) => {$(
+        split_view! { $name => $page; }
         struct $route;
         impl LazyRoute for $route {
             fn data() -> Self {
                 Self
             }
             async fn view(_: Self) -> AnyView {
-                $view().await
+                $name().await.unwrap_or_else(|_| not_loaded(false))
             }
         }
     )*};
@@ -66,6 +78,42 @@ lazy_pages! {
     AuditRoute => audit_page => AuditPage;
     NotificationsRoute => notifications_page => NotificationsPage;
     AlertsRoute => alerts_page => AlertsPage;
+}
+
+// The restore and replication modals (the restore wizard, the file browser,
+// restore points and their chain; a replication's details and the New
+// replication form), loaded the first time one of them opens.
+split_view! {
+    restore_modals => RestoreModals;
+    replication_modals => ReplicationModals;
+}
+
+/// Shown instead of a part whose code could not be fetched: the way back is
+/// loading the cockpit again (its page names the current build's files).
+fn not_loaded(modal: bool) -> AnyView {
+    let reload = |_| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.location().reload();
+        }
+    };
+    let notice = view! {
+        <div class="notice warning" role="alert" data-testid="code-not-loaded">
+            <p>"This part of the cockpit could not be loaded: the server may have been updated since this page was opened, or the connection dropped."</p>
+            <button class="button small" data-testid="code-not-loaded-reload" on:click=reload>"Reload the cockpit"</button>
+        </div>
+    };
+    if modal {
+        view! {
+            <div class="modal-backdrop">
+                <div class="modal" role="dialog" aria-modal="true" aria-label="Not loaded">
+                    <div class="modal-body">{notice}</div>
+                </div>
+            </div>
+        }
+        .into_any()
+    } else {
+        notice.into_any()
+    }
 }
 
 #[component]
@@ -91,8 +139,22 @@ pub fn App() -> impl IntoView {
 fn Shell() -> impl IntoView {
     provide_live(use_session());
     let layout = provide_layout();
-    provide_restore_hub();
-    provide_replication_hub();
+    let restore = provide_restore_hub();
+    let replication = provide_replication_hub();
+    // Once true, true for good: the modals stay mounted after they loaded.
+    let restore_wanted = Memo::new(move |was: Option<&bool>| {
+        let open = restore.points_of.with(Option::is_some)
+            | restore.chain_of.with(Option::is_some)
+            | restore.browsing.with(Option::is_some)
+            | restore.restoring.with(Option::is_some);
+        was.copied().unwrap_or(false) || open
+    });
+    let replication_wanted = Memo::new(move |was: Option<&bool>| {
+        let open = replication.details.with(Option::is_some)
+            | replication.create.with(Option::is_some)
+            | replication.job.with(Option::is_some);
+        was.copied().unwrap_or(false) || open
+    });
     // On small screens an open overlay panel closes when the page changes.
     let location = use_location();
     Effect::new(move |prev: Option<String>| {
@@ -157,8 +219,8 @@ fn Shell() -> impl IntoView {
             // of its own (components/later.rs).
             <Later><StatusBar /></Later>
             <Later><BottomNav /></Later>
-            <Later><RestoreModals /></Later>
-            <Later><ReplicationModals /></Later>
+            {move || restore_wanted.get().then(|| Suspend::new(async { restore_modals().await.unwrap_or_else(|_| not_loaded(true)) }))}
+            {move || replication_wanted.get().then(|| Suspend::new(async { replication_modals().await.unwrap_or_else(|_| not_loaded(true)) }))}
         </div>
     }
 }
