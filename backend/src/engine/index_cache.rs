@@ -24,10 +24,13 @@
 //! ```
 //!
 //! **Refresh** (every open): with a position in the repository's index
-//! log ([`super::index_log`]), read the segments after it (one GET, a 404,
-//! when nothing is new) and apply their added and removed packs; without
-//! one, or when the log could be stale (a GC whose record is missing), or
-//! a day after the last full listing, list `pack-index/` (the fallback). Then GET only the indexes of
+//! log ([`super::index_log`]), read the segments after it until a 404,
+//! check that the segment it stood on and its anchor are still there
+//! unchanged (two GETs when nothing is new) and apply their added and
+//! removed packs; without one, or when the log could be stale (a GC whose
+//! record is missing, a repository rolled back, a log compacted past the
+//! cache), or a day after the last full listing, list `pack-index/` (the
+//! fallback). Then GET only the indexes of
 //! packs not in `packs`, write their chunks as a new table and merge it
 //! into the delta table; the delta is merged into the base table once it
 //! holds 1/8 of the base's chunks (or 262,144). Two tables at most: a
