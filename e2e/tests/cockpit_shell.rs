@@ -60,10 +60,13 @@ async fn shell_navigation_live_health_and_reconnect() -> Result<()> {
     let url = browser.client.current_url().await?;
     ensure!(url.path() == "/command", "/ should lead to COMMAND, got {url}");
 
-    // Every navigation item routes to its page.
+    // Every navigation item routes to its page. The first visit to a page
+    // other than COMMAND and FLOWS fetches its code (its own wasm file and
+    // the chunks it shares, frontend/src/app.rs `lazy_pages!`): 15 s, not 5,
+    // for a machine under load.
     for (name, path) in NAV {
         browser.testid(&format!("nav-{name}"), Duration::from_secs(5)).await?.click().await?;
-        browser.testid(&format!("page-{name}"), Duration::from_secs(5)).await?;
+        browser.testid(&format!("page-{name}"), Duration::from_secs(15)).await?;
         let url = browser.client.current_url().await?;
         ensure!(url.path() == *path, "clicking {name} went to {url}, expected {path}");
         let current = attr(&browser, &format!("nav-{name}"), "aria-current").await?;

@@ -6,7 +6,7 @@
 //! reload button instead of killing the app, which keeps working.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use e2e::{Browser, Server};
@@ -65,8 +65,10 @@ async fn pages_load_on_demand_and_a_missing_file_is_survived() -> Result<()> {
     e2e::metric("command_wasm_files_fetched", first.len());
 
     // ASSETS: its file comes when the page is first shown.
+    let clicked = Instant::now();
     browser.click_testid("nav-assets", Duration::from_secs(5)).await?;
     browser.testid("page-assets", Duration::from_secs(20)).await?;
+    e2e::metric("assets_first_visit_ms", clicked.elapsed().as_millis());
     let after = fetched_wasm(&browser).await?;
     ensure!(after.iter().any(|p| p.contains("split_assets_page-")), "ASSETS shown without fetching its file: {after:?}");
     e2e::metric("assets_wasm_files_fetched", after.len() - first.len());
