@@ -84,7 +84,7 @@ build_web_fonts() {
 # best levels), which `sendense serve` sends to browsers that accept them.
 compress_web() {
   local file
-  find "$ROOT/dist" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.html' -o -name '*.svg' \) -print0 |
+  find "$ROOT/dist" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.html' -o -name '*.svg' -o -name '*.json' \) -print0 |
     while IFS= read -r -d '' file; do
       brotli --force --best --output="$file.br" "$file" && gzip --force --best --keep "$file" ||
         die "could not compress $file"
@@ -145,6 +145,10 @@ build_web_wasm() {
   missing="$(grep -oE '"\./[^"]+\.(wasm|js)"' "$out/files/__wasm_split-$hash.js" | tr -d '"' | sed 's#^\./##' |
     while read -r file; do [ -f "$out/files/$file" ] || echo "$file"; done)"
   [ -z "$missing" ] || die "the wasm-split loader names missing files: $missing"
+  # The lazy parts' files, for index.html's loader to prefetch.
+  find "$out/files" -maxdepth 1 \( -name 'split_*.wasm' -o -name 'chunk_*.wasm' \) -printf '"%f"\n' | sort |
+    paste -sd, | sed 's/^/[/; s/$/]/' > "$out/files/split-files-$hash.json"
+  printf '%s\n' "split-files-$hash.json" > "$out/main-parts"
   printf '%s\n' "$name-$hash.js" > "$out/main-js"
   printf '%s\n' "$name-${hash}_bg.wasm" > "$out/main-wasm"
 }
@@ -170,11 +174,12 @@ build_web() {
     trunk --color never build --locked 2>&1 | grep -vE '^\s*$' | tail -n 40
     exit "${PIPESTATUS[0]}"
   ) || die "the cockpit did not build (trunk's output is above)"
-  local out="$ROOT/target/web-wasm" js wasm
-  js="$(cat "$out/main-js")" wasm="$(cat "$out/main-wasm")"
+  local out="$ROOT/target/web-wasm" js wasm parts
+  js="$(cat "$out/main-js")" wasm="$(cat "$out/main-wasm")" parts="$(cat "$out/main-parts")"
   cp "$out"/files/* "$ROOT/dist/"
   grep -q '"/sendense:js"' "$ROOT/dist/index.html" || die "dist/index.html has no loader script to name the wasm in"
-  sed -i -e "s#\"/sendense:js\"#\"/$js\"#" -e "s#\"/sendense:wasm\"#\"/$wasm\"#" -e '/data-trunk-skip/d' "$ROOT/dist/index.html"
+  sed -i -e "s#\"/sendense:js\"#\"/$js\"#" -e "s#\"/sendense:wasm\"#\"/$wasm\"#" \
+    -e "s#\"/sendense:parts\"#\"/$parts\"#" -e '/data-trunk-skip/d' "$ROOT/dist/index.html"
   compress_web
   mv "$started" "$stamp"
 }
