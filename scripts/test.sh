@@ -47,8 +47,9 @@ status=0
 # printed at the end: where the run's time goes.
 test_log="$ROOT/target/test-run.log"
 set +e
-# Two lanes side by side: the binaries that start libvirt labs one after
-# another, everything else beside them (scripts/run-tests.py).
+# Lanes side by side: the binaries that start libvirt labs one after
+# another (lab slot 0; --lab-lanes 2 adds a second lab lane in slot 1),
+# everything else beside them (scripts/run-tests.py).
 python3 "$ROOT/scripts/run-tests.py" 2>&1 | tee "$test_log"
 cargo_status=${PIPESTATUS[0]}
 set -e
