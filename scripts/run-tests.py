@@ -37,11 +37,14 @@ status is non-zero when any binary failed; every binary runs regardless.
 Arguments after `--` go to every test binary (e.g. `-- --test-threads 1`).
 Options before it: `--list` prints the lanes and runs nothing;
 `--lab-only` runs the lab lanes only (no free or alone lane);
-`--lab-lanes N` runs the lab binaries in N lanes (1 or 2; default 1: on
-the 2-core machines a measured run with 2 lab lanes, beside other work,
-took 52 min of wall time for the 46 lab binaries (41 min one after another
-in the last full run) and 7 of them failed, on timeouts (6 passed when run
-again in slot 1): see the commit that added it);
+`--lab-lanes N` runs the lab binaries in N lanes (1 or 2; default 1 until
+a whole run passes with 2). Measured on the 2-core machine: a run of the 46
+lab binaries in 2 lanes beside other helpers' work (load 7-13) took 52 min
+(41 min one after another in the last full run) and 7 failed on timeouts (6
+passed when run again); on the quiet machine 4 backend lab binaries took
+2.1 min in 2 lanes against 3.5 min in 1, 4 e2e lab binaries 2.7 min in 2
+lanes against 3.7 min of their serial times (each binary 0-60 % slower
+beside the other lane);
 `--only A,B` runs only the binaries named (a test file's name, e.g.
 `lab_guests`, or a key of target/test-times.json; `doc-tests`).
 """
