@@ -169,7 +169,10 @@ async fn a_policys_copy_target_is_set_followed_refused_and_run_from_the_cockpit(
         .until("the flow's copy target from the policy", T, || async {
             let e = b.testid("flow-copy-target", T).await?;
             let t = e.text().await?;
-            Ok((t.contains("from the policy gold") && e.attr("data-repository").await?.as_deref() == Some(offsite_id.as_str())).then_some(t))
+            // The line names the repository once the repositories' list has
+            // loaded (its id until then), so wait for the name too.
+            let named = t.contains("from the policy gold") && t.contains("copied to offsite");
+            Ok((named && e.attr("data-repository").await?.as_deref() == Some(offsite_id.as_str())).then_some(t))
         })
         .await?;
     ensure!(details.contains("copied to offsite") && details.contains("the last 2"), "flow details: {details:?}");
