@@ -30,7 +30,13 @@ pub fn CopyTargetLine(target: Option<CopyTarget>, testid: &'static str, #[prop(i
     let text = move || match &target {
         None => format!("{prefix}no copy to a second repository"),
         Some(t) => {
-            let name = repos.get().and_then(|r| r.ok()).and_then(|l| l.into_iter().find(|r| r.id == t.repository_id).map(|r| r.name)).unwrap_or_else(|| t.repository_id.clone());
+            // The repository's name once the list has loaded ("…" until then);
+            // its id when the list cannot be read or no longer has it.
+            let name = match repos.get() {
+                None => "…".to_owned(),
+                Some(Ok(list)) => list.into_iter().find(|r| r.id == t.repository_id).map(|r| r.name).unwrap_or_else(|| t.repository_id.clone()),
+                Some(Err(_)) => t.repository_id.clone(),
+            };
             format!("{prefix}{}", describe(t, &name))
         }
     };
