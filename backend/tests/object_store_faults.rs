@@ -49,6 +49,35 @@ use support::object_servers::{Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY, MOTO_
 /// some packs of web-01's first full backup go through, the rest not.
 const BUDGET: u64 = 2 << 20;
 
+/// A restore point of `image` for `vm`, written into the repository of `row`
+/// by the engine and recorded in the catalog; with its manifest.
+async fn engine_point(
+    f: &support::Fixture,
+    row: &sendense::db::entities::repositories::Model,
+    vm: &'static str,
+    image: &Path,
+) -> (sendense::db::entities::backups::Model, sendense::engine::manifest::Manifest) {
+    let (data_dir, spawned_row, image) = (f.data.path().to_path_buf(), row.clone(), image.to_path_buf());
+    let manifest = tokio::task::spawn_blocking(move || {
+        let ds = sendense::catalog::repositories::open_datastore(&data_dir, &spawned_row).unwrap();
+        let opts = sendense::engine::backup::BackupOptions::new(&sendense::jobs::vm_backup::snapshot_group(vm));
+        let source = std::sync::Arc::new(sendense::engine::block_source::FileSource::open(&image).unwrap());
+        let disks = [sendense::engine::backup::DiskSource { name: "vda".into(), source, changed_ranges: None, cbt_token: None }];
+        sendense::engine::backup::backup(&ds, &opts, &disks, &sendense::engine::progress::Progress::new()).unwrap()
+    })
+    .await
+    .unwrap();
+    let new = sendense::catalog::backups::NewBackup {
+        vm_context_id: vm,
+        job_id: None,
+        repository_id: &row.id,
+        manifest: &manifest,
+        immutable_days: 0,
+        backup_type: None,
+    };
+    (sendense::catalog::backups::record(&f.state.db, new).await.unwrap(), manifest)
+}
+
 /// The keys in the bucket or container of `spec`, listed straight from the
 /// storage (not through the proxy).
 async fn keys(spec: RepoSpec) -> Vec<String> {
@@ -306,25 +335,7 @@ async fn a_copy_to_a_throttling_s3_repository_logs_the_throttled_requests() {
         })
         .collect();
     std::fs::write(&image, bytes).unwrap();
-    let (data_dir, row) = (f.data.path().to_path_buf(), local.clone());
-    let manifest = tokio::task::spawn_blocking(move || {
-        let ds = sendense::catalog::repositories::open_datastore(&data_dir, &row).unwrap();
-        let opts = sendense::engine::backup::BackupOptions::new(&sendense::jobs::vm_backup::snapshot_group("vm-copy"));
-        let source = std::sync::Arc::new(sendense::engine::block_source::FileSource::open(&image).unwrap());
-        let disks = [sendense::engine::backup::DiskSource { name: "vda".into(), source, changed_ranges: None, cbt_token: None }];
-        sendense::engine::backup::backup(&ds, &opts, &disks, &sendense::engine::progress::Progress::new()).unwrap()
-    })
-    .await
-    .unwrap();
-    let new = sendense::catalog::backups::NewBackup {
-        vm_context_id: "vm-copy",
-        job_id: None,
-        repository_id: &local.id,
-        manifest: &manifest,
-        immutable_days: 0,
-        backup_type: None,
-    };
-    let point = sendense::catalog::backups::record(&f.state.db, new).await.unwrap();
+    let (point, _) = engine_point(&f, &local, "vm-copy", &image).await;
     let api = Api::admin(f).await;
 
     let moto = Moto::start();
@@ -407,25 +418,7 @@ async fn a_copy_whose_source_fails_at_its_first_read_marks_the_source_degraded()
     std::fs::write(&image, (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
     let mut points = Vec::new();
     for _ in 0..2 {
-        let (data_dir, row, image) = (api.f.data.path().to_path_buf(), row.clone(), image.clone());
-        let manifest = tokio::task::spawn_blocking(move || {
-            let ds = sendense::catalog::repositories::open_datastore(&data_dir, &row).unwrap();
-            let opts = sendense::engine::backup::BackupOptions::new(&sendense::jobs::vm_backup::snapshot_group("vm-src"));
-            let source = std::sync::Arc::new(sendense::engine::block_source::FileSource::open(&image).unwrap());
-            let disks = [sendense::engine::backup::DiskSource { name: "vda".into(), source, changed_ranges: None, cbt_token: None }];
-            sendense::engine::backup::backup(&ds, &opts, &disks, &sendense::engine::progress::Progress::new()).unwrap()
-        })
-        .await
-        .unwrap();
-        let new = sendense::catalog::backups::NewBackup {
-            vm_context_id: "vm-src",
-            job_id: None,
-            repository_id: &source.id,
-            manifest: &manifest,
-            immutable_days: 0,
-            backup_type: None,
-        };
-        points.push((sendense::catalog::backups::record(&api.f.state.db, new).await.unwrap(), manifest));
+        points.push(engine_point(&api.f, &row, "vm-src", &image).await);
     }
     let status = |id: String| {
         let api = &api;
